@@ -1,0 +1,334 @@
+/*
+ * gch.h -- public API of the Guichet engine.
+ *
+ * The engine is sans-I/O: it parses bytes (town files, published catalogues,
+ * booking requests, tokens), applies the towns' booking rules with time as a
+ * parameter, writes the Redis command plans of the booking saga as RESP bytes,
+ * reads hiredis replies, and renders the HTTP answers as JSON bytes.  It never
+ * opens a socket, reads a clock, logs, or uses a global.  Both the nginx
+ * module (ngx_module/) and the worker (worker/) link it as libgch.a.
+ *
+ * Memory: every function that allocates takes a gch_alloc_t.  Objects are
+ * arenas: one *_free() releases everything they own.  Strings handed out by
+ * the engine are NUL-terminated and owned by the object they came from.
+ *
+ * Errors: 0 on success, a negative GCH_E* otherwise; when a gch_error_t is
+ * given it receives a stable public code ("bad_json", "invalid_field", ...)
+ * and a French message for people (see docs/errors.md).
+ */
+
+#ifndef GCH_H
+#define GCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>     /* redisReply: a plain struct, no I/O */
+
+
+/* ------------------------------------------------------------------ */
+/* errors and allocation                                               */
+
+#define GCH_OK            0
+#define GCH_ENOMEM       -1     /* allocator failed: "internal" 500     */
+#define GCH_EBADJSON     -2     /* 400 bad_json                         */
+#define GCH_EINVALID     -3     /* 400 invalid_field (message: field)    */
+#define GCH_EFORBIDDEN   -4     /* 403 forbidden                        */
+#define GCH_EUNAUTH      -5     /* 401 unauthenticated                  */
+#define GCH_ENOTFOUND    -6     /* 404 not_found                        */
+#define GCH_EREDIS       -7     /* 503 unavailable (bad/err reply)      */
+#define GCH_EFENCED      -8     /* 503: attempt reaped before step two  */
+#define GCH_ETOOLARGE    -9     /* 413 body_too_large                   */
+
+typedef struct {
+    int          status;        /* HTTP status the error maps to        */
+    const char  *code;          /* stable public code, static string    */
+    char         message[256];  /* French, names the field or JSON path */
+} gch_error_t;
+
+/* Caller allocator.  alloc() returns NULL on failure; the engine then
+ * releases what it made and returns GCH_ENOMEM.  free(ctx, NULL) is a no-op. */
+typedef struct {
+    void   *(*alloc)(void *ctx, size_t size);
+    void    (*free)(void *ctx, void *p);
+    void     *ctx;
+} gch_alloc_t;
+
+/* malloc/free; for the worker, guichetctl and tests. */
+extern const gch_alloc_t  gch_alloc_std;
+
+/* Fill err (if not NULL) from a GCH_E* and an optional message. */
+void gch_error_set(gch_error_t *err, int rc, const char *fmt, ...);
+
+
+/* ------------------------------------------------------------------ */
+/* calendar: civil days, Europe/Paris instants, holidays, deadlines     */
+
+/* A civil date as days since 1970-01-01 (may be negative). */
+typedef int32_t  gch_day_t;
+
+/* Parse "YYYY-MM-DD" (exactly 10 bytes, a real date).  0 or GCH_EINVALID. */
+int gch_day_parse(gch_day_t *out, const char *s, size_t len);
+/* Write "YYYY-MM-DD" + NUL into buf (11 bytes). */
+void gch_day_format(gch_day_t d, char buf[11]);
+void gch_day_ymd(gch_day_t d, int *y, int *m, int *dd);
+gch_day_t gch_day_from_ymd(int y, int m, int d);
+int gch_day_weekday(gch_day_t d);            /* 1 = Monday .. 7 = Sunday */
+
+/* French public holidays (fixed and Easter-based) and working days. */
+int gch_day_is_holiday(gch_day_t d);
+int gch_day_is_working(gch_day_t d);         /* Mon-Fri and not holiday */
+
+/* Europe/Paris, with its DST rule (last Sunday of March/October, 01:00 UTC),
+ * computed without the process time zone.  Instants are Unix seconds. */
+int64_t gch_paris_to_unix(gch_day_t d, int minute_of_day);
+void gch_unix_to_paris(int64_t t, gch_day_t *d, int *minute_of_day,
+    int *utc_offset_min);
+/* Parse RFC 3339 with offset ("2021-06-07T18:00:00+02:00", "Z" allowed). */
+int gch_instant_parse(int64_t *out, const char *s, size_t len);
+/* Write RFC 3339 in Europe/Paris with its offset + NUL (26 bytes). */
+void gch_instant_format(int64_t t, char buf[26]);
+/* Age in whole years on day d of a child born on day birth. */
+int gch_age_on(gch_day_t birth, gch_day_t d);
+
+typedef enum {
+    GCH_DEADLINE_NONE = 0,
+    GCH_DEADLINE_WORKING_DAYS,   /* n: starts of the Nth working day before */
+    GCH_DEADLINE_HOURS,          /* n: hours before the unit starts         */
+    GCH_DEADLINE_DAY_BEFORE_AT   /* n: minute of day, the day before         */
+} gch_deadline_kind_t;
+
+typedef struct {
+    gch_deadline_kind_t  kind;
+    int                  n;
+} gch_deadline_t;
+
+/* The last instant (exclusive) at which a cell on day d whose unit starts
+ * at minute starts_min can still be booked or cancelled. */
+int64_t gch_deadline_instant(const gch_deadline_t *dl, gch_day_t d,
+    int starts_min);
+
+
+/* ------------------------------------------------------------------ */
+/* town: the town file (TOWN-FILE.md) and the published catalogue       */
+
+/*
+ * One structure serves both documents.  A town file may carry family
+ * passwords and calendars; gch_town_parse() expands every calendar into
+ * sessions (ids "<activity>-<YYYYMMDD>-<UNIT>", holidays excluded).  The
+ * catalogue that the worker publishes to Redis is the same format with
+ * sessions only and no passwords (gch_town_write()).
+ */
+
+#define GCH_ENROL_DEMANDEE   0
+#define GCH_ENROL_VALIDEE    1
+#define GCH_ENROL_REFUSEE    2
+
+typedef struct {
+    const char  *code;
+    const char  *label;
+    int          starts_min;     /* minute of day, Europe/Paris */
+    int          ends_min;
+    uint32_t     quanta;         /* bit i: covers elementary interval i */
+} gch_unit_t;
+
+typedef struct {
+    int          qf_max;         /* -1: no upper bound (null) */
+    int          cents;
+} gch_price_t;
+
+typedef struct {
+    const char      *id;
+    const char      *name;
+    const char      *site;
+    int              age_min;
+    int              age_max;
+    int64_t          opens_at;           /* unix s; 0 = always open */
+    gch_deadline_t   deadline;
+    int              online_share_percent;
+    int              week_required;
+    gch_price_t     *prices;             /* sorted by qf_max, null last */
+    size_t           nprices;
+} gch_activity_t;
+
+typedef struct {
+    const char           *id;
+    const gch_activity_t *activity;
+    gch_day_t             date;
+    int                   unit;          /* index in town->units */
+    const char           *label;         /* unit label when not given */
+    int                   places;
+    int                   places_online;  /* floor(places * share / 100) */
+} gch_session_t;
+
+typedef struct {
+    const char  *id;
+    const char  *first_name;
+    gch_day_t    birth_date;
+} gch_child_t;
+
+typedef struct {
+    const char           *child_id;
+    const gch_activity_t *activity;
+    gch_day_t             from;
+    gch_day_t             to;
+    int                   status;        /* GCH_ENROL_* */
+} gch_enrolment_t;
+
+typedef struct {
+    const char       *id;
+    const char       *login;             /* NULL: no website login */
+    const char       *password;          /* town file only; NULL after */
+    int               qf;                /* -1: missing */
+    int               resident;
+    int               direct_debit;
+    gch_child_t      *children;
+    size_t            nchildren;
+    gch_enrolment_t  *enrolments;
+    size_t            nenrolments;
+} gch_family_t;
+
+typedef struct gch_town_s  gch_town_t;
+
+struct gch_town_s {
+    const char       *name;
+    const char       *timezone;
+    gch_unit_t       *units;
+    size_t            nunits;
+    gch_activity_t   *activities;
+    size_t            nactivities;
+    gch_session_t    *sessions;
+    size_t            nsessions;
+    gch_family_t     *families;
+    size_t            nfamilies;
+    void             *priv;              /* arena and hash indexes */
+};
+
+/* Parse a town file or a catalogue.  Strict: unknown fields, duplicate
+ * keys, wrong types, bad dates, unknown references, duplicate ids are
+ * refused with GCH_EINVALID and err->message naming the JSON path of the
+ * first error (e.g. "$.activities[0].sessions[3].unit").  On success *out
+ * owns everything; free with gch_town_free(). */
+int gch_town_parse(gch_town_t **out, const char *json, size_t len,
+    const gch_alloc_t *a, gch_error_t *err);
+void gch_town_free(gch_town_t *t);
+
+/* Serialise as a catalogue (sessions only, no passwords).  *out is
+ * allocated with a; the caller frees it with a->free. */
+int gch_town_write(const gch_town_t *t, char **out, size_t *len,
+    const gch_alloc_t *a);
+
+/* O(1) look-ups by id; NULL when absent. */
+const gch_session_t *gch_town_session(const gch_town_t *t, const char *id,
+    size_t len);
+const gch_activity_t *gch_town_activity(const gch_town_t *t, const char *id,
+    size_t len);
+const gch_family_t *gch_town_family(const gch_town_t *t, const char *id,
+    size_t len);
+const gch_child_t *gch_family_child(const gch_family_t *f, const char *id,
+    size_t len);
+
+/* Price of one cell for a family: band by QF, highest band if QF missing. */
+int gch_price_cents(const gch_activity_t *act, const gch_family_t *f);
+
+
+/* ------------------------------------------------------------------ */
+/* tokens: bearer tokens and session cookies                           */
+
+/* "v1.<b64url family_id>.<expires unix>.<b64url nonce16>.<b64url mac>",
+ * mac = HMAC-SHA256(secret, everything before the last dot). */
+#define GCH_SECRET_LEN  32
+#define GCH_TOKEN_MAX   256
+
+int gch_token_make(char out[GCH_TOKEN_MAX], const uint8_t *secret,
+    const char *family_id, int64_t expires, const uint8_t nonce[16]);
+/* 0 and the family id (copied into fid, NUL-terminated, at most fid_size)
+ * or GCH_EUNAUTH for any malformed, forged or expired token. */
+int gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
+    int64_t now, char *fid, size_t fid_size, int64_t *expires);
+
+
+/* ------------------------------------------------------------------ */
+/* small JSON requests                                                 */
+
+typedef struct {
+    const char  *child_id;
+    size_t       child_len;
+    const char  *session_id;
+    size_t       session_len;
+} gch_item_t;
+
+typedef struct {
+    gch_item_t  *items;
+    size_t       nitems;
+    void        *priv;
+} gch_booking_req_t;
+
+/* {"items": [{"child_id": "...", "session_id": "..."}, ...]}, 1..max items.
+ * Strict (see gch_town_parse).  Free with gch_booking_req_free(). */
+int gch_booking_req_parse(gch_booking_req_t *out, const char *body,
+    size_t len, size_t max_items, const gch_alloc_t *a, gch_error_t *err);
+void gch_booking_req_free(gch_booking_req_t *r);
+
+/* {"login": "...", "password": "..."}: copies into the buffers. */
+int gch_login_req_parse(const char *body, size_t len, char *login,
+    size_t login_size, char *password, size_t password_size,
+    gch_error_t *err);
+
+
+/* ------------------------------------------------------------------ */
+/* commands: RESP-formatted Redis commands                              */
+
+typedef struct {
+    char    *data;
+    size_t   len;
+} gch_cmd_t;
+
+typedef struct {
+    gch_cmd_t  *cmds;
+    size_t      ncmds;
+} gch_cmds_t;
+
+
+/* ------------------------------------------------------------------ */
+/* the booking saga (docs/architecture.md)                             */
+
+typedef struct {
+    const gch_town_t        *town;
+    const gch_family_t      *family;
+    const gch_booking_req_t *req;
+    int64_t                  now_ms;
+    const char              *idem_key;      /* validated by the caller */
+    size_t                   idem_len;
+    const char              *body;          /* raw body, hashed */
+    size_t                   body_len;
+    int64_t                  idem_ttl_s;    /* answer kept this long */
+    int64_t                  inflight_ttl_s;
+} gch_book_in_t;
+
+typedef struct gch_book_s  gch_book_t;
+
+/* Step zero, no Redis: checks every child belongs to the family (else
+ * GCH_EFORBIDDEN, nothing to send), applies the rules that need no Redis
+ * and writes the first MULTI/EXEC (claims, places, idempotency key, demande
+ * number).  *out owns everything; free with gch_book_free(). */
+int gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
+    const gch_alloc_t *a, gch_error_t *err);
+const gch_cmds_t *gch_book_step1(gch_book_t *b);
+
+/* Feed the EXEC reply of step one.  Returns 0, and then either
+ * gch_book_step2() has commands to send (fresh request, or the
+ * compensation of a replay), or nothing: check gch_book_done(). */
+int gch_book_on_step1(gch_book_t *b, const redisReply *exec);
+const gch_cmds_t *gch_book_step2(gch_book_t *b);
+int gch_book_on_step2(gch_book_t *b, const redisReply *exec);
+
+/* The answer, once known: HTTP status, JSON body, replayed flag. */
+int gch_book_done(const gch_book_t *b);
+int gch_book_status(const gch_book_t *b);
+const char *gch_book_body(const gch_book_t *b, size_t *len);
+int gch_book_replayed(const gch_book_t *b);
+void gch_book_free(gch_book_t *b);
+
+
+#endif /* GCH_H */
