@@ -308,7 +308,8 @@ typedef struct {
 
 typedef struct gch_book_s  gch_book_t;
 
-/* Step zero, no Redis: checks every child belongs to the family (else
+/* The inputs must outlive the gch_book_t (it points into them).
+ * Step zero, no Redis: checks every child belongs to the family (else
  * GCH_EFORBIDDEN, nothing to send), applies the rules that need no Redis
  * and writes the first MULTI/EXEC (claims, places, idempotency key, demande
  * number).  *out owns everything; free with gch_book_free(). */
@@ -322,6 +323,10 @@ const gch_cmds_t *gch_book_step1(gch_book_t *b);
 int gch_book_on_step1(gch_book_t *b, const redisReply *exec);
 const gch_cmds_t *gch_book_step2(gch_book_t *b);
 int gch_book_on_step2(gch_book_t *b, const redisReply *exec);
+/* After GCH_EFENCED from gch_book_on_step2(): the reaper released this
+ * attempt first.  Step three undoes what step two wrote (fire and forget);
+ * the answer is then 503 unavailable. */
+const gch_cmds_t *gch_book_step3(gch_book_t *b);
 
 /* The answer, once known: HTTP status, JSON body, replayed flag. */
 int gch_book_done(const gch_book_t *b);
@@ -329,6 +334,42 @@ int gch_book_status(const gch_book_t *b);
 const char *gch_book_body(const gch_book_t *b, size_t *len);
 int gch_book_replayed(const gch_book_t *b);
 void gch_book_free(gch_book_t *b);
+
+
+/* ------------------------------------------------------------------ */
+/* read endpoints (render.c)                                            */
+
+/* GET /api/me and GET /api/activities: no Redis.  *out from a. */
+int gch_render_me(const gch_town_t *t, const gch_family_t *f,
+    const gch_alloc_t *a, char **out, size_t *len);
+int gch_render_activities(const gch_town_t *t, const gch_alloc_t *a,
+    char **out, size_t *len);
+
+/*
+ * GET /api/activities/{id}/sessions?from=&to= and GET /api/bookings?from=&to=
+ * need one MULTI/EXEC of reads: plan, send gch_view_cmds(), render with the
+ * EXEC reply.  from/to may be NULL (today .. today + 31 days); a range of
+ * more than 92 days or a bad date is GCH_EINVALID naming the parameter; an
+ * unknown activity is GCH_ENOTFOUND.  The view points into t and f.
+ */
+typedef struct gch_view_s  gch_view_t;
+
+int gch_sessions_plan(gch_view_t **out, const gch_town_t *t,
+    const char *activity_id, size_t activity_len, const char *from,
+    size_t from_len, const char *to, size_t to_len, int64_t now_ms,
+    const gch_alloc_t *a, gch_error_t *err);
+int gch_bookings_plan(gch_view_t **out, const gch_town_t *t,
+    const gch_family_t *f, const char *from, size_t from_len,
+    const char *to, size_t to_len, int64_t now_ms, const gch_alloc_t *a,
+    gch_error_t *err);
+const gch_cmds_t *gch_view_cmds(gch_view_t *v);
+int gch_view_render(gch_view_t *v, const redisReply *exec, char **out,
+    size_t *len);
+void gch_view_free(gch_view_t *v);
+
+/* {"error":{"code","message"}} for err; *out from a. */
+int gch_render_error(const gch_error_t *err, const gch_alloc_t *a,
+    char **out, size_t *len);
 
 
 #endif /* GCH_H */

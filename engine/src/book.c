@@ -1,0 +1,1135 @@
+/*
+ * book.c -- the booking saga, sans I/O.
+ *
+ * One gch_book_t follows one POST /api/bookings through the two Redis steps
+ * described in docs/architecture.md:
+ *
+ *   gch_book_plan()      rules that need no Redis, the step-one MULTI/EXEC
+ *   gch_book_on_step1()  idempotency verdict, per-cell outcome, step two
+ *   gch_book_on_step2()  the fence; the answer is final
+ *   gch_book_step3()     only when fenced: undo step two
+ *
+ * The caller (the nginx module, or a test) sends the RESP commands of each
+ * step as they are and feeds back the EXEC reply.  Nothing here reads a
+ * clock: "now" is in gch_book_in_t.
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "resp.h"
+
+
+#define GCH_BOOK_PLANNED    0
+#define GCH_BOOK_STEP1      1      /* step one sent, waiting */
+#define GCH_BOOK_STEP2      2      /* step two sent, waiting */
+#define GCH_BOOK_DONE       3
+
+#define GCH_BID_LEN         22     /* "b-" + 20 hex */
+#define GCH_KEY_MAX         256
+
+
+typedef struct {
+    const gch_item_t     *item;
+    const gch_child_t    *child;
+    const gch_session_t  *session;
+    const char           *reason;       /* NULL: still open */
+    char                  bid[GCH_BID_LEN + 1];
+    uint32_t              quanta;       /* claims this cell needs */
+    uint32_t              claimed;      /* claims step one set for us */
+    int                   took_place;
+    int                   price_cents;
+} gch_cell_t;
+
+
+struct gch_book_s {
+    const gch_alloc_t    *a;
+    gch_book_in_t         in;
+    gch_cell_t           *cells;
+    size_t                ncells;
+    size_t                nopen;
+
+    char                  hash[33];
+    char                 *idem_rkey;   /* "{f:<fid>}:idem:<key>" */
+    long long             number;
+    char                  request_id[32];
+
+    gch_cmdlist_t         step1;
+    gch_cmdlist_t         step2;
+    gch_cmdlist_t         step3;
+
+    int                   state;
+    int                   status;
+    int                   replayed;
+    char                 *body;
+    size_t                body_len;
+    char                 *stored;      /* "D <hash> <answer>" for step two */
+};
+
+
+static void
+gch_hex(char *out, const unsigned char *in, size_t n)
+{
+    static const char  digits[] = "0123456789abcdef";
+    size_t             i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0xf];
+    }
+
+    out[2 * n] = '\0';
+}
+
+
+/* "b-" + 20 hex of BLAKE2b(family, key, child, session): stable, unique. */
+static void
+gch_booking_id(char *out, const gch_book_in_t *in, const gch_cell_t *c)
+{
+    unsigned char                      h[10];
+    static const unsigned char         zero = 0;
+    crypto_generichash_state           st;
+
+    crypto_generichash_init(&st, NULL, 0, sizeof(h));
+    crypto_generichash_update(&st, (const unsigned char *) in->family->id,
+                              strlen(in->family->id));
+    crypto_generichash_update(&st, &zero, 1);
+    crypto_generichash_update(&st, (const unsigned char *) in->idem_key,
+                              in->idem_len);
+    crypto_generichash_update(&st, &zero, 1);
+    crypto_generichash_update(&st, (const unsigned char *) c->child->id,
+                              strlen(c->child->id));
+    crypto_generichash_update(&st, &zero, 1);
+    crypto_generichash_update(&st, (const unsigned char *) c->session->id,
+                              strlen(c->session->id));
+    crypto_generichash_final(&st, h, sizeof(h));
+
+    out[0] = 'b';
+    out[1] = '-';
+    gch_hex(out + 2, h, sizeof(h));
+}
+
+
+static int
+gch_claim_key(char *buf, size_t size, const gch_cell_t *c, int q)
+{
+    char  day[11];
+    int   n;
+
+    gch_day_format(c->session->date, day);
+    n = snprintf(buf, size, "{c:%s}:%s:q%d", c->child->id, day, q);
+
+    return (n > 0 && (size_t) n < size) ? n : -1;
+}
+
+
+static void
+gch_place_key(char *buf, size_t size, const gch_session_t *s,
+    const char *what)
+{
+    snprintf(buf, size, "{s:%s}:%s", s->id, what);
+}
+
+
+static int
+gch_enrolled(const gch_family_t *f, const gch_cell_t *c)
+{
+    size_t                  i;
+    const gch_enrolment_t  *e;
+
+    for (i = 0; i < f->nenrolments; i++) {
+        e = &f->enrolments[i];
+
+        if (e->status == GCH_ENROL_VALIDEE
+            && e->activity == c->session->activity
+            && strcmp(e->child_id, c->child->id) == 0
+            && e->from <= c->session->date && c->session->date <= e->to)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* The rules that need no Redis, in the order a parent would ask them. */
+static void
+gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
+{
+    int                    age, starts;
+    size_t                 j;
+    int64_t                now_s;
+    const gch_cell_t      *p;
+    const gch_session_t   *s;
+    const gch_activity_t  *act;
+
+    s = c->session;
+    if (s == NULL) {
+        c->reason = "unknown_session";
+        return;
+    }
+
+    act = s->activity;
+    now_s = b->in.now_ms / 1000;
+    starts = b->in.town->units[s->unit].starts_min;
+
+    if (!gch_enrolled(b->in.family, c)) {
+        c->reason = "not_enrolled";
+        return;
+    }
+
+    age = gch_age_on(c->child->birth_date, s->date);
+    if (age < act->age_min || age > act->age_max) {
+        c->reason = "age";
+        return;
+    }
+
+    if (act->opens_at && b->in.now_ms < act->opens_at * 1000) {
+        c->reason = "not_open_yet";
+        return;
+    }
+
+    if (act->deadline.kind != GCH_DEADLINE_NONE
+        && now_s >= gch_deadline_instant(&act->deadline, s->date, starts))
+    {
+        c->reason = "closed";
+        return;
+    }
+
+    /* two cells of the same request that overlap for one child */
+
+    for (j = 0; j < idx; j++) {
+        p = &b->cells[j];
+
+        if (p->reason || p->child != c->child
+            || p->session->date != s->date)
+        {
+            continue;
+        }
+
+        if (p->session == s) {
+            c->reason = "already_booked";
+            return;
+        }
+
+        if (p->quanta & c->quanta) {
+            c->reason = "conflict";
+            return;
+        }
+    }
+}
+
+
+static void
+gch_plan_json(gch_book_t *b, gch_buf_t *out)
+{
+    int           q;
+    char          key[GCH_KEY_MAX];
+    size_t        i;
+    yajl_gen      g;
+    gch_cell_t   *c;
+    const unsigned char  *buf;
+    size_t                len;
+
+    g = gch_gen_new(b->a);
+    if (g == NULL) {
+        out->failed = 1;
+        return;
+    }
+
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason) {
+            continue;
+        }
+
+        yajl_gen_map_open(g);
+        gch_gen_kv(g, "s", c->session->id);
+        gch_gen_kv(g, "c", c->child->id);
+        gch_gen_kv(g, "b", c->bid);
+        gch_gen_str(g, "q");
+        yajl_gen_array_open(g);
+
+        for (q = 0; q < 32; q++) {
+            if ((c->quanta & (1u << q))
+                && gch_claim_key(key, sizeof(key), c, q) > 0)
+            {
+                gch_gen_str(g, key);
+            }
+        }
+
+        yajl_gen_array_close(g);
+        yajl_gen_map_close(g);
+    }
+
+    yajl_gen_array_close(g);
+
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+        gch_buf_add(out, buf, len);
+
+    } else {
+        out->failed = 1;
+    }
+
+    yajl_gen_free(g);
+}
+
+
+static void
+gch_step1_build(gch_book_t *b)
+{
+    int            q;
+    char           key[GCH_KEY_MAX], val[GCH_KEY_MAX], num[32], exat[32],
+                   ttl[32], ms[32];
+    size_t         i;
+    gch_buf_t      rec;
+    gch_cell_t    *c;
+    const char    *argv[8];
+    size_t         argvlen[8];
+    gch_cmdlist_t *l;
+
+    l = &b->step1;
+
+    gch_buf_init(&rec, b->a);
+    gch_buf_addf(&rec, "P %s %lld ", b->hash, (long long) b->in.now_ms);
+    gch_plan_json(b, &rec);
+
+    snprintf(ttl, sizeof(ttl), "%lld", (long long) b->in.inflight_ttl_s);
+    snprintf(ms, sizeof(ms), "%lld", (long long) b->in.now_ms);
+
+    gch_cmdlist_cmd(l, "MULTI", NULL);
+
+    argv[0] = "SET"; argvlen[0] = 3;
+    argv[1] = b->idem_rkey; argvlen[1] = strlen(b->idem_rkey);
+    argv[2] = rec.data ? rec.data : ""; argvlen[2] = rec.len;
+    argv[3] = "NX"; argvlen[3] = 2;
+    argv[4] = "GET"; argvlen[4] = 3;
+    argv[5] = "EX"; argvlen[5] = 2;
+    argv[6] = ttl; argvlen[6] = strlen(ttl);
+    if (rec.failed) {
+        l->failed = 1;
+    }
+    gch_cmdlist_argv(l, 7, argv, argvlen);
+    gch_buf_free(&rec);
+
+    gch_cmdlist_cmd(l, "INCR", "gch:seq:demande", NULL);
+    gch_cmdlist_cmd(l, "ZADD", "gch:inflight", "NX", ms, b->idem_rkey, NULL);
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason) {
+            continue;
+        }
+
+        /* claims expire the day after the session's day */
+        snprintf(exat, sizeof(exat), "%lld",
+                 (long long) gch_paris_to_unix(c->session->date + 2, 0));
+        snprintf(val, sizeof(val), "%s %s", c->session->id, c->bid);
+
+        for (q = 0; q < 32; q++) {
+            if (!(c->quanta & (1u << q))) {
+                continue;
+            }
+
+            if (gch_claim_key(key, sizeof(key), c, q) < 0) {
+                l->failed = 1;
+                continue;
+            }
+
+            gch_cmdlist_cmd(l, "SET", key, val, "NX", "GET", "EXAT", exat,
+                            NULL);
+        }
+
+        gch_place_key(key, sizeof(key), c->session, "left");
+        gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
+                        "u32", "0", "-1", NULL);
+    }
+
+    gch_cmdlist_cmd(l, "EXEC", NULL);
+    (void) num;
+}
+
+
+/*
+ * See gch.h.  On GCH_EFORBIDDEN, GCH_ENOMEM and GCH_EINVALID nothing is
+ * returned in *out and err says why; the request must not reach Redis.
+ */
+int
+gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
+    const gch_alloc_t *a, gch_error_t *err)
+{
+    size_t          i, n;
+    gch_book_t     *b;
+    gch_cell_t     *c;
+    unsigned char   h[16];
+    const gch_item_t  *it;
+
+    *out = NULL;
+
+    b = a->alloc(a->ctx, sizeof(gch_book_t));
+    if (b == NULL) {
+        gch_error_set(err, GCH_ENOMEM, NULL);
+        return GCH_ENOMEM;
+    }
+
+    memset(b, 0, sizeof(gch_book_t));
+    b->a = a;
+    b->in = *in;
+    b->state = GCH_BOOK_PLANNED;
+    gch_cmdlist_init(&b->step1, a);
+    gch_cmdlist_init(&b->step2, a);
+    gch_cmdlist_init(&b->step3, a);
+
+    b->ncells = in->req->nitems;
+    b->cells = a->alloc(a->ctx, b->ncells * sizeof(gch_cell_t));
+    if (b->cells == NULL) {
+        goto nomem;
+    }
+
+    memset(b->cells, 0, b->ncells * sizeof(gch_cell_t));
+
+    /* every child must be the family's: else nothing is written at all */
+
+    for (i = 0; i < b->ncells; i++) {
+        it = &in->req->items[i];
+        c = &b->cells[i];
+        c->item = it;
+        c->child = gch_family_child(in->family, it->child_id, it->child_len);
+
+        if (c->child == NULL) {
+            gch_error_set(err, GCH_EFORBIDDEN,
+                          "L'enfant \"%.*s\" n'appartient pas à votre "
+                          "famille.", (int) it->child_len, it->child_id);
+            gch_book_free(b);
+            return GCH_EFORBIDDEN;
+        }
+
+        c->session = gch_town_session(in->town, it->session_id,
+                                      it->session_len);
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+
+        if (c->session) {
+            c->quanta = in->town->units[c->session->unit].quanta;
+            c->price_cents = gch_price_cents(c->session->activity,
+                                             in->family);
+            gch_booking_id(c->bid, in, c);
+        }
+
+        gch_precheck(b, c, i);
+
+        if (c->reason == NULL) {
+            b->nopen++;
+        }
+    }
+
+    crypto_generichash(h, sizeof(h), (const unsigned char *) in->body,
+                       in->body_len, NULL, 0);
+    gch_hex(b->hash, h, sizeof(h));
+
+    n = strlen(in->family->id) + in->idem_len + 16;
+    b->idem_rkey = a->alloc(a->ctx, n);
+    if (b->idem_rkey == NULL) {
+        goto nomem;
+    }
+
+    snprintf(b->idem_rkey, n, "{f:%s}:idem:%.*s", in->family->id,
+             (int) in->idem_len, in->idem_key);
+
+    gch_step1_build(b);
+    if (b->step1.failed) {
+        goto nomem;
+    }
+
+    *out = b;
+    return GCH_OK;
+
+nomem:
+
+    gch_book_free(b);
+    gch_error_set(err, GCH_ENOMEM, NULL);
+    return GCH_ENOMEM;
+}
+
+
+const gch_cmds_t *
+gch_book_step1(gch_book_t *b)
+{
+    b->state = GCH_BOOK_STEP1;
+    return &b->step1.list;
+}
+
+
+static int
+gch_reply_is_str(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STRING
+                 || r->type == REDIS_REPLY_STATUS);
+}
+
+
+static void
+gch_error_body(gch_book_t *b, int status, const char *code,
+    const char *message)
+{
+    yajl_gen  g;
+
+    b->status = status;
+
+    g = gch_gen_new(b->a);
+    if (g == NULL) {
+        return;
+    }
+
+    yajl_gen_map_open(g);
+    gch_gen_str(g, "error");
+    yajl_gen_map_open(g);
+    gch_gen_kv(g, "code", code);
+    gch_gen_kv(g, "message", message);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+
+    b->body = gch_gen_detach(g, b->a, &b->body_len);
+}
+
+
+static const char *
+gch_request_status(const gch_book_t *b)
+{
+    size_t  i, ok;
+
+    ok = 0;
+    for (i = 0; i < b->ncells; i++) {
+        ok += (b->cells[i].reason == NULL);
+    }
+
+    return ok == b->ncells ? "traitee_positivement"
+           : ok == 0 ? "traitee_negativement" : "partielle";
+}
+
+
+/* The items array, shared by the answer and the stream entry. */
+static void
+gch_gen_items(gch_book_t *b, yajl_gen g)
+{
+    char          opens[26];
+    size_t        i;
+    gch_cell_t   *c;
+
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+
+        yajl_gen_map_open(g);
+        gch_gen_str(g, "child_id");
+        gch_gen_strn(g, c->item->child_id, c->item->child_len);
+        gch_gen_str(g, "session_id");
+        gch_gen_strn(g, c->item->session_id, c->item->session_len);
+
+        if (c->reason == NULL) {
+            gch_gen_kv(g, "status", "confirmed");
+            gch_gen_kv(g, "booking_id", c->bid);
+            gch_gen_ki(g, "price_cents", c->price_cents);
+
+        } else {
+            gch_gen_kv(g, "status", "refused");
+            gch_gen_kv(g, "reason", c->reason);
+
+            if (strcmp(c->reason, "not_open_yet") == 0) {
+                gch_instant_format(c->session->activity->opens_at, opens);
+                gch_gen_kv(g, "opens_at", opens);
+            }
+        }
+
+        yajl_gen_map_close(g);
+    }
+
+    yajl_gen_array_close(g);
+}
+
+
+static char *
+gch_answer_json(gch_book_t *b, size_t *len)
+{
+    yajl_gen  g;
+
+    g = gch_gen_new(b->a);
+    if (g == NULL) {
+        return NULL;
+    }
+
+    yajl_gen_map_open(g);
+    gch_gen_kv(g, "request_id", b->request_id);
+    gch_gen_kv(g, "status", gch_request_status(b));
+    gch_gen_str(g, "items");
+    gch_gen_items(b, g);
+    yajl_gen_map_close(g);
+
+    return gch_gen_detach(g, b->a, len);
+}
+
+
+static char *
+gch_entry_json(gch_book_t *b, size_t *len)
+{
+    yajl_gen  g;
+
+    g = gch_gen_new(b->a);
+    if (g == NULL) {
+        return NULL;
+    }
+
+    yajl_gen_map_open(g);
+    gch_gen_kv(g, "type", "book");
+    gch_gen_ki(g, "number", b->number);
+    gch_gen_kv(g, "request_id", b->request_id);
+    gch_gen_kv(g, "family_id", b->in.family->id);
+    gch_gen_str(g, "idem");
+    gch_gen_strn(g, b->in.idem_key, b->in.idem_len);
+    gch_gen_ki(g, "at_ms", b->in.now_ms);
+    gch_gen_kv(g, "status", gch_request_status(b));
+    gch_gen_str(g, "items");
+    gch_gen_items(b, g);
+    yajl_gen_map_close(g);
+
+    return gch_gen_detach(g, b->a, len);
+}
+
+
+static char *
+gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len)
+{
+    yajl_gen  g;
+
+    g = gch_gen_new(b->a);
+    if (g == NULL) {
+        return NULL;
+    }
+
+    yajl_gen_map_open(g);
+    gch_gen_kv(g, "child_id", c->child->id);
+    gch_gen_kv(g, "session_id", c->session->id);
+    gch_gen_ki(g, "price_cents", c->price_cents);
+    gch_gen_kv(g, "request_id", b->request_id);
+    gch_gen_ki(g, "at_ms", b->in.now_ms);
+    yajl_gen_map_close(g);
+
+    return gch_gen_detach(g, b->a, len);
+}
+
+
+/* Undo what step one took for cell c (claims set, place taken). */
+static void
+gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
+{
+    int   q;
+    char  key[GCH_KEY_MAX];
+
+    for (q = 0; q < 32; q++) {
+        if ((c->claimed & (1u << q))
+            && gch_claim_key(key, sizeof(key), c, q) > 0)
+        {
+            gch_cmdlist_cmd(l, "DEL", key, NULL);
+        }
+    }
+
+    if (c->took_place) {
+        gch_place_key(key, sizeof(key), c->session, "left");
+        gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
+                        "u32", "0", "1", NULL);
+    }
+
+    (void) b;
+}
+
+
+/*
+ * Reads one cell's claim and place replies (starting at *k in the EXEC
+ * array) and decides its outcome.  Returns -1 on an unexpected reply.
+ */
+static int
+gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
+    size_t *k)
+{
+    int                q;
+    const char        *sp;
+    const redisReply  *r, *bf;
+    const char        *held;
+
+    held = NULL;
+
+    for (q = 0; q < 32; q++) {
+        if (!(c->quanta & (1u << q))) {
+            continue;
+        }
+
+        if (*k >= exec->elements) {
+            return -1;
+        }
+
+        r = exec->element[(*k)++];
+
+        if (r->type == REDIS_REPLY_NIL) {
+            c->claimed |= 1u << q;
+
+        } else if (r->type == REDIS_REPLY_STRING) {
+            held = r->str;
+
+            /* "<sid> <bid>": the same session means already booked */
+            sp = strrchr(r->str, ' ');
+            if (sp && (size_t) (sp - r->str) == strlen(c->session->id)
+                && memcmp(r->str, c->session->id, sp - r->str) == 0)
+            {
+                c->reason = "already_booked";
+            }
+
+        } else {
+            return -1;
+        }
+    }
+
+    if (*k >= exec->elements) {
+        return -1;
+    }
+
+    bf = exec->element[(*k)++];
+    if (bf->type != REDIS_REPLY_ARRAY || bf->elements != 1) {
+        return -1;
+    }
+
+    c->took_place = (bf->element[0]->type == REDIS_REPLY_INTEGER);
+
+    if (held && c->reason == NULL) {
+        c->reason = "conflict";
+
+    } else if (!held && !c->took_place) {
+        c->reason = "full";
+    }
+
+    (void) b;
+    return 0;
+}
+
+
+static void
+gch_step2_build(gch_book_t *b)
+{
+    char            key[GCH_KEY_MAX], ttl[32];
+    char           *entry, *plan;
+    size_t          i, len;
+    gch_cell_t     *c;
+    gch_cmdlist_t  *l;
+    const char     *argv[8];
+    size_t          argvlen[8];
+
+    l = &b->step2;
+    snprintf(ttl, sizeof(ttl), "%lld", (long long) b->in.idem_ttl_s);
+
+    gch_cmdlist_cmd(l, "MULTI", NULL);
+
+    argv[0] = "SET"; argvlen[0] = 3;
+    argv[1] = b->idem_rkey; argvlen[1] = strlen(b->idem_rkey);
+    argv[2] = b->stored; argvlen[2] = strlen(b->stored);
+    argv[3] = "XX"; argvlen[3] = 2;
+    argv[4] = "GET"; argvlen[4] = 3;
+    argv[5] = "EX"; argvlen[5] = 2;
+    argv[6] = ttl; argvlen[6] = strlen(ttl);
+    gch_cmdlist_argv(l, 7, argv, argvlen);
+
+    gch_cmdlist_cmd(l, "ZREM", "gch:inflight", b->idem_rkey, NULL);
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+
+        if (c->session == NULL) {
+            continue;
+        }
+
+        if (c->reason) {
+            gch_undo_cell(b, l, c);
+            continue;
+        }
+
+        gch_place_key(key, sizeof(key), c->session, "booked");
+        gch_cmdlist_cmd(l, "SADD", key, c->bid, NULL);
+
+        plan = gch_planning_json(b, c, &len);
+        if (plan == NULL) {
+            l->failed = 1;
+            continue;
+        }
+
+        snprintf(key, sizeof(key), "{f:%s}:bookings", b->in.family->id);
+        gch_cmdlist_cmd(l, "HSET", key, c->bid, plan, NULL);
+        b->a->free(b->a->ctx, plan);
+    }
+
+    entry = gch_entry_json(b, &len);
+    if (entry == NULL) {
+        l->failed = 1;
+
+    } else {
+        gch_cmdlist_cmd(l, "XADD", "gch:bookings", "*", "d", entry, NULL);
+        b->a->free(b->a->ctx, entry);
+    }
+
+    gch_cmdlist_cmd(l, "EXEC", NULL);
+}
+
+
+/* Replays, 409 and 422: give back whatever step one took. */
+static void
+gch_compensate_all(gch_book_t *b)
+{
+    size_t       i, before;
+    gch_cell_t  *c;
+
+    gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+    before = b->step2.list.ncmds;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->session) {
+            gch_undo_cell(b, &b->step2, c);
+        }
+    }
+
+    if (b->step2.list.ncmds == before) {
+        gch_cmdlist_free(&b->step2);     /* nothing to undo */
+        return;
+    }
+
+    gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+}
+
+
+/* Reads claim and place replies only to learn what to undo. */
+static int
+gch_scan_taken(gch_book_t *b, const redisReply *exec)
+{
+    size_t       i, k;
+    gch_cell_t  *c;
+
+    k = 3;
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason) {
+            continue;
+        }
+
+        if (gch_cell_outcome(b, c, exec, &k) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+gch_idem_verdict(gch_book_t *b, const redisReply *r)
+{
+    const char  *p;
+    size_t       n;
+
+    /* "P <hash> ..." or "D <hash> <answer>" */
+
+    if (r->len < 35 || r->str[1] != ' ' || r->str[34] != ' ') {
+        gch_error_body(b, 503, "unavailable",
+                       "Le service est momentanément indisponible.");
+        return -1;
+    }
+
+    if (memcmp(r->str + 2, b->hash, 32) != 0) {
+        gch_error_body(b, 422, "idempotency_key_reused",
+                       "Cette clé Idempotency-Key a déjà servi pour une "
+                       "autre demande.");
+        return 0;
+    }
+
+    if (r->str[0] == 'P') {
+        gch_error_body(b, 409, "request_in_progress",
+                       "Cette demande est déjà en cours de traitement.");
+        return 0;
+    }
+
+    p = r->str + 35;
+    n = r->len - 35;
+
+    b->body = b->a->alloc(b->a->ctx, n + 1);
+    if (b->body == NULL) {
+        return -1;
+    }
+
+    memcpy(b->body, p, n);
+    b->body[n] = '\0';
+    b->body_len = n;
+    b->status = 200;
+    b->replayed = 1;
+
+    return 0;
+}
+
+
+/*
+ * See gch.h.  Returns GCH_EREDIS on an unexpected reply (the answer is
+ * then 503), GCH_ENOMEM when memory is short.
+ */
+int
+gch_book_on_step1(gch_book_t *b, const redisReply *exec)
+{
+    size_t       i, k, len;
+    gch_cell_t  *c;
+    gch_buf_t    st;
+    char        *answer;
+    const redisReply  *r;
+
+    if (exec == NULL || exec->type != REDIS_REPLY_ARRAY
+        || exec->elements < 3)
+    {
+        b->state = GCH_BOOK_DONE;
+        return GCH_EREDIS;
+    }
+
+    r = exec->element[0];
+
+    if (r->type != REDIS_REPLY_NIL) {
+
+        /* the key was known: replay, in progress or reused */
+
+        b->state = GCH_BOOK_DONE;
+
+        if (!gch_reply_is_str(r) || gch_scan_taken(b, exec) != 0) {
+            return GCH_EREDIS;
+        }
+
+        if (gch_idem_verdict(b, r) != 0) {
+            return b->body ? GCH_EREDIS : GCH_ENOMEM;
+        }
+
+        gch_compensate_all(b);
+        return b->step2.failed ? GCH_ENOMEM : GCH_OK;
+    }
+
+    if (exec->element[1]->type != REDIS_REPLY_INTEGER) {
+        b->state = GCH_BOOK_DONE;
+        return GCH_EREDIS;
+    }
+
+    b->number = exec->element[1]->integer;
+    snprintf(b->request_id, sizeof(b->request_id), "D-%06lld", b->number);
+
+    k = 3;
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason) {
+            continue;
+        }
+
+        if (gch_cell_outcome(b, c, exec, &k) != 0) {
+            b->state = GCH_BOOK_DONE;
+            return GCH_EREDIS;
+        }
+    }
+
+    answer = gch_answer_json(b, &len);
+    if (answer == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    gch_buf_init(&st, b->a);
+    gch_buf_addf(&st, "D %s ", b->hash);
+    gch_buf_add(&st, answer, len);
+    b->stored = gch_buf_detach(&st, NULL);
+
+    b->body = answer;
+    b->body_len = len;
+    b->status = 200;
+
+    if (b->stored == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    gch_step2_build(b);
+
+    return b->step2.failed ? GCH_ENOMEM : GCH_OK;
+}
+
+
+const gch_cmds_t *
+gch_book_step2(gch_book_t *b)
+{
+    if (b->step2.list.ncmds == 0) {
+        return NULL;
+    }
+
+    if (b->state == GCH_BOOK_STEP1) {
+        b->state = GCH_BOOK_STEP2;
+    }
+
+    return &b->step2.list;
+}
+
+
+static void
+gch_step3_build(gch_book_t *b)
+{
+    char            key[GCH_KEY_MAX];
+    size_t          i;
+    yajl_gen        g;
+    char           *entry;
+    gch_cell_t     *c;
+    gch_cmdlist_t  *l;
+
+    l = &b->step3;
+    gch_cmdlist_cmd(l, "MULTI", NULL);
+
+    g = gch_gen_new(b->a);
+    if (g == NULL) {
+        l->failed = 1;
+        return;
+    }
+
+    yajl_gen_map_open(g);
+    gch_gen_kv(g, "type", "void");
+    gch_gen_kv(g, "family_id", b->in.family->id);
+    gch_gen_str(g, "idem");
+    gch_gen_strn(g, b->in.idem_key, b->in.idem_len);
+    gch_gen_str(g, "booking_ids");
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason) {
+            continue;
+        }
+
+        gch_gen_str(g, c->bid);
+
+        gch_place_key(key, sizeof(key), c->session, "booked");
+        gch_cmdlist_cmd(l, "SREM", key, c->bid, NULL);
+        snprintf(key, sizeof(key), "{f:%s}:bookings", b->in.family->id);
+        gch_cmdlist_cmd(l, "HDEL", key, c->bid, NULL);
+    }
+
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+
+    entry = gch_gen_detach(g, b->a, NULL);
+    if (entry == NULL) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_cmdlist_cmd(l, "XADD", "gch:bookings", "*", "d", entry, NULL);
+    b->a->free(b->a->ctx, entry);
+
+    gch_cmdlist_cmd(l, "DEL", b->idem_rkey, NULL);
+    gch_cmdlist_cmd(l, "EXEC", NULL);
+}
+
+
+/*
+ * See gch.h.  GCH_EFENCED: the reaper released this attempt before step
+ * two ran; send gch_book_step3() and answer 503.
+ */
+int
+gch_book_on_step2(gch_book_t *b, const redisReply *exec)
+{
+    const redisReply  *r;
+
+    b->state = GCH_BOOK_DONE;
+
+    if (b->replayed || b->status != 200 || b->stored == NULL) {
+        return GCH_OK;                   /* a compensation: no verdict */
+    }
+
+    if (exec == NULL || exec->type != REDIS_REPLY_ARRAY
+        || exec->elements < 1)
+    {
+        return GCH_EREDIS;
+    }
+
+    r = exec->element[0];
+
+    if (!gch_reply_is_str(r) || r->len < 35 || r->str[0] != 'P'
+        || memcmp(r->str + 2, b->hash, 32) != 0)
+    {
+        gch_step3_build(b);
+        b->a->free(b->a->ctx, b->body);
+        b->body = NULL;
+        gch_error_body(b, 503, "unavailable",
+                       "Le service est momentanément indisponible, "
+                       "rien n'a été réservé. Réessayez.");
+        return GCH_EFENCED;
+    }
+
+    return GCH_OK;
+}
+
+
+const gch_cmds_t *
+gch_book_step3(gch_book_t *b)
+{
+    return b->step3.list.ncmds ? &b->step3.list : NULL;
+}
+
+
+int
+gch_book_done(const gch_book_t *b)
+{
+    return b->state == GCH_BOOK_DONE
+           || (b->body != NULL && b->step2.list.ncmds == 0
+               && b->state != GCH_BOOK_PLANNED);
+}
+
+
+int
+gch_book_status(const gch_book_t *b)
+{
+    return b->status;
+}
+
+
+const char *
+gch_book_body(const gch_book_t *b, size_t *len)
+{
+    *len = b->body_len;
+    return b->body;
+}
+
+
+int
+gch_book_replayed(const gch_book_t *b)
+{
+    return b->replayed;
+}
+
+
+void
+gch_book_free(gch_book_t *b)
+{
+    const gch_alloc_t  *a;
+
+    if (b == NULL) {
+        return;
+    }
+
+    a = b->a;
+    gch_cmdlist_free(&b->step1);
+    gch_cmdlist_free(&b->step2);
+    gch_cmdlist_free(&b->step3);
+    a->free(a->ctx, b->cells);
+    a->free(a->ctx, b->idem_rkey);
+    a->free(a->ctx, b->body);
+    a->free(a->ctx, b->stored);
+    a->free(a->ctx, b);
+}
