@@ -334,6 +334,9 @@ int gch_book_status(const gch_book_t *b);
 const char *gch_book_body(const gch_book_t *b, size_t *len);
 int gch_book_replayed(const gch_book_t *b);
 void gch_book_free(gch_book_t *b);
+/* Per-cell outcomes once answered, for metrics: NULL = confirmed. */
+size_t gch_book_ncells(const gch_book_t *b);
+const char *gch_book_cell_reason(const gch_book_t *b, size_t i);
 
 
 /* ------------------------------------------------------------------ */

@@ -1133,3 +1133,17 @@ gch_book_free(gch_book_t *b)
     a->free(a->ctx, b->stored);
     a->free(a->ctx, b);
 }
+
+
+size_t
+gch_book_ncells(const gch_book_t *b)
+{
+    return (b->status == 200 && !b->replayed) ? b->ncells : 0;
+}
+
+
+const char *
+gch_book_cell_reason(const gch_book_t *b, size_t i)
+{
+    return b->cells[i].reason;
+}

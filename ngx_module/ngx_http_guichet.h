@@ -1,0 +1,125 @@
+/*
+ * ngx_http_guichet.h -- shared declarations of the Guichet nginx adapter.
+ *
+ * The module is three files: _module.c (directives, configuration, process
+ * start and exit, the $guichet_family variable, metrics), _handler.c (the
+ * request lifecycle of every /api/ endpoint) and _redis.c (hiredis async
+ * connections driven by nginx events and timers).  Business rules live in
+ * the engine (engine/include/gch.h), never here.
+ */
+
+#ifndef NGX_HTTP_GUICHET_H
+#define NGX_HTTP_GUICHET_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "gch.h"
+
+
+typedef struct {
+    ngx_str_t                 redis;            /* host:port or unix:path */
+    ngx_str_t                 redis_password;
+    ngx_uint_t                redis_pool;
+    ngx_msec_t                timeout;
+    ngx_str_t                 secret_file;
+    u_char                    secret[GCH_SECRET_LEN];
+    ngx_flag_t                have_secret;
+    ngx_uint_t                max_items;
+    time_t                    idempotency_ttl;
+    ngx_msec_t                catalogue_refresh;
+    time_t                    token_ttl;
+    ngx_str_t                 thread_pool_name;
+    ngx_thread_pool_t        *thread_pool;
+    ngx_shm_zone_t           *metrics_zone;
+} ngx_http_guichet_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                api;
+    ngx_flag_t                metrics;
+} ngx_http_guichet_loc_conf_t;
+
+
+/* Counters shared by all workers (one shared memory zone). */
+
+#define NGX_HTTP_GUICHET_NBUCKETS  12
+
+typedef struct {
+    ngx_atomic_t              requests[8];      /* by status class, below */
+    ngx_atomic_t              cells_confirmed;
+    ngx_atomic_t              cells_refused[16];
+    ngx_atomic_t              redis_round_trips;
+    ngx_atomic_t              redis_errors;
+    ngx_atomic_t              redis_reconnects;
+    ngx_atomic_t              in_flight;
+    ngx_atomic_t              latency_bucket[NGX_HTTP_GUICHET_NBUCKETS];
+    ngx_atomic_t              latency_sum_us;
+    ngx_atomic_t              latency_count;
+    ngx_atomic_t              fenced;
+    ngx_atomic_t              catalogue_reloads;
+} ngx_http_guichet_metrics_t;
+
+
+/* A published catalogue, counted: ops in flight keep theirs alive. */
+typedef struct {
+    gch_town_t               *town;
+    long long                 gen;
+    ngx_uint_t                refs;
+} ngx_http_guichet_cat_t;
+
+
+/* Per worker process state. */
+typedef struct {
+    ngx_http_guichet_cat_t   *cat;              /* current catalogue */
+    ngx_flag_t                ready;            /* catalogue present in Redis */
+    ngx_msec_t                ready_checked;    /* when last confirmed */
+    ngx_http_guichet_metrics_t  *metrics;
+    ngx_http_guichet_main_conf_t  *gmcf;
+    ngx_log_t                *log;
+} ngx_http_guichet_worker_t;
+
+extern ngx_http_guichet_worker_t  ngx_http_guichet_worker;
+extern ngx_module_t               ngx_http_guichet_module;
+extern const gch_alloc_t          ngx_http_guichet_heap_alloc;
+
+extern const char *ngx_http_guichet_reasons[];
+
+
+/* _redis.c */
+
+/*
+ * A Redis operation: the RESP commands of one MULTI/EXEC sent in a row on
+ * one pooled connection; handler is called exactly once with the reply to
+ * the last command (EXEC), or with NULL if the connection failed first.
+ * The reply is freed by hiredis after handler returns.
+ */
+typedef void (*ngx_http_guichet_redis_pt)(redisReply *reply, void *data);
+
+ngx_int_t ngx_http_guichet_redis_init(ngx_cycle_t *cycle,
+    ngx_http_guichet_main_conf_t *gmcf);
+void ngx_http_guichet_redis_exit(ngx_cycle_t *cycle);
+/* NGX_OK, or NGX_DECLINED when no connection is up (answer 503). */
+ngx_int_t ngx_http_guichet_redis_send(const gch_cmds_t *cmds,
+    ngx_http_guichet_redis_pt handler, void *data);
+
+
+/* _handler.c */
+
+ngx_int_t ngx_http_guichet_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_guichet_metrics_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_guichet_family_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+/* _module.c */
+
+void ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen);
+/* The current catalogue with a reference taken, or NULL (503). */
+ngx_http_guichet_cat_t *ngx_http_guichet_cat_acquire(void);
+void ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat);
+
+#endif /* NGX_HTTP_GUICHET_H */

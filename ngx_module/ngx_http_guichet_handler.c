@@ -1,0 +1,1818 @@
+/*
+ * ngx_http_guichet_handler.c -- the request lifecycle of /api/.
+ *
+ * Routing, authentication (bearer token or session cookie, Origin check),
+ * body reading, and the asynchronous operations: each Redis-backed request
+ * gets an "op" on the heap that may outlive the request.  The request pool
+ * has a cleanup that detaches the op (op->r = NULL); the op detaches itself
+ * when it answers.  A reply arriving after the client left or after the
+ * deadline timer fired is still fed to the engine (so that a booking saga
+ * always completes its second step and stores its answer for the retry),
+ * but never touches the freed request.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sys/time.h>
+#include <sodium.h>
+
+#include "ngx_http_guichet.h"
+
+
+#define NGX_HTTP_GUICHET_LOGIN_MAX     128
+#define NGX_HTTP_GUICHET_PASSWORD_MAX  256
+#define NGX_HTTP_GUICHET_FID_MAX       128
+
+
+typedef struct ngx_http_guichet_op_s  ngx_http_guichet_op_t;
+
+struct ngx_http_guichet_op_s {
+    ngx_http_request_t           *r;            /* NULL once detached */
+    ngx_pool_cleanup_t           *cln;
+    ngx_event_t                   deadline;
+    struct timeval                start;
+
+    ngx_http_guichet_cat_t       *cat;          /* referenced catalogue */
+    const gch_family_t           *family;
+    char                          fid[NGX_HTTP_GUICHET_FID_MAX];
+
+    char                         *body;         /* heap copy */
+    size_t                        body_len;
+    char                          idem[65];
+    size_t                        idem_len;
+
+    gch_booking_req_t             req;
+    unsigned                      have_req:1;
+    gch_book_t                   *book;
+    gch_view_t                   *view;
+    gch_cmds_t                    cmds;         /* module-formatted */
+    char                         *fmt[4];
+
+    void                        (*on_reply)(ngx_http_guichet_op_t *op,
+                                            redisReply *reply);
+    char                          login[NGX_HTTP_GUICHET_LOGIN_MAX];
+    char                          password[NGX_HTTP_GUICHET_PASSWORD_MAX];
+    char                          hash[256];
+    ngx_uint_t                    verified;
+};
+
+
+const char *ngx_http_guichet_reasons[] = {
+    "full", "conflict", "already_booked", "not_open_yet", "closed",
+    "not_enrolled", "age", "documents_missing", "unpaid_invoices",
+    "week_incomplete", "unknown_session", NULL
+};
+
+
+static ngx_uint_t ngx_http_guichet_latency_us[NGX_HTTP_GUICHET_NBUCKETS] = {
+    250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000,
+    1000000, 0
+};
+
+
+static void ngx_http_guichet_op_free(ngx_http_guichet_op_t *op);
+static ngx_int_t ngx_http_guichet_discard(ngx_http_request_t *r);
+
+
+static int64_t
+ngx_http_guichet_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    return (int64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+static void
+ngx_http_guichet_count(ngx_uint_t status)
+{
+    ngx_http_guichet_metrics_t  *m = ngx_http_guichet_worker.metrics;
+
+    if (m) {
+        (void) ngx_atomic_fetch_add(&m->requests[ngx_min(status / 100, 7)],
+                                    1);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
+    const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    ngx_http_guichet_count(status);
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE
+        || status == NGX_HTTP_TOO_MANY_REQUESTS)
+    {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "1");
+    }
+
+    if (replayed) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Idempotent-Replayed");
+        ngx_str_set(&h->value, "true");
+    }
+
+    if (cookie) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Set-Cookie");
+        h->value = *cookie;
+    }
+
+    if (len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+        return ngx_http_send_header(r);
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, body, len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    char         *body;
+    size_t        len;
+    ngx_int_t     rc;
+    gch_error_t   err;
+
+    err.status = (int) status;
+    err.code = code;
+    ngx_cpystrn((u_char *) err.message, (u_char *) message,
+                sizeof(err.message));
+
+    if (gch_render_error(&err, &ngx_http_guichet_heap_alloc, &body, &len)
+        != GCH_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_guichet_send(r, status, body, len, 0, NULL);
+    ngx_free(body);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_guichet_engine_error(ngx_http_request_t *r, const gch_error_t *err)
+{
+    char       *body;
+    size_t      len;
+    ngx_int_t   rc;
+
+    if (gch_render_error(err, &ngx_http_guichet_heap_alloc, &body, &len)
+        != GCH_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_guichet_send(r, err->status ? err->status : 500, body, len,
+                               0, NULL);
+    ngx_free(body);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_guichet_unavailable(ngx_http_request_t *r)
+{
+    return ngx_http_guichet_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+               "unavailable",
+               "Le service est momentanément indisponible, rien n'a été "
+               "réservé. Réessayez dans un instant.");
+}
+
+
+/* authentication */
+
+static ngx_int_t
+ngx_http_guichet_token(ngx_http_request_t *r, ngx_str_t *tok,
+    ngx_uint_t *cookie)
+{
+    ngx_str_t         name;
+    ngx_table_elt_t  *h;
+
+    *cookie = 0;
+    h = r->headers_in.authorization;
+
+    if (h && h->value.len > 7
+        && ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) == 0)
+    {
+        tok->data = h->value.data + 7;
+        tok->len = h->value.len - 7;
+        return NGX_OK;
+    }
+
+    ngx_str_set(&name, "guichet_session");
+
+    if (ngx_http_parse_multi_header_lines(&r->headers_in.cookies, &name, tok)
+        != NGX_DECLINED)
+    {
+        *cookie = 1;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* The family id of a valid token, or NGX_DECLINED. */
+static ngx_int_t
+ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
+    ngx_uint_t *cookie)
+{
+    ngx_str_t                      tok;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+
+    if (!gmcf->have_secret
+        || ngx_http_guichet_token(r, &tok, cookie) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (gch_token_verify(gmcf->secret, (const char *) tok.data, tok.len,
+                         ngx_time(), fid, size, NULL)
+        != GCH_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_guichet_header(ngx_http_request_t *r, const char *name, size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/*
+ * Browsers authenticated by cookie must prove the page is ours: the Origin
+ * of a state-changing request names the Host it is sent to.
+ */
+static ngx_int_t
+ngx_http_guichet_origin_ok(ngx_http_request_t *r)
+{
+    u_char           *p;
+    ngx_str_t         host;
+    ngx_table_elt_t  *o;
+
+    o = ngx_http_guichet_header(r, "Origin", 6);
+    if (o == NULL || r->headers_in.host == NULL) {
+        return 0;
+    }
+
+    p = ngx_strlcasestrn(o->value.data, o->value.data + o->value.len,
+                         (u_char *) "://", 3 - 1);
+    if (p == NULL) {
+        return 0;
+    }
+
+    host.data = p + 3;
+    host.len = o->value.data + o->value.len - host.data;
+
+    return host.len == r->headers_in.host->value.len
+           && ngx_strncasecmp(host.data, r->headers_in.host->value.data,
+                              host.len) == 0;
+}
+
+
+/* ops */
+
+static void
+ngx_http_guichet_op_cleanup(void *data)
+{
+    ngx_http_guichet_op_t  *op = data;
+
+    op->r = NULL;
+    op->cln = NULL;
+
+    if (op->deadline.timer_set) {
+        ngx_del_timer(&op->deadline);
+    }
+}
+
+
+static void
+ngx_http_guichet_observe(ngx_http_guichet_op_t *op)
+{
+    ngx_uint_t                   i;
+    ngx_msec_int_t               us;
+    struct timeval               now;
+    ngx_http_guichet_metrics_t  *m = ngx_http_guichet_worker.metrics;
+
+    if (m == NULL) {
+        return;
+    }
+
+    ngx_gettimeofday(&now);
+    us = (now.tv_sec - op->start.tv_sec) * 1000000
+         + (now.tv_usec - op->start.tv_usec);
+
+    for (i = 0; i < NGX_HTTP_GUICHET_NBUCKETS - 1; i++) {
+        if ((ngx_uint_t) us <= ngx_http_guichet_latency_us[i]) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&m->latency_bucket[i], 1);
+    (void) ngx_atomic_fetch_add(&m->latency_sum_us, us);
+    (void) ngx_atomic_fetch_add(&m->latency_count, 1);
+}
+
+
+/* Answers and detaches; the op itself lives on until its saga ends. */
+static void
+ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
+    const char *body, size_t len, ngx_uint_t replayed)
+{
+    ngx_int_t            rc;
+    ngx_http_request_t  *r;
+
+    r = op->r;
+    if (r == NULL) {
+        return;
+    }
+
+    ngx_http_guichet_observe(op);
+
+    op->cln->handler = NULL;
+    op->cln = NULL;
+    op->r = NULL;
+
+    if (op->deadline.timer_set) {
+        ngx_del_timer(&op->deadline);
+    }
+
+    rc = ngx_http_guichet_send(r, status, body, len, replayed, NULL);
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+ngx_http_guichet_op_fail(ngx_http_guichet_op_t *op, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ngx_int_t            rc;
+    ngx_http_request_t  *r;
+
+    r = op->r;
+    if (r == NULL) {
+        return;
+    }
+
+    ngx_http_guichet_observe(op);
+
+    op->cln->handler = NULL;
+    op->cln = NULL;
+    op->r = NULL;
+
+    if (op->deadline.timer_set) {
+        ngx_del_timer(&op->deadline);
+    }
+
+    rc = ngx_http_guichet_error(r, status, code, message);
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+ngx_http_guichet_op_unavailable(ngx_http_guichet_op_t *op)
+{
+    ngx_http_guichet_op_fail(op, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                             "Le service est momentanément indisponible. "
+                             "Réessayez dans un instant avec la même "
+                             "demande.");
+}
+
+
+static void
+ngx_http_guichet_deadline_handler(ngx_event_t *ev)
+{
+    ngx_http_guichet_op_t  *op = ev->data;
+
+    if (op->r) {
+        ngx_log_error(NGX_LOG_WARN, op->r->connection->log, 0,
+                      "guichet: redis did not answer in time");
+        ngx_http_guichet_op_unavailable(op);
+    }
+}
+
+
+static ngx_http_guichet_op_t *
+ngx_http_guichet_op_new(ngx_http_request_t *r)
+{
+    ngx_http_guichet_op_t         *op;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+
+    op = ngx_calloc(sizeof(ngx_http_guichet_op_t), r->connection->log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (op->cln == NULL) {
+        ngx_free(op);
+        return NULL;
+    }
+
+    op->cln->handler = ngx_http_guichet_op_cleanup;
+    op->cln->data = op;
+    op->r = r;
+
+    ngx_gettimeofday(&op->start);
+
+    op->deadline.handler = ngx_http_guichet_deadline_handler;
+    op->deadline.data = op;
+    op->deadline.log = r->connection->log;
+    ngx_add_timer(&op->deadline, gmcf->timeout);
+
+    if (ngx_http_guichet_worker.metrics) {
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_guichet_worker.metrics->in_flight, 1);
+    }
+
+    return op;
+}
+
+
+static void
+ngx_http_guichet_op_free(ngx_http_guichet_op_t *op)
+{
+    ngx_uint_t  i;
+
+    if (op->r && op->cln) {
+        op->cln->handler = NULL;
+    }
+
+    if (op->deadline.timer_set) {
+        ngx_del_timer(&op->deadline);
+    }
+
+    gch_book_free(op->book);
+    gch_view_free(op->view);
+
+    if (op->have_req) {
+        gch_booking_req_free(&op->req);
+    }
+
+    for (i = 0; i < 4; i++) {
+        if (op->fmt[i]) {
+            redisFreeCommand(op->fmt[i]);
+        }
+    }
+
+    if (op->cmds.cmds) {
+        ngx_free(op->cmds.cmds);
+    }
+
+    if (op->body) {
+        ngx_free(op->body);
+    }
+
+    sodium_memzero(op->password, sizeof(op->password));
+    ngx_http_guichet_cat_release(op->cat);
+
+    if (ngx_http_guichet_worker.metrics) {
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_guichet_worker.metrics->in_flight, -1);
+    }
+
+    ngx_free(op);
+}
+
+
+static void
+ngx_http_guichet_op_reply(redisReply *reply, void *data)
+{
+    ngx_http_guichet_op_t  *op = data;
+
+    op->on_reply(op, reply);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_op_send(ngx_http_guichet_op_t *op, const gch_cmds_t *cmds,
+    void (*on_reply)(ngx_http_guichet_op_t *op, redisReply *reply))
+{
+    op->on_reply = on_reply;
+
+    return ngx_http_guichet_redis_send(cmds, ngx_http_guichet_op_reply, op);
+}
+
+
+/* Commands formatted by hiredis for the adapter's own small reads. */
+static ngx_int_t
+ngx_http_guichet_op_format(ngx_http_guichet_op_t *op, ngx_uint_t n,
+    const char **fmts, const char *arg, size_t arg_len)
+{
+    int         len;
+    ngx_uint_t  i;
+
+    op->cmds.cmds = ngx_calloc(n * sizeof(gch_cmd_t), ngx_cycle->log);
+    if (op->cmds.cmds == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        len = arg ? redisFormatCommand(&op->fmt[i], fmts[i], arg, arg_len)
+                  : redisFormatCommand(&op->fmt[i], fmts[i]);
+        if (len < 0) {
+            return NGX_ERROR;
+        }
+
+        op->cmds.cmds[i].data = op->fmt[i];
+        op->cmds.cmds[i].len = (size_t) len;
+    }
+
+    op->cmds.ncmds = n;
+
+    return NGX_OK;
+}
+
+
+/* body */
+
+static ngx_int_t
+ngx_http_guichet_read_body(ngx_http_request_t *r, char **out, size_t *len)
+{
+    u_char       *p;
+    size_t        n;
+    ssize_t       rd;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *out = NULL;
+    *len = 0;
+
+    if (r->request_body == NULL) {
+        return NGX_OK;
+    }
+
+    n = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        n += ngx_buf_in_memory(b) ? (size_t) (b->last - b->pos)
+                                  : (size_t) (b->file_last - b->file_pos);
+    }
+
+    p = ngx_alloc(n + 1, r->connection->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *out = (char *) p;
+    *len = n;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                           b->file_pos);
+        if (rd == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        p += rd;
+    }
+
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_guichet_is_json(ngx_http_request_t *r)
+{
+    ngx_str_t  *ct;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    ct = &r->headers_in.content_type->value;
+
+    return ct->len >= 16
+           && ngx_strncasecmp(ct->data, (u_char *) "application/json", 16)
+              == 0
+           && (ct->len == 16 || ct->data[16] == ';' || ct->data[16] == ' ');
+}
+
+
+/* catalogue, for handlers that answer at once (no reference kept) */
+
+static gch_town_t *
+ngx_http_guichet_town(void)
+{
+    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+
+    return (w->ready && w->cat) ? w->cat->town : NULL;
+}
+
+
+/* POST /api/bookings */
+
+static void
+ngx_http_guichet_book_metrics(ngx_http_guichet_op_t *op)
+{
+    size_t                       i, n;
+    ngx_uint_t                   k;
+    const char                  *reason;
+    ngx_http_guichet_metrics_t  *m = ngx_http_guichet_worker.metrics;
+
+    if (m == NULL) {
+        return;
+    }
+
+    n = gch_book_ncells(op->book);
+
+    for (i = 0; i < n; i++) {
+        reason = gch_book_cell_reason(op->book, i);
+
+        if (reason == NULL) {
+            (void) ngx_atomic_fetch_add(&m->cells_confirmed, 1);
+            continue;
+        }
+
+        for (k = 0; ngx_http_guichet_reasons[k]; k++) {
+            if (ngx_strcmp(reason, ngx_http_guichet_reasons[k]) == 0) {
+                (void) ngx_atomic_fetch_add(&m->cells_refused[k], 1);
+                break;
+            }
+        }
+    }
+}
+
+
+static void
+ngx_http_guichet_book_answer(ngx_http_guichet_op_t *op)
+{
+    size_t       len;
+    const char  *body;
+
+    body = gch_book_body(op->book, &len);
+
+    if (body == NULL) {
+        ngx_http_guichet_op_unavailable(op);
+        return;
+    }
+
+    ngx_http_guichet_book_metrics(op);
+    ngx_http_guichet_op_answer(op, gch_book_status(op->book), body, len,
+                               gch_book_replayed(op->book));
+}
+
+
+static void
+ngx_http_guichet_book_step3_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    ngx_http_guichet_op_free(op);
+}
+
+
+static void
+ngx_http_guichet_book_step2_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    int  rc;
+
+    rc = gch_book_on_step2(op->book, reply);
+
+    if (rc == GCH_EFENCED) {
+        if (ngx_http_guichet_worker.metrics) {
+            (void) ngx_atomic_fetch_add(
+                       &ngx_http_guichet_worker.metrics->fenced, 1);
+        }
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "guichet: booking attempt of family \"%s\" was reaped "
+                      "before its second step, undone", op->fid);
+
+        ngx_http_guichet_book_answer(op);
+
+        if (ngx_http_guichet_op_send(op, gch_book_step3(op->book),
+                                     ngx_http_guichet_book_step3_done)
+            != NGX_OK)
+        {
+            ngx_http_guichet_op_free(op);
+        }
+
+        return;
+    }
+
+    if (rc != GCH_OK) {
+        ngx_http_guichet_op_unavailable(op);
+
+    } else {
+        ngx_http_guichet_book_answer(op);
+    }
+
+    ngx_http_guichet_op_free(op);
+}
+
+
+static void
+ngx_http_guichet_book_step1_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    int                rc;
+    const gch_cmds_t  *cmds;
+
+    rc = gch_book_on_step1(op->book, reply);
+
+    if (rc != GCH_OK) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "guichet: redis refused step one: %s", reply->str);
+        }
+
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    cmds = gch_book_step2(op->book);
+
+    if (cmds == NULL) {
+        ngx_http_guichet_book_answer(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    /*
+     * Step two is sent even if the client left or the deadline passed: the
+     * answer is then stored under the idempotency key for the retry.  The
+     * SET ... XX GET fence catches a reaper that got there first.
+     */
+
+    if (ngx_http_guichet_op_send(op, cmds, ngx_http_guichet_book_step2_done)
+        != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_guichet_idem_key(ngx_http_request_t *r, ngx_http_guichet_op_t *op)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_guichet_header(r, "Idempotency-Key", 15);
+    if (h == NULL || h->value.len == 0 || h->value.len > 64) {
+        return 0;
+    }
+
+    for (p = h->value.data; p < h->value.data + h->value.len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+        {
+            return 0;
+        }
+    }
+
+    ngx_memcpy(op->idem, h->value.data, h->value.len);
+    op->idem_len = h->value.len;
+    op->idem[op->idem_len] = '\0';
+
+    return 1;
+}
+
+
+static void
+ngx_http_guichet_book_body(ngx_http_request_t *r)
+{
+    int                            rc;
+    gch_error_t                    err;
+    gch_book_in_t                  in;
+    ngx_http_guichet_op_t         *op;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+    op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
+
+    if (ngx_http_guichet_read_body(r, &op->body, &op->body_len) != NGX_OK) {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    rc = gch_booking_req_parse(&op->req, op->body ? op->body : "",
+                               op->body_len, gmcf->max_items,
+                               &ngx_http_guichet_heap_alloc, &err);
+    if (rc != GCH_OK) {
+        ngx_http_guichet_op_fail(op, err.status ? err.status : 400,
+                                 err.code ? err.code : "bad_json",
+                                 err.message);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    op->have_req = 1;
+
+    in.town = op->cat->town;
+    in.family = op->family;
+    in.req = &op->req;
+    in.now_ms = ngx_http_guichet_now_ms();
+    in.idem_key = op->idem;
+    in.idem_len = op->idem_len;
+    in.body = op->body;
+    in.body_len = op->body_len;
+    in.idem_ttl_s = gmcf->idempotency_ttl;
+    in.inflight_ttl_s = 3600;
+
+    rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
+    if (rc != GCH_OK) {
+        ngx_http_guichet_op_fail(op, err.status ? err.status : 500,
+                                 err.code ? err.code : "internal",
+                                 err.message);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (ngx_http_guichet_op_send(op, gch_book_step1(op->book),
+                                 ngx_http_guichet_book_step1_done)
+        != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_guichet_book(ngx_http_request_t *r, const char *fid)
+{
+    ngx_int_t               rc;
+    gch_town_t             *town;
+    ngx_http_guichet_op_t  *op;
+    const gch_family_t     *family;
+
+    town = ngx_http_guichet_town();
+    if (town == NULL) {
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    family = gch_town_family(town, fid, ngx_strlen(fid));
+    if (family == NULL) {
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                   "Ce compte n'est pas connu de ce guichet.");
+    }
+
+    if (!ngx_http_guichet_is_json(r)) {
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                   "unsupported_media_type",
+                   "Le corps de la demande doit être du JSON "
+                   "(Content-Type: application/json).");
+    }
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ngx_http_guichet_idem_key(r, op)) {
+        ngx_http_guichet_op_free(op);
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_error(r, NGX_HTTP_BAD_REQUEST,
+                   "idempotency_key_missing",
+                   "L'en-tête Idempotency-Key (1 à 64 caractères "
+                   "A-Z a-z 0-9 _ -) est obligatoire.");
+    }
+
+    op->cat = ngx_http_guichet_cat_acquire();
+    op->family = family;
+    ngx_cpystrn((u_char *) op->fid, (u_char *) fid, sizeof(op->fid));
+
+    ngx_http_set_ctx(r, op, ngx_http_guichet_module);
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_guichet_book_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_guichet_op_free(op);
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* views: GET sessions and GET bookings */
+
+static void
+ngx_http_guichet_view_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    int     rc;
+    char   *body;
+    size_t  len;
+
+    rc = gch_view_render(op->view, reply, &body, &len);
+
+    if (rc != GCH_OK) {
+        ngx_http_guichet_op_unavailable(op);
+
+    } else {
+        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, body, len, 0);
+        ngx_free(body);
+    }
+
+    ngx_http_guichet_op_free(op);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_view(ngx_http_request_t *r, gch_view_t *view)
+{
+    ngx_http_guichet_op_t  *op;
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        gch_view_free(view);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    op->view = view;
+    op->cat = ngx_http_guichet_cat_acquire();   /* the view points into it */
+
+    if (ngx_http_guichet_op_send(op, gch_view_cmds(view),
+                                 ngx_http_guichet_view_done)
+        != NGX_OK)
+    {
+        ngx_http_guichet_op_free(op);
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_guichet_range(ngx_http_request_t *r, ngx_str_t *from, ngx_str_t *to)
+{
+    if (ngx_http_arg(r, (u_char *) "from", 4, from) != NGX_OK) {
+        from->data = NULL;
+        from->len = 0;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "to", 2, to) != NGX_OK) {
+        to->data = NULL;
+        to->len = 0;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_guichet_sessions(ngx_http_request_t *r, ngx_str_t *activity)
+{
+    int          rc;
+    ngx_str_t    from, to;
+    gch_town_t  *town;
+    gch_view_t  *view;
+    gch_error_t  err;
+
+    town = ngx_http_guichet_town();
+    if (town == NULL) {
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    ngx_http_guichet_range(r, &from, &to);
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    rc = gch_sessions_plan(&view, town, (const char *) activity->data,
+                           activity->len, (const char *) from.data, from.len,
+                           (const char *) to.data, to.len,
+                           ngx_http_guichet_now_ms(),
+                           &ngx_http_guichet_heap_alloc, &err);
+    if (rc != GCH_OK) {
+        return ngx_http_guichet_engine_error(r, &err);
+    }
+
+    return ngx_http_guichet_view(r, view);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_planning(ngx_http_request_t *r, const char *fid)
+{
+    int                  rc;
+    ngx_str_t            from, to;
+    gch_town_t          *town;
+    gch_view_t          *view;
+    gch_error_t          err;
+    const gch_family_t  *family;
+
+    town = ngx_http_guichet_town();
+    if (town == NULL) {
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    family = gch_town_family(town, fid, ngx_strlen(fid));
+    if (family == NULL) {
+        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                   "Ce compte n'est pas connu de ce guichet.");
+    }
+
+    ngx_http_guichet_range(r, &from, &to);
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    rc = gch_bookings_plan(&view, town, family, (const char *) from.data,
+                           from.len, (const char *) to.data, to.len,
+                           ngx_http_guichet_now_ms(),
+                           &ngx_http_guichet_heap_alloc, &err);
+    if (rc != GCH_OK) {
+        return ngx_http_guichet_engine_error(r, &err);
+    }
+
+    return ngx_http_guichet_view(r, view);
+}
+
+
+/* GET /api/me, GET /api/activities: from the catalogue alone */
+
+static ngx_int_t
+ngx_http_guichet_me(ngx_http_request_t *r, const char *fid)
+{
+    char                *body;
+    size_t               len;
+    ngx_int_t            rc;
+    gch_town_t          *town;
+    const gch_family_t  *family;
+
+    town = ngx_http_guichet_town();
+    if (town == NULL) {
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    family = gch_town_family(town, fid, ngx_strlen(fid));
+    if (family == NULL) {
+        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                   "Ce compte n'est pas connu de ce guichet.");
+    }
+
+    if (gch_render_me(town, family, &ngx_http_guichet_heap_alloc, &body, &len)
+        != GCH_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_guichet_send(r, NGX_HTTP_OK, body, len, 0, NULL);
+    ngx_free(body);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_guichet_activities(ngx_http_request_t *r)
+{
+    char        *body;
+    size_t       len;
+    ngx_int_t    rc;
+    gch_town_t  *town;
+
+    town = ngx_http_guichet_town();
+    if (town == NULL) {
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    if (gch_render_activities(town, &ngx_http_guichet_heap_alloc, &body, &len)
+        != GCH_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_guichet_send(r, NGX_HTTP_OK, body, len, 0, NULL);
+    ngx_free(body);
+
+    return rc;
+}
+
+
+/* GET /api/health */
+
+static void
+ngx_http_guichet_health_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    u_char       buf[256], *p;
+    ngx_str_t    pg;
+    ngx_uint_t   ok;
+    long long    lag;
+    const char  *s;
+    redisReply  *hb;
+
+    ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2;
+    ngx_str_set(&pg, "unknown");
+    lag = -1;
+
+    if (ok) {
+        hb = reply->element[1];
+
+        if (hb->type == REDIS_REPLY_STRING) {
+            s = ngx_strstr(hb->str, "\"postgres\":\"ok\"");
+            if (s) {
+                ngx_str_set(&pg, "ok");
+            } else {
+                ngx_str_set(&pg, "down");
+            }
+
+            s = ngx_strstr(hb->str, "\"lag_ms\":");
+            if (s) {
+                lag = strtoll(s + 9, NULL, 10);
+            }
+        }
+    }
+
+    p = ngx_snprintf(buf, sizeof(buf),
+                     "{\"redis\":\"%s\",\"postgres\":\"%V\","
+                     "\"catalogue\":\"%s\",\"worker_lag_ms\":%L}",
+                     ok ? "ok" : "down", &pg,
+                     ngx_http_guichet_worker.ready ? "ok" : "missing", lag);
+
+    ok = ok && pg.len == 2 && ngx_http_guichet_worker.ready;
+
+    ngx_http_guichet_op_answer(op, ok ? NGX_HTTP_OK
+                                      : NGX_HTTP_SERVICE_UNAVAILABLE,
+                               (char *) buf, p - buf, 0);
+    ngx_http_guichet_op_free(op);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_health(ngx_http_request_t *r)
+{
+    ngx_http_guichet_op_t  *op;
+    static const char      *fmts[] = {
+        "MULTI", "PING", "GET gch:worker:heartbeat", "EXEC"
+    };
+    static const char       down[] = "{\"redis\":\"down\","
+                                     "\"postgres\":\"unknown\","
+                                     "\"worker_lag_ms\":-1}";
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_guichet_op_format(op, 4, fmts, NULL, 0) != NGX_OK
+        || ngx_http_guichet_op_send(op, &op->cmds,
+                                    ngx_http_guichet_health_done)
+           != NGX_OK)
+    {
+        ngx_http_guichet_op_free(op);
+        return ngx_http_guichet_send(r, NGX_HTTP_SERVICE_UNAVAILABLE, down,
+                                     sizeof(down) - 1, 0, NULL);
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+/* POST /api/session: argon2id in the thread pool, never on the loop */
+
+static void
+ngx_http_guichet_verify_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_guichet_op_t  *op = *(ngx_http_guichet_op_t **) data;
+
+    op->verified = crypto_pwhash_str_verify(op->hash, op->password,
+                                            ngx_strlen(op->password)) == 0;
+    sodium_memzero(op->password, sizeof(op->password));
+}
+
+
+static void
+ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
+{
+    u_char                        *p, nonce[16];
+    char                           token[GCH_TOKEN_MAX], exp[26];
+    time_t                         expires;
+    ngx_int_t                      rc;
+    ngx_str_t                      cookie;
+    ngx_http_request_t            *r;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    r = op->r;
+    if (r == NULL) {
+        return;
+    }
+
+    if (!op->verified) {
+        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+                                 "Identifiant ou mot de passe incorrect.");
+        return;
+    }
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+
+    expires = ngx_time() + gmcf->token_ttl;
+    randombytes_buf(nonce, sizeof(nonce));
+
+    if (gch_token_make(token, gmcf->secret, op->fid, expires, nonce)
+        != GCH_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        return;
+    }
+
+    gch_instant_format(expires, exp);
+
+    cookie.len = sizeof("guichet_session=; Path=/; HttpOnly; "
+                        "SameSite=Strict; Max-Age=") - 1
+                 + ngx_strlen(token) + NGX_TIME_T_LEN;
+    cookie.data = ngx_pnalloc(r->pool, cookie.len);
+    if (cookie.data == NULL) {
+        ngx_http_guichet_op_unavailable(op);
+        return;
+    }
+
+    p = ngx_sprintf(cookie.data, "guichet_session=%s; Path=/; HttpOnly; "
+                    "SameSite=Strict; Max-Age=%T", token, gmcf->token_ttl);
+    cookie.len = p - cookie.data;
+
+    {
+        u_char  body[512];
+
+        p = ngx_snprintf(body, sizeof(body),
+                         "{\"family_id\":\"%s\",\"token\":\"%s\","
+                         "\"expires_at\":\"%s\"}", op->fid, token, exp);
+
+        ngx_http_guichet_observe(op);
+
+        op->cln->handler = NULL;
+        op->cln = NULL;
+        op->r = NULL;
+
+        if (op->deadline.timer_set) {
+            ngx_del_timer(&op->deadline);
+        }
+
+        rc = ngx_http_guichet_send(r, NGX_HTTP_OK, (char *) body, p - body, 0,
+                                   &cookie);
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static void
+ngx_http_guichet_verify_done(ngx_event_t *ev)
+{
+    ngx_http_guichet_op_t  *op = ev->data;
+    ngx_http_request_t     *r;
+
+    r = op->r;
+    if (r) {
+        r->main->blocked--;
+        r->aio = 0;
+        ngx_http_guichet_login_answer(op);
+    }
+
+    ngx_http_guichet_op_free(op);
+}
+
+
+static void
+ngx_http_guichet_login_found(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    char                          *sp;
+    size_t                         n;
+    ngx_thread_task_t             *task;
+    ngx_http_request_t            *r;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    r = op->r;
+    if (r == NULL) {
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    sp = (reply->type == REDIS_REPLY_STRING) ? ngx_strchr(reply->str, ' ')
+                                             : NULL;
+    n = sp ? (size_t) (sp - reply->str) : 0;
+
+    if (sp == NULL || n == 0 || n >= sizeof(op->fid)
+        || ngx_strlen(sp + 1) >= sizeof(op->hash))
+    {
+        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+                                 "Identifiant ou mot de passe incorrect.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_memcpy(op->fid, reply->str, n);
+    op->fid[n] = '\0';
+    ngx_cpystrn((u_char *) op->hash, (u_char *) sp + 1, sizeof(op->hash));
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+
+    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_guichet_op_t *));
+    if (task == NULL) {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    *(ngx_http_guichet_op_t **) task->ctx = op;
+    task->handler = ngx_http_guichet_verify_thread;
+    task->event.handler = ngx_http_guichet_verify_done;
+    task->event.data = op;
+
+    if (gmcf->thread_pool == NULL
+        || ngx_thread_task_post(gmcf->thread_pool, task) != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    /* the request must not be freed while the thread reads the op */
+    r->main->blocked++;
+    r->aio = 1;
+
+    if (op->deadline.timer_set) {
+        ngx_del_timer(&op->deadline);
+    }
+}
+
+
+static void
+ngx_http_guichet_login_body(ngx_http_request_t *r)
+{
+    gch_error_t             err;
+    ngx_http_guichet_op_t  *op;
+    static const char      *fmts[] = { "HGET gch:logins %b" };
+
+    op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
+
+    if (ngx_http_guichet_read_body(r, &op->body, &op->body_len) != NGX_OK) {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    if (gch_login_req_parse(op->body ? op->body : "", op->body_len,
+                            op->login, sizeof(op->login), op->password,
+                            sizeof(op->password), &err)
+        != GCH_OK)
+    {
+        ngx_http_guichet_op_fail(op, err.status ? err.status : 400,
+                                 err.code ? err.code : "bad_json",
+                                 err.message);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (ngx_http_guichet_op_format(op, 1, fmts, op->login,
+                                   ngx_strlen(op->login)) != NGX_OK
+        || ngx_http_guichet_op_send(op, &op->cmds,
+                                    ngx_http_guichet_login_found)
+           != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_guichet_login(ngx_http_request_t *r)
+{
+    ngx_int_t               rc;
+    ngx_http_guichet_op_t  *op;
+
+    if (ngx_http_guichet_header(r, "Origin", 6)
+        && !ngx_http_guichet_origin_ok(r))
+    {
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "bad_origin",
+                   "Cette demande ne vient pas du site du guichet.");
+    }
+
+    if (!ngx_http_guichet_is_json(r)) {
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                   "unsupported_media_type",
+                   "Le corps de la demande doit être du JSON "
+                   "(Content-Type: application/json).");
+    }
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, op, ngx_http_guichet_module);
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_guichet_login_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_guichet_op_free(op);
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_guichet_logout(ngx_http_request_t *r)
+{
+    ngx_str_t  cookie;
+
+    ngx_str_set(&cookie, "guichet_session=; Path=/; HttpOnly; "
+                "SameSite=Strict; Max-Age=0");
+
+    return ngx_http_guichet_send(r, NGX_HTTP_NO_CONTENT, NULL, 0, 0, &cookie);
+}
+
+
+/* routing */
+
+static ngx_int_t
+ngx_http_guichet_not_allowed(ngx_http_request_t *r)
+{
+    return ngx_http_guichet_error(r, NGX_HTTP_NOT_ALLOWED,
+                                  "method_not_allowed",
+                                  "Cette méthode n'est pas permise ici.");
+}
+
+
+static ngx_int_t
+ngx_http_guichet_finish(ngx_http_request_t *r, ngx_int_t rc)
+{
+    return rc;
+}
+
+
+/* A body nobody reads is discarded first, so that keepalive stays sane. */
+static ngx_int_t
+ngx_http_guichet_discard(ngx_http_request_t *r)
+{
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_guichet_api_handler(ngx_http_request_t *r)
+{
+    u_char      *p, *end;
+    char         fid[NGX_HTTP_GUICHET_FID_MAX];
+    ngx_str_t    path, activity;
+    ngx_uint_t   cookie, authed;
+
+    if (r->uri.len < 5 || ngx_strncmp(r->uri.data, "/api/", 5) != 0) {
+        return ngx_http_guichet_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                      "Cette adresse n'existe pas.");
+    }
+
+    path.data = r->uri.data + 5;
+    path.len = r->uri.len - 5;
+
+    if (!(r->method == NGX_HTTP_POST
+          && ((path.len == 7 && ngx_strncmp(path.data, "session", 7) == 0)
+              || (path.len == 8
+                  && ngx_strncmp(path.data, "bookings", 8) == 0))))
+    {
+        (void) ngx_http_guichet_discard(r);
+    }
+
+    authed = (ngx_http_guichet_auth(r, fid, sizeof(fid), &cookie) == NGX_OK);
+
+    if (path.len == 6 && ngx_strncmp(path.data, "health", 6) == 0) {
+        if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+            return ngx_http_guichet_not_allowed(r);
+        }
+        return ngx_http_guichet_finish(r, ngx_http_guichet_health(r));
+    }
+
+    if (path.len == 7 && ngx_strncmp(path.data, "session", 7) == 0) {
+        if (r->method == NGX_HTTP_POST) {
+            return ngx_http_guichet_login(r);
+        }
+        if (r->method == NGX_HTTP_DELETE) {
+            return ngx_http_guichet_finish(r, ngx_http_guichet_logout(r));
+        }
+        return ngx_http_guichet_not_allowed(r);
+    }
+
+    if (path.len == 10 && ngx_strncmp(path.data, "activities", 10) == 0) {
+        if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+            return ngx_http_guichet_not_allowed(r);
+        }
+        return ngx_http_guichet_finish(r, ngx_http_guichet_activities(r));
+    }
+
+    if (path.len > 11 && ngx_strncmp(path.data, "activities/", 11) == 0) {
+        activity.data = path.data + 11;
+        end = path.data + path.len;
+        p = ngx_strlchr(activity.data, end, '/');
+
+        if (p == NULL || (size_t) (end - p) != sizeof("/sessions") - 1
+            || ngx_strncmp(p, "/sessions", sizeof("/sessions") - 1) != 0
+            || p == activity.data)
+        {
+            return ngx_http_guichet_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                          "Cette adresse n'existe pas.");
+        }
+
+        if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+            return ngx_http_guichet_not_allowed(r);
+        }
+
+        activity.len = p - activity.data;
+        return ngx_http_guichet_finish(r,
+                   ngx_http_guichet_sessions(r, &activity));
+    }
+
+    if (!(path.len == 2 && ngx_strncmp(path.data, "me", 2) == 0)
+        && !(path.len == 8 && ngx_strncmp(path.data, "bookings", 8) == 0))
+    {
+        return ngx_http_guichet_finish(r,
+                   ngx_http_guichet_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                          "Cette adresse n'existe pas."));
+    }
+
+    /* the family's own resources */
+
+    if (!authed) {
+        if (r->method == NGX_HTTP_POST) {
+            (void) ngx_http_guichet_discard(r);
+        }
+        return ngx_http_guichet_finish(r,
+                   ngx_http_guichet_error(r, NGX_HTTP_UNAUTHORIZED,
+                       "unauthenticated",
+                       "Connectez-vous pour accéder à votre espace."));
+    }
+
+    if (path.len == 2) {
+        if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+            return ngx_http_guichet_not_allowed(r);
+        }
+        return ngx_http_guichet_finish(r, ngx_http_guichet_me(r, fid));
+    }
+
+    if (r->method == NGX_HTTP_GET || r->method == NGX_HTTP_HEAD) {
+        return ngx_http_guichet_finish(r, ngx_http_guichet_planning(r, fid));
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        return ngx_http_guichet_not_allowed(r);
+    }
+
+    if (cookie && !ngx_http_guichet_origin_ok(r)) {
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "bad_origin",
+                   "Cette demande ne vient pas du site du guichet.");
+    }
+
+    return ngx_http_guichet_book(r, fid);
+}
+
+
+/* $guichet_family: the authenticated family, empty otherwise */
+
+ngx_int_t
+ngx_http_guichet_family_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    char        fid[NGX_HTTP_GUICHET_FID_MAX];
+    size_t      n;
+    ngx_uint_t  cookie;
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    if (ngx_http_guichet_auth(r, fid, sizeof(fid), &cookie) != NGX_OK) {
+        v->len = 0;
+        v->data = (u_char *) "";
+        return NGX_OK;
+    }
+
+    n = ngx_strlen(fid);
+    v->data = ngx_pnalloc(r->pool, n);
+    if (v->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(v->data, fid, n);
+    v->len = n;
+
+    return NGX_OK;
+}
+
+
+/* metrics, Prometheus text format */
+
+ngx_int_t
+ngx_http_guichet_metrics_handler(ngx_http_request_t *r)
+{
+    u_char                      *p, *last;
+    ngx_int_t                    rc;
+    ngx_buf_t                   *b;
+    ngx_uint_t                   i, cum;
+    ngx_chain_t                  out;
+    ngx_http_guichet_metrics_t  *m;
+    static const char           *classes[] = {
+        "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx"
+    };
+
+    m = ngx_http_guichet_worker.metrics;
+    if (m == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    (void) ngx_http_discard_request_body(r);
+
+    b = ngx_create_temp_buf(r->pool, 8192);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = b->last;
+    last = b->end;
+
+    p = ngx_slprintf(p, last, "# TYPE guichet_requests_total counter\n");
+    for (i = 1; i < 6; i++) {
+        p = ngx_slprintf(p, last, "guichet_requests_total{class=\"%s\"} %uA\n",
+                         classes[i], m->requests[i]);
+    }
+
+    p = ngx_slprintf(p, last, "# TYPE guichet_cells_total counter\n"
+                     "guichet_cells_total{outcome=\"confirmed\"} %uA\n",
+                     m->cells_confirmed);
+    for (i = 0; ngx_http_guichet_reasons[i]; i++) {
+        p = ngx_slprintf(p, last,
+                         "guichet_cells_total{outcome=\"refused\","
+                         "reason=\"%s\"} %uA\n",
+                         ngx_http_guichet_reasons[i], m->cells_refused[i]);
+    }
+
+    p = ngx_slprintf(p, last,
+                     "# TYPE guichet_redis_round_trips_total counter\n"
+                     "guichet_redis_round_trips_total %uA\n"
+                     "# TYPE guichet_redis_errors_total counter\n"
+                     "guichet_redis_errors_total %uA\n"
+                     "# TYPE guichet_redis_reconnects_total counter\n"
+                     "guichet_redis_reconnects_total %uA\n"
+                     "# TYPE guichet_in_flight gauge\n"
+                     "guichet_in_flight %uA\n"
+                     "# TYPE guichet_fenced_total counter\n"
+                     "guichet_fenced_total %uA\n"
+                     "# TYPE guichet_catalogue_reloads_total counter\n"
+                     "guichet_catalogue_reloads_total %uA\n",
+                     m->redis_round_trips, m->redis_errors,
+                     m->redis_reconnects, m->in_flight, m->fenced,
+                     m->catalogue_reloads);
+
+    p = ngx_slprintf(p, last,
+                     "# TYPE guichet_request_duration_seconds histogram\n");
+    cum = 0;
+    for (i = 0; i < NGX_HTTP_GUICHET_NBUCKETS; i++) {
+        cum += m->latency_bucket[i];
+
+        if (i < NGX_HTTP_GUICHET_NBUCKETS - 1) {
+            p = ngx_slprintf(p, last,
+                             "guichet_request_duration_seconds_bucket"
+                             "{le=\"%.6f\"} %ui\n",
+                             ngx_http_guichet_latency_us[i] / 1e6, cum);
+        } else {
+            p = ngx_slprintf(p, last,
+                             "guichet_request_duration_seconds_bucket"
+                             "{le=\"+Inf\"} %ui\n", cum);
+        }
+    }
+
+    p = ngx_slprintf(p, last,
+                     "guichet_request_duration_seconds_sum %.6f\n"
+                     "guichet_request_duration_seconds_count %uA\n",
+                     m->latency_sum_us / 1e6, m->latency_count);
+
+    b->last = p;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4");
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}

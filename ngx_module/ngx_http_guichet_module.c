@@ -1,0 +1,629 @@
+/*
+ * ngx_http_guichet_module.c -- directives, configuration, process start
+ * and exit, the $guichet_family variable and the shared metrics zone.
+ *
+ * Every directive is documented once in docs/directives.md and appears in
+ * lua-free-config/production.conf (scripts/lint.sh checks both).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sodium.h>
+
+#include "ngx_http_guichet.h"
+
+
+static ngx_int_t ngx_http_guichet_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_guichet_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_guichet_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_guichet_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_guichet_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_guichet_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_guichet_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_guichet_init_metrics_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_guichet_init_process(ngx_cycle_t *cycle);
+static void ngx_http_guichet_exit_process(ngx_cycle_t *cycle);
+
+
+ngx_http_guichet_worker_t  ngx_http_guichet_worker;
+
+
+static ngx_command_t  ngx_http_guichet_commands[] = {
+
+    { ngx_string("guichet_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, redis),
+      NULL },
+
+    { ngx_string("guichet_redis_password"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, redis_password),
+      NULL },
+
+    { ngx_string("guichet_redis_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, redis_pool),
+      NULL },
+
+    { ngx_string("guichet_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, timeout),
+      NULL },
+
+    { ngx_string("guichet_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, secret_file),
+      NULL },
+
+    { ngx_string("guichet_max_items"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, max_items),
+      NULL },
+
+    { ngx_string("guichet_idempotency_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, idempotency_ttl),
+      NULL },
+
+    { ngx_string("guichet_catalogue_refresh"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, catalogue_refresh),
+      NULL },
+
+    { ngx_string("guichet_token_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, token_ttl),
+      NULL },
+
+    { ngx_string("guichet_password_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, thread_pool_name),
+      NULL },
+
+    { ngx_string("guichet_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_guichet_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("guichet_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_guichet_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_guichet_module_ctx = {
+    ngx_http_guichet_add_variables,        /* preconfiguration */
+    ngx_http_guichet_postconfiguration,    /* postconfiguration */
+
+    ngx_http_guichet_create_main_conf,     /* create main configuration */
+    ngx_http_guichet_init_main_conf,       /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_guichet_create_loc_conf,      /* create location configuration */
+    ngx_http_guichet_merge_loc_conf        /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_guichet_module = {
+    NGX_MODULE_V1,
+    &ngx_http_guichet_module_ctx,          /* module context */
+    ngx_http_guichet_commands,             /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_guichet_init_process,         /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_guichet_exit_process,         /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_guichet_family_name = ngx_string("guichet_family");
+
+
+static void *
+ngx_http_guichet_heap_malloc(void *ctx, size_t size)
+{
+    return ngx_alloc(size, ngx_cycle->log);
+}
+
+
+static void
+ngx_http_guichet_heap_free(void *ctx, void *p)
+{
+    if (p) {
+        ngx_free(p);
+    }
+}
+
+
+/* Engine objects that may outlive their request live on the heap. */
+const gch_alloc_t  ngx_http_guichet_heap_alloc = {
+    ngx_http_guichet_heap_malloc,
+    ngx_http_guichet_heap_free,
+    NULL
+};
+
+
+static ngx_int_t
+ngx_http_guichet_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &ngx_http_guichet_family_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_guichet_family_variable;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_guichet_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_guichet_main_conf_t));
+    if (gmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     gmcf->redis = { 0, NULL };
+     *     gmcf->redis_password = { 0, NULL };
+     *     gmcf->secret_file = { 0, NULL };
+     *     gmcf->thread_pool_name = { 0, NULL };
+     */
+
+    gmcf->redis_pool = NGX_CONF_UNSET_UINT;
+    gmcf->timeout = NGX_CONF_UNSET_MSEC;
+    gmcf->max_items = NGX_CONF_UNSET_UINT;
+    gmcf->idempotency_ttl = NGX_CONF_UNSET;
+    gmcf->catalogue_refresh = NGX_CONF_UNSET_MSEC;
+    gmcf->token_ttl = NGX_CONF_UNSET;
+
+    return gmcf;
+}
+
+
+static ngx_int_t
+ngx_http_guichet_hexval(u_char c)
+{
+    c = ngx_tolower(c);
+
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+/* 32 raw bytes, or 64 hex digits with an optional trailing newline. */
+static char *
+ngx_http_guichet_read_secret(ngx_conf_t *cf,
+    ngx_http_guichet_main_conf_t *gmcf)
+{
+    u_char      buf[128];
+    ssize_t     n;
+    ngx_int_t   hi, lo;
+    ngx_uint_t  i;
+    ngx_file_t  file;
+
+    if (ngx_conf_full_name(cf->cycle, &gmcf->secret_file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = gmcf->secret_file;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
+                            0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &file.name);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+    ngx_close_file(file.fd);
+
+    if (n == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+
+    if (n == GCH_SECRET_LEN) {
+        ngx_memcpy(gmcf->secret, buf, GCH_SECRET_LEN);
+        gmcf->have_secret = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (n == 2 * GCH_SECRET_LEN) {
+        for (i = 0; i < GCH_SECRET_LEN; i++) {
+            hi = ngx_http_guichet_hexval(buf[2 * i]);
+            lo = ngx_http_guichet_hexval(buf[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                break;
+            }
+            gmcf->secret[i] = (u_char) (hi * 16 + lo);
+        }
+
+        if (i == GCH_SECRET_LEN) {
+            gmcf->have_secret = 1;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "guichet secret file \"%V\" must hold 32 bytes "
+                       "or 64 hex digits", &file.name);
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_guichet_main_conf_t *gmcf = conf;
+
+    ngx_conf_init_uint_value(gmcf->redis_pool, 2);
+    ngx_conf_init_msec_value(gmcf->timeout, 2000);
+    ngx_conf_init_uint_value(gmcf->max_items, 200);
+    ngx_conf_init_value(gmcf->idempotency_ttl, 86400);
+    ngx_conf_init_msec_value(gmcf->catalogue_refresh, 1000);
+    ngx_conf_init_value(gmcf->token_ttl, 12 * 3600);
+
+    if (gmcf->redis.len == 0) {
+        ngx_str_set(&gmcf->redis, "127.0.0.1:6379");
+    }
+
+    if (gmcf->thread_pool_name.len == 0) {
+        ngx_str_set(&gmcf->thread_pool_name, "default");
+    }
+
+    if (gmcf->redis_pool == 0 || gmcf->redis_pool > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guichet_redis_pool\" must be between 1 and 64");
+        return NGX_CONF_ERROR;
+    }
+
+    if (gmcf->max_items == 0 || gmcf->max_items > 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guichet_max_items\" must be between 1 and 1000");
+        return NGX_CONF_ERROR;
+    }
+
+    if (gmcf->catalogue_refresh < 50) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guichet_catalogue_refresh\" must be 50ms "
+                           "or more");
+        return NGX_CONF_ERROR;
+    }
+
+    if (gmcf->secret_file.len) {
+        if (ngx_http_guichet_read_secret(cf, gmcf) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_guichet_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_guichet_loc_conf_t  *glcf;
+
+    glcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_guichet_loc_conf_t));
+    if (glcf == NULL) {
+        return NULL;
+    }
+
+    glcf->api = NGX_CONF_UNSET;
+    glcf->metrics = NGX_CONF_UNSET;
+
+    return glcf;
+}
+
+
+static char *
+ngx_http_guichet_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_guichet_loc_conf_t *prev = parent;
+    ngx_http_guichet_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->api, prev->api, 0);
+    ngx_conf_merge_value(conf->metrics, prev->metrics, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_guichet_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_guichet_loc_conf_t *glcf = conf;
+
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    if (glcf->api != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    glcf->api = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_guichet_api_handler;
+
+    gmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_guichet_module);
+
+    if (gmcf->thread_pool == NULL) {
+        if (gmcf->thread_pool_name.len == 0) {
+            ngx_str_set(&gmcf->thread_pool_name, "default");
+        }
+
+        gmcf->thread_pool = ngx_thread_pool_add(cf, &gmcf->thread_pool_name);
+        if (gmcf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_guichet_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_guichet_loc_conf_t *glcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (glcf->metrics != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    glcf->metrics = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_guichet_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_guichet_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_str_t                      name;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_guichet_module);
+
+    ngx_str_set(&name, "guichet_metrics");
+
+    gmcf->metrics_zone = ngx_shared_memory_add(cf, &name, 64 * 1024,
+                                               &ngx_http_guichet_module);
+    if (gmcf->metrics_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    gmcf->metrics_zone->init = ngx_http_guichet_init_metrics_zone;
+
+    if (gmcf->thread_pool_name.len && gmcf->thread_pool == NULL) {
+        gmcf->thread_pool = ngx_thread_pool_add(cf, &gmcf->thread_pool_name);
+        if (gmcf->thread_pool == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* Counters survive reloads: an existing zone keeps its data. */
+static ngx_int_t
+ngx_http_guichet_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t  *shpool;
+    void             *m;
+
+    if (data) {
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        shm_zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    m = ngx_slab_calloc(shpool, sizeof(ngx_http_guichet_metrics_t));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = m;
+    shm_zone->data = m;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_guichet_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_conf_ctx_t           *ctx;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    ctx = (ngx_http_conf_ctx_t *) cycle->conf_ctx[ngx_http_module.index];
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    gmcf = ctx->main_conf[ngx_http_guichet_module.ctx_index];
+
+    if (sodium_init() < 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "sodium_init() failed");
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&ngx_http_guichet_worker, sizeof(ngx_http_guichet_worker_t));
+    ngx_http_guichet_worker.gmcf = gmcf;
+    ngx_http_guichet_worker.log = cycle->log;
+    ngx_http_guichet_worker.metrics = gmcf->metrics_zone->data;
+
+    return ngx_http_guichet_redis_init(cycle, gmcf);
+}
+
+
+static void
+ngx_http_guichet_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_guichet_redis_exit(cycle);
+
+    if (ngx_http_guichet_worker.cat) {
+        ngx_http_guichet_cat_release(ngx_http_guichet_worker.cat);
+        ngx_http_guichet_worker.cat = NULL;
+    }
+}
+
+
+ngx_http_guichet_cat_t *
+ngx_http_guichet_cat_acquire(void)
+{
+    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+
+    if (!w->ready || w->cat == NULL) {
+        return NULL;
+    }
+
+    w->cat->refs++;
+    return w->cat;
+}
+
+
+/* Drops one reference; the last one frees the catalogue. */
+void
+ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat)
+{
+    if (cat == NULL || --cat->refs > 0) {
+        return;
+    }
+
+    gch_town_free(cat->town);
+    ngx_free(cat);
+}
+
+
+/*
+ * Installs a freshly parsed catalogue (taking ownership) or, with NULL,
+ * records that Redis has none: bookings then answer 503 (fail closed).
+ */
+void
+ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen)
+{
+    ngx_http_guichet_cat_t     *cat;
+    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+
+    w->ready_checked = ngx_current_msec;
+
+    if (town == NULL) {
+        if (w->ready) {
+            ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                          "guichet: catalogue gone from Redis, "
+                          "bookings closed until it is published again");
+        }
+
+        w->ready = 0;
+        return;
+    }
+
+    cat = ngx_alloc(sizeof(ngx_http_guichet_cat_t), w->log);
+    if (cat == NULL) {
+        gch_town_free(town);
+        return;
+    }
+
+    cat->town = town;
+    cat->gen = gen;
+    cat->refs = 1;                       /* the worker's own reference */
+
+    if (w->cat) {
+        ngx_http_guichet_cat_release(w->cat);
+    }
+
+    w->cat = cat;
+    w->ready = 1;
+
+    if (w->metrics) {
+        (void) ngx_atomic_fetch_add(&w->metrics->catalogue_reloads, 1);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, w->log, 0,
+                  "guichet: catalogue generation %L loaded, %uz sessions, "
+                  "%uz families", gen, town->nsessions, town->nfamilies);
+}
