@@ -1,0 +1,680 @@
+/*
+ * app.js -- the Espace Famille: hash routes, session, and the pages
+ * Connexion, Tableau de bord, Mes réservations and Mes factures.  The
+ * booking page (Modifier les réservations) lives in reserver.js.
+ *
+ * Routes: #/connexion  #/tableau-de-bord  #/reserver  #/reservations
+ *         #/factures
+ * The family (GET /api/me) is fetched once per login and kept in `ctx`.
+ */
+
+import * as api from "./api.js";
+import * as F from "./format.js";
+import { REQUEST_STATUS } from "./planning.js";
+import { h, id, announce, alertBox } from "./dom.js";
+import { viewReserver } from "./reserver.js";
+
+const main = document.getElementById("contenu");
+const nav = document.getElementById("nav");
+
+/* Shared with the pages: the family, and timers to stop on leaving. */
+export const ctx = {
+    me: null,
+    cleanups: [],
+    flash: null,
+    onLeave: (fn) => ctx.cleanups.push(fn),
+    page,
+    expired,
+};
+
+const routes = {
+    "/connexion": viewConnexion,
+    "/tableau-de-bord": viewTableau,
+    "/reserver": viewReserver,
+    "/reservations": viewReservations,
+    "/factures": viewFactures,
+};
+
+/* Replace the page body; the h1 is the page title. */
+function page(title, ...nodes) {
+    document.title = title + " – Espace Famille";
+    const flash = ctx.flash;
+    ctx.flash = null;
+    main.replaceChildren(h("h1", {}, title),
+                         flash ? alertBox(flash.text, flash.kind) : null,
+                         ...nodes);
+}
+
+/* A 401 in the middle of a page: back to Connexion, then back here. */
+function expired() {
+    ctx.me = null;
+    ctx.flash = { text: "Votre session a expiré. Reconnectez-vous.",
+                  kind: "info" };
+    sessionStorage.setItem("guichet.retour", location.hash);
+    location.hash = "#/connexion";
+}
+
+function listOf(data, key) {
+    if (Array.isArray(data)) {
+        return data;
+    }
+    if (data && Array.isArray(data[key])) {
+        return data[key];
+    }
+    return [];
+}
+
+let firstRoute = true;
+
+async function route() {
+    for (const fn of ctx.cleanups.splice(0)) {
+        try { fn(); } catch (e) { /* a timer already gone */ }
+    }
+
+    const path = (location.hash.slice(1) || "/tableau-de-bord").split("?")[0];
+    const view = routes[path] || viewTableau;
+
+    if (view !== viewConnexion && !ctx.me) {
+        const r = await api.get("/api/me");
+        if (r.status === 401 || r.status === 403) {
+            sessionStorage.setItem("guichet.retour", location.hash);
+            location.hash = "#/connexion";
+            return;
+        }
+        if (!r.ok) {
+            nav.hidden = true;
+            page("Espace Famille", alertBox(r.error.message),
+                 h("p", {}, h("button", { class: "bouton", type: "button",
+                                          onclick: route }, "Réessayer")));
+            return;
+        }
+        ctx.me = r.data;
+    }
+
+    nav.hidden = !ctx.me || view === viewConnexion;
+    for (const a of nav.querySelectorAll("a")) {
+        if (a.getAttribute("href") === "#" + path) {
+            a.setAttribute("aria-current", "page");
+        } else {
+            a.removeAttribute("aria-current");
+        }
+    }
+
+    await view(ctx);
+    if (!firstRoute) {
+        main.focus({ preventScroll: false });
+    }
+    firstRoute = false;
+}
+
+/* ---------------------------------------------------------------- */
+/* Connexion */
+
+function viewConnexion() {
+    const err = h("div", { "aria-live": "assertive" });
+    const login = h("input", { type: "text", id: "identifiant", name: "login",
+                               autocomplete: "username", required: true,
+                               autocapitalize: "none", spellcheck: "false" });
+    const pass = h("input", { type: "password", id: "motdepasse",
+                              name: "password", required: true,
+                              autocomplete: "current-password" });
+    const btn = h("button", { class: "bouton", type: "submit" }, "Connexion");
+
+    const form = h("form", { class: "carte", novalidate: true },
+        h("div", { class: "champ" },
+          h("label", { for: "identifiant" }, "Identifiant"), login),
+        h("div", { class: "champ" },
+          h("label", { for: "motdepasse" }, "Mot de passe"), pass),
+        err,
+        h("div", { class: "boutons" }, btn),
+        h("p", { class: "discret" },
+          "Mot de passe oublié ? Utilisez le lien reçu par e-mail ou "
+          + "contactez le service enfance de la mairie."));
+
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        err.replaceChildren();
+        if (!login.value.trim() || !pass.value) {
+            err.replaceChildren(alertBox(
+                "Indiquez votre identifiant et votre mot de passe."));
+            (login.value.trim() ? pass : login).focus();
+            return;
+        }
+        btn.disabled = true;
+        btn.textContent = "Connexion…";
+        const r = await api.post("/api/session",
+                                 { login: login.value.trim(),
+                                   password: pass.value });
+        btn.disabled = false;
+        btn.textContent = "Connexion";
+        if (r.ok) {
+            ctx.me = null;
+            const back = sessionStorage.getItem("guichet.retour");
+            sessionStorage.removeItem("guichet.retour");
+            location.hash = back && back !== "#/connexion"
+                ? back : "#/tableau-de-bord";
+            return;
+        }
+        let msg;
+        if (r.status === 401) {
+            msg = "Identifiant ou mot de passe incorrect.";
+        } else if (r.status === 429) {
+            const s = r.retryAfter || 60;
+            const when = s >= 90 ? Math.ceil(s / 60) + " minutes"
+                                 : Math.ceil(s) + " secondes";
+            msg = "Trop de tentatives de connexion : votre accès est "
+                  + "bloqué pour le moment. Réessayez dans " + when + ".";
+            btn.disabled = true;
+            setTimeout(() => { btn.disabled = false; }, s * 1000);
+        } else {
+            msg = r.error.message;
+        }
+        err.replaceChildren(alertBox(msg));
+        pass.value = "";
+        pass.focus();
+    });
+
+    page("Connexion à mon espace",
+         h("p", {}, "Connectez-vous avec l'identifiant et le mot de passe "
+                    + "de votre Espace Famille."),
+         form);
+    if (!firstRoute || !location.hash.includes("connexion")) {
+        /* focus is moved to main by route(); the field is one Tab away */
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* Tableau de bord */
+
+function statusTag(status) {
+    const words = Object.assign({
+        validee: "Validée", demandee: "Demandée", refusee: "Refusée",
+    }, REQUEST_STATUS);
+    const kind = /positiv|validee|paid|payee/.test(status) ? "ok"
+        : /negativ|refusee/.test(status) ? "ko" : "attente";
+    return h("span", { class: "etiquette " + kind },
+             words[status] || status || "—");
+}
+
+function childCard(me, child) {
+    const today = F.todayParis();
+    const enrol = (me.enrolments || []).filter((e) => e.child_id === child.id);
+    return h("section", { class: "carte", "aria-labelledby": "enf-" + child.id },
+        h("h3", { id: "enf-" + child.id }, child.first_name),
+        child.birth_date
+            ? h("p", { class: "discret" },
+                F.ageOn(child.birth_date, today) + " ans · né(e) le "
+                + F.dayLong(child.birth_date))
+            : null,
+        enrol.length
+            ? h("ul", {}, enrol.map((e) => h("li", {},
+                e.activity_name || e.activity_id, " ",
+                e.from ? h("span", { class: "discret" },
+                           "(du " + F.dayShort(e.from) + " au "
+                           + F.dayShort(e.to) + ") ") : null,
+                statusTag(e.status))))
+            : h("p", { class: "discret" }, "Aucune inscription."));
+}
+
+function invoiceAmount(inv) {
+    for (const k of ["total_cents", "amount_cents", "remaining_cents"]) {
+        if (Number.isFinite(inv[k])) {
+            return inv[k];
+        }
+    }
+    return Math.round((Number(inv.total) || 0) * 100);
+}
+
+function invoicePaid(inv) {
+    return inv.paid === true || inv.status === "paid"
+           || inv.status === "payee";
+}
+
+async function viewTableau() {
+    const me = ctx.me;
+    const demandes = h("section", { class: "carte", id: "bloc-demandes",
+                                    "aria-labelledby": "t-demandes" },
+        h("h2", { id: "t-demandes" }, "Mes demandes"),
+        h("p", { class: "chargement" }, "Chargement…"));
+    const factures = h("section", { class: "carte", id: "bloc-factures",
+                                    "aria-labelledby": "t-factures" },
+        h("h2", { id: "t-factures" }, "Mes factures"),
+        h("p", { class: "chargement" }, "Chargement…"));
+
+    page("Tableau de bord",
+        h("p", {}, "Bienvenue sur votre Espace Famille",
+          me.town ? " — " + me.town : "", "."),
+        h("div", { class: "boutons" },
+          h("a", { class: "bouton", href: "#/reserver" },
+            "Modifier les réservations"),
+          h("a", { class: "bouton second", href: "#/reservations" },
+            "Justifier une absence"),
+          h("a", { class: "bouton second", href: "#/factures" },
+            "Mes factures")),
+        h("h2", {}, "Ma famille"),
+        h("div", { class: "grille-cartes" },
+          (me.children || []).map((c) => childCard(me, c))),
+        h("div", { class: "grille-cartes" }, demandes, factures));
+
+    const [rq, inv] = await Promise.all([api.get("/api/requests"),
+                                         api.get("/api/invoices")]);
+    if (rq.status === 401 || inv.status === 401) {
+        return expired();
+    }
+
+    if (rq.ok) {
+        const list = listOf(rq.data, "requests");
+        demandes.replaceChildren(demandes.firstChild, list.length
+            ? requestsTable(list)
+            : h("p", {}, "Aucune demande pour le moment."));
+    } else if (api.isMissing(rq)) {
+        demandes.remove();
+    } else {
+        demandes.replaceChildren(demandes.firstChild,
+                                 alertBox(rq.error.message));
+    }
+
+    if (inv.ok) {
+        const unpaid = listOf(inv.data, "invoices")
+            .filter((i) => !invoicePaid(i));
+        const due = unpaid.reduce((s, i) => s + invoiceAmount(i), 0);
+        factures.replaceChildren(factures.firstChild,
+            h("p", { class: "chiffre", id: "nb-impayees" }, unpaid.length),
+            h("p", {}, unpaid.length === 0 ? "Aucune facture à payer."
+                : (unpaid.length === 1 ? "facture à payer"
+                                       : "factures à payer")
+                  + " (" + F.euros(due) + ")."),
+            h("a", { href: "#/factures" }, "Voir mes factures"));
+    } else if (api.isMissing(inv)) {
+        factures.remove();
+    } else {
+        factures.replaceChildren(factures.firstChild,
+                                 alertBox(inv.error.message));
+    }
+}
+
+function requestsTable(list) {
+    const rows = list.slice().sort((a, b) =>
+        String(b.created_at || b.date || "")
+            .localeCompare(String(a.created_at || a.date || "")));
+    return h("div", { class: "tableau-defilant" }, h("table", {},
+        h("caption", { class: "visually-hidden" }, "Mes demandes"),
+        h("thead", {}, h("tr", {},
+            h("th", { scope: "col" }, "N°"),
+            h("th", { scope: "col" }, "Date"),
+            h("th", { scope: "col" }, "Objet"),
+            h("th", { scope: "col" }, "Statut"))),
+        h("tbody", {}, rows.slice(0, 20).map((r) => {
+            const num = r.request_id || r.number || r.id;
+            const when = r.created_at || r.date;
+            const reasons = Array.isArray(r.reasons) ? r.reasons
+                : (r.reason ? [r.reason] : []);
+            return h("tr", { dataset: { demande: num } },
+                h("td", {}, "Demande N° " + num),
+                h("td", {}, when ? (when.length > 10 ? F.instant(when)
+                                                     : F.dayLong(when))
+                                 : "—"),
+                h("td", {}, r.type === "booking" || !r.type
+                    ? "Réservation de séances" : r.type),
+                h("td", {}, statusTag(r.status),
+                  reasons.length ? h("span", { class: "discret" },
+                                     " " + reasons.join(", ")) : null));
+        }))));
+}
+
+/* ---------------------------------------------------------------- */
+/* Mes réservations */
+
+function dialog(title, body, actions) {
+    const titleId = id("dlg");
+    const dlg = h("dialog", { "aria-labelledby": titleId },
+                  h("h2", { id: titleId }, title), body,
+                  h("div", { class: "boutons" }, actions));
+    document.body.appendChild(dlg);
+    dlg.addEventListener("close", () => dlg.remove());
+    dlg.showModal();
+    return dlg;
+}
+
+async function viewReservations() {
+    const today = F.todayParis();
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    const from = q.get("du") || today;
+    const to = q.get("au") || F.addDays(from, 61);
+
+    const du = h("input", { type: "date", id: "res-du", value: from });
+    const au = h("input", { type: "date", id: "res-au", value: to });
+    const out = h("div", { id: "liste-reservations", "aria-live": "polite" },
+                  h("p", { class: "chargement" }, "Chargement…"));
+    const form = h("form", { class: "outils-periode" },
+        h("div", { class: "champ" }, h("label", { for: "res-du" }, "Du"), du),
+        h("div", { class: "champ" }, h("label", { for: "res-au" }, "Au"), au),
+        h("div", { class: "champ" },
+          h("button", { class: "bouton second", type: "submit" },
+            "Afficher")));
+    form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        location.hash = "#/reservations?du=" + du.value + "&au=" + au.value;
+    });
+
+    page("Mes réservations", form, out);
+
+    const r = await api.get("/api/bookings?from=" + from + "&to=" + to);
+    if (r.status === 401) {
+        return expired();
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = listOf(r.data, "bookings")
+        .filter((b) => b.status !== "cancelled");
+    if (list.length === 0) {
+        out.replaceChildren(h("p", {}, "Aucune réservation sur cette "
+                                       + "période."),
+                            h("a", { class: "bouton", href: "#/reserver" },
+                              "Modifier les réservations"));
+        return;
+    }
+
+    /* Which bookings are past their deadline: the session's status says. */
+    const closed = new Set();
+    const byAct = new Map();
+    for (const b of list) {
+        if (b.activity_id) {
+            byAct.set(b.activity_id, true);
+        }
+    }
+    await Promise.all(Array.from(byAct.keys()).map(async (aid) => {
+        const s = await api.get("/api/activities/" + encodeURIComponent(aid)
+                                + "/sessions?from=" + from + "&to=" + to);
+        for (const x of (s.ok ? listOf(s.data, "sessions") : [])) {
+            if (x.status === "closed") {
+                closed.add(x.id || x.session_id);
+            }
+        }
+    }));
+
+    const total = Number.isFinite(r.data && r.data.total_cents)
+        ? r.data.total_cents
+        : list.reduce((s, b) => s + (Number(b.price_cents) || 0), 0);
+
+    const rows = list.map((b) => {
+        const late = closed.has(b.session_id);
+        const who = b.first_name || b.child_id;
+        const what = F.dayLong(b.date) + ", " + (b.label || b.unit);
+        return h("tr", { dataset: { booking: b.booking_id } },
+            h("td", {}, who),
+            h("td", {}, b.activity_name || b.activity_id),
+            h("td", {}, F.dayLong(b.date)),
+            h("td", {}, b.label || b.unit,
+              b.starts_at ? h("span", { class: "discret" },
+                              " " + F.time(b.starts_at) + "–"
+                              + F.time(b.ends_at)) : null),
+            h("td", { class: "montant" }, F.euros(b.price_cents)),
+            h("td", {}, b.request_id ? "N° " + b.request_id : "—"),
+            h("td", {}, h("div", { class: "boutons" },
+                h("button", { class: "bouton danger", type: "button",
+                              "aria-label": "Annuler : " + who + ", " + what,
+                              onclick: () => cancelBooking(b, who, what,
+                                                           late) },
+                  "Annuler"),
+                h("button", { class: "bouton second", type: "button",
+                              "aria-label": "Justifier une absence : " + who
+                                            + ", " + what,
+                              onclick: () => justify(b, who, what) },
+                  "Justifier une absence"))));
+    });
+
+    out.replaceChildren(
+        h("div", { class: "tableau-defilant" }, h("table", {},
+            h("caption", {}, "Réservations du " + F.dayLong(from) + " au "
+                             + F.dayLong(to)),
+            h("thead", {}, h("tr", {},
+                h("th", { scope: "col" }, "Enfant"),
+                h("th", { scope: "col" }, "Activité"),
+                h("th", { scope: "col" }, "Date"),
+                h("th", { scope: "col" }, "Séance"),
+                h("th", { scope: "col", class: "montant" }, "Prix"),
+                h("th", { scope: "col" }, "Demande"),
+                h("th", { scope: "col" }, "Actions"))),
+            h("tbody", {}, rows),
+            h("tfoot", {}, h("tr", {},
+                h("th", { scope: "row", colspan: "4" }, "Total de la période"),
+                h("td", { class: "montant", id: "total-periode" },
+                  F.euros(total)),
+                h("td", { colspan: "2" }))))),
+        h("p", { class: "discret" },
+          "Une annulation après le délai reste facturée, sauf absence "
+          + "justifiée par un certificat médical."));
+}
+
+function cancelBooking(b, who, what, late) {
+    const msg = h("div", { "aria-live": "polite" });
+    const ok = h("button", { class: "bouton danger", type: "button" },
+                 "Confirmer l'annulation");
+    const dlg = dialog("Annuler une réservation",
+        h("div", {},
+          h("p", {}, who + " — " + (b.activity_name || "") + " — " + what),
+          late ? alertBox("Le délai d'annulation est dépassé : cette "
+                          + "séance restera facturée. En cas de maladie, "
+                          + "justifiez plutôt l'absence avec un certificat "
+                          + "médical.")
+               : h("p", {}, "La place sera remise en ligne aussitôt."),
+          msg),
+        [ok, h("button", { class: "bouton second", type: "button",
+                           onclick: () => dlg.close() },
+               "Garder la réservation")]);
+    ok.addEventListener("click", async () => {
+        ok.disabled = true;
+        const r = await api.del("/api/bookings/"
+                                + encodeURIComponent(b.booking_id));
+        if (r.status === 401) {
+            dlg.close();
+            return expired();
+        }
+        if (r.ok) {
+            dlg.close();
+            ctx.flash = {
+                kind: "succes",
+                text: "Réservation annulée : " + who + ", " + what + "."
+                      + (r.data && r.data.billed
+                         ? " Annulation hors délai : la séance reste "
+                           + "facturée." : ""),
+            };
+            route();
+            return;
+        }
+        ok.disabled = false;
+        msg.replaceChildren(alertBox(api.isMissing(r)
+            ? "L'annulation en ligne n'est pas encore disponible. "
+              + "Contactez le service enfance de la mairie."
+            : r.error.message));
+    });
+}
+
+function justify(b, who, what) {
+    const msg = h("div", { "aria-live": "polite" });
+    const motif = h("select", { id: "abs-motif" },
+                    h("option", { value: "medical" },
+                      "Maladie (certificat médical)"));
+    const doc = h("input", { type: "text", id: "abs-doc",
+                             "aria-describedby": "abs-doc-aide" });
+    const ok = h("button", { class: "bouton", type: "submit" },
+                 "Envoyer le justificatif");
+    const form = h("form", {},
+        h("p", {}, who + " — " + (b.activity_name || "") + " — " + what),
+        h("div", { class: "champ" },
+          h("label", { for: "abs-motif" }, "Motif"), motif),
+        h("div", { class: "champ" },
+          h("label", { for: "abs-doc" }, "Référence du justificatif"), doc,
+          h("span", { id: "abs-doc-aide", class: "discret" },
+            "Le numéro du certificat médical déposé dans vos documents.")),
+        msg, h("div", { class: "boutons" }, ok));
+    const dlg = dialog("Justifier une absence", form,
+        [h("button", { class: "bouton second", type: "button",
+                       onclick: () => dlg.close() }, "Fermer")]);
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        ok.disabled = true;
+        const r = await api.post("/api/absences",
+                                 { booking_id: b.booking_id,
+                                   reason: motif.value,
+                                   document_id: doc.value.trim() || null });
+        ok.disabled = false;
+        if (r.status === 401) {
+            dlg.close();
+            return expired();
+        }
+        if (r.ok) {
+            msg.replaceChildren(alertBox("Absence justifiée : la séance ne "
+                                         + "sera pas facturée.", "succes"));
+            ok.disabled = true;
+            return;
+        }
+        msg.replaceChildren(alertBox(api.isMissing(r)
+            ? "La justification d'absence en ligne n'est pas encore "
+              + "disponible. Envoyez le certificat au service enfance par "
+              + "la messagerie."
+            : r.error.message));
+    });
+}
+
+/* ---------------------------------------------------------------- */
+/* Mes factures */
+
+async function viewFactures() {
+    const out = h("div", { id: "liste-factures" },
+                  h("p", { class: "chargement" }, "Chargement…"));
+    page("Mes factures",
+         h("p", { class: "info", id: "regle-paiement" },
+           "Le paiement partiel n'est pas autorisé : chaque facture cochée "
+           + "est payée en totalité."),
+         out);
+
+    const r = await api.get("/api/invoices");
+    if (r.status === 401) {
+        return expired();
+    }
+    if (api.isMissing(r)) {
+        out.replaceChildren(h("p", {}, "Vos factures ne sont pas encore "
+                                       + "consultables en ligne. Elles vous "
+                                       + "sont envoyées chaque mois."));
+        return;
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = listOf(r.data, "invoices");
+    if (list.length === 0) {
+        out.replaceChildren(h("p", {}, "Aucune facture."));
+        return;
+    }
+
+    const debit = !!(ctx.me && ctx.me.direct_debit);
+    const boxes = [];
+    const sum = h("strong", { id: "somme-cochee" }, F.euros(0));
+    const pay = h("button", { class: "bouton", type: "submit", disabled: true },
+                  "Payer les factures cochées");
+    const msg = h("div", { "aria-live": "polite" });
+
+    const refresh = () => {
+        const chosen = boxes.filter((b) => b.box.checked);
+        sum.textContent = F.euros(chosen.reduce((s, b) =>
+            s + invoiceAmount(b.inv), 0));
+        pay.disabled = chosen.length === 0;
+    };
+
+    const rows = list.map((inv) => {
+        const paid = invoicePaid(inv);
+        const num = inv.number || inv.id;
+        let box = null;
+        if (!paid && !debit) {
+            box = h("input", { type: "checkbox", id: "fac-" + inv.id,
+                               onchange: refresh });
+            boxes.push({ box, inv });
+        }
+        return h("tr", {},
+            h("td", {}, box
+                ? h("label", { for: "fac-" + inv.id },
+                    h("span", { class: "visually-hidden" },
+                      "Payer la facture "), "N° " + num)
+                : "N° " + num),
+            h("td", {}, inv.period || inv.month || "—"),
+            h("td", { class: "montant" }, F.euros(invoiceAmount(inv))),
+            h("td", {}, inv.due_date ? F.dayLong(inv.due_date) : "—"),
+            h("td", {}, paid ? h("span", { class: "etiquette ok" }, "Payée")
+                             : h("span", { class: "etiquette attente" },
+                                 "À payer")),
+            h("td", {}, h("a", {
+                href: "/api/invoices/" + encodeURIComponent(inv.id) + ".pdf",
+                download: "" }, "Télécharger (PDF)",
+                h("span", { class: "visually-hidden" }, " facture " + num))));
+    });
+
+    const table = h("div", { class: "tableau-defilant" }, h("table", {},
+        h("caption", { class: "visually-hidden" }, "Mes factures"),
+        h("thead", {}, h("tr", {},
+            h("th", { scope: "col" }, "Facture"),
+            h("th", { scope: "col" }, "Période"),
+            h("th", { scope: "col", class: "montant" }, "Montant"),
+            h("th", { scope: "col" }, "À payer avant le"),
+            h("th", { scope: "col" }, "État"),
+            h("th", { scope: "col" }, "Document"))),
+        h("tbody", {}, rows)));
+
+    if (debit) {
+        out.replaceChildren(table, alertBox("Vous êtes en prélèvement "
+            + "automatique : vos factures sont prélevées à l'échéance, "
+            + "pas de paiement en ligne.", "info"));
+        return;
+    }
+
+    const form = h("form", {}, table,
+        h("div", { class: "boutons" }, h("span", {}, "Total coché : ", sum),
+          pay), msg);
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const ids = boxes.filter((b) => b.box.checked).map((b) => b.inv.id);
+        if (ids.length === 0) {
+            return;
+        }
+        pay.disabled = true;
+        const p = await api.post("/api/payments", { invoice_ids: ids });
+        if (p.status === 401) {
+            return expired();
+        }
+        const url = p.ok && p.data && (p.data.redirect_url
+                                       || p.data.payment_url);
+        if (url && /^(https:\/\/|\/)/.test(url)) {
+            location.assign(url);
+            return;
+        }
+        if (p.ok) {
+            ctx.flash = { kind: "succes",
+                          text: "Paiement enregistré. Merci." };
+            route();
+            return;
+        }
+        pay.disabled = false;
+        msg.replaceChildren(alertBox(api.isMissing(p)
+            ? "Le paiement en ligne n'est pas encore disponible. Vous "
+              + "pouvez payer à la régie de la mairie."
+            : p.error.message));
+    });
+    out.replaceChildren(form);
+}
+
+/* ---------------------------------------------------------------- */
+
+document.getElementById("deconnexion").addEventListener("click", async () => {
+    await api.del("/api/session");
+    ctx.me = null;
+    ctx.flash = { text: "Vous êtes déconnecté.", kind: "info" };
+    announce("Vous êtes déconnecté.");
+    location.hash = "#/connexion";
+});
+
+window.addEventListener("hashchange", route);
+route();

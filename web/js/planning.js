@@ -1,0 +1,222 @@
+/*
+ * planning.js -- the booking grid's rules, with no DOM: periods (mois,
+ * quinzaine, semaine), the state of each cell for a child, slot conflicts
+ * computed from the family's bookings, semaine type, copy to a sibling and
+ * whole weeks.  app.js draws what these functions decide.
+ *
+ * A "cell" is one session (activité x date x unité) for one child.
+ */
+
+import { addDays, mondayOf, lastOfMonth, weekday, monthName, dayShort,
+         ageOn } from "./format.js";
+
+export const MODES = {
+    mois: "Mois",
+    quinzaine: "Quinzaine",
+    semaine: "Semaine",
+};
+
+/* The period of a display mode that contains the day "anchor". */
+export function periodOf(mode, anchor) {
+    if (mode === "semaine") {
+        const from = mondayOf(anchor);
+        const to = addDays(from, 6);
+        return { from, to,
+                 label: "Semaine du " + dayShort(from) + " au "
+                        + dayShort(to) };
+    }
+    const first = anchor.slice(0, 8) + "01";
+    const last = lastOfMonth(anchor);
+    if (mode === "quinzaine") {
+        const firstHalf = Number(anchor.slice(8)) <= 15;
+        const from = firstHalf ? first : anchor.slice(0, 8) + "16";
+        const to = firstHalf ? anchor.slice(0, 8) + "15" : last;
+        return { from, to,
+                 label: (firstHalf ? "1re" : "2de") + " quinzaine de "
+                        + monthName(first) };
+    }
+    return { from: first, to: last, label: monthName(first) };
+}
+
+/* The anchor of the previous (dir -1) or next (dir 1) period. */
+export function shiftAnchor(mode, period, dir) {
+    return dir > 0 ? addDays(period.to, 1) : addDays(period.from, -1);
+}
+
+export function overlaps(a, b) {
+    const a0 = Date.parse(a.starts_at), a1 = Date.parse(a.ends_at);
+    const b0 = Date.parse(b.starts_at), b1 = Date.parse(b.ends_at);
+    return a0 < b1 && b0 < a1;
+}
+
+/*
+ * The state of a session for a child:
+ *   reserve   the child already holds this session
+ *   conflit   the child holds an overlapping slot (any other session);
+ *             "with" is that booking
+ *   ferme     deadline passed (status closed)
+ *   pas_ouvert booking not open yet (status not_open_yet)
+ *   complet   no online place left (status full, or places_left 0)
+ *   hors_age  outside the activity's age band on that day
+ *   libre     bookable
+ * bookings: the family's bookings (GET /api/bookings) covering the date.
+ */
+export function cellState(session, child, bookings, activity) {
+    const sid = session.id || session.session_id;
+    const mine = bookings.filter((b) => b.child_id === child.id
+                                        && b.status !== "cancelled");
+    const held = mine.find((b) => (b.session_id || b.id) === sid);
+    if (held) {
+        return { state: "reserve", booking: held };
+    }
+    const clash = mine.find((b) => b.date === session.date
+                                   && b.starts_at && overlaps(b, session));
+    if (clash) {
+        return { state: "conflit", with: clash };
+    }
+    if (session.status === "closed") {
+        return { state: "ferme" };
+    }
+    if (session.status === "not_open_yet") {
+        return { state: "pas_ouvert" };
+    }
+    if (session.status === "full" || Number(session.places_left) <= 0) {
+        return { state: "complet" };
+    }
+    if (activity && child.birth_date
+        && Number.isFinite(activity.age_min)
+        && Number.isFinite(activity.age_max)) {
+        const age = ageOn(child.birth_date, session.date);
+        if (age < activity.age_min || age > activity.age_max) {
+            return { state: "hors_age" };
+        }
+    }
+    return { state: "libre" };
+}
+
+/* Can the family pick this cell now (or before opening, to be ready)? */
+export function selectable(state) {
+    return state === "libre" || state === "pas_ouvert";
+}
+
+/*
+ * Whole-week rule: the sessions of the same unit in the same week (Monday
+ * to Sunday) as "session", among "sessions" (the open days the town
+ * offers that week).
+ */
+export function weekOf(session, sessions) {
+    const monday = mondayOf(session.date);
+    return sessions.filter((s) => s.unit === session.unit
+                                  && mondayOf(s.date) === monday);
+}
+
+/*
+ * Semaine type: sessions of the period whose weekday (0 = lundi) is in
+ * "days" and whose unit is in "units".  every = 1 (chaque semaine) or 2
+ * (une semaine sur deux, counted from the first week of the period).
+ */
+export function semaineType(sessions, days, units, every, periodFrom) {
+    const firstMonday = mondayOf(periodFrom);
+    return sessions.filter((s) => {
+        if (!days.includes(weekday(s.date)) || !units.includes(s.unit)) {
+            return false;
+        }
+        if (every === 2) {
+            const weeks = Math.round((Date.parse(mondayOf(s.date))
+                                      - Date.parse(firstMonday))
+                                     / (7 * 86400000));
+            return weeks % 2 === 0;
+        }
+        return true;
+    });
+}
+
+/* Units of a list of sessions, in the order of the day. */
+export function unitsOf(sessions) {
+    const seen = new Map();
+    for (const s of sessions) {
+        const prev = seen.get(s.unit);
+        if (!prev || Date.parse(s.starts_at) < Date.parse(prev.starts_at)) {
+            seen.set(s.unit, s);
+        }
+    }
+    return Array.from(seen.values())
+        .sort((a, b) => (a.starts_at || "").slice(11)
+                        .localeCompare((b.starts_at || "").slice(11)))
+        .map((s) => ({ code: s.unit, label: unitLabel(s.unit) }));
+}
+
+const UNIT_LABELS = {
+    MATIN: "Matin",
+    REPAS: "Repas",
+    SIESTE: "Sieste",
+    "APRES-MIDI": "Après-midi",
+    APRES_MIDI: "Après-midi",
+    SOIR: "Soir",
+    JOURNEE: "Journée",
+};
+
+export function unitLabel(code) {
+    return UNIT_LABELS[code] || String(code || "").toLowerCase()
+        .replace(/^./, (c) => c.toUpperCase());
+}
+
+/*
+ * Estimated price in cents of one unit for this family: the first band
+ * whose qf_max is at least the family's QF; a missing QF gets the highest
+ * band (DOMAIN.md).  null when the activity publishes no prices.
+ */
+export function unitPrice(activity, qf) {
+    const prices = (activity && Array.isArray(activity.prices))
+        ? activity.prices.slice() : [];
+    if (prices.length === 0) {
+        return null;
+    }
+    const top = prices.reduce((m, p) => Math.max(m, Number(p.cents) || 0), 0);
+    if (qf === null || qf === undefined) {
+        return top;
+    }
+    prices.sort((a, b) => (a.qf_max === null ? Infinity : a.qf_max)
+                          - (b.qf_max === null ? Infinity : b.qf_max));
+    const band = prices.find((p) => p.qf_max === null || qf <= p.qf_max);
+    return band ? Number(band.cents) : top;
+}
+
+/* French words for each refusal reason of POST /api/bookings. */
+export function reasonText(item, fmtInstant) {
+    switch (item.reason) {
+    case "full":
+        return "Complet";
+    case "conflict":
+        return "Conflit : l'enfant est déjà inscrit sur ce créneau";
+    case "already_booked":
+        return "Déjà réservé";
+    case "not_open_yet":
+        return item.opens_at
+            ? "Les réservations ouvrent le " + fmtInstant(item.opens_at)
+            : "Les réservations ne sont pas encore ouvertes";
+    case "closed":
+        return "Délai dépassé";
+    case "not_enrolled":
+        return "Inscription non validée";
+    case "age":
+        return "Âge hors tranche";
+    case "documents_missing":
+        return "Pièces manquantes au dossier";
+    case "unpaid_invoices":
+        return "Factures impayées";
+    case "week_incomplete":
+        return "La semaine complète est obligatoire";
+    case "unknown_session":
+        return "Séance inconnue";
+    default:
+        return "Refusé" + (item.reason ? " (" + item.reason + ")" : "");
+    }
+}
+
+export const REQUEST_STATUS = {
+    deposee: "Déposée",
+    traitee_positivement: "Traitée positivement",
+    partielle: "Traitée partiellement",
+    traitee_negativement: "Traitée négativement",
+};
