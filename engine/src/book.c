@@ -223,6 +223,108 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
 }
 
 
+/*
+ * Whole weeks (Ambérieu): for an activity with week_required, each child,
+ * week and unit asked must cover every day of that week on which the
+ * activity has that unit, else the whole request is refused
+ * week_incomplete and nothing is sent to Redis.
+ */
+static int
+gch_week_complete(gch_book_t *b, const gch_cell_t *c)
+{
+    size_t                 i, j;
+    gch_day_t              monday;
+    const gch_session_t   *s, *t;
+    const gch_cell_t      *o;
+
+    s = c->session;
+    monday = s->date - (gch_day_weekday(s->date) - 1);
+
+    for (i = 0; i < b->in.town->nsessions; i++) {
+        t = &b->in.town->sessions[i];
+
+        if (t->activity != s->activity || t->unit != s->unit
+            || t->date < monday || t->date > monday + 6)
+        {
+            continue;
+        }
+
+        for (j = 0; j < b->ncells; j++) {
+            o = &b->cells[j];
+            if (o->reason == NULL && o->session == t
+                && o->child == c->child)
+            {
+                break;
+            }
+        }
+
+        if (j == b->ncells) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+gch_week_rule(gch_book_t *b)
+{
+    size_t       i;
+    gch_cell_t  *c;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+
+        if (c->session && c->session->activity->week_required
+            && (c->reason != NULL || !gch_week_complete(b, c)))
+        {
+            break;
+        }
+    }
+
+    if (i == b->ncells) {
+        return;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason == NULL) {
+            c->reason = "week_incomplete";
+        }
+    }
+
+    b->nopen = 0;
+}
+
+
+/* After step one: one refused cell of a whole week refuses them all. */
+static void
+gch_week_outcome(gch_book_t *b)
+{
+    size_t       i;
+    gch_cell_t  *c;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->session && c->session->activity->week_required && c->reason) {
+            break;
+        }
+    }
+
+    if (i == b->ncells) {
+        return;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason == NULL) {
+            c->reason = "week_incomplete";
+        }
+    }
+}
+
+
 static void
 gch_plan_json(gch_book_t *b, gch_buf_t *out)
 {
@@ -429,6 +531,8 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
             b->nopen++;
         }
     }
+
+    gch_week_rule(b);
 
     crypto_generichash(h, sizeof(h), (const unsigned char *) in->body,
                        in->body_len, NULL, 0);
@@ -939,6 +1043,8 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
             return GCH_EREDIS;
         }
     }
+
+    gch_week_outcome(b);
 
     answer = gch_answer_json(b, &len);
     if (answer == NULL) {
