@@ -1,4 +1,829 @@
-/* reserver.js -- placeholder until the planning page lands. */
+/*
+ * reserver.js -- "Modifier les réservations": tick the children, choose an
+ * activity, pick cells on a month / quinzaine / semaine planning, then
+ * "Valider mes réservations" sends one POST /api/bookings.
+ *
+ * Picked cells stay pending (this module's state, kept while the family
+ * visits other pages) until validated: an unsaved change is not a booking.
+ * The grid re-reads places every few seconds and exactly at the opening
+ * instant, without reloading the page.  One validation = one
+ * Idempotency-Key, reused for every retry of the same selection.
+ */
+
+import * as api from "./api.js";
+import * as F from "./format.js";
+import * as P from "./planning.js";
+import { h, id, announce, alertBox } from "./dom.js";
+
+const POLL_MS = 5000;
+const MAX_ITEMS = 200;
+
+const R = {
+    children: new Set(),
+    activityId: null,
+    mode: "mois",
+    anchor: null,
+    sessions: [],
+    bookings: [],
+    pending: new Map(),      /* "child|session" -> {child_id, session_id} */
+    results: new Map(),      /* "child|session" -> answer item */
+    answer: null,            /* last POST /api/bookings answer */
+    error: null,
+    idem: null,              /* {key, sig}: the key of this selection */
+    inFlight: false,
+    index: new Map(),        /* session id -> session, every one seen */
+};
+
+let activities = null;
+
+window.addEventListener("beforeunload", (ev) => {
+    if (R.pending.size > 0) {
+        ev.preventDefault();
+        ev.returnValue = "";
+    }
+});
+
+const keyOf = (cid, sid) => cid + "|" + sid;
+const sidOf = (s) => s.id || s.session_id;
+
+function listOf(data, key) {
+    return Array.isArray(data) ? data
+        : (data && Array.isArray(data[key]) ? data[key] : []);
+}
+
+const STATE_WORDS = {
+    libre: "Libre",
+    complet: "Complet",
+    ferme: "Fermé",
+    pas_ouvert: "Pas encore ouvert",
+    reserve: "Déjà réservé",
+    conflit: "Conflit",
+    hors_age: "Âge hors tranche",
+    non_inscrit: "Inscription non validée",
+};
+
 export async function viewReserver(ctx) {
-    ctx.page("Modifier les réservations");
+    const me = ctx.me;
+    const children = me.children || [];
+
+    if (!activities) {
+        const r = await api.get("/api/activities");
+        if (r.status === 401) {
+            return ctx.expired();
+        }
+        if (!r.ok) {
+            ctx.page("Modifier les réservations", alertBox(r.error.message));
+            return;
+        }
+        activities = listOf(r.data, "activities");
+    }
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    if (q.get("activite")) {
+        R.activityId = q.get("activite");
+    }
+    if (!R.anchor) {
+        R.anchor = F.todayParis(api.serverNow());
+    }
+    if (children.length === 1) {
+        R.children.add(children[0].id);
+    }
+
+    const activity = () => activities.find((a) => a.id === R.activityId);
+
+    /* -- the controls ------------------------------------------------ */
+
+    const childBoxes = children.map((c) => h("label", {},
+        h("input", { type: "checkbox", name: "enfant", value: c.id,
+                     checked: R.children.has(c.id),
+                     onchange: (ev) => {
+                         if (ev.target.checked) {
+                             R.children.add(c.id);
+                         } else {
+                             R.children.delete(c.id);
+                         }
+                         draw();
+                     } }),
+        c.first_name));
+
+    const select = h("select", { id: "activite", name: "activite" },
+        h("option", { value: "" }, "— Choisissez une activité —"),
+        activities.map((a) => h("option", { value: a.id,
+                                            selected: a.id === R.activityId },
+                                a.name + (a.site ? " (" + a.site + ")" : ""))));
+    select.addEventListener("change", () => {
+        R.activityId = select.value || null;
+        R.results.clear();
+        R.answer = null;
+        load();
+    });
+
+    const actInfo = h("div", { id: "infos-activite" });
+    const countBox = h("div", { id: "ouverture" });
+    const periodLabel = h("h2", { id: "periode", "aria-live": "polite" });
+    const modeButtons = Object.entries(P.MODES).map(([m, label]) =>
+        h("button", { type: "button", "aria-pressed": String(R.mode === m),
+                      dataset: { mode: m },
+                      onclick: () => {
+                          R.mode = m;
+                          for (const b of modeButtons) {
+                              b.setAttribute("aria-pressed",
+                                             String(b.dataset.mode === m));
+                          }
+                          load();
+                      } }, label));
+    const jump = h("input", { type: "date", id: "aller-au", value: R.anchor });
+    jump.addEventListener("change", () => {
+        if (/^\d{4}-\d{2}-\d{2}$/.test(jump.value)) {
+            R.anchor = jump.value;
+            load();
+        }
+    });
+    const shift = (dir) => () => {
+        R.anchor = P.shiftAnchor(R.mode, P.periodOf(R.mode, R.anchor), dir);
+        jump.value = R.anchor;
+        load();
+    };
+
+    const tools = h("div", { id: "outils" });
+    const results = h("div", { id: "resultat", tabindex: "-1" });
+    const grids = h("div", { id: "plannings", "aria-busy": "false" });
+
+    const countText = h("p", { id: "en-attente", "aria-live": "polite" });
+    const validate = h("button", { class: "bouton", type: "button",
+                                   id: "valider", onclick: submit },
+                       "Valider mes réservations");
+    const clear = h("button", { class: "bouton second", type: "button",
+                                onclick: () => {
+                                    R.pending.clear();
+                                    R.idem = null;
+                                    draw();
+                                } }, "Annuler les modifications");
+    const bar = h("div", { class: "barre-validation", role: "region",
+                           "aria-label": "Validation" },
+                  countText, h("div", { class: "boutons" }, clear, validate));
+
+    ctx.page("Modifier les réservations",
+        h("fieldset", {},
+          h("legend", {}, "Cochez les enfants"),
+          h("div", { class: "choix" }, childBoxes)),
+        h("div", { class: "champ" },
+          h("label", { for: "activite" }, "Activité"), select),
+        actInfo, countBox,
+        h("div", { class: "outils-periode" },
+          h("div", { class: "bascule", role: "group",
+                     "aria-label": "Affichage du planning" }, modeButtons),
+          h("div", { class: "boutons" },
+            h("button", { class: "bouton second", type: "button",
+                          onclick: shift(-1) },
+              h("span", { "aria-hidden": "true" }, "‹ "), "Précédent"),
+            h("button", { class: "bouton second", type: "button",
+                          onclick: shift(1) },
+              "Suivant", h("span", { "aria-hidden": "true" }, " ›"))),
+          h("div", { class: "champ" },
+            h("label", { for: "aller-au" }, "Aller au"), jump)),
+        periodLabel, tools, legend(), results, grids, bar);
+
+    /* -- timers -------------------------------------------------------- */
+
+    let pollTimer = null;
+    let tickTimer = null;
+    let openTimer = null;
+    let alive = true;
+    ctx.onLeave(() => {
+        alive = false;
+        clearTimeout(pollTimer);
+        clearInterval(tickTimer);
+        clearTimeout(openTimer);
+    });
+
+    const schedulePoll = () => {
+        clearTimeout(pollTimer);
+        /* A little jitter keeps thousands of families from polling in
+         * step at the opening minute. */
+        pollTimer = setTimeout(async () => {
+            if (alive && document.visibilityState === "visible"
+                && !R.inFlight && activity()) {
+                await refreshPlaces();
+            }
+            if (alive) {
+                schedulePoll();
+            }
+        }, POLL_MS + Math.random() * 1000);
+    };
+
+    function opensAt() {
+        const a = activity();
+        const t = a && a.booking_opens_at ? Date.parse(a.booking_opens_at)
+                                          : NaN;
+        return Number.isNaN(t) ? null : t;
+    }
+
+    function isBeforeOpening() {
+        const t = opensAt();
+        return t !== null && api.serverNow() < t;
+    }
+
+    function setupCountdown() {
+        clearInterval(tickTimer);
+        clearTimeout(openTimer);
+        countBox.replaceChildren();
+        const t = opensAt();
+        if (t === null || api.serverNow() >= t) {
+            return;
+        }
+        const left = h("strong", { id: "compte-a-rebours" });
+        countBox.replaceChildren(h("div", { class: "compte", role: "timer",
+                                            "aria-live": "off" },
+            h("p", {}, "Les réservations ouvrent le ",
+              h("span", { id: "date-ouverture" },
+                F.instant(new Date(t).toISOString())), "."),
+            h("p", {}, "Ouverture dans ", left),
+            h("p", {}, "Préparez votre sélection dès maintenant : le bouton "
+                       + "« Valider mes réservations » s'active à l'heure "
+                       + "exacte.")));
+        const tick = () => {
+            left.textContent = F.countdown(t - api.serverNow());
+        };
+        tick();
+        tickTimer = setInterval(tick, 1000);
+        const delay = t - api.serverNow();
+        if (delay < 2 ** 31 - 1) {
+            openTimer = setTimeout(async () => {
+                clearInterval(tickTimer);
+                countBox.replaceChildren(alertBox(
+                    "Les réservations sont ouvertes.", "succes"));
+                announce("Les réservations sont ouvertes.");
+                await refreshPlaces();
+            }, delay + 20);
+        }
+    }
+
+    /* -- data ---------------------------------------------------------- */
+
+    async function refreshPlaces() {
+        const a = activity();
+        if (!a) {
+            return;
+        }
+        const p = P.periodOf(R.mode, R.anchor);
+        const r = await api.get("/api/activities/" + encodeURIComponent(a.id)
+                                + "/sessions?from=" + p.from + "&to=" + p.to);
+        if (r.status === 401) {
+            return ctx.expired();
+        }
+        if (r.ok && alive && activity() === a) {
+            R.sessions = listOf(r.data, "sessions");
+            for (const s of R.sessions) {
+                R.index.set(sidOf(s), s);
+            }
+            draw();
+        }
+    }
+
+    async function load() {
+        const a = activity();
+        const p = P.periodOf(R.mode, R.anchor);
+        periodLabel.textContent = "Planning : " + p.label;
+        drawActivity(a);
+        setupCountdown();
+        if (!a) {
+            R.sessions = [];
+            draw();
+            return;
+        }
+        grids.setAttribute("aria-busy", "true");
+        const [s, b] = await Promise.all([
+            api.get("/api/activities/" + encodeURIComponent(a.id)
+                    + "/sessions?from=" + p.from + "&to=" + p.to),
+            api.get("/api/bookings?from=" + p.from + "&to=" + p.to),
+        ]);
+        grids.setAttribute("aria-busy", "false");
+        if (s.status === 401 || b.status === 401) {
+            return ctx.expired();
+        }
+        if (!alive || activity() !== a) {
+            return;
+        }
+        R.error = !s.ok ? s.error.message : (!b.ok ? b.error.message : null);
+        R.sessions = s.ok ? listOf(s.data, "sessions") : [];
+        R.bookings = b.ok ? listOf(b.data, "bookings") : [];
+        for (const x of R.sessions) {
+            R.index.set(sidOf(x), x);
+        }
+        draw();
+    }
+
+    function drawActivity(a) {
+        if (!a) {
+            actInfo.replaceChildren(h("p", { class: "discret" },
+                "Choisissez l'activité pour voir le planning."));
+            return;
+        }
+        const dl = a.deadline || {};
+        const deadline = dl.working_days
+            ? dl.working_days + " jours ouvrés avant la date"
+            : dl.hours ? dl.hours + " h avant la séance"
+            : dl.day_before_at ? "la veille à " + dl.day_before_at : null;
+        const price = P.unitPrice(a, me.qf);
+        actInfo.replaceChildren(h("div", { class: "info" },
+            h("p", {}, h("strong", {}, a.name),
+              a.site ? " — " + a.site : "",
+              Number.isFinite(a.age_min) ? " — de " + a.age_min + " à "
+                                           + a.age_max + " ans" : ""),
+            deadline ? h("p", {}, "Réservation, modification et annulation "
+                                  + "jusqu'à " + deadline + ".") : null,
+            price !== null ? h("p", {}, "Tarif pour votre famille : "
+                                        + F.euros(price) + " la séance.")
+                           : null,
+            a.week_required ? h("p", { id: "semaine-obligatoire" },
+                h("strong", {}, "La semaine complète est obligatoire : "),
+                "choisir un jour sélectionne toute la semaine pour cette "
+                + "unité.") : null));
+    }
+
+    /* -- drawing ------------------------------------------------------- */
+
+    function enrolled(child, date) {
+        const list = me.enrolments;
+        if (!Array.isArray(list) || list.length === 0) {
+            return true;    /* nothing said: let the server decide */
+        }
+        return list.some((e) => e.child_id === child.id
+                                && e.activity_id === R.activityId
+                                && e.status === "validee"
+                                && (!e.from || e.from <= date)
+                                && (!e.to || date <= e.to));
+    }
+
+    function stateOf(s, child) {
+        const st = P.cellState(s, child, R.bookings, activity());
+        if ((st.state === "libre" || st.state === "pas_ouvert")
+            && !enrolled(child, s.date)) {
+            return { state: "non_inscrit" };
+        }
+        return st;
+    }
+
+    function toggle(s, child) {
+        const a = activity();
+        const group = a && a.week_required ? P.weekOf(s, R.sessions) : [s];
+        const on = !R.pending.has(keyOf(child.id, sidOf(s)));
+        for (const x of group) {
+            const k = keyOf(child.id, sidOf(x));
+            if (on && P.selectable(stateOf(x, child).state)) {
+                R.pending.set(k, { child_id: child.id, session_id: sidOf(x) });
+            } else if (!on) {
+                R.pending.delete(k);
+            }
+            R.results.delete(k);
+        }
+        draw();
+    }
+
+    function cell(s, child, explain) {
+        if (!s) {
+            return h("td", {}, h("span", { class: "case vide" },
+                                 h("span", { "aria-hidden": "true" }, "—"),
+                                 h("span", { class: "visually-hidden" },
+                                   "Pas de séance")));
+        }
+        const sid = sidOf(s);
+        const k = keyOf(child.id, sid);
+        const st = stateOf(s, child);
+        const picked = R.pending.has(k);
+        const res = R.results.get(k);
+        const what = child.first_name + ", " + F.dayLong(s.date) + ", "
+                     + (s.label || P.unitLabel(s.unit));
+        const sub = s.label && s.label !== P.unitLabel(s.unit)
+            ? h("span", { class: "places" }, s.label) : null;
+        let cls = "case " + st.state;
+        if (res) {
+            cls += res.status === "confirmed" ? " resultat-ok" : " resultat-ko";
+        }
+        const data = { key: k, state: st.state, session: sid,
+                       child: child.id, date: s.date, unit: s.unit };
+
+        if (P.selectable(st.state)) {
+            const places = st.state === "libre"
+                ? (Number(s.places_left) === 1 ? "1 place"
+                                               : s.places_left + " places")
+                : "";
+            return h("td", {}, h("button", {
+                type: "button", class: cls, dataset: data,
+                "aria-pressed": String(picked),
+                "aria-label": what + " : " + STATE_WORDS[st.state]
+                              + (places ? ", " + places : "")
+                              + (picked ? ", sélectionné, à valider" : ""),
+                onclick: () => toggle(s, child) },
+                picked ? "Sélectionné" : STATE_WORDS[st.state],
+                places ? h("span", { class: "places" }, places) : sub));
+        }
+
+        let word = STATE_WORDS[st.state];
+        if (res && res.status !== "confirmed") {
+            word = P.reasonText(res, F.instant);
+        }
+        if (st.state === "conflit") {
+            const eid = id("expl");
+            const b = st.with;
+            const text = F.dayLong(s.date) + ", "
+                + (s.label || P.unitLabel(s.unit)) + " : "
+                + child.first_name + " est déjà inscrit(e) à « "
+                + (b.activity_name || "une autre activité") + " » de "
+                + F.time(b.starts_at) + " à " + F.time(b.ends_at)
+                + ". Un enfant ne peut être que dans une activité par "
+                + "créneau.";
+            const p = h("li", { id: eid, hidden: true,
+                                class: "explication" }, "ⓘ " + text);
+            explain.push(p);
+            const btn = h("button", {
+                type: "button", class: "info-bulle", "aria-expanded": "false",
+                "aria-controls": eid,
+                "aria-label": "Pourquoi ce conflit ? " + what,
+                onclick: () => {
+                    const open = btn.getAttribute("aria-expanded") !== "true";
+                    btn.setAttribute("aria-expanded", String(open));
+                    p.hidden = !open;
+                } }, "i");
+            return h("td", {}, h("div", { class: cls + " cellule-conflit",
+                                          dataset: data, title: text },
+                                  h("span", {}, word), btn));
+        }
+        if (st.state === "reserve" && st.booking && st.booking.price_cents) {
+            return h("td", {}, h("div", { class: cls, dataset: data },
+                word, h("span", { class: "places" },
+                        F.euros(st.booking.price_cents))));
+        }
+        return h("td", {}, h("div", { class: cls, dataset: data,
+                                      "aria-label": what + " : " + word },
+                             word, sub));
+    }
+
+    function grid(child) {
+        const dates = Array.from(new Set(R.sessions.map((s) => s.date)))
+            .sort();
+        const units = P.unitsOf(R.sessions);
+        const by = new Map(R.sessions.map((s) => [s.date + "|" + s.unit, s]));
+        const explain = [];
+        const rows = dates.map((d) => h("tr", {},
+            h("th", { scope: "row" }, F.dayShort(d)),
+            units.map((u) => cell(by.get(d + "|" + u.code), child, explain))));
+        const tid = "grille-" + child.id;
+        return h("section", { class: "planning", "aria-labelledby": tid,
+                              dataset: { child: child.id } },
+            h("h3", { id: tid }, "Planning de " + child.first_name),
+            h("div", { class: "tableau-defilant" }, h("table", {},
+                h("caption", { class: "visually-hidden" },
+                  "Planning de " + child.first_name + " — "
+                  + P.periodOf(R.mode, R.anchor).label),
+                h("thead", {}, h("tr", {},
+                    h("th", { scope: "col" }, "Jour"),
+                    units.map((u) => h("th", { scope: "col" }, u.label)))),
+                h("tbody", {}, rows))),
+            explain.length ? h("ul", { class: "explications" }, explain)
+                           : null);
+    }
+
+    function draw() {
+        const focused = document.activeElement && document.activeElement
+            .dataset ? document.activeElement.dataset.key : null;
+        const a = activity();
+        const chosen = children.filter((c) => R.children.has(c.id));
+
+        drawTools(a, chosen);
+        drawResults();
+
+        if (!a) {
+            grids.replaceChildren();
+        } else if (R.error) {
+            grids.replaceChildren(alertBox(R.error));
+        } else if (chosen.length === 0) {
+            grids.replaceChildren(h("p", { class: "info" },
+                "Cochez le ou les enfants à inscrire."));
+        } else if (R.sessions.length === 0) {
+            const next = h("div", {});
+            grids.replaceChildren(h("p", {}, "Aucune séance de cette "
+                                             + "activité sur la période."),
+                                  next);
+            findNext(a, next);
+        } else {
+            grids.replaceChildren(...chosen.map(grid));
+        }
+
+        drawBar(a, chosen);
+
+        if (focused) {
+            const el = grids.querySelector("[data-key=\"" + focused + "\"]");
+            if (el && el.tagName === "BUTTON") {
+                el.focus({ preventScroll: true });
+            }
+        }
+    }
+
+    async function findNext(a, box) {
+        const from = F.addDays(P.periodOf(R.mode, R.anchor).to, 1);
+        const r = await api.get("/api/activities/" + encodeURIComponent(a.id)
+                                + "/sessions?from=" + from + "&to="
+                                + F.addDays(from, 90));
+        const first = r.ok ? listOf(r.data, "sessions")
+            .map((s) => s.date).sort()[0] : null;
+        if (first && activity() === a) {
+            box.replaceChildren(h("button", {
+                class: "bouton second", type: "button",
+                onclick: () => {
+                    R.anchor = first;
+                    jump.value = first;
+                    load();
+                } }, "Aller à la prochaine séance (" + F.dayLong(first)
+                     + ")"));
+        }
+    }
+
+    function drawBar(a, chosen) {
+        const n = R.pending.size;
+        const price = a ? P.unitPrice(a, me.qf) : null;
+        const p = P.periodOf(R.mode, R.anchor);
+        const booked = R.bookings.filter((b) =>
+            b.activity_id === R.activityId && R.children.has(b.child_id)
+            && b.date >= p.from && b.date <= p.to && b.status !== "cancelled");
+        const cost = booked.reduce((s, b) => s + (Number(b.price_cents) || 0),
+                                   0);
+        const parts = [];
+        if (a && chosen.length) {
+            parts.push(h("span", { id: "cout-periode" },
+                "Coût de la période : " + F.euros(cost) + " ("
+                + booked.length + " séance" + (booked.length > 1 ? "s" : "")
+                + " réservée" + (booked.length > 1 ? "s" : "") + ")"));
+            parts.push(h("br"));
+        }
+        if (n === 0) {
+            parts.push("Aucune modification en attente.");
+        } else {
+            parts.push(h("strong", {}, n + " séance" + (n > 1 ? "s" : "")
+                                       + " sélectionnée" + (n > 1 ? "s" : "")),
+                       price !== null
+                           ? " — estimation " + F.euros(price * n) : "",
+                       " — ", h("strong", {}, "pensez à valider."));
+        }
+        if (isBeforeOpening()) {
+            parts.push(h("br"), "Validation possible à l'ouverture.");
+        }
+        countText.replaceChildren(...parts);
+        validate.disabled = n === 0 || R.inFlight || isBeforeOpening();
+        clear.disabled = n === 0 || R.inFlight;
+    }
+
+    function drawTools(a, chosen) {
+        if (!a || R.sessions.length === 0) {
+            tools.replaceChildren();
+            return;
+        }
+        const units = P.unitsOf(R.sessions);
+        const days = Array.from(new Set(R.sessions.map((s) =>
+            F.weekday(s.date)))).sort();
+        const dayBoxes = days.map((d) => h("label", {},
+            h("input", { type: "checkbox", name: "st-jour", value: d }),
+            F.WEEKDAYS[d]));
+        const unitBoxes = units.map((u) => h("label", {},
+            h("input", { type: "checkbox", name: "st-unite", value: u.code }),
+            u.label));
+        const every = h("select", { id: "st-frequence" },
+                        h("option", { value: "1" }, "Chaque semaine"),
+                        h("option", { value: "2" }, "Une semaine sur deux"));
+        const stMsg = h("p", { "aria-live": "polite" });
+        const stForm = h("form", {},
+            h("fieldset", {}, h("legend", {}, "Jours"),
+              h("div", { class: "choix" }, dayBoxes)),
+            h("fieldset", {}, h("legend", {}, "Unités"),
+              h("div", { class: "choix" }, unitBoxes)),
+            h("div", { class: "champ" },
+              h("label", { for: "st-frequence" }, "Fréquence"), every),
+            h("button", { class: "bouton second", type: "submit" },
+              "Appliquer sur la période"), stMsg);
+        stForm.addEventListener("submit", (ev) => {
+            ev.preventDefault();
+            const ds = dayBoxes.map((l) => l.firstChild)
+                .filter((x) => x.checked).map((x) => Number(x.value));
+            const us = unitBoxes.map((l) => l.firstChild)
+                .filter((x) => x.checked).map((x) => x.value);
+            if (!chosen.length || !ds.length || !us.length) {
+                stMsg.textContent = "Cochez au moins un enfant, un jour et "
+                                    + "une unité.";
+                return;
+            }
+            const p = P.periodOf(R.mode, R.anchor);
+            let added = 0;
+            for (const c of chosen) {
+                for (const s of P.semaineType(R.sessions, ds, us,
+                                              Number(every.value), p.from)) {
+                    const k = keyOf(c.id, sidOf(s));
+                    if (!R.pending.has(k)
+                        && P.selectable(stateOf(s, c).state)) {
+                        R.pending.set(k, { child_id: c.id,
+                                           session_id: sidOf(s) });
+                        added++;
+                    }
+                }
+            }
+            draw();
+            announce(added + " séance(s) ajoutée(s) à la sélection.");
+        });
+
+        const blocks = [h("details", { class: "outil", id: "semaine-type" },
+                          h("summary", {}, "Semaine type"),
+                          h("p", { class: "discret" },
+                            "Choisissez les jours et les unités une fois : "
+                            + "ils sont sélectionnés sur toute la période "
+                            + "affichée, pour les enfants cochés."),
+                          stForm)];
+
+        if (children.length > 1) {
+            const opts = () => children.map((c) =>
+                h("option", { value: c.id }, c.first_name));
+            const src = h("select", { id: "copie-de" }, opts());
+            const dst = h("select", { id: "copie-vers" }, opts());
+            dst.selectedIndex = 1;
+            const cpMsg = h("p", { "aria-live": "polite" });
+            const cpForm = h("form", {},
+                h("div", { class: "choix" },
+                  h("div", { class: "champ" },
+                    h("label", { for: "copie-de" }, "Planning de"), src),
+                  h("div", { class: "champ" },
+                    h("label", { for: "copie-vers" }, "Copier vers"), dst)),
+                h("button", { class: "bouton second", type: "submit" },
+                  "Copier le planning"), cpMsg);
+            cpForm.addEventListener("submit", (ev) => {
+                ev.preventDefault();
+                const from = children.find((c) => c.id === src.value);
+                const to = children.find((c) => c.id === dst.value);
+                if (!from || !to || from === to) {
+                    cpMsg.textContent = "Choisissez deux enfants différents.";
+                    return;
+                }
+                let added = 0;
+                for (const s of R.sessions) {
+                    const st = stateOf(s, from).state;
+                    const k = keyOf(to.id, sidOf(s));
+                    if ((st === "reserve"
+                         || R.pending.has(keyOf(from.id, sidOf(s))))
+                        && !R.pending.has(k)
+                        && P.selectable(stateOf(s, to).state)) {
+                        R.pending.set(k, { child_id: to.id,
+                                           session_id: sidOf(s) });
+                        added++;
+                    }
+                }
+                R.children.add(to.id);
+                for (const l of childBoxes) {
+                    if (l.firstChild.value === to.id) {
+                        l.firstChild.checked = true;
+                    }
+                }
+                draw();
+                announce(added + " séance(s) copiée(s) pour "
+                         + to.first_name + ".");
+            });
+            blocks.push(h("details", { class: "outil", id: "copier" },
+                          h("summary", {}, "Copier le planning"),
+                          h("p", { class: "discret" },
+                            "Reprend les séances réservées ou sélectionnées "
+                            + "d'un enfant sur la période, pour un frère ou "
+                            + "une sœur."),
+                          cpForm));
+        }
+
+        /* Keep the tools open (and their ticks) across redraws. */
+        if (tools.dataset.sig !== a.id + R.sessions.length + children.length
+                                   + R.mode + R.anchor) {
+            tools.dataset.sig = a.id + R.sessions.length + children.length
+                                + R.mode + R.anchor;
+            tools.replaceChildren(...blocks);
+        }
+    }
+
+    function drawResults() {
+        const ans = R.answer;
+        if (!ans) {
+            results.replaceChildren();
+            return;
+        }
+        if (ans.error) {
+            results.replaceChildren(alertBox(ans.error));
+            return;
+        }
+        const childName = (cid) => (children.find((c) => c.id === cid)
+                                    || { first_name: cid }).first_name;
+        const items = (ans.items || []).map((it) => {
+            const s = R.index.get(it.session_id);
+            const where = s ? F.dayLong(s.date) + ", "
+                              + (s.label || P.unitLabel(s.unit))
+                            : it.session_id;
+            const ok = it.status === "confirmed";
+            return h("li", { class: ok ? "ok" : "ko",
+                             dataset: { status: it.status,
+                                        reason: it.reason || "" } },
+                childName(it.child_id) + " — " + where + " : ",
+                h("strong", {}, ok ? "Réservé" + (it.price_cents !== undefined
+                                    ? " (" + F.euros(it.price_cents) + ")"
+                                    : "")
+                                   : P.reasonText(it, F.instant)));
+        });
+        const ok = (ans.items || []).filter((i) => i.status === "confirmed");
+        results.replaceChildren(h("div", {
+            class: ans.status === "traitee_positivement" ? "succes"
+                : ans.status === "traitee_negativement" ? "alerte" : "info" },
+            h("h2", { id: "demande-numero" }, "Demande N° " + ans.request_id),
+            h("p", {}, (P.REQUEST_STATUS[ans.status] || ans.status)
+                       + " — " + ok.length + " séance"
+                       + (ok.length > 1 ? "s" : "") + " réservée"
+                       + (ok.length > 1 ? "s" : "") + " sur "
+                       + (ans.items || []).length
+                       + (ok.length ? ", pour " + F.euros(ok.reduce((s, i) =>
+                             s + (Number(i.price_cents) || 0), 0)) : "")
+                       + "."),
+            h("ul", { class: "resultats" }, items)));
+    }
+
+    /* -- validation ---------------------------------------------------- */
+
+    async function submit() {
+        if (R.inFlight || R.pending.size === 0) {
+            return;
+        }
+        const items = Array.from(R.pending.values());
+        if (items.length > MAX_ITEMS) {
+            R.answer = { error: "Une demande porte sur " + MAX_ITEMS
+                                + " séances au plus : validez en plusieurs "
+                                + "fois." };
+            draw();
+            return;
+        }
+        const sig = JSON.stringify(items);
+        if (!R.idem || R.idem.sig !== sig) {
+            R.idem = { key: api.newIdempotencyKey(), sig };
+        }
+        R.inFlight = true;
+        validate.disabled = true;
+        validate.textContent = "Envoi en cours…";
+        R.answer = null;
+        results.replaceChildren(alertBox("Envoi de votre demande…", "info"));
+
+        const r = await api.submitBookings(items, R.idem.key, (wait) => {
+            results.replaceChildren(alertBox(
+                "Service très sollicité : nouvel essai dans "
+                + Math.ceil(wait) + " s. Votre demande ne sera pas "
+                + "enregistrée deux fois.", "info"));
+        });
+
+        R.inFlight = false;
+        validate.textContent = "Valider mes réservations";
+
+        if (r.status === 401) {
+            return ctx.expired();
+        }
+        if (r.ok && r.data) {
+            R.idem = null;
+            R.answer = r.data;
+            R.results.clear();
+            for (const it of r.data.items || []) {
+                R.results.set(keyOf(it.child_id, it.session_id), it);
+                R.pending.delete(keyOf(it.child_id, it.session_id));
+            }
+            R.pending.clear();
+            await load();
+            results.focus();
+            announce("Demande N° " + r.data.request_id + " traitée.");
+            return;
+        }
+        if (r.status === 422) {
+            R.idem = null;
+        }
+        R.answer = { error: (r.status === 0 || r.status === 503
+                             ? "Le service est momentanément indisponible : "
+                               + "rien n'a été réservé pour l'instant. "
+                               + "Cliquez à nouveau sur « Valider mes "
+                               + "réservations » : votre demande ne sera pas "
+                               + "enregistrée deux fois."
+                             : r.error.message) };
+        draw();
+        results.focus();
+    }
+
+    schedulePoll();
+    await load();
+}
+
+function legend() {
+    const item = (cls, word) => h("li", {},
+        h("span", { class: "case " + cls }, word));
+    return h("details", { class: "outil" },
+        h("summary", {}, "Légende du planning"),
+        h("ul", { class: "legende" },
+          item("libre", "Libre (places en ligne)"),
+          item("libre choisi", "Sélectionné, à valider"),
+          item("reserve", "Déjà réservé"),
+          item("complet", "Complet"),
+          item("conflit", "Conflit (i) : déjà inscrit sur ce créneau"),
+          item("ferme", "Fermé : délai dépassé"),
+          item("pas_ouvert", "Pas encore ouvert")));
 }
