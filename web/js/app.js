@@ -40,9 +40,10 @@ function page(title, ...nodes) {
     document.title = title + " – Espace Famille";
     const flash = ctx.flash;
     ctx.flash = null;
-    main.replaceChildren(h("h1", {}, title),
-                         flash ? alertBox(flash.text, flash.kind) : null,
-                         ...nodes);
+    main.replaceChildren(...[h("h1", {}, title),
+                             flash ? alertBox(flash.text, flash.kind) : null,
+                             ...nodes].filter((n) => n !== null
+                                                     && n !== undefined));
 }
 
 /* A 401 in the middle of a page: back to Connexion, then back here. */

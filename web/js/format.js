@@ -58,6 +58,10 @@ export function dayLong(day) {
     return fmtDayLong.format(dayDate(day));
 }
 
+export function dayNum(day) {
+    return day.slice(8, 10) + "/" + day.slice(5, 7) + "/" + day.slice(0, 4);
+}
+
 export function dayShort(day) {
     return fmtDayShort.format(dayDate(day));
 }

@@ -394,7 +394,9 @@ export async function viewReserver(ctx) {
         const res = R.results.get(k);
         const what = child.first_name + ", " + F.dayLong(s.date) + ", "
                      + (s.label || P.unitLabel(s.unit));
-        const sub = s.label && s.label !== P.unitLabel(s.unit)
+        const plain = (x) => String(x || "").toLowerCase()
+            .normalize("NFD").replace(/[^a-z]/g, "");
+        const sub = s.label && plain(s.label) !== plain(s.unit)
             ? h("span", { class: "places" }, s.label) : null;
         let cls = "case " + st.state;
         if (res) {
