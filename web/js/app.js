@@ -10,7 +10,7 @@
 
 import * as api from "./api.js";
 import * as F from "./format.js";
-import { REQUEST_STATUS } from "./planning.js";
+import { REQUEST_STATUS, labelOf } from "./planning.js";
 import { h, id, announce, alertBox } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 
@@ -403,24 +403,24 @@ async function viewReservations() {
     const rows = list.map((b) => {
         const late = closed.has(b.session_id);
         const who = b.first_name || b.child_id;
-        const what = F.dayLong(b.date) + ", " + (b.label || b.unit);
+        const what = F.dayLong(b.date) + ", " + labelOf(b);
         return h("tr", { dataset: { booking: b.booking_id } },
             h("td", {}, who),
             h("td", {}, b.activity_name || b.activity_id),
-            h("td", {}, F.dayLong(b.date)),
-            h("td", {}, b.label || b.unit,
+            h("td", {}, F.dayShort(b.date) + " " + b.date.slice(0, 4)),
+            h("td", {}, labelOf(b),
               b.starts_at ? h("span", { class: "discret" },
                               " " + F.time(b.starts_at) + "–"
                               + F.time(b.ends_at)) : null),
             h("td", { class: "montant" }, F.euros(b.price_cents)),
             h("td", {}, b.request_id ? "N° " + b.request_id : "—"),
             h("td", {}, h("div", { class: "boutons" },
-                h("button", { class: "bouton danger", type: "button",
+                h("button", { class: "bouton danger petit", type: "button",
                               "aria-label": "Annuler : " + who + ", " + what,
                               onclick: () => cancelBooking(b, who, what,
                                                            late) },
                   "Annuler"),
-                h("button", { class: "bouton second", type: "button",
+                h("button", { class: "bouton second petit", type: "button",
                               "aria-label": "Justifier une absence : " + who
                                             + ", " + what,
                               onclick: () => justify(b, who, what) },

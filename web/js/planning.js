@@ -156,6 +156,15 @@ const UNIT_LABELS = {
     JOURNEE: "Journée",
 };
 
+/* The words for a session's unit: its own label ("Danse latine") when it
+ * says more than the unit code, else the unit's French name. */
+export function labelOf(s) {
+    const plain = (x) => String(x || "").toLowerCase().normalize("NFD")
+        .replace(/[^a-z]/g, "");
+    return s.label && plain(s.label) !== plain(s.unit) ? s.label
+                                                       : unitLabel(s.unit);
+}
+
 export function unitLabel(code) {
     return UNIT_LABELS[code] || String(code || "").toLowerCase()
         .replace(/^./, (c) => c.toUpperCase());

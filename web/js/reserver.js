@@ -393,11 +393,9 @@ export async function viewReserver(ctx) {
         const picked = R.pending.has(k);
         const res = R.results.get(k);
         const what = child.first_name + ", " + F.dayLong(s.date) + ", "
-                     + (s.label || P.unitLabel(s.unit));
-        const plain = (x) => String(x || "").toLowerCase()
-            .normalize("NFD").replace(/[^a-z]/g, "");
-        const sub = s.label && plain(s.label) !== plain(s.unit)
-            ? h("span", { class: "places" }, s.label) : null;
+                     + P.labelOf(s);
+        const sub = P.labelOf(s) !== P.unitLabel(s.unit)
+            ? h("span", { class: "places" }, P.labelOf(s)) : null;
         let cls = "case " + st.state;
         if (res) {
             cls += res.status === "confirmed" ? " resultat-ok" : " resultat-ko";
@@ -429,14 +427,14 @@ export async function viewReserver(ctx) {
             const eid = id("expl");
             const b = st.with;
             const text = F.dayLong(s.date) + ", "
-                + (s.label || P.unitLabel(s.unit)) + " : "
+                + P.labelOf(s) + " : "
                 + child.first_name + " est déjà inscrit(e) à « "
                 + (b.activity_name || "une autre activité") + " » de "
                 + F.time(b.starts_at) + " à " + F.time(b.ends_at)
                 + ". Un enfant ne peut être que dans une activité par "
                 + "créneau.";
             const p = h("li", { id: eid, hidden: true,
-                                class: "explication" }, "ⓘ " + text);
+                                class: "explication" }, "(i) " + text);
             explain.push(p);
             const btn = h("button", {
                 type: "button", class: "info-bulle", "aria-expanded": "false",
@@ -718,7 +716,7 @@ export async function viewReserver(ctx) {
         const items = (ans.items || []).map((it) => {
             const s = R.index.get(it.session_id);
             const where = s ? F.dayLong(s.date) + ", "
-                              + (s.label || P.unitLabel(s.unit))
+                              + P.labelOf(s)
                             : it.session_id;
             const ok = it.status === "confirmed";
             return h("li", { class: ok ? "ok" : "ko",
