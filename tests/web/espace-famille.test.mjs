@@ -452,6 +452,64 @@ test("phone-sized planning", async () => {
     await phone.close();
 });
 
+test("réserver: countdown before the opening, places refreshed", async (t) => {
+    await goto("#/reserver");
+    await page.waitForSelector("#activite");
+    const soon = await page.evaluate(async () => {
+        const r = await fetch("/api/activities");
+        const d = await r.json();
+        const l = Array.isArray(d) ? d : d.activities || [];
+        return l.find((a) => a.booking_opens_at
+                             && Date.parse(a.booking_opens_at) > Date.now()
+                                + 15000) || null;
+    });
+    if (!soon) {
+        t.skip("no activity opens in the future on this server");
+        return;
+    }
+    const kid = seen.plan && seen.plan.kids[0];
+    if (kid) {
+        await page.check("input[name=enfant][value=\"" + kid.id + "\"]");
+    }
+    await page.selectOption("#activite", soon.id);
+    await page.waitForSelector("#compte-a-rebours");
+    assert.match(await page.textContent("#compte-a-rebours"),
+                 /\d\d h \d\d min \d\d s/);
+    assert.match(await page.textContent("#ouverture"),
+                 /Les réservations ouvrent le \S+ \d+ \S+ \d{4} à \d\d:\d\d/);
+    /* Go to the first session, expect "Pas encore ouvert" cells. */
+    const first = await page.evaluate(async (id) => {
+        const from = new Date().toISOString().slice(0, 10);
+        const to = new Date(Date.now() + 90 * 86400000).toISOString()
+            .slice(0, 10);
+        const r = await fetch("/api/activities/" + encodeURIComponent(id)
+                              + "/sessions?from=" + from + "&to=" + to);
+        const d = await r.json();
+        const l = Array.isArray(d) ? d : d.sessions || [];
+        return l.length ? l[0].date : null;
+    }, soon.id);
+    if (first) {
+        await page.fill("#aller-au", first);
+        await page.waitForSelector("[data-state=pas_ouvert]");
+        await page.click("[data-state=pas_ouvert]");
+        assert.ok(await page.isDisabled("#valider"),
+                  "Valider waits for the opening");
+    }
+    /* The grid re-reads places by itself, without reloading the page. */
+    let polls = 0;
+    const count = (req) => {
+        if (req.url().includes("/sessions?")) {
+            polls++;
+        }
+    };
+    page.on("request", count);
+    await page.waitForTimeout(7000);
+    page.off("request", count);
+    assert.ok(polls >= 1, "sessions re-read at least once in 7 s");
+    await shot("12-reserver-compte-a-rebours");
+    await page.click("button:has-text('Annuler les modifications')");
+});
+
 test("déconnexion", async () => {
     await goto("#/tableau-de-bord");
     await page.click("#deconnexion");
