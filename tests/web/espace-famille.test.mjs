@@ -510,6 +510,43 @@ test("réserver: countdown before the opening, places refreshed", async (t) => {
     await page.click("button:has-text('Annuler les modifications')");
 });
 
+test("graceful when endpoints are missing, 429 lockout message",
+     async () => {
+    const notFound = (route) => route.fulfill({
+        status: 404, contentType: "application/json",
+        body: JSON.stringify({ error: { code: "not_found",
+                                        message: "Ressource introuvable." } })
+    });
+    await page.route("**/api/requests", notFound);
+    await page.route("**/api/invoices", notFound);
+    await goto("#/factures");
+    await page.waitForSelector("text=pas encore consultables en ligne");
+    await goto("#/tableau-de-bord");
+    await page.waitForSelector("h1:has-text('Tableau de bord')");
+    await page.waitForFunction(() => !document.querySelector(".chargement"));
+    assert.equal(await page.$("#bloc-demandes"), null);
+    assert.equal(await page.$("#bloc-factures"), null);
+    assert.equal(await page.$("main [role=alert]"), null);
+    await page.unroute("**/api/requests");
+    await page.unroute("**/api/invoices");
+
+    await page.route("**/api/session", (route) => route.request().method()
+        === "POST" ? route.fulfill({
+            status: 429, contentType: "application/json",
+            headers: { "Retry-After": "120" },
+            body: JSON.stringify({ error: { code: "rate_limited",
+                                            message: "Trop de requêtes." } })
+        }) : route.continue());
+    await goto("#/connexion");
+    await page.fill("#identifiant", LOGIN);
+    await page.fill("#motdepasse", "x");
+    await page.click("form button[type=submit]");
+    await page.waitForSelector("text=Réessayez dans 2 minutes");
+    assert.ok(await page.isDisabled("form button[type=submit]"));
+    await shot("13-connexion-bloquee");
+    await page.unroute("**/api/session");
+});
+
 test("déconnexion", async () => {
     await goto("#/tableau-de-bord");
     await page.click("#deconnexion");
