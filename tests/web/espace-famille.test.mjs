@@ -517,6 +517,39 @@ test("réserver: countdown before the opening, places refreshed", async (t) => {
     await page.click("button:has-text('Annuler les modifications')");
 });
 
+test("réserver: semaine type and copier le planning", async (t) => {
+    const plan = await discover();
+    if (!plan.book || plan.kids.length < 2) {
+        t.skip("no activity with free days for two children");
+        return;
+    }
+    const [a, b] = plan.kids;
+    await goto("#/reserver");
+    await page.waitForSelector("#activite");
+    await page.check("input[name=enfant][value=\"" + a.id + "\"]");
+    await page.uncheck("input[name=enfant][value=\"" + b.id + "\"]");
+    const s = plan.book.sessions[0];
+    await showPlanning(plan.book.activity, s.date);
+    await page.click("#semaine-type summary");
+    const wd = (new Date(s.date + "T00:00:00Z").getUTCDay() + 6) % 7;
+    await page.check("input[name=st-jour][value=\"" + wd + "\"]");
+    await page.check("input[name=st-unite][value=\"" + plan.book.unit
+                     + "\"]");
+    await page.click("#semaine-type button[type=submit]");
+    await page.waitForSelector("[data-key=\"" + a.id + "|" + s.id
+                               + "\"][aria-pressed=true]");
+    await page.click("#copier summary");
+    await page.selectOption("#copie-de", a.id);
+    await page.selectOption("#copie-vers", b.id);
+    await page.click("#copier button[type=submit]");
+    await page.waitForSelector("[data-key=\"" + b.id + "|" + s.id
+                               + "\"][aria-pressed=true]");
+    await shot("14-semaine-type-copie");
+    await page.click("button:has-text('Annuler les modifications')");
+    assert.match(await page.textContent("#en-attente"),
+                 /Aucune modification en attente/);
+});
+
 test("graceful when endpoints are missing, 429 lockout message",
      async () => {
     const notFound = (route) => route.fulfill({

@@ -490,7 +490,7 @@ export async function viewReserver(ctx) {
         const a = activity();
         const chosen = children.filter((c) => R.children.has(c.id));
 
-        drawTools(a, chosen);
+        drawTools(a);
         drawResults();
 
         if (!a) {
@@ -573,7 +573,7 @@ export async function viewReserver(ctx) {
         clear.disabled = n === 0 || R.inFlight;
     }
 
-    function drawTools(a, chosen) {
+    function drawTools(a) {
         if (!a || R.sessions.length === 0) {
             tools.replaceChildren();
             return;
@@ -606,14 +606,15 @@ export async function viewReserver(ctx) {
                 .filter((x) => x.checked).map((x) => Number(x.value));
             const us = unitBoxes.map((l) => l.firstChild)
                 .filter((x) => x.checked).map((x) => x.value);
-            if (!chosen.length || !ds.length || !us.length) {
+            const kids = children.filter((c) => R.children.has(c.id));
+            if (!kids.length || !ds.length || !us.length) {
                 stMsg.textContent = "Cochez au moins un enfant, un jour et "
                                     + "une unité.";
                 return;
             }
             const p = P.periodOf(R.mode, R.anchor);
             let added = 0;
-            for (const c of chosen) {
+            for (const c of kids) {
                 for (const s of P.semaineType(R.sessions, ds, us,
                                               Number(every.value), p.from)) {
                     const k = keyOf(c.id, sidOf(s));
