@@ -46,6 +46,7 @@ struct ngx_http_guichet_op_s {
     gch_booking_req_t             req;
     unsigned                      have_req:1;
     gch_book_t                   *book;
+    gch_cancel_t                 *cancel;
     gch_view_t                   *view;
     gch_cmds_t                    cmds;         /* module-formatted */
     char                         *fmt[4];
@@ -535,6 +536,7 @@ ngx_http_guichet_op_free(ngx_http_guichet_op_t *op)
     }
 
     gch_book_free(op->book);
+    gch_cancel_free(op->cancel);
     gch_view_free(op->view);
 
     if (op->have_req) {
@@ -990,6 +992,110 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid)
         return rc;
     }
 
+    return NGX_DONE;
+}
+
+
+/* DELETE /api/bookings/{id} */
+
+static void
+ngx_http_guichet_cancel_step(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    size_t             len;
+    const char        *body;
+    const gch_cmds_t  *cmds;
+
+    if (gch_cancel_on_reply(op->cancel, reply) != GCH_OK) {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    cmds = gch_cancel_next(op->cancel);
+
+    if (cmds) {
+        if (ngx_http_guichet_op_send(op, cmds, ngx_http_guichet_cancel_step)
+            != NGX_OK)
+        {
+            ngx_http_guichet_op_unavailable(op);
+            ngx_http_guichet_op_free(op);
+        }
+        return;
+    }
+
+    body = gch_cancel_body(op->cancel, &len);
+
+    if (body == NULL) {
+        ngx_http_guichet_op_unavailable(op);
+
+    } else {
+        ngx_http_guichet_op_answer(op, gch_cancel_status(op->cancel), body,
+                                   len, 0);
+    }
+
+    ngx_http_guichet_op_free(op);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_cancel(ngx_http_request_t *r, const char *fid,
+    ngx_str_t *bid)
+{
+    size_t                  len;
+    gch_town_t             *town;
+    gch_error_t             err;
+    const char             *body;
+    const gch_cmds_t       *cmds;
+    const gch_family_t     *family;
+    ngx_http_guichet_op_t  *op;
+
+    town = ngx_http_guichet_town();
+    if (town == NULL) {
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    family = gch_town_family(town, fid, ngx_strlen(fid));
+    if (family == NULL) {
+        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                   "Ce compte n'est pas connu de ce guichet.");
+    }
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    op->cat = ngx_http_guichet_cat_acquire();
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    if (gch_cancel_plan(&op->cancel, town, family, (const char *) bid->data,
+                        bid->len, ngx_http_guichet_now_ms(),
+                        &ngx_http_guichet_heap_alloc, &err)
+        != GCH_OK)
+    {
+        ngx_http_guichet_op_free(op);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cmds = gch_cancel_next(op->cancel);
+
+    if (cmds == NULL) {
+        body = gch_cancel_body(op->cancel, &len);
+        ngx_http_guichet_op_answer(op, gch_cancel_status(op->cancel),
+                                   body ? body : "", body ? len : 0, 0);
+        ngx_http_guichet_op_free(op);
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    if (ngx_http_guichet_op_send(op, cmds, ngx_http_guichet_cancel_step)
+        != NGX_OK)
+    {
+        ngx_http_guichet_op_free(op);
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    r->main->count++;
     return NGX_DONE;
 }
 
@@ -1632,6 +1738,29 @@ ngx_http_guichet_api_handler(ngx_http_request_t *r)
         activity.len = p - activity.data;
         return ngx_http_guichet_finish(r,
                    ngx_http_guichet_sessions(r, &activity));
+    }
+
+    if (path.len > 9 && ngx_strncmp(path.data, "bookings/", 9) == 0) {
+        if (r->method != NGX_HTTP_DELETE) {
+            return ngx_http_guichet_not_allowed(r);
+        }
+
+        if (!authed) {
+            return ngx_http_guichet_error(r, NGX_HTTP_UNAUTHORIZED,
+                       "unauthenticated",
+                       "Connectez-vous pour accéder à votre espace.");
+        }
+
+        if (cookie && !ngx_http_guichet_origin_ok(r)) {
+            return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN,
+                       "bad_origin",
+                       "Cette demande ne vient pas du site du guichet.");
+        }
+
+        activity.data = path.data + 9;
+        activity.len = path.len - 9;
+
+        return ngx_http_guichet_cancel(r, fid, &activity);
     }
 
     if (!(path.len == 2 && ngx_strncmp(path.data, "me", 2) == 0)

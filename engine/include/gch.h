@@ -340,6 +340,25 @@ const char *gch_book_cell_reason(const gch_book_t *b, size_t i);
 
 
 /* ------------------------------------------------------------------ */
+/* cancellation (cancel.c): DELETE /api/bookings/{id}                  */
+
+typedef struct gch_cancel_s  gch_cancel_t;
+
+/* Plans the cancellation of booking bid of family f.  Then, while
+ * gch_cancel_next() gives commands, send them and feed the EXEC reply to
+ * gch_cancel_on_reply(); the answer is gch_cancel_status()/_body():
+ * 200 {"booking_id","status":"cancelled","billed"} or 404 not_found. */
+int gch_cancel_plan(gch_cancel_t **out, const gch_town_t *t,
+    const gch_family_t *f, const char *bid, size_t len, int64_t now_ms,
+    const gch_alloc_t *a, gch_error_t *err);
+const gch_cmds_t *gch_cancel_next(gch_cancel_t *c);
+int gch_cancel_on_reply(gch_cancel_t *c, const redisReply *exec);
+int gch_cancel_status(const gch_cancel_t *c);
+const char *gch_cancel_body(const gch_cancel_t *c, size_t *len);
+void gch_cancel_free(gch_cancel_t *c);
+
+
+/* ------------------------------------------------------------------ */
 /* read endpoints (render.c)                                            */
 
 /* GET /api/me and GET /api/activities: no Redis.  *out from a. */

@@ -561,17 +561,6 @@ gch_brow_cmp(const void *x, const void *y)
 }
 
 
-static const char *
-gch_doc_str(yajl_val doc, const char *name)
-{
-    const char  *path[2] = { name, NULL };
-    yajl_val     v;
-
-    v = yajl_tree_get(doc, path, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
-
-
 static long long
 gch_doc_int(yajl_val doc, const char *name)
 {

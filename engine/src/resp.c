@@ -400,3 +400,14 @@ gch_gen_detach(yajl_gen g, const gch_alloc_t *a, size_t *len)
     yajl_gen_free(g);
     return p;
 }
+
+
+const char *
+gch_doc_str(yajl_val doc, const char *name)
+{
+    const char  *path[2] = { name, NULL };
+    yajl_val     v;
+
+    v = yajl_tree_get(doc, path, yajl_t_string);
+    return v ? YAJL_GET_STRING(v) : NULL;
+}

@@ -59,4 +59,8 @@ void gch_gen_ki(yajl_gen g, const char *k, long long v);
 /* Copy the generated text into a fresh allocation; NULL on failure. */
 char *gch_gen_detach(yajl_gen g, const gch_alloc_t *a, size_t *len);
 
+/* A top-level string member of a yajl tree of our own data, or NULL. */
+#include <yajl/yajl_tree.h>
+const char *gch_doc_str(yajl_val doc, const char *name);
+
 #endif /* GCH_RESP_H */
