@@ -1,0 +1,283 @@
+/*
+ * conf.c -- settings of guichet-worker and guichetctl.
+ *
+ * Settings are one table (key, type, offset, default), pgbouncer style:
+ * the defaults, the parser and `guichetctl config` all walk it, and
+ * tools/check-worker-settings.sh checks that every key is documented in
+ * docs/worker.md and present in worker/guichet-worker.conf.example.
+ *
+ * File syntax: one "key = value" per line; blank lines and lines starting
+ * with '#' or ';' are ignored; the value runs to the end of the line with
+ * surrounding blanks removed, and may be quoted with "" to keep them.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gchw.h"
+
+
+typedef enum {
+    GCHW_STR,
+    GCHW_INT,                    /* >= 0 */
+    GCHW_POSINT                  /* >= 1 */
+} gchw_type_t;
+
+
+typedef struct {
+    const char   *key;
+    gchw_type_t   type;
+    size_t        offset;
+    const char   *dflt;          /* NULL: empty string / computed */
+} gchw_setting_t;
+
+
+#define GCHW_OFF(f)  offsetof(gchw_conf_t, f)
+
+static const gchw_setting_t  gchw_settings[] = {
+    { "redis",               GCHW_STR,    GCHW_OFF(redis),
+      "127.0.0.1:6379" },
+    { "redis_password",      GCHW_STR,    GCHW_OFF(redis_password), "" },
+    { "postgres",            GCHW_STR,    GCHW_OFF(postgres), "" },
+    { "secret_file",         GCHW_STR,    GCHW_OFF(secret_file),
+      "var/secret.key" },
+    { "migrations_dir",      GCHW_STR,    GCHW_OFF(migrations_dir),
+      "sql/migrations" },
+    { "consumer",            GCHW_STR,    GCHW_OFF(consumer), NULL },
+    { "batch_size",          GCHW_POSINT, GCHW_OFF(batch_size), "100" },
+    { "batch_wait_ms",       GCHW_POSINT, GCHW_OFF(batch_wait_ms), "50" },
+    { "reap_after_ms",       GCHW_POSINT, GCHW_OFF(reap_after_ms), "30000" },
+    { "heartbeat_ms",        GCHW_POSINT, GCHW_OFF(heartbeat_ms), "1000" },
+    { "claim_idle_ms",       GCHW_POSINT, GCHW_OFF(claim_idle_ms), "60000" },
+    { "publish_interval_ms", GCHW_POSINT, GCHW_OFF(publish_interval_ms),
+      "1000" },
+    { NULL, 0, 0, NULL }
+};
+
+
+static int
+gchw_conf_set(gchw_conf_t *conf, const gchw_setting_t *s, const char *value)
+{
+    long    n;
+    char   *end, **sp, *copy;
+    int    *ip;
+
+    switch (s->type) {
+
+    case GCHW_STR:
+        copy = strdup(value);
+        if (copy == NULL) {
+            return -1;
+        }
+        sp = (char **) ((char *) conf + s->offset);
+        free(*sp);
+        *sp = copy;
+        return 0;
+
+    case GCHW_INT:
+    case GCHW_POSINT:
+        errno = 0;
+        n = strtol(value, &end, 10);
+        if (errno || end == value || *end != '\0' || n > INT_MAX
+            || n < (s->type == GCHW_POSINT ? 1 : 0))
+        {
+            return -1;
+        }
+        ip = (int *) ((char *) conf + s->offset);
+        *ip = (int) n;
+        return 0;
+    }
+
+    return -1;
+}
+
+
+static const gchw_setting_t *
+gchw_setting_find(const char *key)
+{
+    const gchw_setting_t  *s;
+
+    for (s = gchw_settings; s->key; s++) {
+        if (strcmp(s->key, key) == 0) {
+            return s;
+        }
+    }
+
+    return NULL;
+}
+
+
+static int
+gchw_conf_defaults(gchw_conf_t *conf)
+{
+    char                   host[256], buf[300];
+    const gchw_setting_t  *s;
+
+    memset(conf, 0, sizeof(*conf));
+
+    for (s = gchw_settings; s->key; s++) {
+        if (s->dflt) {
+            if (gchw_conf_set(conf, s, s->dflt) != 0) {
+                return -1;
+            }
+        }
+    }
+
+    if (gethostname(host, sizeof(host)) != 0) {
+        strcpy(host, "localhost");
+    }
+    host[sizeof(host) - 1] = '\0';
+    snprintf(buf, sizeof(buf), "%s-%ld", host, (long) getpid());
+
+    return gchw_conf_set(conf, gchw_setting_find("consumer"), buf);
+}
+
+
+static char *
+gchw_trim(char *s)
+{
+    char  *e;
+
+    while (isspace((unsigned char) *s)) {
+        s++;
+    }
+
+    e = s + strlen(s);
+    while (e > s && isspace((unsigned char) e[-1])) {
+        *--e = '\0';
+    }
+
+    return s;
+}
+
+
+/*
+ * See gchw.h.  Later lines win over earlier ones; a key given twice is
+ * allowed (the last one counts), an unknown key is an error.
+ */
+int
+gchw_conf_load(gchw_conf_t *conf, const char *file)
+{
+    int                    lineno, rc;
+    char                   line[4096], *p, *eq, *key, *value;
+    FILE                  *f;
+    size_t                 n;
+    const gchw_setting_t  *s;
+
+    if (gchw_conf_defaults(conf) != 0) {
+        gchw_log("error", "out of memory");
+        gchw_conf_free(conf);
+        return -1;
+    }
+
+    if (file == NULL) {
+        return 0;
+    }
+
+    f = fopen(file, "r");
+    if (f == NULL) {
+        gchw_log("error", "cannot open settings \"%s\": %s", file,
+                 strerror(errno));
+        gchw_conf_free(conf);
+        return -1;
+    }
+
+    rc = 0;
+    lineno = 0;
+
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        p = gchw_trim(line);
+
+        if (*p == '\0' || *p == '#' || *p == ';') {
+            continue;
+        }
+
+        eq = strchr(p, '=');
+        if (eq == NULL) {
+            gchw_log("error", "%s:%d: expected \"key = value\"", file,
+                     lineno);
+            rc = -1;
+            break;
+        }
+
+        *eq = '\0';
+        key = gchw_trim(p);
+        value = gchw_trim(eq + 1);
+
+        n = strlen(value);
+        if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+            value[n - 1] = '\0';
+            value++;
+        }
+
+        s = gchw_setting_find(key);
+        if (s == NULL) {
+            gchw_log("error", "%s:%d: unknown setting \"%s\"", file, lineno,
+                     key);
+            rc = -1;
+            break;
+        }
+
+        if (gchw_conf_set(conf, s, value) != 0) {
+            gchw_log("error", "%s:%d: invalid value \"%s\" for \"%s\"",
+                     file, lineno, value, key);
+            rc = -1;
+            break;
+        }
+    }
+
+    fclose(f);
+
+    if (rc != 0) {
+        gchw_conf_free(conf);
+    }
+
+    return rc;
+}
+
+
+/* See gchw.h; conf may be all zeroes. */
+void
+gchw_conf_free(gchw_conf_t *conf)
+{
+    const gchw_setting_t  *s;
+    char                 **sp;
+
+    for (s = gchw_settings; s->key; s++) {
+        if (s->type == GCHW_STR) {
+            sp = (char **) ((char *) conf + s->offset);
+            free(*sp);
+            *sp = NULL;
+        }
+    }
+}
+
+
+/* See gchw.h; the password is not printed. */
+void
+gchw_conf_dump(const gchw_conf_t *conf)
+{
+    const gchw_setting_t  *s;
+    const char            *v;
+
+    for (s = gchw_settings; s->key; s++) {
+        if (s->type == GCHW_STR) {
+            v = *(char *const *) ((const char *) conf + s->offset);
+            if (strcmp(s->key, "redis_password") == 0 && v && *v) {
+                v = "********";
+            }
+            printf("%s = %s\n", s->key, v ? v : "");
+
+        } else {
+            printf("%s = %d\n", s->key,
+                   *(const int *) ((const char *) conf + s->offset));
+        }
+    }
+}

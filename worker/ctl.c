@@ -1,0 +1,310 @@
+/*
+ * ctl.c -- guichetctl, the operators' tool.
+ *
+ *   guichetctl [-c FILE] migrate
+ *   guichetctl [-c FILE] load-town FILE
+ *   guichetctl [-c FILE] publish [--rebuild]
+ *   guichetctl [-c FILE] token FAMILY_ID [--ttl SECONDS]
+ *   guichetctl [-c FILE] tokens [--ttl SECONDS]
+ *   guichetctl [-c FILE] init-secret FILE
+ *   guichetctl [-c FILE] config
+ *
+ * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
+ * error.  See docs/worker.md.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "gchw.h"
+
+
+#define GCHW_TOKEN_TTL  (12 * 3600)
+
+
+static void
+gchw_usage(void)
+{
+    fprintf(stderr,
+        "usage: guichetctl [-c FILE] COMMAND\n"
+        "  migrate                    apply sql migrations not yet applied\n"
+        "  load-town FILE             load a town file, then publish\n"
+        "  publish [--rebuild]        publish the catalogue to redis\n"
+        "  token FAMILY_ID [--ttl S]  print a bearer token (12 h)\n"
+        "  tokens [--ttl S]           print \"family_id token\" for all\n"
+        "  init-secret FILE           create a token secret file\n"
+        "  config                     print the settings in effect\n");
+}
+
+
+static int
+gchw_cmd_migrate(const gchw_conf_t *conf)
+{
+    int      applied, rc;
+    PGconn  *pg;
+
+    pg = gchw_pg_connect(conf);
+    if (pg == NULL) {
+        return 1;
+    }
+
+    rc = gchw_migrate(pg, conf->migrations_dir, &applied);
+    PQfinish(pg);
+
+    if (rc != 0) {
+        return 1;
+    }
+
+    printf("%d migration%s applied\n", applied, applied == 1 ? "" : "s");
+    return 0;
+}
+
+
+static int
+gchw_cmd_publish(const gchw_conf_t *conf, int rebuild)
+{
+    int            rc;
+    PGconn        *pg;
+    redisContext  *r;
+
+    pg = gchw_pg_connect(conf);
+    if (pg == NULL) {
+        return 1;
+    }
+
+    r = gchw_redis_connect(conf);
+    if (r == NULL) {
+        PQfinish(pg);
+        return 1;
+    }
+
+    rc = gchw_publish(pg, r, rebuild);
+
+    redisFree(r);
+    PQfinish(pg);
+
+    return rc == 0 ? 0 : 1;
+}
+
+
+static int
+gchw_cmd_load_town(const gchw_conf_t *conf, const char *file)
+{
+    int            rc;
+    PGconn        *pg;
+    redisContext  *r;
+
+    pg = gchw_pg_connect(conf);
+    if (pg == NULL) {
+        return 1;
+    }
+
+    rc = gchw_load_town(pg, file);
+    if (rc < 0) {
+        PQfinish(pg);
+        return 1;
+    }
+
+    printf("%s\n", rc == 1 ? "unchanged" : "loaded");
+
+    r = gchw_redis_connect(conf);
+    if (r == NULL) {
+        fprintf(stderr, "guichetctl: loaded in postgres, not published: "
+                "the worker will publish when redis is back\n");
+        PQfinish(pg);
+        return 1;
+    }
+
+    rc = gchw_publish(pg, r, 0);
+
+    redisFree(r);
+    PQfinish(pg);
+
+    return rc == 0 ? 0 : 1;
+}
+
+
+static int
+gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
+    const char *prefix)
+{
+    char     tok[GCH_TOKEN_MAX];
+    uint8_t  nonce[16];
+
+    randombytes_buf(nonce, sizeof(nonce));
+
+    if (gch_token_make(tok, secret, fid, (int64_t) time(NULL) + ttl, nonce)
+        != GCH_OK)
+    {
+        fprintf(stderr, "guichetctl: cannot make a token for \"%s\"\n",
+                fid);
+        return 1;
+    }
+
+    printf("%s%s%s\n", prefix ? prefix : "", prefix ? " " : "", tok);
+    return 0;
+}
+
+
+static int
+gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
+{
+    int           rc, row;
+    uint8_t       secret[GCH_SECRET_LEN];
+    PGconn       *pg;
+    PGresult     *res;
+    const char   *params[1];
+
+    if (gchw_secret_read(conf->secret_file, secret) != 0) {
+        return 1;
+    }
+
+    pg = gchw_pg_connect(conf);
+    if (pg == NULL) {
+        sodium_memzero(secret, sizeof(secret));
+        return 1;
+    }
+
+    params[0] = fid;
+    res = PQexecParams(pg, fid
+                       ? "select id from family where id = $1"
+                       : "select id from family order by id",
+                       fid ? 1 : 0, NULL, params, NULL, NULL, 0);
+
+    rc = 0;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        rc = 1;
+
+    } else if (fid && PQntuples(res) == 0) {
+        fprintf(stderr, "guichetctl: no family \"%s\"\n", fid);
+        rc = 1;
+
+    } else {
+        for (row = 0; row < PQntuples(res) && rc == 0; row++) {
+            rc = gchw_print_token(secret, PQgetvalue(res, row, 0), ttl,
+                                  fid ? NULL : PQgetvalue(res, row, 0));
+        }
+    }
+
+    PQclear(res);
+    PQfinish(pg);
+    sodium_memzero(secret, sizeof(secret));
+
+    return rc;
+}
+
+
+static long
+gchw_ttl_arg(int argc, char **argv, int from)
+{
+    int    i;
+    long   ttl;
+    char  *end;
+
+    ttl = GCHW_TOKEN_TTL;
+
+    for (i = from; i < argc; i++) {
+        if (strcmp(argv[i], "--ttl") == 0 && i + 1 < argc) {
+            ttl = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || ttl <= 0) {
+                return -1;
+            }
+
+        } else {
+            return -1;
+        }
+    }
+
+    return ttl;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int           i, rc;
+    long          ttl;
+    const char   *file, *cmd;
+    gchw_conf_t   conf;
+
+    gchw_log_init("guichetctl");
+
+    file = NULL;
+    i = 1;
+
+    if (i + 1 < argc && strcmp(argv[i], "-c") == 0) {
+        file = argv[i + 1];
+        i += 2;
+    }
+
+    if (i >= argc) {
+        gchw_usage();
+        return 2;
+    }
+
+    if (sodium_init() < 0) {
+        fprintf(stderr, "guichetctl: libsodium cannot start\n");
+        return 1;
+    }
+
+    cmd = argv[i++];
+
+    if (strcmp(cmd, "init-secret") == 0) {
+        if (i + 1 != argc) {
+            gchw_usage();
+            return 2;
+        }
+        return gchw_secret_create(argv[i]) == 0 ? 0 : 1;
+    }
+
+    if (gchw_conf_load(&conf, file) != 0) {
+        return 1;
+    }
+
+    rc = 2;
+
+    if (strcmp(cmd, "migrate") == 0 && i == argc) {
+        rc = gchw_cmd_migrate(&conf);
+
+    } else if (strcmp(cmd, "load-town") == 0 && i + 1 == argc) {
+        rc = gchw_cmd_load_town(&conf, argv[i]);
+
+    } else if (strcmp(cmd, "publish") == 0
+               && (i == argc
+                   || (i + 1 == argc && strcmp(argv[i], "--rebuild") == 0)))
+    {
+        rc = gchw_cmd_publish(&conf, i + 1 == argc);
+
+    } else if (strcmp(cmd, "token") == 0 && i < argc
+               && argv[i][0] != '-')
+    {
+        ttl = gchw_ttl_arg(argc, argv, i + 1);
+        if (ttl > 0) {
+            rc = gchw_cmd_tokens(&conf, argv[i], ttl);
+        }
+
+    } else if (strcmp(cmd, "tokens") == 0) {
+        ttl = gchw_ttl_arg(argc, argv, i);
+        if (ttl > 0) {
+            rc = gchw_cmd_tokens(&conf, NULL, ttl);
+        }
+
+    } else if (strcmp(cmd, "config") == 0 && i == argc) {
+        gchw_conf_dump(&conf);
+        rc = 0;
+    }
+
+    if (rc == 2) {
+        gchw_usage();
+    }
+
+    gchw_conf_free(&conf);
+
+    return rc;
+}

@@ -1,0 +1,169 @@
+/*
+ * gchw.h -- shared declarations of guichet-worker and guichetctl.
+ *
+ * Both programs link the same objects: settings (conf.c), logging and
+ * small helpers (util.c), PostgreSQL helpers and migrations (db.c),
+ * catalogue publication to Redis (publish.c), town loading (load.c), the
+ * stream persister (persist.c) and the orphan reaper (reaper.c).  The
+ * engine (libgch.a, engine/include/gch.h) parses town files and makes
+ * tokens; nothing here parses a town file by hand.
+ */
+
+#ifndef GCHW_H
+#define GCHW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#include <gch.h>
+
+
+#define GCHW_STREAM      "gch:bookings"
+#define GCHW_GROUP       "persist"
+
+
+/* ------------------------------------------------------------------ */
+/* settings (conf.c)                                                   */
+
+typedef struct {
+    char   *redis;
+    char   *redis_password;
+    char   *postgres;
+    char   *secret_file;
+    char   *migrations_dir;
+    char   *consumer;
+    int     batch_size;
+    int     batch_wait_ms;
+    int     reap_after_ms;
+    int     heartbeat_ms;
+    int     claim_idle_ms;
+    int     publish_interval_ms;
+} gchw_conf_t;
+
+/*
+ * Fills *conf with the defaults, then the settings of file (NULL: defaults
+ * only).  Strings in *conf are malloc'ed and owned by conf; release them
+ * with gchw_conf_free().  Returns 0, or -1 after logging the file, line and
+ * reason (unknown key, bad value); *conf then holds nothing to free.
+ */
+int gchw_conf_load(gchw_conf_t *conf, const char *file);
+void gchw_conf_free(gchw_conf_t *conf);
+/* Writes "key = value" lines of every setting to stdout (guichetctl). */
+void gchw_conf_dump(const gchw_conf_t *conf);
+
+
+/* ------------------------------------------------------------------ */
+/* logging and helpers (util.c)                                        */
+
+void gchw_log_init(const char *program);
+/* One line on stderr: time, level, program, message. */
+void gchw_log(const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+int64_t gchw_now_ms(void);
+void gchw_sleep_ms(int ms);
+
+/* Reads a whole file; *out is malloc'ed (NUL-terminated) and owned by the
+ * caller.  -1 with errno set on failure. */
+int gchw_read_file(const char *path, char **out, size_t *len);
+
+/* Secret file: 64 hex characters (optional trailing newline) or 32 raw
+ * bytes.  0 or -1 after logging. */
+int gchw_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN]);
+/* Creates path (mode 0600, refuses to overwrite) with 64 fresh hex
+ * characters and a newline.  0 or -1 after logging. */
+int gchw_secret_create(const char *path);
+
+/* Connects to conf->redis ("host:port" or "unix:/path"), sends AUTH when
+ * redis_password is set.  The caller owns the context (redisFree).  NULL
+ * after logging. */
+redisContext *gchw_redis_connect(const gchw_conf_t *conf);
+
+
+/* ------------------------------------------------------------------ */
+/* PostgreSQL (db.c)                                                    */
+
+/* NULL after logging; the caller owns the connection (PQfinish). */
+PGconn *gchw_pg_connect(const gchw_conf_t *conf);
+/* Runs sql (no parameters) and checks its status; 0, or -1 after logging.
+ * The result is cleared. */
+int gchw_pg_exec(PGconn *pg, const char *sql);
+/* Applies every NNNN_*.sql of dir not yet in schema_migrations, in order,
+ * each in one transaction with its row.  0 or -1 (nothing of the failing
+ * migration is left). *applied counts the new ones. */
+int gchw_migrate(PGconn *pg, const char *dir, int *applied);
+
+
+/* ------------------------------------------------------------------ */
+/* publication (publish.c)                                              */
+
+/*
+ * Publishes PostgreSQL's catalogue to Redis: per session SET NX of the
+ * places counter (places_online minus confirmed bookings), delta-adjusts
+ * counters whose places_online changed since the last publication, the
+ * logins hash, gch:catalogue and, last, INCR gch:catalogue:gen.  With
+ * rebuild set (Redis lost its data), counters are SET unconditionally and
+ * the bookings' sets, claims, family plannings and gch:seq:demande are
+ * rebuilt from PostgreSQL first.  0, or -1 after logging.
+ */
+int gchw_publish(PGconn *pg, redisContext *rc, int rebuild);
+
+/*
+ * Called every publish_interval_ms by the worker: publishes when the
+ * catalogue version in PostgreSQL differs from gch:catalogue:version, and
+ * rebuilds when gch:catalogue:gen is missing.  0 (nothing or done), or -1.
+ */
+int gchw_publish_check(PGconn *pg, redisContext *rc);
+
+
+/* ------------------------------------------------------------------ */
+/* load-town (load.c)                                                   */
+
+/* Parses the town file with the engine and upserts it in one transaction.
+ * 0, 1 when it changed nothing, or -1 after printing the engine's message
+ * (nothing written). */
+int gchw_load_town(PGconn *pg, const char *path);
+
+
+/* ------------------------------------------------------------------ */
+/* persistence of the stream (persist.c)                                */
+
+typedef struct gchw_persist_s  gchw_persist_t;
+
+/* Owns nothing of conf (it must outlive the persister). */
+gchw_persist_t *gchw_persist_new(const gchw_conf_t *conf);
+void gchw_persist_free(gchw_persist_t *p);
+/* XGROUP CREATE gch:bookings persist 0 MKSTREAM (BUSYGROUP ignored). */
+int gchw_persist_group(redisContext *rc);
+/*
+ * One round: claim idle entries of dead consumers, read up to batch_size
+ * new ones (blocking batch_wait_ms), write them in one transaction, XACK
+ * after COMMIT.  Returns the number of entries persisted (>= 0), -1 on a
+ * Redis error, -2 on a PostgreSQL error (nothing acknowledged; the caller
+ * backs off and reconnects).
+ */
+int gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg);
+/* now minus the time of the oldest pending or undelivered entry, 0 when
+ * caught up, -1 on a Redis error. */
+int64_t gchw_persist_lag(redisContext *rc);
+
+
+/* ------------------------------------------------------------------ */
+/* reaper (reaper.c)                                                    */
+
+typedef struct gchw_reaper_s  gchw_reaper_t;
+
+/* The reaper keeps the catalogue parsed from gch:catalogue (re-read when
+ * gch:catalogue:gen changes) to know each session's places_online. */
+gchw_reaper_t *gchw_reaper_new(void);
+void gchw_reaper_free(gchw_reaper_t *r);
+/* Releases attempts of gch:inflight older than reap_after_ms (see
+ * docs/architecture.md).  Returns the number reaped or -1 after logging. */
+int gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
+    int reap_after_ms);
+
+
+#endif /* GCHW_H */

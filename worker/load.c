@@ -1,0 +1,714 @@
+/*
+ * load.c -- `guichetctl load-town FILE`: a town file into PostgreSQL.
+ *
+ * The engine parses the file (gch_town_parse: strict, calendars expanded,
+ * first error named by its JSON path); nothing here reads JSON by hand.
+ * Then one transaction upserts every table with one statement per table
+ * (columns sent as PostgreSQL arrays and unnest()ed), each "on conflict
+ * ... do update ... where (...) is distinct from (...)" so that loading the
+ * same file twice rewrites no row.  Rows gone from the file are deleted
+ * only when nothing durable points at them: a session, child or family
+ * with bookings or demandes is kept.  The catalogue (gch_town_write of the
+ * parsed file) is stored in the catalogue table, whose version grows only
+ * when its text changes; the publisher sends that text to Redis.
+ *
+ * Passwords become argon2id hashes (crypto_pwhash_str, interactive limits);
+ * a stored hash that already verifies the file's password is kept.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "gchw.h"
+
+
+/* A PostgreSQL array literal under construction: {"a","b",NULL,...}. */
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   cap;
+    size_t   n;
+    int      failed;
+} gchw_arr_t;
+
+
+static void
+gchw_arr_put(gchw_arr_t *a, const char *s, size_t n)
+{
+    char    *nd;
+    size_t   cap;
+
+    if (a->failed) {
+        return;
+    }
+
+    if (a->len + n + 2 > a->cap) {
+        cap = a->cap ? a->cap : 256;
+        while (a->len + n + 2 > cap) {
+            cap *= 2;
+        }
+        nd = realloc(a->data, cap);
+        if (nd == NULL) {
+            a->failed = 1;
+            return;
+        }
+        a->data = nd;
+        a->cap = cap;
+    }
+
+    memcpy(a->data + a->len, s, n);
+    a->len += n;
+    a->data[a->len] = '\0';
+}
+
+
+static void
+gchw_arr_sep(gchw_arr_t *a)
+{
+    gchw_arr_put(a, a->n++ ? "," : "{", 1);
+}
+
+
+static void
+gchw_arr_str(gchw_arr_t *a, const char *s)
+{
+    gchw_arr_sep(a);
+
+    if (s == NULL) {
+        gchw_arr_put(a, "NULL", 4);
+        return;
+    }
+
+    gchw_arr_put(a, "\"", 1);
+    for ( /* void */ ; *s; s++) {
+        if (*s == '"' || *s == '\\') {
+            gchw_arr_put(a, "\\", 1);
+        }
+        gchw_arr_put(a, s, 1);
+    }
+    gchw_arr_put(a, "\"", 1);
+}
+
+
+static void
+gchw_arr_int(gchw_arr_t *a, long long v)
+{
+    char  buf[32];
+
+    gchw_arr_sep(a);
+    gchw_arr_put(a, buf, snprintf(buf, sizeof(buf), "%lld", v));
+}
+
+
+static void
+gchw_arr_day(gchw_arr_t *a, gch_day_t d)
+{
+    char  buf[11];
+
+    gch_day_format(d, buf);
+    gchw_arr_str(a, buf);
+}
+
+
+static const char *
+gchw_arr_end(gchw_arr_t *a)
+{
+    gchw_arr_put(a, a->n ? "}" : "{}", a->n ? 1 : 2);
+
+    return a->failed ? NULL : a->data;
+}
+
+
+static void
+gchw_arr_free(gchw_arr_t *a, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        free(a[i].data);
+    }
+}
+
+
+/* Exec with already terminated arrays (data pointers). */
+static int
+gchw_load_exec_raw(PGconn *pg, const char *what, const char *sql,
+    const char **params, int n, long *changed)
+{
+    PGresult  *res;
+
+    res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        gchw_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    *changed += atol(PQcmdTuples(res));
+    PQclear(res);
+
+    return 0;
+}
+
+
+/* Runs sql with n array parameters; adds the rows it touched to *changed.
+ * 0 or -1 after logging. */
+static int
+gchw_load_exec(PGconn *pg, const char *what, const char *sql,
+    gchw_arr_t *arr, int n, long *changed)
+{
+    int          i;
+    PGresult    *res;
+    const char  *params[16];
+
+    for (i = 0; i < n; i++) {
+        params[i] = gchw_arr_end(&arr[i]);
+        if (params[i] == NULL) {
+            gchw_log("error", "out of memory");
+            return -1;
+        }
+    }
+
+    res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        gchw_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    *changed += atol(PQcmdTuples(res));
+    PQclear(res);
+
+    return 0;
+}
+
+
+static const char *
+gchw_deadline_kind(gch_deadline_kind_t k)
+{
+    switch (k) {
+    case GCH_DEADLINE_WORKING_DAYS:
+        return "working_days";
+    case GCH_DEADLINE_HOURS:
+        return "hours";
+    case GCH_DEADLINE_DAY_BEFORE_AT:
+        return "day_before_at";
+    default:
+        return "none";
+    }
+}
+
+
+static const char *
+gchw_enrol_status(int s)
+{
+    return s == GCH_ENROL_VALIDEE ? "validee"
+           : s == GCH_ENROL_REFUSEE ? "refusee" : "demandee";
+}
+
+
+static int
+gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    int                    rc;
+    char                   opens[26];
+    size_t                 i, j;
+    gchw_arr_t             a[10];
+    const char            *p[2];
+    const gch_activity_t  *act;
+
+    memset(a, 0, sizeof(a));
+
+    for (i = 0; i < t->nunits; i++) {
+        gchw_arr_str(&a[0], t->units[i].code);
+        gchw_arr_str(&a[1], t->units[i].label);
+        gchw_arr_int(&a[2], t->units[i].starts_min);
+        gchw_arr_int(&a[3], t->units[i].ends_min);
+    }
+
+    rc = gchw_load_exec(pg, "unit",
+        "insert into unit (code, label, starts_min, ends_min)"
+        " select * from unnest($1::text[], $2::text[], $3::int[],"
+        "                      $4::int[])"
+        " on conflict (code) do update set label = excluded.label,"
+        "   starts_min = excluded.starts_min, ends_min = excluded.ends_min"
+        " where (unit.label, unit.starts_min, unit.ends_min)"
+        "   is distinct from"
+        "   (excluded.label, excluded.starts_min, excluded.ends_min)",
+        a, 4, changed);
+    gchw_arr_free(a, 10);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    memset(a, 0, sizeof(a));
+
+    for (i = 0; i < t->nactivities; i++) {
+        act = &t->activities[i];
+        gchw_arr_str(&a[0], act->id);
+        gchw_arr_str(&a[1], act->name);
+        gchw_arr_str(&a[2], act->site);
+        gchw_arr_int(&a[3], act->age_min);
+        gchw_arr_int(&a[4], act->age_max);
+        if (act->opens_at) {
+            gch_instant_format(act->opens_at, opens);
+            gchw_arr_str(&a[5], opens);
+        } else {
+            gchw_arr_str(&a[5], NULL);
+        }
+        gchw_arr_str(&a[6], gchw_deadline_kind(act->deadline.kind));
+        gchw_arr_int(&a[7], act->deadline.n);
+        gchw_arr_int(&a[8], act->online_share_percent);
+        gchw_arr_str(&a[9], act->week_required ? "true" : "false");
+    }
+
+    rc = gchw_load_exec(pg, "activity",
+        "insert into activity (id, name, site, age_min, age_max,"
+        "   booking_opens_at, deadline_kind, deadline_n,"
+        "   online_share_percent, week_required)"
+        " select * from unnest($1::text[], $2::text[], $3::text[],"
+        "   $4::int[], $5::int[], $6::timestamptz[], $7::text[],"
+        "   $8::int[], $9::int[], $10::boolean[])"
+        " on conflict (id) do update set name = excluded.name,"
+        "   site = excluded.site, age_min = excluded.age_min,"
+        "   age_max = excluded.age_max,"
+        "   booking_opens_at = excluded.booking_opens_at,"
+        "   deadline_kind = excluded.deadline_kind,"
+        "   deadline_n = excluded.deadline_n,"
+        "   online_share_percent = excluded.online_share_percent,"
+        "   week_required = excluded.week_required"
+        " where (activity.name, activity.site, activity.age_min,"
+        "   activity.age_max, activity.booking_opens_at,"
+        "   activity.deadline_kind, activity.deadline_n,"
+        "   activity.online_share_percent, activity.week_required)"
+        "   is distinct from (excluded.name, excluded.site,"
+        "   excluded.age_min, excluded.age_max, excluded.booking_opens_at,"
+        "   excluded.deadline_kind, excluded.deadline_n,"
+        "   excluded.online_share_percent, excluded.week_required)",
+        a, 10, changed);
+    gchw_arr_free(a, 10);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    memset(a, 0, sizeof(a));
+
+    for (i = 0; i < t->nactivities; i++) {
+        act = &t->activities[i];
+        for (j = 0; j < act->nprices; j++) {
+            gchw_arr_str(&a[0], act->id);
+            gchw_arr_int(&a[1], (long long) j);
+            if (act->prices[j].qf_max < 0) {
+                gchw_arr_str(&a[2], NULL);
+            } else {
+                gchw_arr_int(&a[2], act->prices[j].qf_max);
+            }
+            gchw_arr_int(&a[3], act->prices[j].cents);
+        }
+    }
+
+    rc = gchw_load_exec(pg, "activity_price",
+        "insert into activity_price (activity_id, position, qf_max, cents)"
+        " select * from unnest($1::text[], $2::int[], $3::int[], $4::int[])"
+        " on conflict (activity_id, position) do update"
+        "   set qf_max = excluded.qf_max, cents = excluded.cents"
+        " where (activity_price.qf_max, activity_price.cents)"
+        "   is distinct from (excluded.qf_max, excluded.cents)",
+        a, 4, changed);
+
+    if (rc == 0) {
+        /* bands beyond the file's count, activities gone from the file */
+        p[0] = a[0].data;
+        p[1] = a[1].data;
+        rc = gchw_load_exec_raw(pg, "activity_price",
+            "delete from activity_price p"
+            " where (p.activity_id, p.position) not in"
+            " (select * from unnest($1::text[], $2::int[]))",
+            p, 2, changed);
+    }
+
+    gchw_arr_free(a, 10);
+
+    return rc;
+}
+
+
+static int
+gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    int                   rc;
+    size_t                i;
+    gchw_arr_t            a[7];
+    const char           *p[1];
+    const gch_session_t  *s;
+
+    memset(a, 0, sizeof(a));
+
+    for (i = 0; i < t->nsessions; i++) {
+        s = &t->sessions[i];
+        gchw_arr_str(&a[0], s->id);
+        gchw_arr_str(&a[1], s->activity->id);
+        gchw_arr_day(&a[2], s->date);
+        gchw_arr_str(&a[3], t->units[s->unit].code);
+        gchw_arr_str(&a[4], s->label ? s->label : t->units[s->unit].label);
+        gchw_arr_int(&a[5], s->places);
+        gchw_arr_int(&a[6], s->places_online);
+    }
+
+    rc = gchw_load_exec(pg, "session",
+        "insert into session (id, activity_id, date, unit_code, label,"
+        "   places, places_online)"
+        " select * from unnest($1::text[], $2::text[], $3::date[],"
+        "   $4::text[], $5::text[], $6::int[], $7::int[])"
+        " on conflict (id) do update set activity_id = excluded.activity_id,"
+        "   date = excluded.date, unit_code = excluded.unit_code,"
+        "   label = excluded.label, places = excluded.places,"
+        "   places_online = excluded.places_online"
+        " where (session.activity_id, session.date, session.unit_code,"
+        "   session.label, session.places, session.places_online)"
+        "   is distinct from (excluded.activity_id, excluded.date,"
+        "   excluded.unit_code, excluded.label, excluded.places,"
+        "   excluded.places_online)",
+        a, 7, changed);
+
+    if (rc == 0) {
+        /* a[0] is terminated: sessions gone from the file, no bookings */
+        p[0] = a[0].data;
+        rc = gchw_load_exec_raw(pg, "session",
+            "delete from session s where not (s.id = any($1::text[]))"
+            " and not exists (select 1 from booking b"
+            "                 where b.session_id = s.id)",
+            p, 1, changed);
+    }
+
+    gchw_arr_free(a, 7);
+
+    return rc;
+}
+
+
+/* The stored hash if it verifies password, else a fresh one (malloc'ed).
+ * NULL on failure. */
+static char *
+gchw_password_hash(PGconn *pg, const char *family_id, const char *password)
+{
+    char         *h;
+    PGresult     *res;
+    const char   *params[1];
+
+    params[0] = family_id;
+    res = PQexecParams(pg,
+        "select password_hash from family where id = $1"
+        " and password_hash is not null",
+        1, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+        && crypto_pwhash_str_verify(PQgetvalue(res, 0, 0), password,
+                                    strlen(password)) == 0)
+    {
+        h = strdup(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return h;
+    }
+
+    PQclear(res);
+
+    h = malloc(crypto_pwhash_STRBYTES);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    if (crypto_pwhash_str(h, password, strlen(password),
+                          crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+    {
+        free(h);
+        return NULL;
+    }
+
+    return h;
+}
+
+
+static int
+gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    int                  rc;
+    char                *hash;
+    size_t               i, j;
+    gchw_arr_t           a[16];
+    const char          *p[16];
+    const gch_family_t  *f;
+
+    memset(a, 0, sizeof(a));
+    rc = 0;
+
+    for (i = 0; i < t->nfamilies; i++) {
+        f = &t->families[i];
+        hash = NULL;
+
+        if (f->password) {
+            hash = gchw_password_hash(pg, f->id, f->password);
+            if (hash == NULL) {
+                gchw_log("error", "load-town: cannot hash the password of "
+                         "family \"%s\"", f->id);
+                rc = -1;
+                goto done;
+            }
+        }
+
+        gchw_arr_str(&a[0], f->id);
+        gchw_arr_str(&a[1], f->login);
+        gchw_arr_str(&a[2], hash);
+        free(hash);
+        if (f->qf < 0) {
+            gchw_arr_str(&a[3], NULL);
+        } else {
+            gchw_arr_int(&a[3], f->qf);
+        }
+        gchw_arr_str(&a[4], f->resident ? "true" : "false");
+        gchw_arr_str(&a[5], f->direct_debit ? "true" : "false");
+
+        for (j = 0; j < f->nchildren; j++) {
+            gchw_arr_str(&a[6], f->children[j].id);
+            gchw_arr_str(&a[7], f->id);
+            gchw_arr_str(&a[8], f->children[j].first_name);
+            gchw_arr_day(&a[9], f->children[j].birth_date);
+        }
+
+        for (j = 0; j < f->nenrolments; j++) {
+            gchw_arr_str(&a[10], f->enrolments[j].child_id);
+            gchw_arr_str(&a[11], f->enrolments[j].activity->id);
+            gchw_arr_day(&a[12], f->enrolments[j].from);
+            gchw_arr_day(&a[13], f->enrolments[j].to);
+            gchw_arr_str(&a[14], gchw_enrol_status(f->enrolments[j].status));
+        }
+    }
+
+    for (i = 0; i < 15; i++) {
+        p[i] = gchw_arr_end(&a[i]);
+        if (p[i] == NULL) {
+            gchw_log("error", "out of memory");
+            rc = -1;
+            goto done;
+        }
+    }
+
+    /* logins may move between families within one file: free them first */
+    if (gchw_load_exec_raw(pg, "family",
+            "update family set login = null where login is not null"
+            " and id = any($1::text[]) and (id, login) not in"
+            " (select * from unnest($1::text[], $2::text[]))",
+            p, 2, changed) != 0
+        || gchw_load_exec_raw(pg, "family",
+            "update family set login = null where login is not null"
+            " and not (id = any($1::text[]))",
+            p, 1, changed) != 0
+        || gchw_load_exec_raw(pg, "family",
+            "insert into family (id, login, password_hash, qf, resident,"
+            "   direct_debit)"
+            " select * from unnest($1::text[], $2::text[], $3::text[],"
+            "   $4::int[], $5::boolean[], $6::boolean[])"
+            " on conflict (id) do update set login = excluded.login,"
+            "   password_hash = excluded.password_hash, qf = excluded.qf,"
+            "   resident = excluded.resident,"
+            "   direct_debit = excluded.direct_debit"
+            " where (family.login, family.password_hash, family.qf,"
+            "   family.resident, family.direct_debit) is distinct from"
+            "   (excluded.login, excluded.password_hash, excluded.qf,"
+            "   excluded.resident, excluded.direct_debit)",
+            p, 6, changed) != 0
+        || gchw_load_exec_raw(pg, "child",
+            "insert into child (id, family_id, first_name, birth_date)"
+            " select * from unnest($1::text[], $2::text[], $3::text[],"
+            "   $4::date[])"
+            " on conflict (id) do update set family_id = excluded.family_id,"
+            "   first_name = excluded.first_name,"
+            "   birth_date = excluded.birth_date"
+            " where (child.family_id, child.first_name, child.birth_date)"
+            "   is distinct from (excluded.family_id, excluded.first_name,"
+            "   excluded.birth_date)",
+            p + 6, 4, changed) != 0
+        || gchw_load_exec_raw(pg, "enrolment",
+            "insert into enrolment (child_id, activity_id, from_date,"
+            "   to_date, status)"
+            " select * from unnest($1::text[], $2::text[], $3::date[],"
+            "   $4::date[], $5::text[])"
+            " on conflict (child_id, activity_id, from_date) do update"
+            "   set to_date = excluded.to_date, status = excluded.status"
+            " where (enrolment.to_date, enrolment.status) is distinct from"
+            "   (excluded.to_date, excluded.status)",
+            p + 10, 5, changed) != 0
+        || gchw_load_exec_raw(pg, "enrolment",
+            "delete from enrolment e where (e.child_id, e.activity_id,"
+            "   e.from_date) not in (select * from unnest($1::text[],"
+            "   $2::text[], $3::date[]))",
+            p + 10, 3, changed) != 0
+        || gchw_load_exec_raw(pg, "child",
+            "delete from child c where not (c.id = any($1::text[]))"
+            " and not exists (select 1 from booking b"
+            "                 where b.child_id = c.id)",
+            p + 6, 1, changed) != 0
+        || gchw_load_exec_raw(pg, "family",
+            "delete from family f where not (f.id = any($1::text[]))"
+            " and not exists (select 1 from demande d"
+            "                 where d.family_id = f.id)"
+            " and not exists (select 1 from child c"
+            "                 where c.family_id = f.id)",
+            p, 1, changed) != 0)
+    {
+        rc = -1;
+    }
+
+done:
+
+    gchw_arr_free(a, 16);
+
+    return rc;
+}
+
+
+static int
+gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
+    long *changed)
+{
+    int          rc;
+    size_t       i;
+    gchw_arr_t   a[2];
+    const char  *p[3];
+
+    p[0] = t->name;
+    p[1] = t->timezone ? t->timezone : "Europe/Paris";
+    p[2] = catalogue;
+
+    if (gchw_load_exec_raw(pg, "town",
+            "insert into town (id, name, timezone) values (1, $1, $2)"
+            " on conflict (id) do update set name = excluded.name,"
+            "   timezone = excluded.timezone"
+            " where (town.name, town.timezone) is distinct from"
+            "   (excluded.name, excluded.timezone)",
+            p, 2, changed) != 0)
+    {
+        return -1;
+    }
+
+    if (gchw_load_exec_raw(pg, "catalogue",
+            "insert into catalogue (id, version, json) values (1, 1, $1)"
+            " on conflict (id) do update"
+            "   set version = catalogue.version + 1, json = excluded.json,"
+            "   updated_at = now()"
+            " where catalogue.json is distinct from excluded.json",
+            p + 2, 1, changed) != 0)
+    {
+        return -1;
+    }
+
+    /* units and activities gone from the file that no session uses */
+    memset(a, 0, sizeof(a));
+    for (i = 0; i < t->nactivities; i++) {
+        gchw_arr_str(&a[0], t->activities[i].id);
+    }
+    for (i = 0; i < t->nunits; i++) {
+        gchw_arr_str(&a[1], t->units[i].code);
+    }
+    p[0] = gchw_arr_end(&a[0]);
+    p[1] = gchw_arr_end(&a[1]);
+
+    rc = -1;
+    if (p[0] && p[1]
+        && gchw_load_exec_raw(pg, "activity",
+            "delete from activity a where not (a.id = any($1::text[]))"
+            " and not exists (select 1 from session s"
+            "                 where s.activity_id = a.id)",
+            p, 1, changed) == 0
+        && gchw_load_exec_raw(pg, "unit",
+            "delete from unit u where not (u.code = any($1::text[]))"
+            " and not exists (select 1 from session s"
+            "                 where s.unit_code = u.code)",
+            p + 1, 1, changed) == 0)
+    {
+        rc = 0;
+    }
+
+    gchw_arr_free(a, 2);
+
+    return rc;
+}
+
+
+/* See gchw.h. */
+int
+gchw_load_town(PGconn *pg, const char *path)
+{
+    int           rc;
+    char         *json, *cat;
+    size_t        len, cat_len;
+    long          changed;
+    gch_town_t   *t;
+    gch_error_t   err;
+
+    if (gchw_read_file(path, &json, &len) != 0) {
+        fprintf(stderr, "guichetctl: cannot read \"%s\"\n", path);
+        return -1;
+    }
+
+    memset(&err, 0, sizeof(err));
+    t = NULL;
+    rc = gch_town_parse(&t, json, len, &gch_alloc_std, &err);
+    free(json);
+
+    if (rc != GCH_OK) {
+        fprintf(stderr, "guichetctl: %s: %s (%s)\n", path,
+                err.message[0] ? err.message : "invalid town file",
+                err.code ? err.code : "invalid");
+        return -1;
+    }
+
+    cat = NULL;
+    if (gch_town_write(t, &cat, &cat_len, &gch_alloc_std) != GCH_OK) {
+        fprintf(stderr, "guichetctl: cannot write the catalogue\n");
+        gch_town_free(t);
+        return -1;
+    }
+
+    changed = 0;
+
+    if (gchw_pg_exec(pg, "begin") != 0) {
+        rc = -1;
+        goto done;
+    }
+
+    /* one loader at a time; the worker's persister is not blocked */
+    if (gchw_pg_exec(pg, "select pg_advisory_xact_lock(7310042)") != 0
+        || gchw_load_units_activities(pg, t, &changed) != 0
+        || gchw_load_sessions(pg, t, &changed) != 0
+        || gchw_load_families(pg, t, &changed) != 0
+        || gchw_load_town_row(pg, t, cat, &changed) != 0
+        || gchw_pg_exec(pg, "commit") != 0)
+    {
+        gchw_pg_exec(pg, "rollback");
+        fprintf(stderr, "guichetctl: %s: nothing loaded\n", path);
+        rc = -1;
+        goto done;
+    }
+
+    gchw_log("info", "loaded \"%s\": %zu activities, %zu sessions, "
+             "%zu families, %ld rows changed", path, t->nactivities,
+             t->nsessions, t->nfamilies, changed);
+
+    rc = changed ? 0 : 1;
+
+done:
+
+    gch_alloc_std.free(gch_alloc_std.ctx, cat);
+    gch_town_free(t);
+
+    return rc;
+}

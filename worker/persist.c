@@ -1,0 +1,654 @@
+/*
+ * persist.c -- the stream gch:bookings into PostgreSQL, exactly once.
+ *
+ * The worker reads with the consumer group "persist" (created at id 0, so
+ * nothing written before the group existed is missed).  Each batch is
+ * checked entry by entry with yajl (an object with a string "type"), then
+ * sent to PostgreSQL as one JSON array and written by a few set-based
+ * statements inside ONE transaction:
+ *
+ *   void   -> insert into voided_booking, delete those bookings;
+ *   book   -> insert into demande ... on conflict do nothing, then
+ *             insert into booking ... on conflict do nothing, skipping ids
+ *             present in voided_booking;
+ *   cancel -> booking status 'cancelled' (booking_id or booking_ids,
+ *             at_ms, billed).
+ *
+ * XACK is sent only after COMMIT.  A crash between the two redelivers the
+ * batch, and the "on conflict do nothing" inserts make the replay a no-op:
+ * at-least-once delivery plus idempotent writes = exactly-once effect.
+ *
+ * Entries first go to this consumer's pending list; after a PostgreSQL
+ * error they are read again from there (XREADGROUP ... 0).  Entries of
+ * dead consumers come back with XAUTOCLAIM once idle claim_idle_ms.  An
+ * entry PostgreSQL refuses on its own (a constraint) or that is not JSON
+ * stays pending, is logged, and is retried at each XAUTOCLAIM; it shows
+ * in lag_ms.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "gchw.h"
+
+
+struct gchw_persist_s {
+    const gchw_conf_t  *conf;
+    int                 read_pending;     /* re-read our pending list */
+    char                pending_from[64]; /* cursor in it */
+    int64_t             next_claim_ms;
+    char                claim_from[64];   /* XAUTOCLAIM cursor */
+};
+
+
+static const char  gchw_sql_void[] =
+    "with v as ("
+    "  insert into voided_booking (id, family_id, idem_key)"
+    "  select b, e->>'family_id', coalesce(e->>'idem', '')"
+    "  from jsonb_array_elements($1::jsonb) e,"
+    "       jsonb_array_elements_text(e->'booking_ids') b"
+    "  where e->>'type' = 'void'"
+    "  on conflict do nothing returning id)"
+    " delete from booking where id in (select b"
+    "  from jsonb_array_elements($1::jsonb) e,"
+    "       jsonb_array_elements_text(e->'booking_ids') b"
+    "  where e->>'type' = 'void')";
+
+static const char  gchw_sql_demande[] =
+    "insert into demande (number, request_id, family_id, kind, status,"
+    "   idem_key, created_at, items)"
+    " select (e->>'number')::bigint, e->>'request_id', e->>'family_id',"
+    "   'book', e->>'status', coalesce(e->>'idem', ''),"
+    "   to_timestamp((e->>'at_ms')::bigint / 1000.0), e->'items'"
+    " from jsonb_array_elements($1::jsonb) e"
+    " where e->>'type' = 'book'"
+    " on conflict do nothing";
+
+static const char  gchw_sql_booking[] =
+    "insert into booking (id, demande_number, family_id, child_id,"
+    "   session_id, price_cents, status, created_at)"
+    " select i->>'booking_id', (e->>'number')::bigint, e->>'family_id',"
+    "   i->>'child_id', i->>'session_id', (i->>'price_cents')::integer,"
+    "   'confirmed', to_timestamp((e->>'at_ms')::bigint / 1000.0)"
+    " from jsonb_array_elements($1::jsonb) e,"
+    "      jsonb_array_elements(e->'items') i"
+    " where e->>'type' = 'book' and i->>'status' = 'confirmed'"
+    "   and not exists (select 1 from voided_booking v"
+    "                   where v.id = i->>'booking_id')"
+    " on conflict do nothing";
+
+static const char  gchw_sql_cancel[] =
+    "update booking b set status = 'cancelled',"
+    "   cancelled_at = to_timestamp(coalesce((e->>'at_ms')::bigint,"
+    "                  (extract(epoch from now()) * 1000)::bigint) / 1000.0),"
+    "   billed = coalesce((e->>'billed')::boolean, false)"
+    " from jsonb_array_elements($1::jsonb) e"
+    " where e->>'type' = 'cancel' and b.status = 'confirmed'"
+    "   and (b.id = e->>'booking_id' or b.id in"
+    "        (select jsonb_array_elements_text(e->'booking_ids')))";
+
+
+/* See gchw.h. */
+gchw_persist_t *
+gchw_persist_new(const gchw_conf_t *conf)
+{
+    gchw_persist_t  *p;
+
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    p->conf = conf;
+    p->read_pending = 1;
+    strcpy(p->pending_from, "0");
+    strcpy(p->claim_from, "0-0");
+
+    return p;
+}
+
+
+/* See gchw.h; NULL is a no-op. */
+void
+gchw_persist_free(gchw_persist_t *p)
+{
+    free(p);
+}
+
+
+/* See gchw.h. */
+int
+gchw_persist_group(redisContext *rc)
+{
+    redisReply  *r;
+    int          ok;
+
+    r = redisCommand(rc, "XGROUP CREATE " GCHW_STREAM " " GCHW_GROUP
+                     " 0 MKSTREAM");
+    if (r == NULL) {
+        gchw_log("error", "redis: %s", rc->errstr);
+        return -1;
+    }
+
+    ok = r->type != REDIS_REPLY_ERROR
+         || strncmp(r->str, "BUSYGROUP", 9) == 0;
+
+    if (!ok) {
+        gchw_log("error", "redis: XGROUP CREATE: %s", r->str);
+
+    } else if (r->type != REDIS_REPLY_ERROR) {
+        gchw_log("info", "created consumer group " GCHW_GROUP " on "
+                 GCHW_STREAM);
+    }
+
+    freeReplyObject(r);
+
+    return ok ? 0 : -1;
+}
+
+
+/* Is the entry's "d" an object with a string "type"? */
+static int
+gchw_entry_ok(const char *d, size_t len)
+{
+    int          ok;
+    char         ebuf[128], *copy;
+    yajl_val     v, t;
+    const char  *path[] = { "type", NULL };
+
+    copy = malloc(len + 1);
+    if (copy == NULL) {
+        return 0;
+    }
+    memcpy(copy, d, len);
+    copy[len] = '\0';
+
+    v = yajl_tree_parse(copy, ebuf, sizeof(ebuf));
+    free(copy);
+
+    if (v == NULL) {
+        return 0;
+    }
+
+    t = yajl_tree_get(v, path, yajl_t_string);
+    ok = YAJL_IS_OBJECT(v) && t != NULL;
+    yajl_tree_free(v);
+
+    return ok;
+}
+
+
+/* The "d" field of one XREADGROUP/XAUTOCLAIM entry [id, [f, v, ...]]. */
+static const redisReply *
+gchw_entry_d(const redisReply *e)
+{
+    size_t             i;
+    const redisReply  *f;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2
+        || e->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        return NULL;                 /* deleted entry (nil fields) */
+    }
+
+    f = e->element[1];
+    for (i = 0; i + 1 < f->elements; i += 2) {
+        if (f->element[i]->type == REDIS_REPLY_STRING
+            && strcmp(f->element[i]->str, "d") == 0
+            && f->element[i + 1]->type == REDIS_REPLY_STRING)
+        {
+            return f->element[i + 1];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* Writes the JSON array in one transaction.  0, -1 data error (the
+ * connection is fine), -2 connection error. */
+static int
+gchw_write(PGconn *pg, const char *json)
+{
+    size_t        i;
+    PGresult     *res;
+    const char   *params[1];
+    const char   *sqls[] = { gchw_sql_void, gchw_sql_demande,
+                             gchw_sql_booking, gchw_sql_cancel };
+
+    params[0] = json;
+
+    res = PQexec(pg, "begin");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        PQclear(res);
+        goto failed;
+    }
+    PQclear(res);
+
+    for (i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+        res = PQexecParams(pg, sqls[i], 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            PQclear(res);
+            goto failed;
+        }
+        PQclear(res);
+    }
+
+    res = PQexec(pg, "commit");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        PQclear(res);
+        goto failed;
+    }
+    PQclear(res);
+
+    return 0;
+
+failed:
+
+    gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+    PQclear(PQexec(pg, "rollback"));
+
+    return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
+}
+
+
+static int
+gchw_ack(redisContext *rc, const char **ids, size_t n)
+{
+    size_t        i;
+    const char  **argv;
+    redisReply   *r;
+
+    if (n == 0) {
+        return 0;
+    }
+
+    argv = malloc((n + 3) * sizeof(char *));
+    if (argv == NULL) {
+        return -1;
+    }
+
+    argv[0] = "XACK";
+    argv[1] = GCHW_STREAM;
+    argv[2] = GCHW_GROUP;
+    for (i = 0; i < n; i++) {
+        argv[i + 3] = ids[i];
+    }
+
+    r = redisCommandArgv(rc, (int) n + 3, argv, NULL);
+    free(argv);
+
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        gchw_log("error", "redis: XACK: %s", r ? r->str : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+
+    freeReplyObject(r);
+    return 0;
+}
+
+
+/* Appends s to the growing buffer; -1 on failure. */
+static int
+gchw_cat(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    char    *nb;
+    size_t   c;
+
+    if (*len + n + 1 > *cap) {
+        c = *cap ? *cap : 4096;
+        while (*len + n + 1 > c) {
+            c *= 2;
+        }
+        nb = realloc(*buf, c);
+        if (nb == NULL) {
+            return -1;
+        }
+        *buf = nb;
+        *cap = c;
+    }
+
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+
+    return 0;
+}
+
+
+/*
+ * Persists the entries of an array reply (XREADGROUP's or XAUTOCLAIM's
+ * entry list).  Returns entries persisted, -1 Redis error, -2 PostgreSQL
+ * connection error.
+ */
+static int
+gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
+    const redisReply *list)
+{
+    int                 rc2, done;
+    char               *json;
+    size_t              i, n, len, cap, nok;
+    const char        **ids;
+    const redisReply   *d;
+    unsigned char      *ok;
+
+    (void) p;
+
+    rc2 = 0;
+    n = list->elements;
+    if (n == 0) {
+        return 0;
+    }
+
+    ids = calloc(n, sizeof(char *));
+    ok = calloc(n, 1);
+    json = NULL;
+    len = 0;
+    cap = 0;
+    nok = 0;
+
+    if (ids == NULL || ok == NULL || gchw_cat(&json, &len, &cap, "[", 1)) {
+        rc2 = -1;
+        goto done;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (list->element[i]->type != REDIS_REPLY_ARRAY
+            || list->element[i]->elements < 1)
+        {
+            continue;
+        }
+
+        d = gchw_entry_d(list->element[i]);
+        if (d == NULL || !gchw_entry_ok(d->str, d->len)) {
+            if (d != NULL) {
+                gchw_log("error", "stream entry %s is not a demande: left "
+                         "pending", list->element[i]->element[0]->str);
+            }
+            /* trimmed or deleted entries have nothing to persist */
+            if (d == NULL) {
+                ok[i] = 2;
+            }
+            continue;
+        }
+
+        ok[i] = 1;
+        if ((nok && gchw_cat(&json, &len, &cap, ",", 1))
+            || gchw_cat(&json, &len, &cap, d->str, d->len))
+        {
+            rc2 = -1;
+            goto done;
+        }
+        ids[nok++] = list->element[i]->element[0]->str;
+    }
+
+    if (gchw_cat(&json, &len, &cap, "]", 1)) {
+        rc2 = -1;
+        goto done;
+    }
+
+    done = 0;
+
+    if (nok) {
+        rc2 = gchw_write(pg, json);
+
+        if (rc2 == -2) {
+            goto done;
+        }
+
+        if (rc2 == 0) {
+            done = (int) nok;
+            rc2 = gchw_ack(rc, ids, nok) == 0 ? done : -1;
+            goto deleted;
+        }
+
+        /* a data error: one transaction per entry, keep the refused ones */
+        done = 0;
+        for (i = 0; i < n; i++) {
+            if (ok[i] != 1) {
+                continue;
+            }
+
+            d = gchw_entry_d(list->element[i]);
+            len = 0;
+            if (gchw_cat(&json, &len, &cap, "[", 1)
+                || gchw_cat(&json, &len, &cap, d->str, d->len)
+                || gchw_cat(&json, &len, &cap, "]", 1))
+            {
+                rc2 = -1;
+                goto done;
+            }
+
+            rc2 = gchw_write(pg, json);
+            if (rc2 == -2) {
+                goto done;
+            }
+
+            if (rc2 == -1) {
+                gchw_log("error", "stream entry %s refused by postgres: "
+                         "left pending",
+                         list->element[i]->element[0]->str);
+                continue;
+            }
+
+            ids[0] = list->element[i]->element[0]->str;
+            if (gchw_ack(rc, ids, 1) != 0) {
+                rc2 = -1;
+                goto done;
+            }
+            done++;
+        }
+    }
+
+    rc2 = done;
+
+deleted:
+
+    for (i = 0; i < n && rc2 >= 0; i++) {
+        if (ok[i] == 2) {
+            ids[0] = list->element[i]->element[0]->str;
+            if (gchw_ack(rc, ids, 1) != 0) {
+                rc2 = -1;
+            }
+        }
+    }
+
+done:
+
+    free(json);
+    free(ids);
+    free(ok);
+
+    return rc2;
+}
+
+
+/* See gchw.h. */
+int
+gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
+{
+    int                n;
+    int64_t            now;
+    redisReply        *r;
+    const redisReply  *list;
+    const gchw_conf_t *conf;
+
+    conf = p->conf;
+    now = gchw_now_ms();
+
+    if (p->read_pending) {
+        r = redisCommand(rc, "XREADGROUP GROUP " GCHW_GROUP " %s COUNT %d"
+                         " STREAMS " GCHW_STREAM " %s", conf->consumer,
+                         conf->batch_size, p->pending_from);
+
+    } else if (now >= p->next_claim_ms) {
+        p->next_claim_ms = now + 1000;
+        r = redisCommand(rc, "XAUTOCLAIM " GCHW_STREAM " " GCHW_GROUP
+                         " %s %d %s COUNT %d", conf->consumer,
+                         conf->claim_idle_ms, p->claim_from,
+                         conf->batch_size);
+
+    } else {
+        r = redisCommand(rc, "XREADGROUP GROUP " GCHW_GROUP " %s COUNT %d"
+                         " BLOCK %d STREAMS " GCHW_STREAM " >",
+                         conf->consumer, conf->batch_size,
+                         conf->batch_wait_ms);
+    }
+
+    if (r == NULL) {
+        gchw_log("error", "redis: %s", rc->errstr);
+        return -1;
+    }
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (strncmp(r->str, "NOGROUP", 7) == 0) {
+            freeReplyObject(r);
+            return gchw_persist_group(rc) == 0 ? 0 : -1;
+        }
+        gchw_log("error", "redis: %s", r->str);
+        freeReplyObject(r);
+        return -1;
+    }
+
+    list = NULL;
+
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2
+        && r->element[0]->type == REDIS_REPLY_STRING
+        && r->element[1]->type == REDIS_REPLY_ARRAY)
+    {
+        /* XAUTOCLAIM: [next cursor, entries, (deleted ids)] */
+        snprintf(p->claim_from, sizeof(p->claim_from), "%s",
+                 r->element[0]->str);
+        list = r->element[1];
+        if (list->elements) {
+            gchw_log("info", "claimed %zu idle entries of other consumers",
+                     list->elements);
+        }
+
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
+               && r->element[0]->type == REDIS_REPLY_ARRAY
+               && r->element[0]->elements == 2)
+    {
+        /* XREADGROUP: [[stream, entries]] */
+        list = r->element[0]->element[1];
+    }
+
+    if (list == NULL || list->type != REDIS_REPLY_ARRAY) {
+        /* nil: BLOCK timed out */
+        if (p->read_pending) {
+            p->read_pending = 0;
+        }
+        freeReplyObject(r);
+        return 0;
+    }
+
+    if (p->read_pending) {
+        if (list->elements == 0) {
+            p->read_pending = 0;
+            strcpy(p->pending_from, "0");
+
+        } else {
+            snprintf(p->pending_from, sizeof(p->pending_from), "%s",
+                     list->element[list->elements - 1]->element[0]->str);
+        }
+    }
+
+    n = gchw_persist_entries(p, rc, pg, list);
+
+    if (n == -2) {
+        /* everything stays pending: read it again after reconnecting */
+        p->read_pending = 1;
+        strcpy(p->pending_from, "0");
+    }
+
+    freeReplyObject(r);
+
+    return n;
+}
+
+
+static int64_t
+gchw_id_ms(const char *id)
+{
+    return strtoll(id, NULL, 10);
+}
+
+
+/* See gchw.h. */
+int64_t
+gchw_persist_lag(redisContext *rc)
+{
+    size_t        i, j;
+    int64_t       oldest, now;
+    redisReply   *r, *g, *x;
+    const char   *last;
+
+    oldest = 0;
+    last = NULL;
+
+    r = redisCommand(rc, "XINFO GROUPS " GCHW_STREAM);
+    if (r == NULL) {
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return 0;                          /* no stream yet */
+    }
+
+    for (i = 0; i < r->elements; i++) {
+        g = r->element[i];
+        if (g->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+
+        for (j = 0; j + 1 < g->elements; j += 2) {
+            if (strcmp(g->element[j]->str, "name") == 0
+                && strcmp(g->element[j + 1]->str, GCHW_GROUP) != 0)
+            {
+                break;
+            }
+            if (strcmp(g->element[j]->str, "last-delivered-id") == 0) {
+                last = g->element[j + 1]->str;
+            }
+        }
+    }
+
+    /* oldest pending */
+    x = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP);
+    if (x && x->type == REDIS_REPLY_ARRAY && x->elements >= 2
+        && x->element[1]->type == REDIS_REPLY_STRING)
+    {
+        oldest = gchw_id_ms(x->element[1]->str);
+    }
+    if (x) {
+        freeReplyObject(x);
+    }
+
+    /* oldest undelivered */
+    if (last && oldest == 0) {
+        x = redisCommand(rc, "XRANGE " GCHW_STREAM " (%s + COUNT 1", last);
+        if (x && x->type == REDIS_REPLY_ARRAY && x->elements == 1) {
+            oldest = gchw_id_ms(x->element[0]->element[0]->str);
+        }
+        if (x) {
+            freeReplyObject(x);
+        }
+    }
+
+    freeReplyObject(r);
+
+    if (oldest == 0) {
+        return 0;
+    }
+
+    now = gchw_now_ms();
+
+    return now > oldest ? now - oldest : 0;
+}

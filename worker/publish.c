@@ -1,0 +1,665 @@
+/*
+ * publish.c -- PostgreSQL's catalogue and counters into Redis.
+ *
+ * Shared by `guichetctl load-town` (right after its commit) and the worker
+ * (every publish_interval_ms, when the catalogue version in PostgreSQL
+ * differs from gch:catalogue:version, or when gch:catalogue:gen is gone).
+ *
+ * The catalogue text is the one `load-town` stored in the catalogue table
+ * (gch_town_write of the loaded file: sessions expanded, no passwords).
+ * Order of writes, all pipelined:
+ *
+ *   1. rebuild only: {s:}:booked, {f:}:bookings, claims {c:}:<date>:q<i>
+ *      and gch:seq:demande from PostgreSQL's confirmed bookings;
+ *   2. per session {s:<sid>}:left = places_online - confirmed bookings as a
+ *      4-byte big-endian u32: SET NX (live counters win), or SET when
+ *      rebuilding; a session whose places_online changed since the last
+ *      publication has its live counter shifted by the difference;
+ *   3. gch:logins (login -> "<family_id> <hash>"), stale logins removed;
+ *   4. gch:catalogue, gch:catalogue:version, then INCR gch:catalogue:gen,
+ *      last: nginx workers trust the counters once they see a generation.
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "gchw.h"
+
+
+#define GCHW_PIPE_MAX  1000
+
+
+typedef struct {
+    redisContext  *rc;
+    size_t         pending;
+    int            failed;
+} gchw_pipe_t;
+
+
+static void
+gchw_pipe_flush(gchw_pipe_t *p)
+{
+    void        *v;
+    redisReply  *r;
+
+    while (p->pending) {
+        if (redisGetReply(p->rc, &v) != REDIS_OK) {
+            gchw_log("error", "redis: %s", p->rc->errstr);
+            p->failed = 1;
+            p->pending = 0;
+            return;
+        }
+
+        r = v;
+        if (r->type == REDIS_REPLY_ERROR) {
+            gchw_log("error", "redis: %s", r->str);
+            p->failed = 1;
+        }
+        freeReplyObject(r);
+        p->pending--;
+    }
+}
+
+
+static void
+gchw_pipe_cmd(gchw_pipe_t *p, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    if (p->failed) {
+        return;
+    }
+
+    if (redisAppendCommandArgv(p->rc, argc, argv, argvlen) != REDIS_OK) {
+        p->failed = 1;
+        return;
+    }
+
+    if (++p->pending >= GCHW_PIPE_MAX) {
+        gchw_pipe_flush(p);
+    }
+}
+
+
+/* Up to 8 NUL-terminated arguments. */
+static void
+gchw_pipe_str(gchw_pipe_t *p, int argc, ...)
+{
+    int          i;
+    size_t       lens[8];
+    va_list      ap;
+    const char  *argv[8];
+
+    va_start(ap, argc);
+    for (i = 0; i < argc && i < 8; i++) {
+        argv[i] = va_arg(ap, const char *);
+        lens[i] = strlen(argv[i]);
+    }
+    va_end(ap);
+
+    gchw_pipe_cmd(p, argc, argv, lens);
+}
+
+
+static PGresult *
+gchw_query(PGconn *pg, const char *sql)
+{
+    PGresult  *res;
+
+    res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return NULL;
+    }
+
+    return res;
+}
+
+
+static void
+gchw_u32be(char out[4], long v)
+{
+    uint32_t  u;
+
+    u = v < 0 ? 0 : (uint32_t) v;
+    out[0] = (char) (u >> 24);
+    out[1] = (char) (u >> 16);
+    out[2] = (char) (u >> 8);
+    out[3] = (char) u;
+}
+
+
+static void
+gchw_gen_kv(yajl_gen g, const char *k, const char *v)
+{
+    yajl_gen_string(g, (const unsigned char *) k, strlen(k));
+    yajl_gen_string(g, (const unsigned char *) v, strlen(v));
+}
+
+
+static void
+gchw_gen_ki(yajl_gen g, const char *k, const char *v)
+{
+    yajl_gen_string(g, (const unsigned char *) k, strlen(k));
+    yajl_gen_number(g, v, strlen(v));
+}
+
+
+/* Step 1 of the file comment: the bookings' Redis side from PostgreSQL. */
+static int
+gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
+{
+    int                   q, row, n;
+    char                  key[512], val[512], exat[32];
+    size_t                u, len;
+    uint32_t              quanta;
+    yajl_gen              g;
+    PGresult             *res;
+    gch_day_t             day;
+    const char           *code;
+    const unsigned char  *buf;
+
+    res = gchw_query(pg,
+        "select b.id, b.session_id, b.child_id, b.family_id,"
+        "   b.price_cents, d.request_id,"
+        "   (extract(epoch from b.created_at) * 1000)::bigint,"
+        "   to_char(s.date, 'YYYY-MM-DD'), s.unit_code"
+        " from booking b join session s on s.id = b.session_id"
+        " join demande d on d.number = b.demande_number"
+        " where b.status = 'confirmed'");
+    if (res == NULL) {
+        return -1;
+    }
+
+    n = PQntuples(res);
+
+    for (row = 0; row < n; row++) {
+        snprintf(key, sizeof(key), "{s:%s}:booked", PQgetvalue(res, row, 1));
+        gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 0));
+
+        g = yajl_gen_alloc(NULL);
+        if (g == NULL) {
+            PQclear(res);
+            return -1;
+        }
+        yajl_gen_map_open(g);
+        gchw_gen_kv(g, "child_id", PQgetvalue(res, row, 2));
+        gchw_gen_kv(g, "session_id", PQgetvalue(res, row, 1));
+        gchw_gen_ki(g, "price_cents", PQgetvalue(res, row, 4));
+        gchw_gen_kv(g, "request_id", PQgetvalue(res, row, 5));
+        gchw_gen_ki(g, "at_ms", PQgetvalue(res, row, 6));
+        yajl_gen_map_close(g);
+        yajl_gen_get_buf(g, &buf, &len);
+
+        snprintf(key, sizeof(key), "{f:%s}:bookings",
+                 PQgetvalue(res, row, 3));
+        {
+            const char  *argv[4] = { "HSET", key, PQgetvalue(res, row, 0),
+                                     (const char *) buf };
+            size_t       lens[4] = { 4, strlen(key),
+                                     strlen(PQgetvalue(res, row, 0)), len };
+
+            gchw_pipe_cmd(p, 4, argv, lens);
+        }
+        yajl_gen_free(g);
+
+        /* claims, while they matter (they expire the day after) */
+        code = PQgetvalue(res, row, 8);
+        quanta = 0;
+        for (u = 0; town && u < town->nunits; u++) {
+            if (strcmp(town->units[u].code, code) == 0) {
+                quanta = town->units[u].quanta;
+            }
+        }
+
+        if (gch_day_parse(&day, PQgetvalue(res, row, 7), 10) != 0) {
+            continue;
+        }
+
+        if (gch_paris_to_unix(day + 2, 0) * 1000 <= gchw_now_ms()) {
+            continue;
+        }
+
+        snprintf(exat, sizeof(exat), "%lld",
+                 (long long) gch_paris_to_unix(day + 2, 0));
+        snprintf(val, sizeof(val), "%s %s", PQgetvalue(res, row, 1),
+                 PQgetvalue(res, row, 0));
+
+        for (q = 0; q < 32; q++) {
+            if (quanta & (1u << q)) {
+                snprintf(key, sizeof(key), "{c:%s}:%s:q%d",
+                         PQgetvalue(res, row, 2), PQgetvalue(res, row, 7),
+                         q);
+                gchw_pipe_str(p, 5, "SET", key, val, "EXAT", exat);
+            }
+        }
+    }
+
+    PQclear(res);
+
+    if (n) {
+        gchw_log("info", "rebuilt %d bookings in redis", n);
+    }
+
+    /* demande numbers must never be reused */
+    res = gchw_query(pg, "select coalesce(max(number), 0) from demande");
+    if (res == NULL) {
+        return -1;
+    }
+
+    gchw_pipe_str(p, 3, "SET", "gch:seq:demande", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    return 0;
+}
+
+
+/* SCARD {s:<sid>}:booked for every row of res (column 0), pipelined. */
+static int
+gchw_scard_all(redisContext *rc, PGresult *res, long *out)
+{
+    int          n, row, done;
+    char         key[512];
+    void        *v;
+    redisReply  *r;
+
+    n = PQntuples(res);
+    done = 0;
+
+    while (done < n) {
+        for (row = done; row < n && row < done + GCHW_PIPE_MAX; row++) {
+            snprintf(key, sizeof(key), "{s:%s}:booked",
+                     PQgetvalue(res, row, 0));
+            redisAppendCommand(rc, "SCARD %s", key);
+        }
+
+        for (row = done; row < n && row < done + GCHW_PIPE_MAX; row++) {
+            if (redisGetReply(rc, &v) != REDIS_OK) {
+                gchw_log("error", "redis: %s", rc->errstr);
+                return -1;
+            }
+            r = v;
+            out[row] = r->type == REDIS_REPLY_INTEGER ? (long) r->integer
+                                                      : 0;
+            freeReplyObject(r);
+        }
+
+        done = row;
+    }
+
+    return 0;
+}
+
+
+/* Step 2: counters.  Returns 0 or -1. */
+static int
+gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
+    int rebuild)
+{
+    int           row, n, shifted;
+    char          key[512], val[4], delta[32], *ids, *vals;
+    long          left, d, *booked;
+    size_t        ids_len, vals_len, k;
+    PGresult     *res, *up;
+    redisReply   *r;
+    const char   *params[2];
+
+    res = gchw_query(pg,
+        "select s.id, s.places_online, s.places_published,"
+        "   count(b.id)"
+        " from session s left join booking b on b.session_id = s.id"
+        "   and b.status = 'confirmed'"
+        " group by s.id order by s.id");
+    if (res == NULL) {
+        return -1;
+    }
+
+    n = PQntuples(res);
+    shifted = 0;
+
+    /* live counters to shift: ask which exist first */
+    if (!rebuild) {
+        for (row = 0; row < n; row++) {
+            if (!PQgetisnull(res, row, 2)
+                && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2)))
+            {
+                snprintf(key, sizeof(key), "{s:%s}:left",
+                         PQgetvalue(res, row, 0));
+                d = atol(PQgetvalue(res, row, 1))
+                    - atol(PQgetvalue(res, row, 2));
+
+                r = redisCommand(rc, "EXISTS %s", key);
+                if (r == NULL) {
+                    gchw_log("error", "redis: %s", rc->errstr);
+                    PQclear(res);
+                    return -1;
+                }
+
+                if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+                    snprintf(delta, sizeof(delta), "%ld", d);
+                    gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
+                                  "INCRBY", "u32", "0", delta);
+                    shifted++;
+                }
+                freeReplyObject(r);
+            }
+        }
+    }
+
+    booked = NULL;
+    if (rebuild && n) {
+        /* {s:}:booked now holds PostgreSQL's bookings and any that Redis
+         * still had: the union is what is taken */
+        booked = calloc(n, sizeof(long));
+        if (booked == NULL || gchw_scard_all(rc, res, booked) != 0) {
+            free(booked);
+            PQclear(res);
+            return -1;
+        }
+    }
+
+    for (row = 0; row < n; row++) {
+        snprintf(key, sizeof(key), "{s:%s}:left", PQgetvalue(res, row, 0));
+        left = atol(PQgetvalue(res, row, 1))
+               - (booked ? booked[row] : atol(PQgetvalue(res, row, 3)));
+        gchw_u32be(val, left);
+
+        {
+            const char  *argv[4] = { "SET", key, val, "NX" };
+            size_t       lens[4] = { 3, strlen(key), 4, 2 };
+
+            gchw_pipe_cmd(p, rebuild ? 3 : 4, argv, lens);
+        }
+    }
+
+    free(booked);
+    gchw_pipe_flush(p);
+
+    if (p->failed) {
+        PQclear(res);
+        return -1;
+    }
+
+    /* record what the counters are built on */
+    ids = NULL;
+    vals = NULL;
+    ids_len = 0;
+    vals_len = 0;
+    k = 0;
+
+    {
+        FILE  *fi, *fv;
+
+        fi = open_memstream(&ids, &ids_len);
+        fv = open_memstream(&vals, &vals_len);
+        if (fi == NULL || fv == NULL) {
+            if (fi) {
+                fclose(fi);
+            }
+            if (fv) {
+                fclose(fv);
+            }
+            free(ids);
+            free(vals);
+            PQclear(res);
+            return -1;
+        }
+
+        fputc('{', fi);
+        fputc('{', fv);
+        for (row = 0; row < n; row++) {
+            if (!PQgetisnull(res, row, 2)
+                && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2))
+                   == 0)
+            {
+                continue;
+            }
+            fprintf(fi, "%s\"", k ? "," : "");
+            {
+                const char  *s;
+
+                for (s = PQgetvalue(res, row, 0); *s; s++) {
+                    if (*s == '"' || *s == '\\') {
+                        fputc('\\', fi);
+                    }
+                    fputc(*s, fi);
+                }
+            }
+            fputc('"', fi);
+            fprintf(fv, "%s%s", k ? "," : "", PQgetvalue(res, row, 1));
+            k++;
+        }
+        fputc('}', fi);
+        fputc('}', fv);
+        fclose(fi);
+        fclose(fv);
+    }
+
+    PQclear(res);
+
+    params[0] = ids;
+    params[1] = vals;
+    up = PQexecParams(pg,
+        "update session s set places_published = v.p"
+        " from unnest($1::text[], $2::int[]) as v(id, p)"
+        " where s.id = v.id", 2, NULL, params, NULL, NULL, 0);
+    free(ids);
+    free(vals);
+
+    if (PQresultStatus(up) != PGRES_COMMAND_OK) {
+        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        PQclear(up);
+        return -1;
+    }
+    PQclear(up);
+
+    if (shifted) {
+        gchw_log("info", "shifted %d live counters to new places", shifted);
+    }
+
+    return 0;
+}
+
+
+/* Step 3: the logins hash; logins gone from PostgreSQL are removed. */
+static int
+gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
+{
+    int          row, n, found;
+    char         val[512];
+    size_t       i;
+    PGresult    *res;
+    redisReply  *r;
+
+    res = gchw_query(pg,
+        "select login, id, password_hash from family"
+        " where login is not null and password_hash is not null");
+    if (res == NULL) {
+        return -1;
+    }
+
+    n = PQntuples(res);
+
+    for (row = 0; row < n; row++) {
+        snprintf(val, sizeof(val), "%s %s", PQgetvalue(res, row, 1),
+                 PQgetvalue(res, row, 2));
+        gchw_pipe_str(p, 4, "HSET", "gch:logins", PQgetvalue(res, row, 0),
+                      val);
+    }
+
+    gchw_pipe_flush(p);
+
+    r = redisCommand(rc, "HKEYS gch:logins");
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        gchw_log("error", "redis: HKEYS gch:logins: %s",
+                 r ? (r->str ? r->str : "bad reply") : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        PQclear(res);
+        return -1;
+    }
+
+    for (i = 0; i < r->elements; i++) {
+        found = 0;
+        for (row = 0; row < n && !found; row++) {
+            found = strcmp(PQgetvalue(res, row, 0), r->element[i]->str) == 0;
+        }
+
+        if (!found) {
+            gchw_pipe_str(p, 3, "HDEL", "gch:logins", r->element[i]->str);
+        }
+    }
+
+    freeReplyObject(r);
+    PQclear(res);
+    gchw_pipe_flush(p);
+
+    return p->failed ? -1 : 0;
+}
+
+
+/* See gchw.h. */
+int
+gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
+{
+    int           rv;
+    PGresult     *res;
+    gch_town_t   *town;
+    gchw_pipe_t   p;
+    gch_error_t   err;
+    const char   *json, *version;
+    redisReply   *r;
+
+    res = gchw_query(pg, "select version, json from catalogue where id = 1");
+    if (res == NULL) {
+        return -1;
+    }
+
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        gchw_log("info", "no town loaded yet: nothing to publish");
+        return 0;
+    }
+
+    version = PQgetvalue(res, 0, 0);
+    json = PQgetvalue(res, 0, 1);
+
+    memset(&p, 0, sizeof(p));
+    p.rc = rc;
+    town = NULL;
+
+    if (rebuild) {
+        memset(&err, 0, sizeof(err));
+        if (gch_town_parse(&town, json, strlen(json), &gch_alloc_std, &err)
+            != GCH_OK)
+        {
+            gchw_log("error", "stored catalogue refused by the engine: %s",
+                     err.message);
+            PQclear(res);
+            return -1;
+        }
+
+        rv = gchw_rebuild_bookings(pg, &p, town);
+        gch_town_free(town);
+        gchw_pipe_flush(&p);
+
+        if (rv != 0 || p.failed) {
+            PQclear(res);
+            return -1;
+        }
+    }
+
+    if (gchw_publish_counters(pg, rc, &p, rebuild) != 0
+        || gchw_publish_logins(pg, rc, &p) != 0)
+    {
+        PQclear(res);
+        return -1;
+    }
+
+    gchw_pipe_str(&p, 3, "SET", "gch:catalogue", json);
+    gchw_pipe_str(&p, 3, "SET", "gch:catalogue:version", version);
+    gchw_pipe_flush(&p);
+
+    if (p.failed) {
+        PQclear(res);
+        return -1;
+    }
+
+    /* last: the generation tells nginx the counters are there */
+    r = redisCommand(rc, "INCR gch:catalogue:gen");
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        gchw_log("error", "redis: INCR gch:catalogue:gen: %s",
+                 r ? (r->str ? r->str : "bad reply") : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        PQclear(res);
+        return -1;
+    }
+
+    gchw_log("info", "published catalogue version %s as generation %lld%s",
+             version, (long long) r->integer,
+             rebuild ? " (rebuilt from postgres)" : "");
+
+    freeReplyObject(r);
+    PQclear(res);
+
+    return 0;
+}
+
+
+/* See gchw.h. */
+int
+gchw_publish_check(PGconn *pg, redisContext *rc)
+{
+    int          rebuild, same;
+    PGresult    *res;
+    redisReply  *r;
+
+    r = redisCommand(rc, "MGET gch:catalogue:gen gch:catalogue:version");
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        gchw_log("error", "redis: MGET gch:catalogue:gen: %s",
+                 r ? "bad reply" : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+
+    rebuild = r->element[0]->type == REDIS_REPLY_NIL;
+
+    res = gchw_query(pg, "select version from catalogue where id = 1");
+    if (res == NULL) {
+        freeReplyObject(r);
+        return -1;
+    }
+
+    if (PQntuples(res) == 0) {
+        /* nothing loaded yet */
+        PQclear(res);
+        freeReplyObject(r);
+        return 0;
+    }
+
+    same = r->element[1]->type == REDIS_REPLY_STRING
+           && strcmp(r->element[1]->str, PQgetvalue(res, 0, 0)) == 0;
+
+    PQclear(res);
+    freeReplyObject(r);
+
+    if (!rebuild && same) {
+        return 0;
+    }
+
+    if (rebuild) {
+        gchw_log("warn", "gch:catalogue:gen is missing: rebuilding redis "
+                 "from postgres");
+    }
+
+    return gchw_publish(pg, rc, rebuild);
+}

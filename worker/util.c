@@ -1,0 +1,268 @@
+/*
+ * util.c -- logging, clocks, files, the token secret and the Redis
+ * connection, shared by guichet-worker and guichetctl.
+ *
+ * Logs go to stderr, one line per event:
+ *   2021-06-07T18:00:00.123Z [info] guichet-worker: message
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "gchw.h"
+
+
+static const char  *gchw_program = "guichet";
+
+
+/* program must be a static string. */
+void
+gchw_log_init(const char *program)
+{
+    gchw_program = program;
+}
+
+
+/* See gchw.h. */
+void
+gchw_log(const char *level, const char *fmt, ...)
+{
+    char            msg[2048], stamp[32];
+    va_list         ap;
+    struct tm       tm;
+    struct timeval  tv;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+
+    fprintf(stderr, "%s.%03dZ [%s] %s: %s\n", stamp,
+            (int) (tv.tv_usec / 1000), level, gchw_program, msg);
+}
+
+
+/* Wall clock in milliseconds (stream ids and heartbeats use it). */
+int64_t
+gchw_now_ms(void)
+{
+    struct timeval  tv;
+
+    gettimeofday(&tv, NULL);
+
+    return (int64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+
+/* Sleeps ms milliseconds; a signal may cut it short. */
+void
+gchw_sleep_ms(int ms)
+{
+    struct timespec  ts;
+
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long) (ms % 1000) * 1000000;
+    nanosleep(&ts, NULL);
+}
+
+
+/* See gchw.h. */
+int
+gchw_read_file(const char *path, char **out, size_t *len)
+{
+    FILE    *f;
+    char    *buf, *nbuf;
+    size_t   n, cap, r;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        return -1;
+    }
+
+    cap = 65536;
+    n = 0;
+    buf = malloc(cap + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return -1;
+    }
+
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            cap *= 2;
+            nbuf = realloc(buf, cap + 1);
+            if (nbuf == NULL) {
+                free(buf);
+                fclose(f);
+                errno = ENOMEM;
+                return -1;
+            }
+            buf = nbuf;
+        }
+    }
+
+    if (ferror(f)) {
+        free(buf);
+        fclose(f);
+        errno = EIO;
+        return -1;
+    }
+
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+
+    return 0;
+}
+
+
+/* See gchw.h. */
+int
+gchw_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN])
+{
+    char    *buf;
+    size_t   len;
+    int      rc;
+
+    if (gchw_read_file(path, &buf, &len) != 0) {
+        gchw_log("error", "cannot read secret file \"%s\": %s", path,
+                 strerror(errno));
+        return -1;
+    }
+
+    rc = -1;
+
+    if (len == GCH_SECRET_LEN) {
+        memcpy(secret, buf, GCH_SECRET_LEN);
+        rc = 0;
+
+    } else {
+        while (len > 2 * GCH_SECRET_LEN
+               && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        {
+            len--;
+        }
+
+        if (len == 2 * GCH_SECRET_LEN
+            && sodium_hex2bin(secret, GCH_SECRET_LEN, buf, len, NULL, NULL,
+                              NULL) == 0)
+        {
+            rc = 0;
+        }
+    }
+
+    sodium_memzero(buf, len);
+    free(buf);
+
+    if (rc != 0) {
+        gchw_log("error", "secret file \"%s\" must hold 64 hex characters "
+                 "or 32 raw bytes", path);
+    }
+
+    return rc;
+}
+
+
+/* See gchw.h. */
+int
+gchw_secret_create(const char *path)
+{
+    int       fd;
+    char      hex[2 * GCH_SECRET_LEN + 2];
+    uint8_t   key[GCH_SECRET_LEN];
+    ssize_t   n;
+
+    randombytes_buf(key, sizeof(key));
+    sodium_bin2hex(hex, sizeof(hex), key, sizeof(key));
+    sodium_memzero(key, sizeof(key));
+    hex[2 * GCH_SECRET_LEN] = '\n';
+
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        gchw_log("error", "cannot create secret file \"%s\": %s", path,
+                 strerror(errno));
+        return -1;
+    }
+
+    n = write(fd, hex, 2 * GCH_SECRET_LEN + 1);
+    sodium_memzero(hex, sizeof(hex));
+
+    if (n != 2 * GCH_SECRET_LEN + 1 || fsync(fd) != 0 || close(fd) != 0) {
+        gchw_log("error", "cannot write secret file \"%s\": %s", path,
+                 strerror(errno));
+        unlink(path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* See gchw.h. */
+redisContext *
+gchw_redis_connect(const gchw_conf_t *conf)
+{
+    int              port;
+    char             host[256], *colon;
+    redisReply      *r;
+    redisContext    *rc;
+    struct timeval   tv = { 2, 0 };
+
+    if (strncmp(conf->redis, "unix:", 5) == 0) {
+        rc = redisConnectUnixWithTimeout(conf->redis + 5, tv);
+
+    } else {
+        snprintf(host, sizeof(host), "%s", conf->redis);
+        colon = strrchr(host, ':');
+        port = 6379;
+        if (colon) {
+            *colon = '\0';
+            port = atoi(colon + 1);
+        }
+        rc = redisConnectWithTimeout(host, port, tv);
+    }
+
+    if (rc == NULL || rc->err) {
+        gchw_log("error", "cannot connect to redis \"%s\": %s", conf->redis,
+                 rc ? rc->errstr : "out of memory");
+        if (rc) {
+            redisFree(rc);
+        }
+        return NULL;
+    }
+
+    /* commands may block up to batch_wait_ms; allow for slow replies */
+    tv.tv_sec = 10;
+    redisSetTimeout(rc, tv);
+
+    if (conf->redis_password && conf->redis_password[0]) {
+        r = redisCommand(rc, "AUTH %s", conf->redis_password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            gchw_log("error", "redis AUTH failed: %s",
+                     r ? r->str : rc->errstr);
+            if (r) {
+                freeReplyObject(r);
+            }
+            redisFree(rc);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+
+    return rc;
+}
