@@ -1,0 +1,536 @@
+/*
+ * reaper.c -- releases what dead nginx workers left between two steps.
+ *
+ * gch:inflight holds one member per attempt between its steps, scored by
+ * its start in ms: a booking's idempotency key "{f:<fid>}:idem:<key>"
+ * (value "P <hash> <ms> <plan>") or a cancellation marker
+ * "{f:<fid>}:cancel:<bid>" (value "C <ms> <billed> <bid> <cid> <sid>").
+ * Every second the worker looks at members older than reap_after_ms
+ * (docs/architecture.md, "When the nginx worker dies between the steps"):
+ *
+ * booking: WATCH the record, GET it; gone or "D": ZREM.  "P": MULTI, DEL
+ *   the claims of its plan that still hold "<sid> <bid>" and the record,
+ *   EXEC (aborted if a late step two wrote meanwhile: it wins).  Then each
+ *   session of the plan is recounted, left = places_online - SCARD booked,
+ *   under WATCH of both keys and only when no younger attempt touches the
+ *   session; sessions that cannot be recounted yet are kept in memory and
+ *   retried each round.  Finally ZREM.
+ * cancellation: finish its third step (place back, claims deleted, cancel
+ *   entry on the stream, marker and member removed) in one MULTI, under
+ *   WATCH of the marker.
+ *
+ * places_online comes from the catalogue in Redis, parsed by the engine and
+ * re-read when gch:catalogue:gen changes.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "gchw.h"
+
+
+#define GCHW_REAP_MAX    100
+#define GCHW_DIRTY_MAX   1024
+
+
+struct gchw_reaper_s {
+    gch_town_t   *town;
+    long long     gen;
+    char         *dirty[GCHW_DIRTY_MAX];   /* sessions to recount */
+    size_t        ndirty;
+};
+
+
+/* See gchw.h. */
+gchw_reaper_t *
+gchw_reaper_new(void)
+{
+    return calloc(1, sizeof(gchw_reaper_t));
+}
+
+
+/* See gchw.h; NULL is a no-op. */
+void
+gchw_reaper_free(gchw_reaper_t *r)
+{
+    size_t  i;
+
+    if (r == NULL) {
+        return;
+    }
+
+    for (i = 0; i < r->ndirty; i++) {
+        free(r->dirty[i]);
+    }
+
+    gch_town_free(r->town);
+    free(r);
+}
+
+
+static void
+gchw_dirty_add(gchw_reaper_t *r, const char *sid)
+{
+    size_t  i;
+
+    for (i = 0; i < r->ndirty; i++) {
+        if (strcmp(r->dirty[i], sid) == 0) {
+            return;
+        }
+    }
+
+    if (r->ndirty < GCHW_DIRTY_MAX) {
+        r->dirty[r->ndirty] = strdup(sid);
+        if (r->dirty[r->ndirty]) {
+            r->ndirty++;
+        }
+    }
+}
+
+
+/* Re-reads the catalogue when its generation changed.  0 or -1. */
+static int
+gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
+{
+    long long     gen;
+    redisReply   *x;
+    gch_town_t   *t;
+    gch_error_t   err;
+
+    x = redisCommand(rc, "GET gch:catalogue:gen");
+    if (x == NULL) {
+        return -1;
+    }
+
+    gen = x->type == REDIS_REPLY_STRING ? atoll(x->str) : 0;
+    freeReplyObject(x);
+
+    if (gen == 0) {
+        return -1;                    /* fail closed: nothing published */
+    }
+
+    if (gen == r->gen && r->town) {
+        return 0;
+    }
+
+    x = redisCommand(rc, "GET gch:catalogue");
+    if (x == NULL || x->type != REDIS_REPLY_STRING) {
+        if (x) {
+            freeReplyObject(x);
+        }
+        return -1;
+    }
+
+    memset(&err, 0, sizeof(err));
+    t = NULL;
+    if (gch_town_parse(&t, x->str, x->len, &gch_alloc_std, &err) != GCH_OK) {
+        gchw_log("error", "reaper: catalogue refused: %s", err.message);
+        freeReplyObject(x);
+        return -1;
+    }
+
+    freeReplyObject(x);
+    gch_town_free(r->town);
+    r->town = t;
+    r->gen = gen;
+
+    return 0;
+}
+
+
+/* Does an attempt younger than cutoff touch session sid?  1, 0, -1. */
+static int
+gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
+{
+    int          busy;
+    char         pat[600];
+    size_t       i, n, lsid;
+    redisReply  *m, *v;
+
+    m = redisCommand(rc, "ZRANGEBYSCORE gch:inflight (%lld +inf",
+                     (long long) cutoff);
+    if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
+        if (m) {
+            freeReplyObject(m);
+        }
+        return -1;
+    }
+
+    snprintf(pat, sizeof(pat), "\"s\":\"%s\"", sid);
+    lsid = strlen(sid);
+    busy = 0;
+
+    for (i = 0; i < m->elements && !busy; i++) {
+        v = redisCommand(rc, "GET %s", m->element[i]->str);
+        if (v == NULL) {
+            freeReplyObject(m);
+            return -1;
+        }
+
+        if (v->type == REDIS_REPLY_STRING) {
+            n = v->len;
+            if (v->str[0] == 'P') {
+                busy = strstr(v->str, pat) != NULL;
+
+            } else if (v->str[0] == 'C' && n > lsid
+                       && v->str[n - lsid - 1] == ' '
+                       && strcmp(v->str + n - lsid, sid) == 0)
+            {
+                busy = 1;
+            }
+        }
+
+        freeReplyObject(v);
+    }
+
+    freeReplyObject(m);
+
+    return busy;
+}
+
+
+/* left = places_online - SCARD booked, atomically.  1 done, 0 not yet. */
+static int
+gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
+    int64_t cutoff)
+{
+    int                   tries, done;
+    char                  left[512], booked[512], val[4];
+    long                  n;
+    uint32_t              u;
+    redisReply           *x;
+    const gch_session_t  *s;
+
+    s = gch_town_session(r->town, sid, strlen(sid));
+    if (s == NULL) {
+        return 1;                          /* not bookable any more */
+    }
+
+    snprintf(left, sizeof(left), "{s:%s}:left", sid);
+    snprintf(booked, sizeof(booked), "{s:%s}:booked", sid);
+
+    for (tries = 0; tries < 5; tries++) {
+        x = redisCommand(rc, "WATCH %s %s", left, booked);
+        if (x == NULL) {
+            return 0;
+        }
+        freeReplyObject(x);
+
+        if (gchw_session_busy(rc, sid, cutoff) != 0) {
+            freeReplyObject(redisCommand(rc, "UNWATCH"));
+            return 0;
+        }
+
+        x = redisCommand(rc, "SCARD %s", booked);
+        if (x == NULL || x->type != REDIS_REPLY_INTEGER) {
+            if (x) {
+                freeReplyObject(x);
+            }
+            return 0;
+        }
+        n = s->places_online - (long) x->integer;
+        freeReplyObject(x);
+
+        u = n < 0 ? 0 : (uint32_t) n;
+        val[0] = (char) (u >> 24);
+        val[1] = (char) (u >> 16);
+        val[2] = (char) (u >> 8);
+        val[3] = (char) u;
+
+        freeReplyObject(redisCommand(rc, "MULTI"));
+        freeReplyObject(redisCommand(rc, "SET %s %b", left, val,
+                                     (size_t) 4));
+        x = redisCommand(rc, "EXEC");
+        if (x == NULL) {
+            return 0;
+        }
+        done = x->type == REDIS_REPLY_ARRAY;
+        freeReplyObject(x);
+
+        if (done) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* A booking attempt's record.  1 released, 0 retry later, -1 error. */
+static int
+gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
+{
+    int           rv;
+    char          want[600], ebuf[128], *plan;
+    size_t        i, j, ndel;
+    yajl_val      v, e, sv, bv, qv, cl;
+    redisReply   *x, *g;
+    const char   *dels[GCHW_REAP_MAX * 8];
+    const char   *ps[] = { "s", NULL }, *pb[] = { "b", NULL },
+                 *pq[] = { "q", NULL };
+
+    x = redisCommand(rc, "WATCH %s", member);
+    if (x == NULL) {
+        return -1;
+    }
+    freeReplyObject(x);
+
+    g = redisCommand(rc, "GET %s", member);
+    if (g == NULL) {
+        return -1;
+    }
+
+    if (g->type != REDIS_REPLY_STRING || g->str[0] != 'P') {
+        /* answered, or gone: nothing was left behind */
+        freeReplyObject(g);
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+        return 1;
+    }
+
+    /* "P <hash32> <ms> <plan>" */
+    plan = g->len > 35 ? strchr(g->str + 35, ' ') : NULL;
+    v = plan ? yajl_tree_parse(plan + 1, ebuf, sizeof(ebuf)) : NULL;
+
+    if (v == NULL || !YAJL_IS_ARRAY(v)) {
+        gchw_log("error", "reaper: bad record %s: dropped", member);
+        yajl_tree_free(v);
+        freeReplyObject(g);
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        freeReplyObject(redisCommand(rc, "MULTI"));
+        freeReplyObject(redisCommand(rc, "DEL %s", member));
+        freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+        freeReplyObject(redisCommand(rc, "EXEC"));
+        return 1;
+    }
+
+    /* the claims still holding this attempt's "<sid> <bid>" */
+    ndel = 0;
+    for (i = 0; i < v->u.array.len; i++) {
+        e = v->u.array.values[i];
+        sv = yajl_tree_get(e, ps, yajl_t_string);
+        bv = yajl_tree_get(e, pb, yajl_t_string);
+        qv = yajl_tree_get(e, pq, yajl_t_array);
+        if (sv == NULL || bv == NULL || qv == NULL) {
+            continue;
+        }
+
+        snprintf(want, sizeof(want), "%s %s", YAJL_GET_STRING(sv),
+                 YAJL_GET_STRING(bv));
+
+        for (j = 0; j < qv->u.array.len; j++) {
+            cl = qv->u.array.values[j];
+            if (!YAJL_IS_STRING(cl)
+                || ndel == sizeof(dels) / sizeof(dels[0]))
+            {
+                continue;
+            }
+
+            x = redisCommand(rc, "GET %s", YAJL_GET_STRING(cl));
+            if (x && x->type == REDIS_REPLY_STRING
+                && strcmp(x->str, want) == 0)
+            {
+                dels[ndel++] = YAJL_GET_STRING(cl);
+            }
+            if (x) {
+                freeReplyObject(x);
+            }
+        }
+    }
+
+    freeReplyObject(redisCommand(rc, "MULTI"));
+    for (i = 0; i < ndel; i++) {
+        freeReplyObject(redisCommand(rc, "DEL %s", dels[i]));
+    }
+    freeReplyObject(redisCommand(rc, "DEL %s", member));
+    x = redisCommand(rc, "EXEC");
+
+    rv = 0;
+    if (x && x->type == REDIS_REPLY_ARRAY) {
+        /* released: the sessions' counters are recounted */
+        for (i = 0; i < v->u.array.len; i++) {
+            sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
+            if (sv) {
+                gchw_dirty_add(r, YAJL_GET_STRING(sv));
+            }
+        }
+        freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+        gchw_log("info", "reaped orphan attempt %s (%zu claims)", member,
+                 ndel);
+        rv = 1;
+    }
+
+    if (x) {
+        freeReplyObject(x);
+    }
+
+    yajl_tree_free(v);
+    freeReplyObject(g);
+
+    return rv;
+}
+
+
+/* A cancellation marker: finish its step three.  1, 0, -1. */
+static int
+gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
+{
+    int                   q, rv, billed;
+    char                  bid[256], cid[256], sid[256], key[600], day[11];
+    long long             ms;
+    size_t                len;
+    uint32_t              quanta;
+    yajl_gen              g;
+    redisReply           *x, *m;
+    const gch_session_t  *s;
+    const unsigned char  *buf;
+    const char           *fid, *end;
+
+    freeReplyObject(redisCommand(rc, "WATCH %s", member));
+
+    m = redisCommand(rc, "GET %s", member);
+    if (m == NULL) {
+        return -1;
+    }
+
+    if (m->type != REDIS_REPLY_STRING
+        || sscanf(m->str, "C %lld %d %255s %255s %255s", &ms, &billed, bid,
+                  cid, sid) != 5
+        || (s = gch_town_session(r->town, sid, strlen(sid))) == NULL)
+    {
+        freeReplyObject(m);
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+        return 1;
+    }
+
+    freeReplyObject(m);
+
+    /* "{f:<fid>}:cancel:<bid>" */
+    fid = member + 3;
+    end = strstr(fid, "}:cancel:");
+    if (end == NULL) {
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        return 1;
+    }
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        return -1;
+    }
+
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *) "type", 4);
+    yajl_gen_string(g, (const unsigned char *) "cancel", 6);
+    yajl_gen_string(g, (const unsigned char *) "booking_id", 10);
+    yajl_gen_string(g, (const unsigned char *) bid, strlen(bid));
+    yajl_gen_string(g, (const unsigned char *) "family_id", 9);
+    yajl_gen_string(g, (const unsigned char *) fid, end - fid);
+    yajl_gen_string(g, (const unsigned char *) "child_id", 8);
+    yajl_gen_string(g, (const unsigned char *) cid, strlen(cid));
+    yajl_gen_string(g, (const unsigned char *) "session_id", 10);
+    yajl_gen_string(g, (const unsigned char *) sid, strlen(sid));
+    yajl_gen_string(g, (const unsigned char *) "at_ms", 5);
+    yajl_gen_integer(g, ms);
+    yajl_gen_string(g, (const unsigned char *) "billed", 6);
+    yajl_gen_bool(g, billed);
+    yajl_gen_map_close(g);
+    yajl_gen_get_buf(g, &buf, &len);
+
+    freeReplyObject(redisCommand(rc, "MULTI"));
+    freeReplyObject(redisCommand(rc, "BITFIELD {s:%s}:left OVERFLOW FAIL "
+                                 "INCRBY u32 0 1", sid));
+
+    gch_day_format(s->date, day);
+    quanta = r->town->units[s->unit].quanta;
+    for (q = 0; q < 32; q++) {
+        if (quanta & (1u << q)) {
+            snprintf(key, sizeof(key), "{c:%s}:%s:q%d", cid, day, q);
+            freeReplyObject(redisCommand(rc, "DEL %s", key));
+        }
+    }
+
+    freeReplyObject(redisCommand(rc, "XADD " GCHW_STREAM " * d %b", buf,
+                                 len));
+    freeReplyObject(redisCommand(rc, "DEL %s", member));
+    freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+    x = redisCommand(rc, "EXEC");
+    yajl_gen_free(g);
+
+    rv = x && x->type == REDIS_REPLY_ARRAY;
+    if (rv) {
+        gchw_log("info", "finished orphan cancellation %s", member);
+    }
+    if (x) {
+        freeReplyObject(x);
+    }
+
+    return rv;
+}
+
+
+/* See gchw.h. */
+int
+gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
+    int reap_after_ms)
+{
+    int          n, rv;
+    size_t       i, k;
+    int64_t      cutoff;
+    redisReply  *m;
+
+    if (gchw_reaper_town(r, rc) != 0) {
+        return 0;                   /* nothing published: nothing to do */
+    }
+
+    cutoff = now_ms - reap_after_ms;
+
+    m = redisCommand(rc, "ZRANGEBYSCORE gch:inflight -inf %lld LIMIT 0 %d",
+                     (long long) cutoff, GCHW_REAP_MAX);
+    if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
+        gchw_log("error", "reaper: redis: %s",
+                 m ? (m->str ? m->str : "bad reply") : rc->errstr);
+        if (m) {
+            freeReplyObject(m);
+        }
+        return -1;
+    }
+
+    n = 0;
+    for (i = 0; i < m->elements; i++) {
+        if (m->element[i]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (strstr(m->element[i]->str, "}:cancel:")) {
+            rv = gchw_reap_cancel(r, rc, m->element[i]->str);
+        } else {
+            rv = gchw_reap_booking(r, rc, m->element[i]->str);
+        }
+
+        if (rv < 0) {
+            freeReplyObject(m);
+            return -1;
+        }
+        n += rv;
+    }
+
+    freeReplyObject(m);
+
+    /* recount the sessions of released attempts */
+    for (i = 0, k = 0; i < r->ndirty; i++) {
+        if (gchw_recount(r, rc, r->dirty[i], cutoff)) {
+            free(r->dirty[i]);
+        } else {
+            r->dirty[k++] = r->dirty[i];
+        }
+    }
+    r->ndirty = k;
+
+    return n;
+}
