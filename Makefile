@@ -1,0 +1,115 @@
+# Makefile -- every entry point of Guichet.
+#
+#   make run    installs what is missing, builds, starts Redis, PostgreSQL,
+#               the worker and nginx with the module on 127.0.0.1:8080
+#   make test   builds and runs every suite (tests/run-all), ends with
+#               one line "N passed, N failed"
+#
+# The engine and the worker bring their own fragments (engine/engine.mk,
+# worker/worker.mk); they are optional here so that a half-built tree still
+# builds what it can.  The nginx module is built the way nginx builds dynamic
+# modules: a private copy of Debian's nginx source (/usr/share/nginx/src,
+# package nginx-dev) configured with the distribution's own flags plus
+# --add-dynamic-module, so the .so loads into the stock /usr/sbin/nginx.
+
+.DEFAULT_GOAL := build
+
+SHELL := /bin/bash
+
+NGX_SRC    ?= /usr/share/nginx/src
+NGX_BIN    ?= /usr/sbin/nginx
+BUILD      := build
+MODULE_SO  := $(BUILD)/ngx_http_guichet_module.so
+ASAN_SO    := $(BUILD)/asan/ngx_http_guichet_module.so
+
+MODULE_SRCS := config $(wildcard ngx_module/*.c ngx_module/*.h \
+                 engine/include/*.h engine/src/*.c engine/src/*.h)
+
+SANITIZE   := -fsanitize=address,undefined -fno-omit-frame-pointer
+
+-include engine/engine.mk
+-include worker/worker.mk
+
+# What "build" can make depends on which fragments exist yet.
+BUILD_TARGETS := \
+    $(if $(wildcard engine/engine.mk),$(BUILD)/libgch.a) \
+    $(if $(wildcard worker/worker.mk),$(BUILD)/guichet-worker \
+                                      $(BUILD)/guichetctl) \
+    $(if $(wildcard ngx_module/*.c),$(MODULE_SO))
+
+.PHONY: build deps run stop test lint asan bench fuzz clean module \
+        module-configure FORCE
+
+build: $(BUILD_TARGETS)
+
+deps:
+	@scripts/deps.sh
+
+# --- the nginx module -------------------------------------------------
+
+# $(call ngx_configure,<dir>,<extra cc opt>,<ld opt>): copy the nginx source
+# into <dir> once, then run its ./configure with Debian's flags.
+define ngx_configure
+	@if [ ! -x $(1)/configure ]; then \
+	    echo "copying $(NGX_SRC) to $(1)"; \
+	    rm -rf $(1) && mkdir -p $(dir $(1)) && cp -r $(NGX_SRC) $(1); \
+	fi
+	cd $(1) && source $(NGX_SRC)/conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="-I$(CURDIR)/engine/include $(2)" \
+	        $(if $(3),--with-ld-opt="$(3)") \
+	        --add-dynamic-module=$(CURDIR) > configure.log 2>&1 || \
+	    { tail -n 30 configure.log; exit 1; }
+endef
+
+# configure runs again only when the add-on description (config) changes;
+# nginx's own Makefile tracks the module's sources.
+$(BUILD)/nginx-src/Makefile: config
+	$(call ngx_configure,$(BUILD)/nginx-src,,)
+
+$(BUILD)/asan/nginx-src/Makefile: config
+	$(call ngx_configure,$(BUILD)/asan/nginx-src,$(SANITIZE),$(SANITIZE))
+
+$(MODULE_SO): $(BUILD)/nginx-src/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(BUILD)/nginx-src -f objs/Makefile modules
+	cp $(BUILD)/nginx-src/objs/ngx_http_guichet_module.so $@
+
+$(ASAN_SO): $(BUILD)/asan/nginx-src/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(BUILD)/asan/nginx-src -f objs/Makefile modules
+	cp $(BUILD)/asan/nginx-src/objs/ngx_http_guichet_module.so $@
+
+module: $(MODULE_SO)
+
+# The stock nginx is not built with ASan: start it with
+#   LD_PRELOAD=$$(gcc -print-file-name=libasan.so) /usr/sbin/nginx ...
+# (tests/run-all and tests/integration/stack.py do this).
+asan: $(ASAN_SO)
+
+# --- running ---------------------------------------------------------
+
+run: deps build
+	@scripts/run.sh
+
+stop:
+	@scripts/stop.sh
+
+# --- checking --------------------------------------------------------
+
+test: build
+	@tests/run-all
+
+lint:
+	@scripts/lint.sh
+
+bench:
+	@if [ -x tests/load/run ]; then tests/load/run; \
+	 else echo "make bench: not yet (tests/load/run does not exist)"; fi
+
+fuzz:
+	@if [ -x tests/fuzz/run ]; then tests/fuzz/run; \
+	 else echo "make fuzz: not yet (tests/fuzz/run does not exist)"; fi
+
+clean:
+	@if [ -f var/nginx/nginx.pid ] || [ -f var/redis/redis.pid ]; then \
+	    echo "note: services may still run; 'make stop' stops them"; fi
+	rm -rf $(BUILD) tests/out/integration

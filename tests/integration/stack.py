@@ -1,0 +1,423 @@
+"""stack.py -- a whole Guichet on loopback, for tests.
+
+Stack() starts, in a fresh temporary directory, everything `make run` starts,
+on free ports: redis-server (appendonly, appendfsync always), a PostgreSQL 15
+cluster (initdb as the user postgres when we are root), guichetctl
+init-secret / migrate / load-town, guichet-worker and /usr/sbin/nginx with
+the built module and lua-free-config/dev.conf.  stop() ends all of it.
+
+    s = Stack(town="demo/amberieu.json")     # or a dict in town-file format
+    s.start()
+    r = s.http("POST", "/api/bookings", json={...}, token=s.token("f-martin"),
+               headers={"Idempotency-Key": "k1"})
+    s.redis.dbsize(); s.sql("select count(*) from booking")
+    s.wait_worker_drained(); s.assert_clean_error_log(); s.stop()
+
+Environment:
+    GUICHET_MODULE   the .so to load (default build/ngx_http_guichet_module.so)
+    GUICHET_ASAN=1   start nginx with LD_PRELOAD=libasan (an ASan module)
+    GUICHET_KEEP=1   keep the temporary directory after stop()
+
+Run alone, `python3 tests/integration/stack.py serve [TOWN]` starts a stack,
+prints "URL http://127.0.0.1:PORT" and runs until it gets SIGTERM/SIGINT
+(tests/run-all uses it for the browser tests).
+"""
+
+import http.client
+import json as jsonlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import psycopg2
+import redis as redislib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build")
+DEMO_TOWN = os.path.join(ROOT, "demo", "amberieu.json")
+PGBIN = "/usr/lib/postgresql/15/bin"
+NGINX = "/usr/sbin/nginx"
+BAD_LOG = re.compile(r"\[(alert|crit|emerg)\]|AddressSanitizer|"
+                     r"LeakSanitizer|runtime error:")
+
+
+def free_port():
+    """A loopback TCP port nobody listens on (racy by nature, good enough)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StackError(Exception):
+    pass
+
+
+class Response:
+    """What s.http() returns: status, headers (lower-case names), body."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = {}
+        self.header_list = headers
+        for k, v in headers:
+            self.headers[k.lower()] = v
+        self.body = body
+
+    def json(self):
+        return jsonlib.loads(self.body)
+
+    def header_all(self, name):
+        return [v for k, v in self.header_list if k.lower() == name.lower()]
+
+    def __repr__(self):
+        return "<Response %d %r>" % (self.status, self.body[:300])
+
+
+class Stack:
+
+    def __init__(self, town=DEMO_TOWN, module=None, name="stack"):
+        self.town = town
+        self.module = module or os.environ.get(
+            "GUICHET_MODULE",
+            os.path.join(BUILD, "ngx_http_guichet_module.so"))
+        self.module = os.path.abspath(self.module)
+        self.asan = os.environ.get("GUICHET_ASAN") == "1"
+        self.name = name
+        self.dir = None
+        self.procs = {}
+        self._redis = None
+        self._pg = None
+        self.pg_started = False
+
+    # ----- life cycle ---------------------------------------------------
+
+    def start(self):
+        for f in (self.module, self.ctl, os.path.join(BUILD, "guichet-worker")):
+            if not os.path.exists(f):
+                raise StackError("%s is missing: run make build" % f)
+        self.dir = tempfile.mkdtemp(prefix="guichet-%s-" % self.name)
+        os.chmod(self.dir, 0o755)
+        try:
+            self._start_redis()
+            self._start_postgres()
+            self._setup()
+            self._start_worker()
+            self._start_nginx()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        nginx = self.procs.pop("nginx", None)
+        if nginx is not None:
+            self._end(nginx, signal.SIGQUIT, 10)
+        for name in ("worker", "redis"):
+            p = self.procs.pop(name, None)
+            if p is not None:
+                self._end(p, signal.SIGTERM, 10)
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+        if self.pg_started:
+            self._as_postgres([PGBIN + "/pg_ctl", "-D", self.pgdata,
+                               "-m", "immediate", "-w", "stop"],
+                              check=False)
+            self.pg_started = False
+        if self.dir and os.environ.get("GUICHET_KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @staticmethod
+    def _end(p, sig, timeout):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def _path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    @property
+    def ctl(self):
+        return os.path.join(BUILD, "guichetctl")
+
+    @staticmethod
+    def _wait(what, ok, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ok():
+                return
+            time.sleep(0.05)
+        raise StackError("%s did not come up within %ds" % (what, timeout))
+
+    def _log(self, name):
+        return open(self._path(name + ".log"), "ab")
+
+    # ----- Redis ----------------------------------------------------------
+
+    def _start_redis(self):
+        self.redis_port = free_port()
+        os.mkdir(self._path("redis"))
+        self.procs["redis"] = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1",
+             "--port", str(self.redis_port), "--dir", self._path("redis"),
+             "--appendonly", "yes", "--appendfsync", "always",
+             "--maxmemory-policy", "noeviction", "--save", ""],
+            stdout=self._log("redis"), stderr=subprocess.STDOUT)
+        self._redis = redislib.Redis(host="127.0.0.1", port=self.redis_port,
+                                     decode_responses=True)
+
+        def up():
+            try:
+                return self._redis.ping()
+            except redislib.ConnectionError:
+                if self.procs["redis"].poll() is not None:
+                    raise StackError("redis-server exited: " +
+                                     self.read("redis.log"))
+                return False
+        self._wait("redis", up)
+
+    @property
+    def redis(self):
+        return self._redis
+
+    # ----- PostgreSQL -----------------------------------------------------
+
+    def _as_postgres(self, argv, check=True, **kw):
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--"] + argv
+        return subprocess.run(argv, check=check, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, **kw)
+
+    def _start_postgres(self):
+        self.pg_port = free_port()
+        self.pg_socket = self._path("pg", "run")
+        self.pgdata = self._path("pg", "data")
+        os.makedirs(self.pg_socket)
+        if os.geteuid() == 0:
+            for d in (self._path("pg"), self.pg_socket):
+                shutil.chown(d, "postgres", "postgres")
+        r = self._as_postgres([PGBIN + "/initdb", "-D", self.pgdata,
+                               "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                               "--locale=C.UTF-8", "--no-sync"], check=False)
+        if r.returncode != 0:
+            raise StackError("initdb failed: " + r.stdout.decode())
+        opts = ("-p %d -c listen_addresses=127.0.0.1 -k %s -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off"
+                % (self.pg_port, self.pg_socket))
+        r = self._as_postgres([PGBIN + "/pg_ctl", "-D", self.pgdata, "-w",
+                               "-t", "30", "-l", self._path("pg", "log"),
+                               "-o", opts, "start"], check=False)
+        if r.returncode != 0:
+            raise StackError("postgres did not start: " + r.stdout.decode())
+        self.pg_started = True
+        c = psycopg2.connect(host=self.pg_socket, port=self.pg_port,
+                             user="postgres", dbname="postgres")
+        c.autocommit = True
+        c.cursor().execute("create database guichet")
+        c.close()
+        self.pg_conninfo = ("host=%s port=%d dbname=guichet user=postgres"
+                            % (self.pg_socket, self.pg_port))
+
+    def sql(self, query, params=None):
+        """Runs one statement (autocommit); the rows, or [] without any."""
+        if self._pg is None or self._pg.closed:
+            self._pg = psycopg2.connect(self.pg_conninfo)
+            self._pg.autocommit = True
+        with self._pg.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    # ----- guichetctl, worker ---------------------------------------------
+
+    def _setup(self):
+        self.secret = self._path("secret.key")
+        self.worker_conf = self._path("worker.conf")
+        with open(self.worker_conf, "w") as f:
+            f.write("# written by tests/integration/stack.py\n"
+                    "redis = 127.0.0.1:%d\n"
+                    "postgres = \"%s\"\n"
+                    "secret_file = %s\n"
+                    "migrations_dir = %s\n"
+                    % (self.redis_port, self.pg_conninfo, self.secret,
+                       os.path.join(ROOT, "sql", "migrations")))
+        if isinstance(self.town, dict):
+            self.town_file = self._path("town.json")
+            with open(self.town_file, "w") as f:
+                jsonlib.dump(self.town, f, ensure_ascii=False, indent=1)
+        else:
+            self.town_file = os.path.abspath(self.town)
+        self.ctl_run("init-secret", self.secret, conf=False)
+        self.ctl_run("migrate")
+        self.ctl_run("load-town", self.town_file)
+
+    def ctl_run(self, *args, conf=True):
+        """Runs guichetctl; its stdout (str).  StackError when it fails."""
+        argv = [self.ctl] + (["-c", self.worker_conf] if conf else [])
+        argv += list(args)
+        r = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            raise StackError("%s: exit %d: %s" % (" ".join(argv),
+                             r.returncode, r.stderr.decode()))
+        return r.stdout.decode()
+
+    def token(self, family_id):
+        return self.ctl_run("token", family_id).strip()
+
+    def tokens(self):
+        """{family_id: token} of every family, from `guichetctl tokens`."""
+        out = {}
+        for line in self.ctl_run("tokens").splitlines():
+            if line.strip():
+                fid, tok = line.split()
+                out[fid] = tok
+        return out
+
+    def _start_worker(self):
+        self.procs["worker"] = subprocess.Popen(
+            [os.path.join(BUILD, "guichet-worker"), "-c", self.worker_conf],
+            cwd=ROOT, stdout=self._log("worker"), stderr=subprocess.STDOUT)
+        time.sleep(0.1)
+        if self.procs["worker"].poll() is not None:
+            raise StackError("guichet-worker exited: " +
+                             self.read("worker.log"))
+
+    def wait_worker_drained(self, timeout=15):
+        """Waits until the worker has persisted and acknowledged every entry
+        of the stream gch:bookings (consumer group persist)."""
+        def drained():
+            r = self._redis
+            if not r.exists("gch:bookings"):
+                return True
+            last = r.xinfo_stream("gch:bookings")["last-generated-id"]
+            for g in r.xinfo_groups("gch:bookings"):
+                if g["name"] == "persist":
+                    return (g["last-delivered-id"] == last
+                            and g["pending"] == 0)
+            return False
+        self._wait("the worker draining gch:bookings", drained, timeout)
+
+    # ----- nginx ---------------------------------------------------------
+
+    def _start_nginx(self):
+        self.port = free_port()
+        ndir = self._path("nginx")
+        os.mkdir(ndir)
+        self.nginx_conf = os.path.join(ndir, "nginx.conf")
+        self.error_log_path = os.path.join(ndir, "error.log")
+        subprocess.run([os.path.join(ROOT, "scripts", "render-conf.sh"),
+                        os.path.join(ROOT, "lua-free-config", "dev.conf"),
+                        self.nginx_conf, self.module, ndir, str(self.port),
+                        "127.0.0.1:%d" % self.redis_port, self.secret],
+                       check=True)
+        env = dict(os.environ)
+        if self.asan:
+            libasan = subprocess.run(["gcc", "-print-file-name=libasan.so"],
+                                     stdout=subprocess.PIPE,
+                                     check=True).stdout.decode().strip()
+            env["LD_PRELOAD"] = libasan
+            env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+            env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        self.procs["nginx"] = subprocess.Popen(
+            [NGINX, "-p", ndir, "-c", self.nginx_conf, "-e",
+             self.error_log_path, "-g", "daemon off;"],
+            env=env, stdout=self._log("nginx-stderr"),
+            stderr=subprocess.STDOUT)
+
+        def listening():
+            if self.procs["nginx"].poll() is not None:
+                raise StackError("nginx exited: " + self.error_log())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+        self._wait("nginx", listening)
+
+        # the module reads the catalogue from Redis shortly after start
+        def healthy():
+            try:
+                return self.http("GET", "/api/health").status == 200
+            except OSError:
+                return False
+        try:
+            self._wait("GET /api/health = 200", healthy, 10)
+        except StackError:
+            pass    # the tests will say what is wrong
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def http(self, method, path, json=None, headers=None, token=None,
+             body=None, timeout=30):
+        """One request on a fresh connection.  json is encoded (and
+        Content-Type set); body sends raw bytes/str as they are; token adds
+        Authorization: Bearer."""
+        h = {}
+        if json is not None:
+            body = jsonlib.dumps(json)
+            h["Content-Type"] = "application/json"
+        if token is not None:
+            h["Authorization"] = "Bearer " + token
+        h.update(headers or {})
+        if isinstance(body, str):
+            body = body.encode()
+        c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                       timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            return Response(r.status, r.getheaders(), r.read())
+        finally:
+            c.close()
+
+    # ----- logs ------------------------------------------------------------
+
+    def read(self, name):
+        try:
+            with open(self._path(name), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def error_log(self):
+        """nginx's error log plus whatever nginx wrote on stderr (ASan)."""
+        return (self.read(os.path.join("nginx", "error.log")) +
+                self.read("nginx-stderr.log"))
+
+    def assert_clean_error_log(self):
+        bad = [l for l in self.error_log().splitlines() if BAD_LOG.search(l)]
+        assert not bad, "nginx error log:\n" + "\n".join(bad[:20])
+
+
+def serve(town):
+    s = Stack(town=town, name="serve").start()
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    print("URL " + s.url, flush=True)
+    try:
+        while not stop:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        s.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "serve":
+        serve(sys.argv[2] if len(sys.argv) > 2 else DEMO_TOWN)
+    else:
+        sys.exit("usage: stack.py serve [TOWN]")
