@@ -106,7 +106,7 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
 
     version = atoi(file);
     snprintf(vbuf, sizeof(vbuf), "%d", version);
-    snprintf(name, sizeof(name), "%.*s", (int) (strlen(file) - 4), file + 5);
+    snprintf(name, sizeof(name), "%.*s", (int) (strlen(file) - 9), file + 5);
     snprintf(path, sizeof(path), "%s/%s", dir, file);
 
     if (gchw_pg_exec(pg, "begin") != 0) {
@@ -119,13 +119,7 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
         goto failed;
     }
 
-    params[0] = vbuf;
-    res = PQexecParams(pg,
-            "select to_regclass('schema_migrations') is not null"
-            " and exists (select 1 from schema_migrations"
-            "             where version = $1::integer)",
-            1, NULL, params, NULL, NULL, 0);
-
+    res = PQexec(pg, "select to_regclass('schema_migrations') is not null");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         gchw_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
@@ -134,6 +128,24 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
 
     applied = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
+
+    params[0] = vbuf;
+
+    if (applied) {
+        res = PQexecParams(pg,
+                "select exists (select 1 from schema_migrations"
+                "               where version = $1::integer)",
+                1, NULL, params, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+            PQclear(res);
+            goto failed;
+        }
+
+        applied = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+    }
 
     if (applied) {
         gchw_pg_exec(pg, "rollback");

@@ -1,0 +1,279 @@
+"""test_worker.py -- guichetctl and guichet-worker against real servers.
+
+Run:  /usr/bin/python3 -m pytest -q tests/integration/test_worker.py
+Needs: build/guichetctl, build/guichet-worker (make worker), redis-server,
+PostgreSQL 15, Debian packages python3-pytest python3-psycopg2 python3-redis.
+"""
+
+import json
+import re
+import struct
+import time
+
+import psycopg2
+
+from worker_fixtures import (ctl, wait_for, pg_server, pg_db,  # noqa: F401
+                             redis_server, rds, worker_conf, worker)
+
+TOWN = {
+    "town": {"name": "Testville", "timezone": "Europe/Paris"},
+    "units": [
+        {"code": "MATIN", "label": "Matin", "starts": "08:30",
+         "ends": "12:00"},
+        {"code": "REPAS", "label": "Repas", "starts": "12:00",
+         "ends": "13:30"},
+    ],
+    "activities": [{
+        "id": "alsh", "name": "ALSH vacances", "age_min": 3, "age_max": 12,
+        "booking_opens_at": "2021-06-07T18:00:00+02:00",
+        "deadline": {"working_days": 9},
+        "online_share_percent": 50, "week_required": False,
+        "prices": [{"qf_max": 600, "cents": 300},
+                   {"qf_max": None, "cents": 900}],
+        "sessions": [
+            {"id": "s1", "date": "2031-07-07", "unit": "MATIN",
+             "label": "Danse", "places": 10},
+            {"id": "s2", "date": "2031-07-07", "unit": "REPAS",
+             "places": 4},
+        ],
+    }],
+    "families": [{
+        "id": "f-martin", "login": "martin", "password": "secret-demo",
+        "qf": 650, "resident": True, "direct_debit": False,
+        "children": [{"id": "c-thais", "first_name": "Thaïs",
+                      "birth_date": "2024-03-04"}],
+        "enrolments": [{"child_id": "c-thais", "activity_id": "alsh",
+                        "from": "2031-07-01", "to": "2031-08-31",
+                        "status": "validee"}],
+    }],
+}
+
+
+def sql(conninfo, q, args=()):
+    c = psycopg2.connect(conninfo)
+    c.autocommit = True
+    cur = c.cursor()
+    cur.execute(q, args)
+    rows = cur.fetchall() if cur.description else None
+    c.close()
+    return rows
+
+
+def seed_rows(conninfo):
+    """Catalogue rows written by hand, for tests that need no town file."""
+    sql(conninfo, """
+        insert into unit values ('MATIN', 'Matin', 510, 720);
+        insert into activity (id, name, age_min, age_max, deadline_kind,
+            online_share_percent, week_required)
+            values ('alsh', 'ALSH', 3, 12, 'none', 50, false);
+        insert into session (id, activity_id, date, unit_code, label,
+            places, places_online)
+            values ('s1', 'alsh', '2031-07-07', 'MATIN', 'Matin', 10, 5);
+        insert into family (id, login, resident, direct_debit)
+            values ('f-martin', 'martin', true, false),
+                   ('f-durand', null, true, true);
+        insert into child values ('c-thais', 'f-martin', 'Thaïs',
+                                  '2024-03-04');
+    """)
+
+
+def book_entry(number, idem, bid, status="confirmed"):
+    item = {"child_id": "c-thais", "session_id": "s1", "status": status}
+    if status == "confirmed":
+        item.update({"booking_id": bid, "price_cents": 900})
+    else:
+        item["reason"] = "full"
+    return json.dumps({
+        "type": "book", "number": number, "request_id": "D-%06d" % number,
+        "family_id": "f-martin", "idem": idem, "at_ms": 1623081600123,
+        "status": "traitee_positivement" if status == "confirmed"
+        else "traitee_negativement", "items": [item]})
+
+
+def pending(r):
+    try:
+        return r.xpending("gch:bookings", "persist")["pending"]
+    except Exception:
+        return -1
+
+
+# ------------------------------------------------------------------------
+
+def test_migrate_twice_is_a_noop(worker_conf):
+    p = ctl(worker_conf["conf"], "migrate")
+    assert re.match(r"[1-9]\d* migrations? applied", p.stdout)
+    n = sql(worker_conf["pg"], "select count(*) from schema_migrations")
+    tables = sql(worker_conf["pg"], "select count(*) from pg_tables "
+                 "where schemaname = 'public'")
+    p = ctl(worker_conf["conf"], "migrate")
+    assert p.stdout.strip() == "0 migrations applied"
+    assert sql(worker_conf["pg"],
+               "select count(*) from schema_migrations") == n
+    assert sql(worker_conf["pg"], "select count(*) from pg_tables "
+               "where schemaname = 'public'") == tables
+    versions = sql(worker_conf["pg"], "select version, name from "
+                   "schema_migrations order by version")
+    assert versions[0] == (1, "create_core")
+
+
+def test_config_lists_every_setting(worker_conf):
+    out = ctl(worker_conf["conf"], "config").stdout
+    for key in ("redis", "redis_password", "postgres", "secret_file",
+                "migrations_dir", "consumer", "batch_size", "batch_wait_ms",
+                "reap_after_ms", "heartbeat_ms", "claim_idle_ms",
+                "publish_interval_ms"):
+        assert re.search(r"^%s = " % key, out, re.M), key
+    assert "batch_size = 10" in out
+
+
+def test_unknown_setting_is_refused(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("no_such_key = 1\n")
+    p = ctl(str(bad), "config", check=False)
+    assert p.returncode == 1
+    assert "unknown setting" in p.stderr
+
+
+def test_load_town_publishes(worker_conf, rds, tmp_path):
+    ctl(worker_conf["conf"], "migrate")
+    town = tmp_path / "town.json"
+    town.write_text(json.dumps(TOWN))
+    p = ctl(worker_conf["conf"], "load-town", str(town))
+    assert "loaded" in p.stdout
+
+    left = rds.get("{s:s1}:left")
+    assert left == struct.pack(">I", 5)          # 50 % of 10 online
+    assert rds.get("{s:s2}:left") == struct.pack(">I", 2)
+    assert rds.get("gch:catalogue:gen") == b"1"
+    cat = json.loads(rds.get("gch:catalogue"))
+    assert "password" not in json.dumps(cat)
+    fid, h = rds.hget("gch:logins", "martin").decode().split(" ", 1)
+    assert fid == "f-martin" and h.startswith("$argon2id$")
+
+    rows = sql(worker_conf["pg"],
+               "select id, places, places_online from session order by id")
+    assert rows == [("s1", 10, 5), ("s2", 4, 2)]
+
+
+def test_load_town_twice_changes_nothing(worker_conf, rds, tmp_path):
+    ctl(worker_conf["conf"], "migrate")
+    town = tmp_path / "town.json"
+    town.write_text(json.dumps(TOWN))
+    ctl(worker_conf["conf"], "load-town", str(town))
+    before = sql(worker_conf["pg"],
+                 "select xmin::text, id from family union all "
+                 "select xmin::text, id from session order by 2")
+    hash1 = sql(worker_conf["pg"], "select password_hash from family")
+    rds.set("{s:s1}:left", struct.pack(">I", 3))   # live bookings
+    p = ctl(worker_conf["conf"], "load-town", str(town))
+    assert "unchanged" in p.stdout
+    after = sql(worker_conf["pg"],
+                "select xmin::text, id from family union all "
+                "select xmin::text, id from session order by 2")
+    assert before == after
+    assert sql(worker_conf["pg"], "select password_hash from family") \
+        == hash1
+    assert rds.get("{s:s1}:left") == struct.pack(">I", 3)
+    assert sql(worker_conf["pg"], "select version from catalogue") == [(1,)]
+
+
+def test_bad_town_file_writes_nothing(worker_conf, tmp_path):
+    ctl(worker_conf["conf"], "migrate")
+    bad = json.loads(json.dumps(TOWN))
+    bad["activities"][0]["sessions"][1]["unit"] = "NOPE"
+    town = tmp_path / "bad.json"
+    town.write_text(json.dumps(bad))
+    p = ctl(worker_conf["conf"], "load-town", str(town), check=False)
+    assert p.returncode == 1
+    assert "$." in p.stderr
+    assert sql(worker_conf["pg"], "select count(*) from session") == [(0,)]
+
+
+def test_book_entry_persisted_exactly_once_across_kill9(worker_conf, rds,
+                                                       worker):
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    n = 60
+    for i in range(1, n + 1):
+        rds.xadd("gch:bookings",
+                 {"d": book_entry(i, "k%d" % i, "b-%020d" % i)})
+    # a redelivered duplicate and a refused-only demande
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-%020d" % 1)})
+    rds.xadd("gch:bookings", {"d": book_entry(n + 1, "kx", None, "refused")})
+
+    w = worker()
+    wait_for(lambda: sql(worker_conf["pg"],
+                         "select count(*) from booking")[0][0] > 0, 10, 0.001)
+    w.kill9()
+    for i in range(n + 2, n + 12):
+        rds.xadd("gch:bookings",
+                 {"d": book_entry(i, "k%d" % i, "b-%020d" % i)})
+
+    w2 = worker()
+    assert wait_for(lambda: pending(rds) == 0 and rds.xinfo_groups(
+        "gch:bookings")[0]["last-delivered-id"] ==
+        rds.xrevrange("gch:bookings", count=1)[0][0], 15)
+    assert w2.stop() == 0
+
+    total = n + 10
+    assert sql(worker_conf["pg"], "select count(*), count(distinct id) "
+               "from booking") == [(total, total)]
+    assert sql(worker_conf["pg"], "select count(*) from demande") \
+        == [(total + 1,)]
+    assert sql(worker_conf["pg"], "select status, price_cents, billed from "
+               "booking where id = %s", ("b-%020d" % 1,)) \
+        == [("confirmed", 900, True)]
+
+
+def test_void_entry(worker_conf, rds, worker):
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("gch:bookings", {"d": json.dumps(
+        {"type": "void", "family_id": "f-martin", "idem": "k1",
+         "booking_ids": ["b-1"]})})
+    # a late redelivery of the voided attempt must not come back
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    # void before book (other batch order)
+    rds.xadd("gch:bookings", {"d": json.dumps(
+        {"type": "void", "family_id": "f-martin", "idem": "k2",
+         "booking_ids": ["b-2"]})})
+    rds.xadd("gch:bookings", {"d": book_entry(2, "k2", "b-2")})
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from voided_booking")[0][0] == 2
+        and sql(worker_conf["pg"], "select count(*) from demande")[0][0]
+        == 2, 10)
+    time.sleep(0.3)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select count(*) from booking") == [(0,)]
+
+
+def test_heartbeat(worker_conf, rds, worker):
+    ctl(worker_conf["conf"], "migrate")
+    worker()
+    hb = wait_for(lambda: rds.get("gch:worker:heartbeat"), 5)
+    hb = json.loads(hb)
+    assert hb["postgres"] == "ok" and hb["lag_ms"] == 0
+    assert rds.ttl("gch:worker:heartbeat") <= 5
+
+
+def test_tokens(worker_conf):
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    tok = ctl(worker_conf["conf"], "token", "f-martin").stdout.strip()
+    parts = tok.split(".")
+    assert parts[0] == "v1" and len(parts) == 5
+    assert int(parts[2]) > time.time() + 11 * 3600
+    tok = ctl(worker_conf["conf"], "token", "f-martin", "--ttl",
+              "60").stdout.strip()
+    assert int(tok.split(".")[2]) <= time.time() + 61
+    lines = ctl(worker_conf["conf"], "tokens").stdout.splitlines()
+    assert [l.split(" ")[0] for l in lines] == ["f-durand", "f-martin"]
+    p = ctl(worker_conf["conf"], "token", "nobody", check=False)
+    assert p.returncode == 1
+
+
+def test_secret_file_is_hex(worker_conf):
+    s = open(worker_conf["secret"]).read()
+    assert re.fullmatch(r"[0-9a-f]{64}\n", s)
