@@ -106,7 +106,8 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
 
     version = atoi(file);
     snprintf(vbuf, sizeof(vbuf), "%d", version);
-    snprintf(name, sizeof(name), "%.*s", (int) (strlen(file) - 9), file + 5);
+    snprintf(name, sizeof(name), "%.*s", (int) (strlen(file) - 9),
+             file + 5);
     snprintf(path, sizeof(path), "%s/%s", dir, file);
 
     if (gchw_pg_exec(pg, "begin") != 0) {
