@@ -5,8 +5,9 @@
 #   make test   builds and runs every suite (tests/run-all), ends with
 #               one line "N passed, N failed"
 #
-# The engine and the worker bring their own fragments (engine/engine.mk,
-# worker/worker.mk); they are optional here so that a half-built tree still
+# The engine, the worker, the fuzzers and the benchmark bring their own
+# fragments (engine/engine.mk, worker/worker.mk, fuzz/fuzz.mk,
+# bench/bench.mk); they are optional here so that a half-built tree still
 # builds what it can.  The nginx module is built the way nginx builds dynamic
 # modules: a private copy of Debian's nginx source (/usr/share/nginx/src,
 # package nginx-dev) configured with the distribution's own flags plus
@@ -29,6 +30,8 @@ SANITIZE   := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 -include engine/engine.mk
 -include worker/worker.mk
+-include fuzz/fuzz.mk
+-include bench/bench.mk
 
 # What "build" can make depends on which fragments exist yet.
 BUILD_TARGETS := \
@@ -101,13 +104,16 @@ test: build
 lint:
 	@scripts/lint.sh
 
-bench:
-	@if [ -x tests/load/run ]; then tests/load/run; \
-	 else echo "make bench: not yet (tests/load/run does not exist)"; fi
-
+# fuzz/fuzz.mk and bench/bench.mk define these when they exist.
+ifeq ($(wildcard fuzz/fuzz.mk),)
 fuzz:
-	@if [ -x tests/fuzz/run ]; then tests/fuzz/run; \
-	 else echo "make fuzz: not yet (tests/fuzz/run does not exist)"; fi
+	@echo "make fuzz: not yet (fuzz/fuzz.mk does not exist)"
+endif
+
+ifeq ($(wildcard bench/bench.mk),)
+bench:
+	@echo "make bench: not yet (bench/bench.mk does not exist)"
+endif
 
 clean:
 	@if [ -f var/nginx/nginx.pid ] || [ -f var/redis/redis.pid ]; then \
