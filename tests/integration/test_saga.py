@@ -1,0 +1,250 @@
+"""test_saga.py -- the booking saga's edges through the real stack: places
+and claims given back by refusals and cancellations, whole weeks, the
+reaper of orphaned attempts, idempotency records met half-way, metrics.
+
+One custom town (below) on its own Stack; every test uses its own cells.
+"""
+
+import hashlib
+import json
+import time
+import uuid
+
+import pytest
+
+DAY = "2027-07-07"          # a Wednesday, far from any deadline
+
+
+def town():
+    units = [
+        {"code": "MATIN", "label": "Matin", "starts": "08:30", "ends": "12:00"},
+        {"code": "REPAS", "label": "Repas", "starts": "12:00", "ends": "13:30"},
+        {"code": "APM", "label": "Après-midi", "starts": "13:30",
+         "ends": "17:30"},
+    ]
+
+    def act(aid, sessions, week=False):
+        return {"id": aid, "name": "Activité " + aid, "age_min": 3,
+                "age_max": 17,
+                "booking_opens_at": "2026-01-01T18:00:00+01:00",
+                "deadline": {"working_days": 2},
+                "online_share_percent": 50, "week_required": week,
+                "prices": [{"qf_max": 600, "cents": 300},
+                           {"qf_max": None, "cents": 900}],
+                "sessions": sessions}
+
+    def cells(prefix, unit, places=4, days=("2027-07-07",)):
+        return [{"id": "%s-%s-%s" % (prefix, d.replace("-", ""), unit),
+                 "date": d, "unit": unit, "places": places} for d in days]
+
+    week = ["2027-07-%02d" % d for d in (5, 6, 7, 8, 9)]
+    acts = [
+        act("a", cells("a", "MATIN") + cells("a", "APM")
+            + cells("a", "MATIN", 4, ["2027-07-08", "2027-07-15",
+                                      "2027-07-16"])),
+        act("b", cells("b", "MATIN") + cells("b", "REPAS")),
+        act("w", cells("w", "MATIN", 10, week), week=True),
+    ]
+
+    families = []
+    for i in range(1, 5):
+        fid = "f%d" % i
+        kids = [{"id": "%s-c%d" % (fid, k), "first_name": "Enfant%d" % k,
+                 "birth_date": "2018-03-0%d" % k} for k in (1, 2)]
+        families.append({
+            "id": fid, "qf": 500 if i % 2 else None, "resident": True,
+            "direct_debit": False, "children": kids,
+            "enrolments": [{"child_id": c["id"], "activity_id": a,
+                            "from": "2027-07-01", "to": "2027-08-31",
+                            "status": "validee"}
+                           for c in kids for a in ("a", "b", "w")]})
+
+    return {"town": {"name": "Saga", "timezone": "Europe/Paris"},
+            "units": units, "activities": acts, "families": families}
+
+
+@pytest.fixture(scope="module")
+def s(make_stack):
+    return make_stack(town(), name="saga")
+
+
+@pytest.fixture(scope="module")
+def tok(s):
+    return s.tokens()
+
+
+def book(s, token, items, idem=None):
+    return s.http("POST", "/api/bookings", token=token,
+                  headers={"Idempotency-Key": idem or uuid.uuid4().hex},
+                  json={"items": [{"child_id": c, "session_id": sid}
+                                  for c, sid in items]})
+
+
+def left(s, sid):
+    return s.redis.execute_command("BITFIELD", "{s:%s}:left" % sid,
+                                   "GET", "u32", "0")[0]
+
+
+def statuses(r):
+    return [(i["status"], i.get("reason")) for i in r.json()["items"]]
+
+
+def test_cancel_gives_the_place_back_and_frees_the_slot(s, tok):
+    r = book(s, tok["f1"], [("f1-c1", "a-20270707-MATIN")])
+    assert statuses(r) == [("confirmed", None)], r
+    bid = r.json()["items"][0]["booking_id"]
+    assert left(s, "a-20270707-MATIN") == 1
+
+    # the slot is taken: the same child cannot be on b's MATIN
+    r = book(s, tok["f1"], [("f1-c1", "b-20270707-MATIN")])
+    assert statuses(r) == [("refused", "conflict")], r
+
+    r = s.http("DELETE", "/api/bookings/" + bid, token=tok["f1"])
+    assert r.status == 200, r
+    assert r.json() == {"booking_id": bid, "status": "cancelled",
+                        "billed": False}
+    assert left(s, "a-20270707-MATIN") == 2
+
+    r = book(s, tok["f1"], [("f1-c1", "b-20270707-MATIN")])
+    assert statuses(r) == [("confirmed", None)], r
+
+    planning = s.http("GET", "/api/bookings?from=%s&to=%s" % (DAY, DAY),
+                      token=tok["f1"]).json()
+    assert [b["session_id"] for b in planning["bookings"]
+            if b["child_id"] == "f1-c1"] == ["b-20270707-MATIN"]
+
+    s.wait_worker_drained()
+    rows = dict(s.sql("select id, status from booking where id = %s",
+                      (bid,)))
+    assert rows == {bid: "cancelled"}
+
+
+def test_cancel_twice_or_for_another_family_is_not_found(s, tok):
+    r = book(s, tok["f2"], [("f2-c1", "a-20270708-MATIN")])
+    bid = r.json()["items"][0]["booking_id"]
+
+    r = s.http("DELETE", "/api/bookings/" + bid, token=tok["f3"])
+    assert r.status == 404 and r.json()["error"]["code"] == "not_found"
+    assert left(s, "a-20270708-MATIN") == 1
+
+    assert s.http("DELETE", "/api/bookings/" + bid,
+                  token=tok["f2"]).status == 200
+    r = s.http("DELETE", "/api/bookings/" + bid, token=tok["f2"])
+    assert r.status == 404, r
+    assert left(s, "a-20270708-MATIN") == 2
+
+
+def test_a_full_cell_releases_the_childs_slot(s, tok):
+    sid = "a-20270707-APM"
+    for c in ("f3-c1", "f3-c2"):
+        assert statuses(book(s, tok["f3"], [(c, sid)])) == [
+            ("confirmed", None)]
+    assert left(s, sid) == 0
+
+    r = book(s, tok["f4"], [("f4-c1", sid)])
+    assert statuses(r) == [("refused", "full")]
+    # nothing of the refused cell stays held
+    assert s.redis.get("{c:f4-c1}:%s:q2" % DAY) is None
+    assert left(s, sid) == 0
+
+    sessions = s.http("GET", "/api/activities/a/sessions?from=%s&to=%s"
+                      % (DAY, DAY)).json()
+    apm = [x for x in sessions if x["id"] == sid][0]
+    assert apm["places_left"] == 0 and apm["status"] == "full"
+
+
+def test_two_cells_of_one_request_that_overlap(s, tok):
+    r = book(s, tok["f4"], [("f4-c2", "a-20270707-MATIN"),
+                            ("f4-c2", "b-20270707-MATIN"),
+                            ("f4-c2", "b-20270707-REPAS")])
+    assert statuses(r) == [("confirmed", None), ("refused", "conflict"),
+                           ("confirmed", None)], r
+    assert r.json()["status"] == "partielle"
+
+
+def test_whole_week_is_all_or_nothing(s, tok):
+    four = ["w-2027070%d-MATIN" % d for d in (5, 6, 7, 8)]
+    before = [left(s, x) for x in four]
+    r = book(s, tok["f2"], [("f2-c2", x) for x in four])
+    assert r.status == 200
+    assert set(statuses(r)) == {("refused", "week_incomplete")}
+    assert r.json()["status"] == "traitee_negativement"
+    assert [left(s, x) for x in four] == before
+
+    five = four + ["w-20270709-MATIN"]
+    r = book(s, tok["f2"], [("f2-c2", x) for x in five])
+    assert set(statuses(r)) == {("confirmed", None)}, r
+
+
+def body_hash(body):
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+
+
+def test_same_key_while_in_progress_is_409_and_holds_nothing(s, tok):
+    sid = "a-20270715-MATIN"
+    body = json.dumps({"items": [{"child_id": "f1-c2", "session_id": sid}]})
+    k = "inprog-" + uuid.uuid4().hex[:8]
+    rec = "{f:f1}:idem:" + k
+    s.redis.set(rec, "P %s %d []" % (body_hash(body),
+                                     int(time.time() * 1000)), ex=60)
+    before = left(s, sid)
+
+    r = s.http("POST", "/api/bookings", token=tok["f1"],
+               headers={"Idempotency-Key": k,
+                        "Content-Type": "application/json"}, body=body)
+    assert r.status == 409, r
+    assert r.json()["error"]["code"] == "request_in_progress"
+    assert left(s, sid) == before
+    assert s.redis.get("{c:f1-c2}:2027-07-15:q0") is None
+
+    other = json.dumps({"items": [{"child_id": "f1-c1",
+                                   "session_id": sid}]})
+    r = s.http("POST", "/api/bookings", token=tok["f1"],
+               headers={"Idempotency-Key": k,
+                        "Content-Type": "application/json"}, body=other)
+    assert r.status == 422, r
+    assert left(s, sid) == before
+    s.redis.delete(rec)
+
+
+def test_orphan_of_a_dead_nginx_worker_is_reaped(s, tok):
+    """Step one happened, step two never will: the worker's reaper gives
+    the claim and the place back after reap_after_ms."""
+    sid = "a-20270716-MATIN"
+    k = "orphan-" + uuid.uuid4().hex[:8]
+    rec = "{f:f2}:idem:" + k
+    claim = "{c:f2-c1}:2027-07-16:q0"
+    bid = "b-00000000000000000000"
+    old = int(time.time() * 1000) - 3600 * 1000
+    plan = [{"s": sid, "c": "f2-c1", "b": bid, "q": [claim]}]
+    r = s.redis
+    r.set(rec, "P %s %d %s" % ("0" * 32, old, json.dumps(plan)), ex=3600)
+    r.zadd("gch:inflight", {rec: old})
+    r.set(claim, "%s %s" % (sid, bid))
+    r.execute_command("BITFIELD", "{s:%s}:left" % sid, "OVERFLOW", "FAIL",
+                      "INCRBY", "u32", "0", "-1")
+    assert left(s, sid) == 1
+
+    deadline = time.time() + 60
+    while time.time() < deadline and r.exists(rec):
+        time.sleep(0.2)
+
+    assert not r.exists(rec), "the reaper did not release the orphan"
+    assert r.get(claim) is None
+    assert left(s, sid) == 2
+    assert r.zscore("gch:inflight", rec) is None
+
+    # the parent retrying with the same key books afresh
+    rr = book(s, tok["f2"], [("f2-c1", sid)], idem=k)
+    assert statuses(rr) == [("confirmed", None)], rr
+
+
+def test_metrics_count_outcomes(s):
+    r = s.http("GET", "/metrics")
+    assert r.status == 200
+    text = r.body.decode()
+    confirmed = [ln for ln in text.splitlines()
+                 if ln.startswith('guichet_cells_total{outcome="confirmed"}')]
+    assert confirmed and int(confirmed[0].split()[-1]) > 0
+    assert "guichet_request_duration_seconds_bucket" in text
+    assert 'reason="full"' in text
