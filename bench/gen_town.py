@@ -214,7 +214,7 @@ def main():
                 "prices": [{"qf_max": None, "cents": 500}],
                 "sessions": sessions}
 
-    big = 4000000               # never full: 2,000,000 online places
+    big = 100000     # the engine's maximum: 50,000 online, never full here
     single_ids, multi_ids = [], []
     sess = []
     for d in single_days:
