@@ -67,19 +67,24 @@ endef
 
 # configure runs again only when the add-on description (config) changes;
 # nginx's own Makefile tracks the module's sources.
-$(BUILD)/nginx-src/Makefile: config
+$(BUILD)/nginx-src/objs/Makefile: config
 	$(call ngx_configure,$(BUILD)/nginx-src,,)
 
-$(BUILD)/asan/nginx-src/Makefile: config
+$(BUILD)/asan/nginx-src/objs/Makefile: config
 	$(call ngx_configure,$(BUILD)/asan/nginx-src,$(SANITIZE),$(SANITIZE))
 
-$(MODULE_SO): $(BUILD)/nginx-src/Makefile $(MODULE_SRCS)
+# The .so is replaced by a rename, never rewritten in place: a running nginx
+# has it mapped (it takes the new one when restarted, not on reload).
+$(MODULE_SO): $(BUILD)/nginx-src/objs/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(BUILD)/nginx-src -f objs/Makefile modules
-	cp $(BUILD)/nginx-src/objs/ngx_http_guichet_module.so $@
+	cp $(BUILD)/nginx-src/objs/ngx_http_guichet_module.so $@.tmp
+	mv -f $@.tmp $@
 
-$(ASAN_SO): $(BUILD)/asan/nginx-src/Makefile $(MODULE_SRCS)
+$(ASAN_SO): $(BUILD)/asan/nginx-src/objs/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(BUILD)/asan/nginx-src -f objs/Makefile modules
-	cp $(BUILD)/asan/nginx-src/objs/ngx_http_guichet_module.so $@
+	@mkdir -p $(dir $@)
+	cp $(BUILD)/asan/nginx-src/objs/ngx_http_guichet_module.so $@.tmp
+	mv -f $@.tmp $@
 
 module: $(MODULE_SO)
 

@@ -3,8 +3,8 @@
 # Redis on 127.0.0.1:6390, PostgreSQL 15 on 127.0.0.1:5440, guichet-worker,
 # and nginx with the module on http://127.0.0.1:8080, all of their state in
 # var/.  Loads the demo town (demo/amberieu.json).  Running it again keeps
-# what already runs (Redis, PostgreSQL, worker) and reloads nginx's
-# configuration; `make stop` (scripts/stop.sh) stops everything.
+# what already runs (Redis, PostgreSQL, the worker unless it was rebuilt)
+# and restarts nginx (so that it loads the module just built); `make stop` (scripts/stop.sh) stops everything.
 #
 # Everything runs as the current user except PostgreSQL, which refuses to
 # run as root: when root, initdb and pg_ctl run as the user postgres.
@@ -108,10 +108,22 @@ CONF
 "$CTL" -c "$VAR/worker.conf" load-town "$TOWN"
 
 # --- worker ---------------------------------------------------------------
+WORKER_BIN=$ROOT/build/guichet-worker
+if [ -f "$VAR/worker.pid" ] && kill -0 "$(cat "$VAR/worker.pid")" 2> /dev/null &&
+   [ "$WORKER_BIN" -nt "$VAR/worker.pid" ]; then
+    # rebuilt since it started: stop it, start the new one below
+    pid=$(cat "$VAR/worker.pid")
+    kill "$pid"
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.1
+    done
+    rm -f "$VAR/worker.pid"
+fi
 if [ -f "$VAR/worker.pid" ] && kill -0 "$(cat "$VAR/worker.pid")" 2> /dev/null; then
     say "worker: already running (pid $(cat "$VAR/worker.pid"))"
 else
-    nohup "$ROOT/build/guichet-worker" -c "$VAR/worker.conf" \
+    nohup "$WORKER_BIN" -c "$VAR/worker.conf" \
         >> "$VAR/log/worker.log" 2>&1 < /dev/null &
     echo $! > "$VAR/worker.pid"
     sleep 0.3
@@ -126,9 +138,18 @@ scripts/render-conf.sh lua-free-config/dev.conf "$NGINX_CONF" "$MODULE" \
     "$VAR/nginx" "$PORT" "127.0.0.1:$REDIS_PORT" "$VAR/secret.key"
 nginx_=(/usr/sbin/nginx -p "$VAR/nginx" -c "$NGINX_CONF" -e "$VAR/nginx/error.log")
 "${nginx_[@]}" -t -q || die "nginx -t failed"
+# Restarted rather than reloaded: a reload would keep the module already
+# loaded, not the one just built.
 if [ -f "$VAR/nginx/nginx.pid" ] && kill -0 "$(cat "$VAR/nginx/nginx.pid")" 2> /dev/null; then
-    "${nginx_[@]}" -s reload
-    say "nginx: configuration reloaded"
+    pid=$(cat "$VAR/nginx/nginx.pid")
+    kill -QUIT "$pid"
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2> /dev/null && kill -TERM "$pid" && sleep 0.5
+    "${nginx_[@]}"
+    say "nginx: restarted"
 else
     "${nginx_[@]}"
     say "nginx: started"
