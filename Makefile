@@ -125,4 +125,4 @@ endif
 clean:
 	@if [ -f var/nginx/nginx.pid ] || [ -f var/redis/redis.pid ]; then \
 	    echo "note: services may still run; 'make stop' stops them"; fi
-	rm -rf $(BUILD) tests/out/integration
+	rm -rf $(BUILD) tests/out/run-all
