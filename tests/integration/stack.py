@@ -4,7 +4,8 @@ Stack() starts, in a fresh temporary directory, everything `make run` starts,
 on free ports: redis-server (appendonly, appendfsync always), a PostgreSQL 15
 cluster (initdb as the user postgres when we are root), guichetctl
 init-secret / migrate / load-town, guichet-worker and /usr/sbin/nginx with
-the built module and lua-free-config/dev.conf.  stop() ends all of it.
+the built module and lua-free-config/dev.conf (nginx_template).  stop()
+ends all of it.
 
     s = Stack(town="demo/amberieu.json")     # or a dict in town-file format
     s.start()
@@ -82,7 +83,19 @@ class Response:
 
 class Stack:
 
-    def __init__(self, town=DEMO_TOWN, module=None, name="stack"):
+    # What a subclass (or a caller) may change: the configuration template
+    # of lua-free-config/ nginx starts with, and PostgreSQL's settings (the
+    # tests trade durability for speed; a benchmark wants fsync on).
+    nginx_template = "dev.conf"
+    pg_settings = {"fsync": "off", "synchronous_commit": "off",
+                   "full_page_writes": "off"}
+
+    def __init__(self, town=DEMO_TOWN, module=None, name="stack",
+                 nginx_template=None, pg_settings=None):
+        if nginx_template is not None:
+            self.nginx_template = nginx_template
+        if pg_settings is not None:
+            self.pg_settings = dict(self.pg_settings, **pg_settings)
         self.town = town
         self.module = module or os.environ.get(
             "GUICHET_MODULE",
@@ -212,9 +225,10 @@ class Stack:
                                "--locale=C.UTF-8", "--no-sync"], check=False)
         if r.returncode != 0:
             raise StackError("initdb failed: " + r.stdout.decode())
-        opts = ("-p %d -c listen_addresses=127.0.0.1 -k %s -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off"
-                % (self.pg_port, self.pg_socket))
+        opts = "-p %d -c listen_addresses=127.0.0.1 -k %s" % (
+            self.pg_port, self.pg_socket)
+        for k, v in self.pg_settings.items():
+            opts += " -c %s=%s" % (k, v)
         r = self._as_postgres([PGBIN + "/pg_ctl", "-D", self.pgdata, "-w",
                                "-t", "30", "-l", self._path("pg", "log"),
                                "-o", opts, "start"], check=False)
@@ -317,7 +331,8 @@ class Stack:
         self.nginx_conf = os.path.join(ndir, "nginx.conf")
         self.error_log_path = os.path.join(ndir, "error.log")
         subprocess.run([os.path.join(ROOT, "scripts", "render-conf.sh"),
-                        os.path.join(ROOT, "lua-free-config", "dev.conf"),
+                        os.path.join(ROOT, "lua-free-config",
+                                     self.nginx_template),
                         self.nginx_conf, self.module, ndir, str(self.port),
                         "127.0.0.1:%d" % self.redis_port, self.secret],
                        check=True)
