@@ -111,14 +111,7 @@ CONF
 WORKER_BIN=$ROOT/build/guichet-worker
 if [ -f "$VAR/worker.pid" ] && kill -0 "$(cat "$VAR/worker.pid")" 2> /dev/null &&
    [ "$WORKER_BIN" -nt "$VAR/worker.pid" ]; then
-    # rebuilt since it started: stop it, start the new one below
-    pid=$(cat "$VAR/worker.pid")
-    kill "$pid"
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.1
-    done
-    rm -f "$VAR/worker.pid"
+    scripts/stop.sh worker      # rebuilt since it started: start the new one
 fi
 if [ -f "$VAR/worker.pid" ] && kill -0 "$(cat "$VAR/worker.pid")" 2> /dev/null; then
     say "worker: already running (pid $(cat "$VAR/worker.pid"))"
@@ -140,20 +133,9 @@ nginx_=(/usr/sbin/nginx -p "$VAR/nginx" -c "$NGINX_CONF" -e "$VAR/nginx/error.lo
 "${nginx_[@]}" -t -q || die "nginx -t failed"
 # Restarted rather than reloaded: a reload would keep the module already
 # loaded, not the one just built.
-if [ -f "$VAR/nginx/nginx.pid" ] && kill -0 "$(cat "$VAR/nginx/nginx.pid")" 2> /dev/null; then
-    pid=$(cat "$VAR/nginx/nginx.pid")
-    kill -QUIT "$pid"
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2> /dev/null && kill -TERM "$pid" && sleep 0.5
-    "${nginx_[@]}"
-    say "nginx: restarted"
-else
-    "${nginx_[@]}"
-    say "nginx: started"
-fi
+scripts/stop.sh nginx
+"${nginx_[@]}"
+say "nginx: started"
 for _ in $(seq 50); do
     curl -fs -o /dev/null "http://127.0.0.1:$PORT/api/health" && break
     sleep 0.1

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # stop.sh -- stops what scripts/run.sh started (make stop): nginx, the
 # worker, Redis and PostgreSQL of var/.  Quiet about what is not running.
+#
+#   scripts/stop.sh [nginx|worker|redis|postgres ...]   (default: all four)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VAR=$ROOT/var
 PGBIN=/usr/lib/postgresql/15/bin
 
-# stop_pid NAME PIDFILE: TERM, then wait up to 10 s.
+# stop_pid NAME PIDFILE: TERM, wait up to 10 s, then KILL.
 stop_pid() {
     local pid
     [ -f "$2" ] || return 0
@@ -18,20 +20,29 @@ stop_pid() {
             kill -0 "$pid" 2> /dev/null || break
             sleep 0.1
         done
+        kill -0 "$pid" 2> /dev/null && kill -KILL "$pid" && sleep 0.2
         echo "$1: stopped"
     fi
     rm -f "$2"
 }
 
-stop_pid nginx "$VAR/nginx/nginx.pid"
-stop_pid worker "$VAR/worker.pid"
-stop_pid redis "$VAR/redis/redis.pid"
-
-if [ -f "$VAR/pg/data/postmaster.pid" ]; then
+stop_postgres() {
+    [ -f "$VAR/pg/data/postmaster.pid" ] || return 0
     if [ "$(id -u)" -eq 0 ]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$VAR/pg/data" -m fast -w stop > /dev/null
     else
         "$PGBIN/pg_ctl" -D "$VAR/pg/data" -m fast -w stop > /dev/null
     fi && echo "postgres: stopped"
-fi
+}
+
+[ $# -gt 0 ] || set -- nginx worker redis postgres
+for what in "$@"; do
+    case $what in
+    nginx)    stop_pid nginx "$VAR/nginx/nginx.pid" ;;
+    worker)   stop_pid worker "$VAR/worker.pid" ;;
+    redis)    stop_pid redis "$VAR/redis/redis.pid" ;;
+    postgres) stop_postgres ;;
+    *)        echo "usage: $0 [nginx|worker|redis|postgres ...]" >&2; exit 2 ;;
+    esac
+done
 exit 0
