@@ -18,7 +18,6 @@
 SHELL := /bin/bash
 
 NGX_SRC    ?= /usr/share/nginx/src
-NGX_BIN    ?= /usr/sbin/nginx
 BUILD      := build
 MODULE_SO  := $(BUILD)/ngx_http_guichet_module.so
 ASAN_SO    := $(BUILD)/asan/ngx_http_guichet_module.so
@@ -40,8 +39,7 @@ BUILD_TARGETS := \
                                       $(BUILD)/guichetctl) \
     $(if $(wildcard ngx_module/*.c),$(MODULE_SO))
 
-.PHONY: build deps run stop test lint asan bench fuzz clean module \
-        module-configure FORCE
+.PHONY: build deps run stop test lint asan bench fuzz clean module
 
 build: $(BUILD_TARGETS)
 
