@@ -123,4 +123,4 @@ endif
 clean:
 	@if [ -f var/nginx/nginx.pid ] || [ -f var/redis/redis.pid ]; then \
 	    echo "note: services may still run; 'make stop' stops them"; fi
-	rm -rf $(BUILD) tests/out/run-all
+	rm -rf $(BUILD) tests/out/run-all tests/out/run-all.*
