@@ -129,6 +129,9 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--opens-at", default=None,
                     help="rush opening instant, RFC 3339 (default: now+10s)")
+    ap.add_argument("--base-date", default=None,
+                    help="dates are laid from here (default: the opening's "
+                    "date); keep it fixed across reloads of one town")
     ap.add_argument("--bulk-sessions", type=int, default=0)
     ap.add_argument("--requests-per-family", type=float, default=1.3)
     ap.add_argument("--out", default=os.path.join(
@@ -149,7 +152,12 @@ def main():
     opens_s = rfc3339(opens)
     long_ago = rfc3339(opens - dt.timedelta(days=1))
 
-    start = monday_on_or_after(opens.date() + dt.timedelta(days=35))
+    base = dt.date.fromisoformat(a.base_date) if a.base_date \
+        else opens.date()
+    if base < opens.date() - dt.timedelta(days=7):
+        sys.exit("gen_town: --base-date is more than a week before the "
+                 "opening: the deadlines would close the first cells")
+    start = monday_on_or_after(base + dt.timedelta(days=35))
     rush_days = open_days(start, a.days)
     after = monday_on_or_after(rush_days[-1] + dt.timedelta(days=1))
     single_days = open_days(after, 30)

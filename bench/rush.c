@@ -20,6 +20,12 @@
  *   --fixed BODYFILE the same body every time (the ceiling: nginx
  *                    `return 200` at --path with the same headers).
  *
+ * --resubmit N: an answer whose every cell is refused not_open_yet is
+ * followed, --resubmit-ms later, by the same cells as a new request (key
+ * "<prefix>-<i>-<n>"), at most N times: families who came too early try
+ * again.  Retries and resubmissions share one FIFO queue (a later due time
+ * may wait behind an earlier one: a few ms at most).
+ *
  * Output: --log FILE, one JSON line per request (k key, f family, i index,
  * a attempts, s final status, t ms since start, us last attempt latency,
  * tot first send to answer, n cells, c confirmed, r refused, b the answer
@@ -70,6 +76,7 @@ typedef struct {
 typedef struct {
     int64_t    job;
     int        attempt;
+    int        resub;           /* resubmissions after not_open_yet */
     int64_t    first_us;        /* first send of this request */
     int64_t    due_us;          /* retries: not before */
 } rush_task_t;
@@ -117,6 +124,8 @@ static const char  *path = "/api/bookings";
 static const char  *prefix = "r";
 static const char  *mode = NULL;
 static int          quiet = 0;
+static int          resubmit = 0;
+static int          resubmit_ms = 250;
 
 /* workload */
 static rush_job_t     *jobs;
@@ -142,7 +151,7 @@ static rush_sec_t   *secs;
 static size_t        nsecs;
 static uint64_t      n_status[600];
 static uint64_t      n_answers, n_attempts, n_retries, n_timeouts, n_conn_err;
-static uint64_t      n_confirmed, n_refused, n_cells_sent;
+static uint64_t      n_confirmed, n_refused, n_cells_sent, n_resubmits;
 static uint64_t      n_reason[RUSH_NREASONS];
 static char          reason_name[RUSH_NREASONS][32];
 static int64_t       last_answer_us, first_send_us = -1;
@@ -414,10 +423,26 @@ load_grid(const char *ffile, const char *sfile)
 }
 
 
-/* Build request text for a job into c->req; returns the cells count. */
-static int
-build(rush_conn_t *c, int64_t job)
+/* The Idempotency-Key of a task: unique per request, the same for its
+ * retries; a resubmission after not_open_yet is a new request. */
+static void
+task_key(const rush_task_t *t, char *buf, size_t n)
 {
+    if (t->resub == 0) {
+        snprintf(buf, n, "%s-%ld", prefix, (long) (t->job + offset));
+    } else {
+        snprintf(buf, n, "%s-%ld-%d", prefix, (long) (t->job + offset),
+                 t->resub);
+    }
+}
+
+
+/* Build request text for a task into c->req; returns the cells count. */
+static int
+build(rush_conn_t *c, const rush_task_t *t)
+{
+    int64_t      job = t->job;
+    char         key[80];
     const char  *fid = NULL, *tok, *body = NULL;
     char        *gbody = NULL;
     size_t       blen, cap;
@@ -460,6 +485,7 @@ build(rush_conn_t *c, int64_t job)
     if (tok == NULL) {
         die("no token for family %s", fid);
     }
+    task_key(t, key, sizeof(key));
     blen = strlen(body);
     cap = blen + strlen(tok) + strlen(path) + 512;
     if (c->req == NULL || c->req_len < cap) {
@@ -472,10 +498,9 @@ build(rush_conn_t *c, int64_t job)
         "Host: 127.0.0.1:%d\r\n"
         "Authorization: Bearer %s\r\n"
         "Content-Type: application/json\r\n"
-        "Idempotency-Key: %s-%ld\r\n"
+        "Idempotency-Key: %s\r\n"
         "Content-Length: %zu\r\n"
-        "\r\n%s", path, port, tok, prefix, (long) (job + offset), blen,
-        body);
+        "\r\n%s", path, port, tok, key, blen, body);
     free(gbody);
     return n;
 }
@@ -610,14 +635,15 @@ log_answer(rush_task_t *t, int status, int64_t at, int64_t lat,
     const char *body, size_t blen, size_t conf, size_t ref)
 {
     size_t  i;
+    char    key[80];
 
     if (logf == NULL) {
         return;
     }
-    fprintf(logf, "{\"k\":\"%s-%ld\",\"f\":\"%s\",\"i\":%ld,\"a\":%d,"
+    task_key(t, key, sizeof(key));
+    fprintf(logf, "{\"k\":\"%s\",\"f\":\"%s\",\"i\":%ld,\"a\":%d,"
         "\"s\":%d,\"t\":%.3f,\"us\":%ld,\"tot\":%ld,\"n\":%d,\"c\":%zu,"
-        "\"r\":%zu,\"b\":", prefix, (long) (t->job + offset),
-        job_fid(t->job), (long) t->job, t->attempt, status,
+        "\"r\":%zu,\"b\":", key, job_fid(t->job), (long) t->job, t->attempt, status,
         (double) (at - t0_us) / 1000.0, (long) lat,
         (long) (at - t->first_us), job_cells(t->job), conf, ref);
     while (blen > 0 && (body[blen - 1] == '\n' || body[blen - 1] == '\r'
@@ -678,6 +704,19 @@ finish(rush_task_t *t, int status, int64_t at, int64_t lat,
     last_answer_us = at;
     log_answer(t, status, at, lat, body ? body : "", body ? blen : 0,
                conf, ref);
+    if (status == 200 && conf == 0 && ref > 0 && t->resub < resubmit
+        && count(body, blen, "\"not_open_yet\"") == ref)
+    {
+        /* a family refused before the opening tries again, a new request */
+        rush_task_t  nt = *t;
+
+        nt.resub++;
+        nt.attempt = 0;
+        nt.first_us = at + (int64_t) resubmit_ms * 1000;
+        nt.due_us = nt.first_us;
+        n_resubmits++;
+        retry_push(&nt);
+    }
 }
 
 
@@ -789,7 +828,7 @@ start_task(int ep, rush_conn_t *c, int64_t now)
 {
     struct epoll_event  ev;
 
-    build(c, c->task.job);
+    build(c, &c->task);
     c->req_off = 0;
     c->resp_len = 0;
     c->sent_us = now;
@@ -1074,6 +1113,7 @@ usage(void)
         "            [--conns N] [--duration S] [--requests N] [--path P]\n"
         "            [--prefix KEYPREFIX] [--retries R] [--timeout-ms T]\n"
         "            [--start-at UNIX_MS] [--log FILE] [--series FILE]\n"
+        "            [--resubmit N] [--resubmit-ms MS]\n"
         "            [--summary FILE] [--quiet]\n");
     exit(2);
 }
@@ -1140,6 +1180,10 @@ main(int argc, char **argv)
             seriesfile = ARG;
         } else if (strcmp(o, "--summary") == 0) {
             summaryfile = ARG;
+        } else if (strcmp(o, "--resubmit") == 0) {
+            resubmit = atoi(ARG);
+        } else if (strcmp(o, "--resubmit-ms") == 0) {
+            resubmit_ms = atoi(ARG);
         } else if (strcmp(o, "--quiet") == 0) {
             quiet = 1;
         } else {
@@ -1365,7 +1409,8 @@ main(int argc, char **argv)
     fprintf(f, "{\"mode\":\"%s\",\"conns\":%d,\"path\":\"%s\","
         "\"offset\":%ld,\"elapsed_s\":%.3f,\"requests\":%ld,"
         "\"answers\":%lu,\"answers_per_s\":%.1f,\"attempts\":%lu,"
-        "\"retries\":%lu,\"timeouts\":%lu,\"connect_errors\":%lu,"
+        "\"retries\":%lu,\"resubmits\":%lu,\"timeouts\":%lu,"
+        "\"connect_errors\":%lu,"
         "\"cells_sent\":%lu,\"cells_confirmed\":%lu,"
         "\"cells_confirmed_per_s\":%.1f,\"cells_refused\":%lu,"
         "\"cells_answered_per_s\":%.1f,"
@@ -1374,6 +1419,7 @@ main(int argc, char **argv)
         mode, nconns, path, (long) offset, el, (long) next_job,
         (unsigned long) n_answers, n_answers / el,
         (unsigned long) n_attempts, (unsigned long) n_retries,
+        (unsigned long) n_resubmits,
         (unsigned long) n_timeouts, (unsigned long) n_conn_err,
         (unsigned long) n_cells_sent, (unsigned long) n_confirmed,
         n_confirmed / el, (unsigned long) n_refused,
