@@ -211,9 +211,9 @@ gch_reserve_size(const char *s, size_t n)
         default:
             start = i;
 
-            while (i < n && strchr(" \t\r\n{}[]:,\"", s[i]) == NULL) {
+            do {
                 i++;
-            }
+            } while (i < n && memchr(" \t\r\n{}[]:,\"", s[i], 11) == NULL);
 
             if (i == n) {
                 tail = 1;
@@ -536,8 +536,8 @@ gch_json_parse(gch_json_t *doc, const char *json, size_t len,
 
     } else if (st == yajl_status_client_canceled) {
         rc = GCH_EBADJSON;
-        gch_error_set(err, rc, "JSON trop imbriqué (plus de %d niveaux) "
-                      "à l'octet %zu.", b->max_depth, off);
+        gch_error_set(err, rc, "JSON trop imbriqué (profondeur maximale "
+                      "%d) à l'octet %zu.", b->max_depth, off);
 
     } else {
         rc = GCH_EBADJSON;
@@ -766,6 +766,64 @@ gch_json_fields(gch_jcx_t *cx, const gch_jnode_t *obj,
 }
 
 
+/*
+ * Strict UTF-8: yajl checks the shape of sequences but lets overlong
+ * forms, surrogates and code points above U+10FFFF through.
+ */
+static int
+gch_utf8_ok(const unsigned char *s, size_t n)
+{
+    size_t    i, k, need;
+    uint32_t  cp, min;
+
+    for (i = 0; i < n; /* void */) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+
+        if ((s[i] & 0xe0) == 0xc0) {
+            need = 1;
+            cp = s[i] & 0x1f;
+            min = 0x80;
+
+        } else if ((s[i] & 0xf0) == 0xe0) {
+            need = 2;
+            cp = s[i] & 0x0f;
+            min = 0x800;
+
+        } else if ((s[i] & 0xf8) == 0xf0) {
+            need = 3;
+            cp = s[i] & 0x07;
+            min = 0x10000;
+
+        } else {
+            return 0;
+        }
+
+        if (n - i <= need) {
+            return 0;
+        }
+
+        for (k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return 0;
+        }
+
+        i += need + 1;
+    }
+
+    return 1;
+}
+
+
 /* See json.h.  A NULL v is accepted by no checker. */
 int
 gch_json_str(gch_jcx_t *cx, const char *key, const gch_jnode_t *v,
@@ -782,6 +840,10 @@ gch_json_str(gch_jcx_t *cx, const char *key, const gch_jnode_t *v,
 
     if (v->len && memchr(v->str, '\0', v->len) != NULL) {
         return gch_jcx_fail(cx, key, "caractère nul interdit");
+    }
+
+    if (!gch_utf8_ok((const unsigned char *) v->str, v->len)) {
+        return gch_jcx_fail(cx, key, "UTF-8 invalide");
     }
 
     return GCH_OK;
