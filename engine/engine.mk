@@ -42,7 +42,7 @@ engine-test: build/engine-tests
 	cd engine/tests && ../../build/engine-tests
 
 engine-valgrind: build/engine-tests
-	cd engine/tests && valgrind -q --error-exitcode=1 --leak-check=full \
+	cd engine/tests && GCH_TEST_SLOW=1 valgrind -q --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=definite,indirect,possible \
 	    ../../build/engine-tests > /dev/null
 
