@@ -915,6 +915,7 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
     in.body_len = op->body_len;
     in.idem_ttl_s = gmcf->idempotency_ttl;
     in.inflight_ttl_s = 3600;
+    in.catalogue_gen = op->cat->gen;
 
     rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
@@ -1224,6 +1225,38 @@ ngx_http_guichet_planning(ngx_http_request_t *r, const char *fid)
                            ngx_http_guichet_now_ms(),
                            &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
+        return ngx_http_guichet_engine_error(r, &err);
+    }
+
+    return ngx_http_guichet_view(r, view);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_requests(ngx_http_request_t *r, const char *fid)
+{
+    gch_town_t          *town;
+    gch_view_t          *view;
+    gch_error_t          err;
+    const gch_family_t  *family;
+
+    town = ngx_http_guichet_town();
+    if (town == NULL) {
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    family = gch_town_family(town, fid, ngx_strlen(fid));
+    if (family == NULL) {
+        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                   "Ce compte n'est pas connu de ce guichet.");
+    }
+
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    if (gch_requests_plan(&view, town, family, ngx_http_guichet_now_ms(),
+                          &ngx_http_guichet_heap_alloc, &err)
+        != GCH_OK)
+    {
         return ngx_http_guichet_engine_error(r, &err);
     }
 
@@ -1761,6 +1794,20 @@ ngx_http_guichet_api_handler(ngx_http_request_t *r)
         activity.len = path.len - 9;
 
         return ngx_http_guichet_cancel(r, fid, &activity);
+    }
+
+    if (path.len == 8 && ngx_strncmp(path.data, "requests", 8) == 0) {
+        if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+            return ngx_http_guichet_not_allowed(r);
+        }
+
+        if (!authed) {
+            return ngx_http_guichet_error(r, NGX_HTTP_UNAUTHORIZED,
+                       "unauthenticated",
+                       "Connectez-vous pour accéder à votre espace.");
+        }
+
+        return ngx_http_guichet_requests(r, fid);
     }
 
     if (!(path.len == 2 && ngx_strncmp(path.data, "me", 2) == 0)

@@ -304,6 +304,7 @@ typedef struct {
     size_t                   body_len;
     int64_t                  idem_ttl_s;    /* answer kept this long */
     int64_t                  inflight_ttl_s;
+    long long                catalogue_gen; /* generation planned with */
 } gch_book_in_t;
 
 typedef struct gch_book_s  gch_book_t;
@@ -383,6 +384,10 @@ int gch_sessions_plan(gch_view_t **out, const gch_town_t *t,
 int gch_bookings_plan(gch_view_t **out, const gch_town_t *t,
     const gch_family_t *f, const char *from, size_t from_len,
     const char *to, size_t to_len, int64_t now_ms, const gch_alloc_t *a,
+    gch_error_t *err);
+/* GET /api/requests: the family's last 100 demandes, newest first. */
+int gch_requests_plan(gch_view_t **out, const gch_town_t *t,
+    const gch_family_t *f, int64_t now_ms, const gch_alloc_t *a,
     gch_error_t *err);
 const gch_cmds_t *gch_view_cmds(gch_view_t *v);
 int gch_view_render(gch_view_t *v, const redisReply *exec, char **out,

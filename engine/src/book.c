@@ -15,6 +15,7 @@
  */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -29,6 +30,7 @@
 
 #define GCH_BID_LEN         22     /* "b-" + 20 hex */
 #define GCH_KEY_MAX         256
+#define GCH_STEP1_CELLS     4      /* replies before the first cell's */
 
 
 typedef struct {
@@ -421,6 +423,7 @@ gch_step1_build(gch_book_t *b)
 
     gch_cmdlist_cmd(l, "INCR", "gch:seq:demande", NULL);
     gch_cmdlist_cmd(l, "ZADD", "gch:inflight", "NX", ms, b->idem_rkey, NULL);
+    gch_cmdlist_cmd(l, "GET", "gch:catalogue:gen", NULL);
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
@@ -708,6 +711,57 @@ gch_entry_json(gch_book_t *b, size_t *len)
 }
 
 
+/* The family's list of demandes (GET /api/requests) keeps this entry. */
+static char *
+gch_demande_json(gch_book_t *b, size_t *len)
+{
+    char         at[26];
+    size_t       i, j;
+    yajl_gen     g;
+    const char  *r;
+
+    g = gch_gen_new(b->a);
+    if (g == NULL) {
+        return NULL;
+    }
+
+    gch_instant_format(b->in.now_ms / 1000, at);
+
+    yajl_gen_map_open(g);
+    gch_gen_kv(g, "request_id", b->request_id);
+    gch_gen_ki(g, "number", b->number);
+    gch_gen_kv(g, "type", "booking");
+    gch_gen_kv(g, "created_at", at);
+    gch_gen_kv(g, "status", gch_request_status(b));
+
+    gch_gen_str(g, "reasons");
+    yajl_gen_array_open(g);
+    for (i = 0; i < b->ncells; i++) {
+        r = b->cells[i].reason;
+        if (r == NULL) {
+            continue;
+        }
+
+        for (j = 0; j < i; j++) {
+            if (b->cells[j].reason && strcmp(b->cells[j].reason, r) == 0) {
+                break;
+            }
+        }
+
+        if (j == i) {
+            gch_gen_str(g, r);
+        }
+    }
+    yajl_gen_array_close(g);
+
+    gch_gen_str(g, "items");
+    gch_gen_items(b, g);
+    yajl_gen_map_close(g);
+
+    return gch_gen_detach(g, b->a, len);
+}
+
+
 static char *
 gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len)
 {
@@ -885,6 +939,17 @@ gch_step2_build(gch_book_t *b)
         b->a->free(b->a->ctx, entry);
     }
 
+    entry = gch_demande_json(b, &len);
+    if (entry == NULL) {
+        l->failed = 1;
+
+    } else {
+        snprintf(key, sizeof(key), "{f:%s}:demandes", b->in.family->id);
+        gch_cmdlist_cmd(l, "LPUSH", key, entry, NULL);
+        gch_cmdlist_cmd(l, "LTRIM", key, "0", "199", NULL);
+        b->a->free(b->a->ctx, entry);
+    }
+
     gch_cmdlist_cmd(l, "EXEC", NULL);
 }
 
@@ -922,7 +987,7 @@ gch_scan_taken(gch_book_t *b, const redisReply *exec)
     size_t       i, k;
     gch_cell_t  *c;
 
-    k = 3;
+    k = GCH_STEP1_CELLS;
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
         if (c->reason) {
@@ -984,6 +1049,61 @@ gch_idem_verdict(gch_book_t *b, const redisReply *r)
 
 
 /*
+ * Redis lost its data (no catalogue generation) or went back in time (an
+ * older one than the catalogue this request was planned with): nothing
+ * may be sold on counters that are not the truth.
+ */
+static int
+gch_data_lost(gch_book_t *b, const redisReply *gen)
+{
+    long long  g;
+
+    if (gen->type != REDIS_REPLY_STRING) {
+        return 1;
+    }
+
+    g = strtoll(gen->str, NULL, 10);
+
+    return g <= 0 || g < b->in.catalogue_gen;
+}
+
+
+/* Undo all of step one and answer 503 until the worker has rebuilt. */
+static int
+gch_fail_closed(gch_book_t *b, const redisReply *exec)
+{
+    b->state = GCH_BOOK_DONE;
+
+    if (gch_scan_taken(b, exec) != 0) {
+        return GCH_EREDIS;
+    }
+
+    gch_compensate_all(b);
+
+    if (exec->element[0]->type == REDIS_REPLY_NIL) {
+        /* the record step one created */
+        if (b->step2.list.ncmds == 0) {
+            gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+        } else {
+            b->a->free(b->a->ctx, b->step2.list.cmds[--b->step2.list.ncmds]
+                                      .data);    /* reopen before EXEC */
+        }
+
+        gch_cmdlist_cmd(&b->step2, "DEL", b->idem_rkey, NULL);
+        gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->idem_rkey,
+                        NULL);
+        gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+    }
+
+    gch_error_body(b, 503, "unavailable",
+                   "Le guichet se remet d'une panne : rien n'a été réservé. "
+                   "Réessayez dans un instant.");
+
+    return b->step2.failed ? GCH_ENOMEM : GCH_OK;
+}
+
+
+/*
  * See gch.h.  Returns GCH_EREDIS on an unexpected reply (the answer is
  * then 503), GCH_ENOMEM when memory is short.
  */
@@ -997,10 +1117,14 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     const redisReply  *r;
 
     if (exec == NULL || exec->type != REDIS_REPLY_ARRAY
-        || exec->elements < 3)
+        || exec->elements < GCH_STEP1_CELLS)
     {
         b->state = GCH_BOOK_DONE;
         return GCH_EREDIS;
+    }
+
+    if (gch_data_lost(b, exec->element[3])) {
+        return gch_fail_closed(b, exec);
     }
 
     r = exec->element[0];
@@ -1031,7 +1155,7 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     b->number = exec->element[1]->integer;
     snprintf(b->request_id, sizeof(b->request_id), "D-%06lld", b->number);
 
-    k = 3;
+    k = GCH_STEP1_CELLS;
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
         if (c->reason) {

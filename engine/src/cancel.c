@@ -39,6 +39,7 @@ struct gch_cancel_s {
     char                   bid[72];
     char                   marker[256];
     int64_t                now_ms;
+    long long              number;
     int                    billed;
     int                    step;
     int                    status;
@@ -195,6 +196,7 @@ gch_cancel_lookup(gch_cancel_t *c, const redisReply *r)
     gch_cmdlist_cmd(&c->cmds, "SET", c->marker, val, "EX", "3600", NULL);
     gch_cmdlist_cmd(&c->cmds, "ZADD", "gch:inflight", "NX", ms, c->marker,
                     NULL);
+    gch_cmdlist_cmd(&c->cmds, "INCR", "gch:seq:demande", NULL);
     gch_cmdlist_cmd(&c->cmds, "EXEC", NULL);
 
     c->step = GCH_CANCEL_GUARD;
@@ -207,7 +209,7 @@ static int
 gch_cancel_release(gch_cancel_t *c)
 {
     int        q;
-    char       key[256], day[11], ms[32];
+    char       key[256], day[11], ms[32], at[26];
     char      *entry;
     yajl_gen   g;
     uint32_t   quanta;
@@ -253,12 +255,47 @@ gch_cancel_release(gch_cancel_t *c)
     gch_cmdlist_cmd(&c->cmds, "XADD", "gch:bookings", "*", "d", entry, NULL);
     c->a->free(c->a->ctx, entry);
 
+    /* the demande the family sees (GET /api/requests) */
+
+    g = gch_gen_new(c->a);
+    if (g == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    snprintf(ms, sizeof(ms), "D-%06lld", c->number);
+    gch_instant_format(c->now_ms / 1000, at);
+
+    yajl_gen_map_open(g);
+    gch_gen_kv(g, "request_id", ms);
+    gch_gen_ki(g, "number", c->number);
+    gch_gen_kv(g, "type", "cancellation");
+    gch_gen_kv(g, "created_at", at);
+    gch_gen_kv(g, "status", "traitee_positivement");
+    gch_gen_str(g, "reasons");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    gch_gen_kv(g, "booking_id", c->bid);
+    gch_gen_kv(g, "session_id", c->session->id);
+    gch_gen_kv(g, "child_id", c->child->id);
+    gch_gen_str(g, "billed");
+    yajl_gen_bool(g, c->billed);
+    yajl_gen_map_close(g);
+
+    entry = gch_gen_detach(g, c->a, NULL);
+    if (entry == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    snprintf(key, sizeof(key), "{f:%s}:demandes", c->family->id);
+    gch_cmdlist_cmd(&c->cmds, "LPUSH", key, entry, NULL);
+    gch_cmdlist_cmd(&c->cmds, "LTRIM", key, "0", "199", NULL);
+    c->a->free(c->a->ctx, entry);
+
     gch_cmdlist_cmd(&c->cmds, "DEL", c->marker, NULL);
     gch_cmdlist_cmd(&c->cmds, "ZREM", "gch:inflight", c->marker, NULL);
     gch_cmdlist_cmd(&c->cmds, "EXEC", NULL);
 
     c->step = GCH_CANCEL_RELEASE;
-    (void) ms;
 
     return c->cmds.failed ? GCH_ENOMEM : GCH_OK;
 }
@@ -286,6 +323,12 @@ gch_cancel_on_reply(gch_cancel_t *c, const redisReply *exec)
         if (exec->element[0]->type != REDIS_REPLY_INTEGER) {
             c->step = GCH_CANCEL_DONE;
             return GCH_EREDIS;
+        }
+
+        if (exec->elements >= 5
+            && exec->element[4]->type == REDIS_REPLY_INTEGER)
+        {
+            c->number = exec->element[4]->integer;
         }
 
         if (exec->element[0]->integer == 0) {

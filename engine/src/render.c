@@ -19,6 +19,7 @@
 
 #define GCH_VIEW_SESSIONS   1
 #define GCH_VIEW_BOOKINGS   2
+#define GCH_VIEW_REQUESTS   3
 #define GCH_RANGE_MAX       92
 
 
@@ -451,6 +452,78 @@ gch_bookings_plan(gch_view_t **out, const gch_town_t *t,
 }
 
 
+/* See gch.h.  GCH_ENOMEM leaves nothing in *out. */
+int
+gch_requests_plan(gch_view_t **out, const gch_town_t *t,
+    const gch_family_t *f, int64_t now_ms, const gch_alloc_t *a,
+    gch_error_t *err)
+{
+    char         key[256];
+    gch_view_t  *v;
+
+    *out = NULL;
+
+    v = gch_view_new(GCH_VIEW_REQUESTS, t, now_ms, a);
+    if (v == NULL) {
+        gch_error_set(err, GCH_ENOMEM, NULL);
+        return GCH_ENOMEM;
+    }
+
+    v->family = f;
+
+    snprintf(key, sizeof(key), "{f:%s}:demandes", f->id);
+    gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
+    gch_cmdlist_cmd(&v->cmds, "LRANGE", key, "0", "99", NULL);
+    gch_cmdlist_cmd(&v->cmds, "EXEC", NULL);
+
+    if (v->cmds.failed) {
+        gch_view_free(v);
+        gch_error_set(err, GCH_ENOMEM, NULL);
+        return GCH_ENOMEM;
+    }
+
+    *out = v;
+    return GCH_OK;
+}
+
+
+/* The stored demandes are our own JSON objects: a JSON array of them. */
+static int
+gch_render_requests(gch_view_t *v, const redisReply *exec, char **out,
+    size_t *len)
+{
+    size_t             i;
+    gch_buf_t          b;
+    const redisReply  *l;
+
+    if (exec->elements != 1 || exec->element[0]->type != REDIS_REPLY_ARRAY) {
+        return GCH_EREDIS;
+    }
+
+    l = exec->element[0];
+    gch_buf_init(&b, v->a);
+    gch_buf_add(&b, "[", 1);
+
+    for (i = 0; i < l->elements; i++) {
+        if (l->element[i]->type != REDIS_REPLY_STRING) {
+            gch_buf_free(&b);
+            return GCH_EREDIS;
+        }
+
+        if (i) {
+            gch_buf_add(&b, ",", 1);
+        }
+
+        gch_buf_add(&b, l->element[i]->str, l->element[i]->len);
+    }
+
+    gch_buf_add(&b, "]", 1);
+
+    *out = gch_buf_detach(&b, len);
+    return *out ? GCH_OK : GCH_ENOMEM;
+}
+
+
 const gch_cmds_t *
 gch_view_cmds(gch_view_t *v)
 {
@@ -680,6 +753,10 @@ gch_view_render(gch_view_t *v, const redisReply *exec, char **out,
 
     if (exec == NULL || exec->type != REDIS_REPLY_ARRAY) {
         return GCH_EREDIS;
+    }
+
+    if (v->kind == GCH_VIEW_REQUESTS) {
+        return gch_render_requests(v, exec, out, len);
     }
 
     g = gch_gen_new(v->a);

@@ -118,6 +118,21 @@ def test_cancel_gives_the_place_back_and_frees_the_slot(s, tok):
                       (bid,)))
     assert rows == {bid: "cancelled"}
 
+    # the family's demandes, newest first: the booking, the refusal, the
+    # cancellation and the second booking, each with its number
+    demandes = s.http("GET", "/api/requests", token=tok["f1"]).json()
+    kinds = [(d["type"], d["status"]) for d in demandes[:4]]
+    assert kinds == [("booking", "traitee_positivement"),
+                     ("cancellation", "traitee_positivement"),
+                     ("booking", "traitee_negativement"),
+                     ("booking", "traitee_positivement")], demandes
+    assert demandes[2]["reasons"] == ["conflict"]
+    assert demandes[1]["booking_id"] == bid
+    numbers = [d["number"] for d in demandes[:4]]
+    assert numbers == sorted(numbers, reverse=True)
+    assert all(d["request_id"] == "D-%06d" % d["number"]
+               for d in demandes[:4])
+
 
 def test_cancel_twice_or_for_another_family_is_not_found(s, tok):
     r = book(s, tok["f2"], [("f2-c1", "a-20270708-MATIN")])
@@ -248,3 +263,37 @@ def test_metrics_count_outcomes(s):
     assert confirmed and int(confirmed[0].split()[-1]) > 0
     assert "guichet_request_duration_seconds_bucket" in text
     assert 'reason="full"' in text
+
+
+def test_redis_restarted_empty_fails_closed_then_rebuilds(s, tok):
+    """Redis loses everything: bookings answer 503 and write nothing until
+    the worker has rebuilt counters and claims from PostgreSQL; then the
+    counts are the true ones.  (Last test of the module: it empties Redis.)
+    """
+    import signal
+
+    s.wait_worker_drained()
+    worker = s.procs["worker"]
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        s.redis.flushall()
+        r = book(s, tok["f4"], [("f4-c1", "a-20270708-MATIN")])
+        assert r.status == 503, r
+        assert r.json()["error"]["code"] == "unavailable"
+        assert r.headers.get("retry-after") == "1"
+        # nothing was left behind by the refused attempt
+        assert s.redis.get("{c:f4-c1}:2027-07-08:q0") is None
+        assert not s.redis.exists("gch:bookings")
+    finally:
+        worker.send_signal(signal.SIGCONT)
+
+    deadline = time.time() + 30
+    while time.time() < deadline and not s.redis.exists("gch:catalogue:gen"):
+        time.sleep(0.1)
+    time.sleep(1.5)          # every nginx worker sees the new generation
+
+    # the rebuilt truth: a-20270707-APM was sold out by f3's two children
+    assert left(s, "a-20270707-APM") == 0
+    assert s.redis.get("{c:f3-c1}:%s:q2" % DAY) is not None
+    r = book(s, tok["f4"], [("f4-c1", "a-20270708-MATIN")])
+    assert statuses(r) == [("confirmed", None)], r
