@@ -6,7 +6,7 @@
  * parameter, writes the Redis command plans of the booking saga as RESP bytes,
  * reads hiredis replies, and renders the HTTP answers as JSON bytes.  It never
  * opens a socket, reads a clock, logs, or uses a global.  Both the nginx
- * module (ngx_module/) and the worker (worker/) link it as libgch.a.
+ * module (its adapter directory) and the worker (worker/) link it.
  *
  * Memory: every function that allocates takes a gch_alloc_t.  Objects are
  * arenas: one *_free() releases everything they own.  Strings handed out by
