@@ -138,6 +138,12 @@ typedef struct {
 } gch_price_t;
 
 typedef struct {
+    const char      *type;               /* e.g. "vaccinations" */
+    gch_day_t        valid_from;
+    gch_day_t        valid_to;           /* INT32_MAX: no end */
+} gch_document_t;
+
+typedef struct {
     const char      *id;
     const char      *name;
     const char      *site;
@@ -149,6 +155,10 @@ typedef struct {
     int              week_required;
     gch_price_t     *prices;             /* sorted by qf_max, null last */
     size_t           nprices;
+    gch_deadline_t   cancel_deadline;    /* defaults to deadline */
+    const char     **required_documents; /* document types */
+    size_t           nrequired_documents;
+    int              blocks_unpaid;      /* unpaid invoices block booking */
 } gch_activity_t;
 
 typedef struct {
@@ -186,6 +196,9 @@ typedef struct {
     size_t            nchildren;
     gch_enrolment_t  *enrolments;
     size_t            nenrolments;
+    gch_document_t   *documents;         /* valid documents on file */
+    size_t            ndocuments;
+    int               unpaid_invoices;   /* count, set by the town */
 } gch_family_t;
 
 typedef struct gch_town_s  gch_town_t;

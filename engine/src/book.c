@@ -157,6 +157,34 @@ gch_enrolled(const gch_family_t *f, const gch_cell_t *c)
 }
 
 
+/* Every document the activity requires, valid on day d. */
+static int
+gch_documents_ok(const gch_family_t *f, const gch_activity_t *act,
+    gch_day_t d)
+{
+    size_t                 i, j;
+    const gch_document_t  *doc;
+
+    for (i = 0; i < act->nrequired_documents; i++) {
+        for (j = 0; j < f->ndocuments; j++) {
+            doc = &f->documents[j];
+
+            if (strcmp(doc->type, act->required_documents[i]) == 0
+                && doc->valid_from <= d && d <= doc->valid_to)
+            {
+                break;
+            }
+        }
+
+        if (j == f->ndocuments) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /* The rules that need no Redis, in the order a parent would ask them. */
 static void
 gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
@@ -189,14 +217,22 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
         return;
     }
 
+    if (!gch_documents_ok(b->in.family, act, s->date)) {
+        c->reason = "documents_missing";
+        return;
+    }
+
+    if (act->blocks_unpaid && b->in.family->unpaid_invoices > 0) {
+        c->reason = "unpaid_invoices";
+        return;
+    }
+
     if (act->opens_at && b->in.now_ms < act->opens_at * 1000) {
         c->reason = "not_open_yet";
         return;
     }
 
-    if (act->deadline.kind != GCH_DEADLINE_NONE
-        && now_s >= gch_deadline_instant(&act->deadline, s->date, starts))
-    {
+    if (now_s >= gch_deadline_instant(&act->deadline, s->date, starts)) {
         c->reason = "closed";
         return;
     }

@@ -174,10 +174,9 @@ gch_cancel_lookup(gch_cancel_t *c, const redisReply *r)
     }
 
     starts = c->town->units[c->session->unit].starts_min;
-    deadline = gch_deadline_instant(&c->session->activity->deadline,
+    deadline = gch_deadline_instant(&c->session->activity->cancel_deadline,
                                     c->session->date, starts);
-    c->billed = c->session->activity->deadline.kind != GCH_DEADLINE_NONE
-                && c->now_ms / 1000 >= deadline;
+    c->billed = c->now_ms / 1000 >= deadline;
 
     /* step two: the guard */
 

@@ -164,12 +164,12 @@ gch_render_me(const gch_town_t *t, const gch_family_t *f,
 
 
 static void
-gch_gen_deadline(yajl_gen g, const gch_deadline_t *dl)
+gch_gen_deadline(yajl_gen g, const char *key, const gch_deadline_t *dl)
 {
     char      hhmm[16];
     unsigned  m;
 
-    gch_gen_str(g, "deadline");
+    gch_gen_str(g, key);
     yajl_gen_map_open(g);
 
     switch (dl->kind) {
@@ -228,7 +228,18 @@ gch_render_activities(const gch_town_t *t, const gch_alloc_t *a,
             gch_gen_kv(g, "booking_opens_at", NULL);
         }
 
-        gch_gen_deadline(g, &act->deadline);
+        gch_gen_deadline(g, "deadline", &act->deadline);
+        gch_gen_deadline(g, "cancel_deadline", &act->cancel_deadline);
+
+        gch_gen_str(g, "required_documents");
+        yajl_gen_array_open(g);
+        for (j = 0; j < act->nrequired_documents; j++) {
+            gch_gen_str(g, act->required_documents[j]);
+        }
+        yajl_gen_array_close(g);
+
+        gch_gen_str(g, "blocks_unpaid_invoices");
+        yajl_gen_bool(g, act->blocks_unpaid);
         gch_gen_str(g, "week_required");
         yajl_gen_bool(g, act->week_required);
         gch_gen_ki(g, "online_share_percent", act->online_share_percent);
@@ -541,9 +552,8 @@ gch_session_status(const gch_view_t *v, const gch_session_t *s,
     act = s->activity;
     now_s = v->now_ms / 1000;
 
-    if (act->deadline.kind != GCH_DEADLINE_NONE
-        && now_s >= gch_deadline_instant(&act->deadline, s->date,
-                                     v->town->units[s->unit].starts_min))
+    if (now_s >= gch_deadline_instant(&act->deadline, s->date,
+                                      v->town->units[s->unit].starts_min))
     {
         return "closed";
     }

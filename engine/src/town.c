@@ -560,12 +560,16 @@ static const gch_jfield_t  gch_activity_fields[] = {
     { "week_required", GCH_J_BOOL, 0 },
     { "prices", GCH_J_ARRAY, 1 },
     { "sessions", GCH_J_ARRAY, 0 },
-    { "calendar", GCH_J_OBJECT | GCH_J_ARRAY, 0 }
+    { "calendar", GCH_J_OBJECT | GCH_J_ARRAY, 0 },
+    { "cancel_deadline", GCH_J_OBJECT, 0 },
+    { "required_documents", GCH_J_ARRAY, 0 },
+    { "blocks_unpaid_invoices", GCH_J_BOOL, 0 }
 };
 
 enum {
     A_ID, A_NAME, A_SITE, A_AGE_MIN, A_AGE_MAX, A_OPENS, A_DEADLINE,
-    A_SHARE, A_WEEK, A_PRICES, A_SESSIONS, A_CALENDAR, A_N
+    A_SHARE, A_WEEK, A_PRICES, A_SESSIONS, A_CALENDAR, A_CANCEL, A_DOCS,
+    A_UNPAID, A_N
 };
 
 
@@ -605,7 +609,8 @@ enum { C_FROM, C_TO, C_WEEKDAYS, C_UNITS, C_PLACES, C_N };
 
 
 static int
-gch_town_deadline(gch_tp_t *tp, const gch_jnode_t *node, gch_deadline_t *dl)
+gch_town_deadline(gch_tp_t *tp, const char *key, const gch_jnode_t *node,
+    gch_deadline_t *dl)
 {
     int                 rc, n;
     size_t              mark;
@@ -618,7 +623,7 @@ gch_town_deadline(gch_tp_t *tp, const gch_jnode_t *node, gch_deadline_t *dl)
         return GCH_OK;
     }
 
-    mark = gch_jcx_key(&tp->cx, "deadline", 8);
+    mark = gch_jcx_key(&tp->cx, key, strlen(key));
 
     rc = gch_json_fields(&tp->cx, node, gch_deadline_fields, 3, v);
     if (rc != GCH_OK) {
@@ -970,6 +975,60 @@ gch_town_calendars(gch_tp_t *tp, gch_cell_t *cells, size_t *n,
 }
 
 
+/* "required_documents": ["responsabilite_civile", "vaccinations"] */
+static int
+gch_town_doc_types(gch_tp_t *tp, gch_activity_t *act, const gch_jnode_t *arr)
+{
+    int                 rc;
+    size_t              i, j, mark, mark2;
+    const gch_jnode_t  *e;
+
+    act->required_documents = NULL;
+    act->nrequired_documents = 0;
+
+    if (arr == NULL) {
+        return GCH_OK;
+    }
+
+    rc = gch_json_array(&tp->cx, "required_documents", arr, 0, 16);
+    if (rc != GCH_OK) {
+        return rc;
+    }
+
+    act->required_documents = gch_arena_alloc(tp->ar,
+                                  (arr->len + 1) * sizeof(const char *));
+    if (act->required_documents == NULL) {
+        return gch_tp_nomem(tp);
+    }
+
+    mark = gch_jcx_key(&tp->cx, "required_documents", 18);
+
+    for (i = 0, e = arr->child; e; i++, e = e->next) {
+        mark2 = gch_jcx_index(&tp->cx, i);
+
+        rc = gch_tp_id(tp, NULL, e, &act->required_documents[i]);
+        for (j = 0; rc == GCH_OK && j < i; j++) {
+            if (strcmp(act->required_documents[j],
+                       act->required_documents[i]) == 0)
+            {
+                rc = gch_jcx_fail(&tp->cx, NULL, "document en double");
+            }
+        }
+
+        if (rc != GCH_OK) {
+            return rc;
+        }
+
+        gch_jcx_pop(&tp->cx, mark2);
+    }
+
+    gch_jcx_pop(&tp->cx, mark);
+    act->nrequired_documents = arr->len;
+
+    return GCH_OK;
+}
+
+
 static int
 gch_town_one_activity(gch_tp_t *tp, size_t ai, const gch_jnode_t *node)
 {
@@ -1024,7 +1083,21 @@ gch_town_one_activity(gch_tp_t *tp, size_t ai, const gch_jnode_t *node)
                             "(RFC 3339, ex. 2021-06-07T18:00:00+02:00)");
     }
 
-    rc = gch_town_deadline(tp, v[A_DEADLINE], &act->deadline);
+    rc = gch_town_deadline(tp, "deadline", v[A_DEADLINE], &act->deadline);
+    if (rc == GCH_OK) {
+        act->cancel_deadline = act->deadline;
+        if (v[A_CANCEL]) {
+            rc = gch_town_deadline(tp, "cancel_deadline", v[A_CANCEL],
+                                   &act->cancel_deadline);
+        }
+    }
+
+    if (rc == GCH_OK) {
+        rc = gch_town_doc_types(tp, act, v[A_DOCS]);
+    }
+
+    act->blocks_unpaid = v[A_UNPAID] ? (int) v[A_UNPAID]->len : 0;
+
     if (rc == GCH_OK) {
         rc = gch_tp_int(tp, "online_share_percent", v[A_SHARE], 0, 100, 50,
                         &act->online_share_percent);
@@ -1284,13 +1357,88 @@ static const gch_jfield_t  gch_family_fields[] = {
     { "resident", GCH_J_BOOL, 0 },
     { "direct_debit", GCH_J_BOOL, 0 },
     { "children", GCH_J_ARRAY, 0 },
-    { "enrolments", GCH_J_ARRAY, 0 }
+    { "enrolments", GCH_J_ARRAY, 0 },
+    { "documents", GCH_J_ARRAY, 0 },
+    { "unpaid_invoices", GCH_J_NUMBER, 0 }
 };
 
 enum {
     F_ID, F_LOGIN, F_PASSWORD, F_QF, F_RESIDENT, F_DEBIT, F_CHILDREN,
-    F_ENROLMENTS, F_N
+    F_ENROLMENTS, F_DOCUMENTS, F_UNPAID, F_N
 };
+
+
+static const gch_jfield_t  gch_document_fields[] = {
+    { "type", GCH_J_STRING, 1 },
+    { "valid_from", GCH_J_STRING | GCH_J_NULL, 0 },
+    { "valid_to", GCH_J_STRING | GCH_J_NULL, 0 }
+};
+
+
+/* "documents": [{"type", "valid_from", "valid_to"}], dates inclusive. */
+static int
+gch_town_documents(gch_tp_t *tp, gch_family_t *f, const gch_jnode_t *arr)
+{
+    int                 rc;
+    size_t              i, mark, mark2;
+    gch_document_t     *d;
+    const gch_jnode_t  *e, *v[3];
+
+    f->documents = NULL;
+    f->ndocuments = 0;
+
+    if (arr == NULL) {
+        return GCH_OK;
+    }
+
+    rc = gch_json_array(&tp->cx, "documents", arr, 0, 64);
+    if (rc != GCH_OK) {
+        return rc;
+    }
+
+    f->documents = gch_arena_alloc(tp->ar, (arr->len + 1) * sizeof(*d));
+    if (f->documents == NULL) {
+        return gch_tp_nomem(tp);
+    }
+
+    mark = gch_jcx_key(&tp->cx, "documents", 9);
+
+    for (i = 0, e = arr->child; e; i++, e = e->next) {
+        d = &f->documents[i];
+        mark2 = gch_jcx_index(&tp->cx, i);
+
+        rc = gch_json_fields(&tp->cx, e, gch_document_fields, 3, v);
+        if (rc == GCH_OK) {
+            rc = gch_tp_id(tp, "type", v[0], &d->type);
+        }
+
+        d->valid_from = INT32_MIN;
+        d->valid_to = INT32_MAX;
+
+        if (rc == GCH_OK && v[1] && v[1]->type == GCH_J_STRING) {
+            rc = gch_tp_date(tp, "valid_from", v[1], &d->valid_from);
+        }
+
+        if (rc == GCH_OK && v[2] && v[2]->type == GCH_J_STRING) {
+            rc = gch_tp_date(tp, "valid_to", v[2], &d->valid_to);
+        }
+
+        if (rc == GCH_OK && d->valid_to < d->valid_from) {
+            rc = gch_jcx_fail(&tp->cx, "valid_to", "avant « valid_from »");
+        }
+
+        if (rc != GCH_OK) {
+            return rc;
+        }
+
+        gch_jcx_pop(&tp->cx, mark2);
+    }
+
+    gch_jcx_pop(&tp->cx, mark);
+    f->ndocuments = arr->len;
+
+    return GCH_OK;
+}
 
 
 static const gch_jfield_t  gch_child_fields[] = {
@@ -1604,9 +1752,20 @@ gch_town_families(gch_tp_t *tp, const gch_jnode_t *arr)
         f->resident = v[F_RESIDENT] ? (int) v[F_RESIDENT]->len : 1;
         f->direct_debit = v[F_DEBIT] ? (int) v[F_DEBIT]->len : 0;
 
-        rc = gch_town_children(tp, &fc, f, v[F_CHILDREN]);
+        f->unpaid_invoices = 0;
+        rc = gch_tp_int(tp, "unpaid_invoices", v[F_UNPAID], 0, 100000, 0,
+                        &f->unpaid_invoices);
+
+        if (rc == GCH_OK) {
+            rc = gch_town_children(tp, &fc, f, v[F_CHILDREN]);
+        }
+
         if (rc == GCH_OK) {
             rc = gch_town_enrolments(tp, f, v[F_ENROLMENTS]);
+        }
+
+        if (rc == GCH_OK) {
+            rc = gch_town_documents(tp, f, v[F_DOCUMENTS]);
         }
 
         if (rc != GCH_OK) {
@@ -1864,6 +2023,30 @@ gch_w_hhmm(gch_jout_t *o, const char *k, int m)
 
 
 static void
+gch_w_deadline(gch_jout_t *o, const char *k, const gch_deadline_t *dl)
+{
+    gch_jout_cstr(o, k);
+    yajl_gen_map_open(o->g);
+
+    switch (dl->kind) {
+    case GCH_DEADLINE_WORKING_DAYS:
+        gch_w_ki(o, "working_days", dl->n);
+        break;
+    case GCH_DEADLINE_HOURS:
+        gch_w_ki(o, "hours", dl->n);
+        break;
+    case GCH_DEADLINE_DAY_BEFORE_AT:
+        gch_w_hhmm(o, "day_before_at", dl->n);
+        break;
+    default:
+        break;
+    }
+
+    yajl_gen_map_close(o->g);
+}
+
+
+static void
 gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
 {
     char                     when[26];
@@ -1888,25 +2071,18 @@ gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
         gch_w_kv(o, "booking_opens_at", when);
     }
 
-    gch_jout_cstr(o, "deadline");
-    yajl_gen_map_open(o->g);
+    gch_w_deadline(o, "deadline", &act->deadline);
 
-    switch (act->deadline.kind) {
-    case GCH_DEADLINE_WORKING_DAYS:
-        gch_w_ki(o, "working_days", act->deadline.n);
-        break;
-    case GCH_DEADLINE_HOURS:
-        gch_w_ki(o, "hours", act->deadline.n);
-        break;
-    case GCH_DEADLINE_DAY_BEFORE_AT:
-        gch_w_hhmm(o, "day_before_at", act->deadline.n);
-        break;
-    default:
-        break;
+    gch_w_deadline(o, "cancel_deadline", &act->cancel_deadline);
+
+    gch_jout_cstr(o, "required_documents");
+    yajl_gen_array_open(o->g);
+    for (i = 0; i < act->nrequired_documents; i++) {
+        gch_jout_cstr(o, act->required_documents[i]);
     }
+    yajl_gen_array_close(o->g);
 
-    yajl_gen_map_close(o->g);
-
+    gch_w_kb(o, "blocks_unpaid_invoices", act->blocks_unpaid);
     gch_w_ki(o, "online_share_percent", act->online_share_percent);
     gch_w_kb(o, "week_required", act->week_required);
 
@@ -1952,6 +2128,8 @@ gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
 static void
 gch_w_family(gch_jout_t *o, const gch_family_t *f)
 {
+    const gch_document_t   *d;
+
     size_t                  i;
     const gch_enrolment_t  *en;
     static const char      *status[] = { "demandee", "validee", "refusee" };
@@ -2002,6 +2180,26 @@ gch_w_family(gch_jout_t *o, const gch_family_t *f)
     }
 
     yajl_gen_array_close(o->g);
+
+    gch_jout_cstr(o, "documents");
+    yajl_gen_array_open(o->g);
+
+    for (i = 0; i < f->ndocuments; i++) {
+        d = &f->documents[i];
+
+        yajl_gen_map_open(o->g);
+        gch_w_kv(o, "type", d->type);
+        if (d->valid_from != INT32_MIN) {
+            gch_w_day(o, "valid_from", d->valid_from);
+        }
+        if (d->valid_to != INT32_MAX) {
+            gch_w_day(o, "valid_to", d->valid_to);
+        }
+        yajl_gen_map_close(o->g);
+    }
+
+    yajl_gen_array_close(o->g);
+    gch_w_ki(o, "unpaid_invoices", f->unpaid_invoices);
     yajl_gen_map_close(o->g);
 }
 

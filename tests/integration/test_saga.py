@@ -23,15 +23,17 @@ def town():
          "ends": "17:30"},
     ]
 
-    def act(aid, sessions, week=False):
-        return {"id": aid, "name": "Activité " + aid, "age_min": 3,
-                "age_max": 17,
-                "booking_opens_at": "2026-01-01T18:00:00+01:00",
-                "deadline": {"working_days": 2},
-                "online_share_percent": 50, "week_required": week,
-                "prices": [{"qf_max": 600, "cents": 300},
-                           {"qf_max": None, "cents": 900}],
-                "sessions": sessions}
+    def act(aid, sessions, week=False, **extra):
+        a = {"id": aid, "name": "Activité " + aid, "age_min": 3,
+             "age_max": 17,
+             "booking_opens_at": "2026-01-01T18:00:00+01:00",
+             "deadline": {"working_days": 2},
+             "online_share_percent": 50, "week_required": week,
+             "prices": [{"qf_max": 600, "cents": 300},
+                        {"qf_max": None, "cents": 900}],
+             "sessions": sessions}
+        a.update(extra)
+        return a
 
     def cells(prefix, unit, places=4, days=("2027-07-07",)):
         return [{"id": "%s-%s-%s" % (prefix, d.replace("-", ""), unit),
@@ -44,7 +46,20 @@ def town():
                                       "2027-07-16"])),
         act("b", cells("b", "MATIN") + cells("b", "REPAS")),
         act("w", cells("w", "MATIN", 10, week), week=True),
+        # one activity per refusal reason, each on its own day
+        act("d", cells("d", "APM", 10, ["2027-07-12"]),
+            required_documents=["vaccinations"],
+            blocks_unpaid_invoices=True),
+        act("teen", cells("teen", "APM", 10, ["2027-07-13"]), age_min=12),
+        act("x", cells("x", "APM", 10, ["2027-07-14"])),
+        act("later", cells("later", "APM", 10, ["2027-07-15"]),
+            booking_opens_at="2030-01-07T18:00:00+01:00"),
+        act("past", cells("past", "APM", 10, ["2026-01-05"])),
     ]
+    docs = {"f1": [{"type": "vaccinations", "valid_to": "2028-12-31"}],
+            "f2": [{"type": "vaccinations", "valid_to": "2026-12-31"}],
+            "f3": [],
+            "f4": [{"type": "vaccinations"}]}
 
     families = []
     for i in range(1, 5):
@@ -54,10 +69,14 @@ def town():
         families.append({
             "id": fid, "qf": 500 if i % 2 else None, "resident": True,
             "direct_debit": False, "children": kids,
+            "documents": docs[fid],
+            "unpaid_invoices": 2 if fid == "f4" else 0,
             "enrolments": [{"child_id": c["id"], "activity_id": a,
-                            "from": "2027-07-01", "to": "2027-08-31",
+                            "from": "2026-01-01", "to": "2027-08-31",
                             "status": "validee"}
-                           for c in kids for a in ("a", "b", "w")]})
+                           for c in kids
+                           for a in ("a", "b", "w", "d", "teen", "later",
+                                     "past")]})
 
     return {"town": {"name": "Saga", "timezone": "Europe/Paris"},
             "units": units, "activities": acts, "families": families}
@@ -166,6 +185,54 @@ def test_a_full_cell_releases_the_childs_slot(s, tok):
                       % (DAY, DAY)).json()
     apm = [x for x in sessions if x["id"] == sid][0]
     assert apm["places_left"] == 0 and apm["status"] == "full"
+
+
+def test_each_cell_gets_its_own_reason(s, tok):
+    r = book(s, tok["f1"], [("f1-c1", "d-20270712-APM"),
+                            ("f1-c1", "teen-20270713-APM"),
+                            ("f1-c1", "x-20270714-APM"),
+                            ("f1-c1", "later-20270715-APM"),
+                            ("f1-c1", "past-20260105-APM"),
+                            ("f1-c1", "no-such-session"),
+                            ("f1-c1", "d-20270712-APM")])
+    assert r.status == 200, r
+    assert statuses(r) == [("confirmed", None), ("refused", "age"),
+                           ("refused", "not_enrolled"),
+                           ("refused", "not_open_yet"),
+                           ("refused", "closed"),
+                           ("refused", "unknown_session"),
+                           ("refused", "already_booked")], r
+    items = r.json()["items"]
+    assert items[3]["opens_at"] == "2030-01-07T18:00:00+01:00"
+    assert items[0]["price_cents"] == 300          # QF 500: first band
+    assert r.json()["status"] == "partielle"
+
+    # the same cell again, later: already booked, nothing taken
+    before = left(s, "d-20270712-APM")
+    r = book(s, tok["f1"], [("f1-c1", "d-20270712-APM")])
+    assert statuses(r) == [("refused", "already_booked")]
+    assert left(s, "d-20270712-APM") == before
+
+
+def test_documents_and_unpaid_invoices_gate_booking(s, tok):
+    sid = "d-20270712-APM"
+    before = left(s, sid)
+    # f2's vaccinations expired before the session, f3 has none on file
+    assert statuses(book(s, tok["f2"], [("f2-c1", sid)])) == [
+        ("refused", "documents_missing")]
+    assert statuses(book(s, tok["f3"], [("f3-c1", sid)])) == [
+        ("refused", "documents_missing")]
+    # f4 is in order for documents but owes two invoices
+    assert statuses(book(s, tok["f4"], [("f4-c1", sid)])) == [
+        ("refused", "unpaid_invoices")]
+    assert left(s, sid) == before
+
+    acts = {a["id"]: a for a in s.http("GET", "/api/activities").json()}
+    assert acts["d"]["required_documents"] == ["vaccinations"]
+    assert acts["d"]["blocks_unpaid_invoices"] is True
+    # f4 pays no higher band: missing QF takes the highest one
+    r = book(s, tok["f4"], [("f4-c2", "a-20270715-MATIN")])
+    assert r.json()["items"][0]["price_cents"] == 900
 
 
 def test_two_cells_of_one_request_that_overlap(s, tok):
