@@ -47,6 +47,7 @@ struct ngx_http_guichet_op_s {
     unsigned                      have_req:1;
     gch_book_t                   *book;
     gch_cancel_t                 *cancel;
+    gch_absence_t                *absence;
     gch_view_t                   *view;
     gch_cmds_t                    cmds;         /* module-formatted */
     char                         *fmt[4];
@@ -537,6 +538,7 @@ ngx_http_guichet_op_free(ngx_http_guichet_op_t *op)
 
     gch_book_free(op->book);
     gch_cancel_free(op->cancel);
+    gch_absence_free(op->absence);
     gch_view_free(op->view);
 
     if (op->have_req) {
@@ -997,25 +999,41 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid)
 }
 
 
-/* DELETE /api/bookings/{id} */
+/*
+ * Multi-step operations driven by the engine (cancellation, justified
+ * absence): send what it asks, feed back each EXEC reply, answer when it
+ * has nothing more to send.
+ */
+
+static const gch_cmds_t *
+ngx_http_guichet_steps_next(ngx_http_guichet_op_t *op)
+{
+    return op->cancel ? gch_cancel_next(op->cancel)
+                      : gch_absence_next(op->absence);
+}
+
 
 static void
-ngx_http_guichet_cancel_step(ngx_http_guichet_op_t *op, redisReply *reply)
+ngx_http_guichet_steps_reply(ngx_http_guichet_op_t *op, redisReply *reply)
 {
+    int                rc;
     size_t             len;
     const char        *body;
     const gch_cmds_t  *cmds;
 
-    if (gch_cancel_on_reply(op->cancel, reply) != GCH_OK) {
+    rc = op->cancel ? gch_cancel_on_reply(op->cancel, reply)
+                    : gch_absence_on_reply(op->absence, reply);
+
+    if (rc != GCH_OK) {
         ngx_http_guichet_op_unavailable(op);
         ngx_http_guichet_op_free(op);
         return;
     }
 
-    cmds = gch_cancel_next(op->cancel);
+    cmds = ngx_http_guichet_steps_next(op);
 
     if (cmds) {
-        if (ngx_http_guichet_op_send(op, cmds, ngx_http_guichet_cancel_step)
+        if (ngx_http_guichet_op_send(op, cmds, ngx_http_guichet_steps_reply)
             != NGX_OK)
         {
             ngx_http_guichet_op_unavailable(op);
@@ -1024,29 +1042,64 @@ ngx_http_guichet_cancel_step(ngx_http_guichet_op_t *op, redisReply *reply)
         return;
     }
 
-    body = gch_cancel_body(op->cancel, &len);
+    body = op->cancel ? gch_cancel_body(op->cancel, &len)
+                      : gch_absence_body(op->absence, &len);
 
     if (body == NULL) {
         ngx_http_guichet_op_unavailable(op);
 
     } else {
-        ngx_http_guichet_op_answer(op, gch_cancel_status(op->cancel), body,
-                                   len, 0);
+        ngx_http_guichet_op_answer(op,
+                                   op->cancel
+                                   ? gch_cancel_status(op->cancel)
+                                   : gch_absence_status(op->absence),
+                                   body, len, 0);
     }
 
     ngx_http_guichet_op_free(op);
 }
 
 
+/* Answers what the engine decided without Redis. */
+static void
+ngx_http_guichet_steps_reply_done(ngx_http_guichet_op_t *op)
+{
+    size_t       len;
+    const char  *body;
+
+    body = gch_cancel_body(op->cancel, &len);
+    ngx_http_guichet_op_answer(op, gch_cancel_status(op->cancel),
+                               body ? body : "", body ? len : 0, 0);
+    ngx_http_guichet_op_free(op);
+}
+
+
+/* Sends the first step; the caller holds a request reference (count). */
+static void
+ngx_http_guichet_steps_start(ngx_http_guichet_op_t *op)
+{
+    const gch_cmds_t  *cmds;
+
+    cmds = ngx_http_guichet_steps_next(op);
+
+    if (cmds == NULL
+        || ngx_http_guichet_op_send(op, cmds, ngx_http_guichet_steps_reply)
+           != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+/* DELETE /api/bookings/{id} */
+
 static ngx_int_t
 ngx_http_guichet_cancel(ngx_http_request_t *r, const char *fid,
     ngx_str_t *bid)
 {
-    size_t                  len;
     gch_town_t             *town;
     gch_error_t             err;
-    const char             *body;
-    const gch_cmds_t       *cmds;
     const gch_family_t     *family;
     ngx_http_guichet_op_t  *op;
 
@@ -1078,25 +1131,106 @@ ngx_http_guichet_cancel(ngx_http_request_t *r, const char *fid,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    cmds = gch_cancel_next(op->cancel);
-
-    if (cmds == NULL) {
-        body = gch_cancel_body(op->cancel, &len);
-        ngx_http_guichet_op_answer(op, gch_cancel_status(op->cancel),
-                                   body ? body : "", body ? len : 0, 0);
-        ngx_http_guichet_op_free(op);
+    if (ngx_http_guichet_steps_next(op) == NULL) {
+        /* answered without Redis (a malformed id): 404 */
         r->main->count++;
+        ngx_http_guichet_steps_reply_done(op);
         return NGX_DONE;
     }
 
-    if (ngx_http_guichet_op_send(op, cmds, ngx_http_guichet_cancel_step)
-        != NGX_OK)
-    {
+    r->main->count++;
+    ngx_http_guichet_steps_start(op);
+
+    return NGX_DONE;
+}
+
+
+/* POST /api/absences */
+
+static void
+ngx_http_guichet_absence_body(ngx_http_request_t *r)
+{
+    char                    bid[72], doc[72];
+    gch_town_t             *town;
+    gch_error_t             err;
+    const gch_family_t     *family;
+    ngx_http_guichet_op_t  *op;
+
+    op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
+
+    if (ngx_http_guichet_read_body(r, &op->body, &op->body_len) != NGX_OK) {
+        ngx_http_guichet_op_unavailable(op);
         ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    if (gch_absence_req_parse(op->body ? op->body : "", op->body_len, bid,
+                              sizeof(bid), doc, sizeof(doc), &err)
+        != GCH_OK)
+    {
+        ngx_http_guichet_op_fail(op, err.status ? err.status : 400,
+                                 err.code ? err.code : "bad_json",
+                                 err.message);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    town = op->cat->town;
+    family = gch_town_family(town, op->fid, ngx_strlen(op->fid));
+
+    if (family == NULL
+        || gch_absence_plan(&op->absence, family, bid, doc,
+                            ngx_http_guichet_now_ms(),
+                            &ngx_http_guichet_heap_alloc, &err)
+           != GCH_OK)
+    {
+        ngx_http_guichet_op_fail(op, NGX_HTTP_FORBIDDEN, "forbidden",
+                                 "Ce compte n'est pas connu de ce guichet.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_http_guichet_steps_start(op);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_absence(ngx_http_request_t *r, const char *fid)
+{
+    ngx_int_t               rc;
+    ngx_http_guichet_op_t  *op;
+
+    if (!ngx_http_guichet_is_json(r)) {
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                   "unsupported_media_type",
+                   "Le corps de la demande doit être du JSON "
+                   "(Content-Type: application/json).");
+    }
+
+    if (ngx_http_guichet_town() == NULL) {
+        (void) ngx_http_guichet_discard(r);
         return ngx_http_guichet_unavailable(r);
     }
 
-    r->main->count++;
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    op->cat = ngx_http_guichet_cat_acquire();
+    ngx_cpystrn((u_char *) op->fid, (u_char *) fid, sizeof(op->fid));
+    ngx_http_set_ctx(r, op, ngx_http_guichet_module);
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_guichet_absence_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_guichet_op_free(op);
+        return rc;
+    }
+
     return NGX_DONE;
 }
 
@@ -1720,7 +1854,8 @@ ngx_http_guichet_api_handler(ngx_http_request_t *r)
     if (!(r->method == NGX_HTTP_POST
           && ((path.len == 7 && ngx_strncmp(path.data, "session", 7) == 0)
               || (path.len == 8
-                  && ngx_strncmp(path.data, "bookings", 8) == 0))))
+                  && (ngx_strncmp(path.data, "bookings", 8) == 0
+                      || ngx_strncmp(path.data, "absences", 8) == 0)))))
     {
         (void) ngx_http_guichet_discard(r);
     }
@@ -1794,6 +1929,28 @@ ngx_http_guichet_api_handler(ngx_http_request_t *r)
         activity.len = path.len - 9;
 
         return ngx_http_guichet_cancel(r, fid, &activity);
+    }
+
+    if (path.len == 8 && ngx_strncmp(path.data, "absences", 8) == 0) {
+        if (r->method != NGX_HTTP_POST) {
+            return ngx_http_guichet_not_allowed(r);
+        }
+
+        if (!authed) {
+            (void) ngx_http_guichet_discard(r);
+            return ngx_http_guichet_error(r, NGX_HTTP_UNAUTHORIZED,
+                       "unauthenticated",
+                       "Connectez-vous pour accéder à votre espace.");
+        }
+
+        if (cookie && !ngx_http_guichet_origin_ok(r)) {
+            (void) ngx_http_guichet_discard(r);
+            return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN,
+                       "bad_origin",
+                       "Cette demande ne vient pas du site du guichet.");
+        }
+
+        return ngx_http_guichet_absence(r, fid);
     }
 
     if (path.len == 8 && ngx_strncmp(path.data, "requests", 8) == 0) {

@@ -373,6 +373,28 @@ void gch_cancel_free(gch_cancel_t *c);
 
 
 /* ------------------------------------------------------------------ */
+/* justified absences (absence.c): POST /api/absences                  */
+
+typedef struct gch_absence_s  gch_absence_t;
+
+/* {"booking_id","reason":"medical","document_id"}: copies the ids into
+ * the caller's buffers ("" for no document).  GCH_EBADJSON/GCH_EINVALID. */
+int gch_absence_req_parse(const char *body, size_t len, char *bid,
+    size_t bid_size, char *doc, size_t doc_size, gch_error_t *err);
+
+/* Driven like a cancellation: 200 {"booking_id","status":"justified",
+ * "billed":false,"request_id"} or 404 not_found. */
+int gch_absence_plan(gch_absence_t **out, const gch_family_t *f,
+    const char *bid, const char *doc, int64_t now_ms, const gch_alloc_t *a,
+    gch_error_t *err);
+const gch_cmds_t *gch_absence_next(gch_absence_t *j);
+int gch_absence_on_reply(gch_absence_t *j, const redisReply *exec);
+int gch_absence_status(const gch_absence_t *j);
+const char *gch_absence_body(const gch_absence_t *j, size_t *len);
+void gch_absence_free(gch_absence_t *j);
+
+
+/* ------------------------------------------------------------------ */
 /* read endpoints (render.c)                                            */
 
 /* GET /api/me and GET /api/activities: no Redis.  *out from a. */

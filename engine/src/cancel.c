@@ -285,6 +285,12 @@ gch_cancel_release(gch_cancel_t *c)
         return GCH_ENOMEM;
     }
 
+    if (c->billed) {
+        /* still on the invoice: a medical certificate may lift it */
+        snprintf(key, sizeof(key), "{f:%s}:billed", c->family->id);
+        gch_cmdlist_cmd(&c->cmds, "HSET", key, c->bid, c->session->id, NULL);
+    }
+
     snprintf(key, sizeof(key), "{f:%s}:demandes", c->family->id);
     gch_cmdlist_cmd(&c->cmds, "LPUSH", key, entry, NULL);
     gch_cmdlist_cmd(&c->cmds, "LTRIM", key, "0", "199", NULL);

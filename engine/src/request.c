@@ -234,3 +234,88 @@ done:
 
     return rc;
 }
+
+
+static const gch_jfield_t  gch_absence_fields[] = {
+    { "booking_id", GCH_J_STRING, 1 },
+    { "reason", GCH_J_STRING, 1 },
+    { "document_id", GCH_J_STRING | GCH_J_NULL, 0 }
+};
+
+
+/*
+ * {"booking_id": "...", "reason": "medical", "document_id": "..."|null}
+ * (POST /api/absences).  Copies into the caller's buffers (document_id ""
+ * when absent or null).  Strict like the others; the only reason accepted
+ * is "medical" (a medical certificate, DOMAIN.md).
+ */
+int
+gch_absence_req_parse(const char *body, size_t len, char *bid,
+    size_t bid_size, char *doc, size_t doc_size, gch_error_t *err)
+{
+    int                 rc;
+    gch_jcx_t           cx;
+    gch_json_t          doc_;
+    gch_fixed_t         fixed;
+    gch_alloc_t         a;
+    const gch_jnode_t  *v[3];
+    union {
+        long double     align;
+        char            bytes[16384];
+    } mem;
+
+    bid[0] = '\0';
+    doc[0] = '\0';
+
+    if (len > GCH_LOGIN_BODY_MAX) {
+        gch_error_set(err, GCH_ETOOLARGE, NULL);
+        return GCH_ETOOLARGE;
+    }
+
+    gch_fixed_init(&fixed, &a, mem.bytes, sizeof(mem.bytes));
+
+    rc = gch_json_parse(&doc_, body, len, 1, &a, err);
+    if (rc != GCH_OK) {
+        return rc;
+    }
+
+    gch_jcx_init(&cx, err);
+
+    rc = gch_json_fields(&cx, doc_.root, gch_absence_fields, 3, v);
+
+    if (rc == GCH_OK) {
+        rc = gch_json_str(&cx, "booking_id", v[0], 1,
+                          bid_size - 1 < GCH_ID_MAX ? bid_size - 1
+                                                    : GCH_ID_MAX);
+    }
+
+    if (rc == GCH_OK) {
+        rc = gch_json_str(&cx, "reason", v[1], 1, 32);
+    }
+
+    if (rc == GCH_OK
+        && (v[1]->len != 7 || memcmp(v[1]->str, "medical", 7) != 0))
+    {
+        rc = gch_jcx_fail(&cx, "reason", "seul « medical » (certificat "
+                          "médical) est accepté");
+    }
+
+    if (rc == GCH_OK && v[2] && v[2]->type == GCH_J_STRING) {
+        rc = gch_json_str(&cx, "document_id", v[2], 1,
+                          doc_size - 1 < GCH_ID_MAX ? doc_size - 1
+                                                    : GCH_ID_MAX);
+        if (rc == GCH_OK) {
+            memcpy(doc, v[2]->str, v[2]->len);
+            doc[v[2]->len] = '\0';
+        }
+    }
+
+    if (rc == GCH_OK) {
+        memcpy(bid, v[0]->str, v[0]->len);
+        bid[v[0]->len] = '\0';
+    }
+
+    gch_json_free(&doc_);
+
+    return rc;
+}

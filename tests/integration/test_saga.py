@@ -55,6 +55,8 @@ def town():
         act("later", cells("later", "APM", 10, ["2027-07-15"]),
             booking_opens_at="2030-01-07T18:00:00+01:00"),
         act("past", cells("past", "APM", 10, ["2026-01-05"])),
+        act("late", cells("late", "APM", 10, ["2027-07-19"]),
+            cancel_deadline={"hours": 24 * 365}),
     ]
     docs = {"f1": [{"type": "vaccinations", "valid_to": "2028-12-31"}],
             "f2": [{"type": "vaccinations", "valid_to": "2026-12-31"}],
@@ -76,7 +78,7 @@ def town():
                             "status": "validee"}
                            for c in kids
                            for a in ("a", "b", "w", "d", "teen", "later",
-                                     "past")]})
+                                     "past", "late")]})
 
     return {"town": {"name": "Saga", "timezone": "Europe/Paris"},
             "units": units, "activities": acts, "families": families}
@@ -151,6 +153,43 @@ def test_cancel_gives_the_place_back_and_frees_the_slot(s, tok):
     assert numbers == sorted(numbers, reverse=True)
     assert all(d["request_id"] == "D-%06d" % d["number"]
                for d in demandes[:4])
+
+
+def test_late_cancellation_is_billed_unless_justified(s, tok):
+    """Activity 'late' takes bookings until 2 working days before, but
+    cancellations only until a year before: cancelling now is late."""
+    sid = "late-20270719-APM"
+    r = book(s, tok["f3"], [("f3-c2", sid)])
+    assert statuses(r) == [("confirmed", None)], r
+    bid = r.json()["items"][0]["booking_id"]
+    before = left(s, sid)
+
+    r = s.http("DELETE", "/api/bookings/" + bid, token=tok["f3"])
+    assert r.status == 200 and r.json()["billed"] is True, r
+    assert left(s, sid) == before + 1       # the place is still released
+
+    # another family cannot justify it; a bad reason is refused by field
+    r = s.http("POST", "/api/absences", token=tok["f1"],
+               json={"booking_id": bid, "reason": "medical"})
+    assert r.status == 404, r
+    r = s.http("POST", "/api/absences", token=tok["f3"],
+               json={"booking_id": bid, "reason": "vacances"})
+    assert r.status == 400 and r.json()["error"]["code"] == "invalid_field"
+    assert "reason" in r.json()["error"]["message"]
+
+    r = s.http("POST", "/api/absences", token=tok["f3"],
+               json={"booking_id": bid, "reason": "medical",
+                     "document_id": "certificat-1"})
+    assert r.status == 200, r
+    assert r.json()["status"] == "justified" and r.json()["billed"] is False
+    demandes = s.http("GET", "/api/requests", token=tok["f3"]).json()
+    assert demandes[0]["type"] == "justification"
+    assert demandes[0]["booking_id"] == bid
+
+    # justified once: a second time finds nothing billed
+    r = s.http("POST", "/api/absences", token=tok["f3"],
+               json={"booking_id": bid, "reason": "medical"})
+    assert r.status == 404, r
 
 
 def test_cancel_twice_or_for_another_family_is_not_found(s, tok):
