@@ -78,6 +78,9 @@ typedef struct {
     ngx_http_guichet_cat_t   *cat;              /* current catalogue */
     ngx_flag_t                ready;            /* catalogue present in Redis */
     ngx_msec_t                ready_checked;    /* when last confirmed */
+    u_char                   *revoked;          /* sorted 16-byte hashes */
+    ngx_uint_t                nrevoked;
+    long long                 revoked_gen;
     ngx_http_guichet_metrics_t  *metrics;
     ngx_http_guichet_main_conf_t  *gmcf;
     ngx_log_t                *log;
@@ -114,6 +117,17 @@ ngx_int_t ngx_http_guichet_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_guichet_metrics_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_guichet_family_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+
+/* Revoked tokens (logout): BLAKE2b-128 of the token. */
+#define NGX_HTTP_GUICHET_TOKEN_HASH  16
+
+void ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out);
+ngx_uint_t ngx_http_guichet_token_revoked(const u_char *hash);
+/* Takes a malloc'ed array of n hashes (sorted here). */
+void ngx_http_guichet_revoked_set(u_char *hashes, ngx_uint_t n,
+    long long gen);
+void ngx_http_guichet_revoked_add(const u_char *hash);
+
 
 /* _module.c */
 

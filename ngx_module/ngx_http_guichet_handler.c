@@ -24,6 +24,8 @@
 #define NGX_HTTP_GUICHET_LOGIN_MAX     128
 #define NGX_HTTP_GUICHET_PASSWORD_MAX  256
 #define NGX_HTTP_GUICHET_FID_MAX       128
+#define NGX_HTTP_GUICHET_LOGIN_TRIES   5      /* failures before a lock */
+#define NGX_HTTP_GUICHET_LOGIN_LOCK    900    /* seconds of the window */
 
 
 typedef struct ngx_http_guichet_op_s  ngx_http_guichet_op_t;
@@ -50,7 +52,9 @@ struct ngx_http_guichet_op_s {
     gch_absence_t                *absence;
     gch_view_t                   *view;
     gch_cmds_t                    cmds;         /* module-formatted */
-    char                         *fmt[4];
+    char                         *fmt[6];
+    int                           fmt_len[6];
+    ngx_uint_t                    nfmt;
 
     void                        (*on_reply)(ngx_http_guichet_op_t *op,
                                             redisReply *reply);
@@ -58,6 +62,7 @@ struct ngx_http_guichet_op_s {
     char                          password[NGX_HTTP_GUICHET_PASSWORD_MAX];
     char                          hash[256];
     ngx_uint_t                    verified;
+    ngx_uint_t                    retry_after;  /* seconds, 429 */
 };
 
 
@@ -104,10 +109,11 @@ static ngx_int_t
 ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie)
 {
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
-    ngx_table_elt_t  *h;
+    ngx_int_t               rc;
+    ngx_buf_t              *b;
+    ngx_chain_t             out;
+    ngx_table_elt_t        *h;
+    ngx_http_guichet_op_t  *op;
 
     ngx_http_guichet_count(status);
 
@@ -134,6 +140,17 @@ ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
         h->hash = 1;
         ngx_str_set(&h->key, "Retry-After");
         ngx_str_set(&h->value, "1");
+
+        op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
+
+        if (op && op->retry_after) {
+            h->value.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+            if (h->value.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            h->value.len = ngx_sprintf(h->value.data, "%ui", op->retry_after)
+                           - h->value.data;
+        }
     }
 
     if (replayed) {
@@ -278,6 +295,7 @@ static ngx_int_t
 ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
     ngx_uint_t *cookie)
 {
+    u_char                         hash[NGX_HTTP_GUICHET_TOKEN_HASH];
     ngx_str_t                      tok;
     ngx_http_guichet_main_conf_t  *gmcf;
 
@@ -294,6 +312,14 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
         != GCH_OK)
     {
         return NGX_DECLINED;
+    }
+
+    if (ngx_http_guichet_worker.nrevoked) {
+        ngx_http_guichet_token_hash(tok.data, tok.len, hash);
+
+        if (ngx_http_guichet_token_revoked(hash)) {
+            return NGX_DECLINED;         /* logged out */
+        }
     }
 
     return NGX_OK;
@@ -545,7 +571,7 @@ ngx_http_guichet_op_free(ngx_http_guichet_op_t *op)
         gch_booking_req_free(&op->req);
     }
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 6; i++) {
         if (op->fmt[i]) {
             redisFreeCommand(op->fmt[i]);
         }
@@ -590,33 +616,51 @@ ngx_http_guichet_op_send(ngx_http_guichet_op_t *op, const gch_cmds_t *cmds,
 }
 
 
-/* Commands formatted by hiredis for the adapter's own small reads. */
+/*
+ * The adapter's own small commands, formatted by hiredis into op->fmt[]
+ * (op->nfmt of them so far): op_collect() makes them the op's command
+ * list.
+ */
 static ngx_int_t
-ngx_http_guichet_op_format(ngx_http_guichet_op_t *op, ngx_uint_t n,
-    const char **fmts, const char *arg, size_t arg_len)
+ngx_http_guichet_op_collect(ngx_http_guichet_op_t *op)
 {
-    int         len;
     ngx_uint_t  i;
 
-    op->cmds.cmds = ngx_calloc(n * sizeof(gch_cmd_t), ngx_cycle->log);
+    op->cmds.cmds = ngx_calloc(op->nfmt * sizeof(gch_cmd_t), ngx_cycle->log);
     if (op->cmds.cmds == NULL) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < n; i++) {
-        len = arg ? redisFormatCommand(&op->fmt[i], fmts[i], arg, arg_len)
-                  : redisFormatCommand(&op->fmt[i], fmts[i]);
-        if (len < 0) {
+    for (i = 0; i < op->nfmt; i++) {
+        if (op->fmt_len[i] < 0) {
             return NGX_ERROR;
         }
 
         op->cmds.cmds[i].data = op->fmt[i];
-        op->cmds.cmds[i].len = (size_t) len;
+        op->cmds.cmds[i].len = (size_t) op->fmt_len[i];
     }
 
-    op->cmds.ncmds = n;
+    op->cmds.ncmds = op->nfmt;
 
     return NGX_OK;
+}
+
+
+/* n commands each taking the same one %b argument (or none). */
+static ngx_int_t
+ngx_http_guichet_op_format(ngx_http_guichet_op_t *op, ngx_uint_t n,
+    const char **fmts, const char *arg, size_t arg_len)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n && op->nfmt < 6; i++, op->nfmt++) {
+        op->fmt_len[op->nfmt] =
+            arg ? redisFormatCommand(&op->fmt[op->nfmt], fmts[i], arg,
+                                     arg_len)
+                : redisFormatCommand(&op->fmt[op->nfmt], fmts[i]);
+    }
+
+    return ngx_http_guichet_op_collect(op);
 }
 
 
@@ -1552,6 +1596,84 @@ ngx_http_guichet_verify_thread(void *data, ngx_log_t *log)
 }
 
 
+typedef struct {
+    char   *fmt[4];
+    int     len[4];
+} ngx_http_guichet_fire_t;
+
+
+static void
+ngx_http_guichet_fire_done(redisReply *reply, void *data)
+{
+    ngx_uint_t                i;
+    ngx_http_guichet_fire_t  *f = data;
+
+    for (i = 0; i < 4; i++) {
+        if (f->fmt[i]) {
+            redisFreeCommand(f->fmt[i]);
+        }
+    }
+
+    ngx_free(f);
+}
+
+
+/*
+ * Per-account throttling: a failure counts in gch:loginfail:<login> for
+ * NGX_HTTP_GUICHET_LOGIN_LOCK seconds from the first one; a success
+ * clears it.  Fire and forget: the answer does not wait for it.
+ */
+static void
+ngx_http_guichet_login_outcome(const char *login, ngx_uint_t ok)
+{
+    ngx_uint_t                i;
+    gch_cmds_t                cmds;
+    gch_cmd_t                 list[4];
+    ngx_http_guichet_fire_t  *f;
+
+    f = ngx_calloc(sizeof(ngx_http_guichet_fire_t), ngx_cycle->log);
+    if (f == NULL) {
+        return;
+    }
+
+    f->len[0] = redisFormatCommand(&f->fmt[0], "MULTI");
+
+    if (ok) {
+        f->len[1] = redisFormatCommand(&f->fmt[1], "DEL gch:loginfail:%s",
+                                       login);
+        f->len[2] = redisFormatCommand(&f->fmt[2], "PING");
+
+    } else {
+        f->len[1] = redisFormatCommand(&f->fmt[1], "INCR gch:loginfail:%s",
+                                       login);
+        f->len[2] = redisFormatCommand(&f->fmt[2],
+                                       "EXPIRE gch:loginfail:%s %d NX", login,
+                                       NGX_HTTP_GUICHET_LOGIN_LOCK);
+    }
+
+    f->len[3] = redisFormatCommand(&f->fmt[3], "EXEC");
+
+    for (i = 0; i < 4; i++) {
+        if (f->len[i] < 0) {
+            ngx_http_guichet_fire_done(NULL, f);
+            return;
+        }
+
+        list[i].data = f->fmt[i];
+        list[i].len = (size_t) f->len[i];
+    }
+
+    cmds.cmds = list;
+    cmds.ncmds = 4;
+
+    if (ngx_http_guichet_redis_send(&cmds, ngx_http_guichet_fire_done, f)
+        != NGX_OK)
+    {
+        ngx_http_guichet_fire_done(NULL, f);
+    }
+}
+
+
 static void
 ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
 {
@@ -1567,6 +1689,8 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
     if (r == NULL) {
         return;
     }
+
+    ngx_http_guichet_login_outcome(op->login, op->verified);
 
     if (!op->verified) {
         ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
@@ -1657,11 +1781,34 @@ ngx_http_guichet_login_found(ngx_http_guichet_op_t *op, redisReply *reply)
         return;
     }
 
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3)
+    {
         ngx_http_guichet_op_unavailable(op);
         ngx_http_guichet_op_free(op);
         return;
     }
+
+    /* too many failures for this account lately: locked for a while */
+
+    if (reply->element[1]->type == REDIS_REPLY_STRING
+        && ngx_atoi((u_char *) reply->element[1]->str,
+                    reply->element[1]->len)
+           >= NGX_HTTP_GUICHET_LOGIN_TRIES)
+    {
+        op->retry_after = (reply->element[2]->type == REDIS_REPLY_INTEGER
+                           && reply->element[2]->integer > 0)
+                          ? (ngx_uint_t) reply->element[2]->integer
+                          : NGX_HTTP_GUICHET_LOGIN_LOCK;
+        ngx_http_guichet_op_fail(op, NGX_HTTP_TOO_MANY_REQUESTS,
+                                 "rate_limited",
+                                 "Trop d'essais de connexion : ce compte "
+                                 "est bloqué quelques minutes.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    reply = reply->element[0];
 
     sp = (reply->type == REDIS_REPLY_STRING) ? ngx_strchr(reply->str, ' ')
                                              : NULL;
@@ -1670,6 +1817,7 @@ ngx_http_guichet_login_found(ngx_http_guichet_op_t *op, redisReply *reply)
     if (sp == NULL || n == 0 || n >= sizeof(op->fid)
         || ngx_strlen(sp + 1) >= sizeof(op->hash))
     {
+        ngx_http_guichet_login_outcome(op->login, 0);
         ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
                                  "Identifiant ou mot de passe incorrect.");
         ngx_http_guichet_op_free(op);
@@ -1717,7 +1865,10 @@ ngx_http_guichet_login_body(ngx_http_request_t *r)
 {
     gch_error_t             err;
     ngx_http_guichet_op_t  *op;
-    static const char      *fmts[] = { "HGET gch:logins %b" };
+    static const char      *fmts[] = {
+        "MULTI", "HGET gch:logins %b", "GET gch:loginfail:%b",
+        "TTL gch:loginfail:%b", "EXEC"
+    };
 
     op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
 
@@ -1741,7 +1892,7 @@ ngx_http_guichet_login_body(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_http_guichet_op_format(op, 1, fmts, op->login,
+    if (ngx_http_guichet_op_format(op, 5, fmts, op->login,
                                    ngx_strlen(op->login)) != NGX_OK
         || ngx_http_guichet_op_send(op, &op->cmds,
                                     ngx_http_guichet_login_found)
@@ -1793,15 +1944,110 @@ ngx_http_guichet_login(ngx_http_request_t *r)
 }
 
 
+static void
+ngx_http_guichet_logout_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    ngx_int_t            rc;
+    ngx_str_t            cookie;
+    ngx_http_request_t  *r;
+
+    r = op->r;
+
+    if (r) {
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+            ngx_http_guichet_op_unavailable(op);
+
+        } else {
+            ngx_http_guichet_observe(op);
+            op->cln->handler = NULL;
+            op->cln = NULL;
+            op->r = NULL;
+
+            if (op->deadline.timer_set) {
+                ngx_del_timer(&op->deadline);
+            }
+
+            ngx_str_set(&cookie, "guichet_session=; Path=/; HttpOnly; "
+                        "SameSite=Strict; Max-Age=0");
+            rc = ngx_http_guichet_send(r, NGX_HTTP_NO_CONTENT, NULL, 0, 0,
+                                       &cookie);
+            ngx_http_finalize_request(r, rc);
+        }
+    }
+
+    ngx_http_guichet_op_free(op);
+}
+
+
+/*
+ * DELETE /api/session ends the session for real: the token's hash goes
+ * into gch:revoked (until the token would have expired anyway); this
+ * worker refuses it at once, the others within guichet_catalogue_refresh.
+ */
 static ngx_int_t
 ngx_http_guichet_logout(ngx_http_request_t *r)
 {
-    ngx_str_t  cookie;
+    u_char                         hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    u_char                         hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH + 1];
+    char                           fid[NGX_HTTP_GUICHET_FID_MAX];
+    int64_t                        expires;
+    ngx_str_t                      tok, cookie;
+    ngx_uint_t                     is_cookie;
+    ngx_http_guichet_op_t         *op;
+    ngx_http_guichet_main_conf_t  *gmcf;
 
-    ngx_str_set(&cookie, "guichet_session=; Path=/; HttpOnly; "
-                "SameSite=Strict; Max-Age=0");
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
 
-    return ngx_http_guichet_send(r, NGX_HTTP_NO_CONTENT, NULL, 0, 0, &cookie);
+    if (!gmcf->have_secret
+        || ngx_http_guichet_token(r, &tok, &is_cookie) != NGX_OK
+        || gch_token_verify(gmcf->secret, (const char *) tok.data, tok.len,
+                            ngx_time(), fid, sizeof(fid), &expires)
+           != GCH_OK)
+    {
+        /* nothing to end: just clear the cookie */
+        ngx_str_set(&cookie, "guichet_session=; Path=/; HttpOnly; "
+                    "SameSite=Strict; Max-Age=0");
+        return ngx_http_guichet_send(r, NGX_HTTP_NO_CONTENT, NULL, 0, 0,
+                                     &cookie);
+    }
+
+    if (is_cookie && !ngx_http_guichet_origin_ok(r)) {
+        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "bad_origin",
+                   "Cette demande ne vient pas du site du guichet.");
+    }
+
+    ngx_http_guichet_token_hash(tok.data, tok.len, hash);
+    ngx_hex_dump(hex, hash, NGX_HTTP_GUICHET_TOKEN_HASH);
+    hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH] = '\0';
+    ngx_http_guichet_revoked_add(hash);
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
+    op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
+                                        "ZADD gch:revoked %lld %s",
+                                        (long long) expires, hex);
+    op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
+                                        "ZREMRANGEBYSCORE gch:revoked -inf "
+                                        "%lld", (long long) ngx_time());
+    op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "INCR gch:revoked:gen");
+    op->fmt_len[4] = redisFormatCommand(&op->fmt[4], "EXEC");
+    op->nfmt = 5;
+
+    if (ngx_http_guichet_op_collect(op) != NGX_OK
+        || ngx_http_guichet_op_send(op, &op->cmds,
+                                    ngx_http_guichet_logout_done)
+           != NGX_OK)
+    {
+        ngx_http_guichet_op_free(op);
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    r->main->count++;
+    return NGX_DONE;
 }
 
 

@@ -549,6 +549,84 @@ ngx_http_guichet_exit_process(ngx_cycle_t *cycle)
         ngx_http_guichet_cat_release(ngx_http_guichet_worker.cat);
         ngx_http_guichet_worker.cat = NULL;
     }
+
+    if (ngx_http_guichet_worker.revoked) {
+        ngx_free(ngx_http_guichet_worker.revoked);
+        ngx_http_guichet_worker.revoked = NULL;
+        ngx_http_guichet_worker.nrevoked = 0;
+    }
+}
+
+
+void
+ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out)
+{
+    crypto_generichash(out, NGX_HTTP_GUICHET_TOKEN_HASH, tok, len, NULL, 0);
+}
+
+
+static int
+ngx_http_guichet_hash_cmp(const void *a, const void *b)
+{
+    return ngx_memcmp(a, b, NGX_HTTP_GUICHET_TOKEN_HASH);
+}
+
+
+ngx_uint_t
+ngx_http_guichet_token_revoked(const u_char *hash)
+{
+    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+
+    return w->nrevoked
+           && bsearch(hash, w->revoked, w->nrevoked,
+                      NGX_HTTP_GUICHET_TOKEN_HASH,
+                      ngx_http_guichet_hash_cmp) != NULL;
+}
+
+
+/* Replaces the worker's revoked set; takes ownership of hashes. */
+void
+ngx_http_guichet_revoked_set(u_char *hashes, ngx_uint_t n, long long gen)
+{
+    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+
+    qsort(hashes, n, NGX_HTTP_GUICHET_TOKEN_HASH, ngx_http_guichet_hash_cmp);
+
+    if (w->revoked) {
+        ngx_free(w->revoked);
+    }
+
+    w->revoked = hashes;
+    w->nrevoked = n;
+    w->revoked_gen = gen;
+}
+
+
+/* This worker knows at once; the others at their next refresh. */
+void
+ngx_http_guichet_revoked_add(const u_char *hash)
+{
+    u_char                     *p;
+    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+
+    if (ngx_http_guichet_token_revoked(hash)) {
+        return;
+    }
+
+    p = ngx_alloc((w->nrevoked + 1) * NGX_HTTP_GUICHET_TOKEN_HASH,
+                  ngx_cycle->log);
+    if (p == NULL) {
+        return;
+    }
+
+    if (w->nrevoked) {
+        ngx_memcpy(p, w->revoked, w->nrevoked * NGX_HTTP_GUICHET_TOKEN_HASH);
+    }
+
+    ngx_memcpy(p + w->nrevoked * NGX_HTTP_GUICHET_TOKEN_HASH, hash,
+               NGX_HTTP_GUICHET_TOKEN_HASH);
+
+    ngx_http_guichet_revoked_set(p, w->nrevoked + 1, w->revoked_gen);
 }
 
 

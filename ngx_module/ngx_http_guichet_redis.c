@@ -18,6 +18,8 @@
 #include <ngx_event.h>
 #include <ngx_http.h>
 
+#include <sodium.h>
+
 #include "ngx_http_guichet.h"
 
 
@@ -492,6 +494,75 @@ ngx_http_guichet_gen_checked(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
+/* revoked tokens: reloaded when gch:revoked:gen changes */
+
+static void
+ngx_http_guichet_revoked_loaded(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    u_char       *hashes, *p;
+    size_t        i, n;
+    long long     gen;
+    redisReply   *reply = r;
+
+    gen = (long long) (intptr_t) privdata;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    hashes = ngx_alloc(reply->elements * NGX_HTTP_GUICHET_TOKEN_HASH + 1,
+                       ngx_cycle->log);
+    if (hashes == NULL) {
+        return;
+    }
+
+    n = 0;
+    p = hashes;
+
+    for (i = 0; i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING
+            || reply->element[i]->len != 2 * NGX_HTTP_GUICHET_TOKEN_HASH
+            || sodium_hex2bin(p, NGX_HTTP_GUICHET_TOKEN_HASH,
+                              reply->element[i]->str,
+                              reply->element[i]->len, NULL, NULL, NULL)
+               != 0)
+        {
+            continue;
+        }
+
+        p += NGX_HTTP_GUICHET_TOKEN_HASH;
+        n++;
+    }
+
+    ngx_http_guichet_revoked_set(hashes, n, gen);
+}
+
+
+static void
+ngx_http_guichet_revoked_checked(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    long long    gen;
+    redisReply  *reply = r;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    gen = strtoll(reply->str, NULL, 10);
+
+    if (gen == ngx_http_guichet_worker.revoked_gen) {
+        return;
+    }
+
+    redisAsyncCommand(ac, ngx_http_guichet_revoked_loaded,
+                      (void *) (intptr_t) gen,
+                      "ZRANGEBYSCORE gch:revoked %lld +inf",
+                      (long long) ngx_time());
+}
+
+
 static void
 ngx_http_guichet_refresh_handler(ngx_event_t *ev)
 {
@@ -517,6 +588,10 @@ ngx_http_guichet_refresh_handler(ngx_event_t *ev)
                 == REDIS_OK)
             {
                 ngx_http_guichet_refreshing = 1;
+
+                (void) redisAsyncCommand(rc->ac,
+                                         ngx_http_guichet_revoked_checked,
+                                         NULL, "GET gch:revoked:gen");
             }
             return;
         }
