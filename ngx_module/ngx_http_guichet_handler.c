@@ -432,17 +432,19 @@ ngx_http_guichet_observe(ngx_http_guichet_op_t *op)
 }
 
 
-/* Answers and detaches; the op itself lives on until its saga ends. */
-static void
-ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
-    const char *body, size_t len, ngx_uint_t replayed)
+/*
+ * The op lets go of its request, which is about to be answered: the
+ * latency is recorded, the pool cleanup and the deadline are disarmed.
+ * NULL when the request was already answered or is gone.
+ */
+static ngx_http_request_t *
+ngx_http_guichet_op_detach(ngx_http_guichet_op_t *op)
 {
-    ngx_int_t            rc;
     ngx_http_request_t  *r;
 
     r = op->r;
     if (r == NULL) {
-        return;
+        return NULL;
     }
 
     ngx_http_guichet_observe(op);
@@ -455,8 +457,24 @@ ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
         ngx_del_timer(&op->deadline);
     }
 
-    rc = ngx_http_guichet_send(r, status, body, len, replayed, NULL);
-    ngx_http_finalize_request(r, rc);
+    return r;
+}
+
+
+/* Answers and detaches; the op itself lives on until its saga ends. */
+static void
+ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
+    const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie)
+{
+    ngx_http_request_t  *r;
+
+    r = ngx_http_guichet_op_detach(op);
+
+    if (r) {
+        ngx_http_finalize_request(r, ngx_http_guichet_send(r, status, body,
+                                                           len, replayed,
+                                                           cookie));
+    }
 }
 
 
@@ -464,26 +482,14 @@ static void
 ngx_http_guichet_op_fail(ngx_http_guichet_op_t *op, ngx_uint_t status,
     const char *code, const char *message)
 {
-    ngx_int_t            rc;
     ngx_http_request_t  *r;
 
-    r = op->r;
-    if (r == NULL) {
-        return;
+    r = ngx_http_guichet_op_detach(op);
+
+    if (r) {
+        ngx_http_finalize_request(r, ngx_http_guichet_error(r, status, code,
+                                                            message));
     }
-
-    ngx_http_guichet_observe(op);
-
-    op->cln->handler = NULL;
-    op->cln = NULL;
-    op->r = NULL;
-
-    if (op->deadline.timer_set) {
-        ngx_del_timer(&op->deadline);
-    }
-
-    rc = ngx_http_guichet_error(r, status, code, message);
-    ngx_http_finalize_request(r, rc);
 }
 
 
@@ -613,6 +619,26 @@ ngx_http_guichet_op_send(ngx_http_guichet_op_t *op, const gch_cmds_t *cmds,
     op->on_reply = on_reply;
 
     return ngx_http_guichet_redis_send(cmds, ngx_http_guichet_op_reply, op);
+}
+
+
+/* Reads the whole body in memory, then post_handler runs with the op. */
+static ngx_int_t
+ngx_http_guichet_op_read_body(ngx_http_request_t *r,
+    ngx_http_guichet_op_t *op, ngx_http_client_body_handler_pt post_handler)
+{
+    ngx_int_t  rc;
+
+    ngx_http_set_ctx(r, op, ngx_http_guichet_module);
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, post_handler);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_guichet_op_free(op);
+        return rc;
+    }
+
+    return NGX_DONE;
 }
 
 
@@ -798,7 +824,7 @@ ngx_http_guichet_book_answer(ngx_http_guichet_op_t *op)
 
     ngx_http_guichet_book_metrics(op);
     ngx_http_guichet_op_answer(op, gch_book_status(op->book), body, len,
-                               gch_book_replayed(op->book));
+                               gch_book_replayed(op->book), NULL);
 }
 
 
@@ -985,7 +1011,6 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_guichet_book(ngx_http_request_t *r, const char *fid)
 {
-    ngx_int_t               rc;
     gch_town_t             *town;
     ngx_http_guichet_op_t  *op;
     const gch_family_t     *family;
@@ -1029,17 +1054,7 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid)
     op->family = family;
     ngx_cpystrn((u_char *) op->fid, (u_char *) fid, sizeof(op->fid));
 
-    ngx_http_set_ctx(r, op, ngx_http_guichet_module);
-
-    r->request_body_in_single_buf = 1;
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_guichet_book_body);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        ngx_http_guichet_op_free(op);
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_guichet_op_read_body(r, op, ngx_http_guichet_book_body);
 }
 
 
@@ -1097,7 +1112,7 @@ ngx_http_guichet_steps_reply(ngx_http_guichet_op_t *op, redisReply *reply)
                                    op->cancel
                                    ? gch_cancel_status(op->cancel)
                                    : gch_absence_status(op->absence),
-                                   body, len, 0);
+                                   body, len, 0, NULL);
     }
 
     ngx_http_guichet_op_free(op);
@@ -1113,7 +1128,7 @@ ngx_http_guichet_steps_reply_done(ngx_http_guichet_op_t *op)
 
     body = gch_cancel_body(op->cancel, &len);
     ngx_http_guichet_op_answer(op, gch_cancel_status(op->cancel),
-                               body ? body : "", body ? len : 0, 0);
+                               body ? body : "", body ? len : 0, 0, NULL);
     ngx_http_guichet_op_free(op);
 }
 
@@ -1243,7 +1258,6 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_guichet_absence(ngx_http_request_t *r, const char *fid)
 {
-    ngx_int_t               rc;
     ngx_http_guichet_op_t  *op;
 
     if (!ngx_http_guichet_is_json(r)) {
@@ -1266,16 +1280,7 @@ ngx_http_guichet_absence(ngx_http_request_t *r, const char *fid)
 
     op->cat = ngx_http_guichet_cat_acquire();
     ngx_cpystrn((u_char *) op->fid, (u_char *) fid, sizeof(op->fid));
-    ngx_http_set_ctx(r, op, ngx_http_guichet_module);
-    r->request_body_in_single_buf = 1;
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_guichet_absence_body);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        ngx_http_guichet_op_free(op);
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_guichet_op_read_body(r, op, ngx_http_guichet_absence_body);
 }
 
 
@@ -1294,7 +1299,7 @@ ngx_http_guichet_view_done(ngx_http_guichet_op_t *op, redisReply *reply)
         ngx_http_guichet_op_unavailable(op);
 
     } else {
-        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, body, len, 0);
+        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, body, len, 0, NULL);
         ngx_free(body);
     }
 
@@ -1547,7 +1552,7 @@ ngx_http_guichet_health_done(ngx_http_guichet_op_t *op, redisReply *reply)
 
     ngx_http_guichet_op_answer(op, ok ? NGX_HTTP_OK
                                       : NGX_HTTP_SERVICE_UNAVAILABLE,
-                               (char *) buf, p - buf, 0);
+                               (char *) buf, p - buf, 0, NULL);
     ngx_http_guichet_op_free(op);
 }
 
@@ -1680,7 +1685,6 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
     u_char                        *p, nonce[16];
     char                           token[GCH_TOKEN_MAX], exp[26];
     time_t                         expires;
-    ngx_int_t                      rc;
     ngx_str_t                      cookie;
     ngx_http_request_t            *r;
     ngx_http_guichet_main_conf_t  *gmcf;
@@ -1732,19 +1736,8 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
                          "{\"family_id\":\"%s\",\"token\":\"%s\","
                          "\"expires_at\":\"%s\"}", op->fid, token, exp);
 
-        ngx_http_guichet_observe(op);
-
-        op->cln->handler = NULL;
-        op->cln = NULL;
-        op->r = NULL;
-
-        if (op->deadline.timer_set) {
-            ngx_del_timer(&op->deadline);
-        }
-
-        rc = ngx_http_guichet_send(r, NGX_HTTP_OK, (char *) body, p - body, 0,
-                                   &cookie);
-        ngx_http_finalize_request(r, rc);
+        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, (char *) body, p - body,
+                                   0, &cookie);
     }
 }
 
@@ -1907,7 +1900,6 @@ ngx_http_guichet_login_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_guichet_login(ngx_http_request_t *r)
 {
-    ngx_int_t               rc;
     ngx_http_guichet_op_t  *op;
 
     if (ngx_http_guichet_header(r, "Origin", 6)
@@ -1931,23 +1923,13 @@ ngx_http_guichet_login(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_set_ctx(r, op, ngx_http_guichet_module);
-    r->request_body_in_single_buf = 1;
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_guichet_login_body);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        ngx_http_guichet_op_free(op);
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_guichet_op_read_body(r, op, ngx_http_guichet_login_body);
 }
 
 
 static void
 ngx_http_guichet_logout_done(ngx_http_guichet_op_t *op, redisReply *reply)
 {
-    ngx_int_t            rc;
     ngx_str_t            cookie;
     ngx_http_request_t  *r;
 
@@ -1958,20 +1940,10 @@ ngx_http_guichet_logout_done(ngx_http_guichet_op_t *op, redisReply *reply)
             ngx_http_guichet_op_unavailable(op);
 
         } else {
-            ngx_http_guichet_observe(op);
-            op->cln->handler = NULL;
-            op->cln = NULL;
-            op->r = NULL;
-
-            if (op->deadline.timer_set) {
-                ngx_del_timer(&op->deadline);
-            }
-
             ngx_str_set(&cookie, "guichet_session=; Path=/; HttpOnly; "
                         "SameSite=Strict; Max-Age=0");
-            rc = ngx_http_guichet_send(r, NGX_HTTP_NO_CONTENT, NULL, 0, 0,
+            ngx_http_guichet_op_answer(op, NGX_HTTP_NO_CONTENT, NULL, 0, 0,
                                        &cookie);
-            ngx_http_finalize_request(r, rc);
         }
     }
 

@@ -305,6 +305,20 @@ gch_week_complete(gch_book_t *b, const gch_cell_t *c)
 }
 
 
+/* The whole request goes: every cell still open is week_incomplete. */
+static void
+gch_week_refuse(gch_book_t *b)
+{
+    size_t  i;
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == NULL) {
+            b->cells[i].reason = "week_incomplete";
+        }
+    }
+}
+
+
 static void
 gch_week_rule(gch_book_t *b)
 {
@@ -321,18 +335,10 @@ gch_week_rule(gch_book_t *b)
         }
     }
 
-    if (i == b->ncells) {
-        return;
+    if (i < b->ncells) {
+        gch_week_refuse(b);
+        b->nopen = 0;
     }
-
-    for (i = 0; i < b->ncells; i++) {
-        c = &b->cells[i];
-        if (c->reason == NULL) {
-            c->reason = "week_incomplete";
-        }
-    }
-
-    b->nopen = 0;
 }
 
 
@@ -350,15 +356,8 @@ gch_week_outcome(gch_book_t *b)
         }
     }
 
-    if (i == b->ncells) {
-        return;
-    }
-
-    for (i = 0; i < b->ncells; i++) {
-        c = &b->cells[i];
-        if (c->reason == NULL) {
-            c->reason = "week_incomplete";
-        }
+    if (i < b->ncells) {
+        gch_week_refuse(b);
     }
 }
 
