@@ -178,9 +178,9 @@ class Stack:
 
     # ----- Redis ----------------------------------------------------------
 
-    def _start_redis(self):
-        self.redis_port = free_port()
-        os.mkdir(self._path("redis"))
+    def _start_redis(self, port=None):
+        self.redis_port = port or free_port()
+        os.makedirs(self._path("redis"), exist_ok=True)
         self.procs["redis"] = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1",
              "--port", str(self.redis_port), "--dir", self._path("redis"),
@@ -203,6 +203,18 @@ class Stack:
     @property
     def redis(self):
         return self._redis
+
+    def stop_redis(self, sig=signal.SIGTERM):
+        """Stops redis-server (SIGTERM: its AOF is complete; SIGKILL: as a
+        crash).  start_redis() brings it back on the same port with the
+        same directory, hence the same data."""
+        p = self.procs.pop("redis", None)
+        if p is not None:
+            self._end(p, sig, 10)
+
+    def start_redis(self):
+        """(Re)starts redis-server on its port and directory."""
+        self._start_redis(port=self.redis_port)
 
     # ----- PostgreSQL -----------------------------------------------------
 
