@@ -1179,6 +1179,25 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
         }
 
         gch_compensate_all(b);
+
+        if (r->str[0] == 'D') {
+            /*
+             * Step one's ZADD NX put the finished record back in
+             * gch:inflight (a P record's entry belongs to its live
+             * attempt and stays).
+             */
+            if (b->step2.list.ncmds == 0) {
+                gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+            } else {
+                b->a->free(b->a->ctx,
+                           b->step2.list.cmds[--b->step2.list.ncmds].data);
+            }
+
+            gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->idem_rkey,
+                            NULL);
+            gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+        }
+
         return b->step2.failed ? GCH_ENOMEM : GCH_OK;
     }
 
