@@ -32,6 +32,7 @@ typedef struct {
     ngx_uint_t                max_items;
     time_t                    idempotency_ttl;
     ngx_msec_t                catalogue_refresh;
+    ngx_msec_t                full_cache;
     time_t                    token_ttl;
     ngx_str_t                 thread_pool_name;
     ngx_thread_pool_t        *thread_pool;
@@ -70,6 +71,7 @@ typedef struct {
     gch_town_t               *town;
     long long                 gen;
     ngx_uint_t                refs;
+    int64_t                  *full_until;       /* per session, ms */
 } ngx_http_guichet_cat_t;
 
 

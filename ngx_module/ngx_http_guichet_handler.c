@@ -875,6 +875,51 @@ ngx_http_guichet_book_step2_done(ngx_http_guichet_op_t *op, redisReply *reply)
 }
 
 
+/*
+ * The sold-out cache (guichet_full_cache): sessions this worker saw full
+ * lately.  A request whose every open cell is on one of them is refused
+ * "full" at once, without Redis; a released place may thus be refused for
+ * at most guichet_full_cache after its release.
+ */
+static int
+ngx_http_guichet_sold_out(const gch_session_t *s, void *ctx)
+{
+    ngx_http_guichet_cat_t  *cat = ctx;
+
+    return cat->full_until[s - cat->town->sessions]
+           > ngx_http_guichet_now_ms();
+}
+
+
+static void
+ngx_http_guichet_remember_full(ngx_http_guichet_op_t *op)
+{
+    size_t                         i, n;
+    int64_t                        until;
+    const char                    *reason;
+    const gch_session_t           *s;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_guichet_module);
+    if (gmcf == NULL || gmcf->full_cache == 0) {
+        return;
+    }
+
+    until = ngx_http_guichet_now_ms() + gmcf->full_cache;
+    n = gch_book_ncells(op->book);
+
+    for (i = 0; i < n; i++) {
+        reason = gch_book_cell_reason(op->book, i);
+        s = gch_book_cell_session(op->book, i);
+
+        if (reason && s && ngx_strcmp(reason, "full") == 0) {
+            op->cat->full_until[s - op->cat->town->sessions] = until;
+        }
+    }
+}
+
+
 static void
 ngx_http_guichet_book_step1_done(ngx_http_guichet_op_t *op, redisReply *reply)
 {
@@ -893,6 +938,8 @@ ngx_http_guichet_book_step1_done(ngx_http_guichet_op_t *op, redisReply *reply)
         ngx_http_guichet_op_free(op);
         return;
     }
+
+    ngx_http_guichet_remember_full(op);
 
     cmds = gch_book_step2(op->book);
 
@@ -994,6 +1041,15 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
         ngx_http_guichet_op_fail(op, err.status ? err.status : 500,
                                  err.code ? err.code : "internal",
                                  err.message);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (gmcf->full_cache
+        && gch_book_sold_out(op->book, ngx_http_guichet_sold_out, op->cat)
+           == 1)
+    {
+        ngx_http_guichet_book_answer(op);
         ngx_http_guichet_op_free(op);
         return;
     }

@@ -93,6 +93,13 @@ static ngx_command_t  ngx_http_guichet_commands[] = {
       offsetof(ngx_http_guichet_main_conf_t, catalogue_refresh),
       NULL },
 
+    { ngx_string("guichet_full_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, full_cache),
+      NULL },
+
     { ngx_string("guichet_token_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -224,6 +231,7 @@ ngx_http_guichet_create_main_conf(ngx_conf_t *cf)
     gmcf->max_items = NGX_CONF_UNSET_UINT;
     gmcf->idempotency_ttl = NGX_CONF_UNSET;
     gmcf->catalogue_refresh = NGX_CONF_UNSET_MSEC;
+    gmcf->full_cache = NGX_CONF_UNSET_MSEC;
     gmcf->token_ttl = NGX_CONF_UNSET;
 
     return gmcf;
@@ -324,6 +332,7 @@ ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(gmcf->max_items, 200);
     ngx_conf_init_value(gmcf->idempotency_ttl, 86400);
     ngx_conf_init_msec_value(gmcf->catalogue_refresh, 1000);
+    ngx_conf_init_msec_value(gmcf->full_cache, 200);
     ngx_conf_init_value(gmcf->token_ttl, 12 * 3600);
 
     if (gmcf->redis.len == 0) {
@@ -653,6 +662,11 @@ ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat)
     }
 
     gch_town_free(cat->town);
+
+    if (cat->full_until) {
+        ngx_free(cat->full_until);
+    }
+
     ngx_free(cat);
 }
 
@@ -689,6 +703,13 @@ ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen)
     cat->town = town;
     cat->gen = gen;
     cat->refs = 1;                       /* the worker's own reference */
+    cat->full_until = ngx_calloc((town->nsessions + 1) * sizeof(int64_t),
+                                 w->log);
+    if (cat->full_until == NULL) {
+        gch_town_free(town);
+        ngx_free(cat);
+        return;
+    }
 
     if (w->cat) {
         ngx_http_guichet_cat_release(w->cat);

@@ -351,6 +351,18 @@ void gch_book_free(gch_book_t *b);
 /* Per-cell outcomes once answered, for metrics: NULL = confirmed. */
 size_t gch_book_ncells(const gch_book_t *b);
 const char *gch_book_cell_reason(const gch_book_t *b, size_t i);
+const gch_session_t *gch_book_cell_session(const gch_book_t *b, size_t i);
+
+/*
+ * The sold-out shortcut (directive guichet_full_cache): right after
+ * gch_book_plan(), if every cell still open is on a session sold_out()
+ * says is full, the request is answered at once -- each such cell
+ * "full", request_id null, no demande, nothing sent to Redis, nothing kept
+ * for a replay -- and 1 is returned (gch_book_body() holds the answer).
+ * 0: go on with step one.  GCH_ENOMEM when memory is short.
+ */
+int gch_book_sold_out(gch_book_t *b,
+    int (*sold_out)(const gch_session_t *s, void *ctx), void *ctx);
 
 
 /* ------------------------------------------------------------------ */

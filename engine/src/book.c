@@ -709,7 +709,7 @@ gch_answer_json(gch_book_t *b, size_t *len)
     }
 
     yajl_gen_map_open(g);
-    gch_gen_kv(g, "request_id", b->request_id);
+    gch_gen_kv(g, "request_id", b->request_id[0] ? b->request_id : NULL);
     gch_gen_kv(g, "status", gch_request_status(b));
     gch_gen_str(g, "items");
     gch_gen_items(b, g);
@@ -1430,4 +1430,54 @@ const char *
 gch_book_cell_reason(const gch_book_t *b, size_t i)
 {
     return b->cells[i].reason;
+}
+
+
+const gch_session_t *
+gch_book_cell_session(const gch_book_t *b, size_t i)
+{
+    return b->cells[i].session;
+}
+
+
+/*
+ * See gch.h.  The answer refuses every open cell "full" without a demande
+ * (request_id null): nothing was sent, nothing is written, nothing is kept
+ * for a replay.
+ */
+int
+gch_book_sold_out(gch_book_t *b,
+    int (*sold_out)(const gch_session_t *s, void *ctx), void *ctx)
+{
+    size_t       i;
+    gch_cell_t  *c;
+
+    if (b->nopen == 0 || b->state != GCH_BOOK_PLANNED) {
+        return 0;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason == NULL && !sold_out(c->session, ctx)) {
+            return 0;
+        }
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason == NULL) {
+            c->reason = "full";
+        }
+    }
+
+    b->request_id[0] = '\0';
+    b->body = gch_answer_json(b, &b->body_len);
+    if (b->body == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    b->status = 200;
+    b->state = GCH_BOOK_DONE;
+
+    return 1;
 }

@@ -57,6 +57,7 @@ def town():
         act("past", cells("past", "APM", 10, ["2026-01-05"])),
         act("late", cells("late", "APM", 10, ["2027-07-19"]),
             cancel_deadline={"hours": 24 * 365}),
+        act("sold", cells("sold", "REPAS", 2, ["2027-07-20"])),
     ]
     docs = {"f1": [{"type": "vaccinations", "valid_to": "2028-12-31"}],
             "f2": [{"type": "vaccinations", "valid_to": "2026-12-31"}],
@@ -78,7 +79,7 @@ def town():
                             "status": "validee"}
                            for c in kids
                            for a in ("a", "b", "w", "d", "teen", "later",
-                                     "past", "late")]})
+                                     "past", "late", "sold")]})
 
     return {"town": {"name": "Saga", "timezone": "Europe/Paris"},
             "units": units, "activities": acts, "families": families}
@@ -272,6 +273,45 @@ def test_documents_and_unpaid_invoices_gate_booking(s, tok):
     # f4 pays no higher band: missing QF takes the highest one
     r = book(s, tok["f4"], [("f4-c2", "a-20270715-MATIN")])
     assert r.json()["items"][0]["price_cents"] == 900
+
+
+def test_sold_out_cache_writes_nothing_and_its_staleness_is_bounded(s, tok):
+    """guichet_full_cache (200 ms in dev.conf): once a worker saw a session
+    full, requests for it alone are refused at once, without a demande and
+    without writing; a place released is sold again after at most that."""
+    sid = "sold-20270720-REPAS"                      # one place online
+    assert statuses(book(s, tok["f2"], [("f2-c1", sid)])) == [
+        ("confirmed", None)]
+    assert left(s, sid) == 0
+
+    # a refusal that reaches Redis marks the session full in that worker;
+    # a few of them make sure both nginx workers have seen it
+    for _ in range(6):
+        r = book(s, tok["f3"], [("f3-c1", sid)])
+        assert statuses(r) == [("refused", "full")], r
+
+    cached = 0
+    for _ in range(20):
+        before = (s.redis.dbsize(), s.redis.xlen("gch:bookings"))
+        r = book(s, tok["f3"], [("f3-c1", sid)])
+        assert statuses(r) == [("refused", "full")], r
+        if r.json()["request_id"] is None:
+            cached += 1
+            assert r.json()["status"] == "traitee_negativement"
+            assert (s.redis.dbsize(),
+                    s.redis.xlen("gch:bookings")) == before
+    assert cached > 0, "no refusal came from the sold-out cache"
+
+    # a place comes back: within the bound it may still be refused, after
+    # it, it is sold
+    bid = s.http("GET", "/api/bookings?from=2027-07-20&to=2027-07-20",
+                 token=tok["f2"]).json()["bookings"]
+    bid = [b["booking_id"] for b in bid if b["session_id"] == sid][0]
+    assert s.http("DELETE", "/api/bookings/" + bid,
+                  token=tok["f2"]).status == 200
+    time.sleep(0.25)
+    r = book(s, tok["f3"], [("f3-c1", sid)])
+    assert statuses(r) == [("confirmed", None)], r
 
 
 def test_two_cells_of_one_request_that_overlap(s, tok):
