@@ -733,7 +733,9 @@ export async function viewReserver(ctx) {
         results.replaceChildren(h("div", {
             class: ans.status === "traitee_positivement" ? "succes"
                 : ans.status === "traitee_negativement" ? "alerte" : "info" },
-            h("h2", { id: "demande-numero" }, "Demande N° " + ans.request_id),
+            h("h2", { id: "demande-numero" }, ans.request_id
+                ? "Demande N° " + ans.request_id
+                : "Complet : plus de place en ligne"),
             h("p", {}, (P.REQUEST_STATUS[ans.status] || ans.status)
                        + " — " + ok.length + " séance"
                        + (ok.length > 1 ? "s" : "") + " réservée"
