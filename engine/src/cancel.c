@@ -235,8 +235,12 @@ gch_cancel_release(gch_cancel_t *c)
         return GCH_ENOMEM;
     }
 
+    snprintf(ms, sizeof(ms), "D-%06lld", c->number);
+
     yajl_gen_map_open(g);
     gch_gen_kv(g, "type", "cancel");
+    gch_gen_ki(g, "number", c->number);
+    gch_gen_kv(g, "request_id", ms);
     gch_gen_kv(g, "booking_id", c->bid);
     gch_gen_kv(g, "family_id", c->family->id);
     gch_gen_kv(g, "child_id", c->child->id);
