@@ -329,8 +329,8 @@ gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
         p[1] = a[1].data;
         rc = gchw_load_exec_raw(pg, "activity_price",
             "delete from activity_price p"
-            " where (p.activity_id, p.position) not in"
-            " (select * from unnest($1::text[], $2::int[]))",
+            " where not exists (select 1 from unnest($1::text[], $2::int[])"
+            "   k(a, n) where k.a = p.activity_id and k.n = p.position)",
             p, 2, changed);
     }
 
@@ -382,7 +382,8 @@ gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
         /* a[0] is terminated: sessions gone from the file, no bookings */
         p[0] = a[0].data;
         rc = gchw_load_exec_raw(pg, "session",
-            "delete from session s where not (s.id = any($1::text[]))"
+            "delete from session s where not exists (select 1 from"
+            "   unnest($1::text[]) k(id) where k.id = s.id)"
             " and not exists (select 1 from booking b"
             "                 where b.session_id = s.id)",
             p, 1, changed);
@@ -503,13 +504,15 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
 
     /* logins may move between families within one file: free them first */
     if (gchw_load_exec_raw(pg, "family",
-            "update family set login = null where login is not null"
-            " and id = any($1::text[]) and (id, login) not in"
-            " (select * from unnest($1::text[], $2::text[]))",
+            "update family f set login = null"
+            " from unnest($1::text[], $2::text[]) k(id, login)"
+            " where f.id = k.id and f.login is not null"
+            "   and f.login is distinct from k.login",
             p, 2, changed) != 0
         || gchw_load_exec_raw(pg, "family",
             "update family set login = null where login is not null"
-            " and not (id = any($1::text[]))",
+            " and not exists (select 1 from unnest($1::text[]) k(id)"
+            "   where k.id = family.id)",
             p, 1, changed) != 0
         || gchw_load_exec_raw(pg, "family",
             "insert into family (id, login, password_hash, qf, resident,"
@@ -547,17 +550,20 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             "   (excluded.to_date, excluded.status)",
             p + 10, 5, changed) != 0
         || gchw_load_exec_raw(pg, "enrolment",
-            "delete from enrolment e where (e.child_id, e.activity_id,"
-            "   e.from_date) not in (select * from unnest($1::text[],"
-            "   $2::text[], $3::date[]))",
+            "delete from enrolment e where not exists (select 1 from"
+            "   unnest($1::text[], $2::text[], $3::date[]) k(c, a, f)"
+            "   where k.c = e.child_id and k.a = e.activity_id"
+            "   and k.f = e.from_date)",
             p + 10, 3, changed) != 0
         || gchw_load_exec_raw(pg, "child",
-            "delete from child c where not (c.id = any($1::text[]))"
+            "delete from child c where not exists (select 1 from"
+            "   unnest($1::text[]) k(id) where k.id = c.id)"
             " and not exists (select 1 from booking b"
             "                 where b.child_id = c.id)",
             p + 6, 1, changed) != 0
         || gchw_load_exec_raw(pg, "family",
-            "delete from family f where not (f.id = any($1::text[]))"
+            "delete from family f where not exists (select 1 from"
+            "   unnest($1::text[]) k(id) where k.id = f.id)"
             " and not exists (select 1 from demande d"
             "                 where d.family_id = f.id)"
             " and not exists (select 1 from child c"
@@ -624,12 +630,14 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
     rc = -1;
     if (p[0] && p[1]
         && gchw_load_exec_raw(pg, "activity",
-            "delete from activity a where not (a.id = any($1::text[]))"
+            "delete from activity a where not exists (select 1 from"
+            "   unnest($1::text[]) k(id) where k.id = a.id)"
             " and not exists (select 1 from session s"
             "                 where s.activity_id = a.id)",
             p, 1, changed) == 0
         && gchw_load_exec_raw(pg, "unit",
-            "delete from unit u where not (u.code = any($1::text[]))"
+            "delete from unit u where not exists (select 1 from"
+            "   unnest($1::text[]) k(code) where k.code = u.code)"
             " and not exists (select 1 from session s"
             "                 where s.unit_code = u.code)",
             p + 1, 1, changed) == 0)
