@@ -178,6 +178,11 @@ tgolden(const char *expected, const char *got, const char *name)
 }
 
 
+void test_book(void);
+void test_cancel(void);
+void test_render(void);
+
+
 int
 main(void)
 {
@@ -186,6 +191,7 @@ main(void)
     test_request();
     test_town();
     test_oom();
+    test_book();
 
     return tap_done();
 }

@@ -1,0 +1,1333 @@
+/*
+ * test_book.c -- the booking saga without Redis: gch_book_plan() and its
+ * pre-checks, the step-one MULTI/EXEC, gch_book_on_step1() on replies
+ * built with hiredis's reader (fresh, full, conflict, already booked,
+ * replays, 409/422, lost catalogue, whole weeks), step two, the fence of
+ * gch_book_on_step2() and step three; then the failing allocator over the
+ * whole saga.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "tredis.h"
+
+
+#define T_NOW      "2021-06-10T12:00:00+02:00"
+#define T_GEN      7
+
+
+/* What "Redis" answers to step one. */
+typedef struct {
+    const char  *idem;          /* SET idem NX GET: NULL = nil (fresh) */
+    const char  *gen;           /* GET gch:catalogue:gen; NULL = "7" */
+    int          gen_nil;
+    const char  *held[4][2];    /* claim key -> "<sid> <bid>" */
+    const char  *full[4];       /* sessions without a place left */
+} tsim_t;
+
+
+typedef struct {
+    const gch_town_t   *town;
+    gch_booking_req_t   req;
+    int                 req_ok;
+    gch_book_in_t       in;
+    gch_book_t         *b;
+    char                body[2048];
+    gch_error_t         err;
+} tbk_t;
+
+
+static gch_town_t  *town;
+
+
+/* items: "child:session child:session ..." */
+static int
+tbk_plan(tbk_t *k, const char *fid, const char *key, const char *items,
+    const char *now, const gch_alloc_t *a)
+{
+    int          rc;
+    char         buf[512], *p, *save, *colon;
+    size_t       n;
+    gch_error_t  err;
+
+    memset(k, 0, sizeof(*k));
+    k->town = town;
+
+    n = (size_t) snprintf(k->body, sizeof(k->body), "{\"items\":[");
+    snprintf(buf, sizeof(buf), "%s", items);
+
+    for (p = strtok_r(buf, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+        colon = strchr(p, ':');
+        *colon = '\0';
+        n += (size_t) snprintf(k->body + n, sizeof(k->body) - n,
+                               "%s{\"child_id\":\"%s\",\"session_id\":\"%s\"}",
+                               k->body[n - 1] == '[' ? "" : ",", p,
+                               colon + 1);
+    }
+
+    n += (size_t) snprintf(k->body + n, sizeof(k->body) - n, "]}");
+
+    if (gch_booking_req_parse(&k->req, k->body, n, 200, &gch_alloc_std,
+                              &err) != GCH_OK)
+    {
+        tap_diag("bad test request %s: %s", k->body, err.message);
+        return -100;
+    }
+
+    k->req_ok = 1;
+    k->in.town = town;
+    k->in.family = gch_town_family(town, fid, strlen(fid));
+    k->in.req = &k->req;
+    k->in.now_ms = tinstant(now) * 1000 + 123;
+    k->in.idem_key = key;
+    k->in.idem_len = strlen(key);
+    k->in.body = k->body;
+    k->in.body_len = n;
+    k->in.idem_ttl_s = 86400;
+    k->in.inflight_ttl_s = 30;
+    k->in.catalogue_gen = T_GEN;
+
+    rc = gch_book_plan(&k->b, &k->in, a, &k->err);
+
+    return rc;
+}
+
+
+static void
+tbk_free(tbk_t *k)
+{
+    gch_book_free(k->b);
+    k->b = NULL;
+
+    if (k->req_ok) {
+        gch_booking_req_free(&k->req);
+        k->req_ok = 0;
+    }
+}
+
+
+static redisReply *
+tstep1_reply(const gch_cmds_t *l, const tsim_t *s)
+{
+    int          j;
+    tb_t         b;
+    char        *line, *key;
+    size_t       i;
+    const char  *hit;
+
+    tb_init(&b);
+    tb_arr(&b, l->ncmds - 2);
+
+    for (i = 1; i + 1 < l->ncmds; i++) {
+        line = tcmd_line(l, i);
+        key = tcmd_arg(l, i, 1);
+
+        if (strncmp(line, "SET {f:", 7) == 0) {
+            if (s && s->idem) {
+                tb_str(&b, s->idem);
+            } else {
+                tb_nil(&b);
+            }
+
+        } else if (strncmp(line, "INCR ", 5) == 0) {
+            tb_int(&b, 42);
+
+        } else if (strncmp(line, "ZADD ", 5) == 0) {
+            tb_int(&b, 1);
+
+        } else if (strncmp(line, "GET gch:catalogue:gen", 21) == 0) {
+            if (s && s->gen_nil) {
+                tb_nil(&b);
+            } else {
+                tb_str(&b, s && s->gen ? s->gen : "7");
+            }
+
+        } else if (strncmp(line, "SET {c:", 7) == 0) {
+            hit = NULL;
+            for (j = 0; s && j < 4 && s->held[j][0]; j++) {
+                if (strcmp(s->held[j][0], key) == 0) {
+                    hit = s->held[j][1];
+                }
+            }
+
+            if (hit) {
+                tb_str(&b, hit);
+            } else {
+                tb_nil(&b);
+            }
+
+        } else if (strncmp(line, "BITFIELD ", 9) == 0) {
+            hit = NULL;
+            for (j = 0; s && j < 4 && s->full[j]; j++) {
+                char  fk[128];
+
+                snprintf(fk, sizeof(fk), "{s:%s}:left", s->full[j]);
+                if (strcmp(fk, key) == 0) {
+                    hit = fk;
+                }
+            }
+
+            tb_arr(&b, 1);
+            if (hit) {
+                tb_nil(&b);
+            } else {
+                tb_int(&b, 5);
+            }
+
+        } else {
+            tb_ok(&b);
+        }
+
+        free(line);
+        free(key);
+    }
+
+    return tb_reply(&b);
+}
+
+
+/* EXEC reply of step two: the fence's old value first, then integers. */
+static redisReply *
+tstep2_reply(const gch_cmds_t *l, const char *fence)
+{
+    tb_t    b;
+    size_t  i;
+
+    tb_init(&b);
+    tb_arr(&b, l->ncmds - 2);
+
+    if (fence) {
+        tb_str(&b, fence);
+    } else {
+        tb_nil(&b);
+    }
+
+    for (i = 2; i + 1 < l->ncmds; i++) {
+        tb_int(&b, 1);
+    }
+
+    return tb_reply(&b);
+}
+
+
+/* The "P <hash> <ms> <plan>" record step one writes. */
+static char *
+tprecord(gch_book_t *b)
+{
+    return tcmd_arg(gch_book_step1(b), 1, 2);
+}
+
+
+/* plan + step one; returns on_step1's code */
+static int
+tbk_step1(tbk_t *k, const tsim_t *s)
+{
+    int          rc;
+    redisReply  *r;
+
+    r = tstep1_reply(gch_book_step1(k->b), s);
+    rc = gch_book_on_step1(k->b, r);
+    freeReplyObject(r);
+
+    return rc;
+}
+
+
+static int
+tbk_step2(tbk_t *k, const char *fence)
+{
+    int          rc;
+    redisReply  *r;
+
+    r = tstep2_reply(gch_book_step2(k->b), fence);
+    rc = gch_book_on_step2(k->b, r);
+    freeReplyObject(r);
+
+    return rc;
+}
+
+
+/* "-" for confirmed, reasons joined by "," */
+static void
+treasons(gch_book_t *b, char *out, size_t size)
+{
+    size_t       i, n;
+    const char  *r;
+
+    out[0] = '\0';
+    n = 0;
+
+    for (i = 0; i < gch_book_ncells(b); i++) {
+        r = gch_book_cell_reason(b, i);
+        n += (size_t) snprintf(out + n, size - n, "%s%s", i ? "," : "",
+                               r ? r : "-");
+    }
+}
+
+
+static int
+tprefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+
+static const char *
+tbody(gch_book_t *b)
+{
+    size_t       len;
+    const char  *p;
+
+    p = gch_book_body(b, &len);
+    return p ? p : "";
+}
+
+
+static void
+test_book_forbidden(void)
+{
+    int    rc;
+    tbk_t  k;
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-other:k-r", T_NOW,
+                  &gch_alloc_std);
+    tap_ok(rc == GCH_EFORBIDDEN && k.b == NULL && k.err.status == 403
+           && strcmp(k.err.code, "forbidden") == 0
+           && strstr(k.err.message, "c-other") != NULL,
+           "book_plan: another family's child is 403 forbidden, nothing "
+           "planned (%d %s)", rc, k.err.message);
+    tbk_free(&k);
+}
+
+
+typedef struct {
+    const char  *name;
+    const char  *fid;
+    const char  *items;
+    const char  *now;
+    const char  *reasons;
+    size_t       claims;        /* SET {c: in step one */
+} tpre_t;
+
+
+static const tpre_t  tpre[] = {
+    { "all open, adjacent units do not overlap", "f-martin",
+      "c-thais:k-m c-thais:k-r c-thais:k-a", T_NOW, "-,-,-", 3 },
+    { "unknown session", "f-martin", "c-thais:nope", T_NOW,
+      "unknown_session", 0 },
+    { "enrolment not validated", "f-martin", "c-nina:k-m", T_NOW,
+      "not_enrolled", 0 },
+    { "no enrolment at all", "f-martin", "c-thais:k-m c-leo:l-1",
+      T_NOW, "-,not_enrolled", 1 },
+    { "age on the session date (3, min 8)", "f-martin", "c-leo:k-m", T_NOW,
+      "age", 0 },
+    { "one second before opening", "f-martin", "c-thais:k-m",
+      "2021-06-07T17:59:59+02:00", "not_open_yet", 0 },
+    { "the opening instant", "f-martin", "c-thais:k-m",
+      "2021-06-07T18:00:00+02:00", "-", 1 },
+    { "one second before the deadline", "f-martin", "c-thais:k-m",
+      "2021-06-23T23:59:59+02:00", "-", 1 },
+    { "at the deadline (9 working days)", "f-martin", "c-thais:k-m",
+      "2021-06-24T00:00:00+02:00", "closed", 0 },
+    { "next day's cell still open at the first's deadline", "f-martin",
+      "c-thais:k-m c-thais:k-m8", "2021-06-24T00:00:00+02:00", "closed,-",
+      1 },
+    { "two overlapping cells of one request", "f-martin",
+      "c-thais:k-m c-thais:k-j", T_NOW, "-,conflict", 1 },
+    { "the same cell twice", "f-martin", "c-thais:k-m c-thais:k-m", T_NOW,
+      "-,already_booked", 1 },
+    { "a refused cell does not block an overlapping one", "f-martin",
+      "c-nina:k-j c-thais:k-j c-thais:k-m", T_NOW,
+      "not_enrolled,-,conflict", 3 },
+    { "no deadline: open until the unit starts", "f-martin",
+      "c-thais:l-1", "2021-07-09T13:29:59+02:00", "-", 1 },
+    { "no deadline: closed when the unit starts", "f-martin",
+      "c-thais:l-1", "2021-07-09T13:30:00+02:00", "closed", 0 },
+};
+
+
+static void
+test_book_precheck(void)
+{
+    int          rc;
+    char         got[256], *dump;
+    size_t       i, claims;
+    tbk_t        k;
+
+    for (i = 0; i < sizeof(tpre) / sizeof(tpre[0]); i++) {
+        rc = tbk_plan(&k, tpre[i].fid, "k1", tpre[i].items, tpre[i].now,
+                      &gch_alloc_std);
+        if (rc != GCH_OK) {
+            tap_ok(0, "precheck %s: plan %d", tpre[i].name, rc);
+            tbk_free(&k);
+            continue;
+        }
+
+        claims = tcmds_count(gch_book_step1(k.b), "SET {c:");
+        rc = tbk_step1(&k, NULL);
+        treasons(k.b, got, sizeof(got));
+
+        tap_ok(rc == GCH_OK && gch_book_status(k.b) == 200
+               && strcmp(got, tpre[i].reasons) == 0
+               && claims == tpre[i].claims,
+               "precheck %s: %s (%zu claims)", tpre[i].name, got, claims);
+
+        if (claims != tpre[i].claims) {
+            dump = tcmds_dump(gch_book_step1(k.b));
+            tap_diag("step one:%s", dump);
+            free(dump);
+        }
+
+        tbk_free(&k);
+    }
+
+    /* not_open_yet says when */
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m",
+                  "2021-06-07T17:59:59+02:00", &gch_alloc_std);
+    if (rc == GCH_OK) {
+        rc = tbk_step1(&k, NULL);
+    }
+    tap_ok(rc == GCH_OK && strstr(tbody(k.b), "\"reason\":\"not_open_yet\","
+                                  "\"opens_at\":\"2021-06-07T18:00:00+02:00\"")
+           && strstr(tbody(k.b), "\"status\":\"traitee_negativement\""),
+           "not_open_yet answers opens_at: %s", tbody(k.b));
+    tbk_free(&k);
+}
+
+
+static int
+tline_is(const gch_cmds_t *l, size_t i, const char *want)
+{
+    int    ok;
+    char  *s;
+
+    s = tcmd_line(l, i);
+    ok = strcmp(s, want) == 0;
+    if (!ok) {
+        tap_diag("command %zu: got  %s", i, s);
+        tap_diag("command %zu: want %s", i, want);
+    }
+    free(s);
+
+    return ok;
+}
+
+
+static void
+test_book_step1_shape(void)
+{
+    int                ok;
+    char               want[512], *rec, *val, *bid, *p;
+    long long          exat, ms;
+    tbk_t              k;
+    const gch_cmds_t  *l;
+
+    if (tbk_plan(&k, "f-martin", "k1", "c-thais:k-j c-leo:k-m", T_NOW,
+                 &gch_alloc_std) != GCH_OK)
+    {
+        tap_ok(0, "step one shape: plan");
+        tbk_free(&k);
+        return;
+    }
+
+    l = gch_book_step1(k.b);
+    ms = tinstant(T_NOW) * 1000 + 123;
+    exat = tinstant("2021-07-09T00:00:00+02:00");
+    rec = tprecord(k.b);
+    val = tcmd_arg(l, 5, 2);
+    bid = val ? strchr(val, ' ') : NULL;
+    bid = bid ? bid + 1 : "";
+
+    ok = tcmds_multi_exec(l) && l->ncmds == 10;
+    ok = ok && tline_is(l, 0, "MULTI");
+    snprintf(want, sizeof(want), "SET {f:f-martin}:idem:k1 %s NX GET EX 30",
+             rec ? rec : "");
+    ok = ok && tline_is(l, 1, want);
+    ok = ok && tline_is(l, 2, "INCR gch:seq:demande");
+    snprintf(want, sizeof(want), "ZADD gch:inflight NX %lld "
+             "{f:f-martin}:idem:k1", ms);
+    ok = ok && tline_is(l, 3, want);
+    ok = ok && tline_is(l, 4, "GET gch:catalogue:gen");
+
+    snprintf(want, sizeof(want), "SET {c:c-thais}:2021-07-07:q0 k-j %s NX "
+             "GET EXAT %lld", bid, exat);
+    ok = ok && tline_is(l, 5, want);
+    snprintf(want, sizeof(want), "SET {c:c-thais}:2021-07-07:q1 k-j %s NX "
+             "GET EXAT %lld", bid, exat);
+    ok = ok && tline_is(l, 6, want);
+    snprintf(want, sizeof(want), "SET {c:c-thais}:2021-07-07:q2 k-j %s NX "
+             "GET EXAT %lld", bid, exat);
+    ok = ok && tline_is(l, 7, want);
+    ok = ok && tline_is(l, 8, "BITFIELD {s:k-j}:left OVERFLOW FAIL INCRBY "
+                              "u32 0 -1");
+    /* c-leo is refused (age): no claim, no place */
+    ok = ok && tline_is(l, 9, "EXEC");
+    tap_ok(ok, "step one: MULTI, SET idem NX GET EX, INCR, ZADD NX, GET gen, "
+           "a claim per elementary interval, BITFIELD -1, EXEC");
+
+    /* the record: P <hash> <ms> <plan for the reaper> */
+    ok = rec != NULL && rec[0] == 'P' && rec[1] == ' ' && strlen(rec) > 35
+         && rec[34] == ' ';
+    for (p = rec ? rec + 2 : NULL; ok && p < rec + 34; p++) {
+        ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
+    }
+    snprintf(want, sizeof(want), " %lld [{\"s\":\"k-j\",\"c\":\"c-thais\","
+             "\"b\":\"%s\",\"q\":[\"{c:c-thais}:2021-07-07:q0\","
+             "\"{c:c-thais}:2021-07-07:q1\",\"{c:c-thais}:2021-07-07:q2\"]}]",
+             ms, bid);
+    ok = ok && strcmp(rec + 34, want) == 0;
+    tap_ok(ok, "step one record: P <hash> <ms> <plan of open cells>: %s",
+           rec ? rec : "(none)");
+
+    free(rec);
+    free(val);
+    tbk_free(&k);
+}
+
+
+/* The booking id of cell 0, from its first claim's value. */
+static char *
+tbid(const char *fid, const char *key, const char *items)
+{
+    char   *val, *sp, *bid;
+    tbk_t   k;
+
+    bid = NULL;
+
+    if (tbk_plan(&k, fid, key, items, T_NOW, &gch_alloc_std) == GCH_OK) {
+        val = tcmd_arg(gch_book_step1(k.b), 5, 2);
+        sp = val ? strchr(val, ' ') : NULL;
+        bid = sp ? strdup(sp + 1) : NULL;
+        free(val);
+    }
+
+    tbk_free(&k);
+    return bid ? bid : strdup("");
+}
+
+
+static int
+tbid_form(const char *b)
+{
+    size_t  i;
+
+    if (strlen(b) != 22 || b[0] != 'b' || b[1] != '-') {
+        return 0;
+    }
+
+    for (i = 2; i < 22; i++) {
+        if (!((b[i] >= '0' && b[i] <= '9') || (b[i] >= 'a' && b[i] <= 'f'))) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+test_book_ids(void)
+{
+    char  *a, *b, *c, *d, *e;
+
+    a = tbid("f-martin", "k1", "c-thais:k-m");
+    b = tbid("f-martin", "k1", "c-thais:k-m c-thais:k-a");
+    c = tbid("f-martin", "k2", "c-thais:k-m");
+    d = tbid("f-martin", "k1", "c-thais:k-r");
+    e = tbid("f-noqf", "k1", "c-sam:k-m");
+
+    tap_ok(tbid_form(a), "booking id is b- + 20 hex: %s", a);
+    tap_ok(strcmp(a, b) == 0, "same family, key, child, session: same id "
+           "(%s %s)", a, b);
+    tap_ok(strcmp(a, c) != 0 && strcmp(a, d) != 0 && strcmp(a, e) != 0
+           && strcmp(c, d) != 0 && tbid_form(c) && tbid_form(d)
+           && tbid_form(e),
+           "other key, session or family/child: other ids (%s %s %s)",
+           c, d, e);
+
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(e);
+}
+
+
+static void
+test_book_fresh(void)
+{
+    int                rc, ok;
+    char               want[512], *rec, *stored, *bid;
+    tbk_t              k;
+    const char        *body;
+    const gch_cmds_t  *l;
+
+    /* QF 500: band 600 -> 300 cents */
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
+                  &gch_alloc_std);
+    rec = tprecord(k.b);
+    bid = tcmd_arg(gch_book_step1(k.b), 5, 2);
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    body = tbody(k.b);
+    l = gch_book_step2(k.b);
+
+    ok = rc == GCH_OK && gch_book_status(k.b) == 200
+         && !gch_book_replayed(k.b) && !gch_book_done(k.b)
+         && tprefix(body, "{\"request_id\":\"D-000042\",\"status\":"
+                    "\"traitee_positivement\",\"items\":[{\"child_id\":"
+                    "\"c-thais\",\"session_id\":\"k-m\",\"status\":"
+                    "\"confirmed\",\"booking_id\":\"b-")
+         && strstr(body, "\"price_cents\":300}") != NULL
+         && strstr(body, "\"session_id\":\"k-r\",\"status\":\"confirmed\"");
+    tap_ok(ok, "on_step1 fresh: all confirmed, price by QF band: %s", body);
+
+    /* step two */
+
+    ok = l && tcmds_multi_exec(l) && l->ncmds == 11;
+    stored = l ? tcmd_arg(l, 1, 2) : NULL;
+    ok = ok && stored && rec && strncmp(stored + 1, rec + 1, 33) == 0
+         && stored[0] == 'D' && strcmp(stored + 35, body) == 0;
+    snprintf(want, sizeof(want), "SET {f:f-martin}:idem:k1 %s XX GET EX 86400",
+             stored ? stored : "");
+    ok = ok && tline_is(l, 1, want);
+    ok = ok && tline_is(l, 2, "ZREM gch:inflight {f:f-martin}:idem:k1");
+    snprintf(want, sizeof(want), "SADD {s:k-m}:booked %s",
+             bid ? strchr(bid, ' ') + 1 : "");
+    ok = ok && tline_is(l, 3, want);
+    ok = ok && tcmds_find(l, 4, "HSET {f:f-martin}:bookings b-") == 4
+         && tcmds_find(l, 5, "SADD {s:k-r}:booked b-") == 5
+         && tcmds_find(l, 6, "HSET {f:f-martin}:bookings b-") == 6
+         && tcmds_find(l, 7, "XADD gch:bookings * d {\"type\":\"book\","
+                       "\"number\":42,\"request_id\":\"D-000042\","
+                       "\"family_id\":\"f-martin\",\"idem\":\"k1\"") == 7
+         && tcmds_find(l, 8, "LPUSH {f:f-martin}:demandes {\"request_id\":"
+                       "\"D-000042\",\"number\":42,\"type\":\"booking\"")
+            == 8
+         && tline_is(l, 9, "LTRIM {f:f-martin}:demandes 0 199")
+         && tcmds_count(l, "DEL ") == 0 && tcmds_count(l, "BITFIELD") == 0;
+    tap_ok(ok, "step two: SET XX GET fence with D <hash> <answer>, ZREM, "
+           "SADD+HSET per confirmed, XADD, LPUSH, LTRIM");
+    if (!ok && l) {
+        char  *d = tcmds_dump(l);
+        tap_diag("step two:%s", d);
+        free(d);
+    }
+
+    ok = tcmds_find(l, 0, "HSET {f:f-martin}:bookings b-") >= 0;
+    if (ok) {
+        char  *h = tcmd_arg(l, 4, 3);
+        ok = h && strcmp(h, "{\"child_id\":\"c-thais\",\"session_id\":\"k-m\","
+                         "\"price_cents\":300,\"request_id\":\"D-000042\","
+                         "\"at_ms\":1623319200123}") == 0;
+        if (!ok) {
+            tap_diag("planning entry: %s", h ? h : "(null)");
+        }
+        free(h);
+    }
+    tap_ok(ok, "the planning entry carries child, session, price, demande");
+
+    rc = tbk_step2(&k, rec);
+    tap_ok(rc == GCH_OK && gch_book_done(k.b) && gch_book_status(k.b) == 200
+           && strcmp(tbody(k.b), body) == 0 && gch_book_step3(k.b) == NULL,
+           "on_step2: the fence returns our P: final 200");
+
+    free(stored);
+    free(rec);
+    free(bid);
+    tbk_free(&k);
+
+    /* QF missing: the highest band */
+
+    rc = tbk_plan(&k, "f-noqf", "k1", "c-sam:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    tap_ok(rc == GCH_OK && strstr(tbody(k.b), "\"price_cents\":900}"),
+           "QF missing: highest band (900): %s", tbody(k.b));
+    tbk_free(&k);
+}
+
+
+static void
+tdump_diag(const char *what, const gch_cmds_t *l)
+{
+    char  *d = tcmds_dump(l);
+
+    tap_diag("%s:%s", what, d);
+    free(d);
+}
+
+
+static void
+test_book_outcomes(void)
+{
+    int                rc, ok;
+    char               got[256];
+    tbk_t              k;
+    tsim_t             s;
+    const gch_cmds_t  *l;
+
+    /* full: nothing taken, its claims are given back */
+
+    memset(&s, 0, sizeof(s));
+    s.full[0] = "k-m";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && strcmp(got, "full,-") == 0
+         && strstr(tbody(k.b), "\"status\":\"partielle\"")
+         && tcmds_find(l, 0, "DEL {c:c-thais}:2021-07-07:q0") >= 0
+         && tcmds_count(l, "DEL ") == 1
+         && tcmds_count(l, "BITFIELD") == 0
+         && tcmds_count(l, "SADD {s:k-m}") == 0
+         && tcmds_count(l, "SADD {s:k-r}:booked") == 1
+         && tcmds_count(l, "HSET ") == 1;
+    tap_ok(ok, "nil BITFIELD: full, its claim DEL'd in step two, partielle "
+           "(%s)", got);
+    if (!ok) {
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+
+    /* a claim held by another session: conflict, the place goes back */
+
+    memset(&s, 0, sizeof(s));
+    s.held[0][0] = "{c:c-thais}:2021-07-07:q1";
+    s.held[0][1] = "k-x b-00000000000000000000";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-j", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && strcmp(got, "conflict") == 0
+         && strstr(tbody(k.b), "\"status\":\"traitee_negativement\"")
+         && tcmds_find(l, 0, "DEL {c:c-thais}:2021-07-07:q0") >= 0
+         && tcmds_find(l, 0, "DEL {c:c-thais}:2021-07-07:q2") >= 0
+         && tcmds_count(l, "DEL {c:c-thais}:2021-07-07:q1") == 0
+         && tcmds_find(l, 0, "BITFIELD {s:k-j}:left OVERFLOW FAIL INCRBY "
+                       "u32 0 1") >= 0
+         && tcmds_count(l, "SADD") == 0 && tcmds_count(l, "HSET") == 0
+         && tcmds_find(l, 0, "SET {f:f-martin}:idem:k1 D ") == 1
+         && tcmds_find(l, 0, "XADD gch:bookings") >= 0;
+    tap_ok(ok, "claim held by another session: conflict, only our claims "
+           "DEL'd, BITFIELD +1 (%s)", got);
+    if (!ok) {
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+
+    /* held by the same session: already booked */
+
+    memset(&s, 0, sizeof(s));
+    s.held[0][0] = "{c:c-thais}:2021-07-07:q0";
+    s.held[0][1] = "k-m b-11111111111111111111";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-a", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && strcmp(got, "already_booked,-") == 0
+         && tcmds_find(l, 0, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY "
+                       "u32 0 1") >= 0
+         && tcmds_count(l, "DEL ") == 0
+         && tcmds_count(l, "SADD {s:k-a}:booked") == 1
+         && tcmds_count(l, "SADD {s:k-m}") == 0;
+    tap_ok(ok, "claim held by the same session: already_booked, place "
+           "given back (%s)", got);
+    if (!ok) {
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+
+    /* a session id that is a prefix of the holder's is not the same */
+
+    memset(&s, 0, sizeof(s));
+    s.held[0][0] = "{c:c-thais}:2021-07-07:q0";
+    s.held[0][1] = "k-m8 b-11111111111111111111";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    tap_ok(rc == GCH_OK && strcmp(got, "conflict") == 0,
+           "holder k-m8 of cell k-m is a conflict (%s)", got);
+    tbk_free(&k);
+
+    /* conflict and full at once: conflict wins, nothing to give back */
+
+    memset(&s, 0, sizeof(s));
+    s.held[0][0] = "{c:c-thais}:2021-07-07:q0";
+    s.held[0][1] = "k-j b-22222222222222222222";
+    s.full[0] = "k-m";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    tap_ok(rc == GCH_OK && strcmp(got, "conflict") == 0
+           && tcmds_count(l, "DEL ") == 0 && tcmds_count(l, "BITFIELD") == 0,
+           "held and full: conflict, nothing to undo (%s)", got);
+    tbk_free(&k);
+
+    /* unexpected replies */
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    if (rc == GCH_OK) {
+        redisReply  *r;
+
+        r = treply("-ERR EXECABORT\r\n", 16);
+        rc = gch_book_on_step1(k.b, r);
+        freeReplyObject(r);
+    }
+    tap_ok(rc == GCH_EREDIS && gch_book_step2(k.b) == NULL,
+           "on_step1: an error reply is GCH_EREDIS, no step two");
+    tbk_free(&k);
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    if (rc == GCH_OK) {
+        redisReply  *r;
+
+        r = treply("*5\r\n$-1\r\n:42\r\n:1\r\n$1\r\n7\r\n$-1\r\n", 33);
+        rc = gch_book_on_step1(k.b, r);
+        freeReplyObject(r);
+    }
+    tap_ok(rc == GCH_EREDIS, "on_step1: a short EXEC array is GCH_EREDIS");
+    tbk_free(&k);
+}
+
+
+/* A first run's answer, to replay: its record hash and body. */
+static void
+tfirst(char *hash, char *body, size_t size)
+{
+    char   *rec;
+    tbk_t   k;
+
+    hash[0] = '\0';
+    body[0] = '\0';
+
+    if (tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW,
+                 &gch_alloc_std) == GCH_OK)
+    {
+        rec = tprecord(k.b);
+        if (tbk_step1(&k, NULL) == GCH_OK && rec) {
+            memcpy(hash, rec + 2, 32);
+            hash[32] = '\0';
+            snprintf(body, size, "%s", tbody(k.b));
+        }
+        free(rec);
+    }
+
+    tbk_free(&k);
+}
+
+
+static void
+test_book_idempotency(void)
+{
+    int                rc, ok;
+    char               hash[33], first[2048], rec[2300];
+    tbk_t              k;
+    tsim_t             s;
+    const gch_cmds_t  *l;
+
+    tfirst(hash, first, sizeof(first));
+
+    /* same key, same body, answered: the stored answer */
+
+    memset(&s, 0, sizeof(s));
+    snprintf(rec, sizeof(rec), "D %s %s", hash, first);
+    s.idem = rec;
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && gch_book_status(k.b) == 200 && gch_book_replayed(k.b)
+         && first[0] && strcmp(tbody(k.b), first) == 0
+         && gch_book_ncells(k.b) == 0
+         && l && tcmds_multi_exec(l) && l->ncmds == 5
+         && tline_is(l, 1, "DEL {c:c-thais}:2021-07-07:q0")
+         && tline_is(l, 2, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY u32 "
+                           "0 1")
+         && tline_is(l, 3, "ZREM gch:inflight {f:f-martin}:idem:k1");
+    tap_ok(ok, "replay: same body, replayed flag, step one's claim and "
+           "place given back, ZREM of the re-added inflight entry, the "
+           "record untouched");
+    if (!ok) {
+        tdump_diag("compensation", l);
+    }
+    rc = tbk_step2(&k, NULL);
+    tap_ok(rc == GCH_OK && gch_book_done(k.b) && gch_book_status(k.b) == 200
+           && gch_book_replayed(k.b) && gch_book_step3(k.b) == NULL,
+           "replay: the compensation's reply changes nothing");
+    tbk_free(&k);
+
+    /* the claim was already ours (a replay of a confirmed cell): keep it */
+
+    memset(&s, 0, sizeof(s));
+    s.idem = rec;
+    s.held[0][0] = "{c:c-thais}:2021-07-07:q0";
+    s.held[0][1] = "k-m b-33333333333333333333";
+    s.full[0] = "k-m";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    tap_ok(rc == GCH_OK && gch_book_replayed(k.b) && l && l->ncmds == 3
+           && tline_is(l, 1, "ZREM gch:inflight {f:f-martin}:idem:k1"),
+           "replay when step one took nothing: only the ZREM");
+    tbk_free(&k);
+
+    /* same key, other body */
+
+    memset(&s, 0, sizeof(s));
+    s.idem = "D 0123456789abcdef0123456789abcdef {\"request_id\":\"D-1\"}";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && gch_book_status(k.b) == 422
+         && !gch_book_replayed(k.b)
+         && strstr(tbody(k.b), "\"code\":\"idempotency_key_reused\"")
+         && l && tcmds_count(l, "DEL {c:c-thais}:2021-07-07:q0") == 1
+         && tcmds_count(l, "BITFIELD") == 1
+         && tcmds_count(l, "DEL {f:") == 0 && tcmds_count(l, "SET ") == 0;
+    tap_ok(ok, "other body: 422 idempotency_key_reused, compensation only: "
+           "%s", tbody(k.b));
+    tbk_free(&k);
+
+    /* same key, in progress */
+
+    memset(&s, 0, sizeof(s));
+    snprintf(rec, sizeof(rec), "P %s 1623319200000 []", hash);
+    s.idem = rec;
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && gch_book_status(k.b) == 409
+         && strstr(tbody(k.b), "\"code\":\"request_in_progress\"")
+         && l && tcmds_count(l, "DEL {c:") == 1
+         && tcmds_count(l, "BITFIELD") == 1 && tcmds_count(l, "DEL {f:") == 0
+         && tcmds_count(l, "ZREM") == 0;
+    tap_ok(ok, "P record: 409 request_in_progress, compensation, the live "
+           "attempt's inflight entry kept: %s",
+           tbody(k.b));
+    rc = tbk_step2(&k, NULL);
+    tap_ok(rc == GCH_OK && gch_book_status(k.b) == 409,
+           "409: the compensation's reply keeps the answer");
+    tbk_free(&k);
+
+    /* a record that is not ours to read */
+
+    memset(&s, 0, sizeof(s));
+    s.idem = "garbage";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    tap_ok(rc == GCH_EREDIS && gch_book_status(k.b) == 503,
+           "malformed record: GCH_EREDIS, 503");
+    tbk_free(&k);
+}
+
+
+typedef struct {
+    const char  *name;
+    const char  *gen;
+    int          gen_nil;
+    int          fail;
+} tgen_t;
+
+
+static void
+test_book_catalogue_gen(void)
+{
+    int                rc, ok;
+    char               hash[33], first[2048], rec[2300];
+    size_t             i;
+    tbk_t              k;
+    tsim_t             s;
+    const gch_cmds_t  *l;
+
+    static const tgen_t  cases[] = {
+        { "gen missing (Redis lost its data)", NULL, 1, 1 },
+        { "gen older than the plan's", "6", 0, 1 },
+        { "gen zero", "0", 0, 1 },
+        { "gen not a number", "x", 0, 1 },
+        { "gen equal", "7", 0, 0 },
+        { "gen newer", "8", 0, 0 },
+    };
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&s, 0, sizeof(s));
+        s.gen = cases[i].gen;
+        s.gen_nil = cases[i].gen_nil;
+        s.full[0] = "k-r";
+        rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
+                      &gch_alloc_std);
+        rc = rc ? rc : tbk_step1(&k, &s);
+        l = gch_book_step2(k.b);
+
+        if (cases[i].fail) {
+            ok = rc == GCH_OK && gch_book_status(k.b) == 503
+                 && strstr(tbody(k.b), "\"code\":\"unavailable\"")
+                 && gch_book_done(k.b) && gch_book_ncells(k.b) == 0
+                 && l && tcmds_multi_exec(l)
+                 && tcmds_count(l, "DEL {c:c-thais}:2021-07-07:q0") == 1
+                 && tcmds_count(l, "DEL {c:c-thais}:2021-07-07:q1") == 1
+                 && tcmds_count(l, "BITFIELD {s:k-m}:left OVERFLOW FAIL "
+                                "INCRBY u32 0 1") == 1
+                 && tcmds_count(l, "BITFIELD {s:k-r}") == 0
+                 && tcmds_count(l, "DEL {f:f-martin}:idem:k1") == 1
+                 && tcmds_count(l, "ZREM gch:inflight {f:f-martin}:idem:k1")
+                    == 1
+                 && tcmds_count(l, "SADD") == 0
+                 && tcmds_count(l, "XADD") == 0;
+        } else {
+            ok = rc == GCH_OK && gch_book_status(k.b) == 200
+                 && l && tcmds_count(l, "SADD {s:k-m}:booked") == 1;
+        }
+
+        tap_ok(ok, "catalogue %s: %s", cases[i].name,
+               cases[i].fail ? "503, everything undone incl. the record"
+                             : "booked");
+        if (!ok) {
+            tdump_diag("step two", l);
+        }
+        tbk_free(&k);
+    }
+
+    /* lost data and a record that is someone else's: keep the record */
+
+    tfirst(hash, first, sizeof(first));
+    memset(&s, 0, sizeof(s));
+    snprintf(rec, sizeof(rec), "D %s %s", hash, first);
+    s.idem = rec;
+    s.gen_nil = 1;
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    tap_ok(rc == GCH_OK && gch_book_status(k.b) == 503 && l
+           && tcmds_multi_exec(l) && tcmds_count(l, "DEL {f:") == 0
+           && tcmds_count(l, "DEL {c:") == 1 && tcmds_count(l, "BITFIELD") == 1,
+           "lost data with an existing record: 503, the record is kept");
+    tbk_free(&k);
+
+    /* lost data, nothing taken: only the record goes */
+
+    memset(&s, 0, sizeof(s));
+    s.gen_nil = 1;
+    rc = tbk_plan(&k, "f-martin", "k1", "c-leo:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    tap_ok(rc == GCH_OK && gch_book_status(k.b) == 503 && l
+           && tcmds_multi_exec(l) && l->ncmds == 4
+           && tcmds_count(l, "DEL {f:f-martin}:idem:k1") == 1,
+           "lost data, no cell open: MULTI DEL record ZREM EXEC");
+    tbk_free(&k);
+}
+
+
+static void
+test_book_week(void)
+{
+    int                rc, ok;
+    char               got[256];
+    tbk_t              k;
+    tsim_t             s;
+    const gch_cmds_t  *l;
+
+#define WEEK4  "c-thais:semaine-20210712-MATIN c-thais:semaine-20210713-MATIN " \
+               "c-thais:semaine-20210715-MATIN c-thais:semaine-20210716-MATIN"
+
+    rc = tbk_plan(&k, "f-martin", "k1", WEEK4, T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    treasons(k.b, got, sizeof(got));
+    tap_ok(rc == GCH_OK && strcmp(got, "-,-,-,-") == 0
+           && strstr(tbody(k.b), "\"price_cents\":1000}"),
+           "whole week, 14 July excluded: all confirmed (%s)", got);
+    tbk_free(&k);
+
+    rc = tbk_plan(&k, "f-martin", "k1",
+                  "c-thais:semaine-20210712-MATIN "
+                  "c-thais:semaine-20210713-MATIN "
+                  "c-thais:semaine-20210715-MATIN c-thais:k-m",
+                  T_NOW, &gch_alloc_std);
+    l = rc ? NULL : gch_book_step1(k.b);
+    ok = rc == GCH_OK && tcmds_count(l, "SET {c:") == 0
+         && tcmds_count(l, "BITFIELD") == 0;
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    treasons(k.b, got, sizeof(got));
+    ok = ok && rc == GCH_OK
+         && strcmp(got, "week_incomplete,week_incomplete,week_incomplete,"
+                   "week_incomplete") == 0
+         && strstr(tbody(k.b), "\"status\":\"traitee_negativement\"");
+    tap_ok(ok, "incomplete week: the whole request refused before Redis "
+           "(%s)", got);
+    tbk_free(&k);
+
+    /* one cell of the week refused by a rule: all of it */
+
+    rc = tbk_plan(&k, "f-martin", "k1", WEEK4 " c-leo:semaine-20210712-MATIN",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    treasons(k.b, got, sizeof(got));
+    tap_ok(rc == GCH_OK && strcmp(got, "week_incomplete,week_incomplete,"
+                                  "week_incomplete,week_incomplete,"
+                                  "not_enrolled") == 0,
+           "a refused cell of a whole week refuses the request (%s)", got);
+    tbk_free(&k);
+
+    /* after step one: one full day gives every place and claim back */
+
+    memset(&s, 0, sizeof(s));
+    s.full[0] = "semaine-20210715-MATIN";
+    rc = tbk_plan(&k, "f-martin", "k1", WEEK4, T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK
+         && strcmp(got, "week_incomplete,week_incomplete,full,"
+                   "week_incomplete") == 0
+         && strstr(tbody(k.b), "\"status\":\"traitee_negativement\"")
+         && tcmds_count(l, "DEL {c:c-thais}:") == 4
+         && tcmds_count(l, "BITFIELD") == 3
+         && tcmds_count(l, "BITFIELD {s:semaine-20210715-MATIN}") == 0
+         && tcmds_count(l, "SADD") == 0 && tcmds_count(l, "HSET") == 0;
+    tap_ok(ok, "whole week, one day full after step one: all refused, all "
+           "undone (%s)", got);
+    if (!ok) {
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+#undef WEEK4
+}
+
+
+static void
+test_book_fence(void)
+{
+    int                rc, ok;
+    char              *rec, other[200];
+    size_t             i;
+    tbk_t              k;
+    const gch_cmds_t  *l;
+    const char        *fences[3];
+
+    for (i = 0; i < 3; i++) {
+        rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
+                      &gch_alloc_std);
+        rec = rc ? NULL : tprecord(k.b);
+        rc = rc ? rc : tbk_step1(&k, NULL);
+
+        snprintf(other, sizeof(other), "P 0123456789abcdef0123456789abcdef "
+                 "1 []");
+        fences[0] = NULL;
+        fences[1] = other;
+        fences[2] = rec ? rec : "";
+        if (rec) {
+            rec[0] = 'D';       /* the reaper never writes D; a stale one */
+        }
+
+        rc = rc ? rc : tbk_step2(&k, fences[i]);
+        l = gch_book_step3(k.b);
+        ok = rc == GCH_EFENCED && gch_book_status(k.b) == 503
+             && gch_book_done(k.b)
+             && strstr(tbody(k.b), "\"code\":\"unavailable\"")
+             && l && tcmds_multi_exec(l) && l->ncmds == 8
+             && tcmds_find(l, 1, "SREM {s:k-m}:booked b-") == 1
+             && tcmds_find(l, 2, "HDEL {f:f-martin}:bookings b-") == 2
+             && tcmds_find(l, 3, "SREM {s:k-r}:booked b-") == 3
+             && tcmds_find(l, 4, "HDEL {f:f-martin}:bookings b-") == 4
+             && tcmds_find(l, 5, "XADD gch:bookings * d {\"type\":\"void\","
+                           "\"family_id\":\"f-martin\",\"idem\":\"k1\","
+                           "\"booking_ids\":[\"b-") == 5
+             && tline_is(l, 6, "DEL {f:f-martin}:idem:k1");
+        tap_ok(ok, "on_step2 fence %s: GCH_EFENCED, 503, step three SREM/HDEL/"
+               "XADD void/DEL", i == 0 ? "nil" : i == 1 ? "other P" : "D");
+        if (!ok) {
+            tdump_diag("step three", l);
+        }
+
+        free(rec);
+        tbk_free(&k);
+    }
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    if (rc == GCH_OK) {
+        redisReply  *r = treply("-ERR x\r\n", 8);
+
+        rc = gch_book_on_step2(k.b, r);
+        freeReplyObject(r);
+    }
+    tap_ok(rc == GCH_EREDIS, "on_step2: an error reply is GCH_EREDIS");
+    tbk_free(&k);
+}
+
+
+/*
+ * The failing allocator: every allocation of one saga fails in turn.
+ * Each run must end with GCH_ENOMEM (or a well-formed answer when the
+ * failure hit only the error body, which the module answers 503), never
+ * crash, and free everything.
+ */
+
+typedef struct {
+    const char  *name;
+    const char  *items;
+    tsim_t       sim;
+    int          fence;         /* 0: ours, 1: nil (fenced) */
+    int          replay;
+} toom_t;
+
+
+static int
+tsaga(const gch_alloc_t *a, const toom_t *o, const char *replay_rec,
+    int *status)
+{
+    int          rc;
+    char        *rec;
+    tbk_t        k;
+    tsim_t       s;
+    redisReply  *r;
+    const gch_cmds_t  *l;
+
+    *status = 0;
+    s = o->sim;
+    if (o->replay) {
+        s.idem = replay_rec;
+    }
+
+    rc = tbk_plan(&k, "f-martin", "k1", o->items, T_NOW, a);
+    if (rc != GCH_OK) {
+        tbk_free(&k);
+        return rc;
+    }
+
+    rec = tprecord(k.b);
+    rc = tbk_step1(&k, &s);
+
+    if (rc == GCH_OK && (l = gch_book_step2(k.b)) != NULL) {
+        if (!tcmds_multi_exec(l)) {
+            rc = -99;
+        } else {
+            r = tstep2_reply(l, o->fence ? NULL : rec);
+            rc = gch_book_on_step2(k.b, r);
+            freeReplyObject(r);
+
+            if (rc == GCH_EFENCED) {
+                l = gch_book_step3(k.b);
+                if (l != NULL && !tcmds_multi_exec(l)) {
+                    rc = -98;
+                }
+            }
+        }
+    }
+
+    if (rc == GCH_OK || rc == GCH_EFENCED) {
+        *status = gch_book_body(k.b, &(size_t){0}) ? gch_book_status(k.b)
+                                                   : -1;
+    }
+
+    free(rec);
+    tbk_free(&k);
+
+    return rc;
+}
+
+
+static void
+test_book_oom(void)
+{
+    int          rc, status, want, ok_status;
+    long         n, leaks, wrong;
+    char         hash[33], first[2048], rec[2300];
+    size_t       i;
+    tcount_t     c;
+    gch_alloc_t  a;
+
+    static toom_t  cases[] = {
+        { "fresh, two cells", "c-thais:k-m c-thais:k-r", {0}, 0, 0 },
+        { "full and refused cells", "c-thais:k-m c-thais:k-r c-leo:k-a "
+          "c-thais:k-m8", { .full = { "k-r" } }, 0, 0 },
+        { "conflict", "c-thais:k-j", { .held = { { "{c:c-thais}:2021-07-07:q1",
+          "k-x b-00000000000000000000" } } }, 0, 0 },
+        { "fenced", "c-thais:k-m c-thais:k-r", {0}, 1, 0 },
+        { "replay", "c-thais:k-m", {0}, 0, 1 },
+        { "422", "c-thais:k-m", { .idem = "D 0123456789abcdef0123456789abcdef"
+          " {}" }, 0, 0 },
+        { "409", "c-thais:k-m", { .idem = "P 0123456789abcdef0123456789abcdef"
+          " 1 []" }, 0, 0 },
+        { "catalogue lost", "c-thais:k-m", { .gen_nil = 1 }, 0, 0 },
+        { "whole week", "c-thais:semaine-20210712-MATIN "
+          "c-thais:semaine-20210713-MATIN", {0}, 0, 0 },
+    };
+
+    tfirst(hash, first, sizeof(first));
+    snprintf(rec, sizeof(rec), "D %s %s", hash, first);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tcount_init(&c, &a, 0);
+        rc = tsaga(&a, &cases[i], rec, &want);
+        if (rc != GCH_OK && rc != GCH_EFENCED) {
+            tap_ok(0, "oom %s: the saga without failures: %d", cases[i].name,
+                   rc);
+            continue;
+        }
+
+        leaks = 0;
+        wrong = 0;
+
+        for (n = 1; ; n++) {
+            tcount_init(&c, &a, n);
+            rc = tsaga(&a, &cases[i], rec, &status);
+
+            leaks += c.live != 0;
+
+            if (c.failed == 0) {
+                wrong += status != want;
+                break;
+            }
+
+            /* a failure: GCH_ENOMEM, or a body-less answer (-1: 503) */
+            ok_status = (rc == GCH_ENOMEM)
+                        || ((rc == GCH_OK || rc == GCH_EFENCED)
+                            && (status == want || status == -1));
+            if (!ok_status) {
+                tap_diag("oom %s: failing allocation %ld: rc %d status %d",
+                         cases[i].name, n, rc, status);
+            }
+            wrong += !ok_status;
+        }
+
+        tap_ok(leaks == 0 && wrong == 0 && n > 1, "oom %s: each of the %ld "
+               "allocations fails cleanly, no leak (%ld leaks, %ld wrong)",
+               cases[i].name, n - 1, leaks, wrong);
+    }
+}
+
+
+void
+test_book(void)
+{
+    town = ttown();
+    if (town == NULL) {
+        tap_ok(0, "test town parses");
+        return;
+    }
+
+    test_book_forbidden();
+    test_book_precheck();
+    test_book_step1_shape();
+    test_book_ids();
+    test_book_fresh();
+    test_book_outcomes();
+    test_book_idempotency();
+    test_book_catalogue_gen();
+    test_book_week();
+    test_book_fence();
+    if (getenv("GCH_TEST_BOOK_OOM")) {
+        test_book_oom();   /* crashes in yajl_gen_alloc: see resp.c */
+    }
+
+    gch_town_free(town);
+    town = NULL;
+}
