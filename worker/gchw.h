@@ -23,6 +23,7 @@
 
 #define GCHW_STREAM      "gch:bookings"
 #define GCHW_GROUP       "persist"
+#define GCHW_DEAD        "gch:bookings:dead"
 
 
 /* ------------------------------------------------------------------ */
@@ -41,6 +42,8 @@ typedef struct {
     int     heartbeat_ms;
     int     claim_idle_ms;
     int     publish_interval_ms;
+    int     max_attempts;
+    int     stream_keep_ms;
 } gchw_conf_t;
 
 /*
@@ -149,6 +152,16 @@ int gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg);
 /* now minus the time of the oldest pending or undelivered entry, 0 when
  * caught up, -1 on a Redis error. */
 int64_t gchw_persist_lag(redisContext *rc);
+/* XLEN gch:bookings:dead (entries that failed max_attempts times), -1 on a
+ * Redis error. */
+long long gchw_persist_dead(redisContext *rc);
+/*
+ * XTRIM gch:bookings MINID m, m = the smallest of: the group's oldest
+ * pending entry, its last delivered entry, now - keep_ms.  Nothing not yet
+ * acknowledged is ever trimmed.  keep_ms 0: never trims.  Returns the
+ * number of entries trimmed, or -1 after logging.
+ */
+long long gchw_persist_trim(redisContext *rc, int keep_ms);
 
 
 /* ------------------------------------------------------------------ */

@@ -45,15 +45,18 @@ gchw_on_signal(int sig)
 static void
 gchw_heartbeat(redisContext *rc, int pg_ok)
 {
-    char         buf[128];
+    char         buf[192];
     int64_t      lag;
+    long long    dead;
     redisReply  *r;
 
     lag = gchw_persist_lag(rc);
+    dead = gchw_persist_dead(rc);
     snprintf(buf, sizeof(buf),
-             "{\"at_ms\":%lld,\"postgres\":\"%s\",\"lag_ms\":%lld}",
+             "{\"at_ms\":%lld,\"postgres\":\"%s\",\"lag_ms\":%lld,"
+             "\"dead\":%lld}",
              (long long) gchw_now_ms(), pg_ok ? "ok" : "down",
-             (long long) (lag < 0 ? 0 : lag));
+             (long long) (lag < 0 ? 0 : lag), dead < 0 ? 0 : dead);
 
     r = redisCommand(rc, "SET gch:worker:heartbeat %s EX 5", buf);
     if (r) {
@@ -191,6 +194,7 @@ main(int argc, char **argv)
                 rc = NULL;
                 continue;
             }
+            gchw_persist_trim(rc, conf.stream_keep_ms);
             next_reap = now + 1000;
         }
 

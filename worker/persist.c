@@ -209,9 +209,10 @@ gchw_entry_d(const redisReply *e)
 
 
 /* Writes the JSON array in one transaction.  0, -1 data error (the
- * connection is fine), -2 connection error. */
+ * connection is fine), -2 connection error.  PostgreSQL's message is
+ * copied to err (errlen bytes). */
 static int
-gchw_write(PGconn *pg, const char *json)
+gchw_write(PGconn *pg, const char *json, char *err, size_t errlen)
 {
     size_t        i;
     PGresult     *res;
@@ -249,6 +250,9 @@ gchw_write(PGconn *pg, const char *json)
 failed:
 
     gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+    snprintf(err, errlen, "%s", PQerrorMessage(pg));
+    i = strcspn(err, "\n");
+    err[i] = '\0';
     PQclear(PQexec(pg, "rollback"));
 
     return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
@@ -323,6 +327,110 @@ gchw_cat(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 
 
 /*
+ * The delivery counter of a pending entry (XPENDING's extended form), 0
+ * when it is not pending (any more), -1 on a Redis error.
+ */
+static long long
+gchw_deliveries(redisContext *rc, const char *id)
+{
+    long long    n;
+    redisReply  *r, *e;
+
+    r = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP " %s %s 1",
+                     id, id);
+    if (r == NULL) {
+        gchw_log("error", "redis: %s", rc->errstr);
+        return -1;
+    }
+
+    n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        e = r->element[0];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 4
+            && e->element[3]->type == REDIS_REPLY_INTEGER)
+        {
+            n = e->element[3]->integer;
+        }
+
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        gchw_log("error", "redis: XPENDING: %s", r->str);
+        n = -1;
+    }
+
+    freeReplyObject(r);
+    return n;
+}
+
+
+/*
+ * An entry failed on its own (not a demande, or refused by PostgreSQL).
+ * Once delivered max_attempts times, it is copied to the dead-letter
+ * stream with its error, then acknowledged: XADD first, XACK second, so a
+ * crash in between leaves it pending and it is dead-lettered again (the
+ * field "id" names the original entry: a duplicate is recognisable).
+ * Returns 1 dead-lettered, 0 left pending, -1 Redis error.
+ */
+static int
+gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
+    const redisReply *d, const char *error)
+{
+    int           i;
+    char          nbuf[24], tbuf[24];
+    long long     n;
+    const char   *id, *argv[13];
+    size_t        lens[13];
+    redisReply   *r;
+
+    id = e->element[0]->str;
+
+    n = gchw_deliveries(rc, id);
+    if (n < 0) {
+        return -1;
+    }
+
+    if (n < p->conf->max_attempts) {
+        gchw_log("error", "stream entry %s failed (delivery %lld of %d): "
+                 "%s; left pending", id, n, p->conf->max_attempts, error);
+        return 0;
+    }
+
+    snprintf(nbuf, sizeof(nbuf), "%lld", n);
+    snprintf(tbuf, sizeof(tbuf), "%lld", (long long) gchw_now_ms());
+
+    argv[0] = "XADD";       argv[1] = GCHW_DEAD;     argv[2] = "*";
+    argv[3] = "id";         argv[4] = id;
+    argv[5] = "error";      argv[6] = error;
+    argv[7] = "deliveries"; argv[8] = nbuf;
+    argv[9] = "at_ms";      argv[10] = tbuf;
+    argv[11] = "d";         argv[12] = d ? d->str : "";
+    for (i = 0; i < 12; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    lens[12] = d ? d->len : 0;
+
+    r = redisCommandArgv(rc, 13, argv, lens);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        gchw_log("error", "redis: XADD " GCHW_DEAD ": %s",
+                 r ? r->str : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+    freeReplyObject(r);
+
+    if (gchw_ack(rc, &id, 1) != 0) {
+        return -1;
+    }
+
+    gchw_log("error", "stream entry %s moved to " GCHW_DEAD " after %lld "
+             "deliveries: %s", id, n, error);
+
+    return 1;
+}
+
+
+/*
  * Persists the entries of an array reply (XREADGROUP's or XAUTOCLAIM's
  * entry list).  Returns entries persisted, -1 Redis error, -2 PostgreSQL
  * connection error.
@@ -332,13 +440,11 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     const redisReply *list)
 {
     int                 rc2, done;
-    char               *json;
+    char               *json, err[512];
     size_t              i, n, len, cap, nok;
     const char        **ids;
-    const redisReply   *d;
+    const redisReply   *d, *e;
     unsigned char      *ok;
-
-    (void) p;
 
     rc2 = 0;
     n = list->elements;
@@ -358,23 +464,21 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
         goto done;
     }
 
+    /* ok[i]: 0 not a demande, 1 to write, 2 deleted from the stream */
+
     for (i = 0; i < n; i++) {
-        if (list->element[i]->type != REDIS_REPLY_ARRAY
-            || list->element[i]->elements < 1)
-        {
+        e = list->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 1) {
             continue;
         }
 
-        d = gchw_entry_d(list->element[i]);
+        if (e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY) {
+            ok[i] = 2;               /* deleted: nothing to persist */
+            continue;
+        }
+
+        d = gchw_entry_d(e);
         if (d == NULL || !gchw_entry_ok(d->str, d->len)) {
-            if (d != NULL) {
-                gchw_log("error", "stream entry %s is not a demande: left "
-                         "pending", list->element[i]->element[0]->str);
-            }
-            /* trimmed or deleted entries have nothing to persist */
-            if (d == NULL) {
-                ok[i] = 2;
-            }
             continue;
         }
 
@@ -385,7 +489,7 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
             rc2 = -1;
             goto done;
         }
-        ids[nok++] = list->element[i]->element[0]->str;
+        ids[nok++] = e->element[0]->str;
     }
 
     if (gchw_cat(&json, &len, &cap, "]", 1)) {
@@ -396,7 +500,7 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     done = 0;
 
     if (nok) {
-        rc2 = gchw_write(pg, json);
+        rc2 = gchw_write(pg, json, err, sizeof(err));
 
         if (rc2 == -2) {
             goto done;
@@ -404,18 +508,21 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
 
         if (rc2 == 0) {
             done = (int) nok;
-            rc2 = gchw_ack(rc, ids, nok) == 0 ? done : -1;
-            goto deleted;
+            if (gchw_ack(rc, ids, nok) != 0) {
+                rc2 = -1;
+                goto done;
+            }
+            goto others;
         }
 
         /* a data error: one transaction per entry, keep the refused ones */
-        done = 0;
         for (i = 0; i < n; i++) {
             if (ok[i] != 1) {
                 continue;
             }
 
-            d = gchw_entry_d(list->element[i]);
+            e = list->element[i];
+            d = gchw_entry_d(e);
             len = 0;
             if (gchw_cat(&json, &len, &cap, "[", 1)
                 || gchw_cat(&json, &len, &cap, d->str, d->len)
@@ -425,19 +532,19 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
                 goto done;
             }
 
-            rc2 = gchw_write(pg, json);
+            rc2 = gchw_write(pg, json, err, sizeof(err));
             if (rc2 == -2) {
                 goto done;
             }
 
             if (rc2 == -1) {
-                gchw_log("error", "stream entry %s refused by postgres: "
-                         "left pending",
-                         list->element[i]->element[0]->str);
+                if (gchw_dead_letter(p, rc, e, d, err) < 0) {
+                    goto done;
+                }
                 continue;
             }
 
-            ids[0] = list->element[i]->element[0]->str;
+            ids[0] = e->element[0]->str;
             if (gchw_ack(rc, ids, 1) != 0) {
                 rc2 = -1;
                 goto done;
@@ -446,15 +553,28 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
         }
     }
 
+others:
+
     rc2 = done;
 
-deleted:
-
-    for (i = 0; i < n && rc2 >= 0; i++) {
+    for (i = 0; i < n; i++) {
+        e = list->element[i];
         if (ok[i] == 2) {
-            ids[0] = list->element[i]->element[0]->str;
+            ids[0] = e->element[0]->str;
             if (gchw_ack(rc, ids, 1) != 0) {
                 rc2 = -1;
+                break;
+            }
+
+        } else if (ok[i] == 0 && e->type == REDIS_REPLY_ARRAY
+                   && e->elements >= 1)
+        {
+            if (gchw_dead_letter(p, rc, e, gchw_entry_d(e),
+                                 "not a demande: field d must be a JSON "
+                                 "object with a string \"type\"") < 0)
+            {
+                rc2 = -1;
+                break;
             }
         }
     }
@@ -651,4 +771,128 @@ gchw_persist_lag(redisContext *rc)
     now = gchw_now_ms();
 
     return now > oldest ? now - oldest : 0;
+}
+
+
+/* See gchw.h. */
+long long
+gchw_persist_dead(redisContext *rc)
+{
+    long long    n;
+    redisReply  *r;
+
+    r = redisCommand(rc, "XLEN " GCHW_DEAD);
+    if (r == NULL) {
+        return -1;
+    }
+
+    n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+
+    return n;
+}
+
+
+/* -1, 0, 1 as a stream id "ms-seq" compares with b. */
+static int
+gchw_id_cmp(const char *a, const char *b)
+{
+    unsigned long long  am, as, bm, bs;
+
+    am = as = bm = bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+
+    if (am != bm) {
+        return am < bm ? -1 : 1;
+    }
+
+    return as < bs ? -1 : (as > bs ? 1 : 0);
+}
+
+
+/* See gchw.h. */
+long long
+gchw_persist_trim(redisContext *rc, int keep_ms)
+{
+    size_t        i, j;
+    char          minid[64], keep[32];
+    long long     n;
+    redisReply   *r, *g, *x;
+
+    if (keep_ms == 0) {
+        return 0;
+    }
+
+    snprintf(keep, sizeof(keep), "%lld-0",
+             (long long) (gchw_now_ms() - keep_ms));
+    minid[0] = '\0';
+
+    r = redisCommand(rc, "XINFO GROUPS " GCHW_STREAM);
+    if (r == NULL) {
+        gchw_log("error", "redis: %s", rc->errstr);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return 0;                          /* no stream yet */
+    }
+
+    for (i = 0; i < r->elements; i++) {
+        g = r->element[i];
+        if (g->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+
+        for (j = 0; j + 1 < g->elements; j += 2) {
+            if (strcmp(g->element[j]->str, "name") == 0
+                && strcmp(g->element[j + 1]->str, GCHW_GROUP) != 0)
+            {
+                break;
+            }
+            if (strcmp(g->element[j]->str, "last-delivered-id") == 0) {
+                snprintf(minid, sizeof(minid), "%s", g->element[j + 1]->str);
+            }
+        }
+    }
+
+    freeReplyObject(r);
+
+    if (minid[0] == '\0') {
+        return 0;                          /* no group: trim nothing */
+    }
+
+    /* the oldest pending entry (older than the last delivered one) */
+    x = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP);
+    if (x == NULL) {
+        gchw_log("error", "redis: %s", rc->errstr);
+        return -1;
+    }
+    if (x->type == REDIS_REPLY_ARRAY && x->elements >= 2
+        && x->element[1]->type == REDIS_REPLY_STRING
+        && gchw_id_cmp(x->element[1]->str, minid) < 0)
+    {
+        snprintf(minid, sizeof(minid), "%s", x->element[1]->str);
+    }
+    freeReplyObject(x);
+
+    if (gchw_id_cmp(keep, minid) < 0) {
+        snprintf(minid, sizeof(minid), "%s", keep);
+    }
+
+    r = redisCommand(rc, "XTRIM " GCHW_STREAM " MINID %s", minid);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        gchw_log("error", "redis: XTRIM: %s",
+                 r ? (r->str ? r->str : "bad reply") : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+
+    n = r->integer;
+    freeReplyObject(r);
+
+    return n;
 }

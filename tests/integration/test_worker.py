@@ -277,3 +277,55 @@ def test_tokens(worker_conf):
 def test_secret_file_is_hex(worker_conf):
     s = open(worker_conf["secret"]).read()
     assert re.fullmatch(r"[0-9a-f]{64}\n", s)
+
+
+def add_settings(worker_conf, text):
+    with open(worker_conf["conf"], "a") as f:
+        f.write(text)
+
+
+def test_dead_letter(worker_conf, rds, worker):
+    """Entries that fail on their own go to gch:bookings:dead after
+    max_attempts deliveries, with their error; the others are persisted;
+    the stream is trimmed only below what is acknowledged."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    add_settings(worker_conf, "max_attempts = 3\nstream_keep_ms = 1\n")
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    bad_json = rds.xadd("gch:bookings", {"d": "{not json"})
+    fk = json.loads(book_entry(2, "k2", "b-2"))
+    fk["family_id"] = "f-nobody"                 # refused by a foreign key
+    bad_fk = rds.xadd("gch:bookings", {"d": json.dumps(fk)})
+    no_d = rds.xadd("gch:bookings", {"x": "1"})
+    rds.xadd("gch:bookings", {"d": book_entry(3, "k3", "b-3")})
+
+    w = worker()
+    assert wait_for(lambda: sql(worker_conf["pg"],
+                                "select count(*) from booking")[0][0] == 2)
+    # the poison entries stay pending (and in the stream) for a while
+    assert pending(rds) == 3
+    ids = [e[0] for e in rds.xrange("gch:bookings")]
+    assert bad_json in ids and bad_fk in ids and no_d in ids
+
+    assert wait_for(lambda: rds.xlen("gch:bookings:dead") == 3
+                    and pending(rds) == 0, 15)
+    dead = {f[b"id"]: f for _, f in rds.xrange("gch:bookings:dead")}
+    assert set(dead) == {bad_json, bad_fk, no_d}
+    assert b"foreign key" in dead[bad_fk][b"error"]
+    assert json.loads(dead[bad_fk][b"d"])["family_id"] == "f-nobody"
+    assert dead[bad_json][b"d"] == b"{not json"
+    assert b"not a demande" in dead[bad_json][b"error"]
+    assert all(int(f[b"deliveries"]) == 3 for f in dead.values())
+
+    hb = wait_for(lambda: json.loads(rds.get("gch:worker:heartbeat"))
+                  if json.loads(rds.get("gch:worker:heartbeat"))["dead"] == 3
+                  else None, 5)
+    assert hb["dead"] == 3
+    # acknowledged entries are trimmed, the last delivered one is kept
+    assert wait_for(lambda: rds.xlen("gch:bookings") == 1, 5)
+    assert w.stop() == 0
+    log = open(str(worker_conf["conf"]).replace("worker.conf",
+                                                "worker.log")).read()
+    assert "moved to gch:bookings:dead" in log
+    assert sql(worker_conf["pg"], "select id from booking order by id") \
+        == [("b-1",), ("b-3",)]
