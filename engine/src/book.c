@@ -370,8 +370,8 @@ gch_plan_json(gch_book_t *b, gch_buf_t *out)
     size_t        i;
     yajl_gen      g;
     gch_cell_t   *c;
-    const unsigned char  *buf;
-    size_t                len;
+    char         *buf;
+    size_t        len;
 
     g = gch_gen_new(b->a);
     if (g == NULL) {
@@ -408,14 +408,14 @@ gch_plan_json(gch_book_t *b, gch_buf_t *out)
 
     yajl_gen_array_close(g);
 
-    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+    buf = gch_gen_detach(g, b->a, &len);
+    if (buf != NULL) {
         gch_buf_add(out, buf, len);
+        b->a->free(b->a->ctx, buf);
 
     } else {
         out->failed = 1;
     }
-
-    yajl_gen_free(g);
 }
 
 
@@ -1363,7 +1363,9 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
 const gch_cmds_t *
 gch_book_step3(gch_book_t *b)
 {
-    return b->step3.list.ncmds ? &b->step3.list : NULL;
+    /* a step three cut short by memory would leave a MULTI open */
+    return (b->step3.list.ncmds && !b->step3.failed) ? &b->step3.list
+                                                      : NULL;
 }
 
 

@@ -9,6 +9,7 @@
  */
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -246,94 +247,113 @@ gch_cmdlist_free(gch_cmdlist_t *l)
 }
 
 
-static void *
-gch_yajl_malloc(void *ctx, size_t n)
-{
-    const gch_alloc_t  *a = ctx;
-
-    return a->alloc(a->ctx, n);
-}
-
-
-static void
-gch_yajl_free(void *ctx, void *p)
-{
-    const gch_alloc_t  *a = ctx;
-
-    a->free(a->ctx, p);
-}
-
-
 /*
- * yajl wants realloc; the caller allocator has none, so remember each
- * block's size in a header in front of it.
+ * yajl 2.1 does not check its own allocations (yajl_gen_alloc() memsets
+ * the buffer object it just asked for, the buffer writes into the data it
+ * just asked for): any NULL from the caller allocator crashed.  So a
+ * generator's own state (the yajl_gen and its unused buffer object) lives
+ * in a reserve inside one block from a, and the text goes through a print
+ * callback into a gch_buf_t, whose failures are sticky.  The yajl_gen is
+ * the first object of the reserve: yajl_gen_free() frees it last, and that
+ * releases the whole block.
  */
 typedef struct {
-    size_t  size;
-    size_t  pad;
-} gch_yhdr_t;
+    const gch_alloc_t  *a;
+    gch_buf_t           out;
+    size_t              used;
+    union {
+        long double     align;
+        char            bytes[2048];
+    }                   reserve;
+} gch_gx_t;
 
 
 static void *
-gch_yajl_malloc_sized(void *ctx, size_t n)
+gch_gx_malloc(void *ctx, size_t n)
 {
-    gch_yhdr_t  *h;
+    void      *p;
+    gch_gx_t  *x = ctx;
 
-    h = gch_yajl_malloc(ctx, sizeof(gch_yhdr_t) + n);
-    if (h == NULL) {
-        return NULL;
+    n = (n + 15) & ~(size_t) 15;
+
+    if (x->used + n > sizeof(x->reserve.bytes)) {
+        return NULL;                 /* never: yajl asks for < 1 KB */
     }
 
-    h->size = n;
-    return h + 1;
+    p = x->reserve.bytes + x->used;
+    x->used += n;
+
+    return p;
+}
+
+
+static void *
+gch_gx_realloc(void *ctx, void *p, size_t n)
+{
+    (void) ctx;
+    (void) p;
+    (void) n;
+
+    return NULL;                     /* only its buffer reallocates */
 }
 
 
 static void
-gch_yajl_free_sized(void *ctx, void *p)
+gch_gx_free(void *ctx, void *p)
 {
-    if (p) {
-        gch_yajl_free(ctx, (gch_yhdr_t *) p - 1);
+    gch_gx_t  *x = ctx;
+
+    if (p == (void *) x->reserve.bytes) {
+        /* the yajl_gen itself: the generator is gone */
+        gch_buf_free(&x->out);
+        x->a->free(x->a->ctx, x);
     }
 }
 
 
-static void *
-gch_yajl_realloc_sized(void *ctx, void *p, size_t n)
+static void
+gch_gx_print(void *ctx, const char *s, size_t n)
 {
-    void        *q;
-    gch_yhdr_t  *h;
+    gch_gx_t  *x = ctx;
 
-    q = gch_yajl_malloc_sized(ctx, n);
-    if (q == NULL) {
-        return NULL;
-    }
-
-    if (p) {
-        h = (gch_yhdr_t *) p - 1;
-        memcpy(q, p, h->size < n ? h->size : n);
-        gch_yajl_free_sized(ctx, p);
-    }
-
-    return q;
+    gch_buf_add(&x->out, s, n);
 }
 
 
 /*
  * A generator allocating through a (a must outlive it); free it with
- * yajl_gen_free().  NULL when memory is short.
+ * yajl_gen_free() or gch_gen_detach().  NULL when memory is short.
  */
 yajl_gen
 gch_gen_new(const gch_alloc_t *a)
 {
+    yajl_gen          g;
+    gch_gx_t         *x;
     yajl_alloc_funcs  af;
 
-    af.malloc = gch_yajl_malloc_sized;
-    af.realloc = gch_yajl_realloc_sized;
-    af.free = gch_yajl_free_sized;
-    af.ctx = (void *) a;
+    x = a->alloc(a->ctx, sizeof(gch_gx_t));
+    if (x == NULL) {
+        return NULL;
+    }
 
-    return yajl_gen_alloc(&af);
+    x->a = a;
+    x->used = 0;
+    gch_buf_init(&x->out, a);
+
+    af.malloc = gch_gx_malloc;
+    af.realloc = gch_gx_realloc;
+    af.free = gch_gx_free;
+    af.ctx = x;
+
+    g = yajl_gen_alloc(&af);
+    if (g == NULL || (void *) g != (void *) x->reserve.bytes) {
+        a->free(a->ctx, x);          /* a yajl we do not know */
+        return NULL;
+    }
+
+    yajl_gen_config(g, yajl_gen_print_callback, gch_gx_print, x);
+
+    return g;
 }
 
 
@@ -380,21 +400,24 @@ gch_gen_ki(yajl_gen g, const char *k, long long v)
 char *
 gch_gen_detach(yajl_gen g, const gch_alloc_t *a, size_t *len)
 {
-    char                 *p;
-    size_t                n;
-    const unsigned char  *buf;
+    char      *p, *q;
+    size_t     n;
+    gch_gx_t  *x;
 
-    p = NULL;
+    x = (gch_gx_t *) ((char *) g - offsetof(gch_gx_t, reserve));
+    p = gch_buf_detach(&x->out, &n);
 
-    if (yajl_gen_get_buf(g, &buf, &n) == yajl_gen_status_ok) {
-        p = a->alloc(a->ctx, n + 1);
-        if (p) {
-            memcpy(p, buf, n);
-            p[n] = '\0';
-            if (len) {
-                *len = n;
-            }
+    if (p && a != x->a) {
+        q = a->alloc(a->ctx, n + 1);
+        if (q) {
+            memcpy(q, p, n + 1);
         }
+        x->a->free(x->a->ctx, p);
+        p = q;
+    }
+
+    if (p && len) {
+        *len = n;
     }
 
     yajl_gen_free(g);
