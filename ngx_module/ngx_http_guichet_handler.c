@@ -58,6 +58,7 @@ struct ngx_http_guichet_op_s {
 
     void                        (*on_reply)(ngx_http_guichet_op_t *op,
                                             redisReply *reply);
+    ngx_http_client_body_handler_pt  body_handler; /* set while reading */
     char                          login[NGX_HTTP_GUICHET_LOGIN_MAX];
     char                          password[NGX_HTTP_GUICHET_PASSWORD_MAX];
     char                          hash[256];
@@ -398,6 +399,15 @@ ngx_http_guichet_op_cleanup(void *data)
     op->r = NULL;
     op->cln = NULL;
 
+    if (op->body_handler) {
+        /*
+         * The request ended while its body was being read (client gone,
+         * client_body_timeout): nothing else will ever free the op.
+         */
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
     if (op->deadline.timer_set) {
         ngx_del_timer(&op->deadline);
     }
@@ -622,7 +632,26 @@ ngx_http_guichet_op_send(ngx_http_guichet_op_t *op, const gch_cmds_t *cmds,
 }
 
 
-/* Reads the whole body in memory, then post_handler runs with the op. */
+/* The body is in: the op's own post handler takes over. */
+static void
+ngx_http_guichet_op_body_read(ngx_http_request_t *r)
+{
+    ngx_http_guichet_op_t            *op;
+    ngx_http_client_body_handler_pt   handler;
+
+    op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
+    handler = op->body_handler;
+    op->body_handler = NULL;
+
+    handler(r);
+}
+
+
+/*
+ * Reads the whole body in memory, then post_handler runs with the op.
+ * Until then the op belongs to the request: its pool cleanup frees it if
+ * the request ends first.
+ */
 static ngx_int_t
 ngx_http_guichet_op_read_body(ngx_http_request_t *r,
     ngx_http_guichet_op_t *op, ngx_http_client_body_handler_pt post_handler)
@@ -631,8 +660,9 @@ ngx_http_guichet_op_read_body(ngx_http_request_t *r,
 
     ngx_http_set_ctx(r, op, ngx_http_guichet_module);
     r->request_body_in_single_buf = 1;
+    op->body_handler = post_handler;
 
-    rc = ngx_http_read_client_request_body(r, post_handler);
+    rc = ngx_http_read_client_request_body(r, ngx_http_guichet_op_body_read);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         ngx_http_guichet_op_free(op);
         return rc;
