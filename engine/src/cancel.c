@@ -104,6 +104,11 @@ gch_cancel_plan(gch_cancel_t **out, const gch_town_t *t,
     if (len == 0 || len >= sizeof(c->bid) || memchr(bid, '\0', len)) {
         gch_cancel_answer(c, 404, "not_found",
                           "Cette réservation n'existe pas.");
+        if (c->body == NULL) {
+            gch_cancel_free(c);
+            gch_error_set(err, GCH_ENOMEM, NULL);
+            return GCH_ENOMEM;
+        }
         *out = c;
         return GCH_OK;
     }
@@ -151,7 +156,7 @@ gch_cancel_lookup(gch_cancel_t *c, const redisReply *r)
         gch_cancel_answer(c, 404, "not_found",
                           "Cette réservation n'existe pas ou est déjà "
                           "annulée.");
-        return GCH_OK;
+        return c->body ? GCH_OK : GCH_ENOMEM;
     }
 
     if (r->type != REDIS_REPLY_STRING) {
@@ -359,8 +364,10 @@ gch_cancel_on_reply(gch_cancel_t *c, const redisReply *exec)
     case GCH_CANCEL_RELEASE:
         c->step = GCH_CANCEL_DONE;
 
-        if (c->body) {
-            return GCH_OK;               /* the lost race, answered */
+        if (c->status == 404) {
+            /* the lost race, answered (not "cancelled" if memory ran
+             * short rendering its 404) */
+            return c->body ? GCH_OK : GCH_ENOMEM;
         }
 
         g = gch_gen_new(c->a);

@@ -192,6 +192,7 @@ main(void)
     test_town();
     test_oom();
     test_book();
+    test_cancel();
 
     return tap_done();
 }

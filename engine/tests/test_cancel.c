@@ -1,0 +1,421 @@
+/*
+ * test_cancel.c -- DELETE /api/bookings/{id} without Redis: the lookup
+ * (not found), the guard (a lost race answers 404 and undoes its marker
+ * only), the winner's release (place back, claims deleted, stream entry,
+ * demande, billed after the cancellation deadline), and the failing
+ * allocator over every path.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "tredis.h"
+
+
+#define C_BID   "b-0123456789abcdef0123"
+
+
+static gch_town_t  *town;
+
+
+static const gch_family_t *
+tfam(const char *id)
+{
+    return gch_town_family(town, id, strlen(id));
+}
+
+
+/* The planning entry step two of a booking wrote. */
+static void
+tentry(char *buf, size_t size, const char *cid, const char *sid)
+{
+    snprintf(buf, size, "{\"child_id\":\"%s\",\"session_id\":\"%s\","
+             "\"price_cents\":300,\"request_id\":\"D-000042\","
+             "\"at_ms\":1623319200123}", cid, sid);
+}
+
+
+static redisReply *
+tlookup_reply(const char *entry)
+{
+    tb_t  b;
+
+    tb_init(&b);
+    tb_arr(&b, 1);
+    if (entry) {
+        tb_str(&b, entry);
+    } else {
+        tb_nil(&b);
+    }
+
+    return tb_reply(&b);
+}
+
+
+static redisReply *
+tguard_reply(long long srem)
+{
+    tb_t  b;
+
+    tb_init(&b);
+    tb_arr(&b, 5);
+    tb_int(&b, srem);
+    tb_int(&b, srem);
+    tb_ok(&b);
+    tb_int(&b, 1);
+    tb_int(&b, 77);
+
+    return tb_reply(&b);
+}
+
+
+static redisReply *
+tints_reply(const gch_cmds_t *l)
+{
+    tb_t    b;
+    size_t  i;
+
+    tb_init(&b);
+    tb_arr(&b, l->ncmds - 2);
+    for (i = 2; i < l->ncmds; i++) {
+        tb_int(&b, 1);
+    }
+
+    return tb_reply(&b);
+}
+
+
+typedef struct {
+    int          rc;            /* first non-OK code, or OK */
+    int          status;
+    char         body[512];
+    int          steps;         /* EXECs sent */
+    int          bad_cmds;      /* a step that is not MULTI ... EXEC */
+    char        *guard;         /* dump of step two (malloc) */
+    char        *release;       /* dump of step three (malloc) */
+} tcres_t;
+
+
+/* Drives a cancellation: entry NULL = not found; srem = guard's SREM. */
+static void
+tcancel(tcres_t *res, const gch_alloc_t *a, const char *fid,
+    const char *bid, const char *entry, long long srem, const char *now)
+{
+    int                rc;
+    size_t             len;
+    const char        *body;
+    gch_error_t        err;
+    gch_cancel_t      *c;
+    redisReply        *r;
+    const gch_cmds_t  *l;
+
+    memset(res, 0, sizeof(*res));
+
+    rc = gch_cancel_plan(&c, town, tfam(fid), bid, strlen(bid),
+                         tinstant(now) * 1000 + 5, a, &err);
+    if (rc != GCH_OK) {
+        res->rc = rc;
+        res->status = c == NULL ? -2 : -3;
+        return;
+    }
+
+    while ((l = gch_cancel_next(c)) != NULL) {
+        if (!tcmds_multi_exec(l)) {
+            res->bad_cmds++;
+            break;
+        }
+
+        res->steps++;
+
+        if (res->steps == 1) {
+            r = tlookup_reply(entry);
+        } else if (res->steps == 2) {
+            res->guard = tcmds_dump(l);
+            r = tguard_reply(srem);
+        } else {
+            res->release = tcmds_dump(l);
+            r = tints_reply(l);
+        }
+
+        rc = gch_cancel_on_reply(c, r);
+        freeReplyObject(r);
+
+        if (rc != GCH_OK) {
+            res->rc = rc;
+            break;
+        }
+
+        if (res->steps > 5) {
+            res->bad_cmds++;
+            break;
+        }
+    }
+
+    res->status = gch_cancel_status(c);
+    body = gch_cancel_body(c, &len);
+    snprintf(res->body, sizeof(res->body), "%s", body ? body : "(null)");
+    if (body == NULL) {
+        res->status = -1;
+    }
+
+    gch_cancel_free(c);
+}
+
+
+static void
+tcres_free(tcres_t *res)
+{
+    free(res->guard);
+    free(res->release);
+}
+
+
+static int
+thas(const char *dump, const char *line)
+{
+    char  want[1024];
+
+    snprintf(want, sizeof(want), "\n#   %s", line);
+    return dump != NULL && strstr(dump, want) != NULL;
+}
+
+
+static void
+test_cancel_paths(void)
+{
+    int      ok;
+    char     entry[512], line[512];
+    tcres_t  r;
+
+    tentry(entry, sizeof(entry), "c-thais", "k-m");
+
+    /* not found */
+
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, NULL, 1, "2021-06-10T12:00:00+02:00");
+    tap_ok(r.rc == GCH_OK && r.status == 404 && r.steps == 1
+           && strstr(r.body, "\"code\":\"not_found\""),
+           "cancel: HGET nil is 404 not_found after one step: %s", r.body);
+    tcres_free(&r);
+
+    tcancel(&r, &gch_alloc_std, "f-martin", "", NULL, 1,
+            "2021-06-10T12:00:00+02:00");
+    tap_ok(r.rc == GCH_OK && r.status == 404 && r.steps == 0,
+           "cancel: an empty id is 404 without Redis");
+    tcres_free(&r);
+
+    {
+        char  longid[100];
+
+        memset(longid, 'b', sizeof(longid) - 1);
+        longid[sizeof(longid) - 1] = '\0';
+        tcancel(&r, &gch_alloc_std, "f-martin", longid, NULL, 1,
+                "2021-06-10T12:00:00+02:00");
+        tap_ok(r.rc == GCH_OK && r.status == 404 && r.steps == 0,
+               "cancel: a 99-byte id is 404 without Redis");
+        tcres_free(&r);
+    }
+
+    /* winner, before the deadline: free */
+
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-06-23T23:59:59+02:00");
+    snprintf(line, sizeof(line), "SET {f:f-martin}:cancel:%s C %lld 0 %s "
+             "c-thais k-m EX 3600", C_BID,
+             tinstant("2021-06-23T23:59:59+02:00") * 1000 + 5, C_BID);
+    ok = r.rc == GCH_OK && r.status == 200 && r.steps == 3 && !r.bad_cmds
+         && strcmp(r.body, "{\"booking_id\":\"" C_BID "\",\"status\":"
+                   "\"cancelled\",\"billed\":false}") == 0
+         && thas(r.guard, "SREM {s:k-m}:booked " C_BID)
+         && thas(r.guard, "HDEL {f:f-martin}:bookings " C_BID)
+         && thas(r.guard, line)
+         && thas(r.guard, "INCR gch:seq:demande")
+         && thas(r.release, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY u32 "
+                 "0 1")
+         && thas(r.release, "DEL {c:c-thais}:2021-07-07:q0")
+         && !thas(r.release, "DEL {c:c-thais}:2021-07-07:q1")
+         && thas(r.release, "XADD gch:bookings * d {\"type\":\"cancel\","
+                 "\"number\":77,\"request_id\":\"D-000077\","
+                 "\"booking_id\":\"" C_BID "\",\"family_id\":"
+                 "\"f-martin\",\"child_id\":\"c-thais\",\"session_id\":"
+                 "\"k-m\",\"at_ms\":")
+         && strstr(r.release, "\"billed\":false}") != NULL
+         && thas(r.release, "LPUSH {f:f-martin}:demandes {\"request_id\":"
+                 "\"D-000077\",\"number\":77,\"type\":\"cancellation\"")
+         && thas(r.release, "LTRIM {f:f-martin}:demandes 0 199")
+         && thas(r.release, "DEL {f:f-martin}:cancel:" C_BID)
+         && thas(r.release, "ZREM gch:inflight {f:f-martin}:cancel:" C_BID)
+         && !thas(r.release, "HSET {f:f-martin}:billed " C_BID " k-m");
+    tap_ok(ok, "cancel before the deadline: guard SREM/HDEL/SET C marker/"
+           "ZADD/INCR, release BITFIELD +1, DEL claims, XADD cancel, LPUSH, "
+           "not billed: %s", r.body);
+    if (!ok) {
+        tap_diag("guard:%s", r.guard ? r.guard : "");
+        tap_diag("release:%s", r.release ? r.release : "");
+    }
+    tcres_free(&r);
+
+    /* winner at the deadline: billed, the place still goes back */
+
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-06-24T00:00:00+02:00");
+    ok = r.rc == GCH_OK && r.status == 200
+         && strstr(r.body, "\"billed\":true}") != NULL
+         && thas(r.guard, "SET {f:f-martin}:cancel:" C_BID " C ")
+         && strstr(r.guard, " 1 " C_BID " c-thais k-m EX 3600") != NULL
+         && thas(r.release, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY u32 "
+                 "0 1")
+         && thas(r.release, "HSET {f:f-martin}:billed " C_BID " k-m")
+         && strstr(r.release, "\"billed\":true}") != NULL;
+    tap_ok(ok, "cancel at the deadline: billed, place given back: %s",
+           r.body);
+    if (!ok) {
+        tap_diag("guard:%s", r.guard ? r.guard : "");
+        tap_diag("release:%s", r.release ? r.release : "");
+    }
+    tcres_free(&r);
+
+    /* JOURNEE: every claim of the unit */
+
+    tentry(entry, sizeof(entry), "c-thais", "k-j");
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-06-10T12:00:00+02:00");
+    tap_ok(r.status == 200 && thas(r.release, "DEL {c:c-thais}:2021-07-07:q0")
+           && thas(r.release, "DEL {c:c-thais}:2021-07-07:q1")
+           && thas(r.release, "DEL {c:c-thais}:2021-07-07:q2"),
+           "cancel a JOURNEE: its three claims are deleted");
+    tcres_free(&r);
+
+    /* separate cancellation deadline (48 h) on an activity without one */
+
+    tentry(entry, sizeof(entry), "c-thais", "l-1");
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-07-07T13:29:59+02:00");
+    tap_ok(r.status == 200 && strstr(r.body, "\"billed\":false"),
+           "cancel_deadline 48 h: free one second before: %s", r.body);
+    tcres_free(&r);
+
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-07-07T13:30:00+02:00");
+    tap_ok(r.status == 200 && strstr(r.body, "\"billed\":true"),
+           "cancel_deadline 48 h: billed from the instant: %s", r.body);
+    tcres_free(&r);
+
+    /* lost race */
+
+    tentry(entry, sizeof(entry), "c-thais", "k-m");
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 0,
+            "2021-06-10T12:00:00+02:00");
+    ok = r.rc == GCH_OK && r.status == 404 && r.steps == 3
+         && strstr(r.body, "\"code\":\"not_found\"")
+         && thas(r.release, "DEL {f:f-martin}:cancel:" C_BID)
+         && thas(r.release, "ZREM gch:inflight {f:f-martin}:cancel:" C_BID)
+         && !thas(r.release, "BITFIELD") && !thas(r.release, "XADD")
+         && !thas(r.release, "DEL {c:");
+    tap_ok(ok, "cancel, lost race (SREM 0): 404, only the marker undone: %s",
+           r.body);
+    if (!ok) {
+        tap_diag("release:%s", r.release ? r.release : "");
+    }
+    tcres_free(&r);
+
+    /* a planning entry naming an unknown session or another child */
+
+    tentry(entry, sizeof(entry), "c-thais", "gone");
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-06-10T12:00:00+02:00");
+    tap_ok(r.rc == GCH_EREDIS && r.steps == 1,
+           "cancel: an entry for an unknown session is GCH_EREDIS");
+    tcres_free(&r);
+
+    tentry(entry, sizeof(entry), "c-other", "k-m");
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-06-10T12:00:00+02:00");
+    tap_ok(r.rc == GCH_EREDIS, "cancel: an entry for a child of another "
+           "family is GCH_EREDIS");
+    tcres_free(&r);
+
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, "not json", 1,
+            "2021-06-10T12:00:00+02:00");
+    tap_ok(r.rc == GCH_EREDIS, "cancel: a corrupt entry is GCH_EREDIS");
+    tcres_free(&r);
+}
+
+
+static void
+test_cancel_oom(void)
+{
+    int          want;
+    long         n, leaks, wrong;
+    char         entry[512];
+    size_t       i;
+    tcres_t      r;
+    tcount_t     c;
+    gch_alloc_t  a;
+
+    static const struct {
+        const char  *name;
+        int          found;
+        long long    srem;
+        const char  *now;
+    } cases[] = {
+        { "not found", 0, 1, "2021-06-10T12:00:00+02:00" },
+        { "winner, free", 1, 1, "2021-06-10T12:00:00+02:00" },
+        { "winner, billed", 1, 1, "2021-06-30T12:00:00+02:00" },
+        { "lost race", 1, 0, "2021-06-10T12:00:00+02:00" },
+    };
+
+    tentry(entry, sizeof(entry), "c-thais", "k-m");
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tcount_init(&c, &a, 0);
+        tcancel(&r, &a, "f-martin", C_BID, cases[i].found ? entry : NULL,
+                cases[i].srem, cases[i].now);
+        want = r.status;
+        tcres_free(&r);
+
+        leaks = 0;
+        wrong = 0;
+
+        for (n = 1; ; n++) {
+            tcount_init(&c, &a, n);
+            tcancel(&r, &a, "f-martin", C_BID, cases[i].found ? entry : NULL,
+                    cases[i].srem, cases[i].now);
+            tcres_free(&r);
+            leaks += c.live != 0;
+
+            if (c.failed == 0) {
+                wrong += r.status != want || r.rc != GCH_OK;
+                break;
+            }
+
+            if (!(r.rc == GCH_ENOMEM && r.bad_cmds == 0)) {
+                tap_diag("oom cancel %s: failing allocation %ld: rc %d "
+                         "status %d", cases[i].name, n, r.rc, r.status);
+                wrong++;
+            }
+        }
+
+        tap_ok(leaks == 0 && wrong == 0 && n > 1, "oom cancel %s (%d): each "
+               "of the %ld allocations fails cleanly, no leak", cases[i].name,
+               want, n - 1);
+    }
+}
+
+
+void
+test_cancel(void)
+{
+    town = ttown();
+    if (town == NULL) {
+        tap_ok(0, "test town parses");
+        return;
+    }
+
+    test_cancel_paths();
+    test_cancel_oom();
+
+    gch_town_free(town);
+    town = NULL;
+}
