@@ -193,6 +193,7 @@ main(void)
     test_oom();
     test_book();
     test_cancel();
+    test_render();
 
     return tap_done();
 }
