@@ -260,11 +260,12 @@ static char *
 ngx_http_guichet_read_secret(ngx_conf_t *cf,
     ngx_http_guichet_main_conf_t *gmcf)
 {
-    u_char      buf[128];
-    ssize_t     n;
-    ngx_int_t   hi, lo;
-    ngx_uint_t  i;
-    ngx_file_t  file;
+    u_char           buf[128];
+    ssize_t          n;
+    ngx_int_t        hi, lo;
+    ngx_uint_t       i;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
 
     if (ngx_conf_full_name(cf->cycle, &gmcf->secret_file, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -279,6 +280,14 @@ ngx_http_guichet_read_secret(ngx_conf_t *cf,
     if (file.fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
                            ngx_open_file_n " \"%V\" failed", &file.name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR || !ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "guichet secret file \"%V\" is not a regular "
+                           "file", &file.name);
+        ngx_close_file(file.fd);
         return NGX_CONF_ERROR;
     }
 
