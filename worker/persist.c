@@ -11,8 +11,16 @@
  *   book   -> insert into demande ... on conflict do nothing, then
  *             insert into booking ... on conflict do nothing, skipping ids
  *             present in voided_booking;
- *   cancel -> booking status 'cancelled' (booking_id or booking_ids,
- *             at_ms, billed).
+ *   cancel -> booking_cancellation (booking_id or booking_ids, at_ms,
+ *             billed), applied to booking: status 'cancelled';
+ *   absence-> demande (kind 'justification'), booking_justification,
+ *             applied to booking: justified;
+ *   and one outbox row (an e-mail) per book, cancel and absence entry,
+ *   unique (kind, ref): a replay queues nothing more.
+ *
+ * Cancellations and justifications are applied whichever of them or the
+ * booking arrives first (an entry may wait at a dead consumer while later
+ * ones are read).
  *
  * XACK is sent only after COMMIT.  A crash between the two redelivers the
  * batch, and the "on conflict do nothing" inserts make the replay a no-op:
@@ -80,15 +88,153 @@ static const char  gchw_sql_booking[] =
     "                   where v.id = i->>'booking_id')"
     " on conflict do nothing";
 
-static const char  gchw_sql_cancel[] =
-    "update booking b set status = 'cancelled',"
-    "   cancelled_at = to_timestamp(coalesce((e->>'at_ms')::bigint,"
-    "                  (extract(epoch from now()) * 1000)::bigint) / 1000.0),"
-    "   billed = coalesce((e->>'billed')::boolean, false)"
+static const char  gchw_sql_absence_demande[] =
+    "insert into demande (number, request_id, family_id, kind, status,"
+    "   idem_key, created_at, items)"
+    " select (e->>'number')::bigint, e->>'request_id', e->>'family_id',"
+    "   'justification', 'traitee_positivement', '',"
+    "   to_timestamp((e->>'at_ms')::bigint / 1000.0),"
+    "   jsonb_build_array(jsonb_build_object('booking_id', e->'booking_id',"
+    "     'reason', e->'reason', 'document_id', e->'document_id'))"
     " from jsonb_array_elements($1::jsonb) e"
-    " where e->>'type' = 'cancel' and b.status = 'confirmed'"
-    "   and (b.id = e->>'booking_id' or b.id in"
-    "        (select jsonb_array_elements_text(e->'booking_ids')))";
+    " where e->>'type' = 'absence'"
+    " on conflict do nothing";
+
+/* cancellations and justifications are facts of their own (0003) */
+static const char  gchw_sql_cancel[] =
+    "insert into booking_cancellation (booking_id, family_id, cancelled_at,"
+    "   billed)"
+    " select x.bid, e->>'family_id',"
+    "   to_timestamp(coalesce((e->>'at_ms')::bigint,"
+    "     (extract(epoch from now()) * 1000)::bigint) / 1000.0),"
+    "   coalesce((e->>'billed')::boolean, false)"
+    " from jsonb_array_elements($1::jsonb) e,"
+    "   lateral (select e->>'booking_id' bid"
+    "            union select jsonb_array_elements_text("
+    "              case jsonb_typeof(e->'booking_ids') when 'array'"
+    "              then e->'booking_ids' else '[]' end)) x"
+    " where e->>'type' = 'cancel' and x.bid is not null"
+    " on conflict do nothing";
+
+static const char  gchw_sql_justify[] =
+    "insert into booking_justification (booking_id, family_id,"
+    "   demande_number, justified_at)"
+    " select e->>'booking_id', e->>'family_id', (e->>'number')::bigint,"
+    "   to_timestamp((e->>'at_ms')::bigint / 1000.0)"
+    " from jsonb_array_elements($1::jsonb) e"
+    " where e->>'type' = 'absence'"
+    " on conflict do nothing";
+
+/* the booking ids an entry of the batch names */
+#define GCHW_SQL_MENTIONED                                                    \
+    "with m as ("                                                             \
+    "  select i->>'booking_id' id from jsonb_array_elements($1::jsonb) e,"   \
+    "    jsonb_array_elements(case when e->>'type' = 'book'"                  \
+    "      and jsonb_typeof(e->'items') = 'array' then e->'items'"           \
+    "      else '[]' end) i"                                                  \
+    "  union select e->>'booking_id' from jsonb_array_elements($1::jsonb) e" \
+    "  union select jsonb_array_elements_text(e->'booking_ids')"              \
+    "    from jsonb_array_elements($1::jsonb) e"                              \
+    "    where jsonb_typeof(e->'booking_ids') = 'array')"
+
+static const char  gchw_sql_apply_cancel[] =
+    GCHW_SQL_MENTIONED
+    " update booking b set status = 'cancelled',"
+    "   cancelled_at = c.cancelled_at, billed = c.billed"
+    " from booking_cancellation c"
+    " where c.booking_id = b.id and b.status = 'confirmed'"
+    "   and b.id in (select id from m)";
+
+static const char  gchw_sql_apply_justify[] =
+    GCHW_SQL_MENTIONED
+    " update booking b set justified = true"
+    " from booking_justification j"
+    " where j.booking_id = b.id and not b.justified"
+    "   and b.id in (select id from m)";
+
+/* one e-mail per persisted demande (0005), in the same transaction */
+
+#define GCHW_SQL_STATUS(x)                                                    \
+    "case " x " when 'traitee_positivement' then 'traitée positivement'"      \
+    " when 'partielle' then 'traitée partiellement'"                          \
+    " when 'traitee_negativement' then 'traitée négativement'"                \
+    " else " x " end"
+
+#define GCHW_SQL_CELL                                                         \
+    "format('%s, %s, le %s (%s)', coalesce(c.first_name, ''),"               \
+    " coalesce(a.name, ''), to_char(s.date, 'DD/MM/YYYY'), u.label)"
+
+static const char  gchw_sql_mail_book[] =
+    "insert into outbox (family_id, kind, ref, subject, body)"
+    " select e->>'family_id', 'demande', e->>'request_id',"
+    "   format('Demande N° %s : %s', e->>'request_id', "
+    GCHW_SQL_STATUS("e->>'status'") "),"
+    "   format(E'Bonjour,\\n\\nVotre demande N° %s (réservation de séances)"
+    " a été %s.\\n\\n%s\\n\\nLe service enfance\\n', e->>'request_id', "
+    GCHW_SQL_STATUS("e->>'status'") ","
+    "     (select string_agg(format('- %s : %s', " GCHW_SQL_CELL ","
+    "        case when i->>'status' = 'confirmed' then 'confirmée ('"
+    "          || euros((i->>'price_cents')::bigint) || ')'"
+    "        else 'refusée (' || case i->>'reason'"
+    "          when 'full' then 'complet'"
+    "          when 'conflict' then 'conflit avec une autre activité'"
+    "          when 'already_booked' then 'déjà réservée'"
+    "          when 'not_enrolled' then 'pas d''inscription validée'"
+    "          when 'age' then 'âge hors de la tranche'"
+    "          when 'documents_missing' then 'pièces manquantes au dossier'"
+    "          when 'unpaid_invoices' then 'factures impayées'"
+    "          when 'not_open_yet' then 'réservations pas encore ouvertes'"
+    "          when 'closed' then 'délai de réservation dépassé'"
+    "          when 'week_incomplete' then 'semaine complète obligatoire'"
+    "          when 'unknown_session' then 'séance inconnue'"
+    "          else coalesce(i->>'reason', '') end || ')' end),"
+    "        E'\\n' order by o)"
+    "      from jsonb_array_elements(e->'items') with ordinality t(i, o)"
+    "      left join child c on c.id = i->>'child_id'"
+    "      left join session s on s.id = i->>'session_id'"
+    "      left join activity a on a.id = s.activity_id"
+    "      left join unit u on u.code = s.unit_code))"
+    " from jsonb_array_elements($1::jsonb) e"
+    " where e->>'type' = 'book'"
+    "   and not exists (select 1"
+    "     from jsonb_array_elements(e->'items') i, voided_booking v"
+    "     where v.id = i->>'booking_id')"
+    " on conflict do nothing";
+
+static const char  gchw_sql_mail_cancel[] =
+    "insert into outbox (family_id, kind, ref, subject, body)"
+    " select e->>'family_id', 'cancellation', e->>'booking_id',"
+    "   'Annulation de réservation',"
+    "   format(E'Bonjour,\\n\\nLa réservation de %s est annulée."
+    " %s\\n\\nLe service enfance\\n', " GCHW_SQL_CELL ","
+    "     case when coalesce((e->>'billed')::boolean, false)"
+    "     then 'Annulée après le délai, elle reste facturée, sauf absence"
+    " justifiée par un certificat médical.'"
+    "     else 'Elle ne sera pas facturée.' end)"
+    " from jsonb_array_elements($1::jsonb) e"
+    "   left join child c on c.id = e->>'child_id'"
+    "   left join session s on s.id = e->>'session_id'"
+    "   left join activity a on a.id = s.activity_id"
+    "   left join unit u on u.code = s.unit_code"
+    " where e->>'type' = 'cancel' and e->>'booking_id' is not null"
+    " on conflict do nothing";
+
+static const char  gchw_sql_mail_absence[] =
+    "insert into outbox (family_id, kind, ref, subject, body)"
+    " select e->>'family_id', 'justification', e->>'request_id',"
+    "   format('Demande N° %s : absence justifiée', e->>'request_id'),"
+    "   format(E'Bonjour,\\n\\nVotre demande N° %s (justification d''absence)"
+    " a été traitée positivement : la séance %s ne sera pas facturée."
+    "\\n\\nLe service enfance\\n', e->>'request_id', "
+    "     coalesce((select " GCHW_SQL_CELL " from booking b"
+    "       join child c on c.id = b.child_id"
+    "       join session s on s.id = b.session_id"
+    "       join activity a on a.id = s.activity_id"
+    "       join unit u on u.code = s.unit_code"
+    "       where b.id = e->>'booking_id'), e->>'booking_id'))"
+    " from jsonb_array_elements($1::jsonb) e"
+    " where e->>'type' = 'absence'"
+    " on conflict do nothing";
 
 
 /* See gchw.h. */
@@ -208,23 +354,32 @@ gchw_entry_d(const redisReply *e)
 }
 
 
-/* Writes the JSON array in one transaction.  0, -1 data error (the
- * connection is fine), -2 connection error.  PostgreSQL's message is
- * copied to err (errlen bytes). */
+/*
+ * Writes the JSON array in one transaction.  0; -1 when PostgreSQL
+ * refused the data (SQLSTATE class 22 data exception or 23 integrity
+ * constraint: the entry's own fault, the connection is fine); -2 on any
+ * other error (connection lost, server shutting down, a missing table or
+ * a bug of ours: not the entry's fault, never dead-lettered; the caller
+ * backs off).  PostgreSQL's message is copied to err (errlen bytes).
+ */
 static int
 gchw_write(PGconn *pg, const char *json, char *err, size_t errlen)
 {
+    int           data;
     size_t        i;
     PGresult     *res;
-    const char   *params[1];
+    const char   *params[1], *state;
     const char   *sqls[] = { gchw_sql_void, gchw_sql_demande,
-                             gchw_sql_booking, gchw_sql_cancel };
+                             gchw_sql_absence_demande, gchw_sql_booking,
+                             gchw_sql_cancel, gchw_sql_justify,
+                             gchw_sql_apply_cancel, gchw_sql_apply_justify,
+                             gchw_sql_mail_book, gchw_sql_mail_cancel,
+                             gchw_sql_mail_absence };
 
     params[0] = json;
 
     res = PQexec(pg, "begin");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        PQclear(res);
         goto failed;
     }
     PQclear(res);
@@ -232,7 +387,6 @@ gchw_write(PGconn *pg, const char *json, char *err, size_t errlen)
     for (i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
         res = PQexecParams(pg, sqls[i], 1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            PQclear(res);
             goto failed;
         }
         PQclear(res);
@@ -240,7 +394,6 @@ gchw_write(PGconn *pg, const char *json, char *err, size_t errlen)
 
     res = PQexec(pg, "commit");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        PQclear(res);
         goto failed;
     }
     PQclear(res);
@@ -249,13 +402,18 @@ gchw_write(PGconn *pg, const char *json, char *err, size_t errlen)
 
 failed:
 
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    data = state && (strncmp(state, "22", 2) == 0
+                     || strncmp(state, "23", 2) == 0);
+
     gchw_log("error", "postgres: %s", PQerrorMessage(pg));
     snprintf(err, errlen, "%s", PQerrorMessage(pg));
     i = strcspn(err, "\n");
     err[i] = '\0';
+    PQclear(res);
     PQclear(PQexec(pg, "rollback"));
 
-    return PQstatus(pg) == CONNECTION_OK ? -1 : -2;
+    return data && PQstatus(pg) == CONNECTION_OK ? -1 : -2;
 }
 
 

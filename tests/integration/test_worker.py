@@ -329,3 +329,58 @@ def test_dead_letter(worker_conf, rds, worker):
     assert "moved to gch:bookings:dead" in log
     assert sql(worker_conf["pg"], "select id from booking order by id") \
         == [("b-1",), ("b-3",)]
+
+
+def cancel_entry(bid, billed, at_ms=1625000000000):
+    return json.dumps({"type": "cancel", "booking_id": bid,
+                       "family_id": "f-martin", "child_id": "c-thais",
+                       "session_id": "s1", "at_ms": at_ms, "billed": billed})
+
+
+def absence_entry(number, bid):
+    return json.dumps({"type": "absence", "number": number,
+                       "request_id": "D-%06d" % number, "booking_id": bid,
+                       "family_id": "f-martin", "reason": "medical",
+                       "document_id": None, "at_ms": 1625000000000})
+
+
+def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
+    """cancel and absence entries are applied whichever arrives first;
+    each persisted demande queues exactly one e-mail, replays none."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("gch:bookings", {"d": cancel_entry("b-1", True)})
+    # cancel (free) and absence before their booking's entry
+    rds.xadd("gch:bookings", {"d": cancel_entry("b-2", False)})
+    rds.xadd("gch:bookings", {"d": absence_entry(10, "b-3")})
+    rds.xadd("gch:bookings", {"d": book_entry(2, "k2", "b-2")})
+    rds.xadd("gch:bookings", {"d": book_entry(3, "k3", "b-3")})
+    # replays
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("gch:bookings", {"d": cancel_entry("b-1", True)})
+    rds.xadd("gch:bookings", {"d": absence_entry(10, "b-3")})
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from booking")[0][0] == 3, 10)
+    time.sleep(0.3)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select id, status, billed, justified, "
+               "cancelled_at is not null from booking order by id") == [
+        ("b-1", "cancelled", True, False, True),
+        ("b-2", "cancelled", False, False, True),
+        ("b-3", "confirmed", True, True, False)]
+    assert sql(worker_conf["pg"], "select kind from demande where "
+               "number = 10") == [("justification",)]
+    rows = sql(worker_conf["pg"], "select kind, ref, subject, body from "
+               "outbox order by kind, ref")
+    assert [(k, r) for k, r, _, _ in rows] == [
+        ("cancellation", "b-1"), ("cancellation", "b-2"),
+        ("demande", "D-000001"), ("demande", "D-000002"),
+        ("demande", "D-000003"), ("justification", "D-000010")]
+    rows = [rows[2], rows[0], rows[1]]
+    assert rows[0][2] == "Demande N° D-000001 : traitée positivement"
+    assert "Thaïs, ALSH, le 07/07/2031 (Matin) : confirmée (9,00 €)" \
+        in rows[0][3]
+    assert "reste facturée" in rows[1][3]
+    assert "ne sera pas facturée" in rows[2][3]
