@@ -47,6 +47,7 @@ struct ngx_http_guichet_op_s {
 
     gch_booking_req_t             req;
     unsigned                      have_req:1;
+    unsigned                      full_checked:1;
     gch_book_t                   *book;
     gch_cancel_t                 *cancel;
     gch_absence_t                *absence;
@@ -1021,12 +1022,46 @@ ngx_http_guichet_idem_key(ngx_http_request_t *r, ngx_http_guichet_op_t *op)
 }
 
 
+static void ngx_http_guichet_book_go(ngx_http_guichet_op_t *op);
+
+
+/*
+ * The sold-out cache would answer "full" at once, but only a key Redis
+ * does not know may get that answer: a known one (a booking that went
+ * through while its client got 503, a concurrent twin) gets its replay,
+ * 409 or 422 the normal way.
+ */
+static void
+ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,
+    redisReply *reply)
+{
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        ngx_http_guichet_book_answer(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (op->r == NULL || reply == NULL
+        || reply->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    gch_book_free(op->book);
+    op->book = NULL;
+    op->full_checked = 1;
+
+    ngx_http_guichet_book_go(op);
+}
+
+
 static void
 ngx_http_guichet_book_body(ngx_http_request_t *r)
 {
     int                            rc;
     gch_error_t                    err;
-    gch_book_in_t                  in;
     ngx_http_guichet_op_t         *op;
     ngx_http_guichet_main_conf_t  *gmcf;
 
@@ -1054,6 +1089,25 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
 
     op->have_req = 1;
 
+    ngx_http_guichet_book_go(op);
+}
+
+
+/* Plans the booking and sends step one (or answers from the cache). */
+static void
+ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
+{
+    int                            rc;
+    u_char                        *p, key[NGX_HTTP_GUICHET_FID_MAX + 80];
+    gch_error_t                    err;
+    gch_book_in_t                  in;
+    ngx_http_guichet_main_conf_t  *gmcf;
+    static const char             *exists[] = { "EXISTS %b" };
+
+    gmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_guichet_module);
+    ngx_memzero(&err, sizeof(gch_error_t));
+
     in.town = op->cat->town;
     in.family = op->family;
     in.req = &op->req;
@@ -1075,12 +1129,23 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
         return;
     }
 
-    if (gmcf->full_cache
+    if (gmcf->full_cache && !op->full_checked
         && gch_book_sold_out(op->book, ngx_http_guichet_sold_out, op->cat)
            == 1)
     {
-        ngx_http_guichet_book_answer(op);
-        ngx_http_guichet_op_free(op);
+        p = ngx_snprintf(key, sizeof(key), "{f:%s}:idem:%s", op->fid,
+                         op->idem);
+
+        if (ngx_http_guichet_op_format(op, 1, exists, (char *) key, p - key)
+            != NGX_OK
+            || ngx_http_guichet_op_send(op, &op->cmds,
+                                        ngx_http_guichet_book_idem_checked)
+               != NGX_OK)
+        {
+            ngx_http_guichet_op_unavailable(op);
+            ngx_http_guichet_op_free(op);
+        }
+
         return;
     }
 
