@@ -175,9 +175,11 @@ def assert_consistent(s, town, stream=True):
             voided.update(e.get("booking_ids", []))
     confirmed_in_stream = {}
     child_of = {}
+    demandes = set()
     for e in entries:
         if e.get("type") != "book":
             continue
+        demandes.add("{f:%s}:idem:%s" % (e["family_id"], e["idem"]))
         for it in e["items"]:
             if it["status"] == "confirmed" and it["booking_id"] not in voided:
                 confirmed_in_stream.setdefault(it["session_id"], set()).add(
@@ -206,6 +208,8 @@ def assert_consistent(s, town, stream=True):
             pending.append(k)
             continue
         assert v.startswith("D "), (k, v[:40])
+        if stream:
+            assert k in demandes, k      # the answer has its stream entry
         answer = json.loads(v.split(" ", 2)[2])
         for it in answer.get("items", []):
             if it.get("status") == "confirmed":

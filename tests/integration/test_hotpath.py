@@ -1,0 +1,343 @@
+"""test_hotpath.py -- the booking hot path as an operator configures it
+and as a parent retries it, data-driven in the Test::Nginx manner: each
+block is a configuration change or a request with the status, body,
+headers and Redis state expected, and the error log stays free of
+[alert]/[crit]/[emerg] and sanitizer reports.
+
+  * directives: bad values fail `nginx -t` in nginx's phrasing; the
+    value of guichet_max_items is enforced; $guichet_family keys a
+    limit_req zone (429 rate_limited for one family, not the others)
+  * idempotency: replay (Idempotent-Replayed: true), 422 with another
+    body, 409 or replay for two concurrent requests with one key, never
+    two bookings; the record lives guichet_idempotency_ttl; a confirmed
+    booking's key replays even after the session sold out
+  * metrics: an all-confirmed booking is exactly 2 Redis round trips
+
+Two stacks of their own (faultlib.py in tests/fault/ holds the helpers
+shared with the failure tests), one nginx worker each so that the
+sold-out cache of guichet_full_cache is seen by every request.
+"""
+
+import concurrent.futures
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "fault"))
+
+from faultlib import (ROOT, body_of, book, booked, child,  # noqa: E402
+                      conf_template, finish_stack, left, metrics, online,
+                      rush_town, settled, start_stack, wait_for)
+
+TOWN = rush_town(families=30, sessions=(("h1", 4), ("h2", 40), ("h3", 40),
+                                        ("h4", 40)))
+ONE_WORKER = ("worker_processes 2;", "worker_processes 1;")
+
+
+def fam(i):
+    return "f-%04d" % i
+
+
+@pytest.fixture(scope="module")
+def hp(tmp_path_factory):
+    tpl = conf_template(tmp_path_factory.mktemp("conf"), "hotpath",
+                        replace=[ONE_WORKER,
+                                 ("guichet_max_items 200;",
+                                  "guichet_max_items 3;"),
+                                 ("guichet_idempotency_ttl 24h;",
+                                  "guichet_idempotency_ttl 1h;")])
+    s = start_stack(TOWN, "hotpath", template=tpl)
+    yield s
+    finish_stack(s)
+
+
+@pytest.fixture(scope="module")
+def tok(hp):
+    return hp.tokens()
+
+
+# ----- directives: nginx -t -------------------------------------------------
+
+# (what replaces what in dev.conf, what nginx -t must say)
+BAD_CONFIGS = [
+    (("guichet_redis_pool 2;", "guichet_redis_pool 0;"),
+     r'\[emerg\] "guichet_redis_pool" must be between 1 and 64 in '),
+    (("guichet_redis_pool 2;", "guichet_redis_pool 65;"),
+     r'\[emerg\] "guichet_redis_pool" must be between 1 and 64 in '),
+    (("guichet_redis_pool 2;", "guichet_redis_pool many;"),
+     r'\[emerg\] "guichet_redis_pool" directive invalid number in '),
+    (("guichet_max_items 200;", "guichet_max_items 5000;"),
+     r'\[emerg\] "guichet_max_items" must be between 1 and 1000 in '),
+    (("guichet_catalogue_refresh 1s;", "guichet_catalogue_refresh 10ms;"),
+     r'\[emerg\] "guichet_catalogue_refresh" must be 50ms or more in '),
+    (("guichet_timeout 2s;", "guichet_timeout soon;"),
+     r'\[emerg\] "guichet_timeout" directive invalid value in '),
+    (("guichet_idempotency_ttl 24h;", "guichet_idempotency_ttl 1x;"),
+     r'\[emerg\] "guichet_idempotency_ttl" directive invalid value in '),
+    (("guichet_timeout 2s;", "guichet_timeout 2s; guichet_timeout 3s;"),
+     r'\[emerg\] "guichet_timeout" directive is duplicate in '),
+    (("guichet_secret_file @SECRET@;",
+      "guichet_secret_file /nonexistent/secret.key;"),
+     r'\[emerg\] open\(\) "/nonexistent/secret.key" failed '
+     r'\(2: No such file or directory\) in '),
+    (("guichet_secret_file @SECRET@;", "guichet_secret_file @VAR@;"),
+     r'\[emerg\] guichet secret file "@VAR@" is not a regular file in '),
+    (("guichet_secret_file @SECRET@;", "guichet_secret_file @VAR@/short;"),
+     r'\[emerg\] guichet secret file "@VAR@/short" must hold 32 bytes or '
+     r'64 hex digits in '),
+    (("guichet_api;", "guichet_api; guichet_api;"),
+     r'\[emerg\] "guichet_api" directive is duplicate in '),
+]
+
+
+def nginx_t(tmp_path, template):
+    """Renders template like the stack does and runs nginx -t on it."""
+    secret = tmp_path / "secret.key"
+    secret.write_text("ab" * 32 + "\n")
+    (tmp_path / "short").write_text("abcd\n")
+    conf = tmp_path / "nginx.conf"
+    subprocess.run([os.path.join(ROOT, "scripts", "render-conf.sh"),
+                    template, str(conf),
+                    os.path.join(ROOT, "build",
+                                 "ngx_http_guichet_module.so"),
+                    str(tmp_path), "1", "127.0.0.1:1", str(secret)],
+                   check=True)
+    r = subprocess.run(["/usr/sbin/nginx", "-t", "-p", str(tmp_path), "-c",
+                        str(conf), "-e", str(tmp_path / "error.log")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return r.returncode, r.stdout.decode(), str(conf)
+
+
+@pytest.mark.parametrize("change, message", BAD_CONFIGS,
+                         ids=[c[1] for c, _ in BAD_CONFIGS])
+def test_bad_directive_fails_nginx_t(tmp_path, change, message):
+    old, new = change
+    new = new.replace("@VAR@", str(tmp_path))
+    tpl = conf_template(tmp_path, "bad", replace=[(old, new)])
+    rc, out, conf = nginx_t(tmp_path, tpl)
+    assert rc != 0, out
+    assert re.search(message.replace("@VAR@", re.escape(str(tmp_path))),
+                     out), out
+    assert "test failed" in out, out
+    assert conf in out, out          # nginx names the file (and line)
+
+
+def test_good_directives_pass_nginx_t(tmp_path):
+    tpl = conf_template(tmp_path, "good", replace=[
+        ("guichet_redis_pool 2;", "guichet_redis_pool 64;"),
+        ("guichet_max_items 200;", "guichet_max_items 1000;"),
+        ("guichet_catalogue_refresh 1s;", "guichet_catalogue_refresh 50ms;"),
+        ("guichet_timeout 2s;", "guichet_timeout 750ms;"),
+        ("guichet_idempotency_ttl 24h;", "guichet_idempotency_ttl 2d;")])
+    rc, out, _ = nginx_t(tmp_path, tpl)
+    assert rc == 0 and "test is successful" in out, out
+
+
+# ----- guichet_max_items -----------------------------------------------------
+
+def test_max_items_is_enforced(hp, tok):
+    f = fam(1)
+    four = [(child(f), sid) for sid in ("h1", "h2", "h3", "h4")]
+    before = [left(hp, sid) for sid in ("h1", "h2", "h3", "h4")]
+    r = book(hp, tok[f], four)
+    assert r.status == 400, r
+    err = r.json()["error"]
+    assert err["code"] == "invalid_field", r
+    assert "items" in err["message"], r
+    assert [left(hp, sid) for sid in ("h1", "h2", "h3", "h4")] == before
+
+    r = book(hp, tok[f], four[1:])          # exactly guichet_max_items
+    assert r.status == 200, r
+    assert [it["status"] for it in r.json()["items"]] == ["confirmed"] * 3
+
+
+# ----- idempotency, block by block -------------------------------------------
+
+# Each block: a list of requests (family, items, key name, body override)
+# sent in order with what each must get back; "same" names the answer of
+# an earlier request in the block that must come back byte for byte.
+IDEM_BLOCKS = [
+    {"name": "replay",
+     "requests": [
+         {"f": 2, "sids": ["h2"], "key": "a",
+          "status": 200, "replayed": False, "confirmed": 1},
+         {"f": 2, "sids": ["h2"], "key": "a",
+          "status": 200, "replayed": True, "same": 0},
+         {"f": 2, "sids": ["h2"], "key": "a",
+          "status": 200, "replayed": True, "same": 0}],
+     "booked": {"h2": 1}},
+    {"name": "other body, same key",
+     "requests": [
+         {"f": 3, "sids": ["h2"], "key": "a",
+          "status": 200, "replayed": False, "confirmed": 1},
+         {"f": 3, "sids": ["h3"], "key": "a",
+          "status": 422, "code": "idempotency_key_reused"},
+         {"f": 3, "sids": ["h2", "h3"], "key": "a",
+          "status": 422, "code": "idempotency_key_reused"}],
+     "booked": {"h2": 1, "h3": 0}},
+    {"name": "same key, another family: its own",
+     "requests": [
+         {"f": 4, "sids": ["h3"], "key": "a",
+          "status": 200, "replayed": False, "confirmed": 1},
+         {"f": 5, "sids": ["h3"], "key": "a",
+          "status": 200, "replayed": False, "confirmed": 1}],
+     "booked": {"h3": 2}},
+    {"name": "refusals are replayed too",
+     "requests": [
+         {"f": 6, "sids": ["h2", "h2"], "key": "a",
+          "status": 200, "replayed": False, "confirmed": 1},
+         {"f": 6, "sids": ["h2", "h2"], "key": "a",
+          "status": 200, "replayed": True, "same": 0}],
+     "booked": {"h2": 1}},
+]
+
+
+@pytest.mark.parametrize("block", IDEM_BLOCKS,
+                         ids=[b["name"] for b in IDEM_BLOCKS])
+def test_idempotency_block(hp, tok, block):
+    keys = {}
+    before = {sid: len(booked(hp, sid)) for sid in block["booked"]}
+    answers = []
+    for n, q in enumerate(block["requests"]):
+        f = fam(q["f"])
+        k = keys.setdefault(q["key"], "blk-" + uuid.uuid4().hex)
+        r = book(hp, tok[f], [(child(f), sid) for sid in q["sids"]], idem=k)
+        answers.append(r)
+        assert r.status == q["status"], (n, r)
+        if "code" in q:
+            assert r.json()["error"]["code"] == q["code"], (n, r)
+            continue
+        replayed = r.headers.get("idempotent-replayed") == "true"
+        assert replayed == q["replayed"], (n, r.header_list)
+        if "same" in q:
+            assert r.body == answers[q["same"]].body, n
+        if "confirmed" in q:
+            assert sum(it["status"] == "confirmed"
+                       for it in r.json()["items"]) == q["confirmed"], r
+        rec = hp.redis.get("{f:%s}:idem:%s" % (f, k))
+        assert rec.startswith("D ") and rec.endswith(r.body.decode()), n
+    for sid, n in block["booked"].items():
+        assert len(booked(hp, sid)) - before[sid] == n, sid
+    assert settled(hp)
+
+
+def test_idempotency_record_lives_guichet_idempotency_ttl(hp, tok):
+    f, k = fam(7), "ttl-" + uuid.uuid4().hex
+    r = book(hp, tok[f], [(child(f), "h2")], idem=k)
+    assert r.status == 200, r
+    ttl = hp.redis.ttl("{f:%s}:idem:%s" % (f, k))
+    assert 3590 <= ttl <= 3600, ttl                 # guichet_idempotency_ttl 1h
+
+
+def test_same_key_twice_at_once_books_once(hp, tok):
+    """Two identical requests at the same instant: one books, the other
+    is told 409 request_in_progress or gets the stored answer; a third,
+    later, replays."""
+    for round_ in range(5):
+        f = fam(8 + round_)
+        k = "twin-" + uuid.uuid4().hex
+        items = [(child(f), "h4")]
+        before = len(booked(hp, "h4"))
+        gate = threading.Barrier(2)
+
+        def one(_):
+            gate.wait()
+            return book(hp, tok[f], items, idem=k)
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            a, b = list(pool.map(one, range(2)))
+        fresh = [r for r in (a, b) if r.status == 200
+                 and r.headers.get("idempotent-replayed") is None]
+        other = [r for r in (a, b) if r not in fresh]
+        assert len(fresh) == 1, (a, b)
+        assert fresh[0].json()["items"][0]["status"] == "confirmed"
+        (o,) = other
+        if o.status == 409:
+            assert o.json()["error"]["code"] == "request_in_progress", o
+        else:
+            assert o.status == 200, o
+            assert o.headers.get("idempotent-replayed") == "true", o
+            assert o.body == fresh[0].body
+        assert len(booked(hp, "h4")) == before + 1
+        wait_for("settled", lambda: settled(hp), 5)
+        r = book(hp, tok[f], items, idem=k)
+        assert r.headers.get("idempotent-replayed") == "true", r
+        assert r.body == fresh[0].body
+
+
+def test_confirmed_key_replays_after_the_session_sold_out(hp, tok):
+    """A parent whose booking went through (the answer was lost: timeout,
+    network) retries with the same key after the session filled up: the
+    stored answer comes back, never "full" -- the sold-out cache
+    (guichet_full_cache) included."""
+    sid = "h1"                                      # 2 online places
+    firsts = {}
+    for i in (20, 21):
+        f, k = fam(i), "sold-" + uuid.uuid4().hex
+        r = book(hp, tok[f], [(child(f), sid)], idem=k)
+        assert r.json()["items"][0]["status"] == "confirmed", r
+        firsts[f] = (k, r)
+    assert left(hp, sid) == 0
+    for _ in range(3):
+        r = book(hp, tok[fam(22)], [(child(fam(22)), sid)])
+        assert r.json()["items"][0]["reason"] == "full", r
+        for f, (k, first) in firsts.items():
+            again = book(hp, tok[f], [(child(f), sid)], idem=k)
+            assert again.status == 200, again
+            assert again.headers.get("idempotent-replayed") == "true", again
+            assert again.body == first.body
+
+
+# ----- metrics ---------------------------------------------------------------
+
+def test_all_confirmed_booking_is_two_round_trips(hp, tok):
+    f = fam(25)
+    before = metrics(hp)
+    r = book(hp, tok[f], [(child(f), "h2"), (child(f), "h3")])
+    after = metrics(hp)
+    assert [it["status"] for it in r.json()["items"]] == ["confirmed"] * 2
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    assert d["guichet_redis_round_trips_total"] == 2, d
+    assert d['guichet_cells_total{outcome="confirmed"}'] == 2, d
+    assert d['guichet_requests_total{class="2xx"}'] >= 1, d
+    assert d["guichet_request_duration_seconds_count"] >= 1, d
+    assert after["guichet_in_flight"] == 0
+
+
+# ----- $guichet_family in limit_req_zone -------------------------------------
+
+def test_guichet_family_keys_limit_req(tmp_path):
+    tpl = conf_template(
+        tmp_path, "limited", replace=[ONE_WORKER],
+        http_extra="    limit_req_zone $guichet_family zone=fam:1m "
+                   "rate=1r/s;",
+        api_extra="            limit_req zone=fam;             # burst 0\n"
+                  "            limit_req_status 429;")
+    s = start_stack(rush_town(families=3), "limited", template=tpl)
+    try:
+        t = s.tokens()
+        assert s.http("GET", "/api/me", token=t[fam(1)]).status == 200
+        r = s.http("GET", "/api/me", token=t[fam(1)])
+        assert r.status == 429, r
+        assert r.json()["error"]["code"] == "rate_limited", r
+        assert r.headers.get("retry-after") == "1", r.header_list
+        # another family, and anonymous requests (empty key), go through
+        assert s.http("GET", "/api/me", token=t[fam(2)]).status == 200
+        for _ in range(3):
+            assert s.http("GET", "/api/activities").status == 200
+        # a booking of the limited family is refused before the module:
+        # nothing reaches Redis
+        r = book(s, t[fam(1)], [(child(fam(1)), "s1")])
+        assert r.status == 429, r
+        assert not s.redis.exists("gch:bookings") or \
+            s.redis.xlen("gch:bookings") == 0
+        assert "limiting requests" in s.error_log()
+    finally:
+        finish_stack(s)
