@@ -23,7 +23,7 @@ from faultlib import (assert_consistent, book, booked, child, conf_template,
                       settled, start_stack, wait_for)
 
 TIMEOUT = 0.5
-SESSIONS = (("s1", 20), ("s2", 20), ("s3", 20))
+SESSIONS = (("s1", 20), ("s2", 20), ("s3", 20), ("s4", 4))
 TOWN = rush_town(families=60, sessions=SESSIONS)
 
 
@@ -151,6 +151,32 @@ def test_redis_paused_beyond_timeout(s, tok):
     assert left(s, sid) == 0
     assert_consistent(s, TOWN)
     assert sql_confirmed(s, sid) == booked(s, sid)
+
+
+def test_client_pause_beyond_timeout(s, tok):
+    """CLIENT PAUSE ALL: Redis keeps the commands unanswered; 503 at the
+    deadline, then every retry gets its attempt's stored answer, the
+    refused ones included (the sold-out cache does not hide them)."""
+    sid = "s4"                                      # 2 online places
+    fams = [fam(i) for i in range(25, 29)]
+    keys = {f: "cpause-" + uuid.uuid4().hex for f in fams}
+    s.redis.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(
+            lambda f: book(s, tok[f], [(child(f), sid)], idem=keys[f]),
+            fams))
+    for r in answers:
+        assert_unavailable(r)
+    wait_for("the paused attempts to finish", lambda: settled(s), 10)
+    outcomes = []
+    for f in fams:
+        r = book(s, tok[f], [(child(f), sid)], idem=keys[f])
+        assert r.status == 200, r
+        assert r.headers.get("idempotent-replayed") == "true", r
+        outcomes.append(r.json()["items"][0].get("reason"))
+    assert sorted(outcomes, key=str) == [None, None, "full", "full"]
+    assert left(s, sid) == 0 and len(booked(s, sid)) == 2
+    assert_consistent(s, TOWN)
 
 
 def test_redis_restarted_empty_under_the_rush(s, tok):
