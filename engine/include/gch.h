@@ -159,6 +159,8 @@ typedef struct {
     const char     **required_documents; /* document types */
     size_t           nrequired_documents;
     int              blocks_unpaid;      /* unpaid invoices block booking */
+    gch_price_t     *nr_prices;          /* non-residents; NULL: prices */
+    size_t           nnr_prices;
 } gch_activity_t;
 
 typedef struct {
@@ -241,7 +243,9 @@ const gch_family_t *gch_town_family(const gch_town_t *t, const char *id,
 const gch_child_t *gch_family_child(const gch_family_t *f, const char *id,
     size_t len);
 
-/* Price of one cell for a family: band by QF, highest band if QF missing. */
+/* Price of one cell for a family: band by QF, highest band if QF missing;
+ * non-resident families use non_resident_prices when the activity has
+ * them. */
 int gch_price_cents(const gch_activity_t *act, const gch_family_t *f);
 
 

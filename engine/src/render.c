@@ -196,6 +196,33 @@ gch_gen_deadline(yajl_gen g, const char *key, const gch_deadline_t *dl)
 }
 
 
+static void
+gch_gen_prices(yajl_gen g, const char *k, const gch_price_t *p, size_t n)
+{
+    size_t  i;
+
+    gch_gen_str(g, k);
+    yajl_gen_array_open(g);
+
+    for (i = 0; i < n; i++) {
+        yajl_gen_map_open(g);
+        gch_gen_str(g, "qf_max");
+
+        if (p[i].qf_max >= 0) {
+            yajl_gen_integer(g, p[i].qf_max);
+
+        } else {
+            yajl_gen_null(g);
+        }
+
+        gch_gen_ki(g, "cents", p[i].cents);
+        yajl_gen_map_close(g);
+    }
+
+    yajl_gen_array_close(g);
+}
+
+
 /* See gch.h.  *out is allocated with a. */
 int
 gch_render_activities(const gch_town_t *t, const gch_alloc_t *a,
@@ -244,20 +271,12 @@ gch_render_activities(const gch_town_t *t, const gch_alloc_t *a,
         yajl_gen_bool(g, act->week_required);
         gch_gen_ki(g, "online_share_percent", act->online_share_percent);
 
-        gch_gen_str(g, "prices");
-        yajl_gen_array_open(g);
-        for (j = 0; j < act->nprices; j++) {
-            yajl_gen_map_open(g);
-            gch_gen_str(g, "qf_max");
-            if (act->prices[j].qf_max >= 0) {
-                yajl_gen_integer(g, act->prices[j].qf_max);
-            } else {
-                yajl_gen_null(g);
-            }
-            gch_gen_ki(g, "cents", act->prices[j].cents);
-            yajl_gen_map_close(g);
+        gch_gen_prices(g, "prices", act->prices, act->nprices);
+
+        if (act->nnr_prices) {
+            gch_gen_prices(g, "non_resident_prices", act->nr_prices,
+                           act->nnr_prices);
         }
-        yajl_gen_array_close(g);
 
         yajl_gen_map_close(g);
     }

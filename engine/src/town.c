@@ -563,13 +563,14 @@ static const gch_jfield_t  gch_activity_fields[] = {
     { "calendar", GCH_J_OBJECT | GCH_J_ARRAY, 0 },
     { "cancel_deadline", GCH_J_OBJECT, 0 },
     { "required_documents", GCH_J_ARRAY, 0 },
-    { "blocks_unpaid_invoices", GCH_J_BOOL, 0 }
+    { "blocks_unpaid_invoices", GCH_J_BOOL, 0 },
+    { "non_resident_prices", GCH_J_ARRAY, 0 }
 };
 
 enum {
     A_ID, A_NAME, A_SITE, A_AGE_MIN, A_AGE_MAX, A_OPENS, A_DEADLINE,
     A_SHARE, A_WEEK, A_PRICES, A_SESSIONS, A_CALENDAR, A_CANCEL, A_DOCS,
-    A_UNPAID, A_N
+    A_UNPAID, A_NR_PRICES, A_N
 };
 
 
@@ -671,28 +672,29 @@ gch_price_cmp(const void *x, const void *y)
 
 
 static int
-gch_town_prices(gch_tp_t *tp, gch_activity_t *act, const gch_jnode_t *arr)
+gch_town_prices(gch_tp_t *tp, const char *key, const gch_jnode_t *arr,
+    gch_price_t **out, size_t *nout)
 {
     int                 rc;
     size_t              i, j, mark, mark2;
     gch_price_t        *p;
     const gch_jnode_t  *e, *v[2];
 
-    rc = gch_json_array(&tp->cx, "prices", arr, 1, GCH_MAX_PRICES);
+    rc = gch_json_array(&tp->cx, key, arr, 1, GCH_MAX_PRICES);
     if (rc != GCH_OK) {
         return rc;
     }
 
-    act->nprices = arr->len;
-    act->prices = gch_arena_alloc(tp->ar, arr->len * sizeof(gch_price_t));
-    if (act->prices == NULL) {
+    *nout = arr->len;
+    *out = gch_arena_alloc(tp->ar, arr->len * sizeof(gch_price_t));
+    if (*out == NULL) {
         return gch_tp_nomem(tp);
     }
 
-    mark = gch_jcx_key(&tp->cx, "prices", 6);
+    mark = gch_jcx_key(&tp->cx, key, strlen(key));
 
     for (i = 0, e = arr->child; e; i++, e = e->next) {
-        p = &act->prices[i];
+        p = &(*out)[i];
         mark2 = gch_jcx_index(&tp->cx, i);
 
         rc = gch_json_fields(&tp->cx, e, gch_price_fields, 2, v);
@@ -711,7 +713,7 @@ gch_town_prices(gch_tp_t *tp, gch_activity_t *act, const gch_jnode_t *arr)
         }
 
         for (j = 0; rc == GCH_OK && j < i; j++) {
-            if (act->prices[j].qf_max == p->qf_max) {
+            if ((*out)[j].qf_max == p->qf_max) {
                 rc = gch_jcx_fail(&tp->cx, "qf_max", "tranche en double");
             }
         }
@@ -725,7 +727,7 @@ gch_town_prices(gch_tp_t *tp, gch_activity_t *act, const gch_jnode_t *arr)
 
     gch_jcx_pop(&tp->cx, mark);
 
-    qsort(act->prices, act->nprices, sizeof(gch_price_t), gch_price_cmp);
+    qsort(*out, *nout, sizeof(gch_price_t), gch_price_cmp);
 
     return GCH_OK;
 }
@@ -1109,7 +1111,16 @@ gch_town_one_activity(gch_tp_t *tp, size_t ai, const gch_jnode_t *node)
 
     act->week_required = v[A_WEEK] ? (int) v[A_WEEK]->len : 0;
 
-    rc = gch_town_prices(tp, act, v[A_PRICES]);
+    rc = gch_town_prices(tp, "prices", v[A_PRICES], &act->prices,
+                         &act->nprices);
+
+    act->nr_prices = NULL;
+    act->nnr_prices = 0;
+
+    if (rc == GCH_OK && v[A_NR_PRICES]) {
+        rc = gch_town_prices(tp, "non_resident_prices", v[A_NR_PRICES],
+                             &act->nr_prices, &act->nnr_prices);
+    }
     if (rc != GCH_OK) {
         return rc;
     }
@@ -1944,23 +1955,32 @@ gch_family_child(const gch_family_t *f, const char *id, size_t len)
 int
 gch_price_cents(const gch_activity_t *act, const gch_family_t *f)
 {
-    size_t  i;
+    size_t              i, n;
+    const gch_price_t  *p;
 
-    if (act->nprices == 0) {
+    p = act->prices;
+    n = act->nprices;
+
+    if (f && !f->resident && act->nnr_prices) {
+        p = act->nr_prices;
+        n = act->nnr_prices;
+    }
+
+    if (n == 0) {
         return 0;
     }
 
     if (f == NULL || f->qf < 0) {
-        return act->prices[act->nprices - 1].cents;
+        return p[n - 1].cents;
     }
 
-    for (i = 0; i < act->nprices; i++) {
-        if (act->prices[i].qf_max < 0 || act->prices[i].qf_max >= f->qf) {
-            return act->prices[i].cents;
+    for (i = 0; i < n; i++) {
+        if (p[i].qf_max < 0 || p[i].qf_max >= f->qf) {
+            return p[i].cents;
         }
     }
 
-    return act->prices[act->nprices - 1].cents;
+    return p[n - 1].cents;
 }
 
 
@@ -2019,6 +2039,32 @@ gch_w_hhmm(gch_jout_t *o, const char *k, int m)
     buf[5] = '\0';
 
     gch_w_kv(o, k, buf);
+}
+
+
+static void
+gch_w_prices(gch_jout_t *o, const char *k, const gch_price_t *p, size_t n)
+{
+    size_t  i;
+
+    gch_jout_cstr(o, k);
+    yajl_gen_array_open(o->g);
+
+    for (i = 0; i < n; i++) {
+        yajl_gen_map_open(o->g);
+
+        if (p[i].qf_max < 0) {
+            gch_w_kv(o, "qf_max", NULL);
+
+        } else {
+            gch_w_ki(o, "qf_max", p[i].qf_max);
+        }
+
+        gch_w_ki(o, "cents", p[i].cents);
+        yajl_gen_map_close(o->g);
+    }
+
+    yajl_gen_array_close(o->g);
 }
 
 
@@ -2086,24 +2132,12 @@ gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
     gch_w_ki(o, "online_share_percent", act->online_share_percent);
     gch_w_kb(o, "week_required", act->week_required);
 
-    gch_jout_cstr(o, "prices");
-    yajl_gen_array_open(o->g);
+    gch_w_prices(o, "prices", act->prices, act->nprices);
 
-    for (i = 0; i < act->nprices; i++) {
-        yajl_gen_map_open(o->g);
-
-        if (act->prices[i].qf_max < 0) {
-            gch_w_kv(o, "qf_max", NULL);
-
-        } else {
-            gch_w_ki(o, "qf_max", act->prices[i].qf_max);
-        }
-
-        gch_w_ki(o, "cents", act->prices[i].cents);
-        yajl_gen_map_close(o->g);
+    if (act->nnr_prices) {
+        gch_w_prices(o, "non_resident_prices", act->nr_prices,
+                     act->nnr_prices);
     }
-
-    yajl_gen_array_close(o->g);
 
     gch_jout_cstr(o, "sessions");
     yajl_gen_array_open(o->g);

@@ -58,6 +58,9 @@ def town():
         act("late", cells("late", "APM", 10, ["2027-07-19"]),
             cancel_deadline={"hours": 24 * 365}),
         act("sold", cells("sold", "REPAS", 2, ["2027-07-20"])),
+        act("nr", cells("nr", "APM", 10, ["2027-07-21"]),
+            prices=[{"qf_max": None, "cents": 500}],
+            non_resident_prices=[{"qf_max": None, "cents": 800}]),
     ]
     docs = {"f1": [{"type": "vaccinations", "valid_to": "2028-12-31"}],
             "f2": [{"type": "vaccinations", "valid_to": "2026-12-31"}],
@@ -70,7 +73,7 @@ def town():
         kids = [{"id": "%s-c%d" % (fid, k), "first_name": "Enfant%d" % k,
                  "birth_date": "2018-03-0%d" % k} for k in (1, 2)]
         families.append({
-            "id": fid, "qf": 500 if i % 2 else None, "resident": True,
+            "id": fid, "qf": 500 if i % 2 else None, "resident": i != 4,
             "direct_debit": False, "children": kids,
             "documents": docs[fid],
             "unpaid_invoices": 2 if fid == "f4" else 0,
@@ -79,7 +82,7 @@ def town():
                             "status": "validee"}
                            for c in kids
                            for a in ("a", "b", "w", "d", "teen", "later",
-                                     "past", "late", "sold")]})
+                                     "past", "late", "sold", "nr")]})
 
     return {"town": {"name": "Saga", "timezone": "Europe/Paris"},
             "units": units, "activities": acts, "families": families}
@@ -312,6 +315,17 @@ def test_sold_out_cache_writes_nothing_and_its_staleness_is_bounded(s, tok):
     time.sleep(0.25)
     r = book(s, tok["f3"], [("f3-c1", sid)])
     assert statuses(r) == [("confirmed", None)], r
+
+
+def test_non_residents_pay_their_own_bands(s, tok):
+    sid = "nr-20270721-APM"
+    r = book(s, tok["f1"], [("f1-c1", sid)])
+    assert r.json()["items"][0]["price_cents"] == 500, r
+    r = book(s, tok["f4"], [("f4-c1", sid)])          # f4 lives elsewhere
+    assert r.json()["items"][0]["price_cents"] == 800, r
+    acts = {a["id"]: a for a in s.http("GET", "/api/activities").json()}
+    assert acts["nr"]["non_resident_prices"] == [{"qf_max": None,
+                                                  "cents": 800}]
 
 
 def test_two_cells_of_one_request_that_overlap(s, tok):
