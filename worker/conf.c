@@ -60,6 +60,14 @@ static const gchw_setting_t  gchw_settings[] = {
     { "max_attempts",        GCHW_POSINT, GCHW_OFF(max_attempts), "5" },
     { "stream_keep_ms",      GCHW_INT,    GCHW_OFF(stream_keep_ms),
       "86400000" },
+    { "invoice_dir",         GCHW_STR,    GCHW_OFF(invoice_dir),
+      "var/invoices" },
+    { "invoice_day",         GCHW_INT,    GCHW_OFF(invoice_day), "0" },
+    { "smtp",                GCHW_STR,    GCHW_OFF(smtp), "" },
+    { "smtp_from",           GCHW_STR,    GCHW_OFF(smtp_from),
+      "guichet@localhost" },
+    { "smtp_max_attempts",   GCHW_POSINT, GCHW_OFF(smtp_max_attempts), "10" },
+    { "smtp_retry_ms",       GCHW_POSINT, GCHW_OFF(smtp_retry_ms), "60000" },
     { NULL, 0, 0, NULL }
 };
 
@@ -237,6 +245,11 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
     }
 
     fclose(f);
+
+    if (rc == 0 && conf->invoice_day > 28) {
+        gchw_log("error", "%s: invoice_day must be 0 (off) to 28", file);
+        rc = -1;
+    }
 
     if (rc != 0) {
         gchw_conf_free(conf);

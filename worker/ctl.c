@@ -8,6 +8,9 @@
  *   guichetctl [-c FILE] tokens [--ttl SECONDS]
  *   guichetctl [-c FILE] init-secret FILE
  *   guichetctl [-c FILE] config
+ *   guichetctl [-c FILE] invoice --month YYYY-MM
+ *   guichetctl [-c FILE] set-email FAMILY_ID ADDRESS
+ *   guichetctl [-c FILE] check
  *
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
  * error.  See docs/worker.md.
@@ -37,7 +40,10 @@ gchw_usage(void)
         "  token FAMILY_ID [--ttl S]  print a bearer token (12 h)\n"
         "  tokens [--ttl S]           print \"family_id token\" for all\n"
         "  init-secret FILE           create a token secret file\n"
-        "  config                     print the settings in effect\n");
+        "  config                     print the settings in effect\n"
+        "  invoice --month YYYY-MM    create the month's invoices and PDFs\n"
+        "  set-email FAMILY_ID ADDR   set a family's e-mail address\n"
+        "  check                      compare redis with postgres\n");
 }
 
 
@@ -125,6 +131,121 @@ gchw_cmd_load_town(const gchw_conf_t *conf, const char *file)
     PQfinish(pg);
 
     return rc == 0 ? 0 : 1;
+}
+
+
+static int
+gchw_cmd_invoice(const gchw_conf_t *conf, const char *month)
+{
+    int            rc, created;
+    PGconn        *pg;
+    redisContext  *r;
+
+    pg = gchw_pg_connect(conf);
+    if (pg == NULL) {
+        return 1;
+    }
+
+    r = gchw_redis_connect(conf);
+    if (r == NULL) {
+        fprintf(stderr, "guichetctl: invoices not published: the worker "
+                "republishes them after a rebuild, or run this again\n");
+    }
+
+    rc = gchw_invoice_run(pg, r, conf, month, &created);
+    if (rc == 0) {
+        printf("%d invoice%s created\n", created, created == 1 ? "" : "s");
+    }
+
+    if (r) {
+        redisFree(r);
+    }
+    PQfinish(pg);
+
+    return rc == 0 && r != NULL ? 0 : 1;
+}
+
+
+static int
+gchw_cmd_set_email(const gchw_conf_t *conf, const char *fid,
+    const char *address)
+{
+    int          rc;
+    PGconn      *pg;
+    PGresult    *res;
+    const char  *params[2];
+
+    pg = gchw_pg_connect(conf);
+    if (pg == NULL) {
+        return 1;
+    }
+
+    params[0] = fid;
+    params[1] = address;
+    res = PQexecParams(pg,
+        "insert into family_email (family_id, address)"
+        " select id, $2 from family where id = $1"
+        " on conflict (family_id) do update set address = excluded.address,"
+        "   updated_at = now()"
+        " where family_email.address is distinct from excluded.address",
+        2, NULL, params, NULL, NULL, 0);
+
+    rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "guichetctl: %s", PQerrorMessage(pg));
+        rc = 1;
+
+    } else if (strcmp(PQcmdTuples(res), "0") == 0) {
+        PQclear(res);
+        res = PQexecParams(pg, "select 1 from family where id = $1", 1,
+                           NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0) {
+            fprintf(stderr, "guichetctl: no family \"%s\"\n", fid);
+            rc = 1;
+        }
+    }
+
+    PQclear(res);
+    PQfinish(pg);
+
+    return rc;
+}
+
+
+static int
+gchw_cmd_check(const gchw_conf_t *conf)
+{
+    int            n;
+    PGconn        *pg;
+    redisContext  *r;
+
+    pg = gchw_pg_connect(conf);
+    if (pg == NULL) {
+        return 2;
+    }
+
+    r = gchw_redis_connect(conf);
+    if (r == NULL) {
+        PQfinish(pg);
+        return 2;
+    }
+
+    n = gchw_check(pg, r);
+
+    redisFree(r);
+    PQfinish(pg);
+
+    if (n < 0) {
+        return 2;
+    }
+
+    if (n == 0) {
+        printf("redis and postgres agree\n");
+        return 0;
+    }
+
+    printf("%d difference%s\n", n, n == 1 ? "" : "s");
+    return 1;
 }
 
 
@@ -298,6 +419,20 @@ main(int argc, char **argv)
     } else if (strcmp(cmd, "config") == 0 && i == argc) {
         gchw_conf_dump(&conf);
         rc = 0;
+
+    } else if (strcmp(cmd, "invoice") == 0 && i + 2 == argc
+               && strcmp(argv[i], "--month") == 0)
+    {
+        rc = gchw_cmd_invoice(&conf, argv[i + 1]);
+
+    } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
+        rc = gchw_cmd_set_email(&conf, argv[i], argv[i + 1]);
+
+    } else if (strcmp(cmd, "check") == 0 && i == argc) {
+        rc = gchw_cmd_check(&conf);
+        if (rc == 2) {
+            rc = 3;                  /* an error, not a usage error */
+        }
     }
 
     if (rc == 2) {

@@ -44,6 +44,12 @@ typedef struct {
     int     publish_interval_ms;
     int     max_attempts;
     int     stream_keep_ms;
+    char   *invoice_dir;
+    int     invoice_day;
+    char   *smtp;
+    char   *smtp_from;
+    int     smtp_max_attempts;
+    int     smtp_retry_ms;
 } gchw_conf_t;
 
 /*
@@ -162,6 +168,52 @@ long long gchw_persist_dead(redisContext *rc);
  * number of entries trimmed, or -1 after logging.
  */
 long long gchw_persist_trim(redisContext *rc, int keep_ms);
+
+
+/* ------------------------------------------------------------------ */
+/* monthly invoices (invoice.c)                                         */
+
+/*
+ * Invoices month ("YYYY-MM"): creates, in one transaction, an invoice per
+ * family with billable bookings that month and no invoice for it yet
+ * (*created counts them), writes the missing PDFs under
+ * conf->invoice_dir, then (rc not NULL) publishes {f:<fid>}:invoices of
+ * the families invoiced that month.  0, or -1 after logging (nothing of
+ * the transaction is left when it failed).
+ */
+int gchw_invoice_run(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
+    const char *month, int *created);
+/* SET {f:<fid>}:invoices <JSON array> for the families invoiced in month
+ * ("YYYY-MM-01"), or every family with an invoice (month NULL).  The
+ * number of families, or -1 after logging. */
+int gchw_invoice_publish(PGconn *pg, redisContext *rc, const char *month);
+/* The worker's schedule: on day conf->invoice_day of the month (town time
+ * zone), invoices the previous month unless it is last ("YYYY-MM", "" at
+ * start), then sets last.  0 (nothing to do or done), -1 after logging. */
+int gchw_invoice_schedule(PGconn *pg, redisContext *rc,
+    const gchw_conf_t *conf, char last[8]);
+
+
+/* ------------------------------------------------------------------ */
+/* e-mail outbox (mail.c)                                               */
+
+/*
+ * Sends up to max pending e-mails of the outbox by SMTP (conf->smtp, empty:
+ * does nothing).  Each is claimed and marked sent in one transaction
+ * before it is sent (at most once); a failure before the end of DATA puts
+ * it back with a doubling delay.  Returns the number sent, or -1 on a
+ * PostgreSQL error.
+ */
+int gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max);
+
+
+/* ------------------------------------------------------------------ */
+/* guichetctl check (check.c)                                           */
+
+/* Compares Redis with PostgreSQL (places taken per session, claims per
+ * child), one line per difference on stdout.  The number of differences,
+ * or -1 after logging. */
+int gchw_check(PGconn *pg, redisContext *rc);
 
 
 /* ------------------------------------------------------------------ */

@@ -5,8 +5,10 @@
  *
  * One thread, one loop: persist a batch of the stream gch:bookings
  * (persist.c), and on their own clocks write the heartbeat
- * (heartbeat_ms), reap orphan attempts (every second, reaper.c) and
- * check the publication (publish_interval_ms, publish.c).  PostgreSQL
+ * (heartbeat_ms), reap orphan attempts and trim the stream (every
+ * second, reaper.c, persist.c), check the publication
+ * (publish_interval_ms, publish.c), send the e-mail outbox (every second,
+ * mail.c) and, on invoice_day, invoice the previous month (invoice.c).  PostgreSQL
  * errors are retried with a backoff from 100 ms doubling to 5 s; nothing
  * is acknowledged that is not committed.  SIGTERM/SIGINT: finish the batch
  * and exit 0.  SIGHUP: re-read the settings file.
@@ -70,6 +72,8 @@ main(int argc, char **argv)
 {
     int                n, backoff, pg_down_logged;
     int64_t            now, next_beat, next_reap, next_publish, pg_retry;
+    int64_t            next_mail, next_invoice;
+    char               invoiced[8];
     const char        *file;
     PGconn            *pg;
     gchw_conf_t        conf, fresh;
@@ -117,6 +121,8 @@ main(int argc, char **argv)
     pg_retry = 0;
     pg_down_logged = 0;
     next_beat = next_reap = next_publish = 0;
+    next_mail = next_invoice = 0;
+    invoiced[0] = '\0';
 
     while (!gchw_stop) {
 
@@ -208,6 +214,30 @@ main(int argc, char **argv)
                 continue;
             }
             next_publish = now + conf.publish_interval_ms;
+        }
+
+        if (pg && now >= next_mail) {
+            next_mail = now + 1000;
+            if (gchw_mail_send(pg, &conf, 50) < 0
+                && PQstatus(pg) != CONNECTION_OK)
+            {
+                PQfinish(pg);
+                pg = NULL;
+                pg_retry = now + backoff;
+                continue;
+            }
+        }
+
+        if (pg && conf.invoice_day && now >= next_invoice) {
+            next_invoice = now + 10000;
+            if (gchw_invoice_schedule(pg, rc, &conf, invoiced) < 0
+                && PQstatus(pg) != CONNECTION_OK)
+            {
+                PQfinish(pg);
+                pg = NULL;
+                pg_retry = now + backoff;
+                continue;
+            }
         }
 
         if (pg == NULL) {

@@ -10,7 +10,8 @@
  * Order of writes, all pipelined:
  *
  *   1. rebuild only: {s:}:booked, {f:}:bookings, claims {c:}:<date>:q<i>
- *      and gch:seq:demande from PostgreSQL's confirmed bookings;
+ *      and gch:seq:demande from PostgreSQL's confirmed bookings, and the
+ *      families' invoice lists {f:}:invoices (invoice.c);
  *   2. per session {s:<sid>}:left = places_online - confirmed bookings as a
  *      4-byte big-endian u32: SET NX (live counters win), or SET when
  *      rebuilding; a session whose places_online changed since the last
@@ -567,6 +568,10 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
         rv = gchw_rebuild_bookings(pg, &p, town);
         gch_town_free(town);
         gchw_pipe_flush(&p);
+
+        if (rv == 0 && !p.failed && gchw_invoice_publish(pg, rc, NULL) < 0) {
+            rv = -1;
+        }
 
         if (rv != 0 || p.failed) {
             PQclear(res);

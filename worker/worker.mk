@@ -10,10 +10,10 @@
 GCHW_CC      ?= $(CC)
 GCHW_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iengine/include \
                 -I$(shell pg_config --includedir)
-GCHW_LIBS    := -lhiredis -lpq -lyajl -lsodium -lm
+GCHW_LIBS    := -lhiredis -lpq -lyajl -lsodium -lhpdf -lm
 GCHW_ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
-GCHW_COMMON  := conf util db publish load persist reaper
+GCHW_COMMON  := conf util db publish load persist reaper invoice mail check
 GCHW_HDRS    := worker/gchw.h engine/include/gch.h
 
 GCHW_OBJS    := $(GCHW_COMMON:%=build/worker/%.o)

@@ -6,7 +6,9 @@ PostgreSQL 15, Debian packages python3-pytest python3-psycopg2 python3-redis.
 """
 
 import json
+import os
 import re
+import shutil
 import struct
 import time
 
@@ -384,3 +386,147 @@ def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
         in rows[0][3]
     assert "reste facturée" in rows[1][3]
     assert "ne sera pas facturée" in rows[2][3]
+
+
+def entry(number, family, child, session, bid, cents):
+    return json.dumps({
+        "type": "book", "number": number, "request_id": "D-%06d" % number,
+        "family_id": family, "idem": "k%d" % number, "at_ms": 1623081600123,
+        "status": "traitee_positivement",
+        "items": [{"child_id": child, "session_id": session,
+                   "status": "confirmed", "booking_id": bid,
+                   "price_cents": cents}]})
+
+
+def seed_month(conninfo, month):
+    """Sessions on days 5..8 of month ("YYYY-MM") and the next month's 2nd,
+    a second family with a child."""
+    import datetime
+    y, m = map(int, month.split("-"))
+    nxt = datetime.date(y + m // 12, m % 12 + 1, 2)
+    for d in (5, 6, 7, 8):
+        sql(conninfo, "insert into session (id, activity_id, date, "
+            "unit_code, label, places, places_online) values "
+            "(%s, 'alsh', %s, 'MATIN', 'Matin', 10, 5)",
+            ("m%d" % d, datetime.date(y, m, d)))
+    sql(conninfo, "insert into session (id, activity_id, date, unit_code, "
+        "label, places, places_online) values ('next', 'alsh', %s, "
+        "'MATIN', 'Matin', 10, 5)", (nxt,))
+    sql(conninfo, "insert into child values ('c-leo', 'f-durand', 'Léo', "
+        "'2022-01-01')")
+
+
+def invoice_entries(rds):
+    rds.xadd("gch:bookings", {"d": entry(1, "f-martin", "c-thais", "m5",
+                                         "b-1", 900)})
+    rds.xadd("gch:bookings", {"d": entry(2, "f-martin", "c-thais", "m6",
+                                         "b-2", 900)})
+    rds.xadd("gch:bookings", {"d": entry(3, "f-martin", "c-thais", "m7",
+                                         "b-3", 900)})
+    rds.xadd("gch:bookings", {"d": entry(4, "f-martin", "c-thais", "m8",
+                                         "b-4", 450)})
+    rds.xadd("gch:bookings", {"d": entry(5, "f-durand", "c-leo", "m5",
+                                         "b-5", 300)})
+    rds.xadd("gch:bookings", {"d": entry(6, "f-martin", "c-thais", "next",
+                                         "b-6", 900)})
+    # a late cancellation (billed), a free one, a justified absence
+    rds.xadd("gch:bookings", {"d": cancel_entry("b-2", True)})
+    rds.xadd("gch:bookings", {"d": cancel_entry("b-3", False)})
+    rds.xadd("gch:bookings", {"d": absence_entry(7, "b-4")})
+
+
+def test_invoice_month(worker_conf, rds, worker, tmp_path):
+    import subprocess
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    seed_month(worker_conf["pg"], "2021-07")
+    add_settings(worker_conf, "invoice_dir = %s\n" % (tmp_path / "inv"))
+    invoice_entries(rds)
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from booking where justified")
+        [0][0] == 1, 10)
+    w.stop()
+
+    out = ctl(worker_conf["conf"], "invoice", "--month", "2021-07").stdout
+    assert out.strip() == "2 invoices created"
+    rows = sql(worker_conf["pg"],
+               "select id, number, family_id, to_char(month, 'YYYY-MM'), "
+               "total_cents, paid, due_date = (date_trunc('month', "
+               "issued_at at time zone 'Europe/Paris') + interval "
+               "'1 month - 1 day')::date from invoice order by number")
+    assert [r[1:] for r in rows] == [
+        (1, "f-durand", "2021-07", 300, False, True),
+        (2, "f-martin", "2021-07", 1800, False, True)]
+    lines = sql(worker_conf["pg"], "select booking_id, child_id, "
+                "to_char(date, 'DD'), unit_code, price_cents from "
+                "invoice_line order by booking_id")
+    assert lines == [("b-1", "c-thais", "05", "MATIN", 900),
+                     ("b-2", "c-thais", "06", "MATIN", 900),
+                     ("b-5", "c-leo", "05", "MATIN", 300)]
+
+    # PDFs and the Redis list
+    for iid, _, fid, *_ in rows:
+        pdf = tmp_path / "inv" / fid / ("%d.pdf" % iid)
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+    martin = rows[1][0]
+    pdf = tmp_path / "inv" / "f-martin" / ("%d.pdf" % martin)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"],
+                          capture_output=True, text=True).stdout
+    for s in ("Facture N° 000002", "Période : juillet 2021", "Enfant",
+              "Date", "Unité", "Montant", "Thaïs", "05/07/2021",
+              "9,00 €", "Total : 18,00 €", "À payer avant le"):
+        assert s in text, s
+    assert "07/07/2021" not in text and "08/07/2021" not in text
+    lst = json.loads(rds.get("{f:f-martin}:invoices"))
+    assert lst == [{"id": martin, "number": 2, "month": "2021-07",
+                    "total_cents": 1800, "paid": False,
+                    "due_date": lst[0]["due_date"],
+                    "issued_at": lst[0]["issued_at"]}]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", lst[0]["due_date"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+                        lst[0]["issued_at"])
+
+    # idempotent: nothing new, a lost PDF is written again
+    pdf.unlink()
+    rds.delete("{f:f-martin}:invoices")
+    out = ctl(worker_conf["conf"], "invoice", "--month", "2021-07").stdout
+    assert out.strip() == "0 invoices created"
+    assert sql(worker_conf["pg"], "select count(*), sum(total_cents) from "
+               "invoice") == [(2, 2100)]
+    assert sql(worker_conf["pg"], "select count(*) from invoice_line") \
+        == [(3,)]
+    assert pdf.exists() and rds.get("{f:f-martin}:invoices")
+    # a bad month is refused
+    assert ctl(worker_conf["conf"], "invoice", "--month", "2021-13",
+               check=False).returncode == 1
+    if os.environ.get("GCHW_KEEP_PDF"):
+        shutil.copy(str(pdf), os.environ["GCHW_KEEP_PDF"])
+
+
+def test_invoice_day(worker_conf, rds, worker, tmp_path):
+    """invoice_day = today: the worker invoices the previous month."""
+    import datetime
+    import zoneinfo
+    today = datetime.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")).date()
+    if today.day > 28:
+        import pytest
+        pytest.skip("invoice_day is at most 28")
+    prev = (today.replace(day=1) - datetime.timedelta(days=1))
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    seed_month(worker_conf["pg"], prev.strftime("%Y-%m"))
+    invoice_entries(rds)
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from booking where justified")
+        [0][0] == 1, 10)
+    w.stop()
+    add_settings(worker_conf, "invoice_dir = %s\ninvoice_day = %d\n"
+                 % (tmp_path / "inv", today.day))
+    worker()
+    assert wait_for(lambda: sql(worker_conf["pg"], "select count(*) from "
+                                "invoice")[0][0] == 2, 15)
+    assert sql(worker_conf["pg"], "select to_char(month, 'YYYY-MM') from "
+               "invoice group by 1") == [(prev.strftime("%Y-%m"),)]
+    assert wait_for(lambda: rds.get("{f:f-durand}:invoices"), 5)
