@@ -71,7 +71,7 @@ struct ngx_http_guichet_op_s {
 const char *ngx_http_guichet_reasons[] = {
     "full", "conflict", "already_booked", "not_open_yet", "closed",
     "not_enrolled", "age", "documents_missing", "unpaid_invoices",
-    "week_incomplete", "unknown_session", NULL
+    "week_incomplete", "unknown_session", "unit_required", NULL
 };
 
 

@@ -161,6 +161,8 @@ typedef struct {
     int              blocks_unpaid;      /* unpaid invoices block booking */
     gch_price_t     *nr_prices;          /* non-residents; NULL: prices */
     size_t           nnr_prices;
+    uint32_t        *unit_requires;      /* per unit: bit u = unit u is
+                                            enough; 0 or NULL: none */
 } gch_activity_t;
 
 typedef struct {

@@ -41,6 +41,8 @@ typedef struct {
     char                  bid[GCH_BID_LEN + 1];
     uint32_t              quanta;       /* claims this cell needs */
     uint32_t              claimed;      /* claims step one set for us */
+    uint32_t              needs;        /* units, one of which it needs */
+    size_t                needs_at;     /* first GET reply of those */
     int                   took_place;
     int                   price_cents;
 } gch_cell_t;
@@ -57,6 +59,7 @@ struct gch_book_s {
     char                 *idem_rkey;   /* "{f:<fid>}:idem:<key>" */
     long long             number;
     char                  request_id[32];
+    size_t                cells_at;     /* first claim reply in step one */
 
     gch_cmdlist_t         step1;
     gch_cmdlist_t         step2;
@@ -419,6 +422,93 @@ gch_plan_json(gch_book_t *b, gch_buf_t *out)
 }
 
 
+/* The claim key of the first elementary interval of unit u, that day. */
+static void
+gch_dep_key(char *buf, size_t size, const gch_book_t *b, const gch_cell_t *c,
+    int u)
+{
+    int       q;
+    char      day[11];
+    uint32_t  quanta;
+
+    quanta = b->in.town->units[u].quanta;
+    for (q = 0; q < 31 && !(quanta & (1u << q)); q++) { /* void */ }
+
+    gch_day_format(c->session->date, day);
+    snprintf(buf, size, "{c:%s}:%s:q%d", c->child->id, day, q);
+}
+
+
+/*
+ * Unit dependencies ("REPAS only with MATIN or APM", unit_requires): a
+ * cell needing one of c->needs is refused unit_required unless the child
+ * holds one of them in the same activity that day -- booked before (the
+ * GET replies of step one) or confirmed in this very request.
+ */
+static void
+gch_needs_outcome(gch_book_t *b, const redisReply *exec)
+{
+    int                   u;
+    size_t                i, j, k;
+    const char           *sp;
+    const gch_cell_t     *o;
+    const redisReply     *r;
+    const gch_session_t  *held;
+    gch_cell_t           *c;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason || c->needs == 0) {
+            continue;
+        }
+
+        for (j = 0; j < b->ncells; j++) {
+            o = &b->cells[j];
+            if (j != i && o->reason == NULL && o->child == c->child
+                && o->session->activity == c->session->activity
+                && o->session->date == c->session->date
+                && (c->needs & (1u << o->session->unit)))
+            {
+                break;
+            }
+        }
+
+        if (j < b->ncells) {
+            continue;
+        }
+
+        k = c->needs_at;
+
+        for (u = 0; u < 32; u++) {
+            if (!(c->needs & (1u << u))) {
+                continue;
+            }
+
+            r = (k < exec->elements) ? exec->element[k] : NULL;
+            k++;
+
+            if (r == NULL || r->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            sp = strrchr(r->str, ' ');
+            held = sp ? gch_town_session(b->in.town, r->str, sp - r->str)
+                      : NULL;
+
+            if (held && held->activity == c->session->activity
+                && held->unit == u)
+            {
+                break;
+            }
+        }
+
+        if (u == 32) {
+            c->reason = "unit_required";
+        }
+    }
+}
+
+
 static void
 gch_step1_build(gch_book_t *b)
 {
@@ -459,6 +549,29 @@ gch_step1_build(gch_book_t *b)
     gch_cmdlist_cmd(l, "INCR", "gch:seq:demande", NULL);
     gch_cmdlist_cmd(l, "ZADD", "gch:inflight", "NX", ms, b->idem_rkey, NULL);
     gch_cmdlist_cmd(l, "GET", "gch:catalogue:gen", NULL);
+
+    /* unit dependencies: who holds the units a cell needs, before us */
+
+    b->cells_at = GCH_STEP1_CELLS;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason || c->needs == 0) {
+            continue;
+        }
+
+        c->needs_at = b->cells_at;
+
+        for (q = 0; q < 32; q++) {
+            if (!(c->needs & (1u << q))) {
+                continue;
+            }
+
+            gch_dep_key(key, sizeof(key), b, c, q);
+            gch_cmdlist_cmd(l, "GET", key, NULL);
+            b->cells_at++;
+        }
+    }
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
@@ -558,6 +671,9 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
 
         if (c->session) {
             c->quanta = in->town->units[c->session->unit].quanta;
+            c->needs = c->session->activity->unit_requires
+                       ? c->session->activity->unit_requires[c->session->unit]
+                       : 0;
             c->price_cents = gch_price_cents(c->session->activity,
                                              in->family);
             gch_booking_id(c->bid, in, c);
@@ -1022,7 +1138,7 @@ gch_scan_taken(gch_book_t *b, const redisReply *exec)
     size_t       i, k;
     gch_cell_t  *c;
 
-    k = GCH_STEP1_CELLS;
+    k = b->cells_at;
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
         if (c->reason) {
@@ -1152,7 +1268,7 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     const redisReply  *r;
 
     if (exec == NULL || exec->type != REDIS_REPLY_ARRAY
-        || exec->elements < GCH_STEP1_CELLS)
+        || exec->elements < b->cells_at)
     {
         b->state = GCH_BOOK_DONE;
         return GCH_EREDIS;
@@ -1209,7 +1325,7 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     b->number = exec->element[1]->integer;
     snprintf(b->request_id, sizeof(b->request_id), "D-%06lld", b->number);
 
-    k = GCH_STEP1_CELLS;
+    k = b->cells_at;
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
         if (c->reason) {
@@ -1222,6 +1338,7 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
         }
     }
 
+    gch_needs_outcome(b, exec);
     gch_week_outcome(b);
 
     answer = gch_answer_json(b, &len);

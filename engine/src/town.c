@@ -564,13 +564,14 @@ static const gch_jfield_t  gch_activity_fields[] = {
     { "cancel_deadline", GCH_J_OBJECT, 0 },
     { "required_documents", GCH_J_ARRAY, 0 },
     { "blocks_unpaid_invoices", GCH_J_BOOL, 0 },
-    { "non_resident_prices", GCH_J_ARRAY, 0 }
+    { "non_resident_prices", GCH_J_ARRAY, 0 },
+    { "unit_requires", GCH_J_ARRAY, 0 }
 };
 
 enum {
     A_ID, A_NAME, A_SITE, A_AGE_MIN, A_AGE_MAX, A_OPENS, A_DEADLINE,
     A_SHARE, A_WEEK, A_PRICES, A_SESSIONS, A_CALENDAR, A_CANCEL, A_DOCS,
-    A_UNPAID, A_NR_PRICES, A_N
+    A_UNPAID, A_NR_PRICES, A_REQUIRES, A_N
 };
 
 
@@ -977,6 +978,95 @@ gch_town_calendars(gch_tp_t *tp, gch_cell_t *cells, size_t *n,
 }
 
 
+static const gch_jfield_t  gch_requires_fields[] = {
+    { "unit", GCH_J_STRING, 1 },
+    { "with_any", GCH_J_ARRAY, 1 }
+};
+
+
+/*
+ * "unit_requires": [{"unit": "REPAS", "with_any": ["MATIN", "APM"]}]: a
+ * REPAS cell needs the child to hold MATIN or APM of the same activity
+ * that day (booked before, or in the same request).
+ */
+static int
+gch_town_unit_requires(gch_tp_t *tp, gch_activity_t *act,
+    const gch_jnode_t *arr)
+{
+    int                 rc, u, w;
+    size_t              i, k, mark, mark2, mark3;
+    const gch_jnode_t  *e, *x, *v[2];
+
+    act->unit_requires = NULL;
+
+    if (arr == NULL) {
+        return GCH_OK;
+    }
+
+    rc = gch_json_array(&tp->cx, "unit_requires", arr, 0, GCH_MAX_UNITS);
+    if (rc != GCH_OK) {
+        return rc;
+    }
+
+    act->unit_requires = gch_arena_calloc(tp->ar,
+                                          (tp->t->nunits + 1)
+                                          * sizeof(uint32_t));
+    if (act->unit_requires == NULL) {
+        return gch_tp_nomem(tp);
+    }
+
+    mark = gch_jcx_key(&tp->cx, "unit_requires", 13);
+
+    for (i = 0, e = arr->child; e; i++, e = e->next) {
+        mark2 = gch_jcx_index(&tp->cx, i);
+
+        rc = gch_json_fields(&tp->cx, e, gch_requires_fields, 2, v);
+        if (rc == GCH_OK) {
+            rc = gch_tp_unit(tp, "unit", v[0], &u);
+        }
+
+        if (rc == GCH_OK) {
+            rc = gch_json_array(&tp->cx, "with_any", v[1], 1,
+                                GCH_MAX_UNITS);
+        }
+
+        if (rc == GCH_OK && act->unit_requires[u]) {
+            rc = gch_jcx_fail(&tp->cx, "unit", "unité en double");
+        }
+
+        if (rc != GCH_OK) {
+            return rc;
+        }
+
+        mark3 = gch_jcx_key(&tp->cx, "with_any", 8);
+
+        for (k = 0, x = v[1]->child; x; k++, x = x->next) {
+            size_t  mark4 = gch_jcx_index(&tp->cx, k);
+
+            rc = gch_tp_unit(tp, NULL, x, &w);
+            if (rc == GCH_OK && w == u) {
+                rc = gch_jcx_fail(&tp->cx, NULL, "une unité ne peut "
+                                  "dépendre d'elle-même");
+            }
+
+            if (rc != GCH_OK) {
+                return rc;
+            }
+
+            act->unit_requires[u] |= 1u << w;
+            gch_jcx_pop(&tp->cx, mark4);
+        }
+
+        gch_jcx_pop(&tp->cx, mark3);
+        gch_jcx_pop(&tp->cx, mark2);
+    }
+
+    gch_jcx_pop(&tp->cx, mark);
+
+    return GCH_OK;
+}
+
+
 /* "required_documents": ["responsabilite_civile", "vaccinations"] */
 static int
 gch_town_doc_types(gch_tp_t *tp, gch_activity_t *act, const gch_jnode_t *arr)
@@ -1096,6 +1186,10 @@ gch_town_one_activity(gch_tp_t *tp, size_t ai, const gch_jnode_t *node)
 
     if (rc == GCH_OK) {
         rc = gch_town_doc_types(tp, act, v[A_DOCS]);
+    }
+
+    if (rc == GCH_OK) {
+        rc = gch_town_unit_requires(tp, act, v[A_REQUIRES]);
     }
 
     act->blocks_unpaid = v[A_UNPAID] ? (int) v[A_UNPAID]->len : 0;
@@ -2043,6 +2137,39 @@ gch_w_hhmm(gch_jout_t *o, const char *k, int m)
 
 
 static void
+gch_w_requires(gch_jout_t *o, const gch_town_t *t,
+    const gch_activity_t *act)
+{
+    size_t  u, w;
+
+    gch_jout_cstr(o, "unit_requires");
+    yajl_gen_array_open(o->g);
+
+    for (u = 0; u < t->nunits; u++) {
+        if (act->unit_requires[u] == 0) {
+            continue;
+        }
+
+        yajl_gen_map_open(o->g);
+        gch_w_kv(o, "unit", t->units[u].code);
+        gch_jout_cstr(o, "with_any");
+        yajl_gen_array_open(o->g);
+
+        for (w = 0; w < t->nunits; w++) {
+            if (act->unit_requires[u] & (1u << w)) {
+                gch_jout_cstr(o, t->units[w].code);
+            }
+        }
+
+        yajl_gen_array_close(o->g);
+        yajl_gen_map_close(o->g);
+    }
+
+    yajl_gen_array_close(o->g);
+}
+
+
+static void
 gch_w_prices(gch_jout_t *o, const char *k, const gch_price_t *p, size_t n)
 {
     size_t  i;
@@ -2137,6 +2264,10 @@ gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
     if (act->nnr_prices) {
         gch_w_prices(o, "non_resident_prices", act->nr_prices,
                      act->nnr_prices);
+    }
+
+    if (act->unit_requires) {
+        gch_w_requires(o, t, act);
     }
 
     gch_jout_cstr(o, "sessions");

@@ -58,6 +58,9 @@ def town():
         act("late", cells("late", "APM", 10, ["2027-07-19"]),
             cancel_deadline={"hours": 24 * 365}),
         act("sold", cells("sold", "REPAS", 2, ["2027-07-20"])),
+        act("meal", cells("meal", "MATIN", 10, ["2027-07-22"])
+            + cells("meal", "REPAS", 10, ["2027-07-22"]),
+            unit_requires=[{"unit": "REPAS", "with_any": ["MATIN", "APM"]}]),
         act("nr", cells("nr", "APM", 10, ["2027-07-21"]),
             prices=[{"qf_max": None, "cents": 500}],
             non_resident_prices=[{"qf_max": None, "cents": 800}]),
@@ -82,7 +85,8 @@ def town():
                             "status": "validee"}
                            for c in kids
                            for a in ("a", "b", "w", "d", "teen", "later",
-                                     "past", "late", "sold", "nr")]})
+                                     "past", "late", "sold", "nr",
+                                     "meal")]})
 
     return {"town": {"name": "Saga", "timezone": "Europe/Paris"},
             "units": units, "activities": acts, "families": families}
@@ -315,6 +319,23 @@ def test_sold_out_cache_writes_nothing_and_its_staleness_is_bounded(s, tok):
     time.sleep(0.25)
     r = book(s, tok["f3"], [("f3-c1", sid)])
     assert statuses(r) == [("confirmed", None)], r
+
+
+def test_a_meal_needs_a_morning_or_an_afternoon(s, tok):
+    m, r = "meal-20270722-MATIN", "meal-20270722-REPAS"
+    before = left(s, r)
+    res = book(s, tok["f1"], [("f1-c2", r)])
+    assert statuses(res) == [("refused", "unit_required")], res
+    assert left(s, r) == before          # nothing held
+
+    res = book(s, tok["f1"], [("f1-c2", r), ("f1-c2", m)])
+    assert statuses(res) == [("confirmed", None), ("confirmed", None)], res
+
+    # booked before, in another request: enough too
+    assert statuses(book(s, tok["f3"], [("f3-c2", m)])) == [
+        ("confirmed", None)]
+    assert statuses(book(s, tok["f3"], [("f3-c2", r)])) == [
+        ("confirmed", None)]
 
 
 def test_non_residents_pay_their_own_bands(s, tok):

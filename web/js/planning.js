@@ -218,6 +218,8 @@ export function reasonText(item, fmtInstant) {
         return "La semaine complète est obligatoire";
     case "unknown_session":
         return "Séance inconnue";
+    case "unit_required":
+        return "Le repas se réserve avec la matinée ou l'après-midi";
     default:
         return "Refusé" + (item.reason ? " (" + item.reason + ")" : "");
     }
