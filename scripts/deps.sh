@@ -14,7 +14,8 @@ packages=(
     nginx nginx-dev
     libhiredis-dev libyajl-dev libsodium-dev libpq-dev libhpdf-dev
     redis-server postgresql-15 postgresql-contrib
-    python3-pytest python3-redis python3-psycopg2
+    python3-pytest python3-redis python3-psycopg2 python3-aiosmtpd
+    poppler-utils
     wrk valgrind clang clang-format gnuplot-nox curl
     chromium nodejs npm
 )

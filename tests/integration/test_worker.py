@@ -123,7 +123,9 @@ def test_config_lists_every_setting(worker_conf):
     for key in ("redis", "redis_password", "postgres", "secret_file",
                 "migrations_dir", "consumer", "batch_size", "batch_wait_ms",
                 "reap_after_ms", "heartbeat_ms", "claim_idle_ms",
-                "publish_interval_ms"):
+                "publish_interval_ms", "max_attempts", "stream_keep_ms",
+                "invoice_dir", "invoice_day", "smtp", "smtp_from",
+                "smtp_max_attempts", "smtp_retry_ms"):
         assert re.search(r"^%s = " % key, out, re.M), key
     assert "batch_size = 10" in out
 
@@ -530,3 +532,164 @@ def test_invoice_day(worker_conf, rds, worker, tmp_path):
     assert sql(worker_conf["pg"], "select to_char(month, 'YYYY-MM') from "
                "invoice group by 1") == [(prev.strftime("%Y-%m"),)]
     assert wait_for(lambda: rds.get("{f:f-durand}:invoices"), 5)
+
+
+class Sink:
+    """A local SMTP sink (Debian python3-aiosmtpd) that keeps messages."""
+
+    def __init__(self, port):
+        from aiosmtpd.controller import Controller
+        self.messages = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                sink.messages.append(envelope)
+                return "250 OK"
+
+        self.c = Controller(Handler(), hostname="127.0.0.1", port=port)
+
+    def start(self):
+        self.c.start()
+        return self
+
+    def stop(self):
+        self.c.stop()
+
+
+def test_outbox_smtp(worker_conf, rds, worker):
+    """E-mails wait while the relay is down, go once it is up, never twice;
+    families without an address get nothing."""
+    import email
+    import email.policy
+    from worker_fixtures import free_port
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    ctl(worker_conf["conf"], "set-email", "f-martin", "martin@example.org")
+    assert ctl(worker_conf["conf"], "set-email", "nobody", "a@b.c",
+               check=False).returncode == 1
+    port = free_port()
+    add_settings(worker_conf, "smtp = 127.0.0.1:%d\nsmtp_from = "
+                 "guichet@mairie.example\nsmtp_retry_ms = 200\n" % port)
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("gch:bookings", {"d": cancel_entry("b-1", True)})
+    w = worker()
+    # relay down: attempts are counted, errors kept, nothing sent
+    assert wait_for(lambda: sql(worker_conf["pg"], "select min(attempts) "
+                                "from outbox")[0][0] or 0 >= 1, 10)
+    assert sql(worker_conf["pg"], "select count(*) from outbox where "
+               "sent_at is not null") == [(0,)]
+    assert "refused" in sql(worker_conf["pg"], "select last_error from "
+                            "outbox limit 1")[0][0].lower()
+    sink = Sink(port).start()
+    try:
+        assert wait_for(lambda: len(sink.messages) == 2, 15)
+        time.sleep(1.5)              # another round or two: nothing more
+        assert len(sink.messages) == 2
+        w.stop()
+        w2 = worker()                # a restart sends nothing again
+        time.sleep(1.5)
+        w2.stop()
+        assert len(sink.messages) == 2
+    finally:
+        sink.stop()
+    msgs = [email.message_from_bytes(m.original_content,
+                                     policy=email.policy.default)
+            for m in sink.messages]
+    subjects = sorted(m["subject"] for m in msgs)
+    assert subjects == ["Annulation de réservation",
+                        "Demande N° D-000001 : traitée positivement"]
+    assert all(m.rcpt_tos == ["martin@example.org"] for m in sink.messages)
+    assert all(m.mail_from == "guichet@mairie.example"
+               for m in sink.messages)
+    body = [m for m in msgs if "Demande" in m["subject"]][0].get_content()
+    assert "Thaïs" in body and "9,00 €" in body
+    assert sql(worker_conf["pg"], "select count(*) from outbox where "
+               "sent_at is null") == [(0,)]
+
+
+def test_check(worker_conf, rds, worker, tmp_path):
+    """guichetctl check: 0 when Redis and PostgreSQL agree, 1 and every
+    difference otherwise."""
+    ctl(worker_conf["conf"], "migrate")
+    town = tmp_path / "town.json"
+    town.write_text(json.dumps(TOWN))
+    ctl(worker_conf["conf"], "load-town", str(town))
+    # a booking made as the module does: place taken, set, claims, stream
+    rds.bitfield("{s:s1}:left").incrby("u32", 0, -1).execute()
+    rds.sadd("{s:s1}:booked", "b-1")
+    for q in (0,):
+        rds.set("{c:c-thais}:2031-07-07:q%d" % q, "s1 b-1")
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from booking")[0][0] == 1)
+    w.stop()
+    p = ctl(worker_conf["conf"], "check", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "agree" in p.stdout
+
+    # drift: a place lost, a booking missing from the set, a stray claim
+    rds.bitfield("{s:s2}:left").incrby("u32", 0, -1).execute()
+    rds.srem("{s:s1}:booked", "b-1")
+    rds.set("{c:c-thais}:2031-07-07:q1", "s2 b-x")
+    rds.delete("{c:c-thais}:2031-07-07:q0")
+    p = ctl(worker_conf["conf"], "check", check=False)
+    assert p.returncode == 1
+    out = p.stdout
+    assert "session s1: places taken 1 in redis (5 - left 4), booked set 0, " \
+        "postgres 1 confirmed" in out
+    assert "session s2: places taken 1 in redis (2 - left 1), booked set 0, " \
+        "postgres 0 confirmed" in out
+    assert 'claim {c:c-thais}:2031-07-07:q0: postgres "s1 b-1", ' \
+        'redis "(none)"' in out
+    assert 'claim {c:c-thais}:2031-07-07:q1: no booking in postgres, ' \
+        'redis holds "s2 b-x"' in out
+    assert out.strip().endswith("4 differences")
+
+
+def test_postgres_stopped_during_bookings(worker_conf, rds, worker,
+                                          pg_server):
+    """PostgreSQL down for a while: entries accumulate, the heartbeat says
+    so, the worker backs off and catches up; nothing lost or doubled."""
+    from worker_fixtures import pg_stop, pg_start
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    w = worker()
+    for i in range(1, 21):
+        rds.xadd("gch:bookings", {"d": book_entry(i, "k%d" % i,
+                                                  "b-%d" % i)})
+    assert wait_for(lambda: sql(worker_conf["pg"], "select count(*) from "
+                                "booking")[0][0] == 20, 10)
+    pg_stop(pg_server)
+    try:
+        for i in range(21, 221):
+            rds.xadd("gch:bookings", {"d": book_entry(i, "k%d" % i,
+                                                      "b-%d" % i)})
+            if i % 50 == 0:
+                rds.xadd("gch:bookings", {"d": cancel_entry("b-%d" % (i - 1),
+                                                            True)})
+                # a replay of an entry persisted before the outage
+                rds.xadd("gch:bookings", {"d": book_entry(3, "k3", "b-3")})
+        assert wait_for(lambda: json.loads(rds.get("gch:worker:heartbeat")
+                                           or "{}").get("postgres") == "down",
+                        10)
+        time.sleep(2)
+        hb = json.loads(rds.get("gch:worker:heartbeat"))
+        assert hb["lag_ms"] > 1000
+        assert w.p.poll() is None
+    finally:
+        pg_start(pg_server)
+    assert wait_for(lambda: pending(rds) == 0 and rds.xinfo_groups(
+        "gch:bookings")[0]["last-delivered-id"] ==
+        rds.xrevrange("gch:bookings", count=1)[0][0], 30)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select count(*), count(distinct id) "
+               "from booking") == [(220, 220)]
+    assert sql(worker_conf["pg"], "select count(*) from demande") \
+        == [(220,)]
+    assert sql(worker_conf["pg"], "select count(*) from booking where "
+               "status = 'cancelled' and billed") == [(4,)]
+    assert sql(worker_conf["pg"], "select count(*), count(distinct ref) "
+               "from outbox") == [(224, 224)]
+    assert rds.xlen("gch:bookings:dead") == 0

@@ -194,3 +194,17 @@ def worker(worker_conf, tmp_path):
         if w.p and w.p.poll() is None:
             w.p.kill()
             w.p.wait()
+
+
+def pg_stop(info):
+    """Stops the cluster of pg_server (fast shutdown: clients cut)."""
+    as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", info["data"], "-m",
+                 "fast", "-w", "stop"])
+
+
+def pg_start(info):
+    """Starts the cluster of pg_server again, same port and socket."""
+    as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", info["data"], "-w",
+                 "-l", os.path.join(info["dir"], "log"), "-o",
+                 "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off"
+                 % (info["port"], info["dir"]), "start"])
