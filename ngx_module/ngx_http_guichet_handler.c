@@ -1598,6 +1598,108 @@ ngx_http_guichet_requests(ngx_http_request_t *r, const char *fid)
 }
 
 
+/* GET /api/invoices: the list the worker publishes at invoicing time */
+
+static void
+ngx_http_guichet_invoices_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    redisReply  *l;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 1)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    l = reply->element[0];
+
+    if (l->type == REDIS_REPLY_STRING) {
+        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, l->str, l->len, 0, NULL);
+
+    } else {
+        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, "[]", 2, 0, NULL);
+    }
+
+    ngx_http_guichet_op_free(op);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_invoices(ngx_http_request_t *r, const char *fid)
+{
+    ngx_http_guichet_op_t  *op;
+    static const char      *fmts[] = {
+        "MULTI", "GET {f:%b}:invoices", "EXEC"
+    };
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_guichet_op_format(op, 3, fmts, fid, ngx_strlen(fid))
+        != NGX_OK
+        || ngx_http_guichet_op_send(op, &op->cmds,
+                                    ngx_http_guichet_invoices_done)
+           != NGX_OK)
+    {
+        ngx_http_guichet_op_free(op);
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+/*
+ * GET /api/invoices/{id}.pdf: the file the worker wrote under its
+ * invoice_dir, <family>/<id>.pdf, served by nginx from the internal
+ * location /_invoices/.  The family comes from the token, so another
+ * family's invoice is simply not there (404).
+ */
+static ngx_int_t
+ngx_http_guichet_invoice_pdf(ngx_http_request_t *r, const char *fid,
+    ngx_str_t *name)
+{
+    u_char     *p;
+    ngx_str_t   uri, id;
+
+    if (name->len <= 4 || name->len > 64 + 4
+        || ngx_strncmp(name->data + name->len - 4, ".pdf", 4) != 0)
+    {
+        return ngx_http_guichet_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                      "Cette facture n'existe pas.");
+    }
+
+    id.data = name->data;
+    id.len = name->len - 4;
+
+    for (p = id.data; p < id.data + id.len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+        {
+            return ngx_http_guichet_error(r, NGX_HTTP_NOT_FOUND,
+                                          "not_found",
+                                          "Cette facture n'existe pas.");
+        }
+    }
+
+    uri.len = sizeof("/_invoices//.pdf") - 1 + ngx_strlen(fid) + id.len;
+    uri.data = ngx_pnalloc(r->pool, uri.len);
+    if (uri.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(uri.data, "/_invoices/%s/%V.pdf", fid, &id);
+    uri.len = p - uri.data;
+
+    return ngx_http_internal_redirect(r, &uri, NULL);
+}
+
+
 /* GET /api/me, GET /api/activities: from the catalogue alone */
 
 static ngx_int_t
@@ -2320,6 +2422,29 @@ ngx_http_guichet_api_handler(ngx_http_request_t *r)
         }
 
         return ngx_http_guichet_absence(r, fid);
+    }
+
+    if (path.len >= 8 && ngx_strncmp(path.data, "invoices", 8) == 0
+        && (path.len == 8 || path.data[8] == '/'))
+    {
+        if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+            return ngx_http_guichet_not_allowed(r);
+        }
+
+        if (!authed) {
+            return ngx_http_guichet_error(r, NGX_HTTP_UNAUTHORIZED,
+                       "unauthenticated",
+                       "Connectez-vous pour accéder à votre espace.");
+        }
+
+        if (path.len == 8) {
+            return ngx_http_guichet_invoices(r, fid);
+        }
+
+        activity.data = path.data + 9;
+        activity.len = path.len - 9;
+
+        return ngx_http_guichet_invoice_pdf(r, fid, &activity);
     }
 
     if (path.len == 8 && ngx_strncmp(path.data, "requests", 8) == 0) {

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # render-conf.sh -- fills the placeholders of a lua-free-config template.
 #
-#   scripts/render-conf.sh TEMPLATE OUT MODULE VAR PORT REDIS SECRET
+#   scripts/render-conf.sh TEMPLATE OUT MODULE VAR PORT REDIS SECRET [INVOICES]
 #
-# @ROOT@ becomes this repository.  Used by scripts/run.sh, tests/run-all
+# @ROOT@ becomes this repository; @INVOICES@ the worker's invoice_dir
+# (default: "invoices" beside the secret file, where run.sh and stack.py
+# put it).  Used by scripts/run.sh, tests/run-all
 # and tests/integration/stack.py, so the three render the same way.
 set -euo pipefail
-[ $# -eq 7 ] || {
-    echo "usage: $0 TEMPLATE OUT MODULE VAR PORT REDIS SECRET" >&2
+[ $# -eq 7 ] || [ $# -eq 8 ] || {
+    echo "usage: $0 TEMPLATE OUT MODULE VAR PORT REDIS SECRET [INVOICES]" >&2
     exit 2
 }
+invoices=${8:-$(dirname "$7")/invoices}
 root=$(cd "$(dirname "$0")/.." && pwd)
 esc() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
 sed -e "s|@ROOT@|$(esc "$root")|g" \
@@ -18,6 +21,7 @@ sed -e "s|@ROOT@|$(esc "$root")|g" \
     -e "s|@PORT@|$(esc "$5")|g" \
     -e "s|@REDIS@|$(esc "$6")|g" \
     -e "s|@SECRET@|$(esc "$7")|g" \
+    -e "s|@INVOICES@|$(esc "$invoices")|g" \
     "$1" > "$2.tmp"
 if grep -n '@[A-Z]*@' "$2.tmp" >&2; then
     echo "$0: placeholders left in $1" >&2

@@ -101,6 +101,7 @@ cat > "$VAR/worker.conf" <<CONF
 redis = 127.0.0.1:$REDIS_PORT
 postgres = "host=$VAR/pg/run port=$PG_PORT dbname=guichet user=postgres"
 secret_file = $VAR/secret.key
+invoice_dir = $VAR/invoices
 migrations_dir = $ROOT/sql/migrations
 CONF
 [ -f "$VAR/secret.key" ] || "$CTL" init-secret "$VAR/secret.key"

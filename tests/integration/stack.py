@@ -275,8 +275,10 @@ class Stack:
                     "postgres = \"%s\"\n"
                     "secret_file = %s\n"
                     "migrations_dir = %s\n"
+                    "invoice_dir = %s\n"
                     % (self.redis_port, self.pg_conninfo, self.secret,
-                       os.path.join(ROOT, "sql", "migrations")))
+                       os.path.join(ROOT, "sql", "migrations"),
+                       self._path("invoices")))
         if isinstance(self.town, dict):
             self.town_file = self._path("town.json")
             with open(self.town_file, "w") as f:
