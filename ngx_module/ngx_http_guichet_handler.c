@@ -47,6 +47,7 @@ struct ngx_http_guichet_op_s {
 
     gch_booking_req_t             req;
     unsigned                      have_req:1;
+    unsigned                      staff:1;      /* the counter: on site */
     unsigned                      full_checked:1;
     gch_book_t                   *book;
     gch_cancel_t                 *cancel;
@@ -970,7 +971,9 @@ ngx_http_guichet_book_step1_done(ngx_http_guichet_op_t *op, redisReply *reply)
         return;
     }
 
-    ngx_http_guichet_remember_full(op);
+    if (!op->staff) {
+        ngx_http_guichet_remember_full(op);
+    }
 
     cmds = gch_book_step2(op->book);
 
@@ -1076,9 +1079,9 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
 
     ngx_memzero(&err, sizeof(gch_error_t));
 
-    rc = gch_booking_req_parse(&op->req, op->body ? op->body : "",
-                               op->body_len, gmcf->max_items,
-                               &ngx_http_guichet_heap_alloc, &err);
+    rc = (op->staff ? gch_staff_req_parse : gch_booking_req_parse)
+             (&op->req, op->body ? op->body : "", op->body_len,
+              gmcf->max_items, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
         ngx_http_guichet_op_fail(op, err.status ? err.status : 400,
                                  err.code ? err.code : "bad_json",
@@ -1088,6 +1091,21 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
     }
 
     op->have_req = 1;
+
+    if (op->staff) {
+        /* the counter books for the family named in the body */
+        op->family = gch_town_family(op->cat->town, op->req.family_id,
+                                     ngx_strlen(op->req.family_id));
+        if (op->family == NULL) {
+            ngx_http_guichet_op_fail(op, NGX_HTTP_NOT_FOUND, "not_found",
+                                     "Cette famille n'existe pas.");
+            ngx_http_guichet_op_free(op);
+            return;
+        }
+
+        ngx_cpystrn((u_char *) op->fid, (u_char *) op->family->id,
+                    sizeof(op->fid));
+    }
 
     ngx_http_guichet_book_go(op);
 }
@@ -1119,6 +1137,7 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     in.idem_ttl_s = gmcf->idempotency_ttl;
     in.inflight_ttl_s = 3600;
     in.catalogue_gen = op->cat->gen;
+    in.onsite = op->staff;
 
     rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
@@ -1129,7 +1148,7 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
         return;
     }
 
-    if (gmcf->full_cache && !op->full_checked
+    if (gmcf->full_cache && !op->full_checked && !op->staff
         && gch_book_sold_out(op->book, ngx_http_guichet_sold_out, op->cat)
            == 1)
     {
@@ -1160,7 +1179,8 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
 
 
 static ngx_int_t
-ngx_http_guichet_book(ngx_http_request_t *r, const char *fid)
+ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
+    ngx_uint_t staff)
 {
     gch_town_t             *town;
     ngx_http_guichet_op_t  *op;
@@ -1172,8 +1192,8 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid)
         return ngx_http_guichet_unavailable(r);
     }
 
-    family = gch_town_family(town, fid, ngx_strlen(fid));
-    if (family == NULL) {
+    family = staff ? NULL : gch_town_family(town, fid, ngx_strlen(fid));
+    if (family == NULL && !staff) {
         (void) ngx_http_guichet_discard(r);
         return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
                    "Ce compte n'est pas connu de ce guichet.");
@@ -1203,6 +1223,7 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid)
 
     op->cat = ngx_http_guichet_cat_acquire();
     op->family = family;
+    op->staff = staff;
     ngx_cpystrn((u_char *) op->fid, (u_char *) fid, sizeof(op->fid));
 
     return ngx_http_guichet_op_read_body(r, op, ngx_http_guichet_book_body);
@@ -2326,7 +2347,9 @@ ngx_http_guichet_api_handler(ngx_http_request_t *r)
           && ((path.len == 7 && ngx_strncmp(path.data, "session", 7) == 0)
               || (path.len == 8
                   && (ngx_strncmp(path.data, "bookings", 8) == 0
-                      || ngx_strncmp(path.data, "absences", 8) == 0)))))
+                      || ngx_strncmp(path.data, "absences", 8) == 0))
+              || (path.len == 14
+                  && ngx_strncmp(path.data, "staff/bookings", 14) == 0))))
     {
         (void) ngx_http_guichet_discard(r);
     }
@@ -2400,6 +2423,28 @@ ngx_http_guichet_api_handler(ngx_http_request_t *r)
         activity.len = path.len - 9;
 
         return ngx_http_guichet_cancel(r, fid, &activity);
+    }
+
+    if (path.len == 14 && ngx_strncmp(path.data, "staff/bookings", 14) == 0) {
+        if (r->method != NGX_HTTP_POST) {
+            return ngx_http_guichet_not_allowed(r);
+        }
+
+        if (!authed) {
+            (void) ngx_http_guichet_discard(r);
+            return ngx_http_guichet_error(r, NGX_HTTP_UNAUTHORIZED,
+                       "unauthenticated",
+                       "Un jeton d'agent du guichet est nécessaire.");
+        }
+
+        /* agents only, and never through a browser's cookie */
+        if (cookie || ngx_strncmp(fid, "staff:", 6) != 0) {
+            (void) ngx_http_guichet_discard(r);
+            return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                       "Réservé aux agents du guichet.");
+        }
+
+        return ngx_http_guichet_book(r, fid, 1);
     }
 
     if (path.len == 8 && ngx_strncmp(path.data, "absences", 8) == 0) {
@@ -2502,7 +2547,7 @@ ngx_http_guichet_api_handler(ngx_http_request_t *r)
                    "Cette demande ne vient pas du site du guichet.");
     }
 
-    return ngx_http_guichet_book(r, fid);
+    return ngx_http_guichet_book(r, fid, 0);
 }
 
 

@@ -95,7 +95,7 @@ gchw_check_sessions(PGconn *pg, redisContext *rc)
     res = PQexec(pg,
         "select s.id, coalesce(s.places_published, s.places_online),"
         "   (select count(*) from booking b where b.session_id = s.id"
-        "      and b.status = 'confirmed')"
+        "      and b.status = 'confirmed' and b.channel = 'online')"
         " from session s order by s.id");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         gchw_log("error", "postgres: %s", PQerrorMessage(pg));

@@ -39,6 +39,8 @@ gchw_usage(void)
         "  publish [--rebuild]        publish the catalogue to redis\n"
         "  token FAMILY_ID [--ttl S]  print a bearer token (12 h)\n"
         "  tokens [--ttl S]           print \"family_id token\" for all\n"
+        "  staff-token NAME [--ttl S] a token for a town agent at the\n"
+        "                             counter (POST /api/staff/bookings)\n"
         "  init-secret FILE           create a token secret file\n"
         "  config                     print the settings in effect\n"
         "  invoice --month YYYY-MM    create the month's invoices and PDFs\n"
@@ -271,6 +273,35 @@ gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
 }
 
 
+/*
+ * A staff token is a token whose subject is "staff:<name>": the module
+ * takes it only for the counter's endpoints (and never from a cookie).
+ */
+static int
+gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
+{
+    int       rc;
+    char      sub[128];
+    uint8_t   secret[GCH_SECRET_LEN];
+
+    if (strlen(name) > 64 || snprintf(sub, sizeof(sub), "staff:%s", name)
+                             >= (int) sizeof(sub))
+    {
+        fprintf(stderr, "guichetctl: staff name too long\n");
+        return 1;
+    }
+
+    if (gchw_secret_read(conf->secret_file, secret) != 0) {
+        return 1;
+    }
+
+    rc = gchw_print_token(secret, sub, ttl, NULL);
+    sodium_memzero(secret, sizeof(secret));
+
+    return rc;
+}
+
+
 static int
 gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
 {
@@ -408,6 +439,14 @@ main(int argc, char **argv)
         ttl = gchw_ttl_arg(argc, argv, i + 1);
         if (ttl > 0) {
             rc = gchw_cmd_tokens(&conf, argv[i], ttl);
+        }
+
+    } else if (strcmp(cmd, "staff-token") == 0 && i < argc
+               && argv[i][0] != '-')
+    {
+        ttl = gchw_ttl_arg(argc, argv, i + 1);
+        if (ttl > 0) {
+            rc = gchw_cmd_staff_token(&conf, argv[i], ttl);
         }
 
     } else if (strcmp(cmd, "tokens") == 0) {

@@ -77,10 +77,11 @@ static const char  gchw_sql_demande[] =
 
 static const char  gchw_sql_booking[] =
     "insert into booking (id, demande_number, family_id, child_id,"
-    "   session_id, price_cents, status, created_at)"
+    "   session_id, price_cents, status, created_at, channel)"
     " select i->>'booking_id', (e->>'number')::bigint, e->>'family_id',"
     "   i->>'child_id', i->>'session_id', (i->>'price_cents')::integer,"
-    "   'confirmed', to_timestamp((e->>'at_ms')::bigint / 1000.0)"
+    "   'confirmed', to_timestamp((e->>'at_ms')::bigint / 1000.0),"
+    "   coalesce(i->>'channel', 'online')"
     " from jsonb_array_elements($1::jsonb) e,"
     "      jsonb_array_elements(e->'items') i"
     " where e->>'type' = 'book' and i->>'status' = 'confirmed'"

@@ -154,7 +154,7 @@ gchw_gen_ki(yajl_gen g, const char *k, const char *v)
 static int
 gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
 {
-    int                   q, row, n;
+    int                   q, row, n, onsite;
     char                  key[512], val[512], exat[32];
     size_t                u, len;
     uint32_t              quanta;
@@ -168,7 +168,7 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
         "select b.id, b.session_id, b.child_id, b.family_id,"
         "   b.price_cents, d.request_id,"
         "   (extract(epoch from b.created_at) * 1000)::bigint,"
-        "   to_char(s.date, 'YYYY-MM-DD'), s.unit_code"
+        "   to_char(s.date, 'YYYY-MM-DD'), s.unit_code, b.channel"
         " from booking b join session s on s.id = b.session_id"
         " join demande d on d.number = b.demande_number"
         " where b.status = 'confirmed'");
@@ -179,7 +179,9 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
     n = PQntuples(res);
 
     for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), "{s:%s}:booked", PQgetvalue(res, row, 1));
+        onsite = strcmp(PQgetvalue(res, row, 9), "onsite") == 0;
+        snprintf(key, sizeof(key), "{s:%s}:%s", PQgetvalue(res, row, 1),
+                 onsite ? "booked_onsite" : "booked");
         gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 0));
 
         g = yajl_gen_alloc(NULL);
@@ -193,6 +195,9 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
         gchw_gen_ki(g, "price_cents", PQgetvalue(res, row, 4));
         gchw_gen_kv(g, "request_id", PQgetvalue(res, row, 5));
         gchw_gen_ki(g, "at_ms", PQgetvalue(res, row, 6));
+        if (onsite) {
+            gchw_gen_kv(g, "channel", "onsite");
+        }
         yajl_gen_map_close(g);
         yajl_gen_get_buf(g, &buf, &len);
 
@@ -296,6 +301,51 @@ gchw_scard_all(redisContext *rc, PGresult *res, long *out)
 }
 
 
+/*
+ * The on-site quota of each session, {s:<sid>}:onsite = places -
+ * places_online - confirmed on-site bookings: SET NX (the live counter
+ * wins) or SET when rebuilding.  A change of places after publication
+ * moves the online counter only (a known limit, docs/worker.md).
+ */
+static int
+gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
+{
+    int         row, n;
+    char        key[512], val[4];
+    long        left;
+    PGresult   *res;
+
+    res = gchw_query(pg,
+        "select s.id, s.places - s.places_online - count(b.id)"
+        " from session s left join booking b on b.session_id = s.id"
+        "   and b.status = 'confirmed' and b.channel = 'onsite'"
+        " group by s.id");
+    if (res == NULL) {
+        return -1;
+    }
+
+    n = PQntuples(res);
+
+    for (row = 0; row < n; row++) {
+        snprintf(key, sizeof(key), "{s:%s}:onsite", PQgetvalue(res, row, 0));
+        left = atol(PQgetvalue(res, row, 1));
+        gchw_u32be(val, left < 0 ? 0 : left);
+
+        {
+            const char  *argv[4] = { "SET", key, val, "NX" };
+            size_t       lens[4] = { 3, strlen(key), 4, 2 };
+
+            gchw_pipe_cmd(p, rebuild ? 3 : 4, argv, lens);
+        }
+    }
+
+    PQclear(res);
+    gchw_pipe_flush(p);
+
+    return p->failed ? -1 : 0;
+}
+
+
 /* Step 2: counters.  Returns 0 or -1. */
 static int
 gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
@@ -313,7 +363,7 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
         "select s.id, s.places_online, s.places_published,"
         "   count(b.id)"
         " from session s left join booking b on b.session_id = s.id"
-        "   and b.status = 'confirmed'"
+        "   and b.status = 'confirmed' and b.channel = 'online'"
         " group by s.id order by s.id");
     if (res == NULL) {
         return -1;
@@ -380,7 +430,7 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
     free(booked);
     gchw_pipe_flush(p);
 
-    if (p->failed) {
+    if (p->failed || gchw_publish_onsite(pg, p, rebuild) != 0) {
         PQclear(res);
         return -1;
     }

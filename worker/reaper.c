@@ -4,7 +4,8 @@
  * gch:inflight holds one member per attempt between its steps, scored by
  * its start in ms: a booking's idempotency key "{f:<fid>}:idem:<key>"
  * (value "P <hash> <ms> <plan>") or a cancellation marker
- * "{f:<fid>}:cancel:<bid>" (value "C <ms> <billed> <bid> <cid> <sid>").
+ * "{f:<fid>}:cancel:<bid>" (value "C <ms> <billed> <bid> <cid> <sid>",
+ * then " onsite" for a booking made at the counter).
  * Every second the worker looks at members older than reap_after_ms
  * (docs/architecture.md, "When the nginx worker dies between the steps"):
  *
@@ -379,7 +380,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
 static int
 gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
 {
-    int                   q, rv, billed;
+    int                   q, rv, billed, onsite;
     char                  bid[256], cid[256], sid[256], key[600], day[11];
     long long             ms;
     size_t                len;
@@ -408,6 +409,8 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
         return 1;
     }
 
+    /* an on-site booking (the counter's) gives its place back on site */
+    onsite = strstr(m->str, " onsite") != NULL;
     freeReplyObject(m);
 
     /* "{f:<fid>}:cancel:<bid>" */
@@ -443,8 +446,9 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
     yajl_gen_get_buf(g, &buf, &len);
 
     freeReplyObject(redisCommand(rc, "MULTI"));
-    freeReplyObject(redisCommand(rc, "BITFIELD {s:%s}:left OVERFLOW FAIL "
-                                 "INCRBY u32 0 1", sid));
+    freeReplyObject(redisCommand(rc, "BITFIELD {s:%s}:%s OVERFLOW FAIL "
+                                 "INCRBY u32 0 1", sid,
+                                 onsite ? "onsite" : "left"));
 
     gch_day_format(s->date, day);
     quanta = r->town->units[s->unit].quanta;

@@ -280,6 +280,7 @@ typedef struct {
 typedef struct {
     gch_item_t  *items;
     size_t       nitems;
+    const char  *family_id;          /* staff requests only, else NULL */
     void        *priv;
 } gch_booking_req_t;
 
@@ -288,6 +289,10 @@ typedef struct {
 int gch_booking_req_parse(gch_booking_req_t *out, const char *body,
     size_t len, size_t max_items, const gch_alloc_t *a, gch_error_t *err);
 void gch_booking_req_free(gch_booking_req_t *r);
+/* The counter's request (POST /api/staff/bookings): the same with a
+ * required "family_id" (1..64 bytes) naming the family booked for. */
+int gch_staff_req_parse(gch_booking_req_t *out, const char *body,
+    size_t len, size_t max_items, const gch_alloc_t *a, gch_error_t *err);
 
 /* {"login": "...", "password": "..."}: copies into the buffers. */
 int gch_login_req_parse(const char *body, size_t len, char *login,
@@ -324,6 +329,8 @@ typedef struct {
     int64_t                  idem_ttl_s;    /* answer kept this long */
     int64_t                  inflight_ttl_s;
     long long                catalogue_gen; /* generation planned with */
+    int                      onsite;        /* staff at the counter: the
+                                               on-site quota, no opening */
 } gch_book_in_t;
 
 typedef struct gch_book_s  gch_book_t;

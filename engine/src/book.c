@@ -32,6 +32,10 @@
 #define GCH_KEY_MAX         256
 #define GCH_STEP1_CELLS     4      /* replies before the first cell's */
 
+/* the online quota, or the on-site one for staff at the counter */
+#define GCH_LEFT(b)    ((b)->in.onsite ? "onsite" : "left")
+#define GCH_BOOKED(b)  ((b)->in.onsite ? "booked_onsite" : "booked")
+
 
 typedef struct {
     const gch_item_t     *item;
@@ -230,7 +234,9 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
         return;
     }
 
-    if (act->opens_at && b->in.now_ms < act->opens_at * 1000) {
+    if (act->opens_at && b->in.now_ms < act->opens_at * 1000
+        && !b->in.onsite)
+    {
         c->reason = "not_open_yet";
         return;
     }
@@ -598,7 +604,7 @@ gch_step1_build(gch_book_t *b)
                             NULL);
         }
 
-        gch_place_key(key, sizeof(key), c->session, "left");
+        gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
         gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                         "u32", "0", "-1", NULL);
     }
@@ -797,6 +803,10 @@ gch_gen_items(gch_book_t *b, yajl_gen g)
             gch_gen_kv(g, "booking_id", c->bid);
             gch_gen_ki(g, "price_cents", c->price_cents);
 
+            if (b->in.onsite) {
+                gch_gen_kv(g, "channel", "onsite");
+            }
+
         } else {
             gch_gen_kv(g, "status", "refused");
             gch_gen_kv(g, "reason", c->reason);
@@ -929,6 +939,11 @@ gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len)
     gch_gen_ki(g, "price_cents", c->price_cents);
     gch_gen_kv(g, "request_id", b->request_id);
     gch_gen_ki(g, "at_ms", b->in.now_ms);
+
+    if (b->in.onsite) {
+        gch_gen_kv(g, "channel", "onsite");
+    }
+
     yajl_gen_map_close(g);
 
     return gch_gen_detach(g, b->a, len);
@@ -951,7 +966,7 @@ gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
     }
 
     if (c->took_place) {
-        gch_place_key(key, sizeof(key), c->session, "left");
+        gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
         gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                         "u32", "0", "1", NULL);
     }
@@ -1067,7 +1082,7 @@ gch_step2_build(gch_book_t *b)
             continue;
         }
 
-        gch_place_key(key, sizeof(key), c->session, "booked");
+        gch_place_key(key, sizeof(key), c->session, GCH_BOOKED(b));
         gch_cmdlist_cmd(l, "SADD", key, c->bid, NULL);
 
         plan = gch_planning_json(b, c, &len);
@@ -1415,7 +1430,7 @@ gch_step3_build(gch_book_t *b)
 
         gch_gen_str(g, c->bid);
 
-        gch_place_key(key, sizeof(key), c->session, "booked");
+        gch_place_key(key, sizeof(key), c->session, GCH_BOOKED(b));
         gch_cmdlist_cmd(l, "SREM", key, c->bid, NULL);
         snprintf(key, sizeof(key), "{f:%s}:bookings", b->in.family->id);
         gch_cmdlist_cmd(l, "HDEL", key, c->bid, NULL);

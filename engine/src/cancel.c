@@ -39,6 +39,7 @@ struct gch_cancel_s {
     char                   bid[72];
     char                   marker[256];
     int64_t                now_ms;
+    int                    onsite;       /* booked at the counter */
     long long              number;
     int                    billed;
     int                    step;
@@ -170,6 +171,8 @@ gch_cancel_lookup(gch_cancel_t *c, const redisReply *r)
 
     sid = gch_doc_str(doc, "session_id");
     cid = gch_doc_str(doc, "child_id");
+    c->onsite = gch_doc_str(doc, "channel") != NULL
+                && strcmp(gch_doc_str(doc, "channel"), "onsite") == 0;
     c->session = sid ? gch_town_session(c->town, sid, strlen(sid)) : NULL;
     c->child = cid ? gch_family_child(c->family, cid, strlen(cid)) : NULL;
     yajl_tree_free(doc);
@@ -189,11 +192,13 @@ gch_cancel_lookup(gch_cancel_t *c, const redisReply *r)
     snprintf(ms, sizeof(ms), "%lld", (long long) c->now_ms);
     snprintf(c->marker, sizeof(c->marker), "{f:%s}:cancel:%s",
              c->family->id, c->bid);
-    snprintf(val, sizeof(val), "C %lld %d %s %s %s", (long long) c->now_ms,
-             c->billed, c->bid, c->child->id, c->session->id);
+    snprintf(val, sizeof(val), "C %lld %d %s %s %s%s", (long long) c->now_ms,
+             c->billed, c->bid, c->child->id, c->session->id,
+             c->onsite ? " onsite" : "");
 
     gch_cmdlist_cmd(&c->cmds, "MULTI", NULL);
-    snprintf(key, sizeof(key), "{s:%s}:booked", c->session->id);
+    snprintf(key, sizeof(key), "{s:%s}:%s", c->session->id,
+             c->onsite ? "booked_onsite" : "booked");
     gch_cmdlist_cmd(&c->cmds, "SREM", key, c->bid, NULL);
     snprintf(key, sizeof(key), "{f:%s}:bookings", c->family->id);
     gch_cmdlist_cmd(&c->cmds, "HDEL", key, c->bid, NULL);
@@ -221,7 +226,8 @@ gch_cancel_release(gch_cancel_t *c)
     gch_cmdlist_free(&c->cmds);
     gch_cmdlist_cmd(&c->cmds, "MULTI", NULL);
 
-    snprintf(key, sizeof(key), "{s:%s}:left", c->session->id);
+    snprintf(key, sizeof(key), "{s:%s}:%s", c->session->id,
+             c->onsite ? "onsite" : "left");
     gch_cmdlist_cmd(&c->cmds, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                     "u32", "0", "1", NULL);
 

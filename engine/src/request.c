@@ -24,6 +24,12 @@ static const gch_jfield_t  gch_booking_fields[] = {
 };
 
 
+static const gch_jfield_t  gch_staff_fields[] = {
+    { "items", GCH_J_ARRAY, 1 },
+    { "family_id", GCH_J_STRING, 1 }
+};
+
+
 static const gch_jfield_t  gch_item_fields[] = {
     { "child_id", GCH_J_STRING, 1 },
     { "session_id", GCH_J_STRING, 1 }
@@ -37,9 +43,9 @@ static const gch_jfield_t  gch_item_fields[] = {
  * why: GCH_EBADJSON, GCH_EINVALID (path), GCH_ENOMEM.  Free with
  * gch_booking_req_free() (safe on a zeroed request).
  */
-int
-gch_booking_req_parse(gch_booking_req_t *out, const char *body,
-    size_t len, size_t max_items, const gch_alloc_t *a, gch_error_t *err)
+static int
+gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
+    size_t max_items, int staff, const gch_alloc_t *a, gch_error_t *err)
 {
     int                 rc;
     size_t              i, mark, mark2;
@@ -47,10 +53,11 @@ gch_booking_req_parse(gch_booking_req_t *out, const char *body,
     gch_item_t         *it;
     gch_json_t          doc;
     gch_arena_t        *ar;
-    const gch_jnode_t  *v[1], *iv[2], *e;
+    const gch_jnode_t  *v[2], *iv[2], *e;
 
     out->items = NULL;
     out->nitems = 0;
+    out->family_id = NULL;
     out->priv = NULL;
 
     rc = gch_json_parse(&doc, body, len, GCH_REQ_DEPTH, a, err);
@@ -60,7 +67,12 @@ gch_booking_req_parse(gch_booking_req_t *out, const char *body,
 
     gch_jcx_init(&cx, err);
 
-    rc = gch_json_fields(&cx, doc.root, gch_booking_fields, 1, v);
+    rc = staff ? gch_json_fields(&cx, doc.root, gch_staff_fields, 2, v)
+               : gch_json_fields(&cx, doc.root, gch_booking_fields, 1, v);
+    if (rc == GCH_OK && staff) {
+        rc = gch_json_str(&cx, "family_id", v[1], 1, GCH_ID_MAX);
+    }
+
     if (rc != GCH_OK) {
         goto failed;
     }
@@ -120,6 +132,13 @@ gch_booking_req_parse(gch_booking_req_t *out, const char *body,
         }
     }
 
+    if (staff) {
+        out->family_id = gch_arena_strndup(ar, v[1]->str, v[1]->len);
+        if (out->family_id == NULL) {
+            goto nomem;
+        }
+    }
+
     out->items = it;
     out->nitems = v[0]->len;
     out->priv = ar;
@@ -137,6 +156,23 @@ failed:
 
     gch_json_free(&doc);
     return rc;
+}
+
+
+/* See gch.h (both). */
+int
+gch_booking_req_parse(gch_booking_req_t *out, const char *body,
+    size_t len, size_t max_items, const gch_alloc_t *a, gch_error_t *err)
+{
+    return gch_req_parse(out, body, len, max_items, 0, a, err);
+}
+
+
+int
+gch_staff_req_parse(gch_booking_req_t *out, const char *body,
+    size_t len, size_t max_items, const gch_alloc_t *a, gch_error_t *err)
+{
+    return gch_req_parse(out, body, len, max_items, 1, a, err);
 }
 
 

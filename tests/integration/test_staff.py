@@ -1,0 +1,116 @@
+"""test_staff.py -- the two quotas of a session: half online, half at the
+counter.  Town staff book the on-site share with their own token
+(POST /api/staff/bookings, `guichetctl staff-token`), while the online
+share is "complet"; neither channel can take the other's places.
+"""
+
+import subprocess
+import uuid
+
+
+def town():
+    fam = lambda i: {
+        "id": "f%d" % i, "qf": 300,
+        "children": [{"id": "f%d-c" % i, "first_name": "Enfant%d" % i,
+                      "birth_date": "2018-04-04"}],
+        "enrolments": [{"child_id": "f%d-c" % i, "activity_id": a,
+                        "from": "2027-01-01", "to": "2027-12-31",
+                        "status": "validee"} for a in ("klub", "soon")]}
+    act = lambda aid, opens: {
+        "id": aid, "name": "Klub " + aid, "age_min": 3, "age_max": 12,
+        "booking_opens_at": opens, "deadline": {"working_days": 2},
+        "prices": [{"qf_max": None, "cents": 700}],
+        "sessions": [{"id": aid + "-1", "date": "2027-07-07",
+                      "unit": "MATIN", "places": 4}]}
+    return {
+        "town": {"name": "Guichet", "timezone": "Europe/Paris"},
+        "units": [{"code": "MATIN", "label": "Matin", "starts": "08:30",
+                   "ends": "12:00"}],
+        "activities": [act("klub", "2026-01-01T18:00:00+01:00"),
+                       act("soon", "2031-06-07T18:00:00+02:00")],
+        "families": [fam(i) for i in range(1, 7)],
+    }
+
+
+def post(s, path, token, body):
+    return s.http("POST", path, token=token, json=body,
+                  headers={"Idempotency-Key": uuid.uuid4().hex})
+
+
+def onsite_left(s, sid):
+    return s.redis.execute_command("BITFIELD", "{s:%s}:onsite" % sid, "GET",
+                                   "u32", "0")[0]
+
+
+def online_left(s, sid):
+    return s.redis.execute_command("BITFIELD", "{s:%s}:left" % sid, "GET",
+                                   "u32", "0")[0]
+
+
+def one(r):
+    assert r.status == 200, r
+    i = r.json()["items"][0]
+    return i["status"], i.get("reason"), i.get("channel")
+
+
+def test_the_counter_books_the_on_site_share(make_stack):
+    s = make_stack(town(), name="staff")
+    tok = s.tokens()
+    agent = s.ctl_run("staff-token", "mairie-1").strip()
+    sid = "klub-1"
+    item = lambda f: {"items": [{"child_id": f + "-c", "session_id": sid}]}
+
+    assert (online_left(s, sid), onsite_left(s, sid)) == (2, 2)
+
+    # online: two places, then "complet"
+    for f in ("f1", "f2"):
+        assert one(post(s, "/api/bookings", tok[f], item(f)))[0] == \
+            "confirmed"
+    assert one(post(s, "/api/bookings", tok["f3"], item("f3"))) == \
+        ("refused", "full", None)
+
+    # the counter still has its two places
+    body = dict(item("f3"), family_id="f3")
+    assert one(post(s, "/api/staff/bookings", agent, body)) == \
+        ("confirmed", None, "onsite")
+    body = dict(item("f4"), family_id="f4")
+    r = post(s, "/api/staff/bookings", agent, body)
+    assert one(r) == ("confirmed", None, "onsite")
+    onsite_bid = r.json()["items"][0]["booking_id"]
+    body = dict(item("f5"), family_id="f5")
+    assert one(post(s, "/api/staff/bookings", agent, body)) == \
+        ("refused", "full", None)
+    assert (online_left(s, sid), onsite_left(s, sid)) == (0, 0)
+
+    # and before the online opening too: the counter is not the rush
+    body = {"family_id": "f6",
+            "items": [{"child_id": "f6-c", "session_id": "soon-1"}]}
+    assert one(post(s, "/api/staff/bookings", agent, body))[0] == \
+        "confirmed"
+    assert one(post(s, "/api/bookings", tok["f5"],
+                    {"items": [{"child_id": "f5-c",
+                                "session_id": "soon-1"}]}))[1] == \
+        "not_open_yet"
+
+    # wrong hands: a family on the counter's door, an agent on a family's
+    assert post(s, "/api/staff/bookings", tok["f1"],
+                dict(item("f1"), family_id="f1")).status == 403
+    assert post(s, "/api/bookings", agent, item("f1")).status == 403
+    r = post(s, "/api/staff/bookings", agent,
+              dict(item("f1"), family_id="nobody"))
+    assert r.status == 404 and r.json()["error"]["code"] == "not_found"
+
+    # the family cancels its on-site booking: the place goes back on site
+    r = s.http("DELETE", "/api/bookings/" + onsite_bid, token=tok["f4"])
+    assert r.status == 200, r
+    assert (online_left(s, sid), onsite_left(s, sid)) == (0, 1)
+
+    s.wait_worker_drained()
+    rows = s.sql("select channel, status, count(*) from booking"
+                 " where session_id = %s group by 1, 2 order by 1, 2",
+                 (sid,))
+    assert rows == [("online", "confirmed", 2), ("onsite", "cancelled", 1),
+                    ("onsite", "confirmed", 1)], rows
+    r = subprocess.run([s.ctl, "-c", s.worker_conf, "check"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert r.returncode == 0, r.stdout.decode()
