@@ -111,6 +111,9 @@ gchw_check_sessions(PGconn *pg, redisContext *rc)
         redisAppendCommand(rc, "BITFIELD %s GET u32 0", key);
         snprintf(key, sizeof(key), "{s:%s}:booked", PQgetvalue(res, row, 0));
         redisAppendCommand(rc, "SCARD %s", key);
+        snprintf(key, sizeof(key), "{s:%s}:released",
+                 PQgetvalue(res, row, 0));
+        redisAppendCommand(rc, "GET %s", key);
     }
 
     diff = 0;
@@ -143,6 +146,16 @@ gchw_check_sessions(PGconn *pg, redisContext *rc)
         }
         r2 = v;
         booked = r2->type == REDIS_REPLY_INTEGER ? r2->integer : -1;
+        freeReplyObject(r2);
+
+        /* on-site places released online (release_onsite_at) */
+        if (redisGetReply(rc, &v) != REDIS_OK) {
+            goto redis_failed;
+        }
+        r2 = v;
+        if (r2->type == REDIS_REPLY_STRING) {
+            places += atoll(r2->str);
+        }
         freeReplyObject(r2);
 
         if (!ok) {

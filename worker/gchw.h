@@ -227,6 +227,10 @@ gchw_reaper_t *gchw_reaper_new(void);
 void gchw_reaper_free(gchw_reaper_t *r);
 /* Releases attempts of gch:inflight older than reap_after_ms (see
  * docs/architecture.md).  Returns the number reaped or -1 after logging. */
+/* Moves unused on-site places online for activities whose
+ * release_onsite_at has come (once per session).  0, or -1 on a Redis
+ * error. */
+int gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms);
 int gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
     int reap_after_ms);
 

@@ -201,6 +201,7 @@ main(int argc, char **argv)
                 continue;
             }
             gchw_persist_trim(rc, conf.stream_keep_ms);
+            (void) gchw_release_onsite(reaper, rc, now);
             next_reap = now + 1000;
         }
 

@@ -41,6 +41,7 @@
 struct gchw_reaper_s {
     gch_town_t   *town;
     long long     gen;
+    char         *released;                /* per activity: done */
     char         *dirty[GCHW_DIRTY_MAX];   /* sessions to recount */
     size_t        ndirty;
 };
@@ -67,6 +68,8 @@ gchw_reaper_free(gchw_reaper_t *r)
     for (i = 0; i < r->ndirty; i++) {
         free(r->dirty[i]);
     }
+
+    free(r->released);
 
     gch_town_free(r->town);
     free(r);
@@ -138,6 +141,129 @@ gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
     gch_town_free(r->town);
     r->town = t;
     r->gen = gen;
+
+    /* a new catalogue (or a rebuild after data loss): look again */
+    free(r->released);
+    r->released = calloc(t->nactivities + 1, 1);
+
+    return r->released ? 0 : -1;
+}
+
+
+/*
+ * Releases the unused on-site places of one session to online, once:
+ * WATCH its on-site counter, read it, and in one MULTI zero it, add it to
+ * {s}:left and mark the session released.  A booking at the counter in
+ * between aborts the EXEC: tried again next second.  1 done, 0 retry.
+ */
+static int
+gchw_release_session(redisContext *rc, const gch_session_t *s)
+{
+    char         onsite[512], left[512], mark[512], n[32];
+    redisReply  *x;
+    long long    free_places;
+
+    snprintf(onsite, sizeof(onsite), "{s:%s}:onsite", s->id);
+    snprintf(left, sizeof(left), "{s:%s}:left", s->id);
+    snprintf(mark, sizeof(mark), "{s:%s}:released", s->id);
+
+    x = redisCommand(rc, "EXISTS %s", mark);
+    if (x == NULL) {
+        return 0;
+    }
+
+    free_places = (x->type == REDIS_REPLY_INTEGER && x->integer) ? -1 : 0;
+    freeReplyObject(x);
+
+    if (free_places < 0) {
+        return 1;                     /* released before */
+    }
+
+    freeReplyObject(redisCommand(rc, "WATCH %s", onsite));
+
+    x = redisCommand(rc, "BITFIELD %s GET u32 0", onsite);
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != 1) {
+        if (x) {
+            freeReplyObject(x);
+        }
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        return 0;
+    }
+
+    free_places = x->element[0]->integer;
+    freeReplyObject(x);
+    snprintf(n, sizeof(n), "%lld", free_places);
+
+    freeReplyObject(redisCommand(rc, "MULTI"));
+    freeReplyObject(redisCommand(rc, "BITFIELD %s SET u32 0 0", onsite));
+    freeReplyObject(redisCommand(rc, "BITFIELD %s OVERFLOW SAT INCRBY u32 0 "
+                                 "%s", left, n));
+    freeReplyObject(redisCommand(rc, "SET %s %s", mark, n));
+    x = redisCommand(rc, "EXEC");
+
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
+        if (x) {
+            freeReplyObject(x);
+        }
+        return 0;                     /* the counter moved: next time */
+    }
+
+    freeReplyObject(x);
+
+    if (free_places > 0) {
+        gchw_log("info", "session %s: %lld on-site places released online",
+                 s->id, free_places);
+    }
+
+    return 1;
+}
+
+
+/*
+ * See gchw.h.  Activities whose release_onsite_at has come give their
+ * sessions' unused on-site places to the online quota (sessions still to
+ * come only).  After a data loss the rebuild recreates the on-site
+ * counters and this releases them again.
+ */
+int
+gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
+{
+    int                    done;
+    size_t                 a, i;
+    gch_day_t              today;
+    int                    minute;
+    const gch_session_t   *s;
+    const gch_activity_t  *act;
+
+    if (gchw_reaper_town(r, rc) != 0 || r->town == NULL) {
+        return 0;
+    }
+
+    gch_unix_to_paris(now_ms / 1000, &today, &minute, NULL);
+
+    for (a = 0; a < r->town->nactivities; a++) {
+        act = &r->town->activities[a];
+
+        if (r->released[a] || act->release_onsite_at == 0
+            || now_ms / 1000 < act->release_onsite_at)
+        {
+            continue;
+        }
+
+        done = 1;
+
+        for (i = 0; i < r->town->nsessions; i++) {
+            s = &r->town->sessions[i];
+
+            if (s->activity == act && s->date >= today
+                && gchw_release_session(rc, s) == 0)
+            {
+                done = 0;
+            }
+        }
+
+        r->released[a] = (char) done;
+    }
 
     return 0;
 }

@@ -163,6 +163,8 @@ typedef struct {
     size_t           nnr_prices;
     uint32_t        *unit_requires;      /* per unit: bit u = unit u is
                                             enough; 0 or NULL: none */
+    int64_t          release_onsite_at;  /* unix s: unused on-site places
+                                            go online; 0: never */
 } gch_activity_t;
 
 typedef struct {

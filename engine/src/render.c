@@ -255,6 +255,10 @@ gch_render_activities(const gch_town_t *t, const gch_alloc_t *a,
             gch_gen_kv(g, "booking_opens_at", NULL);
         }
 
+        if (act->release_onsite_at) {
+            gch_gen_instant(g, "release_onsite_at", act->release_onsite_at);
+        }
+
         gch_gen_deadline(g, "deadline", &act->deadline);
         gch_gen_deadline(g, "cancel_deadline", &act->cancel_deadline);
 

@@ -565,13 +565,14 @@ static const gch_jfield_t  gch_activity_fields[] = {
     { "required_documents", GCH_J_ARRAY, 0 },
     { "blocks_unpaid_invoices", GCH_J_BOOL, 0 },
     { "non_resident_prices", GCH_J_ARRAY, 0 },
-    { "unit_requires", GCH_J_ARRAY, 0 }
+    { "unit_requires", GCH_J_ARRAY, 0 },
+    { "release_onsite_at", GCH_J_STRING | GCH_J_NULL, 0 }
 };
 
 enum {
     A_ID, A_NAME, A_SITE, A_AGE_MIN, A_AGE_MAX, A_OPENS, A_DEADLINE,
     A_SHARE, A_WEEK, A_PRICES, A_SESSIONS, A_CALENDAR, A_CANCEL, A_DOCS,
-    A_UNPAID, A_NR_PRICES, A_REQUIRES, A_N
+    A_UNPAID, A_NR_PRICES, A_REQUIRES, A_RELEASE, A_N
 };
 
 
@@ -1173,6 +1174,15 @@ gch_town_one_activity(gch_tp_t *tp, size_t ai, const gch_jnode_t *node)
     {
         return gch_jcx_fail(&tp->cx, "booking_opens_at", "instant invalide "
                             "(RFC 3339, ex. 2021-06-07T18:00:00+02:00)");
+    }
+
+    act->release_onsite_at = 0;
+    if (v[A_RELEASE] && v[A_RELEASE]->type == GCH_J_STRING
+        && gch_instant_parse(&act->release_onsite_at, v[A_RELEASE]->str,
+                             v[A_RELEASE]->len) != GCH_OK)
+    {
+        return gch_jcx_fail(&tp->cx, "release_onsite_at", "instant invalide "
+                            "(RFC 3339, ex. 2021-07-01T09:00:00+02:00)");
     }
 
     rc = gch_town_deadline(tp, "deadline", v[A_DEADLINE], &act->deadline);
@@ -2268,6 +2278,11 @@ gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
 
     if (act->unit_requires) {
         gch_w_requires(o, t, act);
+    }
+
+    if (act->release_onsite_at) {
+        gch_instant_format(act->release_onsite_at, when);
+        gch_w_kv(o, "release_onsite_at", when);
     }
 
     gch_jout_cstr(o, "sessions");

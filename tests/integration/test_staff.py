@@ -15,7 +15,8 @@ def town():
                       "birth_date": "2018-04-04"}],
         "enrolments": [{"child_id": "f%d-c" % i, "activity_id": a,
                         "from": "2027-01-01", "to": "2027-12-31",
-                        "status": "validee"} for a in ("klub", "soon")]}
+                        "status": "validee"}
+                       for a in ("klub", "soon", "rel")]}
     act = lambda aid, opens: {
         "id": aid, "name": "Klub " + aid, "age_min": 3, "age_max": 12,
         "booking_opens_at": opens, "deadline": {"working_days": 2},
@@ -27,7 +28,9 @@ def town():
         "units": [{"code": "MATIN", "label": "Matin", "starts": "08:30",
                    "ends": "12:00"}],
         "activities": [act("klub", "2026-01-01T18:00:00+01:00"),
-                       act("soon", "2031-06-07T18:00:00+02:00")],
+                       act("soon", "2031-06-07T18:00:00+02:00"),
+                       dict(act("rel", "2026-01-01T18:00:00+01:00"),
+                            release_onsite_at="2026-06-01T09:00:00+02:00")],
         "families": [fam(i) for i in range(1, 7)],
     }
 
@@ -114,3 +117,32 @@ def test_the_counter_books_the_on_site_share(make_stack):
     r = subprocess.run([s.ctl, "-c", s.worker_conf, "check"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert r.returncode == 0, r.stdout.decode()
+
+
+def test_unused_on_site_places_are_released_online(make_stack):
+    """An activity whose release_onsite_at has passed: the worker moves the
+    unused on-site places to the online quota, once."""
+    import time
+
+    s = make_stack(town(), name="release")
+    sid = "rel-1"
+    deadline = time.time() + 10
+    while time.time() < deadline and onsite_left(s, sid) != 0:
+        time.sleep(0.2)
+    assert (online_left(s, sid), onsite_left(s, sid)) == (4, 0)
+    assert s.redis.get("{s:%s}:released" % sid) == "2"
+
+    # the other activities keep their counter's share
+    assert (online_left(s, "klub-1"), onsite_left(s, "klub-1")) == (2, 2)
+    acts = {a["id"]: a for a in s.http("GET", "/api/activities").json()}
+    assert acts["rel"]["release_onsite_at"] == "2026-06-01T09:00:00+02:00"
+
+    # four families book online now
+    tok = s.tokens()
+    for i in range(1, 5):
+        r = post(s, "/api/bookings", tok["f%d" % i],
+                 {"items": [{"child_id": "f%d-c" % i, "session_id": sid}]})
+        assert one(r)[0] == "confirmed", r
+    s.wait_worker_drained()
+    assert subprocess.run([s.ctl, "-c", s.worker_conf, "check"],
+                          stdout=subprocess.DEVNULL).returncode == 0
