@@ -30,6 +30,7 @@ const LOGIN = process.env.GUICHET_LOGIN || "martin";
 const PASSWORD = process.env.GUICHET_PASSWORD || "secret-demo";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
+              "--lang=fr-FR",
               "--no-first-run", "--disable-background-networking",
               "--disable-component-update", "--disable-sync"];
 

@@ -10,8 +10,9 @@ needs, within the 90 days it looks at, everything a parent meets
 
 * "Accueil de loisirs" (accueil): Monday to Friday, MATIN REPAS APM, from
   today + 10 days for 6 weeks, deadline 2 working days (so bookable now),
-  20 places (10 online).  Its first day's MATIN has 1 place (0 online:
-  "Complet") and its first day's APM 5 places (2 online).
+  20 places (10 online).  Its first day's APM has 1 place (0 online:
+  "Complet") and its first day's MATIN 5 places (2 online: the tests book
+  them for the two children, so it is full afterwards).
 * "Ateliers du Klub" (ateliers): the same days, MATIN only, with workshop
   labels: a child booked on an accueil morning sees a "Conflit" here.
 * "Vacances de Noël" (vacances): whole weeks only, a document required,
@@ -78,10 +79,10 @@ def town(login, password, opens_in, now=None):
                        {"qf_max": 800, "cents": 450},
                        {"qf_max": None, "cents": 700}],
             "sessions": [
-                {"id": "accueil-complet", "date": iso(start),
-                 "unit": "MATIN", "places": 1},
                 {"id": "accueil-peu-de-places", "date": iso(start),
-                 "unit": "APM", "places": 5},
+                 "unit": "MATIN", "places": 5},
+                {"id": "accueil-complet", "date": iso(start),
+                 "unit": "APM", "places": 1},
             ],
             "calendar": {"from": iso(start), "to": iso(end),
                          "weekdays": [1, 2, 3, 4, 5],

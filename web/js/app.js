@@ -10,7 +10,7 @@
 
 import * as api from "./api.js";
 import * as F from "./format.js";
-import { REQUEST_STATUS, labelOf } from "./planning.js";
+import { REQUEST_STATUS, labelOf, reasonText } from "./planning.js";
 import { h, id, announce, alertBox } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 
@@ -211,8 +211,8 @@ function childCard(me, child) {
             ? h("ul", {}, enrol.map((e) => h("li", {},
                 e.activity_name || e.activity_id, " ",
                 e.from ? h("span", { class: "discret" },
-                           "(du " + F.dayShort(e.from) + " au "
-                           + F.dayShort(e.to) + ") ") : null,
+                           "(du " + F.dayYear(e.from) + " au "
+                           + F.dayYear(e.to) + ") ") : null,
                 statusTag(e.status))))
             : h("p", { class: "discret" }, "Aucune inscription."));
 }
@@ -233,7 +233,7 @@ function invoicePaid(inv) {
 
 async function viewTableau() {
     const me = ctx.me;
-    const demandes = h("section", { class: "carte", id: "bloc-demandes",
+    const demandes = h("section", { class: "carte large", id: "bloc-demandes",
                                     "aria-labelledby": "t-demandes" },
         h("h2", { id: "t-demandes" }, "Mes demandes"),
         h("p", { class: "chargement" }, "Chargement…"));
@@ -255,7 +255,7 @@ async function viewTableau() {
         h("h2", {}, "Ma famille"),
         h("div", { class: "grille-cartes" },
           (me.children || []).map((c) => childCard(me, c))),
-        h("div", { class: "grille-cartes" }, demandes, factures));
+        h("div", { class: "grille-cartes" }, factures, demandes));
 
     const [rq, inv] = await Promise.all([api.get("/api/requests"),
                                          api.get("/api/invoices")]);
@@ -294,6 +294,23 @@ async function viewTableau() {
     }
 }
 
+/* What a demande was about, in words. */
+function requestObject(r) {
+    const n = Array.isArray(r.items) ? r.items.length : 0;
+    switch (r.type || "booking") {
+    case "booking":
+        return n ? "Réservation de " + n + (n > 1 ? " séances" : " séance")
+                 : "Réservation de séances";
+    case "cancellation":
+        return "Annulation d'une réservation"
+               + (r.billed ? " (facturée)" : "");
+    case "justification":
+        return "Justification d'absence";
+    default:
+        return String(r.type);
+    }
+}
+
 function requestsTable(list) {
     const rows = list.slice().sort((a, b) =>
         String(b.created_at || b.date || "")
@@ -308,18 +325,19 @@ function requestsTable(list) {
         h("tbody", {}, rows.slice(0, 20).map((r) => {
             const num = r.request_id || r.number || r.id;
             const when = r.created_at || r.date;
-            const reasons = Array.isArray(r.reasons) ? r.reasons
-                : (r.reason ? [r.reason] : []);
+            const reasons = (Array.isArray(r.reasons) ? r.reasons
+                : (r.reason ? [r.reason] : []))
+                .map((x) => typeof x === "string"
+                     ? reasonText({ reason: x }, F.instant) : String(x));
             return h("tr", { dataset: { demande: num } },
-                h("td", {}, "Demande N° " + num),
-                h("td", {}, when ? (when.length > 10 ? F.instant(when)
-                                                     : F.dayLong(when))
+                h("td", { class: "sans-coupure" }, "Demande N° " + num),
+                h("td", {}, when ? (when.length > 10 ? F.instantShort(when)
+                                                     : F.dayYear(when))
                                  : "—"),
-                h("td", {}, r.type === "booking" || !r.type
-                    ? "Réservation de séances" : r.type),
+                h("td", {}, requestObject(r)),
                 h("td", {}, statusTag(r.status),
                   reasons.length ? h("span", { class: "discret" },
-                                     " " + reasons.join(", ")) : null));
+                                     " " + reasons.join(" ; ")) : null));
         }))));
 }
 

@@ -25,6 +25,13 @@ const fmtDayLong = new Intl.DateTimeFormat("fr-FR", {
 const fmtDayShort = new Intl.DateTimeFormat("fr-FR", {
     timeZone: "UTC", weekday: "short", day: "numeric", month: "short",
 });
+const fmtDayYear = new Intl.DateTimeFormat("fr-FR", {
+    timeZone: "UTC", day: "numeric", month: "short", year: "numeric",
+});
+const fmtInstantShort = new Intl.DateTimeFormat("fr-FR", {
+    timeZone: TZ, day: "numeric", month: "short", year: "numeric",
+    hour: "2-digit", minute: "2-digit",
+});
 const fmtMonth = new Intl.DateTimeFormat("fr-FR", {
     timeZone: "UTC", month: "long", year: "numeric",
 });
@@ -45,6 +52,13 @@ export function instant(iso) {
     return Number.isNaN(d.getTime()) ? String(iso) : fmtInstant.format(d);
 }
 
+/* "23 nov. 2026, 22:29" (Europe/Paris). */
+export function instantShort(iso) {
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? String(iso)
+                                     : fmtInstantShort.format(d);
+}
+
 export function time(iso) {
     const d = new Date(iso);
     return Number.isNaN(d.getTime()) ? "" : fmtTime.format(d);
@@ -60,6 +74,11 @@ export function dayLong(day) {
 
 export function dayNum(day) {
     return day.slice(8, 10) + "/" + day.slice(5, 7) + "/" + day.slice(0, 4);
+}
+
+/* "12 févr. 2027" */
+export function dayYear(day) {
+    return fmtDayYear.format(dayDate(day));
 }
 
 export function dayShort(day) {

@@ -143,13 +143,44 @@ export function unitsOf(sessions) {
     return Array.from(seen.values())
         .sort((a, b) => (a.starts_at || "").slice(11)
                         .localeCompare((b.starts_at || "").slice(11)))
-        .map((s) => ({ code: s.unit, label: unitLabel(s.unit) }));
+        .map((s) => ({ code: s.unit, label: unitName(s.unit, sessions) }));
+}
+
+/* The unit's own French name as the town spells it: the API gives each
+ * session the unit's label when the session has none of its own, and a
+ * unit's label reads like its code ("Après-midi" for APM). */
+function unitName(code, sessions) {
+    const own = sessions.find((s) => s.unit === code && s.label
+                                     && namesUnit(s.label, code)
+                                     && plain(s.label) !== plain(code));
+    return own ? own.label : unitLabel(code);
+}
+
+const plain = (x) => String(x || "").toLowerCase().normalize("NFD")
+    .replace(/[^a-z]/g, "");
+
+/* "Après-midi" names APM, "Repas" names REPAS, "Danse latine" does not
+ * name MATIN: same first letter and the code's letters in order. */
+function namesUnit(label, code) {
+    const l = plain(label);
+    const c = plain(code);
+    if (!c || l[0] !== c[0]) {
+        return false;
+    }
+    let i = 0;
+    for (const ch of l) {
+        if (ch === c[i]) {
+            i++;
+        }
+    }
+    return i === c.length;
 }
 
 const UNIT_LABELS = {
     MATIN: "Matin",
     REPAS: "Repas",
     SIESTE: "Sieste",
+    APM: "Après-midi",
     "APRES-MIDI": "Après-midi",
     APRES_MIDI: "Après-midi",
     SOIR: "Soir",
@@ -159,10 +190,15 @@ const UNIT_LABELS = {
 /* The words for a session's unit: its own label ("Danse latine") when it
  * says more than the unit code, else the unit's French name. */
 export function labelOf(s) {
-    const plain = (x) => String(x || "").toLowerCase().normalize("NFD")
-        .replace(/[^a-z]/g, "");
-    return s.label && plain(s.label) !== plain(s.unit) ? s.label
-                                                       : unitLabel(s.unit);
+    return ownLabel(s)
+        || (s.label && plain(s.label) !== plain(s.unit) ? s.label
+                                                        : unitLabel(s.unit));
+}
+
+/* The session's own label ("Danse latine"), null when it is only the
+ * unit's name. */
+export function ownLabel(s) {
+    return s.label && !namesUnit(s.label, s.unit) ? s.label : null;
 }
 
 export function unitLabel(code) {

@@ -166,7 +166,7 @@ export async function viewReserver(ctx) {
         h("fieldset", {},
           h("legend", {}, "Cochez les enfants"),
           h("div", { class: "choix" }, childBoxes)),
-        h("div", { class: "champ" },
+        h("div", { class: "champ large" },
           h("label", { for: "activite" }, "Activité"), select),
         actInfo, countBox,
         h("div", { class: "outils-periode" },
@@ -394,8 +394,8 @@ export async function viewReserver(ctx) {
         const res = R.results.get(k);
         const what = child.first_name + ", " + F.dayLong(s.date) + ", "
                      + P.labelOf(s);
-        const sub = P.labelOf(s) !== P.unitLabel(s.unit)
-            ? h("span", { class: "places" }, P.labelOf(s)) : null;
+        const sub = P.ownLabel(s)
+            ? h("span", { class: "places" }, P.ownLabel(s)) : null;
         let cls = "case " + st.state;
         if (res) {
             cls += res.status === "confirmed" ? " resultat-ok" : " resultat-ko";
@@ -433,9 +433,9 @@ export async function viewReserver(ctx) {
                 + F.time(b.starts_at) + " à " + F.time(b.ends_at)
                 + ". Un enfant ne peut être que dans une activité par "
                 + "créneau.";
-            const p = h("li", { id: eid, hidden: true,
-                                class: "explication" }, "(i) " + text);
-            explain.push(p);
+            /* Shown in a row right under the day's row (grid()). */
+            const p = h("p", { class: "explication" }, "(i) " + text);
+            explain.push({ id: eid, p });
             const btn = h("button", {
                 type: "button", class: "info-bulle", "aria-expanded": "false",
                 "aria-controls": eid,
@@ -443,7 +443,10 @@ export async function viewReserver(ctx) {
                 onclick: () => {
                     const open = btn.getAttribute("aria-expanded") !== "true";
                     btn.setAttribute("aria-expanded", String(open));
-                    p.hidden = !open;
+                    const row = document.getElementById(eid);
+                    if (row) {
+                        row.hidden = !open;
+                    }
                 } }, "i");
             return h("td", {}, h("div", { class: cls + " cellule-conflit",
                                           dataset: data, title: text },
@@ -464,10 +467,19 @@ export async function viewReserver(ctx) {
             .sort();
         const units = P.unitsOf(R.sessions);
         const by = new Map(R.sessions.map((s) => [s.date + "|" + s.unit, s]));
-        const explain = [];
-        const rows = dates.map((d) => h("tr", {},
-            h("th", { scope: "row" }, F.dayShort(d)),
-            units.map((u) => cell(by.get(d + "|" + u.code), child, explain))));
+        const rows = [];
+        for (const d of dates) {
+            const explain = [];
+            rows.push(h("tr", {},
+                h("th", { scope: "row" }, F.dayShort(d)),
+                units.map((u) => cell(by.get(d + "|" + u.code), child,
+                                      explain))));
+            for (const x of explain) {
+                rows.push(h("tr", { id: x.id, class: "ligne-explication",
+                                    hidden: true },
+                            h("td", { colspan: units.length + 1 }, x.p)));
+            }
+        }
         const tid = "grille-" + child.id;
         return h("section", { class: "planning", "aria-labelledby": tid,
                               dataset: { child: child.id } },
@@ -479,9 +491,7 @@ export async function viewReserver(ctx) {
                 h("thead", {}, h("tr", {},
                     h("th", { scope: "col" }, "Jour"),
                     units.map((u) => h("th", { scope: "col" }, u.label)))),
-                h("tbody", {}, rows))),
-            explain.length ? h("ul", { class: "explications" }, explain)
-                           : null);
+                h("tbody", {}, rows))));
     }
 
     function draw() {
