@@ -34,8 +34,25 @@ from zoneinfo import ZoneInfo
 PARIS = ZoneInfo("Europe/Paris")
 
 
+def holidays(year):
+    """French public holidays (the engine's calendars skip them too)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = b // 4, b % 4
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = c // 4, c % 4
+    l = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 19 * l) // 433
+    month = (h + l - 7 * m + 90) // 25
+    easter = dt.date(year, month, (h + l - 7 * m + 33 * month + 19) % 32)
+    fixed = [(1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11),
+             (12, 25)]
+    return ({dt.date(year, mo, da) for mo, da in fixed} |
+            {easter + dt.timedelta(days=n) for n in (1, 39, 50)})
+
+
 def next_weekday(d):
-    while d.weekday() >= 5:
+    while d.weekday() >= 5 or d in holidays(d.year):
         d += dt.timedelta(days=1)
     return d
 
@@ -57,7 +74,7 @@ def town(login, password, opens_in, now=None):
     ateliers = []
     d = start
     while d <= end:
-        if d.weekday() < 5:
+        if d.weekday() < 5 and d not in holidays(d.year):
             ateliers.append({"id": "ateliers-%s" % d.strftime("%Y%m%d"),
                              "date": iso(d), "unit": "MATIN",
                              "label": workshops[d.weekday()],

@@ -233,7 +233,7 @@ function invoicePaid(inv) {
 
 async function viewTableau() {
     const me = ctx.me;
-    const demandes = h("section", { class: "carte large", id: "bloc-demandes",
+    const demandes = h("section", { class: "carte", id: "bloc-demandes",
                                     "aria-labelledby": "t-demandes" },
         h("h2", { id: "t-demandes" }, "Mes demandes"),
         h("p", { class: "chargement" }, "Chargement…"));
@@ -255,7 +255,7 @@ async function viewTableau() {
         h("h2", {}, "Ma famille"),
         h("div", { class: "grille-cartes" },
           (me.children || []).map((c) => childCard(me, c))),
-        h("div", { class: "grille-cartes" }, factures, demandes));
+        h("div", { class: "grille-suivi" }, demandes, factures));
 
     const [rq, inv] = await Promise.all([api.get("/api/requests"),
                                          api.get("/api/invoices")]);

@@ -416,7 +416,7 @@ export async function viewReserver(ctx) {
                               + (picked ? ", sélectionné, à valider" : ""),
                 onclick: () => toggle(s, child) },
                 picked ? "Sélectionné" : STATE_WORDS[st.state],
-                places ? h("span", { class: "places" }, places) : sub));
+                sub, places ? h("span", { class: "places" }, places) : null));
         }
 
         let word = STATE_WORDS[st.state];
@@ -450,7 +450,7 @@ export async function viewReserver(ctx) {
                 } }, "i");
             return h("td", {}, h("div", { class: cls + " cellule-conflit",
                                           dataset: data, title: text },
-                                  h("span", {}, word), btn));
+                                  h("span", {}, word), sub, btn));
         }
         if (st.state === "reserve" && st.booking && st.booking.price_cents) {
             return h("td", {}, h("div", { class: cls, dataset: data },
