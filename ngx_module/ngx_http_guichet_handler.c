@@ -743,8 +743,10 @@ ngx_http_guichet_read_body(ngx_http_request_t *r, char **out, size_t *len)
     n = 0;
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         b = cl->buf;
+        /* an empty body (Content-Length: 0) comes as one special buf,
+         * neither in memory nor in a file */
         n += ngx_buf_in_memory(b) ? (size_t) (b->last - b->pos)
-                                  : (size_t) (b->file_last - b->file_pos);
+             : b->in_file ? (size_t) (b->file_last - b->file_pos) : 0;
     }
 
     p = ngx_alloc(n + 1, r->connection->log);
@@ -760,6 +762,10 @@ ngx_http_guichet_read_body(ngx_http_request_t *r, char **out, size_t *len)
 
         if (ngx_buf_in_memory(b)) {
             p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        if (!b->in_file) {
             continue;
         }
 
