@@ -389,3 +389,171 @@ def test_catalogue(s, env, c):
 
 def test_catalogue_has_150_cases():
     assert len(CASES) >= 150
+
+
+# ----- raw HTTP nginx answers itself ------------------------------------------
+# (name, request bytes with <<...>> filled in, expected status, expected
+# error code or None for nginx's own HTML answer).  Every request is sent
+# with keep-alive and a second, valid booking request behind it: nginx must
+# answer once and close, and that second request must never be processed.
+
+SMUGGLED = ('POST /api/bookings HTTP/1.1\r\nHost: <<HOST>>\r\n'
+            'Authorization: Bearer <<TOK:f1>>\r\n'
+            'Content-Type: application/json\r\nIdempotency-Key: <<KEY>>\r\n'
+            'Content-Length: 53\r\n\r\n'
+            '{"items":[{"child_id":"f1-c2","session_id":"a-m2"}]}')
+BOOK_HEAD = ('POST /api/bookings HTTP/1.1\r\nHost: <<HOST>>\r\n'
+             'Authorization: Bearer <<TOK:f1>>\r\n'
+             'Content-Type: application/json\r\nIdempotency-Key: <<KEY>>\r\n')
+CHUNK0 = "0\r\n\r\n"
+
+RAW_CASES = [
+    ("CL + TE chunked (CL.TE)",
+     BOOK_HEAD + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n"
+     + CHUNK0 + SMUGGLED, 400, None),
+    ("TE chunked + CL (TE.CL)",
+     BOOK_HEAD + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"
+     + "%x\r\n%s\r\n" % (len(SMUGGLED), SMUGGLED) + CHUNK0, 400, None),
+    ("duplicate Content-Length, different",
+     BOOK_HEAD + "Content-Length: 0\r\nContent-Length: 53\r\n\r\n" + SMUGGLED,
+     400, None),
+    ("duplicate Content-Length, equal",
+     BOOK_HEAD + "Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}" + SMUGGLED,
+     400, None),
+    ("Content-Length list",
+     BOOK_HEAD + "Content-Length: 2, 2\r\n\r\n{}" + SMUGGLED, 400, None),
+    ("negative Content-Length",
+     BOOK_HEAD + "Content-Length: -1\r\n\r\n" + SMUGGLED, 400, None),
+    ("Content-Length with a plus",
+     BOOK_HEAD + "Content-Length: +2\r\n\r\n{}" + SMUGGLED, 400, None),
+    ("Content-Length of 20 digits",
+     BOOK_HEAD + "Content-Length: 99999999999999999999\r\n\r\n" + SMUGGLED,
+     400, None),
+    ("TE chunked, identity",
+     BOOK_HEAD + "Transfer-Encoding: chunked, identity\r\n\r\n" + CHUNK0
+     + SMUGGLED, 501, None),
+    ("TE xchunked",
+     BOOK_HEAD + "Transfer-Encoding: xchunked\r\n\r\n" + CHUNK0 + SMUGGLED,
+     501, None),
+    ("TE twice",
+     BOOK_HEAD + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"
+     "\r\n\r\n" + CHUNK0 + SMUGGLED, 400, None),
+    ("TE with HTTP/1.0",
+     BOOK_HEAD.replace("HTTP/1.1", "HTTP/1.0", 1)
+     + "Transfer-Encoding: chunked\r\n\r\n" + CHUNK0 + SMUGGLED, 400, None),
+    ("chunk size overflow",
+     BOOK_HEAD + "Transfer-Encoding: chunked\r\n\r\n"
+     "ffffffffffffffffffff\r\n{}\r\n" + CHUNK0 + SMUGGLED, 400, None),
+    ("chunk size not hex",
+     BOOK_HEAD + "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n" + CHUNK0
+     + SMUGGLED, 400, None),
+    ("space before the colon of Content-Length",
+     BOOK_HEAD + "Content-Length : 2\r\n\r\n{}" + SMUGGLED, 400, None),
+    ("header with a NUL byte",
+     BOOK_HEAD + "X-A: a\0b\r\nContent-Length: 2\r\n\r\n{}" + SMUGGLED,
+     400, None),
+    ("no Host with HTTP/1.1",
+     BOOK_HEAD.replace("Host: <<HOST>>\r\n", "") + "Content-Length: 2\r\n\r\n{}"
+     + SMUGGLED, 400, None),
+    ("two Host headers",
+     BOOK_HEAD + "Host: evil.example\r\nContent-Length: 2\r\n\r\n{}"
+     + SMUGGLED, 400, None),
+    ("bare LF in the request line",
+     "POST /api/bookings HTTP/1.1\nHost: <<HOST>>\r\nX\rY: z\r\n\r\n"
+     + SMUGGLED, 400, None),
+    ("chunked booking body > client_max_body_size",
+     BOOK_HEAD + "Transfer-Encoding: chunked\r\n\r\n"
+     + "10000\r\n" + " " * 0x10000 + "\r\n" + "10\r\n" + " " * 16 + "\r\n"
+     + CHUNK0 + SMUGGLED, 413, "body_too_large"),
+    # oversized headers (large_client_header_buffers 4 8k)
+    ("request line of 9 KiB",
+     "GET /api/activities?x=" + "a" * 9000 + " HTTP/1.1\r\nHost: <<HOST>>"
+     "\r\n\r\n" + SMUGGLED, 414, None),
+    ("one header of 9 KiB",
+     "GET /api/me HTTP/1.1\r\nHost: <<HOST>>\r\nX-Big: " + "a" * 9000
+     + "\r\n\r\n" + SMUGGLED, 400, None),
+    ("cookie of 20 KiB",
+     "GET /api/me HTTP/1.1\r\nHost: <<HOST>>\r\nCookie: guichet_session="
+     + "a" * 20000 + "\r\n\r\n" + SMUGGLED, 400, None),
+    ("Authorization of 9 KiB",
+     "GET /api/me HTTP/1.1\r\nHost: <<HOST>>\r\nAuthorization: Bearer "
+     + "v1." + "A" * 9000 + "\r\n\r\n" + SMUGGLED, 400, None),
+    ("40 headers of 1 KiB (40 KiB > 4 x 8k)",
+     "GET /api/me HTTP/1.1\r\nHost: <<HOST>>\r\n"
+     + "".join("X-H%d: %s\r\n" % (i, "b" * 1000) for i in range(40))
+     + "\r\n" + SMUGGLED, 400, None),
+    ("1000 small headers",
+     "GET /api/me HTTP/1.1\r\nHost: <<HOST>>\r\n"
+     + "".join("X-%d: 1\r\n" % i for i in range(1000)) + "\r\n" + SMUGGLED,
+     None, None),
+]
+
+
+@pytest.mark.parametrize("name,req,status,code", RAW_CASES,
+                         ids=[c[0] for c in RAW_CASES])
+def test_raw(s, env, name, req, status, code):
+    data = fill(req, s, env).encode("latin-1")
+    with Unchanged(s):
+        rs = parse_responses(send_raw(s, data))
+        assert len(rs) == 1, [(x[0], x[2][:80]) for x in rs]
+        st, h, b = rs[0]
+        if status is None:           # no limit: a normal answer is fine
+            assert st in (200, 400), (st, b[:200])
+            return
+        assert st == status, (st, b[:300])
+        if code is None:
+            assert h.get("content-type", "").startswith("text/html"), h
+        else:
+            assert_json_error(st, h, b, code, status)
+
+
+# ----- slow clients (client_body_timeout / client_header_timeout 2 s) --------
+
+def test_slow_body_times_out_and_books_nothing(s, env):
+    """Headers announce 53 bytes, 10 come, then nothing.  guichet_timeout
+    (2 s) runs from the start of the booking, body read included, so the
+    module answers 503 unavailable (Retry-After: 1) when it fires; had
+    client_body_timeout come first, nginx would close the connection
+    (408 without a page).  Nothing is written either way."""
+    head = fill(BOOK_HEAD + "Content-Length: 53\r\nConnection: close\r\n"
+                "\r\n", s, env).encode()
+    with Unchanged(s):
+        t0 = time.monotonic()
+        out = send_raw(s, [head, b'{"items":['], timeout=TIMEOUT_S + 8,
+                       pause=0.1)
+        took = time.monotonic() - t0
+        assert TIMEOUT_S - 0.5 <= took < TIMEOUT_S + 3, (took, out[:300])
+        rs = parse_responses(out)
+        if out:
+            assert len(rs) == 1, out[:300]
+            if rs[0][0] == 503:
+                assert_json_error(*rs[0], "unavailable")
+                assert rs[0][1].get("retry-after") == "1", rs[0][1]
+            else:
+                assert rs[0][0] == 408, out[:300]
+
+
+def test_slow_headers_time_out(s, env):
+    """Half a request line, then nothing: closed after
+    client_header_timeout, no answer (nginx's way)."""
+    with Unchanged(s):
+        t0 = time.monotonic()
+        out = send_raw(s, b"POST /api/bookings HTTP/1.1\r\nHost: x",
+                       timeout=TIMEOUT_S + 8)
+        took = time.monotonic() - t0
+        assert TIMEOUT_S - 0.5 <= took < TIMEOUT_S + 5, took
+        assert out == b"" or parse_responses(out)[0][0] in (400, 408), out
+
+
+def test_slow_but_steady_body_is_answered(s, env):
+    """A body dribbled in 4 parts 0.4 s apart (each within the timeout):
+    read whole, then judged like any other (here: bad_json)."""
+    body = b'{"items":[{"child_id":"f1-c2","session_id":"a-m2"}'
+    head = fill(BOOK_HEAD + "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                % len(body), s, env).encode()
+    with Unchanged(s):
+        out = send_raw(s, [head, body[:10], body[10:30], body[30:]],
+                       pause=0.4)
+        rs = parse_responses(out)
+        assert len(rs) == 1
+        assert_json_error(rs[0][0], rs[0][1], rs[0][2], "bad_json")
