@@ -557,3 +557,92 @@ def test_slow_but_steady_body_is_answered(s, env):
         rs = parse_responses(out)
         assert len(rs) == 1
         assert_json_error(rs[0][0], rs[0][1], rs[0][2], "bad_json")
+
+
+# ----- one second before the opening ------------------------------------------
+
+def test_one_second_before_the_opening(tmp_path_factory):
+    """A town whose activity opens a few seconds from now: one second
+    before, not_open_yet with opens_at and nothing booked; one second after,
+    the same request books."""
+    opens = int(time.time()) + 12
+    iso = datetime.datetime.fromtimestamp(opens, datetime.timezone.utc) \
+        .strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    st = Stack(town=town(opens_at=iso), name="opening").start()
+    try:
+        tok = st.token("f1")
+        body = {"items": [{"child_id": "f1-c1", "session_id": "soon-1"}]}
+        wait = opens - 1 - time.time()
+        assert wait > 0, "the stack took too long to start"
+        time.sleep(wait)
+        # a refusal is a demande (recorded, answered 200), not a booking:
+        # no place taken, no booking, no claim
+        left = lambda: st.redis.execute_command(
+            "BITFIELD", "{s:soon-1}:left", "GET", "u32", "0")[0]
+        left0 = left()
+        r = st.http("POST", "/api/bookings", token=tok, json=body,
+                    headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert time.time() < opens, "too slow to test the second before"
+        assert r.status == 200, r
+        item = r.json()["items"][0]
+        assert item["status"] == "refused", item
+        assert item["reason"] == "not_open_yet", item
+        assert item.get("opens_at"), item
+        assert left() == left0
+        assert not st.redis.exists("{s:soon-1}:booked")
+        assert not list(st.redis.scan_iter("{c:f1-c1}:*"))
+        st.wait_worker_drained()
+        assert st.sql("select count(*) from booking")[0][0] == 0
+        time.sleep(max(0, opens + 1 - time.time()))
+        r = st.http("POST", "/api/bookings", token=tok, json=body,
+                    headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert r.status == 200, r
+        assert r.json()["items"][0]["status"] == "confirmed", r
+        st.wait_worker_drained()
+        assert st.sql("select count(*) from booking")[0][0] == 1
+        st.assert_clean_error_log()
+    finally:
+        st.stop()
+
+
+# ----- the last place, 500 clients at once --------------------------------------
+
+def test_last_place_500_clients_at_once(s, env):
+    """Session last-1 has one online place; 500 families ask for it at the
+    same instant (500 open connections, requests released together):
+    exactly one confirmed, 499 full, one booking in PostgreSQL."""
+    tokens = s.tokens()
+    fams = ["r%03d" % i for i in range(RUSH)]
+    before = state(s)
+    go = threading.Barrier(RUSH)
+
+    def one(fid):
+        body = json.dumps({"items": [{"child_id": fid + "-c1",
+                                      "session_id": "last-1"}]}).encode()
+        req = raw_request("POST", "/api/bookings", {
+            "Authorization": "Bearer " + tokens[fid],
+            "Content-Type": "application/json",
+            "Idempotency-Key": "rush-" + fid}, body, s.port)
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        try:
+            go.wait(30)
+            sock.sendall(req)
+            resp = http.client.HTTPResponse(sock)
+            resp.begin()
+            return resp.status, json.loads(resp.read())
+        finally:
+            sock.close()
+
+    with concurrent.futures.ThreadPoolExecutor(RUSH) as pool:
+        results = list(pool.map(one, fams))
+    assert all(st == 200 for st, _ in results), \
+        [r for r in results if r[0] != 200][:5]
+    outcomes = [(b["items"][0]["status"], b["items"][0].get("reason"))
+                for _, b in results]
+    assert outcomes.count(("confirmed", None)) == 1, outcomes
+    assert outcomes.count(("refused", "full")) == RUSH - 1, outcomes
+    s.wait_worker_drained()
+    assert state(s)["pg_bookings"] == before["pg_bookings"] + 1
+    assert s.redis.execute_command("BITFIELD", "{s:last-1}:left", "GET",
+                                   "u32", "0")[0] == 0
+    s.assert_clean_error_log()
