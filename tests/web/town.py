@@ -16,8 +16,10 @@ needs, within the 90 days it looks at, everything a parent meets
 * "Ateliers du Klub" (ateliers): the same days, MATIN only, with workshop
   labels: a child booked on an accueil morning sees a "Conflit" here.
 * "Vacances de Noël" (vacances): whole weeks only, a document required,
-  opening OPENS_IN seconds from now (default 180), rounded up to the
-  minute: the countdown and the automatic refresh of places.
+  opening at least OPENS_IN seconds from now (default 60), on the next
+  whole minute: the countdown, the automatic refresh of places, and a
+  booking made on the same page once it opens (the browser suite reaches
+  that test about 15 s after the stack starts).
 * The family f-demo (login/password from the options, default
   martin / secret-demo) with two children, Léa (10) and Hugo (7), validly
   enrolled in the three activities over the whole period.
@@ -62,6 +64,7 @@ def town(login, password, opens_in, now=None):
     today = now.date()
     start = next_weekday(today + dt.timedelta(days=10))
     end = start + dt.timedelta(days=41)               # six weeks
+    # on a whole minute, like a town's opening, at least OPENS_IN away
     opens = (now + dt.timedelta(seconds=opens_in + 59)).replace(
         second=0, microsecond=0)
     iso = dt.date.isoformat
@@ -175,8 +178,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--login", default="martin")
     ap.add_argument("--password", default="secret-demo")
-    ap.add_argument("--opens-in", type=int, default=180,
-                    help="seconds until the holidays open (default 180)")
+    ap.add_argument("--opens-in", type=int, default=60,
+                    help="at least this many seconds until the holidays "
+                         "open, rounded up to the minute (default 60)")
     ap.add_argument("out")
     a = ap.parse_args(argv)
     with open(a.out, "w") as f:

@@ -146,6 +146,7 @@ export async function viewReserver(ctx) {
 
     const tools = h("div", { id: "outils" });
     const results = h("div", { id: "resultat", tabindex: "-1" });
+    const notice = h("div", { id: "avis-semaine" });
     const grids = h("div", { id: "plannings", "aria-busy": "false" });
 
     const countText = h("p", { id: "en-attente", "aria-live": "polite" });
@@ -181,7 +182,7 @@ export async function viewReserver(ctx) {
               "Suivant", h("span", { "aria-hidden": "true" }, " ›"))),
           h("div", { class: "champ" },
             h("label", { for: "aller-au" }, "Aller au"), jump)),
-        periodLabel, tools, legend(), results, grids, bar);
+        periodLabel, tools, legend(), results, notice, grids, bar);
 
     /* -- timers -------------------------------------------------------- */
 
@@ -368,6 +369,22 @@ export async function viewReserver(ctx) {
         const a = activity();
         const group = a && a.week_required ? P.weekOf(s, R.sessions) : [s];
         const on = !R.pending.has(keyOf(child.id, sidOf(s)));
+        /* A whole week the child cannot take entirely (a conflict, a full
+         * or closed day...) would be refused whole: say so now. */
+        const blocked = on ? group.filter((x) =>
+            !P.selectable(stateOf(x, child).state)) : [];
+        notice.replaceChildren();
+        if (blocked.length > 0) {
+            const x = blocked[0];
+            const text = "La semaine complète est obligatoire : "
+                + child.first_name + " ne peut pas être inscrit(e) le "
+                + F.dayLong(x.date) + ", " + P.labelOf(x) + " ("
+                + STATE_WORDS[stateOf(x, child).state].toLowerCase()
+                + "), donc pas sur cette semaine.";
+            notice.replaceChildren(alertBox(text, "info"));
+            announce(text);
+            return;
+        }
         for (const x of group) {
             const k = keyOf(child.id, sidOf(x));
             if (on && P.selectable(stateOf(x, child).state)) {
