@@ -453,6 +453,13 @@ def test_redis_restarted_empty_fails_closed_then_rebuilds(s, tok):
     """
     import signal
 
+    # the state this test checks after the rebuild, whatever ran before:
+    # a-20270707-APM sold out by f3's two children
+    for c in ("f3-c1", "f3-c2"):
+        st = statuses(book(s, tok["f3"], [(c, "a-20270707-APM")]))
+        assert st in ([("confirmed", None)], [("refused", "already_booked")])
+    assert left(s, "a-20270707-APM") == 0
+
     s.wait_worker_drained()
     worker = s.procs["worker"]
     worker.send_signal(signal.SIGSTOP)
