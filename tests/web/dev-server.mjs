@@ -294,7 +294,7 @@ function processBooking(items) {
     requests.push({ request_id: requestId, created_at: new Date()
         .toISOString(), type: "booking", status,
         reasons: [...new Set(out.filter((o) => o.reason)
-                                .map((o) => o.reason))] });
+                                .map((o) => o.reason))], items: out });
     return { request_id: requestId, status, items: out };
 }
 
@@ -493,7 +493,12 @@ async function api(req, res, url) {
         const billed = closedNow(s);
         bookings.delete(b.booking_id);
         s.left += 1;
-        return send(res, 200, { status: "cancelled", billed });
+        requests.push({ request_id: "D-" + String(++requestNo)
+            .padStart(6, "0"), created_at: new Date().toISOString(),
+            type: "cancellation", status: "traitee_positivement",
+            reasons: [], booking_id: b.booking_id, billed });
+        return send(res, 200, { booking_id: b.booking_id,
+                                status: "cancelled", billed });
     }
     if (p === "/api/absences" && m === "POST" && !MISSING.has("absences")) {
         const j = await readJson(req);
@@ -501,7 +506,14 @@ async function api(req, res, url) {
             return err(res, 400, "invalid_field",
                        "Le champ \"booking_id\" est invalide.");
         }
-        return send(res, 201, { status: "justified" });
+        const rid = "D-" + String(++requestNo).padStart(6, "0");
+        requests.push({ request_id: rid, created_at: new Date()
+            .toISOString(), type: "justification",
+            status: "traitee_positivement", reasons: [],
+            booking_id: j.body.booking_id });
+        return send(res, 200, { booking_id: j.body.booking_id,
+                                status: "justified", billed: false,
+                                request_id: rid });
     }
     if (p === "/api/requests" && m === "GET" && !MISSING.has("requests")) {
         return send(res, 200, requests.slice().reverse());
