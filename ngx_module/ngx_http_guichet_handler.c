@@ -650,6 +650,28 @@ ngx_http_guichet_op_body_read(ngx_http_request_t *r)
 
 
 /*
+ * From a content handler: sends the op's first commands and returns
+ * NGX_DONE (the op answers later), or the 503 answer when there is nothing
+ * to send or Redis cannot be reached.
+ */
+static ngx_int_t
+ngx_http_guichet_op_start(ngx_http_request_t *r, ngx_http_guichet_op_t *op,
+    const gch_cmds_t *cmds,
+    void (*on_reply)(ngx_http_guichet_op_t *op, redisReply *reply))
+{
+    if (cmds == NULL
+        || ngx_http_guichet_op_send(op, cmds, on_reply) != NGX_OK)
+    {
+        ngx_http_guichet_op_free(op);
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+/*
  * Reads the whole body in memory, then post_handler runs with the op.
  * Until then the op belongs to the request: its pool cleanup frees it if
  * the request ends first.
@@ -1499,16 +1521,8 @@ ngx_http_guichet_view(ngx_http_request_t *r, gch_view_t *view)
     op->view = view;
     op->cat = ngx_http_guichet_cat_acquire();   /* the view points into it */
 
-    if (ngx_http_guichet_op_send(op, gch_view_cmds(view),
-                                 ngx_http_guichet_view_done)
-        != NGX_OK)
-    {
-        ngx_http_guichet_op_free(op);
-        return ngx_http_guichet_unavailable(r);
-    }
-
-    r->main->count++;
-    return NGX_DONE;
+    return ngx_http_guichet_op_start(r, op, gch_view_cmds(view),
+                                     ngx_http_guichet_view_done);
 }
 
 
@@ -1666,18 +1680,10 @@ ngx_http_guichet_invoices(ngx_http_request_t *r, const char *fid)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_guichet_op_format(op, 3, fmts, fid, ngx_strlen(fid))
-        != NGX_OK
-        || ngx_http_guichet_op_send(op, &op->cmds,
-                                    ngx_http_guichet_invoices_done)
-           != NGX_OK)
-    {
-        ngx_http_guichet_op_free(op);
-        return ngx_http_guichet_unavailable(r);
-    }
-
-    r->main->count++;
-    return NGX_DONE;
+    return ngx_http_guichet_op_start(r, op,
+               ngx_http_guichet_op_format(op, 3, fmts, fid, ngx_strlen(fid))
+               == NGX_OK ? &op->cmds : NULL,
+               ngx_http_guichet_invoices_done);
 }
 
 
@@ -2289,17 +2295,9 @@ ngx_http_guichet_logout(ngx_http_request_t *r)
     op->fmt_len[4] = redisFormatCommand(&op->fmt[4], "EXEC");
     op->nfmt = 5;
 
-    if (ngx_http_guichet_op_collect(op) != NGX_OK
-        || ngx_http_guichet_op_send(op, &op->cmds,
-                                    ngx_http_guichet_logout_done)
-           != NGX_OK)
-    {
-        ngx_http_guichet_op_free(op);
-        return ngx_http_guichet_unavailable(r);
-    }
-
-    r->main->count++;
-    return NGX_DONE;
+    return ngx_http_guichet_op_start(r, op,
+               ngx_http_guichet_op_collect(op) == NGX_OK ? &op->cmds : NULL,
+               ngx_http_guichet_logout_done);
 }
 
 
@@ -2592,14 +2590,21 @@ ngx_http_guichet_family_variable(ngx_http_request_t *r,
 
 /* metrics, Prometheus text format */
 
-ngx_int_t
-ngx_http_guichet_metrics_handler(ngx_http_request_t *r)
+/*
+ * The counters of the shared zone, plus what Redis says of the stream
+ * (XLEN gch:bookings) and of the worker (its heartbeat: lag, dead
+ * letters) when the EXEC reply is there; without Redis those are absent.
+ */
+static ngx_int_t
+ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
 {
     u_char                      *p, *last;
+    char                        *s;
     ngx_int_t                    rc;
     ngx_buf_t                   *b;
     ngx_uint_t                   i, cum;
     ngx_chain_t                  out;
+    redisReply                  *hb;
     ngx_http_guichet_metrics_t  *m;
     static const char           *classes[] = {
         "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx"
@@ -2609,8 +2614,6 @@ ngx_http_guichet_metrics_handler(ngx_http_request_t *r)
     if (m == NULL) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
-
-    (void) ngx_http_discard_request_body(r);
 
     b = ngx_create_temp_buf(r->pool, 8192);
     if (b == NULL) {
@@ -2676,6 +2679,35 @@ ngx_http_guichet_metrics_handler(ngx_http_request_t *r)
                      "guichet_request_duration_seconds_count %uA\n",
                      m->latency_sum_us / 1e6, m->latency_count);
 
+    if (redis && redis->type == REDIS_REPLY_ARRAY && redis->elements == 2) {
+        if (redis->element[0]->type == REDIS_REPLY_INTEGER) {
+            p = ngx_slprintf(p, last,
+                             "# TYPE guichet_stream_length gauge\n"
+                             "guichet_stream_length %L\n",
+                             (int64_t) redis->element[0]->integer);
+        }
+
+        hb = redis->element[1];
+
+        if (hb->type == REDIS_REPLY_STRING) {
+            s = ngx_strstr(hb->str, "\"lag_ms\":");
+            if (s) {
+                p = ngx_slprintf(p, last,
+                                 "# TYPE guichet_worker_lag_seconds gauge\n"
+                                 "guichet_worker_lag_seconds %.3f\n",
+                                 strtoll(s + 9, NULL, 10) / 1000.0);
+            }
+
+            s = ngx_strstr(hb->str, "\"dead\":");
+            if (s) {
+                p = ngx_slprintf(p, last,
+                                 "# TYPE guichet_dead_letters gauge\n"
+                                 "guichet_dead_letters %L\n",
+                                 (int64_t) strtoll(s + 7, NULL, 10));
+            }
+        }
+    }
+
     b->last = p;
     b->last_buf = 1;
     b->last_in_chain = 1;
@@ -2693,4 +2725,50 @@ ngx_http_guichet_metrics_handler(ngx_http_request_t *r)
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+static void
+ngx_http_guichet_metrics_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    ngx_http_request_t  *r;
+
+    r = ngx_http_guichet_op_detach(op);
+
+    if (r) {
+        ngx_http_finalize_request(r, ngx_http_guichet_metrics_send(r, reply));
+    }
+
+    ngx_http_guichet_op_free(op);
+}
+
+
+/* The metrics location: counters at once, stream and worker from Redis. */
+ngx_int_t
+ngx_http_guichet_metrics_handler(ngx_http_request_t *r)
+{
+    ngx_http_guichet_op_t  *op;
+    static const char      *fmts[] = {
+        "MULTI", "XLEN gch:bookings", "GET gch:worker:heartbeat", "EXEC"
+    };
+
+    (void) ngx_http_discard_request_body(r);
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_guichet_op_format(op, 4, fmts, NULL, 0) == NGX_OK
+        && ngx_http_guichet_op_send(op, &op->cmds,
+                                    ngx_http_guichet_metrics_done)
+           == NGX_OK)
+    {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    ngx_http_guichet_op_free(op);
+
+    return ngx_http_guichet_metrics_send(r, NULL);
 }

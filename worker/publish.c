@@ -492,6 +492,12 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
 
     PQclear(res);
 
+    /* fresh statistics: after a large load the planner must see the
+     * table's real size, or it joins 10^6 sessions by nested loop */
+    if (k > 10000) {
+        PQclear(PQexec(pg, "analyze session"));
+    }
+
     params[0] = ids;
     params[1] = vals;
     up = PQexecParams(pg,

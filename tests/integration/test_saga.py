@@ -444,6 +444,12 @@ def test_metrics_count_outcomes(s):
     assert confirmed and int(confirmed[0].split()[-1]) > 0
     assert "guichet_request_duration_seconds_bucket" in text
     assert 'reason="full"' in text
+    # the stream and the worker, read from Redis at scrape time
+    xlen = [ln for ln in text.splitlines()
+            if ln.startswith("guichet_stream_length ")]
+    assert xlen and int(xlen[0].split()[1]) == s.redis.xlen("gch:bookings")
+    assert any(ln.startswith("guichet_worker_lag_seconds ")
+               for ln in text.splitlines())
 
 
 def test_redis_restarted_empty_fails_closed_then_rebuilds(s, tok):
