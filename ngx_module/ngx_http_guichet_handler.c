@@ -2733,13 +2733,13 @@ ngx_http_guichet_metrics_done(ngx_http_guichet_op_t *op, redisReply *reply)
 {
     ngx_http_request_t  *r;
 
+    /* the scrape is not an in-flight request of the API: free it first */
     r = ngx_http_guichet_op_detach(op);
+    ngx_http_guichet_op_free(op);
 
     if (r) {
         ngx_http_finalize_request(r, ngx_http_guichet_metrics_send(r, reply));
     }
-
-    ngx_http_guichet_op_free(op);
 }
 
 
@@ -2764,6 +2764,13 @@ ngx_http_guichet_metrics_handler(ngx_http_request_t *r)
                                     ngx_http_guichet_metrics_done)
            == NGX_OK)
     {
+        /* the scrape's own read is not one of the API's round trips */
+        if (ngx_http_guichet_worker.metrics) {
+            (void) ngx_atomic_fetch_add(
+                       &ngx_http_guichet_worker.metrics->redis_round_trips,
+                       -1);
+        }
+
         r->main->count++;
         return NGX_DONE;
     }
