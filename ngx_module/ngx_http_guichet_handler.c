@@ -824,6 +824,19 @@ ngx_http_guichet_is_json(ngx_http_request_t *r)
 }
 
 
+/* 415 for a body that is not JSON (it is discarded, keepalive stays). */
+static ngx_int_t
+ngx_http_guichet_not_json(ngx_http_request_t *r)
+{
+    (void) ngx_http_guichet_discard(r);
+
+    return ngx_http_guichet_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                  "unsupported_media_type",
+                                  "Le corps de la demande doit être du JSON "
+                                  "(Content-Type: application/json).");
+}
+
+
 /* catalogue, for handlers that answer at once (no reference kept) */
 
 static gch_town_t *
@@ -1228,11 +1241,7 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
     }
 
     if (!ngx_http_guichet_is_json(r)) {
-        (void) ngx_http_guichet_discard(r);
-        return ngx_http_guichet_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                   "unsupported_media_type",
-                   "Le corps de la demande doit être du JSON "
-                   "(Content-Type: application/json).");
+        return ngx_http_guichet_not_json(r);
     }
 
     op = ngx_http_guichet_op_new(r);
@@ -1461,11 +1470,7 @@ ngx_http_guichet_absence(ngx_http_request_t *r, const char *fid)
     ngx_http_guichet_op_t  *op;
 
     if (!ngx_http_guichet_is_json(r)) {
-        (void) ngx_http_guichet_discard(r);
-        return ngx_http_guichet_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                   "unsupported_media_type",
-                   "Le corps de la demande doit être du JSON "
-                   "(Content-Type: application/json).");
+        return ngx_http_guichet_not_json(r);
     }
 
     if (ngx_http_guichet_town() == NULL) {
@@ -2197,11 +2202,7 @@ ngx_http_guichet_login(ngx_http_request_t *r)
     }
 
     if (!ngx_http_guichet_is_json(r)) {
-        (void) ngx_http_guichet_discard(r);
-        return ngx_http_guichet_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                   "unsupported_media_type",
-                   "Le corps de la demande doit être du JSON "
-                   "(Content-Type: application/json).");
+        return ngx_http_guichet_not_json(r);
     }
 
     op = ngx_http_guichet_op_new(r);
