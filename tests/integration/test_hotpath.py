@@ -341,3 +341,41 @@ def test_guichet_family_keys_limit_req(tmp_path):
         assert "limiting requests" in s.error_log()
     finally:
         finish_stack(s)
+
+
+# ----- $guichet_family in limit_conn_zone ------------------------------------
+
+def test_guichet_family_caps_concurrent_requests(tmp_path):
+    """limit_conn on $guichet_family: while one request of a family waits
+    (Redis paused), its next one is refused 429 at once; another family is
+    not affected."""
+    import signal
+    import time
+
+    tpl = conf_template(
+        tmp_path, "conn", replace=[ONE_WORKER],
+        http_extra="    limit_conn_zone $guichet_family zone=famc:1m;\n"
+                   "    limit_conn_status 429;",
+        api_extra="            limit_conn famc 1;")
+    s = start_stack(rush_town(families=3), "conn", template=tpl)
+    redis_pid = int(s.redis.info("server")["process_id"])
+    try:
+        t = s.tokens()
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        os.kill(redis_pid, signal.SIGSTOP)
+        try:
+            first = pool.submit(book, s, t[fam(1)], [(child(fam(1)), "s1")])
+            time.sleep(0.5)              # the first one waits for Redis
+            r = book(s, t[fam(1)], [(child(fam(1)), "s1")])
+            assert r.status == 429, r
+            assert r.json()["error"]["code"] == "rate_limited"
+            other = pool.submit(book, s, t[fam(2)], [(child(fam(2)), "s1")])
+            time.sleep(0.3)
+        finally:
+            os.kill(redis_pid, signal.SIGCONT)
+        assert first.result().status in (200, 503)
+        assert other.result().status in (200, 503)
+        assert "limiting connections" in s.error_log()
+    finally:
+        pool.shutdown()
+        finish_stack(s)
