@@ -848,6 +848,29 @@ ngx_http_guichet_town(void)
 }
 
 
+/*
+ * The catalogue and the token's family, or the answer to send instead:
+ * 503 without a catalogue, 403 for an account the catalogue does not know.
+ */
+static ngx_int_t
+ngx_http_guichet_family(ngx_http_request_t *r, const char *fid,
+    gch_town_t **town, const gch_family_t **family)
+{
+    *town = ngx_http_guichet_town();
+    if (*town == NULL) {
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    *family = gch_town_family(*town, fid, ngx_strlen(fid));
+    if (*family == NULL) {
+        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                   "Ce compte n'est pas connu de ce guichet.");
+    }
+
+    return NGX_OK;
+}
+
+
 /* POST /api/bookings */
 
 static void
@@ -1366,20 +1389,15 @@ static ngx_int_t
 ngx_http_guichet_cancel(ngx_http_request_t *r, const char *fid,
     ngx_str_t *bid)
 {
+    ngx_int_t               rc;
     gch_town_t             *town;
     gch_error_t             err;
     const gch_family_t     *family;
     ngx_http_guichet_op_t  *op;
 
-    town = ngx_http_guichet_town();
-    if (town == NULL) {
-        return ngx_http_guichet_unavailable(r);
-    }
-
-    family = gch_town_family(town, fid, ngx_strlen(fid));
-    if (family == NULL) {
-        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
-                   "Ce compte n'est pas connu de ce guichet.");
+    rc = ngx_http_guichet_family(r, fid, &town, &family);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     op = ngx_http_guichet_op_new(r);
@@ -1586,15 +1604,9 @@ ngx_http_guichet_planning(ngx_http_request_t *r, const char *fid)
     gch_error_t          err;
     const gch_family_t  *family;
 
-    town = ngx_http_guichet_town();
-    if (town == NULL) {
-        return ngx_http_guichet_unavailable(r);
-    }
-
-    family = gch_town_family(town, fid, ngx_strlen(fid));
-    if (family == NULL) {
-        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
-                   "Ce compte n'est pas connu de ce guichet.");
+    rc = ngx_http_guichet_family(r, fid, &town, &family);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ngx_http_guichet_range(r, &from, &to);
@@ -1615,20 +1627,15 @@ ngx_http_guichet_planning(ngx_http_request_t *r, const char *fid)
 static ngx_int_t
 ngx_http_guichet_requests(ngx_http_request_t *r, const char *fid)
 {
+    ngx_int_t            rc;
     gch_town_t          *town;
     gch_view_t          *view;
     gch_error_t          err;
     const gch_family_t  *family;
 
-    town = ngx_http_guichet_town();
-    if (town == NULL) {
-        return ngx_http_guichet_unavailable(r);
-    }
-
-    family = gch_town_family(town, fid, ngx_strlen(fid));
-    if (family == NULL) {
-        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
-                   "Ce compte n'est pas connu de ce guichet.");
+    rc = ngx_http_guichet_family(r, fid, &town, &family);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ngx_memzero(&err, sizeof(gch_error_t));
@@ -1749,15 +1756,9 @@ ngx_http_guichet_me(ngx_http_request_t *r, const char *fid)
     gch_town_t          *town;
     const gch_family_t  *family;
 
-    town = ngx_http_guichet_town();
-    if (town == NULL) {
-        return ngx_http_guichet_unavailable(r);
-    }
-
-    family = gch_town_family(town, fid, ngx_strlen(fid));
-    if (family == NULL) {
-        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
-                   "Ce compte n'est pas connu de ce guichet.");
+    rc = ngx_http_guichet_family(r, fid, &town, &family);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (gch_render_me(town, family, &ngx_http_guichet_heap_alloc, &body, &len)
