@@ -29,6 +29,7 @@ SANITIZE   := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 -include engine/engine.mk
 -include worker/worker.mk
+-include office/office.mk
 -include fuzz/fuzz.mk
 -include bench/bench.mk
 
@@ -37,6 +38,7 @@ BUILD_TARGETS := \
     $(if $(wildcard engine/engine.mk),$(BUILD)/libgch.a) \
     $(if $(wildcard worker/worker.mk),$(BUILD)/guichet-worker \
                                       $(BUILD)/guichetctl) \
+    $(if $(wildcard office/office.mk),$(BUILD)/guichet-office) \
     $(if $(wildcard ngx_module/*.c),$(MODULE_SO))
 
 .PHONY: build deps run stop test lint asan bench fuzz clean module

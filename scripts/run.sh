@@ -25,7 +25,8 @@ CTL=$ROOT/build/guichetctl
 say() { printf '%s\n' "$*"; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 
-for f in "$MODULE" "$CTL" "$ROOT/build/guichet-worker"; do
+for f in "$MODULE" "$CTL" "$ROOT/build/guichet-worker" \
+         "$ROOT/build/guichet-office"; do
     [ -e "$f" ] || die "$f is missing: run 'make build' first"
 done
 
@@ -103,6 +104,9 @@ postgres = "host=$VAR/pg/run port=$PG_PORT dbname=guichet user=postgres"
 secret_file = $VAR/secret.key
 invoice_dir = $VAR/invoices
 migrations_dir = $ROOT/sql/migrations
+office_listen = unix:$VAR/office.sock
+office_upload_dir = $VAR/uploads
+site_url = http://127.0.0.1:$PORT
 CONF
 [ -f "$VAR/secret.key" ] || "$CTL" init-secret "$VAR/secret.key"
 "$CTL" -c "$VAR/worker.conf" migrate
@@ -126,10 +130,29 @@ else
     say "worker: started (pid $(cat "$VAR/worker.pid"))"
 fi
 
+# --- office (the family space and the back office) -----------------------
+OFFICE_BIN=$ROOT/build/guichet-office
+if [ -f "$VAR/office.pid" ] && kill -0 "$(cat "$VAR/office.pid")" 2> /dev/null &&
+   [ "$OFFICE_BIN" -nt "$VAR/office.pid" ]; then
+    scripts/stop.sh office      # rebuilt since it started: start the new one
+fi
+if [ -f "$VAR/office.pid" ] && kill -0 "$(cat "$VAR/office.pid")" 2> /dev/null; then
+    say "office: already running (pid $(cat "$VAR/office.pid"))"
+else
+    nohup "$OFFICE_BIN" -c "$VAR/worker.conf" \
+        >> "$VAR/log/office.log" 2>&1 < /dev/null &
+    echo $! > "$VAR/office.pid"
+    sleep 0.3
+    kill -0 "$(cat "$VAR/office.pid")" 2> /dev/null ||
+        die "office exited at once (see var/log/office.log)"
+    say "office: started (pid $(cat "$VAR/office.pid"))"
+fi
+
 # --- nginx ----------------------------------------------------------------
 NGINX_CONF=$VAR/nginx/nginx.conf
 scripts/render-conf.sh lua-free-config/dev.conf "$NGINX_CONF" "$MODULE" \
-    "$VAR/nginx" "$PORT" "127.0.0.1:$REDIS_PORT" "$VAR/secret.key"
+    "$VAR/nginx" "$PORT" "127.0.0.1:$REDIS_PORT" "$VAR/secret.key" \
+    "$VAR/invoices" "$VAR/office.sock"
 nginx_=(/usr/sbin/nginx -p "$VAR/nginx" -c "$NGINX_CONF" -e "$VAR/nginx/error.log")
 "${nginx_[@]}" -t -q || die "nginx -t failed"
 # Restarted rather than reloaded: a reload would keep the module already

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # stop.sh -- stops what scripts/run.sh started (make stop): nginx, the
-# worker, Redis and PostgreSQL of var/.  Quiet about what is not running.
+# worker, the office, Redis and PostgreSQL of var/.  Quiet about what is not running.
 #
-#   scripts/stop.sh [nginx|worker|redis|postgres ...]   (default: all four)
+#   scripts/stop.sh [nginx|worker|office|redis|postgres ...]   (default: all)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,14 +35,15 @@ stop_postgres() {
     fi && echo "postgres: stopped"
 }
 
-[ $# -gt 0 ] || set -- nginx worker redis postgres
+[ $# -gt 0 ] || set -- nginx office worker redis postgres
 for what in "$@"; do
     case $what in
     nginx)    stop_pid nginx "$VAR/nginx/nginx.pid" ;;
     worker)   stop_pid worker "$VAR/worker.pid" ;;
+    office)   stop_pid office "$VAR/office.pid" ;;
     redis)    stop_pid redis "$VAR/redis/redis.pid" ;;
     postgres) stop_postgres ;;
-    *)        echo "usage: $0 [nginx|worker|redis|postgres ...]" >&2; exit 2 ;;
+    *)        echo "usage: $0 [nginx|worker|office|redis|postgres ...]" >&2; exit 2 ;;
     esac
 done
 exit 0

@@ -68,6 +68,15 @@ static const gchw_setting_t  gchw_settings[] = {
       "guichet@localhost" },
     { "smtp_max_attempts",   GCHW_POSINT, GCHW_OFF(smtp_max_attempts), "10" },
     { "smtp_retry_ms",       GCHW_POSINT, GCHW_OFF(smtp_retry_ms), "60000" },
+    { "office_listen",       GCHW_STR,    GCHW_OFF(office_listen),
+      "unix:var/office.sock" },
+    { "office_upload_dir",   GCHW_STR,    GCHW_OFF(office_upload_dir),
+      "var/uploads" },
+    { "office_upload_max",   GCHW_POSINT, GCHW_OFF(office_upload_max),
+      "5242880" },
+    { "token_ttl_s",         GCHW_POSINT, GCHW_OFF(token_ttl_s), "43200" },
+    { "site_url",            GCHW_STR,    GCHW_OFF(site_url),
+      "http://127.0.0.1:8080" },
     { NULL, 0, 0, NULL }
 };
 

@@ -50,6 +50,11 @@ typedef struct {
     char   *smtp_from;
     int     smtp_max_attempts;
     int     smtp_retry_ms;
+    char   *office_listen;
+    char   *office_upload_dir;
+    int     office_upload_max;
+    int     token_ttl_s;
+    char   *site_url;
 } gchw_conf_t;
 
 /*

@@ -112,7 +112,8 @@ class Stack:
     # ----- life cycle ---------------------------------------------------
 
     def start(self):
-        for f in (self.module, self.ctl, os.path.join(BUILD, "guichet-worker")):
+        for f in (self.module, self.ctl, os.path.join(BUILD, "guichet-worker"),
+                  os.path.join(BUILD, "guichet-office")):
             if not os.path.exists(f):
                 raise StackError("%s is missing: run make build" % f)
         self.dir = tempfile.mkdtemp(prefix="guichet-%s-" % self.name)
@@ -122,6 +123,7 @@ class Stack:
             self._start_postgres()
             self._setup()
             self._start_worker()
+            self._start_office()
             self._start_nginx()
         except BaseException:
             self.stop()
@@ -132,7 +134,7 @@ class Stack:
         nginx = self.procs.pop("nginx", None)
         if nginx is not None:
             self._end(nginx, signal.SIGQUIT, 10)
-        for name in ("worker", "redis"):
+        for name in ("office", "worker", "redis"):
             p = self.procs.pop(name, None)
             if p is not None:
                 self._end(p, signal.SIGTERM, 10)
@@ -276,9 +278,12 @@ class Stack:
                     "secret_file = %s\n"
                     "migrations_dir = %s\n"
                     "invoice_dir = %s\n"
+                    "office_listen = unix:%s\n"
+                    "office_upload_dir = %s\n"
                     % (self.redis_port, self.pg_conninfo, self.secret,
                        os.path.join(ROOT, "sql", "migrations"),
-                       self._path("invoices")))
+                       self._path("invoices"), self._path("office.sock"),
+                       self._path("uploads")))
         if isinstance(self.town, dict):
             self.town_file = self._path("town.json")
             with open(self.town_file, "w") as f:
@@ -321,6 +326,25 @@ class Stack:
             raise StackError("guichet-worker exited: " +
                              self.read("worker.log"))
 
+    def _start_office(self):
+        """guichet-office (the family space and the back office) on the
+        unix socket office.sock of the stack's directory."""
+        office = os.path.join(BUILD, "guichet-office")
+        if self.asan and os.path.exists(os.path.join(BUILD, "asan",
+                                                     "guichet-office")):
+            office = os.path.join(BUILD, "asan", "guichet-office")
+        self.procs["office"] = subprocess.Popen(
+            [office, "-c", self.worker_conf],
+            cwd=ROOT, stdout=self._log("office"), stderr=subprocess.STDOUT)
+        sock = self._path("office.sock")
+
+        def up():
+            if self.procs["office"].poll() is not None:
+                raise StackError("guichet-office exited: " +
+                                 self.read("office.log"))
+            return os.path.exists(sock)
+        self._wait("guichet-office", up)
+
     def wait_worker_drained(self, timeout=15):
         """Waits until the worker has persisted and acknowledged every entry
         of the stream gch:bookings (consumer group persist)."""
@@ -348,7 +372,8 @@ class Stack:
                         os.path.join(ROOT, "lua-free-config",
                                      self.nginx_template),
                         self.nginx_conf, self.module, ndir, str(self.port),
-                        "127.0.0.1:%d" % self.redis_port, self.secret],
+                        "127.0.0.1:%d" % self.redis_port, self.secret,
+                        self._path("invoices"), self._path("office.sock")],
                        check=True)
         env = dict(os.environ)
         if self.asan:

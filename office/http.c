@@ -1,0 +1,1073 @@
+/*
+ * http.c -- guichet-office's HTTP side: libmicrohttpd server, routing,
+ * authentication, request bodies and answers.
+ *
+ * One internal polling thread serves every connection in turn (the
+ * office's traffic is light and each handler is a few SQL statements), so
+ * the PostgreSQL and Redis connections of gcho_ctx need no lock.  nginx is
+ * the only client (proxy_pass on a unix socket); it passes the client's
+ * address in X-Real-IP and the Host header untouched.
+ *
+ * A request goes: first call of gcho_access() (headers read) -> route
+ * matched, body limit known; further calls -> body bytes appended (over
+ * the limit they are read and dropped); last call -> authentication, the
+ * handler, the answer queued.  gcho_completed() frees the request.
+ *
+ * Authentication is the module's (ngx_http_guichet_handler.c): a bearer
+ * token or the guichet_session cookie, checked with gch_token_verify() and
+ * against the logout set gch:revoked (BLAKE2b-128 of the token, hex);
+ * cookie requests that change something must carry a matching Origin.
+ * Staff tokens ("staff:<login>") are bearer only and need an active
+ * staff_account row whose role ranks at least the route's.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "office.h"
+
+
+static struct MHD_Daemon  *gcho_daemon;
+static int                 gcho_listen_fd = -1;
+
+
+static const gcho_route_t *const  gcho_tables[] = {
+    gcho_enrolment_routes,
+    gcho_document_routes,
+    gcho_message_routes,
+    gcho_account_routes,
+    gcho_payment_routes,
+    gcho_staff_routes,
+    NULL
+};
+
+
+/* ------------------------------------------------------------------ */
+/* answers                                                              */
+
+void
+gcho_add_header(gcho_req_t *rq, const char *name, const char *value)
+{
+    if (rq->nhdr == GCHO_HEADERS_MAX) {
+        gchw_log("error", "office: too many headers for %s", rq->path);
+        return;
+    }
+
+    rq->hdr_name[rq->nhdr] = strdup(name);
+    rq->hdr_value[rq->nhdr] = strdup(value);
+
+    if (rq->hdr_name[rq->nhdr] == NULL || rq->hdr_value[rq->nhdr] == NULL) {
+        free(rq->hdr_name[rq->nhdr]);
+        free(rq->hdr_value[rq->nhdr]);
+        return;
+    }
+
+    rq->nhdr++;
+}
+
+
+int
+gcho_reply_bytes(gcho_req_t *rq, int status, const char *type,
+    const char *bytes, size_t len)
+{
+    char  *copy;
+
+    copy = malloc(len + 1);
+    if (copy == NULL) {
+        return -1;
+    }
+
+    if (len) {
+        memcpy(copy, bytes, len);
+    }
+    copy[len] = '\0';
+
+    free(rq->out);
+    rq->out = copy;
+    rq->out_len = len;
+    rq->out_type = type;
+    rq->status = status;
+
+    return 0;
+}
+
+
+int
+gcho_reply(gcho_req_t *rq, int status, const char *json, size_t len)
+{
+    return gcho_reply_bytes(rq, status, "application/json; charset=utf-8",
+                            json, len);
+}
+
+
+int
+gcho_reply_jout(gcho_req_t *rq, int status, gch_jout_t *o)
+{
+    char    *text;
+    size_t   len;
+
+    if (gch_jout_detach(o, &text, &len) != 0) {
+        return gcho_error(rq, 500, "internal",
+                          "Une erreur interne est survenue.");
+    }
+
+    free(rq->out);
+    rq->out = text;
+    rq->out_len = len;
+    rq->out_type = "application/json; charset=utf-8";
+    rq->status = status;
+
+    return 0;
+}
+
+
+int
+gcho_error(gcho_req_t *rq, int status, const char *code,
+    const char *message)
+{
+    gch_jout_t  o;
+
+    if (gch_jout_init(&o, &gch_alloc_std) != 0) {
+        return -1;
+    }
+
+    yajl_gen_map_open(o.g);
+    gch_jout_cstr(&o, "error");
+    yajl_gen_map_open(o.g);
+    gch_jout_cstr(&o, "code");
+    gch_jout_cstr(&o, code);
+    gch_jout_cstr(&o, "message");
+    gch_jout_cstr(&o, message);
+    yajl_gen_map_close(o.g);
+    yajl_gen_map_close(o.g);
+
+    if (status == 429 || status == 503) {
+        gcho_add_header(rq, "Retry-After", "1");
+    }
+
+    if (gch_jout_detach(&o, &rq->out, &rq->out_len) != 0) {
+        return -1;
+    }
+
+    rq->out_type = "application/json; charset=utf-8";
+    rq->status = status;
+
+    return 0;
+}
+
+
+static int
+gcho_unavailable(gcho_req_t *rq)
+{
+    if (rq == NULL) {
+        return -1;
+    }
+
+    return gcho_error(rq, 503, "unavailable",
+                      "Le service est momentanément indisponible, "
+                      "réessayez dans un instant.");
+}
+
+
+/* ------------------------------------------------------------------ */
+/* request data                                                         */
+
+const char *
+gcho_header(gcho_req_t *rq, const char *name)
+{
+    return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+
+const char *
+gcho_query(gcho_req_t *rq, const char *name)
+{
+    return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND,
+                                       name);
+}
+
+
+int64_t
+gcho_now(void)
+{
+    return (int64_t) time(NULL);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* PostgreSQL and Redis                                                 */
+
+PGconn *
+gcho_pg(gcho_req_t *rq)
+{
+    if (gcho_ctx.pg != NULL && PQstatus(gcho_ctx.pg) == CONNECTION_OK) {
+        return gcho_ctx.pg;
+    }
+
+    if (gcho_ctx.pg != NULL) {
+        PQreset(gcho_ctx.pg);
+        if (PQstatus(gcho_ctx.pg) == CONNECTION_OK) {
+            return gcho_ctx.pg;
+        }
+        PQfinish(gcho_ctx.pg);
+    }
+
+    gcho_ctx.pg = gchw_pg_connect(&gcho_ctx.conf);
+    if (gcho_ctx.pg == NULL) {
+        gcho_unavailable(rq);
+    }
+
+    return gcho_ctx.pg;
+}
+
+
+redisContext *
+gcho_redis(gcho_req_t *rq)
+{
+    if (gcho_ctx.redis != NULL && gcho_ctx.redis->err == 0) {
+        return gcho_ctx.redis;
+    }
+
+    if (gcho_ctx.redis != NULL) {
+        redisFree(gcho_ctx.redis);
+    }
+
+    gcho_ctx.redis = gchw_redis_connect(&gcho_ctx.conf);
+    if (gcho_ctx.redis == NULL) {
+        gcho_unavailable(rq);
+    }
+
+    return gcho_ctx.redis;
+}
+
+
+PGresult *
+gcho_sql(gcho_req_t *rq, const char *sql, int n, const char *const *params)
+{
+    PGconn          *pg;
+    PGresult        *res;
+    ExecStatusType   st;
+
+    pg = gcho_pg(rq);
+    if (pg == NULL) {
+        return NULL;
+    }
+
+    res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    st = PQresultStatus(res);
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        return res;
+    }
+
+    gchw_log("error", "office: postgres: %s (%.80s)",
+             PQresultErrorMessage(res), sql);
+    PQclear(res);
+
+    if (PQtransactionStatus(pg) == PQTRANS_INERROR) {
+        res = PQexec(pg, "rollback");
+        PQclear(res);
+    }
+
+    gcho_unavailable(rq);
+    return NULL;
+}
+
+
+int
+gcho_begin(gcho_req_t *rq)
+{
+    PGresult  *res;
+
+    res = gcho_sql(rq, "begin", 0, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+    return 0;
+}
+
+
+int
+gcho_commit(gcho_req_t *rq)
+{
+    PGresult  *res;
+
+    res = gcho_sql(rq, "commit", 0, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+    return 0;
+}
+
+
+void
+gcho_rollback(void)
+{
+    PGresult  *res;
+
+    if (gcho_ctx.pg != NULL
+        && PQtransactionStatus(gcho_ctx.pg) != PQTRANS_IDLE)
+    {
+        res = PQexec(gcho_ctx.pg, "rollback");
+        PQclear(res);
+    }
+}
+
+
+int
+gcho_audit(gcho_req_t *rq, const char *action, const char *target,
+    const char *detail_json)
+{
+    char         who[GCHO_ID_MAX + 8];
+    PGresult    *res;
+    const char  *p[5];
+
+    if (rq->staff[0]) {
+        snprintf(who, sizeof(who), "%s", rq->staff);
+    } else if (rq->family_id[0]) {
+        snprintf(who, sizeof(who), "family:%s", rq->family_id);
+    } else {
+        snprintf(who, sizeof(who), "system");
+    }
+
+    p[0] = who;
+    p[1] = action;
+    p[2] = target ? target : "";
+    p[3] = detail_json ? detail_json : "{}";
+    p[4] = rq->ip[0] ? rq->ip : NULL;
+
+    res = gcho_sql(rq,
+              "insert into audit_log (actor, action, target, detail, ip)"
+              " values ($1, $2, $3, $4::jsonb, $5)", 5, p);
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+    return 0;
+}
+
+
+int
+gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
+    const char *ref, const char *subject, const char *body)
+{
+    PGresult    *res;
+    const char  *p[5];
+
+    p[0] = family_id;
+    p[1] = kind;
+    p[2] = ref;
+    p[3] = subject;
+    p[4] = body;
+
+    res = gcho_sql(rq,
+              "insert into outbox (family_id, kind, ref, subject, body)"
+              " values ($1, $2, $3, $4, $5)"
+              " on conflict (kind, ref) do nothing", 5, p);
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* bodies                                                               */
+
+int
+gcho_body_json(gcho_req_t *rq, gch_json_t *doc, const gch_jfield_t *f,
+    size_t nf, const gch_jnode_t **vals)
+{
+    const char   *ct;
+    gch_jcx_t     cx;
+    gch_error_t   err;
+
+    ct = gcho_header(rq, "Content-Type");
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0
+        || (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))
+    {
+        gcho_error(rq, 415, "unsupported_media_type",
+                   "Le corps de la demande doit être du JSON "
+                   "(Content-Type: application/json).");
+        return -1;
+    }
+
+    memset(&err, 0, sizeof(err));
+
+    if (rq->body == NULL || rq->body_len == 0
+        || gch_json_parse(doc, rq->body, rq->body_len, 16, &gch_alloc_std,
+                          &err)
+           != 0)
+    {
+        gcho_error(rq, 400, "bad_json",
+                   "Le corps de la demande n'est pas du JSON valide.");
+        return -1;
+    }
+
+    gch_jcx_init(&cx, &err);
+
+    if (doc->root->type != GCH_J_OBJECT
+        || gch_json_fields(&cx, doc->root, f, nf, vals) != 0)
+    {
+        gch_json_free(doc);
+        gcho_error(rq, 400, "invalid_field",
+                   err.message[0] ? err.message
+                                  : "Le corps doit être un objet JSON.");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+gcho_str(gcho_req_t *rq, const char *field, const gch_jnode_t *v, char *out,
+    size_t size, size_t min)
+{
+    char  msg[160];
+
+    if (v == NULL || v->type != GCH_J_STRING) {
+        if (min == 0) {
+            out[0] = '\0';
+            return 0;
+        }
+        goto invalid;
+    }
+
+    if (v->len >= size || v->len < min || memchr(v->str, '\0', v->len)) {
+        goto invalid;
+    }
+
+    memcpy(out, v->str, v->len);
+    out[v->len] = '\0';
+    return 0;
+
+invalid:
+
+    snprintf(msg, sizeof(msg), "Le champ %s est invalide.", field);
+    gcho_error(rq, 400, "invalid_field", msg);
+    return -1;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* routing                                                              */
+
+/* 1 when path matches pattern; captures the '*' segments. */
+static int
+gcho_match(const char *pattern, const char *path, gcho_req_t *rq)
+{
+    size_t       n, np;
+    const char  *seg;
+
+    np = 0;
+
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            seg = path;
+            while (*path && *path != '/') {
+                path++;
+            }
+            n = path - seg;
+            if (n == 0 || n >= GCHO_ID_MAX || np == GCHO_PARAMS_MAX) {
+                return 0;
+            }
+            memcpy(rq->param[np], seg, n);
+            rq->param[np][n] = '\0';
+            np++;
+            pattern++;
+            continue;
+        }
+
+        if (*pattern != *path) {
+            return 0;
+        }
+        pattern++;
+        path++;
+    }
+
+    if (*pattern || *path) {
+        return 0;
+    }
+
+    rq->nparam = np;
+    return 1;
+}
+
+
+/* The route of (method, path); *path_known set when some route has this
+ * path with another method (405 rather than 404). */
+static const gcho_route_t *
+gcho_route_find(gcho_req_t *rq, int *path_known)
+{
+    size_t               i;
+    const gcho_route_t  *rt;
+
+    *path_known = 0;
+
+    for (i = 0; gcho_tables[i] != NULL; i++) {
+        for (rt = gcho_tables[i]; rt->method != NULL; rt++) {
+            if (!gcho_match(rt->pattern, rq->path, rq)) {
+                continue;
+            }
+            if (strcmp(rt->method, rq->method) == 0
+                || (strcmp(rq->method, "HEAD") == 0
+                    && strcmp(rt->method, "GET") == 0))
+            {
+                return rt;
+            }
+            *path_known = 1;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* authentication                                                       */
+
+static int
+gcho_origin_ok(gcho_req_t *rq)
+{
+    const char  *o, *host, *p;
+
+    o = gcho_header(rq, "Origin");
+    host = gcho_header(rq, "Host");
+    if (o == NULL || host == NULL) {
+        return 0;
+    }
+
+    p = strstr(o, "://");
+    if (p == NULL) {
+        return 0;
+    }
+
+    return strcasecmp(p + 3, host) == 0;
+}
+
+
+/*
+ * Fills rq->family_id or rq->staff from the token.  1: a valid token,
+ * 0: none or invalid, -1: Redis unreachable (503 answered).
+ */
+static int
+gcho_token(gcho_req_t *rq)
+{
+    char            fid[GCHO_ID_MAX];
+    uint8_t         hash[16];
+    const char     *auth, *tok;
+    redisReply     *r;
+    redisContext   *rc;
+
+    auth = gcho_header(rq, "Authorization");
+
+    if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
+        tok = auth + 7;
+    } else {
+        tok = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND,
+                                          "guichet_session");
+        if (tok == NULL) {
+            return 0;
+        }
+        rq->cookie = 1;
+    }
+
+    if (gch_token_verify(gcho_ctx.secret, tok, strlen(tok), gcho_now(), fid,
+                         sizeof(fid), &rq->token_expires)
+        != 0)
+    {
+        return 0;
+    }
+
+    crypto_generichash(hash, sizeof(hash), (const uint8_t *) tok,
+                       strlen(tok), NULL, 0);
+    sodium_bin2hex(rq->token_hash, sizeof(rq->token_hash), hash,
+                   sizeof(hash));
+
+    rc = gcho_redis(rq);
+    if (rc == NULL) {
+        return -1;
+    }
+
+    r = redisCommand(rc, "ZSCORE gch:revoked %s", rq->token_hash);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        gchw_log("error", "office: redis: ZSCORE gch:revoked: %s",
+                 r ? r->str : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        gcho_unavailable(rq);
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return 0;                        /* logged out */
+    }
+    freeReplyObject(r);
+
+    if (strncmp(fid, "staff:", 6) == 0) {
+        snprintf(rq->staff, sizeof(rq->staff), "%s", fid + 6);
+    } else {
+        snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
+    }
+
+    return 1;
+}
+
+
+static int
+gcho_staff_role(gcho_req_t *rq)
+{
+    int          role;
+    PGresult    *res;
+    const char  *p[1], *v;
+
+    p[0] = rq->staff;
+    res = gcho_sql(rq, "select role from staff_account"
+                       " where login = $1 and active", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+
+    role = 0;
+    if (PQntuples(res) == 1) {
+        v = PQgetvalue(res, 0, 0);
+        role = strcmp(v, "admin") == 0 ? GCHO_ADMIN
+               : strcmp(v, "regie") == 0 ? GCHO_REGIE
+               : strcmp(v, "agent") == 0 ? GCHO_AGENT : 0;
+    }
+
+    PQclear(res);
+    rq->staff_role = role;
+    return 0;
+}
+
+
+/* 0: go on; -1: the answer (401/403/503) is set. */
+static int
+gcho_authorize(gcho_req_t *rq)
+{
+    int  rc;
+
+    rc = gcho_token(rq);
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rq->route->auth == GCHO_PUBLIC) {
+        return 0;
+    }
+
+    if (rc == 0) {
+        gcho_error(rq, 401, "unauthenticated",
+                   rq->route->auth == GCHO_STAFF
+                   ? "Un jeton d'agent du guichet est nécessaire."
+                   : "Connectez-vous pour accéder à votre espace.");
+        return -1;
+    }
+
+    if (rq->route->auth == GCHO_FAMILY) {
+        if (rq->family_id[0] == '\0') {
+            gcho_error(rq, 403, "forbidden",
+                       "Réservé aux familles connectées.");
+            return -1;
+        }
+
+        if (rq->cookie && strcmp(rq->method, "GET") != 0
+            && strcmp(rq->method, "HEAD") != 0 && !gcho_origin_ok(rq))
+        {
+            gcho_error(rq, 403, "bad_origin",
+                       "Cette demande ne vient pas du site du guichet.");
+            return -1;
+        }
+
+        return 0;
+    }
+
+    /* GCHO_STAFF: bearer tokens only, an active account of enough rank */
+
+    if (rq->staff[0] == '\0' || rq->cookie) {
+        gcho_error(rq, 403, "forbidden", "Réservé aux agents du guichet.");
+        return -1;
+    }
+
+    if (gcho_staff_role(rq) != 0) {
+        return -1;
+    }
+
+    if (rq->staff_role < rq->route->role) {
+        gcho_error(rq, 403, "forbidden",
+                   rq->staff_role == 0
+                   ? "Ce compte d'agent n'existe pas ou est désactivé."
+                   : "Votre rôle ne permet pas cette action.");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* libmicrohttpd callbacks                                              */
+
+static void
+gcho_req_free(gcho_req_t *rq)
+{
+    size_t  i;
+
+    for (i = 0; i < rq->nhdr; i++) {
+        free(rq->hdr_name[i]);
+        free(rq->hdr_value[i]);
+    }
+
+    free(rq->out);
+    free(rq->body);
+    free((char *) rq->path);
+    free(rq);
+}
+
+
+static enum MHD_Result
+gcho_queue(struct MHD_Connection *c, gcho_req_t *rq)
+{
+    size_t                i;
+    enum MHD_Result       ret;
+    struct MHD_Response  *resp;
+
+    if (rq->out == NULL) {
+        if (gcho_error(rq, 500, "internal",
+                       "Une erreur interne est survenue.") != 0)
+        {
+            return MHD_NO;
+        }
+    }
+
+    resp = MHD_create_response_from_buffer(rq->out_len, rq->out,
+                                           MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+    rq->out = NULL;                      /* the response owns it */
+
+    MHD_add_response_header(resp, "Content-Type", rq->out_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+
+    for (i = 0; i < rq->nhdr; i++) {
+        MHD_add_response_header(resp, rq->hdr_name[i], rq->hdr_value[i]);
+    }
+
+    ret = MHD_queue_response(c, rq->status, resp);
+    MHD_destroy_response(resp);
+
+    return ret;
+}
+
+
+static void
+gcho_dispatch(gcho_req_t *rq)
+{
+    if (rq->route == NULL) {
+        return;                          /* 404 / 405 already set */
+    }
+
+    if (rq->body_too_large) {
+        gcho_error(rq, 413, "body_too_large",
+                   "Le corps de la demande est trop volumineux.");
+        return;
+    }
+
+    if (gcho_authorize(rq) != 0) {
+        return;
+    }
+
+    if (rq->route->handler(rq) != 0 && rq->out == NULL) {
+        gcho_error(rq, 500, "internal", "Une erreur interne est survenue.");
+    }
+
+    gcho_rollback();                     /* a handler that forgot */
+}
+
+
+static enum MHD_Result
+gcho_access(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+    int          known;
+    char        *body;
+    size_t       n;
+    gcho_req_t  *rq;
+    const char  *ip;
+
+    (void) cls;
+    (void) version;
+
+    rq = *con_cls;
+
+    if (rq == NULL) {
+        rq = calloc(1, sizeof(gcho_req_t));
+        if (rq == NULL) {
+            return MHD_NO;
+        }
+
+        rq->conn = c;
+        rq->method = method;
+        rq->path = strdup(url);
+        if (rq->path == NULL) {
+            free(rq);
+            return MHD_NO;
+        }
+
+        ip = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP");
+        snprintf(rq->ip, sizeof(rq->ip), "%s", ip ? ip : "");
+
+        *con_cls = rq;
+
+        rq->route = gcho_route_find(rq, &known);
+
+        if (rq->route == NULL) {
+            if (known) {
+                gcho_error(rq, 405, "method_not_allowed",
+                           "Cette méthode n'est pas permise ici.");
+            } else {
+                gcho_error(rq, 404, "not_found",
+                           "Cette adresse n'existe pas.");
+            }
+        } else {
+            rq->body_max = rq->route->max_body == GCHO_BODY_UPLOAD
+                           ? (size_t) gcho_ctx.conf.office_upload_max
+                           : rq->route->max_body;
+        }
+
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        n = *upload_data_size;
+        *upload_data_size = 0;
+
+        if (rq->route == NULL || rq->body_too_large) {
+            return MHD_YES;              /* read and dropped */
+        }
+
+        if (n > rq->body_max - rq->body_len) {
+            rq->body_too_large = 1;
+            free(rq->body);
+            rq->body = NULL;
+            rq->body_len = 0;
+            return MHD_YES;
+        }
+
+        body = realloc(rq->body, rq->body_len + n + 1);
+        if (body == NULL) {
+            return MHD_NO;
+        }
+
+        memcpy(body + rq->body_len, upload_data, n);
+        rq->body = body;
+        rq->body_len += n;
+        rq->body[rq->body_len] = '\0';
+
+        return MHD_YES;
+    }
+
+    gcho_dispatch(rq);
+
+    return gcho_queue(c, rq);
+}
+
+
+static void
+gcho_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+    (void) cls;
+    (void) c;
+    (void) toe;
+
+    if (*con_cls != NULL) {
+        gcho_req_free(*con_cls);
+        *con_cls = NULL;
+    }
+}
+
+
+static void
+gcho_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char  buf[512];
+
+    (void) cls;
+
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    buf[strcspn(buf, "\n")] = '\0';
+    gchw_log("warn", "office: microhttpd: %s", buf);
+}
+
+
+/* ------------------------------------------------------------------ */
+/* listening                                                            */
+
+static int
+gcho_listen_unix(const char *path)
+{
+    int                 fd;
+    struct sockaddr_un  sa;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        gchw_log("error", "office_listen: path too long: %s", path);
+        return -1;
+    }
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        gchw_log("error", "office_listen: socket: %s", strerror(errno));
+        return -1;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path));
+
+    (void) unlink(path);
+
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0
+        || chmod(path, 0666) != 0          /* nginx's workers connect */
+        || listen(fd, 128) != 0)
+    {
+        gchw_log("error", "office_listen: %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+
+    return fd;
+}
+
+
+static int
+gcho_listen_tcp(const char *addr)
+{
+    int                 fd, one;
+    long                port;
+    char                host[64], *end;
+    const char         *colon;
+    struct sockaddr_in  sa;
+
+    colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t) (colon - addr) >= sizeof(host)) {
+        goto bad;
+    }
+
+    memcpy(host, addr, colon - addr);
+    host[colon - addr] = '\0';
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535) {
+        goto bad;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t) port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        goto bad;
+    }
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        gchw_log("error", "office_listen: socket: %s", strerror(errno));
+        return -1;
+    }
+
+    one = 1;
+    (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0
+        || listen(fd, 128) != 0)
+    {
+        gchw_log("error", "office_listen: %s: %s", addr, strerror(errno));
+        close(fd);
+        return -1;
+    }
+
+    return fd;
+
+bad:
+
+    gchw_log("error", "office_listen: not \"unix:/path\" nor "
+             "\"ipv4:port\": %s", addr);
+    return -1;
+}
+
+
+int
+gcho_http_start(void)
+{
+    const char  *l = gcho_ctx.conf.office_listen;
+
+    gcho_listen_fd = strncmp(l, "unix:", 5) == 0 ? gcho_listen_unix(l + 5)
+                                                 : gcho_listen_tcp(l);
+    if (gcho_listen_fd < 0) {
+        return -1;
+    }
+
+    gcho_daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, gcho_access, NULL,
+        MHD_OPTION_LISTEN_SOCKET, gcho_listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, gcho_completed, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 256,
+        MHD_OPTION_EXTERNAL_LOGGER, gcho_mhd_log, NULL,
+        MHD_OPTION_END);
+
+    if (gcho_daemon == NULL) {
+        gchw_log("error", "office: cannot start the HTTP server on %s", l);
+        close(gcho_listen_fd);
+        gcho_listen_fd = -1;
+        return -1;
+    }
+
+    gchw_log("info", "office: listening on %s", l);
+    return 0;
+}
+
+
+void
+gcho_http_stop(void)
+{
+    if (gcho_daemon != NULL) {
+        MHD_stop_daemon(gcho_daemon);    /* closes the listening socket */
+        gcho_daemon = NULL;
+    }
+
+    if (gcho_listen_fd >= 0) {
+        gcho_listen_fd = -1;
+        if (strncmp(gcho_ctx.conf.office_listen, "unix:", 5) == 0) {
+            (void) unlink(gcho_ctx.conf.office_listen + 5);
+        }
+    }
+}

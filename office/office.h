@@ -1,0 +1,211 @@
+/*
+ * office.h -- guichet-office, the family space and the town's back office.
+ *
+ * Outside the rush, families and town staff do everything else the towns'
+ * manuals describe: enrolment requests, documents, messages, history,
+ * password reset, online payments, direct debit, and the staff's
+ * validations, attendance, invoicing and audit log.  This traffic is
+ * light, so guichet-office is a small HTTP service (GNU libmicrohttpd, one
+ * polling thread, one PostgreSQL and one Redis connection) that nginx
+ * reaches by proxy_pass on a unix socket (lua-free-config/).  Every
+ * write is one PostgreSQL transaction; what the booking path must know
+ * (enrolments, documents, unpaid invoices, logins) reaches Redis through
+ * the catalogue publication of guichet-worker (publish_interval_ms) or a
+ * direct write right after the commit.
+ *
+ * Layers: http.c owns the server, routing, authentication, bodies and
+ * answers; each feature file (enrolment.c, document.c, message.c,
+ * account.c, payment.c, staff.c) owns a table of routes and its handlers.
+ * Settings are guichet-worker's file (worker/conf.c, docs/worker.md).
+ */
+
+#ifndef GCHO_H
+#define GCHO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <hiredis/hiredis.h>
+
+#include "gchw.h"
+#include "json.h"                 /* the engine's strict JSON reader */
+
+
+/* Who may call a route. */
+#define GCHO_PUBLIC   0           /* anyone (login, password reset, notify) */
+#define GCHO_FAMILY   1           /* a family's token or cookie */
+#define GCHO_STAFF    2           /* a staff token of an active account */
+
+/* Staff roles, by rank: a route asks for a minimum. */
+#define GCHO_AGENT    1           /* counter agent: families, enrolments,
+                                     documents, on-site bookings,
+                                     attendance */
+#define GCHO_REGIE    2           /* + invoicing, payments, SEPA export */
+#define GCHO_ADMIN    3           /* + staff accounts, audit log */
+
+/* Bodies: JSON routes take at most 64 KiB; upload routes take
+ * office_upload_max bytes (settings). */
+#define GCHO_BODY_JSON    65536
+#define GCHO_BODY_UPLOAD  ((size_t) -1)
+
+#define GCHO_HEADERS_MAX  4
+
+
+typedef struct gcho_req_s  gcho_req_t;
+
+/* A handler fills the answer of rq (gcho_reply*, gcho_error) and returns
+ * 0; it returns -1 only when it could not even do that (the server then
+ * answers 500). */
+typedef int (*gcho_handler_pt)(gcho_req_t *rq);
+
+typedef struct {
+    const char       *method;     /* "GET", "POST", "PUT", "DELETE" */
+    const char       *pattern;    /* "/api/documents/ *" without the space:
+                                     '*' matches one non-empty segment,
+                                     captured in rq->param[] */
+    int               auth;       /* GCHO_PUBLIC / _FAMILY / _STAFF */
+    int               role;       /* GCHO_STAFF: minimum role */
+    size_t            max_body;   /* 0: no body; GCHO_BODY_* */
+    gcho_handler_pt   handler;
+} gcho_route_t;
+
+/* The route tables, each ended by a { NULL } row; http.c walks them in
+ * this order. */
+extern const gcho_route_t  gcho_enrolment_routes[];
+extern const gcho_route_t  gcho_document_routes[];
+extern const gcho_route_t  gcho_message_routes[];
+extern const gcho_route_t  gcho_account_routes[];
+extern const gcho_route_t  gcho_payment_routes[];
+extern const gcho_route_t  gcho_staff_routes[];
+
+
+#define GCHO_PARAMS_MAX  3
+#define GCHO_ID_MAX      128
+
+struct gcho_req_s {
+    void                 *conn;           /* struct MHD_Connection */
+    const gcho_route_t   *route;
+    const char           *method;
+    const char           *path;           /* without the query string */
+    char                  param[GCHO_PARAMS_MAX][GCHO_ID_MAX];
+    size_t                nparam;
+
+    char                 *body;           /* NUL-terminated; NULL: none */
+    size_t                body_len;
+    size_t                body_max;
+    int                   body_too_large;
+
+    /* authentication */
+    int                   cookie;         /* the token came in the cookie */
+    char                  token_hash[33]; /* hex BLAKE2b-128 of the token */
+    int64_t               token_expires;
+    char                  family_id[GCHO_ID_MAX];  /* GCHO_FAMILY */
+    char                  staff[GCHO_ID_MAX];      /* GCHO_STAFF: login */
+    int                   staff_role;
+    char                  ip[64];         /* X-Real-IP from nginx */
+
+    /* the answer */
+    int                   status;
+    char                 *out;            /* malloc'ed, owned by rq */
+    size_t                out_len;
+    const char           *out_type;
+    char                 *hdr_name[GCHO_HEADERS_MAX];
+    char                 *hdr_value[GCHO_HEADERS_MAX];
+    size_t                nhdr;
+};
+
+
+/* The process: settings, secret, connections.  One thread uses them. */
+typedef struct {
+    gchw_conf_t    conf;
+    const char    *conf_file;
+    uint8_t        secret[GCH_SECRET_LEN];
+    PGconn        *pg;
+    redisContext  *redis;
+} gcho_ctx_t;
+
+extern gcho_ctx_t  gcho_ctx;
+
+
+/* ------------------------------------------------------------------ */
+/* http.c: server                                                       */
+
+/* Starts listening on conf.office_listen ("unix:/path" or
+ * "host:port").  0 or -1 after logging. */
+int gcho_http_start(void);
+void gcho_http_stop(void);
+
+
+/* ------------------------------------------------------------------ */
+/* http.c: what handlers use                                            */
+
+/* The value of a request header or query argument, or NULL. */
+const char *gcho_header(gcho_req_t *rq, const char *name);
+const char *gcho_query(gcho_req_t *rq, const char *name);
+
+/* The connection to PostgreSQL (reconnected when it broke), or NULL after
+ * answering 503 `unavailable`. */
+PGconn *gcho_pg(gcho_req_t *rq);
+/* The same for Redis. */
+redisContext *gcho_redis(gcho_req_t *rq);
+
+/* Runs sql with text parameters.  The result (caller PQclear()s it) when
+ * its status is expected (PGRES_COMMAND_OK or PGRES_TUPLES_OK), else NULL
+ * after logging and answering 503 `unavailable` (rq may be NULL: no
+ * answer).  A connection left in a failed transaction is rolled back. */
+PGresult *gcho_sql(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params);
+/* begin / commit / rollback: 0, or -1 after answering 503. */
+int gcho_begin(gcho_req_t *rq);
+int gcho_commit(gcho_req_t *rq);
+void gcho_rollback(void);
+
+/*
+ * Parses the body as JSON against the field table (the engine's strict
+ * reader: unknown or duplicate fields, wrong types refused).  0 and
+ * vals[] (pointing into *doc; gch_json_free(doc) after use), or -1 after
+ * answering 415 `unsupported_media_type`, 400 `bad_json` or 400
+ * `invalid_field` naming the field.
+ */
+int gcho_body_json(gcho_req_t *rq, gch_json_t *doc, const gch_jfield_t *f,
+    size_t nf, const gch_jnode_t **vals);
+/* Copies a string member (NULL v: "") into out (size bytes with the NUL);
+ * -1 after answering 400 `invalid_field` when it is longer, or shorter
+ * than min. */
+int gcho_str(gcho_req_t *rq, const char *field, const gch_jnode_t *v,
+    char *out, size_t size, size_t min);
+
+/* Answers: rq takes a copy of json (or of the bytes of type). */
+int gcho_reply(gcho_req_t *rq, int status, const char *json, size_t len);
+int gcho_reply_bytes(gcho_req_t *rq, int status, const char *type,
+    const char *bytes, size_t len);
+/* Detaches o's text into the answer (gch_jout_detach), or answers 500. */
+int gcho_reply_jout(gcho_req_t *rq, int status, gch_jout_t *o);
+/* {"error":{"code","message"}} with status; 429/503 add Retry-After. */
+int gcho_error(gcho_req_t *rq, int status, const char *code,
+    const char *message);
+/* Adds an answer header (copied). */
+void gcho_add_header(gcho_req_t *rq, const char *name, const char *value);
+
+/*
+ * Appends a row to the append-only audit log (audit_log): who (the staff
+ * login of rq, or "family:<id>", or "system"), the action, its target and
+ * a JSON detail (NULL: {}).  Call it inside the transaction of the action.
+ * 0, or -1 after answering 503.
+ */
+int gcho_audit(gcho_req_t *rq, const char *action, const char *target,
+    const char *detail_json);
+
+/* Queues an e-mail in the outbox (worker/mail.c sends it) for the family,
+ * inside the caller's transaction; (kind, ref) is unique: a second call
+ * with the same pair queues nothing.  0, or -1 after answering 503. */
+int gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
+    const char *ref, const char *subject, const char *body);
+
+/* unix seconds / "YYYY-MM-DDTHH:MM:SS+HH:MM" (Europe/Paris, the town's
+ * time zone) of now. */
+int64_t gcho_now(void);
+
+
+#endif /* GCHO_H */
