@@ -392,6 +392,22 @@ gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
 }
 
 
+int
+gcho_catalogue_changed(gcho_req_t *rq)
+{
+    PGresult  *res;
+
+    res = gcho_sql(rq, "update catalogue set version = version + 1,"
+                       " updated_at = now() where id = 1", 0, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+
+    PQclear(res);
+    return 0;
+}
+
+
 /* ------------------------------------------------------------------ */
 /* bodies                                                               */
 

@@ -203,6 +203,16 @@ int gcho_audit(gcho_req_t *rq, const char *action, const char *target,
 int gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
     const char *ref, const char *subject, const char *body);
 
+/*
+ * Marks the catalogue changed (catalogue.version + 1), inside the caller's
+ * transaction: guichet-worker republishes it (publish_interval_ms) with
+ * the facts of PostgreSQL laid over the town file (worker/overlay.c:
+ * enrolments, accepted documents, unpaid invoices, direct debit).  Call it
+ * in every transaction that changes one of those facts.  0, or -1 after
+ * answering 503.
+ */
+int gcho_catalogue_changed(gcho_req_t *rq);
+
 /* unix seconds / "YYYY-MM-DDTHH:MM:SS+HH:MM" (Europe/Paris, the town's
  * time zone) of now. */
 int64_t gcho_now(void);
