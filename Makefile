@@ -91,7 +91,7 @@ module: $(MODULE_SO)
 # The stock nginx is not built with ASan: start it with
 #   LD_PRELOAD=$$(gcc -print-file-name=libasan.so) /usr/sbin/nginx ...
 # (tests/run-all and tests/integration/stack.py do this).
-asan: $(ASAN_SO)
+asan: $(ASAN_SO) $(if $(wildcard office/office.mk),$(BUILD)/asan/guichet-office)
 
 # --- running ---------------------------------------------------------
 
