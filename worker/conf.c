@@ -56,7 +56,7 @@ static const gchw_setting_t  gchw_settings[] = {
     { "heartbeat_ms",        GCHW_POSINT, GCHW_OFF(heartbeat_ms), "1000" },
     { "claim_idle_ms",       GCHW_POSINT, GCHW_OFF(claim_idle_ms), "60000" },
     { "publish_interval_ms", GCHW_POSINT, GCHW_OFF(publish_interval_ms),
-      "1000" },
+      "250" },
     { "max_attempts",        GCHW_POSINT, GCHW_OFF(max_attempts), "5" },
     { "stream_keep_ms",      GCHW_INT,    GCHW_OFF(stream_keep_ms),
       "86400000" },

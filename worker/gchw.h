@@ -134,6 +134,22 @@ int gchw_publish_check(PGconn *pg, redisContext *rc);
 
 
 /* ------------------------------------------------------------------ */
+/* catalogue overlay (overlay.c)                                        */
+
+/*
+ * Lays PostgreSQL's facts over the stored catalogue json (len bytes):
+ * per family, enrolments from the enrolment table (town file's and the
+ * office's, with their status), the town's documents plus the accepted,
+ * unexpired rows of the document table, the town's unpaid_invoices plus
+ * the family's unpaid invoices past their due date, family.direct_debit.
+ * 0 and *out (malloc'ed, NUL-terminated, *out_len bytes, the caller
+ * frees it), or -1 after logging (*out NULL).
+ */
+int gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
+    size_t *out_len);
+
+
+/* ------------------------------------------------------------------ */
 /* load-town (load.c)                                                   */
 
 /* Parses the town file with the engine and upserts it in one transaction.

@@ -547,13 +547,17 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             " on conflict (child_id, activity_id, from_date) do update"
             "   set to_date = excluded.to_date, status = excluded.status"
             " where (enrolment.to_date, enrolment.status) is distinct from"
-            "   (excluded.to_date, excluded.status)",
+            "   (excluded.to_date, excluded.status)"
+            /* decisions and requests of the office win (migration 0008) */
+            "   and enrolment.origin = 'town'"
+            "   and enrolment.decided_at is null",
             p + 10, 5, changed) != 0
         || gchw_load_exec_raw(pg, "enrolment",
             "delete from enrolment e where not exists (select 1 from"
             "   unnest($1::text[], $2::text[], $3::date[]) k(c, a, f)"
             "   where k.c = e.child_id and k.a = e.activity_id"
-            "   and k.f = e.from_date)",
+            "   and k.f = e.from_date)"
+            " and e.origin = 'town'",
             p + 10, 3, changed) != 0
         || gchw_load_exec_raw(pg, "child",
             "delete from child c where not exists (select 1 from"

@@ -6,7 +6,9 @@
  * differs from gch:catalogue:version, or when gch:catalogue:gen is gone).
  *
  * The catalogue text is the one `load-town` stored in the catalogue table
- * (gch_town_write of the loaded file: sessions expanded, no passwords).
+ * (gch_town_write of the loaded file: sessions expanded, no passwords),
+ * with PostgreSQL's enrolments, documents, unpaid invoices and direct
+ * debits laid over it per family (overlay.c).
  * Order of writes, all pipelined:
  *
  *   1. rebuild only: {s:}:booked, {f:}:bookings, claims {c:}:<date>:q<i>
@@ -589,6 +591,8 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
     gch_town_t   *town;
     gchw_pipe_t   p;
     gch_error_t   err;
+    char         *ov;
+    size_t        ov_len;
     const char   *json, *version;
     redisReply   *r;
 
@@ -604,7 +608,16 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
     }
 
     version = PQgetvalue(res, 0, 0);
-    json = PQgetvalue(res, 0, 1);
+
+    /* the town file with PostgreSQL's facts laid over it (overlay.c) */
+    if (gchw_overlay(pg, PQgetvalue(res, 0, 1), PQgetlength(res, 0, 1), &ov,
+                     &ov_len)
+        != 0)
+    {
+        PQclear(res);
+        return -1;
+    }
+    json = ov;
 
     memset(&p, 0, sizeof(p));
     p.rc = rc;
@@ -618,6 +631,7 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
             gchw_log("error", "stored catalogue refused by the engine: %s",
                      err.message);
             PQclear(res);
+            free(ov);
             return -1;
         }
 
@@ -631,6 +645,7 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
 
         if (rv != 0 || p.failed) {
             PQclear(res);
+            free(ov);
             return -1;
         }
     }
@@ -639,6 +654,7 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
         || gchw_publish_logins(pg, rc, &p) != 0)
     {
         PQclear(res);
+        free(ov);
         return -1;
     }
 
@@ -648,6 +664,7 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
 
     if (p.failed) {
         PQclear(res);
+        free(ov);
         return -1;
     }
 
@@ -660,6 +677,7 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
             freeReplyObject(r);
         }
         PQclear(res);
+        free(ov);
         return -1;
     }
 
@@ -669,6 +687,7 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
 
     freeReplyObject(r);
     PQclear(res);
+    free(ov);
 
     return 0;
 }

@@ -13,7 +13,8 @@ GCHW_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iengine/include \
 GCHW_LIBS    := -lhiredis -lpq -lyajl -lsodium -lhpdf -lm
 GCHW_ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
-GCHW_COMMON  := conf util db publish load persist reaper invoice mail check
+GCHW_COMMON  := conf util db publish load persist reaper invoice mail check \
+                overlay
 GCHW_HDRS    := worker/gchw.h engine/include/gch.h
 
 GCHW_OBJS    := $(GCHW_COMMON:%=build/worker/%.o)

@@ -1,0 +1,393 @@
+/*
+ * overlay.c -- PostgreSQL's facts laid over the town file before it is
+ * published.
+ *
+ * The catalogue table keeps the town file as `load-town` stored it
+ * (gch_town_write of the file: the town's word).  What the booking path
+ * must obey also changes outside the file: staff validate enrolment
+ * requests and accept documents in guichet-office, invoices fall due,
+ * families subscribe to direct debit.  So the publisher (publish.c) does
+ * not SET the stored text as it is: gchw_overlay() parses it with the
+ * engine, replaces per family
+ *
+ *   enrolments       := the family's rows of the enrolment table (the town
+ *                       file's, upserted by load-town, and the office's
+ *                       requests and decisions, with their status);
+ *   documents        := the town file's documents + the accepted rows of
+ *                       the document table (type, valid_from, valid_to)
+ *                       that have not expired;
+ *   unpaid_invoices  := the town file's count + the family's unpaid
+ *                       invoices whose due date has passed;
+ *   direct_debit     := family.direct_debit;
+ *
+ * and writes the result back with gch_town_write.  The arrays laid over
+ * are malloc'ed here and point at strings of the PGresults (kept until
+ * the text is written); the parsed town's own arrays are put back before
+ * gch_town_free, which owns only those.
+ *
+ * The engine refuses a catalogue with more than 64 documents or 1000
+ * enrolments per family: beyond that, the newest documents and the
+ * latest enrolments are kept and a warning is logged.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gchw.h"
+
+
+#define GCHW_OV_DOCS_MAX     64
+#define GCHW_OV_ENROL_MAX    1000
+#define GCHW_OV_UNPAID_MAX   100000
+
+
+/* What the overlay changed of one family, to put the town's back. */
+typedef struct {
+    gch_enrolment_t  *enrolments;        /* the town's (arena) */
+    size_t            nenrolments;
+    gch_document_t   *documents;
+    size_t            ndocuments;
+    gch_enrolment_t  *new_enrolments;    /* malloc'ed here */
+    gch_document_t   *new_documents;
+} gchw_ov_fam_t;
+
+
+static PGresult *
+gchw_ov_query(PGconn *pg, const char *sql)
+{
+    PGresult  *res;
+
+    res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchw_log("error", "overlay: postgres: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return NULL;
+    }
+
+    return res;
+}
+
+
+static gch_family_t *
+gchw_ov_family(gch_town_t *t, const char *id)
+{
+    const gch_family_t  *f;
+
+    f = gch_town_family(t, id, strlen(id));
+    if (f == NULL) {
+        return NULL;
+    }
+
+    return &t->families[f - t->families];
+}
+
+
+static int
+gchw_ov_day(const char *s, gch_day_t *d, gch_day_t dflt)
+{
+    if (s == NULL || *s == '\0') {
+        *d = dflt;
+        return 0;
+    }
+
+    return gch_day_parse(d, s, strlen(s)) == GCH_OK ? 0 : -1;
+}
+
+
+/*
+ * Rows (family_id, child_id, activity_id, from, to, status), ordered by
+ * family then from.  Every family of the town gets its enrolments from
+ * here (none when it has no row).
+ */
+static int
+gchw_ov_enrolments(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
+{
+    int                    row, n, first, cnt, skipped;
+    size_t                 fi;
+    gch_family_t          *f;
+    gch_enrolment_t       *en;
+    const char            *st;
+    const gch_child_t     *c;
+    const gch_activity_t  *act;
+
+    for (fi = 0; fi < t->nfamilies; fi++) {
+        fam[fi].new_enrolments = NULL;
+        t->families[fi].enrolments = NULL;
+        t->families[fi].nenrolments = 0;
+    }
+
+    n = PQntuples(res);
+    skipped = 0;
+
+    for (first = 0; first < n; first = row) {
+        for (row = first + 1;
+             row < n && strcmp(PQgetvalue(res, row, 0),
+                               PQgetvalue(res, first, 0)) == 0;
+             row++)
+        {
+            /* rows of the same family */
+        }
+
+        f = gchw_ov_family(t, PQgetvalue(res, first, 0));
+        if (f == NULL) {
+            continue;                    /* gone from the town file */
+        }
+
+        fi = f - t->families;
+        cnt = row - first;
+        if (cnt > GCHW_OV_ENROL_MAX) {
+            gchw_log("warn", "overlay: family %s has %d enrolments, only "
+                     "the latest %d are published", f->id, cnt,
+                     GCHW_OV_ENROL_MAX);
+            first = row - GCHW_OV_ENROL_MAX;
+            cnt = GCHW_OV_ENROL_MAX;
+        }
+
+        fam[fi].new_enrolments = calloc(cnt + 1, sizeof(gch_enrolment_t));
+        if (fam[fi].new_enrolments == NULL) {
+            return -1;
+        }
+        f->enrolments = fam[fi].new_enrolments;
+
+        for ( ; first < row; first++) {
+            c = gch_family_child(f, PQgetvalue(res, first, 1),
+                                 PQgetlength(res, first, 1));
+            act = gch_town_activity(t, PQgetvalue(res, first, 2),
+                                    PQgetlength(res, first, 2));
+            if (c == NULL || act == NULL) {
+                skipped++;               /* child or activity left the file */
+                continue;
+            }
+
+            en = &f->enrolments[f->nenrolments];
+            en->child_id = c->id;
+            en->activity = act;
+
+            if (gchw_ov_day(PQgetvalue(res, first, 3), &en->from, 0) != 0
+                || gchw_ov_day(PQgetvalue(res, first, 4), &en->to, 0) != 0)
+            {
+                gchw_log("error", "overlay: bad enrolment dates of %s",
+                         f->id);
+                return -1;
+            }
+
+            st = PQgetvalue(res, first, 5);
+            en->status = strcmp(st, "validee") == 0 ? GCH_ENROL_VALIDEE
+                         : strcmp(st, "refusee") == 0 ? GCH_ENROL_REFUSEE
+                         : GCH_ENROL_DEMANDEE;
+
+            f->nenrolments++;
+        }
+    }
+
+    if (skipped) {
+        gchw_log("info", "overlay: %d enrolment%s of children or activities "
+                 "no longer in the town file left out", skipped,
+                 skipped == 1 ? "" : "s");
+    }
+
+    return 0;
+}
+
+
+/* Rows (family_id, type, valid_from, valid_to), ordered by family then
+ * newest first: appended to the town's documents of the family. */
+static int
+gchw_ov_documents(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
+{
+    int              row, n, first;
+    size_t           fi, room;
+    gch_family_t    *f;
+    gch_document_t  *d;
+
+    for (fi = 0; fi < t->nfamilies; fi++) {
+        fam[fi].new_documents = NULL;
+    }
+
+    n = PQntuples(res);
+
+    for (first = 0; first < n; first = row) {
+        for (row = first + 1;
+             row < n && strcmp(PQgetvalue(res, row, 0),
+                               PQgetvalue(res, first, 0)) == 0;
+             row++)
+        {
+            /* rows of the same family */
+        }
+
+        f = gchw_ov_family(t, PQgetvalue(res, first, 0));
+        if (f == NULL) {
+            continue;
+        }
+
+        fi = f - t->families;
+        room = f->ndocuments < GCHW_OV_DOCS_MAX
+               ? GCHW_OV_DOCS_MAX - f->ndocuments : 0;
+        if ((size_t) (row - first) > room) {
+            gchw_log("warn", "overlay: family %s has %d accepted documents, "
+                     "only the newest %zu are published", f->id,
+                     row - first, room);
+        }
+
+        d = calloc(f->ndocuments + (row - first) + 1,
+                   sizeof(gch_document_t));
+        if (d == NULL) {
+            return -1;
+        }
+
+        if (f->ndocuments) {
+            memcpy(d, f->documents, f->ndocuments * sizeof(*d));
+        }
+
+        fam[fi].new_documents = d;
+        f->documents = d;
+
+        for ( ; first < row && room; first++, room--) {
+            d = &f->documents[f->ndocuments];
+            d->type = PQgetvalue(res, first, 1);
+
+            if (gchw_ov_day(PQgetvalue(res, first, 2), &d->valid_from,
+                            INT32_MIN) != 0
+                || gchw_ov_day(PQgetvalue(res, first, 3), &d->valid_to,
+                               INT32_MAX) != 0)
+            {
+                gchw_log("error", "overlay: bad document dates of %s",
+                         f->id);
+                return -1;
+            }
+
+            f->ndocuments++;
+        }
+    }
+
+    return 0;
+}
+
+
+/* Rows (family_id, unpaid due invoices, direct_debit). */
+static void
+gchw_ov_money(gch_town_t *t, PGresult *res)
+{
+    int            row, n;
+    long           unpaid;
+    gch_family_t  *f;
+
+    n = PQntuples(res);
+
+    for (row = 0; row < n; row++) {
+        f = gchw_ov_family(t, PQgetvalue(res, row, 0));
+        if (f == NULL) {
+            continue;
+        }
+
+        unpaid = f->unpaid_invoices + strtol(PQgetvalue(res, row, 1), NULL,
+                                             10);
+        f->unpaid_invoices = unpaid > GCHW_OV_UNPAID_MAX
+                             ? GCHW_OV_UNPAID_MAX : (int) unpaid;
+        f->direct_debit = strcmp(PQgetvalue(res, row, 2), "t") == 0;
+    }
+}
+
+
+/* See gchw.h. */
+int
+gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
+    size_t *out_len)
+{
+    int             rc;
+    size_t          i;
+    PGresult       *en, *doc, *money;
+    gch_town_t     *t;
+    gch_error_t     err;
+    gchw_ov_fam_t  *fam;
+
+    *out = NULL;
+    *out_len = 0;
+
+    memset(&err, 0, sizeof(err));
+    if (gch_town_parse(&t, json, len, &gch_alloc_std, &err) != GCH_OK) {
+        gchw_log("error", "overlay: stored catalogue refused by the engine: "
+                 "%s", err.message);
+        return -1;
+    }
+
+    rc = -1;
+    en = doc = money = NULL;
+
+    fam = calloc(t->nfamilies + 1, sizeof(gchw_ov_fam_t));
+    if (fam == NULL) {
+        gch_town_free(t);
+        return -1;
+    }
+
+    for (i = 0; i < t->nfamilies; i++) {
+        fam[i].enrolments = t->families[i].enrolments;
+        fam[i].nenrolments = t->families[i].nenrolments;
+        fam[i].documents = t->families[i].documents;
+        fam[i].ndocuments = t->families[i].ndocuments;
+    }
+
+    en = gchw_ov_query(pg,
+        "select c.family_id, e.child_id, e.activity_id,"
+        "   to_char(e.from_date, 'YYYY-MM-DD'),"
+        "   to_char(e.to_date, 'YYYY-MM-DD'), e.status"
+        " from enrolment e join child c on c.id = e.child_id"
+        " order by c.family_id, e.from_date, e.id");
+
+    doc = gchw_ov_query(pg,
+        "select family_id, type, to_char(valid_from, 'YYYY-MM-DD'),"
+        "   to_char(valid_to, 'YYYY-MM-DD')"
+        " from document"
+        " where status = 'acceptee' and (valid_to is null or valid_to >="
+        "   (now() at time zone 'Europe/Paris')::date)"
+        " order by family_id, valid_to desc nulls first, id desc");
+
+    money = gchw_ov_query(pg,
+        "select f.id, (select count(*) from invoice i"
+        "   where i.family_id = f.id and not i.paid and i.due_date <"
+        "   (now() at time zone 'Europe/Paris')::date), f.direct_debit"
+        " from family f");
+
+    if (en == NULL || doc == NULL || money == NULL) {
+        goto done;
+    }
+
+    if (gchw_ov_enrolments(t, fam, en) != 0
+        || gchw_ov_documents(t, fam, doc) != 0)
+    {
+        gchw_log("error", "overlay: out of memory or bad rows");
+        goto done;
+    }
+
+    gchw_ov_money(t, money);
+
+    if (gch_town_write(t, out, out_len, &gch_alloc_std) != GCH_OK) {
+        gchw_log("error", "overlay: cannot write the catalogue");
+        *out = NULL;
+        *out_len = 0;
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    /* the town's own arrays back, for gch_town_free */
+    for (i = 0; i < t->nfamilies; i++) {
+        t->families[i].enrolments = fam[i].enrolments;
+        t->families[i].nenrolments = fam[i].nenrolments;
+        t->families[i].documents = fam[i].documents;
+        t->families[i].ndocuments = fam[i].ndocuments;
+        free(fam[i].new_enrolments);
+        free(fam[i].new_documents);
+    }
+
+    free(fam);
+    gch_town_free(t);
+    PQclear(en);
+    PQclear(doc);
+    PQclear(money);
+
+    return rc;
+}
