@@ -95,6 +95,42 @@ export function isMissing(r) {
     return r.status === 404 || r.status === 405 || r.status === 501;
 }
 
+/* A file as the request body (uploads): its own Content-Type. */
+export async function upload(path, file) {
+    let res;
+    try {
+        res = await fetch(path, {
+            method: "POST", credentials: "same-origin", cache: "no-store",
+            headers: { Accept: "application/json",
+                       "Content-Type": file.type
+                                       || "application/octet-stream" },
+            body: file,
+        });
+    } catch (e) {
+        return { ok: false, status: 0, data: null, retryAfter: null,
+                 error: { code: "network", message: NETWORK_MESSAGE } };
+    }
+    let data = null;
+    if ((res.headers.get("Content-Type") || "").includes("json")) {
+        try {
+            data = await res.json();
+        } catch (e) {
+            data = null;
+        }
+    }
+    const out = { ok: res.ok, status: res.status, data, headers: res.headers,
+                  retryAfter: parseRetryAfter(res.headers.get("Retry-After")),
+                  error: null };
+    if (!res.ok) {
+        out.error = (data && data.error) || { code: "http_" + res.status,
+            message: res.status === 413
+                ? "Ce fichier est trop volumineux."
+                : "Le serveur a répondu par une erreur (" + res.status
+                  + "). Réessayez dans un instant." };
+    }
+    return out;
+}
+
 export const get = (path) => call("GET", path);
 export const post = (path, body, headers) => call("POST", path, body, headers);
 export const del = (path) => call("DELETE", path);

@@ -4,7 +4,10 @@
  * booking page (Modifier les réservations) lives in reserver.js.
  *
  * Routes: #/connexion  #/tableau-de-bord  #/reserver  #/reservations
- *         #/factures
+ *         #/factures  and the family space of espace.js: #/inscriptions
+ *         #/documents  #/messagerie  #/historique  #/prelevement
+ *         #/mot-de-passe  #/mot-de-passe-oublie  #/nouveau-mot-de-passe
+ *         (the leading "/" is optional: e-mailed links omit it)
  * The family (GET /api/me) is fetched once per login and kept in `ctx`.
  */
 
@@ -13,6 +16,7 @@ import * as F from "./format.js";
 import { REQUEST_STATUS, labelOf, reasonText } from "./planning.js";
 import { h, id, announce, alertBox } from "./dom.js";
 import { viewReserver } from "./reserver.js";
+import * as E from "./espace.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -25,6 +29,8 @@ export const ctx = {
     onLeave: (fn) => ctx.cleanups.push(fn),
     page,
     expired,
+    route: () => route(),
+    refreshBadge: () => refreshBadge(),
 };
 
 const routes = {
@@ -33,7 +39,33 @@ const routes = {
     "/reserver": viewReserver,
     "/reservations": viewReservations,
     "/factures": viewFactures,
+    "/inscriptions": E.viewInscriptions,
+    "/documents": E.viewDocuments,
+    "/messagerie": E.viewMessagerie,
+    "/historique": E.viewHistorique,
+    "/prelevement": E.viewPrelevement,
+    "/mot-de-passe": E.viewMotDePasse,
+    "/mot-de-passe-oublie": E.viewMotDePasseOublie,
+    "/nouveau-mot-de-passe": E.viewNouveauMotDePasse,
 };
+
+/* Pages shown without a session. */
+const publicViews = new Set([viewConnexion, E.viewMotDePasseOublie,
+                             E.viewNouveauMotDePasse]);
+
+/* The unread messages badge of the menu. */
+async function refreshBadge() {
+    const badge = document.getElementById("non-lus");
+    if (!badge || !ctx.me) {
+        return;
+    }
+    const n = await E.unreadCount();
+    badge.hidden = !n;
+    badge.textContent = n ? String(n) : "";
+    badge.setAttribute("aria-label", n ? n + (n > 1 ? " messages non lus"
+                                                    : " message non lu")
+                                       : "");
+}
 
 /* Replace the page body; the h1 is the page title. */
 function page(title, ...nodes) {
@@ -72,10 +104,13 @@ async function route() {
         try { fn(); } catch (e) { /* a timer already gone */ }
     }
 
-    const path = (location.hash.slice(1) || "/tableau-de-bord").split("?")[0];
+    let path = (location.hash.slice(1) || "/tableau-de-bord").split("?")[0];
+    if (!path.startsWith("/")) {
+        path = "/" + path;
+    }
     const view = routes[path] || viewTableau;
 
-    if (view !== viewConnexion && !ctx.me) {
+    if (!publicViews.has(view) && !ctx.me) {
         const r = await api.get("/api/me");
         if (r.status === 401 || r.status === 403) {
             sessionStorage.setItem("guichet.retour", location.hash);
@@ -90,9 +125,10 @@ async function route() {
             return;
         }
         ctx.me = r.data;
+        refreshBadge();
     }
 
-    nav.hidden = !ctx.me || view === viewConnexion;
+    nav.hidden = !ctx.me || publicViews.has(view);
     for (const a of nav.querySelectorAll("a")) {
         if (a.getAttribute("href") === "#" + path) {
             a.setAttribute("aria-current", "page");
@@ -128,9 +164,8 @@ function viewConnexion() {
           h("label", { for: "motdepasse" }, "Mot de passe"), pass),
         err,
         h("div", { class: "boutons" }, btn),
-        h("p", { class: "discret" },
-          "Mot de passe oublié ? Utilisez le lien reçu par e-mail ou "
-          + "contactez le service enfance de la mairie."));
+        h("p", {}, h("a", { href: "#/mot-de-passe-oublie",
+                            id: "lien-oubli" }, "Mot de passe oublié ?")));
 
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
@@ -251,7 +286,11 @@ async function viewTableau() {
           h("a", { class: "bouton second", href: "#/reservations" },
             "Justifier une absence"),
           h("a", { class: "bouton second", href: "#/factures" },
-            "Mes factures")),
+            "Mes factures"),
+          h("a", { class: "bouton second", href: "#/inscriptions" },
+            "Demander une inscription"),
+          h("a", { class: "bouton second", href: "#/documents" },
+            "Mes documents")),
         h("h2", {}, "Ma famille"),
         h("div", { class: "grille-cartes" },
           (me.children || []).map((c) => childCard(me, c))),
@@ -517,7 +556,9 @@ function justify(b, who, what) {
     const motif = h("select", { id: "abs-motif" },
                     h("option", { value: "medical" },
                       "Maladie (certificat médical)"));
-    const doc = h("input", { type: "text", id: "abs-doc",
+    const doc = h("input", { type: "file", id: "abs-doc", required: true,
+                             accept: "application/pdf,image/jpeg,image/png,"
+                                     + ".pdf,.jpg,.jpeg,.png",
                              "aria-describedby": "abs-doc-aide" });
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Envoyer le justificatif");
@@ -526,20 +567,50 @@ function justify(b, who, what) {
         h("div", { class: "champ" },
           h("label", { for: "abs-motif" }, "Motif"), motif),
         h("div", { class: "champ" },
-          h("label", { for: "abs-doc" }, "Référence du justificatif"), doc,
+          h("label", { for: "abs-doc" }, "Certificat médical"), doc,
           h("span", { id: "abs-doc-aide", class: "discret" },
-            "Le numéro du certificat médical déposé dans vos documents.")),
+            "PDF, JPEG ou PNG : le certificat est joint à vos documents "
+            + "et vérifié par la mairie.")),
         msg, h("div", { class: "boutons" }, ok));
     const dlg = dialog("Justifier une absence", form,
         [h("button", { class: "bouton second", type: "button",
                        onclick: () => dlg.close() }, "Fermer")]);
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
+        msg.replaceChildren();
+        const file = doc.files && doc.files[0];
+        if (!file) {
+            msg.replaceChildren(alertBox("Joignez le certificat médical."));
+            doc.focus();
+            return;
+        }
         ok.disabled = true;
+        /* the certificate first, then the absence that cites it; a
+         * certificate already sent for this booking is reused */
+        let docId = b.__certificat;
+        if (!docId) {
+            const u = await E.uploadDocument(file, "certificat_medical",
+                                             b.child_id);
+            if (u.status === 401) {
+                dlg.close();
+                return expired();
+            }
+            if (!u.ok) {
+                ok.disabled = false;
+                msg.replaceChildren(alertBox(api.isMissing(u)
+                    ? "Le dépôt de justificatif en ligne n'est pas encore "
+                      + "disponible. Envoyez le certificat au service "
+                      + "enfance."
+                    : u.error.message));
+                return;
+            }
+            docId = String(E.pick(u.data, "id", "document_id"));
+            b.__certificat = docId;
+        }
         const r = await api.post("/api/absences",
                                  { booking_id: b.booking_id,
                                    reason: motif.value,
-                                   document_id: doc.value.trim() || null });
+                                   document_id: docId });
         ok.disabled = false;
         if (r.status === 401) {
             dlg.close();
@@ -565,7 +636,10 @@ function justify(b, who, what) {
 async function viewFactures() {
     const out = h("div", { id: "liste-factures" },
                   h("p", { class: "chargement" }, "Chargement…"));
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    const op = q.get("paiement");
     page("Mes factures",
+         op ? await E.paymentReturn(ctx, op) : null,
          h("p", { class: "info", id: "regle-paiement" },
            "Le paiement partiel n'est pas autorisé : chaque facture cochée "
            + "est payée en totalité."),
@@ -646,7 +720,9 @@ async function viewFactures() {
     if (debit) {
         out.replaceChildren(table, alertBox("Vous êtes en prélèvement "
             + "automatique : vos factures sont prélevées à l'échéance, "
-            + "pas de paiement en ligne.", "info"));
+            + "pas de paiement en ligne.", "info"),
+            h("p", {}, h("a", { href: "#/prelevement" },
+                         "Voir mon mandat de prélèvement")));
         return;
     }
 
@@ -666,7 +742,7 @@ async function viewFactures() {
         }
         const url = p.ok && p.data && (p.data.redirect_url
                                        || p.data.payment_url);
-        if (url && /^(https:\/\/|\/)/.test(url)) {
+        if (url && /^(https?:\/\/|\/)/.test(url)) {
             location.assign(url);
             return;
         }

@@ -1,0 +1,891 @@
+/*
+ * espace.js -- the family space served by guichet-office (docs/api.md,
+ * "The family space and the back office"): Mes inscriptions, Mes
+ * documents, the certificate upload of "Justifier une absence",
+ * Messagerie, Historique, Prélèvement automatique, Mot de passe (change,
+ * forgotten, reset) and the online payment's return.
+ *
+ * Each view gets the shared ctx of app.js (ctx.me, ctx.page,
+ * ctx.expired).  Answers that say the route does not exist (404/405/501)
+ * show "pas encore disponible" rather than an error.
+ */
+
+import * as api from "./api.js";
+import * as F from "./format.js";
+import { h, id, announce, alertBox } from "./dom.js";
+
+export function listOf(data, key) {
+    if (Array.isArray(data)) {
+        return data;
+    }
+    if (data && Array.isArray(data[key])) {
+        return data[key];
+    }
+    return [];
+}
+
+/* The first of the fields that is set. */
+export function pick(o, ...keys) {
+    for (const k of keys) {
+        if (o && o[k] !== undefined && o[k] !== null) {
+            return o[k];
+        }
+    }
+    return undefined;
+}
+
+export const STATUS_WORDS = {
+    demandee: "Demandée", deposee: "Déposée", validee: "Validée",
+    acceptee: "Acceptée", refusee: "Refusée", expiree: "Expirée",
+    paid: "Payée", payee: "Payée", pending: "En attente",
+    en_attente: "En attente", created: "En attente", refused: "Refusée",
+    abandoned: "Abandonnée", abandonnee: "Abandonnée", active: "Actif",
+    stopped: "Arrêté", arrete: "Arrêté", success: "Payée",
+    succeeded: "Payée", failed: "Refusée", cancelled: "Annulée",
+};
+
+export function statusTag(status) {
+    const kind = /^(validee|acceptee|paid|payee|success|succeeded|active)$/
+        .test(status) ? "ok"
+        : /^(refusee|refused|failed|expiree|abandon|cancel|stopped|arrete)/
+            .test(status) ? "ko" : "attente";
+    return h("span", { class: "etiquette " + kind },
+             STATUS_WORDS[status] || status || "—");
+}
+
+/* A day or an instant, shortly. */
+export function when(v) {
+    if (!v) {
+        return "—";
+    }
+    return String(v).length > 10 ? F.instantShort(v) : F.dayYear(v);
+}
+
+const DOC_TYPES = {
+    "fiche-sanitaire": "Fiche sanitaire",
+    "certificat_medical": "Certificat médical",
+    "justificatif-domicile": "Justificatif de domicile",
+    "attestation-assurance": "Attestation d'assurance",
+    "avis-imposition": "Avis d'imposition (quotient familial)",
+    "vaccinations": "Carnet de vaccinations",
+};
+
+export function docTypeName(t) {
+    return DOC_TYPES[t] || String(t || "—").replace(/[-_]/g, " ");
+}
+
+const ACCEPT = "application/pdf,image/jpeg,image/png,.pdf,.jpg,.jpeg,.png";
+
+/* POST the file as the body (the office checks its type by content). */
+export async function uploadDocument(file, type, childId) {
+    let path = "/api/documents?type=" + encodeURIComponent(type);
+    if (childId) {
+        path += "&child_id=" + encodeURIComponent(childId);
+    }
+    if (file.name) {
+        path += "&filename=" + encodeURIComponent(file.name);
+    }
+    return api.upload(path, file);
+}
+
+function notYet(ctx, title, what) {
+    ctx.page(title, h("p", { class: "info" }, what
+        + " n'est pas encore disponible en ligne. Contactez le service "
+        + "enfance de la mairie."));
+}
+
+function childName(me, cid) {
+    const c = (me.children || []).find((x) => x.id === cid);
+    return c ? c.first_name : (cid || "—");
+}
+
+function field(label, input, help) {
+    const hid = help ? id("aide") : null;
+    if (hid) {
+        input.setAttribute("aria-describedby", hid);
+    }
+    return h("div", { class: "champ" },
+             h("label", { for: input.id }, label), input,
+             help ? h("span", { id: hid, class: "discret" }, help) : null);
+}
+
+/* ---------------------------------------------------------------- */
+/* Mes inscriptions */
+
+export async function viewInscriptions(ctx) {
+    const me = ctx.me;
+    const out = h("div", { id: "liste-inscriptions" },
+                  h("p", { class: "chargement" }, "Chargement…"));
+    const msg = h("div", { "aria-live": "polite" });
+    const child = h("select", { id: "ins-enfant", required: true },
+        (me.children || []).map((c) => h("option", { value: c.id },
+                                          c.first_name)));
+    const act = h("select", { id: "ins-activite", required: true });
+    const today = F.todayParis();
+    const from = h("input", { type: "date", id: "ins-du", required: true,
+                              value: today });
+    const to = h("input", { type: "date", id: "ins-au", required: true,
+                            value: F.addDays(today, 364) });
+    const ok = h("button", { class: "bouton", type: "submit" },
+                 "Demander l'inscription");
+    const form = h("form", { class: "carte", id: "form-inscription",
+                             "aria-labelledby": "t-demande-ins" },
+        h("h2", { id: "t-demande-ins" }, "Demander une inscription"),
+        field("Enfant", child), field("Activité", act),
+        h("div", { class: "outils-periode" }, field("Du", from),
+          field("Au", to)),
+        msg, h("div", { class: "boutons" }, ok),
+        h("p", { class: "discret" }, "La demande est déposée ; la mairie "
+          + "la valide ou la refuse en indiquant un motif. Vous recevez un "
+          + "e-mail à chaque étape."));
+
+    ctx.page("Mes inscriptions", out, form);
+
+    const [ra, rl] = await Promise.all([api.get("/api/activities"),
+                                        api.get("/api/enrolments")]);
+    if (rl.status === 401) {
+        return ctx.expired();
+    }
+    const acts = ra.ok ? listOf(ra.data, "activities") : [];
+    act.replaceChildren(...acts.map((a) => h("option", { value: a.id },
+                                              a.name || a.id)));
+    const actName = (aid) => {
+        const a = acts.find((x) => x.id === aid);
+        return a ? a.name : aid;
+    };
+
+    if (api.isMissing(rl)) {
+        form.remove();
+        return notYet(ctx, "Mes inscriptions",
+                      "La demande d'inscription");
+    }
+    if (!rl.ok) {
+        out.replaceChildren(alertBox(rl.error.message));
+    } else {
+        const list = listOf(rl.data, "enrolments");
+        out.replaceChildren(list.length === 0
+            ? h("p", {}, "Aucune inscription.")
+            : h("div", { class: "tableau-defilant" }, h("table", {},
+                h("caption", {}, "Inscriptions de mes enfants"),
+                h("thead", {}, h("tr", {},
+                    h("th", { scope: "col" }, "Enfant"),
+                    h("th", { scope: "col" }, "Activité"),
+                    h("th", { scope: "col" }, "Période"),
+                    h("th", { scope: "col" }, "Statut"),
+                    h("th", { scope: "col" }, "Motif"))),
+                h("tbody", {}, list.map((e) => h("tr", {
+                        dataset: { inscription: String(pick(e, "id", "") ) } },
+                    h("td", {}, pick(e, "first_name")
+                                || childName(me, e.child_id)),
+                    h("td", {}, pick(e, "activity_name")
+                                || actName(e.activity_id)),
+                    h("td", {}, "du " + when(e.from) + " au "
+                                + when(e.to)),
+                    h("td", {}, statusTag(e.status)),
+                    h("td", {}, pick(e, "reason") || "")))))));
+    }
+
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        msg.replaceChildren();
+        if (!from.value || !to.value || to.value < from.value) {
+            msg.replaceChildren(alertBox("Indiquez une période valide (la "
+                                         + "fin après le début)."));
+            return;
+        }
+        ok.disabled = true;
+        const r = await api.post("/api/enrolments",
+                                 { child_id: child.value,
+                                   activity_id: act.value,
+                                   from: from.value, to: to.value });
+        ok.disabled = false;
+        if (r.status === 401) {
+            return ctx.expired();
+        }
+        if (!r.ok) {
+            msg.replaceChildren(alertBox(r.error.message));
+            return;
+        }
+        ctx.flash = { kind: "succes", text: "Demande d'inscription "
+                      + "déposée. La mairie vous répondra par e-mail." };
+        ctx.me = null;
+        ctx.route();
+    });
+}
+
+/* ---------------------------------------------------------------- */
+/* Mes documents */
+
+function documentsTable(me, list) {
+    return h("div", { class: "tableau-defilant" }, h("table", {},
+        h("caption", {}, "Documents déposés"),
+        h("thead", {}, h("tr", {},
+            h("th", { scope: "col" }, "Document"),
+            h("th", { scope: "col" }, "Enfant"),
+            h("th", { scope: "col" }, "Déposé le"),
+            h("th", { scope: "col" }, "Statut"),
+            h("th", { scope: "col" }, "Validité"),
+            h("th", { scope: "col" }, "Motif"))),
+        h("tbody", {}, list.map((d) => h("tr", {
+                dataset: { document: String(d.id) } },
+            h("td", {}, docTypeName(d.type),
+              d.filename ? h("span", { class: "discret" },
+                             " (" + d.filename + ")") : null),
+            h("td", {}, d.child_id ? childName(me, d.child_id) : "Famille"),
+            h("td", {}, when(pick(d, "uploaded_at", "created_at"))),
+            h("td", {}, statusTag(d.expired ? "expiree" : d.status)),
+            h("td", {}, d.valid_from || d.valid_to
+                ? (d.valid_from ? "du " + when(d.valid_from) + " " : "")
+                  + (d.valid_to ? "jusqu'au " + when(d.valid_to) : "")
+                : "—"),
+            h("td", {}, d.reason || ""))))));
+}
+
+export async function viewDocuments(ctx) {
+    const me = ctx.me;
+    const out = h("div", { id: "liste-documents" },
+                  h("p", { class: "chargement" }, "Chargement…"));
+    const msg = h("div", { "aria-live": "polite" });
+    const type = h("select", { id: "doc-type", required: true },
+        Object.entries(DOC_TYPES).map(([k, v]) =>
+            h("option", { value: k }, v)));
+    const child = h("select", { id: "doc-enfant" },
+        h("option", { value: "" }, "Toute la famille"),
+        (me.children || []).map((c) => h("option", { value: c.id },
+                                          c.first_name)));
+    const file = h("input", { type: "file", id: "doc-fichier",
+                              accept: ACCEPT, required: true });
+    const ok = h("button", { class: "bouton", type: "submit" }, "Envoyer");
+    const form = h("form", { class: "carte", id: "form-document",
+                             "aria-labelledby": "t-depot" },
+        h("h2", { id: "t-depot" }, "Déposer un document"),
+        field("Type de document", type),
+        field("Enfant concerné", child),
+        field("Fichier", file, "PDF, JPEG ou PNG, 5 Mo au plus."),
+        msg, h("div", { class: "boutons" }, ok));
+
+    ctx.page("Mes documents",
+             h("p", {}, "Les pièces demandées par une activité doivent être "
+               + "acceptées par la mairie et valides pour pouvoir "
+               + "réserver."),
+             out, form);
+
+    const r = await api.get("/api/documents");
+    if (r.status === 401) {
+        return ctx.expired();
+    }
+    if (api.isMissing(r)) {
+        return notYet(ctx, "Mes documents", "Le dépôt de documents");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+    } else {
+        const list = listOf(r.data, "documents");
+        out.replaceChildren(list.length ? documentsTable(me, list)
+                                        : h("p", {}, "Aucun document."));
+    }
+
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        msg.replaceChildren();
+        const f = file.files && file.files[0];
+        if (!f) {
+            msg.replaceChildren(alertBox("Choisissez un fichier."));
+            file.focus();
+            return;
+        }
+        ok.disabled = true;
+        const u = await uploadDocument(f, type.value, child.value);
+        ok.disabled = false;
+        if (u.status === 401) {
+            return ctx.expired();
+        }
+        if (!u.ok) {
+            msg.replaceChildren(alertBox(u.error.message));
+            return;
+        }
+        ctx.flash = { kind: "succes", text: "Document envoyé : la mairie "
+                      + "va le vérifier." };
+        ctx.route();
+    });
+}
+
+/* ---------------------------------------------------------------- */
+/* Messagerie */
+
+/* The number of unread messages (for the menu badge); null: unknown. */
+export async function unreadCount() {
+    const r = await api.get("/api/messages");
+    if (!r.ok) {
+        return null;
+    }
+    if (r.data && Number.isFinite(r.data.unread)) {
+        return r.data.unread;
+    }
+    return listOf(r.data, "threads").reduce((s, t) =>
+        s + (Number(t.unread) || 0), 0);
+}
+
+function messagesList(list) {
+    return h("ol", { class: "fil", id: "fil-messages" }, list.map((m) => {
+        const mine = m.from === "family" || m.author === "family"
+                     || m.direction === "in" || m.sender === "family";
+        return h("li", { class: "message " + (mine ? "moi" : "mairie") },
+            h("p", { class: "discret" },
+              (mine ? "Vous" : pick(m, "author_name", "staff", "author")
+                               || "La mairie")
+              + " — " + when(pick(m, "created_at", "at", "sent_at"))),
+            h("p", { class: "corps" }, pick(m, "body", "text") || ""));
+    }));
+}
+
+async function viewThread(ctx, tid) {
+    const out = h("div", {}, h("p", { class: "chargement" }, "Chargement…"));
+    ctx.page("Messagerie", h("p", {}, h("a", { href: "#/messagerie" },
+                                       "← Toutes les conversations")), out);
+    const r = await api.get("/api/messages/" + encodeURIComponent(tid));
+    if (r.status === 401) {
+        return ctx.expired();
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const t = r.data.thread || r.data;
+    const list = listOf(r.data, "messages");
+    const msg = h("div", { "aria-live": "polite" });
+    const body = h("textarea", { id: "msg-reponse", rows: "5",
+                                 required: true });
+    const ok = h("button", { class: "bouton", type: "submit" }, "Répondre");
+    const form = h("form", { class: "carte" },
+                   field("Votre réponse", body), msg,
+                   h("div", { class: "boutons" }, ok));
+    out.replaceChildren(h("h2", {}, pick(t, "subject") || "Conversation"),
+                        messagesList(list), form);
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        if (!body.value.trim()) {
+            msg.replaceChildren(alertBox("Écrivez votre message."));
+            return;
+        }
+        ok.disabled = true;
+        const p = await api.post("/api/messages/" + encodeURIComponent(tid),
+                                 { body: body.value.trim() });
+        ok.disabled = false;
+        if (p.status === 401) {
+            return ctx.expired();
+        }
+        if (!p.ok) {
+            msg.replaceChildren(alertBox(p.error.message));
+            return;
+        }
+        ctx.flash = { kind: "succes", text: "Message envoyé." };
+        ctx.route();
+    });
+    ctx.refreshBadge();
+}
+
+export async function viewMessagerie(ctx) {
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    if (q.get("fil")) {
+        return viewThread(ctx, q.get("fil"));
+    }
+    const out = h("div", { id: "liste-fils" },
+                  h("p", { class: "chargement" }, "Chargement…"));
+    const msg = h("div", { "aria-live": "polite" });
+    const subject = h("input", { type: "text", id: "msg-sujet",
+                                 required: true, maxlength: "200" });
+    const service = h("select", { id: "msg-service" },
+        h("option", { value: "enfance" }, "Service enfance"),
+        h("option", { value: "regie" }, "Régie (factures, paiements)"),
+        h("option", { value: "scolaire" }, "Restauration scolaire"));
+    const body = h("textarea", { id: "msg-corps", rows: "6",
+                                 required: true });
+    const ok = h("button", { class: "bouton", type: "submit" },
+                 "Envoyer le message");
+    const form = h("form", { class: "carte", "aria-labelledby": "t-nouveau" },
+        h("h2", { id: "t-nouveau" }, "Nouveau message"),
+        field("Service", service), field("Objet", subject),
+        field("Message", body), msg, h("div", { class: "boutons" }, ok));
+
+    ctx.page("Messagerie", out, form);
+    const r = await api.get("/api/messages");
+    if (r.status === 401) {
+        return ctx.expired();
+    }
+    if (api.isMissing(r)) {
+        return notYet(ctx, "Messagerie", "La messagerie");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+    } else {
+        const list = listOf(r.data, "threads");
+        out.replaceChildren(list.length === 0
+            ? h("p", {}, "Aucune conversation.")
+            : h("ul", { class: "fils" }, list.map((t) => {
+                const n = Number(t.unread) || 0;
+                return h("li", { dataset: { fil: String(t.id) } },
+                    h("a", { href: "#/messagerie?fil="
+                                   + encodeURIComponent(t.id) },
+                      pick(t, "subject") || "Sans objet"),
+                    " ", h("span", { class: "discret" },
+                           (t.service ? t.service + " · " : "")
+                           + when(pick(t, "last_at", "updated_at",
+                                       "created_at"))),
+                    n ? h("span", { class: "etiquette attente pastille" },
+                          n + (n > 1 ? " non lus" : " non lu")) : null);
+            })));
+    }
+    ctx.refreshBadge();
+
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        msg.replaceChildren();
+        if (!subject.value.trim() || !body.value.trim()) {
+            msg.replaceChildren(alertBox("Indiquez l'objet et le message."));
+            return;
+        }
+        ok.disabled = true;
+        const p = await api.post("/api/messages",
+                                 { service: service.value,
+                                   subject: subject.value.trim(),
+                                   body: body.value.trim() });
+        ok.disabled = false;
+        if (p.status === 401) {
+            return ctx.expired();
+        }
+        if (!p.ok) {
+            msg.replaceChildren(alertBox(p.error.message));
+            return;
+        }
+        ctx.flash = { kind: "succes", text: "Message envoyé." };
+        ctx.route();
+    });
+}
+
+/* ---------------------------------------------------------------- */
+/* Historique */
+
+export async function viewHistorique(ctx) {
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    const par = q.get("par") === "semaine" ? "semaine" : "mois";
+    const today = F.todayParis();
+    const anchor = /^\d{4}-\d\d-\d\d$/.test(q.get("du") || "")
+        ? q.get("du") : today;
+    const from = par === "semaine" ? F.mondayOf(anchor)
+                                   : anchor.slice(0, 8) + "01";
+    const to = par === "semaine" ? F.addDays(from, 6) : F.lastOfMonth(from);
+    const go = (p, d) => { location.hash = "#/historique?par=" + p
+                                           + "&du=" + d; };
+    const prev = par === "semaine" ? F.addDays(from, -7)
+                                   : F.addDays(from, -1).slice(0, 8) + "01";
+    const next = F.addDays(to, 1);
+
+    const bascule = h("div", { class: "bascule", role: "group",
+                               "aria-label": "Période" },
+        h("button", { type: "button", "aria-pressed": String(par === "semaine"),
+                      onclick: () => go("semaine", from) }, "Semaine"),
+        h("button", { type: "button", "aria-pressed": String(par === "mois"),
+                      onclick: () => go("mois", from) }, "Mois"));
+    const out = h("div", { id: "historique" },
+                  h("p", { class: "chargement" }, "Chargement…"));
+    ctx.page("Historique",
+        h("div", { class: "outils-periode" }, bascule,
+          h("button", { class: "bouton second", type: "button",
+                        onclick: () => go(par, prev) }, "Précédent"),
+          h("button", { class: "bouton second", type: "button",
+                        onclick: () => go(par, next) }, "Suivant")),
+        h("p", { id: "periode-historique" }, par === "semaine"
+          ? "Semaine du " + F.dayLong(from) + " au " + F.dayLong(to)
+          : "Mois de " + F.monthName(from)),
+        out);
+
+    const r = await api.get("/api/history?from=" + from + "&to=" + to);
+    if (r.status === 401) {
+        return ctx.expired();
+    }
+    if (api.isMissing(r)) {
+        return notYet(ctx, "Historique", "L'historique");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const cx = listOf(r.data && r.data.connections, "connections");
+    const pays = listOf(r.data && r.data.payments, "payments");
+    out.replaceChildren(
+        h("h2", {}, "Connexions"),
+        cx.length === 0 ? h("p", {}, "Aucune connexion sur la période.")
+        : h("div", { class: "tableau-defilant" }, h("table", {
+                id: "table-connexions" },
+            h("caption", { class: "visually-hidden" }, "Connexions"),
+            h("thead", {}, h("tr", {},
+                h("th", { scope: "col" }, "Date"),
+                h("th", { scope: "col" }, "Heure"),
+                h("th", { scope: "col" }, "Adresse IP"))),
+            h("tbody", {}, cx.map((c) => {
+                const at = pick(c, "at", "created_at", "date");
+                return h("tr", {},
+                    h("td", {}, at ? F.dayYear(F.todayParis(Date.parse(at)))
+                                   : "—"),
+                    h("td", {}, at ? F.time(at) : "—"),
+                    h("td", {}, c.ip || "—"));
+            })))),
+        h("h2", {}, "Paiements"),
+        pays.length === 0 ? h("p", {}, "Aucun paiement sur la période.")
+        : h("div", { class: "tableau-defilant" }, h("table", {
+                id: "table-paiements" },
+            h("caption", { class: "visually-hidden" }, "Paiements"),
+            h("thead", {}, h("tr", {},
+                h("th", { scope: "col" }, "Date"),
+                h("th", { scope: "col" }, "Moyen"),
+                h("th", { scope: "col" }, "Factures"),
+                h("th", { scope: "col", class: "montant" }, "Montant"),
+                h("th", { scope: "col" }, "État"))),
+            h("tbody", {}, pays.map((p) => h("tr", {},
+                h("td", {}, when(pick(p, "paid_at", "at", "created_at"))),
+                h("td", {}, { online: "En ligne", payfip: "En ligne",
+                              direct_debit: "Prélèvement",
+                              counter: "À la régie" }[p.method]
+                            || p.method || "—"),
+                h("td", {}, (p.invoice_numbers || p.invoices
+                             || p.invoice_ids || []).join(", ")),
+                h("td", { class: "montant" },
+                  F.euros(pick(p, "amount_cents", "total_cents"))),
+                h("td", {}, statusTag(p.status))))))));
+}
+
+/* ---------------------------------------------------------------- */
+/* Paiement en ligne: the return from the provider */
+
+/* The answer of GET /api/payments/{id}, shown above the invoices. */
+export async function paymentReturn(ctx, op) {
+    const box = h("div", { id: "retour-paiement", "aria-live": "polite" },
+                  h("p", { class: "chargement" },
+                    "Vérification du paiement…"));
+    let r;
+    /* The provider's notification may reach us just after the browser:
+     * a pending operation is asked again a few times. */
+    for (let i = 0; i < 6; i++) {
+        r = await api.get("/api/payments/" + encodeURIComponent(op));
+        if (!r.ok || !/^(pending|created|en_attente)$/.test(r.data.status)) {
+            break;
+        }
+        await api.sleep(1000);
+    }
+    if (r.status === 401) {
+        ctx.expired();
+        return box;
+    }
+    if (!r.ok) {
+        box.replaceChildren(alertBox(r.error.message));
+        return box;
+    }
+    const p = r.data;
+    const amount = F.euros(pick(p, "amount_cents", "total_cents"));
+    const st = p.status;
+    let text;
+    let kind = "info";
+    if (/^(paid|payee|success|succeeded)$/.test(st)) {
+        text = "Paiement accepté : " + amount + " payés. Merci.";
+        kind = "succes";
+    } else if (/^(refused|refusee|failed)$/.test(st)) {
+        text = "Paiement refusé : vos factures restent à payer.";
+        kind = "alerte";
+    } else if (/^(abandoned|abandonnee|cancelled)$/.test(st)) {
+        text = "Paiement abandonné : vos factures restent à payer.";
+        kind = "alerte";
+    } else {
+        text = "Paiement en attente de confirmation par la DGFiP. "
+               + "Revenez dans quelques minutes.";
+    }
+    box.replaceChildren(h("div", { class: kind, role: "status",
+                                   dataset: { statut: st } },
+        h("p", {}, h("strong", {}, text)),
+        h("p", { class: "discret" }, "Opération N° " + (p.id || op)
+          + " — ", statusTag(st))));
+    announce(text);
+    return box;
+}
+
+/* ---------------------------------------------------------------- */
+/* Prélèvement automatique */
+
+/* IBAN checksum (ISO 13616, mod 97), to warn before sending. */
+export function ibanOk(iban) {
+    const s = iban.replace(/\s+/g, "").toUpperCase();
+    if (!/^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$/.test(s)) {
+        return false;
+    }
+    const r = s.slice(4) + s.slice(0, 4);
+    let m = 0;
+    for (const ch of r) {
+        const v = /\d/.test(ch) ? ch : String(ch.charCodeAt(0) - 55);
+        for (const d of v) {
+            m = (m * 10 + Number(d)) % 97;
+        }
+    }
+    return m === 1;
+}
+
+export async function viewPrelevement(ctx) {
+    const out = h("div", { id: "mandat" },
+                  h("p", { class: "chargement" }, "Chargement…"));
+    ctx.page("Prélèvement automatique",
+        h("p", {}, "Avec le prélèvement automatique, vos factures sont "
+          + "prélevées chaque mois à l'échéance ; le paiement en ligne "
+          + "n'est alors plus proposé."), out);
+    const r = await api.get("/api/direct-debit");
+    if (r.status === 401) {
+        return ctx.expired();
+    }
+    if (api.isMissing(r) && r.error.code !== "not_found") {
+        return notYet(ctx, "Prélèvement automatique",
+                      "Le prélèvement automatique");
+    }
+    const m = r.ok ? (r.data.mandate || r.data) : null;
+    const active = m && (m.active === true || m.status === "active"
+                         || (m.iban_masked && !m.ended_at)
+                         || (m.iban && !m.ended_at && m.status !== "stopped"));
+    const msg = h("div", { "aria-live": "polite" });
+
+    if (active) {
+        const stop = h("button", { class: "bouton danger", type: "button" },
+                       "Arrêter le prélèvement");
+        out.replaceChildren(h("section", { class: "carte",
+                                           "aria-labelledby": "t-mandat" },
+            h("h2", { id: "t-mandat" }, "Mandat en cours"),
+            h("dl", { class: "fiche" },
+              h("dt", {}, "Titulaire du compte"),
+              h("dd", {}, pick(m, "holder", "account_holder") || "—"),
+              h("dt", {}, "IBAN"),
+              h("dd", { id: "mandat-iban" },
+                pick(m, "iban_masked", "iban") || "—"),
+              h("dt", {}, "BIC"), h("dd", {}, m.bic || "—"),
+              h("dt", {}, "Référence unique du mandat"),
+              h("dd", { id: "mandat-rum" },
+                pick(m, "mandate_ref", "rum", "reference") || "—"),
+              h("dt", {}, "Signé le"),
+              h("dd", {}, when(pick(m, "signed_on", "mandate_date",
+                                    "signed_at")))),
+            msg, h("div", { class: "boutons" }, stop)));
+        stop.addEventListener("click", async () => {
+            stop.disabled = true;
+            const d = await api.del("/api/direct-debit");
+            if (d.status === 401) {
+                return ctx.expired();
+            }
+            if (!d.ok) {
+                stop.disabled = false;
+                msg.replaceChildren(alertBox(d.error.message));
+                return;
+            }
+            ctx.flash = { kind: "succes", text: "Prélèvement automatique "
+                          + "arrêté. Vous pouvez payer en ligne." };
+            ctx.me = null;
+            ctx.route();
+        });
+        return;
+    }
+
+    const holder = h("input", { type: "text", id: "pr-titulaire",
+                                required: true, autocomplete: "name" });
+    const iban = h("input", { type: "text", id: "pr-iban", required: true,
+                              autocomplete: "off", spellcheck: "false",
+                              inputmode: "text" });
+    const bic = h("input", { type: "text", id: "pr-bic", required: true,
+                             autocomplete: "off", spellcheck: "false" });
+    const agree = h("input", { type: "checkbox", id: "pr-accord",
+                               required: true });
+    const ok = h("button", { class: "bouton", type: "submit" },
+                 "Souscrire au prélèvement");
+    const form = h("form", { class: "carte", "aria-labelledby": "t-souscr" },
+        h("h2", { id: "t-souscr" }, "Souscrire"),
+        field("Titulaire du compte", holder),
+        field("IBAN", iban, "Par exemple FR76 3000 6000 0112 3456 7890 "
+              + "189."),
+        field("BIC", bic, "8 ou 11 caractères, par exemple AGRIFRPP."),
+        h("div", { class: "choix" }, h("label", { for: "pr-accord" }, agree,
+          "J'autorise la commune à prélever mes factures sur ce compte "
+          + "(mandat SEPA).")),
+        msg, h("div", { class: "boutons" }, ok));
+    out.replaceChildren(r.ok || r.status === 404 ? form
+                                                 : alertBox(r.error.message),
+                        r.ok || r.status === 404 ? null : form);
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        msg.replaceChildren();
+        const i = iban.value.replace(/\s+/g, "").toUpperCase();
+        if (!holder.value.trim()) {
+            msg.replaceChildren(alertBox("Indiquez le titulaire du compte."));
+            return;
+        }
+        if (!ibanOk(i)) {
+            msg.replaceChildren(alertBox("Cet IBAN n'est pas valide : "
+                                         + "vérifiez-le."));
+            iban.focus();
+            return;
+        }
+        if (!agree.checked) {
+            msg.replaceChildren(alertBox("Cochez l'autorisation de "
+                                         + "prélèvement."));
+            return;
+        }
+        ok.disabled = true;
+        const p = await api.post("/api/direct-debit",
+                                 { holder: holder.value.trim(), iban: i,
+                                   bic: bic.value.replace(/\s+/g, "")
+                                        .toUpperCase() });
+        ok.disabled = false;
+        if (p.status === 401) {
+            return ctx.expired();
+        }
+        if (!p.ok) {
+            msg.replaceChildren(alertBox(p.error.message));
+            return;
+        }
+        ctx.flash = { kind: "succes", text: "Prélèvement automatique "
+                      + "enregistré." };
+        ctx.me = null;
+        ctx.route();
+    });
+}
+
+/* ---------------------------------------------------------------- */
+/* Mot de passe */
+
+function newPasswordFields(prefix) {
+    const a = h("input", { type: "password", id: prefix + "-nouveau",
+                           required: true, autocomplete: "new-password",
+                           minlength: "10" });
+    const b = h("input", { type: "password", id: prefix + "-confirme",
+                           required: true, autocomplete: "new-password" });
+    return { a, b, nodes: [
+        field("Nouveau mot de passe", a, "10 caractères au moins."),
+        field("Confirmez le nouveau mot de passe", b)] };
+}
+
+function checkNew(f, msg) {
+    if (f.a.value.length < 10) {
+        msg.replaceChildren(alertBox("Le nouveau mot de passe doit faire "
+                                     + "10 caractères au moins."));
+        f.a.focus();
+        return false;
+    }
+    if (f.a.value !== f.b.value) {
+        msg.replaceChildren(alertBox("Les deux mots de passe ne sont pas "
+                                     + "identiques."));
+        f.b.focus();
+        return false;
+    }
+    return true;
+}
+
+export function viewMotDePasse(ctx) {
+    const msg = h("div", { "aria-live": "polite" });
+    const old = h("input", { type: "password", id: "mdp-actuel",
+                             required: true,
+                             autocomplete: "current-password" });
+    const f = newPasswordFields("mdp");
+    const ok = h("button", { class: "bouton", type: "submit" },
+                 "Changer le mot de passe");
+    const form = h("form", { class: "carte" },
+        field("Mot de passe actuel", old), ...f.nodes, msg,
+        h("div", { class: "boutons" }, ok),
+        h("p", { class: "discret" }, "Vos autres sessions (autres "
+          + "appareils) seront fermées."));
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        msg.replaceChildren();
+        if (!old.value || !checkNew(f, msg)) {
+            return;
+        }
+        ok.disabled = true;
+        const r = await api.post("/api/password",
+                                 { old_password: old.value,
+                                   new_password: f.a.value });
+        ok.disabled = false;
+        if (r.status === 401 && !(r.error && r.error.code
+                                  === "bad_password")) {
+            return ctx.expired();
+        }
+        if (!r.ok) {
+            msg.replaceChildren(alertBox(r.error.message));
+            return;
+        }
+        old.value = f.a.value = f.b.value = "";
+        msg.replaceChildren(alertBox("Mot de passe changé. Vos autres "
+                                     + "sessions sont fermées.", "succes"));
+    });
+    ctx.page("Mot de passe", form);
+}
+
+export function viewMotDePasseOublie(ctx) {
+    const msg = h("div", { "aria-live": "polite" });
+    const login = h("input", { type: "text", id: "oubli-identifiant",
+                               required: true, autocomplete: "username",
+                               autocapitalize: "none" });
+    const ok = h("button", { class: "bouton", type: "submit" },
+                 "Recevoir un lien");
+    const form = h("form", { class: "carte" },
+        h("p", {}, "Indiquez votre identifiant : un lien pour choisir un "
+          + "nouveau mot de passe est envoyé à l'adresse e-mail de votre "
+          + "famille. Il ne sert qu'une fois et expire rapidement."),
+        field("Identifiant", login), msg,
+        h("div", { class: "boutons" }, ok,
+          h("a", { href: "#/connexion" }, "Retour à la connexion")));
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        if (!login.value.trim()) {
+            msg.replaceChildren(alertBox("Indiquez votre identifiant."));
+            return;
+        }
+        ok.disabled = true;
+        const r = await api.post("/api/password/forgot",
+                                 { login: login.value.trim() });
+        ok.disabled = false;
+        if (!r.ok) {
+            msg.replaceChildren(alertBox(r.error.message));
+            return;
+        }
+        msg.replaceChildren(alertBox("Si cet identifiant existe, un e-mail "
+            + "vient de partir avec le lien. Pensez à regarder vos "
+            + "courriers indésirables.", "succes"));
+    });
+    ctx.page("Mot de passe oublié", form);
+}
+
+export function viewNouveauMotDePasse(ctx) {
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    const token = q.get("jeton") || "";
+    const msg = h("div", { "aria-live": "polite" });
+    const f = newPasswordFields("reinit");
+    const ok = h("button", { class: "bouton", type: "submit" },
+                 "Enregistrer le mot de passe");
+    const form = h("form", { class: "carte" }, ...f.nodes, msg,
+                   h("div", { class: "boutons" }, ok));
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        msg.replaceChildren();
+        if (!checkNew(f, msg)) {
+            return;
+        }
+        ok.disabled = true;
+        const r = await api.post("/api/password/reset",
+                                 { token, password: f.a.value });
+        if (!r.ok) {
+            ok.disabled = false;
+            msg.replaceChildren(alertBox(r.error.message));
+            return;
+        }
+        ctx.flash = { kind: "succes", text: "Mot de passe enregistré. "
+                      + "Connectez-vous avec le nouveau mot de passe." };
+        location.hash = "#/connexion";
+    });
+    if (!token) {
+        ctx.page("Nouveau mot de passe", alertBox("Ce lien est incomplet. "
+            + "Demandez un nouveau lien depuis « Mot de passe oublié ? »."));
+        return;
+    }
+    ctx.page("Nouveau mot de passe", form);
+}
