@@ -461,4 +461,21 @@ int gch_render_error(const gch_error_t *err, const gch_alloc_t *a,
     char **out, size_t *len);
 
 
+/* ------------------------------------------------------------------ */
+/* uploaded documents (sniff.c)                                        */
+
+/* The media type of a document by its first bytes: "application/pdf",
+ * "image/jpeg", "image/png" (static strings), or NULL for anything else.
+ * Reads at most the first 16 of len bytes. */
+const char *gch_sniff_document(const uint8_t *p, size_t len);
+
+/* A file name safe to store and to send back, from len bytes of in (a
+ * client's name, possibly a path): the last path segment, letters, digits,
+ * '-', '_' and inner dots kept, runs of anything else turned into one '_',
+ * "document" when nothing is left.  Writes at most size - 1 bytes and a
+ * NUL into out (size > 0); returns the length written. */
+size_t gch_filename_clean(const char *in, size_t len, char *out,
+    size_t size);
+
+
 #endif /* GCH_H */

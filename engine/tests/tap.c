@@ -181,6 +181,7 @@ tgolden(const char *expected, const char *got, const char *name)
 void test_book(void);
 void test_cancel(void);
 void test_render(void);
+void test_sniff(void);
 
 
 int
@@ -194,6 +195,7 @@ main(void)
     test_book();
     test_cancel();
     test_render();
+    test_sniff();
 
     return tap_done();
 }
