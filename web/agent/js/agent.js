@@ -1,0 +1,963 @@
+/*
+ * agent.js -- the town's back office (web/agent/): a small hash-routed
+ * page set for staff, on the /api/staff/ routes of guichet-office and the
+ * module's counter (POST /api/staff/bookings), docs/api.md.
+ *
+ * Staff routes take a bearer token only (never the cookie): the token of
+ * POST /api/staff/session is kept in sessionStorage (this tab only) and
+ * sent as Authorization; requests go without credentials, so that a
+ * family cookie of the same browser is never mixed in.
+ *
+ * Routes: #/connexion #/inscriptions #/documents #/familles
+ *         #/familles?id=F #/guichet #/facturation #/paiements
+ *         #/messagerie #/journal
+ */
+
+import * as F from "../../js/format.js";
+import { h, id, announce, alertBox } from "../../js/dom.js";
+
+const main = document.getElementById("contenu");
+const nav = document.getElementById("nav");
+const KEY = "guichet.agent";
+
+const RANK = { agent: 1, regie: 2, admin: 3 };
+
+let staff = null;          /* {token, login, role, name} */
+try {
+    staff = JSON.parse(sessionStorage.getItem(KEY) || "null");
+} catch (e) {
+    staff = null;
+}
+
+/* ---------------------------------------------------------------- */
+/* the API */
+
+const NETWORK = "Connexion au serveur impossible. Réessayez.";
+
+async function call(method, path, body, headers) {
+    const init = { method, credentials: "omit", cache: "no-store",
+                   headers: Object.assign({ Accept: "application/json" },
+                                          headers || {}) };
+    if (staff && staff.token) {
+        init.headers.Authorization = "Bearer " + staff.token;
+    }
+    if (body !== undefined) {
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+        res = await fetch(path, init);
+    } catch (e) {
+        return { ok: false, status: 0, data: null,
+                 error: { code: "network", message: NETWORK } };
+    }
+    let data = null;
+    if ((res.headers.get("Content-Type") || "").includes("json")) {
+        try {
+            data = await res.json();
+        } catch (e) {
+            data = null;
+        }
+    }
+    const out = { ok: res.ok, status: res.status, data, error: null,
+                  headers: res.headers };
+    if (!res.ok) {
+        out.error = (data && data.error) || { code: "http_" + res.status,
+            message: "Erreur " + res.status + " du serveur." };
+    }
+    if (res.status === 401 && path !== "/api/staff/session") {
+        expired();
+    }
+    return out;
+}
+
+const get = (p) => call("GET", p);
+const post = (p, b, hd) => call("POST", p, b, hd);
+const put = (p, b) => call("PUT", p, b);
+const del = (p) => call("DELETE", p);
+
+function missing(r) {
+    return r.status === 404 || r.status === 405 || r.status === 501;
+}
+
+function listOf(data, key) {
+    if (Array.isArray(data)) {
+        return data;
+    }
+    if (data && Array.isArray(data[key])) {
+        return data[key];
+    }
+    return [];
+}
+
+function pick(o, ...keys) {
+    for (const k of keys) {
+        if (o && o[k] !== undefined && o[k] !== null) {
+            return o[k];
+        }
+    }
+    return undefined;
+}
+
+function newKey() {
+    return crypto.randomUUID().replace(/-/g, "");
+}
+
+/* ---------------------------------------------------------------- */
+/* the page frame */
+
+let flash = null;
+
+function page(title, ...nodes) {
+    document.title = title + " – Guichet agent";
+    const f = flash;
+    flash = null;
+    main.replaceChildren(h("h1", {}, title),
+                         f ? alertBox(f.text, f.kind) : null,
+                         ...nodes.filter((n) => n));
+}
+
+function expired() {
+    if (!staff) {
+        return;
+    }
+    staff = null;
+    sessionStorage.removeItem(KEY);
+    flash = { kind: "info", text: "Votre session a expiré. "
+              + "Reconnectez-vous." };
+    location.hash = "#/connexion";
+}
+
+function field(label, input, help) {
+    const hid = help ? id("aide") : null;
+    if (hid) {
+        input.setAttribute("aria-describedby", hid);
+    }
+    return h("div", { class: "champ" },
+             h("label", { for: input.id }, label), input,
+             help ? h("span", { id: hid, class: "discret" }, help) : null);
+}
+
+const WORDS = {
+    demandee: "Demandée", deposee: "Déposée", validee: "Validée",
+    acceptee: "Acceptée", refusee: "Refusée", paid: "Payée",
+    payee: "Payée", pending: "En attente", refused: "Refusée",
+    abandoned: "Abandonnée", present: "Présent", absent: "Absent",
+    absent_justifie: "Absence justifiée", confirmed: "Réservée",
+    cancelled: "Annulée", justified: "Absence justifiée",
+};
+
+function tag(st) {
+    const kind = /^(validee|acceptee|paid|payee|present|confirmed)$/.test(st)
+        ? "ok" : /^(refusee|refused|absent|cancelled|abandoned)$/.test(st)
+            ? "ko" : "attente";
+    return h("span", { class: "etiquette " + kind }, WORDS[st] || st || "—");
+}
+
+function when(v) {
+    if (!v) {
+        return "—";
+    }
+    return String(v).length > 10 ? F.instantShort(v) : F.dayYear(v);
+}
+
+function table(caption, heads, rows, attrs) {
+    return h("div", { class: "tableau-defilant" }, h("table", attrs || {},
+        h("caption", {}, caption),
+        h("thead", {}, h("tr", {}, heads.map((x) =>
+            h("th", { scope: "col" }, x)))),
+        h("tbody", {}, rows)));
+}
+
+function loading() {
+    return h("p", { class: "chargement" }, "Chargement…");
+}
+
+function notYet(title, what) {
+    page(title, h("p", { class: "info" }, what + " n'est pas encore "
+                  + "disponible."));
+}
+
+/* A reason asked in a dialog; resolves to the text or null. */
+function askReason(title, intro) {
+    return new Promise((done) => {
+        const tid = id("dlg");
+        const input = h("textarea", { id: id("motif"), rows: "3",
+                                      required: true });
+        const err = h("div", { "aria-live": "polite" });
+        const ok = h("button", { class: "bouton danger", type: "submit" },
+                     "Refuser");
+        const form = h("form", { method: "dialog" }, h("p", {}, intro),
+            field("Motif du refus (envoyé à la famille)", input), err,
+            h("div", { class: "boutons" }, ok,
+              h("button", { class: "bouton second", type: "button",
+                            onclick: () => { dlg.close(); } }, "Annuler")));
+        const dlg = h("dialog", { "aria-labelledby": tid },
+                      h("h2", { id: tid }, title), form);
+        let value = null;
+        form.addEventListener("submit", (ev) => {
+            if (!input.value.trim()) {
+                ev.preventDefault();
+                err.replaceChildren(alertBox("Indiquez un motif."));
+                return;
+            }
+            value = input.value.trim();
+        });
+        dlg.addEventListener("close", () => {
+            dlg.remove();
+            done(value);
+        });
+        document.body.appendChild(dlg);
+        dlg.showModal();
+    });
+}
+
+/* ---------------------------------------------------------------- */
+/* Connexion */
+
+function viewConnexion() {
+    const err = h("div", { "aria-live": "assertive" });
+    const login = h("input", { type: "text", id: "ag-identifiant",
+                               autocomplete: "username", required: true,
+                               autocapitalize: "none",
+                               spellcheck: "false" });
+    const pass = h("input", { type: "password", id: "ag-motdepasse",
+                              autocomplete: "current-password",
+                              required: true });
+    const btn = h("button", { class: "bouton", type: "submit" },
+                  "Connexion");
+    const form = h("form", { class: "carte", novalidate: true },
+        field("Identifiant agent", login), field("Mot de passe", pass), err,
+        h("div", { class: "boutons" }, btn));
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        err.replaceChildren();
+        if (!login.value.trim() || !pass.value) {
+            err.replaceChildren(alertBox("Indiquez votre identifiant et "
+                                         + "votre mot de passe."));
+            return;
+        }
+        btn.disabled = true;
+        const r = await post("/api/staff/session",
+                             { login: login.value.trim(),
+                               password: pass.value });
+        btn.disabled = false;
+        if (!r.ok) {
+            err.replaceChildren(alertBox(r.status === 401
+                ? "Identifiant ou mot de passe incorrect."
+                : r.error.message));
+            pass.value = "";
+            pass.focus();
+            return;
+        }
+        staff = { token: r.data.token,
+                  login: pick(r.data, "login") || login.value.trim(),
+                  role: pick(r.data, "role") || "agent",
+                  name: pick(r.data, "name") || "" };
+        sessionStorage.setItem(KEY, JSON.stringify(staff));
+        location.hash = "#/inscriptions";
+    });
+    page("Connexion au back office", form);
+}
+
+/* ---------------------------------------------------------------- */
+/* Inscriptions à traiter */
+
+async function viewInscriptions() {
+    const out = h("div", { id: "inscriptions" }, loading());
+    page("Inscriptions à traiter", out);
+    const r = await get("/api/staff/enrolments?status=demandee");
+    if (missing(r)) {
+        return notYet("Inscriptions à traiter", "Le traitement des "
+                      + "inscriptions");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = listOf(r.data, "enrolments")
+        .filter((e) => !e.status || e.status === "demandee");
+    if (list.length === 0) {
+        out.replaceChildren(h("p", {}, "Aucune demande d'inscription en "
+                                       + "attente."));
+        return;
+    }
+    const decide = async (e, ok, who) => {
+        let body = {};
+        if (!ok) {
+            const reason = await askReason("Refuser l'inscription", who);
+            if (!reason) {
+                return;
+            }
+            body = { reason };
+        }
+        const p = await post("/api/staff/enrolments/"
+                             + encodeURIComponent(e.id)
+                             + (ok ? "/validate" : "/refuse"), body);
+        if (!p.ok) {
+            out.prepend(alertBox(p.error.message));
+            return;
+        }
+        flash = { kind: "succes", text: "Inscription " + (ok ? "validée"
+                  : "refusée") + " : " + who + "." };
+        route();
+    };
+    out.replaceChildren(table("Demandes d'inscription", ["Famille",
+        "Enfant", "Activité", "Période", "Demandée le", "Décision"],
+        list.map((e) => {
+            const who = (pick(e, "first_name", "child_name") || e.child_id)
+                        + " — " + (pick(e, "activity_name") || e.activity_id);
+            return h("tr", { dataset: { inscription: String(e.id) } },
+                h("td", {}, h("a", { href: "#/familles?id="
+                                     + encodeURIComponent(e.family_id) },
+                              pick(e, "family_name") || e.family_id)),
+                h("td", {}, pick(e, "first_name", "child_name")
+                            || e.child_id),
+                h("td", {}, pick(e, "activity_name") || e.activity_id),
+                h("td", {}, "du " + when(e.from) + " au " + when(e.to)),
+                h("td", {}, when(e.requested_at)),
+                h("td", {}, h("div", { class: "boutons" },
+                    h("button", { class: "bouton petit", type: "button",
+                                  "aria-label": "Valider : " + who,
+                                  onclick: () => decide(e, true, who) },
+                      "Valider"),
+                    h("button", { class: "bouton danger petit",
+                                  type: "button",
+                                  "aria-label": "Refuser : " + who,
+                                  onclick: () => decide(e, false, who) },
+                      "Refuser"))));
+        })));
+}
+
+/* ---------------------------------------------------------------- */
+/* Documents à valider */
+
+async function openFile(d) {
+    /* the file needs the bearer token: fetched, then shown from a blob */
+    const res = await fetch("/api/staff/documents/"
+                            + encodeURIComponent(d.id) + "/file",
+                            { credentials: "omit", headers: {
+                                Authorization: "Bearer " + staff.token } });
+    if (!res.ok) {
+        announce("Fichier introuvable.");
+        return null;
+    }
+    const blob = await res.blob();
+    const url = URL.createObjectURL(blob);
+    window.open(url, "_blank", "noopener");
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    return blob;
+}
+
+async function viewDocuments() {
+    const out = h("div", { id: "documents" }, loading());
+    page("Documents à valider", out);
+    const r = await get("/api/staff/documents?status=deposee");
+    if (missing(r)) {
+        return notYet("Documents à valider", "La validation des documents");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = listOf(r.data, "documents")
+        .filter((d) => !d.status || d.status === "deposee");
+    if (list.length === 0) {
+        out.replaceChildren(h("p", {}, "Aucun document à valider."));
+        return;
+    }
+    const today = F.todayParis();
+    out.replaceChildren(...list.map((d) => {
+        const fromI = h("input", { type: "date", id: "doc-du-" + d.id,
+                                   value: today });
+        const toI = h("input", { type: "date", id: "doc-au-" + d.id,
+                                 value: F.addDays(today, 364) });
+        const err = h("div", { "aria-live": "polite" });
+        const who = (pick(d, "family_name") || d.family_id)
+                    + (d.child_id ? " — " + (pick(d, "first_name",
+                                                 "child_name")
+                                             || d.child_id) : "");
+        const accept = async () => {
+            if (!fromI.value || !toI.value || toI.value < fromI.value) {
+                err.replaceChildren(alertBox("Indiquez des dates de validité "
+                                             + "(la fin après le début)."));
+                return;
+            }
+            const p = await post("/api/staff/documents/"
+                                 + encodeURIComponent(d.id) + "/accept",
+                                 { valid_from: fromI.value,
+                                   valid_to: toI.value });
+            if (!p.ok) {
+                err.replaceChildren(alertBox(p.error.message));
+                return;
+            }
+            flash = { kind: "succes", text: "Document accepté : " + who
+                      + "." };
+            route();
+        };
+        const refuse = async () => {
+            const reason = await askReason("Refuser le document", who);
+            if (!reason) {
+                return;
+            }
+            const p = await post("/api/staff/documents/"
+                                 + encodeURIComponent(d.id) + "/refuse",
+                                 { reason });
+            if (!p.ok) {
+                err.replaceChildren(alertBox(p.error.message));
+                return;
+            }
+            flash = { kind: "succes", text: "Document refusé : " + who
+                      + "." };
+            route();
+        };
+        return h("section", { class: "carte", dataset: { document:
+                                                         String(d.id) },
+                              "aria-labelledby": "doc-t-" + d.id },
+            h("h2", { id: "doc-t-" + d.id }, (pick(d, "type_label")
+                                               || d.type) + " — " + who),
+            h("p", { class: "discret" }, (d.filename || "") + " · "
+              + (d.content_type || "") + " · déposé le "
+              + when(pick(d, "uploaded_at"))),
+            h("div", { class: "boutons" },
+              h("button", { class: "bouton second petit", type: "button",
+                            onclick: () => openFile(d) },
+                "Voir le fichier")),
+            h("div", { class: "outils-periode" },
+              field("Valide du", fromI), field("au", toI)),
+            err,
+            h("div", { class: "boutons" },
+              h("button", { class: "bouton", type: "button",
+                            onclick: accept }, "Accepter"),
+              h("button", { class: "bouton danger", type: "button",
+                            onclick: refuse }, "Refuser")));
+    }));
+}
+
+/* ---------------------------------------------------------------- */
+/* Familles */
+
+async function viewFamilles() {
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    if (q.get("id")) {
+        return viewFamille(q.get("id"), q);
+    }
+    const search = h("input", { type: "search", id: "fam-recherche",
+                                value: q.get("q") || "" });
+    const form = h("form", { class: "outils-periode", role: "search" },
+        field("Nom, identifiant ou enfant", search),
+        h("div", { class: "champ" },
+          h("button", { class: "bouton", type: "submit" }, "Rechercher")));
+    form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        location.hash = "#/familles?q=" + encodeURIComponent(search.value);
+    });
+    const out = h("div", { id: "familles" }, loading());
+    page("Familles", form, out);
+    const r = await get("/api/staff/families?q="
+                        + encodeURIComponent(q.get("q") || ""));
+    if (missing(r)) {
+        return notYet("Familles", "La recherche de familles");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = listOf(r.data, "families");
+    out.replaceChildren(list.length === 0
+        ? h("p", {}, "Aucune famille trouvée.")
+        : table("Familles", ["Famille", "Identifiant", "Enfants"],
+            list.map((f) => h("tr", { dataset: { famille: f.id } },
+                h("td", {}, h("a", { href: "#/familles?id="
+                                     + encodeURIComponent(f.id) },
+                              pick(f, "name") || f.id)),
+                h("td", {}, f.login || f.id),
+                h("td", {}, (f.children || []).map((c) =>
+                    c.first_name || c).join(", "))))));
+}
+
+const ATTENDANCE = [["present", "Présent"], ["absent", "Absent"],
+                    ["absent_justifie", "Absence justifiée"]];
+
+async function viewFamille(fid, q) {
+    const out = h("div", {}, loading());
+    page("Famille", h("p", {}, h("a", { href: "#/familles" },
+                                 "← Toutes les familles")), out);
+    const today = F.todayParis();
+    const from = q.get("du") || F.addDays(today, -7);
+    const to = q.get("au") || F.addDays(today, 60);
+    const [rf, rp] = await Promise.all([
+        get("/api/staff/families/" + encodeURIComponent(fid)),
+        get("/api/staff/families/" + encodeURIComponent(fid)
+            + "/planning?from=" + from + "&to=" + to)]);
+    if (!rf.ok) {
+        out.replaceChildren(alertBox(rf.error.message));
+        return;
+    }
+    const f = rf.data.family || rf.data;
+    const kids = listOf(rf.data, "children");
+    const enrol = listOf(rf.data, "enrolments");
+    const docs = listOf(rf.data, "documents");
+    const name = (cid) => {
+        const c = kids.find((x) => x.id === cid);
+        return c ? c.first_name : cid;
+    };
+    document.title = (pick(f, "name") || fid) + " – Guichet agent";
+    main.querySelector("h1").textContent = "Famille "
+        + (pick(f, "name") || fid);
+
+    const blocks = [
+        h("p", {}, "Identifiant : ", f.login || fid,
+          f.qf !== undefined ? " · QF " + f.qf : "",
+          f.direct_debit ? " · prélèvement automatique" : ""),
+        h("p", {}, h("a", { class: "bouton second",
+                            href: "#/guichet?famille="
+                                  + encodeURIComponent(fid) },
+                      "Réserver au guichet pour cette famille")),
+        h("h2", {}, "Enfants"),
+        h("ul", {}, kids.map((c) => h("li", {}, c.first_name,
+            c.birth_date ? " — né(e) le " + F.dayYear(c.birth_date) : ""))),
+        h("h2", {}, "Inscriptions"),
+        enrol.length === 0 ? h("p", {}, "Aucune inscription.")
+        : table("Inscriptions", ["Enfant", "Activité", "Période", "Statut"],
+            enrol.map((e) => h("tr", {},
+                h("td", {}, name(e.child_id)),
+                h("td", {}, pick(e, "activity_name") || e.activity_id),
+                h("td", {}, "du " + when(e.from) + " au " + when(e.to)),
+                h("td", {}, tag(e.status))))),
+        h("h2", {}, "Documents"),
+        docs.length === 0 ? h("p", {}, "Aucun document.")
+        : table("Documents", ["Type", "Enfant", "Statut", "Validité"],
+            docs.map((d) => h("tr", {},
+                h("td", {}, d.type),
+                h("td", {}, d.child_id ? name(d.child_id) : "Famille"),
+                h("td", {}, tag(d.status)),
+                h("td", {}, d.valid_to ? "jusqu'au " + when(d.valid_to)
+                                       : "—")))),
+        h("h2", {}, "Planning du " + F.dayYear(from) + " au "
+                    + F.dayYear(to)),
+    ];
+    if (!rp.ok) {
+        blocks.push(missing(rp) ? h("p", {}, "Le planning n'est pas encore "
+                                            + "disponible.")
+                                : alertBox(rp.error.message));
+        out.replaceChildren(...blocks);
+        return;
+    }
+    const bookings = listOf(rp.data, "bookings")
+        .filter((b) => b.status !== "cancelled");
+    const mark = async (b, st, cell) => {
+        const p = await put("/api/staff/attendance/"
+                            + encodeURIComponent(b.booking_id),
+                            { status: st });
+        if (!p.ok) {
+            cell.replaceChildren(alertBox(p.error.message));
+            return;
+        }
+        b.attendance = st;
+        cell.replaceChildren(tag(st));
+        announce("Présence enregistrée : " + WORDS[st]);
+    };
+    blocks.push(bookings.length === 0
+        ? h("p", {}, "Aucune réservation sur la période.")
+        : table("Planning", ["Enfant", "Date", "Activité", "Séance",
+                             "Présence", "Actions"],
+            bookings.map((b) => {
+                const cell = h("td", {}, b.attendance ? tag(b.attendance)
+                                                      : "—");
+                const what = name(b.child_id) + ", " + F.dayYear(b.date)
+                             + " " + (b.label || b.unit);
+                const row = h("tr", { dataset: { booking: b.booking_id } },
+                    h("td", {}, b.first_name || name(b.child_id)),
+                    h("td", {}, F.dayShort(b.date) + " "
+                                + b.date.slice(0, 4)),
+                    h("td", {}, b.activity_name || b.activity_id),
+                    h("td", {}, b.label || b.unit,
+                      b.channel === "onsite" ? " (guichet)" : ""),
+                    cell,
+                    h("td", {}, h("div", { class: "boutons" },
+                        ATTENDANCE.map(([st, label]) =>
+                            h("button", { class: "bouton second petit",
+                                          type: "button",
+                                          "aria-label": label + " : " + what,
+                                          onclick: () => mark(b, st,
+                                                              cell) },
+                              label)))));
+                return row;
+            }), { id: "planning-famille" }));
+    out.replaceChildren(...blocks);
+}
+
+/* ---------------------------------------------------------------- */
+/* Guichet: on-site places */
+
+async function viewGuichet() {
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    const fam = h("input", { type: "text", id: "gu-famille", required: true,
+                             value: q.get("famille") || "",
+                             autocomplete: "off" });
+    const load = h("button", { class: "bouton second", type: "submit" },
+                   "Afficher");
+    const head = h("form", { class: "outils-periode" },
+        field("Famille (identifiant)", fam),
+        h("div", { class: "champ" }, load));
+    head.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        location.hash = "#/guichet?famille="
+                        + encodeURIComponent(fam.value.trim());
+    });
+    const out = h("div", { id: "guichet" });
+    page("Guichet : réservation sur place", h("p", {}, "Les places "
+         + "réservées ici sont prises sur le quota du guichet, même quand "
+         + "le quota en ligne est complet."), head, out);
+    const fid = q.get("famille");
+    if (!fid) {
+        return;
+    }
+    out.replaceChildren(loading());
+    const [rf, ra] = await Promise.all([
+        get("/api/staff/families/" + encodeURIComponent(fid)),
+        get("/api/activities")]);
+    if (!rf.ok) {
+        out.replaceChildren(alertBox(rf.error.message));
+        return;
+    }
+    const kids = listOf(rf.data, "children");
+    const acts = ra.ok ? listOf(ra.data, "activities") : [];
+    const child = h("select", { id: "gu-enfant" }, kids.map((c) =>
+        h("option", { value: c.id }, c.first_name)));
+    const act = h("select", { id: "gu-activite" }, acts.map((a) =>
+        h("option", { value: a.id }, a.name)));
+    const day = h("input", { type: "date", id: "gu-date",
+                             value: q.get("date") || F.todayParis() });
+    const cells = h("div", { id: "gu-seances", "aria-live": "polite" });
+    const res = h("div", { id: "gu-resultat", "aria-live": "polite" });
+    const show = async () => {
+        res.replaceChildren();
+        const s = await get("/api/activities/" + encodeURIComponent(act.value)
+                            + "/sessions?from=" + day.value + "&to="
+                            + day.value);
+        const list = s.ok ? listOf(s.data, "sessions") : [];
+        if (list.length === 0) {
+            cells.replaceChildren(h("p", {}, "Aucune séance ce jour-là."));
+            return;
+        }
+        cells.replaceChildren(h("fieldset", {},
+            h("legend", {}, "Séances du " + F.dayLong(day.value)),
+            h("div", { class: "choix" }, list.map((x) => {
+                const sid = x.id || x.session_id;
+                return h("label", {}, h("input", { type: "checkbox",
+                                                   value: sid,
+                                                   name: "seance" }),
+                    (x.label || x.unit) + " — en ligne : "
+                    + (x.status === "full" || x.places_left === 0
+                       ? "complet" : x.places_left + " place(s)"));
+            }))),
+            h("div", { class: "boutons" }, h("button", {
+                class: "bouton", type: "button", id: "gu-reserver",
+                onclick: book }, "Réserver sur place")));
+    };
+    let key = null;
+    let lastBody = "";
+    const book = async () => {
+        const items = Array.from(cells.querySelectorAll(
+            "input[name=seance]:checked")).map((b) => ({
+                child_id: child.value, session_id: b.value }));
+        if (items.length === 0) {
+            res.replaceChildren(alertBox("Cochez au moins une séance."));
+            return;
+        }
+        const body = { family_id: fid, items };
+        if (JSON.stringify(body) !== lastBody || !key) {
+            key = newKey();
+            lastBody = JSON.stringify(body);
+        }
+        const btn = document.getElementById("gu-reserver");
+        btn.disabled = true;
+        const p = await post("/api/staff/bookings", body,
+                             { "Idempotency-Key": key });
+        btn.disabled = false;
+        if (!p.ok) {
+            if (p.status !== 503 && p.status !== 0) {
+                key = null;
+            }
+            res.replaceChildren(alertBox(p.error.message));
+            return;
+        }
+        key = null;
+        const d = p.data;
+        res.replaceChildren(h("div", { class: "carte" },
+            h("p", {}, h("strong", {}, "Demande N° " + d.request_id)),
+            h("ul", { class: "resultats" }, (d.items || []).map((it) =>
+                h("li", { dataset: { statut: it.status } },
+                  it.session_id + " : ", it.status === "confirmed"
+                  ? "Réservé au guichet (" + F.euros(it.price_cents) + ")"
+                  : "Refusé (" + (it.reason || "") + ")")))));
+        announce("Réservation au guichet traitée.");
+    };
+    const pickForm = h("form", { class: "carte" },
+        field("Enfant", child), field("Activité", act), field("Jour", day),
+        h("div", { class: "boutons" }, h("button", { class: "bouton second",
+                                                     type: "submit" },
+                                         "Voir les séances")));
+    pickForm.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        show();
+    });
+    out.replaceChildren(h("p", {}, "Famille : ",
+                          pick(rf.data.family || rf.data, "name") || fid),
+                        pickForm, cells, res);
+    if (q.get("date")) {
+        show();
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* Facturation, Paiements */
+
+async function viewFacturation() {
+    const today = F.todayParis();
+    const prev = F.addDays(today.slice(0, 8) + "01", -1).slice(0, 7);
+    const month = h("input", { type: "month", id: "fa-mois", value: prev,
+                               required: true });
+    const res = h("div", { id: "fa-resultat", "aria-live": "polite" });
+    const btn = h("button", { class: "bouton", type: "submit" },
+                  "Lancer la facturation du mois");
+    const form = h("form", { class: "carte" },
+        field("Mois", month, "Une facture par famille et par mois ; "
+              + "relancer le même mois ne refacture rien."), res,
+        h("div", { class: "boutons" }, btn));
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        if (!/^\d{4}-\d\d$/.test(month.value)) {
+            res.replaceChildren(alertBox("Indiquez le mois (AAAA-MM)."));
+            return;
+        }
+        btn.disabled = true;
+        res.replaceChildren(h("p", { class: "chargement" },
+                              "Facturation en cours…"));
+        const r = await post("/api/staff/invoicing", { month: month.value });
+        btn.disabled = false;
+        if (!r.ok) {
+            res.replaceChildren(alertBox(missing(r)
+                ? "La facturation en ligne n'est pas encore disponible."
+                : r.error.message));
+            return;
+        }
+        const n = pick(r.data, "invoices", "created", "count");
+        res.replaceChildren(alertBox("Facturation de " + month.value
+            + " terminée" + (Number.isFinite(n) ? " : " + n
+                             + " facture(s) émise(s)." : "."), "succes"));
+    });
+    page("Facturation", form);
+}
+
+async function viewPaiements() {
+    const out = h("div", { id: "paiements" }, loading());
+    page("Paiements", out);
+    const r = await get("/api/staff/payments");
+    if (missing(r)) {
+        return notYet("Paiements", "La liste des paiements");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = listOf(r.data, "payments");
+    out.replaceChildren(list.length === 0 ? h("p", {}, "Aucun paiement.")
+        : table("Paiements", ["Opération", "Famille", "Factures", "Montant",
+                              "Moyen", "État", "Date"],
+            list.map((p) => h("tr", { dataset: { operation: String(p.id) } },
+                h("td", {}, String(p.id)),
+                h("td", {}, h("a", { href: "#/familles?id="
+                                     + encodeURIComponent(p.family_id) },
+                              p.family_id)),
+                h("td", {}, (p.invoice_numbers || p.invoice_ids
+                             || []).join(", ")),
+                h("td", { class: "montant" },
+                  F.euros(pick(p, "amount_cents", "total_cents"))),
+                h("td", {}, p.method || "en ligne"),
+                h("td", {}, tag(p.status)),
+                h("td", {}, when(pick(p, "paid_at", "created_at")))))));
+}
+
+/* ---------------------------------------------------------------- */
+/* Messagerie (staff side) */
+
+async function viewMessagerie() {
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    const tid = q.get("fil");
+    const out = h("div", { id: "messagerie" }, loading());
+    page("Messagerie", out);
+    if (tid) {
+        const r = await get("/api/staff/messages/" + encodeURIComponent(tid));
+        if (!r.ok) {
+            out.replaceChildren(alertBox(r.error.message));
+            return;
+        }
+        const t = r.data.thread || r.data;
+        const body = h("textarea", { id: "ag-reponse", rows: "5" });
+        const err = h("div", { "aria-live": "polite" });
+        const form = h("form", { class: "carte" },
+            field("Réponse à la famille", body), err,
+            h("div", { class: "boutons" },
+              h("button", { class: "bouton", type: "submit" }, "Répondre")));
+        form.addEventListener("submit", async (ev) => {
+            ev.preventDefault();
+            if (!body.value.trim()) {
+                err.replaceChildren(alertBox("Écrivez la réponse."));
+                return;
+            }
+            const p = await post("/api/staff/messages/"
+                                 + encodeURIComponent(tid),
+                                 { body: body.value.trim() });
+            if (!p.ok) {
+                err.replaceChildren(alertBox(p.error.message));
+                return;
+            }
+            flash = { kind: "succes", text: "Réponse envoyée." };
+            route();
+        });
+        out.replaceChildren(
+            h("p", {}, h("a", { href: "#/messagerie" },
+                         "← Toutes les conversations")),
+            h("h2", {}, (t.subject || "Conversation") + " — "
+                        + (t.family_id || "")),
+            h("ol", { class: "fil" }, listOf(r.data, "messages").map((m) => {
+                const fam = m.from === "family" || m.author === "family"
+                            || m.sender === "family";
+                return h("li", { class: "message " + (fam ? "mairie"
+                                                          : "moi") },
+                    h("p", { class: "discret" }, (fam ? "Famille" : (
+                        m.author_name || m.staff || "Mairie"))
+                      + " — " + when(pick(m, "created_at", "at"))),
+                    h("p", { class: "corps" }, m.body || ""));
+            })), form);
+        return;
+    }
+    const r = await get("/api/staff/messages");
+    if (missing(r)) {
+        return notYet("Messagerie", "La messagerie");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = listOf(r.data, "threads");
+    out.replaceChildren(list.length === 0
+        ? h("p", {}, "Aucune conversation.")
+        : table("Conversations", ["Objet", "Famille", "Service",
+                                  "Dernier message", "Non lus"],
+            list.map((t) => h("tr", { dataset: { fil: String(t.id) } },
+                h("td", {}, h("a", { href: "#/messagerie?fil="
+                                     + encodeURIComponent(t.id) },
+                              t.subject || "Sans objet")),
+                h("td", {}, t.family_id || ""),
+                h("td", {}, t.service || ""),
+                h("td", {}, when(pick(t, "last_at", "updated_at",
+                                      "created_at"))),
+                h("td", {}, String(Number(t.unread) || 0))))));
+}
+
+/* ---------------------------------------------------------------- */
+/* Journal (admin) */
+
+async function viewJournal() {
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    const target = h("input", { type: "search", id: "jo-cible",
+                                value: q.get("cible") || "" });
+    const form = h("form", { class: "outils-periode", role: "search" },
+        field("Cible (famille, document, inscription…)", target),
+        h("div", { class: "champ" }, h("button", { class: "bouton second",
+                                                   type: "submit" },
+                                       "Filtrer")));
+    form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        location.hash = "#/journal?cible=" + encodeURIComponent(target.value);
+    });
+    const out = h("div", { id: "journal" }, loading());
+    page("Journal des actions", form, out);
+    const r = await get("/api/staff/audit"
+                        + (q.get("cible") ? "?target="
+                           + encodeURIComponent(q.get("cible")) : ""));
+    if (missing(r)) {
+        return notYet("Journal des actions", "Le journal");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = listOf(r.data, "entries").length
+        ? listOf(r.data, "entries") : listOf(r.data, "audit");
+    out.replaceChildren(list.length === 0 ? h("p", {}, "Journal vide.")
+        : table("Actions (les plus récentes d'abord)", ["Date", "Qui",
+                                                        "Action", "Cible",
+                                                        "Détail"],
+            list.map((e) => h("tr", {},
+                h("td", {}, when(e.at)),
+                h("td", {}, e.actor),
+                h("td", {}, e.action),
+                h("td", {}, e.target),
+                h("td", { class: "discret" }, typeof e.detail === "string"
+                    ? e.detail : JSON.stringify(e.detail || {}))))));
+}
+
+/* ---------------------------------------------------------------- */
+/* router */
+
+const routes = {
+    "/connexion": viewConnexion,
+    "/inscriptions": viewInscriptions,
+    "/documents": viewDocuments,
+    "/familles": viewFamilles,
+    "/guichet": viewGuichet,
+    "/facturation": viewFacturation,
+    "/paiements": viewPaiements,
+    "/messagerie": viewMessagerie,
+    "/journal": viewJournal,
+};
+
+let first = true;
+
+async function route() {
+    let path = (location.hash.slice(1) || "/inscriptions").split("?")[0];
+    if (!path.startsWith("/")) {
+        path = "/" + path;
+    }
+    if (!staff && path !== "/connexion") {
+        location.hash = "#/connexion";
+        return;
+    }
+    const view = routes[path] || viewInscriptions;
+    nav.hidden = !staff || view === viewConnexion;
+    const rank = staff ? RANK[staff.role] || 1 : 0;
+    for (const li of nav.querySelectorAll("li[data-role]")) {
+        li.hidden = rank < RANK[li.dataset.role];
+    }
+    for (const a of nav.querySelectorAll("a")) {
+        if (a.getAttribute("href") === "#" + path) {
+            a.setAttribute("aria-current", "page");
+        } else {
+            a.removeAttribute("aria-current");
+        }
+    }
+    document.getElementById("qui").textContent = staff
+        ? "· " + (staff.name || staff.login) + " (" + staff.role + ")" : "";
+    await view();
+    if (!first) {
+        main.focus();
+    }
+    first = false;
+}
+
+document.getElementById("deconnexion").addEventListener("click", async () => {
+    await del("/api/staff/session");
+    staff = null;
+    sessionStorage.removeItem(KEY);
+    flash = { kind: "info", text: "Vous êtes déconnecté." };
+    location.hash = "#/connexion";
+});
+
+window.addEventListener("hashchange", route);
+route();
