@@ -1,0 +1,302 @@
+#!/usr/bin/python3
+"""
+profile.py -- where the CPU goes during a booking or refusal rush, and A/B
+comparisons of module builds on one stack.
+
+Starts the benchmark's stack (bench/run's BenchStack: loadtest.conf, Redis
+appendfsync always, PostgreSQL fsync on) on a small town, then for each
+repetition and each module given (--module, interleaved: A B A B ...)
+restarts nginx with that module and runs rush.c for --seconds at --conns in
+each mode asked:
+
+  ceiling   rush.c --fixed at /baseline (nginx `return 200`)
+  single    single-cell bookings (a fresh child and cell each request)
+  refusal   single-cell requests on the sold-out session
+
+For every run it prints answers/s and the CPU each program took, from
+/proc/<pid>/stat (user + system of its threads) and /proc/stat (the whole
+machine: user, system, softirq, idle), as a share of one core.  With
+--perf, `perf record -a -g` samples the whole machine during the run and
+`perf report --sort comm,dso,sym` is written next to the figures.
+
+    bench/profile.py --modes single,refusal --conns 256 --seconds 5 --perf
+    bench/profile.py --module build/a.so --module build/b.so --reps 3
+
+Results in --out (default bench/out/profile/).  A tool for engineers: no
+timing is ever asserted.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+import stack as stacklib      # noqa: E402
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+class ProfStack(stacklib.Stack):
+    nginx_template = "loadtest.conf"
+    pg_settings = dict(stacklib.Stack.pg_settings, fsync="on",
+                       synchronous_commit="on", full_page_writes="on",
+                       shared_buffers="256MB")
+
+
+def say(*a):
+    print("[%s]" % time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+def children(pid):
+    out = []
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, t)) as fh:
+                out += [int(x) for x in fh.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def proc_ticks(pid):
+    """user + system ticks of every thread of pid."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            f = fh.read().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+    except OSError:
+        return 0
+
+
+def proc_name(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def machine_ticks():
+    with open("/proc/stat") as fh:
+        f = fh.readline().split()[1:]
+    v = [int(x) for x in f]
+    # user nice system idle iowait irq softirq steal
+    return {"user": v[0] + v[1], "system": v[2], "idle": v[3] + v[4],
+            "irq": v[5], "softirq": v[6], "steal": v[7]}
+
+
+def groups(s):
+    """{name: [pids]}: nginx workers, redis, worker, postgres."""
+    g = {}
+    ng = s.procs["nginx"].pid
+    g["nginx"] = children(ng)
+    g["redis"] = [s.procs["redis"].pid]
+    g["guichet-worker"] = [s.procs["worker"].pid]
+    pg = []
+    try:
+        with open(os.path.join(s.pgdata, "postmaster.pid")) as fh:
+            pm = int(fh.readline())
+        pg = [pm] + children(pm)
+    except OSError:
+        pass
+    g["postgres"] = pg
+    return g
+
+
+def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
+    fam = os.path.join(town, "families.tsv")
+    args = []
+    if mode == "ceiling":
+        args = ["--fixed", os.path.join(a.out, "baseline.body"),
+                "--path", "/baseline"]
+    elif mode == "single":
+        args = ["--grid", fam, os.path.join(town, "single.sessions"),
+                "--offset", str(offsets["single"])]
+    elif mode == "refusal":
+        args = ["--grid", fam, os.path.join(town, "full.session"),
+                "--offset", str(offsets["refusal"])]
+    summ = os.path.join(a.out, tag + ".summary.json")
+    argv = [rush_bin, "--port", str(s.port), "--tokens", tokens,
+            "--conns", str(a.conns), "--duration", str(a.seconds),
+            "--summary", summ, "--quiet", "--prefix", tag.replace(".", "_")]
+    argv += args
+    g = groups(s)
+    before = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
+    m0 = machine_ticks()
+    t0 = time.monotonic()
+    perf = None
+    if a.perf:
+        perf = subprocess.Popen(
+            ["perf", "record", "-a", "-g", "-F", str(a.freq), "-o",
+             os.path.join(a.out, tag + ".perf.data"), "--",
+             "sleep", str(a.seconds)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    client_ticks = 0
+    while client.poll() is None:
+        client_ticks = max(client_ticks, proc_ticks(client.pid))
+        time.sleep(0.05)
+    out = client.stdout.read().decode()
+    if perf:
+        perf.wait()
+    el = time.monotonic() - t0
+    m1 = machine_ticks()
+    after = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
+    if client.returncode != 0:
+        raise RuntimeError("rush failed: " + out[-2000:])
+    with open(summ) as fh:
+        res = json.load(fh)
+    if mode in offsets:
+        offsets[mode] += res["requests"]
+    cpu = {k: round((after[k] - before[k]) / HZ / el, 3) for k in g}
+    cpu["rush"] = round(client_ticks / HZ / el, 3)
+    mach = {k: round((m1[k] - m0[k]) / HZ / el, 3) for k in m0}
+    rate = res["cells_answered_per_s"] if mode != "ceiling" \
+        else res["answers_per_s"]
+    row = {"tag": tag, "mode": mode, "rate": rate,
+           "confirmed_per_s": res.get("cells_confirmed_per_s"),
+           "p50": res["latency_ms"]["p50"], "p99": res["latency_ms"]["p99"],
+           "status": res["status"], "cpu_cores": cpu, "machine_cores": mach}
+    if perf:
+        rep = os.path.join(a.out, tag + ".perf.txt")
+        with open(rep, "w") as fh:
+            subprocess.run(["perf", "report", "-i",
+                            os.path.join(a.out, tag + ".perf.data"),
+                            "--no-children", "--sort", "comm,dso,sym",
+                            "--stdio", "-g", "none", "--percent-limit",
+                            "0.3"], stdout=fh, stderr=subprocess.DEVNULL)
+        with open(rep.replace(".txt", ".comm.txt"), "w") as fh:
+            subprocess.run(["perf", "report", "-i",
+                            os.path.join(a.out, tag + ".perf.data"),
+                            "--no-children", "--sort", "comm", "--stdio",
+                            "-g", "none"], stdout=fh,
+                           stderr=subprocess.DEVNULL)
+        row["perf_report"] = rep
+    return row
+
+
+def restart_nginx(s, module):
+    p = s.procs.pop("nginx", None)
+    if p is not None:
+        s._end(p, signal.SIGQUIT, 10)
+    s.module = os.path.abspath(module)
+    shutil.rmtree(s._path("nginx"), ignore_errors=True)
+    s._start_nginx()
+    time.sleep(1.5)     # the catalogue refresh
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--module", action="append",
+                    help="module .so (repeat for A/B); default build/")
+    ap.add_argument("--modes", default="ceiling,single,refusal")
+    ap.add_argument("--conns", type=int, default=256)
+    ap.add_argument("--seconds", type=float, default=4)
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--perf", action="store_true")
+    ap.add_argument("--freq", type=int, default=999)
+    ap.add_argument("--families", type=int, default=5000)
+    ap.add_argument("--template", default="loadtest.conf")
+    ap.add_argument("--pgss", action="store_true",
+                    help="pg_stat_statements: PostgreSQL's top statements")
+    ap.add_argument("--pg-set", action="append", default=[],
+                    help="NAME=VALUE, a PostgreSQL setting (repeat)")
+    ap.add_argument("--out", default=os.path.join(HERE, "out", "profile"))
+    a = ap.parse_args()
+    a.out = os.path.abspath(a.out)
+    shutil.rmtree(a.out, ignore_errors=True)
+    os.makedirs(a.out)
+    modules = a.module or [os.path.join(ROOT, "build",
+                                        "ngx_http_guichet_module.so")]
+    rush_bin = os.path.join(a.out, "rush")
+    subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+                    rush_bin, os.path.join(HERE, "rush.c")], check=True)
+    town = os.path.join(a.out, "town")
+    subprocess.run([sys.executable, os.path.join(HERE, "gen_town.py"),
+                    "--families", str(a.families), "--children",
+                    str(a.families * 3 // 2), "--activities", "10",
+                    "--days", "10", "--out", town], check=True,
+                   stdout=subprocess.DEVNULL)
+    pgs = {}
+    if a.pgss:
+        pgs = {"shared_preload_libraries": "pg_stat_statements",
+               "pg_stat_statements.track": "all"}
+    for kv in a.pg_set:
+        k, v = kv.split("=", 1)
+        pgs[k] = v
+    s = ProfStack(town=os.path.join(town, "town.json"), name="profile",
+                  module=modules[0], nginx_template=a.template,
+                  pg_settings=pgs)
+    s.start()
+    if a.pgss:
+        s.sql("create extension pg_stat_statements")
+    rows = []
+    try:
+        tokens = os.path.join(a.out, "tokens")
+        with open(tokens, "w") as fh:
+            fh.write(s.ctl_run("tokens"))
+        fid, cids = open(os.path.join(town, "families.tsv")).readline() \
+            .split(" ", 1)
+        first = open(os.path.join(town, "single.sessions")).readline().strip()
+        with open(os.path.join(a.out, "baseline.body"), "w") as fh:
+            fh.write(json.dumps({"items": [{"child_id": cids.split()[0],
+                                            "session_id": first}]},
+                                separators=(",", ":")))
+        offsets = {"single": 0, "refusal": 0}
+        # the sold-out session: its one place taken first
+        run(s, argparse.Namespace(**dict(vars(a), conns=1, seconds=0.5,
+                                         perf=False)),
+            "refusal", rush_bin, tokens, town, offsets, "warm")
+        for rep in range(a.reps):
+            for mi, mod in enumerate(modules):
+                if len(modules) > 1 or rep == 0:
+                    restart_nginx(s, mod)
+                for mode in a.modes.split(","):
+                    tag = "%s-m%d-r%d" % (mode, mi, rep)
+                    row = run(s, a, mode, rush_bin, tokens, town, offsets,
+                              tag)
+                    row["module"] = mod
+                    rows.append(row)
+                    say("%-22s %8.0f/s p50 %5.1f p99 %6.1f ms  cpu %s  "
+                        "machine %s" % (tag, row["rate"], row["p50"],
+                                        row["p99"], row["cpu_cores"],
+                                        row["machine_cores"]))
+        s.wait_worker_drained(120)
+        if a.pgss:
+            top = s.sql("select round(total_exec_time), calls,"
+                        " round((total_exec_time / calls)::numeric, 2),"
+                        " left(regexp_replace(query, '\\s+', ' ', 'g'),"
+                        " 160) from pg_stat_statements"
+                        " order by total_exec_time desc limit 15")
+            with open(os.path.join(a.out, "pgss.txt"), "w") as fh:
+                for t in top:
+                    fh.write("%8s ms %7s calls %8s ms/call  %s\n" % t)
+            say("PostgreSQL's top statements: " +
+                os.path.join(a.out, "pgss.txt"))
+    finally:
+        with open(os.path.join(a.out, "profile.json"), "w") as fh:
+            json.dump(rows, fh, indent=1)
+        s.stop()
+    # medians per module and mode
+    import statistics
+    for mi, mod in enumerate(modules):
+        for mode in a.modes.split(","):
+            v = [r["rate"] for r in rows
+                 if r["module"] == mod and r["mode"] == mode]
+            if v:
+                say("median %-8s m%d %8.0f/s  (%s)  %s" % (
+                    mode, mi, statistics.median(v),
+                    ", ".join("%.0f" % x for x in v), mod))
+
+
+if __name__ == "__main__":
+    main()
