@@ -461,6 +461,8 @@ def serve(town):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     print("URL " + s.url, flush=True)
+    # the browser tests run guichetctl (staff-add, invoice, sepa-export)
+    print("CONF " + s.worker_conf, flush=True)
     try:
         while not stop:
             time.sleep(0.2)
