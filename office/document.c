@@ -1,10 +1,644 @@
 /*
- * document.c -- guichet-office: documents: upload, list, download, staff decisions.
+ * document.c -- guichet-office: documents: upload, list, download, staff
+ * decisions.
+ *
+ * A family uploads a file as the raw body of POST /api/documents?type=...
+ * (PDF, JPEG or PNG: the type is read from the bytes by the engine,
+ * gch_sniff_document, and must be the declared Content-Type).  The file
+ * goes to office_upload_dir under a random name: written to a temporary
+ * file, fsync'ed, then renamed in the transaction that inserts its row
+ * (status 'deposee'); if that transaction fails, the file is removed, so
+ * a refused or failed upload leaves neither a row nor a file.
+ *
+ * Staff accept a document with its validity dates, or refuse it with a
+ * reason.  An accepted document counts for the booking rule
+ * documents_missing once the publisher has laid it over the catalogue
+ * (worker/overlay.c): the decision marks the catalogue changed in its own
+ * transaction.  Each decision e-mails the family and is audited.
+ *
+ * Medical certificates (type certificat_medical) are uploaded here before
+ * the website justifies an absence with POST /api/absences (the module's
+ * endpoint, which records the document_id without checking it).
  */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "office.h"
 
 
+#define GCHO_DOC_JSON                                                        \
+    "json_build_object('id', d.id, 'family_id', d.family_id,"                \
+    " 'child_id', d.child_id, 'type', d.type, 'filename', d.filename,"       \
+    " 'content_type', d.content_type, 'size', d.size, 'sha256', d.sha256,"   \
+    " 'status', d.status, 'reason', d.reason, 'valid_from', d.valid_from,"   \
+    " 'valid_to', d.valid_to, 'uploaded_at', d.uploaded_at,"                 \
+    " 'decided_at', d.decided_at, 'decided_by', d.decided_by)"
+
+
+static int
+gcho_doc_not_found(gcho_req_t *rq)
+{
+    return gcho_error(rq, 404, "not_found", "Ce document n'existe pas.");
+}
+
+
+/* Runs sql (one row, one JSON text column) and answers it with status. */
+static int
+gcho_doc_json(gcho_req_t *rq, int status, const char *sql, int n,
+    const char *const *p)
+{
+    int        rc;
+    PGresult  *res;
+
+    res = gcho_sql(rq, sql, n, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return gcho_doc_not_found(rq);
+    }
+
+    rc = gcho_reply(rq, status, PQgetvalue(res, 0, 0),
+                    PQgetlength(res, 0, 0));
+    PQclear(res);
+
+    return rc;
+}
+
+
+static int
+gcho_doc_id_ok(const char *id)
+{
+    size_t  n;
+
+    n = strlen(id);
+    return n > 0 && n <= 18 && strspn(id, "0123456789") == n;
+}
+
+
+static int
+gcho_doc_type_ok(const char *t)
+{
+    size_t  n;
+
+    n = strlen(t);
+    return n > 0 && n <= 64
+           && strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+
+static const char *
+gcho_doc_ext(const char *type)
+{
+    return strcmp(type, "application/pdf") == 0 ? ".pdf"
+           : strcmp(type, "image/jpeg") == 0 ? ".jpg" : ".png";
+}
+
+
+/* Writes len bytes to path (created, 0600) and fsyncs it; -1 after
+ * logging (nothing left). */
+static int
+gcho_doc_write(const char *path, const char *bytes, size_t len)
+{
+    int      fd;
+    ssize_t  n;
+    size_t   done;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        gchw_log("error", "office: %s: %s", path, strerror(errno));
+        return -1;
+    }
+
+    for (done = 0; done < len; done += n) {
+        n = write(fd, bytes + done, len - done);
+        if (n < 0) {
+            if (errno == EINTR) {
+                n = 0;
+                continue;
+            }
+            goto failed;
+        }
+    }
+
+    if (fsync(fd) != 0) {
+        goto failed;
+    }
+
+    if (close(fd) != 0) {
+        fd = -1;
+        goto failed;
+    }
+
+    return 0;
+
+failed:
+
+    gchw_log("error", "office: %s: %s", path, strerror(errno));
+    if (fd >= 0) {
+        close(fd);
+    }
+    (void) unlink(path);
+    return -1;
+}
+
+
+static void
+gcho_doc_sync_dir(const char *dir)
+{
+    int  fd;
+
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void) fsync(fd);
+        close(fd);
+    }
+}
+
+
+/* POST /api/documents?type=<type>&child_id=<id>&name=<file name> */
+static int
+gcho_doc_upload(gcho_req_t *rq)
+{
+    int            rc;
+    char           stored[64], tmp[4096], final[4096], name[128];
+    char           size[24], hex[crypto_hash_sha256_BYTES * 2 + 1];
+    char           target[GCHO_ID_MAX + 16];
+    uint8_t        rnd[16], sum[crypto_hash_sha256_BYTES];
+    size_t         ctlen;
+    PGresult      *res;
+    const char    *type, *child, *ct, *sniffed, *fname, *p[9];
+    const char    *dir;
+
+    type = gcho_query(rq, "type");
+    child = gcho_query(rq, "child_id");
+
+    if (type == NULL || !gcho_doc_type_ok(type)) {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le paramètre type est obligatoire (lettres "
+                          "minuscules, chiffres, _ et -).");
+    }
+
+    if (child != NULL && (*child == '\0' || strlen(child) >= GCHO_ID_MAX)) {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le paramètre child_id est invalide.");
+    }
+
+    ct = gcho_header(rq, "Content-Type");
+    ctlen = ct ? strcspn(ct, "; ") : 0;
+
+    if (ct == NULL
+        || !((ctlen == 15 && strncasecmp(ct, "application/pdf", 15) == 0)
+             || (ctlen == 10 && strncasecmp(ct, "image/jpeg", 10) == 0)
+             || (ctlen == 9 && strncasecmp(ct, "image/png", 9) == 0)))
+    {
+        return gcho_error(rq, 415, "unsupported_media_type",
+                          "Envoyez un fichier PDF, JPEG ou PNG "
+                          "(Content-Type application/pdf, image/jpeg ou "
+                          "image/png).");
+    }
+
+    if (rq->body == NULL || rq->body_len == 0) {
+        return gcho_error(rq, 400, "empty_file", "Le fichier est vide.");
+    }
+
+    sniffed = gch_sniff_document((const uint8_t *) rq->body, rq->body_len);
+    if (sniffed == NULL || strlen(sniffed) != ctlen
+        || strncasecmp(ct, sniffed, ctlen) != 0)
+    {
+        return gcho_error(rq, 415, "unsupported_media_type",
+                          "Le contenu du fichier n'est pas celui d'un PDF, "
+                          "d'un JPEG ou d'un PNG, ou ne correspond pas au "
+                          "type annoncé.");
+    }
+
+    fname = gcho_header(rq, "X-Filename");
+    if (fname == NULL) {
+        fname = gcho_query(rq, "name");
+    }
+    if (fname == NULL || *fname == '\0') {
+        snprintf(name, sizeof(name), "%s%s", type, gcho_doc_ext(sniffed));
+    } else {
+        gch_filename_clean(fname, strlen(fname), name, sizeof(name));
+    }
+
+    crypto_hash_sha256(sum, (const uint8_t *) rq->body, rq->body_len);
+    sodium_bin2hex(hex, sizeof(hex), sum, sizeof(sum));
+
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(stored, sizeof(stored), rnd, sizeof(rnd));
+    strcat(stored, gcho_doc_ext(sniffed));
+
+    dir = gcho_ctx.conf.office_upload_dir;
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, stored);
+    snprintf(final, sizeof(final), "%s/%s", dir, stored);
+    snprintf(size, sizeof(size), "%zu", rq->body_len);
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    if (child != NULL) {
+        p[0] = child;
+        p[1] = rq->family_id;
+        res = gcho_sql(rq, "select 1 from child where id = $1"
+                           " and family_id = $2", 2, p);
+        if (res == NULL) {
+            return 0;
+        }
+        rc = PQntuples(res);
+        PQclear(res);
+
+        if (rc != 1) {
+            gcho_rollback();
+            return gcho_error(rq, 403, "forbidden",
+                              "Cet enfant n'appartient pas à votre "
+                              "famille.");
+        }
+    }
+
+    if (gcho_doc_write(tmp, rq->body, rq->body_len) != 0) {
+        gcho_rollback();
+        return gcho_error(rq, 503, "unavailable",
+                          "Le document n'a pas pu être enregistré, "
+                          "réessayez dans un instant.");
+    }
+
+    p[0] = rq->family_id;
+    p[1] = child;
+    p[2] = type;
+    p[3] = name;
+    p[4] = sniffed;
+    p[5] = size;
+    p[6] = hex;
+    p[7] = stored;
+    res = gcho_sql(rq, "insert into document (family_id, child_id, type,"
+                       "   filename, content_type, size, sha256,"
+                       "   stored_name)"
+                       " values ($1, $2, $3, $4, $5, $6, $7, $8)"
+                       " returning id", 8, p);
+    if (res == NULL) {
+        (void) unlink(tmp);
+        return 0;
+    }
+    snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    if (rename(tmp, final) != 0) {
+        gchw_log("error", "office: rename %s: %s", tmp, strerror(errno));
+        (void) unlink(tmp);
+        gcho_rollback();
+        return gcho_error(rq, 503, "unavailable",
+                          "Le document n'a pas pu être enregistré, "
+                          "réessayez dans un instant.");
+    }
+    gcho_doc_sync_dir(dir);
+
+    snprintf(target, sizeof(target), "document:%s", rq->param[0]);
+
+    if (gcho_audit(rq, "document.upload", target, NULL) != 0
+        || gcho_commit(rq) != 0)
+    {
+        (void) unlink(final);
+        return 0;
+    }
+
+    p[0] = rq->param[0];
+    return gcho_doc_json(rq, 201, "select " GCHO_DOC_JSON
+                                  " from document d where d.id = $1", 1, p);
+}
+
+
+/* GET /api/documents */
+static int
+gcho_doc_list(gcho_req_t *rq)
+{
+    const char  *p[1];
+
+    p[0] = rq->family_id;
+
+    return gcho_doc_json(rq, 200,
+        "select json_build_object('documents', coalesce(json_agg("
+        GCHO_DOC_JSON " order by d.uploaded_at desc, d.id desc), '[]'))"
+        " from document d where d.family_id = $1", 1, p);
+}
+
+
+/* Sends the file of document param[0]; family NULL: any family (staff). */
+static int
+gcho_doc_send(gcho_req_t *rq, const char *family)
+{
+    int          rc;
+    char         path[4096], disp[200];
+    char        *bytes;
+    size_t       len;
+    PGresult    *res;
+    const char  *p[2];
+
+    if (!gcho_doc_id_ok(rq->param[0])) {
+        return gcho_doc_not_found(rq);
+    }
+
+    p[0] = rq->param[0];
+    p[1] = family;
+    res = gcho_sql(rq, "select stored_name, content_type, filename"
+                       " from document where id = $1"
+                       " and ($2::text is null or family_id = $2)", 2, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return gcho_doc_not_found(rq);
+    }
+
+    snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
+             PQgetvalue(res, 0, 0));
+
+    if (gchw_read_file(path, &bytes, &len) != 0) {
+        gchw_log("error", "office: document %s: %s: %s", rq->param[0], path,
+                 strerror(errno));
+        PQclear(res);
+        return gcho_error(rq, 503, "unavailable",
+                          "Le fichier est momentanément illisible.");
+    }
+
+    /* the name is gch_filename_clean's: no quote, no control byte */
+    snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"",
+             PQgetvalue(res, 0, 2));
+
+    rc = gcho_reply_bytes(rq, 200,
+                          strcmp(PQgetvalue(res, 0, 1), "application/pdf")
+                          == 0 ? "application/pdf"
+                          : strcmp(PQgetvalue(res, 0, 1), "image/jpeg") == 0
+                          ? "image/jpeg" : "image/png",
+                          bytes, len);
+    gcho_add_header(rq, "Content-Disposition", disp);
+
+    free(bytes);
+    PQclear(res);
+
+    return rc;
+}
+
+
+/* GET /api/documents/{id}: the family's own only (another's is 404) */
+static int
+gcho_doc_get(gcho_req_t *rq)
+{
+    return gcho_doc_send(rq, rq->family_id);
+}
+
+
+/* GET /api/staff/documents/{id} */
+static int
+gcho_doc_staff_get(gcho_req_t *rq)
+{
+    return gcho_doc_send(rq, NULL);
+}
+
+
+/* GET /api/staff/documents?status=deposee&family_id= */
+static int
+gcho_doc_staff_list(gcho_req_t *rq)
+{
+    const char  *p[2], *st;
+
+    st = gcho_query(rq, "status");
+    if (st != NULL && strcmp(st, "deposee") != 0
+        && strcmp(st, "acceptee") != 0 && strcmp(st, "refusee") != 0)
+    {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le paramètre status vaut deposee, acceptee ou "
+                          "refusee.");
+    }
+
+    p[0] = st;
+    p[1] = gcho_query(rq, "family_id");
+
+    return gcho_doc_json(rq, 200,
+        "select json_build_object('documents', coalesce(json_agg("
+        GCHO_DOC_JSON " order by d.uploaded_at, d.id), '[]'))"
+        " from document d"
+        " where ($1::text is null or d.status = $1)"
+        " and ($2::text is null or d.family_id = $2)", 2, p);
+}
+
+
+static const gch_jfield_t  gcho_doc_decision_fields[] = {
+    { "decision", GCH_J_STRING, 1 },
+    { "reason", GCH_J_STRING | GCH_J_NULL, 0 },
+    { "valid_from", GCH_J_STRING | GCH_J_NULL, 0 },
+    { "valid_to", GCH_J_STRING | GCH_J_NULL, 0 }
+};
+
+
+static int
+gcho_doc_date(gcho_req_t *rq, const char *field, const gch_jnode_t *v,
+    char out[11], gch_day_t *d, gch_day_t dflt)
+{
+    char  msg[96];
+
+    if (v == NULL || v->type != GCH_J_STRING) {
+        out[0] = '\0';
+        *d = dflt;
+        return 0;
+    }
+
+    if (gcho_str(rq, field, v, out, 11, 10) != 0) {
+        return -1;
+    }
+
+    if (gch_day_parse(d, out, 10) != GCH_OK) {
+        snprintf(msg, sizeof(msg), "Le champ %s doit être une date "
+                 "AAAA-MM-JJ.", field);
+        gcho_error(rq, 400, "invalid_field", msg);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* POST /api/staff/documents/{id}/decision
+ * {decision: acceptee|refusee, reason, valid_from, valid_to} */
+static int
+gcho_doc_decide(gcho_req_t *rq)
+{
+    int                 rc, refused;
+    char                decision[16], reason[1024], from[11], to[11];
+    char                body[1600], ref[64], target[GCHO_ID_MAX + 16];
+    char               *text;
+    size_t              len;
+    gch_day_t           df, dt;
+    PGresult           *res;
+    gch_json_t          doc;
+    gch_jout_t          o;
+    const char         *p[6];
+    const gch_jnode_t  *v[4];
+
+    if (!gcho_doc_id_ok(rq->param[0])) {
+        return gcho_doc_not_found(rq);
+    }
+
+    if (gcho_body_json(rq, &doc, gcho_doc_decision_fields, 4, v) != 0) {
+        return 0;
+    }
+
+    rc = gcho_str(rq, "decision", v[0], decision, sizeof(decision), 1) != 0
+         || gcho_str(rq, "reason", v[1], reason, sizeof(reason), 0) != 0
+         || gcho_doc_date(rq, "valid_from", v[2], from, &df, INT32_MIN) != 0
+         || gcho_doc_date(rq, "valid_to", v[3], to, &dt, INT32_MAX) != 0;
+
+    gch_json_free(&doc);
+
+    if (rc) {
+        return 0;
+    }
+
+    if (strcmp(decision, "acceptee") != 0 && strcmp(decision, "refusee") != 0)
+    {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le champ decision vaut acceptee ou refusee.");
+    }
+
+    refused = decision[0] == 'r';
+
+    if (refused && reason[strspn(reason, " \t\r\n")] == '\0') {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le champ reason est obligatoire pour refuser.");
+    }
+
+    if (dt < df) {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le champ valid_to est avant valid_from.");
+    }
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = rq->param[0];
+    res = gcho_sql(rq, "select status, family_id, type, filename"
+                       " from document where id = $1 for update", 1, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_doc_not_found(rq);
+    }
+
+    if (strcmp(PQgetvalue(res, 0, 0), "deposee") != 0) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 409, "already_decided",
+                          "Ce document a déjà été traité.");
+    }
+
+    snprintf(rq->family_id, sizeof(rq->family_id), "%s",
+             PQgetvalue(res, 0, 1));
+
+    if (refused) {
+        snprintf(body, sizeof(body),
+                 "Bonjour,\n\nVotre document « %s » (%s) a été refusé.\n\n"
+                 "Motif : %s\n\nVous pouvez en déposer un nouveau dans votre "
+                 "espace famille.\n",
+                 PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), reason);
+    } else {
+        snprintf(body, sizeof(body),
+                 "Bonjour,\n\nVotre document « %s » (%s) a été accepté%s%s%s"
+                 "%s.\n",
+                 PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+                 from[0] ? ", valable du " : "", from,
+                 to[0] ? (from[0] ? " au " : ", valable jusqu'au ") : "",
+                 to);
+    }
+    PQclear(res);
+
+    p[1] = decision;
+    p[2] = reason[0] ? reason : NULL;
+    p[3] = from[0] ? from : NULL;
+    p[4] = to[0] ? to : NULL;
+    p[5] = rq->staff;
+    res = gcho_sql(rq, "update document set status = $2, reason = $3,"
+                       "   valid_from = $4, valid_to = $5,"
+                       "   decided_at = now(), decided_by = $6"
+                       " where id = $1"
+                       " returning extract(epoch from decided_at)::bigint",
+                       6, p);
+    if (res == NULL) {
+        return 0;
+    }
+    snprintf(ref, sizeof(ref), "%s:%s", rq->param[0], PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    if (gch_jout_init(&o, &gch_alloc_std) != 0) {
+        gcho_rollback();
+        return -1;
+    }
+    yajl_gen_map_open(o.g);
+    gch_jout_cstr(&o, "decision");
+    gch_jout_cstr(&o, decision);
+    gch_jout_cstr(&o, "reason");
+    gch_jout_cstr(&o, reason);
+    gch_jout_cstr(&o, "valid_from");
+    gch_jout_cstr(&o, from);
+    gch_jout_cstr(&o, "valid_to");
+    gch_jout_cstr(&o, to);
+    gch_jout_cstr(&o, "family_id");
+    gch_jout_cstr(&o, rq->family_id);
+    yajl_gen_map_close(o.g);
+
+    if (gch_jout_detach(&o, &text, &len) != 0) {
+        gcho_rollback();
+        return -1;
+    }
+
+    snprintf(target, sizeof(target), "document:%s", rq->param[0]);
+    rc = gcho_audit(rq, "document.decision", target, text);
+    free(text);
+
+    if (rc != 0
+        || gcho_mail(rq, rq->family_id,
+                     refused ? "document_refuse" : "document_accepte", ref,
+                     refused ? "Document refusé" : "Document accepté",
+                     body) != 0
+        || (!refused && gcho_catalogue_changed(rq) != 0)
+        || gcho_commit(rq) != 0)
+    {
+        return 0;
+    }
+
+    return gcho_doc_json(rq, 200, "select " GCHO_DOC_JSON
+                                  " from document d where d.id = $1", 1, p);
+}
+
+
 const gcho_route_t  gcho_document_routes[] = {
+    { "GET", "/api/documents", GCHO_FAMILY, 0, 0, gcho_doc_list },
+    { "POST", "/api/documents", GCHO_FAMILY, 0, GCHO_BODY_UPLOAD,
+      gcho_doc_upload },
+    { "GET", "/api/documents/*", GCHO_FAMILY, 0, 0, gcho_doc_get },
+    { "GET", "/api/staff/documents", GCHO_STAFF, GCHO_AGENT, 0,
+      gcho_doc_staff_list },
+    { "GET", "/api/staff/documents/*", GCHO_STAFF, GCHO_AGENT, 0,
+      gcho_doc_staff_get },
+    { "POST", "/api/staff/documents/*/decision", GCHO_STAFF, GCHO_AGENT,
+      GCHO_BODY_JSON, gcho_doc_decide },
     { NULL, NULL, 0, 0, 0, NULL }
 };

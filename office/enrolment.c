@@ -1,10 +1,450 @@
 /*
- * enrolment.c -- guichet-office: enrolment requests (families) and their decisions (staff).
+ * enrolment.c -- guichet-office: enrolment requests (families) and their
+ * decisions (staff).
+ *
+ * A family asks for a child's enrolment in an activity for a period
+ * (POST /api/enrolments): a row of the enrolment table with origin
+ * 'office' and status 'demandee' ("déposée" on the site).  Staff validate
+ * or refuse it with a reason (POST /api/staff/enrolments/{id}/decision).
+ * Each step is one transaction that also writes the audit row, queues the
+ * family's e-mail (outbox) and marks the catalogue changed, so that the
+ * publisher lays the new status over the town file within
+ * publish_interval_ms (worker/overlay.c): bookings need a validated
+ * enrolment covering the date (reason not_enrolled otherwise).
+ *
+ * A refused request may be asked again; a request or a validated
+ * enrolment overlapping the new period for the same child and activity
+ * is refused with 409 already_requested.
  */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "office.h"
 
 
+/* One enrolment as JSON, by id (the $1 parameter). */
+#define GCHO_ENROL_JSON                                                      \
+    "json_build_object('id', e.id, 'child_id', e.child_id,"                  \
+    " 'child_first_name', c.first_name, 'family_id', c.family_id,"           \
+    " 'activity_id', e.activity_id, 'activity_name', a.name,"                \
+    " 'from', e.from_date, 'to', e.to_date, 'status', e.status,"             \
+    " 'origin', e.origin, 'reason', e.reason,"                               \
+    " 'requested_at', e.requested_at, 'decided_at', e.decided_at,"           \
+    " 'decided_by', e.decided_by)"
+
+#define GCHO_ENROL_FROM                                                      \
+    " from enrolment e join child c on c.id = e.child_id"                    \
+    " join activity a on a.id = e.activity_id"
+
+
+/* Runs sql (one row, one JSON text column) and answers it with status. */
+static int
+gcho_enrol_json(gcho_req_t *rq, int status, const char *sql, int n,
+    const char *const *p)
+{
+    int        rc;
+    PGresult  *res;
+
+    res = gcho_sql(rq, sql, n, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return gcho_error(rq, 404, "not_found",
+                          "Cette inscription n'existe pas.");
+    }
+
+    rc = gcho_reply(rq, status, PQgetvalue(res, 0, 0),
+                    PQgetlength(res, 0, 0));
+    PQclear(res);
+
+    return rc;
+}
+
+
+/* A "YYYY-MM-DD" field: 0, or -1 after answering 400 invalid_field. */
+static int
+gcho_enrol_date(gcho_req_t *rq, const char *field, const gch_jnode_t *v,
+    char out[11], gch_day_t *d)
+{
+    char  msg[96];
+
+    if (gcho_str(rq, field, v, out, 11, 10) != 0) {
+        return -1;
+    }
+
+    if (gch_day_parse(d, out, 10) != GCH_OK) {
+        snprintf(msg, sizeof(msg), "Le champ %s doit être une date "
+                 "AAAA-MM-JJ.", field);
+        gcho_error(rq, 400, "invalid_field", msg);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* GET /api/enrolments */
+static int
+gcho_enrol_list(gcho_req_t *rq)
+{
+    const char  *p[1];
+
+    p[0] = rq->family_id;
+
+    return gcho_enrol_json(rq, 200,
+        "select json_build_object('enrolments', coalesce(json_agg("
+        GCHO_ENROL_JSON " order by e.from_date, e.id), '[]'))"
+        GCHO_ENROL_FROM " where c.family_id = $1", 1, p);
+}
+
+
+static const gch_jfield_t  gcho_enrol_fields[] = {
+    { "child_id", GCH_J_STRING, 1 },
+    { "activity_id", GCH_J_STRING, 1 },
+    { "from", GCH_J_STRING, 1 },
+    { "to", GCH_J_STRING, 1 }
+};
+
+
+/* POST /api/enrolments {child_id, activity_id, from, to} */
+static int
+gcho_enrol_create(gcho_req_t *rq)
+{
+    int                 rc;
+    char                child[GCHO_ID_MAX], act[GCHO_ID_MAX];
+    char                from[11], to[11], body[512], subject[160];
+    char                target[GCHO_ID_MAX + 16];
+    gch_day_t           df, dt;
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[5];
+    const gch_jnode_t  *v[4];
+
+    if (gcho_body_json(rq, &doc, gcho_enrol_fields, 4, v) != 0) {
+        return 0;
+    }
+
+    rc = gcho_str(rq, "child_id", v[0], child, sizeof(child), 1) != 0
+         || gcho_str(rq, "activity_id", v[1], act, sizeof(act), 1) != 0
+         || gcho_enrol_date(rq, "from", v[2], from, &df) != 0
+         || gcho_enrol_date(rq, "to", v[3], to, &dt) != 0;
+
+    gch_json_free(&doc);
+
+    if (rc) {
+        return 0;
+    }
+
+    if (dt < df) {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le champ to est avant from.");
+    }
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = child;
+    p[1] = rq->family_id;
+    res = gcho_sql(rq, "select 1 from child where id = $1"
+                       " and family_id = $2", 2, p);
+    if (res == NULL) {
+        return 0;
+    }
+    rc = PQntuples(res);
+    PQclear(res);
+
+    if (rc != 1) {
+        gcho_rollback();
+        return gcho_error(rq, 403, "forbidden",
+                          "Cet enfant n'appartient pas à votre famille.");
+    }
+
+    p[0] = act;
+    res = gcho_sql(rq, "select name from activity where id = $1", 1, p);
+    if (res == NULL) {
+        return 0;
+    }
+    rc = PQntuples(res);
+    if (rc == 1) {
+        snprintf(subject, sizeof(subject), "%s", PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+
+    if (rc != 1) {
+        gcho_rollback();
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le champ activity_id ne désigne aucune activité.");
+    }
+
+    /* an open request or a validated enrolment over the same days */
+    p[0] = child;
+    p[1] = act;
+    p[2] = from;
+    p[3] = to;
+    res = gcho_sql(rq, "select id from enrolment"
+                       " where child_id = $1 and activity_id = $2"
+                       " and status in ('demandee', 'validee')"
+                       " and daterange(from_date, to_date, '[]') &&"
+                       "     daterange($3::date, $4::date, '[]')"
+                       " for update", 4, p);
+    if (res == NULL) {
+        return 0;
+    }
+    rc = PQntuples(res);
+    PQclear(res);
+
+    if (rc != 0) {
+        gcho_rollback();
+        return gcho_error(rq, 409, "already_requested",
+                          "Une demande ou une inscription couvre déjà cette "
+                          "période pour cet enfant et cette activité.");
+    }
+
+    /* a refused request with the same first day is asked again */
+    res = gcho_sql(rq,
+        "insert into enrolment (child_id, activity_id, from_date, to_date,"
+        "   status, origin, requested_at)"
+        " values ($1, $2, $3, $4, 'demandee', 'office', now())"
+        " on conflict (child_id, activity_id, from_date) do update"
+        "   set to_date = excluded.to_date, status = 'demandee',"
+        "   origin = 'office', reason = null, requested_at = now(),"
+        "   decided_at = null, decided_by = null"
+        " where enrolment.status = 'refusee'"
+        " returning id, (select first_name from child where id = $1),"
+        "   extract(epoch from requested_at)::bigint", 4, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 409, "already_requested",
+                          "Une demande ou une inscription couvre déjà cette "
+                          "période pour cet enfant et cette activité.");
+    }
+
+    snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
+    snprintf(body, sizeof(body),
+             "Bonjour,\n\nVotre demande d'inscription de %s à « %s » du %s "
+             "au %s a bien été déposée.  Les services de la commune vont "
+             "l'examiner ; vous recevrez un message à chaque étape.\n",
+             PQgetvalue(res, 0, 1), subject, from, to);
+    snprintf(subject, sizeof(subject), "%s:%s", PQgetvalue(res, 0, 0),
+             PQgetvalue(res, 0, 2));
+    PQclear(res);
+
+    p[0] = rq->param[0];
+    snprintf(target, sizeof(target), "enrolment:%s", rq->param[0]);
+
+    if (gcho_audit(rq, "enrolment.request", target, NULL) != 0
+        || gcho_mail(rq, rq->family_id, "enrolment_deposee", subject,
+                     "Demande d'inscription déposée", body) != 0
+        || gcho_catalogue_changed(rq) != 0
+        || gcho_commit(rq) != 0)
+    {
+        return 0;
+    }
+
+    return gcho_enrol_json(rq, 201,
+        "select " GCHO_ENROL_JSON GCHO_ENROL_FROM " where e.id = $1", 1, p);
+}
+
+
+/* GET /api/staff/enrolments?status=demandee&family_id= */
+static int
+gcho_enrol_staff_list(gcho_req_t *rq)
+{
+    const char  *p[2], *st;
+
+    st = gcho_query(rq, "status");
+    if (st != NULL && strcmp(st, "demandee") != 0
+        && strcmp(st, "validee") != 0 && strcmp(st, "refusee") != 0)
+    {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le paramètre status vaut demandee, validee ou "
+                          "refusee.");
+    }
+
+    p[0] = st;
+    p[1] = gcho_query(rq, "family_id");
+
+    return gcho_enrol_json(rq, 200,
+        "select json_build_object('enrolments', coalesce(json_agg("
+        GCHO_ENROL_JSON " order by e.requested_at nulls last, e.id), '[]'))"
+        GCHO_ENROL_FROM
+        " where ($1::text is null or e.status = $1)"
+        " and ($2::text is null or c.family_id = $2)", 2, p);
+}
+
+
+static const gch_jfield_t  gcho_decision_fields[] = {
+    { "decision", GCH_J_STRING, 1 },
+    { "reason", GCH_J_STRING | GCH_J_NULL, 0 }
+};
+
+
+/* POST /api/staff/enrolments/{id}/decision {decision, reason} */
+static int
+gcho_enrol_decide(gcho_req_t *rq)
+{
+    int                 rc, refused;
+    char                decision[16], reason[1024], body[1600];
+    char                ref[64], target[GCHO_ID_MAX + 16];
+    char               *text;
+    size_t              len;
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[4], *fid;
+    const gch_jnode_t  *v[2];
+    gch_jout_t          o;
+
+    if (strspn(rq->param[0], "0123456789") != strlen(rq->param[0])
+        || strlen(rq->param[0]) > 18)
+    {
+        return gcho_error(rq, 404, "not_found",
+                          "Cette inscription n'existe pas.");
+    }
+
+    if (gcho_body_json(rq, &doc, gcho_decision_fields, 2, v) != 0) {
+        return 0;
+    }
+
+    rc = gcho_str(rq, "decision", v[0], decision, sizeof(decision), 1) != 0
+         || gcho_str(rq, "reason", v[1], reason, sizeof(reason), 0) != 0;
+
+    gch_json_free(&doc);
+
+    if (rc) {
+        return 0;
+    }
+
+    if (strcmp(decision, "validee") != 0 && strcmp(decision, "refusee") != 0)
+    {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le champ decision vaut validee ou refusee.");
+    }
+
+    refused = decision[0] == 'r';
+    if (refused && reason[strspn(reason, " \t\r\n")] == '\0') {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le champ reason est obligatoire pour refuser.");
+    }
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = rq->param[0];
+    res = gcho_sql(rq, "select e.status, c.family_id, c.first_name, a.name,"
+                       "   to_char(e.from_date, 'DD/MM/YYYY'),"
+                       "   to_char(e.to_date, 'DD/MM/YYYY')"
+                       GCHO_ENROL_FROM " where e.id = $1"
+                       " for update of e", 1, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 404, "not_found",
+                          "Cette inscription n'existe pas.");
+    }
+
+    if (strcmp(PQgetvalue(res, 0, 0), "demandee") != 0) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 409, "already_decided",
+                          "Cette demande a déjà été traitée.");
+    }
+
+    fid = PQgetvalue(res, 0, 1);
+    snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
+
+    if (refused) {
+        snprintf(body, sizeof(body),
+                 "Bonjour,\n\nVotre demande d'inscription de %s à « %s » du "
+                 "%s au %s a été refusée.\n\nMotif : %s\n",
+                 PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+                 PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5), reason);
+    } else {
+        snprintf(body, sizeof(body),
+                 "Bonjour,\n\nVotre demande d'inscription de %s à « %s » du "
+                 "%s au %s a été validée : vous pouvez réserver les "
+                 "séances de cette période.\n%s%s",
+                 PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+                 PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
+                 reason[0] ? "\nCommentaire : " : "", reason);
+    }
+    PQclear(res);
+
+    p[1] = decision;
+    p[2] = reason[0] ? reason : NULL;
+    p[3] = rq->staff;
+    res = gcho_sql(rq, "update enrolment set status = $2, reason = $3,"
+                       "   decided_at = now(), decided_by = $4"
+                       " where id = $1"
+                       " returning extract(epoch from decided_at)::bigint",
+                       4, p);
+    if (res == NULL) {
+        return 0;
+    }
+    snprintf(ref, sizeof(ref), "%s:%s", rq->param[0], PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    /* the audit detail, escaped by the engine's writer */
+    if (gch_jout_init(&o, &gch_alloc_std) != 0) {
+        gcho_rollback();
+        return -1;
+    }
+    yajl_gen_map_open(o.g);
+    gch_jout_cstr(&o, "decision");
+    gch_jout_cstr(&o, decision);
+    gch_jout_cstr(&o, "reason");
+    gch_jout_cstr(&o, reason);
+    gch_jout_cstr(&o, "family_id");
+    gch_jout_cstr(&o, rq->family_id);
+    yajl_gen_map_close(o.g);
+
+    if (gch_jout_detach(&o, &text, &len) != 0) {
+        gcho_rollback();
+        return -1;
+    }
+    /* the actor is the staff login (rq->staff); the family the addressee */
+    snprintf(target, sizeof(target), "enrolment:%s", rq->param[0]);
+    rc = gcho_audit(rq, "enrolment.decision", target, text);
+    free(text);
+
+    if (rc != 0
+        || gcho_mail(rq, rq->family_id,
+                     refused ? "enrolment_refusee" : "enrolment_validee",
+                     ref, refused ? "Demande d'inscription refusée"
+                                  : "Inscription validée", body) != 0
+        || gcho_catalogue_changed(rq) != 0
+        || gcho_commit(rq) != 0)
+    {
+        return 0;
+    }
+
+    return gcho_enrol_json(rq, 200,
+        "select " GCHO_ENROL_JSON GCHO_ENROL_FROM " where e.id = $1", 1, p);
+}
+
+
 const gcho_route_t  gcho_enrolment_routes[] = {
+    { "GET", "/api/enrolments", GCHO_FAMILY, 0, 0, gcho_enrol_list },
+    { "POST", "/api/enrolments", GCHO_FAMILY, 0, GCHO_BODY_JSON,
+      gcho_enrol_create },
+    { "GET", "/api/staff/enrolments", GCHO_STAFF, GCHO_AGENT, 0,
+      gcho_enrol_staff_list },
+    { "POST", "/api/staff/enrolments/*/decision", GCHO_STAFF, GCHO_AGENT,
+      GCHO_BODY_JSON, gcho_enrol_decide },
     { NULL, NULL, 0, 0, 0, NULL }
 };

@@ -10,6 +10,7 @@
  *   guichetctl [-c FILE] config
  *   guichetctl [-c FILE] invoice --month YYYY-MM
  *   guichetctl [-c FILE] set-email FAMILY_ID ADDRESS
+ *   guichetctl [-c FILE] staff-add LOGIN ROLE NAME   (password on stdin)
  *   guichetctl [-c FILE] check
  *
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
@@ -45,6 +46,9 @@ gchw_usage(void)
         "  config                     print the settings in effect\n"
         "  invoice --month YYYY-MM    create the month's invoices and PDFs\n"
         "  set-email FAMILY_ID ADDR   set a family's e-mail address\n"
+        "  staff-add LOGIN ROLE NAME  create or update a back-office\n"
+        "                             account (agent|regie|admin), the\n"
+        "                             password read from stdin\n"
         "  check                      compare redis with postgres\n");
 }
 
@@ -352,6 +356,126 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
 }
 
 
+/*
+ * staff-add LOGIN ROLE NAME: creates (or updates: role, name, password,
+ * active again) a back-office account of guichet-office.  The password is
+ * the first line of stdin (8 to 255 bytes), stored as an argon2id hash;
+ * the account and its audit_log row are one transaction.
+ */
+static int
+gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
+    const char *role, const char *name)
+{
+    int          rc;
+    char         pw[258], hash[crypto_pwhash_STRBYTES];
+    size_t       n;
+    PGconn      *pg;
+    PGresult    *res;
+    const char  *p[4];
+
+    if (strcmp(role, "agent") != 0 && strcmp(role, "regie") != 0
+        && strcmp(role, "admin") != 0)
+    {
+        fprintf(stderr, "guichetctl: le rôle est agent, regie ou admin\n");
+        return 2;
+    }
+
+    n = strlen(login);
+    if (n == 0 || n > 64
+        || strspn(login, "abcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+    {
+        fprintf(stderr, "guichetctl: identifiant invalide (1 à 64 de "
+                "a-z 0-9 . _ -)\n");
+        return 1;
+    }
+
+    if (*name == '\0' || strlen(name) > 200) {
+        fprintf(stderr, "guichetctl: nom vide ou trop long\n");
+        return 1;
+    }
+
+    if (fgets(pw, sizeof(pw), stdin) == NULL) {
+        fprintf(stderr, "guichetctl: mot de passe attendu sur l'entrée "
+                "standard\n");
+        return 1;
+    }
+
+    n = strcspn(pw, "\r\n");
+    if (pw[n] == '\0' && n == sizeof(pw) - 1) {
+        n = sizeof(pw);                  /* no end of line: too long */
+    }
+    pw[n < sizeof(pw) ? n : sizeof(pw) - 1] = '\0';
+
+    if (n < 8 || n > 255) {
+        sodium_memzero(pw, sizeof(pw));
+        fprintf(stderr, "guichetctl: le mot de passe fait de 8 à 255 "
+                "caractères\n");
+        return 1;
+    }
+
+    rc = crypto_pwhash_str(hash, pw, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                           crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    sodium_memzero(pw, sizeof(pw));
+
+    if (rc != 0) {
+        fprintf(stderr, "guichetctl: cannot hash the password (memory)\n");
+        return 1;
+    }
+
+    pg = gchw_pg_connect(conf);
+    if (pg == NULL) {
+        return 1;
+    }
+
+    p[0] = login;
+    p[1] = name;
+    p[2] = hash;
+    p[3] = role;
+
+    rc = 1;
+
+    if (gchw_pg_exec(pg, "begin") != 0) {
+        goto done;
+    }
+
+    res = PQexecParams(pg,
+        "with a as (insert into staff_account (login, name, password_hash,"
+        "   role) values ($1, $2, $3, $4)"
+        " on conflict (login) do update set name = excluded.name,"
+        "   password_hash = excluded.password_hash, role = excluded.role,"
+        "   active = true"
+        " returning (xmax = 0) as created)"
+        " insert into audit_log (actor, action, target, detail)"
+        " select 'guichetctl', case when created then 'staff.add'"
+        "   else 'staff.update' end, 'staff:' || $1,"
+        "   jsonb_build_object('role', $4::text, 'name', $2::text)"
+        " from a returning action", 4, NULL, p, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        fprintf(stderr, "guichetctl: postgres: %s", PQerrorMessage(pg));
+        PQclear(res);
+        (void) gchw_pg_exec(pg, "rollback");
+        goto done;
+    }
+
+    if (gchw_pg_exec(pg, "commit") == 0) {
+        printf("%s %s (%s)\n",
+               strcmp(PQgetvalue(res, 0, 0), "staff.add") == 0
+               ? "added" : "updated", login, role);
+        rc = 0;
+    }
+
+    PQclear(res);
+
+done:
+
+    sodium_memzero(hash, sizeof(hash));
+    PQfinish(pg);
+
+    return rc;
+}
+
+
 static long
 gchw_ttl_arg(int argc, char **argv, int from)
 {
@@ -466,6 +590,9 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
         rc = gchw_cmd_set_email(&conf, argv[i], argv[i + 1]);
+
+    } else if (strcmp(cmd, "staff-add") == 0 && i + 3 == argc) {
+        rc = gchw_cmd_staff_add(&conf, argv[i], argv[i + 1], argv[i + 2]);
 
     } else if (strcmp(cmd, "check") == 0 && i == argc) {
         rc = gchw_cmd_check(&conf);
