@@ -432,7 +432,10 @@ test("mes réservations: justify an absence", async (t) => {
     const row = "tr[data-booking=\"" + bid + "\"]";
     await page.click(row + " button:has-text('Justifier une absence')");
     await page.waitForSelector("dialog[open] #abs-doc");
-    await page.fill("#abs-doc", "CM-2026-118");
+    await page.setInputFiles("#abs-doc", {
+        name: "certificat.pdf", mimeType: "application/pdf",
+        buffer: Buffer.from("%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n"
+                            + "%%EOF\n") });
     await axe("justifier une absence");
     await page.click("dialog[open] button[type=submit]");
     await page.waitForSelector("dialog[open] >> text=/Absence justifiée|"

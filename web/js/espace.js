@@ -83,7 +83,7 @@ export async function uploadDocument(file, type, childId) {
         path += "&child_id=" + encodeURIComponent(childId);
     }
     if (file.name) {
-        path += "&filename=" + encodeURIComponent(file.name);
+        path += "&name=" + encodeURIComponent(file.name);
     }
     return api.upload(path, file);
 }
@@ -175,7 +175,7 @@ export async function viewInscriptions(ctx) {
                     h("th", { scope: "col" }, "Motif"))),
                 h("tbody", {}, list.map((e) => h("tr", {
                         dataset: { inscription: String(pick(e, "id", "") ) } },
-                    h("td", {}, pick(e, "first_name")
+                    h("td", {}, pick(e, "child_first_name", "first_name")
                                 || childName(me, e.child_id)),
                     h("td", {}, pick(e, "activity_name")
                                 || actName(e.activity_id)),

@@ -74,7 +74,6 @@ async function call(method, path, body, headers) {
 
 const get = (p) => call("GET", p);
 const post = (p, b, hd) => call("POST", p, b, hd);
-const put = (p, b) => call("PUT", p, b);
 const del = (p) => call("DELETE", p);
 
 function missing(r) {
@@ -292,9 +291,10 @@ async function viewInscriptions() {
             }
             body = { reason };
         }
+        body.decision = ok ? "validee" : "refusee";
         const p = await post("/api/staff/enrolments/"
-                             + encodeURIComponent(e.id)
-                             + (ok ? "/validate" : "/refuse"), body);
+                             + encodeURIComponent(e.id) + "/decision",
+                             body);
         if (!p.ok) {
             out.prepend(alertBox(p.error.message));
             return;
@@ -306,13 +306,13 @@ async function viewInscriptions() {
     out.replaceChildren(table("Demandes d'inscription", ["Famille",
         "Enfant", "Activité", "Période", "Demandée le", "Décision"],
         list.map((e) => {
-            const who = (pick(e, "first_name", "child_name") || e.child_id)
+            const who = (pick(e, "child_first_name", "first_name") || e.child_id)
                         + " — " + (pick(e, "activity_name") || e.activity_id);
             return h("tr", { dataset: { inscription: String(e.id) } },
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(e.family_id) },
                               pick(e, "family_name") || e.family_id)),
-                h("td", {}, pick(e, "first_name", "child_name")
+                h("td", {}, pick(e, "child_first_name", "first_name")
                             || e.child_id),
                 h("td", {}, pick(e, "activity_name") || e.activity_id),
                 h("td", {}, "du " + when(e.from) + " au " + when(e.to)),
@@ -336,7 +336,7 @@ async function viewInscriptions() {
 async function openFile(d) {
     /* the file needs the bearer token: fetched, then shown from a blob */
     const res = await fetch("/api/staff/documents/"
-                            + encodeURIComponent(d.id) + "/file",
+                            + encodeURIComponent(d.id),
                             { credentials: "omit", headers: {
                                 Authorization: "Bearer " + staff.token } });
     if (!res.ok) {
@@ -385,8 +385,9 @@ async function viewDocuments() {
                 return;
             }
             const p = await post("/api/staff/documents/"
-                                 + encodeURIComponent(d.id) + "/accept",
-                                 { valid_from: fromI.value,
+                                 + encodeURIComponent(d.id) + "/decision",
+                                 { decision: "acceptee",
+                                   valid_from: fromI.value,
                                    valid_to: toI.value });
             if (!p.ok) {
                 err.replaceChildren(alertBox(p.error.message));
@@ -402,8 +403,8 @@ async function viewDocuments() {
                 return;
             }
             const p = await post("/api/staff/documents/"
-                                 + encodeURIComponent(d.id) + "/refuse",
-                                 { reason });
+                                 + encodeURIComponent(d.id) + "/decision",
+                                 { decision: "refusee", reason });
             if (!p.ok) {
                 err.replaceChildren(alertBox(p.error.message));
                 return;
@@ -467,12 +468,14 @@ async function viewFamilles() {
     const list = listOf(r.data, "families");
     out.replaceChildren(list.length === 0
         ? h("p", {}, "Aucune famille trouvée.")
-        : table("Familles", ["Famille", "Identifiant", "Enfants"],
+        : table("Familles", ["Famille", "Identifiant", "E-mail",
+                             "Enfants"],
             list.map((f) => h("tr", { dataset: { famille: f.id } },
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(f.id) },
-                              pick(f, "name") || f.id)),
-                h("td", {}, f.login || f.id),
+                              f.id)),
+                h("td", {}, f.login || "—"),
+                h("td", {}, f.email || "—"),
                 h("td", {}, (f.children || []).map((c) =>
                     c.first_name || c).join(", "))))));
 }
@@ -487,10 +490,7 @@ async function viewFamille(fid, q) {
     const today = F.todayParis();
     const from = q.get("du") || F.addDays(today, -7);
     const to = q.get("au") || F.addDays(today, 60);
-    const [rf, rp] = await Promise.all([
-        get("/api/staff/families/" + encodeURIComponent(fid)),
-        get("/api/staff/families/" + encodeURIComponent(fid)
-            + "/planning?from=" + from + "&to=" + to)]);
+    const rf = await get("/api/staff/families/" + encodeURIComponent(fid));
     if (!rf.ok) {
         out.replaceChildren(alertBox(rf.error.message));
         return;
@@ -503,9 +503,9 @@ async function viewFamille(fid, q) {
         const c = kids.find((x) => x.id === cid);
         return c ? c.first_name : cid;
     };
-    document.title = (pick(f, "name") || fid) + " – Guichet agent";
+    document.title = (pick(f, "name", "login") || fid) + " – Guichet agent";
     main.querySelector("h1").textContent = "Famille "
-        + (pick(f, "name") || fid);
+        + (pick(f, "name", "login") || fid);
 
     const blocks = [
         h("p", {}, "Identifiant : ", f.login || fid,
@@ -538,19 +538,12 @@ async function viewFamille(fid, q) {
         h("h2", {}, "Planning du " + F.dayYear(from) + " au "
                     + F.dayYear(to)),
     ];
-    if (!rp.ok) {
-        blocks.push(missing(rp) ? h("p", {}, "Le planning n'est pas encore "
-                                            + "disponible.")
-                                : alertBox(rp.error.message));
-        out.replaceChildren(...blocks);
-        return;
-    }
-    const bookings = listOf(rp.data, "bookings")
-        .filter((b) => b.status !== "cancelled");
+    const bookings = listOf(rf.data, "bookings")
+        .filter((b) => b.status !== "cancelled" && b.date >= from
+                       && b.date <= to);
     const mark = async (b, st, cell) => {
-        const p = await put("/api/staff/attendance/"
-                            + encodeURIComponent(b.booking_id),
-                            { status: st });
+        const p = await post("/api/staff/attendance",
+                             { booking_id: b.booking_id, status: st });
         if (!p.ok) {
             cell.replaceChildren(alertBox(p.error.message));
             return;
@@ -564,6 +557,7 @@ async function viewFamille(fid, q) {
         : table("Planning", ["Enfant", "Date", "Activité", "Séance",
                              "Présence", "Actions"],
             bookings.map((b) => {
+                b.booking_id = b.booking_id || b.id;
                 const cell = h("td", {}, b.attendance ? tag(b.attendance)
                                                       : "—");
                 const what = name(b.child_id) + ", " + F.dayYear(b.date)
@@ -706,7 +700,7 @@ async function viewGuichet() {
         show();
     });
     out.replaceChildren(h("p", {}, "Famille : ",
-                          pick(rf.data.family || rf.data, "name") || fid),
+                          pick(rf.data.family || rf.data, "name", "login") || fid),
                         pickForm, cells, res);
     if (q.get("date")) {
         show();
