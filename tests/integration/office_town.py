@@ -1,0 +1,156 @@
+"""office_town.py -- the town and helpers of the office tests of
+enrolments, documents and the back office (test_office_enrolment.py,
+test_office_documents.py, test_office_staff.py).
+
+Two families: f1 (children f1-a, f1-b) and f2 (child f2-a).  Activity
+"centre" needs nothing but an enrolment; "piscine" also requires a valid
+"vaccinations" document.  Town enrolments: f1-a in both, f2-a in centre;
+f1-b in none (the family asks in the office).
+"""
+
+import os
+import subprocess
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n"
+       b"<< /Root 1 0 R >>\n%%EOF\n")
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00"
+       b"\x01\x08\x02\x00\x00\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8"
+       b"\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+
+
+def town():
+    def sessions(aid, days, places=10):
+        return [{"id": "%s-%s" % (aid, d.replace("-", "")), "date": d,
+                 "unit": "MATIN", "places": places} for d in days]
+
+    def act(aid, days, **extra):
+        a = {"id": aid, "name": aid.capitalize(), "age_min": 3,
+             "age_max": 12, "booking_opens_at": "2026-01-01T18:00:00+01:00",
+             "deadline": {"working_days": 2},
+             "prices": [{"qf_max": None, "cents": 700}],
+             "sessions": sessions(aid, days)}
+        a.update(extra)
+        return a
+
+    days = ["2027-07-%02d" % d for d in range(5, 10)]
+    return {
+        "town": {"name": "Office", "timezone": "Europe/Paris"},
+        "units": [{"code": "MATIN", "label": "Matin", "starts": "08:30",
+                   "ends": "12:00"}],
+        "activities": [
+            act("centre", days),
+            act("piscine", days, required_documents=["vaccinations"]),
+        ],
+        "families": [
+            {"id": "f1", "login": "dupont", "password": "secret-f1",
+             "qf": 300,
+             "children": [{"id": "f1-a", "first_name": "Alice",
+                           "birth_date": "2018-04-04"},
+                          {"id": "f1-b", "first_name": "Bastien",
+                           "birth_date": "2019-05-05"}],
+             "enrolments": [{"child_id": "f1-a", "activity_id": a,
+                             "from": "2026-09-01", "to": "2027-08-31",
+                             "status": "validee"}
+                            for a in ("centre", "piscine")]},
+            {"id": "f2", "qf": 800,
+             "children": [{"id": "f2-a", "first_name": "Zoé",
+                           "birth_date": "2018-06-06"}],
+             "enrolments": [{"child_id": "f2-a", "activity_id": "centre",
+                             "from": "2026-09-01", "to": "2027-08-31",
+                             "status": "validee"}]},
+        ],
+    }
+
+
+def staff_add(s, login, role, name, password):
+    """guichetctl staff-add with the password on stdin; its stdout."""
+    r = subprocess.run([s.ctl, "-c", s.worker_conf, "staff-add", login, role,
+                        name], input=(password + "\n").encode(), cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout.decode()
+
+
+def staff_login(s, login, password):
+    r = s.http("POST", "/api/staff/session",
+               json={"login": login, "password": password})
+    assert r.status == 200, r
+    return r.json()["token"]
+
+
+def error_code(r, status):
+    assert r.status == status, r
+    return r.json()["error"]["code"]
+
+
+def book(s, tok, child, sid):
+    """(status, reason) of a one-cell booking."""
+    r = s.http("POST", "/api/bookings", token=tok,
+               json={"items": [{"child_id": child, "session_id": sid}]},
+               headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert r.status == 200, r
+    item = r.json()["items"][0]
+    return item["status"], item.get("reason")
+
+
+def published(s):
+    """Waits until Redis holds the catalogue version of PostgreSQL (the
+    worker republished after the last change)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        v = s.sql("select version from catalogue")[0][0]
+        if s.redis.get("gch:catalogue:version") == str(v):
+            return v
+        time.sleep(0.05)
+    raise AssertionError("catalogue version %s never published" % v)
+
+
+def outbox(s, kind):
+    return s.sql("select family_id, ref, subject, body from outbox"
+                 " where kind = %s order by id", (kind,))
+
+
+def audit(s, action):
+    return s.sql("select actor, target, detail from audit_log"
+                 " where action = %s order by id", (action,))
+
+
+def module_sees(s, tok, pred, timeout=20):
+    """Polls GET /api/me (rendered by the module from the catalogue it
+    holds, reloaded every guichet_catalogue_refresh) until pred(me)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = s.http("GET", "/api/me", token=tok)
+        if r.status == 200 and pred(r.json()):
+            return r.json()
+        time.sleep(0.1)
+    raise AssertionError("the module never saw it: %r" % r)
+
+
+def enrolment_status(child, activity, frm):
+    """A module_sees predicate: child's enrolment in activity from frm has
+    a status, returned."""
+    def pred(me):
+        for e in me.get("enrolments", []):
+            if (e["child_id"], e["activity_id"], e["from"]) == \
+                    (child, activity, frm):
+                return e["status"]
+        return None
+    return pred
+
+
+def book_until(s, tok, child, sid, leaving, timeout=20):
+    """Books until the answer is no longer ("refused", leaving); the module
+    learns the change at its next catalogue refresh.  The last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = book(s, tok, child, sid)
+        if got != ("refused", leaving) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
