@@ -478,4 +478,50 @@ size_t gch_filename_clean(const char *in, size_t len, char *out,
     size_t size);
 
 
+/* ------------------------------------------------------------------ */
+/* direct debit: IBAN, BIC, pain.008 (sepa.c)                          */
+
+#define GCH_IBAN_MAX  34
+
+/* The IBAN of len bytes of in (spaces and '-' dropped, letters upper-
+ * cased) into out with a NUL when it is one: letters and digits only,
+ * 15..34 of them, country letters, check digits, the country's length for
+ * SEPA countries and ISO 13616's mod-97 = 1.  Its length, or 0. */
+size_t gch_iban_normalize(const char *in, size_t len,
+    char out[GCH_IBAN_MAX + 1]);
+/* 1 when the len bytes of s are a BIC (ISO 9362: AAAA CC LL [BBB], upper
+ * case), else 0. */
+int gch_bic_valid(const char *s, size_t len);
+
+typedef struct {
+    const char  *end_to_end_id;   /* the invoice, e.g. "FACT-42" */
+    const char  *mandate_id;      /* RUM */
+    const char  *mandate_date;    /* "YYYY-MM-DD", signature */
+    const char  *debtor_name;
+    const char  *debtor_iban;
+    const char  *debtor_bic;
+    int64_t      amount_cents;    /* > 0 */
+    const char  *remittance;      /* unstructured, shown to the debtor */
+} gch_sepa_tx_t;
+
+typedef struct {
+    const char           *msg_id;          /* unique per file, <= 35 */
+    const char           *created_at;      /* "YYYY-MM-DDTHH:MM:SS" */
+    const char           *collection_date; /* "YYYY-MM-DD" */
+    const char           *creditor_name;
+    const char           *creditor_iban;
+    const char           *creditor_bic;
+    const char           *creditor_id;     /* ICS, e.g. FR12ZZZ123456 */
+    const gch_sepa_tx_t  *tx;
+    size_t                ntx;             /* >= 1 */
+} gch_sepa_doc_t;
+
+/* The pain.008.001.02 file (one PmtInf, CORE, RCUR) of d, every text
+ * XML-escaped, control sum and count computed: GCH_OK and *out (NUL-
+ * terminated, *len bytes, freed with a), GCH_EINVALID (err says which
+ * IBAN, BIC or amount is wrong; nothing allocated) or GCH_ENOMEM. */
+int gch_sepa_pain008(const gch_sepa_doc_t *d, const gch_alloc_t *a,
+    char **out, size_t *len, gch_error_t *err);
+
+
 #endif /* GCH_H */

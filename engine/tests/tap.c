@@ -182,6 +182,7 @@ void test_book(void);
 void test_cancel(void);
 void test_render(void);
 void test_sniff(void);
+void test_sepa(void);
 
 
 int
@@ -196,6 +197,7 @@ main(void)
     test_cancel();
     test_render();
     test_sniff();
+    test_sepa();
 
     return tap_done();
 }
