@@ -454,6 +454,10 @@ class Stack:
     def assert_clean_error_log(self):
         bad = [l for l in self.error_log().splitlines() if BAD_LOG.search(l)]
         assert not bad, "nginx error log:\n" + "\n".join(bad[:20])
+        # guichet-office runs with ASan+UBSan under GUICHET_ASAN=1
+        bad = [l for l in self.read("office.log").splitlines()
+               if BAD_LOG.search(l)]
+        assert not bad, "guichet-office log:\n" + "\n".join(bad[:20])
 
 
 def serve(town):
