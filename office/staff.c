@@ -102,6 +102,16 @@ gcho_staff_failed(gcho_req_t *rq, const char *login)
     PGresult    *res;
     const char  *p[1];
 
+    /* counts of logins nobody tried for a day go (junk logins too) */
+    res = gcho_sql(rq, "delete from staff_login_failure"
+                       " where first_at < now() - interval '1 day'"
+                       " and (locked_until is null or locked_until < now())",
+                   0, NULL);
+    if (res == NULL) {
+        return 0;
+    }
+    PQclear(res);
+
     p[0] = login;
     res = gcho_sql(rq,
         "insert into staff_login_failure (login, failures, first_at)"
