@@ -15,6 +15,7 @@
 
 import * as F from "../../js/format.js";
 import { h, id, announce, alertBox } from "../../js/dom.js";
+import { docTypeName } from "../../js/espace.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -112,9 +113,9 @@ function page(title, ...nodes) {
     document.title = title + " – Guichet agent";
     const f = flash;
     flash = null;
-    main.replaceChildren(h("h1", {}, title),
-                         f ? alertBox(f.text, f.kind) : null,
-                         ...nodes.filter((n) => n));
+    main.replaceChildren(...[h("h1", {}, title),
+                             f ? alertBox(f.text, f.kind) : null,
+                             ...nodes].filter((n) => n));
 }
 
 function expired() {
@@ -161,9 +162,10 @@ function when(v) {
     return String(v).length > 10 ? F.instantShort(v) : F.dayYear(v);
 }
 
-function table(caption, heads, rows, attrs) {
+function table(caption, heads, rows, attrs, hideCaption) {
     return h("div", { class: "tableau-defilant" }, h("table", attrs || {},
-        h("caption", {}, caption),
+        h("caption", hideCaption ? { class: "visually-hidden" } : {},
+          caption),
         h("thead", {}, h("tr", {}, heads.map((x) =>
             h("th", { scope: "col" }, x)))),
         h("tbody", {}, rows)));
@@ -490,7 +492,12 @@ async function viewFamille(fid, q) {
     const today = F.todayParis();
     const from = q.get("du") || F.addDays(today, -7);
     const to = q.get("au") || F.addDays(today, 60);
-    const rf = await get("/api/staff/families/" + encodeURIComponent(fid));
+    const [rf, ra] = await Promise.all([
+        get("/api/staff/families/" + encodeURIComponent(fid)),
+        get("/api/activities")]);
+    const acts = new Map((ra.ok ? listOf(ra.data, "activities") : [])
+        .map((a) => [a.id, a.name]));
+    const actName = (aid) => acts.get(aid) || aid;
     if (!rf.ok) {
         out.replaceChildren(alertBox(rf.error.message));
         return;
@@ -523,18 +530,19 @@ async function viewFamille(fid, q) {
         : table("Inscriptions", ["Enfant", "Activité", "Période", "Statut"],
             enrol.map((e) => h("tr", {},
                 h("td", {}, name(e.child_id)),
-                h("td", {}, pick(e, "activity_name") || e.activity_id),
+                h("td", {}, pick(e, "activity_name")
+                            || actName(e.activity_id)),
                 h("td", {}, "du " + when(e.from) + " au " + when(e.to)),
-                h("td", {}, tag(e.status))))),
+                h("td", {}, tag(e.status)))), null, true),
         h("h2", {}, "Documents"),
         docs.length === 0 ? h("p", {}, "Aucun document.")
         : table("Documents", ["Type", "Enfant", "Statut", "Validité"],
             docs.map((d) => h("tr", {},
-                h("td", {}, d.type),
+                h("td", {}, docTypeName(d.type)),
                 h("td", {}, d.child_id ? name(d.child_id) : "Famille"),
                 h("td", {}, tag(d.status)),
                 h("td", {}, d.valid_to ? "jusqu'au " + when(d.valid_to)
-                                       : "—")))),
+                                       : "—"))), null, true),
         h("h2", {}, "Planning du " + F.dayYear(from) + " au "
                     + F.dayYear(to)),
     ];
@@ -559,14 +567,14 @@ async function viewFamille(fid, q) {
             bookings.map((b) => {
                 b.booking_id = b.booking_id || b.id;
                 const cell = h("td", {}, b.attendance ? tag(b.attendance)
-                                                      : "—");
+                    : b.justified ? tag("justified") : "—");
                 const what = name(b.child_id) + ", " + F.dayYear(b.date)
                              + " " + (b.label || b.unit);
                 const row = h("tr", { dataset: { booking: b.booking_id } },
                     h("td", {}, b.first_name || name(b.child_id)),
                     h("td", {}, F.dayShort(b.date) + " "
                                 + b.date.slice(0, 4)),
-                    h("td", {}, b.activity_name || b.activity_id),
+                    h("td", {}, b.activity_name || actName(b.activity_id)),
                     h("td", {}, b.label || b.unit,
                       b.channel === "onsite" ? " (guichet)" : ""),
                     cell,
@@ -579,7 +587,7 @@ async function viewFamille(fid, q) {
                                                               cell) },
                               label)))));
                 return row;
-            }), { id: "planning-famille" }));
+            }), { id: "planning-famille" }, true));
     out.replaceChildren(...blocks);
 }
 
