@@ -435,3 +435,19 @@ t1("agent: famille, planning et présence", async () => {
     await ag.waitForSelector(row + " .etiquette:has-text('Présent')");
     await shot("09-agent-famille", ag);
 });
+
+t1("agent: le journal garde chaque action", async () => {
+    await open(ag, BASE + "/agent/#/journal");
+    await ag.waitForSelector("#journal table");
+    const text = await ag.textContent("#journal");
+    for (const who of [STAFF, "family:f-annee"]) {
+        assert.ok(text.includes(who), who + " in the journal");
+    }
+    for (const action of ["enrolment.request", "enrolment.decision",
+                          "document.upload", "document.decision",
+                          "attendance.record", "staff.login_failed"]) {
+        assert.ok(text.includes(action), action + " in the journal");
+    }
+    await axe("journal", ag);
+    await shot("10-agent-journal", ag);
+});
