@@ -74,7 +74,12 @@ struct gch_book_s {
     int                   replayed;
     char                 *body;
     size_t                body_len;
+    int                   body_in_stored;  /* body points into stored */
     char                 *stored;      /* "D <hash> <answer>" for step two */
+    size_t                stored_len;
+    char                 *items;       /* the items JSON array, once */
+    size_t                items_len;
+    int                   step1_built;
 };
 
 
@@ -121,16 +126,77 @@ gch_booking_id(char *out, const gch_book_in_t *in, const gch_cell_t *c)
 }
 
 
+/*
+ * Keys are built by hand, not with snprintf: a booking writes a dozen of
+ * them and printf was most of the module's time.  Each returns the key's
+ * length, or -1 (and an empty key) when it does not fit in size.
+ */
+
+/* "{c:<cid>}:<YYYY-MM-DD>:q<q>", q < 100 */
+static int
+gch_claim_key_of(char *buf, size_t size, const char *cid, gch_day_t day,
+    int q)
+{
+    char    *p;
+    size_t   n;
+
+    n = strlen(cid);
+
+    if (3 + n + 2 + 10 + 2 + 2 + 1 > size || q < 0 || q > 99) {
+        buf[0] = '\0';
+        return -1;
+    }
+
+    p = buf;
+    memcpy(p, "{c:", 3);
+    p += 3;
+    memcpy(p, cid, n);
+    p += n;
+    *p++ = '}';
+    *p++ = ':';
+    gch_day_format(day, p);
+    p += 10;
+    *p++ = ':';
+    *p++ = 'q';
+
+    if (q >= 10) {
+        *p++ = (char) ('0' + q / 10);
+    }
+
+    *p++ = (char) ('0' + q % 10);
+    *p = '\0';
+
+    return (int) (p - buf);
+}
+
+
 static int
 gch_claim_key(char *buf, size_t size, const gch_cell_t *c, int q)
 {
-    char  day[11];
-    int   n;
+    return gch_claim_key_of(buf, size, c->child->id, c->session->date, q);
+}
 
-    gch_day_format(c->session->date, day);
-    n = snprintf(buf, size, "{c:%s}:%s:q%d", c->child->id, day, q);
 
-    return (n > 0 && (size_t) n < size) ? n : -1;
+/* "<pre><id><post>" */
+static int
+gch_key3(char *buf, size_t size, const char *pre, const char *id,
+    size_t idlen, const char *post)
+{
+    size_t  a, c;
+
+    a = strlen(pre);
+    c = strlen(post);
+
+    if (a + idlen + c + 1 > size) {
+        buf[0] = '\0';
+        return -1;
+    }
+
+    memcpy(buf, pre, a);
+    memcpy(buf + a, id, idlen);
+    memcpy(buf + a + idlen, post, c + 1);
+
+    return (int) (a + idlen + c);
 }
 
 
@@ -138,7 +204,13 @@ static void
 gch_place_key(char *buf, size_t size, const gch_session_t *s,
     const char *what)
 {
-    snprintf(buf, size, "{s:%s}:%s", s->id, what);
+    char  post[32];
+
+    post[0] = '}';
+    post[1] = ':';
+    memcpy(post + 2, what, strlen(what) + 1);
+
+    (void) gch_key3(buf, size, "{s:", s->id, strlen(s->id), post);
 }
 
 
@@ -371,24 +443,17 @@ gch_week_outcome(gch_book_t *b)
 }
 
 
+/* The reaper's plan: [{"s":sid,"c":cid,"b":bid,"q":[claim keys]}] */
 static void
 gch_plan_json(gch_book_t *b, gch_buf_t *out)
 {
-    int           q;
+    int           q, n, first;
     char          key[GCH_KEY_MAX];
     size_t        i;
-    yajl_gen      g;
     gch_cell_t   *c;
-    char         *buf;
-    size_t        len;
 
-    g = gch_gen_new(b->a);
-    if (g == NULL) {
-        out->failed = 1;
-        return;
-    }
-
-    yajl_gen_array_open(g);
+    gch_buf_lit(out, "[");
+    first = 1;
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
@@ -396,35 +461,37 @@ gch_plan_json(gch_book_t *b, gch_buf_t *out)
             continue;
         }
 
-        yajl_gen_map_open(g);
-        gch_gen_kv(g, "s", c->session->id);
-        gch_gen_kv(g, "c", c->child->id);
-        gch_gen_kv(g, "b", c->bid);
-        gch_gen_str(g, "q");
-        yajl_gen_array_open(g);
+        if (!first) {
+            gch_buf_lit(out, ",");
+        }
+
+        first = 0;
+        gch_buf_lit(out, "{\"s\":");
+        gch_buf_jstrz(out, c->session->id);
+        gch_buf_lit(out, ",\"c\":");
+        gch_buf_jstrz(out, c->child->id);
+        gch_buf_lit(out, ",\"b\":");
+        gch_buf_jstrz(out, c->bid);
+        gch_buf_lit(out, ",\"q\":[");
+
+        n = 0;
 
         for (q = 0; q < 32; q++) {
             if ((c->quanta & (1u << q))
                 && gch_claim_key(key, sizeof(key), c, q) > 0)
             {
-                gch_gen_str(g, key);
+                if (n++) {
+                    gch_buf_lit(out, ",");
+                }
+
+                gch_buf_jstrz(out, key);
             }
         }
 
-        yajl_gen_array_close(g);
-        yajl_gen_map_close(g);
+        gch_buf_lit(out, "]}");
     }
 
-    yajl_gen_array_close(g);
-
-    buf = gch_gen_detach(g, b->a, &len);
-    if (buf != NULL) {
-        gch_buf_add(out, buf, len);
-        b->a->free(b->a->ctx, buf);
-
-    } else {
-        out->failed = 1;
-    }
+    gch_buf_lit(out, "]");
 }
 
 
@@ -434,14 +501,12 @@ gch_dep_key(char *buf, size_t size, const gch_book_t *b, const gch_cell_t *c,
     int u)
 {
     int       q;
-    char      day[11];
     uint32_t  quanta;
 
     quanta = b->in.town->units[u].quanta;
     for (q = 0; q < 31 && !(quanta & (1u << q)); q++) { /* void */ }
 
-    gch_day_format(c->session->date, day);
-    snprintf(buf, size, "{c:%s}:%s:q%d", c->child->id, day, q);
+    (void) gch_claim_key_of(buf, size, c->child->id, c->session->date, q);
 }
 
 
@@ -518,10 +583,10 @@ gch_needs_outcome(gch_book_t *b, const redisReply *exec)
 static void
 gch_step1_build(gch_book_t *b)
 {
-    int            q;
-    char           key[GCH_KEY_MAX], val[GCH_KEY_MAX], num[32], exat[32],
-                   ttl[32], ms[32];
-    size_t         i;
+    int            q, klen;
+    char           key[GCH_KEY_MAX], val[GCH_KEY_MAX], exat[24], ttl[24],
+                   ms[24];
+    size_t         i, n, slen;
     gch_buf_t      rec;
     gch_cell_t    *c;
     const char    *argv[8];
@@ -531,11 +596,15 @@ gch_step1_build(gch_book_t *b)
     l = &b->step1;
 
     gch_buf_init(&rec, b->a);
-    gch_buf_addf(&rec, "P %s %lld ", b->hash, (long long) b->in.now_ms);
+    gch_buf_lit(&rec, "P ");
+    gch_buf_add(&rec, b->hash, 32);
+    gch_buf_lit(&rec, " ");
+    gch_buf_addi(&rec, (long long) b->in.now_ms);
+    gch_buf_lit(&rec, " ");
     gch_plan_json(b, &rec);
 
-    snprintf(ttl, sizeof(ttl), "%lld", (long long) b->in.inflight_ttl_s);
-    snprintf(ms, sizeof(ms), "%lld", (long long) b->in.now_ms);
+    gch_lltoa(ttl, (long long) b->in.inflight_ttl_s);
+    gch_lltoa(ms, (long long) b->in.now_ms);
 
     gch_cmdlist_cmd(l, "MULTI", NULL);
 
@@ -586,22 +655,42 @@ gch_step1_build(gch_book_t *b)
         }
 
         /* claims expire the day after the session's day */
-        snprintf(exat, sizeof(exat), "%lld",
-                 (long long) gch_paris_to_unix(c->session->date + 2, 0));
-        snprintf(val, sizeof(val), "%s %s", c->session->id, c->bid);
+        gch_lltoa(exat, (long long) gch_paris_to_unix(c->session->date + 2,
+                                                       0));
+
+        /* "<sid> <bid>" */
+        slen = strlen(c->session->id);
+        n = slen + 1 + GCH_BID_LEN;
+        if (n >= sizeof(val)) {
+            l->failed = 1;
+            continue;
+        }
+
+        memcpy(val, c->session->id, slen);
+        val[slen] = ' ';
+        memcpy(val + slen + 1, c->bid, GCH_BID_LEN + 1);
+
+        argv[0] = "SET"; argvlen[0] = 3;
+        argv[1] = key;
+        argv[2] = val; argvlen[2] = n;
+        argv[3] = "NX"; argvlen[3] = 2;
+        argv[4] = "GET"; argvlen[4] = 3;
+        argv[5] = "EXAT"; argvlen[5] = 4;
+        argv[6] = exat; argvlen[6] = strlen(exat);
 
         for (q = 0; q < 32; q++) {
             if (!(c->quanta & (1u << q))) {
                 continue;
             }
 
-            if (gch_claim_key(key, sizeof(key), c, q) < 0) {
+            klen = gch_claim_key(key, sizeof(key), c, q);
+            if (klen < 0) {
                 l->failed = 1;
                 continue;
             }
 
-            gch_cmdlist_cmd(l, "SET", key, val, "NX", "GET", "EXAT", exat,
-                            NULL);
+            argvlen[1] = (size_t) klen;
+            gch_cmdlist_argv(l, 7, argv, argvlen);
         }
 
         gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
@@ -610,7 +699,6 @@ gch_step1_build(gch_book_t *b)
     }
 
     gch_cmdlist_cmd(l, "EXEC", NULL);
-    (void) num;
 }
 
 
@@ -707,10 +795,8 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
     snprintf(b->idem_rkey, n, "{f:%s}:idem:%.*s", in->family->id,
              (int) in->idem_len, in->idem_key);
 
-    gch_step1_build(b);
-    if (b->step1.failed) {
-        goto nomem;
-    }
+    /* step one is written when it is asked for: not at all when the
+     * sold-out shortcut answers */
 
     *out = b;
     return GCH_OK;
@@ -723,11 +809,35 @@ nomem:
 }
 
 
+/* See gch.h: NULL when memory is short (answer 503, nothing was sent). */
 const gch_cmds_t *
 gch_book_step1(gch_book_t *b)
 {
+    if (!b->step1_built) {
+        b->step1_built = 1;
+        gch_step1_build(b);
+    }
+
+    if (b->step1.failed) {
+        return NULL;
+    }
+
     b->state = GCH_BOOK_STEP1;
     return &b->step1.list;
+}
+
+
+/* The body is released (it may live inside the stored record). */
+static void
+gch_body_release(gch_book_t *b)
+{
+    if (!b->body_in_stored) {
+        b->a->free(b->a->ctx, b->body);
+    }
+
+    b->body = NULL;
+    b->body_len = 0;
+    b->body_in_stored = 0;
 }
 
 
@@ -743,24 +853,19 @@ static void
 gch_error_body(gch_book_t *b, int status, const char *code,
     const char *message)
 {
-    yajl_gen  g;
+    gch_buf_t  o;
 
     b->status = status;
+    gch_body_release(b);
 
-    g = gch_gen_new(b->a);
-    if (g == NULL) {
-        return;
-    }
+    gch_buf_init(&o, b->a);
+    gch_buf_lit(&o, "{\"error\":{\"code\":");
+    gch_buf_jstrz(&o, code);
+    gch_buf_lit(&o, ",\"message\":");
+    gch_buf_jstrz(&o, message);
+    gch_buf_lit(&o, "}}");
 
-    yajl_gen_map_open(g);
-    gch_gen_str(g, "error");
-    yajl_gen_map_open(g);
-    gch_gen_kv(g, "code", code);
-    gch_gen_kv(g, "message", message);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-
-    b->body = gch_gen_detach(g, b->a, &b->body_len);
+    b->body = gch_buf_detach(&o, &b->body_len);
 }
 
 
@@ -779,96 +884,122 @@ gch_request_status(const gch_book_t *b)
 }
 
 
-/* The items array, shared by the answer and the stream entry. */
-static void
-gch_gen_items(gch_book_t *b, yajl_gen g)
+/*
+ * The items array, shared by the answer, the stream entry and the
+ * demande: written once per request (b->items), copied after that.  JSON
+ * is written by hand with gch_buf_jstr(): yajl's generator cost a
+ * quarter of a booking's time.
+ */
+static int
+gch_items_json(gch_book_t *b)
 {
     char          opens[26];
     size_t        i;
+    gch_buf_t     o;
     gch_cell_t   *c;
 
-    yajl_gen_array_open(g);
+    if (b->items) {
+        return 0;
+    }
+
+    gch_buf_init(&o, b->a);
+    gch_buf_lit(&o, "[");
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
 
-        yajl_gen_map_open(g);
-        gch_gen_str(g, "child_id");
-        gch_gen_strn(g, c->item->child_id, c->item->child_len);
-        gch_gen_str(g, "session_id");
-        gch_gen_strn(g, c->item->session_id, c->item->session_len);
+        if (i) {
+            gch_buf_lit(&o, ",");
+        }
+
+        gch_buf_lit(&o, "{\"child_id\":");
+        gch_buf_jstr(&o, c->item->child_id, c->item->child_len);
+        gch_buf_lit(&o, ",\"session_id\":");
+        gch_buf_jstr(&o, c->item->session_id, c->item->session_len);
 
         if (c->reason == NULL) {
-            gch_gen_kv(g, "status", "confirmed");
-            gch_gen_kv(g, "booking_id", c->bid);
-            gch_gen_ki(g, "price_cents", c->price_cents);
+            gch_buf_lit(&o, ",\"status\":\"confirmed\",\"booking_id\":");
+            gch_buf_jstrz(&o, c->bid);
+            gch_buf_lit(&o, ",\"price_cents\":");
+            gch_buf_addi(&o, c->price_cents);
 
             if (b->in.onsite) {
-                gch_gen_kv(g, "channel", "onsite");
+                gch_buf_lit(&o, ",\"channel\":\"onsite\"");
             }
 
         } else {
-            gch_gen_kv(g, "status", "refused");
-            gch_gen_kv(g, "reason", c->reason);
+            gch_buf_lit(&o, ",\"status\":\"refused\",\"reason\":");
+            gch_buf_jstrz(&o, c->reason);
 
             if (strcmp(c->reason, "not_open_yet") == 0) {
                 gch_instant_format(c->session->activity->opens_at, opens);
-                gch_gen_kv(g, "opens_at", opens);
+                gch_buf_lit(&o, ",\"opens_at\":");
+                gch_buf_jstrz(&o, opens);
             }
         }
 
-        yajl_gen_map_close(g);
+        gch_buf_lit(&o, "}");
     }
 
-    yajl_gen_array_close(g);
+    gch_buf_lit(&o, "]");
+
+    b->items = gch_buf_detach(&o, &b->items_len);
+
+    return b->items ? 0 : -1;
 }
 
 
+/* The answer, after "prefix" (the stored record's "D <hash> "). */
 static char *
-gch_answer_json(gch_book_t *b, size_t *len)
+gch_answer_json(gch_book_t *b, const char *prefix, size_t plen, size_t *len)
 {
-    yajl_gen  g;
+    gch_buf_t  o;
 
-    g = gch_gen_new(b->a);
-    if (g == NULL) {
+    if (gch_items_json(b) != 0) {
         return NULL;
     }
 
-    yajl_gen_map_open(g);
-    gch_gen_kv(g, "request_id", b->request_id[0] ? b->request_id : NULL);
-    gch_gen_kv(g, "status", gch_request_status(b));
-    gch_gen_str(g, "items");
-    gch_gen_items(b, g);
-    yajl_gen_map_close(g);
+    gch_buf_init(&o, b->a);
+    gch_buf_add(&o, prefix, plen);
+    gch_buf_lit(&o, "{\"request_id\":");
+    gch_buf_jstrz(&o, b->request_id[0] ? b->request_id : NULL);
+    gch_buf_lit(&o, ",\"status\":");
+    gch_buf_jstrz(&o, gch_request_status(b));
+    gch_buf_lit(&o, ",\"items\":");
+    gch_buf_add(&o, b->items, b->items_len);
+    gch_buf_lit(&o, "}");
 
-    return gch_gen_detach(g, b->a, len);
+    return gch_buf_detach(&o, len);
 }
 
 
 static char *
 gch_entry_json(gch_book_t *b, size_t *len)
 {
-    yajl_gen  g;
+    gch_buf_t  o;
 
-    g = gch_gen_new(b->a);
-    if (g == NULL) {
+    if (gch_items_json(b) != 0) {
         return NULL;
     }
 
-    yajl_gen_map_open(g);
-    gch_gen_kv(g, "type", "book");
-    gch_gen_ki(g, "number", b->number);
-    gch_gen_kv(g, "request_id", b->request_id);
-    gch_gen_kv(g, "family_id", b->in.family->id);
-    gch_gen_str(g, "idem");
-    gch_gen_strn(g, b->in.idem_key, b->in.idem_len);
-    gch_gen_ki(g, "at_ms", b->in.now_ms);
-    gch_gen_kv(g, "status", gch_request_status(b));
-    gch_gen_str(g, "items");
-    gch_gen_items(b, g);
-    yajl_gen_map_close(g);
+    gch_buf_init(&o, b->a);
+    gch_buf_lit(&o, "{\"type\":\"book\",\"number\":");
+    gch_buf_addi(&o, b->number);
+    gch_buf_lit(&o, ",\"request_id\":");
+    gch_buf_jstrz(&o, b->request_id);
+    gch_buf_lit(&o, ",\"family_id\":");
+    gch_buf_jstrz(&o, b->in.family->id);
+    gch_buf_lit(&o, ",\"idem\":");
+    gch_buf_jstr(&o, b->in.idem_key, b->in.idem_len);
+    gch_buf_lit(&o, ",\"at_ms\":");
+    gch_buf_addi(&o, b->in.now_ms);
+    gch_buf_lit(&o, ",\"status\":");
+    gch_buf_jstrz(&o, gch_request_status(b));
+    gch_buf_lit(&o, ",\"items\":");
+    gch_buf_add(&o, b->items, b->items_len);
+    gch_buf_lit(&o, "}");
 
-    return gch_gen_detach(g, b->a, len);
+    return gch_buf_detach(&o, len);
 }
 
 
@@ -876,27 +1007,31 @@ gch_entry_json(gch_book_t *b, size_t *len)
 static char *
 gch_demande_json(gch_book_t *b, size_t *len)
 {
+    int          n;
     char         at[26];
     size_t       i, j;
-    yajl_gen     g;
+    gch_buf_t    o;
     const char  *r;
 
-    g = gch_gen_new(b->a);
-    if (g == NULL) {
+    if (gch_items_json(b) != 0) {
         return NULL;
     }
 
     gch_instant_format(b->in.now_ms / 1000, at);
 
-    yajl_gen_map_open(g);
-    gch_gen_kv(g, "request_id", b->request_id);
-    gch_gen_ki(g, "number", b->number);
-    gch_gen_kv(g, "type", "booking");
-    gch_gen_kv(g, "created_at", at);
-    gch_gen_kv(g, "status", gch_request_status(b));
+    gch_buf_init(&o, b->a);
+    gch_buf_lit(&o, "{\"request_id\":");
+    gch_buf_jstrz(&o, b->request_id);
+    gch_buf_lit(&o, ",\"number\":");
+    gch_buf_addi(&o, b->number);
+    gch_buf_lit(&o, ",\"type\":\"booking\",\"created_at\":");
+    gch_buf_jstrz(&o, at);
+    gch_buf_lit(&o, ",\"status\":");
+    gch_buf_jstrz(&o, gch_request_status(b));
+    gch_buf_lit(&o, ",\"reasons\":[");
 
-    gch_gen_str(g, "reasons");
-    yajl_gen_array_open(g);
+    n = 0;
+
     for (i = 0; i < b->ncells; i++) {
         r = b->cells[i].reason;
         if (r == NULL) {
@@ -910,43 +1045,46 @@ gch_demande_json(gch_book_t *b, size_t *len)
         }
 
         if (j == i) {
-            gch_gen_str(g, r);
+            if (n++) {
+                gch_buf_lit(&o, ",");
+            }
+
+            gch_buf_jstrz(&o, r);
         }
     }
-    yajl_gen_array_close(g);
 
-    gch_gen_str(g, "items");
-    gch_gen_items(b, g);
-    yajl_gen_map_close(g);
+    gch_buf_lit(&o, "],\"items\":");
+    gch_buf_add(&o, b->items, b->items_len);
+    gch_buf_lit(&o, "}");
 
-    return gch_gen_detach(g, b->a, len);
+    return gch_buf_detach(&o, len);
 }
 
 
 static char *
 gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len)
 {
-    yajl_gen  g;
+    gch_buf_t  o;
 
-    g = gch_gen_new(b->a);
-    if (g == NULL) {
-        return NULL;
-    }
-
-    yajl_gen_map_open(g);
-    gch_gen_kv(g, "child_id", c->child->id);
-    gch_gen_kv(g, "session_id", c->session->id);
-    gch_gen_ki(g, "price_cents", c->price_cents);
-    gch_gen_kv(g, "request_id", b->request_id);
-    gch_gen_ki(g, "at_ms", b->in.now_ms);
+    gch_buf_init(&o, b->a);
+    gch_buf_lit(&o, "{\"child_id\":");
+    gch_buf_jstrz(&o, c->child->id);
+    gch_buf_lit(&o, ",\"session_id\":");
+    gch_buf_jstrz(&o, c->session->id);
+    gch_buf_lit(&o, ",\"price_cents\":");
+    gch_buf_addi(&o, c->price_cents);
+    gch_buf_lit(&o, ",\"request_id\":");
+    gch_buf_jstrz(&o, b->request_id);
+    gch_buf_lit(&o, ",\"at_ms\":");
+    gch_buf_addi(&o, b->in.now_ms);
 
     if (b->in.onsite) {
-        gch_gen_kv(g, "channel", "onsite");
+        gch_buf_lit(&o, ",\"channel\":\"onsite\"");
     }
 
-    yajl_gen_map_close(g);
+    gch_buf_lit(&o, "}");
 
-    return gch_gen_detach(g, b->a, len);
+    return gch_buf_detach(&o, len);
 }
 
 
@@ -1046,7 +1184,8 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
 static void
 gch_step2_build(gch_book_t *b)
 {
-    char            key[GCH_KEY_MAX], ttl[32];
+    int             flen;
+    char            key[GCH_KEY_MAX], fkey[GCH_KEY_MAX], ttl[24];
     char           *entry, *plan;
     size_t          i, len;
     gch_cell_t     *c;
@@ -1055,13 +1194,19 @@ gch_step2_build(gch_book_t *b)
     size_t          argvlen[8];
 
     l = &b->step2;
-    snprintf(ttl, sizeof(ttl), "%lld", (long long) b->in.idem_ttl_s);
+    gch_lltoa(ttl, (long long) b->in.idem_ttl_s);
+    flen = gch_key3(fkey, sizeof(fkey), "{f:", b->in.family->id,
+                    strlen(b->in.family->id), "}:bookings");
+    if (flen < 0) {
+        l->failed = 1;
+        return;
+    }
 
     gch_cmdlist_cmd(l, "MULTI", NULL);
 
     argv[0] = "SET"; argvlen[0] = 3;
     argv[1] = b->idem_rkey; argvlen[1] = strlen(b->idem_rkey);
-    argv[2] = b->stored; argvlen[2] = strlen(b->stored);
+    argv[2] = b->stored; argvlen[2] = b->stored_len;
     argv[3] = "XX"; argvlen[3] = 2;
     argv[4] = "GET"; argvlen[4] = 3;
     argv[5] = "EX"; argvlen[5] = 2;
@@ -1091,8 +1236,11 @@ gch_step2_build(gch_book_t *b)
             continue;
         }
 
-        snprintf(key, sizeof(key), "{f:%s}:bookings", b->in.family->id);
-        gch_cmdlist_cmd(l, "HSET", key, c->bid, plan, NULL);
+        argv[0] = "HSET"; argvlen[0] = 4;
+        argv[1] = fkey; argvlen[1] = (size_t) flen;
+        argv[2] = c->bid; argvlen[2] = GCH_BID_LEN;
+        argv[3] = plan; argvlen[3] = len;
+        gch_cmdlist_argv(l, 4, argv, argvlen);
         b->a->free(b->a->ctx, plan);
     }
 
@@ -1101,7 +1249,12 @@ gch_step2_build(gch_book_t *b)
         l->failed = 1;
 
     } else {
-        gch_cmdlist_cmd(l, "XADD", "gch:bookings", "*", "d", entry, NULL);
+        argv[0] = "XADD"; argvlen[0] = 4;
+        argv[1] = "gch:bookings"; argvlen[1] = 12;
+        argv[2] = "*"; argvlen[2] = 1;
+        argv[3] = "d"; argvlen[3] = 1;
+        argv[4] = entry; argvlen[4] = len;
+        gch_cmdlist_argv(l, 5, argv, argvlen);
         b->a->free(b->a->ctx, entry);
     }
 
@@ -1110,8 +1263,12 @@ gch_step2_build(gch_book_t *b)
         l->failed = 1;
 
     } else {
-        snprintf(key, sizeof(key), "{f:%s}:demandes", b->in.family->id);
-        gch_cmdlist_cmd(l, "LPUSH", key, entry, NULL);
+        (void) gch_key3(key, sizeof(key), "{f:", b->in.family->id,
+                        strlen(b->in.family->id), "}:demandes");
+        argv[0] = "LPUSH"; argvlen[0] = 5;
+        argv[1] = key; argvlen[1] = strlen(key);
+        argv[2] = entry; argvlen[2] = len;
+        gch_cmdlist_argv(l, 3, argv, argvlen);
         gch_cmdlist_cmd(l, "LTRIM", key, "0", "199", NULL);
         b->a->free(b->a->ctx, entry);
     }
@@ -1269,6 +1426,22 @@ gch_fail_closed(gch_book_t *b, const redisReply *exec)
 }
 
 
+/* "D-%06lld" of the demande number */
+static void
+gch_request_id(gch_book_t *b)
+{
+    char    num[24];
+    size_t  n, pad;
+
+    n = gch_lltoa(num, b->number);
+    pad = (b->number >= 0 && n < 6) ? 6 - n : 0;
+
+    memcpy(b->request_id, "D-", 2);
+    memset(b->request_id + 2, '0', pad);
+    memcpy(b->request_id + 2 + pad, num, n + 1);
+}
+
+
 /*
  * See gch.h.  Returns GCH_EREDIS on an unexpected reply (the answer is
  * then 503), GCH_ENOMEM when memory is short.
@@ -1276,10 +1449,9 @@ gch_fail_closed(gch_book_t *b, const redisReply *exec)
 int
 gch_book_on_step1(gch_book_t *b, const redisReply *exec)
 {
+    char         prefix[35];
     size_t       i, k, len;
     gch_cell_t  *c;
-    gch_buf_t    st;
-    char        *answer;
     const redisReply  *r;
 
     if (exec == NULL || exec->type != REDIS_REPLY_ARRAY
@@ -1338,7 +1510,7 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     }
 
     b->number = exec->element[1]->integer;
-    snprintf(b->request_id, sizeof(b->request_id), "D-%06lld", b->number);
+    gch_request_id(b);
 
     k = b->cells_at;
     for (i = 0; i < b->ncells; i++) {
@@ -1356,23 +1528,22 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     gch_needs_outcome(b, exec);
     gch_week_outcome(b);
 
-    answer = gch_answer_json(b, &len);
-    if (answer == NULL) {
-        return GCH_ENOMEM;
-    }
+    /* the stored record "D <hash> <answer>"; the body is its tail */
 
-    gch_buf_init(&st, b->a);
-    gch_buf_addf(&st, "D %s ", b->hash);
-    gch_buf_add(&st, answer, len);
-    b->stored = gch_buf_detach(&st, NULL);
+    memcpy(prefix, "D ", 2);
+    memcpy(prefix + 2, b->hash, 32);
+    prefix[34] = ' ';
 
-    b->body = answer;
-    b->body_len = len;
-    b->status = 200;
-
+    b->stored = gch_answer_json(b, prefix, 35, &len);
     if (b->stored == NULL) {
         return GCH_ENOMEM;
     }
+
+    b->stored_len = len;
+    b->body = b->stored + 35;
+    b->body_len = len - 35;
+    b->body_in_stored = 1;
+    b->status = 200;
 
     gch_step2_build(b);
 
@@ -1398,29 +1569,28 @@ gch_book_step2(gch_book_t *b)
 static void
 gch_step3_build(gch_book_t *b)
 {
-    char            key[GCH_KEY_MAX];
+    int             n;
+    char            key[GCH_KEY_MAX], fkey[GCH_KEY_MAX];
     size_t          i;
-    yajl_gen        g;
     char           *entry;
+    gch_buf_t       o;
     gch_cell_t     *c;
     gch_cmdlist_t  *l;
 
     l = &b->step3;
     gch_cmdlist_cmd(l, "MULTI", NULL);
 
-    g = gch_gen_new(b->a);
-    if (g == NULL) {
-        l->failed = 1;
-        return;
-    }
+    (void) gch_key3(fkey, sizeof(fkey), "{f:", b->in.family->id,
+                    strlen(b->in.family->id), "}:bookings");
 
-    yajl_gen_map_open(g);
-    gch_gen_kv(g, "type", "void");
-    gch_gen_kv(g, "family_id", b->in.family->id);
-    gch_gen_str(g, "idem");
-    gch_gen_strn(g, b->in.idem_key, b->in.idem_len);
-    gch_gen_str(g, "booking_ids");
-    yajl_gen_array_open(g);
+    gch_buf_init(&o, b->a);
+    gch_buf_lit(&o, "{\"type\":\"void\",\"family_id\":");
+    gch_buf_jstrz(&o, b->in.family->id);
+    gch_buf_lit(&o, ",\"idem\":");
+    gch_buf_jstr(&o, b->in.idem_key, b->in.idem_len);
+    gch_buf_lit(&o, ",\"booking_ids\":[");
+
+    n = 0;
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
@@ -1428,18 +1598,20 @@ gch_step3_build(gch_book_t *b)
             continue;
         }
 
-        gch_gen_str(g, c->bid);
+        if (n++) {
+            gch_buf_lit(&o, ",");
+        }
+
+        gch_buf_jstrz(&o, c->bid);
 
         gch_place_key(key, sizeof(key), c->session, GCH_BOOKED(b));
         gch_cmdlist_cmd(l, "SREM", key, c->bid, NULL);
-        snprintf(key, sizeof(key), "{f:%s}:bookings", b->in.family->id);
-        gch_cmdlist_cmd(l, "HDEL", key, c->bid, NULL);
+        gch_cmdlist_cmd(l, "HDEL", fkey, c->bid, NULL);
     }
 
-    yajl_gen_array_close(g);
-    yajl_gen_map_close(g);
+    gch_buf_lit(&o, "]}");
 
-    entry = gch_gen_detach(g, b->a, NULL);
+    entry = gch_buf_detach(&o, NULL);
     if (entry == NULL) {
         l->failed = 1;
         return;
@@ -1480,8 +1652,7 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
         || memcmp(r->str + 2, b->hash, 32) != 0)
     {
         gch_step3_build(b);
-        b->a->free(b->a->ctx, b->body);
-        b->body = NULL;
+        gch_body_release(b);
         gch_error_body(b, 503, "unavailable",
                        "Le service est momentanément indisponible, "
                        "rien n'a été réservé. Réessayez.");
@@ -1547,8 +1718,9 @@ gch_book_free(gch_book_t *b)
     gch_cmdlist_free(&b->step3);
     a->free(a->ctx, b->cells);
     a->free(a->ctx, b->idem_rkey);
-    a->free(a->ctx, b->body);
+    gch_body_release(b);
     a->free(a->ctx, b->stored);
+    a->free(a->ctx, b->items);
     a->free(a->ctx, b);
 }
 
@@ -1605,7 +1777,7 @@ gch_book_sold_out(gch_book_t *b,
     }
 
     b->request_id[0] = '\0';
-    b->body = gch_answer_json(b, &b->body_len);
+    b->body = gch_answer_json(b, "", 0, &b->body_len);
     if (b->body == NULL) {
         return GCH_ENOMEM;
     }

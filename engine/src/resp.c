@@ -91,13 +91,32 @@ void
 gch_buf_addf(gch_buf_t *b, const char *fmt, ...)
 {
     int      n;
+    size_t   room;
     va_list  ap;
 
+    if (b->failed) {
+        return;
+    }
+
+    /* one pass when it fits in what the buffer has left */
+
+    room = b->cap > b->len ? b->cap - b->len : 0;
+
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
 
-    if (n < 0 || gch_buf_reserve(b, (size_t) n) != 0) {
+    if (n < 0) {
+        b->failed = 1;
+        return;
+    }
+
+    if ((size_t) n < room) {
+        b->len += (size_t) n;
+        return;
+    }
+
+    if (gch_buf_reserve(b, (size_t) n) != 0) {
         b->failed = 1;
         return;
     }
@@ -158,20 +177,163 @@ gch_cmdlist_init(gch_cmdlist_t *l, const gch_alloc_t *a)
 }
 
 
+/* Decimal digits of v. */
+static size_t
+gch_ulen(unsigned long long v)
+{
+    size_t  n;
+
+    for (n = 1; v >= 10; v /= 10) {
+        n++;
+    }
+
+    return n;
+}
+
+
+/* Writes v in decimal at p (gch_ulen(v) bytes); returns the end. */
+static char *
+gch_utoa(char *p, unsigned long long v)
+{
+    char  *e, *q;
+
+    e = p + gch_ulen(v);
+
+    for (q = e; q > p; v /= 10) {
+        *--q = (char) ('0' + v % 10);
+    }
+
+    return e;
+}
+
+
+size_t
+gch_lltoa(char *buf, long long v)
+{
+    char  *p;
+
+    p = buf;
+
+    if (v < 0) {
+        *p++ = '-';
+        p = gch_utoa(p, 0ULL - (unsigned long long) v);
+
+    } else {
+        p = gch_utoa(p, (unsigned long long) v);
+    }
+
+    *p = '\0';
+
+    return (size_t) (p - buf);
+}
+
+
+void
+gch_buf_addu(gch_buf_t *b, unsigned long long v)
+{
+    if (gch_buf_reserve(b, 20) != 0) {
+        return;
+    }
+
+    b->len = (size_t) (gch_utoa(b->data + b->len, v) - b->data);
+    b->data[b->len] = '\0';
+}
+
+
+void
+gch_buf_addi(gch_buf_t *b, long long v)
+{
+    if (v < 0) {
+        gch_buf_add(b, "-", 1);
+        gch_buf_addu(b, 0ULL - (unsigned long long) v);
+        return;
+    }
+
+    gch_buf_addu(b, (unsigned long long) v);
+}
+
+
 /*
- * Appends one RESP array of bulk strings.  On allocation failure the list
- * is marked failed and keeps what it had; gch_cmdlist_free() releases it.
+ * A JSON string literal, escaped the way yajl's generator escapes (quote,
+ * backslash, \b \f \n \r \t, other control bytes as \u00XX; '/' and
+ * bytes >= 0x80 as they are).  Runs of plain bytes are copied at once.
+ */
+void
+gch_buf_jstr(gch_buf_t *b, const char *s, size_t n)
+{
+    char                  esc[7];
+    size_t                i, run;
+    unsigned char         c;
+    static const char     hex[] = "0123456789ABCDEF";
+
+    gch_buf_add(b, "\"", 1);
+
+    run = 0;
+
+    for (i = 0; i < n; i++) {
+        c = (unsigned char) s[i];
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+
+        gch_buf_add(b, s + run, i - run);
+        run = i + 1;
+
+        esc[0] = '\\';
+
+        switch (c) {
+        case '"':  esc[1] = '"';  break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b';  break;
+        case '\f': esc[1] = 'f';  break;
+        case '\n': esc[1] = 'n';  break;
+        case '\r': esc[1] = 'r';  break;
+        case '\t': esc[1] = 't';  break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0xf];
+            gch_buf_add(b, esc, 6);
+            continue;
+        }
+
+        gch_buf_add(b, esc, 2);
+    }
+
+    gch_buf_add(b, s + run, n - run);
+    gch_buf_add(b, "\"", 1);
+}
+
+
+void
+gch_buf_jstrz(gch_buf_t *b, const char *s)
+{
+    if (s == NULL) {
+        gch_buf_add(b, "null", 4);
+        return;
+    }
+
+    gch_buf_jstr(b, s, strlen(s));
+}
+
+
+/*
+ * Appends one RESP array of bulk strings, in one allocation of the exact
+ * size (no printf: this is most of the work of planning a booking).  On
+ * allocation failure the list is marked failed and keeps what it had;
+ * gch_cmdlist_free() releases it.
  */
 void
 gch_cmdlist_argv(gch_cmdlist_t *l, int argc, const char **argv,
     const size_t *argvlen)
 {
     int         i;
-    size_t      n, cap;
-    gch_buf_t   b;
+    char       *p, *data;
+    size_t      n, cap, total;
     gch_cmd_t  *cmds;
 
-    if (l->failed) {
+    if (l->failed || argc < 0) {
         return;
     }
 
@@ -192,23 +354,43 @@ gch_cmdlist_argv(gch_cmdlist_t *l, int argc, const char **argv,
         l->cap = cap;
     }
 
-    gch_buf_init(&b, l->a);
-    gch_buf_addf(&b, "*%d\r\n", argc);
+    /* "*<argc>\r\n" then "$<len>\r\n<arg>\r\n" each */
+
+    total = 3 + gch_ulen((unsigned) argc);
 
     for (i = 0; i < argc; i++) {
         n = argvlen ? argvlen[i] : strlen(argv[i]);
-        gch_buf_addf(&b, "$%zu\r\n", n);
-        gch_buf_add(&b, argv[i], n);
-        gch_buf_add(&b, "\r\n", 2);
+        total += 5 + gch_ulen(n) + n;
     }
 
-    l->list.cmds[l->list.ncmds].data = gch_buf_detach(&b,
-                                           &l->list.cmds[l->list.ncmds].len);
-    if (l->list.cmds[l->list.ncmds].data == NULL) {
+    data = l->a->alloc(l->a->ctx, total + 1);
+    if (data == NULL) {
         l->failed = 1;
         return;
     }
 
+    p = data;
+    *p++ = '*';
+    p = gch_utoa(p, (unsigned) argc);
+    *p++ = '\r';
+    *p++ = '\n';
+
+    for (i = 0; i < argc; i++) {
+        n = argvlen ? argvlen[i] : strlen(argv[i]);
+        *p++ = '$';
+        p = gch_utoa(p, n);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], n);
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+
+    *p = '\0';
+
+    l->list.cmds[l->list.ncmds].data = data;
+    l->list.cmds[l->list.ncmds].len = total;
     l->list.ncmds++;
 }
 

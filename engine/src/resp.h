@@ -27,6 +27,17 @@ void gch_buf_add(gch_buf_t *b, const void *p, size_t n);
 void gch_buf_adds(gch_buf_t *b, const char *s);
 void gch_buf_addf(gch_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A string literal. */
+#define gch_buf_lit(b, s)  gch_buf_add(b, s, sizeof(s) - 1)
+/* Decimal integers, without printf; gch_lltoa writes v and a NUL into
+ * buf (24 bytes) and returns the length. */
+size_t gch_lltoa(char *buf, long long v);
+void gch_buf_addu(gch_buf_t *b, unsigned long long v);
+void gch_buf_addi(gch_buf_t *b, long long v);
+/* A JSON string literal (quoted, escaped like yajl's generator); jstrz
+ * writes null for NULL. */
+void gch_buf_jstr(gch_buf_t *b, const char *s, size_t n);
+void gch_buf_jstrz(gch_buf_t *b, const char *s);
 /* Hand the bytes (NUL-terminated) to the caller, who frees them with a. */
 char *gch_buf_detach(gch_buf_t *b, size_t *len);
 void gch_buf_free(gch_buf_t *b);

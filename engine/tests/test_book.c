@@ -217,7 +217,10 @@ tstep2_reply(const gch_cmds_t *l, const char *fence)
 static char *
 tprecord(gch_book_t *b)
 {
-    return tcmd_arg(gch_book_step1(b), 1, 2);
+    const gch_cmds_t  *l;
+
+    l = gch_book_step1(b);
+    return l ? tcmd_arg(l, 1, 2) : NULL;
 }
 
 
@@ -225,10 +228,17 @@ tprecord(gch_book_t *b)
 static int
 tbk_step1(tbk_t *k, const tsim_t *s)
 {
-    int          rc;
-    redisReply  *r;
+    int                rc;
+    redisReply        *r;
+    const gch_cmds_t  *l;
 
-    r = tstep1_reply(gch_book_step1(k->b), s);
+    /* step one is written when asked for: NULL when memory is short */
+    l = gch_book_step1(k->b);
+    if (l == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    r = tstep1_reply(l, s);
     rc = gch_book_on_step1(k->b, r);
     freeReplyObject(r);
 
