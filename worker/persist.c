@@ -312,7 +312,18 @@ gchw_persist_group(redisContext *rc)
 }
 
 
-/* Is the entry's "d" an object with a string "type"? */
+/* what a batch holds: the statements of gchw_write() it needs */
+#define GCHW_T_BOOK     0x01
+#define GCHW_T_CANCEL   0x02
+#define GCHW_T_ABSENCE  0x04
+#define GCHW_T_VOID     0x08
+#define GCHW_T_ALL      0xff
+
+
+/*
+ * Is the entry's "d" an object with a string "type"?  0 if not, else its
+ * GCHW_T_* bit (GCHW_T_ALL for a type of no statement of ours).
+ */
 static int
 gchw_entry_ok(const char *d, size_t len)
 {
@@ -336,7 +347,16 @@ gchw_entry_ok(const char *d, size_t len)
     }
 
     t = yajl_tree_get(v, path, yajl_t_string);
-    ok = YAJL_IS_OBJECT(v) && t != NULL;
+    ok = 0;
+
+    if (YAJL_IS_OBJECT(v) && t != NULL) {
+        ok = strcmp(t->u.string, "book") == 0 ? GCHW_T_BOOK
+             : strcmp(t->u.string, "cancel") == 0 ? GCHW_T_CANCEL
+             : strcmp(t->u.string, "absence") == 0 ? GCHW_T_ABSENCE
+             : strcmp(t->u.string, "void") == 0 ? GCHW_T_VOID
+             : GCHW_T_ALL;
+    }
+
     yajl_tree_free(v);
 
     return ok;
@@ -371,7 +391,68 @@ gchw_entry_d(const redisReply *e)
 
 
 /*
- * Writes the JSON array in one transaction.  0; -1 when PostgreSQL
+ * The statements of a batch, in order, each with the entry types it
+ * concerns (0: every batch).  They are prepared once per connection:
+ * parsed and planned again for every batch, they cost PostgreSQL about as
+ * much as writing the rows.
+ */
+static const struct {
+    const char  *sql;
+    int          types;
+} gchw_stmts[] = {
+    { gchw_sql_void, GCHW_T_VOID },
+    { gchw_sql_demande, GCHW_T_BOOK },
+    { gchw_sql_absence_demande, GCHW_T_ABSENCE },
+    { gchw_sql_booking, GCHW_T_BOOK },
+    { gchw_sql_cancel, GCHW_T_CANCEL },
+    { gchw_sql_justify, GCHW_T_ABSENCE },
+    { gchw_sql_apply_cancel, 0 },
+    { gchw_sql_apply_justify, 0 },
+    { gchw_sql_mail_book, GCHW_T_BOOK },
+    { gchw_sql_mail_cancel, GCHW_T_CANCEL },
+    { gchw_sql_mail_absence, GCHW_T_ABSENCE },
+};
+
+#define GCHW_NSTMTS  (sizeof(gchw_stmts) / sizeof(gchw_stmts[0]))
+
+
+/* The connection (and its server process) the statements are prepared on. */
+static PGconn  *gchw_prepared_pg;
+static int      gchw_prepared_pid;
+
+
+static PGresult *
+gchw_prepare(PGconn *pg)
+{
+    char       name[16];
+    size_t     i;
+    PGresult  *res;
+
+    if (pg == gchw_prepared_pg && PQbackendPID(pg) == gchw_prepared_pid) {
+        return NULL;
+    }
+
+    gchw_prepared_pg = NULL;
+
+    for (i = 0; i < GCHW_NSTMTS; i++) {
+        snprintf(name, sizeof(name), "gchw_persist_%zu", i);
+        res = PQprepare(pg, name, gchw_stmts[i].sql, 1, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            return res;
+        }
+        PQclear(res);
+    }
+
+    gchw_prepared_pg = pg;
+    gchw_prepared_pid = PQbackendPID(pg);
+
+    return NULL;
+}
+
+
+/*
+ * Writes the JSON array in one transaction, with the statements its entry
+ * types (GCHW_T_* bits) need.  0; -1 when PostgreSQL
  * refused the data (SQLSTATE class 22 data exception or 23 integrity
  * constraint: the entry's own fault, the connection is fine); -2 on any
  * other error (connection lost, server shutting down, a missing table or
@@ -379,20 +460,20 @@ gchw_entry_d(const redisReply *e)
  * backs off).  PostgreSQL's message is copied to err (errlen bytes).
  */
 static int
-gchw_write(PGconn *pg, const char *json, char *err, size_t errlen)
+gchw_write(PGconn *pg, const char *json, int types, char *err, size_t errlen)
 {
     int           data;
+    char          name[16];
     size_t        i;
     PGresult     *res;
     const char   *params[1], *state;
-    const char   *sqls[] = { gchw_sql_void, gchw_sql_demande,
-                             gchw_sql_absence_demande, gchw_sql_booking,
-                             gchw_sql_cancel, gchw_sql_justify,
-                             gchw_sql_apply_cancel, gchw_sql_apply_justify,
-                             gchw_sql_mail_book, gchw_sql_mail_cancel,
-                             gchw_sql_mail_absence };
 
     params[0] = json;
+
+    res = gchw_prepare(pg);
+    if (res != NULL) {
+        goto failed;
+    }
 
     res = PQexec(pg, "begin");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -400,8 +481,13 @@ gchw_write(PGconn *pg, const char *json, char *err, size_t errlen)
     }
     PQclear(res);
 
-    for (i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
-        res = PQexecParams(pg, sqls[i], 1, NULL, params, NULL, NULL, 0);
+    for (i = 0; i < GCHW_NSTMTS; i++) {
+        if (gchw_stmts[i].types && !(gchw_stmts[i].types & types)) {
+            continue;
+        }
+
+        snprintf(name, sizeof(name), "gchw_persist_%zu", i);
+        res = PQexecPrepared(pg, name, 1, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             goto failed;
         }
@@ -613,12 +699,12 @@ static int
 gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     const redisReply *list)
 {
-    int                 rc2, done;
+    int                 rc2, done, t, types;
     char               *json, err[512];
     size_t              i, n, len, cap, nok;
     const char        **ids;
     const redisReply   *d, *e;
-    unsigned char      *ok;
+    unsigned char      *ok, *ty;
 
     rc2 = 0;
     n = list->elements;
@@ -628,12 +714,16 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
 
     ids = calloc(n, sizeof(char *));
     ok = calloc(n, 1);
+    ty = calloc(n, 1);
+    types = 0;
     json = NULL;
     len = 0;
     cap = 0;
     nok = 0;
 
-    if (ids == NULL || ok == NULL || gchw_cat(&json, &len, &cap, "[", 1)) {
+    if (ids == NULL || ok == NULL || ty == NULL
+        || gchw_cat(&json, &len, &cap, "[", 1))
+    {
         rc2 = -1;
         goto done;
     }
@@ -652,11 +742,14 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
         }
 
         d = gchw_entry_d(e);
-        if (d == NULL || !gchw_entry_ok(d->str, d->len)) {
+        t = d ? gchw_entry_ok(d->str, d->len) : 0;
+        if (t == 0) {
             continue;
         }
 
         ok[i] = 1;
+        ty[i] = (unsigned char) t;
+        types |= t;
         if ((nok && gchw_cat(&json, &len, &cap, ",", 1))
             || gchw_cat(&json, &len, &cap, d->str, d->len))
         {
@@ -674,7 +767,7 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     done = 0;
 
     if (nok) {
-        rc2 = gchw_write(pg, json, err, sizeof(err));
+        rc2 = gchw_write(pg, json, types, err, sizeof(err));
 
         if (rc2 == -2) {
             goto done;
@@ -706,7 +799,7 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
                 goto done;
             }
 
-            rc2 = gchw_write(pg, json, err, sizeof(err));
+            rc2 = gchw_write(pg, json, ty[i], err, sizeof(err));
             if (rc2 == -2) {
                 goto done;
             }
@@ -758,6 +851,7 @@ done:
     free(json);
     free(ids);
     free(ok);
+    free(ty);
 
     return rc2;
 }
