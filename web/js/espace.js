@@ -709,9 +709,8 @@ export async function viewPrelevement(ctx) {
           "J'autorise la commune à prélever mes factures sur ce compte "
           + "(mandat SEPA).")),
         msg, h("div", { class: "boutons" }, ok));
-    out.replaceChildren(r.ok || r.status === 404 ? form
-                                                 : alertBox(r.error.message),
-                        r.ok || r.status === 404 ? null : form);
+    out.replaceChildren(...(r.ok || r.status === 404 ? [form]
+                            : [alertBox(r.error.message), form]));
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
         msg.replaceChildren();
