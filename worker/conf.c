@@ -77,6 +77,13 @@ static const gchw_setting_t  gchw_settings[] = {
     { "token_ttl_s",         GCHW_POSINT, GCHW_OFF(token_ttl_s), "43200" },
     { "site_url",            GCHW_STR,    GCHW_OFF(site_url),
       "http://127.0.0.1:8080" },
+    { "payfip_url",          GCHW_STR,    GCHW_OFF(payfip_url),
+      "http://127.0.0.1:8090" },
+    { "payfip_client",       GCHW_STR,    GCHW_OFF(payfip_client), "000000" },
+    { "sepa_creditor_name",  GCHW_STR,    GCHW_OFF(sepa_creditor_name), "" },
+    { "sepa_creditor_iban",  GCHW_STR,    GCHW_OFF(sepa_creditor_iban), "" },
+    { "sepa_creditor_bic",   GCHW_STR,    GCHW_OFF(sepa_creditor_bic), "" },
+    { "sepa_creditor_id",    GCHW_STR,    GCHW_OFF(sepa_creditor_id), "" },
     { NULL, 0, 0, NULL }
 };
 

@@ -55,6 +55,12 @@ typedef struct {
     int     office_upload_max;
     int     token_ttl_s;
     char   *site_url;
+    char   *payfip_url;
+    char   *payfip_client;
+    char   *sepa_creditor_name;
+    char   *sepa_creditor_iban;
+    char   *sepa_creditor_bic;
+    char   *sepa_creditor_id;
 } gchw_conf_t;
 
 /*
