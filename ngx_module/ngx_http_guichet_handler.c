@@ -1180,11 +1180,9 @@ static void
 ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
 {
     int                            rc;
-    u_char                        *p, key[NGX_HTTP_GUICHET_FID_MAX + 80];
     gch_error_t                    err;
     gch_book_in_t                  in;
     ngx_http_guichet_main_conf_t  *gmcf;
-    static const char             *exists[] = { "EXISTS %b" };
 
     gmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_guichet_module);
@@ -1216,14 +1214,9 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
         && gch_book_sold_out(op->book, ngx_http_guichet_sold_out, op->cat)
            == 1)
     {
-        p = ngx_snprintf(key, sizeof(key), "{f:%s}:idem:%s", op->fid,
-                         op->idem);
-
-        if (ngx_http_guichet_op_format(op, 1, exists, (char *) key, p - key)
-            != NGX_OK
-            || ngx_http_guichet_op_send(op, &op->cmds,
-                                        ngx_http_guichet_book_idem_checked)
-               != NGX_OK)
+        if (ngx_http_guichet_op_send(op, gch_book_idem_check(op->book),
+                                     ngx_http_guichet_book_idem_checked)
+            != NGX_OK)
         {
             ngx_http_guichet_op_unavailable(op);
             ngx_http_guichet_op_free(op);

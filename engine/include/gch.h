@@ -339,9 +339,12 @@ typedef struct gch_book_s  gch_book_t;
 
 /* The inputs must outlive the gch_book_t (it points into them).
  * Step zero, no Redis: checks every child belongs to the family (else
- * GCH_EFORBIDDEN, nothing to send), applies the rules that need no Redis
- * and writes the first MULTI/EXEC (claims, places, idempotency key, demande
- * number).  *out owns everything; free with gch_book_free(). */
+ * GCH_EFORBIDDEN, nothing to send) and applies the rules that need no
+ * Redis.  *out owns everything; free with gch_book_free().
+ * gch_book_step1() then writes the first MULTI/EXEC (claims, places,
+ * idempotency key, demande number) -- only when asked, so that a refusal
+ * from the sold-out cache never writes it; NULL when memory is short
+ * (answer 503, nothing was sent). */
 int gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
     const gch_alloc_t *a, gch_error_t *err);
 const gch_cmds_t *gch_book_step1(gch_book_t *b);
@@ -378,6 +381,11 @@ const gch_session_t *gch_book_cell_session(const gch_book_t *b, size_t i);
  */
 int gch_book_sold_out(gch_book_t *b,
     int (*sold_out)(const gch_session_t *s, void *ctx), void *ctx);
+/* After gch_book_sold_out() returned 1: the one command (EXISTS of the
+ * request's idempotency record) telling whether Redis knows its key -- a
+ * known key must not be answered from the cache.  Owned by b; NULL when
+ * memory is short. */
+const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
 
 
 /* ------------------------------------------------------------------ */

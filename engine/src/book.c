@@ -68,6 +68,7 @@ struct gch_book_s {
     gch_cmdlist_t         step1;
     gch_cmdlist_t         step2;
     gch_cmdlist_t         step3;
+    gch_cmdlist_t         check;       /* EXISTS of the record (sold out) */
 
     int                   state;
     int                   status;
@@ -580,6 +581,28 @@ gch_needs_outcome(gch_book_t *b, const redisReply *exec)
 }
 
 
+/*
+ * The body's hash and the booking ids, which only Redis's steps need (not
+ * a refusal from the sold-out cache).
+ */
+static void
+gch_ids(gch_book_t *b)
+{
+    size_t          i;
+    unsigned char   h[16];
+
+    crypto_generichash(h, sizeof(h), (const unsigned char *) b->in.body,
+                       b->in.body_len, NULL, 0);
+    gch_hex(b->hash, h, sizeof(h));
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].session) {
+            gch_booking_id(b->cells[i].bid, &b->in, &b->cells[i]);
+        }
+    }
+}
+
+
 static void
 gch_step1_build(gch_book_t *b)
 {
@@ -594,6 +617,7 @@ gch_step1_build(gch_book_t *b)
     gch_cmdlist_t *l;
 
     l = &b->step1;
+    gch_ids(b);
 
     gch_buf_init(&rec, b->a);
     gch_buf_lit(&rec, "P ");
@@ -713,7 +737,6 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
     size_t          i, n;
     gch_book_t     *b;
     gch_cell_t     *c;
-    unsigned char   h[16];
     const gch_item_t  *it;
 
     *out = NULL;
@@ -731,6 +754,7 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
     gch_cmdlist_init(&b->step1, a);
     gch_cmdlist_init(&b->step2, a);
     gch_cmdlist_init(&b->step3, a);
+    gch_cmdlist_init(&b->check, a);
 
     b->ncells = in->req->nitems;
     b->cells = a->alloc(a->ctx, b->ncells * sizeof(gch_cell_t));
@@ -770,7 +794,6 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
                        : 0;
             c->price_cents = gch_price_cents(c->session->activity,
                                              in->family);
-            gch_booking_id(c->bid, in, c);
         }
 
         gch_precheck(b, c, i);
@@ -781,10 +804,6 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
     }
 
     gch_week_rule(b);
-
-    crypto_generichash(h, sizeof(h), (const unsigned char *) in->body,
-                       in->body_len, NULL, 0);
-    gch_hex(b->hash, h, sizeof(h));
 
     n = strlen(in->family->id) + in->idem_len + 16;
     b->idem_rkey = a->alloc(a->ctx, n);
@@ -1716,6 +1735,7 @@ gch_book_free(gch_book_t *b)
     gch_cmdlist_free(&b->step1);
     gch_cmdlist_free(&b->step2);
     gch_cmdlist_free(&b->step3);
+    gch_cmdlist_free(&b->check);
     a->free(a->ctx, b->cells);
     a->free(a->ctx, b->idem_rkey);
     gch_body_release(b);
@@ -1786,4 +1806,19 @@ gch_book_sold_out(gch_book_t *b,
     b->state = GCH_BOOK_DONE;
 
     return 1;
+}
+
+
+/*
+ * See gch.h: EXISTS {f:<fid>}:idem:<key>, after gch_book_sold_out()
+ * answered from the cache.  NULL when memory is short.
+ */
+const gch_cmds_t *
+gch_book_idem_check(gch_book_t *b)
+{
+    if (b->check.list.ncmds == 0) {
+        gch_cmdlist_cmd(&b->check, "EXISTS", b->idem_rkey, NULL);
+    }
+
+    return b->check.failed ? NULL : &b->check.list;
 }

@@ -1177,6 +1177,98 @@ test_book_fence(void)
 
 
 /*
+ * The sold-out shortcut: every open cell on a session the callback calls
+ * full is answered "full" at once, request_id null; the only command is
+ * the EXISTS of the idempotency record.  A refused cell keeps its own
+ * reason; one cell not sold out sends the request to step one.
+ */
+static int
+tfull_km(const gch_session_t *s, void *ctx)
+{
+    (void) ctx;
+    return strcmp(s->id, "k-m") == 0;
+}
+
+
+static int
+tsold_out(const gch_alloc_t *a, int *got, char *body, size_t size)
+{
+    int                rc;
+    tbk_t              k;
+    size_t             len;
+    const char        *p;
+    const gch_cmds_t  *l;
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-leo:k-m", T_NOW, a);
+    if (rc == GCH_OK) {
+        rc = gch_book_sold_out(k.b, tfull_km, NULL);
+        *got = rc;
+        if (rc == 1) {
+            p = gch_book_body(k.b, &len);
+            snprintf(body, size, "%.*s", (int) len, p);
+            l = gch_book_idem_check(k.b);
+            rc = l ? (tline_is(l, 0, "EXISTS {f:f-martin}:idem:k1")
+                      && l->ncmds == 1 ? 1 : -50)
+                   : GCH_ENOMEM;
+        }
+    }
+
+    tbk_free(&k);
+    return rc;
+}
+
+
+static void
+test_book_sold_out(void)
+{
+    int          rc, got, ok;
+    long         n, leaks, wrong;
+    char         body[1024];
+    tbk_t        k;
+    tcount_t     c;
+    gch_alloc_t  a;
+
+    body[0] = '\0';
+    rc = tsold_out(&gch_alloc_std, &got, body, sizeof(body));
+    ok = rc == 1 && strcmp(body, "{\"request_id\":null,\"status\":"
+                          "\"traitee_negativement\",\"items\":["
+                          "{\"child_id\":\"c-thais\",\"session_id\":\"k-m\","
+                          "\"status\":\"refused\",\"reason\":\"full\"},"
+                          "{\"child_id\":\"c-leo\",\"session_id\":\"k-m\","
+                          "\"status\":\"refused\",\"reason\":\"age\"}]}")
+                   == 0;
+    tap_ok(ok, "sold out: every open cell full (a refused one keeps its "
+           "reason), request_id null, one EXISTS of the record: %s", body);
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : gch_book_sold_out(k.b, tfull_km, NULL);
+    tap_ok(rc == 0 && gch_book_body(k.b, &(size_t){0}) == NULL
+           && gch_book_step1(k.b) != NULL,
+           "sold out: one cell on an open session goes to step one (%d)", rc);
+    tbk_free(&k);
+
+    leaks = 0;
+    wrong = 0;
+
+    for (n = 1; ; n++) {
+        tcount_init(&c, &a, n);
+        rc = tsold_out(&a, &got, body, sizeof(body));
+        leaks += c.live != 0;
+        if (c.failed == 0) {
+            wrong += rc != 1;
+            break;
+        }
+        wrong += rc != GCH_ENOMEM;
+    }
+
+    tap_ok(leaks == 0 && wrong == 0 && n > 1, "oom sold out: each of the "
+           "%ld allocations fails cleanly, no leak (%ld leaks, %ld wrong)",
+           n - 1, leaks, wrong);
+}
+
+
+/*
  * The failing allocator: every allocation of one saga fails in turn.
  * Each run must end with GCH_ENOMEM (or a well-formed answer when the
  * failure hit only the error body, which the module answers 503), never
@@ -1337,6 +1429,7 @@ test_book(void)
     test_book_catalogue_gen();
     test_book_week();
     test_book_fence();
+    test_book_sold_out();
     test_book_oom();
 
     gch_town_free(town);
