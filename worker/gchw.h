@@ -214,11 +214,30 @@ int gchw_invoice_run(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
  * ("YYYY-MM-01"), or every family with an invoice (month NULL).  The
  * number of families, or -1 after logging. */
 int gchw_invoice_publish(PGconn *pg, redisContext *rc, const char *month);
+/* The same, for family_id alone (NULL: every family) after one of its
+ * invoices was paid (guichet-office) or debited. */
+int gchw_invoice_publish_family(PGconn *pg, redisContext *rc,
+    const char *month, const char *family_id);
 /* The worker's schedule: on day conf->invoice_day of the month (town time
  * zone), invoices the previous month unless it is last ("YYYY-MM", "" at
  * start), then sets last.  0 (nothing to do or done), -1 after logging. */
 int gchw_invoice_schedule(PGconn *pg, redisContext *rc,
     const gchw_conf_t *conf, char last[8]);
+
+
+/* ------------------------------------------------------------------ */
+/* SEPA direct-debit export (sepa.c)                                    */
+
+/*
+ * guichetctl sepa-export: writes the pain.008 file of month ("YYYY-MM")
+ * to out (NULL: stdout): the month's unpaid invoices of families with an
+ * active mandate, in ONE transaction that records the export
+ * (sepa_export, unique per month) and marks those invoices paid by
+ * direct debit.  A month already exported writes nothing and returns 1
+ * after saying so on stderr.  0, 1, or -1 after logging (nothing left).
+ */
+int gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
+    const char *month, const char *out, const char *by);
 
 
 /* ------------------------------------------------------------------ */

@@ -97,7 +97,8 @@ static const char  gchw_sql_print[] =
     " where i.month = $1::date"
     " order by i.id, c.first_name, l.child_id, l.date, u.starts_min";
 
-/* the JSON list of each family invoiced in month $1 (all: $1 null) */
+/* the JSON list of each family invoiced in month $1 (all: $1 null), or of
+ * family $2 alone */
 static const char  gchw_sql_list[] =
     "select family_id, json_agg(json_build_object("
     "   'id', id, 'number', number, 'month', to_char(month, 'YYYY-MM'),"
@@ -107,8 +108,9 @@ static const char  gchw_sql_list[] =
     "     'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
     "   order by month desc, id desc)"
     " from invoice"
-    " where $1::date is null or family_id in"
-    "   (select family_id from invoice where month = $1::date)"
+    " where ($1::date is null or family_id in"
+    "   (select family_id from invoice where month = $1::date))"
+    "   and ($2::text is null or family_id = $2)"
     " group by family_id";
 
 
@@ -424,14 +426,24 @@ gchw_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
 int
 gchw_invoice_publish(PGconn *pg, redisContext *rc, const char *month)
 {
+    return gchw_invoice_publish_family(pg, rc, month, NULL);
+}
+
+
+/* See gchw.h. */
+int
+gchw_invoice_publish_family(PGconn *pg, redisContext *rc, const char *month,
+    const char *family_id)
+{
     int          row, n;
     char         key[512];
     PGresult    *res;
     redisReply  *r;
-    const char  *params[1];
+    const char  *params[2];
 
     params[0] = month;
-    res = PQexecParams(pg, gchw_sql_list, 1, NULL, params, NULL, NULL, 0);
+    params[1] = family_id;
+    res = PQexecParams(pg, gchw_sql_list, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         gchw_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
