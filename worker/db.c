@@ -40,6 +40,14 @@ gchw_pg_connect(const gchw_conf_t *conf)
     /* no NOTICE lines on stderr ("relation exists, skipping") */
     PQclear(PQexec(pg, "set client_min_messages = warning"));
 
+    /*
+     * The persister XACKs a batch once its COMMIT returned: the commit
+     * must be durable whatever the server's own setting, else a crash of
+     * PostgreSQL loses acknowledged bookings (tests/fault/matrix.py,
+     * postgres-kill9).
+     */
+    PQclear(PQexec(pg, "set synchronous_commit = on"));
+
     return pg;
 }
 
