@@ -11,6 +11,7 @@
  *   guichetctl [-c FILE] invoice --month YYYY-MM
  *   guichetctl [-c FILE] set-email FAMILY_ID ADDRESS
  *   guichetctl [-c FILE] staff-add LOGIN ROLE NAME   (password on stdin)
+ *   guichetctl [-c FILE] sepa-export --month YYYY-MM [--out FILE]
  *   guichetctl [-c FILE] check
  *
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
@@ -49,6 +50,9 @@ gchw_usage(void)
         "  staff-add LOGIN ROLE NAME  create or update a back-office\n"
         "                             account (agent|regie|admin), the\n"
         "                             password read from stdin\n"
+        "  sepa-export --month YYYY-MM [--out FILE]\n"
+        "                             the month's direct debits as a SEPA\n"
+        "                             pain.008 file (once per month)\n"
         "  check                      compare redis with postgres\n");
 }
 
@@ -169,6 +173,44 @@ gchw_cmd_invoice(const gchw_conf_t *conf, const char *month)
     PQfinish(pg);
 
     return rc == 0 && r != NULL ? 0 : 1;
+}
+
+
+/*
+ * sepa-export --month YYYY-MM [--out FILE]: worker/sepa.c; 0, or 1 when
+ * the month was already exported, has nothing to debit, or failed.
+ */
+static int
+gchw_cmd_sepa_export(const gchw_conf_t *conf, const char *month,
+    const char *out)
+{
+    int            rc;
+    PGconn        *pg;
+    redisContext  *r;
+
+    if (strlen(month) != 7 || month[4] != '-'
+        || strspn(month, "0123456789-") != 7
+        || strcmp(month + 5, "01") < 0 || strcmp(month + 5, "12") > 0)
+    {
+        fprintf(stderr, "guichetctl: --month attend un mois AAAA-MM\n");
+        return 2;
+    }
+
+    pg = gchw_pg_connect(conf);
+    if (pg == NULL) {
+        return 1;
+    }
+
+    r = gchw_redis_connect(conf);
+
+    rc = gchw_sepa_export(pg, r, conf, month, out, "guichetctl");
+
+    if (r) {
+        redisFree(r);
+    }
+    PQfinish(pg);
+
+    return rc == 0 ? 0 : 1;
 }
 
 
@@ -587,6 +629,13 @@ main(int argc, char **argv)
                && strcmp(argv[i], "--month") == 0)
     {
         rc = gchw_cmd_invoice(&conf, argv[i + 1]);
+
+    } else if (strcmp(cmd, "sepa-export") == 0 && (i + 2 == argc
+               || (i + 4 == argc && strcmp(argv[i + 2], "--out") == 0))
+               && strcmp(argv[i], "--month") == 0)
+    {
+        rc = gchw_cmd_sepa_export(&conf, argv[i + 1],
+                                  i + 4 == argc ? argv[i + 3] : NULL);
 
     } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
         rc = gchw_cmd_set_email(&conf, argv[i], argv[i + 1]);

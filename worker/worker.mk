@@ -14,7 +14,7 @@ GCHW_LIBS    := -lhiredis -lpq -lyajl -lsodium -lhpdf -lm
 GCHW_ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 GCHW_COMMON  := conf util db publish load persist reaper invoice mail check \
-                overlay
+                overlay sepa
 GCHW_HDRS    := worker/gchw.h engine/include/gch.h
 
 GCHW_OBJS    := $(GCHW_COMMON:%=build/worker/%.o)

@@ -121,6 +121,7 @@ class Stack:
         try:
             self._start_redis()
             self._start_postgres()
+            self._start_paysim()
             self._setup()
             self._start_worker()
             self._start_office()
@@ -134,7 +135,7 @@ class Stack:
         nginx = self.procs.pop("nginx", None)
         if nginx is not None:
             self._end(nginx, signal.SIGQUIT, 10)
-        for name in ("office", "worker", "redis"):
+        for name in ("office", "worker", "paysim", "redis"):
             p = self.procs.pop(name, None)
             if p is not None:
                 self._end(p, signal.SIGTERM, 10)
@@ -284,6 +285,16 @@ class Stack:
                        os.path.join(ROOT, "sql", "migrations"),
                        self._path("invoices"), self._path("office.sock"),
                        self._path("uploads")))
+            # nginx's port is chosen now: the payment provider's return
+            # and notification addresses are on the site (site_url)
+            self.port = free_port()
+            f.write("site_url = http://127.0.0.1:%d\n"
+                    "payfip_url = %s\n"
+                    "sepa_creditor_name = \"Régie des tests\"\n"
+                    "sepa_creditor_iban = FR1420041010050500013M02606\n"
+                    "sepa_creditor_bic = PSSTFRPPXXX\n"
+                    "sepa_creditor_id = FR12ZZZ123456\n"
+                    % (self.port, self.payfip_url))
         if isinstance(self.town, dict):
             self.town_file = self._path("town.json")
             with open(self.town_file, "w") as f:
@@ -362,8 +373,29 @@ class Stack:
 
     # ----- nginx ---------------------------------------------------------
 
+    def _start_paysim(self):
+        """The payment provider's simulator (office/paysim/paysim.py)."""
+        self.paysim_port = free_port()
+        self.payfip_url = "http://127.0.0.1:%d" % self.paysim_port
+        self.procs["paysim"] = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "office", "paysim",
+                                          "paysim.py"),
+             "--port", str(self.paysim_port)],
+            cwd=ROOT, stdout=self._log("paysim"), stderr=subprocess.STDOUT)
+
+        def up():
+            if self.procs["paysim"].poll() is not None:
+                raise StackError("paysim exited: " + self.read("paysim.log"))
+            try:
+                socket.create_connection(("127.0.0.1", self.paysim_port),
+                                         0.5).close()
+                return True
+            except OSError:
+                return False
+        self._wait("the payment simulator", up)
+
     def _start_nginx(self):
-        self.port = free_port()
+        self.port = getattr(self, "port", None) or free_port()
         ndir = self._path("nginx")
         os.mkdir(ndir)
         self.nginx_conf = os.path.join(ndir, "nginx.conf")
