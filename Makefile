@@ -4,6 +4,8 @@
 #               the worker and nginx with the module on 127.0.0.1:8080
 #   make test   builds and runs every suite (tests/run-all), ends with
 #               one line "N passed, N failed"
+#   make faults issue 8's fault matrix (tests/fault/matrix.py, as root):
+#               one line per fault survived or FAILED, then a summary
 #
 # The engine, the worker, the fuzzers and the benchmark bring their own
 # fragments (engine/engine.mk, worker/worker.mk, fuzz/fuzz.mk,
@@ -41,7 +43,7 @@ BUILD_TARGETS := \
     $(if $(wildcard office/office.mk),$(BUILD)/guichet-office) \
     $(if $(wildcard ngx_module/*.c),$(MODULE_SO))
 
-.PHONY: build deps run stop test lint asan bench fuzz clean module
+.PHONY: build deps run stop test faults lint asan bench fuzz clean module
 
 build: $(BUILD_TARGETS)
 
@@ -107,6 +109,10 @@ stop:
 # the suites that need it fail too), so the summary line always comes.
 test:
 	@tests/run-all
+
+# Each fault under a rush, then the invariant checker (about 2 minutes).
+faults: build
+	@/usr/bin/python3 tests/fault/matrix.py
 
 lint:
 	@scripts/lint.sh

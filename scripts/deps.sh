@@ -16,7 +16,7 @@ packages=(
     libmicrohttpd-dev libcurl4-openssl-dev
     redis-server postgresql-15 postgresql-contrib
     python3-pytest python3-redis python3-psycopg2 python3-aiosmtpd
-    poppler-utils
+    poppler-utils iproute2 iptables
     wrk valgrind clang clang-format gnuplot-nox curl
     chromium nodejs npm
 )
