@@ -998,6 +998,8 @@ gcho_dd_delete(gcho_req_t *rq)
     PGresult    *res;
     const char  *p[1];
 
+    static const char  off[] = "{\"active\":false,\"mandate\":null}";
+
     if (gcho_begin(rq) != 0) {
         return 0;
     }
@@ -1029,7 +1031,7 @@ gcho_dd_delete(gcho_req_t *rq)
         return 0;
     }
 
-    return gcho_reply(rq, 200, "{\"active\":false,\"mandate\":null}", 32);
+    return gcho_reply(rq, 200, off, sizeof(off) - 1);
 }
 
 
