@@ -17,6 +17,7 @@ VAR=$ROOT/var
 PORT=${GUICHET_PORT:-8080}
 REDIS_PORT=${GUICHET_REDIS_PORT:-6390}
 PG_PORT=${GUICHET_PG_PORT:-5440}
+PAYSIM_PORT=${GUICHET_PAYSIM_PORT:-8090}
 PGBIN=/usr/lib/postgresql/15/bin
 TOWN=${GUICHET_TOWN:-demo/amberieu.json}
 MODULE=${GUICHET_MODULE:-$ROOT/build/ngx_http_guichet_module.so}
@@ -107,6 +108,11 @@ migrations_dir = $ROOT/sql/migrations
 office_listen = unix:$VAR/office.sock
 office_upload_dir = $VAR/uploads
 site_url = http://127.0.0.1:$PORT
+payfip_url = http://127.0.0.1:$PAYSIM_PORT
+sepa_creditor_name = "Régie de démonstration"
+sepa_creditor_iban = FR1420041010050500013M02606
+sepa_creditor_bic = PSSTFRPPXXX
+sepa_creditor_id = FR12ZZZ123456
 CONF
 [ -f "$VAR/secret.key" ] || "$CTL" init-secret "$VAR/secret.key"
 "$CTL" -c "$VAR/worker.conf" migrate
@@ -128,6 +134,19 @@ else
     kill -0 "$(cat "$VAR/worker.pid")" 2> /dev/null ||
         die "worker exited at once (see var/log/worker.log)"
     say "worker: started (pid $(cat "$VAR/worker.pid"))"
+fi
+
+# --- payment simulator (PayFiP stand-in, dev only; docs/office.md) -------
+if [ -f "$VAR/paysim.pid" ] && kill -0 "$(cat "$VAR/paysim.pid")" 2> /dev/null; then
+    say "paysim: already running (pid $(cat "$VAR/paysim.pid"))"
+else
+    nohup python3 office/paysim/paysim.py --port "$PAYSIM_PORT" \
+        >> "$VAR/log/paysim.log" 2>&1 < /dev/null &
+    echo $! > "$VAR/paysim.pid"
+    sleep 0.3
+    kill -0 "$(cat "$VAR/paysim.pid")" 2> /dev/null ||
+        die "paysim exited at once (see var/log/paysim.log)"
+    say "paysim: started on 127.0.0.1:$PAYSIM_PORT (pid $(cat "$VAR/paysim.pid"))"
 fi
 
 # --- office (the family space and the back office) -----------------------

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # stop.sh -- stops what scripts/run.sh started (make stop): nginx, the
-# worker, the office, Redis and PostgreSQL of var/.  Quiet about what is not running.
+# worker, the office, the payment simulator, Redis and PostgreSQL of var/.
+# Quiet about what is not running.
 #
-#   scripts/stop.sh [nginx|worker|office|redis|postgres ...]   (default: all)
+#   scripts/stop.sh [nginx|worker|office|paysim|redis|postgres ...]
+#   (default: all)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,15 +37,16 @@ stop_postgres() {
     fi && echo "postgres: stopped"
 }
 
-[ $# -gt 0 ] || set -- nginx office worker redis postgres
+[ $# -gt 0 ] || set -- nginx office paysim worker redis postgres
 for what in "$@"; do
     case $what in
     nginx)    stop_pid nginx "$VAR/nginx/nginx.pid" ;;
     worker)   stop_pid worker "$VAR/worker.pid" ;;
     office)   stop_pid office "$VAR/office.pid" ;;
+    paysim)   stop_pid paysim "$VAR/paysim.pid" ;;
     redis)    stop_pid redis "$VAR/redis/redis.pid" ;;
     postgres) stop_postgres ;;
-    *)        echo "usage: $0 [nginx|worker|office|redis|postgres ...]" >&2; exit 2 ;;
+    *)        echo "usage: $0 [nginx|worker|office|paysim|redis|postgres ...]" >&2; exit 2 ;;
     esac
 done
 exit 0
