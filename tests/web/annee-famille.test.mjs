@@ -136,6 +136,16 @@ async function until(what, fn) {
     }
 }
 
+/* GET with the staff token, from inside the back office page. */
+function staffGet(url) {
+    return ag.evaluate(async (u) => {
+        const s = JSON.parse(sessionStorage.getItem("guichet.agent"));
+        const r = await fetch(u, { credentials: "omit", headers: {
+            Authorization: "Bearer " + s.token } });
+        return { status: r.status, data: await r.json() };
+    }, url);
+}
+
 const pdf = (text) => ({
     name: text + ".pdf", mimeType: "application/pdf",
     buffer: Buffer.from("%PDF-1.4\n% " + text + "\n1 0 obj << >> endobj\n"
@@ -430,6 +440,14 @@ t1("agent: famille, planning et présence", async () => {
         return (await ag.$(row)) !== null;
     });
     assert.match(await ag.textContent("#planning-famille"), /\(guichet\)/);
+    /* the cancellation and the justification are persisted too (the
+     * invoicing reads them) */
+    await until("cancellation and justification persisted", async () => {
+        const f = (await staffGet("/api/staff/families/f-annee")).data;
+        const by = (id) => f.bookings.find((x) => x.id === id) || {};
+        return by(seen.bid.a).status === "cancelled"
+               && by(seen.bid.b).justified === true;
+    });
     await axe("famille", ag);
     await ag.click(row + " button:has-text('Présent')");
     await ag.waitForSelector(row + " .etiquette:has-text('Présent')");
@@ -450,4 +468,150 @@ t1("agent: le journal garde chaque action", async () => {
     }
     await axe("journal", ag);
     await shot("10-agent-journal", ag);
+});
+
+/* What the month's invoice holds: 4,50 € per billable booking of the
+ * month (the late cancellation, the attended morning, the counter's
+ * afternoon; not the justified absence). */
+function expected(m) {
+    return [seen.a, seen.c, seen.full, seen.d]
+        .filter((s) => month(s.date) === m).length * 450;
+}
+
+async function paid(m) {
+    const l = (await apiGet(fam, "/api/invoices")).data;
+    return (Array.isArray(l) ? l : l.invoices || [])
+        .some((i) => i.month === m && i.paid);
+}
+
+async function invoiceOf(m) {
+    let inv;
+    await until("invoice of " + m + " published", async () => {
+        const l = (await apiGet(fam, "/api/invoices")).data;
+        inv = (Array.isArray(l) ? l : l.invoices || [])
+            .find((i) => i.month === m);
+        return inv !== undefined;
+    });
+    return inv;
+}
+
+t1("agent: facturation du mois", async () => {
+    await open(ag, BASE + "/agent/#/facturation");
+    await ag.waitForSelector("#fa-mois");
+    await ag.fill("#fa-mois", seen.m1);
+    await axe("facturation", ag);
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("#fa-resultat .succes");
+    assert.match(await ag.textContent("#fa-resultat"),
+                 new RegExp("Facturation de " + seen.m1
+                            + " terminée : 1 facture"));
+    const inv = await invoiceOf(seen.m1);
+    assert.equal(inv.total_cents, expected(seen.m1));
+    assert.equal(inv.paid, false);
+    seen.inv1 = inv;
+    await shot("11-agent-facturation", ag);
+});
+
+t1("famille: paiement en ligne, notification en double payée une fois",
+   async () => {
+    await open(fam, BASE + "/#/factures");
+    const box = "#fac-" + seen.inv1.id;
+    await fam.waitForSelector(box);
+    await fam.check(box);
+    assert.match(await fam.textContent("#somme-cochee"),
+                 new RegExp((expected(seen.m1) / 100).toFixed(2)
+                            .replace(".", ",")));
+    await axe("mes factures", fam);
+    await fam.click("#liste-factures button[type=submit]");
+    /* the provider's page (the simulator) */
+    await fam.waitForURL(/\/paiement\/[0-9a-f]{32}$/);
+    seen.op = fam.url().split("/").pop();
+    await shot("12-simulateur", fam);
+    await fam.click("button[value=payer_double]");
+    await fam.waitForURL(/#factures\?paiement=/);
+    await fam.waitForSelector("#retour-paiement [data-statut]");
+    assert.equal(await fam.getAttribute("#retour-paiement [data-statut]",
+                                        "data-statut"), "paid");
+    assert.match(await fam.textContent("#retour-paiement"),
+                 /Paiement accepté/);
+    await axe("retour de paiement", fam);
+    await shot("13-paiement-accepte", fam);
+
+    /* and once more, as a late provider would */
+    const again = await fetch(BASE + "/api/payments/notify", {
+        method: "POST", body: "idop=" + seen.op,
+        headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+    assert.ok(again.status < 300, "notify answered " + again.status);
+
+    await until("invoice paid", () => paid(seen.m1));
+    await open(fam, BASE + "/#/factures");
+    await fam.waitForSelector("#liste-factures table");
+    assert.equal(await fam.$("#fac-" + seen.inv1.id), null,
+                 "a paid invoice cannot be ticked");
+
+    await open(ag, BASE + "/agent/#/paiements");
+    await ag.waitForSelector("#paiements table");
+    const row = "#paiements tr[data-operation=\"" + seen.op + "\"]";
+    assert.match(await ag.textContent(row), /Payée/);
+    const pay = (await staffGet("/api/staff/payments")).data;
+    assert.equal(pay.operations.length, 1);
+    assert.equal(pay.paid_cents, expected(seen.m1), "paid once");
+    assert.deepEqual(pay.overpayments, []);
+    await axe("paiements", ag);
+    await shot("14-agent-paiements", ag);
+});
+
+t1("famille: prélèvement automatique; export SEPA du mois suivant",
+   async () => {
+    await open(fam, BASE + "/#/prelevement");
+    await fam.waitForSelector("#pr-iban");
+    await fam.fill("#pr-titulaire", "Camille Durand");
+    await fam.fill("#pr-iban", "FR76 3000 6000 0112 3456 7890 188");
+    await fam.fill("#pr-bic", "AGRIFRPP");
+    await fam.check("#pr-accord");
+    await fam.click("#mandat button[type=submit]");
+    await fam.waitForSelector("text=Cet IBAN n'est pas valide");
+    await fam.fill("#pr-iban", "FR76 3000 6000 0112 3456 7890 189");
+    await axe("prélèvement", fam);
+    await fam.click("#mandat button[type=submit]");
+    await fam.waitForSelector("text=Prélèvement automatique enregistré");
+    await fam.waitForSelector("#mandat-rum");
+    seen.rum = (await fam.textContent("#mandat-rum")).trim();
+    assert.match(await fam.textContent("#mandat-iban"), /FR76/);
+    await shot("15-prelevement", fam);
+
+    /* no online payment any more */
+    await until("direct debit published", async () =>
+        (await apiGet(fam, "/api/me")).data.direct_debit === true);
+    await fam.reload();
+    await open(fam, BASE + "/#/factures");
+    await fam.waitForSelector("text=Vous êtes en prélèvement automatique");
+
+    await open(ag, BASE + "/agent/#/facturation");
+    await ag.waitForSelector("#fa-mois");
+    await ag.fill("#fa-mois", seen.m2);
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("#fa-resultat .succes");
+    const inv = await invoiceOf(seen.m2);
+    assert.equal(inv.total_cents, expected(seen.m2));
+
+    const file = path.join(tmp, "sepa-" + seen.m2 + ".xml");
+    ctl(["sepa-export", "--month", seen.m2, "--out", file]);
+    const xml = fs.readFileSync(file, "utf8");
+    assert.match(xml, /urn:iso:std:iso:20022:tech:xsd:pain\.008\.001\.02/);
+    assert.ok(xml.includes(seen.rum), "the mandate reference");
+    assert.ok(xml.includes("FR7630006000011234567890189"), "the IBAN");
+    const amount = (expected(seen.m2) / 100).toFixed(2);
+    assert.match(xml, new RegExp("<InstdAmt Ccy=\"EUR\">" + amount
+                                 + "</InstdAmt>"));
+    assert.match(xml, new RegExp("<NbOfTxs>1</NbOfTxs>"));
+
+    await open(ag, BASE + "/agent/#/paiements");
+    await ag.waitForSelector("#exports-sepa table");
+    assert.match(await ag.textContent("#exports-sepa"),
+                 new RegExp(seen.m2 + ".*1"));
+    await shot("16-agent-export-sepa", ag);
+    /* exported: paid by direct debit */
+    await until("invoice debited", () => paid(seen.m2));
+    assert.deepEqual(errors, [], "no JavaScript error");
 });

@@ -133,6 +133,7 @@ export async function upload(path, file) {
 
 export const get = (path) => call("GET", path);
 export const post = (path, body, headers) => call("POST", path, body, headers);
+export const put = (path, body) => call("PUT", path, body);
 export const del = (path) => call("DELETE", path);
 
 /* An Idempotency-Key: 32 characters of [a-f0-9], within [A-Za-z0-9_-]{1,64}. */

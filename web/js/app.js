@@ -689,8 +689,8 @@ async function viewFactures() {
             boxes.push({ box, inv });
         }
         return h("tr", {},
-            h("td", {}, box
-                ? h("label", { for: "fac-" + inv.id },
+            h("td", { class: box ? "choix" : null }, box
+                ? h("label", { for: "fac-" + inv.id }, box,
                     h("span", { class: "visually-hidden" },
                       "Payer la facture "), "N° " + num)
                 : "N° " + num),

@@ -602,7 +602,8 @@ export async function paymentReturn(ctx, op) {
     box.replaceChildren(h("div", { class: kind, role: "status",
                                    dataset: { statut: st } },
         h("p", {}, h("strong", {}, text)),
-        h("p", { class: "discret" }, "Opération N° " + (p.id || op)
+        h("p", { class: "discret" }, "Opération N° "
+          + (p.operation_id || p.id || op)
           + " — ", statusTag(st))));
     announce(text);
     return box;
@@ -643,10 +644,8 @@ export async function viewPrelevement(ctx) {
         return notYet(ctx, "Prélèvement automatique",
                       "Le prélèvement automatique");
     }
-    const m = r.ok ? (r.data.mandate || r.data) : null;
-    const active = m && (m.active === true || m.status === "active"
-                         || (m.iban_masked && !m.ended_at)
-                         || (m.iban && !m.ended_at && m.status !== "stopped"));
+    const m = r.ok ? r.data.mandate : null;
+    const active = !!(m && r.data.active !== false && !m.ended_at);
     const msg = h("div", { "aria-live": "polite" });
 
     if (active) {
@@ -731,7 +730,7 @@ export async function viewPrelevement(ctx) {
             return;
         }
         ok.disabled = true;
-        const p = await api.post("/api/direct-debit",
+        const p = await api.put("/api/direct-debit",
                                  { holder: holder.value.trim(), iban: i,
                                    bic: bic.value.replace(/\s+/g, "")
                                         .toUpperCase() });

@@ -747,7 +747,7 @@ async function viewFacturation() {
                 : r.error.message));
             return;
         }
-        const n = pick(r.data, "invoices", "created", "count");
+        const n = pick(r.data, "created", "invoices", "count");
         res.replaceChildren(alertBox("Facturation de " + month.value
             + " terminée" + (Number.isFinite(n) ? " : " + n
                              + " facture(s) émise(s)." : "."), "succes"));
@@ -755,10 +755,15 @@ async function viewFacturation() {
     page("Facturation", form);
 }
 
+const OP_WORDS = { pending: "En attente", paid: "Payée",
+                   refused: "Refusée", abandoned: "Abandonnée" };
+
 async function viewPaiements() {
     const out = h("div", { id: "paiements" }, loading());
-    page("Paiements", out);
-    const r = await get("/api/staff/payments");
+    const exp = h("div", { id: "exports-sepa" });
+    page("Paiements", out, h("h2", {}, "Prélèvements SEPA exportés"), exp);
+    const [r, x] = await Promise.all([get("/api/staff/payments"),
+                                      get("/api/staff/sepa-exports")]);
     if (missing(r)) {
         return notYet("Paiements", "La liste des paiements");
     }
@@ -766,22 +771,52 @@ async function viewPaiements() {
         out.replaceChildren(alertBox(r.error.message));
         return;
     }
-    const list = listOf(r.data, "payments");
-    out.replaceChildren(list.length === 0 ? h("p", {}, "Aucun paiement.")
-        : table("Paiements", ["Opération", "Famille", "Factures", "Montant",
-                              "Moyen", "État", "Date"],
-            list.map((p) => h("tr", { dataset: { operation: String(p.id) } },
-                h("td", {}, String(p.id)),
+    const list = listOf(r.data, "operations");
+    const over = listOf(r.data, "overpayments");
+    out.replaceChildren(
+        h("p", {}, "Encaissé en ligne : ",
+          h("strong", { id: "total-encaisse" },
+            F.euros(r.data.paid_cents || 0))),
+        list.length === 0 ? h("p", {}, "Aucun paiement en ligne.")
+        : table("Paiements en ligne (les plus récents d'abord)",
+            ["Opération", "Famille", "Factures", "Montant", "État",
+             "Créée le", "Réglée le", "Référence"],
+            list.map((p) => h("tr", {
+                    dataset: { operation: String(p.operation_id) } },
+                h("td", { class: "sans-coupure" },
+                  String(p.operation_id).slice(0, 12) + "…"),
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(p.family_id) },
                               p.family_id)),
-                h("td", {}, (p.invoice_numbers || p.invoice_ids
-                             || []).join(", ")),
-                h("td", { class: "montant" },
-                  F.euros(pick(p, "amount_cents", "total_cents"))),
-                h("td", {}, p.method || "en ligne"),
-                h("td", {}, tag(p.status)),
-                h("td", {}, when(pick(p, "paid_at", "created_at")))))));
+                h("td", {}, (p.invoice_ids || []).join(", ")),
+                h("td", { class: "montant" }, F.euros(p.amount_cents)),
+                h("td", {}, h("span", { class: "etiquette "
+                    + (p.status === "paid" ? "ok" : p.status === "pending"
+                       ? "attente" : "ko") },
+                    OP_WORDS[p.status] || p.status)),
+                h("td", {}, when(p.created_at)),
+                h("td", {}, when(p.settled_at)),
+                h("td", {}, p.provider_ref || "—")))),
+        over.length === 0 ? null
+        : table("Trop-perçus à rembourser", ["Opération", "Facture",
+                                              "Montant", "Remboursé le"],
+            over.map((v) => h("tr", {},
+                h("td", {}, String(v.operation_id).slice(0, 12) + "…"),
+                h("td", {}, String(v.invoice_id)),
+                h("td", { class: "montant" }, F.euros(v.amount_cents)),
+                h("td", {}, when(v.refunded_at))))));
+    const el = x.ok ? listOf(x.data, "exports") : [];
+    exp.replaceChildren(!x.ok ? alertBox(x.error.message)
+        : el.length === 0 ? h("p", {}, "Aucun export (guichetctl "
+                                      + "sepa-export).")
+        : table("Exports SEPA", ["Mois", "Message", "Prélèvements",
+                                 "Total", "Fait le", "Par"],
+            el.map((e) => h("tr", {},
+                h("td", {}, e.month), h("td", {}, e.msg_id),
+                h("td", {}, String(e.count)),
+                h("td", { class: "montant" }, F.euros(e.total_cents)),
+                h("td", {}, when(e.created_at)),
+                h("td", {}, e.created_by))), null, true));
 }
 
 /* ---------------------------------------------------------------- */
