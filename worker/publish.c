@@ -374,32 +374,79 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
     n = PQntuples(res);
     shifted = 0;
 
-    /* live counters to shift: ask which exist first */
+    /*
+     * Live counters to shift: ask which exist first (a shift must not
+     * create a counter), in pipelined chunks.  The EXISTS used to be sent
+     * with redisCommand() while BITFIELDs were still queued in the
+     * pipeline: it read a BITFIELD's reply instead of its own, and every
+     * other changed session was left unshifted.
+     */
     if (!rebuild) {
+        int   *cand, nc, c, done, *exists;
+        void  *v;
+
+        cand = calloc(n ? n : 1, sizeof(int));
+        exists = calloc(n ? n : 1, sizeof(int));
+        if (cand == NULL || exists == NULL) {
+            free(cand);
+            free(exists);
+            PQclear(res);
+            return -1;
+        }
+
+        nc = 0;
         for (row = 0; row < n; row++) {
             if (!PQgetisnull(res, row, 2)
                 && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2)))
             {
+                cand[nc++] = row;
+            }
+        }
+
+        gchw_pipe_flush(p);
+
+        for (done = 0; done < nc && !p->failed; done = c) {
+            for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
                 snprintf(key, sizeof(key), "{s:%s}:left",
-                         PQgetvalue(res, row, 0));
-                d = atol(PQgetvalue(res, row, 1))
-                    - atol(PQgetvalue(res, row, 2));
+                         PQgetvalue(res, cand[c], 0));
+                redisAppendCommand(rc, "EXISTS %s", key);
+            }
 
-                r = redisCommand(rc, "EXISTS %s", key);
-                if (r == NULL) {
+            for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
+                if (redisGetReply(rc, &v) != REDIS_OK) {
                     gchw_log("error", "redis: %s", rc->errstr);
-                    PQclear(res);
-                    return -1;
+                    p->failed = 1;
+                    break;
                 }
-
-                if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-                    snprintf(delta, sizeof(delta), "%ld", d);
-                    gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
-                                  "INCRBY", "u32", "0", delta);
-                    shifted++;
-                }
+                r = v;
+                exists[c] = r->type == REDIS_REPLY_INTEGER
+                            && r->integer == 1;
                 freeReplyObject(r);
             }
+        }
+
+        for (c = 0; c < nc && !p->failed; c++) {
+            if (!exists[c]) {
+                continue;
+            }
+
+            row = cand[c];
+            snprintf(key, sizeof(key), "{s:%s}:left",
+                     PQgetvalue(res, row, 0));
+            d = atol(PQgetvalue(res, row, 1))
+                - atol(PQgetvalue(res, row, 2));
+            snprintf(delta, sizeof(delta), "%ld", d);
+            gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
+                          "INCRBY", "u32", "0", delta);
+            shifted++;
+        }
+
+        free(cand);
+        free(exists);
+
+        if (p->failed) {
+            PQclear(res);
+            return -1;
         }
     }
 
@@ -500,18 +547,44 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
         PQclear(PQexec(pg, "analyze session"));
     }
 
+    /*
+     * Only the rows whose recorded value differs (a second publisher finds
+     * nothing left to write).  Many rows (a large load): one hash join
+     * with nested loops off, whatever the planner guesses of unnest()
+     * (100 rows): probing the primary key 10^6 times, or worse, ran for
+     * minutes.  A few rows: the planner's nested loop is the right plan.
+     */
     params[0] = ids;
     params[1] = vals;
-    up = PQexecParams(pg,
-        "update session s set places_published = v.p"
-        " from unnest($1::text[], $2::int[]) as v(id, p)"
-        " where s.id = v.id", 2, NULL, params, NULL, NULL, 0);
+    up = NULL;
+
+    if (k > 0) {
+        PQclear(PQexec(pg, "begin"));
+
+        if (k > 10000) {
+            PQclear(PQexec(pg, "set local enable_nestloop = off"));
+        }
+
+        up = PQexecParams(pg,
+                 "update session s set places_published = v.p"
+                 " from unnest($1::text[], $2::int[]) as v(id, p)"
+                 " where s.id = v.id"
+                 "   and s.places_published is distinct from v.p",
+                 2, NULL, params, NULL, NULL, 0);
+
+        if (PQresultStatus(up) == PGRES_COMMAND_OK) {
+            PQclear(up);
+            up = PQexec(pg, "commit");
+        }
+    }
+
     free(ids);
     free(vals);
 
-    if (PQresultStatus(up) != PGRES_COMMAND_OK) {
+    if (up != NULL && PQresultStatus(up) != PGRES_COMMAND_OK) {
         gchw_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(up);
+        PQclear(PQexec(pg, "rollback"));
         return -1;
     }
     PQclear(up);
@@ -582,11 +655,67 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
 }
 
 
+/*
+ * One publisher at a time (guichetctl load-town and the worker both
+ * publish a new catalogue version; two at once each wrote every counter
+ * and every session row): a PostgreSQL advisory lock for the session.
+ * wait: block until it is ours.  1 held, 0 someone else has it, -1 error.
+ */
+#define GCHW_PUBLISH_LOCK  "7567061716"
+
+static int
+gchw_publish_lock(PGconn *pg, int wait)
+{
+    int        held;
+    PGresult  *res;
+
+    res = gchw_query(pg, wait ? "select pg_advisory_lock(" GCHW_PUBLISH_LOCK
+                                ")::text <> 'x'"
+                              : "select pg_try_advisory_lock("
+                                GCHW_PUBLISH_LOCK ")");
+    if (res == NULL) {
+        return -1;
+    }
+
+    held = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+
+    return held;
+}
+
+
+static void
+gchw_publish_unlock(PGconn *pg)
+{
+    PQclear(PQexec(pg, "select pg_advisory_unlock(" GCHW_PUBLISH_LOCK ")"));
+}
+
+
+static int gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild);
+
+
 /* See gchw.h. */
 int
 gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
 {
+    int  rv;
+
+    if (gchw_publish_lock(pg, 1) != 1) {
+        return -1;
+    }
+
+    rv = gchw_publish_locked(pg, rc, rebuild);
+    gchw_publish_unlock(pg);
+
+    return rv;
+}
+
+
+static int
+gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
+{
     int           rv;
+    int64_t       t0;
     PGresult     *res;
     gch_town_t   *town;
     gchw_pipe_t   p;
@@ -622,6 +751,7 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
     memset(&p, 0, sizeof(p));
     p.rc = rc;
     town = NULL;
+    t0 = gchw_now_ms();
 
     if (rebuild) {
         memset(&err, 0, sizeof(err));
@@ -681,9 +811,10 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
         return -1;
     }
 
-    gchw_log("info", "published catalogue version %s as generation %lld%s",
-             version, (long long) r->integer,
-             rebuild ? " (rebuilt from postgres)" : "");
+    gchw_log("info", "published catalogue version %s as generation %lld%s "
+             "in %lld ms", version, (long long) r->integer,
+             rebuild ? " (rebuilt from postgres)" : "",
+             (long long) (gchw_now_ms() - t0));
 
     freeReplyObject(r);
     PQclear(res);
@@ -693,11 +824,11 @@ gchw_publish(PGconn *pg, redisContext *rc, int rebuild)
 }
 
 
-/* See gchw.h. */
-int
-gchw_publish_check(PGconn *pg, redisContext *rc)
+/* 1 (and *rebuild) when Redis's catalogue is not PostgreSQL's, 0, -1. */
+static int
+gchw_publish_needed(PGconn *pg, redisContext *rc, int *rebuild)
 {
-    int          rebuild, same;
+    int          same;
     PGresult    *res;
     redisReply  *r;
 
@@ -711,7 +842,7 @@ gchw_publish_check(PGconn *pg, redisContext *rc)
         return -1;
     }
 
-    rebuild = r->element[0]->type == REDIS_REPLY_NIL;
+    *rebuild = r->element[0]->type == REDIS_REPLY_NIL;
 
     res = gchw_query(pg, "select version from catalogue where id = 1");
     if (res == NULL) {
@@ -732,14 +863,43 @@ gchw_publish_check(PGconn *pg, redisContext *rc)
     PQclear(res);
     freeReplyObject(r);
 
-    if (!rebuild && same) {
-        return 0;
+    return *rebuild || !same;
+}
+
+
+/*
+ * See gchw.h.  When another publisher (guichetctl load-town) holds the
+ * lock, nothing is done this round: it is publishing, and the next round
+ * finds the versions equal.
+ */
+int
+gchw_publish_check(PGconn *pg, redisContext *rc)
+{
+    int  rv, rebuild;
+
+    rv = gchw_publish_needed(pg, rc, &rebuild);
+    if (rv <= 0) {
+        return rv;
     }
 
-    if (rebuild) {
-        gchw_log("warn", "gch:catalogue:gen is missing: rebuilding redis "
-                 "from postgres");
+    rv = gchw_publish_lock(pg, 0);
+    if (rv <= 0) {
+        return rv;
     }
 
-    return gchw_publish(pg, rc, rebuild);
+    /* again, now that no one else publishes */
+    rv = gchw_publish_needed(pg, rc, &rebuild);
+
+    if (rv > 0) {
+        if (rebuild) {
+            gchw_log("warn", "gch:catalogue:gen is missing: rebuilding "
+                     "redis from postgres");
+        }
+
+        rv = gchw_publish_locked(pg, rc, rebuild);
+    }
+
+    gchw_publish_unlock(pg);
+
+    return rv < 0 ? -1 : 0;
 }

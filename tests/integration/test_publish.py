@@ -1,0 +1,116 @@
+"""test_publish.py -- the publisher (worker/publish.c) when a reloaded town
+changes a session's places: the live counter moves by the difference,
+once, whoever publishes (guichetctl load-town and the worker's periodic
+check both do; an advisory lock lets one at a time), and
+session.places_published records what the counters are built on.  Then a
+load of more than 10,000 new sessions (the set-based update).
+"""
+
+import datetime as dt
+import json
+import subprocess
+import uuid
+
+
+def town(places, extra=0):
+    sessions = [{"id": "p-%d" % i, "date": "2027-07-%02d" % (5 + i),
+                 "unit": "MATIN", "places": places} for i in range(3)]
+    acts = [{"id": "pub", "name": "Publication", "age_min": 3, "age_max": 12,
+             "booking_opens_at": "2026-01-01T18:00:00+01:00",
+             "deadline": {"working_days": 2},
+             "prices": [{"qf_max": None, "cents": 500}],
+             "sessions": sessions}]
+    for a in range((extra + 299) // 300):
+        n = min(300, extra - a * 300)
+        acts.append({"id": "bulk%d" % a, "name": "Bulk %d" % a, "age_min": 3,
+                     "age_max": 12,
+                     "booking_opens_at": "2026-01-01T18:00:00+01:00",
+                     "deadline": {"working_days": 2},
+                     "prices": [{"qf_max": None, "cents": 500}],
+                     "sessions": [{"id": "bulk-%d" % (a * 300 + i),
+                                   "date": (dt.date(2027, 1, 1)
+                                            + dt.timedelta(days=i))
+                                   .isoformat(),
+                                   "unit": "MATIN", "places": 2}
+                                  for i in range(n)]})
+    return {
+        "town": {"name": "Guichet", "timezone": "Europe/Paris"},
+        "units": [{"code": "MATIN", "label": "Matin", "starts": "08:30",
+                   "ends": "12:00"}],
+        "activities": acts,
+        "families": [{"id": "f%d" % i, "qf": 300,
+                      "children": [{"id": "f%d-c" % i,
+                                    "first_name": "Enfant%d" % i,
+                                    "birth_date": "2018-04-04"}],
+                      "enrolments": [{"child_id": "f%d-c" % i,
+                                      "activity_id": "pub",
+                                      "from": "2027-01-01",
+                                      "to": "2027-12-31",
+                                      "status": "validee"}]}
+                     for i in range(1, 4)],
+    }
+
+
+def left(s, sid):
+    return s.redis.execute_command("BITFIELD", "{s:%s}:left" % sid, "GET",
+                                   "u32", "0")[0]
+
+
+def load(s, t, tmp_path, name):
+    path = tmp_path / (name + ".json")
+    path.write_text(json.dumps(t))
+    # the worker's periodic check and guichetctl publish the new version
+    # at about the same time: one waits for the other, neither shifts twice
+    s.ctl_run("load-town", str(path))
+
+
+def published(s):
+    return dict(s.sql("select id, places_published from session"
+                      " where id like 'p-%%'"))
+
+
+def check(s):
+    s.wait_worker_drained()
+    r = subprocess.run([s.ctl, "-c", s.worker_conf, "check"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert r.returncode == 0, r.stdout.decode()
+
+
+def test_changed_places_shift_the_live_counter_once(make_stack, tmp_path):
+    s = make_stack(town(8), name="publish")
+    tok = s.tokens()
+    # 8 places, half online: 4
+    assert [left(s, "p-%d" % i) for i in range(3)] == [4, 4, 4]
+    assert published(s) == {"p-0": 4, "p-1": 4, "p-2": 4}
+
+    r = s.http("POST", "/api/bookings", token=tok["f1"],
+               headers={"Idempotency-Key": uuid.uuid4().hex},
+               json={"items": [{"child_id": "f1-c", "session_id": "p-0"}]})
+    assert r.status == 200 and r.json()["items"][0]["status"] == "confirmed"
+    assert left(s, "p-0") == 3
+
+    # 12 places, 6 online: every live counter moves by +2
+    load(s, town(12), tmp_path, "more")
+    assert [left(s, "p-%d" % i) for i in range(3)] == [5, 6, 6]
+    assert published(s) == {"p-0": 6, "p-1": 6, "p-2": 6}
+
+    # the same file again: nothing moves
+    load(s, town(12), tmp_path, "same")
+    assert [left(s, "p-%d" % i) for i in range(3)] == [5, 6, 6]
+
+    # fewer places: the counters go down by 3 (never below 0)
+    load(s, town(6), tmp_path, "fewer")
+    assert [left(s, "p-%d" % i) for i in range(3)] == [2, 3, 3]
+    assert published(s) == {"p-0": 3, "p-1": 3, "p-2": 3}
+    check(s)
+
+
+def test_a_large_load_records_every_new_session(make_stack, tmp_path):
+    s = make_stack(town(8), name="publish-bulk")
+    load(s, town(8, extra=12000), tmp_path, "bulk")
+    n = s.sql("select count(*), count(places_published),"
+              " count(*) filter (where places_published = places_online)"
+              " from session where id like 'bulk-%%'")[0]
+    assert n == (12000, 12000, 12000), n
+    assert left(s, "bulk-11999") == 1
+    check(s)
