@@ -242,9 +242,16 @@ class MatrixStack(Stack):
         one it started with ignores USR2 ("the changing binary signal is
         ignored")."""
         self._end(self.procs.pop("nginx"), signal.SIGQUIT, 30)
+        env = dict(os.environ)
+        if self.asan:
+            env["LD_PRELOAD"] = subprocess.run(
+                ["gcc", "-print-file-name=libasan.so"], check=True,
+                stdout=subprocess.PIPE).stdout.decode().strip()
+            env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
         r = subprocess.run([NGINX, "-p", os.path.dirname(self.nginx_conf),
                             "-c", self.nginx_conf, "-e", self.error_log_path],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                           env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
         need(r.returncode == 0, "nginx as a daemon: " + r.stdout.decode())
         pid = wait_until("nginx.pid of the daemon", self.pid_file, 30)
         self.procs["nginx"] = PidProc(pid)
@@ -558,6 +565,18 @@ def fault_redis_data_lost_live(ctx):
     return {}
 
 
+def fault_redis_sigstop_long(ctx):
+    """SIGSTOP past the reaper's reap_after_ms, not only past
+    guichet_timeout: the reaper and the late steps two meet."""
+    p = ctx.s.procs["redis"]
+    p.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(WORKER_SETTINGS["reap_after_ms"] / 1000 + 2)
+    finally:
+        p.send_signal(signal.SIGCONT)
+    return {}
+
+
 NETDROP_MARK = "0x47"
 
 
@@ -739,6 +758,9 @@ FAULTS = {
 # run only when named: its losses are the design's window, not a failure
 # the matrix can pass
 EXTRA = {
+    "redis-sigstop-long": (fault_redis_sigstop_long,
+                           "SIGSTOP of Redis past reap_after_ms, SIGCONT",
+                           True, False, None, False),
     "redis-data-lost-live": (fault_redis_data_lost_live,
                              "Redis's data lost while nginx runs on", True,
                              False, None, False),
