@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import subprocess
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -468,3 +469,42 @@ def test_staff_routes(s, tok, fams):
     ex = s.http("GET", "/api/staff/sepa-exports", token=regie)
     assert ex.status == 200
     assert isinstance(ex.json()["exports"], list)
+
+
+def eventually(what, ok, limit=30):
+    """Polls ok() until true; a generous limit (the machine is shared), not
+    a timing assertion."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if ok():
+            return
+        time.sleep(0.1)
+    raise AssertionError(what)
+
+
+def published(s, fid):
+    cat = json.loads(s.redis.get("gch:catalogue"))
+    return [f for f in cat["families"] if f["id"] == fid][0]
+
+
+def test_booking_path_sees_payments_and_mandates(s, tok):
+    """The catalogue the module books with: a past-due unpaid invoice
+    counts in unpaid_invoices until it is paid online; a mandate sets
+    direct_debit (GET /api/me, served by the module from Redis)."""
+    f = "f-pay-b"
+    iid = invoice(s, f, 2500, "2025-06-01")
+    s.sql("update catalogue set version = version + 1 where id = 1")
+    eventually("the unpaid invoice published",
+               lambda: published(s, f)["unpaid_invoices"] == 1)
+    assert pay(s, tok[f], [iid])["status"] == "paid"
+    eventually("the paid invoice published",
+               lambda: published(s, f)["unpaid_invoices"] == 0)
+
+    me = s.http("GET", "/api/me", token=tok[f])
+    assert me.status == 200 and me.json()["direct_debit"] is False
+    assert mandate(s, tok[f], VALID_IBANS[0]).status == 200
+    eventually("direct_debit published", lambda: s.http(
+        "GET", "/api/me", token=tok[f]).json()["direct_debit"] is True)
+    assert s.http("DELETE", "/api/direct-debit", token=tok[f]).status == 200
+    eventually("direct_debit ended", lambda: s.http(
+        "GET", "/api/me", token=tok[f]).json()["direct_debit"] is False)
