@@ -512,10 +512,24 @@ t1("agent: facturation du mois", async () => {
     await shot("11-agent-facturation", ag);
 });
 
-t1("famille: paiement en ligne, notification en double payée une fois",
+t1("famille: paiement en ligne abandonné, puis payé avec une "
+   + "notification en double, payé une fois",
    async () => {
+    /* a first try abandoned on the provider's page: nothing paid */
     await open(fam, BASE + "/#/factures");
     const box = "#fac-" + seen.inv1.id;
+    await fam.waitForSelector(box);
+    await fam.check(box);
+    await fam.click("#liste-factures button[type=submit]");
+    await fam.waitForURL(/\/paiement\/[0-9a-f]{32}$/);
+    await fam.click("button[value=abandonner]");
+    await fam.waitForSelector("#retour-paiement [data-statut]");
+    assert.equal(await fam.getAttribute("#retour-paiement [data-statut]",
+                                        "data-statut"), "abandoned");
+    assert.match(await fam.textContent("#retour-paiement"),
+                 /Paiement abandonné : vos factures restent à payer/);
+
+    /* then paid */
     await fam.waitForSelector(box);
     await fam.check(box);
     assert.match(await fam.textContent("#somme-cochee"),
@@ -554,7 +568,8 @@ t1("famille: paiement en ligne, notification en double payée une fois",
     const row = "#paiements tr[data-operation=\"" + seen.op + "\"]";
     assert.match(await ag.textContent(row), /Payée/);
     const pay = (await staffGet("/api/staff/payments")).data;
-    assert.equal(pay.operations.length, 1);
+    assert.deepEqual(pay.operations.map((o) => o.status).sort(),
+                     ["abandoned", "paid"]);
     assert.equal(pay.paid_cents, expected(seen.m1), "paid once");
     assert.deepEqual(pay.overpayments, []);
     await axe("paiements", ag);
