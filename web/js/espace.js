@@ -629,6 +629,17 @@ export function ibanOk(iban) {
     return m === 1;
 }
 
+/* "FR76 •••• •••• •••• •••• •••7 890" -- enough to recognise it. */
+export function maskIban(iban) {
+    const s = String(iban || "").replace(/\s+/g, "");
+    if (s.length < 10) {
+        return s || "—";
+    }
+    const masked = s.slice(0, 4) + s.slice(4, -4).replace(/./g, "•")
+                   + s.slice(-4);
+    return masked.replace(/(.{4})/g, "$1 ").trim();
+}
+
 export async function viewPrelevement(ctx) {
     const out = h("div", { id: "mandat" },
                   h("p", { class: "chargement" }, "Chargement…"));
@@ -658,8 +669,7 @@ export async function viewPrelevement(ctx) {
               h("dt", {}, "Titulaire du compte"),
               h("dd", {}, pick(m, "holder", "account_holder") || "—"),
               h("dt", {}, "IBAN"),
-              h("dd", { id: "mandat-iban" },
-                pick(m, "iban_masked", "iban") || "—"),
+              h("dd", { id: "mandat-iban" }, maskIban(m.iban)),
               h("dt", {}, "BIC"), h("dd", {}, m.bic || "—"),
               h("dt", {}, "Référence unique du mandat"),
               h("dd", { id: "mandat-rum" },
