@@ -165,7 +165,10 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     row = {"tag": tag, "mode": mode, "rate": rate,
            "confirmed_per_s": res.get("cells_confirmed_per_s"),
            "p50": res["latency_ms"]["p50"], "p99": res["latency_ms"]["p99"],
-           "status": res["status"], "cpu_cores": cpu, "machine_cores": mach}
+           "status": res["status"], "cpu_cores": cpu, "machine_cores": mach,
+           # CPU time per answer: steadier than answers/s on a shared box
+           "us_per_answer": {k: round(v * 1e6 / rate, 1) if rate else None
+                             for k, v in cpu.items()}}
     if perf:
         rep = os.path.join(a.out, tag + ".perf.txt")
         with open(rep, "w") as fh:
@@ -185,9 +188,13 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
 
 
 def restart_nginx(s, module):
+    """module: a .so, or "<.so>@<configuration template>"."""
     p = s.procs.pop("nginx", None)
     if p is not None:
         s._end(p, signal.SIGQUIT, 10)
+    module, _, template = module.partition("@")
+    s.nginx_template = os.path.abspath(template) if template \
+        else "loadtest.conf"
     s.module = os.path.abspath(module)
     shutil.rmtree(s._path("nginx"), ignore_errors=True)
     s._start_nginx()
@@ -197,7 +204,8 @@ def restart_nginx(s, module):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--module", action="append",
-                    help="module .so (repeat for A/B); default build/")
+                    help="module .so, or .so@template.conf (repeat for "
+                         "A/B); default build/")
     ap.add_argument("--modes", default="ceiling,single,refusal")
     ap.add_argument("--conns", type=int, default=256)
     ap.add_argument("--seconds", type=float, default=4)
@@ -205,6 +213,8 @@ def main():
     ap.add_argument("--perf", action="store_true")
     ap.add_argument("--freq", type=int, default=999)
     ap.add_argument("--families", type=int, default=5000)
+    ap.add_argument("--activities", type=int, default=10)
+    ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--template", default="loadtest.conf")
     ap.add_argument("--pgss", action="store_true",
                     help="pg_stat_statements: PostgreSQL's top statements")
@@ -223,8 +233,9 @@ def main():
     town = os.path.join(a.out, "town")
     subprocess.run([sys.executable, os.path.join(HERE, "gen_town.py"),
                     "--families", str(a.families), "--children",
-                    str(a.families * 3 // 2), "--activities", "10",
-                    "--days", "10", "--out", town], check=True,
+                    str(a.families * 3 // 2), "--activities",
+                    str(a.activities), "--days", str(a.days), "--out", town],
+                   check=True,
                    stdout=subprocess.DEVNULL)
     pgs = {}
     if a.pgss:
@@ -234,7 +245,8 @@ def main():
         k, v = kv.split("=", 1)
         pgs[k] = v
     s = ProfStack(town=os.path.join(town, "town.json"), name="profile",
-                  module=modules[0], nginx_template=a.template,
+                  module=modules[0].partition("@")[0],
+                  nginx_template=a.template,
                   pg_settings=pgs)
     s.start()
     if a.pgss:
@@ -267,10 +279,15 @@ def main():
                     row["module"] = mod
                     rows.append(row)
                     say("%-22s %8.0f/s p50 %5.1f p99 %6.1f ms  cpu %s  "
-                        "machine %s" % (tag, row["rate"], row["p50"],
-                                        row["p99"], row["cpu_cores"],
-                                        row["machine_cores"]))
+                        "us/answer %s  machine %s" % (
+                            tag, row["rate"], row["p50"], row["p99"],
+                            row["cpu_cores"], row["us_per_answer"],
+                            row["machine_cores"]))
         s.wait_worker_drained(120)
+        with open(os.path.join(a.out, "redis-info.txt"), "w") as fh:
+            for sec in ("commandstats", "persistence", "stats", "cpu"):
+                for k, v in s.redis.info(sec).items():
+                    fh.write("%s %s\n" % (k, v))
         if a.pgss:
             top = s.sql("select round(total_exec_time), calls,"
                         " round((total_exec_time / calls)::numeric, 2),"
@@ -290,12 +307,15 @@ def main():
     import statistics
     for mi, mod in enumerate(modules):
         for mode in a.modes.split(","):
-            v = [r["rate"] for r in rows
-                 if r["module"] == mod and r["mode"] == mode]
+            sel = [r for r in rows
+                   if r["module"] == mod and r["mode"] == mode]
+            v = [r["rate"] for r in sel]
             if v:
-                say("median %-8s m%d %8.0f/s  (%s)  %s" % (
+                us = {k: statistics.median(r["us_per_answer"][k] for r in sel)
+                      for k in sel[0]["us_per_answer"]}
+                say("median %-8s m%d %8.0f/s  (%s)  us/answer %s  %s" % (
                     mode, mi, statistics.median(v),
-                    ", ".join("%.0f" % x for x in v), mod))
+                    ", ".join("%.0f" % x for x in v), us, mod))
 
 
 if __name__ == "__main__":
