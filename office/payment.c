@@ -937,13 +937,18 @@ gcho_dd_put(gcho_req_t *rq)
     }
     PQclear(res);
 
-    res = gcho_sql(rq, "select count(*) + 1 from direct_debit_mandate"
-                       " where family_id = $1", 1, p);
+    /* the RUM: "GCH-<family>-<n>", or "GCH-<md5 of family, 16>-<n>" when
+     * that is over SEPA's 35 characters */
+    res = gcho_sql(rq, "select case when length(r) <= 35 then r"
+                       "   else 'GCH-' || left(md5($1), 16) || '-' || n end"
+                       " from (select n, 'GCH-' || $1 || '-' || n r"
+                       "   from (select count(*) + 1 n"
+                       "     from direct_debit_mandate"
+                       "     where family_id = $1) c) x", 1, p);
     if (res == NULL) {
         return 0;
     }
-    snprintf(ref, sizeof(ref), "GCH-%s-%s", rq->family_id,
-             PQgetvalue(res, 0, 0));
+    snprintf(ref, sizeof(ref), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
 
     p[1] = ref;

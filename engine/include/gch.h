@@ -527,7 +527,8 @@ typedef struct {
 /* The pain.008.001.02 file (one PmtInf, CORE, RCUR) of d, every text
  * XML-escaped, control sum and count computed: GCH_OK and *out (NUL-
  * terminated, *len bytes, freed with a), GCH_EINVALID (err says which
- * IBAN, BIC or amount is wrong; nothing allocated) or GCH_ENOMEM. */
+ * IBAN, BIC, amount or over-long text -- ids and mandates 35 bytes, names
+ * 70, remittance 140 -- is wrong; nothing allocated) or GCH_ENOMEM. */
 int gch_sepa_pain008(const gch_sepa_doc_t *d, const gch_alloc_t *a,
     char **out, size_t *len, gch_error_t *err);
 

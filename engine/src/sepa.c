@@ -289,6 +289,14 @@ gch_sepa_check(const gch_sepa_doc_t *d, gch_error_t *err)
         return GCH_EINVALID;
     }
 
+    if (strlen(d->msg_id) == 0 || strlen(d->msg_id) > 35
+        || strlen(d->creditor_name) > 70 || strlen(d->creditor_id) > 35)
+    {
+        gch_error_set(err, GCH_EINVALID, "Identifiant du fichier ou du "
+                      "créancier trop long (35 caractères, nom 70).");
+        return GCH_EINVALID;
+    }
+
     if (d->creditor_name[0] == '\0' || d->creditor_id[0] == '\0') {
         gch_error_set(err, GCH_EINVALID, "Le nom et l'identifiant créancier "
                       "SEPA (sepa_creditor_name, sepa_creditor_id) sont "
@@ -302,6 +310,16 @@ gch_sepa_check(const gch_sepa_doc_t *d, gch_error_t *err)
         if (t->amount_cents <= 0 || t->amount_cents > 99999999999LL) {
             gch_error_set(err, GCH_EINVALID, "Prélèvement %s : montant "
                           "invalide.", t->end_to_end_id);
+            return GCH_EINVALID;
+        }
+
+        if (strlen(t->end_to_end_id) == 0 || strlen(t->end_to_end_id) > 35
+            || strlen(t->mandate_id) == 0 || strlen(t->mandate_id) > 35
+            || strlen(t->debtor_name) > 70 || strlen(t->remittance) > 140)
+        {
+            gch_error_set(err, GCH_EINVALID, "Prélèvement %.35s : référence, "
+                          "mandat (35 caractères), nom (70) ou libellé (140) "
+                          "trop long.", t->end_to_end_id);
             return GCH_EINVALID;
         }
 

@@ -141,6 +141,12 @@ test_pain008(void)
            "pain.008 refuses a bad debtor iban: %s", err.message);
     tx[1].debtor_iban = tx[0].debtor_iban;
 
+    tx[1].mandate_id = "GCH-a-family-id-far-too-long-for-sepa-1";
+    rc = gch_sepa_pain008(&d, &gch_alloc_std, &xml, &len, &err);
+    tap_ok(rc == GCH_EINVALID && xml == NULL,
+           "pain.008 refuses a mandate id over 35 characters");
+    tx[1].mandate_id = "GCH-F2-1";
+
     d.ntx = 0;
     rc = gch_sepa_pain008(&d, &gch_alloc_std, &xml, &len, &err);
     tap_ok(rc == GCH_EINVALID, "pain.008 refuses an empty file");
