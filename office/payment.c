@@ -481,6 +481,51 @@ gcho_pay_ids(gcho_req_t *rq, const gch_jnode_t *v, char *out, size_t size,
 }
 
 
+/*
+ * Before a new operation: the family's pending operations holding one of
+ * the invoices ids are asked to the provider, and settled when it has a
+ * result (a notification that never came).  0, or -1 after answering.
+ */
+static int
+gcho_pay_resync(gcho_req_t *rq, const char *ids)
+{
+    int                n, i;
+    char               opid[33], status[16];
+    PGresult          *res;
+    const char        *p[2];
+    gcho_pay_result_t  r;
+
+    p[0] = ids;
+    p[1] = rq->family_id;
+    res = gcho_sql(rq, "select distinct o.id from payment_operation o"
+                       " join payment_operation_invoice p"
+                       "   on p.operation_id = o.id"
+                       " where p.invoice_id = any($1::bigint[])"
+                       " and o.family_id = $2 and o.status = 'pending'"
+                       " limit 8", 2, p);
+    if (res == NULL) {
+        return -1;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        snprintf(opid, sizeof(opid), "%s", PQgetvalue(res, i, 0));
+
+        if (gcho_pay_lookup(opid, &r) == 0
+            && strcmp(r.status, "pending") != 0
+            && gcho_pay_settle(rq, opid, &r, status) != 0)
+        {
+            PQclear(res);
+            return -1;
+        }
+    }
+
+    PQclear(res);
+    return 0;
+}
+
+
 /* POST /api/payments {"invoice_ids": [...]} */
 static int
 gcho_pay_create(gcho_req_t *rq)
@@ -505,6 +550,10 @@ gcho_pay_create(gcho_req_t *rq)
     gch_json_free(&doc);
 
     if (rc != 0) {
+        return 0;
+    }
+
+    if (gcho_pay_resync(rq, ids) != 0) {
         return 0;
     }
 

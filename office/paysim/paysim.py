@@ -14,12 +14,14 @@ guichet-office (docs/office.md, "Payments") talks to it like to PayFiP:
                               refused or abandoned
   GET  /paiement/<id>         the payment page (French): amount, buttons
                               Payer, Payer (notification en double),
-                              Refuser, Abandonner
-  POST /paiement/<id>         a button: choix=payer|payer_double|refuser|
-                              abandonner -> the result is recorded, the
-                              notification "idop=<id>" is POSTed to
-                              notify_url (twice for payer_double), and the
-                              browser is redirected (303) to return_url
+                              Payer (notification perdue), Refuser,
+                              Abandonner
+  POST /paiement/<id>         a button: choix=payer|payer_double|
+                              payer_perdue|refuser|abandonner -> the result
+                              is recorded, the notification "idop=<id>" is
+                              POSTed to notify_url (twice for payer_double,
+                              never for payer_perdue), and the browser is
+                              redirected (303) to return_url
   GET  /paiement/<id>?choix=  the same as the POST (for scripts)
 
 A result is final: a second choice on a settled operation changes nothing
@@ -39,8 +41,8 @@ import urllib.request
 
 OPS = {}
 LOCK = threading.Lock()
-RESULT = {"payer": "paid", "payer_double": "paid", "refuser": "refused",
-          "abandonner": "abandoned"}
+RESULT = {"payer": "paid", "payer_double": "paid", "payer_perdue": "paid",
+          "refuser": "refused", "abandonner": "abandoned"}
 
 
 def notify(op):
@@ -148,11 +150,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 op["status"] = RESULT[choice]
                 if op["status"] == "paid":
                     op["provider_ref"] = "SIM-" + secrets.token_hex(6)
-        notify(op)
-        if choice == "payer_double":
+        times = {"payer_double": 2, "payer_perdue": 0}.get(choice, 1)
+        for _ in range(times):
             notify(op)
         with LOCK:
-            op["notified"] += 2 if choice == "payer_double" else 1
+            op["notified"] += times
         return self._send(303, "", "text/plain",
                           [("Location", op["return_url"])])
 
@@ -165,6 +167,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             % (v, e(label)) for v, label in (
                 ("payer", "Payer"),
                 ("payer_double", "Payer (notification en double)"),
+                ("payer_perdue", "Payer (notification perdue)"),
                 ("refuser", "Refuser"), ("abandonner", "Abandonner")))
         page = """<!doctype html>
 <html lang="fr"><head><meta charset="utf-8">

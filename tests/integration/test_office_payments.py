@@ -236,6 +236,26 @@ def test_duplicated_notification_pays_once(s, tok, fams):
                  " where id = %s", (opid,))[0][0]
 
 
+def test_lost_notification_is_made_up_for(s, tok, fams):
+    """The provider paid but never notified: the return page's read and a
+    new payment of the same invoice ask the provider and settle."""
+    f = fams[2]
+    iid = invoice(s, f, 1500)
+    got = pay(s, tok[f], [iid], "payer_perdue")     # reads the return page
+    assert got["status"] == "paid" and paid(s, iid) == (True, "online")
+
+    iid = invoice(s, f, 1600)
+    r = s.http("POST", "/api/payments", token=tok[f],
+               json={"invoice_ids": [iid]})
+    st, _, _ = sim(s, "POST", r.json()["redirect_url"],
+                   "choix=payer_perdue")
+    assert st == 303 and paid(s, iid) == (False, None)
+    assert error_code(s.http("POST", "/api/payments", token=tok[f],
+                             json={"invoice_ids": [iid]}), 409) == \
+        "invoice_paid"
+    assert paid(s, iid) == (True, "online")
+
+
 def test_invoice_paid_elsewhere_meanwhile_is_an_overpayment(s, tok, fams):
     f = fams[2]
     iid = invoice(s, f, 3000)
