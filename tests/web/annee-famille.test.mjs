@@ -454,6 +454,26 @@ t1("agent: famille, planning et présence", async () => {
     await shot("09-agent-famille", ag);
 });
 
+t1("agent: un document refusé avec un motif, lu par la famille",
+   async () => {
+    await open(ag, BASE + "/agent/#/documents");
+    const card = "#documents section:has-text('Certificat médical')";
+    await ag.waitForSelector(card);
+    await ag.click(card + " button:has-text('Refuser')");
+    await ag.waitForSelector("dialog[open] textarea");
+    await ag.click("dialog[open] button[type=submit]");
+    await ag.waitForSelector("dialog[open] >> text=Indiquez un motif");
+    await axe("refus d'un document", ag);
+    await ag.fill("dialog[open] textarea", "Certificat illisible, "
+                                           + "merci de le renvoyer.");
+    await ag.click("dialog[open] button[type=submit]");
+    await ag.waitForSelector("text=Document refusé");
+    await open(fam, BASE + "/#/documents");
+    await fam.waitForSelector("#liste-documents table");
+    assert.match(await fam.textContent("#liste-documents"),
+                 /Certificat médical.*Refusée.*Certificat illisible/s);
+});
+
 t1("agent: le journal garde chaque action", async () => {
     await open(ag, BASE + "/agent/#/journal");
     await ag.waitForSelector("#journal table");

@@ -189,7 +189,8 @@ function askReason(title, intro) {
         const err = h("div", { "aria-live": "polite" });
         const ok = h("button", { class: "bouton danger", type: "submit" },
                      "Refuser");
-        const form = h("form", { method: "dialog" }, h("p", {}, intro),
+        const form = h("form", { method: "dialog", novalidate: true },
+            h("p", {}, intro),
             field("Motif du refus (envoyé à la famille)", input), err,
             h("div", { class: "boutons" }, ok,
               h("button", { class: "bouton second", type: "button",
@@ -418,8 +419,8 @@ async function viewDocuments() {
         return h("section", { class: "carte", dataset: { document:
                                                          String(d.id) },
                               "aria-labelledby": "doc-t-" + d.id },
-            h("h2", { id: "doc-t-" + d.id }, (pick(d, "type_label")
-                                               || d.type) + " — " + who),
+            h("h2", { id: "doc-t-" + d.id }, docTypeName(d.type) + " — "
+                                             + who),
             h("p", { class: "discret" }, (d.filename || "") + " · "
               + (d.content_type || "") + " · déposé le "
               + when(pick(d, "uploaded_at"))),
@@ -965,6 +966,9 @@ async function route() {
     if (!staff && path !== "/connexion") {
         location.hash = "#/connexion";
         return;
+    }
+    for (const d of document.querySelectorAll("dialog[open]")) {
+        d.close();
     }
     const view = routes[path] || viewInscriptions;
     nav.hidden = !staff || view === viewConnexion;
