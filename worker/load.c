@@ -522,7 +522,10 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             " on conflict (id) do update set login = excluded.login,"
             "   password_hash = excluded.password_hash, qf = excluded.qf,"
             "   resident = excluded.resident,"
-            "   direct_debit = excluded.direct_debit"
+            /* a mandate signed in the office outlives a town reload */
+            "   direct_debit = excluded.direct_debit or exists (select 1"
+            "     from direct_debit_mandate m where m.family_id = family.id"
+            "     and m.ended_at is null)"
             " where (family.login, family.password_hash, family.qf,"
             "   family.resident, family.direct_debit) is distinct from"
             "   (excluded.login, excluded.password_hash, excluded.qf,"

@@ -525,6 +525,15 @@ def test_booking_path_sees_payments_and_mandates(s, tok):
     assert mandate(s, tok[f], VALID_IBANS[0]).status == 200
     eventually("direct_debit published", lambda: s.http(
         "GET", "/api/me", token=tok[f]).json()["direct_debit"] is True)
+
+    # reloading the town file (direct_debit false there) keeps the mandate
+    s.ctl_run("load-town", s.town_file)
+    assert s.sql("select direct_debit from family where id = %s",
+                 (f,)) == [(True,)]
+    r = s.http("POST", "/api/payments", token=tok[f],
+               json={"invoice_ids": [invoice(s, f, 900)]})
+    assert error_code(r, 403) == "direct_debit"
+
     assert s.http("DELETE", "/api/direct-debit", token=tok[f]).status == 200
     eventually("direct_debit ended", lambda: s.http(
         "GET", "/api/me", token=tok[f]).json()["direct_debit"] is False)
