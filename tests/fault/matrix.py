@@ -72,6 +72,7 @@ The faults (FAULTS below):
 """
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -314,6 +315,13 @@ class Rush:
         return self
 
     def _parent(self, t):
+        try:
+            self._parent_loop(t)
+        except Exception as e:              # noqa: BLE001 -- a test bug
+            with self.lock:
+                self.wrong.append("parent %d died: %r" % (t, e))
+
+    def _parent_loop(self, t):
         fams = [fam(i) for i in range(1 + t, RUSH_FAMILIES + 1,
                                       self.threads)]
         rnd = self.rnd[t]
@@ -327,10 +335,11 @@ class Rush:
             self.one(f, sids)
             time.sleep(self.pace)
 
-    def one(self, f, sids, key=None):
-        """Books sids for f's child with one key until a 200 (or give-up);
-        records the final answer.  Returns it."""
+    def one(self, f, sids, key=None, timeout=None):
+        """Books sids for f's child with one key until a 200 (or give-up,
+        or timeout s); records the final answer.  Returns it."""
         key = key or "m-" + uuid.uuid4().hex
+        deadline = time.monotonic() + timeout if timeout else None
         items = [(child(f), sid) for sid in sids]
         sent = self.now()
         last = None
@@ -340,7 +349,7 @@ class Rush:
                                 headers={"Idempotency-Key": key,
                                          "Content-Type": "application/json"},
                                 body=body_of(items), timeout=30)
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:
                 with self.lock:
                     self.counts["requests"] += 1
                     self.counts["reset"] += 1
@@ -359,7 +368,8 @@ class Rush:
                             1 for it in rec["b"]["items"]
                             if it["status"] == "confirmed")
                     return rec
-            if self.give_up_ev.is_set():
+            if self.give_up_ev.is_set() or (
+                    deadline and time.monotonic() > deadline):
                 rec = {"k": key, "f": f, "s": last, "b": None,
                        "sent": sent, "answered": None}
                 with self.lock:
@@ -853,7 +863,7 @@ def run_fault_here(name, outdir):
                    lambda: rush.answered_since(t_back) >= 100, 120)
         first = rush.first_answer_since(t_back)
         res["resumed_after_s"] = round(first - t_back, 2)
-        probe = rush.one(fam(RUSH_FAMILIES + 1), ["probe"])
+        probe = rush.one(fam(RUSH_FAMILIES + 1), ["probe"], timeout=120)
         need(probe["s"] == 200 and
              probe["b"]["items"][0]["status"] == "confirmed",
              "the probe booking: %r" % probe)
