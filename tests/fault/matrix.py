@@ -91,7 +91,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from faultlib import (BUILD, ROOT, Stack, assert_consistent,  # noqa: E402
-                      body_of, conf_template, rush_town, settled)
+                      body_of, conf_template, online, rush_town, settled)
 from stack import NGINX, PGBIN  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -814,6 +814,16 @@ def run_checker(s, log, out_json):
     return r.returncode, text, rep
 
 
+def counters_whole(s):
+    """left + SCARD booked = online places, for every session."""
+    for sid, places in SESSIONS:
+        left = s.redis.execute_command("BITFIELD", "{s:%s}:left" % sid,
+                                       "GET", "u32", "0")[0]
+        if left + s.redis.scard("{s:%s}:booked" % sid) != online(places):
+            return False
+    return True
+
+
 LOST = ("confirmed_not_in_postgres", "confirmed_not_in_redis",
         "voided_in_postgres")
 DOUBLED = ("postgres_duplicate", "child_twice_answers", "booking_id_clash",
@@ -873,6 +883,14 @@ def run_fault_here(name, outdir):
         # the invariant checker
         wait_until("attempts settled (gch:inflight empty)",
                    lambda: settled(s), 120, step=0.2)
+        # the reaper recounts a released attempt's sessions only once no
+        # live attempt touches them (worker/reaper.c): after the rush
+        t = time.monotonic()
+        wait_until("the reaper's recounts (left + booked = online)",
+                   lambda: counters_whole(s), 60, step=0.2)
+        if time.monotonic() - t > 0.1:
+            res["notes"]["recount waited s"] = round(time.monotonic() - t,
+                                                     1)
         s.wait_worker_drained(120)
         log = os.path.join(outdir, "answers.jsonl")
         rush.write_log(log)
