@@ -1886,9 +1886,16 @@ ngx_http_guichet_verify_thread(void *data, ngx_log_t *log)
 }
 
 
+/*
+ * Fire and forget: a MULTI ... EXEC whose answer nobody waits for (the
+ * login's bookkeeping).  Each block touches the keys of one hash tag only.
+ */
+#define NGX_HTTP_GUICHET_FIRE_MAX  6
+
 typedef struct {
-    char   *fmt[4];
-    int     len[4];
+    char        *fmt[NGX_HTTP_GUICHET_FIRE_MAX];
+    int          len[NGX_HTTP_GUICHET_FIRE_MAX];
+    ngx_uint_t   n;
 } ngx_http_guichet_fire_t;
 
 
@@ -1898,13 +1905,42 @@ ngx_http_guichet_fire_done(redisReply *reply, void *data)
     ngx_uint_t                i;
     ngx_http_guichet_fire_t  *f = data;
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < f->n; i++) {
         if (f->fmt[i]) {
             redisFreeCommand(f->fmt[i]);
         }
     }
 
     ngx_free(f);
+}
+
+
+/* Sends f's commands (f->n of them) and frees f in every case. */
+static void
+ngx_http_guichet_fire(ngx_http_guichet_fire_t *f)
+{
+    ngx_uint_t  i;
+    gch_cmds_t  cmds;
+    gch_cmd_t   list[NGX_HTTP_GUICHET_FIRE_MAX];
+
+    for (i = 0; i < f->n; i++) {
+        if (f->len[i] < 0) {
+            ngx_http_guichet_fire_done(NULL, f);
+            return;
+        }
+
+        list[i].data = f->fmt[i];
+        list[i].len = (size_t) f->len[i];
+    }
+
+    cmds.cmds = list;
+    cmds.ncmds = f->n;
+
+    if (ngx_http_guichet_redis_send(&cmds, ngx_http_guichet_fire_done, f)
+        != NGX_OK)
+    {
+        ngx_http_guichet_fire_done(NULL, f);
+    }
 }
 
 
@@ -1916,9 +1952,6 @@ ngx_http_guichet_fire_done(redisReply *reply, void *data)
 static void
 ngx_http_guichet_login_outcome(const char *login, ngx_uint_t ok)
 {
-    ngx_uint_t                i;
-    gch_cmds_t                cmds;
-    gch_cmd_t                 list[4];
     ngx_http_guichet_fire_t  *f;
 
     f = ngx_calloc(sizeof(ngx_http_guichet_fire_t), ngx_cycle->log);
@@ -1931,7 +1964,7 @@ ngx_http_guichet_login_outcome(const char *login, ngx_uint_t ok)
     if (ok) {
         f->len[1] = redisFormatCommand(&f->fmt[1], "DEL gch:loginfail:%s",
                                        login);
-        f->len[2] = redisFormatCommand(&f->fmt[2], "PING");
+        f->n = 2;
 
     } else {
         f->len[1] = redisFormatCommand(&f->fmt[1], "INCR gch:loginfail:%s",
@@ -1939,28 +1972,66 @@ ngx_http_guichet_login_outcome(const char *login, ngx_uint_t ok)
         f->len[2] = redisFormatCommand(&f->fmt[2],
                                        "EXPIRE gch:loginfail:%s %d NX", login,
                                        NGX_HTTP_GUICHET_LOGIN_LOCK);
+        f->n = 3;
     }
 
-    f->len[3] = redisFormatCommand(&f->fmt[3], "EXEC");
+    f->len[f->n] = redisFormatCommand(&f->fmt[f->n], "EXEC");
+    f->n++;
 
-    for (i = 0; i < 4; i++) {
-        if (f->len[i] < 0) {
-            ngx_http_guichet_fire_done(NULL, f);
-            return;
-        }
+    ngx_http_guichet_fire(f);
+}
 
-        list[i].data = f->fmt[i];
-        list[i].len = (size_t) f->len[i];
+
+/*
+ * A successful login is recorded for the family (fire and forget): the
+ * connection (unix ms and client address) at the head of
+ * {f:<fid>}:connections (the last 200 kept, the family's history page),
+ * and the token's hash in {f:<fid>}:tokens scored by its expiry, so that
+ * a password change can end the family's other sessions
+ * (guichet-office, office/account.c); expired hashes are dropped.
+ */
+static void
+ngx_http_guichet_login_record(ngx_http_request_t *r, const char *fid,
+    const char *token, time_t expires)
+{
+    u_char                    hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    u_char                    hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH + 1];
+    u_char                    conn[NGX_INT64_LEN + 1 + NGX_SOCKADDR_STRLEN];
+    u_char                   *last;
+    ngx_time_t               *tp;
+    ngx_str_t                *addr;
+    ngx_http_guichet_fire_t  *f;
+
+    f = ngx_calloc(sizeof(ngx_http_guichet_fire_t), ngx_cycle->log);
+    if (f == NULL) {
+        return;
     }
 
-    cmds.cmds = list;
-    cmds.ncmds = 4;
+    ngx_http_guichet_token_hash((u_char *) token, ngx_strlen(token), hash);
+    ngx_hex_dump(hex, hash, NGX_HTTP_GUICHET_TOKEN_HASH);
+    hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH] = '\0';
 
-    if (ngx_http_guichet_redis_send(&cmds, ngx_http_guichet_fire_done, f)
-        != NGX_OK)
-    {
-        ngx_http_guichet_fire_done(NULL, f);
-    }
+    tp = ngx_timeofday();
+    addr = &r->connection->addr_text;
+
+    f->len[0] = redisFormatCommand(&f->fmt[0], "MULTI");
+    /* one list element: "<unix ms> <address>" */
+    last = ngx_snprintf(conn, sizeof(conn), "%M %V",
+                        (ngx_msec_t) (tp->sec * 1000 + tp->msec), addr);
+
+    f->len[1] = redisFormatCommand(&f->fmt[1], "LPUSH {f:%s}:connections %b",
+                                   fid, conn, (size_t) (last - conn));
+    f->len[2] = redisFormatCommand(&f->fmt[2],
+                                   "LTRIM {f:%s}:connections 0 199", fid);
+    f->len[3] = redisFormatCommand(&f->fmt[3], "ZADD {f:%s}:tokens %lld %s",
+                                   fid, (long long) expires, hex);
+    f->len[4] = redisFormatCommand(&f->fmt[4],
+                                   "ZREMRANGEBYSCORE {f:%s}:tokens -inf %lld",
+                                   fid, (long long) tp->sec);
+    f->len[5] = redisFormatCommand(&f->fmt[5], "EXEC");
+    f->n = 6;
+
+    ngx_http_guichet_fire(f);
 }
 
 
@@ -2013,6 +2084,8 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
     p = ngx_sprintf(cookie.data, "guichet_session=%s; Path=/; HttpOnly; "
                     "SameSite=Strict; Max-Age=%T", token, gmcf->token_ttl);
     cookie.len = p - cookie.data;
+
+    ngx_http_guichet_login_record(r, op->fid, token, expires);
 
     {
         u_char  body[512];

@@ -1,10 +1,646 @@
 /*
- * account.c -- guichet-office: the family's account: history, password change and reset.
+ * account.c -- guichet-office: the family's account: history (connections
+ * and payments), password change, forgotten password.
+ *
+ *   GET  /api/history?from=&to=          (or ?period=week|month&date=)
+ *   POST /api/password                   {old_password, new_password}
+ *   POST /api/password/forgot            {login}          always 202
+ *   POST /api/password/reset             {token, password}
+ *
+ * Connections are recorded by the module at each login (fire and forget,
+ * ngx_http_guichet_login_record): "<unix ms> <address>" at the head of
+ * {f:<fid>}:connections (200 kept) and the token's BLAKE2b-128 hash in
+ * {f:<fid>}:tokens scored by its expiry.  Ending a family's sessions puts
+ * those hashes in gch:revoked (the logout set) and moves gch:revoked:gen,
+ * which every nginx worker reloads within guichet_catalogue_refresh.
+ *
+ * A new password is an argon2id hash (libsodium, interactive limits, as
+ * guichetctl load-town makes them).  It is written to PostgreSQL and the
+ * catalogue is marked changed in the same transaction (the worker then
+ * republishes gch:logins); gch:logins is also set at once after the
+ * commit.  The other sessions are ended before the commit: if Redis
+ * cannot do it, nothing changes (503).
+ *
+ * Reset links carry 32 random bytes (base64url); only their SHA-256 is
+ * stored (password_reset, migration 0011), valid one hour, used once.  A
+ * login gets at most three links an hour; the answer never says whether
+ * the login exists.
  */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
 
 #include "office.h"
 
 
+#define GCHO_PW_MIN        8
+#define GCHO_PW_MAX        128
+#define GCHO_RESET_PER_H   3
+#define GCHO_HISTORY_DAYS  366
+#define GCHO_CONNECTIONS   200
+
+
+/* ------------------------------------------------------------------ */
+/* sessions and logins in Redis                                         */
+
+/*
+ * Ends the family's sessions recorded in {f:<fid>}:tokens except the one
+ * whose hash is keep (NULL: all): their hashes go into gch:revoked until
+ * they expire, then gch:revoked:gen moves.  0, or -1 after answering 503.
+ */
+static int
+gcho_end_sessions(gcho_req_t *rq, const char *fid, const char *keep)
+{
+    int            rc;
+    size_t         i, n;
+    redisReply    *r, *x;
+    redisContext  *rc_;
+
+    rc_ = gcho_redis(rq);
+    if (rc_ == NULL) {
+        return -1;
+    }
+
+    r = redisCommand(rc_, "ZRANGEBYSCORE {f:%s}:tokens %lld +inf WITHSCORES",
+                     fid, (long long) gcho_now());
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        goto failed;
+    }
+
+    n = 0;
+    for (i = 0; i + 1 < r->elements; i += 2) {
+        if (keep != NULL && strcmp(r->element[i]->str, keep) == 0) {
+            continue;
+        }
+        redisAppendCommand(rc_, "ZADD gch:revoked %s %s",
+                           r->element[i + 1]->str, r->element[i]->str);
+        redisAppendCommand(rc_, "ZREM {f:%s}:tokens %s", fid,
+                           r->element[i]->str);
+        n += 2;
+    }
+
+    redisAppendCommand(rc_, "INCR gch:revoked:gen");
+    n++;
+
+    freeReplyObject(r);
+    r = NULL;
+
+    rc = 0;
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(rc_, (void **) &x) != REDIS_OK) {
+            goto failed;
+        }
+        if (x->type == REDIS_REPLY_ERROR) {
+            gchw_log("error", "office: redis: ending sessions: %s", x->str);
+            rc = -1;
+        }
+        freeReplyObject(x);
+    }
+
+    if (rc == 0) {
+        return 0;
+    }
+
+failed:
+
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+
+    gchw_log("error", "office: redis: cannot end the sessions of %s: %s",
+             fid, rc_->err ? rc_->errstr : "error reply");
+    if (rc_->err) {
+        redisFree(rc_);
+        gcho_ctx.redis = NULL;
+    }
+
+    (void) gcho_error(rq, 503, "unavailable",
+                      "Le service est momentanément indisponible : "
+                      "votre mot de passe n'a pas été changé.");
+    return -1;
+}
+
+
+/* Sets gch:logins[login] at once (the worker republishes it anyway). */
+static void
+gcho_login_publish(const char *login, const char *fid, const char *hash)
+{
+    char           value[GCHO_ID_MAX + crypto_pwhash_STRBYTES + 2];
+    redisReply    *r;
+    redisContext  *rc;
+
+    rc = gcho_redis(NULL);
+    if (rc == NULL) {
+        return;
+    }
+
+    /* one value "<family_id> <hash>" (a space inside %s splits nothing) */
+    snprintf(value, sizeof(value), "%s %s", fid, hash);
+    r = redisCommand(rc, "HSET gch:logins %s %s", login, value);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        gchw_log("warn", "office: redis: HSET gch:logins %s: %s (the worker "
+                 "publishes it within publish_interval_ms)", login,
+                 r ? r->str : rc->errstr);
+    }
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+}
+
+
+/* crypto_pwhash_str of pw into hash; -1 after answering 500. */
+static int
+gcho_hash_password(gcho_req_t *rq, const char *pw,
+    char hash[crypto_pwhash_STRBYTES])
+{
+    if (crypto_pwhash_str(hash, pw, strlen(pw),
+                          crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE)
+        != 0)
+    {
+        gcho_error(rq, 500, "internal", "Une erreur interne est survenue.");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Sets the family's password hash, marks the catalogue changed, audits
+ * action, ends the sessions but keep, commits, then publishes the login.
+ * Inside a transaction the caller began; on failure it is rolled back and
+ * the answer is set.  0 or -1.
+ */
+static int
+gcho_password_set(gcho_req_t *rq, const char *fid, const char *login,
+    const char *hash, const char *action, const char *keep)
+{
+    char         target[GCHO_ID_MAX + 16];
+    PGresult    *res;
+    const char  *p[2];
+
+    p[0] = fid;
+    p[1] = hash;
+    res = gcho_sql(rq, "update family set password_hash = $2"
+                       " where id = $1", 2, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    snprintf(target, sizeof(target), "family:%s", fid);
+
+    if (gcho_catalogue_changed(rq) != 0
+        || gcho_audit(rq, action, target, NULL) != 0
+        || gcho_end_sessions(rq, fid, keep) != 0
+        || gcho_commit(rq) != 0)
+    {
+        gcho_rollback();
+        return -1;
+    }
+
+    if (login != NULL && login[0]) {
+        gcho_login_publish(login, fid, hash);
+    }
+
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* POST /api/password                                                   */
+
+static int
+gcho_password_change(gcho_req_t *rq)
+{
+    int                 ok;
+    char                old[GCHO_PW_MAX + 1], pw[GCHO_PW_MAX + 1];
+    char                login[GCHO_ID_MAX];
+    char                hash[crypto_pwhash_STRBYTES];
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[1];
+    const gch_jnode_t  *v[2];
+
+    static const gch_jfield_t  fields[] = {
+        { "old_password", GCH_J_STRING, 1 },
+        { "new_password", GCH_J_STRING, 1 },
+    };
+
+    if (gcho_body_json(rq, &doc, fields, 2, v) != 0) {
+        return 0;
+    }
+
+    ok = gcho_str(rq, "old_password", v[0], old, sizeof(old), 1) == 0
+         && gcho_str(rq, "new_password", v[1], pw, sizeof(pw),
+                     GCHO_PW_MIN) == 0;
+    gch_json_free(&doc);
+
+    if (!ok) {
+        goto done;
+    }
+
+    p[0] = rq->family_id;
+    res = gcho_sql(rq, "select coalesce(login, ''), password_hash"
+                       " from family where id = $1", 1, p);
+    if (res == NULL) {
+        goto done;
+    }
+
+    ok = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)
+         && crypto_pwhash_str_verify(PQgetvalue(res, 0, 1), old,
+                                     strlen(old)) == 0;
+    snprintf(login, sizeof(login), "%s",
+             PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+
+    if (!ok) {
+        gcho_error(rq, 403, "wrong_password",
+                   "Le mot de passe actuel est incorrect.");
+        goto done;
+    }
+
+    if (gcho_hash_password(rq, pw, hash) != 0 || gcho_begin(rq) != 0) {
+        goto done;
+    }
+
+    if (gcho_password_set(rq, rq->family_id, login, hash, "password.change",
+                          rq->token_hash) == 0)
+    {
+        gcho_reply(rq, 204, "", 0);
+    }
+
+done:
+
+    sodium_memzero(old, sizeof(old));
+    sodium_memzero(pw, sizeof(pw));
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* POST /api/password/forgot                                            */
+
+static int
+gcho_password_forgot(gcho_req_t *rq)
+{
+    int                 n;
+    char                login[65], fid[GCHO_ID_MAX], body[1024];
+    char                tok[64], thash[crypto_hash_sha256_BYTES * 2 + 1];
+    char                target[GCHO_ID_MAX + 16];
+    uint8_t             raw[32], h[crypto_hash_sha256_BYTES];
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[2];
+    const gch_jnode_t  *v[1];
+
+    static const gch_jfield_t  fields[] = {
+        { "login", GCH_J_STRING, 1 },
+    };
+    static const char  sent[] = "{\"status\":\"sent\"}";
+
+    if (gcho_body_json(rq, &doc, fields, 1, v) != 0) {
+        return 0;
+    }
+
+    n = gcho_str(rq, "login", v[0], login, sizeof(login), 1);
+    gch_json_free(&doc);
+    if (n != 0) {
+        return 0;
+    }
+
+    /* the family, if it has an e-mail and fewer than three recent links */
+    snprintf(fid, sizeof(fid), "%d", GCHO_RESET_PER_H);
+    p[0] = login;
+    p[1] = fid;
+    res = gcho_sql(rq, "select f.id from family f"
+                       " join family_email e on e.family_id = f.id"
+                       " where f.login = $1 and (select count(*)"
+                       "   from password_reset r where r.family_id = f.id"
+                       "   and r.created_at > now() - interval '1 hour')"
+                       "   < $2::int", 2, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return gcho_reply(rq, 202, sent, sizeof(sent) - 1);
+    }
+
+    snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(tok, sizeof(tok), raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    crypto_hash_sha256(h, (const uint8_t *) tok, strlen(tok));
+    sodium_bin2hex(thash, sizeof(thash), h, sizeof(h));
+
+    snprintf(body, sizeof(body),
+             "Bonjour,\n\n"
+             "Une demande de nouveau mot de passe a été faite pour votre "
+             "Espace Famille (identifiant %s).\n\n"
+             "Pour choisir un nouveau mot de passe, ouvrez ce lien dans "
+             "l'heure qui vient ; il ne sert qu'une fois :\n\n"
+             "%s/#/nouveau-mot-de-passe?jeton=%s\n\n"
+             "Si vous n'êtes pas à l'origine de cette demande, ignorez ce "
+             "message : votre mot de passe ne change pas.\n",
+             login, gcho_ctx.conf.site_url, tok);
+
+    snprintf(target, sizeof(target), "family:%s", fid);
+
+    p[0] = thash;
+    p[1] = fid;
+
+    if (gcho_begin(rq) != 0) {
+        goto done;
+    }
+
+    res = gcho_sql(rq, "insert into password_reset (token_hash, family_id,"
+                       "   expires_at)"
+                       " values ($1, $2, now() + interval '1 hour')", 2, p);
+    if (res == NULL) {
+        goto done;
+    }
+    PQclear(res);
+
+    if (gcho_mail(rq, fid, "password_reset", thash,
+                  "Votre nouveau mot de passe", body) != 0
+        || gcho_audit(rq, "password.forgot", target, NULL) != 0
+        || gcho_commit(rq) != 0)
+    {
+        gcho_rollback();
+        goto done;
+    }
+
+    gcho_reply(rq, 202, sent, sizeof(sent) - 1);
+
+done:
+
+    sodium_memzero(tok, sizeof(tok));
+    sodium_memzero(body, sizeof(body));
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* POST /api/password/reset                                             */
+
+static int
+gcho_password_reset(gcho_req_t *rq)
+{
+    int                 ok;
+    char                tok[101], pw[GCHO_PW_MAX + 1];
+    char                fid[GCHO_ID_MAX], login[GCHO_ID_MAX];
+    char                thash[crypto_hash_sha256_BYTES * 2 + 1];
+    char                hash[crypto_pwhash_STRBYTES];
+    uint8_t             h[crypto_hash_sha256_BYTES];
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[1];
+    const gch_jnode_t  *v[2];
+
+    static const gch_jfield_t  fields[] = {
+        { "token", GCH_J_STRING, 1 },
+        { "password", GCH_J_STRING, 1 },
+    };
+
+    if (gcho_body_json(rq, &doc, fields, 2, v) != 0) {
+        return 0;
+    }
+
+    ok = gcho_str(rq, "token", v[0], tok, sizeof(tok), 1) == 0
+         && gcho_str(rq, "password", v[1], pw, sizeof(pw), GCHO_PW_MIN) == 0;
+    gch_json_free(&doc);
+
+    if (!ok) {
+        goto done;
+    }
+
+    /* hashed before the transaction: argon2id takes a while */
+    if (gcho_hash_password(rq, pw, hash) != 0) {
+        goto done;
+    }
+
+    crypto_hash_sha256(h, (const uint8_t *) tok, strlen(tok));
+    sodium_bin2hex(thash, sizeof(thash), h, sizeof(h));
+
+    if (gcho_begin(rq) != 0) {
+        goto done;
+    }
+
+    p[0] = thash;
+    res = gcho_sql(rq, "update password_reset r set used_at = now()"
+                       " from family f"
+                       " where r.token_hash = $1 and r.used_at is null"
+                       "   and r.expires_at > now() and f.id = r.family_id"
+                       " returning f.id, coalesce(f.login, '')", 1, p);
+    if (res == NULL) {
+        goto done;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        gcho_error(rq, 400, "reset_token_invalid",
+                   "Ce lien n'est plus valable (déjà utilisé ou expiré) : "
+                   "demandez-en un nouveau.");
+        goto done;
+    }
+
+    snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
+    snprintf(login, sizeof(login), "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+
+    /* every session of the family ends: the link may come from a thief
+     * of the e-mail, but the password was perhaps stolen first */
+    snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
+
+    if (gcho_password_set(rq, fid, login, hash, "password.reset", NULL) == 0)
+    {
+        gcho_reply(rq, 204, "", 0);
+    }
+
+done:
+
+    sodium_memzero(tok, sizeof(tok));
+    sodium_memzero(pw, sizeof(pw));
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* GET /api/history                                                     */
+
+/* "YYYY-MM-DD" to a day of the engine's calendar; -1 when not a date. */
+static int
+gcho_day(const char *s, gch_day_t *d)
+{
+    return s != NULL && gch_day_parse(d, s, strlen(s)) == 0 ? 0 : -1;
+}
+
+
+static int
+gcho_history(gcho_req_t *rq)
+{
+    int             rc, y, m, dd;
+    char            from[11], to[11], at[26], *conns, *text;
+    size_t          i, len;
+    int64_t         ms;
+    gch_day_t       d, df, dt;
+    PGresult       *res;
+    gch_jout_t      o;
+    redisReply     *r;
+    redisContext   *redis;
+    const char     *period, *date, *sp, *p[4];
+
+    period = gcho_query(rq, "period");
+
+    if (period != NULL) {
+        date = gcho_query(rq, "date");
+        if (gcho_day(date, &d) != 0) {
+            return gcho_error(rq, 400, "invalid_field",
+                              "Le paramètre date doit être AAAA-MM-JJ.");
+        }
+
+        if (strcmp(period, "week") == 0) {
+            df = d - (gch_day_weekday(d) - 1);      /* Monday */
+            dt = df + 6;
+
+        } else if (strcmp(period, "month") == 0) {
+            gch_day_ymd(d, &y, &m, &dd);
+            df = gch_day_from_ymd(y, m, 1);
+            dt = (m == 12 ? gch_day_from_ymd(y + 1, 1, 1)
+                          : gch_day_from_ymd(y, m + 1, 1)) - 1;
+
+        } else {
+            return gcho_error(rq, 400, "invalid_field",
+                              "Le paramètre period vaut week ou month.");
+        }
+
+    } else if (gcho_day(gcho_query(rq, "from"), &df) != 0
+               || gcho_day(gcho_query(rq, "to"), &dt) != 0)
+    {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Indiquez from et to (AAAA-MM-JJ), ou period "
+                          "(week, month) et date.");
+    }
+
+    if (dt < df || dt - df >= GCHO_HISTORY_DAYS) {
+        return gcho_error(rq, 400, "invalid_field",
+                          "La période va de from à to, un an au plus.");
+    }
+
+    gch_day_format(df, from);
+    gch_day_format(dt, to);
+
+    /* connections of the period, newest first, from the module's list */
+
+    redis = gcho_redis(rq);
+    if (redis == NULL) {
+        return 0;
+    }
+
+    r = redisCommand(redis, "LRANGE {f:%s}:connections 0 %d", rq->family_id,
+                     GCHO_CONNECTIONS - 1);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        gchw_log("error", "office: redis: LRANGE connections: %s",
+                 r ? (r->str ? r->str : "?") : redis->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        return gcho_error(rq, 503, "unavailable",
+                          "Le service est momentanément indisponible.");
+    }
+
+    if (gch_jout_init(&o, &gch_alloc_std) != 0) {
+        freeReplyObject(r);
+        return -1;
+    }
+
+    yajl_gen_array_open(o.g);
+
+    for (i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        ms = strtoll(r->element[i]->str, NULL, 10);
+        sp = strchr(r->element[i]->str, ' ');
+        if (ms <= 0 || sp == NULL) {
+            continue;
+        }
+
+        gch_instant_format(ms / 1000, at);         /* Europe/Paris */
+        if (strncmp(at, from, 10) < 0 || strncmp(at, to, 10) > 0) {
+            continue;
+        }
+
+        yajl_gen_map_open(o.g);
+        gch_jout_cstr(&o, "at");
+        gch_jout_cstr(&o, at);
+        gch_jout_cstr(&o, "ip");
+        gch_jout_cstr(&o, sp + 1);
+        yajl_gen_map_close(o.g);
+    }
+
+    yajl_gen_array_close(o.g);
+    freeReplyObject(r);
+
+    if (gch_jout_detach(&o, &conns, &len) != 0) {
+        return -1;
+    }
+
+    /* payments of the period, from payment_operation (payment.c) */
+
+    p[0] = rq->family_id;
+    p[1] = from;
+    p[2] = to;
+    p[3] = conns;
+
+    res = gcho_sql(rq,
+        "select json_build_object('from', $2::text, 'to', $3::text,"
+        " 'connections', $4::json,"
+        " 'payments', coalesce((select json_agg(json_build_object("
+        "   'operation_id', o.id, 'method', 'online',"
+        "   'amount_cents', o.amount_cents, 'status', o.status,"
+        "   'created_at', o.created_at, 'paid_at', o.settled_at,"
+        "   'invoice_numbers', (select coalesce(json_agg(i.number"
+        "       order by i.number), '[]'::json)"
+        "     from payment_operation_invoice pi"
+        "     join invoice i on i.id = pi.invoice_id"
+        "     where pi.operation_id = o.id))"
+        "   order by o.created_at desc)"
+        "  from payment_operation o where o.family_id = $1"
+        "   and (o.created_at at time zone 'Europe/Paris')::date"
+        "       between $2::date and $3::date), '[]'::json))::text",
+        4, p);
+    free(conns);
+
+    if (res == NULL) {
+        return 0;
+    }
+
+    text = PQgetvalue(res, 0, 0);
+    rc = gcho_reply(rq, 200, text, strlen(text));
+    PQclear(res);
+
+    return rc;
+}
+
+
 const gcho_route_t  gcho_account_routes[] = {
+    { "GET",  "/api/history", GCHO_FAMILY, 0, 0, gcho_history },
+    { "POST", "/api/password", GCHO_FAMILY, 0, GCHO_BODY_JSON,
+      gcho_password_change },
+    { "POST", "/api/password/forgot", GCHO_PUBLIC, 0, GCHO_BODY_JSON,
+      gcho_password_forgot },
+    { "POST", "/api/password/reset", GCHO_PUBLIC, 0, GCHO_BODY_JSON,
+      gcho_password_reset },
     { NULL, NULL, 0, 0, 0, NULL }
 };
