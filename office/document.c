@@ -480,13 +480,10 @@ gcho_doc_decide(gcho_req_t *rq)
     int                 rc, refused;
     char                decision[16], reason[1024], from[11], to[11];
     char                body[1600], ref[64], target[GCHO_ID_MAX + 16];
-    char               *text;
-    size_t              len;
     gch_day_t           df, dt;
     PGresult           *res;
     gch_json_t          doc;
-    gch_jout_t          o;
-    const char         *p[6];
+    const char         *p[6], *kv[10];
     const gch_jnode_t  *v[4];
 
     if (!gcho_doc_id_ok(rq->param[0])) {
@@ -579,7 +576,9 @@ gcho_doc_decide(gcho_req_t *rq)
                        "   valid_from = $4, valid_to = $5,"
                        "   decided_at = now(), decided_by = $6"
                        " where id = $1"
-                       " returning extract(epoch from decided_at)::bigint",
+                       /* the e-mail's ref: one per decision */
+                       " returning (extract(epoch from decided_at)"
+                       "   * 1000000)::bigint",
                        6, p);
     if (res == NULL) {
         return 0;
@@ -587,31 +586,18 @@ gcho_doc_decide(gcho_req_t *rq)
     snprintf(ref, sizeof(ref), "%s:%s", rq->param[0], PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    if (gch_jout_init(&o, &gch_alloc_std) != 0) {
-        gcho_rollback();
-        return -1;
-    }
-    yajl_gen_map_open(o.g);
-    gch_jout_cstr(&o, "decision");
-    gch_jout_cstr(&o, decision);
-    gch_jout_cstr(&o, "reason");
-    gch_jout_cstr(&o, reason);
-    gch_jout_cstr(&o, "valid_from");
-    gch_jout_cstr(&o, from);
-    gch_jout_cstr(&o, "valid_to");
-    gch_jout_cstr(&o, to);
-    gch_jout_cstr(&o, "family_id");
-    gch_jout_cstr(&o, rq->family_id);
-    yajl_gen_map_close(o.g);
-
-    if (gch_jout_detach(&o, &text, &len) != 0) {
-        gcho_rollback();
-        return -1;
-    }
-
+    kv[0] = "decision";
+    kv[1] = decision;
+    kv[2] = "reason";
+    kv[3] = reason;
+    kv[4] = "valid_from";
+    kv[5] = from;
+    kv[6] = "valid_to";
+    kv[7] = to;
+    kv[8] = "family_id";
+    kv[9] = rq->family_id;
     snprintf(target, sizeof(target), "document:%s", rq->param[0]);
-    rc = gcho_audit(rq, "document.decision", target, text);
-    free(text);
+    rc = gcho_audit_kv(rq, "document.decision", target, kv, 5);
 
     if (rc != 0
         || gcho_mail(rq, rq->family_id,

@@ -217,7 +217,8 @@ gcho_enrol_create(gcho_req_t *rq)
         "   decided_at = null, decided_by = null"
         " where enrolment.status = 'refusee'"
         " returning id, (select first_name from child where id = $1),"
-        "   extract(epoch from requested_at)::bigint", 4, p);
+        "   (extract(epoch from requested_at) * 1000000)::bigint",
+        4, p);
     if (res == NULL) {
         return 0;
     }
@@ -297,13 +298,10 @@ gcho_enrol_decide(gcho_req_t *rq)
     int                 rc, refused;
     char                decision[16], reason[1024], body[1600];
     char                ref[64], target[GCHO_ID_MAX + 16];
-    char               *text;
-    size_t              len;
     PGresult           *res;
     gch_json_t          doc;
-    const char         *p[4], *fid;
+    const char         *p[4], *fid, *kv[6];
     const gch_jnode_t  *v[2];
-    gch_jout_t          o;
 
     if (strspn(rq->param[0], "0123456789") != strlen(rq->param[0])
         || strlen(rq->param[0]) > 18)
@@ -391,7 +389,9 @@ gcho_enrol_decide(gcho_req_t *rq)
     res = gcho_sql(rq, "update enrolment set status = $2, reason = $3,"
                        "   decided_at = now(), decided_by = $4"
                        " where id = $1"
-                       " returning extract(epoch from decided_at)::bigint",
+                       /* the e-mail's ref: one per decision */
+                       " returning (extract(epoch from decided_at)"
+                       "   * 1000000)::bigint",
                        4, p);
     if (res == NULL) {
         return 0;
@@ -399,28 +399,15 @@ gcho_enrol_decide(gcho_req_t *rq)
     snprintf(ref, sizeof(ref), "%s:%s", rq->param[0], PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    /* the audit detail, escaped by the engine's writer */
-    if (gch_jout_init(&o, &gch_alloc_std) != 0) {
-        gcho_rollback();
-        return -1;
-    }
-    yajl_gen_map_open(o.g);
-    gch_jout_cstr(&o, "decision");
-    gch_jout_cstr(&o, decision);
-    gch_jout_cstr(&o, "reason");
-    gch_jout_cstr(&o, reason);
-    gch_jout_cstr(&o, "family_id");
-    gch_jout_cstr(&o, rq->family_id);
-    yajl_gen_map_close(o.g);
-
-    if (gch_jout_detach(&o, &text, &len) != 0) {
-        gcho_rollback();
-        return -1;
-    }
     /* the actor is the staff login (rq->staff); the family the addressee */
+    kv[0] = "decision";
+    kv[1] = decision;
+    kv[2] = "reason";
+    kv[3] = reason;
+    kv[4] = "family_id";
+    kv[5] = rq->family_id;
     snprintf(target, sizeof(target), "enrolment:%s", rq->param[0]);
-    rc = gcho_audit(rq, "enrolment.decision", target, text);
-    free(text);
+    rc = gcho_audit_kv(rq, "enrolment.decision", target, kv, 3);
 
     if (rc != 0
         || gcho_mail(rq, rq->family_id,

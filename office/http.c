@@ -367,6 +367,70 @@ gcho_audit(gcho_req_t *rq, const char *action, const char *target,
 
 
 int
+gcho_audit_kv(gcho_req_t *rq, const char *action, const char *target,
+    const char *const *kv, size_t n)
+{
+    int          rc;
+    char        *text;
+    size_t       i, len;
+    gch_jout_t   o;
+
+    if (gch_jout_init(&o, &gch_alloc_std) != 0) {
+        goto failed;
+    }
+
+    yajl_gen_map_open(o.g);
+    for (i = 0; i < n; i++) {
+        gch_jout_cstr(&o, kv[2 * i]);
+        if (kv[2 * i + 1] == NULL) {
+            yajl_gen_null(o.g);
+        } else {
+            gch_jout_cstr(&o, kv[2 * i + 1]);
+        }
+    }
+    yajl_gen_map_close(o.g);
+
+    if (gch_jout_detach(&o, &text, &len) != 0) {
+        goto failed;
+    }
+
+    rc = gcho_audit(rq, action, target, text);
+    free(text);
+    return rc;
+
+failed:
+
+    gcho_error(rq, 500, "internal", "Une erreur interne est survenue.");
+    return -1;
+}
+
+
+int
+gcho_reply_row(gcho_req_t *rq, int status, const char *sql, int n,
+    const char *const *params, const char *missing)
+{
+    int        rc;
+    PGresult  *res;
+
+    res = gcho_sql(rq, sql, n, params);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        PQclear(res);
+        return gcho_error(rq, 404, "not_found", missing);
+    }
+
+    rc = gcho_reply(rq, status, PQgetvalue(res, 0, 0),
+                    PQgetlength(res, 0, 0));
+    PQclear(res);
+
+    return rc;
+}
+
+
+int
 gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
     const char *ref, const char *subject, const char *body)
 {

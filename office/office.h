@@ -197,6 +197,18 @@ void gcho_add_header(gcho_req_t *rq, const char *name, const char *value);
 int gcho_audit(gcho_req_t *rq, const char *action, const char *target,
     const char *detail_json);
 
+/* gcho_audit() with the detail {"k": "v", ...} of the n pairs of kv
+ * (name, value; a NULL value is null), escaped by the engine's writer.
+ * 0, or -1 after answering (500 or 503). */
+int gcho_audit_kv(gcho_req_t *rq, const char *action, const char *target,
+    const char *const *kv, size_t n);
+
+/* Runs sql (at most one row of one JSON text column, e.g. built by
+ * json_build_object) and answers that text with status; no row or NULL:
+ * 404 `not_found` with the message missing.  0, or -1 (see handlers). */
+int gcho_reply_row(gcho_req_t *rq, int status, const char *sql, int n,
+    const char *const *params, const char *missing);
+
 /* Queues an e-mail in the outbox (worker/mail.c sends it) for the family,
  * inside the caller's transaction; (kind, ref) is unique: a second call
  * with the same pair queues nothing.  0, or -1 after answering 503. */

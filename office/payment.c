@@ -395,31 +395,6 @@ gcho_pay_settle(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
 /* ------------------------------------------------------------------ */
 /* families                                                             */
 
-static int
-gcho_pay_json(gcho_req_t *rq, int status, const char *sql, int n,
-    const char *const *p, const char *missing)
-{
-    int        rc;
-    PGresult  *res;
-
-    res = gcho_sql(rq, sql, n, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found", missing);
-    }
-
-    rc = gcho_reply(rq, status, PQgetvalue(res, 0, 0),
-                    PQgetlength(res, 0, 0));
-    PQclear(res);
-
-    return rc;
-}
-
-
 static const gch_jfield_t  gcho_pay_fields[] = {
     { "invoice_ids", GCH_J_ARRAY, 1 }
 };
@@ -843,7 +818,7 @@ gcho_pay_list(gcho_req_t *rq)
 
     p[0] = rq->family_id;
 
-    return gcho_pay_json(rq, 200,
+    return gcho_reply_row(rq, 200,
         "select json_build_object('operations', coalesce(json_agg("
         GCHO_PAY_JSON " order by o.created_at desc, o.id), '[]'),"
         " 'direct_debit', (select direct_debit from family where id = $1))"
@@ -889,7 +864,7 @@ gcho_pay_get(gcho_req_t *rq)
         }
     }
 
-    return gcho_pay_json(rq, 200, "select " GCHO_PAY_JSON
+    return gcho_reply_row(rq, 200, "select " GCHO_PAY_JSON
                          " from payment_operation o"
                          " where o.id = $1 and o.family_id = $2", 2, p,
                          missing);
@@ -914,7 +889,7 @@ gcho_dd_get(gcho_req_t *rq)
 
     p[0] = rq->family_id;
 
-    return gcho_pay_json(rq, 200,
+    return gcho_reply_row(rq, 200,
         "select json_build_object('active', f.direct_debit,"
         " 'mandate', (select " GCHO_DD_JSON " from direct_debit_mandate m"
         "   where m.family_id = f.id and m.ended_at is null))"
@@ -1036,7 +1011,7 @@ gcho_dd_put(gcho_req_t *rq)
     }
 
     p[0] = ref;
-    return gcho_pay_json(rq, 200, "select json_build_object('active', true,"
+    return gcho_reply_row(rq, 200, "select json_build_object('active', true,"
                          " 'mandate', " GCHO_DD_JSON ")"
                          " from direct_debit_mandate m"
                          " where m.reference = $1", 1, p,
@@ -1203,7 +1178,7 @@ gcho_staff_payments(gcho_req_t *rq)
         p[0] = NULL;
     }
 
-    return gcho_pay_json(rq, 200,
+    return gcho_reply_row(rq, 200,
         "select json_build_object("
         " 'operations', coalesce(json_agg(json_build_object("
         "   'operation_id', o.id, 'family_id', o.family_id,"
@@ -1231,7 +1206,7 @@ gcho_staff_payments(gcho_req_t *rq)
 static int
 gcho_staff_sepa(gcho_req_t *rq)
 {
-    return gcho_pay_json(rq, 200,
+    return gcho_reply_row(rq, 200,
         "select json_build_object('exports', coalesce(json_agg("
         " json_build_object('id', e.id, 'month', to_char(e.month,"
         "   'YYYY-MM'), 'msg_id', e.msg_id, 'count', e.count,"

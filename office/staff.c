@@ -27,64 +27,6 @@
 #define GCHO_LOCK_FAILURES  5
 
 
-/* Runs sql (one row, one JSON text column) and answers it with status;
- * no row: 404 with what. */
-static int
-gcho_staff_json(gcho_req_t *rq, int status, const char *sql, int n,
-    const char *const *p, const char *what)
-{
-    int        rc;
-    PGresult  *res;
-
-    res = gcho_sql(rq, sql, n, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found", what);
-    }
-
-    rc = gcho_reply(rq, status, PQgetvalue(res, 0, 0),
-                    PQgetlength(res, 0, 0));
-    PQclear(res);
-
-    return rc;
-}
-
-
-/* The audit detail {"k": "v", ...} of n pairs (NULL values: null). */
-static char *
-gcho_staff_detail(size_t n, const char *const *kv)
-{
-    char        *text;
-    size_t       i, len;
-    gch_jout_t   o;
-
-    if (gch_jout_init(&o, &gch_alloc_std) != 0) {
-        return NULL;
-    }
-
-    yajl_gen_map_open(o.g);
-    for (i = 0; i < n; i++) {
-        gch_jout_cstr(&o, kv[2 * i]);
-        if (kv[2 * i + 1] == NULL) {
-            yajl_gen_null(o.g);
-        } else {
-            gch_jout_cstr(&o, kv[2 * i + 1]);
-        }
-    }
-    yajl_gen_map_close(o.g);
-
-    if (gch_jout_detach(&o, &text, &len) != 0) {
-        return NULL;
-    }
-
-    return text;
-}
-
-
 /* ------------------------------------------------------------------ */
 /* POST /api/staff/session                                              */
 
@@ -283,7 +225,7 @@ gcho_staff_me(gcho_req_t *rq)
 
     p[0] = rq->staff;
 
-    return gcho_staff_json(rq, 200,
+    return gcho_reply_row(rq, 200,
         "select json_build_object('login', login, 'name', name,"
         "   'role', role) from staff_account where login = $1", 1, p,
         "Ce compte d'agent n'existe pas.");
@@ -308,7 +250,7 @@ gcho_staff_families(gcho_req_t *rq)
 
     p[0] = q ? q : "";
 
-    return gcho_staff_json(rq, 200,
+    return gcho_reply_row(rq, 200,
         "with hit as ("
         "   select f.id from family f"
         "   left join family_email m on m.family_id = f.id"
@@ -340,7 +282,7 @@ gcho_staff_family(gcho_req_t *rq)
 
     p[0] = rq->param[0];
 
-    return gcho_staff_json(rq, 200,
+    return gcho_reply_row(rq, 200,
         "select json_build_object('id', f.id, 'login', f.login,"
         " 'qf', f.qf, 'resident', f.resident,"
         " 'direct_debit', f.direct_debit,"
@@ -404,7 +346,6 @@ gcho_staff_attendance(gcho_req_t *rq)
     int                 rc;
     char                bid[GCHO_ID_MAX], status[20], note[1024];
     char                target[GCHO_ID_MAX + 16], before[20];
-    char               *detail;
     PGresult           *res;
     gch_json_t          doc;
     const char         *p[4], *kv[6];
@@ -485,21 +426,14 @@ gcho_staff_attendance(gcho_req_t *rq)
     kv[3] = before[0] ? before : NULL;
     kv[4] = "note";
     kv[5] = note;
-    detail = gcho_staff_detail(3, kv);
-    if (detail == NULL) {
-        gcho_rollback();
-        return -1;
-    }
-
     snprintf(target, sizeof(target), "booking:%s", bid);
-    rc = gcho_audit(rq, "attendance.record", target, detail);
-    free(detail);
+    rc = gcho_audit_kv(rq, "attendance.record", target, kv, 3);
 
     if (rc != 0 || gcho_commit(rq) != 0) {
         return 0;
     }
 
-    return gcho_staff_json(rq, 200,
+    return gcho_reply_row(rq, 200,
         "select json_build_object('booking_id', booking_id,"
         " 'status', status, 'note', note, 'recorded_at', recorded_at,"
         " 'recorded_by', recorded_by) from attendance"
@@ -534,7 +468,7 @@ gcho_staff_audit(gcho_req_t *rq)
         }
     }
 
-    return gcho_staff_json(rq, 200,
+    return gcho_reply_row(rq, 200,
         "select json_build_object('entries', coalesce(json_agg("
         "   json_build_object('id', x.id, 'at', x.at, 'actor', x.actor,"
         "   'action', x.action, 'target', x.target, 'detail', x.detail,"
