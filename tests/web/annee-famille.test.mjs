@@ -40,6 +40,8 @@ const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
               "--disable-component-update", "--disable-sync"];
 const LOGIN = "durand";
 const PASSWORD = "annee-" + Math.random().toString(36).slice(2, 10);
+const NEW_PASSWORD = "nouveau-" + Math.random().toString(36).slice(2, 10);
+const RESET_PASSWORD = "oubli-" + Math.random().toString(36).slice(2, 10);
 const STAFF = "c.bernard";
 const STAFF_PASSWORD = "agent-" + Math.random().toString(36).slice(2, 10);
 const CHILD = "c-chloe";
@@ -136,6 +138,16 @@ async function until(what, fn) {
     }
 }
 
+/* One SQL query on the stack's PostgreSQL (the e-mails of the outbox);
+ * its rows as arrays of text. */
+function sql(query) {
+    const conf = fs.readFileSync(CONF, "utf8");
+    const info = /^postgres\s*=\s*"([^"]*)"/m.exec(conf)[1];
+    return execFileSync("psql", ["-X", "-A", "-t", "-F", "\t", "-d", info,
+                                 "-c", query]).toString()
+        .split("\n").filter((l) => l !== "").map((l) => l.split("\t"));
+}
+
 /* GET with the staff token, from inside the back office page. */
 function staffGet(url) {
     return ag.evaluate(async (u) => {
@@ -200,6 +212,7 @@ before(async () => {
     BASE = BASE.replace(/\/+$/, "");
     ctl(["staff-add", STAFF, "admin", "Claire Bernard"],
         STAFF_PASSWORD + "\n");
+    ctl(["set-email", "f-annee", "famille.durand@example.org"]);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
     const opts = { locale: "fr-FR", viewport: { width: 1200, height: 900 } };
     fam = await (await browser.newContext(opts)).newPage();
@@ -648,5 +661,113 @@ t1("famille: prélèvement automatique; export SEPA du mois suivant",
     await shot("16-agent-export-sepa", ag);
     /* exported: paid by direct debit */
     await until("invoice debited", () => paid(seen.m2));
+    assert.deepEqual(errors, [], "no JavaScript error");
+});
+
+t1("famille: un e-mail à chaque étape", async () => {
+    const kinds = sql("select kind from outbox where family_id = 'f-annee'"
+                      + " order by id").map((r) => r[0]);
+    for (const k of ["enrolment_deposee", "enrolment_validee"]) {
+        assert.ok(kinds.includes(k), k + " in " + kinds.join(", "));
+    }
+    assert.ok(kinds.some((k) => /^document/.test(k)),
+              "a document e-mail in " + kinds.join(", "));
+    assert.ok(kinds.some((k) => /^payment/.test(k)),
+              "a payment e-mail in " + kinds.join(", "));
+});
+
+t1("famille: historique des connexions et des paiements", async () => {
+    const today = new Intl.DateTimeFormat("en-CA",
+        { timeZone: "Europe/Paris" }).format(new Date());
+    await open(fam, BASE + "/#/historique?par=mois&du=" + today);
+    await fam.waitForSelector("#historique h2");
+    assert.match(await fam.textContent("#table-connexions"), /127\.0\.0\.1/);
+    const pays = await fam.textContent("#table-paiements");
+    assert.match(pays, /En ligne/);
+    assert.match(pays, new RegExp((expected(seen.m1) / 100).toFixed(2)
+                                  .replace(".", ",")));
+    assert.match(pays, /Payée/);
+    await axe("historique", fam);
+    await shot("17-historique", fam);
+    await fam.click("#contenu .bascule button:has-text('Semaine')");
+    await fam.waitForSelector("#periode-historique:has-text('Semaine du')");
+    await fam.waitForSelector("#table-connexions");
+    /* a week of last year: nothing */
+    const old = (Number(today.slice(0, 4)) - 1) + today.slice(4);
+    await open(fam, BASE + "/#/historique?par=semaine&du=" + old);
+    await fam.waitForSelector("text=Aucune connexion sur la période");
+});
+
+t1("famille: mot de passe changé, l'autre appareil déconnecté",
+   async () => {
+    const other = await (await browser.newContext({ locale: "fr-FR" }))
+        .newPage();
+    other.on("pageerror", (e) => errors.push(e.message));
+    await other.goto(BASE + "/#/connexion");
+    await other.fill("#identifiant", LOGIN);
+    await other.fill("#motdepasse", PASSWORD);
+    await other.click("form button[type=submit]");
+    await other.waitForSelector("h1:has-text('Tableau de bord')");
+
+    await open(fam, BASE + "/#/mot-de-passe");
+    await fam.waitForSelector("#mdp-actuel");
+    await fam.fill("#mdp-actuel", "pas-le-bon-mot");
+    await fam.fill("#mdp-nouveau", NEW_PASSWORD);
+    await fam.fill("#mdp-confirme", NEW_PASSWORD);
+    await fam.click("#contenu form button[type=submit]");
+    await fam.waitForSelector("#contenu [role=alert]");
+    await fam.fill("#mdp-actuel", PASSWORD);
+    await fam.fill("#mdp-nouveau", NEW_PASSWORD);
+    await fam.fill("#mdp-confirme", NEW_PASSWORD);
+    await axe("mot de passe", fam);
+    await fam.click("#contenu form button[type=submit]");
+    await fam.waitForSelector("text=Mot de passe changé");
+    /* this session goes on, the other one ends */
+    assert.equal((await apiGet(fam, "/api/me")).status, 200);
+    await until("the other session ended", async () =>
+        (await apiGet(other, "/api/me")).status === 401);
+    assert.equal((await apiGet(fam, "/api/me")).status, 200);
+    await other.context().close();
+});
+
+t1("famille: mot de passe oublié, lien à usage unique", async () => {
+    const p = await (await browser.newContext({ locale: "fr-FR" }))
+        .newPage();
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(BASE + "/#/connexion");
+    await p.click("#lien-oubli");
+    await p.waitForSelector("#oubli-identifiant");
+    await p.fill("#oubli-identifiant", LOGIN);
+    await axe("mot de passe oublié", p);
+    await p.click("#contenu form button[type=submit]");
+    await p.waitForSelector("text=un e-mail vient de partir");
+    const link = sql("select substring(body from"
+                     + " '(http\\S+jeton=[A-Za-z0-9_-]+)') from outbox"
+                     + " where family_id = 'f-annee'"
+                     + " and kind = 'password_reset'"
+                     + " order by id desc limit 1")[0][0];
+    assert.ok(link.startsWith(BASE + "/#"), link);
+    /* the brief's form of the link: no "/" after the "#" */
+    await p.goto(link.replace("#/", "#"));
+    await p.waitForSelector("#reinit-nouveau");
+    await p.fill("#reinit-nouveau", RESET_PASSWORD);
+    await p.fill("#reinit-confirme", RESET_PASSWORD);
+    await axe("nouveau mot de passe", p);
+    await p.click("#contenu form button[type=submit]");
+    await p.waitForSelector("text=Mot de passe enregistré");
+    await p.fill("#identifiant", LOGIN);
+    await p.fill("#motdepasse", RESET_PASSWORD);
+    await p.click("form button[type=submit]");
+    await p.waitForSelector("h1:has-text('Tableau de bord')");
+    /* used once */
+    await p.goto(BASE + "/#/connexion");
+    await p.goto(link);
+    await p.waitForSelector("#reinit-nouveau");
+    await p.fill("#reinit-nouveau", RESET_PASSWORD + "x");
+    await p.fill("#reinit-confirme", RESET_PASSWORD + "x");
+    await p.click("#contenu form button[type=submit]");
+    await p.waitForSelector("#contenu [role=alert]");
+    await shot("18-lien-deja-utilise", p);
+    await p.context().close();
     assert.deepEqual(errors, [], "no JavaScript error");
 });

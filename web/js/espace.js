@@ -484,9 +484,9 @@ export async function viewHistorique(ctx) {
     const bascule = h("div", { class: "bascule", role: "group",
                                "aria-label": "Période" },
         h("button", { type: "button", "aria-pressed": String(par === "semaine"),
-                      onclick: () => go("semaine", from) }, "Semaine"),
+                      onclick: () => go("semaine", anchor) }, "Semaine"),
         h("button", { type: "button", "aria-pressed": String(par === "mois"),
-                      onclick: () => go("mois", from) }, "Mois"));
+                      onclick: () => go("mois", anchor) }, "Mois"));
     const out = h("div", { id: "historique" },
                   h("p", { class: "chargement" }, "Chargement…"));
     ctx.page("Historique",
@@ -765,18 +765,18 @@ export async function viewPrelevement(ctx) {
 function newPasswordFields(prefix) {
     const a = h("input", { type: "password", id: prefix + "-nouveau",
                            required: true, autocomplete: "new-password",
-                           minlength: "10" });
+                           minlength: "8" });
     const b = h("input", { type: "password", id: prefix + "-confirme",
                            required: true, autocomplete: "new-password" });
     return { a, b, nodes: [
-        field("Nouveau mot de passe", a, "10 caractères au moins."),
+        field("Nouveau mot de passe", a, "8 caractères au moins."),
         field("Confirmez le nouveau mot de passe", b)] };
 }
 
 function checkNew(f, msg) {
-    if (f.a.value.length < 10) {
+    if (f.a.value.length < 8) {
         msg.replaceChildren(alertBox("Le nouveau mot de passe doit faire "
-                                     + "10 caractères au moins."));
+                                     + "8 caractères au moins."));
         f.a.focus();
         return false;
     }
