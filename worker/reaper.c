@@ -9,13 +9,15 @@
  * Every second the worker looks at members older than reap_after_ms
  * (docs/architecture.md, "When the nginx worker dies between the steps"):
  *
- * booking: WATCH the record, GET it; gone or "D": ZREM.  "P": MULTI, DEL
- *   the claims of its plan that still hold "<sid> <bid>" and the record,
- *   EXEC (aborted if a late step two wrote meanwhile: it wins).  Then each
- *   session of the plan is recounted, left = places_online - SCARD booked,
- *   under WATCH of both keys and only when no younger attempt touches the
- *   session; sessions that cannot be recounted yet are kept in memory and
- *   retried each round.  Finally ZREM.
+ * booking: WATCH the record, GET it; gone: ZREM; "D": ZREM, and the
+ *   answer's sessions are recounted (a replay died between its steps).
+ *   "P": MULTI, DEL the claims of its plan that still hold "<sid> <bid>"
+ *   and the record, EXEC (aborted if a late step two wrote meanwhile: it
+ *   wins).  Then each session of the plan is recounted, left =
+ *   places_online - SCARD booked, under WATCH of both keys and only when
+ *   no younger attempt touches the session; sessions that cannot be
+ *   recounted yet are kept in memory and retried each round.  Finally
+ *   ZREM.
  * cancellation: finish its third step (place back, claims deleted, cancel
  *   entry on the stream, marker and member removed) in one MULTI, under
  *   WATCH of the marker.
@@ -93,6 +95,39 @@ gchw_dirty_add(gchw_reaper_t *r, const char *sid)
             r->ndirty++;
         }
     }
+}
+
+
+/*
+ * The sessions of a stored answer "D <hash32> <answer>" are to be
+ * recounted: its member in gch:inflight is a replay (same key, same body)
+ * whose nginx worker died between its steps.  The first attempt's step two
+ * had removed the member, the replay's step one put it back and took the
+ * places its step two would have given back.
+ */
+static void
+gchw_dirty_answer(gchw_reaper_t *r, const char *rec, size_t len)
+{
+    char         ebuf[128];
+    size_t       i;
+    yajl_val     v, items, sv;
+    const char  *pi[] = { "items", NULL }, *ps[] = { "session_id", NULL };
+
+    if (len <= 35) {
+        return;
+    }
+
+    v = yajl_tree_parse(rec + 35, ebuf, sizeof(ebuf));
+    items = v ? yajl_tree_get(v, pi, yajl_t_array) : NULL;
+
+    for (i = 0; items && i < items->u.array.len; i++) {
+        sv = yajl_tree_get(items->u.array.values[i], ps, yajl_t_string);
+        if (sv) {
+            gchw_dirty_add(r, YAJL_GET_STRING(sv));
+        }
+    }
+
+    yajl_tree_free(v);
 }
 
 
@@ -412,7 +447,10 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
     }
 
     if (g->type != REDIS_REPLY_STRING || g->str[0] != 'P') {
-        /* answered, or gone: nothing was left behind */
+        /* answered, or gone: nothing left behind but a replay's places */
+        if (g->type == REDIS_REPLY_STRING && g->str[0] == 'D') {
+            gchw_dirty_answer(r, g->str, g->len);
+        }
         freeReplyObject(g);
         freeReplyObject(redisCommand(rc, "UNWATCH"));
         freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));

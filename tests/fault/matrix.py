@@ -198,12 +198,17 @@ class PidProc:
 
 
 class MatrixStack(Stack):
-    """A Stack whose worker settings file gets WORKER_SETTINGS."""
+    """A Stack whose worker settings file gets worker_settings
+    (WORKER_SETTINGS by default)."""
+
+    def __init__(self, *args, worker_settings=None, **kw):
+        super().__init__(*args, **kw)
+        self.worker_settings = worker_settings or WORKER_SETTINGS
 
     def _setup(self):
         super()._setup()
         with open(self.worker_conf, "a") as f:
-            for k, v in WORKER_SETTINGS.items():
+            for k, v in self.worker_settings.items():
                 f.write("%s = %s\n" % (k, v))
 
     def restart_worker(self):
