@@ -2,87 +2,129 @@
 attempt that is not the first with its key: a client retrying a key whose
 answer it never read (a replay).
 
-Step one of every attempt takes the cells' places (BITFIELD ... -1) in the
-same MULTI as the idempotency read; a replay gives them back in its step
-two.  Here the nginx workers die between the two: Redis is stopped, the
-replay's step one waits in Redis's socket, the workers are killed, Redis
-continues and runs it.  What must hold once the worker's reaper has looked
-at gch:inflight: left + booked = online places (no place held by nobody).
-Before 'reaper: recount the sessions of a dead replay' the place stayed
-taken for good: the reaper saw the "D" record, removed the member and
-recounted nothing.
+Step one of every attempt takes the cells' claims and places (SET NX,
+BITFIELD ... -1) in the same MULTI as the idempotency read; a replay gives
+them back in its step two.  Here the nginx workers die between the two:
+Redis is stopped, the replay is answered 503 at guichet_timeout (so nginx
+has sent step one and waits), the workers are killed, Redis continues and
+runs step one with nobody left to send step two.
 
-Still open (not fixed, not tested here): an attempt answered 409 (the first
-attempt with its key still between its steps) also takes places in its step
-one; if its nginx worker dies before it gives them back and the first
-attempt then finishes normally, nothing in Redis remembers them.
+* test_replay_killed_between_its_steps: the replay's place must come back
+  (left + booked = online places) once the worker's reaper has looked at
+  gch:inflight.  Before a1cd369 the place stayed taken for good: the
+  reaper saw the "D" record, removed the member and recounted nothing.
+* test_replay_of_a_refused_cell_killed_between_its_steps (xfail, strict:
+  a known bug, not fixed): a replay of an answer that refused a cell may
+  set that cell's claims; nothing removes them, and the child is then
+  refused "already_booked" on a session it does not hold, until the
+  claims expire (the day after the session).
+
+Still open, not tested: an attempt answered 409 (the first attempt with its
+key still between its steps) also takes places in its step one; if its
+nginx worker dies before giving them back and the first attempt then
+finishes normally, nothing in Redis remembers them.
 """
 
 import os
 import signal
 import socket
 
+import pytest
+
 from faultlib import (body_of, book, booked, child, conf_template, left,
                       online, rush_town, settled)
 from matrix import MatrixStack, wait_until
 
-TOWN = rush_town(families=4, sessions=(("o1", 20),))
+TOWN = rush_town(families=4, sessions=(("o1", 20), ("o2", 2)))
 
 
-def test_replay_killed_between_its_steps(tmp_path):
+@pytest.fixture
+def s(tmp_path):
     tpl = conf_template(tmp_path, "orphans",
                         replace=[("guichet_timeout 2s;",
                                   "guichet_timeout 1s;")])
-    s = MatrixStack(town=TOWN, name="fault-orphans", nginx_template=tpl,
-                    worker_settings={"reap_after_ms": 3000})
-    s.start()
+    st = MatrixStack(town=TOWN, name="fault-orphans", nginx_template=tpl,
+                     worker_settings={"reap_after_ms": 3000})
+    st.start()
+    yield st
+    st.stop()
+
+
+def whole(s, sid, places):
+    return left(s, sid) + len(booked(s, sid)) == online(places)
+
+
+def replay_dies(s, token, f, sid, key):
+    """Sends f's booking of sid with key again while Redis is stopped,
+    reads its 503, kills every nginx worker, lets Redis run the replay's
+    step one; returns once its member is back in gch:inflight."""
+    redis = s.procs["redis"]
+    redis.send_signal(signal.SIGSTOP)
     try:
-        tok = s.tokens()
-        f = "f-0001"
-        r = book(s, tok[f], [(child(f), "o1")], idem="k-replay")
-        assert r.json()["items"][0]["status"] == "confirmed", r
-        wait_until("settled", lambda: settled(s), 10)
-        assert left(s, "o1") + len(booked(s, "o1")) == online(20)
-
-        redis = s.procs["redis"]
-        redis.send_signal(signal.SIGSTOP)
-        try:
-            body = body_of([(child(f), "o1")]).encode()
-            c = socket.create_connection(("127.0.0.1", s.port), 5)
-            c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
-                       "Authorization: Bearer %s\r\n"
-                       "Idempotency-Key: k-replay\r\n"
-                       "Content-Type: application/json\r\n"
-                       "Content-Length: %d\r\n\r\n"
-                       % (tok[f], len(body))).encode() + body)
-            # the 503 at guichet_timeout: nginx has sent step one and
-            # waits for its reply (docs/architecture.md)
-            c.settimeout(30)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = c.recv(4096)
-                assert chunk, head
-                head += chunk
-            assert head.startswith(b"HTTP/1.1 503"), head
-            for p in s.nginx_workers():
-                os.kill(p, signal.SIGKILL)
-            c.close()
-        finally:
-            redis.send_signal(signal.SIGCONT)
-
-        # the replay's step one ran: its member is back in gch:inflight
-        # and it holds one more place than the bookings account for
-        member = "{f:%s}:idem:k-replay" % f
-        wait_until("the replay's step one",
-                   lambda: s.redis.zscore("gch:inflight", member), 10)
-        assert s.redis.get(member).startswith("D ")
-        assert left(s, "o1") + len(booked(s, "o1")) == online(20) - 1
-
-        # the reaper gives it back (worker/reaper.c, "D" members)
-        wait_until("gch:inflight empty", lambda: settled(s), 30)
-        wait_until("left + booked = online places",
-                   lambda: left(s, "o1") + len(booked(s, "o1"))
-                   == online(20), 10)
-        assert booked(s, "o1") == {r.json()["items"][0]["booking_id"]}
+        body = body_of([(child(f), sid)]).encode()
+        c = socket.create_connection(("127.0.0.1", s.port), 5)
+        c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n"
+                   % (token, key, len(body))).encode() + body)
+        # the 503 at guichet_timeout: nginx has sent step one and waits
+        # for its reply (docs/architecture.md)
+        c.settimeout(30)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 503"), head
+        for p in s.nginx_workers():
+            os.kill(p, signal.SIGKILL)
+        c.close()
     finally:
-        s.stop()
+        redis.send_signal(signal.SIGCONT)
+    member = "{f:%s}:idem:%s" % (f, key)
+    wait_until("the replay's step one",
+               lambda: s.redis.zscore("gch:inflight", member), 10)
+    assert s.redis.get(member).startswith("D ")
+
+
+def test_replay_killed_between_its_steps(s):
+    tok = s.tokens()
+    f = "f-0001"
+    r = book(s, tok[f], [(child(f), "o1")], idem="k-replay")
+    assert r.json()["items"][0]["status"] == "confirmed", r
+    wait_until("settled", lambda: settled(s), 10)
+    assert whole(s, "o1", 20)
+
+    replay_dies(s, tok[f], f, "o1", "k-replay")
+    # it holds one more place than the bookings account for
+    assert left(s, "o1") + len(booked(s, "o1")) == online(20) - 1
+
+    # the reaper gives it back (worker/reaper.c, "D" members)
+    wait_until("gch:inflight empty", lambda: settled(s), 30)
+    wait_until("left + booked = online places",
+               lambda: whole(s, "o1", 20), 10)
+    assert booked(s, "o1") == {r.json()["items"][0]["booking_id"]}
+
+
+@pytest.mark.xfail(strict=True, reason="a dead replay's claims of a cell "
+                   "its answer refused are never removed")
+def test_replay_of_a_refused_cell_killed_between_its_steps(s):
+    tok = s.tokens()
+    a, b = "f-0002", "f-0003"              # o2: one online place
+    r = book(s, tok[a], [(child(a), "o2")])
+    bid = r.json()["items"][0]["booking_id"]
+    r = book(s, tok[b], [(child(b), "o2")], idem="k-full")
+    assert r.json()["items"][0]["reason"] == "full", r
+    # the place comes back: the replay will take it and set b's claims
+    r = s.http("DELETE", "/api/bookings/" + bid, token=tok[a])
+    assert r.status == 200, r
+    wait_until("settled", lambda: settled(s), 10)
+
+    replay_dies(s, tok[b], b, "o2", "k-full")
+    wait_until("gch:inflight empty", lambda: settled(s), 30)
+    wait_until("left + booked = online places",
+               lambda: whole(s, "o2", 2), 10)
+    # b's child holds nothing: a new request must get the place
+    r = book(s, tok[b], [(child(b), "o2")])
+    assert r.json()["items"][0]["status"] == "confirmed", r
