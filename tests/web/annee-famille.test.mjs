@@ -664,6 +664,20 @@ t1("famille: prélèvement automatique; export SEPA du mois suivant",
     assert.deepEqual(errors, [], "no JavaScript error");
 });
 
+t1("agent: déconnexion, le jeton ne sert plus", async () => {
+    const token = await ag.evaluate(() => JSON.parse(
+        sessionStorage.getItem("guichet.agent")).token);
+    await open(ag, BASE + "/agent/#/paiements");
+    await ag.waitForSelector("#paiements");
+    await ag.click("#deconnexion");
+    await ag.waitForSelector("#ag-identifiant");
+    assert.equal(await ag.evaluate(() =>
+        sessionStorage.getItem("guichet.agent")), null);
+    const r = await fetch(BASE + "/api/staff/me",
+                          { headers: { Authorization: "Bearer " + token } });
+    assert.equal(r.status, 401);
+});
+
 t1("famille: un e-mail à chaque étape", async () => {
     const kinds = sql("select kind from outbox where family_id = 'f-annee'"
                       + " order by id").map((r) => r[0]);

@@ -993,7 +993,8 @@ async function route() {
 }
 
 document.getElementById("deconnexion").addEventListener("click", async () => {
-    await del("/api/staff/session");
+    /* the module's logout revokes any token it is given, staff ones too */
+    await del("/api/session");
     staff = null;
     sessionStorage.removeItem(KEY);
     flash = { kind: "info", text: "Vous êtes déconnecté." };
