@@ -1,10 +1,550 @@
 /*
- * message.c -- guichet-office: messagerie: threads between families and the town's services.
+ * message.c -- guichet-office: the messagerie, threads between a family
+ * and the town's services.
+ *
+ *   family   GET  /api/messages            threads, unread counts
+ *            POST /api/messages            {service, subject, body} → 201
+ *            GET  /api/messages/{id}       the thread; marks it read
+ *            POST /api/messages/{id}       {body} → 201
+ *   staff    GET  /api/staff/messages?service=&unread=1
+ *            GET  /api/staff/messages/{id} marks the family's read
+ *            POST /api/staff/messages/{id} {body} → 201, e-mail, audit
+ *
+ * Tables of migration 0010: message_thread (one family, one service) and
+ * message (from_staff null: written by the family; read_at: opened by the
+ * other side).  The answers are built by PostgreSQL (json_build_object);
+ * each write is one transaction.  Another family's thread, like an
+ * unknown one, is 404.
  */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "office.h"
 
 
+#define GCHO_SUBJECT_MAX   200           /* characters */
+#define GCHO_BODY_MAX      5000          /* characters */
+#define GCHO_UTF8_MAX      4             /* bytes per character */
+
+/* one thread as JSON (t the thread); unread counts the messages of the
+ * other side not yet read: "m.from_staff is not null" for the family */
+#define GCHO_THREAD_JSON(other)                                              \
+    "json_build_object('id', t.id, 'family_id', t.family_id,"                \
+    " 'service', t.service, 'subject', t.subject,"                           \
+    " 'created_at', t.created_at, 'updated_at', t.updated_at,"               \
+    " 'unread', (select count(*) from message m where m.thread_id = t.id"    \
+    "   and m.read_at is null and " other "),"                               \
+    " 'last_excerpt', (select left(m.body, 120) from message m"              \
+    "   where m.thread_id = t.id order by m.id desc limit 1))"
+
+#define GCHO_FROM_STAFF    "m.from_staff is not null"
+#define GCHO_FROM_FAMILY   "m.from_staff is null"
+
+/* one message as JSON (m the message, s its author's staff account) */
+#define GCHO_MESSAGE_JSON                                                    \
+    "json_build_object('id', m.id,"                                          \
+    " 'from', case when m.from_staff is null then 'family' else 'staff' end,"\
+    " 'author_name', s.name, 'body', m.body, 'created_at', m.created_at)"
+
+#define GCHO_THREAD_PAGE(other)                                              \
+    "select json_build_object('thread', " GCHO_THREAD_JSON(other) ","        \
+    " 'messages', (select coalesce(json_agg(" GCHO_MESSAGE_JSON              \
+    "   order by m.id), '[]'::json) from message m"                          \
+    "   left join staff_account s on s.login = m.from_staff"                 \
+    "   where m.thread_id = t.id))"                                          \
+    " from message_thread t where t.id = $1"
+
+
+static const char  gcho_msg_missing[] = "Cette conversation n'existe pas.";
+
+
+/* Characters of the UTF-8 text s (the body parser checked the UTF-8). */
+static size_t
+gcho_utf8_len(const char *s)
+{
+    size_t  n;
+
+    for (n = 0; *s; s++) {
+        n += ((unsigned char) *s & 0xc0) != 0x80;
+    }
+
+    return n;
+}
+
+
+/* Copies a text member of 1..max characters; -1 after answering 400. */
+static int
+gcho_msg_text(gcho_req_t *rq, const char *field, const gch_jnode_t *v,
+    char *out, size_t size, size_t max)
+{
+    char  msg[160];
+
+    if (gcho_str(rq, field, v, out, size, 1) != 0) {
+        return -1;
+    }
+
+    if (out[strspn(out, " \t\r\n")] == '\0' || gcho_utf8_len(out) > max) {
+        snprintf(msg, sizeof(msg), "Le champ %s doit faire de 1 à %zu "
+                 "caractères.", field, max);
+        gcho_error(rq, 400, "invalid_field", msg);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* The thread id of the path: digits only, else 404 answered (-1). */
+static int
+gcho_msg_id(gcho_req_t *rq)
+{
+    size_t  n = strlen(rq->param[0]);
+
+    if (n == 0 || n > 18 || strspn(rq->param[0], "0123456789") != n) {
+        gcho_error(rq, 404, "not_found", gcho_msg_missing);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Locks thread id (rq->param[0]) for this transaction; family (NULL: any)
+ * must own it.  1 found (its family id and subject copied), 0 after
+ * answering 404, -1 after answering 503.  The transaction is rolled back
+ * unless found.
+ */
+static int
+gcho_msg_lock(gcho_req_t *rq, const char *family, char *fid,
+    char *subject, size_t size)
+{
+    PGresult    *res;
+    const char  *p[2];
+
+    p[0] = rq->param[0];
+    p[1] = family ? family : "";
+
+    res = gcho_sql(rq, "select family_id, subject from message_thread"
+                       " where id = $1 and ($2 = '' or family_id = $2)"
+                       " for update", 2, p);
+    if (res == NULL) {
+        gcho_rollback();
+        return -1;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        gcho_error(rq, 404, "not_found", gcho_msg_missing);
+        return 0;
+    }
+
+    snprintf(fid, GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
+    snprintf(subject, size, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+
+    return 1;
+}
+
+
+/*
+ * Opens a thread for one side: the other side's messages are marked read,
+ * then the thread and its messages answered.  family NULL: staff.
+ */
+static int
+gcho_msg_open(gcho_req_t *rq, const char *family)
+{
+    char         fid[GCHO_ID_MAX], subject[4 * GCHO_SUBJECT_MAX + 1];
+    PGresult    *res;
+    const char  *p[1];
+
+    if (gcho_msg_id(rq) != 0 || gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    if (gcho_msg_lock(rq, family, fid, subject, sizeof(subject)) != 1) {
+        return 0;
+    }
+
+    p[0] = rq->param[0];
+    res = gcho_sql(rq, family
+                       ? "update message m set read_at = now()"
+                         " where m.thread_id = $1 and m.read_at is null"
+                         " and " GCHO_FROM_STAFF
+                       : "update message m set read_at = now()"
+                         " where m.thread_id = $1 and m.read_at is null"
+                         " and " GCHO_FROM_FAMILY, 1, p);
+    if (res == NULL) {
+        gcho_rollback();
+        return 0;
+    }
+    PQclear(res);
+
+    if (gcho_reply_row(rq, 200, family ? GCHO_THREAD_PAGE(GCHO_FROM_STAFF)
+                                       : GCHO_THREAD_PAGE(GCHO_FROM_FAMILY),
+                       1, p, gcho_msg_missing)
+        != 0
+        || rq->status != 200)
+    {
+        gcho_rollback();
+        return 0;
+    }
+
+    (void) gcho_commit(rq);
+    return 0;
+}
+
+
+/*
+ * Adds a message to the locked thread (rq->param[0]) from staff (NULL:
+ * the family) and answers it 201; the thread's updated_at moves; mid
+ * receives the message's id.  Inside the caller's transaction; 0, or -1
+ * after answering.
+ */
+static int
+gcho_msg_add(gcho_req_t *rq, const char *staff, const char *body,
+    char mid[24])
+{
+    PGresult    *res;
+    const char  *p[3];
+
+    p[0] = rq->param[0];
+    p[1] = staff;
+    p[2] = body;
+
+    res = gcho_sql(rq, "update message_thread set updated_at = now()"
+                       " where id = $1", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    res = gcho_sql(rq, "insert into message (thread_id, from_staff, body)"
+                       " values ($1, $2, $3) returning id", 3, p);
+    if (res == NULL) {
+        return -1;
+    }
+    snprintf(mid, 24, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    p[0] = mid;
+    if (gcho_reply_row(rq, 201, "select " GCHO_MESSAGE_JSON " from message m"
+                                " left join staff_account s"
+                                "   on s.login = m.from_staff"
+                                " where m.id = $1", 1, p, gcho_msg_missing)
+        != 0
+        || rq->status != 201)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Parses {"body"} into body (size bytes); -1 after answering. */
+static int
+gcho_msg_body(gcho_req_t *rq, char *body, size_t size)
+{
+    int                 rc;
+    gch_json_t          doc;
+    const gch_jnode_t  *v[1];
+
+    static const gch_jfield_t  fields[] = {
+        { "body", GCH_J_STRING, 1 },
+    };
+
+    if (gcho_body_json(rq, &doc, fields, 1, v) != 0) {
+        return -1;
+    }
+
+    rc = gcho_msg_text(rq, "body", v[0], body, size, GCHO_BODY_MAX);
+    gch_json_free(&doc);
+
+    return rc;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* families                                                             */
+
+static int
+gcho_msg_list(gcho_req_t *rq)
+{
+    const char  *p[1];
+
+    p[0] = rq->family_id;
+
+    return gcho_reply_row(rq, 200,
+        "select json_build_object("
+        " 'unread', (select count(*) from message m"
+        "   join message_thread t on t.id = m.thread_id"
+        "   where t.family_id = $1 and m.read_at is null"
+        "   and " GCHO_FROM_STAFF "),"
+        " 'threads', (select coalesce(json_agg(" GCHO_THREAD_JSON(
+            GCHO_FROM_STAFF) " order by t.updated_at desc, t.id desc),"
+        "   '[]'::json) from message_thread t where t.family_id = $1))",
+        1, p, gcho_msg_missing);
+}
+
+
+static int
+gcho_msg_create(gcho_req_t *rq)
+{
+    int                 ok;
+    char                service[16];
+    char                subject[GCHO_UTF8_MAX * GCHO_SUBJECT_MAX + 1];
+    char                mid[24], *body;
+    size_t              size;
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[3];
+    const gch_jnode_t  *v[3];
+
+    static const gch_jfield_t  fields[] = {
+        { "service", GCH_J_STRING, 1 },
+        { "subject", GCH_J_STRING, 1 },
+        { "body", GCH_J_STRING, 1 },
+    };
+
+    size = GCHO_UTF8_MAX * GCHO_BODY_MAX + 1;
+    body = malloc(size);
+    if (body == NULL) {
+        return -1;
+    }
+
+    if (gcho_body_json(rq, &doc, fields, 3, v) != 0) {
+        free(body);
+        return 0;
+    }
+
+    ok = gcho_str(rq, "service", v[0], service, sizeof(service), 1) == 0
+         && gcho_msg_text(rq, "subject", v[1], subject, sizeof(subject),
+                          GCHO_SUBJECT_MAX) == 0
+         && gcho_msg_text(rq, "body", v[2], body, size, GCHO_BODY_MAX) == 0;
+    gch_json_free(&doc);
+
+    if (ok && strcmp(service, "enfance") != 0
+        && strcmp(service, "scolaire") != 0 && strcmp(service, "regie") != 0)
+    {
+        gcho_error(rq, 400, "invalid_field", "Le champ service vaut "
+                   "enfance, scolaire ou regie.");
+        ok = 0;
+    }
+
+    if (!ok || gcho_begin(rq) != 0) {
+        free(body);
+        return 0;
+    }
+
+    p[0] = rq->family_id;
+    p[1] = service;
+    p[2] = subject;
+    res = gcho_sql(rq, "insert into message_thread (family_id, service,"
+                       "   subject) values ($1, $2, $3) returning id",
+                   3, p);
+    if (res == NULL) {
+        gcho_rollback();
+        free(body);
+        return 0;
+    }
+
+    snprintf(rq->param[0], sizeof(rq->param[0]), "%s",
+             PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    if (gcho_msg_add(rq, NULL, body, mid) != 0) {
+        gcho_rollback();
+        free(body);
+        return 0;
+    }
+    free(body);
+
+    /* the answer is the new thread */
+    p[0] = rq->param[0];
+    if (gcho_reply_row(rq, 201, GCHO_THREAD_PAGE(GCHO_FROM_STAFF), 1, p,
+                       gcho_msg_missing)
+        != 0
+        || rq->status != 201
+        || gcho_commit(rq) != 0)
+    {
+        gcho_rollback();
+    }
+
+    return 0;
+}
+
+
+static int
+gcho_msg_read(gcho_req_t *rq)
+{
+    return gcho_msg_open(rq, rq->family_id);
+}
+
+
+static int
+gcho_msg_reply(gcho_req_t *rq)
+{
+    char    fid[GCHO_ID_MAX], subject[4 * GCHO_SUBJECT_MAX + 1], *body;
+    char    mid[24];
+    size_t  size;
+
+    if (gcho_msg_id(rq) != 0) {
+        return 0;
+    }
+
+    size = GCHO_UTF8_MAX * GCHO_BODY_MAX + 1;
+    body = malloc(size);
+    if (body == NULL) {
+        return -1;
+    }
+
+    if (gcho_msg_body(rq, body, size) == 0 && gcho_begin(rq) == 0
+        && gcho_msg_lock(rq, rq->family_id, fid, subject, sizeof(subject))
+           == 1)
+    {
+        if (gcho_msg_add(rq, NULL, body, mid) != 0
+            || gcho_commit(rq) != 0)
+        {
+            gcho_rollback();
+        }
+    }
+
+    free(body);
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* staff                                                                */
+
+static int
+gcho_msg_staff_list(gcho_req_t *rq)
+{
+    const char  *service, *unread, *p[2];
+
+    service = gcho_query(rq, "service");
+    unread = gcho_query(rq, "unread");
+
+    if (service != NULL && service[0] && strcmp(service, "enfance") != 0
+        && strcmp(service, "scolaire") != 0 && strcmp(service, "regie") != 0)
+    {
+        return gcho_error(rq, 400, "invalid_field", "Le paramètre service "
+                          "vaut enfance, scolaire ou regie.");
+    }
+
+    p[0] = service ? service : "";
+    p[1] = unread != NULL && strcmp(unread, "1") == 0 ? "1" : "0";
+
+    return gcho_reply_row(rq, 200,
+        "select json_build_object('threads', coalesce(json_agg(x.j"
+        "   order by x.updated_at desc, x.id desc), '[]'::json))"
+        " from (select t.id, t.updated_at, " GCHO_THREAD_JSON(
+            GCHO_FROM_FAMILY) " as j"
+        "   from message_thread t where ($1 = '' or t.service = $1)"
+        "   order by t.updated_at desc, t.id desc limit 200) x"
+        " where $2 = '0' or (x.j->>'unread')::int > 0",
+        2, p, gcho_msg_missing);
+}
+
+
+static int
+gcho_msg_staff_read(gcho_req_t *rq)
+{
+    return gcho_msg_open(rq, NULL);
+}
+
+
+static int
+gcho_msg_staff_reply(gcho_req_t *rq)
+{
+    int          rc;
+    char         fid[GCHO_ID_MAX], subject[4 * GCHO_SUBJECT_MAX + 1];
+    char         title[4 * GCHO_SUBJECT_MAX + 64], mail[512], len[24];
+    char         target[GCHO_ID_MAX + 16], mid[24], *body, *saved;
+    size_t       size, saved_len;
+    const char  *kv[4];
+
+    if (gcho_msg_id(rq) != 0) {
+        return 0;
+    }
+
+    size = GCHO_UTF8_MAX * GCHO_BODY_MAX + 1;
+    body = malloc(size);
+    if (body == NULL) {
+        return -1;
+    }
+
+    if (gcho_msg_body(rq, body, size) != 0 || gcho_begin(rq) != 0
+        || gcho_msg_lock(rq, NULL, fid, subject, sizeof(subject)) != 1)
+    {
+        free(body);
+        return 0;
+    }
+
+    rc = gcho_msg_add(rq, rq->staff, body, mid);
+    snprintf(len, sizeof(len), "%zu", gcho_utf8_len(body));
+    free(body);
+
+    if (rc != 0) {
+        gcho_rollback();
+        return 0;
+    }
+
+    /* the answer (the message) is kept while the audit row and the
+     * e-mail are written in the same transaction */
+    saved = rq->out;
+    saved_len = rq->out_len;
+    rq->out = NULL;
+
+    snprintf(target, sizeof(target), "thread:%s", rq->param[0]);
+    kv[0] = "family_id";
+    kv[1] = fid;
+    kv[2] = "length";
+    kv[3] = len;
+
+    snprintf(title, sizeof(title), "Nouveau message de la mairie : %s",
+             subject);
+    snprintf(mail, sizeof(mail),
+             "Bonjour,\n\nLes services de la mairie vous ont répondu dans "
+             "votre Espace Famille (rubrique Messagerie).\n\n"
+             "%s/#/messagerie?fil=%s\n", gcho_ctx.conf.site_url,
+             rq->param[0]);
+
+    if (gcho_audit_kv(rq, "message.reply", target, kv, 2) != 0
+        || gcho_mail(rq, fid, "message", mid, title, mail) != 0
+        || gcho_commit(rq) != 0)
+    {
+        gcho_rollback();
+        free(saved);
+        return 0;
+    }
+
+    free(rq->out);
+    rq->out = saved;
+    rq->out_len = saved_len;
+    rq->out_type = "application/json; charset=utf-8";
+    rq->status = 201;
+
+    return 0;
+}
+
+
 const gcho_route_t  gcho_message_routes[] = {
+    { "GET",  "/api/messages", GCHO_FAMILY, 0, 0, gcho_msg_list },
+    { "POST", "/api/messages", GCHO_FAMILY, 0, GCHO_BODY_JSON,
+      gcho_msg_create },
+    { "GET",  "/api/messages/*", GCHO_FAMILY, 0, 0, gcho_msg_read },
+    { "POST", "/api/messages/*", GCHO_FAMILY, 0, GCHO_BODY_JSON,
+      gcho_msg_reply },
+    { "GET",  "/api/staff/messages", GCHO_STAFF, GCHO_AGENT, 0,
+      gcho_msg_staff_list },
+    { "GET",  "/api/staff/messages/*", GCHO_STAFF, GCHO_AGENT, 0,
+      gcho_msg_staff_read },
+    { "POST", "/api/staff/messages/*", GCHO_STAFF, GCHO_AGENT,
+      GCHO_BODY_JSON, gcho_msg_staff_reply },
     { NULL, NULL, 0, 0, 0, NULL }
 };
