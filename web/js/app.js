@@ -5,7 +5,7 @@
  *
  * Routes: #/connexion  #/tableau-de-bord  #/reserver  #/reservations
  *         #/factures  and the family space of espace.js: #/inscriptions
- *         #/documents  #/historique  #/prelevement
+ *         #/documents  #/messagerie  #/historique  #/prelevement
  *         #/mot-de-passe  #/mot-de-passe-oublie  #/nouveau-mot-de-passe
  *         (the leading "/" is optional: e-mailed links omit it)
  * The family (GET /api/me) is fetched once per login and kept in `ctx`.
@@ -30,6 +30,7 @@ export const ctx = {
     page,
     expired,
     route: () => route(),
+    refreshBadge: () => refreshBadge(),
 };
 
 const routes = {
@@ -40,6 +41,7 @@ const routes = {
     "/factures": viewFactures,
     "/inscriptions": E.viewInscriptions,
     "/documents": E.viewDocuments,
+    "/messagerie": E.viewMessagerie,
     "/historique": E.viewHistorique,
     "/prelevement": E.viewPrelevement,
     "/mot-de-passe": E.viewMotDePasse,
@@ -50,6 +52,20 @@ const routes = {
 /* Pages shown without a session. */
 const publicViews = new Set([viewConnexion, E.viewMotDePasseOublie,
                              E.viewNouveauMotDePasse]);
+
+/* The unread messages badge of the menu. */
+async function refreshBadge() {
+    const badge = document.getElementById("non-lus");
+    if (!badge || !ctx.me) {
+        return;
+    }
+    const n = await E.unreadCount();
+    badge.hidden = !n;
+    badge.textContent = n ? String(n) : "";
+    badge.setAttribute("aria-label", n ? n + (n > 1 ? " messages non lus"
+                                                    : " message non lu")
+                                       : "");
+}
 
 /* Replace the page body; the h1 is the page title. */
 function page(title, ...nodes) {
@@ -109,6 +125,7 @@ async function route() {
             return;
         }
         ctx.me = r.data;
+        refreshBadge();
     }
 
     nav.hidden = !ctx.me || publicViews.has(view);

@@ -2,7 +2,7 @@
  * espace.js -- the family space served by guichet-office (docs/api.md,
  * "The family space and the back office"): Mes inscriptions, Mes
  * documents, the certificate upload of "Justifier une absence",
- * Historique, Prélèvement automatique, Mot de passe (change,
+ * Messagerie, Historique, Prélèvement automatique, Mot de passe (change,
  * forgotten, reset) and the online payment's return.
  *
  * Each view gets the shared ctx of app.js (ctx.me, ctx.page,
@@ -306,6 +306,159 @@ export async function viewDocuments(ctx) {
         }
         ctx.flash = { kind: "succes", text: "Document envoyé : la mairie "
                       + "va le vérifier." };
+        ctx.route();
+    });
+}
+
+/* ---------------------------------------------------------------- */
+/* Messagerie */
+
+/* The number of unread messages (for the menu badge); null: unknown. */
+export async function unreadCount() {
+    const r = await api.get("/api/messages");
+    if (!r.ok) {
+        return null;
+    }
+    if (r.data && Number.isFinite(r.data.unread)) {
+        return r.data.unread;
+    }
+    return listOf(r.data, "threads").reduce((s, t) =>
+        s + (Number(t.unread) || 0), 0);
+}
+
+function messagesList(list) {
+    return h("ol", { class: "fil", id: "fil-messages" }, list.map((m) => {
+        const mine = m.from === "family" || m.author === "family"
+                     || m.direction === "in" || m.sender === "family";
+        return h("li", { class: "message " + (mine ? "moi" : "mairie") },
+            h("p", { class: "discret" },
+              (mine ? "Vous" : pick(m, "author_name", "staff", "author")
+                               || "La mairie")
+              + " — " + when(pick(m, "created_at", "at", "sent_at"))),
+            h("p", { class: "corps" }, pick(m, "body", "text") || ""));
+    }));
+}
+
+async function viewThread(ctx, tid) {
+    const out = h("div", {}, h("p", { class: "chargement" }, "Chargement…"));
+    ctx.page("Messagerie", h("p", {}, h("a", { href: "#/messagerie" },
+                                       "← Toutes les conversations")), out);
+    const r = await api.get("/api/messages/" + encodeURIComponent(tid));
+    if (r.status === 401) {
+        return ctx.expired();
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const t = r.data.thread || r.data;
+    const list = listOf(r.data, "messages");
+    const msg = h("div", { "aria-live": "polite" });
+    const body = h("textarea", { id: "msg-reponse", rows: "5",
+                                 required: true });
+    const ok = h("button", { class: "bouton", type: "submit" }, "Répondre");
+    const form = h("form", { class: "carte" },
+                   field("Votre réponse", body), msg,
+                   h("div", { class: "boutons" }, ok));
+    out.replaceChildren(h("h2", {}, pick(t, "subject") || "Conversation"),
+                        messagesList(list), form);
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        if (!body.value.trim()) {
+            msg.replaceChildren(alertBox("Écrivez votre message."));
+            return;
+        }
+        ok.disabled = true;
+        const p = await api.post("/api/messages/" + encodeURIComponent(tid),
+                                 { body: body.value.trim() });
+        ok.disabled = false;
+        if (p.status === 401) {
+            return ctx.expired();
+        }
+        if (!p.ok) {
+            msg.replaceChildren(alertBox(p.error.message));
+            return;
+        }
+        ctx.flash = { kind: "succes", text: "Message envoyé." };
+        ctx.route();
+    });
+    ctx.refreshBadge();
+}
+
+export async function viewMessagerie(ctx) {
+    const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    if (q.get("fil")) {
+        return viewThread(ctx, q.get("fil"));
+    }
+    const out = h("div", { id: "liste-fils" },
+                  h("p", { class: "chargement" }, "Chargement…"));
+    const msg = h("div", { "aria-live": "polite" });
+    const subject = h("input", { type: "text", id: "msg-sujet",
+                                 required: true, maxlength: "200" });
+    const service = h("select", { id: "msg-service" },
+        h("option", { value: "enfance" }, "Service enfance"),
+        h("option", { value: "regie" }, "Régie (factures, paiements)"),
+        h("option", { value: "scolaire" }, "Restauration scolaire"));
+    const body = h("textarea", { id: "msg-corps", rows: "6",
+                                 required: true });
+    const ok = h("button", { class: "bouton", type: "submit" },
+                 "Envoyer le message");
+    const form = h("form", { class: "carte", "aria-labelledby": "t-nouveau" },
+        h("h2", { id: "t-nouveau" }, "Nouveau message"),
+        field("Service", service), field("Objet", subject),
+        field("Message", body), msg, h("div", { class: "boutons" }, ok));
+
+    ctx.page("Messagerie", out, form);
+    const r = await api.get("/api/messages");
+    if (r.status === 401) {
+        return ctx.expired();
+    }
+    if (api.isMissing(r)) {
+        return notYet(ctx, "Messagerie", "La messagerie");
+    }
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+    } else {
+        const list = listOf(r.data, "threads");
+        out.replaceChildren(list.length === 0
+            ? h("p", {}, "Aucune conversation.")
+            : h("ul", { class: "fils" }, list.map((t) => {
+                const n = Number(t.unread) || 0;
+                return h("li", { dataset: { fil: String(t.id) } },
+                    h("a", { href: "#/messagerie?fil="
+                                   + encodeURIComponent(t.id) },
+                      pick(t, "subject") || "Sans objet"),
+                    " ", h("span", { class: "discret" },
+                           (t.service ? t.service + " · " : "")
+                           + when(pick(t, "last_at", "updated_at",
+                                       "created_at"))),
+                    n ? h("span", { class: "etiquette attente pastille" },
+                          n + (n > 1 ? " non lus" : " non lu")) : null);
+            })));
+    }
+    ctx.refreshBadge();
+
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        msg.replaceChildren();
+        if (!subject.value.trim() || !body.value.trim()) {
+            msg.replaceChildren(alertBox("Indiquez l'objet et le message."));
+            return;
+        }
+        ok.disabled = true;
+        const p = await api.post("/api/messages",
+                                 { service: service.value,
+                                   subject: subject.value.trim(),
+                                   body: body.value.trim() });
+        ok.disabled = false;
+        if (p.status === 401) {
+            return ctx.expired();
+        }
+        if (!p.ok) {
+            msg.replaceChildren(alertBox(p.error.message));
+            return;
+        }
+        ctx.flash = { kind: "succes", text: "Message envoyé." };
         ctx.route();
     });
 }
