@@ -487,6 +487,41 @@ t1("agent: un document refusé avec un motif, lu par la famille",
                  /Certificat médical.*Refusée.*Certificat illisible/s);
 });
 
+t1("famille et agent: une question par la messagerie, sa réponse",
+   async () => {
+    await open(fam, BASE + "/#/messagerie");
+    await fam.waitForSelector("#msg-sujet");
+    await fam.selectOption("#msg-service", "enfance");
+    await fam.fill("#msg-sujet", "Sortie au lac");
+    await fam.fill("#msg-corps", "Faut-il prévoir un pique-nique ?");
+    await fam.click("form:has(#msg-sujet) button[type=submit]");
+    await fam.waitForSelector("text=Message envoyé");
+    await fam.waitForSelector("#liste-fils li:has-text('Sortie au lac')");
+    await axe("messagerie (famille)", fam);
+
+    await open(ag, BASE + "/agent/#/messagerie");
+    const row = "#messagerie tr:has-text('Sortie au lac')";
+    await ag.waitForSelector(row);
+    assert.match(await ag.textContent(row), /f-annee.*enfance.*1$/s);
+    await ag.click(row + " a");
+    await ag.waitForSelector("#ag-reponse");
+    assert.match(await ag.textContent("#messagerie"), /pique-nique/);
+    await ag.fill("#ag-reponse", "Oui, un pique-nique et une gourde.");
+    await ag.click("#messagerie form button[type=submit]");
+    await ag.waitForSelector("text=Réponse envoyée");
+    await axe("messagerie (agent)", ag);
+
+    await open(fam, BASE + "/#/messagerie");
+    await fam.waitForSelector("#non-lus:not([hidden])");
+    assert.equal((await fam.textContent("#non-lus")).trim(), "1");
+    await fam.click("#liste-fils li:has-text('Sortie au lac') a");
+    await fam.waitForSelector("#fil-messages li.mairie");
+    assert.match(await fam.textContent("#fil-messages"),
+                 /Claire Bernard.*un pique-nique et une gourde/s);
+    await until("the badge goes", async () =>
+        await fam.$("#non-lus:not([hidden])") === null);
+});
+
 t1("agent: le journal garde chaque action", async () => {
     await open(ag, BASE + "/agent/#/journal");
     await ag.waitForSelector("#journal table");
@@ -495,6 +530,7 @@ t1("agent: le journal garde chaque action", async () => {
         assert.ok(text.includes(who), who + " in the journal");
     }
     for (const action of ["enrolment.request", "enrolment.decision",
+                          "message.reply",
                           "document.upload", "document.decision",
                           "attendance.record", "staff.login_failed"]) {
         assert.ok(text.includes(action), action + " in the journal");
