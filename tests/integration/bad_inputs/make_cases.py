@@ -488,7 +488,7 @@ case("query parameters", "bookings: to not a date", "GET",
      "/api/bookings?from=2027-07-01&to=x", 400, "invalid_field", AUTH)
 for p in ["/api/nope", "/api/activities/nope/sessions",
           "/api/activities//sessions", "/api/activities/a/sessions/x",
-          "/api/payments", "/api/", "/api/bookings/"]:
+          "/api/paiements", "/api/", "/api/bookings/"]:
     case("unknown paths", "GET " + p, "GET", p, 404, "not_found", AUTH)
 
 json.dump(CASES, open(os.path.join(HERE, "cases.json"), "w"), indent=1,
