@@ -117,6 +117,9 @@ CONF
 [ -f "$VAR/secret.key" ] || "$CTL" init-secret "$VAR/secret.key"
 "$CTL" -c "$VAR/worker.conf" migrate
 "$CTL" -c "$VAR/worker.conf" load-town "$TOWN"
+# the demo's back-office account (created or updated, audited)
+echo "secret-demo" | "$CTL" -c "$VAR/worker.conf" staff-add admin admin \
+    "Agent de démonstration" > /dev/null
 
 # --- worker ---------------------------------------------------------------
 WORKER_BIN=$ROOT/build/guichet-worker
@@ -199,6 +202,7 @@ cat <<MSG
 
 Guichet runs: $URL/
   Espace Famille (website)  $URL/
+  back office (town staff)  $URL/agent/  (admin / secret-demo)
   API                        $URL/api/  (docs/api.md)
   health                     curl $URL/api/health
 
