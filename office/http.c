@@ -1117,11 +1117,11 @@ gcho_http_start(void)
     gcho_daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG,
         0, NULL, NULL, gcho_access, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, gcho_mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, gcho_listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, gcho_completed, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 30,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 256,
-        MHD_OPTION_EXTERNAL_LOGGER, gcho_mhd_log, NULL,
         MHD_OPTION_END);
 
     if (gcho_daemon == NULL) {
