@@ -121,54 +121,37 @@ CONF
 echo "secret-demo" | "$CTL" -c "$VAR/worker.conf" staff-add admin admin \
     "Agent de démonstration" > /dev/null
 
-# --- worker ---------------------------------------------------------------
-WORKER_BIN=$ROOT/build/guichet-worker
-if [ -f "$VAR/worker.pid" ] && kill -0 "$(cat "$VAR/worker.pid")" 2> /dev/null &&
-   [ "$WORKER_BIN" -nt "$VAR/worker.pid" ]; then
-    scripts/stop.sh worker      # rebuilt since it started: start the new one
-fi
-if [ -f "$VAR/worker.pid" ] && kill -0 "$(cat "$VAR/worker.pid")" 2> /dev/null; then
-    say "worker: already running (pid $(cat "$VAR/worker.pid"))"
-else
-    nohup "$WORKER_BIN" -c "$VAR/worker.conf" \
-        >> "$VAR/log/worker.log" 2>&1 < /dev/null &
-    echo $! > "$VAR/worker.pid"
+# daemon NAME FILE COMMAND...: starts COMMAND in the background (pid in
+# var/NAME.pid, log in var/log/NAME.log) unless it already runs; restarts
+# it when FILE (its program) was rebuilt since it started.
+daemon() {
+    local name=$1 file=$2 pidf=$VAR/$1.pid
+    shift 2
+    if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2> /dev/null &&
+       [ "$file" -nt "$pidf" ]; then
+        scripts/stop.sh "$name"     # rebuilt since it started
+    fi
+    if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2> /dev/null; then
+        say "$name: already running (pid $(cat "$pidf"))"
+        return
+    fi
+    nohup "$@" >> "$VAR/log/$name.log" 2>&1 < /dev/null &
+    echo $! > "$pidf"
     sleep 0.3
-    kill -0 "$(cat "$VAR/worker.pid")" 2> /dev/null ||
-        die "worker exited at once (see var/log/worker.log)"
-    say "worker: started (pid $(cat "$VAR/worker.pid"))"
-fi
+    kill -0 "$(cat "$pidf")" 2> /dev/null ||
+        die "$name exited at once (see var/log/$name.log)"
+    say "$name: started (pid $(cat "$pidf"))"
+}
 
-# --- payment simulator (PayFiP stand-in, dev only; docs/office.md) -------
-if [ -f "$VAR/paysim.pid" ] && kill -0 "$(cat "$VAR/paysim.pid")" 2> /dev/null; then
-    say "paysim: already running (pid $(cat "$VAR/paysim.pid"))"
-else
-    nohup python3 office/paysim/paysim.py --port "$PAYSIM_PORT" \
-        >> "$VAR/log/paysim.log" 2>&1 < /dev/null &
-    echo $! > "$VAR/paysim.pid"
-    sleep 0.3
-    kill -0 "$(cat "$VAR/paysim.pid")" 2> /dev/null ||
-        die "paysim exited at once (see var/log/paysim.log)"
-    say "paysim: started on 127.0.0.1:$PAYSIM_PORT (pid $(cat "$VAR/paysim.pid"))"
-fi
-
-# --- office (the family space and the back office) -----------------------
-OFFICE_BIN=$ROOT/build/guichet-office
-if [ -f "$VAR/office.pid" ] && kill -0 "$(cat "$VAR/office.pid")" 2> /dev/null &&
-   [ "$OFFICE_BIN" -nt "$VAR/office.pid" ]; then
-    scripts/stop.sh office      # rebuilt since it started: start the new one
-fi
-if [ -f "$VAR/office.pid" ] && kill -0 "$(cat "$VAR/office.pid")" 2> /dev/null; then
-    say "office: already running (pid $(cat "$VAR/office.pid"))"
-else
-    nohup "$OFFICE_BIN" -c "$VAR/worker.conf" \
-        >> "$VAR/log/office.log" 2>&1 < /dev/null &
-    echo $! > "$VAR/office.pid"
-    sleep 0.3
-    kill -0 "$(cat "$VAR/office.pid")" 2> /dev/null ||
-        die "office exited at once (see var/log/office.log)"
-    say "office: started (pid $(cat "$VAR/office.pid"))"
-fi
+# the worker; the payment simulator (PayFiP stand-in, dev only,
+# docs/office.md) on 127.0.0.1:$PAYSIM_PORT; the office (the family space
+# and the back office)
+daemon worker "$ROOT/build/guichet-worker" \
+    "$ROOT/build/guichet-worker" -c "$VAR/worker.conf"
+daemon paysim "$ROOT/office/paysim/paysim.py" \
+    python3 office/paysim/paysim.py --port "$PAYSIM_PORT"
+daemon office "$ROOT/build/guichet-office" \
+    "$ROOT/build/guichet-office" -c "$VAR/worker.conf"
 
 # --- nginx ----------------------------------------------------------------
 NGINX_CONF=$VAR/nginx/nginx.conf
