@@ -9,8 +9,10 @@
  * Every second the worker looks at members older than reap_after_ms
  * (docs/architecture.md, "When the nginx worker dies between the steps"):
  *
- * booking: WATCH the record, GET it; gone: ZREM; "D": ZREM, and the
- *   answer's sessions are recounted (a replay died between its steps).
+ * booking: WATCH the record, GET it; gone: ZREM; "D": ZREM, the
+ *   answer's sessions are recounted and the claims its refused cells got
+ *   from the replay's step one are deleted (a replay died between its
+ *   steps).
  *   "P": MULTI, DEL the claims of its plan that still hold "<sid> <bid>"
  *   and the record, EXEC (aborted if a late step two wrote meanwhile: it
  *   wins).  Then each session of the plan is recounted, left =
@@ -94,6 +96,148 @@ gchw_dirty_add(gchw_reaper_t *r, const char *sid)
         if (r->dirty[r->ndirty]) {
             r->ndirty++;
         }
+    }
+}
+
+
+/* 1 when item (of a stored answer) is a refused cell; its ids. */
+static int
+gchw_refused_item(yajl_val item, const char **cid, const char **sid)
+{
+    yajl_val     cv, sv, st;
+    const char  *pc[] = { "child_id", NULL }, *ps[] = { "session_id", NULL },
+                *pt[] = { "status", NULL };
+
+    cv = yajl_tree_get(item, pc, yajl_t_string);
+    sv = yajl_tree_get(item, ps, yajl_t_string);
+    st = yajl_tree_get(item, pt, yajl_t_string);
+
+    if (cv == NULL || sv == NULL || st == NULL
+        || strcmp(st->u.string, "refused") != 0)
+    {
+        return 0;
+    }
+
+    *cid = cv->u.string;
+    *sid = sv->u.string;
+    return 1;
+}
+
+
+/*
+ * A replay (same key, same body) whose nginx worker died between its
+ * steps also left the claims its step one set for cells the stored answer
+ * refused (a cell refused "full" whose place came back meanwhile: SET NX
+ * took the free slot).  Such a claim holds "<sid> <bid>" with this key's
+ * booking id (gch_book_id: the same for every attempt with the key), and
+ * no booking of that id exists: it is deleted, under WATCH of the claims
+ * so that nobody else's claim is touched.  member is
+ * "{f:<fid>}:idem:<key>", rec the record "D <hash32> <answer>".
+ */
+static void
+gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
+    const char *rec, size_t len)
+{
+    int                   q, n;
+    char                  fid[256], want[600], bid[GCH_BOOKING_ID_MAX];
+    char                  ebuf[128], keys[64][160];
+    size_t                i, k, nkeys, ndel, del[64];
+    uint32_t              quanta;
+    yajl_val              v, items;
+    redisReply           *x;
+    const char           *end, *key, *cid, *sid;
+    const gch_session_t  *s;
+    const char           *pi[] = { "items", NULL };
+
+    end = strstr(member, "}:idem:");
+    if (len <= 35 || strncmp(member, "{f:", 3) != 0 || end == NULL
+        || (size_t) (end - member - 3) >= sizeof(fid) || r->town == NULL)
+    {
+        return;
+    }
+
+    memcpy(fid, member + 3, end - member - 3);
+    fid[end - member - 3] = '\0';
+    key = end + 7;
+
+    v = yajl_tree_parse(rec + 35, ebuf, sizeof(ebuf));
+    items = v ? yajl_tree_get(v, pi, yajl_t_array) : NULL;
+
+    nkeys = 0;
+    for (i = 0; items && i < items->u.array.len; i++) {
+        if (!gchw_refused_item(items->u.array.values[i], &cid, &sid)) {
+            continue;
+        }
+        s = gch_town_session(r->town, sid, strlen(sid));
+        if (s == NULL) {
+            continue;
+        }
+
+        quanta = r->town->units[s->unit].quanta;
+        for (q = 0; q < 32 && nkeys < 64; q++) {
+            if ((quanta & (1u << q))
+                && gch_claim_key_of(keys[nkeys], sizeof(keys[0]), cid,
+                                    s->date, q) > 0)
+            {
+                nkeys++;
+            }
+        }
+    }
+
+    if (nkeys == 0) {
+        yajl_tree_free(v);
+        return;
+    }
+
+    /* WATCH every claim, then keep those holding this key's booking */
+    for (k = 0; k < nkeys; k++) {
+        freeReplyObject(redisCommand(rc, "WATCH %s", keys[k]));
+    }
+
+    ndel = 0;
+    for (i = 0; items && i < items->u.array.len; i++) {
+        if (!gchw_refused_item(items->u.array.values[i], &cid, &sid)) {
+            continue;
+        }
+        gch_book_id(bid, fid, key, strlen(key), cid, sid);
+        snprintf(want, sizeof(want), "%s %s", sid, bid);
+
+        for (k = 0; k < nkeys; k++) {
+            n = (int) strlen(cid);
+            if (strncmp(keys[k] + 3, cid, n) != 0 || keys[k][3 + n] != '}') {
+                continue;
+            }
+            x = redisCommand(rc, "GET %s", keys[k]);
+            if (x && x->type == REDIS_REPLY_STRING
+                && strcmp(x->str, want) == 0 && ndel < 64)
+            {
+                del[ndel++] = k;
+            }
+            if (x) {
+                freeReplyObject(x);
+            }
+        }
+    }
+
+    yajl_tree_free(v);
+
+    if (ndel == 0) {
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        return;
+    }
+
+    freeReplyObject(redisCommand(rc, "MULTI"));
+    for (i = 0; i < ndel; i++) {
+        freeReplyObject(redisCommand(rc, "DEL %s", keys[del[i]]));
+    }
+    x = redisCommand(rc, "EXEC");
+
+    if (x && x->type == REDIS_REPLY_ARRAY) {
+        gchw_log("info", "released %zu claims of the dead replay %s", ndel,
+                 member);
+    }
+    if (x) {
+        freeReplyObject(x);
     }
 }
 
@@ -448,11 +592,12 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
 
     if (g->type != REDIS_REPLY_STRING || g->str[0] != 'P') {
         /* answered, or gone: nothing left behind but a replay's places */
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
         if (g->type == REDIS_REPLY_STRING && g->str[0] == 'D') {
             gchw_dirty_answer(r, g->str, g->len);
+            gchw_replay_claims(r, rc, member, g->str, g->len);
         }
         freeReplyObject(g);
-        freeReplyObject(redisCommand(rc, "UNWATCH"));
         freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
         return 1;
     }

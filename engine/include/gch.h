@@ -393,6 +393,18 @@ const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
 
 typedef struct gch_cancel_s  gch_cancel_t;
 
+/* A booking's id: "b-" + 20 hex of BLAKE2b(family id, Idempotency-Key,
+ * child id, session id), the same for every attempt with that key.  out
+ * gets GCH_BOOKING_ID_MAX bytes with the NUL. */
+#define GCH_BOOKING_ID_MAX  23
+void gch_book_id(char out[GCH_BOOKING_ID_MAX], const char *fid,
+    const char *key, size_t key_len, const char *cid, const char *sid);
+/* The claim key of elementary interval q (< 100) of child cid on day:
+ * "{c:<cid>}:<YYYY-MM-DD>:q<q>".  Its length, or -1 (and "") when it does
+ * not fit in size. */
+int gch_claim_key_of(char *buf, size_t size, const char *cid, gch_day_t day,
+    int q);
+
 /* Plans the cancellation of booking bid of family f.  Then, while
  * gch_cancel_next() gives commands, send them and feed the EXEC reply to
  * gch_cancel_on_reply(); the answer is gch_cancel_status()/_body():

@@ -99,31 +99,36 @@ gch_hex(char *out, const unsigned char *in, size_t n)
 }
 
 
-/* "b-" + 20 hex of BLAKE2b(family, key, child, session): stable, unique. */
-static void
-gch_booking_id(char *out, const gch_book_in_t *in, const gch_cell_t *c)
+/* See gch.h. */
+void
+gch_book_id(char out[GCH_BOOKING_ID_MAX], const char *fid, const char *key,
+    size_t key_len, const char *cid, const char *sid)
 {
     unsigned char                      h[10];
     static const unsigned char         zero = 0;
     crypto_generichash_state           st;
 
     crypto_generichash_init(&st, NULL, 0, sizeof(h));
-    crypto_generichash_update(&st, (const unsigned char *) in->family->id,
-                              strlen(in->family->id));
+    crypto_generichash_update(&st, (const unsigned char *) fid, strlen(fid));
     crypto_generichash_update(&st, &zero, 1);
-    crypto_generichash_update(&st, (const unsigned char *) in->idem_key,
-                              in->idem_len);
+    crypto_generichash_update(&st, (const unsigned char *) key, key_len);
     crypto_generichash_update(&st, &zero, 1);
-    crypto_generichash_update(&st, (const unsigned char *) c->child->id,
-                              strlen(c->child->id));
+    crypto_generichash_update(&st, (const unsigned char *) cid, strlen(cid));
     crypto_generichash_update(&st, &zero, 1);
-    crypto_generichash_update(&st, (const unsigned char *) c->session->id,
-                              strlen(c->session->id));
+    crypto_generichash_update(&st, (const unsigned char *) sid, strlen(sid));
     crypto_generichash_final(&st, h, sizeof(h));
 
     out[0] = 'b';
     out[1] = '-';
     gch_hex(out + 2, h, sizeof(h));
+}
+
+
+static void
+gch_booking_id(char *out, const gch_book_in_t *in, const gch_cell_t *c)
+{
+    gch_book_id(out, in->family->id, in->idem_key, in->idem_len,
+                c->child->id, c->session->id);
 }
 
 
@@ -133,8 +138,8 @@ gch_booking_id(char *out, const gch_book_in_t *in, const gch_cell_t *c)
  * length, or -1 (and an empty key) when it does not fit in size.
  */
 
-/* "{c:<cid>}:<YYYY-MM-DD>:q<q>", q < 100 */
-static int
+/* See gch.h: "{c:<cid>}:<YYYY-MM-DD>:q<q>", q < 100 */
+int
 gch_claim_key_of(char *buf, size_t size, const char *cid, gch_day_t day,
     int q)
 {
