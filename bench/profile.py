@@ -135,7 +135,8 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     perf = None
     if a.perf:
         perf = subprocess.Popen(
-            ["perf", "record", "-a", "-g", "-F", str(a.freq), "-o",
+            ["perf", "record", "-a", "--call-graph", a.call_graph,
+             "-F", str(a.freq), "-o",
              os.path.join(a.out, tag + ".perf.data"), "--",
              "sleep", str(a.seconds)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -211,6 +212,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--perf", action="store_true")
+    ap.add_argument("--call-graph", default="fp",
+                    help="perf's --call-graph: fp (default) or dwarf, "
+                         "whose stacks cross the libraries built without "
+                         "frame pointers (use a low --freq)")
     ap.add_argument("--freq", type=int, default=999)
     ap.add_argument("--families", type=int, default=5000)
     ap.add_argument("--activities", type=int, default=10)

@@ -57,9 +57,8 @@ fi
 if redis-cli -p "$REDIS_PORT" ping > /dev/null 2>&1; then
     say "redis: already running on 127.0.0.1:$REDIS_PORT"
 else
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
-        --dir "$VAR/redis" --appendonly yes --appendfsync always \
-        --maxmemory-policy noeviction --save '' \
+    redis-server "$ROOT/lua-free-config/redis.conf" \
+        --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$VAR/redis" \
         --daemonize yes --pidfile "$VAR/redis/redis.pid" \
         --logfile "$VAR/log/redis.log"
     for _ in $(seq 50); do

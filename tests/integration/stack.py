@@ -185,10 +185,10 @@ class Stack:
         self.redis_port = port or free_port()
         os.makedirs(self._path("redis"), exist_ok=True)
         self.procs["redis"] = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1",
-             "--port", str(self.redis_port), "--dir", self._path("redis"),
-             "--appendonly", "yes", "--appendfsync", "always",
-             "--maxmemory-policy", "noeviction", "--save", ""],
+            ["redis-server", os.path.join(ROOT, "lua-free-config",
+                                          "redis.conf"),
+             "--bind", "127.0.0.1",
+             "--port", str(self.redis_port), "--dir", self._path("redis")],
             stdout=self._log("redis"), stderr=subprocess.STDOUT)
         self._redis = redislib.Redis(host="127.0.0.1", port=self.redis_port,
                                      decode_responses=True)
