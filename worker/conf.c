@@ -53,6 +53,8 @@ static const gchw_setting_t  gchw_settings[] = {
     { "batch_size",          GCHW_POSINT, GCHW_OFF(batch_size), "100" },
     { "batch_wait_ms",       GCHW_POSINT, GCHW_OFF(batch_wait_ms), "50" },
     { "reap_after_ms",       GCHW_POSINT, GCHW_OFF(reap_after_ms), "30000" },
+    { "recount_after_ms",    GCHW_POSINT, GCHW_OFF(recount_after_ms),
+      "10000" },
     { "heartbeat_ms",        GCHW_POSINT, GCHW_OFF(heartbeat_ms), "1000" },
     { "claim_idle_ms",       GCHW_POSINT, GCHW_OFF(claim_idle_ms), "60000" },
     { "publish_interval_ms", GCHW_POSINT, GCHW_OFF(publish_interval_ms),

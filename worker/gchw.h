@@ -39,6 +39,7 @@ typedef struct {
     int     batch_size;
     int     batch_wait_ms;
     int     reap_after_ms;
+    int     recount_after_ms;
     int     heartbeat_ms;
     int     claim_idle_ms;
     int     publish_interval_ms;
@@ -278,7 +279,7 @@ void gchw_reaper_free(gchw_reaper_t *r);
  * error. */
 int gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms);
 int gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
-    int reap_after_ms);
+    int reap_after_ms, int recount_after_ms);
 
 
 #endif /* GCHW_H */

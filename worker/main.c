@@ -193,7 +193,8 @@ main(int argc, char **argv)
         }
 
         if (now >= next_reap) {
-            if (gchw_reap(reaper, rc, now, conf.reap_after_ms) < 0
+            if (gchw_reap(reaper, rc, now, conf.reap_after_ms,
+                          conf.recount_after_ms) < 0
                 && rc->err)
             {
                 redisFree(rc);

@@ -39,15 +39,13 @@
 
 
 #define GCHW_REAP_MAX    100
-#define GCHW_DIRTY_MAX   1024
 
 
 struct gchw_reaper_s {
     gch_town_t   *town;
     long long     gen;
     char         *released;                /* per activity: done */
-    char         *dirty[GCHW_DIRTY_MAX];   /* sessions to recount */
-    size_t        ndirty;
+    int64_t       recount_at;              /* this round's "not before" */
 };
 
 
@@ -63,14 +61,8 @@ gchw_reaper_new(void)
 void
 gchw_reaper_free(gchw_reaper_t *r)
 {
-    size_t  i;
-
     if (r == NULL) {
         return;
-    }
-
-    for (i = 0; i < r->ndirty; i++) {
-        free(r->dirty[i]);
     }
 
     free(r->released);
@@ -80,23 +72,16 @@ gchw_reaper_free(gchw_reaper_t *r)
 }
 
 
+/*
+ * Session sid is to be recounted, not before recount_after_ms from now
+ * (kept in Redis, gch:recount, so that a worker restart forgets nothing).
+ * Inside the caller's MULTI when there is one.
+ */
 static void
-gchw_dirty_add(gchw_reaper_t *r, const char *sid)
+gchw_dirty_add(gchw_reaper_t *r, redisContext *rc, const char *sid)
 {
-    size_t  i;
-
-    for (i = 0; i < r->ndirty; i++) {
-        if (strcmp(r->dirty[i], sid) == 0) {
-            return;
-        }
-    }
-
-    if (r->ndirty < GCHW_DIRTY_MAX) {
-        r->dirty[r->ndirty] = strdup(sid);
-        if (r->dirty[r->ndirty]) {
-            r->ndirty++;
-        }
-    }
+    freeReplyObject(redisCommand(rc, "ZADD gch:recount GT %lld %s",
+                                 (long long) r->recount_at, sid));
 }
 
 
@@ -250,7 +235,8 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
  * places its step two would have given back.
  */
 static void
-gchw_dirty_answer(gchw_reaper_t *r, const char *rec, size_t len)
+gchw_dirty_answer(gchw_reaper_t *r, redisContext *rc, const char *rec,
+    size_t len)
 {
     char         ebuf[128];
     size_t       i;
@@ -267,7 +253,7 @@ gchw_dirty_answer(gchw_reaper_t *r, const char *rec, size_t len)
     for (i = 0; items && i < items->u.array.len; i++) {
         sv = yajl_tree_get(items->u.array.values[i], ps, yajl_t_string);
         if (sv) {
-            gchw_dirty_add(r, YAJL_GET_STRING(sv));
+            gchw_dirty_add(r, rc, YAJL_GET_STRING(sv));
         }
     }
 
@@ -448,12 +434,17 @@ gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
 }
 
 
-/* Does an attempt younger than cutoff touch session sid?  1, 0, -1. */
+/*
+ * Does an attempt younger than cutoff touch session sid?  1, 0, -1.  "P":
+ * a first attempt, its plan (an attempt answered 409 has the same body,
+ * hence the same sessions); "D": a replay between its steps, the sessions
+ * of the stored answer; "C": a cancellation.
+ */
 static int
 gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
 {
     int          busy;
-    char         pat[600];
+    char         pat[600], ans[600];
     size_t       i, n, lsid;
     redisReply  *m, *v;
 
@@ -467,6 +458,7 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
     }
 
     snprintf(pat, sizeof(pat), "\"s\":\"%s\"", sid);
+    snprintf(ans, sizeof(ans), "\"session_id\":\"%s\"", sid);
     lsid = strlen(sid);
     busy = 0;
 
@@ -481,6 +473,9 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
             n = v->len;
             if (v->str[0] == 'P') {
                 busy = strstr(v->str, pat) != NULL;
+
+            } else if (v->str[0] == 'D') {
+                busy = strstr(v->str, ans) != NULL;
 
             } else if (v->str[0] == 'C' && n > lsid
                        && v->str[n - lsid - 1] == ' '
@@ -499,7 +494,11 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
 }
 
 
-/* left = places_online - SCARD booked, atomically.  1 done, 0 not yet. */
+/*
+ * left = places_online - SCARD booked, atomically, and sid leaves
+ * gch:recount in the same MULTI (WATCHed: a release that scheduled it
+ * again meanwhile aborts this one).  1 done, 0 not yet.
+ */
 static int
 gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
     int64_t cutoff)
@@ -512,15 +511,16 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
     const gch_session_t  *s;
 
     s = gch_town_session(r->town, sid, strlen(sid));
-    if (s == NULL) {
-        return 1;                          /* not bookable any more */
+    if (s == NULL) {                       /* not bookable any more */
+        freeReplyObject(redisCommand(rc, "ZREM gch:recount %s", sid));
+        return 1;
     }
 
     snprintf(left, sizeof(left), "{s:%s}:left", sid);
     snprintf(booked, sizeof(booked), "{s:%s}:booked", sid);
 
     for (tries = 0; tries < 5; tries++) {
-        x = redisCommand(rc, "WATCH %s %s", left, booked);
+        x = redisCommand(rc, "WATCH %s %s gch:recount", left, booked);
         if (x == NULL) {
             return 0;
         }
@@ -550,6 +550,7 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
         freeReplyObject(redisCommand(rc, "MULTI"));
         freeReplyObject(redisCommand(rc, "SET %s %b", left, val,
                                      (size_t) 4));
+        freeReplyObject(redisCommand(rc, "ZREM gch:recount %s", sid));
         x = redisCommand(rc, "EXEC");
         if (x == NULL) {
             return 0;
@@ -594,7 +595,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         /* answered, or gone: nothing left behind but a replay's places */
         freeReplyObject(redisCommand(rc, "UNWATCH"));
         if (g->type == REDIS_REPLY_STRING && g->str[0] == 'D') {
-            gchw_dirty_answer(r, g->str, g->len);
+            gchw_dirty_answer(r, rc, g->str, g->len);
             gchw_replay_claims(r, rc, member, g->str, g->len);
         }
         freeReplyObject(g);
@@ -652,23 +653,28 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         }
     }
 
+    /*
+     * One MULTI: the claims, the record, the member (a new attempt with
+     * the key, which owns it as soon as the record is gone, must find no
+     * old member: its own ZADD NX makes it visible to gchw_session_busy),
+     * and the sessions to recount later.
+     */
     freeReplyObject(redisCommand(rc, "MULTI"));
     for (i = 0; i < ndel; i++) {
         freeReplyObject(redisCommand(rc, "DEL %s", dels[i]));
     }
     freeReplyObject(redisCommand(rc, "DEL %s", member));
+    freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+    for (i = 0; i < v->u.array.len; i++) {
+        sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
+        if (sv) {
+            gchw_dirty_add(r, rc, YAJL_GET_STRING(sv));
+        }
+    }
     x = redisCommand(rc, "EXEC");
 
     rv = 0;
     if (x && x->type == REDIS_REPLY_ARRAY) {
-        /* released: the sessions' counters are recounted */
-        for (i = 0; i < v->u.array.len; i++) {
-            sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
-            if (sv) {
-                gchw_dirty_add(r, YAJL_GET_STRING(sv));
-            }
-        }
-        freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
         gchw_log("info", "reaped orphan attempt %s (%zu claims)", member,
                  ndel);
         rv = 1;
@@ -790,10 +796,10 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
 /* See gchw.h. */
 int
 gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
-    int reap_after_ms)
+    int reap_after_ms, int recount_after_ms)
 {
     int          n, rv;
-    size_t       i, k;
+    size_t       i;
     int64_t      cutoff;
     redisReply  *m;
 
@@ -802,6 +808,7 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
     }
 
     cutoff = now_ms - reap_after_ms;
+    r->recount_at = now_ms + recount_after_ms;
 
     m = redisCommand(rc, "ZRANGEBYSCORE gch:inflight -inf %lld LIMIT 0 %d",
                      (long long) cutoff, GCHW_REAP_MAX);
@@ -835,15 +842,23 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
 
     freeReplyObject(m);
 
-    /* recount the sessions of released attempts */
-    for (i = 0, k = 0; i < r->ndirty; i++) {
-        if (gchw_recount(r, rc, r->dirty[i], cutoff)) {
-            free(r->dirty[i]);
-        } else {
-            r->dirty[k++] = r->dirty[i];
+    /* recount the sessions of released attempts, once due */
+    m = redisCommand(rc, "ZRANGEBYSCORE gch:recount -inf %lld LIMIT 0 %d",
+                     (long long) now_ms, GCHW_REAP_MAX);
+    if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
+        if (m) {
+            freeReplyObject(m);
+        }
+        return -1;
+    }
+
+    for (i = 0; i < m->elements; i++) {
+        if (m->element[i]->type == REDIS_REPLY_STRING) {
+            (void) gchw_recount(r, rc, m->element[i]->str, cutoff);
         }
     }
-    r->ndirty = k;
+
+    freeReplyObject(m);
 
     return n;
 }

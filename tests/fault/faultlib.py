@@ -152,8 +152,10 @@ def wait_for(what, ok, timeout=15, step=0.05):
 
 
 def settled(s):
-    """No attempt between its two steps (gch:inflight empty)."""
-    return s.redis.zcard("gch:inflight") == 0
+    """No attempt between its two steps (gch:inflight empty), no session
+    waiting for the reaper's recount (gch:recount empty)."""
+    return (s.redis.zcard("gch:inflight") == 0
+            and s.redis.zcard("gch:recount") == 0)
 
 
 def stream_entries(s):

@@ -102,7 +102,8 @@ PROBE_FAMILIES = 10
 BULK = ["s%02d" % i for i in range(1, 12)]
 SESSIONS = [("hot", 10)] + [(sid, 1000) for sid in BULK] + [("probe", 40)]
 TOWN = rush_town(families=RUSH_FAMILIES + PROBE_FAMILIES, sessions=SESSIONS)
-WORKER_SETTINGS = {"reap_after_ms": 8000, "claim_idle_ms": 3000}
+WORKER_SETTINGS = {"reap_after_ms": 8000, "claim_idle_ms": 3000,
+                   "recount_after_ms": 3000}
 OK_REASONS = {"full", "already_booked"}
 
 

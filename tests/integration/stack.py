@@ -281,6 +281,7 @@ class Stack:
                     "invoice_dir = %s\n"
                     "office_listen = unix:%s\n"
                     "office_upload_dir = %s\n"
+                    "recount_after_ms = 3000\n"
                     % (self.redis_port, self.pg_conninfo, self.secret,
                        os.path.join(ROOT, "sql", "migrations"),
                        self._path("invoices"), self._path("office.sock"),

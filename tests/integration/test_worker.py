@@ -122,7 +122,7 @@ def test_config_lists_every_setting(worker_conf):
     out = ctl(worker_conf["conf"], "config").stdout
     for key in ("redis", "redis_password", "postgres", "secret_file",
                 "migrations_dir", "consumer", "batch_size", "batch_wait_ms",
-                "reap_after_ms", "heartbeat_ms", "claim_idle_ms",
+                "reap_after_ms", "recount_after_ms", "heartbeat_ms", "claim_idle_ms",
                 "publish_interval_ms", "max_attempts", "stream_keep_ms",
                 "invoice_dir", "invoice_day", "smtp", "smtp_from",
                 "smtp_max_attempts", "smtp_retry_ms"):
