@@ -279,6 +279,8 @@ def main():
                     restart_nginx(s, mod)
                 for mode in a.modes.split(","):
                     tag = "%s-m%d-r%d" % (mode, mi, rep)
+                    # the previous run's persistence is not this one's
+                    s.wait_worker_drained(120)
                     row = run(s, a, mode, rush_bin, tokens, town, offsets,
                               tag)
                     row["module"] = mod

@@ -934,7 +934,8 @@ ngx_http_guichet_book_step3_done(ngx_http_guichet_op_t *op, redisReply *reply)
 static void
 ngx_http_guichet_book_step2_done(ngx_http_guichet_op_t *op, redisReply *reply)
 {
-    int  rc;
+    int                rc;
+    const gch_cmds_t  *cmds;
 
     rc = gch_book_on_step2(op->book, reply);
 
@@ -965,6 +966,16 @@ ngx_http_guichet_book_step2_done(ngx_http_guichet_op_t *op, redisReply *reply)
 
     } else {
         ngx_http_guichet_book_answer(op);
+
+        /* the demande list's trim, now and then */
+        cmds = gch_book_step3(op->book);
+        if (cmds != NULL
+            && ngx_http_guichet_op_send(op, cmds,
+                                        ngx_http_guichet_book_step3_done)
+               == NGX_OK)
+        {
+            return;
+        }
     }
 
     ngx_http_guichet_op_free(op);

@@ -355,9 +355,11 @@ const gch_cmds_t *gch_book_step1(gch_book_t *b);
 int gch_book_on_step1(gch_book_t *b, const redisReply *exec);
 const gch_cmds_t *gch_book_step2(gch_book_t *b);
 int gch_book_on_step2(gch_book_t *b, const redisReply *exec);
-/* After GCH_EFENCED from gch_book_on_step2(): the reaper released this
- * attempt first.  Step three undoes what step two wrote (fire and forget);
- * the answer is then 503 unavailable. */
+/* After gch_book_on_step2(), commands to send once the answer is out, or
+ * NULL.  After GCH_EFENCED (the reaper released this attempt first): step
+ * three undoes what step two wrote, and the answer is 503 unavailable.
+ * After GCH_OK: the LTRIM of the family's demande list when it grew past
+ * its bound (not every time: one command less per booking). */
 const gch_cmds_t *gch_book_step3(gch_book_t *b);
 
 /* The answer, once known: HTTP status, JSON body, replayed flag. */

@@ -7,7 +7,8 @@
  *   gch_book_plan()      rules that need no Redis, the step-one MULTI/EXEC
  *   gch_book_on_step1()  idempotency verdict, per-cell outcome, step two
  *   gch_book_on_step2()  the fence; the answer is final
- *   gch_book_step3()     only when fenced: undo step two
+ *   gch_book_step3()     when fenced: undo step two; or, when the family's
+ *                        demande list grew past GCH_DEMANDES_TRIM, trim it
  *
  * The caller (the nginx module, or a test) sends the RESP commands of each
  * step as they are and feeds back the EXEC reply.  Nothing here reads a
@@ -31,6 +32,14 @@
 #define GCH_BID_LEN         22     /* "b-" + 20 hex */
 #define GCH_KEY_MAX         256
 #define GCH_STEP1_CELLS     4      /* replies before the first cell's */
+
+/*
+ * {f:<fid>}:demandes keeps the newest 200; step two only LPUSHes and the
+ * list is trimmed (step three) once LPUSH says it holds more than
+ * GCH_DEMANDES_TRIM: one command less per booking, 99 times in 100.
+ */
+#define GCH_DEMANDES_LAST   "199"
+#define GCH_DEMANDES_TRIM   250
 
 /* the online quota, or the on-site one for staff at the counter */
 #define GCH_LEFT(b)    ((b)->in.onsite ? "onsite" : "left")
@@ -1293,7 +1302,6 @@ gch_step2_build(gch_book_t *b)
         argv[1] = key; argvlen[1] = strlen(key);
         argv[2] = entry; argvlen[2] = len;
         gch_cmdlist_argv(l, 3, argv, argvlen);
-        gch_cmdlist_cmd(l, "LTRIM", key, "0", "199", NULL);
         b->a->free(b->a->ctx, entry);
     }
 
@@ -1681,6 +1689,19 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
                        "Le service est momentanément indisponible, "
                        "rien n'a été réservé. Réessayez.");
         return GCH_EFENCED;
+    }
+
+    /* the last reply is LPUSH's: the length of the demande list */
+    r = exec->element[exec->elements - 1];
+    if (r->type == REDIS_REPLY_INTEGER && r->integer > GCH_DEMANDES_TRIM) {
+        char  key[GCH_KEY_MAX];
+
+        if (gch_key3(key, sizeof(key), "{f:", b->in.family->id,
+                     strlen(b->in.family->id), "}:demandes") >= 0)
+        {
+            gch_cmdlist_cmd(&b->step3, "LTRIM", key, "0", GCH_DEMANDES_LAST,
+                            NULL);
+        }
     }
 
     return GCH_OK;

@@ -9,6 +9,10 @@
  * primitives used here (HMAC-SHA256, base64, sodium_memcmp) need no
  * sodium_init(), so these functions are safe before it; the nonce is the
  * caller's (randombytes_buf() after sodium_init()).
+ *
+ * HMAC's key schedule (the two padded key blocks hashed) is kept per thread
+ * for the last secret used: a verification then hashes the message only,
+ * 40 % fewer SHA-256 blocks for a token.  A process has one secret.
  */
 
 #include <string.h>
@@ -21,13 +25,29 @@
 #define GCH_B64  sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
 
+static __thread struct {
+    int                           ready;
+    uint8_t                       secret[GCH_SECRET_LEN];
+    crypto_auth_hmacsha256_state  keyed;   /* after init(secret) */
+} gch_mac_key;
+
+
 static void
 gch_token_mac(uint8_t mac[crypto_auth_hmacsha256_BYTES],
     const uint8_t *secret, const char *msg, size_t len)
 {
     crypto_auth_hmacsha256_state  st;
 
-    crypto_auth_hmacsha256_init(&st, secret, GCH_SECRET_LEN);
+    if (!gch_mac_key.ready
+        || sodium_memcmp(gch_mac_key.secret, secret, GCH_SECRET_LEN) != 0)
+    {
+        crypto_auth_hmacsha256_init(&gch_mac_key.keyed, secret,
+                                    GCH_SECRET_LEN);
+        memcpy(gch_mac_key.secret, secret, GCH_SECRET_LEN);
+        gch_mac_key.ready = 1;
+    }
+
+    st = gch_mac_key.keyed;
     crypto_auth_hmacsha256_update(&st, (const unsigned char *) msg, len);
     crypto_auth_hmacsha256_final(&st, mac);
     sodium_memzero(&st, sizeof(st));

@@ -46,6 +46,10 @@ test_token(void)
     rc = gch_token_verify(other, tok, n, 1600000000, fid, sizeof(fid), NULL);
     tap_ok(rc == GCH_EUNAUTH, "token_verify: other secret refused");
 
+    rc = gch_token_verify(secret, tok, n, 1600000000, fid, sizeof(fid), NULL);
+    tap_ok(rc == 0, "token_verify: the first secret again (key schedule "
+           "kept per secret)");
+
     rc = gch_token_verify(secret, tok, n, 1600000000, fid, 8, NULL);
     tap_ok(rc == GCH_EUNAUTH, "token_verify: family id too long for fid");
 

@@ -403,6 +403,26 @@ def test_same_key_while_in_progress_is_409_and_holds_nothing(s, tok):
     s.redis.delete(rec)
 
 
+def test_demande_list_stays_bounded_newest_first(s, tok):
+    """Step two only LPUSHes the demande; the list is trimmed to the newest
+    200 after an answer that found it longer than 250."""
+    key = "{f:f1}:demandes"
+    last = None
+    for _ in range(260):
+        r = book(s, tok["f1"], [("f1-c1", "b-20270707-MATIN")])
+        assert r.status == 200, r
+        last = r.json()["request_id"]
+    # the trim follows the answer (fire and forget): give it a moment
+    deadline = time.time() + 5
+    while time.time() < deadline and s.redis.llen(key) > 250:
+        time.sleep(0.05)
+    assert 200 <= s.redis.llen(key) <= 250
+    demandes = s.http("GET", "/api/requests", token=tok["f1"]).json()
+    assert demandes[0]["request_id"] == last
+    numbers = [d["number"] for d in demandes]
+    assert numbers == sorted(numbers, reverse=True)
+
+
 def test_orphan_of_a_dead_nginx_worker_is_reaped(s, tok):
     """Step one happened, step two never will: the worker's reaper gives
     the claim and the place back after reap_after_ms."""
