@@ -212,6 +212,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--perf", action="store_true")
+    ap.add_argument("--redis", choices=("unix", "tcp"), default="tcp",
+                    help="how nginx and the worker reach Redis")
     ap.add_argument("--call-graph", default="fp",
                     help="perf's --call-graph: fp (default) or dwarf, "
                          "whose stacks cross the libraries built without "
@@ -253,6 +255,7 @@ def main():
                   module=modules[0].partition("@")[0],
                   nginx_template=a.template,
                   pg_settings=pgs)
+    s.redis_unix = a.redis == "unix"
     s.start()
     if a.pgss:
         s.sql("create extension pg_stat_statements")

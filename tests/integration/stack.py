@@ -89,6 +89,10 @@ class Stack:
     nginx_template = "dev.conf"
     pg_settings = {"fsync": "off", "synchronous_commit": "off",
                    "full_page_writes": "off"}
+    # nginx's module and the worker reach Redis on its unix socket (as on
+    # a single host) rather than on 127.0.0.1 (the tests' own client always
+    # uses TCP)
+    redis_unix = False
 
     def __init__(self, town=DEMO_TOWN, module=None, name="stack",
                  nginx_template=None, pg_settings=None):
@@ -188,7 +192,9 @@ class Stack:
             ["redis-server", os.path.join(ROOT, "lua-free-config",
                                           "redis.conf"),
              "--bind", "127.0.0.1",
-             "--port", str(self.redis_port), "--dir", self._path("redis")],
+             "--port", str(self.redis_port), "--dir", self._path("redis"),
+             "--unixsocket", self._path("redis.sock"),
+             "--unixsocketperm", "777"],
             stdout=self._log("redis"), stderr=subprocess.STDOUT)
         self._redis = redislib.Redis(host="127.0.0.1", port=self.redis_port,
                                      decode_responses=True)
@@ -206,6 +212,13 @@ class Stack:
     @property
     def redis(self):
         return self._redis
+
+    @property
+    def redis_address(self):
+        """Redis as the module and the worker see it."""
+        if self.redis_unix:
+            return "unix:" + self._path("redis.sock")
+        return "127.0.0.1:%d" % self.redis_port
 
     def stop_redis(self, sig=signal.SIGTERM):
         """Stops redis-server (SIGTERM: its AOF is complete; SIGKILL: as a
@@ -274,7 +287,7 @@ class Stack:
         self.worker_conf = self._path("worker.conf")
         with open(self.worker_conf, "w") as f:
             f.write("# written by tests/integration/stack.py\n"
-                    "redis = 127.0.0.1:%d\n"
+                    "redis = %s\n"
                     "postgres = \"%s\"\n"
                     "secret_file = %s\n"
                     "migrations_dir = %s\n"
@@ -282,7 +295,7 @@ class Stack:
                     "office_listen = unix:%s\n"
                     "office_upload_dir = %s\n"
                     "recount_after_ms = 3000\n"
-                    % (self.redis_port, self.pg_conninfo, self.secret,
+                    % (self.redis_address, self.pg_conninfo, self.secret,
                        os.path.join(ROOT, "sql", "migrations"),
                        self._path("invoices"), self._path("office.sock"),
                        self._path("uploads")))
@@ -405,7 +418,7 @@ class Stack:
                         os.path.join(ROOT, "lua-free-config",
                                      self.nginx_template),
                         self.nginx_conf, self.module, ndir, str(self.port),
-                        "127.0.0.1:%d" % self.redis_port, self.secret,
+                        self.redis_address, self.secret,
                         self._path("invoices"), self._path("office.sock")],
                        check=True)
         env = dict(os.environ)
