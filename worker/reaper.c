@@ -13,13 +13,15 @@
  *   answer's sessions are recounted and the claims its refused cells got
  *   from the replay's step one are deleted (a replay died between its
  *   steps).
- *   "P": MULTI, DEL the claims of its plan that still hold "<sid> <bid>"
- *   and the record, EXEC (aborted if a late step two wrote meanwhile: it
- *   wins).  Then each session of the plan is recounted, left =
- *   places_online - SCARD booked, under WATCH of both keys and only when
- *   no younger attempt touches the session; sessions that cannot be
- *   recounted yet are kept in memory and retried each round.  Finally
- *   ZREM.
+ *   "P": MULTI, DEL the claims of its plan that still hold "<sid> <bid>",
+ *   the record and the member, ZADD each session of the plan to
+ *   gch:recount, due recount_after_ms later, EXEC (aborted if a late step
+ *   two wrote meanwhile: it wins).
+ * recount: each due session of gch:recount gets left = places_online -
+ *   SCARD booked, under WATCH of both keys and only when no younger
+ *   attempt touches the session; otherwise it stays due, tried again next
+ *   round.  The delay lets the attempts that saw the released record (a
+ *   retry answered 409) give their places back first.
  * cancellation: finish its third step (place back, claims deleted, cancel
  *   entry on the stream, marker and member removed) in one MULTI, under
  *   WATCH of the marker.
