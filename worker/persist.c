@@ -8,9 +8,9 @@
  * statements inside ONE transaction:
  *
  *   void   -> insert into voided_booking, delete those bookings;
- *   book   -> insert into demande ... on conflict do nothing, then
- *             insert into booking ... on conflict do nothing, skipping ids
- *             present in voided_booking;
+ *   book   -> ONE statement: insert into demande ... on conflict do
+ *             nothing, insert into booking ... on conflict do nothing,
+ *             skipping ids present in voided_booking, and the e-mails;
  *   cancel -> booking_cancellation (booking_id or booking_ids, at_ms,
  *             billed), applied to booking: status 'cancelled';
  *   absence-> demande (kind 'justification'), booking_justification,
@@ -65,30 +65,6 @@ static const char  gchw_sql_void[] =
     "       jsonb_array_elements_text(e->'booking_ids') b"
     "  where e->>'type' = 'void')";
 
-static const char  gchw_sql_demande[] =
-    "insert into demande (number, request_id, family_id, kind, status,"
-    "   idem_key, created_at, items)"
-    " select (e->>'number')::bigint, e->>'request_id', e->>'family_id',"
-    "   'book', e->>'status', coalesce(e->>'idem', ''),"
-    "   to_timestamp((e->>'at_ms')::bigint / 1000.0), e->'items'"
-    " from jsonb_array_elements($1::jsonb) e"
-    " where e->>'type' = 'book'"
-    " on conflict do nothing";
-
-static const char  gchw_sql_booking[] =
-    "insert into booking (id, demande_number, family_id, child_id,"
-    "   session_id, price_cents, status, created_at, channel)"
-    " select i->>'booking_id', (e->>'number')::bigint, e->>'family_id',"
-    "   i->>'child_id', i->>'session_id', (i->>'price_cents')::integer,"
-    "   'confirmed', to_timestamp((e->>'at_ms')::bigint / 1000.0),"
-    "   coalesce(i->>'channel', 'online')"
-    " from jsonb_array_elements($1::jsonb) e,"
-    "      jsonb_array_elements(e->'items') i"
-    " where e->>'type' = 'book' and i->>'status' = 'confirmed'"
-    "   and not exists (select 1 from voided_booking v"
-    "                   where v.id = i->>'booking_id')"
-    " on conflict do nothing";
-
 static const char  gchw_sql_absence_demande[] =
     "insert into demande (number, request_id, family_id, kind, status,"
     "   idem_key, created_at, items)"
@@ -139,6 +115,8 @@ static const char  gchw_sql_justify[] =
     "    where jsonb_typeof(e->'booking_ids') = 'array')"
 
 /*
+ * Run in batches with cancel (absence) entries: a booking persisted after
+ * its cancellation (justification) is inserted with it (gchw_sql_book).
  * Both go from the facts of the mentioned ids to the bookings, by primary
  * key.  Written "b.id in (select id from m) and b.status = 'confirmed'",
  * the planner, with booking's statistics stale while a rush fills it,
@@ -172,50 +150,106 @@ static const char  gchw_sql_apply_justify[] =
     " coalesce(a.name, ''), to_char(s.date, 'DD/MM/YYYY'), u.label)"
 
 /*
- * One line per cell.  The cell's child, session, activity and unit are
- * looked up in a scalar subquery per item, by primary key: joined over the
- * items of an entry, whose count the planner guesses at 100, they were
- * hash-joined with a sequential scan of child and session for every entry
- * of every batch (72 ms a batch of 100 at 7,500 children, growing with the
- * town; the whole of PostgreSQL's CPU during a rush).
+ * The book entries of a batch, in ONE statement: the demandes, their
+ * bookings and their e-mails (one outbox row per demande, one line per
+ * cell).  $1 is parsed once (it was once per statement: a third of the
+ * statements' time), and each item is looked at once: its booking id
+ * against voided_booking, booking_cancellation and booking_justification.
+ *
+ * A booking whose cancellation or justification was persisted first (its
+ * entry read while the booking's waited at a dead consumer) is inserted
+ * already cancelled or justified: the same row the update of
+ * gchw_sql_apply_cancel / _justify made of it, which therefore run only
+ * in batches with cancel or absence entries.
+ *
+ * The lookups are scalar subqueries, one index probe each, on purpose:
+ * joined to the items, whose count the planner guesses at 100 per entry,
+ * the tables were hash-joined with a sequential scan of each (child and
+ * session once took 72 ms a batch of 100 at 7,500 children, growing with
+ * the town).  Data-modifying CTEs all see the same snapshot, and the
+ * foreign keys of booking to demande are checked at the end of the
+ * statement, when its demandes are there.
+ *
+ * euros() (0003) is written out: declared immutable around the stable
+ * to_char(), it is never inlined, and each call went through the SQL
+ * function machinery.  The text is the same to the byte.
+ *
+ * outbox: "on conflict (kind, ref)", the only key a replay can hit (id is
+ * an identity), so that its unique index is the only one probed first.
  */
-static const char  gchw_sql_mail_book[] =
-    "insert into outbox (family_id, kind, ref, subject, body)"
+static const char  gchw_sql_book[] =
+    "with e as materialized ("
+    "  select value e, ordinality n"
+    "  from jsonb_array_elements($1::jsonb) with ordinality"
+    "  where value->>'type' = 'book'),"
+    " i as materialized ("
+    "  select e.n, t.o, e.e, t.i,"
+    "   (select true from voided_booking v"
+    "    where v.id = t.i->>'booking_id') voided,"
+    "   (select c from booking_cancellation c"
+    "    where c.booking_id = t.i->>'booking_id') c,"
+    "   (select true from booking_justification j"
+    "    where j.booking_id = t.i->>'booking_id') justified"
+    "  from e, jsonb_array_elements(e.e->'items') with ordinality t(i, o)),"
+    " d as ("
+    "  insert into demande (number, request_id, family_id, kind, status,"
+    "    idem_key, created_at, items)"
+    "  select (e->>'number')::bigint, e->>'request_id', e->>'family_id',"
+    "    'book', e->>'status', coalesce(e->>'idem', ''),"
+    "    to_timestamp((e->>'at_ms')::bigint / 1000.0), e->'items'"
+    "  from e"
+    "  on conflict do nothing),"
+    " b as ("
+    "  insert into booking (id, demande_number, family_id, child_id,"
+    "    session_id, price_cents, status, created_at, channel,"
+    "    cancelled_at, billed, justified)"
+    "  select i->>'booking_id', (e->>'number')::bigint, e->>'family_id',"
+    "    i->>'child_id', i->>'session_id', (i->>'price_cents')::integer,"
+    "    case when (c).booking_id is null then 'confirmed'"
+    "    else 'cancelled' end,"
+    "    to_timestamp((e->>'at_ms')::bigint / 1000.0),"
+    "    coalesce(i->>'channel', 'online'),"
+    "    (c).cancelled_at, coalesce((c).billed, true),"
+    "    justified is not null"
+    "  from i"
+    "  where i->>'status' = 'confirmed' and voided is null"
+    "  on conflict do nothing),"
+    " l as ("
+    "  select n, bool_or(voided) voided, string_agg(format('- %s : %s',"
+    "    (select " GCHW_SQL_CELL " from (select 1) k"
+    "     left join child c on c.id = i->>'child_id'"
+    "     left join session s on s.id = i->>'session_id'"
+    "     left join activity a on a.id = s.activity_id"
+    "     left join unit u on u.code = s.unit_code),"
+    "    case when i->>'status' = 'confirmed' then 'confirmée ('"
+    "      || replace(to_char((i->>'price_cents')::bigint / 100.0,"
+    "           'FM999999990.00'), '.', ',') || ' €)'"
+    "    else 'refusée (' || case i->>'reason'"
+    "      when 'full' then 'complet'"
+    "      when 'conflict' then 'conflit avec une autre activité'"
+    "      when 'already_booked' then 'déjà réservée'"
+    "      when 'not_enrolled' then 'pas d''inscription validée'"
+    "      when 'age' then 'âge hors de la tranche'"
+    "      when 'documents_missing' then 'pièces manquantes au dossier'"
+    "      when 'unpaid_invoices' then 'factures impayées'"
+    "      when 'not_open_yet' then 'réservations pas encore ouvertes'"
+    "      when 'closed' then 'délai de réservation dépassé'"
+    "      when 'week_incomplete' then 'semaine complète obligatoire'"
+    "      when 'unknown_session' then 'séance inconnue'"
+    "      else coalesce(i->>'reason', '') end || ')' end),"
+    "    E'\\n' order by o) lines"
+    "  from i group by n)"
+    " insert into outbox (family_id, kind, ref, subject, body)"
     " select e->>'family_id', 'demande', e->>'request_id',"
     "   format('Demande N° %s : %s', e->>'request_id', "
     GCHW_SQL_STATUS("e->>'status'") "),"
     "   format(E'Bonjour,\\n\\nVotre demande N° %s (réservation de séances)"
     " a été %s.\\n\\n%s\\n\\nLe service enfance\\n', e->>'request_id', "
-    GCHW_SQL_STATUS("e->>'status'") ","
-    "     (select string_agg(format('- %s : %s',"
-    "        (select " GCHW_SQL_CELL " from (select 1) k"
-    "         left join child c on c.id = i->>'child_id'"
-    "         left join session s on s.id = i->>'session_id'"
-    "         left join activity a on a.id = s.activity_id"
-    "         left join unit u on u.code = s.unit_code),"
-    "        case when i->>'status' = 'confirmed' then 'confirmée ('"
-    "          || euros((i->>'price_cents')::bigint) || ')'"
-    "        else 'refusée (' || case i->>'reason'"
-    "          when 'full' then 'complet'"
-    "          when 'conflict' then 'conflit avec une autre activité'"
-    "          when 'already_booked' then 'déjà réservée'"
-    "          when 'not_enrolled' then 'pas d''inscription validée'"
-    "          when 'age' then 'âge hors de la tranche'"
-    "          when 'documents_missing' then 'pièces manquantes au dossier'"
-    "          when 'unpaid_invoices' then 'factures impayées'"
-    "          when 'not_open_yet' then 'réservations pas encore ouvertes'"
-    "          when 'closed' then 'délai de réservation dépassé'"
-    "          when 'week_incomplete' then 'semaine complète obligatoire'"
-    "          when 'unknown_session' then 'séance inconnue'"
-    "          else coalesce(i->>'reason', '') end || ')' end),"
-    "        E'\\n' order by o)"
-    "      from jsonb_array_elements(e->'items') with ordinality t(i, o)))"
-    " from jsonb_array_elements($1::jsonb) e"
-    " where e->>'type' = 'book'"
-    "   and not exists (select 1"
-    "     from jsonb_array_elements(e->'items') i, voided_booking v"
-    "     where v.id = i->>'booking_id')"
-    " on conflict do nothing";
+    GCHW_SQL_STATUS("e->>'status'") ", l.lines)"
+    " from e left join l using (n)"
+    " where not coalesce(l.voided, false)"
+    " order by n"
+    " on conflict (kind, ref) do nothing";
 
 static const char  gchw_sql_mail_cancel[] =
     "insert into outbox (family_id, kind, ref, subject, body)"
@@ -401,14 +435,12 @@ static const struct {
     int          types;
 } gchw_stmts[] = {
     { gchw_sql_void, GCHW_T_VOID },
-    { gchw_sql_demande, GCHW_T_BOOK },
+    { gchw_sql_book, GCHW_T_BOOK },
     { gchw_sql_absence_demande, GCHW_T_ABSENCE },
-    { gchw_sql_booking, GCHW_T_BOOK },
     { gchw_sql_cancel, GCHW_T_CANCEL },
     { gchw_sql_justify, GCHW_T_ABSENCE },
-    { gchw_sql_apply_cancel, 0 },
-    { gchw_sql_apply_justify, 0 },
-    { gchw_sql_mail_book, GCHW_T_BOOK },
+    { gchw_sql_apply_cancel, GCHW_T_CANCEL },
+    { gchw_sql_apply_justify, GCHW_T_ABSENCE },
     { gchw_sql_mail_cancel, GCHW_T_CANCEL },
     { gchw_sql_mail_absence, GCHW_T_ABSENCE },
 };
