@@ -50,7 +50,7 @@ static const gchw_setting_t  gchw_settings[] = {
     { "migrations_dir",      GCHW_STR,    GCHW_OFF(migrations_dir),
       "sql/migrations" },
     { "consumer",            GCHW_STR,    GCHW_OFF(consumer), NULL },
-    { "batch_size",          GCHW_POSINT, GCHW_OFF(batch_size), "100" },
+    { "batch_size",          GCHW_POSINT, GCHW_OFF(batch_size), "500" },
     { "batch_wait_ms",       GCHW_POSINT, GCHW_OFF(batch_wait_ms), "50" },
     { "reap_after_ms",       GCHW_POSINT, GCHW_OFF(reap_after_ms), "30000" },
     { "recount_after_ms",    GCHW_POSINT, GCHW_OFF(recount_after_ms),
