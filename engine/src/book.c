@@ -36,7 +36,7 @@
 /*
  * {f:<fid>}:demandes keeps the newest 200; step two only LPUSHes and the
  * list is trimmed (step three) once LPUSH says it holds more than
- * GCH_DEMANDES_TRIM: one command less per booking, 99 times in 100.
+ * GCH_DEMANDES_TRIM: one command less per booking, 49 times in 50.
  */
 #define GCH_DEMANDES_LAST   "199"
 #define GCH_DEMANDES_TRIM   250
@@ -212,6 +212,15 @@ gch_key3(char *buf, size_t size, const char *pre, const char *id,
     memcpy(buf + a + idlen, post, c + 1);
 
     return (int) (a + idlen + c);
+}
+
+
+/* "{f:<fid>}:demandes", the family's demande list */
+static int
+gch_demandes_key(char *buf, size_t size, const gch_book_t *b)
+{
+    return gch_key3(buf, size, "{f:", b->in.family->id,
+                    strlen(b->in.family->id), "}:demandes");
 }
 
 
@@ -1296,8 +1305,7 @@ gch_step2_build(gch_book_t *b)
         l->failed = 1;
 
     } else {
-        (void) gch_key3(key, sizeof(key), "{f:", b->in.family->id,
-                        strlen(b->in.family->id), "}:demandes");
+        (void) gch_demandes_key(key, sizeof(key), b);
         argv[0] = "LPUSH"; argvlen[0] = 5;
         argv[1] = key; argvlen[1] = strlen(key);
         argv[2] = entry; argvlen[2] = len;
@@ -1696,9 +1704,7 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
     if (r->type == REDIS_REPLY_INTEGER && r->integer > GCH_DEMANDES_TRIM) {
         char  key[GCH_KEY_MAX];
 
-        if (gch_key3(key, sizeof(key), "{f:", b->in.family->id,
-                     strlen(b->in.family->id), "}:demandes") >= 0)
-        {
+        if (gch_demandes_key(key, sizeof(key), b) >= 0) {
             gch_cmdlist_cmd(&b->step3, "LTRIM", key, "0", GCH_DEMANDES_LAST,
                             NULL);
         }
