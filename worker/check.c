@@ -420,6 +420,16 @@ gchw_check(PGconn *pg, redisContext *rc)
         freeReplyObject(r);
     }
 
+    r = redisCommand(rc, "ZCARD gch:recount");
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+        fprintf(stderr, "guichetctl: note: %lld sessions wait for the "
+                "reaper's recount of their places (recount_after_ms)\n",
+                (long long) r->integer);
+    }
+    if (r) {
+        freeReplyObject(r);
+    }
+
     a = gchw_check_sessions(pg, rc);
     if (a < 0) {
         return -1;

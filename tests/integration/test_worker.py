@@ -646,6 +646,14 @@ def test_check(worker_conf, rds, worker, tmp_path):
     assert 'claim {c:c-thais}:2031-07-07:q1: no booking in postgres, ' \
         'redis holds "s2 b-x"' in out
     assert out.strip().endswith("4 differences")
+    assert "recount" not in p.stderr
+
+    # a session the reaper will recount: the operator is told why s2 may
+    # differ for a while
+    rds.zadd("gch:recount", {"s2": 1})
+    p = ctl(worker_conf["conf"], "check", check=False)
+    assert p.returncode == 1
+    assert "1 sessions wait for the reaper's recount" in p.stderr
 
 
 def test_postgres_stopped_during_bookings(worker_conf, rds, worker,
