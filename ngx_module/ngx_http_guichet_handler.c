@@ -82,6 +82,10 @@ static ngx_uint_t ngx_http_guichet_latency_us[NGX_HTTP_GUICHET_NBUCKETS] = {
 };
 
 
+/* booking attempts of this worker process: their gch:inflight members */
+static uint32_t  ngx_http_guichet_attempts;
+
+
 static void ngx_http_guichet_op_free(ngx_http_guichet_op_t *op);
 static ngx_int_t ngx_http_guichet_discard(ngx_http_request_t *r);
 
@@ -1211,6 +1215,9 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     in.inflight_ttl_s = 3600;
     in.catalogue_gen = op->cat->gen;
     in.onsite = op->staff;
+    /* with now_ms and the body's hash, unique to this attempt */
+    in.attempt = ((uint64_t) (uint32_t) ngx_pid << 32)
+                 | ++ngx_http_guichet_attempts;
 
     rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {

@@ -2,18 +2,21 @@
  * reaper.c -- releases what dead nginx workers left between two steps.
  *
  * gch:inflight holds one member per attempt between its steps, scored by
- * its start in ms: a booking's idempotency key "{f:<fid>}:idem:<key>"
- * (value "P <hash> <ms> <plan>") or a cancellation marker
+ * its start in ms: a booking attempt "{f:<fid>}:idem:<key>#<id>" (the
+ * record "{f:<fid>}:idem:<key>" is "P <hash> <id> <plan>" while its first
+ * attempt is in flight; a member without "#<id>" is the record key alone,
+ * as written before attempts had ids) or a cancellation marker
  * "{f:<fid>}:cancel:<bid>" (value "C <ms> <billed> <bid> <cid> <sid>",
  * then " onsite" for a booking made at the counter).
  * Every second the worker looks at members older than reap_after_ms
  * (docs/architecture.md, "When the nginx worker dies between the steps"):
  *
- * booking: WATCH the record, GET it; gone: ZREM; "D": ZREM, the
- *   answer's sessions are recounted and the claims its refused cells got
- *   from the replay's step one are deleted (a replay died between its
- *   steps).
- *   "P": MULTI, DEL the claims of its plan that still hold "<sid> <bid>",
+ * booking: WATCH the record, GET it; not the attempt's own (gone, "D",
+ *   another attempt's "P"): a retry died between its steps; with the
+ *   record's body, the sessions of the answer ("D") or plan ("P") are
+ *   recounted and the claims its refused cells got from its step one are
+ *   deleted; ZREM.
+ *   its own "P": MULTI, DEL the claims of its plan that still hold "<sid> <bid>",
  *   the record and the member, ZADD each session of the plan to
  *   gch:recount, due recount_after_ms later, EXEC (aborted if a late step
  *   two wrote meanwhile: it wins).
@@ -263,6 +266,31 @@ gchw_dirty_answer(gchw_reaper_t *r, redisContext *rc, const char *rec,
 }
 
 
+/* The sessions of a first attempt's plan "P <hash32> <id> <plan>" are to
+ * be recounted: a retry of its body died between its steps. */
+static void
+gchw_dirty_plan(gchw_reaper_t *r, redisContext *rc, const char *rec,
+    size_t len)
+{
+    char         ebuf[128];
+    size_t       i;
+    yajl_val     v, sv;
+    const char  *plan, *ps[] = { "s", NULL };
+
+    plan = len > 35 ? strchr(rec + 35, ' ') : NULL;
+    v = plan ? yajl_tree_parse(plan + 1, ebuf, sizeof(ebuf)) : NULL;
+
+    for (i = 0; v && YAJL_IS_ARRAY(v) && i < v->u.array.len; i++) {
+        sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
+        if (sv) {
+            gchw_dirty_add(r, rc, YAJL_GET_STRING(sv));
+        }
+    }
+
+    yajl_tree_free(v);
+}
+
+
 /* Re-reads the catalogue when its generation changed.  0 or -1. */
 static int
 gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
@@ -437,18 +465,71 @@ gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
 
 
 /*
+ * A booking attempt's member "{f:<fid>}:idem:<key>#<id>", id =
+ * "<ms>.<attempt>.<8 hex of its body's hash>" (the record key, then the
+ * attempt; members written before attempts had ids are the record key
+ * alone).  Copies the record key into rkey; returns the id or NULL.
+ */
+static const char *
+gchw_member_split(const char *member, char *rkey, size_t size)
+{
+    size_t       n;
+    const char  *h;
+
+    h = strchr(member, '#');
+    n = h ? (size_t) (h - member) : strlen(member);
+    if (n >= size) {
+        n = size - 1;
+    }
+    memcpy(rkey, member, n);
+    rkey[n] = '\0';
+
+    return h ? h + 1 : NULL;
+}
+
+
+/* Did the attempt id come with the body whose hash the record holds? */
+static int
+gchw_same_body(const char *id, const char *rec, size_t len)
+{
+    const char  *dot;
+
+    dot = id ? strrchr(id, '.') : NULL;
+
+    return dot && strlen(dot + 1) == 8 && len > 35
+           && memcmp(rec + 2, dot + 1, 8) == 0;
+}
+
+
+/* Is rec "P <hash32> <id> ..." the record the attempt id wrote? */
+static int
+gchw_own_record(const char *id, const char *rec, size_t len)
+{
+    size_t  n;
+
+    n = strlen(id);
+
+    return rec[0] == 'P' && len > 35 + n && memcmp(rec + 35, id, n) == 0
+           && rec[35 + n] == ' ';
+}
+
+
+/*
  * Does an attempt younger than cutoff touch session sid?  1, 0, -1.  "P":
- * a first attempt, its plan (an attempt answered 409 has the same body,
- * hence the same sessions); "D": a replay between its steps, the sessions
- * of the stored answer; "C": a cancellation.
+ * a first attempt, its plan (a retry answered 409 has the same body, hence
+ * the same sessions); "D": a replay between its steps, the sessions of the
+ * stored answer; "C": a cancellation.  An attempt whose cells are not known
+ * (another body than the record's, answered 422; a record gone) counts as
+ * touching every session: the recount waits for it.
  */
 static int
 gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
 {
     int          busy;
-    char         pat[600], ans[600];
+    char         pat[600], ans[600], rkey[600];
     size_t       i, n, lsid;
     redisReply  *m, *v;
+    const char  *id;
 
     m = redisCommand(rc, "ZRANGEBYSCORE gch:inflight (%lld +inf",
                      (long long) cutoff);
@@ -465,13 +546,19 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
     busy = 0;
 
     for (i = 0; i < m->elements && !busy; i++) {
-        v = redisCommand(rc, "GET %s", m->element[i]->str);
+        id = gchw_member_split(m->element[i]->str, rkey, sizeof(rkey));
+        v = redisCommand(rc, "GET %s", rkey);
         if (v == NULL) {
             freeReplyObject(m);
             return -1;
         }
 
-        if (v->type == REDIS_REPLY_STRING) {
+        if (id && (v->type != REDIS_REPLY_STRING
+                   || !gchw_same_body(id, v->str, v->len)))
+        {
+            busy = 1;                     /* its cells are not known */
+
+        } else if (v->type == REDIS_REPLY_STRING) {
             n = v->len;
             if (v->str[0] == 'P') {
                 busy = strstr(v->str, pat) != NULL;
@@ -574,38 +661,60 @@ static int
 gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
 {
     int           rv;
-    char          want[600], ebuf[128], *plan;
+    char          want[600], ebuf[128], rkey[600], *plan;
     size_t        i, j, ndel;
     yajl_val      v, e, sv, bv, qv, cl;
     redisReply   *x, *g;
-    const char   *dels[GCHW_REAP_MAX * 8];
+    const char   *id, *dels[GCHW_REAP_MAX * 8];
     const char   *ps[] = { "s", NULL }, *pb[] = { "b", NULL },
                  *pq[] = { "q", NULL };
 
-    x = redisCommand(rc, "WATCH %s", member);
+    id = gchw_member_split(member, rkey, sizeof(rkey));
+
+    x = redisCommand(rc, "WATCH %s", rkey);
     if (x == NULL) {
         return -1;
     }
     freeReplyObject(x);
 
-    g = redisCommand(rc, "GET %s", member);
+    g = redisCommand(rc, "GET %s", rkey);
     if (g == NULL) {
         return -1;
     }
 
-    if (g->type != REDIS_REPLY_STRING || g->str[0] != 'P') {
-        /* answered, or gone: nothing left behind but a replay's places */
+    if (g->type != REDIS_REPLY_STRING || g->str[0] != 'P'
+        || (id && !gchw_own_record(id, g->str, g->len)))
+    {
+        /*
+         * Not the first attempt with the key, or the record is gone: a
+         * retry (replayed, answered 409 or 422) died between its steps.
+         * Its step one took the places and claims of its body's cells,
+         * which its step two would have given back: those of the record
+         * when the body is the same.
+         */
         freeReplyObject(redisCommand(rc, "UNWATCH"));
-        if (g->type == REDIS_REPLY_STRING && g->str[0] == 'D') {
+        if (g->type == REDIS_REPLY_STRING && g->str[0] == 'D'
+            && (id == NULL || gchw_same_body(id, g->str, g->len)))
+        {
             gchw_dirty_answer(r, rc, g->str, g->len);
-            gchw_replay_claims(r, rc, member, g->str, g->len);
+            gchw_replay_claims(r, rc, rkey, g->str, g->len);
+
+        } else if (g->type == REDIS_REPLY_STRING && g->str[0] == 'P'
+                   && gchw_same_body(id, g->str, g->len))
+        {
+            gchw_dirty_plan(r, rc, g->str, g->len);
+
+        } else if (id && g->type == REDIS_REPLY_STRING) {
+            gchw_log("warn", "reaper: %s died between its steps with "
+                     "another body than its key's: the places it took are "
+                     "not known", member);
         }
         freeReplyObject(g);
         freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
         return 1;
     }
 
-    /* "P <hash32> <ms> <plan>" */
+    /* "P <hash32> <id> <plan>" */
     plan = g->len > 35 ? strchr(g->str + 35, ' ') : NULL;
     v = plan ? yajl_tree_parse(plan + 1, ebuf, sizeof(ebuf)) : NULL;
 
@@ -615,7 +724,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         freeReplyObject(g);
         freeReplyObject(redisCommand(rc, "UNWATCH"));
         freeReplyObject(redisCommand(rc, "MULTI"));
-        freeReplyObject(redisCommand(rc, "DEL %s", member));
+        freeReplyObject(redisCommand(rc, "DEL %s", rkey));
         freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
         freeReplyObject(redisCommand(rc, "EXEC"));
         return 1;
@@ -656,16 +765,14 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
     }
 
     /*
-     * One MULTI: the claims, the record, the member (a new attempt with
-     * the key, which owns it as soon as the record is gone, must find no
-     * old member: its own ZADD NX makes it visible to gchw_session_busy),
-     * and the sessions to recount later.
+     * One MULTI: the claims, the record, the member, and the sessions to
+     * recount later.
      */
     freeReplyObject(redisCommand(rc, "MULTI"));
     for (i = 0; i < ndel; i++) {
         freeReplyObject(redisCommand(rc, "DEL %s", dels[i]));
     }
-    freeReplyObject(redisCommand(rc, "DEL %s", member));
+    freeReplyObject(redisCommand(rc, "DEL %s", rkey));
     freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
     for (i = 0; i < v->u.array.len; i++) {
         sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);

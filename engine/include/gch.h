@@ -333,6 +333,9 @@ typedef struct {
     long long                catalogue_gen; /* generation planned with */
     int                      onsite;        /* staff at the counter: the
                                                on-site quota, no opening */
+    uint64_t                 attempt;       /* the caller's number for this
+                                               attempt (process, counter):
+                                               its gch:inflight member */
 } gch_book_in_t;
 
 typedef struct gch_book_s  gch_book_t;

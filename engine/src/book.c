@@ -70,6 +70,7 @@ struct gch_book_s {
 
     char                  hash[33];
     char                 *idem_rkey;   /* "{f:<fid>}:idem:<key>" */
+    char                 *member;      /* "<idem_rkey>#<attempt id>" */
     long long             number;
     char                  request_id[32];
     size_t                cells_at;     /* first claim reply in step one */
@@ -212,6 +213,65 @@ gch_key3(char *buf, size_t size, const char *pre, const char *id,
     memcpy(buf + a + idlen, post, c + 1);
 
     return (int) (a + idlen + c);
+}
+
+
+/*
+ * The attempt's member in gch:inflight, "<idem_rkey>#<id>", id =
+ * "<now_ms>.<attempt, hex>.<8 hex of the body's hash>": unique to the
+ * attempt, and the P record carries the same id, so that the reaper tells
+ * the first attempt with a key (its record names it) from a retry answered
+ * 409, 422 or replayed (its record is another's; the hash says whether it
+ * is the same body, hence the same cells).  The hash must be known
+ * (gch_ids).
+ */
+static int
+gch_member(gch_book_t *b)
+{
+    int     n;
+    size_t  size;
+
+    if (b->member) {
+        return 0;
+    }
+
+    size = strlen(b->idem_rkey) + 1 + 20 + 1 + 16 + 1 + 8 + 1;
+    b->member = b->a->alloc(b->a->ctx, size);
+    if (b->member == NULL) {
+        return -1;
+    }
+
+    n = snprintf(b->member, size, "%s#%lld.%llx.%.8s", b->idem_rkey,
+                 (long long) b->in.now_ms,
+                 (unsigned long long) b->in.attempt, b->hash);
+
+    return (n > 0 && (size_t) n < size) ? 0 : -1;
+}
+
+
+static const char *
+gch_attempt_id(const gch_book_t *b)
+{
+    return b->member + strlen(b->idem_rkey) + 1;
+}
+
+
+/* Is rec ("P <hash> <id> <plan>") the record this attempt wrote? */
+static int
+gch_own_record(const gch_book_t *b, const char *rec, size_t len)
+{
+    size_t       n;
+    const char  *id;
+
+    if (b->member == NULL) {
+        return 0;
+    }
+
+    id = gch_attempt_id(b);
+    n = strlen(id);
+
+    return len > 35 + n && rec[0] == 'P' && memcmp(rec + 2, b->hash, 32) == 0
+           && memcmp(rec + 35, id, n) == 0 && rec[35 + n] == ' ';
 }
 
 
@@ -642,11 +702,16 @@ gch_step1_build(gch_book_t *b)
     l = &b->step1;
     gch_ids(b);
 
+    if (gch_member(b) != 0) {
+        l->failed = 1;
+        return;
+    }
+
     gch_buf_init(&rec, b->a);
     gch_buf_lit(&rec, "P ");
     gch_buf_add(&rec, b->hash, 32);
     gch_buf_lit(&rec, " ");
-    gch_buf_addi(&rec, (long long) b->in.now_ms);
+    gch_buf_add(&rec, gch_attempt_id(b), strlen(gch_attempt_id(b)));
     gch_buf_lit(&rec, " ");
     gch_plan_json(b, &rec);
 
@@ -669,7 +734,7 @@ gch_step1_build(gch_book_t *b)
     gch_buf_free(&rec);
 
     gch_cmdlist_cmd(l, "INCR", "gch:seq:demande", NULL);
-    gch_cmdlist_cmd(l, "ZADD", "gch:inflight", "NX", ms, b->idem_rkey, NULL);
+    gch_cmdlist_cmd(l, "ZADD", "gch:inflight", ms, b->member, NULL);
     gch_cmdlist_cmd(l, "GET", "gch:catalogue:gen", NULL);
 
     /* unit dependencies: who holds the units a cell needs, before us */
@@ -1255,7 +1320,7 @@ gch_step2_build(gch_book_t *b)
     argv[6] = ttl; argvlen[6] = strlen(ttl);
     gch_cmdlist_argv(l, 7, argv, argvlen);
 
-    gch_cmdlist_cmd(l, "ZREM", "gch:inflight", b->idem_rkey, NULL);
+    gch_cmdlist_cmd(l, "ZREM", "gch:inflight", b->member, NULL);
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
@@ -1453,8 +1518,7 @@ gch_fail_closed(gch_book_t *b, const redisReply *exec)
         }
 
         gch_cmdlist_cmd(&b->step2, "DEL", b->idem_rkey, NULL);
-        gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->idem_rkey,
-                        NULL);
+        gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->member, NULL);
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
     }
 
@@ -1523,23 +1587,17 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
 
         gch_compensate_all(b);
 
-        if (r->str[0] == 'D') {
-            /*
-             * Step one's ZADD NX put the finished record back in
-             * gch:inflight (a P record's entry belongs to its live
-             * attempt and stays).
-             */
-            if (b->step2.list.ncmds == 0) {
-                gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
-            } else {
-                b->a->free(b->a->ctx,
-                           b->step2.list.cmds[--b->step2.list.ncmds].data);
-            }
-
-            gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->idem_rkey,
-                            NULL);
-            gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+        /* this attempt's own member in gch:inflight, with what it undoes
+         * (the first attempt's member, if it is live, is its own) */
+        if (b->step2.list.ncmds == 0) {
+            gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+        } else {
+            b->a->free(b->a->ctx,
+                       b->step2.list.cmds[--b->step2.list.ncmds].data);
         }
+
+        gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->member, NULL);
+        gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
 
         return b->step2.failed ? GCH_ENOMEM : GCH_OK;
     }
@@ -1688,9 +1746,9 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
 
     r = exec->element[0];
 
-    if (!gch_reply_is_str(r) || r->len < 35 || r->str[0] != 'P'
-        || memcmp(r->str + 2, b->hash, 32) != 0)
-    {
+    /* our own "P <hash> <attempt id> ...": not another attempt's with the
+     * same body, which owns the key since the reaper released ours */
+    if (!gch_reply_is_str(r) || !gch_own_record(b, r->str, r->len)) {
         gch_step3_build(b);
         gch_body_release(b);
         gch_error_body(b, 503, "unavailable",
@@ -1770,6 +1828,7 @@ gch_book_free(gch_book_t *b)
     gch_cmdlist_free(&b->check);
     a->free(a->ctx, b->cells);
     a->free(a->ctx, b->idem_rkey);
+    a->free(a->ctx, b->member);
     gch_body_release(b);
     a->free(a->ctx, b->stored);
     a->free(a->ctx, b->items);

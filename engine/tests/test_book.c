@@ -89,6 +89,7 @@ tbk_plan(tbk_t *k, const char *fid, const char *key, const char *items,
     k->in.idem_ttl_s = 86400;
     k->in.inflight_ttl_s = 30;
     k->in.catalogue_gen = T_GEN;
+    k->in.attempt = 0xa7;
 
     rc = gch_book_plan(&k->b, &k->in, a, &k->err);
 
@@ -221,7 +222,21 @@ tstep2_reply(const gch_cmds_t *l, const char *fence)
 }
 
 
-/* The "P <hash> <ms> <plan>" record step one writes. */
+/* "ZREM gch:inflight <rkey>#<attempt id>", the id read from the record
+ * "P <hash> <id> <plan>" step one wrote. */
+static void
+tzrem(char *out, size_t size, const char *rkey, const char *rec)
+{
+    const char  *id, *sp;
+
+    id = rec && strlen(rec) > 35 ? rec + 35 : "";
+    sp = strchr(id, ' ');
+    snprintf(out, size, "ZREM gch:inflight %s#%.*s", rkey,
+             (int) (sp ? (size_t) (sp - id) : strlen(id)), id);
+}
+
+
+/* The "P <hash> <attempt id> <plan>" record step one writes. */
 static char *
 tprecord(gch_book_t *b)
 {
@@ -229,6 +244,18 @@ tprecord(gch_book_t *b)
 
     l = gch_book_step1(b);
     return l ? tcmd_arg(l, 1, 2) : NULL;
+}
+
+
+/* "ZREM gch:inflight <this attempt's member>" */
+static void
+tzrem_own(char *out, size_t size, gch_book_t *b)
+{
+    char  *rec;
+
+    rec = tprecord(b);
+    tzrem(out, size, "{f:f-martin}:idem:k1", rec);
+    free(rec);
 }
 
 
@@ -466,8 +493,9 @@ test_book_step1_shape(void)
              rec ? rec : "");
     ok = ok && tline_is(l, 1, want);
     ok = ok && tline_is(l, 2, "INCR gch:seq:demande");
-    snprintf(want, sizeof(want), "ZADD gch:inflight NX %lld "
-             "{f:f-martin}:idem:k1", ms);
+    /* the attempt's own member: key, now, attempt number, body hash */
+    snprintf(want, sizeof(want), "ZADD gch:inflight %lld "
+             "{f:f-martin}:idem:k1#%lld.a7.%.8s", ms, ms, rec ? rec + 2 : "");
     ok = ok && tline_is(l, 3, want);
     ok = ok && tline_is(l, 4, "GET gch:catalogue:gen");
 
@@ -484,22 +512,24 @@ test_book_step1_shape(void)
                               "u32 0 -1");
     /* c-leo is refused (age): no claim, no place */
     ok = ok && tline_is(l, 9, "EXEC");
-    tap_ok(ok, "step one: MULTI, SET idem NX GET EX, INCR, ZADD NX, GET gen, "
-           "a claim per elementary interval, BITFIELD -1, EXEC");
+    tap_ok(ok, "step one: MULTI, SET idem NX GET EX, INCR, ZADD of the "
+           "attempt's member, GET gen, a claim per elementary interval, "
+           "BITFIELD -1, EXEC");
 
-    /* the record: P <hash> <ms> <plan for the reaper> */
+    /* the record: P <hash> <attempt id> <plan for the reaper> */
     ok = rec != NULL && rec[0] == 'P' && rec[1] == ' ' && strlen(rec) > 35
          && rec[34] == ' ';
     for (p = rec ? rec + 2 : NULL; ok && p < rec + 34; p++) {
         ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
     }
-    snprintf(want, sizeof(want), " %lld [{\"s\":\"k-j\",\"c\":\"c-thais\","
+    snprintf(want, sizeof(want), " %lld.a7.%.8s [{\"s\":\"k-j\","
+             "\"c\":\"c-thais\","
              "\"b\":\"%s\",\"q\":[\"{c:c-thais}:2021-07-07:q0\","
              "\"{c:c-thais}:2021-07-07:q1\",\"{c:c-thais}:2021-07-07:q2\"]}]",
-             ms, bid);
+             ms, rec ? rec + 2 : "", bid);
     ok = ok && strcmp(rec + 34, want) == 0;
-    tap_ok(ok, "step one record: P <hash> <ms> <plan of open cells>: %s",
-           rec ? rec : "(none)");
+    tap_ok(ok, "step one record: P <hash> <attempt id> <plan of open cells>: "
+           "%s", rec ? rec : "(none)");
 
     free(rec);
     free(val);
@@ -614,7 +644,8 @@ test_book_fresh(void)
     snprintf(want, sizeof(want), "SET {f:f-martin}:idem:k1 %s XX GET EX 86400",
              stored ? stored : "");
     ok = ok && tline_is(l, 1, want);
-    ok = ok && tline_is(l, 2, "ZREM gch:inflight {f:f-martin}:idem:k1");
+    tzrem(want, sizeof(want), "{f:f-martin}:idem:k1", rec);
+    ok = ok && tline_is(l, 2, want);
     snprintf(want, sizeof(want), "SADD {s:k-m}:booked %s",
              bid ? strchr(bid, ' ') + 1 : "");
     ok = ok && tline_is(l, 3, want);
@@ -878,7 +909,7 @@ static void
 test_book_idempotency(void)
 {
     int                rc, ok;
-    char               hash[33], first[2048], rec[2300];
+    char               hash[33], first[2048], rec[2300], zrem[300];
     tbk_t              k;
     tsim_t             s;
     const gch_cmds_t  *l;
@@ -893,6 +924,7 @@ test_book_idempotency(void)
     rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
     rc = rc ? rc : tbk_step1(&k, &s);
     l = gch_book_step2(k.b);
+    tzrem_own(zrem, sizeof(zrem), k.b);
     ok = rc == GCH_OK && gch_book_status(k.b) == 200 && gch_book_replayed(k.b)
          && first[0] && strcmp(tbody(k.b), first) == 0
          && gch_book_ncells(k.b) == 0
@@ -900,9 +932,9 @@ test_book_idempotency(void)
          && tline_is(l, 1, "DEL {c:c-thais}:2021-07-07:q0")
          && tline_is(l, 2, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY u32 "
                            "0 1")
-         && tline_is(l, 3, "ZREM gch:inflight {f:f-martin}:idem:k1");
+         && tline_is(l, 3, zrem);
     tap_ok(ok, "replay: same body, replayed flag, step one's claim and "
-           "place given back, ZREM of the re-added inflight entry, the "
+           "place given back, ZREM of its own inflight member, the "
            "record untouched");
     if (!ok) {
         tdump_diag("compensation", l);
@@ -923,8 +955,9 @@ test_book_idempotency(void)
     rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
     rc = rc ? rc : tbk_step1(&k, &s);
     l = gch_book_step2(k.b);
+    tzrem_own(zrem, sizeof(zrem), k.b);
     tap_ok(rc == GCH_OK && gch_book_replayed(k.b) && l && l->ncmds == 3
-           && tline_is(l, 1, "ZREM gch:inflight {f:f-martin}:idem:k1"),
+           && tline_is(l, 1, zrem),
            "replay when step one took nothing: only the ZREM");
     tbk_free(&k);
 
@@ -953,13 +986,14 @@ test_book_idempotency(void)
     rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
     rc = rc ? rc : tbk_step1(&k, &s);
     l = gch_book_step2(k.b);
+    tzrem_own(zrem, sizeof(zrem), k.b);
     ok = rc == GCH_OK && gch_book_status(k.b) == 409
          && strstr(tbody(k.b), "\"code\":\"request_in_progress\"")
          && l && tcmds_count(l, "DEL {c:") == 1
          && tcmds_count(l, "BITFIELD") == 1 && tcmds_count(l, "DEL {f:") == 0
-         && tcmds_count(l, "ZREM") == 0;
-    tap_ok(ok, "P record: 409 request_in_progress, compensation, the live "
-           "attempt's inflight entry kept: %s",
+         && tcmds_count(l, "ZREM") == 1 && tcmds_count(l, zrem) == 1;
+    tap_ok(ok, "P record: 409 request_in_progress, compensation and its own "
+           "inflight member removed (the live attempt's is its own): %s",
            tbody(k.b));
     rc = tbk_step2(&k, NULL);
     tap_ok(rc == GCH_OK && gch_book_status(k.b) == 409,
@@ -1155,13 +1189,13 @@ static void
 test_book_fence(void)
 {
     int                rc, ok;
-    char              *rec, other[200];
+    char              *rec, other[200], twin[200];
     size_t             i;
     tbk_t              k;
     const gch_cmds_t  *l;
-    const char        *fences[3];
+    const char        *fences[4];
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
                       &gch_alloc_std);
         rec = rc ? NULL : tprecord(k.b);
@@ -1169,9 +1203,14 @@ test_book_fence(void)
 
         snprintf(other, sizeof(other), "P 0123456789abcdef0123456789abcdef "
                  "1 []");
+        /* the same body's record from another attempt: the reaper
+         * released ours and a retry owns the key now */
+        snprintf(twin, sizeof(twin), "P %.32s 1623319200999.b8.%.8s []",
+                 rec ? rec + 2 : "", rec ? rec + 2 : "");
         fences[0] = NULL;
         fences[1] = other;
         fences[2] = rec ? rec : "";
+        fences[3] = twin;
         if (rec) {
             rec[0] = 'D';       /* the reaper never writes D; a stale one */
         }
@@ -1191,7 +1230,8 @@ test_book_fence(void)
                            "\"booking_ids\":[\"b-") == 5
              && tline_is(l, 6, "DEL {f:f-martin}:idem:k1");
         tap_ok(ok, "on_step2 fence %s: GCH_EFENCED, 503, step three SREM/HDEL/"
-               "XADD void/DEL", i == 0 ? "nil" : i == 1 ? "other P" : "D");
+               "XADD void/DEL", i == 0 ? "nil" : i == 1 ? "other P"
+               : i == 2 ? "D" : "same body, another attempt's P");
         if (!ok) {
             tdump_diag("step three", l);
         }
