@@ -16,8 +16,8 @@
  *   record's body, the sessions of the answer ("D") or plan ("P") are
  *   recounted and the claims its refused cells got from its step one are
  *   deleted; ZREM.
- *   its own "P": MULTI, DEL the claims of its plan that still hold "<sid> <bid>",
- *   the record and the member, ZADD each session of the plan to
+ *   its own "P": MULTI, DEL the claims of its plan that still hold
+ *   "<sid> <bid>", the record and the member, ZADD each session of the plan to
  *   gch:recount, due recount_after_ms later, EXEC (aborted if a late step
  *   two wrote meanwhile: it wins).
  * recount: each due session of gch:recount gets left = places_online -
@@ -476,7 +476,7 @@ gchw_member_split(const char *member, char *rkey, size_t size)
     size_t       n;
     const char  *h;
 
-    h = strchr(member, '#');
+    h = strrchr(member, '#');              /* the id has none */
     n = h ? (size_t) (h - member) : strlen(member);
     if (n >= size) {
         n = size - 1;
