@@ -465,56 +465,6 @@ gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
 
 
 /*
- * A booking attempt's member "{f:<fid>}:idem:<key>#<id>", id =
- * "<ms>.<attempt>.<8 hex of its body's hash>" (the record key, then the
- * attempt; members written before attempts had ids are the record key
- * alone).  Copies the record key into rkey; returns the id or NULL.
- */
-static const char *
-gchw_member_split(const char *member, char *rkey, size_t size)
-{
-    size_t       n;
-    const char  *h;
-
-    h = strrchr(member, '#');              /* the id has none */
-    n = h ? (size_t) (h - member) : strlen(member);
-    if (n >= size) {
-        n = size - 1;
-    }
-    memcpy(rkey, member, n);
-    rkey[n] = '\0';
-
-    return h ? h + 1 : NULL;
-}
-
-
-/* Did the attempt id come with the body whose hash the record holds? */
-static int
-gchw_same_body(const char *id, const char *rec, size_t len)
-{
-    const char  *dot;
-
-    dot = id ? strrchr(id, '.') : NULL;
-
-    return dot && strlen(dot + 1) == 8 && len > 35
-           && memcmp(rec + 2, dot + 1, 8) == 0;
-}
-
-
-/* Is rec "P <hash32> <id> ..." the record the attempt id wrote? */
-static int
-gchw_own_record(const char *id, const char *rec, size_t len)
-{
-    size_t  n;
-
-    n = strlen(id);
-
-    return rec[0] == 'P' && len > 35 + n && memcmp(rec + 35, id, n) == 0
-           && rec[35 + n] == ' ';
-}
-
-
-/*
  * Does an attempt younger than cutoff touch session sid?  1, 0, -1.  "P":
  * a first attempt, its plan (a retry answered 409 has the same body, hence
  * the same sessions); "D": a replay between its steps, the sessions of the
@@ -546,7 +496,7 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
     busy = 0;
 
     for (i = 0; i < m->elements && !busy; i++) {
-        id = gchw_member_split(m->element[i]->str, rkey, sizeof(rkey));
+        id = gch_attempt_split(m->element[i]->str, rkey, sizeof(rkey));
         v = redisCommand(rc, "GET %s", rkey);
         if (v == NULL) {
             freeReplyObject(m);
@@ -554,7 +504,7 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
         }
 
         if (id && (v->type != REDIS_REPLY_STRING
-                   || !gchw_same_body(id, v->str, v->len)))
+                   || !gch_attempt_same_body(id, v->str, v->len)))
         {
             busy = 1;                     /* its cells are not known */
 
@@ -669,7 +619,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
     const char   *ps[] = { "s", NULL }, *pb[] = { "b", NULL },
                  *pq[] = { "q", NULL };
 
-    id = gchw_member_split(member, rkey, sizeof(rkey));
+    id = gch_attempt_split(member, rkey, sizeof(rkey));
 
     x = redisCommand(rc, "WATCH %s", rkey);
     if (x == NULL) {
@@ -683,7 +633,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
     }
 
     if (g->type != REDIS_REPLY_STRING || g->str[0] != 'P'
-        || (id && !gchw_own_record(id, g->str, g->len)))
+        || (id && !gch_attempt_wrote(id, g->str, g->len)))
     {
         /*
          * Not the first attempt with the key, or the record is gone: a
@@ -694,13 +644,13 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
          */
         freeReplyObject(redisCommand(rc, "UNWATCH"));
         if (g->type == REDIS_REPLY_STRING && g->str[0] == 'D'
-            && (id == NULL || gchw_same_body(id, g->str, g->len)))
+            && (id == NULL || gch_attempt_same_body(id, g->str, g->len)))
         {
             gchw_dirty_answer(r, rc, g->str, g->len);
             gchw_replay_claims(r, rc, rkey, g->str, g->len);
 
         } else if (g->type == REDIS_REPLY_STRING && g->str[0] == 'P'
-                   && gchw_same_body(id, g->str, g->len))
+                   && id && gch_attempt_same_body(id, g->str, g->len))
         {
             gchw_dirty_plan(r, rc, g->str, g->len);
 

@@ -410,6 +410,18 @@ void gch_book_id(char out[GCH_BOOKING_ID_MAX], const char *fid,
 int gch_claim_key_of(char *buf, size_t size, const char *cid, gch_day_t day,
     int q);
 
+/* A booking attempt's gch:inflight member "<record key>#<id>", id =
+ * "<ms>.<attempt>.<8 hex of the body's hash>" (a member without "#" is
+ * the record key alone, as written before attempts had ids).  Copies the
+ * record key into rkey (truncated to size); returns the id or NULL. */
+const char *gch_attempt_split(const char *member, char *rkey, size_t size);
+/* 1 when the idempotency record rec ("P <hash> <id> <plan>") was written
+ * by the attempt id, else 0. */
+int gch_attempt_wrote(const char *id, const char *rec, size_t len);
+/* 1 when the attempt id came with the body whose hash the record ("P" or
+ * "D <hash> ...") holds, else 0. */
+int gch_attempt_same_body(const char *id, const char *rec, size_t len);
+
 /* Plans the cancellation of booking bid of family f.  Then, while
  * gch_cancel_next() gives commands, send them and feed the EXEC reply to
  * gch_cancel_on_reply(); the answer is gch_cancel_status()/_body():

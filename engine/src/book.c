@@ -256,22 +256,57 @@ gch_attempt_id(const gch_book_t *b)
 }
 
 
-/* Is rec ("P <hash> <id> <plan>") the record this attempt wrote? */
+/* See gch.h. */
+const char *
+gch_attempt_split(const char *member, char *rkey, size_t size)
+{
+    size_t       n;
+    const char  *h;
+
+    h = strrchr(member, '#');              /* the id has none */
+    n = h ? (size_t) (h - member) : strlen(member);
+    if (n >= size) {
+        n = size - 1;
+    }
+    memcpy(rkey, member, n);
+    rkey[n] = '\0';
+
+    return h ? h + 1 : NULL;
+}
+
+
+/* See gch.h. */
+int
+gch_attempt_wrote(const char *id, const char *rec, size_t len)
+{
+    size_t  n;
+
+    n = strlen(id);
+
+    return len > 35 + n && rec[0] == 'P' && memcmp(rec + 35, id, n) == 0
+           && rec[35 + n] == ' ';
+}
+
+
+/* See gch.h. */
+int
+gch_attempt_same_body(const char *id, const char *rec, size_t len)
+{
+    const char  *dot;
+
+    dot = strrchr(id, '.');
+
+    return dot && strlen(dot + 1) == 8 && len > 35
+           && memcmp(rec + 2, dot + 1, 8) == 0;
+}
+
+
+/* Is rec the record this attempt wrote (its whole hash, its id)? */
 static int
 gch_own_record(const gch_book_t *b, const char *rec, size_t len)
 {
-    size_t       n;
-    const char  *id;
-
-    if (b->member == NULL) {
-        return 0;
-    }
-
-    id = gch_attempt_id(b);
-    n = strlen(id);
-
-    return len > 35 + n && rec[0] == 'P' && memcmp(rec + 2, b->hash, 32) == 0
-           && memcmp(rec + 35, id, n) == 0 && rec[35 + n] == ' ';
+    return b->member != NULL && len > 35 && memcmp(rec + 2, b->hash, 32) == 0
+           && gch_attempt_wrote(gch_attempt_id(b), rec, len);
 }
 
 

@@ -1487,6 +1487,41 @@ test_book_oom(void)
 }
 
 
+/* The readers of attempt members and records the reaper shares. */
+static void
+test_book_attempts(void)
+{
+    char         rkey[64];
+    const char  *id, *p, *d;
+
+    id = gch_attempt_split("{f:f-1}:idem:k1#1623319200123.a7.1a03f44a",
+                           rkey, sizeof(rkey));
+    tap_ok(id && strcmp(id, "1623319200123.a7.1a03f44a") == 0
+           && strcmp(rkey, "{f:f-1}:idem:k1") == 0,
+           "attempt member: record key and id");
+    id = gch_attempt_split("{f:f-1}:idem:k1", rkey, sizeof(rkey));
+    tap_ok(id == NULL && strcmp(rkey, "{f:f-1}:idem:k1") == 0,
+           "attempt member without an id: the record key alone");
+    (void) gch_attempt_split("{f:f-1}:idem:k1#1.2.3", rkey, 6);
+    tap_ok(strcmp(rkey, "{f:f-") == 0, "attempt member: rkey truncated");
+
+    p = "P 1a03f44aafb26339537552c23961bc7c 1623319200123.a7.1a03f44a []";
+    d = "D 1a03f44aafb26339537552c23961bc7c {}";
+    id = "1623319200123.a7.1a03f44a";
+    tap_ok(gch_attempt_wrote(id, p, strlen(p))
+           && !gch_attempt_wrote("1623319200123.a8.1a03f44a", p, strlen(p))
+           && !gch_attempt_wrote("1623319200123.a7.1a03f44", p, strlen(p))
+           && !gch_attempt_wrote(id, d, strlen(d)),
+           "attempt wrote the P record naming its id, no other");
+    tap_ok(gch_attempt_same_body(id, p, strlen(p))
+           && gch_attempt_same_body("9.b8.1a03f44a", d, strlen(d))
+           && !gch_attempt_same_body("9.b8.ffffffff", d, strlen(d))
+           && !gch_attempt_same_body("9.b8.1a03f4", d, strlen(d))
+           && !gch_attempt_same_body("9", d, strlen(d)),
+           "attempt of the same body: its hash prefix is the record's");
+}
+
+
 void
 test_book(void)
 {
@@ -1506,6 +1541,7 @@ test_book(void)
     test_book_catalogue_gen();
     test_book_week();
     test_book_fence();
+    test_book_attempts();
     test_book_sold_out();
     test_book_oom();
 
