@@ -18,9 +18,6 @@
 #include "gchw.h"
 
 
-#define GCHW_MIGRATE_LOCK  "7310041"    /* pg_advisory_xact_lock key */
-
-
 /* See gchw.h. */
 PGconn *
 gchw_pg_connect(const gchw_conf_t *conf)
@@ -123,7 +120,7 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
     }
 
     if (gchw_pg_exec(pg, "select pg_advisory_xact_lock("
-                     GCHW_MIGRATE_LOCK ")") != 0)
+                     GCHW_LOCK_MIGRATE ")") != 0)
     {
         goto failed;
     }

@@ -26,6 +26,17 @@
 #define GCHW_DEAD        "gch:bookings:dead"
 
 
+/*
+ * PostgreSQL advisory lock keys, all here so that no two uses share one by
+ * accident.  Transaction-level (pg_advisory_xact_lock) unless said.
+ */
+#define GCHW_LOCK_MIGRATE  "7310041"    /* guichetctl migrate */
+#define GCHW_LOCK_INVOICE  "7310042"    /* invoicing and town loading */
+#define GCHW_LOCK_SEPA     "7310043"    /* SEPA direct-debit files */
+#define GCHW_LOCK_PERSIST  "7310044"    /* one persister batch at a time */
+#define GCHW_LOCK_PUBLISH  "7567061716" /* publication; session-level */
+
+
 /* ------------------------------------------------------------------ */
 /* settings (conf.c)                                                   */
 

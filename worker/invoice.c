@@ -34,8 +34,6 @@
 #include "gchw.h"
 
 
-#define GCHW_INVOICE_LOCK  "7310042"   /* pg_advisory_xact_lock key */
-
 /* billable booking b of session s in month $1 */
 #define GCHW_SQL_BILLABLE                                                     \
     " s.date >= $1::date and s.date < ($1::date + interval '1 month')"        \
@@ -520,7 +518,7 @@ gchw_invoice_run(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
     }
 
     if (gchw_pg_exec(pg, "select pg_advisory_xact_lock("
-                     GCHW_INVOICE_LOCK ")") != 0)
+                     GCHW_LOCK_INVOICE ")") != 0)
     {
         goto failed;
     }

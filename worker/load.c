@@ -701,7 +701,8 @@ gchw_load_town(PGconn *pg, const char *path)
     }
 
     /* one loader at a time; the worker's persister is not blocked */
-    if (gchw_pg_exec(pg, "select pg_advisory_xact_lock(7310042)") != 0
+    if (gchw_pg_exec(pg, "select pg_advisory_xact_lock("
+                     GCHW_LOCK_INVOICE ")") != 0
         || gchw_load_units_activities(pg, t, &changed) != 0
         || gchw_load_sessions(pg, t, &changed) != 0
         || gchw_load_families(pg, t, &changed) != 0

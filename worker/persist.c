@@ -20,7 +20,9 @@
  *
  * Cancellations and justifications are applied whichever of them or the
  * booking arrives first (an entry may wait at a dead consumer while later
- * ones are read).
+ * ones are read).  Batches are serialized across workers by an advisory
+ * lock (GCHW_LOCK_PERSIST), so that two workers consuming at once cannot
+ * each miss the other's uncommitted booking or cancellation.
  *
  * XACK is sent only after COMMIT.  A crash between the two redelivers the
  * batch, and the "on conflict do nothing" inserts make the replay a no-op:
@@ -517,8 +519,15 @@ gchw_write(PGconn *pg, const char *json, int types, char *err, size_t errlen)
         goto failed;
     }
 
-    res = PQexec(pg, "begin");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    /*
+     * One batch at a time across workers: each statement then sees every
+     * batch committed before this one (a booking's cancellation persisted
+     * by another worker meanwhile), not just those committed before its
+     * own snapshot.  Same round trip as the begin.
+     */
+    res = PQexec(pg, "begin; select pg_advisory_xact_lock("
+                     GCHW_LOCK_PERSIST ")");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         goto failed;
     }
     PQclear(res);

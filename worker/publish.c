@@ -661,18 +661,16 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
  * and every session row): a PostgreSQL advisory lock for the session.
  * wait: block until it is ours.  1 held, 0 someone else has it, -1 error.
  */
-#define GCHW_PUBLISH_LOCK  "7567061716"
-
 static int
 gchw_publish_lock(PGconn *pg, int wait)
 {
     int        held;
     PGresult  *res;
 
-    res = gchw_query(pg, wait ? "select pg_advisory_lock(" GCHW_PUBLISH_LOCK
+    res = gchw_query(pg, wait ? "select pg_advisory_lock(" GCHW_LOCK_PUBLISH
                                 ")::text <> 'x'"
                               : "select pg_try_advisory_lock("
-                                GCHW_PUBLISH_LOCK ")");
+                                GCHW_LOCK_PUBLISH ")");
     if (res == NULL) {
         return -1;
     }
@@ -687,7 +685,7 @@ gchw_publish_lock(PGconn *pg, int wait)
 static void
 gchw_publish_unlock(PGconn *pg)
 {
-    PQclear(PQexec(pg, "select pg_advisory_unlock(" GCHW_PUBLISH_LOCK ")"));
+    PQclear(PQexec(pg, "select pg_advisory_unlock(" GCHW_LOCK_PUBLISH ")"));
 }
 
 

@@ -31,8 +31,6 @@
 #include "gchw.h"
 
 
-#define GCHW_SEPA_LOCK  "7310043"   /* pg_advisory_xact_lock key */
-
 static const char  gchw_sql_debits[] =
     "select i.id, i.number, i.total_cents, m.id, m.reference,"
     "   to_char(m.signed_on, 'YYYY-MM-DD'), m.holder, m.iban, m.bic,"
@@ -130,7 +128,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
 
     if (gchw_pg_exec(pg, "begin") != 0
         || gchw_pg_exec(pg, "select pg_advisory_xact_lock("
-                            GCHW_SEPA_LOCK ")") != 0)
+                            GCHW_LOCK_SEPA ")") != 0)
     {
         goto done;
     }

@@ -701,3 +701,41 @@ def test_postgres_stopped_during_bookings(worker_conf, rds, worker,
     assert sql(worker_conf["pg"], "select count(*), count(distinct ref) "
                "from outbox") == [(224, 224)]
     assert rds.xlen("gch:bookings:dead") == 0
+
+
+def test_two_workers_booking_and_its_cancellation(worker_conf, rds, worker):
+    """Two workers consuming at once: one persists a booking while the
+    other persists its cancellation; the booking ends cancelled.  A slow
+    trigger (2 s per booking insert) holds the first worker's transaction
+    open while the second reads the cancellation (claim_idle_ms 60 s: the
+    second must not take over the first's entry)."""
+    with open(worker_conf["conf"]) as f:
+        text = f.read()
+    with open(worker_conf["conf"], "w") as f:
+        f.write(text.replace("claim_idle_ms = 300", "claim_idle_ms = 60000"))
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    sql(worker_conf["pg"], """
+        create function test_slow() returns trigger language plpgsql as
+          $$ begin perform pg_sleep(2); return null; end $$;
+        create trigger test_slow after insert on booking
+          for each statement execute function test_slow();""")
+    first = worker()
+    assert wait_for(lambda: rds.exists("gch:bookings")
+                    and rds.xinfo_groups("gch:bookings"), 10)
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    # the first worker holds the entry, inside its slow transaction
+    assert wait_for(lambda: pending(rds) == 1, 10)
+    time.sleep(0.3)
+    second = worker()
+    rds.xadd("gch:bookings", {"d": cancel_entry("b-1", False)})
+    assert wait_for(lambda: pending(rds) == 0 and rds.xinfo_groups(
+        "gch:bookings")[0]["last-delivered-id"] == rds.xinfo_stream(
+        "gch:bookings")["last-generated-id"], 15)
+    consumers = rds.xinfo_consumers("gch:bookings", "persist")
+    assert len(consumers) == 2
+    assert first.stop() == 0 and second.stop() == 0
+    assert sql(worker_conf["pg"], "select id, status, billed from booking"
+               ) == [("b-1", "cancelled", False)]
+    assert sql(worker_conf["pg"], "select booking_id from "
+               "booking_cancellation") == [("b-1",)]
