@@ -297,25 +297,68 @@ gchw_cmd_check(const gchw_conf_t *conf)
 }
 
 
+/*
+ * Prints a token for fid.  A family's token (rc not NULL) is also recorded
+ * like a website login's, its BLAKE2b-128 hash in {f:<fid>}:tokens scored
+ * by its expiry (ngx_http_guichet_login_record), so that a password change
+ * or reset ends it too (guichet-office).  The command is only appended:
+ * the caller reads the replies (gchw_tokens_recorded).
+ */
 static int
 gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
-    const char *prefix)
+    const char *prefix, redisContext *rc)
 {
-    char     tok[GCH_TOKEN_MAX];
-    uint8_t  nonce[16];
+    char      tok[GCH_TOKEN_MAX], hex[2 * 16 + 1];
+    int64_t   exp;
+    uint8_t   nonce[16], hash[16];
 
     randombytes_buf(nonce, sizeof(nonce));
+    exp = (int64_t) time(NULL) + ttl;
 
-    if (gch_token_make(tok, secret, fid, (int64_t) time(NULL) + ttl, nonce)
-        != GCH_OK)
-    {
+    if (gch_token_make(tok, secret, fid, exp, nonce) != GCH_OK) {
         fprintf(stderr, "guichetctl: cannot make a token for \"%s\"\n",
                 fid);
         return 1;
     }
 
+    if (rc) {
+        crypto_generichash(hash, sizeof(hash), (const uint8_t *) tok,
+                           strlen(tok), NULL, 0);
+        sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+        if (redisAppendCommand(rc, "ZADD {f:%s}:tokens %lld %s", fid,
+                               (long long) exp, hex) != REDIS_OK)
+        {
+            fprintf(stderr, "guichetctl: redis: %s\n", rc->errstr);
+            return 1;
+        }
+    }
+
     printf("%s%s%s\n", prefix ? prefix : "", prefix ? " " : "", tok);
     return 0;
+}
+
+
+/* Reads the n replies of gchw_print_token's ZADDs: 0, or 1 on an error. */
+static int
+gchw_tokens_recorded(redisContext *rc, int n)
+{
+    int          i, ret;
+    redisReply  *r;
+
+    ret = 0;
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(rc, (void **) &r) != REDIS_OK) {
+            fprintf(stderr, "guichetctl: redis: %s\n", rc->errstr);
+            return 1;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "guichetctl: redis: %s\n", r->str);
+            ret = 1;
+        }
+        freeReplyObject(r);
+    }
+
+    return ret;
 }
 
 
@@ -341,7 +384,7 @@ gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
         return 1;
     }
 
-    rc = gchw_print_token(secret, sub, ttl, NULL);
+    rc = gchw_print_token(secret, sub, ttl, NULL, NULL);
     sodium_memzero(secret, sizeof(secret));
 
     return rc;
@@ -351,18 +394,23 @@ gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
 static int
 gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
 {
-    int           rc, row;
-    uint8_t       secret[GCH_SECRET_LEN];
-    PGconn       *pg;
-    PGresult     *res;
-    const char   *params[1];
+    int            rc, row;
+    uint8_t        secret[GCH_SECRET_LEN];
+    PGconn        *pg;
+    redisContext  *redis;
+    PGresult      *res;
+    const char    *params[1];
 
     if (gchw_secret_read(conf->secret_file, secret) != 0) {
         return 1;
     }
 
     pg = gchw_pg_connect(conf);
-    if (pg == NULL) {
+    redis = pg ? gchw_redis_connect(conf) : NULL;
+    if (redis == NULL) {
+        if (pg) {
+            PQfinish(pg);
+        }
         sodium_memzero(secret, sizeof(secret));
         return 1;
     }
@@ -386,12 +434,16 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
     } else {
         for (row = 0; row < PQntuples(res) && rc == 0; row++) {
             rc = gchw_print_token(secret, PQgetvalue(res, row, 0), ttl,
-                                  fid ? NULL : PQgetvalue(res, row, 0));
+                                  fid ? NULL : PQgetvalue(res, row, 0), redis);
+        }
+        if (rc == 0) {
+            rc = gchw_tokens_recorded(redis, row);
         }
     }
 
     PQclear(res);
     PQfinish(pg);
+    redisFree(redis);
     sodium_memzero(secret, sizeof(secret));
 
     return rc;

@@ -129,7 +129,9 @@ def test_history_needs_a_family(s):
 def test_password_change_ends_the_other_sessions_only(s):
     mine = session(s, "bernard")
     other = session(s, "bernard")
+    minted = s.token("f-bernard")             # guichetctl token
     assert s.http("GET", "/api/me", token=other).status == 200
+    assert s.http("GET", "/api/me", token=minted).status == 200
 
     r = s.http("POST", "/api/password", token=mine,
                json={"old_password": "not-it", "new_password": "nouveau-123"})
@@ -149,7 +151,7 @@ def test_password_change_ends_the_other_sessions_only(s):
     # revoked set within guichet_catalogue_refresh); the office at once
     eventually("the other sessions end in the module", lambda: all(
         s.http("GET", "/api/me", token=t).status == 401
-        for t in (other, other2)))
+        for t in (other, other2, minted)))
     assert code(s.http("GET", "/api/history?period=week&date=2027-01-04",
                        token=other), 401) == "unauthenticated"
     assert s.http("GET", "/api/me", token=mine).status == 200
