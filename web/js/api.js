@@ -44,28 +44,12 @@ export function serverNow() {
     return Date.now() + clockOffsetMs;
 }
 
-export async function call(method, path, body, headers) {
-    const init = {
-        method,
-        credentials: "same-origin",
-        cache: "no-store",
-        headers: Object.assign({ Accept: "application/json" }, headers || {}),
-    };
-    if (body !== undefined) {
-        init.headers["Content-Type"] = "application/json";
-        init.body = JSON.stringify(body);
-    }
-
-    let res;
-    try {
-        res = await fetch(path, init);
-    } catch (e) {
-        return { ok: false, status: 0, data: null, retryAfter: null,
-                 error: { code: "network", message: NETWORK_MESSAGE } };
-    }
-
-    noteServerClock(res);
-
+/*
+ * The answer of a fetch as {ok, status, data, error, retryAfter, headers}:
+ * a JSON body read when there is one, the error of the body or else a
+ * French one (fallback(status)).
+ */
+async function answer(res, fallback) {
     let data = null;
     const type = res.headers.get("Content-Type") || "";
     if (res.status !== 204 && type.includes("json")) {
@@ -81,13 +65,52 @@ export async function call(method, path, body, headers) {
                   error: null };
     if (!res.ok) {
         out.error = (data && data.error) || { code: "http_" + res.status,
-            message: "Le serveur a répondu par une erreur (" + res.status
-                     + "). Réessayez dans un instant." };
+                                              message: fallback(res.status) };
         if (!out.error.message) {
             out.error.message = "Erreur " + res.status + ".";
         }
     }
     return out;
+}
+
+const failed = (status) => "Le serveur a répondu par une erreur (" + status
+                           + "). Réessayez dans un instant.";
+
+const unreachable = () => ({ ok: false, status: 0, data: null,
+                             retryAfter: null, headers: null,
+                             error: { code: "network",
+                                      message: NETWORK_MESSAGE } });
+
+/*
+ * One API call.  opts (optional): credentials ("same-origin" by default,
+ * the family's session cookie; the back office sends "omit") and bearer
+ * (a token sent as Authorization: Bearer).
+ */
+export async function call(method, path, body, headers, opts) {
+    const o = opts || {};
+    const init = {
+        method,
+        credentials: o.credentials || "same-origin",
+        cache: "no-store",
+        headers: Object.assign({ Accept: "application/json" }, headers || {}),
+    };
+    if (o.bearer) {
+        init.headers.Authorization = "Bearer " + o.bearer;
+    }
+    if (body !== undefined) {
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+    }
+
+    let res;
+    try {
+        res = await fetch(path, init);
+    } catch (e) {
+        return unreachable();
+    }
+
+    noteServerClock(res);
+    return answer(res, failed);
 }
 
 /* True when the endpoint does not exist (yet) on this server. */
@@ -107,28 +130,10 @@ export async function upload(path, file) {
             body: file,
         });
     } catch (e) {
-        return { ok: false, status: 0, data: null, retryAfter: null,
-                 error: { code: "network", message: NETWORK_MESSAGE } };
+        return unreachable();
     }
-    let data = null;
-    if ((res.headers.get("Content-Type") || "").includes("json")) {
-        try {
-            data = await res.json();
-        } catch (e) {
-            data = null;
-        }
-    }
-    const out = { ok: res.ok, status: res.status, data, headers: res.headers,
-                  retryAfter: parseRetryAfter(res.headers.get("Retry-After")),
-                  error: null };
-    if (!res.ok) {
-        out.error = (data && data.error) || { code: "http_" + res.status,
-            message: res.status === 413
-                ? "Ce fichier est trop volumineux."
-                : "Le serveur a répondu par une erreur (" + res.status
-                  + "). Réessayez dans un instant." };
-    }
-    return out;
+    return answer(res, (status) => status === 413
+        ? "Ce fichier est trop volumineux." : failed(status));
 }
 
 export const get = (path) => call("GET", path);

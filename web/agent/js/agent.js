@@ -13,9 +13,10 @@
  *         #/messagerie #/journal
  */
 
+import * as api from "../../js/api.js";
 import * as F from "../../js/format.js";
 import { h, id, announce, alertBox } from "../../js/dom.js";
-import { docTypeName } from "../../js/espace.js";
+import { docTypeName, listOf, pick, when } from "../../js/espace.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -33,76 +34,23 @@ try {
 /* ---------------------------------------------------------------- */
 /* the API */
 
-const NETWORK = "Connexion au serveur impossible. Réessayez.";
-
+/* Staff calls: the bearer token, never the family cookie; a 401 ends the
+ * tab's staff session. */
 async function call(method, path, body, headers) {
-    const init = { method, credentials: "omit", cache: "no-store",
-                   headers: Object.assign({ Accept: "application/json" },
-                                          headers || {}) };
-    if (staff && staff.token) {
-        init.headers.Authorization = "Bearer " + staff.token;
-    }
-    if (body !== undefined) {
-        init.headers["Content-Type"] = "application/json";
-        init.body = JSON.stringify(body);
-    }
-    let res;
-    try {
-        res = await fetch(path, init);
-    } catch (e) {
-        return { ok: false, status: 0, data: null,
-                 error: { code: "network", message: NETWORK } };
-    }
-    let data = null;
-    if ((res.headers.get("Content-Type") || "").includes("json")) {
-        try {
-            data = await res.json();
-        } catch (e) {
-            data = null;
-        }
-    }
-    const out = { ok: res.ok, status: res.status, data, error: null,
-                  headers: res.headers };
-    if (!res.ok) {
-        out.error = (data && data.error) || { code: "http_" + res.status,
-            message: "Erreur " + res.status + " du serveur." };
-    }
-    if (res.status === 401 && path !== "/api/staff/session") {
+    const r = await api.call(method, path, body, headers,
+                             { credentials: "omit",
+                               bearer: staff && staff.token });
+    if (r.status === 401 && path !== "/api/staff/session") {
         expired();
     }
-    return out;
+    return r;
 }
 
 const get = (p) => call("GET", p);
 const post = (p, b, hd) => call("POST", p, b, hd);
 const del = (p) => call("DELETE", p);
-
-function missing(r) {
-    return r.status === 404 || r.status === 405 || r.status === 501;
-}
-
-function listOf(data, key) {
-    if (Array.isArray(data)) {
-        return data;
-    }
-    if (data && Array.isArray(data[key])) {
-        return data[key];
-    }
-    return [];
-}
-
-function pick(o, ...keys) {
-    for (const k of keys) {
-        if (o && o[k] !== undefined && o[k] !== null) {
-            return o[k];
-        }
-    }
-    return undefined;
-}
-
-function newKey() {
-    return crypto.randomUUID().replace(/-/g, "");
-}
+const missing = api.isMissing;
+const newKey = api.newIdempotencyKey;
 
 /* ---------------------------------------------------------------- */
 /* the page frame */
@@ -153,13 +101,6 @@ function tag(st) {
         ? "ok" : /^(refusee|refused|absent|cancelled|abandoned)$/.test(st)
             ? "ko" : "attente";
     return h("span", { class: "etiquette " + kind }, WORDS[st] || st || "—");
-}
-
-function when(v) {
-    if (!v) {
-        return "—";
-    }
-    return String(v).length > 10 ? F.instantShort(v) : F.dayYear(v);
 }
 
 function table(caption, heads, rows, attrs, hideCaption) {
