@@ -18,7 +18,8 @@
  *
  * Medical certificates (type certificat_medical) are uploaded here before
  * the website justifies an absence with POST /api/absences (the module's
- * endpoint, which records the document_id without checking it).
+ * endpoint): an upload adds its id to {f:<fid>}:documents in Redis, the
+ * set the module checks that document_id against.
  */
 
 #include <errno.h>
@@ -167,6 +168,47 @@ gcho_doc_sync_dir(const char *dir)
 }
 
 
+/*
+ * Adds the document to {f:<fid>}:documents, the set the module's POST
+ * /api/absences checks a document_id against, before the upload commits:
+ * Redis may then name a document PostgreSQL does not have (the commit
+ * failed), never the reverse.  The publisher rebuilds the sets after a
+ * loss of Redis's data (worker/publish.c).  0, or -1 after answering 503.
+ */
+static int
+gcho_doc_known(gcho_req_t *rq, const char *fid, const char *id)
+{
+    redisReply    *r;
+    redisContext  *rc;
+
+    rc = gcho_redis(rq);
+    if (rc == NULL) {
+        return -1;
+    }
+
+    r = redisCommand(rc, "SADD {f:%s}:documents %s", fid, id);
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+        freeReplyObject(r);
+        return 0;
+    }
+
+    gchw_log("error", "office: redis: SADD {f:%s}:documents: %s", fid,
+             r ? r->str : rc->errstr);
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    if (rc->err) {
+        redisFree(rc);
+        gcho_ctx.redis = NULL;
+    }
+
+    (void) gcho_error(rq, 503, "unavailable",
+                      "Le document n'a pas pu être enregistré, "
+                      "réessayez dans un instant.");
+    return -1;
+}
+
+
 /* POST /api/documents?type=<type>&child_id=<id>&name=<file name> */
 static int
 gcho_doc_upload(gcho_req_t *rq)
@@ -304,6 +346,12 @@ gcho_doc_upload(gcho_req_t *rq)
                           "réessayez dans un instant.");
     }
     gcho_doc_sync_dir(dir);
+
+    if (gcho_doc_known(rq, rq->family_id, rq->param[0]) != 0) {
+        (void) unlink(final);
+        gcho_rollback();
+        return 0;
+    }
 
     snprintf(target, sizeof(target), "document:%s", rq->param[0]);
 

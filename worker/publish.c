@@ -12,8 +12,9 @@
  * Order of writes, all pipelined:
  *
  *   1. rebuild only: {s:}:booked, {f:}:bookings, claims {c:}:<date>:q<i>
- *      and gch:seq:demande from PostgreSQL's confirmed bookings, and the
- *      families' invoice lists {f:}:invoices (invoice.c);
+ *      and gch:seq:demande from PostgreSQL's confirmed bookings, the
+ *      families' uploaded documents {f:}:documents, and their invoice
+ *      lists {f:}:invoices (invoice.c);
  *   2. per session {s:<sid>}:left = places_online - confirmed bookings as a
  *      4-byte big-endian u32: SET NX (live counters win), or SET when
  *      rebuilding; a session whose places_online changed since the last
@@ -260,6 +261,20 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
     }
 
     gchw_pipe_str(p, 3, "SET", "gch:seq:demande", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    /* the uploaded documents an absence may cite (office/document.c) */
+    res = gchw_query(pg, "select family_id, id::text from document");
+    if (res == NULL) {
+        return -1;
+    }
+
+    for (row = 0; row < PQntuples(res); row++) {
+        snprintf(key, sizeof(key), "{f:%s}:documents",
+                 PQgetvalue(res, row, 0));
+        gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 1));
+    }
+
     PQclear(res);
 
     return 0;

@@ -6,7 +6,9 @@
  * Two MULTI/EXEC steps, driven like cancel.c:
  *
  *   1. find the booking in the family's planning, or among its billed
- *      late cancellations ({f}:billed), and take a demande number;
+ *      late cancellations ({f}:billed), take a demande number, and check
+ *      that the certificate cited (document_id, optional) is one of the
+ *      family's uploads ({f}:documents, written by guichet-office);
  *   2. append an "absence" entry to the stream (the worker marks the
  *      booking justified in PostgreSQL, so no invoice bills it), drop the
  *      billed mark, and add the demande to the family's list.
@@ -71,6 +73,10 @@ gch_absence_plan(gch_absence_t **out, const gch_family_t *f,
     snprintf(key, sizeof(key), "{f:%s}:billed", f->id);
     gch_cmdlist_cmd(&j->cmds, "HGET", key, j->bid, NULL);
     gch_cmdlist_cmd(&j->cmds, "INCR", "gch:seq:demande", NULL);
+    if (j->doc[0]) {
+        snprintf(key, sizeof(key), "{f:%s}:documents", f->id);
+        gch_cmdlist_cmd(&j->cmds, "SISMEMBER", key, j->doc, NULL);
+    }
     gch_cmdlist_cmd(&j->cmds, "EXEC", NULL);
 
     if (j->cmds.failed) {
@@ -170,19 +176,20 @@ gch_absence_record(gch_absence_t *j)
 }
 
 
+/* Answers the error err (status, code, message) and ends the saga. */
 static void
-gch_absence_not_found(gch_absence_t *j)
+gch_absence_refuse(gch_absence_t *j, int status, const char *code,
+    const char *message)
 {
     gch_error_t  err;
 
     memset(&err, 0, sizeof(gch_error_t));
-    err.status = 404;
-    err.code = "not_found";
-    snprintf(err.message, sizeof(err.message), "%s",
-             "Cette réservation n'existe pas ou n'est pas facturée.");
+    err.status = status;
+    err.code = code;
+    snprintf(err.message, sizeof(err.message), "%s", message);
 
     j->step = GCH_ABS_DONE;
-    j->status = 404;
+    j->status = status;
 
     if (gch_render_error(&err, j->a, &j->body, &j->body_len) != GCH_OK) {
         j->body = NULL;
@@ -202,8 +209,9 @@ gch_absence_on_reply(gch_absence_t *j, const redisReply *exec)
     }
 
     if (j->step == GCH_ABS_LOOKUP) {
-        if (exec->elements != 3
-            || exec->element[2]->type != REDIS_REPLY_INTEGER)
+        if (exec->elements != (j->doc[0] ? 4 : 3)
+            || exec->element[2]->type != REDIS_REPLY_INTEGER
+            || (j->doc[0] && exec->element[3]->type != REDIS_REPLY_INTEGER))
         {
             j->step = GCH_ABS_DONE;
             return GCH_EREDIS;
@@ -214,7 +222,17 @@ gch_absence_on_reply(gch_absence_t *j, const redisReply *exec)
         if (exec->element[0]->type != REDIS_REPLY_STRING
             && exec->element[1]->type != REDIS_REPLY_STRING)
         {
-            gch_absence_not_found(j);
+            gch_absence_refuse(j, 404, "not_found",
+                               "Cette réservation n'existe pas ou n'est "
+                               "pas facturée.");
+            return j->body ? GCH_OK : GCH_ENOMEM;
+        }
+
+        /* the certificate must be one the family uploaded */
+        if (j->doc[0] && exec->element[3]->integer != 1) {
+            gch_absence_refuse(j, 400, "invalid_field",
+                               "document_id : ce document n'est pas parmi "
+                               "ceux déposés par votre famille.");
             return j->body ? GCH_OK : GCH_ENOMEM;
         }
 

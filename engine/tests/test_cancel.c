@@ -3,7 +3,7 @@
  * (not found), the guard (a lost race answers 404 and undoes its marker
  * only), the winner's release (place back, claims deleted, stream entry,
  * demande, billed after the cancellation deadline), and the failing
- * allocator over every path.
+ * allocator over every path; POST /api/absences's certificate check.
  */
 
 #include <stdio.h>
@@ -404,6 +404,110 @@ test_cancel_oom(void)
 }
 
 
+/*
+ * POST /api/absences: step one looks the booking up and, when the body
+ * cites a certificate, checks it is one of the family's uploads
+ * ({f}:documents).  reply_doc: SISMEMBER's answer (-1: no document_id).
+ * The status after step one (0: on to step two).
+ */
+static int
+tabsence(const char *doc, int found, int reply_doc, char **lines,
+    char *body, size_t size)
+{
+    int                 rc, status;
+    tb_t                b;
+    size_t              len;
+    const char         *p;
+    redisReply         *r;
+    gch_absence_t      *j;
+    const gch_cmds_t   *l;
+
+    rc = gch_absence_plan(&j, tfam("f-martin"), C_BID, doc,
+                          tinstant("2031-07-08T10:00:00+02:00") * 1000,
+                          &gch_alloc_std, NULL);
+    if (rc != GCH_OK) {
+        return rc;
+    }
+
+    l = gch_absence_next(j);
+    *lines = tcmds_dump(l);
+
+    tb_init(&b);
+    tb_arr(&b, reply_doc < 0 ? 3 : 4);
+    if (found) {
+        tb_str(&b, "{\"child_id\":\"c-thais\"}");
+    } else {
+        tb_nil(&b);
+    }
+    tb_nil(&b);
+    tb_int(&b, 41);
+    if (reply_doc >= 0) {
+        tb_int(&b, reply_doc);
+    }
+    r = tb_reply(&b);
+
+    rc = gch_absence_on_reply(j, r);
+    freeReplyObject(r);
+
+    status = gch_absence_status(j);
+    p = gch_absence_body(j, &len);
+    snprintf(body, size, "%.*s", p ? (int) len : 0, p ? p : "");
+
+    if (rc == GCH_OK && status == 0) {
+        /* step two: the stream entry names the certificate */
+        l = gch_absence_next(j);
+        free(*lines);
+        *lines = l ? tcmds_dump(l) : NULL;
+    }
+
+    gch_absence_free(j);
+
+    return rc == GCH_OK ? status : rc;
+}
+
+
+static void
+test_absence_document(void)
+{
+    int    st;
+    char  *lines, body[512];
+
+    st = tabsence(NULL, 1, -1, &lines, body, sizeof(body));
+    tap_ok(st == 0 && lines && strstr(lines, "SISMEMBER") == NULL
+           && strstr(lines, "\"document_id\":null") != NULL,
+           "absence without a certificate: no SISMEMBER, on to step two, "
+           "document_id null in the entry");
+    free(lines);
+
+    st = tabsence("42", 1, 1, &lines, body, sizeof(body));
+    tap_ok(st == 0 && lines && strstr(lines, "\"document_id\":\"42\"")
+           != NULL,
+           "absence citing one of the family's uploads: on to step two, "
+           "the entry names it");
+    free(lines);
+
+    st = tabsence("42", 1, 0, &lines, body, sizeof(body));
+    tap_ok(st == 400 && lines
+           && strstr(lines, "SISMEMBER {f:f-martin}:documents 42") != NULL
+           && strstr(body, "\"invalid_field\"") != NULL
+           && strstr(body, "document_id") != NULL,
+           "absence citing a document the family did not upload: 400 "
+           "invalid_field naming document_id, nothing more sent: %s", body);
+    free(lines);
+
+    st = tabsence("42", 0, 0, &lines, body, sizeof(body));
+    tap_ok(st == 404 && strstr(body, "\"not_found\"") != NULL,
+           "absence on an unknown booking: 404 first, whatever the "
+           "certificate: %s", body);
+    free(lines);
+
+    st = tabsence("42", 1, -1, &lines, body, sizeof(body));
+    tap_ok(st == GCH_EREDIS, "absence: a step one reply without the "
+           "SISMEMBER answer is GCH_EREDIS (%d)", st);
+    free(lines);
+}
+
+
 void
 test_cancel(void)
 {
@@ -415,6 +519,7 @@ test_cancel(void)
 
     test_cancel_paths();
     test_cancel_oom();
+    test_absence_document();
 
     gch_town_free(town);
     town = NULL;

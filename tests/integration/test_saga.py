@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 
+from office_town import PDF
+
 DAY = "2027-07-07"          # a Wednesday, far from any deadline
 
 
@@ -185,9 +187,28 @@ def test_late_cancellation_is_billed_unless_justified(s, tok):
     assert r.status == 400 and r.json()["error"]["code"] == "invalid_field"
     assert "reason" in r.json()["error"]["message"]
 
+    # the certificate must be one of the family's uploads (guichet-office)
+    def certificate(family):
+        r = s.http("POST", "/api/documents?type=certificat_medical",
+                   token=tok[family], body=PDF,
+                   headers={"Content-Type": "application/pdf"})
+        assert r.status == 201, r
+        return str(r.json()["id"])
+
+    theirs, mine = certificate("f1"), certificate("f3")
+    for doc in ("certificat-1", theirs):
+        r = s.http("POST", "/api/absences", token=tok["f3"],
+                   json={"booking_id": bid, "reason": "medical",
+                         "document_id": doc})
+        assert r.status == 400 and r.json()["error"]["code"] == \
+            "invalid_field", r
+        assert "document_id" in r.json()["error"]["message"]
+    assert s.http("GET", "/api/requests",
+                  token=tok["f3"]).json()[0]["type"] == "cancellation"
+
     r = s.http("POST", "/api/absences", token=tok["f3"],
                json={"booking_id": bid, "reason": "medical",
-                     "document_id": "certificat-1"})
+                     "document_id": mine})
     assert r.status == 200, r
     assert r.json()["status"] == "justified" and r.json()["billed"] is False
     demandes = s.http("GET", "/api/requests", token=tok["f3"]).json()
@@ -490,6 +511,12 @@ def test_redis_restarted_empty_fails_closed_then_rebuilds(s, tok):
         st = statuses(book(s, tok["f3"], [(c, "a-20270707-APM")]))
         assert st in ([("confirmed", None)], [("refused", "already_booked")])
     assert left(s, "a-20270707-APM") == 0
+    # a medical certificate uploaded before the loss
+    r = s.http("POST", "/api/documents?type=certificat_medical",
+               token=tok["f4"], body=PDF,
+               headers={"Content-Type": "application/pdf"})
+    assert r.status == 201, r
+    doc = str(r.json()["id"])
 
     s.wait_worker_drained()
     worker = s.procs["worker"]
@@ -516,3 +543,8 @@ def test_redis_restarted_empty_fails_closed_then_rebuilds(s, tok):
     assert s.redis.get("{c:f3-c1}:%s:q2" % DAY) is not None
     r = book(s, tok["f4"], [("f4-c1", "a-20270708-MATIN")])
     assert statuses(r) == [("confirmed", None)], r
+    # the family's uploads were rebuilt too: an absence may cite it
+    r = s.http("POST", "/api/absences", token=tok["f4"],
+               json={"booking_id": r.json()["items"][0]["booking_id"],
+                     "reason": "medical", "document_id": doc})
+    assert r.status == 200 and r.json()["status"] == "justified", r
