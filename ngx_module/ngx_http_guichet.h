@@ -121,7 +121,7 @@ ngx_int_t ngx_http_guichet_family_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 /* Revoked tokens (logout): BLAKE2b-128 of the token. */
-#define NGX_HTTP_GUICHET_TOKEN_HASH  16
+#define NGX_HTTP_GUICHET_TOKEN_HASH  GCH_TOKEN_HASH_LEN
 
 void ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out);
 ngx_uint_t ngx_http_guichet_token_revoked(const u_char *hash);

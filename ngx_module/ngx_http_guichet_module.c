@@ -579,7 +579,7 @@ ngx_http_guichet_exit_process(ngx_cycle_t *cycle)
 void
 ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out)
 {
-    crypto_generichash(out, NGX_HTTP_GUICHET_TOKEN_HASH, tok, len, NULL, 0);
+    gch_token_hash((const char *) tok, len, out);
 }
 
 

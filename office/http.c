@@ -656,7 +656,7 @@ static int
 gcho_token(gcho_req_t *rq)
 {
     char            fid[GCHO_ID_MAX];
-    uint8_t         hash[16];
+    uint8_t         hash[GCH_TOKEN_HASH_LEN];
     const char     *auth, *tok;
     redisReply     *r;
     redisContext   *rc;
@@ -681,8 +681,7 @@ gcho_token(gcho_req_t *rq)
         return 0;
     }
 
-    crypto_generichash(hash, sizeof(hash), (const uint8_t *) tok,
-                       strlen(tok), NULL, 0);
+    gch_token_hash(tok, strlen(tok), hash);
     sodium_bin2hex(rq->token_hash, sizeof(rq->token_hash), hash,
                    sizeof(hash));
 

@@ -98,7 +98,7 @@ struct gcho_req_s {
 
     /* authentication */
     int                   cookie;         /* the token came in the cookie */
-    char                  token_hash[33]; /* hex BLAKE2b-128 of the token */
+    char                  token_hash[2 * GCH_TOKEN_HASH_LEN + 1]; /* hex */
     int64_t               token_expires;
     char                  family_id[GCHO_ID_MAX];  /* GCHO_FAMILY */
     char                  staff[GCHO_ID_MAX];      /* GCHO_STAFF: login */

@@ -308,9 +308,9 @@ static int
 gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
     const char *prefix, redisContext *rc)
 {
-    char      tok[GCH_TOKEN_MAX], hex[2 * 16 + 1];
+    char      tok[GCH_TOKEN_MAX], hex[2 * GCH_TOKEN_HASH_LEN + 1];
     int64_t   exp;
-    uint8_t   nonce[16], hash[16];
+    uint8_t   nonce[16], hash[GCH_TOKEN_HASH_LEN];
 
     randombytes_buf(nonce, sizeof(nonce));
     exp = (int64_t) time(NULL) + ttl;
@@ -322,8 +322,7 @@ gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
     }
 
     if (rc) {
-        crypto_generichash(hash, sizeof(hash), (const uint8_t *) tok,
-                           strlen(tok), NULL, 0);
+        gch_token_hash(tok, strlen(tok), hash);
         sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
         if (redisAppendCommand(rc, "ZADD {f:%s}:tokens %lld %s", fid,
                                (long long) exp, hex) != REDIS_OK)

@@ -268,6 +268,12 @@ int gch_token_make(char out[GCH_TOKEN_MAX], const uint8_t *secret,
 int gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
     int64_t now, char *fid, size_t fid_size, int64_t *expires);
 
+/* How a token is named where it is stored or revoked ({f:<fid>}:tokens,
+ * gch:revoked): BLAKE2b-128 of its text, written as 32 hex digits. */
+#define GCH_TOKEN_HASH_LEN  16
+void gch_token_hash(const char *tok, size_t len,
+    uint8_t out[GCH_TOKEN_HASH_LEN]);
+
 
 /* ------------------------------------------------------------------ */
 /* small JSON requests                                                 */

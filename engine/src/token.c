@@ -229,3 +229,12 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
 
     return GCH_OK;
 }
+
+
+/* See gch.h. */
+void
+gch_token_hash(const char *tok, size_t len, uint8_t out[GCH_TOKEN_HASH_LEN])
+{
+    crypto_generichash(out, GCH_TOKEN_HASH_LEN, (const unsigned char *) tok,
+                       len, NULL, 0);
+}
