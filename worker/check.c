@@ -442,3 +442,86 @@ gchw_check(PGconn *pg, redisContext *rc)
 
     return a + b;
 }
+
+
+/*
+ * `guichetctl recount SESSION...`: asks the worker's reaper to set each
+ * session's counter from its booked set (left = places_online + on-site
+ * places released - SCARD booked), as it does after releasing an orphan:
+ * ZADD gch:recount LT <now> (due at once), recounted in the reaper's next
+ * round once no attempt in flight touches the session.  For the places a
+ * dead attempt took that nothing gives back (docs/reliability.md).  The
+ * recount trusts the booked set, so a session whose set differs from
+ * PostgreSQL's confirmed online bookings is not scheduled (the worker may
+ * still be persisting: wait, then check again).  0 all scheduled, 1 not.
+ */
+int
+gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
+{
+    int          i, ret;
+    long long    count, booked;
+    char         key[512], now[32];
+    PGresult    *res;
+    redisReply  *r;
+    const char  *params[1];
+
+    snprintf(now, sizeof(now), "%lld", (long long) gchw_now_ms());
+    ret = 0;
+
+    for (i = 0; i < n; i++) {
+        params[0] = sids[i];
+        res = PQexecParams(pg,
+            "select (select count(*) from booking b where b.session_id = $1"
+            "   and b.status = 'confirmed' and b.channel = 'online')"
+            " from session where id = $1", 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+            PQclear(res);
+            return 1;
+        }
+        if (PQntuples(res) == 0) {
+            printf("session %s: unknown, not scheduled\n", sids[i]);
+            PQclear(res);
+            ret = 1;
+            continue;
+        }
+        count = atoll(PQgetvalue(res, 0, 0));
+        PQclear(res);
+
+        snprintf(key, sizeof(key), "{s:%s}:booked", sids[i]);
+        r = redisCommand(rc, "SCARD %s", key);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+            gchw_log("error", "redis: SCARD %s: %s", key,
+                     r ? r->str : rc->errstr);
+            if (r) {
+                freeReplyObject(r);
+            }
+            return 1;
+        }
+        booked = r->integer;
+        freeReplyObject(r);
+
+        if (booked != count) {
+            printf("session %s: booked set %lld, postgres %lld confirmed: "
+                   "not scheduled (the recount trusts the booked set)\n",
+                   sids[i], booked, count);
+            ret = 1;
+            continue;
+        }
+
+        r = redisCommand(rc, "ZADD gch:recount LT %s %s", now, sids[i]);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+            gchw_log("error", "redis: ZADD gch:recount: %s",
+                     r ? r->str : rc->errstr);
+            if (r) {
+                freeReplyObject(r);
+            }
+            return 1;
+        }
+        freeReplyObject(r);
+
+        printf("session %s: scheduled for the reaper's recount\n", sids[i]);
+    }
+
+    return ret;
+}

@@ -13,6 +13,7 @@
  *   guichetctl [-c FILE] staff-add LOGIN ROLE NAME   (password on stdin)
  *   guichetctl [-c FILE] sepa-export --month YYYY-MM [--out FILE]
  *   guichetctl [-c FILE] check
+ *   guichetctl [-c FILE] recount SESSION...
  *
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
  * error.  See docs/worker.md.
@@ -53,7 +54,9 @@ gchw_usage(void)
         "  sepa-export --month YYYY-MM [--out FILE]\n"
         "                             the month's direct debits as a SEPA\n"
         "                             pain.008 file (once per month)\n"
-        "  check                      compare redis with postgres\n");
+        "  check                      compare redis with postgres\n"
+        "  recount SESSION...         have the worker set each session's\n"
+        "                             counter from its booked set\n");
 }
 
 
@@ -294,6 +297,31 @@ gchw_cmd_check(const gchw_conf_t *conf)
 
     printf("%d difference%s\n", n, n == 1 ? "" : "s");
     return 1;
+}
+
+
+static int
+gchw_cmd_recount(const gchw_conf_t *conf, char **sids, int n)
+{
+    int            rc;
+    PGconn        *pg;
+    redisContext  *r;
+
+    pg = gchw_pg_connect(conf);
+    r = pg ? gchw_redis_connect(conf) : NULL;
+    if (r == NULL) {
+        if (pg) {
+            PQfinish(pg);
+        }
+        return 1;
+    }
+
+    rc = gchw_recount_schedule(pg, r, sids, n);
+
+    redisFree(r);
+    PQfinish(pg);
+
+    return rc;
 }
 
 
@@ -693,6 +721,9 @@ main(int argc, char **argv)
 
     } else if (strcmp(cmd, "staff-add") == 0 && i + 3 == argc) {
         rc = gchw_cmd_staff_add(&conf, argv[i], argv[i + 1], argv[i + 2]);
+
+    } else if (strcmp(cmd, "recount") == 0 && i < argc) {
+        rc = gchw_cmd_recount(&conf, argv + i, argc - i);
 
     } else if (strcmp(cmd, "check") == 0 && i == argc) {
         rc = gchw_cmd_check(&conf);

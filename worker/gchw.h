@@ -272,6 +272,10 @@ int gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max);
  * child), one line per difference on stdout.  The number of differences,
  * or -1 after logging. */
 int gchw_check(PGconn *pg, redisContext *rc);
+/* guichetctl recount SESSION...: schedules the reaper's recount of each
+ * session whose booked set PostgreSQL confirms.  0, or 1 when one was not
+ * scheduled (unknown, or its booked set differs) or on an error. */
+int gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n);
 
 
 /* ------------------------------------------------------------------ */

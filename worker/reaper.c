@@ -20,10 +20,10 @@
  *   "<sid> <bid>", the record and the member, ZADD each session of the plan to
  *   gch:recount, due recount_after_ms later, EXEC (aborted if a late step
  *   two wrote meanwhile: it wins).
- * recount: each due session of gch:recount gets left = places_online -
- *   SCARD booked, under WATCH of both keys and only when no younger
- *   attempt touches the session; otherwise it stays due, tried again next
- *   round.  The delay lets the attempts that saw the released record (a
+ * recount: each due session of gch:recount gets left = places_online +
+ *   on-site places released online - SCARD booked, under WATCH of those
+ *   keys and only when no younger attempt touches the session; otherwise
+ *   it stays due, tried again next round.  The delay lets the attempts that saw the released record (a
  *   retry answered 409) give their places back first.
  * cancellation: finish its third step (place back, claims deleted, cancel
  *   entry on the stream, marker and member removed) in one MULTI, under
@@ -543,7 +543,7 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
     int64_t cutoff)
 {
     int                   tries, done;
-    char                  left[512], booked[512], val[4];
+    char                  left[512], booked[512], released[512], val[4];
     long                  n;
     uint32_t              u;
     redisReply           *x;
@@ -557,9 +557,11 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
 
     snprintf(left, sizeof(left), "{s:%s}:left", sid);
     snprintf(booked, sizeof(booked), "{s:%s}:booked", sid);
+    snprintf(released, sizeof(released), "{s:%s}:released", sid);
 
     for (tries = 0; tries < 5; tries++) {
-        x = redisCommand(rc, "WATCH %s %s gch:recount", left, booked);
+        x = redisCommand(rc, "WATCH %s %s %s gch:recount", left, booked,
+                         released);
         if (x == NULL) {
             return 0;
         }
@@ -578,6 +580,16 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
             return 0;
         }
         n = s->places_online - (long) x->integer;
+        freeReplyObject(x);
+
+        /* on-site places moved online (gchw_release_onsite) count too */
+        x = redisCommand(rc, "GET %s", released);
+        if (x == NULL) {
+            return 0;
+        }
+        if (x->type == REDIS_REPLY_STRING) {
+            n += atol(x->str);
+        }
         freeReplyObject(x);
 
         u = n < 0 ? 0 : (uint32_t) n;

@@ -654,6 +654,45 @@ def test_check(worker_conf, rds, worker, tmp_path):
     p = ctl(worker_conf["conf"], "check", check=False)
     assert p.returncode == 1
     assert "1 sessions wait for the reaper's recount" in p.stderr
+    rds.delete("gch:recount")
+
+
+def test_recount(worker_conf, rds, worker, tmp_path):
+    """guichetctl recount: the places a dead attempt kept come back once
+    the worker's reaper recounts the session (on-site places released
+    online included); a session whose booked set PostgreSQL does not
+    confirm, or an unknown one, is not scheduled."""
+    ctl(worker_conf["conf"], "migrate")
+    town = tmp_path / "town.json"
+    town.write_text(json.dumps(TOWN))
+    ctl(worker_conf["conf"], "load-town", str(town))
+    # s2 (2 online places): one taken by an attempt nothing gives back,
+    # one on-site place released online (gchw_release_onsite)
+    rds.bitfield("{s:s2}:left").incrby("u32", 0, -1).execute()
+    rds.bitfield("{s:s2}:left").incrby("u32", 0, 1).execute()
+    rds.set("{s:s2}:released", 1)
+    # s1: a booking in the set that PostgreSQL has not (yet) persisted
+    rds.sadd("{s:s1}:booked", "b-1")
+    p = ctl(worker_conf["conf"], "check", check=False)
+    assert "session s2: places taken 1 in redis (3 - left 2), booked set " \
+        "0, postgres 0 confirmed" in p.stdout
+
+    p = ctl(worker_conf["conf"], "recount", "s2", "s1", "nope", check=False)
+    assert p.returncode == 1
+    assert p.stdout.splitlines() == [
+        "session s2: scheduled for the reaper's recount",
+        "session s1: booked set 1, postgres 0 confirmed: not scheduled "
+        "(the recount trusts the booked set)",
+        "session nope: unknown, not scheduled"]
+    assert [m for m, _ in rds.zrange("gch:recount", 0, -1,
+                                     withscores=True)] == [b"s2"]
+
+    w = worker()
+    assert wait_for(lambda: rds.zcard("gch:recount") == 0, 10)
+    w.stop()
+    assert rds.bitfield("{s:s2}:left").get("u32", 0).execute() == [3]
+    p = ctl(worker_conf["conf"], "check", check=False)
+    assert "session s2" not in p.stdout
 
 
 def test_postgres_stopped_during_bookings(worker_conf, rds, worker,
