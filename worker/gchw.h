@@ -194,6 +194,11 @@ int gchw_persist_group(redisContext *rc);
  * backs off and reconnects).
  */
 int gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg);
+/* The next round reads this consumer's pending list from its start: after
+ * a new connection to Redis (an XACK lost with the old one leaves
+ * committed entries pending, which would otherwise wait claim_idle_ms for
+ * XAUTOCLAIM). */
+void gchw_persist_reread(gchw_persist_t *p);
 /* now minus the time of the oldest pending or undelivered entry, 0 when
  * caught up, -1 on a Redis error. */
 int64_t gchw_persist_lag(redisContext *rc);

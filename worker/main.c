@@ -160,6 +160,7 @@ main(int argc, char **argv)
                 continue;
             }
             gchw_log("info", "connected to redis %s", conf.redis);
+            gchw_persist_reread(persist);
             backoff = GCHW_BACKOFF_MIN;
         }
 

@@ -909,6 +909,15 @@ done:
 
 
 /* See gchw.h. */
+void
+gchw_persist_reread(gchw_persist_t *p)
+{
+    p->read_pending = 1;
+    strcpy(p->pending_from, "0");
+}
+
+
+/* See gchw.h. */
 int
 gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
 {
@@ -1002,8 +1011,7 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
 
     if (n == -2) {
         /* everything stays pending: read it again after reconnecting */
-        p->read_pending = 1;
-        strcpy(p->pending_from, "0");
+        gchw_persist_reread(p);
     }
 
     freeReplyObject(r);

@@ -778,3 +778,35 @@ def test_two_workers_booking_and_its_cancellation(worker_conf, rds, worker):
                ) == [("b-1", "cancelled", False)]
     assert sql(worker_conf["pg"], "select booking_id from "
                "booking_cancellation") == [("b-1",)]
+
+
+def test_pending_entries_reread_after_reconnecting(worker_conf, rds, worker):
+    """An entry left pending at the worker's own consumer name (its XACK
+    lost with the connection) is persisted as soon as the worker has
+    reconnected, not claim_idle_ms (60 s here) later by XAUTOCLAIM."""
+    with open(worker_conf["conf"]) as f:
+        text = f.read()
+    with open(worker_conf["conf"], "w") as f:
+        f.write(text.replace("claim_idle_ms = 300", "claim_idle_ms = 60000")
+                + "consumer = w1\n")
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    w = worker()
+    # a first entry, persisted as usual: the worker is past its start
+    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from booking")[0][0] == 1, 10)
+    # the entry becomes pending at w1 without the worker seeing it, as when
+    # its XACK was lost: XADD and XREADGROUP in one MULTI
+    p = rds.pipeline(transaction=True)
+    p.xadd("gch:bookings", {"d": book_entry(2, "k2", "b-2")})
+    p.xreadgroup("persist", "w1", {"gch:bookings": ">"}, count=1)
+    p.execute()
+    assert pending(rds) == 1
+    time.sleep(0.5)
+    assert pending(rds) == 1       # nothing rereads it while connected
+    rds.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert wait_for(lambda: pending(rds) == 0, 5)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select id from booking order by id") \
+        == [("b-1",), ("b-2",)]
