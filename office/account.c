@@ -112,10 +112,7 @@ failed:
 
     gchw_log("error", "office: redis: cannot end the sessions of %s: %s",
              fid, rc_->err ? rc_->errstr : "error reply");
-    if (rc_->err) {
-        redisFree(rc_);
-        gcho_ctx.redis = NULL;
-    }
+    gcho_redis_drop_broken();
 
     (void) gcho_error(rq, 503, "unavailable",
                       "Le service est momentanément indisponible : "

@@ -197,10 +197,7 @@ gcho_doc_known(gcho_req_t *rq, const char *fid, const char *id)
     if (r != NULL) {
         freeReplyObject(r);
     }
-    if (rc->err) {
-        redisFree(rc);
-        gcho_ctx.redis = NULL;
-    }
+    gcho_redis_drop_broken();
 
     (void) gcho_error(rq, 503, "unavailable",
                       "Le document n'a pas pu être enregistré, "

@@ -255,6 +255,16 @@ gcho_redis(gcho_req_t *rq)
 }
 
 
+void
+gcho_redis_drop_broken(void)
+{
+    if (gcho_ctx.redis != NULL && gcho_ctx.redis->err) {
+        redisFree(gcho_ctx.redis);
+        gcho_ctx.redis = NULL;
+    }
+}
+
+
 PGresult *
 gcho_sql(gcho_req_t *rq, const char *sql, int n, const char *const *params)
 {

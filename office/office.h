@@ -149,6 +149,9 @@ const char *gcho_query(gcho_req_t *rq, const char *name);
 PGconn *gcho_pg(gcho_req_t *rq);
 /* The same for Redis. */
 redisContext *gcho_redis(gcho_req_t *rq);
+/* After an error: frees the connection if it is broken, so that the next
+ * gcho_redis() makes a new one. */
+void gcho_redis_drop_broken(void);
 
 /* Runs sql with text parameters.  The result (caller PQclear()s it) when
  * its status is expected (PGRES_COMMAND_OK or PGRES_TUPLES_OK), else NULL
