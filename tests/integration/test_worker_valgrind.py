@@ -1,0 +1,92 @@
+"""test_worker_valgrind.py -- guichetctl and guichet-worker under valgrind.
+
+The house rule is "no leaks under valgrind for the engine and the worker":
+`make -f engine/engine.mk engine-valgrind` covers the engine; this covers
+the two programs of worker/ against real Redis and PostgreSQL.  Every
+command runs under memcheck with --error-exitcode: a definite or indirect
+leak, or an invalid read or write, fails the test with valgrind's report.
+
+Run:  /usr/bin/python3 -m pytest -q tests/integration/test_worker_valgrind.py
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from worker_fixtures import (BIN, wait_for, pg_server, pg_db,  # noqa: F401
+                             redis_server, rds, worker_conf)
+from test_worker import (TOWN, book_entry, cancel_entry, absence_entry,
+                         pending, sql)
+
+LEAKED = 99
+VALGRIND = ["valgrind", "-q", "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--show-leak-kinds=definite,indirect",
+            "--error-exitcode=%d" % LEAKED]
+
+pytestmark = pytest.mark.skipif(shutil.which("valgrind") is None,
+                                reason="valgrind is not installed")
+
+
+def vctl(conf, *args):
+    """guichetctl under valgrind; its CompletedProcess (never the leak
+    exit status)."""
+    p = subprocess.run(VALGRIND + [os.path.join(BIN, "guichetctl"), "-c",
+                                   conf] + list(args),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode != LEAKED, "guichetctl %s under valgrind:\n%s" % (
+        " ".join(args), p.stderr)
+    return p
+
+
+def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
+    conf = worker_conf["conf"]
+    town = tmp_path / "town.json"
+    town.write_text(json.dumps(TOWN))
+
+    assert vctl(conf, "migrate").returncode == 0
+    assert vctl(conf, "load-town", str(town)).returncode == 0
+    assert vctl(conf, "publish").returncode == 0
+    assert vctl(conf, "publish", "--rebuild").returncode == 0
+    assert vctl(conf, "config").returncode == 0
+    assert vctl(conf, "tokens").stdout.startswith("f-martin ")
+    assert vctl(conf, "token", "f-nobody").returncode == 1
+    assert vctl(conf, "staff-token", "agent").returncode == 0
+    assert vctl(conf, "recount", "s1", "nope").returncode == 1
+    assert vctl(conf, "check").returncode == 0
+
+    log = open(tmp_path / "worker-valgrind.log", "w+")
+    w = subprocess.Popen(VALGRIND + [os.path.join(BIN, "guichet-worker"),
+                                     "-c", conf], stderr=log)
+    try:
+        # a booking, its cancellation, a justified absence, a void, and an
+        # entry that is not JSON (dead-lettered after max_attempts)
+        rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+        rds.xadd("gch:bookings", {"d": cancel_entry("b-1", True)})
+        rds.xadd("gch:bookings", {"d": book_entry(2, "k2", "b-2")})
+        rds.xadd("gch:bookings", {"d": absence_entry(3, "b-2")})
+        rds.xadd("gch:bookings", {"d": json.dumps({
+            "type": "void", "family_id": "f-martin", "idem": "k9",
+            "booking_ids": ["b-9"]})})
+        rds.xadd("gch:bookings", {"d": "not json"})
+        assert wait_for(lambda: sql(
+            worker_conf["pg"], "select count(*) from booking")[0][0] == 2
+            and rds.exists("gch:worker:heartbeat"), 120)
+        # the entry that is not JSON ends in the dead letters
+        assert wait_for(lambda: rds.xlen("gch:bookings:dead") == 1
+                        and pending(rds) == 0, 120)
+    finally:
+        w.send_signal(signal.SIGTERM)
+        rc = w.wait(timeout=120)
+        log.seek(0)
+        report = log.read()
+        log.close()
+    assert rc == 0, "guichet-worker under valgrind (exit %d):\n%s" % (
+        rc, report)
+    assert sql(worker_conf["pg"], "select id, status, justified from "
+               "booking order by id") == [("b-1", "cancelled", False),
+                                          ("b-2", "confirmed", True)]
