@@ -448,8 +448,9 @@ gchw_check(PGconn *pg, redisContext *rc)
  * `guichetctl recount SESSION...`: asks the worker's reaper to set each
  * session's counter from its booked set (left = places_online + on-site
  * places released - SCARD booked), as it does after releasing an orphan:
- * ZADD gch:recount LT <now> (due at once), recounted in the reaper's next
- * round once no attempt in flight touches the session.  For the places a
+ * ZADD gch:recount NX <now> (due at once, unless the reaper scheduled it
+ * already: its delay stays), recounted in the reaper's next round once no
+ * attempt in flight touches the session.  For the places a
  * dead attempt took that nothing gives back (docs/reliability.md).  The
  * recount trusts the booked set, so a session whose set differs from
  * PostgreSQL's confirmed online bookings is not scheduled (the worker may
@@ -509,7 +510,8 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
             continue;
         }
 
-        r = redisCommand(rc, "ZADD gch:recount LT %s %s", now, sids[i]);
+        /* NX: a recount the reaper scheduled keeps its delay */
+        r = redisCommand(rc, "ZADD gch:recount NX %s %s", now, sids[i]);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
             gchw_log("error", "redis: ZADD gch:recount: %s",
                      r ? r->str : rc->errstr);
@@ -518,9 +520,10 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
             }
             return 1;
         }
-        freeReplyObject(r);
 
-        printf("session %s: scheduled for the reaper's recount\n", sids[i]);
+        printf("session %s: %s for the reaper's recount\n", sids[i],
+               r->integer ? "scheduled" : "already scheduled");
+        freeReplyObject(r);
     }
 
     return ret;

@@ -684,6 +684,17 @@ def test_recount(worker_conf, rds, worker, tmp_path):
         "session s1: booked set 1, postgres 0 confirmed: not scheduled "
         "(the recount trusts the booked set)",
         "session nope: unknown, not scheduled"]
+    # a recount already due later (the reaper's delay) keeps its time
+    due = int(time.time() * 1000) + 2000
+    rds.zadd("gch:recount", {"s2": due})
+    p = ctl(worker_conf["conf"], "recount", "s2", "s1", "nope", check=False)
+    assert p.returncode == 1
+    assert rds.zscore("gch:recount", "s2") == due
+    assert p.stdout.splitlines() == [
+        "session s2: already scheduled for the reaper's recount",
+        "session s1: booked set 1, postgres 0 confirmed: not scheduled "
+        "(the recount trusts the booked set)",
+        "session nope: unknown, not scheduled"]
     assert [m for m, _ in rds.zrange("gch:recount", 0, -1,
                                      withscores=True)] == [b"s2"]
 
