@@ -45,7 +45,10 @@ if command -v clang-format > /dev/null; then
     files=$(ls engine/src/*.[ch] engine/include/*.h worker/*.[ch] 2> /dev/null)
     n=0
     for f in $files; do
-        clang-format --dry-run "$f" 2>&1 | grep -q warning && n=$((n + 1))
+        # the whole output first: grep -q closing the pipe early made
+        # clang-format die of SIGPIPE and pipefail miss most files
+        out=$(clang-format --dry-run "$f" 2>&1)
+        case $out in *warning*) n=$((n + 1)) ;; esac
     done
     [ "$n" -eq 0 ] ||
         echo "lint: warning: clang-format would change $n file(s) of engine/ and worker/"
