@@ -17,7 +17,11 @@ For every run it prints answers/s and the CPU each program took, from
 /proc/<pid>/stat (user + system of its threads) and /proc/stat (the whole
 machine: user, system, softirq, idle), as a share of one core.  With
 --perf, `perf record -a -g` samples the whole machine during the run and
-`perf report --sort comm,dso,sym` is written next to the figures.
+`perf report --sort comm,dso,sym` is written next to the figures.  With
+--syscalls, `perf stat` counts the nginx workers' system calls during the
+run (all of them, and epoll_ctl, epoll_wait, read/recv, write/writev by
+name), printed per answer: a count that the machine's noise does not move,
+unlike answers/s.
 
     bench/profile.py --modes single,refusal --conns 256 --seconds 5 --perf
     bench/profile.py --module build/a.so --module build/b.so --reps 3
@@ -111,6 +115,30 @@ def groups(s):
     return g
 
 
+SYSCALL_EVENTS = ("raw_syscalls:sys_enter", "syscalls:sys_enter_epoll_ctl",
+                  "syscalls:sys_enter_epoll_wait",
+                  "syscalls:sys_enter_recvfrom", "syscalls:sys_enter_read",
+                  "syscalls:sys_enter_readv", "syscalls:sys_enter_write",
+                  "syscalls:sys_enter_writev")
+
+
+def syscalls_per_answer(csv, answers):
+    """perf stat's CSV (count,unit,event,...) -> {name: calls per answer}.
+    recvfrom/read/readv are summed as "read", write/writev as "write"."""
+    out = {}
+    with open(csv) as fh:
+        for line in fh:
+            f = line.strip().split(",")
+            if len(f) < 3 or not f[0].isdigit():
+                continue
+            name = f[2].split(":")[-1].replace("sys_enter_", "")
+            name = {"sys_enter": "all", "recvfrom": "read", "readv": "read",
+                    "writev": "write"}.get(name, name)
+            out[name] = out.get(name, 0) + int(f[0])
+    return {k: round(v / answers, 2) if answers else None
+            for k, v in out.items()}
+
+
 def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     fam = os.path.join(town, "families.tsv")
     args = []
@@ -133,6 +161,15 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     m0 = machine_ticks()
     t0 = time.monotonic()
     perf = None
+    stat = None
+    if a.syscalls:
+        stat = subprocess.Popen(
+            ["perf", "stat", "-x", ",", "-o",
+             os.path.join(a.out, tag + ".syscalls.csv"),
+             "-p", ",".join(str(p) for p in g["nginx"])]
+            + sum((["-e", e] for e in SYSCALL_EVENTS), [])
+            + ["--", "sleep", str(a.seconds)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if a.perf:
         perf = subprocess.Popen(
             ["perf", "record", "-a", "--call-graph", a.call_graph,
@@ -149,6 +186,8 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     out = client.stdout.read().decode()
     if perf:
         perf.wait()
+    if stat:
+        stat.wait()
     el = time.monotonic() - t0
     m1 = machine_ticks()
     after = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
@@ -170,6 +209,10 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
            # CPU time per answer: steadier than answers/s on a shared box
            "us_per_answer": {k: round(v * 1e6 / rate, 1) if rate else None
                              for k, v in cpu.items()}}
+    if stat:
+        # counted over a.seconds from the client's start, as answers/s is
+        row["nginx_syscalls_per_answer"] = syscalls_per_answer(
+            os.path.join(a.out, tag + ".syscalls.csv"), rate * a.seconds)
     if perf:
         rep = os.path.join(a.out, tag + ".perf.txt")
         with open(rep, "w") as fh:
@@ -212,6 +255,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--perf", action="store_true")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="count the nginx workers' system calls per answer "
+                         "(perf stat)")
     ap.add_argument("--redis", choices=("unix", "tcp"), default="tcp",
                     help="how nginx and the worker reach Redis")
     ap.add_argument("--call-graph", default="fp",
@@ -293,6 +339,9 @@ def main():
                             tag, row["rate"], row["p50"], row["p99"],
                             row["cpu_cores"], row["us_per_answer"],
                             row["machine_cores"]))
+                    if "nginx_syscalls_per_answer" in row:
+                        say("%-22s nginx syscalls/answer %s" % (
+                            tag, row["nginx_syscalls_per_answer"]))
         s.wait_worker_drained(120)
         with open(os.path.join(a.out, "redis-info.txt"), "w") as fh:
             for sec in ("commandstats", "persistence", "stats", "cpu"):
@@ -326,6 +375,13 @@ def main():
                 say("median %-8s m%d %8.0f/s  (%s)  us/answer %s  %s" % (
                     mode, mi, statistics.median(v),
                     ", ".join("%.0f" % x for x in v), us, mod))
+                if "nginx_syscalls_per_answer" in sel[0]:
+                    sc = {k: round(statistics.median(
+                              r["nginx_syscalls_per_answer"][k] for r in sel),
+                                   2)
+                          for k in sel[0]["nginx_syscalls_per_answer"]}
+                    say("median %-8s m%d nginx syscalls/answer %s" % (
+                        mode, mi, sc))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,11 @@
  * hiredis 0.14 ships no nginx adapter and no async timeouts, so this file
  * is the adapter: each connection's socket gets an nginx connection whose
  * read and write events (level-triggered) call redisAsyncHandleRead/Write;
- * hiredis asks for events through the ev hooks below.  Each worker keeps
+ * hiredis asks for events through the ev hooks below.  Commands queued
+ * while the connection is up are written by a posted event at the end of
+ * the event loop's turn (one write for all of them, no epoll_ctl); the
+ * write event is armed only for connecting and for a socket buffer that is
+ * full.  Each worker keeps
  * guichet_redis_pool connections, reconnects with a doubling back-off, and
  * refreshes the catalogue every guichet_catalogue_refresh.  Deadlines of
  * requests are nginx timers in _handler.c: a reply that arrives late is
@@ -31,8 +35,10 @@ typedef struct {
     redisAsyncContext          *ac;
     ngx_connection_t           *conn;
     ngx_event_t                 reconnect;
+    ngx_event_t                 flush;
     ngx_msec_t                  backoff;
     ngx_uint_t                  connected;
+    ngx_uint_t                  writing;
     ngx_uint_t                  index;
 } ngx_http_guichet_redis_conn_t;
 
@@ -67,14 +73,29 @@ ngx_http_guichet_redis_read(ngx_event_t *ev)
 
 
 static void
+ngx_http_guichet_redis_handle_write(ngx_http_guichet_redis_conn_t *rc)
+{
+    if (rc->ac) {
+        rc->writing = 1;
+        redisAsyncHandleWrite(rc->ac);
+        rc->writing = 0;
+    }
+}
+
+
+static void
 ngx_http_guichet_redis_write(ngx_event_t *ev)
 {
-    ngx_connection_t               *c = ev->data;
-    ngx_http_guichet_redis_conn_t  *rc = c->data;
+    ngx_connection_t  *c = ev->data;
 
-    if (rc->ac) {
-        redisAsyncHandleWrite(rc->ac);
-    }
+    ngx_http_guichet_redis_handle_write(c->data);
+}
+
+
+static void
+ngx_http_guichet_redis_flush(ngx_event_t *ev)
+{
+    ngx_http_guichet_redis_handle_write(ev->data);
 }
 
 
@@ -101,22 +122,46 @@ ngx_http_guichet_ev_del_read(void *privdata)
 }
 
 
+/*
+ * hiredis asks for writability after queueing a command, and again from
+ * redisAsyncHandleWrite when the socket took only part of its buffer.  The
+ * first, once connected, posts the flush (the commands of every request of
+ * this turn go out in one write); connecting and a partial write arm the
+ * write event.
+ */
 static void
 ngx_http_guichet_ev_add_write(void *privdata)
 {
     ngx_http_guichet_redis_conn_t  *rc = privdata;
 
-    if (rc->conn && !rc->conn->write->active) {
+    if (rc->conn == NULL) {
+        return;
+    }
+
+    if (rc->connected && !rc->writing) {
+        if (!rc->flush.posted && !rc->conn->write->active) {
+            ngx_post_event(&rc->flush, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    if (!rc->conn->write->active) {
         (void) ngx_add_event(rc->conn->write, NGX_WRITE_EVENT,
                              NGX_LEVEL_EVENT);
     }
 }
 
 
+/* hiredis's buffer is empty, or the context goes away */
 static void
 ngx_http_guichet_ev_del_write(void *privdata)
 {
     ngx_http_guichet_redis_conn_t  *rc = privdata;
+
+    if (rc->flush.posted) {
+        ngx_delete_posted_event(&rc->flush);
+    }
 
     if (rc->conn && rc->conn->write->active) {
         (void) ngx_del_event(rc->conn->write, NGX_WRITE_EVENT, 0);
@@ -623,6 +668,9 @@ ngx_http_guichet_redis_init(ngx_cycle_t *cycle,
         rc->reconnect.data = rc;
         rc->reconnect.log = cycle->log;
         rc->reconnect.cancelable = 1;
+        rc->flush.handler = ngx_http_guichet_redis_flush;
+        rc->flush.data = rc;
+        rc->flush.log = cycle->log;
 
         ngx_http_guichet_redis_connect(rc);
     }
