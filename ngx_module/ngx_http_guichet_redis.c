@@ -9,12 +9,11 @@
  * while the connection is up are written by a posted event at the end of
  * the event loop's turn (one write for all of them, no epoll_ctl); the
  * write event is armed only for connecting and for a socket buffer that is
- * full.  Each worker keeps
- * guichet_redis_pool connections, reconnects with a doubling back-off, and
- * refreshes the catalogue every guichet_catalogue_refresh.  Deadlines of
- * requests are nginx timers in _handler.c: a reply that arrives late is
- * still consumed here and handed to its operation, never to a freed
- * request.
+ * full.  Each worker keeps guichet_redis_pool connections, reconnects with
+ * a doubling back-off, and refreshes the catalogue every
+ * guichet_catalogue_refresh.  Deadlines of requests are nginx timers in
+ * _handler.c: a reply that arrives late is still consumed here and handed
+ * to its operation, never to a freed request.
  */
 
 #include <ngx_config.h>
