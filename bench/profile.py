@@ -364,24 +364,25 @@ def main():
         s.stop()
     # medians per module and mode
     import statistics
+
+    def medians(sel, field):
+        """{key: median over the runs of sel} of a per-answer dict field"""
+        return {k: round(statistics.median(r[field][k] for r in sel), 2)
+                for k in sel[0][field]}
+
     for mi, mod in enumerate(modules):
         for mode in a.modes.split(","):
             sel = [r for r in rows
                    if r["module"] == mod and r["mode"] == mode]
             v = [r["rate"] for r in sel]
             if v:
-                us = {k: statistics.median(r["us_per_answer"][k] for r in sel)
-                      for k in sel[0]["us_per_answer"]}
                 say("median %-8s m%d %8.0f/s  (%s)  us/answer %s  %s" % (
                     mode, mi, statistics.median(v),
-                    ", ".join("%.0f" % x for x in v), us, mod))
+                    ", ".join("%.0f" % x for x in v),
+                    medians(sel, "us_per_answer"), mod))
                 if "nginx_syscalls_per_answer" in sel[0]:
-                    sc = {k: round(statistics.median(
-                              r["nginx_syscalls_per_answer"][k] for r in sel),
-                                   2)
-                          for k in sel[0]["nginx_syscalls_per_answer"]}
                     say("median %-8s m%d nginx syscalls/answer %s" % (
-                        mode, mi, sc))
+                        mode, mi, medians(sel, "nginx_syscalls_per_answer")))
 
 
 if __name__ == "__main__":
