@@ -24,7 +24,13 @@
  * Reset links carry 32 random bytes (base64url); only their SHA-256 is
  * stored (password_reset, migration 0011), valid one hour, used once.  A
  * login gets at most three links an hour; the answer never says whether
- * the login exists.
+ * the login exists.  Setting a password (reset or change) ends every
+ * link of the family still open.  The e-mail's body holds the link until
+ * guichet-worker sends it, then is scrubbed (worker/mail.c).
+ *
+ * argon2id runs on the hashing threads (hash.c), never on the server's:
+ * each handler that hashes has two halves.  A reset checks its token
+ * first, so that a bogus one costs no hash at all.
  */
 
 #include <stdio.h>
@@ -148,17 +154,15 @@ gcho_login_publish(const char *login, const char *fid, const char *hash)
 }
 
 
-/* crypto_pwhash_str of pw into hash; -1 after answering 500. */
+/* After a hashing job: 0 when it did its work, else -1 after answering
+ * (503 while stopping, 500 when a hash could not be made). */
 static int
-gcho_hash_password(gcho_req_t *rq, const char *pw,
-    char hash[crypto_pwhash_STRBYTES])
+gcho_hash_ok(gcho_req_t *rq)
 {
-    if (crypto_pwhash_str(hash, pw, strlen(pw),
-                          crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                          crypto_pwhash_MEMLIMIT_INTERACTIVE)
-        != 0)
-    {
-        gcho_error(rq, 500, "internal", "Une erreur interne est survenue.");
+    if (rq->hash->failed) {
+        gcho_error(rq, 503, "unavailable",
+                   "Le service est momentanément indisponible : "
+                   "votre mot de passe n'a pas été changé.");
         return -1;
     }
 
@@ -167,8 +171,9 @@ gcho_hash_password(gcho_req_t *rq, const char *pw,
 
 
 /*
- * Sets the family's password hash, marks the catalogue changed, audits
- * action, ends the sessions but keep, commits, then publishes the login.
+ * Sets the family's password hash, ends every reset link still open,
+ * marks the catalogue changed, audits action, ends the sessions but keep,
+ * commits, then publishes the login.
  * Inside a transaction the caller began; on failure it is rolled back and
  * the answer is set.  0 or -1.
  */
@@ -184,6 +189,14 @@ gcho_password_set(gcho_req_t *rq, const char *fid, const char *login,
     p[1] = hash;
     res = gcho_sql(rq, "update family set password_hash = $2"
                        " where id = $1", 2, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    /* the links e-mailed before (a thief may read the mailbox) */
+    res = gcho_sql(rq, "update password_reset set used_at = now()"
+                       " where family_id = $1 and used_at is null", 1, p);
     if (res == NULL) {
         return -1;
     }
@@ -211,22 +224,52 @@ gcho_password_set(gcho_req_t *rq, const char *fid, const char *login,
 /* ------------------------------------------------------------------ */
 /* POST /api/password                                                   */
 
+/*
+ * First half: the body and the current hash; the old password is
+ * verified, and the new one hashed when it matches, on a hashing thread
+ * (a family without a password is verified against the dummy hash).
+ * Second half: 403, or the new hash set.
+ */
 static int
 gcho_password_change(gcho_req_t *rq)
 {
     int                 ok;
     char                old[GCHO_PW_MAX + 1], pw[GCHO_PW_MAX + 1];
-    char                login[GCHO_ID_MAX];
-    char                hash[crypto_pwhash_STRBYTES];
     PGresult           *res;
     gch_json_t          doc;
     const char         *p[1];
+    gcho_hash_t        *h;
     const gch_jnode_t  *v[2];
 
     static const gch_jfield_t  fields[] = {
         { "old_password", GCH_J_STRING, 1 },
         { "new_password", GCH_J_STRING, 1 },
     };
+
+    if (rq->hash != NULL) {
+        h = rq->hash;
+
+        if (gcho_hash_ok(rq) != 0) {
+            return 0;
+        }
+
+        if (!h->verified) {
+            return gcho_error(rq, 403, "wrong_password",
+                              "Le mot de passe actuel est incorrect.");
+        }
+
+        if (gcho_begin(rq) != 0) {
+            return 0;
+        }
+
+        if (gcho_password_set(rq, rq->family_id, h->keep[0], h->made,
+                              "password.change", rq->token_hash) == 0)
+        {
+            gcho_reply(rq, 204, "", 0);
+        }
+
+        return 0;
+    }
 
     if (gcho_body_json(rq, &doc, fields, 2, v) != 0) {
         return 0;
@@ -248,28 +291,17 @@ gcho_password_change(gcho_req_t *rq)
         goto done;
     }
 
-    ok = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)
-         && crypto_pwhash_str_verify(PQgetvalue(res, 0, 1), old,
-                                     strlen(old)) == 0;
-    snprintf(login, sizeof(login), "%s",
-             PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    h = gcho_hash_prepare(rq);
+    if (h != NULL) {
+        snprintf(h->verify_hash, sizeof(h->verify_hash), "%s",
+                 PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)
+                 ? PQgetvalue(res, 0, 1) : gcho_hash_dummy());
+        snprintf(h->verify_pw, sizeof(h->verify_pw), "%s", old);
+        snprintf(h->make_pw, sizeof(h->make_pw), "%s", pw);
+        snprintf(h->keep[0], sizeof(h->keep[0]), "%s",
+                 PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    }
     PQclear(res);
-
-    if (!ok) {
-        gcho_error(rq, 403, "wrong_password",
-                   "Le mot de passe actuel est incorrect.");
-        goto done;
-    }
-
-    if (gcho_hash_password(rq, pw, hash) != 0 || gcho_begin(rq) != 0) {
-        goto done;
-    }
-
-    if (gcho_password_set(rq, rq->family_id, login, hash, "password.change",
-                          rq->token_hash) == 0)
-    {
-        gcho_reply(rq, 204, "", 0);
-    }
 
 done:
 
@@ -388,6 +420,12 @@ done:
 /* ------------------------------------------------------------------ */
 /* POST /api/password/reset                                             */
 
+/*
+ * First half: the body, then the token, which must name an open link:
+ * a bogus token is answered at once and costs no hash.  The new password
+ * is hashed on a hashing thread.  Second half: the link is used (it may
+ * have been used meanwhile: then refused) and the password set.
+ */
 static int
 gcho_password_reset(gcho_req_t *rq)
 {
@@ -395,10 +433,10 @@ gcho_password_reset(gcho_req_t *rq)
     char                tok[101], pw[GCHO_PW_MAX + 1];
     char                fid[GCHO_ID_MAX], login[GCHO_ID_MAX];
     char                thash[crypto_hash_sha256_BYTES * 2 + 1];
-    char                hash[crypto_pwhash_STRBYTES];
     uint8_t             h[crypto_hash_sha256_BYTES];
     PGresult           *res;
     gch_json_t          doc;
+    gcho_hash_t        *job;
     const char         *p[1];
     const gch_jnode_t  *v[2];
 
@@ -406,6 +444,50 @@ gcho_password_reset(gcho_req_t *rq)
         { "token", GCH_J_STRING, 1 },
         { "password", GCH_J_STRING, 1 },
     };
+    static const char  sql_open[] =
+        "select 1 from password_reset"
+        " where token_hash = $1 and used_at is null and expires_at > now()";
+
+    if (rq->hash != NULL) {
+        job = rq->hash;
+
+        if (gcho_hash_ok(rq) != 0 || gcho_begin(rq) != 0) {
+            return 0;
+        }
+
+        p[0] = job->keep[0];
+        res = gcho_sql(rq, "update password_reset r set used_at = now()"
+                           " from family f"
+                           " where r.token_hash = $1 and r.used_at is null"
+                           "   and r.expires_at > now()"
+                           "   and f.id = r.family_id"
+                           " returning f.id, coalesce(f.login, '')", 1, p);
+        if (res == NULL) {
+            return 0;
+        }
+
+        if (PQntuples(res) != 1) {
+            PQclear(res);
+            gcho_rollback();
+            goto invalid;
+        }
+
+        snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
+        snprintf(login, sizeof(login), "%s", PQgetvalue(res, 0, 1));
+        PQclear(res);
+
+        /* every session of the family ends: the link may come from a
+         * thief of the e-mail, but the password was perhaps stolen first */
+        snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
+
+        if (gcho_password_set(rq, fid, login, job->made, "password.reset",
+                              NULL) == 0)
+        {
+            gcho_reply(rq, 204, "", 0);
+        }
+
+        return 0;
+    }
 
     if (gcho_body_json(rq, &doc, fields, 2, v) != 0) {
         return 0;
@@ -419,48 +501,29 @@ gcho_password_reset(gcho_req_t *rq)
         goto done;
     }
 
-    /* hashed before the transaction: argon2id takes a while */
-    if (gcho_hash_password(rq, pw, hash) != 0) {
-        goto done;
-    }
-
     crypto_hash_sha256(h, (const uint8_t *) tok, strlen(tok));
     sodium_bin2hex(thash, sizeof(thash), h, sizeof(h));
 
-    if (gcho_begin(rq) != 0) {
-        goto done;
-    }
-
+    /* the token first: no hash for a link that is not open */
     p[0] = thash;
-    res = gcho_sql(rq, "update password_reset r set used_at = now()"
-                       " from family f"
-                       " where r.token_hash = $1 and r.used_at is null"
-                       "   and r.expires_at > now() and f.id = r.family_id"
-                       " returning f.id, coalesce(f.login, '')", 1, p);
+    res = gcho_sql(rq, sql_open, 1, p);
     if (res == NULL) {
         goto done;
     }
 
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        gcho_error(rq, 400, "reset_token_invalid",
-                   "Ce lien n'est plus valable (déjà utilisé ou expiré) : "
-                   "demandez-en un nouveau.");
-        goto done;
-    }
-
-    snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
-    snprintf(login, sizeof(login), "%s", PQgetvalue(res, 0, 1));
+    ok = PQntuples(res) == 1;
     PQclear(res);
 
-    /* every session of the family ends: the link may come from a thief
-     * of the e-mail, but the password was perhaps stolen first */
-    snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
+    if (!ok) {
+        sodium_memzero(tok, sizeof(tok));
+        sodium_memzero(pw, sizeof(pw));
+        goto invalid;
+    }
 
-    if (gcho_password_set(rq, fid, login, hash, "password.reset", NULL) == 0)
-    {
-        gcho_reply(rq, 204, "", 0);
+    job = gcho_hash_prepare(rq);
+    if (job != NULL) {
+        snprintf(job->make_pw, sizeof(job->make_pw), "%s", pw);
+        snprintf(job->keep[0], sizeof(job->keep[0]), "%s", thash);
     }
 
 done:
@@ -468,6 +531,12 @@ done:
     sodium_memzero(tok, sizeof(tok));
     sodium_memzero(pw, sizeof(pw));
     return 0;
+
+invalid:
+
+    return gcho_error(rq, 400, "reset_token_invalid",
+                      "Ce lien n'est plus valable (déjà utilisé ou expiré) : "
+                      "demandez-en un nouveau.");
 }
 
 

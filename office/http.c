@@ -22,6 +22,7 @@
  */
 
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@
 #include <sodium.h>
 
 #include "office.h"
+
+
+static int gcho_utf8_request(gcho_req_t *rq);
 
 
 static struct MHD_Daemon  *gcho_daemon;
@@ -535,7 +539,9 @@ int
 gcho_str(gcho_req_t *rq, const char *field, const gch_jnode_t *v, char *out,
     size_t size, size_t min)
 {
-    char  msg[160];
+    char         msg[160];
+    gch_jcx_t    cx;
+    gch_error_t  err;
 
     if (v == NULL || v->type != GCH_J_STRING) {
         if (min == 0) {
@@ -545,7 +551,9 @@ gcho_str(gcho_req_t *rq, const char *field, const gch_jnode_t *v, char *out,
         goto invalid;
     }
 
-    if (v->len >= size || v->len < min || memchr(v->str, '\0', v->len)) {
+    /* length, no NUL, strict UTF-8: the engine's checker */
+    gch_jcx_init(&cx, &err);
+    if (gch_json_str(&cx, field, v, min, size - 1) != GCH_OK) {
         goto invalid;
     }
 
@@ -832,8 +840,12 @@ gcho_req_free(gcho_req_t *rq)
         free(rq->hdr_value[i]);
     }
 
+    gcho_hash_free(rq->hash);
     free(rq->out);
-    free(rq->body);
+    if (rq->body != NULL) {
+        sodium_memzero(rq->body, rq->body_len);    /* passwords */
+        free(rq->body);
+    }
     free((char *) rq->path);
     free(rq);
 }
@@ -889,15 +901,81 @@ gcho_dispatch(gcho_req_t *rq)
         return;
     }
 
+    if (gcho_utf8_request(rq) != 0) {
+        return;
+    }
+
     if (gcho_authorize(rq) != 0) {
         return;
     }
 
-    if (rq->route->handler(rq) != 0 && rq->out == NULL) {
+    if (rq->route->handler(rq) != 0 && rq->out == NULL
+        && rq->hash == NULL)
+    {
         gcho_error(rq, 500, "internal", "Une erreur interne est survenue.");
     }
 
     gcho_rollback();                     /* a handler that forgot */
+}
+
+
+static enum MHD_Result
+gcho_utf8_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+    char  *bad = cls;
+
+    (void) kind;
+
+    if (!gch_utf8_ok((const unsigned char *) key, strlen(key))) {
+        snprintf(bad, GCHO_ID_MAX, "(nom de paramètre)");
+        return MHD_NO;
+    }
+
+    if (value != NULL
+        && !gch_utf8_ok((const unsigned char *) value, strlen(value)))
+    {
+        snprintf(bad, GCHO_ID_MAX, "%s", key);
+        return MHD_NO;
+    }
+
+    return MHD_YES;
+}
+
+
+/*
+ * Text reaches PostgreSQL only as valid UTF-8 (the engine's strict
+ * check, gch_utf8_ok: no overlong form, no surrogate): the query
+ * arguments and the path's segments are checked here, the JSON strings by
+ * gcho_str.  0, or -1 after answering 400 `invalid_field` naming it.
+ */
+static int
+gcho_utf8_request(gcho_req_t *rq)
+{
+    char    bad[GCHO_ID_MAX], msg[GCHO_ID_MAX + 80];
+    size_t  i;
+
+    bad[0] = '\0';
+
+    (void) MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND,
+                                     gcho_utf8_arg, bad);
+
+    for (i = 0; bad[0] == '\0' && i < rq->nparam; i++) {
+        if (!gch_utf8_ok((const unsigned char *) rq->param[i],
+                         strlen(rq->param[i])))
+        {
+            snprintf(bad, sizeof(bad), "(segment %zu de l'adresse)", i + 1);
+        }
+    }
+
+    if (bad[0] == '\0') {
+        return 0;
+    }
+
+    snprintf(msg, sizeof(msg), "Le paramètre %s n'est pas de l'UTF-8 "
+             "valide.", bad);
+    gcho_error(rq, 400, "invalid_field", msg);
+    return -1;
 }
 
 
@@ -984,7 +1062,32 @@ gcho_access(void *cls, struct MHD_Connection *c, const char *url,
         return MHD_YES;
     }
 
+    if (rq->hash != NULL) {
+        /* resumed: the handler's second half (hash.c) */
+        if (!gcho_hash_done(rq)) {
+            gchw_log("error", "office: %s resumed before its hash",
+                     rq->path);
+            return MHD_NO;
+        }
+        if (rq->route->handler(rq) != 0 && rq->out == NULL) {
+            gcho_error(rq, 500, "internal",
+                       "Une erreur interne est survenue.");
+        }
+        gcho_rollback();
+        return gcho_queue(c, rq);
+    }
+
     gcho_dispatch(rq);
+
+    if (rq->hash != NULL && rq->out == NULL) {
+        /* the handler's first half left a hash to make: the connection
+         * waits, suspended, while the server serves the others; the job
+         * is queued only now, so that it cannot resume the connection
+         * before it is suspended */
+        MHD_suspend_connection(c);
+        gcho_hash_queue(rq);
+        return MHD_YES;
+    }
 
     return gcho_queue(c, rq);
 }
@@ -1021,10 +1124,59 @@ gcho_mhd_log(void *cls, const char *fmt, va_list ap)
 /* ------------------------------------------------------------------ */
 /* listening                                                            */
 
+/*
+ * The socket's mode and group (office_socket_mode, office_socket_group):
+ * only nginx's workers may connect, never any local user (who would
+ * bypass nginx and write what it likes in X-Real-IP, hence in the audit
+ * log).  The mode may not give others any right.  0 or -1 after logging.
+ */
+static int
+gcho_socket_perms(const char *path)
+{
+    long            mode;
+    char           *end;
+    const char     *g;
+    struct group   *gr;
+
+    mode = strtol(gcho_ctx.conf.office_socket_mode, &end, 8);
+    if (*end != '\0' || end == gcho_ctx.conf.office_socket_mode
+        || mode < 0 || mode > 0770 || (mode & 07))
+    {
+        gchw_log("error", "office_socket_mode: an octal mode giving others "
+                 "nothing (0600, 0660) is needed, not \"%s\"",
+                 gcho_ctx.conf.office_socket_mode);
+        return -1;
+    }
+
+    g = gcho_ctx.conf.office_socket_group;
+    if (g[0]) {
+        gr = getgrnam(g);
+        if (gr == NULL) {
+            gchw_log("error", "office_socket_group: no group \"%s\"", g);
+            return -1;
+        }
+        if (chown(path, (uid_t) -1, gr->gr_gid) != 0) {
+            gchw_log("error", "office_socket_group: chown %s to %s: %s",
+                     path, g, strerror(errno));
+            return -1;
+        }
+    }
+
+    if (chmod(path, (mode_t) mode) != 0) {
+        gchw_log("error", "office_socket_mode: chmod %s: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+
+    return 0;
+}
+
+
 static int
 gcho_listen_unix(const char *path)
 {
     int                 fd;
+    mode_t              um;
     struct sockaddr_un  sa;
 
     if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -1044,10 +1196,23 @@ gcho_listen_unix(const char *path)
 
     (void) unlink(path);
 
-    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0
-        || chmod(path, 0666) != 0          /* nginx's workers connect */
-        || listen(fd, 128) != 0)
-    {
+    /* born 0600: nobody else connects before the mode and group are set */
+    um = umask(0177);
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+        umask(um);
+        gchw_log("error", "office_listen: %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    umask(um);
+
+    if (gcho_socket_perms(path) != 0) {
+        close(fd);
+        (void) unlink(path);
+        return -1;
+    }
+
+    if (listen(fd, 128) != 0) {
         gchw_log("error", "office_listen: %s: %s", path, strerror(errno));
         close(fd);
         return -1;
@@ -1123,8 +1288,13 @@ gcho_http_start(void)
         return -1;
     }
 
+    if (gcho_hash_start(gcho_ctx.conf.office_hash_threads) != 0) {
+        return -1;
+    }
+
     gcho_daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG
+        | MHD_ALLOW_SUSPEND_RESUME,
         0, NULL, NULL, gcho_access, NULL,
         MHD_OPTION_EXTERNAL_LOGGER, gcho_mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, gcho_listen_fd,
@@ -1134,6 +1304,7 @@ gcho_http_start(void)
         MHD_OPTION_END);
 
     if (gcho_daemon == NULL) {
+        gcho_hash_stop();
         gchw_log("error", "office: cannot start the HTTP server on %s", l);
         close(gcho_listen_fd);
         gcho_listen_fd = -1;
@@ -1148,6 +1319,10 @@ gcho_http_start(void)
 void
 gcho_http_stop(void)
 {
+    /* first the hashing threads: the jobs still waiting are resumed (and
+     * answered 503) before the server stops */
+    gcho_hash_stop();
+
     if (gcho_daemon != NULL) {
         MHD_stop_daemon(gcho_daemon);    /* closes the listening socket */
         gcho_daemon = NULL;

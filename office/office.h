@@ -54,6 +54,39 @@
 
 typedef struct gcho_req_s  gcho_req_t;
 
+#define GCHO_PARAMS_MAX  3
+#define GCHO_ID_MAX      128
+
+
+/* Passwords: at most this many bytes (family: 128, staff: 255). */
+#define GCHO_PW_BYTES  256
+
+/*
+ * A password hashing job (hash.c): the handler fills the inputs in its
+ * first half; a hashing thread fills the results; the handler's second
+ * half reads them.  Owned by the request (freed, zeroed, with it).
+ */
+typedef struct gcho_hash_s  gcho_hash_t;
+
+struct gcho_hash_s {
+    /* in */
+    char                  verify_hash[128];   /* "": nothing to verify */
+    char                  verify_pw[GCHO_PW_BYTES];
+    char                  make_pw[GCHO_PW_BYTES];   /* "": nothing to make
+                                                     (made only when the
+                                                     verification, if any,
+                                                     passed) */
+    char                  keep[2][GCHO_ID_MAX];     /* the handler's own */
+    /* out */
+    int                   verified;
+    int                   failed;             /* could not hash; stopping */
+    char                  made[128];
+    int                   done;
+    /* hash.c's */
+    void                 *conn;
+    gcho_hash_t          *next;
+};
+
 /* A handler fills the answer of rq (gcho_reply*, gcho_error) and returns
  * 0; it returns -1 only when it could not even do that (the server then
  * answers 500). */
@@ -80,8 +113,6 @@ extern const gcho_route_t  gcho_payment_routes[];
 extern const gcho_route_t  gcho_staff_routes[];
 
 
-#define GCHO_PARAMS_MAX  3
-#define GCHO_ID_MAX      128
 
 struct gcho_req_s {
     void                 *conn;           /* struct MHD_Connection */
@@ -104,6 +135,9 @@ struct gcho_req_s {
     char                  staff[GCHO_ID_MAX];      /* GCHO_STAFF: login */
     int                   staff_role;
     char                  ip[64];         /* X-Real-IP from nginx */
+
+    /* a password hashing job (hash.c): set by a handler's first half */
+    gcho_hash_t          *hash;
 
     /* the answer */
     int                   status;
@@ -135,6 +169,29 @@ extern gcho_ctx_t  gcho_ctx;
  * "host:port").  0 or -1 after logging. */
 int gcho_http_start(void);
 void gcho_http_stop(void);
+
+
+/* ------------------------------------------------------------------ */
+/* hash.c: password hashing off the server's thread                     */
+
+/* Makes the dummy hash and starts the threads.  0, or -1 after logging. */
+int gcho_hash_start(int threads);
+/* Ends the threads; jobs not begun are failed and resumed. */
+void gcho_hash_stop(void);
+/* A job for rq (rq->hash, zeroed) that the handler fills before it
+ * returns: http.c then suspends the connection and queues the job, and
+ * calls the handler again once it is done (gcho_hash_done).  NULL after
+ * answering 503 (too many waiting) or 500. */
+gcho_hash_t *gcho_hash_prepare(gcho_req_t *rq);
+/* http.c: queues rq->hash once the connection is suspended. */
+void gcho_hash_queue(gcho_req_t *rq);
+/* 1 when rq->hash is done (the handler's second half). */
+int gcho_hash_done(gcho_req_t *rq);
+void gcho_hash_free(gcho_hash_t *h);
+/* A valid argon2id hash of a password nobody knows. */
+const char *gcho_hash_dummy(void);
+/* Logs the counters of hashes made and verified (SIGUSR1). */
+void gcho_hash_log_counters(void);
 
 
 /* ------------------------------------------------------------------ */

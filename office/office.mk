@@ -10,7 +10,7 @@
 GCHO_CFLAGS  := $(GCHW_CFLAGS) -Iworker -Iengine/src -pthread
 GCHO_LIBS    := $(GCHW_LIBS) -lmicrohttpd -lcurl -pthread
 
-GCHO_SRCS    := main http enrolment document message account payment staff
+GCHO_SRCS    := main http hash enrolment document message account payment staff
 GCHO_HDRS    := office/office.h $(GCHW_HDRS) engine/src/json.h
 
 GCHO_OBJS    := $(GCHO_SRCS:%=build/office/%.o)

@@ -88,80 +88,88 @@ gcho_staff_failed(gcho_req_t *rq, const char *login)
 }
 
 
+/* 1 when login is locked (429 answered, with the real wait), 0 when not,
+ * -1 after answering 503.  for_update: inside the caller's transaction,
+ * the row locked. */
 static int
-gcho_staff_login(gcho_req_t *rq)
+gcho_staff_locked(gcho_req_t *rq, const char *login, int for_update)
 {
-    int                 rc, ok;
-    char                login[GCHO_ID_MAX], password[256];
-    char                fid[GCHO_ID_MAX + 8];
-    char                tok[GCH_TOKEN_MAX], exp[26], secs[24];
-    uint8_t             nonce[16];
-    int64_t             expires;
-    PGresult           *res, *del;
-    gch_json_t          doc;
-    gch_jout_t          o;
-    const char         *p[1];
-    const gch_jnode_t  *v[2];
-
-    if (gcho_body_json(rq, &doc, gcho_session_fields, 2, v) != 0) {
-        return 0;
-    }
-
-    rc = gcho_str(rq, "login", v[0], login, 65, 1) != 0
-         || gcho_str(rq, "password", v[1], password, sizeof(password), 1)
-            != 0;
-
-    gch_json_free(&doc);
-
-    if (rc) {
-        sodium_memzero(password, sizeof(password));
-        return 0;
-    }
-
-    if (gcho_begin(rq) != 0) {
-        sodium_memzero(password, sizeof(password));
-        return 0;
-    }
+    char         secs[24];
+    PGresult    *res;
+    const char  *p[1];
 
     p[0] = login;
-    res = gcho_sql(rq, "select ceil(extract(epoch from locked_until - now()))"
-                       " from staff_login_failure where login = $1"
-                       " and locked_until > now() for update", 1, p);
+    res = gcho_sql(rq, for_update
+                       ? "select ceil(extract(epoch from locked_until"
+                         " - now())) from staff_login_failure"
+                         " where login = $1 and locked_until > now()"
+                         " for update"
+                       : "select ceil(extract(epoch from locked_until"
+                         " - now())) from staff_login_failure"
+                         " where login = $1 and locked_until > now()",
+                   1, p);
     if (res == NULL) {
-        sodium_memzero(password, sizeof(password));
-        return 0;
+        return -1;
     }
 
-    if (PQntuples(res) == 1) {
-        snprintf(secs, sizeof(secs), "%s", PQgetvalue(res, 0, 0));
+    if (PQntuples(res) != 1) {
         PQclear(res);
-        gcho_rollback();
-        sodium_memzero(password, sizeof(password));
-
-        /* 429 with the real wait (gcho_error's own Retry-After is 1 s) */
-        gcho_error(rq, 400, "rate_limited",
-                   "Trop d'essais de connexion : ce compte est bloqué "
-                   "pendant 15 minutes.");
-        rq->status = 429;
-        gcho_add_header(rq, "Retry-After", secs);
         return 0;
     }
-    PQclear(res);
 
-    res = gcho_sql(rq, "select password_hash, name, role from staff_account"
+    snprintf(secs, sizeof(secs), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    gcho_rollback();
+
+    /* 429 with the real wait (gcho_error's own Retry-After is 1 s) */
+    gcho_error(rq, 400, "rate_limited",
+               "Trop d'essais de connexion : ce compte est bloqué "
+               "pendant 15 minutes.");
+    rq->status = 429;
+    gcho_add_header(rq, "Retry-After", secs);
+    return 1;
+}
+
+
+/* The second half of gcho_staff_login, once the password is verified. */
+static int
+gcho_staff_login_end(gcho_req_t *rq)
+{
+    char          fid[GCHO_ID_MAX + 8];
+    char          tok[GCH_TOKEN_MAX], exp[26];
+    uint8_t       nonce[16];
+    int64_t       expires;
+    PGresult     *res, *del;
+    gch_jout_t    o;
+    const char   *p[1], *login;
+    gcho_hash_t  *h;
+
+    h = rq->hash;
+    login = h->keep[0];
+
+    if (h->failed) {
+        return gcho_error(rq, 503, "unavailable",
+                          "Le service est momentanément indisponible.");
+    }
+
+    if (gcho_begin(rq) != 0 || gcho_staff_locked(rq, login, 1) != 0) {
+        return 0;
+    }
+
+    if (!h->verified || h->keep[1][0] == '\0') {
+        return gcho_staff_failed(rq, login);
+    }
+
+    /* the account again: it may have been disabled meanwhile */
+    p[0] = login;
+    res = gcho_sql(rq, "select name, role from staff_account"
                        " where login = $1 and active"
                        " and password_hash is not null", 1, p);
     if (res == NULL) {
-        sodium_memzero(password, sizeof(password));
         return 0;
     }
 
-    ok = PQntuples(res) == 1
-         && crypto_pwhash_str_verify(PQgetvalue(res, 0, 0), password,
-                                     strlen(password)) == 0;
-    sodium_memzero(password, sizeof(password));
-
-    if (!ok) {
+    if (PQntuples(res) != 1) {
         PQclear(res);
         return gcho_staff_failed(rq, login);
     }
@@ -203,9 +211,9 @@ gcho_staff_login(gcho_req_t *rq)
     gch_jout_cstr(&o, "login");
     gch_jout_cstr(&o, login);
     gch_jout_cstr(&o, "name");
-    gch_jout_cstr(&o, PQgetvalue(res, 0, 1));
+    gch_jout_cstr(&o, PQgetvalue(res, 0, 0));
     gch_jout_cstr(&o, "role");
-    gch_jout_cstr(&o, PQgetvalue(res, 0, 2));
+    gch_jout_cstr(&o, PQgetvalue(res, 0, 1));
     gch_jout_cstr(&o, "expires_at");
     gch_jout_cstr(&o, exp);
     yajl_gen_map_close(o.g);
@@ -214,6 +222,69 @@ gcho_staff_login(gcho_req_t *rq)
     sodium_memzero(tok, sizeof(tok));
 
     return gcho_reply_jout(rq, 200, &o);
+}
+
+
+/*
+ * First half: the body, the lock, the account's hash; the password is
+ * verified on a hashing thread (hash.c) -- against a dummy hash when the
+ * login is unknown or disabled, so that both cost the same argon2id and
+ * cannot be told apart by timing.  Second half: the lock again (in the
+ * transaction), then the failure counted or the token made.
+ */
+static int
+gcho_staff_login(gcho_req_t *rq)
+{
+    int                 rc;
+    char                login[GCHO_ID_MAX], password[GCHO_PW_BYTES];
+    PGresult           *res;
+    gch_json_t          doc;
+    gcho_hash_t        *h;
+    const char         *p[1];
+    const gch_jnode_t  *v[2];
+
+    if (rq->hash != NULL) {
+        return gcho_staff_login_end(rq);
+    }
+
+    if (gcho_body_json(rq, &doc, gcho_session_fields, 2, v) != 0) {
+        return 0;
+    }
+
+    rc = gcho_str(rq, "login", v[0], login, 65, 1) != 0
+         || gcho_str(rq, "password", v[1], password, sizeof(password), 1)
+            != 0;
+
+    gch_json_free(&doc);
+
+    if (rc || gcho_staff_locked(rq, login, 0) != 0) {
+        sodium_memzero(password, sizeof(password));
+        return 0;
+    }
+
+    p[0] = login;
+    res = gcho_sql(rq, "select password_hash from staff_account"
+                       " where login = $1 and active"
+                       " and password_hash is not null", 1, p);
+    if (res == NULL) {
+        sodium_memzero(password, sizeof(password));
+        return 0;
+    }
+
+    h = gcho_hash_prepare(rq);
+    if (h != NULL) {
+        snprintf(h->verify_hash, sizeof(h->verify_hash), "%s",
+                 PQntuples(res) == 1 ? PQgetvalue(res, 0, 0)
+                                     : gcho_hash_dummy());
+        snprintf(h->verify_pw, sizeof(h->verify_pw), "%s", password);
+        snprintf(h->keep[0], sizeof(h->keep[0]), "%s", login);
+        snprintf(h->keep[1], sizeof(h->keep[1]), "%s",
+                 PQntuples(res) == 1 ? "known" : "");
+    }
+
+    PQclear(res);
+    sodium_memzero(password, sizeof(password));
+    return 0;
 }
 
 

@@ -113,6 +113,12 @@ sepa_creditor_iban = FR1420041010050500013M02606
 sepa_creditor_bic = PSSTFRPPXXX
 sepa_creditor_id = FR12ZZZ123456
 CONF
+# office.sock is 0660 (office_socket_mode): nginx's workers, which run as
+# nobody:nogroup when root starts nginx without a user directive, need its
+# group
+if [ "$(id -u)" = 0 ]; then
+    echo "office_socket_group = nogroup" >> "$VAR/worker.conf"
+fi
 [ -f "$VAR/secret.key" ] || "$CTL" init-secret "$VAR/secret.key"
 "$CTL" -c "$VAR/worker.conf" migrate
 "$CTL" -c "$VAR/worker.conf" load-town "$TOWN"

@@ -65,6 +65,11 @@ typedef struct {
     char   *office_listen;
     char   *office_upload_dir;
     int     office_upload_max;
+    int     office_documents_max;
+    int     office_documents_bytes_max;
+    char   *office_socket_mode;
+    char   *office_socket_group;
+    int     office_hash_threads;
     int     token_ttl_s;
     char   *site_url;
     char   *payfip_url;

@@ -767,10 +767,10 @@ gch_json_fields(gch_jcx_t *cx, const gch_jnode_t *obj,
 
 
 /*
- * Strict UTF-8: yajl checks the shape of sequences but lets overlong
- * forms, surrogates and code points above U+10FFFF through.
+ * Strict UTF-8 (see json.h): yajl checks the shape of sequences but lets
+ * overlong forms, surrogates and code points above U+10FFFF through.
  */
-static int
+int
 gch_utf8_ok(const unsigned char *s, size_t n)
 {
     size_t    i, k, need;

@@ -94,9 +94,13 @@ int gch_json_fields(gch_jcx_t *cx, const gch_jnode_t *obj,
     const gch_jfield_t *f, size_t nf, const gch_jnode_t **vals);
 
 /* v (member key of the current path) must be a string of min..max bytes
- * without NUL. */
+ * without NUL, in strict UTF-8 (gch_utf8_ok). */
 int gch_json_str(gch_jcx_t *cx, const char *key, const gch_jnode_t *v,
     size_t min, size_t max);
+/* 1 when s[0..n) is strict UTF-8: no overlong form, no surrogate, nothing
+ * above U+10FFFF (yajl lets those through); guichet-office checks its
+ * query arguments with it. */
+int gch_utf8_ok(const unsigned char *s, size_t n);
 /* v must be an integer (no fraction, no exponent) in min..max. */
 int gch_json_int(gch_jcx_t *cx, const char *key, const gch_jnode_t *v,
     long long min, long long max, long long *out);

@@ -45,6 +45,7 @@ BUILD = os.path.join(ROOT, "build")
 DEMO_TOWN = os.path.join(ROOT, "demo", "amberieu.json")
 PGBIN = "/usr/lib/postgresql/15/bin"
 NGINX = "/usr/sbin/nginx"
+NGINX_GROUP = "nogroup"     # nginx's workers when its master runs as root
 BAD_LOG = re.compile(r"\[(alert|crit|emerg)\]|AddressSanitizer|"
                      r"LeakSanitizer|runtime error:")
 
@@ -299,6 +300,11 @@ class Stack:
                        os.path.join(ROOT, "sql", "migrations"),
                        self._path("invoices"), self._path("office.sock"),
                        self._path("uploads")))
+            # office.sock is 0660: its group must be nginx's workers'
+            # (started by root without a user directive, they run as
+            # nobody:nogroup, Debian's build defaults)
+            if os.geteuid() == 0:
+                f.write("office_socket_group = %s\n" % NGINX_GROUP)
             # nginx's port is chosen now: the payment provider's return
             # and notification addresses are on the site (site_url)
             self.port = free_port()
