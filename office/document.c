@@ -16,6 +16,14 @@
  * (worker/overlay.c): the decision marks the catalogue changed in its own
  * transaction.  Each decision e-mails the family and is audited.
  *
+ * A family keeps at most office_documents_max documents and
+ * office_documents_bytes_max bytes of them (every status counts: the
+ * files stay on disk); an upload beyond either is answered 413
+ * `document_quota` and writes nothing.  The name a document is served
+ * under keeps the client's stem but always ends with the extension of the
+ * type read from the bytes (evil.html holding a PDF is served as
+ * evil.pdf); the stored file's name is random with that extension.
+ *
  * Medical certificates (type certificat_medical) are uploaded here before
  * the website justifies an absence with POST /api/absences (the module's
  * endpoint): an upload adds its id to {f:<fid>}:documents in Redis, the
@@ -104,6 +112,87 @@ gcho_doc_ext(const char *type)
 {
     return strcmp(type, "application/pdf") == 0 ? ".pdf"
            : strcmp(type, "image/jpeg") == 0 ? ".jpg" : ".png";
+}
+
+
+/*
+ * The name a document is served under: name (gch_filename_clean's, in
+ * name[size]) keeps its stem; its extension becomes the one of type
+ * (".jpeg" is kept for a JPEG).
+ */
+static void
+gcho_doc_name_ext(char *name, size_t size, const char *type)
+{
+    char        *dot;
+    size_t       n;
+    const char  *ext;
+
+    ext = gcho_doc_ext(type);
+
+    dot = strrchr(name, '.');
+    if (dot != NULL
+        && (strcasecmp(dot, ext) == 0
+            || (strcmp(ext, ".jpg") == 0 && strcasecmp(dot, ".jpeg") == 0)))
+    {
+        return;
+    }
+
+    if (dot != NULL && dot != name) {
+        *dot = '\0';
+    }
+
+    n = strlen(name);
+    if (n + strlen(ext) >= size) {
+        n = size - 1 - strlen(ext);
+    }
+    memcpy(name + n, ext, strlen(ext) + 1);
+}
+
+
+/*
+ * The family's documents so far and this one (len bytes) within
+ * office_documents_max and office_documents_bytes_max: 0; -1 after
+ * answering 413 `document_quota` (or 503).  Inside the upload's
+ * transaction, the family's row locked: two uploads of one family are
+ * counted one after the other.
+ */
+static int
+gcho_doc_quota(gcho_req_t *rq, size_t len)
+{
+    char          msg[200];
+    long long     n, bytes;
+    PGresult     *res;
+    const char   *p[1];
+
+    p[0] = rq->family_id;
+    res = gcho_sql(rq, "select (select count(*) from document"
+                       "   where family_id = f.id),"
+                       " (select coalesce(sum(size), 0) from document"
+                       "   where family_id = f.id)"
+                       " from family f where f.id = $1 for update", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+
+    n = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    bytes = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 1), NULL, 10)
+                                : 0;
+    PQclear(res);
+
+    if (n + 1 <= gcho_ctx.conf.office_documents_max
+        && bytes + (long long) len <= gcho_ctx.conf.office_documents_bytes_max)
+    {
+        return 0;
+    }
+
+    gcho_rollback();
+
+    snprintf(msg, sizeof(msg), "Votre espace est plein (%d documents, "
+             "%d Mo au plus) : demandez à la mairie d'en retirer avant "
+             "d'en déposer d'autres.", gcho_ctx.conf.office_documents_max,
+             gcho_ctx.conf.office_documents_bytes_max / (1024 * 1024));
+    gcho_error(rq, 413, "document_quota", msg);
+    return -1;
 }
 
 
@@ -270,6 +359,7 @@ gcho_doc_upload(gcho_req_t *rq)
         snprintf(name, sizeof(name), "%s%s", type, gcho_doc_ext(sniffed));
     } else {
         gch_filename_clean(fname, strlen(fname), name, sizeof(name));
+        gcho_doc_name_ext(name, sizeof(name), sniffed);
     }
 
     crypto_hash_sha256(sum, (const uint8_t *) rq->body, rq->body_len);
@@ -284,7 +374,7 @@ gcho_doc_upload(gcho_req_t *rq)
     snprintf(final, sizeof(final), "%s/%s", dir, stored);
     snprintf(size, sizeof(size), "%zu", rq->body_len);
 
-    if (gcho_begin(rq) != 0) {
+    if (gcho_begin(rq) != 0 || gcho_doc_quota(rq, rq->body_len) != 0) {
         return 0;
     }
 

@@ -22,6 +22,12 @@
  *      one day).  A failure after the final "." (no reply, or an error
  *      reply) is ambiguous: the row stays sent, with last_error, and is
  *      never retried.
+ *
+ * Some e-mails carry a secret (kind password_reset: a single-use link,
+ * guichet-office's account.c).  The claim of step 1 also replaces their
+ * body by a note: once the relay may have it, the outbox keeps no usable
+ * link.  The body the worker sends is the one the claim read; when step 3
+ * puts the row back for a retry, it puts that body back too.
  */
 
 #include <errno.h>
@@ -40,18 +46,22 @@
 
 
 static const char  gchw_sql_claim[] =
-    "update outbox o set sent_at = now(), attempts = o.attempts + 1"
-    " where o.id = (select x.id from outbox x"
+    "with c as (select x.id, x.body from outbox x"
     "   join family_email e on e.family_id = x.family_id"
     "   where x.sent_at is null and x.next_attempt_at <= now()"
     "     and x.attempts < $1::integer"
     "   order by x.next_attempt_at, x.id limit 1"
     "   for update of x skip locked)"
+    " update outbox o set sent_at = now(), attempts = o.attempts + 1,"
+    "   body = case when o.kind = 'password_reset'"
+    "     then '(effacé à l''envoi : ce message portait un lien à usage"
+    " unique)' else o.body end"
+    " from c where o.id = c.id"
     " returning o.id, (select address from family_email e"
-    "   where e.family_id = o.family_id), o.subject, o.body, o.attempts";
+    "   where e.family_id = o.family_id), o.subject, c.body, o.attempts";
 
 static const char  gchw_sql_retry[] =
-    "update outbox set sent_at = null, last_error = $2,"
+    "update outbox set sent_at = null, last_error = $2, body = $4,"
     "   next_attempt_at = now() + least(interval '1 day',"
     "     $3::bigint * power(2, attempts - 1) * interval '1 millisecond')"
     " where id = $1::bigint";
@@ -414,7 +424,7 @@ gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
     char          maxa[16], retry[24];
     PGresult     *res, *up;
     gchw_smtp_t   s;
-    const char   *params[3];
+    const char   *params[4];
 
     if (conf->smtp == NULL || conf->smtp[0] == '\0') {
         return 0;
@@ -459,8 +469,9 @@ gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
         params[0] = PQgetvalue(res, 0, 0);
         params[1] = s.error;
         params[2] = retry;
+        params[3] = PQgetvalue(res, 0, 3);      /* the body, put back */
         up = PQexecParams(pg, rc == 1 ? gchw_sql_retry : gchw_sql_unsure,
-                          rc == 1 ? 3 : 2, NULL, params, NULL, NULL, 0);
+                          rc == 1 ? 4 : 2, NULL, params, NULL, NULL, 0);
         PQclear(res);
 
         if (PQresultStatus(up) != PGRES_COMMAND_OK) {
