@@ -608,6 +608,49 @@ def test_outbox_smtp(worker_conf, rds, worker):
                "sent_at is null") == [(0,)]
 
 
+def test_outbox_keeps_no_reset_link_once_sent(worker_conf, rds, worker):
+    """A password reset e-mail (guichet-office's) keeps its link while it
+    waits for a retry, goes with it, then the outbox holds no link; other
+    e-mails keep their body."""
+    import email
+    import email.policy
+    from worker_fixtures import free_port
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    ctl(worker_conf["conf"], "set-email", "f-martin", "martin@example.org")
+    link = "https://guichet.example/#/nouveau-mot-de-passe?jeton=" + \
+        "S3cr3t-T0ken_" * 3
+    sql(worker_conf["pg"], "insert into outbox (family_id, kind, ref,"
+        " subject, body) values ('f-martin', 'password_reset', 'h1',"
+        " 'Votre nouveau mot de passe', %s), ('f-martin', 'note', 'n1',"
+        " 'Une note', 'Rien de secret.')", ("Ouvrez ce lien :\n\n" + link
+                                           + "\n",))
+    port = free_port()
+    add_settings(worker_conf, "smtp = 127.0.0.1:%d\nsmtp_from = "
+                 "guichet@mairie.example\nsmtp_retry_ms = 200\n" % port)
+    w = worker()
+    # relay down: the row waits for a retry, with its link
+    assert wait_for(lambda: sql(worker_conf["pg"], "select attempts from"
+                                " outbox where ref = 'h1'")[0][0] >= 1, 10)
+    assert link in sql(worker_conf["pg"], "select body from outbox where"
+                       " ref = 'h1'")[0][0]
+    sink = Sink(port).start()
+    try:
+        assert wait_for(lambda: len(sink.messages) == 2, 15)
+    finally:
+        w.stop()
+        sink.stop()
+    msgs = [email.message_from_bytes(m.original_content,
+                                     policy=email.policy.default)
+            for m in sink.messages]
+    sent = [m for m in msgs if "mot de passe" in m["subject"]][0]
+    assert link in sent.get_content()
+    rows = dict(sql(worker_conf["pg"], "select ref, body from outbox where"
+                    " sent_at is not null"))
+    assert "jeton" not in rows["h1"] and "S3cr3t" not in rows["h1"]
+    assert rows["n1"] == "Rien de secret."
+
+
 def test_check(worker_conf, rds, worker, tmp_path):
     """guichetctl check: 0 when Redis and PostgreSQL agree, 1 and every
     difference otherwise."""
