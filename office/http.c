@@ -4,14 +4,18 @@
  *
  * One internal polling thread serves every connection in turn (the
  * office's traffic is light and each handler is a few SQL statements), so
- * the PostgreSQL and Redis connections of gcho_ctx need no lock.  nginx is
- * the only client (proxy_pass on a unix socket); it passes the client's
- * address in X-Real-IP and the Host header untouched.
+ * the PostgreSQL and Redis connections of gcho_ctx need no lock.  What is
+ * slow, password hashing, goes to hash.c's threads.  nginx is the only
+ * client (proxy_pass on a unix socket, 0660, office_socket_group); it
+ * passes the client's address in X-Real-IP and the Host header untouched.
  *
  * A request goes: first call of gcho_access() (headers read) -> route
  * matched, body limit known; further calls -> body bytes appended (over
  * the limit they are read and dropped); last call -> authentication, the
- * handler, the answer queued.  gcho_completed() frees the request.
+ * handler, the answer queued -- or, when the handler left a hashing job
+ * (rq->hash), the connection suspended and the job queued; once the job
+ * resumes it, one more call runs the handler's second half and queues the
+ * answer.  gcho_completed() frees the request.
  *
  * Authentication is the module's (ngx_http_guichet_handler.c): a bearer
  * token or the guichet_session cookie, checked with gch_token_verify() and

@@ -6,7 +6,8 @@
  * password reset, online payments, direct debit, and the staff's
  * validations, attendance, invoicing and audit log.  This traffic is
  * light, so guichet-office is a small HTTP service (GNU libmicrohttpd, one
- * polling thread, one PostgreSQL and one Redis connection) that nginx
+ * polling thread, one PostgreSQL and one Redis connection; password
+ * hashing on threads of its own, hash.c) that nginx
  * reaches by proxy_pass on a unix socket (lua-free-config/).  Every
  * write is one PostgreSQL transaction; what the booking path must know
  * (enrolments, documents, unpaid invoices, logins) reaches Redis through
@@ -150,7 +151,8 @@ struct gcho_req_s {
 };
 
 
-/* The process: settings, secret, connections.  One thread uses them. */
+/* The process: settings, secret, connections.  The server's thread alone
+ * uses them (never the hashing threads of hash.c). */
 typedef struct {
     gchw_conf_t    conf;
     const char    *conf_file;

@@ -106,8 +106,9 @@ def test_upload_list_download(s, tok):
     assert audit(s, "document.upload")[-1][:2] == \
         ("family:f1", "document:%d" % d["id"])
 
+    # the name's extension is the detected type's (issue 18, finding 9)
     r = upload(s, tok["f1"], PNG, "image/png", query="type=photo&name=moi")
-    assert r.status == 201 and r.json()["filename"] == "moi", r
+    assert r.status == 201 and r.json()["filename"] == "moi.png", r
     r = upload(s, tok["f1"], JPEG, "image/jpeg; charset=binary",
                query="type=certificat_medical")
     assert r.status == 201, r
