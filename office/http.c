@@ -939,7 +939,9 @@ gcho_utf8_arg(void *cls, enum MHD_ValueKind kind, const char *key,
     if (value != NULL
         && !gch_utf8_ok((const unsigned char *) value, strlen(value)))
     {
-        snprintf(bad, GCHO_ID_MAX, "%s", key);
+        /* named whole, or not at all (no cut UTF-8 in the answer) */
+        snprintf(bad, GCHO_ID_MAX, "%s",
+                 strlen(key) < 64 ? key : "(nom trop long)");
         return MHD_NO;
     }
 

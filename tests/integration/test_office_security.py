@@ -316,6 +316,9 @@ def test_overlong_utf8_is_refused_naming_the_field(s, tok):
     r = s.http("GET", "/api/staff/families?q=%C0%AF", token=agent)
     assert error_code(r, 400) == "invalid_field"
     assert " q " in r.json()["error"]["message"]
+    r = s.http("GET", "/api/staff/families/f%C0%AF1", token=agent)
+    assert error_code(r, 400) == "invalid_field"
+    assert "segment" in r.json()["error"]["message"]
     # valid UTF-8 still passes
     r = s.http("GET", "/api/staff/families?q=Zo%C3%A9", token=agent)
     assert r.status == 200, r
