@@ -1137,6 +1137,13 @@ gch_entry_json(gch_book_t *b, size_t *len)
     gch_buf_addi(&o, b->in.now_ms);
     gch_buf_lit(&o, ",\"status\":");
     gch_buf_jstrz(&o, gch_request_status(b));
+
+    if (b->in.onsite && b->in.agent) {
+        /* who booked at the counter: booking.booked_by */
+        gch_buf_lit(&o, ",\"agent\":");
+        gch_buf_jstrz(&o, b->in.agent);
+    }
+
     gch_buf_lit(&o, ",\"items\":");
     gch_buf_add(&o, b->items, b->items_len);
     gch_buf_lit(&o, "}");
@@ -1323,6 +1330,31 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
 }
 
 
+/*
+ * How long the answer is kept for a retry: a request with no cell
+ * confirmed keeps nothing else and may be kept less (refused_ttl_s).
+ */
+static int64_t
+gch_answer_ttl(const gch_book_t *b)
+{
+    size_t  i;
+
+    if (b->in.refused_ttl_s <= 0
+        || b->in.refused_ttl_s >= b->in.idem_ttl_s)
+    {
+        return b->in.idem_ttl_s;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == NULL) {
+            return b->in.idem_ttl_s;
+        }
+    }
+
+    return b->in.refused_ttl_s;
+}
+
+
 static void
 gch_step2_build(gch_book_t *b)
 {
@@ -1336,7 +1368,7 @@ gch_step2_build(gch_book_t *b)
     size_t          argvlen[8];
 
     l = &b->step2;
-    gch_lltoa(ttl, (long long) b->in.idem_ttl_s);
+    gch_lltoa(ttl, (long long) gch_answer_ttl(b));
     flen = gch_key3(fkey, sizeof(fkey), "{f:", b->in.family->id,
                     strlen(b->in.family->id), "}:bookings");
     if (flen < 0) {

@@ -41,6 +41,9 @@ typedef struct {
 
 
 static gch_town_t  *town;
+/* what tbk_plan() puts in gch_book_in_t (test_book_security) */
+static int64_t      tbk_refused_ttl;
+static const char  *tbk_agent;
 
 
 /* items: "child:session child:session ..." */
@@ -90,6 +93,9 @@ tbk_plan(tbk_t *k, const char *fid, const char *key, const char *items,
     k->in.inflight_ttl_s = 30;
     k->in.catalogue_gen = T_GEN;
     k->in.attempt = 0xa7;
+    k->in.refused_ttl_s = tbk_refused_ttl;
+    k->in.onsite = tbk_agent != NULL;
+    k->in.agent = tbk_agent;
 
     rc = gch_book_plan(&k->b, &k->in, a, &k->err);
 
@@ -1522,6 +1528,84 @@ test_book_attempts(void)
 }
 
 
+/*
+ * Issue 18: the answer of a request with no cell confirmed is kept
+ * refused_ttl_s (a family cannot fill Redis with refusals); an on-site
+ * booking names its agent in the stream entry (booking.booked_by).
+ */
+static int
+tline_has(const gch_cmds_t *l, long i, const char *needle)
+{
+    int    ok;
+    char  *s;
+
+    if (l == NULL || i < 0) {
+        return 0;
+    }
+
+    s = tcmd_line(l, (size_t) i);
+    ok = s && strstr(s, needle) != NULL;
+    free(s);
+
+    return ok;
+}
+
+
+static void
+test_book_security(void)
+{
+    int                rc, ok;
+    tbk_t              k;
+    tsim_t             s;
+    const gch_cmds_t  *l;
+
+    memset(&s, 0, sizeof(s));
+    s.full[0] = "k-m";
+    tbk_refused_ttl = 600;
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && l
+         && tcmds_find(l, 0, "SET {f:f-martin}:idem:k1 ") == 1
+         && tline_has(l, 1, " XX GET EX 600");
+    tap_ok(ok, "wholly refused: the answer is kept refused_ttl_s");
+    if (!ok) {
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+
+    memset(&s, 0, sizeof(s));
+    s.full[0] = "k-m";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && l
+         && tline_has(l, 1, " XX GET EX 86400")
+         && tcmds_count(l, "XADD gch:bookings * d {\"type\":\"book\"") == 1
+         && !tline_has(l, tcmds_find(l, 0, "XADD"), "\"agent\"");
+    tap_ok(ok, "one cell confirmed: kept idem_ttl_s; online: no agent");
+    tbk_free(&k);
+
+    tbk_refused_ttl = 0;
+    tbk_agent = "agent1";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW,
+                  &gch_alloc_std);
+    tbk_agent = NULL;
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && l
+         && tline_has(l, tcmds_find(l, 0, "XADD gch:bookings * d "),
+                      "\"agent\":\"agent1\",\"items\"");
+    tap_ok(ok, "on site: the stream entry names the agent");
+    if (!ok) {
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+}
+
+
 void
 test_book(void)
 {
@@ -1544,6 +1628,7 @@ test_book(void)
     test_book_attempts();
     test_book_sold_out();
     test_book_oom();
+    test_book_security();
 
     gch_town_free(town);
     town = NULL;
