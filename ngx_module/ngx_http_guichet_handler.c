@@ -69,7 +69,9 @@ struct ngx_http_guichet_op_s {
     char                          client[NGX_HTTP_GUICHET_CLIENT_MAX];
     unsigned                      unknown:1;    /* login: dummy hash */
     gch_login_verdict_t           verdict;
-    const char                   *agent;        /* staff: their login */
+    char                          agent[NGX_HTTP_GUICHET_LOGIN_MAX];
+                                                /* staff: their login */
+    unsigned                      budget_checked:1;
 };
 
 
@@ -833,6 +835,29 @@ ngx_http_guichet_op_format(ngx_http_guichet_op_t *op, ngx_uint_t n,
 }
 
 
+/* Frees the op's own commands, for its next round trip. */
+static void
+ngx_http_guichet_op_reset(ngx_http_guichet_op_t *op)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_GUICHET_OP_FMT; i++) {
+        if (op->fmt[i]) {
+            redisFreeCommand(op->fmt[i]);
+            op->fmt[i] = NULL;
+        }
+    }
+
+    if (op->cmds.cmds) {
+        ngx_free(op->cmds.cmds);
+        op->cmds.cmds = NULL;
+    }
+
+    op->cmds.ncmds = 0;
+    op->nfmt = 0;
+}
+
+
 /* body */
 
 static ngx_int_t
@@ -1190,6 +1215,8 @@ ngx_http_guichet_idem_key(ngx_http_request_t *r, ngx_http_guichet_op_t *op)
 
 
 static void ngx_http_guichet_book_go(ngx_http_guichet_op_t *op);
+static void ngx_http_guichet_book_step1(ngx_http_guichet_op_t *op);
+static void ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op);
 
 
 /*
@@ -1267,8 +1294,14 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
             return;
         }
 
+        /* op->fid was the token's "staff:<login>" */
+        ngx_cpystrn((u_char *) op->agent, (u_char *) op->fid + 6,
+                    sizeof(op->agent));
         ngx_cpystrn((u_char *) op->fid, (u_char *) op->family->id,
                     sizeof(op->fid));
+
+        ngx_http_guichet_staff_check(op);
+        return;
     }
 
     ngx_http_guichet_book_go(op);
@@ -1303,6 +1336,8 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     /* with now_ms and the body's hash, unique to this attempt */
     in.attempt = ((uint64_t) (uint32_t) ngx_pid << 32)
                  | ++ngx_http_guichet_attempts;
+    in.refused_ttl_s = GCH_REFUSED_TTL_S;
+    in.agent = op->staff ? op->agent : NULL;
 
     rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
@@ -1328,9 +1363,172 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
         return;
     }
 
+    ngx_http_guichet_book_step1(op);
+}
+
+
+/*
+ * Issue 18: what one family can make the system keep is bounded.  Before
+ * its step one, a family's request is charged gch_family_cost() against
+ * {f:<fid>}:budget (INCRBY then EXPIRE NX: the window starts with the
+ * first request); past the engine's budget, 429 rate_limited and nothing
+ * is written.  The counter's bookings (staff) are not charged.
+ */
+static void
+ngx_http_guichet_budget_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    long long  wait;
+
+    if (op->r == NULL) {
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[2]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    wait = gch_family_throttle(reply->element[0]->integer,
+                               reply->element[2]->integer);
+    if (wait > 0) {
+        op->retry_after = (ngx_uint_t) wait;
+        ngx_http_guichet_op_fail(op, NGX_HTTP_TOO_MANY_REQUESTS,
+                                 "rate_limited",
+                                 "Trop de demandes de réservation pour "
+                                 "cette famille en peu de temps : rien n'a "
+                                 "été réservé. Réessayez dans un moment.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    op->budget_checked = 1;
+    ngx_http_guichet_book_step1(op);
+}
+
+
+/* Sends step one, once the family's budget allows it. */
+static void
+ngx_http_guichet_book_step1(ngx_http_guichet_op_t *op)
+{
+    if (!op->staff && !op->budget_checked) {
+        ngx_http_guichet_op_reset(op);
+
+        op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
+        op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
+                                            "INCRBY {f:%s}:budget %lld",
+                                            op->fid,
+                                            gch_family_cost(op->req.nitems));
+        op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
+                                            "EXPIRE {f:%s}:budget %d NX",
+                                            op->fid, GCH_FAMILY_WINDOW_S);
+        op->fmt_len[3] = redisFormatCommand(&op->fmt[3],
+                                            "TTL {f:%s}:budget", op->fid);
+        op->fmt_len[4] = redisFormatCommand(&op->fmt[4], "EXEC");
+        op->nfmt = 5;
+
+        if (ngx_http_guichet_op_collect(op) != NGX_OK
+            || ngx_http_guichet_op_send(op, &op->cmds,
+                                        ngx_http_guichet_budget_done)
+               != NGX_OK)
+        {
+            ngx_http_guichet_op_unavailable(op);
+            ngx_http_guichet_op_free(op);
+        }
+
+        return;
+    }
+
     if (ngx_http_guichet_op_send(op, gch_book_step1(op->book),
                                  ngx_http_guichet_book_step1_done)
         != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+/*
+ * The counter: the agent's account must be active (gch:staff, published
+ * from staff_account by the worker, guichetctl staff-add and
+ * guichet-office) and the token not ended (gch:revoked, read here rather
+ * than from the worker's copy, which may lag by guichet_catalogue_refresh):
+ * a deactivated agent, or a token from before a password change, books
+ * nothing.
+ */
+static void
+ngx_http_guichet_staff_checked(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    if (op->r == NULL) {
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_NIL)
+    {
+        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED,
+                                 "unauthenticated",
+                                 "Ce jeton d'agent n'est plus valable "
+                                 "(compte désactivé ou mot de passe "
+                                 "changé) : reconnectez-vous.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_http_guichet_book_go(op);
+}
+
+
+static void
+ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op)
+{
+    u_char      hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    u_char      hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH + 1];
+    ngx_str_t   tok;
+    ngx_uint_t  cookie;
+
+    if (ngx_http_guichet_token(op->r, &tok, &cookie) != NGX_OK) {
+        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED,
+                                 "unauthenticated",
+                                 "Un jeton d'agent du guichet est "
+                                 "nécessaire.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_http_guichet_token_hash(tok.data, tok.len, hash);
+    ngx_hex_dump(hex, hash, NGX_HTTP_GUICHET_TOKEN_HASH);
+    hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH] = '\0';
+
+    ngx_http_guichet_op_reset(op);
+
+    op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
+    op->fmt_len[1] = redisFormatCommand(&op->fmt[1], "HGET gch:staff %s",
+                                        op->agent);
+    op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
+                                        "ZSCORE gch:revoked %s", hex);
+    op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "EXEC");
+    op->nfmt = 4;
+
+    if (ngx_http_guichet_op_collect(op) != NGX_OK
+        || ngx_http_guichet_op_send(op, &op->cmds,
+                                    ngx_http_guichet_staff_checked)
+           != NGX_OK)
     {
         ngx_http_guichet_op_unavailable(op);
         ngx_http_guichet_op_free(op);
@@ -2136,29 +2334,6 @@ ngx_http_guichet_client_key(ngx_http_request_t *r, char *buf, size_t size)
     p = ngx_cpymem(buf, c->addr_text.data,
                    ngx_min(c->addr_text.len, size - 1));
     *p = '\0';
-}
-
-
-/* Frees the op's own commands, for its next round trip. */
-static void
-ngx_http_guichet_op_reset(ngx_http_guichet_op_t *op)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < NGX_HTTP_GUICHET_OP_FMT; i++) {
-        if (op->fmt[i]) {
-            redisFreeCommand(op->fmt[i]);
-            op->fmt[i] = NULL;
-        }
-    }
-
-    if (op->cmds.cmds) {
-        ngx_free(op->cmds.cmds);
-        op->cmds.cmds = NULL;
-    }
-
-    op->cmds.ncmds = 0;
-    op->nfmt = 0;
 }
 
 
