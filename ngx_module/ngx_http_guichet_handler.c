@@ -71,7 +71,6 @@ struct ngx_http_guichet_op_s {
     gch_login_verdict_t           verdict;
     char                          agent[NGX_HTTP_GUICHET_LOGIN_MAX];
                                                 /* staff: their login */
-    unsigned                      budget_checked:1;
 };
 
 
@@ -1033,6 +1032,7 @@ ngx_http_guichet_book_answer(ngx_http_guichet_op_t *op)
     }
 
     ngx_http_guichet_book_metrics(op);
+    op->retry_after = (ngx_uint_t) gch_book_retry_after(op->book);
     ngx_http_guichet_op_answer(op, gch_book_status(op->book), body, len,
                                gch_book_replayed(op->book), NULL);
 }
@@ -1215,7 +1215,6 @@ ngx_http_guichet_idem_key(ngx_http_request_t *r, ngx_http_guichet_op_t *op)
 
 
 static void ngx_http_guichet_book_go(ngx_http_guichet_op_t *op);
-static void ngx_http_guichet_book_step1(ngx_http_guichet_op_t *op);
 static void ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op);
 
 
@@ -1338,6 +1337,8 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
                  | ++ngx_http_guichet_attempts;
     in.refused_ttl_s = GCH_REFUSED_TTL_S;
     in.agent = op->staff ? op->agent : NULL;
+    /* what one family can make the system keep is bounded (issue 18) */
+    in.budget = !op->staff;
 
     rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
@@ -1355,87 +1356,6 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
         if (ngx_http_guichet_op_send(op, gch_book_idem_check(op->book),
                                      ngx_http_guichet_book_idem_checked)
             != NGX_OK)
-        {
-            ngx_http_guichet_op_unavailable(op);
-            ngx_http_guichet_op_free(op);
-        }
-
-        return;
-    }
-
-    ngx_http_guichet_book_step1(op);
-}
-
-
-/*
- * Issue 18: what one family can make the system keep is bounded.  Before
- * its step one, a family's request is charged gch_family_cost() against
- * {f:<fid>}:budget (INCRBY then EXPIRE NX: the window starts with the
- * first request); past the engine's budget, 429 rate_limited and nothing
- * is written.  The counter's bookings (staff) are not charged.
- */
-static void
-ngx_http_guichet_budget_done(ngx_http_guichet_op_t *op, redisReply *reply)
-{
-    long long  wait;
-
-    if (op->r == NULL) {
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 3
-        || reply->element[0]->type != REDIS_REPLY_INTEGER
-        || reply->element[2]->type != REDIS_REPLY_INTEGER)
-    {
-        ngx_http_guichet_op_unavailable(op);
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
-    wait = gch_family_throttle(reply->element[0]->integer,
-                               reply->element[2]->integer);
-    if (wait > 0) {
-        op->retry_after = (ngx_uint_t) wait;
-        ngx_http_guichet_op_fail(op, NGX_HTTP_TOO_MANY_REQUESTS,
-                                 "rate_limited",
-                                 "Trop de demandes de réservation pour "
-                                 "cette famille en peu de temps : rien n'a "
-                                 "été réservé. Réessayez dans un moment.");
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
-    op->budget_checked = 1;
-    ngx_http_guichet_book_step1(op);
-}
-
-
-/* Sends step one, once the family's budget allows it. */
-static void
-ngx_http_guichet_book_step1(ngx_http_guichet_op_t *op)
-{
-    if (!op->staff && !op->budget_checked) {
-        ngx_http_guichet_op_reset(op);
-
-        op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
-        op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
-                                            "INCRBY {f:%s}:budget %lld",
-                                            op->fid,
-                                            gch_family_cost(op->req.nitems));
-        op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
-                                            "EXPIRE {f:%s}:budget %d NX",
-                                            op->fid, GCH_FAMILY_WINDOW_S);
-        op->fmt_len[3] = redisFormatCommand(&op->fmt[3],
-                                            "TTL {f:%s}:budget", op->fid);
-        op->fmt_len[4] = redisFormatCommand(&op->fmt[4], "EXEC");
-        op->nfmt = 5;
-
-        if (ngx_http_guichet_op_collect(op) != NGX_OK
-            || ngx_http_guichet_op_send(op, &op->cmds,
-                                        ngx_http_guichet_budget_done)
-               != NGX_OK)
         {
             ngx_http_guichet_op_unavailable(op);
             ngx_http_guichet_op_free(op);

@@ -349,6 +349,12 @@ typedef struct {
     const char              *agent;         /* onsite: the staff login
                                                booking (NULL: none), in
                                                the stream entry */
+    int                      budget;        /* step one charges the
+                                               family's budget
+                                               (gch_family_cost(), see
+                                               GCH_FAMILY_BUDGET): past
+                                               it, 429 rate_limited and
+                                               step one is undone */
 } gch_book_in_t;
 
 typedef struct gch_book_s  gch_book_t;
@@ -383,6 +389,8 @@ int gch_book_done(const gch_book_t *b);
 int gch_book_status(const gch_book_t *b);
 const char *gch_book_body(const gch_book_t *b, size_t *len);
 int gch_book_replayed(const gch_book_t *b);
+/* After a 429 (the family's budget): its Retry-After in seconds, else 0. */
+long long gch_book_retry_after(const gch_book_t *b);
 void gch_book_free(gch_book_t *b);
 /* Per-cell outcomes once answered, for metrics: NULL = confirmed. */
 size_t gch_book_ncells(const gch_book_t *b);
@@ -632,8 +640,9 @@ long long gch_login_paused(const gch_login_verdict_t *v, long long ttl);
 /*
  * A family's bookings: every request that reaches Redis is charged
  * GCH_FAMILY_REQUEST_COST plus its number of items against a budget of
- * GCH_FAMILY_BUDGET per GCH_FAMILY_WINDOW_S (INCRBY then EXPIRE NX on the
- * family's counter, before step one); beyond, 429 rate_limited.  The
+ * GCH_FAMILY_BUDGET per GCH_FAMILY_WINDOW_S (INCRBY then EXPIRE NX on
+ * {f:<fid>}:budget, inside step one: no round trip more); beyond, 429
+ * rate_limited and step one is undone, nothing kept.  The
  * answers of wholly refused requests are kept GCH_REFUSED_TTL_S instead of
  * guichet_idempotency_ttl (gch_book_in_t.refused_ttl_s).
  */
