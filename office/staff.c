@@ -550,7 +550,7 @@ gcho_staff_deactivate(gcho_req_t *rq)
     p[0] = rq->param[0];
 
     if (strcmp(rq->param[0], rq->staff) == 0) {
-        return gcho_error(rq, 409, "conflict",
+        return gcho_error(rq, 403, "forbidden",
                           "Un administrateur ne peut pas désactiver son "
                           "propre compte.");
     }

@@ -15,7 +15,7 @@
 static long long
 gch_login_pause(long long n)
 {
-    long long  shift;
+    long long shift;
 
     shift = n - GCH_LOGIN_FREE;
 
@@ -28,7 +28,8 @@ gch_login_pause(long long n)
     }
 
     return (GCH_LOGIN_PAUSE_S << shift) < GCH_LOGIN_PAUSE_MAX_S
-           ? GCH_LOGIN_PAUSE_S << shift : GCH_LOGIN_PAUSE_MAX_S;
+               ? GCH_LOGIN_PAUSE_S << shift
+               : GCH_LOGIN_PAUSE_MAX_S;
 }
 
 
@@ -42,8 +43,8 @@ gch_login_throttle(const gch_login_counts_t *c, gch_login_verdict_t *v)
 
     if (c->addr > GCH_LOGIN_ADDR_MAX) {
         v->action = GCH_LOGIN_REFUSE;
-        v->retry_after_s = c->addr_ttl > 0 ? c->addr_ttl
-                                           : GCH_LOGIN_ADDR_WINDOW_S;
+        v->retry_after_s =
+            c->addr_ttl > 0 ? c->addr_ttl : GCH_LOGIN_ADDR_WINDOW_S;
         return;
     }
 
