@@ -59,8 +59,8 @@ def password_checks(s):
     r = s.http("GET", "/metrics")
     assert r.status == 200, r
     m = re.search(rb"^guichet_password_checks_total (\d+)$", r.body, re.M)
-    assert m, r.body
-    return int(m.group(1))
+    # absent (a module without it) reads 0: the deltas below then fail
+    return int(m.group(1)) if m else 0
 
 
 def test_logout_revokes_the_token_in_every_worker(stack):
