@@ -37,6 +37,7 @@ typedef struct {
     ngx_str_t                 thread_pool_name;
     ngx_thread_pool_t        *thread_pool;
     ngx_shm_zone_t           *metrics_zone;
+    ngx_flag_t                cookie_secure;    /* __Host-, Secure */
 } ngx_http_guichet_main_conf_t;
 
 
@@ -63,6 +64,7 @@ typedef struct {
     ngx_atomic_t              latency_count;
     ngx_atomic_t              fenced;
     ngx_atomic_t              catalogue_reloads;
+    ngx_atomic_t              password_checks;  /* argon2id verifications */
 } ngx_http_guichet_metrics_t;
 
 

@@ -24,8 +24,8 @@
 #define NGX_HTTP_GUICHET_LOGIN_MAX     128
 #define NGX_HTTP_GUICHET_PASSWORD_MAX  256
 #define NGX_HTTP_GUICHET_FID_MAX       128
-#define NGX_HTTP_GUICHET_LOGIN_TRIES   5      /* failures before a lock */
-#define NGX_HTTP_GUICHET_LOGIN_LOCK    900    /* seconds of the window */
+#define NGX_HTTP_GUICHET_OP_FMT        8      /* op->fmt[] slots */
+#define NGX_HTTP_GUICHET_CLIENT_MAX    (NGX_SOCKADDR_STRLEN + 4)
 
 
 typedef struct ngx_http_guichet_op_s  ngx_http_guichet_op_t;
@@ -54,8 +54,8 @@ struct ngx_http_guichet_op_s {
     gch_absence_t                *absence;
     gch_view_t                   *view;
     gch_cmds_t                    cmds;         /* module-formatted */
-    char                         *fmt[6];
-    int                           fmt_len[6];
+    char                         *fmt[NGX_HTTP_GUICHET_OP_FMT];
+    int                           fmt_len[NGX_HTTP_GUICHET_OP_FMT];
     ngx_uint_t                    nfmt;
 
     void                        (*on_reply)(ngx_http_guichet_op_t *op,
@@ -66,6 +66,11 @@ struct ngx_http_guichet_op_s {
     char                          hash[256];
     ngx_uint_t                    verified;
     ngx_uint_t                    retry_after;  /* seconds, 429 */
+    char                          client[NGX_HTTP_GUICHET_CLIENT_MAX];
+    unsigned                      unknown:1;    /* login: dummy hash */
+    gch_login_verdict_t           verdict;
+    char                          agent[NGX_HTTP_GUICHET_LOGIN_MAX];
+                                                /* staff: their login */
 };
 
 
@@ -112,6 +117,29 @@ ngx_http_guichet_count(ngx_uint_t status)
 }
 
 
+/*
+ * Every answer the module makes (JSON, invoice PDFs) says its own type is
+ * the real one: a browser never sniffs it into something else, whatever
+ * the operator's configuration adds or forgets.
+ */
+static ngx_int_t
+ngx_http_guichet_nosniff(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-Content-Type-Options");
+    ngx_str_set(&h->value, "nosniff");
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie)
@@ -136,6 +164,10 @@ ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
     h->hash = 1;
     ngx_str_set(&h->key, "Cache-Control");
     ngx_str_set(&h->value, "no-store");
+
+    if (ngx_http_guichet_nosniff(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (status == NGX_HTTP_SERVICE_UNAVAILABLE
         || status == NGX_HTTP_TOO_MANY_REQUESTS)
@@ -266,6 +298,58 @@ ngx_http_guichet_unavailable(ngx_http_request_t *r)
 
 /* authentication */
 
+/*
+ * The session cookie: "__Host-guichet_session" with Secure when
+ * guichet_cookie_secure is on (the default: a browser then sends it only
+ * over https, only to this host, and no other site or plain-http page can
+ * set it), "guichet_session" without Secure when off (plain http on
+ * 127.0.0.1 in development).  Only the configured name is read.
+ */
+static void
+ngx_http_guichet_cookie_name(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+
+    if (gmcf->cookie_secure) {
+        ngx_str_set(name, "__Host-guichet_session");
+
+    } else {
+        ngx_str_set(name, "guichet_session");
+    }
+}
+
+
+/* The Set-Cookie value of token (max_age 0 and "" to clear it). */
+static ngx_int_t
+ngx_http_guichet_session_cookie(ngx_http_request_t *r, const char *token,
+    time_t max_age, ngx_str_t *cookie)
+{
+    u_char                        *p;
+    ngx_str_t                      name;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+    ngx_http_guichet_cookie_name(r, &name);
+
+    cookie->len = name.len + sizeof("=; Path=/; Secure; HttpOnly; "
+                                    "SameSite=Strict; Max-Age=") - 1
+                  + ngx_strlen(token) + NGX_TIME_T_LEN;
+    cookie->data = ngx_pnalloc(r->pool, cookie->len);
+    if (cookie->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(cookie->data, "%V=%s; Path=/; %sHttpOnly; "
+                    "SameSite=Strict; Max-Age=%T", &name, token,
+                    gmcf->cookie_secure ? "Secure; " : "", max_age);
+    cookie->len = p - cookie->data;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_guichet_token(ngx_http_request_t *r, ngx_str_t *tok,
     ngx_uint_t *cookie)
@@ -284,7 +368,7 @@ ngx_http_guichet_token(ngx_http_request_t *r, ngx_str_t *tok,
         return NGX_OK;
     }
 
-    ngx_str_set(&name, "guichet_session");
+    ngx_http_guichet_cookie_name(r, &name);
 
     if (ngx_http_parse_multi_header_lines(&r->headers_in.cookies, &name, tok)
         != NGX_DECLINED)
@@ -593,7 +677,7 @@ ngx_http_guichet_op_free(ngx_http_guichet_op_t *op)
         gch_booking_req_free(&op->req);
     }
 
-    for (i = 0; i < 6; i++) {
+    for (i = 0; i < NGX_HTTP_GUICHET_OP_FMT; i++) {
         if (op->fmt[i]) {
             redisFreeCommand(op->fmt[i]);
         }
@@ -737,7 +821,9 @@ ngx_http_guichet_op_format(ngx_http_guichet_op_t *op, ngx_uint_t n,
 {
     ngx_uint_t  i;
 
-    for (i = 0; i < n && op->nfmt < 6; i++, op->nfmt++) {
+    for (i = 0; i < n && op->nfmt < NGX_HTTP_GUICHET_OP_FMT;
+         i++, op->nfmt++)
+    {
         op->fmt_len[op->nfmt] =
             arg ? redisFormatCommand(&op->fmt[op->nfmt], fmts[i], arg,
                                      arg_len)
@@ -745,6 +831,29 @@ ngx_http_guichet_op_format(ngx_http_guichet_op_t *op, ngx_uint_t n,
     }
 
     return ngx_http_guichet_op_collect(op);
+}
+
+
+/* Frees the op's own commands, for its next round trip. */
+static void
+ngx_http_guichet_op_reset(ngx_http_guichet_op_t *op)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_GUICHET_OP_FMT; i++) {
+        if (op->fmt[i]) {
+            redisFreeCommand(op->fmt[i]);
+            op->fmt[i] = NULL;
+        }
+    }
+
+    if (op->cmds.cmds) {
+        ngx_free(op->cmds.cmds);
+        op->cmds.cmds = NULL;
+    }
+
+    op->cmds.ncmds = 0;
+    op->nfmt = 0;
 }
 
 
@@ -923,6 +1032,7 @@ ngx_http_guichet_book_answer(ngx_http_guichet_op_t *op)
     }
 
     ngx_http_guichet_book_metrics(op);
+    op->retry_after = (ngx_uint_t) gch_book_retry_after(op->book);
     ngx_http_guichet_op_answer(op, gch_book_status(op->book), body, len,
                                gch_book_replayed(op->book), NULL);
 }
@@ -1105,6 +1215,7 @@ ngx_http_guichet_idem_key(ngx_http_request_t *r, ngx_http_guichet_op_t *op)
 
 
 static void ngx_http_guichet_book_go(ngx_http_guichet_op_t *op);
+static void ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op);
 
 
 /*
@@ -1182,8 +1293,14 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
             return;
         }
 
+        /* op->fid was the token's "staff:<login>" */
+        ngx_cpystrn((u_char *) op->agent, (u_char *) op->fid + 6,
+                    sizeof(op->agent));
         ngx_cpystrn((u_char *) op->fid, (u_char *) op->family->id,
                     sizeof(op->fid));
+
+        ngx_http_guichet_staff_check(op);
+        return;
     }
 
     ngx_http_guichet_book_go(op);
@@ -1218,6 +1335,10 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     /* with now_ms and the body's hash, unique to this attempt */
     in.attempt = ((uint64_t) (uint32_t) ngx_pid << 32)
                  | ++ngx_http_guichet_attempts;
+    in.refused_ttl_s = GCH_REFUSED_TTL_S;
+    in.agent = op->staff ? op->agent : NULL;
+    /* what one family can make the system keep is bounded (issue 18) */
+    in.budget = !op->staff;
 
     rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
@@ -1246,6 +1367,88 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     if (ngx_http_guichet_op_send(op, gch_book_step1(op->book),
                                  ngx_http_guichet_book_step1_done)
         != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+/*
+ * The counter: the agent's account must be active (gch:staff, published
+ * from staff_account by the worker, guichetctl staff-add and
+ * guichet-office) and the token not ended (gch:revoked, read here rather
+ * than from the worker's copy, which may lag by guichet_catalogue_refresh):
+ * a deactivated agent, or a token from before a password change, books
+ * nothing.
+ */
+static void
+ngx_http_guichet_staff_checked(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    if (op->r == NULL) {
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_NIL)
+    {
+        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED,
+                                 "unauthenticated",
+                                 "Ce jeton d'agent n'est plus valable "
+                                 "(compte désactivé ou mot de passe "
+                                 "changé) : reconnectez-vous.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_http_guichet_book_go(op);
+}
+
+
+static void
+ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op)
+{
+    u_char      hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    u_char      hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH + 1];
+    ngx_str_t   tok;
+    ngx_uint_t  cookie;
+
+    if (ngx_http_guichet_token(op->r, &tok, &cookie) != NGX_OK) {
+        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED,
+                                 "unauthenticated",
+                                 "Un jeton d'agent du guichet est "
+                                 "nécessaire.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_http_guichet_token_hash(tok.data, tok.len, hash);
+    ngx_hex_dump(hex, hash, NGX_HTTP_GUICHET_TOKEN_HASH);
+    hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH] = '\0';
+
+    ngx_http_guichet_op_reset(op);
+
+    op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
+    op->fmt_len[1] = redisFormatCommand(&op->fmt[1], "HGET gch:staff %s",
+                                        op->agent);
+    op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
+                                        "ZSCORE gch:revoked %s", hex);
+    op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "EXEC");
+    op->nfmt = 4;
+
+    if (ngx_http_guichet_op_collect(op) != NGX_OK
+        || ngx_http_guichet_op_send(op, &op->cmds,
+                                    ngx_http_guichet_staff_checked)
+           != NGX_OK)
     {
         ngx_http_guichet_op_unavailable(op);
         ngx_http_guichet_op_free(op);
@@ -1752,6 +1955,11 @@ ngx_http_guichet_invoice_pdf(ngx_http_request_t *r, const char *fid,
     p = ngx_sprintf(uri.data, "/_invoices/%s/%V.pdf", fid, &id);
     uri.len = p - uri.data;
 
+    /* kept through the internal redirect, on the file's answer */
+    if (ngx_http_guichet_nosniff(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_internal_redirect(r, &uri, NULL);
 }
 
@@ -1893,14 +2101,31 @@ ngx_http_guichet_health(ngx_http_request_t *r)
 
 /* POST /api/session: argon2id in the thread pool, never on the loop */
 
+/*
+ * An unknown login is checked against this hash all the same (argon2id
+ * with guichetctl's interactive limits, of a random password nobody
+ * knows), so that it costs the time of a known one: login names cannot be
+ * told apart by the answer's delay.
+ */
+static const char  ngx_http_guichet_dummy_hash[] =
+    "$argon2id$v=19$m=65536,t=2,p=1$sj5eP5SJUDupy/VHJMqgOA$"
+    "KuB/vMTlxoNUeRs0ciFr4jmH+Vw6Jpps0/ZBCUqNv8A";
+
+
 static void
 ngx_http_guichet_verify_thread(void *data, ngx_log_t *log)
 {
     ngx_http_guichet_op_t  *op = *(ngx_http_guichet_op_t **) data;
 
     op->verified = crypto_pwhash_str_verify(op->hash, op->password,
-                                            ngx_strlen(op->password)) == 0;
+                                            ngx_strlen(op->password)) == 0
+                   && !op->unknown;
     sodium_memzero(op->password, sizeof(op->password));
+
+    if (ngx_http_guichet_worker.metrics) {
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_guichet_worker.metrics->password_checks, 1);
+    }
 }
 
 
@@ -1963,12 +2188,16 @@ ngx_http_guichet_fire(ngx_http_guichet_fire_t *f)
 
 
 /*
- * Per-account throttling: a failure counts in gch:loginfail:<login> for
- * NGX_HTTP_GUICHET_LOGIN_LOCK seconds from the first one; a success
- * clears it.  Fire and forget: the answer does not wait for it.
+ * Login throttling (the policy is the engine's, gch_login_throttle()):
+ * every attempt was counted before its check, in
+ *   gch:loginfail:<address>/<login>   attempts of that login from there,
+ *   gch:loginaddr:<address>           unsuccessful attempts from there,
+ * and may have taken the pause slot gch:loginpause:<address>/<login>.
+ * A success clears the first and the slot and gives its attempt back to
+ * the second (fire and forget: the answer does not wait for it).
  */
 static void
-ngx_http_guichet_login_outcome(const char *login, ngx_uint_t ok)
+ngx_http_guichet_login_succeeded(ngx_http_guichet_op_t *op)
 {
     ngx_http_guichet_fire_t  *f;
 
@@ -1978,25 +2207,53 @@ ngx_http_guichet_login_outcome(const char *login, ngx_uint_t ok)
     }
 
     f->len[0] = redisFormatCommand(&f->fmt[0], "MULTI");
-
-    if (ok) {
-        f->len[1] = redisFormatCommand(&f->fmt[1], "DEL gch:loginfail:%s",
-                                       login);
-        f->n = 2;
-
-    } else {
-        f->len[1] = redisFormatCommand(&f->fmt[1], "INCR gch:loginfail:%s",
-                                       login);
-        f->len[2] = redisFormatCommand(&f->fmt[2],
-                                       "EXPIRE gch:loginfail:%s %d NX", login,
-                                       NGX_HTTP_GUICHET_LOGIN_LOCK);
-        f->n = 3;
-    }
-
-    f->len[f->n] = redisFormatCommand(&f->fmt[f->n], "EXEC");
-    f->n++;
+    f->len[1] = redisFormatCommand(&f->fmt[1], "DEL gch:loginfail:%s/%s "
+                                   "gch:loginpause:%s/%s", op->client,
+                                   op->login, op->client, op->login);
+    f->len[2] = redisFormatCommand(&f->fmt[2], "DECR gch:loginaddr:%s",
+                                   op->client);
+    f->len[3] = redisFormatCommand(&f->fmt[3],
+                                   "EXPIRE gch:loginaddr:%s %d NX",
+                                   op->client, GCH_LOGIN_ADDR_WINDOW_S);
+    f->len[4] = redisFormatCommand(&f->fmt[4], "EXEC");
+    f->n = 5;
 
     ngx_http_guichet_fire(f);
+}
+
+
+/*
+ * The address login attempts are counted by: the client's (after the
+ * realip module, when the operator trusts a proxy), an IPv6 client by its
+ * /64 (one subscriber's network).
+ */
+static void
+ngx_http_guichet_client_key(ngx_http_request_t *r, char *buf, size_t size)
+{
+    u_char                *p;
+    ngx_connection_t      *c;
+#if (NGX_HAVE_INET6)
+    u_char                 a6[16];
+    struct sockaddr_in6   *sin6;
+#endif
+
+    c = r->connection;
+
+#if (NGX_HAVE_INET6)
+    if (c->sockaddr->sa_family == AF_INET6) {
+        sin6 = (struct sockaddr_in6 *) c->sockaddr;
+        ngx_memcpy(a6, sin6->sin6_addr.s6_addr, 16);
+        ngx_memzero(a6 + 8, 8);
+        p = (u_char *) buf + ngx_inet6_ntop(a6, (u_char *) buf, size - 4);
+        p = ngx_cpymem(p, "/64", 3);
+        *p = '\0';
+        return;
+    }
+#endif
+
+    p = ngx_cpymem(buf, c->addr_text.data,
+                   ngx_min(c->addr_text.len, size - 1));
+    *p = '\0';
 }
 
 
@@ -2068,9 +2325,10 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
         return;
     }
 
-    ngx_http_guichet_login_outcome(op->login, op->verified);
+    if (op->verified) {
+        ngx_http_guichet_login_succeeded(op);
 
-    if (!op->verified) {
+    } else {
         ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
                                  "Identifiant ou mot de passe incorrect.");
         return;
@@ -2090,18 +2348,12 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
 
     gch_instant_format(expires, exp);
 
-    cookie.len = sizeof("guichet_session=; Path=/; HttpOnly; "
-                        "SameSite=Strict; Max-Age=") - 1
-                 + ngx_strlen(token) + NGX_TIME_T_LEN;
-    cookie.data = ngx_pnalloc(r->pool, cookie.len);
-    if (cookie.data == NULL) {
+    if (ngx_http_guichet_session_cookie(r, token, gmcf->token_ttl, &cookie)
+        != NGX_OK)
+    {
         ngx_http_guichet_op_unavailable(op);
         return;
     }
-
-    p = ngx_sprintf(cookie.data, "guichet_session=%s; Path=/; HttpOnly; "
-                    "SameSite=Strict; Max-Age=%T", token, gmcf->token_ttl);
-    cookie.len = p - cookie.data;
 
     ngx_http_guichet_login_record(r, op->fid, token, expires);
 
@@ -2135,68 +2387,15 @@ ngx_http_guichet_verify_done(ngx_event_t *ev)
 }
 
 
+/* The password check, in the thread pool, against the hash in op->hash. */
 static void
-ngx_http_guichet_login_found(ngx_http_guichet_op_t *op, redisReply *reply)
+ngx_http_guichet_login_verify(ngx_http_guichet_op_t *op)
 {
-    char                          *sp;
-    size_t                         n;
     ngx_thread_task_t             *task;
     ngx_http_request_t            *r;
     ngx_http_guichet_main_conf_t  *gmcf;
 
     r = op->r;
-    if (r == NULL) {
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 3)
-    {
-        ngx_http_guichet_op_unavailable(op);
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
-    /* too many failures for this account lately: locked for a while */
-
-    if (reply->element[1]->type == REDIS_REPLY_STRING
-        && ngx_atoi((u_char *) reply->element[1]->str,
-                    reply->element[1]->len)
-           >= NGX_HTTP_GUICHET_LOGIN_TRIES)
-    {
-        op->retry_after = (reply->element[2]->type == REDIS_REPLY_INTEGER
-                           && reply->element[2]->integer > 0)
-                          ? (ngx_uint_t) reply->element[2]->integer
-                          : NGX_HTTP_GUICHET_LOGIN_LOCK;
-        ngx_http_guichet_op_fail(op, NGX_HTTP_TOO_MANY_REQUESTS,
-                                 "rate_limited",
-                                 "Trop d'essais de connexion : ce compte "
-                                 "est bloqué quelques minutes.");
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
-    reply = reply->element[0];
-
-    sp = (reply->type == REDIS_REPLY_STRING) ? ngx_strchr(reply->str, ' ')
-                                             : NULL;
-    n = sp ? (size_t) (sp - reply->str) : 0;
-
-    if (sp == NULL || n == 0 || n >= sizeof(op->fid)
-        || ngx_strlen(sp + 1) >= sizeof(op->hash))
-    {
-        ngx_http_guichet_login_outcome(op->login, 0);
-        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
-                                 "Identifiant ou mot de passe incorrect.");
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
-    ngx_memcpy(op->fid, reply->str, n);
-    op->fid[n] = '\0';
-    ngx_cpystrn((u_char *) op->hash, (u_char *) sp + 1, sizeof(op->hash));
-
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
 
     task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_guichet_op_t *));
@@ -2230,14 +2429,148 @@ ngx_http_guichet_login_found(ngx_http_guichet_op_t *op, redisReply *reply)
 
 
 static void
+ngx_http_guichet_login_refuse(ngx_http_guichet_op_t *op, long long secs,
+    const char *message)
+{
+    op->retry_after = secs > 0 ? (ngx_uint_t) secs : 1;
+    ngx_http_guichet_op_fail(op, NGX_HTTP_TOO_MANY_REQUESTS, "rate_limited",
+                             message);
+    ngx_http_guichet_op_free(op);
+}
+
+
+/* The pause slot's answer: [SET NX reply, TTL of the slot]. */
+static void
+ngx_http_guichet_login_paced(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    if (op->r == NULL) {
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply->element[0]->type != REDIS_REPLY_STATUS) {
+        /* another attempt holds the slot: wait for it to end */
+        ngx_http_guichet_login_refuse(op,
+            gch_login_paused(&op->verdict, reply->element[1]->integer),
+            "Trop d'essais pour cet identifiant : patientez un moment "
+            "avant de réessayer.");
+        return;
+    }
+
+    ngx_http_guichet_login_verify(op);
+}
+
+
+/*
+ * [HGET gch:logins, INCR and EXPIRE of the attempts of this login from
+ * this address, INCR, EXPIRE and TTL of this address's].  The attempt is
+ * counted before its check: a burst of guesses is refused before it costs
+ * a hash.
+ */
+static void
+ngx_http_guichet_login_found(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    char                *sp;
+    size_t               n;
+    redisReply          *e;
+    gch_login_counts_t   counts;
+
+    if (op->r == NULL) {
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 6
+        || reply->element[1]->type != REDIS_REPLY_INTEGER
+        || reply->element[3]->type != REDIS_REPLY_INTEGER
+        || reply->element[5]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    counts.pair = reply->element[1]->integer;
+    counts.addr = reply->element[3]->integer;
+    counts.addr_ttl = reply->element[5]->integer;
+
+    gch_login_throttle(&counts, &op->verdict);
+
+    if (op->verdict.action == GCH_LOGIN_REFUSE) {
+        ngx_http_guichet_login_refuse(op, op->verdict.retry_after_s,
+            "Trop d'essais de connexion depuis cette adresse : réessayez "
+            "dans quelques minutes.");
+        return;
+    }
+
+    /* "<family id> <hash>"; an unknown login gets the dummy hash */
+
+    e = reply->element[0];
+    sp = (e->type == REDIS_REPLY_STRING) ? ngx_strchr(e->str, ' ') : NULL;
+    n = sp ? (size_t) (sp - e->str) : 0;
+
+    if (sp == NULL || n == 0 || n >= sizeof(op->fid)
+        || ngx_strlen(sp + 1) >= sizeof(op->hash))
+    {
+        op->unknown = 1;
+        op->fid[0] = '\0';
+        ngx_cpystrn((u_char *) op->hash,
+                    (u_char *) ngx_http_guichet_dummy_hash,
+                    sizeof(op->hash));
+
+    } else {
+        ngx_memcpy(op->fid, e->str, n);
+        op->fid[n] = '\0';
+        ngx_cpystrn((u_char *) op->hash, (u_char *) sp + 1,
+                    sizeof(op->hash));
+    }
+
+    if (op->verdict.action == GCH_LOGIN_GO) {
+        ngx_http_guichet_login_verify(op);
+        return;
+    }
+
+    /* GCH_LOGIN_PACE: one attempt per pause, whoever takes the slot */
+
+    ngx_http_guichet_op_reset(op);
+
+    op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
+    op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
+                                        "SET gch:loginpause:%s/%s 1 EX %lld "
+                                        "NX", op->client, op->login,
+                                        op->verdict.pause_s);
+    op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
+                                        "TTL gch:loginpause:%s/%s",
+                                        op->client, op->login);
+    op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "EXEC");
+    op->nfmt = 4;
+
+    if (ngx_http_guichet_op_collect(op) != NGX_OK
+        || ngx_http_guichet_op_send(op, &op->cmds,
+                                    ngx_http_guichet_login_paced)
+           != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+static void
 ngx_http_guichet_login_body(ngx_http_request_t *r)
 {
     gch_error_t             err;
     ngx_http_guichet_op_t  *op;
-    static const char      *fmts[] = {
-        "MULTI", "HGET gch:logins %b", "GET gch:loginfail:%b",
-        "TTL gch:loginfail:%b", "EXEC"
-    };
 
     op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
 
@@ -2261,8 +2594,29 @@ ngx_http_guichet_login_body(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_http_guichet_op_format(op, 5, fmts, op->login,
-                                   ngx_strlen(op->login)) != NGX_OK
+    ngx_http_guichet_client_key(r, op->client, sizeof(op->client));
+
+    op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
+    op->fmt_len[1] = redisFormatCommand(&op->fmt[1], "HGET gch:logins %s",
+                                        op->login);
+    op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
+                                        "INCR gch:loginfail:%s/%s",
+                                        op->client, op->login);
+    op->fmt_len[3] = redisFormatCommand(&op->fmt[3],
+                                        "EXPIRE gch:loginfail:%s/%s %d NX",
+                                        op->client, op->login,
+                                        GCH_LOGIN_PAIR_WINDOW_S);
+    op->fmt_len[4] = redisFormatCommand(&op->fmt[4],
+                                        "INCR gch:loginaddr:%s", op->client);
+    op->fmt_len[5] = redisFormatCommand(&op->fmt[5],
+                                        "EXPIRE gch:loginaddr:%s %d NX",
+                                        op->client, GCH_LOGIN_ADDR_WINDOW_S);
+    op->fmt_len[6] = redisFormatCommand(&op->fmt[6],
+                                        "TTL gch:loginaddr:%s", op->client);
+    op->fmt_len[7] = redisFormatCommand(&op->fmt[7], "EXEC");
+    op->nfmt = 8;
+
+    if (ngx_http_guichet_op_collect(op) != NGX_OK
         || ngx_http_guichet_op_send(op, &op->cmds,
                                     ngx_http_guichet_login_found)
            != NGX_OK)
@@ -2311,9 +2665,12 @@ ngx_http_guichet_logout_done(ngx_http_guichet_op_t *op, redisReply *reply)
         if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
             ngx_http_guichet_op_unavailable(op);
 
+        } else if (ngx_http_guichet_session_cookie(r, "", 0, &cookie)
+                   != NGX_OK)
+        {
+            ngx_http_guichet_op_unavailable(op);
+
         } else {
-            ngx_str_set(&cookie, "guichet_session=; Path=/; HttpOnly; "
-                        "SameSite=Strict; Max-Age=0");
             ngx_http_guichet_op_answer(op, NGX_HTTP_NO_CONTENT, NULL, 0, 0,
                                        &cookie);
         }
@@ -2349,8 +2706,10 @@ ngx_http_guichet_logout(ngx_http_request_t *r)
            != GCH_OK)
     {
         /* nothing to end: just clear the cookie */
-        ngx_str_set(&cookie, "guichet_session=; Path=/; HttpOnly; "
-                    "SameSite=Strict; Max-Age=0");
+        if (ngx_http_guichet_session_cookie(r, "", 0, &cookie) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return ngx_http_guichet_send(r, NGX_HTTP_NO_CONTENT, NULL, 0, 0,
                                      &cookie);
     }
@@ -2737,10 +3096,12 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "# TYPE guichet_fenced_total counter\n"
                      "guichet_fenced_total %uA\n"
                      "# TYPE guichet_catalogue_reloads_total counter\n"
-                     "guichet_catalogue_reloads_total %uA\n",
+                     "guichet_catalogue_reloads_total %uA\n"
+                     "# TYPE guichet_password_checks_total counter\n"
+                     "guichet_password_checks_total %uA\n",
                      m->redis_round_trips, m->redis_errors,
                      m->redis_reconnects, m->in_flight, m->fenced,
-                     m->catalogue_reloads);
+                     m->catalogue_reloads, m->password_checks);
 
     p = ngx_slprintf(p, last,
                      "# TYPE guichet_request_duration_seconds histogram\n");

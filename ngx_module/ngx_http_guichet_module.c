@@ -114,6 +114,13 @@ static ngx_command_t  ngx_http_guichet_commands[] = {
       offsetof(ngx_http_guichet_main_conf_t, thread_pool_name),
       NULL },
 
+    { ngx_string("guichet_cookie_secure"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, cookie_secure),
+      NULL },
+
     { ngx_string("guichet_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_guichet_api,
@@ -233,6 +240,7 @@ ngx_http_guichet_create_main_conf(ngx_conf_t *cf)
     gmcf->catalogue_refresh = NGX_CONF_UNSET_MSEC;
     gmcf->full_cache = NGX_CONF_UNSET_MSEC;
     gmcf->token_ttl = NGX_CONF_UNSET;
+    gmcf->cookie_secure = NGX_CONF_UNSET;
 
     return gmcf;
 }
@@ -343,6 +351,7 @@ ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(gmcf->catalogue_refresh, 1000);
     ngx_conf_init_msec_value(gmcf->full_cache, 200);
     ngx_conf_init_value(gmcf->token_ttl, 12 * 3600);
+    ngx_conf_init_value(gmcf->cookie_secure, 1);
 
     if (gmcf->redis.len == 0) {
         ngx_str_set(&gmcf->redis, "127.0.0.1:6379");

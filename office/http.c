@@ -688,8 +688,13 @@ gcho_token(gcho_req_t *rq)
     if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
         tok = auth + 7;
     } else {
+        /* guichet_cookie_secure on (production) or off (development) */
         tok = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND,
-                                          "guichet_session");
+                                          "__Host-guichet_session");
+        if (tok == NULL) {
+            tok = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND,
+                                              "guichet_session");
+        }
         if (tok == NULL) {
             return 0;
         }

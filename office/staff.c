@@ -10,6 +10,11 @@
  * same way).  Logins, failures and every staff write are audit_log rows
  * written in the transaction of the action.
  *
+ * A staff token is recorded in {f:staff:<login>}:tokens (like a family's),
+ * so that deactivating the account (POST /api/staff/accounts/{login}/
+ * deactivate, admin) or changing its password (guichetctl staff-add) ends
+ * it; gch:staff tells the module which accounts are active (issue 18).
+ *
  * The enrolment and document decisions are in enrolment.c and document.c;
  * the on-site bookings at the counter stay in the module
  * (POST /api/staff/bookings); invoicing and payments are in payment.c.
@@ -85,6 +90,47 @@ gcho_staff_failed(gcho_req_t *rq, const char *login)
 
     return gcho_error(rq, 401, "unauthenticated",
                       "Identifiant ou mot de passe incorrect.");
+}
+
+
+/*
+ * The token's hash in {f:staff:<login>}:tokens scored by its expiry, as
+ * the module does for a family's login; expired ones dropped.  Best effort:
+ * without Redis the login still answers (the token then ends only by
+ * expiring or when the account is deactivated: gch:staff).
+ */
+static void
+gcho_staff_token_record(const char *fid, const char *tok, int64_t expires)
+{
+    char           hex[2 * GCH_TOKEN_HASH_LEN + 1];
+    uint8_t        hash[GCH_TOKEN_HASH_LEN];
+    redisReply    *r;
+    redisContext  *rc;
+
+    rc = gcho_redis(NULL);
+    if (rc == NULL) {
+        return;
+    }
+
+    gch_token_hash(tok, strlen(tok), hash);
+    sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+
+    r = redisCommand(rc, "ZADD {f:%s}:tokens %lld %s", fid,
+                     (long long) expires, hex);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        gchw_log("warn", "office: redis: ZADD {f:%s}:tokens: %s", fid,
+                 r ? r->str : rc->errstr);
+        gcho_redis_drop_broken();
+    }
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    r = redisCommand(rc, "ZREMRANGEBYSCORE {f:%s}:tokens -inf %lld", fid,
+                     (long long) gcho_now());
+    if (r) {
+        freeReplyObject(r);
+    }
 }
 
 
@@ -204,6 +250,7 @@ gcho_staff_login_end(gcho_req_t *rq)
     }
 
     gch_instant_format(expires, exp);
+    gcho_staff_token_record(fid, tok, expires);
 
     yajl_gen_map_open(o.g);
     gch_jout_cstr(&o, "token");
@@ -555,6 +602,75 @@ gcho_staff_audit(gcho_req_t *rq)
 }
 
 
+/* ------------------------------------------------------------------ */
+/* staff accounts                                                       */
+
+/*
+ * POST /api/staff/accounts/{login}/deactivate (admin): the account can no
+ * longer log in, its tokens end at once (gch:revoked) and the counter
+ * refuses it (gch:staff).  staff-add makes it active again.
+ */
+static int
+gcho_staff_deactivate(gcho_req_t *rq)
+{
+    char           target[GCHO_ID_MAX + 8];
+    PGresult      *res;
+    const char    *p[1];
+    redisContext  *rc;
+
+    p[0] = rq->param[0];
+
+    if (strcmp(rq->param[0], rq->staff) == 0) {
+        return gcho_error(rq, 403, "forbidden",
+                          "Un administrateur ne peut pas désactiver son "
+                          "propre compte.");
+    }
+
+    rc = gcho_redis(rq);
+    if (rc == NULL || gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    res = gcho_sql(rq, "update staff_account set active = false"
+                       " where login = $1 returning login", 1, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 404, "not_found",
+                          "Ce compte d'agent n'existe pas.");
+    }
+    PQclear(res);
+
+    snprintf(target, sizeof(target), "staff:%s", rq->param[0]);
+
+    if (gcho_audit(rq, "staff.deactivate", target, NULL) != 0) {
+        return 0;
+    }
+
+    /* Redis first: if it fails, nothing is committed and 503 says so */
+    if (gchw_staff_changed(rc, rq->param[0], NULL) != 0) {
+        gcho_rollback();
+        gcho_redis_drop_broken();
+        return gcho_error(rq, 503, "unavailable",
+                          "Le service est momentanément indisponible : "
+                          "le compte n'a pas été désactivé.");
+    }
+
+    if (gcho_commit(rq) != 0) {
+        return 0;
+    }
+
+    return gcho_reply_row(rq, 200,
+        "select json_build_object('login', login, 'name', name,"
+        "   'role', role, 'active', active) from staff_account"
+        " where login = $1", 1, p, "Ce compte d'agent n'existe pas.");
+}
+
+
 const gcho_route_t  gcho_staff_routes[] = {
     { "POST", "/api/staff/session", GCHO_PUBLIC, 0, GCHO_BODY_JSON,
       gcho_staff_login },
@@ -567,5 +683,7 @@ const gcho_route_t  gcho_staff_routes[] = {
       GCHO_BODY_JSON, gcho_staff_attendance },
     { "GET", "/api/staff/audit", GCHO_STAFF, GCHO_ADMIN, 0,
       gcho_staff_audit },
+    { "POST", "/api/staff/accounts/*/deactivate", GCHO_STAFF, GCHO_ADMIN, 0,
+      gcho_staff_deactivate },
     { NULL, NULL, 0, 0, 0, NULL }
 };

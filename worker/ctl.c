@@ -396,9 +396,10 @@ gchw_tokens_recorded(redisContext *rc, int n)
 static int
 gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
 {
-    int       rc;
-    char      sub[128];
-    uint8_t   secret[GCH_SECRET_LEN];
+    int            rc;
+    char           sub[128];
+    uint8_t        secret[GCH_SECRET_LEN];
+    redisContext  *redis;
 
     if (strlen(name) > 64 || snprintf(sub, sizeof(sub), "staff:%s", name)
                              >= (int) sizeof(sub))
@@ -411,7 +412,19 @@ gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
         return 1;
     }
 
-    rc = gchw_print_token(secret, sub, ttl, NULL, NULL);
+    /* recorded like a login's, so that a password change ends it */
+    redis = gchw_redis_connect(conf);
+    if (redis == NULL) {
+        sodium_memzero(secret, sizeof(secret));
+        return 1;
+    }
+
+    rc = gchw_print_token(secret, sub, ttl, NULL, redis);
+    if (rc == 0) {
+        rc = gchw_tokens_recorded(redis, 1);
+    }
+
+    redisFree(redis);
     sodium_memzero(secret, sizeof(secret));
 
     return rc;
@@ -474,6 +487,35 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
     sodium_memzero(secret, sizeof(secret));
 
     return rc;
+}
+
+
+/*
+ * The account is active with this password from now on: gch:staff says so
+ * to the module, and the tokens made before (an old password's) end.
+ */
+static int
+gchw_staff_redis(const gchw_conf_t *conf, const char *login,
+    const char *role)
+{
+    int            rc;
+    redisContext  *redis;
+
+    redis = gchw_redis_connect(conf);
+    rc = redis ? gchw_staff_changed(redis, login, role) : -1;
+
+    if (redis) {
+        redisFree(redis);
+    }
+
+    if (rc != 0) {
+        fprintf(stderr, "guichetctl: redis: the counter does not know %s "
+                "yet and its old tokens are still valid: run staff-add "
+                "again\n", login);
+        return 1;
+    }
+
+    return 0;
 }
 
 
@@ -583,7 +625,7 @@ gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
         printf("%s %s (%s)\n",
                strcmp(PQgetvalue(res, 0, 0), "staff.add") == 0
                ? "added" : "updated", login, role);
-        rc = 0;
+        rc = gchw_staff_redis(conf, login, role);
     }
 
     PQclear(res);

@@ -154,6 +154,13 @@ int gchw_publish(PGconn *pg, redisContext *rc, int rebuild);
  * rebuilds when gch:catalogue:gen is missing.  0 (nothing or done), or -1.
  */
 int gchw_publish_check(PGconn *pg, redisContext *rc);
+/* A staff account changed (issue 18): role non-NULL, it is active with a
+ * new password (gch:staff[login] = role); NULL, it is deactivated (HDEL).
+ * Either way its tokens recorded in {f:staff:<login>}:tokens end (into
+ * gch:revoked until they expire; gch:revoked:gen moves).  0, or -1 after
+ * logging the Redis error. */
+int gchw_staff_changed(redisContext *rc, const char *login,
+    const char *role);
 
 
 /* ------------------------------------------------------------------ */

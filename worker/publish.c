@@ -20,6 +20,8 @@
  *      rebuilding; a session whose places_online changed since the last
  *      publication has its live counter shifted by the difference;
  *   3. gch:logins (login -> "<family_id> <hash>"), stale logins removed;
+ *      gch:staff (login -> role) of the active staff accounts, whole
+ *      (the counter's bookings need an active account: issue 18);
  *   4. gch:catalogue, gch:catalogue:version, then INCR gch:catalogue:gen,
  *      last: nginx workers trust the counters once they see a generation.
  */
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <yajl/yajl_gen.h>
 
@@ -671,6 +674,106 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
 
 
 /*
+ * Step 3b: gch:staff, the active staff accounts with a password (login ->
+ * role), replaced as a whole in one MULTI/EXEC.  guichetctl staff-add and
+ * guichet-office's deactivation change it at once too; the nginx module
+ * refuses the counter's bookings of a login not in it.
+ */
+static int
+gchw_publish_staff(PGconn *pg, gchw_pipe_t *p)
+{
+    int        row, n;
+    PGresult  *res;
+
+    res = gchw_query(pg,
+        "select login, role from staff_account"
+        " where active and password_hash is not null");
+    if (res == NULL) {
+        return -1;
+    }
+
+    n = PQntuples(res);
+
+    gchw_pipe_str(p, 1, "MULTI");
+    gchw_pipe_str(p, 2, "DEL", "gch:staff");
+
+    for (row = 0; row < n; row++) {
+        gchw_pipe_str(p, 4, "HSET", "gch:staff", PQgetvalue(res, row, 0),
+                      PQgetvalue(res, row, 1));
+    }
+
+    gchw_pipe_str(p, 1, "EXEC");
+
+    PQclear(res);
+    gchw_pipe_flush(p);
+
+    return p->failed ? -1 : 0;
+}
+
+
+/* See gchw.h. */
+int
+gchw_staff_changed(redisContext *rc, const char *login, const char *role)
+{
+    int          ret;
+    size_t       i, n;
+    redisReply  *r, *x;
+
+    r = redisCommand(rc, "ZRANGEBYSCORE {f:staff:%s}:tokens %lld +inf "
+                     "WITHSCORES", login, (long long) time(NULL));
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        gchw_log("error", "redis: the tokens of staff:%s: %s", login,
+                 r ? (r->str ? r->str : "bad reply") : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        return -1;
+    }
+
+    redisAppendCommand(rc, "MULTI");
+    n = 1;
+
+    for (i = 0; i + 1 < r->elements; i += 2) {
+        redisAppendCommand(rc, "ZADD gch:revoked %s %s",
+                           r->element[i + 1]->str, r->element[i]->str);
+        n++;
+    }
+
+    freeReplyObject(r);
+
+    redisAppendCommand(rc, "DEL {f:staff:%s}:tokens", login);
+    redisAppendCommand(rc, "INCR gch:revoked:gen");
+
+    if (role) {
+        redisAppendCommand(rc, "HSET gch:staff %s %s", login, role);
+    } else {
+        redisAppendCommand(rc, "HDEL gch:staff %s", login);
+    }
+
+    redisAppendCommand(rc, "EXEC");
+    n += 4;
+
+    ret = 0;
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(rc, (void **) &x) != REDIS_OK) {
+            gchw_log("error", "redis: staff:%s: %s", login, rc->errstr);
+            return -1;
+        }
+        if (x->type == REDIS_REPLY_ERROR
+            || (i == n - 1 && x->type != REDIS_REPLY_ARRAY))
+        {
+            gchw_log("error", "redis: staff:%s: %s", login,
+                     x->type == REDIS_REPLY_ERROR ? x->str : "EXEC failed");
+            ret = -1;
+        }
+        freeReplyObject(x);
+    }
+
+    return ret;
+}
+
+
+/*
  * One publisher at a time (guichetctl load-town and the worker both
  * publish a new catalogue version; two at once each wrote every counter
  * and every session row): a PostgreSQL advisory lock for the session.
@@ -794,7 +897,8 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
     }
 
     if (gchw_publish_counters(pg, rc, &p, rebuild) != 0
-        || gchw_publish_logins(pg, rc, &p) != 0)
+        || gchw_publish_logins(pg, rc, &p) != 0
+        || gchw_publish_staff(pg, &p) != 0)
     {
         PQclear(res);
         free(ov);

@@ -342,6 +342,19 @@ typedef struct {
     uint64_t                 attempt;       /* the caller's number for this
                                                attempt (process, counter):
                                                its gch:inflight member */
+    int64_t                  refused_ttl_s; /* the answer of a request
+                                               with no cell confirmed is
+                                               kept this long (0: as
+                                               idem_ttl_s) */
+    const char              *agent;         /* onsite: the staff login
+                                               booking (NULL: none), in
+                                               the stream entry */
+    int                      budget;        /* step one charges the
+                                               family's budget
+                                               (gch_family_cost(), see
+                                               GCH_FAMILY_BUDGET): past
+                                               it, 429 rate_limited and
+                                               step one is undone */
 } gch_book_in_t;
 
 typedef struct gch_book_s  gch_book_t;
@@ -376,6 +389,8 @@ int gch_book_done(const gch_book_t *b);
 int gch_book_status(const gch_book_t *b);
 const char *gch_book_body(const gch_book_t *b, size_t *len);
 int gch_book_replayed(const gch_book_t *b);
+/* After a 429 (the family's budget): its Retry-After in seconds, else 0. */
+long long gch_book_retry_after(const gch_book_t *b);
 void gch_book_free(gch_book_t *b);
 /* Per-cell outcomes once answered, for metrics: NULL = confirmed. */
 size_t gch_book_ncells(const gch_book_t *b);
@@ -566,6 +581,82 @@ typedef struct {
  * 70, remittance 140 -- is wrong; nothing allocated) or GCH_ENOMEM. */
 int gch_sepa_pain008(const gch_sepa_doc_t *d, const gch_alloc_t *a,
     char **out, size_t *len, gch_error_t *err);
+
+
+/* ------------------------------------------------------------------ */
+/* throttling: login attempts, a family's bookings (throttle.c)        */
+
+/*
+ * The policy only (docs/reliability.md, "Security"); the module keeps the
+ * counters in Redis and asks these functions what to do with them.
+ *
+ * Login attempts are counted before the password is checked (INCR then
+ * EXPIRE NX, the returned value compared here), so that a burst of
+ * concurrent guesses is refused before it costs a hash:
+ *
+ *   pair  attempts of one login from one client address since the last
+ *         success (window GCH_LOGIN_PAIR_WINDOW_S from the first one);
+ *         the first GCH_LOGIN_FREE - 1 go through, from the
+ *         GCH_LOGIN_FREE-th on each attempt must take a pause slot (SET
+ *         NX EX, one holder at a time) lasting GCH_LOGIN_PAUSE_S doubled
+ *         at each attempt, at most GCH_LOGIN_PAUSE_MAX_S: the owner who
+ *         mistyped is slowed, never locked out, and nobody else's address
+ *         slows them;
+ *   addr  unsuccessful attempts from one client address, whatever the
+ *         login (a success gives its attempt back), at most
+ *         GCH_LOGIN_ADDR_MAX per GCH_LOGIN_ADDR_WINDOW_S: a hard limit.
+ */
+#define GCH_LOGIN_FREE            5
+#define GCH_LOGIN_PAIR_WINDOW_S   3600
+#define GCH_LOGIN_PAUSE_S         15
+#define GCH_LOGIN_PAUSE_MAX_S     900
+#define GCH_LOGIN_ADDR_MAX        50
+#define GCH_LOGIN_ADDR_WINDOW_S   900
+
+#define GCH_LOGIN_GO      0     /* check the password */
+#define GCH_LOGIN_PACE    1     /* check it only if the pause slot is free:
+                                   SET <pause key> NX EX pause_s */
+#define GCH_LOGIN_REFUSE  2     /* 429 rate_limited, Retry-After */
+
+typedef struct {
+    long long   pair;           /* INCR's answer, this attempt included */
+    long long   addr;           /* INCR's answer, this attempt included */
+    long long   addr_ttl;       /* TTL of the address counter, s (<= 0:
+                                   none) */
+} gch_login_counts_t;
+
+typedef struct {
+    int         action;         /* GCH_LOGIN_* */
+    long long   pause_s;        /* GCH_LOGIN_PACE: the slot's lifetime */
+    long long   retry_after_s;  /* GCH_LOGIN_REFUSE: >= 1 */
+} gch_login_verdict_t;
+
+/* Pure: the verdict for one attempt from its counters. */
+void gch_login_throttle(const gch_login_counts_t *c, gch_login_verdict_t *v);
+/* After GCH_LOGIN_PACE when another attempt holds the slot (TTL ttl
+ * seconds, <= 0 if unknown): the Retry-After to answer, >= 1. */
+long long gch_login_paused(const gch_login_verdict_t *v, long long ttl);
+
+/*
+ * A family's bookings: every request that reaches Redis is charged
+ * GCH_FAMILY_REQUEST_COST plus its number of items against a budget of
+ * GCH_FAMILY_BUDGET per GCH_FAMILY_WINDOW_S (INCRBY then EXPIRE NX on
+ * {f:<fid>}:budget, inside step one: no round trip more); beyond, 429
+ * rate_limited and step one is undone, nothing kept.  The
+ * answers of wholly refused requests are kept GCH_REFUSED_TTL_S instead of
+ * guichet_idempotency_ttl (gch_book_in_t.refused_ttl_s).
+ */
+#define GCH_FAMILY_REQUEST_COST   10
+#define GCH_FAMILY_BUDGET         6000
+#define GCH_FAMILY_WINDOW_S       60
+#define GCH_REFUSED_TTL_S         600
+
+/* What one request of nitems costs. */
+long long gch_family_cost(size_t nitems);
+/* Pure: 0 when a family whose counter reads spent (this request included,
+ * INCRBY's answer) may go on; else the Retry-After (>= 1 s) of its 429,
+ * from the counter's TTL ttl (<= 0: unknown). */
+long long gch_family_throttle(long long spent, long long ttl);
 
 
 #endif /* GCH_H */

@@ -74,6 +74,8 @@ struct gch_book_s {
     long long             number;
     char                  request_id[32];
     size_t                cells_at;     /* first claim reply in step one */
+    size_t                budget_at;    /* the INCRBY of the budget */
+    long long             retry_after;  /* 429: seconds */
 
     gch_cmdlist_t         step1;
     gch_cmdlist_t         step2;
@@ -721,6 +723,35 @@ gch_ids(gch_book_t *b)
 }
 
 
+/*
+ * The family's budget, last in step one: INCRBY {f:<fid>}:budget <cost>,
+ * EXPIRE ... NX (the window starts with the first request), TTL.
+ */
+static void
+gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
+{
+    int    klen;
+    char   key[GCH_KEY_MAX], cost[24], win[24];
+
+    klen = gch_key3(key, sizeof(key), "{f:", b->in.family->id,
+                    strlen(b->in.family->id), "}:budget");
+    if (klen < 0) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_lltoa(cost, gch_family_cost(b->ncells));
+    gch_lltoa(win, GCH_FAMILY_WINDOW_S);
+
+    /* replies are numbered without the MULTI */
+    b->budget_at = l->list.ncmds - 1;
+
+    gch_cmdlist_cmd(l, "INCRBY", key, cost, NULL);
+    gch_cmdlist_cmd(l, "EXPIRE", key, win, "NX", NULL);
+    gch_cmdlist_cmd(l, "TTL", key, NULL);
+}
+
+
 static void
 gch_step1_build(gch_book_t *b)
 {
@@ -843,6 +874,10 @@ gch_step1_build(gch_book_t *b)
         gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
         gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                         "u32", "0", "-1", NULL);
+    }
+
+    if (b->in.budget) {
+        gch_budget_cmds(b, l);
     }
 
     gch_cmdlist_cmd(l, "EXEC", NULL);
@@ -1137,6 +1172,13 @@ gch_entry_json(gch_book_t *b, size_t *len)
     gch_buf_addi(&o, b->in.now_ms);
     gch_buf_lit(&o, ",\"status\":");
     gch_buf_jstrz(&o, gch_request_status(b));
+
+    if (b->in.onsite && b->in.agent) {
+        /* who booked at the counter: booking.booked_by */
+        gch_buf_lit(&o, ",\"agent\":");
+        gch_buf_jstrz(&o, b->in.agent);
+    }
+
     gch_buf_lit(&o, ",\"items\":");
     gch_buf_add(&o, b->items, b->items_len);
     gch_buf_lit(&o, "}");
@@ -1323,6 +1365,31 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
 }
 
 
+/*
+ * How long the answer is kept for a retry: a request with no cell
+ * confirmed keeps nothing else and may be kept less (refused_ttl_s).
+ */
+static int64_t
+gch_answer_ttl(const gch_book_t *b)
+{
+    size_t  i;
+
+    if (b->in.refused_ttl_s <= 0
+        || b->in.refused_ttl_s >= b->in.idem_ttl_s)
+    {
+        return b->in.idem_ttl_s;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == NULL) {
+            return b->in.idem_ttl_s;
+        }
+    }
+
+    return b->in.refused_ttl_s;
+}
+
+
 static void
 gch_step2_build(gch_book_t *b)
 {
@@ -1336,7 +1403,7 @@ gch_step2_build(gch_book_t *b)
     size_t          argvlen[8];
 
     l = &b->step2;
-    gch_lltoa(ttl, (long long) b->in.idem_ttl_s);
+    gch_lltoa(ttl, (long long) gch_answer_ttl(b));
     flen = gch_key3(fkey, sizeof(fkey), "{f:", b->in.family->id,
                     strlen(b->in.family->id), "}:bookings");
     if (flen < 0) {
@@ -1531,9 +1598,10 @@ gch_data_lost(gch_book_t *b, const redisReply *gen)
 }
 
 
-/* Undo all of step one and answer 503 until the worker has rebuilt. */
+/* Undo all of step one (its record too) and answer this error. */
 static int
-gch_fail_closed(gch_book_t *b, const redisReply *exec)
+gch_abort(gch_book_t *b, const redisReply *exec, int status,
+    const char *code, const char *message)
 {
     b->state = GCH_BOOK_DONE;
 
@@ -1557,11 +1625,47 @@ gch_fail_closed(gch_book_t *b, const redisReply *exec)
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
     }
 
-    gch_error_body(b, 503, "unavailable",
-                   "Le guichet se remet d'une panne : rien n'a été réservé. "
-                   "Réessayez dans un instant.");
+    gch_error_body(b, status, code, message);
 
     return b->step2.failed ? GCH_ENOMEM : GCH_OK;
+}
+
+
+/* Undo all of step one and answer 503 until the worker has rebuilt. */
+static int
+gch_fail_closed(gch_book_t *b, const redisReply *exec)
+{
+    return gch_abort(b, exec, 503, "unavailable",
+                     "Le guichet se remet d'une panne : rien n'a été "
+                     "réservé. Réessayez dans un instant.");
+}
+
+
+/*
+ * The family's budget (gch_budget_cmds): 0 within it, 1 past it
+ * (b->retry_after set), -1 on unexpected replies.
+ */
+static int
+gch_over_budget(gch_book_t *b, const redisReply *exec)
+{
+    const redisReply  *spent, *ttl;
+
+    if (b->budget_at + 2 >= exec->elements) {
+        return -1;
+    }
+
+    spent = exec->element[b->budget_at];
+    ttl = exec->element[b->budget_at + 2];
+
+    if (spent->type != REDIS_REPLY_INTEGER
+        || ttl->type != REDIS_REPLY_INTEGER)
+    {
+        return -1;
+    }
+
+    b->retry_after = gch_family_throttle(spent->integer, ttl->integer);
+
+    return b->retry_after > 0;
 }
 
 
@@ -1640,6 +1744,21 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     if (exec->element[1]->type != REDIS_REPLY_INTEGER) {
         b->state = GCH_BOOK_DONE;
         return GCH_EREDIS;
+    }
+
+    if (b->in.budget) {
+        switch (gch_over_budget(b, exec)) {
+        case 0:
+            break;
+        case 1:
+            return gch_abort(b, exec, 429, "rate_limited",
+                             "Trop de demandes de réservation pour cette "
+                             "famille en peu de temps : rien n'a été "
+                             "réservé. Réessayez dans un moment.");
+        default:
+            b->state = GCH_BOOK_DONE;
+            return GCH_EREDIS;
+        }
     }
 
     b->number = exec->element[1]->integer;
@@ -1844,6 +1963,13 @@ int
 gch_book_replayed(const gch_book_t *b)
 {
     return b->replayed;
+}
+
+
+long long
+gch_book_retry_after(const gch_book_t *b)
+{
+    return b->status == 429 ? b->retry_after : 0;
 }
 
 

@@ -183,6 +183,7 @@ void test_cancel(void);
 void test_render(void);
 void test_sniff(void);
 void test_sepa(void);
+void test_throttle(void);
 
 
 int
@@ -198,6 +199,7 @@ main(void)
     test_render();
     test_sniff();
     test_sepa();
+    test_throttle();
 
     return tap_done();
 }

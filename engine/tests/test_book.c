@@ -26,6 +26,8 @@ typedef struct {
     int          gen_nil;
     const char  *held[4][2];    /* claim key -> "<sid> <bid>" */
     const char  *full[4];       /* sessions without a place left */
+    long long    spent;         /* INCRBY of the budget; 0 = the cost */
+    long long    ttl;           /* its TTL; 0 = 60 */
 } tsim_t;
 
 
@@ -41,6 +43,10 @@ typedef struct {
 
 
 static gch_town_t  *town;
+/* what tbk_plan() puts in gch_book_in_t (test_book_security) */
+static int64_t      tbk_refused_ttl;
+static const char  *tbk_agent;
+static int          tbk_budget;
 
 
 /* items: "child:session child:session ..." */
@@ -90,6 +96,10 @@ tbk_plan(tbk_t *k, const char *fid, const char *key, const char *items,
     k->in.inflight_ttl_s = 30;
     k->in.catalogue_gen = T_GEN;
     k->in.attempt = 0xa7;
+    k->in.refused_ttl_s = tbk_refused_ttl;
+    k->in.onsite = tbk_agent != NULL;
+    k->in.agent = tbk_agent;
+    k->in.budget = tbk_budget;
 
     rc = gch_book_plan(&k->b, &k->in, a, &k->err);
 
@@ -135,6 +145,16 @@ tstep1_reply(const gch_cmds_t *l, const tsim_t *s)
 
         } else if (strncmp(line, "INCR ", 5) == 0) {
             tb_int(&b, 42);
+
+        } else if (strncmp(line, "INCRBY ", 7) == 0) {
+            tb_int(&b, s && s->spent ? s->spent : atoll(strrchr(line, ' ')
+                                                        + 1));
+
+        } else if (strncmp(line, "TTL ", 4) == 0) {
+            tb_int(&b, s && s->ttl ? s->ttl : 60);
+
+        } else if (strncmp(line, "EXPIRE ", 7) == 0) {
+            tb_int(&b, 1);
 
         } else if (strncmp(line, "ZADD ", 5) == 0) {
             tb_int(&b, 1);
@@ -1522,6 +1542,124 @@ test_book_attempts(void)
 }
 
 
+/*
+ * Issue 18: the answer of a request with no cell confirmed is kept
+ * refused_ttl_s (a family cannot fill Redis with refusals); an on-site
+ * booking names its agent in the stream entry (booking.booked_by).
+ */
+static int
+tline_has(const gch_cmds_t *l, long i, const char *needle)
+{
+    int    ok;
+    char  *s;
+
+    if (l == NULL || i < 0) {
+        return 0;
+    }
+
+    s = tcmd_line(l, (size_t) i);
+    ok = s && strstr(s, needle) != NULL;
+    free(s);
+
+    return ok;
+}
+
+
+static void
+test_book_security(void)
+{
+    int                rc, ok;
+    tbk_t              k;
+    tsim_t             s;
+    const gch_cmds_t  *l;
+
+    memset(&s, 0, sizeof(s));
+    s.full[0] = "k-m";
+    tbk_refused_ttl = 600;
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && l
+         && tcmds_find(l, 0, "SET {f:f-martin}:idem:k1 ") == 1
+         && tline_has(l, 1, " XX GET EX 600");
+    tap_ok(ok, "wholly refused: the answer is kept refused_ttl_s");
+    if (!ok) {
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+
+    memset(&s, 0, sizeof(s));
+    s.full[0] = "k-m";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && l
+         && tline_has(l, 1, " XX GET EX 86400")
+         && tcmds_count(l, "XADD gch:bookings * d {\"type\":\"book\"") == 1
+         && !tline_has(l, tcmds_find(l, 0, "XADD"), "\"agent\"");
+    tap_ok(ok, "one cell confirmed: kept idem_ttl_s; online: no agent");
+    tbk_free(&k);
+
+    tbk_refused_ttl = 0;
+    tbk_agent = "agent1";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW,
+                  &gch_alloc_std);
+    tbk_agent = NULL;
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && l
+         && tline_has(l, tcmds_find(l, 0, "XADD gch:bookings * d "),
+                      "\"agent\":\"agent1\",\"items\"");
+    tap_ok(ok, "on site: the stream entry names the agent");
+    if (!ok) {
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+
+    /* the family's budget: charged last in step one */
+
+    tbk_budget = 1;
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
+                  &gch_alloc_std);
+    l = gch_book_step1(k.b);
+    ok = rc == GCH_OK && l && tcmds_multi_exec(l)
+         && tcmds_find(l, 0, "INCRBY {f:f-martin}:budget 12") == (long) l->ncmds - 4
+         && tcmds_find(l, 0, "EXPIRE {f:f-martin}:budget 60 NX")
+            == (long) l->ncmds - 3
+         && tcmds_find(l, 0, "TTL {f:f-martin}:budget") == (long) l->ncmds - 2;
+    tap_ok(ok, "budget: INCRBY 10 + items, EXPIRE NX, TTL before EXEC");
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    ok = rc == GCH_OK && gch_book_status(k.b) == 200
+         && gch_book_retry_after(k.b) == 0;
+    tap_ok(ok, "budget: within it, the booking goes on");
+    tbk_free(&k);
+
+    memset(&s, 0, sizeof(s));
+    s.spent = GCH_FAMILY_BUDGET + 12;
+    s.ttl = 37;
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && gch_book_status(k.b) == 429
+         && gch_book_retry_after(k.b) == 37
+         && strstr(tbody(k.b), "\"rate_limited\"") != NULL
+         && tcmds_count(l, "DEL {f:f-martin}:idem:k1") == 1
+         && tcmds_count(l, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY") == 1
+         && tcmds_count(l, "XADD") == 0 && tcmds_count(l, "SADD") == 0
+         && tcmds_count(l, "HSET") == 0;
+    tap_ok(ok, "budget: past it, 429 with the counter's TTL, step one "
+           "undone (places back, record gone), nothing kept");
+    if (!ok) {
+        tdump_diag("undo", l);
+    }
+    tbk_free(&k);
+    tbk_budget = 0;
+}
+
+
 void
 test_book(void)
 {
@@ -1544,6 +1682,7 @@ test_book(void)
     test_book_attempts();
     test_book_sold_out();
     test_book_oom();
+    test_book_security();
 
     gch_town_free(town);
     town = NULL;

@@ -378,3 +378,63 @@ def test_rush_300_families_10_online_places(make_stack):
     assert s.sql("select count(*) from booking")[0][0] == 10
     ids = {row[0] for row in s.sql("select id from booking")}
     assert ids == {x["booking_id"] for x in confirmed}
+
+
+# ----- what one family can make the system keep (issue 18, finding 5) -------
+
+def budget_town():
+    t = rush_town()
+    t["families"] = t["families"][:2]
+    t["activities"][0]["sessions"][0]["places"] = 100
+    return t
+
+
+def test_one_family_cannot_fill_redis(make_stack):
+    """A family's booking requests are charged 10 + their items against
+    6000 a minute (GCH_FAMILY_*): past that, 429 rate_limited and nothing
+    is kept; the answers of wholly refused requests live 10 minutes, not
+    guichet_idempotency_ttl.  Another family, and a parent's normal pace,
+    are never bothered."""
+    s = make_stack(budget_town(), name="budget")
+    tok = s.tokens()
+    a, b = tok["f-0001"], tok["f-0002"]
+    r = s.redis
+
+    # a confirmed booking keeps its answer for a day
+    k = key()
+    res = book(s, a, [("c-0001", "rush-0708-m")], idem=k)
+    assert res.status == 200, res
+    assert res.json()["items"][0]["status"] == "confirmed"
+    assert r.ttl("{f:f-0001}:idem:" + k) > 3600
+
+    # 200 unknown cells: wholly refused, kept ten minutes at most
+    junk = [("c-0001", "nope-%03d" % i) for i in range(200)]
+    k = key()
+    res = book(s, a, junk, idem=k)
+    assert res.status == 200, res
+    assert all(i["status"] == "refused" for i in res.json()["items"])
+    assert 0 < r.ttl("{f:f-0001}:idem:" + k) <= 600
+
+    # the finding's flood: refused within 30 requests of 200 items
+    answers = []
+    for _ in range(40):
+        k = key()
+        before = r.xlen("gch:bookings")
+        res = book(s, a, junk, idem=k)
+        answers.append(res.status)
+        if res.status == 429:
+            assert_error(res, "rate_limited")
+            assert 1 <= int(res.headers["retry-after"]) <= 60
+            assert r.exists("{f:f-0001}:idem:" + k) == 0
+            assert r.xlen("gch:bookings") == before
+            break
+        assert res.status == 200, res
+    assert answers[-1] == 429 and len(answers) <= 30, answers
+
+    # the other family books at a parent's pace: 20 requests in a row
+    res = book(s, b, [("c-0002", "rush-0708-m")])
+    assert res.status == 200 and \
+        res.json()["items"][0]["status"] == "confirmed", res
+    for i in range(19):
+        res = book(s, b, [("c-0002", "nope-%d" % i)] * 3)
+        assert res.status == 200, res

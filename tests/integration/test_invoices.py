@@ -70,6 +70,8 @@ def test_month_invoice_bills_late_cancellations_not_justified_ones(
     assert r.status == 200, r
     assert r.headers["content-type"] == "application/pdf"
     assert r.body.startswith(b"%PDF")
+    # the module says so itself, whatever the location's configuration
+    assert r.headers["x-content-type-options"] == "nosniff"
 
     # another family, or no login: not there
     r = s.http("GET", "/api/invoices/%s.pdf" % inv["id"], token=t2)

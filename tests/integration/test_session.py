@@ -1,20 +1,71 @@
 """test_session.py -- sessions that really end and accounts that cannot be
-guessed at: logout revokes the token everywhere, repeated wrong passwords
-lock the account for a while (per account, whatever the address).
+guessed at nor locked out by someone else (issue 18).
 
-Demo town, its own families: bernard (lockout) and nguyen (logout).
+Logout revokes the token everywhere.  Login attempts are counted per login
+AND client address before the password is checked: a burst of concurrent
+guesses costs at most GCH_LOGIN_FREE hashes, an address that keeps failing
+is slowed down (429 with a Retry-After that grows), the rightful owner from
+another address still logs in, and one address has a hard limit across
+logins.  An unknown login costs a hash like a known one.  The nginx of the
+tests listens on 127.0.0.1; the clients here bind other loopback source
+addresses (127.0.0.x) to play several people.
+
+Demo town, its own families: bernard (throttling) and nguyen (logout);
+martin logs in.
 """
 
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def login(s, who, password="secret-demo"):
-    return s.http("POST", "/api/session",
-                  json={"login": who, "password": password})
+from stack import DEMO_TOWN, ROOT, Stack  # noqa: E402
+
+FREE = 5            # GCH_LOGIN_FREE (engine/include/gch.h)
+ADDR_MAX = 50       # GCH_LOGIN_ADDR_MAX
+FAMILY = "f-martin"
+
+
+def login(s, who, password="secret-demo", source=None):
+    """POST /api/session from source (a loopback address) or 127.0.0.1."""
+    c = http.client.HTTPConnection(
+        "127.0.0.1", s.port, timeout=30,
+        source_address=(source, 0) if source else None)
+    try:
+        c.request("POST", "/api/session",
+                  body=json.dumps({"login": who, "password": password}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        body = r.read()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), \
+            body
+    finally:
+        c.close()
+
+
+def code(body):
+    return json.loads(body)["error"]["code"]
+
+
+def password_checks(s):
+    """guichet_password_checks_total: argon2id verifications so far."""
+    r = s.http("GET", "/metrics")
+    assert r.status == 200, r
+    m = re.search(rb"^guichet_password_checks_total (\d+)$", r.body, re.M)
+    # absent (a module without it) reads 0: the deltas below then fail
+    return int(m.group(1)) if m else 0
 
 
 def test_logout_revokes_the_token_in_every_worker(stack):
-    r = login(stack, "nguyen")
+    r = stack.http("POST", "/api/session",
+                   json={"login": "nguyen", "password": "secret-demo"})
     assert r.status == 200, r
     tok = r.json()["token"]
     assert stack.http("GET", "/api/me", token=tok).status == 200
@@ -31,25 +82,174 @@ def test_logout_revokes_the_token_in_every_worker(stack):
         assert r.json()["error"]["code"] == "unauthenticated"
 
     # a new login works and is a different token
-    r = login(stack, "nguyen")
+    r = stack.http("POST", "/api/session",
+                   json={"login": "nguyen", "password": "secret-demo"})
     assert r.status == 200 and r.json()["token"] != tok
     assert stack.http("GET", "/api/me",
                       token=r.json()["token"]).status == 200
 
 
-def test_wrong_passwords_lock_the_account_not_the_others(stack):
-    for _ in range(5):
-        r = login(stack, "bernard", "not-the-password")
+def test_concurrent_guesses_cost_at_most_free_hashes(stack):
+    """Finding 1: 30 parallel wrong passwords for one login from one
+    address: the count is taken before the check, so at most FREE hashes
+    happen and the others get 429 rate_limited at once."""
+    n = 30
+    before = password_checks(stack)
+    gate = threading.Barrier(n)
+
+    def guess(i):
+        gate.wait()
+        return login(stack, "bernard", "guess-%d" % i, source="127.0.0.20")
+
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(guess, range(n)))
+
+    statuses = sorted(st for st, _, _ in answers)
+    assert statuses.count(429) >= n - FREE, statuses
+    hashes = password_checks(stack) - before
+    assert hashes <= FREE, (hashes, statuses)
+    assert statuses.count(401) == n - statuses.count(429), statuses
+    for st, h, body in answers:
+        if st == 429:
+            assert code(body) == "rate_limited"
+            assert int(h["retry-after"]) >= 1
+
+
+def test_slowed_address_never_locks_the_owner_out(stack):
+    """Finding 2: an attacker's failures slow the attacker's address for
+    that login (a Retry-After that grows), not the owner elsewhere."""
+    attacker, owner = "127.0.0.21", "127.0.0.22"
+    for i in range(FREE):
+        st, _, body = login(stack, "bernard", "wrong-%d" % i, attacker)
+        assert st == 401, body
+
+    # the next one is paced, even with the right password
+    st, h, body = login(stack, "bernard", source=attacker)
+    assert st == 429 and code(body) == "rate_limited", body
+    first = int(h["retry-after"])
+    assert 1 <= first <= 15
+
+    # the owner, from home, is not bothered
+    st, _, body = login(stack, "bernard", source=owner)
+    assert st == 200, body
+
+    # the pause is over (its key gone): one more guess goes, then a longer
+    # pause follows
+    stack.redis.delete("gch:loginpause:%s/bernard" % attacker)
+    st, _, body = login(stack, "bernard", "wrong-again", attacker)
+    assert st == 401, body
+    st, h, body = login(stack, "bernard", "wrong-again", attacker)
+    assert st == 429, body
+    assert int(h["retry-after"]) > first
+
+    # and the owner still logs in; a success from the attacker's address
+    # once the pause is over resets it (the owner at the same address)
+    assert login(stack, "bernard", source=owner)[0] == 200
+    stack.redis.delete("gch:loginpause:%s/bernard" % attacker)
+    assert login(stack, "bernard", source=attacker)[0] == 200
+    assert stack.redis.exists("gch:loginfail:%s/bernard" % attacker) == 0
+    assert login(stack, "bernard", "wrong", attacker)[0] == 401
+
+
+def test_one_address_has_a_hard_limit_across_logins(stack):
+    """Finding 2: ADDR_MAX unsuccessful attempts from one address, whatever
+    the logins, then 429 for every login from there (not elsewhere)."""
+    spray = "127.0.0.23"
+
+    def guess(i):
+        return login(stack, "personne-%d" % i, "x", source=spray)[0]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(guess, range(ADDR_MAX)))
+    assert statuses == [401] * ADDR_MAX, statuses
+
+    st, h, body = login(stack, "personne-x", "x", source=spray)
+    assert st == 429 and code(body) == "rate_limited", body
+    assert 1 <= int(h["retry-after"]) <= 900
+    st, _, _ = login(stack, "martin", source=spray)
+    assert st == 429
+    assert login(stack, "martin", source="127.0.0.24")[0] == 200
+
+
+def test_unknown_login_costs_a_hash_too(stack):
+    """Finding 6: an unknown login is checked against a dummy hash, so that
+    its answer takes the time of a known one's."""
+    before = password_checks(stack)
+    st, _, body = login(stack, "nobody-here", "whatever", "127.0.0.25")
+    assert st == 401 and code(body) == "unauthenticated", body
+    assert password_checks(stack) - before == 1
+    st, _, body = login(stack, "martin", "wrong", "127.0.0.25")
+    assert st == 401 and code(body) == "unauthenticated", body
+    assert password_checks(stack) - before == 2
+
+
+def test_dev_cookie_is_plain_http_only(stack):
+    """dev.conf says guichet_cookie_secure off: plain http on loopback."""
+    st, h, body = login(stack, "martin", source="127.0.0.26")
+    assert st == 200, body
+    cookie = h["set-cookie"]
+    assert cookie.startswith("guichet_session="), cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Secure" not in cookie
+    assert h["x-content-type-options"] == "nosniff"
+
+
+def test_module_answers_are_never_sniffed(stack):
+    """Every JSON answer of the module says nosniff, errors included."""
+    tok = stack.token(FAMILY)
+    for method, path, kw in [
+            ("GET", "/api/health", {}),
+            ("GET", "/api/activities", {}),
+            ("GET", "/api/me", {}),
+            ("GET", "/api/nowhere", {}),
+            ("POST", "/api/session", {"json": {"login": 1}}),
+            ("GET", "/api/me", {"token": tok}),
+            ("GET", "/api/invoices", {"token": tok})]:
+        r = stack.http(method, path, **kw)
+        assert r.headers.get("x-content-type-options") == "nosniff", \
+            (method, path, r.status, r.headers)
+
+
+def test_production_cookie_is_host_prefixed_and_secure():
+    """Finding 7: guichet_cookie_secure on (the default, production.conf):
+    __Host-guichet_session with Secure; only that name is read."""
+    with open(os.path.join(ROOT, "lua-free-config", "dev.conf")) as f:
+        conf = f.read()
+    assert "guichet_cookie_secure off;" in conf
+    fd, path = tempfile.mkstemp(suffix=".conf", prefix="secure-")
+    with os.fdopen(fd, "w") as f:
+        f.write(conf.replace("guichet_cookie_secure off;",
+                             "guichet_cookie_secure on;"))
+    s = Stack(town=DEMO_TOWN, name="secure-cookie", nginx_template=path)
+    try:
+        s.start()
+        st, h, body = login(s, "martin")
+        assert st == 200, body
+        cookie = h["set-cookie"]
+        assert cookie.startswith("__Host-guichet_session="), cookie
+        parts = [p.strip() for p in cookie.split(";")]
+        assert "Secure" in parts and "HttpOnly" in parts, cookie
+        assert "Path=/" in parts and not any(
+            p.lower().startswith("domain=") for p in parts), cookie
+        tok = json.loads(body)["token"]
+
+        r = s.http("GET", "/api/me",
+                   headers={"Cookie": "__Host-guichet_session=" + tok})
+        assert r.status == 200, r
+        # the unprefixed name (settable by a sibling site) is not read
+        r = s.http("GET", "/api/me",
+                   headers={"Cookie": "guichet_session=" + tok})
         assert r.status == 401, r
-    time.sleep(0.2)              # the failures are counted after answering
 
-    # locked now, even with the right password, with a real Retry-After
-    r = login(stack, "bernard")
-    assert r.status == 429, r
-    assert r.json()["error"]["code"] == "rate_limited"
-    assert int(r.headers["retry-after"]) > 60
-
-    # unknown logins are counted too, and other accounts are untouched
-    assert login(stack, "personne", "x").status == 401
-    assert login(stack, "martin").status == 200
-    assert stack.redis.ttl("gch:loginfail:bernard") > 60
+        r = s.http("DELETE", "/api/session",
+                   headers={"Cookie": "__Host-guichet_session=" + tok,
+                            "Origin": s.url})
+        assert r.status == 204, r
+        cleared = r.header_all("Set-Cookie")
+        assert any(c.startswith("__Host-guichet_session=;")
+                   and "Secure" in c and "Max-Age=0" in c
+                   for c in cleared), cleared
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+        os.unlink(path)

@@ -1,11 +1,33 @@
 """test_staff.py -- the two quotas of a session: half online, half at the
 counter.  Town staff book the on-site share with their own token
 (POST /api/staff/bookings, `guichetctl staff-token`), while the online
-share is "complet"; neither channel can take the other's places.
+share is "complet"; neither channel can take the other's places.  Only an
+active staff account books at the counter, its tokens end when it is
+deactivated or its password changes, and the booking names its agent
+(issue 18).
 """
 
+import os
 import subprocess
+import sys
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from stack import ROOT  # noqa: E402
+
+
+def staff_add(s, login, role="agent", password="counter-pass-1"):
+    r = subprocess.run([s.ctl, "-c", s.worker_conf, "staff-add", login,
+                        role, "Agent " + login],
+                       input=(password + "\n").encode(), cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr.decode()
+
+
+def staff_login(s, login, password="counter-pass-1"):
+    return s.http("POST", "/api/staff/session",
+                  json={"login": login, "password": password})
 
 
 def town():
@@ -59,6 +81,7 @@ def one(r):
 def test_the_counter_books_the_on_site_share(make_stack):
     s = make_stack(town(), name="staff")
     tok = s.tokens()
+    staff_add(s, "mairie-1")
     agent = s.ctl_run("staff-token", "mairie-1").strip()
     sid = "klub-1"
     item = lambda f: {"items": [{"child_id": f + "-c", "session_id": sid}]}
@@ -114,6 +137,9 @@ def test_the_counter_books_the_on_site_share(make_stack):
                  (sid,))
     assert rows == [("online", "confirmed", 2), ("onsite", "cancelled", 1),
                     ("onsite", "confirmed", 1)], rows
+    rows = s.sql("select channel, booked_by, count(*) from booking"
+                 " group by 1, 2 order by 1, 2")
+    assert rows == [("online", None, 2), ("onsite", "mairie-1", 3)], rows
     r = subprocess.run([s.ctl, "-c", s.worker_conf, "check"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert r.returncode == 0, r.stdout.decode()
@@ -146,3 +172,71 @@ def test_unused_on_site_places_are_released_online(make_stack):
     s.wait_worker_drained()
     assert subprocess.run([s.ctl, "-c", s.worker_conf, "check"],
                           stdout=subprocess.DEVNULL).returncode == 0
+
+
+def test_only_an_active_agent_books_and_old_tokens_end(make_stack):
+    """Finding 3: the counter checks the account (gch:staff) and the token
+    (gch:revoked): a password change (guichetctl staff-add) and a
+    deactivation (back office) end the agent's tokens at once."""
+    s = make_stack(town(), name="staff-sec")
+    staff_add(s, "agent1", password="first-pass-1")
+    staff_add(s, "chef", role="admin", password="admin-pass-1")
+    item = lambda f, sid="klub-1": {
+        "family_id": f, "items": [{"child_id": f + "-c", "session_id": sid}]}
+    counter = lambda t, f: post(s, "/api/staff/bookings", t, item(f))
+
+    def refused(r):
+        return r.status == 401 and \
+            r.json()["error"]["code"] == "unauthenticated"
+
+    r = staff_login(s, "agent1", "first-pass-1")
+    assert r.status == 200, r
+    t1 = r.json()["token"]
+    t2 = s.ctl_run("staff-token", "agent1").strip()
+    assert one(counter(t1, "f1"))[0] == "confirmed"
+
+    # a login nobody made an account for books nothing
+    ghost = s.ctl_run("staff-token", "ghost").strip()
+    assert refused(counter(ghost, "f2"))
+
+    # the password changes: every token made before ends, at the counter
+    # and in the back office
+    staff_add(s, "agent1", password="second-pass-2")
+    for t in (t1, t2):
+        assert refused(counter(t, "f2"))
+        assert s.http("GET", "/api/staff/me", token=t).status == 401
+    assert staff_login(s, "agent1", "first-pass-1").status == 401
+    r = staff_login(s, "agent1", "second-pass-2")
+    assert r.status == 200, r
+    t3 = r.json()["token"]
+    assert one(counter(t3, "f2"))[0] == "confirmed"
+
+    # an admin deactivates the account: refused at once, everywhere
+    admin = staff_login(s, "chef", "admin-pass-1").json()["token"]
+    r = s.http("POST", "/api/staff/accounts/agent1/deactivate",
+               token=admin)
+    assert r.status == 200 and r.json()["active"] is False, r
+    assert refused(counter(t3, "f3"))
+    assert s.http("GET", "/api/staff/me", token=t3).status == 401
+    assert staff_login(s, "agent1", "second-pass-2").status == 401
+    assert s.http("POST", "/api/staff/accounts/agent1/deactivate",
+                  token=t3).status == 401
+    r = s.http("POST", "/api/staff/accounts/nobody/deactivate", token=admin)
+    assert r.status == 404, r
+
+    # what was booked says who booked it
+    s.wait_worker_drained()
+    rows = s.sql("select family_id, channel, booked_by from booking"
+                 " order by family_id")
+    assert rows == [("f1", "onsite", "agent1"), ("f2", "onsite", "agent1")]
+    assert s.sql("select count(*) from audit_log"
+                 " where action = 'staff.deactivate'"
+                 " and target = 'staff:agent1' and actor = 'chef'") == \
+        [(1,)]
+
+    # staff-add makes the account active again, with a fresh token only
+    staff_add(s, "agent1", password="third-pass-3")
+    assert refused(counter(t3, "f3"))
+    t4 = staff_login(s, "agent1", "third-pass-3").json()["token"]
+    r = post(s, "/api/staff/bookings", t4, item("f3", "soon-1"))
+    assert one(r)[0] == "confirmed"
