@@ -26,6 +26,8 @@ was found):
                    against the setting table of worker/conf.c
   worker example   every worker setting appears in
                    worker/guichet-worker.conf.example
+  schema           every file of sql/migrations/ and every table it creates
+                   is named in docs/worker.md's "## Schema" section
 
 How codes are found in C (comments removed, adjacent string literals
 joined, so a code split over lines or calls is still seen):
@@ -374,6 +376,18 @@ def doc_headings(path, prefix, section=None):
     return found
 
 
+def section_text(path, section):
+    """The text of path under "## section", up to the next "## "."""
+    out, inside = [], False
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("## "):
+                inside = line[3:].strip() == section
+            elif inside:
+                out.append(line)
+    return "".join(out)
+
+
 def module_names():
     """(directives, variables): the ngx_command_t table's names, and the
     other ngx_string("guichet_*") of the module."""
@@ -511,6 +525,27 @@ def main():
               ["%s (%s) is not in worker/guichet-worker.conf.example" %
                (n, w) for n, w in sorted(settings.where.items())
                if n not in example])
+
+    schema = section_text("docs/worker.md", "Schema")
+    problems = []
+    mig_dir = os.path.join(ROOT, "sql/migrations")
+    for name in sorted(os.listdir(mig_dir)):
+        if not name.endswith(".sql"):
+            continue
+        path = "sql/migrations/" + name
+        if name not in schema:
+            problems.append("%s is not named in docs/worker.md (## Schema)"
+                            % path)
+        with open(os.path.join(mig_dir, name), encoding="utf-8") as f:
+            text = re.sub(r"--[^\n]*", "", f.read())
+        for m in re.finditer(r"create\s+table\s+(?:if\s+not\s+exists\s+)?"
+                             r"([a-z_][a-z0-9_]*)", text, re.I):
+            if not re.search(r"`%s`" % re.escape(m.group(1)), schema):
+                problems.append("table %s (%s) is not named in "
+                                "docs/worker.md (## Schema)"
+                                % (m.group(1), path))
+    rep.check("schema: docs/worker.md names every migration and table",
+              problems)
 
     print("1..%d" % rep.n)
     if rep.failed:
