@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # lint.sh -- the project's static checks (make lint):
 #   1. the engine stays free of nginx: no ngx_/NGX_ in engine/
-#   2. every directive and variable the module names (ngx_string("guichet_*"))
-#      is documented in docs/directives.md and present in
+#   2. scripts/check-docs.py: docs/errors.md lists exactly the error codes
+#      and refusal reasons the code answers; docs/directives.md exactly the
+#      module's directives and variables, all in
 #      lua-free-config/production.conf
-#   3. every worker setting (the table of worker/conf.c) is documented in
-#      docs/worker.md
+#   3. (same script) docs/worker.md lists exactly the settings of
+#      worker/conf.c's table, all in worker/guichet-worker.conf.example
 #   4. clang-format --dry-run on engine/ and worker/ (warning only)
 # Exit status 1 when one of 1-3 fails.
 set -uo pipefail
@@ -20,25 +21,11 @@ if hits=$(grep -rnE '\bngx_|\bNGX_' engine/ 2> /dev/null); then
     printf '%s\n' "$hits" | sed 's/^/    /'
 fi
 
-# 2
-names=$(grep -ohE 'ngx_string\("guichet_[a-z0-9_]+"\)' ngx_module/*.c 2> /dev/null |
-        sed -E 's/ngx_string\("(.*)"\)/\1/' | sort -u)
-[ -n "$names" ] || bad "no guichet_* directive found in ngx_module/*.c"
-for n in $names; do
-    grep -qw -- "$n" docs/directives.md 2> /dev/null ||
-        bad "$n is not documented in docs/directives.md"
-    grep -qw -- "$n" lua-free-config/production.conf ||
-        bad "$n is missing from lua-free-config/production.conf"
-done
-
-# 3
-settings=$(sed -nE 's/^[[:space:]]*\{ "([a-z0-9_]+)",[[:space:]]*GCHW_.*/\1/p' \
-           worker/conf.c 2> /dev/null | sort -u)
-[ -n "$settings" ] || bad "no setting table found in worker/conf.c"
-for s in $settings; do
-    grep -qw -- "$s" docs/worker.md 2> /dev/null ||
-        bad "worker setting $s is not documented in docs/worker.md"
-done
+# 2, 3: scripts/check-docs.py (TAP; only its failures are shown here)
+if ! out=$(scripts/check-docs.py 2>&1); then
+    bad "the documentation and the code disagree (scripts/check-docs.py):"
+    printf '%s\n' "$out" | grep -vE '^(ok |1\.\.)' | sed 's/^/    /'
+fi
 
 # 4
 if command -v clang-format > /dev/null; then

@@ -9,6 +9,12 @@
 # put it); @OFFICE@ guichet-office's unix socket (default: "office.sock"
 # beside the secret file).  Used by scripts/run.sh, tests/run-all
 # and tests/integration/stack.py, so the three render the same way.
+#
+# @TLS_CERT@ and @TLS_KEY@ (production.conf only): $GUICHET_TLS_CERT and
+# $GUICHET_TLS_KEY, by default tls.crt and tls.key beside the secret file;
+# when the template names them and neither file exists, a self-signed
+# pair for localhost is made there (openssl, EC P-256, 7 days), for
+# nginx -t and the tests.  A real deployment passes its own.
 set -euo pipefail
 [ $# -ge 7 ] && [ $# -le 9 ] || {
     echo "usage: $0 TEMPLATE OUT MODULE VAR PORT REDIS SECRET" \
@@ -17,6 +23,18 @@ set -euo pipefail
 }
 invoices=${8:-$(dirname "$7")/invoices}
 office=${9:-$(dirname "$7")/office.sock}
+tls_cert=${GUICHET_TLS_CERT:-$(dirname "$7")/tls.crt}
+tls_key=${GUICHET_TLS_KEY:-$(dirname "$7")/tls.key}
+if grep -q '@TLS_\(CERT\|KEY\)@' "$1" &&
+   [ ! -e "$tls_cert" ] && [ ! -e "$tls_key" ]; then
+    (umask 077 && openssl req -x509 -newkey ec \
+        -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -keyout "$tls_key" -out "$tls_cert" 2> /dev/null) || {
+        echo "$0: cannot make a test certificate $tls_cert" >&2
+        exit 1
+    }
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 esc() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
 sed -e "s|@ROOT@|$(esc "$root")|g" \
@@ -27,6 +45,8 @@ sed -e "s|@ROOT@|$(esc "$root")|g" \
     -e "s|@SECRET@|$(esc "$7")|g" \
     -e "s|@INVOICES@|$(esc "$invoices")|g" \
     -e "s|@OFFICE@|$(esc "$office")|g" \
+    -e "s|@TLS_CERT@|$(esc "$tls_cert")|g" \
+    -e "s|@TLS_KEY@|$(esc "$tls_key")|g" \
     "$1" > "$2.tmp"
 if grep -n '@[A-Z]*@' "$2.tmp" >&2; then
     echo "$0: placeholders left in $1" >&2

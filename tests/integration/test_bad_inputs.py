@@ -103,9 +103,14 @@ def town(opens_at=None):
 def short_timeouts_template(tmpdir):
     """dev.conf with client_body_timeout / client_header_timeout of 2 s."""
     src = open(os.path.join(ROOT, "lua-free-config", "dev.conf")).read()
-    src = src.replace("http {", "http {\n    client_body_timeout %ds;\n"
-                      "    client_header_timeout %ds;" % (TIMEOUT_S,
-                                                          TIMEOUT_S), 1)
+    for d in ("client_body_timeout", "client_header_timeout"):
+        # dev.conf sets both (10 s, as production.conf): replaced, since
+        # a second one in the same block would be a duplicate for nginx
+        src, n = re.subn(r"(?m)^(\s*%s\s+)\S+;" % d,
+                         r"\g<1>%ds;" % TIMEOUT_S, src)
+        if n == 0:
+            src = src.replace("http {", "http {\n    %s %ds;"
+                              % (d, TIMEOUT_S), 1)
     path = os.path.join(tmpdir, "bad-inputs.conf")
     with open(path, "w") as f:
         f.write(src)
