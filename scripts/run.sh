@@ -251,23 +251,44 @@ pid_from() {
     return 0
 }
 
-# started_at PID: when the process started, in seconds since the epoch.
-started_at() {
-    local ticks btime
+# The module a master loaded: its inode and modification time, recorded
+# in var/nginx/module.loaded when run.sh starts a master (make build
+# replaces the .so by a rename: a new inode).
+STAMP=$VAR/nginx/module.loaded
+module_id() { stat -L -c '%i %.9Y' "$MODULE"; }
+
+# module_rebuilt PID: the module changed since that master loaded it.  A
+# master run.sh did not start has no stamp: the module's mtime is compared
+# with the master's start (1 s granularity: /proc/stat's btime).
+module_rebuilt() {
+    local ticks btime started
+    if [ -f "$STAMP" ] && [ "$(sed -n 1p "$STAMP")" = "$1" ]; then
+        [ "$(sed -n 2p "$STAMP")" != "$(module_id)" ]
+        return
+    fi
     ticks=$(awk '{ print $22 }' "/proc/$1/stat")
     btime=$(awk '$1 == "btime" { print $2 }' /proc/stat)
-    echo $((btime + ticks / $(getconf CLK_TCK)))
+    started=$((btime + ticks / $(getconf CLK_TCK) + 1))
+    [ "$(stat -L -c %Y "$MODULE")" -gt "$started" ]
 }
 
 master=$(pid_from "$NGINX_PID")
 if [ -z "$master" ]; then
+    so_id=$(module_id)
     "${nginx_[@]}"
+    for _ in $(seq 50); do
+        master=$(pid_from "$NGINX_PID")
+        [ -n "$master" ] && break
+        sleep 0.1
+    done
+    printf '%s\n%s\n' "$master" "$so_id" > "$STAMP"
     say "nginx: started on 127.0.0.1:$PORT"
 
-elif [ "$(stat -c %Y "$MODULE")" -gt "$(started_at "$master")" ]; then
+elif module_rebuilt "$master"; then
     # The module was rebuilt: a new master (the same binary, the new .so,
     # the listening sockets inherited), then the old one finishes its
     # requests and leaves.
+    so_id=$(module_id)
     kill -USR2 "$master"
     new=
     for _ in $(seq 300); do
@@ -286,6 +307,7 @@ elif [ "$(stat -c %Y "$MODULE")" -gt "$(started_at "$master")" ]; then
         sleep 0.1
     done
     kill -QUIT "$master"
+    printf '%s\n%s\n' "$new" "$so_id" > "$STAMP"
     say "nginx: upgraded to the rebuilt module (master $master -> $new," \
         "no connection cut)"
 
@@ -322,8 +344,10 @@ PY
 # state directory is named by GUICHET_CONF
 if [ "$VAR" = "$ROOT/var" ]; then
     ctl="build/guichetctl"
+    stop="make stop"
 else
     ctl="GUICHET_CONF=$CONF build/guichetctl"
+    stop="GUICHET_VAR=$VAR make stop"
 fi
 cat <<MSG
 
@@ -343,6 +367,7 @@ Book a place from the shell:
        -H 'Content-Type: application/json' -H "Idempotency-Key: demo-\$RANDOM" \\
        -d '{"items":[{"child_id":"c-lea","session_id":"klub-0707-danse"}]}'
 
-Logs in $VAR/log/ and $VAR/nginx/error.log.  Running make run again keeps
-everything (it starts only what stopped).  Stop everything: make stop
+Logs in $VAR/log/ and $VAR/nginx/error.log.
+Running make run again keeps everything (it starts only what stopped).
+Stop everything: $stop
 MSG

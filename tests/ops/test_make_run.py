@@ -149,9 +149,13 @@ class Ops:
                        stderr=subprocess.DEVNULL, timeout=120)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def ctl(self, *args, env=None, check=True, binary=CTL, **kw):
-        e = self.env(GUICHET_CONF=self.conf) if env is None else env
-        r = subprocess.run([binary] + list(args), env=e, cwd="/",
+    def ctl(self, *args, env=None, check=True, binary=CTL, conf=True,
+            **kw):
+        """guichetctl -c var/worker.conf ARGS; without it (conf=False) in
+        env (default: no GUICHET_CONF)."""
+        e = self.env() if env is None else env
+        argv = [binary] + (["-c", self.conf] if conf else []) + list(args)
+        r = subprocess.run(argv, env=e, cwd="/",
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=120, **kw)
         r.out = r.stdout.decode(errors="replace")
@@ -372,7 +376,6 @@ def test_run_again_during_a_rush_cuts_no_connection(ops):
 
         # the module rebuilt since the master started: a binary upgrade
         master = ops.nginx_master()
-        time.sleep(1.1)                  # mtimes count in seconds
         os.utime(MODULE)
         n = rush.answers
         out3 = ops.run_sh()
@@ -400,7 +403,7 @@ def test_run_again_during_a_rush_cuts_no_connection(ops):
 def test_guichetctl_finds_the_settings_without_c(ops, tmp_path):
     env = ops.env()                      # no GUICHET_CONF
     # GUICHET_CONF
-    r = ops.ctl("check", env=ops.env(GUICHET_CONF=ops.conf))
+    r = ops.ctl("check", env=ops.env(GUICHET_CONF=ops.conf), conf=False)
     assert "agree" in r.out, r.out + r.err
     # a checkout-like layout: <checkout>/build/guichetctl and
     # <checkout>/var/worker.conf, run from elsewhere (cwd /)
@@ -410,9 +413,9 @@ def test_guichetctl_finds_the_settings_without_c(ops, tmp_path):
     binary = checkout / "build" / "guichetctl"
     shutil.copy(CTL, binary)
     shutil.copy(ops.conf, checkout / "var" / "worker.conf")
-    r = ops.ctl("check", env=env, binary=str(binary))
+    r = ops.ctl("check", env=env, binary=str(binary), conf=False)
     assert "agree" in r.out, r.out + r.err
-    r = ops.ctl("config", env=env, binary=str(binary))
+    r = ops.ctl("config", env=env, binary=str(binary), conf=False)
     assert "redis = 127.0.0.1:%d" % ops.redis_port in r.out, r.out
 
 
@@ -422,7 +425,8 @@ def test_guichetctl_names_its_settings_when_it_cannot_connect(ops,
     dead.write_text("postgres = \"host=127.0.0.1 port=%d dbname=x "
                     "user=postgres connect_timeout=2\"\nredis = "
                     "127.0.0.1:%d\n" % (free_port(), free_port()))
-    r = ops.ctl("check", env=ops.env(GUICHET_CONF=str(dead)), check=False)
+    r = ops.ctl("check", env=ops.env(GUICHET_CONF=str(dead)), check=False,
+                conf=False)
     assert r.returncode != 0
     assert "cannot connect to postgres" in r.err, r.err
     assert str(dead) in r.err, r.err
@@ -434,18 +438,21 @@ def test_guichetctl_names_its_settings_when_it_cannot_connect(ops,
     env = ops.env()
     env.pop("GUICHET_CONF", None)
     r = ops.ctl("check", env=env, check=False,
-                binary=str(lone / "guichetctl"))
+                binary=str(lone / "guichetctl"), conf=False)
     assert r.returncode != 0
     assert "no settings file" in r.err, r.err
 
 
 # --- Redis loading its data after a restart -----------------------------------
 
-def fill_and_restart_redis(o, keys=120000, delay_us=20):
+def fill_and_restart_redis(o, keys=40000, delay_us=20):
     """Fills the stack's Redis with junk keys, compacts its AOF (an RDB
     preamble, which key-load-delay slows down), then restarts it on that
-    AOF, slowed by key-load-delay (microseconds per key): it answers
-    LOADING for a few seconds.  Returns when it does."""
+    AOF, slowed by key-load-delay (a sleep of delay_us microseconds per
+    key): it answers LOADING for a few seconds, as it does for minutes on
+    a large AOF.  It serves clients every 32 KiB loaded (2 MiB by default:
+    it would answer once in this small file, as it answers every 2 MiB of
+    a large one).  Returns once it answers LOADING."""
     import redis
     r = redis.Redis(port=o.redis_port)
     if r.dbsize() < keys:
@@ -468,7 +475,9 @@ def fill_and_restart_redis(o, keys=120000, delay_us=20):
                     "--daemonize", "yes", "--pidfile",
                     os.path.join(o.var, "redis", "redis.pid"),
                     "--logfile", os.path.join(o.var, "log", "redis.log"),
-                    "--key-load-delay", str(delay_us)], check=True)
+                    "--key-load-delay", str(delay_us),
+                    "--loading-process-events-interval-bytes", "32768"],
+                   check=True)
     wait_for("Redis loading", lambda: "loading:1" in o.redis_cli(
         "info", "persistence"), 30, step=0.01)
 
@@ -504,6 +513,7 @@ def test_run_again_waits_for_redis_loading_its_data(ops):
     fill_and_restart_redis(ops)
     out = ops.run_sh()
     assert "redis: already running" in out, out
+    assert "nginx: already running" in out, out
     assert "LOADING" not in out, out[-3000:]
     lines = loading_lines(out)
     assert len(lines) == 1 and "waiting" in lines[0], out[-3000:]
