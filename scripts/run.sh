@@ -38,7 +38,6 @@ PGBIN=/usr/lib/postgresql/15/bin
 TOWN=${GUICHET_TOWN:-demo/amberieu.json}
 MODULE=${GUICHET_MODULE:-$ROOT/build/ngx_http_guichet_module.so}
 CTL=$ROOT/build/guichetctl
-export GUICHET_VAR=$VAR         # scripts/stop.sh, called below
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
@@ -50,6 +49,7 @@ done
 
 mkdir -p "$VAR"/{redis,nginx,log}
 VAR=$(cd "$VAR" && pwd)
+export GUICHET_VAR=$VAR         # for scripts/stop.sh, called below
 chmod 755 "$VAR"
 
 # pg_user_run CMD...: runs as postgres when we are root.
