@@ -1,7 +1,8 @@
 # Makefile -- every entry point of Guichet.
 #
 #   make run    installs what is missing, builds, starts Redis, PostgreSQL,
-#               the worker and nginx with the module on 127.0.0.1:8080
+#               the worker and nginx with the module on 127.0.0.1:8080;
+#               again, starts what stopped and keeps every state (README)
 #   make test   builds and runs every suite (tests/run-all), ends with
 #               one line "N passed, N failed"
 #   make faults issue 8's fault matrix (tests/fault/matrix.py, as root):
@@ -76,7 +77,8 @@ $(BUILD)/asan/nginx-src/objs/Makefile: config
 	$(call ngx_configure,$(BUILD)/asan/nginx-src,$(SANITIZE),$(SANITIZE))
 
 # The .so is replaced by a rename, never rewritten in place: a running nginx
-# has it mapped (it takes the new one when restarted, not on reload).
+# has it mapped (it takes the new one when restarted or upgraded in place,
+# USR2 then QUIT, as make run does; not on reload).
 $(MODULE_SO): $(BUILD)/nginx-src/objs/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(BUILD)/nginx-src -f objs/Makefile modules
 	cp $(BUILD)/nginx-src/objs/ngx_http_guichet_module.so $@.tmp

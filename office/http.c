@@ -1322,7 +1322,7 @@ gcho_http_start(void)
         return -1;
     }
 
-    gchw_log("info", "office: listening on %s", l);
+    gchw_log("info", "office: listening on %s (%s)", l, gchw_conf_note());
     return 0;
 }
 

@@ -137,6 +137,9 @@ main(int argc, char **argv)
         return 1;
     }
 
+    /* without -c: $GUICHET_CONF, else the checkout's var/worker.conf */
+    gcho_ctx.conf_file = gchw_conf_find(gcho_ctx.conf_file);
+
     if (gchw_conf_load(&gcho_ctx.conf, gcho_ctx.conf_file) != 0
         || gchw_secret_read(gcho_ctx.conf.secret_file, gcho_ctx.secret) != 0
         || gcho_payfip_url_ok(gcho_ctx.conf.payfip_url) != 0)

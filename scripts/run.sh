@@ -1,10 +1,26 @@
 #!/usr/bin/env bash
 # run.sh -- starts Guichet on this machine for a developer (make run):
 # Redis on 127.0.0.1:6390, PostgreSQL 15 on 127.0.0.1:5440, guichet-worker,
-# and nginx with the module on http://127.0.0.1:8080, all of their state in
-# var/.  Loads the demo town (demo/amberieu.json).  Running it again keeps
-# what already runs (Redis, PostgreSQL, the worker unless it was rebuilt)
-# and restarts nginx (so that it loads the module just built); `make stop` (scripts/stop.sh) stops everything.
+# guichet-office and nginx with the module on http://127.0.0.1:8080, all of
+# their state in var/.
+#
+# Idempotent, and it never destroys state: running it again (after a
+# reboot, after one process died, after `make build`) starts what does not
+# run and leaves alone what runs.  nginx is never stopped: reloaded (HUP)
+# when its rendered configuration changed, upgraded in place (USR2 to the
+# master, then QUIT to the old one: a reload would keep the old module
+# mapped) when the module was rebuilt since its master started; open
+# connections are not cut.  The worker and the office are restarted only
+# when rebuilt (or when var/worker.conf changed).  The demo town
+# (demo/amberieu.json, or GUICHET_TOWN=FILE) is loaded only into an empty
+# database; loading another town over a loaded one is `guichetctl
+# load-town FILE --replace` (docs/worker.md).  The secret key, var/worker.conf
+# (rewritten only when its content would change, mode 0600) and everything
+# else in var/ are kept.  `make stop` (scripts/stop.sh) stops everything.
+#
+# Overrides (tests/ops runs a second stack with them): GUICHET_VAR (the
+# state directory, default var/), GUICHET_PORT, GUICHET_REDIS_PORT,
+# GUICHET_PG_PORT, GUICHET_PAYSIM_PORT, GUICHET_TOWN, GUICHET_MODULE.
 #
 # Everything runs as the current user except PostgreSQL, which refuses to
 # run as root: when root, initdb and pg_ctl run as the user postgres.
@@ -13,7 +29,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-VAR=$ROOT/var
+VAR=${GUICHET_VAR:-$ROOT/var}
 PORT=${GUICHET_PORT:-8080}
 REDIS_PORT=${GUICHET_REDIS_PORT:-6390}
 PG_PORT=${GUICHET_PG_PORT:-5440}
@@ -32,6 +48,8 @@ for f in "$MODULE" "$CTL" "$ROOT/build/guichet-worker" \
 done
 
 mkdir -p "$VAR"/{redis,nginx,log}
+VAR=$(cd "$VAR" && pwd)
+export GUICHET_VAR=$VAR         # for scripts/stop.sh, called below
 chmod 755 "$VAR"
 
 # pg_user_run CMD...: runs as postgres when we are root.
@@ -54,7 +72,34 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 # --- Redis ---------------------------------------------------------------
-if redis-cli -p "$REDIS_PORT" ping > /dev/null 2>&1; then
+rcli() { redis-cli -p "$REDIS_PORT" "$@" 2> /dev/null; }
+
+# redis_loaded: after a restart Redis reads its AOF (seconds for a large
+# one) and answers LOADING to every command meanwhile: waits for the end,
+# with one progress line (updated in place on a terminal).
+redis_loaded() {
+    local info perc shown=0
+    while :; do
+        info=$(rcli info persistence | tr -d '\r') ||
+            die "redis on 127.0.0.1:$REDIS_PORT stopped answering (see $VAR/log/redis.log)"
+        [ -n "$info" ] ||
+            die "redis on 127.0.0.1:$REDIS_PORT does not answer (see $VAR/log/redis.log)"
+        grep -q '^loading:1' <<< "$info" || break
+        perc=$(sed -n 's/^loading_loaded_perc:\([0-9]*\).*/\1/p' <<< "$info")
+        if [ -t 1 ]; then
+            printf '\rredis: loading its data: %3s%%, waiting' "${perc:-0}"
+        elif [ $shown -eq 0 ]; then
+            say "redis: loading its data (${perc:-0}%), waiting"
+        fi
+        shown=1
+        sleep 0.2
+    done
+    if [ $shown -eq 1 ] && [ -t 1 ]; then
+        printf '\rredis: loading its data: done          \n'
+    fi
+}
+
+if [ -n "$(rcli info server)" ]; then
     say "redis: already running on 127.0.0.1:$REDIS_PORT"
 else
     redis-server "$ROOT/lua-free-config/redis.conf" \
@@ -62,13 +107,14 @@ else
         --daemonize yes --pidfile "$VAR/redis/redis.pid" \
         --logfile "$VAR/log/redis.log"
     for _ in $(seq 50); do
-        redis-cli -p "$REDIS_PORT" ping > /dev/null 2>&1 && break
+        [ -n "$(rcli info server)" ] && break
         sleep 0.1
     done
-    redis-cli -p "$REDIS_PORT" ping > /dev/null ||
-        die "redis did not start (see var/log/redis.log)"
+    [ -n "$(rcli info server)" ] ||
+        die "redis did not start (see $VAR/log/redis.log)"
     say "redis: started on 127.0.0.1:$REDIS_PORT"
 fi
+redis_loaded
 
 # --- PostgreSQL ----------------------------------------------------------
 PGDATA=$VAR/pg/data
@@ -78,7 +124,7 @@ if [ ! -f "$PGDATA/PG_VERSION" ]; then
     [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$VAR/pg"
     pg_user_run "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust \
         -E UTF8 --locale=C.UTF-8 > "$VAR/log/initdb.log" 2>&1 ||
-        die "initdb failed (see var/log/initdb.log)"
+        die "initdb failed (see $VAR/log/initdb.log)"
 fi
 [ "$(id -u)" -eq 0 ] && touch "$VAR/log/postgres.log" &&
     chown postgres:postgres "$VAR/log/postgres.log"
@@ -88,7 +134,7 @@ else
     pg_user_run "$PGBIN/pg_ctl" -D "$PGDATA" -w -t 30 \
         -l "$VAR/log/postgres.log" \
         -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $VAR/pg/run" \
-        start > /dev/null || die "postgres did not start (see var/log/postgres.log)"
+        start > /dev/null || die "postgres did not start (see $VAR/log/postgres.log)"
     say "postgres: started on 127.0.0.1:$PG_PORT"
 fi
 psql_() { psql -h "$VAR/pg/run" -p "$PG_PORT" -U postgres -X -q "$@"; }
@@ -96,8 +142,12 @@ if [ -z "$(psql_ -d postgres -tAc "select 1 from pg_database where datname = 'gu
     psql_ -d postgres -c 'create database guichet'
 fi
 
-# --- settings, secret, schema, demo town ---------------------------------
-cat > "$VAR/worker.conf" <<CONF
+# --- settings, secret, schema, the demo town -----------------------------
+# worker.conf: rewritten only when its content changes (the worker and the
+# office then restart below), never readable by others (it may hold
+# redis_password).
+CONF=$VAR/worker.conf
+(umask 077 && cat > "$CONF.new") <<CONF
 # written by scripts/run.sh; settings: docs/worker.md
 redis = 127.0.0.1:$REDIS_PORT
 postgres = "host=$VAR/pg/run port=$PG_PORT dbname=guichet user=postgres"
@@ -117,23 +167,45 @@ CONF
 # nobody:nogroup when root starts nginx without a user directive, need its
 # group
 if [ "$(id -u)" = 0 ]; then
-    echo "office_socket_group = nogroup" >> "$VAR/worker.conf"
+    echo "office_socket_group = nogroup" >> "$CONF.new"
 fi
+if cmp -s "$CONF.new" "$CONF"; then
+    rm -f "$CONF.new"
+else
+    mv -f "$CONF.new" "$CONF"
+    say "settings: $CONF written"
+fi
+chmod 600 "$CONF"
 [ -f "$VAR/secret.key" ] || "$CTL" init-secret "$VAR/secret.key"
-"$CTL" -c "$VAR/worker.conf" migrate
-"$CTL" -c "$VAR/worker.conf" load-town "$TOWN"
-# the demo's back-office account (created or updated, audited)
-echo "secret-demo" | "$CTL" -c "$VAR/worker.conf" staff-add admin admin \
-    "Agent de démonstration" > /dev/null
+"$CTL" -c "$CONF" migrate > /dev/null
+
+# The town: loaded only into an empty database.  Loading another one over
+# it is explicit (guichetctl load-town FILE --replace).
+loaded=$(psql_ -d guichet -tAc 'select name from town')
+if [ -z "$loaded" ]; then
+    "$CTL" -c "$CONF" load-town "$TOWN" > /dev/null
+    loaded=$(psql_ -d guichet -tAc 'select name from town')
+    say "town: $TOWN loaded ($loaded)"
+    # the demo's back-office account (created once, audited)
+    echo "secret-demo" | "$CTL" -c "$CONF" staff-add admin admin \
+        "Agent de démonstration" > /dev/null
+else
+    say "town: $loaded already loaded, kept"
+    if [ -n "${GUICHET_TOWN:-}" ]; then
+        say "town: GUICHET_TOWN=$GUICHET_TOWN not loaded over it (make" \
+            "stop, remove $VAR/pg, make run; or: build/guichetctl" \
+            "load-town $GUICHET_TOWN --replace)"
+    fi
+fi
 
 # daemon NAME FILE COMMAND...: starts COMMAND in the background (pid in
 # var/NAME.pid, log in var/log/NAME.log) unless it already runs; restarts
-# it when FILE (its program) was rebuilt since it started.
+# it when FILE (its program) or var/worker.conf changed since it started.
 daemon() {
     local name=$1 file=$2 pidf=$VAR/$1.pid
     shift 2
     if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2> /dev/null &&
-       [ "$file" -nt "$pidf" ]; then
+       { [ "$file" -nt "$pidf" ] || [ "$CONF" -nt "$pidf" ]; }; then
         scripts/stop.sh "$name"     # rebuilt since it started
     fi
     if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2> /dev/null; then
@@ -144,7 +216,7 @@ daemon() {
     echo $! > "$pidf"
     sleep 0.3
     kill -0 "$(cat "$pidf")" 2> /dev/null ||
-        die "$name exited at once (see var/log/$name.log)"
+        die "$name exited at once (see $VAR/log/$name.log)"
     say "$name: started (pid $(cat "$pidf"))"
 }
 
@@ -152,24 +224,106 @@ daemon() {
 # docs/office.md) on 127.0.0.1:$PAYSIM_PORT; the office (the family space
 # and the back office)
 daemon worker "$ROOT/build/guichet-worker" \
-    "$ROOT/build/guichet-worker" -c "$VAR/worker.conf"
+    "$ROOT/build/guichet-worker" -c "$CONF"
 daemon paysim "$ROOT/office/paysim/paysim.py" \
     python3 office/paysim/paysim.py --port "$PAYSIM_PORT"
 daemon office "$ROOT/build/guichet-office" \
-    "$ROOT/build/guichet-office" -c "$VAR/worker.conf"
+    "$ROOT/build/guichet-office" -c "$CONF"
 
 # --- nginx ----------------------------------------------------------------
+# Never stopped when it runs: its open connections would be cut (a rush's
+# clients see resets).
 NGINX_CONF=$VAR/nginx/nginx.conf
-scripts/render-conf.sh lua-free-config/dev.conf "$NGINX_CONF" "$MODULE" \
+NGINX_PID=$VAR/nginx/nginx.pid
+scripts/render-conf.sh lua-free-config/dev.conf "$NGINX_CONF.new" "$MODULE" \
     "$VAR/nginx" "$PORT" "127.0.0.1:$REDIS_PORT" "$VAR/secret.key" \
     "$VAR/invoices" "$VAR/office.sock"
 nginx_=(/usr/sbin/nginx -p "$VAR/nginx" -c "$NGINX_CONF" -e "$VAR/nginx/error.log")
-"${nginx_[@]}" -t -q || die "nginx -t failed"
-# Restarted rather than reloaded: a reload would keep the module already
-# loaded, not the one just built.
-scripts/stop.sh nginx
-"${nginx_[@]}"
-say "nginx: started"
+/usr/sbin/nginx -p "$VAR/nginx" -c "$NGINX_CONF.new" \
+    -e "$VAR/nginx/error.log" -t -q || die "nginx -t failed"
+conf_changed=1
+if cmp -s "$NGINX_CONF.new" "$NGINX_CONF"; then
+    conf_changed=0
+    rm -f "$NGINX_CONF.new"
+else
+    mv -f "$NGINX_CONF.new" "$NGINX_CONF"
+fi
+
+# pid_from FILE: the pid it holds when that process lives, else nothing.
+pid_from() {
+    local pid
+    pid=$(cat "$1" 2> /dev/null) || return 0
+    [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null && echo "$pid"
+    return 0
+}
+
+# The module a master loaded: its inode and modification time, recorded
+# in var/nginx/module.loaded when run.sh starts a master (make build
+# replaces the .so by a rename: a new inode).
+STAMP=$VAR/nginx/module.loaded
+module_id() { stat -L -c '%i %.9Y' "$MODULE"; }
+
+# module_rebuilt PID: the module changed since that master loaded it.  A
+# master run.sh did not start has no stamp: the module's mtime is compared
+# with the master's start (1 s granularity: /proc/stat's btime).
+module_rebuilt() {
+    local ticks btime started
+    if [ -f "$STAMP" ] && [ "$(sed -n 1p "$STAMP")" = "$1" ]; then
+        [ "$(sed -n 2p "$STAMP")" != "$(module_id)" ]
+        return
+    fi
+    ticks=$(awk '{ print $22 }' "/proc/$1/stat")
+    btime=$(awk '$1 == "btime" { print $2 }' /proc/stat)
+    started=$((btime + ticks / $(getconf CLK_TCK) + 1))
+    [ "$(stat -L -c %Y "$MODULE")" -gt "$started" ]
+}
+
+master=$(pid_from "$NGINX_PID")
+if [ -z "$master" ]; then
+    so_id=$(module_id)
+    "${nginx_[@]}"
+    for _ in $(seq 50); do
+        master=$(pid_from "$NGINX_PID")
+        [ -n "$master" ] && break
+        sleep 0.1
+    done
+    printf '%s\n%s\n' "$master" "$so_id" > "$STAMP"
+    say "nginx: started on 127.0.0.1:$PORT"
+
+elif module_rebuilt "$master"; then
+    # The module was rebuilt: a new master (the same binary, the new .so,
+    # the listening sockets inherited), then the old one finishes its
+    # requests and leaves.
+    so_id=$(module_id)
+    kill -USR2 "$master"
+    new=
+    for _ in $(seq 300); do
+        if [ "$(pid_from "$NGINX_PID.oldbin")" = "$master" ]; then
+            new=$(pid_from "$NGINX_PID")
+            [ -n "$new" ] && [ "$new" != "$master" ] && break
+        fi
+        new=
+        sleep 0.1
+    done
+    [ -n "$new" ] || die "nginx: the binary upgrade did not start a new" \
+        "master; the old one ($master) still runs (see $VAR/nginx/error.log)"
+    # the new master's workers accept before the old ones stop
+    for _ in $(seq 100); do
+        [ -n "$(pgrep -P "$new" 2> /dev/null)" ] && break
+        sleep 0.1
+    done
+    kill -QUIT "$master"
+    printf '%s\n%s\n' "$new" "$so_id" > "$STAMP"
+    say "nginx: upgraded to the rebuilt module (master $master -> $new," \
+        "no connection cut)"
+
+elif [ $conf_changed -eq 1 ]; then
+    kill -HUP "$master"
+    say "nginx: configuration changed, reloaded (pid $master)"
+
+else
+    say "nginx: already running (pid $master)"
+fi
 for _ in $(seq 50); do
     curl -fs -o /dev/null "http://127.0.0.1:$PORT/api/health" && break
     sleep 0.1
@@ -177,15 +331,30 @@ done
 
 # --- what to do now --------------------------------------------------------
 URL=http://127.0.0.1:$PORT
-logins=$(/usr/bin/python3 - "$TOWN" <<'PY'
+# the demo's logins, when the loaded town is the file's
+logins=$(/usr/bin/python3 - "$TOWN" "$loaded" <<'PY'
 import json, sys
 town = json.load(open(sys.argv[1]))
-for f in town["families"]:
-    if f.get("password"):
-        kids = ", ".join(c["first_name"] for c in f.get("children", []))
-        print(f"    {f['login']:<10} {f['password']:<14} ({kids})")
+if town["town"]["name"] == sys.argv[2]:
+    print("Demo logins (%s):" % sys.argv[1])
+    for f in town["families"]:
+        if f.get("password"):
+            kids = ", ".join(c["first_name"] for c in f.get("children", []))
+            print(f"    {f['login']:<10} {f['password']:<14} ({kids})")
+else:
+    print("The town loaded is %s (its logins are in its town file)."
+          % sys.argv[2])
 PY
 )
+# guichetctl finds var/worker.conf by itself (docs/worker.md); another
+# state directory is named by GUICHET_CONF
+if [ "$VAR" = "$ROOT/var" ]; then
+    ctl="build/guichetctl"
+    stop="make stop"
+else
+    ctl="GUICHET_CONF=$CONF build/guichetctl"
+    stop="GUICHET_VAR=$VAR make stop"
+fi
 cat <<MSG
 
 Guichet runs: $URL/
@@ -193,8 +362,8 @@ Guichet runs: $URL/
   back office (town staff)  $URL/agent/  (admin / secret-demo)
   API                        $URL/api/  (docs/api.md)
   health                     curl $URL/api/health
+  operators' tool            $ctl check   (settings: $CONF)
 
-Demo logins ($TOWN):
 $logins
 
 Book a place from the shell:
@@ -204,5 +373,7 @@ Book a place from the shell:
        -H 'Content-Type: application/json' -H "Idempotency-Key: demo-\$RANDOM" \\
        -d '{"items":[{"child_id":"c-lea","session_id":"klub-0707-danse"}]}'
 
-Logs in var/log/ and var/nginx/error.log.  Stop everything: make stop
+Logs in $VAR/log/ and $VAR/nginx/error.log.
+Running make run again keeps everything (it starts only what stopped).
+Stop everything: $stop
 MSG

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # stop.sh -- stops what scripts/run.sh started (make stop): nginx, the
-# worker, the office, the payment simulator, Redis and PostgreSQL of var/.
-# Quiet about what is not running.
+# worker, the office, the payment simulator, Redis and PostgreSQL of var/
+# (or of $GUICHET_VAR, as run.sh).  Quiet about what is not running.
 #
 #   scripts/stop.sh [nginx|worker|office|paysim|redis|postgres ...]
 #   (default: all)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VAR=$ROOT/var
+VAR=${GUICHET_VAR:-$ROOT/var}
 PGBIN=/usr/lib/postgresql/15/bin
 
 # stop_pid NAME PIDFILE: TERM, wait up to 10 s, then KILL.

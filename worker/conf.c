@@ -23,6 +23,11 @@
 #include "gchw.h"
 
 
+/* The settings file gchw_conf_load read last ("" for none): named by the
+ * connection errors (gchw_conf_source). */
+static char  gchw_conf_used[4096];
+
+
 typedef enum {
     GCHW_STR,
     GCHW_INT,                    /* >= 0 */
@@ -213,6 +218,8 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
         return -1;
     }
 
+    gchw_conf_used[0] = '\0';
+
     if (file == NULL) {
         return 0;
     }
@@ -279,9 +286,83 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
 
     if (rc != 0) {
         gchw_conf_free(conf);
+
+    } else {
+        snprintf(gchw_conf_used, sizeof(gchw_conf_used), "%s", file);
     }
 
     return rc;
+}
+
+
+/*
+ * See gchw.h.  The checkout's settings are <checkout>/var/worker.conf,
+ * written by scripts/run.sh, and the programs are <checkout>/build/NAME:
+ * the file is found from the program's own path, whatever the current
+ * directory.
+ */
+const char *
+gchw_conf_find(const char *given)
+{
+    char         exe[4096], *slash;
+    ssize_t      n;
+    const char  *env;
+    static char  found[4096 + 32];
+
+    if (given != NULL) {
+        return given;
+    }
+
+    env = getenv("GUICHET_CONF");
+    if (env != NULL && *env != '\0') {
+        return env;
+    }
+
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0 || n >= (ssize_t) sizeof(exe) - 1) {
+        return NULL;
+    }
+    exe[n] = '\0';
+
+    /* <checkout>/build/guichetctl -> <checkout> */
+    slash = strrchr(exe, '/');
+    if (slash == NULL) {
+        return NULL;
+    }
+    *slash = '\0';
+    slash = strrchr(exe, '/');
+    if (slash == NULL) {
+        return NULL;
+    }
+    *slash = '\0';
+
+    snprintf(found, sizeof(found), "%s/var/worker.conf", exe);
+
+    return access(found, R_OK) == 0 ? found : NULL;
+}
+
+
+/* See gchw.h. */
+const char *
+gchw_conf_source(void)
+{
+    return gchw_conf_used[0] ? gchw_conf_used : NULL;
+}
+
+
+/* See gchw.h. */
+const char *
+gchw_conf_note(void)
+{
+    static char  note[sizeof(gchw_conf_used) + 32];
+
+    if (gchw_conf_used[0] == '\0') {
+        return "no settings file: the built-in defaults, give -c FILE or "
+               "set GUICHET_CONF";
+    }
+
+    snprintf(note, sizeof(note), "settings from %s", gchw_conf_used);
+    return note;
 }
 
 

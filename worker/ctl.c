@@ -2,7 +2,7 @@
  * ctl.c -- guichetctl, the operators' tool.
  *
  *   guichetctl [-c FILE] migrate
- *   guichetctl [-c FILE] load-town FILE
+ *   guichetctl [-c FILE] load-town FILE [--replace]
  *   guichetctl [-c FILE] publish [--rebuild]
  *   guichetctl [-c FILE] token FAMILY_ID [--ttl SECONDS]
  *   guichetctl [-c FILE] tokens [--ttl SECONDS]
@@ -14,6 +14,11 @@
  *   guichetctl [-c FILE] sepa-export --month YYYY-MM [--out FILE]
  *   guichetctl [-c FILE] check
  *   guichetctl [-c FILE] recount SESSION...
+ *
+ * Without -c, the settings are $GUICHET_CONF, else the var/worker.conf of
+ * the checkout whose build/ holds this program (make run writes it), else
+ * the built-in defaults (gchw_conf_find).  A Redis still loading its data
+ * after a restart is waited for (one progress line).
  *
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
  * error.  See docs/worker.md.
@@ -37,8 +42,11 @@ gchw_usage(void)
 {
     fprintf(stderr,
         "usage: guichetctl [-c FILE] COMMAND\n"
+        "  (without -c: $GUICHET_CONF, else this checkout's var/worker.conf)\n"
         "  migrate                    apply sql migrations not yet applied\n"
-        "  load-town FILE             load a town file, then publish\n"
+        "  load-town FILE [--replace] load a town file, then publish;\n"
+        "                             --replace: even another town's, or\n"
+        "                             one dropping families with bookings\n"
         "  publish [--rebuild]        publish the catalogue to redis\n"
         "  token FAMILY_ID [--ttl S]  print a bearer token (12 h)\n"
         "  tokens [--ttl S]           print \"family_id token\" for all\n"
@@ -95,7 +103,7 @@ gchw_cmd_publish(const gchw_conf_t *conf, int rebuild)
         return 1;
     }
 
-    r = gchw_redis_connect(conf);
+    r = gchw_redis_connect_wait(conf);
     if (r == NULL) {
         PQfinish(pg);
         return 1;
@@ -111,7 +119,7 @@ gchw_cmd_publish(const gchw_conf_t *conf, int rebuild)
 
 
 static int
-gchw_cmd_load_town(const gchw_conf_t *conf, const char *file)
+gchw_cmd_load_town(const gchw_conf_t *conf, const char *file, int replace)
 {
     int            rc;
     PGconn        *pg;
@@ -122,7 +130,7 @@ gchw_cmd_load_town(const gchw_conf_t *conf, const char *file)
         return 1;
     }
 
-    rc = gchw_load_town(pg, file);
+    rc = gchw_load_town(pg, file, replace);
     if (rc < 0) {
         PQfinish(pg);
         return 1;
@@ -130,7 +138,7 @@ gchw_cmd_load_town(const gchw_conf_t *conf, const char *file)
 
     printf("%s\n", rc == 1 ? "unchanged" : "loaded");
 
-    r = gchw_redis_connect(conf);
+    r = gchw_redis_connect_wait(conf);
     if (r == NULL) {
         fprintf(stderr, "guichetctl: loaded in postgres, not published: "
                 "the worker will publish when redis is back\n");
@@ -159,7 +167,7 @@ gchw_cmd_invoice(const gchw_conf_t *conf, const char *month)
         return 1;
     }
 
-    r = gchw_redis_connect(conf);
+    r = gchw_redis_connect_wait(conf);
     if (r == NULL) {
         fprintf(stderr, "guichetctl: invoices not published: the worker "
                 "republishes them after a rebuild, or run this again\n");
@@ -204,7 +212,7 @@ gchw_cmd_sepa_export(const gchw_conf_t *conf, const char *month,
         return 1;
     }
 
-    r = gchw_redis_connect(conf);
+    r = gchw_redis_connect_wait(conf);
 
     rc = gchw_sepa_export(pg, r, conf, month, out, "guichetctl");
 
@@ -275,7 +283,7 @@ gchw_cmd_check(const gchw_conf_t *conf)
         return 2;
     }
 
-    r = gchw_redis_connect(conf);
+    r = gchw_redis_connect_wait(conf);
     if (r == NULL) {
         PQfinish(pg);
         return 2;
@@ -308,7 +316,7 @@ gchw_cmd_recount(const gchw_conf_t *conf, char **sids, int n)
     redisContext  *r;
 
     pg = gchw_pg_connect(conf);
-    r = pg ? gchw_redis_connect(conf) : NULL;
+    r = pg ? gchw_redis_connect_wait(conf) : NULL;
     if (r == NULL) {
         if (pg) {
             PQfinish(pg);
@@ -446,7 +454,7 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
     }
 
     pg = gchw_pg_connect(conf);
-    redis = pg ? gchw_redis_connect(conf) : NULL;
+    redis = pg ? gchw_redis_connect_wait(conf) : NULL;
     if (redis == NULL) {
         if (pg) {
             PQfinish(pg);
@@ -702,7 +710,7 @@ main(int argc, char **argv)
         return gchw_secret_create(argv[i]) == 0 ? 0 : 1;
     }
 
-    if (gchw_conf_load(&conf, file) != 0) {
+    if (gchw_conf_load(&conf, gchw_conf_find(file)) != 0) {
         return 1;
     }
 
@@ -711,8 +719,18 @@ main(int argc, char **argv)
     if (strcmp(cmd, "migrate") == 0 && i == argc) {
         rc = gchw_cmd_migrate(&conf);
 
-    } else if (strcmp(cmd, "load-town") == 0 && i + 1 == argc) {
-        rc = gchw_cmd_load_town(&conf, argv[i]);
+    } else if (strcmp(cmd, "load-town") == 0 && i + 1 == argc
+               && strcmp(argv[i], "--replace") != 0)
+    {
+        rc = gchw_cmd_load_town(&conf, argv[i], 0);
+
+    } else if (strcmp(cmd, "load-town") == 0 && i + 2 == argc
+               && (strcmp(argv[i], "--replace") == 0
+                   || strcmp(argv[i + 1], "--replace") == 0))
+    {
+        rc = gchw_cmd_load_town(&conf,
+                                argv[strcmp(argv[i], "--replace") == 0
+                                     ? i + 1 : i], 1);
 
     } else if (strcmp(cmd, "publish") == 0
                && (i == argc

@@ -22,12 +22,19 @@
 PGconn *
 gchw_pg_connect(const gchw_conf_t *conf)
 {
-    PGconn  *pg;
+    int          n;
+    PGconn      *pg;
+    const char  *msg;
 
     pg = PQconnectdb(conf->postgres);
     if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
-        gchw_log("error", "cannot connect to postgres: %s",
-                 pg ? PQerrorMessage(pg) : "out of memory");
+        msg = pg ? PQerrorMessage(pg) : "out of memory";
+        n = (int) strlen(msg);
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) {
+            n--;
+        }
+        gchw_log("error", "cannot connect to postgres: %.*s (%s)", n, msg,
+                 gchw_conf_note());
         if (pg) {
             PQfinish(pg);
         }

@@ -88,6 +88,20 @@ typedef struct {
  */
 int gchw_conf_load(gchw_conf_t *conf, const char *file);
 void gchw_conf_free(gchw_conf_t *conf);
+/*
+ * The settings file to read when the program was given given (-c FILE, may
+ * be NULL): given, else $GUICHET_CONF, else <checkout>/var/worker.conf when
+ * the program runs from <checkout>/build/ and the file exists (make run
+ * writes it), else NULL (the built-in defaults).  The string is given, the
+ * environment's or static storage.
+ */
+const char *gchw_conf_find(const char *given);
+/* The file the last successful gchw_conf_load read, NULL for none: the
+ * connection errors name it. */
+const char *gchw_conf_source(void);
+/* "settings from FILE" or "no settings file: the built-in defaults, give
+ * -c FILE or set GUICHET_CONF", for the connection errors. */
+const char *gchw_conf_note(void);
 /* Writes "key = value" lines of every setting to stdout (guichetctl). */
 void gchw_conf_dump(const gchw_conf_t *conf);
 
@@ -116,8 +130,15 @@ int gchw_secret_create(const char *path);
 
 /* Connects to conf->redis ("host:port" or "unix:/path"), sends AUTH when
  * redis_password is set.  The caller owns the context (redisFree).  NULL
- * after logging. */
+ * after logging, and NULL while Redis is still loading its data after a
+ * restart (LOADING; logged once every 10 s at most): the caller retries
+ * later, as when Redis is down. */
 redisContext *gchw_redis_connect(const gchw_conf_t *conf);
+/* The same for a command line tool (guichetctl): while Redis loads its
+ * data, waits, with one progress line on stderr (updated in place on a
+ * terminal, else repeated every 30 s at most), then returns the
+ * connection. */
+redisContext *gchw_redis_connect_wait(const gchw_conf_t *conf);
 
 
 /* ------------------------------------------------------------------ */
@@ -182,10 +203,14 @@ int gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
 /* ------------------------------------------------------------------ */
 /* load-town (load.c)                                                   */
 
-/* Parses the town file with the engine and upserts it in one transaction.
+/*
+ * Parses the town file with the engine and upserts it in one transaction.
  * 0, 1 when it changed nothing, or -1 after printing the engine's message
- * (nothing written). */
-int gchw_load_town(PGconn *pg, const char *path);
+ * (nothing written).  Unless replace is set, a file of another town (its
+ * name differs from the loaded town's) or one that drops families that
+ * have bookings is refused (-1, the reason printed, nothing written).
+ */
+int gchw_load_town(PGconn *pg, const char *path, int replace);
 
 
 /* ------------------------------------------------------------------ */

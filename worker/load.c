@@ -12,6 +12,10 @@
  * parsed file) is stored in the catalogue table, whose version grows only
  * when its text changes; the publisher sends that text to Redis.
  *
+ * The file must be the loaded town's (same town name) and keep every
+ * family that has bookings, unless --replace (gchw_load_guard): a reload
+ * updates the town, it never swaps it for another by mistake.
+ *
  * Passwords become argon2id hashes (crypto_pwhash_str, interactive limits);
  * a stored hash that already verifies the file's password is kept.
  */
@@ -658,9 +662,90 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
 }
 
 
+/*
+ * Without --replace, a load must not take the database from the town it
+ * serves: a file of another town (another name), or one that drops
+ * families that have bookings, is refused.  0 to go on, -1 after printing
+ * why (the caller rolls back).
+ */
+static int
+gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
+{
+    int          i, n, rc;
+    size_t       k;
+    gchw_arr_t   ids;
+    PGresult    *res;
+    const char  *p[1];
+
+    res = PQexec(pg, "select name from town where id = 1");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchw_log("error", "load-town: town: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), t->name) != 0)
+    {
+        fprintf(stderr, "guichetctl: %s is the town \"%s\", this database "
+                "serves the town \"%s\": refused, nothing loaded (give "
+                "--replace to load it over \"%s\")\n", path, t->name,
+                PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return -1;
+    }
+
+    PQclear(res);
+
+    memset(&ids, 0, sizeof(ids));
+    for (k = 0; k < t->nfamilies; k++) {
+        gchw_arr_str(&ids, t->families[k].id);
+    }
+    p[0] = gchw_arr_end(&ids);
+    if (p[0] == NULL) {
+        gchw_log("error", "out of memory");
+        gchw_arr_free(&ids, 1);
+        return -1;
+    }
+
+    res = PQexecParams(pg,
+        "select b.family_id, count(*) from booking b"
+        " where not exists (select 1 from unnest($1::text[]) k(id)"
+        "   where k.id = b.family_id)"
+        " group by b.family_id order by b.family_id",
+        1, NULL, p, NULL, NULL, 0);
+    gchw_arr_free(&ids, 1);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchw_log("error", "load-town: booking: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    n = PQntuples(res);
+    rc = 0;
+
+    if (n > 0) {
+        fprintf(stderr, "guichetctl: %s drops %d famil%s that ha%s "
+                "bookings (", path, n, n == 1 ? "y" : "ies",
+                n == 1 ? "s" : "ve");
+        for (i = 0; i < n && i < 5; i++) {
+            fprintf(stderr, "%s%s: %s", i ? ", " : "", PQgetvalue(res, i, 0),
+                    PQgetvalue(res, i, 1));
+        }
+        fprintf(stderr, "%s): refused, nothing loaded (give --replace to "
+                "load it anyway)\n", n > 5 ? ", ..." : "");
+        rc = -1;
+    }
+
+    PQclear(res);
+
+    return rc;
+}
+
+
 /* See gchw.h. */
 int
-gchw_load_town(PGconn *pg, const char *path)
+gchw_load_town(PGconn *pg, const char *path, int replace)
 {
     int           rc;
     char         *json, *cat;
@@ -703,6 +788,7 @@ gchw_load_town(PGconn *pg, const char *path)
     /* one loader at a time; the worker's persister is not blocked */
     if (gchw_pg_exec(pg, "select pg_advisory_xact_lock("
                      GCHW_LOCK_INVOICE ")") != 0
+        || (!replace && gchw_load_guard(pg, t, path) != 0)
         || gchw_load_units_activities(pg, t, &changed) != 0
         || gchw_load_sessions(pg, t, &changed) != 0
         || gchw_load_families(pg, t, &changed) != 0

@@ -93,6 +93,9 @@ main(int argc, char **argv)
         return 2;
     }
 
+    /* without -c: $GUICHET_CONF, else the checkout's var/worker.conf */
+    file = gchw_conf_find(file);
+
     if (sodium_init() < 0 || gchw_conf_load(&conf, file) != 0) {
         return 1;
     }
@@ -113,7 +116,8 @@ main(int argc, char **argv)
         return 1;
     }
 
-    gchw_log("info", "starting as consumer \"%s\"", conf.consumer);
+    gchw_log("info", "starting as consumer \"%s\" (%s)", conf.consumer,
+             gchw_conf_note());
 
     rc = NULL;
     pg = NULL;

@@ -213,9 +213,9 @@ gchw_secret_create(const char *path)
 }
 
 
-/* See gchw.h. */
-redisContext *
-gchw_redis_connect(const gchw_conf_t *conf)
+/* Connects and authenticates; NULL after logging. */
+static redisContext *
+gchw_redis_open(const gchw_conf_t *conf)
 {
     int              port;
     char             host[256], *colon;
@@ -238,8 +238,9 @@ gchw_redis_connect(const gchw_conf_t *conf)
     }
 
     if (rc == NULL || rc->err) {
-        gchw_log("error", "cannot connect to redis \"%s\": %s", conf->redis,
-                 rc ? rc->errstr : "out of memory");
+        gchw_log("error", "cannot connect to redis \"%s\": %s (%s)",
+                 conf->redis, rc ? rc->errstr : "out of memory",
+                 gchw_conf_note());
         if (rc) {
             redisFree(rc);
         }
@@ -253,8 +254,8 @@ gchw_redis_connect(const gchw_conf_t *conf)
     if (conf->redis_password && conf->redis_password[0]) {
         r = redisCommand(rc, "AUTH %s", conf->redis_password);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            gchw_log("error", "redis AUTH failed: %s",
-                     r ? r->str : rc->errstr);
+            gchw_log("error", "redis AUTH failed: %s (%s)",
+                     r ? r->str : rc->errstr, gchw_conf_note());
             if (r) {
                 freeReplyObject(r);
             }
@@ -262,6 +263,146 @@ gchw_redis_connect(const gchw_conf_t *conf)
             return NULL;
         }
         freeReplyObject(r);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Whether Redis answers commands yet: after a restart it reads its AOF or
+ * RDB and answers every data command "-LOADING Redis is loading the
+ * dataset in memory" meanwhile (INFO and AUTH still work).  1 while it
+ * loads (*perc: loading_loaded_perc of INFO persistence, -1 unknown), 0
+ * when it answers, -1 after logging another error.
+ */
+static int
+gchw_redis_loading(redisContext *rc, const gchw_conf_t *conf, int *perc)
+{
+    char        *p;
+    redisReply  *r;
+
+    *perc = -1;
+
+    r = redisCommand(rc, "PING");
+    if (r == NULL) {
+        gchw_log("error", "redis \"%s\": %s (%s)", conf->redis, rc->errstr,
+                 gchw_conf_note());
+        return -1;
+    }
+
+    if (r->type != REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        return 0;
+    }
+
+    if (strncmp(r->str, "LOADING", 7) != 0) {
+        gchw_log("error", "redis \"%s\": %s (%s)", conf->redis, r->str,
+                 gchw_conf_note());
+        freeReplyObject(r);
+        return -1;
+    }
+
+    freeReplyObject(r);
+
+    r = redisCommand(rc, "INFO persistence");
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        p = strstr(r->str, "loading_loaded_perc:");
+        if (p != NULL) {
+            *perc = atoi(p + sizeof("loading_loaded_perc:") - 1);
+        }
+    }
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+
+    return 1;
+}
+
+
+/*
+ * See gchw.h.  A Redis that is loading its data is "not yet": NULL, and
+ * the caller retries as it does when Redis is down; that is logged once
+ * every 10 s at most, not at every attempt.
+ */
+redisContext *
+gchw_redis_connect(const gchw_conf_t *conf)
+{
+    int              perc, st;
+    int64_t          now;
+    redisContext    *rc;
+    static int64_t   logged;
+
+    rc = gchw_redis_open(conf);
+    if (rc == NULL) {
+        return NULL;
+    }
+
+    st = gchw_redis_loading(rc, conf, &perc);
+    if (st == 0) {
+        return rc;
+    }
+
+    if (st == 1) {
+        now = gchw_now_ms();
+        if (logged == 0 || now - logged >= 10000) {
+            logged = now;
+            gchw_log("info", "redis \"%s\" is loading its data (%d%%): "
+                     "not yet, retrying", conf->redis, perc < 0 ? 0 : perc);
+        }
+    }
+
+    redisFree(rc);
+    return NULL;
+}
+
+
+/* See gchw.h. */
+redisContext *
+gchw_redis_connect_wait(const gchw_conf_t *conf)
+{
+    int             perc, st, tty, shown;
+    int64_t         now, printed;
+    redisContext   *rc;
+
+    rc = gchw_redis_open(conf);
+    if (rc == NULL) {
+        return NULL;
+    }
+
+    tty = isatty(STDERR_FILENO);
+    shown = 0;
+    printed = 0;
+
+    while ((st = gchw_redis_loading(rc, conf, &perc)) == 1) {
+        now = gchw_now_ms();
+
+        if (tty) {
+            fprintf(stderr, "\r%s: redis \"%s\" is loading its data: "
+                    "%3d%%, waiting", gchw_program, conf->redis,
+                    perc < 0 ? 0 : perc);
+            shown = 1;
+
+        } else if (printed == 0 || now - printed >= 30000) {
+            fprintf(stderr, "%s: redis \"%s\" is loading its data (%d%%): "
+                    "waiting\n", gchw_program, conf->redis,
+                    perc < 0 ? 0 : perc);
+            printed = now;
+        }
+
+        fflush(stderr);
+        gchw_sleep_ms(200);
+    }
+
+    if (shown) {
+        fprintf(stderr, "\r%s: redis \"%s\" is loading its data: "
+                "%s\n", gchw_program, conf->redis,
+                st == 0 ? "done         " : "failed       ");
+    }
+
+    if (st != 0) {
+        redisFree(rc);
+        return NULL;
     }
 
     return rc;
