@@ -439,3 +439,23 @@ def test_payfip_url_must_be_https_outside_loopback(s, tmp_path, url, starts):
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
             p.wait(10)
+
+
+def test_without_redis_a_staff_login_is_refused_not_unthrottled(s):
+    """The attempts are counted in Redis: without it a staff login is 503
+    unavailable before any hash (never checked uncounted); once Redis is
+    back, the office reconnects by itself.  Last of the file: it stops
+    Redis."""
+    made, verified = hashes(s)
+    s.stop_redis()
+    try:
+        r = staff_try(s, "agent.s", "agent-pass-9", "127.0.0.70")
+        assert error_code(r, 503) == "unavailable"
+        r = staff_try(s, "agent.s", "agent-pass-9", "127.0.0.70")
+        assert error_code(r, 503) == "unavailable"
+        assert hashes(s) == (made, verified)
+    finally:
+        s.start_redis()
+    r = staff_try(s, "agent.s", "agent-pass-9", "127.0.0.70")
+    assert r.status == 200, r
+    assert s.redis.get("gch:loginaddr:127.0.0.70") == "0"
