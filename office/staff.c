@@ -173,6 +173,7 @@ static int
 gcho_staff_throttle(gcho_req_t *rq, const char *login)
 {
     char                  addr[GCHO_ADDR_KEY];
+    long long             wait;
     redisReply           *r, **e;
     redisContext         *rc;
     gch_login_counts_t    counts;
@@ -253,10 +254,10 @@ gcho_staff_throttle(gcho_req_t *rq, const char *login)
     }
 
     /* another attempt holds the slot: wait for it to end */
-    counts.pair = gch_login_paused(&verdict, e[1]->integer);
+    wait = gch_login_paused(&verdict, e[1]->integer);
     freeReplyObject(r);
 
-    return gcho_staff_refuse(rq, counts.pair,
+    return gcho_staff_refuse(rq, wait,
         "Trop d'essais pour cet identifiant : patientez un moment avant "
         "de réessayer.");
 
