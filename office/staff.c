@@ -4,11 +4,13 @@
  *
  * Staff log in with POST /api/staff/session (argon2id hashes of
  * staff_account, written by `guichetctl staff-add`) and get a bearer token
- * "staff:<login>" made with the module's secret (token_ttl_s).  Five
- * failed logins within 15 minutes lock the login for 15 minutes (429
- * rate_limited, table staff_login_failure; unknown logins are counted the
- * same way).  Logins, failures and every staff write are audit_log rows
- * written in the transaction of the action.
+ * "staff:<login>" made with the module's secret (token_ttl_s).  Attempts
+ * are counted per login and client address, and per address, in Redis
+ * before the password is checked, with the module's policy and keys
+ * (gch_login_throttle(): a growing pause for the address that keeps
+ * failing, never a lock-out of the owner elsewhere, a hard limit per
+ * address; 429 rate_limited).  Logins, failures and every staff write are
+ * audit_log rows written in the transaction of the action.
  *
  * A staff token is recorded in {f:staff:<login>}:tokens (like a family's),
  * so that deactivating the account (POST /api/staff/accounts/{login}/
@@ -23,13 +25,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 
 #include <sodium.h>
 
 #include "office.h"
 
 
-#define GCHO_LOCK_FAILURES  5
+/* an address as login attempts are counted by: X-Real-IP, or an IPv6
+ * /64 */
+#define GCHO_ADDR_KEY  (sizeof(((gcho_req_t *) 0)->ip) + 4)
 
 
 /* ------------------------------------------------------------------ */
@@ -41,44 +46,12 @@ static const gch_jfield_t  gcho_session_fields[] = {
 };
 
 
-/* Counts a failure of login in its own transaction; answers 401. */
+/* An audit row for the failure of login in its own transaction (begun by
+ * the caller); answers 401. */
 static int
 gcho_staff_failed(gcho_req_t *rq, const char *login)
 {
-    char         target[GCHO_ID_MAX + 8];
-    PGresult    *res;
-    const char  *p[1];
-
-    /* counts of logins nobody tried for a day go (junk logins too) */
-    res = gcho_sql(rq, "delete from staff_login_failure"
-                       " where first_at < now() - interval '1 day'"
-                       " and (locked_until is null or locked_until < now())",
-                   0, NULL);
-    if (res == NULL) {
-        return 0;
-    }
-    PQclear(res);
-
-    p[0] = login;
-    res = gcho_sql(rq,
-        "insert into staff_login_failure (login, failures, first_at)"
-        " values ($1, 1, now())"
-        " on conflict (login) do update set"
-        "   failures = case when staff_login_failure.first_at"
-        "       < now() - interval '15 minutes'"
-        "     then 1 else staff_login_failure.failures + 1 end,"
-        "   first_at = case when staff_login_failure.first_at"
-        "       < now() - interval '15 minutes'"
-        "     then now() else staff_login_failure.first_at end,"
-        "   locked_until = case when staff_login_failure.first_at"
-        "       >= now() - interval '15 minutes'"
-        "     and staff_login_failure.failures + 1 >= 5"
-        "     then now() + interval '15 minutes' else null end"
-        " returning locked_until is not null", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-    PQclear(res);
+    char  target[GCHO_ID_MAX + 8];
 
     snprintf(target, sizeof(target), "staff:%s", login);
 
@@ -90,6 +63,243 @@ gcho_staff_failed(gcho_req_t *rq, const char *login)
 
     return gcho_error(rq, 401, "unauthenticated",
                       "Identifiant ou mot de passe incorrect.");
+}
+
+
+/*
+ * Login throttling: the module's policy for families (issue 18,
+ * gch_login_throttle() in gch.h, docs/reliability.md "Security") and its
+ * Redis keys, the login written "staff:<login>" so that it is never a
+ * family's:
+ *   gch:loginfail:<address>/staff:<login>   attempts of that login from
+ *                                           that address since its last
+ *                                           success,
+ *   gch:loginaddr:<address>                 unsuccessful attempts from
+ *                                           that address, family and staff
+ *                                           logins alike (one hard limit),
+ *   gch:loginpause:<address>/staff:<login>  the pause slot.
+ * The attempt is counted (INCR, atomic) before the account is read and the
+ * hash queued: a burst of concurrent guesses is refused before it costs a
+ * hash.  The address is nginx's X-Real-IP (the socket is 0660: nginx alone
+ * writes it), an IPv6 address by its /64 like the module's.
+ */
+static void
+gcho_staff_client_key(gcho_req_t *rq, char *buf, size_t size)
+{
+    char           text[INET6_ADDRSTRLEN];
+    unsigned char  a6[16];
+
+    if (strchr(rq->ip, ':') != NULL && inet_pton(AF_INET6, rq->ip, a6) == 1)
+    {
+        memset(a6 + 8, 0, 8);
+
+        if (inet_ntop(AF_INET6, a6, text, sizeof(text)) != NULL) {
+            snprintf(buf, size, "%s/64", text);
+            return;
+        }
+    }
+
+    /* no X-Real-IP: not through nginx (the tests' own socket, at most) */
+    snprintf(buf, size, "%s", rq->ip[0] ? rq->ip : "-");
+}
+
+
+/* Reads the replies of n pipelined commands, MULTI ... EXEC; EXEC's (an
+ * array of n - 2 replies) or NULL after logging. */
+static redisReply *
+gcho_staff_exec(redisContext *rc, int n, const char *what)
+{
+    int          i, bad;
+    redisReply  *r, *last;
+
+    last = NULL;
+    bad = 0;
+
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(rc, (void **) &r) != REDIS_OK) {
+            gchw_log("error", "office: redis: %s: %s", what, rc->errstr);
+            if (last) {
+                freeReplyObject(last);
+            }
+            gcho_redis_drop_broken();
+            return NULL;
+        }
+
+        if (last) {
+            freeReplyObject(last);
+        }
+        last = r;
+
+        if (r->type == REDIS_REPLY_ERROR) {
+            gchw_log("error", "office: redis: %s: %s", what, r->str);
+            bad = 1;
+        }
+    }
+
+    if (bad || last->type != REDIS_REPLY_ARRAY
+        || last->elements != (size_t) (n - 2))
+    {
+        if (!bad) {
+            gchw_log("error", "office: redis: %s: unexpected reply", what);
+        }
+        freeReplyObject(last);
+        return NULL;
+    }
+
+    return last;
+}
+
+
+/* 429 rate_limited with the real wait (gcho_error's own Retry-After is
+ * 1 s). */
+static int
+gcho_staff_refuse(gcho_req_t *rq, long long secs, const char *message)
+{
+    char  wait[24];
+
+    snprintf(wait, sizeof(wait), "%lld", secs > 0 ? secs : 1);
+
+    gcho_error(rq, 400, "rate_limited", message);
+    rq->status = 429;
+    gcho_add_header(rq, "Retry-After", wait);
+
+    return 1;
+}
+
+
+/* Counts this attempt and asks the policy: 0 to check the password, 1
+ * after answering 429 or 503. */
+static int
+gcho_staff_throttle(gcho_req_t *rq, const char *login)
+{
+    char                  addr[GCHO_ADDR_KEY];
+    long long             wait;
+    redisReply           *r, **e;
+    redisContext         *rc;
+    gch_login_counts_t    counts;
+    gch_login_verdict_t   verdict;
+
+    rc = gcho_redis(rq);
+    if (rc == NULL) {
+        return 1;
+    }
+
+    gcho_staff_client_key(rq, addr, sizeof(addr));
+
+    redisAppendCommand(rc, "MULTI");
+    redisAppendCommand(rc, "INCR gch:loginfail:%s/staff:%s", addr, login);
+    redisAppendCommand(rc, "EXPIRE gch:loginfail:%s/staff:%s %d NX", addr,
+                       login, GCH_LOGIN_PAIR_WINDOW_S);
+    redisAppendCommand(rc, "INCR gch:loginaddr:%s", addr);
+    redisAppendCommand(rc, "EXPIRE gch:loginaddr:%s %d NX", addr,
+                       GCH_LOGIN_ADDR_WINDOW_S);
+    redisAppendCommand(rc, "TTL gch:loginaddr:%s", addr);
+    redisAppendCommand(rc, "EXEC");
+
+    r = gcho_staff_exec(rc, 7, "counting a staff login");
+    if (r == NULL) {
+        goto unavailable;
+    }
+
+    e = r->element;
+
+    if (e[0]->type != REDIS_REPLY_INTEGER || e[2]->type != REDIS_REPLY_INTEGER
+        || e[4]->type != REDIS_REPLY_INTEGER)
+    {
+        freeReplyObject(r);
+        goto unavailable;
+    }
+
+    counts.pair = e[0]->integer;
+    counts.addr = e[2]->integer;
+    counts.addr_ttl = e[4]->integer;
+    freeReplyObject(r);
+
+    gch_login_throttle(&counts, &verdict);
+
+    if (verdict.action == GCH_LOGIN_GO) {
+        return 0;
+    }
+
+    if (verdict.action == GCH_LOGIN_REFUSE) {
+        return gcho_staff_refuse(rq, verdict.retry_after_s,
+            "Trop d'essais de connexion depuis cette adresse : réessayez "
+            "dans quelques minutes.");
+    }
+
+    /* GCH_LOGIN_PACE: one attempt per pause, whoever takes the slot */
+
+    redisAppendCommand(rc, "MULTI");
+    redisAppendCommand(rc, "SET gch:loginpause:%s/staff:%s 1 EX %lld NX",
+                       addr, login, verdict.pause_s);
+    redisAppendCommand(rc, "TTL gch:loginpause:%s/staff:%s", addr, login);
+    redisAppendCommand(rc, "EXEC");
+
+    r = gcho_staff_exec(rc, 4, "pausing a staff login");
+    if (r == NULL) {
+        goto unavailable;
+    }
+
+    e = r->element;
+
+    if (e[1]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(r);
+        goto unavailable;
+    }
+
+    if (e[0]->type == REDIS_REPLY_STATUS) {
+        /* the slot is ours: this attempt is checked */
+        freeReplyObject(r);
+        return 0;
+    }
+
+    /* another attempt holds the slot: wait for it to end */
+    wait = gch_login_paused(&verdict, e[1]->integer);
+    freeReplyObject(r);
+
+    return gcho_staff_refuse(rq, wait,
+        "Trop d'essais pour cet identifiant : patientez un moment avant "
+        "de réessayer.");
+
+unavailable:
+
+    gcho_error(rq, 503, "unavailable",
+               "Le service est momentanément indisponible, réessayez dans "
+               "un instant.");
+    return 1;
+}
+
+
+/* After a success: the attempts of that login from that address and its
+ * pause are forgotten, the address gets its attempt back (best effort, as
+ * the module does). */
+static void
+gcho_staff_throttle_clear(gcho_req_t *rq, const char *login)
+{
+    char           addr[GCHO_ADDR_KEY];
+    redisReply    *r;
+    redisContext  *rc;
+
+    rc = gcho_redis(NULL);
+    if (rc == NULL) {
+        return;
+    }
+
+    gcho_staff_client_key(rq, addr, sizeof(addr));
+
+    redisAppendCommand(rc, "MULTI");
+    redisAppendCommand(rc, "DEL gch:loginfail:%s/staff:%s "
+                       "gch:loginpause:%s/staff:%s", addr, login, addr,
+                       login);
+    redisAppendCommand(rc, "DECR gch:loginaddr:%s", addr);
+    redisAppendCommand(rc, "EXPIRE gch:loginaddr:%s %d NX", addr,
+                       GCH_LOGIN_ADDR_WINDOW_S);
+    redisAppendCommand(rc, "EXEC");
+
+    r = gcho_staff_exec(rc, 5, "clearing a staff login's attempts");
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
 }
 
 
@@ -134,49 +344,6 @@ gcho_staff_token_record(const char *fid, const char *tok, int64_t expires)
 }
 
 
-/* 1 when login is locked (429 answered, with the real wait), 0 when not,
- * -1 after answering 503.  for_update: inside the caller's transaction,
- * the row locked. */
-static int
-gcho_staff_locked(gcho_req_t *rq, const char *login, int for_update)
-{
-    char         secs[24];
-    PGresult    *res;
-    const char  *p[1];
-
-    p[0] = login;
-    res = gcho_sql(rq, for_update
-                       ? "select ceil(extract(epoch from locked_until"
-                         " - now())) from staff_login_failure"
-                         " where login = $1 and locked_until > now()"
-                         " for update"
-                       : "select ceil(extract(epoch from locked_until"
-                         " - now())) from staff_login_failure"
-                         " where login = $1 and locked_until > now()",
-                   1, p);
-    if (res == NULL) {
-        return -1;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return 0;
-    }
-
-    snprintf(secs, sizeof(secs), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    gcho_rollback();
-
-    /* 429 with the real wait (gcho_error's own Retry-After is 1 s) */
-    gcho_error(rq, 400, "rate_limited",
-               "Trop d'essais de connexion : ce compte est bloqué "
-               "pendant 15 minutes.");
-    rq->status = 429;
-    gcho_add_header(rq, "Retry-After", secs);
-    return 1;
-}
-
-
 /* The second half of gcho_staff_login, once the password is verified. */
 static int
 gcho_staff_login_end(gcho_req_t *rq)
@@ -185,7 +352,7 @@ gcho_staff_login_end(gcho_req_t *rq)
     char          tok[GCH_TOKEN_MAX], exp[26];
     uint8_t       nonce[16];
     int64_t       expires;
-    PGresult     *res, *del;
+    PGresult     *res;
     gch_jout_t    o;
     const char   *p[1], *login;
     gcho_hash_t  *h;
@@ -198,7 +365,7 @@ gcho_staff_login_end(gcho_req_t *rq)
                           "Le service est momentanément indisponible.");
     }
 
-    if (gcho_begin(rq) != 0 || gcho_staff_locked(rq, login, 1) != 0) {
+    if (gcho_begin(rq) != 0) {
         return 0;
     }
 
@@ -224,20 +391,14 @@ gcho_staff_login_end(gcho_req_t *rq)
     snprintf(rq->staff, sizeof(rq->staff), "%s", login);
     snprintf(fid, sizeof(fid), "staff:%s", login);
 
-    del = gcho_sql(rq, "delete from staff_login_failure where login = $1",
-                   1, p);
-    if (del == NULL) {
-        PQclear(res);
-        return 0;
-    }
-    PQclear(del);
-
     if (gcho_audit(rq, "staff.login", fid, NULL) != 0
         || gcho_commit(rq) != 0)
     {
         PQclear(res);
         return 0;
     }
+
+    gcho_staff_throttle_clear(rq, login);
 
     randombytes_buf(nonce, sizeof(nonce));
     expires = gcho_now() + gcho_ctx.conf.token_ttl_s;
@@ -273,11 +434,12 @@ gcho_staff_login_end(gcho_req_t *rq)
 
 
 /*
- * First half: the body, the lock, the account's hash; the password is
- * verified on a hashing thread (hash.c) -- against a dummy hash when the
- * login is unknown or disabled, so that both cost the same argon2id and
- * cannot be told apart by timing.  Second half: the lock again (in the
- * transaction), then the failure counted or the token made.
+ * First half: the body, the attempt counted (gcho_staff_throttle), the
+ * account's hash; the password is verified on a hashing thread (hash.c)
+ * -- against a dummy hash when the login is unknown or disabled, so that
+ * both cost the same argon2id and cannot be told apart by timing.  Second
+ * half: the failure audited, or the token made and the attempts of that
+ * login from that address forgotten.
  */
 static int
 gcho_staff_login(gcho_req_t *rq)
@@ -304,7 +466,7 @@ gcho_staff_login(gcho_req_t *rq)
 
     gch_json_free(&doc);
 
-    if (rc || gcho_staff_locked(rq, login, 0) != 0) {
+    if (rc || gcho_staff_throttle(rq, login) != 0) {
         sodium_memzero(password, sizeof(password));
         return 0;
     }

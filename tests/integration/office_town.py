@@ -8,10 +8,14 @@ Two families: f1 (children f1-a, f1-b) and f2 (child f2-a).  Activity
 f1-b in none (the family asks in the office).
 """
 
+import http.client
+import json
 import os
 import subprocess
 import time
 import uuid
+
+from stack import Response
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -82,6 +86,24 @@ def staff_login(s, login, password):
                json={"login": login, "password": password})
     assert r.status == 200, r
     return r.json()["token"]
+
+
+def staff_try(s, login, password, source=None, path="/api/staff/session"):
+    """POST /api/staff/session (or path: /api/session) from source, a
+    loopback address other than 127.0.0.1 (nginx passes it on in
+    X-Real-IP: several people, as login attempts are counted per address);
+    the Response."""
+    c = http.client.HTTPConnection(
+        "127.0.0.1", s.port, timeout=60,
+        source_address=(source, 0) if source else None)
+    try:
+        c.request("POST", path,
+                  body=json.dumps({"login": login, "password": password}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        return Response(r.status, r.getheaders(), r.read())
+    finally:
+        c.close()
 
 
 def error_code(r, status):

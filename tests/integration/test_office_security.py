@@ -1,8 +1,10 @@
 """test_office_security.py -- guichet-office's part of the security review
 (issue 18; docs/reliability.md, "Security"): password hashing off the
 server's thread, no hash for a bogus reset link, unknown staff logins
-verified against a dummy hash, reset links ended, document quotas, the
-served extension, the socket's mode, strict UTF-8, payfip_url.
+verified against a dummy hash, staff logins counted per login and address
+before the hash (slowed, never locked out; a hard limit per address),
+reset links ended, document quotas, the served extension, the socket's
+mode, strict UTF-8, payfip_url.
 
 One stack of its own (small document quotas, passwords change here); the
 office town of office_town.py.  The hashing threads are observed through
@@ -24,7 +26,7 @@ import time
 import pytest
 
 from office_town import (JPEG, PDF, ROOT, error_code, staff_add, staff_login,
-                         town)
+                         staff_try, town)
 from stack import BUILD, NGINX_GROUP, Stack
 
 DOCS_MAX = 4                   # office_documents_max of this stack
@@ -129,7 +131,11 @@ def test_a_burst_of_hashes_does_not_stall_the_others(s, tok):
     body = json.dumps({"login": "agent.s", "password": "agent-pass-9"})
 
     def one(i):
-        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        # each from its own address: one login from one address is paced
+        # after GCH_LOGIN_FREE attempts (see below)
+        c = http.client.HTTPConnection(
+            "127.0.0.1", s.port, timeout=60,
+            source_address=("127.0.0.%d" % (100 + i), 0))
         try:
             c.request("POST", "/api/staff/session", body=body,
                       headers={"Content-Type": "application/json"})
@@ -170,7 +176,82 @@ def test_unknown_staff_login_runs_the_same_hash(s):
                json={"login": "agent.s", "password": "not-the-one"})
     assert error_code(r, 401) == "unauthenticated"
     assert hashes(s) == (made, verified + 2)
-    s.sql("delete from staff_login_failure")
+
+
+# ----- 1, 2. staff logins: counted before the hash, slowed, not locked -----
+
+FREE = 5            # GCH_LOGIN_FREE (engine/include/gch.h)
+ADDR_MAX = 50       # GCH_LOGIN_ADDR_MAX
+
+
+def test_a_burst_of_guesses_costs_at_most_free_hashes(s):
+    """30 concurrent wrong passwords for admin from one address: each
+    attempt is counted before its hash is queued, so at most FREE hashes
+    run and the others are 429 rate_limited at once, with a Retry-After;
+    meanwhile the owner logs in from another address (before: all 30 were
+    verified, and the account was locked for everybody)."""
+    staff_add(s, "admin", "admin", "Ada Admin", "admin-pass-18")
+    attacker, owner = "127.0.0.50", "127.0.0.51"
+    n = 30
+    made, verified = hashes(s)
+    gate = threading.Barrier(n)
+
+    def guess(i):
+        gate.wait()
+        return staff_try(s, "admin", "guess-%d" % i, attacker)
+
+    ts, out = in_threads(n, guess)
+    for t in ts:
+        t.join()
+
+    statuses = sorted(out[i].status for i in range(n))
+    assert statuses.count(429) >= n - FREE, statuses
+    assert statuses.count(401) == n - statuses.count(429), statuses
+    assert hashes(s)[1] - verified <= FREE, statuses
+    for i in range(n):
+        if out[i].status == 429:
+            assert out[i].json()["error"]["code"] == "rate_limited"
+            assert int(out[i].headers["retry-after"]) >= 1
+
+    # the attacker's address is slowed even with the right password ...
+    r = staff_try(s, "admin", "admin-pass-18", attacker)
+    assert error_code(r, 429) == "rate_limited"
+    # ... the owner at another address is not
+    r = staff_try(s, "admin", "admin-pass-18", owner)
+    assert r.status == 200 and r.json()["role"] == "admin", r
+
+
+def test_one_address_has_a_hard_limit_across_logins_and_doors(s):
+    """ADDR_MAX unsuccessful attempts from one address, whatever the
+    logins, staff's and families' alike (one counter per address), then
+    429 for every login from there, the right password too; not
+    elsewhere (before: a lock counted per login only, never per
+    address)."""
+    spray, other = "127.0.0.60", "127.0.0.61"
+    half = ADDR_MAX // 2
+
+    def guess(i):
+        if i < half:
+            return staff_try(s, "personne-%d" % i, "x", spray).status
+        return staff_try(s, "famille-%d" % i, "x", spray,
+                         path="/api/session").status
+
+    ts, out = in_threads(ADDR_MAX, guess)
+    for t in ts:
+        t.join()
+    assert [out[i] for i in range(ADDR_MAX)] == [401] * ADDR_MAX, out
+
+    made, verified = hashes(s)
+    r = staff_try(s, "personne-x", "x", spray)
+    assert error_code(r, 429) == "rate_limited"
+    assert 1 <= int(r.headers["retry-after"]) <= 900
+    r = staff_try(s, "agent.s", "agent-pass-9", spray)
+    assert error_code(r, 429) == "rate_limited"
+    assert staff_try(s, "famille-x", "x", spray,
+                     path="/api/session").status == 429
+    # refused before any hash
+    assert hashes(s)[1] == verified
+    assert staff_try(s, "agent.s", "agent-pass-9", other).status == 200
 
 
 # ----- 8. every reset link ends with a new password -----------------------
@@ -358,3 +439,23 @@ def test_payfip_url_must_be_https_outside_loopback(s, tmp_path, url, starts):
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
             p.wait(10)
+
+
+def test_without_redis_a_staff_login_is_refused_not_unthrottled(s):
+    """The attempts are counted in Redis: without it a staff login is 503
+    unavailable before any hash (never checked uncounted); once Redis is
+    back, the office reconnects by itself.  Last of the file: it stops
+    Redis."""
+    made, verified = hashes(s)
+    s.stop_redis()
+    try:
+        r = staff_try(s, "agent.s", "agent-pass-9", "127.0.0.70")
+        assert error_code(r, 503) == "unavailable"
+        r = staff_try(s, "agent.s", "agent-pass-9", "127.0.0.70")
+        assert error_code(r, 503) == "unavailable"
+        assert hashes(s) == (made, verified)
+    finally:
+        s.start_redis()
+    r = staff_try(s, "agent.s", "agent-pass-9", "127.0.0.70")
+    assert r.status == 200, r
+    assert s.redis.get("gch:loginaddr:127.0.0.70") == "0"
