@@ -183,6 +183,7 @@ void test_cancel(void);
 void test_render(void);
 void test_sniff(void);
 void test_sepa(void);
+void test_jsonsuite(void);
 
 
 int
@@ -198,6 +199,7 @@ main(void)
     test_render();
     test_sniff();
     test_sepa();
+    test_jsonsuite();
 
     return tap_done();
 }
