@@ -66,6 +66,8 @@ struct ngx_http_guichet_op_s {
     char                          hash[256];
     ngx_uint_t                    verified;
     ngx_uint_t                    retry_after;  /* seconds, 429 */
+    ngx_str_t                     answer;       /* login: 200 body, and */
+    ngx_str_t                     cookie;       /* its Set-Cookie (pool) */
 };
 
 
@@ -1967,10 +1969,11 @@ ngx_http_guichet_verify_thread(void *data, ngx_log_t *log)
 
 
 /*
- * Fire and forget: a MULTI ... EXEC whose answer nobody waits for (the
- * login's bookkeeping).  Each block touches the keys of one hash tag only.
+ * The login's bookkeeping: MULTI ... EXEC blocks sent together, the answer
+ * waiting for the last one.  Each block touches the keys of one hash tag
+ * only.
  */
-#define NGX_HTTP_GUICHET_FIRE_MAX  6
+#define NGX_HTTP_GUICHET_FIRE_MAX  10
 
 typedef struct {
     char        *fmt[NGX_HTTP_GUICHET_FIRE_MAX];
@@ -1995,147 +1998,178 @@ ngx_http_guichet_fire_done(redisReply *reply, void *data)
 }
 
 
-/* Sends f's commands (f->n of them) and frees f in every case. */
-static void
-ngx_http_guichet_fire(ngx_http_guichet_fire_t *f)
+/*
+ * The login's outcome in Redis, in a MULTI/EXEC that the answer waits
+ * for: a Redis that refuses writes (OOM at maxmemory, LOADING) must not
+ * let a wrong password go uncounted nor a session go unrecorded, so the
+ * answer is then 503 (ngx_http_guichet_login_recorded).
+ *
+ * Per-account throttling: a failure counts in gch:loginfail:<login> for
+ * NGX_HTTP_GUICHET_LOGIN_LOCK seconds from the first one; a success
+ * clears it.  A success is also recorded for the family: the connection
+ * (unix ms and client address) at the head of {f:<fid>}:connections (the
+ * last 200 kept, the family's history page), and the token's hash in
+ * {f:<fid>}:tokens scored by its expiry, so that a password change can end
+ * the family's other sessions (guichet-office, office/account.c); expired
+ * hashes are dropped.  token is NULL for a failure.
+ */
+static void ngx_http_guichet_login_recorded(ngx_http_guichet_op_t *op,
+    redisReply *reply);
+
+
+static ngx_int_t
+ngx_http_guichet_login_outcome(ngx_http_guichet_op_t *op, const char *token,
+    time_t expires)
 {
-    ngx_uint_t  i;
-    gch_cmds_t  cmds;
-    gch_cmd_t   list[NGX_HTTP_GUICHET_FIRE_MAX];
+    u_char                         hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    u_char                         hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH + 1];
+    u_char                         conn[NGX_INT64_LEN + 1
+                                        + NGX_SOCKADDR_STRLEN];
+    u_char                        *last;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i;
+    ngx_str_t                     *addr;
+    ngx_time_t                    *tp;
+    gch_cmds_t                     cmds;
+    gch_cmd_t                      list[NGX_HTTP_GUICHET_FIRE_MAX];
+    const char                    *fid = op->fid;
+    ngx_http_guichet_fire_t       *f;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    f = ngx_calloc(sizeof(ngx_http_guichet_fire_t), ngx_cycle->log);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    f->len[0] = redisFormatCommand(&f->fmt[0], "MULTI");
+
+    if (token == NULL) {
+        f->len[1] = redisFormatCommand(&f->fmt[1], "INCR gch:loginfail:%s",
+                                       op->login);
+        f->len[2] = redisFormatCommand(&f->fmt[2],
+                                       "EXPIRE gch:loginfail:%s %d NX",
+                                       op->login,
+                                       NGX_HTTP_GUICHET_LOGIN_LOCK);
+        f->n = 3;
+
+    } else {
+        ngx_http_guichet_token_hash((u_char *) token, ngx_strlen(token),
+                                    hash);
+        ngx_hex_dump(hex, hash, NGX_HTTP_GUICHET_TOKEN_HASH);
+        hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH] = '\0';
+
+        tp = ngx_timeofday();
+        addr = &op->r->connection->addr_text;
+
+        /* one list element: "<unix ms> <address>" */
+        last = ngx_snprintf(conn, sizeof(conn), "%M %V",
+                            (ngx_msec_t) (tp->sec * 1000 + tp->msec), addr);
+
+        /* DEL is never refused for memory; the family's block is last */
+        f->len[1] = redisFormatCommand(&f->fmt[1], "DEL gch:loginfail:%s",
+                                       op->login);
+        f->len[2] = redisFormatCommand(&f->fmt[2], "EXEC");
+        f->len[3] = redisFormatCommand(&f->fmt[3], "MULTI");
+        f->len[4] = redisFormatCommand(&f->fmt[4],
+                                       "LPUSH {f:%s}:connections %b",
+                                       fid, conn, (size_t) (last - conn));
+        f->len[5] = redisFormatCommand(&f->fmt[5],
+                                       "LTRIM {f:%s}:connections 0 199", fid);
+        f->len[6] = redisFormatCommand(&f->fmt[6],
+                                       "ZADD {f:%s}:tokens %lld %s",
+                                       fid, (long long) expires, hex);
+        f->len[7] = redisFormatCommand(&f->fmt[7],
+                                       "ZREMRANGEBYSCORE {f:%s}:tokens "
+                                       "-inf %lld", fid, (long long) tp->sec);
+        f->n = 8;
+    }
+
+    f->len[f->n] = redisFormatCommand(&f->fmt[f->n], "EXEC");
+    f->n++;
+
+    rc = NGX_OK;
 
     for (i = 0; i < f->n; i++) {
         if (f->len[i] < 0) {
-            ngx_http_guichet_fire_done(NULL, f);
-            return;
+            rc = NGX_ERROR;
+            break;
         }
 
         list[i].data = f->fmt[i];
         list[i].len = (size_t) f->len[i];
     }
 
-    cmds.cmds = list;
-    cmds.ncmds = f->n;
+    if (rc == NGX_OK) {
+        cmds.cmds = list;
+        cmds.ncmds = f->n;
 
-    if (ngx_http_guichet_redis_send(&cmds, ngx_http_guichet_fire_done, f)
-        != NGX_OK)
-    {
-        ngx_http_guichet_fire_done(NULL, f);
+        /* the thread pool's wait had no deadline; this one has */
+        gmcf = ngx_http_get_module_main_conf(op->r, ngx_http_guichet_module);
+        ngx_add_timer(&op->deadline, gmcf->timeout);
+
+        rc = ngx_http_guichet_op_send(op, &cmds,
+                                      ngx_http_guichet_login_recorded);
     }
+
+    /* hiredis has copied the commands */
+    ngx_http_guichet_fire_done(NULL, f);
+
+    return rc == NGX_OK ? NGX_OK : NGX_ERROR;
 }
 
 
-/*
- * Per-account throttling: a failure counts in gch:loginfail:<login> for
- * NGX_HTTP_GUICHET_LOGIN_LOCK seconds from the first one; a success
- * clears it.  Fire and forget: the answer does not wait for it.
- */
 static void
-ngx_http_guichet_login_outcome(const char *login, ngx_uint_t ok)
+ngx_http_guichet_login_recorded(ngx_http_guichet_op_t *op, redisReply *reply)
 {
-    ngx_http_guichet_fire_t  *f;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "guichet: redis refused a login's record: %s",
+                          reply->str);
+        }
 
-    f = ngx_calloc(sizeof(ngx_http_guichet_fire_t), ngx_cycle->log);
-    if (f == NULL) {
-        return;
-    }
+        ngx_http_guichet_op_unavailable(op);
 
-    f->len[0] = redisFormatCommand(&f->fmt[0], "MULTI");
-
-    if (ok) {
-        f->len[1] = redisFormatCommand(&f->fmt[1], "DEL gch:loginfail:%s",
-                                       login);
-        f->n = 2;
+    } else if (op->verified) {
+        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, (char *) op->answer.data,
+                                   op->answer.len, 0, &op->cookie);
 
     } else {
-        f->len[1] = redisFormatCommand(&f->fmt[1], "INCR gch:loginfail:%s",
-                                       login);
-        f->len[2] = redisFormatCommand(&f->fmt[2],
-                                       "EXPIRE gch:loginfail:%s %d NX", login,
-                                       NGX_HTTP_GUICHET_LOGIN_LOCK);
-        f->n = 3;
+        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+                                 "Identifiant ou mot de passe incorrect.");
     }
 
-    f->len[f->n] = redisFormatCommand(&f->fmt[f->n], "EXEC");
-    f->n++;
-
-    ngx_http_guichet_fire(f);
+    ngx_http_guichet_op_free(op);
 }
 
 
 /*
- * A successful login is recorded for the family (fire and forget): the
- * connection (unix ms and client address) at the head of
- * {f:<fid>}:connections (the last 200 kept, the family's history page),
- * and the token's hash in {f:<fid>}:tokens scored by its expiry, so that
- * a password change can end the family's other sessions
- * (guichet-office, office/account.c); expired hashes are dropped.
+ * After the password check (or an unknown login): sends the outcome to
+ * Redis and returns NGX_DONE (ngx_http_guichet_login_recorded answers and
+ * frees op), or answers at once (503) and returns NGX_OK: the caller
+ * frees op.
  */
-static void
-ngx_http_guichet_login_record(ngx_http_request_t *r, const char *fid,
-    const char *token, time_t expires)
-{
-    u_char                    hash[NGX_HTTP_GUICHET_TOKEN_HASH];
-    u_char                    hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH + 1];
-    u_char                    conn[NGX_INT64_LEN + 1 + NGX_SOCKADDR_STRLEN];
-    u_char                   *last;
-    ngx_time_t               *tp;
-    ngx_str_t                *addr;
-    ngx_http_guichet_fire_t  *f;
-
-    f = ngx_calloc(sizeof(ngx_http_guichet_fire_t), ngx_cycle->log);
-    if (f == NULL) {
-        return;
-    }
-
-    ngx_http_guichet_token_hash((u_char *) token, ngx_strlen(token), hash);
-    ngx_hex_dump(hex, hash, NGX_HTTP_GUICHET_TOKEN_HASH);
-    hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH] = '\0';
-
-    tp = ngx_timeofday();
-    addr = &r->connection->addr_text;
-
-    f->len[0] = redisFormatCommand(&f->fmt[0], "MULTI");
-    /* one list element: "<unix ms> <address>" */
-    last = ngx_snprintf(conn, sizeof(conn), "%M %V",
-                        (ngx_msec_t) (tp->sec * 1000 + tp->msec), addr);
-
-    f->len[1] = redisFormatCommand(&f->fmt[1], "LPUSH {f:%s}:connections %b",
-                                   fid, conn, (size_t) (last - conn));
-    f->len[2] = redisFormatCommand(&f->fmt[2],
-                                   "LTRIM {f:%s}:connections 0 199", fid);
-    f->len[3] = redisFormatCommand(&f->fmt[3], "ZADD {f:%s}:tokens %lld %s",
-                                   fid, (long long) expires, hex);
-    f->len[4] = redisFormatCommand(&f->fmt[4],
-                                   "ZREMRANGEBYSCORE {f:%s}:tokens -inf %lld",
-                                   fid, (long long) tp->sec);
-    f->len[5] = redisFormatCommand(&f->fmt[5], "EXEC");
-    f->n = 6;
-
-    ngx_http_guichet_fire(f);
-}
-
-
-static void
+static ngx_int_t
 ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
 {
     u_char                        *p, nonce[16];
     char                           token[GCH_TOKEN_MAX], exp[26];
     time_t                         expires;
-    ngx_str_t                      cookie;
     ngx_http_request_t            *r;
     ngx_http_guichet_main_conf_t  *gmcf;
 
     r = op->r;
     if (r == NULL) {
-        return;
+        return NGX_OK;
     }
 
-    ngx_http_guichet_login_outcome(op->login, op->verified);
-
     if (!op->verified) {
-        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
-                                 "Identifiant ou mot de passe incorrect.");
-        return;
+        if (ngx_http_guichet_login_outcome(op, NULL, 0) != NGX_OK) {
+            ngx_http_guichet_op_unavailable(op);
+            return NGX_OK;
+        }
+
+        return NGX_DONE;
     }
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
@@ -2148,36 +2182,41 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
         != GCH_OK)
     {
         ngx_http_guichet_op_unavailable(op);
-        return;
+        return NGX_OK;
     }
 
     gch_instant_format(expires, exp);
 
-    cookie.len = sizeof("guichet_session=; Path=/; HttpOnly; "
-                        "SameSite=Strict; Max-Age=") - 1
-                 + ngx_strlen(token) + NGX_TIME_T_LEN;
-    cookie.data = ngx_pnalloc(r->pool, cookie.len);
-    if (cookie.data == NULL) {
+    op->cookie.len = sizeof("guichet_session=; Path=/; HttpOnly; "
+                            "SameSite=Strict; Max-Age=") - 1
+                     + ngx_strlen(token) + NGX_TIME_T_LEN;
+    op->cookie.data = ngx_pnalloc(r->pool, op->cookie.len);
+
+    op->answer.len = sizeof("{\"family_id\":\"\",\"token\":\"\","
+                            "\"expires_at\":\"\"}") - 1
+                     + ngx_strlen(op->fid) + ngx_strlen(token)
+                     + ngx_strlen(exp);
+    op->answer.data = ngx_pnalloc(r->pool, op->answer.len);
+
+    if (op->cookie.data == NULL || op->answer.data == NULL) {
         ngx_http_guichet_op_unavailable(op);
-        return;
+        return NGX_OK;
     }
 
-    p = ngx_sprintf(cookie.data, "guichet_session=%s; Path=/; HttpOnly; "
+    p = ngx_sprintf(op->cookie.data, "guichet_session=%s; Path=/; HttpOnly; "
                     "SameSite=Strict; Max-Age=%T", token, gmcf->token_ttl);
-    cookie.len = p - cookie.data;
+    op->cookie.len = p - op->cookie.data;
 
-    ngx_http_guichet_login_record(r, op->fid, token, expires);
+    p = ngx_sprintf(op->answer.data, "{\"family_id\":\"%s\",\"token\":\"%s\","
+                    "\"expires_at\":\"%s\"}", op->fid, token, exp);
+    op->answer.len = p - op->answer.data;
 
-    {
-        u_char  body[512];
-
-        p = ngx_snprintf(body, sizeof(body),
-                         "{\"family_id\":\"%s\",\"token\":\"%s\","
-                         "\"expires_at\":\"%s\"}", op->fid, token, exp);
-
-        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, (char *) body, p - body,
-                                   0, &cookie);
+    if (ngx_http_guichet_login_outcome(op, token, expires) != NGX_OK) {
+        ngx_http_guichet_op_unavailable(op);
+        return NGX_OK;
     }
+
+    return NGX_DONE;
 }
 
 
@@ -2191,7 +2230,10 @@ ngx_http_guichet_verify_done(ngx_event_t *ev)
     if (r) {
         r->main->blocked--;
         r->aio = 0;
-        ngx_http_guichet_login_answer(op);
+
+        if (ngx_http_guichet_login_answer(op) == NGX_DONE) {
+            return;
+        }
     }
 
     ngx_http_guichet_op_free(op);
@@ -2249,10 +2291,12 @@ ngx_http_guichet_login_found(ngx_http_guichet_op_t *op, redisReply *reply)
     if (sp == NULL || n == 0 || n >= sizeof(op->fid)
         || ngx_strlen(sp + 1) >= sizeof(op->hash))
     {
-        ngx_http_guichet_login_outcome(op->login, 0);
-        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
-                                 "Identifiant ou mot de passe incorrect.");
-        ngx_http_guichet_op_free(op);
+        op->verified = 0;
+
+        if (ngx_http_guichet_login_answer(op) != NGX_DONE) {
+            ngx_http_guichet_op_free(op);
+        }
+
         return;
     }
 
