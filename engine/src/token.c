@@ -9,8 +9,9 @@
  * v2 says when the token was issued, so that a family the catalogue of an
  * nginx worker does not know yet can be told "not yet" (the catalogue is
  * older than the token: 503 catalogue_behind) rather than "forbidden"
- * (docs/errors.md); v1 tokens, still made for staff, verify as before.  The nginx module
- * verifies one on every API request, guichetctl makes them.  The libsodium
+ * (docs/errors.md); v1 tokens, still made for staff by guichet-office,
+ * verify as before.  The nginx module verifies one on every API request;
+ * the module's login and guichetctl make v2 ones.  The libsodium
  * primitives used here (HMAC-SHA256, base64, sodium_memcmp) need no
  * sodium_init(), so these functions are safe before it; the nonce is the
  * caller's (randombytes_buf() after sodium_init()).
