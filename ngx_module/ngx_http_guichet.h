@@ -82,6 +82,8 @@ typedef struct {
     ngx_http_guichet_cat_t   *cat;              /* current catalogue */
     ngx_flag_t                ready;            /* catalogue present in Redis */
     ngx_msec_t                ready_checked;    /* when last confirmed */
+    int64_t                   confirmed_ms;     /* Unix ms: cat was the
+                                                   newest published */
     u_char                   *revoked;          /* sorted 16-byte hashes */
     ngx_uint_t                nrevoked;
     long long                 revoked_gen;
@@ -136,6 +138,9 @@ void ngx_http_guichet_revoked_add(const u_char *hash);
 /* _module.c */
 
 void ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen);
+/* Asks Redis for the catalogue's generation now (at most every 100 ms);
+ * reloads it when it moved. */
+void ngx_http_guichet_catalogue_kick(void);
 /* The current catalogue with a reference taken, or NULL (503). */
 ngx_http_guichet_cat_t *ngx_http_guichet_cat_acquire(void);
 void ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat);

@@ -961,14 +961,70 @@ ngx_http_guichet_town(void)
 }
 
 
+#define NGX_HTTP_GUICHET_BEHIND_MSG                                          \
+    "Votre compte vient d'être ouvert : ce guichet le découvre dans un "     \
+    "instant. Réessayez dans une seconde."
+#define NGX_HTTP_GUICHET_UNKNOWN_MSG                                         \
+    "Ce compte n'est pas connu de ce guichet."
+
+
+/*
+ * The request's authentic token names a family this worker's catalogue
+ * does not know.  Is the catalogue older than the token (the family was
+ * published after it: "not yet"), or is the family really not there?
+ * The engine compares the token's issue time with when the catalogue was
+ * last confirmed the newest (gch_catalogue_behind); when behind, the
+ * catalogue is looked at now.
+ */
+static ngx_uint_t
+ngx_http_guichet_behind(ngx_http_request_t *r, const char *fid)
+{
+    ngx_str_t   tok;
+    ngx_uint_t  cookie;
+
+    /* an agent's id is never a family's */
+    if (ngx_strncmp(fid, "staff:", 6) == 0
+        || ngx_http_guichet_token(r, &tok, &cookie) != NGX_OK
+        || !gch_catalogue_behind(gch_token_issued((const char *) tok.data,
+                                                  tok.len),
+                                 ngx_http_guichet_worker.confirmed_ms))
+    {
+        return 0;
+    }
+
+    ngx_http_guichet_catalogue_kick();
+
+    return 1;
+}
+
+
+/* 503 catalogue_behind (with Retry-After) or 403 forbidden. */
+static ngx_int_t
+ngx_http_guichet_unknown_family(ngx_http_request_t *r, const char *fid)
+{
+    if (ngx_http_guichet_behind(r, fid)) {
+        return ngx_http_guichet_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "catalogue_behind",
+                                      NGX_HTTP_GUICHET_BEHIND_MSG);
+    }
+
+    return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                  NGX_HTTP_GUICHET_UNKNOWN_MSG);
+}
+
+
 /*
  * The catalogue and the token's family, or the answer to send instead:
- * 503 without a catalogue, 403 for an account the catalogue does not know.
+ * 503 without a catalogue, 403 for an account the catalogue does not know
+ * (503 catalogue_behind if the token is newer than the catalogue).  When
+ * *family is NULL the answer is sent and the return value is what sending
+ * it returned, NGX_OK included: callers test *family, not the value.
  */
 static ngx_int_t
 ngx_http_guichet_family(ngx_http_request_t *r, const char *fid,
     gch_town_t **town, const gch_family_t **family)
 {
+    *family = NULL;
     *town = ngx_http_guichet_town();
     if (*town == NULL) {
         return ngx_http_guichet_unavailable(r);
@@ -976,8 +1032,7 @@ ngx_http_guichet_family(ngx_http_request_t *r, const char *fid,
 
     *family = gch_town_family(*town, fid, ngx_strlen(fid));
     if (*family == NULL) {
-        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
-                   "Ce compte n'est pas connu de ce guichet.");
+        return ngx_http_guichet_unknown_family(r, fid);
     }
 
     return NGX_OK;
@@ -1473,8 +1528,7 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
     family = staff ? NULL : gch_town_family(town, fid, ngx_strlen(fid));
     if (family == NULL && !staff) {
         (void) ngx_http_guichet_discard(r);
-        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
-                   "Ce compte n'est pas connu de ce guichet.");
+        return ngx_http_guichet_unknown_family(r, fid);
     }
 
     if (!ngx_http_guichet_is_json(r)) {
@@ -1610,8 +1664,8 @@ ngx_http_guichet_cancel(ngx_http_request_t *r, const char *fid,
     ngx_http_guichet_op_t  *op;
 
     rc = ngx_http_guichet_family(r, fid, &town, &family);
-    if (rc != NGX_OK) {
-        return rc;
+    if (family == NULL) {
+        return rc;                      /* answered: 503 or 403 */
     }
 
     op = ngx_http_guichet_op_new(r);
@@ -1680,6 +1734,14 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
     town = op->cat->town;
     family = gch_town_family(town, op->fid, ngx_strlen(op->fid));
 
+    if (family == NULL && ngx_http_guichet_behind(r, op->fid)) {
+        ngx_http_guichet_op_fail(op, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "catalogue_behind",
+                                 NGX_HTTP_GUICHET_BEHIND_MSG);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
     if (family == NULL
         || gch_absence_plan(&op->absence, family, bid, doc,
                             ngx_http_guichet_now_ms(),
@@ -1687,7 +1749,7 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
            != GCH_OK)
     {
         ngx_http_guichet_op_fail(op, NGX_HTTP_FORBIDDEN, "forbidden",
-                                 "Ce compte n'est pas connu de ce guichet.");
+                                 NGX_HTTP_GUICHET_UNKNOWN_MSG);
         ngx_http_guichet_op_free(op);
         return;
     }
@@ -1819,8 +1881,8 @@ ngx_http_guichet_planning(ngx_http_request_t *r, const char *fid)
     const gch_family_t  *family;
 
     rc = ngx_http_guichet_family(r, fid, &town, &family);
-    if (rc != NGX_OK) {
-        return rc;
+    if (family == NULL) {
+        return rc;                      /* answered: 503 or 403 */
     }
 
     ngx_http_guichet_range(r, &from, &to);
@@ -1848,8 +1910,8 @@ ngx_http_guichet_requests(ngx_http_request_t *r, const char *fid)
     const gch_family_t  *family;
 
     rc = ngx_http_guichet_family(r, fid, &town, &family);
-    if (rc != NGX_OK) {
-        return rc;
+    if (family == NULL) {
+        return rc;                      /* answered: 503 or 403 */
     }
 
     ngx_memzero(&err, sizeof(gch_error_t));
@@ -1976,8 +2038,8 @@ ngx_http_guichet_me(ngx_http_request_t *r, const char *fid)
     const gch_family_t  *family;
 
     rc = ngx_http_guichet_family(r, fid, &town, &family);
-    if (rc != NGX_OK) {
-        return rc;
+    if (family == NULL) {
+        return rc;                      /* answered: 503 or 403 */
     }
 
     if (gch_render_me(town, family, &ngx_http_guichet_heap_alloc, &body, &len)
@@ -2339,7 +2401,8 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
     expires = ngx_time() + gmcf->token_ttl;
     randombytes_buf(nonce, sizeof(nonce));
 
-    if (gch_token_make(token, gmcf->secret, op->fid, expires, nonce)
+    if (gch_token_issue(token, gmcf->secret, op->fid, ngx_time(), expires,
+                        nonce)
         != GCH_OK)
     {
         ngx_http_guichet_op_unavailable(op);

@@ -697,6 +697,7 @@ void
 ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen)
 {
     ngx_http_guichet_cat_t     *cat;
+    ngx_time_t                 *tp;
     ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
 
     w->ready_checked = ngx_current_msec;
@@ -735,6 +736,10 @@ ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen)
 
     w->cat = cat;
     w->ready = 1;
+
+    /* read with its generation in one MULTI: the newest at that moment */
+    tp = ngx_timeofday();
+    w->confirmed_ms = (int64_t) tp->sec * 1000 + tp->msec;
 
     if (w->metrics) {
         (void) ngx_atomic_fetch_add(&w->metrics->catalogue_reloads, 1);

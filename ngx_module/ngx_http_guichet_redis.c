@@ -502,6 +502,7 @@ static void
 ngx_http_guichet_gen_checked(redisAsyncContext *ac, void *r, void *privdata)
 {
     long long    gen;
+    ngx_time_t  *tp;
     redisReply  *reply = r;
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -521,9 +522,12 @@ ngx_http_guichet_gen_checked(redisAsyncContext *ac, void *r, void *privdata)
     if (ngx_http_guichet_worker.cat
         && gen == ngx_http_guichet_worker.cat->gen)
     {
+        tp = ngx_timeofday();
         ngx_http_guichet_refreshing = 0;
         ngx_http_guichet_worker.ready = 1;
         ngx_http_guichet_worker.ready_checked = ngx_current_msec;
+        ngx_http_guichet_worker.confirmed_ms = (int64_t) tp->sec * 1000
+                                               + tp->msec;
         return;
     }
 
@@ -607,17 +611,12 @@ ngx_http_guichet_revoked_checked(redisAsyncContext *ac, void *r,
 }
 
 
+/* One look at the generation (and the revoked tokens), if none is out. */
 static void
-ngx_http_guichet_refresh_handler(ngx_event_t *ev)
+ngx_http_guichet_refresh_now(void)
 {
     ngx_uint_t                      k;
     ngx_http_guichet_redis_conn_t  *rc;
-
-    if (ngx_exiting || ngx_terminate || ngx_http_guichet_exiting) {
-        return;
-    }
-
-    ngx_add_timer(ev, ngx_http_guichet_worker.gmcf->catalogue_refresh);
 
     if (ngx_http_guichet_refreshing) {
         return;
@@ -640,6 +639,48 @@ ngx_http_guichet_refresh_handler(ngx_event_t *ev)
             return;
         }
     }
+}
+
+
+static void
+ngx_http_guichet_refresh_handler(ngx_event_t *ev)
+{
+    if (ngx_exiting || ngx_terminate || ngx_http_guichet_exiting) {
+        return;
+    }
+
+    ngx_add_timer(ev, ngx_http_guichet_worker.gmcf->catalogue_refresh);
+
+    ngx_http_guichet_refresh_now();
+}
+
+
+/*
+ * A request named a family the catalogue does not know with a token newer
+ * than the catalogue (503 catalogue_behind): look now rather than at the
+ * next guichet_catalogue_refresh, so that the client's retry after
+ * Retry-After finds the new catalogue.  At most one look per 100 ms.
+ */
+void
+ngx_http_guichet_catalogue_kick(void)
+{
+    static ngx_msec_t  last;
+    static ngx_uint_t  kicked;
+
+    if (ngx_exiting || ngx_terminate || ngx_http_guichet_exiting
+        || ngx_http_guichet_nconns == 0)
+    {
+        return;
+    }
+
+    if (kicked && ngx_current_msec - last < 100) {
+        return;
+    }
+
+    kicked = 1;
+    last = ngx_current_msec;
+
+    ngx_http_guichet_refresh_now();
 }
 
 

@@ -345,13 +345,15 @@ gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
     const char *prefix, redisContext *rc)
 {
     char      tok[GCH_TOKEN_MAX], hex[2 * GCH_TOKEN_HASH_LEN + 1];
-    int64_t   exp;
+    int64_t   exp, now;
     uint8_t   nonce[16], hash[GCH_TOKEN_HASH_LEN];
 
     randombytes_buf(nonce, sizeof(nonce));
-    exp = (int64_t) time(NULL) + ttl;
+    now = (int64_t) time(NULL);
+    exp = now + ttl;
 
-    if (gch_token_make(tok, secret, fid, exp, nonce) != GCH_OK) {
+    /* v2: the issue time tells nginx whether its catalogue is older */
+    if (gch_token_issue(tok, secret, fid, now, exp, nonce) != GCH_OK) {
         fprintf(stderr, "guichetctl: cannot make a token for \"%s\"\n",
                 fid);
         return 1;

@@ -256,17 +256,34 @@ int gch_price_cents(const gch_activity_t *act, const gch_family_t *f);
 /* ------------------------------------------------------------------ */
 /* tokens: bearer tokens and session cookies                           */
 
-/* "v1.<b64url family_id>.<expires unix>.<b64url nonce16>.<b64url mac>",
- * mac = HMAC-SHA256(secret, everything before the last dot). */
+/* "v2.<b64url family_id>.<expires unix>.<issued unix>.<b64url nonce16>.
+ * <b64url mac>" (or v1 without <issued>), mac = HMAC-SHA256(secret,
+ * everything before the last dot). */
 #define GCH_SECRET_LEN  32
 #define GCH_TOKEN_MAX   256
 
+/* v1 (no issue time): staff tokens of guichet-office. */
 int gch_token_make(char out[GCH_TOKEN_MAX], const uint8_t *secret,
     const char *family_id, int64_t expires, const uint8_t nonce[16]);
+/* v2: issued (Unix seconds) <= expires; what families are given. */
+int gch_token_issue(char out[GCH_TOKEN_MAX], const uint8_t *secret,
+    const char *family_id, int64_t issued, int64_t expires,
+    const uint8_t nonce[16]);
 /* 0 and the family id (copied into fid, NUL-terminated, at most fid_size)
- * or GCH_EUNAUTH for any malformed, forged or expired token. */
+ * or GCH_EUNAUTH for any malformed, forged or expired token; v1 or v2. */
 int gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
     int64_t now, char *fid, size_t fid_size, int64_t *expires);
+/* The issue time of a verified token, or -1 (v1). */
+int64_t gch_token_issued(const char *tok, size_t len);
+
+/* Unknown family, authentic token: is the catalogue older than the token
+ * (1: 503 catalogue_behind) or is the family really not there (0: 403)?
+ * confirmed_ms: when the catalogue was last confirmed the newest (Unix
+ * ms).  A token issued up to GCH_CATALOGUE_SLACK_MS before that still
+ * counts as newer: clocks of several hosts, and logins published a moment
+ * before the catalogue that holds them (docs/errors.md). */
+#define GCH_CATALOGUE_SLACK_MS  5000
+int gch_catalogue_behind(int64_t issued, int64_t confirmed_ms);
 
 /* How a token is named where it is stored or revoked ({f:<fid>}:tokens,
  * gch:revoked): BLAKE2b-128 of its text, written as 32 hex digits. */

@@ -7,8 +7,18 @@
  * given a reserve taken from the caller allocator before parsing and sized
  * from the input: the longest token bounds what its buffers can hold.  The
  * only allocations that may then fail are ours, and they fail cleanly.
+ * Should the estimate ever be short, yajl's next block comes from the
+ * allocator itself; if that fails too, yajl must not see the NULL (it
+ * would write through it): the parse is abandoned by a longjmp back to
+ * gch_json_parse(), which frees every such block itself and answers
+ * GCH_ENOMEM, never touching the half-updated handle again.
+ *
+ * yajl takes form feed and vertical tab for white space; RFC 8259 does
+ * not (nor anywhere else in a text: raw control characters are not allowed
+ * in strings either), so gch_json_parse() refuses both bytes first.
  */
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,10 +34,14 @@
 
 /* the reserve: a bump allocator for yajl's own memory */
 
-typedef struct {
-    size_t  size;
-    size_t  pad;
-} gch_rhdr_t;
+typedef struct gch_rhdr_s  gch_rhdr_t;
+
+struct gch_rhdr_s {                  /* 32 bytes: blocks stay 16-aligned */
+    size_t       size;
+    gch_rhdr_t  *prev;               /* blocks from the allocator itself */
+    gch_rhdr_t  *next;
+    size_t       pad;
+};
 
 
 typedef struct {
@@ -36,7 +50,13 @@ typedef struct {
     size_t              size;
     size_t              used;
     size_t              last;        /* offset of the last block's header */
+    gch_rhdr_t         *spilled;     /* blocks from a, when size was short */
+    jmp_buf            *oom;         /* where to go when a fails them */
 } gch_reserve_t;
+
+
+/* Tests only: caps the reserve (0: no cap) to reach the spill path. */
+size_t  gch_json_reserve_cap;
 
 
 static int
@@ -71,10 +91,17 @@ gch_reserve_malloc(void *ctx, size_t n)
 
     h = r->a->alloc(r->a->ctx, sizeof(gch_rhdr_t) + n);
     if (h == NULL) {
-        return NULL;
+        longjmp(*r->oom, 1);          /* yajl would use the NULL */
     }
 
     h->size = n;
+    h->prev = NULL;
+    h->next = r->spilled;
+    if (r->spilled) {
+        r->spilled->prev = h;
+    }
+    r->spilled = h;
+
     return h + 1;
 }
 
@@ -82,6 +109,7 @@ gch_reserve_malloc(void *ctx, size_t n)
 static void
 gch_reserve_free(void *ctx, void *p)
 {
+    gch_rhdr_t     *h;
     gch_reserve_t  *r = ctx;
 
     if (p == NULL) {
@@ -96,7 +124,34 @@ gch_reserve_free(void *ctx, void *p)
         return;
     }
 
-    r->a->free(r->a->ctx, (gch_rhdr_t *) p - 1);
+    h = (gch_rhdr_t *) p - 1;
+
+    if (h->prev) {
+        h->prev->next = h->next;
+
+    } else {
+        r->spilled = h->next;
+    }
+
+    if (h->next) {
+        h->next->prev = h->prev;
+    }
+
+    r->a->free(r->a->ctx, h);
+}
+
+
+/* After an abandoned parse: the blocks yajl can no longer free. */
+static void
+gch_reserve_release(gch_reserve_t *r)
+{
+    gch_rhdr_t  *h;
+
+    while (r->spilled) {
+        h = r->spilled;
+        r->spilled = h->next;
+        r->a->free(r->a->ctx, h);
+    }
 }
 
 
@@ -462,40 +517,69 @@ gch_json_parse(gch_json_t *doc, const char *json, size_t len,
     int max_depth, const gch_alloc_t *a, gch_error_t *err)
 {
     int               rc;
+    char             *base;
     size_t            off;
+    jmp_buf           oom;
     yajl_status       st;
     yajl_handle       h;
+    const char       *ff, *vt;
     gch_jbuild_t     *b;
     unsigned char    *msg;
-    gch_reserve_t     r;
+    gch_reserve_t    *r;
     yajl_alloc_funcs  af;
 
     doc->ar = NULL;
     doc->root = NULL;
 
-    r.a = a;
-    r.size = gch_reserve_size(json, len);
-    r.used = 0;
-    r.last = 0;
-    r.base = a->alloc(a->ctx, r.size);
-    if (r.base == NULL) {
-        gch_error_set(err, GCH_ENOMEM, NULL);
-        return GCH_ENOMEM;
+    /* white space for yajl, not for RFC 8259 (nor allowed in strings) */
+
+    ff = memchr(json, '\f', len);
+    vt = memchr(json, '\v', len);
+
+    if (ff || vt) {
+        off = (size_t) (((ff && vt) ? (ff < vt ? ff : vt) : (ff ? ff : vt))
+                        - json);
+        gch_error_set(err, GCH_EBADJSON, "JSON invalide à l'octet %zu.",
+                      off);
+        return GCH_EBADJSON;
     }
 
     doc->ar = gch_arena_new(a, len < 4096 ? 4096 : 65536);
     if (doc->ar == NULL) {
-        a->free(a->ctx, r.base);
         gch_error_set(err, GCH_ENOMEM, NULL);
         return GCH_ENOMEM;
     }
 
+    /*
+     * Everything the longjmp below comes back to lives in the arena (r,
+     * b) or is not changed after setjmp (doc, a, base).
+     */
+
+    r = gch_arena_calloc(doc->ar, sizeof(gch_reserve_t));
     b = gch_arena_calloc(doc->ar, sizeof(gch_jbuild_t));
-    if (b == NULL) {
-        rc = GCH_ENOMEM;
-        gch_error_set(err, rc, NULL);
-        goto failed;
+    if (r == NULL || b == NULL) {
+        gch_arena_free(doc->ar);
+        doc->ar = NULL;
+        gch_error_set(err, GCH_ENOMEM, NULL);
+        return GCH_ENOMEM;
     }
+
+    r->a = a;
+    r->size = gch_reserve_size(json, len);
+    if (gch_json_reserve_cap && r->size > gch_json_reserve_cap) {
+        r->size = gch_json_reserve_cap;
+    }
+
+    base = a->alloc(a->ctx, r->size);
+    if (base == NULL) {
+        gch_arena_free(doc->ar);
+        doc->ar = NULL;
+        gch_error_set(err, GCH_ENOMEM, NULL);
+        return GCH_ENOMEM;
+    }
+
+    r->base = base;
+    r->oom = &oom;
 
     b->ar = doc->ar;
     b->in = json;
@@ -507,7 +591,15 @@ gch_json_parse(gch_json_t *doc, const char *json, size_t len,
     af.malloc = gch_reserve_malloc;
     af.realloc = gch_reserve_realloc;
     af.free = gch_reserve_free;
-    af.ctx = &r;
+    af.ctx = r;
+
+    if (setjmp(oom) != 0) {
+        /* the allocator refused yajl a block: abandon the handle */
+        gch_reserve_release(r);
+        rc = GCH_ENOMEM;
+        gch_error_set(err, rc, NULL);
+        goto failed;
+    }
 
     h = yajl_alloc(&gch_jb_callbacks, &af, b);
     if (h == NULL) {
@@ -523,7 +615,7 @@ gch_json_parse(gch_json_t *doc, const char *json, size_t len,
 
     if (st == yajl_status_ok) {
         yajl_free(h);
-        a->free(a->ctx, r.base);
+        a->free(a->ctx, base);
         doc->root = b->root;
         return GCH_OK;
     }
@@ -560,7 +652,7 @@ gch_json_parse(gch_json_t *doc, const char *json, size_t len,
 
 failed:
 
-    a->free(a->ctx, r.base);
+    a->free(a->ctx, base);
     gch_arena_free(doc->ar);
     doc->ar = NULL;
 

@@ -61,6 +61,10 @@ int gch_json_parse(gch_json_t *doc, const char *json, size_t len,
     int max_depth, const gch_alloc_t *a, gch_error_t *err);
 void gch_json_free(gch_json_t *doc);
 
+/* Tests only: caps the parser's reserve in bytes (0, the default: no cap),
+ * so that yajl's blocks come from the allocator itself. */
+extern size_t  gch_json_reserve_cap;
+
 
 /* The walking context: where we are, for messages. */
 typedef struct {

@@ -1,11 +1,17 @@
 /*
  * token.c -- bearer tokens and session cookies.
  *
+ *     v2.<b64url family_id>.<expires>.<issued>.<b64url nonce16>.<b64url mac>
  *     v1.<b64url family_id>.<expires>.<b64url nonce16>.<b64url mac>
  *
  * mac = HMAC-SHA256(secret, everything before the last dot); base64url
- * without padding; <expires> is Unix seconds in decimal.  The nginx module
- * verifies one on every API request, guichetctl makes them.  The libsodium
+ * without padding; <expires> and <issued> are Unix seconds in decimal.
+ * v2 says when the token was issued, so that a family the catalogue of an
+ * nginx worker does not know yet can be told "not yet" (the catalogue is
+ * older than the token: 503 catalogue_behind) rather than "forbidden"
+ * (docs/errors.md); v1 tokens, still made for staff by guichet-office,
+ * verify as before.  The nginx module verifies one on every API request;
+ * the module's login and guichetctl make v2 ones.  The libsodium
  * primitives used here (HMAC-SHA256, base64, sodium_memcmp) need no
  * sodium_init(), so these functions are safe before it; the nonce is the
  * caller's (randombytes_buf() after sodium_init()).
@@ -54,37 +60,57 @@ gch_token_mac(uint8_t mac[crypto_auth_hmacsha256_BYTES],
 }
 
 
-/*
- * Writes a NUL-terminated token into out.  secret is GCH_SECRET_LEN bytes;
- * family_id is 1..120 bytes without NUL; expires >= 0.  0, or
- * GCH_EINVALID (out is then an empty string).
- */
-int
-gch_token_make(char out[GCH_TOKEN_MAX], const uint8_t *secret,
-    const char *family_id, int64_t expires, const uint8_t nonce[16])
+static size_t
+gch_decimal(char *out, int64_t v)
 {
-    char     digits[24];
-    size_t   n, fl, dl, i;
+    char    digits[24];
+    size_t  dl, i;
+
+    dl = 0;
+    do {
+        digits[dl++] = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    for (i = 0; i < dl; i++) {
+        out[i] = digits[dl - 1 - i];
+    }
+
+    return dl;
+}
+
+
+/* v1 when issued < 0, else v2 */
+static int
+gch_token_build(char out[GCH_TOKEN_MAX], const uint8_t *secret,
+    const char *family_id, int64_t issued, int64_t expires,
+    const uint8_t nonce[16])
+{
+    char     num[2][24];
+    size_t   n, fl, el, il;
     uint8_t  mac[crypto_auth_hmacsha256_BYTES];
-    int64_t  e;
 
     out[0] = '\0';
     fl = strlen(family_id);
 
-    if (fl == 0 || fl > 120 || expires < 0) {
+    if (fl == 0 || fl > 120 || expires < 0
+        || (issued >= 0 && issued > expires))
+    {
         return GCH_EINVALID;
     }
 
-    /* expires in decimal */
+    el = gch_decimal(num[0], expires);
+    il = (issued >= 0) ? gch_decimal(num[1], issued) : 0;
 
-    dl = 0;
-    e = expires;
-    do {
-        digits[dl++] = (char) ('0' + e % 10);
-        e /= 10;
-    } while (e);
+    /* "vN." fid "." expires ["." issued] "." nonce "." mac, and the NUL */
+    if (3 + sodium_base64_ENCODED_LEN(fl, GCH_B64) + el + il + 4
+        + sodium_base64_ENCODED_LEN(16, GCH_B64)
+        + sodium_base64_ENCODED_LEN(sizeof(mac), GCH_B64) > GCH_TOKEN_MAX)
+    {
+        return GCH_EINVALID;
+    }
 
-    memcpy(out, "v1.", 3);
+    memcpy(out, issued >= 0 ? "v2." : "v1.", 3);
     n = 3;
 
     sodium_bin2base64(out + n, GCH_TOKEN_MAX - n,
@@ -92,11 +118,15 @@ gch_token_make(char out[GCH_TOKEN_MAX], const uint8_t *secret,
     n += strlen(out + n);
     out[n++] = '.';
 
-    for (i = 0; i < dl; i++) {
-        out[n++] = digits[dl - 1 - i];
-    }
-
+    memcpy(out + n, num[0], el);
+    n += el;
     out[n++] = '.';
+
+    if (issued >= 0) {
+        memcpy(out + n, num[1], il);
+        n += il;
+        out[n++] = '.';
+    }
 
     sodium_bin2base64(out + n, GCH_TOKEN_MAX - n, nonce, 16, GCH_B64);
     n += strlen(out + n);
@@ -107,6 +137,57 @@ gch_token_make(char out[GCH_TOKEN_MAX], const uint8_t *secret,
     sodium_bin2base64(out + n, GCH_TOKEN_MAX - n, mac, sizeof(mac), GCH_B64);
 
     return GCH_OK;
+}
+
+
+/*
+ * Writes a NUL-terminated v1 token into out.  secret is GCH_SECRET_LEN
+ * bytes; family_id is 1..120 bytes without NUL; expires >= 0.  0, or
+ * GCH_EINVALID (out is then an empty string).
+ */
+int
+gch_token_make(char out[GCH_TOKEN_MAX], const uint8_t *secret,
+    const char *family_id, int64_t expires, const uint8_t nonce[16])
+{
+    return gch_token_build(out, secret, family_id, -1, expires, nonce);
+}
+
+
+/* The same, v2: issued (Unix seconds, 0 <= issued <= expires) in it. */
+int
+gch_token_issue(char out[GCH_TOKEN_MAX], const uint8_t *secret,
+    const char *family_id, int64_t issued, int64_t expires,
+    const uint8_t nonce[16])
+{
+    if (issued < 0) {
+        out[0] = '\0';
+        return GCH_EINVALID;
+    }
+
+    return gch_token_build(out, secret, family_id, issued, expires, nonce);
+}
+
+
+/* "0" or 1..18 digits without a leading zero; -1 if not */
+static int64_t
+gch_token_number(const char *s, const char *end)
+{
+    int64_t  v;
+
+    if (end - s < 1 || end - s > 18 || (s[0] == '0' && end - s > 1)) {
+        return -1;
+    }
+
+    v = 0;
+    for ( /* void */ ; s < end; s++) {
+        if (*s < '0' || *s > '9') {
+            return -1;
+        }
+
+        v = v * 10 + (*s - '0');
+    }
+
+    return v;
 }
 
 
@@ -140,18 +221,28 @@ int
 gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
     int64_t now, char *fid, size_t fid_size, int64_t *expires)
 {
-    size_t       i, ndots, bl;
-    int64_t      e;
+    size_t       i, ndots, want, bl;
+    int64_t      e, iss;
     uint8_t      mac[crypto_auth_hmacsha256_BYTES];
     uint8_t      got[crypto_auth_hmacsha256_BYTES + 3];
     uint8_t      bin[GCH_TOKEN_MAX];
-    const char  *dot[4];
+    const char  *dot[5], *nonce;
 
     if (fid_size) {
         fid[0] = '\0';
     }
 
-    if (len < 3 || len >= GCH_TOKEN_MAX || memcmp(tok, "v1.", 3) != 0) {
+    if (len < 3 || len >= GCH_TOKEN_MAX) {
+        return GCH_EUNAUTH;
+    }
+
+    if (memcmp(tok, "v1.", 3) == 0) {
+        want = 4;
+
+    } else if (memcmp(tok, "v2.", 3) == 0) {
+        want = 5;
+
+    } else {
         return GCH_EUNAUTH;
     }
 
@@ -159,7 +250,7 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
 
     for (i = 0; i < len; i++) {
         if (tok[i] == '.') {
-            if (ndots == 4) {
+            if (ndots == want) {
                 return GCH_EUNAUTH;
             }
 
@@ -167,20 +258,23 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
         }
     }
 
-    if (ndots != 4) {
+    if (ndots != want) {
         return GCH_EUNAUTH;
     }
 
-    /* dot[0] ends "v1", dot[1] the family, dot[2] expires, dot[3] nonce */
+    /*
+     * dot[0] ends "vN", dot[1] the family, dot[2] expires, (v2: dot[3]
+     * issued), the last one the nonce
+     */
 
-    if (gch_b64_decode(got, sizeof(got), &bl, dot[3] + 1,
-                       (size_t) (tok + len - dot[3] - 1)) != 0
+    if (gch_b64_decode(got, sizeof(got), &bl, dot[want - 1] + 1,
+                       (size_t) (tok + len - dot[want - 1] - 1)) != 0
         || bl != sizeof(mac))
     {
         return GCH_EUNAUTH;
     }
 
-    gch_token_mac(mac, secret, tok, (size_t) (dot[3] - tok));
+    gch_token_mac(mac, secret, tok, (size_t) (dot[want - 1] - tok));
 
     if (sodium_memcmp(mac, got, sizeof(mac)) != 0) {
         return GCH_EUNAUTH;
@@ -188,25 +282,24 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
 
     /* authentic: now the fields */
 
-    if (gch_b64_decode(bin, sizeof(bin), &bl, dot[2] + 1,
-                       (size_t) (dot[3] - dot[2] - 1)) != 0 || bl != 16)
+    nonce = dot[want - 2] + 1;
+
+    if (gch_b64_decode(bin, sizeof(bin), &bl, nonce,
+                       (size_t) (dot[want - 1] - nonce)) != 0 || bl != 16)
     {
         return GCH_EUNAUTH;
     }
 
-    if (dot[2] - dot[1] - 1 < 1 || dot[2] - dot[1] - 1 > 18
-        || (dot[1][1] == '0' && dot[2] - dot[1] - 1 > 1))
-    {
+    e = gch_token_number(dot[1] + 1, dot[2]);
+    if (e < 0) {
         return GCH_EUNAUTH;
     }
 
-    e = 0;
-    for (i = 1; dot[1] + i < dot[2]; i++) {
-        if (dot[1][i] < '0' || dot[1][i] > '9') {
+    if (want == 5) {
+        iss = gch_token_number(dot[2] + 1, dot[3]);
+        if (iss < 0 || iss > e) {
             return GCH_EUNAUTH;
         }
-
-        e = e * 10 + (dot[1][i] - '0');
     }
 
     if (now >= e) {
@@ -228,6 +321,59 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
     }
 
     return GCH_OK;
+}
+
+
+/*
+ * When a token that gch_token_verify() accepted was issued (Unix seconds),
+ * or -1 for a v1 token, which does not say.
+ */
+int64_t
+gch_token_issued(const char *tok, size_t len)
+{
+    size_t       i, ndots;
+    const char  *dot[4];
+
+    if (len < 3 || memcmp(tok, "v2.", 3) != 0) {
+        return -1;
+    }
+
+    ndots = 0;
+
+    for (i = 0; i < len && ndots < 4; i++) {
+        if (tok[i] == '.') {
+            dot[ndots++] = tok + i;
+        }
+    }
+
+    if (ndots != 4) {
+        return -1;
+    }
+
+    return gch_token_number(dot[2] + 1, dot[3]);
+}
+
+
+/*
+ * A family that a catalogue does not know, named by an authentic token
+ * issued at `issued` (Unix seconds, -1: unknown): is the catalogue older
+ * than the token?  confirmed_ms is when the catalogue was last confirmed
+ * to be the newest published (Unix ms, the reader's clock).  The token
+ * was issued by another process, maybe on another host, and a login sees
+ * a new family a moment before the catalogue that holds it is published
+ * (the logins are written first): a token issued up to
+ * GCH_CATALOGUE_SLACK_MS before the confirmation still counts as newer.
+ * 1: "not yet" (503 catalogue_behind, refresh the catalogue); 0: the
+ * family is really not there (403 forbidden).
+ */
+int
+gch_catalogue_behind(int64_t issued, int64_t confirmed_ms)
+{
+    if (issued < 0) {
+        return 0;
+    }
+
+    return issued * 1000 + GCH_CATALOGUE_SLACK_MS >= confirmed_ms;
 }
 
 

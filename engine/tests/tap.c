@@ -184,6 +184,7 @@ void test_render(void);
 void test_sniff(void);
 void test_sepa(void);
 void test_throttle(void);
+void test_jsonsuite(void);
 
 
 int
@@ -200,6 +201,7 @@ main(void)
     test_sniff();
     test_sepa();
     test_throttle();
+    test_jsonsuite();
 
     return tap_done();
 }

@@ -1,11 +1,114 @@
 /*
- * test_token.c -- tokens: round trip, tampering, expiry, truncation, size.
+ * test_token.c -- tokens: round trip, tampering, expiry, truncation, size,
+ * for v1 and v2 (the issue time), and the catalogue_behind comparison.
  */
 
 #include <stdio.h>
 #include <string.h>
 
 #include "tap.h"
+
+
+static void
+test_token_v2(const uint8_t *secret, const uint8_t *other,
+    const uint8_t *nonce)
+{
+    int      rc, bad;
+    char     tok[GCH_TOKEN_MAX], t2[GCH_TOKEN_MAX + 8], fid[128];
+    char     longid[200];
+    size_t   n, i;
+    int64_t  exp;
+
+    rc = gch_token_issue(tok, secret, "f-martin", 1600000000, 1700000000,
+                         nonce);
+    n = strlen(tok);
+    tap_ok(rc == 0 && strncmp(tok, "v2.", 3) == 0 && n < GCH_TOKEN_MAX
+           && strstr(tok, ".1700000000.1600000000.") != NULL,
+           "token_issue: %s", tok);
+
+    rc = gch_token_verify(secret, tok, n, 1650000000, fid, sizeof(fid),
+                          &exp);
+    tap_ok(rc == 0 && strcmp(fid, "f-martin") == 0 && exp == 1700000000
+           && gch_token_issued(tok, n) == 1600000000,
+           "token v2: round trip, issue time read back");
+
+    tap_ok(gch_token_verify(secret, tok, n, 1700000000, fid, sizeof(fid),
+                            NULL) == GCH_EUNAUTH,
+           "token v2: expired when now == expires");
+    tap_ok(gch_token_verify(other, tok, n, 1650000000, fid, sizeof(fid),
+                            NULL) == GCH_EUNAUTH,
+           "token v2: other secret refused");
+
+    bad = 0;
+    for (i = 0; i < n; i++) {
+        memcpy(t2, tok, n + 1);
+        t2[i] = (t2[i] == '1') ? '2' : ((t2[i] == 'A') ? 'B' : 'A');
+        bad += gch_token_verify(secret, t2, n, 1650000000, fid, sizeof(fid),
+                                NULL) != GCH_EUNAUTH;
+        bad += fid[0] != '\0';
+    }
+
+    tap_ok(bad == 0, "token v2: every tampered byte refused");
+
+    bad = 0;
+    for (i = 0; i < n; i++) {
+        bad += gch_token_verify(secret, tok, i, 1650000000, fid, sizeof(fid),
+                                NULL) != GCH_EUNAUTH;
+    }
+
+    tap_ok(bad == 0, "token v2: every truncation refused");
+
+    memcpy(t2, tok, n);
+    memcpy(t2 + n, ".x", 3);
+    tap_ok(gch_token_verify(secret, t2, n + 2, 1650000000, fid, sizeof(fid),
+                            NULL) == GCH_EUNAUTH, "token v2: extra field");
+
+    /* a v2 token relabelled v1 (or the reverse) loses its MAC */
+    memcpy(t2, tok, n + 1);
+    t2[1] = '1';
+    tap_ok(gch_token_verify(secret, t2, n, 1650000000, fid, sizeof(fid),
+                            NULL) == GCH_EUNAUTH, "token v2 relabelled v1");
+
+    tap_ok(gch_token_issue(tok, secret, "f", 1700000001, 1700000000, nonce)
+           == GCH_EINVALID && tok[0] == '\0',
+           "token_issue: issued after expiry refused");
+    tap_ok(gch_token_issue(tok, secret, "f", -1, 1700000000, nonce)
+           == GCH_EINVALID, "token_issue: negative issue time refused");
+
+    rc = gch_token_make(tok, secret, "f-martin", 1700000000, nonce);
+    tap_ok(rc == 0 && gch_token_issued(tok, strlen(tok)) == -1,
+           "token v1: no issue time (-1)");
+
+    /* the longest family id and ten-digit times still fit */
+    memset(longid, 'f', 120);
+    longid[120] = '\0';
+    rc = gch_token_issue(tok, secret, longid, 9999999999LL, 9999999999LL,
+                         nonce);
+    n = strlen(tok);
+    tap_ok(rc == 0 && n < GCH_TOKEN_MAX
+           && gch_token_verify(secret, tok, n, 0, fid, sizeof(fid), NULL) == 0
+           && strcmp(fid, longid) == 0
+           && gch_token_issued(tok, n) == 9999999999LL,
+           "token v2: 120-byte family id, %zu bytes", n);
+
+    rc = gch_token_issue(tok, secret, longid, 1, 999999999999999999LL,
+                         nonce);
+    tap_ok(rc == GCH_EINVALID || strlen(tok) < GCH_TOKEN_MAX,
+           "token v2: never longer than GCH_TOKEN_MAX");
+
+    /* catalogue_behind: issued (s) against confirmed (ms) */
+    tap_ok(gch_catalogue_behind(1000, 1000000) == 1,
+           "catalogue_behind: token issued when the catalogue was "
+           "confirmed: not yet");
+    tap_ok(gch_catalogue_behind(1000, 1000000 + GCH_CATALOGUE_SLACK_MS)
+           == 1, "catalogue_behind: issued the slack before: not yet");
+    tap_ok(gch_catalogue_behind(1000, 1000001 + GCH_CATALOGUE_SLACK_MS)
+           == 0, "catalogue_behind: confirmed after the slack: forbidden");
+    tap_ok(gch_catalogue_behind(2000, 1000000) == 1,
+           "catalogue_behind: token newer than the confirmation: not yet");
+    tap_ok(gch_catalogue_behind(-1, 0) == 0,
+           "catalogue_behind: v1 token (no issue time): forbidden");
+}
 
 
 void
@@ -115,4 +218,6 @@ test_token(void)
            && tok[0] == '\0', "token_make: 121-byte family id refused");
     tap_ok(gch_token_make(tok, secret, "", 1, nonce) == GCH_EINVALID,
            "token_make: empty family id refused");
+
+    test_token_v2(secret, other, nonce);
 }

@@ -186,7 +186,7 @@ class Stack:
 
     # ----- Redis ----------------------------------------------------------
 
-    def _start_redis(self, port=None):
+    def _start_redis(self, port=None, extra=(), loading=False):
         self.redis_port = port or free_port()
         os.makedirs(self._path("redis"), exist_ok=True)
         self.procs["redis"] = subprocess.Popen(
@@ -195,7 +195,7 @@ class Stack:
              "--bind", "127.0.0.1",
              "--port", str(self.redis_port), "--dir", self._path("redis"),
              "--unixsocket", self._path("redis.sock"),
-             "--unixsocketperm", "777"],
+             "--unixsocketperm", "777"] + list(extra),
             stdout=self._log("redis"), stderr=subprocess.STDOUT)
         self._redis = redislib.Redis(host="127.0.0.1", port=self.redis_port,
                                      decode_responses=True)
@@ -203,6 +203,10 @@ class Stack:
         def up():
             try:
                 return self._redis.ping()
+            except redislib.BusyLoadingError:
+                if loading:
+                    return True     # up, still loading its data: enough
+                return False
             except redislib.ConnectionError:
                 if self.procs["redis"].poll() is not None:
                     raise StackError("redis-server exited: " +
@@ -229,9 +233,12 @@ class Stack:
         if p is not None:
             self._end(p, sig, 10)
 
-    def start_redis(self):
-        """(Re)starts redis-server on its port and directory."""
-        self._start_redis(port=self.redis_port)
+    def start_redis(self, extra=(), loading=False):
+        """(Re)starts redis-server on its port and directory, with extra
+        command-line settings; loading=True returns as soon as it answers,
+        even LOADING (it is still reading its AOF)."""
+        self._start_redis(port=self.redis_port, extra=extra,
+                          loading=loading)
 
     # ----- PostgreSQL -----------------------------------------------------
 

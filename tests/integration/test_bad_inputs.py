@@ -166,9 +166,12 @@ def make_tokens(s):
          "fid_swapped": ".".join([parts[0], b64(b"f2")] + parts[2:]),
          "exp_bumped": ".".join(parts[:2] + [str(int(parts[2]) + 1000)]
                                 + parts[3:]),
-         "nonce_changed": ".".join(parts[:3] + [b64(b"\1" * 16)]
+         "issued_bumped": ".".join(parts[:3] + [str(int(parts[3]) - 1000)]
                                    + parts[4:]),
-         "v2": "v2." + f1[3:], "no_prefix": f1[3:],
+         "nonce_changed": ".".join(parts[:4] + [b64(b"\1" * 16)]
+                                   + parts[5:]),
+         "v1_relabelled": "v1." + f1[3:], "v3": "v3." + f1[3:],
+         "no_prefix": f1[3:],
          "extra_part": f1 + ".x",
          "bad_base64": ".".join([parts[0], "!!!!"] + parts[2:]),
          "negative_exp": forge(secret, "f1", -5),

@@ -267,8 +267,9 @@ def test_tokens(worker_conf):
     seed_rows(worker_conf["pg"])
     tok = ctl(worker_conf["conf"], "token", "f-martin").stdout.strip()
     parts = tok.split(".")
-    assert parts[0] == "v1" and len(parts) == 5
+    assert parts[0] == "v2" and len(parts) == 6     # with its issue time
     assert int(parts[2]) > time.time() + 11 * 3600
+    assert time.time() - 60 <= int(parts[3]) <= time.time()
     tok = ctl(worker_conf["conf"], "token", "f-martin", "--ttl",
               "60").stdout.strip()
     assert int(tok.split(".")[2]) <= time.time() + 61

@@ -304,7 +304,8 @@ booking("Idempotency-Key", "same key, same items, other spacing", 422,
 TOKEN_CASES = ["none", "empty", "garbage", "expired", "expired_long_ago",
                "other_secret", "mac_flipped", "mac_truncated", "mac_missing",
                "mac_extended", "fid_swapped", "exp_bumped", "nonce_changed",
-               "v2", "no_prefix", "extra_part", "bad_base64", "negative_exp",
+               "issued_bumped", "v1_relabelled", "v3", "no_prefix",
+               "extra_part", "bad_base64", "negative_exp",
                "huge_exp", "revoked", "truncated_half", "lowercased",
                "whitespace_inside", "4k_long", "nul_inside"]
 for t in TOKEN_CASES:
