@@ -71,6 +71,8 @@ struct ngx_http_guichet_op_s {
     gch_login_verdict_t           verdict;
     char                          agent[NGX_HTTP_GUICHET_LOGIN_MAX];
                                                 /* staff: their login */
+    ngx_str_t                     answer;       /* login: 200 body, and */
+    ngx_str_t                     cookie;       /* its Set-Cookie (pool) */
 };
 
 
@@ -2320,28 +2322,41 @@ ngx_http_guichet_client_key(ngx_http_request_t *r, char *buf, size_t size)
 
 
 /*
- * A successful login is recorded for the family (fire and forget): the
- * connection (unix ms and client address) at the head of
+ * A successful login is recorded for the family before it is answered:
+ * the connection (unix ms and client address) at the head of
  * {f:<fid>}:connections (the last 200 kept, the family's history page),
  * and the token's hash in {f:<fid>}:tokens scored by its expiry, so that
- * a password change can end the family's other sessions
- * (guichet-office, office/account.c); expired hashes are dropped.
+ * a password change can end the family's other sessions (guichet-office,
+ * office/account.c); expired hashes are dropped.  A Redis that refuses it
+ * (OOM at maxmemory, LOADING, gone) gets the login 503, never a 200 whose
+ * session a password change could not end.  NGX_OK: the answer comes
+ * from ngx_http_guichet_login_recorded.
  */
-static void
-ngx_http_guichet_login_record(ngx_http_request_t *r, const char *fid,
-    const char *token, time_t expires)
+static void ngx_http_guichet_login_recorded(ngx_http_guichet_op_t *op,
+    redisReply *reply);
+
+
+static ngx_int_t
+ngx_http_guichet_login_record(ngx_http_guichet_op_t *op, const char *token,
+    time_t expires)
 {
-    u_char                    hash[NGX_HTTP_GUICHET_TOKEN_HASH];
-    u_char                    hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH + 1];
-    u_char                    conn[NGX_INT64_LEN + 1 + NGX_SOCKADDR_STRLEN];
-    u_char                   *last;
-    ngx_time_t               *tp;
-    ngx_str_t                *addr;
-    ngx_http_guichet_fire_t  *f;
+    u_char                         hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    u_char                         hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH + 1];
+    u_char                         conn[NGX_INT64_LEN + 1
+                                        + NGX_SOCKADDR_STRLEN];
+    u_char                        *last;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i;
+    ngx_time_t                    *tp;
+    ngx_str_t                     *addr;
+    gch_cmds_t                     cmds;
+    gch_cmd_t                      list[NGX_HTTP_GUICHET_FIRE_MAX];
+    ngx_http_guichet_fire_t       *f;
+    ngx_http_guichet_main_conf_t  *gmcf;
 
     f = ngx_calloc(sizeof(ngx_http_guichet_fire_t), ngx_cycle->log);
     if (f == NULL) {
-        return;
+        return NGX_ERROR;
     }
 
     ngx_http_guichet_token_hash((u_char *) token, ngx_strlen(token), hash);
@@ -2349,7 +2364,7 @@ ngx_http_guichet_login_record(ngx_http_request_t *r, const char *fid,
     hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH] = '\0';
 
     tp = ngx_timeofday();
-    addr = &r->connection->addr_text;
+    addr = &op->r->connection->addr_text;
 
     f->len[0] = redisFormatCommand(&f->fmt[0], "MULTI");
     /* one list element: "<unix ms> <address>" */
@@ -2357,44 +2372,97 @@ ngx_http_guichet_login_record(ngx_http_request_t *r, const char *fid,
                         (ngx_msec_t) (tp->sec * 1000 + tp->msec), addr);
 
     f->len[1] = redisFormatCommand(&f->fmt[1], "LPUSH {f:%s}:connections %b",
-                                   fid, conn, (size_t) (last - conn));
+                                   op->fid, conn, (size_t) (last - conn));
     f->len[2] = redisFormatCommand(&f->fmt[2],
-                                   "LTRIM {f:%s}:connections 0 199", fid);
+                                   "LTRIM {f:%s}:connections 0 199", op->fid);
     f->len[3] = redisFormatCommand(&f->fmt[3], "ZADD {f:%s}:tokens %lld %s",
-                                   fid, (long long) expires, hex);
+                                   op->fid, (long long) expires, hex);
     f->len[4] = redisFormatCommand(&f->fmt[4],
                                    "ZREMRANGEBYSCORE {f:%s}:tokens -inf %lld",
-                                   fid, (long long) tp->sec);
+                                   op->fid, (long long) tp->sec);
     f->len[5] = redisFormatCommand(&f->fmt[5], "EXEC");
     f->n = 6;
 
-    ngx_http_guichet_fire(f);
+    rc = NGX_OK;
+
+    for (i = 0; i < f->n; i++) {
+        if (f->len[i] < 0) {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        list[i].data = f->fmt[i];
+        list[i].len = (size_t) f->len[i];
+    }
+
+    if (rc == NGX_OK) {
+        cmds.cmds = list;
+        cmds.ncmds = f->n;
+
+        /* the thread pool's wait had no deadline; this one has */
+        gmcf = ngx_http_get_module_main_conf(op->r, ngx_http_guichet_module);
+        ngx_add_timer(&op->deadline, gmcf->timeout);
+
+        rc = ngx_http_guichet_op_send(op, &cmds,
+                                      ngx_http_guichet_login_recorded);
+    }
+
+    /* hiredis has copied the commands */
+    ngx_http_guichet_fire_done(NULL, f);
+
+    return rc;
 }
 
 
 static void
+ngx_http_guichet_login_recorded(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "guichet: redis refused a login's record: %s",
+                          reply->str);
+        }
+
+        ngx_http_guichet_op_unavailable(op);
+
+    } else {
+        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, (char *) op->answer.data,
+                                   op->answer.len, 0, &op->cookie);
+    }
+
+    ngx_http_guichet_op_free(op);
+}
+
+
+/*
+ * After the password check: a failure is answered at once (its attempt was
+ * counted before the check); a success clears the login's count (fire and
+ * forget), makes the token, and waits for its record: NGX_DONE, then
+ * ngx_http_guichet_login_recorded answers and frees op.  NGX_OK: answered
+ * here, the caller frees op.
+ */
+static ngx_int_t
 ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
 {
     u_char                        *p, nonce[16];
     char                           token[GCH_TOKEN_MAX], exp[26];
     time_t                         expires;
-    ngx_str_t                      cookie;
     ngx_http_request_t            *r;
     ngx_http_guichet_main_conf_t  *gmcf;
 
     r = op->r;
     if (r == NULL) {
-        return;
+        return NGX_OK;
     }
 
-    if (op->verified) {
-        ngx_http_guichet_login_succeeded(op);
-
-    } else {
+    if (!op->verified) {
         ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
                                  "Identifiant ou mot de passe incorrect.");
-        return;
+        return NGX_OK;
     }
+
+    ngx_http_guichet_login_succeeded(op);
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
 
@@ -2406,30 +2474,36 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
         != GCH_OK)
     {
         ngx_http_guichet_op_unavailable(op);
-        return;
+        return NGX_OK;
     }
 
     gch_instant_format(expires, exp);
 
-    if (ngx_http_guichet_session_cookie(r, token, gmcf->token_ttl, &cookie)
-        != NGX_OK)
+    op->answer.len = sizeof("{\"family_id\":\"\",\"token\":\"\","
+                            "\"expires_at\":\"\"}") - 1
+                     + ngx_strlen(op->fid) + ngx_strlen(token)
+                     + ngx_strlen(exp);
+    op->answer.data = ngx_pnalloc(r->pool, op->answer.len);
+
+    if (op->answer.data == NULL
+        || ngx_http_guichet_session_cookie(r, token, gmcf->token_ttl,
+                                           &op->cookie)
+           != NGX_OK)
     {
         ngx_http_guichet_op_unavailable(op);
-        return;
+        return NGX_OK;
     }
 
-    ngx_http_guichet_login_record(r, op->fid, token, expires);
+    p = ngx_sprintf(op->answer.data, "{\"family_id\":\"%s\",\"token\":\"%s\","
+                    "\"expires_at\":\"%s\"}", op->fid, token, exp);
+    op->answer.len = p - op->answer.data;
 
-    {
-        u_char  body[512];
-
-        p = ngx_snprintf(body, sizeof(body),
-                         "{\"family_id\":\"%s\",\"token\":\"%s\","
-                         "\"expires_at\":\"%s\"}", op->fid, token, exp);
-
-        ngx_http_guichet_op_answer(op, NGX_HTTP_OK, (char *) body, p - body,
-                                   0, &cookie);
+    if (ngx_http_guichet_login_record(op, token, expires) != NGX_OK) {
+        ngx_http_guichet_op_unavailable(op);
+        return NGX_OK;
     }
+
+    return NGX_DONE;
 }
 
 
@@ -2443,7 +2517,10 @@ ngx_http_guichet_verify_done(ngx_event_t *ev)
     if (r) {
         r->main->blocked--;
         r->aio = 0;
-        ngx_http_guichet_login_answer(op);
+
+        if (ngx_http_guichet_login_answer(op) == NGX_DONE) {
+            return;
+        }
     }
 
     ngx_http_guichet_op_free(op);
