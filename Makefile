@@ -8,8 +8,9 @@
 #   make faults issue 8's fault matrix (tests/fault/matrix.py, as root):
 #               one line per fault survived or FAILED, then a summary
 #
-# The engine, the worker, the fuzzers and the benchmark bring their own
-# fragments (engine/engine.mk, worker/worker.mk, fuzz/fuzz.mk,
+# The engine, the back-end library, the worker, the office, the fuzzers and
+# the benchmark bring their own fragments (engine/engine.mk,
+# backend/backend.mk, worker/worker.mk, office/office.mk, fuzz/fuzz.mk,
 # bench/bench.mk); they are optional here so that a half-built tree still
 # builds what it can.  The nginx module is built the way nginx builds dynamic
 # modules: a private copy of Debian's nginx source (/usr/share/nginx/src,
@@ -31,6 +32,7 @@ MODULE_SRCS := config $(wildcard ngx_module/*.c ngx_module/*.h \
 SANITIZE   := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 -include engine/engine.mk
+-include backend/backend.mk
 -include worker/worker.mk
 -include office/office.mk
 -include fuzz/fuzz.mk
@@ -39,6 +41,7 @@ SANITIZE   := -fsanitize=address,undefined -fno-omit-frame-pointer
 # What "build" can make depends on which fragments exist yet.
 BUILD_TARGETS := \
     $(if $(wildcard engine/engine.mk),$(BUILD)/libgch.a) \
+    $(if $(wildcard backend/backend.mk),$(BUILD)/libgchb.a) \
     $(if $(wildcard worker/worker.mk),$(BUILD)/guichet-worker \
                                       $(BUILD)/guichetctl) \
     $(if $(wildcard office/office.mk),$(BUILD)/guichet-office) \

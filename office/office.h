@@ -17,7 +17,7 @@
  * Layers: http.c owns the server, routing, authentication, bodies and
  * answers; each feature file (enrolment.c, document.c, message.c,
  * account.c, payment.c, staff.c) owns a table of routes and its handlers.
- * Settings are guichet-worker's file (worker/conf.c, docs/worker.md).
+ * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
 
 #ifndef GCHO_H
@@ -29,7 +29,7 @@
 #include <libpq-fe.h>
 #include <hiredis/hiredis.h>
 
-#include "gchw.h"
+#include "gchb.h"
 #include "json.h"                 /* the engine's strict JSON reader */
 
 

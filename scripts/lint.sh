@@ -6,7 +6,7 @@
 #      module's directives and variables, all in
 #      lua-free-config/production.conf
 #   3. (same script) docs/worker.md lists exactly the settings of
-#      worker/conf.c's table, all in worker/guichet-worker.conf.example
+#      backend/conf.c's table, all in worker/guichet-worker.conf.example
 #   4. clang-format --dry-run on engine/ and worker/ (warning only)
 # Exit status 1 when one of 1-3 fails.
 set -uo pipefail
@@ -29,7 +29,8 @@ fi
 
 # 4
 if command -v clang-format > /dev/null; then
-    files=$(ls engine/src/*.[ch] engine/include/*.h worker/*.[ch] 2> /dev/null)
+    files=$(ls engine/src/*.[ch] engine/include/*.h backend/*.[ch] \
+               worker/*.[ch] 2> /dev/null)
     n=0
     for f in $files; do
         # the whole output first: grep -q closing the pipe early made

@@ -1,21 +1,20 @@
 # worker/worker.mk -- builds guichet-worker and guichetctl.
 #
-# Included by the top-level Makefile (`include worker/worker.mk`), run from
-# the repository root.  Links build/libgch.a (engine/engine.mk).
+# Included by the top-level Makefile (`include worker/worker.mk`, after
+# backend/backend.mk), run from the repository root.  Links build/libgchb.a
+# (backend/backend.mk) and build/libgch.a (engine/engine.mk).
 #
 #   make build/guichet-worker build/guichetctl     the programs
 #   make worker-asan                                ASan+UBSan variants
 #                                                   (build/asan/...)
 
 GCHW_CC      ?= $(CC)
-GCHW_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iengine/include \
-                -I$(shell pg_config --includedir)
-GCHW_LIBS    := -lhiredis -lpq -lyajl -lsodium -lhpdf -lm
+GCHW_CFLAGS  := $(GCHB_CFLAGS)
+GCHW_LIBS    := $(GCHB_LIBS) -lyajl
 GCHW_ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
-GCHW_COMMON  := conf util db publish load persist reaper invoice mail check \
-                overlay sepa
-GCHW_HDRS    := worker/gchw.h engine/include/gch.h
+GCHW_COMMON  := publish load persist reaper mail check overlay sepa
+GCHW_HDRS    := worker/gchw.h $(GCHB_HDRS)
 
 GCHW_OBJS    := $(GCHW_COMMON:%=build/worker/%.o)
 GCHW_AOBJS   := $(GCHW_COMMON:%=build/asan/worker/%.o)
@@ -34,17 +33,20 @@ build/asan/worker/%.o: worker/%.c $(GCHW_HDRS)
 	@mkdir -p $(dir $@)
 	$(GCHW_CC) $(GCHW_CFLAGS) $(GCHW_ASAN) -c -o $@ $<
 
-build/guichet-worker: build/worker/main.o $(GCHW_OBJS) build/libgch.a
+build/guichet-worker: build/worker/main.o $(GCHW_OBJS) $(GCHB_LIB) \
+                      build/libgch.a
 	$(GCHW_CC) -o $@ $^ $(GCHW_LIBS)
 
-build/guichetctl: build/worker/ctl.o $(GCHW_OBJS) build/libgch.a
+build/guichetctl: build/worker/ctl.o $(GCHW_OBJS) $(GCHB_LIB) \
+                  build/libgch.a
 	$(GCHW_CC) -o $@ $^ $(GCHW_LIBS)
 
 build/asan/guichet-worker: build/asan/worker/main.o $(GCHW_AOBJS) \
-                           build/libgch.a
+                           $(GCHB_ALIB) build/libgch.a
 	$(GCHW_CC) $(GCHW_ASAN) -o $@ $^ $(GCHW_LIBS)
 
-build/asan/guichetctl: build/asan/worker/ctl.o $(GCHW_AOBJS) build/libgch.a
+build/asan/guichetctl: build/asan/worker/ctl.o $(GCHW_AOBJS) $(GCHB_ALIB) \
+                       build/libgch.a
 	$(GCHW_CC) $(GCHW_ASAN) -o $@ $^ $(GCHW_LIBS)
 
 worker-clean:

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gchw.h"
+#include "gchb.h"
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 PGconn *
 gchw_pg_connect(const gchw_conf_t *conf)
 {
@@ -56,7 +56,7 @@ gchw_pg_connect(const gchw_conf_t *conf)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
 gchw_pg_exec(PGconn *pg, const char *sql)
 {
@@ -212,7 +212,7 @@ failed:
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
 gchw_migrate(PGconn *pg, const char *dir, int *applied)
 {

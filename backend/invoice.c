@@ -31,7 +31,7 @@
 
 #include <hpdf.h>
 
-#include "gchw.h"
+#include "gchb.h"
 
 
 /* billable booking b of session s in month $1 */
@@ -420,7 +420,7 @@ gchw_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
 gchw_invoice_publish(PGconn *pg, redisContext *rc, const char *month)
 {
@@ -428,7 +428,7 @@ gchw_invoice_publish(PGconn *pg, redisContext *rc, const char *month)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
 gchw_invoice_publish_family(PGconn *pg, redisContext *rc, const char *month,
     const char *family_id)
@@ -493,7 +493,7 @@ gchw_month_ok(const char *m)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
 gchw_invoice_run(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
     const char *month, int *created)
@@ -571,7 +571,7 @@ failed:
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
 gchw_invoice_schedule(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
     char last[8])

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gchw.h"
+#include "gchb.h"
 
 
 /* The settings file gchw_conf_load read last ("" for none): named by the
@@ -200,7 +200,7 @@ gchw_trim(char *s)
 
 
 /*
- * See gchw.h.  Later lines win over earlier ones; a key given twice is
+ * See gchb.h.  Later lines win over earlier ones; a key given twice is
  * allowed (the last one counts), an unknown key is an error.
  */
 int
@@ -296,7 +296,7 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
 
 
 /*
- * See gchw.h.  The checkout's settings are <checkout>/var/worker.conf,
+ * See gchb.h.  The checkout's settings are <checkout>/var/worker.conf,
  * written by scripts/run.sh, and the programs are <checkout>/build/NAME:
  * the file is found from the program's own path, whatever the current
  * directory.
@@ -342,7 +342,7 @@ gchw_conf_find(const char *given)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 const char *
 gchw_conf_source(void)
 {
@@ -350,7 +350,7 @@ gchw_conf_source(void)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 const char *
 gchw_conf_note(void)
 {
@@ -366,7 +366,7 @@ gchw_conf_note(void)
 }
 
 
-/* See gchw.h; conf may be all zeroes. */
+/* See gchb.h; conf may be all zeroes. */
 void
 gchw_conf_free(gchw_conf_t *conf)
 {
@@ -383,7 +383,7 @@ gchw_conf_free(gchw_conf_t *conf)
 }
 
 
-/* See gchw.h; the password is not printed. */
+/* See gchb.h; the password is not printed. */
 void
 gchw_conf_dump(const gchw_conf_t *conf)
 {

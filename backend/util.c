@@ -19,7 +19,7 @@
 
 #include <sodium.h>
 
-#include "gchw.h"
+#include "gchb.h"
 
 
 static const char  *gchw_program = "guichet";
@@ -33,7 +33,7 @@ gchw_log_init(const char *program)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 void
 gchw_log(const char *level, const char *fmt, ...)
 {
@@ -79,7 +79,7 @@ gchw_sleep_ms(int ms)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
 gchw_read_file(const char *path, char **out, size_t *len)
 {
@@ -131,7 +131,7 @@ gchw_read_file(const char *path, char **out, size_t *len)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
 gchw_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN])
 {
@@ -178,7 +178,7 @@ gchw_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN])
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
 gchw_secret_create(const char *path)
 {
@@ -321,7 +321,7 @@ gchw_redis_loading(redisContext *rc, const gchw_conf_t *conf, int *perc)
 
 
 /*
- * See gchw.h.  A Redis that is loading its data is "not yet": NULL, and
+ * See gchb.h.  A Redis that is loading its data is "not yet": NULL, and
  * the caller retries as it does when Redis is down; that is logged once
  * every 10 s at most, not at every attempt.
  */
@@ -357,7 +357,7 @@ gchw_redis_connect(const gchw_conf_t *conf)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 redisContext *
 gchw_redis_connect_wait(const gchw_conf_t *conf)
 {
