@@ -26,11 +26,11 @@
  * PostgreSQL advisory lock keys, all here so that no two uses share one by
  * accident.  Transaction-level (pg_advisory_xact_lock) unless said.
  */
-#define GCHW_LOCK_MIGRATE  "7310041"    /* guichetctl migrate */
-#define GCHW_LOCK_INVOICE  "7310042"    /* invoicing and town loading */
-#define GCHW_LOCK_SEPA     "7310043"    /* SEPA direct-debit files */
-#define GCHW_LOCK_PERSIST  "7310044"    /* one persister batch at a time */
-#define GCHW_LOCK_PUBLISH  "7567061716" /* publication; session-level */
+#define GCHB_LOCK_MIGRATE  "7310041"    /* guichetctl migrate */
+#define GCHB_LOCK_INVOICE  "7310042"    /* invoicing and town loading */
+#define GCHB_LOCK_SEPA     "7310043"    /* SEPA direct-debit files */
+#define GCHB_LOCK_PERSIST  "7310044"    /* one persister batch at a time */
+#define GCHB_LOCK_PUBLISH  "7567061716" /* publication; session-level */
 
 
 /* ------------------------------------------------------------------ */
@@ -74,16 +74,16 @@ typedef struct {
     char   *sepa_creditor_iban;
     char   *sepa_creditor_bic;
     char   *sepa_creditor_id;
-} gchw_conf_t;
+} gchb_conf_t;
 
 /*
  * Fills *conf with the defaults, then the settings of file (NULL: defaults
  * only).  Strings in *conf are malloc'ed and owned by conf; release them
- * with gchw_conf_free().  Returns 0, or -1 after logging the file, line and
+ * with gchb_conf_free().  Returns 0, or -1 after logging the file, line and
  * reason (unknown key, bad value); *conf then holds nothing to free.
  */
-int gchw_conf_load(gchw_conf_t *conf, const char *file);
-void gchw_conf_free(gchw_conf_t *conf);
+int gchb_conf_load(gchb_conf_t *conf, const char *file);
+void gchb_conf_free(gchb_conf_t *conf);
 /*
  * The settings file to read when the program was given given (-c FILE, may
  * be NULL): given, else $GUICHET_CONF, else <checkout>/var/worker.conf when
@@ -91,64 +91,64 @@ void gchw_conf_free(gchw_conf_t *conf);
  * writes it), else NULL (the built-in defaults).  The string is given, the
  * environment's or static storage.
  */
-const char *gchw_conf_find(const char *given);
-/* The file the last successful gchw_conf_load read, NULL for none: the
+const char *gchb_conf_find(const char *given);
+/* The file the last successful gchb_conf_load read, NULL for none: the
  * connection errors name it. */
-const char *gchw_conf_source(void);
+const char *gchb_conf_source(void);
 /* "settings from FILE" or "no settings file: the built-in defaults, give
  * -c FILE or set GUICHET_CONF", for the connection errors. */
-const char *gchw_conf_note(void);
+const char *gchb_conf_note(void);
 /* Writes "key = value" lines of every setting to stdout (guichetctl). */
-void gchw_conf_dump(const gchw_conf_t *conf);
+void gchb_conf_dump(const gchb_conf_t *conf);
 
 
 /* ------------------------------------------------------------------ */
 /* logging and helpers (util.c)                                        */
 
-void gchw_log_init(const char *program);
+void gchb_log_init(const char *program);
 /* One line on stderr: time, level, program, message. */
-void gchw_log(const char *level, const char *fmt, ...)
+void gchb_log(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-int64_t gchw_now_ms(void);
-void gchw_sleep_ms(int ms);
+int64_t gchb_now_ms(void);
+void gchb_sleep_ms(int ms);
 
 /* Reads a whole file; *out is malloc'ed (NUL-terminated) and owned by the
  * caller.  -1 with errno set on failure. */
-int gchw_read_file(const char *path, char **out, size_t *len);
+int gchb_read_file(const char *path, char **out, size_t *len);
 
 /* Secret file: 64 hex characters (optional trailing newline) or 32 raw
  * bytes.  0 or -1 after logging. */
-int gchw_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN]);
+int gchb_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN]);
 /* Creates path (mode 0600, refuses to overwrite) with 64 fresh hex
  * characters and a newline.  0 or -1 after logging. */
-int gchw_secret_create(const char *path);
+int gchb_secret_create(const char *path);
 
 /* Connects to conf->redis ("host:port" or "unix:/path"), sends AUTH when
  * redis_password is set.  The caller owns the context (redisFree).  NULL
  * after logging, and NULL while Redis is still loading its data after a
  * restart (LOADING; logged once every 10 s at most): the caller retries
  * later, as when Redis is down. */
-redisContext *gchw_redis_connect(const gchw_conf_t *conf);
+redisContext *gchb_redis_connect(const gchb_conf_t *conf);
 /* The same for a command line tool (guichetctl): while Redis loads its
  * data, waits, with one progress line on stderr (updated in place on a
  * terminal, else repeated every 30 s at most), then returns the
  * connection. */
-redisContext *gchw_redis_connect_wait(const gchw_conf_t *conf);
+redisContext *gchb_redis_connect_wait(const gchb_conf_t *conf);
 
 
 /* ------------------------------------------------------------------ */
 /* PostgreSQL (db.c)                                                    */
 
 /* NULL after logging; the caller owns the connection (PQfinish). */
-PGconn *gchw_pg_connect(const gchw_conf_t *conf);
+PGconn *gchb_pg_connect(const gchb_conf_t *conf);
 /* Runs sql (no parameters) and checks its status; 0, or -1 after logging.
  * The result is cleared. */
-int gchw_pg_exec(PGconn *pg, const char *sql);
+int gchb_pg_exec(PGconn *pg, const char *sql);
 /* Applies every NNNN_*.sql of dir not yet in schema_migrations, in order,
  * each in one transaction with its row.  0 or -1 (nothing of the failing
  * migration is left). *applied counts the new ones. */
-int gchw_migrate(PGconn *pg, const char *dir, int *applied);
+int gchb_migrate(PGconn *pg, const char *dir, int *applied);
 
 
 /* ------------------------------------------------------------------ */
@@ -162,21 +162,21 @@ int gchw_migrate(PGconn *pg, const char *dir, int *applied);
  * the families invoiced that month.  0, or -1 after logging (nothing of
  * the transaction is left when it failed).
  */
-int gchw_invoice_run(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
+int gchb_invoice_run(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     const char *month, int *created);
 /* SET {f:<fid>}:invoices <JSON array> for the families invoiced in month
  * ("YYYY-MM-01"), or every family with an invoice (month NULL).  The
  * number of families, or -1 after logging. */
-int gchw_invoice_publish(PGconn *pg, redisContext *rc, const char *month);
+int gchb_invoice_publish(PGconn *pg, redisContext *rc, const char *month);
 /* The same, for family_id alone (NULL: every family) after one of its
  * invoices was paid (guichet-office) or debited. */
-int gchw_invoice_publish_family(PGconn *pg, redisContext *rc,
+int gchb_invoice_publish_family(PGconn *pg, redisContext *rc,
     const char *month, const char *family_id);
 /* The worker's schedule: on day conf->invoice_day of the month (town time
  * zone), invoices the previous month unless it is last ("YYYY-MM", "" at
  * start), then sets last.  0 (nothing to do or done), -1 after logging. */
-int gchw_invoice_schedule(PGconn *pg, redisContext *rc,
-    const gchw_conf_t *conf, char last[8]);
+int gchb_invoice_schedule(PGconn *pg, redisContext *rc,
+    const gchb_conf_t *conf, char last[8]);
 
 
 /* ------------------------------------------------------------------ */
@@ -187,7 +187,7 @@ int gchw_invoice_schedule(PGconn *pg, redisContext *rc,
  * Either way its tokens recorded in {f:staff:<login>}:tokens end (into
  * gch:revoked until they expire; gch:revoked:gen moves).  0, or -1 after
  * logging the Redis error. */
-int gchw_staff_changed(redisContext *rc, const char *login,
+int gchb_staff_changed(redisContext *rc, const char *login,
     const char *role);
 
 

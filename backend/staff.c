@@ -2,7 +2,7 @@
  * staff.c -- a back-office account changed: Redis learns it (issue 18).
  *
  * guichetctl staff-add and guichet-office's deactivation both call
- * gchw_staff_changed(): the account's role in gch:staff, and its tokens
+ * gchb_staff_changed(): the account's role in gch:staff, and its tokens
  * revoked, in one MULTI/EXEC.
  */
 
@@ -13,7 +13,7 @@
 
 /* See gchb.h. */
 int
-gchw_staff_changed(redisContext *rc, const char *login, const char *role)
+gchb_staff_changed(redisContext *rc, const char *login, const char *role)
 {
     int          ret;
     size_t       i, n;
@@ -22,7 +22,7 @@ gchw_staff_changed(redisContext *rc, const char *login, const char *role)
     r = redisCommand(rc, "ZRANGEBYSCORE {f:staff:%s}:tokens %lld +inf "
                      "WITHSCORES", login, (long long) time(NULL));
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        gchw_log("error", "redis: the tokens of staff:%s: %s", login,
+        gchb_log("error", "redis: the tokens of staff:%s: %s", login,
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -56,13 +56,13 @@ gchw_staff_changed(redisContext *rc, const char *login, const char *role)
     ret = 0;
     for (i = 0; i < n; i++) {
         if (redisGetReply(rc, (void **) &x) != REDIS_OK) {
-            gchw_log("error", "redis: staff:%s: %s", login, rc->errstr);
+            gchb_log("error", "redis: staff:%s: %s", login, rc->errstr);
             return -1;
         }
         if (x->type == REDIS_REPLY_ERROR
             || (i == n - 1 && x->type != REDIS_REPLY_ARRAY))
         {
-            gchw_log("error", "redis: staff:%s: %s", login,
+            gchb_log("error", "redis: staff:%s: %s", login,
                      x->type == REDIS_REPLY_ERROR ? x->str : "EXEC failed");
             ret = -1;
         }

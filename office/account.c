@@ -100,7 +100,7 @@ gcho_end_sessions(gcho_req_t *rq, const char *fid, const char *keep)
             goto failed;
         }
         if (x->type == REDIS_REPLY_ERROR) {
-            gchw_log("error", "office: redis: ending sessions: %s", x->str);
+            gchb_log("error", "office: redis: ending sessions: %s", x->str);
             rc = -1;
         }
         freeReplyObject(x);
@@ -116,7 +116,7 @@ failed:
         freeReplyObject(r);
     }
 
-    gchw_log("error", "office: redis: cannot end the sessions of %s: %s",
+    gchb_log("error", "office: redis: cannot end the sessions of %s: %s",
              fid, rc_->err ? rc_->errstr : "error reply");
     gcho_redis_drop_broken();
 
@@ -144,7 +144,7 @@ gcho_login_publish(const char *login, const char *fid, const char *hash)
     snprintf(value, sizeof(value), "%s %s", fid, hash);
     r = redisCommand(rc, "HSET gch:logins %s %s", login, value);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchw_log("warn", "office: redis: HSET gch:logins %s: %s (the worker "
+        gchb_log("warn", "office: redis: HSET gch:logins %s: %s (the worker "
                  "publishes it within publish_interval_ms)", login,
                  r ? r->str : rc->errstr);
     }
@@ -615,7 +615,7 @@ gcho_history(gcho_req_t *rq)
     r = redisCommand(redis, "LRANGE {f:%s}:connections 0 %d", rq->family_id,
                      GCHO_CONNECTIONS - 1);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        gchw_log("error", "office: redis: LRANGE connections: %s",
+        gchb_log("error", "office: redis: LRANGE connections: %s",
                  r ? (r->str ? r->str : "?") : redis->errstr);
         if (r) {
             freeReplyObject(r);

@@ -207,7 +207,7 @@ gcho_doc_write(const char *path, const char *bytes, size_t len)
 
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        gchw_log("error", "office: %s: %s", path, strerror(errno));
+        gchb_log("error", "office: %s: %s", path, strerror(errno));
         return -1;
     }
 
@@ -235,7 +235,7 @@ gcho_doc_write(const char *path, const char *bytes, size_t len)
 
 failed:
 
-    gchw_log("error", "office: %s: %s", path, strerror(errno));
+    gchb_log("error", "office: %s: %s", path, strerror(errno));
     if (fd >= 0) {
         close(fd);
     }
@@ -281,7 +281,7 @@ gcho_doc_known(gcho_req_t *rq, const char *fid, const char *id)
         return 0;
     }
 
-    gchw_log("error", "office: redis: SADD {f:%s}:documents: %s", fid,
+    gchb_log("error", "office: redis: SADD {f:%s}:documents: %s", fid,
              r ? r->str : rc->errstr);
     if (r != NULL) {
         freeReplyObject(r);
@@ -425,7 +425,7 @@ gcho_doc_upload(gcho_req_t *rq)
     PQclear(res);
 
     if (rename(tmp, final) != 0) {
-        gchw_log("error", "office: rename %s: %s", tmp, strerror(errno));
+        gchb_log("error", "office: rename %s: %s", tmp, strerror(errno));
         (void) unlink(tmp);
         gcho_rollback();
         return gcho_error(rq, 503, "unavailable",
@@ -502,8 +502,8 @@ gcho_doc_send(gcho_req_t *rq, const char *family)
     snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
              PQgetvalue(res, 0, 0));
 
-    if (gchw_read_file(path, &bytes, &len) != 0) {
-        gchw_log("error", "office: document %s: %s: %s", rq->param[0], path,
+    if (gchb_read_file(path, &bytes, &len) != 0) {
+        gchb_log("error", "office: document %s: %s: %s", rq->param[0], path,
                  strerror(errno));
         PQclear(res);
         return gcho_error(rq, 503, "unavailable",

@@ -154,7 +154,7 @@ struct gcho_req_s {
 /* The process: settings, secret, connections.  The server's thread alone
  * uses them (never the hashing threads of hash.c). */
 typedef struct {
-    gchw_conf_t    conf;
+    gchb_conf_t    conf;
     const char    *conf_file;
     uint8_t        secret[GCH_SECRET_LEN];
     PGconn        *pg;

@@ -119,7 +119,7 @@ gcho_pay_call(const char *url, const char *json, char **out)
 
     c = curl_easy_init();
     if (c == NULL) {
-        gchw_log("error", "office: payfip: curl_easy_init failed");
+        gchb_log("error", "office: payfip: curl_easy_init failed");
         return -1;
     }
 
@@ -145,7 +145,7 @@ gcho_pay_call(const char *url, const char *json, char **out)
     curl_easy_cleanup(c);
 
     if (rc != CURLE_OK || status < 200 || status > 299 || b.buf == NULL) {
-        gchw_log("error", "office: payfip: %s: %s (HTTP %ld)", url,
+        gchb_log("error", "office: payfip: %s: %s (HTTP %ld)", url,
                  rc != CURLE_OK ? curl_easy_strerror(rc) : "bad answer",
                  status);
         free(b.buf);
@@ -206,7 +206,7 @@ gcho_pay_lookup(const char *id, gcho_pay_result_t *r)
     if (gch_json_parse(&doc, out, strlen(out), 8, &gch_alloc_std, &err)
         != GCH_OK)
     {
-        gchw_log("error", "office: payfip: %s: not JSON: %s", url,
+        gchb_log("error", "office: payfip: %s: not JSON: %s", url,
                  err.message);
         free(out);
         return -1;
@@ -246,7 +246,7 @@ gcho_pay_lookup(const char *id, gcho_pay_result_t *r)
              || strcmp(r->status, "abandoned") == 0);
 
     if (!rc) {
-        gchw_log("error", "office: payfip: %s: unexpected answer "
+        gchb_log("error", "office: payfip: %s: unexpected answer "
                  "(id \"%s\", status \"%s\")", url, opid, r->status);
         return -1;
     }
@@ -308,7 +308,7 @@ gcho_pay_settle(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
 
     if (paid && r->amount_cents != strtoll(amount, NULL, 10)) {
         gcho_rollback();
-        gchw_log("error", "office: payfip: operation %s paid %lld cents, "
+        gchb_log("error", "office: payfip: operation %s paid %lld cents, "
                  "%s expected: left pending", id, r->amount_cents, amount);
         gcho_error(rq, 502, "payment_provider_error",
                    "Le montant payé ne correspond pas à l'opération.");
@@ -382,9 +382,9 @@ gcho_pay_settle(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
     /* the module's GET /api/invoices; the catalogue follows by itself */
     rc = gcho_redis(NULL);
     if (rc == NULL
-        || gchw_invoice_publish_family(gcho_ctx.pg, rc, NULL, fid) < 0)
+        || gchb_invoice_publish_family(gcho_ctx.pg, rc, NULL, fid) < 0)
     {
-        gchw_log("warn", "office: invoices of %s not republished after "
+        gchb_log("warn", "office: invoices of %s not republished after "
                  "operation %s (the next invoicing run will)", fid, id);
     }
 
@@ -1120,7 +1120,7 @@ gcho_staff_invoicing(gcho_req_t *rq)
     redis = gcho_redis(NULL);           /* NULL: published by the worker */
 
     created = 0;
-    if (gchw_invoice_run(pg, redis, &gcho_ctx.conf, month, &created) != 0)
+    if (gchb_invoice_run(pg, redis, &gcho_ctx.conf, month, &created) != 0)
     {
         return gcho_error(rq, 503, "unavailable", "La facturation n'a pas "
                           "pu aboutir ; rien n'a été facturé, réessayez.");

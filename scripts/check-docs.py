@@ -421,7 +421,7 @@ def worker_settings():
     path = "backend/conf.c"
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
-            m = re.match(r'\s*\{\s*"([a-z0-9_]+)",\s*GCHW_', line)
+            m = re.match(r'\s*\{\s*"([a-z0-9_]+)",\s*GCHB_', line)
             if m:
                 found.add(m.group(1), "%s:%d" % (path, n))
     return found

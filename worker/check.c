@@ -98,7 +98,7 @@ gchw_check_sessions(PGconn *pg, redisContext *rc)
         "      and b.status = 'confirmed' and b.channel = 'online')"
         " from session s order by s.id");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -179,7 +179,7 @@ gchw_check_sessions(PGconn *pg, redisContext *rc)
 
 redis_failed:
 
-    gchw_log("error", "redis: %s", rc->errstr);
+    gchb_log("error", "redis: %s", rc->errstr);
     PQclear(res);
     return -1;
 }
@@ -201,7 +201,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
 
     res = PQexec(pg, "select json from catalogue where id = 1");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -213,7 +213,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
         if (gch_town_parse(&town, json, strlen(json), &gch_alloc_std, &err)
             != GCH_OK)
         {
-            gchw_log("error", "stored catalogue refused by the engine: %s",
+            gchb_log("error", "stored catalogue refused by the engine: %s",
                      err.message);
             PQclear(res);
             return -1;
@@ -227,7 +227,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
         " from booking b join session s on s.id = b.session_id"
         " where b.status = 'confirmed'");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         gch_town_free(town);
         return -1;
@@ -245,7 +245,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
         }
 
         if (gch_day_parse(&day, PQgetvalue(res, row, 3), 10) != 0
-            || gch_paris_to_unix(day + 2, 0) * 1000 <= gchw_now_ms())
+            || gch_paris_to_unix(day + 2, 0) * 1000 <= gchb_now_ms())
         {
             continue;
         }
@@ -283,7 +283,7 @@ gchw_claims_held(redisContext *rc, gchw_strs_t *out)
     do {
         r = redisCommand(rc, "SCAN %s MATCH {c:*}:*:q* COUNT 1000", cursor);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            gchw_log("error", "redis: SCAN: %s", r ? "bad reply"
+            gchb_log("error", "redis: SCAN: %s", r ? "bad reply"
                      : rc->errstr);
             if (r) {
                 freeReplyObject(r);
@@ -466,7 +466,7 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
     redisReply  *r;
     const char  *params[1];
 
-    snprintf(now, sizeof(now), "%lld", (long long) gchw_now_ms());
+    snprintf(now, sizeof(now), "%lld", (long long) gchb_now_ms());
     ret = 0;
 
     for (i = 0; i < n; i++) {
@@ -476,7 +476,7 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
             "   and b.status = 'confirmed' and b.channel = 'online')"
             " from session where id = $1", 1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+            gchb_log("error", "postgres: %s", PQerrorMessage(pg));
             PQclear(res);
             return 1;
         }
@@ -492,7 +492,7 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
         snprintf(key, sizeof(key), "{s:%s}:booked", sids[i]);
         r = redisCommand(rc, "SCARD %s", key);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-            gchw_log("error", "redis: SCARD %s: %s", key,
+            gchb_log("error", "redis: SCARD %s: %s", key,
                      r ? r->str : rc->errstr);
             if (r) {
                 freeReplyObject(r);
@@ -513,7 +513,7 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
         /* NX: a recount the reaper scheduled keeps its delay */
         r = redisCommand(rc, "ZADD gch:recount NX %s %s", now, sids[i]);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-            gchw_log("error", "redis: ZADD gch:recount: %s",
+            gchb_log("error", "redis: ZADD gch:recount: %s",
                      r ? r->str : rc->errstr);
             if (r) {
                 freeReplyObject(r);

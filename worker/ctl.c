@@ -17,7 +17,7 @@
  *
  * Without -c, the settings are $GUICHET_CONF, else the var/worker.conf of
  * the checkout whose build/ holds this program (make run writes it), else
- * the built-in defaults (gchw_conf_find).  A Redis still loading its data
+ * the built-in defaults (gchb_conf_find).  A Redis still loading its data
  * after a restart is waited for (one progress line).
  *
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
@@ -69,17 +69,17 @@ gchw_usage(void)
 
 
 static int
-gchw_cmd_migrate(const gchw_conf_t *conf)
+gchw_cmd_migrate(const gchb_conf_t *conf)
 {
     int      applied, rc;
     PGconn  *pg;
 
-    pg = gchw_pg_connect(conf);
+    pg = gchb_pg_connect(conf);
     if (pg == NULL) {
         return 1;
     }
 
-    rc = gchw_migrate(pg, conf->migrations_dir, &applied);
+    rc = gchb_migrate(pg, conf->migrations_dir, &applied);
     PQfinish(pg);
 
     if (rc != 0) {
@@ -92,18 +92,18 @@ gchw_cmd_migrate(const gchw_conf_t *conf)
 
 
 static int
-gchw_cmd_publish(const gchw_conf_t *conf, int rebuild)
+gchw_cmd_publish(const gchb_conf_t *conf, int rebuild)
 {
     int            rc;
     PGconn        *pg;
     redisContext  *r;
 
-    pg = gchw_pg_connect(conf);
+    pg = gchb_pg_connect(conf);
     if (pg == NULL) {
         return 1;
     }
 
-    r = gchw_redis_connect_wait(conf);
+    r = gchb_redis_connect_wait(conf);
     if (r == NULL) {
         PQfinish(pg);
         return 1;
@@ -119,13 +119,13 @@ gchw_cmd_publish(const gchw_conf_t *conf, int rebuild)
 
 
 static int
-gchw_cmd_load_town(const gchw_conf_t *conf, const char *file, int replace)
+gchw_cmd_load_town(const gchb_conf_t *conf, const char *file, int replace)
 {
     int            rc;
     PGconn        *pg;
     redisContext  *r;
 
-    pg = gchw_pg_connect(conf);
+    pg = gchb_pg_connect(conf);
     if (pg == NULL) {
         return 1;
     }
@@ -138,7 +138,7 @@ gchw_cmd_load_town(const gchw_conf_t *conf, const char *file, int replace)
 
     printf("%s\n", rc == 1 ? "unchanged" : "loaded");
 
-    r = gchw_redis_connect_wait(conf);
+    r = gchb_redis_connect_wait(conf);
     if (r == NULL) {
         fprintf(stderr, "guichetctl: loaded in postgres, not published: "
                 "the worker will publish when redis is back\n");
@@ -156,24 +156,24 @@ gchw_cmd_load_town(const gchw_conf_t *conf, const char *file, int replace)
 
 
 static int
-gchw_cmd_invoice(const gchw_conf_t *conf, const char *month)
+gchw_cmd_invoice(const gchb_conf_t *conf, const char *month)
 {
     int            rc, created;
     PGconn        *pg;
     redisContext  *r;
 
-    pg = gchw_pg_connect(conf);
+    pg = gchb_pg_connect(conf);
     if (pg == NULL) {
         return 1;
     }
 
-    r = gchw_redis_connect_wait(conf);
+    r = gchb_redis_connect_wait(conf);
     if (r == NULL) {
         fprintf(stderr, "guichetctl: invoices not published: the worker "
                 "republishes them after a rebuild, or run this again\n");
     }
 
-    rc = gchw_invoice_run(pg, r, conf, month, &created);
+    rc = gchb_invoice_run(pg, r, conf, month, &created);
     if (rc == 0) {
         printf("%d invoice%s created\n", created, created == 1 ? "" : "s");
     }
@@ -192,7 +192,7 @@ gchw_cmd_invoice(const gchw_conf_t *conf, const char *month)
  * the month was already exported, has nothing to debit, or failed.
  */
 static int
-gchw_cmd_sepa_export(const gchw_conf_t *conf, const char *month,
+gchw_cmd_sepa_export(const gchb_conf_t *conf, const char *month,
     const char *out)
 {
     int            rc;
@@ -207,12 +207,12 @@ gchw_cmd_sepa_export(const gchw_conf_t *conf, const char *month,
         return 2;
     }
 
-    pg = gchw_pg_connect(conf);
+    pg = gchb_pg_connect(conf);
     if (pg == NULL) {
         return 1;
     }
 
-    r = gchw_redis_connect_wait(conf);
+    r = gchb_redis_connect_wait(conf);
 
     rc = gchw_sepa_export(pg, r, conf, month, out, "guichetctl");
 
@@ -226,7 +226,7 @@ gchw_cmd_sepa_export(const gchw_conf_t *conf, const char *month,
 
 
 static int
-gchw_cmd_set_email(const gchw_conf_t *conf, const char *fid,
+gchw_cmd_set_email(const gchb_conf_t *conf, const char *fid,
     const char *address)
 {
     int          rc;
@@ -234,7 +234,7 @@ gchw_cmd_set_email(const gchw_conf_t *conf, const char *fid,
     PGresult    *res;
     const char  *params[2];
 
-    pg = gchw_pg_connect(conf);
+    pg = gchb_pg_connect(conf);
     if (pg == NULL) {
         return 1;
     }
@@ -272,18 +272,18 @@ gchw_cmd_set_email(const gchw_conf_t *conf, const char *fid,
 
 
 static int
-gchw_cmd_check(const gchw_conf_t *conf)
+gchw_cmd_check(const gchb_conf_t *conf)
 {
     int            n;
     PGconn        *pg;
     redisContext  *r;
 
-    pg = gchw_pg_connect(conf);
+    pg = gchb_pg_connect(conf);
     if (pg == NULL) {
         return 2;
     }
 
-    r = gchw_redis_connect_wait(conf);
+    r = gchb_redis_connect_wait(conf);
     if (r == NULL) {
         PQfinish(pg);
         return 2;
@@ -309,14 +309,14 @@ gchw_cmd_check(const gchw_conf_t *conf)
 
 
 static int
-gchw_cmd_recount(const gchw_conf_t *conf, char **sids, int n)
+gchw_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
 {
     int            rc;
     PGconn        *pg;
     redisContext  *r;
 
-    pg = gchw_pg_connect(conf);
-    r = pg ? gchw_redis_connect_wait(conf) : NULL;
+    pg = gchb_pg_connect(conf);
+    r = pg ? gchb_redis_connect_wait(conf) : NULL;
     if (r == NULL) {
         if (pg) {
             PQfinish(pg);
@@ -402,7 +402,7 @@ gchw_tokens_recorded(redisContext *rc, int n)
  * takes it only for the counter's endpoints (and never from a cookie).
  */
 static int
-gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
+gchw_cmd_staff_token(const gchb_conf_t *conf, const char *name, long ttl)
 {
     int            rc;
     char           sub[128];
@@ -416,12 +416,12 @@ gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
         return 1;
     }
 
-    if (gchw_secret_read(conf->secret_file, secret) != 0) {
+    if (gchb_secret_read(conf->secret_file, secret) != 0) {
         return 1;
     }
 
     /* recorded like a login's, so that a password change ends it */
-    redis = gchw_redis_connect(conf);
+    redis = gchb_redis_connect(conf);
     if (redis == NULL) {
         sodium_memzero(secret, sizeof(secret));
         return 1;
@@ -440,7 +440,7 @@ gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
 
 
 static int
-gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
+gchw_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
 {
     int            rc, row;
     uint8_t        secret[GCH_SECRET_LEN];
@@ -449,12 +449,12 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
     PGresult      *res;
     const char    *params[1];
 
-    if (gchw_secret_read(conf->secret_file, secret) != 0) {
+    if (gchb_secret_read(conf->secret_file, secret) != 0) {
         return 1;
     }
 
-    pg = gchw_pg_connect(conf);
-    redis = pg ? gchw_redis_connect_wait(conf) : NULL;
+    pg = gchb_pg_connect(conf);
+    redis = pg ? gchb_redis_connect_wait(conf) : NULL;
     if (redis == NULL) {
         if (pg) {
             PQfinish(pg);
@@ -472,7 +472,7 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
     rc = 0;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         rc = 1;
 
     } else if (fid && PQntuples(res) == 0) {
@@ -503,14 +503,14 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
  * to the module, and the tokens made before (an old password's) end.
  */
 static int
-gchw_staff_redis(const gchw_conf_t *conf, const char *login,
+gchw_staff_redis(const gchb_conf_t *conf, const char *login,
     const char *role)
 {
     int            rc;
     redisContext  *redis;
 
-    redis = gchw_redis_connect(conf);
-    rc = redis ? gchw_staff_changed(redis, login, role) : -1;
+    redis = gchb_redis_connect(conf);
+    rc = redis ? gchb_staff_changed(redis, login, role) : -1;
 
     if (redis) {
         redisFree(redis);
@@ -534,7 +534,7 @@ gchw_staff_redis(const gchw_conf_t *conf, const char *login,
  * the account and its audit_log row are one transaction.
  */
 static int
-gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
+gchw_cmd_staff_add(const gchb_conf_t *conf, const char *login,
     const char *role, const char *name)
 {
     int          rc;
@@ -593,7 +593,7 @@ gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
         return 1;
     }
 
-    pg = gchw_pg_connect(conf);
+    pg = gchb_pg_connect(conf);
     if (pg == NULL) {
         return 1;
     }
@@ -605,7 +605,7 @@ gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
 
     rc = 1;
 
-    if (gchw_pg_exec(pg, "begin") != 0) {
+    if (gchb_pg_exec(pg, "begin") != 0) {
         goto done;
     }
 
@@ -625,11 +625,11 @@ gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         fprintf(stderr, "guichetctl: postgres: %s", PQerrorMessage(pg));
         PQclear(res);
-        (void) gchw_pg_exec(pg, "rollback");
+        (void) gchb_pg_exec(pg, "rollback");
         goto done;
     }
 
-    if (gchw_pg_exec(pg, "commit") == 0) {
+    if (gchb_pg_exec(pg, "commit") == 0) {
         printf("%s %s (%s)\n",
                strcmp(PQgetvalue(res, 0, 0), "staff.add") == 0
                ? "added" : "updated", login, role);
@@ -678,9 +678,9 @@ main(int argc, char **argv)
     int           i, rc;
     long          ttl;
     const char   *file, *cmd;
-    gchw_conf_t   conf;
+    gchb_conf_t   conf;
 
-    gchw_log_init("guichetctl");
+    gchb_log_init("guichetctl");
 
     file = NULL;
     i = 1;
@@ -707,10 +707,10 @@ main(int argc, char **argv)
             gchw_usage();
             return 2;
         }
-        return gchw_secret_create(argv[i]) == 0 ? 0 : 1;
+        return gchb_secret_create(argv[i]) == 0 ? 0 : 1;
     }
 
-    if (gchw_conf_load(&conf, gchw_conf_find(file)) != 0) {
+    if (gchb_conf_load(&conf, gchb_conf_find(file)) != 0) {
         return 1;
     }
 
@@ -761,7 +761,7 @@ main(int argc, char **argv)
         }
 
     } else if (strcmp(cmd, "config") == 0 && i == argc) {
-        gchw_conf_dump(&conf);
+        gchb_conf_dump(&conf);
         rc = 0;
 
     } else if (strcmp(cmd, "invoice") == 0 && i + 2 == argc
@@ -796,7 +796,7 @@ main(int argc, char **argv)
         gchw_usage();
     }
 
-    gchw_conf_free(&conf);
+    gchb_conf_free(&conf);
 
     return rc;
 }

@@ -85,7 +85,7 @@ int gchw_load_town(PGconn *pg, const char *path, int replace);
 typedef struct gchw_persist_s  gchw_persist_t;
 
 /* Owns nothing of conf (it must outlive the persister). */
-gchw_persist_t *gchw_persist_new(const gchw_conf_t *conf);
+gchw_persist_t *gchw_persist_new(const gchb_conf_t *conf);
 void gchw_persist_free(gchw_persist_t *p);
 /* XGROUP CREATE gch:bookings persist 0 MKSTREAM (BUSYGROUP ignored). */
 int gchw_persist_group(redisContext *rc);
@@ -129,7 +129,7 @@ long long gchw_persist_trim(redisContext *rc, int keep_ms);
  * direct debit.  A month already exported writes nothing and returns 1
  * after saying so on stderr.  0, 1, or -1 after logging (nothing left).
  */
-int gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
+int gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     const char *month, const char *out, const char *by);
 
 
@@ -143,7 +143,7 @@ int gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
  * it back with a doubling delay.  Returns the number sent, or -1 on a
  * PostgreSQL error.
  */
-int gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max);
+int gchw_mail_send(PGconn *pg, const gchb_conf_t *conf, int max);
 
 
 /* ------------------------------------------------------------------ */

@@ -147,7 +147,7 @@ gchw_load_exec_raw(PGconn *pg, const char *what, const char *sql,
     res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        gchw_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
+        gchb_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -172,7 +172,7 @@ gchw_load_exec(PGconn *pg, const char *what, const char *sql,
     for (i = 0; i < n; i++) {
         params[i] = gchw_arr_end(&arr[i]);
         if (params[i] == NULL) {
-            gchw_log("error", "out of memory");
+            gchb_log("error", "out of memory");
             return -1;
         }
     }
@@ -180,7 +180,7 @@ gchw_load_exec(PGconn *pg, const char *what, const char *sql,
     res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        gchw_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
+        gchb_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -462,7 +462,7 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
         if (f->password) {
             hash = gchw_password_hash(pg, f->id, f->password);
             if (hash == NULL) {
-                gchw_log("error", "load-town: cannot hash the password of "
+                gchb_log("error", "load-town: cannot hash the password of "
                          "family \"%s\"", f->id);
                 rc = -1;
                 goto done;
@@ -500,7 +500,7 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
     for (i = 0; i < 15; i++) {
         p[i] = gchw_arr_end(&a[i]);
         if (p[i] == NULL) {
-            gchw_log("error", "out of memory");
+            gchb_log("error", "out of memory");
             rc = -1;
             goto done;
         }
@@ -679,7 +679,7 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 
     res = PQexec(pg, "select name from town where id = 1");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "load-town: town: %s", PQerrorMessage(pg));
+        gchb_log("error", "load-town: town: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -702,7 +702,7 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
     }
     p[0] = gchw_arr_end(&ids);
     if (p[0] == NULL) {
-        gchw_log("error", "out of memory");
+        gchb_log("error", "out of memory");
         gchw_arr_free(&ids, 1);
         return -1;
     }
@@ -716,7 +716,7 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
     gchw_arr_free(&ids, 1);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "load-town: booking: %s", PQerrorMessage(pg));
+        gchb_log("error", "load-town: booking: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -754,7 +754,7 @@ gchw_load_town(PGconn *pg, const char *path, int replace)
     gch_town_t   *t;
     gch_error_t   err;
 
-    if (gchw_read_file(path, &json, &len) != 0) {
+    if (gchb_read_file(path, &json, &len) != 0) {
         fprintf(stderr, "guichetctl: cannot read \"%s\"\n", path);
         return -1;
     }
@@ -780,28 +780,28 @@ gchw_load_town(PGconn *pg, const char *path, int replace)
 
     changed = 0;
 
-    if (gchw_pg_exec(pg, "begin") != 0) {
+    if (gchb_pg_exec(pg, "begin") != 0) {
         rc = -1;
         goto done;
     }
 
     /* one loader at a time; the worker's persister is not blocked */
-    if (gchw_pg_exec(pg, "select pg_advisory_xact_lock("
-                     GCHW_LOCK_INVOICE ")") != 0
+    if (gchb_pg_exec(pg, "select pg_advisory_xact_lock("
+                     GCHB_LOCK_INVOICE ")") != 0
         || (!replace && gchw_load_guard(pg, t, path) != 0)
         || gchw_load_units_activities(pg, t, &changed) != 0
         || gchw_load_sessions(pg, t, &changed) != 0
         || gchw_load_families(pg, t, &changed) != 0
         || gchw_load_town_row(pg, t, cat, &changed) != 0
-        || gchw_pg_exec(pg, "commit") != 0)
+        || gchb_pg_exec(pg, "commit") != 0)
     {
-        gchw_pg_exec(pg, "rollback");
+        gchb_pg_exec(pg, "rollback");
         fprintf(stderr, "guichetctl: %s: nothing loaded\n", path);
         rc = -1;
         goto done;
     }
 
-    gchw_log("info", "loaded \"%s\": %zu activities, %zu sessions, "
+    gchb_log("info", "loaded \"%s\": %zu activities, %zu sessions, "
              "%zu families, %ld rows changed", path, t->nactivities,
              t->nsessions, t->nfamilies, changed);
 

@@ -343,7 +343,7 @@ gchw_message(const char *id, const char *from, const char *to,
  * s->error says why.
  */
 static int
-gchw_smtp_send(gchw_smtp_t *s, const gchw_conf_t *conf, const char *id,
+gchw_smtp_send(gchw_smtp_t *s, const gchb_conf_t *conf, const char *id,
     const char *to, const char *subject, const char *body)
 {
     int          code;
@@ -418,7 +418,7 @@ before:
 
 /* See gchw.h. */
 int
-gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
+gchw_mail_send(PGconn *pg, const gchb_conf_t *conf, int max)
 {
     int           sent, rc;
     char          maxa[16], retry[24];
@@ -440,7 +440,7 @@ gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
         res = PQexecParams(pg, gchw_sql_claim, 1, NULL, params, NULL, NULL,
                            0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+            gchb_log("error", "postgres: %s", PQerrorMessage(pg));
             PQclear(res);
             return -1;
         }
@@ -461,7 +461,7 @@ gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
             continue;
         }
 
-        gchw_log("warn", "e-mail %s to %s, attempt %s: %s%s",
+        gchb_log("warn", "e-mail %s to %s, attempt %s: %s%s",
                  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
                  PQgetvalue(res, 0, 4), s.error,
                  rc == 1 ? "; will retry" : "; outcome unknown, not retried");
@@ -475,7 +475,7 @@ gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
         PQclear(res);
 
         if (PQresultStatus(up) != PGRES_COMMAND_OK) {
-            gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+            gchb_log("error", "postgres: %s", PQerrorMessage(pg));
             PQclear(up);
             return -1;
         }

@@ -57,7 +57,7 @@ gchw_heartbeat(redisContext *rc, int pg_ok)
     snprintf(buf, sizeof(buf),
              "{\"at_ms\":%lld,\"postgres\":\"%s\",\"lag_ms\":%lld,"
              "\"dead\":%lld}",
-             (long long) gchw_now_ms(), pg_ok ? "ok" : "down",
+             (long long) gchb_now_ms(), pg_ok ? "ok" : "down",
              (long long) (lag < 0 ? 0 : lag), dead < 0 ? 0 : dead);
 
     r = redisCommand(rc, "SET gch:worker:heartbeat %s EX 5", buf);
@@ -76,13 +76,13 @@ main(int argc, char **argv)
     char               invoiced[8];
     const char        *file;
     PGconn            *pg;
-    gchw_conf_t        conf, fresh;
+    gchb_conf_t        conf, fresh;
     redisContext      *rc;
     gchw_reaper_t     *reaper;
     gchw_persist_t    *persist;
     struct sigaction   sa;
 
-    gchw_log_init("guichet-worker");
+    gchb_log_init("guichet-worker");
 
     file = NULL;
     if (argc == 3 && strcmp(argv[1], "-c") == 0) {
@@ -94,9 +94,9 @@ main(int argc, char **argv)
     }
 
     /* without -c: $GUICHET_CONF, else the checkout's var/worker.conf */
-    file = gchw_conf_find(file);
+    file = gchb_conf_find(file);
 
-    if (sodium_init() < 0 || gchw_conf_load(&conf, file) != 0) {
+    if (sodium_init() < 0 || gchb_conf_load(&conf, file) != 0) {
         return 1;
     }
 
@@ -112,12 +112,12 @@ main(int argc, char **argv)
     persist = gchw_persist_new(&conf);
     reaper = gchw_reaper_new();
     if (persist == NULL || reaper == NULL) {
-        gchw_log("error", "out of memory");
+        gchb_log("error", "out of memory");
         return 1;
     }
 
-    gchw_log("info", "starting as consumer \"%s\" (%s)", conf.consumer,
-             gchw_conf_note());
+    gchb_log("info", "starting as consumer \"%s\" (%s)", conf.consumer,
+             gchb_conf_note());
 
     rc = NULL;
     pg = NULL;
@@ -132,14 +132,14 @@ main(int argc, char **argv)
 
         if (gchw_reload) {
             gchw_reload = 0;
-            if (gchw_conf_load(&fresh, file) == 0) {
+            if (gchb_conf_load(&fresh, file) == 0) {
                 /* keep the consumer name: our pending entries are ours */
                 free(fresh.consumer);
                 fresh.consumer = conf.consumer;
                 conf.consumer = NULL;
-                gchw_conf_free(&conf);
+                gchb_conf_free(&conf);
                 conf = fresh;
-                gchw_log("info", "settings reloaded");
+                gchb_log("info", "settings reloaded");
                 if (rc) {
                     redisFree(rc);
                     rc = NULL;
@@ -152,26 +152,26 @@ main(int argc, char **argv)
         }
 
         if (rc == NULL) {
-            rc = gchw_redis_connect(&conf);
+            rc = gchb_redis_connect(&conf);
             if (rc == NULL || gchw_persist_group(rc) != 0) {
                 if (rc) {
                     redisFree(rc);
                     rc = NULL;
                 }
-                gchw_sleep_ms(backoff);
+                gchb_sleep_ms(backoff);
                 backoff = backoff * 2 > GCHW_BACKOFF_MAX
                           ? GCHW_BACKOFF_MAX : backoff * 2;
                 continue;
             }
-            gchw_log("info", "connected to redis %s", conf.redis);
+            gchb_log("info", "connected to redis %s", conf.redis);
             gchw_persist_reread(persist);
             backoff = GCHW_BACKOFF_MIN;
         }
 
-        now = gchw_now_ms();
+        now = gchb_now_ms();
 
         if (pg == NULL && now >= pg_retry) {
-            pg = gchw_pg_connect(&conf);
+            pg = gchb_pg_connect(&conf);
             if (pg == NULL) {
                 pg_retry = now + backoff;
                 backoff = backoff * 2 > GCHW_BACKOFF_MAX
@@ -179,7 +179,7 @@ main(int argc, char **argv)
                 pg_down_logged = 1;
 
             } else {
-                gchw_log("info", "connected to postgres%s",
+                gchb_log("info", "connected to postgres%s",
                          pg_down_logged ? " again" : "");
                 pg_down_logged = 0;
                 backoff = GCHW_BACKOFF_MIN;
@@ -237,7 +237,7 @@ main(int argc, char **argv)
 
         if (pg && conf.invoice_day && now >= next_invoice) {
             next_invoice = now + 10000;
-            if (gchw_invoice_schedule(pg, rc, &conf, invoiced) < 0
+            if (gchb_invoice_schedule(pg, rc, &conf, invoiced) < 0
                 && PQstatus(pg) != CONNECTION_OK)
             {
                 PQfinish(pg);
@@ -248,18 +248,18 @@ main(int argc, char **argv)
         }
 
         if (pg == NULL) {
-            gchw_sleep_ms(conf.batch_wait_ms);
+            gchb_sleep_ms(conf.batch_wait_ms);
             continue;
         }
 
         n = gchw_persist_round(persist, rc, pg);
 
         if (n == -2) {
-            gchw_log("warn", "postgres failed: batch kept pending, "
+            gchb_log("warn", "postgres failed: batch kept pending, "
                      "retrying in %d ms", backoff);
             PQfinish(pg);
             pg = NULL;
-            pg_retry = gchw_now_ms() + backoff;
+            pg_retry = gchb_now_ms() + backoff;
             backoff = backoff * 2 > GCHW_BACKOFF_MAX
                       ? GCHW_BACKOFF_MAX : backoff * 2;
 
@@ -268,7 +268,7 @@ main(int argc, char **argv)
                 redisFree(rc);
                 rc = NULL;
             } else {
-                gchw_sleep_ms(backoff);
+                gchb_sleep_ms(backoff);
             }
 
         } else {
@@ -276,7 +276,7 @@ main(int argc, char **argv)
         }
     }
 
-    gchw_log("info", "stopping");
+    gchb_log("info", "stopping");
 
     if (rc) {
         redisFree(rc);
@@ -287,7 +287,7 @@ main(int argc, char **argv)
 
     gchw_persist_free(persist);
     gchw_reaper_free(reaper);
-    gchw_conf_free(&conf);
+    gchb_conf_free(&conf);
 
     return 0;
 }

@@ -21,7 +21,7 @@
  * Cancellations and justifications are applied whichever of them or the
  * booking arrives first (an entry may wait at a dead consumer while later
  * ones are read).  Batches are serialized across workers by an advisory
- * lock (GCHW_LOCK_PERSIST), so that two workers consuming at once cannot
+ * lock (GCHB_LOCK_PERSIST), so that two workers consuming at once cannot
  * each miss the other's uncommitted booking or cancellation.
  *
  * XACK is sent only after COMMIT.  A crash between the two redelivers the
@@ -46,7 +46,7 @@
 
 
 struct gchw_persist_s {
-    const gchw_conf_t  *conf;
+    const gchb_conf_t  *conf;
     int                 read_pending;     /* re-read our pending list */
     char                pending_from[64]; /* cursor in it */
     int64_t             next_claim_ms;
@@ -302,7 +302,7 @@ static const char  gchw_sql_mail_absence[] =
 
 /* See gchw.h. */
 gchw_persist_t *
-gchw_persist_new(const gchw_conf_t *conf)
+gchw_persist_new(const gchb_conf_t *conf)
 {
     gchw_persist_t  *p;
 
@@ -338,7 +338,7 @@ gchw_persist_group(redisContext *rc)
     r = redisCommand(rc, "XGROUP CREATE " GCHW_STREAM " " GCHW_GROUP
                      " 0 MKSTREAM");
     if (r == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
 
@@ -346,10 +346,10 @@ gchw_persist_group(redisContext *rc)
          || strncmp(r->str, "BUSYGROUP", 9) == 0;
 
     if (!ok) {
-        gchw_log("error", "redis: XGROUP CREATE: %s", r->str);
+        gchb_log("error", "redis: XGROUP CREATE: %s", r->str);
 
     } else if (r->type != REDIS_REPLY_ERROR) {
-        gchw_log("info", "created consumer group " GCHW_GROUP " on "
+        gchb_log("info", "created consumer group " GCHW_GROUP " on "
                  GCHW_STREAM);
     }
 
@@ -527,7 +527,7 @@ gchw_write(PGconn *pg, const char *json, int types, char *err, size_t errlen)
      * own snapshot.  Same round trip as the begin.
      */
     res = PQexec(pg, "begin; select pg_advisory_xact_lock("
-                     GCHW_LOCK_PERSIST ")");
+                     GCHB_LOCK_PERSIST ")");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         goto failed;
     }
@@ -560,7 +560,7 @@ failed:
     data = state && (strncmp(state, "22", 2) == 0
                      || strncmp(state, "23", 2) == 0);
 
-    gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+    gchb_log("error", "postgres: %s", PQerrorMessage(pg));
     snprintf(err, errlen, "%s", PQerrorMessage(pg));
     i = strcspn(err, "\n");
     err[i] = '\0';
@@ -598,7 +598,7 @@ gchw_ack(redisContext *rc, const char **ids, size_t n)
     free(argv);
 
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchw_log("error", "redis: XACK: %s", r ? r->str : rc->errstr);
+        gchb_log("error", "redis: XACK: %s", r ? r->str : rc->errstr);
         if (r) {
             freeReplyObject(r);
         }
@@ -651,7 +651,7 @@ gchw_deliveries(redisContext *rc, const char *id)
     r = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP " %s %s 1",
                      id, id);
     if (r == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
 
@@ -665,7 +665,7 @@ gchw_deliveries(redisContext *rc, const char *id)
         }
 
     } else if (r->type == REDIS_REPLY_ERROR) {
-        gchw_log("error", "redis: XPENDING: %s", r->str);
+        gchb_log("error", "redis: XPENDING: %s", r->str);
         n = -1;
     }
 
@@ -701,13 +701,13 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
     }
 
     if (n < p->conf->max_attempts) {
-        gchw_log("error", "stream entry %s failed (delivery %lld of %d): "
+        gchb_log("error", "stream entry %s failed (delivery %lld of %d): "
                  "%s; left pending", id, n, p->conf->max_attempts, error);
         return 0;
     }
 
     snprintf(nbuf, sizeof(nbuf), "%lld", n);
-    snprintf(tbuf, sizeof(tbuf), "%lld", (long long) gchw_now_ms());
+    snprintf(tbuf, sizeof(tbuf), "%lld", (long long) gchb_now_ms());
 
     argv[0] = "XADD";       argv[1] = GCHW_DEAD;     argv[2] = "*";
     argv[3] = "id";         argv[4] = id;
@@ -722,7 +722,7 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
 
     r = redisCommandArgv(rc, 13, argv, lens);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchw_log("error", "redis: XADD " GCHW_DEAD ": %s",
+        gchb_log("error", "redis: XADD " GCHW_DEAD ": %s",
                  r ? r->str : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -735,7 +735,7 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
         return -1;
     }
 
-    gchw_log("error", "stream entry %s moved to " GCHW_DEAD " after %lld "
+    gchb_log("error", "stream entry %s moved to " GCHW_DEAD " after %lld "
              "deliveries: %s", id, n, error);
 
     return 1;
@@ -926,10 +926,10 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
     int64_t            now;
     redisReply        *r;
     const redisReply  *list;
-    const gchw_conf_t *conf;
+    const gchb_conf_t *conf;
 
     conf = p->conf;
-    now = gchw_now_ms();
+    now = gchb_now_ms();
 
     if (p->read_pending) {
         r = redisCommand(rc, "XREADGROUP GROUP " GCHW_GROUP " %s COUNT %d"
@@ -951,7 +951,7 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
     }
 
     if (r == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
 
@@ -960,7 +960,7 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
             freeReplyObject(r);
             return gchw_persist_group(rc) == 0 ? 0 : -1;
         }
-        gchw_log("error", "redis: %s", r->str);
+        gchb_log("error", "redis: %s", r->str);
         freeReplyObject(r);
         return -1;
     }
@@ -976,7 +976,7 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
                  r->element[0]->str);
         list = r->element[1];
         if (list->elements) {
-            gchw_log("info", "claimed %zu idle entries of other consumers",
+            gchb_log("info", "claimed %zu idle entries of other consumers",
                      list->elements);
         }
 
@@ -1096,7 +1096,7 @@ gchw_persist_lag(redisContext *rc)
         return 0;
     }
 
-    now = gchw_now_ms();
+    now = gchb_now_ms();
 
     return now > oldest ? now - oldest : 0;
 }
@@ -1153,12 +1153,12 @@ gchw_persist_trim(redisContext *rc, int keep_ms)
     }
 
     snprintf(keep, sizeof(keep), "%lld-0",
-             (long long) (gchw_now_ms() - keep_ms));
+             (long long) (gchb_now_ms() - keep_ms));
     minid[0] = '\0';
 
     r = redisCommand(rc, "XINFO GROUPS " GCHW_STREAM);
     if (r == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
 
@@ -1194,7 +1194,7 @@ gchw_persist_trim(redisContext *rc, int keep_ms)
     /* the oldest pending entry (older than the last delivered one) */
     x = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP);
     if (x == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
     if (x->type == REDIS_REPLY_ARRAY && x->elements >= 2
@@ -1211,7 +1211,7 @@ gchw_persist_trim(redisContext *rc, int keep_ms)
 
     r = redisCommand(rc, "XTRIM " GCHW_STREAM " MINID %s", minid);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        gchw_log("error", "redis: XTRIM: %s",
+        gchb_log("error", "redis: XTRIM: %s",
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
         if (r) {
             freeReplyObject(r);

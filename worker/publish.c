@@ -55,7 +55,7 @@ gchw_pipe_flush(gchw_pipe_t *p)
 
     while (p->pending) {
         if (redisGetReply(p->rc, &v) != REDIS_OK) {
-            gchw_log("error", "redis: %s", p->rc->errstr);
+            gchb_log("error", "redis: %s", p->rc->errstr);
             p->failed = 1;
             p->pending = 0;
             return;
@@ -63,7 +63,7 @@ gchw_pipe_flush(gchw_pipe_t *p)
 
         r = v;
         if (r->type == REDIS_REPLY_ERROR) {
-            gchw_log("error", "redis: %s", r->str);
+            gchb_log("error", "redis: %s", r->str);
             p->failed = 1;
         }
         freeReplyObject(r);
@@ -118,7 +118,7 @@ gchw_query(PGconn *pg, const char *sql)
 
     res = PQexec(pg, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return NULL;
     }
@@ -232,7 +232,7 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
             continue;
         }
 
-        if (gch_paris_to_unix(day + 2, 0) * 1000 <= gchw_now_ms()) {
+        if (gch_paris_to_unix(day + 2, 0) * 1000 <= gchb_now_ms()) {
             continue;
         }
 
@@ -254,7 +254,7 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
     PQclear(res);
 
     if (n) {
-        gchw_log("info", "rebuilt %d bookings in redis", n);
+        gchb_log("info", "rebuilt %d bookings in redis", n);
     }
 
     /* demande numbers must never be reused */
@@ -305,7 +305,7 @@ gchw_scard_all(redisContext *rc, PGresult *res, long *out)
 
         for (row = done; row < n && row < done + GCHW_PIPE_MAX; row++) {
             if (redisGetReply(rc, &v) != REDIS_OK) {
-                gchw_log("error", "redis: %s", rc->errstr);
+                gchb_log("error", "redis: %s", rc->errstr);
                 return -1;
             }
             r = v;
@@ -432,7 +432,7 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
 
             for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
                 if (redisGetReply(rc, &v) != REDIS_OK) {
-                    gchw_log("error", "redis: %s", rc->errstr);
+                    gchb_log("error", "redis: %s", rc->errstr);
                     p->failed = 1;
                     break;
                 }
@@ -600,7 +600,7 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
     free(vals);
 
     if (up != NULL && PQresultStatus(up) != PGRES_COMMAND_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(up);
         PQclear(PQexec(pg, "rollback"));
         return -1;
@@ -608,7 +608,7 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
     PQclear(up);
 
     if (shifted) {
-        gchw_log("info", "shifted %d live counters to new places", shifted);
+        gchb_log("info", "shifted %d live counters to new places", shifted);
     }
 
     return 0;
@@ -645,7 +645,7 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
 
     r = redisCommand(rc, "HKEYS gch:logins");
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        gchw_log("error", "redis: HKEYS gch:logins: %s",
+        gchb_log("error", "redis: HKEYS gch:logins: %s",
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -723,10 +723,10 @@ gchw_publish_lock(PGconn *pg, int wait)
     int        held;
     PGresult  *res;
 
-    res = gchw_query(pg, wait ? "select pg_advisory_lock(" GCHW_LOCK_PUBLISH
+    res = gchw_query(pg, wait ? "select pg_advisory_lock(" GCHB_LOCK_PUBLISH
                                 ")::text <> 'x'"
                               : "select pg_try_advisory_lock("
-                                GCHW_LOCK_PUBLISH ")");
+                                GCHB_LOCK_PUBLISH ")");
     if (res == NULL) {
         return -1;
     }
@@ -741,7 +741,7 @@ gchw_publish_lock(PGconn *pg, int wait)
 static void
 gchw_publish_unlock(PGconn *pg)
 {
-    PQclear(PQexec(pg, "select pg_advisory_unlock(" GCHW_LOCK_PUBLISH ")"));
+    PQclear(PQexec(pg, "select pg_advisory_unlock(" GCHB_LOCK_PUBLISH ")"));
 }
 
 
@@ -786,7 +786,7 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
 
     if (PQntuples(res) == 0) {
         PQclear(res);
-        gchw_log("info", "no town loaded yet: nothing to publish");
+        gchb_log("info", "no town loaded yet: nothing to publish");
         return 0;
     }
 
@@ -805,14 +805,14 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
     memset(&p, 0, sizeof(p));
     p.rc = rc;
     town = NULL;
-    t0 = gchw_now_ms();
+    t0 = gchb_now_ms();
 
     if (rebuild) {
         memset(&err, 0, sizeof(err));
         if (gch_town_parse(&town, json, strlen(json), &gch_alloc_std, &err)
             != GCH_OK)
         {
-            gchw_log("error", "stored catalogue refused by the engine: %s",
+            gchb_log("error", "stored catalogue refused by the engine: %s",
                      err.message);
             PQclear(res);
             free(ov);
@@ -823,7 +823,7 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
         gch_town_free(town);
         gchw_pipe_flush(&p);
 
-        if (rv == 0 && !p.failed && gchw_invoice_publish(pg, rc, NULL) < 0) {
+        if (rv == 0 && !p.failed && gchb_invoice_publish(pg, rc, NULL) < 0) {
             rv = -1;
         }
 
@@ -856,7 +856,7 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
     /* last: the generation tells nginx the counters are there */
     r = redisCommand(rc, "INCR gch:catalogue:gen");
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        gchw_log("error", "redis: INCR gch:catalogue:gen: %s",
+        gchb_log("error", "redis: INCR gch:catalogue:gen: %s",
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -866,10 +866,10 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
         return -1;
     }
 
-    gchw_log("info", "published catalogue version %s as generation %lld%s "
+    gchb_log("info", "published catalogue version %s as generation %lld%s "
              "in %lld ms", version, (long long) r->integer,
              rebuild ? " (rebuilt from postgres)" : "",
-             (long long) (gchw_now_ms() - t0));
+             (long long) (gchb_now_ms() - t0));
 
     freeReplyObject(r);
     PQclear(res);
@@ -889,7 +889,7 @@ gchw_publish_needed(PGconn *pg, redisContext *rc, int *rebuild)
 
     r = redisCommand(rc, "MGET gch:catalogue:gen gch:catalogue:version");
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        gchw_log("error", "redis: MGET gch:catalogue:gen: %s",
+        gchb_log("error", "redis: MGET gch:catalogue:gen: %s",
                  r ? "bad reply" : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -947,7 +947,7 @@ gchw_publish_check(PGconn *pg, redisContext *rc)
 
     if (rv > 0) {
         if (rebuild) {
-            gchw_log("warn", "gch:catalogue:gen is missing: rebuilding "
+            gchb_log("warn", "gch:catalogue:gen is missing: rebuilding "
                      "redis from postgres");
         }
 

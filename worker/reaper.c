@@ -223,7 +223,7 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
     x = redisCommand(rc, "EXEC");
 
     if (x && x->type == REDIS_REPLY_ARRAY) {
-        gchw_log("info", "released %zu claims of the dead replay %s", ndel,
+        gchb_log("info", "released %zu claims of the dead replay %s", ndel,
                  member);
     }
     if (x) {
@@ -327,7 +327,7 @@ gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
     memset(&err, 0, sizeof(err));
     t = NULL;
     if (gch_town_parse(&t, x->str, x->len, &gch_alloc_std, &err) != GCH_OK) {
-        gchw_log("error", "reaper: catalogue refused: %s", err.message);
+        gchb_log("error", "reaper: catalogue refused: %s", err.message);
         freeReplyObject(x);
         return -1;
     }
@@ -406,7 +406,7 @@ gchw_release_session(redisContext *rc, const gch_session_t *s)
     freeReplyObject(x);
 
     if (free_places > 0) {
-        gchw_log("info", "session %s: %lld on-site places released online",
+        gchb_log("info", "session %s: %lld on-site places released online",
                  s->id, free_places);
     }
 
@@ -667,7 +667,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
             gchw_dirty_plan(r, rc, g->str, g->len);
 
         } else if (id && g->type == REDIS_REPLY_STRING) {
-            gchw_log("warn", "reaper: %s died between its steps with "
+            gchb_log("warn", "reaper: %s died between its steps with "
                      "another body than its key's: the places it took are "
                      "not known", member);
         }
@@ -681,7 +681,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
     v = plan ? yajl_tree_parse(plan + 1, ebuf, sizeof(ebuf)) : NULL;
 
     if (v == NULL || !YAJL_IS_ARRAY(v)) {
-        gchw_log("error", "reaper: bad record %s: dropped", member);
+        gchb_log("error", "reaper: bad record %s: dropped", member);
         yajl_tree_free(v);
         freeReplyObject(g);
         freeReplyObject(redisCommand(rc, "UNWATCH"));
@@ -746,7 +746,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
 
     rv = 0;
     if (x && x->type == REDIS_REPLY_ARRAY) {
-        gchw_log("info", "reaped orphan attempt %s (%zu claims)", member,
+        gchb_log("info", "reaped orphan attempt %s (%zu claims)", member,
                  ndel);
         rv = 1;
     }
@@ -854,7 +854,7 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
 
     rv = x && x->type == REDIS_REPLY_ARRAY;
     if (rv) {
-        gchw_log("info", "finished orphan cancellation %s", member);
+        gchb_log("info", "finished orphan cancellation %s", member);
     }
     if (x) {
         freeReplyObject(x);
@@ -884,7 +884,7 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
     m = redisCommand(rc, "ZRANGEBYSCORE gch:inflight -inf %lld LIMIT 0 %d",
                      (long long) cutoff, GCHW_REAP_MAX);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
-        gchw_log("error", "reaper: redis: %s",
+        gchb_log("error", "reaper: redis: %s",
                  m ? (m->str ? m->str : "bad reply") : rc->errstr);
         if (m) {
             freeReplyObject(m);

@@ -53,7 +53,7 @@ gchw_sepa_sql(PGconn *pg, const char *sql, int n, const char *const *p,
     res = PQexecParams(pg, sql, n, NULL, p, NULL, NULL, 0);
 
     if (PQresultStatus(res) != want) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return NULL;
     }
@@ -74,14 +74,14 @@ gchw_sepa_write(const char *path, const char *xml, size_t len)
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
     if (fd < 0) {
-        gchw_log("error", "%s: %s", tmp, strerror(errno));
+        gchb_log("error", "%s: %s", tmp, strerror(errno));
         return -1;
     }
 
     for (off = 0; off < len; off += (size_t) w) {
         w = write(fd, xml + off, len - off);
         if (w <= 0) {
-            gchw_log("error", "%s: %s", tmp, strerror(errno));
+            gchb_log("error", "%s: %s", tmp, strerror(errno));
             close(fd);
             unlink(tmp);
             return -1;
@@ -89,7 +89,7 @@ gchw_sepa_write(const char *path, const char *xml, size_t len)
     }
 
     if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        gchw_log("error", "%s: %s", path, strerror(errno));
+        gchb_log("error", "%s: %s", path, strerror(errno));
         unlink(tmp);
         return -1;
     }
@@ -100,7 +100,7 @@ gchw_sepa_write(const char *path, const char *xml, size_t len)
 
 /* See gchw.h. */
 int
-gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
+gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     const char *month, const char *out, const char *by)
 {
     int              n, row, rcode, written;
@@ -126,9 +126,9 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
     written = 0;
     rcode = -1;
 
-    if (gchw_pg_exec(pg, "begin") != 0
-        || gchw_pg_exec(pg, "select pg_advisory_xact_lock("
-                            GCHW_LOCK_SEPA ")") != 0)
+    if (gchb_pg_exec(pg, "begin") != 0
+        || gchb_pg_exec(pg, "select pg_advisory_xact_lock("
+                            GCHB_LOCK_SEPA ")") != 0)
     {
         goto done;
     }
@@ -182,7 +182,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
     e2e = calloc((size_t) n, sizeof(char *));
     rmt = calloc((size_t) n, sizeof(char *));
     if (tx == NULL || e2e == NULL || rmt == NULL) {
-        gchw_log("error", "out of memory");
+        gchb_log("error", "out of memory");
         goto done;
     }
 
@@ -191,7 +191,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
         e2e[row] = malloc(48);
         rmt[row] = malloc(96);
         if (e2e[row] == NULL || rmt[row] == NULL) {
-            gchw_log("error", "out of memory");
+            gchb_log("error", "out of memory");
             goto done;
         }
         snprintf(e2e[row], 48, "FACT-%s", PQgetvalue(debits, row, 1));
@@ -280,7 +280,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
     }
     PQclear(r);
 
-    if (gchw_pg_exec(pg, "update catalogue set version = version + 1,"
+    if (gchb_pg_exec(pg, "update catalogue set version = version + 1,"
                          " updated_at = now() where id = 1") != 0)
     {
         goto done;
@@ -293,7 +293,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
         written = 1;
     }
 
-    if (gchw_pg_exec(pg, "commit") != 0) {
+    if (gchb_pg_exec(pg, "commit") != 0) {
         if (written) {
             unlink(out);
         }
@@ -310,7 +310,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
             month, n, (long long) (total / 100), (long long) (total % 100),
             out ? " -> " : "", out ? out : "");
 
-    if (rc != NULL && gchw_invoice_publish(pg, rc, first) < 0) {
+    if (rc != NULL && gchb_invoice_publish(pg, rc, first) < 0) {
         fprintf(stderr, "guichetctl: invoices not republished: the next "
                 "invoicing run will\n");
     }
