@@ -28,7 +28,7 @@
  * Direct debit: PUT /api/direct-debit records a mandate (IBAN checked by
  * its mod-97 checksum, BIC by its shape, engine/src/sepa.c) and sets
  * family.direct_debit; such families cannot pay online.  guichetctl
- * sepa-export writes the month's debits (worker/sepa.c).
+ * sepa-export writes the month's debits (ctl/sepa.c).
  */
 
 #include <stdio.h>

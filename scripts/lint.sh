@@ -30,7 +30,7 @@ fi
 # 4
 if command -v clang-format > /dev/null; then
     files=$(ls engine/src/*.[ch] engine/include/*.h backend/*.[ch] \
-               worker/*.[ch] 2> /dev/null)
+               worker/*.[ch] ctl/*.[ch] 2> /dev/null)
     n=0
     for f in $files; do
         # the whole output first: grep -q closing the pipe early made

@@ -1,11 +1,11 @@
 /*
- * gchw.h -- shared declarations of guichet-worker and guichetctl.
+ * gchw.h -- the worker's tasks (worker/, build/libgchw.a).
  *
- * Both programs link the same objects: catalogue publication to Redis
- * (publish.c), town loading (load.c), the stream persister (persist.c),
- * the orphan reaper (reaper.c) and the rest below; and, as guichet-office
- * does, the back-end library (settings, logging, connections, invoices:
- * backend/gchb.h).  The engine (libgch.a, engine/include/gch.h) parses
+ * guichet-worker runs them (main.c): catalogue publication to Redis
+ * (publish.c, overlay.c), the stream persister (persist.c), the orphan
+ * reaper (reaper.c), the e-mail outbox (mail.c).  guichetctl (ctl/) links
+ * build/libgchw.a too, for `publish` and `check`.  Both link the back-end
+ * library (settings, logging, connections, invoices: backend/gchb.h).  The engine (libgch.a, engine/include/gch.h) parses
  * town files and makes tokens; nothing here parses a town file by hand.
  */
 
@@ -67,19 +67,6 @@ int gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
 
 
 /* ------------------------------------------------------------------ */
-/* load-town (load.c)                                                   */
-
-/*
- * Parses the town file with the engine and upserts it in one transaction.
- * 0, 1 when it changed nothing, or -1 after printing the engine's message
- * (nothing written).  Unless replace is set, a file of another town (its
- * name differs from the loaded town's) or one that drops families that
- * have bookings is refused (-1, the reason printed, nothing written).
- */
-int gchw_load_town(PGconn *pg, const char *path, int replace);
-
-
-/* ------------------------------------------------------------------ */
 /* persistence of the stream (persist.c)                                */
 
 typedef struct gchw_persist_s  gchw_persist_t;
@@ -119,21 +106,6 @@ long long gchw_persist_trim(redisContext *rc, int keep_ms);
 
 
 /* ------------------------------------------------------------------ */
-/* SEPA direct-debit export (sepa.c)                                    */
-
-/*
- * guichetctl sepa-export: writes the pain.008 file of month ("YYYY-MM")
- * to out (NULL: stdout): the month's unpaid invoices of families with an
- * active mandate, in ONE transaction that records the export
- * (sepa_export, unique per month) and marks those invoices paid by
- * direct debit.  A month already exported writes nothing and returns 1
- * after saying so on stderr.  0, 1, or -1 after logging (nothing left).
- */
-int gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
-    const char *month, const char *out, const char *by);
-
-
-/* ------------------------------------------------------------------ */
 /* e-mail outbox (mail.c)                                               */
 
 /*
@@ -144,19 +116,6 @@ int gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
  * PostgreSQL error.
  */
 int gchw_mail_send(PGconn *pg, const gchb_conf_t *conf, int max);
-
-
-/* ------------------------------------------------------------------ */
-/* guichetctl check (check.c)                                           */
-
-/* Compares Redis with PostgreSQL (places taken per session, claims per
- * child), one line per difference on stdout.  The number of differences,
- * or -1 after logging. */
-int gchw_check(PGconn *pg, redisContext *rc);
-/* guichetctl recount SESSION...: schedules the reaper's recount of each
- * session whose booked set PostgreSQL confirms.  0, or 1 when one was not
- * scheduled (unknown, or its booked set differs) or on an error. */
-int gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n);
 
 
 /* ------------------------------------------------------------------ */

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gchw.h"
+#include "gchc.h"
 
 
 typedef struct {
@@ -396,7 +396,7 @@ gchw_check_claims(PGconn *pg, redisContext *rc)
 }
 
 
-/* See gchw.h. */
+/* See gchc.h. */
 int
 gchw_check(PGconn *pg, redisContext *rc)
 {

@@ -31,7 +31,7 @@
 
 #include <sodium.h>
 
-#include "gchw.h"
+#include "gchc.h"
 
 
 #define GCHW_TOKEN_TTL  (12 * 3600)
@@ -188,7 +188,7 @@ gchw_cmd_invoice(const gchb_conf_t *conf, const char *month)
 
 
 /*
- * sepa-export --month YYYY-MM [--out FILE]: worker/sepa.c; 0, or 1 when
+ * sepa-export --month YYYY-MM [--out FILE]: ctl/sepa.c; 0, or 1 when
  * the month was already exported, has nothing to debit, or failed.
  */
 static int

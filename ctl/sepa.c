@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gchw.h"
+#include "gchc.h"
 
 
 static const char  gchw_sql_debits[] =
@@ -98,7 +98,7 @@ gchw_sepa_write(const char *path, const char *xml, size_t len)
 }
 
 
-/* See gchw.h. */
+/* See gchc.h. */
 int
 gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     const char *month, const char *out, const char *by)

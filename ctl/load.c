@@ -26,7 +26,7 @@
 
 #include <sodium.h>
 
-#include "gchw.h"
+#include "gchc.h"
 
 
 /* A PostgreSQL array literal under construction: {"a","b",NULL,...}. */
@@ -743,7 +743,7 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 }
 
 
-/* See gchw.h. */
+/* See gchc.h. */
 int
 gchw_load_town(PGconn *pg, const char *path, int replace)
 {
