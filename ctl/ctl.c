@@ -34,11 +34,11 @@
 #include "gchc.h"
 
 
-#define GCHW_TOKEN_TTL  (12 * 3600)
+#define GCHC_TOKEN_TTL  (12 * 3600)
 
 
 static void
-gchw_usage(void)
+gchc_usage(void)
 {
     fprintf(stderr,
         "usage: guichetctl [-c FILE] COMMAND\n"
@@ -69,7 +69,7 @@ gchw_usage(void)
 
 
 static int
-gchw_cmd_migrate(const gchb_conf_t *conf)
+gchc_cmd_migrate(const gchb_conf_t *conf)
 {
     int      applied, rc;
     PGconn  *pg;
@@ -92,7 +92,7 @@ gchw_cmd_migrate(const gchb_conf_t *conf)
 
 
 static int
-gchw_cmd_publish(const gchb_conf_t *conf, int rebuild)
+gchc_cmd_publish(const gchb_conf_t *conf, int rebuild)
 {
     int            rc;
     PGconn        *pg;
@@ -119,7 +119,7 @@ gchw_cmd_publish(const gchb_conf_t *conf, int rebuild)
 
 
 static int
-gchw_cmd_load_town(const gchb_conf_t *conf, const char *file, int replace)
+gchc_cmd_load_town(const gchb_conf_t *conf, const char *file, int replace)
 {
     int            rc;
     PGconn        *pg;
@@ -130,7 +130,7 @@ gchw_cmd_load_town(const gchb_conf_t *conf, const char *file, int replace)
         return 1;
     }
 
-    rc = gchw_load_town(pg, file, replace);
+    rc = gchc_load_town(pg, file, replace);
     if (rc < 0) {
         PQfinish(pg);
         return 1;
@@ -156,7 +156,7 @@ gchw_cmd_load_town(const gchb_conf_t *conf, const char *file, int replace)
 
 
 static int
-gchw_cmd_invoice(const gchb_conf_t *conf, const char *month)
+gchc_cmd_invoice(const gchb_conf_t *conf, const char *month)
 {
     int            rc, created;
     PGconn        *pg;
@@ -192,7 +192,7 @@ gchw_cmd_invoice(const gchb_conf_t *conf, const char *month)
  * the month was already exported, has nothing to debit, or failed.
  */
 static int
-gchw_cmd_sepa_export(const gchb_conf_t *conf, const char *month,
+gchc_cmd_sepa_export(const gchb_conf_t *conf, const char *month,
     const char *out)
 {
     int            rc;
@@ -214,7 +214,7 @@ gchw_cmd_sepa_export(const gchb_conf_t *conf, const char *month,
 
     r = gchb_redis_connect_wait(conf);
 
-    rc = gchw_sepa_export(pg, r, conf, month, out, "guichetctl");
+    rc = gchc_sepa_export(pg, r, conf, month, out, "guichetctl");
 
     if (r) {
         redisFree(r);
@@ -226,7 +226,7 @@ gchw_cmd_sepa_export(const gchb_conf_t *conf, const char *month,
 
 
 static int
-gchw_cmd_set_email(const gchb_conf_t *conf, const char *fid,
+gchc_cmd_set_email(const gchb_conf_t *conf, const char *fid,
     const char *address)
 {
     int          rc;
@@ -272,7 +272,7 @@ gchw_cmd_set_email(const gchb_conf_t *conf, const char *fid,
 
 
 static int
-gchw_cmd_check(const gchb_conf_t *conf)
+gchc_cmd_check(const gchb_conf_t *conf)
 {
     int            n;
     PGconn        *pg;
@@ -289,7 +289,7 @@ gchw_cmd_check(const gchb_conf_t *conf)
         return 2;
     }
 
-    n = gchw_check(pg, r);
+    n = gchc_check(pg, r);
 
     redisFree(r);
     PQfinish(pg);
@@ -309,7 +309,7 @@ gchw_cmd_check(const gchb_conf_t *conf)
 
 
 static int
-gchw_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
+gchc_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
 {
     int            rc;
     PGconn        *pg;
@@ -324,7 +324,7 @@ gchw_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
         return 1;
     }
 
-    rc = gchw_recount_schedule(pg, r, sids, n);
+    rc = gchc_recount_schedule(pg, r, sids, n);
 
     redisFree(r);
     PQfinish(pg);
@@ -338,10 +338,10 @@ gchw_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
  * like a website login's, its BLAKE2b-128 hash in {f:<fid>}:tokens scored
  * by its expiry (ngx_http_guichet_login_record), so that a password change
  * or reset ends it too (guichet-office).  The command is only appended:
- * the caller reads the replies (gchw_tokens_recorded).
+ * the caller reads the replies (gchc_tokens_recorded).
  */
 static int
-gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
+gchc_print_token(const uint8_t *secret, const char *fid, long ttl,
     const char *prefix, redisContext *rc)
 {
     char      tok[GCH_TOKEN_MAX], hex[2 * GCH_TOKEN_HASH_LEN + 1];
@@ -373,9 +373,9 @@ gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
 }
 
 
-/* Reads the n replies of gchw_print_token's ZADDs: 0, or 1 on an error. */
+/* Reads the n replies of gchc_print_token's ZADDs: 0, or 1 on an error. */
 static int
-gchw_tokens_recorded(redisContext *rc, int n)
+gchc_tokens_recorded(redisContext *rc, int n)
 {
     int          i, ret;
     redisReply  *r;
@@ -402,7 +402,7 @@ gchw_tokens_recorded(redisContext *rc, int n)
  * takes it only for the counter's endpoints (and never from a cookie).
  */
 static int
-gchw_cmd_staff_token(const gchb_conf_t *conf, const char *name, long ttl)
+gchc_cmd_staff_token(const gchb_conf_t *conf, const char *name, long ttl)
 {
     int            rc;
     char           sub[128];
@@ -427,9 +427,9 @@ gchw_cmd_staff_token(const gchb_conf_t *conf, const char *name, long ttl)
         return 1;
     }
 
-    rc = gchw_print_token(secret, sub, ttl, NULL, redis);
+    rc = gchc_print_token(secret, sub, ttl, NULL, redis);
     if (rc == 0) {
-        rc = gchw_tokens_recorded(redis, 1);
+        rc = gchc_tokens_recorded(redis, 1);
     }
 
     redisFree(redis);
@@ -440,7 +440,7 @@ gchw_cmd_staff_token(const gchb_conf_t *conf, const char *name, long ttl)
 
 
 static int
-gchw_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
+gchc_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
 {
     int            rc, row;
     uint8_t        secret[GCH_SECRET_LEN];
@@ -481,11 +481,11 @@ gchw_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
 
     } else {
         for (row = 0; row < PQntuples(res) && rc == 0; row++) {
-            rc = gchw_print_token(secret, PQgetvalue(res, row, 0), ttl,
+            rc = gchc_print_token(secret, PQgetvalue(res, row, 0), ttl,
                                   fid ? NULL : PQgetvalue(res, row, 0), redis);
         }
         if (rc == 0) {
-            rc = gchw_tokens_recorded(redis, row);
+            rc = gchc_tokens_recorded(redis, row);
         }
     }
 
@@ -503,7 +503,7 @@ gchw_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
  * to the module, and the tokens made before (an old password's) end.
  */
 static int
-gchw_staff_redis(const gchb_conf_t *conf, const char *login,
+gchc_staff_redis(const gchb_conf_t *conf, const char *login,
     const char *role)
 {
     int            rc;
@@ -534,7 +534,7 @@ gchw_staff_redis(const gchb_conf_t *conf, const char *login,
  * the account and its audit_log row are one transaction.
  */
 static int
-gchw_cmd_staff_add(const gchb_conf_t *conf, const char *login,
+gchc_cmd_staff_add(const gchb_conf_t *conf, const char *login,
     const char *role, const char *name)
 {
     int          rc;
@@ -633,7 +633,7 @@ gchw_cmd_staff_add(const gchb_conf_t *conf, const char *login,
         printf("%s %s (%s)\n",
                strcmp(PQgetvalue(res, 0, 0), "staff.add") == 0
                ? "added" : "updated", login, role);
-        rc = gchw_staff_redis(conf, login, role);
+        rc = gchc_staff_redis(conf, login, role);
     }
 
     PQclear(res);
@@ -648,13 +648,13 @@ done:
 
 
 static long
-gchw_ttl_arg(int argc, char **argv, int from)
+gchc_ttl_arg(int argc, char **argv, int from)
 {
     int    i;
     long   ttl;
     char  *end;
 
-    ttl = GCHW_TOKEN_TTL;
+    ttl = GCHC_TOKEN_TTL;
 
     for (i = from; i < argc; i++) {
         if (strcmp(argv[i], "--ttl") == 0 && i + 1 < argc) {
@@ -691,7 +691,7 @@ main(int argc, char **argv)
     }
 
     if (i >= argc) {
-        gchw_usage();
+        gchc_usage();
         return 2;
     }
 
@@ -704,7 +704,7 @@ main(int argc, char **argv)
 
     if (strcmp(cmd, "init-secret") == 0) {
         if (i + 1 != argc) {
-            gchw_usage();
+            gchc_usage();
             return 2;
         }
         return gchb_secret_create(argv[i]) == 0 ? 0 : 1;
@@ -717,18 +717,18 @@ main(int argc, char **argv)
     rc = 2;
 
     if (strcmp(cmd, "migrate") == 0 && i == argc) {
-        rc = gchw_cmd_migrate(&conf);
+        rc = gchc_cmd_migrate(&conf);
 
     } else if (strcmp(cmd, "load-town") == 0 && i + 1 == argc
                && strcmp(argv[i], "--replace") != 0)
     {
-        rc = gchw_cmd_load_town(&conf, argv[i], 0);
+        rc = gchc_cmd_load_town(&conf, argv[i], 0);
 
     } else if (strcmp(cmd, "load-town") == 0 && i + 2 == argc
                && (strcmp(argv[i], "--replace") == 0
                    || strcmp(argv[i + 1], "--replace") == 0))
     {
-        rc = gchw_cmd_load_town(&conf,
+        rc = gchc_cmd_load_town(&conf,
                                 argv[strcmp(argv[i], "--replace") == 0
                                      ? i + 1 : i], 1);
 
@@ -736,28 +736,28 @@ main(int argc, char **argv)
                && (i == argc
                    || (i + 1 == argc && strcmp(argv[i], "--rebuild") == 0)))
     {
-        rc = gchw_cmd_publish(&conf, i + 1 == argc);
+        rc = gchc_cmd_publish(&conf, i + 1 == argc);
 
     } else if (strcmp(cmd, "token") == 0 && i < argc
                && argv[i][0] != '-')
     {
-        ttl = gchw_ttl_arg(argc, argv, i + 1);
+        ttl = gchc_ttl_arg(argc, argv, i + 1);
         if (ttl > 0) {
-            rc = gchw_cmd_tokens(&conf, argv[i], ttl);
+            rc = gchc_cmd_tokens(&conf, argv[i], ttl);
         }
 
     } else if (strcmp(cmd, "staff-token") == 0 && i < argc
                && argv[i][0] != '-')
     {
-        ttl = gchw_ttl_arg(argc, argv, i + 1);
+        ttl = gchc_ttl_arg(argc, argv, i + 1);
         if (ttl > 0) {
-            rc = gchw_cmd_staff_token(&conf, argv[i], ttl);
+            rc = gchc_cmd_staff_token(&conf, argv[i], ttl);
         }
 
     } else if (strcmp(cmd, "tokens") == 0) {
-        ttl = gchw_ttl_arg(argc, argv, i);
+        ttl = gchc_ttl_arg(argc, argv, i);
         if (ttl > 0) {
-            rc = gchw_cmd_tokens(&conf, NULL, ttl);
+            rc = gchc_cmd_tokens(&conf, NULL, ttl);
         }
 
     } else if (strcmp(cmd, "config") == 0 && i == argc) {
@@ -767,33 +767,33 @@ main(int argc, char **argv)
     } else if (strcmp(cmd, "invoice") == 0 && i + 2 == argc
                && strcmp(argv[i], "--month") == 0)
     {
-        rc = gchw_cmd_invoice(&conf, argv[i + 1]);
+        rc = gchc_cmd_invoice(&conf, argv[i + 1]);
 
     } else if (strcmp(cmd, "sepa-export") == 0 && (i + 2 == argc
                || (i + 4 == argc && strcmp(argv[i + 2], "--out") == 0))
                && strcmp(argv[i], "--month") == 0)
     {
-        rc = gchw_cmd_sepa_export(&conf, argv[i + 1],
+        rc = gchc_cmd_sepa_export(&conf, argv[i + 1],
                                   i + 4 == argc ? argv[i + 3] : NULL);
 
     } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
-        rc = gchw_cmd_set_email(&conf, argv[i], argv[i + 1]);
+        rc = gchc_cmd_set_email(&conf, argv[i], argv[i + 1]);
 
     } else if (strcmp(cmd, "staff-add") == 0 && i + 3 == argc) {
-        rc = gchw_cmd_staff_add(&conf, argv[i], argv[i + 1], argv[i + 2]);
+        rc = gchc_cmd_staff_add(&conf, argv[i], argv[i + 1], argv[i + 2]);
 
     } else if (strcmp(cmd, "recount") == 0 && i < argc) {
-        rc = gchw_cmd_recount(&conf, argv + i, argc - i);
+        rc = gchc_cmd_recount(&conf, argv + i, argc - i);
 
     } else if (strcmp(cmd, "check") == 0 && i == argc) {
-        rc = gchw_cmd_check(&conf);
+        rc = gchc_cmd_check(&conf);
         if (rc == 2) {
             rc = 3;                  /* an error, not a usage error */
         }
     }
 
     if (rc == 2) {
-        gchw_usage();
+        gchc_usage();
     }
 
     gchb_conf_free(&conf);

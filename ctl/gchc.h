@@ -24,7 +24,7 @@
  * name differs from the loaded town's) or one that drops families that
  * have bookings is refused (-1, the reason printed, nothing written).
  */
-int gchw_load_town(PGconn *pg, const char *path, int replace);
+int gchc_load_town(PGconn *pg, const char *path, int replace);
 
 
 /* ------------------------------------------------------------------ */
@@ -38,7 +38,7 @@ int gchw_load_town(PGconn *pg, const char *path, int replace);
  * direct debit.  A month already exported writes nothing and returns 1
  * after saying so on stderr.  0, 1, or -1 after logging (nothing left).
  */
-int gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
+int gchc_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     const char *month, const char *out, const char *by);
 
 
@@ -48,11 +48,11 @@ int gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
 /* Compares Redis with PostgreSQL (places taken per session, claims per
  * child), one line per difference on stdout.  The number of differences,
  * or -1 after logging. */
-int gchw_check(PGconn *pg, redisContext *rc);
+int gchc_check(PGconn *pg, redisContext *rc);
 /* guichetctl recount SESSION...: schedules the reaper's recount of each
  * session whose booked set PostgreSQL confirms.  0, or 1 when one was not
  * scheduled (unknown, or its booked set differs) or on an error. */
-int gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n);
+int gchc_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n);
 
 
 #endif /* GCHC_H */

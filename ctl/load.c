@@ -13,7 +13,7 @@
  * when its text changes; the publisher sends that text to Redis.
  *
  * The file must be the loaded town's (same town name) and keep every
- * family that has bookings, unless --replace (gchw_load_guard): a reload
+ * family that has bookings, unless --replace (gchc_load_guard): a reload
  * updates the town, it never swaps it for another by mistake.
  *
  * Passwords become argon2id hashes (crypto_pwhash_str, interactive limits);
@@ -36,11 +36,11 @@ typedef struct {
     size_t   cap;
     size_t   n;
     int      failed;
-} gchw_arr_t;
+} gchc_arr_t;
 
 
 static void
-gchw_arr_put(gchw_arr_t *a, const char *s, size_t n)
+gchc_arr_put(gchc_arr_t *a, const char *s, size_t n)
 {
     char    *nd;
     size_t   cap;
@@ -70,64 +70,64 @@ gchw_arr_put(gchw_arr_t *a, const char *s, size_t n)
 
 
 static void
-gchw_arr_sep(gchw_arr_t *a)
+gchc_arr_sep(gchc_arr_t *a)
 {
-    gchw_arr_put(a, a->n++ ? "," : "{", 1);
+    gchc_arr_put(a, a->n++ ? "," : "{", 1);
 }
 
 
 static void
-gchw_arr_str(gchw_arr_t *a, const char *s)
+gchc_arr_str(gchc_arr_t *a, const char *s)
 {
-    gchw_arr_sep(a);
+    gchc_arr_sep(a);
 
     if (s == NULL) {
-        gchw_arr_put(a, "NULL", 4);
+        gchc_arr_put(a, "NULL", 4);
         return;
     }
 
-    gchw_arr_put(a, "\"", 1);
+    gchc_arr_put(a, "\"", 1);
     for ( /* void */ ; *s; s++) {
         if (*s == '"' || *s == '\\') {
-            gchw_arr_put(a, "\\", 1);
+            gchc_arr_put(a, "\\", 1);
         }
-        gchw_arr_put(a, s, 1);
+        gchc_arr_put(a, s, 1);
     }
-    gchw_arr_put(a, "\"", 1);
+    gchc_arr_put(a, "\"", 1);
 }
 
 
 static void
-gchw_arr_int(gchw_arr_t *a, long long v)
+gchc_arr_int(gchc_arr_t *a, long long v)
 {
     char  buf[32];
 
-    gchw_arr_sep(a);
-    gchw_arr_put(a, buf, snprintf(buf, sizeof(buf), "%lld", v));
+    gchc_arr_sep(a);
+    gchc_arr_put(a, buf, snprintf(buf, sizeof(buf), "%lld", v));
 }
 
 
 static void
-gchw_arr_day(gchw_arr_t *a, gch_day_t d)
+gchc_arr_day(gchc_arr_t *a, gch_day_t d)
 {
     char  buf[11];
 
     gch_day_format(d, buf);
-    gchw_arr_str(a, buf);
+    gchc_arr_str(a, buf);
 }
 
 
 static const char *
-gchw_arr_end(gchw_arr_t *a)
+gchc_arr_end(gchc_arr_t *a)
 {
-    gchw_arr_put(a, a->n ? "}" : "{}", a->n ? 1 : 2);
+    gchc_arr_put(a, a->n ? "}" : "{}", a->n ? 1 : 2);
 
     return a->failed ? NULL : a->data;
 }
 
 
 static void
-gchw_arr_free(gchw_arr_t *a, size_t n)
+gchc_arr_free(gchc_arr_t *a, size_t n)
 {
     size_t  i;
 
@@ -139,7 +139,7 @@ gchw_arr_free(gchw_arr_t *a, size_t n)
 
 /* Exec with already terminated arrays (data pointers). */
 static int
-gchw_load_exec_raw(PGconn *pg, const char *what, const char *sql,
+gchc_load_exec_raw(PGconn *pg, const char *what, const char *sql,
     const char **params, int n, long *changed)
 {
     PGresult  *res;
@@ -162,15 +162,15 @@ gchw_load_exec_raw(PGconn *pg, const char *what, const char *sql,
 /* Runs sql with n array parameters; adds the rows it touched to *changed.
  * 0 or -1 after logging. */
 static int
-gchw_load_exec(PGconn *pg, const char *what, const char *sql,
-    gchw_arr_t *arr, int n, long *changed)
+gchc_load_exec(PGconn *pg, const char *what, const char *sql,
+    gchc_arr_t *arr, int n, long *changed)
 {
     int          i;
     PGresult    *res;
     const char  *params[16];
 
     for (i = 0; i < n; i++) {
-        params[i] = gchw_arr_end(&arr[i]);
+        params[i] = gchc_arr_end(&arr[i]);
         if (params[i] == NULL) {
             gchb_log("error", "out of memory");
             return -1;
@@ -193,7 +193,7 @@ gchw_load_exec(PGconn *pg, const char *what, const char *sql,
 
 
 static const char *
-gchw_deadline_kind(gch_deadline_kind_t k)
+gchc_deadline_kind(gch_deadline_kind_t k)
 {
     switch (k) {
     case GCH_DEADLINE_WORKING_DAYS:
@@ -209,7 +209,7 @@ gchw_deadline_kind(gch_deadline_kind_t k)
 
 
 static const char *
-gchw_enrol_status(int s)
+gchc_enrol_status(int s)
 {
     return s == GCH_ENROL_VALIDEE ? "validee"
            : s == GCH_ENROL_REFUSEE ? "refusee" : "demandee";
@@ -217,25 +217,25 @@ gchw_enrol_status(int s)
 
 
 static int
-gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
+gchc_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
 {
     int                    rc;
     char                   opens[26];
     size_t                 i, j;
-    gchw_arr_t             a[10];
+    gchc_arr_t             a[10];
     const char            *p[2];
     const gch_activity_t  *act;
 
     memset(a, 0, sizeof(a));
 
     for (i = 0; i < t->nunits; i++) {
-        gchw_arr_str(&a[0], t->units[i].code);
-        gchw_arr_str(&a[1], t->units[i].label);
-        gchw_arr_int(&a[2], t->units[i].starts_min);
-        gchw_arr_int(&a[3], t->units[i].ends_min);
+        gchc_arr_str(&a[0], t->units[i].code);
+        gchc_arr_str(&a[1], t->units[i].label);
+        gchc_arr_int(&a[2], t->units[i].starts_min);
+        gchc_arr_int(&a[3], t->units[i].ends_min);
     }
 
-    rc = gchw_load_exec(pg, "unit",
+    rc = gchc_load_exec(pg, "unit",
         "insert into unit (code, label, starts_min, ends_min)"
         " select * from unnest($1::text[], $2::text[], $3::int[],"
         "                      $4::int[])"
@@ -245,7 +245,7 @@ gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
         "   is distinct from"
         "   (excluded.label, excluded.starts_min, excluded.ends_min)",
         a, 4, changed);
-    gchw_arr_free(a, 10);
+    gchc_arr_free(a, 10);
 
     if (rc != 0) {
         return -1;
@@ -255,24 +255,24 @@ gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
 
     for (i = 0; i < t->nactivities; i++) {
         act = &t->activities[i];
-        gchw_arr_str(&a[0], act->id);
-        gchw_arr_str(&a[1], act->name);
-        gchw_arr_str(&a[2], act->site);
-        gchw_arr_int(&a[3], act->age_min);
-        gchw_arr_int(&a[4], act->age_max);
+        gchc_arr_str(&a[0], act->id);
+        gchc_arr_str(&a[1], act->name);
+        gchc_arr_str(&a[2], act->site);
+        gchc_arr_int(&a[3], act->age_min);
+        gchc_arr_int(&a[4], act->age_max);
         if (act->opens_at) {
             gch_instant_format(act->opens_at, opens);
-            gchw_arr_str(&a[5], opens);
+            gchc_arr_str(&a[5], opens);
         } else {
-            gchw_arr_str(&a[5], NULL);
+            gchc_arr_str(&a[5], NULL);
         }
-        gchw_arr_str(&a[6], gchw_deadline_kind(act->deadline.kind));
-        gchw_arr_int(&a[7], act->deadline.n);
-        gchw_arr_int(&a[8], act->online_share_percent);
-        gchw_arr_str(&a[9], act->week_required ? "true" : "false");
+        gchc_arr_str(&a[6], gchc_deadline_kind(act->deadline.kind));
+        gchc_arr_int(&a[7], act->deadline.n);
+        gchc_arr_int(&a[8], act->online_share_percent);
+        gchc_arr_str(&a[9], act->week_required ? "true" : "false");
     }
 
-    rc = gchw_load_exec(pg, "activity",
+    rc = gchc_load_exec(pg, "activity",
         "insert into activity (id, name, site, age_min, age_max,"
         "   booking_opens_at, deadline_kind, deadline_n,"
         "   online_share_percent, week_required)"
@@ -296,7 +296,7 @@ gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
         "   excluded.deadline_kind, excluded.deadline_n,"
         "   excluded.online_share_percent, excluded.week_required)",
         a, 10, changed);
-    gchw_arr_free(a, 10);
+    gchc_arr_free(a, 10);
 
     if (rc != 0) {
         return -1;
@@ -307,18 +307,18 @@ gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
     for (i = 0; i < t->nactivities; i++) {
         act = &t->activities[i];
         for (j = 0; j < act->nprices; j++) {
-            gchw_arr_str(&a[0], act->id);
-            gchw_arr_int(&a[1], (long long) j);
+            gchc_arr_str(&a[0], act->id);
+            gchc_arr_int(&a[1], (long long) j);
             if (act->prices[j].qf_max < 0) {
-                gchw_arr_str(&a[2], NULL);
+                gchc_arr_str(&a[2], NULL);
             } else {
-                gchw_arr_int(&a[2], act->prices[j].qf_max);
+                gchc_arr_int(&a[2], act->prices[j].qf_max);
             }
-            gchw_arr_int(&a[3], act->prices[j].cents);
+            gchc_arr_int(&a[3], act->prices[j].cents);
         }
     }
 
-    rc = gchw_load_exec(pg, "activity_price",
+    rc = gchc_load_exec(pg, "activity_price",
         "insert into activity_price (activity_id, position, qf_max, cents)"
         " select * from unnest($1::text[], $2::int[], $3::int[], $4::int[])"
         " on conflict (activity_id, position) do update"
@@ -331,25 +331,25 @@ gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
         /* bands beyond the file's count, activities gone from the file */
         p[0] = a[0].data;
         p[1] = a[1].data;
-        rc = gchw_load_exec_raw(pg, "activity_price",
+        rc = gchc_load_exec_raw(pg, "activity_price",
             "delete from activity_price p"
             " where not exists (select 1 from unnest($1::text[], $2::int[])"
             "   k(a, n) where k.a = p.activity_id and k.n = p.position)",
             p, 2, changed);
     }
 
-    gchw_arr_free(a, 10);
+    gchc_arr_free(a, 10);
 
     return rc;
 }
 
 
 static int
-gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
+gchc_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
 {
     int                   rc;
     size_t                i;
-    gchw_arr_t            a[7];
+    gchc_arr_t            a[7];
     const char           *p[1];
     const gch_session_t  *s;
 
@@ -357,16 +357,16 @@ gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
 
     for (i = 0; i < t->nsessions; i++) {
         s = &t->sessions[i];
-        gchw_arr_str(&a[0], s->id);
-        gchw_arr_str(&a[1], s->activity->id);
-        gchw_arr_day(&a[2], s->date);
-        gchw_arr_str(&a[3], t->units[s->unit].code);
-        gchw_arr_str(&a[4], s->label ? s->label : t->units[s->unit].label);
-        gchw_arr_int(&a[5], s->places);
-        gchw_arr_int(&a[6], s->places_online);
+        gchc_arr_str(&a[0], s->id);
+        gchc_arr_str(&a[1], s->activity->id);
+        gchc_arr_day(&a[2], s->date);
+        gchc_arr_str(&a[3], t->units[s->unit].code);
+        gchc_arr_str(&a[4], s->label ? s->label : t->units[s->unit].label);
+        gchc_arr_int(&a[5], s->places);
+        gchc_arr_int(&a[6], s->places_online);
     }
 
-    rc = gchw_load_exec(pg, "session",
+    rc = gchc_load_exec(pg, "session",
         "insert into session (id, activity_id, date, unit_code, label,"
         "   places, places_online)"
         " select * from unnest($1::text[], $2::text[], $3::date[],"
@@ -385,7 +385,7 @@ gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
     if (rc == 0) {
         /* a[0] is terminated: sessions gone from the file, no bookings */
         p[0] = a[0].data;
-        rc = gchw_load_exec_raw(pg, "session",
+        rc = gchc_load_exec_raw(pg, "session",
             "delete from session s where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = s.id)"
             " and not exists (select 1 from booking b"
@@ -393,7 +393,7 @@ gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
             p, 1, changed);
     }
 
-    gchw_arr_free(a, 7);
+    gchc_arr_free(a, 7);
 
     return rc;
 }
@@ -402,7 +402,7 @@ gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
 /* The stored hash if it verifies password, else a fresh one (malloc'ed).
  * NULL on failure. */
 static char *
-gchw_password_hash(PGconn *pg, const char *family_id, const char *password)
+gchc_password_hash(PGconn *pg, const char *family_id, const char *password)
 {
     char         *h;
     PGresult     *res;
@@ -443,12 +443,12 @@ gchw_password_hash(PGconn *pg, const char *family_id, const char *password)
 
 
 static int
-gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
+gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
 {
     int                  rc;
     char                *hash;
     size_t               i, j;
-    gchw_arr_t           a[16];
+    gchc_arr_t           a[16];
     const char          *p[16];
     const gch_family_t  *f;
 
@@ -460,7 +460,7 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
         hash = NULL;
 
         if (f->password) {
-            hash = gchw_password_hash(pg, f->id, f->password);
+            hash = gchc_password_hash(pg, f->id, f->password);
             if (hash == NULL) {
                 gchb_log("error", "load-town: cannot hash the password of "
                          "family \"%s\"", f->id);
@@ -469,36 +469,36 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             }
         }
 
-        gchw_arr_str(&a[0], f->id);
-        gchw_arr_str(&a[1], f->login);
-        gchw_arr_str(&a[2], hash);
+        gchc_arr_str(&a[0], f->id);
+        gchc_arr_str(&a[1], f->login);
+        gchc_arr_str(&a[2], hash);
         free(hash);
         if (f->qf < 0) {
-            gchw_arr_str(&a[3], NULL);
+            gchc_arr_str(&a[3], NULL);
         } else {
-            gchw_arr_int(&a[3], f->qf);
+            gchc_arr_int(&a[3], f->qf);
         }
-        gchw_arr_str(&a[4], f->resident ? "true" : "false");
-        gchw_arr_str(&a[5], f->direct_debit ? "true" : "false");
+        gchc_arr_str(&a[4], f->resident ? "true" : "false");
+        gchc_arr_str(&a[5], f->direct_debit ? "true" : "false");
 
         for (j = 0; j < f->nchildren; j++) {
-            gchw_arr_str(&a[6], f->children[j].id);
-            gchw_arr_str(&a[7], f->id);
-            gchw_arr_str(&a[8], f->children[j].first_name);
-            gchw_arr_day(&a[9], f->children[j].birth_date);
+            gchc_arr_str(&a[6], f->children[j].id);
+            gchc_arr_str(&a[7], f->id);
+            gchc_arr_str(&a[8], f->children[j].first_name);
+            gchc_arr_day(&a[9], f->children[j].birth_date);
         }
 
         for (j = 0; j < f->nenrolments; j++) {
-            gchw_arr_str(&a[10], f->enrolments[j].child_id);
-            gchw_arr_str(&a[11], f->enrolments[j].activity->id);
-            gchw_arr_day(&a[12], f->enrolments[j].from);
-            gchw_arr_day(&a[13], f->enrolments[j].to);
-            gchw_arr_str(&a[14], gchw_enrol_status(f->enrolments[j].status));
+            gchc_arr_str(&a[10], f->enrolments[j].child_id);
+            gchc_arr_str(&a[11], f->enrolments[j].activity->id);
+            gchc_arr_day(&a[12], f->enrolments[j].from);
+            gchc_arr_day(&a[13], f->enrolments[j].to);
+            gchc_arr_str(&a[14], gchc_enrol_status(f->enrolments[j].status));
         }
     }
 
     for (i = 0; i < 15; i++) {
-        p[i] = gchw_arr_end(&a[i]);
+        p[i] = gchc_arr_end(&a[i]);
         if (p[i] == NULL) {
             gchb_log("error", "out of memory");
             rc = -1;
@@ -507,18 +507,18 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
     }
 
     /* logins may move between families within one file: free them first */
-    if (gchw_load_exec_raw(pg, "family",
+    if (gchc_load_exec_raw(pg, "family",
             "update family f set login = null"
             " from unnest($1::text[], $2::text[]) k(id, login)"
             " where f.id = k.id and f.login is not null"
             "   and f.login is distinct from k.login",
             p, 2, changed) != 0
-        || gchw_load_exec_raw(pg, "family",
+        || gchc_load_exec_raw(pg, "family",
             "update family set login = null where login is not null"
             " and not exists (select 1 from unnest($1::text[]) k(id)"
             "   where k.id = family.id)",
             p, 1, changed) != 0
-        || gchw_load_exec_raw(pg, "family",
+        || gchc_load_exec_raw(pg, "family",
             "insert into family (id, login, password_hash, qf, resident,"
             "   direct_debit)"
             " select * from unnest($1::text[], $2::text[], $3::text[],"
@@ -535,7 +535,7 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             "   (excluded.login, excluded.password_hash, excluded.qf,"
             "   excluded.resident, excluded.direct_debit)",
             p, 6, changed) != 0
-        || gchw_load_exec_raw(pg, "child",
+        || gchc_load_exec_raw(pg, "child",
             "insert into child (id, family_id, first_name, birth_date)"
             " select * from unnest($1::text[], $2::text[], $3::text[],"
             "   $4::date[])"
@@ -546,7 +546,7 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             "   is distinct from (excluded.family_id, excluded.first_name,"
             "   excluded.birth_date)",
             p + 6, 4, changed) != 0
-        || gchw_load_exec_raw(pg, "enrolment",
+        || gchc_load_exec_raw(pg, "enrolment",
             "insert into enrolment (child_id, activity_id, from_date,"
             "   to_date, status)"
             " select * from unnest($1::text[], $2::text[], $3::date[],"
@@ -559,20 +559,20 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             "   and enrolment.origin = 'town'"
             "   and enrolment.decided_at is null",
             p + 10, 5, changed) != 0
-        || gchw_load_exec_raw(pg, "enrolment",
+        || gchc_load_exec_raw(pg, "enrolment",
             "delete from enrolment e where not exists (select 1 from"
             "   unnest($1::text[], $2::text[], $3::date[]) k(c, a, f)"
             "   where k.c = e.child_id and k.a = e.activity_id"
             "   and k.f = e.from_date)"
             " and e.origin = 'town'",
             p + 10, 3, changed) != 0
-        || gchw_load_exec_raw(pg, "child",
+        || gchc_load_exec_raw(pg, "child",
             "delete from child c where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = c.id)"
             " and not exists (select 1 from booking b"
             "                 where b.child_id = c.id)",
             p + 6, 1, changed) != 0
-        || gchw_load_exec_raw(pg, "family",
+        || gchc_load_exec_raw(pg, "family",
             "delete from family f where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = f.id)"
             " and not exists (select 1 from demande d"
@@ -586,26 +586,26 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
 
 done:
 
-    gchw_arr_free(a, 16);
+    gchc_arr_free(a, 16);
 
     return rc;
 }
 
 
 static int
-gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
+gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
     long *changed)
 {
     int          rc;
     size_t       i;
-    gchw_arr_t   a[2];
+    gchc_arr_t   a[2];
     const char  *p[3];
 
     p[0] = t->name;
     p[1] = t->timezone ? t->timezone : "Europe/Paris";
     p[2] = catalogue;
 
-    if (gchw_load_exec_raw(pg, "town",
+    if (gchc_load_exec_raw(pg, "town",
             "insert into town (id, name, timezone) values (1, $1, $2)"
             " on conflict (id) do update set name = excluded.name,"
             "   timezone = excluded.timezone"
@@ -616,7 +616,7 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
         return -1;
     }
 
-    if (gchw_load_exec_raw(pg, "catalogue",
+    if (gchc_load_exec_raw(pg, "catalogue",
             "insert into catalogue (id, version, json) values (1, 1, $1)"
             " on conflict (id) do update"
             "   set version = catalogue.version + 1, json = excluded.json,"
@@ -630,23 +630,23 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
     /* units and activities gone from the file that no session uses */
     memset(a, 0, sizeof(a));
     for (i = 0; i < t->nactivities; i++) {
-        gchw_arr_str(&a[0], t->activities[i].id);
+        gchc_arr_str(&a[0], t->activities[i].id);
     }
     for (i = 0; i < t->nunits; i++) {
-        gchw_arr_str(&a[1], t->units[i].code);
+        gchc_arr_str(&a[1], t->units[i].code);
     }
-    p[0] = gchw_arr_end(&a[0]);
-    p[1] = gchw_arr_end(&a[1]);
+    p[0] = gchc_arr_end(&a[0]);
+    p[1] = gchc_arr_end(&a[1]);
 
     rc = -1;
     if (p[0] && p[1]
-        && gchw_load_exec_raw(pg, "activity",
+        && gchc_load_exec_raw(pg, "activity",
             "delete from activity a where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = a.id)"
             " and not exists (select 1 from session s"
             "                 where s.activity_id = a.id)",
             p, 1, changed) == 0
-        && gchw_load_exec_raw(pg, "unit",
+        && gchc_load_exec_raw(pg, "unit",
             "delete from unit u where not exists (select 1 from"
             "   unnest($1::text[]) k(code) where k.code = u.code)"
             " and not exists (select 1 from session s"
@@ -656,7 +656,7 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
         rc = 0;
     }
 
-    gchw_arr_free(a, 2);
+    gchc_arr_free(a, 2);
 
     return rc;
 }
@@ -669,11 +669,11 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
  * why (the caller rolls back).
  */
 static int
-gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
+gchc_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 {
     int          i, n, rc;
     size_t       k;
-    gchw_arr_t   ids;
+    gchc_arr_t   ids;
     PGresult    *res;
     const char  *p[1];
 
@@ -698,12 +698,12 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 
     memset(&ids, 0, sizeof(ids));
     for (k = 0; k < t->nfamilies; k++) {
-        gchw_arr_str(&ids, t->families[k].id);
+        gchc_arr_str(&ids, t->families[k].id);
     }
-    p[0] = gchw_arr_end(&ids);
+    p[0] = gchc_arr_end(&ids);
     if (p[0] == NULL) {
         gchb_log("error", "out of memory");
-        gchw_arr_free(&ids, 1);
+        gchc_arr_free(&ids, 1);
         return -1;
     }
 
@@ -713,7 +713,7 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
         "   where k.id = b.family_id)"
         " group by b.family_id order by b.family_id",
         1, NULL, p, NULL, NULL, 0);
-    gchw_arr_free(&ids, 1);
+    gchc_arr_free(&ids, 1);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         gchb_log("error", "load-town: booking: %s", PQerrorMessage(pg));
@@ -745,7 +745,7 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 
 /* See gchc.h. */
 int
-gchw_load_town(PGconn *pg, const char *path, int replace)
+gchc_load_town(PGconn *pg, const char *path, int replace)
 {
     int           rc;
     char         *json, *cat;
@@ -788,11 +788,11 @@ gchw_load_town(PGconn *pg, const char *path, int replace)
     /* one loader at a time; the worker's persister is not blocked */
     if (gchb_pg_exec(pg, "select pg_advisory_xact_lock("
                      GCHB_LOCK_INVOICE ")") != 0
-        || (!replace && gchw_load_guard(pg, t, path) != 0)
-        || gchw_load_units_activities(pg, t, &changed) != 0
-        || gchw_load_sessions(pg, t, &changed) != 0
-        || gchw_load_families(pg, t, &changed) != 0
-        || gchw_load_town_row(pg, t, cat, &changed) != 0
+        || (!replace && gchc_load_guard(pg, t, path) != 0)
+        || gchc_load_units_activities(pg, t, &changed) != 0
+        || gchc_load_sessions(pg, t, &changed) != 0
+        || gchc_load_families(pg, t, &changed) != 0
+        || gchc_load_town_row(pg, t, cat, &changed) != 0
         || gchb_pg_exec(pg, "commit") != 0)
     {
         gchb_pg_exec(pg, "rollback");

@@ -31,7 +31,7 @@
 #include "gchc.h"
 
 
-static const char  gchw_sql_debits[] =
+static const char  gchc_sql_debits[] =
     "select i.id, i.number, i.total_cents, m.id, m.reference,"
     "   to_char(m.signed_on, 'YYYY-MM-DD'), m.holder, m.iban, m.bic,"
     "   to_char(i.month, 'MM/YYYY')"
@@ -45,7 +45,7 @@ static const char  gchw_sql_debits[] =
 
 
 static PGresult *
-gchw_sepa_sql(PGconn *pg, const char *sql, int n, const char *const *p,
+gchc_sepa_sql(PGconn *pg, const char *sql, int n, const char *const *p,
     ExecStatusType want)
 {
     PGresult  *res;
@@ -63,7 +63,7 @@ gchw_sepa_sql(PGconn *pg, const char *sql, int n, const char *const *p,
 
 
 static int
-gchw_sepa_write(const char *path, const char *xml, size_t len)
+gchc_sepa_write(const char *path, const char *xml, size_t len)
 {
     int      fd;
     char     tmp[4096];
@@ -100,7 +100,7 @@ gchw_sepa_write(const char *path, const char *xml, size_t len)
 
 /* See gchc.h. */
 int
-gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
+gchc_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     const char *month, const char *out, const char *by)
 {
     int              n, row, rcode, written;
@@ -134,7 +134,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     }
 
     p[0] = first;
-    res = gchw_sepa_sql(pg, "select to_char(created_at at time zone"
+    res = gchc_sepa_sql(pg, "select to_char(created_at at time zone"
                             " 'Europe/Paris', 'DD/MM/YYYY HH24:MI'), count"
                             " from sepa_export where month = $1::date",
                         1, p, PGRES_TUPLES_OK);
@@ -153,7 +153,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     }
     PQclear(res);
 
-    res = gchw_sepa_sql(pg, "select to_char(now() at time zone"
+    res = gchc_sepa_sql(pg, "select to_char(now() at time zone"
                             " 'Europe/Paris', 'YYYY-MM-DD\"T\"HH24:MI:SS'),"
                             " to_char((now() at time zone 'Europe/Paris')"
                             "   ::date + 5, 'YYYY-MM-DD')",
@@ -165,7 +165,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     snprintf(collect, sizeof(collect), "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
 
-    debits = gchw_sepa_sql(pg, gchw_sql_debits, 1, p, PGRES_TUPLES_OK);
+    debits = gchc_sepa_sql(pg, gchc_sql_debits, 1, p, PGRES_TUPLES_OK);
     if (debits == NULL) {
         goto done;
     }
@@ -232,7 +232,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     p[2] = by;
     p[3] = detail;
     p[4] = total_s;
-    res = gchw_sepa_sql(pg, "insert into sepa_export (month, msg_id,"
+    res = gchc_sepa_sql(pg, "insert into sepa_export (month, msg_id,"
                             "   created_by, count, total_cents)"
                             " values ($1::date, $2, $3, $4, $5)"
                             " returning id", 5, p, PGRES_TUPLES_OK);
@@ -247,7 +247,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
         p[1] = PQgetvalue(debits, row, 0);
         p[2] = PQgetvalue(debits, row, 3);
         p[3] = PQgetvalue(debits, row, 2);
-        r = gchw_sepa_sql(pg, "insert into sepa_export_invoice (export_id,"
+        r = gchc_sepa_sql(pg, "insert into sepa_export_invoice (export_id,"
                               "   invoice_id, mandate_id, amount_cents)"
                               " values ($1, $2, $3, $4)", 4, p,
                           PGRES_COMMAND_OK);
@@ -262,7 +262,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
              "\"total_cents\": %lld}", month, n, (long long) total);
     p[1] = detail;
     p[2] = by;
-    r = gchw_sepa_sql(pg, "update invoice set paid = true,"
+    r = gchc_sepa_sql(pg, "update invoice set paid = true,"
                           " paid_by = 'direct_debit', paid_at = now()"
                           " where id in (select invoice_id"
                           "   from sepa_export_invoice where export_id = $1)",
@@ -272,7 +272,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     }
     PQclear(r);
 
-    r = gchw_sepa_sql(pg, "insert into audit_log (actor, action, target,"
+    r = gchc_sepa_sql(pg, "insert into audit_log (actor, action, target,"
                           "   detail) values ($3, 'sepa.export', $1,"
                           "   $2::jsonb)", 3, p, PGRES_COMMAND_OK);
     if (r == NULL) {
@@ -287,7 +287,7 @@ gchw_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     }
 
     if (out != NULL) {
-        if (gchw_sepa_write(out, xml, len) != 0) {
+        if (gchc_sepa_write(out, xml, len) != 0) {
             goto done;
         }
         written = 1;
