@@ -37,6 +37,20 @@
 #define GCHC_TOKEN_TTL  (12 * 3600)
 
 
+/* What a command connects to (gchc_open). */
+typedef enum {
+    GCHC_PG,                     /* PostgreSQL alone */
+    GCHC_PG_REDIS,               /* both, or nothing */
+    GCHC_PG_REDIS_TRY            /* PostgreSQL, and Redis if it answers */
+} gchc_need_t;
+
+
+typedef struct {
+    PGconn        *pg;
+    redisContext  *redis;
+} gchc_conn_t;
+
+
 static void
 gchc_usage(void)
 {
@@ -68,19 +82,65 @@ gchc_usage(void)
 }
 
 
+/*
+ * Every command's opening: PostgreSQL, then (need) Redis, waiting while
+ * Redis loads its data after a restart (gchb_redis_connect_wait).  0 with
+ * c->pg open and c->redis open, or NULL for GCHC_PG and for
+ * GCHC_PG_REDIS_TRY when Redis does not answer; -1 after logging, nothing
+ * open.  gchc_close() closes what is open.
+ */
+static int
+gchc_open(gchc_conn_t *c, const gchb_conf_t *conf, gchc_need_t need)
+{
+    c->redis = NULL;
+
+    c->pg = gchb_pg_connect(conf);
+    if (c->pg == NULL) {
+        return -1;
+    }
+
+    if (need == GCHC_PG) {
+        return 0;
+    }
+
+    c->redis = gchb_redis_connect_wait(conf);
+    if (c->redis == NULL && need == GCHC_PG_REDIS) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+gchc_close(gchc_conn_t *c)
+{
+    if (c->redis) {
+        redisFree(c->redis);
+        c->redis = NULL;
+    }
+
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+}
+
+
 static int
 gchc_cmd_migrate(const gchb_conf_t *conf)
 {
-    int      applied, rc;
-    PGconn  *pg;
+    int          applied, rc;
+    gchc_conn_t  c;
 
-    pg = gchb_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
         return 1;
     }
 
-    rc = gchb_migrate(pg, conf->migrations_dir, &applied);
-    PQfinish(pg);
+    rc = gchb_migrate(c.pg, conf->migrations_dir, &applied);
+    gchc_close(&c);
 
     if (rc != 0) {
         return 1;
@@ -94,25 +154,15 @@ gchc_cmd_migrate(const gchb_conf_t *conf)
 static int
 gchc_cmd_publish(const gchb_conf_t *conf, int rebuild)
 {
-    int            rc;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc;
+    gchc_conn_t  c;
 
-    pg = gchb_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG_REDIS) != 0) {
         return 1;
     }
 
-    r = gchb_redis_connect_wait(conf);
-    if (r == NULL) {
-        PQfinish(pg);
-        return 1;
-    }
-
-    rc = gchw_publish(pg, r, rebuild);
-
-    redisFree(r);
-    PQfinish(pg);
+    rc = gchw_publish(c.pg, c.redis, rebuild);
+    gchc_close(&c);
 
     return rc == 0 ? 0 : 1;
 }
@@ -121,35 +171,32 @@ gchc_cmd_publish(const gchb_conf_t *conf, int rebuild)
 static int
 gchc_cmd_load_town(const gchb_conf_t *conf, const char *file, int replace)
 {
-    int            rc;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc;
+    gchc_conn_t  c;
 
-    pg = gchb_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
         return 1;
     }
 
-    rc = gchc_load_town(pg, file, replace);
+    rc = gchc_load_town(c.pg, file, replace);
     if (rc < 0) {
-        PQfinish(pg);
+        gchc_close(&c);
         return 1;
     }
 
     printf("%s\n", rc == 1 ? "unchanged" : "loaded");
 
-    r = gchb_redis_connect_wait(conf);
-    if (r == NULL) {
+    /* Redis only now: what is loaded stays loaded without it */
+    c.redis = gchb_redis_connect_wait(conf);
+    if (c.redis == NULL) {
         fprintf(stderr, "guichetctl: loaded in postgres, not published: "
                 "the worker will publish when redis is back\n");
-        PQfinish(pg);
+        gchc_close(&c);
         return 1;
     }
 
-    rc = gchw_publish(pg, r, 0);
-
-    redisFree(r);
-    PQfinish(pg);
+    rc = gchw_publish(c.pg, c.redis, 0);
+    gchc_close(&c);
 
     return rc == 0 ? 0 : 1;
 }
@@ -158,32 +205,27 @@ gchc_cmd_load_town(const gchb_conf_t *conf, const char *file, int replace)
 static int
 gchc_cmd_invoice(const gchb_conf_t *conf, const char *month)
 {
-    int            rc, created;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc, created, published;
+    gchc_conn_t  c;
 
-    pg = gchb_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG_REDIS_TRY) != 0) {
         return 1;
     }
 
-    r = gchb_redis_connect_wait(conf);
-    if (r == NULL) {
+    published = c.redis != NULL;
+    if (!published) {
         fprintf(stderr, "guichetctl: invoices not published: the worker "
                 "republishes them after a rebuild, or run this again\n");
     }
 
-    rc = gchb_invoice_run(pg, r, conf, month, &created);
+    rc = gchb_invoice_run(c.pg, c.redis, conf, month, &created);
     if (rc == 0) {
         printf("%d invoice%s created\n", created, created == 1 ? "" : "s");
     }
 
-    if (r) {
-        redisFree(r);
-    }
-    PQfinish(pg);
+    gchc_close(&c);
 
-    return rc == 0 && r != NULL ? 0 : 1;
+    return rc == 0 && published ? 0 : 1;
 }
 
 
@@ -195,9 +237,8 @@ static int
 gchc_cmd_sepa_export(const gchb_conf_t *conf, const char *month,
     const char *out)
 {
-    int            rc;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc;
+    gchc_conn_t  c;
 
     if (strlen(month) != 7 || month[4] != '-'
         || strspn(month, "0123456789-") != 7
@@ -207,19 +248,12 @@ gchc_cmd_sepa_export(const gchb_conf_t *conf, const char *month,
         return 2;
     }
 
-    pg = gchb_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG_REDIS_TRY) != 0) {
         return 1;
     }
 
-    r = gchb_redis_connect_wait(conf);
-
-    rc = gchc_sepa_export(pg, r, conf, month, out, "guichetctl");
-
-    if (r) {
-        redisFree(r);
-    }
-    PQfinish(pg);
+    rc = gchc_sepa_export(c.pg, c.redis, conf, month, out, "guichetctl");
+    gchc_close(&c);
 
     return rc == 0 ? 0 : 1;
 }
@@ -229,15 +263,17 @@ static int
 gchc_cmd_set_email(const gchb_conf_t *conf, const char *fid,
     const char *address)
 {
-    int          rc;
-    PGconn      *pg;
-    PGresult    *res;
-    const char  *params[2];
+    int           rc;
+    PGconn       *pg;
+    PGresult     *res;
+    const char   *params[2];
+    gchc_conn_t   c;
 
-    pg = gchb_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
         return 1;
     }
+
+    pg = c.pg;
 
     params[0] = fid;
     params[1] = address;
@@ -265,7 +301,7 @@ gchc_cmd_set_email(const gchb_conf_t *conf, const char *fid,
     }
 
     PQclear(res);
-    PQfinish(pg);
+    gchc_close(&c);
 
     return rc;
 }
@@ -274,25 +310,15 @@ gchc_cmd_set_email(const gchb_conf_t *conf, const char *fid,
 static int
 gchc_cmd_check(const gchb_conf_t *conf)
 {
-    int            n;
-    PGconn        *pg;
-    redisContext  *r;
+    int          n;
+    gchc_conn_t  c;
 
-    pg = gchb_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG_REDIS) != 0) {
         return 2;
     }
 
-    r = gchb_redis_connect_wait(conf);
-    if (r == NULL) {
-        PQfinish(pg);
-        return 2;
-    }
-
-    n = gchc_check(pg, r);
-
-    redisFree(r);
-    PQfinish(pg);
+    n = gchc_check(c.pg, c.redis);
+    gchc_close(&c);
 
     if (n < 0) {
         return 2;
@@ -311,23 +337,15 @@ gchc_cmd_check(const gchb_conf_t *conf)
 static int
 gchc_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
 {
-    int            rc;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc;
+    gchc_conn_t  c;
 
-    pg = gchb_pg_connect(conf);
-    r = pg ? gchb_redis_connect_wait(conf) : NULL;
-    if (r == NULL) {
-        if (pg) {
-            PQfinish(pg);
-        }
+    if (gchc_open(&c, conf, GCHC_PG_REDIS) != 0) {
         return 1;
     }
 
-    rc = gchc_recount_schedule(pg, r, sids, n);
-
-    redisFree(r);
-    PQfinish(pg);
+    rc = gchc_recount_schedule(c.pg, c.redis, sids, n);
+    gchc_close(&c);
 
     return rc;
 }
@@ -442,29 +460,23 @@ gchc_cmd_staff_token(const gchb_conf_t *conf, const char *name, long ttl)
 static int
 gchc_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
 {
-    int            rc, row;
-    uint8_t        secret[GCH_SECRET_LEN];
-    PGconn        *pg;
-    redisContext  *redis;
-    PGresult      *res;
-    const char    *params[1];
+    int           rc, row;
+    uint8_t       secret[GCH_SECRET_LEN];
+    PGresult     *res;
+    const char   *params[1];
+    gchc_conn_t   c;
 
     if (gchb_secret_read(conf->secret_file, secret) != 0) {
         return 1;
     }
 
-    pg = gchb_pg_connect(conf);
-    redis = pg ? gchb_redis_connect_wait(conf) : NULL;
-    if (redis == NULL) {
-        if (pg) {
-            PQfinish(pg);
-        }
+    if (gchc_open(&c, conf, GCHC_PG_REDIS) != 0) {
         sodium_memzero(secret, sizeof(secret));
         return 1;
     }
 
     params[0] = fid;
-    res = PQexecParams(pg, fid
+    res = PQexecParams(c.pg, fid
                        ? "select id from family where id = $1"
                        : "select id from family order by id",
                        fid ? 1 : 0, NULL, params, NULL, NULL, 0);
@@ -472,7 +484,7 @@ gchc_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
     rc = 0;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(c.pg));
         rc = 1;
 
     } else if (fid && PQntuples(res) == 0) {
@@ -482,16 +494,16 @@ gchc_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
     } else {
         for (row = 0; row < PQntuples(res) && rc == 0; row++) {
             rc = gchc_print_token(secret, PQgetvalue(res, row, 0), ttl,
-                                  fid ? NULL : PQgetvalue(res, row, 0), redis);
+                                  fid ? NULL : PQgetvalue(res, row, 0),
+                                  c.redis);
         }
         if (rc == 0) {
-            rc = gchc_tokens_recorded(redis, row);
+            rc = gchc_tokens_recorded(c.redis, row);
         }
     }
 
     PQclear(res);
-    PQfinish(pg);
-    redisFree(redis);
+    gchc_close(&c);
     sodium_memzero(secret, sizeof(secret));
 
     return rc;
@@ -537,12 +549,13 @@ static int
 gchc_cmd_staff_add(const gchb_conf_t *conf, const char *login,
     const char *role, const char *name)
 {
-    int          rc;
-    char         pw[258], hash[crypto_pwhash_STRBYTES];
-    size_t       n;
-    PGconn      *pg;
-    PGresult    *res;
-    const char  *p[4];
+    int           rc;
+    char          pw[258], hash[crypto_pwhash_STRBYTES];
+    size_t        n;
+    PGconn       *pg;
+    PGresult     *res;
+    const char   *p[4];
+    gchc_conn_t   c;
 
     if (strcmp(role, "agent") != 0 && strcmp(role, "regie") != 0
         && strcmp(role, "admin") != 0)
@@ -593,11 +606,11 @@ gchc_cmd_staff_add(const gchb_conf_t *conf, const char *login,
         return 1;
     }
 
-    pg = gchb_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
         return 1;
     }
 
+    pg = c.pg;
     p[0] = login;
     p[1] = name;
     p[2] = hash;
@@ -641,7 +654,7 @@ gchc_cmd_staff_add(const gchb_conf_t *conf, const char *login,
 done:
 
     sodium_memzero(hash, sizeof(hash));
-    PQfinish(pg);
+    gchc_close(&c);
 
     return rc;
 }
