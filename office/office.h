@@ -30,7 +30,7 @@
 #include <hiredis/hiredis.h>
 
 #include "gchb.h"
-#include "json.h"                 /* the engine's strict JSON reader */
+#include <gch_json.h>             /* the engine's strict JSON reader */
 
 
 /* Who may call a route. */

@@ -1,17 +1,18 @@
 # office/office.mk -- builds guichet-office (the family space and the back
 # office, docs/office.md).  Included by the top-level Makefile after
 # backend/backend.mk; links build/libgchb.a (settings, logging, PostgreSQL
-# and Redis, invoices, staff publication: backend/gchb.h) and build/libgch.a (whose strict JSON reader, engine/src/json.h, it
-# uses for request bodies).
+# and Redis, invoices, staff publication: backend/gchb.h) and
+# build/libgch.a (whose strict JSON reader and writer, the public
+# engine/include/gch_json.h, it uses for request bodies and answers).
 #
 #   make build/guichet-office          the program
 #   make build/asan/guichet-office     its ASan+UBSan variant
 
-GCHO_CFLAGS  := $(GCHB_CFLAGS) -Iengine/src -pthread
+GCHO_CFLAGS  := $(GCHB_CFLAGS) -pthread
 GCHO_LIBS    := $(GCHB_LIBS) -lyajl -lmicrohttpd -lcurl -pthread
 
 GCHO_SRCS    := main http hash enrolment document message account payment staff
-GCHO_HDRS    := office/office.h $(GCHB_HDRS) engine/src/json.h
+GCHO_HDRS    := office/office.h $(GCHB_HDRS) engine/include/gch_json.h
 
 GCHO_OBJS    := $(GCHO_SRCS:%=build/office/%.o)
 GCHO_AOBJS   := $(GCHO_SRCS:%=build/asan/office/%.o)
