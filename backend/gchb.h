@@ -4,7 +4,7 @@
  * guichet-worker, guichetctl and guichet-office all link build/libgchb.a:
  * settings (conf.c, one table), logging, clocks, files, the token secret
  * and the Redis connection (util.c), the PostgreSQL connection and the
- * migration runner (db.c), and the two pieces of Guichet that more than
+ * migration runner (db.c), a growable buffer (buf.c), and the two pieces of Guichet that more than
  * one program runs: monthly invoices (invoice.c) and the publication of a
  * staff account's change (staff.c).  Nothing here includes the worker's
  * or the office's headers.
@@ -135,6 +135,25 @@ redisContext *gchb_redis_connect(const gchb_conf_t *conf);
  * terminal, else repeated every 30 s at most), then returns the
  * connection. */
 redisContext *gchb_redis_connect_wait(const gchb_conf_t *conf);
+
+
+/* ------------------------------------------------------------------ */
+/* growable buffer (buf.c)                                              */
+
+/* Zeroed means empty: gchb_buf_t b = { 0 }. */
+typedef struct {
+    char    *data;               /* malloc'ed, NUL-terminated; NULL empty */
+    size_t   len;
+    size_t   cap;
+    int      failed;             /* an allocation failed: sticky */
+} gchb_buf_t;
+
+/* Appends s[0..n) and a NUL after it.  0, or -1 when out of memory now or
+ * before (b->failed): nothing more is added.  b->data is the owner's, to
+ * release with gchb_buf_free() or free(). */
+int gchb_buf_add(gchb_buf_t *b, const char *s, size_t n);
+/* Releases the bytes; b is empty again. */
+void gchb_buf_free(gchb_buf_t *b);
 
 
 /* ------------------------------------------------------------------ */

@@ -31,41 +31,15 @@
 
 /* A PostgreSQL array literal under construction: {"a","b",NULL,...}. */
 typedef struct {
-    char    *data;
-    size_t   len;
-    size_t   cap;
-    size_t   n;
-    int      failed;
+    gchb_buf_t   buf;
+    size_t       n;
 } gchc_arr_t;
 
 
 static void
 gchc_arr_put(gchc_arr_t *a, const char *s, size_t n)
 {
-    char    *nd;
-    size_t   cap;
-
-    if (a->failed) {
-        return;
-    }
-
-    if (a->len + n + 2 > a->cap) {
-        cap = a->cap ? a->cap : 256;
-        while (a->len + n + 2 > cap) {
-            cap *= 2;
-        }
-        nd = realloc(a->data, cap);
-        if (nd == NULL) {
-            a->failed = 1;
-            return;
-        }
-        a->data = nd;
-        a->cap = cap;
-    }
-
-    memcpy(a->data + a->len, s, n);
-    a->len += n;
-    a->data[a->len] = '\0';
+    (void) gchb_buf_add(&a->buf, s, n);        /* a failure is sticky */
 }
 
 
@@ -122,7 +96,7 @@ gchc_arr_end(gchc_arr_t *a)
 {
     gchc_arr_put(a, a->n ? "}" : "{}", a->n ? 1 : 2);
 
-    return a->failed ? NULL : a->data;
+    return a->buf.failed ? NULL : a->buf.data;
 }
 
 
@@ -132,7 +106,7 @@ gchc_arr_free(gchc_arr_t *a, size_t n)
     size_t  i;
 
     for (i = 0; i < n; i++) {
-        free(a[i].data);
+        gchb_buf_free(&a[i].buf);
     }
 }
 
@@ -329,8 +303,8 @@ gchc_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
 
     if (rc == 0) {
         /* bands beyond the file's count, activities gone from the file */
-        p[0] = a[0].data;
-        p[1] = a[1].data;
+        p[0] = a[0].buf.data;
+        p[1] = a[1].buf.data;
         rc = gchc_load_exec_raw(pg, "activity_price",
             "delete from activity_price p"
             " where not exists (select 1 from unnest($1::text[], $2::int[])"
@@ -384,7 +358,7 @@ gchc_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
 
     if (rc == 0) {
         /* a[0] is terminated: sessions gone from the file, no bookings */
-        p[0] = a[0].data;
+        p[0] = a[0].buf.data;
         rc = gchc_load_exec_raw(pg, "session",
             "delete from session s where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = s.id)"

@@ -65,36 +65,24 @@
 /* the provider                                                         */
 
 typedef struct {
-    char    *buf;
-    size_t   len;
-    int      over;
+    gchb_buf_t   buf;
+    int          over;
 } gcho_pay_buf_t;
 
 
 static size_t
 gcho_pay_write(char *p, size_t size, size_t n, void *data)
 {
-    char            *nb;
     gcho_pay_buf_t  *b = data;
 
     n *= size;
 
-    if (b->len + n > GCHO_PAY_ANSWER) {
+    if (b->buf.len + n > GCHO_PAY_ANSWER) {
         b->over = 1;
         return 0;
     }
 
-    nb = realloc(b->buf, b->len + n + 1);
-    if (nb == NULL) {
-        return 0;
-    }
-
-    memcpy(nb + b->len, p, n);
-    b->buf = nb;
-    b->len += n;
-    b->buf[b->len] = '\0';
-
-    return n;
+    return gchb_buf_add(&b->buf, p, n) == 0 ? n : 0;
 }
 
 
@@ -144,15 +132,17 @@ gcho_pay_call(const char *url, const char *json, char **out)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
 
-    if (rc != CURLE_OK || status < 200 || status > 299 || b.buf == NULL) {
+    if (rc != CURLE_OK || status < 200 || status > 299
+        || b.buf.data == NULL)
+    {
         gchb_log("error", "office: payfip: %s: %s (HTTP %ld)", url,
                  rc != CURLE_OK ? curl_easy_strerror(rc) : "bad answer",
                  status);
-        free(b.buf);
+        gchb_buf_free(&b.buf);
         return -1;
     }
 
-    *out = b.buf;
+    *out = b.buf.data;
     return 0;
 }
 

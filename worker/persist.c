@@ -610,34 +610,6 @@ gchw_ack(redisContext *rc, const char **ids, size_t n)
 }
 
 
-/* Appends s to the growing buffer; -1 on failure. */
-static int
-gchw_cat(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    char    *nb;
-    size_t   c;
-
-    if (*len + n + 1 > *cap) {
-        c = *cap ? *cap : 4096;
-        while (*len + n + 1 > c) {
-            c *= 2;
-        }
-        nb = realloc(*buf, c);
-        if (nb == NULL) {
-            return -1;
-        }
-        *buf = nb;
-        *cap = c;
-    }
-
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-
-    return 0;
-}
-
-
 /*
  * The delivery counter of a pending entry (XPENDING's extended form), 0
  * when it is not pending (any more), -1 on a Redis error.
@@ -752,8 +724,9 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     const redisReply *list)
 {
     int                 rc2, done, t, types;
-    char               *json, err[512];
-    size_t              i, n, len, cap, nok;
+    char                err[512];
+    size_t              i, n, nok;
+    gchb_buf_t          json = { 0 };
     const char        **ids;
     const redisReply   *d, *e;
     unsigned char      *ok, *ty;
@@ -768,13 +741,10 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     ok = calloc(n, 1);
     ty = calloc(n, 1);
     types = 0;
-    json = NULL;
-    len = 0;
-    cap = 0;
     nok = 0;
 
     if (ids == NULL || ok == NULL || ty == NULL
-        || gchw_cat(&json, &len, &cap, "[", 1))
+        || gchb_buf_add(&json, "[", 1))
     {
         rc2 = -1;
         goto done;
@@ -802,8 +772,8 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
         ok[i] = 1;
         ty[i] = (unsigned char) t;
         types |= t;
-        if ((nok && gchw_cat(&json, &len, &cap, ",", 1))
-            || gchw_cat(&json, &len, &cap, d->str, d->len))
+        if ((nok && gchb_buf_add(&json, ",", 1))
+            || gchb_buf_add(&json, d->str, d->len))
         {
             rc2 = -1;
             goto done;
@@ -811,7 +781,7 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
         ids[nok++] = e->element[0]->str;
     }
 
-    if (gchw_cat(&json, &len, &cap, "]", 1)) {
+    if (gchb_buf_add(&json, "]", 1)) {
         rc2 = -1;
         goto done;
     }
@@ -819,7 +789,7 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     done = 0;
 
     if (nok) {
-        rc2 = gchw_write(pg, json, types, err, sizeof(err));
+        rc2 = gchw_write(pg, json.data, types, err, sizeof(err));
 
         if (rc2 == -2) {
             goto done;
@@ -842,16 +812,16 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
 
             e = list->element[i];
             d = gchw_entry_d(e);
-            len = 0;
-            if (gchw_cat(&json, &len, &cap, "[", 1)
-                || gchw_cat(&json, &len, &cap, d->str, d->len)
-                || gchw_cat(&json, &len, &cap, "]", 1))
+            json.len = 0;
+            if (gchb_buf_add(&json, "[", 1)
+                || gchb_buf_add(&json, d->str, d->len)
+                || gchb_buf_add(&json, "]", 1))
             {
                 rc2 = -1;
                 goto done;
             }
 
-            rc2 = gchw_write(pg, json, ty[i], err, sizeof(err));
+            rc2 = gchw_write(pg, json.data, ty[i], err, sizeof(err));
             if (rc2 == -2) {
                 goto done;
             }
@@ -900,7 +870,7 @@ others:
 
 done:
 
-    free(json);
+    gchb_buf_free(&json);
     free(ids);
     free(ok);
     free(ty);
