@@ -614,11 +614,12 @@ gcho_doc_decide(gcho_req_t *rq)
 {
     int                 rc, refused;
     char                decision[16], reason[1024], from[11], to[11];
-    char                body[1600], ref[64], target[GCHO_ID_MAX + 16];
+    char                body[1600];
     gch_day_t           df, dt;
     PGresult           *res;
     gch_json_t          doc;
     const char         *p[6], *kv[10];
+    gcho_decision_t     d;
     const gch_jnode_t  *v[4];
 
     if (!gcho_doc_id_ok(rq->param[0])) {
@@ -658,32 +659,13 @@ gcho_doc_decide(gcho_req_t *rq)
                           "Le champ valid_to est avant valid_from.");
     }
 
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
-
-    p[0] = rq->param[0];
-    res = gcho_sql(rq, "select status, family_id, type, filename"
-                       " from document where id = $1 for update", 1, p);
+    res = gcho_decision_open(rq, "select status, family_id, type, filename"
+                                 " from document where id = $1 for update",
+                             "deposee", "Ce document n'existe pas.",
+                             "Ce document a déjà été traité.");
     if (res == NULL) {
         return 0;
     }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_doc_not_found(rq);
-    }
-
-    if (strcmp(PQgetvalue(res, 0, 0), "deposee") != 0) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 409, "already_decided",
-                          "Ce document a déjà été traité.");
-    }
-
-    snprintf(rq->family_id, sizeof(rq->family_id), "%s",
-             PQgetvalue(res, 0, 1));
 
     if (refused) {
         snprintf(body, sizeof(body),
@@ -702,24 +684,12 @@ gcho_doc_decide(gcho_req_t *rq)
     }
     PQclear(res);
 
+    p[0] = rq->param[0];
     p[1] = decision;
     p[2] = reason[0] ? reason : NULL;
     p[3] = from[0] ? from : NULL;
     p[4] = to[0] ? to : NULL;
     p[5] = rq->staff;
-    res = gcho_sql(rq, "update document set status = $2, reason = $3,"
-                       "   valid_from = $4, valid_to = $5,"
-                       "   decided_at = now(), decided_by = $6"
-                       " where id = $1"
-                       /* the e-mail's ref: one per decision */
-                       " returning (extract(epoch from decided_at)"
-                       "   * 1000000)::bigint",
-                       6, p);
-    if (res == NULL) {
-        return 0;
-    }
-    snprintf(ref, sizeof(ref), "%s:%s", rq->param[0], PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     kv[0] = "decision";
     kv[1] = decision;
@@ -731,17 +701,24 @@ gcho_doc_decide(gcho_req_t *rq)
     kv[7] = to;
     kv[8] = "family_id";
     kv[9] = rq->family_id;
-    snprintf(target, sizeof(target), "document:%s", rq->param[0]);
-    rc = gcho_audit_kv(rq, "document.decision", target, kv, 5);
 
-    if (rc != 0
-        || gcho_mail(rq, rq->family_id,
-                     refused ? "document_refuse" : "document_accepte", ref,
-                     refused ? "Document refusé" : "Document accepté",
-                     body) != 0
-        || (!refused && gcho_catalogue_changed(rq) != 0)
-        || gcho_commit(rq) != 0)
-    {
+    d.kind = "document";
+    d.update = "update document set status = $2, reason = $3,"
+               "   valid_from = $4, valid_to = $5,"
+               "   decided_at = now(), decided_by = $6"
+               " where id = $1"
+               " returning (extract(epoch from decided_at)"
+               "   * 1000000)::bigint";
+    d.params = p;
+    d.nparams = 6;
+    d.kv = kv;
+    d.nkv = 5;
+    d.mail_kind = refused ? "document_refuse" : "document_accepte";
+    d.subject = refused ? "Document refusé" : "Document accepté";
+    d.body = body;
+    d.catalogue = !refused;    /* an accepted document counts for booking */
+
+    if (gcho_decision_close(rq, &d) != 0) {
         return 0;
     }
 

@@ -297,10 +297,10 @@ gcho_enrol_decide(gcho_req_t *rq)
 {
     int                 rc, refused;
     char                decision[16], reason[1024], body[1600];
-    char                ref[64], target[GCHO_ID_MAX + 16];
     PGresult           *res;
     gch_json_t          doc;
-    const char         *p[4], *fid, *kv[6];
+    const char         *p[4], *kv[6];
+    gcho_decision_t     d;
     const gch_jnode_t  *v[2];
 
     if (strspn(rq->param[0], "0123456789") != strlen(rq->param[0])
@@ -335,36 +335,17 @@ gcho_enrol_decide(gcho_req_t *rq)
                           "Le champ reason est obligatoire pour refuser.");
     }
 
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
-
-    p[0] = rq->param[0];
-    res = gcho_sql(rq, "select e.status, c.family_id, c.first_name, a.name,"
-                       "   to_char(e.from_date, 'DD/MM/YYYY'),"
-                       "   to_char(e.to_date, 'DD/MM/YYYY')"
-                       GCHO_ENROL_FROM " where e.id = $1"
-                       " for update of e", 1, p);
+    res = gcho_decision_open(rq,
+              "select e.status, c.family_id, c.first_name, a.name,"
+              "   to_char(e.from_date, 'DD/MM/YYYY'),"
+              "   to_char(e.to_date, 'DD/MM/YYYY')"
+              GCHO_ENROL_FROM " where e.id = $1"
+              " for update of e", "demandee",
+              "Cette inscription n'existe pas.",
+              "Cette demande a déjà été traitée.");
     if (res == NULL) {
         return 0;
     }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette inscription n'existe pas.");
-    }
-
-    if (strcmp(PQgetvalue(res, 0, 0), "demandee") != 0) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 409, "already_decided",
-                          "Cette demande a déjà été traitée.");
-    }
-
-    fid = PQgetvalue(res, 0, 1);
-    snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
 
     if (refused) {
         snprintf(body, sizeof(body),
@@ -383,40 +364,35 @@ gcho_enrol_decide(gcho_req_t *rq)
     }
     PQclear(res);
 
+    p[0] = rq->param[0];
     p[1] = decision;
     p[2] = reason[0] ? reason : NULL;
     p[3] = rq->staff;
-    res = gcho_sql(rq, "update enrolment set status = $2, reason = $3,"
-                       "   decided_at = now(), decided_by = $4"
-                       " where id = $1"
-                       /* the e-mail's ref: one per decision */
-                       " returning (extract(epoch from decided_at)"
-                       "   * 1000000)::bigint",
-                       4, p);
-    if (res == NULL) {
-        return 0;
-    }
-    snprintf(ref, sizeof(ref), "%s:%s", rq->param[0], PQgetvalue(res, 0, 0));
-    PQclear(res);
 
-    /* the actor is the staff login (rq->staff); the family the addressee */
     kv[0] = "decision";
     kv[1] = decision;
     kv[2] = "reason";
     kv[3] = reason;
     kv[4] = "family_id";
     kv[5] = rq->family_id;
-    snprintf(target, sizeof(target), "enrolment:%s", rq->param[0]);
-    rc = gcho_audit_kv(rq, "enrolment.decision", target, kv, 3);
 
-    if (rc != 0
-        || gcho_mail(rq, rq->family_id,
-                     refused ? "enrolment_refusee" : "enrolment_validee",
-                     ref, refused ? "Demande d'inscription refusée"
-                                  : "Inscription validée", body) != 0
-        || gcho_catalogue_changed(rq) != 0
-        || gcho_commit(rq) != 0)
-    {
+    d.kind = "enrolment";
+    d.update = "update enrolment set status = $2, reason = $3,"
+               "   decided_at = now(), decided_by = $4"
+               " where id = $1"
+               " returning (extract(epoch from decided_at)"
+               "   * 1000000)::bigint";
+    d.params = p;
+    d.nparams = 4;
+    d.kv = kv;
+    d.nkv = 3;
+    d.mail_kind = refused ? "enrolment_refusee" : "enrolment_validee";
+    d.subject = refused ? "Demande d'inscription refusée"
+                        : "Inscription validée";
+    d.body = body;
+    d.catalogue = 1;
+
+    if (gcho_decision_close(rq, &d) != 0) {
         return 0;
     }
 

@@ -287,6 +287,38 @@ int gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
  */
 int gcho_catalogue_changed(gcho_req_t *rq);
 
+/*
+ * A staff decision on a pending item (decision.c).  gcho_decision_open:
+ * BEGIN, then sql ($1 = rq->param[0], the item's id; columns status,
+ * family_id, then the caller's; FOR UPDATE).  The row (the caller clears
+ * it) with rq->family_id set, or NULL after answering: 404 `not_found`
+ * with not_found when there is no row, 409 `already_decided` with
+ * decided when its status is not pending, 503 (rolled back).
+ */
+PGresult *gcho_decision_open(gcho_req_t *rq, const char *sql,
+    const char *pending, const char *not_found, const char *decided);
+
+typedef struct {
+    const char          *kind;       /* "enrolment": the audit action
+                                        "enrolment.decision" on
+                                        "enrolment:<id>" */
+    const char          *update;     /* $1 the id ...; returns one row, the
+                                        decision's time in microseconds */
+    const char *const   *params;
+    int                  nparams;
+    const char *const   *kv;         /* the audit detail (gcho_audit_kv) */
+    size_t               nkv;
+    const char          *mail_kind;  /* the e-mail to the family */
+    const char          *subject;
+    const char          *body;
+    int                  catalogue;  /* gcho_catalogue_changed() too */
+} gcho_decision_t;
+
+/* Then: d's update, the audit row, the e-mail (ref "<id>:<time>"), the
+ * catalogue version when d->catalogue, COMMIT.  0 (the caller answers),
+ * or -1 after answering. */
+int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d);
+
 /* unix seconds / "YYYY-MM-DDTHH:MM:SS+HH:MM" (Europe/Paris, the town's
  * time zone) of now. */
 int64_t gcho_now(void);
