@@ -321,6 +321,18 @@ gchw_scard_all(redisContext *rc, PGresult *res, long *out)
 }
 
 
+/* SET key val NX (rebuild: SET key val, unconditionally) down the pipe. */
+static void
+gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
+    int rebuild)
+{
+    const char  *argv[4] = { "SET", key, val, "NX" };
+    size_t       lens[4] = { 3, strlen(key), 4, 2 };
+
+    gchw_pipe_cmd(p, rebuild ? 3 : 4, argv, lens);
+}
+
+
 /*
  * The on-site quota of each session, {s:<sid>}:onsite = places -
  * places_online - confirmed on-site bookings: SET NX (the live counter
@@ -350,13 +362,7 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
         snprintf(key, sizeof(key), "{s:%s}:onsite", PQgetvalue(res, row, 0));
         left = atol(PQgetvalue(res, row, 1));
         gchw_u32be(val, left < 0 ? 0 : left);
-
-        {
-            const char  *argv[4] = { "SET", key, val, "NX" };
-            size_t       lens[4] = { 3, strlen(key), 4, 2 };
-
-            gchw_pipe_cmd(p, rebuild ? 3 : 4, argv, lens);
-        }
+        gchw_pipe_setnx(p, key, val, rebuild);
     }
 
     PQclear(res);
@@ -366,116 +372,111 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
 }
 
 
-/* Step 2: counters.  Returns 0 or -1. */
+/*
+ * Step 2a: the live counters of sessions whose places_online changed since
+ * the last publication (rows of res: id, places_online, places_published,
+ * booked) are shifted by the difference.  Ask which exist first (a shift
+ * must not create a counter), in pipelined chunks.  The EXISTS used to be
+ * sent with redisCommand() while BITFIELDs were still queued in the
+ * pipeline: it read a BITFIELD's reply instead of its own, and every
+ * other changed session was left unshifted.  0 (*shifted counts them) or
+ * -1.
+ */
 static int
-gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
-    int rebuild)
+gchw_counters_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
+    int *shifted)
 {
-    int           row, n, shifted;
-    char          key[512], val[4], delta[32], *ids, *vals;
-    long          left, d, *booked;
-    size_t        ids_len, vals_len, k;
-    PGresult     *res, *up;
-    redisReply   *r;
-    const char   *params[2];
+    int          row, n, *cand, nc, c, done, *exists;
+    char         key[512], delta[32];
+    long         d;
+    void        *v;
+    redisReply  *r;
 
-    res = gchw_query(pg,
-        "select s.id, s.places_online, s.places_published,"
-        "   count(b.id)"
-        " from session s left join booking b on b.session_id = s.id"
-        "   and b.status = 'confirmed' and b.channel = 'online'"
-        " group by s.id order by s.id");
-    if (res == NULL) {
+    n = PQntuples(res);
+
+    cand = calloc(n ? n : 1, sizeof(int));
+    exists = calloc(n ? n : 1, sizeof(int));
+    if (cand == NULL || exists == NULL) {
+        free(cand);
+        free(exists);
         return -1;
     }
 
-    n = PQntuples(res);
-    shifted = 0;
-
-    /*
-     * Live counters to shift: ask which exist first (a shift must not
-     * create a counter), in pipelined chunks.  The EXISTS used to be sent
-     * with redisCommand() while BITFIELDs were still queued in the
-     * pipeline: it read a BITFIELD's reply instead of its own, and every
-     * other changed session was left unshifted.
-     */
-    if (!rebuild) {
-        int   *cand, nc, c, done, *exists;
-        void  *v;
-
-        cand = calloc(n ? n : 1, sizeof(int));
-        exists = calloc(n ? n : 1, sizeof(int));
-        if (cand == NULL || exists == NULL) {
-            free(cand);
-            free(exists);
-            PQclear(res);
-            return -1;
-        }
-
-        nc = 0;
-        for (row = 0; row < n; row++) {
-            if (!PQgetisnull(res, row, 2)
-                && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2)))
-            {
-                cand[nc++] = row;
-            }
-        }
-
-        gchw_pipe_flush(p);
-
-        for (done = 0; done < nc && !p->failed; done = c) {
-            for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
-                snprintf(key, sizeof(key), "{s:%s}:left",
-                         PQgetvalue(res, cand[c], 0));
-                redisAppendCommand(rc, "EXISTS %s", key);
-            }
-
-            for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
-                if (redisGetReply(rc, &v) != REDIS_OK) {
-                    gchb_log("error", "redis: %s", rc->errstr);
-                    p->failed = 1;
-                    break;
-                }
-                r = v;
-                exists[c] = r->type == REDIS_REPLY_INTEGER
-                            && r->integer == 1;
-                freeReplyObject(r);
-            }
-        }
-
-        for (c = 0; c < nc && !p->failed; c++) {
-            if (!exists[c]) {
-                continue;
-            }
-
-            row = cand[c];
-            snprintf(key, sizeof(key), "{s:%s}:left",
-                     PQgetvalue(res, row, 0));
-            d = atol(PQgetvalue(res, row, 1))
-                - atol(PQgetvalue(res, row, 2));
-            snprintf(delta, sizeof(delta), "%ld", d);
-            gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
-                          "INCRBY", "u32", "0", delta);
-            shifted++;
-        }
-
-        free(cand);
-        free(exists);
-
-        if (p->failed) {
-            PQclear(res);
-            return -1;
+    nc = 0;
+    for (row = 0; row < n; row++) {
+        if (!PQgetisnull(res, row, 2)
+            && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2)))
+        {
+            cand[nc++] = row;
         }
     }
 
+    gchw_pipe_flush(p);
+
+    for (done = 0; done < nc && !p->failed; done = c) {
+        for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
+            snprintf(key, sizeof(key), "{s:%s}:left",
+                     PQgetvalue(res, cand[c], 0));
+            redisAppendCommand(rc, "EXISTS %s", key);
+        }
+
+        for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
+            if (redisGetReply(rc, &v) != REDIS_OK) {
+                gchb_log("error", "redis: %s", rc->errstr);
+                p->failed = 1;
+                break;
+            }
+            r = v;
+            exists[c] = r->type == REDIS_REPLY_INTEGER
+                        && r->integer == 1;
+            freeReplyObject(r);
+        }
+    }
+
+    for (c = 0; c < nc && !p->failed; c++) {
+        if (!exists[c]) {
+            continue;
+        }
+
+        row = cand[c];
+        snprintf(key, sizeof(key), "{s:%s}:left",
+                 PQgetvalue(res, row, 0));
+        d = atol(PQgetvalue(res, row, 1))
+            - atol(PQgetvalue(res, row, 2));
+        snprintf(delta, sizeof(delta), "%ld", d);
+        gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
+                      "INCRBY", "u32", "0", delta);
+        (*shifted)++;
+    }
+
+    free(cand);
+    free(exists);
+
+    return p->failed ? -1 : 0;
+}
+
+
+/*
+ * Step 2b: every session's counter, places_online minus what is taken:
+ * SET NX, or SET when rebuilding, where what is taken is the size of
+ * {s:}:booked, which now holds PostgreSQL's bookings and any that Redis
+ * still had (the union is what is taken).  0 or -1.
+ */
+static int
+gchw_counters_set(redisContext *rc, gchw_pipe_t *p, PGresult *res,
+    int rebuild)
+{
+    int    row, n;
+    char   key[512], val[4];
+    long   left, *booked;
+
+    n = PQntuples(res);
     booked = NULL;
+
     if (rebuild && n) {
-        /* {s:}:booked now holds PostgreSQL's bookings and any that Redis
-         * still had: the union is what is taken */
         booked = calloc(n, sizeof(long));
         if (booked == NULL || gchw_scard_all(rc, res, booked) != 0) {
             free(booked);
-            PQclear(res);
             return -1;
         }
     }
@@ -485,79 +486,92 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
         left = atol(PQgetvalue(res, row, 1))
                - (booked ? booked[row] : atol(PQgetvalue(res, row, 3)));
         gchw_u32be(val, left);
-
-        {
-            const char  *argv[4] = { "SET", key, val, "NX" };
-            size_t       lens[4] = { 3, strlen(key), 4, 2 };
-
-            gchw_pipe_cmd(p, rebuild ? 3 : 4, argv, lens);
-        }
+        gchw_pipe_setnx(p, key, val, rebuild);
     }
 
     free(booked);
     gchw_pipe_flush(p);
 
-    if (p->failed || gchw_publish_onsite(pg, p, rebuild) != 0) {
-        PQclear(res);
+    return p->failed ? -1 : 0;
+}
+
+
+/*
+ * Step 2c: the PostgreSQL arrays of the sessions whose places_online is
+ * not yet recorded as published: ids ({"a","b"}) and their places
+ * ({1,2}), malloc'ed (the caller frees them), *k rows.  0 or -1.
+ */
+static int
+gchw_counters_arrays(PGresult *res, char **ids, char **vals, size_t *k)
+{
+    int          row, n;
+    FILE        *fi, *fv;
+    size_t       ids_len, vals_len;
+    const char  *s;
+
+    *ids = NULL;
+    *vals = NULL;
+    *k = 0;
+    n = PQntuples(res);
+
+    fi = open_memstream(ids, &ids_len);
+    fv = open_memstream(vals, &vals_len);
+    if (fi == NULL || fv == NULL) {
+        if (fi) {
+            fclose(fi);
+        }
+        if (fv) {
+            fclose(fv);
+        }
+        free(*ids);
+        free(*vals);
         return -1;
     }
 
-    /* record what the counters are built on */
-    ids = NULL;
-    vals = NULL;
-    ids_len = 0;
-    vals_len = 0;
-    k = 0;
-
-    {
-        FILE  *fi, *fv;
-
-        fi = open_memstream(&ids, &ids_len);
-        fv = open_memstream(&vals, &vals_len);
-        if (fi == NULL || fv == NULL) {
-            if (fi) {
-                fclose(fi);
-            }
-            if (fv) {
-                fclose(fv);
-            }
-            free(ids);
-            free(vals);
-            PQclear(res);
-            return -1;
+    fputc('{', fi);
+    fputc('{', fv);
+    for (row = 0; row < n; row++) {
+        if (!PQgetisnull(res, row, 2)
+            && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2))
+               == 0)
+        {
+            continue;
         }
-
-        fputc('{', fi);
-        fputc('{', fv);
-        for (row = 0; row < n; row++) {
-            if (!PQgetisnull(res, row, 2)
-                && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2))
-                   == 0)
-            {
-                continue;
+        fprintf(fi, "%s\"", *k ? "," : "");
+        for (s = PQgetvalue(res, row, 0); *s; s++) {
+            if (*s == '"' || *s == '\\') {
+                fputc('\\', fi);
             }
-            fprintf(fi, "%s\"", k ? "," : "");
-            {
-                const char  *s;
-
-                for (s = PQgetvalue(res, row, 0); *s; s++) {
-                    if (*s == '"' || *s == '\\') {
-                        fputc('\\', fi);
-                    }
-                    fputc(*s, fi);
-                }
-            }
-            fputc('"', fi);
-            fprintf(fv, "%s%s", k ? "," : "", PQgetvalue(res, row, 1));
-            k++;
+            fputc(*s, fi);
         }
-        fputc('}', fi);
-        fputc('}', fv);
-        fclose(fi);
-        fclose(fv);
+        fputc('"', fi);
+        fprintf(fv, "%s%s", *k ? "," : "", PQgetvalue(res, row, 1));
+        (*k)++;
     }
+    fputc('}', fi);
+    fputc('}', fv);
+    fclose(fi);
+    fclose(fv);
 
-    PQclear(res);
+    return 0;
+}
+
+
+/*
+ * Step 2d: records what the counters are built on (places_published) for
+ * the k sessions of the arrays.  Only the rows whose recorded value
+ * differs (a second publisher finds nothing left to write).  Many rows (a
+ * large load): one hash join with nested loops off, whatever the planner
+ * guesses of unnest() (100 rows): probing the primary key 10^6 times, or
+ * worse, ran for minutes.  A few rows: the planner's nested loop is the
+ * right plan.  0 or -1.
+ */
+static int
+gchw_counters_record(PGconn *pg, const char *ids, const char *vals,
+    size_t k)
+{
+    PGresult    *up;
+    const char  *params[2];
 
     /* fresh statistics: after a large load the planner must see the
      * table's real size, or it joins 10^6 sessions by nested loop */
@@ -565,13 +579,6 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
         PQclear(PQexec(pg, "analyze session"));
     }
 
-    /*
-     * Only the rows whose recorded value differs (a second publisher finds
-     * nothing left to write).  Many rows (a large load): one hash join
-     * with nested loops off, whatever the planner guesses of unnest()
-     * (100 rows): probing the primary key 10^6 times, or worse, ran for
-     * minutes.  A few rows: the planner's nested loop is the right plan.
-     */
     params[0] = ids;
     params[1] = vals;
     up = NULL;
@@ -596,9 +603,6 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
         }
     }
 
-    free(ids);
-    free(vals);
-
     if (up != NULL && PQresultStatus(up) != PGRES_COMMAND_OK) {
         gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(up);
@@ -606,6 +610,51 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
         return -1;
     }
     PQclear(up);
+
+    return 0;
+}
+
+
+/* Step 2: counters (2a to 2d above), then the on-site ones.  0 or -1. */
+static int
+gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
+    int rebuild)
+{
+    int        shifted, rv;
+    char      *ids, *vals;
+    size_t     k;
+    PGresult  *res;
+
+    res = gchw_query(pg,
+        "select s.id, s.places_online, s.places_published,"
+        "   count(b.id)"
+        " from session s left join booking b on b.session_id = s.id"
+        "   and b.status = 'confirmed' and b.channel = 'online'"
+        " group by s.id order by s.id");
+    if (res == NULL) {
+        return -1;
+    }
+
+    shifted = 0;
+
+    if ((!rebuild && gchw_counters_shift(rc, p, res, &shifted) != 0)
+        || gchw_counters_set(rc, p, res, rebuild) != 0
+        || gchw_publish_onsite(pg, p, rebuild) != 0
+        || gchw_counters_arrays(res, &ids, &vals, &k) != 0)
+    {
+        PQclear(res);
+        return -1;
+    }
+
+    PQclear(res);
+
+    rv = gchw_counters_record(pg, ids, vals, k);
+    free(ids);
+    free(vals);
+
+    if (rv != 0) {
+        return -1;
+    }
 
     if (shifted) {
         gchb_log("info", "shifted %d live counters to new places", shifted);
