@@ -491,40 +491,24 @@ gcho_pay_resync(gcho_req_t *rq, const char *ids)
 }
 
 
-/* POST /api/payments {"invoice_ids": [...]} */
+/*
+ * The steps of POST /api/payments below return GCHO_PAY_GO to go on, or
+ * what the handler returns (they answered, and rolled back).
+ */
+#define GCHO_PAY_GO  1
+
+
+/* In the transaction: the family pays online (no direct debit), the
+ * invoices (n ids) are its own, unpaid, not being paid, locked; *total
+ * their sum in cents, within the online limits. */
 static int
-gcho_pay_create(gcho_req_t *rq)
+gcho_pay_lock(gcho_req_t *rq, const char *ids, size_t n, char *total,
+    size_t size)
 {
-    int                 rc;
-    char                ids[GCHO_PAY_INVOICES * 16], opid[33], total[32];
-    char                json[2048], url[1024], *answer;
-    size_t              n, i;
-    uint8_t             rnd[16];
-    long long           cents;
-    PGresult           *res;
-    gch_json_t          doc;
-    gch_jout_t          o;
-    const char         *p[3];
-    const gch_jnode_t  *v[1];
-
-    if (gcho_body_json(rq, &doc, gcho_pay_fields, 1, v) != 0) {
-        return 0;
-    }
-
-    rc = gcho_pay_ids(rq, v[0], ids, sizeof(ids), &n);
-    gch_json_free(&doc);
-
-    if (rc != 0) {
-        return 0;
-    }
-
-    if (gcho_pay_resync(rq, ids) != 0) {
-        return 0;
-    }
-
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
+    int          rc;
+    long long    cents;
+    PGresult    *res;
+    const char  *p[2];
 
     p[0] = rq->family_id;
     res = gcho_sql(rq, "select direct_debit from family where id = $1"
@@ -564,7 +548,7 @@ gcho_pay_create(gcho_req_t *rq)
     }
 
     rc = atoi(PQgetvalue(res, 0, 1));
-    snprintf(total, sizeof(total), "%s", PQgetvalue(res, 0, 2));
+    snprintf(total, size, "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
 
     if (rc > 0) {
@@ -598,6 +582,21 @@ gcho_pay_create(gcho_req_t *rq)
                           "100 000 €.");
     }
 
+    return GCHO_PAY_GO;
+}
+
+
+/* In the transaction: a new operation (opid, 32 hex characters, made
+ * here) for total and its invoices. */
+static int
+gcho_pay_insert(gcho_req_t *rq, const char *ids, const char *total,
+    char opid[33])
+{
+    size_t       i;
+    uint8_t      rnd[16];
+    PGresult    *res;
+    const char  *p[3];
+
     randombytes_buf(rnd, sizeof(rnd));
     for (i = 0; i < sizeof(rnd); i++) {
         snprintf(opid + 2 * i, 3, "%02x", rnd[i]);
@@ -622,7 +621,20 @@ gcho_pay_create(gcho_req_t *rq)
     }
     PQclear(res);
 
-    /* register the operation with the provider, then commit */
+    return GCHO_PAY_GO;
+}
+
+
+/* The operation registered with the provider (before the commit). */
+static int
+gcho_pay_register(gcho_req_t *rq, const char *ids, const char *opid,
+    long long cents)
+{
+    int          rc;
+    char         json[2048], url[1024], *answer, *text;
+    size_t       len;
+    gch_jout_t   o;
+
     if (gch_jout_init(&o, &gch_alloc_std) != GCH_OK) {
         gcho_rollback();
         return -1;
@@ -647,20 +659,14 @@ gcho_pay_create(gcho_req_t *rq)
     gch_jout_cstr(&o, json);
     yajl_gen_map_close(o.g);
 
-    {
-        char    *text;
-        size_t   len;
-
-        if (gch_jout_detach(&o, &text, &len) != GCH_OK) {
-            gcho_rollback();
-            return -1;
-        }
-
-        snprintf(url, sizeof(url), "%s/api/operations",
-                 gcho_ctx.conf.payfip_url);
-        rc = gcho_pay_call(url, text, &answer);
-        free(text);
+    if (gch_jout_detach(&o, &text, &len) != GCH_OK) {
+        gcho_rollback();
+        return -1;
     }
+
+    snprintf(url, sizeof(url), "%s/api/operations", gcho_ctx.conf.payfip_url);
+    rc = gcho_pay_call(url, text, &answer);
+    free(text);
 
     if (rc != 0) {
         gcho_rollback();
@@ -669,9 +675,16 @@ gcho_pay_create(gcho_req_t *rq)
     }
     free(answer);
 
-    if (gcho_commit(rq) != 0) {
-        return 0;
-    }
+    return GCHO_PAY_GO;
+}
+
+
+/* 201: the operation, and where to send the family to pay. */
+static int
+gcho_pay_created(gcho_req_t *rq, const char *opid, long long cents)
+{
+    char        url[1024];
+    gch_jout_t  o;
 
     if (gch_jout_init(&o, &gch_alloc_std) != GCH_OK) {
         return -1;
@@ -690,6 +703,62 @@ gcho_pay_create(gcho_req_t *rq)
     yajl_gen_map_close(o.g);
 
     return gcho_reply_jout(rq, 201, &o);
+}
+
+
+/* POST /api/payments {"invoice_ids": [...]} */
+static int
+gcho_pay_create(gcho_req_t *rq)
+{
+    int                 rc;
+    char                ids[GCHO_PAY_INVOICES * 16], opid[33], total[32];
+    size_t              n;
+    long long           cents;
+    gch_json_t          doc;
+    const gch_jnode_t  *v[1];
+
+    if (gcho_body_json(rq, &doc, gcho_pay_fields, 1, v) != 0) {
+        return 0;
+    }
+
+    rc = gcho_pay_ids(rq, v[0], ids, sizeof(ids), &n);
+    gch_json_free(&doc);
+
+    if (rc != 0) {
+        return 0;
+    }
+
+    if (gcho_pay_resync(rq, ids) != 0) {
+        return 0;
+    }
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    rc = gcho_pay_lock(rq, ids, n, total, sizeof(total));
+    if (rc != GCHO_PAY_GO) {
+        return rc;
+    }
+
+    cents = atoll(total);
+
+    rc = gcho_pay_insert(rq, ids, total, opid);
+    if (rc != GCHO_PAY_GO) {
+        return rc;
+    }
+
+    /* register the operation with the provider, then commit */
+    rc = gcho_pay_register(rq, ids, opid, cents);
+    if (rc != GCHO_PAY_GO) {
+        return rc;
+    }
+
+    if (gcho_commit(rq) != 0) {
+        return 0;
+    }
+
+    return gcho_pay_created(rq, opid, cents);
 }
 
 
