@@ -4,10 +4,11 @@
  * guichet-worker, guichetctl and guichet-office all link build/libgchb.a:
  * settings (conf.c, one table), logging, clocks, files, the token secret
  * and the Redis connection (util.c), the PostgreSQL connection and the
- * migration runner (db.c), a growable buffer (buf.c), and the two pieces of Guichet that more than
- * one program runs: monthly invoices (invoice.c) and the publication of a
- * staff account's change (staff.c).  Nothing here includes the worker's
- * or the office's headers.
+ * migration runner (db.c), a growable buffer (buf.c); and the two pieces
+ * of Guichet that more than one program runs: monthly invoices
+ * (invoice.c) and the publication of a staff account's change (staff.c).
+ * Nothing here includes the worker's, guichetctl's or the office's
+ * headers.
  */
 
 #ifndef GCHB_H

@@ -5,8 +5,9 @@
  * (publish.c, overlay.c), the stream persister (persist.c), the orphan
  * reaper (reaper.c), the e-mail outbox (mail.c).  guichetctl (ctl/) links
  * build/libgchw.a too, for `publish` and `check`.  Both link the back-end
- * library (settings, logging, connections, invoices: backend/gchb.h).  The engine (libgch.a, engine/include/gch.h) parses
- * town files and makes tokens; nothing here parses a town file by hand.
+ * library (settings, logging, connections, invoices: backend/gchb.h).
+ * The engine (libgch.a, engine/include/gch.h) parses town files and makes
+ * tokens; nothing here parses a town file by hand.
  */
 
 #ifndef GCHW_H

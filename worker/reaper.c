@@ -23,8 +23,9 @@
  * recount: each due session of gch:recount gets left = places_online +
  *   on-site places released online - SCARD booked, under WATCH of those
  *   keys and only when no younger attempt touches the session; otherwise
- *   it stays due, tried again next round.  The delay lets the attempts that saw the released record (a
- *   retry answered 409) give their places back first.
+ *   it stays due, tried again next round.  The delay lets the attempts
+ *   that saw the released record (a retry answered 409) give their places
+ *   back first.
  * cancellation: finish its third step (place back, claims deleted, cancel
  *   entry on the stream, marker and member removed) in one MULTI, under
  *   WATCH of the marker.
