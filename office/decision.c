@@ -59,12 +59,13 @@ gcho_decision_open(gcho_req_t *rq, const char *sql, const char *pending,
 
 /* See office.h. */
 int
-gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d)
+gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d, int refused,
+    const char *const *params, const char *const *kv, const char *body)
 {
     char       action[32], ref[192], target[GCHO_ID_MAX + 16];
     PGresult  *res;
 
-    res = gcho_sql(rq, d->update, d->nparams, d->params);
+    res = gcho_sql(rq, d->update, d->nparams, params);
     if (res == NULL) {
         return -1;
     }
@@ -75,10 +76,12 @@ gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d)
     snprintf(action, sizeof(action), "%s.decision", d->kind);
     snprintf(target, sizeof(target), "%s:%s", d->kind, rq->param[0]);
 
-    if (gcho_audit_kv(rq, action, target, d->kv, d->nkv) != 0
-        || gcho_mail(rq, rq->family_id, d->mail_kind, ref, d->subject,
-                     d->body) != 0
-        || (d->catalogue && gcho_catalogue_changed(rq) != 0)
+    refused = refused != 0;
+
+    if (gcho_audit_kv(rq, action, target, kv, d->nkv) != 0
+        || gcho_mail(rq, rq->family_id, d->mail_kind[refused], ref,
+                     d->subject[refused], body) != 0
+        || (d->catalogue[refused] && gcho_catalogue_changed(rq) != 0)
         || gcho_commit(rq) != 0)
     {
         return -1;

@@ -607,6 +607,21 @@ gcho_doc_date(gcho_req_t *rq, const char *field, const gch_jnode_t *v,
 }
 
 
+/* An accepted document counts for booking: the catalogue changes. */
+static const gcho_decision_t  gcho_doc_decision = {
+    "document",
+    "update document set status = $2, reason = $3,"
+    "   valid_from = $4, valid_to = $5,"
+    "   decided_at = now(), decided_by = $6"
+    " where id = $1"
+    " returning (extract(epoch from decided_at) * 1000000)::bigint",
+    6, 5,
+    { "document_accepte", "document_refuse" },
+    { "Document accepté", "Document refusé" },
+    { 1, 0 }
+};
+
+
 /* POST /api/staff/documents/{id}/decision
  * {decision: acceptee|refusee, reason, valid_from, valid_to} */
 static int
@@ -619,7 +634,6 @@ gcho_doc_decide(gcho_req_t *rq)
     PGresult           *res;
     gch_json_t          doc;
     const char         *p[6], *kv[10];
-    gcho_decision_t     d;
     const gch_jnode_t  *v[4];
 
     if (!gcho_doc_id_ok(rq->param[0])) {
@@ -702,23 +716,9 @@ gcho_doc_decide(gcho_req_t *rq)
     kv[8] = "family_id";
     kv[9] = rq->family_id;
 
-    d.kind = "document";
-    d.update = "update document set status = $2, reason = $3,"
-               "   valid_from = $4, valid_to = $5,"
-               "   decided_at = now(), decided_by = $6"
-               " where id = $1"
-               " returning (extract(epoch from decided_at)"
-               "   * 1000000)::bigint";
-    d.params = p;
-    d.nparams = 6;
-    d.kv = kv;
-    d.nkv = 5;
-    d.mail_kind = refused ? "document_refuse" : "document_accepte";
-    d.subject = refused ? "Document refusé" : "Document accepté";
-    d.body = body;
-    d.catalogue = !refused;    /* an accepted document counts for booking */
-
-    if (gcho_decision_close(rq, &d) != 0) {
+    if (gcho_decision_close(rq, &gcho_doc_decision, refused, p, kv, body)
+        != 0)
+    {
         return 0;
     }
 

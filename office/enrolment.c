@@ -291,6 +291,19 @@ static const gch_jfield_t  gcho_decision_fields[] = {
 };
 
 
+static const gcho_decision_t  gcho_enrol_decision = {
+    "enrolment",
+    "update enrolment set status = $2, reason = $3,"
+    "   decided_at = now(), decided_by = $4"
+    " where id = $1"
+    " returning (extract(epoch from decided_at) * 1000000)::bigint",
+    4, 3,
+    { "enrolment_validee", "enrolment_refusee" },
+    { "Inscription validée", "Demande d'inscription refusée" },
+    { 1, 1 }
+};
+
+
 /* POST /api/staff/enrolments/{id}/decision {decision, reason} */
 static int
 gcho_enrol_decide(gcho_req_t *rq)
@@ -300,7 +313,6 @@ gcho_enrol_decide(gcho_req_t *rq)
     PGresult           *res;
     gch_json_t          doc;
     const char         *p[4], *kv[6];
-    gcho_decision_t     d;
     const gch_jnode_t  *v[2];
 
     if (strspn(rq->param[0], "0123456789") != strlen(rq->param[0])
@@ -376,23 +388,9 @@ gcho_enrol_decide(gcho_req_t *rq)
     kv[4] = "family_id";
     kv[5] = rq->family_id;
 
-    d.kind = "enrolment";
-    d.update = "update enrolment set status = $2, reason = $3,"
-               "   decided_at = now(), decided_by = $4"
-               " where id = $1"
-               " returning (extract(epoch from decided_at)"
-               "   * 1000000)::bigint";
-    d.params = p;
-    d.nparams = 4;
-    d.kv = kv;
-    d.nkv = 3;
-    d.mail_kind = refused ? "enrolment_refusee" : "enrolment_validee";
-    d.subject = refused ? "Demande d'inscription refusée"
-                        : "Inscription validée";
-    d.body = body;
-    d.catalogue = 1;
-
-    if (gcho_decision_close(rq, &d) != 0) {
+    if (gcho_decision_close(rq, &gcho_enrol_decision, refused, p, kv, body)
+        != 0)
+    {
         return 0;
     }
 

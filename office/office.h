@@ -298,26 +298,26 @@ int gcho_catalogue_changed(gcho_req_t *rq);
 PGresult *gcho_decision_open(gcho_req_t *rq, const char *sql,
     const char *pending, const char *not_found, const char *decided);
 
+/* What a kind of decision does; [0] when accepted, [1] when refused. */
 typedef struct {
-    const char          *kind;       /* "enrolment": the audit action
-                                        "enrolment.decision" on
-                                        "enrolment:<id>" */
-    const char          *update;     /* $1 the id ...; returns one row, the
-                                        decision's time in microseconds */
-    const char *const   *params;
-    int                  nparams;
-    const char *const   *kv;         /* the audit detail (gcho_audit_kv) */
-    size_t               nkv;
-    const char          *mail_kind;  /* the e-mail to the family */
-    const char          *subject;
-    const char          *body;
-    int                  catalogue;  /* gcho_catalogue_changed() too */
+    const char  *kind;           /* "enrolment": the audit action
+                                    "enrolment.decision" on
+                                    "enrolment:<id>" */
+    const char  *update;         /* $1 the id ...; returns one row, the
+                                    decision's time in microseconds */
+    int          nparams;
+    size_t       nkv;            /* pairs of the audit detail */
+    const char  *mail_kind[2];   /* the e-mail to the family */
+    const char  *subject[2];
+    int          catalogue[2];   /* gcho_catalogue_changed() too */
 } gcho_decision_t;
 
-/* Then: d's update, the audit row, the e-mail (ref "<id>:<time>"), the
- * catalogue version when d->catalogue, COMMIT.  0 (the caller answers),
- * or -1 after answering. */
-int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d);
+/* Then: d's update with params, the audit row (detail kv), the e-mail
+ * (body; ref "<id>:<time>"), the catalogue version, COMMIT.  0 (the
+ * caller answers), or -1 after answering. */
+int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d,
+    int refused, const char *const *params, const char *const *kv,
+    const char *body);
 
 /* unix seconds / "YYYY-MM-DDTHH:MM:SS+HH:MM" (Europe/Paris, the town's
  * time zone) of now. */

@@ -218,47 +218,41 @@ gchw_task_reap(gchw_worker_t *w, int64_t now)
 }
 
 
-/* The three PostgreSQL tasks: a failure that broke the connection
- * closes it. */
+/* The end of a PostgreSQL task: when it failed and the connection broke,
+ * the connection is closed (-1). */
 static int
-gchw_task_publish(gchw_worker_t *w, int64_t now)
+gchw_pg_task_end(gchw_worker_t *w, int64_t now, int failed)
 {
-    if (gchw_publish_check(w->pg, w->rc) != 0
-        && PQstatus(w->pg) != CONNECTION_OK)
-    {
+    if (failed && PQstatus(w->pg) != CONNECTION_OK) {
         gchw_pg_lost(w, now);
         return -1;
     }
 
     return 0;
+}
+
+
+static int
+gchw_task_publish(gchw_worker_t *w, int64_t now)
+{
+    return gchw_pg_task_end(w, now, gchw_publish_check(w->pg, w->rc) != 0);
 }
 
 
 static int
 gchw_task_mail(gchw_worker_t *w, int64_t now)
 {
-    if (gchw_mail_send(w->pg, &w->conf, 50) < 0
-        && PQstatus(w->pg) != CONNECTION_OK)
-    {
-        gchw_pg_lost(w, now);
-        return -1;
-    }
-
-    return 0;
+    return gchw_pg_task_end(w, now,
+                            gchw_mail_send(w->pg, &w->conf, 50) < 0);
 }
 
 
 static int
 gchw_task_invoice(gchw_worker_t *w, int64_t now)
 {
-    if (gchb_invoice_schedule(w->pg, w->rc, &w->conf, w->invoiced) < 0
-        && PQstatus(w->pg) != CONNECTION_OK)
-    {
-        gchw_pg_lost(w, now);
-        return -1;
-    }
-
-    return 0;
+    return gchw_pg_task_end(w, now,
+                            gchb_invoice_schedule(w->pg, w->rc, &w->conf,
+                                                  w->invoiced) < 0);
 }
 
 
