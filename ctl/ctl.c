@@ -685,11 +685,104 @@ gchc_ttl_arg(int argc, char **argv, int from)
 }
 
 
+/*
+ * Runs cmd with its arguments argv[i..argc): the command's exit status,
+ * 2 when the arguments are not the command's (a usage error), 3 when
+ * check failed to compare (not a usage error).
+ */
+static int
+gchc_command(const gchb_conf_t *conf, const char *cmd, int argc,
+    char **argv, int i)
+{
+    int   rc;
+    long  ttl;
+
+    rc = 2;
+
+    if (strcmp(cmd, "migrate") == 0 && i == argc) {
+        rc = gchc_cmd_migrate(conf);
+
+    } else if (strcmp(cmd, "load-town") == 0 && i + 1 == argc
+               && strcmp(argv[i], "--replace") != 0)
+    {
+        rc = gchc_cmd_load_town(conf, argv[i], 0);
+
+    } else if (strcmp(cmd, "load-town") == 0 && i + 2 == argc
+               && (strcmp(argv[i], "--replace") == 0
+                   || strcmp(argv[i + 1], "--replace") == 0))
+    {
+        rc = gchc_cmd_load_town(conf,
+                                argv[strcmp(argv[i], "--replace") == 0
+                                     ? i + 1 : i], 1);
+
+    } else if (strcmp(cmd, "publish") == 0
+               && (i == argc
+                   || (i + 1 == argc && strcmp(argv[i], "--rebuild") == 0)))
+    {
+        rc = gchc_cmd_publish(conf, i + 1 == argc);
+
+    } else if (strcmp(cmd, "token") == 0 && i < argc
+               && argv[i][0] != '-')
+    {
+        ttl = gchc_ttl_arg(argc, argv, i + 1);
+        if (ttl > 0) {
+            rc = gchc_cmd_tokens(conf, argv[i], ttl);
+        }
+
+    } else if (strcmp(cmd, "staff-token") == 0 && i < argc
+               && argv[i][0] != '-')
+    {
+        ttl = gchc_ttl_arg(argc, argv, i + 1);
+        if (ttl > 0) {
+            rc = gchc_cmd_staff_token(conf, argv[i], ttl);
+        }
+
+    } else if (strcmp(cmd, "tokens") == 0) {
+        ttl = gchc_ttl_arg(argc, argv, i);
+        if (ttl > 0) {
+            rc = gchc_cmd_tokens(conf, NULL, ttl);
+        }
+
+    } else if (strcmp(cmd, "config") == 0 && i == argc) {
+        gchb_conf_dump(conf);
+        rc = 0;
+
+    } else if (strcmp(cmd, "invoice") == 0 && i + 2 == argc
+               && strcmp(argv[i], "--month") == 0)
+    {
+        rc = gchc_cmd_invoice(conf, argv[i + 1]);
+
+    } else if (strcmp(cmd, "sepa-export") == 0 && (i + 2 == argc
+               || (i + 4 == argc && strcmp(argv[i + 2], "--out") == 0))
+               && strcmp(argv[i], "--month") == 0)
+    {
+        rc = gchc_cmd_sepa_export(conf, argv[i + 1],
+                                  i + 4 == argc ? argv[i + 3] : NULL);
+
+    } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
+        rc = gchc_cmd_set_email(conf, argv[i], argv[i + 1]);
+
+    } else if (strcmp(cmd, "staff-add") == 0 && i + 3 == argc) {
+        rc = gchc_cmd_staff_add(conf, argv[i], argv[i + 1], argv[i + 2]);
+
+    } else if (strcmp(cmd, "recount") == 0 && i < argc) {
+        rc = gchc_cmd_recount(conf, argv + i, argc - i);
+
+    } else if (strcmp(cmd, "check") == 0 && i == argc) {
+        rc = gchc_cmd_check(conf);
+        if (rc == 2) {
+            rc = 3;                  /* an error, not a usage error */
+        }
+    }
+
+    return rc;
+}
+
+
 int
 main(int argc, char **argv)
 {
     int           i, rc;
-    long          ttl;
     const char   *file, *cmd;
     gchb_conf_t   conf;
 
@@ -727,83 +820,7 @@ main(int argc, char **argv)
         return 1;
     }
 
-    rc = 2;
-
-    if (strcmp(cmd, "migrate") == 0 && i == argc) {
-        rc = gchc_cmd_migrate(&conf);
-
-    } else if (strcmp(cmd, "load-town") == 0 && i + 1 == argc
-               && strcmp(argv[i], "--replace") != 0)
-    {
-        rc = gchc_cmd_load_town(&conf, argv[i], 0);
-
-    } else if (strcmp(cmd, "load-town") == 0 && i + 2 == argc
-               && (strcmp(argv[i], "--replace") == 0
-                   || strcmp(argv[i + 1], "--replace") == 0))
-    {
-        rc = gchc_cmd_load_town(&conf,
-                                argv[strcmp(argv[i], "--replace") == 0
-                                     ? i + 1 : i], 1);
-
-    } else if (strcmp(cmd, "publish") == 0
-               && (i == argc
-                   || (i + 1 == argc && strcmp(argv[i], "--rebuild") == 0)))
-    {
-        rc = gchc_cmd_publish(&conf, i + 1 == argc);
-
-    } else if (strcmp(cmd, "token") == 0 && i < argc
-               && argv[i][0] != '-')
-    {
-        ttl = gchc_ttl_arg(argc, argv, i + 1);
-        if (ttl > 0) {
-            rc = gchc_cmd_tokens(&conf, argv[i], ttl);
-        }
-
-    } else if (strcmp(cmd, "staff-token") == 0 && i < argc
-               && argv[i][0] != '-')
-    {
-        ttl = gchc_ttl_arg(argc, argv, i + 1);
-        if (ttl > 0) {
-            rc = gchc_cmd_staff_token(&conf, argv[i], ttl);
-        }
-
-    } else if (strcmp(cmd, "tokens") == 0) {
-        ttl = gchc_ttl_arg(argc, argv, i);
-        if (ttl > 0) {
-            rc = gchc_cmd_tokens(&conf, NULL, ttl);
-        }
-
-    } else if (strcmp(cmd, "config") == 0 && i == argc) {
-        gchb_conf_dump(&conf);
-        rc = 0;
-
-    } else if (strcmp(cmd, "invoice") == 0 && i + 2 == argc
-               && strcmp(argv[i], "--month") == 0)
-    {
-        rc = gchc_cmd_invoice(&conf, argv[i + 1]);
-
-    } else if (strcmp(cmd, "sepa-export") == 0 && (i + 2 == argc
-               || (i + 4 == argc && strcmp(argv[i + 2], "--out") == 0))
-               && strcmp(argv[i], "--month") == 0)
-    {
-        rc = gchc_cmd_sepa_export(&conf, argv[i + 1],
-                                  i + 4 == argc ? argv[i + 3] : NULL);
-
-    } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
-        rc = gchc_cmd_set_email(&conf, argv[i], argv[i + 1]);
-
-    } else if (strcmp(cmd, "staff-add") == 0 && i + 3 == argc) {
-        rc = gchc_cmd_staff_add(&conf, argv[i], argv[i + 1], argv[i + 2]);
-
-    } else if (strcmp(cmd, "recount") == 0 && i < argc) {
-        rc = gchc_cmd_recount(&conf, argv + i, argc - i);
-
-    } else if (strcmp(cmd, "check") == 0 && i == argc) {
-        rc = gchc_cmd_check(&conf);
-        if (rc == 2) {
-            rc = 3;                  /* an error, not a usage error */
-        }
-    }
+    rc = gchc_command(&conf, cmd, argc, argv, i);
 
     if (rc == 2) {
         gchc_usage();
