@@ -715,44 +715,25 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
 
 
 /*
- * Persists the entries of an array reply (XREADGROUP's or XAUTOCLAIM's
- * entry list).  Returns entries persisted, -1 Redis error, -2 PostgreSQL
- * connection error.
+ * What to do with each entry of list: ok[i] 0 not a demande, 1 to write
+ * (ty[i] its type), 2 deleted from the stream.  The ones to write go into
+ * json ("[d1,d2...]"), their ids into ids (*nok of them), their types
+ * or'ed into *types.  0, or -1 when out of memory.
  */
 static int
-gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
-    const redisReply *list)
+gchw_entries_sort(const redisReply *list, unsigned char *ok,
+    unsigned char *ty, const char **ids, size_t *nok, int *types,
+    gchb_buf_t *json)
 {
-    int                 rc2, done, t, types;
-    char                err[512];
-    size_t              i, n, nok;
-    gchb_buf_t          json = { 0 };
-    const char        **ids;
+    int                 t;
+    size_t              i;
     const redisReply   *d, *e;
-    unsigned char      *ok, *ty;
 
-    rc2 = 0;
-    n = list->elements;
-    if (n == 0) {
-        return 0;
+    if (gchb_buf_add(json, "[", 1)) {
+        return -1;
     }
 
-    ids = calloc(n, sizeof(char *));
-    ok = calloc(n, 1);
-    ty = calloc(n, 1);
-    types = 0;
-    nok = 0;
-
-    if (ids == NULL || ok == NULL || ty == NULL
-        || gchb_buf_add(&json, "[", 1))
-    {
-        rc2 = -1;
-        goto done;
-    }
-
-    /* ok[i]: 0 not a demande, 1 to write, 2 deleted from the stream */
-
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < list->elements; i++) {
         e = list->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 1) {
             continue;
@@ -771,17 +752,138 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
 
         ok[i] = 1;
         ty[i] = (unsigned char) t;
-        types |= t;
-        if ((nok && gchb_buf_add(&json, ",", 1))
-            || gchb_buf_add(&json, d->str, d->len))
+        *types |= t;
+        if ((*nok && gchb_buf_add(json, ",", 1))
+            || gchb_buf_add(json, d->str, d->len))
         {
-            rc2 = -1;
-            goto done;
+            return -1;
         }
-        ids[nok++] = e->element[0]->str;
+        ids[(*nok)++] = e->element[0]->str;
     }
 
-    if (gchb_buf_add(&json, "]", 1)) {
+    return gchb_buf_add(json, "]", 1);
+}
+
+
+/*
+ * The batch had a data error: one transaction per entry to write, the
+ * refused ones to the dead letters.  The number persisted, or -1 (Redis)
+ * or -2 (PostgreSQL's connection).
+ */
+static int
+gchw_entries_one_by_one(gchw_persist_t *p, redisContext *rc, PGconn *pg,
+    const redisReply *list, const unsigned char *ok,
+    const unsigned char *ty, const char **ids, gchb_buf_t *json)
+{
+    int                 rc2, done;
+    char                err[512];
+    size_t              i;
+    const redisReply   *d, *e;
+
+    done = 0;
+
+    for (i = 0; i < list->elements; i++) {
+        if (ok[i] != 1) {
+            continue;
+        }
+
+        e = list->element[i];
+        d = gchw_entry_d(e);
+        json->len = 0;
+        if (gchb_buf_add(json, "[", 1)
+            || gchb_buf_add(json, d->str, d->len)
+            || gchb_buf_add(json, "]", 1))
+        {
+            return -1;
+        }
+
+        rc2 = gchw_write(pg, json->data, ty[i], err, sizeof(err));
+        if (rc2 == -2) {
+            return -2;
+        }
+
+        if (rc2 == -1) {
+            if (gchw_dead_letter(p, rc, e, d, err) < 0) {
+                return -1;
+            }
+            continue;
+        }
+
+        ids[0] = e->element[0]->str;
+        if (gchw_ack(rc, ids, 1) != 0) {
+            return -1;
+        }
+        done++;
+    }
+
+    return done;
+}
+
+
+/* The entries not to write: deleted ones acknowledged, the ones that are
+ * not demandes to the dead letters.  0 or -1 (Redis). */
+static int
+gchw_entries_others(gchw_persist_t *p, redisContext *rc,
+    const redisReply *list, const unsigned char *ok, const char **ids)
+{
+    size_t              i;
+    const redisReply   *e;
+
+    for (i = 0; i < list->elements; i++) {
+        e = list->element[i];
+        if (ok[i] == 2) {
+            ids[0] = e->element[0]->str;
+            if (gchw_ack(rc, ids, 1) != 0) {
+                return -1;
+            }
+
+        } else if (ok[i] == 0 && e->type == REDIS_REPLY_ARRAY
+                   && e->elements >= 1)
+        {
+            if (gchw_dead_letter(p, rc, e, gchw_entry_d(e),
+                                 "not a demande: field d must be a JSON "
+                                 "object with a string \"type\"") < 0)
+            {
+                return -1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Persists the entries of an array reply (XREADGROUP's or XAUTOCLAIM's
+ * entry list): the demandes in one transaction (one by one when it has a
+ * data error), acknowledged after COMMIT; then the others.  Returns
+ * entries persisted, -1 Redis error, -2 PostgreSQL connection error.
+ */
+static int
+gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
+    const redisReply *list)
+{
+    int                 rc2, done, types;
+    char                err[512];
+    size_t              n, nok;
+    gchb_buf_t          json = { 0 };
+    const char        **ids;
+    unsigned char      *ok, *ty;
+
+    n = list->elements;
+    if (n == 0) {
+        return 0;
+    }
+
+    ids = calloc(n, sizeof(char *));
+    ok = calloc(n, 1);
+    ty = calloc(n, 1);
+    types = 0;
+    nok = 0;
+
+    if (ids == NULL || ok == NULL || ty == NULL
+        || gchw_entries_sort(list, ok, ty, ids, &nok, &types, &json) != 0)
+    {
         rc2 = -1;
         goto done;
     }
@@ -801,72 +903,18 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
                 rc2 = -1;
                 goto done;
             }
-            goto others;
-        }
 
-        /* a data error: one transaction per entry, keep the refused ones */
-        for (i = 0; i < n; i++) {
-            if (ok[i] != 1) {
-                continue;
-            }
-
-            e = list->element[i];
-            d = gchw_entry_d(e);
-            json.len = 0;
-            if (gchb_buf_add(&json, "[", 1)
-                || gchb_buf_add(&json, d->str, d->len)
-                || gchb_buf_add(&json, "]", 1))
-            {
-                rc2 = -1;
+        } else {
+            rc2 = gchw_entries_one_by_one(p, rc, pg, list, ok, ty, ids,
+                                          &json);
+            if (rc2 < 0) {
                 goto done;
             }
-
-            rc2 = gchw_write(pg, json.data, ty[i], err, sizeof(err));
-            if (rc2 == -2) {
-                goto done;
-            }
-
-            if (rc2 == -1) {
-                if (gchw_dead_letter(p, rc, e, d, err) < 0) {
-                    goto done;
-                }
-                continue;
-            }
-
-            ids[0] = e->element[0]->str;
-            if (gchw_ack(rc, ids, 1) != 0) {
-                rc2 = -1;
-                goto done;
-            }
-            done++;
+            done = rc2;
         }
     }
 
-others:
-
-    rc2 = done;
-
-    for (i = 0; i < n; i++) {
-        e = list->element[i];
-        if (ok[i] == 2) {
-            ids[0] = e->element[0]->str;
-            if (gchw_ack(rc, ids, 1) != 0) {
-                rc2 = -1;
-                break;
-            }
-
-        } else if (ok[i] == 0 && e->type == REDIS_REPLY_ARRAY
-                   && e->elements >= 1)
-        {
-            if (gchw_dead_letter(p, rc, e, gchw_entry_d(e),
-                                 "not a demande: field d must be a JSON "
-                                 "object with a string \"type\"") < 0)
-            {
-                rc2 = -1;
-                break;
-            }
-        }
-    }
+    rc2 = gchw_entries_others(p, rc, list, ok, ids) == 0 ? done : -1;
 
 done:
 
