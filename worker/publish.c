@@ -156,19 +156,138 @@ gchw_gen_ki(yajl_gen g, const char *k, const char *v)
 }
 
 
+/* A confirmed booking (row of res) back in its session's booked set and
+ * its family's {f:}:bookings hash.  0 or -1 (out of memory). */
+static int
+gchw_rebuild_booking(gchw_pipe_t *p, PGresult *res, int row)
+{
+    int                   onsite;
+    char                  key[512];
+    size_t                len;
+    yajl_gen              g;
+    const unsigned char  *buf;
+
+    onsite = strcmp(PQgetvalue(res, row, 9), "onsite") == 0;
+    snprintf(key, sizeof(key), "{s:%s}:%s", PQgetvalue(res, row, 1),
+             onsite ? "booked_onsite" : "booked");
+    gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 0));
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return -1;
+    }
+    yajl_gen_map_open(g);
+    gchw_gen_kv(g, "child_id", PQgetvalue(res, row, 2));
+    gchw_gen_kv(g, "session_id", PQgetvalue(res, row, 1));
+    gchw_gen_ki(g, "price_cents", PQgetvalue(res, row, 4));
+    gchw_gen_kv(g, "request_id", PQgetvalue(res, row, 5));
+    gchw_gen_ki(g, "at_ms", PQgetvalue(res, row, 6));
+    if (onsite) {
+        gchw_gen_kv(g, "channel", "onsite");
+    }
+    yajl_gen_map_close(g);
+    yajl_gen_get_buf(g, &buf, &len);
+
+    snprintf(key, sizeof(key), "{f:%s}:bookings", PQgetvalue(res, row, 3));
+    {
+        const char  *argv[4] = { "HSET", key, PQgetvalue(res, row, 0),
+                                 (const char *) buf };
+        size_t       lens[4] = { 4, strlen(key),
+                                 strlen(PQgetvalue(res, row, 0)), len };
+
+        gchw_pipe_cmd(p, 4, argv, lens);
+    }
+    yajl_gen_free(g);
+
+    return 0;
+}
+
+
+/* The child's claims of a booking (row of res), while they matter (they
+ * expire the day after its session). */
+static void
+gchw_rebuild_claims(gchw_pipe_t *p, PGresult *res, int row,
+    const gch_town_t *town)
+{
+    int          q;
+    char         key[512], val[512], exat[32];
+    size_t       u;
+    uint32_t     quanta;
+    gch_day_t    day;
+    const char  *code;
+
+    code = PQgetvalue(res, row, 8);
+    quanta = 0;
+    for (u = 0; town && u < town->nunits; u++) {
+        if (strcmp(town->units[u].code, code) == 0) {
+            quanta = town->units[u].quanta;
+        }
+    }
+
+    if (gch_day_parse(&day, PQgetvalue(res, row, 7), 10) != 0) {
+        return;
+    }
+
+    if (gch_paris_to_unix(day + 2, 0) * 1000 <= gchb_now_ms()) {
+        return;
+    }
+
+    snprintf(exat, sizeof(exat), "%lld",
+             (long long) gch_paris_to_unix(day + 2, 0));
+    snprintf(val, sizeof(val), "%s %s", PQgetvalue(res, row, 1),
+             PQgetvalue(res, row, 0));
+
+    for (q = 0; q < 32; q++) {
+        if (quanta & (1u << q)) {
+            snprintf(key, sizeof(key), "{c:%s}:%s:q%d",
+                     PQgetvalue(res, row, 2), PQgetvalue(res, row, 7), q);
+            gchw_pipe_str(p, 5, "SET", key, val, "EXAT", exat);
+        }
+    }
+}
+
+
+/* What else a rebuild needs: the demande sequence (numbers must never be
+ * reused) and the uploaded documents an absence may cite
+ * (office/document.c).  0 or -1. */
+static int
+gchw_rebuild_seq_documents(PGconn *pg, gchw_pipe_t *p)
+{
+    int        row;
+    char       key[512];
+    PGresult  *res;
+
+    res = gchw_query(pg, "select coalesce(max(number), 0) from demande");
+    if (res == NULL) {
+        return -1;
+    }
+
+    gchw_pipe_str(p, 3, "SET", "gch:seq:demande", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    res = gchw_query(pg, "select family_id, id::text from document");
+    if (res == NULL) {
+        return -1;
+    }
+
+    for (row = 0; row < PQntuples(res); row++) {
+        snprintf(key, sizeof(key), "{f:%s}:documents",
+                 PQgetvalue(res, row, 0));
+        gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 1));
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
 /* Step 1 of the file comment: the bookings' Redis side from PostgreSQL. */
 static int
 gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
 {
-    int                   q, row, n, onsite;
-    char                  key[512], val[512], exat[32];
-    size_t                u, len;
-    uint32_t              quanta;
-    yajl_gen              g;
-    PGresult             *res;
-    gch_day_t             day;
-    const char           *code;
-    const unsigned char  *buf;
+    int        row, n;
+    PGresult  *res;
 
     res = gchw_query(pg,
         "select b.id, b.session_id, b.child_id, b.family_id,"
@@ -185,70 +304,11 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
     n = PQntuples(res);
 
     for (row = 0; row < n; row++) {
-        onsite = strcmp(PQgetvalue(res, row, 9), "onsite") == 0;
-        snprintf(key, sizeof(key), "{s:%s}:%s", PQgetvalue(res, row, 1),
-                 onsite ? "booked_onsite" : "booked");
-        gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 0));
-
-        g = yajl_gen_alloc(NULL);
-        if (g == NULL) {
+        if (gchw_rebuild_booking(p, res, row) != 0) {
             PQclear(res);
             return -1;
         }
-        yajl_gen_map_open(g);
-        gchw_gen_kv(g, "child_id", PQgetvalue(res, row, 2));
-        gchw_gen_kv(g, "session_id", PQgetvalue(res, row, 1));
-        gchw_gen_ki(g, "price_cents", PQgetvalue(res, row, 4));
-        gchw_gen_kv(g, "request_id", PQgetvalue(res, row, 5));
-        gchw_gen_ki(g, "at_ms", PQgetvalue(res, row, 6));
-        if (onsite) {
-            gchw_gen_kv(g, "channel", "onsite");
-        }
-        yajl_gen_map_close(g);
-        yajl_gen_get_buf(g, &buf, &len);
-
-        snprintf(key, sizeof(key), "{f:%s}:bookings",
-                 PQgetvalue(res, row, 3));
-        {
-            const char  *argv[4] = { "HSET", key, PQgetvalue(res, row, 0),
-                                     (const char *) buf };
-            size_t       lens[4] = { 4, strlen(key),
-                                     strlen(PQgetvalue(res, row, 0)), len };
-
-            gchw_pipe_cmd(p, 4, argv, lens);
-        }
-        yajl_gen_free(g);
-
-        /* claims, while they matter (they expire the day after) */
-        code = PQgetvalue(res, row, 8);
-        quanta = 0;
-        for (u = 0; town && u < town->nunits; u++) {
-            if (strcmp(town->units[u].code, code) == 0) {
-                quanta = town->units[u].quanta;
-            }
-        }
-
-        if (gch_day_parse(&day, PQgetvalue(res, row, 7), 10) != 0) {
-            continue;
-        }
-
-        if (gch_paris_to_unix(day + 2, 0) * 1000 <= gchb_now_ms()) {
-            continue;
-        }
-
-        snprintf(exat, sizeof(exat), "%lld",
-                 (long long) gch_paris_to_unix(day + 2, 0));
-        snprintf(val, sizeof(val), "%s %s", PQgetvalue(res, row, 1),
-                 PQgetvalue(res, row, 0));
-
-        for (q = 0; q < 32; q++) {
-            if (quanta & (1u << q)) {
-                snprintf(key, sizeof(key), "{c:%s}:%s:q%d",
-                         PQgetvalue(res, row, 2), PQgetvalue(res, row, 7),
-                         q);
-                gchw_pipe_str(p, 5, "SET", key, val, "EXAT", exat);
-            }
-        }
+        gchw_rebuild_claims(p, res, row, town);
     }
 
     PQclear(res);
@@ -257,30 +317,7 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
         gchb_log("info", "rebuilt %d bookings in redis", n);
     }
 
-    /* demande numbers must never be reused */
-    res = gchw_query(pg, "select coalesce(max(number), 0) from demande");
-    if (res == NULL) {
-        return -1;
-    }
-
-    gchw_pipe_str(p, 3, "SET", "gch:seq:demande", PQgetvalue(res, 0, 0));
-    PQclear(res);
-
-    /* the uploaded documents an absence may cite (office/document.c) */
-    res = gchw_query(pg, "select family_id, id::text from document");
-    if (res == NULL) {
-        return -1;
-    }
-
-    for (row = 0; row < PQntuples(res); row++) {
-        snprintf(key, sizeof(key), "{f:%s}:documents",
-                 PQgetvalue(res, row, 0));
-        gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 1));
-    }
-
-    PQclear(res);
-
-    return 0;
+    return gchw_rebuild_seq_documents(pg, p);
 }
 
 
