@@ -190,15 +190,13 @@ gchc_enrol_status(int s)
 }
 
 
+/* The town's units (upserted). */
 static int
-gchc_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
+gchc_load_units(PGconn *pg, const gch_town_t *t, long *changed)
 {
-    int                    rc;
-    char                   opens[26];
-    size_t                 i, j;
-    gchc_arr_t             a[10];
-    const char            *p[2];
-    const gch_activity_t  *act;
+    int          rc;
+    size_t       i;
+    gchc_arr_t   a[4];
 
     memset(a, 0, sizeof(a));
 
@@ -219,11 +217,21 @@ gchc_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
         "   is distinct from"
         "   (excluded.label, excluded.starts_min, excluded.ends_min)",
         a, 4, changed);
-    gchc_arr_free(a, 10);
+    gchc_arr_free(a, 4);
 
-    if (rc != 0) {
-        return -1;
-    }
+    return rc;
+}
+
+
+/* The town's activities (upserted). */
+static int
+gchc_load_activities(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    int                    rc;
+    char                   opens[26];
+    size_t                 i;
+    gchc_arr_t             a[10];
+    const gch_activity_t  *act;
 
     memset(a, 0, sizeof(a));
 
@@ -272,9 +280,20 @@ gchc_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
         a, 10, changed);
     gchc_arr_free(a, 10);
 
-    if (rc != 0) {
-        return -1;
-    }
+    return rc;
+}
+
+
+/* The activities' price bands (upserted; bands beyond the file's count
+ * and those of activities gone from the file deleted). */
+static int
+gchc_load_prices(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    int                    rc;
+    size_t                 i, j;
+    gchc_arr_t             a[4];
+    const char            *p[2];
+    const gch_activity_t  *act;
 
     memset(a, 0, sizeof(a));
 
@@ -312,9 +331,22 @@ gchc_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
             p, 2, changed);
     }
 
-    gchc_arr_free(a, 10);
+    gchc_arr_free(a, 4);
 
     return rc;
+}
+
+
+static int
+gchc_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    if (gchc_load_units(pg, t, changed) != 0
+        || gchc_load_activities(pg, t, changed) != 0)
+    {
+        return -1;
+    }
+
+    return gchc_load_prices(pg, t, changed);
 }
 
 
@@ -416,18 +448,15 @@ gchc_password_hash(PGconn *pg, const char *family_id, const char *password)
 }
 
 
+/* The columns of the town's families, children and enrolments, as
+ * PostgreSQL arrays a[0..15) (gchc_families_write's parameters); a
+ * family's password is hashed here.  0, or -1 after logging. */
 static int
-gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
+gchc_families_arrays(PGconn *pg, const gch_town_t *t, gchc_arr_t *a)
 {
-    int                  rc;
     char                *hash;
     size_t               i, j;
-    gchc_arr_t           a[16];
-    const char          *p[16];
     const gch_family_t  *f;
-
-    memset(a, 0, sizeof(a));
-    rc = 0;
 
     for (i = 0; i < t->nfamilies; i++) {
         f = &t->families[i];
@@ -438,8 +467,7 @@ gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             if (hash == NULL) {
                 gchb_log("error", "load-town: cannot hash the password of "
                          "family \"%s\"", f->id);
-                rc = -1;
-                goto done;
+                return -1;
             }
         }
 
@@ -471,15 +499,16 @@ gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
         }
     }
 
-    for (i = 0; i < 15; i++) {
-        p[i] = gchc_arr_end(&a[i]);
-        if (p[i] == NULL) {
-            gchb_log("error", "out of memory");
-            rc = -1;
-            goto done;
-        }
-    }
+    return 0;
+}
 
+
+/* The families, children and enrolments of the arrays p[0..15) written,
+ * and those no longer in the town deleted (unless bookings keep them).
+ * 0 or -1. */
+static int
+gchc_families_write(PGconn *pg, const char **p, long *changed)
+{
     /* logins may move between families within one file: free them first */
     if (gchc_load_exec_raw(pg, "family",
             "update family f set login = null"
@@ -555,8 +584,37 @@ gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             "                 where c.family_id = f.id)",
             p, 1, changed) != 0)
     {
-        rc = -1;
+        return -1;
     }
+
+    return 0;
+}
+
+
+static int
+gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    int          rc;
+    size_t       i;
+    gchc_arr_t   a[16];
+    const char  *p[16];
+
+    memset(a, 0, sizeof(a));
+    rc = -1;
+
+    if (gchc_families_arrays(pg, t, a) != 0) {
+        goto done;
+    }
+
+    for (i = 0; i < 15; i++) {
+        p[i] = gchc_arr_end(&a[i]);
+        if (p[i] == NULL) {
+            gchb_log("error", "out of memory");
+            goto done;
+        }
+    }
+
+    rc = gchc_families_write(pg, p, changed);
 
 done:
 
