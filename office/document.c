@@ -295,30 +295,30 @@ gcho_doc_known(gcho_req_t *rq, const char *fid, const char *id)
 }
 
 
-/* POST /api/documents?type=<type>&child_id=<id>&name=<file name> */
+/* The steps of the upload below return GCHO_GO (office.h). */
+
+/* The upload's query and headers: *type, *child (NULL: none), and
+ * *sniffed, the content type the bytes are, which must be the one
+ * declared. */
 static int
-gcho_doc_upload(gcho_req_t *rq)
+gcho_doc_upload_check(gcho_req_t *rq, const char **type, const char **child,
+    const char **sniffed)
 {
-    int            rc;
-    char           stored[64], tmp[4096], final[4096], name[128];
-    char           size[24], hex[crypto_hash_sha256_BYTES * 2 + 1];
-    char           target[GCHO_ID_MAX + 16];
-    uint8_t        rnd[16], sum[crypto_hash_sha256_BYTES];
-    size_t         ctlen;
-    PGresult      *res;
-    const char    *type, *child, *ct, *sniffed, *fname, *p[9];
-    const char    *dir;
+    size_t       ctlen;
+    const char  *ct;
 
-    type = gcho_query(rq, "type");
-    child = gcho_query(rq, "child_id");
+    *type = gcho_query(rq, "type");
+    *child = gcho_query(rq, "child_id");
 
-    if (type == NULL || !gcho_doc_type_ok(type)) {
+    if (*type == NULL || !gcho_doc_type_ok(*type)) {
         return gcho_error(rq, 400, "invalid_field",
                           "Le paramètre type est obligatoire (lettres "
                           "minuscules, chiffres, _ et -).");
     }
 
-    if (child != NULL && (*child == '\0' || strlen(child) >= GCHO_ID_MAX)) {
+    if (*child != NULL
+        && (**child == '\0' || strlen(*child) >= GCHO_ID_MAX))
+    {
         return gcho_error(rq, 400, "invalid_field",
                           "Le paramètre child_id est invalide.");
     }
@@ -341,9 +341,9 @@ gcho_doc_upload(gcho_req_t *rq)
         return gcho_error(rq, 400, "empty_file", "Le fichier est vide.");
     }
 
-    sniffed = gch_sniff_document((const uint8_t *) rq->body, rq->body_len);
-    if (sniffed == NULL || strlen(sniffed) != ctlen
-        || strncasecmp(ct, sniffed, ctlen) != 0)
+    *sniffed = gch_sniff_document((const uint8_t *) rq->body, rq->body_len);
+    if (*sniffed == NULL || strlen(*sniffed) != ctlen
+        || strncasecmp(ct, *sniffed, ctlen) != 0)
     {
         return gcho_error(rq, 415, "unsupported_media_type",
                           "Le contenu du fichier n'est pas celui d'un PDF, "
@@ -351,51 +351,39 @@ gcho_doc_upload(gcho_req_t *rq)
                           "type annoncé.");
     }
 
+    return GCHO_GO;
+}
+
+
+/* The name the family sees: X-Filename (or ?name=) cleaned, with the
+ * extension of what the file is; else "<type>.<ext>". */
+static void
+gcho_doc_upload_name(gcho_req_t *rq, const char *type, const char *sniffed,
+    char *name, size_t size)
+{
+    const char  *fname;
+
     fname = gcho_header(rq, "X-Filename");
     if (fname == NULL) {
         fname = gcho_query(rq, "name");
     }
     if (fname == NULL || *fname == '\0') {
-        snprintf(name, sizeof(name), "%s%s", type, gcho_doc_ext(sniffed));
+        snprintf(name, size, "%s%s", type, gcho_doc_ext(sniffed));
     } else {
-        gch_filename_clean(fname, strlen(fname), name, sizeof(name));
-        gcho_doc_name_ext(name, sizeof(name), sniffed);
+        gch_filename_clean(fname, strlen(fname), name, size);
+        gcho_doc_name_ext(name, size, sniffed);
     }
+}
 
-    crypto_hash_sha256(sum, (const uint8_t *) rq->body, rq->body_len);
-    sodium_bin2hex(hex, sizeof(hex), sum, sizeof(sum));
 
-    randombytes_buf(rnd, sizeof(rnd));
-    sodium_bin2hex(stored, sizeof(stored), rnd, sizeof(rnd));
-    strcat(stored, gcho_doc_ext(sniffed));
-
-    dir = gcho_ctx.conf.office_upload_dir;
-    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, stored);
-    snprintf(final, sizeof(final), "%s/%s", dir, stored);
-    snprintf(size, sizeof(size), "%zu", rq->body_len);
-
-    if (gcho_begin(rq) != 0 || gcho_doc_quota(rq, rq->body_len) != 0) {
-        return 0;
-    }
-
-    if (child != NULL) {
-        p[0] = child;
-        p[1] = rq->family_id;
-        res = gcho_sql(rq, "select 1 from child where id = $1"
-                           " and family_id = $2", 2, p);
-        if (res == NULL) {
-            return 0;
-        }
-        rc = PQntuples(res);
-        PQclear(res);
-
-        if (rc != 1) {
-            gcho_rollback();
-            return gcho_error(rq, 403, "forbidden",
-                              "Cet enfant n'appartient pas à votre "
-                              "famille.");
-        }
-    }
+/* In the transaction: the bytes written to tmp, the document's row (p:
+ * its 8 columns; rq->param[0] its new id), the file renamed to final in
+ * dir. */
+static int
+gcho_doc_store(gcho_req_t *rq, const char *const *p, const char *tmp,
+    const char *final, const char *dir)
+{
+    PGresult  *res;
 
     if (gcho_doc_write(tmp, rq->body, rq->body_len) != 0) {
         gcho_rollback();
@@ -404,14 +392,6 @@ gcho_doc_upload(gcho_req_t *rq)
                           "réessayez dans un instant.");
     }
 
-    p[0] = rq->family_id;
-    p[1] = child;
-    p[2] = type;
-    p[3] = name;
-    p[4] = sniffed;
-    p[5] = size;
-    p[6] = hex;
-    p[7] = stored;
     res = gcho_sql(rq, "insert into document (family_id, child_id, type,"
                        "   filename, content_type, size, sha256,"
                        "   stored_name)"
@@ -433,6 +413,68 @@ gcho_doc_upload(gcho_req_t *rq)
                           "réessayez dans un instant.");
     }
     gcho_doc_sync_dir(dir);
+
+    return GCHO_GO;
+}
+
+
+/* POST /api/documents?type=<type>&child_id=<id>&name=<file name> */
+static int
+gcho_doc_upload(gcho_req_t *rq)
+{
+    int            rc;
+    char           stored[64], tmp[4096], final[4096], name[128];
+    char           size[24], hex[crypto_hash_sha256_BYTES * 2 + 1];
+    char           target[GCHO_ID_MAX + 16];
+    uint8_t        rnd[16], sum[crypto_hash_sha256_BYTES];
+    const char    *type, *child, *sniffed, *p[9];
+    const char    *dir;
+
+    sniffed = NULL;
+
+    rc = gcho_doc_upload_check(rq, &type, &child, &sniffed);
+    if (rc != GCHO_GO) {
+        return rc;
+    }
+
+    gcho_doc_upload_name(rq, type, sniffed, name, sizeof(name));
+
+    crypto_hash_sha256(sum, (const uint8_t *) rq->body, rq->body_len);
+    sodium_bin2hex(hex, sizeof(hex), sum, sizeof(sum));
+
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(stored, sizeof(stored), rnd, sizeof(rnd));
+    strcat(stored, gcho_doc_ext(sniffed));
+
+    dir = gcho_ctx.conf.office_upload_dir;
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, stored);
+    snprintf(final, sizeof(final), "%s/%s", dir, stored);
+    snprintf(size, sizeof(size), "%zu", rq->body_len);
+
+    if (gcho_begin(rq) != 0 || gcho_doc_quota(rq, rq->body_len) != 0) {
+        return 0;
+    }
+
+    if (child != NULL) {
+        rc = gcho_family_child(rq, child);
+        if (rc != GCHO_GO) {
+            return rc;
+        }
+    }
+
+    p[0] = rq->family_id;
+    p[1] = child;
+    p[2] = type;
+    p[3] = name;
+    p[4] = sniffed;
+    p[5] = size;
+    p[6] = hex;
+    p[7] = stored;
+
+    rc = gcho_doc_store(rq, p, tmp, final, dir);
+    if (rc != GCHO_GO) {
+        return rc;
+    }
 
     if (gcho_doc_known(rq, rq->family_id, rq->param[0]) != 0) {
         (void) unlink(final);

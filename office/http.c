@@ -474,6 +474,34 @@ gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
 }
 
 
+/* See office.h (enrolment requests and document uploads). */
+int
+gcho_family_child(gcho_req_t *rq, const char *child)
+{
+    int          rc;
+    PGresult    *res;
+    const char  *p[2];
+
+    p[0] = child;
+    p[1] = rq->family_id;
+    res = gcho_sql(rq, "select 1 from child where id = $1"
+                       " and family_id = $2", 2, p);
+    if (res == NULL) {
+        return 0;
+    }
+    rc = PQntuples(res);
+    PQclear(res);
+
+    if (rc != 1) {
+        gcho_rollback();
+        return gcho_error(rq, 403, "forbidden",
+                          "Cet enfant n'appartient pas à votre famille.");
+    }
+
+    return GCHO_GO;
+}
+
+
 int
 gcho_catalogue_changed(gcho_req_t *rq)
 {

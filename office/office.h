@@ -93,6 +93,11 @@ struct gcho_hash_s {
  * answers 500). */
 typedef int (*gcho_handler_pt)(gcho_req_t *rq);
 
+/* A long handler's steps return GCHO_GO to go on, or, when they answered
+ * (and rolled back a transaction they were in), what the handler
+ * returns: rc = step(rq, ...); if (rc != GCHO_GO) { return rc; } */
+#define GCHO_GO  1
+
 typedef struct {
     const char       *method;     /* "GET", "POST", "PUT", "DELETE" */
     const char       *pattern;    /* "/api/documents/ *" without the space:
@@ -286,6 +291,10 @@ int gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
  * answering 503.
  */
 int gcho_catalogue_changed(gcho_req_t *rq);
+
+/* In a transaction: child is a child of rq's family.  GCHO_GO, or 403
+ * `forbidden` (rolled back), 0 after answering 503. */
+int gcho_family_child(gcho_req_t *rq, const char *child);
 
 /*
  * A staff decision on a pending item (decision.c).  gcho_decision_open:
