@@ -245,6 +245,78 @@ gcho_pay_lookup(const char *id, gcho_pay_result_t *r)
 }
 
 
+/* In the settling transaction: operation id takes r's status; paid, its
+ * invoices are paid (those paid before by another way are recorded as
+ * overpaid, not paid twice).  0, or -1 after answering 503. */
+static int
+gcho_pay_apply(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
+    int paid)
+{
+    PGresult    *res;
+    const char  *p[3];
+
+    p[0] = id;
+    p[1] = r->status;
+    p[2] = r->ref[0] ? r->ref : NULL;
+    res = gcho_sql(rq, "update payment_operation set status = $2,"
+                       " settled_at = now(), provider_ref = $3"
+                       " where id = $1 and status = 'pending'", 3, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    if (!paid) {
+        return 0;
+    }
+
+    res = gcho_sql(rq, "insert into payment_overpayment (operation_id,"
+                       "   invoice_id, amount_cents)"
+                       " select p.operation_id, i.id, i.total_cents"
+                       " from payment_operation_invoice p"
+                       " join invoice i on i.id = p.invoice_id"
+                       " where p.operation_id = $1 and i.paid", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    res = gcho_sql(rq, "update invoice set paid = true,"
+                       " paid_by = 'online', paid_at = now()"
+                       " where not paid and id in (select invoice_id"
+                       "   from payment_operation_invoice"
+                       "   where operation_id = $1)", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    return 0;
+}
+
+
+/* The e-mail to the family about operation id's outcome r. */
+static void
+gcho_pay_letter(const gcho_pay_result_t *r, const char *id, int paid,
+    char *subject, size_t ssize, char *body, size_t bsize)
+{
+    if (paid) {
+        snprintf(subject, ssize, "Paiement reçu");
+        snprintf(body, bsize, "Bonjour,\n\nNous avons bien reçu "
+                 "votre paiement en ligne de %lld,%02lld € (opération %s)."
+                 "\nVos factures sont réglées.\n",
+                 r->amount_cents / 100, r->amount_cents % 100, id);
+    } else {
+        snprintf(subject, ssize, "Paiement non abouti");
+        snprintf(body, bsize, "Bonjour,\n\nVotre paiement en ligne "
+                 "(opération %s) n'a pas abouti (%s).\nVos factures restent "
+                 "à payer ; vous pouvez les régler à nouveau depuis votre "
+                 "espace famille.\n", id,
+                 strcmp(r->status, "refused") == 0 ? "refusé" : "abandonné");
+    }
+}
+
+
 /*
  * Settles operation id with the provider's result r (not pending), in ONE
  * transaction; a settled operation is left alone.  Then republishes the
@@ -305,57 +377,13 @@ gcho_pay_settle(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
         return -1;
     }
 
-    p[0] = id;
-    p[1] = r->status;
-    p[2] = r->ref[0] ? r->ref : NULL;
-    res = gcho_sql(rq, "update payment_operation set status = $2,"
-                       " settled_at = now(), provider_ref = $3"
-                       " where id = $1 and status = 'pending'", 3, p);
-    if (res == NULL) {
+    if (gcho_pay_apply(rq, id, r, paid) != 0) {
         return -1;
-    }
-    PQclear(res);
-
-    if (paid) {
-        /* an invoice already paid (by another way) is not paid twice */
-        res = gcho_sql(rq, "insert into payment_overpayment (operation_id,"
-                           "   invoice_id, amount_cents)"
-                           " select p.operation_id, i.id, i.total_cents"
-                           " from payment_operation_invoice p"
-                           " join invoice i on i.id = p.invoice_id"
-                           " where p.operation_id = $1 and i.paid", 1, p);
-        if (res == NULL) {
-            return -1;
-        }
-        PQclear(res);
-
-        res = gcho_sql(rq, "update invoice set paid = true,"
-                           " paid_by = 'online', paid_at = now()"
-                           " where not paid and id in (select invoice_id"
-                           "   from payment_operation_invoice"
-                           "   where operation_id = $1)", 1, p);
-        if (res == NULL) {
-            return -1;
-        }
-        PQclear(res);
     }
 
     snprintf(status, 16, "%s", r->status);
-
-    if (paid) {
-        snprintf(subject, sizeof(subject), "Paiement reçu");
-        snprintf(body, sizeof(body), "Bonjour,\n\nNous avons bien reçu "
-                 "votre paiement en ligne de %lld,%02lld € (opération %s)."
-                 "\nVos factures sont réglées.\n",
-                 r->amount_cents / 100, r->amount_cents % 100, id);
-    } else {
-        snprintf(subject, sizeof(subject), "Paiement non abouti");
-        snprintf(body, sizeof(body), "Bonjour,\n\nVotre paiement en ligne "
-                 "(opération %s) n'a pas abouti (%s).\nVos factures restent "
-                 "à payer ; vous pouvez les régler à nouveau depuis votre "
-                 "espace famille.\n", id,
-                 strcmp(r->status, "refused") == 0 ? "refusé" : "abandonné");
-    }
+    gcho_pay_letter(r, id, paid, subject, sizeof(subject), body,
+                    sizeof(body));
 
     snprintf(detail, sizeof(detail), "{\"status\": \"%s\", "
              "\"amount_cents\": %s}", r->status, amount);
@@ -491,12 +519,7 @@ gcho_pay_resync(gcho_req_t *rq, const char *ids)
 }
 
 
-/*
- * The steps of POST /api/payments below return GCHO_PAY_GO to go on, or
- * what the handler returns (they answered, and rolled back).
- */
-#define GCHO_PAY_GO  1
-
+/* The steps of POST /api/payments below return GCHO_GO (office.h). */
 
 /* In the transaction: the family pays online (no direct debit), the
  * invoices (n ids) are its own, unpaid, not being paid, locked; *total
@@ -582,7 +605,7 @@ gcho_pay_lock(gcho_req_t *rq, const char *ids, size_t n, char *total,
                           "100 000 €.");
     }
 
-    return GCHO_PAY_GO;
+    return GCHO_GO;
 }
 
 
@@ -621,7 +644,7 @@ gcho_pay_insert(gcho_req_t *rq, const char *ids, const char *total,
     }
     PQclear(res);
 
-    return GCHO_PAY_GO;
+    return GCHO_GO;
 }
 
 
@@ -675,7 +698,7 @@ gcho_pay_register(gcho_req_t *rq, const char *ids, const char *opid,
     }
     free(answer);
 
-    return GCHO_PAY_GO;
+    return GCHO_GO;
 }
 
 
@@ -737,20 +760,20 @@ gcho_pay_create(gcho_req_t *rq)
     }
 
     rc = gcho_pay_lock(rq, ids, n, total, sizeof(total));
-    if (rc != GCHO_PAY_GO) {
+    if (rc != GCHO_GO) {
         return rc;
     }
 
     cents = atoll(total);
 
     rc = gcho_pay_insert(rq, ids, total, opid);
-    if (rc != GCHO_PAY_GO) {
+    if (rc != GCHO_GO) {
         return rc;
     }
 
     /* register the operation with the provider, then commit */
     rc = gcho_pay_register(rq, ids, opid, cents);
-    if (rc != GCHO_PAY_GO) {
+    if (rc != GCHO_GO) {
         return rc;
     }
 
