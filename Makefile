@@ -8,9 +8,10 @@
 #   make faults issue 8's fault matrix (tests/fault/matrix.py, as root):
 #               one line per fault survived or FAILED, then a summary
 #
-# The engine, the worker, the fuzzers and the benchmark bring their own
-# fragments (engine/engine.mk, worker/worker.mk, fuzz/fuzz.mk,
-# bench/bench.mk); they are optional here so that a half-built tree still
+# Each room brings its own fragment: the engine (engine/engine.mk), the
+# back-end library (backend/backend.mk), the worker (worker/worker.mk),
+# guichetctl (ctl/ctl.mk), the office (office/office.mk), the fuzzers
+# (fuzz/fuzz.mk) and the benchmark (bench/bench.mk); they are optional here so that a half-built tree still
 # builds what it can.  The nginx module is built the way nginx builds dynamic
 # modules: a private copy of Debian's nginx source (/usr/share/nginx/src,
 # package nginx-dev) configured with the distribution's own flags plus
@@ -31,7 +32,9 @@ MODULE_SRCS := config $(wildcard ngx_module/*.c ngx_module/*.h \
 SANITIZE   := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 -include engine/engine.mk
+-include backend/backend.mk
 -include worker/worker.mk
+-include ctl/ctl.mk
 -include office/office.mk
 -include fuzz/fuzz.mk
 -include bench/bench.mk
@@ -39,8 +42,9 @@ SANITIZE   := -fsanitize=address,undefined -fno-omit-frame-pointer
 # What "build" can make depends on which fragments exist yet.
 BUILD_TARGETS := \
     $(if $(wildcard engine/engine.mk),$(BUILD)/libgch.a) \
-    $(if $(wildcard worker/worker.mk),$(BUILD)/guichet-worker \
-                                      $(BUILD)/guichetctl) \
+    $(if $(wildcard backend/backend.mk),$(BUILD)/libgchb.a) \
+    $(if $(wildcard worker/worker.mk),$(BUILD)/guichet-worker) \
+    $(if $(wildcard ctl/ctl.mk),$(BUILD)/guichetctl) \
     $(if $(wildcard office/office.mk),$(BUILD)/guichet-office) \
     $(if $(wildcard ngx_module/*.c),$(MODULE_SO))
 

@@ -643,7 +643,8 @@ log_answer(rush_task_t *t, int status, int64_t at, int64_t lat,
     task_key(t, key, sizeof(key));
     fprintf(logf, "{\"k\":\"%s\",\"f\":\"%s\",\"i\":%ld,\"a\":%d,"
         "\"s\":%d,\"t\":%.3f,\"us\":%ld,\"tot\":%ld,\"n\":%d,\"c\":%zu,"
-        "\"r\":%zu,\"b\":", key, job_fid(t->job), (long) t->job, t->attempt, status,
+        "\"r\":%zu,\"b\":", key, job_fid(t->job), (long) t->job, t->attempt,
+        status,
         (double) (at - t0_us) / 1000.0, (long) lat,
         (long) (at - t->first_us), job_cells(t->job), conf, ref);
     while (blen > 0 && (body[blen - 1] == '\n' || body[blen - 1] == '\r'
@@ -1203,7 +1204,8 @@ main(int argc, char **argv)
     }
 
     rl.rlim_cur = rl.rlim_max = (rlim_t) nconns + 64;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) nconns + 64)
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0
+        && rl.rlim_cur < (rlim_t) nconns + 64)
     {
         rl.rlim_cur = (rlim_t) nconns + 64;
         if (rl.rlim_max < rl.rlim_cur) {

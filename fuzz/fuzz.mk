@@ -20,7 +20,7 @@ FUZZ_BINS     := $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_NAMES))
 
 fuzz-build: $(FUZZ_BINS)
 
-build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(wildcard engine/src/*.c) $(wildcard engine/src/*.h) engine/include/gch.h
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(wildcard engine/src/*.c) $(wildcard engine/src/*.h) $(wildcard engine/include/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(wildcard engine/src/*.c) $(FUZZ_LIBS)
 

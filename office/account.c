@@ -100,7 +100,7 @@ gcho_end_sessions(gcho_req_t *rq, const char *fid, const char *keep)
             goto failed;
         }
         if (x->type == REDIS_REPLY_ERROR) {
-            gchw_log("error", "office: redis: ending sessions: %s", x->str);
+            gchb_log("error", "office: redis: ending sessions: %s", x->str);
             rc = -1;
         }
         freeReplyObject(x);
@@ -116,7 +116,7 @@ failed:
         freeReplyObject(r);
     }
 
-    gchw_log("error", "office: redis: cannot end the sessions of %s: %s",
+    gchb_log("error", "office: redis: cannot end the sessions of %s: %s",
              fid, rc_->err ? rc_->errstr : "error reply");
     gcho_redis_drop_broken();
 
@@ -144,7 +144,7 @@ gcho_login_publish(const char *login, const char *fid, const char *hash)
     snprintf(value, sizeof(value), "%s %s", fid, hash);
     r = redisCommand(rc, "HSET gch:logins %s %s", login, value);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchw_log("warn", "office: redis: HSET gch:logins %s: %s (the worker "
+        gchb_log("warn", "office: redis: HSET gch:logins %s: %s (the worker "
                  "publishes it within publish_interval_ms)", login,
                  r ? r->str : rc->errstr);
     }
@@ -551,19 +551,14 @@ gcho_day(const char *s, gch_day_t *d)
 }
 
 
+/* The period asked: from and to, or period (week, month) and date.
+ * *df and *dt its first and last days. */
 static int
-gcho_history(gcho_req_t *rq)
+gcho_history_period(gcho_req_t *rq, gch_day_t *df, gch_day_t *dt)
 {
-    int             rc, y, m, dd;
-    char            from[11], to[11], at[26], *conns, *text;
-    size_t          i, len;
-    int64_t         ms;
-    gch_day_t       d, df, dt;
-    PGresult       *res;
-    gch_jout_t      o;
-    redisReply     *r;
-    redisContext   *redis;
-    const char     *period, *date, *sp, *p[4];
+    int          y, m, dd;
+    gch_day_t    d;
+    const char  *period, *date;
 
     period = gcho_query(rq, "period");
 
@@ -575,37 +570,50 @@ gcho_history(gcho_req_t *rq)
         }
 
         if (strcmp(period, "week") == 0) {
-            df = d - (gch_day_weekday(d) - 1);      /* Monday */
-            dt = df + 6;
+            *df = d - (gch_day_weekday(d) - 1);     /* Monday */
+            *dt = *df + 6;
 
         } else if (strcmp(period, "month") == 0) {
             gch_day_ymd(d, &y, &m, &dd);
-            df = gch_day_from_ymd(y, m, 1);
-            dt = (m == 12 ? gch_day_from_ymd(y + 1, 1, 1)
-                          : gch_day_from_ymd(y, m + 1, 1)) - 1;
+            *df = gch_day_from_ymd(y, m, 1);
+            *dt = (m == 12 ? gch_day_from_ymd(y + 1, 1, 1)
+                           : gch_day_from_ymd(y, m + 1, 1)) - 1;
 
         } else {
             return gcho_error(rq, 400, "invalid_field",
                               "Le paramètre period vaut week ou month.");
         }
 
-    } else if (gcho_day(gcho_query(rq, "from"), &df) != 0
-               || gcho_day(gcho_query(rq, "to"), &dt) != 0)
+    } else if (gcho_day(gcho_query(rq, "from"), df) != 0
+               || gcho_day(gcho_query(rq, "to"), dt) != 0)
     {
         return gcho_error(rq, 400, "invalid_field",
                           "Indiquez from et to (AAAA-MM-JJ), ou period "
                           "(week, month) et date.");
     }
 
-    if (dt < df || dt - df >= GCHO_HISTORY_DAYS) {
+    if (*dt < *df || *dt - *df >= GCHO_HISTORY_DAYS) {
         return gcho_error(rq, 400, "invalid_field",
                           "La période va de from à to, un an au plus.");
     }
 
-    gch_day_format(df, from);
-    gch_day_format(dt, to);
+    return GCHO_GO;
+}
 
-    /* connections of the period, newest first, from the module's list */
+
+/* The connections of the period, newest first, from the module's list:
+ * *conns a JSON array (malloc'ed, the caller frees it). */
+static int
+gcho_history_connections(gcho_req_t *rq, const char *from, const char *to,
+    char **conns)
+{
+    char            at[26];
+    size_t          i, len;
+    int64_t         ms;
+    gch_jout_t      o;
+    redisReply     *r;
+    redisContext   *redis;
+    const char     *sp;
 
     redis = gcho_redis(rq);
     if (redis == NULL) {
@@ -615,7 +623,7 @@ gcho_history(gcho_req_t *rq)
     r = redisCommand(redis, "LRANGE {f:%s}:connections 0 %d", rq->family_id,
                      GCHO_CONNECTIONS - 1);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        gchw_log("error", "office: redis: LRANGE connections: %s",
+        gchb_log("error", "office: redis: LRANGE connections: %s",
                  r ? (r->str ? r->str : "?") : redis->errstr);
         if (r) {
             freeReplyObject(r);
@@ -658,8 +666,34 @@ gcho_history(gcho_req_t *rq)
     yajl_gen_array_close(o.g);
     freeReplyObject(r);
 
-    if (gch_jout_detach(&o, &conns, &len) != 0) {
+    if (gch_jout_detach(&o, conns, &len) != 0) {
         return -1;
+    }
+
+    return GCHO_GO;
+}
+
+
+static int
+gcho_history(gcho_req_t *rq)
+{
+    int             rc;
+    char            from[11], to[11], *conns, *text;
+    gch_day_t       df, dt;
+    PGresult       *res;
+    const char     *p[4];
+
+    rc = gcho_history_period(rq, &df, &dt);
+    if (rc != GCHO_GO) {
+        return rc;
+    }
+
+    gch_day_format(df, from);
+    gch_day_format(dt, to);
+
+    rc = gcho_history_connections(rq, from, to, &conns);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     /* payments of the period, from payment_operation (payment.c) */

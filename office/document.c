@@ -207,7 +207,7 @@ gcho_doc_write(const char *path, const char *bytes, size_t len)
 
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        gchw_log("error", "office: %s: %s", path, strerror(errno));
+        gchb_log("error", "office: %s: %s", path, strerror(errno));
         return -1;
     }
 
@@ -235,7 +235,7 @@ gcho_doc_write(const char *path, const char *bytes, size_t len)
 
 failed:
 
-    gchw_log("error", "office: %s: %s", path, strerror(errno));
+    gchb_log("error", "office: %s: %s", path, strerror(errno));
     if (fd >= 0) {
         close(fd);
     }
@@ -281,7 +281,7 @@ gcho_doc_known(gcho_req_t *rq, const char *fid, const char *id)
         return 0;
     }
 
-    gchw_log("error", "office: redis: SADD {f:%s}:documents: %s", fid,
+    gchb_log("error", "office: redis: SADD {f:%s}:documents: %s", fid,
              r ? r->str : rc->errstr);
     if (r != NULL) {
         freeReplyObject(r);
@@ -295,30 +295,30 @@ gcho_doc_known(gcho_req_t *rq, const char *fid, const char *id)
 }
 
 
-/* POST /api/documents?type=<type>&child_id=<id>&name=<file name> */
+/* The steps of the upload below return GCHO_GO (office.h). */
+
+/* The upload's query and headers: *type, *child (NULL: none), and
+ * *sniffed, the content type the bytes are, which must be the one
+ * declared. */
 static int
-gcho_doc_upload(gcho_req_t *rq)
+gcho_doc_upload_check(gcho_req_t *rq, const char **type, const char **child,
+    const char **sniffed)
 {
-    int            rc;
-    char           stored[64], tmp[4096], final[4096], name[128];
-    char           size[24], hex[crypto_hash_sha256_BYTES * 2 + 1];
-    char           target[GCHO_ID_MAX + 16];
-    uint8_t        rnd[16], sum[crypto_hash_sha256_BYTES];
-    size_t         ctlen;
-    PGresult      *res;
-    const char    *type, *child, *ct, *sniffed, *fname, *p[9];
-    const char    *dir;
+    size_t       ctlen;
+    const char  *ct;
 
-    type = gcho_query(rq, "type");
-    child = gcho_query(rq, "child_id");
+    *type = gcho_query(rq, "type");
+    *child = gcho_query(rq, "child_id");
 
-    if (type == NULL || !gcho_doc_type_ok(type)) {
+    if (*type == NULL || !gcho_doc_type_ok(*type)) {
         return gcho_error(rq, 400, "invalid_field",
                           "Le paramètre type est obligatoire (lettres "
                           "minuscules, chiffres, _ et -).");
     }
 
-    if (child != NULL && (*child == '\0' || strlen(child) >= GCHO_ID_MAX)) {
+    if (*child != NULL
+        && (**child == '\0' || strlen(*child) >= GCHO_ID_MAX))
+    {
         return gcho_error(rq, 400, "invalid_field",
                           "Le paramètre child_id est invalide.");
     }
@@ -341,9 +341,9 @@ gcho_doc_upload(gcho_req_t *rq)
         return gcho_error(rq, 400, "empty_file", "Le fichier est vide.");
     }
 
-    sniffed = gch_sniff_document((const uint8_t *) rq->body, rq->body_len);
-    if (sniffed == NULL || strlen(sniffed) != ctlen
-        || strncasecmp(ct, sniffed, ctlen) != 0)
+    *sniffed = gch_sniff_document((const uint8_t *) rq->body, rq->body_len);
+    if (*sniffed == NULL || strlen(*sniffed) != ctlen
+        || strncasecmp(ct, *sniffed, ctlen) != 0)
     {
         return gcho_error(rq, 415, "unsupported_media_type",
                           "Le contenu du fichier n'est pas celui d'un PDF, "
@@ -351,16 +351,93 @@ gcho_doc_upload(gcho_req_t *rq)
                           "type annoncé.");
     }
 
+    return GCHO_GO;
+}
+
+
+/* The name the family sees: X-Filename (or ?name=) cleaned, with the
+ * extension of what the file is; else "<type>.<ext>". */
+static void
+gcho_doc_upload_name(gcho_req_t *rq, const char *type, const char *sniffed,
+    char *name, size_t size)
+{
+    const char  *fname;
+
     fname = gcho_header(rq, "X-Filename");
     if (fname == NULL) {
         fname = gcho_query(rq, "name");
     }
     if (fname == NULL || *fname == '\0') {
-        snprintf(name, sizeof(name), "%s%s", type, gcho_doc_ext(sniffed));
+        snprintf(name, size, "%s%s", type, gcho_doc_ext(sniffed));
     } else {
-        gch_filename_clean(fname, strlen(fname), name, sizeof(name));
-        gcho_doc_name_ext(name, sizeof(name), sniffed);
+        gch_filename_clean(fname, strlen(fname), name, size);
+        gcho_doc_name_ext(name, size, sniffed);
     }
+}
+
+
+/* In the transaction: the bytes written to tmp, the document's row (p:
+ * its 8 columns; rq->param[0] its new id), the file renamed to final in
+ * dir. */
+static int
+gcho_doc_store(gcho_req_t *rq, const char *const *p, const char *tmp,
+    const char *final, const char *dir)
+{
+    PGresult  *res;
+
+    if (gcho_doc_write(tmp, rq->body, rq->body_len) != 0) {
+        gcho_rollback();
+        return gcho_error(rq, 503, "unavailable",
+                          "Le document n'a pas pu être enregistré, "
+                          "réessayez dans un instant.");
+    }
+
+    res = gcho_sql(rq, "insert into document (family_id, child_id, type,"
+                       "   filename, content_type, size, sha256,"
+                       "   stored_name)"
+                       " values ($1, $2, $3, $4, $5, $6, $7, $8)"
+                       " returning id", 8, p);
+    if (res == NULL) {
+        (void) unlink(tmp);
+        return 0;
+    }
+    snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    if (rename(tmp, final) != 0) {
+        gchb_log("error", "office: rename %s: %s", tmp, strerror(errno));
+        (void) unlink(tmp);
+        gcho_rollback();
+        return gcho_error(rq, 503, "unavailable",
+                          "Le document n'a pas pu être enregistré, "
+                          "réessayez dans un instant.");
+    }
+    gcho_doc_sync_dir(dir);
+
+    return GCHO_GO;
+}
+
+
+/* POST /api/documents?type=<type>&child_id=<id>&name=<file name> */
+static int
+gcho_doc_upload(gcho_req_t *rq)
+{
+    int            rc;
+    char           stored[64], tmp[4096], final[4096], name[128];
+    char           size[24], hex[crypto_hash_sha256_BYTES * 2 + 1];
+    char           target[GCHO_ID_MAX + 16];
+    uint8_t        rnd[16], sum[crypto_hash_sha256_BYTES];
+    const char    *type, *child, *sniffed, *p[9];
+    const char    *dir;
+
+    sniffed = NULL;
+
+    rc = gcho_doc_upload_check(rq, &type, &child, &sniffed);
+    if (rc != GCHO_GO) {
+        return rc;
+    }
+
+    gcho_doc_upload_name(rq, type, sniffed, name, sizeof(name));
 
     crypto_hash_sha256(sum, (const uint8_t *) rq->body, rq->body_len);
     sodium_bin2hex(hex, sizeof(hex), sum, sizeof(sum));
@@ -379,29 +456,10 @@ gcho_doc_upload(gcho_req_t *rq)
     }
 
     if (child != NULL) {
-        p[0] = child;
-        p[1] = rq->family_id;
-        res = gcho_sql(rq, "select 1 from child where id = $1"
-                           " and family_id = $2", 2, p);
-        if (res == NULL) {
-            return 0;
+        rc = gcho_family_child(rq, child);
+        if (rc != GCHO_GO) {
+            return rc;
         }
-        rc = PQntuples(res);
-        PQclear(res);
-
-        if (rc != 1) {
-            gcho_rollback();
-            return gcho_error(rq, 403, "forbidden",
-                              "Cet enfant n'appartient pas à votre "
-                              "famille.");
-        }
-    }
-
-    if (gcho_doc_write(tmp, rq->body, rq->body_len) != 0) {
-        gcho_rollback();
-        return gcho_error(rq, 503, "unavailable",
-                          "Le document n'a pas pu être enregistré, "
-                          "réessayez dans un instant.");
     }
 
     p[0] = rq->family_id;
@@ -412,27 +470,11 @@ gcho_doc_upload(gcho_req_t *rq)
     p[5] = size;
     p[6] = hex;
     p[7] = stored;
-    res = gcho_sql(rq, "insert into document (family_id, child_id, type,"
-                       "   filename, content_type, size, sha256,"
-                       "   stored_name)"
-                       " values ($1, $2, $3, $4, $5, $6, $7, $8)"
-                       " returning id", 8, p);
-    if (res == NULL) {
-        (void) unlink(tmp);
-        return 0;
-    }
-    snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
-    if (rename(tmp, final) != 0) {
-        gchw_log("error", "office: rename %s: %s", tmp, strerror(errno));
-        (void) unlink(tmp);
-        gcho_rollback();
-        return gcho_error(rq, 503, "unavailable",
-                          "Le document n'a pas pu être enregistré, "
-                          "réessayez dans un instant.");
+    rc = gcho_doc_store(rq, p, tmp, final, dir);
+    if (rc != GCHO_GO) {
+        return rc;
     }
-    gcho_doc_sync_dir(dir);
 
     if (gcho_doc_known(rq, rq->family_id, rq->param[0]) != 0) {
         (void) unlink(final);
@@ -502,8 +544,8 @@ gcho_doc_send(gcho_req_t *rq, const char *family)
     snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
              PQgetvalue(res, 0, 0));
 
-    if (gchw_read_file(path, &bytes, &len) != 0) {
-        gchw_log("error", "office: document %s: %s: %s", rq->param[0], path,
+    if (gchb_read_file(path, &bytes, &len) != 0) {
+        gchb_log("error", "office: document %s: %s: %s", rq->param[0], path,
                  strerror(errno));
         PQclear(res);
         return gcho_error(rq, 503, "unavailable",
@@ -607,6 +649,21 @@ gcho_doc_date(gcho_req_t *rq, const char *field, const gch_jnode_t *v,
 }
 
 
+/* An accepted document counts for booking: the catalogue changes. */
+static const gcho_decision_t  gcho_doc_decision = {
+    "document",
+    "update document set status = $2, reason = $3,"
+    "   valid_from = $4, valid_to = $5,"
+    "   decided_at = now(), decided_by = $6"
+    " where id = $1"
+    " returning (extract(epoch from decided_at) * 1000000)::bigint",
+    6, 5,
+    { "document_accepte", "document_refuse" },
+    { "Document accepté", "Document refusé" },
+    { 1, 0 }
+};
+
+
 /* POST /api/staff/documents/{id}/decision
  * {decision: acceptee|refusee, reason, valid_from, valid_to} */
 static int
@@ -614,7 +671,7 @@ gcho_doc_decide(gcho_req_t *rq)
 {
     int                 rc, refused;
     char                decision[16], reason[1024], from[11], to[11];
-    char                body[1600], ref[64], target[GCHO_ID_MAX + 16];
+    char                body[1600];
     gch_day_t           df, dt;
     PGresult           *res;
     gch_json_t          doc;
@@ -658,32 +715,13 @@ gcho_doc_decide(gcho_req_t *rq)
                           "Le champ valid_to est avant valid_from.");
     }
 
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
-
-    p[0] = rq->param[0];
-    res = gcho_sql(rq, "select status, family_id, type, filename"
-                       " from document where id = $1 for update", 1, p);
+    res = gcho_decision_open(rq, "select status, family_id, type, filename"
+                                 " from document where id = $1 for update",
+                             "deposee", "Ce document n'existe pas.",
+                             "Ce document a déjà été traité.");
     if (res == NULL) {
         return 0;
     }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_doc_not_found(rq);
-    }
-
-    if (strcmp(PQgetvalue(res, 0, 0), "deposee") != 0) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 409, "already_decided",
-                          "Ce document a déjà été traité.");
-    }
-
-    snprintf(rq->family_id, sizeof(rq->family_id), "%s",
-             PQgetvalue(res, 0, 1));
 
     if (refused) {
         snprintf(body, sizeof(body),
@@ -702,24 +740,12 @@ gcho_doc_decide(gcho_req_t *rq)
     }
     PQclear(res);
 
+    p[0] = rq->param[0];
     p[1] = decision;
     p[2] = reason[0] ? reason : NULL;
     p[3] = from[0] ? from : NULL;
     p[4] = to[0] ? to : NULL;
     p[5] = rq->staff;
-    res = gcho_sql(rq, "update document set status = $2, reason = $3,"
-                       "   valid_from = $4, valid_to = $5,"
-                       "   decided_at = now(), decided_by = $6"
-                       " where id = $1"
-                       /* the e-mail's ref: one per decision */
-                       " returning (extract(epoch from decided_at)"
-                       "   * 1000000)::bigint",
-                       6, p);
-    if (res == NULL) {
-        return 0;
-    }
-    snprintf(ref, sizeof(ref), "%s:%s", rq->param[0], PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     kv[0] = "decision";
     kv[1] = decision;
@@ -731,16 +757,9 @@ gcho_doc_decide(gcho_req_t *rq)
     kv[7] = to;
     kv[8] = "family_id";
     kv[9] = rq->family_id;
-    snprintf(target, sizeof(target), "document:%s", rq->param[0]);
-    rc = gcho_audit_kv(rq, "document.decision", target, kv, 5);
 
-    if (rc != 0
-        || gcho_mail(rq, rq->family_id,
-                     refused ? "document_refuse" : "document_accepte", ref,
-                     refused ? "Document refusé" : "Document accepté",
-                     body) != 0
-        || (!refused && gcho_catalogue_changed(rq) != 0)
-        || gcho_commit(rq) != 0)
+    if (gcho_decision_close(rq, &gcho_doc_decision, refused, p, kv, body)
+        != 0)
     {
         return 0;
     }

@@ -111,26 +111,22 @@ static const gch_jfield_t  gcho_enrol_fields[] = {
 };
 
 
-/* POST /api/enrolments {child_id, activity_id, from, to} */
+/* The request's body: child, activity and days (from <= to). */
 static int
-gcho_enrol_create(gcho_req_t *rq)
+gcho_enrol_body(gcho_req_t *rq, char *child, char *act, char *from,
+    char *to)
 {
     int                 rc;
-    char                child[GCHO_ID_MAX], act[GCHO_ID_MAX];
-    char                from[11], to[11], body[512], subject[160];
-    char                target[GCHO_ID_MAX + 16];
     gch_day_t           df, dt;
-    PGresult           *res;
     gch_json_t          doc;
-    const char         *p[5];
     const gch_jnode_t  *v[4];
 
     if (gcho_body_json(rq, &doc, gcho_enrol_fields, 4, v) != 0) {
         return 0;
     }
 
-    rc = gcho_str(rq, "child_id", v[0], child, sizeof(child), 1) != 0
-         || gcho_str(rq, "activity_id", v[1], act, sizeof(act), 1) != 0
+    rc = gcho_str(rq, "child_id", v[0], child, GCHO_ID_MAX, 1) != 0
+         || gcho_str(rq, "activity_id", v[1], act, GCHO_ID_MAX, 1) != 0
          || gcho_enrol_date(rq, "from", v[2], from, &df) != 0
          || gcho_enrol_date(rq, "to", v[3], to, &dt) != 0;
 
@@ -145,34 +141,27 @@ gcho_enrol_create(gcho_req_t *rq)
                           "Le champ to est avant from.");
     }
 
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
+    return GCHO_GO;
+}
 
-    p[0] = child;
-    p[1] = rq->family_id;
-    res = gcho_sql(rq, "select 1 from child where id = $1"
-                       " and family_id = $2", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-    rc = PQntuples(res);
-    PQclear(res);
 
-    if (rc != 1) {
-        gcho_rollback();
-        return gcho_error(rq, 403, "forbidden",
-                          "Cet enfant n'appartient pas à votre famille.");
-    }
+/* In the transaction: the activity exists (name: its name) and no open
+ * request or validated enrolment of the child covers the same days
+ * (p: child, activity, from, to). */
+static int
+gcho_enrol_free(gcho_req_t *rq, const char *const *p, char *name,
+    size_t size)
+{
+    int        rc;
+    PGresult  *res;
 
-    p[0] = act;
-    res = gcho_sql(rq, "select name from activity where id = $1", 1, p);
+    res = gcho_sql(rq, "select name from activity where id = $1", 1, p + 1);
     if (res == NULL) {
         return 0;
     }
     rc = PQntuples(res);
     if (rc == 1) {
-        snprintf(subject, sizeof(subject), "%s", PQgetvalue(res, 0, 0));
+        snprintf(name, size, "%s", PQgetvalue(res, 0, 0));
     }
     PQclear(res);
 
@@ -182,11 +171,6 @@ gcho_enrol_create(gcho_req_t *rq)
                           "Le champ activity_id ne désigne aucune activité.");
     }
 
-    /* an open request or a validated enrolment over the same days */
-    p[0] = child;
-    p[1] = act;
-    p[2] = from;
-    p[3] = to;
     res = gcho_sql(rq, "select id from enrolment"
                        " where child_id = $1 and activity_id = $2"
                        " and status in ('demandee', 'validee')"
@@ -206,7 +190,20 @@ gcho_enrol_create(gcho_req_t *rq)
                           "période pour cet enfant et cette activité.");
     }
 
-    /* a refused request with the same first day is asked again */
+    return GCHO_GO;
+}
+
+
+/* In the transaction: the request (p: child, activity, from, to); a
+ * refused one with the same first day is asked again.  rq->param[0] its
+ * id; body the e-mail to the family about the activity name, ref its ref
+ * (one per request). */
+static int
+gcho_enrol_insert(gcho_req_t *rq, const char *const *p, const char *name,
+    char *body, size_t bsize, char *ref, size_t rsize)
+{
+    PGresult  *res;
+
     res = gcho_sql(rq,
         "insert into enrolment (child_id, activity_id, from_date, to_date,"
         "   status, origin, requested_at)"
@@ -232,20 +229,60 @@ gcho_enrol_create(gcho_req_t *rq)
     }
 
     snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
-    snprintf(body, sizeof(body),
+    snprintf(body, bsize,
              "Bonjour,\n\nVotre demande d'inscription de %s à « %s » du %s "
              "au %s a bien été déposée.  Les services de la commune vont "
              "l'examiner ; vous recevrez un message à chaque étape.\n",
-             PQgetvalue(res, 0, 1), subject, from, to);
-    snprintf(subject, sizeof(subject), "%s:%s", PQgetvalue(res, 0, 0),
+             PQgetvalue(res, 0, 1), name, p[2], p[3]);
+    snprintf(ref, rsize, "%s:%s", PQgetvalue(res, 0, 0),
              PQgetvalue(res, 0, 2));
     PQclear(res);
+
+    return GCHO_GO;
+}
+
+
+/* POST /api/enrolments {child_id, activity_id, from, to} */
+static int
+gcho_enrol_create(gcho_req_t *rq)
+{
+    int           rc;
+    char          child[GCHO_ID_MAX], act[GCHO_ID_MAX];
+    char          from[11], to[11], body[512], name[160], ref[160];
+    char          target[GCHO_ID_MAX + 16];
+    const char   *p[5];
+
+    rc = gcho_enrol_body(rq, child, act, from, to);
+    if (rc != GCHO_GO) {
+        return rc;
+    }
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = child;
+    p[1] = act;
+    p[2] = from;
+    p[3] = to;
+
+    rc = gcho_family_child(rq, child);
+    if (rc == GCHO_GO) {
+        rc = gcho_enrol_free(rq, p, name, sizeof(name));
+    }
+    if (rc == GCHO_GO) {
+        rc = gcho_enrol_insert(rq, p, name, body, sizeof(body), ref,
+                               sizeof(ref));
+    }
+    if (rc != GCHO_GO) {
+        return rc;
+    }
 
     p[0] = rq->param[0];
     snprintf(target, sizeof(target), "enrolment:%s", rq->param[0]);
 
     if (gcho_audit(rq, "enrolment.request", target, NULL) != 0
-        || gcho_mail(rq, rq->family_id, "enrolment_deposee", subject,
+        || gcho_mail(rq, rq->family_id, "enrolment_deposee", ref,
                      "Demande d'inscription déposée", body) != 0
         || gcho_catalogue_changed(rq) != 0
         || gcho_commit(rq) != 0)
@@ -291,16 +328,28 @@ static const gch_jfield_t  gcho_decision_fields[] = {
 };
 
 
+static const gcho_decision_t  gcho_enrol_decision = {
+    "enrolment",
+    "update enrolment set status = $2, reason = $3,"
+    "   decided_at = now(), decided_by = $4"
+    " where id = $1"
+    " returning (extract(epoch from decided_at) * 1000000)::bigint",
+    4, 3,
+    { "enrolment_validee", "enrolment_refusee" },
+    { "Inscription validée", "Demande d'inscription refusée" },
+    { 1, 1 }
+};
+
+
 /* POST /api/staff/enrolments/{id}/decision {decision, reason} */
 static int
 gcho_enrol_decide(gcho_req_t *rq)
 {
     int                 rc, refused;
     char                decision[16], reason[1024], body[1600];
-    char                ref[64], target[GCHO_ID_MAX + 16];
     PGresult           *res;
     gch_json_t          doc;
-    const char         *p[4], *fid, *kv[6];
+    const char         *p[4], *kv[6];
     const gch_jnode_t  *v[2];
 
     if (strspn(rq->param[0], "0123456789") != strlen(rq->param[0])
@@ -335,36 +384,17 @@ gcho_enrol_decide(gcho_req_t *rq)
                           "Le champ reason est obligatoire pour refuser.");
     }
 
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
-
-    p[0] = rq->param[0];
-    res = gcho_sql(rq, "select e.status, c.family_id, c.first_name, a.name,"
-                       "   to_char(e.from_date, 'DD/MM/YYYY'),"
-                       "   to_char(e.to_date, 'DD/MM/YYYY')"
-                       GCHO_ENROL_FROM " where e.id = $1"
-                       " for update of e", 1, p);
+    res = gcho_decision_open(rq,
+              "select e.status, c.family_id, c.first_name, a.name,"
+              "   to_char(e.from_date, 'DD/MM/YYYY'),"
+              "   to_char(e.to_date, 'DD/MM/YYYY')"
+              GCHO_ENROL_FROM " where e.id = $1"
+              " for update of e", "demandee",
+              "Cette inscription n'existe pas.",
+              "Cette demande a déjà été traitée.");
     if (res == NULL) {
         return 0;
     }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette inscription n'existe pas.");
-    }
-
-    if (strcmp(PQgetvalue(res, 0, 0), "demandee") != 0) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 409, "already_decided",
-                          "Cette demande a déjà été traitée.");
-    }
-
-    fid = PQgetvalue(res, 0, 1);
-    snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
 
     if (refused) {
         snprintf(body, sizeof(body),
@@ -383,39 +413,20 @@ gcho_enrol_decide(gcho_req_t *rq)
     }
     PQclear(res);
 
+    p[0] = rq->param[0];
     p[1] = decision;
     p[2] = reason[0] ? reason : NULL;
     p[3] = rq->staff;
-    res = gcho_sql(rq, "update enrolment set status = $2, reason = $3,"
-                       "   decided_at = now(), decided_by = $4"
-                       " where id = $1"
-                       /* the e-mail's ref: one per decision */
-                       " returning (extract(epoch from decided_at)"
-                       "   * 1000000)::bigint",
-                       4, p);
-    if (res == NULL) {
-        return 0;
-    }
-    snprintf(ref, sizeof(ref), "%s:%s", rq->param[0], PQgetvalue(res, 0, 0));
-    PQclear(res);
 
-    /* the actor is the staff login (rq->staff); the family the addressee */
     kv[0] = "decision";
     kv[1] = decision;
     kv[2] = "reason";
     kv[3] = reason;
     kv[4] = "family_id";
     kv[5] = rq->family_id;
-    snprintf(target, sizeof(target), "enrolment:%s", rq->param[0]);
-    rc = gcho_audit_kv(rq, "enrolment.decision", target, kv, 3);
 
-    if (rc != 0
-        || gcho_mail(rq, rq->family_id,
-                     refused ? "enrolment_refusee" : "enrolment_validee",
-                     ref, refused ? "Demande d'inscription refusée"
-                                  : "Inscription validée", body) != 0
-        || gcho_catalogue_changed(rq) != 0
-        || gcho_commit(rq) != 0)
+    if (gcho_decision_close(rq, &gcho_enrol_decision, refused, p, kv, body)
+        != 0)
     {
         return 0;
     }

@@ -136,7 +136,7 @@ gcho_hash_start(int threads)
                           crypto_pwhash_MEMLIMIT_INTERACTIVE)
         != 0)
     {
-        gchw_log("error", "office: cannot make the dummy password hash");
+        gchb_log("error", "office: cannot make the dummy password hash");
         return -1;
     }
     sodium_memzero(rnd, sizeof(rnd));
@@ -149,7 +149,7 @@ gcho_hash_start(int threads)
         if (pthread_create(&gcho_hash_tid[i], NULL, gcho_hash_thread, NULL)
             != 0)
         {
-            gchw_log("error", "office: cannot start a hashing thread");
+            gchb_log("error", "office: cannot start a hashing thread");
             gcho_hash_stop();
             return -1;
         }
@@ -301,7 +301,7 @@ gcho_hash_log_counters(void)
     queued = gcho_hash_queued;
     pthread_mutex_unlock(&gcho_hash_mu);
 
-    gchw_log("info", "office: password hashes: %lu made, %lu verified, "
+    gchb_log("info", "office: password hashes: %lu made, %lu verified, "
              "%zu waiting, %d threads", made, verified, queued,
              gcho_hash_nthreads);
 }

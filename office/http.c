@@ -71,7 +71,7 @@ void
 gcho_add_header(gcho_req_t *rq, const char *name, const char *value)
 {
     if (rq->nhdr == GCHO_HEADERS_MAX) {
-        gchw_log("error", "office: too many headers for %s", rq->path);
+        gchb_log("error", "office: too many headers for %s", rq->path);
         return;
     }
 
@@ -234,7 +234,7 @@ gcho_pg(gcho_req_t *rq)
         PQfinish(gcho_ctx.pg);
     }
 
-    gcho_ctx.pg = gchw_pg_connect(&gcho_ctx.conf);
+    gcho_ctx.pg = gchb_pg_connect(&gcho_ctx.conf);
     if (gcho_ctx.pg == NULL) {
         gcho_unavailable(rq);
     }
@@ -254,7 +254,7 @@ gcho_redis(gcho_req_t *rq)
         redisFree(gcho_ctx.redis);
     }
 
-    gcho_ctx.redis = gchw_redis_connect(&gcho_ctx.conf);
+    gcho_ctx.redis = gchb_redis_connect(&gcho_ctx.conf);
     if (gcho_ctx.redis == NULL) {
         gcho_unavailable(rq);
     }
@@ -292,7 +292,7 @@ gcho_sql(gcho_req_t *rq, const char *sql, int n, const char *const *params)
         return res;
     }
 
-    gchw_log("error", "office: postgres: %s (%.80s)",
+    gchb_log("error", "office: postgres: %s (%.80s)",
              PQresultErrorMessage(res), sql);
     PQclear(res);
 
@@ -471,6 +471,34 @@ gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
 
     PQclear(res);
     return 0;
+}
+
+
+/* See office.h (enrolment requests and document uploads). */
+int
+gcho_family_child(gcho_req_t *rq, const char *child)
+{
+    int          rc;
+    PGresult    *res;
+    const char  *p[2];
+
+    p[0] = child;
+    p[1] = rq->family_id;
+    res = gcho_sql(rq, "select 1 from child where id = $1"
+                       " and family_id = $2", 2, p);
+    if (res == NULL) {
+        return 0;
+    }
+    rc = PQntuples(res);
+    PQclear(res);
+
+    if (rc != 1) {
+        gcho_rollback();
+        return gcho_error(rq, 403, "forbidden",
+                          "Cet enfant n'appartient pas à votre famille.");
+    }
+
+    return GCHO_GO;
 }
 
 
@@ -719,7 +747,7 @@ gcho_token(gcho_req_t *rq)
 
     r = redisCommand(rc, "ZSCORE gch:revoked %s", rq->token_hash);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchw_log("error", "office: redis: ZSCORE gch:revoked: %s",
+        gchb_log("error", "office: redis: ZSCORE gch:revoked: %s",
                  r ? r->str : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -1076,7 +1104,7 @@ gcho_access(void *cls, struct MHD_Connection *c, const char *url,
     if (rq->hash != NULL) {
         /* resumed: the handler's second half (hash.c) */
         if (!gcho_hash_done(rq)) {
-            gchw_log("error", "office: %s resumed before its hash",
+            gchb_log("error", "office: %s resumed before its hash",
                      rq->path);
             return MHD_NO;
         }
@@ -1128,7 +1156,7 @@ gcho_mhd_log(void *cls, const char *fmt, va_list ap)
 
     vsnprintf(buf, sizeof(buf), fmt, ap);
     buf[strcspn(buf, "\n")] = '\0';
-    gchw_log("warn", "office: microhttpd: %s", buf);
+    gchb_log("warn", "office: microhttpd: %s", buf);
 }
 
 
@@ -1153,7 +1181,7 @@ gcho_socket_perms(const char *path)
     if (*end != '\0' || end == gcho_ctx.conf.office_socket_mode
         || mode < 0 || mode > 0770 || (mode & 07))
     {
-        gchw_log("error", "office_socket_mode: an octal mode giving others "
+        gchb_log("error", "office_socket_mode: an octal mode giving others "
                  "nothing (0600, 0660) is needed, not \"%s\"",
                  gcho_ctx.conf.office_socket_mode);
         return -1;
@@ -1163,18 +1191,18 @@ gcho_socket_perms(const char *path)
     if (g[0]) {
         gr = getgrnam(g);
         if (gr == NULL) {
-            gchw_log("error", "office_socket_group: no group \"%s\"", g);
+            gchb_log("error", "office_socket_group: no group \"%s\"", g);
             return -1;
         }
         if (chown(path, (uid_t) -1, gr->gr_gid) != 0) {
-            gchw_log("error", "office_socket_group: chown %s to %s: %s",
+            gchb_log("error", "office_socket_group: chown %s to %s: %s",
                      path, g, strerror(errno));
             return -1;
         }
     }
 
     if (chmod(path, (mode_t) mode) != 0) {
-        gchw_log("error", "office_socket_mode: chmod %s: %s", path,
+        gchb_log("error", "office_socket_mode: chmod %s: %s", path,
                  strerror(errno));
         return -1;
     }
@@ -1191,13 +1219,13 @@ gcho_listen_unix(const char *path)
     struct sockaddr_un  sa;
 
     if (strlen(path) >= sizeof(sa.sun_path)) {
-        gchw_log("error", "office_listen: path too long: %s", path);
+        gchb_log("error", "office_listen: path too long: %s", path);
         return -1;
     }
 
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        gchw_log("error", "office_listen: socket: %s", strerror(errno));
+        gchb_log("error", "office_listen: socket: %s", strerror(errno));
         return -1;
     }
 
@@ -1211,7 +1239,7 @@ gcho_listen_unix(const char *path)
     um = umask(0177);
     if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
         umask(um);
-        gchw_log("error", "office_listen: %s: %s", path, strerror(errno));
+        gchb_log("error", "office_listen: %s: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -1224,7 +1252,7 @@ gcho_listen_unix(const char *path)
     }
 
     if (listen(fd, 128) != 0) {
-        gchw_log("error", "office_listen: %s: %s", path, strerror(errno));
+        gchb_log("error", "office_listen: %s: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -1263,7 +1291,7 @@ gcho_listen_tcp(const char *addr)
 
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        gchw_log("error", "office_listen: socket: %s", strerror(errno));
+        gchb_log("error", "office_listen: socket: %s", strerror(errno));
         return -1;
     }
 
@@ -1273,7 +1301,7 @@ gcho_listen_tcp(const char *addr)
     if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0
         || listen(fd, 128) != 0)
     {
-        gchw_log("error", "office_listen: %s: %s", addr, strerror(errno));
+        gchb_log("error", "office_listen: %s: %s", addr, strerror(errno));
         close(fd);
         return -1;
     }
@@ -1282,7 +1310,7 @@ gcho_listen_tcp(const char *addr)
 
 bad:
 
-    gchw_log("error", "office_listen: not \"unix:/path\" nor "
+    gchb_log("error", "office_listen: not \"unix:/path\" nor "
              "\"ipv4:port\": %s", addr);
     return -1;
 }
@@ -1316,13 +1344,13 @@ gcho_http_start(void)
 
     if (gcho_daemon == NULL) {
         gcho_hash_stop();
-        gchw_log("error", "office: cannot start the HTTP server on %s", l);
+        gchb_log("error", "office: cannot start the HTTP server on %s", l);
         close(gcho_listen_fd);
         gcho_listen_fd = -1;
         return -1;
     }
 
-    gchw_log("info", "office: listening on %s (%s)", l, gchw_conf_note());
+    gchb_log("info", "office: listening on %s (%s)", l, gchb_conf_note());
     return 0;
 }
 

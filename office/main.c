@@ -95,7 +95,7 @@ gcho_payfip_url_ok(const char *url)
         }
     }
 
-    gchw_log("error", "payfip_url must be https (plain http only on a "
+    gchb_log("error", "payfip_url must be https (plain http only on a "
              "loopback address, for the simulator): \"%s\"", url);
     return -1;
 }
@@ -114,7 +114,7 @@ main(int argc, char **argv)
     int       opt, sig;
     sigset_t  set;
 
-    gchw_log_init("guichet-office");
+    gchb_log_init("guichet-office");
 
     while ((opt = getopt(argc, argv, "c:h")) != -1) {
         switch (opt) {
@@ -133,15 +133,15 @@ main(int argc, char **argv)
     }
 
     if (sodium_init() < 0) {
-        gchw_log("error", "libsodium cannot start");
+        gchb_log("error", "libsodium cannot start");
         return 1;
     }
 
     /* without -c: $GUICHET_CONF, else the checkout's var/worker.conf */
-    gcho_ctx.conf_file = gchw_conf_find(gcho_ctx.conf_file);
+    gcho_ctx.conf_file = gchb_conf_find(gcho_ctx.conf_file);
 
-    if (gchw_conf_load(&gcho_ctx.conf, gcho_ctx.conf_file) != 0
-        || gchw_secret_read(gcho_ctx.conf.secret_file, gcho_ctx.secret) != 0
+    if (gchb_conf_load(&gcho_ctx.conf, gcho_ctx.conf_file) != 0
+        || gchb_secret_read(gcho_ctx.conf.secret_file, gcho_ctx.secret) != 0
         || gcho_payfip_url_ok(gcho_ctx.conf.payfip_url) != 0)
     {
         return 1;
@@ -150,7 +150,7 @@ main(int argc, char **argv)
     if (mkdir(gcho_ctx.conf.office_upload_dir, 0700) != 0
         && errno != EEXIST)
     {
-        gchw_log("error", "office_upload_dir %s: %s",
+        gchb_log("error", "office_upload_dir %s: %s",
                  gcho_ctx.conf.office_upload_dir, strerror(errno));
         return 1;
     }
@@ -183,7 +183,7 @@ main(int argc, char **argv)
         }
     }
 
-    gchw_log("info", "office: stopping");
+    gchb_log("info", "office: stopping");
     gcho_http_stop();
 
     if (gcho_ctx.pg != NULL) {
@@ -192,7 +192,7 @@ main(int argc, char **argv)
     if (gcho_ctx.redis != NULL) {
         redisFree(gcho_ctx.redis);
     }
-    gchw_conf_free(&gcho_ctx.conf);
+    gchb_conf_free(&gcho_ctx.conf);
 
     return 0;
 }

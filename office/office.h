@@ -17,7 +17,7 @@
  * Layers: http.c owns the server, routing, authentication, bodies and
  * answers; each feature file (enrolment.c, document.c, message.c,
  * account.c, payment.c, staff.c) owns a table of routes and its handlers.
- * Settings are guichet-worker's file (worker/conf.c, docs/worker.md).
+ * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
 
 #ifndef GCHO_H
@@ -29,8 +29,8 @@
 #include <libpq-fe.h>
 #include <hiredis/hiredis.h>
 
-#include "gchw.h"
-#include "json.h"                 /* the engine's strict JSON reader */
+#include "gchb.h"
+#include <gch_json.h>             /* the engine's strict JSON reader */
 
 
 /* Who may call a route. */
@@ -93,6 +93,11 @@ struct gcho_hash_s {
  * answers 500). */
 typedef int (*gcho_handler_pt)(gcho_req_t *rq);
 
+/* A long handler's steps return GCHO_GO to go on, or, when they answered
+ * (and rolled back a transaction they were in), what the handler
+ * returns: rc = step(rq, ...); if (rc != GCHO_GO) { return rc; } */
+#define GCHO_GO  1
+
 typedef struct {
     const char       *method;     /* "GET", "POST", "PUT", "DELETE" */
     const char       *pattern;    /* "/api/documents/ *" without the space:
@@ -154,7 +159,7 @@ struct gcho_req_s {
 /* The process: settings, secret, connections.  The server's thread alone
  * uses them (never the hashing threads of hash.c). */
 typedef struct {
-    gchw_conf_t    conf;
+    gchb_conf_t    conf;
     const char    *conf_file;
     uint8_t        secret[GCH_SECRET_LEN];
     PGconn        *pg;
@@ -286,6 +291,42 @@ int gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
  * answering 503.
  */
 int gcho_catalogue_changed(gcho_req_t *rq);
+
+/* In a transaction: child is a child of rq's family.  GCHO_GO, or 403
+ * `forbidden` (rolled back), 0 after answering 503. */
+int gcho_family_child(gcho_req_t *rq, const char *child);
+
+/*
+ * A staff decision on a pending item (decision.c).  gcho_decision_open:
+ * BEGIN, then sql ($1 = rq->param[0], the item's id; columns status,
+ * family_id, then the caller's; FOR UPDATE).  The row (the caller clears
+ * it) with rq->family_id set, or NULL after answering: 404 `not_found`
+ * with not_found when there is no row, 409 `already_decided` with
+ * decided when its status is not pending, 503 (rolled back).
+ */
+PGresult *gcho_decision_open(gcho_req_t *rq, const char *sql,
+    const char *pending, const char *not_found, const char *decided);
+
+/* What a kind of decision does; [0] when accepted, [1] when refused. */
+typedef struct {
+    const char  *kind;           /* "enrolment": the audit action
+                                    "enrolment.decision" on
+                                    "enrolment:<id>" */
+    const char  *update;         /* $1 the id ...; returns one row, the
+                                    decision's time in microseconds */
+    int          nparams;
+    size_t       nkv;            /* pairs of the audit detail */
+    const char  *mail_kind[2];   /* the e-mail to the family */
+    const char  *subject[2];
+    int          catalogue[2];   /* gcho_catalogue_changed() too */
+} gcho_decision_t;
+
+/* Then: d's update with params, the audit row (detail kv), the e-mail
+ * (body; ref "<id>:<time>"), the catalogue version, COMMIT.  0 (the
+ * caller answers), or -1 after answering. */
+int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d,
+    int refused, const char *const *params, const char *const *kv,
+    const char *body);
 
 /* unix seconds / "YYYY-MM-DDTHH:MM:SS+HH:MM" (Europe/Paris, the town's
  * time zone) of now. */

@@ -1,17 +1,19 @@
 # office/office.mk -- builds guichet-office (the family space and the back
-# office, docs/office.md).  Included by the top-level Makefile; links the
-# worker's common objects (settings, logging, PostgreSQL, publication)
-# and build/libgch.a (whose strict JSON reader, engine/src/json.h, it
-# uses for request bodies).
+# office, docs/office.md).  Included by the top-level Makefile after
+# backend/backend.mk; links build/libgchb.a (settings, logging, PostgreSQL
+# and Redis, invoices, staff publication: backend/gchb.h) and
+# build/libgch.a (whose strict JSON reader and writer, the public
+# engine/include/gch_json.h, it uses for request bodies and answers).
 #
 #   make build/guichet-office          the program
 #   make build/asan/guichet-office     its ASan+UBSan variant
 
-GCHO_CFLAGS  := $(GCHW_CFLAGS) -Iworker -Iengine/src -pthread
-GCHO_LIBS    := $(GCHW_LIBS) -lmicrohttpd -lcurl -pthread
+GCHO_CFLAGS  := $(GCHB_CFLAGS) -pthread
+GCHO_LIBS    := $(GCHB_LIBS) -lyajl -lmicrohttpd -lcurl -pthread
 
-GCHO_SRCS    := main http hash enrolment document message account payment staff
-GCHO_HDRS    := office/office.h $(GCHW_HDRS) engine/src/json.h
+GCHO_SRCS    := main http hash decision enrolment document message account \
+                payment staff
+GCHO_HDRS    := office/office.h $(GCHB_HDRS) engine/include/gch_json.h
 
 GCHO_OBJS    := $(GCHO_SRCS:%=build/office/%.o)
 GCHO_AOBJS   := $(GCHO_SRCS:%=build/asan/office/%.o)
@@ -24,14 +26,14 @@ office-asan: build/asan/guichet-office
 
 build/office/%.o: office/%.c $(GCHO_HDRS)
 	@mkdir -p $(dir $@)
-	$(GCHW_CC) $(GCHO_CFLAGS) -c -o $@ $<
+	$(GCHB_CC) $(GCHO_CFLAGS) -c -o $@ $<
 
 build/asan/office/%.o: office/%.c $(GCHO_HDRS)
 	@mkdir -p $(dir $@)
-	$(GCHW_CC) $(GCHO_CFLAGS) $(GCHW_ASAN) -c -o $@ $<
+	$(GCHB_CC) $(GCHO_CFLAGS) $(GCHB_ASAN) -c -o $@ $<
 
-build/guichet-office: $(GCHO_OBJS) $(GCHW_OBJS) build/libgch.a
-	$(GCHW_CC) -o $@ $^ $(GCHO_LIBS)
+build/guichet-office: $(GCHO_OBJS) $(GCHB_LIB) build/libgch.a
+	$(GCHB_CC) -o $@ $^ $(GCHO_LIBS)
 
-build/asan/guichet-office: $(GCHO_AOBJS) $(GCHW_AOBJS) build/libgch.a
-	$(GCHW_CC) $(GCHW_ASAN) -o $@ $^ $(GCHO_LIBS)
+build/asan/guichet-office: $(GCHO_AOBJS) $(GCHB_ALIB) build/libgch.a
+	$(GCHB_CC) $(GCHB_ASAN) -o $@ $^ $(GCHO_LIBS)

@@ -28,7 +28,7 @@
  * Direct debit: PUT /api/direct-debit records a mandate (IBAN checked by
  * its mod-97 checksum, BIC by its shape, engine/src/sepa.c) and sets
  * family.direct_debit; such families cannot pay online.  guichetctl
- * sepa-export writes the month's debits (worker/sepa.c).
+ * sepa-export writes the month's debits (ctl/sepa.c).
  */
 
 #include <stdio.h>
@@ -65,36 +65,24 @@
 /* the provider                                                         */
 
 typedef struct {
-    char    *buf;
-    size_t   len;
-    int      over;
+    gchb_buf_t   buf;
+    int          over;
 } gcho_pay_buf_t;
 
 
 static size_t
 gcho_pay_write(char *p, size_t size, size_t n, void *data)
 {
-    char            *nb;
     gcho_pay_buf_t  *b = data;
 
     n *= size;
 
-    if (b->len + n > GCHO_PAY_ANSWER) {
+    if (b->buf.len + n > GCHO_PAY_ANSWER) {
         b->over = 1;
         return 0;
     }
 
-    nb = realloc(b->buf, b->len + n + 1);
-    if (nb == NULL) {
-        return 0;
-    }
-
-    memcpy(nb + b->len, p, n);
-    b->buf = nb;
-    b->len += n;
-    b->buf[b->len] = '\0';
-
-    return n;
+    return gchb_buf_add(&b->buf, p, n) == 0 ? n : 0;
 }
 
 
@@ -119,7 +107,7 @@ gcho_pay_call(const char *url, const char *json, char **out)
 
     c = curl_easy_init();
     if (c == NULL) {
-        gchw_log("error", "office: payfip: curl_easy_init failed");
+        gchb_log("error", "office: payfip: curl_easy_init failed");
         return -1;
     }
 
@@ -144,15 +132,17 @@ gcho_pay_call(const char *url, const char *json, char **out)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
 
-    if (rc != CURLE_OK || status < 200 || status > 299 || b.buf == NULL) {
-        gchw_log("error", "office: payfip: %s: %s (HTTP %ld)", url,
+    if (rc != CURLE_OK || status < 200 || status > 299
+        || b.buf.data == NULL)
+    {
+        gchb_log("error", "office: payfip: %s: %s (HTTP %ld)", url,
                  rc != CURLE_OK ? curl_easy_strerror(rc) : "bad answer",
                  status);
-        free(b.buf);
+        gchb_buf_free(&b.buf);
         return -1;
     }
 
-    *out = b.buf;
+    *out = b.buf.data;
     return 0;
 }
 
@@ -206,7 +196,7 @@ gcho_pay_lookup(const char *id, gcho_pay_result_t *r)
     if (gch_json_parse(&doc, out, strlen(out), 8, &gch_alloc_std, &err)
         != GCH_OK)
     {
-        gchw_log("error", "office: payfip: %s: not JSON: %s", url,
+        gchb_log("error", "office: payfip: %s: not JSON: %s", url,
                  err.message);
         free(out);
         return -1;
@@ -246,12 +236,84 @@ gcho_pay_lookup(const char *id, gcho_pay_result_t *r)
              || strcmp(r->status, "abandoned") == 0);
 
     if (!rc) {
-        gchw_log("error", "office: payfip: %s: unexpected answer "
+        gchb_log("error", "office: payfip: %s: unexpected answer "
                  "(id \"%s\", status \"%s\")", url, opid, r->status);
         return -1;
     }
 
     return 0;
+}
+
+
+/* In the settling transaction: operation id takes r's status; paid, its
+ * invoices are paid (those paid before by another way are recorded as
+ * overpaid, not paid twice).  0, or -1 after answering 503. */
+static int
+gcho_pay_apply(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
+    int paid)
+{
+    PGresult    *res;
+    const char  *p[3];
+
+    p[0] = id;
+    p[1] = r->status;
+    p[2] = r->ref[0] ? r->ref : NULL;
+    res = gcho_sql(rq, "update payment_operation set status = $2,"
+                       " settled_at = now(), provider_ref = $3"
+                       " where id = $1 and status = 'pending'", 3, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    if (!paid) {
+        return 0;
+    }
+
+    res = gcho_sql(rq, "insert into payment_overpayment (operation_id,"
+                       "   invoice_id, amount_cents)"
+                       " select p.operation_id, i.id, i.total_cents"
+                       " from payment_operation_invoice p"
+                       " join invoice i on i.id = p.invoice_id"
+                       " where p.operation_id = $1 and i.paid", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    res = gcho_sql(rq, "update invoice set paid = true,"
+                       " paid_by = 'online', paid_at = now()"
+                       " where not paid and id in (select invoice_id"
+                       "   from payment_operation_invoice"
+                       "   where operation_id = $1)", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+
+    return 0;
+}
+
+
+/* The e-mail to the family about operation id's outcome r. */
+static void
+gcho_pay_letter(const gcho_pay_result_t *r, const char *id, int paid,
+    char *subject, size_t ssize, char *body, size_t bsize)
+{
+    if (paid) {
+        snprintf(subject, ssize, "Paiement reçu");
+        snprintf(body, bsize, "Bonjour,\n\nNous avons bien reçu "
+                 "votre paiement en ligne de %lld,%02lld € (opération %s)."
+                 "\nVos factures sont réglées.\n",
+                 r->amount_cents / 100, r->amount_cents % 100, id);
+    } else {
+        snprintf(subject, ssize, "Paiement non abouti");
+        snprintf(body, bsize, "Bonjour,\n\nVotre paiement en ligne "
+                 "(opération %s) n'a pas abouti (%s).\nVos factures restent "
+                 "à payer ; vous pouvez les régler à nouveau depuis votre "
+                 "espace famille.\n", id,
+                 strcmp(r->status, "refused") == 0 ? "refusé" : "abandonné");
+    }
 }
 
 
@@ -308,64 +370,20 @@ gcho_pay_settle(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
 
     if (paid && r->amount_cents != strtoll(amount, NULL, 10)) {
         gcho_rollback();
-        gchw_log("error", "office: payfip: operation %s paid %lld cents, "
+        gchb_log("error", "office: payfip: operation %s paid %lld cents, "
                  "%s expected: left pending", id, r->amount_cents, amount);
         gcho_error(rq, 502, "payment_provider_error",
                    "Le montant payé ne correspond pas à l'opération.");
         return -1;
     }
 
-    p[0] = id;
-    p[1] = r->status;
-    p[2] = r->ref[0] ? r->ref : NULL;
-    res = gcho_sql(rq, "update payment_operation set status = $2,"
-                       " settled_at = now(), provider_ref = $3"
-                       " where id = $1 and status = 'pending'", 3, p);
-    if (res == NULL) {
+    if (gcho_pay_apply(rq, id, r, paid) != 0) {
         return -1;
-    }
-    PQclear(res);
-
-    if (paid) {
-        /* an invoice already paid (by another way) is not paid twice */
-        res = gcho_sql(rq, "insert into payment_overpayment (operation_id,"
-                           "   invoice_id, amount_cents)"
-                           " select p.operation_id, i.id, i.total_cents"
-                           " from payment_operation_invoice p"
-                           " join invoice i on i.id = p.invoice_id"
-                           " where p.operation_id = $1 and i.paid", 1, p);
-        if (res == NULL) {
-            return -1;
-        }
-        PQclear(res);
-
-        res = gcho_sql(rq, "update invoice set paid = true,"
-                           " paid_by = 'online', paid_at = now()"
-                           " where not paid and id in (select invoice_id"
-                           "   from payment_operation_invoice"
-                           "   where operation_id = $1)", 1, p);
-        if (res == NULL) {
-            return -1;
-        }
-        PQclear(res);
     }
 
     snprintf(status, 16, "%s", r->status);
-
-    if (paid) {
-        snprintf(subject, sizeof(subject), "Paiement reçu");
-        snprintf(body, sizeof(body), "Bonjour,\n\nNous avons bien reçu "
-                 "votre paiement en ligne de %lld,%02lld € (opération %s)."
-                 "\nVos factures sont réglées.\n",
-                 r->amount_cents / 100, r->amount_cents % 100, id);
-    } else {
-        snprintf(subject, sizeof(subject), "Paiement non abouti");
-        snprintf(body, sizeof(body), "Bonjour,\n\nVotre paiement en ligne "
-                 "(opération %s) n'a pas abouti (%s).\nVos factures restent "
-                 "à payer ; vous pouvez les régler à nouveau depuis votre "
-                 "espace famille.\n", id,
-                 strcmp(r->status, "refused") == 0 ? "refusé" : "abandonné");
-    }
+    gcho_pay_letter(r, id, paid, subject, sizeof(subject), body,
+                    sizeof(body));
 
     snprintf(detail, sizeof(detail), "{\"status\": \"%s\", "
              "\"amount_cents\": %s}", r->status, amount);
@@ -382,9 +400,9 @@ gcho_pay_settle(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
     /* the module's GET /api/invoices; the catalogue follows by itself */
     rc = gcho_redis(NULL);
     if (rc == NULL
-        || gchw_invoice_publish_family(gcho_ctx.pg, rc, NULL, fid) < 0)
+        || gchb_invoice_publish_family(gcho_ctx.pg, rc, NULL, fid) < 0)
     {
-        gchw_log("warn", "office: invoices of %s not republished after "
+        gchb_log("warn", "office: invoices of %s not republished after "
                  "operation %s (the next invoicing run will)", fid, id);
     }
 
@@ -501,40 +519,19 @@ gcho_pay_resync(gcho_req_t *rq, const char *ids)
 }
 
 
-/* POST /api/payments {"invoice_ids": [...]} */
+/* The steps of POST /api/payments below return GCHO_GO (office.h). */
+
+/* In the transaction: the family pays online (no direct debit), the
+ * invoices (n ids) are its own, unpaid, not being paid, locked; *total
+ * their sum in cents, within the online limits. */
 static int
-gcho_pay_create(gcho_req_t *rq)
+gcho_pay_lock(gcho_req_t *rq, const char *ids, size_t n, char *total,
+    size_t size)
 {
-    int                 rc;
-    char                ids[GCHO_PAY_INVOICES * 16], opid[33], total[32];
-    char                json[2048], url[1024], *answer;
-    size_t              n, i;
-    uint8_t             rnd[16];
-    long long           cents;
-    PGresult           *res;
-    gch_json_t          doc;
-    gch_jout_t          o;
-    const char         *p[3];
-    const gch_jnode_t  *v[1];
-
-    if (gcho_body_json(rq, &doc, gcho_pay_fields, 1, v) != 0) {
-        return 0;
-    }
-
-    rc = gcho_pay_ids(rq, v[0], ids, sizeof(ids), &n);
-    gch_json_free(&doc);
-
-    if (rc != 0) {
-        return 0;
-    }
-
-    if (gcho_pay_resync(rq, ids) != 0) {
-        return 0;
-    }
-
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
+    int          rc;
+    long long    cents;
+    PGresult    *res;
+    const char  *p[2];
 
     p[0] = rq->family_id;
     res = gcho_sql(rq, "select direct_debit from family where id = $1"
@@ -574,7 +571,7 @@ gcho_pay_create(gcho_req_t *rq)
     }
 
     rc = atoi(PQgetvalue(res, 0, 1));
-    snprintf(total, sizeof(total), "%s", PQgetvalue(res, 0, 2));
+    snprintf(total, size, "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
 
     if (rc > 0) {
@@ -608,6 +605,21 @@ gcho_pay_create(gcho_req_t *rq)
                           "100 000 €.");
     }
 
+    return GCHO_GO;
+}
+
+
+/* In the transaction: a new operation (opid, 32 hex characters, made
+ * here) for total and its invoices. */
+static int
+gcho_pay_insert(gcho_req_t *rq, const char *ids, const char *total,
+    char opid[33])
+{
+    size_t       i;
+    uint8_t      rnd[16];
+    PGresult    *res;
+    const char  *p[3];
+
     randombytes_buf(rnd, sizeof(rnd));
     for (i = 0; i < sizeof(rnd); i++) {
         snprintf(opid + 2 * i, 3, "%02x", rnd[i]);
@@ -632,7 +644,20 @@ gcho_pay_create(gcho_req_t *rq)
     }
     PQclear(res);
 
-    /* register the operation with the provider, then commit */
+    return GCHO_GO;
+}
+
+
+/* The operation registered with the provider (before the commit). */
+static int
+gcho_pay_register(gcho_req_t *rq, const char *ids, const char *opid,
+    long long cents)
+{
+    int          rc;
+    char         json[2048], url[1024], *answer, *text;
+    size_t       len;
+    gch_jout_t   o;
+
     if (gch_jout_init(&o, &gch_alloc_std) != GCH_OK) {
         gcho_rollback();
         return -1;
@@ -657,20 +682,14 @@ gcho_pay_create(gcho_req_t *rq)
     gch_jout_cstr(&o, json);
     yajl_gen_map_close(o.g);
 
-    {
-        char    *text;
-        size_t   len;
-
-        if (gch_jout_detach(&o, &text, &len) != GCH_OK) {
-            gcho_rollback();
-            return -1;
-        }
-
-        snprintf(url, sizeof(url), "%s/api/operations",
-                 gcho_ctx.conf.payfip_url);
-        rc = gcho_pay_call(url, text, &answer);
-        free(text);
+    if (gch_jout_detach(&o, &text, &len) != GCH_OK) {
+        gcho_rollback();
+        return -1;
     }
+
+    snprintf(url, sizeof(url), "%s/api/operations", gcho_ctx.conf.payfip_url);
+    rc = gcho_pay_call(url, text, &answer);
+    free(text);
 
     if (rc != 0) {
         gcho_rollback();
@@ -679,9 +698,16 @@ gcho_pay_create(gcho_req_t *rq)
     }
     free(answer);
 
-    if (gcho_commit(rq) != 0) {
-        return 0;
-    }
+    return GCHO_GO;
+}
+
+
+/* 201: the operation, and where to send the family to pay. */
+static int
+gcho_pay_created(gcho_req_t *rq, const char *opid, long long cents)
+{
+    char        url[1024];
+    gch_jout_t  o;
 
     if (gch_jout_init(&o, &gch_alloc_std) != GCH_OK) {
         return -1;
@@ -700,6 +726,62 @@ gcho_pay_create(gcho_req_t *rq)
     yajl_gen_map_close(o.g);
 
     return gcho_reply_jout(rq, 201, &o);
+}
+
+
+/* POST /api/payments {"invoice_ids": [...]} */
+static int
+gcho_pay_create(gcho_req_t *rq)
+{
+    int                 rc;
+    char                ids[GCHO_PAY_INVOICES * 16], opid[33], total[32];
+    size_t              n;
+    long long           cents;
+    gch_json_t          doc;
+    const gch_jnode_t  *v[1];
+
+    if (gcho_body_json(rq, &doc, gcho_pay_fields, 1, v) != 0) {
+        return 0;
+    }
+
+    rc = gcho_pay_ids(rq, v[0], ids, sizeof(ids), &n);
+    gch_json_free(&doc);
+
+    if (rc != 0) {
+        return 0;
+    }
+
+    if (gcho_pay_resync(rq, ids) != 0) {
+        return 0;
+    }
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    rc = gcho_pay_lock(rq, ids, n, total, sizeof(total));
+    if (rc != GCHO_GO) {
+        return rc;
+    }
+
+    cents = atoll(total);
+
+    rc = gcho_pay_insert(rq, ids, total, opid);
+    if (rc != GCHO_GO) {
+        return rc;
+    }
+
+    /* register the operation with the provider, then commit */
+    rc = gcho_pay_register(rq, ids, opid, cents);
+    if (rc != GCHO_GO) {
+        return rc;
+    }
+
+    if (gcho_commit(rq) != 0) {
+        return 0;
+    }
+
+    return gcho_pay_created(rq, opid, cents);
 }
 
 
@@ -1120,7 +1202,7 @@ gcho_staff_invoicing(gcho_req_t *rq)
     redis = gcho_redis(NULL);           /* NULL: published by the worker */
 
     created = 0;
-    if (gchw_invoice_run(pg, redis, &gcho_ctx.conf, month, &created) != 0)
+    if (gchb_invoice_run(pg, redis, &gcho_ctx.conf, month, &created) != 0)
     {
         return gcho_error(rq, 503, "unavailable", "La facturation n'a pas "
                           "pu aboutir ; rien n'a été facturé, réessayez.");

@@ -328,7 +328,7 @@ gcho_staff_token_record(const char *fid, const char *tok, int64_t expires)
     r = redisCommand(rc, "ZADD {f:%s}:tokens %lld %s", fid,
                      (long long) expires, hex);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchw_log("warn", "office: redis: ZADD {f:%s}:tokens: %s", fid,
+        gchb_log("warn", "office: redis: ZADD {f:%s}:tokens: %s", fid,
                  r ? r->str : rc->errstr);
         gcho_redis_drop_broken();
     }
@@ -814,7 +814,7 @@ gcho_staff_deactivate(gcho_req_t *rq)
     }
 
     /* Redis first: if it fails, nothing is committed and 503 says so */
-    if (gchw_staff_changed(rc, rq->param[0], NULL) != 0) {
+    if (gchb_staff_changed(rc, rq->param[0], NULL) != 0) {
         gcho_rollback();
         gcho_redis_drop_broken();
         return gcho_error(rq, 503, "unavailable",

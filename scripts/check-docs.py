@@ -23,7 +23,7 @@ was found):
   production.conf  every directive and variable of the module appears in
                    lua-free-config/production.conf
   worker settings  docs/worker.md's "### name" sections under "## Settings"
-                   against the setting table of worker/conf.c
+                   against the setting table of backend/conf.c
   worker example   every worker setting appears in
                    worker/guichet-worker.conf.example
   schema           every file of sql/migrations/ and every table it creates
@@ -418,10 +418,10 @@ def module_names():
 
 def worker_settings():
     found = Found()
-    path = "worker/conf.c"
+    path = "backend/conf.c"
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
-            m = re.match(r'\s*\{\s*"([a-z0-9_]+)",\s*GCHW_', line)
+            m = re.match(r'\s*\{\s*"([a-z0-9_]+)",\s*GCHB_', line)
             if m:
                 found.add(m.group(1), "%s:%d" % (path, n))
     return found
@@ -516,8 +516,8 @@ def main():
                if "$" + n not in prod])
 
     settings = worker_settings()
-    rep.both_ways("worker settings: docs/worker.md = worker/conf.c's table",
-                  settings, "in worker/conf.c's setting table",
+    rep.both_ways("worker settings: docs/worker.md = backend/conf.c's table",
+                  settings, "in backend/conf.c's setting table",
                   doc_headings("docs/worker.md", "", "Settings"),
                   "docs/worker.md (### heading under ## Settings)")
     example = words_of("worker/guichet-worker.conf.example", False)

@@ -6,9 +6,11 @@
 #      module's directives and variables, all in
 #      lua-free-config/production.conf
 #   3. (same script) docs/worker.md lists exactly the settings of
-#      worker/conf.c's table, all in worker/guichet-worker.conf.example
-#   4. clang-format --dry-run on engine/ and worker/ (warning only)
-# Exit status 1 when one of 1-3 fails.
+#      backend/conf.c's table, all in worker/guichet-worker.conf.example
+#   4. scripts/check-style.py: the C sources of every room keep to 80
+#      columns, no tab, no blank at the end of a line, /* */ comments
+#      (clang-format is not used: see check-style.py for why)
+# Exit status 1 when one of 1-4 fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,17 +30,9 @@ if ! out=$(scripts/check-docs.py 2>&1); then
 fi
 
 # 4
-if command -v clang-format > /dev/null; then
-    files=$(ls engine/src/*.[ch] engine/include/*.h worker/*.[ch] 2> /dev/null)
-    n=0
-    for f in $files; do
-        # the whole output first: grep -q closing the pipe early made
-        # clang-format die of SIGPIPE and pipefail miss most files
-        out=$(clang-format --dry-run "$f" 2>&1)
-        case $out in *warning*) n=$((n + 1)) ;; esac
-    done
-    [ "$n" -eq 0 ] ||
-        echo "lint: warning: clang-format would change $n file(s) of engine/ and worker/"
+if ! out=$(scripts/check-style.py 2>&1); then
+    bad "the C sources leave the house style (scripts/check-style.py):"
+    printf '%s\n' "$out" | sed 's/^/    /'
 fi
 
 [ "$fail" -eq 0 ] && echo "lint: ok"

@@ -232,34 +232,6 @@ gchw_smtp_cmd(gchw_smtp_t *s, const char *line)
 }
 
 
-/* Appends s (n bytes) to the growing message; -1 when out of memory. */
-static int
-gchw_buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    char    *nb;
-    size_t   c;
-
-    if (*len + n + 1 > *cap) {
-        c = *cap ? *cap : 4096;
-        while (*len + n + 1 > c) {
-            c *= 2;
-        }
-        nb = realloc(*buf, c);
-        if (nb == NULL) {
-            return -1;
-        }
-        *buf = nb;
-        *cap = c;
-    }
-
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-
-    return 0;
-}
-
-
 /*
  * The message: headers (Subject in RFC 2047 base64, UTF-8 text body
  * 8bit), CRLF line ends, dot-stuffed, ending with CRLF.CRLF.  NULL when out
@@ -270,10 +242,11 @@ gchw_message(const char *id, const char *from, const char *to,
     const char *subject, const char *body, size_t *len)
 {
     int          fail;
-    char        *m, *b64, date[64], hdr[1024];
-    size_t       cap, n, sl;
+    char        *b64, date[64], hdr[1024];
+    size_t       n, sl;
     time_t       now;
     struct tm    tm;
+    gchb_buf_t   m = { 0 };
     const char  *p;
 
     sl = strlen(subject);
@@ -289,10 +262,6 @@ gchw_message(const char *id, const char *from, const char *to,
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 
-    m = NULL;
-    *len = 0;
-    cap = 0;
-
     snprintf(hdr, sizeof(hdr),
              "From: <%s>\r\n"
              "To: <%s>\r\n"
@@ -303,20 +272,20 @@ gchw_message(const char *id, const char *from, const char *to,
              "Content-Transfer-Encoding: 8bit\r\n"
              "Subject: ", from, to, date, id);
 
-    fail = gchw_buf_add(&m, len, &cap, hdr, strlen(hdr))
-           || gchw_buf_add(&m, len, &cap, "=?UTF-8?B?", 10)
-           || gchw_buf_add(&m, len, &cap, b64, strlen(b64))
-           || gchw_buf_add(&m, len, &cap, "?=\r\n\r\n", 6);
+    fail = gchb_buf_add(&m, hdr, strlen(hdr))
+           || gchb_buf_add(&m, "=?UTF-8?B?", 10)
+           || gchb_buf_add(&m, b64, strlen(b64))
+           || gchb_buf_add(&m, "?=\r\n\r\n", 6);
     free(b64);
 
     /* body: LF -> CRLF, a line starting with '.' gets another */
     for (p = body; !fail && *p; ) {
         n = strcspn(p, "\r\n");
         if (*p == '.') {
-            fail = gchw_buf_add(&m, len, &cap, ".", 1);
+            fail = gchb_buf_add(&m, ".", 1);
         }
-        fail = fail || gchw_buf_add(&m, len, &cap, p, n)
-               || gchw_buf_add(&m, len, &cap, "\r\n", 2);
+        fail = fail || gchb_buf_add(&m, p, n)
+               || gchb_buf_add(&m, "\r\n", 2);
         p += n;
         if (*p == '\r') {
             p++;
@@ -326,14 +295,15 @@ gchw_message(const char *id, const char *from, const char *to,
         }
     }
 
-    fail = fail || gchw_buf_add(&m, len, &cap, ".\r\n", 3);
+    fail = fail || gchb_buf_add(&m, ".\r\n", 3);
 
     if (fail) {
-        free(m);
+        gchb_buf_free(&m);
         return NULL;
     }
 
-    return m;
+    *len = m.len;
+    return m.data;
 }
 
 
@@ -343,7 +313,7 @@ gchw_message(const char *id, const char *from, const char *to,
  * s->error says why.
  */
 static int
-gchw_smtp_send(gchw_smtp_t *s, const gchw_conf_t *conf, const char *id,
+gchw_smtp_send(gchw_smtp_t *s, const gchb_conf_t *conf, const char *id,
     const char *to, const char *subject, const char *body)
 {
     int          code;
@@ -418,7 +388,7 @@ before:
 
 /* See gchw.h. */
 int
-gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
+gchw_mail_send(PGconn *pg, const gchb_conf_t *conf, int max)
 {
     int           sent, rc;
     char          maxa[16], retry[24];
@@ -440,7 +410,7 @@ gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
         res = PQexecParams(pg, gchw_sql_claim, 1, NULL, params, NULL, NULL,
                            0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+            gchb_log("error", "postgres: %s", PQerrorMessage(pg));
             PQclear(res);
             return -1;
         }
@@ -461,7 +431,7 @@ gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
             continue;
         }
 
-        gchw_log("warn", "e-mail %s to %s, attempt %s: %s%s",
+        gchb_log("warn", "e-mail %s to %s, attempt %s: %s%s",
                  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
                  PQgetvalue(res, 0, 4), s.error,
                  rc == 1 ? "; will retry" : "; outcome unknown, not retried");
@@ -475,7 +445,7 @@ gchw_mail_send(PGconn *pg, const gchw_conf_t *conf, int max)
         PQclear(res);
 
         if (PQresultStatus(up) != PGRES_COMMAND_OK) {
-            gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+            gchb_log("error", "postgres: %s", PQerrorMessage(pg));
             PQclear(up);
             return -1;
         }

@@ -4,11 +4,13 @@
  *   guichet-worker [-c FILE]
  *
  * One thread, one loop: persist a batch of the stream gch:bookings
- * (persist.c), and on their own clocks write the heartbeat
- * (heartbeat_ms), reap orphan attempts and trim the stream (every
- * second, reaper.c, persist.c), check the publication
- * (publish_interval_ms, publish.c), send the e-mail outbox (every second,
- * mail.c) and, on invoice_day, invoice the previous month (invoice.c).  PostgreSQL
+ * (persist.c), and on their own clocks run the periodic tasks of the
+ * table gchw_tasks below (pgbouncer's janitor style): write the heartbeat
+ * (heartbeat_ms), reap orphan attempts and trim the stream (every second,
+ * reaper.c, persist.c), check the publication (publish_interval_ms,
+ * publish.c), send the e-mail outbox (every second, mail.c) and, on
+ * invoice_day, invoice the previous month (backend/invoice.c).  A new
+ * periodic task is one function and one row of that table.  PostgreSQL
  * errors are retried with a backoff from 100 ms doubling to 5 s; nothing
  * is acknowledged that is not committed.  SIGTERM/SIGINT: finish the batch
  * and exit 0.  SIGHUP: re-read the settings file.
@@ -57,7 +59,7 @@ gchw_heartbeat(redisContext *rc, int pg_ok)
     snprintf(buf, sizeof(buf),
              "{\"at_ms\":%lld,\"postgres\":\"%s\",\"lag_ms\":%lld,"
              "\"dead\":%lld}",
-             (long long) gchw_now_ms(), pg_ok ? "ok" : "down",
+             (long long) gchb_now_ms(), pg_ok ? "ok" : "down",
              (long long) (lag < 0 ? 0 : lag), dead < 0 ? 0 : dead);
 
     r = redisCommand(rc, "SET gch:worker:heartbeat %s EX 5", buf);
@@ -67,22 +69,382 @@ gchw_heartbeat(redisContext *rc, int pg_ok)
 }
 
 
+/* ------------------------------------------------------------------ */
+/* the worker's state                                                   */
+
+typedef struct {
+    gchb_conf_t       conf;
+    const char       *file;          /* the settings file, NULL: none */
+    redisContext     *rc;
+    PGconn           *pg;
+    int               backoff;       /* ms, GCHW_BACKOFF_MIN .. _MAX */
+    int               pg_down_logged;
+    int64_t           pg_retry;      /* no PostgreSQL connection before */
+    char              invoiced[8];   /* the last month invoiced */
+    gchw_reaper_t    *reaper;
+    gchw_persist_t   *persist;
+} gchw_worker_t;
+
+
+/* After a failure: the next wait doubles, up to GCHW_BACKOFF_MAX. */
+static void
+gchw_backoff_more(gchw_worker_t *w)
+{
+    w->backoff = w->backoff * 2 > GCHW_BACKOFF_MAX
+                 ? GCHW_BACKOFF_MAX : w->backoff * 2;
+}
+
+
+static void
+gchw_redis_lost(gchw_worker_t *w)
+{
+    redisFree(w->rc);
+    w->rc = NULL;
+}
+
+
+/* PostgreSQL failed: closed, tried again in backoff ms. */
+static void
+gchw_pg_lost(gchw_worker_t *w, int64_t now)
+{
+    PQfinish(w->pg);
+    w->pg = NULL;
+    w->pg_retry = now + w->backoff;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* periodic tasks: one table, walked by the main loop                   */
+
+/*
+ * A task runs when its time has come (and PostgreSQL is connected, for
+ * GCHW_TASK_PG).  run returns 0, or -1 when it lost a connection and
+ * closed it: the loop then starts its turn again.  The next run is due
+ * period ms later; with GCHW_TASK_RETRY, only after a run that returned
+ * 0 (a failed one is tried again at the next turn).  period returns the
+ * task's period in ms from the settings, 0 for every turn, -1 when the
+ * task is off.
+ */
+#define GCHW_TASK_PG     0x01
+#define GCHW_TASK_RETRY  0x02
+
+typedef struct {
+    const char   *name;
+    unsigned      flags;
+    int         (*period)(const gchb_conf_t *conf);
+    int         (*run)(gchw_worker_t *w, int64_t now);
+} gchw_task_t;
+
+
+static int
+gchw_every_turn(const gchb_conf_t *conf)
+{
+    (void) conf;
+    return 0;
+}
+
+
+static int
+gchw_every_second(const gchb_conf_t *conf)
+{
+    (void) conf;
+    return 1000;
+}
+
+
+static int
+gchw_heartbeat_period(const gchb_conf_t *conf)
+{
+    return conf->heartbeat_ms;
+}
+
+
+static int
+gchw_publish_period(const gchb_conf_t *conf)
+{
+    return conf->publish_interval_ms;
+}
+
+
+/* Every 10 s on invoice_day's months; off when invoice_day is 0. */
+static int
+gchw_invoice_period(const gchb_conf_t *conf)
+{
+    return conf->invoice_day ? 10000 : -1;
+}
+
+
+/* gch:worker:heartbeat (what guichet-office and the module show). */
+static int
+gchw_task_heartbeat(gchw_worker_t *w, int64_t now)
+{
+    (void) now;
+    gchw_heartbeat(w->rc, w->pg != NULL);
+    return 0;
+}
+
+
+/* A Redis connection that failed (in this turn or the last) is closed. */
+static int
+gchw_task_redis_ok(gchw_worker_t *w, int64_t now)
+{
+    (void) now;
+
+    if (w->rc->err) {
+        gchw_redis_lost(w);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Orphan attempts reaped, the stream trimmed, on-site places released. */
+static int
+gchw_task_reap(gchw_worker_t *w, int64_t now)
+{
+    if (gchw_reap(w->reaper, w->rc, now, w->conf.reap_after_ms,
+                  w->conf.recount_after_ms) < 0
+        && w->rc->err)
+    {
+        gchw_redis_lost(w);
+        return -1;
+    }
+
+    gchw_persist_trim(w->rc, w->conf.stream_keep_ms);
+    (void) gchw_release_onsite(w->reaper, w->rc, now);
+
+    return 0;
+}
+
+
+/* The end of a PostgreSQL task: when it failed and the connection broke,
+ * the connection is closed (-1). */
+static int
+gchw_pg_task_end(gchw_worker_t *w, int64_t now, int failed)
+{
+    if (failed && PQstatus(w->pg) != CONNECTION_OK) {
+        gchw_pg_lost(w, now);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+gchw_task_publish(gchw_worker_t *w, int64_t now)
+{
+    return gchw_pg_task_end(w, now, gchw_publish_check(w->pg, w->rc) != 0);
+}
+
+
+static int
+gchw_task_mail(gchw_worker_t *w, int64_t now)
+{
+    return gchw_pg_task_end(w, now,
+                            gchw_mail_send(w->pg, &w->conf, 50) < 0);
+}
+
+
+static int
+gchw_task_invoice(gchw_worker_t *w, int64_t now)
+{
+    return gchw_pg_task_end(w, now,
+                            gchb_invoice_schedule(w->pg, w->rc, &w->conf,
+                                                  w->invoiced) < 0);
+}
+
+
+/* In the order they run, each turn, before the persister's batch. */
+static const gchw_task_t  gchw_tasks[] = {
+    { "heartbeat", 0,
+      gchw_heartbeat_period, gchw_task_heartbeat },
+    { "redis", 0,
+      gchw_every_turn, gchw_task_redis_ok },
+    { "reaper", GCHW_TASK_RETRY,
+      gchw_every_second, gchw_task_reap },
+    { "publish", GCHW_TASK_PG | GCHW_TASK_RETRY,
+      gchw_publish_period, gchw_task_publish },
+    { "mail", GCHW_TASK_PG,
+      gchw_every_second, gchw_task_mail },
+    { "invoice", GCHW_TASK_PG,
+      gchw_invoice_period, gchw_task_invoice },
+};
+
+#define GCHW_NTASKS  (sizeof(gchw_tasks) / sizeof(gchw_tasks[0]))
+
+
+/* Runs the tasks whose time has come; -1 when one lost a connection. */
+static int
+gchw_tasks_run(gchw_worker_t *w, int64_t now, int64_t next[])
+{
+    int                 period;
+    size_t              i;
+    const gchw_task_t  *t;
+
+    for (i = 0; i < GCHW_NTASKS; i++) {
+        t = &gchw_tasks[i];
+        period = t->period(&w->conf);
+
+        if (period < 0 || now < next[i]
+            || ((t->flags & GCHW_TASK_PG) && w->pg == NULL))
+        {
+            continue;
+        }
+
+        if (!(t->flags & GCHW_TASK_RETRY)) {
+            next[i] = now + period;
+        }
+
+        if (t->run(w, now) != 0) {
+            return -1;
+        }
+
+        next[i] = now + period;
+    }
+
+    return 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* the steps of one turn                                                */
+
+/* SIGHUP: the settings again (the consumer name kept: our pending
+ * entries are ours), and new connections with them. */
+static void
+gchw_reload_settings(gchw_worker_t *w)
+{
+    gchb_conf_t  fresh;
+
+    if (gchb_conf_load(&fresh, w->file) != 0) {
+        return;
+    }
+
+    free(fresh.consumer);
+    fresh.consumer = w->conf.consumer;
+    w->conf.consumer = NULL;
+    gchb_conf_free(&w->conf);
+    w->conf = fresh;
+    gchb_log("info", "settings reloaded");
+
+    if (w->rc) {
+        gchw_redis_lost(w);
+    }
+    if (w->pg) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+    }
+}
+
+
+/* Nothing runs without Redis: 0 connected, or -1 after waiting the
+ * back-off. */
+static int
+gchw_connect_redis(gchw_worker_t *w)
+{
+    if (w->rc != NULL) {
+        return 0;
+    }
+
+    w->rc = gchb_redis_connect(&w->conf);
+    if (w->rc == NULL || gchw_persist_group(w->rc) != 0) {
+        if (w->rc) {
+            gchw_redis_lost(w);
+        }
+        gchb_sleep_ms(w->backoff);
+        gchw_backoff_more(w);
+        return -1;
+    }
+
+    gchb_log("info", "connected to redis %s", w->conf.redis);
+    gchw_persist_reread(w->persist);
+    w->backoff = GCHW_BACKOFF_MIN;
+
+    return 0;
+}
+
+
+/* PostgreSQL when its retry time has come; the turn goes on without. */
+static void
+gchw_connect_pg(gchw_worker_t *w, int64_t now)
+{
+    if (w->pg != NULL || now < w->pg_retry) {
+        return;
+    }
+
+    w->pg = gchb_pg_connect(&w->conf);
+    if (w->pg == NULL) {
+        w->pg_retry = now + w->backoff;
+        gchw_backoff_more(w);
+        w->pg_down_logged = 1;
+        return;
+    }
+
+    gchb_log("info", "connected to postgres%s",
+             w->pg_down_logged ? " again" : "");
+    w->pg_down_logged = 0;
+    w->backoff = GCHW_BACKOFF_MIN;
+}
+
+
+/* One batch of the stream into PostgreSQL (persist.c). */
+static void
+gchw_persist_step(gchw_worker_t *w)
+{
+    int  n;
+
+    if (w->pg == NULL) {
+        gchb_sleep_ms(w->conf.batch_wait_ms);
+        return;
+    }
+
+    n = gchw_persist_round(w->persist, w->rc, w->pg);
+
+    if (n == -2) {
+        gchb_log("warn", "postgres failed: batch kept pending, "
+                 "retrying in %d ms", w->backoff);
+        gchw_pg_lost(w, gchb_now_ms());
+        gchw_backoff_more(w);
+
+    } else if (n == -1) {
+        if (w->rc->err) {
+            gchw_redis_lost(w);
+        } else {
+            gchb_sleep_ms(w->backoff);
+        }
+
+    } else {
+        w->backoff = GCHW_BACKOFF_MIN;
+    }
+}
+
+
+static void
+gchw_signals(void)
+{
+    struct sigaction  sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = gchw_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+
 int
 main(int argc, char **argv)
 {
-    int                n, backoff, pg_down_logged;
-    int64_t            now, next_beat, next_reap, next_publish, pg_retry;
-    int64_t            next_mail, next_invoice;
-    char               invoiced[8];
-    const char        *file;
-    PGconn            *pg;
-    gchw_conf_t        conf, fresh;
-    redisContext      *rc;
-    gchw_reaper_t     *reaper;
-    gchw_persist_t    *persist;
-    struct sigaction   sa;
+    int64_t         now, next[GCHW_NTASKS];
+    const char     *file;
+    gchw_worker_t   w;
 
-    gchw_log_init("guichet-worker");
+    gchb_log_init("guichet-worker");
 
     file = NULL;
     if (argc == 3 && strcmp(argv[1], "-c") == 0) {
@@ -93,201 +455,63 @@ main(int argc, char **argv)
         return 2;
     }
 
+    memset(&w, 0, sizeof(w));
+    memset(next, 0, sizeof(next));
+
     /* without -c: $GUICHET_CONF, else the checkout's var/worker.conf */
-    file = gchw_conf_find(file);
+    w.file = gchb_conf_find(file);
 
-    if (sodium_init() < 0 || gchw_conf_load(&conf, file) != 0) {
+    if (sodium_init() < 0 || gchb_conf_load(&w.conf, w.file) != 0) {
         return 1;
     }
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = gchw_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    gchw_signals();
 
-    persist = gchw_persist_new(&conf);
-    reaper = gchw_reaper_new();
-    if (persist == NULL || reaper == NULL) {
-        gchw_log("error", "out of memory");
+    w.persist = gchw_persist_new(&w.conf);
+    w.reaper = gchw_reaper_new();
+    if (w.persist == NULL || w.reaper == NULL) {
+        gchb_log("error", "out of memory");
         return 1;
     }
 
-    gchw_log("info", "starting as consumer \"%s\" (%s)", conf.consumer,
-             gchw_conf_note());
+    gchb_log("info", "starting as consumer \"%s\" (%s)", w.conf.consumer,
+             gchb_conf_note());
 
-    rc = NULL;
-    pg = NULL;
-    backoff = GCHW_BACKOFF_MIN;
-    pg_retry = 0;
-    pg_down_logged = 0;
-    next_beat = next_reap = next_publish = 0;
-    next_mail = next_invoice = 0;
-    invoiced[0] = '\0';
+    w.backoff = GCHW_BACKOFF_MIN;
 
     while (!gchw_stop) {
 
         if (gchw_reload) {
             gchw_reload = 0;
-            if (gchw_conf_load(&fresh, file) == 0) {
-                /* keep the consumer name: our pending entries are ours */
-                free(fresh.consumer);
-                fresh.consumer = conf.consumer;
-                conf.consumer = NULL;
-                gchw_conf_free(&conf);
-                conf = fresh;
-                gchw_log("info", "settings reloaded");
-                if (rc) {
-                    redisFree(rc);
-                    rc = NULL;
-                }
-                if (pg) {
-                    PQfinish(pg);
-                    pg = NULL;
-                }
-            }
+            gchw_reload_settings(&w);
         }
 
-        if (rc == NULL) {
-            rc = gchw_redis_connect(&conf);
-            if (rc == NULL || gchw_persist_group(rc) != 0) {
-                if (rc) {
-                    redisFree(rc);
-                    rc = NULL;
-                }
-                gchw_sleep_ms(backoff);
-                backoff = backoff * 2 > GCHW_BACKOFF_MAX
-                          ? GCHW_BACKOFF_MAX : backoff * 2;
-                continue;
-            }
-            gchw_log("info", "connected to redis %s", conf.redis);
-            gchw_persist_reread(persist);
-            backoff = GCHW_BACKOFF_MIN;
-        }
-
-        now = gchw_now_ms();
-
-        if (pg == NULL && now >= pg_retry) {
-            pg = gchw_pg_connect(&conf);
-            if (pg == NULL) {
-                pg_retry = now + backoff;
-                backoff = backoff * 2 > GCHW_BACKOFF_MAX
-                          ? GCHW_BACKOFF_MAX : backoff * 2;
-                pg_down_logged = 1;
-
-            } else {
-                gchw_log("info", "connected to postgres%s",
-                         pg_down_logged ? " again" : "");
-                pg_down_logged = 0;
-                backoff = GCHW_BACKOFF_MIN;
-            }
-        }
-
-        if (now >= next_beat) {
-            gchw_heartbeat(rc, pg != NULL);
-            next_beat = now + conf.heartbeat_ms;
-        }
-
-        if (rc->err) {
-            redisFree(rc);
-            rc = NULL;
+        if (gchw_connect_redis(&w) != 0) {
             continue;
         }
 
-        if (now >= next_reap) {
-            if (gchw_reap(reaper, rc, now, conf.reap_after_ms,
-                          conf.recount_after_ms) < 0
-                && rc->err)
-            {
-                redisFree(rc);
-                rc = NULL;
-                continue;
-            }
-            gchw_persist_trim(rc, conf.stream_keep_ms);
-            (void) gchw_release_onsite(reaper, rc, now);
-            next_reap = now + 1000;
-        }
+        now = gchb_now_ms();
+        gchw_connect_pg(&w, now);
 
-        if (pg && now >= next_publish) {
-            if (gchw_publish_check(pg, rc) != 0
-                && PQstatus(pg) != CONNECTION_OK)
-            {
-                PQfinish(pg);
-                pg = NULL;
-                pg_retry = now + backoff;
-                continue;
-            }
-            next_publish = now + conf.publish_interval_ms;
-        }
-
-        if (pg && now >= next_mail) {
-            next_mail = now + 1000;
-            if (gchw_mail_send(pg, &conf, 50) < 0
-                && PQstatus(pg) != CONNECTION_OK)
-            {
-                PQfinish(pg);
-                pg = NULL;
-                pg_retry = now + backoff;
-                continue;
-            }
-        }
-
-        if (pg && conf.invoice_day && now >= next_invoice) {
-            next_invoice = now + 10000;
-            if (gchw_invoice_schedule(pg, rc, &conf, invoiced) < 0
-                && PQstatus(pg) != CONNECTION_OK)
-            {
-                PQfinish(pg);
-                pg = NULL;
-                pg_retry = now + backoff;
-                continue;
-            }
-        }
-
-        if (pg == NULL) {
-            gchw_sleep_ms(conf.batch_wait_ms);
+        if (gchw_tasks_run(&w, now, next) != 0) {
             continue;
         }
 
-        n = gchw_persist_round(persist, rc, pg);
-
-        if (n == -2) {
-            gchw_log("warn", "postgres failed: batch kept pending, "
-                     "retrying in %d ms", backoff);
-            PQfinish(pg);
-            pg = NULL;
-            pg_retry = gchw_now_ms() + backoff;
-            backoff = backoff * 2 > GCHW_BACKOFF_MAX
-                      ? GCHW_BACKOFF_MAX : backoff * 2;
-
-        } else if (n == -1) {
-            if (rc->err) {
-                redisFree(rc);
-                rc = NULL;
-            } else {
-                gchw_sleep_ms(backoff);
-            }
-
-        } else {
-            backoff = GCHW_BACKOFF_MIN;
-        }
+        gchw_persist_step(&w);
     }
 
-    gchw_log("info", "stopping");
+    gchb_log("info", "stopping");
 
-    if (rc) {
-        redisFree(rc);
+    if (w.rc) {
+        redisFree(w.rc);
     }
-    if (pg) {
-        PQfinish(pg);
+    if (w.pg) {
+        PQfinish(w.pg);
     }
 
-    gchw_persist_free(persist);
-    gchw_reaper_free(reaper);
-    gchw_conf_free(&conf);
+    gchw_persist_free(w.persist);
+    gchw_reaper_free(w.reaper);
+    gchb_conf_free(&w.conf);
 
     return 0;
 }

@@ -60,7 +60,7 @@ gchw_ov_query(PGconn *pg, const char *sql)
 
     res = PQexec(pg, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "overlay: postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "overlay: postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return NULL;
     }
@@ -137,7 +137,7 @@ gchw_ov_enrolments(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
         fi = f - t->families;
         cnt = row - first;
         if (cnt > GCHW_OV_ENROL_MAX) {
-            gchw_log("warn", "overlay: family %s has %d enrolments, only "
+            gchb_log("warn", "overlay: family %s has %d enrolments, only "
                      "the latest %d are published", f->id, cnt,
                      GCHW_OV_ENROL_MAX);
             first = row - GCHW_OV_ENROL_MAX;
@@ -167,7 +167,7 @@ gchw_ov_enrolments(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
             if (gchw_ov_day(PQgetvalue(res, first, 3), &en->from, 0) != 0
                 || gchw_ov_day(PQgetvalue(res, first, 4), &en->to, 0) != 0)
             {
-                gchw_log("error", "overlay: bad enrolment dates of %s",
+                gchb_log("error", "overlay: bad enrolment dates of %s",
                          f->id);
                 return -1;
             }
@@ -182,7 +182,7 @@ gchw_ov_enrolments(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
     }
 
     if (skipped) {
-        gchw_log("info", "overlay: %d enrolment%s of children or activities "
+        gchb_log("info", "overlay: %d enrolment%s of children or activities "
                  "no longer in the town file left out", skipped,
                  skipped == 1 ? "" : "s");
     }
@@ -225,7 +225,7 @@ gchw_ov_documents(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
         room = f->ndocuments < GCHW_OV_DOCS_MAX
                ? GCHW_OV_DOCS_MAX - f->ndocuments : 0;
         if ((size_t) (row - first) > room) {
-            gchw_log("warn", "overlay: family %s has %d accepted documents, "
+            gchb_log("warn", "overlay: family %s has %d accepted documents, "
                      "only the newest %zu are published", f->id,
                      row - first, room);
         }
@@ -252,7 +252,7 @@ gchw_ov_documents(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
                 || gchw_ov_day(PQgetvalue(res, first, 3), &d->valid_to,
                                INT32_MAX) != 0)
             {
-                gchw_log("error", "overlay: bad document dates of %s",
+                gchb_log("error", "overlay: bad document dates of %s",
                          f->id);
                 return -1;
             }
@@ -307,7 +307,7 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
 
     memset(&err, 0, sizeof(err));
     if (gch_town_parse(&t, json, len, &gch_alloc_std, &err) != GCH_OK) {
-        gchw_log("error", "overlay: stored catalogue refused by the engine: "
+        gchb_log("error", "overlay: stored catalogue refused by the engine: "
                  "%s", err.message);
         return -1;
     }
@@ -356,14 +356,14 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
     if (gchw_ov_enrolments(t, fam, en) != 0
         || gchw_ov_documents(t, fam, doc) != 0)
     {
-        gchw_log("error", "overlay: out of memory or bad rows");
+        gchb_log("error", "overlay: out of memory or bad rows");
         goto done;
     }
 
     gchw_ov_money(t, money);
 
     if (gch_town_write(t, out, out_len, &gch_alloc_std) != GCH_OK) {
-        gchw_log("error", "overlay: cannot write the catalogue");
+        gchb_log("error", "overlay: cannot write the catalogue");
         *out = NULL;
         *out_len = 0;
         goto done;

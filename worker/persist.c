@@ -21,7 +21,7 @@
  * Cancellations and justifications are applied whichever of them or the
  * booking arrives first (an entry may wait at a dead consumer while later
  * ones are read).  Batches are serialized across workers by an advisory
- * lock (GCHW_LOCK_PERSIST), so that two workers consuming at once cannot
+ * lock (GCHB_LOCK_PERSIST), so that two workers consuming at once cannot
  * each miss the other's uncommitted booking or cancellation.
  *
  * XACK is sent only after COMMIT.  A crash between the two redelivers the
@@ -46,7 +46,7 @@
 
 
 struct gchw_persist_s {
-    const gchw_conf_t  *conf;
+    const gchb_conf_t  *conf;
     int                 read_pending;     /* re-read our pending list */
     char                pending_from[64]; /* cursor in it */
     int64_t             next_claim_ms;
@@ -302,7 +302,7 @@ static const char  gchw_sql_mail_absence[] =
 
 /* See gchw.h. */
 gchw_persist_t *
-gchw_persist_new(const gchw_conf_t *conf)
+gchw_persist_new(const gchb_conf_t *conf)
 {
     gchw_persist_t  *p;
 
@@ -338,7 +338,7 @@ gchw_persist_group(redisContext *rc)
     r = redisCommand(rc, "XGROUP CREATE " GCHW_STREAM " " GCHW_GROUP
                      " 0 MKSTREAM");
     if (r == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
 
@@ -346,10 +346,10 @@ gchw_persist_group(redisContext *rc)
          || strncmp(r->str, "BUSYGROUP", 9) == 0;
 
     if (!ok) {
-        gchw_log("error", "redis: XGROUP CREATE: %s", r->str);
+        gchb_log("error", "redis: XGROUP CREATE: %s", r->str);
 
     } else if (r->type != REDIS_REPLY_ERROR) {
-        gchw_log("info", "created consumer group " GCHW_GROUP " on "
+        gchb_log("info", "created consumer group " GCHW_GROUP " on "
                  GCHW_STREAM);
     }
 
@@ -527,7 +527,7 @@ gchw_write(PGconn *pg, const char *json, int types, char *err, size_t errlen)
      * own snapshot.  Same round trip as the begin.
      */
     res = PQexec(pg, "begin; select pg_advisory_xact_lock("
-                     GCHW_LOCK_PERSIST ")");
+                     GCHB_LOCK_PERSIST ")");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         goto failed;
     }
@@ -560,7 +560,7 @@ failed:
     data = state && (strncmp(state, "22", 2) == 0
                      || strncmp(state, "23", 2) == 0);
 
-    gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+    gchb_log("error", "postgres: %s", PQerrorMessage(pg));
     snprintf(err, errlen, "%s", PQerrorMessage(pg));
     i = strcspn(err, "\n");
     err[i] = '\0';
@@ -598,7 +598,7 @@ gchw_ack(redisContext *rc, const char **ids, size_t n)
     free(argv);
 
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchw_log("error", "redis: XACK: %s", r ? r->str : rc->errstr);
+        gchb_log("error", "redis: XACK: %s", r ? r->str : rc->errstr);
         if (r) {
             freeReplyObject(r);
         }
@@ -606,34 +606,6 @@ gchw_ack(redisContext *rc, const char **ids, size_t n)
     }
 
     freeReplyObject(r);
-    return 0;
-}
-
-
-/* Appends s to the growing buffer; -1 on failure. */
-static int
-gchw_cat(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    char    *nb;
-    size_t   c;
-
-    if (*len + n + 1 > *cap) {
-        c = *cap ? *cap : 4096;
-        while (*len + n + 1 > c) {
-            c *= 2;
-        }
-        nb = realloc(*buf, c);
-        if (nb == NULL) {
-            return -1;
-        }
-        *buf = nb;
-        *cap = c;
-    }
-
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-
     return 0;
 }
 
@@ -651,7 +623,7 @@ gchw_deliveries(redisContext *rc, const char *id)
     r = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP " %s %s 1",
                      id, id);
     if (r == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
 
@@ -665,7 +637,7 @@ gchw_deliveries(redisContext *rc, const char *id)
         }
 
     } else if (r->type == REDIS_REPLY_ERROR) {
-        gchw_log("error", "redis: XPENDING: %s", r->str);
+        gchb_log("error", "redis: XPENDING: %s", r->str);
         n = -1;
     }
 
@@ -701,13 +673,13 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
     }
 
     if (n < p->conf->max_attempts) {
-        gchw_log("error", "stream entry %s failed (delivery %lld of %d): "
+        gchb_log("error", "stream entry %s failed (delivery %lld of %d): "
                  "%s; left pending", id, n, p->conf->max_attempts, error);
         return 0;
     }
 
     snprintf(nbuf, sizeof(nbuf), "%lld", n);
-    snprintf(tbuf, sizeof(tbuf), "%lld", (long long) gchw_now_ms());
+    snprintf(tbuf, sizeof(tbuf), "%lld", (long long) gchb_now_ms());
 
     argv[0] = "XADD";       argv[1] = GCHW_DEAD;     argv[2] = "*";
     argv[3] = "id";         argv[4] = id;
@@ -722,7 +694,7 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
 
     r = redisCommandArgv(rc, 13, argv, lens);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchw_log("error", "redis: XADD " GCHW_DEAD ": %s",
+        gchb_log("error", "redis: XADD " GCHW_DEAD ": %s",
                  r ? r->str : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -735,7 +707,7 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
         return -1;
     }
 
-    gchw_log("error", "stream entry %s moved to " GCHW_DEAD " after %lld "
+    gchb_log("error", "stream entry %s moved to " GCHW_DEAD " after %lld "
              "deliveries: %s", id, n, error);
 
     return 1;
@@ -743,46 +715,25 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
 
 
 /*
- * Persists the entries of an array reply (XREADGROUP's or XAUTOCLAIM's
- * entry list).  Returns entries persisted, -1 Redis error, -2 PostgreSQL
- * connection error.
+ * What to do with each entry of list: ok[i] 0 not a demande, 1 to write
+ * (ty[i] its type), 2 deleted from the stream.  The ones to write go into
+ * json ("[d1,d2...]"), their ids into ids (*nok of them), their types
+ * or'ed into *types.  0, or -1 when out of memory.
  */
 static int
-gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
-    const redisReply *list)
+gchw_entries_sort(const redisReply *list, unsigned char *ok,
+    unsigned char *ty, const char **ids, size_t *nok, int *types,
+    gchb_buf_t *json)
 {
-    int                 rc2, done, t, types;
-    char               *json, err[512];
-    size_t              i, n, len, cap, nok;
-    const char        **ids;
+    int                 t;
+    size_t              i;
     const redisReply   *d, *e;
-    unsigned char      *ok, *ty;
 
-    rc2 = 0;
-    n = list->elements;
-    if (n == 0) {
-        return 0;
+    if (gchb_buf_add(json, "[", 1)) {
+        return -1;
     }
 
-    ids = calloc(n, sizeof(char *));
-    ok = calloc(n, 1);
-    ty = calloc(n, 1);
-    types = 0;
-    json = NULL;
-    len = 0;
-    cap = 0;
-    nok = 0;
-
-    if (ids == NULL || ok == NULL || ty == NULL
-        || gchw_cat(&json, &len, &cap, "[", 1))
-    {
-        rc2 = -1;
-        goto done;
-    }
-
-    /* ok[i]: 0 not a demande, 1 to write, 2 deleted from the stream */
-
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < list->elements; i++) {
         e = list->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 1) {
             continue;
@@ -801,17 +752,138 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
 
         ok[i] = 1;
         ty[i] = (unsigned char) t;
-        types |= t;
-        if ((nok && gchw_cat(&json, &len, &cap, ",", 1))
-            || gchw_cat(&json, &len, &cap, d->str, d->len))
+        *types |= t;
+        if ((*nok && gchb_buf_add(json, ",", 1))
+            || gchb_buf_add(json, d->str, d->len))
         {
-            rc2 = -1;
-            goto done;
+            return -1;
         }
-        ids[nok++] = e->element[0]->str;
+        ids[(*nok)++] = e->element[0]->str;
     }
 
-    if (gchw_cat(&json, &len, &cap, "]", 1)) {
+    return gchb_buf_add(json, "]", 1);
+}
+
+
+/*
+ * The batch had a data error: one transaction per entry to write, the
+ * refused ones to the dead letters.  The number persisted, or -1 (Redis)
+ * or -2 (PostgreSQL's connection).
+ */
+static int
+gchw_entries_one_by_one(gchw_persist_t *p, redisContext *rc, PGconn *pg,
+    const redisReply *list, const unsigned char *ok,
+    const unsigned char *ty, const char **ids, gchb_buf_t *json)
+{
+    int                 rc2, done;
+    char                err[512];
+    size_t              i;
+    const redisReply   *d, *e;
+
+    done = 0;
+
+    for (i = 0; i < list->elements; i++) {
+        if (ok[i] != 1) {
+            continue;
+        }
+
+        e = list->element[i];
+        d = gchw_entry_d(e);
+        json->len = 0;
+        if (gchb_buf_add(json, "[", 1)
+            || gchb_buf_add(json, d->str, d->len)
+            || gchb_buf_add(json, "]", 1))
+        {
+            return -1;
+        }
+
+        rc2 = gchw_write(pg, json->data, ty[i], err, sizeof(err));
+        if (rc2 == -2) {
+            return -2;
+        }
+
+        if (rc2 == -1) {
+            if (gchw_dead_letter(p, rc, e, d, err) < 0) {
+                return -1;
+            }
+            continue;
+        }
+
+        ids[0] = e->element[0]->str;
+        if (gchw_ack(rc, ids, 1) != 0) {
+            return -1;
+        }
+        done++;
+    }
+
+    return done;
+}
+
+
+/* The entries not to write: deleted ones acknowledged, the ones that are
+ * not demandes to the dead letters.  0 or -1 (Redis). */
+static int
+gchw_entries_others(gchw_persist_t *p, redisContext *rc,
+    const redisReply *list, const unsigned char *ok, const char **ids)
+{
+    size_t              i;
+    const redisReply   *e;
+
+    for (i = 0; i < list->elements; i++) {
+        e = list->element[i];
+        if (ok[i] == 2) {
+            ids[0] = e->element[0]->str;
+            if (gchw_ack(rc, ids, 1) != 0) {
+                return -1;
+            }
+
+        } else if (ok[i] == 0 && e->type == REDIS_REPLY_ARRAY
+                   && e->elements >= 1)
+        {
+            if (gchw_dead_letter(p, rc, e, gchw_entry_d(e),
+                                 "not a demande: field d must be a JSON "
+                                 "object with a string \"type\"") < 0)
+            {
+                return -1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Persists the entries of an array reply (XREADGROUP's or XAUTOCLAIM's
+ * entry list): the demandes in one transaction (one by one when it has a
+ * data error), acknowledged after COMMIT; then the others.  Returns
+ * entries persisted, -1 Redis error, -2 PostgreSQL connection error.
+ */
+static int
+gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
+    const redisReply *list)
+{
+    int                 rc2, done, types;
+    char                err[512];
+    size_t              n, nok;
+    gchb_buf_t          json = { 0 };
+    const char        **ids;
+    unsigned char      *ok, *ty;
+
+    n = list->elements;
+    if (n == 0) {
+        return 0;
+    }
+
+    ids = calloc(n, sizeof(char *));
+    ok = calloc(n, 1);
+    ty = calloc(n, 1);
+    types = 0;
+    nok = 0;
+
+    if (ids == NULL || ok == NULL || ty == NULL
+        || gchw_entries_sort(list, ok, ty, ids, &nok, &types, &json) != 0)
+    {
         rc2 = -1;
         goto done;
     }
@@ -819,7 +891,7 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     done = 0;
 
     if (nok) {
-        rc2 = gchw_write(pg, json, types, err, sizeof(err));
+        rc2 = gchw_write(pg, json.data, types, err, sizeof(err));
 
         if (rc2 == -2) {
             goto done;
@@ -831,76 +903,22 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
                 rc2 = -1;
                 goto done;
             }
-            goto others;
-        }
 
-        /* a data error: one transaction per entry, keep the refused ones */
-        for (i = 0; i < n; i++) {
-            if (ok[i] != 1) {
-                continue;
-            }
-
-            e = list->element[i];
-            d = gchw_entry_d(e);
-            len = 0;
-            if (gchw_cat(&json, &len, &cap, "[", 1)
-                || gchw_cat(&json, &len, &cap, d->str, d->len)
-                || gchw_cat(&json, &len, &cap, "]", 1))
-            {
-                rc2 = -1;
+        } else {
+            rc2 = gchw_entries_one_by_one(p, rc, pg, list, ok, ty, ids,
+                                          &json);
+            if (rc2 < 0) {
                 goto done;
             }
-
-            rc2 = gchw_write(pg, json, ty[i], err, sizeof(err));
-            if (rc2 == -2) {
-                goto done;
-            }
-
-            if (rc2 == -1) {
-                if (gchw_dead_letter(p, rc, e, d, err) < 0) {
-                    goto done;
-                }
-                continue;
-            }
-
-            ids[0] = e->element[0]->str;
-            if (gchw_ack(rc, ids, 1) != 0) {
-                rc2 = -1;
-                goto done;
-            }
-            done++;
+            done = rc2;
         }
     }
 
-others:
-
-    rc2 = done;
-
-    for (i = 0; i < n; i++) {
-        e = list->element[i];
-        if (ok[i] == 2) {
-            ids[0] = e->element[0]->str;
-            if (gchw_ack(rc, ids, 1) != 0) {
-                rc2 = -1;
-                break;
-            }
-
-        } else if (ok[i] == 0 && e->type == REDIS_REPLY_ARRAY
-                   && e->elements >= 1)
-        {
-            if (gchw_dead_letter(p, rc, e, gchw_entry_d(e),
-                                 "not a demande: field d must be a JSON "
-                                 "object with a string \"type\"") < 0)
-            {
-                rc2 = -1;
-                break;
-            }
-        }
-    }
+    rc2 = gchw_entries_others(p, rc, list, ok, ids) == 0 ? done : -1;
 
 done:
 
-    free(json);
+    gchb_buf_free(&json);
     free(ids);
     free(ok);
     free(ty);
@@ -926,10 +944,10 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
     int64_t            now;
     redisReply        *r;
     const redisReply  *list;
-    const gchw_conf_t *conf;
+    const gchb_conf_t *conf;
 
     conf = p->conf;
-    now = gchw_now_ms();
+    now = gchb_now_ms();
 
     if (p->read_pending) {
         r = redisCommand(rc, "XREADGROUP GROUP " GCHW_GROUP " %s COUNT %d"
@@ -951,7 +969,7 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
     }
 
     if (r == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
 
@@ -960,7 +978,7 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
             freeReplyObject(r);
             return gchw_persist_group(rc) == 0 ? 0 : -1;
         }
-        gchw_log("error", "redis: %s", r->str);
+        gchb_log("error", "redis: %s", r->str);
         freeReplyObject(r);
         return -1;
     }
@@ -976,7 +994,7 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
                  r->element[0]->str);
         list = r->element[1];
         if (list->elements) {
-            gchw_log("info", "claimed %zu idle entries of other consumers",
+            gchb_log("info", "claimed %zu idle entries of other consumers",
                      list->elements);
         }
 
@@ -1096,7 +1114,7 @@ gchw_persist_lag(redisContext *rc)
         return 0;
     }
 
-    now = gchw_now_ms();
+    now = gchb_now_ms();
 
     return now > oldest ? now - oldest : 0;
 }
@@ -1153,12 +1171,12 @@ gchw_persist_trim(redisContext *rc, int keep_ms)
     }
 
     snprintf(keep, sizeof(keep), "%lld-0",
-             (long long) (gchw_now_ms() - keep_ms));
+             (long long) (gchb_now_ms() - keep_ms));
     minid[0] = '\0';
 
     r = redisCommand(rc, "XINFO GROUPS " GCHW_STREAM);
     if (r == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
 
@@ -1194,7 +1212,7 @@ gchw_persist_trim(redisContext *rc, int keep_ms)
     /* the oldest pending entry (older than the last delivered one) */
     x = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP);
     if (x == NULL) {
-        gchw_log("error", "redis: %s", rc->errstr);
+        gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
     if (x->type == REDIS_REPLY_ARRAY && x->elements >= 2
@@ -1211,7 +1229,7 @@ gchw_persist_trim(redisContext *rc, int keep_ms)
 
     r = redisCommand(rc, "XTRIM " GCHW_STREAM " MINID %s", minid);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        gchw_log("error", "redis: XTRIM: %s",
+        gchb_log("error", "redis: XTRIM: %s",
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
         if (r) {
             freeReplyObject(r);

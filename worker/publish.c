@@ -55,7 +55,7 @@ gchw_pipe_flush(gchw_pipe_t *p)
 
     while (p->pending) {
         if (redisGetReply(p->rc, &v) != REDIS_OK) {
-            gchw_log("error", "redis: %s", p->rc->errstr);
+            gchb_log("error", "redis: %s", p->rc->errstr);
             p->failed = 1;
             p->pending = 0;
             return;
@@ -63,7 +63,7 @@ gchw_pipe_flush(gchw_pipe_t *p)
 
         r = v;
         if (r->type == REDIS_REPLY_ERROR) {
-            gchw_log("error", "redis: %s", r->str);
+            gchb_log("error", "redis: %s", r->str);
             p->failed = 1;
         }
         freeReplyObject(r);
@@ -118,7 +118,7 @@ gchw_query(PGconn *pg, const char *sql)
 
     res = PQexec(pg, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return NULL;
     }
@@ -156,19 +156,138 @@ gchw_gen_ki(yajl_gen g, const char *k, const char *v)
 }
 
 
+/* A confirmed booking (row of res) back in its session's booked set and
+ * its family's {f:}:bookings hash.  0 or -1 (out of memory). */
+static int
+gchw_rebuild_booking(gchw_pipe_t *p, PGresult *res, int row)
+{
+    int                   onsite;
+    char                  key[512];
+    size_t                len;
+    yajl_gen              g;
+    const unsigned char  *buf;
+
+    onsite = strcmp(PQgetvalue(res, row, 9), "onsite") == 0;
+    snprintf(key, sizeof(key), "{s:%s}:%s", PQgetvalue(res, row, 1),
+             onsite ? "booked_onsite" : "booked");
+    gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 0));
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return -1;
+    }
+    yajl_gen_map_open(g);
+    gchw_gen_kv(g, "child_id", PQgetvalue(res, row, 2));
+    gchw_gen_kv(g, "session_id", PQgetvalue(res, row, 1));
+    gchw_gen_ki(g, "price_cents", PQgetvalue(res, row, 4));
+    gchw_gen_kv(g, "request_id", PQgetvalue(res, row, 5));
+    gchw_gen_ki(g, "at_ms", PQgetvalue(res, row, 6));
+    if (onsite) {
+        gchw_gen_kv(g, "channel", "onsite");
+    }
+    yajl_gen_map_close(g);
+    yajl_gen_get_buf(g, &buf, &len);
+
+    snprintf(key, sizeof(key), "{f:%s}:bookings", PQgetvalue(res, row, 3));
+    {
+        const char  *argv[4] = { "HSET", key, PQgetvalue(res, row, 0),
+                                 (const char *) buf };
+        size_t       lens[4] = { 4, strlen(key),
+                                 strlen(PQgetvalue(res, row, 0)), len };
+
+        gchw_pipe_cmd(p, 4, argv, lens);
+    }
+    yajl_gen_free(g);
+
+    return 0;
+}
+
+
+/* The child's claims of a booking (row of res), while they matter (they
+ * expire the day after its session). */
+static void
+gchw_rebuild_claims(gchw_pipe_t *p, PGresult *res, int row,
+    const gch_town_t *town)
+{
+    int          q;
+    char         key[512], val[512], exat[32];
+    size_t       u;
+    uint32_t     quanta;
+    gch_day_t    day;
+    const char  *code;
+
+    code = PQgetvalue(res, row, 8);
+    quanta = 0;
+    for (u = 0; town && u < town->nunits; u++) {
+        if (strcmp(town->units[u].code, code) == 0) {
+            quanta = town->units[u].quanta;
+        }
+    }
+
+    if (gch_day_parse(&day, PQgetvalue(res, row, 7), 10) != 0) {
+        return;
+    }
+
+    if (gch_paris_to_unix(day + 2, 0) * 1000 <= gchb_now_ms()) {
+        return;
+    }
+
+    snprintf(exat, sizeof(exat), "%lld",
+             (long long) gch_paris_to_unix(day + 2, 0));
+    snprintf(val, sizeof(val), "%s %s", PQgetvalue(res, row, 1),
+             PQgetvalue(res, row, 0));
+
+    for (q = 0; q < 32; q++) {
+        if (quanta & (1u << q)) {
+            snprintf(key, sizeof(key), "{c:%s}:%s:q%d",
+                     PQgetvalue(res, row, 2), PQgetvalue(res, row, 7), q);
+            gchw_pipe_str(p, 5, "SET", key, val, "EXAT", exat);
+        }
+    }
+}
+
+
+/* What else a rebuild needs: the demande sequence (numbers must never be
+ * reused) and the uploaded documents an absence may cite
+ * (office/document.c).  0 or -1. */
+static int
+gchw_rebuild_seq_documents(PGconn *pg, gchw_pipe_t *p)
+{
+    int        row;
+    char       key[512];
+    PGresult  *res;
+
+    res = gchw_query(pg, "select coalesce(max(number), 0) from demande");
+    if (res == NULL) {
+        return -1;
+    }
+
+    gchw_pipe_str(p, 3, "SET", "gch:seq:demande", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    res = gchw_query(pg, "select family_id, id::text from document");
+    if (res == NULL) {
+        return -1;
+    }
+
+    for (row = 0; row < PQntuples(res); row++) {
+        snprintf(key, sizeof(key), "{f:%s}:documents",
+                 PQgetvalue(res, row, 0));
+        gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 1));
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
 /* Step 1 of the file comment: the bookings' Redis side from PostgreSQL. */
 static int
 gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
 {
-    int                   q, row, n, onsite;
-    char                  key[512], val[512], exat[32];
-    size_t                u, len;
-    uint32_t              quanta;
-    yajl_gen              g;
-    PGresult             *res;
-    gch_day_t             day;
-    const char           *code;
-    const unsigned char  *buf;
+    int        row, n;
+    PGresult  *res;
 
     res = gchw_query(pg,
         "select b.id, b.session_id, b.child_id, b.family_id,"
@@ -185,102 +304,20 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
     n = PQntuples(res);
 
     for (row = 0; row < n; row++) {
-        onsite = strcmp(PQgetvalue(res, row, 9), "onsite") == 0;
-        snprintf(key, sizeof(key), "{s:%s}:%s", PQgetvalue(res, row, 1),
-                 onsite ? "booked_onsite" : "booked");
-        gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 0));
-
-        g = yajl_gen_alloc(NULL);
-        if (g == NULL) {
+        if (gchw_rebuild_booking(p, res, row) != 0) {
             PQclear(res);
             return -1;
         }
-        yajl_gen_map_open(g);
-        gchw_gen_kv(g, "child_id", PQgetvalue(res, row, 2));
-        gchw_gen_kv(g, "session_id", PQgetvalue(res, row, 1));
-        gchw_gen_ki(g, "price_cents", PQgetvalue(res, row, 4));
-        gchw_gen_kv(g, "request_id", PQgetvalue(res, row, 5));
-        gchw_gen_ki(g, "at_ms", PQgetvalue(res, row, 6));
-        if (onsite) {
-            gchw_gen_kv(g, "channel", "onsite");
-        }
-        yajl_gen_map_close(g);
-        yajl_gen_get_buf(g, &buf, &len);
-
-        snprintf(key, sizeof(key), "{f:%s}:bookings",
-                 PQgetvalue(res, row, 3));
-        {
-            const char  *argv[4] = { "HSET", key, PQgetvalue(res, row, 0),
-                                     (const char *) buf };
-            size_t       lens[4] = { 4, strlen(key),
-                                     strlen(PQgetvalue(res, row, 0)), len };
-
-            gchw_pipe_cmd(p, 4, argv, lens);
-        }
-        yajl_gen_free(g);
-
-        /* claims, while they matter (they expire the day after) */
-        code = PQgetvalue(res, row, 8);
-        quanta = 0;
-        for (u = 0; town && u < town->nunits; u++) {
-            if (strcmp(town->units[u].code, code) == 0) {
-                quanta = town->units[u].quanta;
-            }
-        }
-
-        if (gch_day_parse(&day, PQgetvalue(res, row, 7), 10) != 0) {
-            continue;
-        }
-
-        if (gch_paris_to_unix(day + 2, 0) * 1000 <= gchw_now_ms()) {
-            continue;
-        }
-
-        snprintf(exat, sizeof(exat), "%lld",
-                 (long long) gch_paris_to_unix(day + 2, 0));
-        snprintf(val, sizeof(val), "%s %s", PQgetvalue(res, row, 1),
-                 PQgetvalue(res, row, 0));
-
-        for (q = 0; q < 32; q++) {
-            if (quanta & (1u << q)) {
-                snprintf(key, sizeof(key), "{c:%s}:%s:q%d",
-                         PQgetvalue(res, row, 2), PQgetvalue(res, row, 7),
-                         q);
-                gchw_pipe_str(p, 5, "SET", key, val, "EXAT", exat);
-            }
-        }
+        gchw_rebuild_claims(p, res, row, town);
     }
 
     PQclear(res);
 
     if (n) {
-        gchw_log("info", "rebuilt %d bookings in redis", n);
+        gchb_log("info", "rebuilt %d bookings in redis", n);
     }
 
-    /* demande numbers must never be reused */
-    res = gchw_query(pg, "select coalesce(max(number), 0) from demande");
-    if (res == NULL) {
-        return -1;
-    }
-
-    gchw_pipe_str(p, 3, "SET", "gch:seq:demande", PQgetvalue(res, 0, 0));
-    PQclear(res);
-
-    /* the uploaded documents an absence may cite (office/document.c) */
-    res = gchw_query(pg, "select family_id, id::text from document");
-    if (res == NULL) {
-        return -1;
-    }
-
-    for (row = 0; row < PQntuples(res); row++) {
-        snprintf(key, sizeof(key), "{f:%s}:documents",
-                 PQgetvalue(res, row, 0));
-        gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 1));
-    }
-
-    PQclear(res);
-
-    return 0;
+    return gchw_rebuild_seq_documents(pg, p);
 }
 
 
@@ -305,7 +342,7 @@ gchw_scard_all(redisContext *rc, PGresult *res, long *out)
 
         for (row = done; row < n && row < done + GCHW_PIPE_MAX; row++) {
             if (redisGetReply(rc, &v) != REDIS_OK) {
-                gchw_log("error", "redis: %s", rc->errstr);
+                gchb_log("error", "redis: %s", rc->errstr);
                 return -1;
             }
             r = v;
@@ -318,6 +355,18 @@ gchw_scard_all(redisContext *rc, PGresult *res, long *out)
     }
 
     return 0;
+}
+
+
+/* SET key val NX (rebuild: SET key val, unconditionally) down the pipe. */
+static void
+gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
+    int rebuild)
+{
+    const char  *argv[4] = { "SET", key, val, "NX" };
+    size_t       lens[4] = { 3, strlen(key), 4, 2 };
+
+    gchw_pipe_cmd(p, rebuild ? 3 : 4, argv, lens);
 }
 
 
@@ -350,13 +399,7 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
         snprintf(key, sizeof(key), "{s:%s}:onsite", PQgetvalue(res, row, 0));
         left = atol(PQgetvalue(res, row, 1));
         gchw_u32be(val, left < 0 ? 0 : left);
-
-        {
-            const char  *argv[4] = { "SET", key, val, "NX" };
-            size_t       lens[4] = { 3, strlen(key), 4, 2 };
-
-            gchw_pipe_cmd(p, rebuild ? 3 : 4, argv, lens);
-        }
+        gchw_pipe_setnx(p, key, val, rebuild);
     }
 
     PQclear(res);
@@ -366,116 +409,111 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
 }
 
 
-/* Step 2: counters.  Returns 0 or -1. */
+/*
+ * Step 2a: the live counters of sessions whose places_online changed since
+ * the last publication (rows of res: id, places_online, places_published,
+ * booked) are shifted by the difference.  Ask which exist first (a shift
+ * must not create a counter), in pipelined chunks.  The EXISTS used to be
+ * sent with redisCommand() while BITFIELDs were still queued in the
+ * pipeline: it read a BITFIELD's reply instead of its own, and every
+ * other changed session was left unshifted.  0 (*shifted counts them) or
+ * -1.
+ */
 static int
-gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
-    int rebuild)
+gchw_counters_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
+    int *shifted)
 {
-    int           row, n, shifted;
-    char          key[512], val[4], delta[32], *ids, *vals;
-    long          left, d, *booked;
-    size_t        ids_len, vals_len, k;
-    PGresult     *res, *up;
-    redisReply   *r;
-    const char   *params[2];
+    int          row, n, *cand, nc, c, done, *exists;
+    char         key[512], delta[32];
+    long         d;
+    void        *v;
+    redisReply  *r;
 
-    res = gchw_query(pg,
-        "select s.id, s.places_online, s.places_published,"
-        "   count(b.id)"
-        " from session s left join booking b on b.session_id = s.id"
-        "   and b.status = 'confirmed' and b.channel = 'online'"
-        " group by s.id order by s.id");
-    if (res == NULL) {
+    n = PQntuples(res);
+
+    cand = calloc(n ? n : 1, sizeof(int));
+    exists = calloc(n ? n : 1, sizeof(int));
+    if (cand == NULL || exists == NULL) {
+        free(cand);
+        free(exists);
         return -1;
     }
 
-    n = PQntuples(res);
-    shifted = 0;
-
-    /*
-     * Live counters to shift: ask which exist first (a shift must not
-     * create a counter), in pipelined chunks.  The EXISTS used to be sent
-     * with redisCommand() while BITFIELDs were still queued in the
-     * pipeline: it read a BITFIELD's reply instead of its own, and every
-     * other changed session was left unshifted.
-     */
-    if (!rebuild) {
-        int   *cand, nc, c, done, *exists;
-        void  *v;
-
-        cand = calloc(n ? n : 1, sizeof(int));
-        exists = calloc(n ? n : 1, sizeof(int));
-        if (cand == NULL || exists == NULL) {
-            free(cand);
-            free(exists);
-            PQclear(res);
-            return -1;
-        }
-
-        nc = 0;
-        for (row = 0; row < n; row++) {
-            if (!PQgetisnull(res, row, 2)
-                && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2)))
-            {
-                cand[nc++] = row;
-            }
-        }
-
-        gchw_pipe_flush(p);
-
-        for (done = 0; done < nc && !p->failed; done = c) {
-            for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
-                snprintf(key, sizeof(key), "{s:%s}:left",
-                         PQgetvalue(res, cand[c], 0));
-                redisAppendCommand(rc, "EXISTS %s", key);
-            }
-
-            for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
-                if (redisGetReply(rc, &v) != REDIS_OK) {
-                    gchw_log("error", "redis: %s", rc->errstr);
-                    p->failed = 1;
-                    break;
-                }
-                r = v;
-                exists[c] = r->type == REDIS_REPLY_INTEGER
-                            && r->integer == 1;
-                freeReplyObject(r);
-            }
-        }
-
-        for (c = 0; c < nc && !p->failed; c++) {
-            if (!exists[c]) {
-                continue;
-            }
-
-            row = cand[c];
-            snprintf(key, sizeof(key), "{s:%s}:left",
-                     PQgetvalue(res, row, 0));
-            d = atol(PQgetvalue(res, row, 1))
-                - atol(PQgetvalue(res, row, 2));
-            snprintf(delta, sizeof(delta), "%ld", d);
-            gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
-                          "INCRBY", "u32", "0", delta);
-            shifted++;
-        }
-
-        free(cand);
-        free(exists);
-
-        if (p->failed) {
-            PQclear(res);
-            return -1;
+    nc = 0;
+    for (row = 0; row < n; row++) {
+        if (!PQgetisnull(res, row, 2)
+            && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2)))
+        {
+            cand[nc++] = row;
         }
     }
 
+    gchw_pipe_flush(p);
+
+    for (done = 0; done < nc && !p->failed; done = c) {
+        for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
+            snprintf(key, sizeof(key), "{s:%s}:left",
+                     PQgetvalue(res, cand[c], 0));
+            redisAppendCommand(rc, "EXISTS %s", key);
+        }
+
+        for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
+            if (redisGetReply(rc, &v) != REDIS_OK) {
+                gchb_log("error", "redis: %s", rc->errstr);
+                p->failed = 1;
+                break;
+            }
+            r = v;
+            exists[c] = r->type == REDIS_REPLY_INTEGER
+                        && r->integer == 1;
+            freeReplyObject(r);
+        }
+    }
+
+    for (c = 0; c < nc && !p->failed; c++) {
+        if (!exists[c]) {
+            continue;
+        }
+
+        row = cand[c];
+        snprintf(key, sizeof(key), "{s:%s}:left",
+                 PQgetvalue(res, row, 0));
+        d = atol(PQgetvalue(res, row, 1))
+            - atol(PQgetvalue(res, row, 2));
+        snprintf(delta, sizeof(delta), "%ld", d);
+        gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
+                      "INCRBY", "u32", "0", delta);
+        (*shifted)++;
+    }
+
+    free(cand);
+    free(exists);
+
+    return p->failed ? -1 : 0;
+}
+
+
+/*
+ * Step 2b: every session's counter, places_online minus what is taken:
+ * SET NX, or SET when rebuilding, where what is taken is the size of
+ * {s:}:booked, which now holds PostgreSQL's bookings and any that Redis
+ * still had (the union is what is taken).  0 or -1.
+ */
+static int
+gchw_counters_set(redisContext *rc, gchw_pipe_t *p, PGresult *res,
+    int rebuild)
+{
+    int    row, n;
+    char   key[512], val[4];
+    long   left, *booked;
+
+    n = PQntuples(res);
     booked = NULL;
+
     if (rebuild && n) {
-        /* {s:}:booked now holds PostgreSQL's bookings and any that Redis
-         * still had: the union is what is taken */
         booked = calloc(n, sizeof(long));
         if (booked == NULL || gchw_scard_all(rc, res, booked) != 0) {
             free(booked);
-            PQclear(res);
             return -1;
         }
     }
@@ -485,79 +523,92 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
         left = atol(PQgetvalue(res, row, 1))
                - (booked ? booked[row] : atol(PQgetvalue(res, row, 3)));
         gchw_u32be(val, left);
-
-        {
-            const char  *argv[4] = { "SET", key, val, "NX" };
-            size_t       lens[4] = { 3, strlen(key), 4, 2 };
-
-            gchw_pipe_cmd(p, rebuild ? 3 : 4, argv, lens);
-        }
+        gchw_pipe_setnx(p, key, val, rebuild);
     }
 
     free(booked);
     gchw_pipe_flush(p);
 
-    if (p->failed || gchw_publish_onsite(pg, p, rebuild) != 0) {
-        PQclear(res);
+    return p->failed ? -1 : 0;
+}
+
+
+/*
+ * Step 2c: the PostgreSQL arrays of the sessions whose places_online is
+ * not yet recorded as published: ids ({"a","b"}) and their places
+ * ({1,2}), malloc'ed (the caller frees them), *k rows.  0 or -1.
+ */
+static int
+gchw_counters_arrays(PGresult *res, char **ids, char **vals, size_t *k)
+{
+    int          row, n;
+    FILE        *fi, *fv;
+    size_t       ids_len, vals_len;
+    const char  *s;
+
+    *ids = NULL;
+    *vals = NULL;
+    *k = 0;
+    n = PQntuples(res);
+
+    fi = open_memstream(ids, &ids_len);
+    fv = open_memstream(vals, &vals_len);
+    if (fi == NULL || fv == NULL) {
+        if (fi) {
+            fclose(fi);
+        }
+        if (fv) {
+            fclose(fv);
+        }
+        free(*ids);
+        free(*vals);
         return -1;
     }
 
-    /* record what the counters are built on */
-    ids = NULL;
-    vals = NULL;
-    ids_len = 0;
-    vals_len = 0;
-    k = 0;
-
-    {
-        FILE  *fi, *fv;
-
-        fi = open_memstream(&ids, &ids_len);
-        fv = open_memstream(&vals, &vals_len);
-        if (fi == NULL || fv == NULL) {
-            if (fi) {
-                fclose(fi);
-            }
-            if (fv) {
-                fclose(fv);
-            }
-            free(ids);
-            free(vals);
-            PQclear(res);
-            return -1;
+    fputc('{', fi);
+    fputc('{', fv);
+    for (row = 0; row < n; row++) {
+        if (!PQgetisnull(res, row, 2)
+            && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2))
+               == 0)
+        {
+            continue;
         }
-
-        fputc('{', fi);
-        fputc('{', fv);
-        for (row = 0; row < n; row++) {
-            if (!PQgetisnull(res, row, 2)
-                && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2))
-                   == 0)
-            {
-                continue;
+        fprintf(fi, "%s\"", *k ? "," : "");
+        for (s = PQgetvalue(res, row, 0); *s; s++) {
+            if (*s == '"' || *s == '\\') {
+                fputc('\\', fi);
             }
-            fprintf(fi, "%s\"", k ? "," : "");
-            {
-                const char  *s;
-
-                for (s = PQgetvalue(res, row, 0); *s; s++) {
-                    if (*s == '"' || *s == '\\') {
-                        fputc('\\', fi);
-                    }
-                    fputc(*s, fi);
-                }
-            }
-            fputc('"', fi);
-            fprintf(fv, "%s%s", k ? "," : "", PQgetvalue(res, row, 1));
-            k++;
+            fputc(*s, fi);
         }
-        fputc('}', fi);
-        fputc('}', fv);
-        fclose(fi);
-        fclose(fv);
+        fputc('"', fi);
+        fprintf(fv, "%s%s", *k ? "," : "", PQgetvalue(res, row, 1));
+        (*k)++;
     }
+    fputc('}', fi);
+    fputc('}', fv);
+    fclose(fi);
+    fclose(fv);
 
-    PQclear(res);
+    return 0;
+}
+
+
+/*
+ * Step 2d: records what the counters are built on (places_published) for
+ * the k sessions of the arrays.  Only the rows whose recorded value
+ * differs (a second publisher finds nothing left to write).  Many rows (a
+ * large load): one hash join with nested loops off, whatever the planner
+ * guesses of unnest() (100 rows): probing the primary key 10^6 times, or
+ * worse, ran for minutes.  A few rows: the planner's nested loop is the
+ * right plan.  0 or -1.
+ */
+static int
+gchw_counters_record(PGconn *pg, const char *ids, const char *vals,
+    size_t k)
+{
+    PGresult    *up;
+    const char  *params[2];
 
     /* fresh statistics: after a large load the planner must see the
      * table's real size, or it joins 10^6 sessions by nested loop */
@@ -565,13 +616,6 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
         PQclear(PQexec(pg, "analyze session"));
     }
 
-    /*
-     * Only the rows whose recorded value differs (a second publisher finds
-     * nothing left to write).  Many rows (a large load): one hash join
-     * with nested loops off, whatever the planner guesses of unnest()
-     * (100 rows): probing the primary key 10^6 times, or worse, ran for
-     * minutes.  A few rows: the planner's nested loop is the right plan.
-     */
     params[0] = ids;
     params[1] = vals;
     up = NULL;
@@ -596,19 +640,61 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
         }
     }
 
-    free(ids);
-    free(vals);
-
     if (up != NULL && PQresultStatus(up) != PGRES_COMMAND_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(up);
         PQclear(PQexec(pg, "rollback"));
         return -1;
     }
     PQclear(up);
 
+    return 0;
+}
+
+
+/* Step 2: counters (2a to 2d above), then the on-site ones.  0 or -1. */
+static int
+gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
+    int rebuild)
+{
+    int        shifted, rv;
+    char      *ids, *vals;
+    size_t     k;
+    PGresult  *res;
+
+    res = gchw_query(pg,
+        "select s.id, s.places_online, s.places_published,"
+        "   count(b.id)"
+        " from session s left join booking b on b.session_id = s.id"
+        "   and b.status = 'confirmed' and b.channel = 'online'"
+        " group by s.id order by s.id");
+    if (res == NULL) {
+        return -1;
+    }
+
+    shifted = 0;
+
+    if ((!rebuild && gchw_counters_shift(rc, p, res, &shifted) != 0)
+        || gchw_counters_set(rc, p, res, rebuild) != 0
+        || gchw_publish_onsite(pg, p, rebuild) != 0
+        || gchw_counters_arrays(res, &ids, &vals, &k) != 0)
+    {
+        PQclear(res);
+        return -1;
+    }
+
+    PQclear(res);
+
+    rv = gchw_counters_record(pg, ids, vals, k);
+    free(ids);
+    free(vals);
+
+    if (rv != 0) {
+        return -1;
+    }
+
     if (shifted) {
-        gchw_log("info", "shifted %d live counters to new places", shifted);
+        gchb_log("info", "shifted %d live counters to new places", shifted);
     }
 
     return 0;
@@ -645,7 +731,7 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
 
     r = redisCommand(rc, "HKEYS gch:logins");
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        gchw_log("error", "redis: HKEYS gch:logins: %s",
+        gchb_log("error", "redis: HKEYS gch:logins: %s",
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -711,68 +797,6 @@ gchw_publish_staff(PGconn *pg, gchw_pipe_t *p)
 }
 
 
-/* See gchw.h. */
-int
-gchw_staff_changed(redisContext *rc, const char *login, const char *role)
-{
-    int          ret;
-    size_t       i, n;
-    redisReply  *r, *x;
-
-    r = redisCommand(rc, "ZRANGEBYSCORE {f:staff:%s}:tokens %lld +inf "
-                     "WITHSCORES", login, (long long) time(NULL));
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        gchw_log("error", "redis: the tokens of staff:%s: %s", login,
-                 r ? (r->str ? r->str : "bad reply") : rc->errstr);
-        if (r) {
-            freeReplyObject(r);
-        }
-        return -1;
-    }
-
-    redisAppendCommand(rc, "MULTI");
-    n = 1;
-
-    for (i = 0; i + 1 < r->elements; i += 2) {
-        redisAppendCommand(rc, "ZADD gch:revoked %s %s",
-                           r->element[i + 1]->str, r->element[i]->str);
-        n++;
-    }
-
-    freeReplyObject(r);
-
-    redisAppendCommand(rc, "DEL {f:staff:%s}:tokens", login);
-    redisAppendCommand(rc, "INCR gch:revoked:gen");
-
-    if (role) {
-        redisAppendCommand(rc, "HSET gch:staff %s %s", login, role);
-    } else {
-        redisAppendCommand(rc, "HDEL gch:staff %s", login);
-    }
-
-    redisAppendCommand(rc, "EXEC");
-    n += 4;
-
-    ret = 0;
-    for (i = 0; i < n; i++) {
-        if (redisGetReply(rc, (void **) &x) != REDIS_OK) {
-            gchw_log("error", "redis: staff:%s: %s", login, rc->errstr);
-            return -1;
-        }
-        if (x->type == REDIS_REPLY_ERROR
-            || (i == n - 1 && x->type != REDIS_REPLY_ARRAY))
-        {
-            gchw_log("error", "redis: staff:%s: %s", login,
-                     x->type == REDIS_REPLY_ERROR ? x->str : "EXEC failed");
-            ret = -1;
-        }
-        freeReplyObject(x);
-    }
-
-    return ret;
-}
-
-
 /*
  * One publisher at a time (guichetctl load-town and the worker both
  * publish a new catalogue version; two at once each wrote every counter
@@ -785,10 +809,10 @@ gchw_publish_lock(PGconn *pg, int wait)
     int        held;
     PGresult  *res;
 
-    res = gchw_query(pg, wait ? "select pg_advisory_lock(" GCHW_LOCK_PUBLISH
+    res = gchw_query(pg, wait ? "select pg_advisory_lock(" GCHB_LOCK_PUBLISH
                                 ")::text <> 'x'"
                               : "select pg_try_advisory_lock("
-                                GCHW_LOCK_PUBLISH ")");
+                                GCHB_LOCK_PUBLISH ")");
     if (res == NULL) {
         return -1;
     }
@@ -803,7 +827,7 @@ gchw_publish_lock(PGconn *pg, int wait)
 static void
 gchw_publish_unlock(PGconn *pg)
 {
-    PQclear(PQexec(pg, "select pg_advisory_unlock(" GCHW_LOCK_PUBLISH ")"));
+    PQclear(PQexec(pg, "select pg_advisory_unlock(" GCHB_LOCK_PUBLISH ")"));
 }
 
 
@@ -848,7 +872,7 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
 
     if (PQntuples(res) == 0) {
         PQclear(res);
-        gchw_log("info", "no town loaded yet: nothing to publish");
+        gchb_log("info", "no town loaded yet: nothing to publish");
         return 0;
     }
 
@@ -867,14 +891,14 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
     memset(&p, 0, sizeof(p));
     p.rc = rc;
     town = NULL;
-    t0 = gchw_now_ms();
+    t0 = gchb_now_ms();
 
     if (rebuild) {
         memset(&err, 0, sizeof(err));
         if (gch_town_parse(&town, json, strlen(json), &gch_alloc_std, &err)
             != GCH_OK)
         {
-            gchw_log("error", "stored catalogue refused by the engine: %s",
+            gchb_log("error", "stored catalogue refused by the engine: %s",
                      err.message);
             PQclear(res);
             free(ov);
@@ -885,7 +909,7 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
         gch_town_free(town);
         gchw_pipe_flush(&p);
 
-        if (rv == 0 && !p.failed && gchw_invoice_publish(pg, rc, NULL) < 0) {
+        if (rv == 0 && !p.failed && gchb_invoice_publish(pg, rc, NULL) < 0) {
             rv = -1;
         }
 
@@ -918,7 +942,7 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
     /* last: the generation tells nginx the counters are there */
     r = redisCommand(rc, "INCR gch:catalogue:gen");
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        gchw_log("error", "redis: INCR gch:catalogue:gen: %s",
+        gchb_log("error", "redis: INCR gch:catalogue:gen: %s",
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -928,10 +952,10 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
         return -1;
     }
 
-    gchw_log("info", "published catalogue version %s as generation %lld%s "
+    gchb_log("info", "published catalogue version %s as generation %lld%s "
              "in %lld ms", version, (long long) r->integer,
              rebuild ? " (rebuilt from postgres)" : "",
-             (long long) (gchw_now_ms() - t0));
+             (long long) (gchb_now_ms() - t0));
 
     freeReplyObject(r);
     PQclear(res);
@@ -951,7 +975,7 @@ gchw_publish_needed(PGconn *pg, redisContext *rc, int *rebuild)
 
     r = redisCommand(rc, "MGET gch:catalogue:gen gch:catalogue:version");
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        gchw_log("error", "redis: MGET gch:catalogue:gen: %s",
+        gchb_log("error", "redis: MGET gch:catalogue:gen: %s",
                  r ? "bad reply" : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -1009,7 +1033,7 @@ gchw_publish_check(PGconn *pg, redisContext *rc)
 
     if (rv > 0) {
         if (rebuild) {
-            gchw_log("warn", "gch:catalogue:gen is missing: rebuilding "
+            gchb_log("warn", "gch:catalogue:gen is missing: rebuilding "
                      "redis from postgres");
         }
 

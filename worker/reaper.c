@@ -23,8 +23,9 @@
  * recount: each due session of gch:recount gets left = places_online +
  *   on-site places released online - SCARD booked, under WATCH of those
  *   keys and only when no younger attempt touches the session; otherwise
- *   it stays due, tried again next round.  The delay lets the attempts that saw the released record (a
- *   retry answered 409) give their places back first.
+ *   it stays due, tried again next round.  The delay lets the attempts
+ *   that saw the released record (a retry answered 409) give their places
+ *   back first.
  * cancellation: finish its third step (place back, claims deleted, cancel
  *   entry on the stream, marker and member removed) in one MULTI, under
  *   WATCH of the marker.
@@ -223,7 +224,7 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
     x = redisCommand(rc, "EXEC");
 
     if (x && x->type == REDIS_REPLY_ARRAY) {
-        gchw_log("info", "released %zu claims of the dead replay %s", ndel,
+        gchb_log("info", "released %zu claims of the dead replay %s", ndel,
                  member);
     }
     if (x) {
@@ -327,7 +328,7 @@ gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
     memset(&err, 0, sizeof(err));
     t = NULL;
     if (gch_town_parse(&t, x->str, x->len, &gch_alloc_std, &err) != GCH_OK) {
-        gchw_log("error", "reaper: catalogue refused: %s", err.message);
+        gchb_log("error", "reaper: catalogue refused: %s", err.message);
         freeReplyObject(x);
         return -1;
     }
@@ -406,7 +407,7 @@ gchw_release_session(redisContext *rc, const gch_session_t *s)
     freeReplyObject(x);
 
     if (free_places > 0) {
-        gchw_log("info", "session %s: %lld on-site places released online",
+        gchb_log("info", "session %s: %lld on-site places released online",
                  s->id, free_places);
     }
 
@@ -618,18 +619,100 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
 }
 
 
+/*
+ * The record g (of rkey, WATCHed) is not this attempt's step one: not the
+ * first attempt with the key, or the record is gone: a retry (replayed,
+ * answered 409 or 422) died between its steps.  Its step one took the
+ * places and claims of its body's cells, which its step two would have
+ * given back: those of the record when the body is the same.  Returns 1
+ * (the member is dropped).
+ */
+static int
+gchw_reap_retry(gchw_reaper_t *r, redisContext *rc, const char *member,
+    const char *rkey, const char *id, redisReply *g)
+{
+    freeReplyObject(redisCommand(rc, "UNWATCH"));
+    if (g->type == REDIS_REPLY_STRING && g->str[0] == 'D'
+        && (id == NULL || gch_attempt_same_body(id, g->str, g->len)))
+    {
+        gchw_dirty_answer(r, rc, g->str, g->len);
+        gchw_replay_claims(r, rc, rkey, g->str, g->len);
+
+    } else if (g->type == REDIS_REPLY_STRING && g->str[0] == 'P'
+               && id && gch_attempt_same_body(id, g->str, g->len))
+    {
+        gchw_dirty_plan(r, rc, g->str, g->len);
+
+    } else if (id && g->type == REDIS_REPLY_STRING) {
+        gchb_log("warn", "reaper: %s died between its steps with "
+                 "another body than its key's: the places it took are "
+                 "not known", member);
+    }
+    freeReplyObject(g);
+    freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+    return 1;
+}
+
+
+/* The claims of plan v still holding this attempt's "<sid> <bid>", into
+ * dels (at most max); their number. */
+static size_t
+gchw_reap_claims(redisContext *rc, yajl_val v, const char **dels,
+    size_t max)
+{
+    char          want[600];
+    size_t        i, j, ndel;
+    yajl_val      e, sv, bv, qv, cl;
+    redisReply   *x;
+    const char   *ps[] = { "s", NULL }, *pb[] = { "b", NULL },
+                 *pq[] = { "q", NULL };
+
+    ndel = 0;
+    for (i = 0; i < v->u.array.len; i++) {
+        e = v->u.array.values[i];
+        sv = yajl_tree_get(e, ps, yajl_t_string);
+        bv = yajl_tree_get(e, pb, yajl_t_string);
+        qv = yajl_tree_get(e, pq, yajl_t_array);
+        if (sv == NULL || bv == NULL || qv == NULL) {
+            continue;
+        }
+
+        snprintf(want, sizeof(want), "%s %s", YAJL_GET_STRING(sv),
+                 YAJL_GET_STRING(bv));
+
+        for (j = 0; j < qv->u.array.len; j++) {
+            cl = qv->u.array.values[j];
+            if (!YAJL_IS_STRING(cl) || ndel == max) {
+                continue;
+            }
+
+            x = redisCommand(rc, "GET %s", YAJL_GET_STRING(cl));
+            if (x && x->type == REDIS_REPLY_STRING
+                && strcmp(x->str, want) == 0)
+            {
+                dels[ndel++] = YAJL_GET_STRING(cl);
+            }
+            if (x) {
+                freeReplyObject(x);
+            }
+        }
+    }
+
+    return ndel;
+}
+
+
 /* A booking attempt's record.  1 released, 0 retry later, -1 error. */
 static int
 gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
 {
     int           rv;
-    char          want[600], ebuf[128], rkey[600], *plan;
-    size_t        i, j, ndel;
-    yajl_val      v, e, sv, bv, qv, cl;
+    char          ebuf[128], rkey[600], *plan;
+    size_t        i, ndel;
+    yajl_val      v, sv;
     redisReply   *x, *g;
     const char   *id, *dels[GCHW_REAP_MAX * 8];
-    const char   *ps[] = { "s", NULL }, *pb[] = { "b", NULL },
-                 *pq[] = { "q", NULL };
+    const char   *ps[] = { "s", NULL };
 
     id = gch_attempt_split(member, rkey, sizeof(rkey));
 
@@ -647,33 +730,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
     if (g->type != REDIS_REPLY_STRING || g->str[0] != 'P'
         || (id && !gch_attempt_wrote(id, g->str, g->len)))
     {
-        /*
-         * Not the first attempt with the key, or the record is gone: a
-         * retry (replayed, answered 409 or 422) died between its steps.
-         * Its step one took the places and claims of its body's cells,
-         * which its step two would have given back: those of the record
-         * when the body is the same.
-         */
-        freeReplyObject(redisCommand(rc, "UNWATCH"));
-        if (g->type == REDIS_REPLY_STRING && g->str[0] == 'D'
-            && (id == NULL || gch_attempt_same_body(id, g->str, g->len)))
-        {
-            gchw_dirty_answer(r, rc, g->str, g->len);
-            gchw_replay_claims(r, rc, rkey, g->str, g->len);
-
-        } else if (g->type == REDIS_REPLY_STRING && g->str[0] == 'P'
-                   && id && gch_attempt_same_body(id, g->str, g->len))
-        {
-            gchw_dirty_plan(r, rc, g->str, g->len);
-
-        } else if (id && g->type == REDIS_REPLY_STRING) {
-            gchw_log("warn", "reaper: %s died between its steps with "
-                     "another body than its key's: the places it took are "
-                     "not known", member);
-        }
-        freeReplyObject(g);
-        freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
-        return 1;
+        return gchw_reap_retry(r, rc, member, rkey, id, g);
     }
 
     /* "P <hash32> <id> <plan>" */
@@ -681,7 +738,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
     v = plan ? yajl_tree_parse(plan + 1, ebuf, sizeof(ebuf)) : NULL;
 
     if (v == NULL || !YAJL_IS_ARRAY(v)) {
-        gchw_log("error", "reaper: bad record %s: dropped", member);
+        gchb_log("error", "reaper: bad record %s: dropped", member);
         yajl_tree_free(v);
         freeReplyObject(g);
         freeReplyObject(redisCommand(rc, "UNWATCH"));
@@ -692,39 +749,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         return 1;
     }
 
-    /* the claims still holding this attempt's "<sid> <bid>" */
-    ndel = 0;
-    for (i = 0; i < v->u.array.len; i++) {
-        e = v->u.array.values[i];
-        sv = yajl_tree_get(e, ps, yajl_t_string);
-        bv = yajl_tree_get(e, pb, yajl_t_string);
-        qv = yajl_tree_get(e, pq, yajl_t_array);
-        if (sv == NULL || bv == NULL || qv == NULL) {
-            continue;
-        }
-
-        snprintf(want, sizeof(want), "%s %s", YAJL_GET_STRING(sv),
-                 YAJL_GET_STRING(bv));
-
-        for (j = 0; j < qv->u.array.len; j++) {
-            cl = qv->u.array.values[j];
-            if (!YAJL_IS_STRING(cl)
-                || ndel == sizeof(dels) / sizeof(dels[0]))
-            {
-                continue;
-            }
-
-            x = redisCommand(rc, "GET %s", YAJL_GET_STRING(cl));
-            if (x && x->type == REDIS_REPLY_STRING
-                && strcmp(x->str, want) == 0)
-            {
-                dels[ndel++] = YAJL_GET_STRING(cl);
-            }
-            if (x) {
-                freeReplyObject(x);
-            }
-        }
-    }
+    ndel = gchw_reap_claims(rc, v, dels, sizeof(dels) / sizeof(dels[0]));
 
     /*
      * One MULTI: the claims, the record, the member, and the sessions to
@@ -746,7 +771,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
 
     rv = 0;
     if (x && x->type == REDIS_REPLY_ARRAY) {
-        gchw_log("info", "reaped orphan attempt %s (%zu claims)", member,
+        gchb_log("info", "reaped orphan attempt %s (%zu claims)", member,
                  ndel);
         rv = 1;
     }
@@ -854,7 +879,7 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
 
     rv = x && x->type == REDIS_REPLY_ARRAY;
     if (rv) {
-        gchw_log("info", "finished orphan cancellation %s", member);
+        gchb_log("info", "finished orphan cancellation %s", member);
     }
     if (x) {
         freeReplyObject(x);
@@ -884,7 +909,7 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
     m = redisCommand(rc, "ZRANGEBYSCORE gch:inflight -inf %lld LIMIT 0 %d",
                      (long long) cutoff, GCHW_REAP_MAX);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
-        gchw_log("error", "reaper: redis: %s",
+        gchb_log("error", "reaper: redis: %s",
                  m ? (m->str ? m->str : "bad reply") : rc->errstr);
         if (m) {
             freeReplyObject(m);

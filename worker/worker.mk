@@ -1,30 +1,33 @@
-# worker/worker.mk -- builds guichet-worker and guichetctl.
+# worker/worker.mk -- builds guichet-worker and libgchw.a (the worker's
+# tasks, which guichetctl links too: ctl/ctl.mk).
 #
-# Included by the top-level Makefile (`include worker/worker.mk`), run from
-# the repository root.  Links build/libgch.a (engine/engine.mk).
+# Included by the top-level Makefile (`include worker/worker.mk`, after
+# backend/backend.mk), run from the repository root.  Links build/libgchb.a
+# (backend/backend.mk) and build/libgch.a (engine/engine.mk).
 #
-#   make build/guichet-worker build/guichetctl     the programs
-#   make worker-asan                                ASan+UBSan variants
-#                                                   (build/asan/...)
+#   make build/guichet-worker           the program
+#   make worker-asan                    its ASan+UBSan variant
+#                                       (build/asan/...)
 
 GCHW_CC      ?= $(CC)
-GCHW_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iengine/include \
-                -I$(shell pg_config --includedir)
-GCHW_LIBS    := -lhiredis -lpq -lyajl -lsodium -lhpdf -lm
-GCHW_ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
+GCHW_CFLAGS  := $(GCHB_CFLAGS) -Iworker
+GCHW_LIBS    := $(GCHB_LIBS) -lyajl
+GCHW_ASAN    := $(GCHB_ASAN)
 
-GCHW_COMMON  := conf util db publish load persist reaper invoice mail check \
-                overlay sepa
-GCHW_HDRS    := worker/gchw.h engine/include/gch.h
+GCHW_TASKS   := publish persist reaper mail overlay
+GCHW_HDRS    := worker/gchw.h $(GCHB_HDRS)
 
-GCHW_OBJS    := $(GCHW_COMMON:%=build/worker/%.o)
-GCHW_AOBJS   := $(GCHW_COMMON:%=build/asan/worker/%.o)
+GCHW_OBJS    := $(GCHW_TASKS:%=build/worker/%.o)
+GCHW_AOBJS   := $(GCHW_TASKS:%=build/asan/worker/%.o)
+
+GCHW_LIB     := build/libgchw.a
+GCHW_ALIB    := build/asan/libgchw.a
 
 .PHONY: worker worker-asan worker-clean
 
-worker: build/guichet-worker build/guichetctl
+worker: build/guichet-worker
 
-worker-asan: build/asan/guichet-worker build/asan/guichetctl
+worker-asan: build/asan/guichet-worker
 
 build/worker/%.o: worker/%.c $(GCHW_HDRS)
 	@mkdir -p $(dir $@)
@@ -34,19 +37,22 @@ build/asan/worker/%.o: worker/%.c $(GCHW_HDRS)
 	@mkdir -p $(dir $@)
 	$(GCHW_CC) $(GCHW_CFLAGS) $(GCHW_ASAN) -c -o $@ $<
 
-build/guichet-worker: build/worker/main.o $(GCHW_OBJS) build/libgch.a
+$(GCHW_LIB): $(GCHW_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(GCHW_ALIB): $(GCHW_AOBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+build/guichet-worker: build/worker/main.o $(GCHW_LIB) $(GCHB_LIB) \
+                      build/libgch.a
 	$(GCHW_CC) -o $@ $^ $(GCHW_LIBS)
 
-build/guichetctl: build/worker/ctl.o $(GCHW_OBJS) build/libgch.a
-	$(GCHW_CC) -o $@ $^ $(GCHW_LIBS)
-
-build/asan/guichet-worker: build/asan/worker/main.o $(GCHW_AOBJS) \
-                           build/libgch.a
-	$(GCHW_CC) $(GCHW_ASAN) -o $@ $^ $(GCHW_LIBS)
-
-build/asan/guichetctl: build/asan/worker/ctl.o $(GCHW_AOBJS) build/libgch.a
+build/asan/guichet-worker: build/asan/worker/main.o $(GCHW_ALIB) \
+                           $(GCHB_ALIB) build/libgch.a
 	$(GCHW_CC) $(GCHW_ASAN) -o $@ $^ $(GCHW_LIBS)
 
 worker-clean:
-	rm -rf build/worker build/asan/worker build/guichet-worker \
-	       build/guichetctl build/asan/guichet-worker build/asan/guichetctl
+	rm -rf build/worker build/asan/worker $(GCHW_LIB) $(GCHW_ALIB) \
+	       build/guichet-worker build/asan/guichet-worker

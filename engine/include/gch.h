@@ -57,6 +57,15 @@ typedef struct {
 /* malloc/free; for the worker, guichetctl and tests. */
 extern const gch_alloc_t  gch_alloc_std;
 
+/* The state of an allocator over one caller buffer (engine/src/arena.h,
+ * gch_fixed_init); public because gch_json.h's gch_jout_t holds one. */
+typedef struct {
+    char    *base;
+    size_t   size;
+    size_t   used;
+    size_t   last;       /* offset of the most recent piece */
+} gch_fixed_t;
+
 /* Fill err (if not NULL) from a GCH_E* and an optional message. */
 void gch_error_set(gch_error_t *err, int rc, const char *fmt, ...);
 

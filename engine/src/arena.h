@@ -28,16 +28,10 @@ const gch_alloc_t *gch_arena_allocator(gch_arena_t *ar);
 void gch_arena_free(gch_arena_t *ar);
 
 
-/* An allocator handing out pieces of one caller buffer; free is a no-op
- * except for the most recent piece.  For small bounded jobs that have no
- * allocator of their own (gch_login_req_parse). */
-typedef struct {
-    char    *base;
-    size_t   size;
-    size_t   used;
-    size_t   last;       /* offset of the most recent piece */
-} gch_fixed_t;
-
+/* An allocator handing out pieces of one caller buffer (gch_fixed_t, in
+ * gch.h: gch_jout_t holds one); free is a no-op except for the most recent
+ * piece.  For small bounded jobs that have no allocator of their own
+ * (gch_login_req_parse). */
 void gch_fixed_init(gch_fixed_t *f, gch_alloc_t *a, void *buf, size_t size);
 
 #endif /* GCH_ARENA_H */

@@ -2,7 +2,7 @@
  * json.c -- strict JSON reading (a tree in an arena, built with yajl's
  * callback parser) and writing (a yajl generator into a caller buffer).
  *
- * See json.h.  yajl 2.1 does not check the results of its own internal
+ * See gch_json.h.  yajl 2.1 does not check the results of its own internal
  * allocations (lexer and decode buffers, state stack, generator), so it is
  * given a reserve taken from the caller allocator before parsing and sized
  * from the input: the longest token bounds what its buffers can hold.  The
@@ -26,7 +26,9 @@
 
 #include <yajl/yajl_parse.h>
 
-#include "json.h"
+#include <gch_json.h>
+
+#include "arena.h"
 
 
 #define GCH_JSON_MAX_DEPTH  64
@@ -507,7 +509,7 @@ static const yajl_callbacks  gch_jb_callbacks = {
 
 
 /*
- * Parses json[0..len) into doc (see json.h).  Everything yajl needs is
+ * Parses json[0..len) into doc (see gch_json.h).  Everything yajl needs is
  * taken from a before parsing and released before returning.  Syntax
  * errors are GCH_EBADJSON with the byte offset in err; nesting deeper
  * than max_depth (at most 64) is GCH_EBADJSON too.
@@ -795,7 +797,7 @@ gch_jtype_name(int types)
 
 
 /*
- * Checks obj's members against f[0..nf) (see json.h).  Members are
+ * Checks obj's members against f[0..nf) (see gch_json.h).  Members are
  * checked in document order; missing required fields after that, in
  * table order.  At most 64 fields.
  */
@@ -859,7 +861,7 @@ gch_json_fields(gch_jcx_t *cx, const gch_jnode_t *obj,
 
 
 /*
- * Strict UTF-8 (see json.h): yajl checks the shape of sequences but lets
+ * Strict UTF-8 (see gch_json.h): yajl checks the shape of sequences but lets
  * overlong forms, surrogates and code points above U+10FFFF through.
  */
 int
@@ -916,7 +918,7 @@ gch_utf8_ok(const unsigned char *s, size_t n)
 }
 
 
-/* See json.h.  A NULL v is accepted by no checker. */
+/* See gch_json.h.  A NULL v is accepted by no checker. */
 int
 gch_json_str(gch_jcx_t *cx, const char *key, const gch_jnode_t *v,
     size_t min, size_t max)

@@ -2,7 +2,7 @@
  * request.c -- the small JSON bodies of the API: booking requests
  * (POST /api/bookings) and logins (POST /api/session).
  *
- * Both are strict (json.h): exactly the documented fields, no duplicate
+ * Both are strict (gch_json.h): exactly the documented fields, no duplicate
  * keys, strings where strings are due, ids of 1..64 bytes, errors naming
  * the JSON path ("$.items[3].child_id").  The booking saga (book.c) takes
  * the parsed items; duplicates of one cell are its business, not ours.
@@ -12,7 +12,9 @@
 
 #include <sodium.h>
 
-#include "json.h"
+#include <gch_json.h>
+
+#include "arena.h"
 
 
 #define GCH_REQ_DEPTH    4

@@ -33,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include <gch_json.h>
+
+#include "arena.h"
 
 
 #define GCH_ID_MAX          64

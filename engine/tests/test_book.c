@@ -1138,7 +1138,8 @@ test_book_week(void)
     tsim_t             s;
     const gch_cmds_t  *l;
 
-#define WEEK4  "c-thais:semaine-20210712-MATIN c-thais:semaine-20210713-MATIN " \
+#define WEEK4  "c-thais:semaine-20210712-MATIN "                            \
+               "c-thais:semaine-20210713-MATIN "                            \
                "c-thais:semaine-20210715-MATIN c-thais:semaine-20210716-MATIN"
 
     rc = tbk_plan(&k, "f-martin", "k1", WEEK4, T_NOW, &gch_alloc_std);
@@ -1625,7 +1626,8 @@ test_book_security(void)
                   &gch_alloc_std);
     l = gch_book_step1(k.b);
     ok = rc == GCH_OK && l && tcmds_multi_exec(l)
-         && tcmds_find(l, 0, "INCRBY {f:f-martin}:budget 12") == (long) l->ncmds - 4
+         && tcmds_find(l, 0, "INCRBY {f:f-martin}:budget 12")
+            == (long) l->ncmds - 4
          && tcmds_find(l, 0, "EXPIRE {f:f-martin}:budget 60 NX")
             == (long) l->ncmds - 3
          && tcmds_find(l, 0, "TTL {f:f-martin}:budget") == (long) l->ncmds - 2;

@@ -193,7 +193,8 @@ test_cancel_paths(void)
 
     /* not found */
 
-    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, NULL, 1, "2021-06-10T12:00:00+02:00");
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, NULL, 1,
+            "2021-06-10T12:00:00+02:00");
     tap_ok(r.rc == GCH_OK && r.status == 404 && r.steps == 1
            && strstr(r.body, "\"code\":\"not_found\""),
            "cancel: HGET nil is 404 not_found after one step: %s", r.body);

@@ -265,8 +265,8 @@ test_request(void)
     texpect_error("truncated escaped string",
                   "{\"items\":[{\"child_id\":\"\\u00e9\\u00e9", (size_t) -1,
                   GCH_EBADJSON, NULL);
-    texpect_error("truncated number", "{\"items\":123", (size_t) -1, GCH_EBADJSON,
-                  NULL);
+    texpect_error("truncated number", "{\"items\":123", (size_t) -1,
+                  GCH_EBADJSON, NULL);
 
     /* a 1 MB escaped string: the reserve must hold it */
     n = 1 << 20;

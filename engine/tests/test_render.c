@@ -288,7 +288,8 @@ static const char  *tkv[] = {
     "\"price_cents\":450,\"request_id\":\"D-000001\",\"at_ms\":1}",
     "b-0", "{\"child_id\":\"c-thais\",\"session_id\":\"k-m\","
     "\"price_cents\":300,\"request_id\":\"D-000001\",\"at_ms\":1}",
-    "b-9", "{\"child_id\":\"c-thais\",\"session_id\":\"semaine-20210712-MATIN\","
+    "b-9", "{\"child_id\":\"c-thais\","
+    "\"session_id\":\"semaine-20210712-MATIN\","
     "\"price_cents\":1000,\"request_id\":\"D-000003\",\"at_ms\":1}",
     "b-8", "{\"child_id\":\"c-thais\",\"session_id\":\"gone\","
     "\"price_cents\":5,\"request_id\":\"D-000003\",\"at_ms\":1}",

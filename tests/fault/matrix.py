@@ -851,7 +851,7 @@ def run_fault_here(name, outdir):
                                   "guichet_timeout %ds;" % TIMEOUT_S)])
     # PostgreSQL as stack.py runs it for tests: fsync and
     # synchronous_commit off.  The worker sets synchronous_commit on for
-    # its own sessions (worker/db.c); without that, postgres-kill9 loses
+    # its own sessions (backend/db.c); without that, postgres-kill9 loses
     # the batches whose COMMIT had returned but not reached the WAL.
     s = MatrixStack(town=TOWN, name="fault-" + name, nginx_template=tpl)
     ctx = Ctx()

@@ -1,7 +1,7 @@
 """test_worker.py -- guichetctl and guichet-worker against real servers.
 
 Run:  /usr/bin/python3 -m pytest -q tests/integration/test_worker.py
-Needs: build/guichetctl, build/guichet-worker (make worker), redis-server,
+Needs: build/guichetctl, build/guichet-worker (make worker ctl), redis-server,
 PostgreSQL 15, Debian packages python3-pytest python3-psycopg2 python3-redis.
 """
 

@@ -1,5 +1,5 @@
 /*
- * json.h -- engine-internal: strict JSON reading and writing over yajl 2.1.
+ * gch_json.h -- strict JSON reading and writing over yajl 2.1 (libgch.a).
  *
  * Reading builds a small tree in an arena with yajl's callback parser
  * (yajl_parse.h): yajl checks the syntax and UTF-8, the tree keeps every
@@ -7,7 +7,8 @@
  * the checkers below walk it against field tables, so that unknown fields,
  * duplicate keys, wrong types, "\u0000", out-of-range numbers and oversized
  * arrays are refused with the JSON path of the first error
- * ("$.items[3].child_id").  Used by town.c and request.c.
+ * ("$.items[3].child_id").  Used by the engine's town.c and request.c, and
+ * by guichet-office for its request bodies and answers (office/http.c).
  *
  * Writing wraps a yajl generator whose output goes to a buffer from the
  * caller allocator, with every failure sticky and reported once at the end.
@@ -20,9 +21,16 @@
 #ifndef GCH_JSON_H
 #define GCH_JSON_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <yajl/yajl_gen.h>
 
-#include "arena.h"
+#include <gch.h>
+
+
+/* The arena a parsed tree lives in (engine-internal: engine/src/arena.h). */
+typedef struct gch_arena_s  gch_arena_t;
 
 
 #define GCH_J_NULL     0x01

@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gchw.h"
+#include "gchb.h"
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 PGconn *
-gchw_pg_connect(const gchw_conf_t *conf)
+gchb_pg_connect(const gchb_conf_t *conf)
 {
     int          n;
     PGconn      *pg;
@@ -33,8 +33,8 @@ gchw_pg_connect(const gchw_conf_t *conf)
         while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) {
             n--;
         }
-        gchw_log("error", "cannot connect to postgres: %.*s (%s)", n, msg,
-                 gchw_conf_note());
+        gchb_log("error", "cannot connect to postgres: %.*s (%s)", n, msg,
+                 gchb_conf_note());
         if (pg) {
             PQfinish(pg);
         }
@@ -56,9 +56,9 @@ gchw_pg_connect(const gchw_conf_t *conf)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
-gchw_pg_exec(PGconn *pg, const char *sql)
+gchb_pg_exec(PGconn *pg, const char *sql)
 {
     PGresult        *res;
     ExecStatusType   st;
@@ -67,7 +67,7 @@ gchw_pg_exec(PGconn *pg, const char *sql)
     st = PQresultStatus(res);
 
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -78,7 +78,7 @@ gchw_pg_exec(PGconn *pg, const char *sql)
 
 
 static int
-gchw_migration_name_ok(const char *name)
+gchb_migration_name_ok(const char *name)
 {
     size_t  n;
     int     i;
@@ -99,7 +99,7 @@ gchw_migration_name_ok(const char *name)
 
 
 static int
-gchw_strcmp(const void *a, const void *b)
+gchb_strcmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *) a, *(char *const *) b);
 }
@@ -107,7 +107,7 @@ gchw_strcmp(const void *a, const void *b)
 
 /* 1 applied, 0 already there, -1 error (rolled back). */
 static int
-gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
+gchb_migrate_one(PGconn *pg, const char *dir, const char *file)
 {
     int          version, applied;
     char         path[4096], vbuf[16], name[256];
@@ -122,19 +122,19 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
              file + 5);
     snprintf(path, sizeof(path), "%s/%s", dir, file);
 
-    if (gchw_pg_exec(pg, "begin") != 0) {
+    if (gchb_pg_exec(pg, "begin") != 0) {
         return -1;
     }
 
-    if (gchw_pg_exec(pg, "select pg_advisory_xact_lock("
-                     GCHW_LOCK_MIGRATE ")") != 0)
+    if (gchb_pg_exec(pg, "select pg_advisory_xact_lock("
+                     GCHB_LOCK_MIGRATE ")") != 0)
     {
         goto failed;
     }
 
     res = PQexec(pg, "select to_regclass('schema_migrations') is not null");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         goto failed;
     }
@@ -151,7 +151,7 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
                 1, NULL, params, NULL, NULL, 0);
 
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+            gchb_log("error", "postgres: %s", PQerrorMessage(pg));
             PQclear(res);
             goto failed;
         }
@@ -161,12 +161,12 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
     }
 
     if (applied) {
-        gchw_pg_exec(pg, "rollback");
+        gchb_pg_exec(pg, "rollback");
         return 0;
     }
 
-    if (gchw_read_file(path, &sql, &len) != 0) {
-        gchw_log("error", "cannot read \"%s\": %s", path, strerror(errno));
+    if (gchb_read_file(path, &sql, &len) != 0) {
+        gchb_log("error", "cannot read \"%s\": %s", path, strerror(errno));
         goto failed;
     }
 
@@ -176,7 +176,7 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
     if (PQresultStatus(res) != PGRES_COMMAND_OK
         && PQresultStatus(res) != PGRES_TUPLES_OK)
     {
-        gchw_log("error", "migration %s failed: %s", file,
+        gchb_log("error", "migration %s failed: %s", file,
                  PQerrorMessage(pg));
         PQclear(res);
         goto failed;
@@ -191,30 +191,30 @@ gchw_migrate_one(PGconn *pg, const char *dir, const char *file)
             2, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        gchw_log("error", "migration %s: %s", file, PQerrorMessage(pg));
+        gchb_log("error", "migration %s: %s", file, PQerrorMessage(pg));
         PQclear(res);
         goto failed;
     }
 
     PQclear(res);
 
-    if (gchw_pg_exec(pg, "commit") != 0) {
+    if (gchb_pg_exec(pg, "commit") != 0) {
         return -1;
     }
 
-    gchw_log("info", "applied migration %s", file);
+    gchb_log("info", "applied migration %s", file);
     return 1;
 
 failed:
 
-    gchw_pg_exec(pg, "rollback");
+    gchb_pg_exec(pg, "rollback");
     return -1;
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
-gchw_migrate(PGconn *pg, const char *dir, int *applied)
+gchb_migrate(PGconn *pg, const char *dir, int *applied)
 {
     int              rc;
     DIR             *d;
@@ -226,7 +226,7 @@ gchw_migrate(PGconn *pg, const char *dir, int *applied)
 
     d = opendir(dir);
     if (d == NULL) {
-        gchw_log("error", "cannot open migrations_dir \"%s\": %s", dir,
+        gchb_log("error", "cannot open migrations_dir \"%s\": %s", dir,
                  strerror(errno));
         return -1;
     }
@@ -237,7 +237,7 @@ gchw_migrate(PGconn *pg, const char *dir, int *applied)
     rc = 0;
 
     while ((de = readdir(d)) != NULL) {
-        if (!gchw_migration_name_ok(de->d_name)) {
+        if (!gchb_migration_name_ok(de->d_name)) {
             continue;
         }
 
@@ -262,11 +262,11 @@ gchw_migrate(PGconn *pg, const char *dir, int *applied)
     closedir(d);
 
     if (rc == 0 && n) {
-        qsort(names, n, sizeof(char *), gchw_strcmp);
+        qsort(names, n, sizeof(char *), gchb_strcmp);
 
         for (i = 0; i < n; i++) {
             if (i && atoi(names[i]) == atoi(names[i - 1])) {
-                gchw_log("error", "two migrations numbered %.4s",
+                gchb_log("error", "two migrations numbered %.4s",
                          names[i]);
                 rc = -1;
                 break;
@@ -274,7 +274,7 @@ gchw_migrate(PGconn *pg, const char *dir, int *applied)
         }
 
         for (i = 0; rc == 0 && i < n; i++) {
-            switch (gchw_migrate_one(pg, dir, names[i])) {
+            switch (gchb_migrate_one(pg, dir, names[i])) {
             case 1:
                 (*applied)++;
                 break;

@@ -20,91 +20,91 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gchw.h"
+#include "gchb.h"
 
 
-/* The settings file gchw_conf_load read last ("" for none): named by the
- * connection errors (gchw_conf_source). */
-static char  gchw_conf_used[4096];
+/* The settings file gchb_conf_load read last ("" for none): named by the
+ * connection errors (gchb_conf_source). */
+static char  gchb_conf_used[4096];
 
 
 typedef enum {
-    GCHW_STR,
-    GCHW_INT,                    /* >= 0 */
-    GCHW_POSINT                  /* >= 1 */
-} gchw_type_t;
+    GCHB_STR,
+    GCHB_INT,                    /* >= 0 */
+    GCHB_POSINT                  /* >= 1 */
+} gchb_type_t;
 
 
 typedef struct {
     const char   *key;
-    gchw_type_t   type;
+    gchb_type_t   type;
     size_t        offset;
     const char   *dflt;          /* NULL: empty string / computed */
-} gchw_setting_t;
+} gchb_setting_t;
 
 
-#define GCHW_OFF(f)  offsetof(gchw_conf_t, f)
+#define GCHB_OFF(f)  offsetof(gchb_conf_t, f)
 
-static const gchw_setting_t  gchw_settings[] = {
-    { "redis",               GCHW_STR,    GCHW_OFF(redis),
+static const gchb_setting_t  gchb_settings[] = {
+    { "redis",               GCHB_STR,    GCHB_OFF(redis),
       "127.0.0.1:6379" },
-    { "redis_password",      GCHW_STR,    GCHW_OFF(redis_password), "" },
-    { "postgres",            GCHW_STR,    GCHW_OFF(postgres), "" },
-    { "secret_file",         GCHW_STR,    GCHW_OFF(secret_file),
+    { "redis_password",      GCHB_STR,    GCHB_OFF(redis_password), "" },
+    { "postgres",            GCHB_STR,    GCHB_OFF(postgres), "" },
+    { "secret_file",         GCHB_STR,    GCHB_OFF(secret_file),
       "var/secret.key" },
-    { "migrations_dir",      GCHW_STR,    GCHW_OFF(migrations_dir),
+    { "migrations_dir",      GCHB_STR,    GCHB_OFF(migrations_dir),
       "sql/migrations" },
-    { "consumer",            GCHW_STR,    GCHW_OFF(consumer), NULL },
-    { "batch_size",          GCHW_POSINT, GCHW_OFF(batch_size), "500" },
-    { "batch_wait_ms",       GCHW_POSINT, GCHW_OFF(batch_wait_ms), "50" },
-    { "reap_after_ms",       GCHW_POSINT, GCHW_OFF(reap_after_ms), "30000" },
-    { "recount_after_ms",    GCHW_POSINT, GCHW_OFF(recount_after_ms),
+    { "consumer",            GCHB_STR,    GCHB_OFF(consumer), NULL },
+    { "batch_size",          GCHB_POSINT, GCHB_OFF(batch_size), "500" },
+    { "batch_wait_ms",       GCHB_POSINT, GCHB_OFF(batch_wait_ms), "50" },
+    { "reap_after_ms",       GCHB_POSINT, GCHB_OFF(reap_after_ms), "30000" },
+    { "recount_after_ms",    GCHB_POSINT, GCHB_OFF(recount_after_ms),
       "10000" },
-    { "heartbeat_ms",        GCHW_POSINT, GCHW_OFF(heartbeat_ms), "1000" },
-    { "claim_idle_ms",       GCHW_POSINT, GCHW_OFF(claim_idle_ms), "60000" },
-    { "publish_interval_ms", GCHW_POSINT, GCHW_OFF(publish_interval_ms),
+    { "heartbeat_ms",        GCHB_POSINT, GCHB_OFF(heartbeat_ms), "1000" },
+    { "claim_idle_ms",       GCHB_POSINT, GCHB_OFF(claim_idle_ms), "60000" },
+    { "publish_interval_ms", GCHB_POSINT, GCHB_OFF(publish_interval_ms),
       "250" },
-    { "max_attempts",        GCHW_POSINT, GCHW_OFF(max_attempts), "5" },
-    { "stream_keep_ms",      GCHW_INT,    GCHW_OFF(stream_keep_ms),
+    { "max_attempts",        GCHB_POSINT, GCHB_OFF(max_attempts), "5" },
+    { "stream_keep_ms",      GCHB_INT,    GCHB_OFF(stream_keep_ms),
       "86400000" },
-    { "invoice_dir",         GCHW_STR,    GCHW_OFF(invoice_dir),
+    { "invoice_dir",         GCHB_STR,    GCHB_OFF(invoice_dir),
       "var/invoices" },
-    { "invoice_day",         GCHW_INT,    GCHW_OFF(invoice_day), "0" },
-    { "smtp",                GCHW_STR,    GCHW_OFF(smtp), "" },
-    { "smtp_from",           GCHW_STR,    GCHW_OFF(smtp_from),
+    { "invoice_day",         GCHB_INT,    GCHB_OFF(invoice_day), "0" },
+    { "smtp",                GCHB_STR,    GCHB_OFF(smtp), "" },
+    { "smtp_from",           GCHB_STR,    GCHB_OFF(smtp_from),
       "guichet@localhost" },
-    { "smtp_max_attempts",   GCHW_POSINT, GCHW_OFF(smtp_max_attempts), "10" },
-    { "smtp_retry_ms",       GCHW_POSINT, GCHW_OFF(smtp_retry_ms), "60000" },
-    { "office_listen",       GCHW_STR,    GCHW_OFF(office_listen),
+    { "smtp_max_attempts",   GCHB_POSINT, GCHB_OFF(smtp_max_attempts), "10" },
+    { "smtp_retry_ms",       GCHB_POSINT, GCHB_OFF(smtp_retry_ms), "60000" },
+    { "office_listen",       GCHB_STR,    GCHB_OFF(office_listen),
       "unix:var/office.sock" },
-    { "office_upload_dir",   GCHW_STR,    GCHW_OFF(office_upload_dir),
+    { "office_upload_dir",   GCHB_STR,    GCHB_OFF(office_upload_dir),
       "var/uploads" },
-    { "office_upload_max",   GCHW_POSINT, GCHW_OFF(office_upload_max),
+    { "office_upload_max",   GCHB_POSINT, GCHB_OFF(office_upload_max),
       "5242880" },
-    { "office_documents_max", GCHW_POSINT,
-      GCHW_OFF(office_documents_max), "100" },
-    { "office_documents_bytes_max", GCHW_POSINT,
-      GCHW_OFF(office_documents_bytes_max), "104857600" },
-    { "office_socket_mode",  GCHW_STR,    GCHW_OFF(office_socket_mode),
+    { "office_documents_max", GCHB_POSINT,
+      GCHB_OFF(office_documents_max), "100" },
+    { "office_documents_bytes_max", GCHB_POSINT,
+      GCHB_OFF(office_documents_bytes_max), "104857600" },
+    { "office_socket_mode",  GCHB_STR,    GCHB_OFF(office_socket_mode),
       "0660" },
-    { "office_socket_group", GCHW_STR,    GCHW_OFF(office_socket_group), "" },
-    { "office_hash_threads", GCHW_POSINT, GCHW_OFF(office_hash_threads), "2" },
-    { "token_ttl_s",         GCHW_POSINT, GCHW_OFF(token_ttl_s), "43200" },
-    { "site_url",            GCHW_STR,    GCHW_OFF(site_url),
+    { "office_socket_group", GCHB_STR,    GCHB_OFF(office_socket_group), "" },
+    { "office_hash_threads", GCHB_POSINT, GCHB_OFF(office_hash_threads), "2" },
+    { "token_ttl_s",         GCHB_POSINT, GCHB_OFF(token_ttl_s), "43200" },
+    { "site_url",            GCHB_STR,    GCHB_OFF(site_url),
       "http://127.0.0.1:8080" },
-    { "payfip_url",          GCHW_STR,    GCHW_OFF(payfip_url),
+    { "payfip_url",          GCHB_STR,    GCHB_OFF(payfip_url),
       "http://127.0.0.1:8090" },
-    { "payfip_client",       GCHW_STR,    GCHW_OFF(payfip_client), "000000" },
-    { "sepa_creditor_name",  GCHW_STR,    GCHW_OFF(sepa_creditor_name), "" },
-    { "sepa_creditor_iban",  GCHW_STR,    GCHW_OFF(sepa_creditor_iban), "" },
-    { "sepa_creditor_bic",   GCHW_STR,    GCHW_OFF(sepa_creditor_bic), "" },
-    { "sepa_creditor_id",    GCHW_STR,    GCHW_OFF(sepa_creditor_id), "" },
+    { "payfip_client",       GCHB_STR,    GCHB_OFF(payfip_client), "000000" },
+    { "sepa_creditor_name",  GCHB_STR,    GCHB_OFF(sepa_creditor_name), "" },
+    { "sepa_creditor_iban",  GCHB_STR,    GCHB_OFF(sepa_creditor_iban), "" },
+    { "sepa_creditor_bic",   GCHB_STR,    GCHB_OFF(sepa_creditor_bic), "" },
+    { "sepa_creditor_id",    GCHB_STR,    GCHB_OFF(sepa_creditor_id), "" },
     { NULL, 0, 0, NULL }
 };
 
 
 static int
-gchw_conf_set(gchw_conf_t *conf, const gchw_setting_t *s, const char *value)
+gchb_conf_set(gchb_conf_t *conf, const gchb_setting_t *s, const char *value)
 {
     long    n;
     char   *end, **sp, *copy;
@@ -112,7 +112,7 @@ gchw_conf_set(gchw_conf_t *conf, const gchw_setting_t *s, const char *value)
 
     switch (s->type) {
 
-    case GCHW_STR:
+    case GCHB_STR:
         copy = strdup(value);
         if (copy == NULL) {
             return -1;
@@ -122,12 +122,12 @@ gchw_conf_set(gchw_conf_t *conf, const gchw_setting_t *s, const char *value)
         *sp = copy;
         return 0;
 
-    case GCHW_INT:
-    case GCHW_POSINT:
+    case GCHB_INT:
+    case GCHB_POSINT:
         errno = 0;
         n = strtol(value, &end, 10);
         if (errno || end == value || *end != '\0' || n > INT_MAX
-            || n < (s->type == GCHW_POSINT ? 1 : 0))
+            || n < (s->type == GCHB_POSINT ? 1 : 0))
         {
             return -1;
         }
@@ -140,12 +140,12 @@ gchw_conf_set(gchw_conf_t *conf, const gchw_setting_t *s, const char *value)
 }
 
 
-static const gchw_setting_t *
-gchw_setting_find(const char *key)
+static const gchb_setting_t *
+gchb_setting_find(const char *key)
 {
-    const gchw_setting_t  *s;
+    const gchb_setting_t  *s;
 
-    for (s = gchw_settings; s->key; s++) {
+    for (s = gchb_settings; s->key; s++) {
         if (strcmp(s->key, key) == 0) {
             return s;
         }
@@ -156,16 +156,16 @@ gchw_setting_find(const char *key)
 
 
 static int
-gchw_conf_defaults(gchw_conf_t *conf)
+gchb_conf_defaults(gchb_conf_t *conf)
 {
     char                   host[256], buf[300];
-    const gchw_setting_t  *s;
+    const gchb_setting_t  *s;
 
     memset(conf, 0, sizeof(*conf));
 
-    for (s = gchw_settings; s->key; s++) {
+    for (s = gchb_settings; s->key; s++) {
         if (s->dflt) {
-            if (gchw_conf_set(conf, s, s->dflt) != 0) {
+            if (gchb_conf_set(conf, s, s->dflt) != 0) {
                 return -1;
             }
         }
@@ -177,12 +177,12 @@ gchw_conf_defaults(gchw_conf_t *conf)
     host[sizeof(host) - 1] = '\0';
     snprintf(buf, sizeof(buf), "%s-%ld", host, (long) getpid());
 
-    return gchw_conf_set(conf, gchw_setting_find("consumer"), buf);
+    return gchb_conf_set(conf, gchb_setting_find("consumer"), buf);
 }
 
 
 static char *
-gchw_trim(char *s)
+gchb_trim(char *s)
 {
     char  *e;
 
@@ -200,25 +200,25 @@ gchw_trim(char *s)
 
 
 /*
- * See gchw.h.  Later lines win over earlier ones; a key given twice is
+ * See gchb.h.  Later lines win over earlier ones; a key given twice is
  * allowed (the last one counts), an unknown key is an error.
  */
 int
-gchw_conf_load(gchw_conf_t *conf, const char *file)
+gchb_conf_load(gchb_conf_t *conf, const char *file)
 {
     int                    lineno, rc;
     char                   line[4096], *p, *eq, *key, *value;
     FILE                  *f;
     size_t                 n;
-    const gchw_setting_t  *s;
+    const gchb_setting_t  *s;
 
-    if (gchw_conf_defaults(conf) != 0) {
-        gchw_log("error", "out of memory");
-        gchw_conf_free(conf);
+    if (gchb_conf_defaults(conf) != 0) {
+        gchb_log("error", "out of memory");
+        gchb_conf_free(conf);
         return -1;
     }
 
-    gchw_conf_used[0] = '\0';
+    gchb_conf_used[0] = '\0';
 
     if (file == NULL) {
         return 0;
@@ -226,9 +226,9 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
 
     f = fopen(file, "r");
     if (f == NULL) {
-        gchw_log("error", "cannot open settings \"%s\": %s", file,
+        gchb_log("error", "cannot open settings \"%s\": %s", file,
                  strerror(errno));
-        gchw_conf_free(conf);
+        gchb_conf_free(conf);
         return -1;
     }
 
@@ -237,7 +237,7 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
 
     while (fgets(line, sizeof(line), f)) {
         lineno++;
-        p = gchw_trim(line);
+        p = gchb_trim(line);
 
         if (*p == '\0' || *p == '#' || *p == ';') {
             continue;
@@ -245,15 +245,15 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
 
         eq = strchr(p, '=');
         if (eq == NULL) {
-            gchw_log("error", "%s:%d: expected \"key = value\"", file,
+            gchb_log("error", "%s:%d: expected \"key = value\"", file,
                      lineno);
             rc = -1;
             break;
         }
 
         *eq = '\0';
-        key = gchw_trim(p);
-        value = gchw_trim(eq + 1);
+        key = gchb_trim(p);
+        value = gchb_trim(eq + 1);
 
         n = strlen(value);
         if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
@@ -261,16 +261,16 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
             value++;
         }
 
-        s = gchw_setting_find(key);
+        s = gchb_setting_find(key);
         if (s == NULL) {
-            gchw_log("error", "%s:%d: unknown setting \"%s\"", file, lineno,
+            gchb_log("error", "%s:%d: unknown setting \"%s\"", file, lineno,
                      key);
             rc = -1;
             break;
         }
 
-        if (gchw_conf_set(conf, s, value) != 0) {
-            gchw_log("error", "%s:%d: invalid value \"%s\" for \"%s\"",
+        if (gchb_conf_set(conf, s, value) != 0) {
+            gchb_log("error", "%s:%d: invalid value \"%s\" for \"%s\"",
                      file, lineno, value, key);
             rc = -1;
             break;
@@ -280,15 +280,15 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
     fclose(f);
 
     if (rc == 0 && conf->invoice_day > 28) {
-        gchw_log("error", "%s: invoice_day must be 0 (off) to 28", file);
+        gchb_log("error", "%s: invoice_day must be 0 (off) to 28", file);
         rc = -1;
     }
 
     if (rc != 0) {
-        gchw_conf_free(conf);
+        gchb_conf_free(conf);
 
     } else {
-        snprintf(gchw_conf_used, sizeof(gchw_conf_used), "%s", file);
+        snprintf(gchb_conf_used, sizeof(gchb_conf_used), "%s", file);
     }
 
     return rc;
@@ -296,13 +296,13 @@ gchw_conf_load(gchw_conf_t *conf, const char *file)
 
 
 /*
- * See gchw.h.  The checkout's settings are <checkout>/var/worker.conf,
+ * See gchb.h.  The checkout's settings are <checkout>/var/worker.conf,
  * written by scripts/run.sh, and the programs are <checkout>/build/NAME:
  * the file is found from the program's own path, whatever the current
  * directory.
  */
 const char *
-gchw_conf_find(const char *given)
+gchb_conf_find(const char *given)
 {
     char         exe[4096], *slash;
     ssize_t      n;
@@ -342,39 +342,39 @@ gchw_conf_find(const char *given)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 const char *
-gchw_conf_source(void)
+gchb_conf_source(void)
 {
-    return gchw_conf_used[0] ? gchw_conf_used : NULL;
+    return gchb_conf_used[0] ? gchb_conf_used : NULL;
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 const char *
-gchw_conf_note(void)
+gchb_conf_note(void)
 {
-    static char  note[sizeof(gchw_conf_used) + 32];
+    static char  note[sizeof(gchb_conf_used) + 32];
 
-    if (gchw_conf_used[0] == '\0') {
+    if (gchb_conf_used[0] == '\0') {
         return "no settings file: the built-in defaults, give -c FILE or "
                "set GUICHET_CONF";
     }
 
-    snprintf(note, sizeof(note), "settings from %s", gchw_conf_used);
+    snprintf(note, sizeof(note), "settings from %s", gchb_conf_used);
     return note;
 }
 
 
-/* See gchw.h; conf may be all zeroes. */
+/* See gchb.h; conf may be all zeroes. */
 void
-gchw_conf_free(gchw_conf_t *conf)
+gchb_conf_free(gchb_conf_t *conf)
 {
-    const gchw_setting_t  *s;
+    const gchb_setting_t  *s;
     char                 **sp;
 
-    for (s = gchw_settings; s->key; s++) {
-        if (s->type == GCHW_STR) {
+    for (s = gchb_settings; s->key; s++) {
+        if (s->type == GCHB_STR) {
             sp = (char **) ((char *) conf + s->offset);
             free(*sp);
             *sp = NULL;
@@ -383,15 +383,15 @@ gchw_conf_free(gchw_conf_t *conf)
 }
 
 
-/* See gchw.h; the password is not printed. */
+/* See gchb.h; the password is not printed. */
 void
-gchw_conf_dump(const gchw_conf_t *conf)
+gchb_conf_dump(const gchb_conf_t *conf)
 {
-    const gchw_setting_t  *s;
+    const gchb_setting_t  *s;
     const char            *v;
 
-    for (s = gchw_settings; s->key; s++) {
-        if (s->type == GCHW_STR) {
+    for (s = gchb_settings; s->key; s++) {
+        if (s->type == GCHB_STR) {
             v = *(char *const *) ((const char *) conf + s->offset);
             if (strcmp(s->key, "redis_password") == 0 && v && *v) {
                 v = "********";

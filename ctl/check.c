@@ -25,18 +25,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gchw.h"
+#include "gchc.h"
 
 
 typedef struct {
     char    **v;               /* "key\tvalue" */
     size_t    n;
     size_t    cap;
-} gchw_strs_t;
+} gchc_strs_t;
 
 
 static int
-gchw_strs_add(gchw_strs_t *a, const char *key, const char *val)
+gchc_strs_add(gchc_strs_t *a, const char *key, const char *val)
 {
     char   **nv, *s;
     size_t   n;
@@ -63,7 +63,7 @@ gchw_strs_add(gchw_strs_t *a, const char *key, const char *val)
 
 
 static void
-gchw_strs_free(gchw_strs_t *a)
+gchc_strs_free(gchc_strs_t *a)
 {
     size_t  i;
 
@@ -75,7 +75,7 @@ gchw_strs_free(gchw_strs_t *a)
 
 
 static int
-gchw_cmp(const void *a, const void *b)
+gchc_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *) a, *(char *const *) b);
 }
@@ -83,7 +83,7 @@ gchw_cmp(const void *a, const void *b)
 
 /* Sessions.  The number of differences, or -1. */
 static int
-gchw_check_sessions(PGconn *pg, redisContext *rc)
+gchc_check_sessions(PGconn *pg, redisContext *rc)
 {
     int          row, n, diff, ok;
     long long    places, left, booked, count;
@@ -98,7 +98,7 @@ gchw_check_sessions(PGconn *pg, redisContext *rc)
         "      and b.status = 'confirmed' and b.channel = 'online')"
         " from session s order by s.id");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -179,7 +179,7 @@ gchw_check_sessions(PGconn *pg, redisContext *rc)
 
 redis_failed:
 
-    gchw_log("error", "redis: %s", rc->errstr);
+    gchb_log("error", "redis: %s", rc->errstr);
     PQclear(res);
     return -1;
 }
@@ -187,7 +187,7 @@ redis_failed:
 
 /* The claims PostgreSQL implies. */
 static int
-gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
+gchc_claims_expected(PGconn *pg, gchc_strs_t *out)
 {
     int           q, row, n, rc;
     char          key[512], val[512];
@@ -201,7 +201,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
 
     res = PQexec(pg, "select json from catalogue where id = 1");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -213,7 +213,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
         if (gch_town_parse(&town, json, strlen(json), &gch_alloc_std, &err)
             != GCH_OK)
         {
-            gchw_log("error", "stored catalogue refused by the engine: %s",
+            gchb_log("error", "stored catalogue refused by the engine: %s",
                      err.message);
             PQclear(res);
             return -1;
@@ -227,7 +227,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
         " from booking b join session s on s.id = b.session_id"
         " where b.status = 'confirmed'");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         gch_town_free(town);
         return -1;
@@ -245,7 +245,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
         }
 
         if (gch_day_parse(&day, PQgetvalue(res, row, 3), 10) != 0
-            || gch_paris_to_unix(day + 2, 0) * 1000 <= gchw_now_ms())
+            || gch_paris_to_unix(day + 2, 0) * 1000 <= gchb_now_ms())
         {
             continue;
         }
@@ -258,7 +258,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
                 snprintf(key, sizeof(key), "{c:%s}:%s:q%d",
                          PQgetvalue(res, row, 2), PQgetvalue(res, row, 3),
                          q);
-                rc = gchw_strs_add(out, key, val);
+                rc = gchc_strs_add(out, key, val);
             }
         }
     }
@@ -272,7 +272,7 @@ gchw_claims_expected(PGconn *pg, gchw_strs_t *out)
 
 /* The claims Redis holds (SCAN MATCH {c:*}:q*, then GET). */
 static int
-gchw_claims_held(redisContext *rc, gchw_strs_t *out)
+gchc_claims_held(redisContext *rc, gchc_strs_t *out)
 {
     char         cursor[32];
     size_t       i;
@@ -283,7 +283,7 @@ gchw_claims_held(redisContext *rc, gchw_strs_t *out)
     do {
         r = redisCommand(rc, "SCAN %s MATCH {c:*}:*:q* COUNT 1000", cursor);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            gchw_log("error", "redis: SCAN: %s", r ? "bad reply"
+            gchb_log("error", "redis: SCAN: %s", r ? "bad reply"
                      : rc->errstr);
             if (r) {
                 freeReplyObject(r);
@@ -300,7 +300,7 @@ gchw_claims_held(redisContext *rc, gchw_strs_t *out)
                 return -1;
             }
             if (g->type == REDIS_REPLY_STRING
-                && gchw_strs_add(out, r->element[1]->element[i]->str,
+                && gchc_strs_add(out, r->element[1]->element[i]->str,
                                  g->str) != 0)
             {
                 freeReplyObject(g);
@@ -320,7 +320,7 @@ gchw_claims_held(redisContext *rc, gchw_strs_t *out)
 
 /* Prints "key\tvalue" as claim key: value. */
 static void
-gchw_claim_print(const char *what, const char *kv, const char *other)
+gchc_claim_print(const char *what, const char *kv, const char *other)
 {
     const char  *tab;
 
@@ -332,25 +332,25 @@ gchw_claim_print(const char *what, const char *kv, const char *other)
 
 
 static int
-gchw_check_claims(PGconn *pg, redisContext *rc)
+gchc_check_claims(PGconn *pg, redisContext *rc)
 {
     int           diff, c;
     size_t        i, j, ki, kj;
-    gchw_strs_t   want, have;
+    gchc_strs_t   want, have;
 
     memset(&want, 0, sizeof(want));
     memset(&have, 0, sizeof(have));
 
-    if (gchw_claims_expected(pg, &want) != 0
-        || gchw_claims_held(rc, &have) != 0)
+    if (gchc_claims_expected(pg, &want) != 0
+        || gchc_claims_held(rc, &have) != 0)
     {
-        gchw_strs_free(&want);
-        gchw_strs_free(&have);
+        gchc_strs_free(&want);
+        gchc_strs_free(&have);
         return -1;
     }
 
-    qsort(want.v, want.n, sizeof(char *), gchw_cmp);
-    qsort(have.v, have.n, sizeof(char *), gchw_cmp);
+    qsort(want.v, want.n, sizeof(char *), gchc_cmp);
+    qsort(have.v, have.n, sizeof(char *), gchc_cmp);
 
     diff = 0;
     i = j = 0;
@@ -368,19 +368,19 @@ gchw_check_claims(PGconn *pg, redisContext *rc)
         }
 
         if (c < 0) {
-            gchw_claim_print("postgres", want.v[i], "(none)");
+            gchc_claim_print("postgres", want.v[i], "(none)");
             i++;
             diff++;
 
         } else if (c > 0) {
-            gchw_claim_print("no booking in postgres, redis holds",
+            gchc_claim_print("no booking in postgres, redis holds",
                              have.v[j], NULL);
             j++;
             diff++;
 
         } else {
             if (strcmp(want.v[i], have.v[j]) != 0) {
-                gchw_claim_print("postgres", want.v[i],
+                gchc_claim_print("postgres", want.v[i],
                                  strchr(have.v[j], '\t') + 1);
                 diff++;
             }
@@ -389,16 +389,16 @@ gchw_check_claims(PGconn *pg, redisContext *rc)
         }
     }
 
-    gchw_strs_free(&want);
-    gchw_strs_free(&have);
+    gchc_strs_free(&want);
+    gchc_strs_free(&have);
 
     return diff;
 }
 
 
-/* See gchw.h. */
+/* See gchc.h. */
 int
-gchw_check(PGconn *pg, redisContext *rc)
+gchc_check(PGconn *pg, redisContext *rc)
 {
     int          a, b;
     int64_t      lag;
@@ -430,12 +430,12 @@ gchw_check(PGconn *pg, redisContext *rc)
         freeReplyObject(r);
     }
 
-    a = gchw_check_sessions(pg, rc);
+    a = gchc_check_sessions(pg, rc);
     if (a < 0) {
         return -1;
     }
 
-    b = gchw_check_claims(pg, rc);
+    b = gchc_check_claims(pg, rc);
     if (b < 0) {
         return -1;
     }
@@ -457,7 +457,7 @@ gchw_check(PGconn *pg, redisContext *rc)
  * still be persisting: wait, then check again).  0 all scheduled, 1 not.
  */
 int
-gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
+gchc_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
 {
     int          i, ret;
     long long    count, booked;
@@ -466,7 +466,7 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
     redisReply  *r;
     const char  *params[1];
 
-    snprintf(now, sizeof(now), "%lld", (long long) gchw_now_ms());
+    snprintf(now, sizeof(now), "%lld", (long long) gchb_now_ms());
     ret = 0;
 
     for (i = 0; i < n; i++) {
@@ -476,7 +476,7 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
             "   and b.status = 'confirmed' and b.channel = 'online')"
             " from session where id = $1", 1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+            gchb_log("error", "postgres: %s", PQerrorMessage(pg));
             PQclear(res);
             return 1;
         }
@@ -492,7 +492,7 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
         snprintf(key, sizeof(key), "{s:%s}:booked", sids[i]);
         r = redisCommand(rc, "SCARD %s", key);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-            gchw_log("error", "redis: SCARD %s: %s", key,
+            gchb_log("error", "redis: SCARD %s: %s", key,
                      r ? r->str : rc->errstr);
             if (r) {
                 freeReplyObject(r);
@@ -513,7 +513,7 @@ gchw_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
         /* NX: a recount the reaper scheduled keeps its delay */
         r = redisCommand(rc, "ZADD gch:recount NX %s %s", now, sids[i]);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-            gchw_log("error", "redis: ZADD gch:recount: %s",
+            gchb_log("error", "redis: ZADD gch:recount: %s",
                      r ? r->str : rc->errstr);
             if (r) {
                 freeReplyObject(r);

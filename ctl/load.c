@@ -13,7 +13,7 @@
  * when its text changes; the publisher sends that text to Redis.
  *
  * The file must be the loaded town's (same town name) and keep every
- * family that has bookings, unless --replace (gchw_load_guard): a reload
+ * family that has bookings, unless --replace (gchc_load_guard): a reload
  * updates the town, it never swaps it for another by mistake.
  *
  * Passwords become argon2id hashes (crypto_pwhash_str, interactive limits);
@@ -26,120 +26,94 @@
 
 #include <sodium.h>
 
-#include "gchw.h"
+#include "gchc.h"
 
 
 /* A PostgreSQL array literal under construction: {"a","b",NULL,...}. */
 typedef struct {
-    char    *data;
-    size_t   len;
-    size_t   cap;
-    size_t   n;
-    int      failed;
-} gchw_arr_t;
+    gchb_buf_t   buf;
+    size_t       n;
+} gchc_arr_t;
 
 
 static void
-gchw_arr_put(gchw_arr_t *a, const char *s, size_t n)
+gchc_arr_put(gchc_arr_t *a, const char *s, size_t n)
 {
-    char    *nd;
-    size_t   cap;
-
-    if (a->failed) {
-        return;
-    }
-
-    if (a->len + n + 2 > a->cap) {
-        cap = a->cap ? a->cap : 256;
-        while (a->len + n + 2 > cap) {
-            cap *= 2;
-        }
-        nd = realloc(a->data, cap);
-        if (nd == NULL) {
-            a->failed = 1;
-            return;
-        }
-        a->data = nd;
-        a->cap = cap;
-    }
-
-    memcpy(a->data + a->len, s, n);
-    a->len += n;
-    a->data[a->len] = '\0';
+    (void) gchb_buf_add(&a->buf, s, n);        /* a failure is sticky */
 }
 
 
 static void
-gchw_arr_sep(gchw_arr_t *a)
+gchc_arr_sep(gchc_arr_t *a)
 {
-    gchw_arr_put(a, a->n++ ? "," : "{", 1);
+    gchc_arr_put(a, a->n++ ? "," : "{", 1);
 }
 
 
 static void
-gchw_arr_str(gchw_arr_t *a, const char *s)
+gchc_arr_str(gchc_arr_t *a, const char *s)
 {
-    gchw_arr_sep(a);
+    gchc_arr_sep(a);
 
     if (s == NULL) {
-        gchw_arr_put(a, "NULL", 4);
+        gchc_arr_put(a, "NULL", 4);
         return;
     }
 
-    gchw_arr_put(a, "\"", 1);
+    gchc_arr_put(a, "\"", 1);
     for ( /* void */ ; *s; s++) {
         if (*s == '"' || *s == '\\') {
-            gchw_arr_put(a, "\\", 1);
+            gchc_arr_put(a, "\\", 1);
         }
-        gchw_arr_put(a, s, 1);
+        gchc_arr_put(a, s, 1);
     }
-    gchw_arr_put(a, "\"", 1);
+    gchc_arr_put(a, "\"", 1);
 }
 
 
 static void
-gchw_arr_int(gchw_arr_t *a, long long v)
+gchc_arr_int(gchc_arr_t *a, long long v)
 {
     char  buf[32];
 
-    gchw_arr_sep(a);
-    gchw_arr_put(a, buf, snprintf(buf, sizeof(buf), "%lld", v));
+    gchc_arr_sep(a);
+    gchc_arr_put(a, buf, snprintf(buf, sizeof(buf), "%lld", v));
 }
 
 
 static void
-gchw_arr_day(gchw_arr_t *a, gch_day_t d)
+gchc_arr_day(gchc_arr_t *a, gch_day_t d)
 {
     char  buf[11];
 
     gch_day_format(d, buf);
-    gchw_arr_str(a, buf);
+    gchc_arr_str(a, buf);
 }
 
 
 static const char *
-gchw_arr_end(gchw_arr_t *a)
+gchc_arr_end(gchc_arr_t *a)
 {
-    gchw_arr_put(a, a->n ? "}" : "{}", a->n ? 1 : 2);
+    gchc_arr_put(a, a->n ? "}" : "{}", a->n ? 1 : 2);
 
-    return a->failed ? NULL : a->data;
+    return a->buf.failed ? NULL : a->buf.data;
 }
 
 
 static void
-gchw_arr_free(gchw_arr_t *a, size_t n)
+gchc_arr_free(gchc_arr_t *a, size_t n)
 {
     size_t  i;
 
     for (i = 0; i < n; i++) {
-        free(a[i].data);
+        gchb_buf_free(&a[i].buf);
     }
 }
 
 
 /* Exec with already terminated arrays (data pointers). */
 static int
-gchw_load_exec_raw(PGconn *pg, const char *what, const char *sql,
+gchc_load_exec_raw(PGconn *pg, const char *what, const char *sql,
     const char **params, int n, long *changed)
 {
     PGresult  *res;
@@ -147,7 +121,7 @@ gchw_load_exec_raw(PGconn *pg, const char *what, const char *sql,
     res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        gchw_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
+        gchb_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -162,17 +136,17 @@ gchw_load_exec_raw(PGconn *pg, const char *what, const char *sql,
 /* Runs sql with n array parameters; adds the rows it touched to *changed.
  * 0 or -1 after logging. */
 static int
-gchw_load_exec(PGconn *pg, const char *what, const char *sql,
-    gchw_arr_t *arr, int n, long *changed)
+gchc_load_exec(PGconn *pg, const char *what, const char *sql,
+    gchc_arr_t *arr, int n, long *changed)
 {
     int          i;
     PGresult    *res;
     const char  *params[16];
 
     for (i = 0; i < n; i++) {
-        params[i] = gchw_arr_end(&arr[i]);
+        params[i] = gchc_arr_end(&arr[i]);
         if (params[i] == NULL) {
-            gchw_log("error", "out of memory");
+            gchb_log("error", "out of memory");
             return -1;
         }
     }
@@ -180,7 +154,7 @@ gchw_load_exec(PGconn *pg, const char *what, const char *sql,
     res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        gchw_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
+        gchb_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -193,7 +167,7 @@ gchw_load_exec(PGconn *pg, const char *what, const char *sql,
 
 
 static const char *
-gchw_deadline_kind(gch_deadline_kind_t k)
+gchc_deadline_kind(gch_deadline_kind_t k)
 {
     switch (k) {
     case GCH_DEADLINE_WORKING_DAYS:
@@ -209,33 +183,31 @@ gchw_deadline_kind(gch_deadline_kind_t k)
 
 
 static const char *
-gchw_enrol_status(int s)
+gchc_enrol_status(int s)
 {
     return s == GCH_ENROL_VALIDEE ? "validee"
            : s == GCH_ENROL_REFUSEE ? "refusee" : "demandee";
 }
 
 
+/* The town's units (upserted). */
 static int
-gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
+gchc_load_units(PGconn *pg, const gch_town_t *t, long *changed)
 {
-    int                    rc;
-    char                   opens[26];
-    size_t                 i, j;
-    gchw_arr_t             a[10];
-    const char            *p[2];
-    const gch_activity_t  *act;
+    int          rc;
+    size_t       i;
+    gchc_arr_t   a[4];
 
     memset(a, 0, sizeof(a));
 
     for (i = 0; i < t->nunits; i++) {
-        gchw_arr_str(&a[0], t->units[i].code);
-        gchw_arr_str(&a[1], t->units[i].label);
-        gchw_arr_int(&a[2], t->units[i].starts_min);
-        gchw_arr_int(&a[3], t->units[i].ends_min);
+        gchc_arr_str(&a[0], t->units[i].code);
+        gchc_arr_str(&a[1], t->units[i].label);
+        gchc_arr_int(&a[2], t->units[i].starts_min);
+        gchc_arr_int(&a[3], t->units[i].ends_min);
     }
 
-    rc = gchw_load_exec(pg, "unit",
+    rc = gchc_load_exec(pg, "unit",
         "insert into unit (code, label, starts_min, ends_min)"
         " select * from unnest($1::text[], $2::text[], $3::int[],"
         "                      $4::int[])"
@@ -245,34 +217,44 @@ gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
         "   is distinct from"
         "   (excluded.label, excluded.starts_min, excluded.ends_min)",
         a, 4, changed);
-    gchw_arr_free(a, 10);
+    gchc_arr_free(a, 4);
 
-    if (rc != 0) {
-        return -1;
-    }
+    return rc;
+}
+
+
+/* The town's activities (upserted). */
+static int
+gchc_load_activities(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    int                    rc;
+    char                   opens[26];
+    size_t                 i;
+    gchc_arr_t             a[10];
+    const gch_activity_t  *act;
 
     memset(a, 0, sizeof(a));
 
     for (i = 0; i < t->nactivities; i++) {
         act = &t->activities[i];
-        gchw_arr_str(&a[0], act->id);
-        gchw_arr_str(&a[1], act->name);
-        gchw_arr_str(&a[2], act->site);
-        gchw_arr_int(&a[3], act->age_min);
-        gchw_arr_int(&a[4], act->age_max);
+        gchc_arr_str(&a[0], act->id);
+        gchc_arr_str(&a[1], act->name);
+        gchc_arr_str(&a[2], act->site);
+        gchc_arr_int(&a[3], act->age_min);
+        gchc_arr_int(&a[4], act->age_max);
         if (act->opens_at) {
             gch_instant_format(act->opens_at, opens);
-            gchw_arr_str(&a[5], opens);
+            gchc_arr_str(&a[5], opens);
         } else {
-            gchw_arr_str(&a[5], NULL);
+            gchc_arr_str(&a[5], NULL);
         }
-        gchw_arr_str(&a[6], gchw_deadline_kind(act->deadline.kind));
-        gchw_arr_int(&a[7], act->deadline.n);
-        gchw_arr_int(&a[8], act->online_share_percent);
-        gchw_arr_str(&a[9], act->week_required ? "true" : "false");
+        gchc_arr_str(&a[6], gchc_deadline_kind(act->deadline.kind));
+        gchc_arr_int(&a[7], act->deadline.n);
+        gchc_arr_int(&a[8], act->online_share_percent);
+        gchc_arr_str(&a[9], act->week_required ? "true" : "false");
     }
 
-    rc = gchw_load_exec(pg, "activity",
+    rc = gchc_load_exec(pg, "activity",
         "insert into activity (id, name, site, age_min, age_max,"
         "   booking_opens_at, deadline_kind, deadline_n,"
         "   online_share_percent, week_required)"
@@ -296,29 +278,40 @@ gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
         "   excluded.deadline_kind, excluded.deadline_n,"
         "   excluded.online_share_percent, excluded.week_required)",
         a, 10, changed);
-    gchw_arr_free(a, 10);
+    gchc_arr_free(a, 10);
 
-    if (rc != 0) {
-        return -1;
-    }
+    return rc;
+}
+
+
+/* The activities' price bands (upserted; bands beyond the file's count
+ * and those of activities gone from the file deleted). */
+static int
+gchc_load_prices(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    int                    rc;
+    size_t                 i, j;
+    gchc_arr_t             a[4];
+    const char            *p[2];
+    const gch_activity_t  *act;
 
     memset(a, 0, sizeof(a));
 
     for (i = 0; i < t->nactivities; i++) {
         act = &t->activities[i];
         for (j = 0; j < act->nprices; j++) {
-            gchw_arr_str(&a[0], act->id);
-            gchw_arr_int(&a[1], (long long) j);
+            gchc_arr_str(&a[0], act->id);
+            gchc_arr_int(&a[1], (long long) j);
             if (act->prices[j].qf_max < 0) {
-                gchw_arr_str(&a[2], NULL);
+                gchc_arr_str(&a[2], NULL);
             } else {
-                gchw_arr_int(&a[2], act->prices[j].qf_max);
+                gchc_arr_int(&a[2], act->prices[j].qf_max);
             }
-            gchw_arr_int(&a[3], act->prices[j].cents);
+            gchc_arr_int(&a[3], act->prices[j].cents);
         }
     }
 
-    rc = gchw_load_exec(pg, "activity_price",
+    rc = gchc_load_exec(pg, "activity_price",
         "insert into activity_price (activity_id, position, qf_max, cents)"
         " select * from unnest($1::text[], $2::int[], $3::int[], $4::int[])"
         " on conflict (activity_id, position) do update"
@@ -329,27 +322,40 @@ gchw_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
 
     if (rc == 0) {
         /* bands beyond the file's count, activities gone from the file */
-        p[0] = a[0].data;
-        p[1] = a[1].data;
-        rc = gchw_load_exec_raw(pg, "activity_price",
+        p[0] = a[0].buf.data;
+        p[1] = a[1].buf.data;
+        rc = gchc_load_exec_raw(pg, "activity_price",
             "delete from activity_price p"
             " where not exists (select 1 from unnest($1::text[], $2::int[])"
             "   k(a, n) where k.a = p.activity_id and k.n = p.position)",
             p, 2, changed);
     }
 
-    gchw_arr_free(a, 10);
+    gchc_arr_free(a, 4);
 
     return rc;
 }
 
 
 static int
-gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
+gchc_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    if (gchc_load_units(pg, t, changed) != 0
+        || gchc_load_activities(pg, t, changed) != 0)
+    {
+        return -1;
+    }
+
+    return gchc_load_prices(pg, t, changed);
+}
+
+
+static int
+gchc_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
 {
     int                   rc;
     size_t                i;
-    gchw_arr_t            a[7];
+    gchc_arr_t            a[7];
     const char           *p[1];
     const gch_session_t  *s;
 
@@ -357,16 +363,16 @@ gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
 
     for (i = 0; i < t->nsessions; i++) {
         s = &t->sessions[i];
-        gchw_arr_str(&a[0], s->id);
-        gchw_arr_str(&a[1], s->activity->id);
-        gchw_arr_day(&a[2], s->date);
-        gchw_arr_str(&a[3], t->units[s->unit].code);
-        gchw_arr_str(&a[4], s->label ? s->label : t->units[s->unit].label);
-        gchw_arr_int(&a[5], s->places);
-        gchw_arr_int(&a[6], s->places_online);
+        gchc_arr_str(&a[0], s->id);
+        gchc_arr_str(&a[1], s->activity->id);
+        gchc_arr_day(&a[2], s->date);
+        gchc_arr_str(&a[3], t->units[s->unit].code);
+        gchc_arr_str(&a[4], s->label ? s->label : t->units[s->unit].label);
+        gchc_arr_int(&a[5], s->places);
+        gchc_arr_int(&a[6], s->places_online);
     }
 
-    rc = gchw_load_exec(pg, "session",
+    rc = gchc_load_exec(pg, "session",
         "insert into session (id, activity_id, date, unit_code, label,"
         "   places, places_online)"
         " select * from unnest($1::text[], $2::text[], $3::date[],"
@@ -384,8 +390,8 @@ gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
 
     if (rc == 0) {
         /* a[0] is terminated: sessions gone from the file, no bookings */
-        p[0] = a[0].data;
-        rc = gchw_load_exec_raw(pg, "session",
+        p[0] = a[0].buf.data;
+        rc = gchc_load_exec_raw(pg, "session",
             "delete from session s where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = s.id)"
             " and not exists (select 1 from booking b"
@@ -393,7 +399,7 @@ gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
             p, 1, changed);
     }
 
-    gchw_arr_free(a, 7);
+    gchc_arr_free(a, 7);
 
     return rc;
 }
@@ -402,7 +408,7 @@ gchw_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
 /* The stored hash if it verifies password, else a fresh one (malloc'ed).
  * NULL on failure. */
 static char *
-gchw_password_hash(PGconn *pg, const char *family_id, const char *password)
+gchc_password_hash(PGconn *pg, const char *family_id, const char *password)
 {
     char         *h;
     PGresult     *res;
@@ -442,83 +448,80 @@ gchw_password_hash(PGconn *pg, const char *family_id, const char *password)
 }
 
 
+/* The columns of the town's families, children and enrolments, as
+ * PostgreSQL arrays a[0..15) (gchc_families_write's parameters); a
+ * family's password is hashed here.  0, or -1 after logging. */
 static int
-gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
+gchc_families_arrays(PGconn *pg, const gch_town_t *t, gchc_arr_t *a)
 {
-    int                  rc;
     char                *hash;
     size_t               i, j;
-    gchw_arr_t           a[16];
-    const char          *p[16];
     const gch_family_t  *f;
-
-    memset(a, 0, sizeof(a));
-    rc = 0;
 
     for (i = 0; i < t->nfamilies; i++) {
         f = &t->families[i];
         hash = NULL;
 
         if (f->password) {
-            hash = gchw_password_hash(pg, f->id, f->password);
+            hash = gchc_password_hash(pg, f->id, f->password);
             if (hash == NULL) {
-                gchw_log("error", "load-town: cannot hash the password of "
+                gchb_log("error", "load-town: cannot hash the password of "
                          "family \"%s\"", f->id);
-                rc = -1;
-                goto done;
+                return -1;
             }
         }
 
-        gchw_arr_str(&a[0], f->id);
-        gchw_arr_str(&a[1], f->login);
-        gchw_arr_str(&a[2], hash);
+        gchc_arr_str(&a[0], f->id);
+        gchc_arr_str(&a[1], f->login);
+        gchc_arr_str(&a[2], hash);
         free(hash);
         if (f->qf < 0) {
-            gchw_arr_str(&a[3], NULL);
+            gchc_arr_str(&a[3], NULL);
         } else {
-            gchw_arr_int(&a[3], f->qf);
+            gchc_arr_int(&a[3], f->qf);
         }
-        gchw_arr_str(&a[4], f->resident ? "true" : "false");
-        gchw_arr_str(&a[5], f->direct_debit ? "true" : "false");
+        gchc_arr_str(&a[4], f->resident ? "true" : "false");
+        gchc_arr_str(&a[5], f->direct_debit ? "true" : "false");
 
         for (j = 0; j < f->nchildren; j++) {
-            gchw_arr_str(&a[6], f->children[j].id);
-            gchw_arr_str(&a[7], f->id);
-            gchw_arr_str(&a[8], f->children[j].first_name);
-            gchw_arr_day(&a[9], f->children[j].birth_date);
+            gchc_arr_str(&a[6], f->children[j].id);
+            gchc_arr_str(&a[7], f->id);
+            gchc_arr_str(&a[8], f->children[j].first_name);
+            gchc_arr_day(&a[9], f->children[j].birth_date);
         }
 
         for (j = 0; j < f->nenrolments; j++) {
-            gchw_arr_str(&a[10], f->enrolments[j].child_id);
-            gchw_arr_str(&a[11], f->enrolments[j].activity->id);
-            gchw_arr_day(&a[12], f->enrolments[j].from);
-            gchw_arr_day(&a[13], f->enrolments[j].to);
-            gchw_arr_str(&a[14], gchw_enrol_status(f->enrolments[j].status));
+            gchc_arr_str(&a[10], f->enrolments[j].child_id);
+            gchc_arr_str(&a[11], f->enrolments[j].activity->id);
+            gchc_arr_day(&a[12], f->enrolments[j].from);
+            gchc_arr_day(&a[13], f->enrolments[j].to);
+            gchc_arr_str(&a[14], gchc_enrol_status(f->enrolments[j].status));
         }
     }
 
-    for (i = 0; i < 15; i++) {
-        p[i] = gchw_arr_end(&a[i]);
-        if (p[i] == NULL) {
-            gchw_log("error", "out of memory");
-            rc = -1;
-            goto done;
-        }
-    }
+    return 0;
+}
 
+
+/* The families, children and enrolments of the arrays p[0..15) written,
+ * and those no longer in the town deleted (unless bookings keep them).
+ * 0 or -1. */
+static int
+gchc_families_write(PGconn *pg, const char **p, long *changed)
+{
     /* logins may move between families within one file: free them first */
-    if (gchw_load_exec_raw(pg, "family",
+    if (gchc_load_exec_raw(pg, "family",
             "update family f set login = null"
             " from unnest($1::text[], $2::text[]) k(id, login)"
             " where f.id = k.id and f.login is not null"
             "   and f.login is distinct from k.login",
             p, 2, changed) != 0
-        || gchw_load_exec_raw(pg, "family",
+        || gchc_load_exec_raw(pg, "family",
             "update family set login = null where login is not null"
             " and not exists (select 1 from unnest($1::text[]) k(id)"
             "   where k.id = family.id)",
             p, 1, changed) != 0
-        || gchw_load_exec_raw(pg, "family",
+        || gchc_load_exec_raw(pg, "family",
             "insert into family (id, login, password_hash, qf, resident,"
             "   direct_debit)"
             " select * from unnest($1::text[], $2::text[], $3::text[],"
@@ -535,7 +538,7 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             "   (excluded.login, excluded.password_hash, excluded.qf,"
             "   excluded.resident, excluded.direct_debit)",
             p, 6, changed) != 0
-        || gchw_load_exec_raw(pg, "child",
+        || gchc_load_exec_raw(pg, "child",
             "insert into child (id, family_id, first_name, birth_date)"
             " select * from unnest($1::text[], $2::text[], $3::text[],"
             "   $4::date[])"
@@ -546,7 +549,7 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             "   is distinct from (excluded.family_id, excluded.first_name,"
             "   excluded.birth_date)",
             p + 6, 4, changed) != 0
-        || gchw_load_exec_raw(pg, "enrolment",
+        || gchc_load_exec_raw(pg, "enrolment",
             "insert into enrolment (child_id, activity_id, from_date,"
             "   to_date, status)"
             " select * from unnest($1::text[], $2::text[], $3::date[],"
@@ -559,20 +562,20 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             "   and enrolment.origin = 'town'"
             "   and enrolment.decided_at is null",
             p + 10, 5, changed) != 0
-        || gchw_load_exec_raw(pg, "enrolment",
+        || gchc_load_exec_raw(pg, "enrolment",
             "delete from enrolment e where not exists (select 1 from"
             "   unnest($1::text[], $2::text[], $3::date[]) k(c, a, f)"
             "   where k.c = e.child_id and k.a = e.activity_id"
             "   and k.f = e.from_date)"
             " and e.origin = 'town'",
             p + 10, 3, changed) != 0
-        || gchw_load_exec_raw(pg, "child",
+        || gchc_load_exec_raw(pg, "child",
             "delete from child c where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = c.id)"
             " and not exists (select 1 from booking b"
             "                 where b.child_id = c.id)",
             p + 6, 1, changed) != 0
-        || gchw_load_exec_raw(pg, "family",
+        || gchc_load_exec_raw(pg, "family",
             "delete from family f where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = f.id)"
             " and not exists (select 1 from demande d"
@@ -581,31 +584,60 @@ gchw_load_families(PGconn *pg, const gch_town_t *t, long *changed)
             "                 where c.family_id = f.id)",
             p, 1, changed) != 0)
     {
-        rc = -1;
+        return -1;
     }
+
+    return 0;
+}
+
+
+static int
+gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
+{
+    int          rc;
+    size_t       i;
+    gchc_arr_t   a[16];
+    const char  *p[16];
+
+    memset(a, 0, sizeof(a));
+    rc = -1;
+
+    if (gchc_families_arrays(pg, t, a) != 0) {
+        goto done;
+    }
+
+    for (i = 0; i < 15; i++) {
+        p[i] = gchc_arr_end(&a[i]);
+        if (p[i] == NULL) {
+            gchb_log("error", "out of memory");
+            goto done;
+        }
+    }
+
+    rc = gchc_families_write(pg, p, changed);
 
 done:
 
-    gchw_arr_free(a, 16);
+    gchc_arr_free(a, 16);
 
     return rc;
 }
 
 
 static int
-gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
+gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
     long *changed)
 {
     int          rc;
     size_t       i;
-    gchw_arr_t   a[2];
+    gchc_arr_t   a[2];
     const char  *p[3];
 
     p[0] = t->name;
     p[1] = t->timezone ? t->timezone : "Europe/Paris";
     p[2] = catalogue;
 
-    if (gchw_load_exec_raw(pg, "town",
+    if (gchc_load_exec_raw(pg, "town",
             "insert into town (id, name, timezone) values (1, $1, $2)"
             " on conflict (id) do update set name = excluded.name,"
             "   timezone = excluded.timezone"
@@ -616,7 +648,7 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
         return -1;
     }
 
-    if (gchw_load_exec_raw(pg, "catalogue",
+    if (gchc_load_exec_raw(pg, "catalogue",
             "insert into catalogue (id, version, json) values (1, 1, $1)"
             " on conflict (id) do update"
             "   set version = catalogue.version + 1, json = excluded.json,"
@@ -630,23 +662,23 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
     /* units and activities gone from the file that no session uses */
     memset(a, 0, sizeof(a));
     for (i = 0; i < t->nactivities; i++) {
-        gchw_arr_str(&a[0], t->activities[i].id);
+        gchc_arr_str(&a[0], t->activities[i].id);
     }
     for (i = 0; i < t->nunits; i++) {
-        gchw_arr_str(&a[1], t->units[i].code);
+        gchc_arr_str(&a[1], t->units[i].code);
     }
-    p[0] = gchw_arr_end(&a[0]);
-    p[1] = gchw_arr_end(&a[1]);
+    p[0] = gchc_arr_end(&a[0]);
+    p[1] = gchc_arr_end(&a[1]);
 
     rc = -1;
     if (p[0] && p[1]
-        && gchw_load_exec_raw(pg, "activity",
+        && gchc_load_exec_raw(pg, "activity",
             "delete from activity a where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = a.id)"
             " and not exists (select 1 from session s"
             "                 where s.activity_id = a.id)",
             p, 1, changed) == 0
-        && gchw_load_exec_raw(pg, "unit",
+        && gchc_load_exec_raw(pg, "unit",
             "delete from unit u where not exists (select 1 from"
             "   unnest($1::text[]) k(code) where k.code = u.code)"
             " and not exists (select 1 from session s"
@@ -656,7 +688,7 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
         rc = 0;
     }
 
-    gchw_arr_free(a, 2);
+    gchc_arr_free(a, 2);
 
     return rc;
 }
@@ -669,17 +701,17 @@ gchw_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
  * why (the caller rolls back).
  */
 static int
-gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
+gchc_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 {
     int          i, n, rc;
     size_t       k;
-    gchw_arr_t   ids;
+    gchc_arr_t   ids;
     PGresult    *res;
     const char  *p[1];
 
     res = PQexec(pg, "select name from town where id = 1");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "load-town: town: %s", PQerrorMessage(pg));
+        gchb_log("error", "load-town: town: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -698,12 +730,12 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 
     memset(&ids, 0, sizeof(ids));
     for (k = 0; k < t->nfamilies; k++) {
-        gchw_arr_str(&ids, t->families[k].id);
+        gchc_arr_str(&ids, t->families[k].id);
     }
-    p[0] = gchw_arr_end(&ids);
+    p[0] = gchc_arr_end(&ids);
     if (p[0] == NULL) {
-        gchw_log("error", "out of memory");
-        gchw_arr_free(&ids, 1);
+        gchb_log("error", "out of memory");
+        gchc_arr_free(&ids, 1);
         return -1;
     }
 
@@ -713,10 +745,10 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
         "   where k.id = b.family_id)"
         " group by b.family_id order by b.family_id",
         1, NULL, p, NULL, NULL, 0);
-    gchw_arr_free(&ids, 1);
+    gchc_arr_free(&ids, 1);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "load-town: booking: %s", PQerrorMessage(pg));
+        gchb_log("error", "load-town: booking: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -743,9 +775,9 @@ gchw_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 }
 
 
-/* See gchw.h. */
+/* See gchc.h. */
 int
-gchw_load_town(PGconn *pg, const char *path, int replace)
+gchc_load_town(PGconn *pg, const char *path, int replace)
 {
     int           rc;
     char         *json, *cat;
@@ -754,7 +786,7 @@ gchw_load_town(PGconn *pg, const char *path, int replace)
     gch_town_t   *t;
     gch_error_t   err;
 
-    if (gchw_read_file(path, &json, &len) != 0) {
+    if (gchb_read_file(path, &json, &len) != 0) {
         fprintf(stderr, "guichetctl: cannot read \"%s\"\n", path);
         return -1;
     }
@@ -780,28 +812,28 @@ gchw_load_town(PGconn *pg, const char *path, int replace)
 
     changed = 0;
 
-    if (gchw_pg_exec(pg, "begin") != 0) {
+    if (gchb_pg_exec(pg, "begin") != 0) {
         rc = -1;
         goto done;
     }
 
     /* one loader at a time; the worker's persister is not blocked */
-    if (gchw_pg_exec(pg, "select pg_advisory_xact_lock("
-                     GCHW_LOCK_INVOICE ")") != 0
-        || (!replace && gchw_load_guard(pg, t, path) != 0)
-        || gchw_load_units_activities(pg, t, &changed) != 0
-        || gchw_load_sessions(pg, t, &changed) != 0
-        || gchw_load_families(pg, t, &changed) != 0
-        || gchw_load_town_row(pg, t, cat, &changed) != 0
-        || gchw_pg_exec(pg, "commit") != 0)
+    if (gchb_pg_exec(pg, "select pg_advisory_xact_lock("
+                     GCHB_LOCK_INVOICE ")") != 0
+        || (!replace && gchc_load_guard(pg, t, path) != 0)
+        || gchc_load_units_activities(pg, t, &changed) != 0
+        || gchc_load_sessions(pg, t, &changed) != 0
+        || gchc_load_families(pg, t, &changed) != 0
+        || gchc_load_town_row(pg, t, cat, &changed) != 0
+        || gchb_pg_exec(pg, "commit") != 0)
     {
-        gchw_pg_exec(pg, "rollback");
+        gchb_pg_exec(pg, "rollback");
         fprintf(stderr, "guichetctl: %s: nothing loaded\n", path);
         rc = -1;
         goto done;
     }
 
-    gchw_log("info", "loaded \"%s\": %zu activities, %zu sessions, "
+    gchb_log("info", "loaded \"%s\": %zu activities, %zu sessions, "
              "%zu families, %ld rows changed", path, t->nactivities,
              t->nsessions, t->nfamilies, changed);
 

@@ -17,7 +17,7 @@
  *
  * Without -c, the settings are $GUICHET_CONF, else the var/worker.conf of
  * the checkout whose build/ holds this program (make run writes it), else
- * the built-in defaults (gchw_conf_find).  A Redis still loading its data
+ * the built-in defaults (gchb_conf_find).  A Redis still loading its data
  * after a restart is waited for (one progress line).
  *
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
@@ -31,14 +31,28 @@
 
 #include <sodium.h>
 
-#include "gchw.h"
+#include "gchc.h"
 
 
-#define GCHW_TOKEN_TTL  (12 * 3600)
+#define GCHC_TOKEN_TTL  (12 * 3600)
+
+
+/* What a command connects to (gchc_open). */
+typedef enum {
+    GCHC_PG,                     /* PostgreSQL alone */
+    GCHC_PG_REDIS,               /* both, or nothing */
+    GCHC_PG_REDIS_TRY            /* PostgreSQL, and Redis if it answers */
+} gchc_need_t;
+
+
+typedef struct {
+    PGconn        *pg;
+    redisContext  *redis;
+} gchc_conn_t;
 
 
 static void
-gchw_usage(void)
+gchc_usage(void)
 {
     fprintf(stderr,
         "usage: guichetctl [-c FILE] COMMAND\n"
@@ -68,19 +82,65 @@ gchw_usage(void)
 }
 
 
+/*
+ * Every command's opening: PostgreSQL, then (need) Redis, waiting while
+ * Redis loads its data after a restart (gchb_redis_connect_wait).  0 with
+ * c->pg open and c->redis open, or NULL for GCHC_PG and for
+ * GCHC_PG_REDIS_TRY when Redis does not answer; -1 after logging, nothing
+ * open.  gchc_close() closes what is open.
+ */
 static int
-gchw_cmd_migrate(const gchw_conf_t *conf)
+gchc_open(gchc_conn_t *c, const gchb_conf_t *conf, gchc_need_t need)
 {
-    int      applied, rc;
-    PGconn  *pg;
+    c->redis = NULL;
 
-    pg = gchw_pg_connect(conf);
-    if (pg == NULL) {
+    c->pg = gchb_pg_connect(conf);
+    if (c->pg == NULL) {
+        return -1;
+    }
+
+    if (need == GCHC_PG) {
+        return 0;
+    }
+
+    c->redis = gchb_redis_connect_wait(conf);
+    if (c->redis == NULL && need == GCHC_PG_REDIS) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+gchc_close(gchc_conn_t *c)
+{
+    if (c->redis) {
+        redisFree(c->redis);
+        c->redis = NULL;
+    }
+
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+}
+
+
+static int
+gchc_cmd_migrate(const gchb_conf_t *conf)
+{
+    int          applied, rc;
+    gchc_conn_t  c;
+
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
         return 1;
     }
 
-    rc = gchw_migrate(pg, conf->migrations_dir, &applied);
-    PQfinish(pg);
+    rc = gchb_migrate(c.pg, conf->migrations_dir, &applied);
+    gchc_close(&c);
 
     if (rc != 0) {
         return 1;
@@ -92,112 +152,93 @@ gchw_cmd_migrate(const gchw_conf_t *conf)
 
 
 static int
-gchw_cmd_publish(const gchw_conf_t *conf, int rebuild)
+gchc_cmd_publish(const gchb_conf_t *conf, int rebuild)
 {
-    int            rc;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc;
+    gchc_conn_t  c;
 
-    pg = gchw_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG_REDIS) != 0) {
         return 1;
     }
 
-    r = gchw_redis_connect_wait(conf);
-    if (r == NULL) {
-        PQfinish(pg);
-        return 1;
-    }
-
-    rc = gchw_publish(pg, r, rebuild);
-
-    redisFree(r);
-    PQfinish(pg);
+    rc = gchw_publish(c.pg, c.redis, rebuild);
+    gchc_close(&c);
 
     return rc == 0 ? 0 : 1;
 }
 
 
 static int
-gchw_cmd_load_town(const gchw_conf_t *conf, const char *file, int replace)
+gchc_cmd_load_town(const gchb_conf_t *conf, const char *file, int replace)
 {
-    int            rc;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc;
+    gchc_conn_t  c;
 
-    pg = gchw_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
         return 1;
     }
 
-    rc = gchw_load_town(pg, file, replace);
+    rc = gchc_load_town(c.pg, file, replace);
     if (rc < 0) {
-        PQfinish(pg);
+        gchc_close(&c);
         return 1;
     }
 
     printf("%s\n", rc == 1 ? "unchanged" : "loaded");
 
-    r = gchw_redis_connect_wait(conf);
-    if (r == NULL) {
+    /* Redis only now: what is loaded stays loaded without it */
+    c.redis = gchb_redis_connect_wait(conf);
+    if (c.redis == NULL) {
         fprintf(stderr, "guichetctl: loaded in postgres, not published: "
                 "the worker will publish when redis is back\n");
-        PQfinish(pg);
+        gchc_close(&c);
         return 1;
     }
 
-    rc = gchw_publish(pg, r, 0);
-
-    redisFree(r);
-    PQfinish(pg);
+    rc = gchw_publish(c.pg, c.redis, 0);
+    gchc_close(&c);
 
     return rc == 0 ? 0 : 1;
 }
 
 
 static int
-gchw_cmd_invoice(const gchw_conf_t *conf, const char *month)
+gchc_cmd_invoice(const gchb_conf_t *conf, const char *month)
 {
-    int            rc, created;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc, created, published;
+    gchc_conn_t  c;
 
-    pg = gchw_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG_REDIS_TRY) != 0) {
         return 1;
     }
 
-    r = gchw_redis_connect_wait(conf);
-    if (r == NULL) {
+    published = c.redis != NULL;
+    if (!published) {
         fprintf(stderr, "guichetctl: invoices not published: the worker "
                 "republishes them after a rebuild, or run this again\n");
     }
 
-    rc = gchw_invoice_run(pg, r, conf, month, &created);
+    rc = gchb_invoice_run(c.pg, c.redis, conf, month, &created);
     if (rc == 0) {
         printf("%d invoice%s created\n", created, created == 1 ? "" : "s");
     }
 
-    if (r) {
-        redisFree(r);
-    }
-    PQfinish(pg);
+    gchc_close(&c);
 
-    return rc == 0 && r != NULL ? 0 : 1;
+    return rc == 0 && published ? 0 : 1;
 }
 
 
 /*
- * sepa-export --month YYYY-MM [--out FILE]: worker/sepa.c; 0, or 1 when
+ * sepa-export --month YYYY-MM [--out FILE]: ctl/sepa.c; 0, or 1 when
  * the month was already exported, has nothing to debit, or failed.
  */
 static int
-gchw_cmd_sepa_export(const gchw_conf_t *conf, const char *month,
+gchc_cmd_sepa_export(const gchb_conf_t *conf, const char *month,
     const char *out)
 {
-    int            rc;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc;
+    gchc_conn_t  c;
 
     if (strlen(month) != 7 || month[4] != '-'
         || strspn(month, "0123456789-") != 7
@@ -207,37 +248,32 @@ gchw_cmd_sepa_export(const gchw_conf_t *conf, const char *month,
         return 2;
     }
 
-    pg = gchw_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG_REDIS_TRY) != 0) {
         return 1;
     }
 
-    r = gchw_redis_connect_wait(conf);
-
-    rc = gchw_sepa_export(pg, r, conf, month, out, "guichetctl");
-
-    if (r) {
-        redisFree(r);
-    }
-    PQfinish(pg);
+    rc = gchc_sepa_export(c.pg, c.redis, conf, month, out, "guichetctl");
+    gchc_close(&c);
 
     return rc == 0 ? 0 : 1;
 }
 
 
 static int
-gchw_cmd_set_email(const gchw_conf_t *conf, const char *fid,
+gchc_cmd_set_email(const gchb_conf_t *conf, const char *fid,
     const char *address)
 {
-    int          rc;
-    PGconn      *pg;
-    PGresult    *res;
-    const char  *params[2];
+    int           rc;
+    PGconn       *pg;
+    PGresult     *res;
+    const char   *params[2];
+    gchc_conn_t   c;
 
-    pg = gchw_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
         return 1;
     }
+
+    pg = c.pg;
 
     params[0] = fid;
     params[1] = address;
@@ -265,34 +301,24 @@ gchw_cmd_set_email(const gchw_conf_t *conf, const char *fid,
     }
 
     PQclear(res);
-    PQfinish(pg);
+    gchc_close(&c);
 
     return rc;
 }
 
 
 static int
-gchw_cmd_check(const gchw_conf_t *conf)
+gchc_cmd_check(const gchb_conf_t *conf)
 {
-    int            n;
-    PGconn        *pg;
-    redisContext  *r;
+    int          n;
+    gchc_conn_t  c;
 
-    pg = gchw_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG_REDIS) != 0) {
         return 2;
     }
 
-    r = gchw_redis_connect_wait(conf);
-    if (r == NULL) {
-        PQfinish(pg);
-        return 2;
-    }
-
-    n = gchw_check(pg, r);
-
-    redisFree(r);
-    PQfinish(pg);
+    n = gchc_check(c.pg, c.redis);
+    gchc_close(&c);
 
     if (n < 0) {
         return 2;
@@ -309,25 +335,17 @@ gchw_cmd_check(const gchw_conf_t *conf)
 
 
 static int
-gchw_cmd_recount(const gchw_conf_t *conf, char **sids, int n)
+gchc_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
 {
-    int            rc;
-    PGconn        *pg;
-    redisContext  *r;
+    int          rc;
+    gchc_conn_t  c;
 
-    pg = gchw_pg_connect(conf);
-    r = pg ? gchw_redis_connect_wait(conf) : NULL;
-    if (r == NULL) {
-        if (pg) {
-            PQfinish(pg);
-        }
+    if (gchc_open(&c, conf, GCHC_PG_REDIS) != 0) {
         return 1;
     }
 
-    rc = gchw_recount_schedule(pg, r, sids, n);
-
-    redisFree(r);
-    PQfinish(pg);
+    rc = gchc_recount_schedule(c.pg, c.redis, sids, n);
+    gchc_close(&c);
 
     return rc;
 }
@@ -338,10 +356,10 @@ gchw_cmd_recount(const gchw_conf_t *conf, char **sids, int n)
  * like a website login's, its BLAKE2b-128 hash in {f:<fid>}:tokens scored
  * by its expiry (ngx_http_guichet_login_record), so that a password change
  * or reset ends it too (guichet-office).  The command is only appended:
- * the caller reads the replies (gchw_tokens_recorded).
+ * the caller reads the replies (gchc_tokens_recorded).
  */
 static int
-gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
+gchc_print_token(const uint8_t *secret, const char *fid, long ttl,
     const char *prefix, redisContext *rc)
 {
     char      tok[GCH_TOKEN_MAX], hex[2 * GCH_TOKEN_HASH_LEN + 1];
@@ -375,9 +393,9 @@ gchw_print_token(const uint8_t *secret, const char *fid, long ttl,
 }
 
 
-/* Reads the n replies of gchw_print_token's ZADDs: 0, or 1 on an error. */
+/* Reads the n replies of gchc_print_token's ZADDs: 0, or 1 on an error. */
 static int
-gchw_tokens_recorded(redisContext *rc, int n)
+gchc_tokens_recorded(redisContext *rc, int n)
 {
     int          i, ret;
     redisReply  *r;
@@ -404,7 +422,7 @@ gchw_tokens_recorded(redisContext *rc, int n)
  * takes it only for the counter's endpoints (and never from a cookie).
  */
 static int
-gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
+gchc_cmd_staff_token(const gchb_conf_t *conf, const char *name, long ttl)
 {
     int            rc;
     char           sub[128];
@@ -418,20 +436,20 @@ gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
         return 1;
     }
 
-    if (gchw_secret_read(conf->secret_file, secret) != 0) {
+    if (gchb_secret_read(conf->secret_file, secret) != 0) {
         return 1;
     }
 
     /* recorded like a login's, so that a password change ends it */
-    redis = gchw_redis_connect(conf);
+    redis = gchb_redis_connect(conf);
     if (redis == NULL) {
         sodium_memzero(secret, sizeof(secret));
         return 1;
     }
 
-    rc = gchw_print_token(secret, sub, ttl, NULL, redis);
+    rc = gchc_print_token(secret, sub, ttl, NULL, redis);
     if (rc == 0) {
-        rc = gchw_tokens_recorded(redis, 1);
+        rc = gchc_tokens_recorded(redis, 1);
     }
 
     redisFree(redis);
@@ -442,31 +460,25 @@ gchw_cmd_staff_token(const gchw_conf_t *conf, const char *name, long ttl)
 
 
 static int
-gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
+gchc_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
 {
-    int            rc, row;
-    uint8_t        secret[GCH_SECRET_LEN];
-    PGconn        *pg;
-    redisContext  *redis;
-    PGresult      *res;
-    const char    *params[1];
+    int           rc, row;
+    uint8_t       secret[GCH_SECRET_LEN];
+    PGresult     *res;
+    const char   *params[1];
+    gchc_conn_t   c;
 
-    if (gchw_secret_read(conf->secret_file, secret) != 0) {
+    if (gchb_secret_read(conf->secret_file, secret) != 0) {
         return 1;
     }
 
-    pg = gchw_pg_connect(conf);
-    redis = pg ? gchw_redis_connect_wait(conf) : NULL;
-    if (redis == NULL) {
-        if (pg) {
-            PQfinish(pg);
-        }
+    if (gchc_open(&c, conf, GCHC_PG_REDIS) != 0) {
         sodium_memzero(secret, sizeof(secret));
         return 1;
     }
 
     params[0] = fid;
-    res = PQexecParams(pg, fid
+    res = PQexecParams(c.pg, fid
                        ? "select id from family where id = $1"
                        : "select id from family order by id",
                        fid ? 1 : 0, NULL, params, NULL, NULL, 0);
@@ -474,7 +486,7 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
     rc = 0;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(c.pg));
         rc = 1;
 
     } else if (fid && PQntuples(res) == 0) {
@@ -483,17 +495,17 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
 
     } else {
         for (row = 0; row < PQntuples(res) && rc == 0; row++) {
-            rc = gchw_print_token(secret, PQgetvalue(res, row, 0), ttl,
-                                  fid ? NULL : PQgetvalue(res, row, 0), redis);
+            rc = gchc_print_token(secret, PQgetvalue(res, row, 0), ttl,
+                                  fid ? NULL : PQgetvalue(res, row, 0),
+                                  c.redis);
         }
         if (rc == 0) {
-            rc = gchw_tokens_recorded(redis, row);
+            rc = gchc_tokens_recorded(c.redis, row);
         }
     }
 
     PQclear(res);
-    PQfinish(pg);
-    redisFree(redis);
+    gchc_close(&c);
     sodium_memzero(secret, sizeof(secret));
 
     return rc;
@@ -505,14 +517,14 @@ gchw_cmd_tokens(const gchw_conf_t *conf, const char *fid, long ttl)
  * to the module, and the tokens made before (an old password's) end.
  */
 static int
-gchw_staff_redis(const gchw_conf_t *conf, const char *login,
+gchc_staff_redis(const gchb_conf_t *conf, const char *login,
     const char *role)
 {
     int            rc;
     redisContext  *redis;
 
-    redis = gchw_redis_connect(conf);
-    rc = redis ? gchw_staff_changed(redis, login, role) : -1;
+    redis = gchb_redis_connect(conf);
+    rc = redis ? gchb_staff_changed(redis, login, role) : -1;
 
     if (redis) {
         redisFree(redis);
@@ -536,15 +548,16 @@ gchw_staff_redis(const gchw_conf_t *conf, const char *login,
  * the account and its audit_log row are one transaction.
  */
 static int
-gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
+gchc_cmd_staff_add(const gchb_conf_t *conf, const char *login,
     const char *role, const char *name)
 {
-    int          rc;
-    char         pw[258], hash[crypto_pwhash_STRBYTES];
-    size_t       n;
-    PGconn      *pg;
-    PGresult    *res;
-    const char  *p[4];
+    int           rc;
+    char          pw[258], hash[crypto_pwhash_STRBYTES];
+    size_t        n;
+    PGconn       *pg;
+    PGresult     *res;
+    const char   *p[4];
+    gchc_conn_t   c;
 
     if (strcmp(role, "agent") != 0 && strcmp(role, "regie") != 0
         && strcmp(role, "admin") != 0)
@@ -595,11 +608,11 @@ gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
         return 1;
     }
 
-    pg = gchw_pg_connect(conf);
-    if (pg == NULL) {
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
         return 1;
     }
 
+    pg = c.pg;
     p[0] = login;
     p[1] = name;
     p[2] = hash;
@@ -607,7 +620,7 @@ gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
 
     rc = 1;
 
-    if (gchw_pg_exec(pg, "begin") != 0) {
+    if (gchb_pg_exec(pg, "begin") != 0) {
         goto done;
     }
 
@@ -627,15 +640,15 @@ gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         fprintf(stderr, "guichetctl: postgres: %s", PQerrorMessage(pg));
         PQclear(res);
-        (void) gchw_pg_exec(pg, "rollback");
+        (void) gchb_pg_exec(pg, "rollback");
         goto done;
     }
 
-    if (gchw_pg_exec(pg, "commit") == 0) {
+    if (gchb_pg_exec(pg, "commit") == 0) {
         printf("%s %s (%s)\n",
                strcmp(PQgetvalue(res, 0, 0), "staff.add") == 0
                ? "added" : "updated", login, role);
-        rc = gchw_staff_redis(conf, login, role);
+        rc = gchc_staff_redis(conf, login, role);
     }
 
     PQclear(res);
@@ -643,20 +656,20 @@ gchw_cmd_staff_add(const gchw_conf_t *conf, const char *login,
 done:
 
     sodium_memzero(hash, sizeof(hash));
-    PQfinish(pg);
+    gchc_close(&c);
 
     return rc;
 }
 
 
 static long
-gchw_ttl_arg(int argc, char **argv, int from)
+gchc_ttl_arg(int argc, char **argv, int from)
 {
     int    i;
     long   ttl;
     char  *end;
 
-    ttl = GCHW_TOKEN_TTL;
+    ttl = GCHC_TOKEN_TTL;
 
     for (i = from; i < argc; i++) {
         if (strcmp(argv[i], "--ttl") == 0 && i + 1 < argc) {
@@ -674,15 +687,108 @@ gchw_ttl_arg(int argc, char **argv, int from)
 }
 
 
+/*
+ * Runs cmd with its arguments argv[i..argc): the command's exit status,
+ * 2 when the arguments are not the command's (a usage error), 3 when
+ * check failed to compare (not a usage error).
+ */
+static int
+gchc_command(const gchb_conf_t *conf, const char *cmd, int argc,
+    char **argv, int i)
+{
+    int   rc;
+    long  ttl;
+
+    rc = 2;
+
+    if (strcmp(cmd, "migrate") == 0 && i == argc) {
+        rc = gchc_cmd_migrate(conf);
+
+    } else if (strcmp(cmd, "load-town") == 0 && i + 1 == argc
+               && strcmp(argv[i], "--replace") != 0)
+    {
+        rc = gchc_cmd_load_town(conf, argv[i], 0);
+
+    } else if (strcmp(cmd, "load-town") == 0 && i + 2 == argc
+               && (strcmp(argv[i], "--replace") == 0
+                   || strcmp(argv[i + 1], "--replace") == 0))
+    {
+        rc = gchc_cmd_load_town(conf,
+                                argv[strcmp(argv[i], "--replace") == 0
+                                     ? i + 1 : i], 1);
+
+    } else if (strcmp(cmd, "publish") == 0
+               && (i == argc
+                   || (i + 1 == argc && strcmp(argv[i], "--rebuild") == 0)))
+    {
+        rc = gchc_cmd_publish(conf, i + 1 == argc);
+
+    } else if (strcmp(cmd, "token") == 0 && i < argc
+               && argv[i][0] != '-')
+    {
+        ttl = gchc_ttl_arg(argc, argv, i + 1);
+        if (ttl > 0) {
+            rc = gchc_cmd_tokens(conf, argv[i], ttl);
+        }
+
+    } else if (strcmp(cmd, "staff-token") == 0 && i < argc
+               && argv[i][0] != '-')
+    {
+        ttl = gchc_ttl_arg(argc, argv, i + 1);
+        if (ttl > 0) {
+            rc = gchc_cmd_staff_token(conf, argv[i], ttl);
+        }
+
+    } else if (strcmp(cmd, "tokens") == 0) {
+        ttl = gchc_ttl_arg(argc, argv, i);
+        if (ttl > 0) {
+            rc = gchc_cmd_tokens(conf, NULL, ttl);
+        }
+
+    } else if (strcmp(cmd, "config") == 0 && i == argc) {
+        gchb_conf_dump(conf);
+        rc = 0;
+
+    } else if (strcmp(cmd, "invoice") == 0 && i + 2 == argc
+               && strcmp(argv[i], "--month") == 0)
+    {
+        rc = gchc_cmd_invoice(conf, argv[i + 1]);
+
+    } else if (strcmp(cmd, "sepa-export") == 0 && (i + 2 == argc
+               || (i + 4 == argc && strcmp(argv[i + 2], "--out") == 0))
+               && strcmp(argv[i], "--month") == 0)
+    {
+        rc = gchc_cmd_sepa_export(conf, argv[i + 1],
+                                  i + 4 == argc ? argv[i + 3] : NULL);
+
+    } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
+        rc = gchc_cmd_set_email(conf, argv[i], argv[i + 1]);
+
+    } else if (strcmp(cmd, "staff-add") == 0 && i + 3 == argc) {
+        rc = gchc_cmd_staff_add(conf, argv[i], argv[i + 1], argv[i + 2]);
+
+    } else if (strcmp(cmd, "recount") == 0 && i < argc) {
+        rc = gchc_cmd_recount(conf, argv + i, argc - i);
+
+    } else if (strcmp(cmd, "check") == 0 && i == argc) {
+        rc = gchc_cmd_check(conf);
+        if (rc == 2) {
+            rc = 3;                  /* an error, not a usage error */
+        }
+    }
+
+    return rc;
+}
+
+
 int
 main(int argc, char **argv)
 {
     int           i, rc;
-    long          ttl;
     const char   *file, *cmd;
-    gchw_conf_t   conf;
+    gchb_conf_t   conf;
 
-    gchw_log_init("guichetctl");
+    gchb_log_init("guichetctl");
 
     file = NULL;
     i = 1;
@@ -693,7 +799,7 @@ main(int argc, char **argv)
     }
 
     if (i >= argc) {
-        gchw_usage();
+        gchc_usage();
         return 2;
     }
 
@@ -706,99 +812,23 @@ main(int argc, char **argv)
 
     if (strcmp(cmd, "init-secret") == 0) {
         if (i + 1 != argc) {
-            gchw_usage();
+            gchc_usage();
             return 2;
         }
-        return gchw_secret_create(argv[i]) == 0 ? 0 : 1;
+        return gchb_secret_create(argv[i]) == 0 ? 0 : 1;
     }
 
-    if (gchw_conf_load(&conf, gchw_conf_find(file)) != 0) {
+    if (gchb_conf_load(&conf, gchb_conf_find(file)) != 0) {
         return 1;
     }
 
-    rc = 2;
-
-    if (strcmp(cmd, "migrate") == 0 && i == argc) {
-        rc = gchw_cmd_migrate(&conf);
-
-    } else if (strcmp(cmd, "load-town") == 0 && i + 1 == argc
-               && strcmp(argv[i], "--replace") != 0)
-    {
-        rc = gchw_cmd_load_town(&conf, argv[i], 0);
-
-    } else if (strcmp(cmd, "load-town") == 0 && i + 2 == argc
-               && (strcmp(argv[i], "--replace") == 0
-                   || strcmp(argv[i + 1], "--replace") == 0))
-    {
-        rc = gchw_cmd_load_town(&conf,
-                                argv[strcmp(argv[i], "--replace") == 0
-                                     ? i + 1 : i], 1);
-
-    } else if (strcmp(cmd, "publish") == 0
-               && (i == argc
-                   || (i + 1 == argc && strcmp(argv[i], "--rebuild") == 0)))
-    {
-        rc = gchw_cmd_publish(&conf, i + 1 == argc);
-
-    } else if (strcmp(cmd, "token") == 0 && i < argc
-               && argv[i][0] != '-')
-    {
-        ttl = gchw_ttl_arg(argc, argv, i + 1);
-        if (ttl > 0) {
-            rc = gchw_cmd_tokens(&conf, argv[i], ttl);
-        }
-
-    } else if (strcmp(cmd, "staff-token") == 0 && i < argc
-               && argv[i][0] != '-')
-    {
-        ttl = gchw_ttl_arg(argc, argv, i + 1);
-        if (ttl > 0) {
-            rc = gchw_cmd_staff_token(&conf, argv[i], ttl);
-        }
-
-    } else if (strcmp(cmd, "tokens") == 0) {
-        ttl = gchw_ttl_arg(argc, argv, i);
-        if (ttl > 0) {
-            rc = gchw_cmd_tokens(&conf, NULL, ttl);
-        }
-
-    } else if (strcmp(cmd, "config") == 0 && i == argc) {
-        gchw_conf_dump(&conf);
-        rc = 0;
-
-    } else if (strcmp(cmd, "invoice") == 0 && i + 2 == argc
-               && strcmp(argv[i], "--month") == 0)
-    {
-        rc = gchw_cmd_invoice(&conf, argv[i + 1]);
-
-    } else if (strcmp(cmd, "sepa-export") == 0 && (i + 2 == argc
-               || (i + 4 == argc && strcmp(argv[i + 2], "--out") == 0))
-               && strcmp(argv[i], "--month") == 0)
-    {
-        rc = gchw_cmd_sepa_export(&conf, argv[i + 1],
-                                  i + 4 == argc ? argv[i + 3] : NULL);
-
-    } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
-        rc = gchw_cmd_set_email(&conf, argv[i], argv[i + 1]);
-
-    } else if (strcmp(cmd, "staff-add") == 0 && i + 3 == argc) {
-        rc = gchw_cmd_staff_add(&conf, argv[i], argv[i + 1], argv[i + 2]);
-
-    } else if (strcmp(cmd, "recount") == 0 && i < argc) {
-        rc = gchw_cmd_recount(&conf, argv + i, argc - i);
-
-    } else if (strcmp(cmd, "check") == 0 && i == argc) {
-        rc = gchw_cmd_check(&conf);
-        if (rc == 2) {
-            rc = 3;                  /* an error, not a usage error */
-        }
-    }
+    rc = gchc_command(&conf, cmd, argc, argv, i);
 
     if (rc == 2) {
-        gchw_usage();
+        gchc_usage();
     }
 
-    gchw_conf_free(&conf);
+    gchb_conf_free(&conf);
 
     return rc;
 }

@@ -19,23 +19,23 @@
 
 #include <sodium.h>
 
-#include "gchw.h"
+#include "gchb.h"
 
 
-static const char  *gchw_program = "guichet";
+static const char  *gchb_program = "guichet";
 
 
 /* program must be a static string. */
 void
-gchw_log_init(const char *program)
+gchb_log_init(const char *program)
 {
-    gchw_program = program;
+    gchb_program = program;
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 void
-gchw_log(const char *level, const char *fmt, ...)
+gchb_log(const char *level, const char *fmt, ...)
 {
     char            msg[2048], stamp[32];
     va_list         ap;
@@ -51,13 +51,13 @@ gchw_log(const char *level, const char *fmt, ...)
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 
     fprintf(stderr, "%s.%03dZ [%s] %s: %s\n", stamp,
-            (int) (tv.tv_usec / 1000), level, gchw_program, msg);
+            (int) (tv.tv_usec / 1000), level, gchb_program, msg);
 }
 
 
 /* Wall clock in milliseconds (stream ids and heartbeats use it). */
 int64_t
-gchw_now_ms(void)
+gchb_now_ms(void)
 {
     struct timeval  tv;
 
@@ -69,7 +69,7 @@ gchw_now_ms(void)
 
 /* Sleeps ms milliseconds; a signal may cut it short. */
 void
-gchw_sleep_ms(int ms)
+gchb_sleep_ms(int ms)
 {
     struct timespec  ts;
 
@@ -79,9 +79,9 @@ gchw_sleep_ms(int ms)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
-gchw_read_file(const char *path, char **out, size_t *len)
+gchb_read_file(const char *path, char **out, size_t *len)
 {
     FILE    *f;
     char    *buf, *nbuf;
@@ -131,16 +131,16 @@ gchw_read_file(const char *path, char **out, size_t *len)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
-gchw_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN])
+gchb_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN])
 {
     char    *buf;
     size_t   len;
     int      rc;
 
-    if (gchw_read_file(path, &buf, &len) != 0) {
-        gchw_log("error", "cannot read secret file \"%s\": %s", path,
+    if (gchb_read_file(path, &buf, &len) != 0) {
+        gchb_log("error", "cannot read secret file \"%s\": %s", path,
                  strerror(errno));
         return -1;
     }
@@ -170,7 +170,7 @@ gchw_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN])
     free(buf);
 
     if (rc != 0) {
-        gchw_log("error", "secret file \"%s\" must hold 64 hex characters "
+        gchb_log("error", "secret file \"%s\" must hold 64 hex characters "
                  "or 32 raw bytes", path);
     }
 
@@ -178,9 +178,9 @@ gchw_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN])
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
-gchw_secret_create(const char *path)
+gchb_secret_create(const char *path)
 {
     int       fd;
     char      hex[2 * GCH_SECRET_LEN + 2];
@@ -194,7 +194,7 @@ gchw_secret_create(const char *path)
 
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
-        gchw_log("error", "cannot create secret file \"%s\": %s", path,
+        gchb_log("error", "cannot create secret file \"%s\": %s", path,
                  strerror(errno));
         return -1;
     }
@@ -203,7 +203,7 @@ gchw_secret_create(const char *path)
     sodium_memzero(hex, sizeof(hex));
 
     if (n != 2 * GCH_SECRET_LEN + 1 || fsync(fd) != 0 || close(fd) != 0) {
-        gchw_log("error", "cannot write secret file \"%s\": %s", path,
+        gchb_log("error", "cannot write secret file \"%s\": %s", path,
                  strerror(errno));
         unlink(path);
         return -1;
@@ -215,7 +215,7 @@ gchw_secret_create(const char *path)
 
 /* Connects and authenticates; NULL after logging. */
 static redisContext *
-gchw_redis_open(const gchw_conf_t *conf)
+gchb_redis_open(const gchb_conf_t *conf)
 {
     int              port;
     char             host[256], *colon;
@@ -238,9 +238,9 @@ gchw_redis_open(const gchw_conf_t *conf)
     }
 
     if (rc == NULL || rc->err) {
-        gchw_log("error", "cannot connect to redis \"%s\": %s (%s)",
+        gchb_log("error", "cannot connect to redis \"%s\": %s (%s)",
                  conf->redis, rc ? rc->errstr : "out of memory",
-                 gchw_conf_note());
+                 gchb_conf_note());
         if (rc) {
             redisFree(rc);
         }
@@ -254,8 +254,8 @@ gchw_redis_open(const gchw_conf_t *conf)
     if (conf->redis_password && conf->redis_password[0]) {
         r = redisCommand(rc, "AUTH %s", conf->redis_password);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            gchw_log("error", "redis AUTH failed: %s (%s)",
-                     r ? r->str : rc->errstr, gchw_conf_note());
+            gchb_log("error", "redis AUTH failed: %s (%s)",
+                     r ? r->str : rc->errstr, gchb_conf_note());
             if (r) {
                 freeReplyObject(r);
             }
@@ -277,7 +277,7 @@ gchw_redis_open(const gchw_conf_t *conf)
  * when it answers, -1 after logging another error.
  */
 static int
-gchw_redis_loading(redisContext *rc, const gchw_conf_t *conf, int *perc)
+gchb_redis_loading(redisContext *rc, const gchb_conf_t *conf, int *perc)
 {
     char        *p;
     redisReply  *r;
@@ -286,8 +286,8 @@ gchw_redis_loading(redisContext *rc, const gchw_conf_t *conf, int *perc)
 
     r = redisCommand(rc, "PING");
     if (r == NULL) {
-        gchw_log("error", "redis \"%s\": %s (%s)", conf->redis, rc->errstr,
-                 gchw_conf_note());
+        gchb_log("error", "redis \"%s\": %s (%s)", conf->redis, rc->errstr,
+                 gchb_conf_note());
         return -1;
     }
 
@@ -297,8 +297,8 @@ gchw_redis_loading(redisContext *rc, const gchw_conf_t *conf, int *perc)
     }
 
     if (strncmp(r->str, "LOADING", 7) != 0) {
-        gchw_log("error", "redis \"%s\": %s (%s)", conf->redis, r->str,
-                 gchw_conf_note());
+        gchb_log("error", "redis \"%s\": %s (%s)", conf->redis, r->str,
+                 gchb_conf_note());
         freeReplyObject(r);
         return -1;
     }
@@ -321,33 +321,33 @@ gchw_redis_loading(redisContext *rc, const gchw_conf_t *conf, int *perc)
 
 
 /*
- * See gchw.h.  A Redis that is loading its data is "not yet": NULL, and
+ * See gchb.h.  A Redis that is loading its data is "not yet": NULL, and
  * the caller retries as it does when Redis is down; that is logged once
  * every 10 s at most, not at every attempt.
  */
 redisContext *
-gchw_redis_connect(const gchw_conf_t *conf)
+gchb_redis_connect(const gchb_conf_t *conf)
 {
     int              perc, st;
     int64_t          now;
     redisContext    *rc;
     static int64_t   logged;
 
-    rc = gchw_redis_open(conf);
+    rc = gchb_redis_open(conf);
     if (rc == NULL) {
         return NULL;
     }
 
-    st = gchw_redis_loading(rc, conf, &perc);
+    st = gchb_redis_loading(rc, conf, &perc);
     if (st == 0) {
         return rc;
     }
 
     if (st == 1) {
-        now = gchw_now_ms();
+        now = gchb_now_ms();
         if (logged == 0 || now - logged >= 10000) {
             logged = now;
-            gchw_log("info", "redis \"%s\" is loading its data (%d%%): "
+            gchb_log("info", "redis \"%s\" is loading its data (%d%%): "
                      "not yet, retrying", conf->redis, perc < 0 ? 0 : perc);
         }
     }
@@ -357,15 +357,15 @@ gchw_redis_connect(const gchw_conf_t *conf)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 redisContext *
-gchw_redis_connect_wait(const gchw_conf_t *conf)
+gchb_redis_connect_wait(const gchb_conf_t *conf)
 {
     int             perc, st, tty, shown;
     int64_t         now, printed;
     redisContext   *rc;
 
-    rc = gchw_redis_open(conf);
+    rc = gchb_redis_open(conf);
     if (rc == NULL) {
         return NULL;
     }
@@ -374,29 +374,29 @@ gchw_redis_connect_wait(const gchw_conf_t *conf)
     shown = 0;
     printed = 0;
 
-    while ((st = gchw_redis_loading(rc, conf, &perc)) == 1) {
-        now = gchw_now_ms();
+    while ((st = gchb_redis_loading(rc, conf, &perc)) == 1) {
+        now = gchb_now_ms();
 
         if (tty) {
             fprintf(stderr, "\r%s: redis \"%s\" is loading its data: "
-                    "%3d%%, waiting", gchw_program, conf->redis,
+                    "%3d%%, waiting", gchb_program, conf->redis,
                     perc < 0 ? 0 : perc);
             shown = 1;
 
         } else if (printed == 0 || now - printed >= 30000) {
             fprintf(stderr, "%s: redis \"%s\" is loading its data (%d%%): "
-                    "waiting\n", gchw_program, conf->redis,
+                    "waiting\n", gchb_program, conf->redis,
                     perc < 0 ? 0 : perc);
             printed = now;
         }
 
         fflush(stderr);
-        gchw_sleep_ms(200);
+        gchb_sleep_ms(200);
     }
 
     if (shown) {
         fprintf(stderr, "\r%s: redis \"%s\" is loading its data: "
-                "%s\n", gchw_program, conf->redis,
+                "%s\n", gchb_program, conf->redis,
                 st == 0 ? "done         " : "failed       ");
     }
 

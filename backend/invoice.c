@@ -2,7 +2,7 @@
  * invoice.c -- monthly invoices: PostgreSQL rows, PDF files, Redis list.
  *
  * `guichetctl invoice --month YYYY-MM`, and the worker on invoice_day,
- * call gchw_invoice_run():
+ * call gchb_invoice_run():
  *
  *   1. ONE transaction, under an advisory lock (two runs never interleave):
  *      an invoice per family having billable bookings in the month (the
@@ -31,17 +31,17 @@
 
 #include <hpdf.h>
 
-#include "gchw.h"
+#include "gchb.h"
 
 
 /* billable booking b of session s in month $1 */
-#define GCHW_SQL_BILLABLE                                                     \
+#define GCHB_SQL_BILLABLE                                                     \
     " s.date >= $1::date and s.date < ($1::date + interval '1 month')"        \
     " and (b.status = 'confirmed' or (b.status = 'cancelled' and b.billed))"  \
     " and not b.justified"                                                    \
     " and not exists (select 1 from invoice_line l where l.booking_id = b.id)"
 
-static const char  gchw_sql_invoices[] =
+static const char  gchb_sql_invoices[] =
     "insert into invoice (number, family_id, month, total_cents, issued_at,"
     "   due_date)"
     " select (select coalesce(max(number), 0) from invoice)"
@@ -51,13 +51,13 @@ static const char  gchw_sql_invoices[] =
     "     + interval '1 month - 1 day')::date"
     " from (select distinct b.family_id from booking b"
     "       join session s on s.id = b.session_id"
-    "       where" GCHW_SQL_BILLABLE
+    "       where" GCHB_SQL_BILLABLE
     "       and not exists (select 1 from invoice i"
     "         where i.family_id = b.family_id and i.month = $1::date)) f,"
     "   (select coalesce((select timezone from town where id = 1),"
     "     'Europe/Paris') tz) z";
 
-static const char  gchw_sql_lines[] =
+static const char  gchb_sql_lines[] =
     "with l as ("
     "  insert into invoice_line (invoice_id, booking_id, child_id, date,"
     "     unit_code, price_cents)"
@@ -65,7 +65,7 @@ static const char  gchw_sql_lines[] =
     "     i.id, b.id, b.child_id, s.date, s.unit_code, b.price_cents"
     "  from invoice i join booking b on b.family_id = i.family_id"
     "  join session s on s.id = b.session_id"
-    "  where i.month = $1::date and" GCHW_SQL_BILLABLE
+    "  where i.month = $1::date and" GCHB_SQL_BILLABLE
     "    and not exists (select 1 from invoice_line x"
     "                    where x.invoice_id = i.id)"
     "  order by i.id, b.child_id, s.date, s.unit_code,"
@@ -76,7 +76,7 @@ static const char  gchw_sql_lines[] =
     " where i.id = t.invoice_id";
 
 /* one row per line of every invoice of the month, in print order */
-static const char  gchw_sql_print[] =
+static const char  gchb_sql_print[] =
     "select i.id, i.number, i.family_id, i.total_cents,"
     "   to_char(i.due_date, 'DD/MM/YYYY'),"
     "   to_char(i.issued_at at time zone coalesce(t.timezone,"
@@ -97,7 +97,7 @@ static const char  gchw_sql_print[] =
 
 /* the JSON list of each family invoiced in month $1 (all: $1 null), or of
  * family $2 alone */
-static const char  gchw_sql_list[] =
+static const char  gchb_sql_list[] =
     "select family_id, json_agg(json_build_object("
     "   'id', id, 'number', number, 'month', to_char(month, 'YYYY-MM'),"
     "   'total_cents', total_cents, 'paid', paid,"
@@ -112,7 +112,7 @@ static const char  gchw_sql_list[] =
     " group by family_id";
 
 
-static const char  *gchw_months[] = {
+static const char  *gchb_months[] = {
     "janvier", "février", "mars", "avril", "mai", "juin", "juillet",
     "août", "septembre", "octobre", "novembre", "décembre"
 };
@@ -128,15 +128,15 @@ typedef struct {
     HPDF_Font    bold;
     float        y;
     int          failed;
-} gchw_pdf_t;
+} gchb_pdf_t;
 
 
 static void
-gchw_pdf_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *data)
+gchb_pdf_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *data)
 {
-    gchw_pdf_t  *d = data;
+    gchb_pdf_t  *d = data;
 
-    gchw_log("error", "libharu: error 0x%04x (detail %u)",
+    gchb_log("error", "libharu: error 0x%04x (detail %u)",
              (unsigned) error_no, (unsigned) detail_no);
     d->failed = 1;
 }
@@ -145,7 +145,7 @@ gchw_pdf_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *data)
 /* UTF-8 to WinAnsi (CP1252), the encoding of the base-14 fonts; a
  * character it lacks becomes '?'.  out holds n bytes. */
 static void
-gchw_cp1252(char *out, size_t n, const char *in)
+gchb_cp1252(char *out, size_t n, const char *in)
 {
     size_t                i;
     unsigned int          cp;
@@ -190,12 +190,12 @@ gchw_cp1252(char *out, size_t n, const char *in)
 
 
 static void
-gchw_pdf_text(gchw_pdf_t *d, HPDF_Font font, float size, float x,
+gchb_pdf_text(gchb_pdf_t *d, HPDF_Font font, float size, float x,
     int right, const char *utf8)
 {
     char  buf[512];
 
-    gchw_cp1252(buf, sizeof(buf), utf8);
+    gchb_cp1252(buf, sizeof(buf), utf8);
 
     HPDF_Page_SetFontAndSize(d->page, font, size);
     if (right) {
@@ -208,39 +208,39 @@ gchw_pdf_text(gchw_pdf_t *d, HPDF_Font font, float size, float x,
 
 
 static void
-gchw_euros(char *out, size_t n, long long cents)
+gchb_euros(char *out, size_t n, long long cents)
 {
     snprintf(out, n, "%s%lld,%02lld €", cents < 0 ? "-" : "",
              llabs(cents) / 100, llabs(cents) % 100);
 }
 
 
-#define GCHW_X_CHILD     50
-#define GCHW_X_DATE      150
-#define GCHW_X_ACTIVITY  225
-#define GCHW_X_UNIT      400
-#define GCHW_X_AMOUNT    545
+#define GCHB_X_CHILD     50
+#define GCHB_X_DATE      150
+#define GCHB_X_ACTIVITY  225
+#define GCHB_X_UNIT      400
+#define GCHB_X_AMOUNT    545
 
 
 static void
-gchw_pdf_header_row(gchw_pdf_t *d)
+gchb_pdf_header_row(gchb_pdf_t *d)
 {
-    gchw_pdf_text(d, d->bold, 10, GCHW_X_CHILD, 0, "Enfant");
-    gchw_pdf_text(d, d->bold, 10, GCHW_X_DATE, 0, "Date");
-    gchw_pdf_text(d, d->bold, 10, GCHW_X_ACTIVITY, 0, "Activité");
-    gchw_pdf_text(d, d->bold, 10, GCHW_X_UNIT, 0, "Unité");
-    gchw_pdf_text(d, d->bold, 10, GCHW_X_AMOUNT, 1, "Montant");
+    gchb_pdf_text(d, d->bold, 10, GCHB_X_CHILD, 0, "Enfant");
+    gchb_pdf_text(d, d->bold, 10, GCHB_X_DATE, 0, "Date");
+    gchb_pdf_text(d, d->bold, 10, GCHB_X_ACTIVITY, 0, "Activité");
+    gchb_pdf_text(d, d->bold, 10, GCHB_X_UNIT, 0, "Unité");
+    gchb_pdf_text(d, d->bold, 10, GCHB_X_AMOUNT, 1, "Montant");
     d->y -= 6;
     HPDF_Page_SetLineWidth(d->page, 0.5);
-    HPDF_Page_MoveTo(d->page, GCHW_X_CHILD, d->y);
-    HPDF_Page_LineTo(d->page, GCHW_X_AMOUNT, d->y);
+    HPDF_Page_MoveTo(d->page, GCHB_X_CHILD, d->y);
+    HPDF_Page_LineTo(d->page, GCHB_X_AMOUNT, d->y);
     HPDF_Page_Stroke(d->page);
     d->y -= 14;
 }
 
 
 static void
-gchw_pdf_page(gchw_pdf_t *d)
+gchb_pdf_page(gchb_pdf_t *d)
 {
     d->page = HPDF_AddPage(d->pdf);
     HPDF_Page_SetSize(d->page, HPDF_PAGE_SIZE_A4, HPDF_PAGE_PORTRAIT);
@@ -250,20 +250,20 @@ gchw_pdf_page(gchw_pdf_t *d)
 
 /*
  * Writes the PDF of the invoice whose lines are rows [from, to) of res
- * (gchw_sql_print) to path.  0 or -1 after logging.
+ * (gchb_sql_print) to path.  0 or -1 after logging.
  */
 static int
-gchw_invoice_pdf(PGresult *res, int from, int to, const char *path)
+gchb_invoice_pdf(PGresult *res, int from, int to, const char *path)
 {
     int          row, month;
     char         buf[256], money[32], tmp[4200];
-    gchw_pdf_t   d;
+    gchb_pdf_t   d;
 
     memset(&d, 0, sizeof(d));
 
-    d.pdf = HPDF_New(gchw_pdf_error, &d);
+    d.pdf = HPDF_New(gchb_pdf_error, &d);
     if (d.pdf == NULL) {
-        gchw_log("error", "libharu: cannot create a document");
+        gchb_log("error", "libharu: cannot create a document");
         return -1;
     }
 
@@ -271,65 +271,65 @@ gchw_invoice_pdf(PGresult *res, int from, int to, const char *path)
     d.font = HPDF_GetFont(d.pdf, "Helvetica", "WinAnsiEncoding");
     d.bold = HPDF_GetFont(d.pdf, "Helvetica-Bold", "WinAnsiEncoding");
 
-    gchw_pdf_page(&d);
+    gchb_pdf_page(&d);
 
-    gchw_pdf_text(&d, d.bold, 14, 50, 0, PQgetvalue(res, from, 13));
+    gchb_pdf_text(&d, d.bold, 14, 50, 0, PQgetvalue(res, from, 13));
     d.y -= 30;
 
     snprintf(buf, sizeof(buf), "Facture N° %06lld",
              atoll(PQgetvalue(res, from, 1)));
-    gchw_pdf_text(&d, d.bold, 20, 50, 0, buf);
+    gchb_pdf_text(&d, d.bold, 20, 50, 0, buf);
     d.y -= 28;
 
     month = atoi(PQgetvalue(res, from, 6));
     snprintf(buf, sizeof(buf), "Période : %s %s",
-             gchw_months[(month - 1) % 12], PQgetvalue(res, from, 7));
-    gchw_pdf_text(&d, d.font, 11, 50, 0, buf);
+             gchb_months[(month - 1) % 12], PQgetvalue(res, from, 7));
+    gchb_pdf_text(&d, d.font, 11, 50, 0, buf);
     d.y -= 16;
 
     snprintf(buf, sizeof(buf), "Famille : %s", PQgetvalue(res, from, 2));
-    gchw_pdf_text(&d, d.font, 11, 50, 0, buf);
+    gchb_pdf_text(&d, d.font, 11, 50, 0, buf);
     d.y -= 16;
 
     snprintf(buf, sizeof(buf), "Émise le : %s", PQgetvalue(res, from, 5));
-    gchw_pdf_text(&d, d.font, 11, 50, 0, buf);
+    gchb_pdf_text(&d, d.font, 11, 50, 0, buf);
     d.y -= 32;
 
-    gchw_pdf_header_row(&d);
+    gchb_pdf_header_row(&d);
 
     for (row = from; row < to; row++) {
         if (d.y < 90) {
-            gchw_pdf_page(&d);
-            gchw_pdf_header_row(&d);
+            gchb_pdf_page(&d);
+            gchb_pdf_header_row(&d);
         }
 
-        gchw_pdf_text(&d, d.font, 10, GCHW_X_CHILD, 0,
+        gchb_pdf_text(&d, d.font, 10, GCHB_X_CHILD, 0,
                       PQgetvalue(res, row, 8));
-        gchw_pdf_text(&d, d.font, 10, GCHW_X_DATE, 0,
+        gchb_pdf_text(&d, d.font, 10, GCHB_X_DATE, 0,
                       PQgetvalue(res, row, 9));
         snprintf(buf, sizeof(buf), "%.34s", PQgetvalue(res, row, 11));
-        gchw_pdf_text(&d, d.font, 10, GCHW_X_ACTIVITY, 0, buf);
+        gchb_pdf_text(&d, d.font, 10, GCHB_X_ACTIVITY, 0, buf);
         snprintf(buf, sizeof(buf), "%.24s", PQgetvalue(res, row, 10));
-        gchw_pdf_text(&d, d.font, 10, GCHW_X_UNIT, 0, buf);
-        gchw_euros(money, sizeof(money), atoll(PQgetvalue(res, row, 12)));
-        gchw_pdf_text(&d, d.font, 10, GCHW_X_AMOUNT, 1, money);
+        gchb_pdf_text(&d, d.font, 10, GCHB_X_UNIT, 0, buf);
+        gchb_euros(money, sizeof(money), atoll(PQgetvalue(res, row, 12)));
+        gchb_pdf_text(&d, d.font, 10, GCHB_X_AMOUNT, 1, money);
         d.y -= 15;
     }
 
     d.y -= 4;
-    HPDF_Page_MoveTo(d.page, GCHW_X_UNIT, d.y + 12);
-    HPDF_Page_LineTo(d.page, GCHW_X_AMOUNT, d.y + 12);
+    HPDF_Page_MoveTo(d.page, GCHB_X_UNIT, d.y + 12);
+    HPDF_Page_LineTo(d.page, GCHB_X_AMOUNT, d.y + 12);
     HPDF_Page_Stroke(d.page);
     d.y -= 6;
 
-    gchw_euros(money, sizeof(money), atoll(PQgetvalue(res, from, 3)));
+    gchb_euros(money, sizeof(money), atoll(PQgetvalue(res, from, 3)));
     snprintf(buf, sizeof(buf), "Total : %s", money);
-    gchw_pdf_text(&d, d.bold, 12, GCHW_X_AMOUNT, 1, buf);
+    gchb_pdf_text(&d, d.bold, 12, GCHB_X_AMOUNT, 1, buf);
     d.y -= 30;
 
     snprintf(buf, sizeof(buf), "À payer avant le %s",
              PQgetvalue(res, from, 4));
-    gchw_pdf_text(&d, d.bold, 12, 50, 0, buf);
+    gchb_pdf_text(&d, d.bold, 12, 50, 0, buf);
 
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 
@@ -340,7 +340,7 @@ gchw_invoice_pdf(PGresult *res, int from, int to, const char *path)
         return 0;
     }
 
-    gchw_log("error", "cannot write invoice \"%s\": %s", path,
+    gchb_log("error", "cannot write invoice \"%s\": %s", path,
              d.failed ? "libharu failed" : strerror(errno));
     unlink(tmp);
     HPDF_Free(d.pdf);
@@ -350,10 +350,10 @@ gchw_invoice_pdf(PGresult *res, int from, int to, const char *path)
 
 
 static int
-gchw_mkdir(const char *path)
+gchb_mkdir(const char *path)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        gchw_log("error", "cannot create \"%s\": %s", path, strerror(errno));
+        gchb_log("error", "cannot create \"%s\": %s", path, strerror(errno));
         return -1;
     }
 
@@ -363,7 +363,7 @@ gchw_mkdir(const char *path)
 
 /* Step 2 of the file comment.  The number of files written, or -1. */
 static int
-gchw_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
+gchb_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
 {
     int          n, row, first, written, rc;
     char         path[4096];
@@ -371,9 +371,9 @@ gchw_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
     const char  *params[1];
 
     params[0] = month;
-    res = PQexecParams(pg, gchw_sql_print, 1, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(pg, gchb_sql_print, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -382,7 +382,7 @@ gchw_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
     written = 0;
     rc = 0;
 
-    if (n && gchw_mkdir(dir) != 0) {
+    if (n && gchb_mkdir(dir) != 0) {
         PQclear(res);
         return -1;
     }
@@ -396,7 +396,7 @@ gchw_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
 
         snprintf(path, sizeof(path), "%s/%s", dir,
                  PQgetvalue(res, first, 2));
-        if (gchw_mkdir(path) != 0) {
+        if (gchb_mkdir(path) != 0) {
             rc = -1;
             break;
         }
@@ -407,7 +407,7 @@ gchw_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
             continue;
         }
 
-        if (gchw_invoice_pdf(res, first, row, path) != 0) {
+        if (gchb_invoice_pdf(res, first, row, path) != 0) {
             rc = -1;
             break;
         }
@@ -420,17 +420,17 @@ gchw_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
-gchw_invoice_publish(PGconn *pg, redisContext *rc, const char *month)
+gchb_invoice_publish(PGconn *pg, redisContext *rc, const char *month)
 {
-    return gchw_invoice_publish_family(pg, rc, month, NULL);
+    return gchb_invoice_publish_family(pg, rc, month, NULL);
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
-gchw_invoice_publish_family(PGconn *pg, redisContext *rc, const char *month,
+gchb_invoice_publish_family(PGconn *pg, redisContext *rc, const char *month,
     const char *family_id)
 {
     int          row, n;
@@ -441,9 +441,9 @@ gchw_invoice_publish_family(PGconn *pg, redisContext *rc, const char *month,
 
     params[0] = month;
     params[1] = family_id;
-    res = PQexecParams(pg, gchw_sql_list, 2, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(pg, gchb_sql_list, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -455,7 +455,7 @@ gchw_invoice_publish_family(PGconn *pg, redisContext *rc, const char *month,
                  PQgetvalue(res, row, 0));
         r = redisCommand(rc, "SET %s %s", key, PQgetvalue(res, row, 1));
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            gchw_log("error", "redis: SET %s: %s", key,
+            gchb_log("error", "redis: SET %s: %s", key,
                      r ? r->str : rc->errstr);
             if (r) {
                 freeReplyObject(r);
@@ -473,7 +473,7 @@ gchw_invoice_publish_family(PGconn *pg, redisContext *rc, const char *month,
 
 
 static int
-gchw_month_ok(const char *m)
+gchb_month_ok(const char *m)
 {
     int  i;
 
@@ -493,9 +493,9 @@ gchw_month_ok(const char *m)
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
-gchw_invoice_run(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
+gchb_invoice_run(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     const char *month, int *created)
 {
     int          files;
@@ -505,58 +505,58 @@ gchw_invoice_run(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
 
     *created = 0;
 
-    if (!gchw_month_ok(month)) {
-        gchw_log("error", "invoice: month \"%s\" is not YYYY-MM", month);
+    if (!gchb_month_ok(month)) {
+        gchb_log("error", "invoice: month \"%s\" is not YYYY-MM", month);
         return -1;
     }
 
     snprintf(first, sizeof(first), "%s-01", month);
     params[0] = first;
 
-    if (gchw_pg_exec(pg, "begin") != 0) {
+    if (gchb_pg_exec(pg, "begin") != 0) {
         return -1;
     }
 
-    if (gchw_pg_exec(pg, "select pg_advisory_xact_lock("
-                     GCHW_LOCK_INVOICE ")") != 0)
+    if (gchb_pg_exec(pg, "select pg_advisory_xact_lock("
+                     GCHB_LOCK_INVOICE ")") != 0)
     {
         goto failed;
     }
 
-    res = PQexecParams(pg, gchw_sql_invoices, 1, NULL, params, NULL, NULL,
+    res = PQexecParams(pg, gchb_sql_invoices, 1, NULL, params, NULL, NULL,
                        0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         goto failed;
     }
     *created = atoi(PQcmdTuples(res));
     PQclear(res);
 
-    res = PQexecParams(pg, gchw_sql_lines, 1, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(pg, gchb_sql_lines, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         goto failed;
     }
     PQclear(res);
 
-    if (gchw_pg_exec(pg, "commit") != 0) {
+    if (gchb_pg_exec(pg, "commit") != 0) {
         *created = 0;
         return -1;
     }
 
     if (*created) {
-        gchw_log("info", "invoice %s: %d invoice%s created", month, *created,
+        gchb_log("info", "invoice %s: %d invoice%s created", month, *created,
                  *created == 1 ? "" : "s");
     }
 
-    files = gchw_invoice_pdfs(pg, conf->invoice_dir, first);
+    files = gchb_invoice_pdfs(pg, conf->invoice_dir, first);
     if (files < 0) {
         return -1;
     }
 
-    if (rc && gchw_invoice_publish(pg, rc, first) < 0) {
+    if (rc && gchb_invoice_publish(pg, rc, first) < 0) {
         return -1;
     }
 
@@ -564,16 +564,16 @@ gchw_invoice_run(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
 
 failed:
 
-    gchw_pg_exec(pg, "rollback");
+    gchb_pg_exec(pg, "rollback");
     *created = 0;
 
     return -1;
 }
 
 
-/* See gchw.h. */
+/* See gchb.h. */
 int
-gchw_invoice_schedule(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
+gchb_invoice_schedule(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     char last[8])
 {
     int        created, rv;
@@ -591,7 +591,7 @@ gchw_invoice_schedule(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
         " from (select coalesce((select timezone from town where id = 1),"
         "   'Europe/Paris') tz) z");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchw_log("error", "postgres: %s", PQerrorMessage(pg));
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);
         return -1;
     }
@@ -606,10 +606,10 @@ gchw_invoice_schedule(PGconn *pg, redisContext *rc, const gchw_conf_t *conf,
     snprintf(month, sizeof(month), "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
 
-    gchw_log("info", "invoice_day %d: invoicing %s", conf->invoice_day,
+    gchb_log("info", "invoice_day %d: invoicing %s", conf->invoice_day,
              month);
 
-    rv = gchw_invoice_run(pg, rc, conf, month, &created);
+    rv = gchb_invoice_run(pg, rc, conf, month, &created);
     if (rv == 0) {
         memcpy(last, month, 8);
     }

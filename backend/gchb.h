@@ -1,0 +1,214 @@
+/*
+ * gchb.h -- what the back-end programs share (backend/, libgchb.a).
+ *
+ * guichet-worker, guichetctl and guichet-office all link build/libgchb.a:
+ * settings (conf.c, one table), logging, clocks, files, the token secret
+ * and the Redis connection (util.c), the PostgreSQL connection and the
+ * migration runner (db.c), a growable buffer (buf.c); and the two pieces
+ * of Guichet that more than one program runs: monthly invoices
+ * (invoice.c) and the publication of a staff account's change (staff.c).
+ * Nothing here includes the worker's, guichetctl's or the office's
+ * headers.
+ */
+
+#ifndef GCHB_H
+#define GCHB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#include <gch.h>
+
+
+/*
+ * PostgreSQL advisory lock keys, all here so that no two uses share one by
+ * accident.  Transaction-level (pg_advisory_xact_lock) unless said.
+ */
+#define GCHB_LOCK_MIGRATE  "7310041"    /* guichetctl migrate */
+#define GCHB_LOCK_INVOICE  "7310042"    /* invoicing and town loading */
+#define GCHB_LOCK_SEPA     "7310043"    /* SEPA direct-debit files */
+#define GCHB_LOCK_PERSIST  "7310044"    /* one persister batch at a time */
+#define GCHB_LOCK_PUBLISH  "7567061716" /* publication; session-level */
+
+
+/* ------------------------------------------------------------------ */
+/* settings (conf.c)                                                   */
+
+typedef struct {
+    char   *redis;
+    char   *redis_password;
+    char   *postgres;
+    char   *secret_file;
+    char   *migrations_dir;
+    char   *consumer;
+    int     batch_size;
+    int     batch_wait_ms;
+    int     reap_after_ms;
+    int     recount_after_ms;
+    int     heartbeat_ms;
+    int     claim_idle_ms;
+    int     publish_interval_ms;
+    int     max_attempts;
+    int     stream_keep_ms;
+    char   *invoice_dir;
+    int     invoice_day;
+    char   *smtp;
+    char   *smtp_from;
+    int     smtp_max_attempts;
+    int     smtp_retry_ms;
+    char   *office_listen;
+    char   *office_upload_dir;
+    int     office_upload_max;
+    int     office_documents_max;
+    int     office_documents_bytes_max;
+    char   *office_socket_mode;
+    char   *office_socket_group;
+    int     office_hash_threads;
+    int     token_ttl_s;
+    char   *site_url;
+    char   *payfip_url;
+    char   *payfip_client;
+    char   *sepa_creditor_name;
+    char   *sepa_creditor_iban;
+    char   *sepa_creditor_bic;
+    char   *sepa_creditor_id;
+} gchb_conf_t;
+
+/*
+ * Fills *conf with the defaults, then the settings of file (NULL: defaults
+ * only).  Strings in *conf are malloc'ed and owned by conf; release them
+ * with gchb_conf_free().  Returns 0, or -1 after logging the file, line and
+ * reason (unknown key, bad value); *conf then holds nothing to free.
+ */
+int gchb_conf_load(gchb_conf_t *conf, const char *file);
+void gchb_conf_free(gchb_conf_t *conf);
+/*
+ * The settings file to read when the program was given given (-c FILE, may
+ * be NULL): given, else $GUICHET_CONF, else <checkout>/var/worker.conf when
+ * the program runs from <checkout>/build/ and the file exists (make run
+ * writes it), else NULL (the built-in defaults).  The string is given, the
+ * environment's or static storage.
+ */
+const char *gchb_conf_find(const char *given);
+/* The file the last successful gchb_conf_load read, NULL for none: the
+ * connection errors name it. */
+const char *gchb_conf_source(void);
+/* "settings from FILE" or "no settings file: the built-in defaults, give
+ * -c FILE or set GUICHET_CONF", for the connection errors. */
+const char *gchb_conf_note(void);
+/* Writes "key = value" lines of every setting to stdout (guichetctl). */
+void gchb_conf_dump(const gchb_conf_t *conf);
+
+
+/* ------------------------------------------------------------------ */
+/* logging and helpers (util.c)                                        */
+
+void gchb_log_init(const char *program);
+/* One line on stderr: time, level, program, message. */
+void gchb_log(const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+int64_t gchb_now_ms(void);
+void gchb_sleep_ms(int ms);
+
+/* Reads a whole file; *out is malloc'ed (NUL-terminated) and owned by the
+ * caller.  -1 with errno set on failure. */
+int gchb_read_file(const char *path, char **out, size_t *len);
+
+/* Secret file: 64 hex characters (optional trailing newline) or 32 raw
+ * bytes.  0 or -1 after logging. */
+int gchb_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN]);
+/* Creates path (mode 0600, refuses to overwrite) with 64 fresh hex
+ * characters and a newline.  0 or -1 after logging. */
+int gchb_secret_create(const char *path);
+
+/* Connects to conf->redis ("host:port" or "unix:/path"), sends AUTH when
+ * redis_password is set.  The caller owns the context (redisFree).  NULL
+ * after logging, and NULL while Redis is still loading its data after a
+ * restart (LOADING; logged once every 10 s at most): the caller retries
+ * later, as when Redis is down. */
+redisContext *gchb_redis_connect(const gchb_conf_t *conf);
+/* The same for a command line tool (guichetctl): while Redis loads its
+ * data, waits, with one progress line on stderr (updated in place on a
+ * terminal, else repeated every 30 s at most), then returns the
+ * connection. */
+redisContext *gchb_redis_connect_wait(const gchb_conf_t *conf);
+
+
+/* ------------------------------------------------------------------ */
+/* growable buffer (buf.c)                                              */
+
+/* Zeroed means empty: gchb_buf_t b = { 0 }. */
+typedef struct {
+    char    *data;               /* malloc'ed, NUL-terminated; NULL empty */
+    size_t   len;
+    size_t   cap;
+    int      failed;             /* an allocation failed: sticky */
+} gchb_buf_t;
+
+/* Appends s[0..n) and a NUL after it.  0, or -1 when out of memory now or
+ * before (b->failed): nothing more is added.  b->data is the owner's, to
+ * release with gchb_buf_free() or free(). */
+int gchb_buf_add(gchb_buf_t *b, const char *s, size_t n);
+/* Releases the bytes; b is empty again. */
+void gchb_buf_free(gchb_buf_t *b);
+
+
+/* ------------------------------------------------------------------ */
+/* PostgreSQL (db.c)                                                    */
+
+/* NULL after logging; the caller owns the connection (PQfinish). */
+PGconn *gchb_pg_connect(const gchb_conf_t *conf);
+/* Runs sql (no parameters) and checks its status; 0, or -1 after logging.
+ * The result is cleared. */
+int gchb_pg_exec(PGconn *pg, const char *sql);
+/* Applies every NNNN_*.sql of dir not yet in schema_migrations, in order,
+ * each in one transaction with its row.  0 or -1 (nothing of the failing
+ * migration is left). *applied counts the new ones. */
+int gchb_migrate(PGconn *pg, const char *dir, int *applied);
+
+
+/* ------------------------------------------------------------------ */
+/* monthly invoices (invoice.c)                                         */
+
+/*
+ * Invoices month ("YYYY-MM"): creates, in one transaction, an invoice per
+ * family with billable bookings that month and no invoice for it yet
+ * (*created counts them), writes the missing PDFs under
+ * conf->invoice_dir, then (rc not NULL) publishes {f:<fid>}:invoices of
+ * the families invoiced that month.  0, or -1 after logging (nothing of
+ * the transaction is left when it failed).
+ */
+int gchb_invoice_run(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
+    const char *month, int *created);
+/* SET {f:<fid>}:invoices <JSON array> for the families invoiced in month
+ * ("YYYY-MM-01"), or every family with an invoice (month NULL).  The
+ * number of families, or -1 after logging. */
+int gchb_invoice_publish(PGconn *pg, redisContext *rc, const char *month);
+/* The same, for family_id alone (NULL: every family) after one of its
+ * invoices was paid (guichet-office) or debited. */
+int gchb_invoice_publish_family(PGconn *pg, redisContext *rc,
+    const char *month, const char *family_id);
+/* The worker's schedule: on day conf->invoice_day of the month (town time
+ * zone), invoices the previous month unless it is last ("YYYY-MM", "" at
+ * start), then sets last.  0 (nothing to do or done), -1 after logging. */
+int gchb_invoice_schedule(PGconn *pg, redisContext *rc,
+    const gchb_conf_t *conf, char last[8]);
+
+
+/* ------------------------------------------------------------------ */
+/* staff accounts (staff.c)                                             */
+
+/* A staff account changed (issue 18): role non-NULL, it is active with a
+ * new password (gch:staff[login] = role); NULL, it is deactivated (HDEL).
+ * Either way its tokens recorded in {f:staff:<login>}:tokens end (into
+ * gch:revoked until they expire; gch:revoked:gen moves).  0, or -1 after
+ * logging the Redis error. */
+int gchb_staff_changed(redisContext *rc, const char *login,
+    const char *role);
+
+
+#endif /* GCHB_H */

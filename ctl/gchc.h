@@ -1,0 +1,58 @@
+/*
+ * gchc.h -- guichetctl's commands that live in ctl/ (the operators' tool).
+ *
+ * ctl.c parses the command line and runs one command; the longer ones
+ * have a file each: load-town (load.c), sepa-export (sepa.c), check and
+ * recount (check.c).  guichetctl may call the back-end library
+ * (backend/gchb.h) and the worker's tasks (worker/gchw.h: publication,
+ * the persister's lag); neither calls back here.
+ */
+
+#ifndef GCHC_H
+#define GCHC_H
+
+#include "gchw.h"
+
+
+/* ------------------------------------------------------------------ */
+/* load-town (load.c)                                                   */
+
+/*
+ * Parses the town file with the engine and upserts it in one transaction.
+ * 0, 1 when it changed nothing, or -1 after printing the engine's message
+ * (nothing written).  Unless replace is set, a file of another town (its
+ * name differs from the loaded town's) or one that drops families that
+ * have bookings is refused (-1, the reason printed, nothing written).
+ */
+int gchc_load_town(PGconn *pg, const char *path, int replace);
+
+
+/* ------------------------------------------------------------------ */
+/* SEPA direct-debit export (sepa.c)                                    */
+
+/*
+ * guichetctl sepa-export: writes the pain.008 file of month ("YYYY-MM")
+ * to out (NULL: stdout): the month's unpaid invoices of families with an
+ * active mandate, in ONE transaction that records the export
+ * (sepa_export, unique per month) and marks those invoices paid by
+ * direct debit.  A month already exported writes nothing and returns 1
+ * after saying so on stderr.  0, 1, or -1 after logging (nothing left).
+ */
+int gchc_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
+    const char *month, const char *out, const char *by);
+
+
+/* ------------------------------------------------------------------ */
+/* guichetctl check (check.c)                                           */
+
+/* Compares Redis with PostgreSQL (places taken per session, claims per
+ * child), one line per difference on stdout.  The number of differences,
+ * or -1 after logging. */
+int gchc_check(PGconn *pg, redisContext *rc);
+/* guichetctl recount SESSION...: schedules the reaper's recount of each
+ * session whose booked set PostgreSQL confirms.  0, or 1 when one was not
+ * scheduled (unknown, or its booked set differs) or on an error. */
+int gchc_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n);
+
+
+#endif /* GCHC_H */
