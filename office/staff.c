@@ -117,7 +117,7 @@ gcho_staff_exec(redisContext *rc, int n, const char *what)
 
     for (i = 0; i < n; i++) {
         if (redisGetReply(rc, (void **) &r) != REDIS_OK) {
-            gchw_log("error", "office: redis: %s: %s", what, rc->errstr);
+            gchb_log("error", "office: redis: %s: %s", what, rc->errstr);
             if (last) {
                 freeReplyObject(last);
             }
@@ -131,7 +131,7 @@ gcho_staff_exec(redisContext *rc, int n, const char *what)
         last = r;
 
         if (r->type == REDIS_REPLY_ERROR) {
-            gchw_log("error", "office: redis: %s: %s", what, r->str);
+            gchb_log("error", "office: redis: %s: %s", what, r->str);
             bad = 1;
         }
     }
@@ -140,7 +140,7 @@ gcho_staff_exec(redisContext *rc, int n, const char *what)
         || last->elements != (size_t) (n - 2))
     {
         if (!bad) {
-            gchw_log("error", "office: redis: %s: unexpected reply", what);
+            gchb_log("error", "office: redis: %s: unexpected reply", what);
         }
         freeReplyObject(last);
         return NULL;

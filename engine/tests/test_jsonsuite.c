@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "tap.h"
-#include "json.h"
+#include <gch_json.h>
 
 
 #define TSUITE_DIR  "../../tests/json-test-suite"
