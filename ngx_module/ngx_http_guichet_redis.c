@@ -269,6 +269,25 @@ ngx_http_guichet_reconnect_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * A refused AUTH (a wrong guichet_redis_password, or none configured on
+ * the Redis side) is logged: every command of that connection is then
+ * refused (NOAUTH), and requests answer 503 unavailable.
+ */
+static void
+ngx_http_guichet_auth_done(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    redisReply  *r = reply;
+
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "guichet: redis refused guichet_redis_password: %s",
+                      r->str);
+    }
+}
+
+
 static void
 ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc)
 {
@@ -349,7 +368,7 @@ ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc)
     /* the first command makes hiredis wait for writability: connect */
 
     if (gmcf->redis_password.len) {
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %b",
+        redisAsyncCommand(ac, ngx_http_guichet_auth_done, NULL, "AUTH %b",
                           gmcf->redis_password.data,
                           gmcf->redis_password.len);
 

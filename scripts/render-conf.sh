@@ -15,6 +15,15 @@
 # when the template names them and neither file exists, a self-signed
 # pair for localhost is made there (openssl, EC P-256, 7 days), for
 # nginx -t and the tests.  A real deployment passes its own.
+#
+# @REDIS_AUTH@ becomes `guichet_redis_password "...";` with the password
+# of $GUICHET_REDIS_PASSWORD, else of the file redis.pass beside the
+# secret file, else a comment (no password: the tests' and make run's
+# Redis on loopback).  @REDIS_PASSWORD@ (production.conf) is that
+# password, which it requires: when there is none, a random one is made
+# in redis.pass beside the secret file (mode 0600), for nginx -t and the
+# tests; the operator's Redis must require the same (requirepass).  The
+# rendered file is mode 0600: it may hold the password.
 set -euo pipefail
 [ $# -ge 7 ] && [ $# -le 9 ] || {
     echo "usage: $0 TEMPLATE OUT MODULE VAR PORT REDIS SECRET" \
@@ -35,8 +44,29 @@ if grep -q '@TLS_\(CERT\|KEY\)@' "$1" &&
         exit 1
     }
 fi
+redis_pass_file=$(dirname "$7")/redis.pass
+redis_password=${GUICHET_REDIS_PASSWORD:-}
+if [ -z "$redis_password" ] && [ -s "$redis_pass_file" ]; then
+    redis_password=$(cat "$redis_pass_file")
+fi
+if [ -z "$redis_password" ] && grep -q '@REDIS_PASSWORD@' "$1"; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' \
+        > "$redis_pass_file")
+    redis_password=$(cat "$redis_pass_file")
+fi
+case $redis_password in
+    *[!A-Za-z0-9._~-]*)
+        echo "$0: the Redis password may hold only A-Za-z0-9._~-" >&2
+        exit 1 ;;
+esac
+if [ -n "$redis_password" ]; then
+    redis_auth="guichet_redis_password \"$redis_password\";"
+else
+    redis_auth="# no guichet_redis_password: Redis on loopback without one"
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 esc() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
+umask 077
 sed -e "s|@ROOT@|$(esc "$root")|g" \
     -e "s|@MODULE@|$(esc "$3")|g" \
     -e "s|@VAR@|$(esc "$4")|g" \
@@ -47,6 +77,8 @@ sed -e "s|@ROOT@|$(esc "$root")|g" \
     -e "s|@OFFICE@|$(esc "$office")|g" \
     -e "s|@TLS_CERT@|$(esc "$tls_cert")|g" \
     -e "s|@TLS_KEY@|$(esc "$tls_key")|g" \
+    -e "s|@REDIS_AUTH@|$(esc "$redis_auth")|g" \
+    -e "s|@REDIS_PASSWORD@|$(esc "$redis_password")|g" \
     "$1" > "$2.tmp"
 if grep -n '@[A-Z]*@' "$2.tmp" >&2; then
     echo "$0: placeholders left in $1" >&2

@@ -94,6 +94,10 @@ class Stack:
     # a single host) rather than on 127.0.0.1 (the tests' own client always
     # uses TCP)
     redis_unix = False
+    # a password Redis requires (requirepass), given to the module
+    # (guichet_redis_password through render-conf.sh), the worker, the
+    # office and guichetctl (redis_password); None: no password
+    redis_password = None
 
     def __init__(self, town=DEMO_TOWN, module=None, name="stack",
                  nginx_template=None, pg_settings=None):
@@ -195,9 +199,12 @@ class Stack:
              "--bind", "127.0.0.1",
              "--port", str(self.redis_port), "--dir", self._path("redis"),
              "--unixsocket", self._path("redis.sock"),
-             "--unixsocketperm", "777"] + list(extra),
+             "--unixsocketperm", "777"]
+            + (["--requirepass", self.redis_password]
+               if self.redis_password else []) + list(extra),
             stdout=self._log("redis"), stderr=subprocess.STDOUT)
         self._redis = redislib.Redis(host="127.0.0.1", port=self.redis_port,
+                                     password=self.redis_password,
                                      decode_responses=True)
 
         def up():
@@ -312,6 +319,8 @@ class Stack:
             # nobody:nogroup, Debian's build defaults)
             if os.geteuid() == 0:
                 f.write("office_socket_group = %s\n" % NGINX_GROUP)
+            if self.redis_password:
+                f.write("redis_password = %s\n" % self.redis_password)
             # nginx's port is chosen now: the payment provider's return
             # and notification addresses are on the site (site_url)
             self.port = free_port()
@@ -433,6 +442,8 @@ class Stack:
                         self.nginx_conf, self.module, ndir, str(self.port),
                         self.redis_address, self.secret,
                         self._path("invoices"), self._path("office.sock")],
+                       env=dict(os.environ, GUICHET_REDIS_PASSWORD=(
+                           self.redis_password or "")),
                        check=True)
         env = dict(os.environ)
         if self.asan:
