@@ -60,7 +60,7 @@ typedef struct {
 typedef struct {
     ngx_atomic_t              requests[8];      /* by status class, below */
     ngx_atomic_t              cells_confirmed;
-    ngx_atomic_t              cells_refused[16];   /* by reason, _metrics.c */
+    ngx_atomic_t              cells_refused[16];   /* gch_reason_t - 1 */
     ngx_atomic_t              redis_round_trips;
     ngx_atomic_t              redis_errors;
     ngx_atomic_t              redis_reconnects;

@@ -518,7 +518,6 @@ ngx_http_guichet_remember_full(ngx_http_guichet_op_t *op)
 {
     size_t                         i, n;
     int64_t                        until;
-    const char                    *reason;
     const gch_session_t           *s;
     ngx_http_guichet_main_conf_t  *gmcf;
 
@@ -532,10 +531,9 @@ ngx_http_guichet_remember_full(ngx_http_guichet_op_t *op)
     n = gch_book_ncells(op->book);
 
     for (i = 0; i < n; i++) {
-        reason = gch_book_cell_reason(op->book, i);
         s = gch_book_cell_session(op->book, i);
 
-        if (reason && s && ngx_strcmp(reason, "full") == 0) {
+        if (s && gch_book_cell_outcome(op->book, i) == GCH_REASON_FULL) {
             op->cat->full_until[s - op->cat->town->sessions] = until;
         }
     }

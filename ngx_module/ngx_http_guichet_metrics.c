@@ -14,11 +14,9 @@
 #include "ngx_http_guichet_api.h"
 
 
-static const char  *ngx_http_guichet_reasons[] = {
-    "full", "conflict", "already_booked", "not_open_yet", "closed",
-    "not_enrolled", "age", "documents_missing", "unpaid_invoices",
-    "week_incomplete", "unknown_session", "unit_required", NULL
-};
+/* every reason of the engine has its counter */
+typedef char ngx_http_guichet_reasons_fit_t[
+    (GCH_REASON_COUNT - 1 <= 16) ? 1 : -1];
 
 
 static ngx_uint_t ngx_http_guichet_latency_us[NGX_HTTP_GUICHET_NBUCKETS] = {
@@ -67,13 +65,15 @@ ngx_http_guichet_observe(ngx_http_guichet_op_t *op)
 }
 
 
-/* The outcome of each cell of a booking answer. */
+/*
+ * The outcome of each cell of a booking answer, as the engine says it:
+ * cells_refused[] is indexed by gch_reason_t - 1.
+ */
 void
 ngx_http_guichet_count_cells(gch_book_t *book)
 {
     size_t                       i, n;
-    ngx_uint_t                   k;
-    const char                  *reason;
+    gch_reason_t                 reason;
     ngx_http_guichet_metrics_t  *m = ngx_http_guichet_worker.metrics;
 
     if (m == NULL) {
@@ -83,18 +83,13 @@ ngx_http_guichet_count_cells(gch_book_t *book)
     n = gch_book_ncells(book);
 
     for (i = 0; i < n; i++) {
-        reason = gch_book_cell_reason(book, i);
+        reason = gch_book_cell_outcome(book, i);
 
-        if (reason == NULL) {
+        if (reason == GCH_REASON_NONE) {
             (void) ngx_atomic_fetch_add(&m->cells_confirmed, 1);
-            continue;
-        }
 
-        for (k = 0; ngx_http_guichet_reasons[k]; k++) {
-            if (ngx_strcmp(reason, ngx_http_guichet_reasons[k]) == 0) {
-                (void) ngx_atomic_fetch_add(&m->cells_refused[k], 1);
-                break;
-            }
+        } else if ((ngx_uint_t) reason < GCH_REASON_COUNT) {
+            (void) ngx_atomic_fetch_add(&m->cells_refused[reason - 1], 1);
         }
     }
 }
@@ -271,11 +266,11 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
     p = ngx_slprintf(p, last, "# TYPE guichet_cells_total counter\n"
                      "guichet_cells_total{outcome=\"confirmed\"} %uA\n",
                      m->cells_confirmed);
-    for (i = 0; ngx_http_guichet_reasons[i]; i++) {
+    for (i = GCH_REASON_NONE + 1; i < GCH_REASON_COUNT; i++) {
         p = ngx_slprintf(p, last,
                          "guichet_cells_total{outcome=\"refused\","
                          "reason=\"%s\"} %uA\n",
-                         ngx_http_guichet_reasons[i], m->cells_refused[i]);
+                         gch_reason_name(i), m->cells_refused[i - 1]);
     }
 
     p = ngx_slprintf(p, last,

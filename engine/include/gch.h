@@ -57,6 +57,32 @@ typedef struct {
 /* malloc/free; for the worker, guichetctl and tests. */
 extern const gch_alloc_t  gch_alloc_std;
 
+/*
+ * Why a cell of a booking is refused: the "reason" of its answer, one row
+ * each in docs/errors.md (scripts/check-docs.py reads gch_reasons[] of
+ * engine/src/alloc.c).  To add one: a constant before GCH_REASON_COUNT,
+ * its name at the same place in gch_reasons[], its row in docs/errors.md.
+ */
+typedef enum {
+    GCH_REASON_NONE = 0,                 /* not refused */
+    GCH_REASON_FULL,
+    GCH_REASON_CONFLICT,
+    GCH_REASON_ALREADY_BOOKED,
+    GCH_REASON_NOT_OPEN_YET,
+    GCH_REASON_CLOSED,
+    GCH_REASON_NOT_ENROLLED,
+    GCH_REASON_AGE,
+    GCH_REASON_DOCUMENTS_MISSING,
+    GCH_REASON_UNPAID_INVOICES,
+    GCH_REASON_WEEK_INCOMPLETE,
+    GCH_REASON_UNKNOWN_SESSION,
+    GCH_REASON_UNIT_REQUIRED,
+    GCH_REASON_COUNT
+} gch_reason_t;
+
+/* "full", "conflict", ...; NULL for GCH_REASON_NONE or out of range. */
+const char *gch_reason_name(gch_reason_t reason);
+
 /* Fill err (if not NULL) from a GCH_E* and an optional message. */
 void gch_error_set(gch_error_t *err, int rc, const char *fmt, ...);
 
@@ -409,8 +435,12 @@ int gch_book_replayed(const gch_book_t *b);
 /* After a 429 (the family's budget): its Retry-After in seconds, else 0. */
 long long gch_book_retry_after(const gch_book_t *b);
 void gch_book_free(gch_book_t *b);
-/* Per-cell outcomes once answered, for metrics: NULL = confirmed. */
+/*
+ * Per-cell outcomes once answered (metrics, the sold-out cache):
+ * GCH_REASON_NONE = confirmed; the reason's name (NULL = confirmed).
+ */
 size_t gch_book_ncells(const gch_book_t *b);
+gch_reason_t gch_book_cell_outcome(const gch_book_t *b, size_t i);
 const char *gch_book_cell_reason(const gch_book_t *b, size_t i);
 const gch_session_t *gch_book_cell_session(const gch_book_t *b, size_t i);
 

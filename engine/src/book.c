@@ -50,7 +50,7 @@ typedef struct {
     const gch_item_t     *item;
     const gch_child_t    *child;
     const gch_session_t  *session;
-    const char           *reason;       /* NULL: still open */
+    gch_reason_t          reason;       /* GCH_REASON_NONE: open */
     char                  bid[GCH_BID_LEN + 1];
     uint32_t              quanta;       /* claims this cell needs */
     uint32_t              claimed;      /* claims step one set for us */
@@ -398,7 +398,7 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
 
     s = c->session;
     if (s == NULL) {
-        c->reason = "unknown_session";
+        c->reason = GCH_REASON_UNKNOWN_SESSION;
         return;
     }
 
@@ -407,35 +407,35 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
     starts = b->in.town->units[s->unit].starts_min;
 
     if (!gch_enrolled(b->in.family, c)) {
-        c->reason = "not_enrolled";
+        c->reason = GCH_REASON_NOT_ENROLLED;
         return;
     }
 
     age = gch_age_on(c->child->birth_date, s->date);
     if (age < act->age_min || age > act->age_max) {
-        c->reason = "age";
+        c->reason = GCH_REASON_AGE;
         return;
     }
 
     if (!gch_documents_ok(b->in.family, act, s->date)) {
-        c->reason = "documents_missing";
+        c->reason = GCH_REASON_DOCUMENTS_MISSING;
         return;
     }
 
     if (act->blocks_unpaid && b->in.family->unpaid_invoices > 0) {
-        c->reason = "unpaid_invoices";
+        c->reason = GCH_REASON_UNPAID_INVOICES;
         return;
     }
 
     if (act->opens_at && b->in.now_ms < act->opens_at * 1000
         && !b->in.onsite)
     {
-        c->reason = "not_open_yet";
+        c->reason = GCH_REASON_NOT_OPEN_YET;
         return;
     }
 
     if (now_s >= gch_deadline_instant(&act->deadline, s->date, starts)) {
-        c->reason = "closed";
+        c->reason = GCH_REASON_CLOSED;
         return;
     }
 
@@ -451,12 +451,12 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
         }
 
         if (p->session == s) {
-            c->reason = "already_booked";
+            c->reason = GCH_REASON_ALREADY_BOOKED;
             return;
         }
 
         if (p->quanta & c->quanta) {
-            c->reason = "conflict";
+            c->reason = GCH_REASON_CONFLICT;
             return;
         }
     }
@@ -491,7 +491,7 @@ gch_week_complete(gch_book_t *b, const gch_cell_t *c)
 
         for (j = 0; j < b->ncells; j++) {
             o = &b->cells[j];
-            if (o->reason == NULL && o->session == t
+            if (o->reason == GCH_REASON_NONE && o->session == t
                 && o->child == c->child)
             {
                 break;
@@ -514,8 +514,8 @@ gch_week_refuse(gch_book_t *b)
     size_t  i;
 
     for (i = 0; i < b->ncells; i++) {
-        if (b->cells[i].reason == NULL) {
-            b->cells[i].reason = "week_incomplete";
+        if (b->cells[i].reason == GCH_REASON_NONE) {
+            b->cells[i].reason = GCH_REASON_WEEK_INCOMPLETE;
         }
     }
 }
@@ -531,7 +531,7 @@ gch_week_rule(gch_book_t *b)
         c = &b->cells[i];
 
         if (c->session && c->session->activity->week_required
-            && (c->reason != NULL || !gch_week_complete(b, c)))
+            && (c->reason != GCH_REASON_NONE || !gch_week_complete(b, c)))
         {
             break;
         }
@@ -656,7 +656,7 @@ gch_needs_outcome(gch_book_t *b, const redisReply *exec)
 
         for (j = 0; j < b->ncells; j++) {
             o = &b->cells[j];
-            if (j != i && o->reason == NULL && o->child == c->child
+            if (j != i && o->reason == GCH_REASON_NONE && o->child == c->child
                 && o->session->activity == c->session->activity
                 && o->session->date == c->session->date
                 && (c->needs & (1u << o->session->unit)))
@@ -695,7 +695,7 @@ gch_needs_outcome(gch_book_t *b, const redisReply *exec)
         }
 
         if (u == 32) {
-            c->reason = "unit_required";
+            c->reason = GCH_REASON_UNIT_REQUIRED;
         }
     }
 }
@@ -956,7 +956,7 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
 
         gch_precheck(b, c, i);
 
-        if (c->reason == NULL) {
+        if (c->reason == GCH_REASON_NONE) {
             b->nopen++;
         }
     }
@@ -1053,7 +1053,7 @@ gch_request_status(const gch_book_t *b)
 
     ok = 0;
     for (i = 0; i < b->ncells; i++) {
-        ok += (b->cells[i].reason == NULL);
+        ok += (b->cells[i].reason == GCH_REASON_NONE);
     }
 
     return ok == b->ncells ? "traitee_positivement"
@@ -1094,7 +1094,7 @@ gch_items_json(gch_book_t *b)
         gch_buf_lit(&o, ",\"session_id\":");
         gch_buf_jstr(&o, c->item->session_id, c->item->session_len);
 
-        if (c->reason == NULL) {
+        if (c->reason == GCH_REASON_NONE) {
             gch_buf_lit(&o, ",\"status\":\"confirmed\",\"booking_id\":");
             gch_buf_jstrz(&o, c->bid);
             gch_buf_lit(&o, ",\"price_cents\":");
@@ -1106,9 +1106,9 @@ gch_items_json(gch_book_t *b)
 
         } else {
             gch_buf_lit(&o, ",\"status\":\"refused\",\"reason\":");
-            gch_buf_jstrz(&o, c->reason);
+            gch_buf_jstrz(&o, gch_reason_name(c->reason));
 
-            if (strcmp(c->reason, "not_open_yet") == 0) {
+            if (c->reason == GCH_REASON_NOT_OPEN_YET) {
                 gch_instant_format(c->session->activity->opens_at, opens);
                 gch_buf_lit(&o, ",\"opens_at\":");
                 gch_buf_jstrz(&o, opens);
@@ -1191,11 +1191,11 @@ gch_entry_json(gch_book_t *b, size_t *len)
 static char *
 gch_demande_json(gch_book_t *b, size_t *len)
 {
-    int          n;
-    char         at[26];
-    size_t       i, j;
-    gch_buf_t    o;
-    const char  *r;
+    int           n;
+    char          at[26];
+    size_t        i, j;
+    gch_buf_t     o;
+    gch_reason_t  r;
 
     if (gch_items_json(b) != 0) {
         return NULL;
@@ -1218,12 +1218,12 @@ gch_demande_json(gch_book_t *b, size_t *len)
 
     for (i = 0; i < b->ncells; i++) {
         r = b->cells[i].reason;
-        if (r == NULL) {
+        if (r == GCH_REASON_NONE) {
             continue;
         }
 
         for (j = 0; j < i; j++) {
-            if (b->cells[j].reason && strcmp(b->cells[j].reason, r) == 0) {
+            if (b->cells[j].reason == r) {
                 break;
             }
         }
@@ -1233,7 +1233,7 @@ gch_demande_json(gch_book_t *b, size_t *len)
                 gch_buf_lit(&o, ",");
             }
 
-            gch_buf_jstrz(&o, r);
+            gch_buf_jstrz(&o, gch_reason_name(r));
         }
     }
 
@@ -1334,7 +1334,7 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
             if (sp && (size_t) (sp - r->str) == strlen(c->session->id)
                 && memcmp(r->str, c->session->id, sp - r->str) == 0)
             {
-                c->reason = "already_booked";
+                c->reason = GCH_REASON_ALREADY_BOOKED;
             }
 
         } else {
@@ -1353,11 +1353,11 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
 
     c->took_place = (bf->element[0]->type == REDIS_REPLY_INTEGER);
 
-    if (held && c->reason == NULL) {
-        c->reason = "conflict";
+    if (held && c->reason == GCH_REASON_NONE) {
+        c->reason = GCH_REASON_CONFLICT;
 
     } else if (!held && !c->took_place) {
-        c->reason = "full";
+        c->reason = GCH_REASON_FULL;
     }
 
     (void) b;
@@ -1381,7 +1381,7 @@ gch_answer_ttl(const gch_book_t *b)
     }
 
     for (i = 0; i < b->ncells; i++) {
-        if (b->cells[i].reason == NULL) {
+        if (b->cells[i].reason == GCH_REASON_NONE) {
             return b->in.idem_ttl_s;
         }
     }
@@ -2004,10 +2004,17 @@ gch_book_ncells(const gch_book_t *b)
 }
 
 
+gch_reason_t
+gch_book_cell_outcome(const gch_book_t *b, size_t i)
+{
+    return b->cells[i].reason;
+}
+
+
 const char *
 gch_book_cell_reason(const gch_book_t *b, size_t i)
 {
-    return b->cells[i].reason;
+    return gch_reason_name(b->cells[i].reason);
 }
 
 
@@ -2036,15 +2043,15 @@ gch_book_sold_out(gch_book_t *b,
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
-        if (c->reason == NULL && !sold_out(c->session, ctx)) {
+        if (c->reason == GCH_REASON_NONE && !sold_out(c->session, ctx)) {
             return 0;
         }
     }
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
-        if (c->reason == NULL) {
-            c->reason = "full";
+        if (c->reason == GCH_REASON_NONE) {
+            c->reason = GCH_REASON_FULL;
         }
     }
 
