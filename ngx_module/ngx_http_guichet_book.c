@@ -15,6 +15,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "gch_keys.h"
 #include "ngx_http_guichet_api.h"
 
 
@@ -187,10 +188,11 @@ ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op)
     ngx_http_guichet_op_reset(op);
 
     op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
-    op->fmt_len[1] = redisFormatCommand(&op->fmt[1], "HGET gch:staff %s",
+    op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
+                                        "HGET " GCH_KEY_STAFF " %s",
                                         op->agent);
     op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
-                                        "ZSCORE gch:revoked %s", hex);
+                                        "ZSCORE " GCH_KEY_REVOKED " %s", hex);
     op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "EXEC");
     op->nfmt = 4;
 

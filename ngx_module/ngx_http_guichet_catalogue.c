@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "gch_keys.h"
 #include "ngx_http_guichet.h"
 
 
@@ -297,8 +298,10 @@ ngx_http_guichet_gen_checked(redisReply *reply, void *data)
 
     /* on the same connection: sent in a row, in this turn */
     (void) ngx_http_guichet_redis_command(NULL, NULL, "MULTI");
-    (void) ngx_http_guichet_redis_command(NULL, NULL, "GET gch:catalogue:gen");
-    (void) ngx_http_guichet_redis_command(NULL, NULL, "GET gch:catalogue");
+    (void) ngx_http_guichet_redis_command(NULL, NULL,
+                                          "GET " GCH_KEY_CATALOGUE_GEN);
+    (void) ngx_http_guichet_redis_command(NULL, NULL,
+                                          "GET " GCH_KEY_CATALOGUE);
     if (ngx_http_guichet_redis_command(ngx_http_guichet_catalogue_loaded,
                                        NULL, "EXEC")
         != NGX_OK)
@@ -368,8 +371,9 @@ ngx_http_guichet_revoked_checked(redisReply *reply, void *data)
 
     (void) ngx_http_guichet_redis_command(ngx_http_guichet_revoked_loaded,
                                           (void *) (intptr_t) gen,
-                                          "ZRANGEBYSCORE gch:revoked %lld "
-                                          "+inf", (long long) ngx_time());
+                                          "ZRANGEBYSCORE " GCH_KEY_REVOKED
+                                          " %lld +inf",
+                                          (long long) ngx_time());
 }
 
 
@@ -382,14 +386,14 @@ ngx_http_guichet_refresh_now(void)
     }
 
     if (ngx_http_guichet_redis_command(ngx_http_guichet_gen_checked, NULL,
-                                       "GET gch:catalogue:gen")
+                                       "GET " GCH_KEY_CATALOGUE_GEN)
         == NGX_OK)
     {
         ngx_http_guichet_refreshing = 1;
 
         (void) ngx_http_guichet_redis_command(
                    ngx_http_guichet_revoked_checked, NULL,
-                   "GET gch:revoked:gen");
+                   "GET " GCH_KEY_REVOKED_GEN);
     }
 }
 

@@ -11,6 +11,7 @@
 
 #include <sys/time.h>
 
+#include "gch_keys.h"
 #include "ngx_http_guichet_api.h"
 
 
@@ -177,7 +178,7 @@ ngx_http_guichet_metrics_handler(ngx_http_request_t *r)
 {
     ngx_http_guichet_op_t  *op;
     static const char      *fmts[] = {
-        "MULTI", "XLEN gch:bookings", "GET gch:worker:heartbeat", "EXEC"
+        "MULTI", "XLEN " GCH_KEY_STREAM, "GET " GCH_KEY_HEARTBEAT, "EXEC"
     };
 
     (void) ngx_http_discard_request_body(r);

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "gch_keys.h"
 #include "ngx_http_guichet_api.h"
 
 
@@ -275,22 +276,26 @@ ngx_http_guichet_login_body(ngx_http_request_t *r)
     ngx_http_guichet_client_key(r, op->client, sizeof(op->client));
 
     op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
-    op->fmt_len[1] = redisFormatCommand(&op->fmt[1], "HGET gch:logins %s",
+    op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
+                                        "HGET " GCH_KEY_LOGINS " %s",
                                         op->login);
     op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
-                                        "INCR gch:loginfail:%s/%s",
+                                        "INCR " GCH_KEY_LOGINFAIL "%s/%s",
                                         op->client, op->login);
     op->fmt_len[3] = redisFormatCommand(&op->fmt[3],
-                                        "EXPIRE gch:loginfail:%s/%s %d NX",
+                                        "EXPIRE " GCH_KEY_LOGINFAIL
+                                        "%s/%s %d NX",
                                         op->client, op->login,
                                         GCH_LOGIN_PAIR_WINDOW_S);
     op->fmt_len[4] = redisFormatCommand(&op->fmt[4],
-                                        "INCR gch:loginaddr:%s", op->client);
+                                        "INCR " GCH_KEY_LOGINADDR "%s",
+                                        op->client);
     op->fmt_len[5] = redisFormatCommand(&op->fmt[5],
-                                        "EXPIRE gch:loginaddr:%s %d NX",
+                                        "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX",
                                         op->client, GCH_LOGIN_ADDR_WINDOW_S);
     op->fmt_len[6] = redisFormatCommand(&op->fmt[6],
-                                        "TTL gch:loginaddr:%s", op->client);
+                                        "TTL " GCH_KEY_LOGINADDR "%s",
+                                        op->client);
     op->fmt_len[7] = redisFormatCommand(&op->fmt[7], "EXEC");
     op->nfmt = 8;
 
@@ -416,11 +421,12 @@ ngx_http_guichet_login_found(ngx_http_guichet_op_t *op, redisReply *reply)
 
     op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
     op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
-                                        "SET gch:loginpause:%s/%s 1 EX %lld "
-                                        "NX", op->client, op->login,
+                                        "SET " GCH_KEY_LOGINPAUSE
+                                        "%s/%s 1 EX %lld NX",
+                                        op->client, op->login,
                                         op->verdict.pause_s);
     op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
-                                        "TTL gch:loginpause:%s/%s",
+                                        "TTL " GCH_KEY_LOGINPAUSE "%s/%s",
                                         op->client, op->login);
     op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "EXEC");
     op->nfmt = 4;
@@ -648,13 +654,13 @@ ngx_http_guichet_login_succeeded(ngx_http_guichet_op_t *op)
     }
 
     f->len[0] = redisFormatCommand(&f->fmt[0], "MULTI");
-    f->len[1] = redisFormatCommand(&f->fmt[1], "DEL gch:loginfail:%s/%s "
-                                   "gch:loginpause:%s/%s", op->client,
+    f->len[1] = redisFormatCommand(&f->fmt[1], "DEL " GCH_KEY_LOGINFAIL "%s/%s "
+                                   GCH_KEY_LOGINPAUSE "%s/%s", op->client,
                                    op->login, op->client, op->login);
-    f->len[2] = redisFormatCommand(&f->fmt[2], "DECR gch:loginaddr:%s",
+    f->len[2] = redisFormatCommand(&f->fmt[2], "DECR " GCH_KEY_LOGINADDR "%s",
                                    op->client);
     f->len[3] = redisFormatCommand(&f->fmt[3],
-                                   "EXPIRE gch:loginaddr:%s %d NX",
+                                   "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX",
                                    op->client, GCH_LOGIN_ADDR_WINDOW_S);
     f->len[4] = redisFormatCommand(&f->fmt[4], "EXEC");
     f->n = 5;
@@ -709,14 +715,20 @@ ngx_http_guichet_login_record(ngx_http_guichet_op_t *op, const char *token,
     last = ngx_snprintf(conn, sizeof(conn), "%M %V",
                         (ngx_msec_t) (tp->sec * 1000 + tp->msec), addr);
 
-    f->len[1] = redisFormatCommand(&f->fmt[1], "LPUSH {f:%s}:connections %b",
-                                   op->fid, conn, (size_t) (last - conn));
+    f->len[1] = redisFormatCommand(&f->fmt[1],
+                                   "LPUSH " GCH_KEY_F(GCH_KEY_CONNECTIONS)
+                                   " %b", op->fid, conn,
+                                   (size_t) (last - conn));
     f->len[2] = redisFormatCommand(&f->fmt[2],
-                                   "LTRIM {f:%s}:connections 0 199", op->fid);
-    f->len[3] = redisFormatCommand(&f->fmt[3], "ZADD {f:%s}:tokens %lld %s",
-                                   op->fid, (long long) expires, hex);
+                                   "LTRIM " GCH_KEY_F(GCH_KEY_CONNECTIONS)
+                                   " 0 199", op->fid);
+    f->len[3] = redisFormatCommand(&f->fmt[3],
+                                   "ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
+                                   " %lld %s", op->fid, (long long) expires,
+                                   hex);
     f->len[4] = redisFormatCommand(&f->fmt[4],
-                                   "ZREMRANGEBYSCORE {f:%s}:tokens -inf %lld",
+                                   "ZREMRANGEBYSCORE "
+                                   GCH_KEY_F(GCH_KEY_TOKENS) " -inf %lld",
                                    op->fid, (long long) tp->sec);
     f->len[5] = redisFormatCommand(&f->fmt[5], "EXEC");
     f->n = 6;
@@ -870,12 +882,13 @@ ngx_http_guichet_logout(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
 
     op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
     op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
-                                        "ZADD gch:revoked %lld %s",
+                                        "ZADD " GCH_KEY_REVOKED " %lld %s",
                                         (long long) expires, hex);
     op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
-                                        "ZREMRANGEBYSCORE gch:revoked -inf "
-                                        "%lld", (long long) ngx_time());
-    op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "INCR gch:revoked:gen");
+                                        "ZREMRANGEBYSCORE " GCH_KEY_REVOKED
+                                        " -inf %lld", (long long) ngx_time());
+    op->fmt_len[3] = redisFormatCommand(&op->fmt[3],
+                                        "INCR " GCH_KEY_REVOKED_GEN);
     op->fmt_len[4] = redisFormatCommand(&op->fmt[4], "EXEC");
     op->nfmt = 5;
 

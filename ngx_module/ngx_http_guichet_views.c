@@ -9,6 +9,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "gch_keys.h"
 #include "ngx_http_guichet_api.h"
 
 
@@ -319,7 +320,9 @@ ngx_http_guichet_invoices(ngx_http_request_t *r,
     char                   *fid = call->fid;
     ngx_http_guichet_op_t  *op;
     static const char      *fmts[] = {
-        "MULTI", "GET {f:%b}:invoices", "EXEC"
+        "MULTI",
+        "GET " GCH_KEY_F_TAG "%b" GCH_KEY_TAG_END GCH_KEY_INVOICES,
+        "EXEC"
     };
 
     op = ngx_http_guichet_op_new(r);
@@ -420,7 +423,7 @@ ngx_http_guichet_health(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
 {
     ngx_http_guichet_op_t  *op;
     static const char      *fmts[] = {
-        "MULTI", "PING", "GET gch:worker:heartbeat", "EXEC"
+        "MULTI", "PING", "GET " GCH_KEY_HEARTBEAT, "EXEC"
     };
     static const char       down[] = "{\"redis\":\"down\","
                                      "\"postgres\":\"unknown\","

@@ -21,6 +21,7 @@
 
 #include <sodium.h>
 
+#include "gch_keys.h"
 #include "resp.h"
 
 
@@ -42,8 +43,8 @@
 #define GCH_DEMANDES_TRIM   250
 
 /* the online quota, or the on-site one for staff at the counter */
-#define GCH_LEFT(b)    ((b)->in.onsite ? "onsite" : "left")
-#define GCH_BOOKED(b)  ((b)->in.onsite ? "booked_onsite" : "booked")
+#define GCH_LEFT(b)    ((b)->in.onsite ? GCH_KEY_ONSITE : GCH_KEY_LEFT)
+#define GCH_BOOKED(b)  ((b)->in.onsite ? GCH_KEY_BOOKED_ONSITE : GCH_KEY_BOOKED)
 
 
 typedef struct {
@@ -316,8 +317,9 @@ gch_own_record(const gch_book_t *b, const char *rec, size_t len)
 static int
 gch_demandes_key(char *buf, size_t size, const gch_book_t *b)
 {
-    return gch_key3(buf, size, "{f:", b->in.family->id,
-                    strlen(b->in.family->id), "}:demandes");
+    return gch_key3(buf, size, GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_DEMANDES);
 }
 
 
@@ -331,7 +333,7 @@ gch_place_key(char *buf, size_t size, const gch_session_t *s,
     post[1] = ':';
     memcpy(post + 2, what, strlen(what) + 1);
 
-    (void) gch_key3(buf, size, "{s:", s->id, strlen(s->id), post);
+    (void) gch_key3(buf, size, GCH_KEY_S_TAG, s->id, strlen(s->id), post);
 }
 
 
@@ -733,8 +735,9 @@ gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
     int    klen;
     char   key[GCH_KEY_MAX], cost[24], win[24];
 
-    klen = gch_key3(key, sizeof(key), "{f:", b->in.family->id,
-                    strlen(b->in.family->id), "}:budget");
+    klen = gch_key3(key, sizeof(key), GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BUDGET);
     if (klen < 0) {
         l->failed = 1;
         return;
@@ -799,9 +802,9 @@ gch_step1_build(gch_book_t *b)
     gch_cmdlist_argv(l, 7, argv, argvlen);
     gch_buf_free(&rec);
 
-    gch_cmdlist_cmd(l, "INCR", "gch:seq:demande", NULL);
-    gch_cmdlist_cmd(l, "ZADD", "gch:inflight", ms, b->member, NULL);
-    gch_cmdlist_cmd(l, "GET", "gch:catalogue:gen", NULL);
+    gch_cmdlist_cmd(l, "INCR", GCH_KEY_SEQ_DEMANDE, NULL);
+    gch_cmdlist_cmd(l, "ZADD", GCH_KEY_INFLIGHT, ms, b->member, NULL);
+    gch_cmdlist_cmd(l, "GET", GCH_KEY_CATALOGUE_GEN, NULL);
 
     /* unit dependencies: who holds the units a cell needs, before us */
 
@@ -969,7 +972,7 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
         goto nomem;
     }
 
-    snprintf(b->idem_rkey, n, "{f:%s}:idem:%.*s", in->family->id,
+    snprintf(b->idem_rkey, n, GCH_KEY_F(GCH_KEY_IDEM) ":%.*s", in->family->id,
              (int) in->idem_len, in->idem_key);
 
     /* step one is written when it is asked for: not at all when the
@@ -1404,8 +1407,9 @@ gch_step2_build(gch_book_t *b)
 
     l = &b->step2;
     gch_lltoa(ttl, (long long) gch_answer_ttl(b));
-    flen = gch_key3(fkey, sizeof(fkey), "{f:", b->in.family->id,
-                    strlen(b->in.family->id), "}:bookings");
+    flen = gch_key3(fkey, sizeof(fkey), GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BOOKINGS);
     if (flen < 0) {
         l->failed = 1;
         return;
@@ -1422,7 +1426,7 @@ gch_step2_build(gch_book_t *b)
     argv[6] = ttl; argvlen[6] = strlen(ttl);
     gch_cmdlist_argv(l, 7, argv, argvlen);
 
-    gch_cmdlist_cmd(l, "ZREM", "gch:inflight", b->member, NULL);
+    gch_cmdlist_cmd(l, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
@@ -1459,7 +1463,7 @@ gch_step2_build(gch_book_t *b)
 
     } else {
         argv[0] = "XADD"; argvlen[0] = 4;
-        argv[1] = "gch:bookings"; argvlen[1] = 12;
+        argv[1] = GCH_KEY_STREAM; argvlen[1] = sizeof(GCH_KEY_STREAM) - 1;
         argv[2] = "*"; argvlen[2] = 1;
         argv[3] = "d"; argvlen[3] = 1;
         argv[4] = entry; argvlen[4] = len;
@@ -1621,7 +1625,7 @@ gch_abort(gch_book_t *b, const redisReply *exec, int status,
         }
 
         gch_cmdlist_cmd(&b->step2, "DEL", b->idem_rkey, NULL);
-        gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->member, NULL);
+        gch_cmdlist_cmd(&b->step2, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
     }
 
@@ -1735,7 +1739,7 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
                        b->step2.list.cmds[--b->step2.list.ncmds].data);
         }
 
-        gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->member, NULL);
+        gch_cmdlist_cmd(&b->step2, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
 
         return b->step2.failed ? GCH_ENOMEM : GCH_OK;
@@ -1832,8 +1836,9 @@ gch_step3_build(gch_book_t *b)
     l = &b->step3;
     gch_cmdlist_cmd(l, "MULTI", NULL);
 
-    (void) gch_key3(fkey, sizeof(fkey), "{f:", b->in.family->id,
-                    strlen(b->in.family->id), "}:bookings");
+    (void) gch_key3(fkey, sizeof(fkey), GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BOOKINGS);
 
     gch_buf_init(&o, b->a);
     gch_buf_lit(&o, "{\"type\":\"void\",\"family_id\":");
@@ -1869,7 +1874,7 @@ gch_step3_build(gch_book_t *b)
         return;
     }
 
-    gch_cmdlist_cmd(l, "XADD", "gch:bookings", "*", "d", entry, NULL);
+    gch_cmdlist_cmd(l, "XADD", GCH_KEY_STREAM, "*", "d", entry, NULL);
     b->a->free(b->a->ctx, entry);
 
     gch_cmdlist_cmd(l, "DEL", b->idem_rkey, NULL);
