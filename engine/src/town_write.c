@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "resp.h"
 #include "town.h"
 
 
@@ -15,22 +16,14 @@
 static void
 gch_w_kv(gch_jout_t *o, const char *k, const char *v)
 {
-    gch_jout_cstr(o, k);
-
-    if (v) {
-        gch_jout_cstr(o, v);
-
-    } else {
-        yajl_gen_null(o->g);
-    }
+    gch_gen_kv(o->g, k, v);
 }
 
 
 static void
 gch_w_ki(gch_jout_t *o, const char *k, long long v)
 {
-    gch_jout_cstr(o, k);
-    yajl_gen_integer(o->g, v);
+    gch_gen_ki(o->g, k, v);
 }
 
 
