@@ -170,6 +170,8 @@ static void ngx_http_guichet_metrics_done(ngx_http_guichet_op_t *op,
     redisReply *reply);
 static ngx_int_t ngx_http_guichet_metrics_send(ngx_http_request_t *r,
     redisReply *redis);
+static u_char *ngx_http_guichet_metrics_redis(u_char *p, u_char *last,
+    redisReply *redis);
 
 
 /* The metrics location: counters at once, stream and worker from Redis. */
@@ -234,12 +236,10 @@ static ngx_int_t
 ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
 {
     u_char                      *p, *last;
-    char                        *s;
     ngx_int_t                    rc;
     ngx_buf_t                   *b;
     ngx_uint_t                   i, cum;
     ngx_chain_t                  out;
-    redisReply                  *hb;
     ngx_http_guichet_metrics_t  *m;
     static const char           *classes[] = {
         "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx"
@@ -316,34 +316,7 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "guichet_request_duration_seconds_count %uA\n",
                      m->latency_sum_us / 1e6, m->latency_count);
 
-    if (redis && redis->type == REDIS_REPLY_ARRAY && redis->elements == 2) {
-        if (redis->element[0]->type == REDIS_REPLY_INTEGER) {
-            p = ngx_slprintf(p, last,
-                             "# TYPE guichet_stream_length gauge\n"
-                             "guichet_stream_length %L\n",
-                             (int64_t) redis->element[0]->integer);
-        }
-
-        hb = redis->element[1];
-
-        if (hb->type == REDIS_REPLY_STRING) {
-            s = ngx_strstr(hb->str, "\"lag_ms\":");
-            if (s) {
-                p = ngx_slprintf(p, last,
-                                 "# TYPE guichet_worker_lag_seconds gauge\n"
-                                 "guichet_worker_lag_seconds %.3f\n",
-                                 strtoll(s + 9, NULL, 10) / 1000.0);
-            }
-
-            s = ngx_strstr(hb->str, "\"dead\":");
-            if (s) {
-                p = ngx_slprintf(p, last,
-                                 "# TYPE guichet_dead_letters gauge\n"
-                                 "guichet_dead_letters %L\n",
-                                 (int64_t) strtoll(s + 7, NULL, 10));
-            }
-        }
-    }
+    p = ngx_http_guichet_metrics_redis(p, last, redis);
 
     b->last = p;
     b->last_buf = 1;
@@ -362,4 +335,48 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* What Redis said (XLEN of the stream, the worker's heartbeat), if it did. */
+static u_char *
+ngx_http_guichet_metrics_redis(u_char *p, u_char *last, redisReply *redis)
+{
+    char        *s;
+    redisReply  *hb;
+
+    if (redis == NULL || redis->type != REDIS_REPLY_ARRAY
+        || redis->elements != 2)
+    {
+        return p;
+    }
+
+    if (redis->element[0]->type == REDIS_REPLY_INTEGER) {
+        p = ngx_slprintf(p, last,
+                         "# TYPE guichet_stream_length gauge\n"
+                         "guichet_stream_length %L\n",
+                         (int64_t) redis->element[0]->integer);
+    }
+
+    hb = redis->element[1];
+
+    if (hb->type == REDIS_REPLY_STRING) {
+        s = ngx_strstr(hb->str, "\"lag_ms\":");
+        if (s) {
+            p = ngx_slprintf(p, last,
+                             "# TYPE guichet_worker_lag_seconds gauge\n"
+                             "guichet_worker_lag_seconds %.3f\n",
+                             strtoll(s + 9, NULL, 10) / 1000.0);
+        }
+
+        s = ngx_strstr(hb->str, "\"dead\":");
+        if (s) {
+            p = ngx_slprintf(p, last,
+                             "# TYPE guichet_dead_letters gauge\n"
+                             "guichet_dead_letters %L\n",
+                             (int64_t) strtoll(s + 7, NULL, 10));
+        }
+    }
+
+    return p;
 }

@@ -587,22 +587,40 @@ gch_town_doc_types(gch_tp_t *tp, gch_activity_t *act, const gch_jnode_t *arr)
 }
 
 
+static int gch_town_activity_fields(gch_tp_t *tp, gch_activity_t *act,
+    const gch_jnode_t **v);
+static int gch_town_activity_cells(gch_tp_t *tp, size_t ai,
+    const gch_jnode_t **v);
+static int gch_town_cells_unique(gch_tp_t *tp, size_t ai, gch_cell_t *cells,
+    size_t n);
+
+
 static int
 gch_town_one_activity(gch_tp_t *tp, size_t ai, const gch_jnode_t *node)
 {
     int                 rc;
-    size_t              i, k, n, ncals, total, mark, pos;
-    gch_cal_t          *cals;
-    gch_cell_t         *cells, *c, *prev;
-    gch_activity_t     *act;
-    const gch_jnode_t  *v[A_N], *e;
-
-    act = &tp->t->activities[ai];
+    const gch_jnode_t  *v[A_N];
 
     rc = gch_json_fields(&tp->cx, node, gch_activity_fields, A_N, v);
     if (rc != GCH_OK) {
         return rc;
     }
+
+    rc = gch_town_activity_fields(tp, &tp->t->activities[ai], v);
+    if (rc != GCH_OK) {
+        return rc;
+    }
+
+    return gch_town_activity_cells(tp, ai, v);
+}
+
+
+/* The activity's own fields (its sessions aside). */
+static int
+gch_town_activity_fields(gch_tp_t *tp, gch_activity_t *act,
+    const gch_jnode_t **v)
+{
+    int  rc;
 
     rc = gch_tp_id(tp, "id", v[A_ID], &act->id);
     if (rc == GCH_OK) {
@@ -694,7 +712,19 @@ gch_town_one_activity(gch_tp_t *tp, size_t ai, const gch_jnode_t *node)
         return rc;
     }
 
-    /* sessions: explicit ones, then calendar cells */
+    return GCH_OK;
+}
+
+
+/* Its sessions: explicit ones, then calendar cells, sorted. */
+static int
+gch_town_activity_cells(gch_tp_t *tp, size_t ai, const gch_jnode_t **v)
+{
+    int                 rc;
+    size_t              i, k, n, ncals, total, mark;
+    gch_cal_t          *cals;
+    gch_cell_t         *cells;
+    const gch_jnode_t  *e;
 
     n = 0;
     if (v[A_SESSIONS]) {
@@ -762,7 +792,20 @@ gch_town_one_activity(gch_tp_t *tp, size_t ai, const gch_jnode_t *node)
 
     qsort(cells, n, sizeof(gch_cell_t), gch_cell_cmp);
 
-    /* drop calendar cells replaced by explicit ones; refuse real clashes */
+    return gch_town_cells_unique(tp, ai, cells, n);
+}
+
+
+/*
+ * Drops calendar cells replaced by explicit ones, refuses real clashes,
+ * and keeps the activity's cells.
+ */
+static int
+gch_town_cells_unique(gch_tp_t *tp, size_t ai, gch_cell_t *cells, size_t n)
+{
+    int          rc;
+    size_t       i, pos;
+    gch_cell_t  *c, *prev;
 
     prev = NULL;
     pos = 0;

@@ -295,15 +295,101 @@ gch_town_enrolments(gch_tp_t *tp, gch_family_t *f, const gch_jnode_t *arr)
 }
 
 
+/* The family at index i of "families" (node e). */
+static int
+gch_town_one_family(gch_tp_t *tp, gch_fam_ctx_t *fc, size_t i,
+    const gch_jnode_t *e)
+{
+    int                 rc;
+    gch_family_t       *f;
+    const gch_jnode_t  *v[F_N];
+
+    f = &tp->t->families[i];
+
+    rc = gch_json_fields(&tp->cx, e, gch_family_fields, F_N, v);
+    if (rc == GCH_OK) {
+        rc = gch_tp_id(tp, "id", v[F_ID], &f->id);
+    }
+
+    if (rc != GCH_OK) {
+        return rc;
+    }
+
+    if (gch_index_put(&tp->p->families, (uint32_t) i) >= 0) {
+        return gch_jcx_fail(&tp->cx, "id", "famille en double");
+    }
+
+    f->login = NULL;
+    f->password = NULL;
+
+    if (v[F_PASSWORD] && tp->p->catalogue) {
+        return gch_jcx_fail(&tp->cx, "password", "interdit dans un "
+                            "catalogue");
+    }
+
+    if (v[F_PASSWORD]) {
+        rc = gch_tp_str(tp, "password", v[F_PASSWORD], 1, 256,
+                        &f->password);
+        if (rc != GCH_OK) {
+            return rc;
+        }
+    }
+
+    if (v[F_LOGIN]) {
+        rc = gch_tp_str(tp, "login", v[F_LOGIN], 1, 128, &f->login);
+        if (rc != GCH_OK) {
+            return rc;
+        }
+
+        if (f->password == NULL && !tp->p->catalogue) {
+            f->login = NULL;    /* no password: no website login */
+        }
+    }
+
+    if (f->login && gch_index_put(&fc->logins, (uint32_t) i) >= 0) {
+        return gch_jcx_fail(&tp->cx, "login", "identifiant de connexion "
+                            "déjà utilisé");
+    }
+
+    f->qf = -1;
+    if (v[F_QF] && v[F_QF]->type == GCH_J_NUMBER) {
+        rc = gch_tp_int(tp, "qf", v[F_QF], 0, 1000000, -1, &f->qf);
+        if (rc != GCH_OK) {
+            return rc;
+        }
+    }
+
+    f->resident = v[F_RESIDENT] ? (int) v[F_RESIDENT]->len : 1;
+    f->direct_debit = v[F_DEBIT] ? (int) v[F_DEBIT]->len : 0;
+
+    f->unpaid_invoices = 0;
+    rc = gch_tp_int(tp, "unpaid_invoices", v[F_UNPAID], 0, 100000, 0,
+                    &f->unpaid_invoices);
+
+    if (rc == GCH_OK) {
+        rc = gch_town_children(tp, fc, f, v[F_CHILDREN]);
+    }
+
+    if (rc == GCH_OK) {
+        rc = gch_town_enrolments(tp, f, v[F_ENROLMENTS]);
+    }
+
+    if (rc == GCH_OK) {
+        rc = gch_town_documents(tp, f, v[F_DOCUMENTS]);
+    }
+
+    return rc;
+}
+
+
 int
 gch_town_families(gch_tp_t *tp, const gch_jnode_t *arr)
 {
     int                 rc;
     size_t              i, nchildren, mark, mark2;
     gch_town_t         *t = tp->t;
-    gch_family_t       *f;
     gch_fam_ctx_t       fc;
-    const gch_jnode_t  *e, *v[F_N], *m;
+    const gch_jnode_t  *e, *m;
 
     t->nfamilies = 0;
 
@@ -356,81 +442,9 @@ gch_town_families(gch_tp_t *tp, const gch_jnode_t *arr)
     mark = gch_jcx_key(&tp->cx, "families", 8);
 
     for (i = 0, e = arr->child; e; i++, e = e->next) {
-        f = &t->families[i];
         mark2 = gch_jcx_index(&tp->cx, i);
 
-        rc = gch_json_fields(&tp->cx, e, gch_family_fields, F_N, v);
-        if (rc == GCH_OK) {
-            rc = gch_tp_id(tp, "id", v[F_ID], &f->id);
-        }
-
-        if (rc != GCH_OK) {
-            return rc;
-        }
-
-        if (gch_index_put(&tp->p->families, (uint32_t) i) >= 0) {
-            return gch_jcx_fail(&tp->cx, "id", "famille en double");
-        }
-
-        f->login = NULL;
-        f->password = NULL;
-
-        if (v[F_PASSWORD] && tp->p->catalogue) {
-            return gch_jcx_fail(&tp->cx, "password", "interdit dans un "
-                                "catalogue");
-        }
-
-        if (v[F_PASSWORD]) {
-            rc = gch_tp_str(tp, "password", v[F_PASSWORD], 1, 256,
-                            &f->password);
-            if (rc != GCH_OK) {
-                return rc;
-            }
-        }
-
-        if (v[F_LOGIN]) {
-            rc = gch_tp_str(tp, "login", v[F_LOGIN], 1, 128, &f->login);
-            if (rc != GCH_OK) {
-                return rc;
-            }
-
-            if (f->password == NULL && !tp->p->catalogue) {
-                f->login = NULL;    /* no password: no website login */
-            }
-        }
-
-        if (f->login && gch_index_put(&fc.logins, (uint32_t) i) >= 0) {
-            return gch_jcx_fail(&tp->cx, "login", "identifiant de connexion "
-                                "déjà utilisé");
-        }
-
-        f->qf = -1;
-        if (v[F_QF] && v[F_QF]->type == GCH_J_NUMBER) {
-            rc = gch_tp_int(tp, "qf", v[F_QF], 0, 1000000, -1, &f->qf);
-            if (rc != GCH_OK) {
-                return rc;
-            }
-        }
-
-        f->resident = v[F_RESIDENT] ? (int) v[F_RESIDENT]->len : 1;
-        f->direct_debit = v[F_DEBIT] ? (int) v[F_DEBIT]->len : 0;
-
-        f->unpaid_invoices = 0;
-        rc = gch_tp_int(tp, "unpaid_invoices", v[F_UNPAID], 0, 100000, 0,
-                        &f->unpaid_invoices);
-
-        if (rc == GCH_OK) {
-            rc = gch_town_children(tp, &fc, f, v[F_CHILDREN]);
-        }
-
-        if (rc == GCH_OK) {
-            rc = gch_town_enrolments(tp, f, v[F_ENROLMENTS]);
-        }
-
-        if (rc == GCH_OK) {
-            rc = gch_town_documents(tp, f, v[F_DOCUMENTS]);
-        }
-
+        rc = gch_town_one_family(tp, &fc, i, e);
         if (rc != GCH_OK) {
             return rc;
         }
