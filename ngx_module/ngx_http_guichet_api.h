@@ -111,8 +111,9 @@ int64_t ngx_http_guichet_now_ms(void);
 ngx_int_t ngx_http_guichet_nosniff(ngx_http_request_t *r);
 ngx_int_t ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie);
-ngx_int_t ngx_http_guichet_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message);
+/* rc: a GCH_E* of the engine's table of errors (status and code) */
+ngx_int_t ngx_http_guichet_error(ngx_http_request_t *r, int rc,
+    const char *message);
 ngx_int_t ngx_http_guichet_engine_error(ngx_http_request_t *r,
     const gch_error_t *err);
 ngx_int_t ngx_http_guichet_unavailable(ngx_http_request_t *r);
@@ -131,8 +132,6 @@ ngx_table_elt_t *ngx_http_guichet_header(ngx_http_request_t *r,
 
 ngx_uint_t ngx_http_guichet_is_json(ngx_http_request_t *r);
 ngx_int_t ngx_http_guichet_not_json(ngx_http_request_t *r);
-ngx_int_t ngx_http_guichet_read_body(ngx_http_request_t *r, char **out,
-    size_t *len);
 
 /* _op.c: the catalogue as a request sees it */
 
@@ -153,8 +152,10 @@ void ngx_http_guichet_op_free(ngx_http_guichet_op_t *op);
 ngx_http_request_t *ngx_http_guichet_op_detach(ngx_http_guichet_op_t *op);
 void ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
     const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie);
-void ngx_http_guichet_op_fail(ngx_http_guichet_op_t *op, ngx_uint_t status,
-    const char *code, const char *message);
+void ngx_http_guichet_op_fail(ngx_http_guichet_op_t *op, int rc,
+    const char *message);
+void ngx_http_guichet_op_engine_error(ngx_http_guichet_op_t *op,
+    gch_error_t *err, int fallback);
 void ngx_http_guichet_op_unavailable(ngx_http_guichet_op_t *op);
 ngx_int_t ngx_http_guichet_op_send(ngx_http_guichet_op_t *op,
     const gch_cmds_t *cmds, ngx_http_guichet_op_pt on_reply);

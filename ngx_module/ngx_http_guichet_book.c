@@ -93,8 +93,7 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
     if (!ngx_http_guichet_idem_key(r, op)) {
         ngx_http_guichet_op_free(op);
         (void) ngx_http_guichet_discard(r);
-        return ngx_http_guichet_error(r, NGX_HTTP_BAD_REQUEST,
-                   "idempotency_key_missing",
+        return ngx_http_guichet_error(r, GCH_EIDEMKEY,
                    "L'en-tête Idempotency-Key (1 à 64 caractères "
                    "A-Z a-z 0-9 _ -) est obligatoire.");
     }
@@ -119,21 +118,13 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
     op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
 
-    if (ngx_http_guichet_read_body(r, &op->body, &op->body_len) != NGX_OK) {
-        ngx_http_guichet_op_unavailable(op);
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
     ngx_memzero(&err, sizeof(gch_error_t));
 
     rc = (op->staff ? gch_staff_req_parse : gch_booking_req_parse)
              (&op->req, op->body ? op->body : "", op->body_len,
               gmcf->max_items, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
-        ngx_http_guichet_op_fail(op, err.status ? err.status : 400,
-                                 err.code ? err.code : "bad_json",
-                                 err.message);
+        ngx_http_guichet_op_engine_error(op, &err, GCH_EBADJSON);
         ngx_http_guichet_op_free(op);
         return;
     }
@@ -145,7 +136,7 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
         op->family = gch_town_family(op->cat->town, op->req.family_id,
                                      ngx_strlen(op->req.family_id));
         if (op->family == NULL) {
-            ngx_http_guichet_op_fail(op, NGX_HTTP_NOT_FOUND, "not_found",
+            ngx_http_guichet_op_fail(op, GCH_ENOTFOUND,
                                      "Cette famille n'existe pas.");
             ngx_http_guichet_op_free(op);
             return;
@@ -174,9 +165,7 @@ ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op)
     ngx_uint_t  cookie;
 
     if (ngx_http_guichet_token(op->r, &tok, &cookie) != NGX_OK) {
-        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED,
-                                 "unauthenticated",
-                                 NGX_HTTP_GUICHET_AGENT_MSG);
+        ngx_http_guichet_op_fail(op, GCH_EUNAUTH, NGX_HTTP_GUICHET_AGENT_MSG);
         ngx_http_guichet_op_free(op);
         return;
     }
@@ -234,8 +223,7 @@ ngx_http_guichet_staff_checked(ngx_http_guichet_op_t *op, redisReply *reply)
     if (reply->element[0]->type != REDIS_REPLY_STRING
         || reply->element[1]->type != REDIS_REPLY_NIL)
     {
-        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED,
-                                 "unauthenticated",
+        ngx_http_guichet_op_fail(op, GCH_EUNAUTH,
                                  "Ce jeton d'agent n'est plus valable "
                                  "(compte désactivé ou mot de passe "
                                  "changé) : reconnectez-vous.");
@@ -282,9 +270,7 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
 
     rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
-        ngx_http_guichet_op_fail(op, err.status ? err.status : 500,
-                                 err.code ? err.code : "internal",
-                                 err.message);
+        ngx_http_guichet_op_engine_error(op, &err, GCH_ENOMEM);
         ngx_http_guichet_op_free(op);
         return;
     }

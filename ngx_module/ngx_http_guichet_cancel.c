@@ -109,21 +109,13 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
 
     op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
 
-    if (ngx_http_guichet_read_body(r, &op->body, &op->body_len) != NGX_OK) {
-        ngx_http_guichet_op_unavailable(op);
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
     ngx_memzero(&err, sizeof(gch_error_t));
 
     if (gch_absence_req_parse(op->body ? op->body : "", op->body_len, bid,
                               sizeof(bid), doc, sizeof(doc), &err)
         != GCH_OK)
     {
-        ngx_http_guichet_op_fail(op, err.status ? err.status : 400,
-                                 err.code ? err.code : "bad_json",
-                                 err.message);
+        ngx_http_guichet_op_engine_error(op, &err, GCH_EBADJSON);
         ngx_http_guichet_op_free(op);
         return;
     }
@@ -132,9 +124,7 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
     family = gch_town_family(town, op->fid, ngx_strlen(op->fid));
 
     if (family == NULL && ngx_http_guichet_behind(r, op->fid)) {
-        ngx_http_guichet_op_fail(op, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "catalogue_behind",
-                                 NGX_HTTP_GUICHET_BEHIND_MSG);
+        ngx_http_guichet_op_fail(op, GCH_EBEHIND, NGX_HTTP_GUICHET_BEHIND_MSG);
         ngx_http_guichet_op_free(op);
         return;
     }
@@ -145,7 +135,7 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
                             &ngx_http_guichet_heap_alloc, &err)
            != GCH_OK)
     {
-        ngx_http_guichet_op_fail(op, NGX_HTTP_FORBIDDEN, "forbidden",
+        ngx_http_guichet_op_fail(op, GCH_EFORBIDDEN,
                                  NGX_HTTP_GUICHET_UNKNOWN_MSG);
         ngx_http_guichet_op_free(op);
         return;

@@ -25,6 +25,8 @@ static void ngx_http_guichet_op_cleanup(void *data);
 static void ngx_http_guichet_deadline_handler(ngx_event_t *ev);
 static void ngx_http_guichet_op_reply(redisReply *reply, void *data);
 static void ngx_http_guichet_op_body_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_guichet_read_body(ngx_http_request_t *r, char **out,
+    size_t *len);
 
 
 int64_t
@@ -160,30 +162,18 @@ ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * A refusal of the engine's table of errors (gch_errors[],
+ * engine/src/alloc.c: its status and code) with this answer's message.
+ */
 ngx_int_t
-ngx_http_guichet_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message)
+ngx_http_guichet_error(ngx_http_request_t *r, int rc, const char *message)
 {
-    char         *body;
-    size_t        len;
-    ngx_int_t     rc;
-    gch_error_t   err;
+    gch_error_t  err;
 
-    err.status = (int) status;
-    err.code = code;
-    ngx_cpystrn((u_char *) err.message, (u_char *) message,
-                sizeof(err.message));
+    gch_error_set(&err, rc, "%s", message);
 
-    if (gch_render_error(&err, &ngx_http_guichet_heap_alloc, &body, &len)
-        != GCH_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_guichet_send(r, status, body, len, 0, NULL);
-    ngx_free(body);
-
-    return rc;
+    return ngx_http_guichet_engine_error(r, &err);
 }
 
 
@@ -211,8 +201,7 @@ ngx_http_guichet_engine_error(ngx_http_request_t *r, const gch_error_t *err)
 ngx_int_t
 ngx_http_guichet_unavailable(ngx_http_request_t *r)
 {
-    return ngx_http_guichet_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-               "unavailable",
+    return ngx_http_guichet_error(r, GCH_EREDIS,
                "Le service est momentanément indisponible, rien n'a été "
                "réservé. Réessayez dans un instant.");
 }
@@ -221,7 +210,7 @@ ngx_http_guichet_unavailable(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_guichet_not_found(ngx_http_request_t *r)
 {
-    return ngx_http_guichet_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+    return ngx_http_guichet_error(r, GCH_ENOTFOUND,
                                   "Cette adresse n'existe pas.");
 }
 
@@ -229,8 +218,7 @@ ngx_http_guichet_not_found(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_guichet_not_allowed(ngx_http_request_t *r)
 {
-    return ngx_http_guichet_error(r, NGX_HTTP_NOT_ALLOWED,
-                                  "method_not_allowed",
+    return ngx_http_guichet_error(r, GCH_EMETHOD,
                                   "Cette méthode n'est pas permise ici.");
 }
 
@@ -240,8 +228,7 @@ ngx_http_guichet_unauthenticated(ngx_http_request_t *r, const char *message)
 {
     (void) ngx_http_guichet_discard(r);
 
-    return ngx_http_guichet_error(r, NGX_HTTP_UNAUTHORIZED,
-                                  "unauthenticated", message);
+    return ngx_http_guichet_error(r, GCH_EUNAUTH, message);
 }
 
 
@@ -250,7 +237,7 @@ ngx_http_guichet_bad_origin(ngx_http_request_t *r)
 {
     (void) ngx_http_guichet_discard(r);
 
-    return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "bad_origin",
+    return ngx_http_guichet_error(r, GCH_EORIGIN,
                "Cette demande ne vient pas du site du guichet.");
 }
 
@@ -324,14 +311,13 @@ ngx_http_guichet_not_json(ngx_http_request_t *r)
 {
     (void) ngx_http_guichet_discard(r);
 
-    return ngx_http_guichet_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                  "unsupported_media_type",
+    return ngx_http_guichet_error(r, GCH_EMEDIA,
                                   "Le corps de la demande doit être du JSON "
                                   "(Content-Type: application/json).");
 }
 
 
-ngx_int_t
+static ngx_int_t
 ngx_http_guichet_read_body(ngx_http_request_t *r, char **out, size_t *len)
 {
     u_char       *p;
@@ -437,12 +423,11 @@ ngx_int_t
 ngx_http_guichet_unknown_family(ngx_http_request_t *r, const char *fid)
 {
     if (ngx_http_guichet_behind(r, fid)) {
-        return ngx_http_guichet_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      "catalogue_behind",
+        return ngx_http_guichet_error(r, GCH_EBEHIND,
                                       NGX_HTTP_GUICHET_BEHIND_MSG);
     }
 
-    return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+    return ngx_http_guichet_error(r, GCH_EFORBIDDEN,
                                   NGX_HTTP_GUICHET_UNKNOWN_MSG);
 }
 
@@ -645,16 +630,46 @@ ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
 
 
 void
-ngx_http_guichet_op_fail(ngx_http_guichet_op_t *op, ngx_uint_t status,
-    const char *code, const char *message)
+ngx_http_guichet_op_fail(ngx_http_guichet_op_t *op, int rc,
+    const char *message)
 {
     ngx_http_request_t  *r;
 
     r = ngx_http_guichet_op_detach(op);
 
     if (r) {
-        ngx_http_finalize_request(r, ngx_http_guichet_error(r, status, code,
-                                                            message));
+        ngx_http_finalize_request(r, ngx_http_guichet_error(r, rc, message));
+    }
+}
+
+
+/*
+ * The engine's refusal in err; a status or code it left out is
+ * fallback's (a GCH_E*).
+ */
+void
+ngx_http_guichet_op_engine_error(ngx_http_guichet_op_t *op, gch_error_t *err,
+    int fallback)
+{
+    gch_error_t          dflt;
+    ngx_http_request_t  *r;
+
+    if (err->status == 0 || err->code == NULL) {
+        gch_error_set(&dflt, fallback, NULL);
+
+        if (err->status == 0) {
+            err->status = dflt.status;
+        }
+
+        if (err->code == NULL) {
+            err->code = dflt.code;
+        }
+    }
+
+    r = ngx_http_guichet_op_detach(op);
+
+    if (r) {
+        ngx_http_finalize_request(r, ngx_http_guichet_engine_error(r, err));
     }
 }
 
@@ -662,7 +677,7 @@ ngx_http_guichet_op_fail(ngx_http_guichet_op_t *op, ngx_uint_t status,
 void
 ngx_http_guichet_op_unavailable(ngx_http_guichet_op_t *op)
 {
-    ngx_http_guichet_op_fail(op, NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+    ngx_http_guichet_op_fail(op, GCH_EREDIS,
                              "Le service est momentanément indisponible. "
                              "Réessayez dans un instant avec la même "
                              "demande.");
@@ -711,7 +726,8 @@ ngx_http_guichet_op_start(ngx_http_request_t *r, ngx_http_guichet_op_t *op,
 
 
 /*
- * Reads the whole body in memory, then post_handler runs with the op.
+ * Reads the whole body in memory (op->body, op->body_len), then
+ * post_handler runs with the op; a body that cannot be read is a 503.
  * Until then the op belongs to the request: its pool cleanup frees it if
  * the request ends first.
  */
@@ -735,7 +751,7 @@ ngx_http_guichet_op_read_body(ngx_http_request_t *r,
 }
 
 
-/* The body is in: the op's own post handler takes over. */
+/* The body is in: copied to op->body, the op's own post handler takes over. */
 static void
 ngx_http_guichet_op_body_read(ngx_http_request_t *r)
 {
@@ -745,6 +761,12 @@ ngx_http_guichet_op_body_read(ngx_http_request_t *r)
     op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
     handler = op->body_handler;
     op->body_handler = NULL;
+
+    if (ngx_http_guichet_read_body(r, &op->body, &op->body_len) != NGX_OK) {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
 
     handler(r);
 }

@@ -174,7 +174,7 @@ ngx_http_guichet_route_allow(ngx_http_request_t *r,
         && (call->cookie || ngx_strncmp(call->fid, "staff:", 6) != 0))
     {
         (void) ngx_http_guichet_discard(r);
-        return ngx_http_guichet_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+        return ngx_http_guichet_error(r, GCH_EFORBIDDEN,
                                       "Réservé aux agents du guichet.");
     }
 

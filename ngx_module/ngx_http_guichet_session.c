@@ -253,12 +253,6 @@ ngx_http_guichet_login_body(ngx_http_request_t *r)
 
     op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
 
-    if (ngx_http_guichet_read_body(r, &op->body, &op->body_len) != NGX_OK) {
-        ngx_http_guichet_op_unavailable(op);
-        ngx_http_guichet_op_free(op);
-        return;
-    }
-
     ngx_memzero(&err, sizeof(gch_error_t));
 
     if (gch_login_req_parse(op->body ? op->body : "", op->body_len,
@@ -266,9 +260,7 @@ ngx_http_guichet_login_body(ngx_http_request_t *r)
                             sizeof(op->password), &err)
         != GCH_OK)
     {
-        ngx_http_guichet_op_fail(op, err.status ? err.status : 400,
-                                 err.code ? err.code : "bad_json",
-                                 err.message);
+        ngx_http_guichet_op_engine_error(op, &err, GCH_EBADJSON);
         ngx_http_guichet_op_free(op);
         return;
     }
@@ -478,8 +470,7 @@ ngx_http_guichet_login_refuse(ngx_http_guichet_op_t *op, long long secs,
     const char *message)
 {
     op->retry_after = secs > 0 ? (ngx_uint_t) secs : 1;
-    ngx_http_guichet_op_fail(op, NGX_HTTP_TOO_MANY_REQUESTS, "rate_limited",
-                             message);
+    ngx_http_guichet_op_fail(op, GCH_ERATE, message);
     ngx_http_guichet_op_free(op);
 }
 
@@ -584,7 +575,7 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
     }
 
     if (!op->verified) {
-        ngx_http_guichet_op_fail(op, NGX_HTTP_UNAUTHORIZED, "unauthenticated",
+        ngx_http_guichet_op_fail(op, GCH_EUNAUTH,
                                  "Identifiant ou mot de passe incorrect.");
         return NGX_OK;
     }

@@ -381,7 +381,7 @@ ngx_http_guichet_invoice_pdf(ngx_http_request_t *r,
     if (name->len <= 4 || name->len > 64 + 4
         || ngx_strncmp(name->data + name->len - 4, ".pdf", 4) != 0)
     {
-        return ngx_http_guichet_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+        return ngx_http_guichet_error(r, GCH_ENOTFOUND,
                                       "Cette facture n'existe pas.");
     }
 
@@ -392,8 +392,7 @@ ngx_http_guichet_invoice_pdf(ngx_http_request_t *r,
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
               || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
         {
-            return ngx_http_guichet_error(r, NGX_HTTP_NOT_FOUND,
-                                          "not_found",
+            return ngx_http_guichet_error(r, GCH_ENOTFOUND,
                                           "Cette facture n'existe pas.");
         }
     }

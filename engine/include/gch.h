@@ -39,6 +39,13 @@
 #define GCH_EREDIS       -7     /* 503 unavailable (bad/err reply)      */
 #define GCH_EFENCED      -8     /* 503: attempt reaped before step two  */
 #define GCH_ETOOLARGE    -9     /* 413 body_too_large                   */
+/* the nginx module's own refusals (the engine only names them) */
+#define GCH_EMETHOD     -10     /* 405 method_not_allowed               */
+#define GCH_EMEDIA      -11     /* 415 unsupported_media_type           */
+#define GCH_EIDEMKEY    -12     /* 400 idempotency_key_missing          */
+#define GCH_EBEHIND     -13     /* 503 catalogue_behind                 */
+#define GCH_EORIGIN     -14     /* 403 bad_origin                       */
+#define GCH_ERATE       -15     /* 429 rate_limited                     */
 
 typedef struct {
     int          status;        /* HTTP status the error maps to        */

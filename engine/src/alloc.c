@@ -66,6 +66,19 @@ static const gch_error_map_t  gch_errors[] = {
       "Service momentanément indisponible, veuillez réessayer." },
     { GCH_ETOOLARGE, 413, "body_too_large",
       "Le corps de la requête est trop volumineux." },
+    { GCH_EMETHOD, 405, "method_not_allowed",
+      "Cette méthode n'est pas permise ici." },
+    { GCH_EMEDIA, 415, "unsupported_media_type",
+      "Le corps de la demande doit être du JSON "
+      "(Content-Type: application/json)." },
+    { GCH_EIDEMKEY, 400, "idempotency_key_missing",
+      "L'en-tête Idempotency-Key est obligatoire." },
+    { GCH_EBEHIND, 503, "catalogue_behind",
+      "Réessayez dans une seconde." },
+    { GCH_EORIGIN, 403, "bad_origin",
+      "Cette demande ne vient pas du site du guichet." },
+    { GCH_ERATE, 429, "rate_limited",
+      "Trop de demandes : réessayez dans un moment." },
     { GCH_ENOMEM, 500, "internal",
       "Erreur interne, veuillez réessayer." }
 };
