@@ -1,11 +1,19 @@
 /*
  * ngx_http_guichet.h -- shared declarations of the Guichet nginx adapter.
  *
- * The module is three files: _module.c (directives, configuration, process
- * start and exit, the $guichet_family variable, metrics), _handler.c (the
- * request lifecycle of every /api/ endpoint) and _redis.c (hiredis async
- * connections driven by nginx events and timers).  Business rules live in
- * the engine (engine/include/gch.h), never here.
+ * One file per concern (docs/architecture.md, "The module's rooms"):
+ *
+ *   _module.c     directives, configuration, process start and exit, the
+ *                 shared metrics zone;
+ *   _catalogue.c  the worker's catalogue (refcounted), the sold-out cache,
+ *                 the revoked tokens, their refresher, the heap allocator;
+ *   _redis.c      the hiredis adapter (ngx_http_guichet_redis.h): knows
+ *                 nothing of the application, calls nothing of it;
+ *   _routes.c, _op.c, _session.c, _book.c, _cancel.c, _views.c,
+ *   _metrics.c    the /api/ and /metrics requests
+ *                 (ngx_http_guichet_api.h says who owns what).
+ *
+ * Business rules live in the engine (engine/include/gch.h), never here.
  */
 
 #ifndef NGX_HTTP_GUICHET_H
@@ -15,10 +23,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
-
 #include "gch.h"
+#include "ngx_http_guichet_redis.h"
 
 
 typedef struct {
@@ -54,7 +60,7 @@ typedef struct {
 typedef struct {
     ngx_atomic_t              requests[8];      /* by status class, below */
     ngx_atomic_t              cells_confirmed;
-    ngx_atomic_t              cells_refused[16];   /* by reason, _handler.c */
+    ngx_atomic_t              cells_refused[16];   /* gch_reason_t - 1 */
     ngx_atomic_t              redis_round_trips;
     ngx_atomic_t              redis_errors;
     ngx_atomic_t              redis_reconnects;
@@ -96,53 +102,40 @@ extern ngx_http_guichet_worker_t  ngx_http_guichet_worker;
 extern ngx_module_t               ngx_http_guichet_module;
 extern const gch_alloc_t          ngx_http_guichet_heap_alloc;
 
-extern const char *ngx_http_guichet_reasons[];
 
+/* _catalogue.c */
 
-/* _redis.c */
-
-/*
- * A Redis operation: the RESP commands of one MULTI/EXEC sent in a row on
- * one pooled connection; handler is called exactly once with the reply to
- * the last command (EXEC), or with NULL if the connection failed first.
- * The reply is freed by hiredis after handler returns.
- */
-typedef void (*ngx_http_guichet_redis_pt)(redisReply *reply, void *data);
-
-ngx_int_t ngx_http_guichet_redis_init(ngx_cycle_t *cycle,
-    ngx_http_guichet_main_conf_t *gmcf);
-void ngx_http_guichet_redis_exit(ngx_cycle_t *cycle);
-/* NGX_OK, or NGX_DECLINED when no connection is up (answer 503). */
-ngx_int_t ngx_http_guichet_redis_send(const gch_cmds_t *cmds,
-    ngx_http_guichet_redis_pt handler, void *data);
-
-
-/* _handler.c */
-
-ngx_int_t ngx_http_guichet_api_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_guichet_metrics_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_guichet_family_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
+/* The current catalogue with a reference taken, or NULL (503). */
+ngx_http_guichet_cat_t *ngx_http_guichet_cat_acquire(void);
+void ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat);
+/* Asks Redis for the catalogue's generation now (at most every 100 ms);
+ * reloads it when it moved. */
+void ngx_http_guichet_catalogue_kick(void);
+void ngx_http_guichet_catalogue_init(ngx_cycle_t *cycle);
+void ngx_http_guichet_catalogue_exit(ngx_cycle_t *cycle);
 
 /* Revoked tokens (logout): BLAKE2b-128 of the token. */
 #define NGX_HTTP_GUICHET_TOKEN_HASH  GCH_TOKEN_HASH_LEN
 
 void ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out);
 ngx_uint_t ngx_http_guichet_token_revoked(const u_char *hash);
-/* Takes a malloc'ed array of n hashes (sorted here). */
-void ngx_http_guichet_revoked_set(u_char *hashes, ngx_uint_t n,
-    long long gen);
+/* This worker refuses the token at once, the others at their refresh. */
 void ngx_http_guichet_revoked_add(const u_char *hash);
 
 
-/* _module.c */
+/* _routes.c: the guichet_api location's handler */
 
-void ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen);
-/* Asks Redis for the catalogue's generation now (at most every 100 ms);
- * reloads it when it moved. */
-void ngx_http_guichet_catalogue_kick(void);
-/* The current catalogue with a reference taken, or NULL (503). */
-ngx_http_guichet_cat_t *ngx_http_guichet_cat_acquire(void);
-void ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat);
+ngx_int_t ngx_http_guichet_api_handler(ngx_http_request_t *r);
+
+
+/* _metrics.c: the guichet_metrics location, $guichet_family, the hooks */
+
+ngx_int_t ngx_http_guichet_metrics_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_guichet_family_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+/* the Redis adapter's hooks */
+void ngx_http_guichet_metrics_redis_sent(void);
+void ngx_http_guichet_metrics_redis_replied(redisReply *reply);
+void ngx_http_guichet_metrics_redis_reconnecting(void);
 
 #endif /* NGX_HTTP_GUICHET_H */

@@ -1,6 +1,8 @@
 /*
  * ngx_http_guichet_module.c -- directives, configuration, process start
- * and exit, the $guichet_family variable and the shared metrics zone.
+ * and exit (the Redis pool, then the catalogue's refresher), the
+ * declaration of $guichet_family (computed in _metrics.c) and the shared
+ * metrics zone.
  *
  * Every directive is documented once in docs/directives.md and appears in
  * lua-free-config/production.conf (scripts/lint.sh checks both).
@@ -171,30 +173,6 @@ ngx_module_t  ngx_http_guichet_module = {
 
 
 static ngx_str_t  ngx_http_guichet_family_name = ngx_string("guichet_family");
-
-
-static void *
-ngx_http_guichet_heap_malloc(void *ctx, size_t size)
-{
-    return ngx_alloc(size, ngx_cycle->log);
-}
-
-
-static void
-ngx_http_guichet_heap_free(void *ctx, void *p)
-{
-    if (p) {
-        ngx_free(p);
-    }
-}
-
-
-/* Engine objects that may outlive their request live on the heap. */
-const gch_alloc_t  ngx_http_guichet_heap_alloc = {
-    ngx_http_guichet_heap_malloc,
-    ngx_http_guichet_heap_free,
-    NULL
-};
 
 
 static ngx_int_t
@@ -537,8 +515,9 @@ ngx_http_guichet_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
 static ngx_int_t
 ngx_http_guichet_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_conf_ctx_t           *ctx;
-    ngx_http_guichet_main_conf_t  *gmcf;
+    ngx_http_conf_ctx_t            *ctx;
+    ngx_http_guichet_redis_conf_t   rcf;
+    ngx_http_guichet_main_conf_t   *gmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
@@ -563,7 +542,21 @@ ngx_http_guichet_init_process(ngx_cycle_t *cycle)
     ngx_http_guichet_worker.log = cycle->log;
     ngx_http_guichet_worker.metrics = gmcf->metrics_zone->data;
 
-    return ngx_http_guichet_redis_init(cycle, gmcf);
+    ngx_memzero(&rcf, sizeof(ngx_http_guichet_redis_conf_t));
+    rcf.address = gmcf->redis;
+    rcf.password = gmcf->redis_password;
+    rcf.pool = gmcf->redis_pool;
+    rcf.sent = ngx_http_guichet_metrics_redis_sent;
+    rcf.replied = ngx_http_guichet_metrics_redis_replied;
+    rcf.reconnecting = ngx_http_guichet_metrics_redis_reconnecting;
+
+    if (ngx_http_guichet_redis_init(cycle, &rcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_guichet_catalogue_init(cycle);
+
+    return NGX_OK;
 }
 
 
@@ -571,181 +564,5 @@ static void
 ngx_http_guichet_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_guichet_redis_exit(cycle);
-
-    if (ngx_http_guichet_worker.cat) {
-        ngx_http_guichet_cat_release(ngx_http_guichet_worker.cat);
-        ngx_http_guichet_worker.cat = NULL;
-    }
-
-    if (ngx_http_guichet_worker.revoked) {
-        ngx_free(ngx_http_guichet_worker.revoked);
-        ngx_http_guichet_worker.revoked = NULL;
-        ngx_http_guichet_worker.nrevoked = 0;
-    }
-}
-
-
-void
-ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out)
-{
-    gch_token_hash((const char *) tok, len, out);
-}
-
-
-static int
-ngx_http_guichet_hash_cmp(const void *a, const void *b)
-{
-    return ngx_memcmp(a, b, NGX_HTTP_GUICHET_TOKEN_HASH);
-}
-
-
-ngx_uint_t
-ngx_http_guichet_token_revoked(const u_char *hash)
-{
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
-
-    return w->nrevoked
-           && bsearch(hash, w->revoked, w->nrevoked,
-                      NGX_HTTP_GUICHET_TOKEN_HASH,
-                      ngx_http_guichet_hash_cmp) != NULL;
-}
-
-
-/* Replaces the worker's revoked set; takes ownership of hashes. */
-void
-ngx_http_guichet_revoked_set(u_char *hashes, ngx_uint_t n, long long gen)
-{
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
-
-    qsort(hashes, n, NGX_HTTP_GUICHET_TOKEN_HASH, ngx_http_guichet_hash_cmp);
-
-    if (w->revoked) {
-        ngx_free(w->revoked);
-    }
-
-    w->revoked = hashes;
-    w->nrevoked = n;
-    w->revoked_gen = gen;
-}
-
-
-/* This worker knows at once; the others at their next refresh. */
-void
-ngx_http_guichet_revoked_add(const u_char *hash)
-{
-    u_char                     *p;
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
-
-    if (ngx_http_guichet_token_revoked(hash)) {
-        return;
-    }
-
-    p = ngx_alloc((w->nrevoked + 1) * NGX_HTTP_GUICHET_TOKEN_HASH,
-                  ngx_cycle->log);
-    if (p == NULL) {
-        return;
-    }
-
-    if (w->nrevoked) {
-        ngx_memcpy(p, w->revoked, w->nrevoked * NGX_HTTP_GUICHET_TOKEN_HASH);
-    }
-
-    ngx_memcpy(p + w->nrevoked * NGX_HTTP_GUICHET_TOKEN_HASH, hash,
-               NGX_HTTP_GUICHET_TOKEN_HASH);
-
-    ngx_http_guichet_revoked_set(p, w->nrevoked + 1, w->revoked_gen);
-}
-
-
-ngx_http_guichet_cat_t *
-ngx_http_guichet_cat_acquire(void)
-{
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
-
-    if (!w->ready || w->cat == NULL) {
-        return NULL;
-    }
-
-    w->cat->refs++;
-    return w->cat;
-}
-
-
-/* Drops one reference; the last one frees the catalogue. */
-void
-ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat)
-{
-    if (cat == NULL || --cat->refs > 0) {
-        return;
-    }
-
-    gch_town_free(cat->town);
-
-    if (cat->full_until) {
-        ngx_free(cat->full_until);
-    }
-
-    ngx_free(cat);
-}
-
-
-/*
- * Installs a freshly parsed catalogue (taking ownership) or, with NULL,
- * records that Redis has none: bookings then answer 503 (fail closed).
- */
-void
-ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen)
-{
-    ngx_http_guichet_cat_t     *cat;
-    ngx_time_t                 *tp;
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
-
-    w->ready_checked = ngx_current_msec;
-
-    if (town == NULL) {
-        if (w->ready) {
-            ngx_log_error(NGX_LOG_WARN, w->log, 0,
-                          "guichet: catalogue gone from Redis, "
-                          "bookings closed until it is published again");
-        }
-
-        w->ready = 0;
-        return;
-    }
-
-    cat = ngx_alloc(sizeof(ngx_http_guichet_cat_t), w->log);
-    if (cat == NULL) {
-        gch_town_free(town);
-        return;
-    }
-
-    cat->town = town;
-    cat->gen = gen;
-    cat->refs = 1;                       /* the worker's own reference */
-    cat->full_until = ngx_calloc((town->nsessions + 1) * sizeof(int64_t),
-                                 w->log);
-    if (cat->full_until == NULL) {
-        gch_town_free(town);
-        ngx_free(cat);
-        return;
-    }
-
-    if (w->cat) {
-        ngx_http_guichet_cat_release(w->cat);
-    }
-
-    w->cat = cat;
-    w->ready = 1;
-
-    /* read with its generation in one MULTI: the newest at that moment */
-    tp = ngx_timeofday();
-    w->confirmed_ms = (int64_t) tp->sec * 1000 + tp->msec;
-
-    if (w->metrics) {
-        (void) ngx_atomic_fetch_add(&w->metrics->catalogue_reloads, 1);
-    }
-
-    ngx_log_error(NGX_LOG_INFO, w->log, 0,
-                  "guichet: catalogue generation %L loaded, %uz sessions, "
-                  "%uz families", gen, town->nsessions, town->nfamilies);
+    ngx_http_guichet_catalogue_exit(cycle);
 }

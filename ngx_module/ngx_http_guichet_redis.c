@@ -1,6 +1,9 @@
 /*
  * ngx_http_guichet_redis.c -- hiredis async connections inside nginx's
- * event loop, and the catalogue refresher.
+ * event loop: the adapter, in the spirit of hiredis's adapters/libevent.h.
+ * It knows nothing of Guichet: what it is told to send, it sends, and it
+ * tells its user through the hooks of ngx_http_guichet_redis_conf_t
+ * (round trips, replies, reconnections: the module's metrics).
  *
  * hiredis 0.14 ships no nginx adapter and no async timeouts, so this file
  * is the adapter: each connection's socket gets an nginx connection whose
@@ -10,20 +13,16 @@
  * the event loop's turn (one write for all of them, no epoll_ctl); the
  * write event is armed only for connecting and for a socket buffer that is
  * full.  Each worker keeps guichet_redis_pool connections, reconnects with
- * a doubling back-off, and refreshes the catalogue every
- * guichet_catalogue_refresh.  Deadlines of requests are nginx timers in
- * _handler.c: a reply that arrives late is still consumed here and handed
- * to its operation, never to a freed request.
+ * a doubling back-off.  Deadlines of requests are nginx timers of their
+ * operations (_op.c): a reply that arrives late is still consumed here and
+ * handed to its operation, never to a freed request.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
-#include <ngx_http.h>
 
-#include <sodium.h>
-
-#include "ngx_http_guichet.h"
+#include "ngx_http_guichet_redis.h"
 
 
 #define NGX_HTTP_GUICHET_BACKOFF_MIN  100
@@ -45,15 +44,15 @@ typedef struct {
 typedef struct {
     ngx_http_guichet_redis_pt   handler;
     void                       *data;
+    ngx_uint_t                  quiet;      /* no hooks */
 } ngx_http_guichet_redis_op_t;
 
 
 static ngx_http_guichet_redis_conn_t  *ngx_http_guichet_conns;
 static ngx_uint_t                      ngx_http_guichet_nconns;
 static ngx_uint_t                      ngx_http_guichet_next;
-static ngx_event_t                     ngx_http_guichet_refresh_ev;
-static ngx_uint_t                      ngx_http_guichet_refreshing;
 static ngx_uint_t                      ngx_http_guichet_exiting;
+static ngx_http_guichet_redis_conf_t   ngx_http_guichet_redis_conf;
 
 
 static void ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc);
@@ -207,9 +206,8 @@ ngx_http_guichet_schedule_reconnect(ngx_http_guichet_redis_conn_t *rc)
         return;
     }
 
-    if (ngx_http_guichet_worker.metrics) {
-        (void) ngx_atomic_fetch_add(
-                   &ngx_http_guichet_worker.metrics->redis_reconnects, 1);
+    if (ngx_http_guichet_redis_conf.reconnecting) {
+        ngx_http_guichet_redis_conf.reconnecting();
     }
 
     if (!rc->reconnect.timer_set) {
@@ -228,7 +226,7 @@ ngx_http_guichet_on_connect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "guichet: connect() to redis \"%V\" failed: %s",
-                      &ngx_http_guichet_worker.gmcf->redis, ac->errstr);
+                      &ngx_http_guichet_redis_conf.address, ac->errstr);
         rc->ac = NULL;
         rc->connected = 0;
         ngx_http_guichet_schedule_reconnect(rc);
@@ -240,7 +238,7 @@ ngx_http_guichet_on_connect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "guichet: connected to redis \"%V\" (#%ui)",
-                  &ngx_http_guichet_worker.gmcf->redis, rc->index);
+                  &ngx_http_guichet_redis_conf.address, rc->index);
 }
 
 
@@ -291,24 +289,24 @@ ngx_http_guichet_auth_done(redisAsyncContext *ac, void *reply,
 static void
 ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc)
 {
-    u_char                        *p, *host;
-    ngx_int_t                      port;
-    redisAsyncContext             *ac;
-    ngx_connection_t              *c;
-    ngx_http_guichet_main_conf_t  *gmcf;
+    u_char                         *p, *host;
+    ngx_int_t                       port;
+    redisAsyncContext              *ac;
+    ngx_connection_t               *c;
+    ngx_http_guichet_redis_conf_t  *conf;
 
-    gmcf = ngx_http_guichet_worker.gmcf;
+    conf = &ngx_http_guichet_redis_conf;
 
     /* NUL-terminated copies: hiredis wants C strings */
 
-    host = ngx_alloc(gmcf->redis.len + 1, ngx_cycle->log);
+    host = ngx_alloc(conf->address.len + 1, ngx_cycle->log);
     if (host == NULL) {
         ngx_http_guichet_schedule_reconnect(rc);
         return;
     }
 
-    ngx_memcpy(host, gmcf->redis.data, gmcf->redis.len);
-    host[gmcf->redis.len] = '\0';
+    ngx_memcpy(host, conf->address.data, conf->address.len);
+    host[conf->address.len] = '\0';
 
     if (ngx_strncmp(host, "unix:", 5) == 0) {
         ac = redisAsyncConnectUnix((char *) host + 5);
@@ -330,7 +328,7 @@ ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc)
     if (ac == NULL || ac->err) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "guichet: connect() to redis \"%V\" failed: %s",
-                      &gmcf->redis, ac ? ac->errstr : "out of memory");
+                      &conf->address, ac ? ac->errstr : "out of memory");
         if (ac) {
             redisAsyncFree(ac);
         }
@@ -367,10 +365,10 @@ ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc)
 
     /* the first command makes hiredis wait for writability: connect */
 
-    if (gmcf->redis_password.len) {
+    if (conf->password.len) {
         redisAsyncCommand(ac, ngx_http_guichet_auth_done, NULL, "AUTH %b",
-                          gmcf->redis_password.data,
-                          gmcf->redis_password.len);
+                          conf->password.data,
+                          conf->password.len);
 
     } else {
         redisAsyncCommand(ac, NULL, NULL, "PING");
@@ -383,14 +381,9 @@ ngx_http_guichet_redis_done(redisAsyncContext *ac, void *reply,
     void *privdata)
 {
     ngx_http_guichet_redis_op_t  *op = privdata;
-    ngx_http_guichet_metrics_t   *m;
 
-    m = ngx_http_guichet_worker.metrics;
-
-    if (m && (reply == NULL
-              || ((redisReply *) reply)->type == REDIS_REPLY_ERROR))
-    {
-        (void) ngx_atomic_fetch_add(&m->redis_errors, 1);
+    if (!op->quiet && ngx_http_guichet_redis_conf.replied) {
+        ngx_http_guichet_redis_conf.replied(reply);
     }
 
     op->handler(reply, op->data);
@@ -399,7 +392,7 @@ ngx_http_guichet_redis_done(redisAsyncContext *ac, void *reply,
 
 
 /*
- * See ngx_http_guichet.h.  The handler is called exactly once unless
+ * See ngx_http_guichet_redis.h.  The handler is called exactly once unless
  * NGX_DECLINED or NGX_ERROR is returned.
  */
 ngx_int_t
@@ -439,6 +432,7 @@ ngx_http_guichet_redis_send(const gch_cmds_t *cmds,
 
     op->handler = handler;
     op->data = data;
+    op->quiet = 0;
 
     for (i = 0; i + 1 < cmds->ncmds; i++) {
         if (redisAsyncFormattedCommand(rc->ac, NULL, NULL, cmds->cmds[i].data,
@@ -456,9 +450,8 @@ ngx_http_guichet_redis_send(const gch_cmds_t *cmds,
         goto failed;
     }
 
-    if (ngx_http_guichet_worker.metrics) {
-        (void) ngx_atomic_fetch_add(
-                   &ngx_http_guichet_worker.metrics->redis_round_trips, 1);
+    if (ngx_http_guichet_redis_conf.sent) {
+        ngx_http_guichet_redis_conf.sent();
     }
 
     return NGX_OK;
@@ -474,247 +467,78 @@ failed:
 }
 
 
-/* catalogue refresher */
-
-static void
-ngx_http_guichet_catalogue_loaded(redisAsyncContext *ac, void *r,
-    void *privdata)
+/*
+ * One command (hiredis's format) on the first connection that is up, for
+ * the module's own housekeeping: the hooks are not told.  handler may be
+ * NULL (the reply is then dropped); otherwise it is called exactly once
+ * unless NGX_DECLINED or NGX_ERROR is returned.  Commands sent in a row in
+ * one turn of the event loop go out on the same connection, in order.
+ */
+ngx_int_t
+ngx_http_guichet_redis_command(ngx_http_guichet_redis_pt handler, void *data,
+    const char *fmt, ...)
 {
-    int                 rc;
-    long long           gen;
-    gch_error_t         err;
-    gch_town_t         *town;
-    redisReply         *reply = r, *g, *cat;
+    int                             rc;
+    va_list                         args;
+    ngx_uint_t                      k;
+    ngx_http_guichet_redis_op_t    *op;
+    ngx_http_guichet_redis_conn_t  *c;
 
-    ngx_http_guichet_refreshing = 0;
+    for (k = 0; k < ngx_http_guichet_nconns; k++) {
+        c = &ngx_http_guichet_conns[k];
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2)
-    {
-        return;
-    }
-
-    g = reply->element[0];
-    cat = reply->element[1];
-
-    if (g->type != REDIS_REPLY_STRING || cat->type != REDIS_REPLY_STRING) {
-        ngx_http_guichet_catalogue_set(NULL, 0);
-        return;
-    }
-
-    gen = strtoll(g->str, NULL, 10);
-
-    rc = gch_town_parse(&town, cat->str, cat->len,
-                        &ngx_http_guichet_heap_alloc, &err);
-    if (rc != GCH_OK) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "guichet: catalogue generation %L refused: %s",
-                      gen, err.message);
-        return;
-    }
-
-    ngx_http_guichet_catalogue_set(town, gen);
-}
-
-
-static void
-ngx_http_guichet_gen_checked(redisAsyncContext *ac, void *r, void *privdata)
-{
-    long long    gen;
-    ngx_time_t  *tp;
-    redisReply  *reply = r;
-
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_guichet_refreshing = 0;
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_NIL) {
-        ngx_http_guichet_refreshing = 0;
-        ngx_http_guichet_catalogue_set(NULL, 0);
-        return;
-    }
-
-    gen = (reply->type == REDIS_REPLY_STRING)
-          ? strtoll(reply->str, NULL, 10) : -1;
-
-    if (ngx_http_guichet_worker.cat
-        && gen == ngx_http_guichet_worker.cat->gen)
-    {
-        tp = ngx_timeofday();
-        ngx_http_guichet_refreshing = 0;
-        ngx_http_guichet_worker.ready = 1;
-        ngx_http_guichet_worker.ready_checked = ngx_current_msec;
-        ngx_http_guichet_worker.confirmed_ms = (int64_t) tp->sec * 1000
-                                               + tp->msec;
-        return;
-    }
-
-    redisAsyncCommand(ac, NULL, NULL, "MULTI");
-    redisAsyncCommand(ac, NULL, NULL, "GET gch:catalogue:gen");
-    redisAsyncCommand(ac, NULL, NULL, "GET gch:catalogue");
-    if (redisAsyncCommand(ac, ngx_http_guichet_catalogue_loaded, NULL, "EXEC")
-        != REDIS_OK)
-    {
-        ngx_http_guichet_refreshing = 0;
-    }
-}
-
-
-/* revoked tokens: reloaded when gch:revoked:gen changes */
-
-static void
-ngx_http_guichet_revoked_loaded(redisAsyncContext *ac, void *r,
-    void *privdata)
-{
-    u_char       *hashes, *p;
-    size_t        i, n;
-    long long     gen;
-    redisReply   *reply = r;
-
-    gen = (long long) (intptr_t) privdata;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        return;
-    }
-
-    hashes = ngx_alloc(reply->elements * NGX_HTTP_GUICHET_TOKEN_HASH + 1,
-                       ngx_cycle->log);
-    if (hashes == NULL) {
-        return;
-    }
-
-    n = 0;
-    p = hashes;
-
-    for (i = 0; i < reply->elements; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_STRING
-            || reply->element[i]->len != 2 * NGX_HTTP_GUICHET_TOKEN_HASH
-            || sodium_hex2bin(p, NGX_HTTP_GUICHET_TOKEN_HASH,
-                              reply->element[i]->str,
-                              reply->element[i]->len, NULL, NULL, NULL)
-               != 0)
-        {
+        if (!c->connected || c->ac == NULL) {
             continue;
         }
 
-        p += NGX_HTTP_GUICHET_TOKEN_HASH;
-        n++;
-    }
+        op = NULL;
 
-    ngx_http_guichet_revoked_set(hashes, n, gen);
-}
-
-
-static void
-ngx_http_guichet_revoked_checked(redisAsyncContext *ac, void *r,
-    void *privdata)
-{
-    long long    gen;
-    redisReply  *reply = r;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
-        return;
-    }
-
-    gen = strtoll(reply->str, NULL, 10);
-
-    if (gen == ngx_http_guichet_worker.revoked_gen) {
-        return;
-    }
-
-    redisAsyncCommand(ac, ngx_http_guichet_revoked_loaded,
-                      (void *) (intptr_t) gen,
-                      "ZRANGEBYSCORE gch:revoked %lld +inf",
-                      (long long) ngx_time());
-}
-
-
-/* One look at the generation (and the revoked tokens), if none is out. */
-static void
-ngx_http_guichet_refresh_now(void)
-{
-    ngx_uint_t                      k;
-    ngx_http_guichet_redis_conn_t  *rc;
-
-    if (ngx_http_guichet_refreshing) {
-        return;
-    }
-
-    for (k = 0; k < ngx_http_guichet_nconns; k++) {
-        rc = &ngx_http_guichet_conns[k];
-
-        if (rc->connected && rc->ac) {
-            if (redisAsyncCommand(rc->ac, ngx_http_guichet_gen_checked, NULL,
-                                  "GET gch:catalogue:gen")
-                == REDIS_OK)
-            {
-                ngx_http_guichet_refreshing = 1;
-
-                (void) redisAsyncCommand(rc->ac,
-                                         ngx_http_guichet_revoked_checked,
-                                         NULL, "GET gch:revoked:gen");
+        if (handler) {
+            op = ngx_alloc(sizeof(ngx_http_guichet_redis_op_t),
+                           ngx_cycle->log);
+            if (op == NULL) {
+                return NGX_ERROR;
             }
-            return;
+
+            op->handler = handler;
+            op->data = data;
+            op->quiet = 1;
         }
+
+        va_start(args, fmt);
+        rc = redisvAsyncCommand(c->ac,
+                                handler ? ngx_http_guichet_redis_done : NULL,
+                                op, fmt, args);
+        va_end(args);
+
+        if (rc != REDIS_OK) {
+            if (op) {
+                ngx_free(op);
+            }
+
+            return NGX_DECLINED;
+        }
+
+        return NGX_OK;
     }
+
+    return NGX_DECLINED;
 }
 
 
-static void
-ngx_http_guichet_refresh_handler(ngx_event_t *ev)
-{
-    if (ngx_exiting || ngx_terminate || ngx_http_guichet_exiting) {
-        return;
-    }
-
-    ngx_add_timer(ev, ngx_http_guichet_worker.gmcf->catalogue_refresh);
-
-    ngx_http_guichet_refresh_now();
-}
-
-
-/*
- * A request named a family the catalogue does not know with a token newer
- * than the catalogue (503 catalogue_behind): look now rather than at the
- * next guichet_catalogue_refresh, so that the client's retry after
- * Retry-After finds the new catalogue.  At most one look per 100 ms.
- */
-void
-ngx_http_guichet_catalogue_kick(void)
-{
-    static ngx_msec_t  last;
-    static ngx_uint_t  kicked;
-
-    if (ngx_exiting || ngx_terminate || ngx_http_guichet_exiting
-        || ngx_http_guichet_nconns == 0)
-    {
-        return;
-    }
-
-    if (kicked && ngx_current_msec - last < 100) {
-        return;
-    }
-
-    kicked = 1;
-    last = ngx_current_msec;
-
-    ngx_http_guichet_refresh_now();
-}
-
-
-/* Called once per worker process: opens the pool, starts the refresher. */
+/* Called once per worker process: opens the pool. */
 ngx_int_t
 ngx_http_guichet_redis_init(ngx_cycle_t *cycle,
-    ngx_http_guichet_main_conf_t *gmcf)
+    const ngx_http_guichet_redis_conf_t *conf)
 {
     ngx_uint_t                      i;
     ngx_http_guichet_redis_conn_t  *rc;
 
+    ngx_http_guichet_redis_conf = *conf;
     ngx_http_guichet_exiting = 0;
-    ngx_http_guichet_nconns = gmcf->redis_pool;
+    ngx_http_guichet_nconns = conf->pool;
     ngx_http_guichet_conns = ngx_pcalloc(cycle->pool,
-                      gmcf->redis_pool * sizeof(ngx_http_guichet_redis_conn_t));
+                      conf->pool * sizeof(ngx_http_guichet_redis_conn_t));
     if (ngx_http_guichet_conns == NULL) {
         return NGX_ERROR;
     }
@@ -733,14 +557,6 @@ ngx_http_guichet_redis_init(ngx_cycle_t *cycle,
 
         ngx_http_guichet_redis_connect(rc);
     }
-
-    ngx_http_guichet_refresh_ev.handler = ngx_http_guichet_refresh_handler;
-    ngx_http_guichet_refresh_ev.log = cycle->log;
-    ngx_http_guichet_refresh_ev.data = NULL;
-    ngx_http_guichet_refresh_ev.cancelable = 1;
-
-    /* first look right after the connections come up */
-    ngx_add_timer(&ngx_http_guichet_refresh_ev, 20);
 
     return NGX_OK;
 }

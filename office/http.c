@@ -17,7 +17,7 @@
  * resumes it, one more call runs the handler's second half and queues the
  * answer.  gcho_completed() frees the request.
  *
- * Authentication is the module's (ngx_http_guichet_handler.c): a bearer
+ * Authentication is the module's (ngx_http_guichet_session.c): a bearer
  * token or the guichet_session cookie, checked with gch_token_verify() and
  * against the logout set gch:revoked (BLAKE2b-128 of the token, hex);
  * cookie requests that change something must carry a matching Origin.

@@ -11,11 +11,10 @@ was found):
                    engine/src/ and office/, and in the JSON bodies of
                    lua-free-config/*.conf
   refusal reasons  every per-cell reason of a booking answer (docs/errors.md,
-                   the table whose column is "reason") against the reasons
-                   the engine assigns and the module's metrics table
-  metrics reasons  the module's table of reasons (ngx_http_guichet_reasons,
-                   counted in /metrics) against the reasons the engine
-                   assigns
+                   the table whose column is "reason") against the engine's
+                   table of reasons (gch_reasons[] of engine/src/alloc.c,
+                   the names of gch_reason_t, which /metrics counts too)
+  one table        no reason is assigned as a literal outside that table
   directives       docs/directives.md's "### guichet_*" sections against the
                    module's ngx_command_t table
   variables        docs/directives.md's "### $guichet_*" sections against the
@@ -41,8 +40,9 @@ joined, so a code split over lines or calls is still seen):
   * tables: arrays of a struct type with "status" and "code" members
     (gch_errors[] of engine/src/alloc.c): the member "code" of each entry;
   * assignments of a literal to a ".code"/"->code" member.
-Reasons: literals assigned to a "reason" member, and the string arrays
-whose name ends in "reasons".
+Reasons: the string arrays whose name ends in "reasons" (the engine's
+gch_reasons[]), and literals assigned to a "reason" member (there should
+be none: each must be in the table).
 
 Usage: scripts/check-docs.py [-v]   (exit 1 when a check fails; -v lists
 what was found).  Run by scripts/lint.sh (make lint) and by tests/run-all
@@ -229,7 +229,7 @@ def c_files():
 
 
 def scan_code(verbose):
-    codes, reasons, metrics_reasons = Found(), Found(), Found()
+    codes, reasons, table_reasons = Found(), Found(), Found()
     unreadable = []
     files = {p: tokenize(p) for p in c_files()}
 
@@ -318,7 +318,7 @@ def scan_code(verbose):
                         toks[k + 1].text == "{":
                     end = match_paren(toks, k + 1)
                     for s in strings_of(toks[k + 1:end]):
-                        metrics_reasons.add(s.value, s.where())
+                        table_reasons.add(s.value, s.where())
 
     # the JSON bodies nginx answers itself (api-errors.conf, ...)
     conf_dir = os.path.join(ROOT, "lua-free-config")
@@ -332,7 +332,7 @@ def scan_code(verbose):
                     continue
                 for m in re.finditer(r'"code"\s*:\s*"([^"]+)"', line):
                     codes.add(m.group(1), "%s:%d" % (path, n))
-    return codes, reasons, metrics_reasons, unreadable
+    return codes, reasons, table_reasons, unreadable
 
 
 def doc_table_column(path, column):
@@ -469,7 +469,7 @@ def main():
     verbose = "-v" in sys.argv[1:]
     rep = Report()
 
-    codes, reasons, metrics_reasons, unreadable = scan_code(verbose)
+    codes, reasons, table_reasons, unreadable = scan_code(verbose)
     doc_codes = doc_table_column("docs/errors.md", "code")
     doc_reasons = doc_table_column("docs/errors.md", "reason")
     if verbose:
@@ -484,16 +484,19 @@ def main():
     rep.check("error codes: every code argument is readable", unreadable)
 
     all_reasons = Found()
-    for f in (reasons, metrics_reasons):
+    for f in (reasons, table_reasons):
         for name, where in f.where.items():
             all_reasons.add(name, where)
     rep.both_ways("refusal reasons: docs/errors.md = reasons of the code",
-                  all_reasons, "a reason of the engine or the module",
+                  all_reasons, "a reason of the engine (gch_reasons[])",
                   doc_reasons, "docs/errors.md (table 'reason')")
-    rep.both_ways("refusal reasons: the module's metrics table = the "
-                  "engine's reasons", reasons,
-                  "assigned by the engine (engine/src/)",
-                  metrics_reasons, "ngx_http_guichet_reasons[] (metrics)")
+    rep.check("refusal reasons: one table (the engine's gch_reasons[]); "
+              "none written as a literal elsewhere",
+              ["%s: reason \"%s\" is not in the table" % (where, name)
+               for name, where in sorted(reasons.where.items())
+               if name not in table_reasons.where] +
+              ([] if table_reasons.where else
+               ["no table of reasons found (an array named *reasons)"]))
 
     directives, variables = module_names()
     rep.both_ways("directives: docs/directives.md = the module's "

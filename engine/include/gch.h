@@ -39,6 +39,13 @@
 #define GCH_EREDIS       -7     /* 503 unavailable (bad/err reply)      */
 #define GCH_EFENCED      -8     /* 503: attempt reaped before step two  */
 #define GCH_ETOOLARGE    -9     /* 413 body_too_large                   */
+/* the nginx module's own refusals (the engine only names them) */
+#define GCH_EMETHOD     -10     /* 405 method_not_allowed               */
+#define GCH_EMEDIA      -11     /* 415 unsupported_media_type           */
+#define GCH_EIDEMKEY    -12     /* 400 idempotency_key_missing          */
+#define GCH_EBEHIND     -13     /* 503 catalogue_behind                 */
+#define GCH_EORIGIN     -14     /* 403 bad_origin                       */
+#define GCH_ERATE       -15     /* 429 rate_limited                     */
 
 typedef struct {
     int          status;        /* HTTP status the error maps to        */
@@ -65,6 +72,32 @@ typedef struct {
     size_t   used;
     size_t   last;       /* offset of the most recent piece */
 } gch_fixed_t;
+
+/*
+ * Why a cell of a booking is refused: the "reason" of its answer, one row
+ * each in docs/errors.md (scripts/check-docs.py reads gch_reasons[] of
+ * engine/src/alloc.c).  To add one: a constant before GCH_REASON_COUNT,
+ * its name at the same place in gch_reasons[], its row in docs/errors.md.
+ */
+typedef enum {
+    GCH_REASON_NONE = 0,                 /* not refused */
+    GCH_REASON_FULL,
+    GCH_REASON_CONFLICT,
+    GCH_REASON_ALREADY_BOOKED,
+    GCH_REASON_NOT_OPEN_YET,
+    GCH_REASON_CLOSED,
+    GCH_REASON_NOT_ENROLLED,
+    GCH_REASON_AGE,
+    GCH_REASON_DOCUMENTS_MISSING,
+    GCH_REASON_UNPAID_INVOICES,
+    GCH_REASON_WEEK_INCOMPLETE,
+    GCH_REASON_UNKNOWN_SESSION,
+    GCH_REASON_UNIT_REQUIRED,
+    GCH_REASON_COUNT
+} gch_reason_t;
+
+/* "full", "conflict", ...; NULL for GCH_REASON_NONE or out of range. */
+const char *gch_reason_name(gch_reason_t reason);
 
 /* Fill err (if not NULL) from a GCH_E* and an optional message. */
 void gch_error_set(gch_error_t *err, int rc, const char *fmt, ...);
@@ -418,8 +451,12 @@ int gch_book_replayed(const gch_book_t *b);
 /* After a 429 (the family's budget): its Retry-After in seconds, else 0. */
 long long gch_book_retry_after(const gch_book_t *b);
 void gch_book_free(gch_book_t *b);
-/* Per-cell outcomes once answered, for metrics: NULL = confirmed. */
+/*
+ * Per-cell outcomes once answered (metrics, the sold-out cache):
+ * GCH_REASON_NONE = confirmed; the reason's name (NULL = confirmed).
+ */
 size_t gch_book_ncells(const gch_book_t *b);
+gch_reason_t gch_book_cell_outcome(const gch_book_t *b, size_t i);
 const char *gch_book_cell_reason(const gch_book_t *b, size_t i);
 const gch_session_t *gch_book_cell_session(const gch_book_t *b, size_t i);
 

@@ -121,24 +121,14 @@ int gch_json_array(gch_jcx_t *cx, const char *key, const gch_jnode_t *v,
     size_t min, size_t max);
 
 
-/* Writing. */
+/* Writing: a handle on the engine's one generator (gch_gen_new(), resp.h). */
 typedef struct {
     yajl_gen            g;
     const gch_alloc_t  *a;
-    char               *buf;
-    size_t              len;
-    size_t              cap;
-    int                 failed;
-    gch_fixed_t         fixed;
-    gch_alloc_t         fixed_a;
-    union {
-        long double     align;
-        char            bytes[2048];
-    }                   reserve;
 } gch_jout_t;
 
-/* 0 or GCH_ENOMEM.  o must not move while in use.  Then use yajl_gen_*()
- * on o->g and finish with gch_jout_detach() or gch_jout_free(). */
+/* 0 or GCH_ENOMEM.  Then use yajl_gen_*() on o->g and finish with
+ * gch_jout_detach() or gch_jout_free(). */
 int gch_jout_init(gch_jout_t *o, const gch_alloc_t *a);
 void gch_jout_str(gch_jout_t *o, const char *s, size_t n);
 void gch_jout_cstr(gch_jout_t *o, const char *s);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gch_keys.h"
 #include "resp.h"
 
 
@@ -68,13 +69,13 @@ gch_absence_plan(gch_absence_t **out, const gch_family_t *f,
     gch_cmdlist_init(&j->cmds, a);
 
     gch_cmdlist_cmd(&j->cmds, "MULTI", NULL);
-    snprintf(key, sizeof(key), "{f:%s}:bookings", f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), f->id);
     gch_cmdlist_cmd(&j->cmds, "HGET", key, j->bid, NULL);
-    snprintf(key, sizeof(key), "{f:%s}:billed", f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BILLED), f->id);
     gch_cmdlist_cmd(&j->cmds, "HGET", key, j->bid, NULL);
-    gch_cmdlist_cmd(&j->cmds, "INCR", "gch:seq:demande", NULL);
+    gch_cmdlist_cmd(&j->cmds, "INCR", GCH_KEY_SEQ_DEMANDE, NULL);
     if (j->doc[0]) {
-        snprintf(key, sizeof(key), "{f:%s}:documents", f->id);
+        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS), f->id);
         gch_cmdlist_cmd(&j->cmds, "SISMEMBER", key, j->doc, NULL);
     }
     gch_cmdlist_cmd(&j->cmds, "EXEC", NULL);
@@ -134,10 +135,10 @@ gch_absence_record(gch_absence_t *j)
         return GCH_ENOMEM;
     }
 
-    gch_cmdlist_cmd(&j->cmds, "XADD", "gch:bookings", "*", "d", entry, NULL);
+    gch_cmdlist_cmd(&j->cmds, "XADD", GCH_KEY_STREAM, "*", "d", entry, NULL);
     j->a->free(j->a->ctx, entry);
 
-    snprintf(key, sizeof(key), "{f:%s}:billed", j->family->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BILLED), j->family->id);
     gch_cmdlist_cmd(&j->cmds, "HDEL", key, j->bid, NULL);
 
     /* the demande the family sees */
@@ -164,7 +165,7 @@ gch_absence_record(gch_absence_t *j)
         return GCH_ENOMEM;
     }
 
-    snprintf(key, sizeof(key), "{f:%s}:demandes", j->family->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), j->family->id);
     gch_cmdlist_cmd(&j->cmds, "LPUSH", key, entry, NULL);
     gch_cmdlist_cmd(&j->cmds, "LTRIM", key, "0", "199", NULL);
     j->a->free(j->a->ctx, entry);

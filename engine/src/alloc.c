@@ -5,7 +5,8 @@
  * module passes one over its pools, the worker and tests gch_alloc_std).
  * Long-lived objects (towns, requests) are arenas of blocks taken from that
  * allocator and released at once.  gch_error_set() turns a GCH_E* into the
- * stable public code, HTTP status and a French message (docs/errors.md).
+ * stable public code, HTTP status and a French message (docs/errors.md);
+ * gch_reason_name() a gch_reason_t into its public name.
  */
 
 #include <stdarg.h>
@@ -65,9 +66,38 @@ static const gch_error_map_t  gch_errors[] = {
       "Service momentanément indisponible, veuillez réessayer." },
     { GCH_ETOOLARGE, 413, "body_too_large",
       "Le corps de la requête est trop volumineux." },
+    { GCH_EMETHOD, 405, "method_not_allowed",
+      "Cette méthode n'est pas permise ici." },
+    { GCH_EMEDIA, 415, "unsupported_media_type",
+      "Le corps de la demande doit être du JSON "
+      "(Content-Type: application/json)." },
+    { GCH_EIDEMKEY, 400, "idempotency_key_missing",
+      "L'en-tête Idempotency-Key est obligatoire." },
+    { GCH_EBEHIND, 503, "catalogue_behind",
+      "Réessayez dans une seconde." },
+    { GCH_EORIGIN, 403, "bad_origin",
+      "Cette demande ne vient pas du site du guichet." },
+    { GCH_ERATE, 429, "rate_limited",
+      "Trop de demandes : réessayez dans un moment." },
     { GCH_ENOMEM, 500, "internal",
       "Erreur interne, veuillez réessayer." }
 };
+
+
+/* The names of gch_reason_t, in its order (docs/errors.md, "reason"). */
+static const char  *gch_reasons[GCH_REASON_COUNT] = {
+    NULL, "full", "conflict", "already_booked", "not_open_yet", "closed",
+    "not_enrolled", "age", "documents_missing", "unpaid_invoices",
+    "week_incomplete", "unknown_session", "unit_required"
+};
+
+
+const char *
+gch_reason_name(gch_reason_t reason)
+{
+    return ((unsigned) reason < GCH_REASON_COUNT) ? gch_reasons[reason]
+                                                   : NULL;
+}
 
 
 /*

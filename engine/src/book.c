@@ -21,6 +21,7 @@
 
 #include <sodium.h>
 
+#include "gch_keys.h"
 #include "resp.h"
 
 
@@ -42,15 +43,15 @@
 #define GCH_DEMANDES_TRIM   250
 
 /* the online quota, or the on-site one for staff at the counter */
-#define GCH_LEFT(b)    ((b)->in.onsite ? "onsite" : "left")
-#define GCH_BOOKED(b)  ((b)->in.onsite ? "booked_onsite" : "booked")
+#define GCH_LEFT(b)    ((b)->in.onsite ? GCH_KEY_ONSITE : GCH_KEY_LEFT)
+#define GCH_BOOKED(b)  ((b)->in.onsite ? GCH_KEY_BOOKED_ONSITE : GCH_KEY_BOOKED)
 
 
 typedef struct {
     const gch_item_t     *item;
     const gch_child_t    *child;
     const gch_session_t  *session;
-    const char           *reason;       /* NULL: still open */
+    gch_reason_t          reason;       /* GCH_REASON_NONE: open */
     char                  bid[GCH_BID_LEN + 1];
     uint32_t              quanta;       /* claims this cell needs */
     uint32_t              claimed;      /* claims step one set for us */
@@ -316,8 +317,9 @@ gch_own_record(const gch_book_t *b, const char *rec, size_t len)
 static int
 gch_demandes_key(char *buf, size_t size, const gch_book_t *b)
 {
-    return gch_key3(buf, size, "{f:", b->in.family->id,
-                    strlen(b->in.family->id), "}:demandes");
+    return gch_key3(buf, size, GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_DEMANDES);
 }
 
 
@@ -331,7 +333,7 @@ gch_place_key(char *buf, size_t size, const gch_session_t *s,
     post[1] = ':';
     memcpy(post + 2, what, strlen(what) + 1);
 
-    (void) gch_key3(buf, size, "{s:", s->id, strlen(s->id), post);
+    (void) gch_key3(buf, size, GCH_KEY_S_TAG, s->id, strlen(s->id), post);
 }
 
 
@@ -398,7 +400,7 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
 
     s = c->session;
     if (s == NULL) {
-        c->reason = "unknown_session";
+        c->reason = GCH_REASON_UNKNOWN_SESSION;
         return;
     }
 
@@ -407,35 +409,35 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
     starts = b->in.town->units[s->unit].starts_min;
 
     if (!gch_enrolled(b->in.family, c)) {
-        c->reason = "not_enrolled";
+        c->reason = GCH_REASON_NOT_ENROLLED;
         return;
     }
 
     age = gch_age_on(c->child->birth_date, s->date);
     if (age < act->age_min || age > act->age_max) {
-        c->reason = "age";
+        c->reason = GCH_REASON_AGE;
         return;
     }
 
     if (!gch_documents_ok(b->in.family, act, s->date)) {
-        c->reason = "documents_missing";
+        c->reason = GCH_REASON_DOCUMENTS_MISSING;
         return;
     }
 
     if (act->blocks_unpaid && b->in.family->unpaid_invoices > 0) {
-        c->reason = "unpaid_invoices";
+        c->reason = GCH_REASON_UNPAID_INVOICES;
         return;
     }
 
     if (act->opens_at && b->in.now_ms < act->opens_at * 1000
         && !b->in.onsite)
     {
-        c->reason = "not_open_yet";
+        c->reason = GCH_REASON_NOT_OPEN_YET;
         return;
     }
 
     if (now_s >= gch_deadline_instant(&act->deadline, s->date, starts)) {
-        c->reason = "closed";
+        c->reason = GCH_REASON_CLOSED;
         return;
     }
 
@@ -451,12 +453,12 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
         }
 
         if (p->session == s) {
-            c->reason = "already_booked";
+            c->reason = GCH_REASON_ALREADY_BOOKED;
             return;
         }
 
         if (p->quanta & c->quanta) {
-            c->reason = "conflict";
+            c->reason = GCH_REASON_CONFLICT;
             return;
         }
     }
@@ -491,7 +493,7 @@ gch_week_complete(gch_book_t *b, const gch_cell_t *c)
 
         for (j = 0; j < b->ncells; j++) {
             o = &b->cells[j];
-            if (o->reason == NULL && o->session == t
+            if (o->reason == GCH_REASON_NONE && o->session == t
                 && o->child == c->child)
             {
                 break;
@@ -514,8 +516,8 @@ gch_week_refuse(gch_book_t *b)
     size_t  i;
 
     for (i = 0; i < b->ncells; i++) {
-        if (b->cells[i].reason == NULL) {
-            b->cells[i].reason = "week_incomplete";
+        if (b->cells[i].reason == GCH_REASON_NONE) {
+            b->cells[i].reason = GCH_REASON_WEEK_INCOMPLETE;
         }
     }
 }
@@ -531,7 +533,7 @@ gch_week_rule(gch_book_t *b)
         c = &b->cells[i];
 
         if (c->session && c->session->activity->week_required
-            && (c->reason != NULL || !gch_week_complete(b, c)))
+            && (c->reason != GCH_REASON_NONE || !gch_week_complete(b, c)))
         {
             break;
         }
@@ -656,7 +658,7 @@ gch_needs_outcome(gch_book_t *b, const redisReply *exec)
 
         for (j = 0; j < b->ncells; j++) {
             o = &b->cells[j];
-            if (j != i && o->reason == NULL && o->child == c->child
+            if (j != i && o->reason == GCH_REASON_NONE && o->child == c->child
                 && o->session->activity == c->session->activity
                 && o->session->date == c->session->date
                 && (c->needs & (1u << o->session->unit)))
@@ -695,7 +697,7 @@ gch_needs_outcome(gch_book_t *b, const redisReply *exec)
         }
 
         if (u == 32) {
-            c->reason = "unit_required";
+            c->reason = GCH_REASON_UNIT_REQUIRED;
         }
     }
 }
@@ -733,8 +735,9 @@ gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
     int    klen;
     char   key[GCH_KEY_MAX], cost[24], win[24];
 
-    klen = gch_key3(key, sizeof(key), "{f:", b->in.family->id,
-                    strlen(b->in.family->id), "}:budget");
+    klen = gch_key3(key, sizeof(key), GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BUDGET);
     if (klen < 0) {
         l->failed = 1;
         return;
@@ -799,9 +802,9 @@ gch_step1_build(gch_book_t *b)
     gch_cmdlist_argv(l, 7, argv, argvlen);
     gch_buf_free(&rec);
 
-    gch_cmdlist_cmd(l, "INCR", "gch:seq:demande", NULL);
-    gch_cmdlist_cmd(l, "ZADD", "gch:inflight", ms, b->member, NULL);
-    gch_cmdlist_cmd(l, "GET", "gch:catalogue:gen", NULL);
+    gch_cmdlist_cmd(l, "INCR", GCH_KEY_SEQ_DEMANDE, NULL);
+    gch_cmdlist_cmd(l, "ZADD", GCH_KEY_INFLIGHT, ms, b->member, NULL);
+    gch_cmdlist_cmd(l, "GET", GCH_KEY_CATALOGUE_GEN, NULL);
 
     /* unit dependencies: who holds the units a cell needs, before us */
 
@@ -956,7 +959,7 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
 
         gch_precheck(b, c, i);
 
-        if (c->reason == NULL) {
+        if (c->reason == GCH_REASON_NONE) {
             b->nopen++;
         }
     }
@@ -969,7 +972,7 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
         goto nomem;
     }
 
-    snprintf(b->idem_rkey, n, "{f:%s}:idem:%.*s", in->family->id,
+    snprintf(b->idem_rkey, n, GCH_KEY_F(GCH_KEY_IDEM) ":%.*s", in->family->id,
              (int) in->idem_len, in->idem_key);
 
     /* step one is written when it is asked for: not at all when the
@@ -1053,7 +1056,7 @@ gch_request_status(const gch_book_t *b)
 
     ok = 0;
     for (i = 0; i < b->ncells; i++) {
-        ok += (b->cells[i].reason == NULL);
+        ok += (b->cells[i].reason == GCH_REASON_NONE);
     }
 
     return ok == b->ncells ? "traitee_positivement"
@@ -1094,7 +1097,7 @@ gch_items_json(gch_book_t *b)
         gch_buf_lit(&o, ",\"session_id\":");
         gch_buf_jstr(&o, c->item->session_id, c->item->session_len);
 
-        if (c->reason == NULL) {
+        if (c->reason == GCH_REASON_NONE) {
             gch_buf_lit(&o, ",\"status\":\"confirmed\",\"booking_id\":");
             gch_buf_jstrz(&o, c->bid);
             gch_buf_lit(&o, ",\"price_cents\":");
@@ -1106,9 +1109,9 @@ gch_items_json(gch_book_t *b)
 
         } else {
             gch_buf_lit(&o, ",\"status\":\"refused\",\"reason\":");
-            gch_buf_jstrz(&o, c->reason);
+            gch_buf_jstrz(&o, gch_reason_name(c->reason));
 
-            if (strcmp(c->reason, "not_open_yet") == 0) {
+            if (c->reason == GCH_REASON_NOT_OPEN_YET) {
                 gch_instant_format(c->session->activity->opens_at, opens);
                 gch_buf_lit(&o, ",\"opens_at\":");
                 gch_buf_jstrz(&o, opens);
@@ -1191,11 +1194,11 @@ gch_entry_json(gch_book_t *b, size_t *len)
 static char *
 gch_demande_json(gch_book_t *b, size_t *len)
 {
-    int          n;
-    char         at[26];
-    size_t       i, j;
-    gch_buf_t    o;
-    const char  *r;
+    int           n;
+    char          at[26];
+    size_t        i, j;
+    gch_buf_t     o;
+    gch_reason_t  r;
 
     if (gch_items_json(b) != 0) {
         return NULL;
@@ -1218,12 +1221,12 @@ gch_demande_json(gch_book_t *b, size_t *len)
 
     for (i = 0; i < b->ncells; i++) {
         r = b->cells[i].reason;
-        if (r == NULL) {
+        if (r == GCH_REASON_NONE) {
             continue;
         }
 
         for (j = 0; j < i; j++) {
-            if (b->cells[j].reason && strcmp(b->cells[j].reason, r) == 0) {
+            if (b->cells[j].reason == r) {
                 break;
             }
         }
@@ -1233,7 +1236,7 @@ gch_demande_json(gch_book_t *b, size_t *len)
                 gch_buf_lit(&o, ",");
             }
 
-            gch_buf_jstrz(&o, r);
+            gch_buf_jstrz(&o, gch_reason_name(r));
         }
     }
 
@@ -1334,7 +1337,7 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
             if (sp && (size_t) (sp - r->str) == strlen(c->session->id)
                 && memcmp(r->str, c->session->id, sp - r->str) == 0)
             {
-                c->reason = "already_booked";
+                c->reason = GCH_REASON_ALREADY_BOOKED;
             }
 
         } else {
@@ -1353,11 +1356,11 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
 
     c->took_place = (bf->element[0]->type == REDIS_REPLY_INTEGER);
 
-    if (held && c->reason == NULL) {
-        c->reason = "conflict";
+    if (held && c->reason == GCH_REASON_NONE) {
+        c->reason = GCH_REASON_CONFLICT;
 
     } else if (!held && !c->took_place) {
-        c->reason = "full";
+        c->reason = GCH_REASON_FULL;
     }
 
     (void) b;
@@ -1381,7 +1384,7 @@ gch_answer_ttl(const gch_book_t *b)
     }
 
     for (i = 0; i < b->ncells; i++) {
-        if (b->cells[i].reason == NULL) {
+        if (b->cells[i].reason == GCH_REASON_NONE) {
             return b->in.idem_ttl_s;
         }
     }
@@ -1404,8 +1407,9 @@ gch_step2_build(gch_book_t *b)
 
     l = &b->step2;
     gch_lltoa(ttl, (long long) gch_answer_ttl(b));
-    flen = gch_key3(fkey, sizeof(fkey), "{f:", b->in.family->id,
-                    strlen(b->in.family->id), "}:bookings");
+    flen = gch_key3(fkey, sizeof(fkey), GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BOOKINGS);
     if (flen < 0) {
         l->failed = 1;
         return;
@@ -1422,7 +1426,7 @@ gch_step2_build(gch_book_t *b)
     argv[6] = ttl; argvlen[6] = strlen(ttl);
     gch_cmdlist_argv(l, 7, argv, argvlen);
 
-    gch_cmdlist_cmd(l, "ZREM", "gch:inflight", b->member, NULL);
+    gch_cmdlist_cmd(l, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
@@ -1459,7 +1463,7 @@ gch_step2_build(gch_book_t *b)
 
     } else {
         argv[0] = "XADD"; argvlen[0] = 4;
-        argv[1] = "gch:bookings"; argvlen[1] = 12;
+        argv[1] = GCH_KEY_STREAM; argvlen[1] = sizeof(GCH_KEY_STREAM) - 1;
         argv[2] = "*"; argvlen[2] = 1;
         argv[3] = "d"; argvlen[3] = 1;
         argv[4] = entry; argvlen[4] = len;
@@ -1621,7 +1625,7 @@ gch_abort(gch_book_t *b, const redisReply *exec, int status,
         }
 
         gch_cmdlist_cmd(&b->step2, "DEL", b->idem_rkey, NULL);
-        gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->member, NULL);
+        gch_cmdlist_cmd(&b->step2, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
     }
 
@@ -1735,7 +1739,7 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
                        b->step2.list.cmds[--b->step2.list.ncmds].data);
         }
 
-        gch_cmdlist_cmd(&b->step2, "ZREM", "gch:inflight", b->member, NULL);
+        gch_cmdlist_cmd(&b->step2, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
 
         return b->step2.failed ? GCH_ENOMEM : GCH_OK;
@@ -1832,8 +1836,9 @@ gch_step3_build(gch_book_t *b)
     l = &b->step3;
     gch_cmdlist_cmd(l, "MULTI", NULL);
 
-    (void) gch_key3(fkey, sizeof(fkey), "{f:", b->in.family->id,
-                    strlen(b->in.family->id), "}:bookings");
+    (void) gch_key3(fkey, sizeof(fkey), GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BOOKINGS);
 
     gch_buf_init(&o, b->a);
     gch_buf_lit(&o, "{\"type\":\"void\",\"family_id\":");
@@ -1869,7 +1874,7 @@ gch_step3_build(gch_book_t *b)
         return;
     }
 
-    gch_cmdlist_cmd(l, "XADD", "gch:bookings", "*", "d", entry, NULL);
+    gch_cmdlist_cmd(l, "XADD", GCH_KEY_STREAM, "*", "d", entry, NULL);
     b->a->free(b->a->ctx, entry);
 
     gch_cmdlist_cmd(l, "DEL", b->idem_rkey, NULL);
@@ -2004,10 +2009,17 @@ gch_book_ncells(const gch_book_t *b)
 }
 
 
+gch_reason_t
+gch_book_cell_outcome(const gch_book_t *b, size_t i)
+{
+    return b->cells[i].reason;
+}
+
+
 const char *
 gch_book_cell_reason(const gch_book_t *b, size_t i)
 {
-    return b->cells[i].reason;
+    return gch_reason_name(b->cells[i].reason);
 }
 
 
@@ -2036,15 +2048,15 @@ gch_book_sold_out(gch_book_t *b,
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
-        if (c->reason == NULL && !sold_out(c->session, ctx)) {
+        if (c->reason == GCH_REASON_NONE && !sold_out(c->session, ctx)) {
             return 0;
         }
     }
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
-        if (c->reason == NULL) {
-            c->reason = "full";
+        if (c->reason == GCH_REASON_NONE) {
+            c->reason = GCH_REASON_FULL;
         }
     }
 

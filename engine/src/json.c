@@ -29,6 +29,7 @@
 #include <gch_json.h>
 
 #include "arena.h"
+#include "resp.h"
 
 
 #define GCH_JSON_MAX_DEPTH  64
@@ -1014,149 +1015,55 @@ gch_json_array(gch_jcx_t *cx, const char *key, const gch_jnode_t *v,
 }
 
 
-/* writing */
-
-static void
-gch_jout_print(void *ctx, const char *s, size_t n)
-{
-    char        *p;
-    size_t       cap;
-    gch_jout_t  *o = ctx;
-
-    if (o->failed) {
-        return;
-    }
-
-    if (o->len + n + 1 > o->cap) {
-        cap = o->cap ? o->cap : 4096;
-        while (cap < o->len + n + 1) {
-            cap *= 2;
-        }
-
-        p = o->a->alloc(o->a->ctx, cap);
-        if (p == NULL) {
-            o->failed = 1;
-            return;
-        }
-
-        if (o->len) {
-            memcpy(p, o->buf, o->len);
-        }
-
-        o->a->free(o->a->ctx, o->buf);
-        o->buf = p;
-        o->cap = cap;
-    }
-
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-    o->buf[o->len] = '\0';
-}
-
-
-static void *
-gch_jout_malloc(void *ctx, size_t n)
-{
-    gch_jout_t  *o = ctx;
-
-    return o->fixed_a.alloc(o->fixed_a.ctx, n);
-}
-
-
-static void
-gch_jout_free_cb(void *ctx, void *p)
-{
-    gch_jout_t  *o = ctx;
-
-    o->fixed_a.free(o->fixed_a.ctx, p);
-}
-
-
-static void *
-gch_jout_realloc(void *ctx, void *p, size_t n)
-{
-    (void) ctx;
-    (void) p;
-    (void) n;
-
-    return NULL;        /* the generator never reallocates */
-}
-
-
 /*
- * A compact generator writing into memory from a.  Its own state (a few
- * hundred bytes) lives inside o.  0 or GCH_ENOMEM.
+ * writing: one generator for the whole engine, gch_gen_new() of resp.c
+ * (its own state in one block from a, the text in a gch_buf_t whose
+ * failures are sticky); gch_jout_t is the handle guichet-office and the
+ * older engine code hold it by.
  */
+
 int
 gch_jout_init(gch_jout_t *o, const gch_alloc_t *a)
 {
-    yajl_alloc_funcs  af;
-
     o->a = a;
-    o->buf = NULL;
-    o->len = 0;
-    o->cap = 0;
-    o->failed = 0;
+    o->g = gch_gen_new(a);
 
-    gch_fixed_init(&o->fixed, &o->fixed_a, o->reserve.bytes,
-                   sizeof(o->reserve.bytes));
-
-    af.malloc = gch_jout_malloc;
-    af.realloc = gch_jout_realloc;
-    af.free = gch_jout_free_cb;
-    af.ctx = o;
-
-    o->g = yajl_gen_alloc(&af);
-    if (o->g == NULL) {
-        return GCH_ENOMEM;
-    }
-
-    yajl_gen_config(o->g, yajl_gen_print_callback, gch_jout_print, o);
-
-    return GCH_OK;
+    return o->g ? GCH_OK : GCH_ENOMEM;
 }
 
 
 void
 gch_jout_str(gch_jout_t *o, const char *s, size_t n)
 {
-    yajl_gen_string(o->g, (const unsigned char *) s, n);
+    gch_gen_strn(o->g, s, n);
 }
 
 
 void
 gch_jout_cstr(gch_jout_t *o, const char *s)
 {
-    yajl_gen_string(o->g, (const unsigned char *) s, strlen(s));
+    gch_gen_str(o->g, s);
 }
 
 
 /*
- * Hands the text to the caller (*out, freed with a->free) and releases the
- * generator.  GCH_ENOMEM if any write failed; nothing is then left.
+ * Hands the text to the caller (*out, NUL-terminated, freed with
+ * a->free) and releases the generator.  GCH_ENOMEM if any write failed;
+ * nothing is then left.
  */
 int
 gch_jout_detach(gch_jout_t *o, char **out, size_t *len)
 {
-    int  failed;
+    char  *p;
 
-    failed = o->failed || o->buf == NULL;
-
-    yajl_gen_free(o->g);
+    p = gch_gen_detach(o->g, o->a, len);
     o->g = NULL;
 
-    if (failed) {
-        o->a->free(o->a->ctx, o->buf);
-        o->buf = NULL;
+    if (p == NULL) {
         return GCH_ENOMEM;
     }
 
-    *out = o->buf;
-    if (len) {
-        *len = o->len;
-    }
-
-    o->buf = NULL;
+    *out = p;
     return GCH_OK;
 }
 
@@ -1169,7 +1076,4 @@ gch_jout_free(gch_jout_t *o)
         yajl_gen_free(o->g);
         o->g = NULL;
     }
-
-    o->a->free(o->a->ctx, o->buf);
-    o->buf = NULL;
 }

@@ -14,6 +14,7 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "gch_keys.h"
 #include "resp.h"
 
 
@@ -422,7 +423,7 @@ gch_sessions_plan(gch_view_t **out, const gch_town_t *t,
 
     gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
     for (i = 0; i < v->nsessions; i++) {
-        snprintf(key, sizeof(key), "{s:%s}:left", v->sessions[i]->id);
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), v->sessions[i]->id);
         gch_cmdlist_cmd(&v->cmds, "BITFIELD_RO", key, "GET", "u32", "0",
                         NULL);
     }
@@ -470,7 +471,7 @@ gch_bookings_plan(gch_view_t **out, const gch_town_t *t,
         return rc;
     }
 
-    snprintf(key, sizeof(key), "{f:%s}:bookings", f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), f->id);
     gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
     gch_cmdlist_cmd(&v->cmds, "HGETALL", key, NULL);
     gch_cmdlist_cmd(&v->cmds, "EXEC", NULL);
@@ -505,7 +506,7 @@ gch_requests_plan(gch_view_t **out, const gch_town_t *t,
 
     v->family = f;
 
-    snprintf(key, sizeof(key), "{f:%s}:demandes", f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), f->id);
     gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
     gch_cmdlist_cmd(&v->cmds, "LRANGE", key, "0", "99", NULL);
     gch_cmdlist_cmd(&v->cmds, "EXEC", NULL);

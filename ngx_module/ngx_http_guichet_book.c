@@ -1,0 +1,528 @@
+/*
+ * ngx_http_guichet_book.c -- POST /api/bookings (a family) and
+ * POST /api/staff/bookings (the counter, for the family its body names).
+ *
+ * The saga, in the order a request goes through it: book reads the body,
+ * book_body parses it (the counter's goes through staff_check first),
+ * book_go plans it with the engine and sends step one (or, when the
+ * sold-out cache answers, the idempotency check first), step1_done feeds
+ * step one's reply and sends step two, step2_done answers, step3_done
+ * ends the demande list's occasional trim.  The engine decides; this file
+ * only carries its commands and its answers.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "gch_keys.h"
+#include "ngx_http_guichet_api.h"
+
+
+/* booking attempts of this worker process: their gch:inflight members */
+static uint32_t  ngx_http_guichet_attempts;
+
+
+static ngx_int_t ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
+    ngx_uint_t staff);
+static void ngx_http_guichet_book_body(ngx_http_request_t *r);
+static void ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op);
+static void ngx_http_guichet_staff_checked(ngx_http_guichet_op_t *op,
+    redisReply *reply);
+static void ngx_http_guichet_book_go(ngx_http_guichet_op_t *op);
+static void ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,
+    redisReply *reply);
+static void ngx_http_guichet_book_step1_done(ngx_http_guichet_op_t *op,
+    redisReply *reply);
+static void ngx_http_guichet_book_step2_done(ngx_http_guichet_op_t *op,
+    redisReply *reply);
+static void ngx_http_guichet_book_step3_done(ngx_http_guichet_op_t *op,
+    redisReply *reply);
+static void ngx_http_guichet_book_answer(ngx_http_guichet_op_t *op);
+static ngx_uint_t ngx_http_guichet_idem_key(ngx_http_request_t *r,
+    ngx_http_guichet_op_t *op);
+static int ngx_http_guichet_sold_out(const gch_session_t *s, void *ctx);
+static void ngx_http_guichet_remember_full(ngx_http_guichet_op_t *op);
+
+
+ngx_int_t
+ngx_http_guichet_book_family(ngx_http_request_t *r,
+    ngx_http_guichet_call_t *call)
+{
+    return ngx_http_guichet_book(r, call->fid, 0);
+}
+
+
+ngx_int_t
+ngx_http_guichet_book_staff(ngx_http_request_t *r,
+    ngx_http_guichet_call_t *call)
+{
+    return ngx_http_guichet_book(r, call->fid, 1);
+}
+
+
+static ngx_int_t
+ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
+    ngx_uint_t staff)
+{
+    gch_town_t             *town;
+    ngx_http_guichet_op_t  *op;
+    const gch_family_t     *family;
+
+    town = ngx_http_guichet_town();
+    if (town == NULL) {
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    family = staff ? NULL : gch_town_family(town, fid, ngx_strlen(fid));
+    if (family == NULL && !staff) {
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_unknown_family(r, fid);
+    }
+
+    if (!ngx_http_guichet_is_json(r)) {
+        return ngx_http_guichet_not_json(r);
+    }
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ngx_http_guichet_idem_key(r, op)) {
+        ngx_http_guichet_op_free(op);
+        (void) ngx_http_guichet_discard(r);
+        return ngx_http_guichet_error(r, GCH_EIDEMKEY,
+                   "L'en-tête Idempotency-Key (1 à 64 caractères "
+                   "A-Z a-z 0-9 _ -) est obligatoire.");
+    }
+
+    op->cat = ngx_http_guichet_cat_acquire();
+    op->family = family;
+    op->staff = staff;
+    ngx_cpystrn((u_char *) op->fid, (u_char *) fid, sizeof(op->fid));
+
+    return ngx_http_guichet_op_read_body(r, op, ngx_http_guichet_book_body);
+}
+
+
+static void
+ngx_http_guichet_book_body(ngx_http_request_t *r)
+{
+    int                            rc;
+    gch_error_t                    err;
+    ngx_http_guichet_op_t         *op;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+    op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
+
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    rc = (op->staff ? gch_staff_req_parse : gch_booking_req_parse)
+             (&op->req, op->body ? op->body : "", op->body_len,
+              gmcf->max_items, &ngx_http_guichet_heap_alloc, &err);
+    if (rc != GCH_OK) {
+        ngx_http_guichet_op_engine_error(op, &err, GCH_EBADJSON);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    op->have_req = 1;
+
+    if (op->staff) {
+        /* the counter books for the family named in the body */
+        op->family = gch_town_family(op->cat->town, op->req.family_id,
+                                     ngx_strlen(op->req.family_id));
+        if (op->family == NULL) {
+            ngx_http_guichet_op_fail(op, GCH_ENOTFOUND,
+                                     "Cette famille n'existe pas.");
+            ngx_http_guichet_op_free(op);
+            return;
+        }
+
+        /* op->fid was the token's "staff:<login>" */
+        ngx_cpystrn((u_char *) op->agent, (u_char *) op->fid + 6,
+                    sizeof(op->agent));
+        ngx_cpystrn((u_char *) op->fid, (u_char *) op->family->id,
+                    sizeof(op->fid));
+
+        ngx_http_guichet_staff_check(op);
+        return;
+    }
+
+    ngx_http_guichet_book_go(op);
+}
+
+
+static void
+ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op)
+{
+    u_char      hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    u_char      hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH + 1];
+    ngx_str_t   tok;
+    ngx_uint_t  cookie;
+
+    if (ngx_http_guichet_token(op->r, &tok, &cookie) != NGX_OK) {
+        ngx_http_guichet_op_fail(op, GCH_EUNAUTH, NGX_HTTP_GUICHET_AGENT_MSG);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_http_guichet_token_hash(tok.data, tok.len, hash);
+    ngx_hex_dump(hex, hash, NGX_HTTP_GUICHET_TOKEN_HASH);
+    hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH] = '\0';
+
+    ngx_http_guichet_op_reset(op);
+
+    op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
+    op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
+                                        "HGET " GCH_KEY_STAFF " %s",
+                                        op->agent);
+    op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
+                                        "ZSCORE " GCH_KEY_REVOKED " %s", hex);
+    op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "EXEC");
+    op->nfmt = 4;
+
+    if (ngx_http_guichet_op_collect(op) != NGX_OK
+        || ngx_http_guichet_op_send(op, &op->cmds,
+                                    ngx_http_guichet_staff_checked)
+           != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+/*
+ * The counter: the agent's account must be active (gch:staff, published
+ * from staff_account by the worker, guichetctl staff-add and
+ * guichet-office) and the token not ended (gch:revoked, read here rather
+ * than from the worker's copy, which may lag by guichet_catalogue_refresh):
+ * a deactivated agent, or a token from before a password change, books
+ * nothing.
+ */
+static void
+ngx_http_guichet_staff_checked(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    if (op->r == NULL) {
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_NIL)
+    {
+        ngx_http_guichet_op_fail(op, GCH_EUNAUTH,
+                                 "Ce jeton d'agent n'est plus valable "
+                                 "(compte désactivé ou mot de passe "
+                                 "changé) : reconnectez-vous.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    ngx_http_guichet_book_go(op);
+}
+
+
+/* Plans the booking and sends step one (or answers from the cache). */
+static void
+ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
+{
+    int                            rc;
+    gch_error_t                    err;
+    gch_book_in_t                  in;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_guichet_module);
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    in.town = op->cat->town;
+    in.family = op->family;
+    in.req = &op->req;
+    in.now_ms = ngx_http_guichet_now_ms();
+    in.idem_key = op->idem;
+    in.idem_len = op->idem_len;
+    in.body = op->body;
+    in.body_len = op->body_len;
+    in.idem_ttl_s = gmcf->idempotency_ttl;
+    in.inflight_ttl_s = 3600;
+    in.catalogue_gen = op->cat->gen;
+    in.onsite = op->staff;
+    /* with now_ms and the body's hash, unique to this attempt */
+    in.attempt = ((uint64_t) (uint32_t) ngx_pid << 32)
+                 | ++ngx_http_guichet_attempts;
+    in.refused_ttl_s = GCH_REFUSED_TTL_S;
+    in.agent = op->staff ? op->agent : NULL;
+    /* what one family can make the system keep is bounded (issue 18) */
+    in.budget = !op->staff;
+
+    rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
+    if (rc != GCH_OK) {
+        ngx_http_guichet_op_engine_error(op, &err, GCH_ENOMEM);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (gmcf->full_cache && !op->full_checked && !op->staff
+        && gch_book_sold_out(op->book, ngx_http_guichet_sold_out, op->cat)
+           == 1)
+    {
+        if (ngx_http_guichet_op_send(op, gch_book_idem_check(op->book),
+                                     ngx_http_guichet_book_idem_checked)
+            != NGX_OK)
+        {
+            ngx_http_guichet_op_unavailable(op);
+            ngx_http_guichet_op_free(op);
+        }
+
+        return;
+    }
+
+    if (ngx_http_guichet_op_send(op, gch_book_step1(op->book),
+                                 ngx_http_guichet_book_step1_done)
+        != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+/*
+ * The sold-out cache would answer "full" at once, but only a key Redis
+ * does not know may get that answer: a known one (a booking that went
+ * through while its client got 503, a concurrent twin) gets its replay,
+ * 409 or 422 the normal way.
+ */
+static void
+ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,
+    redisReply *reply)
+{
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        ngx_http_guichet_book_answer(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (op->r == NULL || reply == NULL
+        || reply->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    gch_book_free(op->book);
+    op->book = NULL;
+    op->full_checked = 1;
+
+    ngx_http_guichet_book_go(op);
+}
+
+
+static void
+ngx_http_guichet_book_step1_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    int                rc;
+    const gch_cmds_t  *cmds;
+
+    rc = gch_book_on_step1(op->book, reply);
+
+    if (rc != GCH_OK) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "guichet: redis refused step one: %s", reply->str);
+        }
+
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (!op->staff) {
+        ngx_http_guichet_remember_full(op);
+    }
+
+    cmds = gch_book_step2(op->book);
+
+    if (cmds == NULL) {
+        ngx_http_guichet_book_answer(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    /*
+     * Step two is sent even if the client left or the deadline passed: the
+     * answer is then stored under the idempotency key for the retry.  The
+     * SET ... XX GET fence catches a reaper that got there first.
+     */
+
+    if (ngx_http_guichet_op_send(op, cmds, ngx_http_guichet_book_step2_done)
+        != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
+}
+
+
+static void
+ngx_http_guichet_book_step2_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    int                rc;
+    const gch_cmds_t  *cmds;
+
+    rc = gch_book_on_step2(op->book, reply);
+
+    if (rc == GCH_EFENCED) {
+        if (ngx_http_guichet_worker.metrics) {
+            (void) ngx_atomic_fetch_add(
+                       &ngx_http_guichet_worker.metrics->fenced, 1);
+        }
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "guichet: booking attempt of family \"%s\" was reaped "
+                      "before its second step, undone", op->fid);
+
+        ngx_http_guichet_book_answer(op);
+
+        if (ngx_http_guichet_op_send(op, gch_book_step3(op->book),
+                                     ngx_http_guichet_book_step3_done)
+            != NGX_OK)
+        {
+            ngx_http_guichet_op_free(op);
+        }
+
+        return;
+    }
+
+    if (rc != GCH_OK) {
+        ngx_http_guichet_op_unavailable(op);
+
+    } else {
+        ngx_http_guichet_book_answer(op);
+
+        /* the demande list's trim, now and then */
+        cmds = gch_book_step3(op->book);
+        if (cmds != NULL
+            && ngx_http_guichet_op_send(op, cmds,
+                                        ngx_http_guichet_book_step3_done)
+               == NGX_OK)
+        {
+            return;
+        }
+    }
+
+    ngx_http_guichet_op_free(op);
+}
+
+
+static void
+ngx_http_guichet_book_step3_done(ngx_http_guichet_op_t *op, redisReply *reply)
+{
+    ngx_http_guichet_op_free(op);
+}
+
+
+/* helpers */
+
+static void
+ngx_http_guichet_book_answer(ngx_http_guichet_op_t *op)
+{
+    size_t       len;
+    const char  *body;
+
+    body = gch_book_body(op->book, &len);
+
+    if (body == NULL) {
+        ngx_http_guichet_op_unavailable(op);
+        return;
+    }
+
+    ngx_http_guichet_count_cells(op->book);
+    op->retry_after = (ngx_uint_t) gch_book_retry_after(op->book);
+    ngx_http_guichet_op_answer(op, gch_book_status(op->book), body, len,
+                               gch_book_replayed(op->book), NULL);
+}
+
+
+static ngx_uint_t
+ngx_http_guichet_idem_key(ngx_http_request_t *r, ngx_http_guichet_op_t *op)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_guichet_header(r, "Idempotency-Key", 15);
+    if (h == NULL || h->value.len == 0 || h->value.len > 64) {
+        return 0;
+    }
+
+    for (p = h->value.data; p < h->value.data + h->value.len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+        {
+            return 0;
+        }
+    }
+
+    ngx_memcpy(op->idem, h->value.data, h->value.len);
+    op->idem_len = h->value.len;
+    op->idem[op->idem_len] = '\0';
+
+    return 1;
+}
+
+
+/*
+ * The sold-out cache (guichet_full_cache): sessions this worker saw full
+ * lately.  A request whose every open cell is on one of them is refused
+ * "full" at once, without Redis; a released place may thus be refused for
+ * at most guichet_full_cache after its release.
+ */
+static int
+ngx_http_guichet_sold_out(const gch_session_t *s, void *ctx)
+{
+    ngx_http_guichet_cat_t  *cat = ctx;
+
+    return cat->full_until[s - cat->town->sessions]
+           > ngx_http_guichet_now_ms();
+}
+
+
+static void
+ngx_http_guichet_remember_full(ngx_http_guichet_op_t *op)
+{
+    size_t                         i, n;
+    int64_t                        until;
+    const gch_session_t           *s;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_guichet_module);
+    if (gmcf == NULL || gmcf->full_cache == 0) {
+        return;
+    }
+
+    until = ngx_http_guichet_now_ms() + gmcf->full_cache;
+    n = gch_book_ncells(op->book);
+
+    for (i = 0; i < n; i++) {
+        s = gch_book_cell_session(op->book, i);
+
+        if (s && gch_book_cell_outcome(op->book, i) == GCH_REASON_FULL) {
+            op->cat->full_until[s - op->cat->town->sessions] = until;
+        }
+    }
+}

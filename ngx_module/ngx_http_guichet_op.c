@@ -1,0 +1,845 @@
+/*
+ * ngx_http_guichet_op.c -- answers, errors, the body, and the lifecycle
+ * of an operation.
+ *
+ * Each Redis-backed request gets an "op" on the heap that may outlive the
+ * request.  The request pool has a cleanup that detaches the op
+ * (op->r = NULL); the op detaches itself when it answers.  A reply
+ * arriving after the client left or after the deadline timer fired is
+ * still fed to the engine (so that a booking saga always completes its
+ * second step and stores its answer for the retry), but never touches the
+ * freed request.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sys/time.h>
+#include <sodium.h>
+
+#include "ngx_http_guichet_api.h"
+
+
+static void ngx_http_guichet_op_cleanup(void *data);
+static void ngx_http_guichet_deadline_handler(ngx_event_t *ev);
+static void ngx_http_guichet_op_reply(redisReply *reply, void *data);
+static void ngx_http_guichet_op_body_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_guichet_read_body(ngx_http_request_t *r, char **out,
+    size_t *len);
+
+
+int64_t
+ngx_http_guichet_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    return (int64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+/* answers */
+
+/*
+ * Every answer the module makes (JSON, invoice PDFs) says its own type is
+ * the real one: a browser never sniffs it into something else, whatever
+ * the operator's configuration adds or forgets.
+ */
+ngx_int_t
+ngx_http_guichet_nosniff(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-Content-Type-Options");
+    ngx_str_set(&h->value, "nosniff");
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
+    const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie)
+{
+    ngx_int_t               rc;
+    ngx_buf_t              *b;
+    ngx_chain_t             out;
+    ngx_table_elt_t        *h;
+    ngx_http_guichet_op_t  *op;
+
+    ngx_http_guichet_count(status);
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    if (ngx_http_guichet_nosniff(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE
+        || status == NGX_HTTP_TOO_MANY_REQUESTS)
+    {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "1");
+
+        op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
+
+        if (op && op->retry_after) {
+            h->value.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+            if (h->value.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            h->value.len = ngx_sprintf(h->value.data, "%ui", op->retry_after)
+                           - h->value.data;
+        }
+    }
+
+    if (replayed) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Idempotent-Replayed");
+        ngx_str_set(&h->value, "true");
+    }
+
+    if (cookie) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Set-Cookie");
+        h->value = *cookie;
+    }
+
+    if (len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+        return ngx_http_send_header(r);
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, body, len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * A refusal of the engine's table of errors (gch_errors[],
+ * engine/src/alloc.c: its status and code) with this answer's message.
+ */
+ngx_int_t
+ngx_http_guichet_error(ngx_http_request_t *r, int rc, const char *message)
+{
+    gch_error_t  err;
+
+    gch_error_set(&err, rc, "%s", message);
+
+    return ngx_http_guichet_engine_error(r, &err);
+}
+
+
+ngx_int_t
+ngx_http_guichet_engine_error(ngx_http_request_t *r, const gch_error_t *err)
+{
+    char       *body;
+    size_t      len;
+    ngx_int_t   rc;
+
+    if (gch_render_error(err, &ngx_http_guichet_heap_alloc, &body, &len)
+        != GCH_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_guichet_send(r, err->status ? err->status : 500, body, len,
+                               0, NULL);
+    ngx_free(body);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_guichet_unavailable(ngx_http_request_t *r)
+{
+    return ngx_http_guichet_error(r, GCH_EREDIS,
+               "Le service est momentanément indisponible, rien n'a été "
+               "réservé. Réessayez dans un instant.");
+}
+
+
+ngx_int_t
+ngx_http_guichet_not_found(ngx_http_request_t *r)
+{
+    return ngx_http_guichet_error(r, GCH_ENOTFOUND,
+                                  "Cette adresse n'existe pas.");
+}
+
+
+ngx_int_t
+ngx_http_guichet_not_allowed(ngx_http_request_t *r)
+{
+    return ngx_http_guichet_error(r, GCH_EMETHOD,
+                                  "Cette méthode n'est pas permise ici.");
+}
+
+
+ngx_int_t
+ngx_http_guichet_unauthenticated(ngx_http_request_t *r, const char *message)
+{
+    (void) ngx_http_guichet_discard(r);
+
+    return ngx_http_guichet_error(r, GCH_EUNAUTH, message);
+}
+
+
+ngx_int_t
+ngx_http_guichet_bad_origin(ngx_http_request_t *r)
+{
+    (void) ngx_http_guichet_discard(r);
+
+    return ngx_http_guichet_error(r, GCH_EORIGIN,
+               "Cette demande ne vient pas du site du guichet.");
+}
+
+
+/* A body nobody reads is discarded first, so that keepalive stays sane. */
+ngx_int_t
+ngx_http_guichet_discard(ngx_http_request_t *r)
+{
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_table_elt_t *
+ngx_http_guichet_header(ngx_http_request_t *r, const char *name, size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* the body */
+
+ngx_uint_t
+ngx_http_guichet_is_json(ngx_http_request_t *r)
+{
+    ngx_str_t  *ct;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    ct = &r->headers_in.content_type->value;
+
+    return ct->len >= 16
+           && ngx_strncasecmp(ct->data, (u_char *) "application/json", 16)
+              == 0
+           && (ct->len == 16 || ct->data[16] == ';' || ct->data[16] == ' ');
+}
+
+
+/* 415 for a body that is not JSON (it is discarded, keepalive stays). */
+ngx_int_t
+ngx_http_guichet_not_json(ngx_http_request_t *r)
+{
+    (void) ngx_http_guichet_discard(r);
+
+    return ngx_http_guichet_error(r, GCH_EMEDIA,
+                                  "Le corps de la demande doit être du JSON "
+                                  "(Content-Type: application/json).");
+}
+
+
+static ngx_int_t
+ngx_http_guichet_read_body(ngx_http_request_t *r, char **out, size_t *len)
+{
+    u_char       *p;
+    size_t        n;
+    ssize_t       rd;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *out = NULL;
+    *len = 0;
+
+    if (r->request_body == NULL) {
+        return NGX_OK;
+    }
+
+    n = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        /* an empty body (Content-Length: 0) comes as one special buf,
+         * neither in memory nor in a file */
+        n += ngx_buf_in_memory(b) ? (size_t) (b->last - b->pos)
+             : b->in_file ? (size_t) (b->file_last - b->file_pos) : 0;
+    }
+
+    p = ngx_alloc(n + 1, r->connection->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *out = (char *) p;
+    *len = n;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        if (!b->in_file) {
+            continue;
+        }
+
+        rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                           b->file_pos);
+        if (rd == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        p += rd;
+    }
+
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
+/* catalogue, for handlers that answer at once (no reference kept) */
+
+gch_town_t *
+ngx_http_guichet_town(void)
+{
+    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+
+    return (w->ready && w->cat) ? w->cat->town : NULL;
+}
+
+
+/*
+ * The request's authentic token names a family this worker's catalogue
+ * does not know.  Is the catalogue older than the token (the family was
+ * published after it: "not yet"), or is the family really not there?
+ * The engine compares the token's issue time with when the catalogue was
+ * last confirmed the newest (gch_catalogue_behind); when behind, the
+ * catalogue is looked at now.
+ */
+ngx_uint_t
+ngx_http_guichet_behind(ngx_http_request_t *r, const char *fid)
+{
+    ngx_str_t   tok;
+    ngx_uint_t  cookie;
+
+    /* an agent's id is never a family's */
+    if (ngx_strncmp(fid, "staff:", 6) == 0
+        || ngx_http_guichet_token(r, &tok, &cookie) != NGX_OK
+        || !gch_catalogue_behind(gch_token_issued((const char *) tok.data,
+                                                  tok.len),
+                                 ngx_http_guichet_worker.confirmed_ms))
+    {
+        return 0;
+    }
+
+    ngx_http_guichet_catalogue_kick();
+
+    return 1;
+}
+
+
+/* 503 catalogue_behind (with Retry-After) or 403 forbidden. */
+ngx_int_t
+ngx_http_guichet_unknown_family(ngx_http_request_t *r, const char *fid)
+{
+    if (ngx_http_guichet_behind(r, fid)) {
+        return ngx_http_guichet_error(r, GCH_EBEHIND,
+                                      NGX_HTTP_GUICHET_BEHIND_MSG);
+    }
+
+    return ngx_http_guichet_error(r, GCH_EFORBIDDEN,
+                                  NGX_HTTP_GUICHET_UNKNOWN_MSG);
+}
+
+
+/*
+ * The catalogue and the token's family, or the answer to send instead:
+ * 503 without a catalogue, 403 for an account the catalogue does not know
+ * (503 catalogue_behind if the token is newer than the catalogue).  When
+ * *family is NULL the answer is sent and the return value is what sending
+ * it returned, NGX_OK included: callers test *family, not the value.
+ */
+ngx_int_t
+ngx_http_guichet_family(ngx_http_request_t *r, const char *fid,
+    gch_town_t **town, const gch_family_t **family)
+{
+    *family = NULL;
+    *town = ngx_http_guichet_town();
+    if (*town == NULL) {
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    *family = gch_town_family(*town, fid, ngx_strlen(fid));
+    if (*family == NULL) {
+        return ngx_http_guichet_unknown_family(r, fid);
+    }
+
+    return NGX_OK;
+}
+
+
+/* ops */
+
+ngx_http_guichet_op_t *
+ngx_http_guichet_op_new(ngx_http_request_t *r)
+{
+    ngx_http_guichet_op_t         *op;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+
+    op = ngx_calloc(sizeof(ngx_http_guichet_op_t), r->connection->log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (op->cln == NULL) {
+        ngx_free(op);
+        return NULL;
+    }
+
+    op->cln->handler = ngx_http_guichet_op_cleanup;
+    op->cln->data = op;
+    op->r = r;
+
+    ngx_gettimeofday(&op->start);
+
+    op->deadline.handler = ngx_http_guichet_deadline_handler;
+    op->deadline.data = op;
+    op->deadline.log = r->connection->log;
+    ngx_add_timer(&op->deadline, gmcf->timeout);
+
+    if (ngx_http_guichet_worker.metrics) {
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_guichet_worker.metrics->in_flight, 1);
+    }
+
+    return op;
+}
+
+
+static void
+ngx_http_guichet_op_cleanup(void *data)
+{
+    ngx_http_guichet_op_t  *op = data;
+
+    op->r = NULL;
+    op->cln = NULL;
+
+    if (op->body_handler) {
+        /*
+         * The request ended while its body was being read (client gone,
+         * client_body_timeout): nothing else will ever free the op.
+         */
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (op->deadline.timer_set) {
+        ngx_del_timer(&op->deadline);
+    }
+}
+
+
+static void
+ngx_http_guichet_deadline_handler(ngx_event_t *ev)
+{
+    ngx_http_guichet_op_t  *op = ev->data;
+
+    if (op->r) {
+        ngx_log_error(NGX_LOG_WARN, op->r->connection->log, 0,
+                      "guichet: redis did not answer in time");
+        ngx_http_guichet_op_unavailable(op);
+    }
+}
+
+
+void
+ngx_http_guichet_op_free(ngx_http_guichet_op_t *op)
+{
+    ngx_uint_t  i;
+
+    if (op->r && op->cln) {
+        op->cln->handler = NULL;
+    }
+
+    if (op->deadline.timer_set) {
+        ngx_del_timer(&op->deadline);
+    }
+
+    gch_book_free(op->book);
+    gch_cancel_free(op->cancel);
+    gch_absence_free(op->absence);
+    gch_view_free(op->view);
+
+    if (op->have_req) {
+        gch_booking_req_free(&op->req);
+    }
+
+    for (i = 0; i < NGX_HTTP_GUICHET_OP_FMT; i++) {
+        if (op->fmt[i]) {
+            redisFreeCommand(op->fmt[i]);
+        }
+    }
+
+    if (op->cmds.cmds) {
+        ngx_free(op->cmds.cmds);
+    }
+
+    if (op->body) {
+        ngx_free(op->body);
+    }
+
+    sodium_memzero(op->password, sizeof(op->password));
+    ngx_http_guichet_cat_release(op->cat);
+
+    if (ngx_http_guichet_worker.metrics) {
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_guichet_worker.metrics->in_flight, -1);
+    }
+
+    ngx_free(op);
+}
+
+
+/*
+ * The op lets go of its request, which is about to be answered: the
+ * latency is recorded, the pool cleanup and the deadline are disarmed.
+ * NULL when the request was already answered or is gone.
+ */
+ngx_http_request_t *
+ngx_http_guichet_op_detach(ngx_http_guichet_op_t *op)
+{
+    ngx_http_request_t  *r;
+
+    r = op->r;
+    if (r == NULL) {
+        return NULL;
+    }
+
+    ngx_http_guichet_observe(op);
+
+    op->cln->handler = NULL;
+    op->cln = NULL;
+    op->r = NULL;
+
+    if (op->deadline.timer_set) {
+        ngx_del_timer(&op->deadline);
+    }
+
+    return r;
+}
+
+
+/* Answers and detaches; the op itself lives on until its saga ends. */
+void
+ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
+    const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie)
+{
+    ngx_http_request_t  *r;
+
+    r = ngx_http_guichet_op_detach(op);
+
+    if (r) {
+        ngx_http_finalize_request(r, ngx_http_guichet_send(r, status, body,
+                                                           len, replayed,
+                                                           cookie));
+    }
+}
+
+
+void
+ngx_http_guichet_op_fail(ngx_http_guichet_op_t *op, int rc,
+    const char *message)
+{
+    ngx_http_request_t  *r;
+
+    r = ngx_http_guichet_op_detach(op);
+
+    if (r) {
+        ngx_http_finalize_request(r, ngx_http_guichet_error(r, rc, message));
+    }
+}
+
+
+/*
+ * The engine's refusal in err; a status or code it left out is
+ * fallback's (a GCH_E*).
+ */
+void
+ngx_http_guichet_op_engine_error(ngx_http_guichet_op_t *op, gch_error_t *err,
+    int fallback)
+{
+    gch_error_t          dflt;
+    ngx_http_request_t  *r;
+
+    if (err->status == 0 || err->code == NULL) {
+        gch_error_set(&dflt, fallback, NULL);
+
+        if (err->status == 0) {
+            err->status = dflt.status;
+        }
+
+        if (err->code == NULL) {
+            err->code = dflt.code;
+        }
+    }
+
+    r = ngx_http_guichet_op_detach(op);
+
+    if (r) {
+        ngx_http_finalize_request(r, ngx_http_guichet_engine_error(r, err));
+    }
+}
+
+
+void
+ngx_http_guichet_op_unavailable(ngx_http_guichet_op_t *op)
+{
+    ngx_http_guichet_op_fail(op, GCH_EREDIS,
+                             "Le service est momentanément indisponible. "
+                             "Réessayez dans un instant avec la même "
+                             "demande.");
+}
+
+
+ngx_int_t
+ngx_http_guichet_op_send(ngx_http_guichet_op_t *op, const gch_cmds_t *cmds,
+    void (*on_reply)(ngx_http_guichet_op_t *op, redisReply *reply))
+{
+    op->on_reply = on_reply;
+
+    return ngx_http_guichet_redis_send(cmds, ngx_http_guichet_op_reply, op);
+}
+
+
+static void
+ngx_http_guichet_op_reply(redisReply *reply, void *data)
+{
+    ngx_http_guichet_op_t  *op = data;
+
+    op->on_reply(op, reply);
+}
+
+
+/*
+ * From a content handler: sends the op's first commands and returns
+ * NGX_DONE (the op answers later), or the 503 answer when there is nothing
+ * to send or Redis cannot be reached.
+ */
+ngx_int_t
+ngx_http_guichet_op_start(ngx_http_request_t *r, ngx_http_guichet_op_t *op,
+    const gch_cmds_t *cmds,
+    void (*on_reply)(ngx_http_guichet_op_t *op, redisReply *reply))
+{
+    if (cmds == NULL
+        || ngx_http_guichet_op_send(op, cmds, on_reply) != NGX_OK)
+    {
+        ngx_http_guichet_op_free(op);
+        return ngx_http_guichet_unavailable(r);
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+/*
+ * Reads the whole body in memory (op->body, op->body_len), then
+ * post_handler runs with the op; a body that cannot be read is a 503.
+ * Until then the op belongs to the request: its pool cleanup frees it if
+ * the request ends first.
+ */
+ngx_int_t
+ngx_http_guichet_op_read_body(ngx_http_request_t *r,
+    ngx_http_guichet_op_t *op, ngx_http_client_body_handler_pt post_handler)
+{
+    ngx_int_t  rc;
+
+    ngx_http_set_ctx(r, op, ngx_http_guichet_module);
+    r->request_body_in_single_buf = 1;
+    op->body_handler = post_handler;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_guichet_op_body_read);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_guichet_op_free(op);
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* The body is in: copied to op->body, the op's own post handler takes over. */
+static void
+ngx_http_guichet_op_body_read(ngx_http_request_t *r)
+{
+    ngx_http_guichet_op_t            *op;
+    ngx_http_client_body_handler_pt   handler;
+
+    op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
+    handler = op->body_handler;
+    op->body_handler = NULL;
+
+    if (ngx_http_guichet_read_body(r, &op->body, &op->body_len) != NGX_OK) {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    handler(r);
+}
+
+
+/*
+ * The adapter's own small commands, formatted by hiredis into op->fmt[]
+ * (op->nfmt of them so far): op_collect() makes them the op's command
+ * list.
+ */
+ngx_int_t
+ngx_http_guichet_op_collect(ngx_http_guichet_op_t *op)
+{
+    ngx_uint_t  i;
+
+    op->cmds.cmds = ngx_calloc(op->nfmt * sizeof(gch_cmd_t), ngx_cycle->log);
+    if (op->cmds.cmds == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < op->nfmt; i++) {
+        if (op->fmt_len[i] < 0) {
+            return NGX_ERROR;
+        }
+
+        op->cmds.cmds[i].data = op->fmt[i];
+        op->cmds.cmds[i].len = (size_t) op->fmt_len[i];
+    }
+
+    op->cmds.ncmds = op->nfmt;
+
+    return NGX_OK;
+}
+
+
+/* n commands each taking the same one %b argument (or none). */
+ngx_int_t
+ngx_http_guichet_op_format(ngx_http_guichet_op_t *op, ngx_uint_t n,
+    const char **fmts, const char *arg, size_t arg_len)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n && op->nfmt < NGX_HTTP_GUICHET_OP_FMT;
+         i++, op->nfmt++)
+    {
+        op->fmt_len[op->nfmt] =
+            arg ? redisFormatCommand(&op->fmt[op->nfmt], fmts[i], arg,
+                                     arg_len)
+                : redisFormatCommand(&op->fmt[op->nfmt], fmts[i]);
+    }
+
+    return ngx_http_guichet_op_collect(op);
+}
+
+
+/* Frees the op's own commands, for its next round trip. */
+void
+ngx_http_guichet_op_reset(ngx_http_guichet_op_t *op)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_GUICHET_OP_FMT; i++) {
+        if (op->fmt[i]) {
+            redisFreeCommand(op->fmt[i]);
+            op->fmt[i] = NULL;
+        }
+    }
+
+    if (op->cmds.cmds) {
+        ngx_free(op->cmds.cmds);
+        op->cmds.cmds = NULL;
+    }
+
+    op->cmds.ncmds = 0;
+    op->nfmt = 0;
+}
