@@ -17,6 +17,7 @@ packages=(
     redis-server postgresql-15 postgresql-contrib
     python3-pytest python3-redis python3-psycopg2 python3-aiosmtpd
     poppler-utils iproute2 iptables
+    debhelper lintian systemd
     wrk valgrind clang clang-format gnuplot-nox curl
     chromium nodejs npm
 )
