@@ -14,8 +14,9 @@ systemd either).  What the test does instead, in order:
   nginx -t with it; the units pass `systemd-analyze verify`; without
   /etc/guichet/guichet.conf nothing is started and nothing migrated;
 * with the settings written (Redis and PostgreSQL of the test, on TCP
-  like other machines) a reinstall migrates the database (postinst, as
-  the user guichet);
+  like other machines) but PostgreSQL unreachable, a reinstall fails in
+  the postinst with the way out; once it is reachable, `dpkg --configure`
+  migrates the database (postinst, as the user guichet);
 * guichet-worker and guichet-office are started the way their units
   would: the unit's User, Group, SupplementaryGroups, UMask,
   RuntimeDirectory, ExecStartPre, ExecStart, ExecStartPost, a clean
@@ -423,9 +424,30 @@ def test_reinstall_with_settings_migrates(machine):
     town.start_backends()
     town.write_settings()
     assert town.sql("select to_regclass('booking')") == [(None,)]
-    apt_get("install", "--reinstall", *[d for d in debs()
-                                        if "/guichet_" in d])
+    [deb] = [d for d in debs() if "/guichet_" in d]
+    # PostgreSQL unreachable: the postinst fails, says what to do, and
+    # the package stays half-configured (its units not restarted)
+    with open(CONF) as f:
+        good = f.read()
+    with open(CONF, "w") as f:
+        f.write(good.replace("port=%d " % town.pg_port,
+                             "port=%d " % free_port()))
+    r = subprocess.run(["apt-get", "-y", "-q", "-o",
+                        "DPkg::Lock::Timeout=300", "install", "--reinstall",
+                        deb], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode != 0, out
+    assert "migrate' failed" in out and "dpkg --configure -a" in out, out
+    assert status("guichet") == "half-configured"
+    # fixed, configuring again migrates
+    with open(CONF, "w") as f:
+        f.write(good)
+    run(["dpkg", "--configure", "guichet"])
+    assert status("guichet") == "installed"
     assert town.sql("select to_regclass('booking')") == [("booking",)]
+    # and an upgrade (here a reinstall) with the schema current is fine
+    apt_get("install", "--reinstall", deb)
 
 
 def test_book_through_installed_nginx(machine):
