@@ -40,16 +40,16 @@ test created it).  Other tests never use /etc/nginx (they start nginx with
 import glob
 import grp
 import http.client
-import json
+import json as jsonlib
 import os
 import pwd
 import re
 import resource
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -57,7 +57,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 
-from stack import BAD_LOG, DEMO_TOWN, NGINX, ROOT, Stack, free_port  # noqa: E402,E501
+from stack import (BAD_LOG, DEMO_TOWN, NGINX, ROOT, Stack,  # noqa: E402
+                   free_port)
 
 DEB_DIR = os.path.join(ROOT, "build", "deb")
 PKGS = ("guichet", "libnginx-mod-http-guichet")
@@ -157,7 +158,6 @@ class InstalledTown(Stack):
         return "/usr/sbin/guichetctl"
 
     def start_backends(self):
-        import tempfile
         self.dir = tempfile.mkdtemp(prefix="guichet-deb-")
         os.chmod(self.dir, 0o755)
         self._start_redis()
@@ -292,7 +292,6 @@ class InstalledTown(Stack):
              body=None, timeout=30):
         h = {"Host": "127.0.0.1:%d" % self.port}
         if json is not None:
-            import json as jsonlib
             body = jsonlib.dumps(json)
             h["Content-Type"] = "application/json"
         if token is not None:
@@ -327,7 +326,7 @@ class _Response:
         self.body = body
 
     def json(self):
-        return json.loads(self.body)
+        return jsonlib.loads(self.body)
 
     def __repr__(self):
         return "<%d %s>" % (self.status, self.body[:300])
