@@ -13,7 +13,7 @@ packages=(
     build-essential pkg-config
     nginx nginx-dev
     libhiredis-dev libyajl-dev libsodium-dev libpq-dev libhpdf-dev
-    libmicrohttpd-dev libcurl4-openssl-dev
+    libmicrohttpd-dev libcurl4-openssl-dev libsystemd-dev
     redis-server postgresql-15 postgresql-contrib
     python3-pytest python3-redis python3-psycopg2 python3-aiosmtpd
     poppler-utils iproute2 iptables

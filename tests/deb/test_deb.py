@@ -19,8 +19,9 @@ systemd either).  What the test does instead, in order:
   migrates the database (postinst, as the user guichet);
 * guichet-worker and guichet-office are started the way their units
   would: the unit's User, Group, SupplementaryGroups, UMask,
-  RuntimeDirectory, ExecStartPre, ExecStart, ExecStartPost, a clean
-  environment, working directory /;
+  RuntimeDirectory, ExecStartPre, ExecStart, a clean environment,
+  working directory /, and for Type=notify a notification socket
+  ($NOTIFY_SOCKET) on which the start waits for READY=1;
 * /usr/sbin/nginx runs the installed /etc/guichet/nginx.conf.example
   (only its listen address, TLS certificate, Redis address and log/pid/temp
   paths changed), which loads the module through modules-enabled, serves
@@ -46,6 +47,7 @@ import pwd
 import re
 import resource
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -190,7 +192,7 @@ class InstalledTown(Stack):
         os.chown(SECRET, 0, grp.getgrnam("guichet").gr_gid)
         os.chmod(SECRET, 0o640)
 
-    def as_unit(self, name, key, background=False):
+    def as_unit(self, name, key, background=False, env_extra=None):
         """Runs the unit's command line(s) `key` as systemd would."""
         u = unit(name)
         user = pwd.getpwnam(u["User"][0])
@@ -212,7 +214,8 @@ class InstalledTown(Stack):
                     if line.startswith("/bin/sh -c '") else line.split())
             if nnp:
                 argv = ["setpriv", "--no-new-privs"] + argv
-            env = dict(CLEAN_ENV, HOME=user.pw_dir, USER=user.pw_name)
+            env = dict(CLEAN_ENV, HOME=user.pw_dir, USER=user.pw_name,
+                       **(env_extra or {}))
             if background:
                 p = subprocess.Popen(argv, cwd="/", env=env,
                                      preexec_fn=drop,
@@ -234,7 +237,32 @@ class InstalledTown(Stack):
             shutil.chown(path, u["User"][0], u["Group"][0])
             os.chmod(path, int(u.get("RuntimeDirectoryMode", ["0755"])[0], 8))
         self.as_unit(name, "ExecStartPre")
-        [p] = self.as_unit(name, "ExecStart", background=True)
+        # Type=notify: systemd's notification socket, where the program
+        # says READY=1 (sd_notify); the start waits for it
+        notify = u.get("Type") == ["notify"]
+        extra = {}
+        if notify:
+            path = self._path("notify-" + name)
+            ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            ns.bind(path)
+            os.chmod(path, 0o777)
+            extra["NOTIFY_SOCKET"] = path
+        [p] = self.as_unit(name, "ExecStart", background=True,
+                           env_extra=extra)
+        if notify:
+            got = b""
+            ns.settimeout(0.2)
+            deadline = time.monotonic() + 30
+            while b"READY=1" not in got.split(b"\n"):
+                assert p.poll() is None, "%s exited: %s" % (
+                    name, self.read(name + ".log"))
+                assert time.monotonic() < deadline, \
+                    "%s: no READY=1 in 30 s (%r)" % (name, got)
+                try:
+                    got += ns.recv(4096) + b"\n"
+                except socket.timeout:
+                    pass
+            ns.close()
         self.as_unit(name, "ExecStartPost")
         time.sleep(0.2)
         assert p.poll() is None, "%s exited: %s" % (name,
@@ -407,7 +435,7 @@ def test_install_starts_nothing_half_configured(machine):
         assert "ConditionPathExists=%s\n" % SECRET in u
         for opt in ("ProtectSystem=strict", "PrivateTmp=yes",
                     "NoNewPrivileges=yes", "Restart=on-failure",
-                    "User=guichet"):
+                    "User=guichet", "Type=notify"):
             assert opt + "\n" in u, (name, opt)
     run(["systemd-analyze", "verify",
          UNIT_DIR + "/guichet-worker.service",
