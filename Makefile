@@ -5,6 +5,8 @@
 #               again, starts what stopped and keeps every state (README)
 #   make test   builds and runs every suite (tests/run-all), ends with
 #               one line "N passed, N failed"
+#   make deb    the Debian packages (debian/, issue 27) in build/deb/:
+#               libnginx-mod-http-guichet and guichet; docs/install.md
 #   make faults issue 8's fault matrix (tests/fault/matrix.py, as root):
 #               one line per fault survived or FAILED, then a summary
 #
@@ -48,7 +50,7 @@ BUILD_TARGETS := \
     $(if $(wildcard office/office.mk),$(BUILD)/guichet-office) \
     $(if $(wildcard ngx_module/*.c),$(MODULE_SO))
 
-.PHONY: build deps run stop test faults lint asan bench fuzz clean module
+.PHONY: build deps run stop test faults lint asan bench fuzz clean module deb
 
 build: $(BUILD_TARGETS)
 
@@ -108,6 +110,30 @@ run: deps build
 
 stop:
 	@scripts/stop.sh
+
+# --- Debian packages ------------------------------------------------
+
+# dpkg-buildpackage runs debian/rules, which runs `make build` (what build/
+# holds is reused) and debhelper; the .debs, .buildinfo and .changes go to
+# build/deb/ rather than to the checkout's parent directory.  lintian (when
+# installed) then checks them: errors and warnings fail, each tag that
+# stays is explained in debian/*.lintian-overrides.
+DEB_DIR := $(BUILD)/deb
+
+deb: build
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	dpkg-buildpackage -b -uc -us \
+	    --buildinfo-file=$(DEB_DIR)/guichet.buildinfo \
+	    --buildinfo-option=-u$(DEB_DIR) \
+	    --changes-file=$(DEB_DIR)/guichet.changes \
+	    --changes-option=-u$(DEB_DIR)
+	debian/rules clean
+	@if command -v lintian > /dev/null; then \
+	    echo "lintian $(DEB_DIR)/guichet.changes"; \
+	    lintian --fail-on error,warning --info $(DEB_DIR)/guichet.changes; \
+	else \
+	    echo "make deb: lintian is not installed (apt-get install lintian)"; \
+	fi
 
 # --- checking --------------------------------------------------------
 

@@ -12,7 +12,7 @@
 GCHB_CC      ?= $(CC)
 GCHB_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iengine/include \
                 -Ibackend -I$(shell pg_config --includedir)
-GCHB_LIBS    := -lhiredis -lpq -lsodium -lhpdf -lm
+GCHB_LIBS    := -lhiredis -lpq -lsodium -lhpdf -lm -lsystemd
 GCHB_ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 GCHB_SRCS    := conf util db buf invoice staff

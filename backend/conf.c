@@ -299,7 +299,8 @@ gchb_conf_load(gchb_conf_t *conf, const char *file)
  * See gchb.h.  The checkout's settings are <checkout>/var/worker.conf,
  * written by scripts/run.sh, and the programs are <checkout>/build/NAME:
  * the file is found from the program's own path, whatever the current
- * directory.
+ * directory.  The installed programs (/usr/sbin/NAME, package guichet)
+ * take /etc/guichet/guichet.conf instead.
  */
 const char *
 gchb_conf_find(const char *given)
@@ -335,6 +336,11 @@ gchb_conf_find(const char *given)
         return NULL;
     }
     *slash = '\0';
+
+    if (strcmp(exe, "/usr") == 0) {
+        return access(GCHB_CONF_INSTALLED, R_OK) == 0
+               ? GCHB_CONF_INSTALLED : NULL;
+    }
 
     snprintf(found, sizeof(found), "%s/var/worker.conf", exe);
 

@@ -89,9 +89,11 @@ void gchb_conf_free(gchb_conf_t *conf);
  * The settings file to read when the program was given given (-c FILE, may
  * be NULL): given, else $GUICHET_CONF, else <checkout>/var/worker.conf when
  * the program runs from <checkout>/build/ and the file exists (make run
- * writes it), else NULL (the built-in defaults).  The string is given, the
- * environment's or static storage.
+ * writes it), or GCHB_CONF_INSTALLED when it runs from /usr/sbin/ (the
+ * package guichet) and that file exists, else NULL (the built-in
+ * defaults).  The string is given, the environment's or static storage.
  */
+#define GCHB_CONF_INSTALLED  "/etc/guichet/guichet.conf"
 const char *gchb_conf_find(const char *given);
 /* The file the last successful gchb_conf_load read, NULL for none: the
  * connection errors name it. */

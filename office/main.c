@@ -7,7 +7,9 @@
  * redis, postgres, secret_file), starts the HTTP server (http.c) and waits
  * for SIGTERM/SIGINT; SIGHUP is ignored (restart to re-read the
  * settings: the office keeps no state between requests); SIGUSR1 logs
- * the counters of password hashes (hash.c).
+ * the counters of password hashes (hash.c).  Under systemd (Type=notify,
+ * debian/guichet.guichet-office.service) it says READY=1 once it serves
+ * its socket.
  *
  * The payment provider's address (payfip_url) must be https, except on a
  * loopback address (127.0.0.0/8, [::1], localhost: the simulator of dev
@@ -27,6 +29,7 @@
 #include <arpa/inet.h>
 
 #include <sodium.h>
+#include <systemd/sd-daemon.h>
 
 #include "office.h"
 
@@ -171,6 +174,10 @@ main(int argc, char **argv)
         return 1;
     }
 
+    /* systemd's Type=notify (no-op without $NOTIFY_SOCKET): the socket is
+     * bound and served, nginx may pass requests */
+    (void) sd_notify(0, "READY=1");
+
     for ( ;; ) {
         if (sigwait(&set, &sig) != 0) {
             continue;
@@ -184,6 +191,7 @@ main(int argc, char **argv)
     }
 
     gchb_log("info", "office: stopping");
+    (void) sd_notify(0, "STOPPING=1");
     gcho_http_stop();
 
     if (gcho_ctx.pg != NULL) {

@@ -13,7 +13,9 @@
  * periodic task is one function and one row of that table.  PostgreSQL
  * errors are retried with a backoff from 100 ms doubling to 5 s; nothing
  * is acknowledged that is not committed.  SIGTERM/SIGINT: finish the batch
- * and exit 0.  SIGHUP: re-read the settings file.
+ * and exit 0.  SIGHUP: re-read the settings file.  Under systemd
+ * (Type=notify, debian/guichet.guichet-worker.service) it says READY=1
+ * once Redis answers.
  */
 
 #include <signal.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <systemd/sd-daemon.h>
 
 #include "gchw.h"
 
@@ -440,6 +443,7 @@ gchw_signals(void)
 int
 main(int argc, char **argv)
 {
+    int             ready;
     int64_t         now, next[GCHW_NTASKS];
     const char     *file;
     gchw_worker_t   w;
@@ -478,6 +482,7 @@ main(int argc, char **argv)
              gchb_conf_note());
 
     w.backoff = GCHW_BACKOFF_MIN;
+    ready = 0;
 
     while (!gchw_stop) {
 
@@ -488,6 +493,14 @@ main(int argc, char **argv)
 
         if (gchw_connect_redis(&w) != 0) {
             continue;
+        }
+
+        /* systemd's Type=notify (no-op without $NOTIFY_SOCKET): ready once
+         * Redis answers; PostgreSQL may come later, bookings wait in the
+         * stream meanwhile */
+        if (!ready) {
+            (void) sd_notify(0, "READY=1");
+            ready = 1;
         }
 
         now = gchb_now_ms();
@@ -501,6 +514,7 @@ main(int argc, char **argv)
     }
 
     gchb_log("info", "stopping");
+    (void) sd_notify(0, "STOPPING=1");
 
     if (w.rc) {
         redisFree(w.rc);
