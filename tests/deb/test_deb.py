@@ -151,6 +151,9 @@ class InstalledTown(Stack):
     """A Stack whose programs are the installed ones, started as their
     units would start them, and whose nginx runs the installed example."""
 
+    # production's Redis requires a password (production.conf, issue 18)
+    redis_password = "deb-test-redis-pass"
+
     def __init__(self):
         super().__init__(town=DEMO_TOWN, name="deb")
         self.runtime_made = False
@@ -173,6 +176,8 @@ class InstalledTown(Stack):
             text = f.read()
         subs = [
             (r"(?m)^redis = .*$", "redis = 127.0.0.1:%d" % self.redis_port),
+            (r"(?m)^redis_password =.*$", "redis_password = %s"
+             % self.redis_password),
             (r"(?m)^postgres = .*$",
              'postgres = "host=127.0.0.1 port=%d dbname=guichet '
              'user=postgres"' % self.pg_port),
@@ -290,6 +295,8 @@ class InstalledTown(Stack):
             (r"ssl_certificate_key /\S+;", "ssl_certificate_key %s;" % key),
             (r"guichet_redis \S+;", "guichet_redis 127.0.0.1:%d;"
              % self.redis_port),
+            (r"guichet_redis_password \S+;", "guichet_redis_password %s;"
+             % self.redis_password),
             (r"/var/log/nginx/", ndir + "/"),
             (r"/run/nginx\.pid", ndir + "/nginx.pid"),
             (r"/var/lib/nginx/", ndir + "/"),
