@@ -14,7 +14,7 @@
 import * as api from "./api.js";
 import * as F from "./format.js";
 import { REQUEST_STATUS, labelOf, reasonText } from "./planning.js";
-import { h, id, announce, alertBox } from "./dom.js";
+import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 import * as E from "./espace.js";
 
@@ -252,6 +252,12 @@ function childCard(me, child) {
             : h("p", { class: "discret" }, "Aucune inscription."));
 }
 
+/* An invoice's period: "juillet 2027" for "2027-07". */
+function periodWords(p) {
+    return /^\d{4}-\d{2}$/.test(p || "") ? F.monthName(p + "-01")
+                                           : p || "—";
+}
+
 function invoiceAmount(inv) {
     for (const k of ["total_cents", "amount_cents", "remaining_cents"]) {
         if (Number.isFinite(inv[k])) {
@@ -354,7 +360,7 @@ function requestsTable(list) {
     const rows = list.slice().sort((a, b) =>
         String(b.created_at || b.date || "")
             .localeCompare(String(a.created_at || a.date || "")));
-    return h("div", { class: "tableau-defilant" }, h("table", {},
+    return cards(h("div", { class: "tableau-defilant" }, h("table", {},
         h("caption", { class: "visually-hidden" }, "Mes demandes"),
         h("thead", {}, h("tr", {},
             h("th", { scope: "col" }, "N°"),
@@ -377,7 +383,7 @@ function requestsTable(list) {
                 h("td", {}, statusTag(r.status),
                   reasons.length ? h("span", { class: "discret" },
                                      " " + reasons.join(" ; ")) : null));
-        }))));
+        })))));
 }
 
 /* ---------------------------------------------------------------- */
@@ -397,8 +403,10 @@ function dialog(title, body, actions) {
 async function viewReservations() {
     const today = F.todayParis();
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    /* by default what is upcoming: the coming year */
+    const upcoming = !q.get("du") && !q.get("au");
     const from = q.get("du") || today;
-    const to = q.get("au") || F.addDays(from, 61);
+    const to = q.get("au") || F.addDays(from, 365);
 
     const du = h("input", { type: "date", id: "res-du", value: from });
     const au = h("input", { type: "date", id: "res-au", value: to });
@@ -417,7 +425,7 @@ async function viewReservations() {
 
     page("Mes réservations", form, out);
 
-    const r = await api.get("/api/bookings?from=" + from + "&to=" + to);
+    const r = await api.getSpan("/api/bookings", from, to, "bookings");
     if (r.status === 401) {
         return expired();
     }
@@ -425,11 +433,11 @@ async function viewReservations() {
         out.replaceChildren(alertBox(r.error.message));
         return;
     }
-    const list = listOf(r.data, "bookings")
-        .filter((b) => b.status !== "cancelled");
+    const list = r.list.filter((b) => b.status !== "cancelled");
     if (list.length === 0) {
-        out.replaceChildren(h("p", {}, "Aucune réservation sur cette "
-                                       + "période."),
+        out.replaceChildren(h("p", {}, upcoming
+                                ? "Aucune réservation à venir."
+                                : "Aucune réservation sur cette période."),
                             h("a", { class: "bouton", href: "#/reserver" },
                               "Modifier les réservations"));
         return;
@@ -444,17 +452,20 @@ async function viewReservations() {
         }
     }
     await Promise.all(Array.from(byAct.keys()).map(async (aid) => {
-        const s = await api.get("/api/activities/" + encodeURIComponent(aid)
-                                + "/sessions?from=" + from + "&to=" + to);
-        for (const x of (s.ok ? listOf(s.data, "sessions") : [])) {
+        const first = list.find((b) => b.activity_id === aid).date;
+        const last = list.filter((b) => b.activity_id === aid)
+            .reduce((m, b) => (b.date > m ? b.date : m), first);
+        const s = await api.getSpan("/api/activities/"
+                                    + encodeURIComponent(aid) + "/sessions",
+                                    first, last, "sessions");
+        for (const x of (s.ok ? s.list : [])) {
             if (x.status === "closed") {
                 closed.add(x.id || x.session_id);
             }
         }
     }));
 
-    const total = Number.isFinite(r.data && r.data.total_cents)
-        ? r.data.total_cents
+    const total = r.total_cents !== null ? r.total_cents
         : list.reduce((s, b) => s + (Number(b.price_cents) || 0), 0);
 
     const rows = list.map((b) => {
@@ -485,9 +496,10 @@ async function viewReservations() {
     });
 
     out.replaceChildren(
-        h("div", { class: "tableau-defilant" }, h("table", {},
-            h("caption", {}, "Réservations du " + F.dayLong(from) + " au "
-                             + F.dayLong(to)),
+        cards(h("div", { class: "tableau-defilant" }, h("table", {},
+            h("caption", {}, upcoming ? "Réservations à venir"
+                             : "Réservations du " + F.dayLong(from) + " au "
+                               + F.dayLong(to)),
             h("thead", {}, h("tr", {},
                 h("th", { scope: "col" }, "Enfant"),
                 h("th", { scope: "col" }, "Activité"),
@@ -501,7 +513,7 @@ async function viewReservations() {
                 h("th", { scope: "row", colspan: "4" }, "Total de la période"),
                 h("td", { class: "montant", id: "total-periode" },
                   F.euros(total)),
-                h("td", { colspan: "2" }))))),
+                h("td", { colspan: "2" })))))),
         h("p", { class: "discret" },
           "Une annulation après le délai reste facturée, sauf absence "
           + "justifiée par un certificat médical."));
@@ -694,7 +706,7 @@ async function viewFactures() {
                     h("span", { class: "visually-hidden" },
                       "Payer la facture "), "N° " + num)
                 : "N° " + num),
-            h("td", {}, inv.period || inv.month || "—"),
+            h("td", {}, periodWords(inv.period || inv.month)),
             h("td", { class: "montant" }, F.euros(invoiceAmount(inv))),
             h("td", {}, inv.due_date ? F.dayLong(inv.due_date) : "—"),
             h("td", {}, paid ? h("span", { class: "etiquette ok" }, "Payée")
@@ -706,7 +718,7 @@ async function viewFactures() {
                 h("span", { class: "visually-hidden" }, " facture " + num))));
     });
 
-    const table = h("div", { class: "tableau-defilant" }, h("table", {},
+    const table = cards(h("div", { class: "tableau-defilant" }, h("table", {},
         h("caption", { class: "visually-hidden" }, "Mes factures"),
         h("thead", {}, h("tr", {},
             h("th", { scope: "col" }, "Facture"),
@@ -715,7 +727,7 @@ async function viewFactures() {
             h("th", { scope: "col" }, "À payer avant le"),
             h("th", { scope: "col" }, "État"),
             h("th", { scope: "col" }, "Document"))),
-        h("tbody", {}, rows)));
+        h("tbody", {}, rows))));
 
     if (debit) {
         out.replaceChildren(table, alertBox("Vous êtes en prélèvement "
@@ -771,5 +783,6 @@ document.getElementById("deconnexion").addEventListener("click", async () => {
     location.hash = "#/connexion";
 });
 
+foldingMenu(nav);
 window.addEventListener("hashchange", route);
 route();

@@ -15,7 +15,7 @@
 
 import * as api from "../../js/api.js";
 import * as F from "../../js/format.js";
-import { h, id, announce, alertBox } from "../../js/dom.js";
+import { h, id, announce, alertBox, foldingMenu } from "../../js/dom.js";
 import { docTypeName, listOf, pick, when } from "../../js/espace.js";
 
 const main = document.getElementById("contenu");
@@ -942,5 +942,6 @@ document.getElementById("deconnexion").addEventListener("click", async () => {
     location.hash = "#/connexion";
 });
 
+foldingMenu(nav);
 window.addEventListener("hashchange", route);
 route();
