@@ -20,23 +20,17 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { AxeBuilder } from "@axe-core/playwright";
+import * as H from "./helpers.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, "../..");
-const OUT = path.resolve(HERE, "../out/web");
-const PY = "/usr/bin/python3";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
-              "--lang=fr-FR", "--no-first-run",
-              "--disable-background-networking",
-              "--disable-component-update", "--disable-sync"];
+const ROOT = H.ROOT;
+const PY = H.PY;
 const LOGIN = "parent";
 const PASSWORD = "p22-" + Math.random().toString(36).slice(2, 10);
 const CTL = path.join(ROOT, "build", "guichetctl");
@@ -56,56 +50,9 @@ const errors = [];
 const posts = [];
 const seen = {};
 
-async function startStack(file) {
-    stack = spawn(PY, [path.join(ROOT, "tests/integration/stack.py"),
-                       "serve", file],
-                  { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    stack.stderr.on("data", (d) => { err += d; });
-    await new Promise((ok, ko) => {
-        let out = "";
-        stack.stdout.on("data", (d) => {
-            out += d;
-            const u = /^URL (\S+)$/m.exec(out);
-            const c = /^CONF (\S+)$/m.exec(out);
-            if (u && c) {
-                BASE = u[1].replace(/\/+$/, "");
-                CONF = c[1];
-                ok();
-            }
-        });
-        stack.on("exit", (c) => ko(new Error("stack.py exited " + c + ": "
-                                             + err.slice(-2000))));
-    });
-}
-
-async function shot(name, p) {
-    fs.mkdirSync(OUT, { recursive: true });
-    await (p || page).screenshot({ path: path.join(OUT, "p22-" + name
-                                                        + ".png"),
-                                   fullPage: true });
-}
-
-async function axe(name, p) {
-    const r = await new AxeBuilder({ page: p || page })
-        .withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"])
-        .analyze();
-    const bad = r.violations.filter((v) => v.impact === "serious"
-                                           || v.impact === "critical");
-    assert.deepEqual(bad.map((v) => v.id + ": " + v.help + " — "
-                                    + v.nodes.slice(0, 3).map((n) =>
-                                        n.target.join(" ")).join(", ")),
-                     [], "axe on " + name);
-}
-
-async function login(p) {
-    await p.goto(BASE + "/#/connexion");
-    await p.waitForSelector("#identifiant");
-    await p.fill("#identifiant", LOGIN);
-    await p.fill("#motdepasse", PASSWORD);
-    await p.click("form button[type=submit]");
-    await p.waitForSelector("h1:has-text('Tableau de bord')");
-}
+const shot = (name, p) => H.shot("p22-" + name, p || page);
+const axe = (name, p) => H.axe(name, p || page);
+const login = (p) => H.login(p, BASE, LOGIN, PASSWORD);
 
 const compact = (d) => d.replaceAll("-", "");
 const cellKey = (child, act, date, unit) =>
@@ -153,11 +100,14 @@ before(async () => {
             }
         }
     }
-    await startStack(file);
+    stack = await H.startStack(file);
+    BASE = stack.base;
+    CONF = stack.conf;
     execFileSync(CTL, ["-c", CONF, "staff-add", STAFF, "admin", "Anne Agent"],
                  { cwd: ROOT, input: STAFF_PASSWORD + "\n",
                    stdio: ["pipe", "pipe", "pipe"] });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    browser = await chromium.launch({ executablePath: H.CHROMIUM,
+                                      args: H.ARGS });
     page = await (await browser.newContext({
         locale: "fr-FR", viewport: { width: 1200, height: 900 } })).newPage();
     page.on("pageerror", (e) => errors.push(e.message));
@@ -176,10 +126,7 @@ before(async () => {
 
 after(async () => {
     await browser?.close();
-    if (stack) {
-        stack.kill("SIGTERM");
-        await new Promise((ok) => stack.on("exit", ok));
-    }
+    await H.stopStack(stack);
     if (tmp) {
         fs.rmSync(tmp, { recursive: true, force: true });
     }
