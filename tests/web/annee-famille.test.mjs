@@ -271,6 +271,7 @@ t1("famille: demande d'inscription", async () => {
     await axe("mes inscriptions", fam);
     await fam.click("#form-inscription button[type=submit]");
     await fam.waitForSelector("text=Demande d'inscription déposée");
+    await fam.waitForSelector("#liste-inscriptions table");
     assert.match(await fam.textContent("#liste-inscriptions"),
                  /Chloé.*Accueil périscolaire.*Demandée/s);
     await shot("01-inscription-demandee", fam);
@@ -406,9 +407,11 @@ t1("famille: réservation, annulation tardive, absence justifiée",
     await fam.setInputFiles("#abs-doc", pdf("certificat-medical"));
     await axe("justifier une absence", fam);
     await fam.click("dialog[open] button[type=submit]");
-    await fam.waitForSelector("dialog[open] >> text=Absence justifiée");
+    /* issue 22: the dialog closes, the page says what happens next */
+    await fam.waitForSelector("main >> text=Absence signalée");
+    assert.equal(await fam.$("dialog[open]"), null);
+    await fam.waitForSelector(rowB + " .absence");
     await shot("07-absence-justifiee", fam);
-    await fam.click("dialog[open] button:has-text('Fermer')");
     const docs = (await apiGet(fam, "/api/documents")).data.documents;
     assert.ok(docs.some((d) => d.type === "certificat_medical"
                         && d.child_id === CHILD),
@@ -441,7 +444,9 @@ t1("agent: famille, planning et présence", async () => {
     await open(ag, BASE + "/agent/#/familles?q=durand");
     await ag.waitForSelector("#familles tr[data-famille=\"f-annee\"]");
     await axe("familles", ag);
-    await ag.click("#familles a:has-text('f-annee')");
+    /* issue 22: the link names the family (its login), not its id */
+    await ag.click("#familles tr[data-famille=\"f-annee\"] a:has-text('"
+                   + LOGIN + "')");
     await ag.waitForSelector("#planning-famille");
     const row = "#planning-famille tr[data-booking=\"" + seen.bid.c + "\"]";
     /* the worker persists bookings: wait for it */
@@ -564,12 +569,20 @@ async function invoiceOf(m) {
     return inv;
 }
 
+/* Invoicing is asked, then confirmed (issue 22). */
+async function confirmInvoicing() {
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("form button[type=submit]"
+                             + ":has-text('Confirmer la facturation')");
+    await ag.click("form button[type=submit]");
+}
+
 t1("agent: facturation du mois", async () => {
     await open(ag, BASE + "/agent/#/facturation");
     await ag.waitForSelector("#fa-mois");
     await ag.fill("#fa-mois", seen.m1);
     await axe("facturation", ag);
-    await ag.click("form button[type=submit]");
+    await confirmInvoicing();
     await ag.waitForSelector("#fa-resultat .succes");
     assert.match(await ag.textContent("#fa-resultat"),
                  new RegExp("Facturation de " + seen.m1
@@ -674,7 +687,7 @@ t1("famille: prélèvement automatique; export SEPA du mois suivant",
     await open(ag, BASE + "/agent/#/facturation");
     await ag.waitForSelector("#fa-mois");
     await ag.fill("#fa-mois", seen.m2);
-    await ag.click("form button[type=submit]");
+    await confirmInvoicing();
     await ag.waitForSelector("#fa-resultat .succes");
     const inv = await invoiceOf(seen.m2);
     assert.equal(inv.total_cents, expected(seen.m2));

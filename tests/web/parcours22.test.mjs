@@ -53,6 +53,11 @@ const seen = {};
 const shot = (name, p) => H.shot("p22-" + name, p || page);
 const axe = (name, p) => H.axe(name, p || page);
 const login = (p) => H.login(p, BASE, LOGIN, PASSWORD);
+const sent = (p) => posts.filter((x) => x === p).length;
+const pdf = (text) => ({
+    name: text + ".pdf", mimeType: "application/pdf",
+    buffer: Buffer.from("%PDF-1.4\n% " + text + "\n1 0 obj << >> endobj\n"
+                        + "trailer << >>\n%%EOF\n") });
 
 const compact = (d) => d.replaceAll("-", "");
 const cellKey = (child, act, date, unit) =>
@@ -112,8 +117,8 @@ before(async () => {
         locale: "fr-FR", viewport: { width: 1200, height: 900 } })).newPage();
     page.on("pageerror", (e) => errors.push(e.message));
     page.on("request", (r) => {
-        if (r.method() === "POST" && r.url().endsWith("/api/bookings")) {
-            posts.push(r.url());
+        if (r.method() === "POST") {
+            posts.push(new URL(r.url()).pathname);
         }
     });
     await login(page);
@@ -183,14 +188,14 @@ t("une semaine refusée ne refuse que ses séances; la sélection reste",
 });
 
 t("renvoyer une semaine incomplète est expliqué avant l'envoi", async () => {
-    const before = posts.length;
+    const before = sent("/api/bookings");
     await page.click("#valider");
     const warn = await page.waitForSelector("#avis-envoi [role=alert]");
     const text = await warn.textContent();
     assert.match(text, /semaine complète/i);
     assert.match(text, /Hugo/);
     assert.match(text, /mercredi/i);
-    assert.equal(posts.length, before, "nothing sent");
+    assert.equal(sent("/api/bookings"), before, "nothing sent");
     await axe("semaine incomplète avant envoi");
     await page.click("button:has-text('Annuler les modifications')");
     await page.waitForSelector("#avis-envoi:empty", { state: "attached" });
@@ -213,7 +218,7 @@ t("deux séances qui se chevauchent: averti avant l'envoi; estimation "
     assert.match(bar, /6 séances sélectionnées/);
     assert.match(bar, /28,50\s€/, bar);
 
-    const before = posts.length;
+    const before = sent("/api/bookings");
     await page.click("#valider");
     const warn = await page.waitForSelector("#avis-envoi [role=alert]");
     const text = await warn.textContent();
@@ -221,7 +226,7 @@ t("deux séances qui se chevauchent: averti avant l'envoi; estimation "
     assert.match(text, /ALSH/);
     assert.match(text, /Klub/);
     assert.match(text, /Repas/);
-    assert.equal(posts.length, before, "nothing sent");
+    assert.equal(sent("/api/bookings"), before, "nothing sent");
     assert.equal(await page.$("#demande-numero"), null);
     await axe("chevauchement avant envoi");
     await shot("02-chevauchement");
@@ -281,6 +286,138 @@ t("Mes réservations montre ce qui vient; une longue période marche",
     assert.equal((await page.$$("[data-booking]")).length, 5);
 });
 
+t("absence: 5 Mo dit avant l'envoi; après l'envoi le dialogue se ferme "
+  + "et la ligne dit l'état", async () => {
+    await page.goto(BASE + "/#/reservations");
+    await page.waitForSelector("[data-booking]");
+    const first = await page.getAttribute("[data-booking]", "data-booking");
+    const row = "[data-booking=\"" + first + "\"]";
+    await page.click(row + " button:has-text('Justifier une absence')");
+    await page.waitForSelector("dialog[open] #abs-doc");
+    assert.match(await page.textContent("dialog[open]"), /5 Mo au plus/);
+    const docs = sent("/api/documents");
+    await page.setInputFiles("#abs-doc", {
+        name: "certificat.pdf", mimeType: "application/pdf",
+        buffer: Buffer.alloc(12 * 1024 * 1024, 0x25) });
+    await page.click("dialog[open] button[type=submit]");
+    const big = await page.waitForSelector("dialog[open] [role=alert]");
+    assert.match(await big.textContent(), /12,0 Mo : 5 Mo au plus/);
+    assert.equal(sent("/api/documents"), docs, "nothing sent");
+    await axe("absence trop gros");
+
+    await page.setInputFiles("#abs-doc", pdf("certificat"));
+    await page.waitForSelector("dialog[open] [role=alert]",
+                               { state: "detached" });
+    await page.click("dialog[open] button[type=submit]");
+    await page.waitForSelector("dialog[open]", { state: "detached" });
+    const said = await page.textContent("main");
+    assert.match(said, /vérifie le certificat/);
+    assert.doesNotMatch(said, /la séance ne sera pas facturée/);
+    await page.waitForSelector(row + " .absence");
+    assert.equal(await page.$(row + " button:has-text('Justifier')"), null);
+    await axe("absence signalée");
+    await shot("05-absence");
+
+    /* a dialog goes with the page it was opened on */
+    await page.click("[data-booking] button:has-text('Justifier une "
+                     + "absence')");
+    await page.waitForSelector("dialog[open]");
+    await page.goto(BASE + "/#/documents");
+    await page.waitForSelector("#form-document");
+    assert.equal(await page.$("dialog[open]"), null);
+});
+
+t("documents: refus en mots simples; le parent voit ses fichiers",
+  async () => {
+    await page.goto(BASE + "/#/documents");
+    await page.waitForSelector("#form-document");
+    assert.match(await page.textContent("#form-document"), /5 Mo au plus/);
+    await page.selectOption("#doc-type", "fiche-sanitaire");
+    await page.setInputFiles("#doc-fichier", {
+        name: "fiche.pdf", mimeType: "application/pdf",
+        buffer: Buffer.from("ceci n'est pas un PDF") });
+    await page.click("#form-document button[type=submit]");
+    const bad = await page.waitForSelector("#form-document [role=alert]");
+    const text = await bad.textContent();
+    assert.match(text, /pas un vrai PDF/);
+    assert.doesNotMatch(text, /Content-Type|application\//);
+    /* the error goes when the family tries again */
+    await page.selectOption("#doc-type", "vaccinations");
+    await page.waitForSelector("#form-document [role=alert]",
+                               { state: "detached" });
+    /* the certificate sent above can be opened */
+    const link = await page.waitForSelector("#liste-documents "
+                                            + "a:has-text('Voir le fichier')");
+    const href = await link.getAttribute("href");
+    const got = await page.evaluate(async (u) => {
+        const r = await fetch(u);
+        return { status: r.status, start: (await r.text()).slice(0, 5) };
+    }, href);
+    assert.deepEqual(got, { status: 200, start: "%PDF-" });
+    await axe("mes documents");
+});
+
+t("messagerie: un compteur et la limite dite avant l'envoi", async () => {
+    await page.goto(BASE + "/#/messagerie");
+    await page.waitForSelector("#msg-corps");
+    await page.fill("#msg-sujet", "Une longue question");
+    await page.fill("#msg-corps", "a".repeat(6000));
+    assert.match(await page.textContent("#msg-corps-compte"),
+                 /6\s000 \/ 5\s000 caractères/);
+    const before = sent("/api/messages");
+    await page.click("button:has-text('Envoyer le message')");
+    const bad = await page.waitForSelector("[role=alert]");
+    assert.match(await bad.textContent(), /5\s000 au plus/);
+    assert.equal(sent("/api/messages"), before, "nothing sent");
+    await axe("messagerie trop long");
+});
+
+t("inscription: l'âge hors tranche est dit avant l'envoi", async () => {
+    await page.goto(BASE + "/#/inscriptions");
+    await page.waitForSelector("#form-inscription");
+    await page.selectOption("#ins-enfant", "c-hugo");
+    await page.selectOption("#ins-activite", "klub");
+    await page.waitForSelector("#ins-age [role=status]");
+    assert.match(await page.textContent("#ins-age"),
+                 /Hugo aura 7 ans.*de 8 à 12 ans/);
+    const before = sent("/api/enrolments");
+    await page.click("#form-inscription button[type=submit]");
+    await page.waitForSelector("#form-inscription [role=alert]");
+    assert.equal(sent("/api/enrolments"), before, "nothing sent");
+    await axe("inscription âge");
+});
+
+t("mot de passe: 10 caractères, pas le même, l'erreur s'en va",
+  async () => {
+    await page.goto(BASE + "/#/mot-de-passe");
+    await page.waitForSelector("#mdp-actuel");
+    assert.match(await page.textContent("main"), /10 caractères au moins/);
+    await page.fill("#mdp-actuel", PASSWORD);
+    await page.fill("#mdp-nouveau", PASSWORD);
+    await page.fill("#mdp-confirme", PASSWORD);
+    const before = sent("/api/password");
+    await page.click("main button[type=submit]");
+    const bad = await page.waitForSelector("main [role=alert]");
+    assert.match(await bad.textContent(), /différent de l'actuel/);
+    assert.equal(sent("/api/password"), before, "nothing sent");
+    await page.fill("#mdp-nouveau", PASSWORD + "-2");
+    await page.waitForSelector("main [role=alert]", { state: "detached" });
+    await axe("mot de passe");
+
+    const p = await (await browser.newContext({ locale: "fr-FR" }))
+        .newPage();
+    await p.goto(BASE + "/#/mot-de-passe-oublie");
+    await p.waitForSelector("#oubli-identifiant");
+    await p.fill("#oubli-identifiant", LOGIN);
+    await p.click("main button[type=submit]");
+    const said = await (await p.waitForSelector("main [role=status]"))
+        .textContent();
+    assert.match(said, /Sans adresse e-mail/);
+    assert.doesNotMatch(said, /vient de partir/);
+    await axe("mot de passe oublié", p);
+    await p.context().close();
+});
+
 t("à 375 px: menu replié, réservations en cartes", async () => {
     const ctx = await browser.newContext({
         locale: "fr-FR", viewport: { width: 375, height: 800 } });
@@ -327,6 +464,105 @@ t("à 375 px: menu replié, réservations en cartes", async () => {
     await am.click();
     await p.waitForSelector("nav a[href='#/familles']", { state: "visible" });
     await axe("agent menu ouvert 375", p);
+    await ctx.close();
+});
+
+t("back office: le guichet prend l'identifiant, dit les refus en "
+  + "français; la facturation se confirme; le journal en mots",
+  async () => {
+    const ctx = await browser.newContext({
+        locale: "fr-FR", viewport: { width: 1200, height: 900 } });
+    const p = await ctx.newPage();
+    p.on("pageerror", (e) => errors.push(e.message));
+    const agentPosts = [];
+    p.on("request", (r) => {
+        if (r.method() === "POST") {
+            agentPosts.push(new URL(r.url()).pathname);
+        }
+    });
+    await p.goto(BASE + "/agent/#/connexion");
+    await p.waitForSelector("#ag-identifiant");
+    await p.fill("#ag-identifiant", STAFF);
+    await p.fill("#ag-motdepasse", STAFF_PASSWORD);
+    await p.click("form button[type=submit]");
+    await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
+
+    /* the family list names families, not their ids */
+    await p.goto(BASE + "/agent/#/familles");
+    await p.waitForSelector("#familles [data-famille]");
+    const fam = await p.textContent("#familles tbody");
+    assert.doesNotMatch(fam, /f-p22/);
+    assert.match(fam, new RegExp(LOGIN));
+    await axe("agent familles", p);
+
+    /* the counter: the login shown on the family's page is enough */
+    await p.goto(BASE + "/agent/#/guichet");
+    await p.waitForSelector("#gu-famille");
+    await p.fill("#gu-famille", LOGIN);
+    await p.click("button:has-text('Afficher')");
+    await p.waitForSelector("#gu-enfant");
+    await p.selectOption("#gu-enfant", "c-lea");
+    await p.selectOption("#gu-activite", "alsh");
+    await p.fill("#gu-date", seen.week[1]);
+    await p.click("button:has-text('Voir les séances')");
+    await p.waitForSelector("#gu-seances input[name=seance]");
+    await p.check("#gu-seances input[value=\"alsh-"
+                  + compact(seen.week[1]) + "-MATIN\"]");
+    await p.click("#gu-reserver");
+    const res = await (await p.waitForSelector("#gu-resultat li"))
+        .textContent();
+    /* one day of a whole-week activity */
+    assert.match(res, /Refusé : Semaine incomplète/);
+    assert.doesNotMatch(res, /week_incomplete|alsh-\d/);
+    assert.match(res, /Matin/);
+    await axe("agent guichet", p);
+    await shot("06-agent-guichet", p);
+
+    /* invoicing the month under way asks first, and says why */
+    await p.goto(BASE + "/agent/#/facturation");
+    await p.waitForSelector("#fa-mois");
+    const now = new Intl.DateTimeFormat("en-CA",
+        { timeZone: "Europe/Paris" }).format(new Date()).slice(0, 7);
+    await p.fill("#fa-mois", now);
+    const before = agentPosts.filter((x) => x === "/api/staff/invoicing")
+        .length;
+    await p.click("#contenu form button[type=submit]");
+    const warn = await (await p.waitForSelector("#fa-resultat [role]"))
+        .textContent();
+    assert.match(warn, /n'est pas terminé/);
+    assert.equal(agentPosts.filter((x) => x === "/api/staff/invoicing")
+        .length, before, "nothing sent before the confirmation");
+    assert.match(await p.textContent("#contenu form button[type=submit]"),
+                 /Confirmer la facturation de/);
+    await axe("agent facturation", p);
+    /* the month of the family's bookings, confirmed: invoiced */
+    const wm = seen.week[0].slice(0, 7);
+    await p.fill("#fa-mois", wm);
+    await p.click("#contenu form button[type=submit]");
+    await p.waitForSelector("#contenu form button[type=submit]"
+                            + ":has-text('Confirmer la facturation')");
+    await p.click("#contenu form button[type=submit]");
+    await p.waitForSelector("#fa-resultat .succes");
+
+    /* the family reads it as the PDF does: number on six digits, the
+     * period in words */
+    await page.goto(BASE + "/#/factures");
+    await page.waitForSelector("#liste-factures table");
+    const inv = await page.textContent("#liste-factures tbody");
+    assert.match(inv, /N° \d{6}/);
+    const words = new Intl.DateTimeFormat("fr-FR", { timeZone: "UTC",
+        month: "long", year: "numeric" }).format(
+        new Date(seen.week[0] + "T00:00:00Z"));
+    assert.match(inv, new RegExp(words));
+    assert.doesNotMatch(inv, /\d{4}-\d{2}/);
+    await axe("mes factures", page);
+
+    /* the journal says its details in words */
+    await p.goto(BASE + "/agent/#/journal");
+    await p.waitForSelector("#contenu table");
+    const journal = await p.textContent("#contenu table");
+    assert.doesNotMatch(journal, /\{"/);
+    await axe("agent journal", p);
     await ctx.close();
 });
 

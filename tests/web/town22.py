@@ -10,7 +10,8 @@ the website as a parent lives it, dated from today (Europe/Paris).
   Wednesday MATIN of W has 2 places (1 online): two children asking for
   that week get one whole week and one refused day.
 * "Klub" (klub): REPAS on the same days (ALSH Repas and Klub Repas
-  overlap), 6 € a unit, no whole-week rule; also the other weekdays of
+  overlap), 6 € a unit, 8 to 12 years old (Hugo is 7), no whole-week
+  rule; also the other weekdays of
   the week of the next public holiday on a weekday at least 14 days ahead
   (the grid says "Férié" for it).
 * "Mercredis" (mercredis): Wednesday MATIN from the first Wednesday at
@@ -61,9 +62,9 @@ def town(login, password, now=None):
                  else places}
                 for d in dates for u in units]
 
-    def act(aid, name, cents, sessions, week=False):
+    def act(aid, name, cents, sessions, week=False, age_min=3):
         return {"id": aid, "name": name, "site": "Centre de loisirs",
-                "age_min": 3, "age_max": 12, "booking_opens_at": None,
+                "age_min": age_min, "age_max": 12, "booking_opens_at": None,
                 "deadline": {"working_days": 2}, "online_share_percent": 50,
                 "week_required": week,
                 "prices": [{"qf_max": None, "cents": cents}],
@@ -85,7 +86,8 @@ def town(login, password, now=None):
             act("alsh", "ALSH", 450,
                 cells("alsh", ["MATIN", "REPAS", "APM"], days), week=True),
             act("klub", "Klub", 600, cells("klub", ["REPAS"],
-                                           sorted(set(days + hweek)))),
+                                           sorted(set(days + hweek))),
+                age_min=8),
             act("mercredis", "Mercredis", 500,
                 cells("mercredis", ["MATIN"], mers)),
         ],

@@ -118,22 +118,46 @@ export function isMissing(r) {
     return r.status === 404 || r.status === 405 || r.status === 501;
 }
 
-/* A file as the request body (uploads): its own Content-Type. */
-export async function upload(path, file) {
-    let res;
-    try {
-        res = await fetch(path, {
-            method: "POST", credentials: "same-origin", cache: "no-store",
-            headers: { Accept: "application/json",
-                       "Content-Type": file.type
-                                       || "application/octet-stream" },
-            body: file,
+/*
+ * A file as the request body (uploads): its own Content-Type.  Sent with
+ * XMLHttpRequest so that onProgress(fraction) can show how far it is.
+ */
+export function upload(path, file, onProgress) {
+    return new Promise((done) => {
+        const x = new XMLHttpRequest();
+        x.open("POST", path);
+        x.withCredentials = true;
+        x.responseType = "arraybuffer";
+        x.setRequestHeader("Accept", "application/json");
+        x.setRequestHeader("Content-Type", file.type
+                                           || "application/octet-stream");
+        if (onProgress) {
+            x.upload.addEventListener("progress", (ev) => {
+                if (ev.lengthComputable && ev.total > 0) {
+                    onProgress(ev.loaded / ev.total);
+                }
+            });
+        }
+        x.addEventListener("error", () => done(unreachable()));
+        x.addEventListener("abort", () => done(unreachable()));
+        x.addEventListener("load", () => {
+            const headers = new Headers();
+            for (const line of x.getAllResponseHeaders().split("\r\n")) {
+                const i = line.indexOf(":");
+                if (i > 0) {
+                    headers.append(line.slice(0, i).trim(),
+                                   line.slice(i + 1).trim());
+                }
+            }
+            const res = new Response(x.status === 204 || x.status === 304
+                                     ? null : x.response,
+                                     { status: x.status, headers });
+            noteServerClock(res);
+            done(answer(res, (status) => status === 413
+                ? "Ce fichier est trop volumineux." : failed(status)));
         });
-    } catch (e) {
-        return unreachable();
-    }
-    return answer(res, (status) => status === 413
-        ? "Ce fichier est trop volumineux." : failed(status));
+        x.send(file);
+    });
 }
 
 export const get = (path) => call("GET", path);

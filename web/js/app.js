@@ -252,6 +252,12 @@ function childCard(me, child) {
             : h("p", { class: "discret" }, "Aucune inscription."));
 }
 
+/* An invoice's number as its PDF prints it ("005002"). */
+function invoiceNumber(inv) {
+    return /^\d+$/.test(String(inv.number)) ? String(inv.number)
+        .padStart(6, "0") : String(inv.number || inv.id);
+}
+
 /* An invoice's period: "juillet 2027" for "2027-07". */
 function periodWords(p) {
     return /^\d{4}-\d{2}$/.test(p || "") ? F.monthName(p + "-01")
@@ -395,7 +401,13 @@ function dialog(title, body, actions) {
                   h("h2", { id: titleId }, title), body,
                   h("div", { class: "boutons" }, actions));
     document.body.appendChild(dlg);
-    dlg.addEventListener("close", () => dlg.remove());
+    /* a new page (the back button too) closes it */
+    const leave = () => dlg.close();
+    window.addEventListener("hashchange", leave);
+    dlg.addEventListener("close", () => {
+        window.removeEventListener("hashchange", leave);
+        dlg.remove();
+    });
     dlg.showModal();
     return dlg;
 }
@@ -443,6 +455,15 @@ async function viewReservations() {
         return;
     }
 
+    /* Absences already justified: the family's justification demandes. */
+    const justified = new Set();
+    const rq = await api.get("/api/requests");
+    for (const d of rq.ok ? listOf(rq.data, "requests") : []) {
+        if (d.type === "justification" && d.booking_id) {
+            justified.add(d.booking_id);
+        }
+    }
+
     /* Which bookings are past their deadline: the session's status says. */
     const closed = new Set();
     const byAct = new Map();
@@ -481,18 +502,23 @@ async function viewReservations() {
                               " " + F.time(b.starts_at) + "–"
                               + F.time(b.ends_at)) : null),
             h("td", { class: "montant" }, F.euros(b.price_cents)),
-            h("td", {}, b.request_id ? "N° " + b.request_id : "—"),
+            h("td", {}, b.request_id ? "N° " + b.request_id : "—",
+              justified.has(b.booking_id)
+                  ? h("span", { class: "etiquette attente absence" },
+                      "Absence signalée avec certificat médical (sa "
+                      + "vérification : Mes documents)") : null),
             h("td", {}, h("div", { class: "boutons" },
                 h("button", { class: "bouton danger petit", type: "button",
                               "aria-label": "Annuler : " + who + ", " + what,
                               onclick: () => cancelBooking(b, who, what,
                                                            late) },
                   "Annuler"),
-                h("button", { class: "bouton second petit", type: "button",
-                              "aria-label": "Justifier une absence : " + who
-                                            + ", " + what,
-                              onclick: () => justify(b, who, what) },
-                  "Justifier une absence"))));
+                justified.has(b.booking_id) ? null
+                : h("button", { class: "bouton second petit", type: "button",
+                                "aria-label": "Justifier une absence : "
+                                              + who + ", " + what,
+                                onclick: () => justify(b, who, what) },
+                    "Justifier une absence"))));
     });
 
     out.replaceChildren(
@@ -569,9 +595,9 @@ function justify(b, who, what) {
                     h("option", { value: "medical" },
                       "Maladie (certificat médical)"));
     const doc = h("input", { type: "file", id: "abs-doc", required: true,
-                             accept: "application/pdf,image/jpeg,image/png,"
-                                     + ".pdf,.jpg,.jpeg,.png",
+                             accept: E.ACCEPT,
                              "aria-describedby": "abs-doc-aide" });
+    const bar = E.uploadProgress();
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Envoyer le justificatif");
     const form = h("form", {},
@@ -581,9 +607,10 @@ function justify(b, who, what) {
         h("div", { class: "champ" },
           h("label", { for: "abs-doc" }, "Certificat médical"), doc,
           h("span", { id: "abs-doc-aide", class: "discret" },
-            "PDF, JPEG ou PNG : le certificat est joint à vos documents "
-            + "et vérifié par la mairie.")),
+            E.UPLOAD_HELP + " Le certificat est joint à vos documents "
+            + "et vérifié par la mairie.")), bar.node,
         msg, h("div", { class: "boutons" }, ok));
+    E.clearOnInput(form, msg);
     const dlg = dialog("Justifier une absence", form,
         [h("button", { class: "bouton second", type: "button",
                        onclick: () => dlg.close() }, "Fermer")]);
@@ -602,7 +629,8 @@ function justify(b, who, what) {
         let docId = b.__certificat;
         if (!docId) {
             const u = await E.uploadDocument(file, "certificat_medical",
-                                             b.child_id);
+                                             b.child_id, bar.set);
+            bar.hide();
             if (u.status === 401) {
                 dlg.close();
                 return expired();
@@ -629,9 +657,13 @@ function justify(b, who, what) {
             return expired();
         }
         if (r.ok) {
-            msg.replaceChildren(alertBox("Absence justifiée : la séance ne "
-                                         + "sera pas facturée.", "succes"));
-            ok.disabled = true;
+            dlg.close();
+            ctx.flash = { kind: "succes", text: "Absence signalée pour "
+                + who + " (" + what + ") avec le certificat médical. La "
+                + "mairie vérifie le certificat : sa décision apparaîtra "
+                + "dans « Mes documents ». Une absence justifiée par un "
+                + "certificat accepté n'est pas facturée." };
+            route();
             return;
         }
         msg.replaceChildren(alertBox(api.isMissing(r)
@@ -693,7 +725,7 @@ async function viewFactures() {
 
     const rows = list.map((inv) => {
         const paid = invoicePaid(inv);
-        const num = inv.number || inv.id;
+        const num = invoiceNumber(inv);
         let box = null;
         if (!paid && !debit) {
             box = h("input", { type: "checkbox", id: "fac-" + inv.id,
