@@ -418,6 +418,19 @@ t("mot de passe: 10 caractères, pas le même, l'erreur s'en va",
     await p.context().close();
 });
 
+t("tableau de bord: une demande s'ouvre sur ses séances", async () => {
+    await page.goto(BASE + "/#/tableau-de-bord");
+    await page.waitForSelector("[data-demande]");
+    const first = "[data-demande=\"D-000001\"]";
+    await page.click(first + " details summary");
+    const text = await page.textContent(first + " details");
+    assert.match(text, /Léa — lundi .* Matin : Réservé \(4,50\s€\)/);
+    assert.match(text, /Hugo — mercredi .* Matin : Complet/);
+    assert.match(text, /Semaine incomplète/);
+    assert.doesNotMatch(await page.textContent(first), /Traitée/);
+    await axe("tableau de bord demande ouverte");
+});
+
 t("à 375 px: menu replié, réservations en cartes", async () => {
     const ctx = await browser.newContext({
         locale: "fr-FR", viewport: { width: 375, height: 800 } });
@@ -449,6 +462,24 @@ t("à 375 px: menu replié, réservations en cartes", async () => {
     assert.ok(pb && pb.x + pb.width <= 375, "price off screen");
     await axe("mes réservations 375", p);
     await shot("04-mobile-reservations", p);
+
+    /* the sticky booking bar stays small with a selection */
+    const tue = seen.next[1];
+    await p.goto(BASE + "/#/reserver");
+    await p.waitForSelector("#activite");
+    await p.selectOption("#activite", "alsh");
+    await p.click("[data-mode=semaine]");
+    await p.fill("#aller-au", tue);
+    await p.click(cellKey("c-lea", "alsh", tue, "APM"));
+    await p.waitForSelector(cellKey("c-lea", "alsh", tue, "APM")
+                            + "[aria-pressed=true]");
+    const barH = await p.$eval(".barre-validation",
+                               (e) => e.getBoundingClientRect().height);
+    assert.ok(barH <= 100, "booking bar " + barH + " px");
+    assert.match(await p.textContent("#cout-periode"), /Coût de la période/);
+    await axe("réserver 375", p);
+    await shot("04b-mobile-reserver", p);
+    await p.click("button:has-text('Annuler les modifications')");
 
     /* the back office folds its menu too */
     await p.goto(BASE + "/agent/#/connexion");

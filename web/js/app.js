@@ -13,7 +13,8 @@
 
 import * as api from "./api.js";
 import * as F from "./format.js";
-import { REQUEST_STATUS, labelOf, reasonText } from "./planning.js";
+import { REQUEST_STATUS, labelOf, reasonText, unitLabel }
+    from "./planning.js";
 import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 import * as E from "./espace.js";
@@ -317,7 +318,7 @@ async function viewTableau() {
     if (rq.ok) {
         const list = listOf(rq.data, "requests");
         demandes.replaceChildren(demandes.firstChild, list.length
-            ? requestsTable(list)
+            ? requestsTable(list, me.children || [])
             : h("p", {}, "Aucune demande pour le moment."));
     } else if (api.isMissing(rq)) {
         demandes.remove();
@@ -362,7 +363,37 @@ function requestObject(r) {
     }
 }
 
-function requestsTable(list) {
+/* A session in words from its id when the town names it
+ * "<activity>-<YYYYMMDD>-<UNIT>" (calendar blocks do), else the id. */
+function sessionWords(sid) {
+    const m = /-(\d{4})(\d{2})(\d{2})-([A-Z_-]+)$/.exec(sid || "");
+    return m ? F.dayLong(m[1] + "-" + m[2] + "-" + m[3]) + ", "
+               + unitLabel(m[4]) : "séance " + sid;
+}
+
+/* A booking demande opens on its cells, each with its outcome. */
+function requestCells(r, kids) {
+    const items = Array.isArray(r.items) ? r.items : [];
+    if (items.length === 0) {
+        return null;
+    }
+    const name = (cid) => (kids.find((c) => c.id === cid)
+                           || { first_name: cid }).first_name;
+    return h("details", { class: "detail-demande" },
+        h("summary", {}, "Voir " + (items.length > 1
+            ? "les " + items.length + " séances" : "la séance"),
+          h("span", { class: "visually-hidden" },
+            " de la demande N° " + (r.request_id || r.number || r.id))),
+        h("ul", {}, items.map((it) => h("li", {
+                dataset: { status: it.status || "" } },
+            name(it.child_id) + " — " + sessionWords(it.session_id) + " : ",
+            h("strong", {}, it.status === "confirmed"
+                ? "Réservé" + (Number.isFinite(it.price_cents)
+                               ? " (" + F.euros(it.price_cents) + ")" : "")
+                : reasonText(it, F.instant))))));
+}
+
+function requestsTable(list, kids) {
     const rows = list.slice().sort((a, b) =>
         String(b.created_at || b.date || "")
             .localeCompare(String(a.created_at || a.date || "")));
@@ -385,7 +416,7 @@ function requestsTable(list) {
                 h("td", {}, when ? (when.length > 10 ? F.instantShort(when)
                                                      : F.dayYear(when))
                                  : "—"),
-                h("td", {}, requestObject(r)),
+                h("td", {}, requestObject(r), requestCells(r, kids)),
                 h("td", {}, statusTag(r.status),
                   reasons.length ? h("span", { class: "discret" },
                                      " " + reasons.join(" ; ")) : null));

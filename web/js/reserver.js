@@ -131,6 +131,9 @@ export async function viewReserver(ctx) {
     const actInfo = h("div", { id: "infos-activite" });
     const countBox = h("div", { id: "ouverture" });
     const periodLabel = h("h2", { id: "periode", "aria-live": "polite" });
+    /* the period's cost under its title, not in the sticky bar (issue 22:
+     * the bar took 140 px of a phone) */
+    const costLine = h("p", { id: "cout-periode" });
     const modeButtons = Object.entries(P.MODES).map(([m, label]) =>
         h("button", { type: "button", "aria-pressed": String(R.mode === m),
                       dataset: { mode: m },
@@ -164,14 +167,15 @@ export async function viewReserver(ctx) {
     const countText = h("p", { id: "en-attente", "aria-live": "polite" });
     const validate = h("button", { class: "bouton", type: "button",
                                    id: "valider", onclick: submit },
-                       "Valider mes réservations");
+                       validateWords());
     const clear = h("button", { class: "bouton second", type: "button",
                                 onclick: () => {
                                     R.pending.clear();
                                     R.idem = null;
                                     sendWarn.replaceChildren();
                                     draw();
-                                } }, "Annuler les modifications");
+                                } }, "Annuler",
+                  h("span", { class: "sur-grand" }, " les modifications"));
     const bar = h("div", { class: "barre-validation", role: "region",
                            "aria-label": "Validation" },
                   sendWarn, countText,
@@ -196,7 +200,8 @@ export async function viewReserver(ctx) {
               "Suivant", h("span", { "aria-hidden": "true" }, " ›"))),
           h("div", { class: "champ" },
             h("label", { for: "aller-au" }, "Aller au"), jump)),
-        periodLabel, tools, legend(), results, notice, grids, bar);
+        periodLabel, costLine, tools, legend(), results, notice, grids,
+        bar);
 
     /* -- timers -------------------------------------------------------- */
 
@@ -672,13 +677,11 @@ export async function viewReserver(ctx) {
         const cost = booked.reduce((s, b) => s + (Number(b.price_cents) || 0),
                                    0);
         const parts = [];
-        if (a && chosen.length) {
-            parts.push(h("span", { id: "cout-periode" },
-                "Coût de la période : " + F.euros(cost) + " ("
-                + booked.length + " séance" + (booked.length > 1 ? "s" : "")
-                + " réservée" + (booked.length > 1 ? "s" : "") + ")"));
-            parts.push(h("br"));
-        }
+        costLine.textContent = a && chosen.length
+            ? "Coût de la période : " + F.euros(cost) + " ("
+              + booked.length + " séance" + (booked.length > 1 ? "s" : "")
+              + " réservée" + (booked.length > 1 ? "s" : "") + ")"
+            : "";
         if (n === 0) {
             parts.push("Aucune modification en attente.");
         } else {
@@ -991,7 +994,7 @@ export async function viewReserver(ctx) {
         });
 
         R.inFlight = false;
-        validate.textContent = "Valider mes réservations";
+        validate.replaceChildren(...validateWords());
 
         if (r.status === 401) {
             return ctx.expired();
@@ -1036,6 +1039,12 @@ export async function viewReserver(ctx) {
 
     schedulePoll();
     await load();
+}
+
+/* "Valider mes réservations", the last words only visually hidden on a
+ * phone (the bar stays one line of buttons; the name stays whole). */
+function validateWords() {
+    return ["Valider", h("span", { class: "sur-grand" }, " mes réservations")];
 }
 
 function legend() {
