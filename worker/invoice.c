@@ -10,8 +10,9 @@
  *      billed; never justified; not yet on an invoice) and no invoice for
  *      that month yet (unique (family_id, month)): numbered max + 1, 2 ...
  *      in family order, issued now, due the last day of the month it is
- *      issued in (town time zone); then its lines, one per child x date x
- *      unit at the booking's price_cents, and its total.
+ *      issued in (town time zone), or of the invoiced month when that
+ *      is later (never before the services); then its lines, one per
+ *      child x date x unit at the booking's price_cents, and its total.
  *   2. A PDF (libharu) per invoice of the month whose file is missing:
  *      <invoice_dir>/<family_id>/<invoice_id>.pdf, written to a temporary
  *      name and renamed.
@@ -47,8 +48,9 @@ static const char  gchw_sql_invoices[] =
     " select (select coalesce(max(number), 0) from invoice)"
     "     + row_number() over (order by f.family_id),"
     "   f.family_id, $1::date, 0, now(),"
-    "   (date_trunc('month', now() at time zone z.tz)"
-    "     + interval '1 month - 1 day')::date"
+    "   greatest((date_trunc('month', now() at time zone z.tz)"
+    "     + interval '1 month - 1 day')::date,"
+    "     ($1::date + interval '1 month - 1 day')::date)"
     " from (select distinct b.family_id from booking b"
     "       join session s on s.id = b.session_id"
     "       where" GCHW_SQL_BILLABLE
