@@ -334,6 +334,7 @@ t1("famille: dépôt de la fiche sanitaire; agent: acceptée", async () => {
     await axe("mes documents", fam);
     await fam.click("#form-document button[type=submit]");
     await fam.waitForSelector("text=Document envoyé");
+    await fam.waitForSelector("#liste-documents table");
     assert.match(await fam.textContent("#liste-documents"),
                  /Fiche sanitaire.*Chloé.*Déposée/s);
     await shot("04-document-depose", fam);
@@ -803,7 +804,7 @@ t1("famille: mot de passe oublié, lien à usage unique", async () => {
     await p.fill("#oubli-identifiant", LOGIN);
     await axe("mot de passe oublié", p);
     await p.click("#contenu form button[type=submit]");
-    await p.waitForSelector("text=un e-mail vient de partir");
+    await p.waitForSelector("text=le lien y est envoyé");
     const link = sql("select substring(body from"
                      + " '(http\\S+jeton=[A-Za-z0-9_-]+)') from outbox"
                      + " where family_id = 'f-annee'"

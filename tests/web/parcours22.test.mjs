@@ -588,11 +588,31 @@ t("back office: le guichet prend l'identifiant, dit les refus en "
     assert.doesNotMatch(inv, /\d{4}-\d{2}/);
     await axe("mes factures", page);
 
-    /* the journal says its details in words */
-    await p.goto(BASE + "/agent/#/journal");
-    await p.waitForSelector("#contenu table");
-    const journal = await p.textContent("#contenu table");
+    /* the family's planning over any period; attendance noted */
+    await p.goto(BASE + "/agent/#/familles?id=f-p22");
+    await p.waitForSelector("#pf-du");
+    await p.fill("#pf-du", seen.week[0]);
+    await p.fill("#pf-au", seen.week[4]);
+    await p.click("#pf-au >> xpath=ancestor::form//button[@type='submit']");
+    await p.waitForSelector("#planning-famille [data-booking]");
+    assert.equal((await p.$$("#planning-famille [data-booking]")).length, 5);
+    await p.click("#planning-famille [data-booking] button"
+                  + ":has-text('Présent')");
+    await p.waitForSelector("#planning-famille .etiquette");
+    await axe("agent famille période", p);
+
+    /* the journal of a family, by its login: its own actions and the
+     * staff's about it; details in words */
+    await p.click("a:has-text('Journal de cette famille')");
+    await p.waitForSelector("#journal table");
+    const journal = await p.textContent("#journal table");
+    assert.match(journal, /attendance\.record/);
+    assert.match(journal, /family:f-p22/);
     assert.doesNotMatch(journal, /\{"/);
+    await p.goto(BASE + "/agent/#/journal?famille=" + LOGIN);
+    await p.waitForSelector("#journal table");
+    assert.match(await p.textContent("#journal table"),
+                 /attendance\.record/);
     await axe("agent journal", p);
     await ctx.close();
 });

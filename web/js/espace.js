@@ -155,6 +155,27 @@ export function uploadProgress() {
     };
 }
 
+/*
+ * The end of a form's request: a 401 sends the family to the login, an
+ * error is said in msg, a success is flashed on the page drawn again (with
+ * /api/me read again when reloadMe).
+ */
+export function settle(ctx, r, msg, success, reloadMe) {
+    if (r.status === 401) {
+        ctx.expired();
+        return;
+    }
+    if (!r.ok) {
+        msg.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    ctx.flash = { kind: "succes", text: success };
+    if (reloadMe) {
+        ctx.me = null;
+    }
+    ctx.route();
+}
+
 /* A form's message goes as soon as the family types again. */
 export function clearOnInput(form, msg) {
     form.addEventListener("input", () => msg.replaceChildren());
@@ -206,7 +227,8 @@ function childName(me, cid) {
     return c ? c.first_name : (cid || "—");
 }
 
-function field(label, input, help) {
+/* A labelled field, its help tied by aria-describedby (both sites). */
+export function field(label, input, help) {
     const hid = help ? id("aide") : null;
     if (hid) {
         input.setAttribute("aria-describedby", hid);
@@ -354,17 +376,8 @@ export async function viewInscriptions(ctx) {
                                    activity_id: act.value,
                                    from: from.value, to: to.value });
         ok.disabled = false;
-        if (r.status === 401) {
-            return ctx.expired();
-        }
-        if (!r.ok) {
-            msg.replaceChildren(alertBox(r.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Demande d'inscription "
-                      + "déposée. La mairie vous répondra par e-mail." };
-        ctx.me = null;
-        ctx.route();
+        settle(ctx, r, msg, "Demande d'inscription déposée. La mairie vous "
+               + "répondra par e-mail.", true);
     });
 }
 
@@ -464,16 +477,7 @@ export async function viewDocuments(ctx) {
         const u = await uploadDocument(f, type.value, child.value, bar.set);
         ok.disabled = false;
         bar.hide();
-        if (u.status === 401) {
-            return ctx.expired();
-        }
-        if (!u.ok) {
-            msg.replaceChildren(alertBox(u.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Document envoyé : la mairie "
-                      + "va le vérifier." };
-        ctx.route();
+        settle(ctx, u, msg, "Document envoyé : la mairie va le vérifier.");
     });
 }
 
@@ -540,15 +544,7 @@ async function viewThread(ctx, tid) {
         const p = await api.post("/api/messages/" + encodeURIComponent(tid),
                                  { body: body.value.trim() });
         ok.disabled = false;
-        if (p.status === 401) {
-            return ctx.expired();
-        }
-        if (!p.ok) {
-            msg.replaceChildren(alertBox(p.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Message envoyé." };
-        ctx.route();
+        settle(ctx, p, msg, "Message envoyé.");
     });
     ctx.refreshBadge();
 }
@@ -626,15 +622,7 @@ export async function viewMessagerie(ctx) {
                                    subject: subject.value.trim(),
                                    body: body.value.trim() });
         ok.disabled = false;
-        if (p.status === 401) {
-            return ctx.expired();
-        }
-        if (!p.ok) {
-            msg.replaceChildren(alertBox(p.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Message envoyé." };
-        ctx.route();
+        settle(ctx, p, msg, "Message envoyé.");
     });
 }
 
@@ -920,17 +908,7 @@ export async function viewPrelevement(ctx) {
                                    bic: bic.value.replace(/\s+/g, "")
                                         .toUpperCase() });
         ok.disabled = false;
-        if (p.status === 401) {
-            return ctx.expired();
-        }
-        if (!p.ok) {
-            msg.replaceChildren(alertBox(p.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Prélèvement automatique "
-                      + "enregistré." };
-        ctx.me = null;
-        ctx.route();
+        settle(ctx, p, msg, "Prélèvement automatique enregistré.", true);
     });
 }
 

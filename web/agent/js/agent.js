@@ -16,7 +16,7 @@
 import * as api from "../../js/api.js";
 import * as F from "../../js/format.js";
 import { h, id, announce, alertBox, foldingMenu } from "../../js/dom.js";
-import { docTypeName, listOf, pick, when } from "../../js/espace.js";
+import { docTypeName, field, listOf, pick, when } from "../../js/espace.js";
 import { reasonText, labelOf } from "../../js/planning.js";
 
 const main = document.getElementById("contenu");
@@ -76,16 +76,6 @@ function expired() {
     flash = { kind: "info", text: "Votre session a expiré. "
               + "Reconnectez-vous." };
     location.hash = "#/connexion";
-}
-
-function field(label, input, help) {
-    const hid = help ? id("aide") : null;
-    if (hid) {
-        input.setAttribute("aria-describedby", hid);
-    }
-    return h("div", { class: "champ" },
-             h("label", { for: input.id }, label), input,
-             help ? h("span", { id: hid, class: "discret" }, help) : null);
 }
 
 const WORDS = {
@@ -393,6 +383,14 @@ function familyName(f) {
     return pick(f, "name", "login") || f.id;
 }
 
+/* The family whose login or id is exactly "asked", or null. */
+async function findFamily(asked) {
+    const rs = await get("/api/staff/families?q=" + encodeURIComponent(asked));
+    const same = (rs.ok ? listOf(rs.data, "families") : []).filter((f) =>
+        f.login === asked || f.id === asked);
+    return same.length === 1 ? same[0] : null;
+}
+
 async function viewFamilles() {
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
     if (q.get("id")) {
@@ -440,6 +438,24 @@ async function viewFamilles() {
                     c.first_name || c).join(", ")))))));
 }
 
+/* The family page's planning period (any dates: the file holds every
+ * booking). */
+function periodForm(fid, from, to) {
+    const du = h("input", { type: "date", id: "pf-du", value: from });
+    const au = h("input", { type: "date", id: "pf-au", value: to });
+    const form = h("form", { class: "outils-periode" },
+        field("Du", du), field("Au", au),
+        h("div", { class: "champ" }, h("button", { class: "bouton second",
+                                                   type: "submit" },
+                                       "Afficher")));
+    form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        location.hash = "#/familles?id=" + encodeURIComponent(fid)
+                        + "&du=" + du.value + "&au=" + au.value;
+    });
+    return form;
+}
+
 const ATTENDANCE = [["present", "Présent"], ["absent", "Absent"],
                     ["absent_justifie", "Absence justifiée"]];
 
@@ -476,10 +492,14 @@ async function viewFamille(fid, q) {
         h("p", {}, "Identifiant : ", f.login || fid,
           f.qf !== undefined ? " · QF " + f.qf : "",
           f.direct_debit ? " · prélèvement automatique" : ""),
-        h("p", {}, h("a", { class: "bouton second",
+        h("p", { class: "boutons" }, h("a", { class: "bouton second",
                             href: "#/guichet?famille="
                                   + encodeURIComponent(fid) },
-                      "Réserver au guichet pour cette famille")),
+                      "Réserver au guichet pour cette famille"),
+          RANK[staff.role] >= RANK.admin
+              ? h("a", { class: "bouton second", href: "#/journal?famille="
+                                                   + encodeURIComponent(fid) },
+                  "Journal de cette famille") : null),
         h("h2", {}, "Enfants"),
         h("ul", {}, kids.map((c) => h("li", {}, c.first_name,
             c.birth_date ? " — né(e) le " + F.dayYear(c.birth_date) : ""))),
@@ -503,6 +523,7 @@ async function viewFamille(fid, q) {
                                        : "—"))), null, true),
         h("h2", {}, "Planning du " + F.dayYear(from) + " au "
                     + F.dayYear(to)),
+        periodForm(fid, from, to),
     ];
     const bookings = listOf(rf.data, "bookings")
         .filter((b) => b.status !== "cancelled" && b.date >= from
@@ -582,12 +603,9 @@ async function viewGuichet() {
         get("/api/staff/families/" + encodeURIComponent(fid)),
         get("/api/activities")]);
     if (rf.status === 404) {
-        const rs = await get("/api/staff/families?q="
-                             + encodeURIComponent(asked));
-        const same = (rs.ok ? listOf(rs.data, "families") : []).filter((f) =>
-            f.login === asked || f.id === asked);
-        if (same.length === 1) {
-            fid = same[0].id;
+        const f = await findFamily(asked);
+        if (f) {
+            fid = f.id;
             rf = await get("/api/staff/families/" + encodeURIComponent(fid));
         }
     }
@@ -909,22 +927,34 @@ async function viewMessagerie() {
 
 async function viewJournal() {
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    const fam = h("input", { type: "search", id: "jo-famille",
+                             value: q.get("famille") || "" });
     const target = h("input", { type: "search", id: "jo-cible",
                                 value: q.get("cible") || "" });
     const form = h("form", { class: "outils-periode", role: "search" },
-        field("Cible (famille, document, inscription…)", target),
+        field("Famille (identifiant)", fam),
+        field("Ou une cible (document:12, inscription…)", target),
         h("div", { class: "champ" }, h("button", { class: "bouton second",
                                                    type: "submit" },
                                        "Filtrer")));
     form.addEventListener("submit", (ev) => {
         ev.preventDefault();
-        location.hash = "#/journal?cible=" + encodeURIComponent(target.value);
+        location.hash = "#/journal?" + (fam.value.trim()
+            ? "famille=" + encodeURIComponent(fam.value.trim())
+            : "cible=" + encodeURIComponent(target.value.trim()));
     });
     const out = h("div", { id: "journal" }, loading());
     page("Journal des actions", form, out);
-    const r = await get("/api/staff/audit"
-                        + (q.get("cible") ? "?target="
-                           + encodeURIComponent(q.get("cible")) : ""));
+    /* a family: what it did, and what the staff decided about it */
+    let filter = "";
+    if (q.get("famille")) {
+        const f = await findFamily(q.get("famille"));
+        filter = "?family=" + encodeURIComponent(f ? f.id
+                                                   : q.get("famille"));
+    } else if (q.get("cible")) {
+        filter = "?target=" + encodeURIComponent(q.get("cible"));
+    }
+    const r = await get("/api/staff/audit" + filter);
     if (missing(r)) {
         return notYet("Journal des actions", "Le journal");
     }
