@@ -250,6 +250,35 @@ gchw_pdf_page(gchw_pdf_t *d)
 }
 
 
+/* The children's first names of rows [from, to): "Léa et Hugo". */
+static void
+gchw_invoice_children(PGresult *res, int from, int to, char *out, size_t n)
+{
+    int          row, k, seen;
+    size_t       len;
+    const char  *name, *names[8];
+
+    k = 0;
+    for (row = from; row < to && k < 8; row++) {
+        name = PQgetvalue(res, row, 8);
+        for (seen = 0; seen < k && strcmp(names[seen], name) != 0; seen++) {
+            /* void */
+        }
+        if (seen == k) {
+            names[k++] = name;
+        }
+    }
+
+    out[0] = '\0';
+    for (seen = 0; seen < k; seen++) {
+        len = strlen(out);
+        snprintf(out + len, n - len, "%s%s",
+                 seen == 0 ? "" : seen == k - 1 ? " et " : ", ",
+                 names[seen]);
+    }
+}
+
+
 /*
  * Writes the PDF of the invoice whose lines are rows [from, to) of res
  * (gchw_sql_print) to path.  0 or -1 after logging.
@@ -289,7 +318,9 @@ gchw_invoice_pdf(PGresult *res, int from, int to, const char *path)
     gchw_pdf_text(&d, d.font, 11, 50, 0, buf);
     d.y -= 16;
 
-    snprintf(buf, sizeof(buf), "Famille : %s", PQgetvalue(res, from, 2));
+    gchw_invoice_children(res, from, to, tmp, sizeof(tmp));
+    snprintf(buf, sizeof(buf), "Famille de %.180s (référence %.40s)", tmp,
+             PQgetvalue(res, from, 2));
     gchw_pdf_text(&d, d.font, 11, 50, 0, buf);
     d.y -= 16;
 
@@ -332,6 +363,26 @@ gchw_invoice_pdf(PGresult *res, int from, int to, const char *path)
     snprintf(buf, sizeof(buf), "À payer avant le %s",
              PQgetvalue(res, from, 4));
     gchw_pdf_text(&d, d.bold, 12, 50, 0, buf);
+    d.y -= 26;
+
+    /* how to pay and whom to ask (issue 22: the PDF said neither) */
+    gchw_pdf_text(&d, d.bold, 10, 50, 0, "Comment payer");
+    d.y -= 14;
+    gchw_pdf_text(&d, d.font, 10, 50, 0, "- en ligne, par carte, dans "
+                  "votre Espace Famille (page Mes factures) ;");
+    d.y -= 13;
+    snprintf(buf, sizeof(buf), "- à la régie de la mairie%s%.60s, en "
+             "rappelant le numéro de facture %06lld ;",
+             PQgetvalue(res, from, 13)[0] ? " de " : "",
+             PQgetvalue(res, from, 13), atoll(PQgetvalue(res, from, 1)));
+    gchw_pdf_text(&d, d.font, 10, 50, 0, buf);
+    d.y -= 13;
+    gchw_pdf_text(&d, d.font, 10, 50, 0, "- en prélèvement automatique, "
+                  "la facture est prélevée à l'échéance.");
+    d.y -= 18;
+    gchw_pdf_text(&d, d.font, 10, 50, 0, "Une question : la messagerie de "
+                  "l'Espace Famille (service Régie) ou l'accueil de la "
+                  "mairie.");
 
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 

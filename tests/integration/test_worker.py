@@ -496,7 +496,11 @@ def test_invoice_month(worker_conf, rds, worker, tmp_path):
                           capture_output=True, text=True).stdout
     for s in ("Facture N° 000002", "Période : juillet 2021", "Enfant",
               "Date", "Unité", "Montant", "Thaïs", "05/07/2021",
-              "9,00 €", "Total : 18,00 €", "À payer avant le"):
+              "9,00 €", "Total : 18,00 €", "À payer avant le",
+              # issue 22: who the family is, how to pay, whom to ask
+              "Famille de Thaïs (référence f-martin)", "Comment payer",
+              "Espace Famille", "numéro de facture 000002",
+              "Une question"):
         assert s in text, s
     assert "07/07/2021" not in text and "08/07/2021" not in text
     lst = json.loads(rds.get("{f:f-martin}:invoices"))
