@@ -631,6 +631,9 @@ t1("famille: paiement en ligne abandonné, puis payé avec une "
                                         "data-statut"), "paid");
     assert.match(await fam.textContent("#retour-paiement"),
                  /Paiement accepté/);
+    /* issue 22: a reference people can read out, not 32 hex digits */
+    assert.match(await fam.textContent("#reference-paiement"),
+                 /^[0-9A-Z]{4} [0-9A-Z]{4}$/);
     await axe("retour de paiement", fam);
     await shot("13-paiement-accepte", fam);
 

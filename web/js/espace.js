@@ -176,6 +176,14 @@ export function settle(ctx, r, msg, success, reloadMe) {
     ctx.route();
 }
 
+/* A payment operation's reference as people read it: its first 8
+ * characters in two groups ("9F3A 1C2B"), the same on both sites. */
+export function shortRef(id) {
+    const s = String(id || "").replace(/[^0-9a-zA-Z]/g, "").slice(0, 8)
+        .toUpperCase();
+    return s.length > 4 ? s.slice(0, 4) + " " + s.slice(4) : s || "—";
+}
+
 /* A form's message goes as soon as the family types again. */
 export function clearOnInput(form, msg) {
     form.addEventListener("input", () => msg.replaceChildren());
@@ -765,9 +773,10 @@ export async function paymentReturn(ctx, op) {
     box.replaceChildren(h("div", { class: kind, role: "status",
                                    dataset: { statut: st } },
         h("p", {}, h("strong", {}, text)),
-        h("p", { class: "discret" }, "Opération N° "
-          + (p.operation_id || p.id || op)
-          + " — ", statusTag(st))));
+        h("p", { class: "discret" }, "Référence du paiement : ",
+          h("strong", { id: "reference-paiement" },
+            shortRef(p.operation_id || p.id || op)),
+          " (à rappeler à la régie) — ", statusTag(st))));
     announce(text);
     return box;
 }

@@ -16,7 +16,8 @@
 import * as api from "../../js/api.js";
 import * as F from "../../js/format.js";
 import { h, id, announce, alertBox, foldingMenu } from "../../js/dom.js";
-import { docTypeName, field, listOf, pick, when } from "../../js/espace.js";
+import { docTypeName, field, listOf, pick, shortRef, when }
+    from "../../js/espace.js";
 import { reasonText, labelOf } from "../../js/planning.js";
 
 const main = document.getElementById("contenu");
@@ -807,8 +808,9 @@ async function viewPaiements() {
              "Créée le", "Réglée le", "Référence"],
             list.map((p) => h("tr", {
                     dataset: { operation: String(p.operation_id) } },
-                h("td", { class: "sans-coupure" },
-                  String(p.operation_id).slice(0, 12) + "…"),
+                h("td", { class: "sans-coupure",
+                           title: String(p.operation_id) },
+                  shortRef(p.operation_id)),
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(p.family_id) },
                               p.family_id)),
@@ -825,7 +827,7 @@ async function viewPaiements() {
         : table("Trop-perçus à rembourser", ["Opération", "Facture",
                                               "Montant", "Remboursé le"],
             over.map((v) => h("tr", {},
-                h("td", {}, String(v.operation_id).slice(0, 12) + "…"),
+                h("td", { class: "sans-coupure" }, shortRef(v.operation_id)),
                 h("td", {}, v.invoice_id == null ? "—"
                             : String(v.invoice_id)),
                 h("td", { class: "montant" }, F.euros(v.amount_cents)),
