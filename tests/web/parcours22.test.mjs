@@ -355,6 +355,23 @@ t("documents: refus en mots simples; le parent voit ses fichiers",
     }, href);
     assert.deepEqual(got, { status: 200, start: "%PDF-" });
     await axe("mes documents");
+
+    /* and deleted, after a confirmation, while the town has not accepted
+     * it */
+    const id = href.split("/").pop();
+    const row = "#liste-documents [data-document=\"" + id + "\"]";
+    await page.click(row + " button:has-text('Supprimer')");
+    await page.waitForSelector(row + " button:has-text('Confirmer la "
+                               + "suppression')");
+    await page.click(row + " button:has-text('Confirmer')");
+    await page.waitForSelector("text=Document supprimé");
+    await page.waitForFunction(() => document.querySelector(
+        "#liste-documents") && !document.querySelector(
+        "#liste-documents .chargement"));
+    assert.equal(await page.$(row), null);
+    const gone = await page.evaluate(async (u) => (await fetch(u)).status,
+                                     href);
+    assert.equal(gone, 404);
 });
 
 t("messagerie: un compteur et la limite dite avant l'envoi", async () => {

@@ -392,7 +392,33 @@ export async function viewInscriptions(ctx) {
 /* ---------------------------------------------------------------- */
 /* Mes documents */
 
-function documentsTable(me, list) {
+/* "Supprimer", then "Confirmer la suppression": DELETE, the page again. */
+function deleteButton(ctx, d) {
+    let armed = false;
+    const b = h("button", { class: "bouton danger petit", type: "button",
+                            "aria-label": "Supprimer " + docTypeName(d.type)
+                                          + " " + d.filename },
+                "Supprimer");
+    b.addEventListener("click", async () => {
+        if (!armed) {
+            armed = true;
+            b.textContent = "Confirmer la suppression";
+            b.setAttribute("aria-label", "Confirmer la suppression de "
+                           + docTypeName(d.type) + " " + d.filename);
+            return;
+        }
+        b.disabled = true;
+        const r = await api.del("/api/documents/" + encodeURIComponent(d.id));
+        const msg = h("span", { role: "alert" });
+        b.after(msg);
+        settle(ctx, r, msg, "Document supprimé.");
+        b.disabled = false;
+    });
+    return b;
+}
+
+function documentsTable(ctx, list) {
+    const me = ctx.me;
     return cards(h("div", { class: "tableau-defilant" }, h("table", {},
         h("caption", {}, "Documents déposés"),
         h("thead", {}, h("tr", {},
@@ -417,12 +443,14 @@ function documentsTable(me, list) {
                 : "—"),
             h("td", {}, d.reason || ""),
             h("td", {}, d.id && d.filename
-                ? h("a", { href: "/api/documents/"
-                                 + encodeURIComponent(d.id),
-                           download: d.filename },
-                    "Voir le fichier",
-                    h("span", { class: "visually-hidden" },
-                      " " + docTypeName(d.type) + " " + d.filename))
+                ? h("div", { class: "boutons" },
+                    h("a", { href: "/api/documents/"
+                                   + encodeURIComponent(d.id),
+                             download: d.filename },
+                      "Voir le fichier",
+                      h("span", { class: "visually-hidden" },
+                        " " + docTypeName(d.type) + " " + d.filename)),
+                    d.status === "acceptee" ? null : deleteButton(ctx, d))
                 : "—")))))));
 }
 
@@ -468,7 +496,7 @@ export async function viewDocuments(ctx) {
         out.replaceChildren(alertBox(r.error.message));
     } else {
         const list = listOf(r.data, "documents");
-        out.replaceChildren(list.length ? documentsTable(me, list)
+        out.replaceChildren(list.length ? documentsTable(ctx, list)
                                         : h("p", {}, "Aucun document."));
     }
 
