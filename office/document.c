@@ -46,7 +46,11 @@
 
 #define GCHO_DOC_JSON                                                        \
     "json_build_object('id', d.id, 'family_id', d.family_id,"                \
-    " 'child_id', d.child_id, 'type', d.type, 'filename', d.filename,"       \
+    " 'family_login', (select f.login from family f"                         \
+    "   where f.id = d.family_id),"                                          \
+    " 'child_id', d.child_id, 'child_first_name', (select c.first_name"      \
+    "   from child c where c.id = d.child_id),"                              \
+    " 'type', d.type, 'filename', d.filename,"                               \
     " 'content_type', d.content_type, 'size', d.size, 'sha256', d.sha256,"   \
     " 'status', d.status, 'reason', d.reason, 'valid_from', d.valid_from,"   \
     " 'valid_to', d.valid_to, 'uploaded_at', d.uploaded_at,"                 \

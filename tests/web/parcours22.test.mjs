@@ -535,6 +535,21 @@ t("back office: le guichet prend l'identifiant, dit les refus en "
     await p.click("form button[type=submit]");
     await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
 
+    /* a family's message: the agent sees the family's login, not its id */
+    const sentMsg = await page.evaluate(async () => (await fetch(
+        "/api/messages", { method: "POST",
+                           headers: { "Content-Type": "application/json" },
+                           body: JSON.stringify({ service: "enfance",
+                               subject: "Question courte",
+                               body: "Bonjour, une question." }) })).status);
+    assert.equal(sentMsg, 201);
+    await p.goto(BASE + "/agent/#/messagerie");
+    await p.waitForSelector("#contenu table");
+    const threads = await p.textContent("#contenu table");
+    assert.match(threads, /Question courte/);
+    assert.match(threads, new RegExp(LOGIN));
+    assert.doesNotMatch(threads, /f-p22/);
+
     /* the family list names families, not their ids */
     await p.goto(BASE + "/agent/#/familles");
     await p.waitForSelector("#familles [data-famille]");

@@ -247,7 +247,7 @@ async function viewInscriptions() {
             return h("tr", { dataset: { inscription: String(e.id) } },
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(e.family_id) },
-                              pick(e, "family_name") || e.family_id)),
+                              familyName(e))),
                 h("td", {}, pick(e, "child_first_name", "first_name")
                             || e.child_id),
                 h("td", {}, pick(e, "activity_name") || e.activity_id),
@@ -310,9 +310,9 @@ async function viewDocuments() {
         const toI = h("input", { type: "date", id: "doc-au-" + d.id,
                                  value: F.addDays(today, 364) });
         const err = h("div", { "aria-live": "polite" });
-        const who = (pick(d, "family_name") || d.family_id)
-                    + (d.child_id ? " — " + (pick(d, "first_name",
-                                                 "child_name")
+        const who = familyName(d)
+                    + (d.child_id ? " — " + (pick(d, "child_first_name",
+                                                 "first_name")
                                              || d.child_id) : "");
         const accept = async () => {
             if (!fromI.value || !toI.value || toI.value < fromI.value) {
@@ -379,9 +379,10 @@ async function viewDocuments() {
 const FAMILIES_MAX = 50;
 
 /* A family in words: its name, else its login, never its internal id
- * unless that is all there is. */
+ * unless that is all there is (f a family, or a row naming one). */
 function familyName(f) {
-    return pick(f, "name", "login") || f.id;
+    return pick(f, "name", "family_name", "login", "family_login")
+           || f.family_id || f.id || "—";
 }
 
 /* The family whose login or id is exactly "asked", or null. */
@@ -813,7 +814,7 @@ async function viewPaiements() {
                   shortRef(p.operation_id)),
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(p.family_id) },
-                              p.family_id)),
+                              familyName(p))),
                 h("td", {}, (p.invoice_ids || []).join(", ") || "—"),
                 h("td", { class: "montant" }, F.euros(p.amount_cents)),
                 h("td", {}, h("span", { class: "etiquette "
@@ -887,7 +888,7 @@ async function viewMessagerie() {
             h("p", {}, h("a", { href: "#/messagerie" },
                          "← Toutes les conversations")),
             h("h2", {}, (t.subject || "Conversation") + " — "
-                        + (t.family_id || "")),
+                        + familyName(t)),
             h("ol", { class: "fil" }, listOf(r.data, "messages").map((m) => {
                 const fam = m.from === "family" || m.author === "family"
                             || m.sender === "family";
@@ -917,7 +918,7 @@ async function viewMessagerie() {
                 h("td", {}, h("a", { href: "#/messagerie?fil="
                                      + encodeURIComponent(t.id) },
                               t.subject || "Sans objet")),
-                h("td", {}, t.family_id || ""),
+                h("td", {}, familyName(t)),
                 h("td", {}, t.service || ""),
                 h("td", {}, when(pick(t, "last_at", "updated_at",
                                       "created_at"))),
