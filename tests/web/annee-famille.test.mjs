@@ -508,7 +508,7 @@ t1("famille et agent: une question par la messagerie, sa réponse",
     await open(ag, BASE + "/agent/#/messagerie");
     const row = "#messagerie tr:has-text('Sortie au lac')";
     await ag.waitForSelector(row);
-    assert.match(await ag.textContent(row), /f-annee.*enfance.*1$/s);
+    assert.match(await ag.textContent(row), /durand.*enfance.*1$/s);
     await ag.click(row + " a");
     await ag.waitForSelector("#ag-reponse");
     assert.match(await ag.textContent("#messagerie"), /pique-nique/);

@@ -99,8 +99,10 @@ function listOf(data, key) {
 }
 
 let firstRoute = true;
+let routeGen = 0;
 
 async function route() {
+    const gen = ++routeGen;
     for (const fn of ctx.cleanups.splice(0)) {
         try { fn(); } catch (e) { /* a timer already gone */ }
     }
@@ -138,7 +140,19 @@ async function route() {
         }
     }
 
-    await view(ctx);
+    /* A page still loading when the family has moved on (a slow answer,
+     * a quick click) draws nothing over the newer one: its ctx.page is
+     * this route's only. */
+    await view(new Proxy(ctx, {
+        get: (t, k) => (k === "page" ? (...a) => {
+            if (gen === routeGen) {
+                page(...a);
+            }
+        } : t[k]),
+    }));
+    if (gen !== routeGen) {
+        return;
+    }
     if (!firstRoute) {
         main.focus({ preventScroll: false });
     }
