@@ -16,8 +16,12 @@ a full stream, and what each persisted booking costs PostgreSQL.
      acknowledged the whole stream; rows/s, and CPU microseconds per
      persisted row of PostgreSQL (every process of the cluster) and of the
      worker, from /proc; pg_stat_statements's time per row of each
-     statement (track = all: the foreign-key checks show as their own
-     statements).
+     statement (--track-all: the foreign-key checks show as their own
+     statements, at a cost: the tracking of every nested query shows in
+     the CPU per row).
+  4. --ab APPLY UNDO: each run once as the schema is (A), once after the
+     SQL file APPLY (B), UNDO putting A back, interleaved A B A B: a
+     schema change measured on the same stack and the same entries.
 
 Every drain replays the same entries, so runs compare; the machine's other
 users do not (its busy share outside the stack is printed with each run).
@@ -48,7 +52,8 @@ class DrainStack(stacklib.Stack):
                        synchronous_commit="on", full_page_writes="on",
                        shared_buffers="256MB",
                        shared_preload_libraries="pg_stat_statements")
-    pg_settings["pg_stat_statements.track"] = "all"
+    pg_settings["pg_stat_statements.track"] = os.environ.get(
+        "GUICHET_DRAIN_TRACK", "top")
 
 
 def say(*a):
@@ -128,8 +133,10 @@ class Drain:
         except Exception:       # noqa: BLE001 -- no group yet
             pass
 
-    def one(self, batch):
+    def one(self, batch, variant=None):
         self.reset()
+        if variant is not None:
+            self.s.sql(open(variant).read())
         last = self.s.redis.xinfo_stream("gch:bookings")["last-generated-id"]
         pg0, busy0, t0 = self.pg_cpu(), machine_busy(), time.monotonic()
         pid = self.start_worker(batch)
@@ -141,6 +148,9 @@ class Drain:
         pg1, w1, busy1 = self.pg_cpu(), proc_cpu(pid), machine_busy()
         self.stop_worker()
         rows = int(self.s.sql("select count(*) from booking")[0][0])
+        if variant is not None:
+            self.s.sql("truncate booking, demande, outbox cascade")
+            self.s.sql(open(self.a.ab[1]).read())
         el = t1 - t0
         stmts = self.s.sql(
             "select query, calls, total_exec_time from pg_stat_statements "
@@ -191,15 +201,17 @@ class Drain:
             n = self.s.redis.xlen("gch:bookings")
             say("stream: %d entries" % n)
             runs = []
+            variants = ["A", "B"] if a.ab else ["-"]
             for rep in range(a.reps):
-                for b in a.batch:
-                    x = self.one(b)
+                for b, v in [(b, v) for b in a.batch for v in variants]:
+                    x = self.one(b, a.ab[0] if v == "B" else None)
                     x["rep"] = rep
+                    x["variant"] = v
                     runs.append(x)
-                    say("batch %4d: %6d rows in %6.2f s = %8.0f rows/s; "
+                    say("%s batch %4d: %6d rows in %6.2f s = %8.0f rows/s; "
                         "PostgreSQL %5.1f us/row, worker %4.1f us/row; "
                         "others %.2f cores, load %.1f" % (
-                            b, x["rows"], x["seconds"], x["rows_per_s"],
+                            v, b, x["rows"], x["seconds"], x["rows_per_s"],
                             x["postgres_us_per_row"],
                             x["worker_us_per_row"], x["other_cores"],
                             x["load1"]))
@@ -214,12 +226,13 @@ class Drain:
 
 def summary(runs):
     out = {}
-    for b in sorted({r["batch_size"] for r in runs}):
-        rs = [r for r in runs if r["batch_size"] == b]
-        out[str(b)] = {k: statistics.median(r[k] for r in rs) for k in (
+    for b, v in sorted({(r["batch_size"], r["variant"]) for r in runs}):
+        rs = [r for r in runs if r["batch_size"] == b and r["variant"] == v]
+        k0 = str(b) if v == "-" else "%s %d" % (v, b)
+        out[k0] = {k: statistics.median(r[k] for r in rs) for k in (
             "rows_per_s", "postgres_us_per_row", "worker_us_per_row")}
-        out[str(b)]["spread_rows_per_s"] = [r["rows_per_s"] for r in rs]
-        out[str(b)]["spread_postgres_us_per_row"] = [
+        out[k0]["spread_rows_per_s"] = [r["rows_per_s"] for r in rs]
+        out[k0]["spread_postgres_us_per_row"] = [
             r["postgres_us_per_row"] for r in rs]
     return out
 
@@ -231,18 +244,23 @@ def main():
                     default=[100, 500, 2000])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--families", type=int, default=2000)
+    ap.add_argument("--ab", nargs=2, metavar=("APPLY", "UNDO"))
+    ap.add_argument("--track-all", action="store_true",
+                    help="pg_stat_statements.track = all (costs CPU)")
     ap.add_argument("--workdir", default=os.path.join(HERE, "out", "drain"))
     ap.add_argument("--out", default=os.path.join(HERE, "out",
                                                   "worker-drain.json"))
     a = ap.parse_args()
+    if a.track_all:
+        DrainStack.pg_settings["pg_stat_statements.track"] = "all"
     os.makedirs(a.workdir, exist_ok=True)
     res = Drain(a).run()
     with open(a.out, "w") as fh:
         json.dump(res, fh, indent=1)
-    print("\nbatch  rows/s (median, runs)            PostgreSQL us/row     "
+    print("\n  batch  rows/s (median, runs)            PostgreSQL us/row     "
           "worker us/row")
     for b, x in res["summary"].items():
-        print("%5s  %8.0f %-24s %6.1f %-16s %6.1f" % (
+        print("%7s  %8.0f %-24s %6.1f %-16s %6.1f" % (
             b, x["rows_per_s"], x["spread_rows_per_s"],
             x["postgres_us_per_row"], x["spread_postgres_us_per_row"],
             x["worker_us_per_row"]))
