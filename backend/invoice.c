@@ -10,8 +10,9 @@
  *      billed; never justified; not yet on an invoice) and no invoice for
  *      that month yet (unique (family_id, month)): numbered max + 1, 2 ...
  *      in family order, issued now, due the last day of the month it is
- *      issued in (town time zone); then its lines, one per child x date x
- *      unit at the booking's price_cents, and its total.
+ *      issued in (town time zone), or of the invoiced month when that
+ *      is later (never before the services); then its lines, one per
+ *      child x date x unit at the booking's price_cents, and its total.
  *   2. A PDF (libharu) per invoice of the month whose file is missing:
  *      <invoice_dir>/<family_id>/<invoice_id>.pdf, written to a temporary
  *      name and renamed.
@@ -47,8 +48,9 @@ static const char  gchb_sql_invoices[] =
     " select (select coalesce(max(number), 0) from invoice)"
     "     + row_number() over (order by f.family_id),"
     "   f.family_id, $1::date, 0, now(),"
-    "   (date_trunc('month', now() at time zone z.tz)"
-    "     + interval '1 month - 1 day')::date"
+    "   greatest((date_trunc('month', now() at time zone z.tz)"
+    "     + interval '1 month - 1 day')::date,"
+    "     ($1::date + interval '1 month - 1 day')::date)"
     " from (select distinct b.family_id from booking b"
     "       join session s on s.id = b.session_id"
     "       where" GCHB_SQL_BILLABLE
@@ -248,6 +250,35 @@ gchb_pdf_page(gchb_pdf_t *d)
 }
 
 
+/* The children's first names of rows [from, to): "Léa et Hugo". */
+static void
+gchb_invoice_children(PGresult *res, int from, int to, char *out, size_t n)
+{
+    int          row, k, seen;
+    size_t       len;
+    const char  *name, *names[8];
+
+    k = 0;
+    for (row = from; row < to && k < 8; row++) {
+        name = PQgetvalue(res, row, 8);
+        for (seen = 0; seen < k && strcmp(names[seen], name) != 0; seen++) {
+            /* void */
+        }
+        if (seen == k) {
+            names[k++] = name;
+        }
+    }
+
+    out[0] = '\0';
+    for (seen = 0; seen < k; seen++) {
+        len = strlen(out);
+        snprintf(out + len, n - len, "%s%s",
+                 seen == 0 ? "" : seen == k - 1 ? " et " : ", ",
+                 names[seen]);
+    }
+}
+
+
 /*
  * Writes the PDF of the invoice whose lines are rows [from, to) of res
  * (gchb_sql_print) to path.  0 or -1 after logging.
@@ -287,7 +318,9 @@ gchb_invoice_pdf(PGresult *res, int from, int to, const char *path)
     gchb_pdf_text(&d, d.font, 11, 50, 0, buf);
     d.y -= 16;
 
-    snprintf(buf, sizeof(buf), "Famille : %s", PQgetvalue(res, from, 2));
+    gchb_invoice_children(res, from, to, tmp, sizeof(tmp));
+    snprintf(buf, sizeof(buf), "Famille de %.180s (référence %.40s)", tmp,
+             PQgetvalue(res, from, 2));
     gchb_pdf_text(&d, d.font, 11, 50, 0, buf);
     d.y -= 16;
 
@@ -330,6 +363,26 @@ gchb_invoice_pdf(PGresult *res, int from, int to, const char *path)
     snprintf(buf, sizeof(buf), "À payer avant le %s",
              PQgetvalue(res, from, 4));
     gchb_pdf_text(&d, d.bold, 12, 50, 0, buf);
+    d.y -= 26;
+
+    /* how to pay and whom to ask (issue 22: the PDF said neither) */
+    gchb_pdf_text(&d, d.bold, 10, 50, 0, "Comment payer");
+    d.y -= 14;
+    gchb_pdf_text(&d, d.font, 10, 50, 0, "- en ligne, par carte, dans "
+                  "votre Espace Famille (page Mes factures) ;");
+    d.y -= 13;
+    snprintf(buf, sizeof(buf), "- à la régie de la mairie%s%.60s, en "
+             "rappelant le numéro de facture %06lld ;",
+             PQgetvalue(res, from, 13)[0] ? " de " : "",
+             PQgetvalue(res, from, 13), atoll(PQgetvalue(res, from, 1)));
+    gchb_pdf_text(&d, d.font, 10, 50, 0, buf);
+    d.y -= 13;
+    gchb_pdf_text(&d, d.font, 10, 50, 0, "- en prélèvement automatique, "
+                  "la facture est prélevée à l'échéance.");
+    d.y -= 18;
+    gchb_pdf_text(&d, d.font, 10, 50, 0, "Une question : la messagerie de "
+                  "l'Espace Famille (service Régie) ou l'accueil de la "
+                  "mairie.");
 
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 

@@ -20,6 +20,16 @@
  *   --fixed BODYFILE the same body every time (the ceiling: nginx
  *                    `return 200` at --path with the same headers).
  *
+ * --rate R: open loop.  Request i is due at start + i / R seconds whatever
+ * the answers before it (a closed loop, like wrk, sends the next request
+ * only once a connection is free: a slow server slows the client and hides
+ * its own queueing, "coordinated omission").  A due request waits for an
+ * idle connection if none is free, and its latency is measured from the
+ * time it was due, not from its send: the waiting counts.  --conns is then
+ * a pool (take several times rate x expected latency).  The summary adds
+ * "open_loop": the offered rate, how many requests were sent late and the
+ * p99 of that lateness.
+ *
  * --resubmit N: an answer whose every cell is refused not_open_yet is
  * followed, --resubmit-ms later, by the same cells as a new request (key
  * "<prefix>-<i>-<n>"), at most N times: families who came too early try
@@ -126,6 +136,7 @@ static const char  *mode = NULL;
 static int          quiet = 0;
 static int          resubmit = 0;
 static int          resubmit_ms = 250;
+static double       rate = 0;           /* open loop: requests a second */
 
 /* workload */
 static rush_job_t     *jobs;
@@ -155,6 +166,9 @@ static uint64_t      n_confirmed, n_refused, n_cells_sent, n_resubmits;
 static uint64_t      n_reason[RUSH_NREASONS];
 static char          reason_name[RUSH_NREASONS][32];
 static int64_t       last_answer_us, first_send_us = -1;
+static uint32_t     *lateness;          /* open loop: send - due, us */
+static size_t        nlate, late_cap;
+static uint64_t      n_late;            /* sent more than 1 ms after due */
 
 
 static void
@@ -684,6 +698,12 @@ finish(rush_task_t *t, int status, int64_t at, int64_t lat,
     size_t       conf = 0, ref = 0;
     size_t       s = (size_t) ((at - t0_us) / 1000000);
 
+    (void) lat;
+    if (rate > 0) {
+        /* open loop: from the time the request was due to its final
+         * answer, retries and the wait for a free connection included */
+        record_latency(at, at - t->first_us);
+    }
     if (status == 200 && body) {
         conf = count(body, blen, "\"confirmed\"");
         ref = count(body, blen, "\"refused\"");
@@ -816,6 +836,25 @@ next_task(rush_task_t *t, int64_t now, int stopping)
     if (strcmp(mode, "rush") == 0 && next_job >= njobs) {
         return 0;
     }
+    if (rate > 0) {
+        int64_t  due = t0_us + (int64_t) ((double) next_job * 1e6 / rate);
+
+        if (due > now) {
+            return 0;
+        }
+        if (nlate == late_cap) {
+            late_cap = late_cap ? late_cap * 2 : 65536;
+            lateness = xrealloc(lateness, sizeof(uint32_t) * late_cap);
+        }
+        lateness[nlate++] = (uint32_t) (now - due > 0xffffffffLL
+                                        ? 0xffffffffLL : now - due);
+        n_late += now - due > 1000;
+        t->job = next_job++;
+        t->attempt = 1;
+        t->first_us = due;
+        n_cells_sent += job_cells(t->job);
+        return 1;
+    }
     t->job = next_job++;
     t->attempt = 1;
     t->first_us = now;
@@ -944,7 +983,9 @@ on_answer(int ep, rush_conn_t *c, int status, char *body, size_t blen,
     int64_t       lat = now - c->sent_us;
     rush_task_t   t = c->task;
 
-    record_latency(now, lat);
+    if (rate <= 0) {
+        record_latency(now, lat);
+    }
     body[blen] = '\0';
     if (status == 503 || status == 409 || status == 429) {
         attempt_failed(&t, status, now, body, blen, lat);
@@ -1114,7 +1155,7 @@ usage(void)
         "            [--conns N] [--duration S] [--requests N] [--path P]\n"
         "            [--prefix KEYPREFIX] [--retries R] [--timeout-ms T]\n"
         "            [--start-at UNIX_MS] [--log FILE] [--series FILE]\n"
-        "            [--resubmit N] [--resubmit-ms MS]\n"
+        "            [--resubmit N] [--resubmit-ms MS] [--rate R]\n"
         "            [--summary FILE] [--quiet]\n");
     exit(2);
 }
@@ -1185,6 +1226,8 @@ main(int argc, char **argv)
             resubmit = atoi(ARG);
         } else if (strcmp(o, "--resubmit-ms") == 0) {
             resubmit_ms = atoi(ARG);
+        } else if (strcmp(o, "--rate") == 0) {
+            rate = atof(ARG);
         } else if (strcmp(o, "--quiet") == 0) {
             quiet = 1;
         } else {
@@ -1309,7 +1352,7 @@ main(int argc, char **argv)
                 }
             }
         }
-        n = epoll_wait(ep, evs, nconns, busy ? 5 : 2);
+        n = epoll_wait(ep, evs, nconns, rate > 0 ? 1 : (busy ? 5 : 2));
         now = now_us();
         for (i = 0; i < n; i++) {
             handle(ep, evs[i].data.ptr, evs[i].events, now);
@@ -1440,7 +1483,17 @@ main(int argc, char **argv)
         fprintf(f, "%s\"%s\":%lu", n++ ? "," : "", reason_name[i],
                 (unsigned long) n_reason[i]);
     }
-    fprintf(f, "}}\n");
+    fprintf(f, "}");
+    if (rate > 0) {
+        qsort(lateness, nlate, sizeof(uint32_t), cmp_u32);
+        fprintf(f, ",\"open_loop\":{\"rate_per_s\":%.1f,\"due\":%lu,"
+            "\"sent_late_1ms\":%lu,\"send_lateness_ms\":{\"p50\":%.3f,"
+            "\"p99\":%.3f,\"max\":%.3f},\"latency_from\":\"due time\"}",
+            rate, (unsigned long) nlate, (unsigned long) n_late,
+            pct(lateness, nlate, 0.5) / 1e3, pct(lateness, nlate, 0.99) / 1e3,
+            nlate ? lateness[nlate - 1] / 1e3 : 0.0);
+    }
+    fprintf(f, "}\n");
     if (f != stdout) {
         fclose(f);
     }

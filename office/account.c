@@ -284,6 +284,14 @@ gcho_password_change(gcho_req_t *rq)
         goto done;
     }
 
+    /* the same password again is no change (issue 22) */
+    if (strcmp(old, pw) == 0) {
+        (void) gcho_error(rq, 400, "invalid_field",
+                          "Le champ new_password doit être différent du "
+                          "mot de passe actuel.");
+        goto done;
+    }
+
     p[0] = rq->family_id;
     res = gcho_sql(rq, "select coalesce(login, ''), password_hash"
                        " from family where id = $1", 1, p);

@@ -46,7 +46,11 @@
 
 #define GCHO_DOC_JSON                                                        \
     "json_build_object('id', d.id, 'family_id', d.family_id,"                \
-    " 'child_id', d.child_id, 'type', d.type, 'filename', d.filename,"       \
+    " 'family_login', (select f.login from family f"                         \
+    "   where f.id = d.family_id),"                                          \
+    " 'child_id', d.child_id, 'child_first_name', (select c.first_name"      \
+    "   from child c where c.id = d.child_id),"                              \
+    " 'type', d.type, 'filename', d.filename,"                               \
     " 'content_type', d.content_type, 'size', d.size, 'sha256', d.sha256,"   \
     " 'status', d.status, 'reason', d.reason, 'valid_from', d.valid_from,"   \
     " 'valid_to', d.valid_to, 'uploaded_at', d.uploaded_at,"                 \
@@ -579,6 +583,108 @@ gcho_doc_get(gcho_req_t *rq)
 }
 
 
+/*
+ * DELETE /api/documents/{id}: the family withdraws one of its uploads
+ * while the town has not accepted it (deposee or refusee); an accepted one
+ * stays, it lets bookings through (409 already_decided).  Another family's
+ * or an unknown id is 404.  The row goes in one transaction with its audit
+ * row (document.delete), then the file and the id in {f:<fid>}:documents
+ * (best effort: Redis may name a document PostgreSQL no longer has, the
+ * direction gcho_doc_known already allows).
+ */
+static int
+gcho_doc_delete(gcho_req_t *rq)
+{
+    char           path[4096], stored[256], type[80];
+    char           target[GCHO_ID_MAX + 16];
+    PGresult      *res;
+    redisReply    *r;
+    redisContext  *rc;
+    const char    *p[2], *kv[4];
+
+    if (!gcho_doc_id_ok(rq->param[0])) {
+        return gcho_doc_not_found(rq);
+    }
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = rq->param[0];
+    p[1] = rq->family_id;
+    res = gcho_sql(rq, "select status, stored_name, type from document"
+                       " where id = $1 and family_id = $2 for update",
+                   2, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_doc_not_found(rq);
+    }
+
+    if (strcmp(PQgetvalue(res, 0, 0), "acceptee") == 0) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 409, "already_decided",
+                          "Ce document a été accepté par la mairie : il "
+                          "ne peut plus être supprimé.");
+    }
+
+    snprintf(stored, sizeof(stored), "%s", PQgetvalue(res, 0, 1));
+    snprintf(type, sizeof(type), "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+
+    res = gcho_sql(rq, "delete from document where id = $1", 1, p);
+    if (res == NULL) {
+        return 0;
+    }
+    PQclear(res);
+
+    kv[0] = "type";
+    kv[1] = type;
+    kv[2] = "family_id";
+    kv[3] = rq->family_id;
+    snprintf(target, sizeof(target), "document:%s", rq->param[0]);
+
+    if (gcho_audit_kv(rq, "document.delete", target, kv, 2) != 0
+        || gcho_commit(rq) != 0)
+    {
+        return 0;
+    }
+
+    snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
+             stored);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        gchb_log("error", "office: document %s: unlink %s: %s",
+                 rq->param[0], path, strerror(errno));
+    }
+
+    /* not gcho_redis(): it would answer 503 for a deletion that is done */
+    if (gcho_ctx.redis == NULL || gcho_ctx.redis->err != 0) {
+        gcho_redis_drop_broken();
+        gcho_ctx.redis = gchb_redis_connect(&gcho_ctx.conf);
+    }
+    rc = gcho_ctx.redis;
+    if (rc != NULL) {
+        r = redisCommand(rc, "SREM {f:%s}:documents %s", rq->family_id,
+                         rq->param[0]);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+            gchb_log("error", "office: redis: SREM {f:%s}:documents: %s",
+                     rq->family_id, r ? r->str : rc->errstr);
+            gcho_redis_drop_broken();
+        }
+        if (r != NULL) {
+            freeReplyObject(r);
+        }
+    }
+
+    return gcho_reply(rq, 204, "", 0);
+}
+
+
 /* GET /api/staff/documents/{id} */
 static int
 gcho_doc_staff_get(gcho_req_t *rq)
@@ -774,6 +880,7 @@ const gcho_route_t  gcho_document_routes[] = {
     { "POST", "/api/documents", GCHO_FAMILY, 0, GCHO_BODY_UPLOAD,
       gcho_doc_upload },
     { "GET", "/api/documents/*", GCHO_FAMILY, 0, 0, gcho_doc_get },
+    { "DELETE", "/api/documents/*", GCHO_FAMILY, 0, 0, gcho_doc_delete },
     { "GET", "/api/staff/documents", GCHO_STAFF, GCHO_AGENT, 0,
       gcho_doc_staff_list },
     { "GET", "/api/staff/documents/*", GCHO_STAFF, GCHO_AGENT, 0,

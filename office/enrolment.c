@@ -28,6 +28,8 @@
 #define GCHO_ENROL_JSON                                                      \
     "json_build_object('id', e.id, 'child_id', e.child_id,"                  \
     " 'child_first_name', c.first_name, 'family_id', c.family_id,"           \
+    " 'family_login', (select f.login from family f"                         \
+    "   where f.id = c.family_id),"                                          \
     " 'activity_id', e.activity_id, 'activity_name', a.name,"                \
     " 'from', e.from_date, 'to', e.to_date, 'status', e.status,"             \
     " 'origin', e.origin, 'reason', e.reason,"                               \

@@ -32,6 +32,8 @@
  * other side not yet read: "m.from_staff is not null" for the family */
 #define GCHO_THREAD_JSON(other)                                              \
     "json_build_object('id', t.id, 'family_id', t.family_id,"                \
+    " 'family_login', (select f.login from family f"                         \
+    "   where f.id = t.family_id),"                                          \
     " 'service', t.service, 'subject', t.subject,"                           \
     " 'created_at', t.created_at, 'updated_at', t.updated_at,"               \
     " 'unread', (select count(*) from message m where m.thread_id = t.id"    \

@@ -1264,6 +1264,8 @@ gcho_staff_payments(gcho_req_t *rq)
         "select json_build_object("
         " 'operations', coalesce(json_agg(json_build_object("
         "   'operation_id', o.id, 'family_id', o.family_id,"
+        "   'family_login', (select f.login from family f"
+        "     where f.id = o.family_id),"
         "   'amount_cents', o.amount_cents, 'status', o.status,"
         "   'created_at', o.created_at, 'settled_at', o.settled_at,"
         "   'provider_ref', o.provider_ref,"

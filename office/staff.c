@@ -628,7 +628,7 @@ gcho_staff_attendance(gcho_req_t *rq)
     char                target[GCHO_ID_MAX + 16], before[20];
     PGresult           *res;
     gch_json_t          doc;
-    const char         *p[4], *kv[6];
+    const char         *p[4], *kv[8];
     const gch_jnode_t  *v[3];
 
     if (gcho_body_json(rq, &doc, gcho_attendance_fields, 3, v) != 0) {
@@ -706,8 +706,10 @@ gcho_staff_attendance(gcho_req_t *rq)
     kv[3] = before[0] ? before : NULL;
     kv[4] = "note";
     kv[5] = note;
+    kv[6] = "family_id";        /* the journal's family filter */
+    kv[7] = rq->family_id;
     snprintf(target, sizeof(target), "booking:%s", bid);
-    rc = gcho_audit_kv(rq, "attendance.record", target, kv, 3);
+    rc = gcho_audit_kv(rq, "attendance.record", target, kv, 4);
 
     if (rc != 0 || gcho_commit(rq) != 0) {
         return 0;
@@ -725,18 +727,21 @@ gcho_staff_attendance(gcho_req_t *rq)
 /* audit log                                                            */
 
 /* GET /api/staff/audit?from=YYYY-MM-DD&to=YYYY-MM-DD&actor=&target=
- * (admin): newest first, at most 500 */
+ * &family= (admin): newest first, at most 500.  family=F keeps what the
+ * family did (actor family:F), what was done to its account (target
+ * family:F) and the staff's decisions about it (detail family_id F). */
 static int
 gcho_staff_audit(gcho_req_t *rq)
 {
     size_t       i;
     gch_day_t    d;
-    const char  *p[4];
+    const char  *p[5];
 
     p[0] = gcho_query(rq, "from");
     p[1] = gcho_query(rq, "to");
     p[2] = gcho_query(rq, "actor");
     p[3] = gcho_query(rq, "target");
+    p[4] = gcho_query(rq, "family");
 
     for (i = 0; i < 2; i++) {
         if (p[i] != NULL
@@ -760,7 +765,10 @@ gcho_staff_audit(gcho_req_t *rq)
         "            at time zone 'Europe/Paris'))"
         "   and ($3::text is null or a.actor = $3)"
         "   and ($4::text is null or a.target = $4)"
-        "   order by a.id desc limit 500) x", 4, p, "");
+        "   and ($5::text is null or a.actor = 'family:' || $5"
+        "        or a.target = 'family:' || $5"
+        "        or a.detail->>'family_id' = $5)"
+        "   order by a.id desc limit 500) x", 5, p, "");
 }
 
 

@@ -468,9 +468,30 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
 /*
  * Whole weeks (Ambérieu): for an activity with week_required, each child,
  * week and unit asked must cover every day of that week on which the
- * activity has that unit, else the whole request is refused
- * week_incomplete and nothing is sent to Redis.
+ * activity has that unit.  When it does not, or when one cell of that
+ * child, activity, unit and week is refused for another reason, the other
+ * cells of that group are refused week_incomplete; every other cell of the
+ * request keeps its own outcome.
  */
+static int
+gch_week_same(const gch_cell_t *a, const gch_cell_t *c)
+{
+    gch_day_t  ma, mc;
+
+    if (a->session == NULL || c->session == NULL || a->child != c->child
+        || a->session->activity != c->session->activity
+        || a->session->unit != c->session->unit)
+    {
+        return 0;
+    }
+
+    ma = a->session->date - (gch_day_weekday(a->session->date) - 1);
+    mc = c->session->date - (gch_day_weekday(c->session->date) - 1);
+
+    return ma == mc;
+}
+
+
 static int
 gch_week_complete(gch_book_t *b, const gch_cell_t *c)
 {
@@ -509,20 +530,52 @@ gch_week_complete(gch_book_t *b, const gch_cell_t *c)
 }
 
 
-/* The whole request goes: every cell still open is week_incomplete. */
+/* c's group goes: each of its cells still open is week_incomplete. */
 static void
-gch_week_refuse(gch_book_t *b)
+gch_week_refuse(gch_book_t *b, const gch_cell_t *c)
 {
-    size_t  i;
+    size_t       i;
+    gch_cell_t  *o;
 
     for (i = 0; i < b->ncells; i++) {
-        if (b->cells[i].reason == GCH_REASON_NONE) {
-            b->cells[i].reason = GCH_REASON_WEEK_INCOMPLETE;
+        o = &b->cells[i];
+        if (o->reason == GCH_REASON_NONE && gch_week_same(o, c)) {
+            o->reason = GCH_REASON_WEEK_INCOMPLETE;
         }
     }
 }
 
 
+/* c is the same cell asked twice, the first one still open. */
+static int
+gch_week_twice(gch_book_t *b, const gch_cell_t *c)
+{
+    size_t             i;
+    const gch_cell_t  *o;
+
+    if (c->reason != GCH_REASON_ALREADY_BOOKED) {
+        return 0;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        o = &b->cells[i];
+        if (o != c && o->reason == GCH_REASON_NONE && o->session == c->session
+            && o->child == c->child)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Refusing a group's cells changes no other group's completeness: one pass
+ * is enough.  A group refused by its first cell is seen again, refused, by
+ * its other cells (harmless).  A copy of a cell asked twice refuses nothing
+ * more.
+ */
 static void
 gch_week_rule(gch_book_t *b)
 {
@@ -533,20 +586,26 @@ gch_week_rule(gch_book_t *b)
         c = &b->cells[i];
 
         if (c->session && c->session->activity->week_required
+            && !gch_week_twice(b, c)
             && (c->reason != GCH_REASON_NONE || !gch_week_complete(b, c)))
         {
-            break;
+            gch_week_refuse(b, c);
         }
     }
 
-    if (i < b->ncells) {
-        gch_week_refuse(b);
-        b->nopen = 0;
+    b->nopen = 0;
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == GCH_REASON_NONE) {
+            b->nopen++;
+        }
     }
 }
 
 
-/* After step one: one refused cell of a whole week refuses them all. */
+/*
+ * After step one: a refused cell (full, conflict) of a whole week refuses
+ * its group; step two gives back what the group's cells took.
+ */
 static void
 gch_week_outcome(gch_book_t *b)
 {
@@ -555,13 +614,11 @@ gch_week_outcome(gch_book_t *b)
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
-        if (c->session && c->session->activity->week_required && c->reason) {
-            break;
+        if (c->session && c->session->activity->week_required && c->reason
+            && !gch_week_twice(b, c))
+        {
+            gch_week_refuse(b, c);
         }
-    }
-
-    if (i < b->ncells) {
-        gch_week_refuse(b);
     }
 }
 

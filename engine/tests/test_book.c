@@ -1150,10 +1150,34 @@ test_book_week(void)
            "whole week, 14 July excluded: all confirmed (%s)", got);
     tbk_free(&k);
 
+    /* an incomplete week refuses its own cells, not the rest (issue 22) */
+
     rc = tbk_plan(&k, "f-martin", "k1",
                   "c-thais:semaine-20210712-MATIN "
                   "c-thais:semaine-20210713-MATIN "
                   "c-thais:semaine-20210715-MATIN c-thais:k-m",
+                  T_NOW, &gch_alloc_std);
+    l = rc ? NULL : gch_book_step1(k.b);
+    ok = rc == GCH_OK && tcmds_count(l, "SET {c:c-thais}:") == 1
+         && tcmds_count(l, "BITFIELD") == 1
+         && tcmds_count(l, "BITFIELD {s:k-m}") == 1;
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    treasons(k.b, got, sizeof(got));
+    ok = ok && rc == GCH_OK
+         && strcmp(got, "week_incomplete,week_incomplete,week_incomplete,"
+                   "-") == 0;
+    tap_ok(ok, "incomplete week: its cells refused before Redis, the other "
+           "activity's cell booked (%s)", got);
+    if (!ok) {
+        tdump_diag("step one", l);
+    }
+    tbk_free(&k);
+
+    /* only the week's own cells: nothing open, nothing sent */
+
+    rc = tbk_plan(&k, "f-martin", "k1",
+                  "c-thais:semaine-20210712-MATIN "
+                  "c-thais:semaine-20210713-MATIN",
                   T_NOW, &gch_alloc_std);
     l = rc ? NULL : gch_book_step1(k.b);
     ok = rc == GCH_OK && tcmds_count(l, "SET {c:") == 0
@@ -1161,43 +1185,54 @@ test_book_week(void)
     rc = rc ? rc : tbk_step1(&k, NULL);
     treasons(k.b, got, sizeof(got));
     ok = ok && rc == GCH_OK
-         && strcmp(got, "week_incomplete,week_incomplete,week_incomplete,"
-                   "week_incomplete") == 0
+         && strcmp(got, "week_incomplete,week_incomplete") == 0
          && strstr(tbody(k.b), "\"status\":\"traitee_negativement\"");
-    tap_ok(ok, "incomplete week: the whole request refused before Redis "
-           "(%s)", got);
+    tap_ok(ok, "incomplete week alone: refused before Redis (%s)", got);
     tbk_free(&k);
 
-    /* one cell of the week refused by a rule: all of it */
+    /* another child's refused cell of the same week: its own reason only */
 
     rc = tbk_plan(&k, "f-martin", "k1", WEEK4 " c-leo:semaine-20210712-MATIN",
                   T_NOW, &gch_alloc_std);
     rc = rc ? rc : tbk_step1(&k, NULL);
     treasons(k.b, got, sizeof(got));
-    tap_ok(rc == GCH_OK && strcmp(got, "week_incomplete,week_incomplete,"
-                                  "week_incomplete,week_incomplete,"
-                                  "not_enrolled") == 0,
-           "a refused cell of a whole week refuses the request (%s)", got);
+    tap_ok(rc == GCH_OK && strcmp(got, "-,-,-,-,not_enrolled") == 0,
+           "another child's refused cell leaves a complete week booked (%s)",
+           got);
     tbk_free(&k);
 
-    /* after step one: one full day gives every place and claim back */
+    /* a cell of the week refused by a rule: the week, not the rest */
+
+    rc = tbk_plan(&k, "f-martin", "k1",
+                  WEEK4 " c-thais:semaine-20210712-MATIN c-thais:k-m",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, NULL);
+    treasons(k.b, got, sizeof(got));
+    tap_ok(rc == GCH_OK && strcmp(got, "-,-,-,-,already_booked,-") == 0,
+           "the same cell twice: the copy refused, the week kept (%s)", got);
+    tbk_free(&k);
+
+    /* after step one: one full day gives back the week's places only */
 
     memset(&s, 0, sizeof(s));
     s.full[0] = "semaine-20210715-MATIN";
-    rc = tbk_plan(&k, "f-martin", "k1", WEEK4, T_NOW, &gch_alloc_std);
+    rc = tbk_plan(&k, "f-martin", "k1", WEEK4 " c-thais:k-m", T_NOW,
+                  &gch_alloc_std);
     rc = rc ? rc : tbk_step1(&k, &s);
     treasons(k.b, got, sizeof(got));
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK
          && strcmp(got, "week_incomplete,week_incomplete,full,"
-                   "week_incomplete") == 0
-         && strstr(tbody(k.b), "\"status\":\"traitee_negativement\"")
+                   "week_incomplete,-") == 0
          && tcmds_count(l, "DEL {c:c-thais}:") == 4
          && tcmds_count(l, "BITFIELD") == 3
          && tcmds_count(l, "BITFIELD {s:semaine-20210715-MATIN}") == 0
-         && tcmds_count(l, "SADD") == 0 && tcmds_count(l, "HSET") == 0;
-    tap_ok(ok, "whole week, one day full after step one: all refused, all "
-           "undone (%s)", got);
+         && tcmds_count(l, "BITFIELD {s:k-m}") == 0
+         && tcmds_count(l, "SADD") == 1
+         && tcmds_count(l, "SADD {s:k-m}:booked") == 1
+         && tcmds_count(l, "HSET") == 1;
+    tap_ok(ok, "whole week, one day full after step one: the week refused "
+           "and undone, the other activity booked (%s)", got);
     if (!ok) {
         tdump_diag("step two", l);
     }

@@ -120,7 +120,8 @@ def test_activities(stack):
     r = stack.http("GET", "/api/activities")
     assert r.status == 200, r
     acts = {a["id"]: a for a in r.json()}
-    assert set(acts) == {"alsh-bourg", "klub-8-12", "mercredis"}
+    assert set(acts) == {"alsh-bourg", "klub-8-12", "mercredis",
+                         "stage-ski", "sejour-ete"}
     for a in acts.values():
         for k in ("id", "name", "age_min", "age_max", "site",
                   "booking_opens_at", "deadline", "week_required"):

@@ -139,6 +139,12 @@ def test_password_change_ends_the_other_sessions_only(s):
     r = s.http("POST", "/api/password", token=mine,
                json={"old_password": PASSWORD, "new_password": "court"})
     assert code(r, 400) == "invalid_field"
+    # issue 22: the same password again is no change
+    r = s.http("POST", "/api/password", token=mine,
+               json={"old_password": PASSWORD, "new_password": PASSWORD})
+    assert code(r, 400) == "invalid_field"
+    assert "new_password" in r.json()["error"]["message"]
+    assert s.http("GET", "/api/me", token=other).status == 200
     assert login(s, "bernard", PASSWORD).status == 200   # nothing changed
     other2 = session(s, "bernard")
 

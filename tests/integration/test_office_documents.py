@@ -196,3 +196,45 @@ def test_refusing_a_document(s, tok, agent):
                              token=agent), 400) == "invalid_field"
     assert error_code(s.http("GET", "/api/staff/documents/424242",
                              token=agent), 404) == "not_found"
+
+
+def test_a_family_deletes_its_own_upload_until_it_is_accepted(s, tok, agent):
+    """Issue 22: a parent could neither view nor delete the files it
+    uploaded.  DELETE /api/documents/{id}: the row, the file and the id in
+    {f:<fid>}:documents go, the audit keeps the deletion; another family's
+    or an unknown id is 404; an accepted document stays (409)."""
+    r = upload(s, tok["f1"], PDF, "application/pdf",
+               query="type=attestation-assurance")
+    assert r.status == 201, r
+    doc = r.json()["id"]
+    stored = s.sql("select stored_name from document where id = %s",
+                   (doc,))[0][0]
+    assert stored in files(s)
+    assert s.redis.sismember("{f:f1}:documents", str(doc))
+
+    assert error_code(s.http("DELETE", "/api/documents/%d" % doc,
+                             token=tok["f2"]), 404) == "not_found"
+    r = s.http("DELETE", "/api/documents/%d" % doc, token=tok["f1"])
+    assert r.status == 204, r
+    assert s.sql("select count(*) from document where id = %s",
+                 (doc,))[0][0] == 0
+    assert stored not in files(s)
+    assert not s.redis.sismember("{f:f1}:documents", str(doc))
+    actor, target, detail = audit(s, "document.delete")[-1]
+    assert (actor, target, detail["family_id"]) == \
+        ("family:f1", "document:%d" % doc, "f1")
+    assert error_code(s.http("GET", "/api/documents/%d" % doc,
+                             token=tok["f1"]), 404) == "not_found"
+    assert error_code(s.http("DELETE", "/api/documents/%d" % doc,
+                             token=tok["f1"]), 404) == "not_found"
+
+    # accepted: it lets bookings through, it stays
+    r = upload(s, tok["f1"], PDF, "application/pdf",
+               query="type=attestation-assurance")
+    kept = r.json()["id"]
+    assert s.http("POST", "/api/staff/documents/%d/decision" % kept,
+                  token=agent, json={"decision": "acceptee"}).status == 200
+    assert error_code(s.http("DELETE", "/api/documents/%d" % kept,
+                             token=tok["f1"]), 409) == "already_decided"
+    assert s.sql("select count(*) from document where id = %s",
+                 (kept,))[0][0] == 1

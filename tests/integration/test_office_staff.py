@@ -233,3 +233,28 @@ def test_audit_list_and_append_only(s, admin):
         with pytest.raises(psycopg2.Error):
             s.sql(q)
     assert s.sql("select count(*) from audit_log")[0][0] == n
+
+
+def test_audit_of_a_family_holds_the_staff_decisions_about_it(s, tok,
+                                                               agent, admin):
+    """Issue 22: the journal's family filter missed the agent's own
+    decisions (their target is the enrolment, the family is in detail)."""
+    r = s.http("POST", "/api/enrolments", token=tok["f2"],
+               json={"child_id": "f2-a", "activity_id": "piscine",
+                     "from": "2027-08-01", "to": "2027-08-31"})
+    assert r.status in (200, 201), r
+    eid = r.json().get("id") or r.json()["enrolment"]["id"]
+    r = s.http("POST", "/api/staff/enrolments/%d/decision" % int(eid),
+               token=agent, json={"decision": "validee"})
+    assert r.status == 200, r
+    r = s.http("GET", "/api/staff/audit?family=f2", token=admin)
+    assert r.status == 200, r
+    got = {(e["actor"], e["action"]) for e in r.json()["entries"]}
+    assert ("family:f2", "enrolment.request") in got, got
+    assert ("agent.s", "enrolment.decision") in got, got
+    # attendance is about the family too: its detail names the family
+    fams = {a[2].get("family_id") for a in audit(s, "attendance.record")}
+    assert fams and None not in fams, fams
+    assert all(e["actor"] == "family:f2" or e["target"] == "family:f2"
+               or (e["detail"] or {}).get("family_id") == "f2"
+               for e in r.json()["entries"])

@@ -17,6 +17,9 @@ from office_town import PDF
 DAY = "2027-07-07"          # a Wednesday, far from any deadline
 
 
+WK = ["2027-08-%02d" % d for d in (2, 3, 4, 5, 6)]
+
+
 def town():
     units = [
         {"code": "MATIN", "label": "Matin", "starts": "08:30", "ends": "12:00"},
@@ -63,6 +66,9 @@ def town():
         act("meal", cells("meal", "MATIN", 10, ["2027-07-22"])
             + cells("meal", "REPAS", 10, ["2027-07-22"]),
             unit_requires=[{"unit": "REPAS", "with_any": ["MATIN", "APM"]}]),
+        # issue 22: a failed week next to another activity's cell
+        act("wk", cells("wk", "MATIN", 10, WK), week=True),
+        act("solo", cells("solo", "APM", 10, ["2027-08-04"])),
         act("nr", cells("nr", "APM", 10, ["2027-07-21"]),
             prices=[{"qf_max": None, "cents": 500}],
             non_resident_prices=[{"qf_max": None, "cents": 800}]),
@@ -88,7 +94,7 @@ def town():
                            for c in kids
                            for a in ("a", "b", "w", "d", "teen", "later",
                                      "past", "late", "sold", "nr",
-                                     "meal")]})
+                                     "meal", "wk", "solo")]})
 
     return {"town": {"name": "Saga", "timezone": "Europe/Paris"},
             "units": units, "activities": acts, "families": families}
@@ -391,6 +397,49 @@ def test_whole_week_is_all_or_nothing(s, tok):
     five = four + ["w-20270709-MATIN"]
     r = book(s, tok["f2"], [("f2-c2", x) for x in five])
     assert set(statuses(r)) == {("confirmed", None)}, r
+
+
+def test_a_failed_week_refuses_its_own_cells_only(s, tok):
+    """Issue 22: an incomplete week is refused week_incomplete, the other
+    activity's cell of the same request is booked."""
+    four = ["wk-%s-MATIN" % d.replace("-", "") for d in WK[:4]]
+    before = [left(s, x) for x in four]
+    solo = "solo-20270804-APM"
+    one = left(s, solo)
+    r = book(s, tok["f4"], [("f4-c1", x) for x in four] + [("f4-c1", solo)])
+    assert statuses(r) == [("refused", "week_incomplete")] * 4 + [
+        ("confirmed", None)], r
+    assert r.json()["status"] == "partielle"
+    assert [left(s, x) for x in four] == before
+    assert left(s, solo) == one - 1
+    assert s.redis.get("{c:f4-c1}:2027-08-02:q0") is None
+
+
+def test_a_full_day_after_step_one_gives_back_its_week_only(s, tok):
+    """Step one took the week's places; one day was full: step two gives
+    back exactly the other days' places and claims, and books the rest."""
+    five = ["wk-%s-MATIN" % d.replace("-", "") for d in WK]
+    full = five[2]
+    saved = left(s, full)
+    s.redis.execute_command("BITFIELD", "{s:%s}:left" % full, "SET", "u32",
+                            "0", "0")
+    try:
+        before = [left(s, x) for x in five]
+        solo = "solo-20270804-APM"
+        one = left(s, solo)
+        r = book(s, tok["f4"], [("f4-c2", x) for x in five]
+                 + [("f4-c2", solo)])
+        assert statuses(r) == [("refused", "week_incomplete")] * 2 + [
+            ("refused", "full")] + [("refused", "week_incomplete")] * 2 + [
+            ("confirmed", None)], r
+        assert [left(s, x) for x in five] == before
+        assert left(s, solo) == one - 1
+        for d in WK:
+            assert s.redis.get("{c:f4-c2}:%s:q0" % d) is None
+        assert s.redis.get("{c:f4-c2}:2027-08-04:q2") is not None
+    finally:
+        s.redis.execute_command("BITFIELD", "{s:%s}:left" % full, "SET",
+                                "u32", "0", str(saved))
 
 
 def body_hash(body):

@@ -438,6 +438,25 @@ def invoice_entries(rds):
     rds.xadd("gch:bookings", {"d": absence_entry(7, "b-4")})
 
 
+def test_invoice_of_a_month_to_come_is_due_after_it(worker_conf, rds,
+                                                   worker, tmp_path):
+    """Issue 22: invoicing a month not begun gave a due date before the
+    services (the end of the month of issue); it is now the end of the
+    invoiced month."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    seed_month(worker_conf["pg"], "2031-07")
+    add_settings(worker_conf, "invoice_dir = %s\n" % (tmp_path / "inv"))
+    invoice_entries(rds)
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0, 10)
+    w.stop()
+    out = ctl(worker_conf["conf"], "invoice", "--month", "2031-07").stdout
+    assert out.strip() == "2 invoices created"
+    assert sql(worker_conf["pg"], "select distinct to_char(due_date, "
+               "'YYYY-MM-DD') from invoice") == [("2031-07-31",)]
+
+
 def test_invoice_month(worker_conf, rds, worker, tmp_path):
     import subprocess
     ctl(worker_conf["conf"], "migrate")
@@ -478,7 +497,11 @@ def test_invoice_month(worker_conf, rds, worker, tmp_path):
                           capture_output=True, text=True).stdout
     for s in ("Facture N° 000002", "Période : juillet 2021", "Enfant",
               "Date", "Unité", "Montant", "Thaïs", "05/07/2021",
-              "9,00 €", "Total : 18,00 €", "À payer avant le"):
+              "9,00 €", "Total : 18,00 €", "À payer avant le",
+              # issue 22: who the family is, how to pay, whom to ask
+              "Famille de Thaïs (référence f-martin)", "Comment payer",
+              "Espace Famille", "numéro de facture 000002",
+              "Une question"):
         assert s in text, s
     assert "07/07/2021" not in text and "08/07/2021" not in text
     lst = json.loads(rds.get("{f:f-martin}:invoices"))

@@ -271,6 +271,7 @@ t1("famille: demande d'inscription", async () => {
     await axe("mes inscriptions", fam);
     await fam.click("#form-inscription button[type=submit]");
     await fam.waitForSelector("text=Demande d'inscription déposée");
+    await fam.waitForSelector("#liste-inscriptions table");
     assert.match(await fam.textContent("#liste-inscriptions"),
                  /Chloé.*Accueil périscolaire.*Demandée/s);
     await shot("01-inscription-demandee", fam);
@@ -333,6 +334,7 @@ t1("famille: dépôt de la fiche sanitaire; agent: acceptée", async () => {
     await axe("mes documents", fam);
     await fam.click("#form-document button[type=submit]");
     await fam.waitForSelector("text=Document envoyé");
+    await fam.waitForSelector("#liste-documents table");
     assert.match(await fam.textContent("#liste-documents"),
                  /Fiche sanitaire.*Chloé.*Déposée/s);
     await shot("04-document-depose", fam);
@@ -406,9 +408,11 @@ t1("famille: réservation, annulation tardive, absence justifiée",
     await fam.setInputFiles("#abs-doc", pdf("certificat-medical"));
     await axe("justifier une absence", fam);
     await fam.click("dialog[open] button[type=submit]");
-    await fam.waitForSelector("dialog[open] >> text=Absence justifiée");
+    /* issue 22: the dialog closes, the page says what happens next */
+    await fam.waitForSelector("main >> text=Absence signalée");
+    assert.equal(await fam.$("dialog[open]"), null);
+    await fam.waitForSelector(rowB + " .absence");
     await shot("07-absence-justifiee", fam);
-    await fam.click("dialog[open] button:has-text('Fermer')");
     const docs = (await apiGet(fam, "/api/documents")).data.documents;
     assert.ok(docs.some((d) => d.type === "certificat_medical"
                         && d.child_id === CHILD),
@@ -441,7 +445,9 @@ t1("agent: famille, planning et présence", async () => {
     await open(ag, BASE + "/agent/#/familles?q=durand");
     await ag.waitForSelector("#familles tr[data-famille=\"f-annee\"]");
     await axe("familles", ag);
-    await ag.click("#familles a:has-text('f-annee')");
+    /* issue 22: the link names the family (its login), not its id */
+    await ag.click("#familles tr[data-famille=\"f-annee\"] a:has-text('"
+                   + LOGIN + "')");
     await ag.waitForSelector("#planning-famille");
     const row = "#planning-famille tr[data-booking=\"" + seen.bid.c + "\"]";
     /* the worker persists bookings: wait for it */
@@ -502,7 +508,7 @@ t1("famille et agent: une question par la messagerie, sa réponse",
     await open(ag, BASE + "/agent/#/messagerie");
     const row = "#messagerie tr:has-text('Sortie au lac')";
     await ag.waitForSelector(row);
-    assert.match(await ag.textContent(row), /f-annee.*enfance.*1$/s);
+    assert.match(await ag.textContent(row), /durand.*enfance.*1$/s);
     await ag.click(row + " a");
     await ag.waitForSelector("#ag-reponse");
     assert.match(await ag.textContent("#messagerie"), /pique-nique/);
@@ -564,12 +570,20 @@ async function invoiceOf(m) {
     return inv;
 }
 
+/* Invoicing is asked, then confirmed (issue 22). */
+async function confirmInvoicing() {
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("form button[type=submit]"
+                             + ":has-text('Confirmer la facturation')");
+    await ag.click("form button[type=submit]");
+}
+
 t1("agent: facturation du mois", async () => {
     await open(ag, BASE + "/agent/#/facturation");
     await ag.waitForSelector("#fa-mois");
     await ag.fill("#fa-mois", seen.m1);
     await axe("facturation", ag);
-    await ag.click("form button[type=submit]");
+    await confirmInvoicing();
     await ag.waitForSelector("#fa-resultat .succes");
     assert.match(await ag.textContent("#fa-resultat"),
                  new RegExp("Facturation de " + seen.m1
@@ -617,6 +631,9 @@ t1("famille: paiement en ligne abandonné, puis payé avec une "
                                         "data-statut"), "paid");
     assert.match(await fam.textContent("#retour-paiement"),
                  /Paiement accepté/);
+    /* issue 22: a reference people can read out, not 32 hex digits */
+    assert.match(await fam.textContent("#reference-paiement"),
+                 /^[0-9A-Z]{4} [0-9A-Z]{4}$/);
     await axe("retour de paiement", fam);
     await shot("13-paiement-accepte", fam);
 
@@ -674,7 +691,7 @@ t1("famille: prélèvement automatique; export SEPA du mois suivant",
     await open(ag, BASE + "/agent/#/facturation");
     await ag.waitForSelector("#fa-mois");
     await ag.fill("#fa-mois", seen.m2);
-    await ag.click("form button[type=submit]");
+    await confirmInvoicing();
     await ag.waitForSelector("#fa-resultat .succes");
     const inv = await invoiceOf(seen.m2);
     assert.equal(inv.total_cents, expected(seen.m2));
@@ -790,7 +807,7 @@ t1("famille: mot de passe oublié, lien à usage unique", async () => {
     await p.fill("#oubli-identifiant", LOGIN);
     await axe("mot de passe oublié", p);
     await p.click("#contenu form button[type=submit]");
-    await p.waitForSelector("text=un e-mail vient de partir");
+    await p.waitForSelector("text=le lien y est envoyé");
     const link = sql("select substring(body from"
                      + " '(http\\S+jeton=[A-Za-z0-9_-]+)') from outbox"
                      + " where family_id = 'f-annee'"

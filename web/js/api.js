@@ -118,25 +118,98 @@ export function isMissing(r) {
     return r.status === 404 || r.status === 405 || r.status === 501;
 }
 
-/* A file as the request body (uploads): its own Content-Type. */
-export async function upload(path, file) {
-    let res;
-    try {
-        res = await fetch(path, {
-            method: "POST", credentials: "same-origin", cache: "no-store",
-            headers: { Accept: "application/json",
-                       "Content-Type": file.type
-                                       || "application/octet-stream" },
-            body: file,
+/*
+ * A file as the request body (uploads): its own Content-Type.  Sent with
+ * XMLHttpRequest so that onProgress(fraction) can show how far it is.
+ */
+export function upload(path, file, onProgress) {
+    return new Promise((done) => {
+        const x = new XMLHttpRequest();
+        x.open("POST", path);
+        x.withCredentials = true;
+        x.responseType = "arraybuffer";
+        x.setRequestHeader("Accept", "application/json");
+        x.setRequestHeader("Content-Type", file.type
+                                           || "application/octet-stream");
+        if (onProgress) {
+            x.upload.addEventListener("progress", (ev) => {
+                if (ev.lengthComputable && ev.total > 0) {
+                    onProgress(ev.loaded / ev.total);
+                }
+            });
+        }
+        x.addEventListener("error", () => done(unreachable()));
+        x.addEventListener("abort", () => done(unreachable()));
+        x.addEventListener("load", () => {
+            const headers = new Headers();
+            for (const line of x.getAllResponseHeaders().split("\r\n")) {
+                const i = line.indexOf(":");
+                if (i > 0) {
+                    headers.append(line.slice(0, i).trim(),
+                                   line.slice(i + 1).trim());
+                }
+            }
+            const res = new Response(x.status === 204 || x.status === 304
+                                     ? null : x.response,
+                                     { status: x.status, headers });
+            noteServerClock(res);
+            done(answer(res, (status) => status === 413
+                ? "Ce fichier est trop volumineux." : failed(status)));
         });
-    } catch (e) {
-        return unreachable();
-    }
-    return answer(res, (status) => status === 413
-        ? "Ce fichier est trop volumineux." : failed(status));
+        x.send(file);
+    });
 }
 
 export const get = (path) => call("GET", path);
+
+const SPAN_DAYS = 92;       /* the API's longest from..to */
+const SPAN_MAX = 8;         /* windows: about two years */
+
+function plusDays(day, n) {
+    const d = new Date(day + "T00:00:00Z");
+    d.setUTCDate(d.getUTCDate() + n);
+    return d.toISOString().slice(0, 10);
+}
+
+/*
+ * GET path?from=..&to=.. over any span: asked 92 days at a time, the lists
+ * under key put together (r.list), their total_cents added up (r.total_cents,
+ * null when the answers have none).  A span ending before it starts, or
+ * longer than two years, is answered in French without asking.
+ */
+export async function getSpan(path, from, to, key) {
+    const bad = (message) => ({ ok: false, status: 400, data: null,
+                                error: { code: "bad_span", message } });
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(from || "")
+        || !/^\d{4}-\d{2}-\d{2}$/.test(to || "")) {
+        return bad("Choisissez les deux dates de la période.");
+    }
+    if (to < from) {
+        return bad("La fin de la période doit suivre son début.");
+    }
+    const sep = path.includes("?") ? "&" : "?";
+    const list = [];
+    let total = 0;
+    let r = null;
+    for (let a = from, n = 0; a <= to; a = plusDays(a, SPAN_DAYS + 1), n++) {
+        if (n === SPAN_MAX) {
+            return bad("Choisissez une période de deux ans au plus.");
+        }
+        const b = plusDays(a, SPAN_DAYS) < to ? plusDays(a, SPAN_DAYS) : to;
+        r = await get(path + sep + "from=" + a + "&to=" + b);
+        if (!r.ok) {
+            return r;
+        }
+        const d = r.data;
+        total = total !== null && d && Number.isFinite(d.total_cents)
+            ? total + d.total_cents : null;
+        list.push(...(Array.isArray(d) ? d
+                      : (d && Array.isArray(d[key]) ? d[key] : [])));
+    }
+    r.list = list;
+    r.total_cents = total;
+    return r;
+}
 export const post = (path, body, headers) => call("POST", path, body, headers);
 export const put = (path, body) => call("PUT", path, body);
 export const del = (path) => call("DELETE", path);

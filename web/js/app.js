@@ -13,8 +13,9 @@
 
 import * as api from "./api.js";
 import * as F from "./format.js";
-import { REQUEST_STATUS, labelOf, reasonText } from "./planning.js";
-import { h, id, announce, alertBox } from "./dom.js";
+import { REQUEST_STATUS, labelOf, reasonText, unitLabel }
+    from "./planning.js";
+import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 import * as E from "./espace.js";
 
@@ -98,8 +99,10 @@ function listOf(data, key) {
 }
 
 let firstRoute = true;
+let routeGen = 0;
 
 async function route() {
+    const gen = ++routeGen;
     for (const fn of ctx.cleanups.splice(0)) {
         try { fn(); } catch (e) { /* a timer already gone */ }
     }
@@ -137,7 +140,19 @@ async function route() {
         }
     }
 
-    await view(ctx);
+    /* A page still loading when the family has moved on (a slow answer,
+     * a quick click) draws nothing over the newer one: its ctx.page is
+     * this route's only. */
+    await view(new Proxy(ctx, {
+        get: (t, k) => (k === "page" ? (...a) => {
+            if (gen === routeGen) {
+                page(...a);
+            }
+        } : t[k]),
+    }));
+    if (gen !== routeGen) {
+        return;
+    }
     if (!firstRoute) {
         main.focus({ preventScroll: false });
     }
@@ -252,6 +267,18 @@ function childCard(me, child) {
             : h("p", { class: "discret" }, "Aucune inscription."));
 }
 
+/* An invoice's number as its PDF prints it ("005002"). */
+function invoiceNumber(inv) {
+    return /^\d+$/.test(String(inv.number)) ? String(inv.number)
+        .padStart(6, "0") : String(inv.number || inv.id);
+}
+
+/* An invoice's period: "juillet 2027" for "2027-07". */
+function periodWords(p) {
+    return /^\d{4}-\d{2}$/.test(p || "") ? F.monthName(p + "-01")
+                                           : p || "—";
+}
+
 function invoiceAmount(inv) {
     for (const k of ["total_cents", "amount_cents", "remaining_cents"]) {
         if (Number.isFinite(inv[k])) {
@@ -305,7 +332,7 @@ async function viewTableau() {
     if (rq.ok) {
         const list = listOf(rq.data, "requests");
         demandes.replaceChildren(demandes.firstChild, list.length
-            ? requestsTable(list)
+            ? requestsTable(list, me.children || [])
             : h("p", {}, "Aucune demande pour le moment."));
     } else if (api.isMissing(rq)) {
         demandes.remove();
@@ -350,11 +377,41 @@ function requestObject(r) {
     }
 }
 
-function requestsTable(list) {
+/* A session in words from its id when the town names it
+ * "<activity>-<YYYYMMDD>-<UNIT>" (calendar blocks do), else the id. */
+function sessionWords(sid) {
+    const m = /-(\d{4})(\d{2})(\d{2})-([A-Z_-]+)$/.exec(sid || "");
+    return m ? F.dayLong(m[1] + "-" + m[2] + "-" + m[3]) + ", "
+               + unitLabel(m[4]) : "séance " + sid;
+}
+
+/* A booking demande opens on its cells, each with its outcome. */
+function requestCells(r, kids) {
+    const items = Array.isArray(r.items) ? r.items : [];
+    if (items.length === 0) {
+        return null;
+    }
+    const name = (cid) => (kids.find((c) => c.id === cid)
+                           || { first_name: cid }).first_name;
+    return h("details", { class: "detail-demande" },
+        h("summary", {}, "Voir " + (items.length > 1
+            ? "les " + items.length + " séances" : "la séance"),
+          h("span", { class: "visually-hidden" },
+            " de la demande N° " + (r.request_id || r.number || r.id))),
+        h("ul", {}, items.map((it) => h("li", {
+                dataset: { status: it.status || "" } },
+            name(it.child_id) + " — " + sessionWords(it.session_id) + " : ",
+            h("strong", {}, it.status === "confirmed"
+                ? "Réservé" + (Number.isFinite(it.price_cents)
+                               ? " (" + F.euros(it.price_cents) + ")" : "")
+                : reasonText(it, F.instant))))));
+}
+
+function requestsTable(list, kids) {
     const rows = list.slice().sort((a, b) =>
         String(b.created_at || b.date || "")
             .localeCompare(String(a.created_at || a.date || "")));
-    return h("div", { class: "tableau-defilant" }, h("table", {},
+    return cards(h("div", { class: "tableau-defilant" }, h("table", {},
         h("caption", { class: "visually-hidden" }, "Mes demandes"),
         h("thead", {}, h("tr", {},
             h("th", { scope: "col" }, "N°"),
@@ -373,11 +430,11 @@ function requestsTable(list) {
                 h("td", {}, when ? (when.length > 10 ? F.instantShort(when)
                                                      : F.dayYear(when))
                                  : "—"),
-                h("td", {}, requestObject(r)),
+                h("td", {}, requestObject(r), requestCells(r, kids)),
                 h("td", {}, statusTag(r.status),
                   reasons.length ? h("span", { class: "discret" },
                                      " " + reasons.join(" ; ")) : null));
-        }))));
+        })))));
 }
 
 /* ---------------------------------------------------------------- */
@@ -389,7 +446,13 @@ function dialog(title, body, actions) {
                   h("h2", { id: titleId }, title), body,
                   h("div", { class: "boutons" }, actions));
     document.body.appendChild(dlg);
-    dlg.addEventListener("close", () => dlg.remove());
+    /* a new page (the back button too) closes it */
+    const leave = () => dlg.close();
+    window.addEventListener("hashchange", leave);
+    dlg.addEventListener("close", () => {
+        window.removeEventListener("hashchange", leave);
+        dlg.remove();
+    });
     dlg.showModal();
     return dlg;
 }
@@ -397,8 +460,10 @@ function dialog(title, body, actions) {
 async function viewReservations() {
     const today = F.todayParis();
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    /* by default what is upcoming: the coming year */
+    const upcoming = !q.get("du") && !q.get("au");
     const from = q.get("du") || today;
-    const to = q.get("au") || F.addDays(from, 61);
+    const to = q.get("au") || F.addDays(from, 365);
 
     const du = h("input", { type: "date", id: "res-du", value: from });
     const au = h("input", { type: "date", id: "res-au", value: to });
@@ -417,7 +482,7 @@ async function viewReservations() {
 
     page("Mes réservations", form, out);
 
-    const r = await api.get("/api/bookings?from=" + from + "&to=" + to);
+    const r = await api.getSpan("/api/bookings", from, to, "bookings");
     if (r.status === 401) {
         return expired();
     }
@@ -425,14 +490,23 @@ async function viewReservations() {
         out.replaceChildren(alertBox(r.error.message));
         return;
     }
-    const list = listOf(r.data, "bookings")
-        .filter((b) => b.status !== "cancelled");
+    const list = r.list.filter((b) => b.status !== "cancelled");
     if (list.length === 0) {
-        out.replaceChildren(h("p", {}, "Aucune réservation sur cette "
-                                       + "période."),
+        out.replaceChildren(h("p", {}, upcoming
+                                ? "Aucune réservation à venir."
+                                : "Aucune réservation sur cette période."),
                             h("a", { class: "bouton", href: "#/reserver" },
                               "Modifier les réservations"));
         return;
+    }
+
+    /* Absences already justified: the family's justification demandes. */
+    const justified = new Set();
+    const rq = await api.get("/api/requests");
+    for (const d of rq.ok ? listOf(rq.data, "requests") : []) {
+        if (d.type === "justification" && d.booking_id) {
+            justified.add(d.booking_id);
+        }
     }
 
     /* Which bookings are past their deadline: the session's status says. */
@@ -444,17 +518,20 @@ async function viewReservations() {
         }
     }
     await Promise.all(Array.from(byAct.keys()).map(async (aid) => {
-        const s = await api.get("/api/activities/" + encodeURIComponent(aid)
-                                + "/sessions?from=" + from + "&to=" + to);
-        for (const x of (s.ok ? listOf(s.data, "sessions") : [])) {
+        const first = list.find((b) => b.activity_id === aid).date;
+        const last = list.filter((b) => b.activity_id === aid)
+            .reduce((m, b) => (b.date > m ? b.date : m), first);
+        const s = await api.getSpan("/api/activities/"
+                                    + encodeURIComponent(aid) + "/sessions",
+                                    first, last, "sessions");
+        for (const x of (s.ok ? s.list : [])) {
             if (x.status === "closed") {
                 closed.add(x.id || x.session_id);
             }
         }
     }));
 
-    const total = Number.isFinite(r.data && r.data.total_cents)
-        ? r.data.total_cents
+    const total = r.total_cents !== null ? r.total_cents
         : list.reduce((s, b) => s + (Number(b.price_cents) || 0), 0);
 
     const rows = list.map((b) => {
@@ -470,24 +547,30 @@ async function viewReservations() {
                               " " + F.time(b.starts_at) + "–"
                               + F.time(b.ends_at)) : null),
             h("td", { class: "montant" }, F.euros(b.price_cents)),
-            h("td", {}, b.request_id ? "N° " + b.request_id : "—"),
+            h("td", {}, b.request_id ? "N° " + b.request_id : "—",
+              justified.has(b.booking_id)
+                  ? h("span", { class: "etiquette attente absence" },
+                      "Absence signalée avec certificat médical (sa "
+                      + "vérification : Mes documents)") : null),
             h("td", {}, h("div", { class: "boutons" },
                 h("button", { class: "bouton danger petit", type: "button",
                               "aria-label": "Annuler : " + who + ", " + what,
                               onclick: () => cancelBooking(b, who, what,
                                                            late) },
                   "Annuler"),
-                h("button", { class: "bouton second petit", type: "button",
-                              "aria-label": "Justifier une absence : " + who
-                                            + ", " + what,
-                              onclick: () => justify(b, who, what) },
-                  "Justifier une absence"))));
+                justified.has(b.booking_id) ? null
+                : h("button", { class: "bouton second petit", type: "button",
+                                "aria-label": "Justifier une absence : "
+                                              + who + ", " + what,
+                                onclick: () => justify(b, who, what) },
+                    "Justifier une absence"))));
     });
 
     out.replaceChildren(
-        h("div", { class: "tableau-defilant" }, h("table", {},
-            h("caption", {}, "Réservations du " + F.dayLong(from) + " au "
-                             + F.dayLong(to)),
+        cards(h("div", { class: "tableau-defilant" }, h("table", {},
+            h("caption", {}, upcoming ? "Réservations à venir"
+                             : "Réservations du " + F.dayLong(from) + " au "
+                               + F.dayLong(to)),
             h("thead", {}, h("tr", {},
                 h("th", { scope: "col" }, "Enfant"),
                 h("th", { scope: "col" }, "Activité"),
@@ -501,7 +584,7 @@ async function viewReservations() {
                 h("th", { scope: "row", colspan: "4" }, "Total de la période"),
                 h("td", { class: "montant", id: "total-periode" },
                   F.euros(total)),
-                h("td", { colspan: "2" }))))),
+                h("td", { colspan: "2" })))))),
         h("p", { class: "discret" },
           "Une annulation après le délai reste facturée, sauf absence "
           + "justifiée par un certificat médical."));
@@ -557,9 +640,9 @@ function justify(b, who, what) {
                     h("option", { value: "medical" },
                       "Maladie (certificat médical)"));
     const doc = h("input", { type: "file", id: "abs-doc", required: true,
-                             accept: "application/pdf,image/jpeg,image/png,"
-                                     + ".pdf,.jpg,.jpeg,.png",
+                             accept: E.ACCEPT,
                              "aria-describedby": "abs-doc-aide" });
+    const bar = E.uploadProgress();
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Envoyer le justificatif");
     const form = h("form", {},
@@ -569,9 +652,10 @@ function justify(b, who, what) {
         h("div", { class: "champ" },
           h("label", { for: "abs-doc" }, "Certificat médical"), doc,
           h("span", { id: "abs-doc-aide", class: "discret" },
-            "PDF, JPEG ou PNG : le certificat est joint à vos documents "
-            + "et vérifié par la mairie.")),
+            E.UPLOAD_HELP + " Le certificat est joint à vos documents "
+            + "et vérifié par la mairie.")), bar.node,
         msg, h("div", { class: "boutons" }, ok));
+    E.clearOnInput(form, msg);
     const dlg = dialog("Justifier une absence", form,
         [h("button", { class: "bouton second", type: "button",
                        onclick: () => dlg.close() }, "Fermer")]);
@@ -590,7 +674,8 @@ function justify(b, who, what) {
         let docId = b.__certificat;
         if (!docId) {
             const u = await E.uploadDocument(file, "certificat_medical",
-                                             b.child_id);
+                                             b.child_id, bar.set);
+            bar.hide();
             if (u.status === 401) {
                 dlg.close();
                 return expired();
@@ -617,9 +702,13 @@ function justify(b, who, what) {
             return expired();
         }
         if (r.ok) {
-            msg.replaceChildren(alertBox("Absence justifiée : la séance ne "
-                                         + "sera pas facturée.", "succes"));
-            ok.disabled = true;
+            dlg.close();
+            ctx.flash = { kind: "succes", text: "Absence signalée pour "
+                + who + " (" + what + ") avec le certificat médical. La "
+                + "mairie vérifie le certificat : sa décision apparaîtra "
+                + "dans « Mes documents ». Une absence justifiée par un "
+                + "certificat accepté n'est pas facturée." };
+            route();
             return;
         }
         msg.replaceChildren(alertBox(api.isMissing(r)
@@ -681,7 +770,7 @@ async function viewFactures() {
 
     const rows = list.map((inv) => {
         const paid = invoicePaid(inv);
-        const num = inv.number || inv.id;
+        const num = invoiceNumber(inv);
         let box = null;
         if (!paid && !debit) {
             box = h("input", { type: "checkbox", id: "fac-" + inv.id,
@@ -694,7 +783,7 @@ async function viewFactures() {
                     h("span", { class: "visually-hidden" },
                       "Payer la facture "), "N° " + num)
                 : "N° " + num),
-            h("td", {}, inv.period || inv.month || "—"),
+            h("td", {}, periodWords(inv.period || inv.month)),
             h("td", { class: "montant" }, F.euros(invoiceAmount(inv))),
             h("td", {}, inv.due_date ? F.dayLong(inv.due_date) : "—"),
             h("td", {}, paid ? h("span", { class: "etiquette ok" }, "Payée")
@@ -706,7 +795,7 @@ async function viewFactures() {
                 h("span", { class: "visually-hidden" }, " facture " + num))));
     });
 
-    const table = h("div", { class: "tableau-defilant" }, h("table", {},
+    const table = cards(h("div", { class: "tableau-defilant" }, h("table", {},
         h("caption", { class: "visually-hidden" }, "Mes factures"),
         h("thead", {}, h("tr", {},
             h("th", { scope: "col" }, "Facture"),
@@ -715,7 +804,7 @@ async function viewFactures() {
             h("th", { scope: "col" }, "À payer avant le"),
             h("th", { scope: "col" }, "État"),
             h("th", { scope: "col" }, "Document"))),
-        h("tbody", {}, rows)));
+        h("tbody", {}, rows))));
 
     if (debit) {
         out.replaceChildren(table, alertBox("Vous êtes en prélèvement "
@@ -771,5 +860,6 @@ document.getElementById("deconnexion").addEventListener("click", async () => {
     location.hash = "#/connexion";
 });
 
+foldingMenu(nav);
 window.addEventListener("hashchange", route);
 route();

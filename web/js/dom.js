@@ -60,3 +60,44 @@ export function alertBox(message, kind) {
                       role: kind === "info" || kind === "succes"
                             ? "status" : "alert" }, message);
 }
+
+/*
+ * A table that reads as cards on a phone (CSS .cartes, issue 22: prices and
+ * buttons were off screen): each body cell gets its column's heading as
+ * data-label, shown before it when the rows are stacked.
+ */
+export function cards(wrapper) {
+    wrapper.classList.add("cartes");
+    const heads = Array.from(wrapper.querySelectorAll("thead th"),
+                             (th) => th.textContent);
+    for (const tr of wrapper.querySelectorAll("tbody tr")) {
+        Array.from(tr.children).forEach((td, i) => {
+            if (heads[i] && td.tagName === "TD") {
+                td.dataset.label = heads[i];
+            }
+        });
+    }
+    return wrapper;
+}
+
+/*
+ * The menu that folds on a phone (CSS .bouton-menu, issue 22: 11 items took
+ * 234 of 800 px): the button opens and closes it; a new page and Escape
+ * close it.
+ */
+export function foldingMenu(nav) {
+    const button = nav.querySelector(".bouton-menu");
+    const fold = () => button.setAttribute("aria-expanded", "false");
+    button.addEventListener("click", () => {
+        button.setAttribute("aria-expanded", String(
+            button.getAttribute("aria-expanded") !== "true"));
+    });
+    nav.addEventListener("keydown", (ev) => {
+        if (ev.key === "Escape"
+            && button.getAttribute("aria-expanded") === "true") {
+            fold();
+            button.focus();
+        }
+    });
+    window.addEventListener("hashchange", fold);
+}

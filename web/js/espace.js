@@ -12,7 +12,7 @@
 
 import * as api from "./api.js";
 import * as F from "./format.js";
-import { h, id, announce, alertBox } from "./dom.js";
+import { h, id, announce, alertBox, cards } from "./dom.js";
 
 export function listOf(data, key) {
     if (Array.isArray(data)) {
@@ -74,10 +74,53 @@ export function docTypeName(t) {
     return DOC_TYPES[t] || String(t || "—").replace(/[-_]/g, " ");
 }
 
-const ACCEPT = "application/pdf,image/jpeg,image/png,.pdf,.jpg,.jpeg,.png";
+export const ACCEPT = "application/pdf,image/jpeg,image/png,.pdf,.jpg,"
+                      + ".jpeg,.png";
+/* guichet-office's office_upload_max default (docs/api.md) */
+export const UPLOAD_MAX = 5 * 1024 * 1024;
+export const UPLOAD_HELP = "PDF, JPEG ou PNG, 5 Mo au plus.";
+const TYPES = ["application/pdf", "image/jpeg", "image/png"];
 
-/* POST the file as the body (the office checks its type by content). */
-export async function uploadDocument(file, type, childId) {
+const megabytes = (n) => (n / 1048576).toLocaleString("fr-FR",
+    { maximumFractionDigits: 1, minimumFractionDigits: 1 }) + " Mo";
+
+/* What is wrong with a file before it is sent, in words; null if fine. */
+export function uploadProblem(file) {
+    if (file.size > UPLOAD_MAX) {
+        return "Ce fichier fait " + megabytes(file.size) + " : 5 Mo au "
+               + "plus. Réduisez-le (numérisez-le en noir et blanc ou en "
+               + "plus basse résolution) puis réessayez.";
+    }
+    if (file.size === 0) {
+        return "Ce fichier est vide.";
+    }
+    if (file.type && !TYPES.includes(file.type)) {
+        return "Ce fichier n'est ni un PDF, ni une image JPEG ou PNG. "
+               + "Enregistrez-le dans l'un de ces formats puis réessayez.";
+    }
+    return null;
+}
+
+const UPLOAD_WORDS = {
+    unsupported_media_type: "Ce fichier n'est pas un vrai PDF, JPEG ou "
+        + "PNG : son contenu ne correspond pas à son type. Enregistrez-le "
+        + "à nouveau en PDF (ou photographiez le document) puis "
+        + "réessayez.",
+    body_too_large: "Ce fichier dépasse 5 Mo. Réduisez-le puis réessayez.",
+    empty_file: "Ce fichier est vide.",
+};
+
+/*
+ * POST the file as the body (the office checks its type by content).
+ * Checked here first (size, type): nothing is sent for a file that would
+ * be refused.  onProgress(fraction) while it is sent.
+ */
+export async function uploadDocument(file, type, childId, onProgress) {
+    const bad = uploadProblem(file);
+    if (bad) {
+        return { ok: false, status: 0, data: null,
+                 error: { code: "local", message: bad } };
+    }
     let path = "/api/documents?type=" + encodeURIComponent(type);
     if (childId) {
         path += "&child_id=" + encodeURIComponent(childId);
@@ -85,7 +128,100 @@ export async function uploadDocument(file, type, childId) {
     if (file.name) {
         path += "&name=" + encodeURIComponent(file.name);
     }
-    return api.upload(path, file);
+    const r = await api.upload(path, file, onProgress);
+    if (!r.ok && r.error && UPLOAD_WORDS[r.error.code]) {
+        r.error.message = UPLOAD_WORDS[r.error.code];
+    }
+    return r;
+}
+
+/* A progress bar for an upload: node, set(fraction), hide(). */
+export function uploadProgress() {
+    const bar = h("progress", { max: "100", value: "0",
+                                "aria-label": "Envoi du fichier" });
+    const words = h("span", { class: "discret" });
+    const node = h("p", { class: "progression" }, bar, " ", words);
+    node.hidden = true;
+    return {
+        node,
+        set(f) {
+            node.hidden = false;
+            bar.value = Math.round(f * 100);
+            words.textContent = "Envoi : " + Math.round(f * 100) + " %";
+        },
+        hide() {
+            node.hidden = true;
+        },
+    };
+}
+
+/*
+ * The end of a form's request: a 401 sends the family to the login, an
+ * error is said in msg, a success is flashed on the page drawn again (with
+ * /api/me read again when reloadMe).
+ */
+export function settle(ctx, r, msg, success, reloadMe) {
+    if (r.status === 401) {
+        ctx.expired();
+        return;
+    }
+    if (!r.ok) {
+        msg.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    ctx.flash = { kind: "succes", text: success };
+    if (reloadMe) {
+        ctx.me = null;
+    }
+    ctx.route();
+}
+
+/* A payment operation's reference as people read it: its first 8
+ * characters in two groups ("9F3A 1C2B"), the same on both sites. */
+export function shortRef(id) {
+    const s = String(id || "").replace(/[^0-9a-zA-Z]/g, "").slice(0, 8)
+        .toUpperCase();
+    return s.length > 4 ? s.slice(0, 4) + " " + s.slice(4) : s || "—";
+}
+
+/* A form's message goes as soon as the family types again. */
+export function clearOnInput(form, msg) {
+    form.addEventListener("input", () => msg.replaceChildren());
+}
+
+const BODY_MAX = 5000;      /* docs/api.md: body 1-5000 characters */
+
+/* A message's textarea with its counter ("120 / 5 000 caractères"). */
+function messageBody(tid, label, rows) {
+    const count = h("span", { id: tid + "-compte", class: "discret" });
+    const body = h("textarea", { id: tid, rows, required: true,
+                                 "aria-describedby": tid + "-compte" });
+    const update = () => {
+        const n = body.value.trim().length;
+        count.textContent = n.toLocaleString("fr-FR") + " / "
+            + BODY_MAX.toLocaleString("fr-FR") + " caractères"
+            + (n > BODY_MAX ? " : trop long" : "");
+        count.classList.toggle("trop", n > BODY_MAX);
+    };
+    body.addEventListener("input", update);
+    update();
+    return {
+        body,
+        node: h("div", { class: "champ" }, h("label", { for: tid }, label),
+                body, count),
+        problem() {
+            const n = body.value.trim().length;
+            if (n === 0) {
+                return "Écrivez votre message.";
+            }
+            return n > BODY_MAX
+                ? "Votre message fait " + n.toLocaleString("fr-FR")
+                  + " caractères : " + BODY_MAX.toLocaleString("fr-FR")
+                  + " au plus. Raccourcissez-le ou envoyez la suite dans un "
+                  + "second message."
+                : null;
+        },
+    };
 }
 
 function notYet(ctx, title, what) {
@@ -99,7 +235,8 @@ function childName(me, cid) {
     return c ? c.first_name : (cid || "—");
 }
 
-function field(label, input, help) {
+/* A labelled field, its help tied by aria-describedby (both sites). */
+export function field(label, input, help) {
     const hid = help ? id("aide") : null;
     if (hid) {
         input.setAttribute("aria-describedby", hid);
@@ -185,6 +322,46 @@ export async function viewInscriptions(ctx) {
                     h("td", {}, pick(e, "reason") || "")))))));
     }
 
+    /* The child's age against the activity's band, over the period asked:
+     * said as soon as it is chosen, and once more before sending. */
+    const ageProblem = () => {
+        const a = acts.find((x) => x.id === act.value);
+        const c = (me.children || []).find((x) => x.id === child.value);
+        if (!a || !c || !c.birth_date || !Number.isFinite(a.age_min)
+            || !Number.isFinite(a.age_max) || !from.value) {
+            return null;
+        }
+        const end = to.value && to.value >= from.value ? to.value
+                                                        : from.value;
+        const first = F.ageOn(c.birth_date, from.value);
+        const last = F.ageOn(c.birth_date, end);
+        const band = "« " + a.name + " » accueille les enfants de "
+                     + a.age_min + " à " + a.age_max + " ans";
+        if (last < a.age_min || first > a.age_max) {
+            return c.first_name + " aura " + first + " ans le "
+                   + F.dayLong(from.value) + " : " + band + ". La mairie "
+                   + "refusera sans doute cette demande.";
+        }
+        if (first < a.age_min || last > a.age_max) {
+            return c.first_name + " aura " + first + " ans le "
+                   + F.dayLong(from.value) + " et n'aura l'âge de "
+                   + "l'activité que sur une partie de la période : " + band
+                   + ".";
+        }
+        return null;
+    };
+    const ageBox = h("div", { id: "ins-age" });
+    msg.before(ageBox);
+    let warned = null;
+    const showAge = () => {
+        const p = ageProblem();
+        ageBox.replaceChildren(p ? alertBox(p, "info") : "");
+    };
+    for (const x of [child, act, from, to]) {
+        x.addEventListener("change", showAge);
+    }
+    showAge();
+
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
         msg.replaceChildren();
@@ -193,31 +370,56 @@ export async function viewInscriptions(ctx) {
                                          + "fin après le début)."));
             return;
         }
+        const age = ageProblem();
+        const sig = [child.value, act.value, from.value, to.value].join("|");
+        if (age && warned !== sig) {
+            warned = sig;
+            msg.replaceChildren(alertBox(age + " Cliquez à nouveau sur "
+                + "« Demander l'inscription » pour l'envoyer quand même."));
+            return;
+        }
         ok.disabled = true;
         const r = await api.post("/api/enrolments",
                                  { child_id: child.value,
                                    activity_id: act.value,
                                    from: from.value, to: to.value });
         ok.disabled = false;
-        if (r.status === 401) {
-            return ctx.expired();
-        }
-        if (!r.ok) {
-            msg.replaceChildren(alertBox(r.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Demande d'inscription "
-                      + "déposée. La mairie vous répondra par e-mail." };
-        ctx.me = null;
-        ctx.route();
+        settle(ctx, r, msg, "Demande d'inscription déposée. La mairie vous "
+               + "répondra par e-mail.", true);
     });
 }
 
 /* ---------------------------------------------------------------- */
 /* Mes documents */
 
-function documentsTable(me, list) {
-    return h("div", { class: "tableau-defilant" }, h("table", {},
+/* "Supprimer", then "Confirmer la suppression": DELETE, the page again. */
+function deleteButton(ctx, d) {
+    let armed = false;
+    const b = h("button", { class: "bouton danger petit", type: "button",
+                            "aria-label": "Supprimer " + docTypeName(d.type)
+                                          + " " + d.filename },
+                "Supprimer");
+    b.addEventListener("click", async () => {
+        if (!armed) {
+            armed = true;
+            b.textContent = "Confirmer la suppression";
+            b.setAttribute("aria-label", "Confirmer la suppression de "
+                           + docTypeName(d.type) + " " + d.filename);
+            return;
+        }
+        b.disabled = true;
+        const r = await api.del("/api/documents/" + encodeURIComponent(d.id));
+        const msg = h("span", { role: "alert" });
+        b.after(msg);
+        settle(ctx, r, msg, "Document supprimé.");
+        b.disabled = false;
+    });
+    return b;
+}
+
+function documentsTable(ctx, list) {
+    const me = ctx.me;
+    return cards(h("div", { class: "tableau-defilant" }, h("table", {},
         h("caption", {}, "Documents déposés"),
         h("thead", {}, h("tr", {},
             h("th", { scope: "col" }, "Document"),
@@ -225,7 +427,8 @@ function documentsTable(me, list) {
             h("th", { scope: "col" }, "Déposé le"),
             h("th", { scope: "col" }, "Statut"),
             h("th", { scope: "col" }, "Validité"),
-            h("th", { scope: "col" }, "Motif"))),
+            h("th", { scope: "col" }, "Motif"),
+            h("th", { scope: "col" }, "Fichier"))),
         h("tbody", {}, list.map((d) => h("tr", {
                 dataset: { document: String(d.id) } },
             h("td", {}, docTypeName(d.type),
@@ -238,7 +441,17 @@ function documentsTable(me, list) {
                 ? (d.valid_from ? "du " + when(d.valid_from) + " " : "")
                   + (d.valid_to ? "jusqu'au " + when(d.valid_to) : "")
                 : "—"),
-            h("td", {}, d.reason || ""))))));
+            h("td", {}, d.reason || ""),
+            h("td", {}, d.id && d.filename
+                ? h("div", { class: "boutons" },
+                    h("a", { href: "/api/documents/"
+                                   + encodeURIComponent(d.id),
+                             download: d.filename },
+                      "Voir le fichier",
+                      h("span", { class: "visually-hidden" },
+                        " " + docTypeName(d.type) + " " + d.filename)),
+                    d.status === "acceptee" ? null : deleteButton(ctx, d))
+                : "—")))))));
 }
 
 export async function viewDocuments(ctx) {
@@ -256,13 +469,15 @@ export async function viewDocuments(ctx) {
     const file = h("input", { type: "file", id: "doc-fichier",
                               accept: ACCEPT, required: true });
     const ok = h("button", { class: "bouton", type: "submit" }, "Envoyer");
+    const bar = uploadProgress();
     const form = h("form", { class: "carte", id: "form-document",
                              "aria-labelledby": "t-depot" },
         h("h2", { id: "t-depot" }, "Déposer un document"),
         field("Type de document", type),
         field("Enfant concerné", child),
-        field("Fichier", file, "PDF, JPEG ou PNG, 5 Mo au plus."),
+        field("Fichier", file, UPLOAD_HELP), bar.node,
         msg, h("div", { class: "boutons" }, ok));
+    clearOnInput(form, msg);
 
     ctx.page("Mes documents",
              h("p", {}, "Les pièces demandées par une activité doivent être "
@@ -281,7 +496,7 @@ export async function viewDocuments(ctx) {
         out.replaceChildren(alertBox(r.error.message));
     } else {
         const list = listOf(r.data, "documents");
-        out.replaceChildren(list.length ? documentsTable(me, list)
+        out.replaceChildren(list.length ? documentsTable(ctx, list)
                                         : h("p", {}, "Aucun document."));
     }
 
@@ -295,18 +510,10 @@ export async function viewDocuments(ctx) {
             return;
         }
         ok.disabled = true;
-        const u = await uploadDocument(f, type.value, child.value);
+        const u = await uploadDocument(f, type.value, child.value, bar.set);
         ok.disabled = false;
-        if (u.status === 401) {
-            return ctx.expired();
-        }
-        if (!u.ok) {
-            msg.replaceChildren(alertBox(u.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Document envoyé : la mairie "
-                      + "va le vérifier." };
-        ctx.route();
+        bar.hide();
+        settle(ctx, u, msg, "Document envoyé : la mairie va le vérifier.");
     });
 }
 
@@ -354,33 +561,26 @@ async function viewThread(ctx, tid) {
     const t = r.data.thread || r.data;
     const list = listOf(r.data, "messages");
     const msg = h("div", { "aria-live": "polite" });
-    const body = h("textarea", { id: "msg-reponse", rows: "5",
-                                 required: true });
+    const mb = messageBody("msg-reponse", "Votre réponse", "5");
+    const body = mb.body;
     const ok = h("button", { class: "bouton", type: "submit" }, "Répondre");
-    const form = h("form", { class: "carte" },
-                   field("Votre réponse", body), msg,
+    const form = h("form", { class: "carte" }, mb.node, msg,
                    h("div", { class: "boutons" }, ok));
+    clearOnInput(form, msg);
     out.replaceChildren(h("h2", {}, pick(t, "subject") || "Conversation"),
                         messagesList(list), form);
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
-        if (!body.value.trim()) {
-            msg.replaceChildren(alertBox("Écrivez votre message."));
+        if (mb.problem()) {
+            msg.replaceChildren(alertBox(mb.problem()));
+            body.focus();
             return;
         }
         ok.disabled = true;
         const p = await api.post("/api/messages/" + encodeURIComponent(tid),
                                  { body: body.value.trim() });
         ok.disabled = false;
-        if (p.status === 401) {
-            return ctx.expired();
-        }
-        if (!p.ok) {
-            msg.replaceChildren(alertBox(p.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Message envoyé." };
-        ctx.route();
+        settle(ctx, p, msg, "Message envoyé.");
     });
     ctx.refreshBadge();
 }
@@ -399,14 +599,15 @@ export async function viewMessagerie(ctx) {
         h("option", { value: "enfance" }, "Service enfance"),
         h("option", { value: "regie" }, "Régie (factures, paiements)"),
         h("option", { value: "scolaire" }, "Restauration scolaire"));
-    const body = h("textarea", { id: "msg-corps", rows: "6",
-                                 required: true });
+    const mb = messageBody("msg-corps", "Message", "6");
+    const body = mb.body;
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Envoyer le message");
     const form = h("form", { class: "carte", "aria-labelledby": "t-nouveau" },
         h("h2", { id: "t-nouveau" }, "Nouveau message"),
         field("Service", service), field("Objet", subject),
-        field("Message", body), msg, h("div", { class: "boutons" }, ok));
+        mb.node, msg, h("div", { class: "boutons" }, ok));
+    clearOnInput(form, msg);
 
     ctx.page("Messagerie", out, form);
     const r = await api.get("/api/messages");
@@ -441,8 +642,14 @@ export async function viewMessagerie(ctx) {
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
         msg.replaceChildren();
-        if (!subject.value.trim() || !body.value.trim()) {
-            msg.replaceChildren(alertBox("Indiquez l'objet et le message."));
+        if (!subject.value.trim()) {
+            msg.replaceChildren(alertBox("Indiquez l'objet du message."));
+            subject.focus();
+            return;
+        }
+        if (mb.problem()) {
+            msg.replaceChildren(alertBox(mb.problem()));
+            body.focus();
             return;
         }
         ok.disabled = true;
@@ -451,15 +658,7 @@ export async function viewMessagerie(ctx) {
                                    subject: subject.value.trim(),
                                    body: body.value.trim() });
         ok.disabled = false;
-        if (p.status === 401) {
-            return ctx.expired();
-        }
-        if (!p.ok) {
-            msg.replaceChildren(alertBox(p.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Message envoyé." };
-        ctx.route();
+        settle(ctx, p, msg, "Message envoyé.");
     });
 }
 
@@ -602,9 +801,10 @@ export async function paymentReturn(ctx, op) {
     box.replaceChildren(h("div", { class: kind, role: "status",
                                    dataset: { statut: st } },
         h("p", {}, h("strong", {}, text)),
-        h("p", { class: "discret" }, "Opération N° "
-          + (p.operation_id || p.id || op)
-          + " — ", statusTag(st))));
+        h("p", { class: "discret" }, "Référence du paiement : ",
+          h("strong", { id: "reference-paiement" },
+            shortRef(p.operation_id || p.id || op)),
+          " (à rappeler à la régie) — ", statusTag(st))));
     announce(text);
     return box;
 }
@@ -745,17 +945,7 @@ export async function viewPrelevement(ctx) {
                                    bic: bic.value.replace(/\s+/g, "")
                                         .toUpperCase() });
         ok.disabled = false;
-        if (p.status === 401) {
-            return ctx.expired();
-        }
-        if (!p.ok) {
-            msg.replaceChildren(alertBox(p.error.message));
-            return;
-        }
-        ctx.flash = { kind: "succes", text: "Prélèvement automatique "
-                      + "enregistré." };
-        ctx.me = null;
-        ctx.route();
+        settle(ctx, p, msg, "Prélèvement automatique enregistré.", true);
     });
 }
 
@@ -765,18 +955,29 @@ export async function viewPrelevement(ctx) {
 function newPasswordFields(prefix) {
     const a = h("input", { type: "password", id: prefix + "-nouveau",
                            required: true, autocomplete: "new-password",
-                           minlength: "8" });
+                           minlength: String(PASSWORD_MIN) });
     const b = h("input", { type: "password", id: prefix + "-confirme",
                            required: true, autocomplete: "new-password" });
     return { a, b, nodes: [
-        field("Nouveau mot de passe", a, "8 caractères au moins."),
+        field("Nouveau mot de passe", a, PASSWORD_MIN
+                                          + " caractères au moins."),
         field("Confirmez le nouveau mot de passe", b)] };
 }
 
-function checkNew(f, msg) {
-    if (f.a.value.length < 8) {
+/* docs/website.md: 10 characters at least (the API takes 8) */
+const PASSWORD_MIN = 10;
+
+function checkNew(f, msg, old) {
+    if (f.a.value.length < PASSWORD_MIN) {
         msg.replaceChildren(alertBox("Le nouveau mot de passe doit faire "
-                                     + "8 caractères au moins."));
+                                     + PASSWORD_MIN
+                                     + " caractères au moins."));
+        f.a.focus();
+        return false;
+    }
+    if (old !== undefined && f.a.value === old) {
+        msg.replaceChildren(alertBox("Le nouveau mot de passe doit être "
+                                     + "différent de l'actuel."));
         f.a.focus();
         return false;
     }
@@ -802,10 +1003,17 @@ export function viewMotDePasse(ctx) {
         h("div", { class: "boutons" }, ok),
         h("p", { class: "discret" }, "Vos autres sessions (autres "
           + "appareils) seront fermées."));
+    clearOnInput(form, msg);
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
         msg.replaceChildren();
-        if (!old.value || !checkNew(f, msg)) {
+        if (!old.value) {
+            msg.replaceChildren(alertBox("Indiquez votre mot de passe "
+                                         + "actuel."));
+            old.focus();
+            return;
+        }
+        if (!checkNew(f, msg, old.value)) {
             return;
         }
         ok.disabled = true;
@@ -856,9 +1064,12 @@ export function viewMotDePasseOublie(ctx) {
             msg.replaceChildren(alertBox(r.error.message));
             return;
         }
-        msg.replaceChildren(alertBox("Si cet identifiant existe, un e-mail "
-            + "vient de partir avec le lien. Pensez à regarder vos "
-            + "courriers indésirables.", "succes"));
+        msg.replaceChildren(alertBox("Demande enregistrée. Si cet "
+            + "identifiant existe et qu'une adresse e-mail est connue pour "
+            + "votre famille, le lien y est envoyé (pensez à regarder les "
+            + "courriers indésirables). Sans adresse e-mail, ou sans "
+            + "message d'ici quelques minutes, adressez-vous au service "
+            + "enfance de la mairie.", "info"));
     });
     ctx.page("Mot de passe oublié", form);
 }

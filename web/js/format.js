@@ -140,3 +140,42 @@ export function countdown(ms) {
     const hms = pad(h) + " h " + pad(m) + " min " + pad(s % 60) + " s";
     return d > 0 ? d + " j " + hms : hms;
 }
+
+
+/* French public holidays of a year, "YYYY-MM-DD" -> name (Easter by the
+ * anonymous Gregorian algorithm; the engine's calendars skip the same
+ * days). */
+const holidayCache = new Map();
+
+function holidaysOf(year) {
+    if (holidayCache.has(year)) {
+        return holidayCache.get(year);
+    }
+    const a = year % 19, b = Math.floor(year / 100), c = year % 100;
+    const d = Math.floor(b / 4), e = b % 4;
+    const g = Math.floor((8 * b + 13) / 25);
+    const hh = (19 * a + b - d - g + 15) % 30;
+    const i = Math.floor(c / 4), k = c % 4;
+    const l = (32 + 2 * e + 2 * i - hh - k) % 7;
+    const m = Math.floor((a + 11 * hh + 19 * l) / 433);
+    const month = Math.floor((hh + l - 7 * m + 90) / 25);
+    const day = (hh + l - 7 * m + 33 * month + 19) % 32;
+    const easter = year + "-" + String(month).padStart(2, "0") + "-"
+                   + String(day).padStart(2, "0");
+    const map = new Map([
+        ["01-01", "Jour de l'an"], ["05-01", "Fête du travail"],
+        ["05-08", "Victoire 1945"], ["07-14", "Fête nationale"],
+        ["08-15", "Assomption"], ["11-01", "Toussaint"],
+        ["11-11", "Armistice"], ["12-25", "Noël"],
+    ].map(([md, name]) => [year + "-" + md, name]));
+    map.set(addDays(easter, 1), "Lundi de Pâques");
+    map.set(addDays(easter, 39), "Ascension");
+    map.set(addDays(easter, 50), "Lundi de Pentecôte");
+    holidayCache.set(year, map);
+    return map;
+}
+
+/* The name of the public holiday on day, or null. */
+export function holiday(day) {
+    return holidaysOf(Number(day.slice(0, 4))).get(day) || null;
+}

@@ -23,7 +23,7 @@ export function periodOf(mode, anchor) {
         const to = addDays(from, 6);
         return { from, to,
                  label: "Semaine du " + dayShort(from) + " au "
-                        + dayShort(to) };
+                        + dayShort(to) + " " + to.slice(0, 4) };
     }
     const first = anchor.slice(0, 8) + "01";
     const last = lastOfMonth(anchor);
@@ -251,7 +251,8 @@ export function reasonText(item, fmtInstant) {
     case "unpaid_invoices":
         return "Factures impayées";
     case "week_incomplete":
-        return "La semaine complète est obligatoire";
+        return "Semaine incomplète (cette activité se réserve à la "
+               + "semaine complète)";
     case "unknown_session":
         return "Séance inconnue";
     case "unit_required":
@@ -262,8 +263,8 @@ export function reasonText(item, fmtInstant) {
 }
 
 export const REQUEST_STATUS = {
-    deposee: "Déposée",
-    traitee_positivement: "Traitée positivement",
-    partielle: "Traitée partiellement",
-    traitee_negativement: "Traitée négativement",
+    deposee: "Envoyée",
+    traitee_positivement: "Acceptée",
+    partielle: "Acceptée en partie",
+    traitee_negativement: "Refusée",
 };

@@ -31,6 +31,8 @@ const R = {
     error: null,
     idem: null,              /* {key, sig}: the key of this selection */
     inFlight: false,
+    ticked: false,           /* one child ticked for the family, once */
+    seek: false,             /* open on the activity's first sessions */
     index: new Map(),        /* session id -> session, every one seen */
 };
 
@@ -78,17 +80,25 @@ export async function viewReserver(ctx) {
         activities = listOf(r.data, "activities");
     }
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
-    if (q.get("activite")) {
+    if (q.get("activite") && q.get("activite") !== R.activityId) {
         R.activityId = q.get("activite");
+        R.seek = true;
     }
     if (!R.anchor) {
         R.anchor = F.todayParis(api.serverNow());
     }
-    if (children.length === 1) {
+    if (!R.ticked && children.length > 0) {
+        R.ticked = true;
         R.children.add(children[0].id);
     }
 
     const activity = () => activities.find((a) => a.id === R.activityId);
+    const actOf = (s) => activities.find((a) => a.id === s.activity_id)
+                         || activity();
+    const actName = (x) => (actOf(x) || { name: x.activity_id }).name;
+    const who = (cid) => children.find((c) => c.id === cid)
+                         || { id: cid, first_name: cid };
+    const cellWords = (x) => F.dayLong(x.date) + ", " + P.labelOf(x);
 
     /* -- the controls ------------------------------------------------ */
 
@@ -114,12 +124,16 @@ export async function viewReserver(ctx) {
         R.activityId = select.value || null;
         R.results.clear();
         R.answer = null;
+        R.seek = true;
         load();
     });
 
     const actInfo = h("div", { id: "infos-activite" });
     const countBox = h("div", { id: "ouverture" });
     const periodLabel = h("h2", { id: "periode", "aria-live": "polite" });
+    /* the period's cost under its title, not in the sticky bar (issue 22:
+     * the bar took 140 px of a phone) */
+    const costLine = h("p", { id: "cout-periode" });
     const modeButtons = Object.entries(P.MODES).map(([m, label]) =>
         h("button", { type: "button", "aria-pressed": String(R.mode === m),
                       dataset: { mode: m },
@@ -147,21 +161,25 @@ export async function viewReserver(ctx) {
     const tools = h("div", { id: "outils" });
     const results = h("div", { id: "resultat", tabindex: "-1" });
     const notice = h("div", { id: "avis-semaine" });
+    const sendWarn = h("div", { id: "avis-envoi" });
     const grids = h("div", { id: "plannings", "aria-busy": "false" });
 
     const countText = h("p", { id: "en-attente", "aria-live": "polite" });
     const validate = h("button", { class: "bouton", type: "button",
                                    id: "valider", onclick: submit },
-                       "Valider mes réservations");
+                       validateWords());
     const clear = h("button", { class: "bouton second", type: "button",
                                 onclick: () => {
                                     R.pending.clear();
                                     R.idem = null;
+                                    sendWarn.replaceChildren();
                                     draw();
-                                } }, "Annuler les modifications");
+                                } }, "Annuler",
+                  h("span", { class: "sur-grand" }, " les modifications"));
     const bar = h("div", { class: "barre-validation", role: "region",
                            "aria-label": "Validation" },
-                  countText, h("div", { class: "boutons" }, clear, validate));
+                  sendWarn, countText,
+                  h("div", { class: "boutons" }, clear, validate));
 
     ctx.page("Modifier les réservations",
         h("fieldset", {},
@@ -182,7 +200,8 @@ export async function viewReserver(ctx) {
               "Suivant", h("span", { "aria-hidden": "true" }, " ›"))),
           h("div", { class: "champ" },
             h("label", { for: "aller-au" }, "Aller au"), jump)),
-        periodLabel, tools, legend(), results, notice, grids, bar);
+        periodLabel, costLine, tools, legend(), results, notice, grids,
+        bar);
 
     /* -- timers -------------------------------------------------------- */
 
@@ -311,7 +330,43 @@ export async function viewReserver(ctx) {
         for (const x of R.sessions) {
             R.index.set(sidOf(x), x);
         }
+        /* An activity just picked opens on its first sessions, not on an
+         * empty month. */
+        const seek = R.seek;
+        R.seek = false;
+        if (seek && s.ok && R.sessions.length === 0) {
+            const first = await firstSession(a, F.todayParis(
+                api.serverNow()));
+            if (first && alive && activity() === a) {
+                R.anchor = first;
+                jump.value = first;
+                announce("Première séance de « " + a.name + " » : "
+                         + F.dayLong(first) + ".");
+                return load();
+            }
+        }
         draw();
+    }
+
+    /* The first session day of a on or after from, within a year (the
+     * API gives 92 days at a time); null when there is none. */
+    async function firstSession(a, from) {
+        for (let i = 0; i < 4; i++) {
+            const to = F.addDays(from, 91);
+            const r = await api.get("/api/activities/"
+                                    + encodeURIComponent(a.id)
+                                    + "/sessions?from=" + from + "&to=" + to);
+            if (!r.ok) {
+                return null;
+            }
+            const first = listOf(r.data, "sessions").map((x) => x.date)
+                .sort()[0];
+            if (first) {
+                return first;
+            }
+            from = F.addDays(to, 1);
+        }
+        return null;
     }
 
     function drawActivity(a) {
@@ -344,22 +399,23 @@ export async function viewReserver(ctx) {
 
     /* -- drawing ------------------------------------------------------- */
 
-    function enrolled(child, date) {
+    function enrolled(child, s) {
         const list = me.enrolments;
         if (!Array.isArray(list) || list.length === 0) {
             return true;    /* nothing said: let the server decide */
         }
+        const aid = s.activity_id || R.activityId;
         return list.some((e) => e.child_id === child.id
-                                && e.activity_id === R.activityId
+                                && e.activity_id === aid
                                 && e.status === "validee"
-                                && (!e.from || e.from <= date)
-                                && (!e.to || date <= e.to));
+                                && (!e.from || e.from <= s.date)
+                                && (!e.to || s.date <= e.to));
     }
 
     function stateOf(s, child) {
-        const st = P.cellState(s, child, R.bookings, activity());
+        const st = P.cellState(s, child, R.bookings, actOf(s));
         if ((st.state === "libre" || st.state === "pas_ouvert")
-            && !enrolled(child, s.date)) {
+            && !enrolled(child, s)) {
             return { state: "non_inscrit" };
         }
         return st;
@@ -374,6 +430,7 @@ export async function viewReserver(ctx) {
         const blocked = on ? group.filter((x) =>
             !P.selectable(stateOf(x, child).state)) : [];
         notice.replaceChildren();
+        sendWarn.replaceChildren();
         if (blocked.length > 0) {
             const x = blocked[0];
             const text = "La semaine complète est obligatoire : "
@@ -409,8 +466,7 @@ export async function viewReserver(ctx) {
         const st = stateOf(s, child);
         const picked = R.pending.has(k);
         const res = R.results.get(k);
-        const what = child.first_name + ", " + F.dayLong(s.date) + ", "
-                     + P.labelOf(s);
+        const what = child.first_name + ", " + cellWords(s);
         const sub = P.ownLabel(s)
             ? h("span", { class: "places" }, P.ownLabel(s)) : null;
         let cls = "case " + st.state;
@@ -430,7 +486,11 @@ export async function viewReserver(ctx) {
                 "aria-pressed": String(picked),
                 "aria-label": what + " : " + STATE_WORDS[st.state]
                               + (places ? ", " + places : "")
-                              + (picked ? ", sélectionné, à valider" : ""),
+                              + (picked ? ", sélectionné, à valider" : "")
+                              + (res && res.status !== "confirmed"
+                                 ? ", refusé : " + P.reasonText(res,
+                                                                F.instant)
+                                 : ""),
                 onclick: () => toggle(s, child) },
                 picked ? "Sélectionné" : STATE_WORDS[st.state],
                 sub, places ? h("span", { class: "places" }, places) : null));
@@ -479,13 +539,40 @@ export async function viewReserver(ctx) {
                              word, sub));
     }
 
+    /* Public holidays of the period, shown as "Férié" instead of silently
+     * missing: on a weekday the activity has sessions on, or any working
+     * day for an activity held on several weekdays. */
+    function holidays() {
+        const p = P.periodOf(R.mode, R.anchor);
+        const days = new Set(R.sessions.map((s) => F.weekday(s.date)));
+        const out = [];
+        for (let d = p.from; d <= p.to; d = F.addDays(d, 1)) {
+            const wd = F.weekday(d);
+            if (F.holiday(d) && R.sessions.length > 0
+                && (days.has(wd) || (days.size > 1 && wd < 5))) {
+                out.push(d);
+            }
+        }
+        return out;
+    }
+
     function grid(child) {
-        const dates = Array.from(new Set(R.sessions.map((s) => s.date)))
+        const dates = Array.from(new Set(R.sessions.map((s) => s.date)
+                                                   .concat(holidays())))
             .sort();
         const units = P.unitsOf(R.sessions);
         const by = new Map(R.sessions.map((s) => [s.date + "|" + s.unit, s]));
         const rows = [];
         for (const d of dates) {
+            const off = F.holiday(d);
+            if (off && !R.sessions.some((s) => s.date === d)) {
+                rows.push(h("tr", {},
+                    h("th", { scope: "row" }, F.dayShort(d)),
+                    h("td", { colspan: units.length },
+                      h("span", { class: "case ferie" },
+                        "Férié (" + off + ") : pas de séance"))));
+                continue;
+            }
             const explain = [];
             rows.push(h("tr", {},
                 h("th", { scope: "row" }, F.dayShort(d)),
@@ -548,13 +635,12 @@ export async function viewReserver(ctx) {
     }
 
     async function findNext(a, box) {
-        const from = F.addDays(P.periodOf(R.mode, R.anchor).to, 1);
-        const r = await api.get("/api/activities/" + encodeURIComponent(a.id)
-                                + "/sessions?from=" + from + "&to="
-                                + F.addDays(from, 90));
-        const first = r.ok ? listOf(r.data, "sessions")
-            .map((s) => s.date).sort()[0] : null;
-        if (first && activity() === a) {
+        const first = await firstSession(a, F.addDays(
+            P.periodOf(R.mode, R.anchor).to, 1));
+        if (!first && activity() === a) {
+            box.replaceChildren(h("p", {}, "Aucune séance prévue dans "
+                                           + "l'année qui suit."));
+        } else if (first && activity() === a) {
             box.replaceChildren(h("button", {
                 class: "bouton second", type: "button",
                 onclick: () => {
@@ -566,9 +652,24 @@ export async function viewReserver(ctx) {
         }
     }
 
+    /* The estimate of the selection: each cell at its own activity's
+     * price for this family; null when one price is unknown. */
+    function estimate() {
+        let sum = 0;
+        for (const it of R.pending.values()) {
+            const s = R.index.get(it.session_id);
+            const price = s ? P.unitPrice(actOf(s), me.qf) : null;
+            if (price === null) {
+                return null;
+            }
+            sum += price;
+        }
+        return sum;
+    }
+
     function drawBar(a, chosen) {
         const n = R.pending.size;
-        const price = a ? P.unitPrice(a, me.qf) : null;
+        const price = estimate();
         const p = P.periodOf(R.mode, R.anchor);
         const booked = R.bookings.filter((b) =>
             b.activity_id === R.activityId && R.children.has(b.child_id)
@@ -576,20 +677,18 @@ export async function viewReserver(ctx) {
         const cost = booked.reduce((s, b) => s + (Number(b.price_cents) || 0),
                                    0);
         const parts = [];
-        if (a && chosen.length) {
-            parts.push(h("span", { id: "cout-periode" },
-                "Coût de la période : " + F.euros(cost) + " ("
-                + booked.length + " séance" + (booked.length > 1 ? "s" : "")
-                + " réservée" + (booked.length > 1 ? "s" : "") + ")"));
-            parts.push(h("br"));
-        }
+        costLine.textContent = a && chosen.length
+            ? "Coût de la période : " + F.euros(cost) + " ("
+              + booked.length + " séance" + (booked.length > 1 ? "s" : "")
+              + " réservée" + (booked.length > 1 ? "s" : "") + ")"
+            : "";
         if (n === 0) {
             parts.push("Aucune modification en attente.");
         } else {
             parts.push(h("strong", {}, n + " séance" + (n > 1 ? "s" : "")
                                        + " sélectionnée" + (n > 1 ? "s" : "")),
                        price !== null
-                           ? " — estimation " + F.euros(price * n) : "",
+                           ? " — estimation " + F.euros(price) : "",
                        " — ", h("strong", {}, "pensez à valider."));
         }
         if (isBeforeOpening()) {
@@ -739,22 +838,37 @@ export async function viewReserver(ctx) {
             results.replaceChildren(alertBox(ans.error));
             return;
         }
-        const childName = (cid) => (children.find((c) => c.id === cid)
-                                    || { first_name: cid }).first_name;
+        /* a week refused: the day of that week refused for its own
+         * reason, if there is one */
+        const blocker = (it) => {
+            const s = it.reason === "week_incomplete"
+                ? R.index.get(it.session_id) : null;
+            for (const o of s ? ans.items : []) {
+                const x = R.index.get(o.session_id);
+                if (x && o.child_id === it.child_id && o.status !== "confirmed"
+                    && o.reason !== "week_incomplete"
+                    && x.activity_id === s.activity_id && x.unit === s.unit
+                    && F.mondayOf(x.date) === F.mondayOf(s.date)) {
+                    return "Semaine incomplète : le " + cellWords(x)
+                        + " est refusé (" + P.reasonText(o, F.instant)
+                        + ") et cette activité se réserve à la semaine "
+                        + "complète";
+                }
+            }
+            return P.reasonText(it, F.instant);
+        };
         const items = (ans.items || []).map((it) => {
             const s = R.index.get(it.session_id);
-            const where = s ? F.dayLong(s.date) + ", "
-                              + P.labelOf(s)
-                            : it.session_id;
+            const where = s ? cellWords(s) : it.session_id;
             const ok = it.status === "confirmed";
             return h("li", { class: ok ? "ok" : "ko",
                              dataset: { status: it.status,
                                         reason: it.reason || "" } },
-                childName(it.child_id) + " — " + where + " : ",
+                who(it.child_id).first_name + " — " + where + " : ",
                 h("strong", {}, ok ? "Réservé" + (it.price_cents !== undefined
                                     ? " (" + F.euros(it.price_cents) + ")"
                                     : "")
-                                   : P.reasonText(it, F.instant)));
+                                   : blocker(it)));
         });
         const ok = (ans.items || []).filter((i) => i.status === "confirmed");
         results.replaceChildren(h("div", {
@@ -776,8 +890,82 @@ export async function viewReserver(ctx) {
 
     /* -- validation ---------------------------------------------------- */
 
+    /*
+     * What the engine would refuse for sure, said before anything is sent:
+     * two selected cells of one child that overlap (ALSH Repas and Klub
+     * Repas), a whole week that is not whole.  Sessions are those seen on
+     * the grid (R.index).
+     */
+    function blockers() {
+        const out = [];
+        const byChild = new Map();
+        for (const it of R.pending.values()) {
+            const s = R.index.get(it.session_id);
+            if (s) {
+                if (!byChild.has(it.child_id)) {
+                    byChild.set(it.child_id, []);
+                }
+                byChild.get(it.child_id).push(s);
+            }
+        }
+        const seen = Array.from(R.index.values());
+        for (const [cid, list] of byChild) {
+            const child = who(cid);
+            for (let i = 0; i < list.length; i++) {
+                for (let j = i + 1; j < list.length; j++) {
+                    const [x, y] = [list[i], list[j]];
+                    if (x.date === y.date && P.overlaps(x, y)) {
+                        out.push(child.first_name + ", " + F.dayLong(x.date)
+                            + " : « " + actName(x) + " » (" + P.labelOf(x)
+                            + ", " + F.time(x.starts_at) + "–"
+                            + F.time(x.ends_at) + ") et « " + actName(y)
+                            + " » (" + P.labelOf(y) + ", "
+                            + F.time(y.starts_at) + "–" + F.time(y.ends_at)
+                            + ") se chevauchent : un enfant ne peut être "
+                            + "que dans une activité par créneau. Retirez "
+                            + "l'une des deux.");
+                    }
+                }
+            }
+            const weeks = new Set();
+            for (const x of list) {
+                const a = actOf(x);
+                const wk = x.activity_id + "|" + x.unit + "|"
+                           + F.mondayOf(x.date);
+                if (!a || !a.week_required || weeks.has(wk)) {
+                    continue;
+                }
+                weeks.add(wk);
+                const gap = P.weekOf(x, seen.filter((y) =>
+                    y.activity_id === x.activity_id)).find((y) =>
+                    !R.pending.has(keyOf(cid, sidOf(y))));
+                if (gap) {
+                    const st = stateOf(gap, child).state;
+                    out.push("La semaine complète est obligatoire pour « "
+                        + a.name + " » : " + child.first_name + " n'a pas "
+                        + "le " + cellWords(gap)
+                        + (P.selectable(st) ? " dans la sélection"
+                           : " (" + STATE_WORDS[st].toLowerCase() + ")")
+                        + ". Complétez la semaine du "
+                        + F.dayLong(F.mondayOf(x.date))
+                        + " ou retirez-la de la sélection.");
+                }
+            }
+        }
+        return out;
+    }
+
     async function submit() {
         if (R.inFlight || R.pending.size === 0) {
+            return;
+        }
+        const why = blockers();
+        sendWarn.replaceChildren();
+        if (why.length > 0) {
+            sendWarn.replaceChildren(h("div", { class: "alerte",
+                                                role: "alert" },
+                h("p", {}, "Rien n'a été envoyé :"),
+                h("ul", {}, why.map((w) => h("li", {}, w)))));
             return;
         }
         const items = Array.from(R.pending.values());
@@ -806,7 +994,7 @@ export async function viewReserver(ctx) {
         });
 
         R.inFlight = false;
-        validate.textContent = "Valider mes réservations";
+        validate.replaceChildren(...validateWords());
 
         if (r.status === 401) {
             return ctx.expired();
@@ -815,12 +1003,22 @@ export async function viewReserver(ctx) {
             R.idem = null;
             R.answer = r.data;
             R.results.clear();
+            /* booked cells leave the selection; refused ones stay, marked,
+             * while they can still be picked */
             for (const it of r.data.items || []) {
                 R.results.set(keyOf(it.child_id, it.session_id), it);
-                R.pending.delete(keyOf(it.child_id, it.session_id));
+                if (it.status === "confirmed") {
+                    R.pending.delete(keyOf(it.child_id, it.session_id));
+                }
             }
-            R.pending.clear();
             await load();
+            for (const [k, it] of R.pending) {
+                const s = R.index.get(it.session_id);
+                if (!s || !P.selectable(stateOf(s, who(it.child_id)).state)) {
+                    R.pending.delete(k);
+                }
+            }
+            draw();
             results.focus();
             announce("Demande N° " + r.data.request_id + " traitée.");
             return;
@@ -843,6 +1041,12 @@ export async function viewReserver(ctx) {
     await load();
 }
 
+/* "Valider mes réservations", the last words only visually hidden on a
+ * phone (the bar stays one line of buttons; the name stays whole). */
+function validateWords() {
+    return ["Valider", h("span", { class: "sur-grand" }, " mes réservations")];
+}
+
 function legend() {
     const item = (cls, word) => h("li", {},
         h("span", { class: "case " + cls }, word));
@@ -855,5 +1059,8 @@ function legend() {
           item("complet", "Complet"),
           item("conflit", "Conflit (i) : déjà inscrit sur ce créneau"),
           item("ferme", "Fermé : délai dépassé"),
-          item("pas_ouvert", "Pas encore ouvert")));
+          item("pas_ouvert", "Pas encore ouvert"),
+          item("hors_age", "Âge hors tranche"),
+          item("non_inscrit", "Inscription non validée"),
+          item("ferie", "Férié : pas de séance")));
 }

@@ -15,8 +15,10 @@
 
 import * as api from "../../js/api.js";
 import * as F from "../../js/format.js";
-import { h, id, announce, alertBox } from "../../js/dom.js";
-import { docTypeName, listOf, pick, when } from "../../js/espace.js";
+import { h, id, announce, alertBox, foldingMenu } from "../../js/dom.js";
+import { docTypeName, field, listOf, pick, shortRef, when }
+    from "../../js/espace.js";
+import { reasonText, labelOf } from "../../js/planning.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -75,16 +77,6 @@ function expired() {
     flash = { kind: "info", text: "Votre session a expiré. "
               + "Reconnectez-vous." };
     location.hash = "#/connexion";
-}
-
-function field(label, input, help) {
-    const hid = help ? id("aide") : null;
-    if (hid) {
-        input.setAttribute("aria-describedby", hid);
-    }
-    return h("div", { class: "champ" },
-             h("label", { for: input.id }, label), input,
-             help ? h("span", { id: hid, class: "discret" }, help) : null);
 }
 
 const WORDS = {
@@ -255,7 +247,7 @@ async function viewInscriptions() {
             return h("tr", { dataset: { inscription: String(e.id) } },
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(e.family_id) },
-                              pick(e, "family_name") || e.family_id)),
+                              familyName(e))),
                 h("td", {}, pick(e, "child_first_name", "first_name")
                             || e.child_id),
                 h("td", {}, pick(e, "activity_name") || e.activity_id),
@@ -318,9 +310,9 @@ async function viewDocuments() {
         const toI = h("input", { type: "date", id: "doc-au-" + d.id,
                                  value: F.addDays(today, 364) });
         const err = h("div", { "aria-live": "polite" });
-        const who = (pick(d, "family_name") || d.family_id)
-                    + (d.child_id ? " — " + (pick(d, "first_name",
-                                                 "child_name")
+        const who = familyName(d)
+                    + (d.child_id ? " — " + (pick(d, "child_first_name",
+                                                 "first_name")
                                              || d.child_id) : "");
         const accept = async () => {
             if (!fromI.value || !toI.value || toI.value < fromI.value) {
@@ -383,6 +375,24 @@ async function viewDocuments() {
 /* ---------------------------------------------------------------- */
 /* Familles */
 
+/* /api/staff/families answers 50 families at most (docs/api.md) */
+const FAMILIES_MAX = 50;
+
+/* A family in words: its name, else its login, never its internal id
+ * unless that is all there is (f a family, or a row naming one). */
+function familyName(f) {
+    return pick(f, "name", "family_name", "login", "family_login")
+           || f.family_id || f.id || "—";
+}
+
+/* The family whose login or id is exactly "asked", or null. */
+async function findFamily(asked) {
+    const rs = await get("/api/staff/families?q=" + encodeURIComponent(asked));
+    const same = (rs.ok ? listOf(rs.data, "families") : []).filter((f) =>
+        f.login === asked || f.id === asked);
+    return same.length === 1 ? same[0] : null;
+}
+
 async function viewFamilles() {
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
     if (q.get("id")) {
@@ -412,16 +422,40 @@ async function viewFamilles() {
     const list = listOf(r.data, "families");
     out.replaceChildren(list.length === 0
         ? h("p", {}, "Aucune famille trouvée.")
-        : table("Familles", ["Famille", "Identifiant", "E-mail",
+        : h("div", {}, list.length >= FAMILIES_MAX
+            ? alertBox("Seules les " + FAMILIES_MAX + " premières familles "
+                       + "sont affichées : précisez la recherche (nom, "
+                       + "identifiant ou prénom d'un enfant).", "info")
+            : h("p", { class: "discret" }, list.length + " famille"
+                                           + (list.length > 1 ? "s" : "")),
+          table("Familles", ["Famille", "Identifiant", "E-mail",
                              "Enfants"],
             list.map((f) => h("tr", { dataset: { famille: f.id } },
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(f.id) },
-                              f.id)),
+                              familyName(f))),
                 h("td", {}, f.login || "—"),
                 h("td", {}, f.email || "—"),
                 h("td", {}, (f.children || []).map((c) =>
-                    c.first_name || c).join(", "))))));
+                    c.first_name || c).join(", ")))))));
+}
+
+/* The family page's planning period (any dates: the file holds every
+ * booking). */
+function periodForm(fid, from, to) {
+    const du = h("input", { type: "date", id: "pf-du", value: from });
+    const au = h("input", { type: "date", id: "pf-au", value: to });
+    const form = h("form", { class: "outils-periode" },
+        field("Du", du), field("Au", au),
+        h("div", { class: "champ" }, h("button", { class: "bouton second",
+                                                   type: "submit" },
+                                       "Afficher")));
+    form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        location.hash = "#/familles?id=" + encodeURIComponent(fid)
+                        + "&du=" + du.value + "&au=" + au.value;
+    });
+    return form;
 }
 
 const ATTENDANCE = [["present", "Présent"], ["absent", "Absent"],
@@ -460,10 +494,14 @@ async function viewFamille(fid, q) {
         h("p", {}, "Identifiant : ", f.login || fid,
           f.qf !== undefined ? " · QF " + f.qf : "",
           f.direct_debit ? " · prélèvement automatique" : ""),
-        h("p", {}, h("a", { class: "bouton second",
+        h("p", { class: "boutons" }, h("a", { class: "bouton second",
                             href: "#/guichet?famille="
                                   + encodeURIComponent(fid) },
-                      "Réserver au guichet pour cette famille")),
+                      "Réserver au guichet pour cette famille"),
+          RANK[staff.role] >= RANK.admin
+              ? h("a", { class: "bouton second", href: "#/journal?famille="
+                                                   + encodeURIComponent(fid) },
+                  "Journal de cette famille") : null),
         h("h2", {}, "Enfants"),
         h("ul", {}, kids.map((c) => h("li", {}, c.first_name,
             c.birth_date ? " — né(e) le " + F.dayYear(c.birth_date) : ""))),
@@ -487,6 +525,7 @@ async function viewFamille(fid, q) {
                                        : "—"))), null, true),
         h("h2", {}, "Planning du " + F.dayYear(from) + " au "
                     + F.dayYear(to)),
+        periodForm(fid, from, to),
     ];
     const bookings = listOf(rf.data, "bookings")
         .filter((b) => b.status !== "cancelled" && b.date >= from
@@ -555,16 +594,29 @@ async function viewGuichet() {
     page("Guichet : réservation sur place", h("p", {}, "Les places "
          + "réservées ici sont prises sur le quota du guichet, même quand "
          + "le quota en ligne est complet."), head, out);
-    const fid = q.get("famille");
-    if (!fid) {
+    const asked = q.get("famille");
+    if (!asked) {
         return;
     }
     out.replaceChildren(loading());
-    const [rf, ra] = await Promise.all([
+    /* the family's id, or its login as its page shows it */
+    let fid = asked;
+    let [rf, ra] = await Promise.all([
         get("/api/staff/families/" + encodeURIComponent(fid)),
         get("/api/activities")]);
+    if (rf.status === 404) {
+        const f = await findFamily(asked);
+        if (f) {
+            fid = f.id;
+            rf = await get("/api/staff/families/" + encodeURIComponent(fid));
+        }
+    }
     if (!rf.ok) {
-        out.replaceChildren(alertBox(rf.error.message));
+        out.replaceChildren(alertBox(rf.status === 404
+            ? "Aucune famille « " + asked + " » : indiquez l'identifiant "
+              + "de connexion de la famille, ou cherchez-la dans "
+              + "« Familles »."
+            : rf.error.message));
         return;
     }
     const kids = listOf(rf.data, "children");
@@ -577,12 +629,16 @@ async function viewGuichet() {
                              value: q.get("date") || F.todayParis() });
     const cells = h("div", { id: "gu-seances", "aria-live": "polite" });
     const res = h("div", { id: "gu-resultat", "aria-live": "polite" });
+    const shown = new Map();     /* session id -> session */
     const show = async () => {
         res.replaceChildren();
         const s = await get("/api/activities/" + encodeURIComponent(act.value)
                             + "/sessions?from=" + day.value + "&to="
                             + day.value);
         const list = s.ok ? listOf(s.data, "sessions") : [];
+        for (const x of list) {
+            shown.set(x.id || x.session_id, x);
+        }
         if (list.length === 0) {
             cells.replaceChildren(h("p", {}, "Aucune séance ce jour-là."));
             return;
@@ -594,7 +650,7 @@ async function viewGuichet() {
                 return h("label", {}, h("input", { type: "checkbox",
                                                    value: sid,
                                                    name: "seance" }),
-                    (x.label || x.unit) + " — en ligne : "
+                    labelOf(x) + " — en ligne : "
                     + (x.status === "full" || x.places_left === 0
                        ? "complet" : x.places_left + " place(s)"));
             }))),
@@ -633,11 +689,14 @@ async function viewGuichet() {
         const d = p.data;
         res.replaceChildren(h("div", { class: "carte" },
             h("p", {}, h("strong", {}, "Demande N° " + d.request_id)),
-            h("ul", { class: "resultats" }, (d.items || []).map((it) =>
-                h("li", { dataset: { statut: it.status } },
-                  it.session_id + " : ", it.status === "confirmed"
+            h("ul", { class: "resultats" }, (d.items || []).map((it) => {
+                const x = shown.get(it.session_id);
+                return h("li", { dataset: { statut: it.status } },
+                  (x ? F.dayLong(x.date) + ", " + labelOf(x)
+                     : it.session_id) + " : ", it.status === "confirmed"
                   ? "Réservé au guichet (" + F.euros(it.price_cents) + ")"
-                  : "Refusé (" + (it.reason || "") + ")")))));
+                  : "Refusé : " + reasonText(it, F.instant));
+            }))));
         announce("Réservation au guichet traitée.");
     };
     const pickForm = h("form", { class: "carte" },
@@ -650,7 +709,7 @@ async function viewGuichet() {
         show();
     });
     out.replaceChildren(h("p", {}, "Famille : ",
-                          pick(rf.data.family || rf.data, "name", "login") || fid),
+                          familyName(rf.data.family || rf.data)),
                         pickForm, cells, res);
     if (q.get("date")) {
         show();
@@ -672,12 +731,37 @@ async function viewFacturation() {
         field("Mois", month, "Une facture par famille et par mois ; "
               + "relancer le même mois ne refacture rien."), res,
         h("div", { class: "boutons" }, btn));
+    let confirmed = null;
+    month.addEventListener("input", () => {
+        confirmed = null;
+        res.replaceChildren();
+        btn.textContent = "Lancer la facturation du mois";
+    });
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
         if (!/^\d{4}-\d\d$/.test(month.value)) {
             res.replaceChildren(alertBox("Indiquez le mois (AAAA-MM)."));
             return;
         }
+        /* one more click, the month in words; a month not over yet is
+         * said loudly (its later bookings would not be invoiced) */
+        const words = F.monthName(month.value + "-01");
+        if (confirmed !== month.value) {
+            confirmed = month.value;
+            const open = month.value >= today.slice(0, 7);
+            res.replaceChildren(alertBox((open
+                ? "Attention : " + words + " n'est pas terminé. Les séances "
+                  + "réservées ensuite pour ce mois ne seraient sur aucune "
+                  + "facture. "
+                : "") + "Une facture sera émise pour chaque famille ayant "
+                + "des séances facturables en " + words + ". Cliquez sur « "
+                + "Confirmer la facturation de " + words + " » pour "
+                + "lancer.", open ? "alerte" : "info"));
+            btn.textContent = "Confirmer la facturation de " + words;
+            return;
+        }
+        confirmed = null;
+        btn.textContent = "Lancer la facturation du mois";
         btn.disabled = true;
         res.replaceChildren(h("p", { class: "chargement" },
                               "Facturation en cours…"));
@@ -725,12 +809,13 @@ async function viewPaiements() {
              "Créée le", "Réglée le", "Référence"],
             list.map((p) => h("tr", {
                     dataset: { operation: String(p.operation_id) } },
-                h("td", { class: "sans-coupure" },
-                  String(p.operation_id).slice(0, 12) + "…"),
+                h("td", { class: "sans-coupure",
+                           title: String(p.operation_id) },
+                  shortRef(p.operation_id)),
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(p.family_id) },
-                              p.family_id)),
-                h("td", {}, (p.invoice_ids || []).join(", ")),
+                              familyName(p))),
+                h("td", {}, (p.invoice_ids || []).join(", ") || "—"),
                 h("td", { class: "montant" }, F.euros(p.amount_cents)),
                 h("td", {}, h("span", { class: "etiquette "
                     + (p.status === "paid" ? "ok" : p.status === "pending"
@@ -743,8 +828,9 @@ async function viewPaiements() {
         : table("Trop-perçus à rembourser", ["Opération", "Facture",
                                               "Montant", "Remboursé le"],
             over.map((v) => h("tr", {},
-                h("td", {}, String(v.operation_id).slice(0, 12) + "…"),
-                h("td", {}, String(v.invoice_id)),
+                h("td", { class: "sans-coupure" }, shortRef(v.operation_id)),
+                h("td", {}, v.invoice_id == null ? "—"
+                            : String(v.invoice_id)),
                 h("td", { class: "montant" }, F.euros(v.amount_cents)),
                 h("td", {}, when(v.refunded_at))))));
     const el = x.ok ? listOf(x.data, "exports") : [];
@@ -754,11 +840,11 @@ async function viewPaiements() {
         : table("Exports SEPA", ["Mois", "Message", "Prélèvements",
                                  "Total", "Fait le", "Par"],
             el.map((e) => h("tr", {},
-                h("td", {}, e.month), h("td", {}, e.msg_id),
-                h("td", {}, String(e.count)),
+                h("td", {}, e.month || "—"), h("td", {}, e.msg_id || "—"),
+                h("td", {}, e.count == null ? "—" : String(e.count)),
                 h("td", { class: "montant" }, F.euros(e.total_cents)),
                 h("td", {}, when(e.created_at)),
-                h("td", {}, e.created_by))), null, true));
+                h("td", {}, e.created_by || "—"))), null, true));
 }
 
 /* ---------------------------------------------------------------- */
@@ -802,7 +888,7 @@ async function viewMessagerie() {
             h("p", {}, h("a", { href: "#/messagerie" },
                          "← Toutes les conversations")),
             h("h2", {}, (t.subject || "Conversation") + " — "
-                        + (t.family_id || "")),
+                        + familyName(t)),
             h("ol", { class: "fil" }, listOf(r.data, "messages").map((m) => {
                 const fam = m.from === "family" || m.author === "family"
                             || m.sender === "family";
@@ -832,7 +918,7 @@ async function viewMessagerie() {
                 h("td", {}, h("a", { href: "#/messagerie?fil="
                                      + encodeURIComponent(t.id) },
                               t.subject || "Sans objet")),
-                h("td", {}, t.family_id || ""),
+                h("td", {}, familyName(t)),
                 h("td", {}, t.service || ""),
                 h("td", {}, when(pick(t, "last_at", "updated_at",
                                       "created_at"))),
@@ -844,22 +930,34 @@ async function viewMessagerie() {
 
 async function viewJournal() {
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
+    const fam = h("input", { type: "search", id: "jo-famille",
+                             value: q.get("famille") || "" });
     const target = h("input", { type: "search", id: "jo-cible",
                                 value: q.get("cible") || "" });
     const form = h("form", { class: "outils-periode", role: "search" },
-        field("Cible (famille, document, inscription…)", target),
+        field("Famille (identifiant)", fam),
+        field("Ou une cible (document:12, inscription…)", target),
         h("div", { class: "champ" }, h("button", { class: "bouton second",
                                                    type: "submit" },
                                        "Filtrer")));
     form.addEventListener("submit", (ev) => {
         ev.preventDefault();
-        location.hash = "#/journal?cible=" + encodeURIComponent(target.value);
+        location.hash = "#/journal?" + (fam.value.trim()
+            ? "famille=" + encodeURIComponent(fam.value.trim())
+            : "cible=" + encodeURIComponent(target.value.trim()));
     });
     const out = h("div", { id: "journal" }, loading());
     page("Journal des actions", form, out);
-    const r = await get("/api/staff/audit"
-                        + (q.get("cible") ? "?target="
-                           + encodeURIComponent(q.get("cible")) : ""));
+    /* a family: what it did, and what the staff decided about it */
+    let filter = "";
+    if (q.get("famille")) {
+        const f = await findFamily(q.get("famille"));
+        filter = "?family=" + encodeURIComponent(f ? f.id
+                                                   : q.get("famille"));
+    } else if (q.get("cible")) {
+        filter = "?target=" + encodeURIComponent(q.get("cible"));
+    }
+    const r = await get("/api/staff/audit" + filter);
     if (missing(r)) {
         return notYet("Journal des actions", "Le journal");
     }
@@ -878,8 +976,26 @@ async function viewJournal() {
                 h("td", {}, e.actor),
                 h("td", {}, e.action),
                 h("td", {}, e.target),
-                h("td", { class: "discret" }, typeof e.detail === "string"
-                    ? e.detail : JSON.stringify(e.detail || {}))))));
+                h("td", { class: "discret" }, detailWords(e.detail))))));
+}
+
+/* A journal entry's detail as "clé : valeur" lines, not raw JSON. */
+function detailWords(d) {
+    if (d === null || d === undefined || d === "") {
+        return "—";
+    }
+    if (typeof d !== "object") {
+        return String(d);
+    }
+    const words = (v) => (v === null || v === undefined ? "—"
+        : Array.isArray(v) ? v.map(words).join(", ")
+        : typeof v === "object" ? Object.entries(v).map(([k, x]) =>
+            k.replace(/_/g, " ") + " " + words(x)).join(", ")
+        : typeof v === "boolean" ? (v ? "oui" : "non") : String(v));
+    const entries = Object.entries(d);
+    return entries.length === 0 ? "—"
+        : h("ul", { class: "detail" }, entries.map(([k, v]) =>
+            h("li", {}, k.replace(/_/g, " ") + " : " + words(v))));
 }
 
 /* ---------------------------------------------------------------- */
@@ -942,5 +1058,6 @@ document.getElementById("deconnexion").addEventListener("click", async () => {
     location.hash = "#/connexion";
 });
 
+foldingMenu(nav);
 window.addEventListener("hashchange", route);
 route();
