@@ -41,26 +41,17 @@ gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
 }
 
 
+/*
+ * Step one's first command: SET the in-flight record "P <hash> <attempt>
+ * <plan>" NX GET EX <inflight ttl> on {f:<fid>}:idem:<key>.
+ */
 static void
-gch_step1_build(gch_book_t *b)
+gch_step1_record(gch_book_t *b, gch_cmdlist_t *l)
 {
-    int            q, klen;
-    char           key[GCH_KEY_MAX], val[GCH_KEY_MAX], exat[24], ttl[24],
-                   ms[24];
-    size_t         i, n, slen;
-    gch_buf_t      rec;
-    gch_cell_t    *c;
-    const char    *argv[8];
-    size_t         argvlen[8];
-    gch_cmdlist_t *l;
-
-    l = &b->step1;
-    gch_ids(b);
-
-    if (gch_member(b) != 0) {
-        l->failed = 1;
-        return;
-    }
+    char        ttl[24];
+    gch_buf_t   rec;
+    const char *argv[7];
+    size_t      argvlen[7];
 
     gch_buf_init(&rec, b->a);
     gch_buf_lit(&rec, "P ");
@@ -71,9 +62,6 @@ gch_step1_build(gch_book_t *b)
     gch_plan_json(b, &rec);
 
     gch_lltoa(ttl, (long long) b->in.inflight_ttl_s);
-    gch_lltoa(ms, (long long) b->in.now_ms);
-
-    gch_cmdlist_cmd(l, "MULTI", NULL);
 
     argv[0] = "SET"; argvlen[0] = 3;
     argv[1] = b->idem_rkey; argvlen[1] = strlen(b->idem_rkey);
@@ -87,14 +75,17 @@ gch_step1_build(gch_book_t *b)
     }
     gch_cmdlist_argv(l, 7, argv, argvlen);
     gch_buf_free(&rec);
+}
 
-    gch_cmdlist_cmd(l, "INCR", GCH_KEY_SEQ_DEMANDE, NULL);
-    gch_cmdlist_cmd(l, "ZADD", GCH_KEY_INFLIGHT, ms, b->member, NULL);
-    gch_cmdlist_cmd(l, "GET", GCH_KEY_CATALOGUE_GEN, NULL);
 
-    /* unit dependencies: who holds the units a cell needs, before us */
-
-    b->cells_at = GCH_STEP1_CELLS;
+/* unit dependencies: who holds the units a cell needs, before us */
+static void
+gch_step1_needs(gch_book_t *b, gch_cmdlist_t *l)
+{
+    int          q;
+    char         key[GCH_KEY_MAX];
+    size_t       i;
+    gch_cell_t  *c;
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
@@ -114,55 +105,97 @@ gch_step1_build(gch_book_t *b)
             b->cells_at++;
         }
     }
+}
 
-    for (i = 0; i < b->ncells; i++) {
-        c = &b->cells[i];
-        if (c->reason) {
+
+/*
+ * An open cell's claims, SET "<sid> <bid>" NX GET EXAT <the day after>,
+ * one per quantum, then the decrement of its quota.
+ */
+static void
+gch_step1_claims(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
+{
+    int          q, klen;
+    char         key[GCH_KEY_MAX], val[GCH_KEY_MAX], exat[24];
+    size_t       n, slen;
+    const char  *argv[7];
+    size_t       argvlen[7];
+
+    /* claims expire the day after the session's day */
+    gch_lltoa(exat, (long long) gch_paris_to_unix(c->session->date + 2,
+                                                   0));
+
+    /* "<sid> <bid>" */
+    slen = strlen(c->session->id);
+    n = slen + 1 + GCH_BID_LEN;
+    if (n >= sizeof(val)) {
+        l->failed = 1;
+        return;
+    }
+
+    memcpy(val, c->session->id, slen);
+    val[slen] = ' ';
+    memcpy(val + slen + 1, c->bid, GCH_BID_LEN + 1);
+
+    argv[0] = "SET"; argvlen[0] = 3;
+    argv[1] = key;
+    argv[2] = val; argvlen[2] = n;
+    argv[3] = "NX"; argvlen[3] = 2;
+    argv[4] = "GET"; argvlen[4] = 3;
+    argv[5] = "EXAT"; argvlen[5] = 4;
+    argv[6] = exat; argvlen[6] = strlen(exat);
+
+    for (q = 0; q < 32; q++) {
+        if (!(c->quanta & (1u << q))) {
             continue;
         }
 
-        /* claims expire the day after the session's day */
-        gch_lltoa(exat, (long long) gch_paris_to_unix(c->session->date + 2,
-                                                       0));
-
-        /* "<sid> <bid>" */
-        slen = strlen(c->session->id);
-        n = slen + 1 + GCH_BID_LEN;
-        if (n >= sizeof(val)) {
+        klen = gch_claim_key(key, sizeof(key), c, q);
+        if (klen < 0) {
             l->failed = 1;
             continue;
         }
 
-        memcpy(val, c->session->id, slen);
-        val[slen] = ' ';
-        memcpy(val + slen + 1, c->bid, GCH_BID_LEN + 1);
+        argvlen[1] = (size_t) klen;
+        gch_cmdlist_argv(l, 7, argv, argvlen);
+    }
 
-        argv[0] = "SET"; argvlen[0] = 3;
-        argv[1] = key;
-        argv[2] = val; argvlen[2] = n;
-        argv[3] = "NX"; argvlen[3] = 2;
-        argv[4] = "GET"; argvlen[4] = 3;
-        argv[5] = "EXAT"; argvlen[5] = 4;
-        argv[6] = exat; argvlen[6] = strlen(exat);
+    gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
+    gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
+                    "u32", "0", "-1", NULL);
+}
 
-        for (q = 0; q < 32; q++) {
-            if (!(c->quanta & (1u << q))) {
-                continue;
-            }
 
-            klen = gch_claim_key(key, sizeof(key), c, q);
-            if (klen < 0) {
-                l->failed = 1;
-                continue;
-            }
+static void
+gch_step1_build(gch_book_t *b)
+{
+    char            ms[24];
+    size_t          i;
+    gch_cmdlist_t  *l;
 
-            argvlen[1] = (size_t) klen;
-            gch_cmdlist_argv(l, 7, argv, argvlen);
+    l = &b->step1;
+    gch_ids(b);
+
+    if (gch_member(b) != 0) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_lltoa(ms, (long long) b->in.now_ms);
+
+    gch_cmdlist_cmd(l, "MULTI", NULL);
+    gch_step1_record(b, l);
+    gch_cmdlist_cmd(l, "INCR", GCH_KEY_SEQ_DEMANDE, NULL);
+    gch_cmdlist_cmd(l, "ZADD", GCH_KEY_INFLIGHT, ms, b->member, NULL);
+    gch_cmdlist_cmd(l, "GET", GCH_KEY_CATALOGUE_GEN, NULL);
+
+    b->cells_at = GCH_STEP1_CELLS;
+    gch_step1_needs(b, l);
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == GCH_REASON_NONE) {
+            gch_step1_claims(b, l, &b->cells[i]);
         }
-
-        gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
-        gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
-                        "u32", "0", "-1", NULL);
     }
 
     if (b->in.budget) {
