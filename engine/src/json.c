@@ -510,6 +510,72 @@ static const yajl_callbacks  gch_jb_callbacks = {
 
 
 /*
+ * Form feed and vertical tab are white space for yajl, not for RFC 8259
+ * (nor allowed in strings): GCH_EBADJSON at the first one.
+ */
+static int
+gch_json_no_ff_vt(const char *json, size_t len, gch_error_t *err)
+{
+    size_t       off;
+    const char  *ff, *vt;
+
+    ff = memchr(json, '\f', len);
+    vt = memchr(json, '\v', len);
+
+    if (ff || vt) {
+        off = (size_t) (((ff && vt) ? (ff < vt ? ff : vt) : (ff ? ff : vt))
+                        - json);
+        gch_error_set(err, GCH_EBADJSON, "JSON invalide à l'octet %zu.",
+                      off);
+        return GCH_EBADJSON;
+    }
+
+    return GCH_OK;
+}
+
+
+/* What a parse that yajl stopped (st) means: the code and err's message. */
+static int
+gch_json_failure(yajl_handle h, const gch_jbuild_t *b, yajl_status st,
+    gch_error_t *err)
+{
+    int             rc;
+    size_t          off;
+    unsigned char  *msg;
+
+    off = yajl_get_bytes_consumed(h);
+
+    if (st == yajl_status_client_canceled && b->rc == GCH_ENOMEM) {
+        rc = GCH_ENOMEM;
+        gch_error_set(err, rc, NULL);
+
+    } else if (st == yajl_status_client_canceled) {
+        rc = GCH_EBADJSON;
+        gch_error_set(err, rc, "JSON trop imbriqué (profondeur maximale "
+                      "%d) à l'octet %zu.", b->max_depth, off);
+
+    } else {
+        rc = GCH_EBADJSON;
+        msg = yajl_get_error(h, 0, NULL, 0);
+
+        if (msg && strstr((const char *) msg, "UTF8")) {
+            gch_error_set(err, rc, "JSON invalide : UTF-8 incorrect "
+                          "à l'octet %zu.", off);
+
+        } else {
+            gch_error_set(err, rc, "JSON invalide à l'octet %zu.", off);
+        }
+
+        if (msg) {
+            yajl_free_error(h, msg);
+        }
+    }
+
+    return rc;
+}
+
+
+/*
  * Parses json[0..len) into doc (see gch_json.h).  Everything yajl needs is
  * taken from a before parsing and released before returning.  Syntax
  * errors are GCH_EBADJSON with the byte offset in err; nesting deeper
@@ -521,30 +587,19 @@ gch_json_parse(gch_json_t *doc, const char *json, size_t len,
 {
     int               rc;
     char             *base;
-    size_t            off;
     jmp_buf           oom;
     yajl_status       st;
     yajl_handle       h;
-    const char       *ff, *vt;
     gch_jbuild_t     *b;
-    unsigned char    *msg;
     gch_reserve_t    *r;
     yajl_alloc_funcs  af;
 
     doc->ar = NULL;
     doc->root = NULL;
 
-    /* white space for yajl, not for RFC 8259 (nor allowed in strings) */
-
-    ff = memchr(json, '\f', len);
-    vt = memchr(json, '\v', len);
-
-    if (ff || vt) {
-        off = (size_t) (((ff && vt) ? (ff < vt ? ff : vt) : (ff ? ff : vt))
-                        - json);
-        gch_error_set(err, GCH_EBADJSON, "JSON invalide à l'octet %zu.",
-                      off);
-        return GCH_EBADJSON;
+    rc = gch_json_no_ff_vt(json, len, err);
+    if (rc != GCH_OK) {
+        return rc;
     }
 
     doc->ar = gch_arena_new(a, len < 4096 ? 4096 : 65536);
@@ -623,34 +678,7 @@ gch_json_parse(gch_json_t *doc, const char *json, size_t len,
         return GCH_OK;
     }
 
-    off = yajl_get_bytes_consumed(h);
-
-    if (st == yajl_status_client_canceled && b->rc == GCH_ENOMEM) {
-        rc = GCH_ENOMEM;
-        gch_error_set(err, rc, NULL);
-
-    } else if (st == yajl_status_client_canceled) {
-        rc = GCH_EBADJSON;
-        gch_error_set(err, rc, "JSON trop imbriqué (profondeur maximale "
-                      "%d) à l'octet %zu.", b->max_depth, off);
-
-    } else {
-        rc = GCH_EBADJSON;
-        msg = yajl_get_error(h, 0, NULL, 0);
-
-        if (msg && strstr((const char *) msg, "UTF8")) {
-            gch_error_set(err, rc, "JSON invalide : UTF-8 incorrect "
-                          "à l'octet %zu.", off);
-
-        } else {
-            gch_error_set(err, rc, "JSON invalide à l'octet %zu.", off);
-        }
-
-        if (msg) {
-            yajl_free_error(h, msg);
-        }
-    }
-
+    rc = gch_json_failure(h, b, st, err);
     yajl_free(h);
 
 failed:

@@ -845,22 +845,11 @@ gch_town_cells_unique(gch_tp_t *tp, size_t ai, gch_cell_t *cells, size_t n)
 }
 
 
-int
-gch_town_activities(gch_tp_t *tp, const gch_jnode_t *arr)
+/* The arrays the activities fill, one entry per activity (and one more). */
+static int
+gch_town_activities_alloc(gch_tp_t *tp, const gch_jnode_t *arr)
 {
-    int                 rc, share;
-    long                old;
-    size_t              i, j, total, mark, mark2, len;
-    char               *id;
-    gch_town_t         *t = tp->t;
-    gch_session_t      *s;
-    gch_cell_t         *c;
-    const gch_jnode_t  *e;
-
-    rc = gch_json_array(&tp->cx, "activities", arr, 0, 10000);
-    if (rc != GCH_OK) {
-        return rc;
-    }
+    gch_town_t  *t = tp->t;
 
     t->nactivities = arr->len;
     t->activities = gch_arena_calloc(tp->ar,
@@ -881,6 +870,117 @@ gch_town_activities(gch_tp_t *tp, const gch_jnode_t *arr)
            != GCH_OK)
     {
         return gch_tp_nomem(tp);
+    }
+
+    return GCH_OK;
+}
+
+
+/* A cell without an id: "<activity>-<YYYYMMDD>-<UNIT>". */
+static int
+gch_town_session_id(gch_tp_t *tp, const gch_activity_t *act, gch_cell_t *c)
+{
+    char        *id;
+    char         day[11];
+    size_t       len;
+    gch_town_t  *t = tp->t;
+
+    len = strlen(act->id);
+    id = gch_arena_alloc(tp->ar, len + 1 + 8 + 1
+                         + strlen(t->units[c->unit].code) + 1);
+    if (id == NULL) {
+        return gch_tp_nomem(tp);
+    }
+
+    gch_day_format(c->date, day);
+    memcpy(id, act->id, len);
+    id[len] = '-';
+    memcpy(id + len + 1, day, 4);
+    memcpy(id + len + 5, day + 5, 2);
+    memcpy(id + len + 7, day + 8, 2);
+    id[len + 9] = '-';
+    strcpy(id + len + 10, t->units[c->unit].code);
+    c->id = id;
+
+    return GCH_OK;
+}
+
+
+/* Every activity's sessions, in order, with ids and quotas. */
+static int
+gch_town_session_table(gch_tp_t *tp, size_t total)
+{
+    int             rc, share;
+    long            old;
+    size_t          i, j;
+    gch_town_t     *t = tp->t;
+    gch_session_t  *s;
+    gch_cell_t     *c;
+
+    t->sessions = gch_arena_alloc(tp->ar, (total + 1) * sizeof(gch_session_t));
+    if (t->sessions == NULL
+        || gch_index_init(&tp->p->sessions, tp->ar, total, t->sessions,
+                          sizeof(gch_session_t), 0) != GCH_OK)
+    {
+        return gch_tp_nomem(tp);
+    }
+
+    t->nsessions = 0;
+
+    for (i = 0; i < t->nactivities; i++) {
+        tp->p->act_first[i] = t->nsessions;
+        tp->p->act_count[i] = tp->ncells[i];
+        share = t->activities[i].online_share_percent;
+
+        for (j = 0; j < tp->ncells[i]; j++) {
+            c = &tp->cells[i][j];
+            s = &t->sessions[t->nsessions];
+
+            if (c->id == NULL) {
+                rc = gch_town_session_id(tp, &t->activities[i], c);
+                if (rc != GCH_OK) {
+                    return rc;
+                }
+            }
+
+            s->id = c->id;
+            s->activity = &t->activities[i];
+            s->date = c->date;
+            s->unit = c->unit;
+            s->label = c->label;
+            s->places = c->places;
+            s->places_online = (int) ((long long) c->places * share / 100);
+
+            old = gch_index_put(&tp->p->sessions, (uint32_t) t->nsessions);
+            if (old >= 0) {
+                gch_cell_path(tp, i, c);
+                return gch_jcx_fail(&tp->cx, NULL, "identifiant de séance "
+                                    "« %s » déjà utilisé", c->id);
+            }
+
+            t->nsessions++;
+        }
+    }
+
+    return GCH_OK;
+}
+
+
+int
+gch_town_activities(gch_tp_t *tp, const gch_jnode_t *arr)
+{
+    int                 rc;
+    size_t              i, total, mark, mark2;
+    const gch_jnode_t  *e;
+
+    rc = gch_json_array(&tp->cx, "activities", arr, 0, 10000);
+    if (rc != GCH_OK) {
+        return rc;
+    }
+
+    rc = gch_town_activities_alloc(tp, arr);
+    if (rc != GCH_OK) {
+        return rc;
     }
 
     mark = gch_jcx_key(&tp->cx, "activities", 10);
@@ -904,67 +1004,5 @@ gch_town_activities(gch_tp_t *tp, const gch_jnode_t *arr)
 
     gch_jcx_pop(&tp->cx, mark);
 
-    /* every activity's sessions, in order, with ids and quotas */
-
-    t->sessions = gch_arena_alloc(tp->ar, (total + 1) * sizeof(gch_session_t));
-    if (t->sessions == NULL
-        || gch_index_init(&tp->p->sessions, tp->ar, total, t->sessions,
-                          sizeof(gch_session_t), 0) != GCH_OK)
-    {
-        return gch_tp_nomem(tp);
-    }
-
-    t->nsessions = 0;
-
-    for (i = 0; i < t->nactivities; i++) {
-        tp->p->act_first[i] = t->nsessions;
-        tp->p->act_count[i] = tp->ncells[i];
-        share = t->activities[i].online_share_percent;
-
-        for (j = 0; j < tp->ncells[i]; j++) {
-            c = &tp->cells[i][j];
-            s = &t->sessions[t->nsessions];
-
-            if (c->id == NULL) {
-                /* "<activity>-<YYYYMMDD>-<UNIT>" */
-                char  day[11];
-
-                len = strlen(t->activities[i].id);
-                id = gch_arena_alloc(tp->ar, len + 1 + 8 + 1
-                                     + strlen(t->units[c->unit].code) + 1);
-                if (id == NULL) {
-                    return gch_tp_nomem(tp);
-                }
-
-                gch_day_format(c->date, day);
-                memcpy(id, t->activities[i].id, len);
-                id[len] = '-';
-                memcpy(id + len + 1, day, 4);
-                memcpy(id + len + 5, day + 5, 2);
-                memcpy(id + len + 7, day + 8, 2);
-                id[len + 9] = '-';
-                strcpy(id + len + 10, t->units[c->unit].code);
-                c->id = id;
-            }
-
-            s->id = c->id;
-            s->activity = &t->activities[i];
-            s->date = c->date;
-            s->unit = c->unit;
-            s->label = c->label;
-            s->places = c->places;
-            s->places_online = (int) ((long long) c->places * share / 100);
-
-            old = gch_index_put(&tp->p->sessions, (uint32_t) t->nsessions);
-            if (old >= 0) {
-                gch_cell_path(tp, i, c);
-                return gch_jcx_fail(&tp->cx, NULL, "identifiant de séance "
-                                    "« %s » déjà utilisé", c->id);
-            }
-
-            t->nsessions++;
-        }
-    }
-
-    return GCH_OK;
+    return gch_town_session_table(tp, total);
 }

@@ -1,0 +1,889 @@
+/*
+ * book_step.c -- the booking saga's Redis steps: the commands of steps one,
+ * two and three, and what their EXEC replies decide (the idempotency
+ * verdict, each cell's outcome, the fence, the compensation).  See book.h.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "book.h"
+
+
+/*
+ * The family's budget, last in step one: INCRBY {f:<fid>}:budget <cost>,
+ * EXPIRE ... NX (the window starts with the first request), TTL.
+ */
+static void
+gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
+{
+    int    klen;
+    char   key[GCH_KEY_MAX], cost[24], win[24];
+
+    klen = gch_key3(key, sizeof(key), GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BUDGET);
+    if (klen < 0) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_lltoa(cost, gch_family_cost(b->ncells));
+    gch_lltoa(win, GCH_FAMILY_WINDOW_S);
+
+    /* replies are numbered without the MULTI */
+    b->budget_at = l->list.ncmds - 1;
+
+    gch_cmdlist_cmd(l, "INCRBY", key, cost, NULL);
+    gch_cmdlist_cmd(l, "EXPIRE", key, win, "NX", NULL);
+    gch_cmdlist_cmd(l, "TTL", key, NULL);
+}
+
+
+/*
+ * Step one's first command: SET the in-flight record "P <hash> <attempt>
+ * <plan>" NX GET EX <inflight ttl> on {f:<fid>}:idem:<key>.
+ */
+static void
+gch_step1_record(gch_book_t *b, gch_cmdlist_t *l)
+{
+    char        ttl[24];
+    gch_buf_t   rec;
+    const char *argv[7];
+    size_t      argvlen[7];
+
+    gch_buf_init(&rec, b->a);
+    gch_buf_lit(&rec, "P ");
+    gch_buf_add(&rec, b->hash, 32);
+    gch_buf_lit(&rec, " ");
+    gch_buf_add(&rec, gch_attempt_id(b), strlen(gch_attempt_id(b)));
+    gch_buf_lit(&rec, " ");
+    gch_plan_json(b, &rec);
+
+    gch_lltoa(ttl, (long long) b->in.inflight_ttl_s);
+
+    argv[0] = "SET"; argvlen[0] = 3;
+    argv[1] = b->idem_rkey; argvlen[1] = strlen(b->idem_rkey);
+    argv[2] = rec.data ? rec.data : ""; argvlen[2] = rec.len;
+    argv[3] = "NX"; argvlen[3] = 2;
+    argv[4] = "GET"; argvlen[4] = 3;
+    argv[5] = "EX"; argvlen[5] = 2;
+    argv[6] = ttl; argvlen[6] = strlen(ttl);
+    if (rec.failed) {
+        l->failed = 1;
+    }
+    gch_cmdlist_argv(l, 7, argv, argvlen);
+    gch_buf_free(&rec);
+}
+
+
+/* unit dependencies: who holds the units a cell needs, before us */
+static void
+gch_step1_needs(gch_book_t *b, gch_cmdlist_t *l)
+{
+    int          q;
+    char         key[GCH_KEY_MAX];
+    size_t       i;
+    gch_cell_t  *c;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason || c->needs == 0) {
+            continue;
+        }
+
+        c->needs_at = b->cells_at;
+
+        for (q = 0; q < 32; q++) {
+            if (!(c->needs & (1u << q))) {
+                continue;
+            }
+
+            gch_dep_key(key, sizeof(key), b, c, q);
+            gch_cmdlist_cmd(l, "GET", key, NULL);
+            b->cells_at++;
+        }
+    }
+}
+
+
+/*
+ * An open cell's claims, SET "<sid> <bid>" NX GET EXAT <the day after>,
+ * one per quantum, then the decrement of its quota.
+ */
+static void
+gch_step1_claims(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
+{
+    int          q, klen;
+    char         key[GCH_KEY_MAX], val[GCH_KEY_MAX], exat[24];
+    size_t       n, slen;
+    const char  *argv[7];
+    size_t       argvlen[7];
+
+    /* claims expire the day after the session's day */
+    gch_lltoa(exat, (long long) gch_paris_to_unix(c->session->date + 2,
+                                                   0));
+
+    /* "<sid> <bid>" */
+    slen = strlen(c->session->id);
+    n = slen + 1 + GCH_BID_LEN;
+    if (n >= sizeof(val)) {
+        l->failed = 1;
+        return;
+    }
+
+    memcpy(val, c->session->id, slen);
+    val[slen] = ' ';
+    memcpy(val + slen + 1, c->bid, GCH_BID_LEN + 1);
+
+    argv[0] = "SET"; argvlen[0] = 3;
+    argv[1] = key;
+    argv[2] = val; argvlen[2] = n;
+    argv[3] = "NX"; argvlen[3] = 2;
+    argv[4] = "GET"; argvlen[4] = 3;
+    argv[5] = "EXAT"; argvlen[5] = 4;
+    argv[6] = exat; argvlen[6] = strlen(exat);
+
+    for (q = 0; q < 32; q++) {
+        if (!(c->quanta & (1u << q))) {
+            continue;
+        }
+
+        klen = gch_claim_key(key, sizeof(key), c, q);
+        if (klen < 0) {
+            l->failed = 1;
+            continue;
+        }
+
+        argvlen[1] = (size_t) klen;
+        gch_cmdlist_argv(l, 7, argv, argvlen);
+    }
+
+    gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
+    gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
+                    "u32", "0", "-1", NULL);
+}
+
+
+static void
+gch_step1_build(gch_book_t *b)
+{
+    char            ms[24];
+    size_t          i;
+    gch_cmdlist_t  *l;
+
+    l = &b->step1;
+    gch_ids(b);
+
+    if (gch_member(b) != 0) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_lltoa(ms, (long long) b->in.now_ms);
+
+    gch_cmdlist_cmd(l, "MULTI", NULL);
+    gch_step1_record(b, l);
+    gch_cmdlist_cmd(l, "INCR", GCH_KEY_SEQ_DEMANDE, NULL);
+    gch_cmdlist_cmd(l, "ZADD", GCH_KEY_INFLIGHT, ms, b->member, NULL);
+    gch_cmdlist_cmd(l, "GET", GCH_KEY_CATALOGUE_GEN, NULL);
+
+    b->cells_at = GCH_STEP1_CELLS;
+    gch_step1_needs(b, l);
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == GCH_REASON_NONE) {
+            gch_step1_claims(b, l, &b->cells[i]);
+        }
+    }
+
+    if (b->in.budget) {
+        gch_budget_cmds(b, l);
+    }
+
+    gch_cmdlist_cmd(l, "EXEC", NULL);
+}
+
+
+/* See gch.h: NULL when memory is short (answer 503, nothing was sent). */
+const gch_cmds_t *
+gch_book_step1(gch_book_t *b)
+{
+    if (!b->step1_built) {
+        b->step1_built = 1;
+        gch_step1_build(b);
+    }
+
+    if (b->step1.failed) {
+        return NULL;
+    }
+
+    b->state = GCH_BOOK_STEP1;
+    return &b->step1.list;
+}
+
+
+/* Undo what step one took for cell c (claims set, place taken). */
+static void
+gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
+{
+    int   q;
+    char  key[GCH_KEY_MAX];
+
+    for (q = 0; q < 32; q++) {
+        if ((c->claimed & (1u << q))
+            && gch_claim_key(key, sizeof(key), c, q) > 0)
+        {
+            gch_cmdlist_cmd(l, "DEL", key, NULL);
+        }
+    }
+
+    if (c->took_place) {
+        gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
+        gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
+                        "u32", "0", "1", NULL);
+    }
+
+    (void) b;
+}
+
+
+/*
+ * Reads one cell's claim and place replies (starting at *k in the EXEC
+ * array) and decides its outcome.  Returns -1 on an unexpected reply.
+ */
+static int
+gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
+    size_t *k)
+{
+    int                q;
+    const char        *sp;
+    const redisReply  *r, *bf;
+    const char        *held;
+
+    held = NULL;
+
+    for (q = 0; q < 32; q++) {
+        if (!(c->quanta & (1u << q))) {
+            continue;
+        }
+
+        if (*k >= exec->elements) {
+            return -1;
+        }
+
+        r = exec->element[(*k)++];
+
+        if (r->type == REDIS_REPLY_NIL) {
+            c->claimed |= 1u << q;
+
+        } else if (r->type == REDIS_REPLY_STRING) {
+            held = r->str;
+
+            /* "<sid> <bid>": the same session means already booked */
+            sp = strrchr(r->str, ' ');
+            if (sp && (size_t) (sp - r->str) == strlen(c->session->id)
+                && memcmp(r->str, c->session->id, sp - r->str) == 0)
+            {
+                c->reason = GCH_REASON_ALREADY_BOOKED;
+            }
+
+        } else {
+            return -1;
+        }
+    }
+
+    if (*k >= exec->elements) {
+        return -1;
+    }
+
+    bf = exec->element[(*k)++];
+    if (bf->type != REDIS_REPLY_ARRAY || bf->elements != 1) {
+        return -1;
+    }
+
+    c->took_place = (bf->element[0]->type == REDIS_REPLY_INTEGER);
+
+    if (held && c->reason == GCH_REASON_NONE) {
+        c->reason = GCH_REASON_CONFLICT;
+
+    } else if (!held && !c->took_place) {
+        c->reason = GCH_REASON_FULL;
+    }
+
+    (void) b;
+    return 0;
+}
+
+
+/*
+ * How long the answer is kept for a retry: a request with no cell
+ * confirmed keeps nothing else and may be kept less (refused_ttl_s).
+ */
+static int64_t
+gch_answer_ttl(const gch_book_t *b)
+{
+    size_t  i;
+
+    if (b->in.refused_ttl_s <= 0
+        || b->in.refused_ttl_s >= b->in.idem_ttl_s)
+    {
+        return b->in.idem_ttl_s;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == GCH_REASON_NONE) {
+            return b->in.idem_ttl_s;
+        }
+    }
+
+    return b->in.refused_ttl_s;
+}
+
+
+static void
+gch_step2_build(gch_book_t *b)
+{
+    int             flen;
+    char            key[GCH_KEY_MAX], fkey[GCH_KEY_MAX], ttl[24];
+    char           *entry, *plan;
+    size_t          i, len;
+    gch_cell_t     *c;
+    gch_cmdlist_t  *l;
+    const char     *argv[8];
+    size_t          argvlen[8];
+
+    l = &b->step2;
+    gch_lltoa(ttl, (long long) gch_answer_ttl(b));
+    flen = gch_key3(fkey, sizeof(fkey), GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BOOKINGS);
+    if (flen < 0) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_cmdlist_cmd(l, "MULTI", NULL);
+
+    argv[0] = "SET"; argvlen[0] = 3;
+    argv[1] = b->idem_rkey; argvlen[1] = strlen(b->idem_rkey);
+    argv[2] = b->stored; argvlen[2] = b->stored_len;
+    argv[3] = "XX"; argvlen[3] = 2;
+    argv[4] = "GET"; argvlen[4] = 3;
+    argv[5] = "EX"; argvlen[5] = 2;
+    argv[6] = ttl; argvlen[6] = strlen(ttl);
+    gch_cmdlist_argv(l, 7, argv, argvlen);
+
+    gch_cmdlist_cmd(l, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+
+        if (c->session == NULL) {
+            continue;
+        }
+
+        if (c->reason) {
+            gch_undo_cell(b, l, c);
+            continue;
+        }
+
+        gch_place_key(key, sizeof(key), c->session, GCH_BOOKED(b));
+        gch_cmdlist_cmd(l, "SADD", key, c->bid, NULL);
+
+        plan = gch_planning_json(b, c, &len);
+        if (plan == NULL) {
+            l->failed = 1;
+            continue;
+        }
+
+        argv[0] = "HSET"; argvlen[0] = 4;
+        argv[1] = fkey; argvlen[1] = (size_t) flen;
+        argv[2] = c->bid; argvlen[2] = GCH_BID_LEN;
+        argv[3] = plan; argvlen[3] = len;
+        gch_cmdlist_argv(l, 4, argv, argvlen);
+        b->a->free(b->a->ctx, plan);
+    }
+
+    entry = gch_entry_json(b, &len);
+    if (entry == NULL) {
+        l->failed = 1;
+
+    } else {
+        argv[0] = "XADD"; argvlen[0] = 4;
+        argv[1] = GCH_KEY_STREAM; argvlen[1] = sizeof(GCH_KEY_STREAM) - 1;
+        argv[2] = "*"; argvlen[2] = 1;
+        argv[3] = "d"; argvlen[3] = 1;
+        argv[4] = entry; argvlen[4] = len;
+        gch_cmdlist_argv(l, 5, argv, argvlen);
+        b->a->free(b->a->ctx, entry);
+    }
+
+    entry = gch_demande_json(b, &len);
+    if (entry == NULL) {
+        l->failed = 1;
+
+    } else {
+        (void) gch_demandes_key(key, sizeof(key), b);
+        argv[0] = "LPUSH"; argvlen[0] = 5;
+        argv[1] = key; argvlen[1] = strlen(key);
+        argv[2] = entry; argvlen[2] = len;
+        gch_cmdlist_argv(l, 3, argv, argvlen);
+        b->a->free(b->a->ctx, entry);
+    }
+
+    gch_cmdlist_cmd(l, "EXEC", NULL);
+}
+
+
+/* Replays, 409 and 422: give back whatever step one took. */
+static void
+gch_compensate_all(gch_book_t *b)
+{
+    size_t       i, before;
+    gch_cell_t  *c;
+
+    gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+    before = b->step2.list.ncmds;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->session) {
+            gch_undo_cell(b, &b->step2, c);
+        }
+    }
+
+    if (b->step2.list.ncmds == before) {
+        gch_cmdlist_free(&b->step2);     /* nothing to undo */
+        return;
+    }
+
+    gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+}
+
+
+/* Reads claim and place replies only to learn what to undo. */
+static int
+gch_scan_taken(gch_book_t *b, const redisReply *exec)
+{
+    size_t       i, k;
+    gch_cell_t  *c;
+
+    k = b->cells_at;
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason) {
+            continue;
+        }
+
+        if (gch_cell_outcome(b, c, exec, &k) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+gch_idem_verdict(gch_book_t *b, const redisReply *r)
+{
+    const char  *p;
+    size_t       n;
+
+    /* "P <hash> ..." or "D <hash> <answer>" */
+
+    if (r->len < 35 || r->str[1] != ' ' || r->str[34] != ' ') {
+        gch_error_body(b, 503, "unavailable",
+                       "Le service est momentanément indisponible.");
+        return -1;
+    }
+
+    if (memcmp(r->str + 2, b->hash, 32) != 0) {
+        gch_error_body(b, 422, "idempotency_key_reused",
+                       "Cette clé Idempotency-Key a déjà servi pour une "
+                       "autre demande.");
+        return 0;
+    }
+
+    if (r->str[0] == 'P') {
+        gch_error_body(b, 409, "request_in_progress",
+                       "Cette demande est déjà en cours de traitement.");
+        return 0;
+    }
+
+    p = r->str + 35;
+    n = r->len - 35;
+
+    b->body = b->a->alloc(b->a->ctx, n + 1);
+    if (b->body == NULL) {
+        return -1;
+    }
+
+    memcpy(b->body, p, n);
+    b->body[n] = '\0';
+    b->body_len = n;
+    b->status = 200;
+    b->replayed = 1;
+
+    return 0;
+}
+
+
+/*
+ * Redis lost its data (no catalogue generation) or went back in time (an
+ * older one than the catalogue this request was planned with): nothing
+ * may be sold on counters that are not the truth.
+ */
+static int
+gch_data_lost(gch_book_t *b, const redisReply *gen)
+{
+    long long  g;
+
+    if (gen->type != REDIS_REPLY_STRING) {
+        return 1;
+    }
+
+    g = strtoll(gen->str, NULL, 10);
+
+    return g <= 0 || g < b->in.catalogue_gen;
+}
+
+
+/* Undo all of step one (its record too) and answer this error. */
+static int
+gch_abort(gch_book_t *b, const redisReply *exec, int status,
+    const char *code, const char *message)
+{
+    b->state = GCH_BOOK_DONE;
+
+    if (gch_scan_taken(b, exec) != 0) {
+        return GCH_EREDIS;
+    }
+
+    gch_compensate_all(b);
+
+    if (exec->element[0]->type == REDIS_REPLY_NIL) {
+        /* the record step one created */
+        if (b->step2.list.ncmds == 0) {
+            gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+        } else {
+            b->a->free(b->a->ctx, b->step2.list.cmds[--b->step2.list.ncmds]
+                                      .data);    /* reopen before EXEC */
+        }
+
+        gch_cmdlist_cmd(&b->step2, "DEL", b->idem_rkey, NULL);
+        gch_cmdlist_cmd(&b->step2, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
+        gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+    }
+
+    gch_error_body(b, status, code, message);
+
+    return b->step2.failed ? GCH_ENOMEM : GCH_OK;
+}
+
+
+/* Undo all of step one and answer 503 until the worker has rebuilt. */
+static int
+gch_fail_closed(gch_book_t *b, const redisReply *exec)
+{
+    return gch_abort(b, exec, 503, "unavailable",
+                     "Le guichet se remet d'une panne : rien n'a été "
+                     "réservé. Réessayez dans un instant.");
+}
+
+
+/*
+ * The family's budget (gch_budget_cmds): 0 within it, 1 past it
+ * (b->retry_after set), -1 on unexpected replies.
+ */
+static int
+gch_over_budget(gch_book_t *b, const redisReply *exec)
+{
+    const redisReply  *spent, *ttl;
+
+    if (b->budget_at + 2 >= exec->elements) {
+        return -1;
+    }
+
+    spent = exec->element[b->budget_at];
+    ttl = exec->element[b->budget_at + 2];
+
+    if (spent->type != REDIS_REPLY_INTEGER
+        || ttl->type != REDIS_REPLY_INTEGER)
+    {
+        return -1;
+    }
+
+    b->retry_after = gch_family_throttle(spent->integer, ttl->integer);
+
+    return b->retry_after > 0;
+}
+
+
+/* "D-%06lld" of the demande number */
+static void
+gch_request_id(gch_book_t *b)
+{
+    char    num[24];
+    size_t  n, pad;
+
+    n = gch_lltoa(num, b->number);
+    pad = (b->number >= 0 && n < 6) ? 6 - n : 0;
+
+    memcpy(b->request_id, "D-", 2);
+    memset(b->request_id + 2, '0', pad);
+    memcpy(b->request_id + 2 + pad, num, n + 1);
+}
+
+
+/*
+ * See gch.h.  Returns GCH_EREDIS on an unexpected reply (the answer is
+ * then 503), GCH_ENOMEM when memory is short.
+ */
+int
+gch_book_on_step1(gch_book_t *b, const redisReply *exec)
+{
+    char         prefix[35];
+    size_t       i, k, len;
+    gch_cell_t  *c;
+    const redisReply  *r;
+
+    if (exec == NULL || exec->type != REDIS_REPLY_ARRAY
+        || exec->elements < b->cells_at)
+    {
+        b->state = GCH_BOOK_DONE;
+        return GCH_EREDIS;
+    }
+
+    if (gch_data_lost(b, exec->element[3])) {
+        return gch_fail_closed(b, exec);
+    }
+
+    r = exec->element[0];
+
+    if (r->type != REDIS_REPLY_NIL) {
+
+        /* the key was known: replay, in progress or reused */
+
+        b->state = GCH_BOOK_DONE;
+
+        if (!gch_reply_is_str(r) || gch_scan_taken(b, exec) != 0) {
+            return GCH_EREDIS;
+        }
+
+        if (gch_idem_verdict(b, r) != 0) {
+            return b->body ? GCH_EREDIS : GCH_ENOMEM;
+        }
+
+        gch_compensate_all(b);
+
+        /* this attempt's own member in gch:inflight, with what it undoes
+         * (the first attempt's member, if it is live, is its own) */
+        if (b->step2.list.ncmds == 0) {
+            gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+        } else {
+            b->a->free(b->a->ctx,
+                       b->step2.list.cmds[--b->step2.list.ncmds].data);
+        }
+
+        gch_cmdlist_cmd(&b->step2, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
+        gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+
+        return b->step2.failed ? GCH_ENOMEM : GCH_OK;
+    }
+
+    if (exec->element[1]->type != REDIS_REPLY_INTEGER) {
+        b->state = GCH_BOOK_DONE;
+        return GCH_EREDIS;
+    }
+
+    if (b->in.budget) {
+        switch (gch_over_budget(b, exec)) {
+        case 0:
+            break;
+        case 1:
+            return gch_abort(b, exec, 429, "rate_limited",
+                             "Trop de demandes de réservation pour cette "
+                             "famille en peu de temps : rien n'a été "
+                             "réservé. Réessayez dans un moment.");
+        default:
+            b->state = GCH_BOOK_DONE;
+            return GCH_EREDIS;
+        }
+    }
+
+    b->number = exec->element[1]->integer;
+    gch_request_id(b);
+
+    k = b->cells_at;
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason) {
+            continue;
+        }
+
+        if (gch_cell_outcome(b, c, exec, &k) != 0) {
+            b->state = GCH_BOOK_DONE;
+            return GCH_EREDIS;
+        }
+    }
+
+    gch_needs_outcome(b, exec);
+    gch_week_outcome(b);
+
+    /* the stored record "D <hash> <answer>"; the body is its tail */
+
+    memcpy(prefix, "D ", 2);
+    memcpy(prefix + 2, b->hash, 32);
+    prefix[34] = ' ';
+
+    b->stored = gch_answer_json(b, prefix, 35, &len);
+    if (b->stored == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    b->stored_len = len;
+    b->body = b->stored + 35;
+    b->body_len = len - 35;
+    b->body_in_stored = 1;
+    b->status = 200;
+
+    gch_step2_build(b);
+
+    return b->step2.failed ? GCH_ENOMEM : GCH_OK;
+}
+
+
+const gch_cmds_t *
+gch_book_step2(gch_book_t *b)
+{
+    if (b->step2.list.ncmds == 0) {
+        return NULL;
+    }
+
+    if (b->state == GCH_BOOK_STEP1) {
+        b->state = GCH_BOOK_STEP2;
+    }
+
+    return &b->step2.list;
+}
+
+
+static void
+gch_step3_build(gch_book_t *b)
+{
+    int             n;
+    char            key[GCH_KEY_MAX], fkey[GCH_KEY_MAX];
+    size_t          i;
+    char           *entry;
+    gch_buf_t       o;
+    gch_cell_t     *c;
+    gch_cmdlist_t  *l;
+
+    l = &b->step3;
+    gch_cmdlist_cmd(l, "MULTI", NULL);
+
+    (void) gch_key3(fkey, sizeof(fkey), GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BOOKINGS);
+
+    gch_buf_init(&o, b->a);
+    gch_buf_lit(&o, "{\"type\":\"void\",\"family_id\":");
+    gch_buf_jstrz(&o, b->in.family->id);
+    gch_buf_lit(&o, ",\"idem\":");
+    gch_buf_jstr(&o, b->in.idem_key, b->in.idem_len);
+    gch_buf_lit(&o, ",\"booking_ids\":[");
+
+    n = 0;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->reason) {
+            continue;
+        }
+
+        if (n++) {
+            gch_buf_lit(&o, ",");
+        }
+
+        gch_buf_jstrz(&o, c->bid);
+
+        gch_place_key(key, sizeof(key), c->session, GCH_BOOKED(b));
+        gch_cmdlist_cmd(l, "SREM", key, c->bid, NULL);
+        gch_cmdlist_cmd(l, "HDEL", fkey, c->bid, NULL);
+    }
+
+    gch_buf_lit(&o, "]}");
+
+    entry = gch_buf_detach(&o, NULL);
+    if (entry == NULL) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_cmdlist_cmd(l, "XADD", GCH_KEY_STREAM, "*", "d", entry, NULL);
+    b->a->free(b->a->ctx, entry);
+
+    gch_cmdlist_cmd(l, "DEL", b->idem_rkey, NULL);
+    gch_cmdlist_cmd(l, "EXEC", NULL);
+}
+
+
+/*
+ * See gch.h.  GCH_EFENCED: the reaper released this attempt before step
+ * two ran; send gch_book_step3() and answer 503.
+ */
+int
+gch_book_on_step2(gch_book_t *b, const redisReply *exec)
+{
+    const redisReply  *r;
+
+    b->state = GCH_BOOK_DONE;
+
+    if (b->replayed || b->status != 200 || b->stored == NULL) {
+        return GCH_OK;                   /* a compensation: no verdict */
+    }
+
+    if (exec == NULL || exec->type != REDIS_REPLY_ARRAY
+        || exec->elements < 1)
+    {
+        return GCH_EREDIS;
+    }
+
+    r = exec->element[0];
+
+    /* our own "P <hash> <attempt id> ...": not another attempt's with the
+     * same body, which owns the key since the reaper released ours */
+    if (!gch_reply_is_str(r) || !gch_own_record(b, r->str, r->len)) {
+        gch_step3_build(b);
+        gch_body_release(b);
+        gch_error_body(b, 503, "unavailable",
+                       "Le service est momentanément indisponible, "
+                       "rien n'a été réservé. Réessayez.");
+        return GCH_EFENCED;
+    }
+
+    /* the last reply is LPUSH's: the length of the demande list */
+    r = exec->element[exec->elements - 1];
+    if (r->type == REDIS_REPLY_INTEGER && r->integer > GCH_DEMANDES_TRIM) {
+        char  key[GCH_KEY_MAX];
+
+        if (gch_demandes_key(key, sizeof(key), b) >= 0) {
+            gch_cmdlist_cmd(&b->step3, "LTRIM", key, "0", GCH_DEMANDES_LAST,
+                            NULL);
+        }
+    }
+
+    return GCH_OK;
+}
+
+
+const gch_cmds_t *
+gch_book_step3(gch_book_t *b)
+{
+    /* a step three cut short by memory would leave a MULTI open */
+    return (b->step3.list.ncmds && !b->step3.failed) ? &b->step3.list
+                                                      : NULL;
+}
