@@ -14,7 +14,8 @@
  * the catalogue publication of guichet-worker (publish_interval_ms) or a
  * direct write right after the commit.
  *
- * Layers: http.c owns the server, routing, authentication, bodies and
+ * Layers: http.c owns the server and routing, auth.c authentication,
+ * body.c request data and bodies, db.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
  * account.c, payment.c, staff.c) owns a table of routes and its handlers.
  * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
@@ -177,6 +178,10 @@ extern gcho_ctx_t  gcho_ctx;
 int gcho_http_start(void);
 void gcho_http_stop(void);
 
+/* auth.c: the route's authentication (rq->route known), before its
+ * handler.  0: go on; -1: the answer (401/403/503) is set. */
+int gcho_authorize(gcho_req_t *rq);
+
 
 /* ------------------------------------------------------------------ */
 /* hash.c: password hashing off the server's thread                     */
@@ -202,7 +207,8 @@ void gcho_hash_log_counters(void);
 
 
 /* ------------------------------------------------------------------ */
-/* http.c: what handlers use                                            */
+/* what handlers use: body.c (request data, bodies), db.c (PostgreSQL,  */
+/* Redis, audit, outbox), reply.c (answers)                             */
 
 /* The value of a request header or query argument, or NULL. */
 const char *gcho_header(gcho_req_t *rq, const char *name);
@@ -254,6 +260,8 @@ int gcho_error(gcho_req_t *rq, int status, const char *code,
     const char *message);
 /* Adds an answer header (copied). */
 void gcho_add_header(gcho_req_t *rq, const char *name, const char *value);
+/* 503 `unavailable` (rq NULL: no answer); -1. */
+int gcho_unavailable(gcho_req_t *rq);
 
 /*
  * Appends a row to the append-only audit log (audit_log): who (the staff
