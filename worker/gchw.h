@@ -104,6 +104,25 @@ long long gchw_persist_dead(redisContext *rc);
  */
 long long gchw_persist_trim(redisContext *rc, int keep_ms);
 
+/* batch.c: what a batch holds, the statements of gchw_batch_write() it
+ * needs */
+#define GCHW_T_BOOK     0x01
+#define GCHW_T_CANCEL   0x02
+#define GCHW_T_ABSENCE  0x04
+#define GCHW_T_VOID     0x08
+#define GCHW_T_ALL      0xff
+/*
+ * Writes the JSON array in one transaction, with the statements its entry
+ * types (GCHW_T_* bits) need.  0; -1 when PostgreSQL
+ * refused the data (SQLSTATE class 22 data exception or 23 integrity
+ * constraint: the entry's own fault, the connection is fine); -2 on any
+ * other error (connection lost, server shutting down, a missing table or
+ * a bug of ours: not the entry's fault, never dead-lettered; the caller
+ * backs off).  PostgreSQL's message is copied to err (errlen bytes).
+ */
+int gchw_batch_write(PGconn *pg, const char *json, int types, char *err,
+    size_t errlen);
+
 
 
 /* ------------------------------------------------------------------ */
