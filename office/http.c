@@ -1,7 +1,7 @@
 /*
  * http.c -- guichet-office's HTTP side: libmicrohttpd server and routing
  * (authentication is auth.c's, request data and bodies body.c's,
- * PostgreSQL and Redis db.c's, answers reply.c's).
+ * PostgreSQL and Redis store.c's, answers reply.c's).
  *
  * One internal polling thread serves every connection in turn (the
  * office's traffic is light and each handler is a few SQL statements), so

@@ -15,7 +15,7 @@
  * direct write right after the commit.
  *
  * Layers: http.c owns the server and routing, auth.c authentication,
- * body.c request data and bodies, db.c PostgreSQL and Redis, reply.c
+ * body.c request data and bodies, store.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
  * account.c, payment.c, debit.c, staff.c) owns a table of routes and its
  * handlers.
@@ -209,7 +209,7 @@ void gcho_hash_log_counters(void);
 
 
 /* ------------------------------------------------------------------ */
-/* what handlers use: body.c (request data, bodies), db.c (PostgreSQL,  */
+/* what handlers use: body.c (request data, bodies), store.c (PostgreSQL,  */
 /* Redis, audit, outbox), reply.c (answers)                             */
 
 /* The value of a request header or query argument, or NULL. */

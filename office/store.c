@@ -1,5 +1,5 @@
 /*
- * db.c -- guichet-office's PostgreSQL and Redis: the connections of
+ * store.c -- guichet-office's PostgreSQL and Redis: the connections of
  * gcho_ctx (made again when they broke; 503 `unavailable` when they
  * cannot be), statements and transactions, the audit log, the outbox,
  * and the few checks and marks several handlers share.
