@@ -375,8 +375,9 @@ async function viewDocuments() {
 /* ---------------------------------------------------------------- */
 /* Familles */
 
-/* /api/staff/families answers 50 families at most (docs/api.md) */
-const FAMILIES_MAX = 50;
+/* /api/staff/families answers a page of families (offset, limit) and the
+ * total (docs/api.md): the list shows 50 at a time (issue 22) */
+const FAMILIES_PAGE = 50;
 
 /* A family in words: its name, else its login, never its internal id
  * unless that is all there is (f a family, or a row naming one). */
@@ -387,7 +388,8 @@ function familyName(f) {
 
 /* The family whose login or id is exactly "asked", or null. */
 async function findFamily(asked) {
-    const rs = await get("/api/staff/families?q=" + encodeURIComponent(asked));
+    const rs = await get("/api/staff/families?limit=100&q="
+                         + encodeURIComponent(asked));
     const same = (rs.ok ? listOf(rs.data, "families") : []).filter((f) =>
         f.login === asked || f.id === asked);
     return same.length === 1 ? same[0] : null;
@@ -410,7 +412,9 @@ async function viewFamilles() {
     });
     const out = h("div", { id: "familles" }, loading());
     page("Familles", form, out);
-    const r = await get("/api/staff/families?q="
+    const from = Math.max(0, Number.parseInt(q.get("depuis"), 10) || 0);
+    const r = await get("/api/staff/families?limit=" + FAMILIES_PAGE
+                        + "&offset=" + from + "&q="
                         + encodeURIComponent(q.get("q") || ""));
     if (missing(r)) {
         return notYet("Familles", "La recherche de familles");
@@ -420,16 +424,37 @@ async function viewFamilles() {
         return;
     }
     const list = listOf(r.data, "families");
-    out.replaceChildren(list.length === 0
+    const total = Number.isInteger(r.data.total) ? r.data.total
+                                                 : from + list.length;
+    const there = (at) => "#/familles?q=" + encodeURIComponent(q.get("q")
+                                                               || "")
+                          + (at > 0 ? "&depuis=" + at : "");
+    const s = (n) => (n > 1 ? "s" : "");
+    const count = h("p", { class: "discret", id: "fam-compte" },
+        total <= list.length && from === 0
+            ? total + " famille" + s(total)
+            : list.length + " famille" + s(list.length) + " sur " + total
+              + (list.length > 0 ? " (de la " + (from + 1) + "e à la "
+                                   + (from + list.length) + "e)" : ""));
+    const pager = total > FAMILIES_PAGE || from > 0
+        ? h("div", { class: "boutons", id: "fam-pages" },
+            from > 0
+                ? h("a", { class: "bouton second", href: there(Math.max(0,
+                           from - FAMILIES_PAGE)), rel: "prev" },
+                    "← Précédentes")
+                : null,
+            from + list.length < total
+                ? h("a", { class: "bouton second",
+                           href: there(from + FAMILIES_PAGE), rel: "next" },
+                    "Suivantes →")
+                : null)
+        : null;
+    out.replaceChildren(list.length === 0 && from === 0
         ? h("p", {}, "Aucune famille trouvée.")
-        : h("div", {}, list.length >= FAMILIES_MAX
-            ? alertBox("Seules les " + FAMILIES_MAX + " premières familles "
-                       + "sont affichées : précisez la recherche (nom, "
-                       + "identifiant ou prénom d'un enfant).", "info")
-            : h("p", { class: "discret" }, list.length + " famille"
-                                           + (list.length > 1 ? "s" : "")),
-          table("Familles", ["Famille", "Identifiant", "E-mail",
-                             "Enfants"],
+        : h("div", {}, count,
+          list.length === 0 ? null : table("Familles", ["Famille",
+                                           "Identifiant", "E-mail",
+                                           "Enfants"],
             list.map((f) => h("tr", { dataset: { famille: f.id } },
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(f.id) },
@@ -437,7 +462,8 @@ async function viewFamilles() {
                 h("td", {}, f.login || "—"),
                 h("td", {}, f.email || "—"),
                 h("td", {}, (f.children || []).map((c) =>
-                    c.first_name || c).join(", ")))))));
+                    c.first_name || c).join(", "))))),
+          pager));
 }
 
 /* The family page's planning period (any dates: the file holds every
