@@ -146,3 +146,79 @@ t("the family list pages through every family and says how many",
     await p.close();
     assert.deepEqual(errors, []);
 });
+
+t("the counter finds a family from a child's first name or part of its "
+  + "login and books for it", async () => {
+    const wed = town.activities.find((a) => a.id === "mercredis")
+        .sessions[0];
+    const p = await agentPage(1200);
+    await p.goto(BASE + "/agent/#/guichet");
+    await p.waitForSelector("#gu-famille[role=combobox]");
+    /* a child's first name, in part and in another case */
+    await p.click("#gu-famille");
+    await p.keyboard.type("hug");
+    await p.waitForSelector("#gu-suggestions [role=option]");
+    assert.equal(await p.getAttribute("#gu-famille", "aria-expanded"),
+                 "true");
+    const opts = await p.$$eval("#gu-suggestions [role=option]", (os) =>
+        os.map((o) => o.textContent));
+    assert.deepEqual(opts, ["parent — Hugo, Léa"]);
+    await H.axe("agent guichet suggestions 1200", p);
+    await shot("guichet-suggestions-1200", p);
+    await p.keyboard.press("ArrowDown");
+    assert.equal(await p.getAttribute("#gu-famille",
+                                      "aria-activedescendant"),
+                 "gu-option-0");
+    await p.keyboard.press("Enter");
+    await p.waitForSelector("#gu-enfant");
+    assert.equal(await p.inputValue("#gu-famille"), "parent");
+    assert.match(await p.textContent("#guichet"), /Famille : parent/);
+    await p.selectOption("#gu-enfant", "c-hugo");
+    await p.selectOption("#gu-activite", "mercredis");
+    await p.fill("#gu-date", wed.date);
+    await p.click("button:has-text('Voir les séances')");
+    await p.check("#gu-seances input[value=\"" + wed.id + "\"]");
+    await p.click("#gu-reserver");
+    const res = await (await p.waitForSelector("#gu-resultat li"))
+        .textContent();
+    assert.match(res, /Réservé au guichet/);
+    await H.axe("agent guichet réservé 1200", p);
+    await p.close();
+
+    /* at 375 px: a first name many families share gives ten
+     * suggestions; part of a login, the suggestion picked by a tap opens
+     * that family at the counter */
+    const m = await agentPage(375);
+    await m.goto(BASE + "/agent/#/guichet");
+    await m.waitForSelector("#gu-famille[role=combobox]");
+    await m.click("#gu-famille");
+    await m.keyboard.type("MAX");
+    await m.waitForSelector("#gu-suggestions [role=option]");
+    /* 60 families have a Max: ten suggestions */
+    assert.equal(await m.$$eval("#gu-suggestions [role=option]",
+                                (os) => os.length), 10);
+    await m.fill("#gu-famille", "");
+    await m.click("#gu-famille");
+    await m.keyboard.type("aren");
+    await m.waitForSelector("#gu-suggestions [data-famille=f-p22]");
+    await H.axe("agent guichet suggestions 375", m);
+    await shot("guichet-suggestions-375", m);
+    await m.click("#gu-suggestions [data-famille=f-p22]");
+    await m.waitForSelector("#gu-enfant");
+    assert.match(await m.textContent("#guichet"), /Famille : parent/);
+    assert.deepEqual(await m.$$eval("#gu-enfant option", (os) =>
+        os.map((o) => o.value)), ["c-hugo", "c-lea"]);
+    await m.selectOption("#gu-activite", "alsh");
+    await H.axe("agent guichet famille 375", m);
+    /* Escape closes the suggestions */
+    await m.fill("#gu-famille", "");
+    await m.click("#gu-famille");
+    await m.keyboard.type("lou");
+    await m.waitForSelector("#gu-suggestions [role=option]");
+    await m.keyboard.press("Escape");
+    assert.equal(await m.getAttribute("#gu-famille", "aria-expanded"),
+                 "false");
+    assert.ok(await m.$eval("#gu-suggestions", (l) => l.hidden));
+    await m.close();
+    assert.deepEqual(errors, []);
+});

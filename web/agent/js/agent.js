@@ -601,15 +601,123 @@ async function viewFamille(fid, q) {
 /* ---------------------------------------------------------------- */
 /* Guichet: on-site places */
 
+/* The suggestions of a family field (an ARIA 1.2 combobox: the input keeps
+ * the focus, the list is its listbox): the families whose login, id,
+ * e-mail address or a child's first name holds what was typed (two
+ * characters at least, 10 suggestions), from /api/staff/families;
+ * arrows move, Enter or a click chooses, Escape closes (issue 22). */
+function familySuggestions(input, choose) {
+    const list = h("ul", { id: "gu-suggestions", role: "listbox",
+                           class: "suggestions", hidden: true,
+                           "aria-label": "Familles proposées" });
+    let found = [];
+    let active = -1;
+    let asked = 0;
+    let timer = null;
+    const close = () => {
+        list.hidden = true;
+        list.replaceChildren();
+        found = [];
+        active = -1;
+        input.setAttribute("aria-expanded", "false");
+        input.removeAttribute("aria-activedescendant");
+    };
+    const mark = (i) => {
+        active = i;
+        list.querySelectorAll("[role=option]").forEach((o, j) =>
+            o.setAttribute("aria-selected", String(j === i)));
+        if (i >= 0) {
+            input.setAttribute("aria-activedescendant", "gu-option-" + i);
+            list.children[i].scrollIntoView({ block: "nearest" });
+        } else {
+            input.removeAttribute("aria-activedescendant");
+        }
+    };
+    const pickIt = (f) => {
+        input.value = f.login || f.id;
+        close();
+        choose(f);
+    };
+    const suggest = async () => {
+        const text = input.value.trim();
+        const me = ++asked;
+        if (text.length < 2) {
+            close();
+            return;
+        }
+        const r = await get("/api/staff/families?limit=10&q="
+                            + encodeURIComponent(text));
+        if (me !== asked || document.activeElement !== input) {
+            return;
+        }
+        found = r.ok ? listOf(r.data, "families") : [];
+        if (found.length === 0) {
+            close();
+            announce("Aucune famille proposée.");
+            return;
+        }
+        list.replaceChildren(...found.map((f, i) => h("li", {
+            id: "gu-option-" + i, role: "option", "aria-selected": "false",
+            dataset: { famille: f.id },
+            onmousedown: (ev) => ev.preventDefault(),
+            onclick: () => pickIt(f) },
+            familyName(f), (f.children || []).length > 0
+                ? h("span", { class: "discret" }, " — "
+                    + f.children.map((c) => c.first_name).join(", "))
+                : null)));
+        active = -1;
+        list.hidden = false;
+        input.setAttribute("aria-expanded", "true");
+        input.removeAttribute("aria-activedescendant");
+        const more = r.data.total > found.length
+                     ? " sur " + r.data.total : "";
+        announce(found.length + " famille" + (found.length > 1 ? "s" : "")
+                 + " proposée" + (found.length > 1 ? "s" : "") + more
+                 + " : flèches pour choisir.");
+    };
+    input.addEventListener("input", () => {
+        clearTimeout(timer);
+        timer = setTimeout(suggest, 200);
+    });
+    input.addEventListener("keydown", (ev) => {
+        if (ev.key === "Escape" && !list.hidden) {
+            ev.preventDefault();
+            close();
+        } else if ((ev.key === "ArrowDown" || ev.key === "ArrowUp")
+                   && found.length > 0) {
+            ev.preventDefault();
+            const step = ev.key === "ArrowDown" ? 1 : -1;
+            mark((active + step + found.length + (active < 0 && step < 0
+                                                  ? 1 : 0))
+                 % found.length);
+        } else if (ev.key === "Enter" && active >= 0 && !list.hidden) {
+            ev.preventDefault();
+            pickIt(found[active]);
+        }
+    });
+    input.addEventListener("blur", () => setTimeout(close, 100));
+    return list;
+}
+
+
 async function viewGuichet() {
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
     const fam = h("input", { type: "text", id: "gu-famille", required: true,
                              value: q.get("famille") || "",
-                             autocomplete: "off" });
+                             autocomplete: "off", role: "combobox",
+                             "aria-autocomplete": "list",
+                             "aria-expanded": "false",
+                             "aria-controls": "gu-suggestions" });
     const load = h("button", { class: "bouton second", type: "submit" },
                    "Afficher");
     const head = h("form", { class: "outils-periode" },
-        field("Famille (identifiant)", fam),
+        h("div", { class: "combo" },
+          field("Famille", fam, "Une partie de l'identifiant de connexion "
+                + "ou le prénom d'un enfant, puis choisissez."),
+          familySuggestions(fam, (f) => {
+              location.hash = "#/guichet?famille="
+                              + encodeURIComponent(f.login || f.id);
+          })),
         h("div", { class: "champ" }, load));
     head.addEventListener("submit", (ev) => {
         ev.preventDefault();
