@@ -515,12 +515,57 @@ gcho_staff_me(gcho_req_t *rq)
 /* ------------------------------------------------------------------ */
 /* families                                                             */
 
-/* GET /api/staff/families?q= : by family id, login, child first name or
- * e-mail address (case-insensitive substring), at most 50 */
+/*
+ * A paging parameter of the family search: absent, the default; else
+ * decimal digits only, from min to max.
+ */
+static int
+gcho_staff_page_arg(gcho_req_t *rq, const char *name, long dflt, long min,
+    long max, char *out, size_t size)
+{
+    char        msg[120];
+    long        n;
+    const char  *v, *c;
+
+    v = gcho_query(rq, name);
+    n = dflt;
+
+    if (v != NULL) {
+        if (*v == '\0' || strlen(v) > 7) {
+            goto invalid;
+        }
+        for (c = v; *c != '\0'; c++) {
+            if (*c < '0' || *c > '9') {
+                goto invalid;
+            }
+        }
+        n = strtol(v, NULL, 10);
+        if (n < min || n > max) {
+            goto invalid;
+        }
+    }
+
+    snprintf(out, size, "%ld", n);
+    return 0;
+
+invalid:
+
+    snprintf(msg, sizeof(msg), "Le paramètre %s doit être un entier de "
+             "%ld à %ld.", name, min, max);
+    gcho_error(rq, 400, "invalid_field", msg);
+    return -1;
+}
+
+
+/* GET /api/staff/families?q=&offset=&limit= : by family id, login, child
+ * first name or e-mail address (case-insensitive substring), ordered by id;
+ * a page of limit families (50 unless asked, 100 at most) from offset, and
+ * the total of the hits (issue 22) */
 static int
 gcho_staff_families(gcho_req_t *rq)
 {
-    const char  *p[1], *q;
+    char         off[16], lim[16];
+    const char  *p[3], *q;
 
     q = gcho_query(rq, "q");
     if (q != NULL && strlen(q) > 100) {
@@ -528,7 +573,17 @@ gcho_staff_families(gcho_req_t *rq)
                           "Le paramètre q est trop long.");
     }
 
+    if (gcho_staff_page_arg(rq, "offset", 0, 0, 1000000, off, sizeof(off))
+        != 0
+        || gcho_staff_page_arg(rq, "limit", 50, 1, 100, lim, sizeof(lim))
+           != 0)
+    {
+        return 0;
+    }
+
     p[0] = q ? q : "";
+    p[1] = off;
+    p[2] = lim;
 
     return gcho_reply_row(rq, 200,
         "with hit as ("
@@ -539,18 +594,22 @@ gcho_staff_families(gcho_req_t *rq)
         "      or strpos(lower(coalesce(f.login, '')), lower($1)) > 0"
         "      or strpos(lower(coalesce(m.address, '')), lower($1)) > 0"
         "      or exists (select 1 from child c where c.family_id = f.id"
-        "         and strpos(lower(c.first_name), lower($1)) > 0)"
-        "   order by f.id limit 50)"
-        " select json_build_object('families', coalesce(json_agg("
+        "         and strpos(lower(c.first_name), lower($1)) > 0)),"
+        " page as (select id from hit order by id"
+        "   offset $2::int limit $3::int)"
+        " select json_build_object('total', (select count(*) from hit),"
+        "   'offset', $2::int, 'limit', $3::int,"
+        "   'families', coalesce((select json_agg("
         "   json_build_object('id', f.id, 'login', f.login,"
         "     'email', m.address, 'direct_debit', f.direct_debit,"
         "     'children', (select coalesce(json_agg(json_build_object("
         "        'id', c.id, 'first_name', c.first_name,"
         "        'birth_date', c.birth_date) order by c.id), '[]')"
         "        from child c where c.family_id = f.id))"
-        "   order by f.id), '[]'))"
-        " from hit join family f on f.id = hit.id"
-        " left join family_email m on m.family_id = f.id", 1, p, "");
+        "   order by f.id)"
+        "   from page join family f on f.id = page.id"
+        "   left join family_email m on m.family_id = f.id), '[]'))",
+        3, p, "");
 }
 
 

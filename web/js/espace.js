@@ -964,7 +964,7 @@ function newPasswordFields(prefix) {
         field("Confirmez le nouveau mot de passe", b)] };
 }
 
-/* docs/website.md: 10 characters at least (the API takes 8) */
+/* docs/website.md: 10 characters at least (the API's rule too) */
 const PASSWORD_MIN = 10;
 
 function checkNew(f, msg, old) {

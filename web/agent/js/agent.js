@@ -375,8 +375,9 @@ async function viewDocuments() {
 /* ---------------------------------------------------------------- */
 /* Familles */
 
-/* /api/staff/families answers 50 families at most (docs/api.md) */
-const FAMILIES_MAX = 50;
+/* /api/staff/families answers a page of families (offset, limit) and the
+ * total (docs/api.md): the list shows 50 at a time (issue 22) */
+const FAMILIES_PAGE = 50;
 
 /* A family in words: its name, else its login, never its internal id
  * unless that is all there is (f a family, or a row naming one). */
@@ -387,7 +388,8 @@ function familyName(f) {
 
 /* The family whose login or id is exactly "asked", or null. */
 async function findFamily(asked) {
-    const rs = await get("/api/staff/families?q=" + encodeURIComponent(asked));
+    const rs = await get("/api/staff/families?limit=100&q="
+                         + encodeURIComponent(asked));
     const same = (rs.ok ? listOf(rs.data, "families") : []).filter((f) =>
         f.login === asked || f.id === asked);
     return same.length === 1 ? same[0] : null;
@@ -410,7 +412,9 @@ async function viewFamilles() {
     });
     const out = h("div", { id: "familles" }, loading());
     page("Familles", form, out);
-    const r = await get("/api/staff/families?q="
+    const from = Math.max(0, Number.parseInt(q.get("depuis"), 10) || 0);
+    const r = await get("/api/staff/families?limit=" + FAMILIES_PAGE
+                        + "&offset=" + from + "&q="
                         + encodeURIComponent(q.get("q") || ""));
     if (missing(r)) {
         return notYet("Familles", "La recherche de familles");
@@ -420,16 +424,37 @@ async function viewFamilles() {
         return;
     }
     const list = listOf(r.data, "families");
-    out.replaceChildren(list.length === 0
+    const total = Number.isInteger(r.data.total) ? r.data.total
+                                                 : from + list.length;
+    const there = (at) => "#/familles?q=" + encodeURIComponent(q.get("q")
+                                                               || "")
+                          + (at > 0 ? "&depuis=" + at : "");
+    const s = (n) => (n > 1 ? "s" : "");
+    const count = h("p", { class: "discret", id: "fam-compte" },
+        total <= list.length && from === 0
+            ? total + " famille" + s(total)
+            : list.length + " famille" + s(list.length) + " sur " + total
+              + (list.length > 0 ? " (de la " + (from + 1) + "e à la "
+                                   + (from + list.length) + "e)" : ""));
+    const pager = total > FAMILIES_PAGE || from > 0
+        ? h("div", { class: "boutons", id: "fam-pages" },
+            from > 0
+                ? h("a", { class: "bouton second", href: there(Math.max(0,
+                           from - FAMILIES_PAGE)), rel: "prev" },
+                    "← Précédentes")
+                : null,
+            from + list.length < total
+                ? h("a", { class: "bouton second",
+                           href: there(from + FAMILIES_PAGE), rel: "next" },
+                    "Suivantes →")
+                : null)
+        : null;
+    out.replaceChildren(list.length === 0 && from === 0
         ? h("p", {}, "Aucune famille trouvée.")
-        : h("div", {}, list.length >= FAMILIES_MAX
-            ? alertBox("Seules les " + FAMILIES_MAX + " premières familles "
-                       + "sont affichées : précisez la recherche (nom, "
-                       + "identifiant ou prénom d'un enfant).", "info")
-            : h("p", { class: "discret" }, list.length + " famille"
-                                           + (list.length > 1 ? "s" : "")),
-          table("Familles", ["Famille", "Identifiant", "E-mail",
-                             "Enfants"],
+        : h("div", {}, count,
+          list.length === 0 ? null : table("Familles", ["Famille",
+                                           "Identifiant", "E-mail",
+                                           "Enfants"],
             list.map((f) => h("tr", { dataset: { famille: f.id } },
                 h("td", {}, h("a", { href: "#/familles?id="
                                      + encodeURIComponent(f.id) },
@@ -437,7 +462,8 @@ async function viewFamilles() {
                 h("td", {}, f.login || "—"),
                 h("td", {}, f.email || "—"),
                 h("td", {}, (f.children || []).map((c) =>
-                    c.first_name || c).join(", ")))))));
+                    c.first_name || c).join(", "))))),
+          pager));
 }
 
 /* The family page's planning period (any dates: the file holds every
@@ -575,15 +601,123 @@ async function viewFamille(fid, q) {
 /* ---------------------------------------------------------------- */
 /* Guichet: on-site places */
 
+/* The suggestions of a family field (an ARIA 1.2 combobox: the input keeps
+ * the focus, the list is its listbox): the families whose login, id,
+ * e-mail address or a child's first name holds what was typed (two
+ * characters at least, 10 suggestions), from /api/staff/families;
+ * arrows move, Enter or a click chooses, Escape closes (issue 22). */
+function familySuggestions(input, choose) {
+    const list = h("ul", { id: "gu-suggestions", role: "listbox",
+                           class: "suggestions", hidden: true,
+                           "aria-label": "Familles proposées" });
+    let found = [];
+    let active = -1;
+    let asked = 0;
+    let timer = null;
+    const close = () => {
+        list.hidden = true;
+        list.replaceChildren();
+        found = [];
+        active = -1;
+        input.setAttribute("aria-expanded", "false");
+        input.removeAttribute("aria-activedescendant");
+    };
+    const mark = (i) => {
+        active = i;
+        list.querySelectorAll("[role=option]").forEach((o, j) =>
+            o.setAttribute("aria-selected", String(j === i)));
+        if (i >= 0) {
+            input.setAttribute("aria-activedescendant", "gu-option-" + i);
+            list.children[i].scrollIntoView({ block: "nearest" });
+        } else {
+            input.removeAttribute("aria-activedescendant");
+        }
+    };
+    const pickIt = (f) => {
+        input.value = f.login || f.id;
+        close();
+        choose(f);
+    };
+    const suggest = async () => {
+        const text = input.value.trim();
+        const me = ++asked;
+        if (text.length < 2) {
+            close();
+            return;
+        }
+        const r = await get("/api/staff/families?limit=10&q="
+                            + encodeURIComponent(text));
+        if (me !== asked || document.activeElement !== input) {
+            return;
+        }
+        found = r.ok ? listOf(r.data, "families") : [];
+        if (found.length === 0) {
+            close();
+            announce("Aucune famille proposée.");
+            return;
+        }
+        list.replaceChildren(...found.map((f, i) => h("li", {
+            id: "gu-option-" + i, role: "option", "aria-selected": "false",
+            dataset: { famille: f.id },
+            onmousedown: (ev) => ev.preventDefault(),
+            onclick: () => pickIt(f) },
+            familyName(f), (f.children || []).length > 0
+                ? h("span", { class: "discret" }, " — "
+                    + f.children.map((c) => c.first_name).join(", "))
+                : null)));
+        active = -1;
+        list.hidden = false;
+        input.setAttribute("aria-expanded", "true");
+        input.removeAttribute("aria-activedescendant");
+        const more = r.data.total > found.length
+                     ? " sur " + r.data.total : "";
+        announce(found.length + " famille" + (found.length > 1 ? "s" : "")
+                 + " proposée" + (found.length > 1 ? "s" : "") + more
+                 + " : flèches pour choisir.");
+    };
+    input.addEventListener("input", () => {
+        clearTimeout(timer);
+        timer = setTimeout(suggest, 200);
+    });
+    input.addEventListener("keydown", (ev) => {
+        if (ev.key === "Escape" && !list.hidden) {
+            ev.preventDefault();
+            close();
+        } else if ((ev.key === "ArrowDown" || ev.key === "ArrowUp")
+                   && found.length > 0) {
+            ev.preventDefault();
+            const step = ev.key === "ArrowDown" ? 1 : -1;
+            mark((active + step + found.length + (active < 0 && step < 0
+                                                  ? 1 : 0))
+                 % found.length);
+        } else if (ev.key === "Enter" && active >= 0 && !list.hidden) {
+            ev.preventDefault();
+            pickIt(found[active]);
+        }
+    });
+    input.addEventListener("blur", () => setTimeout(close, 100));
+    return list;
+}
+
+
 async function viewGuichet() {
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
     const fam = h("input", { type: "text", id: "gu-famille", required: true,
                              value: q.get("famille") || "",
-                             autocomplete: "off" });
+                             autocomplete: "off", role: "combobox",
+                             "aria-autocomplete": "list",
+                             "aria-expanded": "false",
+                             "aria-controls": "gu-suggestions" });
     const load = h("button", { class: "bouton second", type: "submit" },
                    "Afficher");
     const head = h("form", { class: "outils-periode" },
-        field("Famille (identifiant)", fam),
+        h("div", { class: "combo" },
+          field("Famille", fam, "Une partie de l'identifiant de connexion "
+                + "ou le prénom d'un enfant, puis choisissez."),
+          familySuggestions(fam, (f) => {
+              location.hash = "#/guichet?famille="
+                              + encodeURIComponent(f.login || f.id);
+          })),
         h("div", { class: "champ" }, load));
     head.addEventListener("submit", (ev) => {
         ev.preventDefault();
