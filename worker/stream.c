@@ -19,17 +19,18 @@ gchw_id_ms(const char *id)
 }
 
 
-/* See gchw.h. */
-int64_t
-gchw_persist_lag(redisContext *rc)
+/*
+ * The last-delivered id of the persister's group into out ("" when the
+ * stream or the group does not exist yet): 0, or -1 when Redis did not
+ * answer (rc->errstr).
+ */
+static int
+gchw_group_last(redisContext *rc, char *out, size_t size)
 {
     size_t        i, j;
-    int64_t       oldest, now;
-    redisReply   *r, *g, *x;
-    const char   *last;
+    redisReply   *r, *g;
 
-    oldest = 0;
-    last = NULL;
+    out[0] = '\0';
 
     r = redisCommand(rc, "XINFO GROUPS " GCHW_STREAM);
     if (r == NULL) {
@@ -54,9 +55,29 @@ gchw_persist_lag(redisContext *rc)
                 break;
             }
             if (strcmp(g->element[j]->str, "last-delivered-id") == 0) {
-                last = g->element[j + 1]->str;
+                snprintf(out, size, "%s", g->element[j + 1]->str);
             }
         }
+    }
+
+    freeReplyObject(r);
+
+    return 0;
+}
+
+
+/* See gchw.h. */
+int64_t
+gchw_persist_lag(redisContext *rc)
+{
+    char          last[64];
+    int64_t       oldest, now;
+    redisReply   *x;
+
+    oldest = 0;
+
+    if (gchw_group_last(rc, last, sizeof(last)) != 0) {
+        return -1;
     }
 
     /* oldest pending */
@@ -71,7 +92,7 @@ gchw_persist_lag(redisContext *rc)
     }
 
     /* oldest undelivered */
-    if (last && oldest == 0) {
+    if (last[0] != '\0' && oldest == 0) {
         x = redisCommand(rc, "XRANGE " GCHW_STREAM " (%s + COUNT 1", last);
         if (x && x->type == REDIS_REPLY_ARRAY && x->elements == 1) {
             oldest = gchw_id_ms(x->element[0]->element[0]->str);
@@ -80,8 +101,6 @@ gchw_persist_lag(redisContext *rc)
             freeReplyObject(x);
         }
     }
-
-    freeReplyObject(r);
 
     if (oldest == 0) {
         return 0;
@@ -134,10 +153,9 @@ gchw_id_cmp(const char *a, const char *b)
 long long
 gchw_persist_trim(redisContext *rc, int keep_ms)
 {
-    size_t        i, j;
     char          minid[64], keep[32];
     long long     n;
-    redisReply   *r, *g, *x;
+    redisReply   *r, *x;
 
     if (keep_ms == 0) {
         return 0;
@@ -145,38 +163,11 @@ gchw_persist_trim(redisContext *rc, int keep_ms)
 
     snprintf(keep, sizeof(keep), "%lld-0",
              (long long) (gchb_now_ms() - keep_ms));
-    minid[0] = '\0';
 
-    r = redisCommand(rc, "XINFO GROUPS " GCHW_STREAM);
-    if (r == NULL) {
+    if (gchw_group_last(rc, minid, sizeof(minid)) != 0) {
         gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
-
-    if (r->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(r);
-        return 0;                          /* no stream yet */
-    }
-
-    for (i = 0; i < r->elements; i++) {
-        g = r->element[i];
-        if (g->type != REDIS_REPLY_ARRAY) {
-            continue;
-        }
-
-        for (j = 0; j + 1 < g->elements; j += 2) {
-            if (strcmp(g->element[j]->str, "name") == 0
-                && strcmp(g->element[j + 1]->str, GCHW_GROUP) != 0)
-            {
-                break;
-            }
-            if (strcmp(g->element[j]->str, "last-delivered-id") == 0) {
-                snprintf(minid, sizeof(minid), "%s", g->element[j + 1]->str);
-            }
-        }
-    }
-
-    freeReplyObject(r);
 
     if (minid[0] == '\0') {
         return 0;                          /* no group: trim nothing */
