@@ -20,24 +20,17 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { AxeBuilder } from "@axe-core/playwright";
+import { ARGS, CHROMIUM, PY, ROOT, axe, shot as helperShot, startStack,
+         stopStack } from "./helpers.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, "../..");
-const OUT = path.resolve(HERE, "../out/web");
-const PY = "/usr/bin/python3";
 const CTL = path.join(ROOT, "build", "guichetctl");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
-              "--lang=fr-FR", "--no-first-run",
-              "--disable-background-networking",
-              "--disable-component-update", "--disable-sync"];
 const LOGIN = "durand";
 const PASSWORD = "annee-" + Math.random().toString(36).slice(2, 10);
 const NEW_PASSWORD = "nouveau-" + Math.random().toString(36).slice(2, 10);
@@ -66,46 +59,11 @@ function ctl(args, input) {
                           stdio: ["pipe", "pipe", "pipe"] }).toString();
 }
 
-async function startStack(town) {
-    stack = spawn(PY, [path.join(ROOT, "tests/integration/stack.py"),
-                       "serve", town],
-                  { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    stack.stderr.on("data", (d) => { err += d; });
-    await new Promise((ok, ko) => {
-        let out = "";
-        stack.stdout.on("data", (d) => {
-            out += d;
-            const u = /^URL (\S+)$/m.exec(out);
-            const c = /^CONF (\S+)$/m.exec(out);
-            if (u && c) {
-                BASE = u[1];
-                CONF = c[1];
-                ok();
-            }
-        });
-        stack.on("exit", (c) => ko(new Error("stack.py exited " + c + ": "
-                                             + err.slice(-2000))));
-    });
+/* Screenshots of this test are tests/out/web/annee-*.png. */
+function shot(name, p) {
+    return helperShot("annee-" + name, p);
 }
 
-async function shot(name, p) {
-    fs.mkdirSync(OUT, { recursive: true });
-    await p.screenshot({ path: path.join(OUT, "annee-" + name + ".png"),
-                         fullPage: true });
-}
-
-async function axe(name, p) {
-    const r = await new AxeBuilder({ page: p })
-        .withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"])
-        .analyze();
-    const bad = r.violations.filter((v) => v.impact === "serious"
-                                           || v.impact === "critical");
-    assert.deepEqual(bad.map((v) => v.id + ": " + v.help + " — "
-                                    + v.nodes.slice(0, 3).map((n) =>
-                                        n.target.join(" ")).join(", ")),
-                     [], "axe on " + name);
-}
 
 /* GET from inside a page, with its session (family cookie). */
 function apiGet(p, url) {
@@ -208,8 +166,9 @@ before(async () => {
     const town = path.join(tmp, "town.json");
     execFileSync(PY, [path.join(HERE, "year_town.py"), "--login", LOGIN,
                       "--password", PASSWORD, town]);
-    await startStack(town);
-    BASE = BASE.replace(/\/+$/, "");
+    stack = await startStack(town);
+    BASE = stack.base;
+    CONF = stack.conf;
     ctl(["staff-add", STAFF, "admin", "Claire Bernard"],
         STAFF_PASSWORD + "\n");
     ctl(["set-email", "f-annee", "famille.durand@example.org"]);
@@ -224,10 +183,7 @@ before(async () => {
 
 after(async () => {
     await browser?.close();
-    if (stack) {
-        stack.kill("SIGTERM");
-        await new Promise((ok) => stack.on("exit", ok));
-    }
+    await stopStack(stack);
     if (tmp) {
         fs.rmSync(tmp, { recursive: true, force: true });
     }

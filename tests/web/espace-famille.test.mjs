@@ -22,17 +22,12 @@ import path from "node:path";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { AxeBuilder } from "@axe-core/playwright";
+import { ARGS, CHROMIUM, OUT, axe as helperAxe,
+         shot as helperShot } from "./helpers.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const OUT = path.resolve(HERE, "../out/web");
 const LOGIN = process.env.GUICHET_LOGIN || "martin";
 const PASSWORD = process.env.GUICHET_PASSWORD || "secret-demo";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
-              "--lang=fr-FR",
-              "--no-first-run", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync"];
 
 let BASE = process.env.GUICHET_URL;
 let devServer = null;
@@ -68,23 +63,13 @@ async function startDevServer() {
     return "http://127.0.0.1:" + port;
 }
 
-async function shot(name, p) {
-    fs.mkdirSync(OUT, { recursive: true });
-    await (p || page).screenshot({ path: path.join(OUT, name + ".png"),
-                                   fullPage: true });
+/* helpers.mjs's, on this scenario's page by default */
+function shot(name, p) {
+    return helperShot(name, p || page);
 }
 
-/* No serious or critical axe violation on the page as it is now. */
-async function axe(name, p) {
-    const r = await new AxeBuilder({ page: p || page })
-        .withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"])
-        .analyze();
-    const bad = r.violations.filter((v) => v.impact === "serious"
-                                           || v.impact === "critical");
-    assert.deepEqual(bad.map((v) => v.id + ": " + v.help + " — "
-                                    + v.nodes.slice(0, 3).map((n) =>
-                                        n.target.join(" ")).join(", ")),
-                     [], "axe on " + name);
+function axe(name, p) {
+    return helperAxe(name, p || page);
 }
 
 async function goto(hash) {

@@ -1,7 +1,7 @@
 /*
- * helpers.mjs -- what the browser tests that run a stack of their own
- * share (parcours22.test.mjs, demo.test.mjs): the stack, axe, screenshots,
- * the family's login.
+ * helpers.mjs -- what the browser tests share (parcours22, demo, agent22,
+ * annee-famille, espace-famille): the stack, axe, screenshots, the
+ * family's login.
  */
 
 import assert from "node:assert/strict";
