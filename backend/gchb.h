@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 
 #include <gch.h>
+#include <gch_keys.h>                   /* the Redis key names */
 
 
 /*

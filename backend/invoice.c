@@ -504,7 +504,7 @@ gchb_invoice_publish_family(PGconn *pg, redisContext *rc, const char *month,
     n = PQntuples(res);
 
     for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), "{f:%s}:invoices",
+        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_INVOICES),
                  PQgetvalue(res, row, 0));
         r = redisCommand(rc, "SET %s %s", key, PQgetvalue(res, row, 1));
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {

@@ -34,7 +34,7 @@ gchb_staff_changed(redisContext *rc, const char *login, const char *role)
     n = 1;
 
     for (i = 0; i + 1 < r->elements; i += 2) {
-        redisAppendCommand(rc, "ZADD gch:revoked %s %s",
+        redisAppendCommand(rc, "ZADD " GCH_KEY_REVOKED " %s %s",
                            r->element[i + 1]->str, r->element[i]->str);
         n++;
     }
@@ -42,12 +42,12 @@ gchb_staff_changed(redisContext *rc, const char *login, const char *role)
     freeReplyObject(r);
 
     redisAppendCommand(rc, "DEL {f:staff:%s}:tokens", login);
-    redisAppendCommand(rc, "INCR gch:revoked:gen");
+    redisAppendCommand(rc, "INCR " GCH_KEY_REVOKED_GEN);
 
     if (role) {
-        redisAppendCommand(rc, "HSET gch:staff %s %s", login, role);
+        redisAppendCommand(rc, "HSET " GCH_KEY_STAFF " %s %s", login, role);
     } else {
-        redisAppendCommand(rc, "HDEL gch:staff %s", login);
+        redisAppendCommand(rc, "HDEL " GCH_KEY_STAFF " %s", login);
     }
 
     redisAppendCommand(rc, "EXEC");

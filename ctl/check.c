@@ -106,12 +106,14 @@ gchc_check_sessions(PGconn *pg, redisContext *rc)
     n = PQntuples(res);
 
     for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), "{s:%s}:left", PQgetvalue(res, row, 0));
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
+                 PQgetvalue(res, row, 0));
         redisAppendCommand(rc, "EXISTS %s", key);
         redisAppendCommand(rc, "BITFIELD %s GET u32 0", key);
-        snprintf(key, sizeof(key), "{s:%s}:booked", PQgetvalue(res, row, 0));
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_BOOKED),
+                 PQgetvalue(res, row, 0));
         redisAppendCommand(rc, "SCARD %s", key);
-        snprintf(key, sizeof(key), "{s:%s}:released",
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
                  PQgetvalue(res, row, 0));
         redisAppendCommand(rc, "GET %s", key);
     }
@@ -159,7 +161,8 @@ gchc_check_sessions(PGconn *pg, redisContext *rc)
         freeReplyObject(r2);
 
         if (!ok) {
-            printf("session %s: no counter {s:%s}:left in redis, "
+            printf("session %s: no counter " GCH_KEY_S(GCH_KEY_LEFT)
+                   " in redis, "
                    "postgres %lld confirmed of %lld\n",
                    PQgetvalue(res, row, 0), PQgetvalue(res, row, 0), count,
                    places);
@@ -406,12 +409,12 @@ gchc_check(PGconn *pg, redisContext *rc)
 
     lag = gchw_persist_lag(rc);
     if (lag > 0) {
-        fprintf(stderr, "guichetctl: note: gch:bookings has entries not "
+        fprintf(stderr, "guichetctl: note: " GCH_KEY_STREAM " has entries not "
                 "yet persisted (lag %lld ms): differences may be "
                 "transient\n", (long long) lag);
     }
 
-    r = redisCommand(rc, "ZCARD gch:inflight");
+    r = redisCommand(rc, "ZCARD " GCH_KEY_INFLIGHT);
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
         fprintf(stderr, "guichetctl: note: %lld attempts in flight hold "
                 "claims and places\n", (long long) r->integer);
@@ -420,7 +423,7 @@ gchc_check(PGconn *pg, redisContext *rc)
         freeReplyObject(r);
     }
 
-    r = redisCommand(rc, "ZCARD gch:recount");
+    r = redisCommand(rc, "ZCARD " GCH_KEY_RECOUNT);
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
         fprintf(stderr, "guichetctl: note: %lld sessions wait for the "
                 "reaper's recount of their places (recount_after_ms)\n",
@@ -489,7 +492,7 @@ gchc_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
         count = atoll(PQgetvalue(res, 0, 0));
         PQclear(res);
 
-        snprintf(key, sizeof(key), "{s:%s}:booked", sids[i]);
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_BOOKED), sids[i]);
         r = redisCommand(rc, "SCARD %s", key);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
             gchb_log("error", "redis: SCARD %s: %s", key,
@@ -511,7 +514,7 @@ gchc_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
         }
 
         /* NX: a recount the reaper scheduled keeps its delay */
-        r = redisCommand(rc, "ZADD gch:recount NX %s %s", now, sids[i]);
+        r = redisCommand(rc, "ZADD " GCH_KEY_RECOUNT " NX %s %s", now, sids[i]);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
             gchb_log("error", "redis: ZADD gch:recount: %s",
                      r ? r->str : rc->errstr);

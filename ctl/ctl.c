@@ -380,7 +380,8 @@ gchc_print_token(const uint8_t *secret, const char *fid, long ttl,
     if (rc) {
         gch_token_hash(tok, strlen(tok), hash);
         sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
-        if (redisAppendCommand(rc, "ZADD {f:%s}:tokens %lld %s", fid,
+        if (redisAppendCommand(rc, "ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
+                                   " %lld %s", fid,
                                (long long) exp, hex) != REDIS_OK)
         {
             fprintf(stderr, "guichetctl: redis: %s\n", rc->errstr);

@@ -71,7 +71,8 @@ gcho_end_sessions(gcho_req_t *rq, const char *fid, const char *keep)
         return -1;
     }
 
-    r = redisCommand(rc_, "ZRANGEBYSCORE {f:%s}:tokens %lld +inf WITHSCORES",
+    r = redisCommand(rc_, "ZRANGEBYSCORE " GCH_KEY_F(GCH_KEY_TOKENS)
+                          " %lld +inf WITHSCORES",
                      fid, (long long) gcho_now());
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         goto failed;
@@ -82,14 +83,14 @@ gcho_end_sessions(gcho_req_t *rq, const char *fid, const char *keep)
         if (keep != NULL && strcmp(r->element[i]->str, keep) == 0) {
             continue;
         }
-        redisAppendCommand(rc_, "ZADD gch:revoked %s %s",
+        redisAppendCommand(rc_, "ZADD " GCH_KEY_REVOKED " %s %s",
                            r->element[i + 1]->str, r->element[i]->str);
-        redisAppendCommand(rc_, "ZREM {f:%s}:tokens %s", fid,
+        redisAppendCommand(rc_, "ZREM " GCH_KEY_F(GCH_KEY_TOKENS) " %s", fid,
                            r->element[i]->str);
         n += 2;
     }
 
-    redisAppendCommand(rc_, "INCR gch:revoked:gen");
+    redisAppendCommand(rc_, "INCR " GCH_KEY_REVOKED_GEN);
     n++;
 
     freeReplyObject(r);
@@ -143,9 +144,10 @@ gcho_login_publish(const char *login, const char *fid, const char *hash)
 
     /* one value "<family_id> <hash>" (a space inside %s splits nothing) */
     snprintf(value, sizeof(value), "%s %s", fid, hash);
-    r = redisCommand(rc, "HSET gch:logins %s %s", login, value);
+    r = redisCommand(rc, "HSET " GCH_KEY_LOGINS " %s %s", login, value);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchb_log("warn", "office: redis: HSET gch:logins %s: %s (the worker "
+        gchb_log("warn", "office: redis: HSET " GCH_KEY_LOGINS
+                 " %s: %s (the worker "
                  "publishes it within publish_interval_ms)", login,
                  r ? r->str : rc->errstr);
     }
@@ -656,8 +658,8 @@ gcho_history_connections(gcho_req_t *rq, const char *from, const char *to,
         return 0;
     }
 
-    r = redisCommand(redis, "LRANGE {f:%s}:connections 0 %d", rq->family_id,
-                     GCHO_CONNECTIONS - 1);
+    r = redisCommand(redis, "LRANGE " GCH_KEY_F(GCH_KEY_CONNECTIONS) " 0 %d",
+                     rq->family_id, GCHO_CONNECTIONS - 1);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         gchb_log("error", "office: redis: LRANGE connections: %s",
                  r ? (r->str ? r->str : "?") : redis->errstr);

@@ -90,7 +90,7 @@ gcho_token(gcho_req_t *rq)
         return -1;
     }
 
-    r = redisCommand(rc, "ZSCORE gch:revoked %s", rq->token_hash);
+    r = redisCommand(rc, "ZSCORE " GCH_KEY_REVOKED " %s", rq->token_hash);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         gchb_log("error", "office: redis: ZSCORE gch:revoked: %s",
                  r ? r->str : rc->errstr);

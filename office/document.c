@@ -279,13 +279,14 @@ gcho_doc_known(gcho_req_t *rq, const char *fid, const char *id)
         return -1;
     }
 
-    r = redisCommand(rc, "SADD {f:%s}:documents %s", fid, id);
+    r = redisCommand(rc, "SADD " GCH_KEY_F(GCH_KEY_DOCUMENTS) " %s", fid, id);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
         freeReplyObject(r);
         return 0;
     }
 
-    gchb_log("error", "office: redis: SADD {f:%s}:documents: %s", fid,
+    gchb_log("error", "office: redis: SADD " GCH_KEY_F(GCH_KEY_DOCUMENTS)
+             ": %s", fid,
              r ? r->str : rc->errstr);
     if (r != NULL) {
         freeReplyObject(r);
@@ -669,10 +670,11 @@ gcho_doc_delete(gcho_req_t *rq)
     }
     rc = gcho_ctx.redis;
     if (rc != NULL) {
-        r = redisCommand(rc, "SREM {f:%s}:documents %s", rq->family_id,
-                         rq->param[0]);
+        r = redisCommand(rc, "SREM " GCH_KEY_F(GCH_KEY_DOCUMENTS) " %s",
+                         rq->family_id, rq->param[0]);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-            gchb_log("error", "office: redis: SREM {f:%s}:documents: %s",
+            gchb_log("error", "office: redis: SREM "
+                     GCH_KEY_F(GCH_KEY_DOCUMENTS) ": %s",
                      rq->family_id, r ? r->str : rc->errstr);
             gcho_redis_drop_broken();
         }

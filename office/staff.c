@@ -187,13 +187,14 @@ gcho_staff_throttle(gcho_req_t *rq, const char *login)
     gcho_staff_client_key(rq, addr, sizeof(addr));
 
     redisAppendCommand(rc, "MULTI");
-    redisAppendCommand(rc, "INCR gch:loginfail:%s/staff:%s", addr, login);
-    redisAppendCommand(rc, "EXPIRE gch:loginfail:%s/staff:%s %d NX", addr,
-                       login, GCH_LOGIN_PAIR_WINDOW_S);
-    redisAppendCommand(rc, "INCR gch:loginaddr:%s", addr);
-    redisAppendCommand(rc, "EXPIRE gch:loginaddr:%s %d NX", addr,
+    redisAppendCommand(rc, "INCR " GCH_KEY_LOGINFAIL "%s/staff:%s", addr,
+                       login);
+    redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINFAIL "%s/staff:%s %d NX",
+                       addr, login, GCH_LOGIN_PAIR_WINDOW_S);
+    redisAppendCommand(rc, "INCR " GCH_KEY_LOGINADDR "%s", addr);
+    redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX", addr,
                        GCH_LOGIN_ADDR_WINDOW_S);
-    redisAppendCommand(rc, "TTL gch:loginaddr:%s", addr);
+    redisAppendCommand(rc, "TTL " GCH_KEY_LOGINADDR "%s", addr);
     redisAppendCommand(rc, "EXEC");
 
     r = gcho_staff_exec(rc, 7, "counting a staff login");
@@ -230,9 +231,10 @@ gcho_staff_throttle(gcho_req_t *rq, const char *login)
     /* GCH_LOGIN_PACE: one attempt per pause, whoever takes the slot */
 
     redisAppendCommand(rc, "MULTI");
-    redisAppendCommand(rc, "SET gch:loginpause:%s/staff:%s 1 EX %lld NX",
+    redisAppendCommand(rc, "SET " GCH_KEY_LOGINPAUSE "%s/staff:%s 1 EX %lld NX",
                        addr, login, verdict.pause_s);
-    redisAppendCommand(rc, "TTL gch:loginpause:%s/staff:%s", addr, login);
+    redisAppendCommand(rc, "TTL " GCH_KEY_LOGINPAUSE "%s/staff:%s", addr,
+                       login);
     redisAppendCommand(rc, "EXEC");
 
     r = gcho_staff_exec(rc, 4, "pausing a staff login");
@@ -288,11 +290,11 @@ gcho_staff_throttle_clear(gcho_req_t *rq, const char *login)
     gcho_staff_client_key(rq, addr, sizeof(addr));
 
     redisAppendCommand(rc, "MULTI");
-    redisAppendCommand(rc, "DEL gch:loginfail:%s/staff:%s "
-                       "gch:loginpause:%s/staff:%s", addr, login, addr,
+    redisAppendCommand(rc, "DEL " GCH_KEY_LOGINFAIL "%s/staff:%s "
+                       GCH_KEY_LOGINPAUSE "%s/staff:%s", addr, login, addr,
                        login);
-    redisAppendCommand(rc, "DECR gch:loginaddr:%s", addr);
-    redisAppendCommand(rc, "EXPIRE gch:loginaddr:%s %d NX", addr,
+    redisAppendCommand(rc, "DECR " GCH_KEY_LOGINADDR "%s", addr);
+    redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX", addr,
                        GCH_LOGIN_ADDR_WINDOW_S);
     redisAppendCommand(rc, "EXEC");
 
@@ -325,10 +327,11 @@ gcho_staff_token_record(const char *fid, const char *tok, int64_t expires)
     gch_token_hash(tok, strlen(tok), hash);
     sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
 
-    r = redisCommand(rc, "ZADD {f:%s}:tokens %lld %s", fid,
+    r = redisCommand(rc, "ZADD " GCH_KEY_F(GCH_KEY_TOKENS) " %lld %s", fid,
                      (long long) expires, hex);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchb_log("warn", "office: redis: ZADD {f:%s}:tokens: %s", fid,
+        gchb_log("warn", "office: redis: ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
+                 ": %s", fid,
                  r ? r->str : rc->errstr);
         gcho_redis_drop_broken();
     }
@@ -336,7 +339,8 @@ gcho_staff_token_record(const char *fid, const char *tok, int64_t expires)
         freeReplyObject(r);
     }
 
-    r = redisCommand(rc, "ZREMRANGEBYSCORE {f:%s}:tokens -inf %lld", fid,
+    r = redisCommand(rc, "ZREMRANGEBYSCORE " GCH_KEY_F(GCH_KEY_TOKENS)
+                         " -inf %lld", fid,
                      (long long) gcho_now());
     if (r) {
         freeReplyObject(r);

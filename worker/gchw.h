@@ -24,9 +24,9 @@
 #include "gchb.h"
 
 
-#define GCHW_STREAM      "gch:bookings"
+#define GCHW_STREAM      GCH_KEY_STREAM
 #define GCHW_GROUP       "persist"
-#define GCHW_DEAD        "gch:bookings:dead"
+#define GCHW_DEAD        GCH_KEY_STREAM ":dead"
 
 
 /* ------------------------------------------------------------------ */

@@ -65,7 +65,7 @@ gchw_heartbeat(redisContext *rc, int pg_ok)
              (long long) gchb_now_ms(), pg_ok ? "ok" : "down",
              (long long) (lag < 0 ? 0 : lag), dead < 0 ? 0 : dead);
 
-    r = redisCommand(rc, "SET gch:worker:heartbeat %s EX 5", buf);
+    r = redisCommand(rc, "SET " GCH_KEY_HEARTBEAT " %s EX 5", buf);
     if (r) {
         freeReplyObject(r);
     }

@@ -188,7 +188,8 @@ gchw_rebuild_booking(gchw_pipe_t *p, PGresult *res, int row)
     yajl_gen_map_close(g);
     yajl_gen_get_buf(g, &buf, &len);
 
-    snprintf(key, sizeof(key), "{f:%s}:bookings", PQgetvalue(res, row, 3));
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS),
+             PQgetvalue(res, row, 3));
     {
         const char  *argv[4] = { "HSET", key, PQgetvalue(res, row, 0),
                                  (const char *) buf };
@@ -262,7 +263,7 @@ gchw_rebuild_seq_documents(PGconn *pg, gchw_pipe_t *p)
         return -1;
     }
 
-    gchw_pipe_str(p, 3, "SET", "gch:seq:demande", PQgetvalue(res, 0, 0));
+    gchw_pipe_str(p, 3, "SET", GCH_KEY_SEQ_DEMANDE, PQgetvalue(res, 0, 0));
     PQclear(res);
 
     res = gchw_query(pg, "select family_id, id::text from document");
@@ -271,7 +272,7 @@ gchw_rebuild_seq_documents(PGconn *pg, gchw_pipe_t *p)
     }
 
     for (row = 0; row < PQntuples(res); row++) {
-        snprintf(key, sizeof(key), "{f:%s}:documents",
+        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS),
                  PQgetvalue(res, row, 0));
         gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 1));
     }
@@ -335,7 +336,7 @@ gchw_scard_all(redisContext *rc, PGresult *res, long *out)
 
     while (done < n) {
         for (row = done; row < n && row < done + GCHW_PIPE_MAX; row++) {
-            snprintf(key, sizeof(key), "{s:%s}:booked",
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_BOOKED),
                      PQgetvalue(res, row, 0));
             redisAppendCommand(rc, "SCARD %s", key);
         }
@@ -396,7 +397,8 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
     n = PQntuples(res);
 
     for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), "{s:%s}:onsite", PQgetvalue(res, row, 0));
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE),
+                 PQgetvalue(res, row, 0));
         left = atol(PQgetvalue(res, row, 1));
         gchw_u32be(val, left < 0 ? 0 : left);
         gchw_pipe_setnx(p, key, val, rebuild);
@@ -452,7 +454,7 @@ gchw_counters_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
 
     for (done = 0; done < nc && !p->failed; done = c) {
         for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
-            snprintf(key, sizeof(key), "{s:%s}:left",
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
                      PQgetvalue(res, cand[c], 0));
             redisAppendCommand(rc, "EXISTS %s", key);
         }
@@ -476,7 +478,7 @@ gchw_counters_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
         }
 
         row = cand[c];
-        snprintf(key, sizeof(key), "{s:%s}:left",
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
                  PQgetvalue(res, row, 0));
         d = atol(PQgetvalue(res, row, 1))
             - atol(PQgetvalue(res, row, 2));
@@ -519,7 +521,8 @@ gchw_counters_set(redisContext *rc, gchw_pipe_t *p, PGresult *res,
     }
 
     for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), "{s:%s}:left", PQgetvalue(res, row, 0));
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
+                 PQgetvalue(res, row, 0));
         left = atol(PQgetvalue(res, row, 1))
                - (booked ? booked[row] : atol(PQgetvalue(res, row, 3)));
         gchw_u32be(val, left);
@@ -723,13 +726,13 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
     for (row = 0; row < n; row++) {
         snprintf(val, sizeof(val), "%s %s", PQgetvalue(res, row, 1),
                  PQgetvalue(res, row, 2));
-        gchw_pipe_str(p, 4, "HSET", "gch:logins", PQgetvalue(res, row, 0),
+        gchw_pipe_str(p, 4, "HSET", GCH_KEY_LOGINS, PQgetvalue(res, row, 0),
                       val);
     }
 
     gchw_pipe_flush(p);
 
-    r = redisCommand(rc, "HKEYS gch:logins");
+    r = redisCommand(rc, "HKEYS " GCH_KEY_LOGINS);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         gchb_log("error", "redis: HKEYS gch:logins: %s",
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
@@ -747,7 +750,7 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
         }
 
         if (!found) {
-            gchw_pipe_str(p, 3, "HDEL", "gch:logins", r->element[i]->str);
+            gchw_pipe_str(p, 3, "HDEL", GCH_KEY_LOGINS, r->element[i]->str);
         }
     }
 
@@ -781,10 +784,10 @@ gchw_publish_staff(PGconn *pg, gchw_pipe_t *p)
     n = PQntuples(res);
 
     gchw_pipe_str(p, 1, "MULTI");
-    gchw_pipe_str(p, 2, "DEL", "gch:staff");
+    gchw_pipe_str(p, 2, "DEL", GCH_KEY_STAFF);
 
     for (row = 0; row < n; row++) {
-        gchw_pipe_str(p, 4, "HSET", "gch:staff", PQgetvalue(res, row, 0),
+        gchw_pipe_str(p, 4, "HSET", GCH_KEY_STAFF, PQgetvalue(res, row, 0),
                       PQgetvalue(res, row, 1));
     }
 
@@ -929,8 +932,8 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
         return -1;
     }
 
-    gchw_pipe_str(&p, 3, "SET", "gch:catalogue", json);
-    gchw_pipe_str(&p, 3, "SET", "gch:catalogue:version", version);
+    gchw_pipe_str(&p, 3, "SET", GCH_KEY_CATALOGUE, json);
+    gchw_pipe_str(&p, 3, "SET", GCH_KEY_CATALOGUE_VERSION, version);
     gchw_pipe_flush(&p);
 
     if (p.failed) {
@@ -940,7 +943,7 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
     }
 
     /* last: the generation tells nginx the counters are there */
-    r = redisCommand(rc, "INCR gch:catalogue:gen");
+    r = redisCommand(rc, "INCR " GCH_KEY_CATALOGUE_GEN);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
         gchb_log("error", "redis: INCR gch:catalogue:gen: %s",
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
@@ -973,7 +976,8 @@ gchw_publish_needed(PGconn *pg, redisContext *rc, int *rebuild)
     PGresult    *res;
     redisReply  *r;
 
-    r = redisCommand(rc, "MGET gch:catalogue:gen gch:catalogue:version");
+    r = redisCommand(rc, "MGET " GCH_KEY_CATALOGUE_GEN " "
+                         GCH_KEY_CATALOGUE_VERSION);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         gchb_log("error", "redis: MGET gch:catalogue:gen: %s",
                  r ? "bad reply" : rc->errstr);
@@ -1033,7 +1037,7 @@ gchw_publish_check(PGconn *pg, redisContext *rc)
 
     if (rv > 0) {
         if (rebuild) {
-            gchb_log("warn", "gch:catalogue:gen is missing: rebuilding "
+            gchb_log("warn", GCH_KEY_CATALOGUE_GEN " is missing: rebuilding "
                      "redis from postgres");
         }
 

@@ -86,7 +86,7 @@ gchw_reaper_free(gchw_reaper_t *r)
 static void
 gchw_dirty_add(gchw_reaper_t *r, redisContext *rc, const char *sid)
 {
-    freeReplyObject(redisCommand(rc, "ZADD gch:recount GT %lld %s",
+    freeReplyObject(redisCommand(rc, "ZADD " GCH_KEY_RECOUNT " GT %lld %s",
                                  (long long) r->recount_at, sid));
 }
 
@@ -301,7 +301,7 @@ gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
     gch_town_t   *t;
     gch_error_t   err;
 
-    x = redisCommand(rc, "GET gch:catalogue:gen");
+    x = redisCommand(rc, "GET " GCH_KEY_CATALOGUE_GEN);
     if (x == NULL) {
         return -1;
     }
@@ -317,7 +317,7 @@ gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
         return 0;
     }
 
-    x = redisCommand(rc, "GET gch:catalogue");
+    x = redisCommand(rc, "GET " GCH_KEY_CATALOGUE);
     if (x == NULL || x->type != REDIS_REPLY_STRING) {
         if (x) {
             freeReplyObject(x);
@@ -359,9 +359,9 @@ gchw_release_session(redisContext *rc, const gch_session_t *s)
     redisReply  *x;
     long long    free_places;
 
-    snprintf(onsite, sizeof(onsite), "{s:%s}:onsite", s->id);
-    snprintf(left, sizeof(left), "{s:%s}:left", s->id);
-    snprintf(mark, sizeof(mark), "{s:%s}:released", s->id);
+    snprintf(onsite, sizeof(onsite), GCH_KEY_S(GCH_KEY_ONSITE), s->id);
+    snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), s->id);
+    snprintf(mark, sizeof(mark), GCH_KEY_S(GCH_KEY_RELEASED), s->id);
 
     x = redisCommand(rc, "EXISTS %s", mark);
     if (x == NULL) {
@@ -482,7 +482,7 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
     redisReply  *m, *v;
     const char  *id;
 
-    m = redisCommand(rc, "ZRANGEBYSCORE gch:inflight (%lld +inf",
+    m = redisCommand(rc, "ZRANGEBYSCORE " GCH_KEY_INFLIGHT " (%lld +inf",
                      (long long) cutoff);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
         if (m) {
@@ -552,16 +552,16 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
 
     s = gch_town_session(r->town, sid, strlen(sid));
     if (s == NULL) {                       /* not bookable any more */
-        freeReplyObject(redisCommand(rc, "ZREM gch:recount %s", sid));
+        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s", sid));
         return 1;
     }
 
-    snprintf(left, sizeof(left), "{s:%s}:left", sid);
-    snprintf(booked, sizeof(booked), "{s:%s}:booked", sid);
-    snprintf(released, sizeof(released), "{s:%s}:released", sid);
+    snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), sid);
+    snprintf(booked, sizeof(booked), GCH_KEY_S(GCH_KEY_BOOKED), sid);
+    snprintf(released, sizeof(released), GCH_KEY_S(GCH_KEY_RELEASED), sid);
 
     for (tries = 0; tries < 5; tries++) {
-        x = redisCommand(rc, "WATCH %s %s %s gch:recount", left, booked,
+        x = redisCommand(rc, "WATCH %s %s %s " GCH_KEY_RECOUNT, left, booked,
                          released);
         if (x == NULL) {
             return 0;
@@ -602,7 +602,7 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
         freeReplyObject(redisCommand(rc, "MULTI"));
         freeReplyObject(redisCommand(rc, "SET %s %b", left, val,
                                      (size_t) 4));
-        freeReplyObject(redisCommand(rc, "ZREM gch:recount %s", sid));
+        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s", sid));
         x = redisCommand(rc, "EXEC");
         if (x == NULL) {
             return 0;
@@ -649,7 +649,7 @@ gchw_reap_retry(gchw_reaper_t *r, redisContext *rc, const char *member,
                  "not known", member);
     }
     freeReplyObject(g);
-    freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", member));
     return 1;
 }
 
@@ -744,7 +744,8 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         freeReplyObject(redisCommand(rc, "UNWATCH"));
         freeReplyObject(redisCommand(rc, "MULTI"));
         freeReplyObject(redisCommand(rc, "DEL %s", rkey));
-        freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s",
+                        member));
         freeReplyObject(redisCommand(rc, "EXEC"));
         return 1;
     }
@@ -760,7 +761,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         freeReplyObject(redisCommand(rc, "DEL %s", dels[i]));
     }
     freeReplyObject(redisCommand(rc, "DEL %s", rkey));
-    freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", member));
     for (i = 0; i < v->u.array.len; i++) {
         sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
         if (sv) {
@@ -816,7 +817,8 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
     {
         freeReplyObject(m);
         freeReplyObject(redisCommand(rc, "UNWATCH"));
-        freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s",
+                        member));
         return 1;
     }
 
@@ -873,7 +875,7 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
     freeReplyObject(redisCommand(rc, "XADD " GCHW_STREAM " * d %b", buf,
                                  len));
     freeReplyObject(redisCommand(rc, "DEL %s", member));
-    freeReplyObject(redisCommand(rc, "ZREM gch:inflight %s", member));
+    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", member));
     x = redisCommand(rc, "EXEC");
     yajl_gen_free(g);
 
@@ -906,7 +908,8 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
     cutoff = now_ms - reap_after_ms;
     r->recount_at = now_ms + recount_after_ms;
 
-    m = redisCommand(rc, "ZRANGEBYSCORE gch:inflight -inf %lld LIMIT 0 %d",
+    m = redisCommand(rc, "ZRANGEBYSCORE " GCH_KEY_INFLIGHT
+                         " -inf %lld LIMIT 0 %d",
                      (long long) cutoff, GCHW_REAP_MAX);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
         gchb_log("error", "reaper: redis: %s",
@@ -939,7 +942,8 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
     freeReplyObject(m);
 
     /* recount the sessions of released attempts, once due */
-    m = redisCommand(rc, "ZRANGEBYSCORE gch:recount -inf %lld LIMIT 0 %d",
+    m = redisCommand(rc, "ZRANGEBYSCORE " GCH_KEY_RECOUNT
+                         " -inf %lld LIMIT 0 %d",
                      (long long) now_ms, GCHW_REAP_MAX);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
         if (m) {

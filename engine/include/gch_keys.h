@@ -1,8 +1,8 @@
 /*
  * gch_keys.h -- the names of Guichet's Redis keys, in one place.
  *
- * Used by the engine and the nginx module; the worker, guichetctl and
- * guichet-office are to adopt it.  docs/architecture.md says what each
+ * Used by the engine, the nginx module, the worker, guichetctl and
+ * guichet-office (and backend/).  docs/architecture.md says what each
  * key holds.  Global keys are string literals, to be joined into a
  * command at compile time ("HGET " GCH_KEY_STAFF " %s").  The keys of one
  * family, and of one session, share a hash tag so that one MULTI touches
@@ -28,6 +28,8 @@
 #define GCH_KEY_STAFF           "gch:staff"          /* hash: active agents */
 #define GCH_KEY_LOGINS          "gch:logins"         /* hash: login -> id */
 #define GCH_KEY_HEARTBEAT       "gch:worker:heartbeat"
+#define GCH_KEY_CATALOGUE_VERSION "gch:catalogue:version" /* the worker's */
+#define GCH_KEY_RECOUNT         "gch:recount"        /* zset: the reaper's */
 
 /* login throttling: + "<address>/<login>", or + "<address>" */
 #define GCH_KEY_LOGINFAIL       "gch:loginfail:"
