@@ -478,6 +478,71 @@ const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
 
 
 /* ------------------------------------------------------------------ */
+/* a demande's compact form (demande.c)                                */
+
+/*
+ * What a booking demande leaves in Redis -- the idempotency record's
+ * answer, the family's demande list and the stream entry -- is one
+ * compact text (docs/architecture.md, "The compact demande"), not its
+ * JSON: the JSON is rendered when it is read.  "~1 <number> <at_ms>
+ * <o|w> <family> <key> <agent> <ncells>" then per cell "<child>
+ * <session> +<price>" (confirmed) or "-<reason>[@<opens unix s>]", every
+ * string as "<length>:<bytes>".  Booking ids are not stored: they are
+ * gch_book_id(family, key, child, session).  Strings point into the
+ * decoded text.
+ */
+typedef struct {
+    const char    *child;
+    size_t         child_len;
+    const char    *session;
+    size_t         session_len;
+    gch_reason_t   reason;            /* GCH_REASON_NONE: confirmed */
+    long long      price_cents;       /* confirmed */
+    long long      opens_at;          /* not_open_yet: unix seconds */
+} gch_dm_cell_t;
+
+typedef struct {
+    long long       number;           /* < 0: none (request_id null) */
+    long long       at_ms;
+    int             onsite;           /* booked at the counter */
+    const char     *family;
+    size_t          family_len;
+    const char     *key;              /* the Idempotency-Key */
+    size_t          key_len;
+    const char     *agent;            /* onsite: who, else length 0 */
+    size_t          agent_len;
+    size_t          ncells;
+    gch_dm_cell_t  *cells;
+} gch_dm_t;
+
+#define GCH_DM_MAGIC      "~1 "       /* a compact demande starts so */
+#define GCH_DM_MAX_CELLS  1000
+
+/* What gch_dm_json() renders. */
+#define GCH_DM_ANSWER     0   /* the API's answer (docs/api.md) */
+#define GCH_DM_ENTRY      1   /* the stream's "book" entry, for the worker */
+#define GCH_DM_DEMANDE    2   /* one element of GET /api/requests */
+
+/* The compact text of d; NULL when memory is short or d is too big. */
+char *gch_dm_encode(const gch_dm_t *d, const gch_alloc_t *a, size_t *len);
+/* Decodes p (n bytes, not necessarily NUL-terminated): GCH_OK, GCH_EINVALID
+ * on anything that is not exactly one compact demande, GCH_ENOMEM.
+ * d->cells is allocated with a (gch_dm_free); the strings point into p. */
+int gch_dm_decode(gch_dm_t *d, const char *p, size_t n, const gch_alloc_t *a);
+void gch_dm_free(gch_dm_t *d, const gch_alloc_t *a);
+/* The JSON of what (GCH_DM_ANSWER ...) for d, NUL-terminated; NULL when
+ * memory is short. */
+char *gch_dm_render(const gch_dm_t *d, int what, const gch_alloc_t *a,
+    size_t *len);
+/* A stored demande, compact or JSON (written before the compact form, or
+ * a cancellation's, which stays JSON), as JSON of what: JSON is copied as
+ * it is.  NULL when memory is short or p is neither (*len = 0 then, and
+ * 1 when memory was short). */
+char *gch_dm_json(const char *p, size_t n, int what, const gch_alloc_t *a,
+    size_t *len);
+
+
+/* ------------------------------------------------------------------ */
 /* cancellation (cancel.c): DELETE /api/bookings/{id}                  */
 
 typedef struct gch_cancel_s  gch_cancel_t;

@@ -347,7 +347,7 @@ gch_step2_build(gch_book_t *b)
 {
     int             flen;
     char            key[GCH_KEY_MAX], fkey[GCH_KEY_MAX], ttl[24];
-    char           *entry, *plan;
+    char           *plan;
     size_t          i, len;
     gch_cell_t     *c;
     gch_cmdlist_t  *l;
@@ -406,32 +406,20 @@ gch_step2_build(gch_book_t *b)
         b->a->free(b->a->ctx, plan);
     }
 
-    entry = gch_entry_json(b, &len);
-    if (entry == NULL) {
-        l->failed = 1;
+    /* the compact demande, the tail of the stored record: in the stream
+     * and the family's demande list too */
+    argv[0] = "XADD"; argvlen[0] = 4;
+    argv[1] = GCH_KEY_STREAM; argvlen[1] = sizeof(GCH_KEY_STREAM) - 1;
+    argv[2] = "*"; argvlen[2] = 1;
+    argv[3] = "d"; argvlen[3] = 1;
+    argv[4] = b->stored + 35; argvlen[4] = b->stored_len - 35;
+    gch_cmdlist_argv(l, 5, argv, argvlen);
 
-    } else {
-        argv[0] = "XADD"; argvlen[0] = 4;
-        argv[1] = GCH_KEY_STREAM; argvlen[1] = sizeof(GCH_KEY_STREAM) - 1;
-        argv[2] = "*"; argvlen[2] = 1;
-        argv[3] = "d"; argvlen[3] = 1;
-        argv[4] = entry; argvlen[4] = len;
-        gch_cmdlist_argv(l, 5, argv, argvlen);
-        b->a->free(b->a->ctx, entry);
-    }
-
-    entry = gch_demande_json(b, &len);
-    if (entry == NULL) {
-        l->failed = 1;
-
-    } else {
-        (void) gch_demandes_key(key, sizeof(key), b);
-        argv[0] = "LPUSH"; argvlen[0] = 5;
-        argv[1] = key; argvlen[1] = strlen(key);
-        argv[2] = entry; argvlen[2] = len;
-        gch_cmdlist_argv(l, 3, argv, argvlen);
-        b->a->free(b->a->ctx, entry);
-    }
+    (void) gch_demandes_key(key, sizeof(key), b);
+    argv[0] = "LPUSH"; argvlen[0] = 5;
+    argv[1] = key; argvlen[1] = strlen(key);
+    argv[2] = b->stored + 35; argvlen[2] = b->stored_len - 35;
+    gch_cmdlist_argv(l, 3, argv, argvlen);
 
     gch_cmdlist_cmd(l, "EXEC", NULL);
 }
@@ -513,17 +501,23 @@ gch_idem_verdict(gch_book_t *b, const redisReply *r)
         return 0;
     }
 
+    /* the compact demande (or the JSON answer of a record written
+     * before it) */
     p = r->str + 35;
     n = r->len - 35;
 
-    b->body = b->a->alloc(b->a->ctx, n + 1);
+    b->body = gch_dm_json(p, n, GCH_DM_ANSWER, b->a, &b->body_len);
     if (b->body == NULL) {
+        if (b->body_len == 0) {
+            gch_error_body(b, 503, "unavailable",
+                           "Le service est momentanément indisponible.");
+            return -1;
+        }
+
+        b->body_len = 0;
         return -1;
     }
 
-    memcpy(b->body, p, n);
-    b->body[n] = '\0';
-    b->body_len = n;
     b->status = 200;
     b->replayed = 1;
 
@@ -733,21 +727,23 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     gch_needs_outcome(b, exec);
     gch_week_outcome(b);
 
-    /* the stored record "D <hash> <answer>"; the body is its tail */
+    /* the stored record "D <hash> <compact demande>", and the answer */
 
     memcpy(prefix, "D ", 2);
     memcpy(prefix + 2, b->hash, 32);
     prefix[34] = ' ';
 
-    b->stored = gch_answer_json(b, prefix, 35, &len);
+    b->stored = gch_compact(b, prefix, 35, &len);
     if (b->stored == NULL) {
         return GCH_ENOMEM;
     }
 
     b->stored_len = len;
-    b->body = b->stored + 35;
-    b->body_len = len - 35;
-    b->body_in_stored = 1;
+    b->body = gch_answer_json(b, &b->body_len);
+    if (b->body == NULL) {
+        return GCH_ENOMEM;
+    }
+
     b->status = 200;
 
     gch_step2_build(b);

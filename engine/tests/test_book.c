@@ -625,6 +625,74 @@ test_book_ids(void)
 }
 
 
+/* The JSON what of a compact demande is exactly want. */
+static int
+tdm_is(const char *compact, int what, const char *want)
+{
+    int     ok;
+    char   *j;
+    size_t  n;
+
+    j = gch_dm_json(compact, strlen(compact), what, &gch_alloc_std, &n);
+    ok = j && strcmp(j, want) == 0 && n == strlen(want);
+    if (!ok) {
+        tap_diag("rendered: %s", j ? j : "(null)");
+    }
+    free(j);
+
+    return ok;
+}
+
+
+/* Argument j of command i is the stored record's compact demande, and
+ * its JSON what starts with want. */
+static int
+tdm_arg_is(const gch_cmds_t *l, size_t i, size_t j, const char *stored,
+    int what, const char *want)
+{
+    int     ok;
+    char   *arg, *js;
+    size_t  n;
+
+    arg = tcmd_arg(l, i, j);
+    js = arg ? gch_dm_json(arg, strlen(arg), what, &gch_alloc_std, &n)
+             : NULL;
+    ok = arg && stored && strcmp(arg, stored + 35) == 0 && js
+         && strncmp(js, want, strlen(want)) == 0;
+    if (!ok) {
+        tap_diag("rendered: %s", js ? js : "(null)");
+    }
+    free(arg);
+    free(js);
+
+    return ok;
+}
+
+
+/* The stream entry's JSON (argument j of command i) contains needle. */
+static int
+tdm_arg_has(const gch_cmds_t *l, int i, size_t j, const char *needle)
+{
+    int     ok;
+    char   *arg, *js;
+    size_t  n;
+
+    if (l == NULL || i < 0) {
+        return 0;
+    }
+
+    arg = tcmd_arg(l, (size_t) i, j);
+    js = arg ? gch_dm_json(arg, strlen(arg), GCH_DM_ENTRY, &gch_alloc_std,
+                           &n)
+             : NULL;
+    ok = js && strstr(js, needle) != NULL;
+    free(arg);
+    free(js);
+
+    return ok;
+}
+
+
 static void
 test_book_fresh(void)
 {
@@ -660,7 +728,7 @@ test_book_fresh(void)
     ok = l && tcmds_multi_exec(l) && l->ncmds == 10;
     stored = l ? tcmd_arg(l, 1, 2) : NULL;
     ok = ok && stored && rec && strncmp(stored + 1, rec + 1, 33) == 0
-         && stored[0] == 'D' && strcmp(stored + 35, body) == 0;
+         && stored[0] == 'D' && tdm_is(stored + 35, GCH_DM_ANSWER, body);
     snprintf(want, sizeof(want), "SET {f:f-martin}:idem:k1 %s XX GET EX 86400",
              stored ? stored : "");
     ok = ok && tline_is(l, 1, want);
@@ -672,16 +740,22 @@ test_book_fresh(void)
     ok = ok && tcmds_find(l, 4, "HSET {f:f-martin}:bookings b-") == 4
          && tcmds_find(l, 5, "SADD {s:k-r}:booked b-") == 5
          && tcmds_find(l, 6, "HSET {f:f-martin}:bookings b-") == 6
-         && tcmds_find(l, 7, "XADD gch:bookings * d {\"type\":\"book\","
-                       "\"number\":42,\"request_id\":\"D-000042\","
-                       "\"family_id\":\"f-martin\",\"idem\":\"k1\"") == 7
-         && tcmds_find(l, 8, "LPUSH {f:f-martin}:demandes {\"request_id\":"
-                       "\"D-000042\",\"number\":42,\"type\":\"booking\"")
-            == 8
+         && tcmds_find(l, 7, "XADD gch:bookings * d ~1 42 ") == 7
+         && tdm_arg_is(l, 7, 4, stored, GCH_DM_ENTRY,
+                       "{\"type\":\"book\",\"number\":42,\"request_id\":"
+                       "\"D-000042\",\"family_id\":\"f-martin\",\"idem\":"
+                       "\"k1\",\"at_ms\":1623319200123,\"status\":"
+                       "\"traitee_positivement\",\"items\":")
+         && tcmds_find(l, 8, "LPUSH {f:f-martin}:demandes ~1 42 ") == 8
+         && tdm_arg_is(l, 8, 2, stored, GCH_DM_DEMANDE,
+                       "{\"request_id\":\"D-000042\",\"number\":42,"
+                       "\"type\":\"booking\",\"created_at\":")
          && tline_is(l, 9, "EXEC")
          && tcmds_count(l, "DEL ") == 0 && tcmds_count(l, "BITFIELD") == 0;
-    tap_ok(ok, "step two: SET XX GET fence with D <hash> <answer>, ZREM, "
-           "SADD+HSET per confirmed, XADD, LPUSH (no LTRIM)");
+    tap_ok(ok, "step two: SET XX GET fence with D <hash> <compact>, ZREM, "
+           "SADD+HSET per confirmed, XADD, LPUSH of the same compact "
+           "demande (no LTRIM); it renders the answer, the entry, the "
+           "demande");
     if (!ok && l) {
         char  *d = tcmds_dump(l);
         tap_diag("step two:%s", d);
@@ -1633,8 +1707,9 @@ test_book_security(void)
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && l
          && tline_has(l, 1, " XX GET EX 86400")
-         && tcmds_count(l, "XADD gch:bookings * d {\"type\":\"book\"") == 1
-         && !tline_has(l, tcmds_find(l, 0, "XADD"), "\"agent\"");
+         && tcmds_count(l, "XADD gch:bookings * d ~1 ") == 1
+         && tline_has(l, tcmds_find(l, 0, "XADD"), " w 8:f-martin 2:k1 0: ")
+         && !tdm_arg_has(l, tcmds_find(l, 0, "XADD"), 4, "\"agent\"");
     tap_ok(ok, "one cell confirmed: kept idem_ttl_s; online: no agent");
     tbk_free(&k);
 
@@ -1646,8 +1721,8 @@ test_book_security(void)
     rc = rc ? rc : tbk_step1(&k, NULL);
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && l
-         && tline_has(l, tcmds_find(l, 0, "XADD gch:bookings * d "),
-                      "\"agent\":\"agent1\",\"items\"");
+         && tdm_arg_has(l, tcmds_find(l, 0, "XADD gch:bookings * d "), 4,
+                        "\"agent\":\"agent1\",\"items\"");
     tap_ok(ok, "on site: the stream entry names the agent");
     if (!ok) {
         tdump_diag("step two", l);
