@@ -116,6 +116,30 @@ gchw_refused_item(yajl_val item, const char **cid, const char **sid)
 
 
 /*
+ * The answer of a stored record "D <hash32> <demande>" as a yajl tree:
+ * the compact demande (engine/src/demande.c) rendered, or the JSON answer
+ * of a record written before it.  NULL if it is neither.
+ */
+static yajl_val
+gchw_answer_parse(const char *rec, size_t len, char *ebuf, size_t esize)
+{
+    char      *js;
+    size_t     n;
+    yajl_val   v;
+
+    js = gch_dm_json(rec + 35, len - 35, GCH_DM_ANSWER, &gch_alloc_std, &n);
+    if (js == NULL) {
+        return NULL;
+    }
+
+    v = yajl_tree_parse(js, ebuf, esize);
+    free(js);
+
+    return v;
+}
+
+
+/*
  * A replay (same key, same body) whose nginx worker died between its
  * steps also left the claims its step one set for cells the stored answer
  * refused (a cell refused "full" whose place came back meanwhile: SET NX
@@ -123,7 +147,7 @@ gchw_refused_item(yajl_val item, const char **cid, const char **sid)
  * booking id (gch_book_id: the same for every attempt with the key), and
  * no booking of that id exists: it is deleted, under WATCH of the claims
  * so that nobody else's claim is touched.  member is
- * "{f:<fid>}:idem:<key>", rec the record "D <hash32> <answer>".
+ * "{f:<fid>}:idem:<key>", rec the record "D <hash32> <demande>".
  */
 static void
 gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
@@ -151,7 +175,7 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
     fid[end - member - 3] = '\0';
     key = end + 7;
 
-    v = yajl_tree_parse(rec + 35, ebuf, sizeof(ebuf));
+    v = gchw_answer_parse(rec, len, ebuf, sizeof(ebuf));
     items = v ? yajl_tree_get(v, pi, yajl_t_array) : NULL;
 
     nkeys = 0;
@@ -234,7 +258,7 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
 
 
 /*
- * The sessions of a stored answer "D <hash32> <answer>" are to be
+ * The sessions of a stored answer "D <hash32> <demande>" are to be
  * recounted: its member in gch:inflight is a replay (same key, same body)
  * whose nginx worker died between its steps.  The first attempt's step two
  * had removed the member, the replay's step one put it back and took the
@@ -253,7 +277,7 @@ gchw_dirty_answer(gchw_reaper_t *r, redisContext *rc, const char *rec,
         return;
     }
 
-    v = yajl_tree_parse(rec + 35, ebuf, sizeof(ebuf));
+    v = gchw_answer_parse(rec, len, ebuf, sizeof(ebuf));
     items = v ? yajl_tree_get(v, pi, yajl_t_array) : NULL;
 
     for (i = 0; items && i < items->u.array.len; i++) {
