@@ -1,7 +1,8 @@
 /*
  * fuzz_demande.c -- libFuzzer harness for the compact demande decoder
- * (gch_dm_decode, gch_dm_json): it reads what Redis hands back (the
- * idempotency record, the family's demande list, the stream entry).  A
+ * (gch_dm_decode, gch_dm_json) and the planning entry's: they read what
+ * Redis hands back (the idempotency record, the family's demande list,
+ * the stream entry, {f:<fid>}:bookings).  A
  * text it accepts must encode back to the very same bytes and render the
  * three JSON forms; anything else is refused without a leak.
  */
@@ -52,6 +53,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     a.free(a.ctx, js);
+
+    /* the planning entry: canonical too */
+    {
+        gch_dm_planning_t  e;
+
+        if (gch_dm_planning_decode(&e, (const char *) data, size) == GCH_OK) {
+            enc = gch_dm_planning_encode(&e, &a, &n);
+            if (enc == NULL || n != size || memcmp(enc, data, size) != 0) {
+                abort();
+            }
+            a.free(a.ctx, enc);
+        }
+
+        js = gch_dm_planning_json((const char *) data, size, &a, &n);
+        a.free(a.ctx, js);
+    }
 
     fuzz_count_check();
 

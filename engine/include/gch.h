@@ -542,6 +542,35 @@ char *gch_dm_json(const char *p, size_t n, int what, const gch_alloc_t *a,
     size_t *len);
 
 
+/*
+ * A confirmed booking's planning entry, the value of {f:<fid>}:bookings
+ * (the field is the booking id): "~p <child> <session> <price> <number>
+ * <at_ms> <o|w>", strings "<length>:<bytes>".  JSON entries (written by
+ * the worker's rebuild, or before the compact form) are read too.
+ */
+typedef struct {
+    const char  *child;
+    size_t       child_len;
+    const char  *session;
+    size_t       session_len;
+    long long    price_cents;
+    long long    number;              /* the demande's */
+    long long    at_ms;
+    int          onsite;
+} gch_dm_planning_t;
+
+#define GCH_DM_PLANNING_MAGIC  "~p "
+
+char *gch_dm_planning_encode(const gch_dm_planning_t *e,
+    const gch_alloc_t *a, size_t *len);
+int gch_dm_planning_decode(gch_dm_planning_t *e, const char *p, size_t n);
+/* {"child_id","session_id","price_cents","request_id","at_ms"[,"channel"]}
+ * of a compact entry; a JSON one copied.  NULL when p is neither (*len 0)
+ * or memory is short (*len 1). */
+char *gch_dm_planning_json(const char *p, size_t n, const gch_alloc_t *a,
+    size_t *len);
+
+
 /* ------------------------------------------------------------------ */
 /* cancellation (cancel.c): DELETE /api/bookings/{id}                  */
 

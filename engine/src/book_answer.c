@@ -212,28 +212,20 @@ gch_compact(gch_book_t *b, const char *prefix, size_t plen, size_t *len)
 }
 
 
+/* The planning entry of a confirmed cell, compact (demande.c). */
 char *
 gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len)
 {
-    gch_buf_t  o;
+    gch_dm_planning_t  e;
 
-    gch_buf_init(&o, b->a);
-    gch_buf_lit(&o, "{\"child_id\":");
-    gch_buf_jstrz(&o, c->child->id);
-    gch_buf_lit(&o, ",\"session_id\":");
-    gch_buf_jstrz(&o, c->session->id);
-    gch_buf_lit(&o, ",\"price_cents\":");
-    gch_buf_addi(&o, c->price_cents);
-    gch_buf_lit(&o, ",\"request_id\":");
-    gch_buf_jstrz(&o, b->request_id);
-    gch_buf_lit(&o, ",\"at_ms\":");
-    gch_buf_addi(&o, b->in.now_ms);
+    e.child = c->child->id;
+    e.child_len = strlen(c->child->id);
+    e.session = c->session->id;
+    e.session_len = strlen(c->session->id);
+    e.price_cents = c->price_cents;
+    e.number = b->number;
+    e.at_ms = b->in.now_ms;
+    e.onsite = b->in.onsite;
 
-    if (b->in.onsite) {
-        gch_buf_lit(&o, ",\"channel\":\"onsite\"");
-    }
-
-    gch_buf_lit(&o, "}");
-
-    return gch_buf_detach(&o, len);
+    return gch_dm_planning_encode(&e, b->a, len);
 }

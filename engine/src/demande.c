@@ -592,3 +592,146 @@ gch_dm_json(const char *p, size_t n, int what, const gch_alloc_t *a,
 
     return out;
 }
+
+
+/* ----- the planning entry: {f:<fid>}:bookings' value ----------------- */
+
+/* See gch.h. */
+char *
+gch_dm_planning_encode(const gch_dm_planning_t *e, const gch_alloc_t *a,
+    size_t *len)
+{
+    gch_buf_t  o;
+
+    gch_buf_init(&o, a);
+    gch_buf_lit(&o, GCH_DM_PLANNING_MAGIC);
+    gch_dm_str(&o, e->child, e->child_len);
+    gch_buf_lit(&o, " ");
+    gch_dm_str(&o, e->session, e->session_len);
+    gch_buf_lit(&o, " ");
+    gch_buf_addi(&o, e->price_cents);
+    gch_buf_lit(&o, " ");
+    gch_buf_addi(&o, e->number);
+    gch_buf_lit(&o, " ");
+    gch_buf_addi(&o, e->at_ms);
+    gch_buf_add(&o, e->onsite ? " o" : " w", 2);
+
+    return gch_buf_detach(&o, len);
+}
+
+
+/* See gch.h. */
+int
+gch_dm_planning_decode(gch_dm_planning_t *e, const char *p, size_t n)
+{
+    gch_dm_rd_t  r;
+
+    memset(e, 0, sizeof(*e));
+
+    r.p = p;
+    r.end = p + n;
+
+    if (n < sizeof(GCH_DM_PLANNING_MAGIC) - 1
+        || memcmp(p, GCH_DM_PLANNING_MAGIC,
+                  sizeof(GCH_DM_PLANNING_MAGIC) - 1) != 0)
+    {
+        return GCH_EINVALID;
+    }
+
+    r.p += sizeof(GCH_DM_PLANNING_MAGIC) - 1;
+
+    if (gch_dm_rstr(&r, &e->child, &e->child_len) != 0
+        || gch_dm_sp(&r) != 0
+        || gch_dm_rstr(&r, &e->session, &e->session_len) != 0
+        || gch_dm_sp(&r) != 0 || gch_dm_int(&r, 1, &e->price_cents) != 0
+        || gch_dm_sp(&r) != 0 || gch_dm_int(&r, 0, &e->number) != 0
+        || gch_dm_sp(&r) != 0 || gch_dm_int(&r, 0, &e->at_ms) != 0
+        || gch_dm_sp(&r) != 0 || r.end - r.p != 1
+        || (*r.p != 'o' && *r.p != 'w'))
+    {
+        return GCH_EINVALID;
+    }
+
+    e->onsite = (*r.p == 'o');
+
+    return GCH_OK;
+}
+
+
+/* See gch.h. */
+char *
+gch_dm_planning_json(const char *p, size_t n, const gch_alloc_t *a,
+    size_t *len)
+{
+    char               *out;
+    gch_buf_t           o;
+    gch_dm_planning_t   e;
+
+    *len = 0;
+
+    if (n && p[0] == '{') {
+        out = a->alloc(a->ctx, n + 1);
+        if (out == NULL) {
+            *len = 1;
+            return NULL;
+        }
+
+        memcpy(out, p, n);
+        out[n] = '\0';
+        *len = n;
+        return out;
+    }
+
+    if (gch_dm_planning_decode(&e, p, n) != GCH_OK) {
+        return NULL;
+    }
+
+    gch_buf_init(&o, a);
+    gch_buf_lit(&o, "{\"child_id\":");
+    gch_buf_jstr(&o, e.child, e.child_len);
+    gch_buf_lit(&o, ",\"session_id\":");
+    gch_buf_jstr(&o, e.session, e.session_len);
+    gch_buf_lit(&o, ",\"price_cents\":");
+    gch_buf_addi(&o, e.price_cents);
+    gch_buf_lit(&o, ",\"request_id\":");
+    gch_dm_request_id(&o, e.number);
+    gch_buf_lit(&o, ",\"at_ms\":");
+    gch_buf_addi(&o, e.at_ms);
+
+    if (e.onsite) {
+        gch_buf_lit(&o, ",\"channel\":\"onsite\"");
+    }
+
+    gch_buf_lit(&o, "}");
+
+    out = gch_buf_detach(&o, len);
+    if (out == NULL) {
+        *len = 1;
+    }
+
+    return out;
+}
+
+
+/* See resp.h. */
+yajl_val
+gch_planning_doc(const char *p, size_t n, const gch_alloc_t *a)
+{
+    char      *js;
+    size_t     len;
+    yajl_val   doc;
+
+    if (n && p[0] == '{' && p[n] == '\0') {
+        return yajl_tree_parse(p, NULL, 0);    /* a JSON entry, as it is */
+    }
+
+    js = gch_dm_planning_json(p, n, a, &len);
+    if (js == NULL) {
+        return NULL;
+    }
+
+    doc = yajl_tree_parse(js, NULL, 0);
+    a->free(a->ctx, js);
+
+    return doc;
+}

@@ -733,7 +733,8 @@ gch_render_bookings(gch_view_t *v, const redisReply *exec, yajl_gen g)
             continue;
         }
 
-        rows[n].doc = yajl_tree_parse(h->element[i + 1]->str, NULL, 0);
+        rows[n].doc = gch_planning_doc(h->element[i + 1]->str,
+                                       h->element[i + 1]->len, v->a);
         if (rows[n].doc == NULL) {
             rc = GCH_EREDIS;
             continue;

@@ -764,13 +764,20 @@ test_book_fresh(void)
 
     ok = tcmds_find(l, 0, "HSET {f:f-martin}:bookings b-") >= 0;
     if (ok) {
-        char  *h = tcmd_arg(l, 4, 3);
-        ok = h && strcmp(h, "{\"child_id\":\"c-thais\",\"session_id\":\"k-m\","
-                         "\"price_cents\":300,\"request_id\":\"D-000042\","
-                         "\"at_ms\":1623319200123}") == 0;
+        char    *h = tcmd_arg(l, 4, 3), *js;
+        size_t   jn;
+
+        js = h ? gch_dm_planning_json(h, strlen(h), &gch_alloc_std, &jn)
+               : NULL;
+        ok = h && strcmp(h, "~p 7:c-thais 3:k-m 300 42 1623319200123 w") == 0
+             && js && strcmp(js, "{\"child_id\":\"c-thais\",\"session_id\":"
+                             "\"k-m\",\"price_cents\":300,\"request_id\":"
+                             "\"D-000042\",\"at_ms\":1623319200123}") == 0;
         if (!ok) {
-            tap_diag("planning entry: %s", h ? h : "(null)");
+            tap_diag("planning entry: %s -> %s", h ? h : "(null)",
+                     js ? js : "(null)");
         }
+        free(js);
         free(h);
     }
     tap_ok(ok, "the planning entry carries child, session, price, demande");
