@@ -484,7 +484,8 @@ const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
  * What a booking demande leaves in Redis -- the idempotency record's
  * answer, the family's demande list and the stream entry -- is one
  * compact text (docs/architecture.md, "The compact demande"), not its
- * JSON: the JSON is rendered when it is read.  "~1 <number> <at_ms>
+ * JSON: the JSON is rendered when it is read.  The record's is bare: its
+ * family and key are empty, its Redis key names them.  "~1 <number> <at_ms>
  * <o|w> <family> <key> <agent> <ncells>" then per cell "<child>
  * <session> +<price>" (confirmed) or "-<reason>[@<opens unix s>]", every
  * string as "<length>:<bytes>".  Booking ids are not stored: they are
@@ -540,13 +541,20 @@ char *gch_dm_render(const gch_dm_t *d, int what, const gch_alloc_t *a,
  * 1 when memory was short). */
 char *gch_dm_json(const char *p, size_t n, int what, const gch_alloc_t *a,
     size_t *len);
+/* The same for the idempotency record's bare demande (no family, no key:
+ * its key "{f:<family>}:idem:<key>" names them): family and key fill
+ * them in. */
+char *gch_dm_json_in(const char *p, size_t n, int what, const char *family,
+    const char *key, size_t key_len, const gch_alloc_t *a, size_t *len);
 
 
 /*
  * A confirmed booking's planning entry, the value of {f:<fid>}:bookings
  * (the field is the booking id): "~p <child> <session> <price> <number>
- * <at_ms> <o|w>", strings "<length>:<bytes>".  JSON entries (written by
- * the worker's rebuild, or before the compact form) are read too.
+ * <o|w>", strings "<length>:<bytes>" -- under Redis's 64 bytes of
+ * hash-max-listpack-value for the usual ids, so that a family's hash
+ * stays a listpack.  JSON entries (written by the worker's rebuild, or
+ * before the compact form) are read too.
  */
 typedef struct {
     const char  *child;
@@ -555,7 +563,6 @@ typedef struct {
     size_t       session_len;
     long long    price_cents;
     long long    number;              /* the demande's */
-    long long    at_ms;
     int          onsite;
 } gch_dm_planning_t;
 
@@ -564,8 +571,8 @@ typedef struct {
 char *gch_dm_planning_encode(const gch_dm_planning_t *e,
     const gch_alloc_t *a, size_t *len);
 int gch_dm_planning_decode(gch_dm_planning_t *e, const char *p, size_t n);
-/* {"child_id","session_id","price_cents","request_id","at_ms"[,"channel"]}
- * of a compact entry; a JSON one copied.  NULL when p is neither (*len 0)
+/* {"child_id","session_id","price_cents","request_id"[,"channel"]} of a
+ * compact entry; a JSON one copied.  NULL when p is neither (*len 0)
  * or memory is short (*len 1). */
 char *gch_dm_planning_json(const char *p, size_t n, const gch_alloc_t *a,
     size_t *len);

@@ -448,6 +448,7 @@ gch_book_free(gch_book_t *b)
     a->free(a->ctx, b->member);
     gch_body_release(b);
     a->free(a->ctx, b->stored);
+    a->free(a->ctx, b->entry);
     a->free(a->ctx, b);
 }
 

@@ -86,6 +86,8 @@ struct gch_book_s {
     int                   body_in_stored;  /* body points into stored */
     char                 *stored;      /* "D <hash> <compact>", step two */
     size_t                stored_len;
+    char                 *entry;       /* the compact demande, whole */
+    size_t                entry_len;
     int                   step1_built;
 };
 
@@ -118,7 +120,7 @@ void gch_error_body(gch_book_t *b, int status, const char *code,
     const char *message);
 char *gch_answer_json(gch_book_t *b, size_t *len);
 char *gch_compact(gch_book_t *b, const char *prefix, size_t plen,
-    size_t *len);
+    int bare, size_t *len);
 char *gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len);
 
 

@@ -179,11 +179,13 @@ gch_answer_json(gch_book_t *b, size_t *len)
 
 /*
  * The compact demande after "prefix" (the stored record's "D <hash> "):
- * the idempotency record, the family's demande list and the stream entry
- * hold these bytes (b->compact).
+ * the family's demande list and the stream entry hold it whole; the
+ * idempotency record bare, without the family and the key its own key
+ * names (gch_dm_json_in() puts them back).
  */
 char *
-gch_compact(gch_book_t *b, const char *prefix, size_t plen, size_t *len)
+gch_compact(gch_book_t *b, const char *prefix, size_t plen, int bare,
+    size_t *len)
 {
     char      *enc, *out;
     size_t     n;
@@ -191,6 +193,11 @@ gch_compact(gch_book_t *b, const char *prefix, size_t plen, size_t *len)
 
     if (gch_dm_of(b, &d) != 0) {
         return NULL;
+    }
+
+    if (bare) {
+        d.family_len = 0;
+        d.key_len = 0;
     }
 
     enc = gch_dm_encode(&d, b->a, &n);
@@ -224,7 +231,6 @@ gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len)
     e.session_len = strlen(c->session->id);
     e.price_cents = c->price_cents;
     e.number = b->number;
-    e.at_ms = b->in.now_ms;
     e.onsite = b->in.onsite;
 
     return gch_dm_planning_encode(&e, b->a, len);

@@ -406,19 +406,19 @@ gch_step2_build(gch_book_t *b)
         b->a->free(b->a->ctx, plan);
     }
 
-    /* the compact demande, the tail of the stored record: in the stream
-     * and the family's demande list too */
+    /* the compact demande, whole: in the stream and the family's demande
+     * list (the record's is bare) */
     argv[0] = "XADD"; argvlen[0] = 4;
     argv[1] = GCH_KEY_STREAM; argvlen[1] = sizeof(GCH_KEY_STREAM) - 1;
     argv[2] = "*"; argvlen[2] = 1;
     argv[3] = "d"; argvlen[3] = 1;
-    argv[4] = b->stored + 35; argvlen[4] = b->stored_len - 35;
+    argv[4] = b->entry; argvlen[4] = b->entry_len;
     gch_cmdlist_argv(l, 5, argv, argvlen);
 
     (void) gch_demandes_key(key, sizeof(key), b);
     argv[0] = "LPUSH"; argvlen[0] = 5;
     argv[1] = key; argvlen[1] = strlen(key);
-    argv[2] = b->stored + 35; argvlen[2] = b->stored_len - 35;
+    argv[2] = b->entry; argvlen[2] = b->entry_len;
     gch_cmdlist_argv(l, 3, argv, argvlen);
 
     gch_cmdlist_cmd(l, "EXEC", NULL);
@@ -506,7 +506,9 @@ gch_idem_verdict(gch_book_t *b, const redisReply *r)
     p = r->str + 35;
     n = r->len - 35;
 
-    b->body = gch_dm_json(p, n, GCH_DM_ANSWER, b->a, &b->body_len);
+    b->body = gch_dm_json_in(p, n, GCH_DM_ANSWER, b->in.family->id,
+                             b->in.idem_key, b->in.idem_len, b->a,
+                             &b->body_len);
     if (b->body == NULL) {
         if (b->body_len == 0) {
             gch_error_body(b, 503, "unavailable",
@@ -733,12 +735,17 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     memcpy(prefix + 2, b->hash, 32);
     prefix[34] = ' ';
 
-    b->stored = gch_compact(b, prefix, 35, &len);
+    b->stored = gch_compact(b, prefix, 35, 1, &len);
     if (b->stored == NULL) {
         return GCH_ENOMEM;
     }
 
     b->stored_len = len;
+    b->entry = gch_compact(b, "", 0, 0, &b->entry_len);
+    if (b->entry == NULL) {
+        return GCH_ENOMEM;
+    }
+
     b->body = gch_answer_json(b, &b->body_len);
     if (b->body == NULL) {
         return GCH_ENOMEM;

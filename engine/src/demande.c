@@ -558,6 +558,15 @@ char *
 gch_dm_json(const char *p, size_t n, int what, const gch_alloc_t *a,
     size_t *len)
 {
+    return gch_dm_json_in(p, n, what, NULL, NULL, 0, a, len);
+}
+
+
+/* See gch.h. */
+char *
+gch_dm_json_in(const char *p, size_t n, int what, const char *family,
+    const char *key, size_t key_len, const gch_alloc_t *a, size_t *len)
+{
     int        rc;
     char      *out;
     gch_dm_t   d;
@@ -581,6 +590,14 @@ gch_dm_json(const char *p, size_t n, int what, const gch_alloc_t *a,
     if (rc != GCH_OK) {
         *len = (rc == GCH_ENOMEM);
         return NULL;
+    }
+
+    if (family && d.family_len == 0 && d.key_len == 0) {
+        /* a bare demande: the record's key names them */
+        d.family = family;
+        d.family_len = strlen(family);
+        d.key = key;
+        d.key_len = key_len;
     }
 
     out = gch_dm_render(&d, what, a, len);
@@ -612,8 +629,6 @@ gch_dm_planning_encode(const gch_dm_planning_t *e, const gch_alloc_t *a,
     gch_buf_addi(&o, e->price_cents);
     gch_buf_lit(&o, " ");
     gch_buf_addi(&o, e->number);
-    gch_buf_lit(&o, " ");
-    gch_buf_addi(&o, e->at_ms);
     gch_buf_add(&o, e->onsite ? " o" : " w", 2);
 
     return gch_buf_detach(&o, len);
@@ -645,7 +660,6 @@ gch_dm_planning_decode(gch_dm_planning_t *e, const char *p, size_t n)
         || gch_dm_rstr(&r, &e->session, &e->session_len) != 0
         || gch_dm_sp(&r) != 0 || gch_dm_int(&r, 1, &e->price_cents) != 0
         || gch_dm_sp(&r) != 0 || gch_dm_int(&r, 0, &e->number) != 0
-        || gch_dm_sp(&r) != 0 || gch_dm_int(&r, 0, &e->at_ms) != 0
         || gch_dm_sp(&r) != 0 || r.end - r.p != 1
         || (*r.p != 'o' && *r.p != 'w'))
     {
@@ -695,8 +709,6 @@ gch_dm_planning_json(const char *p, size_t n, const gch_alloc_t *a,
     gch_buf_addi(&o, e.price_cents);
     gch_buf_lit(&o, ",\"request_id\":");
     gch_dm_request_id(&o, e.number);
-    gch_buf_lit(&o, ",\"at_ms\":");
-    gch_buf_addi(&o, e.at_ms);
 
     if (e.onsite) {
         gch_buf_lit(&o, ",\"channel\":\"onsite\"");

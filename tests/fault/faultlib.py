@@ -213,7 +213,7 @@ def assert_consistent(s, town, stream=True):
         assert v.startswith("D "), (k, v[:40])
         if stream:
             assert k in demandes, k      # the answer has its stream entry
-        answer = demande.record_answer(v)
+        answer = demande.record_answer(v, *demande.record_key_parts(k))
         for it in answer.get("items", []):
             if it.get("status") == "confirmed":
                 assert it["booking_id"] in all_booked, (k, it)

@@ -5,12 +5,14 @@ JSON the engine renders from it (docs/architecture.md, "The compact
 demande").  Text written before the compact form (JSON) is parsed as it is.
 
     answer(text)   the answer's dict ({"request_id", "status", "items"})
+    record_answer(rec, family, key)  the same of an idempotency record
     entry(text)    the stream entry's dict ({"type": "book", ...})
 """
 
 import datetime
 import hashlib
 import json
+import re
 from zoneinfo import ZoneInfo
 
 MAGIC = "~1 "
@@ -127,10 +129,14 @@ def _rid(n):
     return "D-%06d" % n if n >= 0 else None
 
 
-def answer(text):
+def answer(text, family=None, key=None):
+    """The answer's dict; family and key fill in a bare demande's (the
+    idempotency record's, whose Redis key names them)."""
     if text.lstrip()[:1] in ("{", b"{"):
         return json.loads(text)
     d = decode(text)
+    if family is not None and not d["family"] and not d["key"]:
+        d["family"], d["key"] = family, key
     return {"request_id": _rid(d["number"]), "status": _status(d["cells"]),
             "items": _items(d)}
 
@@ -148,7 +154,15 @@ def entry(text):
     return e
 
 
-def record_answer(rec):
-    """The answer of an idempotency record "D <hash> <demande>"."""
+def record_answer(rec, family, key):
+    """The answer of the idempotency record rec "D <hash> <demande>" of
+    this family and Idempotency-Key."""
     assert rec.startswith("D "), rec[:40]
-    return answer(rec.split(" ", 2)[2])
+    return answer(rec.split(" ", 2)[2], family, key)
+
+
+def record_key_parts(rkey):
+    """(family, key) of an idempotency record's Redis key."""
+    m = re.search(r"f:([^:}]+)\}?:idem:(.*)$", rkey)
+    assert m, rkey
+    return m.group(1), m.group(2)

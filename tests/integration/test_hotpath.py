@@ -223,7 +223,7 @@ def test_idempotency_block(hp, tok, block):
             assert sum(it["status"] == "confirmed"
                        for it in r.json()["items"]) == q["confirmed"], r
         rec = hp.redis.get("{f:%s}:idem:%s" % (f, k))
-        assert demande.record_answer(rec) == r.json(), n
+        assert demande.record_answer(rec, f, k) == r.json(), n
     for sid, n in block["booked"].items():
         assert len(booked(hp, sid)) - before[sid] == n, sid
     assert settled(hp)
