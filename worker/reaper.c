@@ -490,6 +490,34 @@ gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
 
 
 /*
+ * Does the answer of the record "D <hash32> <demande>" contain needle (in
+ * its JSON)?  An answer that cannot be read counts as containing it: the
+ * recount waits.
+ */
+static int
+gchw_answer_has(const char *rec, size_t len, const char *needle)
+{
+    int      has;
+    char    *js;
+    size_t   n;
+
+    if (len <= 35) {
+        return 1;
+    }
+
+    js = gch_dm_json(rec + 35, len - 35, GCH_DM_ANSWER, &gch_alloc_std, &n);
+    if (js == NULL) {
+        return 1;
+    }
+
+    has = strstr(js, needle) != NULL;
+    free(js);
+
+    return has;
+}
+
+
+/*
  * Does an attempt younger than cutoff touch session sid?  1, 0, -1.  "P":
  * a first attempt, its plan (a retry answered 409 has the same body, hence
  * the same sessions); "D": a replay between its steps, the sessions of the
@@ -539,7 +567,7 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
                 busy = strstr(v->str, pat) != NULL;
 
             } else if (v->str[0] == 'D') {
-                busy = strstr(v->str, ans) != NULL;
+                busy = gchw_answer_has(v->str, v->len, ans);
 
             } else if (v->str[0] == 'C' && n > lsid
                        && v->str[n - lsid - 1] == ' '
