@@ -146,8 +146,9 @@ gchw_entry_add(gchb_buf_t *json, const char *d, size_t len)
 
 
 /*
- * Is the entry's "d" a compact demande or an object with a string "type"?  0 if not, else its
- * GCHW_T_* bit (GCHW_T_ALL for a type of no statement of ours).
+ * Is the entry's "d" a compact demande or an object with a string
+ * "type"?  0 if not, else its GCHW_T_* bit (GCHW_T_ALL for a type of no
+ * statement of ours).
  */
 static int
 gchw_entry_ok(const char *d, size_t len)

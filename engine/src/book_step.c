@@ -11,20 +11,28 @@
 #include "book.h"
 
 
+/* {f:<fid>}:budget into key (GCH_KEY_MAX); its length or -1. */
+static int
+gch_budget_key(gch_book_t *b, char *key)
+{
+    return gch_key3(key, GCH_KEY_MAX, GCH_KEY_F_TAG, b->in.family->id,
+                    strlen(b->in.family->id),
+                    GCH_KEY_TAG_END GCH_KEY_BUDGET);
+}
+
+
 /*
  * The family's budget, last in step one: INCRBY {f:<fid>}:budget <cost>,
- * EXPIRE ... NX (the window starts with the first request), TTL.
+ * EXPIRE ... NX (the window starts with the first request).  Its TTL, for
+ * Retry-After, is read only past the budget, in the compensation that
+ * answers 429 (gch_abort): one command less per booking.
  */
 static void
 gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
 {
-    int    klen;
     char   key[GCH_KEY_MAX], cost[24], win[24];
 
-    klen = gch_key3(key, sizeof(key), GCH_KEY_F_TAG, b->in.family->id,
-                    strlen(b->in.family->id),
-                    GCH_KEY_TAG_END GCH_KEY_BUDGET);
-    if (klen < 0) {
+    if (gch_budget_key(b, key) < 0) {
         l->failed = 1;
         return;
     }
@@ -37,7 +45,6 @@ gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
 
     gch_cmdlist_cmd(l, "INCRBY", key, cost, NULL);
     gch_cmdlist_cmd(l, "EXPIRE", key, win, "NX", NULL);
-    gch_cmdlist_cmd(l, "TTL", key, NULL);
 }
 
 
@@ -574,6 +581,25 @@ gch_abort(gch_book_t *b, const redisReply *exec, int status,
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
     }
 
+    if (status == 429) {
+        /* the budget's TTL, last: gch_book_on_step2() reads Retry-After */
+        char  key[GCH_KEY_MAX];
+
+        if (b->step2.list.ncmds == 0) {
+            gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+        } else {
+            b->a->free(b->a->ctx, b->step2.list.cmds[--b->step2.list.ncmds]
+                                      .data);    /* reopen before EXEC */
+        }
+
+        if (gch_budget_key(b, key) < 0) {
+            b->step2.failed = 1;
+        } else {
+            gch_cmdlist_cmd(&b->step2, "TTL", key, NULL);
+        }
+        gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+    }
+
     gch_error_body(b, status, code, message);
 
     return b->step2.failed ? GCH_ENOMEM : GCH_OK;
@@ -592,27 +618,25 @@ gch_fail_closed(gch_book_t *b, const redisReply *exec)
 
 /*
  * The family's budget (gch_budget_cmds): 0 within it, 1 past it
- * (b->retry_after set), -1 on unexpected replies.
+ * (b->retry_after the whole window until step two's TTL says better),
+ * -1 on unexpected replies.
  */
 static int
 gch_over_budget(gch_book_t *b, const redisReply *exec)
 {
-    const redisReply  *spent, *ttl;
+    const redisReply  *spent;
 
-    if (b->budget_at + 2 >= exec->elements) {
+    if (b->budget_at + 1 >= exec->elements) {
         return -1;
     }
 
     spent = exec->element[b->budget_at];
-    ttl = exec->element[b->budget_at + 2];
 
-    if (spent->type != REDIS_REPLY_INTEGER
-        || ttl->type != REDIS_REPLY_INTEGER)
-    {
+    if (spent->type != REDIS_REPLY_INTEGER) {
         return -1;
     }
 
-    b->retry_after = gch_family_throttle(spent->integer, ttl->integer);
+    b->retry_after = gch_family_throttle(spent->integer, 0);
 
     return b->retry_after > 0;
 }
@@ -844,6 +868,15 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
     const redisReply  *r;
 
     b->state = GCH_BOOK_DONE;
+
+    if (b->status == 429 && exec && exec->type == REDIS_REPLY_ARRAY
+        && exec->elements > 0
+        && exec->element[exec->elements - 1]->type == REDIS_REPLY_INTEGER)
+    {
+        /* past the budget: the TTL the compensation read, last */
+        b->retry_after = gch_family_throttle(
+            GCH_FAMILY_BUDGET + 1, exec->element[exec->elements - 1]->integer);
+    }
 
     if (b->replayed || b->status != 200 || b->stored == NULL) {
         return GCH_OK;                   /* a compensation: no verdict */
