@@ -8,7 +8,8 @@ One stack (tests/integration/stack.py with lua-free-config/loadtest.conf and
 redis.conf: appendfsync always), a small town (bench/gen_town.py), rush.c
 --grid.  After a warm-up (so that every structure exists), N single-cell
 bookings; once the worker has persisted them: used_memory, the AOF's size
-(INFO persistence aof_current_size), INFO commandstats (calls per booking),
+(INFO persistence aof_current_size, and per command from the AOF file
+itself: which command writes what), INFO commandstats (calls per booking),
 redis-server's CPU from /proc (run and drain), MEMORY USAGE of one key of
 each kind the booking writes.  Then N refusals on a session with one place.
 The stream is trimmed by the worker only after trim_keep_ms, so its entries
@@ -50,6 +51,44 @@ class CostStack(stacklib.Stack):
 
 def aof_bytes(r):
     return int(r.info("persistence").get("aof_current_size", 0))
+
+
+def aof_incr(r):
+    """The AOF file commands are appended to now (Redis 7's multi-part
+    AOF: the last .incr.aof of appenddirname)."""
+    d = os.path.join(r.config_get("dir")["dir"],
+                     r.config_get("appenddirname")["appenddirname"])
+    files = sorted((f for f in os.listdir(d) if f.endswith(".incr.aof")),
+                   key=lambda f: int(f.rsplit(".", 3)[-3]))
+    return os.path.join(d, files[-1])
+
+
+def aof_by_command(path, start, end, n):
+    """Bytes of the AOF between start and end, per command name, per
+    booking (n): which command writes what."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    out, i = {}, 0
+    while i < len(data):
+        j = data.index(b"\r\n", i)
+        assert data[i:i + 1] == b"*", data[i:i + 40]
+        argc, k, args = int(data[i + 1:j]), j + 2, []
+        for a in range(argc):
+            e = data.index(b"\r\n", k)
+            ln = int(data[k + 1:e])
+            if a < 3:
+                args.append(data[e + 2:e + 2 + ln])
+            k = e + 2 + ln + 2
+        name = args[0].decode().upper()
+        if name == "SET" and len(args) == 3:
+            # which SET: the record (P or D) or a claim
+            name = ("SET claim" if b"{c:" in args[1] or b":c:" in args[1]
+                    else "SET record " + args[2][:1].decode())
+        out[name] = out.get(name, 0) + (k - i)
+        i = k
+    return {c: round(b / n, 1) for c, b in sorted(out.items(),
+                                                  key=lambda x: -x[1])}
 
 
 def key_kinds(r, fid):
@@ -125,6 +164,8 @@ def main():
         pid = s.procs["redis"].pid
         m0 = r.info("memory")["used_memory"]
         f0 = aof_bytes(r)
+        incr = aof_incr(r)
+        i0 = os.path.getsize(incr)
         r.config_resetstat()
         c0 = proc_cpu(pid)
         say("%d single-cell bookings" % a.bookings)
@@ -135,6 +176,7 @@ def main():
         time.sleep(0.5)
         m1 = r.info("memory")["used_memory"]
         f1 = aof_bytes(r)
+        i1 = os.path.getsize(incr)
         ok = out["cells_confirmed"]
         stats = r.info("commandstats")
         slen = r.xlen("gch:bookings")
@@ -146,6 +188,8 @@ def main():
             "stream_entries_left": slen,
             "stream_bytes_per_entry": round(smem / max(1, slen), 1),
             "aof_bytes": round((f1 - f0) / ok, 1),
+            "aof_bytes_by_command": (aof_by_command(incr, i0, i1, ok)
+                                     if aof_incr(r) == incr else None),
             "redis_cpu_us_run": round((c1 - c0) * 1e6 / ok, 1),
             "redis_cpu_us_with_drain": round((c2 - c0) * 1e6 / ok, 1),
             "commands": {k[len("cmdstat_"):]:

@@ -2,7 +2,7 @@
  * fuzz_demande.c -- libFuzzer harness for the compact demande decoder
  * (gch_dm_decode, gch_dm_json) and the planning entry's: they read what
  * Redis hands back (the idempotency record, the family's demande list,
- * the stream entry, {f:<fid>}:bookings).  A
+ * the stream entry, {f:<fid>}:bookings, the in-flight record's plan).  A
  * text it accepts must encode back to the very same bytes and render the
  * three JSON forms; anything else is refused without a leak.
  */
@@ -67,6 +67,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         js = gch_dm_planning_json((const char *) data, size, &a, &n);
+        a.free(a.ctx, js);
+
+        /* the in-flight record's plan, without a catalogue */
+        js = gch_dm_plan_json((const char *) data, size, NULL, "f", "k", 1,
+                              &a, &n);
+        if (js && js[0] != '[') {
+            abort();
+        }
         a.free(a.ctx, js);
     }
 

@@ -291,19 +291,58 @@ gchw_dirty_answer(gchw_reaper_t *r, redisContext *rc, const char *rec,
 }
 
 
+/*
+ * The plan of a first attempt's record "P <hash32> <id> <plan>" as the JSON
+ * plan [{"s","c","b","q"}] (gch_dm_plan_json(): the compact plan the module
+ * writes, with booking ids from rkey "{f:<fid>}:idem:<key>" -- none when
+ * rkey is NULL -- and claim keys from the catalogue t; a JSON plan as it
+ * is).  Freed with free(); NULL if unreadable.
+ */
+static char *
+gchw_plan_text(const gch_town_t *t, const char *rkey, const char *rec,
+    size_t len)
+{
+    char         fid[256];
+    size_t       n;
+    const char  *plan, *end, *key;
+
+    plan = len > 35 ? memchr(rec + 35, ' ', len - 35) : NULL;
+    if (plan == NULL) {
+        return NULL;
+    }
+
+    plan++;
+    fid[0] = '\0';
+    key = NULL;
+    end = rkey ? strstr(rkey, "}:idem:") : NULL;
+
+    if (end && strncmp(rkey, "{f:", 3) == 0
+        && (size_t) (end - rkey - 3) < sizeof(fid))
+    {
+        memcpy(fid, rkey + 3, end - rkey - 3);
+        fid[end - rkey - 3] = '\0';
+        key = end + 7;
+    }
+
+    return gch_dm_plan_json(plan, len - (size_t) (plan - rec), t, fid, key,
+                            key ? strlen(key) : 0, &gch_alloc_std, &n);
+}
+
+
 /* The sessions of a first attempt's plan "P <hash32> <id> <plan>" are to
  * be recounted: a retry of its body died between its steps. */
 static void
 gchw_dirty_plan(gchw_reaper_t *r, redisContext *rc, const char *rec,
     size_t len)
 {
-    char         ebuf[128];
+    char         ebuf[128], *plan;
     size_t       i;
     yajl_val     v, sv;
-    const char  *plan, *ps[] = { "s", NULL };
+    const char  *ps[] = { "s", NULL };
 
-    plan = len > 35 ? strchr(rec + 35, ' ') : NULL;
-    v = plan ? yajl_tree_parse(plan + 1, ebuf, sizeof(ebuf)) : NULL;
+    plan = gchw_plan_text(NULL, NULL, rec, len);
+    v = plan ? yajl_tree_parse(plan, ebuf, sizeof(ebuf)) : NULL;
+    free(plan);
 
     for (i = 0; v && YAJL_IS_ARRAY(v) && i < v->u.array.len; i++) {
         sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
@@ -529,7 +568,7 @@ static int
 gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
 {
     int          busy;
-    char         pat[600], ans[600], rkey[600];
+    char         pat[600], ans[600], rkey[600], *plan;
     size_t       i, n, lsid;
     redisReply  *m, *v;
     const char  *id;
@@ -564,7 +603,9 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
         } else if (v->type == REDIS_REPLY_STRING) {
             n = v->len;
             if (v->str[0] == 'P') {
-                busy = strstr(v->str, pat) != NULL;
+                plan = gchw_plan_text(NULL, NULL, v->str, v->len);
+                busy = plan == NULL || strstr(plan, pat) != NULL;
+                free(plan);
 
             } else if (v->str[0] == 'D') {
                 busy = gchw_answer_has(v->str, v->len, ans);
@@ -785,9 +826,17 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         return gchw_reap_retry(r, rc, member, rkey, id, g);
     }
 
-    /* "P <hash32> <id> <plan>" */
-    plan = g->len > 35 ? strchr(g->str + 35, ' ') : NULL;
-    v = plan ? yajl_tree_parse(plan + 1, ebuf, sizeof(ebuf)) : NULL;
+    /* "P <hash32> <id> <plan>"; a compact plan's claims come from the
+     * catalogue: without it, later */
+    if (r->town == NULL && strstr(g->str, " " GCH_DM_PLAN_MAGIC) != NULL) {
+        freeReplyObject(g);
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        return 0;
+    }
+
+    plan = gchw_plan_text(r->town, rkey, g->str, g->len);
+    v = plan ? yajl_tree_parse(plan, ebuf, sizeof(ebuf)) : NULL;
+    free(plan);
 
     if (v == NULL || !YAJL_IS_ARRAY(v)) {
         gchb_log("error", "reaper: bad record %s: dropped", member);

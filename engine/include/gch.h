@@ -578,6 +578,29 @@ char *gch_dm_planning_json(const char *p, size_t n, const gch_alloc_t *a,
     size_t *len);
 
 
+/*
+ * A first attempt's plan, in its record "P <hash> <id> <plan>": "~q <n>"
+ * then "<child> <session>" per cell its step one took.  The reaper reads
+ * it as the JSON plan [{"s","c","b","q":[claim keys]}] it always read:
+ * booking ids derived from family and key, claim keys from the catalogue
+ * t (none for a session t does not know, or t NULL).  A JSON plan (a
+ * record written before) is copied.  NULL when p is neither (*len 0) or
+ * memory is short (*len 1).
+ */
+typedef struct {
+    const char  *child;
+    const char  *session;
+} gch_dm_plan_cell_t;
+
+#define GCH_DM_PLAN_MAGIC  "~q "
+
+char *gch_dm_plan_encode(const gch_dm_plan_cell_t *cells, size_t n,
+    const gch_alloc_t *a, size_t *len);
+char *gch_dm_plan_json(const char *p, size_t n, const gch_town_t *t,
+    const char *family, const char *key, size_t key_len,
+    const gch_alloc_t *a, size_t *len);
+
+
 /* ------------------------------------------------------------------ */
 /* cancellation (cancel.c): DELETE /api/bookings/{id}                  */
 

@@ -13,55 +13,43 @@
 #include "book.h"
 
 
-/* The reaper's plan: [{"s":sid,"c":cid,"b":bid,"q":[claim keys]}] */
+/*
+ * The reaper's plan, "~q <n> <child> <session> ..." (demande.c): the cells
+ * step one takes; the reaper derives their booking ids and claim keys.
+ */
 void
 gch_plan_json(gch_book_t *b, gch_buf_t *out)
 {
-    int           q, n, first;
-    char          key[GCH_KEY_MAX];
-    size_t        i;
-    gch_cell_t   *c;
+    char                *p;
+    size_t               i, n, len;
+    gch_dm_plan_cell_t  *cells;
 
-    gch_buf_lit(out, "[");
-    first = 1;
-
-    for (i = 0; i < b->ncells; i++) {
-        c = &b->cells[i];
-        if (c->reason) {
-            continue;
-        }
-
-        if (!first) {
-            gch_buf_lit(out, ",");
-        }
-
-        first = 0;
-        gch_buf_lit(out, "{\"s\":");
-        gch_buf_jstrz(out, c->session->id);
-        gch_buf_lit(out, ",\"c\":");
-        gch_buf_jstrz(out, c->child->id);
-        gch_buf_lit(out, ",\"b\":");
-        gch_buf_jstrz(out, c->bid);
-        gch_buf_lit(out, ",\"q\":[");
-
-        n = 0;
-
-        for (q = 0; q < 32; q++) {
-            if ((c->quanta & (1u << q))
-                && gch_claim_key(key, sizeof(key), c, q) > 0)
-            {
-                if (n++) {
-                    gch_buf_lit(out, ",");
-                }
-
-                gch_buf_jstrz(out, key);
-            }
-        }
-
-        gch_buf_lit(out, "]}");
+    cells = b->a->alloc(b->a->ctx, (b->ncells ? b->ncells : 1)
+                                   * sizeof(gch_dm_plan_cell_t));
+    if (cells == NULL) {
+        out->failed = 1;
+        return;
     }
 
-    gch_buf_lit(out, "]");
+    n = 0;
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == GCH_REASON_NONE) {
+            cells[n].child = b->cells[i].child->id;
+            cells[n].session = b->cells[i].session->id;
+            n++;
+        }
+    }
+
+    p = gch_dm_plan_encode(cells, n, b->a, &len);
+    b->a->free(b->a->ctx, cells);
+
+    if (p == NULL) {
+        out->failed = 1;
+        return;
+    }
+
+    gch_buf_add(out, p, len);
+    b->a->free(b->a->ctx, p);
 }
 
 

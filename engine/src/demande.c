@@ -747,3 +747,160 @@ gch_planning_doc(const char *p, size_t n, const gch_alloc_t *a)
 
     return doc;
 }
+
+
+/* ----- the in-flight record's plan ---------------------------------- */
+
+/*
+ * A first attempt's record "P <hash> <id> <plan>" names the cells its
+ * step one took, for the reaper: "~q <n>" then per cell "<child>
+ * <session>" (strings "<length>:<bytes>").  Their booking ids and claim
+ * keys are derived (gch_dm_plan_json()).
+ */
+char *
+gch_dm_plan_encode(const gch_dm_plan_cell_t *cells, size_t n,
+    const gch_alloc_t *a, size_t *len)
+{
+    size_t     i;
+    gch_buf_t  o;
+
+    gch_buf_init(&o, a);
+    gch_buf_lit(&o, GCH_DM_PLAN_MAGIC);
+    gch_buf_addu(&o, n);
+
+    for (i = 0; i < n; i++) {
+        gch_buf_lit(&o, " ");
+        gch_dm_str(&o, cells[i].child, strlen(cells[i].child));
+        gch_buf_lit(&o, " ");
+        gch_dm_str(&o, cells[i].session, strlen(cells[i].session));
+    }
+
+    return gch_buf_detach(&o, len);
+}
+
+
+/* See gch.h. */
+char *
+gch_dm_plan_json(const char *p, size_t n, const gch_town_t *t,
+    const char *family, const char *key, size_t key_len,
+    const gch_alloc_t *a, size_t *len)
+{
+    int                   q, k;
+    char                  cb[128], sb[128], *cid, *sid, *out;
+    char                  claim[256], bid[GCH_BOOKING_ID_MAX];
+    size_t                i, clen, slen;
+    uint32_t              quanta;
+    long long             cells;
+    gch_buf_t             o;
+    gch_dm_rd_t           r;
+    const char           *c, *s;
+    const gch_session_t  *ses;
+
+    *len = 0;
+
+    if (n && p[0] == '[') {
+        out = a->alloc(a->ctx, n + 1);          /* a JSON plan, as it is */
+        if (out == NULL) {
+            *len = 1;
+            return NULL;
+        }
+
+        memcpy(out, p, n);
+        out[n] = '\0';
+        *len = n;
+        return out;
+    }
+
+    r.p = p;
+    r.end = p + n;
+
+    if (n < sizeof(GCH_DM_PLAN_MAGIC) - 1
+        || memcmp(p, GCH_DM_PLAN_MAGIC, sizeof(GCH_DM_PLAN_MAGIC) - 1) != 0)
+    {
+        return NULL;
+    }
+
+    r.p += sizeof(GCH_DM_PLAN_MAGIC) - 1;
+
+    if (gch_dm_int(&r, 0, &cells) != 0 || cells > GCH_DM_MAX_CELLS) {
+        return NULL;
+    }
+
+    gch_buf_init(&o, a);
+    gch_buf_lit(&o, "[");
+
+    for (i = 0; i < (size_t) cells; i++) {
+        if (gch_dm_sp(&r) != 0 || gch_dm_rstr(&r, &c, &clen) != 0
+            || gch_dm_sp(&r) != 0 || gch_dm_rstr(&r, &s, &slen) != 0)
+        {
+            gch_buf_free(&o);
+            return NULL;
+        }
+
+        cid = gch_dm_cstr(c, clen, cb, sizeof(cb), a);
+        sid = gch_dm_cstr(s, slen, sb, sizeof(sb), a);
+
+        if (cid && sid) {
+            gch_book_id(bid, family ? family : "", key ? key : "",
+                        key ? key_len : 0, cid, sid);
+
+            if (i) {
+                gch_buf_lit(&o, ",");
+            }
+
+            gch_buf_lit(&o, "{\"s\":");
+            gch_buf_jstr(&o, s, slen);
+            gch_buf_lit(&o, ",\"c\":");
+            gch_buf_jstr(&o, c, clen);
+            gch_buf_lit(&o, ",\"b\":");
+            gch_buf_jstrz(&o, bid);
+            gch_buf_lit(&o, ",\"q\":[");
+
+            /* the claims, from the catalogue: none if it lost the session
+             * (they expire the day after it) */
+            ses = t ? gch_town_session(t, sid, slen) : NULL;
+            quanta = ses ? t->units[ses->unit].quanta : 0;
+            k = 0;
+
+            for (q = 0; q < 32; q++) {
+                if ((quanta & (1u << q))
+                    && gch_claim_key_of(claim, sizeof(claim), cid, ses->date,
+                                        q) > 0)
+                {
+                    if (k++) {
+                        gch_buf_lit(&o, ",");
+                    }
+
+                    gch_buf_jstrz(&o, claim);
+                }
+            }
+
+            gch_buf_lit(&o, "]}");
+
+        } else {
+            o.failed = 1;
+        }
+
+        if (cid) {
+            gch_dm_cstr_free(cid, cb, a);
+        }
+
+        if (sid) {
+            gch_dm_cstr_free(sid, sb, a);
+        }
+    }
+
+    gch_buf_lit(&o, "]");
+
+    if (r.p != r.end) {
+        gch_buf_free(&o);
+        return NULL;
+    }
+
+    out = gch_buf_detach(&o, len);
+    if (out == NULL) {
+        *len = 1;
+    }
+
+    return out;
+}

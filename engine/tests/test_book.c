@@ -542,14 +542,41 @@ test_book_step1_shape(void)
     for (p = rec ? rec + 2 : NULL; ok && p < rec + 34; p++) {
         ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
     }
-    snprintf(want, sizeof(want), " %lld.a7.%.8s [{\"s\":\"k-j\","
-             "\"c\":\"c-thais\","
-             "\"b\":\"%s\",\"q\":[\"{c:c-thais}:2021-07-07:q0\","
-             "\"{c:c-thais}:2021-07-07:q1\",\"{c:c-thais}:2021-07-07:q2\"]}]",
-             ms, rec ? rec + 2 : "", bid);
+    snprintf(want, sizeof(want), " %lld.a7.%.8s ~q 1 7:c-thais 3:k-j",
+             ms, rec ? rec + 2 : "");
     ok = ok && strcmp(rec + 34, want) == 0;
     tap_ok(ok, "step one record: P <hash> <attempt id> <plan of open cells>: "
            "%s", rec ? rec : "(none)");
+
+    /* the reaper reads the plan as it always did: ids and claims derived */
+    {
+        char    *js, *plan;
+        size_t   n;
+
+        plan = ok ? strchr(rec + 35, ' ') + 1 : NULL;
+        js = plan ? gch_dm_plan_json(plan, strlen(plan), k.in.town,
+                                     "f-martin", "k1", 2, &gch_alloc_std, &n)
+                  : NULL;
+        snprintf(want, sizeof(want), "[{\"s\":\"k-j\",\"c\":\"c-thais\","
+                 "\"b\":\"%s\",\"q\":[\"{c:c-thais}:2021-07-07:q0\","
+                 "\"{c:c-thais}:2021-07-07:q1\","
+                 "\"{c:c-thais}:2021-07-07:q2\"]}]", bid);
+        tap_ok(js && strcmp(js, want) == 0 && n == strlen(want),
+               "step one record: its plan rendered for the reaper: %s",
+               js ? js : "(null)");
+        free(js);
+
+        js = gch_dm_plan_json("~q 1 7:c-thais 4:k-zz", 21, k.in.town,
+                              "f-martin", "k1", 2, &gch_alloc_std, &n);
+        tap_ok(js && strstr(js, "\"s\":\"k-zz\"") && strstr(js, "\"q\":[]"),
+               "plan: a session the catalogue lost has no claims: %s",
+               js ? js : "(null)");
+        free(js);
+
+        js = gch_dm_plan_json("~q 2 7:c-thais 3:k-j", 20, k.in.town,
+                              "f-martin", "k1", 2, &gch_alloc_std, &n);
+        tap_ok(js == NULL && n == 0, "plan: a short plan is refused");
+    }
 
     free(rec);
     free(val);
