@@ -11,7 +11,9 @@ bookings; once the worker has persisted them: used_memory, the AOF's size
 (INFO persistence aof_current_size, and per command from the AOF file
 itself: which command writes what), INFO commandstats (calls per booking),
 redis-server's CPU from /proc (run and drain), MEMORY USAGE of one key of
-each kind the booking writes.  Then N refusals on a session with one place.
+each kind the booking writes.  Then N refusals on a session with one place,
+then a crash (SIGKILL) and the time Redis takes to serve again (it reads
+its AOF: every request gets 503 until then).
 The stream is trimmed by the worker only after trim_keep_ms, so its entries
 are still in used_memory: they are shown apart ("stream").
 
@@ -23,6 +25,7 @@ Bytes and CPU per answer, never throughput: the machine is shared.
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -225,6 +228,15 @@ def main():
             "redis_cpu_us": round((c1 - c0) * 1e6 / n, 1),
             "commands": {k[len("cmdstat_"):]: round(v["calls"] / n, 2)
                          for k, v in sorted(stats.items())}}
+
+        # a crash now: how long Redis takes to serve again (its AOF read)
+        aof = aof_bytes(r)
+        s.stop_redis(signal.SIGKILL)
+        t = time.monotonic()
+        s.start_redis()
+        res["restart"] = {"aof_bytes": aof,
+                          "seconds_to_serve": round(time.monotonic() - t, 2),
+                          "bookings_in_aof": 2000 + a.bookings + 10}
     finally:
         s.stop()
     text = json.dumps(res, indent=1, sort_keys=True)
