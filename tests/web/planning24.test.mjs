@@ -44,6 +44,7 @@ let page;
 let town;
 const errors = [];
 const bodies = [];
+const seen = {};
 
 const shot = (name, p) => H.shot("p24-" + name, p || page);
 const axe = (name, p) => H.axe(name, p || page);
@@ -300,8 +301,66 @@ t("semaine type over the school year for two children: several requests "
         return total;
     }, [from, to]);
     assert.equal(booked, n);
+    seen.anchor = anchor;
+    seen.booked = n;
     await axe("reserver-annee");
     await shot("03-annee");
+});
+
+t("agenda: the week's bookings, a private iCalendar address made, "
+  + "re-made and revoked", async () => {
+    const week = seen.anchor;
+    const mon = plusDays(week, -((new Date(week + "T00:00:00Z").getUTCDay()
+                                  + 6) % 7));
+    const inWeek = (await bookingsApi(mon, plusDays(mon, 6))).length;
+    assert.ok(inWeek > 0);
+    await page.goto(BASE + "/#/agenda?semaine=" + week);
+    await page.waitForSelector("#agenda-semaine [data-booking]");
+    assert.equal((await page.$$("#agenda-semaine [data-booking]")).length,
+                 inWeek);
+    assert.match(await page.textContent("#agenda-semaine"),
+                 /08:30–12:00 Léa — Périscolaire \(Matin\)/);
+    await page.waitForSelector("#ical-creer");
+    assert.match(await page.textContent("#ical-etat"), /pas d'adresse/);
+    await page.click("#ical-creer");
+    await page.waitForSelector("#ical-adresse");
+    const url = await page.inputValue("#ical-adresse");
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/api\/calendar\/[\w-]+\.ics$/);
+    assert.match(await page.getAttribute("#ical-abonner", "href"),
+                 /^webcal:\/\//);
+    await axe("agenda");
+    await shot("05-agenda");
+
+    /* the feed, without the session: the address is the secret; the
+     * worker persists the bookings, so ask until they are all there */
+    const all = seen.booked;
+    let text = "";
+    for (;;) {
+        const r = await fetch(url);
+        assert.equal(r.status, 200);
+        assert.match(r.headers.get("content-type"), /^text\/calendar/);
+        text = await r.text();
+        if ((text.match(/^BEGIN:VEVENT\r$/gm) || []).length >= all) {
+            break;
+        }
+        await new Promise((ok) => setTimeout(ok, 300));
+    }
+    assert.equal((text.match(/^BEGIN:VEVENT\r$/gm) || []).length, all);
+    assert.ok(text.startsWith("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"));
+
+    /* a new address: the old one stops answering */
+    await page.click("#ical-creer");
+    await page.waitForFunction((old) => {
+        const f = document.getElementById("ical-adresse");
+        return f && f.value !== old;
+    }, url);
+    const url2 = await page.inputValue("#ical-adresse");
+    assert.equal((await fetch(url)).status, 404);
+    assert.equal((await fetch(url2)).status, 200);
+    await page.click("#ical-supprimer");
+    await page.waitForFunction(() => /pas d'adresse/.test(
+        document.getElementById("ical-etat").textContent));
+    assert.equal((await fetch(url2)).status, 404);
 });
 
 t("at 375 px: the grid with a summary has no horizontal scroll",

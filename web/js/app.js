@@ -4,6 +4,7 @@
  * booking page (Modifier les réservations) lives in reserver.js.
  *
  * Routes: #/connexion  #/tableau-de-bord  #/reserver  #/reservations
+ *         #/agenda (agenda.js)
  *         #/factures  and the family space of espace.js: #/inscriptions
  *         #/documents  #/messagerie  #/historique  #/prelevement
  *         #/mot-de-passe  #/mot-de-passe-oublie  #/nouveau-mot-de-passe
@@ -17,6 +18,7 @@ import { REQUEST_STATUS, labelOf, reasonText, unitLabel }
     from "./planning.js";
 import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
+import { viewAgenda } from "./agenda.js";
 import * as E from "./espace.js";
 
 const main = document.getElementById("contenu");
@@ -39,6 +41,7 @@ const routes = {
     "/tableau-de-bord": viewTableau,
     "/reserver": viewReserver,
     "/reservations": viewReservations,
+    "/agenda": viewAgenda,
     "/factures": viewFactures,
     "/inscriptions": E.viewInscriptions,
     "/documents": E.viewDocuments,
