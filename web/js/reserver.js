@@ -825,12 +825,12 @@ export async function viewReserver(ctx) {
                              m + " à annuler"));
             }
             parts.push(" — ", h("a", { href: "#recapitulatif",
-                                       class: "sur-grand",
+                                       class: "recap-lien",
                                        onclick: (ev) => {
                                            ev.preventDefault();
                                            summary.scrollIntoView();
                                        } }, "récapitulatif"),
-                       h("span", { class: "sur-grand" }, " — "),
+                       h("span", { class: "recap-lien" }, " — "),
                        h("strong", {}, "pensez à valider."));
         }
         if (isBeforeOpening()) {
