@@ -179,6 +179,8 @@ t("grid: unticking booked cells cancels them, billed or free said first",
         document.getElementById("recap-total").textContent));
     assert.match(await page.textContent("#recap-totaux"),
                  /Annulations sans frais\s*− 8,00\s€/);
+    assert.doesNotMatch(await page.textContent("#recapitulatif"),
+                        /null|undefined|NaN/);
     await axe("reserver-annuler");
     await shot("01-annuler");
 
@@ -328,6 +330,8 @@ t("agenda: the week's bookings, a private iCalendar address made, "
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/api\/calendar\/[\w-]+\.ics$/);
     assert.match(await page.getAttribute("#ical-abonner", "href"),
                  /^webcal:\/\//);
+    assert.doesNotMatch(await page.textContent("main"),
+                        /null|undefined|NaN/);
     await axe("agenda");
     await shot("05-agenda");
 
@@ -377,6 +381,18 @@ t("at 375 px: the grid with a summary has no horizontal scroll",
     await axe("reserver-375");
     await shot("04-telephone");
     await page.click(".barre-validation .boutons button.second");
+    await page.goto(BASE + "/#/agenda?semaine=" + seen.anchor);
+    await page.waitForSelector("#agenda-semaine [data-booking]");
+    await page.click("#ical-creer");
+    await page.waitForSelector("#ical-adresse");
+    assert.equal(await page.evaluate(() =>
+        document.documentElement.scrollWidth
+        > document.documentElement.clientWidth), false);
+    await axe("agenda-375");
+    await shot("06-agenda-telephone");
+    await page.click("#ical-supprimer");
+    await page.waitForFunction(() => /pas d'adresse/.test(
+        document.getElementById("ical-etat").textContent));
     await page.setViewportSize({ width: 1200, height: 900 });
 });
 

@@ -40,8 +40,7 @@ export async function viewAgenda(ctx) {
               "Semaine suivante",
               h("span", { "aria-hidden": "true" }, " ›")))),
         h("h2", { id: "agenda-titre" }, "Semaine du " + F.dayLong(from)
-                                        + " au " + F.dayLong(to) + " "
-                                        + to.slice(0, 4)),
+                                        + " au " + F.dayLong(to)),
         week, feed);
 
     const r = await api.get("/api/bookings?from=" + from + "&to=" + to);
@@ -83,7 +82,7 @@ function drawWeek(box, bookings, from) {
         ? h("p", {}, "Aucune activité réservée cette semaine.")
         : h("p", {}, n + " activité" + (n > 1 ? "s" : "") + " réservée"
                      + (n > 1 ? "s" : "") + " cette semaine."),
-        days.length ? h("ul", { class: "agenda" }, days) : null);
+        h("ul", { class: "agenda" }, days));
 }
 
 /* The private calendar address: its state, make / re-make / revoke. */

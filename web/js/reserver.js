@@ -951,7 +951,8 @@ export async function viewReserver(ctx) {
                 h("th", { scope: "col" }, x)))),
             h("tbody", {}, rows)));
 
-        summary.replaceChildren(
+        /* (replaceChildren would write a null as the text "null") */
+        summary.replaceChildren(...[
             h("h2", { id: "titre-recap" }, "Récapitulatif avant validation"),
             known.length ? h("div", { class: "alerte", id: "refus-connus" },
                 h("p", {}, h("strong", {}, known.length + " séance"
@@ -990,7 +991,8 @@ export async function viewReserver(ctx) {
               h("dd", { id: "recap-total" }, before === null || unknown
                   ? (t && t.pending ? "calcul en cours…" : "inconnu")
                   : F.euros(before) + " aujourd'hui → "
-                    + F.euros(before + plus - minus) + " après validation")));
+                    + F.euros(before + plus - minus) + " après validation"))
+        ].filter(Boolean));
     }
 
     function drawTools(a) {
