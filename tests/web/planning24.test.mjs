@@ -160,7 +160,21 @@ t("grid: unticking booked cells cancels them, billed or free said first",
     assert.equal((await page.$$("#resultat li[data-status=confirmed]"))
                  .length, 2, await page.textContent("#resultat"));
 
+    /* "Mes réservations" warns from the same cancel_until (the session
+     * is still open for booking: its status alone would not say it) */
+    const held = await bookingsApi(a, b);
+    for (const [date, late] of [[a, true], [b, false]]) {
+        const id = held.find((x) => x.date === date).booking_id;
+        await page.goto(BASE + "/#/reservations?du=" + a + "&au=" + b);
+        await page.click("tr[data-booking=\"" + id + "\"] .bouton.danger");
+        const dlg = await page.waitForSelector("dialog[open]");
+        const text = await dlg.textContent();
+        assert.equal(/restera facturée/.test(text), late, text);
+        await page.click("dialog[open] .bouton.second");
+    }
+
     /* untick both: to cancel */
+    await grid("peri", b);
     await page.click(B);
     await page.waitForSelector(B + "[data-state=annuler]");
     assert.match(await page.textContent(B), /sans frais/);
