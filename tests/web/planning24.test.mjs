@@ -341,7 +341,8 @@ t("agenda: the week's bookings, a private iCalendar address made, "
     await page.click("#ical-creer");
     await page.waitForSelector("#ical-adresse");
     const url = await page.inputValue("#ical-adresse");
-    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/api\/calendar\/[\w-]+\.ics$/);
+    assert.match(url,
+                 /^http:\/\/127\.0\.0\.1:\d+\/api\/calendar\/[\w-]+\.ics$/);
     assert.match(await page.getAttribute("#ical-abonner", "href"),
                  /^webcal:\/\//);
     assert.doesNotMatch(await page.textContent("main"),

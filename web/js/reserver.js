@@ -645,9 +645,9 @@ export async function viewReserver(ctx) {
         const all = can.every((x) => R.pending.has(keyOf(child.id,
                                                           sidOf(x))));
         return h("button", {
-            type: "button", class: "tout-cocher " + kind,
+            type: "button", class: "tout-cocher " + kind
+                                   + (all ? " tous" : ""),
             dataset: { all: kind, child: child.id },
-            "aria-pressed": String(all),
             "aria-label": (all ? "Tout décocher " : "Tout cocher ") + what
                           + " pour " + child.first_name,
             onclick: () => {
