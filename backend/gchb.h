@@ -36,6 +36,23 @@
 
 
 /* ------------------------------------------------------------------ */
+/* the layout before towns (migrate.c)                                 */
+
+/*
+ * Renames every Redis key of the layout before towns ("gch:*", "{f:*",
+ * "{s:*", "{c:*") to its name in town's layout (migrate.c says which);
+ * idempotent, safe to interrupt and run again; no value is lost.
+ * Logs what it did (nothing when there was nothing to do).  *renamed (if
+ * not NULL) gets the count; 0, or -1 after logging a Redis error.
+ */
+int gchb_migrate_keys(redisContext *rc, const char *town, long *renamed);
+/* The new name of one old key (len bytes) into out: its length, 0 when
+ * the key is not of the old layout, -1 when out is too small. */
+int gchb_migrate_name(const char *town, const char *key, size_t len,
+    char *out, size_t size);
+
+
+/* ------------------------------------------------------------------ */
 /* settings (conf.c)                                                   */
 
 typedef struct {

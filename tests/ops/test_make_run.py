@@ -501,7 +501,7 @@ def test_guichetctl_waits_for_redis_loading_its_data(ops):
     # the worker waited too, without one error line per attempt, and is
     # connected again (its heartbeat is back)
     wait_for("the worker's heartbeat", lambda: ops.redis_cli(
-        "get", "gch:worker:heartbeat").strip() != "", 60)
+        "get", "{main}:worker:heartbeat").strip() != "", 60)
     with open(worker_log, errors="replace") as f:
         f.seek(before)
         log = f.read()
