@@ -16,7 +16,7 @@
 # pair for localhost is made there (openssl, EC P-256, 7 days), for
 # nginx -t and the tests.  A real deployment passes its own.
 #
-# @TOWN@ becomes $GUICHET_TOWN, default "main" (guichet_town: the town
+# @TOWN@ becomes $GUICHET_TOWN_ID, default "main" (guichet_town: the town
 # served; the worker's, guichetctl's and the office's setting town).
 #
 # @REDIS_AUTH@ becomes `guichet_redis_password "...";` with the password
@@ -67,10 +67,10 @@ if [ -n "$redis_password" ]; then
 else
     redis_auth="# no guichet_redis_password: Redis on loopback without one"
 fi
-town=${GUICHET_TOWN:-main}
+town=${GUICHET_TOWN_ID:-main}
 case $town in
     ''|*[!a-z0-9-]*)
-        echo "$0: GUICHET_TOWN must be a town id: a-z, 0-9 and -" >&2
+        echo "$0: GUICHET_TOWN_ID must be a town id: a-z, 0-9 and -" >&2
         exit 1 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)

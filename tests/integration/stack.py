@@ -454,7 +454,7 @@ class Stack:
                         self._path("invoices"), self._path("office.sock")],
                        env=dict(os.environ, GUICHET_REDIS_PASSWORD=(
                            self.redis_password or ""),
-                           GUICHET_TOWN=self.town_id),
+                           GUICHET_TOWN_ID=self.town_id),
                        check=True)
         env = dict(os.environ)
         if self.asan:
