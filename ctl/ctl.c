@@ -410,9 +410,15 @@ gchc_print_token(const uint8_t *secret, const char *fid, long ttl,
     if (rc) {
         gch_token_hash(tok, strlen(tok), hash);
         sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
-        if (redisAppendCommand(rc, "ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
-                                   " %lld %s", gchb_town, fid,
-                               (long long) exp, hex) != REDIS_OK)
+        /* an agent's ("staff:<login>") in {T}:staff:<login>:tokens */
+        if ((strncmp(fid, "staff:", 6) == 0
+             ? redisAppendCommand(rc, "ZADD " GCH_KEY_STAFF_TOKENS
+                                      " %lld %s", gchb_town, fid + 6,
+                                  (long long) exp, hex)
+             : redisAppendCommand(rc, "ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
+                                      " %lld %s", gchb_town, fid,
+                                  (long long) exp, hex))
+            != REDIS_OK)
         {
             fprintf(stderr, "guichetctl: redis: %s\n", rc->errstr);
             return 1;

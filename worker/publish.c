@@ -12,9 +12,10 @@
  * Order of writes, all pipelined:
  *
  *   1. rebuild only: {T}:s:<id>:booked, {T}:f:<id>:bookings, claims
- *      {T}:c:<id>:<date>:q<i> and {T}:seq:demande from PostgreSQL's confirmed bookings, the
- *      families' uploaded documents {T}:f:<id>:documents, and their invoice
- *      lists {T}:f:<id>:invoices (invoice.c);
+ *      {T}:c:<id>:<date>:q<i> and {T}:seq:demande from PostgreSQL's
+ *      confirmed bookings, the families' uploaded documents
+ *      {T}:f:<id>:documents, and their invoice lists {T}:f:<id>:invoices
+ *      (invoice.c);
  *   2. per session {T}:s:<sid>:left = places_online - confirmed bookings as a
  *      4-byte big-endian u32: SET NX (live counters win), or SET when
  *      rebuilding; a session whose places_online changed since the last
