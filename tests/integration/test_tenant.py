@@ -7,16 +7,19 @@ start, which keeps every booking, token, demande, idempotency record and
 connection history.
 """
 
+import http.client
 import json
 import os
 import re
 import signal
+import subprocess
 import time
 import uuid
 
+import psycopg2
 import pytest
 
-from stack import StackError
+from stack import BUILD, NGINX, ROOT, StackError, free_port
 
 DAY = "2027-07-07"
 
@@ -179,6 +182,12 @@ def served(s, tok):
     return r.status == 200 and r
 
 
+def served_everywhere(s, tok):
+    """Every nginx worker has the catalogue again (fresh connections land
+    on either of the two)."""
+    return all(served(s, tok) for _ in range(8))
+
+
 def test_old_layout_is_renamed_and_served(make_stack):
     s = make_stack(town(), name="tenant-upgrade")
     r = s.redis
@@ -234,7 +243,7 @@ def test_old_layout_is_renamed_and_served(make_stack):
     assert ('"q":["%s"]' % claim) in r.get("{main}:f:f1:idem:orphan")
 
     # served as before: bookings, demandes, history, idempotency, tokens
-    wait_until("bookings served again", lambda: served(s, tok))
+    wait_until("bookings served again", lambda: served_everywhere(s, tok))
     assert served(s, tok).json() == before["bookings"]
     assert s.http("GET", "/api/requests",
                   token=tok).json() == before["requests"]
@@ -255,11 +264,10 @@ def test_old_layout_is_renamed_and_served(make_stack):
     # run without guichetctl), then goes on persisting the same stream
     n = back_to_old_layout(r)
     s._start_worker()
-    wait_until("the worker's migration",
-               lambda: r.exists("{main}:stream") and not r.exists(
-                   "gch:bookings"))
-    assert "%d renamed to town \"main\"" % n in s.read("worker.log")
-    wait_until("bookings served again", lambda: served(s, tok))
+    wait_until("the worker's migration, logged", lambda: (
+        "%d renamed to town \"main\"" % n) in s.read("worker.log"))
+    assert [k for k in keys(r) if not k.startswith("{main}:")] == []
+    wait_until("bookings served again", lambda: served_everywhere(s, tok))
     # the reaper reads the rewritten plan: the orphan's claim is released
     # under its new name (an old name in the plan would leave it held)
     wait_until("the orphan reaped", lambda: not r.exists(
@@ -270,3 +278,145 @@ def test_old_layout_is_renamed_and_served(make_stack):
     s.wait_worker_drained()
     assert s.sql("select count(*) from booking where status = 'confirmed'"
                  )[0][0] == 2
+
+
+# ----- two towns in one nginx -------------------------------------------------
+
+NGINX_TWO = """
+load_module {module};
+worker_processes 2;
+error_log {dir}/error.log notice;
+pid {dir}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    guichet_redis {redis};
+    guichet_secret_file {secret};
+    guichet_catalogue_refresh 200ms;
+    guichet_cookie_secure off;
+    # http's town: the first server keeps it
+    guichet_town amberieu;
+    server {{
+        listen 127.0.0.1:{port_a};
+        location /api/ {{ guichet_api; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port_b};
+        guichet_town belley;
+        location /api/ {{ guichet_api; }}
+        location = /metrics {{ guichet_metrics; }}
+    }}
+}}
+"""
+
+
+def test_two_towns_in_one_nginx(amb, tmp_path):
+    """A second town (its own database and worker, the same Redis) beside
+    amberieu, both served by one nginx: each server block sells from its
+    own town's catalogue and counters, under its own hash tag."""
+    c = psycopg2.connect(host=amb.pg_socket, port=amb.pg_port,
+                         user="postgres", dbname="postgres")
+    c.autocommit = True
+    c.cursor().execute("drop database if exists guichet_belley")
+    c.cursor().execute("create database guichet_belley")
+    c.close()
+    conf = str(tmp_path / "belley.conf")
+    with open(amb.worker_conf) as f, open(conf, "w") as g:
+        g.write(f.read().replace("dbname=guichet ", "dbname=guichet_belley ")
+                + "town = belley\noffice_listen = unix:%s\n"
+                % (tmp_path / "office-b.sock"))
+    path = write_town(amb, "belley.json", town("belley", name="Belley"))
+    amb.ctl_run("-c", conf, "migrate", conf=False)
+    amb.ctl_run("-c", conf, "load-town", path, conf=False)
+    worker = subprocess.Popen([os.path.join(BUILD, "guichet-worker"), "-c",
+                               conf], cwd=ROOT,
+                              stdout=open(str(tmp_path / "worker-b.log"), "w"),
+                              stderr=subprocess.STDOUT)
+    ndir = tmp_path / "nginx"
+    ndir.mkdir()
+    port_a, port_b = free_port(), free_port()
+    with open(str(ndir / "nginx.conf"), "w") as f:
+        f.write(NGINX_TWO.format(module=amb.module, dir=ndir,
+                                 redis=amb.redis_address, secret=amb.secret,
+                                 port_a=port_a, port_b=port_b))
+    nginx = subprocess.Popen([NGINX, "-p", str(ndir), "-c",
+                              str(ndir / "nginx.conf"), "-e",
+                              str(ndir / "error.log"), "-g", "daemon off;"])
+    try:
+        def call(port, method, path, token=None, json_body=None, key=None):
+            h = {"Content-Type": "application/json"}
+            if token:
+                h["Authorization"] = "Bearer " + token
+            if key:
+                h["Idempotency-Key"] = key
+            cn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                cn.request(method, path, headers=h, body=json.dumps(
+                    json_body) if json_body is not None else None)
+                r = cn.getresponse()
+                return r.status, r.read()
+            except OSError:
+                return 0, b""
+            finally:
+                cn.close()
+
+        def activities(port):
+            st, body = call(port, "GET", "/api/activities",
+                            token=amb.token("f1"))
+            return st == 200 and json.loads(body)
+
+        wait_until("both towns served", lambda: activities(port_a)
+                   and activities(port_b))
+        tok = amb.token("f1")
+        st, me_a = call(port_a, "GET", "/api/me", token=tok)
+        st, me_b = call(port_b, "GET", "/api/me", token=tok)
+        assert json.loads(me_a)["town"] == "Tenantville"
+        assert json.loads(me_b)["town"] == "Belley"
+
+        # the same session id in both towns: separate counters
+        r = amb.redis
+        left = {t: r.execute_command("BITFIELD", "{%s}:s:t-APM:left" % t,
+                                     "GET", "u32", "0")[0]
+                for t in ("amberieu", "belley")}
+        st, body = call(port_b, "POST", "/api/bookings", token=tok,
+                        key=uuid.uuid4().hex,
+                        json_body={"items": [{"child_id": "f1-c1",
+                                              "session_id": "t-APM"}]})
+        assert st == 200 and json.loads(body)["items"][0]["status"] \
+            == "confirmed", body
+        assert r.execute_command("BITFIELD", "{belley}:s:t-APM:left", "GET",
+                                 "u32", "0")[0] == left["belley"] - 1
+        assert r.execute_command("BITFIELD", "{amberieu}:s:t-APM:left",
+                                 "GET", "u32", "0")[0] == left["amberieu"]
+        assert r.hlen("{belley}:f:f1:bookings") == 1
+        # belley's worker persists belley's stream into belley's database
+        wait_until("persisted in guichet_belley",
+                   lambda: _count(amb, "guichet_belley") == 1)
+        # and the metrics of belley's block read belley's stream
+        st, m = call(port_b, "GET", "/metrics")
+        assert st == 200 and re.search(
+            rb"^guichet_stream_length 1$", m, re.M), m
+        log = open(str(ndir / "error.log")).read()
+        assert not re.search(r"\[(alert|crit|emerg)\]", log), log
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(10)
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(10)
+
+
+def _count(s, db):
+    c = psycopg2.connect(host=s.pg_socket, port=s.pg_port, user="postgres",
+                         dbname=db)
+    try:
+        cur = c.cursor()
+        cur.execute("select count(*) from booking where status = "
+                    "'confirmed'")
+        return cur.fetchone()[0]
+    finally:
+        c.close()

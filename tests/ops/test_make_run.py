@@ -317,6 +317,11 @@ def test_run_again_over_the_layout_before_towns_keeps_everything(ops):
 
     assert [k for k in redis_keys(ops) if not k.startswith("{main}:")] \
         == [], out
+    # every nginx worker reads the catalogue again (fresh connections land
+    # on either)
+    wait_for("the catalogue in every nginx worker", lambda: all(
+        ops.http("GET", "/api/bookings?from=2027-07-01&to=2027-07-31",
+                 token=tok)[0] == 200 for _ in range(8)))
     assert ops.redis_cli("zrange", "{main}:f:f-02:tokens", "0",
                          "-1") == tokens
     assert (listed(ops, tok),
