@@ -420,3 +420,39 @@ def _count(s, db):
         return cur.fetchone()[0]
     finally:
         c.close()
+
+
+def test_old_keys_written_again_after_the_rename_are_merged(make_stack):
+    """An nginx of the old layout still answering after a first pass
+    writes old keys again: the stream's entries join the new stream, the
+    demande counter keeps the larger value (no number given twice), any
+    other key whose new name is taken is left as it is (nothing lost)."""
+    s = make_stack(town(), name="tenant-merge")
+    r = s.redis
+    tok = login(s, "fam1")
+    assert book(s, tok, "t-MATIN").status == 200
+    s.wait_worker_drained()
+    s._end(s.procs.pop("worker"), signal.SIGTERM, 10)
+
+    seq = int(r.get("{main}:seq:demande"))
+    length = r.xlen("{main}:stream")
+    logins = r.hgetall("{main}:logins")
+    assert logins
+    r.set("gch:seq:demande", seq + 40)
+    r.xadd("gch:bookings", {"d": '{"type":"late"}'})
+    r.hset("gch:logins", "ghost", "f-ghost x")
+
+    assert s.ctl_run("migrate-keys").startswith("2 keys renamed")
+
+    assert int(r.get("{main}:seq:demande")) == seq + 40
+    assert r.xlen("{main}:stream") == length + 1
+    assert r.xrevrange("{main}:stream", count=1)[0][1] == {
+        "d": '{"type":"late"}'}
+    assert not r.exists("gch:seq:demande", "gch:bookings")
+    # kept: both as they were
+    assert r.hgetall("gch:logins") == {"ghost": "f-ghost x"}
+    assert r.hgetall("{main}:logins") == logins
+    # the demande counter never goes back: lower old values lose
+    r.set("gch:seq:demande", 3)
+    assert s.ctl_run("migrate-keys").startswith("1 key renamed")
+    assert int(r.get("{main}:seq:demande")) == seq + 40
