@@ -86,7 +86,7 @@ def aof_by_command(path, start, end, n):
         name = args[0].decode().upper()
         if name == "SET" and len(args) == 3:
             # which SET: the record (P or D) or a claim
-            name = ("SET claim" if b"{c:" in args[1] or b":c:" in args[1]
+            name = ("SET claim" if b":c:" in args[1]
                     else "SET record " + args[2][:1].decode())
         out[name] = out.get(name, 0) + (k - i)
         i = k
@@ -97,17 +97,17 @@ def aof_by_command(path, start, end, n):
 def key_kinds(r, fid):
     """MEMORY USAGE of one key of each kind one family's booking wrote."""
     out = {}
-    for pat, name in (("{f:%s}:idem:*" % fid, "idempotency record"),
-                      ("{f:%s}:bookings" % fid, "family bookings hash"),
-                      ("{f:%s}:demandes" % fid, "family demandes list"),
-                      ("{f:%s}:budget" % fid, "family budget")):
+    for pat, name in (("{main}:f:%s:idem:*" % fid, "idempotency record"),
+                      ("{main}:f:%s:bookings" % fid, "family bookings hash"),
+                      ("{main}:f:%s:demandes" % fid, "family demandes list"),
+                      ("{main}:f:%s:budget" % fid, "family budget")):
         keys = list(r.scan_iter(match=pat, count=1000))
         if keys:
             k = keys[0]
             out[name] = {"key": k, "bytes": r.memory_usage(k, samples=0),
                          "strlen": (r.strlen(k) if r.type(k) == "string"
                                     else None)}
-    claims = list(r.scan_iter(match="{c:*", count=1000))
+    claims = list(r.scan_iter(match="{main}:c:*", count=1000))
     if claims:
         out["claim"] = {"key": claims[0],
                         "bytes": r.memory_usage(claims[0], samples=0)}
@@ -182,8 +182,8 @@ def main():
         i1 = os.path.getsize(incr)
         ok = out["cells_confirmed"]
         stats = r.info("commandstats")
-        slen = r.xlen("gch:bookings")
-        smem = r.memory_usage("gch:bookings", samples=0) or 0
+        slen = r.xlen("{main}:stream")
+        smem = r.memory_usage("{main}:stream", samples=0) or 0
         res["booking"] = {
             "confirmed": ok,
             "memory_bytes": round((m1 - m0) / ok, 1),

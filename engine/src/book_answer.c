@@ -1,8 +1,8 @@
 /*
  * book_answer.c -- the booking's JSON and what Redis keeps of it: the
  * answer to the family and the compact demande (demande.c) the record
- * stored for a replay, the family's demande list and the gch:bookings
- * stream entry hold; the reaper's plan and the planning entry.  See
+ * stored for a replay, the family's demande list and the {T}:stream
+ * entry hold; the reaper's plan and the planning entry.  See
  * book.h.
  */
 

@@ -611,7 +611,7 @@ gch_dm_json_in(const char *p, size_t n, int what, const char *family,
 }
 
 
-/* ----- the planning entry: {f:<fid>}:bookings' value ----------------- */
+/* ----- the planning entry: {T}:f:<fid>:bookings' value -------------- */
 
 /* See gch.h. */
 char *
@@ -864,8 +864,8 @@ gch_dm_plan_json(const char *p, size_t n, const gch_town_t *t,
 
             for (q = 0; q < 32; q++) {
                 if ((quanta & (1u << q))
-                    && gch_claim_key_of(claim, sizeof(claim), cid, ses->date,
-                                        q) > 0)
+                    && gch_claim_key_of(claim, sizeof(claim), t, cid,
+                                        ses->date, q) > 0)
                 {
                     if (k++) {
                         gch_buf_lit(&o, ",");

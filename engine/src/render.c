@@ -158,6 +158,19 @@ gch_render_me(const gch_town_t *t, const gch_family_t *f,
     }
     yajl_gen_array_close(g);
 
+    /* the price of one cell of each activity for this family, as a
+     * booking fixes it (gch_price_cents: QF band, non-resident bands) */
+    gch_gen_str(g, "prices");
+    yajl_gen_array_open(g);
+    for (i = 0; i < t->nactivities; i++) {
+        yajl_gen_map_open(g);
+        gch_gen_kv(g, "activity_id", t->activities[i].id);
+        gch_gen_ki(g, "price_cents",
+                   gch_price_cents(&t->activities[i], f));
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+
     yajl_gen_map_close(g);
 
     return gch_finish(g, a, out, len);
@@ -423,7 +436,8 @@ gch_sessions_plan(gch_view_t **out, const gch_town_t *t,
 
     gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
     for (i = 0; i < v->nsessions; i++) {
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), v->sessions[i]->id);
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), v->town->id,
+                 v->sessions[i]->id);
         gch_cmdlist_cmd(&v->cmds, "BITFIELD_RO", key, "GET", "u32", "0",
                         NULL);
     }
@@ -471,7 +485,7 @@ gch_bookings_plan(gch_view_t **out, const gch_town_t *t,
         return rc;
     }
 
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), v->town->id, f->id);
     gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
     gch_cmdlist_cmd(&v->cmds, "HGETALL", key, NULL);
     gch_cmdlist_cmd(&v->cmds, "EXEC", NULL);
@@ -506,7 +520,7 @@ gch_requests_plan(gch_view_t **out, const gch_town_t *t,
 
     v->family = f;
 
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), v->town->id, f->id);
     gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
     gch_cmdlist_cmd(&v->cmds, "LRANGE", key, "0", "99", NULL);
     gch_cmdlist_cmd(&v->cmds, "EXEC", NULL);
@@ -660,6 +674,10 @@ gch_render_sessions(gch_view_t *v, const redisReply *exec, yajl_gen g)
         gch_gen_ki(g, "places_online", s->places_online);
         gch_gen_ki(g, "places_left", left);
         gch_gen_kv(g, "status", gch_session_status(v, s, left));
+        /* from this instant a cancellation is billed (cancel.c) */
+        gch_gen_instant(g, "cancel_until", gch_deadline_instant(
+                            &s->activity->cancel_deadline, s->date,
+                            v->town->units[s->unit].starts_min));
         yajl_gen_map_close(g);
     }
 
