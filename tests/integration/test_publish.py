@@ -2,7 +2,8 @@
 changes a session's places: the live counter moves by the difference,
 once, whoever publishes (guichetctl load-town and the worker's periodic
 check both do; an advisory lock lets one at a time), and
-session.places_published records what the counters are built on.  Then a
+session.places_published records what the counters are built on.  The
+on-site counter moves the same way (session.onsite_published, issue 26).  Then a
 load of more than 10,000 new sessions (the set-based update).
 """
 
@@ -56,6 +57,11 @@ def left(s, sid):
                                    "u32", "0")[0]
 
 
+def onsite(s, sid):
+    return s.redis.execute_command("BITFIELD", "{s:%s}:onsite" % sid, "GET",
+                                   "u32", "0")[0]
+
+
 def load(s, t, tmp_path, name):
     path = tmp_path / (name + ".json")
     path.write_text(json.dumps(t))
@@ -102,6 +108,41 @@ def test_changed_places_shift_the_live_counter_once(make_stack, tmp_path):
     load(s, town(6), tmp_path, "fewer")
     assert [left(s, "p-%d" % i) for i in range(3)] == [2, 3, 3]
     assert published(s) == {"p-0": 3, "p-1": 3, "p-2": 3}
+    check(s)
+
+
+def test_changed_places_shift_the_on_site_counter_too(make_stack, tmp_path):
+    s = make_stack(town(8), name="publish-onsite")
+    subprocess.run([s.ctl, "-c", s.worker_conf, "staff-add", "guichet-1",
+                    "agent", "Agent"], input=b"counter-pass-1\n",
+                   check=True, stdout=subprocess.PIPE)
+    agent = s.ctl_run("staff-token", "guichet-1").strip()
+    # 8 places: 4 online, 4 at the counter
+    assert [onsite(s, "p-%d" % i) for i in range(3)] == [4, 4, 4]
+    assert s.sql("select count(*) from session where id like 'p-%%'"
+                 " and onsite_published = 4")[0][0] == 3
+
+    r = s.http("POST", "/api/staff/bookings", token=agent,
+               headers={"Idempotency-Key": uuid.uuid4().hex},
+               json={"family_id": "f1",
+                     "items": [{"child_id": "f1-c", "session_id": "p-0"}]})
+    assert r.status == 200 and r.json()["items"][0]["status"] == \
+        "confirmed", r
+    assert onsite(s, "p-0") == 3
+
+    # 12 places, 6 at the counter: the live counters move by +2, the
+    # booking at the counter still counted
+    load(s, town(12), tmp_path, "more")
+    assert [onsite(s, "p-%d" % i) for i in range(3)] == [5, 6, 6]
+    assert [left(s, "p-%d" % i) for i in range(3)] == [6, 6, 6]
+    load(s, town(12), tmp_path, "same")
+    assert [onsite(s, "p-%d" % i) for i in range(3)] == [5, 6, 6]
+
+    # 4 places, 2 at the counter: down by 4, never below 0
+    load(s, town(4), tmp_path, "fewer")
+    assert [onsite(s, "p-%d" % i) for i in range(3)] == [1, 2, 2]
+    assert s.sql("select count(*) from session where id like 'p-%%'"
+                 " and onsite_published = 2")[0][0] == 3
     check(s)
 
 
