@@ -55,6 +55,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_payment_routes,
     gcho_debit_routes,
     gcho_staff_routes,
+    gcho_activity_routes,
     NULL
 };
 
