@@ -266,9 +266,11 @@ gcho_act_min_places(long online, long onsite, int share)
 }
 
 
-/* 409 places_below_booked: the refused sessions, what each holds. */
+/* The error (409 places_below_booked) with the refused sessions, what
+ * each holds. */
 static int
-gcho_act_refuse(gcho_req_t *rq, gcho_act_shift_t *sh, size_t n)
+gcho_act_refuse(gcho_req_t *rq, int status, const char *code,
+    gcho_act_shift_t *sh, size_t n)
 {
     int          first;
     char         msg[512], date[11], num[32];
@@ -287,7 +289,7 @@ gcho_act_refuse(gcho_req_t *rq, gcho_act_shift_t *sh, size_t n)
     gch_jout_cstr(&o, "error");
     yajl_gen_map_open(o.g);
     gch_jout_cstr(&o, "code");
-    gch_jout_cstr(&o, "places_below_booked");
+    gch_jout_cstr(&o, code);
     gch_jout_cstr(&o, "sessions");
     yajl_gen_array_open(o.g);
 
@@ -336,7 +338,7 @@ gcho_act_refuse(gcho_req_t *rq, gcho_act_shift_t *sh, size_t n)
     yajl_gen_map_close(o.g);
     yajl_gen_map_close(o.g);
 
-    return gcho_reply_jout(rq, 409, &o);
+    return gcho_reply_jout(rq, status, &o);
 }
 
 
@@ -771,7 +773,7 @@ gcho_act_store(gcho_req_t *rq, const gcho_act_change_t *ch,
             gchb_arr_free(&ids, 1);
             gcho_act_unshift(sh, nsh);
             gcho_rollback();
-            gcho_act_refuse(rq, sh, nsh);
+            gcho_act_refuse(rq, 409, "places_below_booked", sh, nsh);
             goto failed;
         }
 

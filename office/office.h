@@ -17,8 +17,8 @@
  * Layers: http.c owns the server and routing, auth.c authentication,
  * body.c request data and bodies, store.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
- * account.c, payment.c, debit.c, staff.c) owns a table of routes and its
- * handlers.
+ * account.c, payment.c, debit.c, staff.c, activity.c) owns a table of
+ * routes and its handlers.
  * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
 
