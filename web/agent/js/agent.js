@@ -9,8 +9,9 @@
  * family cookie of the same browser is never mixed in.
  *
  * Routes: #/connexion #/inscriptions #/documents #/familles
- *         #/familles?id=F #/guichet #/facturation #/paiements
- *         #/messagerie #/journal
+ *         #/familles?id=F #/guichet #/activites #/activites?id=A
+ *         #/facturation #/paiements #/messagerie #/journal
+ * (#/activites: activites.js)
  */
 
 import * as api from "../../js/api.js";
@@ -19,6 +20,7 @@ import { h, id, announce, alertBox, foldingMenu } from "../../js/dom.js";
 import { docTypeName, field, listOf, pick, shortRef, when }
     from "../../js/espace.js";
 import { reasonText, labelOf } from "../../js/planning.js";
+import { viewActivites } from "./activites.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1135,12 +1137,20 @@ function detailWords(d) {
 /* ---------------------------------------------------------------- */
 /* router */
 
+/* What the views of other files get of this frame. */
+function frame() {
+    return { call, page, table, loading, main, route,
+             rank: staff ? RANK[staff.role] || 1 : 0,
+             flash: (f) => { flash = f; } };
+}
+
 const routes = {
     "/connexion": viewConnexion,
     "/inscriptions": viewInscriptions,
     "/documents": viewDocuments,
     "/familles": viewFamilles,
     "/guichet": viewGuichet,
+    "/activites": () => viewActivites(frame()),
     "/facturation": viewFacturation,
     "/paiements": viewPaiements,
     "/messagerie": viewMessagerie,
