@@ -463,17 +463,17 @@ gcho_act_answer(gcho_req_t *rq, int status, const char *id, long created)
 /* checking the staff's activity, applying a change                     */
 
 /*
- * "$.activities[<index>]..." of an engine message becomes "$..." (the
- * path from the staff's activity); with calendar, a "$.calendar[k]"
+ * "$.<member>[<index>]..." of an engine message becomes "$..." (the path
+ * from the staff's activity or family); with calendar, a "$.calendar[k]"
  * after it becomes "$" too (the staff's calendar is one object).
  */
 static void
-gcho_act_path(char *msg, size_t size, long index, int calendar)
+gcho_cat_path(char *msg, const char *member, long index, int calendar)
 {
     char    prefix[48], *rest;
     size_t  n;
 
-    n = snprintf(prefix, sizeof(prefix), "$.activities[%ld]", index);
+    n = snprintf(prefix, sizeof(prefix), "$.%s[%ld]", member, index);
     if (strncmp(msg, prefix, n) != 0) {
         return;
     }
@@ -486,7 +486,6 @@ gcho_act_path(char *msg, size_t size, long index, int calendar)
     }
 
     memmove(msg + 1, rest, strlen(rest) + 1);
-    (void) size;
 }
 
 
@@ -566,7 +565,7 @@ gcho_act_check(gcho_req_t *rq, const char *units_json, int with_sessions,
     free(town);
 
     if (rc != GCH_OK) {
-        gcho_act_path(err.message, sizeof(err.message), 0, 0);
+        gcho_cat_path(err.message, "activities", 0, 0);
         return gcho_error(rq, 400, "invalid_field",
                           err.message[0] ? err.message
                                          : "Activité invalide.");
@@ -578,10 +577,9 @@ gcho_act_check(gcho_req_t *rq, const char *units_json, int with_sessions,
 }
 
 
-/* The catalogue's text and units, locked for the change.  GCHO_GO, or
- * the answer (rolled back). */
-static int
-gcho_act_lock(gcho_req_t *rq, PGresult **cat)
+/* See office.h. */
+int
+gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat)
 {
     PGresult  *res;
 
@@ -613,6 +611,55 @@ gcho_act_lock(gcho_req_t *rq, PGresult **cat)
     }
 
     *cat = res;
+    return GCHO_GO;
+}
+
+
+/* See office.h. */
+int
+gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
+    long index, gch_town_t **out)
+{
+    int           rc;
+    char         *cat;
+    size_t        len;
+    PGresult     *res;
+    gch_town_t   *t;
+    gch_error_t   err;
+    const char   *p[1];
+
+    t = NULL;
+    memset(&err, 0, sizeof(err));
+    rc = gch_town_parse(&t, text, strlen(text), &gch_alloc_std, &err);
+    if (rc != GCH_OK) {
+        gcho_rollback();
+        gcho_cat_path(err.message, member, index, 0);
+        return gcho_error(rq, 400, "invalid_field",
+                          err.message[0] ? err.message
+                                         : "Catalogue invalide.");
+    }
+
+    cat = NULL;
+    if (gch_town_write(t, &cat, &len, &gch_alloc_std) != GCH_OK) {
+        gch_town_free(t);
+        gcho_rollback();
+        return gcho_error(rq, 500, "internal",
+                          "Une erreur interne est survenue.");
+    }
+
+    p[0] = cat;
+    res = gcho_sql(rq, "update catalogue set json = $1,"
+                       " version = version + 1, updated_at = now()"
+                       " where id = 1", 1, p);
+    gch_alloc_std.free(gch_alloc_std.ctx, cat);
+    if (res == NULL) {
+        gch_town_free(t);
+        gcho_rollback();
+        return 0;
+    }
+    PQclear(res);
+
+    *out = t;
     return GCHO_GO;
 }
 
@@ -660,8 +707,7 @@ gcho_act_store(gcho_req_t *rq, const gcho_act_change_t *ch,
     rc = gch_town_parse(&t, text, strlen(text), &gch_alloc_std, &err);
     if (rc != GCH_OK) {
         gcho_rollback();
-        gcho_act_path(err.message, sizeof(err.message), index,
-                      ch->calendar);
+        gcho_cat_path(err.message, "activities", index, ch->calendar);
         return gcho_error(rq, 400, "invalid_field",
                           err.message[0] ? err.message
                                          : "Catalogue invalide.");
@@ -864,7 +910,7 @@ gcho_act_apply(gcho_req_t *rq, const gcho_act_change_t *ch,
     gcho_act_shift_t  *sh;
 
     cat = NULL;
-    rc = gcho_act_lock(rq, &cat);
+    rc = gcho_catalogue_lock(rq, &cat);
     if (rc != GCHO_GO) {
         return rc;
     }

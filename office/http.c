@@ -56,6 +56,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_debit_routes,
     gcho_staff_routes,
     gcho_activity_routes,
+    gcho_family_routes,
     NULL
 };
 

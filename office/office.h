@@ -121,6 +121,7 @@ extern const gcho_route_t  gcho_payment_routes[];
 extern const gcho_route_t  gcho_debit_routes[];
 extern const gcho_route_t  gcho_staff_routes[];
 extern const gcho_route_t  gcho_activity_routes[];
+extern const gcho_route_t  gcho_family_routes[];
 
 
 
@@ -338,6 +339,20 @@ typedef struct {
 int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d,
     int refused, const char *const *params, const char *const *kv,
     const char *body);
+
+/*
+ * The catalogue's text changed by the back office (activity.c,
+ * family.c).  gcho_catalogue_lock: BEGIN, the locks of town loading and
+ * publication, the catalogue's row FOR UPDATE: GCHO_GO and *cat (columns
+ * json, units as JSON text; the caller clears it), or the answer (409
+ * `no_town`, 503; rolled back).  gcho_catalogue_put: the new text parsed
+ * by the engine (400 `invalid_field` with the path from "$.member[index]"
+ * made "$"), written again and stored with catalogue.version + 1: GCHO_GO
+ * and *t (the parsed town; gch_town_free), or the answer (rolled back).
+ */
+int gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat);
+int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
+    long index, gch_town_t **t);
 
 /* unix seconds / "YYYY-MM-DDTHH:MM:SS+HH:MM" (Europe/Paris, the town's
  * time zone) of now. */
