@@ -10,8 +10,9 @@
  *
  * Routes: #/connexion #/inscriptions #/documents #/familles
  *         #/familles?id=F #/guichet #/activites #/activites?id=A
+ *         #/nouvelle-famille #/dossier?id=F
  *         #/facturation #/paiements #/messagerie #/journal
- * (#/activites: activites.js)
+ * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js)
  */
 
 import * as api from "../../js/api.js";
@@ -21,6 +22,7 @@ import { docTypeName, field, listOf, pick, shortRef, when }
     from "../../js/espace.js";
 import { reasonText, labelOf } from "../../js/planning.js";
 import { viewActivites } from "./activites.js";
+import { viewDossier, viewNouvelleFamille } from "./dossier.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -413,7 +415,9 @@ async function viewFamilles() {
         location.hash = "#/familles?q=" + encodeURIComponent(search.value);
     });
     const out = h("div", { id: "familles" }, loading());
-    page("Familles", form, out);
+    page("Familles", h("p", {}, h("a", { href: "#/nouvelle-famille",
+                                         class: "bouton second" },
+                                  "Nouvelle famille")), form, out);
     const from = Math.max(0, Number.parseInt(q.get("depuis"), 10) || 0);
     const r = await get("/api/staff/families?limit=" + FAMILIES_PAGE
                         + "&offset=" + from + "&q="
@@ -492,7 +496,11 @@ const ATTENDANCE = [["present", "Présent"], ["absent", "Absent"],
 async function viewFamille(fid, q) {
     const out = h("div", {}, loading());
     page("Famille", h("p", {}, h("a", { href: "#/familles" },
-                                 "← Toutes les familles")), out);
+                                 "← Toutes les familles"), " · ",
+                      h("a", { href: "#/dossier?id=" + encodeURIComponent(fid),
+                               id: "lien-dossier" },
+                        "Dossier : QF, contacts, enfants, inscriptions")),
+         out);
     const today = F.todayParis();
     const from = q.get("du") || F.addDays(today, -7);
     const to = q.get("au") || F.addDays(today, 60);
@@ -1151,6 +1159,8 @@ const routes = {
     "/familles": viewFamilles,
     "/guichet": viewGuichet,
     "/activites": () => viewActivites(frame()),
+    "/nouvelle-famille": () => viewNouvelleFamille(frame()),
+    "/dossier": () => viewDossier(frame()),
     "/facturation": viewFacturation,
     "/paiements": viewPaiements,
     "/messagerie": viewMessagerie,
