@@ -57,6 +57,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_staff_routes,
     gcho_activity_routes,
     gcho_family_routes,
+    gcho_counter_routes,
     NULL
 };
 

@@ -122,6 +122,7 @@ extern const gcho_route_t  gcho_debit_routes[];
 extern const gcho_route_t  gcho_staff_routes[];
 extern const gcho_route_t  gcho_activity_routes[];
 extern const gcho_route_t  gcho_family_routes[];
+extern const gcho_route_t  gcho_counter_routes[];
 
 
 

@@ -1,0 +1,374 @@
+/*
+ * counter.c -- the régie's counter (issue 26): payments received at the
+ * counter (cash, cheque, CESU, bank transfer) against a family's
+ * invoices, their list, and the month's CSV for the town's accounting
+ * (invoices issued, invoices paid and how), beside the SEPA file.
+ *
+ * A counter payment settles whole invoices of one family, in one
+ * transaction: the invoices locked (FOR UPDATE, the order of their ids),
+ * refused when one is not the family's, already paid, or in an online
+ * payment not yet settled; the amount must be their total; then the
+ * counter_payment row and its invoices, the invoices paid (paid_by
+ * 'counter'), the audit row and catalogue.version + 1 (unpaid invoices
+ * past due block booking through the overlay), COMMIT; then the family's
+ * {f:<fid>}:invoices is republished (the module's GET /api/invoices).
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "office.h"
+
+
+#define GCHO_CTR_INVOICES_MAX  100
+
+
+/* "YYYY-MM" */
+static int
+gcho_ctr_month(const char *m)
+{
+    gch_day_t  d;
+    char       day[11];
+
+    if (m == NULL || strlen(m) != 7) {
+        return 0;
+    }
+
+    snprintf(day, sizeof(day), "%s-01", m);
+    return gch_day_parse(&d, day, 10) == 0;
+}
+
+
+/*
+ * POST /api/staff/counter-payments: {"family_id", "method": "cash" |
+ * "cheque" | "cesu" | "transfer", "amount_cents", "reference",
+ * "invoice_ids": [...]}.  201 the payment.
+ */
+static int
+gcho_ctr_create(gcho_req_t *rq)
+{
+    static const gch_jfield_t  f[] = {
+        { "family_id", GCH_J_STRING, 1 },
+        { "method", GCH_J_STRING, 1 },
+        { "amount_cents", GCH_J_NUMBER, 1 },
+        { "reference", GCH_J_STRING | GCH_J_NULL, 0 },
+        { "invoice_ids", GCH_J_ARRAY, 1 },
+    };
+
+    int                 i, n, rc;
+    char                fid[GCHO_ID_MAX], method[16], ref[201],
+                        amount[32], msg[256], pid[32];
+    long long           cents, id;
+    PGresult           *res;
+    gch_jcx_t           cx;
+    gch_json_t          doc;
+    gchb_arr_t          ids;
+    gch_error_t         err;
+    const char         *p[6];
+    const gch_jnode_t  *v[5], *e;
+
+    if (gcho_body_json(rq, &doc, f, 5, v) != 0) {
+        return 0;
+    }
+
+    memset(&err, 0, sizeof(err));
+    memset(&ids, 0, sizeof(ids));
+    gch_jcx_init(&cx, &err);
+    ref[0] = '\0';
+
+    if (gcho_str(rq, "family_id", v[0], fid, sizeof(fid), 1) != 0
+        || gcho_str(rq, "method", v[1], method, sizeof(method), 1) != 0
+        || (v[3] && v[3]->type == GCH_J_STRING
+            && gcho_str(rq, "reference", v[3], ref, sizeof(ref), 0) != 0))
+    {
+        gch_json_free(&doc);
+        return 0;
+    }
+
+    if (strcmp(method, "cash") && strcmp(method, "cheque")
+        && strcmp(method, "cesu") && strcmp(method, "transfer"))
+    {
+        gch_json_free(&doc);
+        return gcho_error(rq, 400, "invalid_field", "$.method : « cash », "
+                          "« cheque », « cesu » ou « transfer »");
+    }
+
+    if (gch_json_int(&cx, "amount_cents", v[2], 1, 10000000, &cents) != 0
+        || gch_json_array(&cx, "invoice_ids", v[4], 1,
+                          GCHO_CTR_INVOICES_MAX) != 0)
+    {
+        gch_json_free(&doc);
+        return gcho_error(rq, 400, "invalid_field", err.message);
+    }
+
+    i = 0;
+    for (e = v[4]->child; e != NULL; e = e->next, i++) {
+        snprintf(msg, sizeof(msg), "invoice_ids[%d]", i);
+        if (gch_json_int(&cx, msg, e, 1, (long long) 1 << 62, &id) != 0) {
+            gch_json_free(&doc);
+            gchb_arr_free(&ids, 1);
+            return gcho_error(rq, 400, "invalid_field", err.message);
+        }
+        gchb_arr_int(&ids, id);
+    }
+    gch_json_free(&doc);
+
+    p[0] = gchb_arr_end(&ids);
+    if (p[0] == NULL) {
+        gchb_arr_free(&ids, 1);
+        return gcho_error(rq, 500, "internal",
+                          "Une erreur interne est survenue.");
+    }
+
+    if (gcho_begin(rq) != 0) {
+        gchb_arr_free(&ids, 1);
+        return 0;
+    }
+
+    /* the invoices, locked in the order of their ids */
+    p[1] = fid;
+    res = gcho_sql(rq,
+        "select i.id, i.family_id = $2, i.paid,"
+        "  exists (select 1 from payment_operation_invoice oi"
+        "    join payment_operation o on o.id = oi.operation_id"
+        "    where oi.invoice_id = i.id and o.status = 'pending'),"
+        "  i.total_cents, i.number"
+        " from invoice i where i.id = any($1::bigint[])"
+        " order by i.id for update of i", 2, p);
+    if (res == NULL) {
+        gchb_arr_free(&ids, 1);
+        return 0;
+    }
+
+    n = PQntuples(res);
+    rc = 0;
+    msg[0] = '\0';
+    id = 0;
+
+    if (n != (int) ids.n) {
+        rc = 404;
+        snprintf(msg, sizeof(msg), "Une des factures n'existe pas (ou est "
+                 "en double dans la demande).");
+    }
+
+    for (i = 0; i < n && rc == 0; i++) {
+        if (strcmp(PQgetvalue(res, i, 1), "t") != 0) {
+            rc = 400;
+            snprintf(msg, sizeof(msg), "La facture n° %s n'est pas celle "
+                     "de cette famille.", PQgetvalue(res, i, 5));
+        } else if (strcmp(PQgetvalue(res, i, 2), "t") == 0) {
+            rc = 409;
+            snprintf(msg, sizeof(msg), "La facture n° %s est déjà payée.",
+                     PQgetvalue(res, i, 5));
+        } else if (strcmp(PQgetvalue(res, i, 3), "t") == 0) {
+            rc = 4091;
+            snprintf(msg, sizeof(msg), "La facture n° %s est dans un "
+                     "paiement en ligne pas encore terminé.",
+                     PQgetvalue(res, i, 5));
+        }
+        id += atoll(PQgetvalue(res, i, 4));
+    }
+    PQclear(res);
+
+    if (rc == 0 && id != cents) {
+        rc = 422;
+        snprintf(msg, sizeof(msg), "Le montant reçu (%lld,%02lld €) n'est "
+                 "pas le total des factures (%lld,%02lld €) : un paiement "
+                 "au guichet règle des factures entières.", cents / 100,
+                 cents % 100, id / 100, id % 100);
+    }
+
+    if (rc != 0) {
+        gchb_arr_free(&ids, 1);
+        gcho_rollback();
+        return rc == 404 ? gcho_error(rq, 404, "not_found", msg)
+               : rc == 400 ? gcho_error(rq, 400, "invalid_field", msg)
+               : rc == 409 ? gcho_error(rq, 409, "invoice_paid", msg)
+               : rc == 4091 ? gcho_error(rq, 409, "payment_pending", msg)
+               : gcho_error(rq, 422, "amount_mismatch", msg);
+    }
+
+    snprintf(amount, sizeof(amount), "%lld", cents);
+    p[2] = method;
+    p[3] = amount;
+    p[4] = ref;
+    p[5] = rq->staff;
+    res = gcho_sql(rq,
+        "with pay as (insert into counter_payment (family_id, method,"
+        "     amount_cents, reference, recorded_by)"
+        "   values ($2, $3, $4, $5, $6) returning id),"
+        " link as (insert into counter_payment_invoice"
+        "   select pay.id, x from pay, unnest($1::bigint[]) x)"
+        " update invoice set paid = true, paid_by = 'counter',"
+        "   paid_at = now()"
+        " from pay where invoice.id = any($1::bigint[])"
+        " returning pay.id", 6, p);
+    gchb_arr_free(&ids, 1);
+    if (res == NULL) {
+        return 0;
+    }
+    snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    {
+        char         target[64];
+        const char  *kv[6] = { "family_id", fid, "method", method,
+                               "amount_cents", amount };
+
+        snprintf(target, sizeof(target), "counter_payment:%s", pid);
+        if (gcho_audit_kv(rq, "payment.counter", target, kv, 3) != 0
+            || gcho_catalogue_changed(rq) != 0
+            || gcho_commit(rq) != 0)
+        {
+            return 0;
+        }
+    }
+
+    if (gcho_redis(NULL) == NULL
+        || gchb_invoice_publish_family(gcho_ctx.pg, gcho_ctx.redis, NULL,
+                                       fid) < 0)
+    {
+        gchb_log("warn", "office: invoices of %s not republished after "
+                 "counter payment %s (the next invoicing run will)", fid,
+                 pid);
+    }
+    gcho_redis_drop_broken();
+
+    p[0] = pid;
+    return gcho_reply_row(rq, 201,
+        "select json_build_object('id', c.id, 'family_id', c.family_id,"
+        "  'method', c.method, 'amount_cents', c.amount_cents,"
+        "  'reference', c.reference, 'received_at', c.received_at,"
+        "  'recorded_by', c.recorded_by,"
+        "  'invoices', (select json_agg(i.number order by i.number)"
+        "    from counter_payment_invoice ci join invoice i"
+        "    on i.id = ci.invoice_id where ci.payment_id = c.id))"
+        " from counter_payment c where c.id = $1", 1, p,
+        "Paiement introuvable.");
+}
+
+
+/* GET /api/staff/counter-payments?month=YYYY-MM&family_id=F */
+static int
+gcho_ctr_list(gcho_req_t *rq)
+{
+    const char  *p[2];
+
+    p[0] = gcho_query(rq, "month");
+    p[1] = gcho_query(rq, "family_id");
+
+    if (p[0] != NULL && !gcho_ctr_month(p[0])) {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le paramètre month doit être un mois AAAA-MM.");
+    }
+
+    return gcho_reply_row(rq, 200,
+        "select json_build_object('payments', coalesce(json_agg("
+        "  json_build_object('id', c.id, 'family_id', c.family_id,"
+        "    'method', c.method, 'amount_cents', c.amount_cents,"
+        "    'reference', c.reference, 'received_at', c.received_at,"
+        "    'recorded_by', c.recorded_by,"
+        "    'invoices', (select json_agg(i.number order by i.number)"
+        "      from counter_payment_invoice ci join invoice i"
+        "      on i.id = ci.invoice_id where ci.payment_id = c.id))"
+        "  order by c.received_at desc, c.id desc), '[]'))"
+        " from counter_payment c"
+        " where ($1::text is null or (c.received_at at time zone"
+        "   'Europe/Paris') >= ($1 || '-01')::date"
+        "   and (c.received_at at time zone 'Europe/Paris')"
+        "     < ($1 || '-01')::date + interval '1 month')"
+        "   and ($2::text is null or c.family_id = $2)", 2, p, "");
+}
+
+
+/*
+ * GET /api/staff/exports/accounting?month=YYYY-MM: text/csv (UTF-8, ";",
+ * CRLF, every text field quoted), columns
+ *   type;date;facture;famille;mode;montant;reference;agent
+ * one "facture" row per invoice issued that month (date issued, amount
+ * its total), one "encaissement" row per invoice paid that month (date
+ * paid; mode especes / cheque / cesu / virement / en_ligne /
+ * prelevement; reference: the cheque's or transfer's, the provider's,
+ * the SEPA message's); dates and months in Europe/Paris; amounts in
+ * euros with a decimal comma (docs/office.md).
+ */
+static int
+gcho_ctr_export(gcho_req_t *rq)
+{
+    int          rc;
+    char         disp[96];
+    PGresult    *res;
+    const char  *p[1];
+
+    p[0] = gcho_query(rq, "month");
+    if (!gcho_ctr_month(p[0])) {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le paramètre month doit être un mois AAAA-MM.");
+    }
+
+    res = gcho_sql(rq,
+        "with m as (select ($1 || '-01')::date f,"
+        "   ($1 || '-01')::date + interval '1 month' t),"
+        " rows as ("
+        "  select 0 k, i.issued_at at time zone 'Europe/Paris' d, i.number,"
+        "    'facture' ty, i.family_id fam, '' mode, i.total_cents c,"
+        "    '' ref, '' who"
+        "  from invoice i, m"
+        "  where i.issued_at at time zone 'Europe/Paris' >= m.f"
+        "    and i.issued_at at time zone 'Europe/Paris' < m.t"
+        "  union all"
+        "  select 1, i.paid_at at time zone 'Europe/Paris', i.number,"
+        "    'encaissement', i.family_id,"
+        "    case i.paid_by when 'online' then 'en_ligne'"
+        "      when 'direct_debit' then 'prelevement'"
+        "      else case cp.method when 'cash' then 'especes'"
+        "        when 'transfer' then 'virement' else cp.method end end,"
+        "    i.total_cents,"
+        "    coalesce(cp.reference, (select o.provider_ref from"
+        "      payment_operation_invoice oi join payment_operation o"
+        "      on o.id = oi.operation_id where oi.invoice_id = i.id"
+        "      and o.status = 'paid' limit 1), (select e.msg_id from"
+        "      sepa_export_invoice ei join sepa_export e"
+        "      on e.id = ei.export_id where ei.invoice_id = i.id"
+        "      limit 1), ''),"
+        "    coalesce(cp.recorded_by, '')"
+        "  from invoice i cross join m"
+        "  left join counter_payment_invoice ci on ci.invoice_id = i.id"
+        "  left join counter_payment cp on cp.id = ci.payment_id"
+        "  where i.paid and i.paid_at at time zone 'Europe/Paris' >= m.f"
+        "    and i.paid_at at time zone 'Europe/Paris' < m.t)"
+        " select 'type;date;facture;famille;mode;montant;reference;agent'"
+        "   || E'\\r\\n' || coalesce(string_agg("
+        "     concat_ws(';', '\"' || ty || '\"', to_char(d, 'YYYY-MM-DD'),"
+        "       number, '\"' || replace(fam, '\"', '\"\"') || '\"',"
+        "       '\"' || mode || '\"',"
+        "       replace(to_char(c / 100.0, 'FM9999999990.00'), '.', ','),"
+        "       '\"' || replace(ref, '\"', '\"\"') || '\"',"
+        "       '\"' || replace(who, '\"', '\"\"') || '\"')"
+        "     || E'\\r\\n', '' order by k, d, number), '')"
+        " from rows", 1, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    snprintf(disp, sizeof(disp), "attachment; filename=\"guichet-"
+             "comptabilite-%s.csv\"", p[0]);
+    gcho_add_header(rq, "Content-Disposition", disp);
+    rc = gcho_reply_bytes(rq, 200, "text/csv; charset=utf-8",
+                          PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
+    PQclear(res);
+
+    return rc;
+}
+
+
+const gcho_route_t  gcho_counter_routes[] = {
+    { "POST", "/api/staff/counter-payments", GCHO_STAFF, GCHO_REGIE,
+      GCHO_BODY_JSON, gcho_ctr_create },
+    { "GET", "/api/staff/counter-payments", GCHO_STAFF, GCHO_REGIE, 0,
+      gcho_ctr_list },
+    { "GET", "/api/staff/exports/accounting", GCHO_STAFF, GCHO_REGIE, 0,
+      gcho_ctr_export },
+    { NULL, NULL, 0, 0, 0, NULL }
+};
