@@ -10,9 +10,10 @@
  *
  * Routes: #/connexion #/inscriptions #/documents #/familles
  *         #/familles?id=F #/guichet #/activites #/activites?id=A
- *         #/nouvelle-famille #/dossier?id=F
+ *         #/nouvelle-famille #/dossier?id=F #/caisse
  *         #/facturation #/paiements #/messagerie #/journal
- * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js)
+ * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js;
+ * #/caisse: caisse.js)
  */
 
 import * as api from "../../js/api.js";
@@ -23,6 +24,7 @@ import { docTypeName, field, listOf, pick, shortRef, when }
 import { reasonText, labelOf } from "../../js/planning.js";
 import { viewActivites } from "./activites.js";
 import { viewDossier, viewNouvelleFamille } from "./dossier.js";
+import { viewCaisse } from "./caisse.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1149,6 +1151,7 @@ function detailWords(d) {
 function frame() {
     return { call, page, table, loading, main, route,
              rank: staff ? RANK[staff.role] || 1 : 0,
+             token: () => staff && staff.token,
              flash: (f) => { flash = f; } };
 }
 
@@ -1161,6 +1164,7 @@ const routes = {
     "/activites": () => viewActivites(frame()),
     "/nouvelle-famille": () => viewNouvelleFamille(frame()),
     "/dossier": () => viewDossier(frame()),
+    "/caisse": () => viewCaisse(frame()),
     "/facturation": viewFacturation,
     "/paiements": viewPaiements,
     "/messagerie": viewMessagerie,
