@@ -215,6 +215,11 @@ int gchb_arr_exec(PGconn *pg, const char *what, const char *sql,
 /* ------------------------------------------------------------------ */
 /* monthly invoices (invoice.c)                                         */
 
+/* UTF-8 to WinAnsi (CP1252), the encoding of libharu's base-14 fonts
+ * (the invoices' PDFs, guichet-office's daily lists); a character it
+ * lacks becomes '?'.  out holds n bytes. */
+void gchb_cp1252(char *out, size_t n, const char *in);
+
 /*
  * Invoices month ("YYYY-MM"): creates, in one transaction, an invoice per
  * family with billable bookings that month and no invoice for it yet
