@@ -10,10 +10,10 @@
  *
  * Routes: #/connexion #/inscriptions #/documents #/familles
  *         #/familles?id=F #/guichet #/activites #/activites?id=A
- *         #/nouvelle-famille #/dossier?id=F #/caisse
+ *         #/nouvelle-famille #/dossier?id=F #/caisse #/listes
  *         #/facturation #/paiements #/messagerie #/journal
  * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js;
- * #/caisse: caisse.js)
+ * #/caisse: caisse.js; #/listes: listes.js)
  */
 
 import * as api from "../../js/api.js";
@@ -25,6 +25,7 @@ import { reasonText, labelOf } from "../../js/planning.js";
 import { viewActivites } from "./activites.js";
 import { viewDossier, viewNouvelleFamille } from "./dossier.js";
 import { viewCaisse } from "./caisse.js";
+import { viewListes } from "./listes.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1165,6 +1166,7 @@ const routes = {
     "/nouvelle-famille": () => viewNouvelleFamille(frame()),
     "/dossier": () => viewDossier(frame()),
     "/caisse": () => viewCaisse(frame()),
+    "/listes": () => viewListes(frame()),
     "/facturation": viewFacturation,
     "/paiements": viewPaiements,
     "/messagerie": viewMessagerie,
