@@ -50,7 +50,10 @@ const TOWN = {
                      places: 10 }] }],
     families: [{ id: "f1", qf: 400,
                  children: [{ id: "f1-a", first_name: "Alice",
-                              birth_date: "2018-04-04" }] }],
+                              birth_date: "2018-04-04" }],
+                 enrolments: [{ child_id: "f1-a", activity_id: "centre",
+                                from: "2027-01-01", to: "2027-12-31",
+                                status: "validee" }] }],
 };
 
 async function staffPage(login, width) {
@@ -161,6 +164,21 @@ t("the régie creates the Wednesday club, its sessions and their places",
                  /Séance du .* : 10 places\./);
     await H.axe("places changées", p);
 
+    /* a reminder for the club's families, then cancelled */
+    await p.selectOption("#rap-type", "opening");
+    await p.fill("#rap-jour", "2027-08-25");
+    await p.fill("#rap-heure", "09:00");
+    await p.click("#rappel button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('Rappel "
+                            + "programmé pour 0 famille(s).')");
+    await p.waitForSelector("#rappels table");
+    assert.match(await p.textContent("#rappels"),
+                 /Club du mercredi.*0 \/ 0/s);
+    await H.axe("rappel programmé", p);
+    await p.click("#rappels button[aria-label^='Annuler le rappel']");
+    await p.waitForSelector("main [role=status]:has-text('Rappel annulé.')");
+    await p.waitForSelector("#rappels td:has-text('annulé')");
+
     /* a wrong share is refused by its field, nothing changes */
     await p.fill("#ac-part", "150");
     await p.$eval("#ac-modifier", (f) => f.noValidate = true);
@@ -187,6 +205,19 @@ t("an agent reads the activities and changes nothing", async () => {
     await H.axe("activité agent 375", p);
     await shot("seances-375", p);
     await p.close();
+
+    /* the centre's families get a message */
+    const a = await staffPage("a.agent", 1200);
+    await a.goto(BASE + "/agent/#/activites?id=centre");
+    await a.waitForSelector("#msg-familles");
+    assert.equal(await a.$("#rappels"), null);
+    await a.fill("#msg-objet", "Sortie au parc");
+    await a.fill("#msg-texte", "Prévoyez une casquette.");
+    await a.click("#msg-familles button[type=submit]");
+    await a.waitForSelector("main [role=status]:has-text('Message envoyé "
+                            + "à 1 famille(s).')");
+    await H.axe("message envoyé", a);
+    await a.close();
 
     /* the régie's forms on a phone */
     const r = await staffPage("r.regie", 375);

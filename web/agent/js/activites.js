@@ -345,12 +345,113 @@ function sessionRows(ctx, aid, sessions, unitLabel, out) {
     });
 }
 
+/* « Écrire aux familles » (agents): a thread to every family enrolled. */
+function messageForm(ctx, aid, done) {
+    const service = h("select", { id: "msg-service" },
+        [["enfance", "Enfance"], ["scolaire", "Scolaire"],
+         ["regie", "Régie"]].map(([v, w]) => h("option", { value: v }, w)));
+    const subject = h("input", { type: "text", id: "msg-objet",
+                                 maxlength: "200", required: true });
+    const body = h("textarea", { id: "msg-texte", rows: "4",
+                                 required: true });
+    const msg = h("div", { "aria-live": "polite" });
+    const form = h("form", { class: "carte", id: "msg-familles" },
+        h("h2", {}, "Écrire aux familles inscrites"),
+        field("Service", service), field("Objet", subject),
+        field("Message", body, "Chaque famille inscrite le reçoit dans "
+              + "sa messagerie, avec un e-mail."),
+        msg, h("div", { class: "boutons" }, h("button", {
+            type: "submit", class: "bouton" }, "Envoyer")));
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const r = await ctx.call("POST", "/api/staff/threads", {
+            activity_id: aid, service: service.value,
+            subject: subject.value.trim(), body: body.value.trim() });
+        if (!r.ok) {
+            msg.replaceChildren(alertBox(r.error.message));
+            return;
+        }
+        done(r.data, "Message envoyé à " + r.data.threads
+                     + " famille(s).");
+    });
+    return form;
+}
+
+const KINDS = [["opening", "Ouverture des réservations"],
+               ["deadline", "Date limite de réservation"],
+               ["custom", "Texte libre"]];
+
+/* « Rappels » (régie): e-mails scheduled for the activity's families. */
+function reminders(ctx, aid, list, done) {
+    const kind = h("select", { id: "rap-type" },
+        KINDS.map(([v, w]) => h("option", { value: v }, w)));
+    const day = h("input", { type: "date", id: "rap-jour",
+                             required: true });
+    const time = h("input", { type: "time", id: "rap-heure",
+                              value: "09:00", required: true });
+    const subject = h("input", { type: "text", id: "rap-objet",
+                                 maxlength: "200" });
+    const body = h("textarea", { id: "rap-texte", rows: "3" });
+    const msg = h("div", { "aria-live": "polite" });
+    const form = h("form", { id: "rappel" },
+        field("Rappel", kind), field("Envoyé le", day),
+        field("À", time),
+        field("Objet", subject, "Vide : le texte du rappel (sauf texte "
+              + "libre)."),
+        field("Message", body), msg,
+        h("div", { class: "boutons" }, h("button", {
+            type: "submit", class: "bouton" }, "Programmer le rappel")));
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const b = { kind: kind.value, activity_id: aid,
+                    send_at: parisInstant(day.value, time.value) };
+        if (subject.value.trim()) {
+            b.subject = subject.value.trim();
+        }
+        if (body.value.trim()) {
+            b.body = body.value.trim();
+        }
+        const r = await ctx.call("POST", "/api/staff/reminders", b);
+        if (!r.ok) {
+            msg.replaceChildren(alertBox(r.error.message));
+            return;
+        }
+        done(r.data, "Rappel programmé pour " + r.data.families
+                     + " famille(s).");
+    });
+    const mine = list.filter((x) => x.activity_id === aid);
+    const rows = mine.map((x) => {
+        const cancel = x.cancelled_at
+                       || new Date(x.send_at).getTime() <= Date.now() ? null
+            : h("button", { type: "button", class: "bouton petit danger",
+                            "aria-label": "Annuler le rappel « "
+                                          + x.subject + " »" },
+                "Annuler");
+        cancel?.addEventListener("click", async () => {
+            const r = await ctx.call("DELETE", "/api/staff/reminders/"
+                                     + x.id);
+            done(r.data, r.ok ? "Rappel annulé." : r.error.message);
+        });
+        return h("tr", {},
+            h("td", {}, F.instant(x.send_at)),
+            h("td", {}, x.subject),
+            h("td", {}, x.sent + " / " + x.families),
+            h("td", {}, x.cancelled_at ? "annulé" : cancel || "envoyé"));
+    });
+    return h("section", { class: "carte", id: "rappels" },
+        h("h2", {}, "Rappels par e-mail"),
+        rows.length ? cards(ctx.table("Rappels programmés",
+            ["Envoi", "Objet", "Envoyés", ""], rows, null, true)) : null,
+        form);
+}
+
 async function viewActivite(ctx, aid) {
     const out = h("div", { id: "activite" }, ctx.loading());
     ctx.page("Activité", out);
-    const [r, l] = await Promise.all([
+    const [r, l, rr] = await Promise.all([
         ctx.call("GET", "/api/staff/activities/" + encodeURIComponent(aid)),
-        ctx.call("GET", "/api/staff/activities")]);
+        ctx.call("GET", "/api/staff/activities"),
+        ctx.call("GET", "/api/staff/reminders")]);
     if (!r.ok || !l.ok) {
         out.replaceChildren(alertBox((r.ok ? l : r).error.message));
         return;
@@ -368,7 +469,7 @@ async function viewActivite(ctx, aid) {
     };
     const bands = (a.prices || []).map((p) => (p.qf_max === null
         ? "au-delà" : "QF ≤ " + p.qf_max) + " : " + F.euros(p.cents));
-    out.replaceChildren(
+    out.replaceChildren(...[
         h("p", {}, h("a", { href: "#/activites" }, "← Toutes les activités")),
         h("dl", { class: "carte fiche", id: "reglages" },
           h("dt", {}, "Lieu"), h("dd", {}, a.site || "—"),
@@ -389,6 +490,10 @@ async function viewActivite(ctx, aid) {
              "Restant en ligne", "Restant au guichet", "Réservées"],
             sessionRows(ctx, aid, r.data.sessions, unitLabel, err),
             { id: "seances" })),
+        messageForm(ctx, aid, reload),
+        ctx.rank >= 2 ? reminders(ctx, aid, rr.ok ? rr.data.reminders : [],
+                                  reload) : null,
         ctx.rank >= 2 ? generateForm(ctx, aid, units, reload) : null,
-        ctx.rank >= 2 ? activityForm(ctx, a, reload) : null);
+        ctx.rank >= 2 ? activityForm(ctx, a, reload) : null]
+        .filter((n) => n));
 }
