@@ -51,6 +51,7 @@ typedef struct {
     long         d_onsite;               /* new on-site quota - published */
     long         moved_left;             /* what was added to {s}:left */
     long         moved_onsite;
+    long         moved_released;         /* to {s}:released */
     int          done;
     /* a refusal: what is booked */
     long         booked_online;
@@ -95,7 +96,11 @@ gcho_act_free_replies(redisReply **r, size_t n)
  * sh->d_onsite: WATCH both and the release mark, read them, then one
  * MULTI of relative INCRBYs (a booking in between aborts the EXEC: read
  * again).  A session whose on-site places went online (reaper.c) has
- * both differences added to {s}:left.  No {s}:left: nothing to move (the
+ * both differences added to {s}:left, and the on-site one to
+ * {s}:released (the on-site places now online, which guichetctl check
+ * and the reaper's recount add to the online quota); the on-site
+ * bookings, quota - released, must still fit.  No {s}:left: nothing to
+ * move (the
  * publisher makes the counters from PostgreSQL).  1 moved or nothing to
  * move, 0 refused (a counter would go below zero: sh->booked_* filled),
  * -1 Redis failed.
@@ -104,8 +109,8 @@ static int
 gcho_act_shift(redisContext *rc, gcho_act_shift_t *sh, long pub_online,
     long pub_onsite)
 {
-    int          tries;
-    char         left[512], onsite[512], rel[512], dl[32], dn[32];
+    int          tries, k;
+    char         left[512], onsite[512], rel[512], dl[32], dn[32], dr[32];
     long         d_left, d_onsite, released;
     long long    l, o;
     redisReply  *r[5], *x;
@@ -158,7 +163,9 @@ gcho_act_shift(redisContext *rc, gcho_act_shift_t *sh, long pub_online,
             d_onsite = sh->d_onsite;
         }
 
-        if (l + d_left < 0 || o + d_onsite < 0) {
+        if (l + d_left < 0 || o + d_onsite < 0
+            || (released >= 0 && released + sh->d_onsite < 0))
+        {
             freeReplyObject(redisCommand(rc, "UNWATCH"));
             if (released >= 0) {
                 sh->booked_online = pub_online + released - l;
@@ -175,32 +182,39 @@ gcho_act_shift(redisContext *rc, gcho_act_shift_t *sh, long pub_online,
 
         snprintf(dl, sizeof(dl), "%ld", d_left);
         snprintf(dn, sizeof(dn), "%ld", d_onsite);
+        snprintf(dr, sizeof(dr), "%ld", sh->d_onsite);
 
         redisAppendCommand(rc, "MULTI");
         redisAppendCommand(rc, "BITFIELD %s OVERFLOW FAIL INCRBY u32 0 %s",
                            left, dl);
         redisAppendCommand(rc, "BITFIELD %s OVERFLOW FAIL INCRBY u32 0 %s",
                            onsite, dn);
+        k = 4;
+        if (released >= 0) {
+            redisAppendCommand(rc, "INCRBY %s %s", rel, dr);
+            k = 5;
+        }
         redisAppendCommand(rc, "EXEC");
 
         memset(r, 0, sizeof(r));
-        for (l = 0; l < 4; l++) {
+        for (l = 0; l < k; l++) {
             if (redisGetReply(rc, (void **) &r[l]) != REDIS_OK) {
-                gcho_act_free_replies(r, 4);
+                gcho_act_free_replies(r, k);
                 return -1;
             }
         }
 
-        x = r[3];
+        x = r[k - 1];
         if (x->type == REDIS_REPLY_ARRAY) {
-            gcho_act_free_replies(r, 4);
+            gcho_act_free_replies(r, k);
             sh->moved_left = d_left;
             sh->moved_onsite = d_onsite;
+            sh->moved_released = released >= 0 ? sh->d_onsite : 0;
             sh->done = 1;
             return 1;
         }
 
-        gcho_act_free_replies(r, 4);
+        gcho_act_free_replies(r, k);
 
         if (x->type != REDIS_REPLY_NIL) {
             return -1;
@@ -241,6 +255,12 @@ gcho_act_unshift(gcho_act_shift_t *sh, size_t n)
         snprintf(d, sizeof(d), "%ld", -sh[i].moved_onsite);
         freeReplyObject(redisCommand(rc, "BITFIELD %s OVERFLOW SAT INCRBY"
                                      " u32 0 %s", key, d));
+        if (sh[i].moved_released != 0) {
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
+                     sh[i].id);
+            snprintf(d, sizeof(d), "%ld", -sh[i].moved_released);
+            freeReplyObject(redisCommand(rc, "INCRBY %s %s", key, d));
+        }
         sh[i].done = 0;
     }
 

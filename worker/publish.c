@@ -380,7 +380,8 @@ gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
  * which counters exist and which sessions released their on-site places
  * online (reaper.c) first, in pipelined chunks: a shift never creates a
  * counter, and a released session's on-site places are online, so its
- * difference goes to {s}:left.  0 or -1.
+ * difference goes to {s}:left and to {s}:released (the on-site places
+ * counted online by check and the recount).  0 or -1.
  */
 static int
 gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
@@ -455,6 +456,11 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
         snprintf(delta, sizeof(delta), "%ld", d);
         gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
                       "INCRBY", "u32", "0", delta);
+        if (state[c] & 2) {
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
+                     PQgetvalue(res, row, 0));
+            gchw_pipe_str(p, 3, "INCRBY", key, delta);
+        }
         (*shifted)++;
     }
 

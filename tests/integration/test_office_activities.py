@@ -9,6 +9,7 @@ every change is in the audit log.
 
 import json
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -300,4 +301,29 @@ def test_a_new_share_moves_every_session(s, tok, regie):
     assert len(audit(s, "activity.update")) == 1
     published(s)
     assert counters(s, sid) == (10, 0)
+    check(s)
+
+
+def test_after_the_release_the_counter_places_go_online(s, regie):
+    # on-site places released online (release_onsite_at passed): a change
+    # of places moves {s}:left by both differences, {s}:onsite stays 0
+    body = dict(MERCREDI, id="ete", name="Été",
+                release_onsite_at="2026-06-01T09:00:00+02:00",
+                sessions=[{"id": "ete-1", "date": "2027-07-12",
+                           "unit": "MATIN", "places": 10}])
+    r = s.http("POST", "/api/staff/activities", token=regie, json=body)
+    assert r.status == 201, r
+    published(s)
+    deadline = time.monotonic() + 20
+    while counters(s, "ete-1") != (10, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert counters(s, "ete-1") == (10, 0)
+    assert s.redis.get("{s:ete-1}:released") == "5"
+
+    assert places(s, regie, "ete-1", 16).status == 200
+    assert counters(s, "ete-1") == (16, 0)
+    assert places(s, regie, "ete-1", 4).status == 200
+    assert counters(s, "ete-1") == (4, 0)
+    published(s)
+    assert counters(s, "ete-1") == (4, 0)
     check(s)

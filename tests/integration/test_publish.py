@@ -10,6 +10,7 @@ load of more than 10,000 new sessions (the set-based update).
 import datetime as dt
 import json
 import subprocess
+import time
 import uuid
 
 
@@ -154,4 +155,27 @@ def test_a_large_load_records_every_new_session(make_stack, tmp_path):
               " from session where id like 'bulk-%%'")[0]
     assert n == (12000, 12000, 12000), n
     assert left(s, "bulk-11999") == 1
+    check(s)
+
+
+def test_after_the_release_a_change_of_places_goes_online(make_stack,
+                                                          tmp_path):
+    # the on-site places were released online (release_onsite_at passed):
+    # their change moves {s}:left and {s}:released, not {s}:onsite
+    def released_town(places):
+        t = town(places)
+        t["activities"][0]["release_onsite_at"] = "2026-06-01T09:00:00+02:00"
+        return t
+
+    s = make_stack(released_town(8), name="publish-released")
+    deadline = time.monotonic() + 20
+    while (left(s, "p-1"), onsite(s, "p-1")) != (8, 0) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (left(s, "p-1"), onsite(s, "p-1")) == (8, 0)
+    assert s.redis.get("{s:p-1}:released") == "4"
+
+    load(s, released_town(12), tmp_path, "more")
+    assert (left(s, "p-1"), onsite(s, "p-1")) == (12, 0)
+    assert s.redis.get("{s:p-1}:released") == "6"
     check(s)
