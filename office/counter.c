@@ -282,29 +282,56 @@ gcho_ctr_list(gcho_req_t *rq)
 }
 
 
+/* An invoice's amount for the export: its total, or ($2 a régie) the
+ * sum of its lines of that régie's activities. */
+#define GCHO_CTR_AMOUNT                                                      \
+    "case when $2::text is null then i.total_cents else"                     \
+    " (select coalesce(sum(l.price_cents), 0) from invoice_line l"           \
+    "   join booking b on b.id = l.booking_id"                               \
+    "   join session s on s.id = b.session_id"                               \
+    "   left join activity_regie ar on ar.activity_id = s.activity_id"       \
+    "   where l.invoice_id = i.id"                                           \
+    "     and coalesce(ar.regie_code, 'principale') = $2) end"
+
+
 /*
- * GET /api/staff/exports/accounting?month=YYYY-MM: text/csv (UTF-8, ";",
- * CRLF, every text field quoted), columns
+ * GET /api/staff/exports/accounting?month=YYYY-MM&regie=CODE: text/csv
+ * (UTF-8, ";", CRLF, every text field quoted), columns
  *   type;date;facture;famille;mode;montant;reference;agent
  * one "facture" row per invoice issued that month (date issued, amount
  * its total), one "encaissement" row per invoice paid that month (date
  * paid; mode especes / cheque / cesu / virement / en_ligne /
  * prelevement; reference: the cheque's or transfer's, the provider's,
  * the SEPA message's); dates and months in Europe/Paris; amounts in
- * euros with a decimal comma (docs/office.md).
+ * euros with a decimal comma (docs/office.md).  With regie: the amounts
+ * of that régie's lines, invoices without any left out.
  */
 static int
 gcho_ctr_export(gcho_req_t *rq)
 {
     int          rc;
-    char         disp[96];
+    char         disp[160];
     PGresult    *res;
-    const char  *p[1];
+    const char  *p[2];
 
     p[0] = gcho_query(rq, "month");
+    p[1] = gcho_query(rq, "regie");
     if (!gcho_ctr_month(p[0])) {
         return gcho_error(rq, 400, "invalid_field",
                           "Le paramètre month doit être un mois AAAA-MM.");
+    }
+
+    if (p[1] != NULL) {
+        res = gcho_sql(rq, "select 1 from regie where code = $1", 1, p + 1);
+        if (res == NULL) {
+            return 0;
+        }
+        rc = PQntuples(res);
+        PQclear(res);
+        if (rc != 1) {
+            return gcho_error(rq, 404, "not_found",
+                              "Cette régie n'existe pas.");
+        }
     }
 
     res = gcho_sql(rq,
@@ -312,7 +339,7 @@ gcho_ctr_export(gcho_req_t *rq)
         "   ($1 || '-01')::date + interval '1 month' t),"
         " rows as ("
         "  select 0 k, i.issued_at at time zone 'Europe/Paris' d, i.number,"
-        "    'facture' ty, i.family_id fam, '' mode, i.total_cents c,"
+        "    'facture' ty, i.family_id fam, '' mode, " GCHO_CTR_AMOUNT " c,"
         "    '' ref, '' who"
         "  from invoice i, m"
         "  where i.issued_at at time zone 'Europe/Paris' >= m.f"
@@ -324,7 +351,7 @@ gcho_ctr_export(gcho_req_t *rq)
         "      when 'direct_debit' then 'prelevement'"
         "      else case cp.method when 'cash' then 'especes'"
         "        when 'transfer' then 'virement' else cp.method end end,"
-        "    i.total_cents,"
+        "    " GCHO_CTR_AMOUNT ","
         "    coalesce(cp.reference, (select o.provider_ref from"
         "      payment_operation_invoice oi join payment_operation o"
         "      on o.id = oi.operation_id where oi.invoice_id = i.id"
@@ -346,20 +373,183 @@ gcho_ctr_export(gcho_req_t *rq)
         "       replace(to_char(c / 100.0, 'FM9999999990.00'), '.', ','),"
         "       '\"' || replace(ref, '\"', '\"\"') || '\"',"
         "       '\"' || replace(who, '\"', '\"\"') || '\"')"
-        "     || E'\\r\\n', '' order by k, d, number), '')"
-        " from rows", 1, p);
+        "     || E'\\r\\n', '' order by k, d, number)"
+        "     filter (where $2::text is null or c > 0), '')"
+        " from rows", 2, p);
     if (res == NULL) {
         return 0;
     }
 
     snprintf(disp, sizeof(disp), "attachment; filename=\"guichet-"
-             "comptabilite-%s.csv\"", p[0]);
+             "comptabilite-%s%s%s.csv\"", p[1] ? p[1] : "", p[1] ? "-" : "",
+             p[0]);
     gcho_add_header(rq, "Content-Disposition", disp);
     rc = gcho_reply_bytes(rq, 200, "text/csv; charset=utf-8",
                           PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
     PQclear(res);
 
     return rc;
+}
+
+
+/* GET /api/staff/regies: {"regies": [{"code", "name", "activities"}]} */
+static int
+gcho_ctr_regies(gcho_req_t *rq)
+{
+    return gcho_reply_row(rq, 200,
+        "select json_build_object('regies', coalesce(json_agg("
+        "  json_build_object('code', r.code, 'name', r.name,"
+        "    'activities', (select coalesce(json_agg(a.id order by a.id),"
+        "      '[]') from activity a left join activity_regie ar"
+        "      on ar.activity_id = a.id"
+        "      where coalesce(ar.regie_code, 'principale') = r.code))"
+        "  order by r.code), '[]'))"
+        " from regie r", 0, NULL, "");
+}
+
+
+/* POST /api/staff/regies (admin): {"code", "name"}.  201 the list. */
+static int
+gcho_ctr_regie_create(gcho_req_t *rq)
+{
+    static const gch_jfield_t  f[] = {
+        { "code", GCH_J_STRING, 1 },
+        { "name", GCH_J_STRING, 1 },
+    };
+
+    int                 i;
+    char                code[33], name[201];
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[2];
+    const gch_jnode_t  *v[2];
+
+    if (gcho_body_json(rq, &doc, f, 2, v) != 0) {
+        return 0;
+    }
+
+    if (gcho_str(rq, "code", v[0], code, sizeof(code), 1) != 0
+        || gcho_str(rq, "name", v[1], name, sizeof(name), 1) != 0)
+    {
+        gch_json_free(&doc);
+        return 0;
+    }
+    gch_json_free(&doc);
+
+    for (i = 0; code[i]; i++) {
+        if (!((code[i] >= 'a' && code[i] <= 'z')
+              || (code[i] >= '0' && code[i] <= '9') || code[i] == '_'
+              || code[i] == '-'))
+        {
+            return gcho_error(rq, 400, "invalid_field", "$.code : lettres "
+                              "minuscules, chiffres, « _ » ou « - »");
+        }
+    }
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = code;
+    p[1] = name;
+    res = gcho_sql(rq, "insert into regie (code, name) values ($1, $2)"
+                       " on conflict (code) do nothing returning code",
+                   2, p);
+    if (res == NULL) {
+        return 0;
+    }
+    i = PQntuples(res);
+    PQclear(res);
+
+    if (i != 1) {
+        gcho_rollback();
+        return gcho_error(rq, 409, "already_exists",
+                          "Une régie porte déjà ce code.");
+    }
+
+    {
+        char         target[48];
+        const char  *kv[2] = { "name", name };
+
+        snprintf(target, sizeof(target), "regie:%s", code);
+        if (gcho_audit_kv(rq, "regie.create", target, kv, 1) != 0
+            || gcho_commit(rq) != 0)
+        {
+            return 0;
+        }
+    }
+
+    gcho_ctr_regies(rq);
+    if (rq->status == 200) {
+        rq->status = 201;
+    }
+
+    return 0;
+}
+
+
+/* PUT /api/staff/activities/{id}/regie (admin): {"regie": code}. */
+static int
+gcho_ctr_activity_regie(gcho_req_t *rq)
+{
+    static const gch_jfield_t  f[] = {
+        { "regie", GCH_J_STRING, 1 },
+    };
+
+    int                 n;
+    char                code[33];
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[2];
+    const gch_jnode_t  *v[1];
+
+    if (gcho_body_json(rq, &doc, f, 1, v) != 0) {
+        return 0;
+    }
+    if (gcho_str(rq, "regie", v[0], code, sizeof(code), 1) != 0) {
+        gch_json_free(&doc);
+        return 0;
+    }
+    gch_json_free(&doc);
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = rq->param[0];
+    p[1] = code;
+    res = gcho_sql(rq, "insert into activity_regie (activity_id,"
+                       "   regie_code)"
+                       " select a.id, r.code from activity a, regie r"
+                       " where a.id = $1 and r.code = $2"
+                       " on conflict (activity_id) do update"
+                       "   set regie_code = excluded.regie_code"
+                       " returning activity_id", 2, p);
+    if (res == NULL) {
+        return 0;
+    }
+    n = PQntuples(res);
+    PQclear(res);
+
+    if (n != 1) {
+        gcho_rollback();
+        return gcho_error(rq, 404, "not_found", "Cette activité ou cette "
+                          "régie n'existe pas.");
+    }
+
+    {
+        char         target[GCHO_ID_MAX + 16];
+        const char  *kv[2] = { "regie", code };
+
+        snprintf(target, sizeof(target), "activity:%s", rq->param[0]);
+        if (gcho_audit_kv(rq, "activity.regie", target, kv, 1) != 0
+            || gcho_commit(rq) != 0)
+        {
+            return 0;
+        }
+    }
+
+    return gcho_ctr_regies(rq);
 }
 
 
@@ -370,5 +560,11 @@ const gcho_route_t  gcho_counter_routes[] = {
       gcho_ctr_list },
     { "GET", "/api/staff/exports/accounting", GCHO_STAFF, GCHO_REGIE, 0,
       gcho_ctr_export },
+    { "GET", "/api/staff/regies", GCHO_STAFF, GCHO_REGIE, 0,
+      gcho_ctr_regies },
+    { "POST", "/api/staff/regies", GCHO_STAFF, GCHO_ADMIN, GCHO_BODY_JSON,
+      gcho_ctr_regie_create },
+    { "PUT", "/api/staff/activities/*/regie", GCHO_STAFF, GCHO_ADMIN,
+      GCHO_BODY_JSON, gcho_ctr_activity_regie },
     { NULL, NULL, 0, 0, 0, NULL }
 };
