@@ -78,7 +78,8 @@ before(async () => {
     fs.writeFileSync(file, JSON.stringify(TOWN));
     stack = await H.startStack(file);
     BASE = stack.base;
-    for (const [login, role] of [["r.regie", "regie"], ["a.agent", "agent"]]) {
+    for (const [login, role] of [["r.regie", "regie"], ["a.agent", "agent"],
+                                 ["c.chef", "admin"]]) {
         execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
                            "Camille " + role],
                      { cwd: ROOT, input: PW + "\n",
@@ -218,6 +219,17 @@ t("an agent reads the activities and changes nothing", async () => {
                             + "à 1 famille(s).')");
     await H.axe("message envoyé", a);
     await a.close();
+
+    /* an admin gives the club its régie */
+    const c = await staffPage("c.chef", 1200);
+    await c.goto(BASE + "/agent/#/activites?id=mercredi");
+    await c.waitForSelector("#regie-activite");
+    await c.selectOption("#activite-regie", "principale");
+    await c.click("#regie-activite button[type=submit]");
+    await c.waitForSelector("main [role=status]:has-text('Régie "
+                            + "enregistrée.')");
+    await H.axe("régie de l'activité", c);
+    await c.close();
 
     /* the régie's forms on a phone */
     const r = await staffPage("r.regie", 375);

@@ -74,7 +74,8 @@ before(async () => {
     fs.writeFileSync(file, JSON.stringify(TOWN));
     stack = await H.startStack(file);
     BASE = stack.base;
-    for (const [login, role] of [["r.regie", "regie"], ["a.agent", "agent"]]) {
+    for (const [login, role] of [["r.regie", "regie"], ["a.agent", "agent"],
+                                 ["c.chef", "admin"]]) {
         execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
                            "Camille " + role],
                      { cwd: ROOT, input: PW + "\n",
@@ -132,6 +133,13 @@ t("the régie records a cheque and exports the month", async () => {
     const csv = fs.readFileSync(await dl.path(), "utf8");
     assert.match(csv, /^type;date;facture;famille;mode;montant;reference;agent\r\n/);
     assert.match(csv, /"encaissement";\d{4}-\d\d-\d\d;1;"f1";"cheque";42,00;"chèque 1234567 Banque Postale";"r\.regie"/);
+    /* one régie's export */
+    await p.selectOption("#caisse-regie", "principale");
+    const [d2] = await Promise.all([p.waitForEvent("download"),
+                                    p.click("#export-compta")]);
+    assert.match(d2.suggestedFilename(),
+                 /^guichet-comptabilite-principale-\d{4}-\d\d\.csv$/);
+    assert.equal(await p.$("#regie-creer"), null);
     await p.close();
 
     const m = await staffPage("r.regie", 375);
@@ -141,6 +149,22 @@ t("the régie records a cheque and exports the month", async () => {
     await H.axe("caisse 375", m);
     await shot("caisse-375", m);
     await m.close();
+    assert.deepEqual(errors, []);
+});
+
+t("an admin creates a régie", async () => {
+    const p = await staffPage("c.chef", 375);
+    await p.goto(BASE + "/agent/#/caisse");
+    await p.waitForSelector("#regie-creer");
+    await p.fill("#regie-code", "cantine");
+    await p.fill("#regie-nom", "Régie de la restauration");
+    await p.click("#regie-creer button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('Régie « Régie de "
+                            + "la restauration » créée.')");
+    await p.waitForSelector("#caisse-regie option[value=cantine]",
+                            { state: "attached" });
+    await H.axe("régies 375", p);
+    await p.close();
     assert.deepEqual(errors, []);
 });
 

@@ -445,13 +445,41 @@ function reminders(ctx, aid, list, done) {
         form);
 }
 
+/* The activity's régie (admin). */
+function regieChoice(ctx, aid, regies, done) {
+    const sel = h("select", { id: "activite-regie" },
+        regies.map((x) => h("option", {
+            value: x.code, selected: x.activities.includes(aid) }, x.name)));
+    const msg = h("div", { "aria-live": "polite" });
+    const form = h("form", { class: "carte", id: "regie-activite" },
+        h("h2", {}, "Régie"),
+        field("Régie de l'activité", sel, "Ses lignes de factures vont "
+              + "dans l'export comptable de cette régie."),
+        msg, h("div", { class: "boutons" }, h("button", {
+            type: "submit", class: "bouton" }, "Enregistrer la régie")));
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const r = await ctx.call("PUT", "/api/staff/activities/"
+                                 + encodeURIComponent(aid) + "/regie",
+                                 { regie: sel.value });
+        if (!r.ok) {
+            msg.replaceChildren(alertBox(r.error.message));
+            return;
+        }
+        done(r.data, "Régie enregistrée.");
+    });
+    return form;
+}
+
 async function viewActivite(ctx, aid) {
     const out = h("div", { id: "activite" }, ctx.loading());
     ctx.page("Activité", out);
-    const [r, l, rr] = await Promise.all([
+    const [r, l, rr, rg] = await Promise.all([
         ctx.call("GET", "/api/staff/activities/" + encodeURIComponent(aid)),
         ctx.call("GET", "/api/staff/activities"),
-        ctx.call("GET", "/api/staff/reminders")]);
+        ctx.call("GET", "/api/staff/reminders"),
+        ctx.rank >= 3 ? ctx.call("GET", "/api/staff/regies")
+                      : Promise.resolve({ ok: false })]);
     if (!r.ok || !l.ok) {
         out.replaceChildren(alertBox((r.ok ? l : r).error.message));
         return;
@@ -494,6 +522,7 @@ async function viewActivite(ctx, aid) {
         ctx.rank >= 2 ? reminders(ctx, aid, rr.ok ? rr.data.reminders : [],
                                   reload) : null,
         ctx.rank >= 2 ? generateForm(ctx, aid, units, reload) : null,
-        ctx.rank >= 2 ? activityForm(ctx, a, reload) : null]
+        ctx.rank >= 2 ? activityForm(ctx, a, reload) : null,
+        rg.ok ? regieChoice(ctx, aid, rg.data.regies, reload) : null]
         .filter((n) => n));
 }

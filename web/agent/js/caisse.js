@@ -17,6 +17,36 @@ const METHODS = [["cheque", "Chèque"], ["cash", "Espèces"],
                  ["cesu", "CESU"], ["transfer", "Virement"]];
 const WORD = Object.fromEntries(METHODS);
 
+/* An admin creates a régie (its activities are given on their page). */
+function regieForm(ctx) {
+    const code = h("input", { type: "text", id: "regie-code",
+                              pattern: "[a-z0-9_\\-]{1,32}", required: true });
+    const name = h("input", { type: "text", id: "regie-nom",
+                              maxlength: "200", required: true });
+    const msg = h("div", { "aria-live": "polite" });
+    const form = h("form", { class: "carte", id: "regie-creer" },
+        h("h2", {}, "Créer une régie"),
+        field("Code", code, "Lettres minuscules, chiffres, « _ », « - »."),
+        field("Nom", name), msg,
+        h("div", { class: "boutons" }, h("button", { type: "submit",
+                                                    class: "bouton" },
+                                         "Créer la régie")));
+    form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const r = await ctx.call("POST", "/api/staff/regies",
+                                 { code: code.value.trim(),
+                                   name: name.value.trim() });
+        if (!r.ok) {
+            msg.replaceChildren(alertBox(r.error.message));
+            return;
+        }
+        ctx.flash({ kind: "succes", text: "Régie « " + name.value.trim()
+                    + " » créée." });
+        ctx.route();
+    });
+    return form;
+}
+
 export async function viewCaisse(ctx) {
     if (ctx.rank < 2) {
         ctx.page("Caisse", h("p", { class: "info", id: "caisse-regie" },
@@ -43,13 +73,18 @@ export async function viewCaisse(ctx) {
     const list = h("div", { id: "caisse-paiements" }, ctx.loading());
     const mon = h("input", { type: "month", id: "caisse-mois",
                              value: month });
+    const regie = h("select", { id: "caisse-regie" },
+                    h("option", { value: "" }, "Toutes les régies"));
     const exp = h("div", { "aria-live": "polite" });
     const expBtn = h("button", { type: "button", class: "bouton second",
                                  id: "export-compta" },
                      "Télécharger l'export comptable (CSV)");
     expBtn.addEventListener("click", async () => {
+        const code = regie.value;
         const r = await fetch("/api/staff/exports/accounting?month="
-                              + encodeURIComponent(mon.value),
+                              + encodeURIComponent(mon.value)
+                              + (code ? "&regie=" + encodeURIComponent(code)
+                                      : ""),
                               { headers: { Authorization: "Bearer "
                                            + ctx.token() },
                                 credentials: "omit", cache: "no-store" });
@@ -59,11 +94,11 @@ export async function viewCaisse(ctx) {
             return;
         }
         const blob = await r.blob();
+        const name = "guichet-comptabilite-" + (code ? code + "-" : "")
+                     + mon.value + ".csv";
         const a = h("a", { href: URL.createObjectURL(blob),
-                           download: "guichet-comptabilite-" + mon.value
-                                     + ".csv", id: "export-lien" },
-                    "Enregistrer guichet-comptabilite-" + mon.value
-                    + ".csv");
+                           download: name, id: "export-lien" },
+                    "Enregistrer " + name);
         exp.replaceChildren(alertBox("Export prêt : ", "succes"));
         exp.firstChild.appendChild(a);
         a.click();
@@ -75,8 +110,14 @@ export async function viewCaisse(ctx) {
     ctx.page("Caisse", find, out,
              h("h2", {}, "Paiements reçus au guichet"),
              h("div", { class: "outils-periode" }, field("Mois", mon),
+               field("Régie", regie),
                h("div", { class: "champ" }, expBtn)),
-             exp, list);
+             exp, list, ctx.rank >= 3 ? regieForm(ctx) : null);
+
+    const rg = await ctx.call("GET", "/api/staff/regies");
+    for (const x of rg.ok ? rg.data.regies : []) {
+        regie.appendChild(h("option", { value: x.code }, x.name));
+    }
 
     const rl = await ctx.call("GET", "/api/staff/counter-payments?month="
                               + encodeURIComponent(month));
