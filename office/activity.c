@@ -985,26 +985,29 @@ gcho_act_apply(gcho_req_t *rq, const gcho_act_change_t *ch,
 /* ------------------------------------------------------------------ */
 /* handlers                                                             */
 
-/* GET /api/staff/activities: the town's units and its activities. */
+/* GET /api/staff/activities: the town's units and its activities, from
+ * the tables (the catalogue's text is not parsed for a list). */
 static int
 gcho_act_list(gcho_req_t *rq)
 {
     return gcho_reply_row(rq, 200,
         "select json_build_object("
-        "  'units', c.json::json -> 'units',"
+        "  'units', (select coalesce(json_agg(json_build_object("
+        "      'code', u.code, 'label', u.label,"
+        "      'starts', to_char(make_time(u.starts_min / 60,"
+        "        u.starts_min % 60, 0), 'HH24:MI'),"
+        "      'ends', case when u.ends_min = 1440 then '24:00' else"
+        "        to_char(make_time(u.ends_min / 60, u.ends_min % 60, 0),"
+        "        'HH24:MI') end)"
+        "      order by u.starts_min, u.code), '[]') from unit u),"
         "  'activities', (select coalesce(json_agg(json_build_object("
-        "      'id', t.a ->> 'id', 'name', t.a ->> 'name',"
-        "      'site', t.a -> 'site',"
-        "      'booking_opens_at', t.a -> 'booking_opens_at',"
-        "      'sessions', jsonb_array_length(coalesce(t.a -> 'sessions',"
-        "                                              '[]')),"
-        "      'first', (select min(s ->> 'date') from"
-        "                jsonb_array_elements(t.a -> 'sessions') s),"
-        "      'last', (select max(s ->> 'date') from"
-        "               jsonb_array_elements(t.a -> 'sessions') s))"
-        "      order by t.i), '[]')"
-        "    from jsonb_array_elements(c.json::jsonb -> 'activities')"
-        "      with ordinality t(a, i)))"
+        "      'id', a.id, 'name', a.name, 'site', a.site,"
+        "      'booking_opens_at', a.booking_opens_at,"
+        "      'sessions', s.n, 'first', s.first, 'last', s.last)"
+        "      order by a.name, a.id), '[]')"
+        "    from activity a left join lateral (select count(*) n,"
+        "      min(date) first, max(date) last from session"
+        "      where activity_id = a.id) s on true))"
         " from catalogue c where c.id = 1", 0, NULL,
         "Aucune commune n'est chargée.");
 }
