@@ -404,12 +404,13 @@ gcho_act_answer(gcho_req_t *rq, int status, const char *id, long created)
         snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE),
                  PQgetvalue(res, i, 0));
         redisAppendCommand(rc, "BITFIELD %s GET u32 0", key);
+        redisAppendCommand(rc, "EXISTS %s", key);
     }
 
     for (i = 0; rc != NULL && i < n; i++) {
-        long long  l, e, o;
+        long long  l, e, o, eo;
 
-        l = e = o = -1;
+        l = e = o = eo = -1;
         if (redisGetReply(rc, (void **) &r) == REDIS_OK) {
             l = gcho_act_u32(r);
             freeReplyObject(r);
@@ -422,13 +423,21 @@ gcho_act_answer(gcho_req_t *rq, int status, const char *id, long created)
             o = gcho_act_u32(r);
             freeReplyObject(r);
         }
+        if (redisGetReply(rc, (void **) &r) == REDIS_OK) {
+            eo = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+            freeReplyObject(r);
+        }
         if (rc->err) {
             break;
         }
         if (e == 1) {
             gchb_arr_str(&a[0], PQgetvalue(res, i, 0));
             gchb_arr_int(&a[1], l);
-            gchb_arr_int(&a[2], o);
+            if (eo == 1) {
+                gchb_arr_int(&a[2], o);
+            } else {
+                gchb_arr_str(&a[2], NULL);     /* not yet published */
+            }
         }
     }
 

@@ -141,7 +141,8 @@ t("the régie creates the Wednesday club, its sessions and their places",
     /* the worker publishes them: 2 online, 2 at the counter */
     for (let i = 0; i < 100; i++) {
         const left = await cells(p, ".en-ligne-restant");
-        if (left[0] === "2") {
+        const counter = await cells(p, ".guichet-restant");
+        if (left[0] === "2" && counter[0] === "2") {
             break;
         }
         await p.waitForTimeout(200);

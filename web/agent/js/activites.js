@@ -307,7 +307,13 @@ function sessionRows(ctx, aid, sessions, unitLabel, out) {
         const label = F.dayLong(s.date) + " (" + unitLabel(s.unit) + ")";
         const left = (v) => v === null || v === undefined ? "—" : String(v);
         let cell = h("td", {}, String(s.places));
+        let work = h("td", {}, s.label || "—");
         if (ctx.rank >= 2) {
+            const lab = h("input", { type: "text", value: s.label || "",
+                                     maxlength: "200", class: "atelier",
+                                     form: "f-" + s.id,
+                                     "aria-label": "Atelier du " + label });
+            work = h("td", {}, lab);
             const input = h("input", { type: "number", min: "0",
                                        max: "100000", value: s.places,
                                        class: "places",
@@ -315,12 +321,15 @@ function sessionRows(ctx, aid, sessions, unitLabel, out) {
             const save = h("button", { type: "submit",
                                        class: "bouton petit" },
                            "Enregistrer");
-            const f = h("form", { class: "boutons" }, input, save);
+            const f = h("form", { class: "boutons", id: "f-" + s.id },
+                        input, save);
             f.addEventListener("submit", async (ev) => {
                 ev.preventDefault();
                 const r = await ctx.call("PUT", "/api/staff/sessions/"
                                          + encodeURIComponent(s.id),
-                                         { places: Number(input.value) });
+                                         { places: Number(input.value),
+                                           label: lab.value.trim()
+                                                  || null });
                 if (!r.ok) {
                     out.replaceChildren(alertBox(r.error.message));
                     input.focus();
@@ -336,7 +345,7 @@ function sessionRows(ctx, aid, sessions, unitLabel, out) {
         return h("tr", { dataset: { seance: s.id } },
             h("th", { scope: "row" }, F.dayNum(s.date) + " "
               + unitLabel(s.unit)),
-            h("td", {}, s.label || "—"),
+            work,
             cell,
             h("td", {}, String(s.places_online)),
             h("td", { class: "en-ligne-restant" }, left(s.online_left)),
