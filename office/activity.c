@@ -751,10 +751,11 @@ gcho_act_store(gcho_req_t *rq, const gcho_act_change_t *ch,
     }
 
     p[0] = id;
+    /* no key update: the persister's bookings (their foreign key to the
+     * session) are not held up */
     rows = gcho_sql(rq, "select id, places_published, onsite_published,"
-                        "   places, places_online"
-                        " from session where activity_id = $1 for update",
-                    1, p);
+                        "   places, places_online from session"
+                        " where activity_id = $1 for no key update", 1, p);
     if (rows == NULL) {
         goto failed;
     }

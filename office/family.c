@@ -731,7 +731,7 @@ gcho_fam_open(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     res = gcho_sql(rq, "select archived_at is not null from family"
-                       " where id = $1 for update", 1, p);
+                       " where id = $1 for no key update", 1, p);
     if (res == NULL) {
         return 0;
     }
@@ -1154,7 +1154,7 @@ gcho_fam_archive(gcho_req_t *rq)
         "       (now() at time zone 'Europe/Paris')::date),"
         "  (select count(*) from payment_operation o"
         "     where o.family_id = f.id and o.status = 'pending')"
-        " from family f where f.id = $1 for update", 1, p);
+        " from family f where f.id = $1 for no key update", 1, p);
     if (res == NULL) {
         PQclear(cat);
         return 0;
