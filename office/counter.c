@@ -553,7 +553,129 @@ gcho_ctr_activity_regie(gcho_req_t *rq)
 }
 
 
+/*
+ * GET /api/staff/families/{id}/relance.pdf (régie): the letter for the
+ * family's invoices past due and not paid (the e-mail is the invoice_due
+ * reminder, notice.c): the town, the day, the invoices, their total, how
+ * to pay.  404 when none is due.
+ */
+static int
+gcho_ctr_letter(gcho_req_t *rq)
+{
+    int          row, n;
+    char         line[256], name[GCHO_ID_MAX + 32], today[11];
+    long long    total;
+    int64_t      now;
+    gch_day_t    day;
+    int          minute;
+    PGresult    *res;
+    gcho_pdf_t   d;
+    const char  *p[1];
+
+    p[0] = rq->param[0];
+    res = gcho_sql(rq,
+        "select i.number, to_char(i.month, 'MM/YYYY'),"
+        "  to_char(i.due_date, 'DD/MM/YYYY'), i.total_cents,"
+        "  (select name from town where id = 1),"
+        "  coalesce(f.login, f.id)"
+        " from invoice i join family f on f.id = i.family_id"
+        " where i.family_id = $1 and not i.paid"
+        "   and i.due_date < (now() at time zone 'Europe/Paris')::date"
+        " order by i.due_date, i.number", 1, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    n = PQntuples(res);
+    if (n == 0) {
+        PQclear(res);
+        return gcho_error(rq, 404, "not_found", "Aucune facture échue "
+                          "n'est à payer pour cette famille.");
+    }
+
+    if (gcho_pdf_open(&d) != 0) {
+        PQclear(res);
+        if (d.pdf != NULL) {
+            HPDF_Free(d.pdf);
+        }
+        return gcho_error(rq, 500, "internal",
+                          "Une erreur interne est survenue.");
+    }
+
+    now = gcho_now();
+    gch_unix_to_paris(now, &day, &minute, NULL);
+    gch_day_format(day, today);
+
+    gcho_pdf_page(&d);
+    snprintf(line, sizeof(line), "Mairie de %s - régie", PQgetvalue(res, 0, 4)
+             ? PQgetvalue(res, 0, 4) : "");
+    gcho_pdf_text(&d, d.bold, 12, 40, 515, line);
+    d.y -= 16;
+    snprintf(line, sizeof(line), "Le %.2s/%.2s/%.4s", today + 8, today + 5,
+             today);
+    gcho_pdf_text(&d, d.font, 10, 40, 515, line);
+    d.y -= 40;
+    snprintf(line, sizeof(line), "Famille %s (dossier %s)",
+             PQgetvalue(res, 0, 5), rq->param[0]);
+    gcho_pdf_text(&d, d.bold, 11, 300, 255, line);
+    d.y -= 50;
+    gcho_pdf_text(&d, d.bold, 11, 40, 515,
+                  "Objet : rappel de factures non payées");
+    d.y -= 24;
+    gcho_pdf_text(&d, d.font, 10, 40, 515, "Madame, Monsieur,");
+    d.y -= 18;
+    gcho_pdf_text(&d, d.font, 10, 40, 515, "Sauf erreur de notre part, les "
+                  "factures suivantes n'ont pas été réglées à leur "
+                  "échéance :");
+    d.y -= 26;
+
+    gcho_pdf_text(&d, d.bold, 9, 40, 100, "Facture");
+    gcho_pdf_text(&d, d.bold, 9, 150, 100, "Mois");
+    gcho_pdf_text(&d, d.bold, 9, 260, 120, "Échéance");
+    gcho_pdf_text(&d, d.bold, 9, 470, 85, "Montant");
+    gcho_pdf_rule(&d);
+    d.y -= 16;
+
+    total = 0;
+    for (row = 0; row < n && d.y > 120; row++) {
+        snprintf(line, sizeof(line), "n° %s", PQgetvalue(res, row, 0));
+        gcho_pdf_text(&d, d.font, 10, 40, 100, line);
+        gcho_pdf_text(&d, d.font, 10, 150, 100, PQgetvalue(res, row, 1));
+        gcho_pdf_text(&d, d.font, 10, 260, 120, PQgetvalue(res, row, 2));
+        total += atoll(PQgetvalue(res, row, 3));
+        snprintf(line, sizeof(line), "%lld,%02lld €",
+                 atoll(PQgetvalue(res, row, 3)) / 100,
+                 atoll(PQgetvalue(res, row, 3)) % 100);
+        gcho_pdf_text(&d, d.font, 10, 470, 85, line);
+        d.y -= 16;
+    }
+    for ( /* void */ ; row < n; row++) {
+        total += atoll(PQgetvalue(res, row, 3));      /* past the page */
+    }
+
+    d.y -= 6;
+    snprintf(line, sizeof(line), "Total à payer : %lld,%02lld €",
+             total / 100, total % 100);
+    gcho_pdf_text(&d, d.bold, 11, 40, 515, line);
+    d.y -= 28;
+    gcho_pdf_text(&d, d.font, 10, 40, 515, "Vous pouvez les payer en ligne "
+                  "dans votre Espace Famille, ou au guichet de la régie");
+    d.y -= 14;
+    gcho_pdf_text(&d, d.font, 10, 40, 515, "(espèces, chèque, CESU, "
+                  "virement).  Si vous les avez réglées entre-temps, ne "
+                  "tenez pas compte de ce courrier.");
+    d.y -= 28;
+    gcho_pdf_text(&d, d.font, 10, 40, 515, "Le régisseur");
+    PQclear(res);
+
+    snprintf(name, sizeof(name), "relance-%s.pdf", rq->param[0]);
+    return gcho_pdf_reply(rq, &d, name);
+}
+
+
 const gcho_route_t  gcho_counter_routes[] = {
+    { "GET", "/api/staff/families/*/relance.pdf", GCHO_STAFF, GCHO_REGIE, 0,
+      gcho_ctr_letter },
     { "POST", "/api/staff/counter-payments", GCHO_STAFF, GCHO_REGIE,
       GCHO_BODY_JSON, gcho_ctr_create },
     { "GET", "/api/staff/counter-payments", GCHO_STAFF, GCHO_REGIE, 0,

@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hpdf.h>
-
 #include "office.h"
 
 
@@ -109,62 +107,6 @@ gcho_day_list(gcho_req_t *rq)
 /* ------------------------------------------------------------------ */
 /* the PDF                                                              */
 
-typedef struct {
-    HPDF_Doc     pdf;
-    HPDF_Page    page;
-    HPDF_Font    font;
-    HPDF_Font    bold;
-    float        y;
-    int          failed;
-} gcho_pdf_t;
-
-
-static void
-gcho_pdf_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *data)
-{
-    gcho_pdf_t  *d = data;
-
-    gchb_log("error", "libharu: error 0x%04x (detail %u)",
-             (unsigned) error_no, (unsigned) detail_no);
-    d->failed = 1;
-}
-
-
-/* Text at (x, d->y), cut to width points. */
-static void
-gcho_pdf_text(gcho_pdf_t *d, HPDF_Font font, float size, float x,
-    float width, const char *utf8)
-{
-    char    buf[512];
-    size_t  n;
-
-    gchb_cp1252(buf, sizeof(buf), utf8);
-
-    HPDF_Page_SetFontAndSize(d->page, font, size);
-    n = strlen(buf);
-    while (n > 1 && HPDF_Page_TextWidth(d->page, buf) > width) {
-        buf[--n] = '\0';
-        if (n > 3) {
-            memcpy(buf + n - 3, "...", 3);
-        }
-    }
-
-    HPDF_Page_BeginText(d->page);
-    HPDF_Page_TextOut(d->page, x, d->y, buf);
-    HPDF_Page_EndText(d->page);
-}
-
-
-static void
-gcho_pdf_rule(gcho_pdf_t *d)
-{
-    HPDF_Page_SetLineWidth(d->page, 0.5);
-    HPDF_Page_MoveTo(d->page, 40, d->y - 4);
-    HPDF_Page_LineTo(d->page, 555, d->y - 4);
-    HPDF_Page_Stroke(d->page);
-}
-
-
 static void
 gcho_pdf_heads(gcho_pdf_t *d)
 {
@@ -185,9 +127,7 @@ gcho_pdf_session(gcho_pdf_t *d, PGresult *res, int row, const char *date,
 {
     char  title[512], sub[256];
 
-    d->page = HPDF_AddPage(d->pdf);
-    HPDF_Page_SetSize(d->page, HPDF_PAGE_SIZE_A4, HPDF_PAGE_PORTRAIT);
-    d->y = HPDF_Page_GetHeight(d->page) - 50;
+    gcho_pdf_page(d);
 
     snprintf(title, sizeof(title), "%s%s%s", PQgetvalue(res, row, 1),
              PQgetvalue(res, row, 3)[0] ? " - " : "",
@@ -211,10 +151,8 @@ gcho_pdf_session(gcho_pdf_t *d, PGresult *res, int row, const char *date,
 static int
 gcho_day_pdf(gcho_req_t *rq)
 {
-    int          row, n, count, rc;
-    char         age[16], total[64], *bytes;
-    HPDF_UINT32  size;
-    HPDF_STATUS  st;
+    int          row, n, count;
+    char         age[16], total[64], name[32];
     PGresult    *res;
     gcho_pdf_t   d;
     const char  *p[2], *sid;
@@ -232,26 +170,21 @@ gcho_day_pdf(gcho_req_t *rq)
         return 0;
     }
 
-    memset(&d, 0, sizeof(d));
-    d.pdf = HPDF_New(gcho_pdf_error, &d);
-    if (d.pdf == NULL) {
+    if (gcho_pdf_open(&d) != 0) {
         PQclear(res);
+        if (d.pdf != NULL) {
+            HPDF_Free(d.pdf);
+        }
         return gcho_error(rq, 500, "internal",
                           "Une erreur interne est survenue.");
     }
-
-    HPDF_SetCompressionMode(d.pdf, HPDF_COMP_ALL);
-    d.font = HPDF_GetFont(d.pdf, "Helvetica", "WinAnsiEncoding");
-    d.bold = HPDF_GetFont(d.pdf, "Helvetica-Bold", "WinAnsiEncoding");
 
     n = PQntuples(res);
     sid = NULL;
     count = 0;
 
     if (n == 0) {
-        d.page = HPDF_AddPage(d.pdf);
-        HPDF_Page_SetSize(d.page, HPDF_PAGE_SIZE_A4, HPDF_PAGE_PORTRAIT);
-        d.y = HPDF_Page_GetHeight(d.page) - 50;
+        gcho_pdf_page(&d);
         gcho_pdf_text(&d, d.font, 12, 40, 515, "Aucune séance ce jour-là.");
     }
 
@@ -302,32 +235,8 @@ gcho_day_pdf(gcho_req_t *rq)
 
     PQclear(res);
 
-    rc = -1;
-    if (!d.failed && HPDF_SaveToStream(d.pdf) == HPDF_OK) {
-        size = HPDF_GetStreamSize(d.pdf);
-        bytes = malloc(size ? size : 1);
-        st = bytes ? HPDF_ReadFromStream(d.pdf, (HPDF_BYTE *) bytes, &size)
-                   : HPDF_FAILD_TO_ALLOC_MEM;
-        if ((st == HPDF_OK || st == HPDF_STREAM_EOF) && !d.failed)
-        {
-            char  disp[96];
-
-            snprintf(disp, sizeof(disp), "inline; filename=\"liste-%s"
-                     ".pdf\"", p[0]);
-            gcho_add_header(rq, "Content-Disposition", disp);
-            rc = gcho_reply_bytes(rq, 200, "application/pdf", bytes, size);
-        }
-        free(bytes);
-    }
-
-    HPDF_Free(d.pdf);
-
-    if (rc != 0) {
-        return gcho_error(rq, 500, "internal",
-                          "Une erreur interne est survenue.");
-    }
-
-    return 0;
+    snprintf(name, sizeof(name), "liste-%s.pdf", p[0]);
+    return gcho_pdf_reply(rq, &d, name);
 }
 
 

@@ -31,6 +31,7 @@
 
 #include <libpq-fe.h>
 #include <hiredis/hiredis.h>
+#include <hpdf.h>
 
 #include "gchb.h"
 #include <gch_json.h>             /* the engine's strict JSON reader */
@@ -357,6 +358,29 @@ int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d,
 int gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat);
 int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     long index, gch_town_t **t);
+
+/* pdf.c: a printed page (libharu, A4, Helvetica in WinAnsi). */
+typedef struct {
+    HPDF_Doc     pdf;
+    HPDF_Page    page;
+    HPDF_Font    font;
+    HPDF_Font    bold;
+    float        y;                  /* the current line, from the bottom */
+    int          failed;
+} gcho_pdf_t;
+
+/* A new document: 0, or -1 (nothing to free). */
+int gcho_pdf_open(gcho_pdf_t *d);
+/* A new A4 page, d->y at its top margin. */
+void gcho_pdf_page(gcho_pdf_t *d);
+/* UTF-8 text at (x, d->y), cut with "..." to width points. */
+void gcho_pdf_text(gcho_pdf_t *d, HPDF_Font font, float size, float x,
+    float width, const char *utf8);
+/* A thin rule under the current line. */
+void gcho_pdf_rule(gcho_pdf_t *d);
+/* Answers the document (200 application/pdf, inline filename) and frees
+ * it; 500 when it could not be made.  0, or -1. */
+int gcho_pdf_reply(gcho_req_t *rq, gcho_pdf_t *d, const char *filename);
 
 /* unix seconds / "YYYY-MM-DDTHH:MM:SS+HH:MM" (Europe/Paris, the town's
  * time zone) of now. */

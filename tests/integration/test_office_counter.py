@@ -8,7 +8,8 @@ the month's CSV for the town's accounting lists invoices issued and paid.
 
 import csv
 import io
-import json
+import subprocess
+import tempfile
 
 import pytest
 
@@ -142,3 +143,26 @@ def test_the_accounting_export(s, regie, agent):
     assert error_code(s.http("GET", "/api/staff/exports/accounting"
                              "?month=" + month, token=agent), 403) == \
         "forbidden"
+
+
+def test_the_letter_for_overdue_invoices(s, agent, regie):
+    s.sql("insert into invoice (number, family_id, month, total_cents,"
+          " issued_at, due_date) values (105, 'f2', '2026-10-01', 1200,"
+          " '2026-11-02 10:00+01', '2026-11-15')")
+    url = "/api/staff/families/f2/relance.pdf"
+    assert error_code(s.http("GET", url, token=agent), 403) == "forbidden"
+    r = s.http("GET", url, token=regie)
+    assert r.status == 200, r
+    assert r.header_all("Content-Type")[0] == "application/pdf"
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(r.body)
+        f.flush()
+        text = subprocess.run(["pdftotext", "-layout", f.name, "-"],
+                              stdout=subprocess.PIPE, check=True
+                              ).stdout.decode()
+    assert "Objet : rappel de factures non payées" in text
+    assert "n° 105" in text and "15/11/2026" in text
+    assert "Total à payer : 12,00 €" in text
+    # f1 has paid everything
+    assert error_code(s.http("GET", "/api/staff/families/f1/relance.pdf",
+                             token=regie), 404) == "not_found"
