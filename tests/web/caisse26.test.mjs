@@ -109,6 +109,13 @@ t("the régie records a cheque and exports the month", async () => {
     await p.waitForSelector("#caisse-paiement");
     await p.waitForSelector("#caisse-paiements p:not(.chargement)");
     await H.axe("caisse factures", p);
+    /* the first invoice is past due: its letter */
+    const [dl0] = await Promise.all([p.waitForEvent("download"),
+                                     p.click("#caisse-relance")]);
+    assert.equal(dl0.suggestedFilename(), "relance-f1.pdf");
+    const letter = execFileSync("pdftotext", ["-layout", await dl0.path(),
+                                              "-"], { encoding: "utf8" });
+    assert.match(letter, /n° 1\s+10\/2026\s+15\/11\/2026\s+42,00/);
     await p.check("input[aria-label='Payer la facture n° 1']");
     await p.check("input[aria-label='Payer la facture n° 2']");
     assert.match(await p.textContent("#caisse-total"), /55,50/);

@@ -211,5 +211,32 @@ export async function viewCaisse(ctx) {
                     + r2.data.invoices.join(", ") + ")." });
         ctx.route();
     });
-    out.replaceChildren(form);
+    const today = F.todayParis();
+    const late = unpaid.some((i) => String(i.due_date).slice(0, 10) < today);
+    const letterMsg = h("div", { "aria-live": "polite" });
+    const letter = h("button", { type: "button", class: "bouton second",
+                                 id: "caisse-relance" },
+                     "Lettre de relance (PDF)");
+    letter.addEventListener("click", async () => {
+        const r3 = await fetch("/api/staff/families/" + encodeURIComponent(fid)
+                               + "/relance.pdf",
+                               { headers: { Authorization: "Bearer "
+                                            + ctx.token() },
+                                 credentials: "omit", cache: "no-store" });
+        if (!r3.ok) {
+            letterMsg.replaceChildren(alertBox("La lettre n'a pas pu être "
+                                               + "faite (" + r3.status
+                                               + ")."));
+            return;
+        }
+        const a = h("a", { href: URL.createObjectURL(await r3.blob()),
+                           download: "relance-" + fid + ".pdf" },
+                    "Enregistrer relance-" + fid + ".pdf");
+        letterMsg.replaceChildren(h("div", { class: "succes",
+                                             role: "status" },
+                                    "Lettre prête : ", a));
+        a.click();
+    });
+    out.replaceChildren(form, ...(late ? [h("div", { class: "boutons" },
+                                            letter), letterMsg] : []));
 }
