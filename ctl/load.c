@@ -388,6 +388,17 @@ gchc_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
         "   excluded.places_online)",
         a, 7, changed);
 
+    /*
+     * No foreign key checks a persisted booking's session or child (0015):
+     * the persister's batch in flight is committed, and seen by the
+     * deletions below, before a session or child is found free of
+     * bookings.  Held until the load commits (the families' upsert).
+     */
+    if (rc == 0) {
+        rc = gchb_pg_exec(pg, "select pg_advisory_xact_lock("
+                          GCHB_LOCK_PERSIST ")");
+    }
+
     if (rc == 0) {
         /* a[0] is terminated: sessions gone from the file, no bookings */
         p[0] = a[0].buf.data;
@@ -817,7 +828,7 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
         goto done;
     }
 
-    /* one loader at a time; the worker's persister is not blocked */
+    /* one loader at a time; the persister waits from the deletions on */
     if (gchb_pg_exec(pg, "select pg_advisory_xact_lock("
                      GCHB_LOCK_INVOICE ")") != 0
         || (!replace && gchc_load_guard(pg, t, path) != 0)

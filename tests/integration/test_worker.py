@@ -10,12 +10,14 @@ import os
 import re
 import shutil
 import struct
+import subprocess
 import time
 
 import psycopg2
 
-from worker_fixtures import (ctl, wait_for, pg_server, pg_db,  # noqa: F401
-                             redis_server, rds, worker_conf, worker)
+from worker_fixtures import (BIN, ctl, wait_for,  # noqa: F401
+                             pg_server, pg_db, redis_server, rds,
+                             worker_conf, worker)
 
 TOWN = {
     "town": {"name": "Testville", "timezone": "Europe/Paris"},
@@ -191,6 +193,50 @@ def test_bad_town_file_writes_nothing(worker_conf, tmp_path):
     assert p.returncode == 1
     assert "$." in p.stderr
     assert sql(worker_conf["pg"], "select count(*) from session") == [(0,)]
+
+
+def test_load_town_keeps_a_session_booked_by_the_batch_in_flight(
+        worker_conf, rds, tmp_path):
+    """No foreign key checks a booking's session or child (0015): a
+    session dropped from the town file while the persister writes a
+    booking of it stays, the load seeing the batch once committed."""
+    ctl(worker_conf["conf"], "migrate")
+    town = tmp_path / "town.json"
+    town.write_text(json.dumps(TOWN))
+    ctl(worker_conf["conf"], "load-town", str(town))
+
+    batch = psycopg2.connect(worker_conf["pg"])      # the persister's
+    cur = batch.cursor()
+    cur.execute("select pg_advisory_xact_lock(7310044)")
+    cur.execute("insert into demande (number, request_id, family_id, kind,"
+                " status, idem_key, created_at, items) values (1, 'D-1',"
+                " 'f-martin', 'book', 'traitee_positivement', 'k1', now(),"
+                " '[]')")
+    cur.execute("insert into booking (id, demande_number, family_id,"
+                " child_id, session_id, price_cents, created_at) values"
+                " ('b-1', 1, 'f-martin', 'c-thais', 's2', 900, now())")
+
+    less = json.loads(json.dumps(TOWN))
+    del less["activities"][0]["sessions"][1]            # s2
+    town.write_text(json.dumps(less))
+    load = subprocess.Popen([os.path.join(BIN, "guichetctl"), "-c",
+                             worker_conf["conf"], "load-town", str(town)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    waiting = "select count(*) from pg_locks where not granted"
+    assert wait_for(lambda: load.poll() is not None
+                    or sql(worker_conf["pg"], waiting)[0][0] > 0, 30)
+    batch.commit()
+    batch.close()
+    out, err = load.communicate(timeout=60)
+
+    assert load.returncode == 0, err
+    assert sql(worker_conf["pg"], "select id from session order by id") \
+        == [("s1",), ("s2",)]
+    assert sql(worker_conf["pg"], "select b.id from booking b where not"
+               " exists (select 1 from session s where s.id = b.session_id)"
+               " or not exists (select 1 from child c"
+               " where c.id = b.child_id)") == []
 
 
 def test_book_entry_persisted_exactly_once_across_kill9(worker_conf, rds,
