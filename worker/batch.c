@@ -101,46 +101,36 @@ static const char  gchw_sql_apply_justify[] =
 
 /* one e-mail per persisted demande (0005), in the same transaction */
 
-#define GCHW_SQL_STATUS(x)                                                    \
-    "case " x " when 'traitee_positivement' then 'traitée positivement'"      \
-    " when 'partielle' then 'traitée partiellement'"                          \
-    " when 'traitee_negativement' then 'traitée négativement'"                \
-    " else " x " end"
-
 #define GCHW_SQL_CELL                                                         \
     "format('%s, %s, le %s (%s)', coalesce(c.first_name, ''),"               \
     " coalesce(a.name, ''), to_char(s.date, 'DD/MM/YYYY'), u.label)"
 
 /*
  * The book entries of a batch, in ONE statement: the demandes, their
- * bookings and their e-mails (one outbox row per demande, one line per
- * cell).  $1 is parsed once (it was once per statement, and the demande,
- * booking and outbox statements, with the two updates that followed them,
- * cost a quarter more CPU per booking), and each item is looked at once:
- * its booking id against voided_booking, booking_cancellation and
+ * bookings and their e-mails (one outbox row per demande, without its
+ * text: demande_mail() of 0016 writes it from the demande row when the
+ * mailer sends it; rendering it here was an eighth of the statement).
+ * $1 is parsed once (it was once per statement, and the demande, booking
+ * and outbox statements, with the two updates that followed them, cost a
+ * quarter more CPU per booking), and each item is looked at once: its
+ * booking id against voided_booking, booking_cancellation and
  * booking_justification.
  *
  * A booking whose cancellation or justification was persisted first (its
  * entry read while the booking's waited at a dead consumer) is inserted
  * already cancelled or justified: the same row the update of
  * gchw_sql_apply_cancel / _justify made of it, which therefore run only
- * in batches with cancel or absence entries.
+ * in batches with cancel or absence entries.  A demande with a voided
+ * booking queues no e-mail ("not in": one hashed subplan, where "not
+ * exists" rescanned i for each entry).
  *
  * The lookups are scalar subqueries, one index probe each, on purpose:
  * joined to the items, whose count the planner guesses at 100 per entry,
  * the tables were hash-joined with a sequential scan of each (child and
  * session once took 72 ms a batch of 100 at 7,500 children, growing with
- * the town).  A session's part of the e-mail's line ("Activité, le
- * 07/07/2031 (Matin)", GCHW_SQL_CELL written for a session that exists:
- * its activity and unit are foreign keys) is looked up once per session
- * of the batch: a rush books few sessions, and these lookups were a tenth
- * of the statement.  Data-modifying CTEs all see the same snapshot, and the
- * foreign keys of booking to demande are checked at the end of the
- * statement, when its demandes are there.
- *
- * euros() (0003) is written out: declared immutable around the stable
- * to_char(), it is never inlined, and each call went through the SQL
- * function machinery.  The text is the same to the byte.
+ * the town).  Data-modifying CTEs all see the same snapshot.  No foreign
+ * key checks a booking's demande, child or session (0015): the demande is
+ * written here, the engine booked the child on the session.
  *
  * outbox: "on conflict (kind, ref)", the only key a replay can hit (id is
  * an identity), so that its unique index is the only one probed first.
@@ -182,45 +172,11 @@ static const char  gchw_sql_book[] =
     "    case when i->>'channel' = 'onsite' then e->>'agent' end"
     "  from i"
     "  where i->>'status' = 'confirmed' and voided is null"
-    "  on conflict do nothing),"
-    " ss as materialized ("
-    "  select sid, (select a.name || ', le ' || to_char(s.date, 'DD/MM/YYYY')"
-    "    || ' (' || u.label || ')' from session s"
-    "    join activity a on a.id = s.activity_id"
-    "    join unit u on u.code = s.unit_code where s.id = sid) cell"
-    "  from (select distinct i->>'session_id' sid from i) x),"
-    " l as ("
-    "  select n, bool_or(voided) voided, string_agg(format('- %s : %s',"
-    "    coalesce((select c.first_name from child c"
-    "      where c.id = i->>'child_id'), '')"
-    "    || ', ' || coalesce(ss.cell, ', le  ()'),"
-    "    case when i->>'status' = 'confirmed' then 'confirmée ('"
-    "      || replace(to_char((i->>'price_cents')::bigint / 100.0,"
-    "           'FM999999990.00'), '.', ',') || ' €)'"
-    "    else 'refusée (' || case i->>'reason'"
-    "      when 'full' then 'complet'"
-    "      when 'conflict' then 'conflit avec une autre activité'"
-    "      when 'already_booked' then 'déjà réservée'"
-    "      when 'not_enrolled' then 'pas d''inscription validée'"
-    "      when 'age' then 'âge hors de la tranche'"
-    "      when 'documents_missing' then 'pièces manquantes au dossier'"
-    "      when 'unpaid_invoices' then 'factures impayées'"
-    "      when 'not_open_yet' then 'réservations pas encore ouvertes'"
-    "      when 'closed' then 'délai de réservation dépassé'"
-    "      when 'week_incomplete' then 'semaine complète obligatoire'"
-    "      when 'unknown_session' then 'séance inconnue'"
-    "      else coalesce(i->>'reason', '') end || ')' end),"
-    "    E'\\n' order by o) lines"
-    "  from i left join ss on ss.sid = i->>'session_id' group by n)"
-    " insert into outbox (family_id, kind, ref, subject, body)"
-    " select e->>'family_id', 'demande', e->>'request_id',"
-    "   format('Demande N° %s : %s', e->>'request_id', "
-    GCHW_SQL_STATUS("e->>'status'") "),"
-    "   format(E'Bonjour,\\n\\nVotre demande N° %s (réservation de séances)"
-    " a été %s.\\n\\n%s\\n\\nLe service enfance\\n', e->>'request_id', "
-    GCHW_SQL_STATUS("e->>'status'") ", l.lines)"
-    " from e left join l using (n)"
-    " where not coalesce(l.voided, false)"
+    "  on conflict do nothing)"
+    " insert into outbox (family_id, kind, ref)"
+    " select e->>'family_id', 'demande', e->>'request_id'"
+    " from e"
+    " where n not in (select n from i where voided)"
     " order by n"
     " on conflict (kind, ref) do nothing";
 

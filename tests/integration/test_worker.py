@@ -407,6 +407,7 @@ def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
     rds.xadd("gch:bookings", {"d": absence_entry(10, "b-3")})
     rds.xadd("gch:bookings", {"d": book_entry(2, "k2", "b-2")})
     rds.xadd("gch:bookings", {"d": book_entry(3, "k3", "b-3")})
+    rds.xadd("gch:bookings", {"d": book_entry(4, "k4", None, "refused")})
     # replays
     rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
     rds.xadd("gch:bookings", {"d": cancel_entry("b-1", True)})
@@ -424,15 +425,22 @@ def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
     assert sql(worker_conf["pg"], "select kind from demande where "
                "number = 10") == [("justification",)]
     rows = sql(worker_conf["pg"], "select kind, ref, subject, body from "
-               "outbox order by kind, ref")
+               "outbox_mail order by kind, ref")
     assert [(k, r) for k, r, _, _ in rows] == [
         ("cancellation", "b-1"), ("cancellation", "b-2"),
         ("demande", "D-000001"), ("demande", "D-000002"),
-        ("demande", "D-000003"), ("justification", "D-000010")]
+        ("demande", "D-000003"), ("demande", "D-000004"),
+        ("justification", "D-000010")]
+    refused = rows[5]
     rows = [rows[2], rows[0], rows[1]]
     assert rows[0][2] == "Demande N° D-000001 : traitée positivement"
-    assert "Thaïs, ALSH, le 07/07/2031 (Matin) : confirmée (9,00 €)" \
-        in rows[0][3]
+    assert rows[0][3] == (
+        "Bonjour,\n\nVotre demande N° D-000001 (réservation de séances) a "
+        "été traitée positivement.\n\n- Thaïs, ALSH, le 07/07/2031 "
+        "(Matin) : confirmée (9,00 €)\n\nLe service enfance\n")
+    assert refused[2] == "Demande N° D-000004 : traitée négativement"
+    assert "\n- Thaïs, ALSH, le 07/07/2031 (Matin) : refusée (complet)\n" \
+        in refused[3]
     assert "reste facturée" in rows[1][3]
     assert "ne sera pas facturée" in rows[2][3]
 
