@@ -389,10 +389,12 @@ gchc_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
         a, 7, changed);
 
     /*
-     * No foreign key checks a persisted booking's session or child (0015):
+     * No foreign key checks a persisted booking's session or child (0015)
+     * nor a demande's family (0017, checked by the batch without a lock):
      * the persister's batch in flight is committed, and seen by the
-     * deletions below, before a session or child is found free of
-     * bookings.  Held until the load commits (the families' upsert).
+     * deletions below and the families', before a session, child or
+     * family is found free of bookings and demandes, and no batch runs
+     * until the load commits (the families' upsert and deletion).
      */
     if (rc == 0) {
         rc = gchb_pg_exec(pg, "select pg_advisory_xact_lock("

@@ -37,6 +37,8 @@ static const char  gchw_sql_absence_demande[] =
     "     'reason', e->'reason', 'document_id', e->'document_id'))"
     " from jsonb_array_elements($1::jsonb) e"
     " where e->>'type' = 'absence'"
+    "   and (exists (select 1 from family f where f.id = e->>'family_id')"
+    "        or demande_family_missing(e->>'family_id'))"
     " on conflict do nothing";
 
 /* cancellations and justifications are facts of their own (0003) */
@@ -130,7 +132,12 @@ static const char  gchw_sql_apply_justify[] =
  * session once took 72 ms a batch of 100 at 7,500 children, growing with
  * the town).  Data-modifying CTEs all see the same snapshot.  No foreign
  * key checks a booking's demande, child or session (0015): the demande is
- * written here, the engine booked the child on the session.
+ * written here, the engine booked the child on the session.  The
+ * demande's family is checked once per distinct family of the batch
+ * (0017: nof, a one-time filter of the outbox insert, so always run),
+ * without the foreign key's row lock: families are deleted only under the
+ * advisory lock this batch holds.  A missing one raises 23503, as the
+ * foreign key did.
  *
  * outbox: "on conflict (kind, ref)", the only key a replay can hit (id is
  * an identity), so that its unique index is the only one probed first.
@@ -149,6 +156,9 @@ static const char  gchw_sql_book[] =
     "   (select true from booking_justification j"
     "    where j.booking_id = t.i->>'booking_id') justified"
     "  from e, jsonb_array_elements(e.e->'items') with ordinality t(i, o)),"
+    " f as (select distinct e->>'family_id' f from e),"
+    " nof as (select demande_family_missing(f) from f"
+    "  where not exists (select 1 from family where id = f.f)),"
     " d as ("
     "  insert into demande (number, request_id, family_id, kind, status,"
     "    idem_key, created_at, items)"
@@ -177,6 +187,7 @@ static const char  gchw_sql_book[] =
     " select e->>'family_id', 'demande', e->>'request_id'"
     " from e"
     " where n not in (select n from i where voided)"
+    "   and not exists (select 1 from nof)"
     " order by n"
     " on conflict (kind, ref) do nothing";
 
