@@ -273,6 +273,11 @@ def test_book_entry_persisted_exactly_once_across_kill9(worker_conf, rds,
     assert sql(worker_conf["pg"], "select status, price_cents, billed from "
                "booking where id = %s", ("b-%020d" % 1,)) \
         == [("confirmed", 900, True)]
+    # batches are written without "on conflict" first: the duplicate made
+    # one fall back to the idempotent statements
+    log = open(str(worker_conf["conf"]).replace("worker.conf",
+                                                "worker.log")).read()
+    assert "(a replay): written again with on conflict" in log
 
 
 def test_void_entry(worker_conf, rds, worker):
