@@ -387,6 +387,40 @@ def test_dead_letter(worker_conf, rds, worker):
         == [("b-1",), ("b-3",)]
 
 
+def test_book_entry_fields_verbatim(worker_conf, rds, worker):
+    """Any character of a client's idempotency key, an agent, a refused
+    item and the items' copy arrive in PostgreSQL as they were; an entry
+    whose items are not an array goes to the dead letters."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    add_settings(worker_conf, "max_attempts = 1\n")
+    idem = 'a"b\\c,{d} NULL \u00e9\u20ac\'x\''
+    e1 = json.loads(book_entry(1, idem, "b-1"))
+    e1["items"][0].update({"channel": "onsite", "note": [1, {"x": None}]})
+    e1["agent"] = "agent \"un\""
+    e1["items"].append({"child_id": "c-thais", "session_id": "s1",
+                        "status": "refused", "reason": "full"})
+    bad = json.loads(book_entry(2, "k2", "b-2"))
+    bad["items"] = {"not": "an array"}
+    rds.xadd("gch:bookings", {"d": json.dumps(e1)})
+    bad_id = rds.xadd("gch:bookings", {"d": json.dumps(bad)})
+    rds.xadd("gch:bookings", {"d": book_entry(3, "", "b-3")})
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0
+                    and rds.xlen("gch:bookings:dead") == 1, 15)
+    assert w.stop() == 0
+    rows = sql(worker_conf["pg"], "select number, idem_key, items from"
+               " demande order by number")
+    assert rows == [(1, idem, e1["items"]), (3, "", json.loads(
+        book_entry(3, "", "b-3"))["items"])]
+    assert sql(worker_conf["pg"], "select id, channel, booked_by,"
+               " price_cents from booking order by id") == [
+        ("b-1", "onsite", 'agent "un"', 900),
+        ("b-3", "online", None, 900)]
+    dead = rds.xrange("gch:bookings:dead")[0][1]
+    assert dead[b"id"] == bad_id
+
+
 def cancel_entry(bid, billed, at_ms=1625000000000):
     return json.dumps({"type": "cancel", "booking_id": bid,
                        "family_id": "f-martin", "child_id": "c-thais",
