@@ -746,11 +746,13 @@ def test_outbox_keeps_no_reset_link_once_sent(worker_conf, rds, worker):
     add_settings(worker_conf, "smtp = 127.0.0.1:%d\nsmtp_from = "
                  "guichet@mairie.example\nsmtp_retry_ms = 200\n" % port)
     w = worker()
-    # relay down: the row waits for a retry, with its link
-    assert wait_for(lambda: sql(worker_conf["pg"], "select attempts from"
-                                " outbox where ref = 'h1'")[0][0] >= 1, 10)
-    assert link in sql(worker_conf["pg"], "select body from outbox where"
-                       " ref = 'h1'")[0][0]
+    # relay down: the row waits for a retry, with its link (read in the
+    # same query as its state: between a claim and its put-back the row
+    # is marked sent and holds the note)
+    waiting = wait_for(lambda: sql(worker_conf["pg"], "select body from"
+                                   " outbox where ref = 'h1' and attempts"
+                                   " >= 1 and sent_at is null"), 10)
+    assert waiting and link in waiting[0][0]
     sink = Sink(port).start()
     try:
         assert wait_for(lambda: len(sink.messages) == 2, 15)
