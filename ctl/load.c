@@ -461,7 +461,7 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
         goto done;
     }
 
-    /* one loader at a time; the worker's persister is not blocked */
+    /* one loader at a time; the persister waits from the deletions on */
     if (gchb_pg_exec(pg, "select pg_advisory_xact_lock("
                      GCHB_LOCK_INVOICE ")") != 0
         || (!replace && gchc_load_guard(pg, t, path) != 0)
