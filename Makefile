@@ -44,7 +44,7 @@ SANITIZE   := -fsanitize=address,undefined -fno-omit-frame-pointer
 # What "build" can make depends on which fragments exist yet.
 BUILD_TARGETS := \
     $(if $(wildcard engine/engine.mk),$(BUILD)/libgch.a) \
-    $(if $(wildcard backend/backend.mk),$(BUILD)/libgchb.a) \
+    $(if $(wildcard backend/backend.mk),$(BUILD)/libgchb.a $(BUILD)/cluster-probe) \
     $(if $(wildcard worker/worker.mk),$(BUILD)/guichet-worker) \
     $(if $(wildcard ctl/ctl.mk),$(BUILD)/guichetctl) \
     $(if $(wildcard office/office.mk),$(BUILD)/guichet-office) \

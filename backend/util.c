@@ -223,6 +223,17 @@ gchb_redis_open(const gchb_conf_t *conf)
     redisContext    *rc;
     struct timeval   tv = { 2, 0 };
 
+    if (conf->redis_cluster != NULL && conf->redis_cluster[0]) {
+        rc = gchb_cluster_open(conf);
+        if (rc == NULL) {
+            return NULL;
+        }
+        /* the routing thread authenticates each node itself */
+        tv.tv_sec = 10;
+        redisSetTimeout(rc, tv);
+        return rc;
+    }
+
     if (strncmp(conf->redis, "unix:", 5) == 0) {
         rc = redisConnectUnixWithTimeout(conf->redis + 5, tv);
 
