@@ -3,7 +3,7 @@
  *
  *   guichet-worker [-c FILE]
  *
- * One thread, one loop: persist a batch of the stream gch:bookings
+ * One thread, one loop: persist a batch of the stream {T}:stream
  * (persist.c), and on their own clocks run the periodic tasks of the
  * table gchw_tasks below (pgbouncer's janitor style): write the heartbeat
  * (heartbeat_ms), reap orphan attempts and trim the stream (every second,
@@ -65,7 +65,7 @@ gchw_heartbeat(redisContext *rc, int pg_ok)
              (long long) gchb_now_ms(), pg_ok ? "ok" : "down",
              (long long) (lag < 0 ? 0 : lag), dead < 0 ? 0 : dead);
 
-    r = redisCommand(rc, "SET " GCH_KEY_HEARTBEAT " %s EX 5", buf);
+    r = redisCommand(rc, "SET " GCH_KEY_HEARTBEAT " %s EX 5", gchb_town, buf);
     if (r) {
         freeReplyObject(r);
     }
@@ -86,6 +86,7 @@ typedef struct {
     char              invoiced[8];   /* the last month invoiced */
     gchw_reaper_t    *reaper;
     gchw_persist_t   *persist;
+    int               keys_migrated; /* gchb_migrate_keys() done */
 } gchw_worker_t;
 
 
@@ -177,7 +178,7 @@ gchw_invoice_period(const gchb_conf_t *conf)
 }
 
 
-/* gch:worker:heartbeat (what guichet-office and the module show). */
+/* {T}:worker:heartbeat (what guichet-office and the module show). */
 static int
 gchw_task_heartbeat(gchw_worker_t *w, int64_t now)
 {
@@ -352,6 +353,19 @@ gchw_connect_redis(gchw_worker_t *w)
     }
 
     w->rc = gchb_redis_connect(&w->conf);
+
+    /* once per process, before the stream's group is made: the keys of
+     * the layout before towns get their town's names (backend/migrate.c) */
+    if (w->rc != NULL && !w->keys_migrated) {
+        if (gchb_migrate_keys(w->rc, gchb_town, NULL) != 0) {
+            gchw_redis_lost(w);
+            gchb_sleep_ms(w->backoff);
+            gchw_backoff_more(w);
+            return -1;
+        }
+        w->keys_migrated = 1;
+    }
+
     if (w->rc == NULL || gchw_persist_group(w->rc) != 0) {
         if (w->rc) {
             gchw_redis_lost(w);

@@ -52,7 +52,7 @@ def town(places, extra=0):
 
 
 def left(s, sid):
-    return s.redis.execute_command("BITFIELD", "{s:%s}:left" % sid, "GET",
+    return s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid, "GET",
                                    "u32", "0")[0]
 
 
