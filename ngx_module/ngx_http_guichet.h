@@ -31,6 +31,9 @@ typedef struct {
     ngx_str_t                 redis;            /* host:port or unix:path */
     ngx_str_t                 redis_password;
     ngx_uint_t                redis_pool;
+    ngx_array_t              *redis_cluster;    /* ngx_str_t seeds, or NULL */
+    ngx_uint_t                wait_replicas;    /* WAIT before a 2xx */
+    ngx_msec_t                wait_timeout;
     ngx_msec_t                timeout;
     ngx_str_t                 secret_file;
     u_char                    secret[GCH_SECRET_LEN];

@@ -39,7 +39,7 @@ ngx_http_guichet_count(ngx_uint_t status)
 
 
 void
-ngx_http_guichet_observe(ngx_http_guichet_op_t *op)
+ngx_http_guichet_observe(struct timeval *start)
 {
     ngx_uint_t                   i;
     ngx_msec_int_t               us;
@@ -51,8 +51,8 @@ ngx_http_guichet_observe(ngx_http_guichet_op_t *op)
     }
 
     ngx_gettimeofday(&now);
-    us = (now.tv_sec - op->start.tv_sec) * 1000000
-         + (now.tv_usec - op->start.tv_usec);
+    us = (now.tv_sec - start->tv_sec) * 1000000
+         + (now.tv_usec - start->tv_usec);
 
     for (i = 0; i < NGX_HTTP_GUICHET_NBUCKETS - 1; i++) {
         if ((ngx_uint_t) us <= ngx_http_guichet_latency_us[i]) {
