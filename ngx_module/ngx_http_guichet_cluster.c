@@ -33,10 +33,11 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 
+#include "gch_cluster.h"
 #include "ngx_http_guichet_redis.h"
 
 
-#define NGX_HTTP_GUICHET_SLOTS       16384
+#define NGX_HTTP_GUICHET_SLOTS       GCH_CLUSTER_SLOTS
 #define NGX_HTTP_GUICHET_REDIRECTS   5
 #define NGX_HTTP_GUICHET_RESEND      20     /* ms before trying again */
 #define NGX_HTTP_GUICHET_RESENDS     10     /* node not up yet: tries */
@@ -82,175 +83,43 @@ static void ngx_http_guichet_route_go(ngx_http_guichet_route_t *rt);
 static void ngx_http_guichet_map_refresh(void);
 
 
-/* slots: CRC16 (XMODEM) of the key's hash tag, as Redis Cluster */
+/* the allocator of the engine's slot map */
 
-static uint16_t
-ngx_http_guichet_crc16(const u_char *p, size_t len)
+static void *
+ngx_http_guichet_std_alloc(void *ctx, size_t size)
 {
-    size_t    i;
-    uint16_t  crc;
-    int       k;
-
-    crc = 0;
-
-    for (i = 0; i < len; i++) {
-        crc ^= (uint16_t) p[i] << 8;
-
-        for (k = 0; k < 8; k++) {
-            crc = (crc & 0x8000) ? (uint16_t) ((crc << 1) ^ 0x1021)
-                                 : (uint16_t) (crc << 1);
-        }
-    }
-
-    return crc;
+    return ngx_alloc(size, ngx_cycle->log);
 }
 
 
-static ngx_int_t
-ngx_http_guichet_key_slot(const u_char *key, size_t len)
+static void
+ngx_http_guichet_std_free(void *ctx, void *p)
 {
-    const u_char  *open, *close;
-
-    open = ngx_strlchr((u_char *) key, (u_char *) key + len, '{');
-
-    if (open) {
-        close = ngx_strlchr((u_char *) open + 1, (u_char *) key + len, '}');
-
-        if (close && close > open + 1) {
-            key = open + 1;
-            len = close - open - 1;
-        }
+    if (p) {
+        ngx_free(p);
     }
-
-    return ngx_http_guichet_crc16(key, len) & (NGX_HTTP_GUICHET_SLOTS - 1);
 }
 
 
-/* The next bulk string of a formatted command ("$<len>\r\n<data>\r\n"). */
-static ngx_int_t
-ngx_http_guichet_bulk(const u_char **p, const u_char *end, ngx_str_t *arg)
+static const gch_alloc_t  ngx_http_guichet_std = {
+    ngx_http_guichet_std_alloc, ngx_http_guichet_std_free, NULL
+};
+
+
+static const char *
+ngx_http_guichet_slot_error(ngx_int_t slot)
 {
-    size_t         n;
-    const u_char  *q;
+    switch (slot) {
 
-    q = *p;
+    case GCH_CLUSTER_CROSS:
+        return "spans slots";
 
-    if (q >= end || *q != '$') {
-        return NGX_ERROR;
+    case GCH_CLUSTER_UNKNOWN:
+        return "names a command whose keys are unknown";
+
+    default:
+        return "is malformed";
     }
-
-    for (n = 0, q++; q < end && *q >= '0' && *q <= '9'; q++) {
-        n = n * 10 + (*q - '0');
-    }
-
-    if (end - q < 2 || (size_t) (end - q - 2) < n + 2) {
-        return NGX_ERROR;
-    }
-
-    arg->data = (u_char *) q + 2;
-    arg->len = n;
-    *p = q + 2 + n + 2;
-
-    return NGX_OK;
-}
-
-
-/*
- * The slot of one formatted command's key (its first argument, or the
- * first key of EVAL/EVALSHA/FCALL), -1 for a command without a key.
- */
-static ngx_int_t
-ngx_http_guichet_cmd_slot(const gch_cmd_t *cmd)
-{
-    ngx_str_t      name, arg;
-    ngx_uint_t     argc, i, skip;
-    const u_char  *p, *end;
-
-    static const char  *keyless[] = {
-        "MULTI", "EXEC", "DISCARD", "WAIT", "PING", "AUTH", "ASKING",
-        "CLUSTER", "INFO", "SELECT", "CLIENT", "COMMAND", "CONFIG",
-        "SCRIPT", "HELLO", "READONLY", "READWRITE", NULL
-    };
-
-    p = (const u_char *) cmd->data;
-    end = p + cmd->len;
-
-    if (p >= end || *p != '*') {
-        return -1;
-    }
-
-    for (argc = 0, p++; p < end && *p >= '0' && *p <= '9'; p++) {
-        argc = argc * 10 + (*p - '0');
-    }
-
-    p += 2;
-
-    if (argc < 2 || ngx_http_guichet_bulk(&p, end, &name) != NGX_OK) {
-        return -1;
-    }
-
-    for (i = 0; keyless[i]; i++) {
-        if (name.len == ngx_strlen(keyless[i])
-            && ngx_strncasecmp(name.data, (u_char *) keyless[i], name.len)
-               == 0)
-        {
-            return -1;
-        }
-    }
-
-    skip = 0;
-
-    if ((name.len == 4 && ngx_strncasecmp(name.data, (u_char *) "EVAL", 4)
-                          == 0)
-        || (name.len == 7
-            && ngx_strncasecmp(name.data, (u_char *) "EVALSHA", 7) == 0)
-        || (name.len == 5
-            && ngx_strncasecmp(name.data, (u_char *) "FCALL", 5) == 0))
-    {
-        skip = 2;                       /* script, numkeys */
-    }
-
-    for (i = 0; i <= skip; i++) {
-        if (ngx_http_guichet_bulk(&p, end, &arg) != NGX_OK) {
-            return -1;
-        }
-    }
-
-    if (skip && argc < 4) {
-        return -1;
-    }
-
-    return ngx_http_guichet_key_slot(arg.data, arg.len);
-}
-
-
-/*
- * The one slot of a list's keys; -1 without keys, -2 when they span
- * slots (a programming error: the list is not sent).
- */
-static ngx_int_t
-ngx_http_guichet_cmds_slot(const gch_cmds_t *cmds)
-{
-    size_t     i;
-    ngx_int_t  slot, s;
-
-    slot = -1;
-
-    for (i = 0; i < cmds->ncmds; i++) {
-        s = ngx_http_guichet_cmd_slot(&cmds->cmds[i]);
-
-        if (s < 0) {
-            continue;
-        }
-
-        if (slot >= 0 && s != slot) {
-            return -2;
-        }
-
-        slot = s;
-    }
-
-    return slot;
 }
 
 
@@ -274,18 +143,80 @@ ngx_http_guichet_any_node(void)
 
 
 /*
- * CLUSTER SLOTS: [[start, end, [host, port, id], replica...], ...]; an
- * empty host is the node that answered.
+ * hiredis parsed the reply; the engine's map parser (gch_cluster.h, unit
+ * tested against recorded replies) reads RESP bytes: the reply written
+ * back as RESP2.  n bytes are needed; out may be NULL (counting only).
  */
+static size_t
+ngx_http_guichet_resp(const redisReply *r, u_char *out)
+{
+    size_t   i, n;
+    u_char   head[NGX_INT64_LEN + 4], *p;
+
+    switch (r->type) {
+
+    case REDIS_REPLY_ARRAY:
+        p = ngx_sprintf(head, "*%uz\r\n", r->elements);
+        break;
+
+    case REDIS_REPLY_INTEGER:
+        p = ngx_sprintf(head, ":%L\r\n", (int64_t) r->integer);
+        break;
+
+    case REDIS_REPLY_NIL:
+        p = ngx_cpymem(head, "$-1\r\n", 5);
+        break;
+
+    case REDIS_REPLY_STRING:
+        p = ngx_sprintf(head, "$%uz\r\n", r->len);
+        break;
+
+    default:                            /* status, error: a line */
+        p = ngx_cpymem(head, r->type == REDIS_REPLY_ERROR ? "-" : "+", 1);
+        break;
+    }
+
+    n = p - head;
+    if (out) {
+        out = ngx_cpymem(out, head, n);
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < r->elements; i++) {
+            n += ngx_http_guichet_resp(r->element[i], out ? out + n : NULL);
+        }
+
+        return n;
+    }
+
+    if (r->type == REDIS_REPLY_INTEGER || r->type == REDIS_REPLY_NIL) {
+        return n;
+    }
+
+    if (out) {
+        out = ngx_cpymem(out, r->str, r->len);
+        *out++ = '\r';
+        *out = '\n';
+    }
+
+    return n + r->len + 2;
+}
+
+
+/* CLUSTER SLOTS answered: every slot to its master's node. */
 static void
 ngx_http_guichet_map_done(redisReply *reply, void *data)
 {
-    u_char                          addr[NGX_SOCKADDR_STRLEN + 8], *p;
-    size_t                          i;
-    ngx_int_t                       s, start, end, changed;
-    ngx_str_t                      *asked;
-    redisReply                     *e, *m;
-    ngx_http_guichet_redis_node_t  *node;
+    int                              idx;
+    u_char                          *resp, *p, host[NGX_SOCKADDR_STRLEN];
+    size_t                           len, i, nnodes;
+    ngx_int_t                        s, changed;
+    ngx_str_t                       *asked;
+    gch_error_t                      err;
+    gch_cluster_map_t               *map;
+    const gch_cluster_node_t        *cn;
+    ngx_http_guichet_redis_node_t  **nodes;
+    u_char                           addr[NGX_SOCKADDR_STRLEN + 8];
 
     ngx_http_guichet_map_refreshing = 0;
 
@@ -301,69 +232,90 @@ ngx_http_guichet_map_done(redisReply *reply, void *data)
         return;
     }
 
-    asked = data ? ngx_http_guichet_redis_node_name(data) : NULL;
+    /* the host of the node asked: for an empty host in the reply */
+
+    asked = ngx_http_guichet_redis_node_name(data);
+    p = ngx_strlchr(asked->data, asked->data + asked->len, ':');
+    len = p ? (size_t) (p - asked->data) : asked->len;
+    len = ngx_min(len, sizeof(host) - 1);
+    ngx_memcpy(host, asked->data, len);
+    host[len] = '\0';
+
+    len = ngx_http_guichet_resp(reply, NULL);
+
+    resp = ngx_alloc(len, ngx_cycle->log);
+    if (resp == NULL) {
+        return;
+    }
+
+    (void) ngx_http_guichet_resp(reply, resp);
+
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    if (gch_cluster_map_parse(&map, (const char *) resp, len,
+                              (const char *) host, &ngx_http_guichet_std,
+                              &err)
+        != GCH_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "guichet: redis cluster: slot map from \"%V\" "
+                      "unreadable: %s", asked, err.message);
+        ngx_free(resp);
+        return;
+    }
+
+    ngx_free(resp);
+
+    nnodes = gch_cluster_map_nnodes(map);
+
+    nodes = ngx_calloc(nnodes * sizeof(ngx_http_guichet_redis_node_t *) + 1,
+                       ngx_cycle->log);
+    if (nodes == NULL) {
+        gch_cluster_map_free(map);
+        return;
+    }
+
     changed = 0;
 
-    for (i = 0; i < reply->elements; i++) {
-        e = reply->element[i];
+    for (s = 0; s < NGX_HTTP_GUICHET_SLOTS; s++) {
+        idx = gch_cluster_map_master(map, (int) s);
 
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
-            || e->element[0]->type != REDIS_REPLY_INTEGER
-            || e->element[1]->type != REDIS_REPLY_INTEGER
-            || e->element[2]->type != REDIS_REPLY_ARRAY
-            || e->element[2]->elements < 2)
-        {
-            continue;
-        }
-
-        start = (ngx_int_t) e->element[0]->integer;
-        end = (ngx_int_t) e->element[1]->integer;
-        m = e->element[2];
-
-        if (start < 0 || end >= NGX_HTTP_GUICHET_SLOTS || start > end
-            || m->element[0]->type != REDIS_REPLY_STRING
-            || m->element[1]->type != REDIS_REPLY_INTEGER
-            || m->element[0]->len > NGX_SOCKADDR_STRLEN - 8)
-        {
-            continue;
-        }
-
-        if (m->element[0]->len == 0 || m->element[0]->str[0] == '?') {
-            /* "" or "?": the node that answered, by its host */
-            if (asked == NULL) {
-                continue;
-            }
-
-            p = ngx_strlchr(asked->data, asked->data + asked->len, ':');
-            if (p == NULL) {
-                continue;
-            }
-
-            p = ngx_cpymem(addr, asked->data, p - asked->data);
-
-        } else {
-            p = ngx_cpymem(addr, m->element[0]->str, m->element[0]->len);
-        }
-
-        p = ngx_sprintf(p, ":%i", (ngx_int_t) m->element[1]->integer);
-
-        node = ngx_http_guichet_redis_node(addr, p - addr);
-        if (node == NULL) {
-            continue;
-        }
-
-        for (s = start; s <= end; s++) {
-            if (ngx_http_guichet_slots[s] != node) {
-                ngx_http_guichet_slots[s] = node;
+        if (idx < 0) {
+            /* nobody serves it (a master down, not yet replaced) */
+            if (ngx_http_guichet_slots[s]) {
+                ngx_http_guichet_slots[s] = NULL;
                 changed++;
             }
+
+            continue;
+        }
+
+        i = (size_t) idx;
+
+        if (nodes[i] == NULL) {
+            cn = gch_cluster_map_node(map, i);
+            p = ngx_snprintf(addr, sizeof(addr), "%s:%d", cn->host,
+                             cn->port);
+            nodes[i] = ngx_http_guichet_redis_node(addr, p - addr);
+
+            if (nodes[i] == NULL) {
+                continue;
+            }
+        }
+
+        if (ngx_http_guichet_slots[s] != nodes[i]) {
+            ngx_http_guichet_slots[s] = nodes[i];
+            changed++;
         }
     }
 
+    ngx_free(nodes);
+    gch_cluster_map_free(map);
+
     if (changed) {
-        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                      "guichet: redis cluster: slot map learned, %i slots "
-                      "changed master", changed);
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "guichet: redis cluster: slot map from \"%V\", %i "
+                      "slots changed master", asked, changed);
     }
 
     ngx_http_guichet_map_known = 1;
@@ -475,28 +427,51 @@ ngx_http_guichet_route_end(ngx_http_guichet_route_t *rt, redisReply *reply)
 
 
 /*
- * "MOVED <slot> <host:port>" or "ASK <slot> <host:port>": the node named,
- * connected if new.
+ * "MOVED <slot> <host:port>" or "ASK <slot> <host:port>": the node named
+ * (connected if new), and whether it is ASK.
  */
 static ngx_http_guichet_redis_node_t *
-ngx_http_guichet_redirect_node(ngx_str_t *err, ngx_uint_t *ask)
+ngx_http_guichet_redirect_node(ngx_str_t *err, ngx_uint_t *ask,
+    ngx_http_guichet_redis_node_t *from)
 {
-    u_char  *p, *end;
+    u_char                  addr[NGX_SOCKADDR_STRLEN + 8], *p, *colon;
+    ngx_str_t              *name;
+    gch_cluster_redirect_t  r;
 
-    end = err->data + err->len;
-    *ask = (err->data[0] == 'A');
+    switch (gch_cluster_redirect((const char *) err->data, err->len, &r)) {
 
-    p = ngx_strlchr(err->data, end, ' ');
-    if (p == NULL) {
+    case GCH_CLUSTER_MOVED:
+        *ask = 0;
+        break;
+
+    case GCH_CLUSTER_ASK:
+        *ask = 1;
+        break;
+
+    default:
         return NULL;
     }
 
-    p = ngx_strlchr(p + 1, end, ' ');
-    if (p == NULL || p + 1 >= end) {
-        return NULL;
+    if (r.host[0] == '\0') {
+        /* the node that answered, by its host */
+        if (from == NULL) {
+            return NULL;
+        }
+
+        name = ngx_http_guichet_redis_node_name(from);
+        colon = ngx_strlchr(name->data, name->data + name->len, ':');
+        if (colon == NULL) {
+            return NULL;
+        }
+
+        p = ngx_snprintf(addr, sizeof(addr), "%*s:%d",
+                         (size_t) (colon - name->data), name->data, r.port);
+
+    } else {
+        p = ngx_snprintf(addr, sizeof(addr), "%s:%d", r.host, r.port);
     }
 
-    return ngx_http_guichet_redis_node(p + 1, end - p - 1);
+    return ngx_http_guichet_redis_node(addr, p - addr);
 }
 
 
@@ -535,7 +510,7 @@ ngx_http_guichet_route_done(redisReply *reply, void *data)
 
     /* nothing of the list ran (EXECABORT): send it all again */
 
-    node = ngx_http_guichet_redirect_node(redirect, &ask);
+    node = ngx_http_guichet_redirect_node(redirect, &ask, rt->node);
     if (node == NULL) {
         ngx_http_guichet_route_end(rt, reply);
         return;
@@ -633,7 +608,7 @@ ngx_http_guichet_route_new(const gch_cmds_t *cmds, ngx_uint_t copy_data,
     rt->owned = copy_data;
     rt->handler = handler;
     rt->data = data;
-    rt->slot = ngx_http_guichet_cmds_slot(cmds);
+    rt->slot = gch_cluster_cmds_slot(cmds);
     rt->resend.handler = ngx_http_guichet_resend_handler;
     rt->resend.data = rt;
     rt->resend.log = ngx_cycle->log;
@@ -665,10 +640,10 @@ ngx_http_guichet_redis_send(const gch_cmds_t *cmds,
         return NGX_ERROR;
     }
 
-    if (rt->slot == -2) {
+    if (rt->slot < GCH_CLUSTER_NOKEY) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "guichet: redis cluster: a command list spans "
-                      "slots, not sent");
+                      "guichet: redis cluster: a command list %s, "
+                      "not sent", ngx_http_guichet_slot_error(rt->slot));
         ngx_free(rt);
         return NGX_DECLINED;
     }
@@ -787,10 +762,10 @@ ngx_http_guichet_redis_command(ngx_http_guichet_redis_pt handler, void *data,
                                               ngx_http_guichet_route_done,
                                               rt);
 
-    } else if (rt->slot == -2) {
+    } else if (rt->slot < GCH_CLUSTER_NOKEY) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "guichet: redis cluster: a transaction spans slots, "
-                      "not sent");
+                      "guichet: redis cluster: a command %s, not sent",
+                      ngx_http_guichet_slot_error(rt->slot));
         rc = NGX_DECLINED;
 
     } else {
