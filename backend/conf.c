@@ -27,6 +27,30 @@
  * connection errors (gchb_conf_source). */
 static char  gchb_conf_used[4096];
 
+char         gchb_town[GCH_TOWN_ID_MAX + 1] = GCH_TOWN_DEFAULT;
+gchb_keys_t  gchb_keys;
+
+
+/* gchb_town and gchb_keys for the town id (already checked) */
+static void
+gchb_town_set(const char *id)
+{
+    gchb_keys_t  *k = &gchb_keys;
+
+    snprintf(gchb_town, GCH_TOWN_ID_MAX + 1, "%s", id);
+
+    snprintf(k->catalogue, GCHB_KEY_MAX, GCH_KEY_CATALOGUE, id);
+    snprintf(k->catalogue_version, GCHB_KEY_MAX, GCH_KEY_CATALOGUE_VERSION,
+             id);
+    snprintf(k->seq_demande, GCHB_KEY_MAX, GCH_KEY_SEQ_DEMANDE, id);
+    snprintf(k->stream, GCHB_KEY_MAX, GCH_KEY_STREAM, id);
+    snprintf(k->stream_dead, GCHB_KEY_MAX, GCH_KEY_STREAM_DEAD, id);
+    snprintf(k->staff, GCHB_KEY_MAX, GCH_KEY_STAFF, id);
+    snprintf(k->logins, GCHB_KEY_MAX, GCH_KEY_LOGINS, id);
+    snprintf(k->f, GCHB_KEY_MAX, GCH_KEY_T(GCH_N_F), id);
+    k->f_len = strlen(k->f);
+}
+
 
 typedef enum {
     GCHB_STR,
@@ -46,6 +70,7 @@ typedef struct {
 #define GCHB_OFF(f)  offsetof(gchb_conf_t, f)
 
 static const gchb_setting_t  gchb_settings[] = {
+    { "town",                GCHB_STR,    GCHB_OFF(town), GCH_TOWN_DEFAULT },
     { "redis",               GCHB_STR,    GCHB_OFF(redis),
       "127.0.0.1:6379" },
     { "redis_password",      GCHB_STR,    GCHB_OFF(redis_password), "" },
@@ -221,6 +246,7 @@ gchb_conf_load(gchb_conf_t *conf, const char *file)
     gchb_conf_used[0] = '\0';
 
     if (file == NULL) {
+        gchb_town_set(conf->town);
         return 0;
     }
 
@@ -284,11 +310,19 @@ gchb_conf_load(gchb_conf_t *conf, const char *file)
         rc = -1;
     }
 
+    if (rc == 0 && !gch_town_id_ok(conf->town, strlen(conf->town))) {
+        gchb_log("error", "%s: town \"%s\" is not a town id (1 to %d "
+                 "characters among a-z, 0-9 and \"-\")", file, conf->town,
+                 GCH_TOWN_ID_MAX);
+        rc = -1;
+    }
+
     if (rc != 0) {
         gchb_conf_free(conf);
 
     } else {
         snprintf(gchb_conf_used, sizeof(gchb_conf_used), "%s", file);
+        gchb_town_set(conf->town);
     }
 
     return rc;

@@ -39,6 +39,7 @@
 /* settings (conf.c)                                                   */
 
 typedef struct {
+    char   *town;                /* the town this process serves */
     char   *redis;
     char   *redis_password;
     char   *postgres;
@@ -85,6 +86,30 @@ typedef struct {
  * reason (unknown key, bad value); *conf then holds nothing to free.
  */
 int gchb_conf_load(gchb_conf_t *conf, const char *file);
+/*
+ * The town this process serves (setting "town", default "main"), the
+ * first argument of every Redis key (gch_keys.h): one town per process
+ * for now.  Set by a successful gchb_conf_load(); the setting is refused
+ * unless it is a town id ([a-z0-9-]{1,40}).
+ */
+extern char  gchb_town[];
+
+/* The town's global keys, whole, for the commands sent as argv. */
+#define GCHB_KEY_MAX  (GCH_TOWN_ID_MAX + 32)
+
+typedef struct {
+    char  catalogue[GCHB_KEY_MAX];
+    char  catalogue_version[GCHB_KEY_MAX];
+    char  seq_demande[GCHB_KEY_MAX];
+    char  stream[GCHB_KEY_MAX];
+    char  stream_dead[GCHB_KEY_MAX];
+    char  staff[GCHB_KEY_MAX];
+    char  logins[GCHB_KEY_MAX];
+    char  f[GCHB_KEY_MAX];       /* "{T}:f:", before a family's id */
+    size_t  f_len;
+} gchb_keys_t;
+
+extern gchb_keys_t  gchb_keys;
 void gchb_conf_free(gchb_conf_t *conf);
 /*
  * The settings file to read when the program was given given (-c FILE, may
@@ -181,13 +206,13 @@ int gchb_migrate(PGconn *pg, const char *dir, int *applied);
  * Invoices month ("YYYY-MM"): creates, in one transaction, an invoice per
  * family with billable bookings that month and no invoice for it yet
  * (*created counts them), writes the missing PDFs under
- * conf->invoice_dir, then (rc not NULL) publishes {f:<fid>}:invoices of
+ * conf->invoice_dir, then (rc not NULL) publishes {T}:f:<fid>:invoices of
  * the families invoiced that month.  0, or -1 after logging (nothing of
  * the transaction is left when it failed).
  */
 int gchb_invoice_run(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     const char *month, int *created);
-/* SET {f:<fid>}:invoices <JSON array> for the families invoiced in month
+/* SET {T}:f:<fid>:invoices <JSON array> for the families invoiced in month
  * ("YYYY-MM-01"), or every family with an invoice (month NULL).  The
  * number of families, or -1 after logging. */
 int gchb_invoice_publish(PGconn *pg, redisContext *rc, const char *month);
@@ -206,9 +231,9 @@ int gchb_invoice_schedule(PGconn *pg, redisContext *rc,
 /* staff accounts (staff.c)                                             */
 
 /* A staff account changed (issue 18): role non-NULL, it is active with a
- * new password (gch:staff[login] = role); NULL, it is deactivated (HDEL).
- * Either way its tokens recorded in {f:staff:<login>}:tokens end (into
- * gch:revoked until they expire; gch:revoked:gen moves).  0, or -1 after
+ * new password ({T}:staff[login] = role); NULL, it is deactivated (HDEL).
+ * Either way its tokens recorded in {T}:staff:<login>:tokens end (into
+ * {T}:revoked until they expire; {T}:revoked:gen moves).  0, or -1 after
  * logging the Redis error. */
 int gchb_staff_changed(redisContext *rc, const char *login,
     const char *role);

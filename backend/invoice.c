@@ -16,7 +16,7 @@
  *   2. A PDF (libharu) per invoice of the month whose file is missing:
  *      <invoice_dir>/<family_id>/<invoice_id>.pdf, written to a temporary
  *      name and renamed.
- *   3. SET {f:<fid>}:invoices <JSON array> for every family invoiced that
+ *   3. SET {T}:f:<fid>:invoices <JSON array> for every family invoiced that
  *      month (all its invoices, newest month first), for the module's
  *      GET /api/invoices.
  *
@@ -504,7 +504,7 @@ gchb_invoice_publish_family(PGconn *pg, redisContext *rc, const char *month,
     n = PQntuples(res);
 
     for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_INVOICES),
+        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_INVOICES), gchb_town,
                  PQgetvalue(res, row, 0));
         r = redisCommand(rc, "SET %s %s", key, PQgetvalue(res, row, 1));
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {

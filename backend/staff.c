@@ -2,7 +2,7 @@
  * staff.c -- a back-office account changed: Redis learns it (issue 18).
  *
  * guichetctl staff-add and guichet-office's deactivation both call
- * gchb_staff_changed(): the account's role in gch:staff, and its tokens
+ * gchb_staff_changed(): the account's role in {T}:staff, and its tokens
  * revoked, in one MULTI/EXEC.
  */
 
@@ -19,8 +19,8 @@ gchb_staff_changed(redisContext *rc, const char *login, const char *role)
     size_t       i, n;
     redisReply  *r, *x;
 
-    r = redisCommand(rc, "ZRANGEBYSCORE {f:staff:%s}:tokens %lld +inf "
-                     "WITHSCORES", login, (long long) time(NULL));
+    r = redisCommand(rc, "ZRANGEBYSCORE " GCH_KEY_STAFF_TOKENS " %lld +inf "
+                     "WITHSCORES", gchb_town, login, (long long) time(NULL));
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         gchb_log("error", "redis: the tokens of staff:%s: %s", login,
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
@@ -34,20 +34,21 @@ gchb_staff_changed(redisContext *rc, const char *login, const char *role)
     n = 1;
 
     for (i = 0; i + 1 < r->elements; i += 2) {
-        redisAppendCommand(rc, "ZADD " GCH_KEY_REVOKED " %s %s",
+        redisAppendCommand(rc, "ZADD " GCH_KEY_REVOKED " %s %s", gchb_town,
                            r->element[i + 1]->str, r->element[i]->str);
         n++;
     }
 
     freeReplyObject(r);
 
-    redisAppendCommand(rc, "DEL {f:staff:%s}:tokens", login);
-    redisAppendCommand(rc, "INCR " GCH_KEY_REVOKED_GEN);
+    redisAppendCommand(rc, "DEL " GCH_KEY_STAFF_TOKENS, gchb_town, login);
+    redisAppendCommand(rc, "INCR " GCH_KEY_REVOKED_GEN, gchb_town);
 
     if (role) {
-        redisAppendCommand(rc, "HSET " GCH_KEY_STAFF " %s %s", login, role);
+        redisAppendCommand(rc, "HSET " GCH_KEY_STAFF " %s %s", gchb_town, login,
+                           role);
     } else {
-        redisAppendCommand(rc, "HDEL " GCH_KEY_STAFF " %s", login);
+        redisAppendCommand(rc, "HDEL " GCH_KEY_STAFF " %s", gchb_town, login);
     }
 
     redisAppendCommand(rc, "EXEC");

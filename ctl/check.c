@@ -4,19 +4,19 @@
  * Per session (every row of session):
  *   taken  = places - left, places = places_published (what the counter
  *            was built on; places_online when never published), left =
- *            BITFIELD {s:<sid>}:left GET u32 0;
- *   booked = SCARD {s:<sid>}:booked;
+ *            BITFIELD {T}:s:<sid>:left GET u32 0;
+ *   booked = SCARD {T}:s:<sid>:booked;
  *   pg     = PostgreSQL's confirmed bookings of the session;
  * a difference when the counter is missing or taken, booked and pg are
  * not all equal.
  *
- * Per child: the claims {c:<cid>}:<date>:q<i> = "<sid> <bid>" that
+ * Per child: the claims {T}:c:<cid>:<date>:q<i> = "<sid> <bid>" that
  * PostgreSQL's confirmed bookings imply (quanta of the unit from the
  * engine's parse of the catalogue; days whose claims have expired are
  * skipped, as in the rebuild) against the claims Redis holds (SCAN):
  * missing, different, or extra.
  *
- * Every difference is one line on stdout.  Entries of gch:bookings not yet
+ * Every difference is one line on stdout.  Entries of {T}:stream not yet
  * persisted (or attempts between their two steps) explain transient
  * differences: a note on stderr says so.
  */
@@ -106,14 +106,14 @@ gchc_check_sessions(PGconn *pg, redisContext *rc)
     n = PQntuples(res);
 
     for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), gchb_town,
                  PQgetvalue(res, row, 0));
         redisAppendCommand(rc, "EXISTS %s", key);
         redisAppendCommand(rc, "BITFIELD %s GET u32 0", key);
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_BOOKED),
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_BOOKED), gchb_town,
                  PQgetvalue(res, row, 0));
         redisAppendCommand(rc, "SCARD %s", key);
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED), gchb_town,
                  PQgetvalue(res, row, 0));
         redisAppendCommand(rc, "GET %s", key);
     }
@@ -164,7 +164,8 @@ gchc_check_sessions(PGconn *pg, redisContext *rc)
             printf("session %s: no counter " GCH_KEY_S(GCH_KEY_LEFT)
                    " in redis, "
                    "postgres %lld confirmed of %lld\n",
-                   PQgetvalue(res, row, 0), PQgetvalue(res, row, 0), count,
+                   PQgetvalue(res, row, 0), gchb_town, PQgetvalue(res, row, 0),
+                              count,
                    places);
             diff++;
 
@@ -258,9 +259,8 @@ gchc_claims_expected(PGconn *pg, gchc_strs_t *out)
 
         for (q = 0; q < 32 && rc == 0; q++) {
             if (quanta & (1u << q)) {
-                snprintf(key, sizeof(key), "{c:%s}:%s:q%d",
-                         PQgetvalue(res, row, 2), PQgetvalue(res, row, 3),
-                         q);
+                snprintf(key, sizeof(key), GCH_KEY_CLAIM, gchb_town,
+                         PQgetvalue(res, row, 2), PQgetvalue(res, row, 3), q);
                 rc = gchc_strs_add(out, key, val);
             }
         }
@@ -273,7 +273,7 @@ gchc_claims_expected(PGconn *pg, gchc_strs_t *out)
 }
 
 
-/* The claims Redis holds (SCAN MATCH {c:*}:q*, then GET). */
+/* The claims Redis holds (SCAN MATCH {T}:c:*:q*, then GET). */
 static int
 gchc_claims_held(redisContext *rc, gchc_strs_t *out)
 {
@@ -284,7 +284,8 @@ gchc_claims_held(redisContext *rc, gchc_strs_t *out)
     strcpy(cursor, "0");
 
     do {
-        r = redisCommand(rc, "SCAN %s MATCH {c:*}:*:q* COUNT 1000", cursor);
+        r = redisCommand(rc, "SCAN %s MATCH " GCH_KEY_T(GCH_N_C "*:q*")
+                         " COUNT 1000", cursor, gchb_town);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
             gchb_log("error", "redis: SCAN: %s", r ? "bad reply"
                      : rc->errstr);
@@ -411,10 +412,10 @@ gchc_check(PGconn *pg, redisContext *rc)
     if (lag > 0) {
         fprintf(stderr, "guichetctl: note: " GCH_KEY_STREAM " has entries not "
                 "yet persisted (lag %lld ms): differences may be "
-                "transient\n", (long long) lag);
+                "transient\n", gchb_town, (long long) lag);
     }
 
-    r = redisCommand(rc, "ZCARD " GCH_KEY_INFLIGHT);
+    r = redisCommand(rc, "ZCARD " GCH_KEY_INFLIGHT, gchb_town);
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
         fprintf(stderr, "guichetctl: note: %lld attempts in flight hold "
                 "claims and places\n", (long long) r->integer);
@@ -423,7 +424,7 @@ gchc_check(PGconn *pg, redisContext *rc)
         freeReplyObject(r);
     }
 
-    r = redisCommand(rc, "ZCARD " GCH_KEY_RECOUNT);
+    r = redisCommand(rc, "ZCARD " GCH_KEY_RECOUNT, gchb_town);
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
         fprintf(stderr, "guichetctl: note: %lld sessions wait for the "
                 "reaper's recount of their places (recount_after_ms)\n",
@@ -451,7 +452,7 @@ gchc_check(PGconn *pg, redisContext *rc)
  * `guichetctl recount SESSION...`: asks the worker's reaper to set each
  * session's counter from its booked set (left = places_online + on-site
  * places released - SCARD booked), as it does after releasing an orphan:
- * ZADD gch:recount NX <now> (due at once, unless the reaper scheduled it
+ * ZADD {T}:recount NX <now> (due at once, unless the reaper scheduled it
  * already: its delay stays), recounted in the reaper's next round once no
  * attempt in flight touches the session.  For the places a
  * dead attempt took that nothing gives back (docs/reliability.md).  The
@@ -492,7 +493,8 @@ gchc_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
         count = atoll(PQgetvalue(res, 0, 0));
         PQclear(res);
 
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_BOOKED), sids[i]);
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_BOOKED), gchb_town,
+                 sids[i]);
         r = redisCommand(rc, "SCARD %s", key);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
             gchb_log("error", "redis: SCARD %s: %s", key,
@@ -514,9 +516,10 @@ gchc_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n)
         }
 
         /* NX: a recount the reaper scheduled keeps its delay */
-        r = redisCommand(rc, "ZADD " GCH_KEY_RECOUNT " NX %s %s", now, sids[i]);
+        r = redisCommand(rc, "ZADD " GCH_KEY_RECOUNT " NX %s %s", gchb_town,
+                         now, sids[i]);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-            gchb_log("error", "redis: ZADD gch:recount: %s",
+            gchb_log("error", "redis: ZADD {%s}:recount: %s", gchb_town,
                      r ? r->str : rc->errstr);
             if (r) {
                 freeReplyObject(r);

@@ -353,7 +353,7 @@ gchc_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
 
 /*
  * Prints a token for fid.  A family's token (rc not NULL) is also recorded
- * like a website login's, its BLAKE2b-128 hash in {f:<fid>}:tokens scored
+ * like a website login's, its BLAKE2b-128 hash in {T}:f:<fid>:tokens scored
  * by its expiry (ngx_http_guichet_login_record), so that a password change
  * or reset ends it too (guichet-office).  The command is only appended:
  * the caller reads the replies (gchc_tokens_recorded).
@@ -381,7 +381,7 @@ gchc_print_token(const uint8_t *secret, const char *fid, long ttl,
         gch_token_hash(tok, strlen(tok), hash);
         sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
         if (redisAppendCommand(rc, "ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
-                                   " %lld %s", fid,
+                                   " %lld %s", gchb_town, fid,
                                (long long) exp, hex) != REDIS_OK)
         {
             fprintf(stderr, "guichetctl: redis: %s\n", rc->errstr);
@@ -514,7 +514,7 @@ gchc_cmd_tokens(const gchb_conf_t *conf, const char *fid, long ttl)
 
 
 /*
- * The account is active with this password from now on: gch:staff says so
+ * The account is active with this password from now on: {T}:staff says so
  * to the module, and the tokens made before (an old password's) end.
  */
 static int

@@ -12,9 +12,11 @@
  * parsed file) is stored in the catalogue table, whose version grows only
  * when its text changes; the publisher sends that text to Redis.
  *
- * The file must be the loaded town's (same town name) and keep every
- * family that has bookings, unless --replace (gchc_load_guard): a reload
- * updates the town, it never swaps it for another by mistake.
+ * The file's town.id ("main" when absent) must be the town this
+ * guichetctl serves (setting town).  The file must be the loaded town's
+ * (same town name) and keep every family that has bookings, unless
+ * --replace (gchc_load_guard): a reload updates the town, it never swaps
+ * it for another by mistake.
  *
  * Passwords become argon2id hashes (crypto_pwhash_str, interactive limits);
  * a stored hash that already verifies the file's password is kept.
@@ -800,6 +802,16 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
         fprintf(stderr, "guichetctl: %s: %s (%s)\n", path,
                 err.message[0] ? err.message : "invalid town file",
                 err.code ? err.code : "invalid");
+        return -1;
+    }
+
+    /* one town per process: the file must be the configured town's */
+    if (strcmp(t->id, gchb_town) != 0) {
+        fprintf(stderr, "guichetctl: %s: the file is town \"%s\" but this "
+                "guichetctl serves town \"%s\" (setting town = %s in %s): "
+                "nothing loaded\n", path, t->id, gchb_town, gchb_town,
+                gchb_conf_source() ? gchb_conf_source() : "no settings file");
+        gch_town_free(t);
         return -1;
     }
 

@@ -18,7 +18,7 @@
  *      régie by hand (docs/office.md); an audit_log row.
  *
  * Then the catalogue is marked changed (the paid invoices no longer block
- * booking) and the families' {f:<fid>}:invoices are republished.
+ * booking) and the families' {T}:f:<fid>:invoices are republished.
  */
 
 #include <errno.h>

@@ -47,12 +47,17 @@ typedef struct {
     ngx_thread_pool_t        *thread_pool;
     ngx_shm_zone_t           *metrics_zone;
     ngx_flag_t                cookie_secure;    /* __Host-, Secure */
+    ngx_array_t              *towns;            /* ngx_str_t: the towns the
+                                                   locations serve */
 } ngx_http_guichet_main_conf_t;
 
 
 typedef struct {
     ngx_flag_t                api;
     ngx_flag_t                metrics;
+    ngx_str_t                 town;             /* guichet_town, NUL-ended */
+    ngx_uint_t                town_index;       /* in the main conf's towns
+                                                   and the worker's */
 } ngx_http_guichet_loc_conf_t;
 
 
@@ -86,8 +91,14 @@ typedef struct {
 } ngx_http_guichet_cat_t;
 
 
-/* Per worker process state. */
+/*
+ * What a worker process knows of one town (guichet_town): its catalogue,
+ * its revoked tokens, and the state of their refresher.  Each town's keys
+ * carry its hash tag (gch_keys.h); every Redis command of a request names
+ * the keys of the town of its location.
+ */
 typedef struct {
+    ngx_str_t                 id;               /* NUL-terminated */
     ngx_http_guichet_cat_t   *cat;              /* current catalogue */
     ngx_flag_t                ready;            /* catalogue present in Redis */
     ngx_msec_t                ready_checked;    /* when last confirmed */
@@ -96,10 +107,22 @@ typedef struct {
     u_char                   *revoked;          /* sorted 16-byte hashes */
     ngx_uint_t                nrevoked;
     long long                 revoked_gen;
+    long long                 revoked_loading;  /* the gen being read */
+    ngx_uint_t                refreshing;
+    ngx_uint_t                kicked;
+    ngx_msec_t                kicked_at;
+} ngx_http_guichet_tenant_t;
+
+
+/* Per worker process state. */
+typedef struct {
+    ngx_http_guichet_tenant_t  *towns;          /* gmcf->towns, in order */
+    ngx_uint_t                ntowns;
     ngx_http_guichet_metrics_t  *metrics;
     ngx_http_guichet_main_conf_t  *gmcf;
     ngx_log_t                *log;
 } ngx_http_guichet_worker_t;
+
 
 extern ngx_http_guichet_worker_t  ngx_http_guichet_worker;
 extern ngx_module_t               ngx_http_guichet_module;
@@ -108,22 +131,27 @@ extern const gch_alloc_t          ngx_http_guichet_heap_alloc;
 
 /* _catalogue.c */
 
-/* The current catalogue with a reference taken, or NULL (503). */
-ngx_http_guichet_cat_t *ngx_http_guichet_cat_acquire(void);
+/* The town of a request's location. */
+ngx_http_guichet_tenant_t *ngx_http_guichet_tenant(ngx_http_request_t *r);
+
+/* The town's current catalogue with a reference taken, or NULL (503). */
+ngx_http_guichet_cat_t *ngx_http_guichet_cat_acquire(
+    ngx_http_guichet_tenant_t *t);
 void ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat);
-/* Asks Redis for the catalogue's generation now (at most every 100 ms);
- * reloads it when it moved. */
-void ngx_http_guichet_catalogue_kick(void);
-void ngx_http_guichet_catalogue_init(ngx_cycle_t *cycle);
+/* Asks Redis for the town's catalogue generation now (at most every
+ * 100 ms); reloads it when it moved. */
+void ngx_http_guichet_catalogue_kick(ngx_http_guichet_tenant_t *t);
+ngx_int_t ngx_http_guichet_catalogue_init(ngx_cycle_t *cycle);
 void ngx_http_guichet_catalogue_exit(ngx_cycle_t *cycle);
 
 /* Revoked tokens (logout): BLAKE2b-128 of the token. */
 #define NGX_HTTP_GUICHET_TOKEN_HASH  GCH_TOKEN_HASH_LEN
-
 void ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out);
-ngx_uint_t ngx_http_guichet_token_revoked(const u_char *hash);
+ngx_uint_t ngx_http_guichet_token_revoked(ngx_http_guichet_tenant_t *t,
+    const u_char *hash);
 /* This worker refuses the token at once, the others at their refresh. */
-void ngx_http_guichet_revoked_add(const u_char *hash);
+void ngx_http_guichet_revoked_add(ngx_http_guichet_tenant_t *t,
+    const u_char *hash);
 
 
 /* _routes.c: the guichet_api location's handler */

@@ -41,6 +41,7 @@ struct ngx_http_guichet_op_s {
     ngx_event_t                   deadline;
     struct timeval                start;
 
+    ngx_http_guichet_tenant_t    *town;         /* the location's town */
     ngx_http_guichet_cat_t       *cat;          /* referenced catalogue */
     const gch_family_t           *family;
     char                          fid[NGX_HTTP_GUICHET_FID_MAX];
@@ -79,6 +80,10 @@ struct ngx_http_guichet_op_s {
     ngx_str_t                     answer;       /* login: 200 body, and */
     ngx_str_t                     cookie;       /* its Set-Cookie (pool) */
 };
+
+
+/* The op's town id, the first argument of every key (gch_keys.h). */
+#define NGX_HTTP_GUICHET_T(op)  ((char *) (op)->town->id.data)
 
 
 /* What the route table found out before calling a handler. */
@@ -135,7 +140,7 @@ ngx_int_t ngx_http_guichet_not_json(ngx_http_request_t *r);
 
 /* _op.c: the catalogue as a request sees it */
 
-gch_town_t *ngx_http_guichet_town(void);
+gch_town_t *ngx_http_guichet_town(ngx_http_request_t *r);
 ngx_uint_t ngx_http_guichet_behind(ngx_http_request_t *r, const char *fid);
 ngx_int_t ngx_http_guichet_unknown_family(ngx_http_request_t *r,
     const char *fid);

@@ -19,7 +19,7 @@
 #include "ngx_http_guichet_api.h"
 
 
-/* booking attempts of this worker process: their gch:inflight members */
+/* booking attempts of this worker process: their {T}:inflight members */
 static uint32_t  ngx_http_guichet_attempts;
 
 
@@ -69,7 +69,7 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
     ngx_http_guichet_op_t  *op;
     const gch_family_t     *family;
 
-    town = ngx_http_guichet_town();
+    town = ngx_http_guichet_town(r);
     if (town == NULL) {
         (void) ngx_http_guichet_discard(r);
         return ngx_http_guichet_unavailable(r);
@@ -98,7 +98,7 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
                    "A-Z a-z 0-9 _ -) est obligatoire.");
     }
 
-    op->cat = ngx_http_guichet_cat_acquire();
+    op->cat = ngx_http_guichet_cat_acquire(op->town);
     op->family = family;
     op->staff = staff;
     ngx_cpystrn((u_char *) op->fid, (u_char *) fid, sizeof(op->fid));
@@ -179,9 +179,10 @@ ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op)
     op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
     op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
                                         "HGET " GCH_KEY_STAFF " %s",
-                                        op->agent);
+                                        NGX_HTTP_GUICHET_T(op), op->agent);
     op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
-                                        "ZSCORE " GCH_KEY_REVOKED " %s", hex);
+                                        "ZSCORE " GCH_KEY_REVOKED " %s",
+                                        NGX_HTTP_GUICHET_T(op), hex);
     op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "EXEC");
     op->nfmt = 4;
 
@@ -197,9 +198,9 @@ ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op)
 
 
 /*
- * The counter: the agent's account must be active (gch:staff, published
+ * The counter: the agent's account must be active ({T}:staff, published
  * from staff_account by the worker, guichetctl staff-add and
- * guichet-office) and the token not ended (gch:revoked, read here rather
+ * guichet-office) and the token not ended ({T}:revoked, read here rather
  * than from the worker's copy, which may lag by guichet_catalogue_refresh):
  * a deactivated agent, or a token from before a password change, books
  * nothing.

@@ -44,7 +44,7 @@ ngx_http_guichet_cancel(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    op->cat = ngx_http_guichet_cat_acquire();
+    op->cat = ngx_http_guichet_cat_acquire(op->town);
     ngx_memzero(&err, sizeof(gch_error_t));
 
     if (gch_cancel_plan(&op->cancel, town, family, (const char *) bid->data,
@@ -82,7 +82,7 @@ ngx_http_guichet_absence(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
         return ngx_http_guichet_not_json(r);
     }
 
-    if (ngx_http_guichet_town() == NULL) {
+    if (ngx_http_guichet_town(r) == NULL) {
         (void) ngx_http_guichet_discard(r);
         return ngx_http_guichet_unavailable(r);
     }
@@ -92,7 +92,7 @@ ngx_http_guichet_absence(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    op->cat = ngx_http_guichet_cat_acquire();
+    op->cat = ngx_http_guichet_cat_acquire(op->town);
     ngx_cpystrn((u_char *) op->fid, (u_char *) fid, sizeof(op->fid));
     return ngx_http_guichet_op_read_body(r, op, ngx_http_guichet_absence_body);
 }
@@ -130,7 +130,7 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
     }
 
     if (family == NULL
-        || gch_absence_plan(&op->absence, family, bid, doc,
+        || gch_absence_plan(&op->absence, town, family, bid, doc,
                             ngx_http_guichet_now_ms(),
                             &ngx_http_guichet_heap_alloc, &err)
            != GCH_OK)

@@ -5,9 +5,10 @@
  * of revoked tokens, and their refresher; also the heap allocator the
  * engine's objects live in.
  *
- * Every guichet_catalogue_refresh the refresher asks Redis for the
- * catalogue's generation (gch:catalogue:gen) and the revoked set's
- * (gch:revoked:gen), and reloads what moved.  It talks to Redis through
+ * One of each per town (guichet_town; ngx_http_guichet_tenant_t): every
+ * guichet_catalogue_refresh the refresher asks Redis for each town's
+ * catalogue generation ({T}:catalogue:gen) and revoked set's
+ * ({T}:revoked:gen), and reloads what moved.  It talks to Redis through
  * the adapter (ngx_http_guichet_redis.h) only.
  */
 
@@ -22,7 +23,6 @@
 
 
 static ngx_event_t  ngx_http_guichet_refresh_ev;
-static ngx_uint_t   ngx_http_guichet_refreshing;
 static ngx_uint_t   ngx_http_guichet_exiting;
 
 
@@ -54,11 +54,20 @@ const gch_alloc_t  ngx_http_guichet_heap_alloc = {
 
 /* the catalogue */
 
-ngx_http_guichet_cat_t *
-ngx_http_guichet_cat_acquire(void)
+ngx_http_guichet_tenant_t *
+ngx_http_guichet_tenant(ngx_http_request_t *r)
 {
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+    ngx_http_guichet_loc_conf_t  *glcf;
 
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_guichet_module);
+
+    return &ngx_http_guichet_worker.towns[glcf->town_index];
+}
+
+
+ngx_http_guichet_cat_t *
+ngx_http_guichet_cat_acquire(ngx_http_guichet_tenant_t *w)
+{
     if (!w->ready || w->cat == NULL) {
         return NULL;
     }
@@ -91,26 +100,28 @@ ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat)
  * records that Redis has none: bookings then answer 503 (fail closed).
  */
 static void
-ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen)
+ngx_http_guichet_catalogue_set(ngx_http_guichet_tenant_t *w,
+    gch_town_t *town, long long gen)
 {
     ngx_http_guichet_cat_t     *cat;
     ngx_time_t                 *tp;
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+    ngx_log_t                  *log = ngx_http_guichet_worker.log;
 
     w->ready_checked = ngx_current_msec;
 
     if (town == NULL) {
         if (w->ready) {
-            ngx_log_error(NGX_LOG_WARN, w->log, 0,
-                          "guichet: catalogue gone from Redis, "
-                          "bookings closed until it is published again");
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "guichet: catalogue of town \"%V\" gone from "
+                          "Redis, bookings closed until it is published "
+                          "again", &w->id);
         }
 
         w->ready = 0;
         return;
     }
 
-    cat = ngx_alloc(sizeof(ngx_http_guichet_cat_t), w->log);
+    cat = ngx_alloc(sizeof(ngx_http_guichet_cat_t), log);
     if (cat == NULL) {
         gch_town_free(town);
         return;
@@ -120,7 +131,7 @@ ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen)
     cat->gen = gen;
     cat->refs = 1;                       /* the worker's own reference */
     cat->full_until = ngx_calloc((town->nsessions + 1) * sizeof(int64_t),
-                                 w->log);
+                                 log);
     if (cat->full_until == NULL) {
         gch_town_free(town);
         ngx_free(cat);
@@ -138,13 +149,15 @@ ngx_http_guichet_catalogue_set(gch_town_t *town, long long gen)
     tp = ngx_timeofday();
     w->confirmed_ms = (int64_t) tp->sec * 1000 + tp->msec;
 
-    if (w->metrics) {
-        (void) ngx_atomic_fetch_add(&w->metrics->catalogue_reloads, 1);
+    if (ngx_http_guichet_worker.metrics) {
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_guichet_worker.metrics->catalogue_reloads, 1);
     }
 
-    ngx_log_error(NGX_LOG_INFO, w->log, 0,
-                  "guichet: catalogue generation %L loaded, %uz sessions, "
-                  "%uz families", gen, town->nsessions, town->nfamilies);
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "guichet: town \"%V\": catalogue generation %L loaded, "
+                  "%uz sessions, %uz families", &w->id, gen, town->nsessions,
+                  town->nfamilies);
 }
 
 
@@ -165,10 +178,9 @@ ngx_http_guichet_hash_cmp(const void *a, const void *b)
 
 
 ngx_uint_t
-ngx_http_guichet_token_revoked(const u_char *hash)
+ngx_http_guichet_token_revoked(ngx_http_guichet_tenant_t *w,
+    const u_char *hash)
 {
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
-
     return w->nrevoked
            && bsearch(hash, w->revoked, w->nrevoked,
                       NGX_HTTP_GUICHET_TOKEN_HASH,
@@ -178,10 +190,9 @@ ngx_http_guichet_token_revoked(const u_char *hash)
 
 /* Replaces the worker's revoked set; takes ownership of hashes. */
 static void
-ngx_http_guichet_revoked_set(u_char *hashes, ngx_uint_t n, long long gen)
+ngx_http_guichet_revoked_set(ngx_http_guichet_tenant_t *w, u_char *hashes,
+    ngx_uint_t n, long long gen)
 {
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
-
     qsort(hashes, n, NGX_HTTP_GUICHET_TOKEN_HASH, ngx_http_guichet_hash_cmp);
 
     if (w->revoked) {
@@ -196,12 +207,12 @@ ngx_http_guichet_revoked_set(u_char *hashes, ngx_uint_t n, long long gen)
 
 /* This worker knows at once; the others at their next refresh. */
 void
-ngx_http_guichet_revoked_add(const u_char *hash)
+ngx_http_guichet_revoked_add(ngx_http_guichet_tenant_t *w,
+    const u_char *hash)
 {
-    u_char                     *p;
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+    u_char  *p;
 
-    if (ngx_http_guichet_token_revoked(hash)) {
+    if (ngx_http_guichet_token_revoked(w, hash)) {
         return;
     }
 
@@ -218,7 +229,7 @@ ngx_http_guichet_revoked_add(const u_char *hash)
     ngx_memcpy(p + w->nrevoked * NGX_HTTP_GUICHET_TOKEN_HASH, hash,
                NGX_HTTP_GUICHET_TOKEN_HASH);
 
-    ngx_http_guichet_revoked_set(p, w->nrevoked + 1, w->revoked_gen);
+    ngx_http_guichet_revoked_set(w, p, w->nrevoked + 1, w->revoked_gen);
 }
 
 
@@ -232,8 +243,9 @@ ngx_http_guichet_catalogue_loaded(redisReply *reply, void *data)
     gch_error_t         err;
     gch_town_t         *town;
     redisReply         *g, *cat;
+    ngx_http_guichet_tenant_t  *w = data;
 
-    ngx_http_guichet_refreshing = 0;
+    w->refreshing = 0;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 2)
@@ -245,7 +257,7 @@ ngx_http_guichet_catalogue_loaded(redisReply *reply, void *data)
     cat = reply->element[1];
 
     if (g->type != REDIS_REPLY_STRING || cat->type != REDIS_REPLY_STRING) {
-        ngx_http_guichet_catalogue_set(NULL, 0);
+        ngx_http_guichet_catalogue_set(w, NULL, 0);
         return;
     }
 
@@ -255,72 +267,79 @@ ngx_http_guichet_catalogue_loaded(redisReply *reply, void *data)
                         &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "guichet: catalogue generation %L refused: %s",
-                      gen, err.message);
+                      "guichet: town \"%V\": catalogue generation %L "
+                      "refused: %s", &w->id, gen, err.message);
         return;
     }
 
-    ngx_http_guichet_catalogue_set(town, gen);
+    if (ngx_strcmp(town->id, w->id.data) != 0) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "guichet: the catalogue under the keys of town "
+                      "\"%V\" is the catalogue of town \"%s\": refused",
+                      &w->id, town->id);
+        gch_town_free(town);
+        return;
+    }
+
+    ngx_http_guichet_catalogue_set(w, town, gen);
 }
 
 
 static void
 ngx_http_guichet_gen_checked(redisReply *reply, void *data)
 {
-    long long    gen;
-    ngx_time_t  *tp;
+    long long                   gen;
+    ngx_time_t                 *tp;
+    ngx_http_guichet_tenant_t  *w = data;
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_guichet_refreshing = 0;
+        w->refreshing = 0;
         return;
     }
 
     if (reply->type == REDIS_REPLY_NIL) {
-        ngx_http_guichet_refreshing = 0;
-        ngx_http_guichet_catalogue_set(NULL, 0);
+        w->refreshing = 0;
+        ngx_http_guichet_catalogue_set(w, NULL, 0);
         return;
     }
 
     gen = (reply->type == REDIS_REPLY_STRING)
           ? strtoll(reply->str, NULL, 10) : -1;
 
-    if (ngx_http_guichet_worker.cat
-        && gen == ngx_http_guichet_worker.cat->gen)
-    {
+    if (w->cat && gen == w->cat->gen) {
         tp = ngx_timeofday();
-        ngx_http_guichet_refreshing = 0;
-        ngx_http_guichet_worker.ready = 1;
-        ngx_http_guichet_worker.ready_checked = ngx_current_msec;
-        ngx_http_guichet_worker.confirmed_ms = (int64_t) tp->sec * 1000
-                                               + tp->msec;
+        w->refreshing = 0;
+        w->ready = 1;
+        w->ready_checked = ngx_current_msec;
+        w->confirmed_ms = (int64_t) tp->sec * 1000 + tp->msec;
         return;
     }
 
     /* on the same connection: sent in a row, in this turn */
     (void) ngx_http_guichet_redis_command(NULL, NULL, "MULTI");
     (void) ngx_http_guichet_redis_command(NULL, NULL,
-                                          "GET " GCH_KEY_CATALOGUE_GEN);
+                                          "GET " GCH_KEY_CATALOGUE_GEN,
+                                          w->id.data);
     (void) ngx_http_guichet_redis_command(NULL, NULL,
-                                          "GET " GCH_KEY_CATALOGUE);
+                                          "GET " GCH_KEY_CATALOGUE,
+                                          w->id.data);
     if (ngx_http_guichet_redis_command(ngx_http_guichet_catalogue_loaded,
-                                       NULL, "EXEC")
+                                       w, "EXEC")
         != NGX_OK)
     {
-        ngx_http_guichet_refreshing = 0;
+        w->refreshing = 0;
     }
 }
 
 
-/* revoked tokens: reloaded when gch:revoked:gen changes */
+/* revoked tokens: reloaded when {T}:revoked:gen changes */
 
 static void
 ngx_http_guichet_revoked_loaded(redisReply *reply, void *data)
 {
-    u_char       *hashes, *p;
-    size_t        i, n;
-    long long     gen;
-
-    gen = (long long) (intptr_t) data;
+    u_char                     *hashes, *p;
+    size_t                      i, n;
+    ngx_http_guichet_tenant_t  *w = data;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         return;
@@ -350,14 +369,15 @@ ngx_http_guichet_revoked_loaded(redisReply *reply, void *data)
         n++;
     }
 
-    ngx_http_guichet_revoked_set(hashes, n, gen);
+    ngx_http_guichet_revoked_set(w, hashes, n, w->revoked_loading);
 }
 
 
 static void
 ngx_http_guichet_revoked_checked(redisReply *reply, void *data)
 {
-    long long    gen;
+    long long                   gen;
+    ngx_http_guichet_tenant_t  *w = data;
 
     if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
         return;
@@ -365,35 +385,39 @@ ngx_http_guichet_revoked_checked(redisReply *reply, void *data)
 
     gen = strtoll(reply->str, NULL, 10);
 
-    if (gen == ngx_http_guichet_worker.revoked_gen) {
+    if (gen == w->revoked_gen) {
         return;
     }
 
+    w->revoked_loading = gen;
+
     (void) ngx_http_guichet_redis_command(ngx_http_guichet_revoked_loaded,
-                                          (void *) (intptr_t) gen,
+                                          w,
                                           "ZRANGEBYSCORE " GCH_KEY_REVOKED
-                                          " %lld +inf",
+                                          " %lld +inf", w->id.data,
                                           (long long) ngx_time());
 }
 
 
-/* One look at the generation (and the revoked tokens), if none is out. */
+/* One look at the town's generation (and its revoked tokens), if none is
+ * out. */
 static void
-ngx_http_guichet_refresh_now(void)
+ngx_http_guichet_refresh_now(ngx_http_guichet_tenant_t *w)
 {
-    if (ngx_http_guichet_refreshing) {
+    if (w->refreshing) {
         return;
     }
 
-    if (ngx_http_guichet_redis_command(ngx_http_guichet_gen_checked, NULL,
-                                       "GET " GCH_KEY_CATALOGUE_GEN)
+    if (ngx_http_guichet_redis_command(ngx_http_guichet_gen_checked, w,
+                                       "GET " GCH_KEY_CATALOGUE_GEN,
+                                       w->id.data)
         == NGX_OK)
     {
-        ngx_http_guichet_refreshing = 1;
+        w->refreshing = 1;
 
         (void) ngx_http_guichet_redis_command(
-                   ngx_http_guichet_revoked_checked, NULL,
-                   "GET " GCH_KEY_REVOKED_GEN);
+                   ngx_http_guichet_revoked_checked, w,
+                   "GET " GCH_KEY_REVOKED_GEN, w->id.data);
     }
 }
 
@@ -401,13 +425,17 @@ ngx_http_guichet_refresh_now(void)
 static void
 ngx_http_guichet_refresh_handler(ngx_event_t *ev)
 {
+    ngx_uint_t  i;
+
     if (ngx_exiting || ngx_terminate || ngx_http_guichet_exiting) {
         return;
     }
 
     ngx_add_timer(ev, ngx_http_guichet_worker.gmcf->catalogue_refresh);
 
-    ngx_http_guichet_refresh_now();
+    for (i = 0; i < ngx_http_guichet_worker.ntowns; i++) {
+        ngx_http_guichet_refresh_now(&ngx_http_guichet_worker.towns[i]);
+    }
 }
 
 
@@ -418,34 +446,50 @@ ngx_http_guichet_refresh_handler(ngx_event_t *ev)
  * Retry-After finds the new catalogue.  At most one look per 100 ms.
  */
 void
-ngx_http_guichet_catalogue_kick(void)
+ngx_http_guichet_catalogue_kick(ngx_http_guichet_tenant_t *w)
 {
-    static ngx_msec_t  last;
-    static ngx_uint_t  kicked;
-
     if (ngx_exiting || ngx_terminate || ngx_http_guichet_exiting) {
         return;
     }
 
-    if (kicked && ngx_current_msec - last < 100) {
+    if (w->kicked && ngx_current_msec - w->kicked_at < 100) {
         return;
     }
 
-    kicked = 1;
-    last = ngx_current_msec;
+    w->kicked = 1;
+    w->kicked_at = ngx_current_msec;
 
-    ngx_http_guichet_refresh_now();
+    ngx_http_guichet_refresh_now(w);
 }
 
 
-
-
-/* Once per worker process, after the Redis pool: the first look soon. */
-void
+/* Once per worker process, after the Redis pool: one state per town, the
+ * first look soon. */
+ngx_int_t
 ngx_http_guichet_catalogue_init(ngx_cycle_t *cycle)
 {
+    ngx_str_t                     *ids;
+    ngx_uint_t                     i, n;
+    ngx_http_guichet_tenant_t     *t;
+    ngx_http_guichet_main_conf_t  *gmcf = ngx_http_guichet_worker.gmcf;
+
     ngx_http_guichet_exiting = 0;
-    ngx_http_guichet_refreshing = 0;
+
+    n = gmcf->towns ? gmcf->towns->nelts : 0;
+    ids = gmcf->towns ? gmcf->towns->elts : NULL;
+
+    t = ngx_pcalloc(cycle->pool,
+                    (n + 1) * sizeof(ngx_http_guichet_tenant_t));
+    if (t == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        t[i].id = ids[i];
+    }
+
+    ngx_http_guichet_worker.towns = t;
+    ngx_http_guichet_worker.ntowns = n;
 
     ngx_http_guichet_refresh_ev.handler = ngx_http_guichet_refresh_handler;
     ngx_http_guichet_refresh_ev.log = cycle->log;
@@ -454,27 +498,36 @@ ngx_http_guichet_catalogue_init(ngx_cycle_t *cycle)
 
     /* first look right after the connections come up */
     ngx_add_timer(&ngx_http_guichet_refresh_ev, 20);
+
+    return NGX_OK;
 }
 
 
-/* Stops the refresher; lets go of the catalogue and the revoked set. */
+/* Stops the refresher; lets go of the catalogues and the revoked sets. */
 void
 ngx_http_guichet_catalogue_exit(ngx_cycle_t *cycle)
 {
+    ngx_uint_t                  i;
+    ngx_http_guichet_tenant_t  *w;
+
     ngx_http_guichet_exiting = 1;
 
     if (ngx_http_guichet_refresh_ev.timer_set) {
         ngx_del_timer(&ngx_http_guichet_refresh_ev);
     }
 
-    if (ngx_http_guichet_worker.cat) {
-        ngx_http_guichet_cat_release(ngx_http_guichet_worker.cat);
-        ngx_http_guichet_worker.cat = NULL;
-    }
+    for (i = 0; i < ngx_http_guichet_worker.ntowns; i++) {
+        w = &ngx_http_guichet_worker.towns[i];
 
-    if (ngx_http_guichet_worker.revoked) {
-        ngx_free(ngx_http_guichet_worker.revoked);
-        ngx_http_guichet_worker.revoked = NULL;
-        ngx_http_guichet_worker.nrevoked = 0;
+        if (w->cat) {
+            ngx_http_guichet_cat_release(w->cat);
+            w->cat = NULL;
+        }
+
+        if (w->revoked) {
+            ngx_free(w->revoked);
+            w->revoked = NULL;
+            w->nrevoked = 0;
+        }
     }
 }

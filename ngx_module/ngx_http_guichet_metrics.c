@@ -229,7 +229,7 @@ ngx_http_guichet_metrics_done(ngx_http_guichet_op_t *op, redisReply *reply)
 
 /*
  * The counters of the shared zone, plus what Redis says of the stream
- * (XLEN gch:bookings) and of the worker (its heartbeat: lag, dead
+ * (XLEN {T}:stream) and of the worker (its heartbeat: lag, dead
  * letters) when the EXEC reply is there; without Redis those are absent.
  */
 static ngx_int_t

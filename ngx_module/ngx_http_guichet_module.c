@@ -24,6 +24,8 @@ static char *ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_guichet_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_guichet_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_guichet_town_set(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_guichet_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_guichet_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -144,6 +146,13 @@ static ngx_command_t  ngx_http_guichet_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_guichet_main_conf_t, cookie_secure),
+      NULL },
+
+    { ngx_string("guichet_town"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_guichet_town_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_guichet_loc_conf_t, town),
       NULL },
 
     { ngx_string("guichet_api"),
@@ -442,10 +451,82 @@ ngx_http_guichet_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_guichet_loc_conf_t *prev = parent;
     ngx_http_guichet_loc_conf_t *conf = child;
 
+    ngx_str_t                     *ids;
+    ngx_uint_t                     i;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
     ngx_conf_merge_value(conf->api, prev->api, 0);
     ngx_conf_merge_value(conf->metrics, prev->metrics, 0);
+    ngx_conf_merge_str_value(conf->town, prev->town, GCH_TOWN_DEFAULT);
+
+    if (!conf->api && !conf->metrics) {
+        return NGX_CONF_OK;
+    }
+
+    /* a location that serves a town: its town gets a state per worker */
+
+    gmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_guichet_module);
+
+    if (gmcf->towns == NULL) {
+        gmcf->towns = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (gmcf->towns == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ids = gmcf->towns->elts;
+
+    for (i = 0; i < gmcf->towns->nelts; i++) {
+        if (ids[i].len == conf->town.len
+            && ngx_strncmp(ids[i].data, conf->town.data, conf->town.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == gmcf->towns->nelts) {
+        ids = ngx_array_push(gmcf->towns);
+        if (ids == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        /* NUL-terminated: the keys are formatted with %s */
+        ids->len = conf->town.len;
+        ids->data = ngx_pnalloc(cf->pool, conf->town.len + 1);
+        if (ids->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(ids->data, conf->town.data, conf->town.len);
+        ids->data[conf->town.len] = '\0';
+    }
+
+    conf->town_index = i;
 
     return NGX_CONF_OK;
+}
+
+
+/* guichet_town <id>: the town (its catalogue, its keys) a block serves */
+static char *
+ngx_http_guichet_town_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char       *rv;
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (!gch_town_id_ok((const char *) value[1].data, value[1].len)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid town id \"%V\": 1 to %d characters "
+                           "among a-z, 0-9 and \"-\"", &value[1],
+                           GCH_TOWN_ID_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = ngx_conf_set_str_slot(cf, cmd, conf);
+
+    return rv;
 }
 
 
@@ -655,9 +736,7 @@ ngx_http_guichet_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    ngx_http_guichet_catalogue_init(cycle);
-
-    return NGX_OK;
+    return ngx_http_guichet_catalogue_init(cycle);
 }
 
 

@@ -406,9 +406,9 @@ ngx_http_guichet_read_body(ngx_http_request_t *r, char **out, size_t *len)
 /* catalogue, for handlers that answer at once (no reference kept) */
 
 gch_town_t *
-ngx_http_guichet_town(void)
+ngx_http_guichet_town(ngx_http_request_t *r)
 {
-    ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
+    ngx_http_guichet_tenant_t  *w = ngx_http_guichet_tenant(r);
 
     return (w->ready && w->cat) ? w->cat->town : NULL;
 }
@@ -433,12 +433,12 @@ ngx_http_guichet_behind(ngx_http_request_t *r, const char *fid)
         || ngx_http_guichet_token(r, &tok, &cookie) != NGX_OK
         || !gch_catalogue_behind(gch_token_issued((const char *) tok.data,
                                                   tok.len),
-                                 ngx_http_guichet_worker.confirmed_ms))
+                                 ngx_http_guichet_tenant(r)->confirmed_ms))
     {
         return 0;
     }
 
-    ngx_http_guichet_catalogue_kick();
+    ngx_http_guichet_catalogue_kick(ngx_http_guichet_tenant(r));
 
     return 1;
 }
@@ -470,7 +470,7 @@ ngx_http_guichet_family(ngx_http_request_t *r, const char *fid,
     gch_town_t **town, const gch_family_t **family)
 {
     *family = NULL;
-    *town = ngx_http_guichet_town();
+    *town = ngx_http_guichet_town(r);
     if (*town == NULL) {
         return ngx_http_guichet_unavailable(r);
     }
@@ -508,6 +508,7 @@ ngx_http_guichet_op_new(ngx_http_request_t *r)
     op->cln->handler = ngx_http_guichet_op_cleanup;
     op->cln->data = op;
     op->r = r;
+    op->town = ngx_http_guichet_tenant(r);
 
     ngx_gettimeofday(&op->start);
 
@@ -1032,10 +1033,12 @@ ngx_http_guichet_op_format(ngx_http_guichet_op_t *op, ngx_uint_t n,
     for (i = 0; i < n && op->nfmt < NGX_HTTP_GUICHET_OP_FMT;
          i++, op->nfmt++)
     {
+        /* the town's id first: every key starts with its hash tag */
         op->fmt_len[op->nfmt] =
-            arg ? redisFormatCommand(&op->fmt[op->nfmt], fmts[i], arg,
-                                     arg_len)
-                : redisFormatCommand(&op->fmt[op->nfmt], fmts[i]);
+            arg ? redisFormatCommand(&op->fmt[op->nfmt], fmts[i],
+                                     NGX_HTTP_GUICHET_T(op), arg, arg_len)
+                : redisFormatCommand(&op->fmt[op->nfmt], fmts[i],
+                                     NGX_HTTP_GUICHET_T(op));
     }
 
     return ngx_http_guichet_op_collect(op);

@@ -176,10 +176,10 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_guichet_worker.nrevoked) {
+    if (ngx_http_guichet_tenant(r)->nrevoked) {
         ngx_http_guichet_token_hash(tok.data, tok.len, hash);
 
-        if (ngx_http_guichet_token_revoked(hash)) {
+        if (ngx_http_guichet_token_revoked(ngx_http_guichet_tenant(r), hash)) {
             return NGX_DECLINED;         /* logged out */
         }
     }
@@ -270,24 +270,26 @@ ngx_http_guichet_login_body(ngx_http_request_t *r)
     op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
     op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
                                         "HGET " GCH_KEY_LOGINS " %s",
-                                        op->login);
+                                        NGX_HTTP_GUICHET_T(op), op->login);
     op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
                                         "INCR " GCH_KEY_LOGINFAIL "%s/%s",
-                                        op->client, op->login);
+                                        NGX_HTTP_GUICHET_T(op), op->client,
+                                        op->login);
     op->fmt_len[3] = redisFormatCommand(&op->fmt[3],
                                         "EXPIRE " GCH_KEY_LOGINFAIL
                                         "%s/%s %d NX",
-                                        op->client, op->login,
-                                        GCH_LOGIN_PAIR_WINDOW_S);
+                                        NGX_HTTP_GUICHET_T(op), op->client,
+                                        op->login, GCH_LOGIN_PAIR_WINDOW_S);
     op->fmt_len[4] = redisFormatCommand(&op->fmt[4],
                                         "INCR " GCH_KEY_LOGINADDR "%s",
-                                        op->client);
+                                        NGX_HTTP_GUICHET_T(op), op->client);
     op->fmt_len[5] = redisFormatCommand(&op->fmt[5],
                                         "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX",
-                                        op->client, GCH_LOGIN_ADDR_WINDOW_S);
+                                        NGX_HTTP_GUICHET_T(op), op->client,
+                                        GCH_LOGIN_ADDR_WINDOW_S);
     op->fmt_len[6] = redisFormatCommand(&op->fmt[6],
                                         "TTL " GCH_KEY_LOGINADDR "%s",
-                                        op->client);
+                                        NGX_HTTP_GUICHET_T(op), op->client);
     op->fmt_len[7] = redisFormatCommand(&op->fmt[7], "EXEC");
     op->nfmt = 8;
 
@@ -338,7 +340,7 @@ ngx_http_guichet_client_key(ngx_http_request_t *r, char *buf, size_t size)
 
 
 /*
- * [HGET gch:logins, INCR and EXPIRE of the attempts of this login from
+ * [HGET {T}:logins, INCR and EXPIRE of the attempts of this login from
  * this address, INCR, EXPIRE and TTL of this address's].  The attempt is
  * counted before its check: a burst of guesses is refused before it costs
  * a hash.
@@ -415,11 +417,12 @@ ngx_http_guichet_login_found(ngx_http_guichet_op_t *op, redisReply *reply)
     op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
                                         "SET " GCH_KEY_LOGINPAUSE
                                         "%s/%s 1 EX %lld NX",
-                                        op->client, op->login,
-                                        op->verdict.pause_s);
+                                        NGX_HTTP_GUICHET_T(op), op->client,
+                                        op->login, op->verdict.pause_s);
     op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
                                         "TTL " GCH_KEY_LOGINPAUSE "%s/%s",
-                                        op->client, op->login);
+                                        NGX_HTTP_GUICHET_T(op), op->client,
+                                        op->login);
     op->fmt_len[3] = redisFormatCommand(&op->fmt[3], "EXEC");
     op->nfmt = 4;
 
@@ -628,9 +631,9 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
 /*
  * Login throttling (the policy is the engine's, gch_login_throttle()):
  * every attempt was counted before its check, in
- *   gch:loginfail:<address>/<login>   attempts of that login from there,
- *   gch:loginaddr:<address>           unsuccessful attempts from there,
- * and may have taken the pause slot gch:loginpause:<address>/<login>.
+ *   {T}:loginfail:<address>/<login>   attempts of that login from there,
+ *   {T}:loginaddr:<address>           unsuccessful attempts from there,
+ * and may have taken the pause slot {T}:loginpause:<address>/<login>.
  * A success clears the first and the slot and gives its attempt back to
  * the second (fire and forget: the answer does not wait for it).
  */
@@ -646,13 +649,16 @@ ngx_http_guichet_login_succeeded(ngx_http_guichet_op_t *op)
 
     f->len[0] = redisFormatCommand(&f->fmt[0], "MULTI");
     f->len[1] = redisFormatCommand(&f->fmt[1], "DEL " GCH_KEY_LOGINFAIL "%s/%s "
-                                   GCH_KEY_LOGINPAUSE "%s/%s", op->client,
-                                   op->login, op->client, op->login);
+                                   GCH_KEY_LOGINPAUSE "%s/%s",
+                                   NGX_HTTP_GUICHET_T(op), op->client,
+                                   op->login, NGX_HTTP_GUICHET_T(op),
+                                   op->client, op->login);
     f->len[2] = redisFormatCommand(&f->fmt[2], "DECR " GCH_KEY_LOGINADDR "%s",
-                                   op->client);
+                                   NGX_HTTP_GUICHET_T(op), op->client);
     f->len[3] = redisFormatCommand(&f->fmt[3],
                                    "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX",
-                                   op->client, GCH_LOGIN_ADDR_WINDOW_S);
+                                   NGX_HTTP_GUICHET_T(op), op->client,
+                                   GCH_LOGIN_ADDR_WINDOW_S);
     f->len[4] = redisFormatCommand(&f->fmt[4], "EXEC");
     f->n = 5;
 
@@ -663,8 +669,8 @@ ngx_http_guichet_login_succeeded(ngx_http_guichet_op_t *op)
 /*
  * A successful login is recorded for the family before it is answered:
  * the connection (unix ms and client address) at the head of
- * {f:<fid>}:connections (the last 200 kept, the family's history page),
- * and the token's hash in {f:<fid>}:tokens scored by its expiry, so that
+ * {T}:f:<fid>:connections (the last 200 kept, the family's history page),
+ * and the token's hash in {T}:f:<fid>:tokens scored by its expiry, so that
  * a password change can end the family's other sessions (guichet-office,
  * office/account.c); expired hashes are dropped.  A Redis that refuses it
  * (OOM at maxmemory, LOADING, gone) gets the login 503, never a 200 whose
@@ -708,19 +714,20 @@ ngx_http_guichet_login_record(ngx_http_guichet_op_t *op, const char *token,
 
     f->len[1] = redisFormatCommand(&f->fmt[1],
                                    "LPUSH " GCH_KEY_F(GCH_KEY_CONNECTIONS)
-                                   " %b", op->fid, conn,
-                                   (size_t) (last - conn));
+                                   " %b", NGX_HTTP_GUICHET_T(op), op->fid,
+                                   conn, (size_t) (last - conn));
     f->len[2] = redisFormatCommand(&f->fmt[2],
                                    "LTRIM " GCH_KEY_F(GCH_KEY_CONNECTIONS)
-                                   " 0 199", op->fid);
+                                   " 0 199", NGX_HTTP_GUICHET_T(op), op->fid);
     f->len[3] = redisFormatCommand(&f->fmt[3],
                                    "ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
-                                   " %lld %s", op->fid, (long long) expires,
-                                   hex);
+                                   " %lld %s", NGX_HTTP_GUICHET_T(op),
+                                   op->fid, (long long) expires, hex);
     f->len[4] = redisFormatCommand(&f->fmt[4],
                                    "ZREMRANGEBYSCORE "
                                    GCH_KEY_F(GCH_KEY_TOKENS) " -inf %lld",
-                                   op->fid, (long long) tp->sec);
+                                   NGX_HTTP_GUICHET_T(op), op->fid,
+                                   (long long) tp->sec);
     f->len[5] = redisFormatCommand(&f->fmt[5], "EXEC");
     f->n = 6;
 
@@ -825,7 +832,7 @@ ngx_http_guichet_fire_done(redisReply *reply, void *data)
 
 /*
  * DELETE /api/session ends the session for real: the token's hash goes
- * into gch:revoked (until the token would have expired anyway); this
+ * into {T}:revoked (until the token would have expired anyway); this
  * worker refuses it at once, the others within guichet_catalogue_refresh.
  */
 ngx_int_t
@@ -864,7 +871,7 @@ ngx_http_guichet_logout(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
     ngx_http_guichet_token_hash(tok.data, tok.len, hash);
     ngx_hex_dump(hex, hash, NGX_HTTP_GUICHET_TOKEN_HASH);
     hex[2 * NGX_HTTP_GUICHET_TOKEN_HASH] = '\0';
-    ngx_http_guichet_revoked_add(hash);
+    ngx_http_guichet_revoked_add(ngx_http_guichet_tenant(r), hash);
 
     op = ngx_http_guichet_op_new(r);
     if (op == NULL) {
@@ -874,12 +881,15 @@ ngx_http_guichet_logout(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
     op->fmt_len[0] = redisFormatCommand(&op->fmt[0], "MULTI");
     op->fmt_len[1] = redisFormatCommand(&op->fmt[1],
                                         "ZADD " GCH_KEY_REVOKED " %lld %s",
+                                        NGX_HTTP_GUICHET_T(op),
                                         (long long) expires, hex);
     op->fmt_len[2] = redisFormatCommand(&op->fmt[2],
                                         "ZREMRANGEBYSCORE " GCH_KEY_REVOKED
-                                        " -inf %lld", (long long) ngx_time());
+                                        " -inf %lld", NGX_HTTP_GUICHET_T(op),
+                                        (long long) ngx_time());
     op->fmt_len[3] = redisFormatCommand(&op->fmt[3],
-                                        "INCR " GCH_KEY_REVOKED_GEN);
+                                        "INCR " GCH_KEY_REVOKED_GEN,
+                                        NGX_HTTP_GUICHET_T(op));
     op->fmt_len[4] = redisFormatCommand(&op->fmt[4], "EXEC");
     op->nfmt = 5;
 

@@ -132,7 +132,7 @@ ngx_http_guichet_view_town(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    *town = ngx_http_guichet_town();
+    *town = ngx_http_guichet_town(r);
 
     return *town ? NGX_OK : ngx_http_guichet_unavailable(r);
 }
@@ -205,7 +205,8 @@ ngx_http_guichet_view(ngx_http_request_t *r, gch_view_t *view)
     }
 
     op->view = view;
-    op->cat = ngx_http_guichet_cat_acquire();   /* the view points into it */
+    /* the view points into it */
+    op->cat = ngx_http_guichet_cat_acquire(op->town);
 
     return ngx_http_guichet_op_start(r, op, gch_view_cmds(view),
                                      ngx_http_guichet_view_done);
@@ -321,7 +322,7 @@ ngx_http_guichet_invoices(ngx_http_request_t *r,
     ngx_http_guichet_op_t  *op;
     static const char      *fmts[] = {
         "MULTI",
-        "GET " GCH_KEY_F_TAG "%b" GCH_KEY_TAG_END GCH_KEY_INVOICES,
+        "GET " GCH_KEY_T(GCH_N_F "%b:" GCH_KEY_INVOICES),
         "EXEC"
     };
 
@@ -484,9 +485,9 @@ ngx_http_guichet_health_done(ngx_http_guichet_op_t *op, redisReply *reply)
                      "{\"redis\":\"%s\",\"postgres\":\"%V\","
                      "\"catalogue\":\"%s\",\"worker_lag_ms\":%L}",
                      ok ? "ok" : "down", &pg,
-                     ngx_http_guichet_worker.ready ? "ok" : "missing", lag);
+                     op->town->ready ? "ok" : "missing", lag);
 
-    ok = ok && pg.len == 2 && ngx_http_guichet_worker.ready;
+    ok = ok && pg.len == 2 && op->town->ready;
 
     ngx_http_guichet_op_answer(op, ok ? NGX_HTTP_OK
                                       : NGX_HTTP_SERVICE_UNAVAILABLE,

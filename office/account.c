@@ -9,15 +9,15 @@
  *
  * Connections are recorded by the module at each login (fire and forget,
  * ngx_http_guichet_login_record): "<unix ms> <address>" at the head of
- * {f:<fid>}:connections (200 kept) and the token's BLAKE2b-128 hash in
- * {f:<fid>}:tokens scored by its expiry.  Ending a family's sessions puts
- * those hashes in gch:revoked (the logout set) and moves gch:revoked:gen,
+ * {T}:f:<fid>:connections (200 kept) and the token's BLAKE2b-128 hash in
+ * {T}:f:<fid>:tokens scored by its expiry.  Ending a family's sessions puts
+ * those hashes in {T}:revoked (the logout set) and moves {T}:revoked:gen,
  * which every nginx worker reloads within guichet_catalogue_refresh.
  *
  * A new password is an argon2id hash (libsodium, interactive limits, as
  * guichetctl load-town makes them).  It is written to PostgreSQL and the
  * catalogue is marked changed in the same transaction (the worker then
- * republishes gch:logins); gch:logins is also set at once after the
+ * republishes {T}:logins); {T}:logins is also set at once after the
  * commit.  The other sessions are ended before the commit: if Redis
  * cannot do it, nothing changes (503).
  *
@@ -54,9 +54,9 @@
 /* sessions and logins in Redis                                         */
 
 /*
- * Ends the family's sessions recorded in {f:<fid>}:tokens except the one
- * whose hash is keep (NULL: all): their hashes go into gch:revoked until
- * they expire, then gch:revoked:gen moves.  0, or -1 after answering 503.
+ * Ends the family's sessions recorded in {T}:f:<fid>:tokens except the one
+ * whose hash is keep (NULL: all): their hashes go into {T}:revoked until
+ * they expire, then {T}:revoked:gen moves.  0, or -1 after answering 503.
  */
 static int
 gcho_end_sessions(gcho_req_t *rq, const char *fid, const char *keep)
@@ -72,7 +72,7 @@ gcho_end_sessions(gcho_req_t *rq, const char *fid, const char *keep)
     }
 
     r = redisCommand(rc_, "ZRANGEBYSCORE " GCH_KEY_F(GCH_KEY_TOKENS)
-                          " %lld +inf WITHSCORES",
+                          " %lld +inf WITHSCORES", gchb_town,
                      fid, (long long) gcho_now());
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         goto failed;
@@ -83,14 +83,14 @@ gcho_end_sessions(gcho_req_t *rq, const char *fid, const char *keep)
         if (keep != NULL && strcmp(r->element[i]->str, keep) == 0) {
             continue;
         }
-        redisAppendCommand(rc_, "ZADD " GCH_KEY_REVOKED " %s %s",
+        redisAppendCommand(rc_, "ZADD " GCH_KEY_REVOKED " %s %s", gchb_town,
                            r->element[i + 1]->str, r->element[i]->str);
-        redisAppendCommand(rc_, "ZREM " GCH_KEY_F(GCH_KEY_TOKENS) " %s", fid,
-                           r->element[i]->str);
+        redisAppendCommand(rc_, "ZREM " GCH_KEY_F(GCH_KEY_TOKENS) " %s",
+                           gchb_town, fid, r->element[i]->str);
         n += 2;
     }
 
-    redisAppendCommand(rc_, "INCR " GCH_KEY_REVOKED_GEN);
+    redisAppendCommand(rc_, "INCR " GCH_KEY_REVOKED_GEN, gchb_town);
     n++;
 
     freeReplyObject(r);
@@ -129,7 +129,7 @@ failed:
 }
 
 
-/* Sets gch:logins[login] at once (the worker republishes it anyway). */
+/* Sets {T}:logins[login] at once (the worker republishes it anyway). */
 static void
 gcho_login_publish(const char *login, const char *fid, const char *hash)
 {
@@ -144,11 +144,12 @@ gcho_login_publish(const char *login, const char *fid, const char *hash)
 
     /* one value "<family_id> <hash>" (a space inside %s splits nothing) */
     snprintf(value, sizeof(value), "%s %s", fid, hash);
-    r = redisCommand(rc, "HSET " GCH_KEY_LOGINS " %s %s", login, value);
+    r = redisCommand(rc, "HSET " GCH_KEY_LOGINS " %s %s", gchb_town, login,
+                     value);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         gchb_log("warn", "office: redis: HSET " GCH_KEY_LOGINS
                  " %s: %s (the worker "
-                 "publishes it within publish_interval_ms)", login,
+                 "publishes it within publish_interval_ms)", gchb_town, login,
                  r ? r->str : rc->errstr);
     }
     if (r != NULL) {
@@ -659,7 +660,7 @@ gcho_history_connections(gcho_req_t *rq, const char *from, const char *to,
     }
 
     r = redisCommand(redis, "LRANGE " GCH_KEY_F(GCH_KEY_CONNECTIONS) " 0 %d",
-                     rq->family_id, GCHO_CONNECTIONS - 1);
+                     gchb_town, rq->family_id, GCHO_CONNECTIONS - 1);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         gchb_log("error", "office: redis: LRANGE connections: %s",
                  r ? (r->str ? r->str : "?") : redis->errstr);

@@ -2,7 +2,7 @@
  * auth.c -- guichet-office's authentication, the module's
  * (ngx_http_guichet_session.c): a bearer token or the guichet_session
  * cookie, checked with gch_token_verify() and against the logout set
- * gch:revoked (BLAKE2b-128 of the token, hex); cookie requests that
+ * {T}:revoked (BLAKE2b-128 of the token, hex); cookie requests that
  * change something must carry a matching Origin.  Staff tokens
  * ("staff:<login>") are bearer only and need an active staff_account row
  * whose role ranks at least the route's.  http.c calls gcho_authorize()
@@ -90,9 +90,10 @@ gcho_token(gcho_req_t *rq)
         return -1;
     }
 
-    r = redisCommand(rc, "ZSCORE " GCH_KEY_REVOKED " %s", rq->token_hash);
+    r = redisCommand(rc, "ZSCORE " GCH_KEY_REVOKED " %s", gchb_town,
+                     rq->token_hash);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchb_log("error", "office: redis: ZSCORE gch:revoked: %s",
+        gchb_log("error", "office: redis: ZSCORE {%s}:revoked: %s", gchb_town,
                  r ? r->str : rc->errstr);
         if (r) {
             freeReplyObject(r);

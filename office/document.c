@@ -26,7 +26,7 @@
  *
  * Medical certificates (type certificat_medical) are uploaded here before
  * the website justifies an absence with POST /api/absences (the module's
- * endpoint): an upload adds its id to {f:<fid>}:documents in Redis, the
+ * endpoint): an upload adds its id to {T}:f:<fid>:documents in Redis, the
  * set the module checks that document_id against.
  */
 
@@ -262,7 +262,7 @@ gcho_doc_sync_dir(const char *dir)
 
 
 /*
- * Adds the document to {f:<fid>}:documents, the set the module's POST
+ * Adds the document to {T}:f:<fid>:documents, the set the module's POST
  * /api/absences checks a document_id against, before the upload commits:
  * Redis may then name a document PostgreSQL does not have (the commit
  * failed), never the reverse.  The publisher rebuilds the sets after a
@@ -279,14 +279,15 @@ gcho_doc_known(gcho_req_t *rq, const char *fid, const char *id)
         return -1;
     }
 
-    r = redisCommand(rc, "SADD " GCH_KEY_F(GCH_KEY_DOCUMENTS) " %s", fid, id);
+    r = redisCommand(rc, "SADD " GCH_KEY_F(GCH_KEY_DOCUMENTS) " %s", gchb_town,
+                     fid, id);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
         freeReplyObject(r);
         return 0;
     }
 
     gchb_log("error", "office: redis: SADD " GCH_KEY_F(GCH_KEY_DOCUMENTS)
-             ": %s", fid,
+             ": %s", gchb_town, fid,
              r ? r->str : rc->errstr);
     if (r != NULL) {
         freeReplyObject(r);
@@ -589,7 +590,7 @@ gcho_doc_get(gcho_req_t *rq)
  * while the town has not accepted it (deposee or refusee); an accepted one
  * stays, it lets bookings through (409 already_decided).  Another family's
  * or an unknown id is 404.  The row goes in one transaction with its audit
- * row (document.delete), then the file and the id in {f:<fid>}:documents
+ * row (document.delete), then the file and the id in {T}:f:<fid>:documents
  * (best effort: Redis may name a document PostgreSQL no longer has, the
  * direction gcho_doc_known already allows).
  */
@@ -671,10 +672,10 @@ gcho_doc_delete(gcho_req_t *rq)
     rc = gcho_ctx.redis;
     if (rc != NULL) {
         r = redisCommand(rc, "SREM " GCH_KEY_F(GCH_KEY_DOCUMENTS) " %s",
-                         rq->family_id, rq->param[0]);
+                         gchb_town, rq->family_id, rq->param[0]);
         if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
             gchb_log("error", "office: redis: SREM "
-                     GCH_KEY_F(GCH_KEY_DOCUMENTS) ": %s",
+                     GCH_KEY_F(GCH_KEY_DOCUMENTS) ": %s", gchb_town,
                      rq->family_id, r ? r->str : rc->errstr);
             gcho_redis_drop_broken();
         }

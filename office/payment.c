@@ -22,7 +22,7 @@
  *      never paid twice).  Refused or abandoned: the invoices stay unpaid
  *      and may be paid again.  Then the catalogue is marked changed
  *      (unpaid invoices block booking through worker/overlay.c) and the
- *      family's {f:<fid>}:invoices is republished.
+ *      family's {T}:f:<fid>:invoices is republished.
  *   3. GET /api/payments/{id} (the return page) settles the same way when
  *      the operation is still pending, in case the notification is late.
  *

@@ -12,10 +12,10 @@
  * address; 429 rate_limited).  Logins, failures and every staff write are
  * audit_log rows written in the transaction of the action.
  *
- * A staff token is recorded in {f:staff:<login>}:tokens (like a family's),
+ * A staff token is recorded in {T}:staff:<login>:tokens (like a family's),
  * so that deactivating the account (POST /api/staff/accounts/{login}/
  * deactivate, admin) or changing its password (guichetctl staff-add) ends
- * it; gch:staff tells the module which accounts are active (issue 18).
+ * it; {T}:staff tells the module which accounts are active (issue 18).
  *
  * The enrolment and document decisions are in enrolment.c and document.c;
  * the on-site bookings at the counter stay in the module
@@ -71,13 +71,13 @@ gcho_staff_failed(gcho_req_t *rq, const char *login)
  * gch_login_throttle() in gch.h, docs/reliability.md "Security") and its
  * Redis keys, the login written "staff:<login>" so that it is never a
  * family's:
- *   gch:loginfail:<address>/staff:<login>   attempts of that login from
+ *   {T}:loginfail:<address>/staff:<login>   attempts of that login from
  *                                           that address since its last
  *                                           success,
- *   gch:loginaddr:<address>                 unsuccessful attempts from
+ *   {T}:loginaddr:<address>                 unsuccessful attempts from
  *                                           that address, family and staff
  *                                           logins alike (one hard limit),
- *   gch:loginpause:<address>/staff:<login>  the pause slot.
+ *   {T}:loginpause:<address>/staff:<login>  the pause slot.
  * The attempt is counted (INCR, atomic) before the account is read and the
  * hash queued: a burst of concurrent guesses is refused before it costs a
  * hash.  The address is nginx's X-Real-IP (the socket is 0660: nginx alone
@@ -187,14 +187,14 @@ gcho_staff_throttle(gcho_req_t *rq, const char *login)
     gcho_staff_client_key(rq, addr, sizeof(addr));
 
     redisAppendCommand(rc, "MULTI");
-    redisAppendCommand(rc, "INCR " GCH_KEY_LOGINFAIL "%s/staff:%s", addr,
-                       login);
+    redisAppendCommand(rc, "INCR " GCH_KEY_LOGINFAIL "%s/staff:%s", gchb_town,
+                       addr, login);
     redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINFAIL "%s/staff:%s %d NX",
-                       addr, login, GCH_LOGIN_PAIR_WINDOW_S);
-    redisAppendCommand(rc, "INCR " GCH_KEY_LOGINADDR "%s", addr);
-    redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX", addr,
-                       GCH_LOGIN_ADDR_WINDOW_S);
-    redisAppendCommand(rc, "TTL " GCH_KEY_LOGINADDR "%s", addr);
+                       gchb_town, addr, login, GCH_LOGIN_PAIR_WINDOW_S);
+    redisAppendCommand(rc, "INCR " GCH_KEY_LOGINADDR "%s", gchb_town, addr);
+    redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX", gchb_town,
+                       addr, GCH_LOGIN_ADDR_WINDOW_S);
+    redisAppendCommand(rc, "TTL " GCH_KEY_LOGINADDR "%s", gchb_town, addr);
     redisAppendCommand(rc, "EXEC");
 
     r = gcho_staff_exec(rc, 7, "counting a staff login");
@@ -232,9 +232,9 @@ gcho_staff_throttle(gcho_req_t *rq, const char *login)
 
     redisAppendCommand(rc, "MULTI");
     redisAppendCommand(rc, "SET " GCH_KEY_LOGINPAUSE "%s/staff:%s 1 EX %lld NX",
-                       addr, login, verdict.pause_s);
-    redisAppendCommand(rc, "TTL " GCH_KEY_LOGINPAUSE "%s/staff:%s", addr,
-                       login);
+                       gchb_town, addr, login, verdict.pause_s);
+    redisAppendCommand(rc, "TTL " GCH_KEY_LOGINPAUSE "%s/staff:%s", gchb_town,
+                       addr, login);
     redisAppendCommand(rc, "EXEC");
 
     r = gcho_staff_exec(rc, 4, "pausing a staff login");
@@ -291,11 +291,11 @@ gcho_staff_throttle_clear(gcho_req_t *rq, const char *login)
 
     redisAppendCommand(rc, "MULTI");
     redisAppendCommand(rc, "DEL " GCH_KEY_LOGINFAIL "%s/staff:%s "
-                       GCH_KEY_LOGINPAUSE "%s/staff:%s", addr, login, addr,
-                       login);
-    redisAppendCommand(rc, "DECR " GCH_KEY_LOGINADDR "%s", addr);
-    redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX", addr,
-                       GCH_LOGIN_ADDR_WINDOW_S);
+                       GCH_KEY_LOGINPAUSE "%s/staff:%s", gchb_town, addr,
+                       login, gchb_town, addr, login);
+    redisAppendCommand(rc, "DECR " GCH_KEY_LOGINADDR "%s", gchb_town, addr);
+    redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX", gchb_town,
+                       addr, GCH_LOGIN_ADDR_WINDOW_S);
     redisAppendCommand(rc, "EXEC");
 
     r = gcho_staff_exec(rc, 5, "clearing a staff login's attempts");
@@ -306,13 +306,13 @@ gcho_staff_throttle_clear(gcho_req_t *rq, const char *login)
 
 
 /*
- * The token's hash in {f:staff:<login>}:tokens scored by its expiry, as
+ * The token's hash in {T}:staff:<login>:tokens scored by its expiry, as
  * the module does for a family's login; expired ones dropped.  Best effort:
  * without Redis the login still answers (the token then ends only by
- * expiring or when the account is deactivated: gch:staff).
+ * expiring or when the account is deactivated: {T}:staff).
  */
 static void
-gcho_staff_token_record(const char *fid, const char *tok, int64_t expires)
+gcho_staff_token_record(const char *login, const char *tok, int64_t expires)
 {
     char           hex[2 * GCH_TOKEN_HASH_LEN + 1];
     uint8_t        hash[GCH_TOKEN_HASH_LEN];
@@ -327,21 +327,19 @@ gcho_staff_token_record(const char *fid, const char *tok, int64_t expires)
     gch_token_hash(tok, strlen(tok), hash);
     sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
 
-    r = redisCommand(rc, "ZADD " GCH_KEY_F(GCH_KEY_TOKENS) " %lld %s", fid,
-                     (long long) expires, hex);
+    r = redisCommand(rc, "ZADD " GCH_KEY_STAFF_TOKENS " %lld %s", gchb_town,
+                     login, (long long) expires, hex);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchb_log("warn", "office: redis: ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
-                 ": %s", fid,
-                 r ? r->str : rc->errstr);
+        gchb_log("warn", "office: redis: ZADD " GCH_KEY_STAFF_TOKENS ": %s",
+                 gchb_town, login, r ? r->str : rc->errstr);
         gcho_redis_drop_broken();
     }
     if (r) {
         freeReplyObject(r);
     }
 
-    r = redisCommand(rc, "ZREMRANGEBYSCORE " GCH_KEY_F(GCH_KEY_TOKENS)
-                         " -inf %lld", fid,
-                     (long long) gcho_now());
+    r = redisCommand(rc, "ZREMRANGEBYSCORE " GCH_KEY_STAFF_TOKENS " -inf %lld",
+                     gchb_town, login, (long long) gcho_now());
     if (r) {
         freeReplyObject(r);
     }
@@ -415,7 +413,7 @@ gcho_staff_login_end(gcho_req_t *rq)
     }
 
     gch_instant_format(expires, exp);
-    gcho_staff_token_record(fid, tok, expires);
+    gcho_staff_token_record(login, tok, expires);
 
     yajl_gen_map_open(o.g);
     gch_jout_cstr(&o, "token");
@@ -840,8 +838,8 @@ gcho_staff_audit(gcho_req_t *rq)
 
 /*
  * POST /api/staff/accounts/{login}/deactivate (admin): the account can no
- * longer log in, its tokens end at once (gch:revoked) and the counter
- * refuses it (gch:staff).  staff-add makes it active again.
+ * longer log in, its tokens end at once ({T}:revoked) and the counter
+ * refuses it ({T}:staff).  staff-add makes it active again.
  */
 static int
 gcho_staff_deactivate(gcho_req_t *rq)

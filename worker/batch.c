@@ -1,5 +1,5 @@
 /*
- * batch.c -- one batch of the stream gch:bookings into PostgreSQL
+ * batch.c -- one batch of the stream {T}:stream into PostgreSQL
  * (persist.c reads, checks and acknowledges the entries): the set-based
  * statements, prepared once per connection, run in ONE transaction under
  * the advisory lock GCHB_LOCK_PERSIST, each only in batches holding the

@@ -26,7 +26,7 @@
 
 #define GCHW_STREAM      GCH_KEY_STREAM
 #define GCHW_GROUP       "persist"
-#define GCHW_DEAD        GCH_KEY_STREAM ":dead"
+#define GCHW_DEAD        GCH_KEY_STREAM_DEAD
 
 
 /* ------------------------------------------------------------------ */
@@ -36,17 +36,17 @@
  * Publishes PostgreSQL's catalogue to Redis: per session SET NX of the
  * places counter (places_online minus confirmed bookings), delta-adjusts
  * counters whose places_online changed since the last publication, the
- * logins hash, gch:catalogue and, last, INCR gch:catalogue:gen.  With
+ * logins hash, {T}:catalogue and, last, INCR {T}:catalogue:gen.  With
  * rebuild set (Redis lost its data), counters are SET unconditionally and
- * the bookings' sets, claims, family plannings and gch:seq:demande are
+ * the bookings' sets, claims, family plannings and {T}:seq:demande are
  * rebuilt from PostgreSQL first.  0, or -1 after logging.
  */
 int gchw_publish(PGconn *pg, redisContext *rc, int rebuild);
 
 /*
  * Called every publish_interval_ms by the worker: publishes when the
- * catalogue version in PostgreSQL differs from gch:catalogue:version, and
- * rebuilds when gch:catalogue:gen is missing.  0 (nothing or done), or -1.
+ * catalogue version in PostgreSQL differs from {T}:catalogue:version, and
+ * rebuilds when {T}:catalogue:gen is missing.  0 (nothing or done), or -1.
  */
 int gchw_publish_check(PGconn *pg, redisContext *rc);
 
@@ -75,7 +75,7 @@ typedef struct gchw_persist_s  gchw_persist_t;
 /* Owns nothing of conf (it must outlive the persister). */
 gchw_persist_t *gchw_persist_new(const gchb_conf_t *conf);
 void gchw_persist_free(gchw_persist_t *p);
-/* XGROUP CREATE gch:bookings persist 0 MKSTREAM (BUSYGROUP ignored). */
+/* XGROUP CREATE {T}:stream persist 0 MKSTREAM (BUSYGROUP ignored). */
 int gchw_persist_group(redisContext *rc);
 /*
  * One round: claim idle entries of dead consumers, read up to batch_size
@@ -93,11 +93,11 @@ void gchw_persist_reread(gchw_persist_t *p);
 /* now minus the time of the oldest pending or undelivered entry, 0 when
  * caught up, -1 on a Redis error. */
 int64_t gchw_persist_lag(redisContext *rc);
-/* XLEN gch:bookings:dead (entries that failed max_attempts times), -1 on a
+/* XLEN {T}:stream:dead (entries that failed max_attempts times), -1 on a
  * Redis error. */
 long long gchw_persist_dead(redisContext *rc);
 /*
- * XTRIM gch:bookings MINID m, m = the smallest of: the group's oldest
+ * XTRIM {T}:stream MINID m, m = the smallest of: the group's oldest
  * pending entry, its last delivered entry, now - keep_ms.  Nothing not yet
  * acknowledged is ever trimmed.  keep_ms 0: never trims.  Returns the
  * number of entries trimmed, or -1 after logging.
@@ -143,11 +143,11 @@ int gchw_mail_send(PGconn *pg, const gchb_conf_t *conf, int max);
 
 typedef struct gchw_reaper_s  gchw_reaper_t;
 
-/* The reaper keeps the catalogue parsed from gch:catalogue (re-read when
- * gch:catalogue:gen changes) to know each session's places_online. */
+/* The reaper keeps the catalogue parsed from {T}:catalogue (re-read when
+ * {T}:catalogue:gen changes) to know each session's places_online. */
 gchw_reaper_t *gchw_reaper_new(void);
 void gchw_reaper_free(gchw_reaper_t *r);
-/* Releases attempts of gch:inflight older than reap_after_ms (see
+/* Releases attempts of {T}:inflight older than reap_after_ms (see
  * docs/architecture.md).  Returns the number reaped or -1 after logging. */
 /* Moves unused on-site places online for activities whose
  * release_onsite_at has come (once per session).  0, or -1 on a Redis

@@ -3,7 +3,7 @@
  *
  *   guichet-worker [-c FILE]
  *
- * One thread, one loop: persist a batch of the stream gch:bookings
+ * One thread, one loop: persist a batch of the stream {T}:stream
  * (persist.c), and on their own clocks run the periodic tasks of the
  * table gchw_tasks below (pgbouncer's janitor style): write the heartbeat
  * (heartbeat_ms), reap orphan attempts and trim the stream (every second,
@@ -65,7 +65,7 @@ gchw_heartbeat(redisContext *rc, int pg_ok)
              (long long) gchb_now_ms(), pg_ok ? "ok" : "down",
              (long long) (lag < 0 ? 0 : lag), dead < 0 ? 0 : dead);
 
-    r = redisCommand(rc, "SET " GCH_KEY_HEARTBEAT " %s EX 5", buf);
+    r = redisCommand(rc, "SET " GCH_KEY_HEARTBEAT " %s EX 5", gchb_town, buf);
     if (r) {
         freeReplyObject(r);
     }
@@ -177,7 +177,7 @@ gchw_invoice_period(const gchb_conf_t *conf)
 }
 
 
-/* gch:worker:heartbeat (what guichet-office and the module show). */
+/* {T}:worker:heartbeat (what guichet-office and the module show). */
 static int
 gchw_task_heartbeat(gchw_worker_t *w, int64_t now)
 {

@@ -1,5 +1,5 @@
 /*
- * persist.c -- the stream gch:bookings into PostgreSQL, exactly once.
+ * persist.c -- the stream {T}:stream into PostgreSQL, exactly once.
  *
  * The worker reads with the consumer group "persist" (created at id 0, so
  * nothing written before the group existed is missed).  Each batch is
@@ -90,7 +90,7 @@ gchw_persist_group(redisContext *rc)
     int          ok;
 
     r = redisCommand(rc, "XGROUP CREATE " GCHW_STREAM " " GCHW_GROUP
-                     " 0 MKSTREAM");
+                     " 0 MKSTREAM", gchb_town);
     if (r == NULL) {
         gchb_log("error", "redis: %s", rc->errstr);
         return -1;
@@ -104,7 +104,7 @@ gchw_persist_group(redisContext *rc)
 
     } else if (r->type != REDIS_REPLY_ERROR) {
         gchb_log("info", "created consumer group " GCHW_GROUP " on "
-                 GCHW_STREAM);
+                 GCHW_STREAM, gchb_town);
     }
 
     freeReplyObject(r);
@@ -200,7 +200,7 @@ gchw_ack(redisContext *rc, const char **ids, size_t n)
     }
 
     argv[0] = "XACK";
-    argv[1] = GCHW_STREAM;
+    argv[1] = gchb_keys.stream;
     argv[2] = GCHW_GROUP;
     for (i = 0; i < n; i++) {
         argv[i + 3] = ids[i];
@@ -233,7 +233,7 @@ gchw_deliveries(redisContext *rc, const char *id)
     redisReply  *r, *e;
 
     r = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP " %s %s 1",
-                     id, id);
+                     gchb_town, id, id);
     if (r == NULL) {
         gchb_log("error", "redis: %s", rc->errstr);
         return -1;
@@ -293,7 +293,7 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
     snprintf(nbuf, sizeof(nbuf), "%lld", n);
     snprintf(tbuf, sizeof(tbuf), "%lld", (long long) gchb_now_ms());
 
-    argv[0] = "XADD";       argv[1] = GCHW_DEAD;     argv[2] = "*";
+    argv[0] = "XADD";       argv[1] = gchb_keys.stream_dead; argv[2] = "*";
     argv[3] = "id";         argv[4] = id;
     argv[5] = "error";      argv[6] = error;
     argv[7] = "deliveries"; argv[8] = nbuf;
@@ -306,7 +306,7 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
 
     r = redisCommandArgv(rc, 13, argv, lens);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchb_log("error", "redis: XADD " GCHW_DEAD ": %s",
+        gchb_log("error", "redis: XADD " GCHW_DEAD ": %s", gchb_town,
                  r ? r->str : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -320,7 +320,7 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
     }
 
     gchb_log("error", "stream entry %s moved to " GCHW_DEAD " after %lld "
-             "deliveries: %s", id, n, error);
+             "deliveries: %s", id, gchb_town, n, error);
 
     return 1;
 }
@@ -564,20 +564,19 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
     if (p->read_pending) {
         r = redisCommand(rc, "XREADGROUP GROUP " GCHW_GROUP " %s COUNT %d"
                          " STREAMS " GCHW_STREAM " %s", conf->consumer,
-                         conf->batch_size, p->pending_from);
+                         conf->batch_size, gchb_town, p->pending_from);
 
     } else if (now >= p->next_claim_ms) {
         p->next_claim_ms = now + 1000;
         r = redisCommand(rc, "XAUTOCLAIM " GCHW_STREAM " " GCHW_GROUP
-                         " %s %d %s COUNT %d", conf->consumer,
-                         conf->claim_idle_ms, p->claim_from,
-                         conf->batch_size);
+                         " %s %d %s COUNT %d", gchb_town, conf->consumer,
+                         conf->claim_idle_ms, p->claim_from, conf->batch_size);
 
     } else {
         r = redisCommand(rc, "XREADGROUP GROUP " GCHW_GROUP " %s COUNT %d"
                          " BLOCK %d STREAMS " GCHW_STREAM " >",
                          conf->consumer, conf->batch_size,
-                         conf->batch_wait_ms);
+                         conf->batch_wait_ms, gchb_town);
     }
 
     if (r == NULL) {

@@ -3,7 +3,7 @@
  *
  * Shared by `guichetctl load-town` (right after its commit) and the worker
  * (every publish_interval_ms, when the catalogue version in PostgreSQL
- * differs from gch:catalogue:version, or when gch:catalogue:gen is gone).
+ * differs from {T}:catalogue:version, or when {T}:catalogue:gen is gone).
  *
  * The catalogue text is the one `load-town` stored in the catalogue table
  * (gch_town_write of the loaded file: sessions expanded, no passwords),
@@ -11,18 +11,18 @@
  * debits laid over it per family (overlay.c).
  * Order of writes, all pipelined:
  *
- *   1. rebuild only: {s:}:booked, {f:}:bookings, claims {c:}:<date>:q<i>
- *      and gch:seq:demande from PostgreSQL's confirmed bookings, the
- *      families' uploaded documents {f:}:documents, and their invoice
- *      lists {f:}:invoices (invoice.c);
- *   2. per session {s:<sid>}:left = places_online - confirmed bookings as a
+ *   1. rebuild only: {T}:s:<id>:booked, {T}:f:<id>:bookings, claims
+ *      {T}:c:<id>:<date>:q<i> and {T}:seq:demande from PostgreSQL's confirmed bookings, the
+ *      families' uploaded documents {T}:f:<id>:documents, and their invoice
+ *      lists {T}:f:<id>:invoices (invoice.c);
+ *   2. per session {T}:s:<sid>:left = places_online - confirmed bookings as a
  *      4-byte big-endian u32: SET NX (live counters win), or SET when
  *      rebuilding; a session whose places_online changed since the last
  *      publication has its live counter shifted by the difference;
- *   3. gch:logins (login -> "<family_id> <hash>"), stale logins removed;
- *      gch:staff (login -> role) of the active staff accounts, whole
+ *   3. {T}:logins (login -> "<family_id> <hash>"), stale logins removed;
+ *      {T}:staff (login -> role) of the active staff accounts, whole
  *      (the counter's bookings need an active account: issue 18);
- *   4. gch:catalogue, gch:catalogue:version, then INCR gch:catalogue:gen,
+ *   4. {T}:catalogue, {T}:catalogue:version, then INCR {T}:catalogue:gen,
  *      last: nginx workers trust the counters once they see a generation.
  */
 
@@ -157,7 +157,7 @@ gchw_gen_ki(yajl_gen g, const char *k, const char *v)
 
 
 /* A confirmed booking (row of res) back in its session's booked set and
- * its family's {f:}:bookings hash.  0 or -1 (out of memory). */
+ * its family's {T}:f:<id>:bookings hash.  0 or -1 (out of memory). */
 static int
 gchw_rebuild_booking(gchw_pipe_t *p, PGresult *res, int row)
 {
@@ -168,8 +168,9 @@ gchw_rebuild_booking(gchw_pipe_t *p, PGresult *res, int row)
     const unsigned char  *buf;
 
     onsite = strcmp(PQgetvalue(res, row, 9), "onsite") == 0;
-    snprintf(key, sizeof(key), "{s:%s}:%s", PQgetvalue(res, row, 1),
-             onsite ? "booked_onsite" : "booked");
+    snprintf(key, sizeof(key), GCH_KEY_S("%s"), gchb_town,
+             PQgetvalue(res, row, 1),
+             onsite ? GCH_KEY_BOOKED_ONSITE : GCH_KEY_BOOKED);
     gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 0));
 
     g = yajl_gen_alloc(NULL);
@@ -188,7 +189,7 @@ gchw_rebuild_booking(gchw_pipe_t *p, PGresult *res, int row)
     yajl_gen_map_close(g);
     yajl_gen_get_buf(g, &buf, &len);
 
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS),
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), gchb_town,
              PQgetvalue(res, row, 3));
     {
         const char  *argv[4] = { "HSET", key, PQgetvalue(res, row, 0),
@@ -240,7 +241,7 @@ gchw_rebuild_claims(gchw_pipe_t *p, PGresult *res, int row,
 
     for (q = 0; q < 32; q++) {
         if (quanta & (1u << q)) {
-            snprintf(key, sizeof(key), "{c:%s}:%s:q%d",
+            snprintf(key, sizeof(key), GCH_KEY_CLAIM, gchb_town,
                      PQgetvalue(res, row, 2), PQgetvalue(res, row, 7), q);
             gchw_pipe_str(p, 5, "SET", key, val, "EXAT", exat);
         }
@@ -263,7 +264,7 @@ gchw_rebuild_seq_documents(PGconn *pg, gchw_pipe_t *p)
         return -1;
     }
 
-    gchw_pipe_str(p, 3, "SET", GCH_KEY_SEQ_DEMANDE, PQgetvalue(res, 0, 0));
+    gchw_pipe_str(p, 3, "SET", gchb_keys.seq_demande, PQgetvalue(res, 0, 0));
     PQclear(res);
 
     res = gchw_query(pg, "select family_id, id::text from document");
@@ -272,7 +273,7 @@ gchw_rebuild_seq_documents(PGconn *pg, gchw_pipe_t *p)
     }
 
     for (row = 0; row < PQntuples(res); row++) {
-        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS),
+        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS), gchb_town,
                  PQgetvalue(res, row, 0));
         gchw_pipe_str(p, 3, "SADD", key, PQgetvalue(res, row, 1));
     }
@@ -322,7 +323,7 @@ gchw_rebuild_bookings(PGconn *pg, gchw_pipe_t *p, const gch_town_t *town)
 }
 
 
-/* SCARD {s:<sid>}:booked for every row of res (column 0), pipelined. */
+/* SCARD {T}:s:<sid>:booked for every row of res (column 0), pipelined. */
 static int
 gchw_scard_all(redisContext *rc, PGresult *res, long *out)
 {
@@ -336,7 +337,7 @@ gchw_scard_all(redisContext *rc, PGresult *res, long *out)
 
     while (done < n) {
         for (row = done; row < n && row < done + GCHW_PIPE_MAX; row++) {
-            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_BOOKED),
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_BOOKED), gchb_town,
                      PQgetvalue(res, row, 0));
             redisAppendCommand(rc, "SCARD %s", key);
         }
@@ -372,7 +373,7 @@ gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
 
 
 /*
- * The on-site quota of each session, {s:<sid>}:onsite = places -
+ * The on-site quota of each session, {T}:s:<sid>:onsite = places -
  * places_online - confirmed on-site bookings: SET NX (the live counter
  * wins) or SET when rebuilding.  A change of places after publication
  * moves the online counter only (a known limit, docs/worker.md).
@@ -397,7 +398,7 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
     n = PQntuples(res);
 
     for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE),
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE), gchb_town,
                  PQgetvalue(res, row, 0));
         left = atol(PQgetvalue(res, row, 1));
         gchw_u32be(val, left < 0 ? 0 : left);
@@ -454,7 +455,7 @@ gchw_counters_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
 
     for (done = 0; done < nc && !p->failed; done = c) {
         for (c = done; c < nc && c < done + GCHW_PIPE_MAX; c++) {
-            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), gchb_town,
                      PQgetvalue(res, cand[c], 0));
             redisAppendCommand(rc, "EXISTS %s", key);
         }
@@ -478,7 +479,7 @@ gchw_counters_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
         }
 
         row = cand[c];
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), gchb_town,
                  PQgetvalue(res, row, 0));
         d = atol(PQgetvalue(res, row, 1))
             - atol(PQgetvalue(res, row, 2));
@@ -498,7 +499,7 @@ gchw_counters_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
 /*
  * Step 2b: every session's counter, places_online minus what is taken:
  * SET NX, or SET when rebuilding, where what is taken is the size of
- * {s:}:booked, which now holds PostgreSQL's bookings and any that Redis
+ * {T}:s:<id>:booked, which now holds PostgreSQL's bookings and any that Redis
  * still had (the union is what is taken).  0 or -1.
  */
 static int
@@ -521,7 +522,7 @@ gchw_counters_set(redisContext *rc, gchw_pipe_t *p, PGresult *res,
     }
 
     for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), gchb_town,
                  PQgetvalue(res, row, 0));
         left = atol(PQgetvalue(res, row, 1))
                - (booked ? booked[row] : atol(PQgetvalue(res, row, 3)));
@@ -726,15 +727,15 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
     for (row = 0; row < n; row++) {
         snprintf(val, sizeof(val), "%s %s", PQgetvalue(res, row, 1),
                  PQgetvalue(res, row, 2));
-        gchw_pipe_str(p, 4, "HSET", GCH_KEY_LOGINS, PQgetvalue(res, row, 0),
+        gchw_pipe_str(p, 4, "HSET", gchb_keys.logins, PQgetvalue(res, row, 0),
                       val);
     }
 
     gchw_pipe_flush(p);
 
-    r = redisCommand(rc, "HKEYS " GCH_KEY_LOGINS);
+    r = redisCommand(rc, "HKEYS " GCH_KEY_LOGINS, gchb_town);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        gchb_log("error", "redis: HKEYS gch:logins: %s",
+        gchb_log("error", "redis: HKEYS {%s}:logins: %s", gchb_town,
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -750,7 +751,7 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
         }
 
         if (!found) {
-            gchw_pipe_str(p, 3, "HDEL", GCH_KEY_LOGINS, r->element[i]->str);
+            gchw_pipe_str(p, 3, "HDEL", gchb_keys.logins, r->element[i]->str);
         }
     }
 
@@ -763,7 +764,7 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
 
 
 /*
- * Step 3b: gch:staff, the active staff accounts with a password (login ->
+ * Step 3b: {T}:staff, the active staff accounts with a password (login ->
  * role), replaced as a whole in one MULTI/EXEC.  guichetctl staff-add and
  * guichet-office's deactivation change it at once too; the nginx module
  * refuses the counter's bookings of a login not in it.
@@ -784,10 +785,10 @@ gchw_publish_staff(PGconn *pg, gchw_pipe_t *p)
     n = PQntuples(res);
 
     gchw_pipe_str(p, 1, "MULTI");
-    gchw_pipe_str(p, 2, "DEL", GCH_KEY_STAFF);
+    gchw_pipe_str(p, 2, "DEL", gchb_keys.staff);
 
     for (row = 0; row < n; row++) {
-        gchw_pipe_str(p, 4, "HSET", GCH_KEY_STAFF, PQgetvalue(res, row, 0),
+        gchw_pipe_str(p, 4, "HSET", gchb_keys.staff, PQgetvalue(res, row, 0),
                       PQgetvalue(res, row, 1));
     }
 
@@ -932,8 +933,8 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
         return -1;
     }
 
-    gchw_pipe_str(&p, 3, "SET", GCH_KEY_CATALOGUE, json);
-    gchw_pipe_str(&p, 3, "SET", GCH_KEY_CATALOGUE_VERSION, version);
+    gchw_pipe_str(&p, 3, "SET", gchb_keys.catalogue, json);
+    gchw_pipe_str(&p, 3, "SET", gchb_keys.catalogue_version, version);
     gchw_pipe_flush(&p);
 
     if (p.failed) {
@@ -943,9 +944,9 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
     }
 
     /* last: the generation tells nginx the counters are there */
-    r = redisCommand(rc, "INCR " GCH_KEY_CATALOGUE_GEN);
+    r = redisCommand(rc, "INCR " GCH_KEY_CATALOGUE_GEN, gchb_town);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-        gchb_log("error", "redis: INCR gch:catalogue:gen: %s",
+        gchb_log("error", "redis: INCR {%s}:catalogue:gen: %s", gchb_town,
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -977,9 +978,9 @@ gchw_publish_needed(PGconn *pg, redisContext *rc, int *rebuild)
     redisReply  *r;
 
     r = redisCommand(rc, "MGET " GCH_KEY_CATALOGUE_GEN " "
-                         GCH_KEY_CATALOGUE_VERSION);
+                         GCH_KEY_CATALOGUE_VERSION, gchb_town, gchb_town);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        gchb_log("error", "redis: MGET gch:catalogue:gen: %s",
+        gchb_log("error", "redis: MGET {%s}:catalogue:gen: %s", gchb_town,
                  r ? "bad reply" : rc->errstr);
         if (r) {
             freeReplyObject(r);
@@ -1038,7 +1039,7 @@ gchw_publish_check(PGconn *pg, redisContext *rc)
     if (rv > 0) {
         if (rebuild) {
             gchb_log("warn", GCH_KEY_CATALOGUE_GEN " is missing: rebuilding "
-                     "redis from postgres");
+                     "redis from postgres", gchb_town);
         }
 
         rv = gchw_publish_locked(pg, rc, rebuild);

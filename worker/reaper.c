@@ -1,12 +1,12 @@
 /*
  * reaper.c -- releases what dead nginx workers left between two steps.
  *
- * gch:inflight holds one member per attempt between its steps, scored by
- * its start in ms: a booking attempt "{f:<fid>}:idem:<key>#<id>" (the
- * record "{f:<fid>}:idem:<key>" is "P <hash> <id> <plan>" while its first
+ * {T}:inflight holds one member per attempt between its steps, scored by
+ * its start in ms: a booking attempt "{T}:f:<fid>:idem:<key>#<id>" (the
+ * record "{T}:f:<fid>:idem:<key>" is "P <hash> <id> <plan>" while its first
  * attempt is in flight; a member without "#<id>" is the record key alone,
  * as written before attempts had ids) or a cancellation marker
- * "{f:<fid>}:cancel:<bid>" (value "C <ms> <billed> <bid> <cid> <sid>",
+ * "{T}:f:<fid>:cancel:<bid>" (value "C <ms> <billed> <bid> <cid> <sid>",
  * then " onsite" for a booking made at the counter).
  * Every second the worker looks at members older than reap_after_ms
  * (docs/architecture.md, "When the nginx worker dies between the steps"):
@@ -18,9 +18,9 @@
  *   deleted; ZREM.
  *   its own "P": MULTI, DEL the claims of its plan that still hold
  *   "<sid> <bid>", the record and the member, ZADD each session of the plan to
- *   gch:recount, due recount_after_ms later, EXEC (aborted if a late step
+ *   {T}:recount, due recount_after_ms later, EXEC (aborted if a late step
  *   two wrote meanwhile: it wins).
- * recount: each due session of gch:recount gets left = places_online +
+ * recount: each due session of {T}:recount gets left = places_online +
  *   on-site places released online - SCARD booked, under WATCH of those
  *   keys and only when no younger attempt touches the session; otherwise
  *   it stays due, tried again next round.  The delay lets the attempts
@@ -31,7 +31,7 @@
  *   WATCH of the marker.
  *
  * places_online comes from the catalogue in Redis, parsed by the engine and
- * re-read when gch:catalogue:gen changes.
+ * re-read when {T}:catalogue:gen changes.
  */
 
 #include <stdio.h>
@@ -80,14 +80,14 @@ gchw_reaper_free(gchw_reaper_t *r)
 
 /*
  * Session sid is to be recounted, not before recount_after_ms from now
- * (kept in Redis, gch:recount, so that a worker restart forgets nothing).
+ * (kept in Redis, {T}:recount, so that a worker restart forgets nothing).
  * Inside the caller's MULTI when there is one.
  */
 static void
 gchw_dirty_add(gchw_reaper_t *r, redisContext *rc, const char *sid)
 {
     freeReplyObject(redisCommand(rc, "ZADD " GCH_KEY_RECOUNT " GT %lld %s",
-                                 (long long) r->recount_at, sid));
+                                 gchb_town, (long long) r->recount_at, sid));
 }
 
 
@@ -123,7 +123,7 @@ gchw_refused_item(yajl_val item, const char **cid, const char **sid)
  * booking id (gch_book_id: the same for every attempt with the key), and
  * no booking of that id exists: it is deleted, under WATCH of the claims
  * so that nobody else's claim is touched.  member is
- * "{f:<fid>}:idem:<key>", rec the record "D <hash32> <answer>".
+ * "{T}:f:<fid>:idem:<key>", rec the record "D <hash32> <answer>".
  */
 static void
 gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
@@ -140,16 +140,19 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
     const gch_session_t  *s;
     const char           *pi[] = { "items", NULL };
 
-    end = strstr(member, "}:idem:");
-    if (len <= 35 || strncmp(member, "{f:", 3) != 0 || end == NULL
-        || (size_t) (end - member - 3) >= sizeof(fid) || r->town == NULL)
+    /* "{T}:f:<fid>:idem:<key>": a family id has no ":" */
+    k = gchb_keys.f_len;
+    end = strncmp(member, gchb_keys.f, k) == 0
+          ? strstr(member + k, ":idem:") : NULL;
+    if (len <= 35 || end == NULL || (size_t) (end - member - k) >= sizeof(fid)
+        || r->town == NULL)
     {
         return;
     }
 
-    memcpy(fid, member + 3, end - member - 3);
-    fid[end - member - 3] = '\0';
-    key = end + 7;
+    memcpy(fid, member + k, end - member - k);
+    fid[end - member - k] = '\0';
+    key = end + 6;
 
     v = yajl_tree_parse(rec + 35, ebuf, sizeof(ebuf));
     items = v ? yajl_tree_get(v, pi, yajl_t_array) : NULL;
@@ -167,8 +170,8 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
         quanta = r->town->units[s->unit].quanta;
         for (q = 0; q < 32 && nkeys < 64; q++) {
             if ((quanta & (1u << q))
-                && gch_claim_key_of(keys[nkeys], sizeof(keys[0]), cid,
-                                    s->date, q) > 0)
+                && gch_claim_key_of(keys[nkeys], sizeof(keys[0]), r->town,
+                                    cid, s->date, q) > 0)
             {
                 nkeys++;
             }
@@ -235,7 +238,7 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
 
 /*
  * The sessions of a stored answer "D <hash32> <answer>" are to be
- * recounted: its member in gch:inflight is a replay (same key, same body)
+ * recounted: its member in {T}:inflight is a replay (same key, same body)
  * whose nginx worker died between its steps.  The first attempt's step two
  * had removed the member, the replay's step one put it back and took the
  * places its step two would have given back.
@@ -301,7 +304,7 @@ gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
     gch_town_t   *t;
     gch_error_t   err;
 
-    x = redisCommand(rc, "GET " GCH_KEY_CATALOGUE_GEN);
+    x = redisCommand(rc, "GET " GCH_KEY_CATALOGUE_GEN, gchb_town);
     if (x == NULL) {
         return -1;
     }
@@ -317,7 +320,7 @@ gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
         return 0;
     }
 
-    x = redisCommand(rc, "GET " GCH_KEY_CATALOGUE);
+    x = redisCommand(rc, "GET " GCH_KEY_CATALOGUE, gchb_town);
     if (x == NULL || x->type != REDIS_REPLY_STRING) {
         if (x) {
             freeReplyObject(x);
@@ -359,9 +362,10 @@ gchw_release_session(redisContext *rc, const gch_session_t *s)
     redisReply  *x;
     long long    free_places;
 
-    snprintf(onsite, sizeof(onsite), GCH_KEY_S(GCH_KEY_ONSITE), s->id);
-    snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), s->id);
-    snprintf(mark, sizeof(mark), GCH_KEY_S(GCH_KEY_RELEASED), s->id);
+    snprintf(onsite, sizeof(onsite), GCH_KEY_S(GCH_KEY_ONSITE), gchb_town,
+             s->id);
+    snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), gchb_town, s->id);
+    snprintf(mark, sizeof(mark), GCH_KEY_S(GCH_KEY_RELEASED), gchb_town, s->id);
 
     x = redisCommand(rc, "EXISTS %s", mark);
     if (x == NULL) {
@@ -483,7 +487,7 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
     const char  *id;
 
     m = redisCommand(rc, "ZRANGEBYSCORE " GCH_KEY_INFLIGHT " (%lld +inf",
-                     (long long) cutoff);
+                     gchb_town, (long long) cutoff);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
         if (m) {
             freeReplyObject(m);
@@ -536,7 +540,7 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
 
 /*
  * left = places_online - SCARD booked, atomically, and sid leaves
- * gch:recount in the same MULTI (WATCHed: a release that scheduled it
+ * {T}:recount in the same MULTI (WATCHed: a release that scheduled it
  * again meanwhile aborts this one).  1 done, 0 not yet.
  */
 static int
@@ -552,17 +556,19 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
 
     s = gch_town_session(r->town, sid, strlen(sid));
     if (s == NULL) {                       /* not bookable any more */
-        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s", sid));
+        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s",
+                        gchb_town, sid));
         return 1;
     }
 
-    snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), sid);
-    snprintf(booked, sizeof(booked), GCH_KEY_S(GCH_KEY_BOOKED), sid);
-    snprintf(released, sizeof(released), GCH_KEY_S(GCH_KEY_RELEASED), sid);
+    snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), gchb_town, sid);
+    snprintf(booked, sizeof(booked), GCH_KEY_S(GCH_KEY_BOOKED), gchb_town, sid);
+    snprintf(released, sizeof(released), GCH_KEY_S(GCH_KEY_RELEASED), gchb_town,
+             sid);
 
     for (tries = 0; tries < 5; tries++) {
         x = redisCommand(rc, "WATCH %s %s %s " GCH_KEY_RECOUNT, left, booked,
-                         released);
+                         released, gchb_town);
         if (x == NULL) {
             return 0;
         }
@@ -602,7 +608,8 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
         freeReplyObject(redisCommand(rc, "MULTI"));
         freeReplyObject(redisCommand(rc, "SET %s %b", left, val,
                                      (size_t) 4));
-        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s", sid));
+        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s",
+                        gchb_town, sid));
         x = redisCommand(rc, "EXEC");
         if (x == NULL) {
             return 0;
@@ -649,7 +656,8 @@ gchw_reap_retry(gchw_reaper_t *r, redisContext *rc, const char *member,
                  "not known", member);
     }
     freeReplyObject(g);
-    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", member));
+    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", gchb_town,
+                    member));
     return 1;
 }
 
@@ -745,7 +753,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         freeReplyObject(redisCommand(rc, "MULTI"));
         freeReplyObject(redisCommand(rc, "DEL %s", rkey));
         freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s",
-                        member));
+                        gchb_town, member));
         freeReplyObject(redisCommand(rc, "EXEC"));
         return 1;
     }
@@ -761,7 +769,8 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         freeReplyObject(redisCommand(rc, "DEL %s", dels[i]));
     }
     freeReplyObject(redisCommand(rc, "DEL %s", rkey));
-    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", member));
+    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", gchb_town,
+                    member));
     for (i = 0; i < v->u.array.len; i++) {
         sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
         if (sv) {
@@ -818,7 +827,7 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
         freeReplyObject(m);
         freeReplyObject(redisCommand(rc, "UNWATCH"));
         freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s",
-                        member));
+                        gchb_town, member));
         return 1;
     }
 
@@ -826,9 +835,10 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
     onsite = strstr(m->str, " onsite") != NULL;
     freeReplyObject(m);
 
-    /* "{f:<fid>}:cancel:<bid>" */
-    fid = member + 3;
-    end = strstr(fid, "}:cancel:");
+    /* "{T}:f:<fid>:cancel:<bid>" */
+    fid = member + gchb_keys.f_len;
+    end = strncmp(member, gchb_keys.f, gchb_keys.f_len) == 0
+          ? strstr(fid, ":cancel:") : NULL;
     if (end == NULL) {
         freeReplyObject(redisCommand(rc, "UNWATCH"));
         return 1;
@@ -859,23 +869,26 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
     yajl_gen_get_buf(g, &buf, &len);
 
     freeReplyObject(redisCommand(rc, "MULTI"));
-    freeReplyObject(redisCommand(rc, "BITFIELD {s:%s}:%s OVERFLOW FAIL "
-                                 "INCRBY u32 0 1", sid,
-                                 onsite ? "onsite" : "left"));
+    freeReplyObject(redisCommand(rc, "BITFIELD " GCH_KEY_S("%s")
+                                 " OVERFLOW FAIL INCRBY u32 0 1", gchb_town,
+                                 sid, onsite ? GCH_KEY_ONSITE : GCH_KEY_LEFT));
 
     gch_day_format(s->date, day);
     quanta = r->town->units[s->unit].quanta;
     for (q = 0; q < 32; q++) {
         if (quanta & (1u << q)) {
-            snprintf(key, sizeof(key), "{c:%s}:%s:q%d", cid, day, q);
+            snprintf(key, sizeof(key), GCH_KEY_CLAIM, gchb_town, cid, day,
+                     q);
             freeReplyObject(redisCommand(rc, "DEL %s", key));
         }
     }
 
-    freeReplyObject(redisCommand(rc, "XADD " GCHW_STREAM " * d %b", buf,
+    freeReplyObject(redisCommand(rc, "XADD " GCHW_STREAM " * d %b", gchb_town,
+                    buf,
                                  len));
     freeReplyObject(redisCommand(rc, "DEL %s", member));
-    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", member));
+    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", gchb_town,
+                    member));
     x = redisCommand(rc, "EXEC");
     yajl_gen_free(g);
 
@@ -909,7 +922,7 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
     r->recount_at = now_ms + recount_after_ms;
 
     m = redisCommand(rc, "ZRANGEBYSCORE " GCH_KEY_INFLIGHT
-                         " -inf %lld LIMIT 0 %d",
+                         " -inf %lld LIMIT 0 %d", gchb_town,
                      (long long) cutoff, GCHW_REAP_MAX);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
         gchb_log("error", "reaper: redis: %s",
@@ -943,7 +956,7 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
 
     /* recount the sessions of released attempts, once due */
     m = redisCommand(rc, "ZRANGEBYSCORE " GCH_KEY_RECOUNT
-                         " -inf %lld LIMIT 0 %d",
+                         " -inf %lld LIMIT 0 %d", gchb_town,
                      (long long) now_ms, GCHW_REAP_MAX);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
         if (m) {

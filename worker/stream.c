@@ -1,5 +1,5 @@
 /*
- * stream.c -- watching the stream gch:bookings for the heartbeat and
+ * stream.c -- watching the stream {T}:stream for the heartbeat and
  * keeping it short: the persister's lag (the oldest pending or
  * undelivered entry), the count of dead letters, and XTRIM of what the
  * group has acknowledged and keep_ms no longer keeps.
@@ -32,7 +32,7 @@ gchw_group_last(redisContext *rc, char *out, size_t size)
 
     out[0] = '\0';
 
-    r = redisCommand(rc, "XINFO GROUPS " GCHW_STREAM);
+    r = redisCommand(rc, "XINFO GROUPS " GCHW_STREAM, gchb_town);
     if (r == NULL) {
         return -1;
     }
@@ -81,7 +81,7 @@ gchw_persist_lag(redisContext *rc)
     }
 
     /* oldest pending */
-    x = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP);
+    x = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP, gchb_town);
     if (x && x->type == REDIS_REPLY_ARRAY && x->elements >= 2
         && x->element[1]->type == REDIS_REPLY_STRING)
     {
@@ -93,7 +93,8 @@ gchw_persist_lag(redisContext *rc)
 
     /* oldest undelivered */
     if (last[0] != '\0' && oldest == 0) {
-        x = redisCommand(rc, "XRANGE " GCHW_STREAM " (%s + COUNT 1", last);
+        x = redisCommand(rc, "XRANGE " GCHW_STREAM " (%s + COUNT 1", gchb_town,
+                         last);
         if (x && x->type == REDIS_REPLY_ARRAY && x->elements == 1) {
             oldest = gchw_id_ms(x->element[0]->element[0]->str);
         }
@@ -119,7 +120,7 @@ gchw_persist_dead(redisContext *rc)
     long long    n;
     redisReply  *r;
 
-    r = redisCommand(rc, "XLEN " GCHW_DEAD);
+    r = redisCommand(rc, "XLEN " GCHW_DEAD, gchb_town);
     if (r == NULL) {
         return -1;
     }
@@ -174,7 +175,7 @@ gchw_persist_trim(redisContext *rc, int keep_ms)
     }
 
     /* the oldest pending entry (older than the last delivered one) */
-    x = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP);
+    x = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP, gchb_town);
     if (x == NULL) {
         gchb_log("error", "redis: %s", rc->errstr);
         return -1;
@@ -191,7 +192,7 @@ gchw_persist_trim(redisContext *rc, int keep_ms)
         snprintf(minid, sizeof(minid), "%s", keep);
     }
 
-    r = redisCommand(rc, "XTRIM " GCHW_STREAM " MINID %s", minid);
+    r = redisCommand(rc, "XTRIM " GCHW_STREAM " MINID %s", gchb_town, minid);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
         gchb_log("error", "redis: XTRIM: %s",
                  r ? (r->str ? r->str : "bad reply") : rc->errstr);

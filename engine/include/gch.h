@@ -25,6 +25,8 @@
 
 #include <hiredis/hiredis.h>     /* redisReply: a plain struct, no I/O */
 
+#include "gch_keys.h"
+
 
 /* ------------------------------------------------------------------ */
 /* errors and allocation                                               */
@@ -252,7 +254,28 @@ typedef struct {
 
 typedef struct gch_town_s  gch_town_t;
 
+/*
+ * A town's Redis keys (gch_keys.h), ready when it is parsed: the hot path
+ * copies ids after the prefixes instead of formatting.  "{<id>}:" starts
+ * each; f, s and c are "{<id>}:f:", "{<id>}:s:", "{<id>}:c:".
+ */
+#define GCH_TOWN_KEY_MAX  (GCH_TOWN_ID_MAX + 24)
+
+typedef struct {
+    char              f[GCH_TOWN_KEY_MAX];
+    char              s[GCH_TOWN_KEY_MAX];
+    char              c[GCH_TOWN_KEY_MAX];
+    char              inflight[GCH_TOWN_KEY_MAX];
+    char              stream[GCH_TOWN_KEY_MAX];
+    char              seq_demande[GCH_TOWN_KEY_MAX];
+    char              catalogue_gen[GCH_TOWN_KEY_MAX];
+    size_t            stream_len;
+} gch_town_keys_t;
+
 struct gch_town_s {
+    const char       *id;                /* town.id, GCH_TOWN_DEFAULT when
+                                            the file has none */
+    gch_town_keys_t   keys;
     const char       *name;
     const char       *timezone;
     gch_unit_t       *units;
@@ -273,6 +296,8 @@ struct gch_town_s {
  * owns everything; free with gch_town_free(). */
 int gch_town_parse(gch_town_t **out, const char *json, size_t len,
     const gch_alloc_t *a, gch_error_t *err);
+/* 1 when s (n bytes) is a valid town id: [a-z0-9-]{1,40}. */
+int gch_town_id_ok(const char *s, size_t n);
 void gch_town_free(gch_town_t *t);
 
 /* Serialise as a catalogue (sessions only, no passwords).  *out is
@@ -328,8 +353,8 @@ int64_t gch_token_issued(const char *tok, size_t len);
 #define GCH_CATALOGUE_SLACK_MS  5000
 int gch_catalogue_behind(int64_t issued, int64_t confirmed_ms);
 
-/* How a token is named where it is stored or revoked ({f:<fid>}:tokens,
- * gch:revoked): BLAKE2b-128 of its text, written as 32 hex digits. */
+/* How a token is named where it is stored or revoked ({T}:f:<fid>:tokens,
+ * {T}:revoked): BLAKE2b-128 of its text, written as 32 hex digits. */
 #define GCH_TOKEN_HASH_LEN  16
 void gch_token_hash(const char *tok, size_t len,
     uint8_t out[GCH_TOKEN_HASH_LEN]);
@@ -401,7 +426,7 @@ typedef struct {
                                                on-site quota, no opening */
     uint64_t                 attempt;       /* the caller's number for this
                                                attempt (process, counter):
-                                               its gch:inflight member */
+                                               its {T}:inflight member */
     int64_t                  refused_ttl_s; /* the answer of a request
                                                with no cell confirmed is
                                                kept this long (0: as
@@ -490,12 +515,12 @@ typedef struct gch_cancel_s  gch_cancel_t;
 void gch_book_id(char out[GCH_BOOKING_ID_MAX], const char *fid,
     const char *key, size_t key_len, const char *cid, const char *sid);
 /* The claim key of elementary interval q (< 100) of child cid on day:
- * "{c:<cid>}:<YYYY-MM-DD>:q<q>".  Its length, or -1 (and "") when it does
- * not fit in size. */
-int gch_claim_key_of(char *buf, size_t size, const char *cid, gch_day_t day,
-    int q);
+ * "{T}:c:<cid>:<YYYY-MM-DD>:q<q>" of town t.  Its length, or -1 (and "")
+ * when it does not fit in size. */
+int gch_claim_key_of(char *buf, size_t size, const gch_town_t *t,
+    const char *cid, gch_day_t day, int q);
 
-/* A booking attempt's gch:inflight member "<record key>#<id>", id =
+/* A booking attempt's {T}:inflight member "<record key>#<id>", id =
  * "<ms>.<attempt>.<8 hex of the body's hash>" (a member without "#" is
  * the record key alone, as written before attempts had ids).  Copies the
  * record key into rkey (truncated to size); returns the id or NULL. */
@@ -533,9 +558,9 @@ int gch_absence_req_parse(const char *body, size_t len, char *bid,
 
 /* Driven like a cancellation: 200 {"booking_id","status":"justified",
  * "billed":false,"request_id"} or 404 not_found. */
-int gch_absence_plan(gch_absence_t **out, const gch_family_t *f,
-    const char *bid, const char *doc, int64_t now_ms, const gch_alloc_t *a,
-    gch_error_t *err);
+int gch_absence_plan(gch_absence_t **out, const gch_town_t *t,
+    const gch_family_t *f, const char *bid, const char *doc, int64_t now_ms,
+    const gch_alloc_t *a, gch_error_t *err);
 const gch_cmds_t *gch_absence_next(gch_absence_t *j);
 int gch_absence_on_reply(gch_absence_t *j, const redisReply *exec);
 int gch_absence_status(const gch_absence_t *j);
@@ -705,7 +730,7 @@ long long gch_login_paused(const gch_login_verdict_t *v, long long ttl);
  * A family's bookings: every request that reaches Redis is charged
  * GCH_FAMILY_REQUEST_COST plus its number of items against a budget of
  * GCH_FAMILY_BUDGET per GCH_FAMILY_WINDOW_S (INCRBY then EXPIRE NX on
- * {f:<fid>}:budget, inside step one: no round trip more); beyond, 429
+ * {T}:f:<fid>:budget, inside step one: no round trip more); beyond, 429
  * rate_limited and step one is undone, nothing kept.  The
  * answers of wholly refused requests are kept GCH_REFUSED_TTL_S instead of
  * guichet_idempotency_ttl (gch_book_in_t.refused_ttl_s).

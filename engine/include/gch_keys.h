@@ -3,48 +3,97 @@
  *
  * Used by the engine, the nginx module, the worker, guichetctl and
  * guichet-office (and backend/).  docs/architecture.md says what each
- * key holds.  Global keys are string literals, to be joined into a
- * command at compile time ("HGET " GCH_KEY_STAFF " %s").  The keys of one
- * family, and of one session, share a hash tag so that one MULTI touches
- * one cluster slot: GCH_KEY_F(name) is the printf format "{f:%s}:<name>"
- * (the family's id in the %s), GCH_KEY_S(name) "{s:%s}:<name>", and
- * GCH_KEY_F_TAG, GCH_KEY_S_TAG, GCH_KEY_TAG_END are their pieces for the
- * builders that copy ids without printf.
+ * key holds.
+ *
+ * Every key of a town starts with the town's hash tag, "{<town id>}:",
+ * so that all the keys of one town live in one Redis Cluster slot and
+ * every step of the booking saga stays one MULTI on one node (issue 21).
+ * The names after the tag are short: they are stored once per key and
+ * there are several keys per booking (issue 20).
+ *
+ * The macros below are printf formats whose first %s is the town id:
+ * "HGET " GCH_KEY_STAFF " %s" takes (town, login).  The keys of a family
+ * take (town, family id), of a session (town, session id):
+ * GCH_KEY_F(name) is "{%s}:f:%s:<name>", GCH_KEY_S(name) "{%s}:s:%s:<name>".
+ * The hot path does not printf: the engine keeps each town's prefixes
+ * ("{T}:f:", "{T}:s:", "{T}:c:") and its global keys ready in gch_town_t
+ * (gch_town_keys_t, gch.h) and copies ids after them.
+ *
+ * The layout before towns ("gch:*", "{f:<fid>}:*", "{s:<sid>}:*",
+ * "{c:<cid>}:*") is renamed by the worker at start and by guichetctl
+ * migrate-keys (backend/migrate.c, the only place that still names it).
  */
 
 #ifndef GCH_KEYS_H
 #define GCH_KEYS_H
 
 
-/* global keys */
+/* a town's id: [a-z0-9-]{1,40}; a town file without one is "main" */
+#define GCH_TOWN_ID_MAX         40
+#define GCH_TOWN_DEFAULT        "main"
 
-#define GCH_KEY_CATALOGUE       "gch:catalogue"      /* the town, JSON */
-#define GCH_KEY_CATALOGUE_GEN   "gch:catalogue:gen"  /* its generation */
-#define GCH_KEY_INFLIGHT        "gch:inflight"       /* zset: attempts, ms */
-#define GCH_KEY_STREAM          "gch:bookings"       /* stream: the worker's */
-#define GCH_KEY_SEQ_DEMANDE     "gch:seq:demande"    /* demande numbers */
-#define GCH_KEY_REVOKED         "gch:revoked"        /* zset: token hashes */
-#define GCH_KEY_REVOKED_GEN     "gch:revoked:gen"
-#define GCH_KEY_STAFF           "gch:staff"          /* hash: active agents */
-#define GCH_KEY_LOGINS          "gch:logins"         /* hash: login -> id */
-#define GCH_KEY_HEARTBEAT       "gch:worker:heartbeat"
-#define GCH_KEY_CATALOGUE_VERSION "gch:catalogue:version" /* the worker's */
-#define GCH_KEY_RECOUNT         "gch:recount"        /* zset: the reaper's */
+/* "{" <town id> "}:" */
+#define GCH_KEY_TAG_OPEN        "{"
+#define GCH_KEY_TAG_CLOSE       "}:"
+#define GCH_KEY_T(name)         GCH_KEY_TAG_OPEN "%s" GCH_KEY_TAG_CLOSE name
+
+
+/* the names after a town's tag */
+
+#define GCH_N_CATALOGUE         "catalogue"         /* the town, JSON */
+#define GCH_N_CATALOGUE_GEN     "catalogue:gen"     /* its generation */
+#define GCH_N_CATALOGUE_VERSION "catalogue:version" /* the worker's */
+#define GCH_N_INFLIGHT          "inflight"          /* zset: attempts, ms */
+#define GCH_N_STREAM            "stream"            /* the worker's */
+#define GCH_N_STREAM_DEAD       "stream:dead"
+#define GCH_N_SEQ_DEMANDE       "seq:demande"       /* demande numbers */
+#define GCH_N_REVOKED           "revoked"           /* zset: token hashes */
+#define GCH_N_REVOKED_GEN       "revoked:gen"
+#define GCH_N_STAFF             "staff"             /* hash: active agents */
+#define GCH_N_LOGINS            "logins"            /* hash: login -> id */
+#define GCH_N_HEARTBEAT         "worker:heartbeat"
+#define GCH_N_RECOUNT           "recount"           /* zset: the reaper's */
+#define GCH_N_LOGINFAIL         "loginfail:"
+#define GCH_N_LOGINPAUSE        "loginpause:"
+#define GCH_N_LOGINADDR         "loginaddr:"
+
+/* the prefixes of the keys of a family, a session, a child's claims */
+#define GCH_N_F                 "f:"
+#define GCH_N_S                 "s:"
+#define GCH_N_C                 "c:"
+
+
+/* a town's global keys: printf formats, the town id first */
+
+#define GCH_KEY_CATALOGUE       GCH_KEY_T(GCH_N_CATALOGUE)
+#define GCH_KEY_CATALOGUE_GEN   GCH_KEY_T(GCH_N_CATALOGUE_GEN)
+#define GCH_KEY_CATALOGUE_VERSION GCH_KEY_T(GCH_N_CATALOGUE_VERSION)
+#define GCH_KEY_INFLIGHT        GCH_KEY_T(GCH_N_INFLIGHT)
+#define GCH_KEY_STREAM          GCH_KEY_T(GCH_N_STREAM)
+#define GCH_KEY_STREAM_DEAD     GCH_KEY_T(GCH_N_STREAM_DEAD)
+#define GCH_KEY_SEQ_DEMANDE     GCH_KEY_T(GCH_N_SEQ_DEMANDE)
+#define GCH_KEY_REVOKED         GCH_KEY_T(GCH_N_REVOKED)
+#define GCH_KEY_REVOKED_GEN     GCH_KEY_T(GCH_N_REVOKED_GEN)
+#define GCH_KEY_STAFF           GCH_KEY_T(GCH_N_STAFF)
+#define GCH_KEY_LOGINS          GCH_KEY_T(GCH_N_LOGINS)
+#define GCH_KEY_HEARTBEAT       GCH_KEY_T(GCH_N_HEARTBEAT)
+#define GCH_KEY_RECOUNT         GCH_KEY_T(GCH_N_RECOUNT)
 
 /* login throttling: + "<address>/<login>", or + "<address>" */
-#define GCH_KEY_LOGINFAIL       "gch:loginfail:"
-#define GCH_KEY_LOGINPAUSE      "gch:loginpause:"
-#define GCH_KEY_LOGINADDR       "gch:loginaddr:"
+#define GCH_KEY_LOGINFAIL       GCH_KEY_T(GCH_N_LOGINFAIL)
+#define GCH_KEY_LOGINPAUSE      GCH_KEY_T(GCH_N_LOGINPAUSE)
+#define GCH_KEY_LOGINADDR       GCH_KEY_T(GCH_N_LOGINADDR)
+
+/* the tokens of an agent of guichet-office: (town, login) */
+#define GCH_KEY_STAFF_TOKENS    GCH_KEY_T(GCH_N_STAFF ":%s:tokens")
 
 
-/* the keys of a family: {f:<family id>}:<name> */
+/* the keys of a family: {T}:f:<family id>:<name>, (town, family id) */
 
-#define GCH_KEY_F_TAG           "{f:"
-#define GCH_KEY_S_TAG           "{s:"
-#define GCH_KEY_TAG_END         "}:"
-
-#define GCH_KEY_F(name)         GCH_KEY_F_TAG "%s" GCH_KEY_TAG_END name
-#define GCH_KEY_S(name)         GCH_KEY_S_TAG "%s" GCH_KEY_TAG_END name
+#define GCH_KEY_F(name)         GCH_KEY_T(GCH_N_F "%s:" name)
+#define GCH_KEY_S(name)         GCH_KEY_T(GCH_N_S "%s:" name)
+/* a child's claim of one elementary interval: (town, child id, day, q) */
+#define GCH_KEY_CLAIM           GCH_KEY_T(GCH_N_C "%s:%s:q%d")
 
 #define GCH_KEY_BOOKINGS        "bookings"     /* hash: booking id -> cell */
 #define GCH_KEY_BILLED          "billed"
@@ -58,7 +107,7 @@
 #define GCH_KEY_TOKENS          "tokens"
 
 
-/* the keys of a session: {s:<session id>}:<name> */
+/* the keys of a session: {T}:s:<session id>:<name> */
 
 #define GCH_KEY_LEFT            "left"         /* places left, online */
 #define GCH_KEY_ONSITE          "onsite"       /* places left, counter */

@@ -30,6 +30,7 @@
 
 struct gch_absence_s {
     const gch_alloc_t     *a;
+    const gch_town_t      *town;
     const gch_family_t    *family;
     char                   bid[72];
     char                   doc[72];
@@ -45,9 +46,9 @@ struct gch_absence_s {
 
 /* See gch.h.  GCH_ENOMEM leaves nothing in *out. */
 int
-gch_absence_plan(gch_absence_t **out, const gch_family_t *f,
-    const char *bid, const char *doc, int64_t now_ms, const gch_alloc_t *a,
-    gch_error_t *err)
+gch_absence_plan(gch_absence_t **out, const gch_town_t *t,
+    const gch_family_t *f, const char *bid, const char *doc, int64_t now_ms,
+    const gch_alloc_t *a, gch_error_t *err)
 {
     char            key[256];
     gch_absence_t  *j;
@@ -62,6 +63,7 @@ gch_absence_plan(gch_absence_t **out, const gch_family_t *f,
 
     memset(j, 0, sizeof(gch_absence_t));
     j->a = a;
+    j->town = t;
     j->family = f;
     j->now_ms = now_ms;
     snprintf(j->bid, sizeof(j->bid), "%s", bid);
@@ -69,13 +71,14 @@ gch_absence_plan(gch_absence_t **out, const gch_family_t *f,
     gch_cmdlist_init(&j->cmds, a);
 
     gch_cmdlist_cmd(&j->cmds, "MULTI", NULL);
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), j->town->id, f->id);
     gch_cmdlist_cmd(&j->cmds, "HGET", key, j->bid, NULL);
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BILLED), f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BILLED), j->town->id, f->id);
     gch_cmdlist_cmd(&j->cmds, "HGET", key, j->bid, NULL);
-    gch_cmdlist_cmd(&j->cmds, "INCR", GCH_KEY_SEQ_DEMANDE, NULL);
+    gch_cmdlist_cmd(&j->cmds, "INCR", j->town->keys.seq_demande, NULL);
     if (j->doc[0]) {
-        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS), f->id);
+        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS), j->town->id,
+                 f->id);
         gch_cmdlist_cmd(&j->cmds, "SISMEMBER", key, j->doc, NULL);
     }
     gch_cmdlist_cmd(&j->cmds, "EXEC", NULL);
@@ -135,10 +138,12 @@ gch_absence_record(gch_absence_t *j)
         return GCH_ENOMEM;
     }
 
-    gch_cmdlist_cmd(&j->cmds, "XADD", GCH_KEY_STREAM, "*", "d", entry, NULL);
+    gch_cmdlist_cmd(&j->cmds, "XADD", j->town->keys.stream, "*", "d", entry,
+                    NULL);
     j->a->free(j->a->ctx, entry);
 
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BILLED), j->family->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BILLED), j->town->id,
+             j->family->id);
     gch_cmdlist_cmd(&j->cmds, "HDEL", key, j->bid, NULL);
 
     /* the demande the family sees */
@@ -165,7 +170,8 @@ gch_absence_record(gch_absence_t *j)
         return GCH_ENOMEM;
     }
 
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), j->family->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), j->town->id,
+             j->family->id);
     gch_cmdlist_cmd(&j->cmds, "LPUSH", key, entry, NULL);
     gch_cmdlist_cmd(&j->cmds, "LTRIM", key, "0", "199", NULL);
     j->a->free(j->a->ctx, entry);

@@ -81,27 +81,27 @@ gch_booking_id(char *out, const gch_book_in_t *in, const gch_cell_t *c)
  * length, or -1 (and an empty key) when it does not fit in size.
  */
 
-/* See gch.h: "{c:<cid>}:<YYYY-MM-DD>:q<q>", q < 100 */
+/* See gch.h: "{T}:c:<cid>:<YYYY-MM-DD>:q<q>", q < 100 */
 int
-gch_claim_key_of(char *buf, size_t size, const char *cid, gch_day_t day,
-    int q)
+gch_claim_key_of(char *buf, size_t size, const gch_town_t *t,
+    const char *cid, gch_day_t day, int q)
 {
     char    *p;
-    size_t   n;
+    size_t   m, n;
 
+    m = strlen(t->keys.c);
     n = strlen(cid);
 
-    if (3 + n + 2 + 10 + 2 + 2 + 1 > size || q < 0 || q > 99) {
+    if (m + n + 1 + 10 + 2 + 2 + 1 > size || q < 0 || q > 99) {
         buf[0] = '\0';
         return -1;
     }
 
     p = buf;
-    memcpy(p, "{c:", 3);
-    p += 3;
+    memcpy(p, t->keys.c, m);
+    p += m;
     memcpy(p, cid, n);
     p += n;
-    *p++ = '}';
     *p++ = ':';
     gch_day_format(day, p);
     p += 10;
@@ -120,9 +120,11 @@ gch_claim_key_of(char *buf, size_t size, const char *cid, gch_day_t day,
 
 
 int
-gch_claim_key(char *buf, size_t size, const gch_cell_t *c, int q)
+gch_claim_key(char *buf, size_t size, const gch_book_t *b,
+    const gch_cell_t *c, int q)
 {
-    return gch_claim_key_of(buf, size, c->child->id, c->session->date, q);
+    return gch_claim_key_of(buf, size, b->in.town, c->child->id,
+                            c->session->date, q);
 }
 
 
@@ -150,7 +152,7 @@ gch_key3(char *buf, size_t size, const char *pre, const char *id,
 
 
 /*
- * The attempt's member in gch:inflight, "<idem_rkey>#<id>", id =
+ * The attempt's member in {T}:inflight, "<idem_rkey>#<id>", id =
  * "<now_ms>.<attempt, hex>.<8 hex of the body's hash>": unique to the
  * attempt, and the P record carries the same id, so that the reaper tells
  * the first attempt with a key (its record names it) from a retry answered
@@ -243,27 +245,26 @@ gch_own_record(const gch_book_t *b, const char *rec, size_t len)
 }
 
 
-/* "{f:<fid>}:demandes", the family's demande list */
+/* "{T}:f:<fid>:demandes", the family's demande list */
 int
 gch_demandes_key(char *buf, size_t size, const gch_book_t *b)
 {
-    return gch_key3(buf, size, GCH_KEY_F_TAG, b->in.family->id,
-                    strlen(b->in.family->id),
-                    GCH_KEY_TAG_END GCH_KEY_DEMANDES);
+    return gch_key3(buf, size, b->in.town->keys.f, b->in.family->id,
+                    strlen(b->in.family->id), ":" GCH_KEY_DEMANDES);
 }
 
 
 void
-gch_place_key(char *buf, size_t size, const gch_session_t *s,
-    const char *what)
+gch_place_key(char *buf, size_t size, const gch_book_t *b,
+    const gch_session_t *s, const char *what)
 {
     char  post[32];
 
-    post[0] = '}';
-    post[1] = ':';
-    memcpy(post + 2, what, strlen(what) + 1);
+    post[0] = ':';
+    memcpy(post + 1, what, strlen(what) + 1);
 
-    (void) gch_key3(buf, size, GCH_KEY_S_TAG, s->id, strlen(s->id), post);
+    (void) gch_key3(buf, size, b->in.town->keys.s, s->id, strlen(s->id),
+                    post);
 }
 
 
@@ -368,14 +369,14 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
 
     gch_week_rule(b);
 
-    n = strlen(in->family->id) + in->idem_len + 16;
+    n = strlen(in->town->id) + strlen(in->family->id) + in->idem_len + 16;
     b->idem_rkey = a->alloc(a->ctx, n);
     if (b->idem_rkey == NULL) {
         goto nomem;
     }
 
-    snprintf(b->idem_rkey, n, GCH_KEY_F(GCH_KEY_IDEM) ":%.*s", in->family->id,
-             (int) in->idem_len, in->idem_key);
+    snprintf(b->idem_rkey, n, GCH_KEY_F(GCH_KEY_IDEM) ":%.*s", in->town->id,
+             in->family->id, (int) in->idem_len, in->idem_key);
 
     /* step one is written when it is asked for: not at all when the
      * sold-out shortcut answers */
@@ -525,7 +526,7 @@ gch_book_sold_out(gch_book_t *b,
 
 
 /*
- * See gch.h: EXISTS {f:<fid>}:idem:<key>, after gch_book_sold_out()
+ * See gch.h: EXISTS {T}:f:<fid>:idem:<key>, after gch_book_sold_out()
  * answered from the cache.  NULL when memory is short.
  */
 const gch_cmds_t *

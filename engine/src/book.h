@@ -29,7 +29,7 @@
 #define GCH_STEP1_CELLS     4      /* replies before the first cell's */
 
 /*
- * {f:<fid>}:demandes keeps the newest 200; step two only LPUSHes and the
+ * {T}:f:<fid>:demandes keeps the newest 200; step two only LPUSHes and the
  * list is trimmed (step three) once LPUSH says it holds more than
  * GCH_DEMANDES_TRIM: one command less per booking, 49 times in 50.
  */
@@ -64,7 +64,7 @@ struct gch_book_s {
     size_t                nopen;
 
     char                  hash[33];
-    char                 *idem_rkey;   /* "{f:<fid>}:idem:<key>" */
+    char                 *idem_rkey;   /* "{T}:f:<fid>:idem:<key>" */
     char                 *member;      /* "<idem_rkey>#<attempt id>" */
     long long             number;
     char                  request_id[32];
@@ -92,15 +92,16 @@ struct gch_book_s {
 
 
 /* book.c: keys, ids, the plan and its lifecycle */
-int gch_claim_key(char *buf, size_t size, const gch_cell_t *c, int q);
+int gch_claim_key(char *buf, size_t size, const gch_book_t *b,
+    const gch_cell_t *c, int q);
 int gch_key3(char *buf, size_t size, const char *pre, const char *id,
     size_t idlen, const char *post);
 int gch_member(gch_book_t *b);
 const char *gch_attempt_id(const gch_book_t *b);
 int gch_own_record(const gch_book_t *b, const char *rec, size_t len);
 int gch_demandes_key(char *buf, size_t size, const gch_book_t *b);
-void gch_place_key(char *buf, size_t size, const gch_session_t *s,
-    const char *what);
+void gch_place_key(char *buf, size_t size, const gch_book_t *b,
+    const gch_session_t *s, const char *what);
 void gch_ids(gch_book_t *b);
 
 /* book_rules.c: the rules that need no Redis, the unit dependencies */

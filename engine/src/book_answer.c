@@ -1,6 +1,6 @@
 /*
  * book_answer.c -- the booking's JSON: the answer to the family, the record
- * stored for a replay, the reaper's plan, the gch:bookings stream entry and
+ * stored for a replay, the reaper's plan, the {T}:stream entry and
  * the planning one.  See book.h.
  */
 
@@ -46,7 +46,7 @@ gch_plan_json(gch_book_t *b, gch_buf_t *out)
 
         for (q = 0; q < 32; q++) {
             if ((c->quanta & (1u << q))
-                && gch_claim_key(key, sizeof(key), c, q) > 0)
+                && gch_claim_key(key, sizeof(key), b, c, q) > 0)
             {
                 if (n++) {
                     gch_buf_lit(out, ",");

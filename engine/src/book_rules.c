@@ -311,7 +311,8 @@ gch_dep_key(char *buf, size_t size, const gch_book_t *b, const gch_cell_t *c,
     quanta = b->in.town->units[u].quanta;
     for (q = 0; q < 31 && !(quanta & (1u << q)); q++) { /* void */ }
 
-    (void) gch_claim_key_of(buf, size, c->child->id, c->session->date, q);
+    (void) gch_claim_key_of(buf, size, b->in.town, c->child->id,
+                            c->session->date, q);
 }
 
 

@@ -12,7 +12,7 @@
 
 
 /*
- * The family's budget, last in step one: INCRBY {f:<fid>}:budget <cost>,
+ * The family's budget, last in step one: INCRBY {T}:f:<fid>:budget <cost>,
  * EXPIRE ... NX (the window starts with the first request), TTL.
  */
 static void
@@ -21,9 +21,9 @@ gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
     int    klen;
     char   key[GCH_KEY_MAX], cost[24], win[24];
 
-    klen = gch_key3(key, sizeof(key), GCH_KEY_F_TAG, b->in.family->id,
-                    strlen(b->in.family->id),
-                    GCH_KEY_TAG_END GCH_KEY_BUDGET);
+    klen = gch_key3(key, sizeof(key), b->in.town->keys.f,
+                    b->in.family->id, strlen(b->in.family->id),
+                    ":" GCH_KEY_BUDGET);
     if (klen < 0) {
         l->failed = 1;
         return;
@@ -43,7 +43,7 @@ gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
 
 /*
  * Step one's first command: SET the in-flight record "P <hash> <attempt>
- * <plan>" NX GET EX <inflight ttl> on {f:<fid>}:idem:<key>.
+ * <plan>" NX GET EX <inflight ttl> on {T}:f:<fid>:idem:<key>.
  */
 static void
 gch_step1_record(gch_book_t *b, gch_cmdlist_t *l)
@@ -150,7 +150,7 @@ gch_step1_claims(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
             continue;
         }
 
-        klen = gch_claim_key(key, sizeof(key), c, q);
+        klen = gch_claim_key(key, sizeof(key), b, c, q);
         if (klen < 0) {
             l->failed = 1;
             continue;
@@ -160,7 +160,7 @@ gch_step1_claims(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
         gch_cmdlist_argv(l, 7, argv, argvlen);
     }
 
-    gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
+    gch_place_key(key, sizeof(key), b, c->session, GCH_LEFT(b));
     gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                     "u32", "0", "-1", NULL);
 }
@@ -185,9 +185,10 @@ gch_step1_build(gch_book_t *b)
 
     gch_cmdlist_cmd(l, "MULTI", NULL);
     gch_step1_record(b, l);
-    gch_cmdlist_cmd(l, "INCR", GCH_KEY_SEQ_DEMANDE, NULL);
-    gch_cmdlist_cmd(l, "ZADD", GCH_KEY_INFLIGHT, ms, b->member, NULL);
-    gch_cmdlist_cmd(l, "GET", GCH_KEY_CATALOGUE_GEN, NULL);
+    gch_cmdlist_cmd(l, "INCR", b->in.town->keys.seq_demande, NULL);
+    gch_cmdlist_cmd(l, "ZADD", b->in.town->keys.inflight, ms, b->member,
+                    NULL);
+    gch_cmdlist_cmd(l, "GET", b->in.town->keys.catalogue_gen, NULL);
 
     b->cells_at = GCH_STEP1_CELLS;
     gch_step1_needs(b, l);
@@ -233,14 +234,14 @@ gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
 
     for (q = 0; q < 32; q++) {
         if ((c->claimed & (1u << q))
-            && gch_claim_key(key, sizeof(key), c, q) > 0)
+            && gch_claim_key(key, sizeof(key), b, c, q) > 0)
         {
             gch_cmdlist_cmd(l, "DEL", key, NULL);
         }
     }
 
     if (c->took_place) {
-        gch_place_key(key, sizeof(key), c->session, GCH_LEFT(b));
+        gch_place_key(key, sizeof(key), b, c->session, GCH_LEFT(b));
         gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                         "u32", "0", "1", NULL);
     }
@@ -356,9 +357,9 @@ gch_step2_build(gch_book_t *b)
 
     l = &b->step2;
     gch_lltoa(ttl, (long long) gch_answer_ttl(b));
-    flen = gch_key3(fkey, sizeof(fkey), GCH_KEY_F_TAG, b->in.family->id,
-                    strlen(b->in.family->id),
-                    GCH_KEY_TAG_END GCH_KEY_BOOKINGS);
+    flen = gch_key3(fkey, sizeof(fkey), b->in.town->keys.f,
+                    b->in.family->id, strlen(b->in.family->id),
+                    ":" GCH_KEY_BOOKINGS);
     if (flen < 0) {
         l->failed = 1;
         return;
@@ -375,7 +376,7 @@ gch_step2_build(gch_book_t *b)
     argv[6] = ttl; argvlen[6] = strlen(ttl);
     gch_cmdlist_argv(l, 7, argv, argvlen);
 
-    gch_cmdlist_cmd(l, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
+    gch_cmdlist_cmd(l, "ZREM", b->in.town->keys.inflight, b->member, NULL);
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
@@ -389,7 +390,7 @@ gch_step2_build(gch_book_t *b)
             continue;
         }
 
-        gch_place_key(key, sizeof(key), c->session, GCH_BOOKED(b));
+        gch_place_key(key, sizeof(key), b, c->session, GCH_BOOKED(b));
         gch_cmdlist_cmd(l, "SADD", key, c->bid, NULL);
 
         plan = gch_planning_json(b, c, &len);
@@ -412,7 +413,8 @@ gch_step2_build(gch_book_t *b)
 
     } else {
         argv[0] = "XADD"; argvlen[0] = 4;
-        argv[1] = GCH_KEY_STREAM; argvlen[1] = sizeof(GCH_KEY_STREAM) - 1;
+        argv[1] = b->in.town->keys.stream;
+        argvlen[1] = b->in.town->keys.stream_len;
         argv[2] = "*"; argvlen[2] = 1;
         argv[3] = "d"; argvlen[3] = 1;
         argv[4] = entry; argvlen[4] = len;
@@ -574,7 +576,8 @@ gch_abort(gch_book_t *b, const redisReply *exec, int status,
         }
 
         gch_cmdlist_cmd(&b->step2, "DEL", b->idem_rkey, NULL);
-        gch_cmdlist_cmd(&b->step2, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
+        gch_cmdlist_cmd(&b->step2, "ZREM", b->in.town->keys.inflight,
+                        b->member, NULL);
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
     }
 
@@ -679,7 +682,7 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
 
         gch_compensate_all(b);
 
-        /* this attempt's own member in gch:inflight, with what it undoes
+        /* this attempt's own member in {T}:inflight, with what it undoes
          * (the first attempt's member, if it is live, is its own) */
         if (b->step2.list.ncmds == 0) {
             gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
@@ -688,7 +691,8 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
                        b->step2.list.cmds[--b->step2.list.ncmds].data);
         }
 
-        gch_cmdlist_cmd(&b->step2, "ZREM", GCH_KEY_INFLIGHT, b->member, NULL);
+        gch_cmdlist_cmd(&b->step2, "ZREM", b->in.town->keys.inflight,
+                        b->member, NULL);
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
 
         return b->step2.failed ? GCH_ENOMEM : GCH_OK;
@@ -785,9 +789,9 @@ gch_step3_build(gch_book_t *b)
     l = &b->step3;
     gch_cmdlist_cmd(l, "MULTI", NULL);
 
-    (void) gch_key3(fkey, sizeof(fkey), GCH_KEY_F_TAG, b->in.family->id,
-                    strlen(b->in.family->id),
-                    GCH_KEY_TAG_END GCH_KEY_BOOKINGS);
+    (void) gch_key3(fkey, sizeof(fkey), b->in.town->keys.f,
+                    b->in.family->id, strlen(b->in.family->id),
+                    ":" GCH_KEY_BOOKINGS);
 
     gch_buf_init(&o, b->a);
     gch_buf_lit(&o, "{\"type\":\"void\",\"family_id\":");
@@ -810,7 +814,7 @@ gch_step3_build(gch_book_t *b)
 
         gch_buf_jstrz(&o, c->bid);
 
-        gch_place_key(key, sizeof(key), c->session, GCH_BOOKED(b));
+        gch_place_key(key, sizeof(key), b, c->session, GCH_BOOKED(b));
         gch_cmdlist_cmd(l, "SREM", key, c->bid, NULL);
         gch_cmdlist_cmd(l, "HDEL", fkey, c->bid, NULL);
     }
@@ -823,7 +827,8 @@ gch_step3_build(gch_book_t *b)
         return;
     }
 
-    gch_cmdlist_cmd(l, "XADD", GCH_KEY_STREAM, "*", "d", entry, NULL);
+    gch_cmdlist_cmd(l, "XADD", b->in.town->keys.stream, "*", "d", entry,
+                    NULL);
     b->a->free(b->a->ctx, entry);
 
     gch_cmdlist_cmd(l, "DEL", b->idem_rkey, NULL);

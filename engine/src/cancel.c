@@ -8,7 +8,7 @@
  *      simply not found: no id can be probed across families);
  *   2. the guard: SREM the booking from its session's booked set (only one
  *      of two concurrent cancellations gets 1), drop it from the planning,
- *      and leave a "C" marker in gch:inflight for the reaper;
+ *      and leave a "C" marker in {T}:inflight for the reaper;
  *   3. the winner gives the place back online, releases the child's
  *      claims, appends a "cancel" entry to the stream and drops the marker.
  *
@@ -118,7 +118,7 @@ gch_cancel_plan(gch_cancel_t **out, const gch_town_t *t,
     memcpy(c->bid, bid, len);
     c->bid[len] = '\0';
 
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), c->town->id, f->id);
     gch_cmdlist_cmd(&c->cmds, "MULTI", NULL);
     gch_cmdlist_cmd(&c->cmds, "HGET", key, c->bid, NULL);
     gch_cmdlist_cmd(&c->cmds, "EXEC", NULL);
@@ -192,21 +192,22 @@ gch_cancel_lookup(gch_cancel_t *c, const redisReply *r)
     gch_cmdlist_free(&c->cmds);
     snprintf(ms, sizeof(ms), "%lld", (long long) c->now_ms);
     snprintf(c->marker, sizeof(c->marker), GCH_KEY_F(GCH_KEY_CANCEL) ":%s",
-             c->family->id, c->bid);
+             c->town->id, c->family->id, c->bid);
     snprintf(val, sizeof(val), "C %lld %d %s %s %s%s", (long long) c->now_ms,
              c->billed, c->bid, c->child->id, c->session->id,
              c->onsite ? " onsite" : "");
 
     gch_cmdlist_cmd(&c->cmds, "MULTI", NULL);
-    snprintf(key, sizeof(key), GCH_KEY_S("%s"), c->session->id,
+    snprintf(key, sizeof(key), GCH_KEY_S("%s"), c->town->id, c->session->id,
              c->onsite ? GCH_KEY_BOOKED_ONSITE : GCH_KEY_BOOKED);
     gch_cmdlist_cmd(&c->cmds, "SREM", key, c->bid, NULL);
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), c->family->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), c->town->id,
+             c->family->id);
     gch_cmdlist_cmd(&c->cmds, "HDEL", key, c->bid, NULL);
     gch_cmdlist_cmd(&c->cmds, "SET", c->marker, val, "EX", "3600", NULL);
-    gch_cmdlist_cmd(&c->cmds, "ZADD", GCH_KEY_INFLIGHT, "NX", ms, c->marker,
-                    NULL);
-    gch_cmdlist_cmd(&c->cmds, "INCR", GCH_KEY_SEQ_DEMANDE, NULL);
+    gch_cmdlist_cmd(&c->cmds, "ZADD", c->town->keys.inflight, "NX", ms,
+                    c->marker, NULL);
+    gch_cmdlist_cmd(&c->cmds, "INCR", c->town->keys.seq_demande, NULL);
     gch_cmdlist_cmd(&c->cmds, "EXEC", NULL);
 
     c->step = GCH_CANCEL_GUARD;
@@ -227,7 +228,7 @@ gch_cancel_release(gch_cancel_t *c)
     gch_cmdlist_free(&c->cmds);
     gch_cmdlist_cmd(&c->cmds, "MULTI", NULL);
 
-    snprintf(key, sizeof(key), GCH_KEY_S("%s"), c->session->id,
+    snprintf(key, sizeof(key), GCH_KEY_S("%s"), c->town->id, c->session->id,
              c->onsite ? GCH_KEY_ONSITE : GCH_KEY_LEFT);
     gch_cmdlist_cmd(&c->cmds, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                     "u32", "0", "1", NULL);
@@ -237,7 +238,8 @@ gch_cancel_release(gch_cancel_t *c)
 
     for (q = 0; q < 32; q++) {
         if (quanta & (1u << q)) {
-            snprintf(key, sizeof(key), "{c:%s}:%s:q%d", c->child->id, day, q);
+            snprintf(key, sizeof(key), GCH_KEY_CLAIM, c->town->id, c->child->id,
+                     day, q);
             gch_cmdlist_cmd(&c->cmds, "DEL", key, NULL);
         }
     }
@@ -267,7 +269,8 @@ gch_cancel_release(gch_cancel_t *c)
         return GCH_ENOMEM;
     }
 
-    gch_cmdlist_cmd(&c->cmds, "XADD", GCH_KEY_STREAM, "*", "d", entry, NULL);
+    gch_cmdlist_cmd(&c->cmds, "XADD", c->town->keys.stream, "*", "d", entry,
+                    NULL);
     c->a->free(c->a->ctx, entry);
 
     /* the demande the family sees (GET /api/requests) */
@@ -303,17 +306,19 @@ gch_cancel_release(gch_cancel_t *c)
 
     if (c->billed) {
         /* still on the invoice: a medical certificate may lift it */
-        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BILLED), c->family->id);
+        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BILLED), c->town->id,
+                 c->family->id);
         gch_cmdlist_cmd(&c->cmds, "HSET", key, c->bid, c->session->id, NULL);
     }
 
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), c->family->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), c->town->id,
+             c->family->id);
     gch_cmdlist_cmd(&c->cmds, "LPUSH", key, entry, NULL);
     gch_cmdlist_cmd(&c->cmds, "LTRIM", key, "0", "199", NULL);
     c->a->free(c->a->ctx, entry);
 
     gch_cmdlist_cmd(&c->cmds, "DEL", c->marker, NULL);
-    gch_cmdlist_cmd(&c->cmds, "ZREM", GCH_KEY_INFLIGHT, c->marker, NULL);
+    gch_cmdlist_cmd(&c->cmds, "ZREM", c->town->keys.inflight, c->marker, NULL);
     gch_cmdlist_cmd(&c->cmds, "EXEC", NULL);
 
     c->step = GCH_CANCEL_RELEASE;
@@ -357,7 +362,7 @@ gch_cancel_on_reply(gch_cancel_t *c, const redisReply *exec)
             gch_cmdlist_free(&c->cmds);
             gch_cmdlist_cmd(&c->cmds, "MULTI", NULL);
             gch_cmdlist_cmd(&c->cmds, "DEL", c->marker, NULL);
-            gch_cmdlist_cmd(&c->cmds, "ZREM", GCH_KEY_INFLIGHT, c->marker,
+            gch_cmdlist_cmd(&c->cmds, "ZREM", c->town->keys.inflight, c->marker,
                             NULL);
             gch_cmdlist_cmd(&c->cmds, "EXEC", NULL);
             gch_cancel_answer(c, 404, "not_found",

@@ -423,7 +423,8 @@ gch_sessions_plan(gch_view_t **out, const gch_town_t *t,
 
     gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
     for (i = 0; i < v->nsessions; i++) {
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), v->sessions[i]->id);
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), v->town->id,
+                 v->sessions[i]->id);
         gch_cmdlist_cmd(&v->cmds, "BITFIELD_RO", key, "GET", "u32", "0",
                         NULL);
     }
@@ -471,7 +472,7 @@ gch_bookings_plan(gch_view_t **out, const gch_town_t *t,
         return rc;
     }
 
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), v->town->id, f->id);
     gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
     gch_cmdlist_cmd(&v->cmds, "HGETALL", key, NULL);
     gch_cmdlist_cmd(&v->cmds, "EXEC", NULL);
@@ -506,7 +507,7 @@ gch_requests_plan(gch_view_t **out, const gch_town_t *t,
 
     v->family = f;
 
-    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), f->id);
+    snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DEMANDES), v->town->id, f->id);
     gch_cmdlist_cmd(&v->cmds, "MULTI", NULL);
     gch_cmdlist_cmd(&v->cmds, "LRANGE", key, "0", "99", NULL);
     gch_cmdlist_cmd(&v->cmds, "EXEC", NULL);

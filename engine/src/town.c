@@ -306,7 +306,8 @@ enum { T_TOWN, T_UNITS, T_ACTIVITIES, T_FAMILIES, T_CATALOGUE, T_N };
 
 static const gch_jfield_t  gch_townobj_fields[] = {
     { "name", GCH_J_STRING, 1 },
-    { "timezone", GCH_J_STRING, 0 }
+    { "timezone", GCH_J_STRING, 0 },
+    { "id", GCH_J_STRING, 0 }
 };
 
 
@@ -320,18 +321,89 @@ static const gch_jfield_t  gch_unit_fields[] = {
 enum { U_CODE, U_LABEL, U_STARTS, U_ENDS, U_N };
 
 
+int
+gch_town_id_ok(const char *s, size_t n)
+{
+    size_t  i;
+
+    if (n == 0 || n > GCH_TOWN_ID_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')
+              || s[i] == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* "{<id>}:<name>" into one of the town's key buffers */
+static void
+gch_town_key(char *buf, const char *id, const char *name)
+{
+    size_t  a, b;
+
+    a = strlen(id);
+    b = strlen(name);
+
+    buf[0] = '{';
+    memcpy(buf + 1, id, a);
+    memcpy(buf + 1 + a, GCH_KEY_TAG_CLOSE, 2);
+    memcpy(buf + 3 + a, name, b + 1);
+}
+
+
+static void
+gch_town_keys_set(gch_town_t *t)
+{
+    gch_town_keys_t  *k = &t->keys;
+
+    gch_town_key(k->f, t->id, GCH_N_F);
+    gch_town_key(k->s, t->id, GCH_N_S);
+    gch_town_key(k->c, t->id, GCH_N_C);
+    gch_town_key(k->inflight, t->id, GCH_N_INFLIGHT);
+    gch_town_key(k->stream, t->id, GCH_N_STREAM);
+    gch_town_key(k->seq_demande, t->id, GCH_N_SEQ_DEMANDE);
+    gch_town_key(k->catalogue_gen, t->id, GCH_N_CATALOGUE_GEN);
+    k->stream_len = strlen(k->stream);
+}
+
+
 static int
 gch_town_obj(gch_tp_t *tp, const gch_jnode_t *node)
 {
     int                 rc;
     size_t              mark;
-    const gch_jnode_t  *v[2];
+    const gch_jnode_t  *v[3];
 
     mark = gch_jcx_key(&tp->cx, "town", 4);
 
-    rc = gch_json_fields(&tp->cx, node, gch_townobj_fields, 2, v);
+    rc = gch_json_fields(&tp->cx, node, gch_townobj_fields, 3, v);
     if (rc == GCH_OK) {
         rc = gch_tp_str(tp, "name", v[0], 1, GCH_TEXT_MAX, &tp->t->name);
+    }
+
+    tp->t->id = GCH_TOWN_DEFAULT;
+
+    if (rc == GCH_OK && v[2]) {
+        if (v[2]->type != GCH_J_STRING
+            || !gch_town_id_ok(v[2]->str, v[2]->len))
+        {
+            rc = gch_jcx_fail(&tp->cx, "id", "identifiant de commune "
+                              "invalide : 1 à 40 caractères parmi a-z, "
+                              "0-9 et « - »");
+        } else {
+            rc = gch_tp_str(tp, "id", v[2], 1, GCH_TOWN_ID_MAX, &tp->t->id);
+        }
+    }
+
+    if (rc == GCH_OK) {
+        gch_town_keys_set(tp->t);
     }
 
     if (rc == GCH_OK && v[1]

@@ -332,6 +332,9 @@ gch_town_write(const gch_town_t *t, char **out, size_t *len,
 
     gch_jout_cstr(o, "town");
     yajl_gen_map_open(o->g);
+    if (strcmp(t->id, GCH_TOWN_DEFAULT) != 0) {
+        gch_w_kv(o, "id", t->id);
+    }
     gch_w_kv(o, "name", t->name);
     gch_w_kv(o, "timezone", t->timezone);
     yajl_gen_map_close(o->g);

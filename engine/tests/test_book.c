@@ -22,7 +22,7 @@
 /* What "Redis" answers to step one. */
 typedef struct {
     const char  *idem;          /* SET idem NX GET: NULL = nil (fresh) */
-    const char  *gen;           /* GET gch:catalogue:gen; NULL = "7" */
+    const char  *gen;           /* GET {main}:catalogue:gen; NULL = "7" */
     int          gen_nil;
     const char  *held[4][2];    /* claim key -> "<sid> <bid>" */
     const char  *full[4];       /* sessions without a place left */
@@ -136,7 +136,7 @@ tstep1_reply(const gch_cmds_t *l, const tsim_t *s)
         line = tcmd_line(l, i);
         key = tcmd_arg(l, i, 1);
 
-        if (strncmp(line, "SET {f:", 7) == 0) {
+        if (strncmp(line, "SET {main}:f:", 13) == 0) {
             if (s && s->idem) {
                 tb_str(&b, s->idem);
             } else {
@@ -159,14 +159,14 @@ tstep1_reply(const gch_cmds_t *l, const tsim_t *s)
         } else if (strncmp(line, "ZADD ", 5) == 0) {
             tb_int(&b, 1);
 
-        } else if (strncmp(line, "GET gch:catalogue:gen", 21) == 0) {
+        } else if (strncmp(line, "GET {main}:catalogue:gen", 24) == 0) {
             if (s && s->gen_nil) {
                 tb_nil(&b);
             } else {
                 tb_str(&b, s && s->gen ? s->gen : "7");
             }
 
-        } else if (strncmp(line, "SET {c:", 7) == 0) {
+        } else if (strncmp(line, "SET {main}:c:", 13) == 0) {
             hit = NULL;
             for (j = 0; s && j < 4 && s->held[j][0]; j++) {
                 if (strcmp(s->held[j][0], key) == 0) {
@@ -185,7 +185,7 @@ tstep1_reply(const gch_cmds_t *l, const tsim_t *s)
             for (j = 0; s && j < 4 && s->full[j]; j++) {
                 char  fk[128];
 
-                snprintf(fk, sizeof(fk), "{s:%s}:left", s->full[j]);
+                snprintf(fk, sizeof(fk), "{main}:s:%s:left", s->full[j]);
                 if (strcmp(fk, key) == 0) {
                     hit = fk;
                 }
@@ -242,7 +242,7 @@ tstep2_reply(const gch_cmds_t *l, const char *fence)
 }
 
 
-/* "ZREM gch:inflight <rkey>#<attempt id>", the id read from the record
+/* "ZREM {main}:inflight <rkey>#<attempt id>", the id read from the record
  * "P <hash> <id> <plan>" step one wrote. */
 static void
 tzrem(char *out, size_t size, const char *rkey, const char *rec)
@@ -251,7 +251,7 @@ tzrem(char *out, size_t size, const char *rkey, const char *rec)
 
     id = rec && strlen(rec) > 35 ? rec + 35 : "";
     sp = strchr(id, ' ');
-    snprintf(out, size, "ZREM gch:inflight %s#%.*s", rkey,
+    snprintf(out, size, "ZREM {main}:inflight %s#%.*s", rkey,
              (int) (sp ? (size_t) (sp - id) : strlen(id)), id);
 }
 
@@ -267,14 +267,14 @@ tprecord(gch_book_t *b)
 }
 
 
-/* "ZREM gch:inflight <this attempt's member>" */
+/* "ZREM {main}:inflight <this attempt's member>" */
 static void
 tzrem_own(char *out, size_t size, gch_book_t *b)
 {
     char  *rec;
 
     rec = tprecord(b);
-    tzrem(out, size, "{f:f-martin}:idem:k1", rec);
+    tzrem(out, size, "{main}:f:f-martin:idem:k1", rec);
     free(rec);
 }
 
@@ -374,7 +374,7 @@ typedef struct {
     const char  *items;
     const char  *now;
     const char  *reasons;
-    size_t       claims;        /* SET {c: in step one */
+    size_t       claims;        /* SET {main}:c: in step one */
 } tpre_t;
 
 
@@ -431,7 +431,7 @@ test_book_precheck(void)
             continue;
         }
 
-        claims = tcmds_count(gch_book_step1(k.b), "SET {c:");
+        claims = tcmds_count(gch_book_step1(k.b), "SET {main}:c:");
         rc = tbk_step1(&k, NULL);
         treasons(k.b, got, sizeof(got));
 
@@ -509,26 +509,26 @@ test_book_step1_shape(void)
 
     ok = tcmds_multi_exec(l) && l->ncmds == 10;
     ok = ok && tline_is(l, 0, "MULTI");
-    snprintf(want, sizeof(want), "SET {f:f-martin}:idem:k1 %s NX GET EX 30",
+    snprintf(want, sizeof(want), "SET {main}:f:f-martin:idem:k1 %s NX GET EX 30",
              rec ? rec : "");
     ok = ok && tline_is(l, 1, want);
-    ok = ok && tline_is(l, 2, "INCR gch:seq:demande");
+    ok = ok && tline_is(l, 2, "INCR {main}:seq:demande");
     /* the attempt's own member: key, now, attempt number, body hash */
-    snprintf(want, sizeof(want), "ZADD gch:inflight %lld "
-             "{f:f-martin}:idem:k1#%lld.a7.%.8s", ms, ms, rec ? rec + 2 : "");
+    snprintf(want, sizeof(want), "ZADD {main}:inflight %lld "
+             "{main}:f:f-martin:idem:k1#%lld.a7.%.8s", ms, ms, rec ? rec + 2 : "");
     ok = ok && tline_is(l, 3, want);
-    ok = ok && tline_is(l, 4, "GET gch:catalogue:gen");
+    ok = ok && tline_is(l, 4, "GET {main}:catalogue:gen");
 
-    snprintf(want, sizeof(want), "SET {c:c-thais}:2021-07-07:q0 k-j %s NX "
+    snprintf(want, sizeof(want), "SET {main}:c:c-thais:2021-07-07:q0 k-j %s NX "
              "GET EXAT %lld", bid, exat);
     ok = ok && tline_is(l, 5, want);
-    snprintf(want, sizeof(want), "SET {c:c-thais}:2021-07-07:q1 k-j %s NX "
+    snprintf(want, sizeof(want), "SET {main}:c:c-thais:2021-07-07:q1 k-j %s NX "
              "GET EXAT %lld", bid, exat);
     ok = ok && tline_is(l, 6, want);
-    snprintf(want, sizeof(want), "SET {c:c-thais}:2021-07-07:q2 k-j %s NX "
+    snprintf(want, sizeof(want), "SET {main}:c:c-thais:2021-07-07:q2 k-j %s NX "
              "GET EXAT %lld", bid, exat);
     ok = ok && tline_is(l, 7, want);
-    ok = ok && tline_is(l, 8, "BITFIELD {s:k-j}:left OVERFLOW FAIL INCRBY "
+    ok = ok && tline_is(l, 8, "BITFIELD {main}:s:k-j:left OVERFLOW FAIL INCRBY "
                               "u32 0 -1");
     /* c-leo is refused (age): no claim, no place */
     ok = ok && tline_is(l, 9, "EXEC");
@@ -544,8 +544,8 @@ test_book_step1_shape(void)
     }
     snprintf(want, sizeof(want), " %lld.a7.%.8s [{\"s\":\"k-j\","
              "\"c\":\"c-thais\","
-             "\"b\":\"%s\",\"q\":[\"{c:c-thais}:2021-07-07:q0\","
-             "\"{c:c-thais}:2021-07-07:q1\",\"{c:c-thais}:2021-07-07:q2\"]}]",
+             "\"b\":\"%s\",\"q\":[\"{main}:c:c-thais:2021-07-07:q0\","
+             "\"{main}:c:c-thais:2021-07-07:q1\",\"{main}:c:c-thais:2021-07-07:q2\"]}]",
              ms, rec ? rec + 2 : "", bid);
     ok = ok && strcmp(rec + 34, want) == 0;
     tap_ok(ok, "step one record: P <hash> <attempt id> <plan of open cells>: "
@@ -661,21 +661,21 @@ test_book_fresh(void)
     stored = l ? tcmd_arg(l, 1, 2) : NULL;
     ok = ok && stored && rec && strncmp(stored + 1, rec + 1, 33) == 0
          && stored[0] == 'D' && strcmp(stored + 35, body) == 0;
-    snprintf(want, sizeof(want), "SET {f:f-martin}:idem:k1 %s XX GET EX 86400",
+    snprintf(want, sizeof(want), "SET {main}:f:f-martin:idem:k1 %s XX GET EX 86400",
              stored ? stored : "");
     ok = ok && tline_is(l, 1, want);
-    tzrem(want, sizeof(want), "{f:f-martin}:idem:k1", rec);
+    tzrem(want, sizeof(want), "{main}:f:f-martin:idem:k1", rec);
     ok = ok && tline_is(l, 2, want);
-    snprintf(want, sizeof(want), "SADD {s:k-m}:booked %s",
+    snprintf(want, sizeof(want), "SADD {main}:s:k-m:booked %s",
              bid ? strchr(bid, ' ') + 1 : "");
     ok = ok && tline_is(l, 3, want);
-    ok = ok && tcmds_find(l, 4, "HSET {f:f-martin}:bookings b-") == 4
-         && tcmds_find(l, 5, "SADD {s:k-r}:booked b-") == 5
-         && tcmds_find(l, 6, "HSET {f:f-martin}:bookings b-") == 6
-         && tcmds_find(l, 7, "XADD gch:bookings * d {\"type\":\"book\","
+    ok = ok && tcmds_find(l, 4, "HSET {main}:f:f-martin:bookings b-") == 4
+         && tcmds_find(l, 5, "SADD {main}:s:k-r:booked b-") == 5
+         && tcmds_find(l, 6, "HSET {main}:f:f-martin:bookings b-") == 6
+         && tcmds_find(l, 7, "XADD {main}:stream * d {\"type\":\"book\","
                        "\"number\":42,\"request_id\":\"D-000042\","
                        "\"family_id\":\"f-martin\",\"idem\":\"k1\"") == 7
-         && tcmds_find(l, 8, "LPUSH {f:f-martin}:demandes {\"request_id\":"
+         && tcmds_find(l, 8, "LPUSH {main}:f:f-martin:demandes {\"request_id\":"
                        "\"D-000042\",\"number\":42,\"type\":\"booking\"")
             == 8
          && tline_is(l, 9, "EXEC")
@@ -688,7 +688,7 @@ test_book_fresh(void)
         free(d);
     }
 
-    ok = tcmds_find(l, 0, "HSET {f:f-martin}:bookings b-") >= 0;
+    ok = tcmds_find(l, 0, "HSET {main}:f:f-martin:bookings b-") >= 0;
     if (ok) {
         char  *h = tcmd_arg(l, 4, 3);
         ok = h && strcmp(h, "{\"child_id\":\"c-thais\",\"session_id\":\"k-m\","
@@ -731,7 +731,7 @@ test_book_fresh(void)
         } else {
             tap_ok(rc == GCH_OK && gch_book_status(k.b) == 200 && l
                    && l->ncmds == 1
-                   && tline_is(l, 0, "LTRIM {f:f-martin}:demandes 0 199"),
+                   && tline_is(l, 0, "LTRIM {main}:f:f-martin:demandes 0 199"),
                    "on_step2: a list of 251 is trimmed to the newest 200 "
                    "(step three, after the answer)");
         }
@@ -779,11 +779,11 @@ test_book_outcomes(void)
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && strcmp(got, "full,-") == 0
          && strstr(tbody(k.b), "\"status\":\"partielle\"")
-         && tcmds_find(l, 0, "DEL {c:c-thais}:2021-07-07:q0") >= 0
+         && tcmds_find(l, 0, "DEL {main}:c:c-thais:2021-07-07:q0") >= 0
          && tcmds_count(l, "DEL ") == 1
          && tcmds_count(l, "BITFIELD") == 0
-         && tcmds_count(l, "SADD {s:k-m}") == 0
-         && tcmds_count(l, "SADD {s:k-r}:booked") == 1
+         && tcmds_count(l, "SADD {main}:s:k-m:") == 0
+         && tcmds_count(l, "SADD {main}:s:k-r:booked") == 1
          && tcmds_count(l, "HSET ") == 1;
     tap_ok(ok, "nil BITFIELD: full, its claim DEL'd in step two, partielle "
            "(%s)", got);
@@ -795,7 +795,7 @@ test_book_outcomes(void)
     /* a claim held by another session: conflict, the place goes back */
 
     memset(&s, 0, sizeof(s));
-    s.held[0][0] = "{c:c-thais}:2021-07-07:q1";
+    s.held[0][0] = "{main}:c:c-thais:2021-07-07:q1";
     s.held[0][1] = "k-x b-00000000000000000000";
     rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-j", T_NOW,
                   &gch_alloc_std);
@@ -804,14 +804,14 @@ test_book_outcomes(void)
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && strcmp(got, "conflict") == 0
          && strstr(tbody(k.b), "\"status\":\"traitee_negativement\"")
-         && tcmds_find(l, 0, "DEL {c:c-thais}:2021-07-07:q0") >= 0
-         && tcmds_find(l, 0, "DEL {c:c-thais}:2021-07-07:q2") >= 0
-         && tcmds_count(l, "DEL {c:c-thais}:2021-07-07:q1") == 0
-         && tcmds_find(l, 0, "BITFIELD {s:k-j}:left OVERFLOW FAIL INCRBY "
+         && tcmds_find(l, 0, "DEL {main}:c:c-thais:2021-07-07:q0") >= 0
+         && tcmds_find(l, 0, "DEL {main}:c:c-thais:2021-07-07:q2") >= 0
+         && tcmds_count(l, "DEL {main}:c:c-thais:2021-07-07:q1") == 0
+         && tcmds_find(l, 0, "BITFIELD {main}:s:k-j:left OVERFLOW FAIL INCRBY "
                        "u32 0 1") >= 0
          && tcmds_count(l, "SADD") == 0 && tcmds_count(l, "HSET") == 0
-         && tcmds_find(l, 0, "SET {f:f-martin}:idem:k1 D ") == 1
-         && tcmds_find(l, 0, "XADD gch:bookings") >= 0;
+         && tcmds_find(l, 0, "SET {main}:f:f-martin:idem:k1 D ") == 1
+         && tcmds_find(l, 0, "XADD {main}:stream") >= 0;
     tap_ok(ok, "claim held by another session: conflict, only our claims "
            "DEL'd, BITFIELD +1 (%s)", got);
     if (!ok) {
@@ -822,7 +822,7 @@ test_book_outcomes(void)
     /* held by the same session: already booked */
 
     memset(&s, 0, sizeof(s));
-    s.held[0][0] = "{c:c-thais}:2021-07-07:q0";
+    s.held[0][0] = "{main}:c:c-thais:2021-07-07:q0";
     s.held[0][1] = "k-m b-11111111111111111111";
     rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-a", T_NOW,
                   &gch_alloc_std);
@@ -830,11 +830,11 @@ test_book_outcomes(void)
     treasons(k.b, got, sizeof(got));
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && strcmp(got, "already_booked,-") == 0
-         && tcmds_find(l, 0, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY "
+         && tcmds_find(l, 0, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY "
                        "u32 0 1") >= 0
          && tcmds_count(l, "DEL ") == 0
-         && tcmds_count(l, "SADD {s:k-a}:booked") == 1
-         && tcmds_count(l, "SADD {s:k-m}") == 0;
+         && tcmds_count(l, "SADD {main}:s:k-a:booked") == 1
+         && tcmds_count(l, "SADD {main}:s:k-m:") == 0;
     tap_ok(ok, "claim held by the same session: already_booked, place "
            "given back (%s)", got);
     if (!ok) {
@@ -845,7 +845,7 @@ test_book_outcomes(void)
     /* a session id that is a prefix of the holder's is not the same */
 
     memset(&s, 0, sizeof(s));
-    s.held[0][0] = "{c:c-thais}:2021-07-07:q0";
+    s.held[0][0] = "{main}:c:c-thais:2021-07-07:q0";
     s.held[0][1] = "k-m8 b-11111111111111111111";
     rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
     rc = rc ? rc : tbk_step1(&k, &s);
@@ -857,7 +857,7 @@ test_book_outcomes(void)
     /* conflict and full at once: conflict wins, nothing to give back */
 
     memset(&s, 0, sizeof(s));
-    s.held[0][0] = "{c:c-thais}:2021-07-07:q0";
+    s.held[0][0] = "{main}:c:c-thais:2021-07-07:q0";
     s.held[0][1] = "k-j b-22222222222222222222";
     s.full[0] = "k-m";
     rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
@@ -949,8 +949,8 @@ test_book_idempotency(void)
          && first[0] && strcmp(tbody(k.b), first) == 0
          && gch_book_ncells(k.b) == 0
          && l && tcmds_multi_exec(l) && l->ncmds == 5
-         && tline_is(l, 1, "DEL {c:c-thais}:2021-07-07:q0")
-         && tline_is(l, 2, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY u32 "
+         && tline_is(l, 1, "DEL {main}:c:c-thais:2021-07-07:q0")
+         && tline_is(l, 2, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY u32 "
                            "0 1")
          && tline_is(l, 3, zrem);
     tap_ok(ok, "replay: same body, replayed flag, step one's claim and "
@@ -969,7 +969,7 @@ test_book_idempotency(void)
 
     memset(&s, 0, sizeof(s));
     s.idem = rec;
-    s.held[0][0] = "{c:c-thais}:2021-07-07:q0";
+    s.held[0][0] = "{main}:c:c-thais:2021-07-07:q0";
     s.held[0][1] = "k-m b-33333333333333333333";
     s.full[0] = "k-m";
     rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_NOW, &gch_alloc_std);
@@ -991,9 +991,9 @@ test_book_idempotency(void)
     ok = rc == GCH_OK && gch_book_status(k.b) == 422
          && !gch_book_replayed(k.b)
          && strstr(tbody(k.b), "\"code\":\"idempotency_key_reused\"")
-         && l && tcmds_count(l, "DEL {c:c-thais}:2021-07-07:q0") == 1
+         && l && tcmds_count(l, "DEL {main}:c:c-thais:2021-07-07:q0") == 1
          && tcmds_count(l, "BITFIELD") == 1
-         && tcmds_count(l, "DEL {f:") == 0 && tcmds_count(l, "SET ") == 0;
+         && tcmds_count(l, "DEL {main}:f:") == 0 && tcmds_count(l, "SET ") == 0;
     tap_ok(ok, "other body: 422 idempotency_key_reused, compensation only: "
            "%s", tbody(k.b));
     tbk_free(&k);
@@ -1009,8 +1009,8 @@ test_book_idempotency(void)
     tzrem_own(zrem, sizeof(zrem), k.b);
     ok = rc == GCH_OK && gch_book_status(k.b) == 409
          && strstr(tbody(k.b), "\"code\":\"request_in_progress\"")
-         && l && tcmds_count(l, "DEL {c:") == 1
-         && tcmds_count(l, "BITFIELD") == 1 && tcmds_count(l, "DEL {f:") == 0
+         && l && tcmds_count(l, "DEL {main}:c:") == 1
+         && tcmds_count(l, "BITFIELD") == 1 && tcmds_count(l, "DEL {main}:f:") == 0
          && tcmds_count(l, "ZREM") == 1 && tcmds_count(l, zrem) == 1;
     tap_ok(ok, "P record: 409 request_in_progress, compensation and its own "
            "inflight member removed (the live attempt's is its own): %s",
@@ -1074,19 +1074,19 @@ test_book_catalogue_gen(void)
                  && strstr(tbody(k.b), "\"code\":\"unavailable\"")
                  && gch_book_done(k.b) && gch_book_ncells(k.b) == 0
                  && l && tcmds_multi_exec(l)
-                 && tcmds_count(l, "DEL {c:c-thais}:2021-07-07:q0") == 1
-                 && tcmds_count(l, "DEL {c:c-thais}:2021-07-07:q1") == 1
-                 && tcmds_count(l, "BITFIELD {s:k-m}:left OVERFLOW FAIL "
+                 && tcmds_count(l, "DEL {main}:c:c-thais:2021-07-07:q0") == 1
+                 && tcmds_count(l, "DEL {main}:c:c-thais:2021-07-07:q1") == 1
+                 && tcmds_count(l, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL "
                                 "INCRBY u32 0 1") == 1
-                 && tcmds_count(l, "BITFIELD {s:k-r}") == 0
-                 && tcmds_count(l, "DEL {f:f-martin}:idem:k1") == 1
-                 && tcmds_count(l, "ZREM gch:inflight {f:f-martin}:idem:k1")
+                 && tcmds_count(l, "BITFIELD {main}:s:k-r:") == 0
+                 && tcmds_count(l, "DEL {main}:f:f-martin:idem:k1") == 1
+                 && tcmds_count(l, "ZREM {main}:inflight {main}:f:f-martin:idem:k1")
                     == 1
                  && tcmds_count(l, "SADD") == 0
                  && tcmds_count(l, "XADD") == 0;
         } else {
             ok = rc == GCH_OK && gch_book_status(k.b) == 200
-                 && l && tcmds_count(l, "SADD {s:k-m}:booked") == 1;
+                 && l && tcmds_count(l, "SADD {main}:s:k-m:booked") == 1;
         }
 
         tap_ok(ok, "catalogue %s: %s", cases[i].name,
@@ -1109,8 +1109,8 @@ test_book_catalogue_gen(void)
     rc = rc ? rc : tbk_step1(&k, &s);
     l = gch_book_step2(k.b);
     tap_ok(rc == GCH_OK && gch_book_status(k.b) == 503 && l
-           && tcmds_multi_exec(l) && tcmds_count(l, "DEL {f:") == 0
-           && tcmds_count(l, "DEL {c:") == 1 && tcmds_count(l, "BITFIELD") == 1,
+           && tcmds_multi_exec(l) && tcmds_count(l, "DEL {main}:f:") == 0
+           && tcmds_count(l, "DEL {main}:c:") == 1 && tcmds_count(l, "BITFIELD") == 1,
            "lost data with an existing record: 503, the record is kept");
     tbk_free(&k);
 
@@ -1123,7 +1123,7 @@ test_book_catalogue_gen(void)
     l = gch_book_step2(k.b);
     tap_ok(rc == GCH_OK && gch_book_status(k.b) == 503 && l
            && tcmds_multi_exec(l) && l->ncmds == 4
-           && tcmds_count(l, "DEL {f:f-martin}:idem:k1") == 1,
+           && tcmds_count(l, "DEL {main}:f:f-martin:idem:k1") == 1,
            "lost data, no cell open: MULTI DEL record ZREM EXEC");
     tbk_free(&k);
 }
@@ -1158,9 +1158,9 @@ test_book_week(void)
                   "c-thais:semaine-20210715-MATIN c-thais:k-m",
                   T_NOW, &gch_alloc_std);
     l = rc ? NULL : gch_book_step1(k.b);
-    ok = rc == GCH_OK && tcmds_count(l, "SET {c:c-thais}:") == 1
+    ok = rc == GCH_OK && tcmds_count(l, "SET {main}:c:c-thais:") == 1
          && tcmds_count(l, "BITFIELD") == 1
-         && tcmds_count(l, "BITFIELD {s:k-m}") == 1;
+         && tcmds_count(l, "BITFIELD {main}:s:k-m:") == 1;
     rc = rc ? rc : tbk_step1(&k, NULL);
     treasons(k.b, got, sizeof(got));
     ok = ok && rc == GCH_OK
@@ -1180,7 +1180,7 @@ test_book_week(void)
                   "c-thais:semaine-20210713-MATIN",
                   T_NOW, &gch_alloc_std);
     l = rc ? NULL : gch_book_step1(k.b);
-    ok = rc == GCH_OK && tcmds_count(l, "SET {c:") == 0
+    ok = rc == GCH_OK && tcmds_count(l, "SET {main}:c:") == 0
          && tcmds_count(l, "BITFIELD") == 0;
     rc = rc ? rc : tbk_step1(&k, NULL);
     treasons(k.b, got, sizeof(got));
@@ -1224,12 +1224,12 @@ test_book_week(void)
     ok = rc == GCH_OK
          && strcmp(got, "week_incomplete,week_incomplete,full,"
                    "week_incomplete,-") == 0
-         && tcmds_count(l, "DEL {c:c-thais}:") == 4
+         && tcmds_count(l, "DEL {main}:c:c-thais:") == 4
          && tcmds_count(l, "BITFIELD") == 3
-         && tcmds_count(l, "BITFIELD {s:semaine-20210715-MATIN}") == 0
-         && tcmds_count(l, "BITFIELD {s:k-m}") == 0
+         && tcmds_count(l, "BITFIELD {main}:s:semaine-20210715-MATIN:") == 0
+         && tcmds_count(l, "BITFIELD {main}:s:k-m:") == 0
          && tcmds_count(l, "SADD") == 1
-         && tcmds_count(l, "SADD {s:k-m}:booked") == 1
+         && tcmds_count(l, "SADD {main}:s:k-m:booked") == 1
          && tcmds_count(l, "HSET") == 1;
     tap_ok(ok, "whole week, one day full after step one: the week refused "
            "and undone, the other activity booked (%s)", got);
@@ -1277,14 +1277,14 @@ test_book_fence(void)
              && gch_book_done(k.b)
              && strstr(tbody(k.b), "\"code\":\"unavailable\"")
              && l && tcmds_multi_exec(l) && l->ncmds == 8
-             && tcmds_find(l, 1, "SREM {s:k-m}:booked b-") == 1
-             && tcmds_find(l, 2, "HDEL {f:f-martin}:bookings b-") == 2
-             && tcmds_find(l, 3, "SREM {s:k-r}:booked b-") == 3
-             && tcmds_find(l, 4, "HDEL {f:f-martin}:bookings b-") == 4
-             && tcmds_find(l, 5, "XADD gch:bookings * d {\"type\":\"void\","
+             && tcmds_find(l, 1, "SREM {main}:s:k-m:booked b-") == 1
+             && tcmds_find(l, 2, "HDEL {main}:f:f-martin:bookings b-") == 2
+             && tcmds_find(l, 3, "SREM {main}:s:k-r:booked b-") == 3
+             && tcmds_find(l, 4, "HDEL {main}:f:f-martin:bookings b-") == 4
+             && tcmds_find(l, 5, "XADD {main}:stream * d {\"type\":\"void\","
                            "\"family_id\":\"f-martin\",\"idem\":\"k1\","
                            "\"booking_ids\":[\"b-") == 5
-             && tline_is(l, 6, "DEL {f:f-martin}:idem:k1");
+             && tline_is(l, 6, "DEL {main}:f:f-martin:idem:k1");
         tap_ok(ok, "on_step2 fence %s: GCH_EFENCED, 503, step three SREM/HDEL/"
                "XADD void/DEL", i == 0 ? "nil" : i == 1 ? "other P"
                : i == 2 ? "D" : "same body, another attempt's P");
@@ -1340,7 +1340,7 @@ tsold_out(const gch_alloc_t *a, int *got, char *body, size_t size)
             p = gch_book_body(k.b, &len);
             snprintf(body, size, "%.*s", (int) len, p);
             l = gch_book_idem_check(k.b);
-            rc = l ? (tline_is(l, 0, "EXISTS {f:f-martin}:idem:k1")
+            rc = l ? (tline_is(l, 0, "EXISTS {main}:f:f-martin:idem:k1")
                       && l->ncmds == 1 ? 1 : -50)
                    : GCH_ENOMEM;
         }
@@ -1486,7 +1486,7 @@ test_book_oom(void)
         { "fresh, two cells", "c-thais:k-m c-thais:k-r", {0}, 0, 0 },
         { "full and refused cells", "c-thais:k-m c-thais:k-r c-leo:k-a "
           "c-thais:k-m8", { .full = { "k-r" } }, 0, 0 },
-        { "conflict", "c-thais:k-j", { .held = { { "{c:c-thais}:2021-07-07:q1",
+        { "conflict", "c-thais:k-j", { .held = { { "{main}:c:c-thais:2021-07-07:q1",
           "k-x b-00000000000000000000" } } }, 0, 0 },
         { "fenced", "c-thais:k-m c-thais:k-r", {0}, 1, 0 },
         { "replay", "c-thais:k-m", {0}, 0, 1 },
@@ -1550,16 +1550,16 @@ test_book_attempts(void)
     char         rkey[64];
     const char  *id, *p, *d;
 
-    id = gch_attempt_split("{f:f-1}:idem:k1#1623319200123.a7.1a03f44a",
+    id = gch_attempt_split("{main}:f:f-1:idem:k1#1623319200123.a7.1a03f44a",
                            rkey, sizeof(rkey));
     tap_ok(id && strcmp(id, "1623319200123.a7.1a03f44a") == 0
-           && strcmp(rkey, "{f:f-1}:idem:k1") == 0,
+           && strcmp(rkey, "{main}:f:f-1:idem:k1") == 0,
            "attempt member: record key and id");
-    id = gch_attempt_split("{f:f-1}:idem:k1", rkey, sizeof(rkey));
-    tap_ok(id == NULL && strcmp(rkey, "{f:f-1}:idem:k1") == 0,
+    id = gch_attempt_split("{main}:f:f-1:idem:k1", rkey, sizeof(rkey));
+    tap_ok(id == NULL && strcmp(rkey, "{main}:f:f-1:idem:k1") == 0,
            "attempt member without an id: the record key alone");
-    (void) gch_attempt_split("{f:f-1}:idem:k1#1.2.3", rkey, 6);
-    tap_ok(strcmp(rkey, "{f:f-") == 0, "attempt member: rkey truncated");
+    (void) gch_attempt_split("{main}:f:f-1:idem:k1#1.2.3", rkey, 6);
+    tap_ok(strcmp(rkey, "{main") == 0, "attempt member: rkey truncated");
 
     p = "P 1a03f44aafb26339537552c23961bc7c 1623319200123.a7.1a03f44a []";
     d = "D 1a03f44aafb26339537552c23961bc7c {}";
@@ -1617,7 +1617,7 @@ test_book_security(void)
     rc = rc ? rc : tbk_step1(&k, &s);
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && l
-         && tcmds_find(l, 0, "SET {f:f-martin}:idem:k1 ") == 1
+         && tcmds_find(l, 0, "SET {main}:f:f-martin:idem:k1 ") == 1
          && tline_has(l, 1, " XX GET EX 600");
     tap_ok(ok, "wholly refused: the answer is kept refused_ttl_s");
     if (!ok) {
@@ -1633,7 +1633,7 @@ test_book_security(void)
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && l
          && tline_has(l, 1, " XX GET EX 86400")
-         && tcmds_count(l, "XADD gch:bookings * d {\"type\":\"book\"") == 1
+         && tcmds_count(l, "XADD {main}:stream * d {\"type\":\"book\"") == 1
          && !tline_has(l, tcmds_find(l, 0, "XADD"), "\"agent\"");
     tap_ok(ok, "one cell confirmed: kept idem_ttl_s; online: no agent");
     tbk_free(&k);
@@ -1646,7 +1646,7 @@ test_book_security(void)
     rc = rc ? rc : tbk_step1(&k, NULL);
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && l
-         && tline_has(l, tcmds_find(l, 0, "XADD gch:bookings * d "),
+         && tline_has(l, tcmds_find(l, 0, "XADD {main}:stream * d "),
                       "\"agent\":\"agent1\",\"items\"");
     tap_ok(ok, "on site: the stream entry names the agent");
     if (!ok) {
@@ -1661,11 +1661,11 @@ test_book_security(void)
                   &gch_alloc_std);
     l = gch_book_step1(k.b);
     ok = rc == GCH_OK && l && tcmds_multi_exec(l)
-         && tcmds_find(l, 0, "INCRBY {f:f-martin}:budget 12")
+         && tcmds_find(l, 0, "INCRBY {main}:f:f-martin:budget 12")
             == (long) l->ncmds - 4
-         && tcmds_find(l, 0, "EXPIRE {f:f-martin}:budget 60 NX")
+         && tcmds_find(l, 0, "EXPIRE {main}:f:f-martin:budget 60 NX")
             == (long) l->ncmds - 3
-         && tcmds_find(l, 0, "TTL {f:f-martin}:budget") == (long) l->ncmds - 2;
+         && tcmds_find(l, 0, "TTL {main}:f:f-martin:budget") == (long) l->ncmds - 2;
     tap_ok(ok, "budget: INCRBY 10 + items, EXPIRE NX, TTL before EXEC");
     rc = rc ? rc : tbk_step1(&k, NULL);
     ok = rc == GCH_OK && gch_book_status(k.b) == 200
@@ -1683,8 +1683,8 @@ test_book_security(void)
     ok = rc == GCH_OK && gch_book_status(k.b) == 429
          && gch_book_retry_after(k.b) == 37
          && strstr(tbody(k.b), "\"rate_limited\"") != NULL
-         && tcmds_count(l, "DEL {f:f-martin}:idem:k1") == 1
-         && tcmds_count(l, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY") == 1
+         && tcmds_count(l, "DEL {main}:f:f-martin:idem:k1") == 1
+         && tcmds_count(l, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY") == 1
          && tcmds_count(l, "XADD") == 0 && tcmds_count(l, "SADD") == 0
          && tcmds_count(l, "HSET") == 0;
     tap_ok(ok, "budget: past it, 429 with the counter's TTL, step one "

@@ -222,32 +222,32 @@ test_cancel_paths(void)
 
     tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
             "2021-06-23T23:59:59+02:00");
-    snprintf(line, sizeof(line), "SET {f:f-martin}:cancel:%s C %lld 0 %s "
+    snprintf(line, sizeof(line), "SET {main}:f:f-martin:cancel:%s C %lld 0 %s "
              "c-thais k-m EX 3600", C_BID,
              tinstant("2021-06-23T23:59:59+02:00") * 1000 + 5, C_BID);
     ok = r.rc == GCH_OK && r.status == 200 && r.steps == 3 && !r.bad_cmds
          && strcmp(r.body, "{\"booking_id\":\"" C_BID "\",\"status\":"
                    "\"cancelled\",\"billed\":false}") == 0
-         && thas(r.guard, "SREM {s:k-m}:booked " C_BID)
-         && thas(r.guard, "HDEL {f:f-martin}:bookings " C_BID)
+         && thas(r.guard, "SREM {main}:s:k-m:booked " C_BID)
+         && thas(r.guard, "HDEL {main}:f:f-martin:bookings " C_BID)
          && thas(r.guard, line)
-         && thas(r.guard, "INCR gch:seq:demande")
-         && thas(r.release, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY u32 "
+         && thas(r.guard, "INCR {main}:seq:demande")
+         && thas(r.release, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY u32 "
                  "0 1")
-         && thas(r.release, "DEL {c:c-thais}:2021-07-07:q0")
-         && !thas(r.release, "DEL {c:c-thais}:2021-07-07:q1")
-         && thas(r.release, "XADD gch:bookings * d {\"type\":\"cancel\","
+         && thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q0")
+         && !thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q1")
+         && thas(r.release, "XADD {main}:stream * d {\"type\":\"cancel\","
                  "\"number\":77,\"request_id\":\"D-000077\","
                  "\"booking_id\":\"" C_BID "\",\"family_id\":"
                  "\"f-martin\",\"child_id\":\"c-thais\",\"session_id\":"
                  "\"k-m\",\"at_ms\":")
          && strstr(r.release, "\"billed\":false}") != NULL
-         && thas(r.release, "LPUSH {f:f-martin}:demandes {\"request_id\":"
+         && thas(r.release, "LPUSH {main}:f:f-martin:demandes {\"request_id\":"
                  "\"D-000077\",\"number\":77,\"type\":\"cancellation\"")
-         && thas(r.release, "LTRIM {f:f-martin}:demandes 0 199")
-         && thas(r.release, "DEL {f:f-martin}:cancel:" C_BID)
-         && thas(r.release, "ZREM gch:inflight {f:f-martin}:cancel:" C_BID)
-         && !thas(r.release, "HSET {f:f-martin}:billed " C_BID " k-m");
+         && thas(r.release, "LTRIM {main}:f:f-martin:demandes 0 199")
+         && thas(r.release, "DEL {main}:f:f-martin:cancel:" C_BID)
+         && thas(r.release, "ZREM {main}:inflight {main}:f:f-martin:cancel:" C_BID)
+         && !thas(r.release, "HSET {main}:f:f-martin:billed " C_BID " k-m");
     tap_ok(ok, "cancel before the deadline: guard SREM/HDEL/SET C marker/"
            "ZADD/INCR, release BITFIELD +1, DEL claims, XADD cancel, LPUSH, "
            "not billed: %s", r.body);
@@ -263,11 +263,11 @@ test_cancel_paths(void)
             "2021-06-24T00:00:00+02:00");
     ok = r.rc == GCH_OK && r.status == 200
          && strstr(r.body, "\"billed\":true}") != NULL
-         && thas(r.guard, "SET {f:f-martin}:cancel:" C_BID " C ")
+         && thas(r.guard, "SET {main}:f:f-martin:cancel:" C_BID " C ")
          && strstr(r.guard, " 1 " C_BID " c-thais k-m EX 3600") != NULL
-         && thas(r.release, "BITFIELD {s:k-m}:left OVERFLOW FAIL INCRBY u32 "
+         && thas(r.release, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY u32 "
                  "0 1")
-         && thas(r.release, "HSET {f:f-martin}:billed " C_BID " k-m")
+         && thas(r.release, "HSET {main}:f:f-martin:billed " C_BID " k-m")
          && strstr(r.release, "\"billed\":true}") != NULL;
     tap_ok(ok, "cancel at the deadline: billed, place given back: %s",
            r.body);
@@ -282,9 +282,9 @@ test_cancel_paths(void)
     tentry(entry, sizeof(entry), "c-thais", "k-j");
     tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
             "2021-06-10T12:00:00+02:00");
-    tap_ok(r.status == 200 && thas(r.release, "DEL {c:c-thais}:2021-07-07:q0")
-           && thas(r.release, "DEL {c:c-thais}:2021-07-07:q1")
-           && thas(r.release, "DEL {c:c-thais}:2021-07-07:q2"),
+    tap_ok(r.status == 200 && thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q0")
+           && thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q1")
+           && thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q2"),
            "cancel a JOURNEE: its three claims are deleted");
     tcres_free(&r);
 
@@ -310,10 +310,10 @@ test_cancel_paths(void)
             "2021-06-10T12:00:00+02:00");
     ok = r.rc == GCH_OK && r.status == 404 && r.steps == 3
          && strstr(r.body, "\"code\":\"not_found\"")
-         && thas(r.release, "DEL {f:f-martin}:cancel:" C_BID)
-         && thas(r.release, "ZREM gch:inflight {f:f-martin}:cancel:" C_BID)
+         && thas(r.release, "DEL {main}:f:f-martin:cancel:" C_BID)
+         && thas(r.release, "ZREM {main}:inflight {main}:f:f-martin:cancel:" C_BID)
          && !thas(r.release, "BITFIELD") && !thas(r.release, "XADD")
-         && !thas(r.release, "DEL {c:");
+         && !thas(r.release, "DEL {main}:c:");
     tap_ok(ok, "cancel, lost race (SREM 0): 404, only the marker undone: %s",
            r.body);
     if (!ok) {
@@ -423,7 +423,7 @@ tabsence(const char *doc, int found, int reply_doc, char **lines,
     gch_absence_t      *j;
     const gch_cmds_t   *l;
 
-    rc = gch_absence_plan(&j, tfam("f-martin"), C_BID, doc,
+    rc = gch_absence_plan(&j, ttown(), tfam("f-martin"), C_BID, doc,
                           tinstant("2031-07-08T10:00:00+02:00") * 1000,
                           &gch_alloc_std, NULL);
     if (rc != GCH_OK) {
@@ -489,7 +489,7 @@ test_absence_document(void)
 
     st = tabsence("42", 1, 0, &lines, body, sizeof(body));
     tap_ok(st == 400 && lines
-           && strstr(lines, "SISMEMBER {f:f-martin}:documents 42") != NULL
+           && strstr(lines, "SISMEMBER {main}:f:f-martin:documents 42") != NULL
            && strstr(body, "\"invalid_field\"") != NULL
            && strstr(body, "document_id") != NULL,
            "absence citing a document the family did not upload: 400 "

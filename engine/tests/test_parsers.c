@@ -631,10 +631,63 @@ test_big(void)
 }
 
 
+/* town.id names every Redis key of the town (gch_keys.h) */
+static void
+test_town_keys(void)
+{
+    int          rc, n;
+    char        *json, key[128];
+    size_t       len;
+    gch_town_t  *t;
+    gch_error_t  err;
+
+    json = tread_or_die("golden/town/36-town-id.json", &len);
+    if (json == NULL) {
+        return;
+    }
+
+    rc = gch_town_parse(&t, json, len, &gch_alloc_std, &err);
+    free(json);
+    tap_ok(rc == 0, "town with an id parses");
+    if (rc != 0) {
+        return;
+    }
+
+    n = gch_claim_key_of(key, sizeof(key), t, "c-thais",
+                         t->sessions[0].date, 7);
+    tap_ok(strcmp(t->id, "amberieu-en-bugey") == 0
+           && strcmp(t->keys.f, "{amberieu-en-bugey}:f:") == 0
+           && strcmp(t->keys.s, "{amberieu-en-bugey}:s:") == 0
+           && strcmp(t->keys.inflight, "{amberieu-en-bugey}:inflight") == 0
+           && strcmp(t->keys.stream, "{amberieu-en-bugey}:stream") == 0
+           && t->keys.stream_len == strlen(t->keys.stream)
+           && strcmp(t->keys.seq_demande,
+                     "{amberieu-en-bugey}:seq:demande") == 0
+           && strcmp(t->keys.catalogue_gen,
+                     "{amberieu-en-bugey}:catalogue:gen") == 0
+           && n == (int) strlen(key)
+           && strcmp(key, "{amberieu-en-bugey}:c:c-thais:2021-07-07:q7") == 0,
+           "town keys carry the town's hash tag (%s)", key);
+
+    n = gch_claim_key_of(key, 40, t, "c-thais", t->sessions[0].date, 7);
+    tap_ok(n == -1 && key[0] == '\0', "claim key too long for its buffer");
+
+    gch_town_free(t);
+
+    tap_ok(gch_town_id_ok("main", 4) && gch_town_id_ok("a-1", 3)
+           && !gch_town_id_ok("", 0) && !gch_town_id_ok("A", 1)
+           && !gch_town_id_ok("a_b", 3) && !gch_town_id_ok("a}b", 3)
+           && gch_town_id_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 40)
+           && !gch_town_id_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 41),
+           "town ids: [a-z0-9-]{1,40}");
+}
+
+
 void
 test_town(void)
 {
     tgolden_dir("golden/town", dump_town);
+    test_town_keys();
     test_demo();
     test_prices();
     test_roundtrip("golden/town/00-example.json");

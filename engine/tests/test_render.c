@@ -129,10 +129,10 @@ test_render_sessions(void)
     rc = tsessions(&gch_alloc_std, "klub", "2021-07-07", "2021-07-08",
                    "2021-06-10T12:00:00+02:00", lefts, &out, &cmds, &err);
     ok = rc == GCH_OK
-         && strstr(cmds, "\n#   BITFIELD_RO {s:k-m}:left GET u32 0\n#   "
-                   "BITFIELD_RO {s:k-r}:left GET u32 0\n#   BITFIELD_RO "
-                   "{s:k-a}:left GET u32 0\n#   BITFIELD_RO {s:k-j}:left GET "
-                   "u32 0\n#   BITFIELD_RO {s:k-m8}:left GET u32 0\n")
+         && strstr(cmds, "\n#   BITFIELD_RO {main}:s:k-m:left GET u32 0\n#   "
+                   "BITFIELD_RO {main}:s:k-r:left GET u32 0\n#   BITFIELD_RO "
+                   "{main}:s:k-a:left GET u32 0\n#   BITFIELD_RO {main}:s:k-j:left GET "
+                   "u32 0\n#   BITFIELD_RO {main}:s:k-m8:left GET u32 0\n")
          && tprefix(out, "[{\"id\":\"k-m\",\"session_id\":\"k-m\","
                     "\"activity_id\":\"klub\",\"date\":\"2021-07-07\","
                     "\"unit\":\"MATIN\",\"label\":\"Danse\",\"starts_at\":"
@@ -263,7 +263,7 @@ tbookings(const gch_alloc_t *a, const char *from, const char *to,
 
     l = gch_view_cmds(v);
     d = tcmds_dump(l);
-    if (strcmp(d, "\n#   MULTI\n#   HGETALL {f:f-martin}:bookings\n#   EXEC")
+    if (strcmp(d, "\n#   MULTI\n#   HGETALL {main}:f:f-martin:bookings\n#   EXEC")
         != 0)
     {
         rc = -99;
@@ -376,7 +376,7 @@ trequests(const gch_alloc_t *a, const char **items, char **out)
     }
 
     d = tcmds_dump(gch_view_cmds(v));
-    if (strcmp(d, "\n#   MULTI\n#   LRANGE {f:f-martin}:demandes 0 99\n#   "
+    if (strcmp(d, "\n#   MULTI\n#   LRANGE {main}:f:f-martin:demandes 0 99\n#   "
                "EXEC") != 0)
     {
         rc = -99;
