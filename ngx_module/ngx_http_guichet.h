@@ -72,6 +72,8 @@ typedef struct {
     ngx_atomic_t              redis_round_trips;
     ngx_atomic_t              redis_errors;
     ngx_atomic_t              redis_reconnects;
+    ngx_atomic_t              redis_moved;      /* cluster redirections */
+    ngx_atomic_t              redis_ask;
     ngx_atomic_t              in_flight;
     ngx_atomic_t              latency_bucket[NGX_HTTP_GUICHET_NBUCKETS];
     ngx_atomic_t              latency_sum_us;
@@ -168,5 +170,6 @@ ngx_int_t ngx_http_guichet_family_variable(ngx_http_request_t *r,
 void ngx_http_guichet_metrics_redis_sent(void);
 void ngx_http_guichet_metrics_redis_replied(redisReply *reply);
 void ngx_http_guichet_metrics_redis_reconnecting(void);
+void ngx_http_guichet_metrics_redis_redirected(ngx_uint_t ask);
 
 #endif /* NGX_HTTP_GUICHET_H */

@@ -45,6 +45,8 @@
 #define NGX_HTTP_GUICHET_MAP_FIRST   50     /* ms, until a map is known */
 #define NGX_HTTP_GUICHET_MAP_MIN     100    /* ms between two refreshes */
 #define NGX_HTTP_GUICHET_HELD        32     /* commands of a held MULTI */
+#define NGX_HTTP_GUICHET_TRYAGAIN    10     /* TRYAGAIN: tries, */
+#define NGX_HTTP_GUICHET_TRYAGAIN_MS 50     /* this far apart */
 
 
 /* A command list on its way through the cluster. */
@@ -58,6 +60,7 @@ typedef struct {
     ngx_uint_t                      quiet;
     ngx_uint_t                      redirects;
     ngx_uint_t                      resends;
+    ngx_uint_t                      tryagain;
     ngx_uint_t                      owned;      /* frees cmds' data */
     ngx_event_t                     resend;
 } ngx_http_guichet_route_t;
@@ -71,6 +74,8 @@ static ngx_msec_t                      ngx_http_guichet_map_asked;
 static ngx_http_guichet_redis_node_t  *ngx_http_guichet_map_from;
 static ngx_event_t                     ngx_http_guichet_map_ev;
 static ngx_uint_t                      ngx_http_guichet_cluster_exiting;
+static void                          (*ngx_http_guichet_redirected)(
+                                           ngx_uint_t ask);
 
 /* redis_command()'s MULTI ... EXEC, held until EXEC in cluster mode */
 static gch_cmd_t                       ngx_http_guichet_held[
@@ -178,7 +183,7 @@ ngx_http_guichet_resp(const redisReply *r, u_char *out)
 
     n = p - head;
     if (out) {
-        out = ngx_cpymem(out, head, n);
+        (void) ngx_cpymem(out, head, n);
     }
 
     if (r->type == REDIS_REPLY_ARRAY) {
@@ -194,9 +199,9 @@ ngx_http_guichet_resp(const redisReply *r, u_char *out)
     }
 
     if (out) {
-        out = ngx_cpymem(out, r->str, r->len);
-        *out++ = '\r';
-        *out = '\n';
+        p = ngx_cpymem(out + n, r->str, r->len);
+        *p++ = '\r';
+        *p = '\n';
     }
 
     return n + r->len + 2;
@@ -495,7 +500,32 @@ ngx_http_guichet_route_done(redisReply *reply, void *data)
         redirect = &one;
     }
 
+    if (redirect == NULL && reply && reply->type == REDIS_REPLY_ERROR
+        && ngx_strncmp(reply->str, "TRYAGAIN", 8) == 0
+        && rt->tryagain < NGX_HTTP_GUICHET_TRYAGAIN
+        && !ngx_http_guichet_cluster_exiting)
+    {
+        /*
+         * The slot is being migrated and the list's keys are partly on
+         * each side: nothing ran.  Again in a moment, from the start
+         * (the slot's owner, ASK, the target), as Redis advises.
+         */
+        rt->tryagain++;
+        rt->redirects = 0;
+        rt->resends = 0;
+        rt->asking = 0;
+        rt->node = NULL;
+        ngx_add_timer(&rt->resend, NGX_HTTP_GUICHET_TRYAGAIN_MS);
+        return;
+    }
+
+    /*
+     * Only a list that did not run is sent again: its last reply is the
+     * error (EXECABORT after a MOVED or ASK of a queued command, or the
+     * redirection of a single command).
+     */
     if (redirect == NULL || ngx_http_guichet_cluster_exiting
+        || reply == NULL || reply->type != REDIS_REPLY_ERROR
         || rt->redirects >= NGX_HTTP_GUICHET_REDIRECTS)
     {
         if (redirect) {
@@ -514,6 +544,10 @@ ngx_http_guichet_route_done(redisReply *reply, void *data)
     if (node == NULL) {
         ngx_http_guichet_route_end(rt, reply);
         return;
+    }
+
+    if (ngx_http_guichet_redirected) {
+        ngx_http_guichet_redirected(ask);
     }
 
     rt->redirects++;
@@ -801,6 +835,7 @@ ngx_http_guichet_redis_init(ngx_cycle_t *cycle,
     ngx_uint_t   i;
 
     ngx_http_guichet_redis_setup(conf);
+    ngx_http_guichet_redirected = conf->redirected;
     ngx_http_guichet_cluster_exiting = 0;
     ngx_http_guichet_single = NULL;
     ngx_http_guichet_slots = NULL;

@@ -131,6 +131,17 @@ ngx_http_guichet_metrics_redis_reconnecting(void)
 }
 
 
+void
+ngx_http_guichet_metrics_redis_redirected(ngx_uint_t ask)
+{
+    ngx_http_guichet_metrics_t  *m = ngx_http_guichet_worker.metrics;
+
+    if (m) {
+        (void) ngx_atomic_fetch_add(ask ? &m->redis_ask : &m->redis_moved, 1);
+    }
+}
+
+
 /* $guichet_family: the authenticated family, empty otherwise */
 
 ngx_int_t
@@ -281,6 +292,9 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "guichet_redis_errors_total %uA\n"
                      "# TYPE guichet_redis_reconnects_total counter\n"
                      "guichet_redis_reconnects_total %uA\n"
+                     "# TYPE guichet_redis_redirects_total counter\n"
+                     "guichet_redis_redirects_total{kind=\"moved\"} %uA\n"
+                     "guichet_redis_redirects_total{kind=\"ask\"} %uA\n"
                      "# TYPE guichet_in_flight gauge\n"
                      "guichet_in_flight %uA\n"
                      "# TYPE guichet_fenced_total counter\n"
@@ -290,7 +304,8 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "# TYPE guichet_password_checks_total counter\n"
                      "guichet_password_checks_total %uA\n",
                      m->redis_round_trips, m->redis_errors,
-                     m->redis_reconnects, m->in_flight, m->fenced,
+                     m->redis_reconnects, m->redis_moved, m->redis_ask,
+                     m->in_flight, m->fenced,
                      m->catalogue_reloads, m->password_checks);
 
     p = ngx_slprintf(p, last,

@@ -731,6 +731,7 @@ ngx_http_guichet_init_process(ngx_cycle_t *cycle)
     rcf.sent = ngx_http_guichet_metrics_redis_sent;
     rcf.replied = ngx_http_guichet_metrics_redis_replied;
     rcf.reconnecting = ngx_http_guichet_metrics_redis_reconnecting;
+    rcf.redirected = ngx_http_guichet_metrics_redis_redirected;
 
     if (ngx_http_guichet_redis_init(cycle, &rcf) != NGX_OK) {
         return NGX_ERROR;

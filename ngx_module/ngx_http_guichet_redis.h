@@ -42,6 +42,8 @@ typedef struct {
     void                    (*replied)(redisReply *reply);
                                                 /* before its handler */
     void                    (*reconnecting)(void);
+    void                    (*redirected)(ngx_uint_t ask);
+                                                /* MOVED (0) or ASK (1) */
 } ngx_http_guichet_redis_conf_t;
 
 
