@@ -52,15 +52,29 @@ ACTIVITY = "klub-8-12"
 RANGE = "?from=2027-07-01&to=2027-07-31"
 
 
+class TownStack(Stack):
+    """A whole Guichet for the town town_id (guichetctl and the worker
+    with `town = town_id`)."""
+
+    town_id = "main"
+
+    def ctl_run(self, *args, conf=True):
+        if args and args[0] == "migrate":
+            with open(self.worker_conf, "a") as f:
+                f.write("town = %s\n" % self.town_id)
+        return super().ctl_run(*args, conf=conf)
+
+
 class ClusterFront(Stack):
     """Only nginx, with guichet_redis_cluster, beside a setup Stack (whose
-    secret it shares)."""
+    secret it shares), serving its town."""
 
     def __init__(self, setup, cluster, name, wait_replicas=1):
         super().__init__(town=setup.town, name=name)
         self.setup = setup
         self.cluster = cluster
         self.wait_replicas = wait_replicas
+        self.town_id = getattr(setup, "town_id", "main")
 
     def start(self):
         self.dir = tempfile.mkdtemp(prefix="guichet-%s-" % self.name)
@@ -74,7 +88,8 @@ class ClusterFront(Stack):
             "    guichet_redis_cluster %s;\n"
             "    guichet_redis_wait_replicas %d;\n"
             "    guichet_redis_wait_timeout 300ms;\n"
-            % (seeds, self.wait_replicas), 1)
+            "    guichet_town %s;\n"
+            % (seeds, self.wait_replicas, self.town_id), 1)
         assert "guichet_redis_cluster" in conf
         self.nginx_template = self._path("dev-cluster.conf")
         with open(self.nginx_template, "w") as f:
@@ -143,6 +158,34 @@ def env():
 @pytest.fixture(scope="module")
 def toks(env):
     return env[0].tokens()
+
+
+@pytest.fixture(scope="module")
+def town2(env):
+    """A second town, whose hash tag's slot is on another master than
+    {main}'s: its own setup Stack (its families, its secret), its keys
+    copied into the same cluster, its own nginx."""
+    _, cluster, _ = env
+    home = cluster.master_of(TOWN_TAG)
+    tid = next("t%d" % i for i in range(2, 200)
+               if cluster.master_of("{t%d}" % i) is not home)
+    with open(DEMO_TOWN) as f:
+        town = jsonlib.load(f)
+    town["town"]["id"] = tid
+    TownStack.town_id = tid
+    setup = TownStack(town=town, name="cluster-" + tid)
+    setup.town_id = tid
+    setup.start()
+    front = None
+    try:
+        assert copy_keys(setup.redis, cluster) > 0
+        front = ClusterFront(setup, cluster, "cluster-front-" + tid).start()
+        yield tid, setup, front
+        front.assert_clean_error_log()
+    finally:
+        if front:
+            front.stop()
+        setup.stop()
 
 
 def key():
@@ -256,7 +299,37 @@ def test_bookings_go_to_the_master_of_the_town(env, toks):
     assert home.client().dbsize() > 0
     for m in cluster.masters_now():
         if m is not home:
-            assert m.client().dbsize() == 0, m
+            assert not m.client().keys(TOWN_TAG + "*"), m
+
+
+def test_two_towns_book_on_two_masters(env, toks, town2):
+    setup, cluster, (a, b) = env
+    tid, setup2, front2 = town2
+    home1 = cluster.master_of(TOWN_TAG)
+    home2 = cluster.master_of("{%s}" % tid)
+    assert home1 is not home2
+    toks2 = setup2.tokens()
+    fam, child = FAMILIES[0]
+    sid = "klub-0709-jeux"
+    before1 = {k for k in home1.client().keys("*")}
+    r1 = book(a, toks[fam], sid, child)
+    r2 = book(front2, toks2[fam], sid, child)
+    for r in (r1, r2):
+        assert r.status == 200, r
+        assert r.json()["items"][0]["status"] == "confirmed", r.json()
+    # each town's keys on its own master, and only there
+    assert all(k.startswith(TOWN_TAG) for k in home1.client().keys("*"))
+    assert all(k.startswith("{%s}" % tid) for k in home2.client().keys("*"))
+    assert {k for k in home1.client().keys("*")} - before1
+    # one town's token means nothing to the other's nginx
+    assert front2.http("GET", "/api/me", token=toks[fam]).status == 401
+    # each town's planning has its own booking
+    assert [x["booking_id"] for x in planning(a, toks[fam])
+            if x["session_id"] == sid] == [r1.json()["items"][0]
+                                           ["booking_id"]]
+    assert [x["booking_id"] for x in planning(front2, toks2[fam])
+            if x["session_id"] == sid] == [r2.json()["items"][0]
+                                           ["booking_id"]]
 
 
 def test_an_idempotency_key_holds_across_instances(env, toks):
@@ -389,7 +462,7 @@ def test_moved_during_a_rush(env, toks):
         it = r.json()["items"][0]
         assert it["status"] == "confirmed" or \
             it.get("reason") == "already_booked", r.json()
-    assert src.client().dbsize() == 0
+    assert not src.client().keys(TOWN_TAG + "*")
 
 
 def test_ask_during_a_migration(env, toks):
