@@ -648,8 +648,9 @@ gchb_route(gchb_cproxy_t *p, int slot, redisReply **cmds, size_t n,
         }
     }
 
-    gchb_log("warn", "redis cluster: slot %d still redirected after %d "
-             "tries", slot, GCHB_CLUSTER_TRIES);
+    gchb_log("warn", "redis cluster: slot %d: no answer from its master "
+             "after %d tries (down, failing over, or redirecting)", slot,
+             GCHB_CLUSTER_TRIES);
     p->dead = 1;
 
     return NULL;

@@ -183,6 +183,9 @@ redisContext *gchb_redis_connect(const gchb_conf_t *conf);
  * terminal, else repeated every 30 s at most), then returns the
  * connection. */
 redisContext *gchb_redis_connect_wait(const gchb_conf_t *conf);
+/* The Redis the settings name, for messages: redis_cluster's seeds when
+ * set, else redis. */
+const char *gchb_redis_name(const gchb_conf_t *conf);
 
 
 /* ------------------------------------------------------------------ */
