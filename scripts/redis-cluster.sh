@@ -2,7 +2,8 @@
 # redis-cluster.sh -- a Redis Cluster on this machine for make run-cluster:
 # 3 masters and 3 replicas of Debian's redis-server 7.0 on 127.0.0.1,
 # ports GUICHET_CLUSTER_PORT .. +5 (default 7001-7006; each also uses its
-# port + 10000, the cluster bus), the settings of lua-free-config/redis.conf
+# port + 10000, the cluster bus: keep both below the kernel's ephemeral
+# ports, 32768 and up), the settings of lua-free-config/redis.conf
 # plus cluster-enabled, a 2 s cluster-node-timeout; data and nodes.conf in
 # $GUICHET_VAR/redis/<port>/ (default var/cluster/redis/), logs in
 # $GUICHET_VAR/log/.
@@ -17,7 +18,8 @@
 #   scripts/redis-cluster.sh status   redis-cli --cluster check
 #
 # Idempotent like run.sh: running start again keeps the data and the
-# cluster (a node restarted rejoins with its nodes.conf).  Try a failover:
+# cluster (a node restarted rejoins with its nodes.conf); the first port
+# is kept in $GUICHET_VAR/redis/first-port.  Try a failover:
 # `redis-cli -p 7001 debug segfault` (or kill -9 a master's pid from
 # $GUICHET_VAR/redis/<port>/redis.pid), then `scripts/redis-cluster.sh
 # status`, and start again to bring the node back as a replica.
@@ -25,7 +27,10 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VAR=${GUICHET_VAR:-$ROOT/var/cluster}
-BASE=${GUICHET_CLUSTER_PORT:-7001}
+# the first port: as given, else as the first start chose (kept beside
+# the nodes), else 7001
+BASE=${GUICHET_CLUSTER_PORT:-$(cat "$VAR/redis/first-port" 2> /dev/null ||
+                               echo 7001)}
 PORTS=$(seq "$BASE" $((BASE + 5)))
 
 say() { printf '%s\n' "$*"; }
@@ -45,11 +50,22 @@ state_ok() { rcli "$1" cluster info | grep -q '^cluster_state:ok'; }
 
 start() {
     local p started=0 all_ok
-    mkdir -p "$VAR/log"
+    mkdir -p "$VAR/log" "$VAR/redis"
+    if [ -f "$VAR/redis/first-port" ] &&
+       [ "$(cat "$VAR/redis/first-port")" != "$BASE" ]; then
+        die "$VAR/redis holds the cluster of port" \
+            "$(cat "$VAR/redis/first-port"), not $BASE"
+    fi
+    echo "$BASE" > "$VAR/redis/first-port"
     for p in $PORTS; do
         mkdir -p "$VAR/redis/$p"
         if [ -n "$(rcli "$p" ping)" ]; then
             continue
+        fi
+        # its bus port too: redis-server would exit at once without it
+        if (exec 3<> "/dev/tcp/127.0.0.1/$((p + 10000))") 2> /dev/null; then
+            die "port $((p + 10000)) (the cluster bus of $p) is taken:" \
+                "choose GUICHET_CLUSTER_PORT"
         fi
         redis-server "$ROOT/lua-free-config/redis.conf" \
             --bind 127.0.0.1 --port "$p" --dir "$VAR/redis/$p" \

@@ -28,6 +28,7 @@ Ports: each node needs its port and port + 10000 (the cluster bus) free on
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -62,16 +63,25 @@ def _port_free(port):
     return True
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_cluster_port(taken=()):
-    """A loopback port p with p and p + 10000 free (racy, good enough)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p + 10000 < 65536 and p not in taken and _port_free(p + 10000):
-            return p
-    # the kernel's ephemeral range is high: try the low range by hand
-    for p in range(20000, 55000, 7):
+    """A loopback port p with p and p + 10000 free, both below the
+    kernel's ephemeral range: an outgoing connection (the cluster bus's
+    own among them) can take an ephemeral port between our check and
+    redis-server's bind, and the node then exits "Address already in
+    use".  Racy against other listeners, good enough."""
+    lo, _ = _ephemeral_range()
+    top = min(lo, 65536) - 10000        # p + 10000 < lo
+    for _ in range(500):
+        p = random.randrange(max(1024, top - 12000), top)
         if p not in taken and _port_free(p) and _port_free(p + 10000):
             return p
     raise ClusterError("no free port pair for a cluster node")
