@@ -1086,16 +1086,164 @@ gchb_cproxy_free(gchb_cproxy_t *p)
 }
 
 
+/*
+ * A command that goes through the plain route, and may share a pipeline
+ * with its neighbours: no transaction, no WATCH in force, none of the
+ * commands gchb_command() handles itself; *slot its slot.
+ */
+static int
+gchb_plain(gchb_cproxy_t *p, const redisReply *cmd, int *slot)
+{
+    size_t  i;
+
+    if (p->multi || p->pin != NULL || p->pin_broken
+        || cmd->type != REDIS_REPLY_ARRAY || cmd->elements == 0)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < cmd->elements; i++) {
+        if (cmd->element[i]->type != REDIS_REPLY_STRING) {
+            return 0;
+        }
+    }
+
+    if (gchb_is(cmd, "MULTI") || gchb_is(cmd, "EXEC")
+        || gchb_is(cmd, "DISCARD") || gchb_is(cmd, "WATCH")
+        || gchb_is(cmd, "UNWATCH") || gchb_is(cmd, "SCAN")
+        || gchb_is(cmd, "AUTH"))
+    {
+        return 0;
+    }
+
+    *slot = gchb_cmd_slot(cmd);
+
+    return *slot >= 0 || *slot == GCH_CLUSTER_NOKEY;
+}
+
+
+#define GCHB_PIPELINE_MAX  1024
+
+/*
+ * cmds[0..n) to node as one pipeline (with appendfsync always, one fsync
+ * for all of them instead of one each).  The replies are read first, all
+ * of them; then, in order, a redirected one (MOVED, ASK, TRYAGAIN) is sent
+ * again alone through gchb_route(), the others written back as they are.
+ * So a command redirected in the middle of a pipeline runs after the ones
+ * that followed it, as it would with a cluster client library: their
+ * keys are in other slots, or in a slot half migrated (ASK).  Frees cmds.
+ */
+static void
+gchb_pipeline(gchb_cproxy_t *p, gchb_cnode_t *node, redisReply **cmds,
+    const int *slots, size_t n)
+{
+    int                      nil;
+    size_t                   i, got;
+    redisReply              *r, *one[1];
+    redisReply              *replies[GCHB_PIPELINE_MAX];
+    gch_cluster_redirect_t   to;
+
+    for (i = 0; i < n; i++) {
+        gchb_append(node->c, cmds[i]);
+    }
+
+    for (got = 0; got < n; got++) {
+        if (redisGetReply(node->c, (void **) &r) != REDIS_OK || r == NULL) {
+            break;
+        }
+        replies[got] = r;
+    }
+
+    if (got < n) {
+        /* lost with commands sent: as one Redis going down */
+        gchb_log("warn", "redis cluster node %s:%d lost during a "
+                 "pipeline", node->host, node->port);
+        gchb_cnode_drop(node);
+        p->dead = 1;
+    }
+
+    for (i = 0; i < got; i++) {
+        r = replies[i];
+
+        if (!p->dead && gchb_redirected(r, &to)) {
+            freeReplyObject(r);
+            one[0] = cmds[i];
+            r = gchb_route(p, slots[i], one, 1, 0, &nil, NULL, NULL);
+            if (r == NULL) {
+                continue;
+            }
+        }
+
+        if (!p->dead) {
+            gchb_resp_reply(&p->out, r);
+        }
+        freeReplyObject(r);
+    }
+
+    for (i = 0; i < n; i++) {
+        freeReplyObject(cmds[i]);
+    }
+}
+
+
+/* The commands the program sent at once, in order. */
+static void
+gchb_batch(gchb_cproxy_t *p, redisReply **cmds, size_t n)
+{
+    int            slot;
+    size_t         i, j;
+    gchb_cnode_t  *node;
+    int            slots[GCHB_PIPELINE_MAX];
+
+    i = 0;
+
+    while (i < n) {
+        if (p->dead) {
+            freeReplyObject(cmds[i++]);
+            continue;
+        }
+
+        if (!gchb_plain(p, cmds[i], &slot)) {
+            gchb_command(p, cmds[i++]);
+            continue;
+        }
+
+        node = gchb_master(p, slot, 0);
+        slots[0] = slot;
+
+        for (j = i + 1; j < n && j - i < GCHB_PIPELINE_MAX; j++) {
+            if (!gchb_plain(p, cmds[j], &slots[j - i])
+                || gchb_master(p, slots[j - i], 0) != node)
+            {
+                break;
+            }
+        }
+
+        if (j == i + 1 || node == NULL || gchb_cnode_connect(p, node) != 0) {
+            /* alone: gchb_route() waits for a failover, reads the map */
+            gchb_command(p, cmds[i++]);
+            continue;
+        }
+
+        gchb_pipeline(p, node, cmds + i, slots, j - i);
+        i = j;
+    }
+}
+
+
 static void *
 gchb_cproxy_run(void *arg)
 {
-    char            buf[16384];
-    ssize_t         n;
-    redisReply     *cmd;
-    redisReader    *in;
-    gchb_cproxy_t  *p;
+    char             buf[65536];
+    size_t           ncmds, cap;
+    ssize_t          n;
+    redisReply      *cmd, **cmds, **np;
+    redisReader     *in;
+    gchb_cproxy_t   *p;
 
     p = arg;
+    cmds = NULL;
+    cap = 0;
 
     in = redisReaderCreate();
     if (in == NULL) {
@@ -1112,9 +1260,20 @@ gchb_cproxy_run(void *arg)
             break;                      /* the program's redisFree() */
         }
 
-        if (redisReaderFeed(in, buf, (size_t) n) != REDIS_OK) {
-            break;
+        /* what else the program wrote already: one batch */
+        do {
+            if (redisReaderFeed(in, buf, (size_t) n) != REDIS_OK) {
+                p->dead = 1;
+                break;
+            }
+            n = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        } while (n > 0);
+
+        if (n == 0) {
+            p->dead = 1;                /* closed after writing */
         }
+
+        ncmds = 0;
 
         for ( ;; ) {
             if (redisReaderGetReply(in, (void **) &cmd) != REDIS_OK) {
@@ -1124,11 +1283,20 @@ gchb_cproxy_run(void *arg)
             if (cmd == NULL) {
                 break;
             }
-            gchb_command(p, cmd);
-            if (p->dead) {
-                break;
+            if (ncmds == cap) {
+                np = realloc(cmds, (cap ? cap * 2 : 64) * sizeof(cmds[0]));
+                if (np == NULL) {
+                    freeReplyObject(cmd);
+                    p->dead = 1;
+                    break;
+                }
+                cmds = np;
+                cap = cap ? cap * 2 : 64;
             }
+            cmds[ncmds++] = cmd;
         }
+
+        gchb_batch(p, cmds, ncmds);
 
         if (p->out.failed
             || gchb_write_all(p->fd, p->out.data, p->out.len) != 0)
@@ -1139,6 +1307,7 @@ gchb_cproxy_run(void *arg)
         p->out.len = 0;
     }
 
+    free(cmds);
     redisReaderFree(in);
     gchb_cproxy_free(p);
 

@@ -245,3 +245,27 @@ def test_no_seed_answers(cluster):
         assert "no node answered CLUSTER SLOTS" in p.stderr()
     finally:
         p.close()
+
+
+def test_pipeline_across_masters_and_a_moved_slot(cluster, probe):
+    """A pipeline is sent to each master in pieces (one fsync each, not
+    one per command); a piece whose slot moved meanwhile is sent again
+    where MOVED says; the replies come back in the program's order."""
+    tags = tags_on_every_master(cluster)
+    mv = tags[0]
+    assert probe.run(*["SET {%s}:p %s" % (t, t) for t in tags]) == \
+        [{"status": "OK"}] * len(tags)
+    slot = key_slot("{%s}" % mv)
+    src = cluster.master_of_slot(slot)
+    dst = [m for m in cluster.masters_now() if m is not src][0]
+    cluster.move_slot(slot, dst)
+    cmds, want = [], []
+    for i in range(5):
+        for t in tags:
+            cmds.append("APPEND {%s}:p .%d" % (t, i))
+            want.append({"int": len(t) + 2 * (i + 1)})
+            cmds.append("GET {%s}:p" % t)
+            want.append({"str": t + "".join(".%d" % k
+                                            for k in range(i + 1))})
+    assert probe.run(*cmds) == want
+    assert dst.client().get("{%s}:p" % mv).startswith(mv + ".0.1")
