@@ -34,7 +34,10 @@
  *   - SCAN walks every master in turn behind one cursor.
  *
  * The program's redisFree() closes its end; the thread then closes the
- * nodes' connections and ends.
+ * nodes' connections and ends (joined later: gchb_join_done).  At the
+ * program's exit the threads still running are shut down and joined, so
+ * that memcheck finds nothing allocated (test_cluster_backend.py runs the
+ * routing under valgrind).
  */
 
 #include <errno.h>
@@ -46,6 +49,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/read.h>
@@ -65,7 +69,7 @@ typedef struct {
     redisContext  *c;
 } gchb_cnode_t;
 
-typedef struct {
+typedef struct gchb_cproxy_s {
     int                 fd;             /* our end of the socketpair      */
     char               *seeds;          /* "host:port,host:port"          */
     char               *password;       /* "" for none                    */
@@ -87,7 +91,26 @@ typedef struct {
     unsigned long long  scan_token;     /* the cursor SCAN handed out     */
     size_t              scan_master;
     char                scan_cursor[32];
+
+    struct gchb_cproxy_s  *next;        /* gchb_live, under gchb_live_mu */
 } gchb_cproxy_t;
+
+
+/*
+ * The routing threads that run (gchb_live), and those that ended and are
+ * not joined yet (gchb_done: joined by the next gchb_cluster_open() and at
+ * exit).  The program's exit ends the live ones first
+ * (gchb_cluster_atexit), so that their memory is all released and no
+ * thread is cut off mid-work.
+ */
+#define GCHB_DONE_MAX  64
+
+static pthread_mutex_t   gchb_live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t    gchb_live_cv = PTHREAD_COND_INITIALIZER;
+static gchb_cproxy_t    *gchb_live;
+static pthread_t         gchb_done[GCHB_DONE_MAX];
+static size_t            gchb_ndone;
+static int               gchb_live_hooked;
 
 
 /* ------------------------------------------------------------------ */
@@ -1086,6 +1109,85 @@ gchb_cproxy_free(gchb_cproxy_t *p)
 }
 
 
+/* The thread's end: off the list of live ones, everything released,
+ * onto the list of threads to join. */
+static void
+gchb_cproxy_end(gchb_cproxy_t *p)
+{
+    gchb_cproxy_t  **pp;
+
+    pthread_mutex_lock(&gchb_live_mu);
+
+    for (pp = &gchb_live; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+
+    gchb_cproxy_free(p);
+
+    if (gchb_ndone < GCHB_DONE_MAX) {
+        gchb_done[gchb_ndone++] = pthread_self();
+    } else {
+        pthread_detach(pthread_self());
+    }
+
+    pthread_cond_broadcast(&gchb_live_cv);
+    pthread_mutex_unlock(&gchb_live_mu);
+}
+
+
+/* Joins the threads that ended. */
+static void
+gchb_join_done(void)
+{
+    size_t     i, n;
+    pthread_t  done[GCHB_DONE_MAX];
+
+    pthread_mutex_lock(&gchb_live_mu);
+    n = gchb_ndone;
+    memcpy(done, gchb_done, n * sizeof(done[0]));
+    gchb_ndone = 0;
+    pthread_mutex_unlock(&gchb_live_mu);
+
+    for (i = 0; i < n; i++) {
+        pthread_join(done[i], NULL);
+    }
+}
+
+
+/* At exit: wakes every routing thread (its connection shut down), waits
+ * 2 s at most for them to end, and joins them. */
+static void
+gchb_cluster_atexit(void)
+{
+    gchb_cproxy_t    *p;
+    struct timespec   until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+
+    pthread_mutex_lock(&gchb_live_mu);
+
+    for (p = gchb_live; p != NULL; p = p->next) {
+        shutdown(p->fd, SHUT_RDWR);
+    }
+
+    while (gchb_live != NULL) {
+        if (pthread_cond_timedwait(&gchb_live_cv, &gchb_live_mu, &until)
+            != 0)
+        {
+            break;
+        }
+    }
+
+    pthread_mutex_unlock(&gchb_live_mu);
+
+    gchb_join_done();
+}
+
+
 /*
  * A command that goes through the plain route, and may share a pipeline
  * with its neighbours: no transaction, no WATCH in force, none of the
@@ -1247,7 +1349,7 @@ gchb_cproxy_run(void *arg)
 
     in = redisReaderCreate();
     if (in == NULL) {
-        gchb_cproxy_free(p);
+        gchb_cproxy_end(p);
         return NULL;
     }
 
@@ -1309,7 +1411,7 @@ gchb_cproxy_run(void *arg)
 
     free(cmds);
     redisReaderFree(in);
-    gchb_cproxy_free(p);
+    gchb_cproxy_end(p);
 
     return NULL;
 }
@@ -1324,7 +1426,7 @@ gchb_cluster_open(const gchb_conf_t *conf)
     pthread_t           tid;
     pthread_attr_t      attr;
     redisContext       *rc;
-    gchb_cproxy_t      *p;
+    gchb_cproxy_t      *p, **pp;
     struct sigaction    sa;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -1365,11 +1467,20 @@ gchb_cluster_open(const gchb_conf_t *conf)
         signal(SIGPIPE, SIG_IGN);
     }
 
+    gchb_join_done();                   /* the connections closed before */
+
+    pthread_mutex_lock(&gchb_live_mu);
+    if (!gchb_live_hooked) {
+        gchb_live_hooked = (atexit(gchb_cluster_atexit) == 0);
+    }
+    p->next = gchb_live;
+    gchb_live = p;
+    pthread_mutex_unlock(&gchb_live_mu);
+
     /* the routing thread takes no signal: they stay the program's */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     err = pthread_create(&tid, &attr, gchb_cproxy_run, p);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1378,6 +1489,14 @@ gchb_cluster_open(const gchb_conf_t *conf)
         gchb_log("error", "redis cluster: cannot start the routing thread:"
                  " %s", strerror(err));
         close(sv[0]);
+        pthread_mutex_lock(&gchb_live_mu);
+        for (pp = &gchb_live; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == p) {
+                *pp = p->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&gchb_live_mu);
         gchb_cproxy_free(p);
         return NULL;
     }

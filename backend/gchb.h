@@ -197,7 +197,9 @@ const char *gchb_redis_name(const gchb_conf_t *conf);
  * routing thread sends to the master of their slot (MULTI ... EXEC whole,
  * following MOVED and ASK, one connection per node), so that callers use
  * it as a connection to one Redis.  A node lost closes the connection, as
- * a Redis going down does.  redisFree() ends the thread.  SIGPIPE is set
+ * a Redis going down does.  redisFree() ends the thread (joined at the
+ * next gchb_cluster_open() or at exit; at exit the threads still running
+ * are ended first, so nothing is left allocated).  SIGPIPE is set
  * to be ignored when it was not handled.  NULL after logging when no seed
  * answered CLUSTER SLOTS.  Called by gchb_redis_connect(); see cluster.c.
  */
