@@ -20,8 +20,8 @@
 # Idempotent like run.sh: running start again keeps the data and the
 # cluster (a node restarted rejoins with its nodes.conf); the first port
 # is kept in $GUICHET_VAR/redis/first-port.  Try a failover:
-# `redis-cli -p 7001 debug segfault` (or kill -9 a master's pid from
-# $GUICHET_VAR/redis/<port>/redis.pid), then `scripts/redis-cluster.sh
+# `kill -9 $(cat $GUICHET_VAR/redis/7001/redis.pid)` (a master: its
+# replica takes over in a few seconds), then `scripts/redis-cluster.sh
 # status`, and start again to bring the node back as a replica.
 set -euo pipefail
 
