@@ -413,7 +413,7 @@ test_cancel_oom(void)
 /*
  * POST /api/absences: step one looks the booking up and, when the body
  * cites a certificate, checks it is one of the family's uploads
- * ({f}:documents).  reply_doc: SISMEMBER's answer (-1: no document_id).
+ * ({T}:f:<fid>:documents).  reply_doc: SISMEMBER's answer (-1: no document_id).
  * The status after step one (0: on to step two).
  */
 static int
@@ -428,7 +428,7 @@ tabsence(const char *doc, int found, int reply_doc, char **lines,
     gch_absence_t      *j;
     const gch_cmds_t   *l;
 
-    rc = gch_absence_plan(&j, ttown(), tfam("f-martin"), C_BID, doc,
+    rc = gch_absence_plan(&j, town, tfam("f-martin"), C_BID, doc,
                           tinstant("2031-07-08T10:00:00+02:00") * 1000,
                           &gch_alloc_std, NULL);
     if (rc != GCH_OK) {
