@@ -810,11 +810,11 @@ gchb_exec(gchb_cproxy_t *p)
 static void
 gchb_scan(gchb_cproxy_t *p, const redisReply *cmd)
 {
-    int                        nil;
+    int                        nil, pin_ask;
     size_t                     k, seen;
     char                       tok[32];
     redisReply                *r, copy, *args[1], cur, *el[64];
-    gchb_cnode_t              *node;
+    gchb_cnode_t              *node, *pin;
     const gch_cluster_node_t  *mn;
     unsigned long long         given;
 
@@ -864,9 +864,15 @@ gchb_scan(gchb_cproxy_t *p, const redisReply *cmd)
     copy.element = el;
     args[0] = &copy;
 
-    p->pin = node;                      /* this node, no redirection */
+    /* this node, no redirection: pinned for the call (a WATCH's pin,
+     * if any, is put back) */
+    pin = p->pin;
+    pin_ask = p->pin_ask;
+    p->pin = node;
+    p->pin_ask = 0;
     r = gchb_route(p, GCH_CLUSTER_NOKEY, args, 1, 0, &nil, NULL, NULL);
-    p->pin = NULL;
+    p->pin = pin;
+    p->pin_ask = pin_ask;
 
     if (r == NULL) {
         return;
