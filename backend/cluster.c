@@ -78,6 +78,7 @@ typedef struct gchb_cproxy_s {
     size_t              nnodes;
     gchb_buf_t          out;            /* replies not yet written        */
     int                 dead;           /* close the program's connection */
+    int64_t             logged;         /* last "cannot connect" logged   */
 
     int                 multi;          /* between MULTI and EXEC         */
     redisReply        **queued;         /* commands of the transaction    */
@@ -235,7 +236,6 @@ gchb_cnode_connect(gchb_cproxy_t *p, gchb_cnode_t *n)
 {
     redisReply      *r;
     struct timeval   tv = { 1, 0 };
-    static int64_t   logged;
 
     if (n->c != NULL) {
         return 0;
@@ -244,8 +244,8 @@ gchb_cnode_connect(gchb_cproxy_t *p, gchb_cnode_t *n)
     n->c = redisConnectWithTimeout(n->host, n->port, tv);
 
     if (n->c == NULL || n->c->err) {
-        if (gchb_now_ms() - logged >= 1000) {
-            logged = gchb_now_ms();
+        if (gchb_now_ms() - p->logged >= 1000) {
+            p->logged = gchb_now_ms();
             gchb_log("warn", "redis cluster node %s:%d: %s", n->host,
                      n->port, n->c ? n->c->errstr : "out of memory");
         }
