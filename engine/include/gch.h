@@ -48,6 +48,7 @@
 #define GCH_EBEHIND     -13     /* 503 catalogue_behind                 */
 #define GCH_EORIGIN     -14     /* 403 bad_origin                       */
 #define GCH_ERATE       -15     /* 429 rate_limited                     */
+#define GCH_EREPLICA    -16     /* 503 not_replicated (WAIT fell short) */
 
 typedef struct {
     int          status;        /* HTTP status the error maps to        */
