@@ -55,7 +55,36 @@ static const char  gchw_sql_cancel[] =
     "              case jsonb_typeof(e->'booking_ids') when 'array'"
     "              then e->'booking_ids' else '[]' end)) x"
     " where e->>'type' = 'cancel' and x.bid is not null"
+    /* a swap's released booking: its book entry's item (demande.c) */
+    " union all"
+    " select i->'released'->>'booking_id', e->>'family_id',"
+    "   to_timestamp((e->>'at_ms')::bigint / 1000.0),"
+    "   coalesce((i->'released'->>'billed')::boolean, false)"
+    " from jsonb_array_elements($1::jsonb) e,"
+    "   jsonb_array_elements(case when e->>'type' = 'book'"
+    "     and jsonb_typeof(e->'items') = 'array' then e->'items'"
+    "     else '[]' end) i"
+    " where jsonb_typeof(i->'released') = 'object'"
+    "   and not exists (select 1 from voided_booking v"
+    "                   where v.id = i->>'booking_id')"
     " on conflict do nothing";
+
+/*
+ * A fenced swap (its step two ran after the reaper released the attempt)
+ * gave its old booking back: the void entry's "restore".  Its
+ * cancellation, if its book entry was persisted first, is undone.
+ */
+static const char  gchw_sql_restore[] =
+    "with r as ("
+    "  select b from jsonb_array_elements($1::jsonb) e,"
+    "    jsonb_array_elements_text(case when e->>'type' = 'void'"
+    "      and jsonb_typeof(e->'restore') = 'array' then e->'restore'"
+    "      else '[]' end) b),"
+    " d as (delete from booking_cancellation"
+    "  where booking_id in (select b from r))"
+    " update booking set status = 'confirmed', cancelled_at = null,"
+    "   billed = true"
+    " where id in (select b from r) and status = 'cancelled'";
 
 static const char  gchw_sql_justify[] =
     "insert into booking_justification (booking_id, family_id,"
@@ -76,7 +105,13 @@ static const char  gchw_sql_justify[] =
     "  union select e->>'booking_id' from jsonb_array_elements($1::jsonb) e" \
     "  union select jsonb_array_elements_text(e->'booking_ids')"              \
     "    from jsonb_array_elements($1::jsonb) e"                              \
-    "    where jsonb_typeof(e->'booking_ids') = 'array')"
+    "    where jsonb_typeof(e->'booking_ids') = 'array'"                  \
+    "  union select i->'released'->>'booking_id'"                            \
+    "  from jsonb_array_elements($1::jsonb) e,"                               \
+    "    jsonb_array_elements(case when e->>'type' = 'book'"                  \
+    "      and jsonb_typeof(e->'items') = 'array' then e->'items'"           \
+    "      else '[]' end) i"                                                  \
+    "  where jsonb_typeof(i->'released') = 'object')"
 
 /*
  * Run in batches with cancel (absence) entries: a booking persisted after
@@ -253,6 +288,7 @@ static const struct {
     int          types;
 } gchw_stmts[] = {
     { gchw_sql_void, NULL, GCHW_T_VOID },
+    { gchw_sql_restore, NULL, GCHW_T_VOID },
     { gchw_sql_book, gchw_sql_book_new, GCHW_T_BOOK },
     { gchw_sql_absence_demande, NULL, GCHW_T_ABSENCE },
     { gchw_sql_cancel, NULL, GCHW_T_CANCEL },

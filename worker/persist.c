@@ -159,8 +159,24 @@ gchw_entry_ok(const char *d, size_t len)
     const char  *path[] = { "type", NULL };
 
     if (len && d[0] == GCH_DM_MAGIC[0]) {
-        /* a booking's compact demande (engine/src/demande.c) */
-        return gchw_entry_add(NULL, d, len) == 0 ? GCHW_T_BOOK : 0;
+        /* a booking's compact demande (engine/src/demande.c); a swap's
+         * released booking is a cancellation too (batch.c) */
+        gch_dm_t  dm;
+        size_t    i;
+
+        if (gch_dm_decode(&dm, d, len, &gch_alloc_std) != GCH_OK) {
+            return 0;
+        }
+
+        ok = GCHW_T_BOOK;
+        for (i = 0; i < dm.ncells; i++) {
+            if (dm.cells[i].released_len) {
+                ok |= GCHW_T_CANCEL;
+            }
+        }
+
+        gch_dm_free(&dm, &gch_alloc_std);
+        return ok;
     }
 
     copy = malloc(len + 1);

@@ -619,7 +619,8 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
             } else if (v->str[0] == 'D') {
                 busy = gchw_answer_has(v->str, v->len, ans);
 
-            } else if (v->str[0] == 'C' && n > lsid
+            } else if ((v->str[0] == 'C' || v->str[0] == 'S')
+                       && n > lsid
                        && v->str[n - lsid - 1] == ' '
                        && strcmp(v->str + n - lsid, sid) == 0)
             {
@@ -903,6 +904,115 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
 }
 
 
+/*
+ * A swap's marker "S <ms> <billed> <old bid> <child> <old session>[
+ * onsite]": its step two confirmed the new booking and took the old one
+ * out of its session's booked set and of the planning (the guard), the
+ * nginx worker died before step three.  Finish it, under WATCH of the
+ * marker and of the old claims: the claims that still name the old
+ * booking deleted (those the new one adopted name it), the billed ones
+ * kept for a justification, and the old session recounted rather than
+ * incremented -- the guard's reply is lost with the worker, and a
+ * concurrent cancellation that won it gave the place back already.  The
+ * stream needs nothing: the book entry names the released booking.
+ */
+static int
+gchw_reap_swap(gchw_reaper_t *r, redisContext *rc, const char *member,
+    const char *val)
+{
+    int                   q, n, rv, billed, onsite, del[32];
+    char                  bid[256], cid[256], sid[256], day[11];
+    char                  keys[32][600], want[600];
+    long long             ms;
+    uint32_t              quanta;
+    redisReply           *x;
+    const gch_session_t  *s;
+    const char           *fid, *end;
+
+    if (sscanf(val, "S %lld %d %255s %255s %255s", &ms, &billed, bid, cid,
+               sid) != 5
+        || (s = gch_town_session(r->town, sid, strlen(sid))) == NULL)
+    {
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s",
+                                     gchb_town, member));
+        return 1;
+    }
+
+    onsite = strstr(val, " onsite") != NULL;
+
+    fid = member + gchb_keys.f_len;
+    end = strncmp(member, gchb_keys.f, gchb_keys.f_len) == 0
+          ? strstr(fid, ":cancel:") : NULL;
+    if (end == NULL) {
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        return 1;
+    }
+
+    gch_day_format(s->date, day);
+    quanta = r->town->units[s->unit].quanta;
+    snprintf(want, sizeof(want), "%s %s", sid, bid);
+
+    n = 0;
+    for (q = 0; q < 32; q++) {
+        if (!(quanta & (1u << q))) {
+            continue;
+        }
+
+        snprintf(keys[n], sizeof(keys[n]), GCH_KEY_CLAIM, gchb_town, cid,
+                 day, q);
+        freeReplyObject(redisCommand(rc, "WATCH %s", keys[n]));
+        x = redisCommand(rc, "GET %s", keys[n]);
+        if (x == NULL) {
+            return -1;
+        }
+
+        del[n] = x->type == REDIS_REPLY_STRING && strcmp(x->str, want) == 0;
+        freeReplyObject(x);
+        n++;
+    }
+
+    freeReplyObject(redisCommand(rc, "MULTI"));
+
+    for (q = 0; q < n; q++) {
+        if (del[q]) {
+            freeReplyObject(redisCommand(rc, "DEL %s", keys[q]));
+        }
+    }
+
+    if (onsite) {
+        /* the counter's quota has no recount: as a cancellation */
+        freeReplyObject(redisCommand(rc, "BITFIELD " GCH_KEY_S("%s")
+                                     " OVERFLOW FAIL INCRBY u32 0 1",
+                                     gchb_town, sid, GCH_KEY_ONSITE));
+    } else {
+        gchw_dirty_add(r, rc, sid);
+    }
+
+    if (billed && (size_t) (end - fid) < sizeof(want)) {
+        memcpy(want, fid, end - fid);
+        want[end - fid] = '\0';
+        freeReplyObject(redisCommand(rc, "HSET " GCH_KEY_F(GCH_KEY_BILLED)
+                                     " %s %s", gchb_town, want, bid, sid));
+    }
+
+    freeReplyObject(redisCommand(rc, "DEL %s", member));
+    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s",
+                                 gchb_town, member));
+    x = redisCommand(rc, "EXEC");
+
+    rv = x && x->type == REDIS_REPLY_ARRAY;
+    if (rv) {
+        gchb_log("info", "finished orphan swap %s", member);
+    }
+    if (x) {
+        freeReplyObject(x);
+    }
+
+    return rv;
+}
+
+
 /* A cancellation marker: finish its step three.  1, 0, -1. */
 static int
 gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
@@ -923,6 +1033,12 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
     m = redisCommand(rc, "GET %s", member);
     if (m == NULL) {
         return -1;
+    }
+
+    if (m->type == REDIS_REPLY_STRING && m->str[0] == 'S') {
+        rv = gchw_reap_swap(r, rc, member, m->str);
+        freeReplyObject(m);
+        return rv;
     }
 
     if (m->type != REDIS_REPLY_STRING

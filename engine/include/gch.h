@@ -96,6 +96,8 @@ typedef enum {
     GCH_REASON_WEEK_INCOMPLETE,
     GCH_REASON_UNKNOWN_SESSION,
     GCH_REASON_UNIT_REQUIRED,
+    GCH_REASON_REPLACED_UNKNOWN,         /* a swap's booking to replace is
+                                            not the child's (any more) */
     GCH_REASON_COUNT
 } gch_reason_t;
 
@@ -368,6 +370,9 @@ typedef struct {
     size_t       child_len;
     const char  *session_id;
     size_t       session_len;
+    const char  *replaces;           /* a swap: the booking id this cell
+                                        replaces (NULL: a plain booking) */
+    size_t       replaces_len;
 } gch_item_t;
 
 typedef struct {
@@ -378,6 +383,8 @@ typedef struct {
 } gch_booking_req_t;
 
 /* {"items": [{"child_id": "...", "session_id": "..."}, ...]}, 1..max items.
+ * An item may say "replaces": "<booking id>" (a swap, docs/api.md); two
+ * items may not replace the same booking. 
  * Strict (see gch_town_parse).  Free with gch_booking_req_free(). */
 int gch_booking_req_parse(gch_booking_req_t *out, const char *body,
     size_t len, size_t max_items, const gch_alloc_t *a, gch_error_t *err);
@@ -527,6 +534,11 @@ typedef struct {
     gch_reason_t   reason;            /* GCH_REASON_NONE: confirmed */
     long long      price_cents;       /* confirmed */
     long long      opens_at;          /* not_open_yet: unix seconds */
+    const char    *replaces;          /* a swap: the booking replaced */
+    size_t         replaces_len;      /* 0: not a swap */
+    const char    *released;          /* confirmed swap: the session of */
+    size_t         released_len;      /* the booking released */
+    int            billed;            /* its release is billed */
 } gch_dm_cell_t;
 
 typedef struct {

@@ -91,7 +91,8 @@ static const gch_error_map_t  gch_errors[] = {
 static const char  *gch_reasons[GCH_REASON_COUNT] = {
     NULL, "full", "conflict", "already_booked", "not_open_yet", "closed",
     "not_enrolled", "age", "documents_missing", "unpaid_invoices",
-    "week_incomplete", "unknown_session", "unit_required"
+    "week_incomplete", "unknown_session", "unit_required",
+    "replaced_unknown"
 };
 
 

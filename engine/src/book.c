@@ -433,6 +433,7 @@ gch_book_retry_after(const gch_book_t *b)
 void
 gch_book_free(gch_book_t *b)
 {
+    size_t              i;
     const gch_alloc_t  *a;
 
     if (b == NULL) {
@@ -440,6 +441,11 @@ gch_book_free(gch_book_t *b)
     }
 
     a = b->a;
+
+    for (i = 0; b->cells && i < b->ncells; i++) {
+        a->free(a->ctx, b->cells[i].old_entry);
+    }
+
     gch_cmdlist_free(&b->step1);
     gch_cmdlist_free(&b->step2);
     gch_cmdlist_free(&b->step3);

@@ -54,6 +54,17 @@ typedef struct {
     size_t                needs_at;     /* first GET reply of those */
     int                   took_place;
     int                   price_cents;
+
+    /* a swap (item->replaces): the booking it replaces, read by step
+     * one's HGET, released by step two's guard and step three */
+    uint32_t              adopted;      /* its claims this cell keeps */
+    size_t                hget_at;      /* step one: the HGET's reply */
+    size_t                srem_at;      /* step two: the guard's reply */
+    const gch_session_t  *old;          /* NULL: not (or no more) */
+    int                   old_onsite;
+    int                   billed;       /* its release is billed */
+    char                 *old_entry;    /* its planning entry, for the */
+    size_t                old_entry_len;  /* restore of a fenced swap */
 } gch_cell_t;
 
 
@@ -123,6 +134,17 @@ char *gch_answer_json(gch_book_t *b, size_t *len);
 char *gch_compact(gch_book_t *b, const char *prefix, size_t plen,
     int bare, size_t *len);
 char *gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len);
+
+/* book_swap.c: a swap's old booking (docs/architecture.md, "Swap") */
+void gch_swap_step1(gch_book_t *b, gch_cmdlist_t *l);
+int gch_swap_adopts(const gch_cell_t *c, const char *held, size_t len);
+int gch_swap_outcome(gch_book_t *b, const redisReply *exec);
+void gch_swap_step2(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c,
+    const char *fkey, size_t flen);
+void gch_swap_step3(gch_book_t *b, const redisReply *exec);
+void gch_swap_restore(gch_book_t *b, const redisReply *exec, gch_buf_t *o);
+int gch_swap_marker(char *buf, size_t size, const gch_book_t *b,
+    const gch_cell_t *c);
 
 
 #endif /* GCH_BOOK_H */

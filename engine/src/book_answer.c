@@ -141,6 +141,17 @@ gch_dm_of(gch_book_t *b, gch_dm_t *d)
         x->price_cents = c->price_cents;
         x->opens_at = (c->reason == GCH_REASON_NOT_OPEN_YET)
                       ? c->session->activity->opens_at : 0;
+
+        if (c->item->replaces) {
+            x->replaces = c->item->replaces;
+            x->replaces_len = c->item->replaces_len;
+        }
+
+        if (c->item->replaces && c->reason == GCH_REASON_NONE && c->old) {
+            x->released = c->old->id;
+            x->released_len = strlen(c->old->id);
+            x->billed = c->billed;
+        }
     }
 
     return 0;

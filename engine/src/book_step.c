@@ -205,6 +205,8 @@ gch_step1_build(gch_book_t *b)
         }
     }
 
+    gch_swap_step1(b, l);
+
     if (b->in.budget) {
         gch_budget_cmds(b, l);
     }
@@ -284,6 +286,17 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
 
         if (r->type == REDIS_REPLY_NIL) {
             c->claimed |= 1u << q;
+
+        } else if (r->type == REDIS_REPLY_STRING
+                   && gch_swap_adopts(c, r->str, r->len)
+                   && !(r->len > strlen(c->session->id)
+                        && r->str[strlen(c->session->id)] == ' '
+                        && memcmp(r->str, c->session->id,
+                                  strlen(c->session->id)) == 0))
+        {
+            /* the booking this cell replaces holds it: kept, not a
+             * conflict (step two names the new booking in it) */
+            c->adopted |= 1u << q;
 
         } else if (r->type == REDIS_REPLY_STRING) {
             held = r->str;
@@ -411,6 +424,8 @@ gch_step2_build(gch_book_t *b)
         argv[3] = plan; argvlen[3] = len;
         gch_cmdlist_argv(l, 4, argv, argvlen);
         b->a->free(b->a->ctx, plan);
+
+        gch_swap_step2(b, l, c, fkey, (size_t) flen);
     }
 
     /* the compact demande, whole: in the stream and the family's demande
@@ -753,6 +768,16 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
         }
     }
 
+    switch (gch_swap_outcome(b, exec)) {
+    case 0:
+        break;
+    case GCH_ENOMEM:
+        return GCH_ENOMEM;
+    default:
+        b->state = GCH_BOOK_DONE;
+        return GCH_EREDIS;
+    }
+
     gch_needs_outcome(b, exec);
     gch_week_outcome(b);
 
@@ -802,7 +827,7 @@ gch_book_step2(gch_book_t *b)
 
 
 static void
-gch_step3_build(gch_book_t *b)
+gch_step3_build(gch_book_t *b, const redisReply *exec)
 {
     int             n;
     char            key[GCH_KEY_MAX], fkey[GCH_KEY_MAX];
@@ -845,7 +870,9 @@ gch_step3_build(gch_book_t *b)
         gch_cmdlist_cmd(l, "HDEL", fkey, c->bid, NULL);
     }
 
-    gch_buf_lit(&o, "]}");
+    gch_buf_lit(&o, "]");
+    gch_swap_restore(b, exec, &o);
+    gch_buf_lit(&o, "}");
 
     entry = gch_buf_detach(&o, NULL);
     if (entry == NULL) {
@@ -897,13 +924,16 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
     /* our own "P <hash> <attempt id> ...": not another attempt's with the
      * same body, which owns the key since the reaper released ours */
     if (!gch_reply_is_str(r) || !gch_own_record(b, r->str, r->len)) {
-        gch_step3_build(b);
+        gch_step3_build(b, exec);
         gch_body_release(b);
         gch_error_body(b, 503, "unavailable",
                        "Le service est momentanément indisponible, "
                        "rien n'a été réservé. Réessayez.");
         return GCH_EFENCED;
     }
+
+    /* a swap's old bookings: their places back, the markers dropped */
+    gch_swap_step3(b, exec);
 
     /* the last reply is LPUSH's: the length of the demande list */
     r = exec->element[exec->elements - 1];

@@ -7,6 +7,8 @@
  *
  *   ~1 <number> <at_ms> <o|w> <family> <key> <agent> <ncells>
  *      then per cell: <child> <session> +<price> | -<reason>[@<opens>]
+ *      and, for a swap, " ><replaced booking>", then when confirmed
+ *      " <released session> <0|1 billed>"
  *
  * every string "<length>:<bytes>" (any bytes: a refused cell keeps the
  * session id the client sent), every field separated by one space.
@@ -70,21 +72,35 @@ gch_dm_encode(const gch_dm_t *d, const gch_alloc_t *a, size_t *len)
         if (c->reason == GCH_REASON_NONE) {
             gch_buf_lit(&o, " +");
             gch_buf_addi(&o, c->price_cents);
+
+        } else {
+            name = gch_reason_name(c->reason);
+            if (name == NULL) {
+                gch_buf_free(&o);
+                return NULL;
+            }
+
+            gch_buf_lit(&o, " -");
+            gch_buf_adds(&o, name);
+
+            if (c->reason == GCH_REASON_NOT_OPEN_YET) {
+                gch_buf_lit(&o, "@");
+                gch_buf_addi(&o, c->opens_at);
+            }
+        }
+
+        if (c->replaces_len == 0) {
             continue;
         }
 
-        name = gch_reason_name(c->reason);
-        if (name == NULL) {
-            gch_buf_free(&o);
-            return NULL;
-        }
+        /* a swap: the booking replaced, released when confirmed */
+        gch_buf_lit(&o, " >");
+        gch_dm_str(&o, c->replaces, c->replaces_len);
 
-        gch_buf_lit(&o, " -");
-        gch_buf_adds(&o, name);
-
-        if (c->reason == GCH_REASON_NOT_OPEN_YET) {
-            gch_buf_lit(&o, "@");
-            gch_buf_addi(&o, c->opens_at);
+        if (c->reason == GCH_REASON_NONE) {
+            gch_buf_lit(&o, " ");
+            gch_dm_str(&o, c->released, c->released_len);
+            gch_buf_lit(&o, c->billed ? " 1" : " 0");
         }
     }
 
@@ -193,6 +209,40 @@ gch_dm_reason(gch_dm_rd_t *r, gch_reason_t *reason)
 }
 
 
+/* A swap's " ><replaced>[ <released session> <0|1>]", if any. */
+static int
+gch_dm_swap(gch_dm_rd_t *r, gch_dm_cell_t *c)
+{
+    if (r->end - r->p < 2 || r->p[0] != ' ' || r->p[1] != '>') {
+        return 0;
+    }
+
+    r->p += 2;
+
+    if (gch_dm_rstr(r, &c->replaces, &c->replaces_len) != 0
+        || c->replaces_len == 0)
+    {
+        return -1;
+    }
+
+    if (c->reason != GCH_REASON_NONE) {
+        return 0;
+    }
+
+    if (gch_dm_sp(r) != 0
+        || gch_dm_rstr(r, &c->released, &c->released_len) != 0
+        || gch_dm_sp(r) != 0 || r->p >= r->end
+        || (*r->p != '0' && *r->p != '1'))
+    {
+        return -1;
+    }
+
+    c->billed = (*r->p++ == '1');
+
+    return 0;
+}
+
+
 static int
 gch_dm_cell(gch_dm_rd_t *r, gch_dm_cell_t *c)
 {
@@ -207,22 +257,25 @@ gch_dm_cell(gch_dm_rd_t *r, gch_dm_cell_t *c)
     if (*r->p == '+') {
         r->p++;
         c->reason = GCH_REASON_NONE;
-        return gch_dm_int(r, 1, &c->price_cents);
+        if (gch_dm_int(r, 1, &c->price_cents) != 0) {
+            return -1;
+        }
+
+        return gch_dm_swap(r, c);
     }
 
     if (*r->p++ != '-' || gch_dm_reason(r, &c->reason) != 0) {
         return -1;
     }
 
-    if (c->reason != GCH_REASON_NOT_OPEN_YET) {
-        return 0;
-    }
-
-    if (r->p >= r->end || *r->p++ != '@') {
+    if (c->reason == GCH_REASON_NOT_OPEN_YET
+        && (r->p >= r->end || *r->p++ != '@'
+            || gch_dm_int(r, 1, &c->opens_at) != 0))
+    {
         return -1;
     }
 
-    return gch_dm_int(r, 1, &c->opens_at);
+    return gch_dm_swap(r, c);
 }
 
 
@@ -425,6 +478,18 @@ gch_dm_items(gch_buf_t *o, const gch_dm_t *d, const char *fid)
                 gch_buf_lit(o, ",\"channel\":\"onsite\"");
             }
 
+            if (c->replaces_len) {
+                /* a swap: what it released, billed as a cancellation */
+                gch_buf_lit(o, ",\"replaces\":");
+                gch_buf_jstr(o, c->replaces, c->replaces_len);
+                gch_buf_lit(o, ",\"released\":{\"booking_id\":");
+                gch_buf_jstr(o, c->replaces, c->replaces_len);
+                gch_buf_lit(o, ",\"session_id\":");
+                gch_buf_jstr(o, c->released, c->released_len);
+                gch_buf_lit(o, c->billed ? ",\"billed\":true}"
+                                         : ",\"billed\":false}");
+            }
+
         } else {
             gch_buf_lit(o, ",\"status\":\"refused\",\"reason\":");
             gch_buf_jstrz(o, gch_reason_name(c->reason));
@@ -433,6 +498,13 @@ gch_dm_items(gch_buf_t *o, const gch_dm_t *d, const char *fid)
                 gch_instant_format(c->opens_at, opens);
                 gch_buf_lit(o, ",\"opens_at\":");
                 gch_buf_jstrz(o, opens);
+            }
+
+            if (c->replaces_len) {
+                /* a refused swap: that booking is kept as it was */
+                gch_buf_lit(o, ",\"replaces\":");
+                gch_buf_jstr(o, c->replaces, c->replaces_len);
+                gch_buf_lit(o, ",\"kept\":true");
             }
         }
 

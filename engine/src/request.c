@@ -34,7 +34,8 @@ static const gch_jfield_t  gch_staff_fields[] = {
 
 static const gch_jfield_t  gch_item_fields[] = {
     { "child_id", GCH_J_STRING, 1 },
-    { "session_id", GCH_J_STRING, 1 }
+    { "session_id", GCH_J_STRING, 1 },
+    { "replaces", GCH_J_STRING, 0 }
 };
 
 
@@ -50,12 +51,12 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     size_t max_items, int staff, const gch_alloc_t *a, gch_error_t *err)
 {
     int                 rc;
-    size_t              i, mark, mark2;
+    size_t              i, j, mark, mark2;
     gch_jcx_t           cx;
     gch_item_t         *it;
     gch_json_t          doc;
     gch_arena_t        *ar;
-    const gch_jnode_t  *v[2], *iv[2], *e;
+    const gch_jnode_t  *v[2], *iv[3], *e;
 
     out->items = NULL;
     out->nitems = 0;
@@ -89,13 +90,17 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     for (i = 0, e = v[0]->child; e; i++, e = e->next) {
         mark2 = gch_jcx_index(&cx, i);
 
-        rc = gch_json_fields(&cx, e, gch_item_fields, 2, iv);
+        rc = gch_json_fields(&cx, e, gch_item_fields, 3, iv);
         if (rc == GCH_OK) {
             rc = gch_json_str(&cx, "child_id", iv[0], 1, GCH_ID_MAX);
         }
 
         if (rc == GCH_OK) {
             rc = gch_json_str(&cx, "session_id", iv[1], 1, GCH_ID_MAX);
+        }
+
+        if (rc == GCH_OK && iv[2]) {
+            rc = gch_json_str(&cx, "replaces", iv[2], 1, GCH_ID_MAX);
         }
 
         if (rc != GCH_OK) {
@@ -122,14 +127,40 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     }
 
     for (i = 0, e = v[0]->child; e; i++, e = e->next) {
-        gch_json_fields(&cx, e, gch_item_fields, 2, iv);
+        gch_json_fields(&cx, e, gch_item_fields, 3, iv);
 
         it[i].child_len = iv[0]->len;
         it[i].child_id = gch_arena_strndup(ar, iv[0]->str, iv[0]->len);
         it[i].session_len = iv[1]->len;
         it[i].session_id = gch_arena_strndup(ar, iv[1]->str, iv[1]->len);
+        it[i].replaces = NULL;
+        it[i].replaces_len = 0;
 
         if (it[i].child_id == NULL || it[i].session_id == NULL) {
+            goto nomem;
+        }
+
+        if (iv[2] == NULL) {
+            continue;
+        }
+
+        /* a swap: one booking is replaced once per request */
+        for (j = 0; j < i; j++) {
+            if (it[j].replaces_len == iv[2]->len
+                && memcmp(it[j].replaces, iv[2]->str, iv[2]->len) == 0)
+            {
+                gch_arena_free(ar);
+                rc = GCH_EINVALID;
+                gch_error_set(err, rc, "$.items[%zu].replaces : cette "
+                              "réservation est déjà remplacée par un "
+                              "autre élément", i);
+                goto failed;
+            }
+        }
+
+        it[i].replaces_len = iv[2]->len;
+        it[i].replaces = gch_arena_strndup(ar, iv[2]->str, iv[2]->len);
+        if (it[i].replaces == NULL) {
             goto nomem;
         }
     }
