@@ -142,6 +142,12 @@ gch_dm_of(gch_book_t *b, gch_dm_t *d)
         x->opens_at = (c->reason == GCH_REASON_NOT_OPEN_YET)
                       ? c->session->activity->opens_at : 0;
 
+        x->replaces = NULL;
+        x->replaces_len = 0;
+        x->released = NULL;
+        x->released_len = 0;
+        x->billed = 0;
+
         if (c->item->replaces) {
             x->replaces = c->item->replaces;
             x->replaces_len = c->item->replaces_len;

@@ -94,13 +94,13 @@ gch_swap_step1(gch_book_t *b, gch_cmdlist_t *l)
             return;
         }
 
+        /* replies are numbered without the MULTI */
+        c->hget_at = l->list.ncmds - 1;
+
         argv[0] = "HGET"; argvlen[0] = 4;
         argv[1] = fkey; argvlen[1] = (size_t) flen;
         argv[2] = c->item->replaces; argvlen[2] = c->item->replaces_len;
         gch_cmdlist_argv(l, 3, argv, argvlen);
-
-        /* replies are numbered without the MULTI */
-        c->hget_at = l->list.ncmds - 1;
     }
 }
 
@@ -280,8 +280,8 @@ gch_swap_step2(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c,
     argv[0] = "SREM"; argvlen[0] = 4;
     argv[1] = key; argvlen[1] = strlen(key);
     argv[2] = c->item->replaces; argvlen[2] = c->item->replaces_len;
+    c->srem_at = l->list.ncmds - 1;       /* without the MULTI */
     gch_cmdlist_argv(l, 3, argv, argvlen);
-    c->srem_at = l->list.ncmds - 1;
 
     argv[0] = "HDEL"; argvlen[0] = 4;
     argv[1] = fkey; argvlen[1] = flen;

@@ -100,7 +100,11 @@ gch_dm_encode(const gch_dm_t *d, const gch_alloc_t *a, size_t *len)
         if (c->reason == GCH_REASON_NONE) {
             gch_buf_lit(&o, " ");
             gch_dm_str(&o, c->released, c->released_len);
-            gch_buf_lit(&o, c->billed ? " 1" : " 0");
+            if (c->billed) {
+                gch_buf_lit(&o, " 1");
+            } else {
+                gch_buf_lit(&o, " 0");
+            }
         }
     }
 
@@ -486,8 +490,11 @@ gch_dm_items(gch_buf_t *o, const gch_dm_t *d, const char *fid)
                 gch_buf_jstr(o, c->replaces, c->replaces_len);
                 gch_buf_lit(o, ",\"session_id\":");
                 gch_buf_jstr(o, c->released, c->released_len);
-                gch_buf_lit(o, c->billed ? ",\"billed\":true}"
-                                         : ",\"billed\":false}");
+                if (c->billed) {
+                    gch_buf_lit(o, ",\"billed\":true}");
+                } else {
+                    gch_buf_lit(o, ",\"billed\":false}");
+                }
             }
 
         } else {

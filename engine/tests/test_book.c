@@ -28,6 +28,8 @@ typedef struct {
     const char  *full[4];       /* sessions without a place left */
     long long    spent;         /* INCRBY of the budget; 0 = the cost */
     long long    ttl;           /* its TTL; 0 = 60 */
+    const char  *hget;          /* a swap's HGET of the old booking's
+                                   planning entry: NULL = nil */
 } tsim_t;
 
 
@@ -66,12 +68,24 @@ tbk_plan(tbk_t *k, const char *fid, const char *key, const char *items,
     snprintf(buf, sizeof(buf), "%s", items);
 
     for (p = strtok_r(buf, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+        char  *gt;
+
+        /* "child:session" or, a swap, "child:session>replaced booking" */
         colon = strchr(p, ':');
         *colon = '\0';
+        gt = strchr(colon + 1, '>');
+        if (gt) {
+            *gt++ = '\0';
+        }
         n += (size_t) snprintf(k->body + n, sizeof(k->body) - n,
-                               "%s{\"child_id\":\"%s\",\"session_id\":\"%s\"}",
+                               "%s{\"child_id\":\"%s\",\"session_id\":\"%s\"",
                                k->body[n - 1] == '[' ? "" : ",", p,
                                colon + 1);
+        if (gt) {
+            n += (size_t) snprintf(k->body + n, sizeof(k->body) - n,
+                                   ",\"replaces\":\"%s\"", gt);
+        }
+        n += (size_t) snprintf(k->body + n, sizeof(k->body) - n, "}");
     }
 
     n += (size_t) snprintf(k->body + n, sizeof(k->body) - n, "]}");
@@ -145,6 +159,13 @@ tstep1_reply(const gch_cmds_t *l, const tsim_t *s)
 
         } else if (strncmp(line, "INCR ", 5) == 0) {
             tb_int(&b, 42);
+
+        } else if (strncmp(line, "HGET ", 5) == 0) {
+            if (s && s->hget) {
+                tb_str(&b, s->hget);
+            } else {
+                tb_nil(&b);
+            }
 
         } else if (strncmp(line, "INCRBY ", 7) == 0) {
             tb_int(&b, s && s->spent ? s->spent : atoll(strrchr(line, ' ')
@@ -1837,6 +1858,257 @@ test_book_security(void)
     tbk_budget = 0;
 }
 
+/*
+ * Swaps (an item's "replaces"): the new place is taken first, the old one
+ * is released only when the new one is confirmed, as DELETE would (its
+ * deadline, "billed"), else kept.
+ */
+static void
+test_book_swap(void)
+{
+    int                rc, ok;
+    char               got[256], *stored, *replay;
+    size_t             n;
+    tbk_t              k;
+    tsim_t             s;
+    gch_town_t        *t2, *saved;
+    gch_error_t        err;
+    const char        *body;
+    const gch_cmds_t  *l, *l3;
+    gch_booking_req_t  req;
+
+    /* the morning's workshop k-m becomes the day k-j: the new place
+     * confirmed, the morning's claim adopted, the old one released */
+
+    memset(&s, 0, sizeof(s));
+    s.held[0][0] = "{main}:c:c-thais:2021-07-07:q0";
+    s.held[0][1] = "k-m b-0123456789abcdef0123";
+    s.hget = "~p 7:c-thais 3:k-m 300 5 w";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-j>b-0123456789abcdef0123",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    body = tbody(k.b);
+    ok = rc == GCH_OK && strcmp(got, "-") == 0
+         && tcmds_find(gch_book_step1(k.b), 0,
+                       "HGET {main}:f:f-martin:bookings "
+                       "b-0123456789abcdef0123") > 0
+         && strstr(body, "\"status\":\"confirmed\"")
+         && strstr(body, "\"released\":{\"booking_id\":"
+                         "\"b-0123456789abcdef0123\",\"session_id\":\"k-m\","
+                         "\"billed\":false}")
+         && l && tcmds_find(l, 0, "SET {main}:c:c-thais:2021-07-07:q0 k-j b-")
+                 > 0
+         && tcmds_count(l, "DEL {main}:c:c-thais:2021-07-07:q0") == 0
+         && tcmds_count(l, "SADD {main}:s:k-j:booked") == 1
+         && tcmds_find(l, 0, "SREM {main}:s:k-m:booked "
+                       "b-0123456789abcdef0123") > 0
+         && tcmds_find(l, 0, "HDEL {main}:f:f-martin:bookings "
+                       "b-0123456789abcdef0123") > 0
+         && tcmds_find(l, 0, "SET {main}:f:f-martin:cancel:"
+                       "b-0123456789abcdef0123 S ") > 0
+         && tcmds_find(l, 0, "ZADD {main}:inflight NX") > 0
+         && tcmds_count(l, "BITFIELD {main}:s:k-m:") == 0;
+    tap_ok(ok, "swap, new place confirmed: claim adopted, old booking "
+           "guarded in step two, nothing released yet (%s)", got);
+    if (!ok) {
+        tap_diag("body %s", body);
+        tdump_diag("step two", l);
+    }
+
+    /* the replay renders the very answer, release included */
+    stored = l ? tcmd_arg(l, 1, 2) : NULL;
+    replay = stored ? gch_dm_json_in(stored + 35, strlen(stored) - 35,
+                                     GCH_DM_ANSWER, "f-martin", "k1", 2,
+                                     &gch_alloc_std, &n)
+                    : NULL;
+    tap_ok(replay && strcmp(replay, body) == 0,
+           "swap: the stored demande replays the answer byte for byte");
+    free(replay);
+    free(stored);
+
+    /* step two's guard won: step three gives the old place back, its
+     * claims not adopted (none here) deleted, the marker dropped */
+    rc = l ? tbk_step2(&k, NULL) : -1;
+    tap_ok(rc == GCH_EFENCED, "swap: a fenced step two is reported");
+    tbk_free(&k);
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-j>b-0123456789abcdef0123",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    {
+        char  *rec = tprecord(k.b);
+
+        rc = rc ? rc : tbk_step2(&k, rec);
+        free(rec);
+    }
+    l3 = gch_book_step3(k.b);
+    ok = rc == GCH_OK && l3 && tcmds_multi_exec(l3)
+         && tcmds_find(l3, 0, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL "
+                       "INCRBY u32 0 1") > 0
+         && tcmds_count(l3, "DEL {main}:c:") == 0
+         && tcmds_count(l3, "HSET {main}:f:f-martin:billed") == 0
+         && tcmds_find(l3, 0, "DEL {main}:f:f-martin:cancel:"
+                       "b-0123456789abcdef0123") > 0
+         && tcmds_find(l3, 0, "ZREM {main}:inflight {main}:f:f-martin:cancel:"
+                       "b-0123456789abcdef0123") > 0;
+    tap_ok(ok, "swap, guard won: step three releases the old place, drops "
+           "the marker");
+    if (!ok && l3) {
+        tdump_diag("step three", l3);
+    }
+    tbk_free(&k);
+
+    /* the new session is full: refused, the old booking kept untouched */
+
+    memset(&s, 0, sizeof(s));
+    s.held[0][0] = "{main}:c:c-thais:2021-07-07:q0";
+    s.held[0][1] = "k-m b-0123456789abcdef0123";
+    s.hget = "~p 7:c-thais 3:k-m 300 5 w";
+    s.full[0] = "k-j";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-j>b-0123456789abcdef0123",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    body = tbody(k.b);
+    ok = rc == GCH_OK && strcmp(got, "full") == 0
+         && strstr(body, "\"reason\":\"full\",\"replaces\":"
+                         "\"b-0123456789abcdef0123\",\"kept\":true")
+         && l && tcmds_count(l, "SREM") == 0
+         && tcmds_count(l, "HDEL") == 0
+         && tcmds_count(l, "SET {main}:f:f-martin:cancel:") == 0
+         && tcmds_count(l, "SET {main}:c:") == 0
+         && tcmds_count(l, "DEL {main}:c:c-thais:2021-07-07:q0") == 0
+         && tcmds_find(l, 0, "DEL {main}:c:c-thais:2021-07-07:q1") > 0
+         && tcmds_count(l, "BITFIELD") == 0;
+    tap_ok(ok, "swap, new place full: refused, the old booking kept, only "
+           "the new cell's own claims given back (%s)", got);
+    if (!ok) {
+        tap_diag("body %s", body);
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+
+    /* the booking to replace is gone (cancelled meanwhile): refused, the
+     * new place given back */
+
+    memset(&s, 0, sizeof(s));
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-a>b-0123456789abcdef0123",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && strcmp(got, "replaced_unknown") == 0
+         && l && tcmds_find(l, 0, "BITFIELD {main}:s:k-a:left OVERFLOW FAIL "
+                            "INCRBY u32 0 1") > 0
+         && tcmds_count(l, "SADD") == 0 && tcmds_count(l, "SREM") == 0;
+    tap_ok(ok, "swap of a booking not found: replaced_unknown, the new "
+           "place given back (%s)", got);
+    tbk_free(&k);
+
+    /* another child's booking cannot be replaced */
+
+    memset(&s, 0, sizeof(s));
+    s.hget = "~p 5:c-leo 3:k-m 300 5 w";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-a>b-0123456789abcdef0123",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    tap_ok(rc == GCH_OK && strcmp(got, "replaced_unknown") == 0,
+           "swap of another child's booking: replaced_unknown (%s)", got);
+    tbk_free(&k);
+
+    /* one booking replaced twice in one request: 400 */
+
+    {
+        static const char  dup[] =
+            "{\"items\":[{\"child_id\":\"c-thais\",\"session_id\":\"k-a\","
+            "\"replaces\":\"b-1\"},{\"child_id\":\"c-thais\","
+            "\"session_id\":\"k-m8\",\"replaces\":\"b-1\"}]}";
+
+        rc = gch_booking_req_parse(&req, dup, sizeof(dup) - 1, 10,
+                                   &gch_alloc_std, &err);
+        tap_ok(rc == GCH_EINVALID && strstr(err.message, "$.items[1].replaces"),
+               "two items replacing one booking: invalid_field (%s)",
+               err.message);
+        gch_booking_req_free(&req);
+    }
+
+    /* past the old booking's cancellation deadline: released all the
+     * same, billed as a late DELETE (libre: 48 hours before) */
+
+    {
+        static const char  l1[] =
+            "{\"id\":\"l-1\",\"date\":\"2021-07-09\",\"unit\":\"APM\","
+            "\"places\":2}";
+        static const char  l2[] =
+            ",{\"id\":\"l-2\",\"date\":\"2021-07-20\",\"unit\":\"APM\","
+            "\"places\":2}";
+        char        *js, *at;
+        size_t       jl;
+
+        jl = strlen(ttown_json);
+        js = malloc(jl + sizeof(l2));
+        at = js ? strstr(strcpy(js, ttown_json), l1) : NULL;
+        t2 = NULL;
+        if (at) {
+            at += sizeof(l1) - 1;
+            memmove(at + sizeof(l2) - 1, at, strlen(at) + 1);
+            memcpy(at, l2, sizeof(l2) - 1);
+            if (gch_town_parse(&t2, js, strlen(js), &gch_alloc_std, &err)
+                != GCH_OK)
+            {
+                tap_diag("town with l-2: %s", err.message);
+                t2 = NULL;
+            }
+        }
+        free(js);
+    }
+
+    if (t2 == NULL) {
+        tap_ok(0, "swap, late: test town with a later session");
+        return;
+    }
+
+    saved = town;
+    town = t2;
+    memset(&s, 0, sizeof(s));
+    s.hget = "~p 7:c-thais 3:l-1 500 5 w";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:l-2>b-0123456789abcdef0123",
+                  "2021-07-08T12:00:00+02:00", &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    body = tbody(k.b);
+    {
+        char  *rec = tprecord(k.b);
+
+        rc = rc ? rc : tbk_step2(&k, rec);
+        free(rec);
+    }
+    l3 = gch_book_step3(k.b);
+    ok = rc == GCH_OK && strcmp(got, "-") == 0
+         && strstr(body, "\"released\":{\"booking_id\":"
+                         "\"b-0123456789abcdef0123\",\"session_id\":\"l-1\","
+                         "\"billed\":true}")
+         && l3 && tcmds_find(l3, 0, "BITFIELD {main}:s:l-1:left") > 0
+         && tcmds_find(l3, 0, "HSET {main}:f:f-martin:billed "
+                       "b-0123456789abcdef0123 l-1") > 0
+         && tcmds_find(l3, 0, "DEL {main}:c:c-thais:2021-07-09:q") > 0;
+    tap_ok(ok, "swap past the old booking's cancellation deadline: released, "
+           "billed, kept for a justification (%s)", got);
+    if (!ok) {
+        tap_diag("body %s", body);
+        if (l3) {
+            tdump_diag("step three", l3);
+        }
+    }
+    tbk_free(&k);
+    town = saved;
+    gch_town_free(t2);
+}
+
 
 void
 test_book(void)
@@ -1861,6 +2133,7 @@ test_book(void)
     test_book_sold_out();
     test_book_oom();
     test_book_security();
+    test_book_swap();
 
     gch_town_free(town);
     town = NULL;

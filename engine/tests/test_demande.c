@@ -19,12 +19,19 @@ void test_demande(void);
 
 
 static gch_dm_cell_t  tdm_cells[] = {
-    { "c-thais", 7, "k-m", 3, GCH_REASON_NONE, 450, 0 },
+    { "c-thais", 7, "k-m", 3, GCH_REASON_NONE, 450, 0, NULL, 0, NULL, 0, 0 },
     { "c-l\xc3\xa9o \"x\"", 10, "unknown session", 15,
-      GCH_REASON_UNKNOWN_SESSION, 0, 0 },
-    { "c-thais", 7, "k-r", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000 },
-    { "c-thais", 7, "k-s", 3, GCH_REASON_FULL, 0, 0 },
-    { "c-thais", 7, "k-t", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000 },
+      GCH_REASON_UNKNOWN_SESSION, 0, 0, NULL, 0, NULL, 0, 0 },
+    { "c-thais", 7, "k-r", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000,
+      NULL, 0, NULL, 0, 0 },
+    { "c-thais", 7, "k-s", 3, GCH_REASON_FULL, 0, 0, NULL, 0, NULL, 0, 0 },
+    { "c-thais", 7, "k-t", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000,
+      NULL, 0, NULL, 0, 0 },
+    /* swaps: confirmed (released, billed), refused (kept) */
+    { "c-thais", 7, "k-j", 3, GCH_REASON_NONE, 900, 0,
+      "b-0123456789abcdef0123", 22, "k-m", 3, 1 },
+    { "c-thais", 7, "k-u", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000,
+      "b-1", 3, NULL, 0, 0 },
 };
 
 
@@ -70,7 +77,14 @@ tdm_same(const gch_dm_t *x, const gch_dm_t *y)
             || (a->reason == GCH_REASON_NONE
                 && a->price_cents != b->price_cents)
             || (a->reason == GCH_REASON_NOT_OPEN_YET
-                && a->opens_at != b->opens_at))
+                && a->opens_at != b->opens_at)
+            || a->replaces_len != b->replaces_len
+            || (a->replaces_len
+                && memcmp(a->replaces, b->replaces, a->replaces_len) != 0)
+            || a->released_len != b->released_len
+            || (a->released_len
+                && memcmp(a->released, b->released, a->released_len) != 0)
+            || (a->released_len && a->billed != b->billed))
         {
             return 0;
         }
@@ -247,6 +261,49 @@ test_dm_refused(void)
 
 
 static void
+test_dm_swap(void)
+{
+    int        rc;
+    char      *enc, *js;
+    size_t     n, jn;
+    gch_dm_t   d, back;
+
+    memset(&d, 0, sizeof(d));
+    tdm_sample(&d, 2);
+    d.cells = tdm_cells + 5;
+    enc = gch_dm_encode(&d, &gch_alloc_std, &n);
+    tap_ok(enc && strcmp(enc, "~1 42 1623319200123 w 8:f-martin 3:k 1 0: 2 "
+                         "7:c-thais 3:k-j +900 >22:b-0123456789abcdef0123 "
+                         "3:k-m 1 "
+                         "7:c-thais 3:k-u -not_open_yet@1623060000 >3:b-1")
+           == 0, "dm: a swap's cells carry the booking replaced (%s)",
+           enc ? enc : "NULL");
+    rc = enc ? gch_dm_decode(&back, enc, n, &gch_alloc_std) : -1;
+    tap_ok(rc == GCH_OK && tdm_same(&d, &back),
+           "dm: a swap's cells decode to what was encoded");
+    if (rc == GCH_OK) {
+        gch_dm_free(&back, &gch_alloc_std);
+    }
+
+    js = enc ? gch_dm_json(enc, n, GCH_DM_ENTRY, &gch_alloc_std, &jn) : NULL;
+    tap_ok(js && strstr(js, "\"replaces\":\"b-0123456789abcdef0123\","
+                            "\"released\":{\"booking_id\":"
+                            "\"b-0123456789abcdef0123\",\"session_id\":"
+                            "\"k-m\",\"billed\":true}")
+           && strstr(js, "\"replaces\":\"b-1\",\"kept\":true"),
+           "dm: the stream entry names the released booking, the refused "
+           "swap the kept one");
+    free(js);
+    free(enc);
+
+    /* a truncated swap is not a demande */
+    rc = gch_dm_decode(&back, "~1 1 0 w 0: 0: 0: 1 1:c 1:s +1 >", 32,
+                       &gch_alloc_std);
+    tap_ok(rc == GCH_EINVALID, "dm: a swap without its booking is refused");
+}
+
+
+static void
 test_dm_oom(void)
 {
     int          rc, leaks, wrong;
@@ -350,6 +407,7 @@ void
 test_demande(void)
 {
     test_dm_roundtrip();
+    test_dm_swap();
     test_dm_refused();
     test_dm_oom();
     test_dm_planning();
