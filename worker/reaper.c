@@ -1160,7 +1160,12 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
             continue;
         }
 
-        if (strstr(m->element[i]->str, "}:cancel:")) {
+        /* "{T}:f:<fid>:cancel:<bid>" ("}:cancel:" was the layout
+         * before towns, "{f:<fid>}:cancel:"); a booking attempt's member
+         * is "{T}:f:<fid>:idem:<key>#<id>", whatever its key */
+        if (strstr(m->element[i]->str, ":" GCH_KEY_CANCEL ":")
+            && strstr(m->element[i]->str, ":idem:") == NULL)
+        {
             rv = gchw_reap_cancel(r, rc, m->element[i]->str);
         } else {
             rv = gchw_reap_booking(r, rc, m->element[i]->str);
