@@ -384,7 +384,7 @@ typedef struct {
 
 /* {"items": [{"child_id": "...", "session_id": "..."}, ...]}, 1..max items.
  * An item may say "replaces": "<booking id>" (a swap, docs/api.md); two
- * items may not replace the same booking. 
+ * items may not replace the same booking.
  * Strict (see gch_town_parse).  Free with gch_booking_req_free(). */
 int gch_booking_req_parse(gch_booking_req_t *out, const char *body,
     size_t len, size_t max_items, const gch_alloc_t *a, gch_error_t *err);
