@@ -6,7 +6,9 @@
  *   a booked cell unticked on the grid is cancelled by "Valider", the
  *   summary saying first which cancellation stays billed (past the
  *   activity's cancel_deadline) and which is free; the prices are the
- *   engine's (a non-resident family: 8 €, not the resident band);
+ *   engine's (a non-resident family: 8 €, not the resident band); a
+ *   booked afternoon changed for another workshop of the same afternoon
+ *   is one swap ("replaces", no DELETE first);
  *   "Tout / Aucun" of a column and of a row; a required document missing
  *   is said in the summary before sending (and the engine agrees); a
  *   semaine type applied over a school year for two children (more than
@@ -205,6 +207,69 @@ t("grid: unticking booked cells cancels them, billed or free said first",
     assert.match(out, /Annulée sans frais/);
     assert.deepEqual(await bookingsApi(a, b), []);
     await page.waitForSelector(A + "[data-state=libre]");
+});
+
+t("grid: changing a booked afternoon for another workshop is one swap",
+  async () => {
+    /* a périscolaire afternoon booked, then exchanged on the grid for the
+     * théâtre of the same afternoon: unticked, the théâtre ticked in its
+     * slot, "Valider" sends ONE booking request whose item replaces the
+     * booking (no DELETE first: the place cannot be lost in between) */
+    const th = sessionsOf("theatre");
+    const d = th.find((s) => s.date >= plusDays(today(), 28)).date;
+    const P_ = key("c-lea", "peri", d, "APM");
+    const T_ = key("c-lea", "theatre", d, "APM");
+
+    await grid("peri", d);
+    await page.click(P_);
+    await page.click("#valider");
+    await page.waitForSelector("#resultat li[data-status=confirmed]");
+    const old = (await bookingsApi(d, d)).find((x) =>
+        x.child_id === "c-lea").booking_id;
+
+    await grid("theatre", d);
+    /* held by the périscolaire: not free while it is kept */
+    assert.equal(await page.$(T_ + "[data-state=libre]"), null);
+    await grid("peri", d);
+    await page.click(P_);
+    await page.waitForSelector(P_ + "[data-state=annuler]");
+    await grid("theatre", d);
+    await page.waitForSelector(T_ + "[data-state=libre]");
+    await page.click(T_);
+    await page.waitForSelector(T_ + "[aria-pressed=true]");
+    await axe("reserver-echange");
+    await shot("05-echange");
+
+    const sent = bodies.length;
+    const dels = [];
+    const onReq = (r) => {
+        if (r.method() === "DELETE") {
+            dels.push(r.url());
+        }
+    };
+    page.on("request", onReq);
+    await page.click("#valider");
+    await page.waitForSelector("#resultat-annulations "
+                               + "li[data-status=swapped]");
+    page.off("request", onReq);
+    assert.deepEqual(dels, []);
+    assert.equal(bodies.length, sent + 1);
+    const item = bodies[sent].items.find((i) => i.child_id === "c-lea");
+    assert.equal(item.replaces, old);
+    assert.equal(item.session_id, "theatre-" + compact(d) + "-APM");
+    assert.match(await page.textContent("#resultat-annulations"),
+                 /Remplacée, annulée sans frais/);
+    const now = await bookingsApi(d, d);
+    assert.deepEqual(now.filter((x) => x.child_id === "c-lea")
+                        .map((x) => x.session_id),
+                     ["theatre-" + compact(d) + "-APM"]);
+    await axe("reserver-echange-fait");
+    /* leave the year's count (below) to the semaine type */
+    const gone = await page.evaluate(async (id) => (await fetch(
+        "/api/bookings/" + id, { method: "DELETE",
+                                 credentials: "same-origin" })).status,
+        now.find((x) => x.child_id === "c-lea").booking_id);
+    assert.equal(gone, 200);
 });
 
 t("grid: « Tout » ticks a column and a row, « Aucun » unticks them",

@@ -11,6 +11,10 @@ the planning a parent uses, dated from today (Europe/Paris).
 * "Stage nature" (stage): Wednesday MATIN for 8 weeks from the first
   Wednesday at least 10 days ahead, 12 € (non-resident 15 €), a
   "fiche-sanitaire" required (the family has none).
+* "Atelier théâtre" (theatre): the afternoons (APM) of the périscolaire's
+  days 21 to 70 days ahead, 6 € (non-resident 9 €), cancellations free
+  until 5 working days before: changing a booked périscolaire afternoon
+  for it is a swap (issue 24).
 * The family f-p24 (login/password from the options, default
   famille / secret-p24), not resident, QF 800, Léa (9) and Hugo (7),
   enrolled (validée) in both from today for 420 days.
@@ -74,6 +78,16 @@ def town(login, password, now=None):
              "prices": [{"qf_max": None, "cents": 1200}],
              "non_resident_prices": [{"qf_max": None, "cents": 1500}],
              "sessions": cells("stage", ["MATIN"], stage)},
+            {"id": "theatre", "name": "Atelier théâtre",
+             "site": "École Jean Moulin",
+             "age_min": 3, "age_max": 12, "booking_opens_at": None,
+             "deadline": {}, "cancel_deadline": {"working_days": 5},
+             "online_share_percent": 100, "week_required": False,
+             "prices": [{"qf_max": None, "cents": 600}],
+             "non_resident_prices": [{"qf_max": None, "cents": 900}],
+             "sessions": cells("theatre", ["APM"],
+                               [d for d in peri
+                                if 21 <= (d - today).days <= 70])},
         ],
         "families": [{
             "id": "f-p24", "login": login, "password": password,
@@ -87,7 +101,7 @@ def town(login, password, now=None):
                             "from": iso(today), "to": iso(end),
                             "status": "validee"}
                            for c in ("c-lea", "c-hugo")
-                           for a in ("peri", "stage")],
+                           for a in ("peri", "stage", "theatre")],
         }],
     }
 

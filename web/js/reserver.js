@@ -428,7 +428,17 @@ export async function viewReserver(ctx) {
     }
 
     function stateOf(s, child) {
-        const st = P.cellState(s, child, R.bookings, actOf(s));
+        let st = P.cellState(s, child, R.bookings, actOf(s));
+        /* the booking it clashes with is to be cancelled (unticked): the
+         * cell may take its slot, "Valider" sends it as a swap that
+         * replaces that booking (issue 24) */
+        while (st.state === "conflit" && st.with
+               && R.cancels.has(keyOf(child.id, st.with.session_id))) {
+            const other = st.with;
+            st = P.cellState(s, child, R.bookings.filter((b) =>
+                b !== other && R.cancels.get(keyOf(child.id, b.session_id))
+                               !== b), actOf(s));
+        }
         if ((st.state === "libre" || st.state === "pas_ouvert")
             && !enrolled(child, s)) {
             return { state: "non_inscrit" };
@@ -1220,15 +1230,24 @@ export async function viewReserver(ctx) {
         });
         const gone = ans.cancels.map((x) => {
             const s = R.index.get(x.b.session_id) || x.b;
+            /* a swap's old booking: replaced, or kept when the new
+             * cell was refused (its reason is in the list above) */
             return h("li", { class: x.ok ? "ok" : "ko",
-                             dataset: { status: x.ok ? "cancelled"
-                                                     : "not_cancelled",
+                             dataset: { status: x.swap
+                                            ? (x.ok ? "swapped" : "kept")
+                                            : x.ok ? "cancelled"
+                                            : "not_cancelled",
                                         booking: x.b.booking_id } },
                 who(x.b.child_id).first_name + " — " + cellWords(s) + " : ",
-                h("strong", {}, !x.ok ? "Non annulée : " + x.error
-                    : x.billed ? "Annulée, reste facturée ("
-                                 + F.euros(x.b.price_cents || 0) + ")"
-                    : "Annulée sans frais"));
+                h("strong", {}, x.swap && !x.ok
+                    ? "Conservée : la nouvelle séance n'a pas pu être "
+                      + "réservée"
+                    : !x.ok ? "Non annulée : " + x.error
+                    : (x.swap ? "Remplacée, " : "")
+                      + (x.billed ? (x.swap ? "a" : "A")
+                                    + "nnulée, reste facturée ("
+                                    + F.euros(x.b.price_cents || 0) + ")"
+                         : (x.swap ? "a" : "A") + "nnulée sans frais")));
         });
         const ok = all.filter((i) => i.status === "confirmed");
         const ids = ans.requests.map((x) => x.request_id).filter(Boolean);
@@ -1366,25 +1385,39 @@ export async function viewReserver(ctx) {
                 h("ul", {}, why.map((w) => h("li", {}, w)))));
             return;
         }
+        /* A booking to cancel whose slot a new cell of the same child
+         * needs is not cancelled then booked again (the place could be
+         * lost in between): the new cell replaces it, one swap in the
+         * booking request (issue 24, docs/api.md): the new place first,
+         * the old one released only if the new one is confirmed.  The
+         * other cancellations wait for the bookings. */
+        const dels = Array.from(R.cancels.values());
+        const pend = Array.from(R.pending.values());
+        const swaps = new Map();            /* pending key -> booking */
+        const needed = (b) => pend.some((it) => {
+            const s = R.index.get(it.session_id);
+            const k = keyOf(it.child_id, it.session_id);
+            if (swaps.has(k) || it.child_id !== b.child_id || !s
+                || s.date !== b.date || !b.starts_at || !P.overlaps(s, b)) {
+                return false;
+            }
+            swaps.set(k, b);
+            return true;
+        });
+        const swapped = dels.filter(needed);
+        const last = dels.filter((b) => !swapped.includes(b));
+        const items = pend.map((it) => {
+            const b = swaps.get(keyOf(it.child_id, it.session_id));
+            return b ? Object.assign({}, it, { replaces: b.booking_id })
+                     : it;
+        });
         /* At most MAX_ITEMS cells a request (guichet_max_items), a whole
          * week never split; a template over a school year for two
          * children (about 300 cells) is two requests. */
-        const parts = P.batches(Array.from(R.pending.values()),
-                                (x) => R.index.get(x), MAX_ITEMS);
-        /* A booking to cancel whose slot a new cell of the same child
-         * needs is cancelled first (until the swap of issue 24 exists);
-         * the other cancellations wait for the bookings. */
-        const dels = Array.from(R.cancels.values());
-        const needed = (b) => Array.from(R.pending.values()).some((it) => {
-            const s = R.index.get(it.session_id);
-            return it.child_id === b.child_id && s && s.date === b.date
-                   && b.starts_at && P.overlaps(s, b);
-        });
-        const first = dels.filter(needed);
-        const last = dels.filter((b) => !needed(b));
+        const parts = P.batches(items, (x) => R.index.get(x), MAX_ITEMS);
 
         R.inFlight = true;
-        R.progress = { done: 0, total: R.pending.size + dels.length };
+        R.progress = { done: 0, total: R.pending.size + last.length };
         validate.disabled = true;
         validate.textContent = "Envoi en cours…";
         R.answer = null;
@@ -1409,7 +1442,6 @@ export async function viewReserver(ctx) {
             }
         };
 
-        await cancelAll(first);
         for (const part of expired ? [] : parts) {
             const sig = JSON.stringify(part);
             if (!R.idem.has(sig)) {
@@ -1429,6 +1461,22 @@ export async function viewReserver(ctx) {
             if (r.ok && r.data) {
                 R.idem.delete(sig);
                 out.requests.push(r.data);
+                /* a swap's old booking: released with the new one
+                 * confirmed, else kept as it was */
+                for (const it of r.data.items || []) {
+                    const b = it.replaces && swaps.get(
+                        keyOf(it.child_id, it.session_id));
+                    if (b) {
+                        out.cancels.push(it.status === "confirmed"
+                            ? { b, ok: true, swap: true,
+                                billed: !!(it.released
+                                           && it.released.billed),
+                                error: null }
+                            : { b, ok: false, swap: true, billed: false,
+                                error: "conservée : la nouvelle séance "
+                                       + "n'a pas pu être réservée" });
+                    }
+                }
                 R.progress.done += part.length;
                 step();
                 continue;
@@ -1468,7 +1516,7 @@ export async function viewReserver(ctx) {
         }
         for (const x of out.cancels) {
             const k = keyOf(x.b.child_id, x.b.session_id);
-            if (x.ok || x.error === "déjà annulée ou inconnue") {
+            if (x.ok || x.swap || x.error === "déjà annulée ou inconnue") {
                 R.cancels.delete(k);
             }
         }
