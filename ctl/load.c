@@ -694,6 +694,29 @@ gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
 }
 
 
+/* The activities' required documents and the families' documents of the
+ * file, as rows for guichet-office (migration 0021): rebuilt from the
+ * catalogue row just stored. */
+static int
+gchc_load_documents(PGconn *pg, long *changed)
+{
+    PGresult  *res;
+
+    res = PQexec(pg, "select town_documents_sync()");
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        gchb_log("error", "load-town: documents: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    *changed += atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    return 0;
+}
+
+
 /*
  * Without --replace, a load must not take the database from the town it
  * serves: a file of another town (another name), or one that drops
@@ -825,6 +848,7 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
         || gchc_load_sessions(pg, t, &changed) != 0
         || gchc_load_families(pg, t, &changed) != 0
         || gchc_load_town_row(pg, t, cat, &changed) != 0
+        || gchc_load_documents(pg, &changed) != 0
         || gchb_pg_exec(pg, "commit") != 0)
     {
         gchb_pg_exec(pg, "rollback");

@@ -49,6 +49,7 @@ static int                 gcho_listen_fd = -1;
 
 static const gcho_route_t *const  gcho_tables[] = {
     gcho_enrolment_routes,
+    gcho_required_routes,       /* before documents' /api/documents/ * */
     gcho_document_routes,
     gcho_message_routes,
     gcho_account_routes,

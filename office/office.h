@@ -114,6 +114,7 @@ typedef struct {
 /* The route tables, each ended by a { NULL } row; http.c walks them in
  * this order. */
 extern const gcho_route_t  gcho_enrolment_routes[];
+extern const gcho_route_t  gcho_required_routes[];
 extern const gcho_route_t  gcho_document_routes[];
 extern const gcho_route_t  gcho_message_routes[];
 extern const gcho_route_t  gcho_account_routes[];
@@ -305,6 +306,13 @@ int gcho_catalogue_changed(gcho_req_t *rq);
 /* In a transaction: child is a child of rq's family.  GCHO_GO, or 403
  * `forbidden` (rolled back), 0 after answering 503. */
 int gcho_family_child(gcho_req_t *rq, const char *child);
+
+/* In a transaction: every document activity act requires is on file for
+ * child (or the whole family), accepted or waiting, valid on from (or
+ * today, if later) (required.c).  GCHO_GO, or 409 `documents_missing`
+ * naming them (rolled back), 0 after answering 503. */
+int gcho_required_missing(gcho_req_t *rq, const char *child,
+    const char *act, const char *from);
 
 /*
  * A staff decision on a pending item (decision.c).  gcho_decision_open:
