@@ -304,9 +304,25 @@ async function viewTableau() {
         h("h2", { id: "t-factures" }, "Mes factures"),
         h("p", { class: "chargement" }, "Chargement…"));
 
+    /* documents ahead (issue 25): said before any booking */
+    const pieces = h("div", { id: "alerte-pieces" });
+    api.get("/api/documents/required").then((r) => {
+        const n = r.ok && r.data ? Number(r.data.to_do) || 0 : 0;
+        if (n > 0) {
+            pieces.replaceChildren(h("p", { class: "info" },
+                n === 1 ? "1 pièce à fournir ou à renouveler pour les "
+                          + "activités de vos enfants. "
+                        : n + " pièces à fournir ou à renouveler pour les "
+                          + "activités de vos enfants. ",
+                h("a", { href: "#/documents" }, "Voir les pièces à "
+                                                + "fournir")));
+        }
+    });
+
     page("Tableau de bord",
         h("p", {}, "Bienvenue sur votre Espace Famille",
           me.town ? " — " + me.town : "", "."),
+        pieces,
         h("div", { class: "boutons" },
           h("a", { class: "bouton", href: "#/reserver" },
             "Modifier les réservations"),
