@@ -503,6 +503,15 @@ gchc_families_arrays(PGconn *pg, const gch_town_t *t, gchc_arr_t *a)
 }
 
 
+/* The family's residence: the town file's, unless an agent decided it
+ * when validating a new address in the office. */
+#define GCHC_RESIDENT                                                        \
+    "case when exists (select 1 from address_change c"                       \
+    "   where c.family_id = family.id and c.status = 'validee'"              \
+    "   and c.resident is not null) then family.resident"                    \
+    " else excluded.resident end"
+
+
 /* The families, children and enrolments of the arrays p[0..15) written,
  * and those no longer in the town deleted (unless bookings keep them).
  * 0 or -1. */
@@ -528,7 +537,9 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "   $4::int[], $5::boolean[], $6::boolean[])"
             " on conflict (id) do update set login = excluded.login,"
             "   password_hash = excluded.password_hash, qf = excluded.qf,"
-            "   resident = excluded.resident,"
+            /* a residence decided in the office outlives a town reload
+             * (address_change, migration 0022) */
+            "   resident = " GCHC_RESIDENT ","
             /* a mandate signed in the office outlives a town reload */
             "   direct_debit = excluded.direct_debit or exists (select 1"
             "     from direct_debit_mandate m where m.family_id = family.id"
@@ -536,7 +547,7 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             " where (family.login, family.password_hash, family.qf,"
             "   family.resident, family.direct_debit) is distinct from"
             "   (excluded.login, excluded.password_hash, excluded.qf,"
-            "   excluded.resident, excluded.direct_debit)",
+            "   " GCHC_RESIDENT ", excluded.direct_debit)",
             p, 6, changed) != 0
         || gchc_load_exec_raw(pg, "child",
             "insert into child (id, family_id, first_name, birth_date)"

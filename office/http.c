@@ -55,6 +55,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_account_routes,
     gcho_payment_routes,
     gcho_debit_routes,
+    gcho_contact_routes,
     gcho_staff_routes,
     NULL
 };

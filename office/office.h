@@ -120,6 +120,7 @@ extern const gcho_route_t  gcho_message_routes[];
 extern const gcho_route_t  gcho_account_routes[];
 extern const gcho_route_t  gcho_payment_routes[];
 extern const gcho_route_t  gcho_debit_routes[];
+extern const gcho_route_t  gcho_contact_routes[];
 extern const gcho_route_t  gcho_staff_routes[];
 
 

@@ -20,6 +20,8 @@
  *   unpaid_invoices  := the town file's count + the family's unpaid
  *                       invoices whose due date has passed;
  *   direct_debit     := family.direct_debit;
+ *   resident         := family.resident (the town file's, or what an
+ *                       agent decided validating a new address);
  *
  * and writes the result back with gch_town_write.  The arrays laid over
  * are malloc'ed here and point at strings of the PGresults (kept until
@@ -281,7 +283,7 @@ gchw_ov_documents(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
 }
 
 
-/* Rows (family_id, unpaid due invoices, direct_debit). */
+/* Rows (family_id, unpaid due invoices, direct_debit, resident). */
 static void
 gchw_ov_money(gch_town_t *t, PGresult *res)
 {
@@ -302,6 +304,7 @@ gchw_ov_money(gch_town_t *t, PGresult *res)
         f->unpaid_invoices = unpaid > GCHW_OV_UNPAID_MAX
                              ? GCHW_OV_UNPAID_MAX : (int) unpaid;
         f->direct_debit = strcmp(PQgetvalue(res, row, 2), "t") == 0;
+        f->resident = strcmp(PQgetvalue(res, row, 3), "t") == 0;
     }
 }
 
@@ -362,7 +365,8 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
     money = gchw_ov_query(pg,
         "select f.id, (select count(*) from invoice i"
         "   where i.family_id = f.id and not i.paid and i.due_date <"
-        "   (now() at time zone 'Europe/Paris')::date), f.direct_debit"
+        "   (now() at time zone 'Europe/Paris')::date), f.direct_debit,"
+        "   f.resident"
         " from family f");
 
     if (en == NULL || doc == NULL || money == NULL) {
