@@ -86,9 +86,12 @@ static const char  gchb_sql_print[] =
     "   extract(month from i.month)::int, extract(year from i.month)::int,"
     "   coalesce(c.first_name, l.child_id), to_char(l.date, 'DD/MM/YYYY'),"
     "   coalesce(u.label, l.unit_code), coalesce(a.name, ''),"
-    "   l.price_cents, coalesce(t.name, '')"
+    "   l.price_cents, coalesce(t.name, ''),"
+    "   coalesce(fc.address_line1, ''), coalesce(fc.address_line2, ''),"
+    "   coalesce(fc.postcode || ' ' || fc.city, '')"
     " from invoice i join invoice_line l on l.invoice_id = i.id"
     " left join town t on t.id = 1"
+    " left join family_contact fc on fc.family_id = i.family_id"
     " left join child c on c.id = l.child_id"
     " left join booking b on b.id = l.booking_id"
     " left join session s on s.id = b.session_id"
@@ -222,6 +225,7 @@ gchb_euros(char *out, size_t n, long long cents)
 #define GCHB_X_ACTIVITY  225
 #define GCHB_X_UNIT      400
 #define GCHB_X_AMOUNT    545
+#define GCHB_X_ADDRESS   330
 
 
 static void
@@ -286,7 +290,8 @@ gchb_invoice_children(PGresult *res, int from, int to, char *out, size_t n)
 static int
 gchb_invoice_pdf(PGresult *res, int from, int to, const char *path)
 {
-    int          row, month;
+    int          row, month, k;
+    float        y;
     char         buf[256], money[32], tmp[4200];
     gchb_pdf_t   d;
 
@@ -306,6 +311,18 @@ gchb_invoice_pdf(PGresult *res, int from, int to, const char *path)
 
     gchb_pdf_text(&d, d.bold, 14, 50, 0, PQgetvalue(res, from, 13));
     d.y -= 30;
+
+    /* the family's postal address validated by the town (migration
+     * 0022), where a window envelope shows it (issue 25) */
+    y = d.y;
+    for (k = 14; k <= 16; k++) {
+        if (*PQgetvalue(res, from, k) != '\0') {
+            snprintf(buf, sizeof(buf), "%.44s", PQgetvalue(res, from, k));
+            gchb_pdf_text(&d, d.font, 11, GCHB_X_ADDRESS, 0, buf);
+            d.y -= 14;
+        }
+    }
+    d.y = y;
 
     snprintf(buf, sizeof(buf), "Facture N° %06lld",
              atoll(PQgetvalue(res, from, 1)));
