@@ -18,6 +18,7 @@ import { REQUEST_STATUS, labelOf, reasonText, unitLabel }
 import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 import * as E from "./espace.js";
+import { viewCoordonnees } from "./coordonnees.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -42,6 +43,7 @@ const routes = {
     "/factures": viewFactures,
     "/inscriptions": E.viewInscriptions,
     "/documents": E.viewDocuments,
+    "/coordonnees": viewCoordonnees,
     "/messagerie": E.viewMessagerie,
     "/historique": E.viewHistorique,
     "/prelevement": E.viewPrelevement,

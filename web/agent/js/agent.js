@@ -8,7 +8,7 @@
  * sent as Authorization; requests go without credentials, so that a
  * family cookie of the same browser is never mixed in.
  *
- * Routes: #/connexion #/inscriptions #/documents #/familles
+ * Routes: #/connexion #/inscriptions #/documents #/adresses #/familles
  *         #/familles?id=F #/guichet #/facturation #/paiements
  *         #/messagerie #/journal
  */
@@ -19,6 +19,7 @@ import { h, id, announce, alertBox, foldingMenu } from "../../js/dom.js";
 import { docTypeName, field, listOf, pick, shortRef, when }
     from "../../js/espace.js";
 import { reasonText, labelOf } from "../../js/planning.js";
+import { viewAdresses } from "./adresses.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1139,6 +1140,12 @@ const routes = {
     "/connexion": viewConnexion,
     "/inscriptions": viewInscriptions,
     "/documents": viewDocuments,
+    "/adresses": () => viewAdresses({
+        page, get, post, askReason, familyName,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
     "/familles": viewFamilles,
     "/guichet": viewGuichet,
     "/facturation": viewFacturation,
