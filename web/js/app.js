@@ -306,6 +306,22 @@ async function viewTableau() {
         h("h2", { id: "t-factures" }, "Mes factures"),
         h("p", { class: "chargement" }, "Chargement…"));
 
+    /* "Dernière connexion le …" (issue 25): the login before the one of
+     * this session, from the connections history (GET /api/history) */
+    const last = h("p", { id: "derniere-connexion", class: "discret" });
+    const today = F.todayParis();
+    api.get("/api/history?from=" + F.addDays(today, -365) + "&to="
+            + today).then((r) => {
+        const list = r.ok && r.data && Array.isArray(r.data.connections)
+            ? r.data.connections : [];
+        if (list.length > 1 && list[1].at) {
+            last.textContent = "Dernière connexion le "
+                               + F.instant(list[1].at) + ".";
+        } else if (list.length === 1) {
+            last.textContent = "Première connexion à votre Espace Famille.";
+        }
+    });
+
     /* documents ahead (issue 25): said before any booking */
     const pieces = h("div", { id: "alerte-pieces" });
     api.get("/api/documents/required").then((r) => {
@@ -324,6 +340,7 @@ async function viewTableau() {
     page("Tableau de bord",
         h("p", {}, "Bienvenue sur votre Espace Famille",
           me.town ? " — " + me.town : "", "."),
+        last,
         pieces,
         h("div", { class: "boutons" },
           h("a", { class: "bouton", href: "#/reserver" },
