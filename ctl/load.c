@@ -512,6 +512,18 @@ gchc_families_arrays(PGconn *pg, const gch_town_t *t, gchc_arr_t *a)
     " else excluded.resident end"
 
 
+/* A family's login and password: the town file's, unless the file has
+ * none and the family activated its account itself (« Créer mon
+ * espace », migration 0023). */
+#define GCHC_KEEP_OWN                                                        \
+    "(excluded.login is null and family.activated_at is not null)"
+#define GCHC_LOGIN                                                           \
+    "case when " GCHC_KEEP_OWN " then family.login else excluded.login end"
+#define GCHC_PASSWORD                                                        \
+    "case when " GCHC_KEEP_OWN " then family.password_hash"                  \
+    " else excluded.password_hash end"
+
+
 /* The families, children and enrolments of the arrays p[0..15) written,
  * and those no longer in the town deleted (unless bookings keep them).
  * 0 or -1. */
@@ -523,7 +535,9 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "update family f set login = null"
             " from unnest($1::text[], $2::text[]) k(id, login)"
             " where f.id = k.id and f.login is not null"
-            "   and f.login is distinct from k.login",
+            "   and f.login is distinct from k.login"
+            /* an account the family activated itself (migration 0023) */
+            "   and not (k.login is null and f.activated_at is not null)",
             p, 2, changed) != 0
         || gchc_load_exec_raw(pg, "family",
             "update family set login = null where login is not null"
@@ -535,8 +549,8 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "   direct_debit)"
             " select * from unnest($1::text[], $2::text[], $3::text[],"
             "   $4::int[], $5::boolean[], $6::boolean[])"
-            " on conflict (id) do update set login = excluded.login,"
-            "   password_hash = excluded.password_hash, qf = excluded.qf,"
+            " on conflict (id) do update set login = " GCHC_LOGIN ","
+            "   password_hash = " GCHC_PASSWORD ", qf = excluded.qf,"
             /* a residence decided in the office outlives a town reload
              * (address_change, migration 0022) */
             "   resident = " GCHC_RESIDENT ","
@@ -546,7 +560,7 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "     and m.ended_at is null)"
             " where (family.login, family.password_hash, family.qf,"
             "   family.resident, family.direct_debit) is distinct from"
-            "   (excluded.login, excluded.password_hash, excluded.qf,"
+            "   (" GCHC_LOGIN ", " GCHC_PASSWORD ", excluded.qf,"
             "   " GCHC_RESIDENT ", excluded.direct_debit)",
             p, 6, changed) != 0
         || gchc_load_exec_raw(pg, "child",
