@@ -19,6 +19,7 @@ import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 import * as E from "./espace.js";
 import { viewCoordonnees } from "./coordonnees.js";
+import { viewActiver, viewCgu, viewCreerEspace } from "./premiere.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -44,6 +45,9 @@ const routes = {
     "/inscriptions": E.viewInscriptions,
     "/documents": E.viewDocuments,
     "/coordonnees": viewCoordonnees,
+    "/creer-mon-espace": viewCreerEspace,
+    "/activer": viewActiver,
+    "/cgu": viewCgu,
     "/messagerie": E.viewMessagerie,
     "/historique": E.viewHistorique,
     "/prelevement": E.viewPrelevement,
@@ -54,7 +58,8 @@ const routes = {
 
 /* Pages shown without a session. */
 const publicViews = new Set([viewConnexion, E.viewMotDePasseOublie,
-                             E.viewNouveauMotDePasse]);
+                             E.viewNouveauMotDePasse, viewCreerEspace,
+                             viewActiver, viewCgu]);
 
 /* The unread messages badge of the menu. */
 async function refreshBadge() {
@@ -182,7 +187,11 @@ function viewConnexion() {
         err,
         h("div", { class: "boutons" }, btn),
         h("p", {}, h("a", { href: "#/mot-de-passe-oublie",
-                            id: "lien-oubli" }, "Mot de passe oublié ?")));
+                            id: "lien-oubli" }, "Mot de passe oublié ?")),
+        h("p", {}, "Première connexion ? ",
+          h("a", { href: "#/creer-mon-espace", id: "lien-creer" },
+            "Créer mon espace"),
+          " avec le numéro de dossier et le code envoyés par la mairie."));
 
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
@@ -322,6 +331,18 @@ async function viewTableau() {
         }
     });
 
+    /* a new version of the terms of use asks again (issue 25) */
+    const cgu = h("div", { id: "alerte-cgu" });
+    api.get("/api/account").then((r) => {
+        if (r.ok && r.data && r.data.cgu_ok === false) {
+            cgu.replaceChildren(h("p", { class: "info" },
+                "Les conditions d'utilisation de l'Espace Famille ont "
+                + "changé. ",
+                h("a", { href: "#/cgu" }, "Lire et accepter les "
+                                          + "conditions d'utilisation")));
+        }
+    });
+
     /* documents ahead (issue 25): said before any booking */
     const pieces = h("div", { id: "alerte-pieces" });
     api.get("/api/documents/required").then((r) => {
@@ -341,6 +362,7 @@ async function viewTableau() {
         h("p", {}, "Bienvenue sur votre Espace Famille",
           me.town ? " — " + me.town : "", "."),
         last,
+        cgu,
         pieces,
         h("div", { class: "boutons" },
           h("a", { class: "bouton", href: "#/reserver" },
