@@ -15,6 +15,8 @@ Dated from today (Europe/Paris):
   certificate (every child) and Alice's vaccinations, which end in ten
   days (to renew); Bastien has none (missing).  Nobody is enrolled in
   Stage nautique, and no one has a brevet-natation (missing).
+* The family f-neuve (Jade, 9), without an account: the town invites it
+  (guichetctl set-email, then guichetctl invite) to « Créer mon espace ».
 
 Prints nothing; writes OUT.
 """
@@ -72,6 +74,10 @@ def town(login, password, now=None):
                 {"type": "attestation-assurance"},
                 {"type": "vaccinations", "child_id": "c-alice",
                  "valid_to": iso(today + dt.timedelta(days=10))}],
+        }, {
+            "id": "f-neuve", "qf": 400,
+            "children": [{"id": "c-jade", "first_name": "Jade",
+                          "birth_date": "%04d-09-09" % (today.year - 9)}],
         }],
     }
 

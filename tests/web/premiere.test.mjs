@@ -1,7 +1,7 @@
 /*
  * premiere.test.mjs -- a family's first connection (issue 25) in a real
- * browser, on a stack of its own (pieces_town.py's town plus a family
- * without an account, f-neuve, whose e-mail the town knows):
+ * browser, on a stack of its own (pieces_town.py's town: f-neuve has no
+ * account; the test gives the town its e-mail):
  *
  *   guichetctl invite e-mails its dossier number and code (read from the
  *   outbox); from the login page, « Créer mon espace »: a wrong code is
@@ -69,10 +69,6 @@ before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-premiere-"));
     const file = path.join(tmp, "town.json");
     execFileSync(PY, [path.join(HERE, "pieces_town.py"), file]);
-    const town = JSON.parse(fs.readFileSync(file, "utf8"));
-    town.families.push({ id: "f-neuve", qf: 400, children: [
-        { id: "c-jade", first_name: "Jade", birth_date: "2017-09-09" }] });
-    fs.writeFileSync(file, JSON.stringify(town));
     stack = await startStack(file);
     ctl("set-email", "f-neuve", "famille.neuve@example.org");
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
