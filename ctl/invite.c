@@ -127,7 +127,7 @@ gchc_invite(PGconn *pg, const gchb_conf_t *conf, int rate, int days)
 
         snprintf(body, sizeof(body),
                  "Bonjour,\n\n"
-                 "%s%s vous ouvre son Espace Famille : inscriptions, "
+                 "%s vous ouvre son Espace Famille : inscriptions, "
                  "réservations, documents et factures de vos enfants, en "
                  "ligne.\n\n"
                  "Votre numéro de dossier : %s\n"
@@ -136,8 +136,8 @@ gchc_invite(PGconn *pg, const gchb_conf_t *conf, int rate, int days)
                  "avec l'adresse e-mail de votre choix :\n\n"
                  "%s/#/creer-mon-espace?dossier=%s\n\n"
                  "Ce code est personnel : ne le communiquez à personne.\n",
-                 town[0] ? "La commune de " : "Votre commune",
-                 town, PQgetvalue(fams, i, 0), code,
+                 town[0] ? town : "Votre commune",
+                 PQgetvalue(fams, i, 0), code,
                  PQgetvalue(fams, i, 1),
                  conf->site_url ? conf->site_url : "",
                  PQgetvalue(fams, i, 0));

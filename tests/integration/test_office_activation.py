@@ -56,7 +56,7 @@ def test_the_mailing_goes_through_the_outbox_at_a_bounded_rate(s):
     assert [r[:2] for r in rows] == [("f2", 0), ("f3", 30), ("f4", 60)]
     body = rows[0][3]
     assert "Votre numéro de dossier : f2" in body
-    assert "La commune de Office" in body
+    assert "Office vous ouvre son Espace Famille" in body
     assert "/#/creer-mon-espace?dossier=f2" in body
     assert re.search(r"code d'activation : [A-Z2-9]{5}-[A-Z2-9]{5} ", body)
     # only the code's hash is kept
