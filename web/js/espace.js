@@ -74,8 +74,7 @@ const DOC_TYPES = {
 };
 
 export function docTypeName(t) {
-    const words = String(t || "—").replace(/[-_]/g, " ");
-    return DOC_TYPES[t] || words.charAt(0).toUpperCase() + words.slice(1);
+    return DOC_TYPES[t] || String(t || "—").replace(/[-_]/g, " ");
 }
 
 export const ACCEPT = "application/pdf,image/jpeg,image/png,.pdf,.jpg,"
