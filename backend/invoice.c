@@ -77,6 +77,33 @@ static const char  gchb_sql_lines[] =
     " from (select invoice_id, sum(price_cents) total from l group by 1) t"
     " where i.id = t.invoice_id";
 
+/* the month's new invoices ($1 the month, $2 site_url): paper for the
+ * families that did not opt in to paperless invoices, an e-mail for
+ * those that did (migration 0024, issue 25) */
+static const char  gchb_sql_paper[] =
+    "update invoice i set paper = not f.paperless from family f"
+    " where f.id = i.family_id and i.month = $1::date and i.paper is null";
+
+static const char  gchb_sql_paperless_mail[] =
+    "insert into outbox (family_id, kind, ref, subject, body)"
+    " select i.family_id, 'invoice', i.id::text,"
+    "   'Votre facture de ' || m.name || ' est disponible',"
+    "   'Bonjour,' || chr(10) || chr(10) || 'Votre facture n° '"
+    "   || lpad(i.number::text, 6, '0') || ' de ' || m.name || ' ('"
+    "   || euros(i.total_cents) || ') est disponible dans votre Espace"
+    " Famille, page Mes factures :' || chr(10) || chr(10) || $2"
+    "   || '/#/factures' || chr(10) || chr(10) || 'À payer avant le '"
+    "   || to_char(i.due_date, 'DD/MM/YYYY') || '.  Vous avez choisi la"
+    " facture en ligne : elle ne vous est pas envoyée par courrier.'"
+    "   || chr(10)"
+    " from invoice i join family f on f.id = i.family_id,"
+    "   (select (array['janvier', 'février', 'mars', 'avril', 'mai',"
+    "     'juin', 'juillet', 'août', 'septembre', 'octobre', 'novembre',"
+    "     'décembre'])[extract(month from $1::date)::int] || ' '"
+    "     || extract(year from $1::date)::int as name) m"
+    " where i.month = $1::date and f.paperless and i.paper = false"
+    " on conflict (kind, ref) do nothing";
+
 /* one row per line of every invoice of the month, in print order */
 static const char  gchb_sql_print[] =
     "select i.id, i.number, i.family_id, i.total_cents,"
@@ -571,7 +598,7 @@ gchb_invoice_run(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     int          files;
     char         first[16];
     PGresult    *res;
-    const char  *params[1];
+    const char  *params[2];
 
     *created = 0;
 
@@ -604,6 +631,21 @@ gchb_invoice_run(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     PQclear(res);
 
     res = PQexecParams(pg, gchb_sql_lines, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
+        PQclear(res);
+        goto failed;
+    }
+    PQclear(res);
+
+    /* paper or e-mail, as each family chose */
+    params[1] = conf->site_url ? conf->site_url : "";
+    res = PQexecParams(pg, gchb_sql_paper, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        res = PQexecParams(pg, gchb_sql_paperless_mail, 2, NULL, params,
+                           NULL, NULL, 0);
+    }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);

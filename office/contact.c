@@ -13,7 +13,8 @@
  * family_contact's; a residence decided sets family.resident and marks the
  * catalogue changed, so the publisher lays it over the town file
  * (worker/overlay.c) and the next bookings are priced on the right bands.
- * Tables of migration 0022.
+ * Tables of migration 0022.  Paperless invoices (PUT
+ * /api/contact/paperless, migration 0024) are chosen here too.
  */
 
 #include <stdio.h>
@@ -44,7 +45,8 @@ static const char  gcho_contact_sql[] =
     "   else json_build_object('line1', c.address_line1,"
     "   'line2', c.address_line2, 'postcode', c.postcode, 'city', c.city)"
     "   end,"
-    " 'resident', f.resident,"
+    " 'resident', f.resident, 'paperless', f.paperless,"
+    " 'paperless_changed_at', f.paperless_changed_at,"
     " 'address_change', (select " GCHO_ADDR_JSON
     "   from address_change a where a.family_id = f.id"
     "   and a.status <> 'annulee' order by a.id desc limit 1))"
@@ -554,12 +556,64 @@ gcho_address_decide(gcho_req_t *rq)
 }
 
 
+/* PUT /api/contact/paperless {"paperless": true|false}: paperless
+ * invoices, « adhésion à la facture en ligne » (migration 0024): the
+ * monthly invoicing e-mails the family instead of printing its invoice */
+static int
+gcho_paperless_put(gcho_req_t *rq)
+{
+    char                target[GCHO_ID_MAX + 16];
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[2], *kv[2];
+    const gch_jnode_t  *v[1];
+
+    static const gch_jfield_t  fields[] = {
+        { "paperless", GCH_J_BOOL, 1 },
+    };
+
+    if (gcho_body_json(rq, &doc, fields, 1, v) != 0) {
+        return 0;
+    }
+    p[0] = rq->family_id;
+    p[1] = v[0]->len ? "true" : "false";
+    gch_json_free(&doc);
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    res = gcho_sql(rq, "update family set paperless = $2::boolean,"
+                       "   paperless_changed_at = now()"
+                       " where id = $1 and paperless <> $2::boolean", 2, p);
+    if (res == NULL) {
+        return 0;
+    }
+    PQclear(res);
+
+    snprintf(target, sizeof(target), "family:%s", rq->family_id);
+    kv[0] = "paperless";
+    kv[1] = p[1];
+
+    if (gcho_audit_kv(rq, "invoice.paperless", target, kv, 1) != 0
+        || gcho_commit(rq) != 0)
+    {
+        return 0;
+    }
+
+    return gcho_reply_row(rq, 200, gcho_contact_sql, 1, p,
+                          "Famille inconnue.");
+}
+
+
 const gcho_route_t  gcho_contact_routes[] = {
     { "GET", "/api/contact", GCHO_FAMILY, 0, 0, gcho_contact_get },
     { "PUT", "/api/contact", GCHO_FAMILY, 0, GCHO_BODY_JSON,
       gcho_contact_put },
     { "POST", "/api/contact/address", GCHO_FAMILY, 0, GCHO_BODY_JSON,
       gcho_address_request },
+    { "PUT", "/api/contact/paperless", GCHO_FAMILY, 0, GCHO_BODY_JSON,
+      gcho_paperless_put },
     { "GET", "/api/staff/address-changes", GCHO_STAFF, GCHO_AGENT, 0,
       gcho_address_staff_list },
     { "POST", "/api/staff/address-changes/*/decision", GCHO_STAFF,

@@ -203,3 +203,39 @@ def test_a_town_reload_keeps_the_decided_residence(s, tok):
     assert s.sql("select resident from family where id = 'f1'") == \
         [(False,)]
     assert contact(s, tok["f1"])["resident"] is False
+
+
+def test_paperless_invoices(s, tok):
+    """« Adhésion à la facture en ligne » (migration 0024): the family
+    opts in; the month's invoicing e-mails it instead of flagging its
+    invoice for the post."""
+    assert contact(s, tok["f1"])["paperless"] is False
+    assert error_code(s.http("PUT", "/api/contact/paperless",
+                             token=tok["f1"], json={"paperless": "oui"}),
+                      400) == "invalid_field"
+    r = s.http("PUT", "/api/contact/paperless", token=tok["f1"],
+               json={"paperless": True})
+    assert r.status == 200 and r.json()["paperless"] is True, r
+    actor, target, detail = audit(s, "invoice.paperless")[-1]
+    assert (actor, target, detail) == ("family:f1", "family:f1",
+                                       {"paperless": "true"})
+
+    # f2 stays on paper; both have a booking in July 2027
+    price(s, tok["f2"], "f2-a", "centre-20270707")
+    deadline = time.monotonic() + 20
+    while s.sql("select count(distinct family_id) from booking"
+                " where status = 'confirmed'")[0][0] < 2:
+        assert time.monotonic() < deadline, "bookings never persisted"
+        time.sleep(0.1)
+    s.ctl_run("invoice", "--month", "2027-07")
+    assert dict(s.sql("select family_id, paper from invoice"
+                      " where month = '2027-07-01'")) == \
+        {"f1": False, "f2": True}
+    mails = outbox(s, "invoice")
+    assert [m[0] for m in mails] == ["f1"]
+    assert mails[0][2] == "Votre facture de juillet 2027 est disponible"
+    assert "/#/factures" in mails[0][3] and "À payer avant le" in \
+        mails[0][3]
+    # invoicing again sends nothing twice
+    s.ctl_run("invoice", "--month", "2027-07")
+    assert len(outbox(s, "invoice")) == 1

@@ -3,7 +3,7 @@
  * a stack of its own (pieces_town.py's town; guichetctl adds an agent):
  *
  *   the family changes its e-mail and mobile phone at once (a wrong
- *   number is said in words first); asks for a new postal address, which
+ *   number is said in words first), chooses paperless invoices; asks for a new postal address, which
  *   waits for the town; the agent sees it in « Changements d'adresse »
  *   with the current one, validates it as non-resident; the family then
  *   sees the new address and its residence, nothing waiting; its
@@ -100,6 +100,14 @@ t("the family's contact details, and a new address the town validates",
     assert.equal(await fam.inputValue("#co-mobile"), "06 12 34 56 78");
     assert.equal(await fam.inputValue("#co-email"),
                  "famille.durand@example.org");
+
+    /* paperless invoices */
+    assert.match(await fam.textContent("#facture-mode"), /par courrier/);
+    await fam.check("#co-en-ligne");
+    await fam.click("#form-facture button[type=submit]");
+    await fam.waitForSelector("text=Facture en ligne choisie");
+    assert.match(await fam.textContent("#facture-mode"), /par e-mail/);
+    assert.equal(await fam.isChecked("#co-en-ligne"), true);
 
     /* a new address waits */
     await fam.fill("#co-ligne1", "12 rue des Lilas");

@@ -3,7 +3,8 @@
  * phones, changed at once (PUT /api/contact), and its postal address,
  * whose change waits for the town's validation (POST /api/contact/address)
  * because it may change the residence and so the prices; the family sees
- * its request waiting, or refused with the town's reason.
+ * its request waiting, or refused with the town's reason.  Paperless
+ * invoices are chosen here too (PUT /api/contact/paperless).
  */
 
 import * as api from "./api.js";
@@ -111,6 +112,35 @@ export async function viewCoordonnees(ctx) {
         msg2, h("div", { class: "boutons" }, ok2));
     clearOnInput(f2, msg2);
 
+    /* paperless invoices, « adhésion à la facture en ligne » */
+    const paperless = h("input", { type: "checkbox", id: "co-en-ligne" });
+    paperless.checked = !!c.paperless;
+    const msg3 = h("div", { "aria-live": "polite" });
+    const ok3 = h("button", { class: "bouton", type: "submit" },
+                  "Enregistrer ce choix");
+    const f3 = h("form", { class: "carte", id: "form-facture",
+                           "aria-labelledby": "t-facture" },
+        h("h2", { id: "t-facture" }, "Facture en ligne"),
+        h("p", { id: "facture-mode" }, c.paperless
+            ? "Vos factures vous sont envoyées par e-mail ; vous ne les "
+              + "recevez plus par courrier."
+            : "Vos factures vous sont envoyées par courrier."),
+        h("div", { class: "choix" }, h("label", { for: "co-en-ligne" },
+          paperless, " Je choisis la facture en ligne : un e-mail quand "
+          + "une facture est émise, plus de courrier")),
+        msg3, h("div", { class: "boutons" }, ok3));
+    f3.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        ok3.disabled = true;
+        const u = await api.put("/api/contact/paperless",
+                                { paperless: paperless.checked });
+        ok3.disabled = false;
+        settle(ctx, u, msg3, paperless.checked
+            ? "Facture en ligne choisie : vos prochaines factures vous "
+              + "seront envoyées par e-mail."
+            : "Vos prochaines factures vous seront envoyées par courrier.");
+    });
+
     out.replaceChildren(f1,
         h("section", { class: "carte", id: "bloc-adresse",
                        "aria-labelledby": "t-adresse" },
@@ -121,7 +151,7 @@ export async function viewCoordonnees(ctx) {
           h("p", { class: "discret" }, c.resident === false
               ? "Vous êtes non-résident de la commune."
               : "Vous êtes résident de la commune."),
-          changeBox(c.address_change), f2));
+          changeBox(c.address_change), f2), f3);
 
     f1.addEventListener("submit", async (ev) => {
         ev.preventDefault();
