@@ -57,6 +57,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_debit_routes,
     gcho_contact_routes,
     gcho_activation_routes,
+    gcho_entourage_routes,
     gcho_staff_routes,
     NULL
 };

@@ -19,6 +19,7 @@ import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 import * as E from "./espace.js";
 import { viewCoordonnees } from "./coordonnees.js";
+import { viewEntourage } from "./entourage.js";
 import { viewActiver, viewCgu, viewCreerEspace } from "./premiere.js";
 
 const main = document.getElementById("contenu");
@@ -45,6 +46,7 @@ const routes = {
     "/inscriptions": E.viewInscriptions,
     "/documents": E.viewDocuments,
     "/coordonnees": viewCoordonnees,
+    "/entourage": viewEntourage,
     "/creer-mon-espace": viewCreerEspace,
     "/activer": viewActiver,
     "/cgu": viewCgu,

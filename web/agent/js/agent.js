@@ -8,7 +8,8 @@
  * sent as Authorization; requests go without credentials, so that a
  * family cookie of the same browser is never mixed in.
  *
- * Routes: #/connexion #/inscriptions #/documents #/adresses #/familles
+ * Routes: #/connexion #/inscriptions #/documents #/adresses #/entourage
+ *         #/familles
  *         #/familles?id=F #/guichet #/facturation #/paiements
  *         #/messagerie #/journal
  */
@@ -20,6 +21,7 @@ import { docTypeName, field, listOf, pick, shortRef, when }
     from "../../js/espace.js";
 import { reasonText, labelOf } from "../../js/planning.js";
 import { viewAdresses } from "./adresses.js";
+import { viewEntourage } from "./entourage.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1142,6 +1144,12 @@ const routes = {
     "/documents": viewDocuments,
     "/adresses": () => viewAdresses({
         page, get, post, askReason, familyName,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
+    "/entourage": () => viewEntourage({
+        page, get, call,
         done: (text) => {
             flash = { kind: "succes", text };
             route();
