@@ -512,6 +512,14 @@ gchc_families_arrays(PGconn *pg, const gch_town_t *t, gchc_arr_t *a)
     " else excluded.resident end"
 
 
+/* The family's quotient familial: the town file's, unless an agent
+ * validated a change in the office (qf_change, migration 0024). */
+#define GCHC_QF                                                              \
+    "case when exists (select 1 from qf_change q"                            \
+    "   where q.family_id = family.id and q.status = 'validee')"             \
+    " then family.qf else excluded.qf end"
+
+
 /* A family's login and password: the town file's, unless the file has
  * none and the family activated its account itself (« Créer mon
  * espace », migration 0023). */
@@ -550,7 +558,7 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             " select * from unnest($1::text[], $2::text[], $3::text[],"
             "   $4::int[], $5::boolean[], $6::boolean[])"
             " on conflict (id) do update set login = " GCHC_LOGIN ","
-            "   password_hash = " GCHC_PASSWORD ", qf = excluded.qf,"
+            "   password_hash = " GCHC_PASSWORD ", qf = " GCHC_QF ","
             /* a residence decided in the office outlives a town reload
              * (address_change, migration 0022) */
             "   resident = " GCHC_RESIDENT ","
@@ -560,7 +568,7 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "     and m.ended_at is null)"
             " where (family.login, family.password_hash, family.qf,"
             "   family.resident, family.direct_debit) is distinct from"
-            "   (" GCHC_LOGIN ", " GCHC_PASSWORD ", excluded.qf,"
+            "   (" GCHC_LOGIN ", " GCHC_PASSWORD ", " GCHC_QF ","
             "   " GCHC_RESIDENT ", excluded.direct_debit)",
             p, 6, changed) != 0
         || gchc_load_exec_raw(pg, "child",

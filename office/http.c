@@ -58,6 +58,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_contact_routes,
     gcho_activation_routes,
     gcho_entourage_routes,
+    gcho_qf_routes,
     gcho_staff_routes,
     NULL
 };

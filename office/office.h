@@ -123,6 +123,7 @@ extern const gcho_route_t  gcho_debit_routes[];
 extern const gcho_route_t  gcho_contact_routes[];
 extern const gcho_route_t  gcho_activation_routes[];
 extern const gcho_route_t  gcho_entourage_routes[];
+extern const gcho_route_t  gcho_qf_routes[];
 extern const gcho_route_t  gcho_staff_routes[];
 
 

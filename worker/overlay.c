@@ -22,6 +22,8 @@
  *   direct_debit     := family.direct_debit;
  *   resident         := family.resident (the town file's, or what an
  *                       agent decided validating a new address);
+ *   qf               := family.qf (the town file's, or the quotient an
+ *                       agent validated, qf_change);
  *
  * and writes the result back with gch_town_write.  The arrays laid over
  * are malloc'ed here and point at strings of the PGresults (kept until
@@ -283,7 +285,8 @@ gchw_ov_documents(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
 }
 
 
-/* Rows (family_id, unpaid due invoices, direct_debit, resident). */
+/* Rows (family_id, unpaid due invoices, direct_debit, resident, qf or
+ * -1). */
 static void
 gchw_ov_money(gch_town_t *t, PGresult *res)
 {
@@ -305,6 +308,7 @@ gchw_ov_money(gch_town_t *t, PGresult *res)
                              ? GCHW_OV_UNPAID_MAX : (int) unpaid;
         f->direct_debit = strcmp(PQgetvalue(res, row, 2), "t") == 0;
         f->resident = strcmp(PQgetvalue(res, row, 3), "t") == 0;
+        f->qf = (int) strtol(PQgetvalue(res, row, 4), NULL, 10);
     }
 }
 
@@ -366,7 +370,7 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
         "select f.id, (select count(*) from invoice i"
         "   where i.family_id = f.id and not i.paid and i.due_date <"
         "   (now() at time zone 'Europe/Paris')::date), f.direct_debit,"
-        "   f.resident"
+        "   f.resident, coalesce(f.qf, -1)"
         " from family f");
 
     if (en == NULL || doc == NULL || money == NULL) {

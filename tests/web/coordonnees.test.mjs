@@ -3,7 +3,8 @@
  * a stack of its own (pieces_town.py's town; guichetctl adds an agent):
  *
  *   the family changes its e-mail and mobile phone at once (a wrong
- *   number is said in words first), chooses paperless invoices; asks for a new postal address, which
+ *   number is said in words first), chooses paperless invoices; asks
+ *   for a new postal address, which
  *   waits for the town; the agent sees it in « Changements d'adresse »
  *   with the current one, validates it as non-resident; the family then
  *   sees the new address and its residence, nothing waiting; its

@@ -20,6 +20,7 @@ import { viewReserver } from "./reserver.js";
 import * as E from "./espace.js";
 import { viewCoordonnees } from "./coordonnees.js";
 import { viewEntourage } from "./entourage.js";
+import { viewSituation } from "./situation.js";
 import { viewActiver, viewCgu, viewCreerEspace } from "./premiere.js";
 
 const main = document.getElementById("contenu");
@@ -47,6 +48,7 @@ const routes = {
     "/documents": E.viewDocuments,
     "/coordonnees": viewCoordonnees,
     "/entourage": viewEntourage,
+    "/situation": viewSituation,
     "/creer-mon-espace": viewCreerEspace,
     "/activer": viewActiver,
     "/cgu": viewCgu,

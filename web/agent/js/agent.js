@@ -9,7 +9,7 @@
  * family cookie of the same browser is never mixed in.
  *
  * Routes: #/connexion #/inscriptions #/documents #/adresses #/entourage
- *         #/familles
+ *         #/quotient #/familles
  *         #/familles?id=F #/guichet #/facturation #/paiements
  *         #/messagerie #/journal
  */
@@ -22,6 +22,7 @@ import { docTypeName, field, listOf, pick, shortRef, when }
 import { reasonText, labelOf } from "../../js/planning.js";
 import { viewAdresses } from "./adresses.js";
 import { viewEntourage } from "./entourage.js";
+import { viewQuotient } from "./quotient.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1150,6 +1151,12 @@ const routes = {
         } }),
     "/entourage": () => viewEntourage({
         page, get, call,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
+    "/quotient": () => viewQuotient({
+        page, get, post, askReason, familyName, openFile,
         done: (text) => {
             flash = { kind: "succes", text };
             route();
