@@ -131,6 +131,7 @@ t("the documents to provide, per child and activity, before booking",
                  "a_renouveler");
     assert.match(await p.textContent("#pieces-resume"),
                  /3 pièces à fournir ou à renouveler/);
+    await p.waitForSelector("#liste-documents table");
     assert.match(await p.textContent("#liste-documents"),
                  /Carnet de vaccinations.*Bastien.*Déposée/s);
     await axe("pieces apres depot", p);
