@@ -515,9 +515,9 @@ gcho_address_decide(gcho_req_t *rq)
     snprintf(body, sizeof(body),
              refused
              ? "Bonjour,\n\nVotre demande de changement d'adresse (%s%s%s, "
-               "%s %s) a été refusée.\n\nMotif : %s\n"
+               "%s %s) a été refusée.\n\nMotif : %s\n\n%s/#/coordonnees\n"
              : "Bonjour,\n\nVotre nouvelle adresse (%s%s%s, %s %s) est "
-               "enregistrée.%s\n",
+               "enregistrée.%s\n\n%s/#/coordonnees\n",
              PQgetvalue(res, 0, 2), PQgetisnull(res, 0, 3) ? "" : ", ",
              PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4),
              PQgetvalue(res, 0, 5),
@@ -526,7 +526,8 @@ gcho_address_decide(gcho_req_t *rq)
              : resident[0] == 't' ? "  Vous êtes désormais résident de la "
                                     "commune."
              : "  Vous êtes désormais non-résident : les tarifs des "
-               "non-résidents s'appliquent à vos prochaines réservations.");
+               "non-résidents s'appliquent à vos prochaines réservations.",
+             gcho_ctx.conf.site_url);
     PQclear(res);
 
     p[0] = rq->param[0];

@@ -384,7 +384,8 @@ gcho_ent_remove(gcho_req_t *rq)
     PQclear(res);
 
     snprintf(body, sizeof(body), "Bonjour,\n\nLa mairie a retiré %s de "
-             "l'entourage de votre famille.\n\nMotif : %s\n", name, reason);
+             "l'entourage de votre famille.\n\nMotif : %s\n\n"
+             "%s/#/entourage\n", name, reason, gcho_ctx.conf.site_url);
 
     if (gcho_mail(rq, rq->family_id, "entourage_remove", target,
                   "Votre entourage", body) != 0)

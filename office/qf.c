@@ -317,12 +317,13 @@ gcho_qf_decide(gcho_req_t *rq)
     if (refused) {
         snprintf(body, sizeof(body), "Bonjour,\n\nVotre demande de "
                  "changement de quotient familial a été refusée.\n\n"
-                 "Motif : %s\n", reason);
+                 "Motif : %s\n\n%s/#/situation\n", reason,
+                 gcho_ctx.conf.site_url);
     } else {
         snprintf(body, sizeof(body), "Bonjour,\n\nVotre quotient familial "
                  "est désormais de %s, à compter du %s : vos prochaines "
-                 "réservations sont calculées sur ce quotient.\n", sqf,
-                 from);
+                 "réservations sont calculées sur ce quotient.\n\n"
+                 "%s/#/situation\n", sqf, from, gcho_ctx.conf.site_url);
     }
 
     p[0] = rq->param[0];

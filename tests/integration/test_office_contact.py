@@ -153,6 +153,7 @@ def test_a_new_address_waits_for_the_town(s, tok, agent):
         (False, "validee")
     mails = outbox(s, "address_validee")
     assert len(mails) == 1 and "non-résident" in mails[0][3]
+    assert mails[0][3].rstrip().endswith("/#/coordonnees")
     actor, target, detail = audit(s, "address_change.decision")[-1]
     assert (actor, target, detail["decision"], detail["resident"],
             detail["family_id"]) == ("agent.c", "address_change:%d"

@@ -95,6 +95,7 @@ def test_only_the_town_removes(s, tok, agent):
         ("agent.e", "entourage:%d" % p["id"], "f1")
     [mail] = outbox(s, "entourage_remove")
     assert mail[0] == "f1" and "Josette Dupont" in mail[3]
+    assert mail[3].rstrip().endswith("/#/entourage")
     assert error_code(s.http("DELETE", url, token=agent,
                              json={"reason": "encore"}), 404) == \
         "not_found"

@@ -99,7 +99,8 @@ def test_a_new_qf_with_the_tax_notice(s, tok, agent):
     actor, target, detail = audit(s, "qf_change.decision")[-1]
     assert (actor, detail["qf"], detail["family_id"]) == \
         ("agent.q", "800", "f1")
-    assert "800" in outbox(s, "qf_validee")[0][3]
+    body = outbox(s, "qf_validee")[0][3]
+    assert "800" in body and body.rstrip().endswith("/#/situation")
 
     # the next bookings on the band of 800 (an nginx worker may still hold
     # the catalogue of before: the old price is cancelled and asked again)
