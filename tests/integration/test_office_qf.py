@@ -86,10 +86,10 @@ def test_a_new_qf_with_the_tax_notice(s, tok, agent):
         assert error_code(s.http("POST", url, token=agent, json=bad),
                           400) == "invalid_field", bad
     r = s.http("POST", url, token=agent,
-               json={"decision": "validee", "qf": 800, "from": "2027-01-01"})
+               json={"decision": "validee", "qf": 800, "from": "2026-09-01"})
     assert r.status == 200, r
     assert (r.json()["status"], r.json()["qf"], r.json()["effective_from"],
-            r.json()["decided_by"]) == ("validee", 800, "2027-01-01",
+            r.json()["decided_by"]) == ("validee", 800, "2026-09-01",
                                         "agent.q")
     assert error_code(s.http("POST", url, token=agent,
                              json={"decision": "refusee", "reason": "x"}),
