@@ -390,6 +390,12 @@ int gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat);
 int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     long index, gch_town_t **t);
 
+/* entourage.c: the people of a family the office creates (family.c), in
+ * its transaction: arr the body's "entourage" array (NULL: none), each as
+ * POST /api/entourage's body.  0, or -1 after answering 400 or 503. */
+int gcho_entourage_create(gcho_req_t *rq, const char *fid,
+    const gch_jnode_t *arr);
+
 /* pdf.c: a printed page (libharu, A4, Helvetica in WinAnsi). */
 typedef struct {
     HPDF_Doc     pdf;
