@@ -309,8 +309,9 @@ gcho_fam_object(const char *fid, const char *login, const char *qf,
 /*
  * POST /api/staff/families: {"login", "email", "qf", "qf_from",
  * "resident", "children": [{"first_name", "birth_date", "allergies"}],
- * "entourage": [...] (as POST /api/entourage's body)}; the office names the family ("fam-<n>") and its
- * children ("<family>-<k>").  201 the family's record.
+ * "entourage": [...] (each as POST /api/entourage's body)}; the office
+ * names the family ("fam-<n>") and its children ("<family>-<k>").  201
+ * the family's record.
  */
 static int
 gcho_fam_create(gcho_req_t *rq)
