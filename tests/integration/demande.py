@@ -1,5 +1,5 @@
-"""demande.py -- the compact demande (engine/src/demande.c) read back by the
-tests: what the idempotency record "D <hash> <demande>", the family's
+"""demande.py -- the compact demande (engine/src/demande.c, swaps included)
+read back by the tests: what the idempotency record "D <hash> <demande>", the family's
 demande list and the stream entry of a booking hold, as the dicts of the
 JSON the engine renders from it (docs/architecture.md, "The compact
 demande").  Text written before the compact form (JSON) is parsed as it is.
@@ -88,6 +88,15 @@ def decode(text):
             if r.b[r.i:r.i + 1] == b"@":
                 r.i += 1
                 c["opens_at"] = r.int()
+        if r.b[r.i:r.i + 2] == b" >":      # a swap (issue 24)
+            r.i += 2
+            c["replaces"] = r.str()
+            if "reason" not in c:
+                r.sp()
+                c["released"] = r.str()
+                r.sp()
+                c["billed"] = r.b[r.i:r.i + 1] == b"1"
+                r.i += 1
         cells.append(c)
     assert r.i == len(b), b
     d["cells"] = cells
@@ -116,11 +125,18 @@ def _items(d):
                 price_cents=c["price_cents"])
             if d["onsite"]:
                 it["channel"] = "onsite"
+            if "replaces" in c:
+                it["replaces"] = c["replaces"]
+                it["released"] = {"booking_id": c["replaces"],
+                                  "session_id": c["released"],
+                                  "billed": c["billed"]}
         else:
             it.update(status="refused", reason=c["reason"])
             if "opens_at" in c:
                 it["opens_at"] = datetime.datetime.fromtimestamp(
                     c["opens_at"], ZoneInfo("Europe/Paris")).isoformat()
+            if "replaces" in c:
+                it.update(replaces=c["replaces"], kept=True)
         out.append(it)
     return out
 

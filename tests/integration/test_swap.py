@@ -15,6 +15,8 @@ import uuid
 
 import pytest
 
+import demande
+
 DAY = "2027-07-07"          # a Wednesday, far from any deadline
 
 
@@ -163,6 +165,15 @@ def test_swap_same_afternoon_releases_the_old_workshop(s, tok):
     assert left(s, old_sid) == 2 and booked(s, new_sid) == {new}
     # nothing left for the reaper
     assert not s.redis.exists("{main}:f:f1:cancel:" + old)
+    # the record and the stream entry hold the release (tests' reader of
+    # the compact demande, demande.py)
+    rec = s.redis.get("{main}:f:f1:idem:" + k)
+    assert demande.record_answer(rec, "f1", k) == r.json()
+    entries = [demande.entry(f["d"]) for _, f in
+               s.redis.xrange("{main}:stream", "-", "+")]
+    mine = [e for e in entries if e.get("idem") == k]
+    assert len(mine) == 1 and mine[0]["items"][0]["released"] == \
+        item["released"]
 
     s.wait_worker_drained()
     rows = dict(s.sql("select id, status from booking where id in (%s, %s)",
