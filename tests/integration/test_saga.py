@@ -568,6 +568,35 @@ def test_orphan_with_the_modules_compact_plan_is_reaped(s, tok):
     assert statuses(rr) == [("confirmed", None)], rr
 
 
+def test_orphan_cancellation_is_finished_by_the_reaper(s, tok):
+    """A cancellation whose nginx worker died between its guard (step
+    two: SREM, HDEL, the "C" marker) and step three, written here as the
+    module leaves it: the reaper finishes it -- the place back, the slot
+    free.  Before the reaper looked for ":cancel:" (it looked for
+    "}:cancel:", the layout before towns), it took the marker for a
+    booking attempt and dropped it: the place was lost for good."""
+    sid = "a-20270708-MATIN"
+    r = book(s, tok["f3"], [("f3-c1", sid)])
+    assert statuses(r) == [("confirmed", None)], r
+    bid = r.json()["items"][0]["booking_id"]
+    assert left(s, sid) == 1
+    rd = s.redis
+    old = int(time.time() * 1000) - 3600 * 1000
+    marker = "{main}:f:f3:cancel:" + bid
+    rd.srem("{main}:s:%s:booked" % sid, bid)
+    rd.hdel("{main}:f:f3:bookings", bid)
+    rd.set(marker, "C %d 0 %s f3-c1 %s" % (old, bid, sid), ex=3600)
+    rd.zadd("{main}:inflight", {marker: old})
+
+    deadline = time.time() + 30
+    while time.time() < deadline and rd.exists(marker):
+        time.sleep(0.2)
+    assert not rd.exists(marker), "the reaper did not finish it"
+    assert rd.zscore("{main}:inflight", marker) is None
+    assert left(s, sid) == 2
+    assert rd.get("{main}:c:f3-c1:2027-07-08:q0") is None
+
+
 def test_metrics_count_outcomes(s):
     r = s.http("GET", "/metrics")
     assert r.status == 200
