@@ -522,8 +522,9 @@ const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
  * family and key are empty (its Redis key names them), its at_ms 0 (the
  * answer does not show it).  "~1 <number> <at_ms>
  * <o|w> <family> <key> <agent> <ncells>" then per cell "<child>
- * <session> +<price>" (confirmed) or "-<reason>[@<opens unix s>]", every
- * string as "<length>:<bytes>".  Booking ids are not stored: they are
+ * <session> +<price>" (confirmed) or "-<reason>[@<opens unix s>]", then
+ * for a swap " ><replaced booking>" and, confirmed, " <released session>
+ * <0|1 billed>", every string as "<length>:<bytes>".  Booking ids are not stored: they are
  * gch_book_id(family, key, child, session).  Strings point into the
  * decoded text.
  */

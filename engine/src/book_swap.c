@@ -371,6 +371,8 @@ gch_swap_step3(gch_book_t *b, const redisReply *exec)
         }
 
         if (gch_swap_won(c, exec)) {
+            /* the place back online: the same event as a cancellation's
+             * (cancel.c); the waiting list of issue 23 takes it here */
             gch_old_key(key, sizeof(key), b, c, 0);
             gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                             "u32", "0", "1", NULL);
