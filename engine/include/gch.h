@@ -524,9 +524,9 @@ const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
  * <o|w> <family> <key> <agent> <ncells>" then per cell "<child>
  * <session> +<price>" (confirmed) or "-<reason>[@<opens unix s>]", then
  * for a swap " ><replaced booking>" and, confirmed, " <released session>
- * <0|1 billed>", every string as "<length>:<bytes>".  Booking ids are not stored: they are
- * gch_book_id(family, key, child, session).  Strings point into the
- * decoded text.
+ * <0|1 billed>", every string as "<length>:<bytes>".  Booking ids are not
+ * stored: they are gch_book_id(family, key, child, session).  Strings
+ * point into the decoded text.
  */
 typedef struct {
     const char    *child;
