@@ -16,6 +16,8 @@ PostgreSQL, after the worker drained the stream:
      requests that never got a final 200 (timeouts, 503 after the retries:
      the client does not know their fate, "unacknowledged") and never a
      voided (orphan released) booking;
+     (a booking a swap's confirmed answer "released" counts as cancelled
+     since: never confirmed in PostgreSQL, issue 24)
   5. places taken + places left = online places, for every session:
      SCARD {main}:s:<sid>:booked + BITFIELD {main}:s:<sid>:left GET u32 0 =
      session.places_online; and Redis's booked sets hold what PostgreSQL
@@ -59,6 +61,7 @@ def read_logs(paths, rep):
     refused count)"""
     confirmed = {}
     keys = {}
+    released = set()
     nrefused = 0
     nlines = 0
     for path in paths:
@@ -85,6 +88,11 @@ def read_logs(paths, rep):
                                   "%s:%d: 200 without items" % (path, ln))
                     continue
                 for it in body["items"]:
+                    rel = it.get("released")
+                    if it.get("status") == "confirmed" and \
+                            isinstance(rel, dict) and rel.get("booking_id"):
+                        # a swap (issue 24): that booking is cancelled now
+                        released.add(rel["booking_id"])
                     if it.get("status") == "confirmed":
                         bid = it.get("booking_id")
                         cell = (fid, it.get("child_id"), it.get("session_id"),
@@ -101,6 +109,12 @@ def read_logs(paths, rep):
                             confirmed[bid] = cell
                     else:
                         nrefused += 1
+    # a booking a later swap released is no longer confirmed (answered
+    # confirmed, then cancelled by the swap's release)
+    for bid in released:
+        confirmed.pop(bid, None)
+    rep.released = released
+    rep.info["answers_released_by_swaps"] = len(released)
     rep.info["log_lines"] = nlines
     rep.info["answers_confirmed_cells"] = len(confirmed)
     rep.info["answers_refused_cells"] = nrefused
@@ -237,6 +251,11 @@ def main():
         if bid in pg_by_id:
             rep.violation("postgres_duplicate", bid)
         pg_by_id[bid] = (fid, cid, sid, key)
+    for bid in getattr(rep, "released", ()):
+        if bid in pg_by_id:
+            rep.violation("released_still_confirmed",
+                          "%s released by a swap, confirmed in PostgreSQL"
+                          % bid)
     for bid, cell in confirmed.items():
         got = pg_by_id.get(bid)
         if got is None:

@@ -38,6 +38,8 @@ static void ngx_http_guichet_book_step2_done(ngx_http_guichet_op_t *op,
     redisReply *reply);
 static void ngx_http_guichet_book_step3_done(ngx_http_guichet_op_t *op,
     redisReply *reply);
+static void ngx_http_guichet_book_step3_answer(ngx_http_guichet_op_t *op,
+    redisReply *reply);
 static void ngx_http_guichet_book_answer(ngx_http_guichet_op_t *op);
 static ngx_uint_t ngx_http_guichet_idem_key(ngx_http_request_t *r,
     ngx_http_guichet_op_t *op);
@@ -412,6 +414,18 @@ ngx_http_guichet_book_step2_done(ngx_http_guichet_op_t *op, redisReply *reply)
     if (rc != GCH_OK) {
         ngx_http_guichet_op_unavailable(op);
 
+    } else if (gch_book_answer_after_step3(op->book)) {
+        /* a swap: its old places are back before the answer says them
+         * released (the reaper finishes if step three fails) */
+        if (ngx_http_guichet_op_send(op, gch_book_step3(op->book),
+                                     ngx_http_guichet_book_step3_answer)
+            == NGX_OK)
+        {
+            return;
+        }
+
+        ngx_http_guichet_book_answer(op);
+
     } else {
         ngx_http_guichet_book_answer(op);
 
@@ -433,6 +447,15 @@ ngx_http_guichet_book_step2_done(ngx_http_guichet_op_t *op, redisReply *reply)
 static void
 ngx_http_guichet_book_step3_done(ngx_http_guichet_op_t *op, redisReply *reply)
 {
+    ngx_http_guichet_op_free(op);
+}
+
+
+static void
+ngx_http_guichet_book_step3_answer(ngx_http_guichet_op_t *op,
+    redisReply *reply)
+{
+    ngx_http_guichet_book_answer(op);
     ngx_http_guichet_op_free(op);
 }
 

@@ -476,6 +476,9 @@ int gch_book_on_step2(gch_book_t *b, const redisReply *exec);
  * After GCH_OK: the LTRIM of the family's demande list when it grew past
  * its bound (not every time: one command less per booking). */
 const gch_cmds_t *gch_book_step3(gch_book_t *b);
+/* 1 when step three gives a swap's old places back (docs/architecture.md,
+ * "Swap"): the answer, which says them "released", waits for its reply. */
+int gch_book_answer_after_step3(const gch_book_t *b);
 
 /* The answer, once known: HTTP status, JSON body, replayed flag. */
 int gch_book_done(const gch_book_t *b);

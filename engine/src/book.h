@@ -100,6 +100,7 @@ struct gch_book_s {
     char                 *entry;       /* the compact demande, whole */
     size_t                entry_len;
     int                   step1_built;
+    int                   swap_step3;  /* step three releases a swap's */
 };
 
 

@@ -957,3 +957,10 @@ gch_book_step3(gch_book_t *b)
     return (b->step3.list.ncmds && !b->step3.failed) ? &b->step3.list
                                                       : NULL;
 }
+
+
+int
+gch_book_answer_after_step3(const gch_book_t *b)
+{
+    return b->swap_step3 && gch_book_step3((gch_book_t *) b) != NULL;
+}

@@ -418,6 +418,7 @@ gch_swap_step3(gch_book_t *b, const redisReply *exec)
     }
 
     gch_cmdlist_cmd(l, "EXEC", NULL);
+    b->swap_step3 = 1;
 }
 
 

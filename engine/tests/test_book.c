@@ -1945,6 +1945,7 @@ test_book_swap(void)
     }
     l3 = gch_book_step3(k.b);
     ok = rc == GCH_OK && l3 && tcmds_multi_exec(l3)
+         && gch_book_answer_after_step3(k.b)
          && tcmds_find(l3, 0, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL "
                        "INCRBY u32 0 1") > 0
          && tcmds_count(l3, "DEL {main}:c:") == 0
@@ -1954,7 +1955,7 @@ test_book_swap(void)
          && tcmds_find(l3, 0, "ZREM {main}:inflight {main}:f:f-martin:cancel:"
                        "b-0123456789abcdef0123") > 0;
     tap_ok(ok, "swap, guard won: step three releases the old place, drops "
-           "the marker");
+           "the marker, before the answer");
     if (!ok && l3) {
         tdump_diag("step three", l3);
     }
