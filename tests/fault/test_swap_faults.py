@@ -17,6 +17,7 @@ window (docs/architecture.md, "Swap").
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,6 +143,8 @@ def test_swap_killed_between_steps_one_and_two(s):
     assert claims(s, cid) == ["o1 " + old]
 
 
+@pytest.mark.skipif(shutil.which("gdb") is None,
+                    reason="gdb stops the nginx worker at step three")
 def test_swap_killed_between_steps_two_and_three(s):
     tok = s.tokens()
     f, cid = "f-0002", "c-0002"
