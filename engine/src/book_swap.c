@@ -115,12 +115,16 @@ gch_swap_adopts(const gch_cell_t *c, const char *held, size_t len)
         return 0;
     }
 
-    sp = memchr(held, ' ', len);
-    if (sp == NULL) {
-        return 0;
+    /* the booking id after the last space, as gch_cell_outcome() reads
+     * the session before it */
+    sp = held + len;
+    while (sp > held && sp[-1] != ' ') {
+        sp--;
     }
 
-    sp++;
+    if (sp == held) {
+        return 0;
+    }
 
     return (size_t) (held + len - sp) == c->item->replaces_len
            && memcmp(sp, c->item->replaces, c->item->replaces_len) == 0;
