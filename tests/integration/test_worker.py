@@ -990,3 +990,41 @@ def test_pending_entries_reread_after_reconnecting(worker_conf, rds, worker):
     assert w.stop() == 0
     assert sql(worker_conf["pg"], "select id from booking order by id") \
         == [("b-1",), ("b-2",)]
+
+
+def test_swap_entry_cancels_what_it_released_and_a_void_restores_it(
+        worker_conf, rds, worker):
+    """A swap's book entry (issue 24, compact: its item names the booking
+    released) inserts the new booking and cancels the old one in one
+    batch, billed as the entry says, with no cancellation e-mail; a
+    fenced swap's void (its "restore") deletes the new booking and gives
+    the old one back its confirmed row."""
+    import demande
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-old")})
+    rds.xadd("{main}:stream", {"d": "~1 2 1623081600123 w 8:f-martin "
+                                    "2:k2 0: 1 7:c-thais 2:s1 +900 "
+                                    ">5:b-old 2:s1 1"})
+    new = demande.booking_id("f-martin", "k2", "c-thais", "s1")
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from booking")[0][0] == 2, 10)
+    assert sql(worker_conf["pg"], "select id, status, billed from booking "
+               "order by id") == sorted([("b-old", "cancelled", True),
+                                         (new, "confirmed", True)])
+    assert sql(worker_conf["pg"], "select items->0->'released'->>"
+               "'booking_id' from demande where number = 2") == [("b-old",)]
+    assert sql(worker_conf["pg"], "select count(*) from outbox_mail "
+               "where kind = 'cancellation'") == [(0,)]
+
+    rds.xadd("{main}:stream", {"d": json.dumps({
+        "type": "void", "family_id": "f-martin", "idem": "k2",
+        "booking_ids": [new], "restore": ["b-old"]})})
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from booking")[0][0] == 1, 10)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select id, status, cancelled_at from "
+               "booking") == [("b-old", "confirmed", None)]
+    assert sql(worker_conf["pg"], "select count(*) from "
+               "booking_cancellation where booking_id = 'b-old'") == [(0,)]

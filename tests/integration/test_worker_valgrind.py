@@ -17,6 +17,8 @@ import subprocess
 
 import pytest
 
+import demande
+
 from worker_fixtures import (BIN, wait_for, pg_server, pg_db,  # noqa: F401
                              redis_server, rds, worker_conf)
 from test_worker import (TOWN, book_entry, cancel_entry, absence_entry,
@@ -73,9 +75,22 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
             "type": "void", "family_id": "f-martin", "idem": "k9",
             "booking_ids": ["b-9"]})})
         rds.xadd("{main}:stream", {"d": "not json"})
+        # a swap (issue 24): its compact demande releases b-x, a fenced
+        # one's void restores b-y; its orphan marker "S" for the reaper
+        rds.xadd("{main}:stream", {"d": "~1 5 1623081600123 w 8:f-martin "
+                                        "2:k5 0: 1 7:c-thais 2:s1 +900 "
+                                        ">3:b-x 2:s1 1"})
+        rds.xadd("{main}:stream", {"d": json.dumps({
+            "type": "void", "family_id": "f-martin", "idem": "k8",
+            "booking_ids": ["b-8"], "restore": ["b-y"]})})
+        rds.set("{main}:f:f-martin:cancel:b-z", "S 1 1 b-z c-thais s1")
+        rds.zadd("{main}:inflight", {"{main}:f:f-martin:cancel:b-z": 1})
         assert wait_for(lambda: sql(
-            worker_conf["pg"], "select count(*) from booking")[0][0] == 2
+            worker_conf["pg"], "select count(*) from booking")[0][0] == 3
             and rds.exists("{main}:worker:heartbeat"), 120)
+        assert wait_for(lambda: not rds.exists(
+            "{main}:f:f-martin:cancel:b-z"), 120)
+        assert rds.hget("{main}:f:f-martin:billed", "b-z") == b"s1"
         # the entry that is not JSON ends in the dead letters
         assert wait_for(lambda: rds.xlen("{main}:stream:dead") == 1
                         and pending(rds) == 0, 120)
@@ -87,6 +102,10 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
         log.close()
     assert rc == 0, "guichet-worker under valgrind (exit %d):\n%s" % (
         rc, report)
+    swap = demande.booking_id("f-martin", "k5", "c-thais", "s1")
     assert sql(worker_conf["pg"], "select id, status, justified from "
-               "booking order by id") == [("b-1", "cancelled", False),
-                                          ("b-2", "confirmed", True)]
+               "booking order by id") == sorted([
+                   ("b-1", "cancelled", False), ("b-2", "confirmed", True),
+                   (swap, "confirmed", False)])
+    assert sql(worker_conf["pg"], "select billed from booking_cancellation"
+               " where booking_id = 'b-x'") == [(True,)]
