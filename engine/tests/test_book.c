@@ -1931,7 +1931,29 @@ test_book_swap(void)
     /* step two's guard won: step three gives the old place back, its
      * claims not adopted (none here) deleted, the marker dropped */
     rc = l ? tbk_step2(&k, NULL) : -1;
-    tap_ok(rc == GCH_EFENCED, "swap: a fenced step two is reported");
+    l3 = gch_book_step3(k.b);
+    ok = rc == GCH_EFENCED && l3 && tcmds_multi_exec(l3)
+         && !gch_book_answer_after_step3(k.b)
+         && tcmds_find(l3, 0, "SADD {main}:s:k-m:booked "
+                       "b-0123456789abcdef0123") > 0
+         && tcmds_find(l3, 0, "HSET {main}:f:f-martin:bookings "
+                       "b-0123456789abcdef0123 ~p 7:c-thais 3:k-m") > 0
+         && tcmds_find(l3, 0, "SET {main}:c:c-thais:2021-07-07:q0 k-m "
+                       "b-0123456789abcdef0123 XX KEEPTTL") > 0
+         && tcmds_find(l3, 0, "DEL {main}:f:f-martin:cancel:"
+                       "b-0123456789abcdef0123") > 0
+         && tcmds_count(l3, "BITFIELD") == 0;
+    if (ok) {
+        char  *v = tcmd_line(l3, (size_t) tcmds_find(l3, 0, "XADD"));
+
+        ok = v && strstr(v, "\"restore\":[\"b-0123456789abcdef0123\"]");
+        free(v);
+    }
+    tap_ok(ok, "swap, fenced step two: step three puts the old booking "
+           "back (booked, planned, its slot) and the void says restore");
+    if (!ok && l3) {
+        tdump_diag("step three", l3);
+    }
     tbk_free(&k);
 
     rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-j>b-0123456789abcdef0123",
