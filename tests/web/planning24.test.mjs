@@ -237,6 +237,11 @@ t("grid: changing a booked afternoon for another workshop is one swap",
     await page.waitForSelector(T_ + "[data-state=libre]");
     await page.click(T_);
     await page.waitForSelector(T_ + "[aria-pressed=true]");
+    /* the summary says it is an exchange, and what happens if refused */
+    const row = await page.waitForSelector(
+        "#recap-annuler tbody tr[data-swap=true]");
+    assert.match(await row.textContent(),
+                 /échangée contre Atelier théâtre : gardée si la nouvelle/);
     await axe("reserver-echange");
     await shot("05-echange");
 

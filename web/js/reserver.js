@@ -909,6 +909,8 @@ export async function viewReserver(ctx) {
         });
         let minus = 0;
         let billedSum = 0;
+        const swapOf = new Map(Array.from(swapPlan()).map(([k, b]) =>
+            [b, R.pending.get(k)]));
         const delRows = dels.map(({ b, s, cost }) => {
             const price = Number(b.price_cents) || 0;
             if (cost.billed) {
@@ -916,10 +918,15 @@ export async function viewReserver(ctx) {
             } else {
                 minus += price;
             }
+            const by = swapOf.get(b);
+            const bys = by ? R.index.get(by.session_id) : null;
             return h("tr", { dataset: { booking: b.booking_id,
-                                        billed: String(cost.billed) } },
+                                        billed: String(cost.billed),
+                                        swap: by ? "true" : "false" } },
                 h("td", {}, who(b.child_id).first_name),
-                h("td", {}, cellWords(s)),
+                h("td", {}, cellWords(s), by ? h("span", { class: "echange" },
+                    " — échangée contre " + (bys ? actName(bys) : "")
+                    + " : gardée si la nouvelle séance est refusée") : null),
                 h("td", {}, cost.billed === null ? "" : cost.billed
                     ? "Délai d'annulation dépassé (depuis le "
                       + F.instantShort(cost.until) + ") : reste facturée"
@@ -1372,6 +1379,27 @@ export async function viewReserver(ctx) {
                      ? "déjà annulée ou inconnue" : r.error.message };
     }
 
+    /* The swaps "Valider" will send: each booking to cancel whose slot
+     * a picked cell of the same child needs (the same day, overlapping)
+     * is replaced by that cell (issue 24): pending key -> booking. */
+    function swapPlan() {
+        const swaps = new Map();
+        const pend = Array.from(R.pending.values());
+        for (const b of R.cancels.values()) {
+            const it = pend.find((x) => {
+                const s = R.index.get(x.session_id);
+                return !swaps.has(keyOf(x.child_id, x.session_id))
+                       && x.child_id === b.child_id && s
+                       && s.date === b.date && b.starts_at
+                       && P.overlaps(s, b);
+            });
+            if (it) {
+                swaps.set(keyOf(it.child_id, it.session_id), b);
+            }
+        }
+        return swaps;
+    }
+
     async function submit() {
         if (R.inFlight || (R.pending.size === 0 && R.cancels.size === 0)) {
             return;
@@ -1393,18 +1421,8 @@ export async function viewReserver(ctx) {
          * other cancellations wait for the bookings. */
         const dels = Array.from(R.cancels.values());
         const pend = Array.from(R.pending.values());
-        const swaps = new Map();            /* pending key -> booking */
-        const needed = (b) => pend.some((it) => {
-            const s = R.index.get(it.session_id);
-            const k = keyOf(it.child_id, it.session_id);
-            if (swaps.has(k) || it.child_id !== b.child_id || !s
-                || s.date !== b.date || !b.starts_at || !P.overlaps(s, b)) {
-                return false;
-            }
-            swaps.set(k, b);
-            return true;
-        });
-        const swapped = dels.filter(needed);
+        const swaps = swapPlan();           /* pending key -> booking */
+        const swapped = Array.from(swaps.values());
         const last = dels.filter((b) => !swapped.includes(b));
         const items = pend.map((it) => {
             const b = swaps.get(keyOf(it.child_id, it.session_id));
