@@ -36,6 +36,23 @@
 
 
 /* ------------------------------------------------------------------ */
+/* the layout before towns (migrate.c)                                 */
+
+/*
+ * Renames every Redis key of the layout before towns ("gch:*", "{f:*",
+ * "{s:*", "{c:*") to its name in town's layout (migrate.c says which);
+ * idempotent, safe to interrupt and run again; no value is lost.
+ * Logs what it did (nothing when there was nothing to do).  *renamed (if
+ * not NULL) gets the count; 0, or -1 after logging a Redis error.
+ */
+int gchb_migrate_keys(redisContext *rc, const char *town, long *renamed);
+/* The new name of one old key (len bytes) into out: its length, 0 when
+ * the key is not of the old layout, -1 when out is too small. */
+int gchb_migrate_name(const char *town, const char *key, size_t len,
+    char *out, size_t size);
+
+
+/* ------------------------------------------------------------------ */
 /* settings (conf.c)                                                   */
 
 typedef struct {
@@ -200,7 +217,50 @@ int gchb_migrate(PGconn *pg, const char *dir, int *applied);
 
 
 /* ------------------------------------------------------------------ */
+/* the catalogue's tables and PostgreSQL arrays (catalogue.c)           */
+
+/*
+ * Upserts the town's units, activities, price bands and sessions (units
+ * and every activity when only is NULL: load-town; else the activity of
+ * that id alone, its sessions and bands: guichet-office), deleting the
+ * bands beyond the town's and the sessions gone from it that no booking
+ * points at.  Inside the caller's transaction; *changed counts the rows
+ * touched.  0, or -1 after logging.
+ */
+int gchb_catalogue_store(PGconn *pg, const gch_town_t *t, const char *only,
+    long *changed);
+/* "none", "working_days", "hours", "day_before_at" */
+const char *gchb_deadline_kind(gch_deadline_kind_t k);
+
+/* A PostgreSQL array literal under construction, {"a","b",NULL,...};
+ * zeroed means empty.  A failed allocation is sticky: _end gives NULL. */
+typedef struct {
+    gchb_buf_t   buf;
+    size_t       n;
+} gchb_arr_t;
+
+void gchb_arr_str(gchb_arr_t *a, const char *s);   /* NULL: NULL */
+void gchb_arr_int(gchb_arr_t *a, long long v);
+void gchb_arr_day(gchb_arr_t *a, gch_day_t d);
+/* Closes the literal: its text, or NULL when out of memory. */
+const char *gchb_arr_end(gchb_arr_t *a);
+void gchb_arr_free(gchb_arr_t *a, size_t n);
+/* Runs sql with n closed parameters (or any text); adds the rows it
+ * touched to *changed.  0, or -1 after logging (what: the table). */
+int gchb_arr_exec_raw(PGconn *pg, const char *what, const char *sql,
+    const char **params, int n, long *changed);
+/* The same with n arrays, closed here (gchb_arr_end). */
+int gchb_arr_exec(PGconn *pg, const char *what, const char *sql,
+    gchb_arr_t *arr, int n, long *changed);
+
+
+/* ------------------------------------------------------------------ */
 /* monthly invoices (invoice.c)                                         */
+
+/* UTF-8 to WinAnsi (CP1252), the encoding of libharu's base-14 fonts
+ * (the invoices' PDFs, guichet-office's daily lists); a character it
+ * lacks becomes '?'.  out holds n bytes. */
+void gchb_cp1252(char *out, size_t n, const char *in);
 
 /*
  * Invoices month ("YYYY-MM"): creates, in one transaction, an invoice per

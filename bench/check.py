@@ -5,7 +5,7 @@ check.py -- the invariant checker of the opening-day rush.
 Proves, from the answers rush.c recorded (--log, JSON lines), Redis and
 PostgreSQL, after the worker drained the stream:
 
-  1. no session over its online places (answers, Redis {s:<sid>}:booked,
+  1. no session over its online places (answers, Redis {main}:s:<sid>:booked,
      PostgreSQL booking rows);
   2. no child twice on overlapping slots (answers and PostgreSQL): two
      confirmed cells of one child on one date whose units' [starts, ends)
@@ -17,7 +17,7 @@ PostgreSQL, after the worker drained the stream:
      the client does not know their fate, "unacknowledged") and never a
      voided (orphan released) booking;
   5. places taken + places left = online places, for every session:
-     SCARD {s:<sid>}:booked + BITFIELD {s:<sid>}:left GET u32 0 =
+     SCARD {main}:s:<sid>:booked + BITFIELD {main}:s:<sid>:left GET u32 0 =
      session.places_online; and Redis's booked sets hold what PostgreSQL
      holds once drained.
 
@@ -111,27 +111,27 @@ def read_logs(paths, rep):
 
 def wait_drained(r, timeout, rep):
     """Wait until the consumer group `persist` has read and acked
-    everything of gch:bookings (bounded)."""
+    everything of {main}:stream (bounded)."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
         try:
-            groups = r.xinfo_groups("gch:bookings")
+            groups = r.xinfo_groups("{main}:stream")
         except redis.ResponseError:
             groups = []
         g = next((g for g in groups if g["name"] in ("persist", b"persist")),
                  None)
         if g is None:
-            last = "no consumer group persist on gch:bookings"
+            last = "no consumer group persist on {main}:stream"
         else:
             lag = g.get("lag")
             pending = g.get("pending")
             last = "pending %s lag %s" % (pending, lag)
             if pending == 0 and (lag == 0 or lag is None and
-                                 r.xlen("gch:bookings") == 0 or
+                                 r.xlen("{main}:stream") == 0 or
                                  lag is None and
                                  g.get("last-delivered-id") ==
-                                 r.xinfo_stream("gch:bookings")
+                                 r.xinfo_stream("{main}:stream")
                                  ["last-generated-id"]):
                 rep.info["drain"] = last
                 return True
@@ -294,10 +294,10 @@ def main():
         chunk = sids[i:i + 2000]
         p = r.pipeline(transaction=False)
         for sid in chunk:
-            p.execute_command("BITFIELD", "{s:%s}:left" % sid,
+            p.execute_command("BITFIELD", "{main}:s:%s:left" % sid,
                               "GET", "u32", "0")
-            p.exists("{s:%s}:left" % sid)
-            p.scard("{s:%s}:booked" % sid)
+            p.exists("{main}:s:%s:left" % sid)
+            p.scard("{main}:s:%s:booked" % sid)
         res = p.execute()
         for j, sid in enumerate(chunk):
             left, exists, nb = res[3 * j][0], res[3 * j + 1], res[3 * j + 2]
@@ -327,7 +327,7 @@ def main():
     for i in range(0, len(items), 500):
         p = r.pipeline(transaction=False)
         for sid, bids in items[i:i + 500]:
-            p.smismember("{s:%s}:booked" % sid, bids)
+            p.smismember("{main}:s:%s:booked" % sid, bids)
         for (sid, bids), flags in zip(items[i:i + 500], p.execute()):
             for bid, ok in zip(bids, flags):
                 if not ok:

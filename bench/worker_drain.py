@@ -7,7 +7,7 @@ a full stream, and what each persisted booking costs PostgreSQL.
      on, Redis with appendfsync always, pg_stat_statements loaded), a small
      town;
   2. the worker stopped, N real single-cell bookings through nginx
-     (build/rush --grid): the stream gch:bookings holds N entries nobody
+     (build/rush --grid): the stream {main}:stream holds N entries nobody
      has read;
   3. for each repetition, for each --batch size (interleaved: A B C A B C
      ...): the booking tables emptied and checkpointed, the consumer group
@@ -118,7 +118,7 @@ class Drain:
         return self.s.procs["worker"].pid
 
     def drained(self, last):
-        for g in self.s.redis.xinfo_groups("gch:bookings"):
+        for g in self.s.redis.xinfo_groups("{main}:stream"):
             if g["name"] == "persist":
                 return g["last-delivered-id"] == last and g["pending"] == 0
         return False
@@ -129,7 +129,7 @@ class Drain:
         self.s.sql("checkpoint")
         self.s.sql("select pg_stat_statements_reset()")
         try:
-            self.s.redis.xgroup_destroy("gch:bookings", "persist")
+            self.s.redis.xgroup_destroy("{main}:stream", "persist")
         except Exception:       # noqa: BLE001 -- no group yet
             pass
 
@@ -137,7 +137,7 @@ class Drain:
         self.reset()
         if variant is not None:
             self.s.sql(open(variant).read())
-        last = self.s.redis.xinfo_stream("gch:bookings")["last-generated-id"]
+        last = self.s.redis.xinfo_stream("{main}:stream")["last-generated-id"]
         pg0, busy0, t0 = self.pg_cpu(), machine_busy(), time.monotonic()
         pid = self.start_worker(batch)
         while not self.drained(last):
@@ -198,7 +198,7 @@ class Drain:
                                 os.path.join(town, "single.sessions")],
                                stdout=subprocess.PIPE, check=True)
             say(r.stdout.decode().strip()[:300])
-            n = self.s.redis.xlen("gch:bookings")
+            n = self.s.redis.xlen("{main}:stream")
             say("stream: %d entries" % n)
             runs = []
             variants = ["A", "B"] if a.ab else ["-"]

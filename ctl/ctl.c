@@ -78,7 +78,9 @@ gchc_usage(void)
         "                             pain.008 file (once per month)\n"
         "  check                      compare redis with postgres\n"
         "  recount SESSION...         have the worker set each session's\n"
-        "                             counter from its booked set\n");
+        "                             counter from its booked set\n"
+        "  migrate-keys               rename redis keys of the layout\n"
+        "                             before towns to the town's\n");
 }
 
 
@@ -334,6 +336,34 @@ gchc_cmd_check(const gchb_conf_t *conf)
 }
 
 
+/* Redis only: the keys of the layout before towns to the town's
+ * (gchb_migrate_keys); prints how many were renamed. */
+static int
+gchc_cmd_migrate_keys(const gchb_conf_t *conf)
+{
+    int            rc;
+    long           n;
+    redisContext  *redis;
+
+    redis = gchb_redis_connect_wait(conf);
+    if (redis == NULL) {
+        return 1;
+    }
+
+    rc = gchb_migrate_keys(redis, gchb_town, &n);
+    redisFree(redis);
+
+    if (rc != 0) {
+        return 1;
+    }
+
+    printf("%ld key%s renamed to the layout of town %s\n", n,
+           n == 1 ? "" : "s", gchb_town);
+
+    return 0;
+}
+
+
 static int
 gchc_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
 {
@@ -380,9 +410,15 @@ gchc_print_token(const uint8_t *secret, const char *fid, long ttl,
     if (rc) {
         gch_token_hash(tok, strlen(tok), hash);
         sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
-        if (redisAppendCommand(rc, "ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
-                                   " %lld %s", gchb_town, fid,
-                               (long long) exp, hex) != REDIS_OK)
+        /* an agent's ("staff:<login>") in {T}:staff:<login>:tokens */
+        if ((strncmp(fid, "staff:", 6) == 0
+             ? redisAppendCommand(rc, "ZADD " GCH_KEY_STAFF_TOKENS
+                                      " %lld %s", gchb_town, fid + 6,
+                                  (long long) exp, hex)
+             : redisAppendCommand(rc, "ZADD " GCH_KEY_F(GCH_KEY_TOKENS)
+                                      " %lld %s", gchb_town, fid,
+                                  (long long) exp, hex))
+            != REDIS_OK)
         {
             fprintf(stderr, "guichetctl: redis: %s\n", rc->errstr);
             return 1;
@@ -770,6 +806,9 @@ gchc_command(const gchb_conf_t *conf, const char *cmd, int argc,
 
     } else if (strcmp(cmd, "recount") == 0 && i < argc) {
         rc = gchc_cmd_recount(conf, argv + i, argc - i);
+
+    } else if (strcmp(cmd, "migrate-keys") == 0 && i == argc) {
+        rc = gchc_cmd_migrate_keys(conf);
 
     } else if (strcmp(cmd, "check") == 0 && i == argc) {
         rc = gchc_cmd_check(conf);

@@ -57,11 +57,31 @@ const gch_alloc_t  ngx_http_guichet_heap_alloc = {
 ngx_http_guichet_tenant_t *
 ngx_http_guichet_tenant(ngx_http_request_t *r)
 {
+    ngx_uint_t                    i;
+    ngx_http_guichet_worker_t    *w = &ngx_http_guichet_worker;
     ngx_http_guichet_loc_conf_t  *glcf;
 
     glcf = ngx_http_get_module_loc_conf(r, ngx_http_guichet_module);
 
-    return &ngx_http_guichet_worker.towns[glcf->town_index];
+    if (glcf->town_index < w->ntowns) {
+        return &w->towns[glcf->town_index];
+    }
+
+    /*
+     * A location that serves no town ($guichet_family evaluated for a
+     * static page): the state of its town if another location serves
+     * it, else the empty one past the end (no catalogue, nothing revoked).
+     */
+    for (i = 0; i < w->ntowns; i++) {
+        if (w->towns[i].id.len == glcf->town.len
+            && ngx_strncmp(w->towns[i].id.data, glcf->town.data,
+                           glcf->town.len) == 0)
+        {
+            return &w->towns[i];
+        }
+    }
+
+    return &w->towns[w->ntowns];
 }
 
 

@@ -460,6 +460,7 @@ ngx_http_guichet_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->town, prev->town, GCH_TOWN_DEFAULT);
 
     if (!conf->api && !conf->metrics) {
+        conf->town_index = NGX_CONF_UNSET_UINT;    /* serves no town */
         return NGX_CONF_OK;
     }
 

@@ -159,6 +159,7 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
 {
     u_char                         hash[NGX_HTTP_GUICHET_TOKEN_HASH];
     ngx_str_t                      tok;
+    ngx_http_guichet_tenant_t     *town;
     ngx_http_guichet_main_conf_t  *gmcf;
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
@@ -176,10 +177,13 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_guichet_tenant(r)->nrevoked) {
+    /* the logout set of this location's town */
+    town = ngx_http_guichet_tenant(r);
+
+    if (town->nrevoked) {
         ngx_http_guichet_token_hash(tok.data, tok.len, hash);
 
-        if (ngx_http_guichet_token_revoked(ngx_http_guichet_tenant(r), hash)) {
+        if (ngx_http_guichet_token_revoked(town, hash)) {
             return NGX_DECLINED;         /* logged out */
         }
     }

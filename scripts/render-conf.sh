@@ -16,6 +16,9 @@
 # pair for localhost is made there (openssl, EC P-256, 7 days), for
 # nginx -t and the tests.  A real deployment passes its own.
 #
+# @TOWN@ becomes $GUICHET_TOWN_ID, default "main" (guichet_town: the town
+# served; the worker's, guichetctl's and the office's setting town).
+#
 # @REDIS_AUTH@ becomes `guichet_redis_password "...";` with the password
 # of $GUICHET_REDIS_PASSWORD, else of the file redis.pass beside the
 # secret file, else a comment (no password: the tests' and make run's
@@ -64,6 +67,12 @@ if [ -n "$redis_password" ]; then
 else
     redis_auth="# no guichet_redis_password: Redis on loopback without one"
 fi
+town=${GUICHET_TOWN_ID:-main}
+case $town in
+    ''|*[!a-z0-9-]*)
+        echo "$0: GUICHET_TOWN_ID must be a town id: a-z, 0-9 and -" >&2
+        exit 1 ;;
+esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 esc() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
 umask 077
@@ -78,6 +87,7 @@ sed -e "s|@ROOT@|$(esc "$root")|g" \
     -e "s|@TLS_CERT@|$(esc "$tls_cert")|g" \
     -e "s|@TLS_KEY@|$(esc "$tls_key")|g" \
     -e "s|@REDIS_AUTH@|$(esc "$redis_auth")|g" \
+    -e "s|@TOWN@|$(esc "$town")|g" \
     -e "s|@REDIS_PASSWORD@|$(esc "$redis_password")|g" \
     "$1" > "$2.tmp"
 if grep -n '@[A-Z]*@' "$2.tmp" >&2; then

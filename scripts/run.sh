@@ -230,6 +230,12 @@ daemon paysim "$ROOT/office/paysim/paysim.py" \
 daemon office "$ROOT/build/guichet-office" \
     "$ROOT/build/guichet-office" -c "$CONF"
 
+# Redis keys of the layout before towns (a stack started by an older make
+# run): renamed to the town's ({main}:..., docs/worker.md) before nginx's
+# new module reads them.  The worker does it at its start too; run again
+# below once an old master upgraded away has finished.
+"$CTL" -c "$CONF" migrate-keys > /dev/null
+
 # --- nginx ----------------------------------------------------------------
 # Never stopped when it runs: its open connections would be cut (a rush's
 # clients see resets).
@@ -314,6 +320,13 @@ elif module_rebuilt "$master"; then
     done
     kill -QUIT "$master"
     printf '%s\n%s\n' "$new" "$so_id" > "$STAMP"
+    # what its last requests wrote under the old names (if it was a
+    # module of the layout before towns) joins the town's keys
+    for _ in $(seq 100); do
+        kill -0 "$master" 2> /dev/null || break
+        sleep 0.1
+    done
+    "$CTL" -c "$CONF" migrate-keys > /dev/null
     say "nginx: upgraded to the rebuilt module (master $master -> $new," \
         "no connection cut)"
 

@@ -86,6 +86,7 @@ typedef struct {
     char              invoiced[8];   /* the last month invoiced */
     gchw_reaper_t    *reaper;
     gchw_persist_t   *persist;
+    int               keys_migrated; /* gchb_migrate_keys() done */
 } gchw_worker_t;
 
 
@@ -352,6 +353,19 @@ gchw_connect_redis(gchw_worker_t *w)
     }
 
     w->rc = gchb_redis_connect(&w->conf);
+
+    /* once per process, before the stream's group is made: the keys of
+     * the layout before towns get their town's names (backend/migrate.c) */
+    if (w->rc != NULL && !w->keys_migrated) {
+        if (gchb_migrate_keys(w->rc, gchb_town, NULL) != 0) {
+            gchw_redis_lost(w);
+            gchb_sleep_ms(w->backoff);
+            gchw_backoff_more(w);
+            return -1;
+        }
+        w->keys_migrated = 1;
+    }
+
     if (w->rc == NULL || gchw_persist_group(w->rc) != 0) {
         if (w->rc) {
             gchw_redis_lost(w);

@@ -132,7 +132,7 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
     int                   q, n;
     char                  fid[256], want[600], bid[GCH_BOOKING_ID_MAX];
     char                  ebuf[128], keys[64][160];
-    size_t                i, k, nkeys, ndel, del[64];
+    size_t                i, k, nkeys, ndel, del[64], pre;
     uint32_t              quanta;
     yajl_val              v, items;
     redisReply           *x;
@@ -196,9 +196,12 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
         gch_book_id(bid, fid, key, strlen(key), cid, sid);
         snprintf(want, sizeof(want), "%s %s", sid, bid);
 
+        /* this child's claims: "{T}:c:<cid>:..." */
         for (k = 0; k < nkeys; k++) {
             n = (int) strlen(cid);
-            if (strncmp(keys[k] + 3, cid, n) != 0 || keys[k][3 + n] != '}') {
+            pre = strlen(r->town->keys.c);
+            if (strncmp(keys[k] + pre, cid, n) != 0 || keys[k][pre + n] != ':')
+            {
                 continue;
             }
             x = redisCommand(rc, "GET %s", keys[k]);
@@ -557,7 +560,7 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
     s = gch_town_session(r->town, sid, strlen(sid));
     if (s == NULL) {                       /* not bookable any more */
         freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s",
-                        gchb_town, sid));
+                                     gchb_town, sid));
         return 1;
     }
 
@@ -609,7 +612,7 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
         freeReplyObject(redisCommand(rc, "SET %s %b", left, val,
                                      (size_t) 4));
         freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s",
-                        gchb_town, sid));
+                                     gchb_town, sid));
         x = redisCommand(rc, "EXEC");
         if (x == NULL) {
             return 0;
@@ -657,7 +660,7 @@ gchw_reap_retry(gchw_reaper_t *r, redisContext *rc, const char *member,
     }
     freeReplyObject(g);
     freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", gchb_town,
-                    member));
+                                 member));
     return 1;
 }
 
@@ -753,7 +756,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         freeReplyObject(redisCommand(rc, "MULTI"));
         freeReplyObject(redisCommand(rc, "DEL %s", rkey));
         freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s",
-                        gchb_town, member));
+                                     gchb_town, member));
         freeReplyObject(redisCommand(rc, "EXEC"));
         return 1;
     }
@@ -770,7 +773,7 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
     }
     freeReplyObject(redisCommand(rc, "DEL %s", rkey));
     freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", gchb_town,
-                    member));
+                                 member));
     for (i = 0; i < v->u.array.len; i++) {
         sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
         if (sv) {
@@ -827,7 +830,7 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
         freeReplyObject(m);
         freeReplyObject(redisCommand(rc, "UNWATCH"));
         freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s",
-                        gchb_town, member));
+                                     gchb_town, member));
         return 1;
     }
 
@@ -883,12 +886,11 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
         }
     }
 
-    freeReplyObject(redisCommand(rc, "XADD " GCHW_STREAM " * d %b", gchb_town,
-                    buf,
-                                 len));
+    freeReplyObject(redisCommand(rc, "XADD " GCHW_STREAM " * d %b",
+                                 gchb_town, buf, len));
     freeReplyObject(redisCommand(rc, "DEL %s", member));
-    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s", gchb_town,
-                    member));
+    freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_INFLIGHT " %s",
+                                 gchb_town, member));
     x = redisCommand(rc, "EXEC");
     yajl_gen_free(g);
 

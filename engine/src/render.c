@@ -158,6 +158,19 @@ gch_render_me(const gch_town_t *t, const gch_family_t *f,
     }
     yajl_gen_array_close(g);
 
+    /* the price of one cell of each activity for this family, as a
+     * booking fixes it (gch_price_cents: QF band, non-resident bands) */
+    gch_gen_str(g, "prices");
+    yajl_gen_array_open(g);
+    for (i = 0; i < t->nactivities; i++) {
+        yajl_gen_map_open(g);
+        gch_gen_kv(g, "activity_id", t->activities[i].id);
+        gch_gen_ki(g, "price_cents",
+                   gch_price_cents(&t->activities[i], f));
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+
     yajl_gen_map_close(g);
 
     return gch_finish(g, a, out, len);
@@ -641,6 +654,10 @@ gch_render_sessions(gch_view_t *v, const redisReply *exec, yajl_gen g)
         gch_gen_ki(g, "places_online", s->places_online);
         gch_gen_ki(g, "places_left", left);
         gch_gen_kv(g, "status", gch_session_status(v, s, left));
+        /* from this instant a cancellation is billed (cancel.c) */
+        gch_gen_instant(g, "cancel_until", gch_deadline_instant(
+                            &s->activity->cancel_deadline, s->date,
+                            v->town->units[s->unit].starts_min));
         yajl_gen_map_close(g);
     }
 

@@ -509,13 +509,15 @@ test_book_step1_shape(void)
 
     ok = tcmds_multi_exec(l) && l->ncmds == 10;
     ok = ok && tline_is(l, 0, "MULTI");
-    snprintf(want, sizeof(want), "SET {main}:f:f-martin:idem:k1 %s NX GET EX 30",
+    snprintf(want, sizeof(want), "SET {main}:f:f-martin:idem:k1 %s NX GET EX "
+                                 "30",
              rec ? rec : "");
     ok = ok && tline_is(l, 1, want);
     ok = ok && tline_is(l, 2, "INCR {main}:seq:demande");
     /* the attempt's own member: key, now, attempt number, body hash */
     snprintf(want, sizeof(want), "ZADD {main}:inflight %lld "
-             "{main}:f:f-martin:idem:k1#%lld.a7.%.8s", ms, ms, rec ? rec + 2 : "");
+             "{main}:f:f-martin:idem:k1#%lld.a7.%.8s", ms, ms,
+             rec ? rec + 2 : "");
     ok = ok && tline_is(l, 3, want);
     ok = ok && tline_is(l, 4, "GET {main}:catalogue:gen");
 
@@ -545,7 +547,8 @@ test_book_step1_shape(void)
     snprintf(want, sizeof(want), " %lld.a7.%.8s [{\"s\":\"k-j\","
              "\"c\":\"c-thais\","
              "\"b\":\"%s\",\"q\":[\"{main}:c:c-thais:2021-07-07:q0\","
-             "\"{main}:c:c-thais:2021-07-07:q1\",\"{main}:c:c-thais:2021-07-07:q2\"]}]",
+             "\"{main}:c:c-thais:2021-07-07:q1\",\"{main}:c:c-thais:"
+             "2021-07-07:q2\"]}]",
              ms, rec ? rec + 2 : "", bid);
     ok = ok && strcmp(rec + 34, want) == 0;
     tap_ok(ok, "step one record: P <hash> <attempt id> <plan of open cells>: "
@@ -661,7 +664,8 @@ test_book_fresh(void)
     stored = l ? tcmd_arg(l, 1, 2) : NULL;
     ok = ok && stored && rec && strncmp(stored + 1, rec + 1, 33) == 0
          && stored[0] == 'D' && strcmp(stored + 35, body) == 0;
-    snprintf(want, sizeof(want), "SET {main}:f:f-martin:idem:k1 %s XX GET EX 86400",
+    snprintf(want, sizeof(want), "SET {main}:f:f-martin:idem:k1 %s XX GET EX "
+                                 "86400",
              stored ? stored : "");
     ok = ok && tline_is(l, 1, want);
     tzrem(want, sizeof(want), "{main}:f:f-martin:idem:k1", rec);
@@ -950,7 +954,8 @@ test_book_idempotency(void)
          && gch_book_ncells(k.b) == 0
          && l && tcmds_multi_exec(l) && l->ncmds == 5
          && tline_is(l, 1, "DEL {main}:c:c-thais:2021-07-07:q0")
-         && tline_is(l, 2, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY u32 "
+         && tline_is(l, 2, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY "
+                           "u32 "
                            "0 1")
          && tline_is(l, 3, zrem);
     tap_ok(ok, "replay: same body, replayed flag, step one's claim and "
@@ -1010,7 +1015,8 @@ test_book_idempotency(void)
     ok = rc == GCH_OK && gch_book_status(k.b) == 409
          && strstr(tbody(k.b), "\"code\":\"request_in_progress\"")
          && l && tcmds_count(l, "DEL {main}:c:") == 1
-         && tcmds_count(l, "BITFIELD") == 1 && tcmds_count(l, "DEL {main}:f:") == 0
+         && tcmds_count(l, "BITFIELD") == 1
+         && tcmds_count(l, "DEL {main}:f:") == 0
          && tcmds_count(l, "ZREM") == 1 && tcmds_count(l, zrem) == 1;
     tap_ok(ok, "P record: 409 request_in_progress, compensation and its own "
            "inflight member removed (the live attempt's is its own): %s",
@@ -1080,7 +1086,8 @@ test_book_catalogue_gen(void)
                                 "INCRBY u32 0 1") == 1
                  && tcmds_count(l, "BITFIELD {main}:s:k-r:") == 0
                  && tcmds_count(l, "DEL {main}:f:f-martin:idem:k1") == 1
-                 && tcmds_count(l, "ZREM {main}:inflight {main}:f:f-martin:idem:k1")
+                 && tcmds_count(l, "ZREM {main}:inflight {main}:f:f-martin:"
+                                   "idem:k1")
                     == 1
                  && tcmds_count(l, "SADD") == 0
                  && tcmds_count(l, "XADD") == 0;
@@ -1110,7 +1117,8 @@ test_book_catalogue_gen(void)
     l = gch_book_step2(k.b);
     tap_ok(rc == GCH_OK && gch_book_status(k.b) == 503 && l
            && tcmds_multi_exec(l) && tcmds_count(l, "DEL {main}:f:") == 0
-           && tcmds_count(l, "DEL {main}:c:") == 1 && tcmds_count(l, "BITFIELD") == 1,
+           && tcmds_count(l, "DEL {main}:c:") == 1
+           && tcmds_count(l, "BITFIELD") == 1,
            "lost data with an existing record: 503, the record is kept");
     tbk_free(&k);
 
@@ -1486,7 +1494,8 @@ test_book_oom(void)
         { "fresh, two cells", "c-thais:k-m c-thais:k-r", {0}, 0, 0 },
         { "full and refused cells", "c-thais:k-m c-thais:k-r c-leo:k-a "
           "c-thais:k-m8", { .full = { "k-r" } }, 0, 0 },
-        { "conflict", "c-thais:k-j", { .held = { { "{main}:c:c-thais:2021-07-07:q1",
+        { "conflict", "c-thais:k-j", { .held = { { "{main}:c:c-thais:"
+                                                   "2021-07-07:q1",
           "k-x b-00000000000000000000" } } }, 0, 0 },
         { "fenced", "c-thais:k-m c-thais:k-r", {0}, 1, 0 },
         { "replay", "c-thais:k-m", {0}, 0, 1 },
@@ -1665,7 +1674,8 @@ test_book_security(void)
             == (long) l->ncmds - 4
          && tcmds_find(l, 0, "EXPIRE {main}:f:f-martin:budget 60 NX")
             == (long) l->ncmds - 3
-         && tcmds_find(l, 0, "TTL {main}:f:f-martin:budget") == (long) l->ncmds - 2;
+         && tcmds_find(l, 0, "TTL {main}:f:f-martin:budget")
+            == (long) l->ncmds - 2;
     tap_ok(ok, "budget: INCRBY 10 + items, EXPIRE NX, TTL before EXEC");
     rc = rc ? rc : tbk_step1(&k, NULL);
     ok = rc == GCH_OK && gch_book_status(k.b) == 200
@@ -1684,7 +1694,8 @@ test_book_security(void)
          && gch_book_retry_after(k.b) == 37
          && strstr(tbody(k.b), "\"rate_limited\"") != NULL
          && tcmds_count(l, "DEL {main}:f:f-martin:idem:k1") == 1
-         && tcmds_count(l, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY") == 1
+         && tcmds_count(l, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY")
+            == 1
          && tcmds_count(l, "XADD") == 0 && tcmds_count(l, "SADD") == 0
          && tcmds_count(l, "HSET") == 0;
     tap_ok(ok, "budget: past it, 429 with the counter's TTL, step one "

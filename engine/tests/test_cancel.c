@@ -232,7 +232,8 @@ test_cancel_paths(void)
          && thas(r.guard, "HDEL {main}:f:f-martin:bookings " C_BID)
          && thas(r.guard, line)
          && thas(r.guard, "INCR {main}:seq:demande")
-         && thas(r.release, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY u32 "
+         && thas(r.release, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY "
+                            "u32 "
                  "0 1")
          && thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q0")
          && !thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q1")
@@ -246,7 +247,8 @@ test_cancel_paths(void)
                  "\"D-000077\",\"number\":77,\"type\":\"cancellation\"")
          && thas(r.release, "LTRIM {main}:f:f-martin:demandes 0 199")
          && thas(r.release, "DEL {main}:f:f-martin:cancel:" C_BID)
-         && thas(r.release, "ZREM {main}:inflight {main}:f:f-martin:cancel:" C_BID)
+         && thas(r.release,
+                 "ZREM {main}:inflight {main}:f:f-martin:cancel:" C_BID)
          && !thas(r.release, "HSET {main}:f:f-martin:billed " C_BID " k-m");
     tap_ok(ok, "cancel before the deadline: guard SREM/HDEL/SET C marker/"
            "ZADD/INCR, release BITFIELD +1, DEL claims, XADD cancel, LPUSH, "
@@ -265,7 +267,8 @@ test_cancel_paths(void)
          && strstr(r.body, "\"billed\":true}") != NULL
          && thas(r.guard, "SET {main}:f:f-martin:cancel:" C_BID " C ")
          && strstr(r.guard, " 1 " C_BID " c-thais k-m EX 3600") != NULL
-         && thas(r.release, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY u32 "
+         && thas(r.release, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY "
+                            "u32 "
                  "0 1")
          && thas(r.release, "HSET {main}:f:f-martin:billed " C_BID " k-m")
          && strstr(r.release, "\"billed\":true}") != NULL;
@@ -282,7 +285,8 @@ test_cancel_paths(void)
     tentry(entry, sizeof(entry), "c-thais", "k-j");
     tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
             "2021-06-10T12:00:00+02:00");
-    tap_ok(r.status == 200 && thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q0")
+    tap_ok(r.status == 200 && thas(r.release, "DEL {main}:c:c-thais:"
+                                              "2021-07-07:q0")
            && thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q1")
            && thas(r.release, "DEL {main}:c:c-thais:2021-07-07:q2"),
            "cancel a JOURNEE: its three claims are deleted");
@@ -311,7 +315,8 @@ test_cancel_paths(void)
     ok = r.rc == GCH_OK && r.status == 404 && r.steps == 3
          && strstr(r.body, "\"code\":\"not_found\"")
          && thas(r.release, "DEL {main}:f:f-martin:cancel:" C_BID)
-         && thas(r.release, "ZREM {main}:inflight {main}:f:f-martin:cancel:" C_BID)
+         && thas(r.release,
+                 "ZREM {main}:inflight {main}:f:f-martin:cancel:" C_BID)
          && !thas(r.release, "BITFIELD") && !thas(r.release, "XADD")
          && !thas(r.release, "DEL {main}:c:");
     tap_ok(ok, "cancel, lost race (SREM 0): 404, only the marker undone: %s",
@@ -408,7 +413,7 @@ test_cancel_oom(void)
 /*
  * POST /api/absences: step one looks the booking up and, when the body
  * cites a certificate, checks it is one of the family's uploads
- * ({f}:documents).  reply_doc: SISMEMBER's answer (-1: no document_id).
+ * ({T}:f:<fid>:documents).  reply_doc: SISMEMBER's answer (-1: no document_id).
  * The status after step one (0: on to step two).
  */
 static int
@@ -423,7 +428,7 @@ tabsence(const char *doc, int found, int reply_doc, char **lines,
     gch_absence_t      *j;
     const gch_cmds_t   *l;
 
-    rc = gch_absence_plan(&j, ttown(), tfam("f-martin"), C_BID, doc,
+    rc = gch_absence_plan(&j, town, tfam("f-martin"), C_BID, doc,
                           tinstant("2031-07-08T10:00:00+02:00") * 1000,
                           &gch_alloc_std, NULL);
     if (rc != GCH_OK) {

@@ -131,14 +131,16 @@ test_render_sessions(void)
     ok = rc == GCH_OK
          && strstr(cmds, "\n#   BITFIELD_RO {main}:s:k-m:left GET u32 0\n#   "
                    "BITFIELD_RO {main}:s:k-r:left GET u32 0\n#   BITFIELD_RO "
-                   "{main}:s:k-a:left GET u32 0\n#   BITFIELD_RO {main}:s:k-j:left GET "
-                   "u32 0\n#   BITFIELD_RO {main}:s:k-m8:left GET u32 0\n")
+                   "{main}:s:k-a:left GET u32 0\n#   BITFIELD_RO "
+                   "{main}:s:k-j:left GET u32 0\n#   BITFIELD_RO "
+                   "{main}:s:k-m8:left GET u32 0\n")
          && tprefix(out, "[{\"id\":\"k-m\",\"session_id\":\"k-m\","
                     "\"activity_id\":\"klub\",\"date\":\"2021-07-07\","
                     "\"unit\":\"MATIN\",\"label\":\"Danse\",\"starts_at\":"
                     "\"2021-07-07T08:30:00+02:00\",\"ends_at\":"
                     "\"2021-07-07T12:00:00+02:00\",\"places_online\":5,"
-                    "\"places_left\":5,\"status\":\"open\"}")
+                    "\"places_left\":5,\"status\":\"open\","
+                    "\"cancel_until\":\"2021-06-24T00:00:00+02:00\"}")
          && strcmp(tstatus_of(out, "k-r"), "full") == 0
          && strstr(out, "{\"id\":\"k-r\",\"session_id\":\"k-r\","
                    "\"activity_id\":\"klub\",\"date\":\"2021-07-07\","
@@ -165,6 +167,16 @@ test_render_sessions(void)
     tap_ok(rc == GCH_OK && strcmp(tstatus_of(out, "k-m"), "not_open_yet") == 0
            && strcmp(tstatus_of(out, "k-r"), "not_open_yet") == 0,
            "sessions view before opening: not_open_yet, even when full");
+    free(out);
+
+    rc = tsessions(&gch_alloc_std, "libre", "2021-07-09", "2021-07-09",
+                   "2021-06-10T12:00:00+02:00", lefts, &out, NULL, &err);
+    tap_ok(rc == GCH_OK && strstr(out, "\"id\":\"l-1\"")
+           && strstr(out, "\"status\":\"open\",\"cancel_until\":"
+                     "\"2021-07-07T13:30:00+02:00\"}"),
+           "sessions view: cancel_until is the activity's cancel_deadline "
+           "(48 h before 13:30), not its booking deadline: %s",
+           out ? out : "");
     free(out);
 
     rc = tsessions(&gch_alloc_std, "semaine", "2021-07-12", "2021-07-18",
@@ -263,7 +275,8 @@ tbookings(const gch_alloc_t *a, const char *from, const char *to,
 
     l = gch_view_cmds(v);
     d = tcmds_dump(l);
-    if (strcmp(d, "\n#   MULTI\n#   HGETALL {main}:f:f-martin:bookings\n#   EXEC")
+    if (strcmp(d, "\n#   MULTI\n#   HGETALL {main}:f:f-martin:bookings\n#   "
+                  "EXEC")
         != 0)
     {
         rc = -99;
@@ -376,8 +389,8 @@ trequests(const gch_alloc_t *a, const char **items, char **out)
     }
 
     d = tcmds_dump(gch_view_cmds(v));
-    if (strcmp(d, "\n#   MULTI\n#   LRANGE {main}:f:f-martin:demandes 0 99\n#   "
-               "EXEC") != 0)
+    if (strcmp(d, "\n#   MULTI\n#   LRANGE {main}:f:f-martin:demandes 0 99"
+                  "\n#   EXEC") != 0)
     {
         rc = -99;
     }
@@ -512,6 +525,33 @@ tview_once(const gch_alloc_t *a, int kind, int *ok)
 
 
 static void
+test_render_me(void)
+{
+    int     rc;
+    char   *out;
+    size_t  len;
+
+    out = NULL;
+    rc = gch_render_me(town, tfam("f-martin"), &gch_alloc_std, &out, &len);
+    tap_ok(rc == GCH_OK && out != NULL
+           && strstr(out, "\"prices\":[{\"activity_id\":\"klub\","
+                     "\"price_cents\":300},{\"activity_id\":\"semaine\","
+                     "\"price_cents\":1000},{\"activity_id\":\"libre\","
+                     "\"price_cents\":500}]}"),
+           "me: the family's price per activity (QF 500: klub's 300 band): "
+           "%s", out ? out : "");
+    free(out);
+
+    out = NULL;
+    rc = gch_render_me(town, tfam("f-noqf"), &gch_alloc_std, &out, &len);
+    tap_ok(rc == GCH_OK && out != NULL
+           && strstr(out, "{\"activity_id\":\"klub\",\"price_cents\":900}"),
+           "me: a missing QF is priced on the highest band");
+    free(out);
+}
+
+
+static void
 test_render_oom(void)
 {
     int          rc, k, ok;
@@ -562,6 +602,7 @@ test_render(void)
     test_render_bookings();
     test_render_requests();
     test_render_error();
+    test_render_me();
     test_render_oom();
 
     gch_town_free(town);

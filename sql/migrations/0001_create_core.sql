@@ -4,7 +4,7 @@
 -- schema_migrations row.  Forward-only: never edit an applied migration,
 -- add 0002_... instead.  PostgreSQL owns the durable facts: the town's
 -- catalogue and families (written by `guichetctl load-town`), demandes and
--- bookings (written by guichet-worker from the Redis stream gch:bookings).
+-- bookings (written by guichet-worker from the Redis stream {T}:stream).
 
 create table schema_migrations (
     version     integer     not null,

@@ -3,7 +3,7 @@
 -- Each session has two quotas (DOMAIN.md): the online share, sold through
 -- the API, and the on-site share, booked by the town's staff at the counter
 -- (POST /api/staff/bookings).  The publisher counts them apart: Redis
--- {s:<sid>}:left for online places, {s:<sid>}:onsite for on-site ones.
+-- {T}:s:<sid>:left for online places, {T}:s:<sid>:onsite for on-site ones.
 
 alter table booking add column channel text not null default 'online';
 

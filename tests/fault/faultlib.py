@@ -121,13 +121,13 @@ def child(fid):
 
 
 def left(s, sid):
-    v = s.redis.execute_command("BITFIELD", "{s:%s}:left" % sid,
+    v = s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid,
                                 "GET", "u32", "0")[0]
     return v
 
 
 def booked(s, sid):
-    return set(s.redis.smembers("{s:%s}:booked" % sid))
+    return set(s.redis.smembers("{main}:s:%s:booked" % sid))
 
 
 def metrics(s):
@@ -152,17 +152,17 @@ def wait_for(what, ok, timeout=15, step=0.05):
 
 
 def settled(s):
-    """No attempt between its two steps (gch:inflight empty), no session
-    waiting for the reaper's recount (gch:recount empty)."""
-    return (s.redis.zcard("gch:inflight") == 0
-            and s.redis.zcard("gch:recount") == 0)
+    """No attempt between its two steps ({main}:inflight empty), no session
+    waiting for the reaper's recount ({main}:recount empty)."""
+    return (s.redis.zcard("{main}:inflight") == 0
+            and s.redis.zcard("{main}:recount") == 0)
 
 
 def stream_entries(s):
-    if not s.redis.exists("gch:bookings"):
+    if not s.redis.exists("{main}:stream"):
         return []
     return [json.loads(f["d"]) for _, f in
-            s.redis.xrange("gch:bookings", "-", "+")]
+            s.redis.xrange("{main}:stream", "-", "+")]
 
 
 def assert_consistent(s, town, stream=True):
@@ -181,7 +181,7 @@ def assert_consistent(s, town, stream=True):
     for e in entries:
         if e.get("type") != "book":
             continue
-        demandes.add("{f:%s}:idem:%s" % (e["family_id"], e["idem"]))
+        demandes.add("{main}:f:%s:idem:%s" % (e["family_id"], e["idem"]))
         for it in e["items"]:
             if it["status"] == "confirmed" and it["booking_id"] not in voided:
                 confirmed_in_stream.setdefault(it["session_id"], set()).add(
@@ -202,7 +202,7 @@ def assert_consistent(s, town, stream=True):
     for sess in town["activities"][0]["sessions"]:
         all_booked |= booked(s, sess["id"])
     pending = []
-    for k in r.scan_iter("{f:*}:idem:*", count=1000):
+    for k in r.scan_iter("{main}:f:*:idem:*", count=1000):
         v = r.get(k)
         if v is None:
             continue
@@ -217,7 +217,7 @@ def assert_consistent(s, town, stream=True):
             if it.get("status") == "confirmed":
                 assert it["booking_id"] in all_booked, (k, it)
     assert not pending, pending[:5]
-    assert r.zcard("gch:inflight") == 0
+    assert r.zcard("{main}:inflight") == 0
 
 
 def raw_post(port, token, items, idem, close_after=0.0, partial=False,

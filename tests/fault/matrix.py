@@ -35,7 +35,7 @@ One fault, run_fault(name):
     recovery answered 200, and a probe family's booking of "probe"
     confirmed (retrying 503 with the same key) -- waited for, never timed;
  5. the rush stops (each parent finishes its key), the attempts settle
-    (gch:inflight empty), the worker drains the stream, then the checks:
+    ({main}:inflight empty), the worker drains the stream, then the checks:
     bench/check.py on the answers (every confirmed cell in PostgreSQL
     exactly once and in Redis, nothing in PostgreSQL no answer confirmed,
     no child twice, no session over its online places, left + booked =
@@ -487,7 +487,7 @@ def fault_worker_kill9(ctx):
     s = ctx.s
 
     def pending():
-        for g in s.redis.xinfo_groups("gch:bookings"):
+        for g in s.redis.xinfo_groups("{main}:stream"):
             if g["name"] == "persist" and g["pending"] > 0:
                 return g["pending"]
         return 0
@@ -516,7 +516,7 @@ def fault_postgres_kill9(ctx):
                lambda: not any(alive(p) for p in pids), 30)
 
     def down():
-        hb = s.redis.get("gch:worker:heartbeat")
+        hb = s.redis.get("{main}:worker:heartbeat")
         return hb and json.loads(hb).get("postgres") == "down"
     wait_until("the worker's heartbeat saying postgres down", down, 30)
     time.sleep(2)
@@ -701,7 +701,7 @@ def fault_postgres_disk_full(ctx):
         wait_until("PostgreSQL failing with No space left on device",
                    enospc, 60, step=0.1)
         time.sleep(3)
-        lag = json.loads(s.redis.get("gch:worker:heartbeat") or "{}")
+        lag = json.loads(s.redis.get("{main}:worker:heartbeat") or "{}")
     finally:
         disk.free()
     return {"filler bytes": size, "lag_ms while full": lag.get("lag_ms")}
@@ -823,9 +823,9 @@ def run_checker(s, log, out_json):
 def counters_whole(s):
     """left + SCARD booked = online places, for every session."""
     for sid, places in SESSIONS:
-        left = s.redis.execute_command("BITFIELD", "{s:%s}:left" % sid,
+        left = s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid,
                                        "GET", "u32", "0")[0]
-        if left + s.redis.scard("{s:%s}:booked" % sid) != online(places):
+        if left + s.redis.scard("{main}:s:%s:booked" % sid) != online(places):
             return False
     return True
 
@@ -887,7 +887,7 @@ def run_fault_here(name, outdir):
         res["counts"] = dict(rush.counts)
 
         # the invariant checker
-        wait_until("attempts settled (gch:inflight empty)",
+        wait_until("attempts settled ({main}:inflight empty)",
                    lambda: settled(s), 120, step=0.2)
         # the reaper recounts a released attempt's sessions only once no
         # live attempt touches them (worker/reaper.c): after the rush

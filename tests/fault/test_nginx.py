@@ -131,7 +131,7 @@ def test_clients_vanish_mid_request_under_asan():
         # the parents come back with the key of their last attempt: its
         # stored answer, or a fresh booking when it never reached Redis
         for f, items, k, _, _ in jobs[-60:]:
-            rec = s.redis.get("{f:%s}:idem:%s" % (f, k))
+            rec = s.redis.get("{main}:f:%s:idem:%s" % (f, k))
             r = book(s, tok[f], items, idem=k)
             assert r.status == 200, r
             if rec is not None:
@@ -140,7 +140,7 @@ def test_clients_vanish_mid_request_under_asan():
                 assert rec.split(" ", 2)[2].encode() == r.body
                 continue
             assert r.headers.get("idempotent-replayed") is None, r
-            rec = s.redis.get("{f:%s}:idem:%s" % (f, k))
+            rec = s.redis.get("{main}:f:%s:idem:%s" % (f, k))
             if rec is None:
                 # the sold-out short-cut (guichet_full_cache): every cell
                 # full, no demande, nothing kept

@@ -11,7 +11,7 @@ runs step one with nobody left to send step two.
 
 * test_replay_killed_between_its_steps: the replay's place must come back
   (left + booked = online places) once the worker's reaper has looked at
-  gch:inflight.  Before a1cd369 the place stayed taken for good: the
+  {main}:inflight.  Before a1cd369 the place stayed taken for good: the
   reaper saw the "D" record, removed the member and recounted nothing.
 * test_replay_of_a_refused_cell_killed_between_its_steps: a replay of an
   answer that refused a cell may set that cell's claims (the place came
@@ -30,7 +30,7 @@ runs step one with nobody left to send step two.
 
 * test_retry_answered_409_killed_while_the_first_finishes: a retry
   answered 409 dies between its steps while the first attempt with the
-  key finishes normally; its own member in gch:inflight (every attempt
+  key finishes normally; its own member in {main}:inflight (every attempt
   has one since attempt ids) brings its place back.
 """
 
@@ -70,7 +70,7 @@ def whole(s, sid, places):
 def replay_dies(s, token, f, sid, key, record="D "):
     """Sends f's booking of sid with key again while Redis is stopped,
     reads its 503, kills every nginx worker, lets Redis run the replay's
-    step one; returns once its member is back in gch:inflight (record "P "
+    step one; returns once its member is back in {main}:inflight (record "P "
     for a first attempt)."""
     redis = s.procs["redis"]
     redis.send_signal(signal.SIGSTOP)
@@ -96,15 +96,15 @@ def replay_dies(s, token, f, sid, key, record="D "):
         c.close()
     finally:
         redis.send_signal(signal.SIGCONT)
-    rec = "{f:%s}:idem:%s" % (f, key)
+    rec = "{main}:f:%s:idem:%s" % (f, key)
     wait_until("the replay's step one", lambda: attempts(s, rec), 10)
     assert s.redis.get(rec).startswith(record)
 
 
 def attempts(s, rec):
-    """The members of gch:inflight of the attempts with record key rec
+    """The members of {main}:inflight of the attempts with record key rec
     ("<rec>#<attempt id>")."""
-    return [m for m in s.redis.zrange("gch:inflight", 0, -1)
+    return [m for m in s.redis.zrange("{main}:inflight", 0, -1)
             if m.startswith(rec + "#")]
 
 
@@ -121,7 +121,7 @@ def test_replay_killed_between_its_steps(s):
     assert left(s, "o1") + len(booked(s, "o1")) == online(20) - 1
 
     # the reaper gives it back (worker/reaper.c, "D" members)
-    wait_until("gch:inflight empty", lambda: settled(s), 30)
+    wait_until("{main}:inflight empty", lambda: settled(s), 30)
     wait_until("left + booked = online places",
                lambda: whole(s, "o1", 20), 10)
     assert booked(s, "o1") == {r.json()["items"][0]["booking_id"]}
@@ -144,7 +144,7 @@ def test_replay_of_a_refused_cell_killed_between_its_steps(s):
     time.sleep(0.5)
 
     replay_dies(s, tok[b], b, "o2", "k-full")
-    wait_until("gch:inflight empty", lambda: settled(s), 30)
+    wait_until("{main}:inflight empty", lambda: settled(s), 30)
     wait_until("left + booked = online places",
                lambda: whole(s, "o2", 2), 10)
     # b's child holds nothing: a new request must get the place
@@ -156,7 +156,7 @@ def test_retry_answered_409_gives_its_place_back_after_the_recount(s):
     tok = s.tokens()
     f = "f-0004"                           # o1: ten online places
     replay_dies(s, tok[f], f, "o1", "k-409", record="P ")
-    member = "{f:%s}:idem:k-409" % f
+    member = "{main}:f:%s:idem:k-409" % f
     assert left(s, "o1") == online(20) - 1     # the orphan's place
     # the respawned nginx workers have read the catalogue
     wait_until("nginx workers ready", lambda: all(
@@ -205,7 +205,7 @@ def test_retry_answered_409_gives_its_place_back_after_the_recount(s):
     # way its step two gives the place back
     assert head.startswith((b"HTTP/1.1 409", b"HTTP/1.1 503")), head
 
-    wait_until("the recount", lambda: s.redis.zcard("gch:recount") == 0, 30)
+    wait_until("the recount", lambda: s.redis.zcard("{main}:recount") == 0, 30)
     wait_until("settled", lambda: settled(s), 10)
     assert booked(s, "o1") == set()
     assert left(s, "o1") == online(20)
@@ -220,7 +220,7 @@ def test_retry_answered_409_killed_while_the_first_finishes(s):
     the module writes it); a retry of the same body reaches Redis, is
     answered 409, and its nginx worker dies before its step two gives back
     the place its step one took; the first attempt then finishes normally.
-    The retry's own member in gch:inflight brings the place back.  The
+    The retry's own member in {main}:inflight brings the place back.  The
     first attempt's member is written as before attempts had ids (the
     record key itself): the retry's ZADD NX of that same member then found
     it, the first attempt's step two removed it, and nothing in Redis
@@ -230,7 +230,7 @@ def test_retry_answered_409_killed_while_the_first_finishes(s):
     cid = child(f)
     body = body_of([(cid, "o1")])
     h = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
-    rec = "{f:%s}:idem:%s" % (f, key)
+    rec = "{main}:f:%s:idem:%s" % (f, key)
     r = s.redis
     wait_until("nginx workers ready", lambda: all(
         s.http("GET", "/api/activities").status == 200 for _ in range(8)),
@@ -239,16 +239,16 @@ def test_retry_answered_409_killed_while_the_first_finishes(s):
     # the first attempt's step one: its record, member and place
     first = rec
     r.set(rec, "P %s %d []" % (h, int(time.time() * 1000)), ex=3600)
-    r.zadd("gch:inflight", {first: int(time.time() * 1000)})
-    r.execute_command("BITFIELD", "{s:o1}:left", "OVERFLOW", "FAIL",
+    r.zadd("{main}:inflight", {first: int(time.time() * 1000)})
+    r.execute_command("BITFIELD", "{main}:s:o1:left", "OVERFLOW", "FAIL",
                       "INCRBY", "u32", "0", "-1")
 
     replay_dies(s, tok[f], f, "o1", key, record="P ")
-    assert len(attempts(s, rec)) == 1, r.zrange("gch:inflight", 0, -1)
+    assert len(attempts(s, rec)) == 1, r.zrange("{main}:inflight", 0, -1)
     # the retry took a place and set the child's claim (for the same
     # booking id as the first attempt's)
     assert left(s, "o1") == online(20) - 2
-    claims = [k for k in r.scan_iter("{c:%s}:*" % cid)]
+    claims = [k for k in r.scan_iter("{main}:c:%s:*" % cid)]
     assert len(claims) == 1
     bid = r.get(claims[0]).split()[1]
 
@@ -260,8 +260,8 @@ def test_retry_answered_409_killed_while_the_first_finishes(s):
                                     "booking_id": bid}]})
     p = r.pipeline(transaction=True)
     p.set(rec, "D %s %s" % (h, answer), xx=True, ex=3600)
-    p.zrem("gch:inflight", first)
-    p.sadd("{s:o1}:booked", bid)
+    p.zrem("{main}:inflight", first)
+    p.sadd("{main}:s:o1:booked", bid)
     p.execute()
     assert left(s, "o1") + len(booked(s, "o1")) == online(20) - 1
 

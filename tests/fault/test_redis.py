@@ -83,7 +83,7 @@ def test_redis_stopped_503_then_resumes_by_itself(s, tok):
     assert left(s, sid) == left_before
     assert booked(s, sid) == booked_before
     for i, k in keys.items():
-        assert not s.redis.exists("{f:%s}:idem:%s" % (fam(i), k))
+        assert not s.redis.exists("{main}:f:%s:idem:%s" % (fam(i), k))
 
     # the module reconnects alone (back-off at most 2 s): the parents'
     # retries with the same key book
@@ -141,7 +141,7 @@ def test_redis_paused_beyond_timeout(s, tok):
         assert r.status == 200, r
         item = r.json()["items"][0]
         if r.headers.get("idempotent-replayed") == "true":
-            rec = s.redis.get("{f:%s}:idem:%s" % (f, keys[f]))
+            rec = s.redis.get("{main}:f:%s:idem:%s" % (f, keys[f]))
             assert rec.startswith("D ")
         assert item["status"] == "confirmed" or item["reason"] == "full", r
         if item["status"] == "confirmed":

@@ -33,8 +33,8 @@ def stack():
 def make_stack():
     started = []
 
-    def make(town, name="custom"):
-        s = Stack(town=town, name=name).start()
+    def make(town, name="custom", **kw):
+        s = Stack(town=town, name=name, **kw).start()
         started.append(s)
         return s
 

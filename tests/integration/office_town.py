@@ -127,7 +127,7 @@ def published(s):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         v = s.sql("select version from catalogue")[0][0]
-        if s.redis.get("gch:catalogue:version") == str(v):
+        if s.redis.get("{main}:catalogue:version") == str(v):
             return v
         time.sleep(0.05)
     raise AssertionError("catalogue version %s never published" % v)

@@ -98,9 +98,15 @@ class Stack:
     # (guichet_redis_password through render-conf.sh), the worker, the
     # office and guichetctl (redis_password); None: no password
     redis_password = None
+    # the town served (guichet_town, the setting town): its Redis keys
+    # are "{<town_id>}:..."; the town file must carry the same town.id
+    # (none for main)
+    town_id = "main"
 
     def __init__(self, town=DEMO_TOWN, module=None, name="stack",
-                 nginx_template=None, pg_settings=None):
+                 nginx_template=None, pg_settings=None, town_id=None):
+        if town_id is not None:
+            self.town_id = town_id
         if nginx_template is not None:
             self.nginx_template = nginx_template
         if pg_settings is not None:
@@ -321,6 +327,8 @@ class Stack:
                 f.write("office_socket_group = %s\n" % NGINX_GROUP)
             if self.redis_password:
                 f.write("redis_password = %s\n" % self.redis_password)
+            if self.town_id != "main":
+                f.write("town = %s\n" % self.town_id)
             # nginx's port is chosen now: the payment provider's return
             # and notification addresses are on the site (site_url)
             self.port = free_port()
@@ -394,18 +402,20 @@ class Stack:
 
     def wait_worker_drained(self, timeout=15):
         """Waits until the worker has persisted and acknowledged every entry
-        of the stream gch:bookings (consumer group persist)."""
+        of the stream {main}:stream (consumer group persist)."""
+        stream = "{%s}:stream" % self.town_id
+
         def drained():
             r = self._redis
-            if not r.exists("gch:bookings"):
+            if not r.exists(stream):
                 return True
-            last = r.xinfo_stream("gch:bookings")["last-generated-id"]
-            for g in r.xinfo_groups("gch:bookings"):
+            last = r.xinfo_stream(stream)["last-generated-id"]
+            for g in r.xinfo_groups(stream):
                 if g["name"] == "persist":
                     return (g["last-delivered-id"] == last
                             and g["pending"] == 0)
             return False
-        self._wait("the worker draining gch:bookings", drained, timeout)
+        self._wait("the worker draining " + stream, drained, timeout)
 
     # ----- nginx ---------------------------------------------------------
 
@@ -443,7 +453,8 @@ class Stack:
                         self.redis_address, self.secret,
                         self._path("invoices"), self._path("office.sock")],
                        env=dict(os.environ, GUICHET_REDIS_PASSWORD=(
-                           self.redis_password or "")),
+                           self.redis_password or ""),
+                           GUICHET_TOWN_ID=self.town_id),
                        check=True)
         env = dict(os.environ)
         if self.asan:

@@ -58,8 +58,8 @@ def redis_state(s):
     """(keys, stream length); the families' token lists aside (a token
     minted by guichetctl during the test is recorded there)."""
     r = s.redis
-    xlen = r.xlen("gch:bookings") if r.exists("gch:bookings") else 0
-    tokens = sum(1 for _ in r.scan_iter(match="{f:*}:tokens", count=1000))
+    xlen = r.xlen("{main}:stream") if r.exists("{main}:stream") else 0
+    tokens = sum(1 for _ in r.scan_iter(match="{main}:f:*:tokens", count=1000))
     return r.dbsize() - tokens, xlen
 
 
@@ -406,7 +406,7 @@ def test_one_family_cannot_fill_redis(make_stack):
     res = book(s, a, [("c-0001", "rush-0708-m")], idem=k)
     assert res.status == 200, res
     assert res.json()["items"][0]["status"] == "confirmed"
-    assert r.ttl("{f:f-0001}:idem:" + k) > 3600
+    assert r.ttl("{main}:f:f-0001:idem:" + k) > 3600
 
     # 200 unknown cells: wholly refused, kept ten minutes at most
     junk = [("c-0001", "nope-%03d" % i) for i in range(200)]
@@ -414,20 +414,20 @@ def test_one_family_cannot_fill_redis(make_stack):
     res = book(s, a, junk, idem=k)
     assert res.status == 200, res
     assert all(i["status"] == "refused" for i in res.json()["items"])
-    assert 0 < r.ttl("{f:f-0001}:idem:" + k) <= 600
+    assert 0 < r.ttl("{main}:f:f-0001:idem:" + k) <= 600
 
     # the finding's flood: refused within 30 requests of 200 items
     answers = []
     for _ in range(40):
         k = key()
-        before = r.xlen("gch:bookings")
+        before = r.xlen("{main}:stream")
         res = book(s, a, junk, idem=k)
         answers.append(res.status)
         if res.status == 429:
             assert_error(res, "rate_limited")
             assert 1 <= int(res.headers["retry-after"]) <= 60
-            assert r.exists("{f:f-0001}:idem:" + k) == 0
-            assert r.xlen("gch:bookings") == before
+            assert r.exists("{main}:f:f-0001:idem:" + k) == 0
+            assert r.xlen("{main}:stream") == before
             break
         assert res.status == 200, res
     assert answers[-1] == 429 and len(answers) <= 30, answers

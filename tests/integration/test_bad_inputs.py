@@ -5,7 +5,7 @@ bad_inputs/make_cases.py), then the raw-socket cases nginx answers itself
 before the opening, and the last place requested by 500 clients at once.
 
 Every case asserts its status and error code, and that nothing was written:
-Redis DBSIZE and the length of gch:bookings unchanged, PostgreSQL's booking
+Redis DBSIZE and the length of {main}:stream unchanged, PostgreSQL's booking
 count unchanged, and no [alert]/[crit]/[emerg] in nginx's error log.
 
 The stack is dev.conf with two changes (written at start into a temporary
@@ -327,7 +327,7 @@ def parse_responses(raw):
 
 def state(s):
     r = s.redis
-    xlen = r.xlen("gch:bookings") if r.exists("gch:bookings") else 0
+    xlen = r.xlen("{main}:stream") if r.exists("{main}:stream") else 0
     return {"dbsize": r.dbsize(), "xlen": xlen,
             "pg_bookings": s.sql("select count(*) from booking")[0][0],
             "pg_demandes": s.sql("select count(*) from demande")[0][0]}
@@ -586,7 +586,7 @@ def test_one_second_before_the_opening(tmp_path_factory):
         # a refusal is a demande (recorded, answered 200), not a booking:
         # no place taken, no booking, no claim
         left = lambda: st.redis.execute_command(
-            "BITFIELD", "{s:soon-1}:left", "GET", "u32", "0")[0]
+            "BITFIELD", "{main}:s:soon-1:left", "GET", "u32", "0")[0]
         left0 = left()
         r = st.http("POST", "/api/bookings", token=tok, json=body,
                     headers={"Idempotency-Key": uuid.uuid4().hex})
@@ -597,8 +597,8 @@ def test_one_second_before_the_opening(tmp_path_factory):
         assert item["reason"] == "not_open_yet", item
         assert item.get("opens_at"), item
         assert left() == left0
-        assert not st.redis.exists("{s:soon-1}:booked")
-        assert not list(st.redis.scan_iter("{c:f1-c1}:*"))
+        assert not st.redis.exists("{main}:s:soon-1:booked")
+        assert not list(st.redis.scan_iter("{main}:c:f1-c1:*"))
         st.wait_worker_drained()
         assert st.sql("select count(*) from booking")[0][0] == 0
         time.sleep(max(0, opens + 1 - time.time()))
@@ -651,6 +651,6 @@ def test_last_place_500_clients_at_once(s, env):
     assert outcomes.count(("refused", "full")) == RUSH - 1, outcomes
     s.wait_worker_drained()
     assert state(s)["pg_bookings"] == before["pg_bookings"] + 1
-    assert s.redis.execute_command("BITFIELD", "{s:last-1}:left", "GET",
+    assert s.redis.execute_command("BITFIELD", "{main}:s:last-1:left", "GET",
                                    "u32", "0")[0] == 0
     s.assert_clean_error_log()

@@ -221,7 +221,7 @@ def test_idempotency_block(hp, tok, block):
         if "confirmed" in q:
             assert sum(it["status"] == "confirmed"
                        for it in r.json()["items"]) == q["confirmed"], r
-        rec = hp.redis.get("{f:%s}:idem:%s" % (f, k))
+        rec = hp.redis.get("{main}:f:%s:idem:%s" % (f, k))
         assert rec.startswith("D ") and rec.endswith(r.body.decode()), n
     for sid, n in block["booked"].items():
         assert len(booked(hp, sid)) - before[sid] == n, sid
@@ -232,7 +232,7 @@ def test_idempotency_record_lives_guichet_idempotency_ttl(hp, tok):
     f, k = fam(7), "ttl-" + uuid.uuid4().hex
     r = book(hp, tok[f], [(child(f), "h2")], idem=k)
     assert r.status == 200, r
-    ttl = hp.redis.ttl("{f:%s}:idem:%s" % (f, k))
+    ttl = hp.redis.ttl("{main}:f:%s:idem:%s" % (f, k))
     assert 3590 <= ttl <= 3600, ttl                 # guichet_idempotency_ttl 1h
 
 
@@ -336,8 +336,8 @@ def test_guichet_family_keys_limit_req(tmp_path):
         # nothing reaches Redis
         r = book(s, t[fam(1)], [(child(fam(1)), "s1")])
         assert r.status == 429, r
-        assert not s.redis.exists("gch:bookings") or \
-            s.redis.xlen("gch:bookings") == 0
+        assert not s.redis.exists("{main}:stream") or \
+            s.redis.xlen("{main}:stream") == 0
         assert "limiting requests" in s.error_log()
     finally:
         finish_stack(s)

@@ -37,8 +37,8 @@ def family_token(stack):
 
 def _redis_state(s):
     r = s.redis
-    xlen = r.xlen("gch:bookings") if r.exists("gch:bookings") else 0
-    tokens = sum(1 for _ in r.scan_iter(match="{f:*}:tokens", count=1000))
+    xlen = r.xlen("{main}:stream") if r.exists("{main}:stream") else 0
+    tokens = sum(1 for _ in r.scan_iter(match="{main}:f:*:tokens", count=1000))
     return r.dbsize() - tokens, xlen
 
 

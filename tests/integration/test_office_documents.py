@@ -201,7 +201,7 @@ def test_refusing_a_document(s, tok, agent):
 def test_a_family_deletes_its_own_upload_until_it_is_accepted(s, tok, agent):
     """Issue 22: a parent could neither view nor delete the files it
     uploaded.  DELETE /api/documents/{id}: the row, the file and the id in
-    {f:<fid>}:documents go, the audit keeps the deletion; another family's
+    {main}:f:<fid>:documents go, the audit keeps the deletion; another family's
     or an unknown id is 404; an accepted document stays (409)."""
     r = upload(s, tok["f1"], PDF, "application/pdf",
                query="type=attestation-assurance")
@@ -210,7 +210,7 @@ def test_a_family_deletes_its_own_upload_until_it_is_accepted(s, tok, agent):
     stored = s.sql("select stored_name from document where id = %s",
                    (doc,))[0][0]
     assert stored in files(s)
-    assert s.redis.sismember("{f:f1}:documents", str(doc))
+    assert s.redis.sismember("{main}:f:f1:documents", str(doc))
 
     assert error_code(s.http("DELETE", "/api/documents/%d" % doc,
                              token=tok["f2"]), 404) == "not_found"
@@ -219,7 +219,7 @@ def test_a_family_deletes_its_own_upload_until_it_is_accepted(s, tok, agent):
     assert s.sql("select count(*) from document where id = %s",
                  (doc,))[0][0] == 0
     assert stored not in files(s)
-    assert not s.redis.sismember("{f:f1}:documents", str(doc))
+    assert not s.redis.sismember("{main}:f:f1:documents", str(doc))
     actor, target, detail = audit(s, "document.delete")[-1]
     assert (actor, target, detail["family_id"]) == \
         ("family:f1", "document:%d" % doc, "f1")

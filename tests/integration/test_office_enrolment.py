@@ -127,7 +127,7 @@ def test_request_validate_then_book(s, tok, agent):
 
     # the booking path learns it from the republished catalogue
     published(s)
-    cat = json.loads(s.redis.get("gch:catalogue"))
+    cat = json.loads(s.redis.get("{main}:catalogue"))
     f1 = [f for f in cat["families"] if f["id"] == "f1"][0]
     assert {"child_id": "f1-b", "activity_id": "centre",
             "from": "2027-07-01", "to": "2027-07-31",

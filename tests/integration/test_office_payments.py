@@ -153,7 +153,7 @@ def test_pay_one_invoice_through_the_simulator(s, tok, fams):
     assert paid(s, iid) == (True, "online")
 
     # the booking path's Redis data: the family's invoices, paid
-    inv = json.loads(s.redis.get("{f:%s}:invoices" % f))
+    inv = json.loads(s.redis.get("{main}:f:%s:invoices" % f))
     assert [i["paid"] for i in inv if i["id"] == iid] == [True]
     # an e-mail, an audit row, the catalogue republished
     assert s.sql("select count(*) from outbox where kind = 'payment'"
@@ -503,7 +503,7 @@ def eventually(what, ok, limit=30):
 
 
 def published(s, fid):
-    cat = json.loads(s.redis.get("gch:catalogue"))
+    cat = json.loads(s.redis.get("{main}:catalogue"))
     return [f for f in cat["families"] if f["id"] == fid][0]
 
 

@@ -461,4 +461,4 @@ def test_without_redis_a_staff_login_is_refused_not_unthrottled(s):
         s.start_redis()
     r = staff_try(s, "agent.s", "agent-pass-9", "127.0.0.70")
     assert r.status == 200, r
-    assert s.redis.get("gch:loginaddr:127.0.0.70") == "0"
+    assert s.redis.get("{main}:loginaddr:127.0.0.70") == "0"

@@ -103,7 +103,7 @@ def test_failures_slow_the_address_never_lock_the_owner_out(s):
 
     # the pause over (its key gone), one more guess is checked, then a
     # longer pause follows
-    pause = "gch:loginpause:%s/staff:lockme" % attacker
+    pause = "{main}:loginpause:%s/staff:lockme" % attacker
     s.redis.delete(pause)
     assert error_code(staff_try(s, "lockme", "wrong-again", attacker),
                       401) == "unauthenticated"
@@ -123,7 +123,7 @@ def test_failures_slow_the_address_never_lock_the_owner_out(s):
     # a success there once the pause is over clears that login's count
     s.redis.delete(pause)
     assert staff_try(s, "lockme", "lock-pass-5", attacker).status == 200
-    assert s.redis.exists("gch:loginfail:%s/staff:lockme" % attacker) == 0
+    assert s.redis.exists("{main}:loginfail:%s/staff:lockme" % attacker) == 0
     assert error_code(staff_try(s, "lockme", "wrong", attacker), 401) == \
         "unauthenticated"
 

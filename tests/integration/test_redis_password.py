@@ -61,7 +61,7 @@ def book(s, tok, idem):
 
 def test_redis_really_requires_the_password(s):
     out = subprocess.run(["redis-cli", "-p", str(s.redis_port), "GET",
-                          "gch:catalogue:gen"], stdout=subprocess.PIPE,
+                          "{main}:catalogue:gen"], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True).stdout
     assert "NOAUTH" in out, out
 
@@ -99,7 +99,7 @@ def test_a_wrong_password_books_nothing(s, tmp_path):
                     s.secret, s._path("invoices"), s._path("office.sock")],
                    env=env, check=True)
     assert 'guichet_redis_password "not-the-password";' in open(conf).read()
-    left = s.redis.get("{s:%s}:left" % SESSION)
+    left = s.redis.get("{main}:s:%s:left" % SESSION)
     tok = s.token("f-martin")
     err = str(tmp_path / "error.log")
     p = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", conf, "-e", err,
@@ -126,7 +126,7 @@ def test_a_wrong_password_books_nothing(s, tmp_path):
         assert r.status == 503, (r.status, body)
         assert body["error"]["code"] == "unavailable", body
         assert r.getheader("Retry-After"), r.getheaders()
-        assert s.redis.get("{s:%s}:left" % SESSION) == left
+        assert s.redis.get("{main}:s:%s:left" % SESSION) == left
         assert "NOAUTH" in open(err).read() or "WRONGPASS" in open(
             err).read() or "invalid password" in open(err).read(), \
             open(err).read()[-2000:]

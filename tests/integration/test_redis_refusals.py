@@ -55,7 +55,7 @@ def assert_unavailable(r, what):
 
 def redis_loading(s):
     try:
-        s.redis.exists("gch:catalogue:gen")
+        s.redis.exists("{main}:catalogue:gen")
         return False
     except redislib.BusyLoadingError:
         return True
@@ -168,8 +168,8 @@ def test_redis_oom_is_503_and_books_nothing(make_stack):
         r = s.redis
         keys = sum(1 for k in r.scan_iter(count=1000)
                    if not k.startswith("filler:"))
-        left = r.get("{s:%s}:left" % "klub-0713-grimpe")
-        return keys, r.xlen("gch:bookings"), left
+        left = r.get("{main}:s:%s:left" % "klub-0713-grimpe")
+        return keys, r.xlen("{main}:stream"), left
 
     # a tiny maxmemory, filled to the brim
     used = s.redis.info("memory")["used_memory"]
@@ -207,7 +207,7 @@ def test_redis_oom_is_503_and_books_nothing(make_stack):
     assert_unavailable(s.http("POST", "/api/session",
                               json={"login": "martin",
                                     "password": "wrong"}), "wrong password")
-    assert s.redis.get("gch:loginfail:127.0.0.1/martin") is None
+    assert s.redis.get("{main}:loginfail:127.0.0.1/martin") is None
 
     # over maxmemory Redis refuses every command queued in a MULTI, reads
     # included: the reads that need Redis are 503 too, never a wrong answer;
@@ -228,7 +228,7 @@ def test_redis_oom_is_503_and_books_nothing(make_stack):
     r = s.http("POST", "/api/session",
                json={"login": "martin", "password": "wrong"})
     assert r.status == 401, r
-    assert s.redis.get("gch:loginfail:127.0.0.1/martin") == "1"
+    assert s.redis.get("{main}:loginfail:127.0.0.1/martin") == "1"
 
     r = book(s, tok, "klub-0713-grimpe", idem=idem)
     assert r.status == 200 and r.json()["items"][0]["status"] == "confirmed", r
@@ -249,7 +249,7 @@ def test_login_waits_for_its_record(make_stack):
     s = make_stack(DEMO_TOWN, name="login-record")
     right = {"login": "martin", "password": "secret-demo"}
     wrong = {"login": "martin", "password": "wrong"}
-    conns = s.redis.llen("{f:f-martin}:connections")
+    conns = s.redis.llen("{main}:f:f-martin:connections")
 
     s.redis.execute_command("ACL", "SETUSER", "default", "-lpush", "-incr")
     try:
@@ -259,11 +259,11 @@ def test_login_waits_for_its_record(make_stack):
                            "wrong password")
     finally:
         s.redis.execute_command("ACL", "SETUSER", "default", "+@all")
-    assert s.redis.get("gch:loginfail:127.0.0.1/martin") is None
-    assert s.redis.llen("{f:f-martin}:connections") == conns
+    assert s.redis.get("{main}:loginfail:127.0.0.1/martin") is None
+    assert s.redis.llen("{main}:f:f-martin:connections") == conns
 
     r = s.http("POST", "/api/session", json=right)
     assert r.status == 200, r
-    assert s.redis.llen("{f:f-martin}:connections") == conns + 1
+    assert s.redis.llen("{main}:f:f-martin:connections") == conns + 1
     assert s.http("POST", "/api/session", json=wrong).status == 401
-    assert s.redis.get("gch:loginfail:127.0.0.1/martin") == "1"
+    assert s.redis.get("{main}:loginfail:127.0.0.1/martin") == "1"

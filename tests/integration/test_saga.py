@@ -118,7 +118,7 @@ def book(s, token, items, idem=None):
 
 
 def left(s, sid):
-    return s.redis.execute_command("BITFIELD", "{s:%s}:left" % sid,
+    return s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid,
                                    "GET", "u32", "0")[0]
 
 
@@ -252,7 +252,7 @@ def test_a_full_cell_releases_the_childs_slot(s, tok):
     r = book(s, tok["f4"], [("f4-c1", sid)])
     assert statuses(r) == [("refused", "full")]
     # nothing of the refused cell stays held
-    assert s.redis.get("{c:f4-c1}:%s:q2" % DAY) is None
+    assert s.redis.get("{main}:c:f4-c1:%s:q2" % DAY) is None
     assert left(s, sid) == 0
 
     sessions = s.http("GET", "/api/activities/a/sessions?from=%s&to=%s"
@@ -326,14 +326,14 @@ def test_sold_out_cache_writes_nothing_and_its_staleness_is_bounded(s, tok):
 
     cached = 0
     for _ in range(20):
-        before = (s.redis.dbsize(), s.redis.xlen("gch:bookings"))
+        before = (s.redis.dbsize(), s.redis.xlen("{main}:stream"))
         r = book(s, tok["f3"], [("f3-c1", sid)])
         assert statuses(r) == [("refused", "full")], r
         if r.json()["request_id"] is None:
             cached += 1
             assert r.json()["status"] == "traitee_negativement"
             assert (s.redis.dbsize(),
-                    s.redis.xlen("gch:bookings")) == before
+                    s.redis.xlen("{main}:stream")) == before
     assert cached > 0, "no refusal came from the sold-out cache"
 
     # a place comes back: within the bound it may still be refused, after
@@ -412,7 +412,7 @@ def test_a_failed_week_refuses_its_own_cells_only(s, tok):
     assert r.json()["status"] == "partielle"
     assert [left(s, x) for x in four] == before
     assert left(s, solo) == one - 1
-    assert s.redis.get("{c:f4-c1}:2027-08-02:q0") is None
+    assert s.redis.get("{main}:c:f4-c1:2027-08-02:q0") is None
 
 
 def test_a_full_day_after_step_one_gives_back_its_week_only(s, tok):
@@ -421,7 +421,7 @@ def test_a_full_day_after_step_one_gives_back_its_week_only(s, tok):
     five = ["wk-%s-MATIN" % d.replace("-", "") for d in WK]
     full = five[2]
     saved = left(s, full)
-    s.redis.execute_command("BITFIELD", "{s:%s}:left" % full, "SET", "u32",
+    s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % full, "SET", "u32",
                             "0", "0")
     try:
         before = [left(s, x) for x in five]
@@ -435,10 +435,10 @@ def test_a_full_day_after_step_one_gives_back_its_week_only(s, tok):
         assert [left(s, x) for x in five] == before
         assert left(s, solo) == one - 1
         for d in WK:
-            assert s.redis.get("{c:f4-c2}:%s:q0" % d) is None
-        assert s.redis.get("{c:f4-c2}:2027-08-04:q2") is not None
+            assert s.redis.get("{main}:c:f4-c2:%s:q0" % d) is None
+        assert s.redis.get("{main}:c:f4-c2:2027-08-04:q2") is not None
     finally:
-        s.redis.execute_command("BITFIELD", "{s:%s}:left" % full, "SET",
+        s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % full, "SET",
                                 "u32", "0", str(saved))
 
 
@@ -450,7 +450,7 @@ def test_same_key_while_in_progress_is_409_and_holds_nothing(s, tok):
     sid = "a-20270715-MATIN"
     body = json.dumps({"items": [{"child_id": "f1-c2", "session_id": sid}]})
     k = "inprog-" + uuid.uuid4().hex[:8]
-    rec = "{f:f1}:idem:" + k
+    rec = "{main}:f:f1:idem:" + k
     s.redis.set(rec, "P %s %d []" % (body_hash(body),
                                      int(time.time() * 1000)), ex=60)
     before = left(s, sid)
@@ -461,7 +461,7 @@ def test_same_key_while_in_progress_is_409_and_holds_nothing(s, tok):
     assert r.status == 409, r
     assert r.json()["error"]["code"] == "request_in_progress"
     assert left(s, sid) == before
-    assert s.redis.get("{c:f1-c2}:2027-07-15:q0") is None
+    assert s.redis.get("{main}:c:f1-c2:2027-07-15:q0") is None
 
     other = json.dumps({"items": [{"child_id": "f1-c1",
                                    "session_id": sid}]})
@@ -476,7 +476,7 @@ def test_same_key_while_in_progress_is_409_and_holds_nothing(s, tok):
 def test_demande_list_stays_bounded_newest_first(s, tok):
     """Step two only LPUSHes the demande; the list is trimmed to the newest
     200 after an answer that found it longer than 250."""
-    key = "{f:f1}:demandes"
+    key = "{main}:f:f1:demandes"
     last = None
     for _ in range(260):
         r = book(s, tok["f1"], [("f1-c1", "b-20270707-MATIN")])
@@ -498,16 +498,16 @@ def test_orphan_of_a_dead_nginx_worker_is_reaped(s, tok):
     the claim and the place back after reap_after_ms."""
     sid = "a-20270716-MATIN"
     k = "orphan-" + uuid.uuid4().hex[:8]
-    rec = "{f:f2}:idem:" + k
-    claim = "{c:f2-c1}:2027-07-16:q0"
+    rec = "{main}:f:f2:idem:" + k
+    claim = "{main}:c:f2-c1:2027-07-16:q0"
     bid = "b-00000000000000000000"
     old = int(time.time() * 1000) - 3600 * 1000
     plan = [{"s": sid, "c": "f2-c1", "b": bid, "q": [claim]}]
     r = s.redis
     r.set(rec, "P %s %d %s" % ("0" * 32, old, json.dumps(plan)), ex=3600)
-    r.zadd("gch:inflight", {rec: old})
+    r.zadd("{main}:inflight", {rec: old})
     r.set(claim, "%s %s" % (sid, bid))
-    r.execute_command("BITFIELD", "{s:%s}:left" % sid, "OVERFLOW", "FAIL",
+    r.execute_command("BITFIELD", "{main}:s:%s:left" % sid, "OVERFLOW", "FAIL",
                       "INCRBY", "u32", "0", "-1")
     assert left(s, sid) == 1
 
@@ -517,13 +517,13 @@ def test_orphan_of_a_dead_nginx_worker_is_reaped(s, tok):
 
     assert not r.exists(rec), "the reaper did not release the orphan"
     assert r.get(claim) is None
-    assert r.zscore("gch:inflight", rec) is None
+    assert r.zscore("{main}:inflight", rec) is None
     # the place comes back with the recount, recount_after_ms later
     deadline = time.time() + 30
     while time.time() < deadline and left(s, sid) != 2:
         time.sleep(0.2)
     assert left(s, sid) == 2
-    assert r.zscore("gch:recount", sid) is None
+    assert r.zscore("{main}:recount", sid) is None
 
     # the parent retrying with the same key books afresh
     rr = book(s, tok["f2"], [("f2-c1", sid)], idem=k)
@@ -542,7 +542,7 @@ def test_metrics_count_outcomes(s):
     # the stream and the worker, read from Redis at scrape time
     xlen = [ln for ln in text.splitlines()
             if ln.startswith("guichet_stream_length ")]
-    assert xlen and int(xlen[0].split()[1]) == s.redis.xlen("gch:bookings")
+    assert xlen and int(xlen[0].split()[1]) == s.redis.xlen("{main}:stream")
     assert any(ln.startswith("guichet_worker_lag_seconds ")
                for ln in text.splitlines())
 
@@ -577,19 +577,19 @@ def test_redis_restarted_empty_fails_closed_then_rebuilds(s, tok):
         assert r.json()["error"]["code"] == "unavailable"
         assert r.headers.get("retry-after") == "1"
         # nothing was left behind by the refused attempt
-        assert s.redis.get("{c:f4-c1}:2027-07-08:q0") is None
-        assert not s.redis.exists("gch:bookings")
+        assert s.redis.get("{main}:c:f4-c1:2027-07-08:q0") is None
+        assert not s.redis.exists("{main}:stream")
     finally:
         worker.send_signal(signal.SIGCONT)
 
     deadline = time.time() + 30
-    while time.time() < deadline and not s.redis.exists("gch:catalogue:gen"):
+    while time.time() < deadline and not s.redis.exists("{main}:catalogue:gen"):
         time.sleep(0.1)
     time.sleep(1.5)          # every nginx worker sees the new generation
 
     # the rebuilt truth: a-20270707-APM was sold out by f3's two children
     assert left(s, "a-20270707-APM") == 0
-    assert s.redis.get("{c:f3-c1}:%s:q2" % DAY) is not None
+    assert s.redis.get("{main}:c:f3-c1:%s:q2" % DAY) is not None
     r = book(s, tok["f4"], [("f4-c1", "a-20270708-MATIN")])
     assert statuses(r) == [("confirmed", None)], r
     # the family's uploads were rebuilt too: an absence may cite it

@@ -135,7 +135,7 @@ def test_slowed_address_never_locks_the_owner_out(stack):
 
     # the pause is over (its key gone): one more guess goes, then a longer
     # pause follows
-    stack.redis.delete("gch:loginpause:%s/bernard" % attacker)
+    stack.redis.delete("{main}:loginpause:%s/bernard" % attacker)
     st, _, body = login(stack, "bernard", "wrong-again", attacker)
     assert st == 401, body
     st, h, body = login(stack, "bernard", "wrong-again", attacker)
@@ -145,9 +145,9 @@ def test_slowed_address_never_locks_the_owner_out(stack):
     # and the owner still logs in; a success from the attacker's address
     # once the pause is over resets it (the owner at the same address)
     assert login(stack, "bernard", source=owner)[0] == 200
-    stack.redis.delete("gch:loginpause:%s/bernard" % attacker)
+    stack.redis.delete("{main}:loginpause:%s/bernard" % attacker)
     assert login(stack, "bernard", source=attacker)[0] == 200
-    assert stack.redis.exists("gch:loginfail:%s/bernard" % attacker) == 0
+    assert stack.redis.exists("{main}:loginfail:%s/bernard" % attacker) == 0
     assert login(stack, "bernard", "wrong", attacker)[0] == 401
 
 

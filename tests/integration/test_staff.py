@@ -63,12 +63,12 @@ def post(s, path, token, body):
 
 
 def onsite_left(s, sid):
-    return s.redis.execute_command("BITFIELD", "{s:%s}:onsite" % sid, "GET",
+    return s.redis.execute_command("BITFIELD", "{main}:s:%s:onsite" % sid, "GET",
                                    "u32", "0")[0]
 
 
 def online_left(s, sid):
-    return s.redis.execute_command("BITFIELD", "{s:%s}:left" % sid, "GET",
+    return s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid, "GET",
                                    "u32", "0")[0]
 
 
@@ -156,7 +156,7 @@ def test_unused_on_site_places_are_released_online(make_stack):
     while time.time() < deadline and onsite_left(s, sid) != 0:
         time.sleep(0.2)
     assert (online_left(s, sid), onsite_left(s, sid)) == (4, 0)
-    assert s.redis.get("{s:%s}:released" % sid) == "2"
+    assert s.redis.get("{main}:s:%s:released" % sid) == "2"
 
     # the other activities keep their counter's share
     assert (online_left(s, "klub-1"), onsite_left(s, "klub-1")) == (2, 2)
@@ -175,8 +175,8 @@ def test_unused_on_site_places_are_released_online(make_stack):
 
 
 def test_only_an_active_agent_books_and_old_tokens_end(make_stack):
-    """Finding 3: the counter checks the account (gch:staff) and the token
-    (gch:revoked): a password change (guichetctl staff-add) and a
+    """Finding 3: the counter checks the account ({main}:staff) and the token
+    ({main}:revoked): a password change (guichetctl staff-add) and a
     deactivation (back office) end the agent's tokens at once."""
     s = make_stack(town(), name="staff-sec")
     staff_add(s, "agent1", password="first-pass-1")

@@ -94,7 +94,7 @@ def book_entry(number, idem, bid, status="confirmed"):
 
 def pending(r):
     try:
-        return r.xpending("gch:bookings", "persist")["pending"]
+        return r.xpending("{main}:stream", "persist")["pending"]
     except Exception:
         return -1
 
@@ -145,13 +145,13 @@ def test_load_town_publishes(worker_conf, rds, tmp_path):
     p = ctl(worker_conf["conf"], "load-town", str(town))
     assert "loaded" in p.stdout
 
-    left = rds.get("{s:s1}:left")
+    left = rds.get("{main}:s:s1:left")
     assert left == struct.pack(">I", 5)          # 50 % of 10 online
-    assert rds.get("{s:s2}:left") == struct.pack(">I", 2)
-    assert rds.get("gch:catalogue:gen") == b"1"
-    cat = json.loads(rds.get("gch:catalogue"))
+    assert rds.get("{main}:s:s2:left") == struct.pack(">I", 2)
+    assert rds.get("{main}:catalogue:gen") == b"1"
+    cat = json.loads(rds.get("{main}:catalogue"))
     assert "password" not in json.dumps(cat)
-    fid, h = rds.hget("gch:logins", "martin").decode().split(" ", 1)
+    fid, h = rds.hget("{main}:logins", "martin").decode().split(" ", 1)
     assert fid == "f-martin" and h.startswith("$argon2id$")
 
     rows = sql(worker_conf["pg"],
@@ -168,7 +168,7 @@ def test_load_town_twice_changes_nothing(worker_conf, rds, tmp_path):
                  "select xmin::text, id from family union all "
                  "select xmin::text, id from session order by 2")
     hash1 = sql(worker_conf["pg"], "select password_hash from family")
-    rds.set("{s:s1}:left", struct.pack(">I", 3))   # live bookings
+    rds.set("{main}:s:s1:left", struct.pack(">I", 3))   # live bookings
     p = ctl(worker_conf["conf"], "load-town", str(town))
     assert "unchanged" in p.stdout
     after = sql(worker_conf["pg"],
@@ -177,7 +177,7 @@ def test_load_town_twice_changes_nothing(worker_conf, rds, tmp_path):
     assert before == after
     assert sql(worker_conf["pg"], "select password_hash from family") \
         == hash1
-    assert rds.get("{s:s1}:left") == struct.pack(">I", 3)
+    assert rds.get("{main}:s:s1:left") == struct.pack(">I", 3)
     assert sql(worker_conf["pg"], "select version from catalogue") == [(1,)]
 
 
@@ -199,24 +199,24 @@ def test_book_entry_persisted_exactly_once_across_kill9(worker_conf, rds,
     seed_rows(worker_conf["pg"])
     n = 60
     for i in range(1, n + 1):
-        rds.xadd("gch:bookings",
+        rds.xadd("{main}:stream",
                  {"d": book_entry(i, "k%d" % i, "b-%020d" % i)})
     # a redelivered duplicate and a refused-only demande
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-%020d" % 1)})
-    rds.xadd("gch:bookings", {"d": book_entry(n + 1, "kx", None, "refused")})
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-%020d" % 1)})
+    rds.xadd("{main}:stream", {"d": book_entry(n + 1, "kx", None, "refused")})
 
     w = worker()
     wait_for(lambda: sql(worker_conf["pg"],
                          "select count(*) from booking")[0][0] > 0, 10, 0.001)
     w.kill9()
     for i in range(n + 2, n + 12):
-        rds.xadd("gch:bookings",
+        rds.xadd("{main}:stream",
                  {"d": book_entry(i, "k%d" % i, "b-%020d" % i)})
 
     w2 = worker()
     assert wait_for(lambda: pending(rds) == 0 and rds.xinfo_groups(
-        "gch:bookings")[0]["last-delivered-id"] ==
-        rds.xrevrange("gch:bookings", count=1)[0][0], 15)
+        "{main}:stream")[0]["last-delivered-id"] ==
+        rds.xrevrange("{main}:stream", count=1)[0][0], 15)
     assert w2.stop() == 0
 
     total = n + 10
@@ -232,17 +232,17 @@ def test_book_entry_persisted_exactly_once_across_kill9(worker_conf, rds,
 def test_void_entry(worker_conf, rds, worker):
     ctl(worker_conf["conf"], "migrate")
     seed_rows(worker_conf["pg"])
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
-    rds.xadd("gch:bookings", {"d": json.dumps(
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("{main}:stream", {"d": json.dumps(
         {"type": "void", "family_id": "f-martin", "idem": "k1",
          "booking_ids": ["b-1"]})})
     # a late redelivery of the voided attempt must not come back
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
     # void before book (other batch order)
-    rds.xadd("gch:bookings", {"d": json.dumps(
+    rds.xadd("{main}:stream", {"d": json.dumps(
         {"type": "void", "family_id": "f-martin", "idem": "k2",
          "booking_ids": ["b-2"]})})
-    rds.xadd("gch:bookings", {"d": book_entry(2, "k2", "b-2")})
+    rds.xadd("{main}:stream", {"d": book_entry(2, "k2", "b-2")})
     w = worker()
     assert wait_for(lambda: pending(rds) == 0 and sql(
         worker_conf["pg"], "select count(*) from voided_booking")[0][0] == 2
@@ -256,10 +256,10 @@ def test_void_entry(worker_conf, rds, worker):
 def test_heartbeat(worker_conf, rds, worker):
     ctl(worker_conf["conf"], "migrate")
     worker()
-    hb = wait_for(lambda: rds.get("gch:worker:heartbeat"), 5)
+    hb = wait_for(lambda: rds.get("{main}:worker:heartbeat"), 5)
     hb = json.loads(hb)
     assert hb["postgres"] == "ok" and hb["lag_ms"] == 0
-    assert rds.ttl("gch:worker:heartbeat") <= 5
+    assert rds.ttl("{main}:worker:heartbeat") <= 5
 
 
 def test_tokens(worker_conf):
@@ -290,31 +290,31 @@ def add_settings(worker_conf, text):
 
 
 def test_dead_letter(worker_conf, rds, worker):
-    """Entries that fail on their own go to gch:bookings:dead after
+    """Entries that fail on their own go to {main}:stream:dead after
     max_attempts deliveries, with their error; the others are persisted;
     the stream is trimmed only below what is acknowledged."""
     ctl(worker_conf["conf"], "migrate")
     seed_rows(worker_conf["pg"])
     add_settings(worker_conf, "max_attempts = 3\nstream_keep_ms = 1\n")
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
-    bad_json = rds.xadd("gch:bookings", {"d": "{not json"})
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
+    bad_json = rds.xadd("{main}:stream", {"d": "{not json"})
     fk = json.loads(book_entry(2, "k2", "b-2"))
     fk["family_id"] = "f-nobody"                 # refused by a foreign key
-    bad_fk = rds.xadd("gch:bookings", {"d": json.dumps(fk)})
-    no_d = rds.xadd("gch:bookings", {"x": "1"})
-    rds.xadd("gch:bookings", {"d": book_entry(3, "k3", "b-3")})
+    bad_fk = rds.xadd("{main}:stream", {"d": json.dumps(fk)})
+    no_d = rds.xadd("{main}:stream", {"x": "1"})
+    rds.xadd("{main}:stream", {"d": book_entry(3, "k3", "b-3")})
 
     w = worker()
     assert wait_for(lambda: sql(worker_conf["pg"],
                                 "select count(*) from booking")[0][0] == 2)
     # the poison entries stay pending (and in the stream) for a while
     assert pending(rds) == 3
-    ids = [e[0] for e in rds.xrange("gch:bookings")]
+    ids = [e[0] for e in rds.xrange("{main}:stream")]
     assert bad_json in ids and bad_fk in ids and no_d in ids
 
-    assert wait_for(lambda: rds.xlen("gch:bookings:dead") == 3
+    assert wait_for(lambda: rds.xlen("{main}:stream:dead") == 3
                     and pending(rds) == 0, 15)
-    dead = {f[b"id"]: f for _, f in rds.xrange("gch:bookings:dead")}
+    dead = {f[b"id"]: f for _, f in rds.xrange("{main}:stream:dead")}
     assert set(dead) == {bad_json, bad_fk, no_d}
     assert b"foreign key" in dead[bad_fk][b"error"]
     assert json.loads(dead[bad_fk][b"d"])["family_id"] == "f-nobody"
@@ -322,16 +322,16 @@ def test_dead_letter(worker_conf, rds, worker):
     assert b"not a demande" in dead[bad_json][b"error"]
     assert all(int(f[b"deliveries"]) == 3 for f in dead.values())
 
-    hb = wait_for(lambda: json.loads(rds.get("gch:worker:heartbeat"))
-                  if json.loads(rds.get("gch:worker:heartbeat"))["dead"] == 3
+    hb = wait_for(lambda: json.loads(rds.get("{main}:worker:heartbeat"))
+                  if json.loads(rds.get("{main}:worker:heartbeat"))["dead"] == 3
                   else None, 5)
     assert hb["dead"] == 3
     # acknowledged entries are trimmed, the last delivered one is kept
-    assert wait_for(lambda: rds.xlen("gch:bookings") == 1, 5)
+    assert wait_for(lambda: rds.xlen("{main}:stream") == 1, 5)
     assert w.stop() == 0
     log = open(str(worker_conf["conf"]).replace("worker.conf",
                                                 "worker.log")).read()
-    assert "moved to gch:bookings:dead" in log
+    assert "moved to {main}:stream:dead" in log
     assert sql(worker_conf["pg"], "select id from booking order by id") \
         == [("b-1",), ("b-3",)]
 
@@ -354,17 +354,17 @@ def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
     each persisted demande queues exactly one e-mail, replays none."""
     ctl(worker_conf["conf"], "migrate")
     seed_rows(worker_conf["pg"])
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
-    rds.xadd("gch:bookings", {"d": cancel_entry("b-1", True)})
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("{main}:stream", {"d": cancel_entry("b-1", True)})
     # cancel (free) and absence before their booking's entry
-    rds.xadd("gch:bookings", {"d": cancel_entry("b-2", False)})
-    rds.xadd("gch:bookings", {"d": absence_entry(10, "b-3")})
-    rds.xadd("gch:bookings", {"d": book_entry(2, "k2", "b-2")})
-    rds.xadd("gch:bookings", {"d": book_entry(3, "k3", "b-3")})
+    rds.xadd("{main}:stream", {"d": cancel_entry("b-2", False)})
+    rds.xadd("{main}:stream", {"d": absence_entry(10, "b-3")})
+    rds.xadd("{main}:stream", {"d": book_entry(2, "k2", "b-2")})
+    rds.xadd("{main}:stream", {"d": book_entry(3, "k3", "b-3")})
     # replays
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
-    rds.xadd("gch:bookings", {"d": cancel_entry("b-1", True)})
-    rds.xadd("gch:bookings", {"d": absence_entry(10, "b-3")})
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("{main}:stream", {"d": cancel_entry("b-1", True)})
+    rds.xadd("{main}:stream", {"d": absence_entry(10, "b-3")})
     w = worker()
     assert wait_for(lambda: pending(rds) == 0 and sql(
         worker_conf["pg"], "select count(*) from booking")[0][0] == 3, 10)
@@ -420,22 +420,22 @@ def seed_month(conninfo, month):
 
 
 def invoice_entries(rds):
-    rds.xadd("gch:bookings", {"d": entry(1, "f-martin", "c-thais", "m5",
+    rds.xadd("{main}:stream", {"d": entry(1, "f-martin", "c-thais", "m5",
                                          "b-1", 900)})
-    rds.xadd("gch:bookings", {"d": entry(2, "f-martin", "c-thais", "m6",
+    rds.xadd("{main}:stream", {"d": entry(2, "f-martin", "c-thais", "m6",
                                          "b-2", 900)})
-    rds.xadd("gch:bookings", {"d": entry(3, "f-martin", "c-thais", "m7",
+    rds.xadd("{main}:stream", {"d": entry(3, "f-martin", "c-thais", "m7",
                                          "b-3", 900)})
-    rds.xadd("gch:bookings", {"d": entry(4, "f-martin", "c-thais", "m8",
+    rds.xadd("{main}:stream", {"d": entry(4, "f-martin", "c-thais", "m8",
                                          "b-4", 450)})
-    rds.xadd("gch:bookings", {"d": entry(5, "f-durand", "c-leo", "m5",
+    rds.xadd("{main}:stream", {"d": entry(5, "f-durand", "c-leo", "m5",
                                          "b-5", 300)})
-    rds.xadd("gch:bookings", {"d": entry(6, "f-martin", "c-thais", "next",
+    rds.xadd("{main}:stream", {"d": entry(6, "f-martin", "c-thais", "next",
                                          "b-6", 900)})
     # a late cancellation (billed), a free one, a justified absence
-    rds.xadd("gch:bookings", {"d": cancel_entry("b-2", True)})
-    rds.xadd("gch:bookings", {"d": cancel_entry("b-3", False)})
-    rds.xadd("gch:bookings", {"d": absence_entry(7, "b-4")})
+    rds.xadd("{main}:stream", {"d": cancel_entry("b-2", True)})
+    rds.xadd("{main}:stream", {"d": cancel_entry("b-3", False)})
+    rds.xadd("{main}:stream", {"d": absence_entry(7, "b-4")})
 
 
 def test_invoice_of_a_month_to_come_is_due_after_it(worker_conf, rds,
@@ -504,7 +504,7 @@ def test_invoice_month(worker_conf, rds, worker, tmp_path):
               "Une question"):
         assert s in text, s
     assert "07/07/2021" not in text and "08/07/2021" not in text
-    lst = json.loads(rds.get("{f:f-martin}:invoices"))
+    lst = json.loads(rds.get("{main}:f:f-martin:invoices"))
     assert lst == [{"id": martin, "number": 2, "month": "2021-07",
                     "total_cents": 1800, "paid": False,
                     "due_date": lst[0]["due_date"],
@@ -515,14 +515,14 @@ def test_invoice_month(worker_conf, rds, worker, tmp_path):
 
     # idempotent: nothing new, a lost PDF is written again
     pdf.unlink()
-    rds.delete("{f:f-martin}:invoices")
+    rds.delete("{main}:f:f-martin:invoices")
     out = ctl(worker_conf["conf"], "invoice", "--month", "2021-07").stdout
     assert out.strip() == "0 invoices created"
     assert sql(worker_conf["pg"], "select count(*), sum(total_cents) from "
                "invoice") == [(2, 2100)]
     assert sql(worker_conf["pg"], "select count(*) from invoice_line") \
         == [(3,)]
-    assert pdf.exists() and rds.get("{f:f-martin}:invoices")
+    assert pdf.exists() and rds.get("{main}:f:f-martin:invoices")
     # a bad month is refused
     assert ctl(worker_conf["conf"], "invoice", "--month", "2021-13",
                check=False).returncode == 1
@@ -555,7 +555,7 @@ def test_invoice_day(worker_conf, rds, worker, tmp_path):
                                 "invoice")[0][0] == 2, 15)
     assert sql(worker_conf["pg"], "select to_char(month, 'YYYY-MM') from "
                "invoice group by 1") == [(prev.strftime("%Y-%m"),)]
-    assert wait_for(lambda: rds.get("{f:f-durand}:invoices"), 5)
+    assert wait_for(lambda: rds.get("{main}:f:f-durand:invoices"), 5)
 
 
 class Sink:
@@ -595,8 +595,8 @@ def test_outbox_smtp(worker_conf, rds, worker):
     port = free_port()
     add_settings(worker_conf, "smtp = 127.0.0.1:%d\nsmtp_from = "
                  "guichet@mairie.example\nsmtp_retry_ms = 200\n" % port)
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
-    rds.xadd("gch:bookings", {"d": cancel_entry("b-1", True)})
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("{main}:stream", {"d": cancel_entry("b-1", True)})
     w = worker()
     # relay down: attempts are counted, errors kept, nothing sent
     assert wait_for(lambda: sql(worker_conf["pg"], "select min(attempts) "
@@ -683,11 +683,11 @@ def test_check(worker_conf, rds, worker, tmp_path):
     town.write_text(json.dumps(TOWN))
     ctl(worker_conf["conf"], "load-town", str(town))
     # a booking made as the module does: place taken, set, claims, stream
-    rds.bitfield("{s:s1}:left").incrby("u32", 0, -1).execute()
-    rds.sadd("{s:s1}:booked", "b-1")
+    rds.bitfield("{main}:s:s1:left").incrby("u32", 0, -1).execute()
+    rds.sadd("{main}:s:s1:booked", "b-1")
     for q in (0,):
-        rds.set("{c:c-thais}:2031-07-07:q%d" % q, "s1 b-1")
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+        rds.set("{main}:c:c-thais:2031-07-07:q%d" % q, "s1 b-1")
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
     w = worker()
     assert wait_for(lambda: pending(rds) == 0 and sql(
         worker_conf["pg"], "select count(*) from booking")[0][0] == 1)
@@ -697,10 +697,10 @@ def test_check(worker_conf, rds, worker, tmp_path):
     assert "agree" in p.stdout
 
     # drift: a place lost, a booking missing from the set, a stray claim
-    rds.bitfield("{s:s2}:left").incrby("u32", 0, -1).execute()
-    rds.srem("{s:s1}:booked", "b-1")
-    rds.set("{c:c-thais}:2031-07-07:q1", "s2 b-x")
-    rds.delete("{c:c-thais}:2031-07-07:q0")
+    rds.bitfield("{main}:s:s2:left").incrby("u32", 0, -1).execute()
+    rds.srem("{main}:s:s1:booked", "b-1")
+    rds.set("{main}:c:c-thais:2031-07-07:q1", "s2 b-x")
+    rds.delete("{main}:c:c-thais:2031-07-07:q0")
     p = ctl(worker_conf["conf"], "check", check=False)
     assert p.returncode == 1
     out = p.stdout
@@ -708,20 +708,20 @@ def test_check(worker_conf, rds, worker, tmp_path):
         "postgres 1 confirmed" in out
     assert "session s2: places taken 1 in redis (2 - left 1), booked set 0, " \
         "postgres 0 confirmed" in out
-    assert 'claim {c:c-thais}:2031-07-07:q0: postgres "s1 b-1", ' \
+    assert 'claim {main}:c:c-thais:2031-07-07:q0: postgres "s1 b-1", ' \
         'redis "(none)"' in out
-    assert 'claim {c:c-thais}:2031-07-07:q1: no booking in postgres, ' \
+    assert 'claim {main}:c:c-thais:2031-07-07:q1: no booking in postgres, ' \
         'redis holds "s2 b-x"' in out
     assert out.strip().endswith("4 differences")
     assert "recount" not in p.stderr
 
     # a session the reaper will recount: the operator is told why s2 may
     # differ for a while
-    rds.zadd("gch:recount", {"s2": 1})
+    rds.zadd("{main}:recount", {"s2": 1})
     p = ctl(worker_conf["conf"], "check", check=False)
     assert p.returncode == 1
     assert "1 sessions wait for the reaper's recount" in p.stderr
-    rds.delete("gch:recount")
+    rds.delete("{main}:recount")
 
 
 def test_recount(worker_conf, rds, worker, tmp_path):
@@ -735,11 +735,11 @@ def test_recount(worker_conf, rds, worker, tmp_path):
     ctl(worker_conf["conf"], "load-town", str(town))
     # s2 (2 online places): one taken by an attempt nothing gives back,
     # one on-site place released online (gchw_release_onsite)
-    rds.bitfield("{s:s2}:left").incrby("u32", 0, -1).execute()
-    rds.bitfield("{s:s2}:left").incrby("u32", 0, 1).execute()
-    rds.set("{s:s2}:released", 1)
+    rds.bitfield("{main}:s:s2:left").incrby("u32", 0, -1).execute()
+    rds.bitfield("{main}:s:s2:left").incrby("u32", 0, 1).execute()
+    rds.set("{main}:s:s2:released", 1)
     # s1: a booking in the set that PostgreSQL has not (yet) persisted
-    rds.sadd("{s:s1}:booked", "b-1")
+    rds.sadd("{main}:s:s1:booked", "b-1")
     p = ctl(worker_conf["conf"], "check", check=False)
     assert "session s2: places taken 1 in redis (3 - left 2), booked set " \
         "0, postgres 0 confirmed" in p.stdout
@@ -753,22 +753,22 @@ def test_recount(worker_conf, rds, worker, tmp_path):
         "session nope: unknown, not scheduled"]
     # a recount already due later (the reaper's delay) keeps its time
     due = int(time.time() * 1000) + 2000
-    rds.zadd("gch:recount", {"s2": due})
+    rds.zadd("{main}:recount", {"s2": due})
     p = ctl(worker_conf["conf"], "recount", "s2", "s1", "nope", check=False)
     assert p.returncode == 1
-    assert rds.zscore("gch:recount", "s2") == due
+    assert rds.zscore("{main}:recount", "s2") == due
     assert p.stdout.splitlines() == [
         "session s2: already scheduled for the reaper's recount",
         "session s1: booked set 1, postgres 0 confirmed: not scheduled "
         "(the recount trusts the booked set)",
         "session nope: unknown, not scheduled"]
-    assert [m for m, _ in rds.zrange("gch:recount", 0, -1,
+    assert [m for m, _ in rds.zrange("{main}:recount", 0, -1,
                                      withscores=True)] == [b"s2"]
 
     w = worker()
-    assert wait_for(lambda: rds.zcard("gch:recount") == 0, 10)
+    assert wait_for(lambda: rds.zcard("{main}:recount") == 0, 10)
     w.stop()
-    assert rds.bitfield("{s:s2}:left").get("u32", 0).execute() == [3]
+    assert rds.bitfield("{main}:s:s2:left").get("u32", 0).execute() == [3]
     p = ctl(worker_conf["conf"], "check", check=False)
     assert "session s2" not in p.stdout
 
@@ -782,32 +782,32 @@ def test_postgres_stopped_during_bookings(worker_conf, rds, worker,
     seed_rows(worker_conf["pg"])
     w = worker()
     for i in range(1, 21):
-        rds.xadd("gch:bookings", {"d": book_entry(i, "k%d" % i,
+        rds.xadd("{main}:stream", {"d": book_entry(i, "k%d" % i,
                                                   "b-%d" % i)})
     assert wait_for(lambda: sql(worker_conf["pg"], "select count(*) from "
                                 "booking")[0][0] == 20, 10)
     pg_stop(pg_server)
     try:
         for i in range(21, 221):
-            rds.xadd("gch:bookings", {"d": book_entry(i, "k%d" % i,
+            rds.xadd("{main}:stream", {"d": book_entry(i, "k%d" % i,
                                                       "b-%d" % i)})
             if i % 50 == 0:
-                rds.xadd("gch:bookings", {"d": cancel_entry("b-%d" % (i - 1),
+                rds.xadd("{main}:stream", {"d": cancel_entry("b-%d" % (i - 1),
                                                             True)})
                 # a replay of an entry persisted before the outage
-                rds.xadd("gch:bookings", {"d": book_entry(3, "k3", "b-3")})
-        assert wait_for(lambda: json.loads(rds.get("gch:worker:heartbeat")
+                rds.xadd("{main}:stream", {"d": book_entry(3, "k3", "b-3")})
+        assert wait_for(lambda: json.loads(rds.get("{main}:worker:heartbeat")
                                            or "{}").get("postgres") == "down",
                         10)
         time.sleep(2)
-        hb = json.loads(rds.get("gch:worker:heartbeat"))
+        hb = json.loads(rds.get("{main}:worker:heartbeat"))
         assert hb["lag_ms"] > 1000
         assert w.p.poll() is None
     finally:
         pg_start(pg_server)
     assert wait_for(lambda: pending(rds) == 0 and rds.xinfo_groups(
-        "gch:bookings")[0]["last-delivered-id"] ==
-        rds.xrevrange("gch:bookings", count=1)[0][0], 30)
+        "{main}:stream")[0]["last-delivered-id"] ==
+        rds.xrevrange("{main}:stream", count=1)[0][0], 30)
     assert w.stop() == 0
     assert sql(worker_conf["pg"], "select count(*), count(distinct id) "
                "from booking") == [(220, 220)]
@@ -817,7 +817,7 @@ def test_postgres_stopped_during_bookings(worker_conf, rds, worker,
                "status = 'cancelled' and billed") == [(4,)]
     assert sql(worker_conf["pg"], "select count(*), count(distinct ref) "
                "from outbox") == [(224, 224)]
-    assert rds.xlen("gch:bookings:dead") == 0
+    assert rds.xlen("{main}:stream:dead") == 0
 
 
 def test_two_workers_booking_and_its_cancellation(worker_conf, rds, worker):
@@ -838,18 +838,18 @@ def test_two_workers_booking_and_its_cancellation(worker_conf, rds, worker):
         create trigger test_slow after insert on booking
           for each statement execute function test_slow();""")
     first = worker()
-    assert wait_for(lambda: rds.exists("gch:bookings")
-                    and rds.xinfo_groups("gch:bookings"), 10)
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    assert wait_for(lambda: rds.exists("{main}:stream")
+                    and rds.xinfo_groups("{main}:stream"), 10)
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
     # the first worker holds the entry, inside its slow transaction
     assert wait_for(lambda: pending(rds) == 1, 10)
     time.sleep(0.3)
     second = worker()
-    rds.xadd("gch:bookings", {"d": cancel_entry("b-1", False)})
+    rds.xadd("{main}:stream", {"d": cancel_entry("b-1", False)})
     assert wait_for(lambda: pending(rds) == 0 and rds.xinfo_groups(
-        "gch:bookings")[0]["last-delivered-id"] == rds.xinfo_stream(
-        "gch:bookings")["last-generated-id"], 15)
-    consumers = rds.xinfo_consumers("gch:bookings", "persist")
+        "{main}:stream")[0]["last-delivered-id"] == rds.xinfo_stream(
+        "{main}:stream")["last-generated-id"], 15)
+    consumers = rds.xinfo_consumers("{main}:stream", "persist")
     assert len(consumers) == 2
     assert first.stop() == 0 and second.stop() == 0
     assert sql(worker_conf["pg"], "select id, status, billed from booking"
@@ -871,14 +871,14 @@ def test_pending_entries_reread_after_reconnecting(worker_conf, rds, worker):
     seed_rows(worker_conf["pg"])
     w = worker()
     # a first entry, persisted as usual: the worker is past its start
-    rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
     assert wait_for(lambda: pending(rds) == 0 and sql(
         worker_conf["pg"], "select count(*) from booking")[0][0] == 1, 10)
     # the entry becomes pending at w1 without the worker seeing it, as when
     # its XACK was lost: XADD and XREADGROUP in one MULTI
     p = rds.pipeline(transaction=True)
-    p.xadd("gch:bookings", {"d": book_entry(2, "k2", "b-2")})
-    p.xreadgroup("persist", "w1", {"gch:bookings": ">"}, count=1)
+    p.xadd("{main}:stream", {"d": book_entry(2, "k2", "b-2")})
+    p.xreadgroup("persist", "w1", {"{main}:stream": ">"}, count=1)
     p.execute()
     assert pending(rds) == 1
     time.sleep(0.5)

@@ -65,19 +65,19 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
     try:
         # a booking, its cancellation, a justified absence, a void, and an
         # entry that is not JSON (dead-lettered after max_attempts)
-        rds.xadd("gch:bookings", {"d": book_entry(1, "k1", "b-1")})
-        rds.xadd("gch:bookings", {"d": cancel_entry("b-1", True)})
-        rds.xadd("gch:bookings", {"d": book_entry(2, "k2", "b-2")})
-        rds.xadd("gch:bookings", {"d": absence_entry(3, "b-2")})
-        rds.xadd("gch:bookings", {"d": json.dumps({
+        rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
+        rds.xadd("{main}:stream", {"d": cancel_entry("b-1", True)})
+        rds.xadd("{main}:stream", {"d": book_entry(2, "k2", "b-2")})
+        rds.xadd("{main}:stream", {"d": absence_entry(3, "b-2")})
+        rds.xadd("{main}:stream", {"d": json.dumps({
             "type": "void", "family_id": "f-martin", "idem": "k9",
             "booking_ids": ["b-9"]})})
-        rds.xadd("gch:bookings", {"d": "not json"})
+        rds.xadd("{main}:stream", {"d": "not json"})
         assert wait_for(lambda: sql(
             worker_conf["pg"], "select count(*) from booking")[0][0] == 2
-            and rds.exists("gch:worker:heartbeat"), 120)
+            and rds.exists("{main}:worker:heartbeat"), 120)
         # the entry that is not JSON ends in the dead letters
-        assert wait_for(lambda: rds.xlen("gch:bookings:dead") == 1
+        assert wait_for(lambda: rds.xlen("{main}:stream:dead") == 1
                         and pending(rds) == 0, 120)
     finally:
         w.send_signal(signal.SIGTERM)

@@ -270,6 +270,71 @@ def test_run_again_keeps_the_town_its_families_and_bookings(ops):
     assert "nginx: stopped" not in out
 
 
+def to_old(name):
+    """The name a key of town main had before towns (the inverse of
+    backend/migrate.c)."""
+    rest = name[len("{main}:"):]
+    m = re.match(r"^staff:([^:]+):tokens$", rest)
+    if m:
+        return "{f:staff:%s}:tokens" % m.group(1)
+    m = re.match(r"^([fsc]):([^:]+):(.*)$", rest)
+    if m:
+        return "{%s:%s}:%s" % m.groups()
+    if rest == "stream" or rest.startswith("stream:"):
+        return "gch:bookings" + rest[len("stream"):]
+    return "gch:" + rest
+
+
+def redis_keys(o):
+    return sorted(k for k in o.redis_cli("--scan").split("\n") if k)
+
+
+def test_run_again_over_the_layout_before_towns_keeps_everything(ops):
+    """A Redis left by the make run before towns (keys gch:*, {f:*, {s:*,
+    {c:*; its worker stopped) and the new make run: every key renamed to
+    town main's, the same bookings, demandes, token, idempotency record
+    and connection history served."""
+    tok = ops.token("f-02")
+    key = uuid.uuid4().hex
+    st, first = book(ops, "f-02", "s2", key)
+    assert st == 200 and first["items"][0]["status"] == "confirmed", first
+    wait_for("the booking persisted in PostgreSQL", lambda: ops.psql(
+        "select count(*) from booking where family_id = 'f-02'") == "1")
+    before = (listed(ops, tok),
+              ops.http("GET", "/api/requests", token=tok))
+    tokens = ops.redis_cli("zrange", "{main}:f:f-02:tokens", "0", "-1")
+    assert tokens.strip(), "guichetctl token records the token"
+
+    subprocess.run([STOPSH, "worker"], env=ops.env(), check=True,
+                   stdout=subprocess.DEVNULL)
+    for k in redis_keys(ops):
+        assert k.startswith("{main}:"), k
+        ops.redis_cli("rename", k, to_old(k))
+    assert ops.redis_cli("exists", "gch:bookings", "gch:catalogue",
+                         "{f:f-02}:bookings").strip() == "3"
+
+    out = ops.run_sh()
+
+    assert [k for k in redis_keys(ops) if not k.startswith("{main}:")] \
+        == [], out
+    # every nginx worker reads the catalogue again (fresh connections land
+    # on either)
+    wait_for("the catalogue in every nginx worker", lambda: all(
+        ops.http("GET", "/api/bookings?from=2027-07-01&to=2027-07-31",
+                 token=tok)[0] == 200 for _ in range(8)))
+    assert ops.redis_cli("zrange", "{main}:f:f-02:tokens", "0",
+                         "-1") == tokens
+    assert (listed(ops, tok),
+            ops.http("GET", "/api/requests", token=tok)) == before
+    st, again = book(ops, "f-02", "s2", key)
+    assert st == 200 and again == first, again
+    # the worker goes on with the same stream: a new booking is persisted
+    st, body = book(ops, "f-02", "s3")
+    assert body["items"][0]["status"] == "confirmed", body
+    wait_for("the new booking persisted", lambda: ops.psql(
+        "select count(*) from booking where family_id = 'f-02'") == "2")
+
+
 # --- make run during a rush ----------------------------------------------------
 
 class Rush:
@@ -501,7 +566,7 @@ def test_guichetctl_waits_for_redis_loading_its_data(ops):
     # the worker waited too, without one error line per attempt, and is
     # connected again (its heartbeat is back)
     wait_for("the worker's heartbeat", lambda: ops.redis_cli(
-        "get", "gch:worker:heartbeat").strip() != "", 60)
+        "get", "{main}:worker:heartbeat").strip() != "", 60)
     with open(worker_log, errors="replace") as f:
         f.seek(before)
         log = f.read()

@@ -402,7 +402,9 @@ async function api(req, res, url) {
             "Set-Cookie": "guichet_session=; Path=/; Max-Age=0" });
     }
     if (p === "/api/me" && m === "GET") {
-        return send(res, 200, family);
+        return send(res, 200, Object.assign({}, family, {
+            prices: activities.map((a) => ({ activity_id: a.id,
+                                             price_cents: unitPrice(a) })) }));
     }
     if (p === "/api/activities" && m === "GET") {
         return send(res, 200, activities.map((a) => ({
@@ -430,7 +432,10 @@ async function api(req, res, url) {
                            ends_at: s.ends_at,
                            places_online: s.places_online,
                            places_left: Math.max(0, s.left),
-                           status: statusOf(s) })));
+                           status: statusOf(s),
+                           /* the rough deadline of closedNow() */
+                           cancel_until: addDays(s.date, -2)
+                               + "T00:00:00+01:00" })));
     }
     if (p === "/api/bookings" && m === "GET") {
         const from = url.searchParams.get("from") || today;

@@ -4,6 +4,7 @@
  * booking page (Modifier les réservations) lives in reserver.js.
  *
  * Routes: #/connexion  #/tableau-de-bord  #/reserver  #/reservations
+ *         #/agenda (agenda.js)
  *         #/factures  and the family space of espace.js: #/inscriptions
  *         #/documents  #/messagerie  #/historique  #/prelevement
  *         #/mot-de-passe  #/mot-de-passe-oublie  #/nouveau-mot-de-passe
@@ -13,10 +14,11 @@
 
 import * as api from "./api.js";
 import * as F from "./format.js";
-import { REQUEST_STATUS, labelOf, reasonText, unitLabel }
+import { REQUEST_STATUS, cancelCost, labelOf, reasonText, unitLabel }
     from "./planning.js";
 import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
+import { viewAgenda } from "./agenda.js";
 import * as E from "./espace.js";
 
 const main = document.getElementById("contenu");
@@ -39,6 +41,7 @@ const routes = {
     "/tableau-de-bord": viewTableau,
     "/reserver": viewReserver,
     "/reservations": viewReservations,
+    "/agenda": viewAgenda,
     "/factures": viewFactures,
     "/inscriptions": E.viewInscriptions,
     "/documents": E.viewDocuments,
@@ -509,7 +512,9 @@ async function viewReservations() {
         }
     }
 
-    /* Which bookings are past their deadline: the session's status says. */
+    /* Which bookings are past their cancellation deadline: the session's
+     * cancel_until says (the activity's cancel_deadline), or, from a
+     * server without it, its status (the booking deadline). */
     const closed = new Set();
     const byAct = new Map();
     for (const b of list) {
@@ -525,7 +530,8 @@ async function viewReservations() {
                                     + encodeURIComponent(aid) + "/sessions",
                                     first, last, "sessions");
         for (const x of (s.ok ? s.list : [])) {
-            if (x.status === "closed") {
+            const c = cancelCost(x, api.serverNow());
+            if (c.billed === null ? x.status === "closed" : c.billed) {
                 closed.add(x.id || x.session_id);
             }
         }

@@ -268,3 +268,142 @@ export const REQUEST_STATUS = {
     partielle: "Acceptée en partie",
     traitee_negativement: "Refusée",
 };
+
+/*
+ * The periods a semaine type can be applied over, for the day "anchor"
+ * (issue 24): the period shown, its month, its school term (septembre-
+ * décembre, janvier-mars, avril-août) or its school year (1 September to
+ * 31 August).  shown: periodOf() of the grid.
+ */
+export const SPANS = {
+    affichee: "La période affichée",
+    mois: "Le mois",
+    trimestre: "Le trimestre scolaire",
+    annee: "L'année scolaire",
+};
+
+export function spanOf(kind, anchor, shown) {
+    const y = Number(anchor.slice(0, 4));
+    const m = Number(anchor.slice(5, 7));
+    if (kind === "mois") {
+        return { from: anchor.slice(0, 8) + "01", to: lastOfMonth(anchor),
+                 label: monthName(anchor) };
+    }
+    if (kind === "trimestre") {
+        const [from, to, name] = m >= 9
+            ? [y + "-09-01", y + "-12-31", "1er trimestre " + y + "-"
+               + (y + 1)]
+            : m <= 3
+            ? [y + "-01-01", y + "-03-31", "2e trimestre " + (y - 1) + "-"
+               + y]
+            : [y + "-04-01", y + "-08-31", "3e trimestre " + (y - 1) + "-"
+               + y];
+        return { from, to, label: name };
+    }
+    if (kind === "annee") {
+        const start = m >= 9 ? y : y - 1;
+        return { from: start + "-09-01", to: (start + 1) + "-08-31",
+                 label: "année scolaire " + start + "-" + (start + 1) };
+    }
+    return { from: shown.from, to: shown.to, label: shown.label };
+}
+
+/*
+ * Cancelling a booking of this session now: billed (a late cancellation,
+ * the booking stays on the invoice) when now is at or after the session's
+ * cancel_until, as DELETE /api/bookings/{id} decides (docs/rules.md).
+ * billed null when the server gave no cancel_until.
+ */
+export function cancelCost(session, nowMs) {
+    const until = session && session.cancel_until
+        ? Date.parse(session.cancel_until) : NaN;
+    if (Number.isNaN(until)) {
+        return { billed: null, until: null };
+    }
+    return { billed: nowMs >= until, until: session.cancel_until };
+}
+
+/*
+ * The cells of a validation cut into requests the API accepts (at most
+ * "max" items each, guichet_max_items): the cells of one child, activity,
+ * unit and week stay in the same request, so that a whole week
+ * (week_required) is never split.  sessionOf(id) gives a cell's session
+ * (null: its own group).  Order is kept inside a request.
+ */
+export function batches(items, sessionOf, max) {
+    const groups = new Map();
+    for (const it of items) {
+        const s = sessionOf(it.session_id);
+        const g = s ? it.child_id + "|" + s.activity_id + "|" + s.unit + "|"
+                      + mondayOf(s.date)
+                    : it.child_id + "|" + it.session_id;
+        if (!groups.has(g)) {
+            groups.set(g, []);
+        }
+        groups.get(g).push(it);
+    }
+    const out = [];
+    let cur = [];
+    for (const g of groups.values()) {
+        if (cur.length + g.length > max && cur.length > 0) {
+            out.push(cur);
+            cur = [];
+        }
+        for (let i = 0; i < g.length; i += max) {
+            const part = g.slice(i, i + max);
+            if (cur.length + part.length > max) {
+                out.push(cur);
+                cur = [];
+            }
+            cur.push(...part);
+        }
+    }
+    if (cur.length > 0) {
+        out.push(cur);
+    }
+    return out;
+}
+
+/*
+ * The family's price of one cell of an activity: the server's
+ * (GET /api/me "prices", computed by the engine's gch_price_cents), or,
+ * from a server that does not send it, the estimate of unitPrice().
+ */
+export function priceFor(me, activity) {
+    const list = me && Array.isArray(me.prices) ? me.prices : null;
+    if (list && activity) {
+        const p = list.find((x) => x.activity_id === activity.id);
+        if (p && Number.isFinite(p.price_cents)) {
+            return p.price_cents;
+        }
+    }
+    return unitPrice(activity, me ? me.qf : null);
+}
+
+/*
+ * What is already known to be refused for a cell about to be sent, so the
+ * family can fix it first (null: nothing known).  docs: the family's
+ * documents (GET /api/documents), null when unknown.
+ */
+export function knownRefusal(session, child, activity, me, docs) {
+    if (session.status === "closed") {
+        return "closed";
+    }
+    const list = me && Array.isArray(me.enrolments) ? me.enrolments : [];
+    if (list.length > 0 && !list.some((e) =>
+        e.child_id === child.id && e.activity_id === session.activity_id
+        && e.status === "validee" && (!e.from || e.from <= session.date)
+        && (!e.to || session.date <= e.to))) {
+        return "not_enrolled";
+    }
+    const need = activity && Array.isArray(activity.required_documents)
+        ? activity.required_documents : [];
+    if (docs && need.some((type) => !docs.some((d) =>
+        d.type === type && d.status === "acceptee"
+        && (!d.child_id || d.child_id === child.id)
+        && (!d.valid_from || d.valid_from <= session.date)
+        && (!d.valid_to || session.date <= d.valid_to)))) {
+        return "documents_missing";
+    }
+    return null;
+}

@@ -26,20 +26,24 @@ const R = {
     sessions: [],
     bookings: [],
     pending: new Map(),      /* "child|session" -> {child_id, session_id} */
+    cancels: new Map(),      /* "child|session" -> booking to cancel */
+    docs: null,              /* GET /api/documents (null: unknown) */
+    progress: null,          /* {done, total} while sending */
     results: new Map(),      /* "child|session" -> answer item */
     answer: null,            /* last POST /api/bookings answer */
     error: null,
-    idem: null,              /* {key, sig}: the key of this selection */
+    idem: new Map(),         /* request body -> its Idempotency-Key */
     inFlight: false,
     ticked: false,           /* one child ticked for the family, once */
     seek: false,             /* open on the activity's first sessions */
     index: new Map(),        /* session id -> session, every one seen */
+    total: null,             /* the summary's period and its bookings */
 };
 
 let activities = null;
 
 window.addEventListener("beforeunload", (ev) => {
-    if (R.pending.size > 0) {
+    if (R.pending.size > 0 || R.cancels.size > 0) {
         ev.preventDefault();
         ev.returnValue = "";
     }
@@ -59,6 +63,7 @@ const STATE_WORDS = {
     ferme: "Fermé",
     pas_ouvert: "Pas encore ouvert",
     reserve: "Déjà réservé",
+    annuler: "À annuler",
     conflit: "Conflit",
     hors_age: "Âge hors tranche",
     non_inscrit: "Inscription non validée",
@@ -86,6 +91,13 @@ export async function viewReserver(ctx) {
     }
     if (!R.anchor) {
         R.anchor = F.todayParis(api.serverNow());
+    }
+    if (R.docs === null) {
+        /* the family's documents, for the summary's "pièces manquantes"
+         * (guichet-office; absent: nothing said) */
+        api.get("/api/documents").then((r) => {
+            R.docs = r.ok ? listOf(r.data, "documents") : null;
+        });
     }
     if (!R.ticked && children.length > 0) {
         R.ticked = true;
@@ -163,6 +175,8 @@ export async function viewReserver(ctx) {
     const notice = h("div", { id: "avis-semaine" });
     const sendWarn = h("div", { id: "avis-envoi" });
     const grids = h("div", { id: "plannings", "aria-busy": "false" });
+    const summary = h("section", { id: "recapitulatif",
+                                   "aria-labelledby": "titre-recap" });
 
     const countText = h("p", { id: "en-attente", "aria-live": "polite" });
     const validate = h("button", { class: "bouton", type: "button",
@@ -171,7 +185,8 @@ export async function viewReserver(ctx) {
     const clear = h("button", { class: "bouton second", type: "button",
                                 onclick: () => {
                                     R.pending.clear();
-                                    R.idem = null;
+                                    R.cancels.clear();
+                                    R.idem.clear();
                                     sendWarn.replaceChildren();
                                     draw();
                                 } }, "Annuler",
@@ -201,7 +216,7 @@ export async function viewReserver(ctx) {
           h("div", { class: "champ" },
             h("label", { for: "aller-au" }, "Aller au"), jump)),
         periodLabel, costLine, tools, legend(), results, notice, grids,
-        bar);
+        summary, bar);
 
     /* -- timers -------------------------------------------------------- */
 
@@ -380,7 +395,7 @@ export async function viewReserver(ctx) {
             ? dl.working_days + " jours ouvrés avant la date"
             : dl.hours ? dl.hours + " h avant la séance"
             : dl.day_before_at ? "la veille à " + dl.day_before_at : null;
-        const price = P.unitPrice(a, me.qf);
+        const price = P.priceFor(me, a);
         actInfo.replaceChildren(h("div", { class: "info" },
             h("p", {}, h("strong", {}, a.name),
               a.site ? " — " + a.site : "",
@@ -454,6 +469,56 @@ export async function viewReserver(ctx) {
         draw();
     }
 
+    /* The words of cancelling a booking of s now: free until its
+     * cancel_until, billed from it (docs/rules.md). */
+    function feeWords(s) {
+        const c = P.cancelCost(s, api.serverNow());
+        if (c.billed === null) {
+            return "";
+        }
+        return c.billed ? "annulation facturée"
+                        : "annulation sans frais jusqu'au "
+                          + F.instantShort(c.until);
+    }
+
+    /* A booked cell: pressed while kept; unticking marks it to cancel
+     * (sent by "Valider", DELETE /api/bookings/{id}). */
+    function bookedCell(s, child, b, cls, data, what, sub) {
+        const k = keyOf(child.id, sidOf(s));
+        const off = R.cancels.has(k);
+        const fee = feeWords(s);
+        const price = b.price_cents ? F.euros(b.price_cents) : "";
+        const billed = P.cancelCost(s, api.serverNow()).billed;
+        return h("button", {
+            type: "button",
+            class: cls + (off ? " annuler" : "")
+                   + (off && billed ? " facturee" : ""),
+            dataset: Object.assign({}, data, {
+                state: off ? "annuler" : "reserve",
+                booking: b.booking_id,
+                billed: billed === null ? "" : String(billed) }),
+            "aria-pressed": String(!off),
+            "aria-label": what + (off ? " : à annuler, " + fee
+                                  : " : déjà réservé" + (price ? ", " + price
+                                                                : "")
+                                    + (fee ? ", " + fee : "")),
+            onclick: () => {
+                if (off) {
+                    R.cancels.delete(k);
+                } else {
+                    R.cancels.set(k, b);
+                }
+                R.results.delete(k);
+                draw();
+                announce(off ? "Réservation gardée."
+                             : "Réservation à annuler : " + fee + ".");
+            } },
+            off ? "À annuler" : "Déjà réservé", sub,
+            h("span", { class: "places" }, off ? (billed ? "facturée"
+                                                         : "sans frais")
+                                               : price));
+    }
+
     function cell(s, child, explain) {
         if (!s) {
             return h("td", {}, h("span", { class: "case vide" },
@@ -476,6 +541,12 @@ export async function viewReserver(ctx) {
         const data = { key: k, state: st.state, session: sid,
                        child: child.id, date: s.date, unit: s.unit };
 
+        if (st.state === "reserve" && st.booking
+            && st.booking.booking_id) {
+            return h("td", {}, bookedCell(s, child, st.booking, cls, data,
+                                          what, sub));
+        }
+
         if (P.selectable(st.state)) {
             const places = st.state === "libre"
                 ? (Number(s.places_left) === 1 ? "1 place"
@@ -493,7 +564,11 @@ export async function viewReserver(ctx) {
                                  : ""),
                 onclick: () => toggle(s, child) },
                 picked ? "Sélectionné" : STATE_WORDS[st.state],
-                sub, places ? h("span", { class: "places" }, places) : null));
+                sub, places ? h("span", { class: "places" }, places) : null,
+                res && res.status !== "confirmed"
+                    ? h("span", { class: "places motif" },
+                        "Refusé : " + P.reasonText(res, F.instant))
+                    : null));
         }
 
         let word = STATE_WORDS[st.state];
@@ -556,6 +631,42 @@ export async function viewReserver(ctx) {
         return out;
     }
 
+    /*
+     * "Tout cocher" of a row (a day) or a column (a unit): picks every cell
+     * of it the child can take; when they are all picked already, unpicks
+     * them.  Booked cells are left as they are (cancelling is one cell at
+     * a time).
+     */
+    function allButton(list, child, what, kind) {
+        const can = list.filter((x) => P.selectable(stateOf(x, child).state));
+        if (can.length === 0) {
+            return null;
+        }
+        const all = can.every((x) => R.pending.has(keyOf(child.id,
+                                                          sidOf(x))));
+        return h("button", {
+            type: "button", class: "tout-cocher " + kind
+                                   + (all ? " tous" : ""),
+            dataset: { all: kind, child: child.id },
+            "aria-label": (all ? "Tout décocher " : "Tout cocher ") + what
+                          + " pour " + child.first_name,
+            onclick: () => {
+                for (const x of can) {
+                    const k = keyOf(child.id, sidOf(x));
+                    if (all) {
+                        R.pending.delete(k);
+                    } else {
+                        R.pending.set(k, { child_id: child.id,
+                                           session_id: sidOf(x) });
+                    }
+                    R.results.delete(k);
+                }
+                draw();
+                announce((all ? "Décoché : " : "Coché : ") + can.length
+                         + " séance(s), " + what + ".");
+            } }, all ? "Aucun" : "Tout");
+    }
+
     function grid(child) {
         const dates = Array.from(new Set(R.sessions.map((s) => s.date)
                                                    .concat(holidays())))
@@ -574,8 +685,10 @@ export async function viewReserver(ctx) {
                 continue;
             }
             const explain = [];
+            const day = R.sessions.filter((x) => x.date === d);
             rows.push(h("tr", {},
-                h("th", { scope: "row" }, F.dayShort(d)),
+                h("th", { scope: "row" }, F.dayShort(d),
+                  allButton(day, child, "le " + F.dayLong(d), "ligne")),
                 units.map((u) => cell(by.get(d + "|" + u.code), child,
                                       explain))));
             for (const x of explain) {
@@ -594,7 +707,10 @@ export async function viewReserver(ctx) {
                   + P.periodOf(R.mode, R.anchor).label),
                 h("thead", {}, h("tr", {},
                     h("th", { scope: "col" }, "Jour"),
-                    units.map((u) => h("th", { scope: "col" }, u.label)))),
+                    units.map((u) => h("th", { scope: "col" }, u.label,
+                        allButton(R.sessions.filter((x) =>
+                            x.unit === u.code), child,
+                                  "la colonne " + u.label, "colonne"))))),
                 h("tbody", {}, rows))));
     }
 
@@ -652,13 +768,16 @@ export async function viewReserver(ctx) {
         }
     }
 
+    /* The price of one new cell: the family's price of its activity
+     * (GET /api/me "prices", the engine's), null when unknown. */
+    const cellPrice = (s) => s ? P.priceFor(me, actOf(s)) : null;
+
     /* The estimate of the selection: each cell at its own activity's
      * price for this family; null when one price is unknown. */
     function estimate() {
         let sum = 0;
         for (const it of R.pending.values()) {
-            const s = R.index.get(it.session_id);
-            const price = s ? P.unitPrice(actOf(s), me.qf) : null;
+            const price = cellPrice(R.index.get(it.session_id));
             if (price === null) {
                 return null;
             }
@@ -669,6 +788,7 @@ export async function viewReserver(ctx) {
 
     function drawBar(a, chosen) {
         const n = R.pending.size;
+        const m = R.cancels.size;
         const price = estimate();
         const p = P.periodOf(R.mode, R.anchor);
         const booked = R.bookings.filter((b) =>
@@ -682,21 +802,197 @@ export async function viewReserver(ctx) {
               + booked.length + " séance" + (booked.length > 1 ? "s" : "")
               + " réservée" + (booked.length > 1 ? "s" : "") + ")"
             : "";
-        if (n === 0) {
+        if (R.progress) {
+            parts.push(h("label", { for: "progression-envoi" },
+                         "Envoi : " + R.progress.done + " sur "
+                         + R.progress.total + " "),
+                       h("progress", { id: "progression-envoi",
+                                       max: String(R.progress.total),
+                                       value: String(R.progress.done) }));
+        } else if (n === 0 && m === 0) {
             parts.push("Aucune modification en attente.");
         } else {
-            parts.push(h("strong", {}, n + " séance" + (n > 1 ? "s" : "")
-                                       + " sélectionnée" + (n > 1 ? "s" : "")),
-                       price !== null
-                           ? " — estimation " + F.euros(price) : "",
-                       " — ", h("strong", {}, "pensez à valider."));
+            if (n > 0) {
+                parts.push(h("strong", {}, n + " séance" + (n > 1 ? "s" : "")
+                                           + " sélectionnée"
+                                           + (n > 1 ? "s" : "")),
+                           price !== null
+                               ? " — estimation " + F.euros(price) : "");
+            }
+            if (m > 0) {
+                parts.push(n > 0 ? ", " : "",
+                           h("strong", { id: "a-annuler" },
+                             m + " à annuler"));
+            }
+            parts.push(" — ", h("a", { href: "#recapitulatif",
+                                       class: "recap-lien",
+                                       onclick: (ev) => {
+                                           ev.preventDefault();
+                                           summary.scrollIntoView();
+                                       } }, "récapitulatif"),
+                       h("span", { class: "recap-lien" }, " — "),
+                       h("strong", {}, "pensez à valider."));
         }
         if (isBeforeOpening()) {
             parts.push(h("br"), "Validation possible à l'ouverture.");
         }
         countText.replaceChildren(...parts);
-        validate.disabled = n === 0 || R.inFlight || isBeforeOpening();
-        clear.disabled = n === 0 || R.inFlight;
+        validate.disabled = (n === 0 && m === 0) || R.inFlight
+                            || (n > 0 && isBeforeOpening());
+        clear.disabled = (n === 0 && m === 0) || R.inFlight;
+        drawSummary();
+    }
+
+    /*
+     * The summary before "Valider" (issue 24): each cell to book with its
+     * price, each booking to cancel with what it costs (free or billed:
+     * its cancel_until), what is already known to be refused (deadline
+     * passed, enrolment not validated, a required document missing) so
+     * the family can fix it first, and the total of the period before and
+     * after.  The period: from the first to the last day concerned (the
+     * period shown included); its bookings are read from the API.
+     */
+    function drawSummary() {
+        if ((R.pending.size === 0 && R.cancels.size === 0) || R.progress) {
+            summary.replaceChildren();
+            return;
+        }
+        const now = api.serverNow();
+        const adds = Array.from(R.pending.values()).map((it) =>
+            ({ it, s: R.index.get(it.session_id) }))
+            .sort((x, y) => ((x.s && x.s.date) || "")
+                .localeCompare((y.s && y.s.date) || ""));
+        const dels = Array.from(R.cancels.values()).map((b) =>
+            ({ b, s: R.index.get(b.session_id) || b,
+               cost: P.cancelCost(R.index.get(b.session_id), now) }))
+            .sort((x, y) => x.b.date.localeCompare(y.b.date));
+        const shown = P.periodOf(R.mode, R.anchor);
+        const days = adds.filter((x) => x.s).map((x) => x.s.date)
+            .concat(dels.map((x) => x.b.date), [shown.from, shown.to])
+            .sort();
+        const span = { from: days[0], to: days[days.length - 1] };
+
+        let plus = 0;
+        let unknown = false;
+        const known = [];
+        const addRows = adds.map(({ it, s }) => {
+            const c = who(it.child_id);
+            const price = cellPrice(s);
+            if (price === null) {
+                unknown = true;
+            } else {
+                plus += price;
+            }
+            const why = s ? P.knownRefusal(s, c, actOf(s), me, R.docs)
+                          : null;
+            if (why) {
+                known.push({ c, s, why });
+            }
+            return h("tr", { dataset: { key: keyOf(it.child_id,
+                                                   it.session_id),
+                                        refus: why || "" } },
+                h("td", {}, c.first_name),
+                h("td", {}, s ? cellWords(s) : it.session_id),
+                h("td", {}, s ? actName(s) : ""),
+                h("td", { class: "montant" },
+                  price === null ? "?" : F.euros(price)));
+        });
+        let minus = 0;
+        let billedSum = 0;
+        const delRows = dels.map(({ b, s, cost }) => {
+            const price = Number(b.price_cents) || 0;
+            if (cost.billed) {
+                billedSum += price;
+            } else {
+                minus += price;
+            }
+            return h("tr", { dataset: { booking: b.booking_id,
+                                        billed: String(cost.billed) } },
+                h("td", {}, who(b.child_id).first_name),
+                h("td", {}, cellWords(s)),
+                h("td", {}, cost.billed === null ? "" : cost.billed
+                    ? "Délai d'annulation dépassé (depuis le "
+                      + F.instantShort(cost.until) + ") : reste facturée"
+                    : "Sans frais (annulable jusqu'au "
+                      + F.instantShort(cost.until) + ")"),
+                h("td", { class: "montant" }, cost.billed
+                    ? F.euros(price) : "− " + F.euros(price)));
+        });
+
+        const t = R.total && R.total.from === span.from
+                  && R.total.to === span.to ? R.total : null;
+        if (!t || t.pending) {
+            if (!t) {
+                R.total = { from: span.from, to: span.to, pending: true };
+                api.getSpan("/api/bookings", span.from, span.to, "bookings")
+                    .then((r) => {
+                        if (R.total && R.total.from === span.from
+                            && R.total.to === span.to) {
+                            R.total = r.ok
+                                ? { from: span.from, to: span.to,
+                                    cents: r.list.reduce((x, b) =>
+                                        x + (Number(b.price_cents) || 0), 0) }
+                                : { from: span.from, to: span.to,
+                                    cents: null };
+                            if (alive) {
+                                drawSummary();
+                            }
+                        }
+                    });
+            }
+        }
+        const before = t && !t.pending ? t.cents : null;
+        /* a region one can scroll with the keyboard on a phone */
+        const table = (caption, head, rows, id0) => h("div", {
+            class: "tableau-defilant", tabindex: "0", role: "region",
+            "aria-label": caption }, h("table", { id: id0 },
+            h("caption", {}, caption),
+            h("thead", {}, h("tr", {}, head.map((x) =>
+                h("th", { scope: "col" }, x)))),
+            h("tbody", {}, rows)));
+
+        /* (replaceChildren would write a null as the text "null") */
+        summary.replaceChildren(...[
+            h("h2", { id: "titre-recap" }, "Récapitulatif avant validation"),
+            known.length ? h("div", { class: "alerte", id: "refus-connus" },
+                h("p", {}, h("strong", {}, known.length + " séance"
+                    + (known.length > 1 ? "s seront" : " sera")
+                    + " refusée" + (known.length > 1 ? "s" : "")
+                    + " si vous validez maintenant :")),
+                h("ul", {}, known.map(({ c, s, why }) => h("li", {},
+                    c.first_name + " — " + cellWords(s) + " : "
+                    + P.reasonText({ reason: why }, F.instant)
+                    + (why === "not_enrolled"
+                       ? " (demandez l'inscription dans « Mes "
+                         + "inscriptions »)"
+                       : why === "documents_missing"
+                       ? " (déposez la pièce dans « Mes documents »)"
+                       : why === "closed" ? " (retirez-la de la sélection)"
+                       : "")))))
+                : null,
+            adds.length ? table("À réserver : " + adds.length + " séance"
+                                + (adds.length > 1 ? "s" : ""),
+                                ["Enfant", "Séance", "Activité", "Prix"],
+                                addRows, "recap-reserver") : null,
+            dels.length ? table("À annuler : " + dels.length + " séance"
+                                + (dels.length > 1 ? "s" : ""),
+                                ["Enfant", "Séance", "Annulation", "Prix"],
+                                delRows, "recap-annuler") : null,
+            h("dl", { class: "totaux", id: "recap-totaux" },
+              h("dt", {}, "Nouvelles réservations"),
+              h("dd", {}, unknown ? "prix inconnu" : "+ " + F.euros(plus)),
+              dels.length ? h("dt", {}, "Annulations sans frais") : null,
+              dels.length ? h("dd", {}, "− " + F.euros(minus)) : null,
+              billedSum ? h("dt", {}, "Annulations facturées quand même")
+                        : null,
+              billedSum ? h("dd", {}, F.euros(billedSum)) : null,
+              h("dt", {}, "Total du " + F.dayLong(span.from) + " au "
+                          + F.dayLong(span.to)),
+              h("dd", { id: "recap-total" }, before === null || unknown
+                  ? (t && t.pending ? "calcul en cours…" : "inconnu")
+                  : F.euros(before) + " aujourd'hui → "
+                    + F.euros(before + plus - minus) + " après validation"))
+        ].filter(Boolean));
     }
 
     function drawTools(a) {
@@ -716,7 +1012,10 @@ export async function viewReserver(ctx) {
         const every = h("select", { id: "st-frequence" },
                         h("option", { value: "1" }, "Chaque semaine"),
                         h("option", { value: "2" }, "Une semaine sur deux"));
-        const stMsg = h("p", { "aria-live": "polite" });
+        const stMsg = h("p", { "aria-live": "polite", id: "st-message" });
+        const span = h("select", { id: "st-periode" },
+                       Object.entries(P.SPANS).map(([k, label]) =>
+                           h("option", { value: k }, label)));
         const stForm = h("form", {},
             h("fieldset", {}, h("legend", {}, "Jours"),
               h("div", { class: "choix" }, dayBoxes)),
@@ -724,9 +1023,11 @@ export async function viewReserver(ctx) {
               h("div", { class: "choix" }, unitBoxes)),
             h("div", { class: "champ" },
               h("label", { for: "st-frequence" }, "Fréquence"), every),
+            h("div", { class: "champ" },
+              h("label", { for: "st-periode" }, "Appliquer sur"), span),
             h("button", { class: "bouton second", type: "submit" },
-              "Appliquer sur la période"), stMsg);
-        stForm.addEventListener("submit", (ev) => {
+              "Appliquer la semaine type"), stMsg);
+        stForm.addEventListener("submit", async (ev) => {
             ev.preventDefault();
             const ds = dayBoxes.map((l) => l.firstChild)
                 .filter((x) => x.checked).map((x) => Number(x.value));
@@ -738,30 +1039,73 @@ export async function viewReserver(ctx) {
                                     + "une unité.";
                 return;
             }
-            const p = P.periodOf(R.mode, R.anchor);
+            const shown = P.periodOf(R.mode, R.anchor);
+            const p = P.spanOf(span.value, R.anchor, shown);
+            let sessions = R.sessions;
+            let booked = R.bookings;
+            if (p.from !== shown.from || p.to !== shown.to) {
+                stMsg.textContent = "Lecture des séances du "
+                    + F.dayLong(p.from) + " au " + F.dayLong(p.to) + "…";
+                const [rs, rb] = await Promise.all([
+                    api.getSpan("/api/activities/" + encodeURIComponent(a.id)
+                                + "/sessions", p.from, p.to, "sessions"),
+                    api.getSpan("/api/bookings", p.from, p.to, "bookings"),
+                ]);
+                if (rs.status === 401 || rb.status === 401) {
+                    return ctx.expired();
+                }
+                if (!rs.ok || !rb.ok) {
+                    stMsg.textContent = (!rs.ok ? rs : rb).error.message;
+                    return;
+                }
+                sessions = rs.list;
+                booked = rb.list;
+                for (const x of sessions) {
+                    R.index.set(sidOf(x), x);
+                }
+            }
+            /* holidays and closed days have no session or a closed one:
+             * they are skipped, and so is what the child cannot take */
             let added = 0;
+            const skipped = new Map();
             for (const c of kids) {
-                for (const s of P.semaineType(R.sessions, ds, us,
+                for (const x of P.semaineType(sessions, ds, us,
                                               Number(every.value), p.from)) {
-                    const k = keyOf(c.id, sidOf(s));
-                    if (!R.pending.has(k)
-                        && P.selectable(stateOf(s, c).state)) {
+                    const k = keyOf(c.id, sidOf(x));
+                    let st = P.cellState(x, c, booked, actOf(x)).state;
+                    if (P.selectable(st) && !enrolled(c, x)) {
+                        st = "non_inscrit";
+                    }
+                    if (R.pending.has(k) || st === "reserve") {
+                        continue;
+                    }
+                    if (P.selectable(st)) {
                         R.pending.set(k, { child_id: c.id,
-                                           session_id: sidOf(s) });
+                                           session_id: sidOf(x) });
                         added++;
+                    } else {
+                        skipped.set(st, (skipped.get(st) || 0) + 1);
                     }
                 }
             }
             draw();
-            announce(added + " séance(s) ajoutée(s) à la sélection.");
+            const why = Array.from(skipped, ([st, n]) =>
+                n + " " + STATE_WORDS[st].toLowerCase()).join(", ");
+            const text = added + " séance(s) ajoutée(s) à la sélection, du "
+                + F.dayLong(p.from) + " au " + F.dayLong(p.to)
+                + (why ? " ; non retenues : " + why : "") + ".";
+            stMsg.textContent = text;
+            announce(text);
         });
 
         const blocks = [h("details", { class: "outil", id: "semaine-type" },
                           h("summary", {}, "Semaine type"),
                           h("p", { class: "discret" },
                             "Choisissez les jours et les unités une fois : "
-                            + "ils sont sélectionnés sur toute la période "
-                            + "affichée, pour les enfants cochés."),
+                            + "ils sont sélectionnés sur la période choisie "
+                            + "(mois, trimestre, année scolaire), pour les "
+                            + "enfants cochés. Les jours fériés, fermés ou "
+                            + "complets sont laissés de côté."),
                           stForm)];
 
         if (children.length > 1) {
@@ -788,7 +1132,10 @@ export async function viewReserver(ctx) {
                     return;
                 }
                 let added = 0;
-                for (const s of R.sessions) {
+                for (const s of R.index.values()) {
+                    if (s.activity_id !== a.id) {
+                        continue;
+                    }
                     const st = stateOf(s, from).state;
                     const k = keyOf(to.id, sidOf(s));
                     if ((st === "reserve"
@@ -834,16 +1181,17 @@ export async function viewReserver(ctx) {
             results.replaceChildren();
             return;
         }
-        if (ans.error) {
+        if (ans.error && !ans.requests.length && !ans.cancels.length) {
             results.replaceChildren(alertBox(ans.error));
             return;
         }
+        const all = ans.requests.flatMap((x) => x.items || []);
         /* a week refused: the day of that week refused for its own
          * reason, if there is one */
         const blocker = (it) => {
             const s = it.reason === "week_incomplete"
                 ? R.index.get(it.session_id) : null;
-            for (const o of s ? ans.items : []) {
+            for (const o of s ? all : []) {
                 const x = R.index.get(o.session_id);
                 if (x && o.child_id === it.child_id && o.status !== "confirmed"
                     && o.reason !== "week_incomplete"
@@ -857,7 +1205,7 @@ export async function viewReserver(ctx) {
             }
             return P.reasonText(it, F.instant);
         };
-        const items = (ans.items || []).map((it) => {
+        const items = all.map((it) => {
             const s = R.index.get(it.session_id);
             const where = s ? cellWords(s) : it.session_id;
             const ok = it.status === "confirmed";
@@ -870,22 +1218,51 @@ export async function viewReserver(ctx) {
                                     : "")
                                    : blocker(it)));
         });
-        const ok = (ans.items || []).filter((i) => i.status === "confirmed");
-        results.replaceChildren(h("div", {
-            class: ans.status === "traitee_positivement" ? "succes"
-                : ans.status === "traitee_negativement" ? "alerte" : "info" },
-            h("h2", { id: "demande-numero" }, ans.request_id
-                ? "Demande N° " + ans.request_id
-                : "Complet : plus de place en ligne"),
-            h("p", {}, (P.REQUEST_STATUS[ans.status] || ans.status)
+        const gone = ans.cancels.map((x) => {
+            const s = R.index.get(x.b.session_id) || x.b;
+            return h("li", { class: x.ok ? "ok" : "ko",
+                             dataset: { status: x.ok ? "cancelled"
+                                                     : "not_cancelled",
+                                        booking: x.b.booking_id } },
+                who(x.b.child_id).first_name + " — " + cellWords(s) + " : ",
+                h("strong", {}, !x.ok ? "Non annulée : " + x.error
+                    : x.billed ? "Annulée, reste facturée ("
+                                 + F.euros(x.b.price_cents || 0) + ")"
+                    : "Annulée sans frais"));
+        });
+        const ok = all.filter((i) => i.status === "confirmed");
+        const ids = ans.requests.map((x) => x.request_id).filter(Boolean);
+        const status = ans.requests.length === 0 ? null
+            : ans.requests.length === 1 ? ans.requests[0].status
+            : ok.length === all.length ? "traitee_positivement"
+            : ok.length === 0 ? "traitee_negativement" : "partielle";
+        const cancelled = ans.cancels.filter((x) => x.ok).length;
+        const klass = ans.error ? "alerte"
+            : (status === null || status === "traitee_positivement")
+              && cancelled === ans.cancels.length ? "succes"
+            : status === "traitee_negativement" ? "alerte" : "info";
+        results.replaceChildren(h("div", { class: klass },
+            h("h2", { id: "demande-numero" }, ids.length > 1
+                ? "Demandes N° " + ids.join(", ")
+                : ids.length === 1 ? "Demande N° " + ids[0]
+                : ans.requests.length ? "Complet : plus de place en ligne"
+                : "Annulations"),
+            status ? h("p", {}, (P.REQUEST_STATUS[status] || status)
                        + " — " + ok.length + " séance"
                        + (ok.length > 1 ? "s" : "") + " réservée"
                        + (ok.length > 1 ? "s" : "") + " sur "
-                       + (ans.items || []).length
+                       + all.length
                        + (ok.length ? ", pour " + F.euros(ok.reduce((s, i) =>
                              s + (Number(i.price_cents) || 0), 0)) : "")
-                       + "."),
-            h("ul", { class: "resultats" }, items)));
+                       + ".") : null,
+            ans.cancels.length ? h("p", { id: "annulations-faites" },
+                cancelled + " annulation" + (cancelled > 1 ? "s" : "")
+                + " sur " + ans.cancels.length + ".") : null,
+            ans.error ? h("p", { role: "alert" }, ans.error) : null,
+            items.length ? h("ul", { class: "resultats" }, items) : null,
+            gone.length ? h("ul", { class: "resultats",
+                                    id: "resultat-annulations" }, gone)
+                        : null));
     }
 
     /* -- validation ---------------------------------------------------- */
@@ -955,11 +1332,32 @@ export async function viewReserver(ctx) {
         return out;
     }
 
+    /* DELETE /api/bookings/{id}, again after a network error or a 503
+     * (a cancellation is asked once more: the second finds it gone). */
+    async function cancelOne(b) {
+        let r;
+        for (let attempt = 1; attempt <= 4; attempt++) {
+            r = await api.del("/api/bookings/"
+                              + encodeURIComponent(b.booking_id));
+            if (r.status !== 0 && r.status !== 503) {
+                break;
+            }
+            await api.sleep(Math.min(8, r.retryAfter || attempt) * 1000);
+        }
+        if (r.status === 401) {
+            return null;
+        }
+        return { b, ok: r.ok, billed: r.ok && r.data ? !!r.data.billed
+                                                      : false,
+                 error: r.ok ? null : r.status === 404
+                     ? "déjà annulée ou inconnue" : r.error.message };
+    }
+
     async function submit() {
-        if (R.inFlight || R.pending.size === 0) {
+        if (R.inFlight || (R.pending.size === 0 && R.cancels.size === 0)) {
             return;
         }
-        const why = blockers();
+        const why = R.pending.size ? blockers() : [];
         sendWarn.replaceChildren();
         if (why.length > 0) {
             sendWarn.replaceChildren(h("div", { class: "alerte",
@@ -968,73 +1366,130 @@ export async function viewReserver(ctx) {
                 h("ul", {}, why.map((w) => h("li", {}, w)))));
             return;
         }
-        const items = Array.from(R.pending.values());
-        if (items.length > MAX_ITEMS) {
-            R.answer = { error: "Une demande porte sur " + MAX_ITEMS
-                                + " séances au plus : validez en plusieurs "
-                                + "fois." };
-            draw();
-            return;
-        }
-        const sig = JSON.stringify(items);
-        if (!R.idem || R.idem.sig !== sig) {
-            R.idem = { key: api.newIdempotencyKey(), sig };
-        }
+        /* At most MAX_ITEMS cells a request (guichet_max_items), a whole
+         * week never split; a template over a school year for two
+         * children (about 300 cells) is two requests. */
+        const parts = P.batches(Array.from(R.pending.values()),
+                                (x) => R.index.get(x), MAX_ITEMS);
+        /* A booking to cancel whose slot a new cell of the same child
+         * needs is cancelled first (until the swap of issue 24 exists);
+         * the other cancellations wait for the bookings. */
+        const dels = Array.from(R.cancels.values());
+        const needed = (b) => Array.from(R.pending.values()).some((it) => {
+            const s = R.index.get(it.session_id);
+            return it.child_id === b.child_id && s && s.date === b.date
+                   && b.starts_at && P.overlaps(s, b);
+        });
+        const first = dels.filter(needed);
+        const last = dels.filter((b) => !needed(b));
+
         R.inFlight = true;
+        R.progress = { done: 0, total: R.pending.size + dels.length };
         validate.disabled = true;
         validate.textContent = "Envoi en cours…";
         R.answer = null;
         results.replaceChildren(alertBox("Envoi de votre demande…", "info"));
+        const out = { requests: [], cancels: [], error: null };
+        const step = () => {
+            drawBar(activity(), children.filter((c) =>
+                R.children.has(c.id)));
+        };
+        step();
+        let expired = false;
+        const cancelAll = async (list) => {
+            for (const b of list) {
+                const x = await cancelOne(b);
+                if (x === null) {
+                    expired = true;
+                    return;
+                }
+                out.cancels.push(x);
+                R.progress.done++;
+                step();
+            }
+        };
 
-        const r = await api.submitBookings(items, R.idem.key, (wait) => {
-            results.replaceChildren(alertBox(
-                "Service très sollicité : nouvel essai dans "
-                + Math.ceil(wait) + " s. Votre demande ne sera pas "
-                + "enregistrée deux fois.", "info"));
-        });
+        await cancelAll(first);
+        for (const part of expired ? [] : parts) {
+            const sig = JSON.stringify(part);
+            if (!R.idem.has(sig)) {
+                R.idem.set(sig, api.newIdempotencyKey());
+            }
+            const r = await api.submitBookings(part, R.idem.get(sig),
+                (wait) => {
+                    results.replaceChildren(alertBox(
+                        "Service très sollicité : nouvel essai dans "
+                        + Math.ceil(wait) + " s. Votre demande ne sera pas "
+                        + "enregistrée deux fois.", "info"));
+                });
+            if (r.status === 401) {
+                expired = true;
+                break;
+            }
+            if (r.ok && r.data) {
+                R.idem.delete(sig);
+                out.requests.push(r.data);
+                R.progress.done += part.length;
+                step();
+                continue;
+            }
+            if (r.status === 422) {
+                R.idem.delete(sig);
+            }
+            out.error = r.status === 0 || r.status === 503
+                ? "Le service est momentanément indisponible : "
+                  + (out.requests.length ? "une partie de votre sélection "
+                     + "n'a pas été envoyée. " : "rien n'a été réservé pour "
+                     + "l'instant. ")
+                  + "Cliquez à nouveau sur « Valider mes réservations » : "
+                  + "votre demande ne sera pas enregistrée deux fois."
+                : r.error.message;
+            break;
+        }
+        if (!out.error && !expired) {
+            await cancelAll(last);
+        }
 
         R.inFlight = false;
+        R.progress = null;
         validate.replaceChildren(...validateWords());
-
-        if (r.status === 401) {
+        if (expired) {
             return ctx.expired();
         }
-        if (r.ok && r.data) {
-            R.idem = null;
-            R.answer = r.data;
-            R.results.clear();
-            /* booked cells leave the selection; refused ones stay, marked,
-             * while they can still be picked */
-            for (const it of r.data.items || []) {
-                R.results.set(keyOf(it.child_id, it.session_id), it);
-                if (it.status === "confirmed") {
-                    R.pending.delete(keyOf(it.child_id, it.session_id));
-                }
+
+        /* booked cells leave the selection; refused ones stay, marked,
+         * while they can still be picked; cancelled ones leave too */
+        R.results.clear();
+        for (const it of out.requests.flatMap((x) => x.items || [])) {
+            R.results.set(keyOf(it.child_id, it.session_id), it);
+            if (it.status === "confirmed") {
+                R.pending.delete(keyOf(it.child_id, it.session_id));
             }
+        }
+        for (const x of out.cancels) {
+            const k = keyOf(x.b.child_id, x.b.session_id);
+            if (x.ok || x.error === "déjà annulée ou inconnue") {
+                R.cancels.delete(k);
+            }
+        }
+        R.answer = out;
+        R.total = null;
+        if (out.requests.length || out.cancels.length) {
             await load();
             for (const [k, it] of R.pending) {
                 const s = R.index.get(it.session_id);
-                if (!s || !P.selectable(stateOf(s, who(it.child_id)).state)) {
+                if (!s || (R.sessions.includes(s)
+                           && !P.selectable(stateOf(s,
+                                                    who(it.child_id)).state))) {
                     R.pending.delete(k);
                 }
             }
-            draw();
-            results.focus();
-            announce("Demande N° " + r.data.request_id + " traitée.");
-            return;
         }
-        if (r.status === 422) {
-            R.idem = null;
-        }
-        R.answer = { error: (r.status === 0 || r.status === 503
-                             ? "Le service est momentanément indisponible : "
-                               + "rien n'a été réservé pour l'instant. "
-                               + "Cliquez à nouveau sur « Valider mes "
-                               + "réservations » : votre demande ne sera pas "
-                               + "enregistrée deux fois."
-                             : r.error.message) };
         draw();
         results.focus();
+        const ids = out.requests.map((x) => x.request_id).filter(Boolean);
+        announce(ids.length ? "Demande N° " + ids.join(", ") + " traitée."
+                 : out.error || "Annulations traitées.");
     }
 
     schedulePoll();
@@ -1054,13 +1509,19 @@ function legend() {
         h("summary", {}, "Légende du planning"),
         h("ul", { class: "legende" },
           item("libre", "Libre (places en ligne)"),
-          item("libre choisi", "Sélectionné, à valider"),
-          item("reserve", "Déjà réservé"),
+          item("libre choisi", "Sélectionné, en attente de validation"),
+          item("libre resultat-ko", "Refusé : le motif est écrit dans "
+                                    + "la case"),
+          item("reserve", "Déjà réservé (touchez pour annuler)"),
+          item("reserve annuler", "À annuler : sans frais ou facturée "
+                                  + "selon le délai d'annulation"),
           item("complet", "Complet"),
           item("conflit", "Conflit (i) : déjà inscrit sur ce créneau"),
           item("ferme", "Fermé : délai dépassé"),
           item("pas_ouvert", "Pas encore ouvert"),
           item("hors_age", "Âge hors tranche"),
           item("non_inscrit", "Inscription non validée"),
-          item("ferie", "Férié : pas de séance")));
+          item("ferie", "Férié : pas de séance"),
+          item("tout-cocher", "Tout / Aucun : cocher ou décocher une "
+                              + "ligne ou une colonne")));
 }
