@@ -59,6 +59,7 @@ typedef struct {
     char   *town;                /* the town this process serves */
     char   *redis;
     char   *redis_password;
+    char   *redis_cluster;
     char   *postgres;
     char   *secret_file;
     char   *migrations_dir;
@@ -171,16 +172,38 @@ int gchb_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN]);
 int gchb_secret_create(const char *path);
 
 /* Connects to conf->redis ("host:port" or "unix:/path"), sends AUTH when
- * redis_password is set.  The caller owns the context (redisFree).  NULL
- * after logging, and NULL while Redis is still loading its data after a
- * restart (LOADING; logged once every 10 s at most): the caller retries
- * later, as when Redis is down. */
+ * redis_password is set; or, when conf->redis_cluster names seed nodes,
+ * to that Redis Cluster through gchb_cluster_open().  The caller owns
+ * the context (redisFree).  NULL after logging, and NULL while Redis is
+ * still loading its data after a restart (LOADING; logged once every
+ * 10 s at most): the caller retries later, as when Redis is down. */
 redisContext *gchb_redis_connect(const gchb_conf_t *conf);
 /* The same for a command line tool (guichetctl): while Redis loads its
  * data, waits, with one progress line on stderr (updated in place on a
  * terminal, else repeated every 30 s at most), then returns the
  * connection. */
 redisContext *gchb_redis_connect_wait(const gchb_conf_t *conf);
+/* The Redis the settings name, for messages: redis_cluster's seeds when
+ * set, else redis. */
+const char *gchb_redis_name(const gchb_conf_t *conf);
+
+
+/* ------------------------------------------------------------------ */
+/* Redis Cluster (cluster.c)                                           */
+
+/*
+ * A connection to the Redis Cluster of conf->redis_cluster ("host:port,
+ * host:port..." seed nodes): an ordinary redisContext whose commands a
+ * routing thread sends to the master of their slot (MULTI ... EXEC whole,
+ * following MOVED and ASK, one connection per node), so that callers use
+ * it as a connection to one Redis.  A node lost closes the connection, as
+ * a Redis going down does.  redisFree() ends the thread (joined at the
+ * next gchb_cluster_open() or at exit; at exit the threads still running
+ * are ended first, so nothing is left allocated).  SIGPIPE is set
+ * to be ignored when it was not handled.  NULL after logging when no seed
+ * answered CLUSTER SLOTS.  Called by gchb_redis_connect(); see cluster.c.
+ */
+redisContext *gchb_cluster_open(const gchb_conf_t *conf);
 
 
 /* ------------------------------------------------------------------ */

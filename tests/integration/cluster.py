@@ -16,6 +16,11 @@ stop() ends every process and removes the directory.
     c.move_slot(slot, to_node)          # SETSLOT MIGRATING/IMPORTING+MIGRATE
     c.stop()
 
+ClusterStack(cluster, town=...) is a whole Guichet (stack.py) on such a
+cluster: guichetctl, the worker and the office with redis_cluster, nginx
+with guichet_redis_cluster; s.redis is a client of the master of the
+town's slot (where all of the town's keys are).
+
 Ports: each node needs its port and port + 10000 (the cluster bus) free on
 127.0.0.1.  Run alone, `python3 tests/integration/cluster.py serve DIR
 [PORT]` starts a cluster under DIR (ports PORT.. PORT+5 when given), prints
@@ -23,6 +28,7 @@ Ports: each node needs its port and port + 10000 (the cluster bus) free on
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -32,6 +38,10 @@ import tempfile
 import time
 
 import redis as redislib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from stack import Stack  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -53,16 +63,25 @@ def _port_free(port):
     return True
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_cluster_port(taken=()):
-    """A loopback port p with p and p + 10000 free (racy, good enough)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p + 10000 < 65536 and p not in taken and _port_free(p + 10000):
-            return p
-    # the kernel's ephemeral range is high: try the low range by hand
-    for p in range(20000, 55000, 7):
+    """A loopback port p with p and p + 10000 free, both below the
+    kernel's ephemeral range: an outgoing connection (the cluster bus's
+    own among them) can take an ephemeral port between our check and
+    redis-server's bind, and the node then exits "Address already in
+    use".  Racy against other listeners, good enough."""
+    lo, _ = _ephemeral_range()
+    top = min(lo, 65536) - 10000        # p + 10000 < lo
+    for _ in range(500):
+        p = random.randrange(max(1024, top - 12000), top)
         if p not in taken and _port_free(p) and _port_free(p + 10000):
             return p
     raise ClusterError("no free port pair for a cluster node")
@@ -397,6 +416,68 @@ class RedisCluster:
             pass
         self.end_migration(slot, dst)
         return src
+
+
+class ClusterStack(Stack):
+    """A whole Guichet (stack.py) on the Redis Cluster `cluster` (started
+    and stopped by the caller): guichetctl, the worker and the office get
+    redis_cluster = its seeds, nginx guichet_redis_cluster (render-conf.sh,
+    GUICHET_REDIS_CLUSTER) with guichet_redis_wait_replicas at its default
+    (1).  No redis-server of its own.  s.redis is a plain client of the
+    current master of the town's slot: every key of the town is there."""
+
+    def __init__(self, cluster, *args, **kw):
+        super().__init__(*args, **kw)
+        self.cluster = cluster
+        self._conf_done = False
+
+    # stack.py assigns _redis; here it is always the town's master
+    @property
+    def _redis(self):
+        if getattr(self, "cluster", None) is None:
+            return None
+        return self.cluster.master_of("{%s}" % self.town_id).client()
+
+    @_redis.setter
+    def _redis(self, value):
+        pass
+
+    @property
+    def redis(self):
+        return self._redis
+
+    @property
+    def redis_address(self):
+        return "127.0.0.1:1"            # unused: redis_cluster wins
+
+    def _start_redis(self, port=None, extra=(), loading=False):
+        self.redis_port = None
+
+    def stop_redis(self, sig=signal.SIGTERM):
+        raise NotImplementedError("a cluster: use cluster.kill(node)")
+
+    def start_redis(self, extra=(), loading=False):
+        raise NotImplementedError("a cluster: use cluster.restart(node)")
+
+    def ctl_run(self, *args, conf=True):
+        # worker.conf exists from the first guichetctl run on (init-secret)
+        if not self._conf_done and getattr(self, "worker_conf", None) \
+                and os.path.exists(self.worker_conf):
+            with open(self.worker_conf, "a") as f:
+                f.write("redis_cluster = %s\n" % self.cluster.seeds)
+            self._conf_done = True
+        return super().ctl_run(*args, conf=conf)
+
+    def _start_nginx(self):
+        os.environ["GUICHET_REDIS_CLUSTER"] = self.cluster.seeds
+        try:
+            super()._start_nginx()
+        finally:
+            del os.environ["GUICHET_REDIS_CLUSTER"]
+
+    @property
+    def town_master(self):
+        return self.cluster.master_of("{%s}" % self.town_id)
 
 
 def main(argv):
