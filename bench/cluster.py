@@ -44,7 +44,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import stack as stacklib                            # noqa: E402
 from cluster import RedisCluster                    # noqa: E402
-from test_cluster_nginx import copy_keys            # noqa: E402
 
 REDIS_CONF = os.path.join(ROOT, "lua-free-config", "redis.conf")
 
@@ -71,6 +70,22 @@ def proc_children(pid):
     except OSError:
         pass
     return out
+
+
+def copy_keys(src, redis):
+    """Every key of the plain Redis src into redis (DUMP/RESTORE to the
+    master of its slot), TTLs kept."""
+    raw = stacklib.redislib.Redis(
+        host="127.0.0.1", port=src.connection_pool.connection_kwargs["port"])
+    n = 0
+    for k in raw.scan_iter(count=1000):
+        dump = raw.dump(k)
+        ttl = raw.pttl(k)
+        dst = stacklib.redislib.Redis(
+            host="127.0.0.1", port=redis.master_of(k.decode()).port)
+        dst.restore(k, max(ttl, 0), dump, replace=True)
+        n += 1
+    return n
 
 
 class Plain:
