@@ -364,6 +364,19 @@ gchb_cat_sessions(PGconn *pg, const gch_town_t *t, const char *only,
         "   excluded.places_online)",
         a, 7, changed);
 
+    /*
+     * No foreign key checks a persisted booking's session or child (0015)
+     * nor a demande's family (0017, checked by the batch without a lock):
+     * the persister's batch in flight is committed, and seen by the
+     * deletions below and the families', before a session, child or
+     * family is found free of bookings and demandes, and no batch runs
+     * until the load commits (the families' upsert and deletion).
+     */
+    if (rc == 0) {
+        rc = gchb_pg_exec(pg, "select pg_advisory_xact_lock("
+                          GCHB_LOCK_PERSIST ")");
+    }
+
     if (rc == 0) {
         /* a[0] is terminated: sessions gone from the file, no bookings */
         p[0] = a[0].buf.data;

@@ -78,6 +78,7 @@ typedef struct gchb_cproxy_s {
     size_t              nnodes;
     gchb_buf_t          out;            /* replies not yet written        */
     int                 dead;           /* close the program's connection */
+    int64_t             logged;         /* last "cannot connect" logged   */
 
     int                 multi;          /* between MULTI and EXEC         */
     redisReply        **queued;         /* commands of the transaction    */
@@ -235,7 +236,6 @@ gchb_cnode_connect(gchb_cproxy_t *p, gchb_cnode_t *n)
 {
     redisReply      *r;
     struct timeval   tv = { 1, 0 };
-    static int64_t   logged;
 
     if (n->c != NULL) {
         return 0;
@@ -244,8 +244,8 @@ gchb_cnode_connect(gchb_cproxy_t *p, gchb_cnode_t *n)
     n->c = redisConnectWithTimeout(n->host, n->port, tv);
 
     if (n->c == NULL || n->c->err) {
-        if (gchb_now_ms() - logged >= 1000) {
-            logged = gchb_now_ms();
+        if (gchb_now_ms() - p->logged >= 1000) {
+            p->logged = gchb_now_ms();
             gchb_log("warn", "redis cluster node %s:%d: %s", n->host,
                      n->port, n->c ? n->c->errstr : "out of memory");
         }
@@ -810,11 +810,11 @@ gchb_exec(gchb_cproxy_t *p)
 static void
 gchb_scan(gchb_cproxy_t *p, const redisReply *cmd)
 {
-    int                        nil;
+    int                        nil, pin_ask;
     size_t                     k, seen;
     char                       tok[32];
     redisReply                *r, copy, *args[1], cur, *el[64];
-    gchb_cnode_t              *node;
+    gchb_cnode_t              *node, *pin;
     const gch_cluster_node_t  *mn;
     unsigned long long         given;
 
@@ -864,9 +864,15 @@ gchb_scan(gchb_cproxy_t *p, const redisReply *cmd)
     copy.element = el;
     args[0] = &copy;
 
-    p->pin = node;                      /* this node, no redirection */
+    /* this node, no redirection: pinned for the call (a WATCH's pin,
+     * if any, is put back) */
+    pin = p->pin;
+    pin_ask = p->pin_ask;
+    p->pin = node;
+    p->pin_ask = 0;
     r = gchb_route(p, GCH_CLUSTER_NOKEY, args, 1, 0, &nil, NULL, NULL);
-    p->pin = NULL;
+    p->pin = pin;
+    p->pin_ask = pin_ask;
 
     if (r == NULL) {
         return;

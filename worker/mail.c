@@ -24,7 +24,9 @@
  *      never retried.
  *
  * Some e-mails carry a secret (kind password_reset: a single-use link,
- * guichet-office's account.c).  The claim of step 1 also replaces their
+ * guichet-office's account.c; activation: the link that activates an
+ * account, activation.c; invitation: a dossier's activation code,
+ * guichetctl invite).  The claim of step 1 also replaces their
  * body by a note: once the relay may have it, the outbox keeps no usable
  * link.  The body the worker sends is the one the claim read; when step 3
  * puts the row back for a retry, it puts that body back too.
@@ -45,23 +47,34 @@
 #include "gchw.h"
 
 
+/*
+ * A demande's row is queued without its text (0016): demande_mail()
+ * writes it from the demande when it is claimed, and the row keeps none.
+ */
 static const char  gchw_sql_claim[] =
-    "with c as (select x.id, x.body from outbox x"
+    "with c as (select x.id, x.body, x.subject,"
+    "     case x.kind when 'demande' then x.ref end id_ref from outbox x"
     "   join family_email e on e.family_id = x.family_id"
     "   where x.sent_at is null and x.next_attempt_at <= now()"
     "     and x.attempts < $1::integer"
     "   order by x.next_attempt_at, x.id limit 1"
     "   for update of x skip locked)"
     " update outbox o set sent_at = now(), attempts = o.attempts + 1,"
-    "   body = case when o.kind = 'password_reset'"
+    "   body = case when o.kind in ('password_reset', 'activation',"
+    "     'invitation')"
     "     then '(effacé à l''envoi : ce message portait un lien à usage"
     " unique)' else o.body end"
-    " from c where o.id = c.id"
+    " from c left join lateral demande_mail(c.id_ref) m"
+    "   on c.body is null"
+    " where o.id = c.id"
     " returning o.id, (select address from family_email e"
-    "   where e.family_id = o.family_id), o.subject, c.body, o.attempts";
+    "   where e.family_id = o.family_id), coalesce(c.subject, m.subject),"
+    "   coalesce(c.body, m.body), o.attempts";
 
+/* $4: the body put back (a demande's, written when sent, is not kept) */
 static const char  gchw_sql_retry[] =
-    "update outbox set sent_at = null, last_error = $2, body = $4,"
+    "update outbox set sent_at = null, last_error = $2,"
+    "   body = case when body is null then null else $4 end,"
     "   next_attempt_at = now() + least(interval '1 day',"
     "     $3::bigint * power(2, attempts - 1) * interval '1 millisecond')"
     " where id = $1::bigint";

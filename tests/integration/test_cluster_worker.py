@@ -11,6 +11,8 @@ on a real Redis Cluster (issue 21, setting redis_cluster): 3 masters and
 * the town's master killed -9: its replica is promoted, the worker
   reconnects by itself and persists what comes after, Redis and
   PostgreSQL still agree;
+* guichet-office on the cluster: a staff account published by
+  guichetctl staff-add, its login, the office's family list;
 * no seed answering: guichetctl fails with a message that says so.
 
 The fault matrix (tests/fault/matrix.py, make faults) adds rushes under a
@@ -31,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fault"))
 
 from cluster import ClusterStack, RedisCluster  # noqa: E402
 from faultlib import body_of, rush_town  # noqa: E402
+from office_town import staff_add, staff_login  # noqa: E402
 from stack import ROOT, BUILD  # noqa: E402
 
 TOWN = rush_town(families=30, sessions=(("s1", 40), ("s2", 40)))
@@ -133,6 +136,17 @@ def test_master_killed_worker_carries_on(cluster, cs):
     assert before <= pg_bookings(cs)
     assert "redis and postgres agree" in cs.ctl_run("check")
     assert cs.procs["worker"].poll() is None
+
+
+def test_office_on_the_cluster(cs):
+    staff_add(cs, "agent-c", "agent", "Agent Cluster", "secret-cluster-1")
+    assert cs.redis.hget("{main}:staff", "agent-c") == "agent"
+    tok = staff_login(cs, "agent-c", "secret-cluster-1")
+    r = cs.http("GET", "/api/staff/families", token=tok)
+    assert r.status == 200, r
+    ids = [f["id"] for f in r.json()["families"]]
+    assert fam(1) in ids and len(ids) == 30
+    assert cs.procs["office"].poll() is None
 
 
 def test_guichetctl_fails_clearly_without_a_node(cs, tmp_path):
