@@ -15,7 +15,7 @@ GCHB_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iengine/include \
 GCHB_LIBS    := -lhiredis -lpq -lsodium -lhpdf -lm -lsystemd
 GCHB_ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
-GCHB_SRCS    := conf util db buf invoice staff migrate
+GCHB_SRCS    := conf util db buf invoice staff migrate towns
 GCHB_HDRS    := backend/gchb.h engine/include/gch.h
 
 GCHB_OBJS    := $(GCHB_SRCS:%=build/backend/%.o)

@@ -31,13 +31,16 @@ char         gchb_town[GCH_TOWN_ID_MAX + 1] = GCH_TOWN_DEFAULT;
 gchb_keys_t  gchb_keys;
 
 
-/* gchb_town and gchb_keys for the town id (already checked) */
-static void
-gchb_town_set(const char *id)
+/* See gchb.h. */
+void
+gchb_town_set(const char *town)
 {
+    char          id[GCH_TOWN_ID_MAX + 1];
     gchb_keys_t  *k = &gchb_keys;
 
-    snprintf(gchb_town, GCH_TOWN_ID_MAX + 1, "%s", id);
+    /* town may be gchb_town itself */
+    snprintf(id, sizeof(id), "%s", town);
+    memcpy(gchb_town, id, sizeof(id));
 
     snprintf(k->catalogue, GCHB_KEY_MAX, GCH_KEY_CATALOGUE, id);
     snprintf(k->catalogue_version, GCHB_KEY_MAX, GCH_KEY_CATALOGUE_VERSION,
