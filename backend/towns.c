@@ -131,7 +131,7 @@ gchb_pg_towns(PGconn *pg, char (*ids)[GCH_TOWN_ID_MAX + 1], int max)
 static int
 gchb_towns_prepare(PGconn *pg, const char *legacy, const char *town)
 {
-    int          rc, first;
+    int          rc, first, moved;
     char         schema[GCHB_SCHEMA_MAX], lschema[GCHB_SCHEMA_MAX];
     PGresult    *res;
     const char  *params[4];
@@ -177,6 +177,8 @@ gchb_towns_prepare(PGconn *pg, const char *legacy, const char *town)
         gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         goto failed;
     }
+
+    moved = rc;
 
     if (rc == 1) {
         if (gchb_pg_exec(pg,
@@ -251,7 +253,7 @@ gchb_towns_prepare(PGconn *pg, const char *legacy, const char *town)
     }
 
     rc = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    first = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    first = moved || strcmp(PQgetvalue(res, 0, 1), "t") == 0;
     PQclear(res);
 
     if (rc) {
