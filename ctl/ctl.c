@@ -22,8 +22,9 @@
  * the built-in defaults (gchb_conf_find).  --town ID: the town to work
  * on, else the setting town when the database has it, else the database's
  * only town (gchc_town_use); migrate applies the migrations to every town
- * of the database and creates the run's town when it is not there.  A Redis still loading its data
- * after a restart is waited for (one progress line).
+ * of the database and creates the run's town when it is not there.  A
+ * Redis still loading its data after a restart is waited for (one
+ * progress line).
  *
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
  * error.  See docs/worker.md.
