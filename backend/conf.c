@@ -120,6 +120,7 @@ static const gchb_setting_t  gchb_settings[] = {
     { "token_ttl_s",         GCHB_POSINT, GCHB_OFF(token_ttl_s), "43200" },
     { "site_url",            GCHB_STR,    GCHB_OFF(site_url),
       "http://127.0.0.1:8080" },
+    { "town_site_url",       GCHB_STR,    GCHB_OFF(town_site_url), "" },
     { "payfip_url",          GCHB_STR,    GCHB_OFF(payfip_url),
       "http://127.0.0.1:8090" },
     { "payfip_client",       GCHB_STR,    GCHB_OFF(payfip_client), "000000" },

@@ -88,6 +88,7 @@ typedef struct {
     int     office_hash_threads;
     int     token_ttl_s;
     char   *site_url;
+    char   *town_site_url;       /* another town's: "{town}" its id */
     char   *payfip_url;
     char   *payfip_client;
     char   *sepa_creditor_name;

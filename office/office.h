@@ -191,6 +191,11 @@ void gcho_http_stop(void);
  * handler.  0: go on; -1: the answer (401/403/503) is set. */
 int gcho_authorize(gcho_req_t *rq);
 
+/* store.c: the site's address of the request's town (no final '/'):
+ * site_url for the configured town, or when town_site_url is empty;
+ * else town_site_url with each "{town}" replaced by the town's id. */
+const char *gcho_site_url(gcho_req_t *rq);
+
 /* store.c: the request's town made the process's (gchb_town: its Redis
  * keys and tokens); gcho_pg() then gives a connection whose search_path
  * names the town's schema, or answers 404 unknown_town. */

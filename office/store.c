@@ -20,6 +20,40 @@
 /* PostgreSQL and Redis                                                 */
 
 /* See office.h. */
+const char *
+gcho_site_url(gcho_req_t *rq)
+{
+    size_t       n, tl;
+    const char  *p, *u;
+    static char  url[1024];
+
+    u = gcho_ctx.conf.town_site_url;
+
+    if (u[0] == '\0' || strcmp(rq->town, gcho_ctx.conf.town) == 0) {
+        return gcho_ctx.conf.site_url;
+    }
+
+    n = 0;
+    tl = strlen(rq->town);
+
+    for (p = u; *p && n + tl + 1 < sizeof(url); p++) {
+        if (strncmp(p, "{town}", 6) == 0) {
+            memcpy(url + n, rq->town, tl);
+            n += tl;
+            p += 5;
+
+        } else {
+            url[n++] = *p;
+        }
+    }
+
+    url[n] = '\0';
+
+    return url;
+}
+
+
+/* See office.h. */
 void
 gcho_town_use(gcho_req_t *rq)
 {

@@ -163,6 +163,7 @@ migrations_dir = $ROOT/sql/migrations
 office_listen = unix:$VAR/office.sock
 office_upload_dir = $VAR/uploads
 site_url = http://127.0.0.1:$PORT
+town_site_url = http://{town}.localhost:$PORT
 payfip_url = http://127.0.0.1:$PAYSIM_PORT
 sepa_creditor_name = "Régie de démonstration"
 sepa_creditor_iban = FR1420041010050500013M02606

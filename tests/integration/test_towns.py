@@ -65,6 +65,13 @@ class TwoTowns(Stack):
     town_id = "alpha"
     extra_towns = "beta"
 
+    def _setup(self):
+        super()._setup()
+        # links in e-mails: each town's host name (the office starts later)
+        with open(self.worker_conf, "a") as f:
+            f.write("town_site_url = http://{town}.localhost:%d\n"
+                    % self.port)
+
 
 BETA = {"Host": "beta.localhost"}
 
@@ -304,3 +311,31 @@ def test_a_database_before_towns_is_moved_into_its_town(two, tmp_path):
         c.close()
     # guichetctl finds it without --town (the configured town)
     assert "f-old" in two.ctl_run("-c", conf, "tokens", conf=False)
+
+
+def test_e_mailed_links_name_the_towns_address(two):
+    """A forgotten password at beta: the link is beta's (town_site_url),
+    its token resets the password at beta only; alpha's link is
+    site_url's."""
+    two.ctl_run("--town", "beta", "set-email", "f2", "f2@beta.example")
+    two.ctl_run("set-email", "f2", "f2@alpha.example")
+    for h in (BETA, None):
+        r = two.http("POST", "/api/password/forgot", headers=h,
+                     json={"login": "fam2"})
+        assert r.status == 202, r
+    body = {t: two.sql("select body from town_%s.outbox where kind ="
+                       " 'password_reset'" % t)[0][0]
+            for t in ("alpha", "beta")}
+    assert "http://beta.localhost:%d/#/nouveau-mot-de-passe?jeton=" \
+        % two.port in body["beta"], body
+    assert "http://127.0.0.1:%d/#/nouveau-mot-de-passe?jeton=" \
+        % two.port in body["alpha"], body
+    tok = body["beta"].split("jeton=")[1].split()[0]
+    new = {"token": tok, "password": "nouveau-secret-beta"}
+    assert two.http("POST", "/api/password/reset",
+                    json=new).status == 400
+    assert two.http("POST", "/api/password/reset", headers=BETA,
+                    json=new).status == 204
+    assert login(two, "fam2", "nouveau-secret-beta",
+                 headers=BETA).status == 200
+    assert login(two, "fam2", "secret-alpha").status == 200
