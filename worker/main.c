@@ -404,6 +404,7 @@ gchw_connect_redis(gchw_worker_t *w)
     }
 
     gchb_log("info", "connected to redis %s", w->conf.redis);
+    w->backoff = GCHW_BACKOFF_MIN;
 
     /* each town's group made again, its pending list read again */
     for (i = 0; i < w->ntowns; i++) {
@@ -710,6 +711,8 @@ main(int argc, char **argv)
             if (!t->grouped) {
                 if (gchw_persist_group(w.rc) != 0) {
                     gchw_redis_lost(&w);
+                    gchb_sleep_ms(w.backoff);
+                    gchw_backoff_more(&w);
                     break;
                 }
                 gchw_persist_reread(t->persist);
