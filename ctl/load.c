@@ -807,11 +807,11 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
         return -1;
     }
 
-    /* one town per process: the file must be the configured town's */
+    /* the file must be the town this run works on (--town, the setting) */
     if (strcmp(t->id, gchb_town) != 0) {
         fprintf(stderr, "guichetctl: %s: the file is town \"%s\" but this "
-                "guichetctl serves town \"%s\" (setting town = %s in %s): "
-                "nothing loaded\n", path, t->id, gchb_town, gchb_town,
+                "guichetctl works on town \"%s\" (--town, else the setting "
+                "town in %s): nothing loaded\n", path, t->id, gchb_town,
                 gchb_conf_source() ? gchb_conf_source() : "no settings file");
         gch_town_free(t);
         return -1;
