@@ -311,6 +311,23 @@ def test_a_database_before_towns_is_moved_into_its_town(two, tmp_path):
         c.close()
     # guichetctl finds it without --town (the configured town)
     assert "f-old" in two.ctl_run("-c", conf, "tokens", conf=False)
+    # a second town there: its schema (a '-' written '_'), every migration
+    assert two.ctl_run("-c", conf, "--town", "st-ex", "migrate",
+                       conf=False).strip() != "0 migrations applied"
+    c = psycopg2.connect(conninfo)
+    try:
+        cur = c.cursor()
+        cur.execute("select id, schema_name from public.platform_town"
+                    " order by id")
+        assert cur.fetchall() == [("st-ex", "town_st_ex"),
+                                  ("vieille", "town_vieille")]
+        cur.execute("select count(*) from town_st_ex.family")
+        assert cur.fetchone() == (0,)
+        # still the first town by default
+        cur.execute("select count(*) from family")
+        assert cur.fetchone() == (1,)
+    finally:
+        c.close()
 
 
 def test_e_mailed_links_name_the_towns_address(two):
