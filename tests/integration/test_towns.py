@@ -13,10 +13,12 @@ guichetctl migrate, rows kept.
 """
 
 import glob
+import http.client
 import json
 import os
 import subprocess
 import time
+import urllib.parse
 import uuid
 
 import psycopg2
@@ -356,3 +358,37 @@ def test_e_mailed_links_name_the_towns_address(two):
     assert login(two, "fam2", "nouveau-secret-beta",
                  headers=BETA).status == 200
     assert login(two, "fam2", "secret-alpha").status == 200
+
+
+def test_an_online_payment_of_the_second_town_settles_there(two):
+    """Beta's payment: the provider's return and notification addresses
+    are beta's (town_site_url); the notification reaches beta's office
+    through beta's server block and pays beta's invoice (the simulator
+    sends <id>.localhost to loopback, as browsers do)."""
+    iid = two.sql("insert into town_beta.invoice (number, family_id, month,"
+                  " total_cents, issued_at, due_date) values (1, 'f1',"
+                  " '2026-06-01', 2500, now(), '2026-06-30') returning id")[0][0]
+    r = two.http("POST", "/api/payments", token=two.beta_token("f1"),
+                 headers=BETA, json={"invoice_ids": [iid]})
+    assert r.status == 201, r
+    op = r.json()
+    u = urllib.parse.urlsplit(op["redirect_url"])
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        c.request("POST", u.path, body="choix=payer", headers={
+            "Content-Type": "application/x-www-form-urlencoded"})
+        resp = c.getresponse()
+        resp.read()
+    finally:
+        c.close()
+    assert resp.status == 303
+    assert resp.getheader("Location") == \
+        "http://beta.localhost:%d/#factures?paiement=%s" % (
+            two.port, op["operation_id"])
+    # settled by the notification alone (nobody has asked the office yet)
+    wait_until("beta's invoice paid", lambda: two.sql(
+        "select paid from town_beta.invoice where id = %s", (iid,))[0][0])
+    assert two.sql("select status from town_beta.payment_operation")[0][0] \
+        == "paid"
+    assert two.sql("select count(*) from town_alpha.payment_operation")[0][0] \
+        == 0
