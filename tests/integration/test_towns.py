@@ -367,7 +367,8 @@ def test_an_online_payment_of_the_second_town_settles_there(two):
     sends <id>.localhost to loopback, as browsers do)."""
     iid = two.sql("insert into town_beta.invoice (number, family_id, month,"
                   " total_cents, issued_at, due_date) values (1, 'f1',"
-                  " '2026-06-01', 2500, now(), '2026-06-30') returning id")[0][0]
+                  " '2026-06-01', 2500, now(), '2026-06-30')"
+                  " returning id")[0][0]
     r = two.http("POST", "/api/payments", token=two.beta_token("f1"),
                  headers=BETA, json={"invoice_ids": [iid]})
     assert r.status == 201, r
