@@ -214,6 +214,12 @@ gcho_dispatch(gcho_req_t *rq)
 
     gcho_town_use(rq);
 
+    /* a town the database lacks is 404 unknown_town before anything else
+     * (checked when the request's town is not the connection's) */
+    if (strcmp(rq->town, gcho_ctx.pg_town) != 0 && gcho_pg(rq) == NULL) {
+        return;
+    }
+
     if (gcho_authorize(rq) != 0) {
         return;
     }

@@ -393,3 +393,29 @@ def test_an_online_payment_of_the_second_town_settles_there(two):
         == "paid"
     assert two.sql("select count(*) from town_alpha.payment_operation")[0][0] \
         == 0
+
+
+def test_office_refuses_a_town_the_database_lacks(two):
+    """X-Guichet-Town naming no town of the database, or no town id at
+    all (only nginx can send it: the socket is nginx's): 404
+    unknown_town, nothing read.  Without the header: the setting town."""
+    import socket
+
+    def office(headers):
+        c = http.client.HTTPConnection("localhost", timeout=30)
+        c.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.sock.connect(os.path.join(two.dir, "office.sock"))
+        try:
+            c.request("GET", "/api/enrolments", headers=dict(
+                headers, Authorization="Bearer " + two.token("f1")))
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    for town_id in ("gamma", "Not_A_Town"):
+        st, body = office({"X-Guichet-Town": town_id})
+        assert st == 404 and json.loads(body)["error"]["code"] == \
+            "unknown_town", body
+    assert office({"X-Guichet-Town": "alpha"})[0] == 200
+    assert office({})[0] == 200
