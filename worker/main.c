@@ -112,6 +112,8 @@ typedef struct {
     gchw_town_t     **towns;         /* served, in order */
     int               ntowns;
     int               towns_read;    /* from PostgreSQL at least once */
+    char              pg_town[GCH_TOWN_ID_MAX + 1];  /* pg's search_path's
+                                        town, "" for a new connection */
     int64_t           towns_at;      /* read them again then */
 } gchw_worker_t;
 
@@ -139,6 +141,7 @@ gchw_pg_lost(gchw_worker_t *w, int64_t now)
 {
     PQfinish(w->pg);
     w->pg = NULL;
+    w->pg_town[0] = '\0';
     w->pg_retry = now + w->backoff;
 }
 
@@ -562,6 +565,7 @@ gchw_connect_pg(gchw_worker_t *w, int64_t now)
     }
 
     w->pg = gchb_pg_connect(&w->conf);
+    w->pg_town[0] = '\0';
     if (w->pg == NULL) {
         w->pg_retry = now + w->backoff;
         gchw_backoff_more(w);
@@ -697,11 +701,14 @@ main(int argc, char **argv)
             t = w.towns[i];
             gchb_town_set(t->id);
 
-            if (w.pg != NULL) {
+            /* one town alone: its search_path set once per connection */
+            if (w.pg != NULL && strcmp(w.pg_town, t->id) != 0) {
                 switch (gchb_pg_town(w.pg, t->id)) {
                 case 0:
+                    snprintf(w.pg_town, sizeof(w.pg_town), "%s", t->id);
                     break;
                 case 1:
+                    w.pg_town[0] = '\0';
                     continue;       /* gone since read: dropped next time */
                 default:
                     gchw_pg_lost(&w, now);
