@@ -407,7 +407,6 @@ gchw_connect_redis(gchw_worker_t *w)
     }
 
     gchb_log("info", "connected to redis %s", gchb_redis_name(&w->conf));
-    gchw_persist_reread(w->persist);
     w->backoff = GCHW_BACKOFF_MIN;
 
     /* each town's group made again, its pending list read again */
