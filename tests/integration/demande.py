@@ -1,7 +1,7 @@
 """demande.py -- the compact demande (engine/src/demande.c, swaps included)
-read back by the tests: what the idempotency record "D <hash> <demande>", the family's
-demande list and the stream entry of a booking hold, as the dicts of the
-JSON the engine renders from it (docs/architecture.md, "The compact
+read back by the tests: what the idempotency record "D <hash> <demande>",
+the family's demande list and the stream entry of a booking hold, as the
+dicts of the JSON the engine renders from it (docs/architecture.md, "The compact
 demande").  Text written before the compact form (JSON) is parsed as it is.
 
     answer(text)   the answer's dict ({"request_id", "status", "items"})

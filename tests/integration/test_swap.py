@@ -25,7 +25,8 @@ DAY = "2027-07-07"          # a Wednesday, far from any deadline
 
 def town():
     units = [
-        {"code": "MATIN", "label": "Matin", "starts": "08:30", "ends": "12:00"},
+        {"code": "MATIN", "label": "Matin", "starts": "08:30",
+         "ends": "12:00"},
         {"code": "APM", "label": "Après-midi", "starts": "13:30",
          "ends": "17:30"},
         {"code": "JOUR", "label": "Journée", "starts": "08:30",
