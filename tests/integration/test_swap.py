@@ -203,6 +203,15 @@ def test_swap_same_afternoon_releases_the_old_workshop(s, tok):
     assert rows == {old: "cancelled", new: "confirmed"}
     billed = s.sql("select billed from booking where id = %s", (old,))
     assert billed == [(False,)]
+    # the demande's e-mail says what was released; no cancellation e-mail
+    rid = r.json()["request_id"]
+    body = s.sql("select body from outbox_mail where kind = 'demande'"
+                 " and ref = %s", (rid,))[0][0]
+    assert ("Atelier poterie, le 07/07/2027 (Après-midi) : confirmée "
+            "(5,00 €), à la place de Atelier danse, le 07/07/2027 "
+            "(Après-midi), annulée sans frais") in body, body
+    assert s.sql("select count(*) from outbox where kind = 'cancellation'"
+                 " and ref = %s", (old,)) == [(0,)]
     # the demande is stored once, with the release in its items
     items = s.sql("select items from demande where family_id = 'f1'"
                   " and idem_key = %s", (k,))
@@ -232,6 +241,10 @@ def test_swap_to_a_full_cell_keeps_the_old_booking(s, tok):
     s.wait_worker_drained()
     assert s.sql("select status from booking where id = %s",
                  (old,)) == [("confirmed",)]
+    body = s.sql("select body from outbox_mail where kind = 'demande'"
+                 " and ref = %s", (r.json()["request_id"],))[0][0]
+    assert "refusée (complet), votre réservation précédente est " \
+        "conservée" in body, body
 
 
 def test_swap_of_a_booking_gone_is_refused_and_takes_nothing(s, tok):
@@ -279,6 +292,9 @@ def test_late_swap_is_billed_as_a_late_cancellation(s, tok):
     s.wait_worker_drained()
     assert s.sql("select status, billed from booking where id = %s",
                  (old,)) == [("cancelled", True)]
+    body = s.sql("select body from outbox_mail where kind = 'demande'"
+                 " and ref = %s", (r.json()["request_id"],))[0][0]
+    assert "annulée après le délai : elle reste facturée" in body, body
 
 
 def test_template_over_booked_weeks_is_a_batch_of_swaps(s, tok):
