@@ -643,7 +643,7 @@ gcho_history_period(gcho_req_t *rq, gch_day_t *df, gch_day_t *dt)
 
 /* The connections of the period, newest first, from the module's list:
  * *conns a JSON array (malloc'ed, the caller frees it). */
-static int
+int
 gcho_history_connections(gcho_req_t *rq, const char *from, const char *to,
     char **conns)
 {

@@ -66,6 +66,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_counter_routes,
     gcho_daily_routes,
     gcho_notice_routes,
+    gcho_mydata_routes,
     NULL
 };
 

@@ -133,6 +133,7 @@ extern const gcho_route_t  gcho_family_routes[];
 extern const gcho_route_t  gcho_counter_routes[];
 extern const gcho_route_t  gcho_daily_routes[];
 extern const gcho_route_t  gcho_notice_routes[];
+extern const gcho_route_t  gcho_mydata_routes[];
 
 
 
@@ -395,6 +396,13 @@ int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
  * POST /api/entourage's body.  0, or -1 after answering 400 or 503. */
 int gcho_entourage_create(gcho_req_t *rq, const char *fid,
     const gch_jnode_t *arr);
+
+/* account.c: the family's connections between the days from and to
+ * ("YYYY-MM-DD", Europe/Paris), newest first, from the module's list in
+ * Redis: GCHO_GO and *conns a JSON array of {at, ip} (malloc'ed, the
+ * caller frees it), or the answer (503; -1). */
+int gcho_history_connections(gcho_req_t *rq, const char *from,
+    const char *to, char **conns);
 
 /* pdf.c: a printed page (libharu, A4, Helvetica in WinAnsi). */
 typedef struct {

@@ -1,0 +1,140 @@
+/*
+ * infos.test.mjs -- the family's file, the last gaps (issue 25) in a real
+ * browser, on a stack of its own (pieces_town.py's town; guichetctl adds
+ * an agent):
+ *
+ *   the footer of every page leads to Mentions légales, the CGU (with the
+ *   version in force), the accessibility statement and Aide, before and
+ *   after logging in, and from the back office; each page axe-clean at
+ *   375 px and 1200 px.
+ *
+ * Skipped when build/ has no guichet-office.  Screenshots in
+ * tests/out/web/infos-*.png.
+ */
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { ARGS, CHROMIUM, PY, ROOT, axe, login, shot as helperShot,
+         startStack, stopStack } from "./helpers.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CTL = path.join(ROOT, "build", "guichetctl");
+const PASSWORD = "infos-" + Math.random().toString(36).slice(2, 10);
+const STAFF_PASSWORD = "agent-" + Math.random().toString(36).slice(2, 10);
+const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
+              && fs.existsSync(CTL);
+
+let stack = null;
+let tmp;
+let browser;
+const errors = [];
+
+function shot(name, p) {
+    return helperShot("infos-" + name, p);
+}
+
+async function newPage(width) {
+    const ctx = await browser.newContext({
+        locale: "fr-FR", viewport: { width, height: 900 },
+        acceptDownloads: true });
+    const p = await ctx.newPage();
+    p.on("pageerror", (e) => errors.push(e.message));
+    return p;
+}
+
+async function agentLogin(ag) {
+    await ag.goto(stack.base + "/agent/#/connexion");
+    await ag.waitForSelector("#ag-identifiant");
+    await ag.fill("#ag-identifiant", "i.agent");
+    await ag.fill("#ag-motdepasse", STAFF_PASSWORD);
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("h1:has-text('Inscriptions à traiter')");
+}
+
+before(async () => {
+    if (!READY) {
+        return;
+    }
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-infos-"));
+    const town = path.join(tmp, "town.json");
+    execFileSync(PY, [path.join(HERE, "pieces_town.py"), "--password",
+                      PASSWORD, town]);
+    stack = await startStack(town);
+    execFileSync(CTL, ["-c", stack.conf, "staff-add", "i.agent", "agent",
+                       "Inès Agent"],
+                 { cwd: ROOT, input: STAFF_PASSWORD + "\n",
+                   stdio: ["pipe", "pipe", "pipe"] });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+});
+
+after(async () => {
+    await browser?.close();
+    await stopStack(stack);
+    if (tmp) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+});
+
+const t = READY ? test : test.skip;
+
+const PAGES = [
+    ["Mentions légales", "Mentions légales", /Directeur de la publication/],
+    ["Conditions générales d'utilisation",
+     "Conditions générales d'utilisation", /version \S+ du /],
+    ["Accessibilité", "Déclaration d'accessibilité",
+     /partiellement conforme.*RGAA.*Dérogations.*Défenseur des droits/s],
+    ["Aide", "Aide", /Créer mon espace.*Télécharger mes données/s],
+];
+
+t("the footer's pages, logged out and in, phone and desktop", async () => {
+    for (const width of [375, 1200]) {
+        const p = await newPage(width);
+        await p.goto(stack.base + "/#/connexion");
+        await p.waitForSelector("#identifiant");
+        for (const [link, title, text] of PAGES) {
+            await p.click(".pied a:has-text(\"" + link + "\")");
+            await p.waitForSelector("h1:has-text(\"" + title + "\")");
+            await p.waitForFunction((re) => new RegExp(re, "s")
+                .test(document.getElementById("contenu").textContent),
+                text.source);
+            await axe(title + " " + width, p);
+        }
+        await shot("accessibilite-" + width, p);
+        /* logged in: the same footer, the menu still there */
+        await login(p, stack.base, "durand", PASSWORD);
+        await p.click(".pied a:has-text('Mentions légales')");
+        await p.waitForSelector("h1:has-text('Mentions légales')");
+        assert.equal(await p.isVisible("#nav"), true);
+        await p.context().close();
+    }
+    const ag = await newPage(1200);
+    await agentLogin(ag);
+    await ag.click(".pied a:has-text('Accessibilité')");
+    await ag.waitForSelector("h1:has-text(\"Déclaration d'accessibilité\")");
+    await ag.context().close();
+    assert.deepEqual(errors, []);
+});
+
+t("the family downloads its own data from the dashboard", async () => {
+    const p = await newPage(375);
+    await login(p, stack.base, "durand", PASSWORD);
+    await p.waitForSelector("#mes-donnees");
+    await axe("tableau de bord 375", p);
+    const [dl] = await Promise.all([p.waitForEvent("download"),
+                                    p.click("#mes-donnees")]);
+    assert.match(dl.suggestedFilename(), /^mes-donnees-.+\.json$/);
+    const d = JSON.parse(fs.readFileSync(await dl.path(), "utf8"));
+    assert.equal(d.family.login, "durand");
+    assert.deepEqual(d.children.map((c) => c.first_name).sort(),
+                     ["Alice", "Bastien"]);
+    assert.ok(d.connections.length >= 1);
+    assert.ok(!JSON.stringify(d).includes("password_hash"));
+    await p.context().close();
+    assert.deepEqual(errors, []);
+});
