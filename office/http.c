@@ -67,6 +67,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_daily_routes,
     gcho_notice_routes,
     gcho_mydata_routes,
+    gcho_publication_routes,
     NULL
 };
 

@@ -134,6 +134,7 @@ extern const gcho_route_t  gcho_counter_routes[];
 extern const gcho_route_t  gcho_daily_routes[];
 extern const gcho_route_t  gcho_notice_routes[];
 extern const gcho_route_t  gcho_mydata_routes[];
+extern const gcho_route_t  gcho_publication_routes[];
 
 
 
@@ -403,6 +404,12 @@ int gcho_entourage_create(gcho_req_t *rq, const char *fid,
  * caller frees it), or the answer (503; -1). */
 int gcho_history_connections(gcho_req_t *rq, const char *from,
     const char *to, char **conns);
+
+/* document.c: writes len bytes to path (created, 0600) and fsyncs it; 0,
+ * or -1 after logging (nothing left).  gcho_doc_sync_dir fsyncs a
+ * directory after a rename into it. */
+int gcho_doc_write(const char *path, const char *bytes, size_t len);
+void gcho_doc_sync_dir(const char *dir);
 
 /* pdf.c: a printed page (libharu, A4, Helvetica in WinAnsi). */
 typedef struct {
