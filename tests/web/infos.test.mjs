@@ -6,7 +6,12 @@
  *   the footer of every page leads to Mentions légales, the CGU (with the
  *   version in force), the accessibility statement and Aide, before and
  *   after logging in, and from the back office; each page axe-clean at
- *   375 px and 1200 px.
+ *   375 px and 1200 px;
+ *   the dashboard's « Télécharger mes données » downloads the family's
+ *   file (GET /api/my-data);
+ *   an agent publishes news and a PDF in « Publications »; the family
+ *   reads the news and downloads the PDF on its dashboard (375 px); the
+ *   news withdrawn is gone.
  *
  * Skipped when build/ has no guichet-office.  Screenshots in
  * tests/out/web/infos-*.png.
@@ -135,6 +140,63 @@ t("the family downloads its own data from the dashboard", async () => {
                      ["Alice", "Bastien"]);
     assert.ok(d.connections.length >= 1);
     assert.ok(!JSON.stringify(d).includes("password_hash"));
+    await p.context().close();
+    assert.deepEqual(errors, []);
+});
+
+t("the town publishes news and a document, families read them",
+  async () => {
+    const ag = await newPage(1200);
+    await agentLogin(ag);
+    await ag.click("#nav a[href='#/publications']");
+    await ag.waitForSelector("#form-actualite");
+    await axe("agent publications", ag);
+    /* nothing typed: said, nothing sent */
+    await ag.click("#form-actualite button[type=submit]");
+    await ag.waitForSelector("#form-actualite [role=alert]");
+    await ag.fill("#act-titre", "Menus de décembre");
+    await ag.fill("#act-texte", "Repas de Noël le jeudi 17.");
+    await ag.click("#form-actualite button[type=submit]");
+    await ag.waitForSelector("text=Actualité publiée : Menus de décembre.");
+    await ag.fill("#pub-titre", "Règlement intérieur 2026-2027");
+    await ag.selectOption("#pub-categorie", "reglement");
+    await ag.setInputFiles("#pub-fichier", {
+        name: "reglement.pdf", mimeType: "application/pdf",
+        buffer: Buffer.from("%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>"
+                            + "\n%%EOF\n") });
+    await ag.click("#form-publication button[type=submit]");
+    await ag.waitForSelector("text=Document publié : Règlement intérieur "
+                             + "2026-2027.");
+    assert.match(await ag.textContent("#documents-commune"),
+                 /Règlement intérieur 2026-2027.*Règlement.*i\.agent/s);
+    await axe("agent publications filled", ag);
+    await shot("agent", ag);
+
+    const p = await newPage(375);
+    await login(p, stack.base, "durand", PASSWORD);
+    await p.waitForSelector("#bloc-actualites:not([hidden])");
+    assert.match(await p.textContent("#bloc-actualites"),
+                 /Menus de décembre.*Repas de Noël le jeudi 17\./s);
+    await p.waitForSelector("#bloc-docs-commune:not([hidden])");
+    await axe("tableau de bord publications 375", p);
+    await shot("tableau-375", p);
+    const [dl] = await Promise.all([
+        p.waitForEvent("download"),
+        p.click("#bloc-docs-commune a:has-text('Règlement intérieur')")]);
+    assert.equal(dl.suggestedFilename(), "reglement.pdf");
+    assert.match(fs.readFileSync(await dl.path(), "latin1"), /^%PDF-1\.4/);
+
+    /* withdrawn in the back office: gone from the dashboard */
+    const withdraw = "#actualites article:has-text('Menus de décembre') "
+                     + "button:has-text('Retirer')";
+    await ag.click(withdraw);
+    await ag.click("#actualites article:has-text('Menus de décembre') "
+                   + "button:has-text('Confirmer')");
+    await ag.waitForSelector("text=Actualité retirée : Menus de décembre.");
+    await p.reload();
+    await p.waitForSelector("#bloc-docs-commune:not([hidden])");
+    assert.equal(await p.isHidden("#bloc-actualites"), true);
+    await ag.context().close();
     await p.context().close();
     assert.deepEqual(errors, []);
 });

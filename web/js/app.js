@@ -25,6 +25,7 @@ import { viewEntourage } from "./entourage.js";
 import { viewSituation } from "./situation.js";
 import { viewActiver, viewCgu, viewCreerEspace } from "./premiere.js";
 import { viewAccessibilite, viewAide, viewMentions } from "./infos.js";
+import { townBlocks } from "./publications.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -395,6 +396,7 @@ async function viewTableau() {
         last,
         cgu,
         pieces,
+        ...townBlocks(),
         h("div", { class: "boutons" },
           h("a", { class: "bouton", href: "#/reserver" },
             "Modifier les réservations"),
