@@ -68,6 +68,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_notice_routes,
     gcho_mydata_routes,
     gcho_publication_routes,
+    gcho_coresp_routes,
     NULL
 };
 

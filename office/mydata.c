@@ -7,7 +7,7 @@
  * Each part is the family's rows as they are stored (to_jsonb of the
  * row), so that a column added later is exported without a change here;
  * only secrets are left out: password and code hashes, the tokens of
- * activation links, password resets and calendar feeds, and the names
+ * activation links, invitations, password resets and calendar feeds, and the names
  * of the stored files (the documents are listed, their content is
  * downloaded one by one from Mes documents).  The connections are the
  * module's list in Redis (account.c).  The export is itself audited
@@ -45,6 +45,9 @@ static const char  gcho_my_data_sql[] =
     " 'address_changes', " GCHO_MD_OWN("address_change", "x.id") ","
     " 'children', " GCHO_MD_OWN("child", "x.birth_date, x.id") ","
     " 'entourage', " GCHO_MD_OWN("entourage_person", "x.id") ","
+    " 'co_responsables', coalesce((select json_agg(to_jsonb(x)"
+    "   - 'password_hash' - 'invite_hash' order by x.id)"
+    "   from co_responsable x where x.family_id = $1), '[]'::json),"
     " 'quotient', json_build_object("
     "   'recorded', " GCHO_MD_OWN("family_qf", "x.id") ","
     "   'requests', " GCHO_MD_OWN("qf_change", "x.id") "),"

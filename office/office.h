@@ -135,6 +135,7 @@ extern const gcho_route_t  gcho_daily_routes[];
 extern const gcho_route_t  gcho_notice_routes[];
 extern const gcho_route_t  gcho_mydata_routes[];
 extern const gcho_route_t  gcho_publication_routes[];
+extern const gcho_route_t  gcho_coresp_routes[];
 
 
 
@@ -397,6 +398,12 @@ int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
  * POST /api/entourage's body.  0, or -1 after answering 400 or 503. */
 int gcho_entourage_create(gcho_req_t *rq, const char *fid,
     const gch_jnode_t *arr);
+
+/* account.c: ends the family's sessions recorded in Redis except the one
+ * whose hash is keep (NULL: all).  0, or -1 after answering 503 with
+ * failed_msg. */
+int gcho_sessions_end(gcho_req_t *rq, const char *fid, const char *keep,
+    const char *failed_msg);
 
 /* account.c: the family's connections between the days from and to
  * ("YYYY-MM-DD", Europe/Paris), newest first, from the module's list in
