@@ -7,9 +7,9 @@
  * Each part is the family's rows as they are stored (to_jsonb of the
  * row), so that a column added later is exported without a change here;
  * only secrets are left out: password and code hashes, the tokens of
- * activation links, invitations, password resets and calendar feeds, and the names
- * of the stored files (the documents are listed, their content is
- * downloaded one by one from Mes documents).  The connections are the
+ * activation links, invitations, password resets and calendar feeds,
+ * and the names of the stored files (the documents are listed, their
+ * content is downloaded one by one from Mes documents).  The connections are the
  * module's list in Redis (account.c).  The export is itself audited
  * (action "family.data_export") in the transaction that reads the rows,
  * so that the family's journal says when its data left.

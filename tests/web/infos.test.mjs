@@ -11,7 +11,9 @@
  *   file (GET /api/my-data);
  *   an agent publishes news and a PDF in « Publications »; the family
  *   reads the news and downloads the PDF on its dashboard (375 px); the
- *   news withdrawn is gone.
+ *   news withdrawn is gone;
+ *   the family invites a co-responsable, who opens the link, chooses a
+ *   login and logs in on the same file; removed, that login fails.
  *
  * Skipped when build/ has no guichet-office.  Screenshots in
  * tests/out/web/infos-*.png.
@@ -197,6 +199,60 @@ t("the town publishes news and a document, families read them",
     await p.waitForSelector("#bloc-docs-commune:not([hidden])");
     assert.equal(await p.isHidden("#bloc-actualites"), true);
     await ag.context().close();
+    await p.context().close();
+    assert.deepEqual(errors, []);
+});
+
+t("a co-responsable invited, with their own login, then removed",
+  async () => {
+    const p = await newPage(375);
+    await login(p, stack.base, "durand", PASSWORD);
+    await p.goto(stack.base + "/#/co-responsable");
+    await p.waitForSelector("#form-co");
+    await axe("co-responsable 375", p);
+    await p.click("#form-co button[type=submit]");
+    await p.waitForSelector("#form-co [role=alert]");
+    await p.fill("#co-prenom", "Paul");
+    await p.fill("#co-nom", "Durand");
+    await p.fill("#co-email", "paul@example.org");
+    await p.click("#form-co button[type=submit]");
+    await p.waitForSelector("#co-invitation");
+    await axe("co-responsable invitation 375", p);
+    const link = await p.inputValue("#co-lien");
+    assert.match(link, /#\/invitation\?jeton=[\w-]{40,}$/);
+
+    const c = await newPage(1200);
+    await c.goto(stack.base + "/" + link.slice(link.indexOf("#")));
+    await c.waitForSelector("#form-invitation");
+    await axe("invitation 1200", c);
+    const pw = "paul-" + Math.random().toString(36).slice(2, 10);
+    await c.fill("#inv-identifiant", "paul.durand");
+    await c.fill("#inv-motdepasse", pw);
+    await c.fill("#inv-confirmation", pw);
+    await c.click("#form-invitation button[type=submit]");
+    await c.waitForSelector("#form-invitation [role=alert]");  /* CGU */
+    await c.check("#inv-cgu");
+    await c.click("#form-invitation button[type=submit]");
+    await c.waitForSelector("#inv-ok");
+    await login(c, stack.base, "paul.durand", pw);
+    await c.waitForSelector("text=Alice");
+    await shot("co-responsable-1200", c);
+
+    await p.reload();
+    await p.waitForSelector("#co-actuel");
+    assert.match(await p.textContent("#co-actuel"),
+                 /Paul Durand.*Accès actif.*paul\.durand/s);
+    await axe("co-responsable actif 375", p);
+    await p.click("#co-retirer");
+    await p.click("#co-retirer");
+    await p.waitForSelector("text=Co-responsable retiré.");
+    await p.waitForSelector("#form-co");
+    await c.goto(stack.base + "/#/connexion");
+    await c.fill("#identifiant", "paul.durand");
+    await c.fill("#motdepasse", pw);
+    await c.click("form button[type=submit]");
+    await c.waitForSelector("text=Identifiant ou mot de passe incorrect");
+    await c.context().close();
     await p.context().close();
     assert.deepEqual(errors, []);
 });

@@ -26,6 +26,7 @@ import { viewSituation } from "./situation.js";
 import { viewActiver, viewCgu, viewCreerEspace } from "./premiere.js";
 import { viewAccessibilite, viewAide, viewMentions } from "./infos.js";
 import { townBlocks } from "./publications.js";
+import { viewCoResponsable, viewInvitation } from "./coresponsable.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -60,6 +61,8 @@ const routes = {
     "/mentions-legales": viewMentions,
     "/accessibilite": viewAccessibilite,
     "/aide": viewAide,
+    "/co-responsable": viewCoResponsable,
+    "/invitation": viewInvitation,
     "/messagerie": E.viewMessagerie,
     "/historique": E.viewHistorique,
     "/prelevement": E.viewPrelevement,
@@ -72,7 +75,7 @@ const routes = {
 const publicViews = new Set([viewConnexion, E.viewMotDePasseOublie,
                              E.viewNouveauMotDePasse, viewCreerEspace,
                              viewActiver, viewCgu, viewMentions,
-                             viewAccessibilite, viewAide]);
+                             viewAccessibilite, viewAide, viewInvitation]);
 
 /* Public pages that keep the menu for a family logged in (the footer's). */
 const infoViews = new Set([viewCgu, viewMentions, viewAccessibilite,
