@@ -9,7 +9,7 @@
  * only secrets are left out: password and code hashes, the tokens of
  * activation links, invitations, password resets and calendar feeds,
  * and the names of the stored files (the documents are listed, their
- * content is downloaded one by one from Mes documents).  The connections are the
+ * files are downloaded one by one from Mes documents).  The connections are the
  * module's list in Redis (account.c).  The export is itself audited
  * (action "family.data_export") in the transaction that reads the rows,
  * so that the family's journal says when its data left.
