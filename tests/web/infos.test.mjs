@@ -50,8 +50,18 @@ async function newPage(width) {
     const ctx = await browser.newContext({
         locale: "fr-FR", viewport: { width, height: 900 },
         acceptDownloads: true });
+    /* the site's Content-Security-Policy (headers-site.conf) blocks
+     * nothing these pages need */
+    await ctx.addInitScript(() => document.addEventListener(
+        "securitypolicyviolation", (e) => console.error(
+            "CSP violation: " + e.violatedDirective + " " + e.blockedURI)));
     const p = await ctx.newPage();
     p.on("pageerror", (e) => errors.push(e.message));
+    p.on("console", (m) => {
+        if (m.text().startsWith("CSP violation")) {
+            errors.push(m.text());
+        }
+    });
     return p;
 }
 
