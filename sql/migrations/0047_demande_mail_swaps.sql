@@ -1,4 +1,4 @@
--- 0031_demande_mail_swaps.sql -- a demande's e-mail says what a swap
+-- 0047_demande_mail_swaps.sql -- a demande's e-mail says what a swap
 -- released (issue 24).
 --
 -- A swap is an item of a booking demande that replaces one of the
