@@ -364,6 +364,18 @@ gch_swap_step3(gch_book_t *b, const redisReply *exec)
     const char     *argv[4];
     size_t          argvlen[4];
 
+    /* a booking without a confirmed swap writes nothing here (the hot
+     * path: not even a MULTI taken back) */
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == GCH_REASON_NONE && b->cells[i].old) {
+            break;
+        }
+    }
+
+    if (i == b->ncells) {
+        return;
+    }
+
     l = &b->step3;
     before = l->list.ncmds;
     gch_cmdlist_cmd(l, "MULTI", NULL);
