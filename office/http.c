@@ -64,6 +64,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_activity_routes,
     gcho_family_routes,
     gcho_counter_routes,
+    gcho_credit_routes,
     gcho_daily_routes,
     gcho_notice_routes,
     NULL

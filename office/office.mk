@@ -13,7 +13,7 @@ GCHO_LIBS    := $(GCHB_LIBS) -lyajl -lmicrohttpd -lcurl -pthread
 
 GCHO_SRCS    := main http reply body store auth hash decision enrolment document \
                 required message account payment debit contact activation \
-                entourage qf staff calendar activity family counter daily \
+                entourage qf staff calendar activity family counter credit daily \
                 notice pdf
 GCHO_HDRS    := office/office.h $(GCHB_HDRS) engine/include/gch_json.h
 

@@ -138,7 +138,7 @@ t("the régie records a cheque and exports the month", async () => {
     const [dl] = await Promise.all([p.waitForEvent("download"),
                                     p.click("#export-compta")]);
     const csv = fs.readFileSync(await dl.path(), "utf8");
-    assert.match(csv, /^type;date;facture;famille;mode;montant;reference;agent\r\n/);
+    assert.match(csv, /^type;date;facture;famille;mode;montant;reference;agent;piece\r\n/);
     assert.match(csv, /"encaissement";\d{4}-\d\d-\d\d;1;"f1";"cheque";42,00;"chèque 1234567 Banque Postale";"r\.regie"/);
     /* one régie's export */
     await p.selectOption("#caisse-regie", "principale");
