@@ -604,7 +604,8 @@ gcho_ctr_letter(gcho_req_t *rq)
     p[0] = rq->param[0];
     res = gcho_sql(rq,
         "select i.number, to_char(i.month, 'MM/YYYY'),"
-        "  to_char(i.due_date, 'DD/MM/YYYY'), i.total_cents,"
+        "  to_char(i.due_date, 'DD/MM/YYYY'),"
+        "  i.total_cents - i.credited_cents,"
         "  (select name from town where id = 1),"
         "  coalesce(f.login, f.id)"
         " from invoice i join family f on f.id = i.family_id"
