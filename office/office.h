@@ -18,8 +18,8 @@
  * body.c request data and bodies, store.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
  * account.c, payment.c, debit.c, staff.c, activity.c, family.c,
- * merge.c, counter.c, credit.c, daily.c, notice.c) owns a table of routes and its
- * handlers.
+ * merge.c, counter.c, credit.c, daily.c, notice.c) owns a table of
+ * routes and its handlers.
  * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
 
