@@ -68,6 +68,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_credit_routes,
     gcho_daily_routes,
     gcho_notice_routes,
+    gcho_town_routes,
     NULL
 };
 

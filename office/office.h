@@ -18,8 +18,8 @@
  * body.c request data and bodies, store.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
  * account.c, payment.c, debit.c, staff.c, activity.c, family.c,
- * merge.c, counter.c, credit.c, daily.c, notice.c) owns a table of
- * routes and its handlers.
+ * merge.c, counter.c, credit.c, daily.c, notice.c, town.c) owns a
+ * table of routes and its handlers.
  * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
 
@@ -135,6 +135,7 @@ extern const gcho_route_t  gcho_counter_routes[];
 extern const gcho_route_t  gcho_credit_routes[];
 extern const gcho_route_t  gcho_daily_routes[];
 extern const gcho_route_t  gcho_notice_routes[];
+extern const gcho_route_t  gcho_town_routes[];
 
 
 

@@ -343,11 +343,12 @@ class Stack:
             self.town_file = self._path("town.json")
             with open(self.town_file, "w") as f:
                 jsonlib.dump(self.town, f, ensure_ascii=False, indent=1)
-        else:
+        elif self.town is not None:
             self.town_file = os.path.abspath(self.town)
         self.ctl_run("init-secret", self.secret, conf=False)
         self.ctl_run("migrate")
-        self.ctl_run("load-town", self.town_file)
+        if self.town is not None:       # None: no town file at all
+            self.ctl_run("load-town", self.town_file)
 
     def ctl_run(self, *args, conf=True):
         """Runs guichetctl; its stdout (str).  StackError when it fails."""
