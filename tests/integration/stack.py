@@ -19,8 +19,9 @@ Environment:
     GUICHET_ASAN=1   start nginx with LD_PRELOAD=libasan (an ASan module)
     GUICHET_KEEP=1   keep the temporary directory after stop()
 
-Run alone, `python3 tests/integration/stack.py serve [TOWN]` starts a stack,
-prints "URL http://127.0.0.1:PORT" and runs until it gets SIGTERM/SIGINT
+Run alone, `python3 tests/integration/stack.py serve [TOWN | --no-town]`
+starts a stack (--no-town: no guichetctl load-town at all), prints "URL
+http://127.0.0.1:PORT" and runs until it gets SIGTERM/SIGINT
 (tests/run-all uses it for the browser tests).
 """
 
@@ -560,6 +561,7 @@ def serve(town):
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "serve":
-        serve(sys.argv[2] if len(sys.argv) > 2 else DEMO_TOWN)
+        arg = sys.argv[2] if len(sys.argv) > 2 else DEMO_TOWN
+        serve(None if arg == "--no-town" else arg)
     else:
-        sys.exit("usage: stack.py serve [TOWN]")
+        sys.exit("usage: stack.py serve [TOWN | --no-town]")
