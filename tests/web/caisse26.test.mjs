@@ -6,7 +6,8 @@
  *   the régie finds a family's unpaid invoices, ticks two, records a
  *   cheque for their total, sees it among the month's counter payments
  *   and downloads the month's accounting CSV; it makes an avoir on an
- *   unpaid invoice (less to pay) and on a paid one (owed back), refunds
+ *   unpaid invoice (less to pay; the family sees it in « Mes factures »
+ *   and pays the rest) and on a paid one (owed back), refunds
  *   it by cheque (more than owed refused), and finds both in the CSV;
  *   an agent has no « Caisse ».
  *
@@ -189,6 +190,24 @@ t("the régie makes avoirs and refunds what it owes", async () => {
     assert.match(await p.textContent("#remboursement-form [role=alert]"),
                  /0,00\s€/);
     await H.axe("caisse avoir", p);
+
+    /* the family sees the avoir and pays what is left */
+    const tok = execFileSync(CTL, ["-c", stack.conf, "token", "f2"],
+                             { cwd: ROOT, encoding: "utf8" }).trim();
+    const fctx = await browser.newContext({ locale: "fr-FR" });
+    await fctx.addCookies([{ name: "guichet_session", value: tok,
+                             url: BASE }]);
+    const fam = await fctx.newPage();
+    fam.on("pageerror", (e) => errors.push(e.message));
+    await fam.goto(BASE + "/#/factures");
+    await fam.waitForSelector("h1:has-text('Mes factures')");
+    await fam.waitForSelector("text=avoir AV-1");
+    assert.match(await fam.textContent("main table"),
+                 /N° 0*3.*7,00\s€.*avoir AV-1 : −2,50\s€ \(Séance annulée\).*reste à payer : 4,50\s€/s);
+    await fam.check("#fac-" + invId(3));
+    assert.match(await fam.textContent("#somme-cochee"), /4,50/);
+    await H.axe("factures avec avoir", fam);
+    await fctx.close();
 
     /* f1's invoice n° 1 was paid by cheque: an avoir is owed back, then
        refunded by cheque */
