@@ -319,6 +319,30 @@ function invoiceAmount(inv) {
     return Math.round((Number(inv.total) || 0) * 100);
 }
 
+/* What is left to pay of an unpaid invoice: its total less its avoirs
+ * (credit notes, due_cents of GET /api/invoices). */
+function invoiceDue(inv) {
+    return Number.isFinite(inv.due_cents) && !invoicePaid(inv)
+        ? inv.due_cents : invoiceAmount(inv);
+}
+
+/* Its avoirs and refunds, in words under its amount (null: none). */
+function invoiceCredits(inv) {
+    const words = [];
+    for (const c of inv.credit_notes || []) {
+        words.push("avoir AV-" + c.number + " : −" + F.euros(c.amount_cents)
+                   + (c.reason ? " (" + c.reason + ")" : ""));
+    }
+    for (const x of inv.refunds || []) {
+        words.push("remboursé : " + F.euros(x.amount_cents));
+    }
+    if (words.length && !invoicePaid(inv) && Number.isFinite(inv.due_cents)) {
+        words.push("reste à payer : " + F.euros(inv.due_cents));
+    }
+    return words.length ? h("small", { class: "avoirs" }, h("br"),
+                            words.join(" · ")) : null;
+}
+
 function invoicePaid(inv) {
     return inv.paid === true || inv.status === "paid"
            || inv.status === "payee";
@@ -861,7 +885,7 @@ async function viewFactures() {
     const refresh = () => {
         const chosen = boxes.filter((b) => b.box.checked);
         sum.textContent = F.euros(chosen.reduce((s, b) =>
-            s + invoiceAmount(b.inv), 0));
+            s + invoiceDue(b.inv), 0));
         pay.disabled = chosen.length === 0;
     };
 
@@ -881,7 +905,8 @@ async function viewFactures() {
                       "Payer la facture "), "N° " + num)
                 : "N° " + num),
             h("td", {}, periodWords(inv.period || inv.month)),
-            h("td", { class: "montant" }, F.euros(invoiceAmount(inv))),
+            h("td", { class: "montant" }, F.euros(invoiceAmount(inv)),
+              invoiceCredits(inv)),
             h("td", {}, inv.due_date ? F.dayLong(inv.due_date) : "—"),
             h("td", {}, paid ? h("span", { class: "etiquette ok" }, "Payée")
                              : h("span", { class: "etiquette attente" },
