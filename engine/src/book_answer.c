@@ -163,6 +163,12 @@ gch_items_json(gch_book_t *b)
                 gch_buf_lit(&o, ",\"channel\":\"onsite\"");
             }
 
+        } else if (GCH_WAITLISTED(c)) {
+            gch_buf_lit(&o, ",\"status\":\"waitlisted\",\"reason\":");
+            gch_buf_jstrz(&o, gch_reason_name(c->reason));
+            gch_buf_lit(&o, ",\"position\":");
+            gch_buf_addi(&o, c->position);
+
         } else {
             gch_buf_lit(&o, ",\"status\":\"refused\",\"reason\":");
             gch_buf_jstrz(&o, gch_reason_name(c->reason));

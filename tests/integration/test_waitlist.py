@@ -1,0 +1,229 @@
+"""test_waitlist.py -- waiting lists (issue 23) through the real stack:
+joining on "complet" ("waitlist": true), positions in Redis's order, no
+child twice on a list, GET /api/waitlist, leaving it, and the worker's
+promotion when a place frees (every rule checked again, one place never
+sold twice).
+
+One custom town (below) on its own Stack; every test uses its own
+sessions.
+"""
+
+import threading
+import time
+import uuid
+
+import pytest
+
+
+def town():
+    units = [
+        {"code": "MATIN", "label": "Matin", "starts": "08:30", "ends": "12:00"},
+        {"code": "APM", "label": "Après-midi", "starts": "13:30",
+         "ends": "17:30"},
+    ]
+
+    def act(aid, sessions, **extra):
+        a = {"id": aid, "name": "Activité " + aid, "age_min": 3,
+             "age_max": 17,
+             "booking_opens_at": "2026-01-01T18:00:00+01:00",
+             "deadline": {"working_days": 2},
+             "online_share_percent": 100, "week_required": False,
+             "prices": [{"qf_max": None, "cents": 500}],
+             "sessions": sessions}
+        a.update(extra)
+        return a
+
+    def cell(sid, day, unit="MATIN", places=2):
+        return {"id": sid, "date": day, "unit": unit, "places": places}
+
+    acts = [
+        act("j", [cell("join", "2027-07-07"), cell("dup", "2027-07-08"),
+                  cell("leave", "2027-07-09"), cell("free", "2027-07-12"),
+                  cell("cache", "2027-07-13"), cell("bad", "2027-07-14")]),
+        act("p", [cell("promo", "2027-07-15"), cell("skip", "2027-07-16"),
+                  cell("busy", "2027-07-19"),
+                  cell("rush", "2027-07-20", places=1)]),
+        act("o", [cell("other", "2027-07-19", "MATIN", 10)]),
+        act("doc", [cell("docs", "2027-07-21", places=1)],
+            required_documents=["vaccinations"]),
+    ]
+
+    families = []
+    for i in range(1, 9):
+        fid = "f%d" % i
+        kids = [{"id": "%s-c%d" % (fid, k), "first_name": "Enfant%d" % k,
+                 "birth_date": "2018-03-0%d" % k} for k in (1, 2)]
+        families.append({
+            "id": fid, "qf": 500, "resident": True,
+            "direct_debit": False, "children": kids,
+            "documents": ([{"type": "vaccinations",
+                            "valid_to": "2028-12-31"}]
+                          if fid != "f3" else []),
+            "unpaid_invoices": 0,
+            "enrolments": [{"child_id": c["id"], "activity_id": a,
+                            "from": "2026-01-01", "to": "2027-08-31",
+                            "status": "validee"}
+                           for c in kids for a in ("j", "p", "o", "doc")]})
+
+    return {"town": {"name": "Attente", "timezone": "Europe/Paris"},
+            "units": units, "activities": acts, "families": families}
+
+
+@pytest.fixture(scope="module")
+def s(make_stack):
+    return make_stack(town(), name="waitlist")
+
+
+@pytest.fixture(scope="module")
+def tok(s):
+    return s.tokens()
+
+
+def book(s, token, items, wait=False, idem=None):
+    return s.http("POST", "/api/bookings", token=token,
+                  headers={"Idempotency-Key": idem or uuid.uuid4().hex},
+                  json={"items": [dict({"child_id": c, "session_id": sid},
+                                       **({"waitlist": True} if wait
+                                          else {}))
+                                  for c, sid in items]})
+
+
+def items(r):
+    assert r.status == 200, r
+    return [(i["status"], i.get("reason"), i.get("position"))
+            for i in r.json()["items"]]
+
+
+def wait_list(s, sid):
+    return s.redis.lrange("{main}:s:%s:wait" % sid, 0, -1)
+
+
+def left(s, sid):
+    return s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid,
+                                   "GET", "u32", "0")[0]
+
+
+def fill(s, tok, sid):
+    r = book(s, tok["f1"], [("f1-c1", sid), ("f1-c2", sid)])
+    assert [i[0] for i in items(r)] == ["confirmed", "confirmed"]
+    return [i["booking_id"] for i in r.json()["items"]]
+
+
+def positions(s, token):
+    r = s.http("GET", "/api/waitlist", token=token)
+    assert r.status == 200, r
+    return [(e["session_id"], e["child_id"], e["position"])
+            for e in r.json()["waitlist"]]
+
+
+# ----- 1. join and see ----------------------------------------------------
+
+def test_full_cells_join_the_list_in_order(s, tok):
+    fill(s, tok, "join")
+
+    # without "waitlist": refused full, as always
+    assert items(book(s, tok["f2"], [("f2-c1", "join")])) == \
+        [("refused", "full", None)]
+    assert wait_list(s, "join") == []
+
+    r = book(s, tok["f2"], [("f2-c1", "join")], wait=True)
+    assert items(r) == [("waitlisted", "full", 1)]
+    assert r.json()["request_id"].startswith("D-")
+    assert items(book(s, tok["f4"], [("f4-c1", "join"), ("f4-c2", "join")],
+                      wait=True)) == \
+        [("waitlisted", "full", 2), ("waitlisted", "full", 3)]
+    assert wait_list(s, "join") == ["f2-c1", "f4-c1", "f4-c2"]
+
+    # the list holds no place and no claim
+    assert left(s, "join") == 0
+    assert s.redis.keys("{main}:c:f2-c1:2027-07-07:*") == []
+
+    # the family sees it: the answer, its demandes, GET /api/waitlist
+    assert positions(s, tok["f4"]) == [("join", "f4-c1", 2),
+                                       ("join", "f4-c2", 3)]
+    demandes = s.http("GET", "/api/requests", token=tok["f2"]).json()
+    assert demandes[0]["items"][0]["status"] == "waitlisted"
+    assert demandes[0]["items"][0]["position"] == 1
+
+    # the worker persists the demande (nothing booked)
+    s.wait_worker_drained()
+    assert s.sql("select count(*) from booking where session_id = 'join'"
+                 " and status = 'confirmed'") == [(2,)]
+
+
+def test_no_child_twice_on_a_list(s, tok):
+    fill(s, tok, "dup")
+    assert items(book(s, tok["f2"], [("f2-c1", "dup")], wait=True)) == \
+        [("waitlisted", "full", 1)]
+    assert items(book(s, tok["f4"], [("f4-c1", "dup")], wait=True)) == \
+        [("waitlisted", "full", 2)]
+    # asked again, with a new key: the first place is kept
+    assert items(book(s, tok["f2"], [("f2-c1", "dup")], wait=True)) == \
+        [("waitlisted", "full", 1)]
+    assert wait_list(s, "dup") == ["f2-c1", "f4-c1"]
+
+    # a replay is the first answer, and pushes nothing more
+    key = uuid.uuid4().hex
+    assert items(book(s, tok["f5"], [("f5-c1", "dup")], wait=True,
+                      idem=key)) == [("waitlisted", "full", 3)]
+    r = book(s, tok["f5"], [("f5-c1", "dup")], wait=True, idem=key)
+    assert r.header_all("Idempotent-Replayed") == ["true"]
+    assert items(r) == [("waitlisted", "full", 3)]
+    assert wait_list(s, "dup") == ["f2-c1", "f4-c1", "f5-c1"]
+
+
+def test_a_cell_with_a_place_is_booked_and_not_listed(s, tok):
+    r = book(s, tok["f2"], [("f2-c2", "free")], wait=True)
+    assert items(r)[0][0] == "confirmed"
+    assert wait_list(s, "free") == []
+    assert s.redis.hlen("{main}:s:free:waiters") == 0
+    assert positions(s, tok["f2"]) == [(sid, c, p) for sid, c, p
+                                       in positions(s, tok["f2"])
+                                       if sid != "free"]
+
+
+def test_the_sold_out_cache_does_not_swallow_a_waitlist_request(s, tok):
+    fill(s, tok, "cache")
+    # refused full: this nginx worker now knows "cache" is full
+    assert items(book(s, tok["f2"], [("f2-c1", "cache")])) == \
+        [("refused", "full", None)]
+    r = book(s, tok["f2"], [("f2-c1", "cache")], wait=True)
+    assert items(r) == [("waitlisted", "full", 1)]
+    assert wait_list(s, "cache") == ["f2-c1"]
+
+
+def test_leave_the_list(s, tok):
+    fill(s, tok, "leave")
+    for f in ("f2", "f4", "f5"):
+        book(s, tok[f], [(f + "-c1", "leave")], wait=True)
+    assert positions(s, tok["f5"])[-1] == ("leave", "f5-c1", 3)
+
+    r = s.http("DELETE", "/api/waitlist/leave/f4-c1", token=tok["f4"])
+    assert r.status == 200, r
+    assert r.json() == {"session_id": "leave", "child_id": "f4-c1",
+                        "status": "left"}
+    assert wait_list(s, "leave") == ["f2-c1", "f5-c1"]
+    assert ("leave", "f5-c1", 2) in positions(s, tok["f5"])
+    assert all(e[0] != "leave" for e in positions(s, tok["f4"]))
+
+    # twice, another family's child, an unknown session: not found
+    for path, f in (("leave/f4-c1", "f4"), ("leave/f2-c1", "f4"),
+                    ("nope/f4-c1", "f4"), ("leave", "f4")):
+        r = s.http("DELETE", "/api/waitlist/" + path, token=tok[f])
+        assert r.status == 404, (path, r)
+        assert r.json()["error"]["code"] == "not_found"
+    assert wait_list(s, "leave") == ["f2-c1", "f5-c1"]
+
+    # without a token
+    assert s.http("GET", "/api/waitlist").status == 401
+
+
+def test_waitlist_must_be_a_boolean(s, tok):
+    r = s.http("POST", "/api/bookings", token=tok["f2"],
+               headers={"Idempotency-Key": uuid.uuid4().hex},
+               json={"items": [{"child_id": "f2-c1", "session_id": "bad",
+                                "waitlist": "yes"}]})
+    assert r.status == 400, r
+    assert r.json()["error"]["code"] == "invalid_field"
+    assert "waitlist" in r.json()["error"]["message"]
+    assert wait_list(s, "bad") == []
