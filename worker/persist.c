@@ -3,7 +3,9 @@
  *
  * The worker reads with the consumer group "persist" (created at id 0, so
  * nothing written before the group existed is missed).  Each batch is
- * checked entry by entry with yajl (an object with a string "type"), then
+ * checked entry by entry (a booking's compact demande, rendered as JSON by
+ * the engine, gchw_entry_add(); else with yajl, an object with a string
+ * "type"), then
  * sent to PostgreSQL as one JSON array and written by a few set-based
  * statements inside ONE transaction (batch.c):
  *
@@ -114,8 +116,39 @@ gchw_persist_group(redisContext *rc)
 
 
 /*
- * Is the entry's "d" an object with a string "type"?  0 if not, else its
- * GCHW_T_* bit (GCHW_T_ALL for a type of no statement of ours).
+ * Appends the JSON of the entry's "d" to json: a booking's compact demande
+ * (engine/src/demande.c) rendered as the JSON entry docs/architecture.md
+ * shows, anything else as it is.  With json NULL, only checks that a
+ * compact demande decodes.  0, or -1 (not a compact demande, or out of
+ * memory).  The one place where the worker reads the compact form.
+ */
+static int
+gchw_entry_add(gchb_buf_t *json, const char *d, size_t len)
+{
+    int      rc;
+    char    *js;
+    size_t   n;
+
+    if (len == 0 || d[0] != GCH_DM_MAGIC[0]) {
+        return json ? gchb_buf_add(json, d, len) : -1;
+    }
+
+    js = gch_dm_json(d, len, GCH_DM_ENTRY, &gch_alloc_std, &n);
+    if (js == NULL) {
+        return -1;
+    }
+
+    rc = json ? gchb_buf_add(json, js, n) : 0;
+    free(js);
+
+    return rc ? -1 : 0;
+}
+
+
+/*
+ * Is the entry's "d" a compact demande or an object with a string
+ * "type"?  0 if not, else its GCHW_T_* bit (GCHW_T_ALL for a type of no
+ * statement of ours).
  */
 static int
 gchw_entry_ok(const char *d, size_t len)
@@ -124,6 +157,11 @@ gchw_entry_ok(const char *d, size_t len)
     char         ebuf[128], *copy;
     yajl_val     v, t;
     const char  *path[] = { "type", NULL };
+
+    if (len && d[0] == GCH_DM_MAGIC[0]) {
+        /* a booking's compact demande (engine/src/demande.c) */
+        return gchw_entry_add(NULL, d, len) == 0 ? GCHW_T_BOOK : 0;
+    }
 
     copy = malloc(len + 1);
     if (copy == NULL) {
@@ -366,7 +404,7 @@ gchw_entries_sort(const redisReply *list, unsigned char *ok,
         ty[i] = (unsigned char) t;
         *types |= t;
         if ((*nok && gchb_buf_add(json, ",", 1))
-            || gchb_buf_add(json, d->str, d->len))
+            || gchw_entry_add(json, d->str, d->len))
         {
             return -1;
         }
@@ -403,7 +441,7 @@ gchw_entries_one_by_one(gchw_persist_t *p, redisContext *rc, PGconn *pg,
         d = gchw_entry_d(e);
         json->len = 0;
         if (gchb_buf_add(json, "[", 1)
-            || gchb_buf_add(json, d->str, d->len)
+            || gchw_entry_add(json, d->str, d->len)
             || gchb_buf_add(json, "]", 1))
         {
             return -1;

@@ -116,6 +116,30 @@ gchw_refused_item(yajl_val item, const char **cid, const char **sid)
 
 
 /*
+ * The answer of a stored record "D <hash32> <demande>" as a yajl tree:
+ * the compact demande (engine/src/demande.c) rendered, or the JSON answer
+ * of a record written before it.  NULL if it is neither.
+ */
+static yajl_val
+gchw_answer_parse(const char *rec, size_t len, char *ebuf, size_t esize)
+{
+    char      *js;
+    size_t     n;
+    yajl_val   v;
+
+    js = gch_dm_json(rec + 35, len - 35, GCH_DM_ANSWER, &gch_alloc_std, &n);
+    if (js == NULL) {
+        return NULL;
+    }
+
+    v = yajl_tree_parse(js, ebuf, esize);
+    free(js);
+
+    return v;
+}
+
+
+/*
  * A replay (same key, same body) whose nginx worker died between its
  * steps also left the claims its step one set for cells the stored answer
  * refused (a cell refused "full" whose place came back meanwhile: SET NX
@@ -123,7 +147,7 @@ gchw_refused_item(yajl_val item, const char **cid, const char **sid)
  * booking id (gch_book_id: the same for every attempt with the key), and
  * no booking of that id exists: it is deleted, under WATCH of the claims
  * so that nobody else's claim is touched.  member is
- * "{T}:f:<fid>:idem:<key>", rec the record "D <hash32> <answer>".
+ * "{T}:f:<fid>:idem:<key>", rec the record "D <hash32> <demande>".
  */
 static void
 gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
@@ -154,7 +178,7 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
     fid[end - member - k] = '\0';
     key = end + 6;
 
-    v = yajl_tree_parse(rec + 35, ebuf, sizeof(ebuf));
+    v = gchw_answer_parse(rec, len, ebuf, sizeof(ebuf));
     items = v ? yajl_tree_get(v, pi, yajl_t_array) : NULL;
 
     nkeys = 0;
@@ -240,7 +264,7 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
 
 
 /*
- * The sessions of a stored answer "D <hash32> <answer>" are to be
+ * The sessions of a stored answer "D <hash32> <demande>" are to be
  * recounted: its member in {T}:inflight is a replay (same key, same body)
  * whose nginx worker died between its steps.  The first attempt's step two
  * had removed the member, the replay's step one put it back and took the
@@ -259,7 +283,7 @@ gchw_dirty_answer(gchw_reaper_t *r, redisContext *rc, const char *rec,
         return;
     }
 
-    v = yajl_tree_parse(rec + 35, ebuf, sizeof(ebuf));
+    v = gchw_answer_parse(rec, len, ebuf, sizeof(ebuf));
     items = v ? yajl_tree_get(v, pi, yajl_t_array) : NULL;
 
     for (i = 0; items && i < items->u.array.len; i++) {
@@ -273,19 +297,60 @@ gchw_dirty_answer(gchw_reaper_t *r, redisContext *rc, const char *rec,
 }
 
 
+/*
+ * The plan of a first attempt's record "P <hash32> <id> <plan>" as the JSON
+ * plan [{"s","c","b","q"}] (gch_dm_plan_json(): the compact plan the module
+ * writes, with booking ids from rkey "{T}:f:<fid>:idem:<key>" -- none when
+ * rkey is NULL -- and claim keys from the catalogue t; a JSON plan as it
+ * is).  Freed with free(); NULL if unreadable.
+ */
+static char *
+gchw_plan_text(const gch_town_t *t, const char *rkey, const char *rec,
+    size_t len)
+{
+    char         fid[256];
+    size_t       n, k;
+    const char  *plan, *end, *key;
+
+    plan = len > 35 ? memchr(rec + 35, ' ', len - 35) : NULL;
+    if (plan == NULL) {
+        return NULL;
+    }
+
+    plan++;
+    fid[0] = '\0';
+    key = NULL;
+
+    /* a family id has no ":" */
+    k = gchb_keys.f_len;
+    end = rkey && strncmp(rkey, gchb_keys.f, k) == 0
+          ? strstr(rkey + k, ":idem:") : NULL;
+
+    if (end && (size_t) (end - rkey - k) < sizeof(fid)) {
+        memcpy(fid, rkey + k, end - rkey - k);
+        fid[end - rkey - k] = '\0';
+        key = end + 6;
+    }
+
+    return gch_dm_plan_json(plan, len - (size_t) (plan - rec), t, fid, key,
+                            key ? strlen(key) : 0, &gch_alloc_std, &n);
+}
+
+
 /* The sessions of a first attempt's plan "P <hash32> <id> <plan>" are to
  * be recounted: a retry of its body died between its steps. */
 static void
 gchw_dirty_plan(gchw_reaper_t *r, redisContext *rc, const char *rec,
     size_t len)
 {
-    char         ebuf[128];
+    char         ebuf[128], *plan;
     size_t       i;
     yajl_val     v, sv;
-    const char  *plan, *ps[] = { "s", NULL };
+    const char  *ps[] = { "s", NULL };
 
-    plan = len > 35 ? strchr(rec + 35, ' ') : NULL;
-    v = plan ? yajl_tree_parse(plan + 1, ebuf, sizeof(ebuf)) : NULL;
+    plan = gchw_plan_text(NULL, NULL, rec, len);
+    v = plan ? yajl_tree_parse(plan, ebuf, sizeof(ebuf)) : NULL;
+    free(plan);
 
     for (i = 0; v && YAJL_IS_ARRAY(v) && i < v->u.array.len; i++) {
         sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
@@ -473,6 +538,34 @@ gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
 
 
 /*
+ * Does the answer of the record "D <hash32> <demande>" contain needle (in
+ * its JSON)?  An answer that cannot be read counts as containing it: the
+ * recount waits.
+ */
+static int
+gchw_answer_has(const char *rec, size_t len, const char *needle)
+{
+    int      has;
+    char    *js;
+    size_t   n;
+
+    if (len <= 35) {
+        return 1;
+    }
+
+    js = gch_dm_json(rec + 35, len - 35, GCH_DM_ANSWER, &gch_alloc_std, &n);
+    if (js == NULL) {
+        return 1;
+    }
+
+    has = strstr(js, needle) != NULL;
+    free(js);
+
+    return has;
+}
+
+
+/*
  * Does an attempt younger than cutoff touch session sid?  1, 0, -1.  "P":
  * a first attempt, its plan (a retry answered 409 has the same body, hence
  * the same sessions); "D": a replay between its steps, the sessions of the
@@ -484,7 +577,7 @@ static int
 gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
 {
     int          busy;
-    char         pat[600], ans[600], rkey[600];
+    char         pat[600], ans[600], rkey[600], *plan;
     size_t       i, n, lsid;
     redisReply  *m, *v;
     const char  *id;
@@ -519,10 +612,12 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
         } else if (v->type == REDIS_REPLY_STRING) {
             n = v->len;
             if (v->str[0] == 'P') {
-                busy = strstr(v->str, pat) != NULL;
+                plan = gchw_plan_text(NULL, NULL, v->str, v->len);
+                busy = plan == NULL || strstr(plan, pat) != NULL;
+                free(plan);
 
             } else if (v->str[0] == 'D') {
-                busy = strstr(v->str, ans) != NULL;
+                busy = gchw_answer_has(v->str, v->len, ans);
 
             } else if (v->str[0] == 'C' && n > lsid
                        && v->str[n - lsid - 1] == ' '
@@ -744,9 +839,17 @@ gchw_reap_booking(gchw_reaper_t *r, redisContext *rc, const char *member)
         return gchw_reap_retry(r, rc, member, rkey, id, g);
     }
 
-    /* "P <hash32> <id> <plan>" */
-    plan = g->len > 35 ? strchr(g->str + 35, ' ') : NULL;
-    v = plan ? yajl_tree_parse(plan + 1, ebuf, sizeof(ebuf)) : NULL;
+    /* "P <hash32> <id> <plan>"; a compact plan's claims come from the
+     * catalogue: without it, later */
+    if (r->town == NULL && strstr(g->str, " " GCH_DM_PLAN_MAGIC) != NULL) {
+        freeReplyObject(g);
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
+        return 0;
+    }
+
+    plan = gchw_plan_text(r->town, rkey, g->str, g->len);
+    v = plan ? yajl_tree_parse(plan, ebuf, sizeof(ebuf)) : NULL;
+    free(plan);
 
     if (v == NULL || !YAJL_IS_ARRAY(v)) {
         gchb_log("error", "reaper: bad record %s: dropped", member);

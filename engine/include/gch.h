@@ -507,6 +507,132 @@ const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
 
 
 /* ------------------------------------------------------------------ */
+/* a demande's compact form (demande.c)                                */
+
+/*
+ * What a booking demande leaves in Redis -- the idempotency record's
+ * answer, the family's demande list and the stream entry -- is one
+ * compact text (docs/architecture.md, "The compact demande"), not its
+ * JSON: the JSON is rendered when it is read.  The record's is bare: its
+ * family and key are empty, its Redis key names them.  "~1 <number> <at_ms>
+ * <o|w> <family> <key> <agent> <ncells>" then per cell "<child>
+ * <session> +<price>" (confirmed) or "-<reason>[@<opens unix s>]", every
+ * string as "<length>:<bytes>".  Booking ids are not stored: they are
+ * gch_book_id(family, key, child, session).  Strings point into the
+ * decoded text.
+ */
+typedef struct {
+    const char    *child;
+    size_t         child_len;
+    const char    *session;
+    size_t         session_len;
+    gch_reason_t   reason;            /* GCH_REASON_NONE: confirmed */
+    long long      price_cents;       /* confirmed */
+    long long      opens_at;          /* not_open_yet: unix seconds */
+    long long      position;          /* full: > 0 on the waiting list
+                                         ("#<n>"), status "waitlisted" */
+} gch_dm_cell_t;
+
+typedef struct {
+    long long       number;           /* < 0: none (request_id null) */
+    long long       at_ms;
+    int             onsite;           /* booked at the counter */
+    const char     *family;
+    size_t          family_len;
+    const char     *key;              /* the Idempotency-Key */
+    size_t          key_len;
+    const char     *agent;            /* onsite: who, else length 0 */
+    size_t          agent_len;
+    size_t          ncells;
+    gch_dm_cell_t  *cells;
+} gch_dm_t;
+
+#define GCH_DM_MAGIC      "~1 "       /* a compact demande starts so */
+#define GCH_DM_MAX_CELLS  1000
+
+/* What gch_dm_json() renders. */
+#define GCH_DM_ANSWER     0   /* the API's answer (docs/api.md) */
+#define GCH_DM_ENTRY      1   /* the stream's "book" entry, for the worker */
+#define GCH_DM_DEMANDE    2   /* one element of GET /api/requests */
+
+/* The compact text of d; NULL when memory is short or d is too big. */
+char *gch_dm_encode(const gch_dm_t *d, const gch_alloc_t *a, size_t *len);
+/* Decodes p (n bytes, not necessarily NUL-terminated): GCH_OK, GCH_EINVALID
+ * on anything that is not exactly one compact demande, GCH_ENOMEM.
+ * d->cells is allocated with a (gch_dm_free); the strings point into p. */
+int gch_dm_decode(gch_dm_t *d, const char *p, size_t n, const gch_alloc_t *a);
+void gch_dm_free(gch_dm_t *d, const gch_alloc_t *a);
+/* The JSON of what (GCH_DM_ANSWER ...) for d, NUL-terminated; NULL when
+ * memory is short. */
+char *gch_dm_render(const gch_dm_t *d, int what, const gch_alloc_t *a,
+    size_t *len);
+/* A stored demande, compact or JSON (written before the compact form, or
+ * a cancellation's, which stays JSON), as JSON of what: JSON is copied as
+ * it is.  NULL when memory is short or p is neither (*len = 0 then, and
+ * 1 when memory was short). */
+char *gch_dm_json(const char *p, size_t n, int what, const gch_alloc_t *a,
+    size_t *len);
+/* The same for the idempotency record's bare demande (no family, no key:
+ * its key "{T}:f:<family>:idem:<key>" names them): family and key fill
+ * them in. */
+char *gch_dm_json_in(const char *p, size_t n, int what, const char *family,
+    const char *key, size_t key_len, const gch_alloc_t *a, size_t *len);
+
+
+/*
+ * A confirmed booking's planning entry, the value of {T}:f:<fid>:bookings
+ * (the field is the booking id): "~p <child> <session> <price> <number>
+ * <o|w>", strings "<length>:<bytes>" -- under Redis's 64 bytes of
+ * hash-max-listpack-value for the usual ids, so that a family's hash
+ * stays a listpack.  JSON entries (written by the worker's rebuild, or
+ * before the compact form) are read too.
+ */
+typedef struct {
+    const char  *child;
+    size_t       child_len;
+    const char  *session;
+    size_t       session_len;
+    long long    price_cents;
+    long long    number;              /* the demande's */
+    int          onsite;
+} gch_dm_planning_t;
+
+#define GCH_DM_PLANNING_MAGIC  "~p "
+
+char *gch_dm_planning_encode(const gch_dm_planning_t *e,
+    const gch_alloc_t *a, size_t *len);
+int gch_dm_planning_decode(gch_dm_planning_t *e, const char *p, size_t n);
+/* {"child_id","session_id","price_cents","request_id"[,"channel"]} of a
+ * compact entry; a JSON one copied.  NULL when p is neither (*len 0)
+ * or memory is short (*len 1). */
+char *gch_dm_planning_json(const char *p, size_t n, const gch_alloc_t *a,
+    size_t *len);
+
+
+/*
+ * A first attempt's plan, in its record "P <hash> <id> <plan>": "~q <n>"
+ * then "<child> <session>" per cell its step one took.  The reaper reads
+ * it as the JSON plan [{"s","c","b","q":[claim keys]}] it always read:
+ * booking ids derived from family and key, claim keys from the catalogue
+ * t (none for a session t does not know, or t NULL).  A JSON plan (a
+ * record written before) is copied.  NULL when p is neither (*len 0) or
+ * memory is short (*len 1).
+ */
+typedef struct {
+    const char  *child;
+    const char  *session;
+} gch_dm_plan_cell_t;
+
+#define GCH_DM_PLAN_MAGIC  "~q "
+
+char *gch_dm_plan_encode(const gch_dm_plan_cell_t *cells, size_t n,
+    const gch_alloc_t *a, size_t *len);
+char *gch_dm_plan_json(const char *p, size_t n, const gch_town_t *t,
+    const char *family, const char *key, size_t key_len,
+    const gch_alloc_t *a, size_t *len);
+
+
+/* ------------------------------------------------------------------ */
 /* cancellation (cancel.c): DELETE /api/bookings/{id}                  */
 
 typedef struct gch_cancel_s  gch_cancel_t;

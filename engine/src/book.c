@@ -449,7 +449,7 @@ gch_book_free(gch_book_t *b)
     a->free(a->ctx, b->member);
     gch_body_release(b);
     a->free(a->ctx, b->stored);
-    a->free(a->ctx, b->items);
+    a->free(a->ctx, b->entry);
     a->free(a->ctx, b);
 }
 
@@ -517,7 +517,7 @@ gch_book_sold_out(gch_book_t *b,
     }
 
     b->request_id[0] = '\0';
-    b->body = gch_answer_json(b, "", 0, &b->body_len);
+    b->body = gch_answer_json(b, &b->body_len);
     if (b->body == NULL) {
         return GCH_ENOMEM;
     }

@@ -7,7 +7,8 @@
  *                  unpaid invoices, opening, deadline, conflicts, whole
  *                  weeks) and the unit dependencies' outcome
  *   book_step.c    the step one/two/three commands and their replies
- *   book_answer.c  the JSON answer, the stored record and the stream entry
+ *   book_answer.c  the JSON answer and the compact demande (demande.c)
+ *                  the record, the demande list and the stream hold
  *
  * See book.c for the saga itself.
  */
@@ -91,10 +92,10 @@ struct gch_book_s {
     char                 *body;
     size_t                body_len;
     int                   body_in_stored;  /* body points into stored */
-    char                 *stored;      /* "D <hash> <answer>" for step two */
+    char                 *stored;      /* "D <hash> <compact>", step two */
     size_t                stored_len;
-    char                 *items;       /* the items JSON array, once */
-    size_t                items_len;
+    char                 *entry;       /* the compact demande, whole */
+    size_t                entry_len;
     int                   step1_built;
 };
 
@@ -120,16 +121,15 @@ void gch_dep_key(char *buf, size_t size, const gch_book_t *b,
     const gch_cell_t *c, int u);
 void gch_needs_outcome(gch_book_t *b, const redisReply *exec);
 
-/* book_answer.c: the JSON answer, the stored record, the stream entry */
+/* book_answer.c: the JSON answer, the compact demande (demande.c) */
 void gch_plan_json(gch_book_t *b, gch_buf_t *out);
 void gch_body_release(gch_book_t *b);
 int gch_reply_is_str(const redisReply *r);
 void gch_error_body(gch_book_t *b, int status, const char *code,
     const char *message);
-char *gch_answer_json(gch_book_t *b, const char *prefix, size_t plen,
-    size_t *len);
-char *gch_entry_json(gch_book_t *b, size_t *len);
-char *gch_demande_json(gch_book_t *b, size_t *len);
+char *gch_answer_json(gch_book_t *b, size_t *len);
+char *gch_compact(gch_book_t *b, const char *prefix, size_t plen,
+    int bare, size_t *len);
 char *gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len);
 
 

@@ -1,7 +1,9 @@
 /*
- * book_answer.c -- the booking's JSON: the answer to the family, the record
- * stored for a replay, the reaper's plan, the {T}:stream entry and
- * the planning one.  See book.h.
+ * book_answer.c -- the booking's JSON and what Redis keeps of it: the
+ * answer to the family and the compact demande (demande.c) the record
+ * stored for a replay, the family's demande list and the {T}:stream
+ * entry hold; the reaper's plan and the planning entry.  See
+ * book.h.
  */
 
 #include <stdio.h>
@@ -11,55 +13,43 @@
 #include "book.h"
 
 
-/* The reaper's plan: [{"s":sid,"c":cid,"b":bid,"q":[claim keys]}] */
+/*
+ * The reaper's plan, "~q <n> <child> <session> ..." (demande.c): the cells
+ * step one takes; the reaper derives their booking ids and claim keys.
+ */
 void
 gch_plan_json(gch_book_t *b, gch_buf_t *out)
 {
-    int           q, n, first;
-    char          key[GCH_KEY_MAX];
-    size_t        i;
-    gch_cell_t   *c;
+    char                *p;
+    size_t               i, n, len;
+    gch_dm_plan_cell_t  *cells;
 
-    gch_buf_lit(out, "[");
-    first = 1;
-
-    for (i = 0; i < b->ncells; i++) {
-        c = &b->cells[i];
-        if (c->reason) {
-            continue;
-        }
-
-        if (!first) {
-            gch_buf_lit(out, ",");
-        }
-
-        first = 0;
-        gch_buf_lit(out, "{\"s\":");
-        gch_buf_jstrz(out, c->session->id);
-        gch_buf_lit(out, ",\"c\":");
-        gch_buf_jstrz(out, c->child->id);
-        gch_buf_lit(out, ",\"b\":");
-        gch_buf_jstrz(out, c->bid);
-        gch_buf_lit(out, ",\"q\":[");
-
-        n = 0;
-
-        for (q = 0; q < 32; q++) {
-            if ((c->quanta & (1u << q))
-                && gch_claim_key(key, sizeof(key), b, c, q) > 0)
-            {
-                if (n++) {
-                    gch_buf_lit(out, ",");
-                }
-
-                gch_buf_jstrz(out, key);
-            }
-        }
-
-        gch_buf_lit(out, "]}");
+    cells = b->a->alloc(b->a->ctx, (b->ncells ? b->ncells : 1)
+                                   * sizeof(gch_dm_plan_cell_t));
+    if (cells == NULL) {
+        out->failed = 1;
+        return;
     }
 
-    gch_buf_lit(out, "]");
+    n = 0;
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason == GCH_REASON_NONE) {
+            cells[n].child = b->cells[i].child->id;
+            cells[n].session = b->cells[i].session->id;
+            n++;
+        }
+    }
+
+    p = gch_dm_plan_encode(cells, n, b->a, &len);
+    b->a->free(b->a->ctx, cells);
+
+    if (p == NULL) {
+        out->failed = 1;
+        return;
+    }
+
+    gch_buf_add(out, p, len);
+    b->a->free(b->a->ctx, p);
 }
 
 
@@ -105,233 +95,132 @@ gch_error_body(gch_book_t *b, int status, const char *code,
 }
 
 
-static const char *
-gch_request_status(const gch_book_t *b)
+/*
+ * The demande as gch_dm_t (demande.c), the cells in d->cells (freed by
+ * the caller with b->a): the compact form stored in Redis and the JSON
+ * answer are both made from it, so that a replay renders the very bytes
+ * of the first answer.
+ */
+static int
+gch_dm_of(gch_book_t *b, gch_dm_t *d)
 {
-    size_t  i, ok;
+    size_t          i;
+    gch_cell_t     *c;
+    gch_dm_cell_t  *x;
 
-    ok = 0;
-    for (i = 0; i < b->ncells; i++) {
-        ok += (b->cells[i].reason == GCH_REASON_NONE);
+    memset(d, 0, sizeof(*d));
+    d->number = b->request_id[0] ? b->number : -1;
+    d->at_ms = b->in.now_ms;
+    d->onsite = b->in.onsite;
+    d->family = b->in.family->id;
+    d->family_len = strlen(b->in.family->id);
+    d->key = b->in.idem_key;
+    d->key_len = b->in.idem_len;
+    d->agent = "";
+
+    if (b->in.onsite && b->in.agent) {
+        d->agent = b->in.agent;
+        d->agent_len = strlen(b->in.agent);
     }
 
-    return ok == b->ncells ? "traitee_positivement"
-           : ok == 0 ? "traitee_negativement" : "partielle";
+    d->ncells = b->ncells;
+    d->cells = b->a->alloc(b->a->ctx, (b->ncells ? b->ncells : 1)
+                                      * sizeof(gch_dm_cell_t));
+    if (d->cells == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        x = &d->cells[i];
+        x->child = c->item->child_id;
+        x->child_len = c->item->child_len;
+        x->session = c->item->session_id;
+        x->session_len = c->item->session_len;
+        x->reason = c->reason;
+        x->price_cents = c->price_cents;
+        x->opens_at = (c->reason == GCH_REASON_NOT_OPEN_YET)
+                      ? c->session->activity->opens_at : 0;
+        x->position = GCH_WAITLISTED(c) ? c->position : 0;
+    }
+
+    return 0;
+}
+
+
+/* The answer's JSON (docs/api.md), rendered from the demande. */
+char *
+gch_answer_json(gch_book_t *b, size_t *len)
+{
+    char      *out;
+    gch_dm_t   d;
+
+    if (gch_dm_of(b, &d) != 0) {
+        return NULL;
+    }
+
+    out = gch_dm_render(&d, GCH_DM_ANSWER, b->a, len);
+    gch_dm_free(&d, b->a);
+
+    return out;
 }
 
 
 /*
- * The items array, shared by the answer, the stream entry and the
- * demande: written once per request (b->items), copied after that.  JSON
- * is written by hand with gch_buf_jstr(): yajl's generator cost a
- * quarter of a booking's time.
+ * The compact demande after "prefix" (the stored record's "D <hash> "):
+ * the family's demande list and the stream entry hold it whole; the
+ * idempotency record bare, without the family and the key its own key
+ * names (gch_dm_json_in() puts them back).
  */
-static int
-gch_items_json(gch_book_t *b)
-{
-    char          opens[26];
-    size_t        i;
-    gch_buf_t     o;
-    gch_cell_t   *c;
-
-    if (b->items) {
-        return 0;
-    }
-
-    gch_buf_init(&o, b->a);
-    gch_buf_lit(&o, "[");
-
-    for (i = 0; i < b->ncells; i++) {
-        c = &b->cells[i];
-
-        if (i) {
-            gch_buf_lit(&o, ",");
-        }
-
-        gch_buf_lit(&o, "{\"child_id\":");
-        gch_buf_jstr(&o, c->item->child_id, c->item->child_len);
-        gch_buf_lit(&o, ",\"session_id\":");
-        gch_buf_jstr(&o, c->item->session_id, c->item->session_len);
-
-        if (c->reason == GCH_REASON_NONE) {
-            gch_buf_lit(&o, ",\"status\":\"confirmed\",\"booking_id\":");
-            gch_buf_jstrz(&o, c->bid);
-            gch_buf_lit(&o, ",\"price_cents\":");
-            gch_buf_addi(&o, c->price_cents);
-
-            if (b->in.onsite) {
-                gch_buf_lit(&o, ",\"channel\":\"onsite\"");
-            }
-
-        } else if (GCH_WAITLISTED(c)) {
-            gch_buf_lit(&o, ",\"status\":\"waitlisted\",\"reason\":");
-            gch_buf_jstrz(&o, gch_reason_name(c->reason));
-            gch_buf_lit(&o, ",\"position\":");
-            gch_buf_addi(&o, c->position);
-
-        } else {
-            gch_buf_lit(&o, ",\"status\":\"refused\",\"reason\":");
-            gch_buf_jstrz(&o, gch_reason_name(c->reason));
-
-            if (c->reason == GCH_REASON_NOT_OPEN_YET) {
-                gch_instant_format(c->session->activity->opens_at, opens);
-                gch_buf_lit(&o, ",\"opens_at\":");
-                gch_buf_jstrz(&o, opens);
-            }
-        }
-
-        gch_buf_lit(&o, "}");
-    }
-
-    gch_buf_lit(&o, "]");
-
-    b->items = gch_buf_detach(&o, &b->items_len);
-
-    return b->items ? 0 : -1;
-}
-
-
-/* The answer, after "prefix" (the stored record's "D <hash> "). */
 char *
-gch_answer_json(gch_book_t *b, const char *prefix, size_t plen, size_t *len)
+gch_compact(gch_book_t *b, const char *prefix, size_t plen, int bare,
+    size_t *len)
 {
-    gch_buf_t  o;
+    char      *enc, *out;
+    size_t     n;
+    gch_dm_t   d;
 
-    if (gch_items_json(b) != 0) {
+    if (gch_dm_of(b, &d) != 0) {
         return NULL;
     }
 
-    gch_buf_init(&o, b->a);
-    gch_buf_add(&o, prefix, plen);
-    gch_buf_lit(&o, "{\"request_id\":");
-    gch_buf_jstrz(&o, b->request_id[0] ? b->request_id : NULL);
-    gch_buf_lit(&o, ",\"status\":");
-    gch_buf_jstrz(&o, gch_request_status(b));
-    gch_buf_lit(&o, ",\"items\":");
-    gch_buf_add(&o, b->items, b->items_len);
-    gch_buf_lit(&o, "}");
+    if (bare) {
+        d.family_len = 0;
+        d.key_len = 0;
+    }
 
-    return gch_buf_detach(&o, len);
-}
-
-
-char *
-gch_entry_json(gch_book_t *b, size_t *len)
-{
-    gch_buf_t  o;
-
-    if (gch_items_json(b) != 0) {
+    enc = gch_dm_encode(&d, b->a, &n);
+    gch_dm_free(&d, b->a);
+    if (enc == NULL) {
         return NULL;
     }
 
-    gch_buf_init(&o, b->a);
-    gch_buf_lit(&o, "{\"type\":\"book\",\"number\":");
-    gch_buf_addi(&o, b->number);
-    gch_buf_lit(&o, ",\"request_id\":");
-    gch_buf_jstrz(&o, b->request_id);
-    gch_buf_lit(&o, ",\"family_id\":");
-    gch_buf_jstrz(&o, b->in.family->id);
-    gch_buf_lit(&o, ",\"idem\":");
-    gch_buf_jstr(&o, b->in.idem_key, b->in.idem_len);
-    gch_buf_lit(&o, ",\"at_ms\":");
-    gch_buf_addi(&o, b->in.now_ms);
-    gch_buf_lit(&o, ",\"status\":");
-    gch_buf_jstrz(&o, gch_request_status(b));
-
-    if (b->in.onsite && b->in.agent) {
-        /* who booked at the counter: booking.booked_by */
-        gch_buf_lit(&o, ",\"agent\":");
-        gch_buf_jstrz(&o, b->in.agent);
+    out = b->a->alloc(b->a->ctx, plen + n + 1);
+    if (out) {
+        memcpy(out, prefix, plen);
+        memcpy(out + plen, enc, n + 1);
+        *len = plen + n;
     }
 
-    gch_buf_lit(&o, ",\"items\":");
-    gch_buf_add(&o, b->items, b->items_len);
-    gch_buf_lit(&o, "}");
+    b->a->free(b->a->ctx, enc);
 
-    return gch_buf_detach(&o, len);
+    return out;
 }
 
 
-/* The family's list of demandes (GET /api/requests) keeps this entry. */
-char *
-gch_demande_json(gch_book_t *b, size_t *len)
-{
-    int           n;
-    char          at[26];
-    size_t        i, j;
-    gch_buf_t     o;
-    gch_reason_t  r;
-
-    if (gch_items_json(b) != 0) {
-        return NULL;
-    }
-
-    gch_instant_format(b->in.now_ms / 1000, at);
-
-    gch_buf_init(&o, b->a);
-    gch_buf_lit(&o, "{\"request_id\":");
-    gch_buf_jstrz(&o, b->request_id);
-    gch_buf_lit(&o, ",\"number\":");
-    gch_buf_addi(&o, b->number);
-    gch_buf_lit(&o, ",\"type\":\"booking\",\"created_at\":");
-    gch_buf_jstrz(&o, at);
-    gch_buf_lit(&o, ",\"status\":");
-    gch_buf_jstrz(&o, gch_request_status(b));
-    gch_buf_lit(&o, ",\"reasons\":[");
-
-    n = 0;
-
-    for (i = 0; i < b->ncells; i++) {
-        r = b->cells[i].reason;
-        if (r == GCH_REASON_NONE) {
-            continue;
-        }
-
-        for (j = 0; j < i; j++) {
-            if (b->cells[j].reason == r) {
-                break;
-            }
-        }
-
-        if (j == i) {
-            if (n++) {
-                gch_buf_lit(&o, ",");
-            }
-
-            gch_buf_jstrz(&o, gch_reason_name(r));
-        }
-    }
-
-    gch_buf_lit(&o, "],\"items\":");
-    gch_buf_add(&o, b->items, b->items_len);
-    gch_buf_lit(&o, "}");
-
-    return gch_buf_detach(&o, len);
-}
-
-
+/* The planning entry of a confirmed cell, compact (demande.c). */
 char *
 gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len)
 {
-    gch_buf_t  o;
+    gch_dm_planning_t  e;
 
-    gch_buf_init(&o, b->a);
-    gch_buf_lit(&o, "{\"child_id\":");
-    gch_buf_jstrz(&o, c->child->id);
-    gch_buf_lit(&o, ",\"session_id\":");
-    gch_buf_jstrz(&o, c->session->id);
-    gch_buf_lit(&o, ",\"price_cents\":");
-    gch_buf_addi(&o, c->price_cents);
-    gch_buf_lit(&o, ",\"request_id\":");
-    gch_buf_jstrz(&o, b->request_id);
-    gch_buf_lit(&o, ",\"at_ms\":");
-    gch_buf_addi(&o, b->in.now_ms);
+    e.child = c->child->id;
+    e.child_len = strlen(c->child->id);
+    e.session = c->session->id;
+    e.session_len = strlen(c->session->id);
+    e.price_cents = c->price_cents;
+    e.number = b->number;
+    e.onsite = b->in.onsite;
 
-    if (b->in.onsite) {
-        gch_buf_lit(&o, ",\"channel\":\"onsite\"");
-    }
-
-    gch_buf_lit(&o, "}");
-
-    return gch_buf_detach(&o, len);
+    return gch_dm_planning_encode(&e, b->a, len);
 }

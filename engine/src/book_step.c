@@ -11,20 +11,27 @@
 #include "book.h"
 
 
+/* {T}:f:<fid>:budget into key (GCH_KEY_MAX); its length or -1. */
+static int
+gch_budget_key(gch_book_t *b, char *key)
+{
+    return gch_key3(key, GCH_KEY_MAX, b->in.town->keys.f, b->in.family->id,
+                    strlen(b->in.family->id), ":" GCH_KEY_BUDGET);
+}
+
+
 /*
  * The family's budget, last in step one: INCRBY {T}:f:<fid>:budget <cost>,
- * EXPIRE ... NX (the window starts with the first request), TTL.
+ * EXPIRE ... NX (the window starts with the first request).  Its TTL, for
+ * Retry-After, is read only past the budget, in the compensation that
+ * answers 429 (gch_abort): one command less per booking.
  */
 static void
 gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
 {
-    int    klen;
     char   key[GCH_KEY_MAX], cost[24], win[24];
 
-    klen = gch_key3(key, sizeof(key), b->in.town->keys.f,
-                    b->in.family->id, strlen(b->in.family->id),
-                    ":" GCH_KEY_BUDGET);
-    if (klen < 0) {
+    if (gch_budget_key(b, key) < 0) {
         l->failed = 1;
         return;
     }
@@ -37,7 +44,6 @@ gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
 
     gch_cmdlist_cmd(l, "INCRBY", key, cost, NULL);
     gch_cmdlist_cmd(l, "EXPIRE", key, win, "NX", NULL);
-    gch_cmdlist_cmd(l, "TTL", key, NULL);
 }
 
 
@@ -464,7 +470,7 @@ gch_step2_build(gch_book_t *b)
 {
     int             flen;
     char            key[GCH_KEY_MAX], fkey[GCH_KEY_MAX], ttl[24];
-    char           *entry, *plan;
+    char           *plan;
     size_t          i, len;
     gch_cell_t     *c;
     gch_cmdlist_t  *l;
@@ -527,33 +533,21 @@ gch_step2_build(gch_book_t *b)
         b->a->free(b->a->ctx, plan);
     }
 
-    entry = gch_entry_json(b, &len);
-    if (entry == NULL) {
-        l->failed = 1;
+    /* the compact demande, whole: in the stream and the family's demande
+     * list (the record's is bare) */
+    argv[0] = "XADD"; argvlen[0] = 4;
+    argv[1] = b->in.town->keys.stream;
+    argvlen[1] = b->in.town->keys.stream_len;
+    argv[2] = "*"; argvlen[2] = 1;
+    argv[3] = "d"; argvlen[3] = 1;
+    argv[4] = b->entry; argvlen[4] = b->entry_len;
+    gch_cmdlist_argv(l, 5, argv, argvlen);
 
-    } else {
-        argv[0] = "XADD"; argvlen[0] = 4;
-        argv[1] = b->in.town->keys.stream;
-        argvlen[1] = b->in.town->keys.stream_len;
-        argv[2] = "*"; argvlen[2] = 1;
-        argv[3] = "d"; argvlen[3] = 1;
-        argv[4] = entry; argvlen[4] = len;
-        gch_cmdlist_argv(l, 5, argv, argvlen);
-        b->a->free(b->a->ctx, entry);
-    }
-
-    entry = gch_demande_json(b, &len);
-    if (entry == NULL) {
-        l->failed = 1;
-
-    } else {
-        (void) gch_demandes_key(key, sizeof(key), b);
-        argv[0] = "LPUSH"; argvlen[0] = 5;
-        argv[1] = key; argvlen[1] = strlen(key);
-        argv[2] = entry; argvlen[2] = len;
-        gch_cmdlist_argv(l, 3, argv, argvlen);
-        b->a->free(b->a->ctx, entry);
-    }
+    (void) gch_demandes_key(key, sizeof(key), b);
+    argv[0] = "LPUSH"; argvlen[0] = 5;
+    argv[1] = key; argvlen[1] = strlen(key);
+    argv[2] = b->entry; argvlen[2] = b->entry_len;
+    gch_cmdlist_argv(l, 3, argv, argvlen);
 
     gch_cmdlist_cmd(l, "EXEC", NULL);
 }
@@ -636,17 +630,25 @@ gch_idem_verdict(gch_book_t *b, const redisReply *r)
         return 0;
     }
 
+    /* the compact demande (or the JSON answer of a record written
+     * before it) */
     p = r->str + 35;
     n = r->len - 35;
 
-    b->body = b->a->alloc(b->a->ctx, n + 1);
+    b->body = gch_dm_json_in(p, n, GCH_DM_ANSWER, b->in.family->id,
+                             b->in.idem_key, b->in.idem_len, b->a,
+                             &b->body_len);
     if (b->body == NULL) {
+        if (b->body_len == 0) {
+            gch_error_body(b, 503, "unavailable",
+                           "Le service est momentanément indisponible.");
+            return -1;
+        }
+
+        b->body_len = 0;
         return -1;
     }
 
-    memcpy(b->body, p, n);
-    b->body[n] = '\0';
-    b->body_len = n;
     b->status = 200;
     b->replayed = 1;
 
@@ -702,6 +704,25 @@ gch_abort(gch_book_t *b, const redisReply *exec, int status,
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
     }
 
+    if (status == 429) {
+        /* the budget's TTL, last: gch_book_on_step2() reads Retry-After */
+        char  key[GCH_KEY_MAX];
+
+        if (b->step2.list.ncmds == 0) {
+            gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+        } else {
+            b->a->free(b->a->ctx, b->step2.list.cmds[--b->step2.list.ncmds]
+                                      .data);    /* reopen before EXEC */
+        }
+
+        if (gch_budget_key(b, key) < 0) {
+            b->step2.failed = 1;
+        } else {
+            gch_cmdlist_cmd(&b->step2, "TTL", key, NULL);
+        }
+        gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+    }
+
     gch_error_body(b, status, code, message);
 
     return b->step2.failed ? GCH_ENOMEM : GCH_OK;
@@ -720,27 +741,25 @@ gch_fail_closed(gch_book_t *b, const redisReply *exec)
 
 /*
  * The family's budget (gch_budget_cmds): 0 within it, 1 past it
- * (b->retry_after set), -1 on unexpected replies.
+ * (b->retry_after the whole window until step two's TTL says better),
+ * -1 on unexpected replies.
  */
 static int
 gch_over_budget(gch_book_t *b, const redisReply *exec)
 {
-    const redisReply  *spent, *ttl;
+    const redisReply  *spent;
 
-    if (b->budget_at + 2 >= exec->elements) {
+    if (b->budget_at + 1 >= exec->elements) {
         return -1;
     }
 
     spent = exec->element[b->budget_at];
-    ttl = exec->element[b->budget_at + 2];
 
-    if (spent->type != REDIS_REPLY_INTEGER
-        || ttl->type != REDIS_REPLY_INTEGER)
-    {
+    if (spent->type != REDIS_REPLY_INTEGER) {
         return -1;
     }
 
-    b->retry_after = gch_family_throttle(spent->integer, ttl->integer);
+    b->retry_after = gch_family_throttle(spent->integer, 0);
 
     return b->retry_after > 0;
 }
@@ -858,21 +877,28 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     gch_needs_outcome(b, exec);
     gch_week_outcome(b);
 
-    /* the stored record "D <hash> <answer>"; the body is its tail */
+    /* the stored record "D <hash> <compact demande>", and the answer */
 
     memcpy(prefix, "D ", 2);
     memcpy(prefix + 2, b->hash, 32);
     prefix[34] = ' ';
 
-    b->stored = gch_answer_json(b, prefix, 35, &len);
+    b->stored = gch_compact(b, prefix, 35, 1, &len);
     if (b->stored == NULL) {
         return GCH_ENOMEM;
     }
 
     b->stored_len = len;
-    b->body = b->stored + 35;
-    b->body_len = len - 35;
-    b->body_in_stored = 1;
+    b->entry = gch_compact(b, "", 0, 0, &b->entry_len);
+    if (b->entry == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    b->body = gch_answer_json(b, &b->body_len);
+    if (b->body == NULL) {
+        return GCH_ENOMEM;
+    }
+
     b->status = 200;
 
     gch_step2_build(b);
@@ -967,6 +993,15 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
     const redisReply  *r;
 
     b->state = GCH_BOOK_DONE;
+
+    if (b->status == 429 && exec && exec->type == REDIS_REPLY_ARRAY
+        && exec->elements > 0
+        && exec->element[exec->elements - 1]->type == REDIS_REPLY_INTEGER)
+    {
+        /* past the budget: the TTL the compensation read, last */
+        b->retry_after = gch_family_throttle(
+            GCH_FAMILY_BUDGET + 1, exec->element[exec->elements - 1]->integer);
+    }
 
     if (b->replayed || b->status != 200 || b->stored == NULL) {
         return GCH_OK;                   /* a compensation: no verdict */

@@ -165,7 +165,7 @@ gch_cancel_lookup(gch_cancel_t *c, const redisReply *r)
         return GCH_EREDIS;
     }
 
-    doc = yajl_tree_parse(r->str, NULL, 0);
+    doc = gch_planning_doc(r->str, r->len, c->a);
     if (doc == NULL) {
         return GCH_EREDIS;
     }

@@ -536,12 +536,17 @@ gch_requests_plan(gch_view_t **out, const gch_town_t *t,
 }
 
 
-/* The stored demandes are our own JSON objects: a JSON array of them. */
+/*
+ * The stored demandes are a booking's compact demande (demande.c), rendered
+ * here, or our own JSON objects (cancellations, justifications, bookings
+ * stored before the compact form): a JSON array of them.
+ */
 static int
 gch_render_requests(gch_view_t *v, const redisReply *exec, char **out,
     size_t *len)
 {
-    size_t             i;
+    char              *js;
+    size_t             i, n;
     gch_buf_t          b;
     const redisReply  *l;
 
@@ -563,7 +568,22 @@ gch_render_requests(gch_view_t *v, const redisReply *exec, char **out,
             gch_buf_add(&b, ",", 1);
         }
 
-        gch_buf_add(&b, l->element[i]->str, l->element[i]->len);
+        if (l->element[i]->len == 0
+            || l->element[i]->str[0] != GCH_DM_MAGIC[0])
+        {
+            gch_buf_add(&b, l->element[i]->str, l->element[i]->len);
+            continue;
+        }
+
+        js = gch_dm_json(l->element[i]->str, l->element[i]->len,
+                         GCH_DM_DEMANDE, v->a, &n);
+        if (js == NULL) {
+            gch_buf_free(&b);
+            return n ? GCH_ENOMEM : GCH_EREDIS;
+        }
+
+        gch_buf_add(&b, js, n);
+        v->a->free(v->a->ctx, js);
     }
 
     gch_buf_add(&b, "]", 1);
@@ -731,7 +751,8 @@ gch_render_bookings(gch_view_t *v, const redisReply *exec, yajl_gen g)
             continue;
         }
 
-        rows[n].doc = yajl_tree_parse(h->element[i + 1]->str, NULL, 0);
+        rows[n].doc = gch_planning_doc(h->element[i + 1]->str,
+                                       h->element[i + 1]->len, v->a);
         if (rows[n].doc == NULL) {
             rc = GCH_EREDIS;
             continue;

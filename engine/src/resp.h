@@ -74,4 +74,9 @@ char *gch_gen_detach(yajl_gen g, const gch_alloc_t *a, size_t *len);
 #include <yajl/yajl_tree.h>
 const char *gch_doc_str(yajl_val doc, const char *name);
 
+/* demande.c: a planning entry ({f:<fid>}:bookings' value, compact or
+ * JSON; p[n] readable) as a yajl tree, NULL if it is neither. */
+#include <yajl/yajl_tree.h>
+yajl_val gch_planning_doc(const char *p, size_t n, const gch_alloc_t *a);
+
 #endif /* GCH_RESP_H */

@@ -185,6 +185,7 @@ void test_sniff(void);
 void test_sepa(void);
 void test_throttle(void);
 void test_jsonsuite(void);
+void test_demande(void);
 
 
 int
@@ -202,6 +203,7 @@ main(void)
     test_sepa();
     test_throttle();
     test_jsonsuite();
+    test_demande();
 
     return tap_done();
 }

@@ -544,15 +544,41 @@ test_book_step1_shape(void)
     for (p = rec ? rec + 2 : NULL; ok && p < rec + 34; p++) {
         ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f');
     }
-    snprintf(want, sizeof(want), " %lld.a7.%.8s [{\"s\":\"k-j\","
-             "\"c\":\"c-thais\","
-             "\"b\":\"%s\",\"q\":[\"{main}:c:c-thais:2021-07-07:q0\","
-             "\"{main}:c:c-thais:2021-07-07:q1\",\"{main}:c:c-thais:"
-             "2021-07-07:q2\"]}]",
-             ms, rec ? rec + 2 : "", bid);
+    snprintf(want, sizeof(want), " %lld.a7.%.8s ~q 1 7:c-thais 3:k-j",
+             ms, rec ? rec + 2 : "");
     ok = ok && strcmp(rec + 34, want) == 0;
     tap_ok(ok, "step one record: P <hash> <attempt id> <plan of open cells>: "
            "%s", rec ? rec : "(none)");
+
+    /* the reaper reads the plan as it always did: ids and claims derived */
+    {
+        char    *js, *plan;
+        size_t   n;
+
+        plan = ok ? strchr(rec + 35, ' ') + 1 : NULL;
+        js = plan ? gch_dm_plan_json(plan, strlen(plan), k.in.town,
+                                     "f-martin", "k1", 2, &gch_alloc_std, &n)
+                  : NULL;
+        snprintf(want, sizeof(want), "[{\"s\":\"k-j\",\"c\":\"c-thais\","
+                 "\"b\":\"%s\",\"q\":[\"{main}:c:c-thais:2021-07-07:q0\","
+                 "\"{main}:c:c-thais:2021-07-07:q1\","
+                 "\"{main}:c:c-thais:2021-07-07:q2\"]}]", bid);
+        tap_ok(js && strcmp(js, want) == 0 && n == strlen(want),
+               "step one record: its plan rendered for the reaper: %s",
+               js ? js : "(null)");
+        free(js);
+
+        js = gch_dm_plan_json("~q 1 7:c-thais 4:k-zz", 21, k.in.town,
+                              "f-martin", "k1", 2, &gch_alloc_std, &n);
+        tap_ok(js && strstr(js, "\"s\":\"k-zz\"") && strstr(js, "\"q\":[]"),
+               "plan: a session the catalogue lost has no claims: %s",
+               js ? js : "(null)");
+        free(js);
+
+        js = gch_dm_plan_json("~q 2 7:c-thais 3:k-j", 20, k.in.town,
+                              "f-martin", "k1", 2, &gch_alloc_std, &n);
+        tap_ok(js == NULL && n == 0, "plan: a short plan is refused");
+    }
 
     free(rec);
     free(val);
@@ -628,6 +654,80 @@ test_book_ids(void)
 }
 
 
+/* The JSON what of the record's (bare) compact demande, of family
+ * f-martin and key k1, is exactly want. */
+static int
+tdm_is(const char *compact, int what, const char *want)
+{
+    int     ok;
+    char   *j;
+    size_t  n;
+
+    j = gch_dm_json_in(compact, strlen(compact), what, "f-martin", "k1", 2,
+                       &gch_alloc_std, &n);
+    ok = j && strcmp(j, want) == 0 && n == strlen(want);
+    if (!ok) {
+        tap_diag("rendered: %s", j ? j : "(null)");
+    }
+    free(j);
+
+    return ok;
+}
+
+
+/* Argument j of command i is the whole compact demande (the record's
+ * bare one with the family and the key), and its JSON what starts with
+ * want. */
+static int
+tdm_arg_is(const gch_cmds_t *l, size_t i, size_t j, const char *stored,
+    int what, const char *want)
+{
+    int     ok;
+    char   *arg, *js;
+    size_t  n;
+
+    arg = tcmd_arg(l, i, j);
+    js = arg ? gch_dm_json(arg, strlen(arg), what, &gch_alloc_std, &n)
+             : NULL;
+    ok = arg && stored
+         && strncmp(stored + 35, "~1 42 1623319200123 w 0: 0: 0: ", 31) == 0
+         && strncmp(arg, "~1 42 1623319200123 w 8:f-martin 2:k1 0: ", 41) == 0
+         && strcmp(arg + 41, stored + 35 + 31) == 0 && js
+         && strncmp(js, want, strlen(want)) == 0;
+    if (!ok) {
+        tap_diag("rendered: %s", js ? js : "(null)");
+    }
+    free(arg);
+    free(js);
+
+    return ok;
+}
+
+
+/* The stream entry's JSON (argument j of command i) contains needle. */
+static int
+tdm_arg_has(const gch_cmds_t *l, int i, size_t j, const char *needle)
+{
+    int     ok;
+    char   *arg, *js;
+    size_t  n;
+
+    if (l == NULL || i < 0) {
+        return 0;
+    }
+
+    arg = tcmd_arg(l, (size_t) i, j);
+    js = arg ? gch_dm_json(arg, strlen(arg), GCH_DM_ENTRY, &gch_alloc_std,
+                           &n)
+             : NULL;
+    ok = js && strstr(js, needle) != NULL;
+    free(arg);
+    free(js);
+
+    return ok;
+}
+
+
 static void
 test_book_fresh(void)
 {
@@ -663,10 +763,9 @@ test_book_fresh(void)
     ok = l && tcmds_multi_exec(l) && l->ncmds == 10;
     stored = l ? tcmd_arg(l, 1, 2) : NULL;
     ok = ok && stored && rec && strncmp(stored + 1, rec + 1, 33) == 0
-         && stored[0] == 'D' && strcmp(stored + 35, body) == 0;
+         && stored[0] == 'D' && tdm_is(stored + 35, GCH_DM_ANSWER, body);
     snprintf(want, sizeof(want), "SET {main}:f:f-martin:idem:k1 %s XX GET EX "
-                                 "86400",
-             stored ? stored : "");
+                                 "86400", stored ? stored : "");
     ok = ok && tline_is(l, 1, want);
     tzrem(want, sizeof(want), "{main}:f:f-martin:idem:k1", rec);
     ok = ok && tline_is(l, 2, want);
@@ -676,16 +775,22 @@ test_book_fresh(void)
     ok = ok && tcmds_find(l, 4, "HSET {main}:f:f-martin:bookings b-") == 4
          && tcmds_find(l, 5, "SADD {main}:s:k-r:booked b-") == 5
          && tcmds_find(l, 6, "HSET {main}:f:f-martin:bookings b-") == 6
-         && tcmds_find(l, 7, "XADD {main}:stream * d {\"type\":\"book\","
-                       "\"number\":42,\"request_id\":\"D-000042\","
-                       "\"family_id\":\"f-martin\",\"idem\":\"k1\"") == 7
-         && tcmds_find(l, 8, "LPUSH {main}:f:f-martin:demandes {\"request_id\":"
-                       "\"D-000042\",\"number\":42,\"type\":\"booking\"")
-            == 8
+         && tcmds_find(l, 7, "XADD {main}:stream * d ~1 42 ") == 7
+         && tdm_arg_is(l, 7, 4, stored, GCH_DM_ENTRY,
+                       "{\"type\":\"book\",\"number\":42,\"request_id\":"
+                       "\"D-000042\",\"family_id\":\"f-martin\",\"idem\":"
+                       "\"k1\",\"at_ms\":1623319200123,\"status\":"
+                       "\"traitee_positivement\",\"items\":")
+         && tcmds_find(l, 8, "LPUSH {main}:f:f-martin:demandes ~1 42 ") == 8
+         && tdm_arg_is(l, 8, 2, stored, GCH_DM_DEMANDE,
+                       "{\"request_id\":\"D-000042\",\"number\":42,"
+                       "\"type\":\"booking\",\"created_at\":")
          && tline_is(l, 9, "EXEC")
          && tcmds_count(l, "DEL ") == 0 && tcmds_count(l, "BITFIELD") == 0;
-    tap_ok(ok, "step two: SET XX GET fence with D <hash> <answer>, ZREM, "
-           "SADD+HSET per confirmed, XADD, LPUSH (no LTRIM)");
+    tap_ok(ok, "step two: SET XX GET fence with D <hash> <compact>, ZREM, "
+           "SADD+HSET per confirmed, XADD, LPUSH of the same compact "
+           "demande (no LTRIM); it renders the answer, the entry, the "
+           "demande");
     if (!ok && l) {
         char  *d = tcmds_dump(l);
         tap_diag("step two:%s", d);
@@ -694,13 +799,20 @@ test_book_fresh(void)
 
     ok = tcmds_find(l, 0, "HSET {main}:f:f-martin:bookings b-") >= 0;
     if (ok) {
-        char  *h = tcmd_arg(l, 4, 3);
-        ok = h && strcmp(h, "{\"child_id\":\"c-thais\",\"session_id\":\"k-m\","
-                         "\"price_cents\":300,\"request_id\":\"D-000042\","
-                         "\"at_ms\":1623319200123}") == 0;
+        char    *h = tcmd_arg(l, 4, 3), *js;
+        size_t   jn;
+
+        js = h ? gch_dm_planning_json(h, strlen(h), &gch_alloc_std, &jn)
+               : NULL;
+        ok = h && strcmp(h, "~p 7:c-thais 3:k-m 300 42 w") == 0
+             && js && strcmp(js, "{\"child_id\":\"c-thais\",\"session_id\":"
+                             "\"k-m\",\"price_cents\":300,\"request_id\":"
+                             "\"D-000042\"}") == 0;
         if (!ok) {
-            tap_diag("planning entry: %s", h ? h : "(null)");
+            tap_diag("planning entry: %s -> %s", h ? h : "(null)",
+                     js ? js : "(null)");
         }
+        free(js);
         free(h);
     }
     tap_ok(ok, "the planning entry carries child, session, price, demande");
@@ -1642,8 +1754,9 @@ test_book_security(void)
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && l
          && tline_has(l, 1, " XX GET EX 86400")
-         && tcmds_count(l, "XADD {main}:stream * d {\"type\":\"book\"") == 1
-         && !tline_has(l, tcmds_find(l, 0, "XADD"), "\"agent\"");
+         && tcmds_count(l, "XADD {main}:stream * d ~1 ") == 1
+         && tline_has(l, tcmds_find(l, 0, "XADD"), " w 8:f-martin 2:k1 0: ")
+         && !tdm_arg_has(l, tcmds_find(l, 0, "XADD"), 4, "\"agent\"");
     tap_ok(ok, "one cell confirmed: kept idem_ttl_s; online: no agent");
     tbk_free(&k);
 
@@ -1655,8 +1768,8 @@ test_book_security(void)
     rc = rc ? rc : tbk_step1(&k, NULL);
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && l
-         && tline_has(l, tcmds_find(l, 0, "XADD {main}:stream * d "),
-                      "\"agent\":\"agent1\",\"items\"");
+         && tdm_arg_has(l, tcmds_find(l, 0, "XADD {main}:stream * d "), 4,
+                        "\"agent\":\"agent1\",\"items\"");
     tap_ok(ok, "on site: the stream entry names the agent");
     if (!ok) {
         tdump_diag("step two", l);
@@ -1671,12 +1784,11 @@ test_book_security(void)
     l = gch_book_step1(k.b);
     ok = rc == GCH_OK && l && tcmds_multi_exec(l)
          && tcmds_find(l, 0, "INCRBY {main}:f:f-martin:budget 12")
-            == (long) l->ncmds - 4
-         && tcmds_find(l, 0, "EXPIRE {main}:f:f-martin:budget 60 NX")
             == (long) l->ncmds - 3
-         && tcmds_find(l, 0, "TTL {main}:f:f-martin:budget")
-            == (long) l->ncmds - 2;
-    tap_ok(ok, "budget: INCRBY 10 + items, EXPIRE NX, TTL before EXEC");
+         && tcmds_find(l, 0, "EXPIRE {main}:f:f-martin:budget 60 NX")
+            == (long) l->ncmds - 2
+         && tcmds_count(l, "TTL ") == 0;
+    tap_ok(ok, "budget: INCRBY 10 + items, EXPIRE NX before EXEC, no TTL");
     rc = rc ? rc : tbk_step1(&k, NULL);
     ok = rc == GCH_OK && gch_book_status(k.b) == 200
          && gch_book_retry_after(k.b) == 0;
@@ -1691,15 +1803,33 @@ test_book_security(void)
     rc = rc ? rc : tbk_step1(&k, &s);
     l = gch_book_step2(k.b);
     ok = rc == GCH_OK && gch_book_status(k.b) == 429
-         && gch_book_retry_after(k.b) == 37
-         && strstr(tbody(k.b), "\"rate_limited\"") != NULL
+         && gch_book_retry_after(k.b) == GCH_FAMILY_WINDOW_S
+         && l && tline_is(l, l->ncmds - 2, "TTL {main}:f:f-martin:budget");
+    if (ok) {
+        /* the compensation's EXEC: its last reply the TTL */
+        tb_t         tb;
+        size_t       i;
+        redisReply  *r;
+
+        tb_init(&tb);
+        tb_arr(&tb, l->ncmds - 2);
+        for (i = 1; i + 1 < l->ncmds; i++) {
+            tb_int(&tb, i + 2 < l->ncmds ? 1 : 37);
+        }
+        r = tb_reply(&tb);
+        ok = gch_book_on_step2(k.b, r) == GCH_OK
+             && gch_book_retry_after(k.b) == 37;
+        freeReplyObject(r);
+    }
+    ok = ok && strstr(tbody(k.b), "\"rate_limited\"") != NULL
          && tcmds_count(l, "DEL {main}:f:f-martin:idem:k1") == 1
          && tcmds_count(l, "BITFIELD {main}:s:k-m:left OVERFLOW FAIL INCRBY")
             == 1
          && tcmds_count(l, "XADD") == 0 && tcmds_count(l, "SADD") == 0
          && tcmds_count(l, "HSET") == 0;
-    tap_ok(ok, "budget: past it, 429 with the counter's TTL, step one "
-           "undone (places back, record gone), nothing kept");
+    tap_ok(ok, "budget: past it, 429 with the counter's TTL (read by the "
+           "compensation, last), step one undone (places back, record "
+           "gone), nothing kept");
     if (!ok) {
         tdump_diag("undo", l);
     }

@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 
 from stack import BUILD, ROOT, Stack  # noqa: E402,F401
+import demande  # noqa: E402
 
 ASAN_MODULE = os.path.join(BUILD, "asan", "ngx_http_guichet_module.so")
 DAY = "2027-07-08"
@@ -161,7 +162,7 @@ def settled(s):
 def stream_entries(s):
     if not s.redis.exists("{main}:stream"):
         return []
-    return [json.loads(f["d"]) for _, f in
+    return [demande.entry(f["d"]) for _, f in
             s.redis.xrange("{main}:stream", "-", "+")]
 
 
@@ -212,7 +213,7 @@ def assert_consistent(s, town, stream=True):
         assert v.startswith("D "), (k, v[:40])
         if stream:
             assert k in demandes, k      # the answer has its stream entry
-        answer = json.loads(v.split(" ", 2)[2])
+        answer = demande.record_answer(v, *demande.record_key_parts(k))
         for it in answer.get("items", []):
             if it.get("status") == "confirmed":
                 assert it["booking_id"] in all_booked, (k, it)

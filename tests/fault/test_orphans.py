@@ -35,7 +35,6 @@ runs step one with nobody left to send step two.
 """
 
 import hashlib
-import json
 import os
 import signal
 import socket
@@ -46,6 +45,7 @@ import pytest
 from faultlib import (body_of, book, booked, child, conf_template, left,
                       online, rush_town, settled)
 from matrix import MatrixStack, wait_until
+import demande  # noqa: E402 -- on the path faultlib set
 
 TOWN = rush_town(families=4, sessions=(("o1", 20), ("o2", 2)))
 
@@ -252,12 +252,12 @@ def test_retry_answered_409_killed_while_the_first_finishes(s):
     assert len(claims) == 1
     bid = r.get(claims[0]).split()[1]
 
-    # the first attempt's step two
-    answer = json.dumps({"request_id": "D-000999",
-                         "status": "traitee_positivement",
-                         "items": [{"child_id": cid, "session_id": "o1",
-                                    "status": "confirmed",
-                                    "booking_id": bid}]})
+    # the first attempt's step two: its answer as the module stores it,
+    # the compact demande (bare: the record's key names family and key)
+    answer = "~1 999 %d w 0: 0: 0: 1 %d:%s 2:o1 +450" % (
+        int(time.time() * 1000), len(cid), cid)
+    assert demande.record_answer("D %s %s" % (h, answer), f, key)[
+        "items"][0]["booking_id"] == bid
     p = r.pipeline(transaction=True)
     p.set(rec, "D %s %s" % (h, answer), xx=True, ex=3600)
     p.zrem("{main}:inflight", first)
@@ -267,5 +267,61 @@ def test_retry_answered_409_killed_while_the_first_finishes(s):
 
     # the reaper: the retry's member is old, its body the record's
     wait_until("settled", lambda: settled(s), 30)
+    assert whole(s, "o1", 20)
+    assert booked(s, "o1") == {bid}
+
+
+def test_recount_waits_for_a_replay_between_its_steps(s):
+    """A session due for its recount while a replay of a stored answer
+    holding it is between its steps: the replay's step one took a place
+    its step two gives back, so the recount must wait for it (the
+    replay's record is a "D" whose cells the reaper reads).  The stored
+    answer is the module's compact demande (docs/architecture.md): when
+    the reaper looked for the session's id in it as JSON text, it found
+    nothing, recounted at once, and the replay's step two then brought the
+    place back a second time (left + booked = online + 1)."""
+    f, key = "f-0003", "k-busy"
+    cid = child(f)
+    body = body_of([(cid, "o1")])
+    h = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+    rec = "{main}:f:%s:idem:%s" % (f, key)
+    r = s.redis
+    now = int(time.time() * 1000)
+
+    # the first attempt booked o1 (its record, its place, its booking)
+    answer = "~1 998 %d w 0: 0: 0: 1 %d:%s 2:o1 +450" % (now, len(cid), cid)
+    bid = demande.record_answer("D %s %s" % (h, answer), f, key)[
+        "items"][0]["booking_id"]
+    p = r.pipeline(transaction=True)
+    p.set(rec, "D %s %s" % (h, answer), ex=3600)
+    p.execute_command("BITFIELD", "{main}:s:o1:left", "OVERFLOW", "FAIL",
+                      "INCRBY", "u32", "0", "-1")
+    p.sadd("{main}:s:o1:booked", bid)
+    p.execute()
+    assert whole(s, "o1", 20)
+
+    # a replay's step one: its member (young for a minute), its place
+    member = "%s#%d.1.%s" % (rec, now + 60000, h[:8])
+    p = r.pipeline(transaction=True)
+    p.zadd("{main}:inflight", {member: now + 60000})
+    p.execute_command("BITFIELD", "{main}:s:o1:left", "OVERFLOW", "FAIL",
+                      "INCRBY", "u32", "0", "-1")
+    p.execute()
+
+    # both sessions due; o2 after o1: once o2 is recounted, o1 was looked at
+    r.zadd("{main}:recount", {"o1": now - 2000, "o2": now - 1000})
+    wait_until("o2 recounted", lambda: r.zscore("{main}:recount", "o2") is None,
+               30)
+    assert r.zscore("{main}:recount", "o1") is not None, "recounted too soon"
+    assert left(s, "o1") + len(booked(s, "o1")) == online(20) - 1
+
+    # the replay's step two gives its place back; then the recount
+    p = r.pipeline(transaction=True)
+    p.execute_command("BITFIELD", "{main}:s:o1:left", "OVERFLOW", "FAIL",
+                      "INCRBY", "u32", "0", "1")
+    p.zrem("{main}:inflight", member)
+    p.execute()
+    wait_until("o1 recounted", lambda: r.zscore("{main}:recount", "o1") is None,
+               30)
     assert whole(s, "o1", 20)
     assert booked(s, "o1") == {bid}

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+import demande
 from office_town import PDF
 
 DAY = "2027-07-07"          # a Wednesday, far from any deadline
@@ -526,6 +527,43 @@ def test_orphan_of_a_dead_nginx_worker_is_reaped(s, tok):
     assert r.zscore("{main}:recount", sid) is None
 
     # the parent retrying with the same key books afresh
+    rr = book(s, tok["f2"], [("f2-c1", sid)], idem=k)
+    assert statuses(rr) == [("confirmed", None)], rr
+
+
+def test_orphan_with_the_modules_compact_plan_is_reaped(s, tok):
+    """The same, with the record as the module writes it: its plan names
+    the cells ("~q <n> <child> <session>", docs/architecture.md); the
+    reaper derives the booking id (from the record's family and key) and
+    the claim keys (from the catalogue), and deletes the claim still
+    holding "<sid> <bid>"."""
+    sid = "a-20270715-MATIN"
+    k = "orphan-q-" + uuid.uuid4().hex[:8]
+    rec = "{main}:f:f2:idem:" + k
+    claim = "{main}:c:f2-c1:2027-07-15:q0"
+    bid = demande.booking_id("f2", k, "f2-c1", sid)
+    old = int(time.time() * 1000) - 3600 * 1000
+    r = s.redis
+    assert r.get(claim) is None
+    before = left(s, sid)
+    r.set(rec, "P %s %d ~q 1 5:f2-c1 %d:%s" % ("0" * 32, old, len(sid),
+                                               sid), ex=3600)
+    r.zadd("{main}:inflight", {rec: old})
+    r.set(claim, "%s %s" % (sid, bid))
+    r.execute_command("BITFIELD", "{main}:s:%s:left" % sid, "OVERFLOW", "FAIL",
+                      "INCRBY", "u32", "0", "-1")
+
+    deadline = time.time() + 60
+    while time.time() < deadline and r.exists(rec):
+        time.sleep(0.2)
+
+    assert not r.exists(rec), "the reaper did not release the orphan"
+    assert r.get(claim) is None
+    deadline = time.time() + 30
+    while time.time() < deadline and left(s, sid) != before:
+        time.sleep(0.2)
+    assert left(s, sid) == before
+
     rr = book(s, tok["f2"], [("f2-c1", sid)], idem=k)
     assert statuses(rr) == [("confirmed", None)], rr
 
