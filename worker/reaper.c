@@ -1080,3 +1080,16 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
 
     return n;
 }
+
+
+/* See gchw.h. */
+const gch_town_t *
+gchw_reaper_catalogue(gchw_reaper_t *r, redisContext *rc, long long *gen)
+{
+    if (gchw_reaper_town(r, rc) != 0) {
+        return NULL;
+    }
+
+    *gen = r->gen;
+    return r->town;
+}

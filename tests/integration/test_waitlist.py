@@ -227,3 +227,142 @@ def test_waitlist_must_be_a_boolean(s, tok):
     assert r.json()["error"]["code"] == "invalid_field"
     assert "waitlist" in r.json()["error"]["message"]
     assert wait_list(s, "bad") == []
+
+
+# ----- 2. promotion by the worker -------------------------------------------
+
+def until(what, pred, timeout=20):
+    """Waits for an event the worker makes happen (not a speed check)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("never happened: " + what)
+
+
+def booked(s, token, sid, day):
+    r = s.http("GET", "/api/bookings?from=%s&to=%s" % (day, day), token=token)
+    assert r.status == 200, r
+    return [b for b in r.json()["bookings"] if b["session_id"] == sid]
+
+
+def cancel(s, token, bid):
+    r = s.http("DELETE", "/api/bookings/" + bid, token=token)
+    assert r.status == 200, r
+
+
+def test_a_cancellation_promotes_the_first_family(s, tok):
+    bids = fill(s, tok, "promo")
+    book(s, tok["f2"], [("f2-c1", "promo")], wait=True)
+    book(s, tok["f4"], [("f4-c1", "promo")], wait=True)
+    assert wait_list(s, "promo") == ["f2-c1", "f4-c1"]
+
+    cancel(s, tok["f1"], bids[0])
+
+    got = until("f2-c1 booked on promo",
+                lambda: booked(s, tok["f2"], "promo", "2027-07-15"))
+    assert [b["child_id"] for b in got] == ["f2-c1"]
+    assert until("the list moved", lambda: wait_list(s, "promo")
+                 == ["f4-c1"])
+    assert left(s, "promo") == 0
+    assert s.redis.scard("{main}:s:promo:booked") == 2
+    assert positions(s, tok["f4"])[0][1:] == ("f4-c1", 1) or \
+        ("promo", "f4-c1", 1) in positions(s, tok["f4"])
+    assert all(e[0] != "promo" for e in positions(s, tok["f2"]))
+
+    # a booking like any other: a demande of the family, persisted once,
+    # an e-mail
+    d = s.http("GET", "/api/requests", token=tok["f2"]).json()[0]
+    assert d["status"] == "traitee_positivement"
+    assert d["items"][0]["status"] == "confirmed"
+    bid = d["items"][0]["booking_id"]
+    s.wait_worker_drained()
+    assert s.sql("select child_id, session_id, status from booking"
+                 " where id = %s", (bid,)) == [("f2-c1", "promo",
+                                                "confirmed")]
+    assert s.sql("select count(*) from demande where idem_key like 'wl.%%'"
+                 " and family_id = 'f2'") == [(1,)]
+    mails = until("the e-mail queued", lambda: s.sql(
+        "select subject, body from outbox where family_id = 'f2'"
+        " and subject like 'Une place%%'"))
+    assert len(mails) == 1
+    assert "est réservée" in mails[0][1], mails
+
+    # no promotion twice: a second cancellation promotes the next one
+    cancel(s, tok["f1"], bids[1])
+    until("f4-c1 booked", lambda: booked(s, tok["f4"], "promo",
+                                         "2027-07-15"))
+    assert until("the list empty", lambda: wait_list(s, "promo") == [])
+    assert s.redis.scard("{main}:s:promo:booked") == 2
+    assert left(s, "promo") == 0
+    assert len(booked(s, tok["f2"], "promo", "2027-07-15")) == 1
+    until("promo forgotten",
+          lambda: not s.redis.sismember("{main}:waiting", "promo"))
+
+
+def test_an_entry_no_longer_eligible_is_skipped(s, tok):
+    bids = fill(s, tok, "busy")
+    book(s, tok["f2"], [("f2-c1", "busy")], wait=True)
+    book(s, tok["f4"], [("f4-c1", "busy")], wait=True)
+    # meanwhile f2-c1 is booked elsewhere on the same time slot
+    r = book(s, tok["f2"], [("f2-c1", "other")])
+    assert items(r)[0][0] == "confirmed"
+
+    cancel(s, tok["f1"], bids[0])
+
+    until("f4-c1 booked", lambda: booked(s, tok["f4"], "busy",
+                                         "2027-07-19"))
+    assert until("the list empty", lambda: wait_list(s, "busy") == [])
+    assert booked(s, tok["f2"], "busy", "2027-07-19") == []
+    # the refusal is recorded: a demande of f2 with its reason
+    d = s.http("GET", "/api/requests", token=tok["f2"]).json()[0]
+    assert d["status"] == "traitee_negativement"
+    assert d["reasons"] == ["conflict"], d
+    assert s.redis.scard("{main}:s:busy:booked") == 2
+
+
+def test_a_rush_racing_a_promotion_never_oversells(s, tok):
+    r = book(s, tok["f1"], [("f1-c1", "rush")])
+    bid = r.json()["items"][0]["booking_id"]
+    assert items(book(s, tok["f2"], [("f2-c1", "rush")], wait=True)) == \
+        [("waitlisted", "full", 1)]
+
+    kids = [(f, "%s-c%d" % (f, k)) for f in ("f4", "f5", "f6", "f7", "f8")
+            for k in (1, 2)]
+    answers = []
+    go = threading.Event()
+
+    def rush(f, c):
+        go.wait()
+        for _ in range(3):
+            answers.append(items(book(s, tok[f], [(c, "rush")]))[0][0])
+
+    threads = [threading.Thread(target=rush, args=k) for k in kids]
+    for t in threads:
+        t.start()
+    go.set()
+    cancel(s, tok["f1"], bid)
+    for t in threads:
+        t.join()
+
+    def settled():
+        if s.redis.zcard("{main}:inflight"):
+            return False
+        return (s.redis.scard("{main}:s:rush:booked") + left(s, "rush")
+                == 1)
+
+    until("the session settled", settled)
+    # the freed place is sold once: to the rush or to the list's first
+    rushed = answers.count("confirmed")
+    promoted = len(booked(s, tok["f2"], "rush", "2027-07-20"))
+    assert s.redis.scard("{main}:s:rush:booked") == 1
+    assert rushed + promoted <= 1, (rushed, promoted)
+    s.wait_worker_drained()
+    assert s.redis.scard("{main}:s:rush:booked") == 1
+    assert rushed + len(booked(s, tok["f2"], "rush", "2027-07-20")) == 1
+    if rushed:
+        assert wait_list(s, "rush") == ["f2-c1"]    # it stays first
+    assert s.sql("select count(*) from booking where session_id = 'rush'"
+                 " and status = 'confirmed'") == [(1,)]
