@@ -91,7 +91,8 @@ gchw_dirty_add(gchw_reaper_t *r, redisContext *rc, const char *sid)
 }
 
 
-/* 1 when item (of a stored answer) is a refused cell; its ids. */
+/* 1 when item (of a stored answer) is a refused cell (or one on a
+ * waiting list: refused full); its ids. */
 static int
 gchw_refused_item(yajl_val item, const char **cid, const char **sid)
 {
@@ -104,7 +105,8 @@ gchw_refused_item(yajl_val item, const char **cid, const char **sid)
     st = yajl_tree_get(item, pt, yajl_t_string);
 
     if (cv == NULL || sv == NULL || st == NULL
-        || strcmp(st->u.string, "refused") != 0)
+        || (strcmp(st->u.string, "refused") != 0
+            && strcmp(st->u.string, "waitlisted") != 0))
     {
         return 0;
     }
