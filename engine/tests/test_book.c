@@ -78,7 +78,8 @@ tbk_plan(tbk_t *k, const char *fid, const char *key, const char *items,
             colon[strlen(colon + 1)] = '\0';
         }
         n += (size_t) snprintf(k->body + n, sizeof(k->body) - n,
-                               "%s{\"child_id\":\"%s\",\"session_id\":\"%s\"%s}",
+                               "%s{\"child_id\":\"%s\","
+                               "\"session_id\":\"%s\"%s}",
                                k->body[n - 1] == '[' ? "" : ",", p,
                                colon + 1, wl ? ",\"waitlist\":true" : "");
     }
