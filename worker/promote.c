@@ -337,21 +337,6 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
         memcpy(cid, x->str, x->len + 1);
         freeReplyObject(x);
 
-        x = redisCommand(rc, "BITFIELD " GCH_KEY_S(GCH_KEY_LEFT) " GET u32 0",
-                         gchb_town, sid);
-        if (x == NULL) {
-            return -1;
-        }
-
-        left = (x->type == REDIS_REPLY_ARRAY && x->elements == 1
-                && x->element[0]->type == REDIS_REPLY_INTEGER)
-               ? x->element[0]->integer : 0;
-        freeReplyObject(x);
-
-        if (left <= 0) {
-            return n;
-        }
-
         redisAppendCommand(rc, "HGET " GCH_KEY_S(GCH_KEY_WAITERS) " %s",
                            gchb_town, sid, cid);
         redisAppendCommand(rc, "HGET " GCH_KEY_S(GCH_KEY_WAITTRY) " %s",
@@ -385,6 +370,33 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
         freeReplyObject(x);
 
         if (gch_wait_promotion_key(key, sizeof(key), bid, tries) < 0) {
+            return n;
+        }
+
+        /* a place online, or a promotion of this key already recorded (a
+         * worker killed before the entry left the list: its replay) */
+        redisAppendCommand(rc, "BITFIELD " GCH_KEY_S(GCH_KEY_LEFT)
+                           " GET u32 0", gchb_town, sid);
+        redisAppendCommand(rc, "EXISTS " GCH_KEY_F(GCH_KEY_IDEM) ":%s",
+                           gchb_town, fid, key);
+        if (redisGetReply(rc, (void **) &x) != REDIS_OK) {
+            return -1;
+        }
+        if (redisGetReply(rc, (void **) &y) != REDIS_OK) {
+            freeReplyObject(x);
+            return -1;
+        }
+
+        left = (x->type == REDIS_REPLY_ARRAY && x->elements == 1
+                && x->element[0]->type == REDIS_REPLY_INTEGER)
+               ? x->element[0]->integer : 0;
+        if (y->type == REDIS_REPLY_INTEGER && y->integer == 1) {
+            left = 1;
+        }
+        freeReplyObject(x);
+        freeReplyObject(y);
+
+        if (left <= 0) {
             return n;
         }
 
