@@ -1209,14 +1209,19 @@ export async function viewReserver(ctx) {
             const s = R.index.get(it.session_id);
             const where = s ? cellWords(s) : it.session_id;
             const ok = it.status === "confirmed";
+            const name = who(it.child_id).first_name;
             return h("li", { class: ok ? "ok" : "ko",
                              dataset: { status: it.status,
                                         reason: it.reason || "" } },
-                who(it.child_id).first_name + " — " + where + " : ",
+                name + " — " + where + " : ",
                 h("strong", {}, ok ? "Réservé" + (it.price_cents !== undefined
                                     ? " (" + F.euros(it.price_cents) + ")"
                                     : "")
-                                   : blocker(it)));
+                    : it.status === "waitlisted"
+                      ? "Complet — " + P.waitWords(it.position)
+                      : blocker(it)),
+                it.status === "refused" && it.reason === "full"
+                    ? waitButton(it, name + ", " + where) : null);
         });
         const gone = ans.cancels.map((x) => {
             const s = R.index.get(x.b.session_id) || x.b;
@@ -1263,6 +1268,44 @@ export async function viewReserver(ctx) {
             gone.length ? h("ul", { class: "resultats",
                                     id: "resultat-annulations" }, gone)
                         : null));
+    }
+
+    /*
+     * After a refusal "complet": join the session's waiting list (a
+     * booking request of that one cell with "waitlist": true, issue 23).
+     * The answer replaces the button: the position, or the booking when
+     * a place came back meanwhile.
+     */
+    function waitButton(it, words) {
+        const b = h("button", { class: "bouton second petit", type: "button",
+                                "aria-label": "M'inscrire sur liste "
+                                              + "d'attente : " + words },
+                    "M'inscrire sur liste d'attente");
+        const key = api.newIdempotencyKey();
+        b.addEventListener("click", async () => {
+            b.disabled = true;
+            const r = await api.submitBookings([{ child_id: it.child_id,
+                                                  session_id: it.session_id,
+                                                  waitlist: true }], key);
+            const x = r.ok && r.data && r.data.items ? r.data.items[0] : null;
+            const text = !x ? (r.error ? r.error.message
+                                       : "Inscription impossible.")
+                : x.status === "waitlisted" ? "Inscrit : "
+                                              + P.waitWords(x.position)
+                : x.status === "confirmed" ? "Une place s'est libérée : "
+                                             + "réservé"
+                : P.reasonText(x, F.instant);
+            const out = h("span", { class: "liste-attente", role: "status",
+                                    dataset: { status: x ? x.status
+                                                         : "error" } },
+                          text);
+            b.replaceWith(out);
+            announce(words + " : " + text);
+            if (x && x.status === "confirmed") {
+                load();
+            }
+        });
+        return b;
     }
 
     /* -- validation ---------------------------------------------------- */
