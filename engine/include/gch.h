@@ -681,9 +681,9 @@ void gch_cancel_free(gch_cancel_t *c);
 /*
  * GET /api/waitlist (arg NULL) and DELETE /api/waitlist/{sid}/{cid} (arg
  * "<sid>/<cid>", len bytes), driven like a cancellation: 200
- * {"waitlist":[{"session_id","child_id","activity_id","date","unit",
- * "position"}]}, 200 {"session_id","child_id","status":"left"} or 404
- * not_found.  Points into t and f.
+ * {"waitlist":[{"session_id","child_id","activity_id","activity_name",
+ * "date","unit","unit_label","position"}]}, 200 {"session_id",
+ * "child_id","status":"left"} or 404 not_found.  Points into t and f.
  */
 typedef struct gch_wait_s  gch_wait_t;
 

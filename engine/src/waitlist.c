@@ -235,7 +235,8 @@ gch_wait_entries(gch_wait_t *w, const redisReply *r)
 }
 
 
-/* {"waitlist":[{"session_id","child_id","activity_id","date","position"}]}
+/* {"waitlist":[{"session_id","child_id","activity_id","activity_name",
+ * "date","unit","unit_label","position"}]}
  * in the order of the sessions' days; entries gone from their list (a
  * promotion, a refusal at promotion) are not shown. */
 static int
@@ -303,8 +304,14 @@ gch_wait_render(gch_wait_t *w, const redisReply *r)
         gch_gen_kv(g, "session_id", e->session->id);
         gch_gen_kv(g, "child_id", e->child->id);
         gch_gen_kv(g, "activity_id", e->session->activity->id);
+        gch_gen_kv(g, "activity_name", e->session->activity->name
+                                       ? e->session->activity->name : "");
         gch_gen_kv(g, "date", day);
         gch_gen_kv(g, "unit", w->town->units[e->session->unit].code);
+        gch_gen_kv(g, "unit_label", e->session->label
+                                    ? e->session->label
+                                    : w->town->units[e->session->unit]
+                                      .label);
         gch_gen_str(g, "position");
         yajl_gen_integer(g, r->element[order[i]]->integer + 1);
         yajl_gen_map_close(g);

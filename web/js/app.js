@@ -613,8 +613,9 @@ async function waitlists(box) {
     }
     const rows = list.map((w) => {
         const who = kids.get(w.child_id) || w.child_id;
-        const what = F.dayLong(w.date) + " (" + w.activity_id + ", "
-                     + w.unit + ")";
+        const what = (w.activity_name || w.activity_id) + ", "
+                     + F.dayLong(w.date) + " (" + (w.unit_label || w.unit)
+                     + ")";
         const b = h("button", { class: "bouton danger petit", type: "button",
                                 "aria-label": "Quitter la liste d'attente : "
                                               + who + ", " + what },
