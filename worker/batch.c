@@ -217,11 +217,21 @@ static const char  gchw_sql_book[] =
     " insert into outbox (family_id, kind, ref, subject, body)"
     " select e->>'family_id', 'demande', e->>'request_id',"
     "   case when e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
+    "     and e->'items'->0->>'reason' = 'closed'"
+    "   then format('Liste d''attente close : demande N° %s',"
+    "     e->>'request_id')"
+    "   when e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
     "   then format('Une place s''est libérée : demande N° %s',"
     "     e->>'request_id')"
     "   else format('Demande N° %s : %s', e->>'request_id', "
     GCHW_SQL_STATUS("e->>'status'") ") end,"
     "   case when e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
+    "     and e->'items'->0->>'reason' = 'closed'"
+    "   then format(E'Bonjour,\\n\\nLe délai de réservation est passé :"
+    " la liste d''attente de la séance ci-dessous est close, aucune place"
+    " ne s''est libérée à temps (demande N° %s).\\n\\n%s\\n\\n"
+    "Le service enfance\\n', e->>'request_id', l.lines)"
+    "   when e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
     "   then format(E'Bonjour,\\n\\nUne place s''est libérée sur la liste"
     " d''attente : la séance ci-dessous est réservée (demande N° %s)."
     "\\n\\n%s\\n\\nLe service enfance\\n', e->>'request_id', l.lines)"
@@ -231,9 +241,11 @@ static const char  gchw_sql_book[] =
     GCHW_SQL_STATUS("e->>'status'") ", l.lines) end"
     " from e left join l using (n)"
     " where not coalesce(l.voided, false)"
-    /* a promotion that did not book (issue 23) mails nothing */
+    /* a promotion that did not book (issue 23) mails nothing, but the
+     * end of its list at the booking deadline */
     "   and not (e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
-    "     and e->>'status' <> 'traitee_positivement')"
+    "     and e->>'status' <> 'traitee_positivement'"
+    "     and coalesce(e->'items'->0->>'reason', '') <> 'closed')"
     " order by n"
     " on conflict (kind, ref) do nothing";
 

@@ -307,16 +307,22 @@ static int
 gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
     const char *sid, int64_t now_ms)
 {
-    int                  n, k, got;
-    char                 cid[128], bid[64], fid[128], key[128];
-    long long            tries, left;
-    redisReply          *x, *y;
-    gch_reason_t         reason;
-    const gch_family_t  *f;
+    int                   n, k, got, closed;
+    char                  cid[128], bid[64], fid[128], key[128];
+    long long             tries, left;
+    redisReply           *x, *y;
+    gch_reason_t          reason;
+    const gch_family_t   *f;
+    const gch_session_t  *s;
 
-    if (gch_town_session(t, sid, strlen(sid)) == NULL) {
+    s = gch_town_session(t, sid, strlen(sid));
+    if (s == NULL) {
         return 0;                          /* not in this catalogue */
     }
+
+    /* past the booking deadline the list ends: each entry is tried once
+     * more, refused "closed", and leaves with its e-mail */
+    closed = gch_wait_closed(t, s, now_ms);
 
     n = 0;
 
@@ -390,7 +396,7 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
         left = (x->type == REDIS_REPLY_ARRAY && x->elements == 1
                 && x->element[0]->type == REDIS_REPLY_INTEGER)
                ? x->element[0]->integer : 0;
-        if (y->type == REDIS_REPLY_INTEGER && y->integer == 1) {
+        if ((y->type == REDIS_REPLY_INTEGER && y->integer == 1) || closed) {
             left = 1;
         }
         freeReplyObject(x);

@@ -719,6 +719,11 @@ int gch_wait_is_promotion(const char *key, size_t len);
 
 /* What the promoter does with an entry after its booking's outcome. */
 int gch_wait_decide(int confirmed, gch_reason_t reason);
+/* 1 when session s of t no longer takes bookings at now_ms (its
+ * activity's booking deadline): its list ends, each entry is tried once
+ * more (refused "closed", it leaves with its e-mail). */
+int gch_wait_closed(const gch_town_t *t, const gch_session_t *s,
+    int64_t now_ms);
 
 
 /* ------------------------------------------------------------------ */

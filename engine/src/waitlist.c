@@ -463,3 +463,16 @@ gch_wait_decide(int confirmed, gch_reason_t reason)
         return GCH_WAIT_DROP;
     }
 }
+
+
+/* See gch.h. */
+int
+gch_wait_closed(const gch_town_t *t, const gch_session_t *s, int64_t now_ms)
+{
+    int  starts;
+
+    starts = t->units[s->unit].starts_min;
+
+    return now_ms / 1000 >= gch_deadline_instant(&s->activity->deadline,
+                                                 s->date, starts);
+}

@@ -8,6 +8,7 @@ One custom town (below) on its own Stack; every test uses its own
 sessions.
 """
 
+import json
 import threading
 import time
 import uuid
@@ -44,6 +45,7 @@ def town():
                   cell("busy", "2027-07-19"),
                   cell("rush", "2027-07-20", places=1)]),
         act("o", [cell("other", "2027-07-19", "MATIN", 10)]),
+        act("late", [cell("late", "2027-07-22")]),
         act("doc", [cell("docs", "2027-07-21", places=1)],
             required_documents=["vaccinations"]),
     ]
@@ -63,7 +65,7 @@ def town():
             "enrolments": [{"child_id": c["id"], "activity_id": a,
                             "from": "2026-01-01", "to": "2027-08-31",
                             "status": "validee"}
-                           for c in kids for a in ("j", "p", "o", "doc")]})
+                           for c in kids for a in ("j", "p", "o", "doc", "late")]})
 
     return {"town": {"name": "Attente", "timezone": "Europe/Paris"},
             "units": units, "activities": acts, "families": families}
@@ -366,3 +368,36 @@ def test_a_rush_racing_a_promotion_never_oversells(s, tok):
         assert wait_list(s, "rush") == ["f2-c1"]    # it stays first
     assert s.sql("select count(*) from booking where session_id = 'rush'"
                  " and status = 'confirmed'") == [(1,)]
+
+
+# ----- 4. the list ends with the booking deadline ---------------------------
+
+def test_the_list_closes_at_the_booking_deadline(s, tok):
+    """Last in the file: it loads the town again, with activity "late"'s
+    deadline moved a year before its session (the town's word)."""
+    fill(s, tok, "late")
+    book(s, tok["f2"], [("f2-c1", "late")], wait=True)
+    book(s, tok["f4"], [("f4-c1", "late")], wait=True)
+    assert wait_list(s, "late") == ["f2-c1", "f4-c1"]
+
+    t = town()
+    for a in t["activities"]:
+        if a["id"] == "late":
+            a["deadline"] = {"hours": 8784}
+    with open(s.town_file, "w") as f:
+        json.dump(t, f, ensure_ascii=False)
+    s.ctl_run("load-town", s.town_file)
+
+    # no place freed: every entry leaves, refused "closed", with an e-mail
+    assert until("the list closed", lambda: wait_list(s, "late") == [])
+    assert left(s, "late") == 0
+    for f in ("f2", "f4"):
+        d = s.http("GET", "/api/requests", token=tok[f]).json()[0]
+        assert d["reasons"] == ["closed"], d
+        assert all(e[0] != "late" for e in positions(s, tok[f]))
+    s.wait_worker_drained()
+    mails = s.sql("select family_id, body from outbox"
+                  " where subject like 'Liste d''attente close%%'"
+                  " order by family_id")
+    assert [m[0] for m in mails] == ["f2", "f4"], mails
+    assert "aucune place" in mails[0][1]
