@@ -3,6 +3,8 @@
 #   make run    installs what is missing, builds, starts Redis, PostgreSQL,
 #               the worker and nginx with the module on 127.0.0.1:8080;
 #               again, starts what stopped and keeps every state (README)
+#   make run-cluster  the same on a Redis Cluster of 3 masters and 3
+#               replicas (127.0.0.1:7001-7006), state in var/cluster/
 #   make test   builds and runs every suite (tests/run-all), ends with
 #               one line "N passed, N failed"
 #   make deb    the Debian packages (debian/, issue 27) in build/deb/:
@@ -44,13 +46,13 @@ SANITIZE   := -fsanitize=address,undefined -fno-omit-frame-pointer
 # What "build" can make depends on which fragments exist yet.
 BUILD_TARGETS := \
     $(if $(wildcard engine/engine.mk),$(BUILD)/libgch.a) \
-    $(if $(wildcard backend/backend.mk),$(BUILD)/libgchb.a) \
+    $(if $(wildcard backend/backend.mk),$(BUILD)/libgchb.a $(BUILD)/cluster-probe) \
     $(if $(wildcard worker/worker.mk),$(BUILD)/guichet-worker) \
     $(if $(wildcard ctl/ctl.mk),$(BUILD)/guichetctl) \
     $(if $(wildcard office/office.mk),$(BUILD)/guichet-office) \
     $(if $(wildcard ngx_module/*.c),$(MODULE_SO))
 
-.PHONY: build deps run stop test faults lint asan bench fuzz clean module deb
+.PHONY: build deps run run-cluster stop test faults lint asan bench fuzz clean module deb
 
 build: $(BUILD_TARGETS)
 
@@ -108,8 +110,17 @@ asan: $(ASAN_SO) $(if $(wildcard office/office.mk),$(BUILD)/asan/guichet-office)
 run: deps build
 	@scripts/run.sh
 
+# The same on a Redis Cluster (3 masters, 3 replicas on 127.0.0.1:7001-7006,
+# scripts/redis-cluster.sh), its state in var/cluster/: docs/architecture.md,
+# "Redis Cluster".  make stop stops it too.
+run-cluster: deps build
+	@GUICHET_VAR=$${GUICHET_VAR:-$(CURDIR)/var/cluster} GUICHET_REDIS=cluster \
+	    scripts/run.sh
+
 stop:
 	@scripts/stop.sh
+	@if [ -z "$${GUICHET_VAR:-}" ] && [ -d var/cluster ]; then \
+	    GUICHET_VAR=$(CURDIR)/var/cluster scripts/stop.sh; fi
 
 # --- Debian packages ------------------------------------------------
 

@@ -74,6 +74,7 @@ static const gchb_setting_t  gchb_settings[] = {
     { "redis",               GCHB_STR,    GCHB_OFF(redis),
       "127.0.0.1:6379" },
     { "redis_password",      GCHB_STR,    GCHB_OFF(redis_password), "" },
+    { "redis_cluster",       GCHB_STR,    GCHB_OFF(redis_cluster), "" },
     { "postgres",            GCHB_STR,    GCHB_OFF(postgres), "" },
     { "secret_file",         GCHB_STR,    GCHB_OFF(secret_file),
       "var/secret.key" },

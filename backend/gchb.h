@@ -59,6 +59,7 @@ typedef struct {
     char   *town;                /* the town this process serves */
     char   *redis;
     char   *redis_password;
+    char   *redis_cluster;
     char   *postgres;
     char   *secret_file;
     char   *migrations_dir;
@@ -171,16 +172,38 @@ int gchb_secret_read(const char *path, uint8_t secret[GCH_SECRET_LEN]);
 int gchb_secret_create(const char *path);
 
 /* Connects to conf->redis ("host:port" or "unix:/path"), sends AUTH when
- * redis_password is set.  The caller owns the context (redisFree).  NULL
- * after logging, and NULL while Redis is still loading its data after a
- * restart (LOADING; logged once every 10 s at most): the caller retries
- * later, as when Redis is down. */
+ * redis_password is set; or, when conf->redis_cluster names seed nodes,
+ * to that Redis Cluster through gchb_cluster_open().  The caller owns
+ * the context (redisFree).  NULL after logging, and NULL while Redis is
+ * still loading its data after a restart (LOADING; logged once every
+ * 10 s at most): the caller retries later, as when Redis is down. */
 redisContext *gchb_redis_connect(const gchb_conf_t *conf);
 /* The same for a command line tool (guichetctl): while Redis loads its
  * data, waits, with one progress line on stderr (updated in place on a
  * terminal, else repeated every 30 s at most), then returns the
  * connection. */
 redisContext *gchb_redis_connect_wait(const gchb_conf_t *conf);
+/* The Redis the settings name, for messages: redis_cluster's seeds when
+ * set, else redis. */
+const char *gchb_redis_name(const gchb_conf_t *conf);
+
+
+/* ------------------------------------------------------------------ */
+/* Redis Cluster (cluster.c)                                           */
+
+/*
+ * A connection to the Redis Cluster of conf->redis_cluster ("host:port,
+ * host:port..." seed nodes): an ordinary redisContext whose commands a
+ * routing thread sends to the master of their slot (MULTI ... EXEC whole,
+ * following MOVED and ASK, one connection per node), so that callers use
+ * it as a connection to one Redis.  A node lost closes the connection, as
+ * a Redis going down does.  redisFree() ends the thread (joined at the
+ * next gchb_cluster_open() or at exit; at exit the threads still running
+ * are ended first, so nothing is left allocated).  SIGPIPE is set
+ * to be ignored when it was not handled.  NULL after logging when no seed
+ * answered CLUSTER SLOTS.  Called by gchb_redis_connect(); see cluster.c.
+ */
+redisContext *gchb_cluster_open(const gchb_conf_t *conf);
 
 
 /* ------------------------------------------------------------------ */
@@ -217,7 +240,50 @@ int gchb_migrate(PGconn *pg, const char *dir, int *applied);
 
 
 /* ------------------------------------------------------------------ */
+/* the catalogue's tables and PostgreSQL arrays (catalogue.c)           */
+
+/*
+ * Upserts the town's units, activities, price bands and sessions (units
+ * and every activity when only is NULL: load-town; else the activity of
+ * that id alone, its sessions and bands: guichet-office), deleting the
+ * bands beyond the town's and the sessions gone from it that no booking
+ * points at.  Inside the caller's transaction; *changed counts the rows
+ * touched.  0, or -1 after logging.
+ */
+int gchb_catalogue_store(PGconn *pg, const gch_town_t *t, const char *only,
+    long *changed);
+/* "none", "working_days", "hours", "day_before_at" */
+const char *gchb_deadline_kind(gch_deadline_kind_t k);
+
+/* A PostgreSQL array literal under construction, {"a","b",NULL,...};
+ * zeroed means empty.  A failed allocation is sticky: _end gives NULL. */
+typedef struct {
+    gchb_buf_t   buf;
+    size_t       n;
+} gchb_arr_t;
+
+void gchb_arr_str(gchb_arr_t *a, const char *s);   /* NULL: NULL */
+void gchb_arr_int(gchb_arr_t *a, long long v);
+void gchb_arr_day(gchb_arr_t *a, gch_day_t d);
+/* Closes the literal: its text, or NULL when out of memory. */
+const char *gchb_arr_end(gchb_arr_t *a);
+void gchb_arr_free(gchb_arr_t *a, size_t n);
+/* Runs sql with n closed parameters (or any text); adds the rows it
+ * touched to *changed.  0, or -1 after logging (what: the table). */
+int gchb_arr_exec_raw(PGconn *pg, const char *what, const char *sql,
+    const char **params, int n, long *changed);
+/* The same with n arrays, closed here (gchb_arr_end). */
+int gchb_arr_exec(PGconn *pg, const char *what, const char *sql,
+    gchb_arr_t *arr, int n, long *changed);
+
+
+/* ------------------------------------------------------------------ */
 /* monthly invoices (invoice.c)                                         */
+
+/* UTF-8 to WinAnsi (CP1252), the encoding of libharu's base-14 fonts
+ * (the invoices' PDFs, guichet-office's daily lists); a character it
+ * lacks becomes '?'.  out holds n bytes. */
+void gchb_cp1252(char *out, size_t n, const char *in);
 
 /*
  * Invoices month ("YYYY-MM"): creates, in one transaction, an invoice per

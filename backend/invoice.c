@@ -144,9 +144,8 @@ gchb_pdf_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *data)
 }
 
 
-/* UTF-8 to WinAnsi (CP1252), the encoding of the base-14 fonts; a
- * character it lacks becomes '?'.  out holds n bytes. */
-static void
+/* See gchb.h. */
+void
 gchb_cp1252(char *out, size_t n, const char *in)
 {
     size_t                i;

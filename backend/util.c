@@ -213,6 +213,18 @@ gchb_secret_create(const char *path)
 }
 
 
+/* See gchb.h. */
+const char *
+gchb_redis_name(const gchb_conf_t *conf)
+{
+    if (conf->redis_cluster != NULL && conf->redis_cluster[0]) {
+        return conf->redis_cluster;
+    }
+
+    return conf->redis;
+}
+
+
 /* Connects and authenticates; NULL after logging. */
 static redisContext *
 gchb_redis_open(const gchb_conf_t *conf)
@@ -222,6 +234,17 @@ gchb_redis_open(const gchb_conf_t *conf)
     redisReply      *r;
     redisContext    *rc;
     struct timeval   tv = { 2, 0 };
+
+    if (conf->redis_cluster != NULL && conf->redis_cluster[0]) {
+        rc = gchb_cluster_open(conf);
+        if (rc == NULL) {
+            return NULL;
+        }
+        /* the routing thread authenticates each node itself */
+        tv.tv_sec = 10;
+        redisSetTimeout(rc, tv);
+        return rc;
+    }
 
     if (strncmp(conf->redis, "unix:", 5) == 0) {
         rc = redisConnectUnixWithTimeout(conf->redis + 5, tv);
@@ -286,8 +309,8 @@ gchb_redis_loading(redisContext *rc, const gchb_conf_t *conf, int *perc)
 
     r = redisCommand(rc, "PING");
     if (r == NULL) {
-        gchb_log("error", "redis \"%s\": %s (%s)", conf->redis, rc->errstr,
-                 gchb_conf_note());
+        gchb_log("error", "redis \"%s\": %s (%s)", gchb_redis_name(conf),
+                 rc->errstr, gchb_conf_note());
         return -1;
     }
 
@@ -297,8 +320,8 @@ gchb_redis_loading(redisContext *rc, const gchb_conf_t *conf, int *perc)
     }
 
     if (strncmp(r->str, "LOADING", 7) != 0) {
-        gchb_log("error", "redis \"%s\": %s (%s)", conf->redis, r->str,
-                 gchb_conf_note());
+        gchb_log("error", "redis \"%s\": %s (%s)", gchb_redis_name(conf),
+                 r->str, gchb_conf_note());
         freeReplyObject(r);
         return -1;
     }
@@ -348,7 +371,8 @@ gchb_redis_connect(const gchb_conf_t *conf)
         if (logged == 0 || now - logged >= 10000) {
             logged = now;
             gchb_log("info", "redis \"%s\" is loading its data (%d%%): "
-                     "not yet, retrying", conf->redis, perc < 0 ? 0 : perc);
+                     "not yet, retrying", gchb_redis_name(conf),
+                     perc < 0 ? 0 : perc);
         }
     }
 
@@ -379,13 +403,13 @@ gchb_redis_connect_wait(const gchb_conf_t *conf)
 
         if (tty) {
             fprintf(stderr, "\r%s: redis \"%s\" is loading its data: "
-                    "%3d%%, waiting", gchb_program, conf->redis,
+                    "%3d%%, waiting", gchb_program, gchb_redis_name(conf),
                     perc < 0 ? 0 : perc);
             shown = 1;
 
         } else if (printed == 0 || now - printed >= 30000) {
             fprintf(stderr, "%s: redis \"%s\" is loading its data (%d%%): "
-                    "waiting\n", gchb_program, conf->redis,
+                    "waiting\n", gchb_program, gchb_redis_name(conf),
                     perc < 0 ? 0 : perc);
             printed = now;
         }
@@ -396,7 +420,7 @@ gchb_redis_connect_wait(const gchb_conf_t *conf)
 
     if (shown) {
         fprintf(stderr, "\r%s: redis \"%s\" is loading its data: "
-                "%s\n", gchb_program, conf->redis,
+                "%s\n", gchb_program, gchb_redis_name(conf),
                 st == 0 ? "done         " : "failed       ");
     }
 

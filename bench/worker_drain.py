@@ -22,6 +22,8 @@ a full stream, and what each persisted booking costs PostgreSQL.
   4. --ab APPLY UNDO: each run once as the schema is (A), once after the
      SQL file APPLY (B), UNDO putting A back, interleaved A B A B: a
      schema change measured on the same stack and the same entries.
+     --ab-worker BINARY: B is the same schema drained by another build of
+     guichet-worker (a change of the worker's statements).
 
 Every drain replays the same entries, so runs compare; the machine's other
 users do not (its busy share outside the stack is printed with each run).
@@ -105,14 +107,15 @@ class Drain:
             w.send_signal(signal.SIGTERM)
             w.wait(30)
 
-    def start_worker(self, batch):
+    def start_worker(self, batch, binary=None):
         conf = self.s.worker_conf + ".drain"
         with open(self.s.worker_conf) as fh:
             text = fh.read()
         with open(conf, "w") as fh:
             fh.write(text + "batch_size = %d\nstream_keep_ms = 0\n" % batch)
         self.s.procs["worker"] = subprocess.Popen(
-            [os.path.join(ROOT, "build", "guichet-worker"), "-c", conf],
+            [binary or os.path.join(ROOT, "build", "guichet-worker"), "-c",
+             conf],
             cwd=ROOT, stdout=open(os.path.join(self.s.dir, "worker-drain.log"),
                                   "a"), stderr=subprocess.STDOUT)
         return self.s.procs["worker"].pid
@@ -133,13 +136,13 @@ class Drain:
         except Exception:       # noqa: BLE001 -- no group yet
             pass
 
-    def one(self, batch, variant=None):
+    def one(self, batch, variant=None, binary=None):
         self.reset()
         if variant is not None:
             self.s.sql(open(variant).read())
         last = self.s.redis.xinfo_stream("{main}:stream")["last-generated-id"]
         pg0, busy0, t0 = self.pg_cpu(), machine_busy(), time.monotonic()
-        pid = self.start_worker(batch)
+        pid = self.start_worker(batch, binary)
         while not self.drained(last):
             if time.monotonic() - t0 > 600:
                 raise RuntimeError("the worker did not drain in 600 s")
@@ -201,10 +204,11 @@ class Drain:
             n = self.s.redis.xlen("{main}:stream")
             say("stream: %d entries" % n)
             runs = []
-            variants = ["A", "B"] if a.ab else ["-"]
+            variants = ["A", "B"] if a.ab or a.ab_worker else ["-"]
             for rep in range(a.reps):
                 for b, v in [(b, v) for b in a.batch for v in variants]:
-                    x = self.one(b, a.ab[0] if v == "B" else None)
+                    x = self.one(b, a.ab[0] if v == "B" and a.ab else None,
+                                 a.ab_worker if v == "B" else None)
                     x["rep"] = rep
                     x["variant"] = v
                     runs.append(x)
@@ -245,6 +249,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--families", type=int, default=2000)
     ap.add_argument("--ab", nargs=2, metavar=("APPLY", "UNDO"))
+    ap.add_argument("--ab-worker", metavar="BINARY",
+                    help="B: the same schema, this guichet-worker")
     ap.add_argument("--track-all", action="store_true",
                     help="pg_stat_statements.track = all (costs CPU)")
     ap.add_argument("--workdir", default=os.path.join(HERE, "out", "drain"))

@@ -31,379 +31,11 @@
 #include "gchc.h"
 
 
-/* A PostgreSQL array literal under construction: {"a","b",NULL,...}. */
-typedef struct {
-    gchb_buf_t   buf;
-    size_t       n;
-} gchc_arr_t;
-
-
-static void
-gchc_arr_put(gchc_arr_t *a, const char *s, size_t n)
-{
-    (void) gchb_buf_add(&a->buf, s, n);        /* a failure is sticky */
-}
-
-
-static void
-gchc_arr_sep(gchc_arr_t *a)
-{
-    gchc_arr_put(a, a->n++ ? "," : "{", 1);
-}
-
-
-static void
-gchc_arr_str(gchc_arr_t *a, const char *s)
-{
-    gchc_arr_sep(a);
-
-    if (s == NULL) {
-        gchc_arr_put(a, "NULL", 4);
-        return;
-    }
-
-    gchc_arr_put(a, "\"", 1);
-    for ( /* void */ ; *s; s++) {
-        if (*s == '"' || *s == '\\') {
-            gchc_arr_put(a, "\\", 1);
-        }
-        gchc_arr_put(a, s, 1);
-    }
-    gchc_arr_put(a, "\"", 1);
-}
-
-
-static void
-gchc_arr_int(gchc_arr_t *a, long long v)
-{
-    char  buf[32];
-
-    gchc_arr_sep(a);
-    gchc_arr_put(a, buf, snprintf(buf, sizeof(buf), "%lld", v));
-}
-
-
-static void
-gchc_arr_day(gchc_arr_t *a, gch_day_t d)
-{
-    char  buf[11];
-
-    gch_day_format(d, buf);
-    gchc_arr_str(a, buf);
-}
-
-
-static const char *
-gchc_arr_end(gchc_arr_t *a)
-{
-    gchc_arr_put(a, a->n ? "}" : "{}", a->n ? 1 : 2);
-
-    return a->buf.failed ? NULL : a->buf.data;
-}
-
-
-static void
-gchc_arr_free(gchc_arr_t *a, size_t n)
-{
-    size_t  i;
-
-    for (i = 0; i < n; i++) {
-        gchb_buf_free(&a[i].buf);
-    }
-}
-
-
-/* Exec with already terminated arrays (data pointers). */
-static int
-gchc_load_exec_raw(PGconn *pg, const char *what, const char *sql,
-    const char **params, int n, long *changed)
-{
-    PGresult  *res;
-
-    res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        gchb_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
-        PQclear(res);
-        return -1;
-    }
-
-    *changed += atol(PQcmdTuples(res));
-    PQclear(res);
-
-    return 0;
-}
-
-
-/* Runs sql with n array parameters; adds the rows it touched to *changed.
- * 0 or -1 after logging. */
-static int
-gchc_load_exec(PGconn *pg, const char *what, const char *sql,
-    gchc_arr_t *arr, int n, long *changed)
-{
-    int          i;
-    PGresult    *res;
-    const char  *params[16];
-
-    for (i = 0; i < n; i++) {
-        params[i] = gchc_arr_end(&arr[i]);
-        if (params[i] == NULL) {
-            gchb_log("error", "out of memory");
-            return -1;
-        }
-    }
-
-    res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        gchb_log("error", "load-town: %s: %s", what, PQerrorMessage(pg));
-        PQclear(res);
-        return -1;
-    }
-
-    *changed += atol(PQcmdTuples(res));
-    PQclear(res);
-
-    return 0;
-}
-
-
-static const char *
-gchc_deadline_kind(gch_deadline_kind_t k)
-{
-    switch (k) {
-    case GCH_DEADLINE_WORKING_DAYS:
-        return "working_days";
-    case GCH_DEADLINE_HOURS:
-        return "hours";
-    case GCH_DEADLINE_DAY_BEFORE_AT:
-        return "day_before_at";
-    default:
-        return "none";
-    }
-}
-
-
 static const char *
 gchc_enrol_status(int s)
 {
     return s == GCH_ENROL_VALIDEE ? "validee"
            : s == GCH_ENROL_REFUSEE ? "refusee" : "demandee";
-}
-
-
-/* The town's units (upserted). */
-static int
-gchc_load_units(PGconn *pg, const gch_town_t *t, long *changed)
-{
-    int          rc;
-    size_t       i;
-    gchc_arr_t   a[4];
-
-    memset(a, 0, sizeof(a));
-
-    for (i = 0; i < t->nunits; i++) {
-        gchc_arr_str(&a[0], t->units[i].code);
-        gchc_arr_str(&a[1], t->units[i].label);
-        gchc_arr_int(&a[2], t->units[i].starts_min);
-        gchc_arr_int(&a[3], t->units[i].ends_min);
-    }
-
-    rc = gchc_load_exec(pg, "unit",
-        "insert into unit (code, label, starts_min, ends_min)"
-        " select * from unnest($1::text[], $2::text[], $3::int[],"
-        "                      $4::int[])"
-        " on conflict (code) do update set label = excluded.label,"
-        "   starts_min = excluded.starts_min, ends_min = excluded.ends_min"
-        " where (unit.label, unit.starts_min, unit.ends_min)"
-        "   is distinct from"
-        "   (excluded.label, excluded.starts_min, excluded.ends_min)",
-        a, 4, changed);
-    gchc_arr_free(a, 4);
-
-    return rc;
-}
-
-
-/* The town's activities (upserted). */
-static int
-gchc_load_activities(PGconn *pg, const gch_town_t *t, long *changed)
-{
-    int                    rc;
-    char                   opens[26];
-    size_t                 i;
-    gchc_arr_t             a[10];
-    const gch_activity_t  *act;
-
-    memset(a, 0, sizeof(a));
-
-    for (i = 0; i < t->nactivities; i++) {
-        act = &t->activities[i];
-        gchc_arr_str(&a[0], act->id);
-        gchc_arr_str(&a[1], act->name);
-        gchc_arr_str(&a[2], act->site);
-        gchc_arr_int(&a[3], act->age_min);
-        gchc_arr_int(&a[4], act->age_max);
-        if (act->opens_at) {
-            gch_instant_format(act->opens_at, opens);
-            gchc_arr_str(&a[5], opens);
-        } else {
-            gchc_arr_str(&a[5], NULL);
-        }
-        gchc_arr_str(&a[6], gchc_deadline_kind(act->deadline.kind));
-        gchc_arr_int(&a[7], act->deadline.n);
-        gchc_arr_int(&a[8], act->online_share_percent);
-        gchc_arr_str(&a[9], act->week_required ? "true" : "false");
-    }
-
-    rc = gchc_load_exec(pg, "activity",
-        "insert into activity (id, name, site, age_min, age_max,"
-        "   booking_opens_at, deadline_kind, deadline_n,"
-        "   online_share_percent, week_required)"
-        " select * from unnest($1::text[], $2::text[], $3::text[],"
-        "   $4::int[], $5::int[], $6::timestamptz[], $7::text[],"
-        "   $8::int[], $9::int[], $10::boolean[])"
-        " on conflict (id) do update set name = excluded.name,"
-        "   site = excluded.site, age_min = excluded.age_min,"
-        "   age_max = excluded.age_max,"
-        "   booking_opens_at = excluded.booking_opens_at,"
-        "   deadline_kind = excluded.deadline_kind,"
-        "   deadline_n = excluded.deadline_n,"
-        "   online_share_percent = excluded.online_share_percent,"
-        "   week_required = excluded.week_required"
-        " where (activity.name, activity.site, activity.age_min,"
-        "   activity.age_max, activity.booking_opens_at,"
-        "   activity.deadline_kind, activity.deadline_n,"
-        "   activity.online_share_percent, activity.week_required)"
-        "   is distinct from (excluded.name, excluded.site,"
-        "   excluded.age_min, excluded.age_max, excluded.booking_opens_at,"
-        "   excluded.deadline_kind, excluded.deadline_n,"
-        "   excluded.online_share_percent, excluded.week_required)",
-        a, 10, changed);
-    gchc_arr_free(a, 10);
-
-    return rc;
-}
-
-
-/* The activities' price bands (upserted; bands beyond the file's count
- * and those of activities gone from the file deleted). */
-static int
-gchc_load_prices(PGconn *pg, const gch_town_t *t, long *changed)
-{
-    int                    rc;
-    size_t                 i, j;
-    gchc_arr_t             a[4];
-    const char            *p[2];
-    const gch_activity_t  *act;
-
-    memset(a, 0, sizeof(a));
-
-    for (i = 0; i < t->nactivities; i++) {
-        act = &t->activities[i];
-        for (j = 0; j < act->nprices; j++) {
-            gchc_arr_str(&a[0], act->id);
-            gchc_arr_int(&a[1], (long long) j);
-            if (act->prices[j].qf_max < 0) {
-                gchc_arr_str(&a[2], NULL);
-            } else {
-                gchc_arr_int(&a[2], act->prices[j].qf_max);
-            }
-            gchc_arr_int(&a[3], act->prices[j].cents);
-        }
-    }
-
-    rc = gchc_load_exec(pg, "activity_price",
-        "insert into activity_price (activity_id, position, qf_max, cents)"
-        " select * from unnest($1::text[], $2::int[], $3::int[], $4::int[])"
-        " on conflict (activity_id, position) do update"
-        "   set qf_max = excluded.qf_max, cents = excluded.cents"
-        " where (activity_price.qf_max, activity_price.cents)"
-        "   is distinct from (excluded.qf_max, excluded.cents)",
-        a, 4, changed);
-
-    if (rc == 0) {
-        /* bands beyond the file's count, activities gone from the file */
-        p[0] = a[0].buf.data;
-        p[1] = a[1].buf.data;
-        rc = gchc_load_exec_raw(pg, "activity_price",
-            "delete from activity_price p"
-            " where not exists (select 1 from unnest($1::text[], $2::int[])"
-            "   k(a, n) where k.a = p.activity_id and k.n = p.position)",
-            p, 2, changed);
-    }
-
-    gchc_arr_free(a, 4);
-
-    return rc;
-}
-
-
-static int
-gchc_load_units_activities(PGconn *pg, const gch_town_t *t, long *changed)
-{
-    if (gchc_load_units(pg, t, changed) != 0
-        || gchc_load_activities(pg, t, changed) != 0)
-    {
-        return -1;
-    }
-
-    return gchc_load_prices(pg, t, changed);
-}
-
-
-static int
-gchc_load_sessions(PGconn *pg, const gch_town_t *t, long *changed)
-{
-    int                   rc;
-    size_t                i;
-    gchc_arr_t            a[7];
-    const char           *p[1];
-    const gch_session_t  *s;
-
-    memset(a, 0, sizeof(a));
-
-    for (i = 0; i < t->nsessions; i++) {
-        s = &t->sessions[i];
-        gchc_arr_str(&a[0], s->id);
-        gchc_arr_str(&a[1], s->activity->id);
-        gchc_arr_day(&a[2], s->date);
-        gchc_arr_str(&a[3], t->units[s->unit].code);
-        gchc_arr_str(&a[4], s->label ? s->label : t->units[s->unit].label);
-        gchc_arr_int(&a[5], s->places);
-        gchc_arr_int(&a[6], s->places_online);
-    }
-
-    rc = gchc_load_exec(pg, "session",
-        "insert into session (id, activity_id, date, unit_code, label,"
-        "   places, places_online)"
-        " select * from unnest($1::text[], $2::text[], $3::date[],"
-        "   $4::text[], $5::text[], $6::int[], $7::int[])"
-        " on conflict (id) do update set activity_id = excluded.activity_id,"
-        "   date = excluded.date, unit_code = excluded.unit_code,"
-        "   label = excluded.label, places = excluded.places,"
-        "   places_online = excluded.places_online"
-        " where (session.activity_id, session.date, session.unit_code,"
-        "   session.label, session.places, session.places_online)"
-        "   is distinct from (excluded.activity_id, excluded.date,"
-        "   excluded.unit_code, excluded.label, excluded.places,"
-        "   excluded.places_online)",
-        a, 7, changed);
-
-    if (rc == 0) {
-        /* a[0] is terminated: sessions gone from the file, no bookings */
-        p[0] = a[0].buf.data;
-        rc = gchc_load_exec_raw(pg, "session",
-            "delete from session s where not exists (select 1 from"
-            "   unnest($1::text[]) k(id) where k.id = s.id)"
-            " and not exists (select 1 from booking b"
-            "                 where b.session_id = s.id)",
-            p, 1, changed);
-    }
-
-    gchc_arr_free(a, 7);
-
-    return rc;
 }
 
 
@@ -454,7 +86,7 @@ gchc_password_hash(PGconn *pg, const char *family_id, const char *password)
  * PostgreSQL arrays a[0..15) (gchc_families_write's parameters); a
  * family's password is hashed here.  0, or -1 after logging. */
 static int
-gchc_families_arrays(PGconn *pg, const gch_town_t *t, gchc_arr_t *a)
+gchc_families_arrays(PGconn *pg, const gch_town_t *t, gchb_arr_t *a)
 {
     char                *hash;
     size_t               i, j;
@@ -473,31 +105,31 @@ gchc_families_arrays(PGconn *pg, const gch_town_t *t, gchc_arr_t *a)
             }
         }
 
-        gchc_arr_str(&a[0], f->id);
-        gchc_arr_str(&a[1], f->login);
-        gchc_arr_str(&a[2], hash);
+        gchb_arr_str(&a[0], f->id);
+        gchb_arr_str(&a[1], f->login);
+        gchb_arr_str(&a[2], hash);
         free(hash);
         if (f->qf < 0) {
-            gchc_arr_str(&a[3], NULL);
+            gchb_arr_str(&a[3], NULL);
         } else {
-            gchc_arr_int(&a[3], f->qf);
+            gchb_arr_int(&a[3], f->qf);
         }
-        gchc_arr_str(&a[4], f->resident ? "true" : "false");
-        gchc_arr_str(&a[5], f->direct_debit ? "true" : "false");
+        gchb_arr_str(&a[4], f->resident ? "true" : "false");
+        gchb_arr_str(&a[5], f->direct_debit ? "true" : "false");
 
         for (j = 0; j < f->nchildren; j++) {
-            gchc_arr_str(&a[6], f->children[j].id);
-            gchc_arr_str(&a[7], f->id);
-            gchc_arr_str(&a[8], f->children[j].first_name);
-            gchc_arr_day(&a[9], f->children[j].birth_date);
+            gchb_arr_str(&a[6], f->children[j].id);
+            gchb_arr_str(&a[7], f->id);
+            gchb_arr_str(&a[8], f->children[j].first_name);
+            gchb_arr_day(&a[9], f->children[j].birth_date);
         }
 
         for (j = 0; j < f->nenrolments; j++) {
-            gchc_arr_str(&a[10], f->enrolments[j].child_id);
-            gchc_arr_str(&a[11], f->enrolments[j].activity->id);
-            gchc_arr_day(&a[12], f->enrolments[j].from);
-            gchc_arr_day(&a[13], f->enrolments[j].to);
-            gchc_arr_str(&a[14], gchc_enrol_status(f->enrolments[j].status));
+            gchb_arr_str(&a[10], f->enrolments[j].child_id);
+            gchb_arr_str(&a[11], f->enrolments[j].activity->id);
+            gchb_arr_day(&a[12], f->enrolments[j].from);
+            gchb_arr_day(&a[13], f->enrolments[j].to);
+            gchb_arr_str(&a[14], gchc_enrol_status(f->enrolments[j].status));
         }
     }
 
@@ -512,18 +144,18 @@ static int
 gchc_families_write(PGconn *pg, const char **p, long *changed)
 {
     /* logins may move between families within one file: free them first */
-    if (gchc_load_exec_raw(pg, "family",
+    if (gchb_arr_exec_raw(pg, "family",
             "update family f set login = null"
             " from unnest($1::text[], $2::text[]) k(id, login)"
             " where f.id = k.id and f.login is not null"
             "   and f.login is distinct from k.login",
             p, 2, changed) != 0
-        || gchc_load_exec_raw(pg, "family",
+        || gchb_arr_exec_raw(pg, "family",
             "update family set login = null where login is not null"
             " and not exists (select 1 from unnest($1::text[]) k(id)"
             "   where k.id = family.id)",
             p, 1, changed) != 0
-        || gchc_load_exec_raw(pg, "family",
+        || gchb_arr_exec_raw(pg, "family",
             "insert into family (id, login, password_hash, qf, resident,"
             "   direct_debit)"
             " select * from unnest($1::text[], $2::text[], $3::text[],"
@@ -540,7 +172,7 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "   (excluded.login, excluded.password_hash, excluded.qf,"
             "   excluded.resident, excluded.direct_debit)",
             p, 6, changed) != 0
-        || gchc_load_exec_raw(pg, "child",
+        || gchb_arr_exec_raw(pg, "child",
             "insert into child (id, family_id, first_name, birth_date)"
             " select * from unnest($1::text[], $2::text[], $3::text[],"
             "   $4::date[])"
@@ -551,7 +183,7 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "   is distinct from (excluded.family_id, excluded.first_name,"
             "   excluded.birth_date)",
             p + 6, 4, changed) != 0
-        || gchc_load_exec_raw(pg, "enrolment",
+        || gchb_arr_exec_raw(pg, "enrolment",
             "insert into enrolment (child_id, activity_id, from_date,"
             "   to_date, status)"
             " select * from unnest($1::text[], $2::text[], $3::date[],"
@@ -564,20 +196,20 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "   and enrolment.origin = 'town'"
             "   and enrolment.decided_at is null",
             p + 10, 5, changed) != 0
-        || gchc_load_exec_raw(pg, "enrolment",
+        || gchb_arr_exec_raw(pg, "enrolment",
             "delete from enrolment e where not exists (select 1 from"
             "   unnest($1::text[], $2::text[], $3::date[]) k(c, a, f)"
             "   where k.c = e.child_id and k.a = e.activity_id"
             "   and k.f = e.from_date)"
             " and e.origin = 'town'",
             p + 10, 3, changed) != 0
-        || gchc_load_exec_raw(pg, "child",
+        || gchb_arr_exec_raw(pg, "child",
             "delete from child c where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = c.id)"
             " and not exists (select 1 from booking b"
             "                 where b.child_id = c.id)",
             p + 6, 1, changed) != 0
-        || gchc_load_exec_raw(pg, "family",
+        || gchb_arr_exec_raw(pg, "family",
             "delete from family f where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = f.id)"
             " and not exists (select 1 from demande d"
@@ -598,7 +230,7 @@ gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
 {
     int          rc;
     size_t       i;
-    gchc_arr_t   a[16];
+    gchb_arr_t   a[16];
     const char  *p[16];
 
     memset(a, 0, sizeof(a));
@@ -609,7 +241,7 @@ gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
     }
 
     for (i = 0; i < 15; i++) {
-        p[i] = gchc_arr_end(&a[i]);
+        p[i] = gchb_arr_end(&a[i]);
         if (p[i] == NULL) {
             gchb_log("error", "out of memory");
             goto done;
@@ -620,7 +252,7 @@ gchc_load_families(PGconn *pg, const gch_town_t *t, long *changed)
 
 done:
 
-    gchc_arr_free(a, 16);
+    gchb_arr_free(a, 16);
 
     return rc;
 }
@@ -632,14 +264,14 @@ gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
 {
     int          rc;
     size_t       i;
-    gchc_arr_t   a[2];
+    gchb_arr_t   a[2];
     const char  *p[3];
 
     p[0] = t->name;
     p[1] = t->timezone ? t->timezone : "Europe/Paris";
     p[2] = catalogue;
 
-    if (gchc_load_exec_raw(pg, "town",
+    if (gchb_arr_exec_raw(pg, "town",
             "insert into town (id, name, timezone) values (1, $1, $2)"
             " on conflict (id) do update set name = excluded.name,"
             "   timezone = excluded.timezone"
@@ -650,7 +282,7 @@ gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
         return -1;
     }
 
-    if (gchc_load_exec_raw(pg, "catalogue",
+    if (gchb_arr_exec_raw(pg, "catalogue",
             "insert into catalogue (id, version, json) values (1, 1, $1)"
             " on conflict (id) do update"
             "   set version = catalogue.version + 1, json = excluded.json,"
@@ -664,23 +296,23 @@ gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
     /* units and activities gone from the file that no session uses */
     memset(a, 0, sizeof(a));
     for (i = 0; i < t->nactivities; i++) {
-        gchc_arr_str(&a[0], t->activities[i].id);
+        gchb_arr_str(&a[0], t->activities[i].id);
     }
     for (i = 0; i < t->nunits; i++) {
-        gchc_arr_str(&a[1], t->units[i].code);
+        gchb_arr_str(&a[1], t->units[i].code);
     }
-    p[0] = gchc_arr_end(&a[0]);
-    p[1] = gchc_arr_end(&a[1]);
+    p[0] = gchb_arr_end(&a[0]);
+    p[1] = gchb_arr_end(&a[1]);
 
     rc = -1;
     if (p[0] && p[1]
-        && gchc_load_exec_raw(pg, "activity",
+        && gchb_arr_exec_raw(pg, "activity",
             "delete from activity a where not exists (select 1 from"
             "   unnest($1::text[]) k(id) where k.id = a.id)"
             " and not exists (select 1 from session s"
             "                 where s.activity_id = a.id)",
             p, 1, changed) == 0
-        && gchc_load_exec_raw(pg, "unit",
+        && gchb_arr_exec_raw(pg, "unit",
             "delete from unit u where not exists (select 1 from"
             "   unnest($1::text[]) k(code) where k.code = u.code)"
             " and not exists (select 1 from session s"
@@ -690,7 +322,7 @@ gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
         rc = 0;
     }
 
-    gchc_arr_free(a, 2);
+    gchb_arr_free(a, 2);
 
     return rc;
 }
@@ -707,7 +339,7 @@ gchc_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 {
     int          i, n, rc;
     size_t       k;
-    gchc_arr_t   ids;
+    gchb_arr_t   ids;
     PGresult    *res;
     const char  *p[1];
 
@@ -732,12 +364,12 @@ gchc_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 
     memset(&ids, 0, sizeof(ids));
     for (k = 0; k < t->nfamilies; k++) {
-        gchc_arr_str(&ids, t->families[k].id);
+        gchb_arr_str(&ids, t->families[k].id);
     }
-    p[0] = gchc_arr_end(&ids);
+    p[0] = gchb_arr_end(&ids);
     if (p[0] == NULL) {
         gchb_log("error", "out of memory");
-        gchc_arr_free(&ids, 1);
+        gchb_arr_free(&ids, 1);
         return -1;
     }
 
@@ -747,7 +379,7 @@ gchc_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
         "   where k.id = b.family_id)"
         " group by b.family_id order by b.family_id",
         1, NULL, p, NULL, NULL, 0);
-    gchc_arr_free(&ids, 1);
+    gchb_arr_free(&ids, 1);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         gchb_log("error", "load-town: booking: %s", PQerrorMessage(pg));
@@ -829,12 +461,11 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
         goto done;
     }
 
-    /* one loader at a time; the worker's persister is not blocked */
+    /* one loader at a time; the persister waits from the deletions on */
     if (gchb_pg_exec(pg, "select pg_advisory_xact_lock("
                      GCHB_LOCK_INVOICE ")") != 0
         || (!replace && gchc_load_guard(pg, t, path) != 0)
-        || gchc_load_units_activities(pg, t, &changed) != 0
-        || gchc_load_sessions(pg, t, &changed) != 0
+        || gchb_catalogue_store(pg, t, NULL, &changed) != 0
         || gchc_load_families(pg, t, &changed) != 0
         || gchc_load_town_row(pg, t, cat, &changed) != 0
         || gchb_pg_exec(pg, "commit") != 0)

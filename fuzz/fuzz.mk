@@ -1,7 +1,8 @@
 # fuzz.mk -- libFuzzer harnesses for every parser of outside input: booking
 # requests, town files and catalogues, tokens, login and absence bodies,
-# the compact demandes Redis hands back,
-# uploaded documents (type by content, file names), IBAN and BIC.  Included by
+# uploaded documents (type by content, file names), IBAN and BIC, Redis
+# Cluster slot maps and redirections, the compact demandes Redis hands
+# back.  Included by
 # the top-level Makefile.  `make fuzz` runs each for FUZZ_SECONDS (default
 # 60) from its seed corpus in fuzz/corpus/<name>/ (new finds go to
 # build/fuzz/corpus/<name>/); `make fuzz-smoke` replays the seed corpora
@@ -10,7 +11,7 @@
 
 FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 60
-FUZZ_NAMES    := booking town token login absence sniff iban demande
+FUZZ_NAMES    := booking town token login absence sniff iban cluster demande
 FUZZ_CFLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined \
                  -fno-sanitize-recover=all -Iengine/include -Iengine/src \
                  $(shell pkg-config --cflags yajl libsodium 2>/dev/null)

@@ -31,6 +31,9 @@ typedef struct {
     ngx_str_t                 redis;            /* host:port or unix:path */
     ngx_str_t                 redis_password;
     ngx_uint_t                redis_pool;
+    ngx_array_t              *redis_cluster;    /* ngx_str_t seeds, or NULL */
+    ngx_uint_t                wait_replicas;    /* WAIT before a 2xx */
+    ngx_msec_t                wait_timeout;
     ngx_msec_t                timeout;
     ngx_str_t                 secret_file;
     u_char                    secret[GCH_SECRET_LEN];
@@ -69,6 +72,8 @@ typedef struct {
     ngx_atomic_t              redis_round_trips;
     ngx_atomic_t              redis_errors;
     ngx_atomic_t              redis_reconnects;
+    ngx_atomic_t              redis_moved;      /* cluster redirections */
+    ngx_atomic_t              redis_ask;
     ngx_atomic_t              in_flight;
     ngx_atomic_t              latency_bucket[NGX_HTTP_GUICHET_NBUCKETS];
     ngx_atomic_t              latency_sum_us;
@@ -165,5 +170,6 @@ ngx_int_t ngx_http_guichet_family_variable(ngx_http_request_t *r,
 void ngx_http_guichet_metrics_redis_sent(void);
 void ngx_http_guichet_metrics_redis_replied(redisReply *reply);
 void ngx_http_guichet_metrics_redis_reconnecting(void);
+void ngx_http_guichet_metrics_redis_redirected(ngx_uint_t ask);
 
 #endif /* NGX_HTTP_GUICHET_H */

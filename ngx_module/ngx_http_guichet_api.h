@@ -230,7 +230,7 @@ ngx_int_t ngx_http_guichet_invoice_pdf(ngx_http_request_t *r,
 /* _metrics.c: the counters */
 
 void ngx_http_guichet_count(ngx_uint_t status);
-void ngx_http_guichet_observe(ngx_http_guichet_op_t *op);
+void ngx_http_guichet_observe(struct timeval *start);
 void ngx_http_guichet_count_cells(gch_book_t *book);
 
 #endif /* NGX_HTTP_GUICHET_API_H */

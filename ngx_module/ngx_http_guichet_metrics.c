@@ -39,7 +39,7 @@ ngx_http_guichet_count(ngx_uint_t status)
 
 
 void
-ngx_http_guichet_observe(ngx_http_guichet_op_t *op)
+ngx_http_guichet_observe(struct timeval *start)
 {
     ngx_uint_t                   i;
     ngx_msec_int_t               us;
@@ -51,8 +51,8 @@ ngx_http_guichet_observe(ngx_http_guichet_op_t *op)
     }
 
     ngx_gettimeofday(&now);
-    us = (now.tv_sec - op->start.tv_sec) * 1000000
-         + (now.tv_usec - op->start.tv_usec);
+    us = (now.tv_sec - start->tv_sec) * 1000000
+         + (now.tv_usec - start->tv_usec);
 
     for (i = 0; i < NGX_HTTP_GUICHET_NBUCKETS - 1; i++) {
         if ((ngx_uint_t) us <= ngx_http_guichet_latency_us[i]) {
@@ -127,6 +127,17 @@ ngx_http_guichet_metrics_redis_reconnecting(void)
 
     if (m) {
         (void) ngx_atomic_fetch_add(&m->redis_reconnects, 1);
+    }
+}
+
+
+void
+ngx_http_guichet_metrics_redis_redirected(ngx_uint_t ask)
+{
+    ngx_http_guichet_metrics_t  *m = ngx_http_guichet_worker.metrics;
+
+    if (m) {
+        (void) ngx_atomic_fetch_add(ask ? &m->redis_ask : &m->redis_moved, 1);
     }
 }
 
@@ -281,6 +292,9 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "guichet_redis_errors_total %uA\n"
                      "# TYPE guichet_redis_reconnects_total counter\n"
                      "guichet_redis_reconnects_total %uA\n"
+                     "# TYPE guichet_redis_redirects_total counter\n"
+                     "guichet_redis_redirects_total{kind=\"moved\"} %uA\n"
+                     "guichet_redis_redirects_total{kind=\"ask\"} %uA\n"
                      "# TYPE guichet_in_flight gauge\n"
                      "guichet_in_flight %uA\n"
                      "# TYPE guichet_fenced_total counter\n"
@@ -290,7 +304,8 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "# TYPE guichet_password_checks_total counter\n"
                      "guichet_password_checks_total %uA\n",
                      m->redis_round_trips, m->redis_errors,
-                     m->redis_reconnects, m->in_flight, m->fenced,
+                     m->redis_reconnects, m->redis_moved, m->redis_ask,
+                     m->in_flight, m->fenced,
                      m->catalogue_reloads, m->password_checks);
 
     p = ngx_slprintf(p, last,

@@ -30,6 +30,8 @@ static char *ngx_http_guichet_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_guichet_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_guichet_redis_cluster(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_guichet_init_metrics_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_guichet_init_process(ngx_cycle_t *cycle);
@@ -60,6 +62,27 @@ static ngx_command_t  ngx_http_guichet_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_guichet_main_conf_t, redis_pool),
+      NULL },
+
+    { ngx_string("guichet_redis_cluster"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_guichet_redis_cluster,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("guichet_redis_wait_replicas"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, wait_replicas),
+      NULL },
+
+    { ngx_string("guichet_redis_wait_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, wait_timeout),
       NULL },
 
     { ngx_string("guichet_timeout"),
@@ -216,11 +239,14 @@ ngx_http_guichet_create_main_conf(ngx_conf_t *cf)
      *
      *     gmcf->redis = { 0, NULL };
      *     gmcf->redis_password = { 0, NULL };
+     *     gmcf->redis_cluster = NULL;
      *     gmcf->secret_file = { 0, NULL };
      *     gmcf->thread_pool_name = { 0, NULL };
      */
 
     gmcf->redis_pool = NGX_CONF_UNSET_UINT;
+    gmcf->wait_replicas = NGX_CONF_UNSET_UINT;
+    gmcf->wait_timeout = NGX_CONF_UNSET_MSEC;
     gmcf->timeout = NGX_CONF_UNSET_MSEC;
     gmcf->max_items = NGX_CONF_UNSET_UINT;
     gmcf->idempotency_ttl = NGX_CONF_UNSET;
@@ -339,6 +365,17 @@ ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(gmcf->full_cache, 200);
     ngx_conf_init_value(gmcf->token_ttl, 12 * 3600);
     ngx_conf_init_value(gmcf->cookie_secure, 1);
+    /* one replica must hold a confirmed booking in cluster mode */
+    ngx_conf_init_uint_value(gmcf->wait_replicas,
+                             gmcf->redis_cluster ? 1 : 0);
+    ngx_conf_init_msec_value(gmcf->wait_timeout, 500);
+
+    if (gmcf->redis.len && gmcf->redis_cluster) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guichet_redis\" and \"guichet_redis_cluster\" "
+                           "exclude each other: one Redis, or a cluster");
+        return NGX_CONF_ERROR;
+    }
 
     if (gmcf->redis.len == 0) {
         ngx_str_set(&gmcf->redis, "127.0.0.1:6379");
@@ -351,6 +388,20 @@ ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
     if (gmcf->redis_pool == 0 || gmcf->redis_pool > 64) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"guichet_redis_pool\" must be between 1 and 64");
+        return NGX_CONF_ERROR;
+    }
+
+    if (gmcf->wait_replicas > 16) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guichet_redis_wait_replicas\" must be "
+                           "between 0 and 16");
+        return NGX_CONF_ERROR;
+    }
+
+    if (gmcf->wait_replicas && gmcf->wait_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guichet_redis_wait_timeout\" must be more "
+                           "than 0 (WAIT 0 would wait forever)");
         return NGX_CONF_ERROR;
     }
 
@@ -534,6 +585,55 @@ ngx_http_guichet_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* guichet_redis_cluster host:port ...: the seed nodes, in cluster mode */
+static char *
+ngx_http_guichet_redis_cluster(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_guichet_main_conf_t *gmcf = conf;
+
+    u_char      *colon;
+    ngx_str_t   *value, *seed;
+    ngx_uint_t   i;
+
+    if (gmcf->redis_cluster) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    gmcf->redis_cluster = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                           sizeof(ngx_str_t));
+    if (gmcf->redis_cluster == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        colon = ngx_strlchr(value[i].data, value[i].data + value[i].len,
+                            ':');
+        if (colon == NULL || colon == value[i].data
+            || ngx_atoi(colon + 1, value[i].data + value[i].len - colon - 1)
+               <= 0
+            || ngx_strlchr(colon + 1, value[i].data + value[i].len, ':'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"guichet_redis_cluster\": \"%V\" is not "
+                               "host:port", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        seed = ngx_array_push(gmcf->redis_cluster);
+        if (seed == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *seed = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_guichet_postconfiguration(ngx_conf_t *cf)
 {
@@ -628,9 +728,11 @@ ngx_http_guichet_init_process(ngx_cycle_t *cycle)
     rcf.address = gmcf->redis;
     rcf.password = gmcf->redis_password;
     rcf.pool = gmcf->redis_pool;
+    rcf.cluster = gmcf->redis_cluster;
     rcf.sent = ngx_http_guichet_metrics_redis_sent;
     rcf.replied = ngx_http_guichet_metrics_redis_replied;
     rcf.reconnecting = ngx_http_guichet_metrics_redis_reconnecting;
+    rcf.redirected = ngx_http_guichet_metrics_redis_redirected;
 
     if (ngx_http_guichet_redis_init(cycle, &rcf) != NGX_OK) {
         return NGX_ERROR;

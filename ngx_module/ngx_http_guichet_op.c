@@ -27,6 +27,32 @@ static void ngx_http_guichet_op_reply(redisReply *reply, void *data);
 static void ngx_http_guichet_op_body_read(ngx_http_request_t *r);
 static ngx_int_t ngx_http_guichet_read_body(ngx_http_request_t *r, char **out,
     size_t *len);
+static ngx_int_t ngx_http_guichet_hold(ngx_http_guichet_op_t *op,
+    ngx_uint_t status, const char *body, size_t len, ngx_uint_t replayed);
+
+
+/*
+ * A 2xx of a booking, a cancellation or an absence waits for
+ * guichet_redis_wait_replicas replicas (WAIT): the answer is held here,
+ * apart from its op, which may end meanwhile.
+ */
+typedef struct {
+    ngx_http_request_t           *r;            /* NULL once answered */
+    ngx_pool_cleanup_t           *cln;
+    ngx_event_t                   deadline;
+    struct timeval                start;
+    ngx_uint_t                    status;
+    ngx_uint_t                    replayed;
+    ngx_uint_t                    replicas;     /* how many must ack */
+    size_t                        len;
+    u_char                        body[1];
+} ngx_http_guichet_hold_t;
+
+
+#define NGX_HTTP_GUICHET_NOT_REPLICATED_MSG                                  \
+    "Votre demande a été faite mais sa sauvegarde n'est pas encore "         \
+    "confirmée. Réessayez dans un instant avec la même demande "             \
+    "(le même Idempotency-Key) : vous aurez sa réponse."
 
 
 int64_t
@@ -600,7 +626,7 @@ ngx_http_guichet_op_detach(ngx_http_guichet_op_t *op)
         return NULL;
     }
 
-    ngx_http_guichet_observe(op);
+    ngx_http_guichet_observe(&op->start);
 
     op->cln->handler = NULL;
     op->cln = NULL;
@@ -614,12 +640,34 @@ ngx_http_guichet_op_detach(ngx_http_guichet_op_t *op)
 }
 
 
-/* Answers and detaches; the op itself lives on until its saga ends. */
+/*
+ * Answers and detaches; the op itself lives on until its saga ends.  The
+ * 2xx of what writes a booking (a booking, a cancellation, an absence)
+ * first waits for the replicas (ngx_http_guichet_hold).
+ */
 void
 ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
     const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie)
 {
-    ngx_http_request_t  *r;
+    ngx_http_request_t            *r;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    if (op->r && status >= 200 && status < 300
+        && (op->book || op->cancel || op->absence))
+    {
+        gmcf = ngx_http_get_module_main_conf(op->r, ngx_http_guichet_module);
+
+        if (gmcf->wait_replicas) {
+            if (ngx_http_guichet_hold(op, status, body, len, replayed)
+                != NGX_OK)
+            {
+                ngx_http_guichet_op_fail(op, GCH_EREPLICA,
+                                         NGX_HTTP_GUICHET_NOT_REPLICATED_MSG);
+            }
+
+            return;
+        }
+    }
 
     r = ngx_http_guichet_op_detach(op);
 
@@ -628,6 +676,178 @@ ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
                                                            len, replayed,
                                                            cookie));
     }
+}
+
+
+/* WAIT */
+
+static void
+ngx_http_guichet_hold_cleanup(void *data)
+{
+    ngx_http_guichet_hold_t  *h = data;
+
+    h->r = NULL;
+    h->cln = NULL;
+
+    if (h->deadline.timer_set) {
+        ngx_del_timer(&h->deadline);
+    }
+}
+
+
+/* The request lets go of its hold, which is about to answer it. */
+static ngx_http_request_t *
+ngx_http_guichet_hold_detach(ngx_http_guichet_hold_t *h)
+{
+    ngx_http_request_t  *r;
+
+    r = h->r;
+    if (r == NULL) {
+        return NULL;
+    }
+
+    ngx_http_guichet_observe(&h->start);
+
+    h->cln->handler = NULL;
+    h->cln = NULL;
+    h->r = NULL;
+
+    if (h->deadline.timer_set) {
+        ngx_del_timer(&h->deadline);
+    }
+
+    return r;
+}
+
+
+/*
+ * Too few replicas acknowledged the write in guichet_redis_wait_timeout
+ * (or the connection failed): the booking may be made on the master only,
+ * and a failover now would lose it.  503 not_replicated: the retry with
+ * the same Idempotency-Key gets the replay (once replicated) or, if the
+ * write was lost, a fresh decision; never both.
+ */
+static void
+ngx_http_guichet_hold_refuse(ngx_http_guichet_hold_t *h, redisReply *reply)
+{
+    ngx_http_request_t  *r;
+
+    r = ngx_http_guichet_hold_detach(h);
+    if (r == NULL) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "guichet: %s of %ui replicas acknowledged the write, "
+                  "answered 503",
+                  reply == NULL ? "none (no answer)"
+                  : reply->type == REDIS_REPLY_INTEGER
+                    ? (reply->integer == 0 ? "0" : "too few")
+                  : "none (error)", h->replicas);
+
+    ngx_http_finalize_request(r, ngx_http_guichet_error(r, GCH_EREPLICA,
+                                     NGX_HTTP_GUICHET_NOT_REPLICATED_MSG));
+}
+
+
+static void
+ngx_http_guichet_hold_deadline(ngx_event_t *ev)
+{
+    ngx_http_guichet_hold_refuse(ev->data, NULL);
+}
+
+
+/* WAIT's reply (freed here: WAIT calls this exactly once). */
+static void
+ngx_http_guichet_hold_done(redisReply *reply, void *data)
+{
+    ngx_http_guichet_hold_t  *h = data;
+    ngx_http_request_t       *r;
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER
+        && reply->integer >= (long long) h->replicas)
+    {
+        r = ngx_http_guichet_hold_detach(h);
+
+        if (r) {
+            ngx_http_finalize_request(r, ngx_http_guichet_send(r, h->status,
+                                             (const char *) h->body, h->len,
+                                             h->replayed, NULL));
+        }
+
+    } else {
+        ngx_http_guichet_hold_refuse(h, reply);
+    }
+
+    ngx_free(h);
+}
+
+
+/*
+ * Called from the reply of the step that made the write durable (its
+ * handler): WAIT goes on the same connection, after that step.  The
+ * request moves from the op to the hold (its reference, r->main->count,
+ * with it); the op no longer answers it.
+ */
+static ngx_int_t
+ngx_http_guichet_hold(ngx_http_guichet_op_t *op, ngx_uint_t status,
+    const char *body, size_t len, ngx_uint_t replayed)
+{
+    ngx_http_request_t            *r;
+    ngx_http_guichet_hold_t       *h;
+    ngx_http_guichet_main_conf_t  *gmcf;
+
+    r = op->r;
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+
+    h = ngx_calloc(sizeof(ngx_http_guichet_hold_t) + len, r->connection->log);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (h->cln == NULL) {
+        ngx_free(h);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_guichet_redis_wait(gmcf->wait_replicas, gmcf->wait_timeout,
+                                    ngx_http_guichet_hold_done, h)
+        != NGX_OK)
+    {
+        ngx_free(h);
+        return NGX_ERROR;
+    }
+
+    h->r = r;
+    h->cln->handler = ngx_http_guichet_hold_cleanup;
+    h->cln->data = h;
+    h->start = op->start;
+    h->status = status;
+    h->replayed = replayed;
+    h->replicas = gmcf->wait_replicas;
+    h->len = len;
+    ngx_memcpy(h->body, body, len);
+
+    /* a connection that hangs: Redis ends WAIT at its timeout */
+    h->deadline.handler = ngx_http_guichet_hold_deadline;
+    h->deadline.data = h;
+    h->deadline.log = r->connection->log;
+    ngx_add_timer(&h->deadline, gmcf->wait_timeout + gmcf->timeout);
+
+    /* the op lets go of the request without answering it */
+    op->cln->handler = NULL;
+    op->cln = NULL;
+    op->r = NULL;
+
+    if (op->deadline.timer_set) {
+        ngx_del_timer(&op->deadline);
+    }
+
+    /* the op's ctx goes away with the op */
+    ngx_http_set_ctx(r, NULL, ngx_http_guichet_module);
+
+    return NGX_OK;
 }
 
 

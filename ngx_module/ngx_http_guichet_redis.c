@@ -12,8 +12,9 @@
  * while the connection is up are written by a posted event at the end of
  * the event loop's turn (one write for all of them, no epoll_ctl); the
  * write event is armed only for connecting and for a socket buffer that is
- * full.  Each worker keeps guichet_redis_pool connections, reconnects with
- * a doubling back-off.  Deadlines of requests are nginx timers of their
+ * full.  Each worker keeps guichet_redis_pool connections per Redis node
+ * (one node, or each master of a cluster: _cluster.c routes), reconnects
+ * with a doubling back-off.  Deadlines of requests are nginx timers of their
  * operations (_op.c): a reply that arrives late is still consumed here and
  * handed to its operation, never to a freed request.
  */
@@ -29,6 +30,24 @@
 #define NGX_HTTP_GUICHET_BACKOFF_MAX  2000
 
 
+typedef struct ngx_http_guichet_redis_waiter_s
+    ngx_http_guichet_redis_waiter_t;
+
+struct ngx_http_guichet_redis_waiter_s {
+    ngx_http_guichet_redis_pt         handler;
+    void                             *data;
+    ngx_http_guichet_redis_waiter_t  *next;
+};
+
+
+/* One WAIT on a connection and those who wait for its answer. */
+typedef struct {
+    ngx_http_guichet_redis_waiter_t  *first;
+    ngx_http_guichet_redis_waiter_t **last;
+    void                             *conn;     /* NULL once answered */
+} ngx_http_guichet_redis_wait_t;
+
+
 typedef struct {
     redisAsyncContext          *ac;
     ngx_connection_t           *conn;
@@ -38,21 +57,36 @@ typedef struct {
     ngx_uint_t                  connected;
     ngx_uint_t                  writing;
     ngx_uint_t                  index;
+    ngx_http_guichet_redis_node_t  *node;
+    ngx_http_guichet_redis_wait_t  *wait;   /* the WAIT not answered yet */
 } ngx_http_guichet_redis_conn_t;
+
+
+struct ngx_http_guichet_redis_node_s {
+    ngx_str_t                       address;    /* NUL-terminated */
+    ngx_http_guichet_redis_conn_t  *conns;
+    ngx_uint_t                      nconns;
+    ngx_uint_t                      next;
+    ngx_http_guichet_redis_node_t  *link;       /* all nodes */
+};
 
 
 typedef struct {
     ngx_http_guichet_redis_pt   handler;
     void                       *data;
     ngx_uint_t                  quiet;      /* no hooks */
+    ngx_uint_t                  pending;    /* peeked replies to come */
+    ngx_str_t                   redirect;   /* first MOVED/ASK, heap */
 } ngx_http_guichet_redis_op_t;
 
 
-static ngx_http_guichet_redis_conn_t  *ngx_http_guichet_conns;
-static ngx_uint_t                      ngx_http_guichet_nconns;
-static ngx_uint_t                      ngx_http_guichet_next;
+static ngx_http_guichet_redis_node_t  *ngx_http_guichet_nodes;
 static ngx_uint_t                      ngx_http_guichet_exiting;
 static ngx_http_guichet_redis_conf_t   ngx_http_guichet_redis_conf;
+
+/* while a handler runs: its connection and its op */
+static ngx_http_guichet_redis_conn_t  *ngx_http_guichet_current;
+static ngx_http_guichet_redis_op_t    *ngx_http_guichet_current_op;
 
 
 static void ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc);
@@ -226,7 +260,7 @@ ngx_http_guichet_on_connect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "guichet: connect() to redis \"%V\" failed: %s",
-                      &ngx_http_guichet_redis_conf.address, ac->errstr);
+                      &rc->node->address, ac->errstr);
         rc->ac = NULL;
         rc->connected = 0;
         ngx_http_guichet_schedule_reconnect(rc);
@@ -238,7 +272,7 @@ ngx_http_guichet_on_connect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "guichet: connected to redis \"%V\" (#%ui)",
-                  &ngx_http_guichet_redis_conf.address, rc->index);
+                  &rc->node->address, rc->index);
 }
 
 
@@ -252,8 +286,8 @@ ngx_http_guichet_on_disconnect(const redisAsyncContext *ac, int status)
 
     if (status != REDIS_OK) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "guichet: redis connection #%ui lost: %s",
-                      rc->index, ac->errstr);
+                      "guichet: redis \"%V\" connection #%ui lost: %s",
+                      &rc->node->address, rc->index, ac->errstr);
     }
 
     ngx_http_guichet_schedule_reconnect(rc);
@@ -293,20 +327,22 @@ ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc)
     ngx_int_t                       port;
     redisAsyncContext              *ac;
     ngx_connection_t               *c;
+    ngx_str_t                      *address;
     ngx_http_guichet_redis_conf_t  *conf;
 
     conf = &ngx_http_guichet_redis_conf;
+    address = &rc->node->address;
 
     /* NUL-terminated copies: hiredis wants C strings */
 
-    host = ngx_alloc(conf->address.len + 1, ngx_cycle->log);
+    host = ngx_alloc(address->len + 1, ngx_cycle->log);
     if (host == NULL) {
         ngx_http_guichet_schedule_reconnect(rc);
         return;
     }
 
-    ngx_memcpy(host, conf->address.data, conf->address.len);
-    host[conf->address.len] = '\0';
+    ngx_memcpy(host, address->data, address->len);
+    host[address->len] = '\0';
 
     if (ngx_strncmp(host, "unix:", 5) == 0) {
         ac = redisAsyncConnectUnix((char *) host + 5);
@@ -328,7 +364,7 @@ ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc)
     if (ac == NULL || ac->err) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "guichet: connect() to redis \"%V\" failed: %s",
-                      &conf->address, ac ? ac->errstr : "out of memory");
+                      address, ac ? ac->errstr : "out of memory");
         if (ac) {
             redisAsyncFree(ac);
         }
@@ -376,6 +412,49 @@ ngx_http_guichet_redis_connect(ngx_http_guichet_redis_conn_t *rc)
 }
 
 
+/*
+ * The op of a list lives until the last of its callbacks ran: hiredis
+ * calls each once, with NULL when the connection fails first.
+ */
+static void
+ngx_http_guichet_redis_op_unref(ngx_http_guichet_redis_op_t *op)
+{
+    if (--op->pending) {
+        return;
+    }
+
+    if (op->redirect.data) {
+        ngx_free(op->redirect.data);
+    }
+
+    ngx_free(op);
+}
+
+
+/* A reply before the last one of a peeked list: a redirection? */
+static void
+ngx_http_guichet_redis_peek(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    redisReply                   *r = reply;
+    ngx_http_guichet_redis_op_t  *op = privdata;
+
+    if (r != NULL && r->type == REDIS_REPLY_ERROR
+        && op->redirect.data == NULL
+        && (ngx_strncmp(r->str, "MOVED ", 6) == 0
+            || ngx_strncmp(r->str, "ASK ", 4) == 0))
+    {
+        op->redirect.data = ngx_alloc(r->len, ngx_cycle->log);
+        if (op->redirect.data) {
+            ngx_memcpy(op->redirect.data, r->str, r->len);
+            op->redirect.len = r->len;
+        }
+    }
+
+    ngx_http_guichet_redis_op_unref(op);
+}
+
+
 static void
 ngx_http_guichet_redis_done(redisAsyncContext *ac, void *reply,
     void *privdata)
@@ -386,8 +465,24 @@ ngx_http_guichet_redis_done(redisAsyncContext *ac, void *reply,
         ngx_http_guichet_redis_conf.replied(reply);
     }
 
+    ngx_http_guichet_current = ac->data;
+    ngx_http_guichet_current_op = op;
+
     op->handler(reply, op->data);
-    ngx_free(op);
+
+    ngx_http_guichet_current = NULL;
+    ngx_http_guichet_current_op = NULL;
+
+    ngx_http_guichet_redis_op_unref(op);
+}
+
+
+ngx_str_t *
+ngx_http_guichet_redis_redirect(void)
+{
+    ngx_http_guichet_redis_op_t  *op = ngx_http_guichet_current_op;
+
+    return (op && op->redirect.data) ? &op->redirect : NULL;
 }
 
 
@@ -396,23 +491,30 @@ ngx_http_guichet_redis_done(redisAsyncContext *ac, void *reply,
  * NGX_DECLINED or NGX_ERROR is returned.
  */
 ngx_int_t
-ngx_http_guichet_redis_send(const gch_cmds_t *cmds,
-    ngx_http_guichet_redis_pt handler, void *data)
+ngx_http_guichet_redis_node_send(ngx_http_guichet_redis_node_t *node,
+    const gch_cmds_t *cmds, ngx_uint_t asking, ngx_uint_t peek,
+    ngx_uint_t quiet, ngx_http_guichet_redis_pt handler, void *data)
 {
     size_t                          i;
     ngx_uint_t                      k;
     ngx_http_guichet_redis_op_t    *op;
     ngx_http_guichet_redis_conn_t  *rc;
 
-    if (cmds == NULL || cmds->ncmds == 0 || ngx_http_guichet_nconns == 0) {
+    if (cmds == NULL || cmds->ncmds == 0 || node == NULL
+        || node->nconns == 0)
+    {
         return NGX_DECLINED;
     }
 
     rc = NULL;
 
-    for (k = 0; k < ngx_http_guichet_nconns; k++) {
-        rc = &ngx_http_guichet_conns[(ngx_http_guichet_next + k)
-                                     % ngx_http_guichet_nconns];
+    /*
+     * Requests' lists take the connections in turn; the module's own
+     * (quiet) commands take the first that is up, so that those sent in
+     * a row in one turn of the event loop go out together, in order.
+     */
+    for (k = 0; k < node->nconns; k++) {
+        rc = &node->conns[quiet ? k : (node->next + k) % node->nconns];
         if (rc->connected && rc->ac) {
             break;
         }
@@ -423,23 +525,40 @@ ngx_http_guichet_redis_send(const gch_cmds_t *cmds,
         return NGX_DECLINED;
     }
 
-    ngx_http_guichet_next = (rc->index + 1) % ngx_http_guichet_nconns;
+    if (!quiet) {
+        node->next = (rc->index + 1) % node->nconns;
+    }
 
-    op = ngx_alloc(sizeof(ngx_http_guichet_redis_op_t), ngx_cycle->log);
+    op = ngx_calloc(sizeof(ngx_http_guichet_redis_op_t), ngx_cycle->log);
     if (op == NULL) {
         return NGX_ERROR;
     }
 
     op->handler = handler;
     op->data = data;
-    op->quiet = 0;
+    op->quiet = quiet;
+
+    /* ASKING holds until the transaction's EXEC (Redis 7.0) */
+
+    if (asking
+        && redisAsyncCommand(rc->ac, NULL, NULL, "ASKING") != REDIS_OK)
+    {
+        goto failed;
+    }
 
     for (i = 0; i + 1 < cmds->ncmds; i++) {
-        if (redisAsyncFormattedCommand(rc->ac, NULL, NULL, cmds->cmds[i].data,
+        if (redisAsyncFormattedCommand(rc->ac,
+                                       peek ? ngx_http_guichet_redis_peek
+                                            : NULL,
+                                       peek ? op : NULL, cmds->cmds[i].data,
                                        cmds->cmds[i].len)
             != REDIS_OK)
         {
             goto failed;
+        }
+
+        if (peek) {
+            op->pending++;
         }
     }
 
@@ -450,7 +569,9 @@ ngx_http_guichet_redis_send(const gch_cmds_t *cmds,
         goto failed;
     }
 
-    if (ngx_http_guichet_redis_conf.sent) {
+    op->pending++;
+
+    if (!quiet && ngx_http_guichet_redis_conf.sent) {
         ngx_http_guichet_redis_conf.sent();
     }
 
@@ -460,120 +581,222 @@ failed:
 
     /*
      * hiredis refuses commands only when the context is disconnecting;
-     * what was queued is then answered with NULL to NULL callbacks.
+     * what was queued is then answered with NULL: the peeks queued so far
+     * free the op, the handler is not called.
      */
-    ngx_free(op);
+    if (op->pending == 0) {
+        ngx_free(op);
+
+    } else {
+        op->pending++;
+        ngx_http_guichet_redis_op_unref(op);
+    }
+
     return NGX_DECLINED;
+}
+
+
+/* WAIT answered (or the connection failed): everyone who joined it. */
+static void
+ngx_http_guichet_redis_wait_done(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    ngx_http_guichet_redis_wait_t    *w = privdata;
+    ngx_http_guichet_redis_conn_t    *rc;
+    ngx_http_guichet_redis_waiter_t  *wt, *next;
+
+    rc = w->conn;
+    if (rc && rc->wait == w) {
+        rc->wait = NULL;
+    }
+
+    for (wt = w->first; wt; wt = next) {
+        next = wt->next;
+        wt->handler(reply, wt->data);
+        ngx_free(wt);
+    }
+
+    ngx_free(w);
 }
 
 
 /*
- * One command (hiredis's format) on the first connection that is up, for
- * the module's own housekeeping: the hooks are not told.  handler may be
- * NULL (the reply is then dropped); otherwise it is called exactly once
- * unless NGX_DECLINED or NGX_ERROR is returned.  Commands sent in a row in
- * one turn of the event loop go out on the same connection, in order.
+ * See ngx_http_guichet_redis.h.  A reply that arrived before a WAIT's
+ * reply was written before that WAIT (one connection answers in order):
+ * a WAIT still unanswered on this connection covers the write just
+ * answered, and its answer is this one's.
  */
 ngx_int_t
-ngx_http_guichet_redis_command(ngx_http_guichet_redis_pt handler, void *data,
-    const char *fmt, ...)
+ngx_http_guichet_redis_wait(ngx_uint_t numreplicas, ngx_msec_t timeout,
+    ngx_http_guichet_redis_pt handler, void *data)
 {
-    int                             rc;
-    va_list                         args;
-    ngx_uint_t                      k;
-    ngx_http_guichet_redis_op_t    *op;
-    ngx_http_guichet_redis_conn_t  *c;
+    ngx_http_guichet_redis_wait_t    *w;
+    ngx_http_guichet_redis_conn_t    *rc;
+    ngx_http_guichet_redis_waiter_t  *wt;
 
-    for (k = 0; k < ngx_http_guichet_nconns; k++) {
-        c = &ngx_http_guichet_conns[k];
+    rc = ngx_http_guichet_current;
 
-        if (!c->connected || c->ac == NULL) {
-            continue;
-        }
-
-        op = NULL;
-
-        if (handler) {
-            op = ngx_alloc(sizeof(ngx_http_guichet_redis_op_t),
-                           ngx_cycle->log);
-            if (op == NULL) {
-                return NGX_ERROR;
-            }
-
-            op->handler = handler;
-            op->data = data;
-            op->quiet = 1;
-        }
-
-        va_start(args, fmt);
-        rc = redisvAsyncCommand(c->ac,
-                                handler ? ngx_http_guichet_redis_done : NULL,
-                                op, fmt, args);
-        va_end(args);
-
-        if (rc != REDIS_OK) {
-            if (op) {
-                ngx_free(op);
-            }
-
-            return NGX_DECLINED;
-        }
-
-        return NGX_OK;
+    if (rc == NULL || rc->ac == NULL || !rc->connected) {
+        return NGX_DECLINED;
     }
 
-    return NGX_DECLINED;
-}
-
-
-/* Called once per worker process: opens the pool. */
-ngx_int_t
-ngx_http_guichet_redis_init(ngx_cycle_t *cycle,
-    const ngx_http_guichet_redis_conf_t *conf)
-{
-    ngx_uint_t                      i;
-    ngx_http_guichet_redis_conn_t  *rc;
-
-    ngx_http_guichet_redis_conf = *conf;
-    ngx_http_guichet_exiting = 0;
-    ngx_http_guichet_nconns = conf->pool;
-    ngx_http_guichet_conns = ngx_pcalloc(cycle->pool,
-                      conf->pool * sizeof(ngx_http_guichet_redis_conn_t));
-    if (ngx_http_guichet_conns == NULL) {
+    wt = ngx_alloc(sizeof(ngx_http_guichet_redis_waiter_t), ngx_cycle->log);
+    if (wt == NULL) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < ngx_http_guichet_nconns; i++) {
-        rc = &ngx_http_guichet_conns[i];
-        rc->index = i;
-        rc->backoff = NGX_HTTP_GUICHET_BACKOFF_MIN;
-        rc->reconnect.handler = ngx_http_guichet_reconnect_handler;
-        rc->reconnect.data = rc;
-        rc->reconnect.log = cycle->log;
-        rc->reconnect.cancelable = 1;
-        rc->flush.handler = ngx_http_guichet_redis_flush;
-        rc->flush.data = rc;
-        rc->flush.log = cycle->log;
+    wt->handler = handler;
+    wt->data = data;
+    wt->next = NULL;
 
-        ngx_http_guichet_redis_connect(rc);
+    w = rc->wait;
+
+    if (w == NULL) {
+        w = ngx_alloc(sizeof(ngx_http_guichet_redis_wait_t), ngx_cycle->log);
+        if (w == NULL) {
+            ngx_free(wt);
+            return NGX_ERROR;
+        }
+
+        w->first = NULL;
+        w->last = &w->first;
+        w->conn = rc;
+
+        if (redisAsyncCommand(rc->ac, ngx_http_guichet_redis_wait_done, w,
+                              "WAIT %lu %lu", (unsigned long) numreplicas,
+                              (unsigned long) timeout)
+            != REDIS_OK)
+        {
+            ngx_free(w);
+            ngx_free(wt);
+            return NGX_DECLINED;
+        }
+
+        rc->wait = w;
     }
+
+    *w->last = wt;
+    w->last = &wt->next;
 
     return NGX_OK;
 }
 
 
-void
-ngx_http_guichet_redis_exit(ngx_cycle_t *cycle)
+ngx_http_guichet_redis_node_t *
+ngx_http_guichet_redis_node(u_char *addr, size_t len)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                      i;
+    ngx_http_guichet_redis_conn_t  *rc;
+    ngx_http_guichet_redis_node_t  *node;
 
-    ngx_http_guichet_exiting = 1;
-
-    for (i = 0; i < ngx_http_guichet_nconns; i++) {
-        if (ngx_http_guichet_conns[i].ac) {
-            redisAsyncFree(ngx_http_guichet_conns[i].ac);
+    for (node = ngx_http_guichet_nodes; node; node = node->link) {
+        if (node->address.len == len
+            && ngx_strncmp(node->address.data, addr, len) == 0)
+        {
+            return node;
         }
     }
 
-    ngx_http_guichet_nconns = 0;
+    node = ngx_calloc(sizeof(ngx_http_guichet_redis_node_t)
+                      + len + 1
+                      + ngx_http_guichet_redis_conf.pool
+                        * sizeof(ngx_http_guichet_redis_conn_t),
+                      ngx_cycle->log);
+    if (node == NULL) {
+        return NULL;
+    }
+
+    node->conns = (ngx_http_guichet_redis_conn_t *) (node + 1);
+    node->nconns = ngx_http_guichet_redis_conf.pool;
+    node->address.data = (u_char *) (node->conns + node->nconns);
+    node->address.len = len;
+    ngx_memcpy(node->address.data, addr, len);
+    node->address.data[len] = '\0';
+
+    node->link = ngx_http_guichet_nodes;
+    ngx_http_guichet_nodes = node;
+
+    for (i = 0; i < node->nconns; i++) {
+        rc = &node->conns[i];
+        rc->node = node;
+        rc->index = i;
+        rc->backoff = NGX_HTTP_GUICHET_BACKOFF_MIN;
+        rc->reconnect.handler = ngx_http_guichet_reconnect_handler;
+        rc->reconnect.data = rc;
+        rc->reconnect.log = ngx_cycle->log;
+        rc->reconnect.cancelable = 1;
+        rc->flush.handler = ngx_http_guichet_redis_flush;
+        rc->flush.data = rc;
+        rc->flush.log = ngx_cycle->log;
+
+        ngx_http_guichet_redis_connect(rc);
+    }
+
+    return node;
+}
+
+
+ngx_str_t *
+ngx_http_guichet_redis_node_name(ngx_http_guichet_redis_node_t *node)
+{
+    return &node->address;
+}
+
+
+ngx_uint_t
+ngx_http_guichet_redis_node_up(ngx_http_guichet_redis_node_t *node)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < node->nconns; i++) {
+        if (node->conns[i].connected && node->conns[i].ac) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+ngx_http_guichet_redis_node_t *
+ngx_http_guichet_redis_node_next(ngx_http_guichet_redis_node_t *node)
+{
+    return node ? node->link : ngx_http_guichet_nodes;
+}
+
+
+void
+ngx_http_guichet_redis_setup(const ngx_http_guichet_redis_conf_t *conf)
+{
+    ngx_http_guichet_redis_conf = *conf;
+    ngx_http_guichet_exiting = 0;
+    ngx_http_guichet_nodes = NULL;
+}
+
+
+void
+ngx_http_guichet_redis_close(void)
+{
+    ngx_uint_t                      i;
+    ngx_http_guichet_redis_node_t  *node, *next;
+
+    ngx_http_guichet_exiting = 1;
+
+    for (node = ngx_http_guichet_nodes; node; node = next) {
+        next = node->link;
+
+        for (i = 0; i < node->nconns; i++) {
+            if (node->conns[i].reconnect.timer_set) {
+                ngx_del_timer(&node->conns[i].reconnect);
+            }
+
+            if (node->conns[i].ac) {
+                redisAsyncFree(node->conns[i].ac);
+            }
+        }
+
+        ngx_free(node);
+    }
+
+    ngx_http_guichet_nodes = NULL;
 }

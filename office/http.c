@@ -56,6 +56,11 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_debit_routes,
     gcho_staff_routes,
     gcho_calendar_routes,
+    gcho_activity_routes,
+    gcho_family_routes,
+    gcho_counter_routes,
+    gcho_daily_routes,
+    gcho_notice_routes,
     NULL
 };
 

@@ -17,7 +17,8 @@
  * Layers: http.c owns the server and routing, auth.c authentication,
  * body.c request data and bodies, store.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
- * account.c, payment.c, debit.c, staff.c) owns a table of routes and its
+ * account.c, payment.c, debit.c, staff.c, activity.c, family.c,
+ * counter.c, daily.c, notice.c) owns a table of routes and its
  * handlers.
  * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
@@ -30,6 +31,7 @@
 
 #include <libpq-fe.h>
 #include <hiredis/hiredis.h>
+#include <hpdf.h>
 
 #include "gchb.h"
 #include <gch_json.h>             /* the engine's strict JSON reader */
@@ -121,6 +123,11 @@ extern const gcho_route_t  gcho_payment_routes[];
 extern const gcho_route_t  gcho_debit_routes[];
 extern const gcho_route_t  gcho_staff_routes[];
 extern const gcho_route_t  gcho_calendar_routes[];
+extern const gcho_route_t  gcho_activity_routes[];
+extern const gcho_route_t  gcho_family_routes[];
+extern const gcho_route_t  gcho_counter_routes[];
+extern const gcho_route_t  gcho_daily_routes[];
+extern const gcho_route_t  gcho_notice_routes[];
 
 
 
@@ -338,6 +345,43 @@ typedef struct {
 int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d,
     int refused, const char *const *params, const char *const *kv,
     const char *body);
+
+/*
+ * The catalogue's text changed by the back office (activity.c,
+ * family.c).  gcho_catalogue_lock: BEGIN, the locks of town loading and
+ * publication, the catalogue's row FOR UPDATE: GCHO_GO and *cat (columns
+ * json, units as JSON text; the caller clears it), or the answer (409
+ * `no_town`, 503; rolled back).  gcho_catalogue_put: the new text parsed
+ * by the engine (400 `invalid_field` with the path from "$.member[index]"
+ * made "$"), written again and stored with catalogue.version + 1: GCHO_GO
+ * and *t (the parsed town; gch_town_free), or the answer (rolled back).
+ */
+int gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat);
+int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
+    long index, gch_town_t **t);
+
+/* pdf.c: a printed page (libharu, A4, Helvetica in WinAnsi). */
+typedef struct {
+    HPDF_Doc     pdf;
+    HPDF_Page    page;
+    HPDF_Font    font;
+    HPDF_Font    bold;
+    float        y;                  /* the current line, from the bottom */
+    int          failed;
+} gcho_pdf_t;
+
+/* A new document: 0, or -1 (nothing to free). */
+int gcho_pdf_open(gcho_pdf_t *d);
+/* A new A4 page, d->y at its top margin. */
+void gcho_pdf_page(gcho_pdf_t *d);
+/* UTF-8 text at (x, d->y), cut with "..." to width points. */
+void gcho_pdf_text(gcho_pdf_t *d, HPDF_Font font, float size, float x,
+    float width, const char *utf8);
+/* A thin rule under the current line. */
+void gcho_pdf_rule(gcho_pdf_t *d);
+/* Answers the document (200 application/pdf, inline filename) and frees
+ * it; 500 when it could not be made.  0, or -1. */
+int gcho_pdf_reply(gcho_req_t *rq, gcho_pdf_t *d, const char *filename);
 
 /* unix seconds / "YYYY-MM-DDTHH:MM:SS+HH:MM" (Europe/Paris, the town's
  * time zone) of now. */

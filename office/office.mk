@@ -12,7 +12,9 @@ GCHO_CFLAGS  := $(GCHB_CFLAGS) -pthread
 GCHO_LIBS    := $(GCHB_LIBS) -lyajl -lmicrohttpd -lcurl -pthread
 
 GCHO_SRCS    := main http reply body store auth hash decision enrolment document \
-                message account payment debit staff calendar
+                message account payment debit staff calendar activity \
+                family counter daily \
+                notice pdf
 GCHO_HDRS    := office/office.h $(GCHB_HDRS) engine/include/gch_json.h
 
 GCHO_OBJS    := $(GCHO_SRCS:%=build/office/%.o)

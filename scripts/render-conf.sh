@@ -27,6 +27,11 @@
 # in redis.pass beside the secret file (mode 0600), for nginx -t and the
 # tests; the operator's Redis must require the same (requirepass).  The
 # rendered file is mode 0600: it may hold the password.
+#
+# $GUICHET_REDIS_CLUSTER (seed nodes "host:port,host:port...", make
+# run-cluster): the line `guichet_redis @REDIS@;` becomes
+# `guichet_redis_cluster host:port host:port ...;` (the two directives
+# exclude each other); REDIS is then unused.
 set -euo pipefail
 [ $# -ge 7 ] && [ $# -le 9 ] || {
     echo "usage: $0 TEMPLATE OUT MODULE VAR PORT REDIS SECRET" \
@@ -67,6 +72,11 @@ if [ -n "$redis_password" ]; then
 else
     redis_auth="# no guichet_redis_password: Redis on loopback without one"
 fi
+redis_line=
+if [ -n "${GUICHET_REDIS_CLUSTER:-}" ]; then
+    redis_line="guichet_redis_cluster $(printf '%s' "$GUICHET_REDIS_CLUSTER" \
+        | tr ',' ' ');"
+fi
 town=${GUICHET_TOWN_ID:-main}
 case $town in
     ''|*[!a-z0-9-]*)
@@ -76,7 +86,8 @@ esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 esc() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
 umask 077
-sed -e "s|@ROOT@|$(esc "$root")|g" \
+sed -e "${redis_line:+s|guichet_redis @REDIS@;|$(esc "$redis_line")|}" \
+    -e "s|@ROOT@|$(esc "$root")|g" \
     -e "s|@MODULE@|$(esc "$3")|g" \
     -e "s|@VAR@|$(esc "$4")|g" \
     -e "s|@PORT@|$(esc "$5")|g" \

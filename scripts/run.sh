@@ -22,6 +22,12 @@
 # state directory, default var/), GUICHET_PORT, GUICHET_REDIS_PORT,
 # GUICHET_PG_PORT, GUICHET_PAYSIM_PORT, GUICHET_TOWN, GUICHET_MODULE.
 #
+# GUICHET_REDIS=cluster (make run-cluster, state in var/cluster/ unless
+# GUICHET_VAR says): a Redis Cluster of 3 masters and 3 replicas on
+# 127.0.0.1:7001-7006 (GUICHET_CLUSTER_PORT; scripts/redis-cluster.sh)
+# instead of the one Redis; the worker, guichetctl and the office get
+# redis_cluster, nginx guichet_redis_cluster (scripts/render-conf.sh).
+#
 # Everything runs as the current user except PostgreSQL, which refuses to
 # run as root: when root, initdb and pg_ctl run as the user postgres.
 set -euo pipefail
@@ -32,6 +38,7 @@ cd "$ROOT"
 VAR=${GUICHET_VAR:-$ROOT/var}
 PORT=${GUICHET_PORT:-8080}
 REDIS_PORT=${GUICHET_REDIS_PORT:-6390}
+REDIS_MODE=${GUICHET_REDIS:-single}
 PG_PORT=${GUICHET_PG_PORT:-5440}
 PAYSIM_PORT=${GUICHET_PAYSIM_PORT:-8090}
 PGBIN=/usr/lib/postgresql/15/bin
@@ -99,7 +106,10 @@ redis_loaded() {
     fi
 }
 
-if [ -n "$(rcli info server)" ]; then
+if [ "$REDIS_MODE" = cluster ]; then
+    scripts/redis-cluster.sh start
+    SEEDS=$(scripts/redis-cluster.sh seeds)
+elif [ -n "$(rcli info server)" ]; then
     say "redis: already running on 127.0.0.1:$REDIS_PORT"
 else
     redis-server "$ROOT/lua-free-config/redis.conf" \
@@ -114,7 +124,7 @@ else
         die "redis did not start (see $VAR/log/redis.log)"
     say "redis: started on 127.0.0.1:$REDIS_PORT"
 fi
-redis_loaded
+[ "$REDIS_MODE" = cluster ] || redis_loaded
 
 # --- PostgreSQL ----------------------------------------------------------
 PGDATA=$VAR/pg/data
@@ -149,7 +159,8 @@ fi
 CONF=$VAR/worker.conf
 (umask 077 && cat > "$CONF.new") <<CONF
 # written by scripts/run.sh; settings: docs/worker.md
-redis = 127.0.0.1:$REDIS_PORT
+$(if [ "$REDIS_MODE" = cluster ]; then echo "redis_cluster = $SEEDS";
+  else echo "redis = 127.0.0.1:$REDIS_PORT"; fi)
 postgres = "host=$VAR/pg/run port=$PG_PORT dbname=guichet user=postgres"
 secret_file = $VAR/secret.key
 invoice_dir = $VAR/invoices
@@ -241,6 +252,7 @@ daemon office "$ROOT/build/guichet-office" \
 # clients see resets).
 NGINX_CONF=$VAR/nginx/nginx.conf
 NGINX_PID=$VAR/nginx/nginx.pid
+[ "$REDIS_MODE" = cluster ] && export GUICHET_REDIS_CLUSTER=$SEEDS
 scripts/render-conf.sh lua-free-config/dev.conf "$NGINX_CONF.new" "$MODULE" \
     "$VAR/nginx" "$PORT" "127.0.0.1:$REDIS_PORT" "$VAR/secret.key" \
     "$VAR/invoices" "$VAR/office.sock"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # stop.sh -- stops what scripts/run.sh started (make stop): nginx, the
-# worker, the office, the payment simulator, Redis and PostgreSQL of var/
-# (or of $GUICHET_VAR, as run.sh).  Quiet about what is not running.
+# worker, the office, the payment simulator, Redis (or the Redis Cluster of
+# make run-cluster) and PostgreSQL of var/ (or of $GUICHET_VAR, as run.sh).
+# Quiet about what is not running.
 #
 #   scripts/stop.sh [nginx|worker|office|paysim|redis|postgres ...]
 #   (default: all)
@@ -44,7 +45,10 @@ for what in "$@"; do
     worker)   stop_pid worker "$VAR/worker.pid" ;;
     office)   stop_pid office "$VAR/office.pid" ;;
     paysim)   stop_pid paysim "$VAR/paysim.pid" ;;
-    redis)    stop_pid redis "$VAR/redis/redis.pid" ;;
+    redis)    stop_pid redis "$VAR/redis/redis.pid"
+              if ls "$VAR"/redis/*/nodes.conf > /dev/null 2>&1; then
+                  GUICHET_VAR=$VAR "$ROOT/scripts/redis-cluster.sh" stop
+              fi ;;
     postgres) stop_postgres ;;
     *)        echo "usage: $0 [nginx|worker|office|paysim|redis|postgres ...]" >&2; exit 2 ;;
     esac

@@ -37,6 +37,8 @@ static const char  gchw_sql_absence_demande[] =
     "     'reason', e->'reason', 'document_id', e->'document_id'))"
     " from jsonb_array_elements($1::jsonb) e"
     " where e->>'type' = 'absence'"
+    "   and (exists (select 1 from family f where f.id = e->>'family_id')"
+    "        or demande_family_missing(e->>'family_id'))"
     " on conflict do nothing";
 
 /* cancellations and justifications are facts of their own (0003) */
@@ -101,153 +103,105 @@ static const char  gchw_sql_apply_justify[] =
 
 /* one e-mail per persisted demande (0005), in the same transaction */
 
-#define GCHW_SQL_STATUS(x)                                                    \
-    "case " x " when 'traitee_positivement' then 'traitée positivement'"      \
-    " when 'partielle' then 'traitée partiellement'"                          \
-    " when 'traitee_negativement' then 'traitée négativement'"                \
-    " else " x " end"
-
 #define GCHW_SQL_CELL                                                         \
     "format('%s, %s, le %s (%s)', coalesce(c.first_name, ''),"               \
     " coalesce(a.name, ''), to_char(s.date, 'DD/MM/YYYY'), u.label)"
 
 /*
  * The book entries of a batch, in ONE statement: the demandes, their
- * bookings and their e-mails (one outbox row per demande, one line per
- * cell).  $1 is parsed once (it was once per statement, and the demande,
- * booking and outbox statements, with the two updates that followed them,
- * cost a quarter more CPU per booking), and each item is looked at once:
- * its booking id against voided_booking, booking_cancellation and
+ * bookings and their e-mails (one outbox row per demande, without its
+ * text: demande_mail() of 0016 writes it from the demande row when the
+ * mailer sends it; rendering it here was an eighth of the statement).
+ * $1 is parsed once (it was once per statement, and the demande, booking
+ * and outbox statements, with the two updates that followed them, cost a
+ * quarter more CPU per booking), and each item is looked at once: its
+ * booking id against voided_booking, booking_cancellation and
  * booking_justification.
  *
  * A booking whose cancellation or justification was persisted first (its
  * entry read while the booking's waited at a dead consumer) is inserted
  * already cancelled or justified: the same row the update of
  * gchw_sql_apply_cancel / _justify made of it, which therefore run only
- * in batches with cancel or absence entries.
+ * in batches with cancel or absence entries.  A demande with a voided
+ * booking queues no e-mail ("not in": one hashed subplan, where "not
+ * exists" rescanned i for each entry).
  *
  * The lookups are scalar subqueries, one index probe each, on purpose:
  * joined to the items, whose count the planner guesses at 100 per entry,
  * the tables were hash-joined with a sequential scan of each (child and
  * session once took 72 ms a batch of 100 at 7,500 children, growing with
- * the town).  A session's part of the e-mail's line ("Activité, le
- * 07/07/2031 (Matin)", GCHW_SQL_CELL written for a session that exists:
- * its activity and unit are foreign keys) is looked up once per session
- * of the batch: a rush books few sessions, and these lookups were a tenth
- * of the statement.  Data-modifying CTEs all see the same snapshot, and the
- * foreign keys of booking to demande are checked at the end of the
- * statement, when its demandes are there.
- *
- * euros() (0003) is written out: declared immutable around the stable
- * to_char(), it is never inlined, and each call went through the SQL
- * function machinery.  The text is the same to the byte.
+ * the town).  Data-modifying CTEs all see the same snapshot.  No foreign
+ * key checks a booking's demande, child or session (0015): the demande is
+ * written here, the engine booked the child on the session.  The
+ * demande's family is checked once per distinct family of the batch
+ * (0017: nof, a one-time filter of the outbox insert, so always run),
+ * without the foreign key's row lock: families are deleted only under the
+ * advisory lock this batch holds.  A missing one raises 23503, as the
+ * foreign key did.
  *
  * outbox: "on conflict (kind, ref)", the only key a replay can hit (id is
  * an identity), so that its unique index is the only one probed first.
  */
+#define GCHW_SQL_BOOK(C, O)                                                   \
+    "with e as materialized ("                                                \
+    "  select value e, ordinality n"                                          \
+    "  from jsonb_array_elements($1::jsonb) with ordinality"                  \
+    "  where value->>'type' = 'book'),"                                       \
+    " i as materialized ("                                                    \
+    "  select e.n, t.o, e.e, t.i,"                                            \
+    "   (select true from voided_booking v"                                   \
+    "    where v.id = t.i->>'booking_id') voided,"                            \
+    "   (select c from booking_cancellation c"                                \
+    "    where c.booking_id = t.i->>'booking_id') c,"                         \
+    "   (select true from booking_justification j"                            \
+    "    where j.booking_id = t.i->>'booking_id') justified"                  \
+    "  from e, jsonb_array_elements(e.e->'items') with ordinality t(i, o)),"  \
+    " f as (select distinct e->>'family_id' f from e),"                       \
+    " nof as (select demande_family_missing(f) from f"                        \
+    "  where not exists (select 1 from family where id = f.f)),"              \
+    " d as ("                                                                 \
+    "  insert into demande (number, request_id, family_id, kind, status,"     \
+    "    idem_key, created_at, items)"                                        \
+    "  select (e->>'number')::bigint, e->>'request_id', e->>'family_id',"     \
+    "    'book', e->>'status', coalesce(e->>'idem', ''),"                     \
+    "    to_timestamp((e->>'at_ms')::bigint / 1000.0), e->'items'"            \
+    "  from e"                                                                \
+    C "),"                                                                    \
+    " b as ("                                                                 \
+    "  insert into booking (id, demande_number, family_id, child_id,"         \
+    "    session_id, price_cents, status, created_at, channel,"               \
+    "    cancelled_at, billed, justified, booked_by)"                         \
+    "  select i->>'booking_id', (e->>'number')::bigint, e->>'family_id',"     \
+    "    i->>'child_id', i->>'session_id', (i->>'price_cents')::integer,"     \
+    "    case when (c).booking_id is null then 'confirmed'"                   \
+    "    else 'cancelled' end,"                                               \
+    "    to_timestamp((e->>'at_ms')::bigint / 1000.0),"                       \
+    "    coalesce(i->>'channel', 'online'),"                                  \
+    "    (c).cancelled_at, coalesce((c).billed, true),"                       \
+    "    justified is not null,"                                              \
+    "    case when i->>'channel' = 'onsite' then e->>'agent' end"             \
+    "  from i"                                                                \
+    "  where i->>'status' = 'confirmed' and voided is null"                   \
+    C ")"                                                                     \
+    " insert into outbox (family_id, kind, ref)"                              \
+    " select e->>'family_id', 'demande', e->>'request_id'"                    \
+    " from e"                                                                 \
+    " where n not in (select n from i where voided)"                          \
+    "   and not exists (select 1 from nof)"                                   \
+    /* a promotion that did not book mails nothing, but for the end of */    \
+    /* its list at the booking deadline (issue 23, 0035) */                  \
+    "   and not (coalesce(e->>'idem', '') like '" GCH_WAIT_KEY_PREFIX "%'"    \
+    "     and e->>'status' <> 'traitee_positivement'"                        \
+    "     and coalesce(e->'items'->0->>'reason', '') <> 'closed')"           \
+    " order by n"                                                             \
+    O
+
 static const char  gchw_sql_book[] =
-    "with e as materialized ("
-    "  select value e, ordinality n"
-    "  from jsonb_array_elements($1::jsonb) with ordinality"
-    "  where value->>'type' = 'book'),"
-    " i as materialized ("
-    "  select e.n, t.o, e.e, t.i,"
-    "   (select true from voided_booking v"
-    "    where v.id = t.i->>'booking_id') voided,"
-    "   (select c from booking_cancellation c"
-    "    where c.booking_id = t.i->>'booking_id') c,"
-    "   (select true from booking_justification j"
-    "    where j.booking_id = t.i->>'booking_id') justified"
-    "  from e, jsonb_array_elements(e.e->'items') with ordinality t(i, o)),"
-    " d as ("
-    "  insert into demande (number, request_id, family_id, kind, status,"
-    "    idem_key, created_at, items)"
-    "  select (e->>'number')::bigint, e->>'request_id', e->>'family_id',"
-    "    'book', e->>'status', coalesce(e->>'idem', ''),"
-    "    to_timestamp((e->>'at_ms')::bigint / 1000.0), e->'items'"
-    "  from e"
-    "  on conflict do nothing),"
-    " b as ("
-    "  insert into booking (id, demande_number, family_id, child_id,"
-    "    session_id, price_cents, status, created_at, channel,"
-    "    cancelled_at, billed, justified, booked_by)"
-    "  select i->>'booking_id', (e->>'number')::bigint, e->>'family_id',"
-    "    i->>'child_id', i->>'session_id', (i->>'price_cents')::integer,"
-    "    case when (c).booking_id is null then 'confirmed'"
-    "    else 'cancelled' end,"
-    "    to_timestamp((e->>'at_ms')::bigint / 1000.0),"
-    "    coalesce(i->>'channel', 'online'),"
-    "    (c).cancelled_at, coalesce((c).billed, true),"
-    "    justified is not null,"
-    "    case when i->>'channel' = 'onsite' then e->>'agent' end"
-    "  from i"
-    "  where i->>'status' = 'confirmed' and voided is null"
-    "  on conflict do nothing),"
-    " ss as materialized ("
-    "  select sid, (select a.name || ', le ' || to_char(s.date, 'DD/MM/YYYY')"
-    "    || ' (' || u.label || ')' from session s"
-    "    join activity a on a.id = s.activity_id"
-    "    join unit u on u.code = s.unit_code where s.id = sid) cell"
-    "  from (select distinct i->>'session_id' sid from i) x),"
-    " l as ("
-    "  select n, bool_or(voided) voided, string_agg(format('- %s : %s',"
-    "    coalesce((select c.first_name from child c"
-    "      where c.id = i->>'child_id'), '')"
-    "    || ', ' || coalesce(ss.cell, ', le  ()'),"
-    "    case when i->>'status' = 'confirmed' then 'confirmée ('"
-    "      || replace(to_char((i->>'price_cents')::bigint / 100.0,"
-    "           'FM999999990.00'), '.', ',') || ' €)'"
-    "    when i->>'status' = 'waitlisted' then 'complet, "
-    "sur la liste d''attente (' || (i->>'position') || 'ᵉ)'"
-    "    else 'refusée (' || case i->>'reason'"
-    "      when 'full' then 'complet'"
-    "      when 'conflict' then 'conflit avec une autre activité'"
-    "      when 'already_booked' then 'déjà réservée'"
-    "      when 'not_enrolled' then 'pas d''inscription validée'"
-    "      when 'age' then 'âge hors de la tranche'"
-    "      when 'documents_missing' then 'pièces manquantes au dossier'"
-    "      when 'unpaid_invoices' then 'factures impayées'"
-    "      when 'not_open_yet' then 'réservations pas encore ouvertes'"
-    "      when 'closed' then 'délai de réservation dépassé'"
-    "      when 'week_incomplete' then 'semaine complète obligatoire'"
-    "      when 'unknown_session' then 'séance inconnue'"
-    "      else coalesce(i->>'reason', '') end || ')' end),"
-    "    E'\\n' order by o) lines"
-    "  from i left join ss on ss.sid = i->>'session_id' group by n)"
-    " insert into outbox (family_id, kind, ref, subject, body)"
-    " select e->>'family_id', 'demande', e->>'request_id',"
-    "   case when e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
-    "     and e->'items'->0->>'reason' = 'closed'"
-    "   then format('Liste d''attente close : demande N° %s',"
-    "     e->>'request_id')"
-    "   when e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
-    "   then format('Une place s''est libérée : demande N° %s',"
-    "     e->>'request_id')"
-    "   else format('Demande N° %s : %s', e->>'request_id', "
-    GCHW_SQL_STATUS("e->>'status'") ") end,"
-    "   case when e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
-    "     and e->'items'->0->>'reason' = 'closed'"
-    "   then format(E'Bonjour,\\n\\nLe délai de réservation est passé :"
-    " la liste d''attente de la séance ci-dessous est close, aucune place"
-    " ne s''est libérée à temps (demande N° %s).\\n\\n%s\\n\\n"
-    "Le service enfance\\n', e->>'request_id', l.lines)"
-    "   when e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
-    "   then format(E'Bonjour,\\n\\nUne place s''est libérée sur la liste"
-    " d''attente : la séance ci-dessous est réservée (demande N° %s)."
-    "\\n\\n%s\\n\\nLe service enfance\\n', e->>'request_id', l.lines)"
-    "   else format(E'Bonjour,\\n\\nVotre demande N° %s (réservation de"
-    " séances) a été %s.\\n\\n%s\\n\\nLe service enfance\\n',"
-    " e->>'request_id', "
-    GCHW_SQL_STATUS("e->>'status'") ", l.lines) end"
-    " from e left join l using (n)"
-    " where not coalesce(l.voided, false)"
-    /* a promotion that did not book (issue 23) mails nothing, but the
-     * end of its list at the booking deadline */
-    "   and not (e->>'idem' like '" GCH_WAIT_KEY_PREFIX "%'"
-    "     and e->>'status' <> 'traitee_positivement'"
-    "     and coalesce(e->'items'->0->>'reason', '') <> 'closed')"
-    " order by n"
-    " on conflict (kind, ref) do nothing";
+    GCHW_SQL_BOOK("  on conflict do nothing",
+                  " on conflict (kind, ref) do nothing");
+
+/* the same for a batch none of whose rows exists yet (see gchw_stmts) */
+static const char  gchw_sql_book_new[] = GCHW_SQL_BOOK("", "");
 
 static const char  gchw_sql_mail_cancel[] =
     "insert into outbox (family_id, kind, ref, subject, body)"
@@ -289,20 +243,29 @@ static const char  gchw_sql_mail_absence[] =
  * concerns (0: every batch).  They are prepared once per connection:
  * parsed and planned again for every batch, they cost PostgreSQL about as
  * much as writing the rows.
+ *
+ * A batch is first written with "new", where a statement has one: the
+ * same rows without "on conflict", whose probe of every unique index
+ * before each insert was a fifth of the book statement.  Only a replay
+ * (a batch redelivered after a crash between COMMIT and XACK, an entry
+ * claimed from a dead consumer, a duplicate in the stream) finds rows
+ * already there: its unique_violation rolls the batch back, and it is
+ * written again with "on conflict do nothing", as every batch once was.
  */
 static const struct {
     const char  *sql;
+    const char  *new;
     int          types;
 } gchw_stmts[] = {
-    { gchw_sql_void, GCHW_T_VOID },
-    { gchw_sql_book, GCHW_T_BOOK },
-    { gchw_sql_absence_demande, GCHW_T_ABSENCE },
-    { gchw_sql_cancel, GCHW_T_CANCEL },
-    { gchw_sql_justify, GCHW_T_ABSENCE },
-    { gchw_sql_apply_cancel, GCHW_T_CANCEL },
-    { gchw_sql_apply_justify, GCHW_T_ABSENCE },
-    { gchw_sql_mail_cancel, GCHW_T_CANCEL },
-    { gchw_sql_mail_absence, GCHW_T_ABSENCE },
+    { gchw_sql_void, NULL, GCHW_T_VOID },
+    { gchw_sql_book, gchw_sql_book_new, GCHW_T_BOOK },
+    { gchw_sql_absence_demande, NULL, GCHW_T_ABSENCE },
+    { gchw_sql_cancel, NULL, GCHW_T_CANCEL },
+    { gchw_sql_justify, NULL, GCHW_T_ABSENCE },
+    { gchw_sql_apply_cancel, NULL, GCHW_T_CANCEL },
+    { gchw_sql_apply_justify, NULL, GCHW_T_ABSENCE },
+    { gchw_sql_mail_cancel, NULL, GCHW_T_CANCEL },
+    { gchw_sql_mail_absence, NULL, GCHW_T_ABSENCE },
 };
 
 #define GCHW_NSTMTS  (sizeof(gchw_stmts) / sizeof(gchw_stmts[0]))
@@ -313,10 +276,19 @@ static PGconn  *gchw_prepared_pg;
 static int      gchw_prepared_pid;
 
 
+/* "gchw_persist_<i>", or "gchw_persist_<i>_new" for its "new" form */
+static void
+gchw_stmt_name(char *name, size_t len, size_t i, int new)
+{
+    snprintf(name, len, "gchw_persist_%zu%s", i, new ? "_new" : "");
+}
+
+
 static PGresult *
 gchw_prepare(PGconn *pg)
 {
-    char       name[16];
+    int        new;
+    char       name[24];
     size_t     i;
     PGresult  *res;
 
@@ -327,12 +299,20 @@ gchw_prepare(PGconn *pg)
     gchw_prepared_pg = NULL;
 
     for (i = 0; i < GCHW_NSTMTS; i++) {
-        snprintf(name, sizeof(name), "gchw_persist_%zu", i);
-        res = PQprepare(pg, name, gchw_stmts[i].sql, 1, NULL);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            return res;
+        for (new = 0; new < 2; new++) {
+            if (new && gchw_stmts[i].new == NULL) {
+                continue;
+            }
+
+            gchw_stmt_name(name, sizeof(name), i, new);
+            res = PQprepare(pg, name,
+                            new ? gchw_stmts[i].new : gchw_stmts[i].sql, 1,
+                            NULL);
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                return res;
+            }
+            PQclear(res);
         }
-        PQclear(res);
     }
 
     gchw_prepared_pg = pg;
@@ -342,23 +322,20 @@ gchw_prepare(PGconn *pg)
 }
 
 
-/* See gchw.h. */
-int
-gchw_batch_write(PGconn *pg, const char *json, int types, char *err,
-    size_t errlen)
+/*
+ * One transaction: the statements of the batch's types, their "new" forms
+ * when new.  NULL once committed, else the failed result (the transaction
+ * is left aborted: the caller rolls back).
+ */
+static PGresult *
+gchw_batch_run(PGconn *pg, const char *json, int types, int new)
 {
-    int           data;
-    char          name[16];
-    size_t        i;
-    PGresult     *res;
-    const char   *params[1], *state;
+    char         name[24];
+    size_t       i;
+    PGresult    *res;
+    const char  *params[1];
 
     params[0] = json;
-
-    res = gchw_prepare(pg);
-    if (res != NULL) {
-        goto failed;
-    }
 
     /*
      * One batch at a time across workers: each statement then sees every
@@ -369,7 +346,7 @@ gchw_batch_write(PGconn *pg, const char *json, int types, char *err,
     res = PQexec(pg, "begin; select pg_advisory_xact_lock("
                      GCHB_LOCK_PERSIST ")");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        goto failed;
+        return res;
     }
     PQclear(res);
 
@@ -378,21 +355,65 @@ gchw_batch_write(PGconn *pg, const char *json, int types, char *err,
             continue;
         }
 
-        snprintf(name, sizeof(name), "gchw_persist_%zu", i);
+        gchw_stmt_name(name, sizeof(name), i,
+                       new && gchw_stmts[i].new != NULL);
         res = PQexecPrepared(pg, name, 1, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            goto failed;
+            return res;
         }
         PQclear(res);
     }
 
     res = PQexec(pg, "commit");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        goto failed;
+        return res;
     }
     PQclear(res);
 
-    return 0;
+    return NULL;
+}
+
+
+/* See gchw.h. */
+int
+gchw_batch_write(PGconn *pg, const char *json, int types, char *err,
+    size_t errlen)
+{
+    int           data, new;
+    size_t        i;
+    PGresult     *res;
+    const char   *state;
+
+    res = gchw_prepare(pg);
+    if (res != NULL) {
+        goto failed;
+    }
+
+    new = 1;
+
+    for ( ;; ) {
+        res = gchw_batch_run(pg, json, types, new);
+        if (res == NULL) {
+            return 0;
+        }
+
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (!new || state == NULL || strcmp(state, "23505") != 0
+            || PQstatus(pg) != CONNECTION_OK)
+        {
+            break;
+        }
+
+        gchb_log("info", "batch rows already in PostgreSQL (a replay): "
+                 "written again with on conflict do nothing");
+        PQclear(res);
+        res = PQexec(pg, "rollback");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            goto failed;
+        }
+        PQclear(res);
+        new = 0;
+    }
 
 failed:
 

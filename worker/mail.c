@@ -45,8 +45,13 @@
 #include "gchw.h"
 
 
+/*
+ * A demande's row is queued without its text (0016): demande_mail()
+ * writes it from the demande when it is claimed, and the row keeps none.
+ */
 static const char  gchw_sql_claim[] =
-    "with c as (select x.id, x.body from outbox x"
+    "with c as (select x.id, x.body, x.subject,"
+    "     case x.kind when 'demande' then x.ref end id_ref from outbox x"
     "   join family_email e on e.family_id = x.family_id"
     "   where x.sent_at is null and x.next_attempt_at <= now()"
     "     and x.attempts < $1::integer"
@@ -56,12 +61,17 @@ static const char  gchw_sql_claim[] =
     "   body = case when o.kind = 'password_reset'"
     "     then '(effacé à l''envoi : ce message portait un lien à usage"
     " unique)' else o.body end"
-    " from c where o.id = c.id"
+    " from c left join lateral demande_mail(c.id_ref) m"
+    "   on c.body is null"
+    " where o.id = c.id"
     " returning o.id, (select address from family_email e"
-    "   where e.family_id = o.family_id), o.subject, c.body, o.attempts";
+    "   where e.family_id = o.family_id), coalesce(c.subject, m.subject),"
+    "   coalesce(c.body, m.body), o.attempts";
 
+/* $4: the body put back (a demande's, written when sent, is not kept) */
 static const char  gchw_sql_retry[] =
-    "update outbox set sent_at = null, last_error = $2, body = $4,"
+    "update outbox set sent_at = null, last_error = $2,"
+    "   body = case when body is null then null else $4 end,"
     "   next_attempt_at = now() + least(interval '1 day',"
     "     $3::bigint * power(2, attempts - 1) * interval '1 millisecond')"
     " where id = $1::bigint";

@@ -391,7 +391,7 @@ gchw_connect_redis(gchw_worker_t *w)
         return -1;
     }
 
-    gchb_log("info", "connected to redis %s", w->conf.redis);
+    gchb_log("info", "connected to redis %s", gchb_redis_name(&w->conf));
     gchw_persist_reread(w->persist);
     w->backoff = GCHW_BACKOFF_MIN;
 

@@ -19,6 +19,9 @@
  *   unpaid_invoices  := the town file's count + the family's unpaid
  *                       invoices whose due date has passed;
  *   direct_debit     := family.direct_debit;
+ *   resident         := family.resident;
+ *   qf               := the latest family_qf whose effective_from has
+ *                       come, when the office recorded one (issue 26);
  *
  * and writes the result back with gch_town_write.  The arrays laid over
  * are malloc'ed here and point at strings of the PGresults (kept until
@@ -265,7 +268,8 @@ gchw_ov_documents(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
 }
 
 
-/* Rows (family_id, unpaid due invoices, direct_debit). */
+/* Rows (family_id, unpaid due invoices, direct_debit, resident, has a
+ * recorded QF, that QF or null). */
 static void
 gchw_ov_money(gch_town_t *t, PGresult *res)
 {
@@ -286,6 +290,11 @@ gchw_ov_money(gch_town_t *t, PGresult *res)
         f->unpaid_invoices = unpaid > GCHW_OV_UNPAID_MAX
                              ? GCHW_OV_UNPAID_MAX : (int) unpaid;
         f->direct_debit = strcmp(PQgetvalue(res, row, 2), "t") == 0;
+        f->resident = strcmp(PQgetvalue(res, row, 3), "t") == 0;
+        if (strcmp(PQgetvalue(res, row, 4), "t") == 0) {
+            f->qf = PQgetisnull(res, row, 5)
+                    ? -1 : atoi(PQgetvalue(res, row, 5));
+        }
     }
 }
 
@@ -346,8 +355,12 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
     money = gchw_ov_query(pg,
         "select f.id, (select count(*) from invoice i"
         "   where i.family_id = f.id and not i.paid and i.due_date <"
-        "   (now() at time zone 'Europe/Paris')::date), f.direct_debit"
-        " from family f");
+        "   (now() at time zone 'Europe/Paris')::date), f.direct_debit,"
+        "   f.resident, q.id is not null, q.qf"
+        " from family f left join lateral (select id, qf from family_qf"
+        "   where family_id = f.id and effective_from <="
+        "     (now() at time zone 'Europe/Paris')::date"
+        "   order by effective_from desc, id desc limit 1) q on true");
 
     if (en == NULL || doc == NULL || money == NULL) {
         goto done;

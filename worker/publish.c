@@ -19,7 +19,9 @@
  *   2. per session {T}:s:<sid>:left = places_online - confirmed bookings as a
  *      4-byte big-endian u32: SET NX (live counters win), or SET when
  *      rebuilding; a session whose places_online changed since the last
- *      publication has its live counter shifted by the difference;
+ *      publication has its live counter shifted by the difference; the
+ *      same for {T}:s:<sid>:onsite and the on-site quota (places -
+ *      places_online, recorded in onsite_published);
  *   3. {T}:logins (login -> "<family_id> <hash>"), stale logins removed;
  *      {T}:staff (login -> role) of the active staff accounts, whole
  *      (the counter's bookings need an active account: issue 18);
@@ -374,21 +376,173 @@ gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
 
 
 /*
+ * A live on-site counter whose quota (places - places_online) changed
+ * since it was published (onsite_published) moves by the difference,
+ * saturating at 0: res rows (id, ..., quota, onsite_published).  Ask
+ * which counters exist and which sessions released their on-site places
+ * online (reaper.c) first, in pipelined chunks: a shift never creates a
+ * counter, and a released session's on-site places are online, so its
+ * difference goes to {T}:s:<sid>:left and to {T}:s:<sid>:released (the
+ * on-site places counted online by check and the recount).  0 or -1.
+ */
+static int
+gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
+    int *shifted)
+{
+    int          row, n, *cand, nc, c, done, *state;
+    char         key[512], delta[32];
+    long         d;
+    void        *v;
+    redisReply  *r;
+
+    n = PQntuples(res);
+
+    cand = calloc(n ? n : 1, sizeof(int));
+    state = calloc(n ? n : 1, sizeof(int));
+    if (cand == NULL || state == NULL) {
+        free(cand);
+        free(state);
+        return -1;
+    }
+
+    nc = 0;
+    for (row = 0; row < n; row++) {
+        if (!PQgetisnull(res, row, 3)
+            && strcmp(PQgetvalue(res, row, 2), PQgetvalue(res, row, 3)))
+        {
+            cand[nc++] = row;
+        }
+    }
+
+    gchw_pipe_flush(p);
+
+    for (done = 0; done < nc && !p->failed; done = c) {
+        for (c = done; c < nc && c < done + GCHW_PIPE_MAX / 2; c++) {
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE),
+                     gchb_town, PQgetvalue(res, cand[c], 0));
+            redisAppendCommand(rc, "EXISTS %s", key);
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
+                     gchb_town, PQgetvalue(res, cand[c], 0));
+            redisAppendCommand(rc, "EXISTS %s", key);
+        }
+
+        for (c = done; c < nc && c < done + GCHW_PIPE_MAX / 2; c++) {
+            for (row = 0; row < 2; row++) {
+                if (redisGetReply(rc, &v) != REDIS_OK) {
+                    gchb_log("error", "redis: %s", rc->errstr);
+                    p->failed = 1;
+                    break;
+                }
+                r = v;
+                if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+                    state[c] |= 1 << row;   /* 1: counter, 2: released */
+                }
+                freeReplyObject(r);
+            }
+            if (p->failed) {
+                break;
+            }
+        }
+    }
+
+    for (c = 0; c < nc && !p->failed; c++) {
+        if (!(state[c] & 1)) {
+            continue;
+        }
+
+        row = cand[c];
+        snprintf(key, sizeof(key), (state[c] & 2) ? GCH_KEY_S(GCH_KEY_LEFT)
+                                                  : GCH_KEY_S(GCH_KEY_ONSITE),
+                 gchb_town, PQgetvalue(res, row, 0));
+        d = atol(PQgetvalue(res, row, 2)) - atol(PQgetvalue(res, row, 3));
+        snprintf(delta, sizeof(delta), "%ld", d);
+        gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
+                      "INCRBY", "u32", "0", delta);
+        if (state[c] & 2) {
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
+                     gchb_town, PQgetvalue(res, row, 0));
+            gchw_pipe_str(p, 3, "INCRBY", key, delta);
+        }
+        (*shifted)++;
+    }
+
+    free(cand);
+    free(state);
+
+    return p->failed ? -1 : 0;
+}
+
+
+/*
+ * Records the quotas the on-site counters are now built on
+ * (onsite_published), the values read in res (a session changed since
+ * is shifted at the next publication), only for the rows that differ.
+ * Clears res.  0 or -1.
+ */
+static int
+gchw_onsite_record(PGconn *pg, PGresult *res)
+{
+    int          row, n, rv;
+    long         changed;
+    gchb_arr_t   a[2];
+
+    memset(a, 0, sizeof(a));
+    n = PQntuples(res);
+
+    for (row = 0; row < n; row++) {
+        if (PQgetisnull(res, row, 3)
+            || strcmp(PQgetvalue(res, row, 2), PQgetvalue(res, row, 3)))
+        {
+            gchb_arr_str(&a[0], PQgetvalue(res, row, 0));
+            gchb_arr_int(&a[1], atol(PQgetvalue(res, row, 2)));
+        }
+    }
+
+    PQclear(res);
+
+    if (a[0].n == 0) {
+        return 0;
+    }
+
+    /* many rows (a large load): one hash join, as gchw_counters_record */
+    changed = 0;
+    rv = gchb_pg_exec(pg, "begin");
+    if (rv == 0 && a[0].n > 10000) {
+        rv = gchb_pg_exec(pg, "set local enable_nestloop = off");
+    }
+    if (rv == 0) {
+        rv = gchb_arr_exec(pg, "session",
+                 "update session s set onsite_published = v.q"
+                 " from unnest($1::text[], $2::int[]) as v(id, q)"
+                 " where s.id = v.id"
+                 "   and s.onsite_published is distinct from v.q",
+                 a, 2, &changed);
+    }
+    rv = gchb_pg_exec(pg, rv == 0 ? "commit" : "rollback") || rv;
+    gchb_arr_free(a, 2);
+
+    return rv ? -1 : 0;
+}
+
+
+/*
  * The on-site quota of each session, {T}:s:<sid>:onsite = places -
  * places_online - confirmed on-site bookings: SET NX (the live counter
- * wins) or SET when rebuilding.  A change of places after publication
- * moves the online counter only (a known limit, docs/worker.md).
+ * wins) or SET when rebuilding.  A quota changed since its publication
+ * first shifts the live counter (gchw_onsite_shift); then
+ * onsite_published records the quota (only the rows that differ).
  */
 static int
 gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
 {
-    int         row, n;
+    int         row, n, shifted;
     char        key[512], val[4];
     long        left;
     PGresult   *res;
 
     res = gchw_query(pg,
-        "select s.id, s.places - s.places_online - count(b.id)"
+        "select s.id, s.places - s.places_online - count(b.id),"
+        "   s.places - s.places_online, s.onsite_published"
         " from session s left join booking b on b.session_id = s.id"
         "   and b.status = 'confirmed' and b.channel = 'onsite'"
         " group by s.id");
@@ -397,6 +551,12 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
     }
 
     n = PQntuples(res);
+    shifted = 0;
+
+    if (!rebuild && gchw_onsite_shift(p->rc, p, res, &shifted) != 0) {
+        PQclear(res);
+        return -1;
+    }
 
     for (row = 0; row < n; row++) {
         snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE), gchb_town,
@@ -406,10 +566,19 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
         gchw_pipe_setnx(p, key, val, rebuild);
     }
 
-    PQclear(res);
     gchw_pipe_flush(p);
 
-    return p->failed ? -1 : 0;
+    if (p->failed) {
+        PQclear(res);
+        return -1;
+    }
+
+    if (shifted) {
+        gchb_log("info", "shifted %d on-site counters to new places",
+                 shifted);
+    }
+
+    return gchw_onsite_record(pg, res);
 }
 
 

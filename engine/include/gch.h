@@ -48,6 +48,7 @@
 #define GCH_EBEHIND     -13     /* 503 catalogue_behind                 */
 #define GCH_EORIGIN     -14     /* 403 bad_origin                       */
 #define GCH_ERATE       -15     /* 429 rate_limited                     */
+#define GCH_EREPLICA    -16     /* 503 not_replicated (WAIT fell short) */
 
 typedef struct {
     int          status;        /* HTTP status the error maps to        */
@@ -514,7 +515,8 @@ const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
  * answer, the family's demande list and the stream entry -- is one
  * compact text (docs/architecture.md, "The compact demande"), not its
  * JSON: the JSON is rendered when it is read.  The record's is bare: its
- * family and key are empty, its Redis key names them.  "~1 <number> <at_ms>
+ * family and key are empty (its Redis key names them), its at_ms 0 (the
+ * answer does not show it).  "~1 <number> <at_ms>
  * <o|w> <family> <key> <agent> <ncells>" then per cell "<child>
  * <session> +<price>" (confirmed) or "-<reason>[@<opens unix s>]", every
  * string as "<length>:<bytes>".  Booking ids are not stored: they are

@@ -79,6 +79,9 @@ static const gch_error_map_t  gch_errors[] = {
       "Cette demande ne vient pas du site du guichet." },
     { GCH_ERATE, 429, "rate_limited",
       "Trop de demandes : réessayez dans un moment." },
+    { GCH_EREPLICA, 503, "not_replicated",
+      "La demande n'est pas encore confirmée : réessayez dans un instant "
+      "avec la même demande." },
     { GCH_ENOMEM, 500, "internal",
       "Erreur interne, veuillez réessayer." }
 };

@@ -170,7 +170,8 @@ gch_answer_json(gch_book_t *b, size_t *len)
  * The compact demande after "prefix" (the stored record's "D <hash> "):
  * the family's demande list and the stream entry hold it whole; the
  * idempotency record bare, without the family and the key its own key
- * names (gch_dm_json_in() puts them back).
+ * names (gch_dm_json_in() puts them back) nor the time (at_ms 0), which
+ * the answer does not show.
  */
 char *
 gch_compact(gch_book_t *b, const char *prefix, size_t plen, int bare,
@@ -187,6 +188,7 @@ gch_compact(gch_book_t *b, const char *prefix, size_t plen, int bare,
     if (bare) {
         d.family_len = 0;
         d.key_len = 0;
+        d.at_ms = 0;            /* the answer does not show it */
     }
 
     enc = gch_dm_encode(&d, b->a, &n);

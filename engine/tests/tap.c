@@ -186,6 +186,7 @@ void test_sepa(void);
 void test_throttle(void);
 void test_jsonsuite(void);
 void test_demande(void);
+void test_cluster(void);
 
 
 int
@@ -204,6 +205,7 @@ main(void)
     test_throttle();
     test_jsonsuite();
     test_demande();
+    test_cluster();
 
     return tap_done();
 }

@@ -254,8 +254,7 @@ def test_retry_answered_409_killed_while_the_first_finishes(s):
 
     # the first attempt's step two: its answer as the module stores it,
     # the compact demande (bare: the record's key names family and key)
-    answer = "~1 999 %d w 0: 0: 0: 1 %d:%s 2:o1 +450" % (
-        int(time.time() * 1000), len(cid), cid)
+    answer = "~1 999 0 w 0: 0: 0: 1 %d:%s 2:o1 +450" % (len(cid), cid)
     assert demande.record_answer("D %s %s" % (h, answer), f, key)[
         "items"][0]["booking_id"] == bid
     p = r.pipeline(transaction=True)
@@ -289,7 +288,7 @@ def test_recount_waits_for_a_replay_between_its_steps(s):
     now = int(time.time() * 1000)
 
     # the first attempt booked o1 (its record, its place, its booking)
-    answer = "~1 998 %d w 0: 0: 0: 1 %d:%s 2:o1 +450" % (now, len(cid), cid)
+    answer = "~1 998 0 w 0: 0: 0: 1 %d:%s 2:o1 +450" % (len(cid), cid)
     bid = demande.record_answer("D %s %s" % (h, answer), f, key)[
         "items"][0]["booking_id"]
     p = r.pipeline(transaction=True)

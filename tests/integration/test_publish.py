@@ -2,13 +2,15 @@
 changes a session's places: the live counter moves by the difference,
 once, whoever publishes (guichetctl load-town and the worker's periodic
 check both do; an advisory lock lets one at a time), and
-session.places_published records what the counters are built on.  Then a
+session.places_published records what the counters are built on.  The
+on-site counter moves the same way (session.onsite_published, issue 26).  Then a
 load of more than 10,000 new sessions (the set-based update).
 """
 
 import datetime as dt
 import json
 import subprocess
+import time
 import uuid
 
 
@@ -53,6 +55,11 @@ def town(places, extra=0):
 
 def left(s, sid):
     return s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid, "GET",
+                                   "u32", "0")[0]
+
+
+def onsite(s, sid):
+    return s.redis.execute_command("BITFIELD", "{main}:s:%s:onsite" % sid, "GET",
                                    "u32", "0")[0]
 
 
@@ -105,6 +112,41 @@ def test_changed_places_shift_the_live_counter_once(make_stack, tmp_path):
     check(s)
 
 
+def test_changed_places_shift_the_on_site_counter_too(make_stack, tmp_path):
+    s = make_stack(town(8), name="publish-onsite")
+    subprocess.run([s.ctl, "-c", s.worker_conf, "staff-add", "guichet-1",
+                    "agent", "Agent"], input=b"counter-pass-1\n",
+                   check=True, stdout=subprocess.PIPE)
+    agent = s.ctl_run("staff-token", "guichet-1").strip()
+    # 8 places: 4 online, 4 at the counter
+    assert [onsite(s, "p-%d" % i) for i in range(3)] == [4, 4, 4]
+    assert s.sql("select count(*) from session where id like 'p-%%'"
+                 " and onsite_published = 4")[0][0] == 3
+
+    r = s.http("POST", "/api/staff/bookings", token=agent,
+               headers={"Idempotency-Key": uuid.uuid4().hex},
+               json={"family_id": "f1",
+                     "items": [{"child_id": "f1-c", "session_id": "p-0"}]})
+    assert r.status == 200 and r.json()["items"][0]["status"] == \
+        "confirmed", r
+    assert onsite(s, "p-0") == 3
+
+    # 12 places, 6 at the counter: the live counters move by +2, the
+    # booking at the counter still counted
+    load(s, town(12), tmp_path, "more")
+    assert [onsite(s, "p-%d" % i) for i in range(3)] == [5, 6, 6]
+    assert [left(s, "p-%d" % i) for i in range(3)] == [6, 6, 6]
+    load(s, town(12), tmp_path, "same")
+    assert [onsite(s, "p-%d" % i) for i in range(3)] == [5, 6, 6]
+
+    # 4 places, 2 at the counter: down by 4, never below 0
+    load(s, town(4), tmp_path, "fewer")
+    assert [onsite(s, "p-%d" % i) for i in range(3)] == [1, 2, 2]
+    assert s.sql("select count(*) from session where id like 'p-%%'"
+                 " and onsite_published = 2")[0][0] == 3
+    check(s)
+
+
 def test_a_large_load_records_every_new_session(make_stack, tmp_path):
     s = make_stack(town(8), name="publish-bulk")
     load(s, town(8, extra=12000), tmp_path, "bulk")
@@ -113,4 +155,27 @@ def test_a_large_load_records_every_new_session(make_stack, tmp_path):
               " from session where id like 'bulk-%%'")[0]
     assert n == (12000, 12000, 12000), n
     assert left(s, "bulk-11999") == 1
+    check(s)
+
+
+def test_after_the_release_a_change_of_places_goes_online(make_stack,
+                                                          tmp_path):
+    # the on-site places were released online (release_onsite_at passed):
+    # their change moves {s}:left and {s}:released, not {s}:onsite
+    def released_town(places):
+        t = town(places)
+        t["activities"][0]["release_onsite_at"] = "2026-06-01T09:00:00+02:00"
+        return t
+
+    s = make_stack(released_town(8), name="publish-released")
+    deadline = time.monotonic() + 20
+    while (left(s, "p-1"), onsite(s, "p-1")) != (8, 0) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (left(s, "p-1"), onsite(s, "p-1")) == (8, 0)
+    assert s.redis.get("{main}:s:p-1:released") == "4"
+
+    load(s, released_town(12), tmp_path, "more")
+    assert (left(s, "p-1"), onsite(s, "p-1")) == (12, 0)
+    assert s.redis.get("{main}:s:p-1:released") == "6"
     check(s)

@@ -287,7 +287,7 @@ def test_a_cancellation_promotes_the_first_family(s, tok):
     assert s.sql("select count(*) from demande where idem_key like 'wl.%%'"
                  " and family_id = 'f2'") == [(1,)]
     mails = until("the e-mail queued", lambda: s.sql(
-        "select subject, body from outbox where family_id = 'f2'"
+        "select subject, body from outbox_mail where family_id = 'f2'"
         " and subject like 'Une place%%'"))
     assert len(mails) == 1
     assert "est réservée" in mails[0][1], mails
@@ -396,7 +396,7 @@ def test_the_list_closes_at_the_booking_deadline(s, tok):
         assert d["reasons"] == ["closed"], d
         assert all(e[0] != "late" for e in positions(s, tok[f]))
     s.wait_worker_drained()
-    mails = s.sql("select family_id, body from outbox"
+    mails = s.sql("select family_id, body from outbox_mail"
                   " where subject like 'Liste d''attente close%%'"
                   " order by family_id")
     assert [m[0] for m in mails] == ["f2", "f4"], mails

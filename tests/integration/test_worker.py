@@ -10,12 +10,14 @@ import os
 import re
 import shutil
 import struct
+import subprocess
 import time
 
 import psycopg2
 
-from worker_fixtures import (ctl, wait_for, pg_server, pg_db,  # noqa: F401
-                             redis_server, rds, worker_conf, worker)
+from worker_fixtures import (BIN, ctl, wait_for,  # noqa: F401
+                             pg_server, pg_db, redis_server, rds,
+                             worker_conf, worker)
 
 TOWN = {
     "town": {"name": "Testville", "timezone": "Europe/Paris"},
@@ -193,6 +195,50 @@ def test_bad_town_file_writes_nothing(worker_conf, tmp_path):
     assert sql(worker_conf["pg"], "select count(*) from session") == [(0,)]
 
 
+def test_load_town_keeps_a_session_booked_by_the_batch_in_flight(
+        worker_conf, rds, tmp_path):
+    """No foreign key checks a booking's session or child (0015): a
+    session dropped from the town file while the persister writes a
+    booking of it stays, the load seeing the batch once committed."""
+    ctl(worker_conf["conf"], "migrate")
+    town = tmp_path / "town.json"
+    town.write_text(json.dumps(TOWN))
+    ctl(worker_conf["conf"], "load-town", str(town))
+
+    batch = psycopg2.connect(worker_conf["pg"])      # the persister's
+    cur = batch.cursor()
+    cur.execute("select pg_advisory_xact_lock(7310044)")
+    cur.execute("insert into demande (number, request_id, family_id, kind,"
+                " status, idem_key, created_at, items) values (1, 'D-1',"
+                " 'f-martin', 'book', 'traitee_positivement', 'k1', now(),"
+                " '[]')")
+    cur.execute("insert into booking (id, demande_number, family_id,"
+                " child_id, session_id, price_cents, created_at) values"
+                " ('b-1', 1, 'f-martin', 'c-thais', 's2', 900, now())")
+
+    less = json.loads(json.dumps(TOWN))
+    del less["activities"][0]["sessions"][1]            # s2
+    town.write_text(json.dumps(less))
+    load = subprocess.Popen([os.path.join(BIN, "guichetctl"), "-c",
+                             worker_conf["conf"], "load-town", str(town)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    waiting = "select count(*) from pg_locks where not granted"
+    assert wait_for(lambda: load.poll() is not None
+                    or sql(worker_conf["pg"], waiting)[0][0] > 0, 30)
+    batch.commit()
+    batch.close()
+    out, err = load.communicate(timeout=60)
+
+    assert load.returncode == 0, err
+    assert sql(worker_conf["pg"], "select id from session order by id") \
+        == [("s1",), ("s2",)]
+    assert sql(worker_conf["pg"], "select b.id from booking b where not"
+               " exists (select 1 from session s where s.id = b.session_id)"
+               " or not exists (select 1 from child c"
+               " where c.id = b.child_id)") == []
+
+
 def test_book_entry_persisted_exactly_once_across_kill9(worker_conf, rds,
                                                        worker):
     ctl(worker_conf["conf"], "migrate")
@@ -227,6 +273,11 @@ def test_book_entry_persisted_exactly_once_across_kill9(worker_conf, rds,
     assert sql(worker_conf["pg"], "select status, price_cents, billed from "
                "booking where id = %s", ("b-%020d" % 1,)) \
         == [("confirmed", 900, True)]
+    # batches are written without "on conflict" first: the duplicate made
+    # one fall back to the idempotent statements
+    log = open(str(worker_conf["conf"]).replace("worker.conf",
+                                                "worker.log")).read()
+    assert "(a replay): written again with on conflict" in log
 
 
 def test_void_entry(worker_conf, rds, worker):
@@ -336,6 +387,40 @@ def test_dead_letter(worker_conf, rds, worker):
         == [("b-1",), ("b-3",)]
 
 
+def test_book_entry_fields_verbatim(worker_conf, rds, worker):
+    """Any character of a client's idempotency key, an agent, a refused
+    item and the items' copy arrive in PostgreSQL as they were; an entry
+    whose items are not an array goes to the dead letters."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    add_settings(worker_conf, "max_attempts = 1\n")
+    idem = 'a"b\\c,{d} NULL \u00e9\u20ac\'x\''
+    e1 = json.loads(book_entry(1, idem, "b-1"))
+    e1["items"][0].update({"channel": "onsite", "note": [1, {"x": None}]})
+    e1["agent"] = "agent \"un\""
+    e1["items"].append({"child_id": "c-thais", "session_id": "s1",
+                        "status": "refused", "reason": "full"})
+    bad = json.loads(book_entry(2, "k2", "b-2"))
+    bad["items"] = {"not": "an array"}
+    rds.xadd("{main}:stream", {"d": json.dumps(e1)})
+    bad_id = rds.xadd("{main}:stream", {"d": json.dumps(bad)})
+    rds.xadd("{main}:stream", {"d": book_entry(3, "", "b-3")})
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0
+                    and rds.xlen("{main}:stream:dead") == 1, 15)
+    assert w.stop() == 0
+    rows = sql(worker_conf["pg"], "select number, idem_key, items from"
+               " demande order by number")
+    assert rows == [(1, idem, e1["items"]), (3, "", json.loads(
+        book_entry(3, "", "b-3"))["items"])]
+    assert sql(worker_conf["pg"], "select id, channel, booked_by,"
+               " price_cents from booking order by id") == [
+        ("b-1", "onsite", 'agent "un"', 900),
+        ("b-3", "online", None, 900)]
+    dead = rds.xrange("{main}:stream:dead")[0][1]
+    assert dead[b"id"] == bad_id
+
+
 def cancel_entry(bid, billed, at_ms=1625000000000):
     return json.dumps({"type": "cancel", "booking_id": bid,
                        "family_id": "f-martin", "child_id": "c-thais",
@@ -361,6 +446,7 @@ def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
     rds.xadd("{main}:stream", {"d": absence_entry(10, "b-3")})
     rds.xadd("{main}:stream", {"d": book_entry(2, "k2", "b-2")})
     rds.xadd("{main}:stream", {"d": book_entry(3, "k3", "b-3")})
+    rds.xadd("{main}:stream", {"d": book_entry(4, "k4", None, "refused")})
     # replays
     rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
     rds.xadd("{main}:stream", {"d": cancel_entry("b-1", True)})
@@ -378,15 +464,22 @@ def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
     assert sql(worker_conf["pg"], "select kind from demande where "
                "number = 10") == [("justification",)]
     rows = sql(worker_conf["pg"], "select kind, ref, subject, body from "
-               "outbox order by kind, ref")
+               "outbox_mail order by kind, ref")
     assert [(k, r) for k, r, _, _ in rows] == [
         ("cancellation", "b-1"), ("cancellation", "b-2"),
         ("demande", "D-000001"), ("demande", "D-000002"),
-        ("demande", "D-000003"), ("justification", "D-000010")]
+        ("demande", "D-000003"), ("demande", "D-000004"),
+        ("justification", "D-000010")]
+    refused = rows[5]
     rows = [rows[2], rows[0], rows[1]]
     assert rows[0][2] == "Demande N° D-000001 : traitée positivement"
-    assert "Thaïs, ALSH, le 07/07/2031 (Matin) : confirmée (9,00 €)" \
-        in rows[0][3]
+    assert rows[0][3] == (
+        "Bonjour,\n\nVotre demande N° D-000001 (réservation de séances) a "
+        "été traitée positivement.\n\n- Thaïs, ALSH, le 07/07/2031 "
+        "(Matin) : confirmée (9,00 €)\n\nLe service enfance\n")
+    assert refused[2] == "Demande N° D-000004 : traitée négativement"
+    assert "\n- Thaïs, ALSH, le 07/07/2031 (Matin) : refusée (complet)\n" \
+        in refused[3]
     assert "reste facturée" in rows[1][3]
     assert "ne sera pas facturée" in rows[2][3]
 
@@ -653,11 +746,13 @@ def test_outbox_keeps_no_reset_link_once_sent(worker_conf, rds, worker):
     add_settings(worker_conf, "smtp = 127.0.0.1:%d\nsmtp_from = "
                  "guichet@mairie.example\nsmtp_retry_ms = 200\n" % port)
     w = worker()
-    # relay down: the row waits for a retry, with its link
-    assert wait_for(lambda: sql(worker_conf["pg"], "select attempts from"
-                                " outbox where ref = 'h1'")[0][0] >= 1, 10)
-    assert link in sql(worker_conf["pg"], "select body from outbox where"
-                       " ref = 'h1'")[0][0]
+    # relay down: the row waits for a retry, with its link (read in the
+    # same query as its state: between a claim and its put-back the row
+    # is marked sent and holds the note)
+    waiting = wait_for(lambda: sql(worker_conf["pg"], "select body from"
+                                   " outbox where ref = 'h1' and attempts"
+                                   " >= 1 and sent_at is null"), 10)
+    assert waiting and link in waiting[0][0]
     sink = Sink(port).start()
     try:
         assert wait_for(lambda: len(sink.messages) == 2, 15)

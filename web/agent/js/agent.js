@@ -9,8 +9,11 @@
  * family cookie of the same browser is never mixed in.
  *
  * Routes: #/connexion #/inscriptions #/documents #/familles
- *         #/familles?id=F #/guichet #/facturation #/paiements
- *         #/messagerie #/journal
+ *         #/familles?id=F #/guichet #/activites #/activites?id=A
+ *         #/nouvelle-famille #/dossier?id=F #/caisse #/listes
+ *         #/facturation #/paiements #/messagerie #/journal
+ * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js;
+ * #/caisse: caisse.js; #/listes: listes.js)
  */
 
 import * as api from "../../js/api.js";
@@ -19,6 +22,10 @@ import { h, id, announce, alertBox, foldingMenu } from "../../js/dom.js";
 import { docTypeName, field, listOf, pick, shortRef, when }
     from "../../js/espace.js";
 import { reasonText, labelOf } from "../../js/planning.js";
+import { viewActivites } from "./activites.js";
+import { viewDossier, viewNouvelleFamille } from "./dossier.js";
+import { viewCaisse } from "./caisse.js";
+import { viewListes } from "./listes.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -411,7 +418,9 @@ async function viewFamilles() {
         location.hash = "#/familles?q=" + encodeURIComponent(search.value);
     });
     const out = h("div", { id: "familles" }, loading());
-    page("Familles", form, out);
+    page("Familles", h("p", {}, h("a", { href: "#/nouvelle-famille",
+                                         class: "bouton second" },
+                                  "Nouvelle famille")), form, out);
     const from = Math.max(0, Number.parseInt(q.get("depuis"), 10) || 0);
     const r = await get("/api/staff/families?limit=" + FAMILIES_PAGE
                         + "&offset=" + from + "&q="
@@ -490,7 +499,11 @@ const ATTENDANCE = [["present", "Présent"], ["absent", "Absent"],
 async function viewFamille(fid, q) {
     const out = h("div", {}, loading());
     page("Famille", h("p", {}, h("a", { href: "#/familles" },
-                                 "← Toutes les familles")), out);
+                                 "← Toutes les familles"), " · ",
+                      h("a", { href: "#/dossier?id=" + encodeURIComponent(fid),
+                               id: "lien-dossier" },
+                        "Dossier : QF, contacts, enfants, inscriptions")),
+         out);
     const today = F.todayParis();
     const from = q.get("du") || F.addDays(today, -7);
     const to = q.get("au") || F.addDays(today, 60);
@@ -1135,12 +1148,25 @@ function detailWords(d) {
 /* ---------------------------------------------------------------- */
 /* router */
 
+/* What the views of other files get of this frame. */
+function frame() {
+    return { call, page, table, loading, main, route,
+             rank: staff ? RANK[staff.role] || 1 : 0,
+             token: () => staff && staff.token,
+             flash: (f) => { flash = f; } };
+}
+
 const routes = {
     "/connexion": viewConnexion,
     "/inscriptions": viewInscriptions,
     "/documents": viewDocuments,
     "/familles": viewFamilles,
     "/guichet": viewGuichet,
+    "/activites": () => viewActivites(frame()),
+    "/nouvelle-famille": () => viewNouvelleFamille(frame()),
+    "/dossier": () => viewDossier(frame()),
+    "/caisse": () => viewCaisse(frame()),
+    "/listes": () => viewListes(frame()),
     "/facturation": viewFacturation,
     "/paiements": viewPaiements,
     "/messagerie": viewMessagerie,

@@ -1,0 +1,252 @@
+"""test_office_families.py -- the back office's families (office/family.c,
+issue 26): an agent creates a family at the counter with its children,
+e-mail, contacts and QF, enrols a child, records a new QF with the day it
+takes effect and the resident status (the booking path prices with them
+once the publisher laid them over the catalogue), adds a child and its
+allergies; only an admin archives a family, which erases what identifies
+it and keeps the accounting.  Every change is in the audit log.
+"""
+
+import json
+import os
+
+import pytest
+
+from office_town import (PDF, audit, book, error_code, module_sees,
+                         published, staff_add, staff_login, town)
+
+
+@pytest.fixture(scope="module")
+def s(make_stack):
+    st = make_stack(town(), name="office-families")
+    staff_add(st, "agent.a", "agent", "Alex Agent", "agent-pass-1")
+    staff_add(st, "regie.r", "regie", "Robin Régie", "regie-pass-2")
+    staff_add(st, "chef", "admin", "Camille Chef", "admin-pass-3")
+    return st
+
+
+@pytest.fixture(scope="module")
+def agent(s):
+    return staff_login(s, "agent.a", "agent-pass-1")
+
+
+@pytest.fixture(scope="module")
+def regie(s):
+    return staff_login(s, "regie.r", "regie-pass-2")
+
+
+@pytest.fixture(scope="module")
+def admin(s):
+    return staff_login(s, "chef", "admin-pass-3")
+
+
+NEW = {"login": "martin", "email": "martin@example.org", "qf": 450,
+       "resident": True,
+       "children": [{"first_name": "Léo", "birth_date": "2019-03-03",
+                     "allergies": "arachide"},
+                    {"first_name": "Inès", "birth_date": "2020-05-05"}],
+       "contacts": [{"name": "Paul Martin", "relation": "grand-père",
+                     "phone": "06 00 00 00 01", "pick_up": True},
+                    {"name": "Dr Roux", "relation": "médecin",
+                     "phone": "01 00 00 00 02"}]}
+
+
+def catalogue_family(s, fid):
+    cat = json.loads(s.redis.get("{main}:catalogue"))
+    got = [f for f in cat["families"] if f["id"] == fid]
+    return got[0] if got else None
+
+
+def test_a_family_made_at_the_counter_books(s, agent):
+    before = s.sql("select count(*) from family")[0][0]
+    # bad bodies first: nothing written
+    for body, path in ((dict(NEW, children=[]), "$.children"),
+                       (dict(NEW, children=[{"first_name": "X"}]),
+                        "$.children[0].birth_date"),
+                       (dict(NEW, qf=-3), "$.qf"),
+                       (dict(NEW, contacts=[{"relation": "x"}]),
+                        "$.contacts[0].name"),
+                       (dict(NEW, couleur=1), "$.couleur")):
+        r = s.http("POST", "/api/staff/families", token=agent, json=body)
+        assert error_code(r, 400) == "invalid_field", (body, r)
+        assert r.json()["error"]["message"].startswith(path), r
+    # a login already taken: the engine's word, by its path
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="dupont"))
+    assert error_code(r, 400) == "invalid_field", r
+    assert r.json()["error"]["message"].startswith("$.login"), r
+    assert s.sql("select count(*) from family")[0][0] == before
+
+    r = s.http("POST", "/api/staff/families", token=agent, json=NEW)
+    assert r.status == 201, r
+    f = r.json()
+    fid = f["id"]
+    assert fid.startswith("fam-")
+    assert (f["login"], f["email"], f["qf"], f["resident"]) == \
+        ("martin", "martin@example.org", 450, True)
+    assert [(c["id"], c["first_name"], c["allergies"])
+            for c in f["children"]] == \
+        [(fid + "-1", "Léo", "arachide"), (fid + "-2", "Inès", None)]
+    assert [(c["name"], c["pick_up"]) for c in f["contacts"]] == \
+        [("Paul Martin", True), ("Dr Roux", False)]
+    assert [q["qf"] for q in f["qf_history"]] == [450]
+    assert audit(s, "family.create")[-1][:2] == ("agent.a", "family:" + fid)
+
+    # the booking path knows it once published
+    published(s)
+    cf = catalogue_family(s, fid)
+    assert cf["qf"] == 450 and cf["login"] == "martin"
+    assert [c["first_name"] for c in cf["children"]] == ["Léo", "Inès"]
+
+    # the agent enrols Léo in the centre, validated at once
+    r = s.http("POST", "/api/staff/families/%s/enrolments" % fid,
+               token=agent, json={"child_id": fid + "-1",
+                                  "activity_id": "centre",
+                                  "from": "2027-01-01", "to": "2027-12-31"})
+    assert r.status == 200, r
+    assert r.json()["enrolments"][0]["status"] == "validee"
+    r = s.http("POST", "/api/staff/families/%s/enrolments" % fid,
+               token=agent, json={"child_id": fid + "-1",
+                                  "activity_id": "centre",
+                                  "from": "2027-06-01", "to": "2027-06-30"})
+    assert error_code(r, 409) == "already_requested"
+    r = s.http("POST", "/api/staff/families/%s/enrolments" % fid,
+               token=agent, json={"child_id": "f1-a",
+                                  "activity_id": "centre",
+                                  "from": "2027-06-01", "to": "2027-06-30"})
+    assert error_code(r, 400) == "invalid_field"
+    tok = s.ctl_run("token", fid).strip()
+    module_sees(s, tok, lambda me: any(
+        e["activity_id"] == "centre" and e["status"] == "validee"
+        for e in me.get("enrolments", [])))
+    assert book(s, tok, fid + "-1", "centre-20270705") == \
+        ("confirmed", None)
+    # 7 € flat in this town: the price is recorded by the persister
+    s.wait_worker_drained()
+    assert s.sql("select price_cents from booking where child_id = %s",
+                 (fid + "-1",)) == [(700,)]
+
+
+def test_qf_history_and_resident_reach_the_catalogue(s, agent):
+    fid = s.sql("select id from family where login = 'martin'")[0][0]
+    # a QF from a later day is kept, not yet published
+    r = s.http("PUT", "/api/staff/families/%s/qf" % fid, token=agent,
+               json={"qf": 1200, "from": "2099-01-01"})
+    assert r.status == 200, r
+    assert [(q["qf"], q["from"]) for q in r.json()["qf_history"]] == \
+        [(1200, "2099-01-01"), (450, r.json()["qf_history"][1]["from"])]
+    assert r.json()["qf"] == 450
+    # one from the past takes effect now
+    r = s.http("PUT", "/api/staff/families/%s/qf" % fid, token=agent,
+               json={"qf": 820, "from": "2026-09-01"})
+    assert r.status == 200, r
+    # the newest recorded from the latest day that has come wins: 820
+    # (from 2026-09-01) over 450 (from today) only if its day is later;
+    # here 450 started today, so 450 stays
+    published(s)
+    assert catalogue_family(s, fid)["qf"] == 450
+    r = s.http("PUT", "/api/staff/families/%s" % fid, token=agent,
+               json={"resident": False, "email": "m@example.org"})
+    assert r.status == 200, r
+    assert (r.json()["resident"], r.json()["email"]) == \
+        (False, "m@example.org")
+    published(s)
+    assert catalogue_family(s, fid)["resident"] is False
+    # a QF from today replaces the one of today
+    r = s.http("PUT", "/api/staff/families/%s/qf" % fid, token=agent,
+               json={"qf": None})
+    assert r.status == 200 and r.json()["qf"] is None, r
+    published(s)
+    assert catalogue_family(s, fid)["qf"] is None
+    assert [a[0] for a in audit(s, "family.qf")] == ["agent.a"] * 3
+    assert error_code(s.http("PUT", "/api/staff/families/%s/qf" % fid,
+                             token=agent, json={"qf": 3, "from": "demain"}),
+                      400) == "invalid_field"
+    assert error_code(s.http("PUT", "/api/staff/families/nobody/qf",
+                             token=agent, json={"qf": 3}),
+                      404) == "not_found"
+
+
+def test_children_contacts_and_allergies(s, agent):
+    fid = s.sql("select id from family where login = 'martin'")[0][0]
+    r = s.http("POST", "/api/staff/families/%s/children" % fid,
+               token=agent, json={"first_name": "Noé",
+                                  "birth_date": "2021-07-07",
+                                  "allergies": "gluten"})
+    assert r.status == 201, r
+    assert [c["id"] for c in r.json()["children"]][-1] == fid + "-3"
+    published(s)
+    assert [c["first_name"] for c in
+            catalogue_family(s, fid)["children"]] == ["Léo", "Inès", "Noé"]
+    r = s.http("PUT", "/api/staff/children/%s-2" % fid, token=agent,
+               json={"allergies": "lactose"})
+    assert r.status == 200, r
+    assert [c["allergies"] for c in r.json()["children"]] == \
+        ["arachide", "lactose", "gluten"]
+    r = s.http("PUT", "/api/staff/families/%s/contacts" % fid, token=agent,
+               json={"contacts": [{"name": "Anne Martin",
+                                   "relation": "tante", "pick_up": True}]})
+    assert r.status == 200, r
+    assert [(c["name"], c["relation"], c["pick_up"])
+            for c in r.json()["contacts"]] == \
+        [("Anne Martin", "tante", True)]
+    assert len(audit(s, "family.contacts")) == 1
+    assert len(audit(s, "child.allergies")) == 1
+    assert len(audit(s, "family.child")) == 1
+
+
+def test_only_an_admin_archives_and_accounting_is_kept(s, tok_f1, agent,
+                                                       regie, admin):
+    fid = s.sql("select id from family where login = 'martin'")[0][0]
+    url = "/api/staff/families/%s/archive" % fid
+    assert error_code(s.http("POST", url, token=agent), 403) == "forbidden"
+    assert error_code(s.http("POST", url, token=regie), 403) == "forbidden"
+    # a booking to come keeps it active
+    r = s.http("POST", url, token=admin)
+    assert error_code(r, 409) == "family_active"
+    assert "1 réservation(s) à venir" in r.json()["error"]["message"]
+
+    # without it (cancelled), the family is archived
+    bid = s.sql("select id from booking where family_id = %s", (fid,))[0][0]
+    tok = s.ctl_run("token", fid).strip()
+    r = s.http("DELETE", "/api/bookings/" + bid, token=tok)
+    assert r.status == 200, r
+    s.wait_worker_drained()
+    # a document on file, to be erased with its file
+    r = s.http("POST", "/api/documents?type=vaccinations", token=tok,
+               body=PDF, headers={"Content-Type": "application/pdf"})
+    assert r.status == 201, r
+    stored = s.sql("select stored_name from document where family_id = %s",
+                   (fid,))[0][0]
+    assert stored in os.listdir(s._path("uploads"))
+    r = s.http("POST", url, token=admin)
+    assert r.status == 200, r
+    b = r.json()
+    assert b["archived_at"] and b["login"] is None and b["email"] is None
+    assert b["contacts"] == []
+    assert {c["first_name"] for c in b["children"]} == {"Archivé"}
+    assert {c["allergies"] for c in b["children"]} == {None}
+    # the accounting and the QF history stay
+    assert s.sql("select count(*) from booking where family_id = %s",
+                 (fid,))[0][0] == 1
+    assert s.sql("select count(*) from document where family_id = %s",
+                 (fid,))[0][0] == 0
+    assert stored not in os.listdir(s._path("uploads"))
+    assert len(b["qf_history"]) == 4
+    # out of the catalogue: the booking path no longer knows it
+    published(s)
+    assert catalogue_family(s, fid) is None
+    assert audit(s, "family.archive")[-1][:2] == ("chef", "family:" + fid)
+    # nothing changes it any more
+    assert error_code(s.http("PUT", "/api/staff/families/%s/qf" % fid,
+                             token=agent, json={"qf": 3}),
+                      409) == "family_archived"
+    assert error_code(s.http("POST", url, token=admin), 409) == \
+        "family_archived"
+    # the others are untouched
+    assert catalogue_family(s, "f1")["login"] == "dupont"
+
+
+@pytest.fixture(scope="module")
+def tok_f1(s):
+    return s.token("f1")

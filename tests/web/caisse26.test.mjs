@@ -1,0 +1,186 @@
+/*
+ * caisse26.test.mjs -- issue 26, the régie's counter in the back office,
+ * in a real browser (Debian's chromium driven by playwright-core) on a
+ * stack of its own (it needs `make build`):
+ *
+ *   the régie finds a family's unpaid invoices, ticks two, records a
+ *   cheque for their total, sees it among the month's counter payments
+ *   and downloads the month's accounting CSV; an agent has no « Caisse ».
+ *
+ * The invoices are rows written with psql, as the integration tests do.
+ * Every page checked is axe clean (serious / critical), at desktop width
+ * and 375 px.  Screenshots in tests/out/web/c26-*.png.
+ */
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import * as H from "./helpers.mjs";
+
+const ROOT = H.ROOT;
+const CTL = path.join(ROOT, "build", "guichetctl");
+const PW = "pw-" + Math.random().toString(36).slice(2, 12);
+const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
+              && fs.existsSync(CTL);
+
+let stack = null;
+let BASE;
+let tmp;
+let browser;
+const errors = [];
+
+const shot = (name, p) => H.shot("c26-" + name, p);
+
+const TOWN = {
+    town: { name: "Caisse", timezone: "Europe/Paris" },
+    units: [{ code: "MATIN", label: "Matin", starts: "08:30",
+              ends: "12:00" }],
+    activities: [],
+    families: [{ id: "f1", qf: 400, children: [] },
+               { id: "f2", qf: 900, children: [] }],
+};
+
+function sql(query) {
+    const conf = fs.readFileSync(stack.conf, "utf8");
+    const conn = /^postgres = "(.*)"$/m.exec(conf)[1];
+    return execFileSync("psql", [conn, "-qtA", "-c", query],
+                        { encoding: "utf8" }).trim();
+}
+
+async function staffPage(login, width) {
+    const p = await (await browser.newContext({
+        locale: "fr-FR", acceptDownloads: true,
+        viewport: { width, height: 900 } })).newPage();
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(BASE + "/agent/#/connexion");
+    await p.waitForSelector("#ag-identifiant");
+    await p.fill("#ag-identifiant", login);
+    await p.fill("#ag-motdepasse", PW);
+    await p.click("form button[type=submit]");
+    await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
+    return p;
+}
+
+before(async () => {
+    if (!READY) {
+        return;
+    }
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-c26-"));
+    const file = path.join(tmp, "town.json");
+    fs.writeFileSync(file, JSON.stringify(TOWN));
+    stack = await H.startStack(file);
+    BASE = stack.base;
+    for (const [login, role] of [["r.regie", "regie"], ["a.agent", "agent"],
+                                 ["c.chef", "admin"]]) {
+        execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
+                           "Camille " + role],
+                     { cwd: ROOT, input: PW + "\n",
+                       stdio: ["pipe", "pipe", "pipe"] });
+    }
+    sql("insert into invoice (number, family_id, month, total_cents,"
+        + " issued_at, due_date) values"
+        + " (1, 'f1', '2026-10-01', 4200, now(), '2026-11-15'),"
+        + " (2, 'f1', '2026-11-01', 1350, now(), '2026-12-15'),"
+        + " (3, 'f2', '2026-11-01', 700, now(), '2026-12-15')");
+    browser = await chromium.launch({ executablePath: H.CHROMIUM,
+                                      args: H.ARGS });
+});
+
+after(async () => {
+    await browser?.close();
+    await H.stopStack(stack);
+    if (tmp) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+});
+
+const t = READY ? test : test.skip;
+
+t("the régie records a cheque and exports the month", async () => {
+    const p = await staffPage("r.regie", 1200);
+    await p.click("nav a[href='#/caisse']");
+    await p.waitForSelector("#caisse-famille");
+    await p.fill("#caisse-famille", "f1");
+    await p.click("form[role=search] button[type=submit]");
+    await p.waitForSelector("#caisse-paiement");
+    await p.waitForSelector("#caisse-paiements p:not(.chargement)");
+    await H.axe("caisse factures", p);
+    /* the first invoice is past due: its letter */
+    const [dl0] = await Promise.all([p.waitForEvent("download"),
+                                     p.click("#caisse-relance")]);
+    assert.equal(dl0.suggestedFilename(), "relance-f1.pdf");
+    const letter = execFileSync("pdftotext", ["-layout", await dl0.path(),
+                                              "-"], { encoding: "utf8" });
+    assert.match(letter, /n° 1\s+10\/2026\s+15\/11\/2026\s+42,00/);
+    await p.check("input[aria-label='Payer la facture n° 1']");
+    await p.check("input[aria-label='Payer la facture n° 2']");
+    assert.match(await p.textContent("#caisse-total"), /55,50/);
+    await p.selectOption("#caisse-mode", "cheque");
+    await p.fill("#caisse-reference", "chèque 1234567 Banque Postale");
+    await p.click("#caisse-paiement button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('enregistré')");
+    assert.match(await p.textContent("main [role=status]"),
+                 /Paiement de 55,50\s€ enregistré \(Chèque, factures n° 1, 2\)/);
+    await p.waitForSelector("#caisse :text('aucune facture à payer')");
+    await p.waitForSelector("#caisse-paiements table");
+    assert.match(await p.textContent("#caisse-paiements"),
+                 /f1.*Chèque.*55,50.*1, 2.*chèque 1234567/s);
+    assert.equal(sql("select string_agg(paid_by, ',' order by number)"
+                     + " from invoice where family_id = 'f1'"),
+                 "counter,counter");
+    await H.axe("caisse payée", p);
+    await shot("caisse-1200", p);
+
+    const [dl] = await Promise.all([p.waitForEvent("download"),
+                                    p.click("#export-compta")]);
+    const csv = fs.readFileSync(await dl.path(), "utf8");
+    assert.match(csv, /^type;date;facture;famille;mode;montant;reference;agent\r\n/);
+    assert.match(csv, /"encaissement";\d{4}-\d\d-\d\d;1;"f1";"cheque";42,00;"chèque 1234567 Banque Postale";"r\.regie"/);
+    /* one régie's export */
+    await p.selectOption("#caisse-regie", "principale");
+    const [d2] = await Promise.all([p.waitForEvent("download"),
+                                    p.click("#export-compta")]);
+    assert.match(d2.suggestedFilename(),
+                 /^guichet-comptabilite-principale-\d{4}-\d\d\.csv$/);
+    assert.equal(await p.$("#regie-creer"), null);
+    await p.close();
+
+    const m = await staffPage("r.regie", 375);
+    await m.goto(BASE + "/agent/#/caisse?famille=f2");
+    await m.waitForSelector("#caisse-paiement");
+    await m.waitForSelector("#caisse-paiements table");
+    await H.axe("caisse 375", m);
+    await shot("caisse-375", m);
+    await m.close();
+    assert.deepEqual(errors, []);
+});
+
+t("an admin creates a régie", async () => {
+    const p = await staffPage("c.chef", 375);
+    await p.goto(BASE + "/agent/#/caisse");
+    await p.waitForSelector("#regie-creer");
+    await p.fill("#regie-code", "cantine");
+    await p.fill("#regie-nom", "Régie de la restauration");
+    await p.click("#regie-creer button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('Régie « Régie de "
+                            + "la restauration » créée.')");
+    await p.waitForSelector("#caisse-regie option[value=cantine]",
+                            { state: "attached" });
+    await H.axe("régies 375", p);
+    await p.close();
+    assert.deepEqual(errors, []);
+});
+
+t("an agent has no counter for money", async () => {
+    const p = await staffPage("a.agent", 1200);
+    assert.equal(await p.isVisible("nav a[href='#/caisse']"), false);
+    await p.goto(BASE + "/agent/#/caisse?famille=f2");
+    await p.waitForSelector("#caisse-regie");
+    assert.equal(await p.$("#caisse-paiement"), null);
+    await p.close();
+    assert.deepEqual(errors, []);
+});

@@ -1,0 +1,176 @@
+/*
+ * familles26.test.mjs -- issue 26, a family's file in the back office, in
+ * a real browser (Debian's chromium driven by playwright-core) on a stack
+ * of its own (it needs `make build`):
+ *
+ *   an agent creates a family at the counter (a child with an allergy, a
+ *   contact who may pick the children up, a QF), records a new QF from a
+ *   day, makes it non-resident, adds a child, enrols the first child in
+ *   the centre; an admin archives it in two clicks; the agent has no
+ *   archive button.
+ *
+ * Every page checked is axe clean (serious / critical), at desktop width
+ * and 375 px.  Screenshots in tests/out/web/f26-*.png.
+ */
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import * as H from "./helpers.mjs";
+
+const ROOT = H.ROOT;
+const CTL = path.join(ROOT, "build", "guichetctl");
+const PW = "pw-" + Math.random().toString(36).slice(2, 12);
+const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
+              && fs.existsSync(CTL);
+
+let stack = null;
+let BASE;
+let tmp;
+let browser;
+let fid = null;
+const errors = [];
+
+const shot = (name, p) => H.shot("f26-" + name, p);
+
+const TOWN = {
+    town: { name: "Familles", timezone: "Europe/Paris" },
+    units: [{ code: "MATIN", label: "Matin", starts: "08:30",
+              ends: "12:00" }],
+    activities: [{
+        id: "centre", name: "Centre de loisirs", age_min: 3, age_max: 12,
+        prices: [{ qf_max: null, cents: 700 }],
+        sessions: [{ id: "centre-1", date: "2027-09-06", unit: "MATIN",
+                     places: 10 }] }],
+    families: [],
+};
+
+async function staffPage(login, width) {
+    const p = await (await browser.newContext({
+        locale: "fr-FR", viewport: { width, height: 900 } })).newPage();
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(BASE + "/agent/#/connexion");
+    await p.waitForSelector("#ag-identifiant");
+    await p.fill("#ag-identifiant", login);
+    await p.fill("#ag-motdepasse", PW);
+    await p.click("form button[type=submit]");
+    await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
+    return p;
+}
+
+/* Submits a form of the file and waits for its success message. */
+async function save(p, sel, words) {
+    await p.click(sel + " button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('" + words + "')");
+}
+
+before(async () => {
+    if (!READY) {
+        return;
+    }
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-f26-"));
+    const file = path.join(tmp, "town.json");
+    fs.writeFileSync(file, JSON.stringify(TOWN));
+    stack = await H.startStack(file);
+    BASE = stack.base;
+    for (const [login, role] of [["a.agent", "agent"], ["c.chef", "admin"]]) {
+        execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
+                           "Camille " + role],
+                     { cwd: ROOT, input: PW + "\n",
+                       stdio: ["pipe", "pipe", "pipe"] });
+    }
+    browser = await chromium.launch({ executablePath: H.CHROMIUM,
+                                      args: H.ARGS });
+});
+
+after(async () => {
+    await browser?.close();
+    await H.stopStack(stack);
+    if (tmp) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+});
+
+const t = READY ? test : test.skip;
+
+t("an agent makes a family's file at the counter", async () => {
+    const p = await staffPage("a.agent", 1200);
+    await p.click("nav a[href='#/familles']");
+    await p.click("a[href='#/nouvelle-famille']");
+    await p.waitForSelector("#nouvelle-famille");
+    await H.axe("nouvelle famille", p);
+    await p.fill("#nf-login", "martin");
+    await p.fill("#nf-email", "martin@example.org");
+    await p.fill("#nf-qf", "450");
+    await p.fill("#nf-enfant-1", "Léo");
+    await p.fill("#nf-naissance-1", "2019-03-03");
+    await p.fill("#nf-allergies-1", "arachide");
+    await p.fill("#nouvelle-famille .nom", "Paul Martin");
+    await p.check("#nouvelle-famille input[aria-label$='chercher les "
+                  + "enfants']");
+    await p.click("#nouvelle-famille button[type=submit]");
+    await p.waitForSelector("#dossier #resume");
+    fid = await p.$eval("#resume dd", (d) => d.textContent);
+    assert.match(fid, /^fam-\d+$/);
+    assert.equal(await p.textContent("#qf-en-vigueur"), "450");
+    assert.match(await p.textContent("main"), /Famille fam-\d+ créée\./);
+    await H.axe("dossier", p);
+    await shot("dossier-1200", p);
+
+    /* a QF from a day already come, then non-resident */
+    await p.fill("#qf-valeur", "820");
+    await save(p, "#qf", "Quotient familial enregistré.");
+    assert.equal(await p.textContent("#qf-en-vigueur"), "820");
+    await p.uncheck("#residence");
+    await save(p, "#coordonnees", "Coordonnées enregistrées.");
+    assert.match(await p.textContent("#resume"), /hors commune/);
+
+    /* a second child, then Léo in the centre */
+    await p.fill("#enfant-prenom", "Inès");
+    await p.fill("#enfant-naissance", "2020-05-05");
+    await save(p, "#ajout-enfant", "Enfant ajouté.");
+    assert.deepEqual(await p.$$eval("#section-enfants tbody th",
+                                    (x) => x.map((e) => e.textContent)),
+                     ["Léo", "Inès"]);
+    await p.selectOption("#ins-enfant", { label: "Léo" });
+    await p.fill("#ins-du", "2027-09-01");
+    await p.fill("#ins-au", "2028-07-07");
+    await save(p, "#inscription", "Inscription validée.");
+    assert.match(await p.textContent("#section-inscriptions"),
+                 /Léo.*Centre de loisirs.*validee/s);
+    assert.equal(await p.$("#archiver"), null);
+    await H.axe("dossier complété", p);
+    await p.close();
+
+    const m = await staffPage("a.agent", 375);
+    await m.goto(BASE + "/agent/#/dossier?id=" + fid);
+    await m.waitForSelector("#dossier #resume");
+    await H.axe("dossier 375", m);
+    await shot("dossier-375", m);
+    await m.close();
+    assert.deepEqual(errors, []);
+});
+
+t("an admin archives the family in two clicks", async () => {
+    assert.ok(fid);
+    const p = await staffPage("c.chef", 1200);
+    await p.goto(BASE + "/agent/#/dossier?id=" + fid);
+    await p.waitForSelector("#archiver");
+    await p.click("#archiver");
+    await p.waitForSelector("#archivage [role=alert]");
+    assert.match(await p.textContent("#archivage"), /définitif/);
+    await H.axe("archivage", p);
+    await p.click("#archiver");
+    await p.waitForSelector("main [role=status]:has-text('Famille "
+                            + "archivée.')");
+    assert.match(await p.textContent("#dossier"), /est archivée/);
+    assert.match(await p.textContent("#resume"), /Connexion\s*—/);
+    await H.axe("famille archivée", p);
+    await shot("archivee", p);
+    await p.close();
+    assert.deepEqual(errors, []);
+});

@@ -1,0 +1,194 @@
+/*
+ * listes26.test.mjs -- issue 26, the daily lists of the back office in a
+ * real browser (Debian's chromium driven by playwright-core) on a stack
+ * of its own (it needs `make build`):
+ *
+ *   families book the centre's morning and meal; an agent records a
+ *   child's allergy and a pick-up contact in the family's file, opens
+ *   « Listes du jour » for that day, sees them, ticks attendance with the
+ *   big buttons, prints the PDF, reads the week's meals; the régie
+ *   downloads the month's CAF hours.
+ *
+ * Every page checked is axe clean (serious / critical), at desktop width
+ * and 375 px.  Screenshots in tests/out/web/l26-*.png.
+ */
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import * as H from "./helpers.mjs";
+
+const ROOT = H.ROOT;
+const CTL = path.join(ROOT, "build", "guichetctl");
+const PW = "pw-" + Math.random().toString(36).slice(2, 12);
+const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
+              && fs.existsSync(CTL);
+const DAY = "2027-07-05";
+
+let stack = null;
+let BASE;
+let tmp;
+let browser;
+const errors = [];
+
+const shot = (name, p) => H.shot("l26-" + name, p);
+
+const fam = (fid, kids) => ({
+    id: fid, qf: 300,
+    children: kids.map(([k, n]) => ({ id: fid + "-" + k, first_name: n,
+                                      birth_date: "2018-04-04" })),
+    enrolments: kids.map(([k]) => ({ child_id: fid + "-" + k,
+                                     activity_id: "centre",
+                                     from: "2027-01-01", to: "2027-12-31",
+                                     status: "validee" })) });
+
+const TOWN = {
+    town: { name: "Listes", timezone: "Europe/Paris" },
+    units: [{ code: "MATIN", label: "Matin", starts: "08:30",
+              ends: "12:00" },
+            { code: "REPAS", label: "Repas", starts: "12:00",
+              ends: "13:30" }],
+    activities: [{
+        id: "centre", name: "Centre de loisirs",
+        booking_opens_at: "2026-01-01T18:00:00+01:00",
+        prices: [{ qf_max: null, cents: 700 }],
+        sessions: ["MATIN", "REPAS"].map((u) => ({
+            id: "c-" + u, date: DAY, unit: u, places: 10 })) }],
+    families: [fam("f1", [["a", "Alice"]]), fam("f2", [["a", "Zoé"]])],
+};
+
+async function staffPage(login, width) {
+    const p = await (await browser.newContext({
+        locale: "fr-FR", acceptDownloads: true,
+        viewport: { width, height: 900 } })).newPage();
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(BASE + "/agent/#/connexion");
+    await p.waitForSelector("#ag-identifiant");
+    await p.fill("#ag-identifiant", login);
+    await p.fill("#ag-motdepasse", PW);
+    await p.click("form button[type=submit]");
+    await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
+    return p;
+}
+
+async function book(fid, child) {
+    const tok = execFileSync(CTL, ["-c", stack.conf, "token", fid],
+                             { cwd: ROOT, encoding: "utf8" }).trim();
+    const r = await fetch(BASE + "/api/bookings", {
+        method: "POST",
+        headers: { Authorization: "Bearer " + tok,
+                   "Content-Type": "application/json",
+                   "Idempotency-Key": "k" + Math.random().toString(36)
+                                      .slice(2) },
+        body: JSON.stringify({ items: ["c-MATIN", "c-REPAS"].map((s) =>
+            ({ child_id: child, session_id: s })) }) });
+    assert.equal(r.status, 200);
+    const b = await r.json();
+    assert.deepEqual(b.items.map((i) => i.status),
+                     ["confirmed", "confirmed"]);
+}
+
+before(async () => {
+    if (!READY) {
+        return;
+    }
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-l26-"));
+    const file = path.join(tmp, "town.json");
+    fs.writeFileSync(file, JSON.stringify(TOWN));
+    stack = await H.startStack(file);
+    BASE = stack.base;
+    for (const [login, role] of [["a.agent", "agent"], ["r.regie", "regie"]]) {
+        execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
+                           "Camille " + role],
+                     { cwd: ROOT, input: PW + "\n",
+                       stdio: ["pipe", "pipe", "pipe"] });
+    }
+    await book("f1", "f1-a");
+    await book("f2", "f2-a");
+    browser = await chromium.launch({ executablePath: H.CHROMIUM,
+                                      args: H.ARGS });
+});
+
+after(async () => {
+    await browser?.close();
+    await H.stopStack(stack);
+    if (tmp) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+});
+
+const t = READY ? test : test.skip;
+
+t("an agent's list of the day, ticked and printed", async () => {
+    const p = await staffPage("a.agent", 1200);
+    /* the family's file: Alice's allergy, her grandfather */
+    await p.goto(BASE + "/agent/#/dossier?id=f1");
+    await p.waitForSelector("#section-enfants");
+    await p.fill("input[aria-label='Allergies de Alice']", "arachide");
+    await p.click("#section-enfants tbody button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('Allergies')");
+    await p.fill("#contacts .nom", "Paul Martin");
+    await p.check("#contacts input[type=checkbox]");
+    await p.click("#contacts button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('Contacts')");
+
+    /* the list; the persister may be a moment behind the bookings */
+    for (let i = 0; i < 50; i++) {
+        await p.goto(BASE + "/agent/#/listes?date=" + DAY);
+        await p.reload();
+        await p.waitForSelector("#listes:not(:has(.chargement))");
+        if (await p.$("[data-seance=c-REPAS] [data-enfant=f2-a]")) {
+            break;
+        }
+        await p.waitForTimeout(200);
+    }
+    const matin = "[data-seance=c-MATIN] ";
+    await p.waitForSelector(matin + "[data-enfant=f1-a]");
+    assert.match(await p.textContent(matin + "[data-enfant=f1-a]"),
+                 /Alice.*9 ans.*arachide.*Paul Martin/s);
+    assert.match(await p.textContent("#repas"), /2.*Alice : arachide/s);
+    await H.axe("listes", p);
+    await p.click(matin + "button[aria-label='Présent : Alice']");
+    await p.waitForSelector(matin + "button[aria-label='Présent : Alice']"
+                            + "[aria-pressed=true]");
+    await shot("listes-1200", p);
+
+    const [dl] = await Promise.all([p.waitForEvent("download"),
+                                    p.click("#liste-pdf")]);
+    const pdf = fs.readFileSync(await dl.path());
+    assert.equal(pdf.subarray(0, 4).toString(), "%PDF");
+    const text = execFileSync("pdftotext", ["-layout", await dl.path(), "-"],
+                              { encoding: "utf8" });
+    assert.match(text, /Alice\s+9 ans\s+arachide\s+Paul Martin/);
+    await p.close();
+
+    const m = await staffPage("a.agent", 375);
+    await m.goto(BASE + "/agent/#/listes?date=" + DAY);
+    await m.waitForSelector(matin + "[data-enfant=f1-a]");
+    assert.equal(await m.getAttribute(matin + "button[aria-label='Présent "
+                                      + ": Alice']", "aria-pressed"),
+                 "true");
+    assert.equal(await m.$("#caf-export"), null);
+    await H.axe("listes 375", m);
+    await shot("listes-375", m);
+    await m.close();
+    assert.deepEqual(errors, []);
+});
+
+t("the régie downloads the month's CAF hours", async () => {
+    const p = await staffPage("r.regie", 1200);
+    await p.goto(BASE + "/agent/#/listes?date=" + DAY);
+    await p.waitForSelector("#caf-export");
+    await p.fill("#caf-mois", "2027-07");
+    const [dl] = await Promise.all([p.waitForEvent("download"),
+                                    p.click("#caf-export")]);
+    const csv = fs.readFileSync(await dl.path(), "utf8");
+    assert.match(csv, /^famille;enfant;prenom;date_naissance;activite;/);
+    assert.match(csv, /"f1";"f1-a";"Alice";2018-04-04;"Centre de loisirs";3,50;5,00;1\r\n/);
+    await p.close();
+    assert.deepEqual(errors, []);
+});
