@@ -6,7 +6,7 @@
  *   a parent picks the last place while another family takes it first:
  *   the answer says "complet" and offers "M'inscrire sur liste
  *   d'attente"; the parent joins and reads "1ᵉʳ sur la liste d'attente",
- *   in the answer and in "Mes réservations"; the other family cancels and
+ *   in the answer, on the planning's cell and in "Mes réservations"; the other family cancels and
  *   the place appears among the parent's bookings (the worker's
  *   promotion), the list gone; a parent leaves a list with "Quitter la
  *   liste".
@@ -121,6 +121,10 @@ t("complet, the waiting list, and the place that comes back", async () => {
     await page.click(join);
     await page.waitForSelector(".liste-attente[data-status=waitlisted]");
     assert.match(await page.textContent(".liste-attente"),
+                 /1ᵉʳ sur la liste d'attente/);
+    /* the grid says it on the full cell */
+    await page.waitForSelector(cell + "[data-attente=\"1\"]");
+    assert.match(await page.textContent(cell),
                  /1ᵉʳ sur la liste d'attente/);
     await axe("inscrit");
     await shot("02-inscrit");
