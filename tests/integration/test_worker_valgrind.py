@@ -100,5 +100,4 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
         rc, report)
     assert sql(worker_conf["pg"], "select id, status, justified from "
                "booking where id like 'b-_' order by id") == [
-                   ("b-1", "cancelled", False),
-                                          ("b-2", "confirmed", True)]
+                   ("b-1", "cancelled", False), ("b-2", "confirmed", True)]
