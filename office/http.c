@@ -61,6 +61,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_counter_routes,
     gcho_daily_routes,
     gcho_notice_routes,
+    gcho_waitlist_routes,
     NULL
 };
 

@@ -128,6 +128,7 @@ extern const gcho_route_t  gcho_family_routes[];
 extern const gcho_route_t  gcho_counter_routes[];
 extern const gcho_route_t  gcho_daily_routes[];
 extern const gcho_route_t  gcho_notice_routes[];
+extern const gcho_route_t  gcho_waitlist_routes[];
 
 
 
