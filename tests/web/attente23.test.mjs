@@ -8,8 +8,8 @@
  *   d'attente"; the parent joins and reads "1ᵉʳ sur la liste d'attente",
  *   in the answer, on the planning's cell and in "Mes réservations"; the other family cancels and
  *   the place appears among the parent's bookings (the worker's
- *   promotion), the list gone; a parent leaves a list with "Quitter la
- *   liste".
+ *   promotion), the list gone; the back office shows a session's list
+ *   (Activités, "Voir"); a parent leaves a list with "Quitter la liste".
  *
  * Every page checked is axe clean (serious / critical).  Screenshots in
  * tests/out/web/p23-*.png.
@@ -29,6 +29,9 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PY = H.PY;
 const LOGIN = "famille";
 const PASSWORD = "p23-" + Math.random().toString(36).slice(2, 10);
+const CTL = path.join(H.ROOT, "build", "guichetctl");
+const STAFF = "a.attente";
+const STAFF_PASSWORD = "agent-" + Math.random().toString(36).slice(2, 10);
 const READY = fs.existsSync(path.join(H.ROOT, "build", "guichet-office"))
               && fs.existsSync(path.join(H.ROOT, "build",
                                          "ngx_http_guichet_module.so"));
@@ -71,6 +74,10 @@ before(async () => {
     town = JSON.parse(fs.readFileSync(file, "utf8"));
     stack = await H.startStack(file);
     BASE = stack.base;
+    execFileSync(CTL, ["-c", stack.conf, "staff-add", STAFF, "agent",
+                       "Alex Agent"],
+                 { cwd: H.ROOT, input: STAFF_PASSWORD + "\n",
+                   stdio: ["pipe", "pipe", "pipe"] });
     browser = await chromium.launch({ executablePath: H.CHROMIUM,
                                       args: H.ARGS });
     const opts = { locale: "fr-FR", viewport: { width: 1200, height: 900 } };
@@ -165,6 +172,25 @@ t("complet, the waiting list, and the place that comes back", async () => {
                              { items: [{ child_id: "c-tom", session_id: s.id,
                                          waitlist: true }] });
     assert.equal(joined.body.items[0].status, "waitlisted");
+    /* the back office sees Tom first on the session's list */
+    const ag = await (await browser.newContext({
+        locale: "fr-FR", viewport: { width: 1200, height: 900 } }))
+        .newPage();
+    ag.on("pageerror", (e) => errors.push(e.message));
+    await ag.goto(BASE + "/agent/#/connexion");
+    await ag.waitForSelector("#ag-identifiant");
+    await ag.fill("#ag-identifiant", STAFF);
+    await ag.fill("#ag-motdepasse", STAFF_PASSWORD);
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("h1:has-text('Inscriptions à traiter')");
+    await ag.goto(BASE + "/agent/#/activites?id=camp");
+    await ag.click("tr[data-seance=\"" + s.id + "\"] button:has-text('Voir')");
+    await ag.waitForSelector("#liste-attente li[data-child=c-tom]");
+    assert.match(await ag.textContent("#liste-attente"),
+                 /Liste d'attente du[\s\S]*Tom \(famille f-b\)/);
+    await axe("agent-attente", ag);
+    await shot("05-agent", ag);
+
     await other.goto(BASE + "/#/reservations");
     await other.waitForSelector("#listes-attente li button");
     await axe("quitter", other);
