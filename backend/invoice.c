@@ -77,6 +77,33 @@ static const char  gchb_sql_lines[] =
     " from (select invoice_id, sum(price_cents) total from l group by 1) t"
     " where i.id = t.invoice_id";
 
+/* the month's new invoices ($1 the month, $2 site_url): paper for the
+ * families that did not opt in to paperless invoices, an e-mail for
+ * those that did (migration 0024, issue 25) */
+static const char  gchb_sql_paper[] =
+    "update invoice i set paper = not f.paperless from family f"
+    " where f.id = i.family_id and i.month = $1::date and i.paper is null";
+
+static const char  gchb_sql_paperless_mail[] =
+    "insert into outbox (family_id, kind, ref, subject, body)"
+    " select i.family_id, 'invoice', i.id::text,"
+    "   'Votre facture de ' || m.name || ' est disponible',"
+    "   'Bonjour,' || chr(10) || chr(10) || 'Votre facture n° '"
+    "   || lpad(i.number::text, 6, '0') || ' de ' || m.name || ' ('"
+    "   || euros(i.total_cents) || ') est disponible dans votre Espace"
+    " Famille, page Mes factures :' || chr(10) || chr(10) || $2"
+    "   || '/#/factures' || chr(10) || chr(10) || 'À payer avant le '"
+    "   || to_char(i.due_date, 'DD/MM/YYYY') || '.  Vous avez choisi la"
+    " facture en ligne : elle ne vous est pas envoyée par courrier.'"
+    "   || chr(10)"
+    " from invoice i join family f on f.id = i.family_id,"
+    "   (select (array['janvier', 'février', 'mars', 'avril', 'mai',"
+    "     'juin', 'juillet', 'août', 'septembre', 'octobre', 'novembre',"
+    "     'décembre'])[extract(month from $1::date)::int] || ' '"
+    "     || extract(year from $1::date)::int as name) m"
+    " where i.month = $1::date and f.paperless and i.paper = false"
+    " on conflict (kind, ref) do nothing";
+
 /* one row per line of every invoice of the month, in print order */
 static const char  gchb_sql_print[] =
     "select i.id, i.number, i.family_id, i.total_cents,"
@@ -86,9 +113,12 @@ static const char  gchb_sql_print[] =
     "   extract(month from i.month)::int, extract(year from i.month)::int,"
     "   coalesce(c.first_name, l.child_id), to_char(l.date, 'DD/MM/YYYY'),"
     "   coalesce(u.label, l.unit_code), coalesce(a.name, ''),"
-    "   l.price_cents, coalesce(t.name, '')"
+    "   l.price_cents, coalesce(t.name, ''),"
+    "   coalesce(fc.address_line1, ''), coalesce(fc.address_line2, ''),"
+    "   coalesce(fc.postcode || ' ' || fc.city, '')"
     " from invoice i join invoice_line l on l.invoice_id = i.id"
     " left join town t on t.id = 1"
+    " left join family_contact fc on fc.family_id = i.family_id"
     " left join child c on c.id = l.child_id"
     " left join booking b on b.id = l.booking_id"
     " left join session s on s.id = b.session_id"
@@ -221,6 +251,7 @@ gchb_euros(char *out, size_t n, long long cents)
 #define GCHB_X_ACTIVITY  225
 #define GCHB_X_UNIT      400
 #define GCHB_X_AMOUNT    545
+#define GCHB_X_ADDRESS   330
 
 
 static void
@@ -285,7 +316,8 @@ gchb_invoice_children(PGresult *res, int from, int to, char *out, size_t n)
 static int
 gchb_invoice_pdf(PGresult *res, int from, int to, const char *path)
 {
-    int          row, month;
+    int          row, month, k;
+    float        y;
     char         buf[256], money[32], tmp[4200];
     gchb_pdf_t   d;
 
@@ -305,6 +337,18 @@ gchb_invoice_pdf(PGresult *res, int from, int to, const char *path)
 
     gchb_pdf_text(&d, d.bold, 14, 50, 0, PQgetvalue(res, from, 13));
     d.y -= 30;
+
+    /* the family's postal address validated by the town (migration
+     * 0022), where a window envelope shows it (issue 25) */
+    y = d.y;
+    for (k = 14; k <= 16; k++) {
+        if (*PQgetvalue(res, from, k) != '\0') {
+            snprintf(buf, sizeof(buf), "%.44s", PQgetvalue(res, from, k));
+            gchb_pdf_text(&d, d.font, 11, GCHB_X_ADDRESS, 0, buf);
+            d.y -= 14;
+        }
+    }
+    d.y = y;
 
     snprintf(buf, sizeof(buf), "Facture N° %06lld",
              atoll(PQgetvalue(res, from, 1)));
@@ -553,7 +597,7 @@ gchb_invoice_run(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     int          files;
     char         first[16];
     PGresult    *res;
-    const char  *params[1];
+    const char  *params[2];
 
     *created = 0;
 
@@ -586,6 +630,21 @@ gchb_invoice_run(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
     PQclear(res);
 
     res = PQexecParams(pg, gchb_sql_lines, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
+        PQclear(res);
+        goto failed;
+    }
+    PQclear(res);
+
+    /* paper or e-mail, as each family chose */
+    params[1] = conf->site_url ? conf->site_url : "";
+    res = PQexecParams(pg, gchb_sql_paper, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        res = PQexecParams(pg, gchb_sql_paperless_mail, 2, NULL, params,
+                           NULL, NULL, 0);
+    }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         gchb_log("error", "postgres: %s", PQerrorMessage(pg));
         PQclear(res);

@@ -70,6 +70,10 @@ gchc_usage(void)
         "  config                     print the settings in effect\n"
         "  invoice --month YYYY-MM    create the month's invoices and PDFs\n"
         "  set-email FAMILY_ID ADDR   set a family's e-mail address\n"
+        "  invite [--rate N] [--days D]\n"
+        "                             e-mail an activation code to every\n"
+        "                             family without an account (N per\n"
+        "                             minute, 30; codes valid D days, 60)\n"
         "  staff-add LOGIN ROLE NAME  create or update a back-office\n"
         "                             account (agent|regie|admin), the\n"
         "                             password read from stdin\n"
@@ -258,6 +262,47 @@ gchc_cmd_sepa_export(const gchb_conf_t *conf, const char *month,
     gchc_close(&c);
 
     return rc == 0 ? 0 : 1;
+}
+
+
+static int
+gchc_cmd_invite(const gchb_conf_t *conf, char **argv, int argc)
+{
+    int          i, rc, rate, days;
+    char        *end;
+    long         v;
+    gchc_conn_t  c;
+
+    rate = 30;
+    days = 60;
+
+    for (i = 0; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            return 2;
+        }
+        v = strtol(argv[i + 1], &end, 10);
+        if (*end != '\0' || v < 1 || v > 100000) {
+            fprintf(stderr, "guichetctl: %s wants a number from 1 to "
+                    "100000\n", argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "--rate") == 0) {
+            rate = (int) v;
+        } else if (strcmp(argv[i], "--days") == 0 && v <= 365) {
+            days = (int) v;
+        } else {
+            return 2;
+        }
+    }
+
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
+        return 1;
+    }
+
+    rc = gchc_invite(c.pg, conf, rate, days) == 0 ? 0 : 1;
+    gchc_close(&c);
+
+    return rc;
 }
 
 
@@ -797,6 +842,9 @@ gchc_command(const gchb_conf_t *conf, const char *cmd, int argc,
     {
         rc = gchc_cmd_sepa_export(conf, argv[i + 1],
                                   i + 4 == argc ? argv[i + 3] : NULL);
+
+    } else if (strcmp(cmd, "invite") == 0) {
+        rc = gchc_cmd_invite(conf, argv + i, argc - i);
 
     } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
         rc = gchc_cmd_set_email(conf, argv[i], argv[i + 1]);

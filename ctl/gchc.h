@@ -43,6 +43,19 @@ int gchc_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
 
 
 /* ------------------------------------------------------------------ */
+/* guichetctl invite (invite.c)                                         */
+
+/*
+ * The first-credentials mailing: a new activation code (valid days days)
+ * and an e-mail through the outbox, the i-th due i / rate minutes from
+ * now, for every family without an account that has an e-mail address
+ * and no open code; one transaction.  Prints what it queued.  0, or -1
+ * after logging (nothing written).
+ */
+int gchc_invite(PGconn *pg, const gchb_conf_t *conf, int rate, int days);
+
+
+/* ------------------------------------------------------------------ */
 /* guichetctl check (check.c)                                           */
 
 /* Compares Redis with PostgreSQL (places taken per session, claims per

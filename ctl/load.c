@@ -137,6 +137,35 @@ gchc_families_arrays(PGconn *pg, const gch_town_t *t, gchb_arr_t *a)
 }
 
 
+/* The family's residence: the town file's, unless an agent decided it
+ * when validating a new address in the office. */
+#define GCHC_RESIDENT                                                        \
+    "case when exists (select 1 from address_change c"                       \
+    "   where c.family_id = family.id and c.status = 'validee'"              \
+    "   and c.resident is not null) then family.resident"                    \
+    " else excluded.resident end"
+
+
+/* The family's quotient familial: the town file's, unless an agent
+ * validated a change in the office (qf_change, migration 0024). */
+#define GCHC_QF                                                              \
+    "case when exists (select 1 from qf_change q"                            \
+    "   where q.family_id = family.id and q.status = 'validee')"             \
+    " then family.qf else excluded.qf end"
+
+
+/* A family's login and password: the town file's, unless the file has
+ * none and the family activated its account itself (« Créer mon
+ * espace », migration 0023). */
+#define GCHC_KEEP_OWN                                                        \
+    "(excluded.login is null and family.activated_at is not null)"
+#define GCHC_LOGIN                                                           \
+    "case when " GCHC_KEEP_OWN " then family.login else excluded.login end"
+#define GCHC_PASSWORD                                                        \
+    "case when " GCHC_KEEP_OWN " then family.password_hash"                  \
+    " else excluded.password_hash end"
+
+
 /* The families, children and enrolments of the arrays p[0..15) written,
  * and those no longer in the town deleted (unless bookings keep them).
  * 0 or -1. */
@@ -148,7 +177,9 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "update family f set login = null"
             " from unnest($1::text[], $2::text[]) k(id, login)"
             " where f.id = k.id and f.login is not null"
-            "   and f.login is distinct from k.login",
+            "   and f.login is distinct from k.login"
+            /* an account the family activated itself (migration 0023) */
+            "   and not (k.login is null and f.activated_at is not null)",
             p, 2, changed) != 0
         || gchb_arr_exec_raw(pg, "family",
             "update family set login = null where login is not null"
@@ -160,17 +191,19 @@ gchc_families_write(PGconn *pg, const char **p, long *changed)
             "   direct_debit)"
             " select * from unnest($1::text[], $2::text[], $3::text[],"
             "   $4::int[], $5::boolean[], $6::boolean[])"
-            " on conflict (id) do update set login = excluded.login,"
-            "   password_hash = excluded.password_hash, qf = excluded.qf,"
-            "   resident = excluded.resident,"
+            " on conflict (id) do update set login = " GCHC_LOGIN ","
+            "   password_hash = " GCHC_PASSWORD ", qf = " GCHC_QF ","
+            /* a residence decided in the office outlives a town reload
+             * (address_change, migration 0022) */
+            "   resident = " GCHC_RESIDENT ","
             /* a mandate signed in the office outlives a town reload */
             "   direct_debit = excluded.direct_debit or exists (select 1"
             "     from direct_debit_mandate m where m.family_id = family.id"
             "     and m.ended_at is null)"
             " where (family.login, family.password_hash, family.qf,"
             "   family.resident, family.direct_debit) is distinct from"
-            "   (excluded.login, excluded.password_hash, excluded.qf,"
-            "   excluded.resident, excluded.direct_debit)",
+            "   (" GCHC_LOGIN ", " GCHC_PASSWORD ", " GCHC_QF ","
+            "   " GCHC_RESIDENT ", excluded.direct_debit)",
             p, 6, changed) != 0
         || gchb_arr_exec_raw(pg, "child",
             "insert into child (id, family_id, first_name, birth_date)"
@@ -328,6 +361,29 @@ gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
 }
 
 
+/* The activities' required documents and the families' documents of the
+ * file, as rows for guichet-office (migration 0021): rebuilt from the
+ * catalogue row just stored. */
+static int
+gchc_load_documents(PGconn *pg, long *changed)
+{
+    PGresult  *res;
+
+    res = PQexec(pg, "select town_documents_sync()");
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        gchb_log("error", "load-town: documents: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    *changed += atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    return 0;
+}
+
+
 /*
  * Without --replace, a load must not take the database from the town it
  * serves: a file of another town (another name), or one that drops
@@ -468,6 +524,7 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
         || gchb_catalogue_store(pg, t, NULL, &changed) != 0
         || gchc_load_families(pg, t, &changed) != 0
         || gchc_load_town_row(pg, t, cat, &changed) != 0
+        || gchc_load_documents(pg, &changed) != 0
         || gchb_pg_exec(pg, "commit") != 0)
     {
         gchb_pg_exec(pg, "rollback");

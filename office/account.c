@@ -129,8 +129,9 @@ failed:
 }
 
 
-/* Sets {T}:logins[login] at once (the worker republishes it anyway). */
-static void
+/* See office.h: sets {T}:logins[login] at once (the worker republishes
+ * it anyway). */
+void
 gcho_login_publish(const char *login, const char *fid, const char *hash)
 {
     char           value[GCHO_ID_MAX + crypto_pwhash_STRBYTES + 2];

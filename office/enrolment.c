@@ -14,7 +14,9 @@
  *
  * A refused request may be asked again; a request or a validated
  * enrolment overlapping the new period for the same child and activity
- * is refused with 409 already_requested.
+ * is refused with 409 already_requested, and one whose activity requires
+ * a document the child does not have (accepted or waiting) with 409
+ * documents_missing (required.c).
  */
 
 #include <stdio.h>
@@ -271,6 +273,9 @@ gcho_enrol_create(gcho_req_t *rq)
     rc = gcho_family_child(rq, child);
     if (rc == GCHO_GO) {
         rc = gcho_enrol_free(rq, p, name, sizeof(name));
+    }
+    if (rc == GCHO_GO) {
+        rc = gcho_required_missing(rq, child, act, from);
     }
     if (rc == GCHO_GO) {
         rc = gcho_enrol_insert(rq, p, name, body, sizeof(body), ref,

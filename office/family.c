@@ -179,7 +179,7 @@ gcho_fam_contacts(gcho_req_t *rq, const char *fid, const gch_jnode_t *arr)
     }
 
     p[0] = fid;
-    res = gcho_sql(rq, "delete from family_contact where family_id = $1",
+    res = gcho_sql(rq, "delete from family_person where family_id = $1",
                    1, p);
     if (res == NULL) {
         return -1;
@@ -225,7 +225,7 @@ gcho_fam_contacts(gcho_req_t *rq, const char *fid, const gch_jnode_t *arr)
         p[5] = mail;
         p[6] = v[4] != NULL && v[4]->len ? "true" : "false";
 
-        res = gcho_sql(rq, "insert into family_contact (family_id, position,"
+        res = gcho_sql(rq, "insert into family_person (family_id, position,"
                            "   name, relation, phone, email, pick_up)"
                            " values ($1, $2, $3, $4, $5, $6, $7)", 7, p);
         if (res == NULL) {
@@ -315,7 +315,7 @@ gcho_fam_answer(gcho_req_t *rq, int status, const char *fid)
         "      'name', k.name, 'relation', k.relation, 'phone', k.phone,"
         "      'email', k.email, 'pick_up', k.pick_up)"
         "      order by k.position), '[]')"
-        "    from family_contact k where k.family_id = f.id),"
+        "    from family_person k where k.family_id = f.id),"
         "  'enrolments', (select coalesce(json_agg(json_build_object("
         "      'child_id', e.child_id, 'activity_id', e.activity_id,"
         "      'from', e.from_date, 'to', e.to_date, 'status', e.status)"
@@ -1109,7 +1109,10 @@ static const char *const  gcho_fam_erase[] = {
     "update child set first_name = 'Archivé', allergies = null"
     " where family_id = $1",
     "delete from family_email where family_id = $1",
+    "delete from family_person where family_id = $1",
     "delete from family_contact where family_id = $1",
+    "delete from address_change where family_id = $1",
+    "delete from entourage_person where family_id = $1",
     "delete from password_reset where family_id = $1",
     "delete from message where thread_id in (select id from"
     "   message_thread where family_id = $1)",

@@ -49,11 +49,16 @@ static int                 gcho_listen_fd = -1;
 
 static const gcho_route_t *const  gcho_tables[] = {
     gcho_enrolment_routes,
+    gcho_required_routes,       /* before documents' /api/documents/ * */
     gcho_document_routes,
     gcho_message_routes,
     gcho_account_routes,
     gcho_payment_routes,
     gcho_debit_routes,
+    gcho_contact_routes,
+    gcho_activation_routes,
+    gcho_entourage_routes,
+    gcho_qf_routes,
     gcho_staff_routes,
     gcho_calendar_routes,
     gcho_activity_routes,

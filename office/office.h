@@ -116,11 +116,16 @@ typedef struct {
 /* The route tables, each ended by a { NULL } row; http.c walks them in
  * this order. */
 extern const gcho_route_t  gcho_enrolment_routes[];
+extern const gcho_route_t  gcho_required_routes[];
 extern const gcho_route_t  gcho_document_routes[];
 extern const gcho_route_t  gcho_message_routes[];
 extern const gcho_route_t  gcho_account_routes[];
 extern const gcho_route_t  gcho_payment_routes[];
 extern const gcho_route_t  gcho_debit_routes[];
+extern const gcho_route_t  gcho_contact_routes[];
+extern const gcho_route_t  gcho_activation_routes[];
+extern const gcho_route_t  gcho_entourage_routes[];
+extern const gcho_route_t  gcho_qf_routes[];
 extern const gcho_route_t  gcho_staff_routes[];
 extern const gcho_route_t  gcho_calendar_routes[];
 extern const gcho_route_t  gcho_activity_routes[];
@@ -314,6 +319,31 @@ int gcho_catalogue_changed(gcho_req_t *rq);
 /* In a transaction: child is a child of rq's family.  GCHO_GO, or 403
  * `forbidden` (rolled back), 0 after answering 503. */
 int gcho_family_child(gcho_req_t *rq, const char *child);
+
+/* Sets {T}:logins[login] to "<fid> <hash>" at once, best effort: the
+ * worker republishes it from PostgreSQL anyway (account.c). */
+void gcho_login_publish(const char *login, const char *fid,
+    const char *hash);
+
+/*
+ * Login throttling (staff.c): the module's policy (gch_login_throttle())
+ * and its Redis counters, keyed "<address>/<kind>:<login>" (kind "staff"
+ * for staff logins, "dossier" for account creation with a dossier number
+ * and code).  gcho_login_throttle counts this attempt: 0 to go on, 1 after
+ * answering 429 `rate_limited` or 503.  gcho_login_throttle_clear after a
+ * success.
+ */
+int gcho_login_throttle(gcho_req_t *rq, const char *kind,
+    const char *login);
+void gcho_login_throttle_clear(gcho_req_t *rq, const char *kind,
+    const char *login);
+
+/* In a transaction: every document activity act requires is on file for
+ * child (or the whole family), accepted or waiting, valid on from (or
+ * today, if later) (required.c).  GCHO_GO, or 409 `documents_missing`
+ * naming them (rolled back), 0 after answering 503. */
+int gcho_required_missing(gcho_req_t *rq, const char *child,
+    const char *act, const char *from);
 
 /*
  * A staff decision on a pending item (decision.c).  gcho_decision_open:

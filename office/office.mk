@@ -12,8 +12,8 @@ GCHO_CFLAGS  := $(GCHB_CFLAGS) -pthread
 GCHO_LIBS    := $(GCHB_LIBS) -lyajl -lmicrohttpd -lcurl -pthread
 
 GCHO_SRCS    := main http reply body store auth hash decision enrolment document \
-                message account payment debit staff calendar activity \
-                family counter daily \
+                required message account payment debit contact activation \
+                entourage qf staff calendar activity family counter daily \
                 notice pdf waitlist
 GCHO_HDRS    := office/office.h $(GCHB_HDRS) engine/include/gch_json.h
 

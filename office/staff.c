@@ -167,10 +167,9 @@ gcho_staff_refuse(gcho_req_t *rq, long long secs, const char *message)
 }
 
 
-/* Counts this attempt and asks the policy: 0 to check the password, 1
- * after answering 429 or 503. */
-static int
-gcho_staff_throttle(gcho_req_t *rq, const char *login)
+/* See office.h. */
+int
+gcho_login_throttle(gcho_req_t *rq, const char *kind, const char *login)
 {
     char                  addr[GCHO_ADDR_KEY];
     long long             wait;
@@ -187,10 +186,10 @@ gcho_staff_throttle(gcho_req_t *rq, const char *login)
     gcho_staff_client_key(rq, addr, sizeof(addr));
 
     redisAppendCommand(rc, "MULTI");
-    redisAppendCommand(rc, "INCR " GCH_KEY_LOGINFAIL "%s/staff:%s", gchb_town,
-                       addr, login);
-    redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINFAIL "%s/staff:%s %d NX",
-                       gchb_town, addr, login, GCH_LOGIN_PAIR_WINDOW_S);
+    redisAppendCommand(rc, "INCR " GCH_KEY_LOGINFAIL "%s/%s:%s", gchb_town,
+                       addr, kind, login);
+    redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINFAIL "%s/%s:%s %d NX",
+                       gchb_town, addr, kind, login, GCH_LOGIN_PAIR_WINDOW_S);
     redisAppendCommand(rc, "INCR " GCH_KEY_LOGINADDR "%s", gchb_town, addr);
     redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX", gchb_town,
                        addr, GCH_LOGIN_ADDR_WINDOW_S);
@@ -231,10 +230,10 @@ gcho_staff_throttle(gcho_req_t *rq, const char *login)
     /* GCH_LOGIN_PACE: one attempt per pause, whoever takes the slot */
 
     redisAppendCommand(rc, "MULTI");
-    redisAppendCommand(rc, "SET " GCH_KEY_LOGINPAUSE "%s/staff:%s 1 EX %lld NX",
-                       gchb_town, addr, login, verdict.pause_s);
-    redisAppendCommand(rc, "TTL " GCH_KEY_LOGINPAUSE "%s/staff:%s", gchb_town,
-                       addr, login);
+    redisAppendCommand(rc, "SET " GCH_KEY_LOGINPAUSE "%s/%s:%s 1 EX %lld NX",
+                       gchb_town, addr, kind, login, verdict.pause_s);
+    redisAppendCommand(rc, "TTL " GCH_KEY_LOGINPAUSE "%s/%s:%s", gchb_town,
+                       addr, kind, login);
     redisAppendCommand(rc, "EXEC");
 
     r = gcho_staff_exec(rc, 4, "pausing a staff login");
@@ -272,11 +271,10 @@ unavailable:
 }
 
 
-/* After a success: the attempts of that login from that address and its
- * pause are forgotten, the address gets its attempt back (best effort, as
- * the module does). */
-static void
-gcho_staff_throttle_clear(gcho_req_t *rq, const char *login)
+/* See office.h. */
+void
+gcho_login_throttle_clear(gcho_req_t *rq, const char *kind,
+    const char *login)
 {
     char           addr[GCHO_ADDR_KEY];
     redisReply    *r;
@@ -290,9 +288,9 @@ gcho_staff_throttle_clear(gcho_req_t *rq, const char *login)
     gcho_staff_client_key(rq, addr, sizeof(addr));
 
     redisAppendCommand(rc, "MULTI");
-    redisAppendCommand(rc, "DEL " GCH_KEY_LOGINFAIL "%s/staff:%s "
-                       GCH_KEY_LOGINPAUSE "%s/staff:%s", gchb_town, addr,
-                       login, gchb_town, addr, login);
+    redisAppendCommand(rc, "DEL " GCH_KEY_LOGINFAIL "%s/%s:%s "
+                       GCH_KEY_LOGINPAUSE "%s/%s:%s", gchb_town, addr, kind,
+                       login, gchb_town, addr, kind, login);
     redisAppendCommand(rc, "DECR " GCH_KEY_LOGINADDR "%s", gchb_town, addr);
     redisAppendCommand(rc, "EXPIRE " GCH_KEY_LOGINADDR "%s %d NX", gchb_town,
                        addr, GCH_LOGIN_ADDR_WINDOW_S);
@@ -400,7 +398,7 @@ gcho_staff_login_end(gcho_req_t *rq)
         return 0;
     }
 
-    gcho_staff_throttle_clear(rq, login);
+    gcho_login_throttle_clear(rq, "staff", login);
 
     randombytes_buf(nonce, sizeof(nonce));
     expires = gcho_now() + gcho_ctx.conf.token_ttl_s;
@@ -436,7 +434,7 @@ gcho_staff_login_end(gcho_req_t *rq)
 
 
 /*
- * First half: the body, the attempt counted (gcho_staff_throttle), the
+ * First half: the body, the attempt counted (gcho_login_throttle), the
  * account's hash; the password is verified on a hashing thread (hash.c)
  * -- against a dummy hash when the login is unknown or disabled, so that
  * both cost the same argon2id and cannot be told apart by timing.  Second
@@ -468,7 +466,7 @@ gcho_staff_login(gcho_req_t *rq)
 
     gch_json_free(&doc);
 
-    if (rc || gcho_staff_throttle(rq, login) != 0) {
+    if (rc || gcho_login_throttle(rq, "staff", login) != 0) {
         sodium_memzero(password, sizeof(password));
         return 0;
     }

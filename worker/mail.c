@@ -24,7 +24,9 @@
  *      never retried.
  *
  * Some e-mails carry a secret (kind password_reset: a single-use link,
- * guichet-office's account.c).  The claim of step 1 also replaces their
+ * guichet-office's account.c; activation: the link that activates an
+ * account, activation.c; invitation: a dossier's activation code,
+ * guichetctl invite).  The claim of step 1 also replaces their
  * body by a note: once the relay may have it, the outbox keeps no usable
  * link.  The body the worker sends is the one the claim read; when step 3
  * puts the row back for a retry, it puts that body back too.
@@ -58,7 +60,8 @@ static const char  gchw_sql_claim[] =
     "   order by x.next_attempt_at, x.id limit 1"
     "   for update of x skip locked)"
     " update outbox o set sent_at = now(), attempts = o.attempts + 1,"
-    "   body = case when o.kind = 'password_reset'"
+    "   body = case when o.kind in ('password_reset', 'activation',"
+    "     'invitation')"
     "     then '(effacé à l''envoi : ce message portait un lien à usage"
     " unique)' else o.body end"
     " from c left join lateral demande_mail(c.id_ref) m"

@@ -14,14 +14,18 @@
  *                       file's, upserted by load-town, and the office's
  *                       requests and decisions, with their status);
  *   documents        := the town file's documents + the accepted rows of
- *                       the document table (type, valid_from, valid_to)
- *                       that have not expired;
+ *                       the document table (type, valid_from, valid_to,
+ *                       child_id: a child's covers that child only) that
+ *                       have not expired;
  *   unpaid_invoices  := the town file's count + the family's unpaid
  *                       invoices whose due date has passed;
  *   direct_debit     := family.direct_debit;
- *   resident         := family.resident;
+ *   resident         := family.resident (the town file's, or what an
+ *                       agent decided validating a new address);
  *   qf               := the latest family_qf whose effective_from has
- *                       come, when the office recorded one (issue 26);
+ *                       come, when the office recorded one (issue 26: the
+ *                       back office's QF, or a qf_change an agent
+ *                       validated, issue 25);
  *
  * and writes the result back with gch_town_write.  The arrays laid over
  * are malloc'ed here and point at strings of the PGresults (kept until
@@ -194,8 +198,9 @@ gchw_ov_enrolments(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
 }
 
 
-/* Rows (family_id, type, valid_from, valid_to), ordered by family then
- * newest first: appended to the town's documents of the family. */
+/* Rows (family_id, type, valid_from, valid_to, child_id), ordered by
+ * family then newest first: appended to the town's documents of the
+ * family (a child's document counts for that child only). */
 static int
 gchw_ov_documents(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
 {
@@ -249,6 +254,20 @@ gchw_ov_documents(gch_town_t *t, gchw_ov_fam_t *fam, PGresult *res)
         for ( ; first < row && room; first++, room--) {
             d = &f->documents[f->ndocuments];
             d->type = PQgetvalue(res, first, 1);
+            d->child_id = NULL;
+
+            if (!PQgetisnull(res, first, 4)) {
+                d->child_id = PQgetvalue(res, first, 4);
+
+                /* a child the town file no longer has: the catalogue
+                 * would be refused; the document covers no one */
+                if (gch_family_child(f, d->child_id, strlen(d->child_id))
+                    == NULL)
+                {
+                    room++;
+                    continue;
+                }
+            }
 
             if (gchw_ov_day(PQgetvalue(res, first, 2), &d->valid_from,
                             INT32_MIN) != 0
@@ -346,7 +365,7 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
 
     doc = gchw_ov_query(pg,
         "select family_id, type, to_char(valid_from, 'YYYY-MM-DD'),"
-        "   to_char(valid_to, 'YYYY-MM-DD')"
+        "   to_char(valid_to, 'YYYY-MM-DD'), child_id"
         " from document"
         " where status = 'acceptee' and (valid_to is null or valid_to >="
         "   (now() at time zone 'Europe/Paris')::date)"

@@ -184,6 +184,7 @@ typedef struct {
 
 typedef struct {
     const char      *type;               /* e.g. "vaccinations" */
+    const char      *child_id;           /* NULL: the whole family */
     gch_day_t        valid_from;
     gch_day_t        valid_to;           /* INT32_MAX: no end */
 } gch_document_t;

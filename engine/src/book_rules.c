@@ -36,10 +36,12 @@ gch_enrolled(const gch_family_t *f, const gch_cell_t *c)
 }
 
 
-/* Every document the activity requires, valid on day d. */
+/* Every document the activity requires, valid on day d, on file for the
+ * whole family or for this child (a child's document counts for that
+ * child only). */
 static int
 gch_documents_ok(const gch_family_t *f, const gch_activity_t *act,
-    gch_day_t d)
+    const gch_child_t *child, gch_day_t d)
 {
     size_t                 i, j;
     const gch_document_t  *doc;
@@ -49,7 +51,9 @@ gch_documents_ok(const gch_family_t *f, const gch_activity_t *act,
             doc = &f->documents[j];
 
             if (strcmp(doc->type, act->required_documents[i]) == 0
-                && doc->valid_from <= d && d <= doc->valid_to)
+                && doc->valid_from <= d && d <= doc->valid_to
+                && (doc->child_id == NULL || doc->child_id == child->id
+                    || strcmp(doc->child_id, child->id) == 0))
             {
                 break;
             }
@@ -96,7 +100,7 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
         return;
     }
 
-    if (!gch_documents_ok(b->in.family, act, s->date)) {
+    if (!gch_documents_ok(b->in.family, act, c->child, s->date)) {
         c->reason = GCH_REASON_DOCUMENTS_MISSING;
         return;
     }

@@ -34,18 +34,21 @@ enum {
 static const gch_jfield_t  gch_document_fields[] = {
     { "type", GCH_J_STRING, 1 },
     { "valid_from", GCH_J_STRING | GCH_J_NULL, 0 },
-    { "valid_to", GCH_J_STRING | GCH_J_NULL, 0 }
+    { "valid_to", GCH_J_STRING | GCH_J_NULL, 0 },
+    { "child_id", GCH_J_STRING | GCH_J_NULL, 0 }
 };
 
 
-/* "documents": [{"type", "valid_from", "valid_to"}], dates inclusive. */
+/* "documents": [{"type", "valid_from", "valid_to", "child_id"}], dates
+ * inclusive; a document with a child_id counts for that child only. */
 static int
 gch_town_documents(gch_tp_t *tp, gch_family_t *f, const gch_jnode_t *arr)
 {
     int                 rc;
     size_t              i, mark, mark2;
     gch_document_t     *d;
-    const gch_jnode_t  *e, *v[3];
+    const gch_child_t  *c;
+    const gch_jnode_t  *e, *v[4];
 
     f->documents = NULL;
     f->ndocuments = 0;
@@ -70,9 +73,24 @@ gch_town_documents(gch_tp_t *tp, gch_family_t *f, const gch_jnode_t *arr)
         d = &f->documents[i];
         mark2 = gch_jcx_index(&tp->cx, i);
 
-        rc = gch_json_fields(&tp->cx, e, gch_document_fields, 3, v);
+        rc = gch_json_fields(&tp->cx, e, gch_document_fields, 4, v);
         if (rc == GCH_OK) {
             rc = gch_tp_id(tp, "type", v[0], &d->type);
+        }
+
+        d->child_id = NULL;
+
+        if (rc == GCH_OK && v[3] && v[3]->type == GCH_J_STRING) {
+            rc = gch_json_str(&tp->cx, "child_id", v[3], 1, GCH_ID_MAX);
+            if (rc == GCH_OK) {
+                c = gch_family_child(f, v[3]->str, v[3]->len);
+                if (c == NULL) {
+                    rc = gch_jcx_fail(&tp->cx, "child_id", "enfant inconnu "
+                                      "dans cette famille");
+                } else {
+                    d->child_id = c->id;
+                }
+            }
         }
 
         d->valid_from = INT32_MIN;

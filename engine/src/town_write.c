@@ -284,6 +284,9 @@ gch_w_family(gch_jout_t *o, const gch_family_t *f)
 
         yajl_gen_map_open(o->g);
         gch_w_kv(o, "type", d->type);
+        if (d->child_id != NULL) {
+            gch_w_kv(o, "child_id", d->child_id);
+        }
         if (d->valid_from != INT32_MIN) {
             gch_w_day(o, "valid_from", d->valid_from);
         }

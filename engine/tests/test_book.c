@@ -1991,6 +1991,94 @@ test_book_waitlist(void)
 }
 
 
+/*
+ * Required documents count per child (issue 25): a document on file for
+ * one child covers that child only; one for the whole family (no
+ * child_id) covers every child.  The catalogue keeps child_id.
+ */
+static const char  tdoc_json[] =
+    "{\"town\":{\"name\":\"Docville\"},"
+    "\"units\":[{\"code\":\"MATIN\",\"label\":\"Matin\",\"starts\":\"08:30\","
+    "\"ends\":\"12:00\"}],"
+    "\"activities\":[{\"id\":\"alsh\",\"name\":\"ALSH\",\"age_min\":3,"
+    "\"age_max\":12,\"required_documents\":[\"vaccinations\",\"assurance\"],"
+    "\"prices\":[{\"qf_max\":null,\"cents\":500}],"
+    "\"sessions\":[{\"id\":\"a-m\",\"date\":\"2021-07-07\","
+    "\"unit\":\"MATIN\",\"places\":10}]}],"
+    "\"families\":[{\"id\":\"f-doc\",\"children\":["
+    "{\"id\":\"c-a\",\"first_name\":\"Ana\",\"birth_date\":\"2014-01-01\"},"
+    "{\"id\":\"c-b\",\"first_name\":\"Bob\",\"birth_date\":\"2015-01-01\"}],"
+    "\"enrolments\":["
+    "{\"child_id\":\"c-a\",\"activity_id\":\"alsh\",\"from\":\"2021-07-01\","
+    "\"to\":\"2021-08-31\",\"status\":\"validee\"},"
+    "{\"child_id\":\"c-b\",\"activity_id\":\"alsh\",\"from\":\"2021-07-01\","
+    "\"to\":\"2021-08-31\",\"status\":\"validee\"}],"
+    "\"documents\":[{\"type\":\"vaccinations\",\"child_id\":\"c-a\"},"
+    "{\"type\":\"assurance\",\"valid_to\":\"2021-12-31\"}]}]}";
+
+
+static void
+test_book_child_documents(void)
+{
+    int          rc;
+    char        *out, *bad, got[64];
+    size_t       len;
+    tbk_t        k;
+    gch_town_t  *saved, *t, *t2;
+    gch_error_t  err;
+
+    saved = town;
+    rc = gch_town_parse(&t, tdoc_json, sizeof(tdoc_json) - 1,
+                        &gch_alloc_std, &err);
+    tap_ok(rc == GCH_OK, "town with a child's document parses");
+    if (rc != GCH_OK) {
+        return;
+    }
+
+    town = t;
+    rc = tbk_plan(&k, "f-doc", "kd", "c-a:a-m c-b:a-m", T_NOW,
+                  &gch_alloc_std);
+    if (rc == GCH_OK) {
+        rc = tbk_step1(&k, NULL);
+        treasons(k.b, got, sizeof(got));
+    }
+    tap_ok(rc == GCH_OK && strcmp(got, "-,documents_missing") == 0,
+           "a child's vaccinations cover that child only: %s", got);
+    tbk_free(&k);
+    town = saved;
+
+    /* the catalogue keeps child_id, and reads it back */
+
+    out = NULL;
+    rc = gch_town_write(t, &out, &len, &gch_alloc_std);
+    tap_ok(rc == GCH_OK && out
+           && strstr(out, "{\"type\":\"vaccinations\",\"child_id\":\"c-a\"}")
+           && gch_town_parse(&t2, out, len, &gch_alloc_std, &err) == GCH_OK
+           && t2->families[0].documents[0].child_id
+           && strcmp(t2->families[0].documents[0].child_id, "c-a") == 0
+           && t2->families[0].documents[1].child_id == NULL,
+           "the catalogue keeps a document's child_id");
+    if (rc == GCH_OK && out) {
+        gch_town_free(t2);
+    }
+    free(out);
+    gch_town_free(t);
+
+    /* a document for a child of another family is refused */
+
+    bad = strdup(tdoc_json);
+    memcpy(strstr(bad, "\"child_id\":\"c-a\"}") + 12, "c-z", 3);
+    rc = gch_town_parse(&t, bad, strlen(bad), &gch_alloc_std, &err);
+    tap_ok(rc == GCH_EINVALID
+           && strstr(err.message, "documents[0].child_id : enfant inconnu"),
+           "a document's unknown child is refused: %s", err.message);
+    if (rc == GCH_OK) {
+        gch_town_free(t);
+    }
+    free(bad);
+}
+
+
 void
 test_book(void)
 {
@@ -2002,6 +2090,7 @@ test_book(void)
 
     test_book_forbidden();
     test_book_precheck();
+    test_book_child_documents();
     test_book_step1_shape();
     test_book_ids();
     test_book_fresh();

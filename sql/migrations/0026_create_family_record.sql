@@ -24,7 +24,7 @@ create table family_qf (
 
 create index family_qf_family_idx on family_qf (family_id, effective_from);
 
-create table family_contact (
+create table family_person (
     id          bigint      generated always as identity,
     family_id   text        not null,
     position    integer     not null,
@@ -33,12 +33,12 @@ create table family_contact (
     phone       text        not null default '',
     email       text        not null default '',
     pick_up     boolean     not null default false,
-    constraint family_contact_pkey primary key (id),
-    constraint family_contact_family_fkey foreign key (family_id)
+    constraint family_person_pkey primary key (id),
+    constraint family_person_family_fkey foreign key (family_id)
         references family (id) on delete cascade,
-    constraint family_contact_position_key unique (family_id, position),
-    constraint family_contact_name check (length(name) between 1 and 200),
-    constraint family_contact_sizes check (length(relation) <= 100
+    constraint family_person_position_key unique (family_id, position),
+    constraint family_person_name check (length(name) between 1 and 200),
+    constraint family_person_sizes check (length(relation) <= 100
         and length(phone) <= 40 and length(email) <= 254)
 );
 

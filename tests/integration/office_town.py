@@ -138,6 +138,17 @@ def outbox(s, kind):
                  " where kind = %s order by id", (kind,))
 
 
+def upload_pdf(s, token, typ, child=None):
+    """POST /api/documents of a small PDF of type typ (for child); its
+    id.  An activity's required documents must be on file (waiting or
+    accepted) before its enrolment is asked (issue 25)."""
+    q = "type=" + typ + ("&child_id=" + child if child else "")
+    r = s.http("POST", "/api/documents?" + q, token=token, body=PDF,
+               headers={"Content-Type": "application/pdf"})
+    assert r.status == 201, r
+    return r.json()["id"]
+
+
 def audit(s, action):
     return s.sql("select actor, target, detail from audit_log"
                  " where action = %s order by id", (action,))

@@ -16,7 +16,7 @@ import pytest
 
 from office_town import (audit, book, enrolment_status, error_code,
                          module_sees, outbox, published, staff_add,
-                         staff_login, town)
+                         staff_login, town, upload_pdf)
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +151,8 @@ def test_request_validate_then_book(s, tok, agent):
 
 
 def test_refusal_needs_a_reason_and_blocks_booking(s, tok, agent):
+    # piscine requires vaccinations: on file before the request
+    upload_pdf(s, tok["f1"], "vaccinations", "f1-b")
     r = ask(s, tok["f1"], activity_id="piscine")
     assert r.status == 201, r
     eid = r.json()["id"]

@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from office_town import (ROOT, audit, book, error_code, staff_add,
-                         staff_login, staff_try, town)
+                         staff_login, staff_try, town, upload_pdf)
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +239,7 @@ def test_audit_of_a_family_holds_the_staff_decisions_about_it(s, tok,
                                                                agent, admin):
     """Issue 22: the journal's family filter missed the agent's own
     decisions (their target is the enrolment, the family is in detail)."""
+    upload_pdf(s, tok["f2"], "vaccinations", "f2-a")
     r = s.http("POST", "/api/enrolments", token=tok["f2"],
                json={"child_id": "f2-a", "activity_id": "piscine",
                      "from": "2027-08-01", "to": "2027-08-31"})

@@ -555,6 +555,11 @@ def test_invoice_month(worker_conf, rds, worker, tmp_path):
     ctl(worker_conf["conf"], "migrate")
     seed_rows(worker_conf["pg"])
     seed_month(worker_conf["pg"], "2021-07")
+    # issue 25: the postal address the town validated
+    sql(worker_conf["pg"], "insert into family_contact (family_id,"
+        " address_line1, address_line2, postcode, city) values"
+        " ('f-martin', '12 rue des Lilas', 'Bâtiment B', '01500',"
+        " 'Ambérieu-en-Bugey')")
     add_settings(worker_conf, "invoice_dir = %s\n" % (tmp_path / "inv"))
     invoice_entries(rds)
     w = worker()
@@ -594,7 +599,9 @@ def test_invoice_month(worker_conf, rds, worker, tmp_path):
               # issue 22: who the family is, how to pay, whom to ask
               "Famille de Thaïs (référence f-martin)", "Comment payer",
               "Espace Famille", "numéro de facture 000002",
-              "Une question"):
+              "Une question",
+              # issue 25: the family's postal address
+              "12 rue des Lilas", "Bâtiment B", "01500 Ambérieu-en-Bugey"):
         assert s in text, s
     assert "07/07/2021" not in text and "08/07/2021" not in text
     lst = json.loads(rds.get("{main}:f:f-martin:invoices"))

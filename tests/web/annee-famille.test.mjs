@@ -3,9 +3,11 @@
  * (web/) and the town's back office (web/agent/), in a real browser, on
  * a stack of its own (issue 9, "Done when"):
  *
- *   enrolment requested (family) and validated (staff); booking refused
- *   for a missing document; fiche sanitaire uploaded (family) and accepted
- *   (staff); booking; late cancellation (billed); absence justified with
+ *   enrolment refused while the fiche sanitaire is missing; the fiche
+ *   uploaded from the list of documents to provide (family); enrolment
+ *   requested (family) and validated (staff); booking refused while the
+ *   fiche is not accepted; fiche accepted (staff); booking; late
+ *   cancellation (billed); absence justified with
  *   a medical certificate upload; on-site place booked at the counter by
  *   staff while the online quota is full; attendance recorded; monthly
  *   invoicing run by staff; online payment through the payment simulator
@@ -218,14 +220,50 @@ t1("famille: demande d'inscription", async () => {
     assert.ok(seen.d && seen.full, "the town has the sessions");
     assert.equal(seen.full.status, "full", "no online place on it");
 
-    await open(fam, BASE + "/#/inscriptions");
-    await fam.waitForSelector("#form-inscription");
-    await fam.selectOption("#ins-enfant", CHILD);
-    await fam.selectOption("#ins-activite", ACT);
-    await fam.fill("#ins-du", first.slice(0, 8) + "01");
-    await fam.fill("#ins-au", list[list.length - 1].date);
+    const ask = async () => {
+        await open(fam, BASE + "/#/inscriptions");
+        await fam.waitForSelector("#form-inscription");
+        await fam.waitForSelector("#ins-activite option[value=" + ACT + "]",
+                                  { state: "attached" });
+        await fam.selectOption("#ins-enfant", CHILD);
+        await fam.selectOption("#ins-activite", ACT);
+        await fam.fill("#ins-du", first.slice(0, 8) + "01");
+        await fam.fill("#ins-au", list[list.length - 1].date);
+        await fam.click("#form-inscription button[type=submit]");
+    };
+
+    /* the fiche sanitaire first (issue 25): the request is refused
+     * without it, and the list of documents to provide says so */
+    await ask();
+    await fam.waitForSelector("#form-inscription [role=alert]");
+    assert.match(await fam.textContent("#form-inscription"),
+                 /Pièces manquantes au dossier : fiche-sanitaire/);
     await axe("mes inscriptions", fam);
-    await fam.click("#form-inscription button[type=submit]");
+    await fam.click("#ins-pieces");
+    const piece = "[data-piece=\"" + CHILD + "/" + ACT
+                  + "/fiche-sanitaire\"]";
+    await fam.waitForSelector(piece + "[data-statut=manquante]");
+    await fam.click(piece + " button");
+    assert.equal(await fam.inputValue("#doc-type"), "fiche-sanitaire");
+    assert.equal(await fam.inputValue("#doc-enfant"), CHILD);
+    /* a file named .pdf that is not one: refused by its content */
+    await fam.setInputFiles("#doc-fichier", {
+        name: "fiche.pdf", mimeType: "application/pdf",
+        buffer: Buffer.from("ceci n'est pas un PDF") });
+    await fam.click("#form-document button[type=submit]");
+    await fam.waitForSelector("#form-document [role=alert]");
+    await fam.setInputFiles("#doc-fichier", pdf("fiche-sanitaire"));
+    await axe("mes documents", fam);
+    await fam.click("#form-document button[type=submit]");
+    await fam.waitForSelector("text=Document envoyé");
+    await fam.waitForSelector("#liste-documents table");
+    await fam.waitForSelector(piece + "[data-statut=deposee]");
+    assert.match(await fam.textContent("#liste-documents"),
+                 /Fiche sanitaire.*Chloé.*Déposée/s);
+    await shot("04-document-depose", fam);
+
+    /* deposited, waiting for the town's check: enough to ask */
+    await ask();
     await fam.waitForSelector("text=Demande d'inscription déposée");
     await fam.waitForSelector("#liste-inscriptions table");
     assert.match(await fam.textContent("#liste-inscriptions"),
@@ -267,7 +305,8 @@ t1("agent: connexion, inscription validée", async () => {
     });
 });
 
-t1("famille: réservation refusée sans la fiche sanitaire", async () => {
+t1("famille: réservation refusée tant que la fiche n'est pas acceptée",
+   async () => {
     const items = await book([seen.c]);
     assert.equal(items.length, 1);
     assert.equal(items[0].reason, "documents_missing", items[0].text);
@@ -275,26 +314,7 @@ t1("famille: réservation refusée sans la fiche sanitaire", async () => {
     await shot("03-pieces-manquantes", fam);
 });
 
-t1("famille: dépôt de la fiche sanitaire; agent: acceptée", async () => {
-    await open(fam, BASE + "/#/documents");
-    await fam.waitForSelector("#form-document");
-    await fam.selectOption("#doc-type", "fiche-sanitaire");
-    await fam.selectOption("#doc-enfant", CHILD);
-    /* a file named .pdf that is not one: refused by its content */
-    await fam.setInputFiles("#doc-fichier", {
-        name: "fiche.pdf", mimeType: "application/pdf",
-        buffer: Buffer.from("ceci n'est pas un PDF") });
-    await fam.click("#form-document button[type=submit]");
-    await fam.waitForSelector("#form-document [role=alert]");
-    await fam.setInputFiles("#doc-fichier", pdf("fiche-sanitaire"));
-    await axe("mes documents", fam);
-    await fam.click("#form-document button[type=submit]");
-    await fam.waitForSelector("text=Document envoyé");
-    await fam.waitForSelector("#liste-documents table");
-    assert.match(await fam.textContent("#liste-documents"),
-                 /Fiche sanitaire.*Chloé.*Déposée/s);
-    await shot("04-document-depose", fam);
-
+t1("agent: fiche sanitaire acceptée", async () => {
     await open(ag, BASE + "/agent/#/documents");
     const card = "#documents section:has-text('fiche-sanitaire')";
     await ag.waitForSelector(card);

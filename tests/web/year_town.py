@@ -13,9 +13,9 @@ Dated from today (Europe/Paris):
   has 1 place, kept for the counter (0 online: "Complet" on the website).
 * The family f-annee (login/password from the options, default
   durand / secret-annee), QF 650 (4,50 € a unit), one child, Chloé (8),
-  enrolled nowhere and without any document: the test asks for the
-  enrolment, has it validated, uploads the fiche sanitaire, has it
-  accepted, then books.
+  enrolled nowhere and without any document: the test is refused the
+  enrolment without the fiche sanitaire, uploads it, asks for the
+  enrolment, has it validated, has the fiche accepted, then books.
 
 Prints nothing; writes OUT.
 """

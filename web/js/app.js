@@ -21,6 +21,10 @@ import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 import { viewAgenda } from "./agenda.js";
 import * as E from "./espace.js";
+import { viewCoordonnees } from "./coordonnees.js";
+import { viewEntourage } from "./entourage.js";
+import { viewSituation } from "./situation.js";
+import { viewActiver, viewCgu, viewCreerEspace } from "./premiere.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -46,6 +50,12 @@ const routes = {
     "/factures": viewFactures,
     "/inscriptions": E.viewInscriptions,
     "/documents": E.viewDocuments,
+    "/coordonnees": viewCoordonnees,
+    "/entourage": viewEntourage,
+    "/situation": viewSituation,
+    "/creer-mon-espace": viewCreerEspace,
+    "/activer": viewActiver,
+    "/cgu": viewCgu,
     "/messagerie": E.viewMessagerie,
     "/historique": E.viewHistorique,
     "/prelevement": E.viewPrelevement,
@@ -56,7 +66,8 @@ const routes = {
 
 /* Pages shown without a session. */
 const publicViews = new Set([viewConnexion, E.viewMotDePasseOublie,
-                             E.viewNouveauMotDePasse]);
+                             E.viewNouveauMotDePasse, viewCreerEspace,
+                             viewActiver, viewCgu]);
 
 /* The unread messages badge of the menu. */
 async function refreshBadge() {
@@ -184,7 +195,11 @@ function viewConnexion() {
         err,
         h("div", { class: "boutons" }, btn),
         h("p", {}, h("a", { href: "#/mot-de-passe-oublie",
-                            id: "lien-oubli" }, "Mot de passe oublié ?")));
+                            id: "lien-oubli" }, "Mot de passe oublié ?")),
+        h("p", {}, "Première connexion ? ",
+          h("a", { href: "#/creer-mon-espace", id: "lien-creer" },
+            "Créer mon espace"),
+          " avec le numéro de dossier et le code envoyés par la mairie."));
 
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
@@ -308,9 +323,55 @@ async function viewTableau() {
         h("h2", { id: "t-factures" }, "Mes factures"),
         h("p", { class: "chargement" }, "Chargement…"));
 
+    /* "Dernière connexion le …" (issue 25): the login before the one of
+     * this session, from the connections history (GET /api/history) */
+    const last = h("p", { id: "derniere-connexion", class: "discret" });
+    const today = F.todayParis();
+    api.get("/api/history?from=" + F.addDays(today, -365) + "&to="
+            + today).then((r) => {
+        const list = r.ok && r.data && Array.isArray(r.data.connections)
+            ? r.data.connections : [];
+        if (list.length > 1 && list[1].at) {
+            last.textContent = "Dernière connexion le "
+                               + F.instant(list[1].at) + ".";
+        } else if (list.length === 1) {
+            last.textContent = "Première connexion à votre Espace Famille.";
+        }
+    });
+
+    /* a new version of the terms of use asks again (issue 25) */
+    const cgu = h("div", { id: "alerte-cgu" });
+    api.get("/api/account").then((r) => {
+        if (r.ok && r.data && r.data.cgu_ok === false) {
+            cgu.replaceChildren(h("p", { class: "info" },
+                "Les conditions d'utilisation de l'Espace Famille ont "
+                + "changé. ",
+                h("a", { href: "#/cgu" }, "Lire et accepter les "
+                                          + "conditions d'utilisation")));
+        }
+    });
+
+    /* documents ahead (issue 25): said before any booking */
+    const pieces = h("div", { id: "alerte-pieces" });
+    api.get("/api/documents/required").then((r) => {
+        const n = r.ok && r.data ? Number(r.data.to_do) || 0 : 0;
+        if (n > 0) {
+            pieces.replaceChildren(h("p", { class: "info" },
+                n === 1 ? "1 pièce à fournir ou à renouveler pour les "
+                          + "activités de vos enfants. "
+                        : n + " pièces à fournir ou à renouveler pour les "
+                          + "activités de vos enfants. ",
+                h("a", { href: "#/documents" }, "Voir les pièces à "
+                                                + "fournir")));
+        }
+    });
+
     page("Tableau de bord",
         h("p", {}, "Bienvenue sur votre Espace Famille",
           me.town ? " — " + me.town : "", "."),
+        last,
+        cgu,
+        pieces,
         h("div", { class: "boutons" },
           h("a", { class: "bouton", href: "#/reserver" },
             "Modifier les réservations"),

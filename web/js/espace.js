@@ -42,13 +42,16 @@ export const STATUS_WORDS = {
     abandoned: "Abandonnée", abandonnee: "Abandonnée", active: "Actif",
     stopped: "Arrêté", arrete: "Arrêté", success: "Payée",
     succeeded: "Payée", failed: "Refusée", cancelled: "Annulée",
+    valide: "Valide", a_renouveler: "À renouveler", manquante: "Manquante",
 };
 
 export function statusTag(status) {
-    const kind = /^(validee|acceptee|paid|payee|success|succeeded|active)$/
-        .test(status) ? "ok"
-        : /^(refusee|refused|failed|expiree|abandon|cancel|stopped|arrete)/
-            .test(status) ? "ko" : "attente";
+    const kind =
+        /^(validee|acceptee|valide|paid|payee|success|succeeded|active)$/
+            .test(status) ? "ok"
+        : /^(refusee|refused|failed|expiree|manquante|abandon|cancel)/
+            .test(status) || /^(stopped|arrete)/.test(status) ? "ko"
+        : "attente";
     return h("span", { class: "etiquette " + kind },
              STATUS_WORDS[status] || status || "—");
 }
@@ -302,7 +305,7 @@ export async function viewInscriptions(ctx) {
         const list = listOf(rl.data, "enrolments");
         out.replaceChildren(list.length === 0
             ? h("p", {}, "Aucune inscription.")
-            : h("div", { class: "tableau-defilant" }, h("table", {},
+            : cards(h("div", { class: "tableau-defilant" }, h("table", {},
                 h("caption", {}, "Inscriptions de mes enfants"),
                 h("thead", {}, h("tr", {},
                     h("th", { scope: "col" }, "Enfant"),
@@ -319,7 +322,7 @@ export async function viewInscriptions(ctx) {
                     h("td", {}, "du " + when(e.from) + " au "
                                 + when(e.to)),
                     h("td", {}, statusTag(e.status)),
-                    h("td", {}, pick(e, "reason") || "")))))));
+                    h("td", {}, pick(e, "reason") || ""))))))));
     }
 
     /* The child's age against the activity's band, over the period asked:
@@ -386,6 +389,12 @@ export async function viewInscriptions(ctx) {
         ok.disabled = false;
         settle(ctx, r, msg, "Demande d'inscription déposée. La mairie vous "
                + "répondra par e-mail.", true);
+        if (!r.ok && r.error && r.error.code === "documents_missing") {
+            msg.append(h("p", {}, h("a", { href: "#/documents",
+                                           id: "ins-pieces" },
+                                       "Voir les pièces à fournir et les "
+                                       + "déposer")));
+        }
     });
 }
 
@@ -454,6 +463,83 @@ function documentsTable(ctx, list) {
                 : "—")))))));
 }
 
+/*
+ * Pièces à fournir (issue 25): per child, per activity that requires
+ * documents, each one and where it stands (GET /api/documents/required);
+ * "Déposer" fills the upload form below with the type and the child.
+ */
+const REQUIRED_HELP = {
+    valide: null,
+    deposee: "La mairie va le vérifier.",
+    a_renouveler: "Déposez le nouveau avant la fin de sa validité.",
+    refusee: "Déposez-en un autre.",
+    expiree: "Déposez le nouveau.",
+    manquante: "À déposer avant l'inscription et la réservation.",
+};
+
+function requiredRow(doc, act, child, prepare) {
+    const name = docTypeName(doc.type);
+    const help = [REQUIRED_HELP[doc.status] || null,
+                  doc.valid_to ? "Valable jusqu'au " + when(doc.valid_to)
+                                 + "." : null,
+                  doc.reason ? "Motif : " + doc.reason : null]
+        .filter(Boolean).join(" ");
+    const todo = doc.status !== "valide" && doc.status !== "deposee";
+    return h("tr", { dataset: { piece: child.child_id + "/"
+                                        + act.activity_id + "/"
+                                        + doc.type,
+                                statut: doc.status } },
+        h("th", { scope: "row" }, name),
+        h("td", {}, act.activity_name || act.activity_id,
+          act.enrolment ? h("span", { class: "discret" }, " (inscription "
+                            + (STATUS_WORDS[act.enrolment] || act.enrolment)
+                              .toLowerCase() + ")") : null),
+        h("td", {}, statusTag(doc.status),
+          help ? h("span", { class: "discret" }, " " + help) : null),
+        h("td", {}, todo
+            ? h("button", { class: "bouton petit", type: "button",
+                            "aria-label": "Déposer " + name + " pour "
+                                          + child.first_name,
+                            onclick: () => prepare(doc.type,
+                                                   child.child_id) },
+                "Déposer")
+            : "—"));
+}
+
+function requiredTables(data, prepare) {
+    const kids = listOf(data, "children");
+    const n = Number(data && data.to_do) || 0;
+    return [
+        h("p", { id: "pieces-resume", class: n ? "info" : "" }, n === 0
+            ? "Toutes les pièces demandées sont fournies."
+            : n === 1 ? "1 pièce à fournir ou à renouveler."
+            : n + " pièces à fournir ou à renouveler."),
+        h("p", { class: "discret" }, "Une pièce déposée pour un enfant ne "
+          + "vaut que pour lui ; choisissez « Toute la famille » pour une "
+          + "pièce commune (attestation d'assurance du foyer, par "
+          + "exemple)."),
+        ...kids.map((c) => {
+            const rows = (c.activities || []).flatMap((a) =>
+                (a.documents || []).map((d) =>
+                    requiredRow(d, a, c, prepare)));
+            return rows.length
+                ? cards(h("div", { class: "tableau-defilant" },
+                    h("table", { dataset: { enfant: c.child_id } },
+                      h("caption", {}, "Pièces demandées pour "
+                                       + c.first_name),
+                      h("thead", {}, h("tr", {},
+                        h("th", { scope: "col" }, "Pièce"),
+                        h("th", { scope: "col" }, "Activité"),
+                        h("th", { scope: "col" }, "État"),
+                        h("th", { scope: "col" }, "Action"))),
+                      h("tbody", {}, rows))))
+                : h("p", { dataset: { enfant: c.child_id } },
+                    c.first_name + " : aucune pièce demandée pour ses "
+                    + "activités.");
+        }),
+    ];
+}
+
 export async function viewDocuments(ctx) {
     const me = ctx.me;
     const out = h("div", { id: "liste-documents" },
@@ -479,11 +565,37 @@ export async function viewDocuments(ctx) {
         msg, h("div", { class: "boutons" }, ok));
     clearOnInput(form, msg);
 
+    const ahead = h("section", { id: "pieces-a-fournir",
+                                 "aria-labelledby": "t-pieces" },
+        h("h2", { id: "t-pieces" }, "Pièces à fournir"),
+        h("p", { class: "chargement" }, "Chargement…"));
+    const prepare = (t, cid) => {
+        if (![...type.options].some((o) => o.value === t)) {
+            type.append(h("option", { value: t }, docTypeName(t)));
+        }
+        type.value = t;
+        child.value = cid || "";
+        form.scrollIntoView({ block: "start" });
+        file.focus();
+        announce("Déposer " + docTypeName(t) + " : choisissez le fichier.");
+    };
+
     ctx.page("Mes documents",
              h("p", {}, "Les pièces demandées par une activité doivent être "
-               + "acceptées par la mairie et valides pour pouvoir "
-               + "réserver."),
-             out, form);
+               + "déposées pour demander l'inscription, puis acceptées par "
+               + "la mairie et valides pour pouvoir réserver."),
+             ahead, out, form);
+
+    const need = await api.get("/api/documents/required");
+    if (need.status === 401) {
+        return ctx.expired();
+    }
+    ahead.replaceChildren(ahead.firstChild,
+        ...(need.ok ? requiredTables(need.data, prepare)
+            : [api.isMissing(need)
+               ? h("p", {}, "La liste des pièces demandées n'est pas "
+                   + "encore disponible en ligne.")
+               : alertBox(need.error.message)]));
 
     const r = await api.get("/api/documents");
     if (r.status === 401) {

@@ -8,12 +8,13 @@
  * sent as Authorization; requests go without credentials, so that a
  * family cookie of the same browser is never mixed in.
  *
- * Routes: #/connexion #/inscriptions #/documents #/familles
- *         #/familles?id=F #/guichet #/activites #/activites?id=A
- *         #/nouvelle-famille #/dossier?id=F #/caisse #/listes
- *         #/facturation #/paiements #/messagerie #/journal
+ * Routes: #/connexion #/inscriptions #/documents #/adresses #/entourage
+ *         #/quotient #/familles #/familles?id=F #/guichet #/activites
+ *         #/activites?id=A #/nouvelle-famille #/dossier?id=F #/caisse
+ *         #/listes #/facturation #/paiements #/messagerie #/journal
  * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js;
- * #/caisse: caisse.js; #/listes: listes.js)
+ * #/caisse: caisse.js; #/listes: listes.js; #/adresses: adresses.js;
+ * #/entourage: entourage.js; #/quotient: quotient.js)
  */
 
 import * as api from "../../js/api.js";
@@ -26,6 +27,9 @@ import { viewActivites } from "./activites.js";
 import { viewDossier, viewNouvelleFamille } from "./dossier.js";
 import { viewCaisse } from "./caisse.js";
 import { viewListes } from "./listes.js";
+import { viewAdresses } from "./adresses.js";
+import { viewEntourage } from "./entourage.js";
+import { viewQuotient } from "./quotient.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1160,6 +1164,24 @@ const routes = {
     "/connexion": viewConnexion,
     "/inscriptions": viewInscriptions,
     "/documents": viewDocuments,
+    "/adresses": () => viewAdresses({
+        page, get, post, askReason, familyName,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
+    "/entourage": () => viewEntourage({
+        page, get, call,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
+    "/quotient": () => viewQuotient({
+        page, get, post, askReason, familyName, openFile,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
     "/familles": viewFamilles,
     "/guichet": viewGuichet,
     "/activites": () => viewActivites(frame()),

@@ -1,0 +1,427 @@
+/*
+ * entourage.c -- guichet-office: the family's entourage (issue 25):
+ * people allowed to pick a child up, emergency contacts.
+ *
+ * As the towns' manuals say, the family adds and edits them
+ * (GET / POST /api/entourage, PUT /api/entourage/{id}: audited
+ * entourage.add, entourage.edit) and only the town removes one
+ * (DELETE /api/staff/entourage/{id} {reason}: audited entourage.remove,
+ * the family e-mailed); a family's DELETE is 405.  A removed person stays
+ * in the table (removed_at, removed_by, removal_reason) for the town's
+ * history; the family no longer sees it.  Table of migration 0024.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "office.h"
+
+
+#define GCHO_ENT_MAX  20             /* people per family */
+
+#define GCHO_ENT_JSON                                                        \
+    "json_build_object('id', e.id, 'family_id', e.family_id,"                \
+    " 'first_name', e.first_name, 'last_name', e.last_name,"                 \
+    " 'relation', e.relation, 'phone', e.phone,"                             \
+    " 'can_pick_up', e.can_pick_up, 'emergency', e.emergency,"               \
+    " 'created_at', e.created_at, 'updated_at', e.updated_at,"               \
+    " 'removed_at', e.removed_at, 'removed_by', e.removed_by,"               \
+    " 'removal_reason', e.removal_reason)"
+
+
+/* GET /api/entourage */
+static int
+gcho_ent_list(gcho_req_t *rq)
+{
+    const char  *p[1];
+
+    p[0] = rq->family_id;
+
+    return gcho_reply_row(rq, 200,
+        "select json_build_object('entourage', coalesce(json_agg("
+        GCHO_ENT_JSON " order by e.last_name, e.first_name, e.id), '[]'))"
+        " from entourage_person e"
+        " where e.family_id = $1 and e.removed_at is null", 1, p,
+        "Famille inconnue.");
+}
+
+
+static const gch_jfield_t  gcho_ent_fields[] = {
+    { "first_name", GCH_J_STRING, 1 },
+    { "last_name", GCH_J_STRING, 1 },
+    { "relation", GCH_J_STRING, 1 },
+    { "phone", GCH_J_STRING, 1 },
+    { "can_pick_up", GCH_J_BOOL, 1 },
+    { "emergency", GCH_J_BOOL, 1 }
+};
+
+typedef struct {
+    char   first[101];
+    char   last[101];
+    char   relation[101];
+    char   phone[26];
+    char  *pick;
+    char  *emergency;
+} gcho_ent_t;
+
+
+static int
+gcho_ent_blank(const char *s)
+{
+    return s[strspn(s, " \t")] == '\0';
+}
+
+
+/* The body into e; 0, or -1 after answering 400. */
+static int
+gcho_ent_body(gcho_req_t *rq, gcho_ent_t *e)
+{
+    int                 rc;
+    size_t              i, n, digits;
+    gch_json_t          doc;
+    const gch_jnode_t  *v[6];
+
+    if (gcho_body_json(rq, &doc, gcho_ent_fields, 6, v) != 0) {
+        return -1;
+    }
+
+    rc = gcho_str(rq, "first_name", v[0], e->first, sizeof(e->first), 1)
+         != 0
+         || gcho_str(rq, "last_name", v[1], e->last, sizeof(e->last), 1)
+            != 0
+         || gcho_str(rq, "relation", v[2], e->relation,
+                     sizeof(e->relation), 1) != 0
+         || gcho_str(rq, "phone", v[3], e->phone, sizeof(e->phone), 1)
+            != 0;
+
+    e->pick = v[4]->len ? "true" : "false";
+    e->emergency = v[5]->len ? "true" : "false";
+
+    gch_json_free(&doc);
+
+    if (rc) {
+        return -1;
+    }
+
+    if (gcho_ent_blank(e->first) || gcho_ent_blank(e->last)
+        || gcho_ent_blank(e->relation))
+    {
+        gcho_error(rq, 400, "invalid_field", "Indiquez le prénom, le nom "
+                   "et le lien avec l'enfant (champs first_name, "
+                   "last_name, relation).");
+        return -1;
+    }
+
+    n = strlen(e->phone);
+    for (i = 0, digits = 0; i < n; i++) {
+        if (e->phone[i] >= '0' && e->phone[i] <= '9') {
+            digits++;
+        } else if (!(e->phone[i] == '+' && i == 0)
+                   && strchr(" .()-", e->phone[i]) == NULL)
+        {
+            break;
+        }
+    }
+
+    if (i < n || digits < 6 || n > 25) {
+        gcho_error(rq, 400, "invalid_field", "Le champ phone n'est pas un "
+                   "numéro de téléphone (6 à 25 chiffres, espaces, « + », "
+                   "« . »).");
+        return -1;
+    }
+
+    if (e->pick[0] == 'f' && e->emergency[0] == 'f') {
+        gcho_error(rq, 400, "invalid_field", "Cette personne doit pouvoir "
+                   "venir chercher un enfant, ou être à prévenir en cas "
+                   "d'urgence (can_pick_up, emergency).");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* The audit row of an addition or an edit of person id, then COMMIT;
+ * 0 or -1 after answering. */
+static int
+gcho_ent_close(gcho_req_t *rq, const char *action, const char *id,
+    const gcho_ent_t *e)
+{
+    char         target[GCHO_ID_MAX + 16];
+    const char  *kv[8];
+
+    snprintf(target, sizeof(target), "entourage:%s", id);
+    kv[0] = "name";
+    kv[1] = e->last;
+    kv[2] = "relation";
+    kv[3] = e->relation;
+    kv[4] = "can_pick_up";
+    kv[5] = e->pick;
+    kv[6] = "family_id";
+    kv[7] = rq->family_id;
+
+    if (gcho_audit_kv(rq, action, target, kv, 4) != 0
+        || gcho_commit(rq) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* POST /api/entourage {first_name, last_name, relation, phone,
+ * can_pick_up, emergency} */
+static int
+gcho_ent_add(gcho_req_t *rq)
+{
+    int          n;
+    char         id[32];
+    PGresult    *res;
+    gcho_ent_t   e;
+    const char  *p[7];
+
+    if (gcho_ent_body(rq, &e) != 0 || gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    /* the family's row locked: the count below holds */
+    p[0] = rq->family_id;
+    res = gcho_sql(rq, "select (select count(*) from entourage_person"
+                       "   where family_id = f.id and removed_at is null)"
+                       " from family f where f.id = $1 for update", 1, p);
+    if (res == NULL) {
+        return 0;
+    }
+    n = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+
+    if (n >= GCHO_ENT_MAX) {
+        gcho_rollback();
+        return gcho_error(rq, 409, "entourage_full", "Vous avez déjà "
+                          "20 personnes dans votre entourage : modifiez-en "
+                          "une, ou demandez à la mairie d'en retirer.");
+    }
+
+    p[1] = e.first;
+    p[2] = e.last;
+    p[3] = e.relation;
+    p[4] = e.phone;
+    p[5] = e.pick;
+    p[6] = e.emergency;
+    res = gcho_sql(rq, "insert into entourage_person (family_id,"
+                       "   first_name, last_name, relation, phone,"
+                       "   can_pick_up, emergency)"
+                       " values ($1, $2, $3, $4, $5, $6::boolean,"
+                       "   $7::boolean) returning id", 7, p);
+    if (res == NULL) {
+        return 0;
+    }
+    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    if (gcho_ent_close(rq, "entourage.add", id, &e) != 0) {
+        return 0;
+    }
+
+    p[0] = id;
+    return gcho_reply_row(rq, 201, "select " GCHO_ENT_JSON
+                                   " from entourage_person e where e.id = $1",
+                          1, p, "Personne introuvable.");
+}
+
+
+static int
+gcho_ent_id_ok(const char *id)
+{
+    size_t  n;
+
+    n = strlen(id);
+    return n > 0 && n <= 18 && strspn(id, "0123456789") == n;
+}
+
+
+/* PUT /api/entourage/{id}, the same body */
+static int
+gcho_ent_edit(gcho_req_t *rq)
+{
+    int          n;
+    PGresult    *res;
+    gcho_ent_t   e;
+    const char  *p[8];
+
+    if (!gcho_ent_id_ok(rq->param[0])) {
+        return gcho_error(rq, 404, "not_found",
+                          "Cette personne n'est pas dans votre entourage.");
+    }
+
+    if (gcho_ent_body(rq, &e) != 0 || gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = rq->param[0];
+    p[1] = rq->family_id;
+    p[2] = e.first;
+    p[3] = e.last;
+    p[4] = e.relation;
+    p[5] = e.phone;
+    p[6] = e.pick;
+    p[7] = e.emergency;
+    res = gcho_sql(rq, "update entourage_person set first_name = $3,"
+                       "   last_name = $4, relation = $5, phone = $6,"
+                       "   can_pick_up = $7::boolean,"
+                       "   emergency = $8::boolean, updated_at = now()"
+                       " where id = $1::bigint and family_id = $2"
+                       "   and removed_at is null", 8, p);
+    if (res == NULL) {
+        return 0;
+    }
+    n = atoi(PQcmdTuples(res));
+    PQclear(res);
+
+    if (n != 1) {
+        gcho_rollback();
+        return gcho_error(rq, 404, "not_found",
+                          "Cette personne n'est pas dans votre entourage.");
+    }
+
+    if (gcho_ent_close(rq, "entourage.edit", rq->param[0], &e) != 0) {
+        return 0;
+    }
+
+    return gcho_reply_row(rq, 200, "select " GCHO_ENT_JSON
+                                   " from entourage_person e where e.id = $1",
+                          1, p, "Personne introuvable.");
+}
+
+
+/* GET /api/staff/entourage?family_id=F (removed ones too) */
+static int
+gcho_ent_staff_list(gcho_req_t *rq)
+{
+    const char  *p[1];
+
+    p[0] = gcho_query(rq, "family_id");
+    if (p[0] == NULL) {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le paramètre family_id est obligatoire.");
+    }
+
+    return gcho_reply_row(rq, 200,
+        "select json_build_object('entourage', coalesce(json_agg("
+        GCHO_ENT_JSON " order by e.removed_at nulls first, e.last_name,"
+        " e.first_name, e.id), '[]'))"
+        " from entourage_person e where e.family_id = $1", 1, p,
+        "Famille inconnue.");
+}
+
+
+/* DELETE /api/staff/entourage/{id} {"reason"} */
+static int
+gcho_ent_remove(gcho_req_t *rq)
+{
+    int                 rc;
+    char                reason[501], body[900], target[GCHO_ID_MAX + 16];
+    char                name[210];
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[3], *kv[6];
+    const gch_jnode_t  *v[1];
+
+    static const gch_jfield_t  fields[] = {
+        { "reason", GCH_J_STRING, 1 },
+    };
+
+    if (!gcho_ent_id_ok(rq->param[0])) {
+        return gcho_error(rq, 404, "not_found", "Personne introuvable.");
+    }
+
+    if (gcho_body_json(rq, &doc, fields, 1, v) != 0) {
+        return 0;
+    }
+    rc = gcho_str(rq, "reason", v[0], reason, sizeof(reason), 1);
+    gch_json_free(&doc);
+    if (rc != 0) {
+        return 0;
+    }
+
+    if (gcho_ent_blank(reason)) {
+        return gcho_error(rq, 400, "invalid_field",
+                          "Le champ reason est obligatoire.");
+    }
+
+    if (gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = rq->param[0];
+    p[1] = rq->staff;
+    p[2] = reason;
+    res = gcho_sql(rq, "update entourage_person set removed_at = now(),"
+                       "   removed_by = $2, removal_reason = $3"
+                       " where id = $1::bigint and removed_at is null"
+                       " returning family_id,"
+                       "   first_name || ' ' || last_name,"
+                       "   (extract(epoch from removed_at) * 1000000)"
+                       "   ::bigint", 3, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 404, "not_found",
+                          "Personne introuvable (ou déjà retirée).");
+    }
+
+    snprintf(rq->family_id, sizeof(rq->family_id), "%s",
+             PQgetvalue(res, 0, 0));
+    snprintf(name, sizeof(name), "%s", PQgetvalue(res, 0, 1));
+    snprintf(target, sizeof(target), "%s:%s", rq->param[0],
+             PQgetvalue(res, 0, 2));
+    PQclear(res);
+
+    snprintf(body, sizeof(body), "Bonjour,\n\nLa mairie a retiré %s de "
+             "l'entourage de votre famille.\n\nMotif : %s\n\n"
+             "%s/#/entourage\n", name, reason, gcho_ctx.conf.site_url);
+
+    if (gcho_mail(rq, rq->family_id, "entourage_remove", target,
+                  "Votre entourage", body) != 0)
+    {
+        return 0;
+    }
+
+    snprintf(target, sizeof(target), "entourage:%s", rq->param[0]);
+    kv[0] = "reason";
+    kv[1] = reason;
+    kv[2] = "name";
+    kv[3] = name;
+    kv[4] = "family_id";
+    kv[5] = rq->family_id;
+
+    if (gcho_audit_kv(rq, "entourage.remove", target, kv, 3) != 0
+        || gcho_commit(rq) != 0)
+    {
+        return 0;
+    }
+
+    return gcho_reply_row(rq, 200, "select " GCHO_ENT_JSON
+                                   " from entourage_person e where e.id = $1",
+                          1, p, "Personne introuvable.");
+}
+
+
+const gcho_route_t  gcho_entourage_routes[] = {
+    { "GET", "/api/entourage", GCHO_FAMILY, 0, 0, gcho_ent_list },
+    { "POST", "/api/entourage", GCHO_FAMILY, 0, GCHO_BODY_JSON,
+      gcho_ent_add },
+    { "PUT", "/api/entourage/*", GCHO_FAMILY, 0, GCHO_BODY_JSON,
+      gcho_ent_edit },
+    { "GET", "/api/staff/entourage", GCHO_STAFF, GCHO_AGENT, 0,
+      gcho_ent_staff_list },
+    { "DELETE", "/api/staff/entourage/*", GCHO_STAFF, GCHO_AGENT,
+      GCHO_BODY_JSON, gcho_ent_remove },
+    { NULL, NULL, 0, 0, 0, NULL }
+};
