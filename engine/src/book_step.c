@@ -114,15 +114,41 @@ gch_step1_needs(gch_book_t *b, gch_cmdlist_t *l)
 }
 
 
+/* {T}:f:<fid>:waits into key and its field "<sid> <cid>"; -1: too long */
+static int
+gch_waits_field(gch_book_t *b, const gch_cell_t *c, char *key, char *field)
+{
+    size_t  slen, clen;
+
+    slen = strlen(c->session->id);
+    clen = strlen(c->child->id);
+    if (gch_key3(key, GCH_KEY_MAX, b->in.town->keys.f, b->in.family->id,
+                 strlen(b->in.family->id), ":" GCH_KEY_WAITS) < 0
+        || slen + clen + 2 > GCH_KEY_MAX)
+    {
+        return -1;
+    }
+
+    memcpy(field, c->session->id, slen);
+    field[slen] = ' ';
+    memcpy(field + slen + 1, c->child->id, clen + 1);
+
+    return 0;
+}
+
+
 /*
  * A cell that asked for the waiting list ("waitlist": true), right after
  * its place's BITFIELD, in the same MULTI: whatever the BITFIELD says,
  * HSETNX {T}:s:<sid>:waiters <cid> "<bid> <fid> <at_ms>" (0: the child is
- * on the list already), RPUSH {T}:s:<sid>:wait <cid> and LPOS of the child
- * (its first place, from 0).  The list's order is the order in which
- * Redis ran the step ones; step two takes the push back unless the cell
- * was refused full (a duplicate is taken back too: the first place
- * stays).
+ * on the list already), RPUSH {T}:s:<sid>:wait <cid>, LPOS of the child
+ * (its first place, from 0), SADD {T}:waiting <sid> (the sessions the
+ * worker's promoter watches) and HSET {T}:f:<fid>:waits "<sid> <cid>"
+ * <bid> (the family's places): an attempt whose step two never comes
+ * leaves a list entry that is seen, promoted and shown.  The list's order
+ * is the order in which Redis ran the step ones; step two takes the push
+ * back unless the cell was refused full (a duplicate is taken back too:
+ * the first place stays).
  */
 static void
 gch_step1_wait(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
@@ -151,6 +177,15 @@ gch_step1_wait(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
     gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAIT);
     gch_cmdlist_cmd(l, "RPUSH", key, c->child->id, NULL);
     gch_cmdlist_cmd(l, "LPOS", key, c->child->id, NULL);
+    gch_cmdlist_cmd(l, "SADD", b->in.town->keys.waiting, c->session->id,
+                    NULL);
+
+    if (gch_waits_field(b, c, key, val) != 0) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_cmdlist_cmd(l, "HSET", key, val, c->bid, NULL);
     c->wl = 1;
 }
 
@@ -277,39 +312,23 @@ gch_book_step1(gch_book_t *b)
 
 
 /*
- * Step two's part of the waiting list (gch_step1_wait): a cell that stays
- * on it is named in {T}:waiting (the sessions the worker's promoter
- * watches) and in the family's {T}:f:<fid>:waits; otherwise our push is
- * taken back (LREM ... -1: the last, the child's first place stays) and
- * the entry too when it was ours; a booked cell takes the child off the
- * list altogether (an earlier place of it too).
+ * Step two's part of the waiting list (gch_step1_wait): a cell refused
+ * full stays as step one left it; otherwise our push is taken back (LREM
+ * ... -1: the last, the child's first place stays) and the entry and the
+ * family's field too when they were ours; a booked cell takes the child
+ * off the list altogether (an earlier place of it too).
  */
 static void
 gch_undo_wait(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
 {
     char     key[GCH_KEY_MAX], field[GCH_KEY_MAX];
-    size_t   slen, clen;
 
-    slen = strlen(c->session->id);
-    clen = strlen(c->child->id);
-    if (gch_key3(key, sizeof(key), b->in.town->keys.f, b->in.family->id,
-                 strlen(b->in.family->id), ":" GCH_KEY_WAITS) < 0
-        || slen + clen + 2 > sizeof(field))
-    {
+    if (gch_waits_field(b, c, key, field) != 0) {
         l->failed = 1;
         return;
     }
 
-    memcpy(field, c->session->id, slen);
-    field[slen] = ' ';
-    memcpy(field + slen + 1, c->child->id, clen + 1);
-
-    if (GCH_WAITLISTED(c)) {
-        gch_cmdlist_cmd(l, "SADD", b->in.town->keys.waiting, c->session->id,
-                        NULL);
-        gch_cmdlist_cmd(l, "HSET", key, field, c->bid, NULL);
-
-    } else if (c->reason == GCH_REASON_NONE) {
+    if (c->reason == GCH_REASON_NONE) {
         /* booked: the child leaves the list, an earlier place too */
         gch_cmdlist_cmd(l, "HDEL", key, field, NULL);
         gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAIT);
@@ -319,14 +338,20 @@ gch_undo_wait(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
         return;
     }
 
-    if (!GCH_WAITLISTED(c) || !c->wl_new) {
-        gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAIT);
-        gch_cmdlist_cmd(l, "LREM", key, "-1", c->child->id, NULL);
+    if (GCH_WAITLISTED(c) && c->wl_new) {
+        return;                          /* it stays, as step one left it */
     }
 
+    gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAIT);
+    gch_cmdlist_cmd(l, "LREM", key, "-1", c->child->id, NULL);
+
     if (!GCH_WAITLISTED(c) && c->wl_new) {
+        /* refused otherwise: the entry step one made goes too */
         gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAITERS);
         gch_cmdlist_cmd(l, "HDEL", key, c->child->id, NULL);
+        if (gch_waits_field(b, c, key, field) == 0) {
+            gch_cmdlist_cmd(l, "HDEL", key, field, NULL);
+        }
     }
 }
 
@@ -415,8 +440,8 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
     c->took_place = (bf->element[0]->type == REDIS_REPLY_INTEGER);
 
     if (c->wl) {
-        /* HSETNX, RPUSH, LPOS (gch_step1_wait) */
-        if (*k + 3 > exec->elements
+        /* HSETNX, RPUSH, LPOS, SADD, HSET (gch_step1_wait) */
+        if (*k + 5 > exec->elements
             || exec->element[*k]->type != REDIS_REPLY_INTEGER)
         {
             return -1;
@@ -425,7 +450,7 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
         c->wl_new = (exec->element[*k]->integer == 1);
         r = exec->element[*k + 2];
         c->position = (r->type == REDIS_REPLY_INTEGER) ? r->integer + 1 : 0;
-        *k += 3;
+        *k += 5;
     }
 
     if (held && c->reason == GCH_REASON_NONE) {
