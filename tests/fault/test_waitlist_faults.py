@@ -1,4 +1,4 @@
-"""test_waitlist.py -- waiting lists (issue 23) when a process dies.
+"""test_waitlist_faults.py -- waiting lists (issue 23) when a process dies.
 
 * test_worker_killed_mid_promotion: guichet-worker killed (kill -9) in the
   middle of a promotion: nothing lost, nothing promoted twice.
