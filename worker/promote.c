@@ -39,6 +39,7 @@
 
 
 static uint64_t  gchw_promote_attempts;
+static int       gchw_promote_started;     /* a first turn was done */
 
 
 /* Sends a MULTI ... EXEC list; the EXEC reply (freeReplyObject) or NULL. */
@@ -454,11 +455,12 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
 int
 gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
 {
-    int                n, got;
-    size_t             i;
-    long long          gen;
-    redisReply        *x;
-    const gch_town_t  *t;
+    int                   n, got;
+    size_t                i;
+    long long             gen, *left;
+    redisReply           *x, *y;
+    const gch_town_t     *t;
+    const gch_session_t  *s;
 
     x = redisCommand(rc, "SMEMBERS " GCH_KEY_WAITING, gchb_town);
     if (x == NULL) {
@@ -477,9 +479,48 @@ gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
         return rc->err ? -1 : 0;
     }
 
+    /* one round trip for every session's places; only a session with a
+     * place online, or past its deadline, is looked at (and every one at
+     * the first turn of a worker: a promotion its predecessor recorded
+     * but did not finish) */
+    for (i = 0; i < x->elements; i++) {
+        redisAppendCommand(rc, "BITFIELD " GCH_KEY_S(GCH_KEY_LEFT)
+                           " GET u32 0", gchb_town,
+                           x->element[i]->type == REDIS_REPLY_STRING
+                           ? x->element[i]->str : "");
+    }
+
+    /* every reply read before any promotion sends its own commands */
+    left = calloc(x->elements, sizeof(long long));
+    if (left == NULL) {
+        freeReplyObject(x);
+        return 0;
+    }
+
+    for (i = 0; i < x->elements; i++) {
+        if (redisGetReply(rc, (void **) &y) != REDIS_OK) {
+            free(left);
+            freeReplyObject(x);
+            return -1;
+        }
+
+        left[i] = (y->type == REDIS_REPLY_ARRAY && y->elements == 1
+                   && y->element[0]->type == REDIS_REPLY_INTEGER)
+                  ? y->element[0]->integer : 0;
+        freeReplyObject(y);
+    }
+
     n = 0;
     for (i = 0; i < x->elements; i++) {
         if (x->element[i]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        s = gch_town_session(t, x->element[i]->str,
+                             strlen(x->element[i]->str));
+        if (left[i] <= 0 && gchw_promote_started
+            && !(s && gch_wait_closed(t, s, now_ms)))
+        {
             continue;
         }
 
@@ -487,6 +528,7 @@ gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
         if (got < 0) {
             gchb_log("error", "waitlist %s: redis: %s", x->element[i]->str,
                      rc->errstr);
+            free(left);
             freeReplyObject(x);
             return -1;
         }
@@ -494,6 +536,8 @@ gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
         n += got;
     }
 
+    free(left);
     freeReplyObject(x);
+    gchw_promote_started = 1;
     return n;
 }
