@@ -31,13 +31,16 @@ char         gchb_town[GCH_TOWN_ID_MAX + 1] = GCH_TOWN_DEFAULT;
 gchb_keys_t  gchb_keys;
 
 
-/* gchb_town and gchb_keys for the town id (already checked) */
-static void
-gchb_town_set(const char *id)
+/* See gchb.h. */
+void
+gchb_town_set(const char *town)
 {
+    char          id[GCH_TOWN_ID_MAX + 1];
     gchb_keys_t  *k = &gchb_keys;
 
-    snprintf(gchb_town, GCH_TOWN_ID_MAX + 1, "%s", id);
+    /* town may be gchb_town itself */
+    snprintf(id, sizeof(id), "%s", town);
+    memcpy(gchb_town, id, sizeof(id));
 
     snprintf(k->catalogue, GCHB_KEY_MAX, GCH_KEY_CATALOGUE, id);
     snprintf(k->catalogue_version, GCHB_KEY_MAX, GCH_KEY_CATALOGUE_VERSION,
@@ -118,6 +121,7 @@ static const gchb_setting_t  gchb_settings[] = {
     { "token_ttl_s",         GCHB_POSINT, GCHB_OFF(token_ttl_s), "43200" },
     { "site_url",            GCHB_STR,    GCHB_OFF(site_url),
       "http://127.0.0.1:8080" },
+    { "town_site_url",       GCHB_STR,    GCHB_OFF(town_site_url), "" },
     { "payfip_url",          GCHB_STR,    GCHB_OFF(payfip_url),
       "http://127.0.0.1:8090" },
     { "payfip_client",       GCHB_STR,    GCHB_OFF(payfip_client), "000000" },

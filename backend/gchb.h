@@ -89,6 +89,7 @@ typedef struct {
     int     office_hash_threads;
     int     token_ttl_s;
     char   *site_url;
+    char   *town_site_url;       /* another town's: "{town}" its id */
     char   *payfip_url;
     char   *payfip_client;
     char   *sepa_creditor_name;
@@ -105,12 +106,16 @@ typedef struct {
  */
 int gchb_conf_load(gchb_conf_t *conf, const char *file);
 /*
- * The town this process serves (setting "town", default "main"), the
- * first argument of every Redis key (gch_keys.h): one town per process
- * for now.  Set by a successful gchb_conf_load(); the setting is refused
- * unless it is a town id ([a-z0-9-]{1,40}).
+ * The town this process is serving now (setting "town", default "main"),
+ * the first argument of every Redis key (gch_keys.h).  Set by a
+ * successful gchb_conf_load(); the setting is refused unless it is a town
+ * id ([a-z0-9-]{1,40}).  guichetctl --town, the worker (each town of the
+ * database in turn) and guichet-office (each request's town) change it
+ * with gchb_town_set() (an id already checked), together with the
+ * PostgreSQL schema (gchb_pg_town).
  */
 extern char  gchb_town[];
+void gchb_town_set(const char *id);
 
 /* The town's global keys, whole, for the commands sent as argv. */
 #define GCHB_KEY_MAX  (GCH_TOWN_ID_MAX + 32)
@@ -275,6 +280,36 @@ int gchb_arr_exec_raw(PGconn *pg, const char *what, const char *sql,
 /* The same with n arrays, closed here (gchb_arr_end). */
 int gchb_arr_exec(PGconn *pg, const char *what, const char *sql,
     gchb_arr_t *arr, int n, long *changed);
+
+
+/* ------------------------------------------------------------------ */
+/* towns in PostgreSQL (towns.c)                                        */
+
+/*
+ * Each town's rows live in its own schema, "town_<id>" ('-' written '_'),
+ * listed in public.platform_town (docs/architecture.md, "Towns in
+ * PostgreSQL"); a connection serves one town at a time: its search_path.
+ */
+#define GCHB_SCHEMA_MAX  (GCH_TOWN_ID_MAX + 6)
+#define GCHB_TOWNS_MAX   256             /* served by one worker */
+void gchb_town_schema(const char *town, char out[GCHB_SCHEMA_MAX]);
+/* The connection's search_path set to town's schema, and gchb_town set
+ * too: 0; 1 when the database has no such town; -1 after logging. */
+int gchb_pg_town(PGconn *pg, const char *town);
+/* The towns of the database, ordered, into ids (at most max): how many,
+ * 0 when the database has none yet (nor the table), or -1 after logging. */
+int gchb_pg_towns(PGconn *pg, char (*ids)[GCH_TOWN_ID_MAX + 1], int max);
+/*
+ * guichetctl migrate: a database of the layout before towns (the tables in
+ * public) has them moved into the schema of the town legacy (the
+ * configured one, whose file was loaded); town (NULL: none) is created
+ * when absent (the first town becomes the database's default search_path,
+ * for psql); then every town's schema gets the migrations it lacks.
+ * *applied: how many were applied in all.  0, or -1 after logging.
+ */
+int gchb_migrate_towns(PGconn *pg, const char *dir, const char *legacy,
+    const char *town, int *applied);
+
 
 
 /* ------------------------------------------------------------------ */

@@ -14,8 +14,10 @@
  *      is later (never before the services); then its lines, one per
  *      child x date x unit at the booking's price_cents, and its total.
  *   2. A PDF (libharu) per invoice of the month whose file is missing:
- *      <invoice_dir>/<family_id>/<invoice_id>.pdf, written to a temporary
- *      name and renamed.
+ *      <invoice_dir>/<family_id>/<invoice_id>.pdf for the town main (as
+ *      before towns), <invoice_dir>/towns/<town>/<family_id>/<invoice_id>
+ *      .pdf for any other (ids are each town's own), written to a
+ *      temporary name and renamed.
  *   3. SET {T}:f:<fid>:invoices <JSON array> for every family invoiced that
  *      month (all its invoices, newest month first), for the module's
  *      GET /api/invoices.
@@ -462,7 +464,7 @@ static int
 gchb_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
 {
     int          n, row, first, written, rc;
-    char         path[4096];
+    char         path[4096], tdir[3072];
     PGresult    *res;
     const char  *params[1];
 
@@ -490,14 +492,30 @@ gchb_invoice_pdfs(PGconn *pg, const char *dir, const char *month)
             }
         }
 
-        snprintf(path, sizeof(path), "%s/%s", dir,
+        if (strcmp(gchb_town, GCH_TOWN_DEFAULT) == 0) {
+            snprintf(tdir, sizeof(tdir), "%s", dir);
+
+        } else {
+            snprintf(tdir, sizeof(tdir), "%s/towns", dir);
+            if (gchb_mkdir(tdir) != 0) {
+                rc = -1;
+                break;
+            }
+            snprintf(tdir, sizeof(tdir), "%s/towns/%s", dir, gchb_town);
+            if (gchb_mkdir(tdir) != 0) {
+                rc = -1;
+                break;
+            }
+        }
+
+        snprintf(path, sizeof(path), "%s/%s", tdir,
                  PQgetvalue(res, first, 2));
         if (gchb_mkdir(path) != 0) {
             rc = -1;
             break;
         }
 
-        snprintf(path, sizeof(path), "%s/%s/%s.pdf", dir,
+        snprintf(path, sizeof(path), "%s/%s/%s.pdf", tdir,
                  PQgetvalue(res, first, 2), PQgetvalue(res, first, 0));
         if (access(path, F_OK) == 0) {
             continue;

@@ -7,12 +7,14 @@
 #                       invariant checker.  Results in bench/out/.
 #   make bench-quick    bench/run --quick (under 2 minutes, a smoke test)
 #   make bench-rush     only the rush client, build/rush
+#   make bench-cluster  bench/cluster.py: one Redis against a 3-master
+#                       cluster, with and without WAIT (issue 21)
 #
 # docs/benchmarks.md says how to read the results.
 
 BENCH_CFLAGS := -O2 -Wall -Wextra -Werror
 
-.PHONY: bench bench-quick bench-rush
+.PHONY: bench bench-quick bench-rush bench-cluster
 
 bench-rush: build/rush
 
@@ -25,3 +27,6 @@ bench: build build/rush
 
 bench-quick: build build/rush
 	bench/run --quick
+
+bench-cluster: build build/rush
+	bench/cluster.py

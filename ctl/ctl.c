@@ -1,6 +1,8 @@
 /*
  * ctl.c -- guichetctl, the operators' tool.
  *
+ *   guichetctl [-c FILE] [--town ID] COMMAND ...; the commands:
+ *
  *   guichetctl [-c FILE] migrate
  *   guichetctl [-c FILE] load-town FILE [--replace]
  *   guichetctl [-c FILE] publish [--rebuild]
@@ -17,8 +19,12 @@
  *
  * Without -c, the settings are $GUICHET_CONF, else the var/worker.conf of
  * the checkout whose build/ holds this program (make run writes it), else
- * the built-in defaults (gchb_conf_find).  A Redis still loading its data
- * after a restart is waited for (one progress line).
+ * the built-in defaults (gchb_conf_find).  --town ID: the town to work
+ * on, else the setting town when the database has it, else the database's
+ * only town (gchc_town_use); migrate applies the migrations to every town
+ * of the database and creates the run's town when it is not there.  A
+ * Redis still loading its data after a restart is waited for (one
+ * progress line).
  *
  * Exit status 0 on success, 1 on failure (message on stderr), 2 on a usage
  * error.  See docs/worker.md.
@@ -35,6 +41,48 @@
 
 
 #define GCHC_TOKEN_TTL  (12 * 3600)
+
+
+/* --town ID, NULL when not given */
+static const char  *gchc_town_arg;
+
+
+/*
+ * The town of this run, on the connection and in gchb_town: --town, else
+ * the configured town when the database has it, else the database's only
+ * town.  0, or -1 after saying why.
+ */
+static int
+gchc_town_use(PGconn *pg)
+{
+    int   n, i, rc;
+    char  ids[GCHB_TOWNS_MAX][GCH_TOWN_ID_MAX + 1];
+
+    n = gchb_pg_towns(pg, ids, GCHB_TOWNS_MAX);
+    if (n < 0) {
+        return -1;
+    }
+
+    if (gchc_town_arg == NULL && n == 1) {
+        for (i = 0; i < n && strcmp(ids[i], gchb_town) != 0; i++) {
+            /* void */
+        }
+
+        if (i == n) {
+            gchb_town_set(ids[0]);
+        }
+    }
+
+    rc = gchb_pg_town(pg, gchb_town);
+
+    if (rc == 1) {
+        fprintf(stderr, "guichetctl: the database has no town \"%s\" "
+                "(guichetctl --town %s migrate creates it)\n", gchb_town,
+                gchb_town);
+    }
+
+    return rc == 0 ? 0 : -1;
+}
 
 
 /* What a command connects to (gchc_open). */
@@ -55,9 +103,13 @@ static void
 gchc_usage(void)
 {
     fprintf(stderr,
-        "usage: guichetctl [-c FILE] COMMAND\n"
+        "usage: guichetctl [-c FILE] [--town ID] COMMAND\n"
         "  (without -c: $GUICHET_CONF, else this checkout's var/worker.conf)\n"
+        "  (without --town: the setting town when the database has it,\n"
+        "   else the database's only town)\n"
         "  migrate                    apply sql migrations not yet applied\n"
+        "                             to every town; creates the run's\n"
+        "                             town when the database lacks it\n"
         "  load-town FILE [--replace] load a town file, then publish;\n"
         "                             --replace: even another town's, or\n"
         "                             one dropping families with bookings\n"
@@ -105,6 +157,12 @@ gchc_open(gchc_conn_t *c, const gchb_conf_t *conf, gchc_need_t need)
         return -1;
     }
 
+    if (gchc_town_use(c->pg) != 0) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+        return -1;
+    }
+
     if (need == GCHC_PG) {
         return 0;
     }
@@ -141,11 +199,15 @@ gchc_cmd_migrate(const gchb_conf_t *conf)
     int          applied, rc;
     gchc_conn_t  c;
 
-    if (gchc_open(&c, conf, GCHC_PG) != 0) {
+    /* every town of the database, this run's town created if need be */
+    c.redis = NULL;
+    c.pg = gchb_pg_connect(conf);
+    if (c.pg == NULL) {
         return 1;
     }
 
-    rc = gchb_migrate(c.pg, conf->migrations_dir, &applied);
+    rc = gchb_migrate_towns(c.pg, conf->migrations_dir, conf->town,
+                            gchb_town, &applied);
     gchc_close(&c);
 
     if (rc != 0) {
@@ -445,8 +507,13 @@ gchc_print_token(const uint8_t *secret, const char *fid, long ttl,
     now = (int64_t) time(NULL);
     exp = now + ttl;
 
-    /* v2: the issue time tells nginx whether its catalogue is older */
-    if (gch_token_issue(tok, secret, fid, now, exp, nonce) != GCH_OK) {
+    /*
+     * v4: the town it is for, and the issue time that tells nginx whether
+     * its catalogue is older
+     */
+    if (gch_token_issue(tok, secret, gchb_town, fid, now, exp, nonce)
+        != GCH_OK)
+    {
         fprintf(stderr, "guichetctl: cannot make a token for \"%s\"\n",
                 fid);
         return 1;
@@ -886,6 +953,18 @@ main(int argc, char **argv)
         i += 2;
     }
 
+    if (i + 1 < argc && strcmp(argv[i], "--town") == 0) {
+        gchc_town_arg = argv[i + 1];
+        i += 2;
+
+        if (!gch_town_id_ok(gchc_town_arg, strlen(gchc_town_arg))) {
+            fprintf(stderr, "guichetctl: --town \"%s\" is not a town id "
+                    "(1 to %d characters among a-z, 0-9 and \"-\")\n",
+                    gchc_town_arg, GCH_TOWN_ID_MAX);
+            return 2;
+        }
+    }
+
     if (i >= argc) {
         gchc_usage();
         return 2;
@@ -908,6 +987,10 @@ main(int argc, char **argv)
 
     if (gchb_conf_load(&conf, gchb_conf_find(file)) != 0) {
         return 1;
+    }
+
+    if (gchc_town_arg) {
+        gchb_town_set(gchc_town_arg);
     }
 
     rc = gchc_command(&conf, cmd, argc, argv, i);

@@ -302,15 +302,17 @@ gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
 
     p[0] = t->name;
     p[1] = t->timezone ? t->timezone : "Europe/Paris";
-    p[2] = catalogue;
+    p[2] = gchb_town;
 
     if (gchb_arr_exec_raw(pg, "town",
-            "insert into town (id, name, timezone) values (1, $1, $2)"
+            "insert into town (id, name, timezone, town_id)"
+            " values (1, $1, $2, $3)"
             " on conflict (id) do update set name = excluded.name,"
-            "   timezone = excluded.timezone"
-            " where (town.name, town.timezone) is distinct from"
-            "   (excluded.name, excluded.timezone)",
-            p, 2, changed) != 0)
+            "   timezone = excluded.timezone, town_id = excluded.town_id"
+            " where (town.name, town.timezone, town.town_id)"
+            "   is distinct from"
+            "   (excluded.name, excluded.timezone, excluded.town_id)",
+            p, 3, changed) != 0)
     {
         return -1;
     }
@@ -321,7 +323,7 @@ gchc_load_town_row(PGconn *pg, const gch_town_t *t, const char *catalogue,
             "   set version = catalogue.version + 1, json = excluded.json,"
             "   updated_at = now()"
             " where catalogue.json is distinct from excluded.json",
-            p + 2, 1, changed) != 0)
+            &catalogue, 1, changed) != 0)
     {
         return -1;
     }
@@ -493,11 +495,11 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
         return -1;
     }
 
-    /* one town per process: the file must be the configured town's */
+    /* the file must be the town this run works on (--town, the setting) */
     if (strcmp(t->id, gchb_town) != 0) {
         fprintf(stderr, "guichetctl: %s: the file is town \"%s\" but this "
-                "guichetctl serves town \"%s\" (setting town = %s in %s): "
-                "nothing loaded\n", path, t->id, gchb_town, gchb_town,
+                "guichetctl works on town \"%s\" (--town, else the setting "
+                "town in %s): nothing loaded\n", path, t->id, gchb_town,
                 gchb_conf_source() ? gchb_conf_source() : "no settings file");
         gch_town_free(t);
         return -1;

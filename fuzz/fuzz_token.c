@@ -16,7 +16,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t         exp;
     static uint8_t  secret[GCH_SECRET_LEN] = { 1, 2, 3 };
 
-    if (gch_token_verify(secret, (const char *) data, size, 1700000000,
+    if (gch_token_verify(secret, "main", (const char *) data, size,
+                         1700000000,
                          fid, sizeof(fid), &exp)
         == GCH_OK)
     {

@@ -8,21 +8,24 @@
  * answers MOVED or a slot's master is not up; one refresh is in flight at
  * a time.  Every master gets the adapter's pool of connections
  * (ngx_http_guichet_redis.c).  A command list (one MULTI ... EXEC of a
- * saga step) goes to the master of the slot of its keys: they must share
- * one (a town's keys carry the town's hash tag), a list that spans slots
- * is never sent.  The adapter peeks at each reply of the list:
+ * saga step) goes to the master of the slot of its first key (a town's
+ * keys carry the town's hash tag; Redis refuses a transaction that spans
+ * slots whole, CROSSSLOT).  A list goes without looking at each reply;
+ * when its EXEC is refused (EXECABORT: nothing ran) it is sent once more
+ * to the same node, looking at every reply:
  *
- *   MOVED  on a queued command makes EXEC fail (EXECABORT), nothing ran:
- *          the slot's owner is remembered, the map refreshed, and the
- *          whole list sent again to the new owner;
+ *   MOVED  on a queued command: the slot's owner is remembered, the map
+ *          refreshed, and the whole list sent again to the new owner;
  *   ASK    (the slot is migrating and a key is already, or not yet, on
  *          the target): ASKING then the whole list on the target; ASKING
- *          holds from MULTI to EXEC.  A transaction of several keys some
- *          of which the target does not hold yet gets TRYAGAIN there:
- *          the step's handler sees an error reply, the client 503;
- *   a node that is down, a slot nobody serves (CLUSTERDOWN), TRYAGAIN:
- *          the handler gets NULL or the error: 503 with Retry-After,
- *          never a wrong answer.
+ *          holds from MULTI to EXEC on Redis 7.0;
+ *   TRYAGAIN (at the target, a transaction of several keys some of which
+ *          are not there yet): nothing ran; sent again from the start
+ *          NGX_HTTP_GUICHET_TRYAGAIN_MS later, a few times, then the
+ *          handler gets the error: 503;
+ *   a node that is down, a slot nobody serves (CLUSTERDOWN): the handler
+ *          gets NULL or the error: 503 with Retry-After, never a wrong
+ *          answer.
  *
  * A list follows at most NGX_HTTP_GUICHET_REDIRECTS redirections.  The
  * hiredis replies the handler gets are those of the node that ran the
@@ -61,6 +64,7 @@ typedef struct {
     ngx_uint_t                      redirects;
     ngx_uint_t                      resends;
     ngx_uint_t                      tryagain;
+    ngx_uint_t                      peek;       /* look at every reply */
     ngx_uint_t                      owned;      /* frees cmds' data */
     ngx_event_t                     resend;
 } ngx_http_guichet_route_t;
@@ -125,6 +129,30 @@ ngx_http_guichet_slot_error(ngx_int_t slot)
     default:
         return "is malformed";
     }
+}
+
+
+/*
+ * The slot of a list: of its first command with a key.  The others are
+ * not looked at (a booking's step has some twenty): a town's keys share
+ * its hash tag, and Redis refuses a transaction whose keys span slots
+ * whole (CROSSSLOT, EXECABORT: nothing runs, the client gets 503).
+ */
+static ngx_int_t
+ngx_http_guichet_list_slot(const gch_cmds_t *cmds)
+{
+    int     slot;
+    size_t  i;
+
+    for (i = 0; i < cmds->ncmds; i++) {
+        slot = gch_cluster_cmd_slot(cmds->cmds[i].data, cmds->cmds[i].len);
+
+        if (slot != GCH_CLUSTER_NOKEY) {
+            return slot;
+        }
+    }
+
+    return GCH_CLUSTER_NOKEY;
 }
 
 
@@ -520,6 +548,22 @@ ngx_http_guichet_route_done(redisReply *reply, void *data)
     }
 
     /*
+     * EXECABORT: a queued command was refused, nothing ran.  Lists go
+     * without looking at each reply (the common case costs nothing); a
+     * list refused so is sent once more, to the same node, looking at
+     * every reply this time: the refusal says where to (MOVED, ASK).
+     */
+    if (redirect == NULL && reply && reply->type == REDIS_REPLY_ERROR
+        && ngx_strncmp(reply->str, "EXECABORT", 9) == 0 && !rt->peek
+        && !ngx_http_guichet_cluster_exiting)
+    {
+        rt->peek = 1;
+        rt->resends = 0;
+        ngx_http_guichet_route_go(rt);
+        return;
+    }
+
+    /*
      * Only a list that did not run is sent again: its last reply is the
      * error (EXECABORT after a MOVED or ASK of a queued command, or the
      * redirection of a single command).
@@ -642,7 +686,7 @@ ngx_http_guichet_route_new(const gch_cmds_t *cmds, ngx_uint_t copy_data,
     rt->owned = copy_data;
     rt->handler = handler;
     rt->data = data;
-    rt->slot = gch_cluster_cmds_slot(cmds);
+    rt->slot = ngx_http_guichet_list_slot(cmds);
     rt->resend.handler = ngx_http_guichet_resend_handler;
     rt->resend.data = rt;
     rt->resend.log = ngx_cycle->log;
@@ -686,7 +730,7 @@ ngx_http_guichet_redis_send(const gch_cmds_t *cmds,
                              : ngx_http_guichet_any_node();
 
     if (rt->node == NULL
-        || ngx_http_guichet_redis_node_send(rt->node, &rt->cmds, 0, 1, 0,
+        || ngx_http_guichet_redis_node_send(rt->node, &rt->cmds, 0, 0, 0,
                                             ngx_http_guichet_route_done, rt)
            != NGX_OK)
     {
@@ -807,7 +851,7 @@ ngx_http_guichet_redis_command(ngx_http_guichet_redis_pt handler, void *data,
         rt->node = rt->slot >= 0 ? ngx_http_guichet_slots[rt->slot]
                                  : ngx_http_guichet_any_node();
         rc = rt->node
-             ? ngx_http_guichet_redis_node_send(rt->node, &rt->cmds, 0, 1, 1,
+             ? ngx_http_guichet_redis_node_send(rt->node, &rt->cmds, 0, 0, 1,
                                                 ngx_http_guichet_route_done,
                                                 rt)
              : NGX_DECLINED;

@@ -205,6 +205,26 @@ ngx_module_t  ngx_http_guichet_module = {
 
 
 static ngx_str_t  ngx_http_guichet_family_name = ngx_string("guichet_family");
+static ngx_str_t  ngx_http_guichet_town_name = ngx_string("guichet_town");
+
+
+/* $guichet_town: the location's guichet_town (for guichet-office) */
+static ngx_int_t
+ngx_http_guichet_town_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_guichet_loc_conf_t  *glcf;
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_guichet_module);
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = glcf->town.data;
+    v->len = glcf->town.len;
+
+    return NGX_OK;
+}
 
 
 static ngx_int_t
@@ -219,6 +239,13 @@ ngx_http_guichet_add_variables(ngx_conf_t *cf)
     }
 
     var->get_handler = ngx_http_guichet_family_variable;
+
+    var = ngx_http_add_variable(cf, &ngx_http_guichet_town_name, 0);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_guichet_town_variable;
 
     return NGX_OK;
 }

@@ -509,13 +509,18 @@ ngx_http_guichet_redis_node_send(ngx_http_guichet_redis_node_t *node,
     rc = NULL;
 
     /*
-     * Requests' lists take the connections in turn; the module's own
-     * (quiet) commands take the first that is up, so that those sent in
-     * a row in one turn of the event loop go out together, in order.
+     * Requests' lists take the connections in turn, those not blocked in
+     * a WAIT first (Redis runs nothing behind a WAIT on its connection
+     * until it returns); the module's own (quiet) commands take the first
+     * that is up, so that those sent in a row in one turn of the event
+     * loop go out together, in order.
      */
-    for (k = 0; k < node->nconns; k++) {
-        rc = &node->conns[quiet ? k : (node->next + k) % node->nconns];
-        if (rc->connected && rc->ac) {
+    for (k = 0; k < 2 * node->nconns; k++) {
+        rc = &node->conns[quiet ? k % node->nconns
+                                : (node->next + k) % node->nconns];
+        if (rc->connected && rc->ac
+            && (quiet || k >= node->nconns || rc->wait == NULL))
+        {
             break;
         }
         rc = NULL;

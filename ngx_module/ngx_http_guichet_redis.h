@@ -72,8 +72,9 @@ ngx_http_guichet_redis_node_t *ngx_http_guichet_redis_node_next(
  * The commands of one list (e.g. one MULTI ... EXEC) in a row on one
  * pooled connection of node (quiet: the first up, and no hooks), after
  * ASKING if asking.  NGX_OK (handler is then called exactly once), or
- * NGX_DECLINED when no connection of the node is up.  With peek, every reply of the list is looked at: the first
- * redirection (MOVED, ASK) among them is told by redis_redirect().
+ * NGX_DECLINED when no connection of the node is up.  With peek, every
+ * reply of the list is looked at: the first redirection (MOVED, ASK)
+ * among them is told by redis_redirect().
  */
 ngx_int_t ngx_http_guichet_redis_node_send(ngx_http_guichet_redis_node_t *node,
     const gch_cmds_t *cmds, ngx_uint_t asking, ngx_uint_t peek,

@@ -170,15 +170,16 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
         return NGX_DECLINED;
     }
 
-    if (gch_token_verify(gmcf->secret, (const char *) tok.data, tok.len,
-                         ngx_time(), fid, size, NULL)
+    /* a token of this location's town only, checked against its logouts */
+    town = ngx_http_guichet_tenant(r);
+
+    if (gch_token_verify(gmcf->secret, (const char *) town->id.data,
+                         (const char *) tok.data, tok.len, ngx_time(), fid,
+                         size, NULL)
         != GCH_OK)
     {
         return NGX_DECLINED;
     }
-
-    /* the logout set of this location's town */
-    town = ngx_http_guichet_tenant(r);
 
     if (town->nrevoked) {
         ngx_http_guichet_token_hash(tok.data, tok.len, hash);
@@ -594,8 +595,8 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
     expires = ngx_time() + gmcf->token_ttl;
     randombytes_buf(nonce, sizeof(nonce));
 
-    if (gch_token_issue(token, gmcf->secret, op->fid, ngx_time(), expires,
-                        nonce)
+    if (gch_token_issue(token, gmcf->secret, NGX_HTTP_GUICHET_T(op), op->fid,
+                        ngx_time(), expires, nonce)
         != GCH_OK)
     {
         ngx_http_guichet_op_unavailable(op);
@@ -855,8 +856,10 @@ ngx_http_guichet_logout(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
 
     if (!gmcf->have_secret
         || ngx_http_guichet_token(r, &tok, &is_cookie) != NGX_OK
-        || gch_token_verify(gmcf->secret, (const char *) tok.data, tok.len,
-                            ngx_time(), fid, sizeof(fid), &expires)
+        || gch_token_verify(gmcf->secret,
+                            (const char *) ngx_http_guichet_tenant(r)->id.data,
+                            (const char *) tok.data, tok.len, ngx_time(), fid,
+                            sizeof(fid), &expires)
            != GCH_OK)
     {
         /* nothing to end: just clear the cookie */

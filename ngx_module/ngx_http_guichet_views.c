@@ -366,7 +366,8 @@ ngx_http_guichet_invoices_done(ngx_http_guichet_op_t *op, redisReply *reply)
 
 /*
  * GET /api/invoices/{id}.pdf: the file the worker wrote under its
- * invoice_dir, <family>/<id>.pdf, served by nginx from the internal
+ * invoice_dir, <family>/<id>.pdf (a town other than main: towns/<town>/
+ * <family>/<id>.pdf, backend/invoice.c), served by nginx from the internal
  * location /_invoices/.  The family comes from the token, so another
  * family's invoice is simply not there (404).
  */
@@ -376,7 +377,7 @@ ngx_http_guichet_invoice_pdf(ngx_http_request_t *r,
 {
     char       *fid = call->fid;
     ngx_str_t  *name = &call->arg;
-    u_char     *p;
+    u_char     *p, *town;
     ngx_str_t   uri, id;
 
     if (name->len <= 4 || name->len > 64 + 4
@@ -398,13 +399,26 @@ ngx_http_guichet_invoice_pdf(ngx_http_request_t *r,
         }
     }
 
-    uri.len = sizeof("/_invoices//.pdf") - 1 + ngx_strlen(fid) + id.len;
+    /* the town main's files where they were before towns */
+    town = ngx_http_guichet_tenant(r)->id.data;
+    if (ngx_strcmp(town, GCH_TOWN_DEFAULT) == 0) {
+        town = NULL;
+    }
+
+    uri.len = sizeof("/_invoices/towns///.pdf") - 1 + ngx_strlen(fid)
+              + id.len + (town ? ngx_strlen(town) : 0);
     uri.data = ngx_pnalloc(r->pool, uri.len);
     if (uri.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(uri.data, "/_invoices/%s/%V.pdf", fid, &id);
+    if (town) {
+        p = ngx_sprintf(uri.data, "/_invoices/towns/%s/%s/%V.pdf", town, fid,
+                        &id);
+    } else {
+        p = ngx_sprintf(uri.data, "/_invoices/%s/%V.pdf", fid, &id);
+    }
+
     uri.len = p - uri.data;
 
     /* kept through the internal redirect, on the file's answer */

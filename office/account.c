@@ -418,7 +418,7 @@ gcho_password_forgot(gcho_req_t *rq)
              "%s/#/nouveau-mot-de-passe?jeton=%s\n\n"
              "Si vous n'êtes pas à l'origine de cette demande, ignorez ce "
              "message : votre mot de passe ne change pas.\n",
-             login, gcho_ctx.conf.site_url, tok);
+             login, gcho_site_url(rq), tok);
 
     snprintf(target, sizeof(target), "family:%s", fid);
 

@@ -74,8 +74,9 @@ gcho_token(gcho_req_t *rq)
         rq->cookie = 1;
     }
 
-    if (gch_token_verify(gcho_ctx.secret, tok, strlen(tok), gcho_now(), fid,
-                         sizeof(fid), &rq->token_expires)
+    /* a token of the request's town (gcho_town_use) only */
+    if (gch_token_verify(gcho_ctx.secret, gchb_town, tok, strlen(tok),
+                         gcho_now(), fid, sizeof(fid), &rq->token_expires)
         != 0)
     {
         return 0;

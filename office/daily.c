@@ -8,7 +8,7 @@
  * Everything is read from PostgreSQL: bookings as the worker persisted
  * them (a booking of the last second may be missing), attendance as the
  * agents ticked it (POST /api/staff/attendance), the family's record
- * (family.c: allergies, contacts).
+ * (family.c: allergies; entourage.c: who may pick the child up).
  */
 
 #include <stdio.h>
@@ -40,13 +40,11 @@ static const char  gcho_day_sql[] =
     "  b.id, c.id, c.first_name, c.family_id,"
     "  extract(year from age(s.date, c.birth_date))::int,"
     "  coalesce(c.allergies, ''),"
-    "  coalesce((select string_agg(k.name"
-    "      || case when k.relation <> '' then ' (' || k.relation || ')'"
-    "         else '' end"
-    "      || case when k.phone <> '' then ' ' || k.phone else '' end,"
-    "      ', ' order by k.position)"
-    "    from family_person k where k.family_id = c.family_id"
-    "      and k.pick_up), ''),"
+    "  coalesce((select string_agg(k.first_name || ' ' || k.last_name"
+    "      || ' (' || k.relation || ') ' || k.phone,"
+    "      ', ' order by k.last_name, k.first_name, k.id)"
+    "    from entourage_person k where k.family_id = c.family_id"
+    "      and k.can_pick_up and k.removed_at is null), ''),"
     "  coalesce(t.status, ''), b.channel, a.id, u.code"
     " from session s join activity a on a.id = s.activity_id"
     " join unit u on u.code = s.unit_code"
@@ -91,10 +89,11 @@ gcho_day_list(gcho_req_t *rq)
         "        'birth_date', c.birth_date, 'allergies', c.allergies,"
         "        'channel', b.channel, 'attendance', t.status,"
         "        'pick_up', (select coalesce(json_agg(json_build_object("
-        "            'name', k.name, 'relation', k.relation,"
-        "            'phone', k.phone) order by k.position), '[]')"
-        "          from family_person k where k.family_id = c.family_id"
-        "            and k.pick_up))"
+        "            'name', k.first_name || ' ' || k.last_name,"
+        "            'relation', k.relation, 'phone', k.phone)"
+        "            order by k.last_name, k.first_name, k.id), '[]')"
+        "          from entourage_person k where k.family_id = c.family_id"
+        "            and k.can_pick_up and k.removed_at is null))"
         "        order by c.first_name, c.id), '[]')"
         "      from booking b join child c on c.id = b.child_id"
         "      left join attendance t on t.booking_id = b.id"

@@ -9,6 +9,12 @@
  * the family e-mailed); a family's DELETE is 405.  A removed person stays
  * in the table (removed_at, removed_by, removal_reason) for the town's
  * history; the family no longer sees it.  Table of migration 0024.
+ *
+ * It is the one table of a family's people: the back office's family
+ * file (family.c) shows them and an agent adds and edits them too
+ * (POST /api/staff/families/{id}/entourage, PUT /api/staff/entourage/{id},
+ * audited as the family's own changes); the daily lists (daily.c) print
+ * those who may pick the children up; archiving erases them.
  */
 
 #include <stdio.h>
@@ -73,45 +79,39 @@ gcho_ent_blank(const char *s)
 }
 
 
-/* The body into e; 0, or -1 after answering 400. */
+/* The members v[6] (gcho_ent_fields) into e; at is the person's path in
+ * an array ("$.entourage[k]"), NULL for a request's body.  0, or -1
+ * after answering 400. */
 static int
-gcho_ent_body(gcho_req_t *rq, gcho_ent_t *e)
+gcho_ent_vals(gcho_req_t *rq, const gch_jnode_t **v, const char *at,
+    gcho_ent_t *e)
 {
-    int                 rc;
-    size_t              i, n, digits;
-    gch_json_t          doc;
-    const gch_jnode_t  *v[6];
+    char         name[4][64], msg[400];
+    size_t       i, n, digits;
+    const char  *why;
 
-    if (gcho_body_json(rq, &doc, gcho_ent_fields, 6, v) != 0) {
-        return -1;
+    static const char  *const  names[] = {
+        "first_name", "last_name", "relation", "phone"
+    };
+
+    for (i = 0; i < 4; i++) {
+        snprintf(name[i], sizeof(name[i]), "%s%s%s", at ? at : "",
+                 at ? "." : "", names[i]);
     }
 
-    rc = gcho_str(rq, "first_name", v[0], e->first, sizeof(e->first), 1)
-         != 0
-         || gcho_str(rq, "last_name", v[1], e->last, sizeof(e->last), 1)
-            != 0
-         || gcho_str(rq, "relation", v[2], e->relation,
-                     sizeof(e->relation), 1) != 0
-         || gcho_str(rq, "phone", v[3], e->phone, sizeof(e->phone), 1)
-            != 0;
+    if (gcho_str(rq, name[0], v[0], e->first, sizeof(e->first), 1) != 0
+        || gcho_str(rq, name[1], v[1], e->last, sizeof(e->last), 1) != 0
+        || gcho_str(rq, name[2], v[2], e->relation, sizeof(e->relation), 1)
+           != 0
+        || gcho_str(rq, name[3], v[3], e->phone, sizeof(e->phone), 1) != 0)
+    {
+        return -1;
+    }
 
     e->pick = v[4]->len ? "true" : "false";
     e->emergency = v[5]->len ? "true" : "false";
 
-    gch_json_free(&doc);
-
-    if (rc) {
-        return -1;
-    }
-
-    if (gcho_ent_blank(e->first) || gcho_ent_blank(e->last)
-        || gcho_ent_blank(e->relation))
-    {
-        gcho_error(rq, 400, "invalid_field", "Indiquez le prénom, le nom "
-                   "et le lien avec l'enfant (champs first_name, "
-                   "last_name, relation).");
-        return -1;
-    }
+    why = NULL;
 
     n = strlen(e->phone);
     for (i = 0, digits = 0; i < n; i++) {
@@ -124,17 +124,25 @@ gcho_ent_body(gcho_req_t *rq, gcho_ent_t *e)
         }
     }
 
-    if (i < n || digits < 6 || n > 25) {
-        gcho_error(rq, 400, "invalid_field", "Le champ phone n'est pas un "
-                   "numéro de téléphone (6 à 25 chiffres, espaces, « + », "
-                   "« . »).");
-        return -1;
+    if (gcho_ent_blank(e->first) || gcho_ent_blank(e->last)
+        || gcho_ent_blank(e->relation))
+    {
+        why = "Indiquez le prénom, le nom et le lien avec l'enfant "
+              "(champs first_name, last_name, relation).";
+
+    } else if (i < n || digits < 6 || n > 25) {
+        why = "Le champ phone n'est pas un numéro de téléphone (6 à 25 "
+              "chiffres, espaces, « + », « . »).";
+
+    } else if (e->pick[0] == 'f' && e->emergency[0] == 'f') {
+        why = "Cette personne doit pouvoir venir chercher un enfant, ou "
+              "être à prévenir en cas d'urgence (can_pick_up, emergency).";
     }
 
-    if (e->pick[0] == 'f' && e->emergency[0] == 'f') {
-        gcho_error(rq, 400, "invalid_field", "Cette personne doit pouvoir "
-                   "venir chercher un enfant, ou être à prévenir en cas "
-                   "d'urgence (can_pick_up, emergency).");
+    if (why != NULL) {
+        snprintf(msg, sizeof(msg), "%s%s%s", at ? at : "", at ? " : " : "",
+                 why);
+        gcho_error(rq, 400, "invalid_field", msg);
         return -1;
     }
 
@@ -142,11 +150,116 @@ gcho_ent_body(gcho_req_t *rq, gcho_ent_t *e)
 }
 
 
-/* The audit row of an addition or an edit of person id, then COMMIT;
- * 0 or -1 after answering. */
+/* The request's body into e; 0, or -1 after answering 400. */
 static int
-gcho_ent_close(gcho_req_t *rq, const char *action, const char *id,
-    const gcho_ent_t *e)
+gcho_ent_body(gcho_req_t *rq, gcho_ent_t *e)
+{
+    int                 rc;
+    gch_json_t          doc;
+    const gch_jnode_t  *v[6];
+
+    if (gcho_body_json(rq, &doc, gcho_ent_fields, 6, v) != 0) {
+        return -1;
+    }
+
+    rc = gcho_ent_vals(rq, v, NULL, e);
+    gch_json_free(&doc);
+
+    return rc;
+}
+
+
+/* Inserts person e of family fid, its id into id (32 bytes).  0, or -1
+ * after answering. */
+static int
+gcho_ent_insert(gcho_req_t *rq, const char *fid, const gcho_ent_t *e,
+    char *id)
+{
+    PGresult    *res;
+    const char  *p[7];
+
+    p[0] = fid;
+    p[1] = e->first;
+    p[2] = e->last;
+    p[3] = e->relation;
+    p[4] = e->phone;
+    p[5] = e->pick;
+    p[6] = e->emergency;
+    res = gcho_sql(rq, "insert into entourage_person (family_id,"
+                       "   first_name, last_name, relation, phone,"
+                       "   can_pick_up, emergency)"
+                       " values ($1, $2, $3, $4, $5, $6::boolean,"
+                       "   $7::boolean) returning id", 7, p);
+    if (res == NULL) {
+        return -1;
+    }
+    snprintf(id, 32, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    return 0;
+}
+
+
+/*
+ * The entourage of a family the office creates (family.c), in its
+ * transaction: arr is the body's "entourage" array (NULL: none), each
+ * person as POST /api/entourage's body.  0, or -1 after answering.
+ */
+int
+gcho_entourage_create(gcho_req_t *rq, const char *fid,
+    const gch_jnode_t *arr)
+{
+    int                 k;
+    char                at[48], msg[400], id[32];
+    gch_jcx_t           cx;
+    gcho_ent_t          e;
+    gch_error_t         err;
+    const gch_jnode_t  *o, *v[6];
+
+    if (arr == NULL) {
+        return 0;
+    }
+
+    if (arr->len > GCHO_ENT_MAX) {
+        gcho_error(rq, 400, "invalid_field", "$.entourage : au plus 20 "
+                   "personnes");
+        return -1;
+    }
+
+    k = 0;
+    for (o = arr->child; o != NULL; o = o->next, k++) {
+        snprintf(at, sizeof(at), "$.entourage[%d]", k);
+        memset(&err, 0, sizeof(err));
+        gch_jcx_init(&cx, &err);
+
+        if (o->type != GCH_J_OBJECT
+            || gch_json_fields(&cx, o, gcho_ent_fields, 6, v) != 0)
+        {
+            if (err.message[0] == '$') {
+                snprintf(msg, sizeof(msg), "%s%s", at, err.message + 1);
+            } else {
+                snprintf(msg, sizeof(msg), "%s : objet attendu", at);
+            }
+            gcho_error(rq, 400, "invalid_field", msg);
+            return -1;
+        }
+
+        if (gcho_ent_vals(rq, v, at, &e) != 0
+            || gcho_ent_insert(rq, fid, &e, id) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* The audit row of an addition or an edit of person id of family fid,
+ * then COMMIT; 0 or -1 after answering. */
+static int
+gcho_ent_close(gcho_req_t *rq, const char *action, const char *fid,
+    const char *id, const gcho_ent_t *e)
 {
     char         target[GCHO_ID_MAX + 16];
     const char  *kv[8];
@@ -159,7 +272,7 @@ gcho_ent_close(gcho_req_t *rq, const char *action, const char *id,
     kv[4] = "can_pick_up";
     kv[5] = e->pick;
     kv[6] = "family_id";
-    kv[7] = rq->family_id;
+    kv[7] = fid;
 
     if (gcho_audit_kv(rq, action, target, kv, 4) != 0
         || gcho_commit(rq) != 0)
@@ -171,57 +284,61 @@ gcho_ent_close(gcho_req_t *rq, const char *action, const char *id,
 }
 
 
-/* POST /api/entourage {first_name, last_name, relation, phone,
- * can_pick_up, emergency} */
+/* BEGIN, family fid's row locked (the count of its people holds), not
+ * archived, fewer than GCHO_ENT_MAX people; then person e added, audited
+ * and committed, and 201 the person.  0 or -1. */
 static int
-gcho_ent_add(gcho_req_t *rq)
+gcho_ent_add_to(gcho_req_t *rq, const char *fid, const gcho_ent_t *e)
 {
-    int          n;
+    int          n, archived;
     char         id[32];
     PGresult    *res;
-    gcho_ent_t   e;
-    const char  *p[7];
+    const char  *p[1];
 
-    if (gcho_ent_body(rq, &e) != 0 || gcho_begin(rq) != 0) {
+    if (gcho_begin(rq) != 0) {
         return 0;
     }
 
-    /* the family's row locked: the count below holds */
-    p[0] = rq->family_id;
+    p[0] = fid;
     res = gcho_sql(rq, "select (select count(*) from entourage_person"
-                       "   where family_id = f.id and removed_at is null)"
+                       "   where family_id = f.id and removed_at is null),"
+                       "   f.archived_at is not null"
                        " from family f where f.id = $1 for update", 1, p);
     if (res == NULL) {
         return 0;
     }
-    n = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 404, "not_found",
+                          "Cette famille n'existe pas.");
+    }
+
+    n = atoi(PQgetvalue(res, 0, 0));
+    archived = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
     PQclear(res);
+
+    if (archived) {
+        gcho_rollback();
+        return gcho_error(rq, 409, "family_archived",
+                          "Cette famille est archivée : son dossier ne "
+                          "change plus.");
+    }
 
     if (n >= GCHO_ENT_MAX) {
         gcho_rollback();
-        return gcho_error(rq, 409, "entourage_full", "Vous avez déjà "
-                          "20 personnes dans votre entourage : modifiez-en "
-                          "une, ou demandez à la mairie d'en retirer.");
+        return gcho_error(rq, 409, "entourage_full", rq->staff[0]
+                          ? "Cette famille a déjà 20 personnes dans son "
+                            "entourage : modifiez-en une, ou retirez-en."
+                          : "Vous avez déjà 20 personnes dans votre "
+                            "entourage : modifiez-en une, ou demandez à la "
+                            "mairie d'en retirer.");
     }
 
-    p[1] = e.first;
-    p[2] = e.last;
-    p[3] = e.relation;
-    p[4] = e.phone;
-    p[5] = e.pick;
-    p[6] = e.emergency;
-    res = gcho_sql(rq, "insert into entourage_person (family_id,"
-                       "   first_name, last_name, relation, phone,"
-                       "   can_pick_up, emergency)"
-                       " values ($1, $2, $3, $4, $5, $6::boolean,"
-                       "   $7::boolean) returning id", 7, p);
-    if (res == NULL) {
-        return 0;
-    }
-    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-
-    if (gcho_ent_close(rq, "entourage.add", id, &e) != 0) {
+    if (gcho_ent_insert(rq, fid, e, id) != 0
+        || gcho_ent_close(rq, "entourage.add", fid, id, e) != 0)
+    {
         return 0;
     }
 
@@ -229,6 +346,36 @@ gcho_ent_add(gcho_req_t *rq)
     return gcho_reply_row(rq, 201, "select " GCHO_ENT_JSON
                                    " from entourage_person e where e.id = $1",
                           1, p, "Personne introuvable.");
+}
+
+
+/* POST /api/entourage {first_name, last_name, relation, phone,
+ * can_pick_up, emergency} */
+static int
+gcho_ent_add(gcho_req_t *rq)
+{
+    gcho_ent_t  e;
+
+    if (gcho_ent_body(rq, &e) != 0) {
+        return 0;
+    }
+
+    return gcho_ent_add_to(rq, rq->family_id, &e);
+}
+
+
+/* POST /api/staff/families/{id}/entourage, the same body: an agent adds
+ * a person to the family's entourage (audited entourage.add). */
+static int
+gcho_ent_staff_add(gcho_req_t *rq)
+{
+    gcho_ent_t  e;
+
+    if (gcho_ent_body(rq, &e) != 0) {
+        return 0;
+    }
+
+    return gcho_ent_add_to(rq, rq->param[0], &e);
 }
 
 
@@ -242,11 +389,12 @@ gcho_ent_id_ok(const char *id)
 }
 
 
-/* PUT /api/entourage/{id}, the same body */
+/* PUT /api/entourage/{id} (the family's person) and
+ * PUT /api/staff/entourage/{id} (an agent's edit), the same body. */
 static int
 gcho_ent_edit(gcho_req_t *rq)
 {
-    int          n;
+    char         fid[GCHO_ID_MAX];
     PGresult    *res;
     gcho_ent_t   e;
     const char  *p[8];
@@ -260,8 +408,9 @@ gcho_ent_edit(gcho_req_t *rq)
         return 0;
     }
 
+    /* a family edits its own people; an agent, any family's */
     p[0] = rq->param[0];
-    p[1] = rq->family_id;
+    p[1] = rq->staff[0] ? NULL : rq->family_id;
     p[2] = e.first;
     p[3] = e.last;
     p[4] = e.relation;
@@ -272,21 +421,26 @@ gcho_ent_edit(gcho_req_t *rq)
                        "   last_name = $4, relation = $5, phone = $6,"
                        "   can_pick_up = $7::boolean,"
                        "   emergency = $8::boolean, updated_at = now()"
-                       " where id = $1::bigint and family_id = $2"
-                       "   and removed_at is null", 8, p);
+                       " where id = $1::bigint"
+                       "   and ($2::text is null or family_id = $2)"
+                       "   and removed_at is null returning family_id",
+                   8, p);
     if (res == NULL) {
         return 0;
     }
-    n = atoi(PQcmdTuples(res));
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 404, "not_found", rq->staff[0]
+                          ? "Personne introuvable (ou retirée)."
+                          : "Cette personne n'est pas dans votre "
+                            "entourage.");
+    }
+    snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    if (n != 1) {
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette personne n'est pas dans votre entourage.");
-    }
-
-    if (gcho_ent_close(rq, "entourage.edit", rq->param[0], &e) != 0) {
+    if (gcho_ent_close(rq, "entourage.edit", fid, rq->param[0], &e) != 0) {
         return 0;
     }
 
@@ -421,6 +575,10 @@ const gcho_route_t  gcho_entourage_routes[] = {
       gcho_ent_edit },
     { "GET", "/api/staff/entourage", GCHO_STAFF, GCHO_AGENT, 0,
       gcho_ent_staff_list },
+    { "POST", "/api/staff/families/*/entourage", GCHO_STAFF, GCHO_AGENT,
+      GCHO_BODY_JSON, gcho_ent_staff_add },
+    { "PUT", "/api/staff/entourage/*", GCHO_STAFF, GCHO_AGENT,
+      GCHO_BODY_JSON, gcho_ent_edit },
     { "DELETE", "/api/staff/entourage/*", GCHO_STAFF, GCHO_AGENT,
       GCHO_BODY_JSON, gcho_ent_remove },
     { NULL, NULL, 0, 0, 0, NULL }

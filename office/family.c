@@ -1,9 +1,11 @@
 /*
  * family.c -- the back office's families (issue 26): an agent creates a
- * family at the counter with its children, e-mail, contacts and QF;
+ * family at the counter with its children, e-mail, entourage and QF;
  * records a new QF with the date it takes effect, the resident status,
- * the contacts (who may pick the children up), a child's allergies, adds
- * a child, enrols a child; an admin archives a family (RGPD).
+ * a child's allergies, adds a child, enrols a child; an admin archives a
+ * family (RGPD).  The family's people (who may pick the children up, who
+ * to call in an emergency) are entourage.c's: the record shows them, an
+ * agent adds, edits and removes them by its routes.
  *
  * What the booking path must know of a family is in the catalogue: a new
  * family and a new child are added to the catalogue's text (jsonb, then
@@ -28,7 +30,6 @@
 
 
 #define GCHO_FAM_CHILDREN_MAX  64
-#define GCHO_FAM_CONTACTS_MAX  10
 
 
 static int
@@ -69,7 +70,7 @@ gcho_fam_today(char *out)
 
 
 /* ------------------------------------------------------------------ */
-/* children and contacts of a body                                      */
+/* children of a body                                                  */
 
 typedef struct {
     char  first_name[201];
@@ -148,96 +149,6 @@ gcho_fam_child(gcho_req_t *rq, const gch_jnode_t *obj, const char *at,
 }
 
 
-/* Inserts the contacts of arr ([{"name", "relation", "phone", "email",
- * "pick_up"}]) for family fid, after deleting the old ones.  0, or -1
- * after answering. */
-static int
-gcho_fam_contacts(gcho_req_t *rq, const char *fid, const gch_jnode_t *arr)
-{
-    static const gch_jfield_t  f[] = {
-        { "name", GCH_J_STRING, 1 },
-        { "relation", GCH_J_STRING | GCH_J_NULL, 0 },
-        { "phone", GCH_J_STRING | GCH_J_NULL, 0 },
-        { "email", GCH_J_STRING | GCH_J_NULL, 0 },
-        { "pick_up", GCH_J_BOOL, 0 },
-    };
-
-    int                 k;
-    char                name[201], rel[101], phone[41], mail[255],
-                        pos[16], msg[320];
-    PGresult           *res;
-    gch_jcx_t           cx;
-    gch_error_t         err;
-    const char         *p[7];
-    const gch_jnode_t  *e, *v[5];
-
-    if (arr != NULL && arr->len > GCHO_FAM_CONTACTS_MAX) {
-        gcho_rollback();
-        gcho_error(rq, 400, "invalid_field", "$.contacts : au plus "
-                   "10 contacts");
-        return -1;
-    }
-
-    p[0] = fid;
-    res = gcho_sql(rq, "delete from family_person where family_id = $1",
-                   1, p);
-    if (res == NULL) {
-        return -1;
-    }
-    PQclear(res);
-
-    k = 0;
-    for (e = arr ? arr->child : NULL; e != NULL; e = e->next, k++) {
-        memset(&err, 0, sizeof(err));
-        gch_jcx_init(&cx, &err);
-
-        if (e->type != GCH_J_OBJECT || gch_json_fields(&cx, e, f, 5, v) != 0)
-        {
-            if (err.message[0] == '$') {
-                snprintf(msg, sizeof(msg), "$.contacts[%d]%s", k,
-                         err.message + 1);
-            } else {
-                snprintf(msg, sizeof(msg), "$.contacts[%d] : objet attendu",
-                         k);
-            }
-            gcho_rollback();
-            gcho_error(rq, 400, "invalid_field", msg);
-            return -1;
-        }
-
-        if (gcho_str(rq, "name", v[0], name, sizeof(name), 1) != 0
-            || gcho_str(rq, "relation", v[1] && v[1]->type == GCH_J_STRING
-                        ? v[1] : NULL, rel, sizeof(rel), 0) != 0
-            || gcho_str(rq, "phone", v[2] && v[2]->type == GCH_J_STRING
-                        ? v[2] : NULL, phone, sizeof(phone), 0) != 0
-            || gcho_str(rq, "email", v[3] && v[3]->type == GCH_J_STRING
-                        ? v[3] : NULL, mail, sizeof(mail), 0) != 0)
-        {
-            gcho_rollback();
-            return -1;
-        }
-
-        snprintf(pos, sizeof(pos), "%d", k);
-        p[1] = pos;
-        p[2] = name;
-        p[3] = rel;
-        p[4] = phone;
-        p[5] = mail;
-        p[6] = v[4] != NULL && v[4]->len ? "true" : "false";
-
-        res = gcho_sql(rq, "insert into family_person (family_id, position,"
-                           "   name, relation, phone, email, pick_up)"
-                           " values ($1, $2, $3, $4, $5, $6, $7)", 7, p);
-        if (res == NULL) {
-            return -1;
-        }
-        PQclear(res);
-    }
-
-    return 0;
-}
-
-
 /* A QF row of family fid (qf NULL: no QF), effective from day.  When the
  * day has come, family.qf too.  0, or -1 after answering. */
 static int
@@ -286,7 +197,9 @@ gcho_fam_qf(gcho_req_t *rq, const char *fid, const char *qf,
 /* 200/201 {"id", "login", "email", "qf", "resident", "archived_at",
  * "qf_history": [{"qf", "from", "recorded_by", "recorded_at"}],
  * "children": [{"id", "first_name", "birth_date", "allergies"}],
- * "contacts": [{"name", "relation", "phone", "email", "pick_up"}],
+ * "entourage": [{"id", "first_name", "last_name", "relation", "phone",
+ *                "can_pick_up", "emergency", ...}] (entourage.c's people,
+ *                the removed ones left out),
  * "enrolments": [{"child_id", "activity_id", "from", "to", "status"}]} */
 static int
 gcho_fam_answer(gcho_req_t *rq, int status, const char *fid)
@@ -311,11 +224,14 @@ gcho_fam_answer(gcho_req_t *rq, int status, const char *fid)
         "      'birth_date', c.birth_date, 'allergies', c.allergies)"
         "      order by c.birth_date, c.id), '[]')"
         "    from child c where c.family_id = f.id),"
-        "  'contacts', (select coalesce(json_agg(json_build_object("
-        "      'name', k.name, 'relation', k.relation, 'phone', k.phone,"
-        "      'email', k.email, 'pick_up', k.pick_up)"
-        "      order by k.position), '[]')"
-        "    from family_person k where k.family_id = f.id),"
+        "  'entourage', (select coalesce(json_agg(json_build_object("
+        "      'id', k.id, 'first_name', k.first_name,"
+        "      'last_name', k.last_name, 'relation', k.relation,"
+        "      'phone', k.phone, 'can_pick_up', k.can_pick_up,"
+        "      'emergency', k.emergency, 'updated_at', k.updated_at)"
+        "      order by k.last_name, k.first_name, k.id), '[]')"
+        "    from entourage_person k where k.family_id = f.id"
+        "      and k.removed_at is null),"
         "  'enrolments', (select coalesce(json_agg(json_build_object("
         "      'child_id', e.child_id, 'activity_id', e.activity_id,"
         "      'from', e.from_date, 'to', e.to_date, 'status', e.status)"
@@ -393,8 +309,9 @@ gcho_fam_object(const char *fid, const char *login, const char *qf,
 /*
  * POST /api/staff/families: {"login", "email", "qf", "qf_from",
  * "resident", "children": [{"first_name", "birth_date", "allergies"}],
- * "contacts": [...]}; the office names the family ("fam-<n>") and its
- * children ("<family>-<k>").  201 the family's record.
+ * "entourage": [...] (each as POST /api/entourage's body)}; the office
+ * names the family ("fam-<n>") and its children ("<family>-<k>").  201
+ * the family's record.
  */
 static int
 gcho_fam_create(gcho_req_t *rq)
@@ -406,7 +323,7 @@ gcho_fam_create(gcho_req_t *rq)
         { "qf_from", GCH_J_STRING, 0 },
         { "resident", GCH_J_BOOL, 0 },
         { "children", GCH_J_ARRAY, 1 },
-        { "contacts", GCH_J_ARRAY, 0 },
+        { "entourage", GCH_J_ARRAY, 0 },
     };
 
     int                 rc, resident;
@@ -577,7 +494,7 @@ gcho_fam_create(gcho_req_t *rq)
     }
 
     if ((qf[0] && gcho_fam_qf(rq, fid, qf, day) != 0)
-        || gcho_fam_contacts(rq, fid, v[6]) != 0)
+        || gcho_entourage_create(rq, fid, v[6]) != 0)
     {
         goto answered;
     }
@@ -904,35 +821,6 @@ gcho_fam_update(gcho_req_t *rq)
 }
 
 
-/* PUT /api/staff/families/{id}/contacts: {"contacts": [...]}: the
- * family's contacts, replaced. */
-static int
-gcho_fam_set_contacts(gcho_req_t *rq)
-{
-    static const gch_jfield_t  f[] = {
-        { "contacts", GCH_J_ARRAY, 1 },
-    };
-
-    int                 rc;
-    gch_json_t          doc;
-    const gch_jnode_t  *v[1];
-
-    if (gcho_body_json(rq, &doc, f, 1, v) != 0) {
-        return 0;
-    }
-
-    rc = gcho_fam_open(rq);
-    if (rc == GCHO_GO) {
-        rc = gcho_fam_contacts(rq, rq->param[0], v[0]) != 0
-             ? 0 : gcho_fam_close(rq, "family.contacts", 0);
-    }
-
-    gch_json_free(&doc);
-
-    return rc;
-}
-
-
 /* PUT /api/staff/children/{id}: {"allergies": "..." | null}. */
 static int
 gcho_fam_child_update(gcho_req_t *rq)
@@ -1109,7 +997,6 @@ static const char *const  gcho_fam_erase[] = {
     "update child set first_name = 'Archivé', allergies = null"
     " where family_id = $1",
     "delete from family_email where family_id = $1",
-    "delete from family_person where family_id = $1",
     "delete from family_contact where family_id = $1",
     "delete from address_change where family_id = $1",
     "delete from entourage_person where family_id = $1",
@@ -1127,7 +1014,7 @@ static const char *const  gcho_fam_erase[] = {
  * family_active) while the family has unpaid invoices, bookings to come
  * or an online payment pending.  Otherwise, in one transaction: the
  * family leaves the catalogue (the booking path no longer knows it, its
- * sessions end), its login, password, e-mail, contacts, reset links,
+ * sessions end), its login, password, e-mail, entourage, reset links,
  * messages, e-mails, documents (rows, then files) and its children's
  * first names and allergies are erased; what accounting needs is kept
  * (docs/office.md, *Families*).
@@ -1281,8 +1168,6 @@ const gcho_route_t  gcho_family_routes[] = {
       GCHO_BODY_JSON, gcho_fam_update },
     { "PUT", "/api/staff/families/*/qf", GCHO_STAFF, GCHO_AGENT,
       GCHO_BODY_JSON, gcho_fam_set_qf },
-    { "PUT", "/api/staff/families/*/contacts", GCHO_STAFF, GCHO_AGENT,
-      GCHO_BODY_JSON, gcho_fam_set_contacts },
     { "POST", "/api/staff/families/*/children", GCHO_STAFF, GCHO_AGENT,
       GCHO_BODY_JSON, gcho_fam_add_child },
     { "PUT", "/api/staff/children/*", GCHO_STAFF, GCHO_AGENT,

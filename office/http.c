@@ -223,6 +223,14 @@ gcho_dispatch(gcho_req_t *rq)
         return;
     }
 
+    gcho_town_use(rq);
+
+    /* a town the database lacks is 404 unknown_town before anything else
+     * (checked when the request's town is not the connection's) */
+    if (strcmp(rq->town, gcho_ctx.pg_town) != 0 && gcho_pg(rq) == NULL) {
+        return;
+    }
+
     if (gcho_authorize(rq) != 0) {
         return;
     }
@@ -307,8 +315,9 @@ gcho_access(void *cls, struct MHD_Connection *c, const char *url,
     int          known;
     char        *body;
     size_t       n;
+    int          bad_town;
     gcho_req_t  *rq;
-    const char  *ip;
+    const char  *ip, *town;
 
     (void) cls;
     (void) version;
@@ -332,11 +341,27 @@ gcho_access(void *cls, struct MHD_Connection *c, const char *url,
         ip = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP");
         snprintf(rq->ip, sizeof(rq->ip), "%s", ip ? ip : "");
 
+        /* the town of the host name the client reached (nginx sets
+         * X-Guichet-Town to $guichet_town), else the setting town */
+        town = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                           "X-Guichet-Town");
+        if (town == NULL || town[0] == '\0') {
+            town = gcho_ctx.conf.town;
+        }
+        snprintf(rq->town, sizeof(rq->town), "%s", town);
+        bad_town = !gch_town_id_ok(town, strlen(town));
+
         *con_cls = rq;
 
         rq->route = gcho_route_find(rq, &known);
 
-        if (rq->route == NULL) {
+        if (bad_town) {
+            rq->route = NULL;
+            snprintf(rq->town, sizeof(rq->town), "%s", gcho_ctx.conf.town);
+            gcho_error(rq, 404, "unknown_town",
+                       "Cette commune n'est pas servie ici.");
+
+        } else if (rq->route == NULL) {
             if (known) {
                 gcho_error(rq, 405, "method_not_allowed",
                            "Cette méthode n'est pas permise ici.");
@@ -389,6 +414,7 @@ gcho_access(void *cls, struct MHD_Connection *c, const char *url,
                      rq->path);
             return MHD_NO;
         }
+        gcho_town_use(rq);
         if (rq->route->handler(rq) != 0 && rq->out == NULL) {
             gcho_error(rq, 500, "internal",
                        "Une erreur interne est survenue.");

@@ -513,7 +513,7 @@ gcho_msg_staff_reply(gcho_req_t *rq)
     snprintf(mail, sizeof(mail),
              "Bonjour,\n\nLes services de la mairie vous ont répondu dans "
              "votre Espace Famille (rubrique Messagerie).\n\n"
-             "%s/#/messagerie?fil=%s\n", gcho_ctx.conf.site_url,
+             "%s/#/messagerie?fil=%s\n", gcho_site_url(rq),
              rq->param[0]);
 
     if (gcho_audit_kv(rq, "message.reply", target, kv, 2) != 0

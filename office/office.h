@@ -158,6 +158,9 @@ struct gcho_req_s {
     char                  staff[GCHO_ID_MAX];      /* GCHO_STAFF: login */
     int                   staff_role;
     char                  ip[64];         /* X-Real-IP from nginx */
+    char                  town[GCH_TOWN_ID_MAX + 1];  /* X-Guichet-Town
+                                             from nginx, else the setting
+                                             town (gcho_town_use) */
 
     /* a password hashing job (hash.c): set by a handler's first half */
     gcho_hash_t          *hash;
@@ -180,6 +183,9 @@ typedef struct {
     const char    *conf_file;
     uint8_t        secret[GCH_SECRET_LEN];
     PGconn        *pg;
+    char           pg_town[GCH_TOWN_ID_MAX + 1];  /* pg's search_path's
+                                                     town, "" after a new
+                                                     connection */
     redisContext  *redis;
 } gcho_ctx_t;
 
@@ -197,6 +203,16 @@ void gcho_http_stop(void);
 /* auth.c: the route's authentication (rq->route known), before its
  * handler.  0: go on; -1: the answer (401/403/503) is set. */
 int gcho_authorize(gcho_req_t *rq);
+
+/* store.c: the site's address of the request's town (no final '/'):
+ * site_url for the configured town, or when town_site_url is empty;
+ * else town_site_url with each "{town}" replaced by the town's id. */
+const char *gcho_site_url(gcho_req_t *rq);
+
+/* store.c: the request's town made the process's (gchb_town: its Redis
+ * keys and tokens); gcho_pg() then gives a connection whose search_path
+ * names the town's schema, or answers 404 unknown_town. */
+void gcho_town_use(gcho_req_t *rq);
 
 
 /* ------------------------------------------------------------------ */
@@ -390,6 +406,12 @@ int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d,
 int gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat);
 int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     long index, gch_town_t **t);
+
+/* entourage.c: the people of a family the office creates (family.c), in
+ * its transaction: arr the body's "entourage" array (NULL: none), each as
+ * POST /api/entourage's body.  0, or -1 after answering 400 or 503. */
+int gcho_entourage_create(gcho_req_t *rq, const char *fid,
+    const gch_jnode_t *arr);
 
 /* pdf.c: a printed page (libharu, A4, Helvetica in WinAnsi). */
 typedef struct {

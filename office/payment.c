@@ -672,11 +672,11 @@ gcho_pay_register(gcho_req_t *rq, const char *ids, const char *opid,
     gch_jout_cstr(&o, json);
     gch_jout_cstr(&o, "return_url");
     snprintf(json, sizeof(json), "%s/#factures?paiement=%s",
-             gcho_ctx.conf.site_url, opid);
+             gcho_site_url(rq), opid);
     gch_jout_cstr(&o, json);
     gch_jout_cstr(&o, "notify_url");
     snprintf(json, sizeof(json), "%s" GCHO_PAY_NOTIFY_PATH,
-             gcho_ctx.conf.site_url);
+             gcho_site_url(rq));
     gch_jout_cstr(&o, json);
     yajl_gen_map_close(o.g);
 

@@ -403,7 +403,8 @@ gcho_staff_login_end(gcho_req_t *rq)
     randombytes_buf(nonce, sizeof(nonce));
     expires = gcho_now() + gcho_ctx.conf.token_ttl_s;
 
-    if (gch_token_make(tok, gcho_ctx.secret, fid, expires, nonce) != GCH_OK
+    if (gch_token_make(tok, gcho_ctx.secret, gchb_town, fid, expires, nonce)
+        != GCH_OK
         || gch_jout_init(&o, &gch_alloc_std) != 0)
     {
         PQclear(res);

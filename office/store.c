@@ -19,17 +19,94 @@
 /* ------------------------------------------------------------------ */
 /* PostgreSQL and Redis                                                 */
 
+/* See office.h. */
+const char *
+gcho_site_url(gcho_req_t *rq)
+{
+    size_t       n, tl;
+    const char  *p, *u;
+    static char  url[1024];
+
+    u = gcho_ctx.conf.town_site_url;
+
+    if (u[0] == '\0' || strcmp(rq->town, gcho_ctx.conf.town) == 0) {
+        return gcho_ctx.conf.site_url;
+    }
+
+    n = 0;
+    tl = strlen(rq->town);
+
+    for (p = u; *p && n + tl + 1 < sizeof(url); p++) {
+        if (strncmp(p, "{town}", 6) == 0) {
+            memcpy(url + n, rq->town, tl);
+            n += tl;
+            p += 5;
+
+        } else {
+            url[n++] = *p;
+        }
+    }
+
+    url[n] = '\0';
+
+    return url;
+}
+
+
+/* See office.h. */
+void
+gcho_town_use(gcho_req_t *rq)
+{
+    gchb_town_set(rq->town);
+}
+
+
+/* The connection's search_path is the request's town's: pg, or NULL
+ * after answering (404 unknown_town, 503). */
+static PGconn *
+gcho_pg_town(gcho_req_t *rq, PGconn *pg)
+{
+    if (strcmp(gcho_ctx.pg_town, rq->town) == 0) {
+        return pg;
+    }
+
+    switch (gchb_pg_town(pg, rq->town)) {
+
+    case 0:
+        snprintf(gcho_ctx.pg_town, sizeof(gcho_ctx.pg_town), "%s",
+                 rq->town);
+        return pg;
+
+    case 1:
+        gcho_ctx.pg_town[0] = '\0';
+        gcho_error(rq, 404, "unknown_town",
+                   "Cette commune n'est pas servie ici.");
+        return NULL;
+
+    default:
+        gcho_ctx.pg_town[0] = '\0';
+        gcho_unavailable(rq);
+        return NULL;
+    }
+}
+
+
 PGconn *
 gcho_pg(gcho_req_t *rq)
 {
     if (gcho_ctx.pg != NULL && PQstatus(gcho_ctx.pg) == CONNECTION_OK) {
-        return gcho_ctx.pg;
+        return gcho_pg_town(rq, gcho_ctx.pg);
     }
+
+    gcho_ctx.pg_town[0] = '\0';
 
     if (gcho_ctx.pg != NULL) {
         PQreset(gcho_ctx.pg);
         if (PQstatus(gcho_ctx.pg) == CONNECTION_OK) {
-            return gcho_ctx.pg;
+            /* gchb_pg_connect's settings again */
+            PQclear(PQexec(gcho_ctx.pg, "set client_min_messages = warning"));
+            PQclear(PQexec(gcho_ctx.pg, "set synchronous_commit = on"));
+            return gcho_pg_town(rq, gcho_ctx.pg);
         }
         PQfinish(gcho_ctx.pg);
     }
@@ -37,9 +114,10 @@ gcho_pg(gcho_req_t *rq)
     gcho_ctx.pg = gchb_pg_connect(&gcho_ctx.conf);
     if (gcho_ctx.pg == NULL) {
         gcho_unavailable(rq);
+        return NULL;
     }
 
-    return gcho_ctx.pg;
+    return gcho_pg_town(rq, gcho_ctx.pg);
 }
 
 

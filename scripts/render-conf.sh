@@ -18,6 +18,9 @@
 #
 # @TOWN@ becomes $GUICHET_TOWN_ID, default "main" (guichet_town: the town
 # served; the worker's, guichetctl's and the office's setting town).
+# A line holding @EXTRA_TOWNS@ (dev.conf) becomes one server block of
+# lua-free-config/dev-town.conf per town id of $GUICHET_EXTRA_TOWNS
+# (space-separated; none by default), on the host name <id>.localhost.
 #
 # @REDIS_AUTH@ becomes `guichet_redis_password "...";` with the password
 # of $GUICHET_REDIS_PASSWORD, else of the file redis.pass beside the
@@ -86,6 +89,23 @@ esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 esc() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
 umask 077
+# the template with its extra towns' server blocks
+extra=$(mktemp)
+trap 'rm -f "$extra"' EXIT
+for t in ${GUICHET_EXTRA_TOWNS:-}; do
+    case $t in
+        *[!a-z0-9-]*)
+            echo "$0: GUICHET_EXTRA_TOWNS: \"$t\" is not a town id" >&2
+            exit 1 ;;
+    esac
+    grep -v '^#' "$root/lua-free-config/dev-town.conf" |
+        sed "s|@XTOWN@|$t|g" >> "$extra"
+done
+template=$(mktemp)
+trap 'rm -f "$extra" "$template"' EXIT
+awk -v extra="$extra" '
+    /@EXTRA_TOWNS@/ { while ((getline l < extra) > 0) print l; next }
+    { print }' "$1" > "$template"
 sed -e "${redis_line:+s|guichet_redis @REDIS@;|$(esc "$redis_line")|}" \
     -e "s|@ROOT@|$(esc "$root")|g" \
     -e "s|@MODULE@|$(esc "$3")|g" \
@@ -100,7 +120,7 @@ sed -e "${redis_line:+s|guichet_redis @REDIS@;|$(esc "$redis_line")|}" \
     -e "s|@REDIS_AUTH@|$(esc "$redis_auth")|g" \
     -e "s|@TOWN@|$(esc "$town")|g" \
     -e "s|@REDIS_PASSWORD@|$(esc "$redis_password")|g" \
-    "$1" > "$2.tmp"
+    "$template" > "$2.tmp"
 if grep -n '@[A-Z]*@' "$2.tmp" >&2; then
     echo "$0: placeholders left in $1" >&2
     rm -f "$2.tmp"

@@ -14,13 +14,18 @@
 # when rebuilt (or when var/worker.conf changed).  The demo town
 # (demo/amberieu.json, or GUICHET_TOWN=FILE) is loaded only into an empty
 # database; loading another town over a loaded one is `guichetctl
-# load-town FILE --replace` (docs/worker.md).  The secret key, var/worker.conf
+# load-town FILE --replace` (docs/worker.md).  A second demo town
+# (demo/bellerive.json, or GUICHET_TOWN2=FILE) is served beside it on
+# http://bellerive.localhost:8080/ (its town.id before .localhost), from
+# the same database, worker and office (issue 21); it too is loaded only
+# once, into its empty schema.  The secret key, var/worker.conf
 # (rewritten only when its content would change, mode 0600) and everything
 # else in var/ are kept.  `make stop` (scripts/stop.sh) stops everything.
 #
 # Overrides (tests/ops runs a second stack with them): GUICHET_VAR (the
 # state directory, default var/), GUICHET_PORT, GUICHET_REDIS_PORT,
-# GUICHET_PG_PORT, GUICHET_PAYSIM_PORT, GUICHET_TOWN, GUICHET_MODULE.
+# GUICHET_PG_PORT, GUICHET_PAYSIM_PORT, GUICHET_TOWN, GUICHET_TOWN2,
+# GUICHET_MODULE.
 #
 # GUICHET_REDIS=cluster (make run-cluster, state in var/cluster/ unless
 # GUICHET_VAR says): a Redis Cluster of 3 masters and 3 replicas on
@@ -43,6 +48,7 @@ PG_PORT=${GUICHET_PG_PORT:-5440}
 PAYSIM_PORT=${GUICHET_PAYSIM_PORT:-8090}
 PGBIN=/usr/lib/postgresql/15/bin
 TOWN=${GUICHET_TOWN:-demo/amberieu.json}
+TOWN2=${GUICHET_TOWN2:-demo/bellerive.json}
 MODULE=${GUICHET_MODULE:-$ROOT/build/ngx_http_guichet_module.so}
 CTL=$ROOT/build/guichetctl
 
@@ -168,6 +174,7 @@ migrations_dir = $ROOT/sql/migrations
 office_listen = unix:$VAR/office.sock
 office_upload_dir = $VAR/uploads
 site_url = http://127.0.0.1:$PORT
+town_site_url = http://{town}.localhost:$PORT
 payfip_url = http://127.0.0.1:$PAYSIM_PORT
 sepa_creditor_name = "Régie de démonstration"
 sepa_creditor_iban = FR1420041010050500013M02606
@@ -207,6 +214,24 @@ else
             "stop, remove $VAR/pg, make run; or: build/guichetctl" \
             "load-town $GUICHET_TOWN --replace)"
     fi
+fi
+
+# The second town: its schema made (guichetctl --town ID migrate) and its
+# file loaded once, like the first; its own back-office account.
+TOWN2_ID=$(/usr/bin/python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["town"]["id"])' "$TOWN2") ||
+    die "$TOWN2: no town.id (a second town needs its own)"
+"$CTL" -c "$CONF" --town "$TOWN2_ID" migrate > /dev/null
+loaded2=$(psql_ -d guichet -tAc "select name from town_${TOWN2_ID//-/_}.town")
+if [ -z "$loaded2" ]; then
+    "$CTL" -c "$CONF" --town "$TOWN2_ID" load-town "$TOWN2" > /dev/null
+    loaded2=$(psql_ -d guichet -tAc \
+              "select name from town_${TOWN2_ID//-/_}.town")
+    say "town: $TOWN2 loaded ($loaded2, town $TOWN2_ID)"
+    echo "secret-demo" | "$CTL" -c "$CONF" --town "$TOWN2_ID" staff-add \
+        admin admin "Agent de démonstration" > /dev/null
+else
+    say "town: $loaded2 (town $TOWN2_ID) already loaded, kept"
 fi
 
 # daemon NAME FILE COMMAND...: starts COMMAND in the background (pid in
@@ -253,6 +278,7 @@ daemon office "$ROOT/build/guichet-office" \
 NGINX_CONF=$VAR/nginx/nginx.conf
 NGINX_PID=$VAR/nginx/nginx.pid
 [ "$REDIS_MODE" = cluster ] && export GUICHET_REDIS_CLUSTER=$SEEDS
+GUICHET_EXTRA_TOWNS=$TOWN2_ID \
 scripts/render-conf.sh lua-free-config/dev.conf "$NGINX_CONF.new" "$MODULE" \
     "$VAR/nginx" "$PORT" "127.0.0.1:$REDIS_PORT" "$VAR/secret.key" \
     "$VAR/invoices" "$VAR/office.sock"
@@ -356,6 +382,7 @@ done
 
 # --- what to do now --------------------------------------------------------
 URL=http://127.0.0.1:$PORT
+URL2=http://$TOWN2_ID.localhost:$PORT
 # the demo's logins, when the loaded town is the file's
 logins=$(/usr/bin/python3 - "$TOWN" "$loaded" <<'PY'
 import json, sys
@@ -397,6 +424,13 @@ Book a place from the shell:
   curl -s $URL/api/bookings -H "Authorization: Bearer \$T" \\
        -H 'Content-Type: application/json' -H "Idempotency-Key: demo-\$RANDOM" \\
        -d '{"items":[{"child_id":"c-lea","session_id":"klub-0707-danse"}]}'
+
+A second town, $loaded2, on its own host name (same ports, same
+database, worker and office; its logins in $TOWN2):
+  $URL2/   (a browser resolves *.localhost to 127.0.0.1;
+           curl: --resolve $TOWN2_ID.localhost:$PORT:127.0.0.1)
+  back office  $URL2/agent/  (admin / secret-demo)
+  operators' tool  $ctl --town $TOWN2_ID check
 
 Logs in $VAR/log/ and $VAR/nginx/error.log.
 Running make run again keeps everything (it starts only what stopped).

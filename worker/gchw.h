@@ -90,6 +90,10 @@ int gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg);
  * committed entries pending, which would otherwise wait claim_idle_ms for
  * XAUTOCLAIM). */
 void gchw_persist_reread(gchw_persist_t *p);
+/* How long a round blocks waiting for new entries (ms >= 1; 0: the
+ * setting batch_wait_ms): the worker shares batch_wait_ms between the
+ * towns it serves. */
+void gchw_persist_wait(gchw_persist_t *p, int ms);
 /* now minus the time of the oldest pending or undelivered entry, 0 when
  * caught up, -1 on a Redis error. */
 int64_t gchw_persist_lag(redisContext *rc);
@@ -159,6 +163,9 @@ int gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
  * and that generation; NULL when none is published or Redis failed. */
 const gch_town_t *gchw_reaper_catalogue(gchw_reaper_t *r, redisContext *rc,
     long long *gen);
+/* 1 the first time it is asked for this town's reaper (the promoter's
+ * first turn in this worker), then 0. */
+int gchw_reaper_first_turn(gchw_reaper_t *r);
 
 
 /* ------------------------------------------------------------------ */

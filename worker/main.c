@@ -16,6 +16,14 @@
  * and exit 0.  SIGHUP: re-read the settings file.  Under systemd
  * (Type=notify, debian/guichet.guichet-worker.service) it says READY=1
  * once Redis answers.
+ *
+ * One worker serves every town of the database (issue 21): each turn
+ * visits the towns in order (public.platform_town, read again every
+ * GCHW_TOWNS_EVERY ms), each with its own persister, reaper, task clocks
+ * and last invoiced month; the Redis keys and the PostgreSQL search_path
+ * are the visited town's (gchb_town_set, gchb_pg_town).  The blocking
+ * read of new entries shares batch_wait_ms between the towns.  Before
+ * PostgreSQL has answered, the configured town alone.
  */
 
 #include <signal.h>
@@ -32,6 +40,8 @@
 
 #define GCHW_BACKOFF_MIN   100
 #define GCHW_BACKOFF_MAX   5000
+#define GCHW_TOWNS_EVERY   5000
+#define GCHW_NTASKS_MAX    8
 
 
 static volatile sig_atomic_t  gchw_stop;
@@ -75,6 +85,18 @@ gchw_heartbeat(redisContext *rc, int pg_ok)
 /* ------------------------------------------------------------------ */
 /* the worker's state                                                   */
 
+/* What the worker keeps of one town it serves. */
+typedef struct {
+    char              id[GCH_TOWN_ID_MAX + 1];
+    char              invoiced[8];   /* the last month invoiced */
+    gchw_reaper_t    *reaper;
+    gchw_persist_t   *persist;
+    int               grouped;       /* its stream's group made since the
+                                        Redis connection */
+    int64_t           next[GCHW_NTASKS_MAX];  /* its tasks' clocks */
+} gchw_town_t;
+
+
 typedef struct {
     gchb_conf_t       conf;
     const char       *file;          /* the settings file, NULL: none */
@@ -83,10 +105,16 @@ typedef struct {
     int               backoff;       /* ms, GCHW_BACKOFF_MIN .. _MAX */
     int               pg_down_logged;
     int64_t           pg_retry;      /* no PostgreSQL connection before */
-    char              invoiced[8];   /* the last month invoiced */
-    gchw_reaper_t    *reaper;
-    gchw_persist_t   *persist;
+    char             *invoiced;      /* the visited town's */
+    gchw_reaper_t    *reaper;        /* the visited town's */
+    gchw_persist_t   *persist;       /* the visited town's */
     int               keys_migrated; /* gchb_migrate_keys() done */
+    gchw_town_t     **towns;         /* served, in order */
+    int               ntowns;
+    int               towns_read;    /* from PostgreSQL at least once */
+    char              pg_town[GCH_TOWN_ID_MAX + 1];  /* pg's search_path's
+                                        town, "" for a new connection */
+    int64_t           towns_at;      /* read them again then */
 } gchw_worker_t;
 
 
@@ -113,6 +141,7 @@ gchw_pg_lost(gchw_worker_t *w, int64_t now)
 {
     PQfinish(w->pg);
     w->pg = NULL;
+    w->pg_town[0] = '\0';
     w->pg_retry = now + w->backoff;
 }
 
@@ -294,6 +323,8 @@ static const gchw_task_t  gchw_tasks[] = {
 
 #define GCHW_NTASKS  (sizeof(gchw_tasks) / sizeof(gchw_tasks[0]))
 
+typedef char  gchw_ntasks_fit[GCHW_NTASKS <= GCHW_NTASKS_MAX ? 1 : -1];
+
 
 /* Runs the tasks whose time has come; -1 when one lost a connection. */
 static int
@@ -364,6 +395,8 @@ gchw_reload_settings(gchw_worker_t *w)
 static int
 gchw_connect_redis(gchw_worker_t *w)
 {
+    int  i;
+
     if (w->rc != NULL) {
         return 0;
     }
@@ -371,9 +404,10 @@ gchw_connect_redis(gchw_worker_t *w)
     w->rc = gchb_redis_connect(&w->conf);
 
     /* once per process, before the stream's group is made: the keys of
-     * the layout before towns get their town's names (backend/migrate.c) */
+     * the layout before towns get the names of the configured town's
+     * (backend/migrate.c), the one town of those days */
     if (w->rc != NULL && !w->keys_migrated) {
-        if (gchb_migrate_keys(w->rc, gchb_town, NULL) != 0) {
+        if (gchb_migrate_keys(w->rc, w->conf.town, NULL) != 0) {
             gchw_redis_lost(w);
             gchb_sleep_ms(w->backoff);
             gchw_backoff_more(w);
@@ -382,20 +416,159 @@ gchw_connect_redis(gchw_worker_t *w)
         w->keys_migrated = 1;
     }
 
-    if (w->rc == NULL || gchw_persist_group(w->rc) != 0) {
-        if (w->rc) {
-            gchw_redis_lost(w);
-        }
+    if (w->rc == NULL) {
         gchb_sleep_ms(w->backoff);
         gchw_backoff_more(w);
         return -1;
     }
 
     gchb_log("info", "connected to redis %s", gchb_redis_name(&w->conf));
-    gchw_persist_reread(w->persist);
     w->backoff = GCHW_BACKOFF_MIN;
 
+    /* each town's group made again, its pending list read again */
+    for (i = 0; i < w->ntowns; i++) {
+        w->towns[i]->grouped = 0;
+    }
+
     return 0;
+}
+
+
+static void
+gchw_town_free(gchw_town_t *t)
+{
+    if (t) {
+        gchw_persist_free(t->persist);
+        gchw_reaper_free(t->reaper);
+        free(t);
+    }
+}
+
+
+static gchw_town_t *
+gchw_town_new(gchw_worker_t *w, const char *id)
+{
+    gchw_town_t  *t;
+
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return NULL;
+    }
+
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    t->persist = gchw_persist_new(&w->conf);
+    t->reaper = gchw_reaper_new();
+
+    if (t->persist == NULL || t->reaper == NULL) {
+        gchw_town_free(t);
+        return NULL;
+    }
+
+    return t;
+}
+
+
+/*
+ * The towns to serve: those of the database (a town kept keeps its state,
+ * a new one starts afresh, one gone is dropped), or the configured town
+ * until the database has answered.  0, or -1 (out of memory, nothing
+ * changed).
+ */
+static int
+gchw_towns_set(gchw_worker_t *w, char (*ids)[GCH_TOWN_ID_MAX + 1], int n)
+{
+    int            i, j;
+    gchw_town_t  **towns;
+
+    towns = calloc(n ? n : 1, sizeof(gchw_town_t *));
+    if (towns == NULL) {
+        return -1;
+    }
+
+    /* the new towns first: nothing changes when one cannot be made */
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < w->ntowns; j++) {
+            if (strcmp(w->towns[j]->id, ids[i]) == 0) {
+                break;
+            }
+        }
+
+        if (j == w->ntowns) {
+            towns[i] = gchw_town_new(w, ids[i]);
+            if (towns[i] == NULL) {
+                while (i--) {
+                    gchw_town_free(towns[i]);
+                }
+                free(towns);
+                return -1;
+            }
+            gchb_log("info", "serving town \"%s\"", ids[i]);
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; towns[i] == NULL && j < w->ntowns; j++) {
+            if (w->towns[j] && strcmp(w->towns[j]->id, ids[i]) == 0) {
+                towns[i] = w->towns[j];
+                w->towns[j] = NULL;
+            }
+        }
+    }
+
+    for (j = 0; j < w->ntowns; j++) {
+        if (w->towns[j]) {
+            gchb_log("info", "town \"%s\" no longer served",
+                     w->towns[j]->id);
+            gchw_town_free(w->towns[j]);
+        }
+    }
+
+    free(w->towns);
+    w->towns = towns;
+    w->ntowns = n;
+
+    /* one turn blocks batch_wait_ms in all */
+    for (i = 0; i < n; i++) {
+        gchw_persist_wait(towns[i]->persist,
+                          n > 1 ? (w->conf.batch_wait_ms + n - 1) / n : 0);
+    }
+
+    return 0;
+}
+
+
+/* The database's towns read again when their time has come. */
+static void
+gchw_towns_refresh(gchw_worker_t *w, int64_t now)
+{
+    int    n;
+    char (*ids)[GCH_TOWN_ID_MAX + 1];
+
+    if (w->pg == NULL || now < w->towns_at) {
+        return;
+    }
+
+    w->towns_at = now + GCHW_TOWNS_EVERY;
+
+    ids = malloc(GCHB_TOWNS_MAX * sizeof(*ids));
+    if (ids == NULL) {
+        return;
+    }
+
+    n = gchb_pg_towns(w->pg, ids, GCHB_TOWNS_MAX);
+
+    if (n < 0) {
+        if (PQstatus(w->pg) != CONNECTION_OK) {
+            gchw_pg_lost(w, now);
+        }
+
+    } else if (n > 0) {
+        if (gchw_towns_set(w, ids, n) == 0) {
+            w->towns_read = 1;
+        }
+    }
+
+    free(ids);
 }
 
 
@@ -408,6 +581,7 @@ gchw_connect_pg(gchw_worker_t *w, int64_t now)
     }
 
     w->pg = gchb_pg_connect(&w->conf);
+    w->pg_town[0] = '\0';
     if (w->pg == NULL) {
         w->pg_retry = now + w->backoff;
         gchw_backoff_more(w);
@@ -429,7 +603,8 @@ gchw_persist_step(gchw_worker_t *w)
     int  n;
 
     if (w->pg == NULL) {
-        gchb_sleep_ms(w->conf.batch_wait_ms);
+        gchb_sleep_ms(w->ntowns > 1 ? w->conf.batch_wait_ms / w->ntowns + 1
+                                    : w->conf.batch_wait_ms);
         return;
     }
 
@@ -473,9 +648,10 @@ gchw_signals(void)
 int
 main(int argc, char **argv)
 {
-    int             ready;
-    int64_t         now, next[GCHW_NTASKS];
+    int             ready, i;
+    int64_t         now;
     const char     *file;
+    gchw_town_t    *t;
     gchw_worker_t   w;
 
     gchb_log_init("guichet-worker");
@@ -490,7 +666,6 @@ main(int argc, char **argv)
     }
 
     memset(&w, 0, sizeof(w));
-    memset(next, 0, sizeof(next));
 
     /* without -c: $GUICHET_CONF, else the checkout's var/worker.conf */
     w.file = gchb_conf_find(file);
@@ -501,9 +676,10 @@ main(int argc, char **argv)
 
     gchw_signals();
 
-    w.persist = gchw_persist_new(&w.conf);
-    w.reaper = gchw_reaper_new();
-    if (w.persist == NULL || w.reaper == NULL) {
+    /* the configured town until the database says which it holds */
+    if (gchw_towns_set(&w, (char (*)[GCH_TOWN_ID_MAX + 1]) gchb_town, 1)
+        != 0)
+    {
         gchb_log("error", "out of memory");
         return 1;
     }
@@ -535,12 +711,47 @@ main(int argc, char **argv)
 
         now = gchb_now_ms();
         gchw_connect_pg(&w, now);
+        gchw_towns_refresh(&w, now);
 
-        if (gchw_tasks_run(&w, now, next) != 0) {
-            continue;
+        for (i = 0; i < w.ntowns && w.rc != NULL && !gchw_stop; i++) {
+            t = w.towns[i];
+            gchb_town_set(t->id);
+
+            /* one town alone: its search_path set once per connection */
+            if (w.pg != NULL && strcmp(w.pg_town, t->id) != 0) {
+                switch (gchb_pg_town(w.pg, t->id)) {
+                case 0:
+                    snprintf(w.pg_town, sizeof(w.pg_town), "%s", t->id);
+                    break;
+                case 1:
+                    w.pg_town[0] = '\0';
+                    continue;       /* gone since read: dropped next time */
+                default:
+                    gchw_pg_lost(&w, now);
+                }
+            }
+
+            if (!t->grouped) {
+                if (gchw_persist_group(w.rc) != 0) {
+                    gchw_redis_lost(&w);
+                    gchb_sleep_ms(w.backoff);
+                    gchw_backoff_more(&w);
+                    break;
+                }
+                gchw_persist_reread(t->persist);
+                t->grouped = 1;
+            }
+
+            w.persist = t->persist;
+            w.reaper = t->reaper;
+            w.invoiced = t->invoiced;
+
+            if (gchw_tasks_run(&w, gchb_now_ms(), t->next) != 0) {
+                break;
+            }
+
+            gchw_persist_step(&w);
         }
-
-        gchw_persist_step(&w);
     }
 
     gchb_log("info", "stopping");
@@ -553,8 +764,10 @@ main(int argc, char **argv)
         PQfinish(w.pg);
     }
 
-    gchw_persist_free(w.persist);
-    gchw_reaper_free(w.reaper);
+    for (i = 0; i < w.ntowns; i++) {
+        gchw_town_free(w.towns[i]);
+    }
+    free(w.towns);
     gchb_conf_free(&w.conf);
 
     return 0;

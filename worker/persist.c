@@ -53,6 +53,8 @@ struct gchw_persist_s {
     char                pending_from[64]; /* cursor in it */
     int64_t             next_claim_ms;
     char                claim_from[64];   /* XAUTOCLAIM cursor */
+    int                 wait_ms;          /* XREADGROUP's BLOCK, 0: the
+                                             setting batch_wait_ms */
 };
 
 
@@ -73,6 +75,14 @@ gchw_persist_new(const gchb_conf_t *conf)
     strcpy(p->claim_from, "0-0");
 
     return p;
+}
+
+
+/* See gchw.h. */
+void
+gchw_persist_wait(gchw_persist_t *p, int ms)
+{
+    p->wait_ms = ms;
 }
 
 
@@ -614,7 +624,8 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
         r = redisCommand(rc, "XREADGROUP GROUP " GCHW_GROUP " %s COUNT %d"
                          " BLOCK %d STREAMS " GCHW_STREAM " >",
                          conf->consumer, conf->batch_size,
-                         conf->batch_wait_ms, gchb_town);
+                         p->wait_ms ? p->wait_ms : conf->batch_wait_ms,
+                         gchb_town);
     }
 
     if (r == NULL) {

@@ -39,7 +39,6 @@
 
 
 static uint64_t  gchw_promote_attempts;
-static int       gchw_promote_started;     /* a first turn was done */
 
 
 /* Sends a MULTI ... EXEC list; the EXEC reply (freeReplyObject) or NULL. */
@@ -455,7 +454,7 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
 int
 gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
 {
-    int                   n, got;
+    int                   n, got, first;
     size_t                i;
     long long             gen, *left;
     redisReply           *x, *y;
@@ -510,6 +509,8 @@ gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
         freeReplyObject(y);
     }
 
+    first = gchw_reaper_first_turn(r);
+
     n = 0;
     for (i = 0; i < x->elements; i++) {
         if (x->element[i]->type != REDIS_REPLY_STRING) {
@@ -518,7 +519,7 @@ gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
 
         s = gch_town_session(t, x->element[i]->str,
                              strlen(x->element[i]->str));
-        if (left[i] <= 0 && gchw_promote_started
+        if (left[i] <= 0 && !first
             && !(s && gch_wait_closed(t, s, now_ms)))
         {
             continue;
@@ -538,6 +539,5 @@ gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
 
     free(left);
     freeReplyObject(x);
-    gchw_promote_started = 1;
     return n;
 }

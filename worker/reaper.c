@@ -52,6 +52,7 @@ struct gchw_reaper_s {
     long long     gen;
     char         *released;                /* per activity: done */
     int64_t       recount_at;              /* this round's "not before" */
+    int           promoted_once;           /* promote.c: a first turn done */
 };
 
 
@@ -1094,4 +1095,17 @@ gchw_reaper_catalogue(gchw_reaper_t *r, redisContext *rc, long long *gen)
 
     *gen = r->gen;
     return r->town;
+}
+
+
+/* See gchw.h. */
+int
+gchw_reaper_first_turn(gchw_reaper_t *r)
+{
+    int  first;
+
+    first = !r->promoted_once;
+    r->promoted_once = 1;
+
+    return first;
 }

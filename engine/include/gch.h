@@ -326,23 +326,28 @@ int gch_price_cents(const gch_activity_t *act, const gch_family_t *f);
 /* ------------------------------------------------------------------ */
 /* tokens: bearer tokens and session cookies                           */
 
-/* "v2.<b64url family_id>.<expires unix>.<issued unix>.<b64url nonce16>.
- * <b64url mac>" (or v1 without <issued>), mac = HMAC-SHA256(secret,
- * everything before the last dot). */
+/* "v4.<town>.<b64url family_id>.<expires unix>.<issued unix>.<b64url
+ * nonce16>.<b64url mac>" (v3 without <issued>), mac = HMAC-SHA256(secret,
+ * everything before the last dot).  A token names its town (issue 21) and
+ * verifies only for that town; v1 and v2 (before towns, no <town>) only
+ * for the town "main". */
 #define GCH_SECRET_LEN  32
-#define GCH_TOKEN_MAX   256
+#define GCH_TOKEN_MAX   320
 
-/* v1 (no issue time): staff tokens of guichet-office. */
+/* v3 (no issue time): staff tokens of guichet-office. */
 int gch_token_make(char out[GCH_TOKEN_MAX], const uint8_t *secret,
-    const char *family_id, int64_t expires, const uint8_t nonce[16]);
-/* v2: issued (Unix seconds) <= expires; what families are given. */
+    const char *town, const char *family_id, int64_t expires,
+    const uint8_t nonce[16]);
+/* v4: issued (Unix seconds) <= expires; what families are given. */
 int gch_token_issue(char out[GCH_TOKEN_MAX], const uint8_t *secret,
-    const char *family_id, int64_t issued, int64_t expires,
+    const char *town, const char *family_id, int64_t issued, int64_t expires,
     const uint8_t nonce[16]);
 /* 0 and the family id (copied into fid, NUL-terminated, at most fid_size)
- * or GCH_EUNAUTH for any malformed, forged or expired token; v1 or v2. */
-int gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
-    int64_t now, char *fid, size_t fid_size, int64_t *expires);
+ * or GCH_EUNAUTH for any malformed, forged or expired token, or a token of
+ * another town than town (NUL-terminated); v1 to v4. */
+int gch_token_verify(const uint8_t *secret, const char *town,
+    const char *tok, size_t len, int64_t now, char *fid, size_t fid_size,
+    int64_t *expires);
 /* The issue time of a verified token, or -1 (v1). */
 int64_t gch_token_issued(const char *tok, size_t len);
 

@@ -1,11 +1,19 @@
 /*
  * token.c -- bearer tokens and session cookies.
  *
+ *     v4.<town>.<b64url family_id>.<expires>.<issued>.<b64url nonce16>.<mac>
+ *     v3.<town>.<b64url family_id>.<expires>.<b64url nonce16>.<b64url mac>
  *     v2.<b64url family_id>.<expires>.<issued>.<b64url nonce16>.<b64url mac>
  *     v1.<b64url family_id>.<expires>.<b64url nonce16>.<b64url mac>
  *
  * mac = HMAC-SHA256(secret, everything before the last dot); base64url
  * without padding; <expires> and <issued> are Unix seconds in decimal.
+ * A token names its town (issue 21): <town> is the town id (gch_town_id_ok)
+ * of the server that issued it, under the MAC, and a server of another
+ * town refuses it even when the towns share their secret.  v3 and v4 are
+ * what is made now; v1 and v2, made before tokens named their town, are
+ * tokens of the one town of those days and verify for the town "main"
+ * only (GCH_TOWN_DEFAULT: a platform upgraded in place keeps its sessions).
  * v2 says when the token was issued, so that a family the catalogue of an
  * nginx worker does not know yet can be told "not yet" (the catalogue is
  * older than the token: 503 catalogue_behind) rather than "forbidden"
@@ -80,21 +88,22 @@ gch_decimal(char *out, int64_t v)
 }
 
 
-/* v1 when issued < 0, else v2 */
+/* v3 when issued < 0, else v4 */
 static int
 gch_token_build(char out[GCH_TOKEN_MAX], const uint8_t *secret,
-    const char *family_id, int64_t issued, int64_t expires,
+    const char *town, const char *family_id, int64_t issued, int64_t expires,
     const uint8_t nonce[16])
 {
     char     num[2][24];
-    size_t   n, fl, el, il;
+    size_t   n, tl, fl, el, il;
     uint8_t  mac[crypto_auth_hmacsha256_BYTES];
 
     out[0] = '\0';
     fl = strlen(family_id);
+    tl = strlen(town);
 
     if (fl == 0 || fl > 120 || expires < 0
-        || (issued >= 0 && issued > expires))
+        || (issued >= 0 && issued > expires) || !gch_town_id_ok(town, tl))
     {
         return GCH_EINVALID;
     }
@@ -102,16 +111,22 @@ gch_token_build(char out[GCH_TOKEN_MAX], const uint8_t *secret,
     el = gch_decimal(num[0], expires);
     il = (issued >= 0) ? gch_decimal(num[1], issued) : 0;
 
-    /* "vN." fid "." expires ["." issued] "." nonce "." mac, and the NUL */
-    if (3 + sodium_base64_ENCODED_LEN(fl, GCH_B64) + el + il + 4
+    /*
+     * "vN." town "." fid "." expires ["." issued] "." nonce "." mac, and
+     * the NUL
+     */
+    if (3 + tl + 1 + sodium_base64_ENCODED_LEN(fl, GCH_B64) + el + il + 4
         + sodium_base64_ENCODED_LEN(16, GCH_B64)
         + sodium_base64_ENCODED_LEN(sizeof(mac), GCH_B64) > GCH_TOKEN_MAX)
     {
         return GCH_EINVALID;
     }
 
-    memcpy(out, issued >= 0 ? "v2." : "v1.", 3);
+    memcpy(out, issued >= 0 ? "v4." : "v3.", 3);
     n = 3;
+    memcpy(out + n, town, tl);
+    n += tl;
+    out[n++] = '.';
 
     sodium_bin2base64(out + n, GCH_TOKEN_MAX - n,
                       (const unsigned char *) family_id, fl, GCH_B64);
@@ -141,22 +156,23 @@ gch_token_build(char out[GCH_TOKEN_MAX], const uint8_t *secret,
 
 
 /*
- * Writes a NUL-terminated v1 token into out.  secret is GCH_SECRET_LEN
- * bytes; family_id is 1..120 bytes without NUL; expires >= 0.  0, or
- * GCH_EINVALID (out is then an empty string).
+ * Writes a NUL-terminated v3 token into out.  secret is GCH_SECRET_LEN
+ * bytes; town a town id; family_id is 1..120 bytes without NUL; expires
+ * >= 0.  0, or GCH_EINVALID (out is then an empty string).
  */
 int
 gch_token_make(char out[GCH_TOKEN_MAX], const uint8_t *secret,
-    const char *family_id, int64_t expires, const uint8_t nonce[16])
+    const char *town, const char *family_id, int64_t expires,
+    const uint8_t nonce[16])
 {
-    return gch_token_build(out, secret, family_id, -1, expires, nonce);
+    return gch_token_build(out, secret, town, family_id, -1, expires, nonce);
 }
 
 
-/* The same, v2: issued (Unix seconds, 0 <= issued <= expires) in it. */
+/* The same, v4: issued (Unix seconds, 0 <= issued <= expires) in it. */
 int
 gch_token_issue(char out[GCH_TOKEN_MAX], const uint8_t *secret,
-    const char *family_id, int64_t issued, int64_t expires,
+    const char *town, const char *family_id, int64_t issued, int64_t expires,
     const uint8_t nonce[16])
 {
     if (issued < 0) {
@@ -164,7 +180,8 @@ gch_token_issue(char out[GCH_TOKEN_MAX], const uint8_t *secret,
         return GCH_EINVALID;
     }
 
-    return gch_token_build(out, secret, family_id, issued, expires, nonce);
+    return gch_token_build(out, secret, town, family_id, issued, expires,
+                           nonce);
 }
 
 
@@ -212,21 +229,22 @@ gch_b64_decode(uint8_t *bin, size_t bin_max, size_t *bin_len,
 
 
 /*
- * Checks tok[0..len): shape, MAC (constant time), then expiry (valid while
- * now < expires).  On success copies the family id NUL-terminated into
- * fid (fid_size bytes at most) and sets *expires if not NULL.  Any failure
- * is GCH_EUNAUTH and leaves fid empty.
+ * Checks tok[0..len): shape, town (v3, v4: the one it names is town; v1,
+ * v2: town is "main"), MAC (constant time), then expiry (valid while now
+ * < expires).  On success copies the family id NUL-terminated into fid
+ * (fid_size bytes at most) and sets *expires if not NULL.  Any failure is
+ * GCH_EUNAUTH and leaves fid empty.
  */
 int
-gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
-    int64_t now, char *fid, size_t fid_size, int64_t *expires)
+gch_token_verify(const uint8_t *secret, const char *town, const char *tok,
+    size_t len, int64_t now, char *fid, size_t fid_size, int64_t *expires)
 {
-    size_t       i, ndots, want, bl;
+    size_t       i, ndots, want, bl, f;
     int64_t      e, iss;
     uint8_t      mac[crypto_auth_hmacsha256_BYTES];
     uint8_t      got[crypto_auth_hmacsha256_BYTES + 3];
     uint8_t      bin[GCH_TOKEN_MAX];
-    const char  *dot[5], *nonce;
+    const char  *dot[6], *nonce;
 
     if (fid_size) {
         fid[0] = '\0';
@@ -236,11 +254,23 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
         return GCH_EUNAUTH;
     }
 
+    /* f: the dot before the family id */
+
     if (memcmp(tok, "v1.", 3) == 0) {
         want = 4;
+        f = 0;
 
     } else if (memcmp(tok, "v2.", 3) == 0) {
         want = 5;
+        f = 0;
+
+    } else if (memcmp(tok, "v3.", 3) == 0) {
+        want = 5;
+        f = 1;
+
+    } else if (memcmp(tok, "v4.", 3) == 0) {
+        want = 6;
+        f = 1;
 
     } else {
         return GCH_EUNAUTH;
@@ -262,9 +292,23 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
         return GCH_EUNAUTH;
     }
 
+    /* the town it names, or "main" for a token before towns */
+
+    if (f == 0) {
+        if (strcmp(town, GCH_TOWN_DEFAULT) != 0) {
+            return GCH_EUNAUTH;
+        }
+
+    } else if ((size_t) (dot[1] - dot[0] - 1) != strlen(town)
+               || memcmp(dot[0] + 1, town, strlen(town)) != 0)
+    {
+        return GCH_EUNAUTH;
+    }
+
     /*
-     * dot[0] ends "vN", dot[1] the family, dot[2] expires, (v2: dot[3]
-     * issued), the last one the nonce
+     * dot[f] ends "vN" (v3, v4: "vN.<town>"), dot[f + 1] the family,
+     * dot[f + 2] expires, (v2, v4: dot[f + 3] issued), the last one the
+     * nonce
      */
 
     if (gch_b64_decode(got, sizeof(got), &bl, dot[want - 1] + 1,
@@ -290,13 +334,13 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
         return GCH_EUNAUTH;
     }
 
-    e = gch_token_number(dot[1] + 1, dot[2]);
+    e = gch_token_number(dot[f + 1] + 1, dot[f + 2]);
     if (e < 0) {
         return GCH_EUNAUTH;
     }
 
-    if (want == 5) {
-        iss = gch_token_number(dot[2] + 1, dot[3]);
+    if (want - f == 5) {
+        iss = gch_token_number(dot[f + 2] + 1, dot[f + 3]);
         if (iss < 0 || iss > e) {
             return GCH_EUNAUTH;
         }
@@ -306,8 +350,8 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
         return GCH_EUNAUTH;
     }
 
-    if (gch_b64_decode(bin, sizeof(bin), &bl, dot[0] + 1,
-                       (size_t) (dot[1] - dot[0] - 1)) != 0
+    if (gch_b64_decode(bin, sizeof(bin), &bl, dot[f] + 1,
+                       (size_t) (dot[f + 1] - dot[f] - 1)) != 0
         || bl == 0 || bl >= fid_size || memchr(bin, '\0', bl) != NULL)
     {
         return GCH_EUNAUTH;
@@ -326,31 +370,41 @@ gch_token_verify(const uint8_t *secret, const char *tok, size_t len,
 
 /*
  * When a token that gch_token_verify() accepted was issued (Unix seconds),
- * or -1 for a v1 token, which does not say.
+ * or -1 for a v1 or v3 token, which does not say.
  */
 int64_t
 gch_token_issued(const char *tok, size_t len)
 {
-    size_t       i, ndots;
-    const char  *dot[4];
+    size_t       i, ndots, f;
+    const char  *dot[5];
 
-    if (len < 3 || memcmp(tok, "v2.", 3) != 0) {
+    if (len < 3) {
+        return -1;
+    }
+
+    if (memcmp(tok, "v2.", 3) == 0) {
+        f = 0;
+
+    } else if (memcmp(tok, "v4.", 3) == 0) {
+        f = 1;
+
+    } else {
         return -1;
     }
 
     ndots = 0;
 
-    for (i = 0; i < len && ndots < 4; i++) {
+    for (i = 0; i < len && ndots < 4 + f; i++) {
         if (tok[i] == '.') {
             dot[ndots++] = tok + i;
         }
     }
 
-    if (ndots != 4) {
+    if (ndots != 4 + f) {
         return -1;
     }
 
-    return gch_token_number(dot[2] + 1, dot[3]);
+    return gch_token_number(dot[f + 2] + 1, dot[f + 3]);
 }
 
 

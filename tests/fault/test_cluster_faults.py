@@ -1,7 +1,10 @@
-"""test_cluster_nginx.py -- faults of a Redis Cluster under the nginx
+"""test_cluster_faults.py -- faults of a Redis Cluster under the nginx
 module (issue 21), with guichet_redis_wait_replicas 1, two nginx
 instances, the town on one master with one replica
-(tests/integration/test_cluster_nginx.py sets it up).
+(tests/integration/test_cluster_nginx.py sets it up: a whole Guichet on
+the cluster and a second nginx).  tests/fault/matrix.py's cluster faults
+run the same events under its rush and invariant checker with one nginx;
+these add the second instance and the retried keys.
 
 * kill -9 of the town's master during a rush: until its replica is
   promoted every answer is 2xx or 503 with Retry-After; no 2xx is lost
@@ -127,10 +130,15 @@ def fault_during_rush(env, toks, sids, fault):
         (r.status, r.json().get("error", {}).get("code", ""))
         for _, _, _, _, r in answers))
     settle_retries(fronts, toks, answers)
+    # the attempts the fault cut off between their steps are reaped (their
+    # places come back), the worker drains: then the checks
+    env[0].wait_settled()
     for sid in sids:
         check_no_lost_no_oversell(fronts, toks, sid,
                                   [(f, c, r) for f, c, _, s, r in answers
                                    if s == sid])
+    # and PostgreSQL has what Redis has (the worker on the cluster)
+    env[0].ctl_run("check")
     return answers
 
 

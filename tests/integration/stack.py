@@ -102,6 +102,10 @@ class Stack:
     # are "{<town_id>}:..."; the town file must carry the same town.id
     # (none for main)
     town_id = "main"
+    # more towns served by the same nginx, each on its host name
+    # <id>.localhost (lua-free-config/dev-town.conf), space-separated; the
+    # test makes and loads them (guichetctl --town ID migrate, load-town)
+    extra_towns = ""
 
     def __init__(self, town=DEMO_TOWN, module=None, name="stack",
                  nginx_template=None, pg_settings=None, town_id=None):
@@ -454,7 +458,8 @@ class Stack:
                         self._path("invoices"), self._path("office.sock")],
                        env=dict(os.environ, GUICHET_REDIS_PASSWORD=(
                            self.redis_password or ""),
-                           GUICHET_TOWN_ID=self.town_id),
+                           GUICHET_TOWN_ID=self.town_id,
+                           GUICHET_EXTRA_TOWNS=self.extra_towns),
                        check=True)
         env = dict(os.environ)
         if self.asan:

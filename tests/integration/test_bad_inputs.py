@@ -150,6 +150,7 @@ def forge(secret, fid, exp, nonce=b"\0" * 16):
 def make_tokens(s):
     secret = read_secret(s.secret)
     f1 = s.token("f1")
+    # v4.<town>.<fid>.<expires>.<issued>.<nonce>.<mac>
     parts = f1.split(".")
     now = int(time.time())
     t = {"f1": f1, "f2": s.token("f2"),
@@ -161,19 +162,21 @@ def make_tokens(s):
          "other_secret": forge(os.urandom(32), "f1", now + 3600),
          "mac_flipped": f1[:-1] + ("A" if f1[-1] != "A" else "B"),
          "mac_truncated": f1[:-4],
-         "mac_missing": ".".join(parts[:4]),
+         "mac_missing": ".".join(parts[:6]),
          "mac_extended": f1 + "AA",
-         "fid_swapped": ".".join([parts[0], b64(b"f2")] + parts[2:]),
-         "exp_bumped": ".".join(parts[:2] + [str(int(parts[2]) + 1000)]
-                                + parts[3:]),
-         "issued_bumped": ".".join(parts[:3] + [str(int(parts[3]) - 1000)]
-                                   + parts[4:]),
-         "nonce_changed": ".".join(parts[:4] + [b64(b"\1" * 16)]
+         "fid_swapped": ".".join(parts[:2] + [b64(b"f2")] + parts[3:]),
+         "exp_bumped": ".".join(parts[:3] + [str(int(parts[3]) + 1000)]
+                                + parts[4:]),
+         "issued_bumped": ".".join(parts[:4] + [str(int(parts[4]) - 1000)]
                                    + parts[5:]),
+         "nonce_changed": ".".join(parts[:5] + [b64(b"\1" * 16)]
+                                   + parts[6:]),
+         "town_rewritten": ".".join([parts[0], "other"] + parts[2:]),
+         "town_dropped": ".".join(["v2"] + parts[2:]),
          "v1_relabelled": "v1." + f1[3:], "v3": "v3." + f1[3:],
          "no_prefix": f1[3:],
          "extra_part": f1 + ".x",
-         "bad_base64": ".".join([parts[0], "!!!!"] + parts[2:]),
+         "bad_base64": ".".join(parts[:2] + ["!!!!"] + parts[3:]),
          "negative_exp": forge(secret, "f1", -5),
          "huge_exp": forge(secret, "f1", "9" * 25),
          "truncated_half": f1[:len(f1) // 2],

@@ -61,7 +61,7 @@ def login(s, fid):
                json={"login": "login-" + fid, "password": "secret-" + fid})
     assert r.status == 200, r
     tok = r.json()["token"]
-    assert tok.startswith("v2."), tok     # it says when it was issued
+    assert tok.startswith("v4."), tok     # it says when it was issued
     return tok
 
 

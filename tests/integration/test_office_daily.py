@@ -1,6 +1,7 @@
 """test_office_daily.py -- the daily lists of the back office
 (office/daily.c, issue 26): per session of a day, the children booked with
-the allergies and pick-up people the office recorded; the same as a
+the allergies and the pick-up people of the family's entourage (which
+the family declared, the town removes from); the same as a
 printable PDF; the kitchen's meal counts per day; the CAF's presence hours
 per child and month as CSV (régie only).
 """
@@ -82,12 +83,34 @@ def booked(s, agent):
     # what the office records of the families
     assert s.http("PUT", "/api/staff/children/f1-a", token=agent,
                   json={"allergies": "arachide"}).status == 200
-    assert s.http("PUT", "/api/staff/families/f1/contacts", token=agent,
-                  json={"contacts": [
-                      {"name": "Paul Martin", "relation": "grand-père",
-                       "phone": "06 01 02 03 04", "pick_up": True},
-                      {"name": "Dr Roux", "phone": "01 00"}]}).status == 200
+    # the people the family declared in its space (the entourage)
+    for who in ({"first_name": "Paul", "last_name": "Martin",
+                 "relation": "grand-père", "phone": "06 01 02 03 04",
+                 "can_pick_up": True, "emergency": False},
+                {"first_name": "Jeanne", "last_name": "Roux",
+                 "relation": "voisine", "phone": "01 00 00 00 00",
+                 "can_pick_up": False, "emergency": True},
+                {"first_name": "Marc", "last_name": "Petit",
+                 "relation": "oncle", "phone": "06 00 00 00 09",
+                 "can_pick_up": True, "emergency": False}):
+        r = s.http("POST", "/api/entourage", token=tok["f1"], json=who)
+        assert r.status == 201, r
+    # the town removed one (the row stays, off the lists)
+    marc = r.json()["id"]
+    assert s.http("DELETE", "/api/staff/entourage/%d" % marc, token=agent,
+                  json={"reason": "à la demande de la famille"}
+                  ).status == 200
     return True
+
+
+def test_the_family_s_people_in_the_agent_s_file(s, agent, booked):
+    r = s.http("GET", "/api/staff/families/f1/record", token=agent)
+    assert r.status == 200, r
+    assert [(p["first_name"], p["last_name"], p["relation"],
+             p["can_pick_up"], p["emergency"])
+            for p in r.json()["entourage"]] == \
+        [("Paul", "Martin", "grand-père", True, False),
+         ("Jeanne", "Roux", "voisine", False, True)]
 
 
 def test_the_list_of_the_day(s, agent, booked):
@@ -131,7 +154,7 @@ def test_the_printable_list(s, agent, booked):
     assert "Paul Martin (grand-père) 06 01 02 03 04" in pages[0]
     assert "2 enfants" in pages[0]
     assert "Bastien" in pages[1] and "3 enfants" in pages[1]
-    assert "Dr Roux" not in text
+    assert "Roux" not in text and "Petit" not in text
     r = s.http("GET", "/api/staff/daily.pdf?date=2027-08-15", token=agent)
     assert r.status == 200 and r.body.startswith(b"%PDF"), r
 

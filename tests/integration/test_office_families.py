@@ -1,6 +1,6 @@
 """test_office_families.py -- the back office's families (office/family.c,
 issue 26): an agent creates a family at the counter with its children,
-e-mail, contacts and QF, enrols a child, records a new QF with the day it
+e-mail, entourage and QF, enrols a child, records a new QF with the day it
 takes effect and the resident status (the booking path prices with them
 once the publisher laid them over the catalogue), adds a child and its
 allergies; only an admin archives a family, which erases what identifies
@@ -45,10 +45,12 @@ NEW = {"login": "martin", "email": "martin@example.org", "qf": 450,
        "children": [{"first_name": "Léo", "birth_date": "2019-03-03",
                      "allergies": "arachide"},
                     {"first_name": "Inès", "birth_date": "2020-05-05"}],
-       "contacts": [{"name": "Paul Martin", "relation": "grand-père",
-                     "phone": "06 00 00 00 01", "pick_up": True},
-                    {"name": "Dr Roux", "relation": "médecin",
-                     "phone": "01 00 00 00 02"}]}
+       "entourage": [{"first_name": "Paul", "last_name": "Martin",
+                      "relation": "grand-père", "phone": "06 00 00 00 01",
+                      "can_pick_up": True, "emergency": True},
+                     {"first_name": "Jeanne", "last_name": "Roux",
+                      "relation": "voisine", "phone": "01 00 00 00 02",
+                      "can_pick_up": False, "emergency": True}]}
 
 
 def catalogue_family(s, fid):
@@ -64,8 +66,11 @@ def test_a_family_made_at_the_counter_books(s, agent):
                        (dict(NEW, children=[{"first_name": "X"}]),
                         "$.children[0].birth_date"),
                        (dict(NEW, qf=-3), "$.qf"),
-                       (dict(NEW, contacts=[{"relation": "x"}]),
-                        "$.contacts[0].name"),
+                       (dict(NEW, entourage=[{"relation": "x"}]),
+                        "$.entourage[0].first_name"),
+                       (dict(NEW, entourage=[dict(NEW["entourage"][0],
+                                                  phone="demain")]),
+                        "$.entourage[0] : Le champ phone"),
                        (dict(NEW, couleur=1), "$.couleur")):
         r = s.http("POST", "/api/staff/families", token=agent, json=body)
         assert error_code(r, 400) == "invalid_field", (body, r)
@@ -87,8 +92,9 @@ def test_a_family_made_at_the_counter_books(s, agent):
     assert [(c["id"], c["first_name"], c["allergies"])
             for c in f["children"]] == \
         [(fid + "-1", "Léo", "arachide"), (fid + "-2", "Inès", None)]
-    assert [(c["name"], c["pick_up"]) for c in f["contacts"]] == \
-        [("Paul Martin", True), ("Dr Roux", False)]
+    assert [(c["first_name"], c["last_name"], c["can_pick_up"])
+            for c in f["entourage"]] == \
+        [("Paul", "Martin", True), ("Jeanne", "Roux", False)]
     assert [q["qf"] for q in f["qf_history"]] == [450]
     assert audit(s, "family.create")[-1][:2] == ("agent.a", "family:" + fid)
 
@@ -183,14 +189,37 @@ def test_children_contacts_and_allergies(s, agent):
     assert r.status == 200, r
     assert [c["allergies"] for c in r.json()["children"]] == \
         ["arachide", "lactose", "gluten"]
-    r = s.http("PUT", "/api/staff/families/%s/contacts" % fid, token=agent,
-               json={"contacts": [{"name": "Anne Martin",
-                                   "relation": "tante", "pick_up": True}]})
+    # the family's people: the agent adds, edits, removes with a reason
+    anne = {"first_name": "Anne", "last_name": "Martin",
+            "relation": "tante", "phone": "06 00 00 00 03",
+            "can_pick_up": True, "emergency": False}
+    url = "/api/staff/families/%s/entourage" % fid
+    r = s.http("POST", url, token=agent, json=dict(anne, phone="x"))
+    assert error_code(r, 400) == "invalid_field", r
+    r = s.http("POST", url, token=agent, json=anne)
+    assert r.status == 201, r
+    aid = r.json()["id"]
+    r = s.http("PUT", "/api/staff/entourage/%d" % aid, token=agent,
+               json=dict(anne, relation="marraine"))
     assert r.status == 200, r
-    assert [(c["name"], c["relation"], c["pick_up"])
-            for c in r.json()["contacts"]] == \
-        [("Anne Martin", "tante", True)]
-    assert len(audit(s, "family.contacts")) == 1
+    jeanne = [p for p in s.http("GET", "/api/staff/families/%s/record"
+                                % fid, token=agent).json()["entourage"]
+              if p["first_name"] == "Jeanne"][0]
+    r = s.http("DELETE", "/api/staff/entourage/%d" % jeanne["id"],
+               token=agent, json={"reason": "déménagée"})
+    assert r.status == 200, r
+    r = s.http("GET", "/api/staff/families/%s/record" % fid, token=agent)
+    assert [(c["first_name"], c["relation"], c["can_pick_up"])
+            for c in r.json()["entourage"]] == \
+        [("Anne", "marraine", True), ("Paul", "grand-père", True)]
+    # the removed person stays, with its reason, for the town
+    assert s.sql("select removal_reason, removed_by from entourage_person"
+                 " where id = %s", (jeanne["id"],)) == \
+        [("déménagée", "agent.a")]
+    assert [a[0] for a in audit(s, "entourage.add")][-1] == "agent.a"
+    assert [a[0] for a in audit(s, "entourage.edit")][-1] == "agent.a"
+    assert s.http("PUT", "/api/staff/families/%s/contacts" % fid,
+                  token=agent, json={"contacts": []}).status in (404, 405)
     assert len(audit(s, "child.allergies")) == 1
     assert len(audit(s, "family.child")) == 1
 
@@ -223,7 +252,9 @@ def test_only_an_admin_archives_and_accounting_is_kept(s, tok_f1, agent,
     assert r.status == 200, r
     b = r.json()
     assert b["archived_at"] and b["login"] is None and b["email"] is None
-    assert b["contacts"] == []
+    assert b["entourage"] == []
+    assert s.sql("select count(*) from entourage_person"
+                 " where family_id = %s", (fid,))[0][0] == 0
     assert {c["first_name"] for c in b["children"]} == {"Archivé"}
     assert {c["allergies"] for c in b["children"]} == {None}
     # the accounting and the QF history stay

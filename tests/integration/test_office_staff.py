@@ -61,7 +61,7 @@ def test_login_answers_a_staff_token(s, agent):
     b = r.json()
     assert (b["login"], b["name"], b["role"]) == \
         ("agent.s", "Sam Agent", "agent")
-    assert b["token"].startswith("v1.") and b["expires_at"]
+    assert b["token"].startswith("v3.main.") and b["expires_at"]
     me = s.http("GET", "/api/staff/me", token=b["token"])
     assert me.status == 200 and me.json()["login"] == "agent.s", me
     assert audit(s, "staff.login")[-1][:2] == ("agent.s", "staff:agent.s")

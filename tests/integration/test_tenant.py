@@ -379,11 +379,15 @@ def test_two_towns_in_one_nginx(amb, tmp_path):
 
         wait_until("both towns served", lambda: activities(port_a)
                    and activities(port_b))
-        tok = amb.token("f1")
-        st, me_a = call(port_a, "GET", "/api/me", token=tok)
-        st, me_b = call(port_b, "GET", "/api/me", token=tok)
+        tok_a = amb.token("f1")
+        tok = amb.ctl_run("-c", conf, "token", "f1", conf=False).strip()
+        st, me_a = call(port_a, "GET", "/api/me", token=tok_a)
         assert json.loads(me_a)["town"] == "Tenantville"
-        assert json.loads(me_b)["town"] == "Belley"
+        st, me_b = call(port_b, "GET", "/api/me", token=tok)
+        assert st == 200 and json.loads(me_b)["town"] == "Belley"
+        # tokens name their town: each block refuses the other's
+        assert call(port_b, "GET", "/api/me", token=tok_a)[0] == 401
+        assert call(port_a, "GET", "/api/me", token=tok)[0] == 401
 
         # the same session id in both towns: separate counters
         r = amb.redis

@@ -318,12 +318,13 @@ def test_tokens(worker_conf):
     seed_rows(worker_conf["pg"])
     tok = ctl(worker_conf["conf"], "token", "f-martin").stdout.strip()
     parts = tok.split(".")
-    assert parts[0] == "v2" and len(parts) == 6     # with its issue time
-    assert int(parts[2]) > time.time() + 11 * 3600
-    assert time.time() - 60 <= int(parts[3]) <= time.time()
+    # its town, and its issue time
+    assert parts[:2] == ["v4", "main"] and len(parts) == 7
+    assert int(parts[3]) > time.time() + 11 * 3600
+    assert time.time() - 60 <= int(parts[4]) <= time.time()
     tok = ctl(worker_conf["conf"], "token", "f-martin", "--ttl",
               "60").stdout.strip()
-    assert int(tok.split(".")[2]) <= time.time() + 61
+    assert int(tok.split(".")[3]) <= time.time() + 61
     lines = ctl(worker_conf["conf"], "tokens").stdout.splitlines()
     assert [l.split(" ")[0] for l in lines] == ["f-durand", "f-martin"]
     p = ctl(worker_conf["conf"], "token", "nobody", check=False)

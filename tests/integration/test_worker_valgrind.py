@@ -90,6 +90,17 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
                         and pending(rds) == 0 and sql(
                             worker_conf["pg"], "select count(*) from booking"
                             " where session_id = 's2'")[0][0] == 1, 120)
+        # a second town made while the worker runs: found, served too
+        second = tmp_path / "second.json"
+        second.write_text(json.dumps(dict(TOWN, town=dict(TOWN["town"],
+                                                          id="second"))))
+        assert vctl(conf, "--town", "second", "migrate").returncode == 0
+        assert vctl(conf, "--town", "second", "load-town",
+                    str(second)).returncode == 0
+        rds.xadd("{second}:stream", {"d": book_entry(1, "k1", "b-1")})
+        assert wait_for(lambda: sql(
+            worker_conf["pg"], "select count(*) from town_second.booking")
+            [0][0] == 1 and rds.exists("{second}:worker:heartbeat"), 120)
     finally:
         w.send_signal(signal.SIGTERM)
         rc = w.wait(timeout=120)

@@ -270,6 +270,54 @@ def test_run_again_keeps_the_town_its_families_and_bookings(ops):
     assert "nginx: stopped" not in out
 
 
+BELLERIVE = {"Host": "bellerive.localhost"}
+
+
+def test_a_second_town_on_its_own_host_name_kept_by_a_rerun(ops):
+    """make run serves a second demo town (demo/bellerive.json) beside
+    ours, from the same database, worker and office, on the host name
+    bellerive.localhost: its own logins, catalogue and bookings; a rerun
+    keeps it; 127.0.0.1 still serves our town."""
+    assert "bellerive.localhost:%d" % ops.port in ops.first_output
+    st, body = ops.http("POST", "/api/session", headers=BELLERIVE,
+                        body={"login": "martin", "password": "secret-demo"})
+    assert st == 200, body
+    tok = body["token"]
+    assert tok.startswith("v4.bellerive.")
+    st, me = ops.http("GET", "/api/me", token=tok, headers=BELLERIVE)
+    assert st == 200 and me["town"] == "Bellerive-sur-Allier", me
+    # our town's server refuses bellerive's token, and knows no martin
+    assert ops.http("GET", "/api/me", token=tok)[0] == 401
+    st, me = ops.http("GET", "/api/me", token=ops.token("f-01"))
+    assert st == 200 and me["town"] == "Opsville"
+    st, body = ops.http("POST", "/api/bookings", token=tok,
+                        headers=dict(BELLERIVE, **{
+                            "Idempotency-Key": uuid.uuid4().hex}),
+                        body={"items": [{"child_id": "c-lea",
+                                         "session_id":
+                                         "alsh-bourg-20270707-MATIN"}]})
+    assert st == 200 and body["items"][0]["status"] == "confirmed", body
+    wait_for("bellerive's booking persisted", lambda: ops.psql(
+        "select count(*) from town_bellerive.booking") == "1")
+    # its back office (admin / secret-demo)
+    st, body = ops.http("POST", "/api/staff/session", headers=BELLERIVE,
+                        body={"login": "admin", "password": "secret-demo"})
+    assert st == 200 and body["token"].startswith("v3.bellerive."), body
+
+    out = ops.run_sh()
+
+    assert "already loaded, kept" in out
+    assert ops.psql("select name from town_bellerive.town") == \
+        "Bellerive-sur-Allier"
+    assert ops.psql("select count(*) from town_bellerive.booking"
+                    " where status = 'confirmed'") == "1"
+    assert ops.http("GET", "/api/me", token=tok,
+                    headers=BELLERIVE)[0] == 200
+    assert ops.psql("select name from town") == "Opsville"
+    assert sorted(ops.psql("select id from public.platform_town")
+                  .split()) == ["bellerive", "main"]
+
+
 def to_old(name):
     """The name a key of town main had before towns (the inverse of
     backend/migrate.c)."""
@@ -308,6 +356,8 @@ def test_run_again_over_the_layout_before_towns_keeps_everything(ops):
     subprocess.run([STOPSH, "worker"], env=ops.env(), check=True,
                    stdout=subprocess.DEVNULL)
     for k in redis_keys(ops):
+        if k.startswith("{bellerive}:"):
+            continue        # make run's second town: of the new layout
         assert k.startswith("{main}:"), k
         ops.redis_cli("rename", k, to_old(k))
     assert ops.redis_cli("exists", "gch:bookings", "gch:catalogue",
@@ -315,8 +365,8 @@ def test_run_again_over_the_layout_before_towns_keeps_everything(ops):
 
     out = ops.run_sh()
 
-    assert [k for k in redis_keys(ops) if not k.startswith("{main}:")] \
-        == [], out
+    assert [k for k in redis_keys(ops)
+            if not k.startswith(("{main}:", "{bellerive}:"))] == [], out
     # every nginx worker reads the catalogue again (fresh connections land
     # on either)
     wait_for("the catalogue in every nginx worker", lambda: all(

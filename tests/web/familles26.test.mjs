@@ -4,9 +4,10 @@
  * of its own (it needs `make build`):
  *
  *   an agent creates a family at the counter (a child with an allergy, a
- *   contact who may pick the children up, a QF), records a new QF from a
- *   day, makes it non-resident, adds a child, enrols the first child in
- *   the centre; an admin archives it in two clicks; the agent has no
+ *   person of its entourage who may pick the children up, a QF), adds a
+ *   person to the entourage and edits her, records a new QF from a day,
+ *   makes it non-resident, adds a child, enrols the first child in the
+ *   centre; an admin archives it in two clicks; the agent has no
  *   archive button.
  *
  * Every page checked is axe clean (serious / critical), at desktop width
@@ -109,7 +110,10 @@ t("an agent makes a family's file at the counter", async () => {
     await p.fill("#nf-enfant-1", "Léo");
     await p.fill("#nf-naissance-1", "2019-03-03");
     await p.fill("#nf-allergies-1", "arachide");
-    await p.fill("#nouvelle-famille .nom", "Paul Martin");
+    await p.fill("#nouvelle-famille .prenom", "Paul");
+    await p.fill("#nouvelle-famille .nom", "Martin");
+    await p.fill("#nouvelle-famille .lien", "grand-père");
+    await p.fill("#nouvelle-famille .tel", "06 00 00 00 01");
     await p.check("#nouvelle-famille input[aria-label$='chercher les "
                   + "enfants']");
     await p.click("#nouvelle-famille button[type=submit]");
@@ -118,8 +122,27 @@ t("an agent makes a family's file at the counter", async () => {
     assert.match(fid, /^fam-\d+$/);
     assert.equal(await p.textContent("#qf-en-vigueur"), "450");
     assert.match(await p.textContent("main"), /Famille fam-\d+ créée\./);
+    assert.equal(await p.inputValue("#section-entourage tbody .prenom"),
+                 "Paul");
     await H.axe("dossier", p);
     await shot("dossier-1200", p);
+
+    /* the entourage: an agent adds a person, then edits her */
+    await p.fill("#ajout-personne .prenom", "Anne");
+    await p.fill("#ajout-personne .nom", "Roux");
+    await p.fill("#ajout-personne .lien", "voisine");
+    await p.fill("#ajout-personne .tel", "06 00 00 00 02");
+    await p.check("#ajout-personne input[aria-label$='urgence']");
+    await save(p, "#ajout-personne", "Personne ajoutée.");
+    const anne = "#section-entourage tbody tr:has(input[value='Anne']) ";
+    await p.fill(anne + ".lien", "marraine");
+    await p.click(anne + "button");
+    await p.waitForSelector("main [role=status]:has-text('Anne Roux : "
+                            + "enregistré(e).')");
+    assert.deepEqual(
+        await p.$$eval("#section-entourage tbody .lien",
+                       (x) => x.map((e) => e.value)),
+        ["grand-père", "marraine"]);
 
     /* a QF from a day already come, then non-resident */
     await p.fill("#qf-valeur", "820");

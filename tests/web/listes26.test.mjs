@@ -92,6 +92,18 @@ async function book(fid, child) {
                      ["confirmed", "confirmed"]);
 }
 
+/* A person the family declares in its space (its entourage). */
+async function declare(fid, person) {
+    const tok = execFileSync(CTL, ["-c", stack.conf, "token", fid],
+                             { cwd: ROOT, encoding: "utf8" }).trim();
+    const r = await fetch(BASE + "/api/entourage", {
+        method: "POST",
+        headers: { Authorization: "Bearer " + tok,
+                   "Content-Type": "application/json" },
+        body: JSON.stringify(person) });
+    assert.equal(r.status, 201);
+}
+
 before(async () => {
     if (!READY) {
         return;
@@ -109,6 +121,9 @@ before(async () => {
     }
     await book("f1", "f1-a");
     await book("f2", "f2-a");
+    await declare("f1", { first_name: "Paul", last_name: "Martin",
+                          relation: "grand-père", phone: "06 01 02 03 04",
+                          can_pick_up: true, emergency: false });
     browser = await chromium.launch({ executablePath: H.CHROMIUM,
                                       args: H.ARGS });
 });
@@ -125,16 +140,21 @@ const t = READY ? test : test.skip;
 
 t("an agent's list of the day, ticked and printed", async () => {
     const p = await staffPage("a.agent", 1200);
-    /* the family's file: Alice's allergy, her grandfather */
+    /* the family's file: Alice's allergy; her grandfather, whom the
+     * family declared in its space */
     await p.goto(BASE + "/agent/#/dossier?id=f1");
     await p.waitForSelector("#section-enfants");
     await p.fill("input[aria-label='Allergies de Alice']", "arachide");
     await p.click("#section-enfants tbody button[type=submit]");
     await p.waitForSelector("main [role=status]:has-text('Allergies')");
-    await p.fill("#contacts .nom", "Paul Martin");
-    await p.check("#contacts input[type=checkbox]");
-    await p.click("#contacts button[type=submit]");
-    await p.waitForSelector("main [role=status]:has-text('Contacts')");
+    assert.match(await p.textContent("#section-entourage"),
+                 /Peut venir chercher/);
+    assert.equal(await p.inputValue("#section-entourage tbody .nom"),
+                 "Martin");
+    assert.equal(await p.inputValue("#section-entourage tbody .lien"),
+                 "grand-père");
+    assert.ok(await p.isChecked("#section-entourage tbody "
+        + "input[aria-label$='peut venir chercher les enfants']"));
 
     /* the list; the persister may be a moment behind the bookings */
     for (let i = 0; i < 50; i++) {

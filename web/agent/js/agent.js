@@ -506,7 +506,7 @@ async function viewFamille(fid, q) {
                                  "← Toutes les familles"), " · ",
                       h("a", { href: "#/dossier?id=" + encodeURIComponent(fid),
                                id: "lien-dossier" },
-                        "Dossier : QF, contacts, enfants, inscriptions")),
+                        "Dossier : QF, entourage, enfants, inscriptions")),
          out);
     const today = F.todayParis();
     const from = q.get("du") || F.addDays(today, -7);

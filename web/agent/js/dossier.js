@@ -1,11 +1,13 @@
 /*
  * dossier.js -- a family's file in the back office (issue 26):
  * #/nouvelle-famille creates a family at the counter (children with
- * their allergies, login, e-mail, contacts, QF); #/dossier?id=F records a
- * QF with the day it takes effect, the resident status and e-mail, the
- * contacts (who may pick the children up), a child and its allergies,
- * enrols a child, and (admin) archives the family.  Routes of
- * office/family.c, docs/api.md (*Back office*).
+ * their allergies, login, e-mail, entourage, QF); #/dossier?id=F records
+ * a QF with the day it takes effect, the resident status and e-mail, a
+ * child and its allergies, enrols a child, shows, edits and adds to the
+ * family's entourage (the people it declared: who may pick the children
+ * up, who to call; removing one is #/entourage's), and (admin) archives
+ * the family.  Routes of office/family.c and office/entourage.c,
+ * docs/api.md (*Back office*).
  *
  * agent.js gives the frame (ctx: call, page, table, loading, rank, flash,
  * route, main).
@@ -29,50 +31,67 @@ function check(name, label, checked) {
                  h("label", { for: name }, i, " " + label))];
 }
 
-/* One editable row of contacts: its inputs and its element. */
-function contactRow(c, n) {
-    const ins = {
-        name: h("input", { type: "text", value: c.name || "", class: "nom",
-                           "aria-label": "Contact " + n + " : nom" }),
-        relation: h("input", { type: "text", value: c.relation || "",
-                               "aria-label": "Contact " + n + " : lien" }),
-        phone: h("input", { type: "text", value: c.phone || "",
-                            "aria-label": "Contact " + n
-                                          + " : téléphone" }),
-        pick_up: h("input", { type: "checkbox", checked: !!c.pick_up,
-                              "aria-label": "Contact " + n + " : peut "
-                                            + "venir chercher les "
-                                            + "enfants" }),
+/* The inputs of a person of the entourage (office/entourage.c's
+ * fields), named for screen readers by label. */
+function personInputs(p, label) {
+    const t = (v, what, cls, type) => h("input", {
+        type: type || "text", value: v || "", class: cls,
+        "aria-label": label + " : " + what });
+    const c = (v, what) => h("input", { type: "checkbox", checked: !!v,
+                                        "aria-label": label + " : "
+                                                      + what });
+    return {
+        first_name: t(p.first_name, "prénom", "prenom"),
+        last_name: t(p.last_name, "nom", "nom"),
+        relation: t(p.relation, "lien avec l'enfant", "lien"),
+        phone: t(p.phone, "téléphone", "tel", "tel"),
+        can_pick_up: c(p.can_pick_up, "peut venir chercher les enfants"),
+        emergency: c(p.emergency, "à prévenir en cas d'urgence"),
     };
-    const tr = h("tr", {}, h("td", {}, ins.name), h("td", {}, ins.relation),
-                 h("td", {}, ins.phone), h("td", {}, ins.pick_up));
-    return { ins, tr };
 }
 
-function contactsEditor(list) {
+function personValue(ins) {
+    return { first_name: ins.first_name.value.trim(),
+             last_name: ins.last_name.value.trim(),
+             relation: ins.relation.value.trim(),
+             phone: ins.phone.value.trim(),
+             can_pick_up: ins.can_pick_up.checked,
+             emergency: ins.emergency.checked };
+}
+
+const PERSON_COLS = ["Prénom", "Nom", "Lien", "Téléphone",
+                     "Peut venir chercher", "À prévenir (urgence)"];
+
+function personCells(ins) {
+    return ["first_name", "last_name", "relation", "phone", "can_pick_up",
+            "emergency"].map((k) => h("td", {}, ins[k]));
+}
+
+/* The entourage of a new family: rows to fill, the empty ones left
+ * out. */
+function entourageEditor() {
     const rows = [];
     const body = h("tbody");
-    const add = (c) => {
-        const r = contactRow(c, rows.length + 1);
-        rows.push(r);
-        body.appendChild(r.tr);
+    const add = () => {
+        const ins = personInputs({}, "Personne " + (rows.length + 1));
+        rows.push(ins);
+        body.appendChild(h("tr", {}, personCells(ins)));
     };
-    (list.length ? list : [{}]).forEach(add);
-    const el = h("fieldset", {}, h("legend", {}, "Contacts"),
+    add();
+    const el = h("fieldset", { id: "nf-entourage" },
+        h("legend", {}, "Entourage : qui peut venir chercher les enfants, "
+                        + "qui prévenir en cas d'urgence"),
         h("div", { class: "tableau-defilant" }, h("table", {},
-            h("caption", { class: "visually-hidden" }, "Contacts"),
+            h("caption", { class: "visually-hidden" }, "Entourage"),
             h("thead", {}, h("tr", {},
-                ["Nom", "Lien", "Téléphone", "Peut venir chercher"]
-                    .map((x) => h("th", { scope: "col" }, x)))),
+                PERSON_COLS.map((x) => h("th", { scope: "col" }, x)))),
             body)),
         h("div", { class: "boutons" }, h("button", {
             type: "button", class: "bouton second petit",
-            onclick: () => add({}) }, "Ajouter un contact")));
-    const value = () => rows.filter((r) => r.ins.name.value.trim() !== "")
-        .map((r) => ({ name: r.ins.name.value.trim(),
-                       relation: r.ins.relation.value.trim(),
-                       phone: r.ins.phone.value.trim(),
-                       pick_up: r.ins.pick_up.checked }));
+            onclick: add }, "Ajouter une personne")));
+    const value = () => rows.filter((ins) =>
+        ins.first_name.value.trim() !== ""
+        || ins.last_name.value.trim() !== "").map(personValue);
     return { el, value };
 }
 
@@ -109,14 +128,14 @@ export function viewNouvelleFamille(ctx) {
                   + "listes du jour.")));
     };
     addKid();
-    const contacts = contactsEditor([]);
+    const entourage = entourageEditor();
     const msg = h("div", { "aria-live": "polite" });
     const form = h("form", { class: "carte", id: "nouvelle-famille" },
         fLogin, fMail, fQf, fRes, kidBox,
         h("div", { class: "boutons" }, h("button", {
             type: "button", class: "bouton second petit",
             onclick: addKid }, "Ajouter un enfant")),
-        contacts.el, msg,
+        entourage.el, msg,
         h("div", { class: "boutons" }, h("button", {
             type: "submit", class: "bouton" }, "Créer la famille")));
     form.addEventListener("submit", async (ev) => {
@@ -131,7 +150,7 @@ export function viewNouvelleFamille(ctx) {
                   birth_date: k.birth.value },
                 k.allergies.value.trim()
                     ? { allergies: k.allergies.value.trim() } : {})),
-            contacts: contacts.value(),
+            entourage: entourage.value(),
         };
         const r = await ctx.call("POST", "/api/staff/families", body);
         if (!r.ok) {
@@ -306,11 +325,43 @@ export async function viewDossier(ctx) {
                 h("td", {}, F.dayNum(e.from)), h("td", {}, F.dayNum(e.to)),
                 h("td", {}, e.status)))));
 
-    /* contacts */
-    const contacts = contactsEditor(f.contacts);
-    const contactForm = act(ctx, "contacts", "PUT", base + "/contacts",
-        () => ({ contacts: contacts.value() }), "Contacts enregistrés.",
-        contacts.el, submit("Enregistrer les contacts"));
+    /* the entourage: the people the family declared or an agent added;
+     * removing one (with a reason sent to the family) is #/entourage's */
+    const people = f.entourage.map((p) => {
+        const who = p.first_name + " " + p.last_name;
+        const ins = personInputs(p, who);
+        const save = h("button", { type: "button", class: "bouton petit",
+                                   "aria-label": "Enregistrer " + who },
+                       "Enregistrer");
+        save.addEventListener("click", async () => {
+            const r2 = await ctx.call("PUT", "/api/staff/entourage/"
+                                      + enc(p.id), personValue(ins));
+            ctx.flash(r2.ok ? { kind: "succes", text: who
+                                + " : enregistré(e)." }
+                            : { kind: "alerte", text: r2.error.message });
+            ctx.route();
+        });
+        return h("tr", { dataset: { personne: String(p.id) } },
+                 personCells(ins), h("td", {}, save));
+    });
+    const peopleTable = people.length === 0
+        ? h("p", {}, "Personne dans l'entourage de cette famille.")
+        : cards(ctx.table("Entourage", PERSON_COLS.concat(["Action"]), people));
+    const added = personInputs({}, "Nouvelle personne");
+    const addForm = act(ctx, "ajout-personne", "POST", base + "/entourage",
+        () => personValue(added), "Personne ajoutée.",
+        h("h3", {}, "Ajouter une personne"),
+        field("Prénom", added.first_name), field("Nom", added.last_name),
+        field("Lien avec l'enfant", added.relation),
+        field("Téléphone", added.phone),
+        h("div", { class: "choix" }, h("label", {}, added.can_pick_up,
+            " Peut venir chercher les enfants")),
+        h("div", { class: "choix" }, h("label", {}, added.emergency,
+            " À prévenir en cas d'urgence")),
+        submit("Ajouter"));
+    const removeLink = h("p", {}, h("a", {
+        href: "#/entourage?famille=" + enc(fid) },
+        "Retirer une personne (avec un motif), personnes retirées"));
 
     /* archiving: admin, two clicks */
     let archive = null;
@@ -324,7 +375,7 @@ export async function viewDossier(ctx) {
                 armed = true;
                 btn.textContent = "Confirmer l'archivage";
                 msg.replaceChildren(alertBox("L'archivage efface "
-                    + "l'identifiant, l'e-mail, les contacts, les messages, "
+                    + "l'identifiant, l'e-mail, l'entourage, les messages, "
                     + "les documents, les prénoms et allergies des "
                     + "enfants ; les factures, paiements et réservations "
                     + "restent pour la comptabilité.  Il est définitif.",
@@ -358,6 +409,7 @@ export async function viewDossier(ctx) {
                 kidForm),
         section("Inscriptions", "section-inscriptions", enrolled,
                 enrolForm),
-        section("Contacts", "section-contacts", contactForm),
+        section("Entourage", "section-entourage", peopleTable, removeLink,
+                addForm),
         ...(archive ? [archive] : []));
 }
