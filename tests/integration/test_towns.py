@@ -291,7 +291,10 @@ def test_a_database_before_towns_is_moved_into_its_town(two, tmp_path):
         g.write(f.read().replace("dbname=guichet ", "dbname=guichet_old ")
                 .replace("town = alpha\n", "town = vieille\n"))
     out = two.ctl_run("-c", conf, "migrate", conf=False)
-    assert out.strip() == "1 migration applied"        # 0030
+    later = len(glob.glob(os.path.join(ROOT, "sql", "migrations",
+                                       "00[3-9]*.sql")))   # 0030 ...
+    assert out.strip() == "%d migration%s applied" % (
+        later, "s" if later > 1 else "")
 
     c = psycopg2.connect(conninfo)
     try:
