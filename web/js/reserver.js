@@ -1237,9 +1237,8 @@ export async function viewReserver(ctx) {
                     : it.status === "waitlisted"
                       ? "Complet — " + P.waitWords(it.position)
                       : blocker(it)),
-                it.status === "refused" && it.reason === "full" ? " " : null,
-                it.status === "refused" && it.reason === "full"
-                    ? waitButton(it, name + ", " + where) : null);
+                canWait(it, s) ? " " : null,
+                canWait(it, s) ? waitButton(it, name + ", " + where) : null);
         });
         const gone = ans.cancels.map((x) => {
             const s = R.index.get(x.b.session_id) || x.b;
@@ -1323,6 +1322,14 @@ export async function viewReserver(ctx) {
             }
         });
         return b;
+    }
+
+    /* A refusal "complet" may join the waiting list, but not a day of
+     * a whole-week activity (a promotion of one day would be refused). */
+    function canWait(it, s) {
+        const a = s ? activities.find((x) => x.id === s.activity_id) : null;
+        return it.status === "refused" && it.reason === "full"
+               && !(a && a.week_required);
     }
 
     function joinedWords(x) {
