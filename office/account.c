@@ -61,6 +61,17 @@
 static int
 gcho_end_sessions(gcho_req_t *rq, const char *fid, const char *keep)
 {
+    return gcho_sessions_end(rq, fid, keep,
+                             "Le service est momentanément indisponible : "
+                             "votre mot de passe n'a pas été changé.");
+}
+
+
+/* See office.h. */
+int
+gcho_sessions_end(gcho_req_t *rq, const char *fid, const char *keep,
+    const char *failed_msg)
+{
     int            rc;
     size_t         i, n;
     redisReply    *r, *x;
@@ -122,9 +133,7 @@ failed:
              fid, rc_->err ? rc_->errstr : "error reply");
     gcho_redis_drop_broken();
 
-    (void) gcho_error(rq, 503, "unavailable",
-                      "Le service est momentanément indisponible : "
-                      "votre mot de passe n'a pas été changé.");
+    (void) gcho_error(rq, 503, "unavailable", failed_msg);
     return -1;
 }
 
@@ -643,7 +652,7 @@ gcho_history_period(gcho_req_t *rq, gch_day_t *df, gch_day_t *dt)
 
 /* The connections of the period, newest first, from the module's list:
  * *conns a JSON array (malloc'ed, the caller frees it). */
-static int
+int
 gcho_history_connections(gcho_req_t *rq, const char *from, const char *to,
     char **conns)
 {

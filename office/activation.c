@@ -431,7 +431,9 @@ gcho_account_create(gcho_req_t *rq)
     }
 
     p[0] = login;
-    res = gcho_sql(rq, "select 1 from family where login = $1", 1, p);
+    res = gcho_sql(rq, "select 1 from family where login = $1"
+                       " union all select 1 from co_responsable"
+                       " where login = $1", 1, p);
     if (res == NULL) {
         goto done;
     }
@@ -525,7 +527,9 @@ gcho_account_activate(gcho_req_t *rq)
 
     /* the login may have been taken since the link was sent */
     p[0] = login;
-    res = gcho_sql(rq, "select 1 from family where login = $1", 1, p);
+    res = gcho_sql(rq, "select 1 from family where login = $1"
+                       " union all select 1 from co_responsable"
+                       " where login = $1", 1, p);
     if (res == NULL) {
         return 0;
     }

@@ -202,7 +202,7 @@ gcho_doc_quota(gcho_req_t *rq, size_t len)
 
 /* Writes len bytes to path (created, 0600) and fsyncs it; -1 after
  * logging (nothing left). */
-static int
+int
 gcho_doc_write(const char *path, const char *bytes, size_t len)
 {
     int      fd;
@@ -248,7 +248,7 @@ failed:
 }
 
 
-static void
+void
 gcho_doc_sync_dir(const char *dir)
 {
     int  fd;

@@ -66,6 +66,9 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_counter_routes,
     gcho_daily_routes,
     gcho_notice_routes,
+    gcho_mydata_routes,
+    gcho_publication_routes,
+    gcho_coresp_routes,
     gcho_waitlist_routes,
     NULL
 };

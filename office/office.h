@@ -133,6 +133,9 @@ extern const gcho_route_t  gcho_family_routes[];
 extern const gcho_route_t  gcho_counter_routes[];
 extern const gcho_route_t  gcho_daily_routes[];
 extern const gcho_route_t  gcho_notice_routes[];
+extern const gcho_route_t  gcho_mydata_routes[];
+extern const gcho_route_t  gcho_publication_routes[];
+extern const gcho_route_t  gcho_coresp_routes[];
 extern const gcho_route_t  gcho_waitlist_routes[];
 
 
@@ -412,6 +415,25 @@ int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
  * POST /api/entourage's body.  0, or -1 after answering 400 or 503. */
 int gcho_entourage_create(gcho_req_t *rq, const char *fid,
     const gch_jnode_t *arr);
+
+/* account.c: ends the family's sessions recorded in Redis except the one
+ * whose hash is keep (NULL: all).  0, or -1 after answering 503 with
+ * failed_msg. */
+int gcho_sessions_end(gcho_req_t *rq, const char *fid, const char *keep,
+    const char *failed_msg);
+
+/* account.c: the family's connections between the days from and to
+ * ("YYYY-MM-DD", Europe/Paris), newest first, from the module's list in
+ * Redis: GCHO_GO and *conns a JSON array of {at, ip} (malloc'ed, the
+ * caller frees it), or the answer (503; -1). */
+int gcho_history_connections(gcho_req_t *rq, const char *from,
+    const char *to, char **conns);
+
+/* document.c: writes len bytes to path (created, 0600) and fsyncs it; 0,
+ * or -1 after logging (nothing left).  gcho_doc_sync_dir fsyncs a
+ * directory after a rename into it. */
+int gcho_doc_write(const char *path, const char *bytes, size_t len);
+void gcho_doc_sync_dir(const char *dir);
 
 /* pdf.c: a printed page (libharu, A4, Helvetica in WinAnsi). */
 typedef struct {

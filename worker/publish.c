@@ -885,9 +885,14 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
     PGresult    *res;
     redisReply  *r;
 
+    /* the families' logins and their co-responsables' (0046), which
+     * name the same family */
     res = gchw_query(pg,
         "select login, id, password_hash from family"
-        " where login is not null and password_hash is not null");
+        " where login is not null and password_hash is not null"
+        " union all"
+        " select c.login, c.family_id, c.password_hash from co_responsable c"
+        " where c.login is not null and c.removed_at is null");
     if (res == NULL) {
         return -1;
     }

@@ -291,10 +291,11 @@ def test_a_database_before_towns_is_moved_into_its_town(two, tmp_path):
         g.write(f.read().replace("dbname=guichet ", "dbname=guichet_old ")
                 .replace("town = alpha\n", "town = vieille\n"))
     out = two.ctl_run("-c", conf, "migrate", conf=False)
-    later = len(glob.glob(os.path.join(ROOT, "sql", "migrations",
-                                       "00[3-9]*.sql")))   # 0030 ...
+    later = [p for p in glob.glob(os.path.join(ROOT, "sql", "migrations",
+                                              "*.sql"))
+             if int(os.path.basename(p)[:4]) >= 30]          # 0030 and on
     assert out.strip() == "%d migration%s applied" % (
-        later, "s" if later > 1 else "")
+        len(later), "" if len(later) == 1 else "s")
 
     c = psycopg2.connect(conninfo)
     try:

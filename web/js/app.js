@@ -25,6 +25,9 @@ import { viewCoordonnees } from "./coordonnees.js";
 import { viewEntourage } from "./entourage.js";
 import { viewSituation } from "./situation.js";
 import { viewActiver, viewCgu, viewCreerEspace } from "./premiere.js";
+import { viewAccessibilite, viewAide, viewMentions } from "./infos.js";
+import { townBlocks } from "./publications.js";
+import { viewCoResponsable, viewInvitation } from "./coresponsable.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -56,6 +59,11 @@ const routes = {
     "/creer-mon-espace": viewCreerEspace,
     "/activer": viewActiver,
     "/cgu": viewCgu,
+    "/mentions-legales": viewMentions,
+    "/accessibilite": viewAccessibilite,
+    "/aide": viewAide,
+    "/co-responsable": viewCoResponsable,
+    "/invitation": viewInvitation,
     "/messagerie": E.viewMessagerie,
     "/historique": E.viewHistorique,
     "/prelevement": E.viewPrelevement,
@@ -67,7 +75,12 @@ const routes = {
 /* Pages shown without a session. */
 const publicViews = new Set([viewConnexion, E.viewMotDePasseOublie,
                              E.viewNouveauMotDePasse, viewCreerEspace,
-                             viewActiver, viewCgu]);
+                             viewActiver, viewCgu, viewMentions,
+                             viewAccessibilite, viewAide, viewInvitation]);
+
+/* Public pages that keep the menu for a family logged in (the footer's). */
+const infoViews = new Set([viewCgu, viewMentions, viewAccessibilite,
+                           viewAide]);
 
 /* The unread messages badge of the menu. */
 async function refreshBadge() {
@@ -146,7 +159,7 @@ async function route() {
         refreshBadge();
     }
 
-    nav.hidden = !ctx.me || publicViews.has(view);
+    nav.hidden = !ctx.me || (publicViews.has(view) && !infoViews.has(view));
     for (const a of nav.querySelectorAll("a")) {
         if (a.getAttribute("href") === "#" + path) {
             a.setAttribute("aria-current", "page");
@@ -312,6 +325,21 @@ function invoicePaid(inv) {
            || inv.status === "payee";
 }
 
+/* The family's right of access (RGPD, issue 25): its whole file as a
+ * JSON download (GET /api/my-data, sent as an attachment). */
+function myData() {
+    return h("section", { class: "carte", id: "bloc-donnees",
+                          "aria-labelledby": "t-donnees" },
+        h("h2", { id: "t-donnees" }, "Mes données personnelles"),
+        h("p", {}, "Téléchargez tout ce que la commune conserve sur votre "
+          + "dossier : famille, enfants, entourage, inscriptions, "
+          + "documents, réservations, demandes, factures, paiements, "
+          + "messages et connexions (fichier JSON)."),
+        h("p", {}, h("a", { class: "bouton second", id: "mes-donnees",
+                            href: "/api/my-data", download: "" },
+                     "Télécharger mes données")));
+}
+
 async function viewTableau() {
     const me = ctx.me;
     const demandes = h("section", { class: "carte", id: "bloc-demandes",
@@ -372,6 +400,7 @@ async function viewTableau() {
         last,
         cgu,
         pieces,
+        ...townBlocks(),
         h("div", { class: "boutons" },
           h("a", { class: "bouton", href: "#/reserver" },
             "Modifier les réservations"),
@@ -386,7 +415,8 @@ async function viewTableau() {
         h("h2", {}, "Ma famille"),
         h("div", { class: "grille-cartes" },
           (me.children || []).map((c) => childCard(me, c))),
-        h("div", { class: "grille-suivi" }, demandes, factures));
+        h("div", { class: "grille-suivi" }, demandes, factures),
+        myData());
 
     const [rq, inv] = await Promise.all([api.get("/api/requests"),
                                          api.get("/api/invoices")]);

@@ -30,6 +30,7 @@ import { viewListes } from "./listes.js";
 import { viewAdresses } from "./adresses.js";
 import { viewEntourage } from "./entourage.js";
 import { viewQuotient } from "./quotient.js";
+import { viewPublications } from "./publications.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1189,6 +1190,7 @@ const routes = {
     "/dossier": () => viewDossier(frame()),
     "/caisse": () => viewCaisse(frame()),
     "/listes": () => viewListes(frame()),
+    "/publications": () => viewPublications(frame()),
     "/facturation": viewFacturation,
     "/paiements": viewPaiements,
     "/messagerie": viewMessagerie,
