@@ -72,6 +72,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_publication_routes,
     gcho_coresp_routes,
     gcho_town_routes,
+    gcho_waitlist_routes,
     NULL
 };
 

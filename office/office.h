@@ -139,6 +139,7 @@ extern const gcho_route_t  gcho_mydata_routes[];
 extern const gcho_route_t  gcho_publication_routes[];
 extern const gcho_route_t  gcho_coresp_routes[];
 extern const gcho_route_t  gcho_town_routes[];
+extern const gcho_route_t  gcho_waitlist_routes[];
 
 
 

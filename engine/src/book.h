@@ -54,7 +54,15 @@ typedef struct {
     size_t                needs_at;     /* first GET reply of those */
     int                   took_place;
     int                   price_cents;
+    int                   wl;           /* step one pushed it on the
+                                           session's waiting list */
+    int                   wl_new;       /* ... and it was not there */
+    long long             position;     /* its place there, from 1 */
 } gch_cell_t;
+
+/* a cell refused full that stays on the session's waiting list */
+#define GCH_WAITLISTED(c)                                                   \
+    ((c)->reason == GCH_REASON_FULL && (c)->wl && (c)->position > 0)
 
 
 struct gch_book_s {

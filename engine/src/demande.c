@@ -6,7 +6,8 @@
  * docs/architecture.md, "The compact demande".
  *
  *   ~1 <number> <at_ms> <o|w> <family> <key> <agent> <ncells>
- *      then per cell: <child> <session> +<price> | -<reason>[@<opens>]
+ *      then per cell: <child> <session> +<price>
+ *                     | -<reason>[@<opens>][#<waiting list position>]
  *
  * every string "<length>:<bytes>" (any bytes: a refused cell keeps the
  * session id the client sent), every field separated by one space.
@@ -85,6 +86,11 @@ gch_dm_encode(const gch_dm_t *d, const gch_alloc_t *a, size_t *len)
         if (c->reason == GCH_REASON_NOT_OPEN_YET) {
             gch_buf_lit(&o, "@");
             gch_buf_addi(&o, c->opens_at);
+        }
+
+        if (c->position > 0) {
+            gch_buf_lit(&o, "#");
+            gch_buf_addi(&o, c->position);
         }
     }
 
@@ -175,7 +181,7 @@ gch_dm_reason(gch_dm_rd_t *r, gch_reason_t *reason)
     const char  *s, *name;
 
     s = r->p;
-    while (r->p < r->end && *r->p != ' ' && *r->p != '@') {
+    while (r->p < r->end && *r->p != ' ' && *r->p != '@' && *r->p != '#') {
         r->p++;
     }
 
@@ -214,15 +220,24 @@ gch_dm_cell(gch_dm_rd_t *r, gch_dm_cell_t *c)
         return -1;
     }
 
-    if (c->reason != GCH_REASON_NOT_OPEN_YET) {
-        return 0;
-    }
-
-    if (r->p >= r->end || *r->p++ != '@') {
+    if (c->reason == GCH_REASON_NOT_OPEN_YET
+        && (r->p >= r->end || *r->p++ != '@'
+            || gch_dm_int(r, 1, &c->opens_at) != 0))
+    {
         return -1;
     }
 
-    return gch_dm_int(r, 1, &c->opens_at);
+    /* a place on the waiting list: "#<position>", full only */
+    if (r->p < r->end && *r->p == '#') {
+        r->p++;
+        if (c->reason != GCH_REASON_FULL
+            || gch_dm_int(r, 0, &c->position) != 0 || c->position <= 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -424,6 +439,12 @@ gch_dm_items(gch_buf_t *o, const gch_dm_t *d, const char *fid)
             if (d->onsite) {
                 gch_buf_lit(o, ",\"channel\":\"onsite\"");
             }
+
+        } else if (c->position > 0) {
+            gch_buf_lit(o, ",\"status\":\"waitlisted\",\"reason\":");
+            gch_buf_jstrz(o, gch_reason_name(c->reason));
+            gch_buf_lit(o, ",\"position\":");
+            gch_buf_addi(o, c->position);
 
         } else {
             gch_buf_lit(o, ",\"status\":\"refused\",\"reason\":");

@@ -34,7 +34,8 @@ static const gch_jfield_t  gch_staff_fields[] = {
 
 static const gch_jfield_t  gch_item_fields[] = {
     { "child_id", GCH_J_STRING, 1 },
-    { "session_id", GCH_J_STRING, 1 }
+    { "session_id", GCH_J_STRING, 1 },
+    { "waitlist", GCH_J_BOOL, 0 }
 };
 
 
@@ -55,7 +56,7 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     gch_item_t         *it;
     gch_json_t          doc;
     gch_arena_t        *ar;
-    const gch_jnode_t  *v[2], *iv[2], *e;
+    const gch_jnode_t  *v[2], *iv[3], *e;
 
     out->items = NULL;
     out->nitems = 0;
@@ -89,7 +90,7 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     for (i = 0, e = v[0]->child; e; i++, e = e->next) {
         mark2 = gch_jcx_index(&cx, i);
 
-        rc = gch_json_fields(&cx, e, gch_item_fields, 2, iv);
+        rc = gch_json_fields(&cx, e, gch_item_fields, 3, iv);
         if (rc == GCH_OK) {
             rc = gch_json_str(&cx, "child_id", iv[0], 1, GCH_ID_MAX);
         }
@@ -122,12 +123,14 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     }
 
     for (i = 0, e = v[0]->child; e; i++, e = e->next) {
-        gch_json_fields(&cx, e, gch_item_fields, 2, iv);
+        gch_json_fields(&cx, e, gch_item_fields, 3, iv);
 
         it[i].child_len = iv[0]->len;
         it[i].child_id = gch_arena_strndup(ar, iv[0]->str, iv[0]->len);
         it[i].session_len = iv[1]->len;
         it[i].session_id = gch_arena_strndup(ar, iv[1]->str, iv[1]->len);
+
+        it[i].waitlist = (iv[2] != NULL && iv[2]->len != 0);
 
         if (it[i].child_id == NULL || it[i].session_id == NULL) {
             goto nomem;
