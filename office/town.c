@@ -69,7 +69,7 @@ gcho_town_put(gcho_req_t *rq)
     gchb_arr_t          a[4];
     gch_town_t         *t;
     gch_error_t         err;
-    const char         *p[5];
+    const char         *p[5], *q[2];
     const gch_jnode_t  *v[2], *e, *w[4];
 
     if (gcho_body_json(rq, &doc, f, 2, v) != 0) {
@@ -143,13 +143,18 @@ gcho_town_put(gcho_req_t *rq)
     }
     PQclear(res);
 
-    /* no town yet: the catalogue's first text (version 0, made 1 below) */
+    /* no town yet: the catalogue's first text (version 0, made 1 below);
+     * its town.id is the request's town (none for "main", as the engine
+     * writes it) */
+    q[0] = name;
+    q[1] = rq->town;
     res = gcho_sql(rq,
         "insert into catalogue (id, version, json) values (1, 0,"
-        "  json_build_object('town', json_build_object('name', $1::text,"
-        "    'timezone', 'Europe/Paris'), 'units', '[]'::json,"
+        "  json_build_object('town', jsonb_strip_nulls(jsonb_build_object("
+        "    'id', nullif($2::text, 'main'), 'name', $1::text,"
+        "    'timezone', 'Europe/Paris')), 'units', '[]'::json,"
         "    'activities', '[]'::json, 'families', '[]'::json)::text)"
-        " on conflict (id) do nothing", 1, p);
+        " on conflict (id) do nothing", 2, q);
     if (res == NULL) {
         gchb_arr_free(a, 4);
         return 0;
@@ -176,9 +181,11 @@ gcho_town_put(gcho_req_t *rq)
         return rc;
     }
 
-    res = gcho_sql(rq, "insert into town (id, name, timezone)"
-                       " values (1, $1, 'Europe/Paris')"
-                       " on conflict (id) do update set name = $1", 1, p);
+    q[0] = name;
+    q[1] = rq->town;
+    res = gcho_sql(rq, "insert into town (id, name, timezone, town_id)"
+                       " values (1, $1, 'Europe/Paris', $2)"
+                       " on conflict (id) do update set name = $1", 2, q);
     if (res == NULL) {
         gch_town_free(t);
         return 0;
