@@ -32,6 +32,7 @@
 #define GCHB_LOCK_INVOICE  "7310042"    /* invoicing and town loading */
 #define GCHB_LOCK_SEPA     "7310043"    /* SEPA direct-debit files */
 #define GCHB_LOCK_PERSIST  "7310044"    /* one persister batch at a time */
+#define GCHB_LOCK_CREDIT   "7310045"    /* credit note and refund numbers */
 #define GCHB_LOCK_PUBLISH  "7567061716" /* publication; session-level */
 
 

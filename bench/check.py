@@ -264,9 +264,13 @@ def main():
             rep.violation("postgres_differs", "%s answer %s postgres %s"
                           % (bid, cell[:3], got[:3]))
     unack = 0
+    promoted = 0
     for bid, (fid, cid, sid, key) in pg_by_id.items():
         if bid in confirmed:
             continue
+        if key.startswith("wl."):
+            promoted += 1       # a waiting list's promotion (issue 23):
+            continue            # the worker's request, no client's answer
         k = keys.get(key)
         if k is not None and k[0] == fid and k[1] != 200:
             unack += 1          # the client never learnt this one's fate
@@ -277,6 +281,7 @@ def main():
                           "%s (%s %s key %s) confirmed by no answer"
                           % (bid, cid, sid, key))
     rep.info["postgres_unacknowledged"] = unack
+    rep.info["postgres_promoted"] = promoted
     cur.execute("""select v.id from voided_booking v
                      join booking b on b.id = v.id
                     where b.status = 'confirmed'""")

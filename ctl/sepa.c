@@ -32,12 +32,14 @@
 
 
 static const char  gchc_sql_debits[] =
-    "select i.id, i.number, i.total_cents, m.id, m.reference,"
+    "select i.id, i.number, i.total_cents - i.credited_cents, m.id,"
+    "   m.reference,"
     "   to_char(m.signed_on, 'YYYY-MM-DD'), m.holder, m.iban, m.bic,"
     "   to_char(i.month, 'MM/YYYY')"
     " from invoice i join direct_debit_mandate m"
     "   on m.family_id = i.family_id and m.ended_at is null"
-    " where i.month = $1::date and not i.paid and i.total_cents > 0"
+    " where i.month = $1::date and not i.paid"
+    "   and i.total_cents > i.credited_cents"
     "   and not exists (select 1 from sepa_export_invoice x"
     "                   where x.invoice_id = i.id)"
     " order by i.number"

@@ -58,6 +58,7 @@ struct ngx_http_guichet_op_s {
     gch_book_t                   *book;
     gch_cancel_t                 *cancel;
     gch_absence_t                *absence;
+    gch_wait_t                   *wait;
     gch_view_t                   *view;
     gch_cmds_t                    cmds;         /* module-formatted */
     char                         *fmt[NGX_HTTP_GUICHET_OP_FMT];
@@ -199,6 +200,8 @@ ngx_int_t ngx_http_guichet_book_staff(ngx_http_request_t *r,
 /* _cancel.c */
 
 ngx_int_t ngx_http_guichet_cancel(ngx_http_request_t *r,
+    ngx_http_guichet_call_t *call);
+ngx_int_t ngx_http_guichet_waitlist(ngx_http_request_t *r,
     ngx_http_guichet_call_t *call);
 ngx_int_t ngx_http_guichet_absence(ngx_http_request_t *r,
     ngx_http_guichet_call_t *call);

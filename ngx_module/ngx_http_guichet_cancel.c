@@ -1,6 +1,7 @@
 /*
- * ngx_http_guichet_cancel.c -- DELETE /api/bookings/{id} (cancellation)
- * and POST /api/absences (a justified absence): multi-step operations
+ * ngx_http_guichet_cancel.c -- DELETE /api/bookings/{id} (cancellation),
+ * POST /api/absences (a justified absence), GET /api/waitlist and DELETE
+ * /api/waitlist/{session}/{child} (waiting lists): multi-step operations
  * driven by the engine.  Send what it asks, feed back each EXEC reply,
  * answer when it has nothing more to send.
  */
@@ -19,6 +20,9 @@ static const gch_cmds_t *ngx_http_guichet_steps_next(
 static void ngx_http_guichet_steps_reply(ngx_http_guichet_op_t *op,
     redisReply *reply);
 static void ngx_http_guichet_steps_reply_done(ngx_http_guichet_op_t *op);
+static int ngx_http_guichet_steps_status(ngx_http_guichet_op_t *op);
+static const char *ngx_http_guichet_steps_body(ngx_http_guichet_op_t *op,
+    size_t *len);
 
 
 /* DELETE /api/bookings/{id} */
@@ -64,6 +68,56 @@ ngx_http_guichet_cancel(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
     }
 
     r->main->count++;
+    ngx_http_guichet_steps_start(op);
+
+    return NGX_DONE;
+}
+
+
+/* GET /api/waitlist (no arg) and DELETE /api/waitlist/{session}/{child} */
+
+ngx_int_t
+ngx_http_guichet_waitlist(ngx_http_request_t *r,
+    ngx_http_guichet_call_t *call)
+{
+    char                   *fid = call->fid;
+    ngx_int_t               rc;
+    gch_town_t             *town;
+    gch_error_t             err;
+    const gch_family_t     *family;
+    ngx_http_guichet_op_t  *op;
+
+    rc = ngx_http_guichet_family(r, fid, &town, &family);
+    if (family == NULL) {
+        return rc;                      /* answered: 503 or 403 */
+    }
+
+    op = ngx_http_guichet_op_new(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    op->cat = ngx_http_guichet_cat_acquire(op->town);
+    ngx_memzero(&err, sizeof(gch_error_t));
+
+    if (gch_wait_plan(&op->wait, town, family,
+                      r->method == NGX_HTTP_DELETE
+                      ? (const char *) call->arg.data : NULL,
+                      call->arg.len, &ngx_http_guichet_heap_alloc, &err)
+        != GCH_OK)
+    {
+        ngx_http_guichet_op_free(op);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->main->count++;
+
+    if (ngx_http_guichet_steps_next(op) == NULL) {
+        /* answered without Redis (unknown session or child): 404 */
+        ngx_http_guichet_steps_reply_done(op);
+        return NGX_DONE;
+    }
+
     ngx_http_guichet_steps_start(op);
 
     return NGX_DONE;
@@ -169,7 +223,26 @@ static const gch_cmds_t *
 ngx_http_guichet_steps_next(ngx_http_guichet_op_t *op)
 {
     return op->cancel ? gch_cancel_next(op->cancel)
+           : op->wait ? gch_wait_next(op->wait)
                       : gch_absence_next(op->absence);
+}
+
+
+static int
+ngx_http_guichet_steps_status(ngx_http_guichet_op_t *op)
+{
+    return op->cancel ? gch_cancel_status(op->cancel)
+           : op->wait ? gch_wait_status(op->wait)
+                      : gch_absence_status(op->absence);
+}
+
+
+static const char *
+ngx_http_guichet_steps_body(ngx_http_guichet_op_t *op, size_t *len)
+{
+    return op->cancel ? gch_cancel_body(op->cancel, len)
+           : op->wait ? gch_wait_body(op->wait, len)
+                      : gch_absence_body(op->absence, len);
 }
 
 
@@ -182,6 +255,7 @@ ngx_http_guichet_steps_reply(ngx_http_guichet_op_t *op, redisReply *reply)
     const gch_cmds_t  *cmds;
 
     rc = op->cancel ? gch_cancel_on_reply(op->cancel, reply)
+         : op->wait ? gch_wait_on_reply(op->wait, reply)
                     : gch_absence_on_reply(op->absence, reply);
 
     if (rc != GCH_OK) {
@@ -202,17 +276,13 @@ ngx_http_guichet_steps_reply(ngx_http_guichet_op_t *op, redisReply *reply)
         return;
     }
 
-    body = op->cancel ? gch_cancel_body(op->cancel, &len)
-                      : gch_absence_body(op->absence, &len);
+    body = ngx_http_guichet_steps_body(op, &len);
 
     if (body == NULL) {
         ngx_http_guichet_op_unavailable(op);
 
     } else {
-        ngx_http_guichet_op_answer(op,
-                                   op->cancel
-                                   ? gch_cancel_status(op->cancel)
-                                   : gch_absence_status(op->absence),
+        ngx_http_guichet_op_answer(op, ngx_http_guichet_steps_status(op),
                                    body, len, 0, NULL);
     }
 
@@ -227,8 +297,8 @@ ngx_http_guichet_steps_reply_done(ngx_http_guichet_op_t *op)
     size_t       len;
     const char  *body;
 
-    body = gch_cancel_body(op->cancel, &len);
-    ngx_http_guichet_op_answer(op, gch_cancel_status(op->cancel),
+    body = ngx_http_guichet_steps_body(op, &len);
+    ngx_http_guichet_op_answer(op, ngx_http_guichet_steps_status(op),
                                body ? body : "", body ? len : 0, 0, NULL);
     ngx_http_guichet_op_free(op);
 }

@@ -578,6 +578,7 @@ ngx_http_guichet_op_free(ngx_http_guichet_op_t *op)
     gch_book_free(op->book);
     gch_cancel_free(op->cancel);
     gch_absence_free(op->absence);
+    gch_wait_free(op->wait);
     gch_view_free(op->view);
 
     if (op->have_req) {

@@ -70,6 +70,12 @@ static ngx_http_guichet_route_t  ngx_http_guichet_routes[] = {
     { NGX_HTTP_POST, "staff/bookings", NGX_HTTP_GUICHET_AGENT, 0, 1, 0,
       ngx_http_guichet_book_staff },
 
+    { NGX_HTTP_GUICHET_GET, "waitlist", NGX_HTTP_GUICHET_FAMILY, 0, 0, 0,
+      ngx_http_guichet_waitlist },
+
+    { NGX_HTTP_DELETE, "waitlist/*", NGX_HTTP_GUICHET_FAMILY, 1, 0, 0,
+      ngx_http_guichet_waitlist },
+
     { NGX_HTTP_POST, "absences", NGX_HTTP_GUICHET_FAMILY, 1, 1, 0,
       ngx_http_guichet_absence },
 

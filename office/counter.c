@@ -133,7 +133,7 @@ gcho_ctr_create(gcho_req_t *rq)
         "  exists (select 1 from payment_operation_invoice oi"
         "    join payment_operation o on o.id = oi.operation_id"
         "    where oi.invoice_id = i.id and o.status = 'pending'),"
-        "  i.total_cents, i.number"
+        "  i.total_cents - i.credited_cents, i.number"
         " from invoice i where i.id = any($1::bigint[])"
         " order by i.id for update of i", 2, p);
     if (res == NULL) {
@@ -294,6 +294,14 @@ gcho_ctr_list(gcho_req_t *rq)
     "     and coalesce(ar.regie_code, 'principale') = $2) end"
 
 
+/* What credit notes took off an invoice before it was paid (of the régie
+ * $2, if any): its encaissement is the money received, the rest. */
+#define GCHO_CTR_CREDITED                                                    \
+    "coalesce((select sum(cn.amount_cents) from credit_note cn"              \
+    "   where cn.invoice_id = i.id and not cn.after_payment"                 \
+    "     and ($2::text is null or cn.regie_code = $2)), 0)"
+
+
 /*
  * GET /api/staff/exports/accounting?month=YYYY-MM&regie=CODE: text/csv
  * (UTF-8, ";", CRLF, every text field quoted), columns
@@ -340,7 +348,7 @@ gcho_ctr_export(gcho_req_t *rq)
         " rows as ("
         "  select 0 k, i.issued_at at time zone 'Europe/Paris' d, i.number,"
         "    'facture' ty, i.family_id fam, '' mode, " GCHO_CTR_AMOUNT " c,"
-        "    '' ref, '' who"
+        "    '' ref, '' who, '' piece"
         "  from invoice i, m"
         "  where i.issued_at at time zone 'Europe/Paris' >= m.f"
         "    and i.issued_at at time zone 'Europe/Paris' < m.t"
@@ -351,7 +359,7 @@ gcho_ctr_export(gcho_req_t *rq)
         "      when 'direct_debit' then 'prelevement'"
         "      else case cp.method when 'cash' then 'especes'"
         "        when 'transfer' then 'virement' else cp.method end end,"
-        "    " GCHO_CTR_AMOUNT ","
+        "    " GCHO_CTR_AMOUNT " - " GCHO_CTR_CREDITED ","
         "    coalesce(cp.reference, (select o.provider_ref from"
         "      payment_operation_invoice oi join payment_operation o"
         "      on o.id = oi.operation_id where oi.invoice_id = i.id"
@@ -359,20 +367,41 @@ gcho_ctr_export(gcho_req_t *rq)
         "      sepa_export_invoice ei join sepa_export e"
         "      on e.id = ei.export_id where ei.invoice_id = i.id"
         "      limit 1), ''),"
-        "    coalesce(cp.recorded_by, '')"
+        "    coalesce(cp.recorded_by, ''), ''"
         "  from invoice i cross join m"
         "  left join counter_payment_invoice ci on ci.invoice_id = i.id"
         "  left join counter_payment cp on cp.id = ci.payment_id"
-        "  where i.paid and i.paid_at at time zone 'Europe/Paris' >= m.f"
-        "    and i.paid_at at time zone 'Europe/Paris' < m.t)"
-        " select 'type;date;facture;famille;mode;montant;reference;agent'"
+        "  where i.paid and coalesce(i.paid_by, '') <> 'credit_note'"
+        "    and i.paid_at at time zone 'Europe/Paris' >= m.f"
+        "    and i.paid_at at time zone 'Europe/Paris' < m.t"
+        "  union all"
+        "  select 2, c.issued_at at time zone 'Europe/Paris', i.number,"
+        "    'avoir', i.family_id, '', c.amount_cents, c.reason,"
+        "    c.issued_by, 'AV-' || c.number"
+        "  from credit_note c join invoice i on i.id = c.invoice_id, m"
+        "  where c.issued_at at time zone 'Europe/Paris' >= m.f"
+        "    and c.issued_at at time zone 'Europe/Paris' < m.t"
+        "    and ($2::text is null or c.regie_code = $2)"
+        "  union all"
+        "  select 3, r.refunded_at at time zone 'Europe/Paris', i.number,"
+        "    'remboursement', r.family_id,"
+        "    case r.method when 'cash' then 'especes'"
+        "      when 'transfer' then 'virement' else r.method end,"
+        "    r.amount_cents, r.reference, r.recorded_by, 'RB-' || r.number"
+        "  from refund r join invoice i on i.id = r.invoice_id, m"
+        "  where r.refunded_at at time zone 'Europe/Paris' >= m.f"
+        "    and r.refunded_at at time zone 'Europe/Paris' < m.t"
+        "    and ($2::text is null or r.regie_code = $2))"
+        " select 'type;date;facture;famille;mode;montant;reference;agent;"
+        "piece'"
         "   || E'\\r\\n' || coalesce(string_agg("
         "     concat_ws(';', '\"' || ty || '\"', to_char(d, 'YYYY-MM-DD'),"
         "       number, '\"' || replace(fam, '\"', '\"\"') || '\"',"
         "       '\"' || mode || '\"',"
         "       replace(to_char(c / 100.0, 'FM9999999990.00'), '.', ','),"
         "       '\"' || replace(ref, '\"', '\"\"') || '\"',"
-        "       '\"' || replace(who, '\"', '\"\"') || '\"')"
+        "       '\"' || replace(who, '\"', '\"\"') || '\"',"
+        "       '\"' || piece || '\"')"
         "     || E'\\r\\n', '' order by k, d, number)"
         "     filter (where $2::text is null or c > 0), '')"
         " from rows", 2, p);
@@ -575,7 +604,8 @@ gcho_ctr_letter(gcho_req_t *rq)
     p[0] = rq->param[0];
     res = gcho_sql(rq,
         "select i.number, to_char(i.month, 'MM/YYYY'),"
-        "  to_char(i.due_date, 'DD/MM/YYYY'), i.total_cents,"
+        "  to_char(i.due_date, 'DD/MM/YYYY'),"
+        "  i.total_cents - i.credited_cents,"
         "  (select name from town where id = 1),"
         "  coalesce(f.login, f.id)"
         " from invoice i join family f on f.id = i.family_id"

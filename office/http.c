@@ -62,13 +62,17 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_staff_routes,
     gcho_calendar_routes,
     gcho_activity_routes,
+    gcho_merge_routes,          /* before families' /api/staff/families/ * */
     gcho_family_routes,
     gcho_counter_routes,
+    gcho_credit_routes,
     gcho_daily_routes,
     gcho_notice_routes,
     gcho_mydata_routes,
     gcho_publication_routes,
     gcho_coresp_routes,
+    gcho_town_routes,
+    gcho_waitlist_routes,
     NULL
 };
 

@@ -18,8 +18,8 @@
  * body.c request data and bodies, store.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
  * account.c, payment.c, debit.c, staff.c, activity.c, family.c,
- * counter.c, daily.c, notice.c) owns a table of routes and its
- * handlers.
+ * merge.c, counter.c, credit.c, daily.c, notice.c, town.c) owns a
+ * table of routes and its handlers.
  * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
 
@@ -130,12 +130,16 @@ extern const gcho_route_t  gcho_staff_routes[];
 extern const gcho_route_t  gcho_calendar_routes[];
 extern const gcho_route_t  gcho_activity_routes[];
 extern const gcho_route_t  gcho_family_routes[];
+extern const gcho_route_t  gcho_merge_routes[];
 extern const gcho_route_t  gcho_counter_routes[];
+extern const gcho_route_t  gcho_credit_routes[];
 extern const gcho_route_t  gcho_daily_routes[];
 extern const gcho_route_t  gcho_notice_routes[];
 extern const gcho_route_t  gcho_mydata_routes[];
 extern const gcho_route_t  gcho_publication_routes[];
 extern const gcho_route_t  gcho_coresp_routes[];
+extern const gcho_route_t  gcho_town_routes[];
+extern const gcho_route_t  gcho_waitlist_routes[];
 
 
 

@@ -270,7 +270,8 @@ gcho_pay_apply(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
 
     res = gcho_sql(rq, "insert into payment_overpayment (operation_id,"
                        "   invoice_id, amount_cents)"
-                       " select p.operation_id, i.id, i.total_cents"
+                       " select p.operation_id, i.id,"
+                       "   i.total_cents - i.credited_cents"
                        " from payment_operation_invoice p"
                        " join invoice i on i.id = p.invoice_id"
                        " where p.operation_id = $1 and i.paid", 1, p);
@@ -552,7 +553,7 @@ gcho_pay_lock(gcho_req_t *rq, const char *ids, size_t n, char *total,
     p[1] = rq->family_id;
     res = gcho_sql(rq, "select count(*) filter (where family_id = $2),"
                        "   count(*) filter (where family_id = $2 and paid),"
-                       "   coalesce(sum(total_cents), 0)"
+                       "   coalesce(sum(total_cents - credited_cents), 0)"
                        " from (select * from invoice"
                        "   where id = any($1::bigint[]) order by id"
                        "   for update) i", 2, p);

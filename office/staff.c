@@ -661,7 +661,8 @@ gcho_staff_family(gcho_req_t *rq)
         " 'invoices', (select coalesce(json_agg(json_build_object("
         "    'id', i.id, 'number', i.number, 'month', i.month,"
         "    'total_cents', i.total_cents, 'issued_at', i.issued_at,"
-        "    'due_date', i.due_date, 'paid', i.paid)"
+        "    'due_date', i.due_date, 'paid', i.paid,"
+        "    'credited_cents', i.credited_cents, 'paid_by', i.paid_by)"
         "    order by i.month), '[]')"
         "    from invoice i where i.family_id = f.id))"
         " from family f where f.id = $1", 1, p,

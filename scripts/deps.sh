@@ -15,7 +15,8 @@ packages=(
     libhiredis-dev libyajl-dev libsodium-dev libpq-dev libhpdf-dev
     libmicrohttpd-dev libcurl4-openssl-dev libsystemd-dev
     redis-server postgresql-15 postgresql-contrib
-    python3-pytest python3-redis python3-psycopg2 python3-aiosmtpd
+    python3-pytest python3-pytest-xdist python3-redis python3-psycopg2
+    python3-aiosmtpd python3-icalendar
     poppler-utils iproute2 iptables
     debhelper lintian systemd
     wrk valgrind clang clang-format gnuplot-nox curl

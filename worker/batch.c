@@ -223,6 +223,11 @@ static const char  gchw_sql_apply_justify[] =
     " from e"                                                                 \
     " where n not in (select n from i where voided)"                          \
     "   and not exists (select 1 from nof)"                                   \
+    /* a promotion that did not book mails nothing, but for the end of */    \
+    /* its list at the booking deadline (issue 23, 0035) */                  \
+    "   and not (coalesce(e->>'idem', '') like '" GCH_WAIT_KEY_PREFIX "%'"    \
+    "     and e->>'status' <> 'traitee_positivement'"                        \
+    "     and coalesce(e->'items'->0->>'reason', '') <> 'closed')"           \
     " order by n"                                                             \
     O
 

@@ -159,6 +159,27 @@ void gchw_reaper_free(gchw_reaper_t *r);
 int gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms);
 int gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
     int reap_after_ms, int recount_after_ms);
+/* The catalogue the reaper keeps (re-read when its generation changed)
+ * and that generation; NULL when none is published or Redis failed. */
+const gch_town_t *gchw_reaper_catalogue(gchw_reaper_t *r, redisContext *rc,
+    long long *gen);
+/* 1 the first time it is asked for this town's reaper (the promoter's
+ * first turn in this worker), then 0. */
+int gchw_reaper_first_turn(gchw_reaper_t *r);
+
+
+/* ------------------------------------------------------------------ */
+/* waiting lists' promotions (promote.c)                               */
+
+/*
+ * For each session of {T}:waiting with a place left online, books the
+ * first child of its waiting list through the booking saga itself
+ * (docs/architecture.md, "Waiting lists"): booked or no longer eligible,
+ * the entry leaves the list; refused full (a fresh request took the
+ * place first), it stays first.  Returns the number of promotions
+ * booked, or -1 on a Redis error (after logging).
+ */
+int gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms);
 
 
 #endif /* GCHW_H */

@@ -251,6 +251,20 @@ gchw_task_reap(gchw_worker_t *w, int64_t now)
 }
 
 
+/* Waiting lists: the first eligible child of each list with a place
+ * left is booked (promote.c). */
+static int
+gchw_task_promote(gchw_worker_t *w, int64_t now)
+{
+    if (gchw_promote(w->reaper, w->rc, now) < 0 && w->rc->err) {
+        gchw_redis_lost(w);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* The end of a PostgreSQL task: when it failed and the connection broke,
  * the connection is closed (-1). */
 static int
@@ -297,6 +311,8 @@ static const gchw_task_t  gchw_tasks[] = {
       gchw_every_turn, gchw_task_redis_ok },
     { "reaper", GCHW_TASK_RETRY,
       gchw_every_second, gchw_task_reap },
+    { "promote", 0,
+      gchw_every_turn, gchw_task_promote },
     { "publish", GCHW_TASK_PG | GCHW_TASK_RETRY,
       gchw_publish_period, gchw_task_publish },
     { "mail", GCHW_TASK_PG,

@@ -52,6 +52,7 @@ struct gchw_reaper_s {
     long long     gen;
     char         *released;                /* per activity: done */
     int64_t       recount_at;              /* this round's "not before" */
+    int           promoted_once;           /* promote.c: a first turn done */
 };
 
 
@@ -91,7 +92,8 @@ gchw_dirty_add(gchw_reaper_t *r, redisContext *rc, const char *sid)
 }
 
 
-/* 1 when item (of a stored answer) is a refused cell; its ids. */
+/* 1 when item (of a stored answer) is a refused cell (or one on a
+ * waiting list: refused full); its ids. */
 static int
 gchw_refused_item(yajl_val item, const char **cid, const char **sid)
 {
@@ -104,7 +106,8 @@ gchw_refused_item(yajl_val item, const char **cid, const char **sid)
     st = yajl_tree_get(item, pt, yajl_t_string);
 
     if (cv == NULL || sv == NULL || st == NULL
-        || strcmp(st->u.string, "refused") != 0)
+        || (strcmp(st->u.string, "refused") != 0
+            && strcmp(st->u.string, "waitlisted") != 0))
     {
         return 0;
     }
@@ -1200,4 +1203,30 @@ gchw_reap(gchw_reaper_t *r, redisContext *rc, int64_t now_ms,
     freeReplyObject(m);
 
     return n;
+}
+
+
+/* See gchw.h. */
+const gch_town_t *
+gchw_reaper_catalogue(gchw_reaper_t *r, redisContext *rc, long long *gen)
+{
+    if (gchw_reaper_town(r, rc) != 0) {
+        return NULL;
+    }
+
+    *gen = r->gen;
+    return r->town;
+}
+
+
+/* See gchw.h. */
+int
+gchw_reaper_first_turn(gchw_reaper_t *r)
+{
+    int  first;
+
+    first = !r->promoted_once;
+    r->promoted_once = 1;
+
+    return first;
 }

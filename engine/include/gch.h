@@ -272,6 +272,7 @@ typedef struct {
     char              stream[GCH_TOWN_KEY_MAX];
     char              seq_demande[GCH_TOWN_KEY_MAX];
     char              catalogue_gen[GCH_TOWN_KEY_MAX];
+    char              waiting[GCH_TOWN_KEY_MAX];
     size_t            stream_len;
 } gch_town_keys_t;
 
@@ -379,6 +380,8 @@ typedef struct {
     const char  *replaces;           /* a swap: the booking id this cell
                                         replaces (NULL: a plain booking) */
     size_t       replaces_len;
+    int          waitlist;       /* "waitlist": true: join the session's
+                                    waiting list when it is full */
 } gch_item_t;
 
 typedef struct {
@@ -388,9 +391,10 @@ typedef struct {
     void        *priv;
 } gch_booking_req_t;
 
-/* {"items": [{"child_id": "...", "session_id": "..."}, ...]}, 1..max items.
- * An item may say "replaces": "<booking id>" (a swap, docs/api.md); two
- * items may not replace the same booking.
+/* {"items": [{"child_id": "...", "session_id": "...", "waitlist": true},
+ * ...]}, 1..max items ("waitlist" optional, false by default).  An item
+ * may say "replaces": "<booking id>" (a swap, docs/api.md); two items may
+ * not replace the same booking.
  * Strict (see gch_town_parse).  Free with gch_booking_req_free(). */
 int gch_booking_req_parse(gch_booking_req_t *out, const char *body,
     size_t len, size_t max_items, const gch_alloc_t *a, gch_error_t *err);
@@ -544,6 +548,8 @@ typedef struct {
     gch_reason_t   reason;            /* GCH_REASON_NONE: confirmed */
     long long      price_cents;       /* confirmed */
     long long      opens_at;          /* not_open_yet: unix seconds */
+    long long      position;          /* full: > 0 on the waiting list
+                                         ("#<n>"), status "waitlisted" */
     const char    *replaces;          /* a swap: the booking replaced */
     size_t         replaces_len;      /* 0: not a swap */
     const char    *released;          /* confirmed swap: the session of */
@@ -691,6 +697,57 @@ int gch_cancel_on_reply(gch_cancel_t *c, const redisReply *exec);
 int gch_cancel_status(const gch_cancel_t *c);
 const char *gch_cancel_body(const gch_cancel_t *c, size_t *len);
 void gch_cancel_free(gch_cancel_t *c);
+
+
+/* ------------------------------------------------------------------ */
+/* waiting lists (waitlist.c; joining is the booking saga's)            */
+
+/*
+ * GET /api/waitlist (arg NULL) and DELETE /api/waitlist/{sid}/{cid} (arg
+ * "<sid>/<cid>", len bytes), driven like a cancellation: 200
+ * {"waitlist":[{"session_id","child_id","activity_id","activity_name",
+ * "date","unit","unit_label","position"}]}, 200 {"session_id",
+ * "child_id","status":"left"} or 404 not_found.  Points into t and f.
+ */
+typedef struct gch_wait_s  gch_wait_t;
+
+int gch_wait_plan(gch_wait_t **out, const gch_town_t *t,
+    const gch_family_t *f, const char *arg, size_t len,
+    const gch_alloc_t *a, gch_error_t *err);
+const gch_cmds_t *gch_wait_next(gch_wait_t *w);
+int gch_wait_on_reply(gch_wait_t *w, const redisReply *exec);
+int gch_wait_status(const gch_wait_t *w);
+const char *gch_wait_body(const gch_wait_t *w, size_t *len);
+void gch_wait_free(gch_wait_t *w);
+
+/*
+ * A promotion is a booking request of the list's first child made by the
+ * worker through the saga itself (gch_book_plan ...), so that every rule
+ * and every atomic primitive of a booking apply.  Its Idempotency-Key is
+ * derived from the list entry: "wl." <entry's booking id> "." <tries>
+ * (clients' keys cannot hold a '.'): a retry after a crash replays it.
+ */
+#define GCH_WAIT_KEY_PREFIX  "wl."
+
+/* The key into out; its length or -1 when size is too small. */
+int gch_wait_promotion_key(char *out, size_t size, const char *bid,
+    long long tries);
+/* 1 when an Idempotency-Key is a promotion's. */
+int gch_wait_is_promotion(const char *key, size_t len);
+
+#define GCH_WAIT_BOOKED  0    /* booked: the entry leaves the list */
+#define GCH_WAIT_STAY    1    /* full again: the entry stays first, the
+                                 next promotion takes a new key */
+#define GCH_WAIT_DROP    2    /* not eligible: the entry leaves the list,
+                                 the refused demande records why */
+
+/* What the promoter does with an entry after its booking's outcome. */
+int gch_wait_decide(int confirmed, gch_reason_t reason);
+/* 1 when session s of t no longer takes bookings at now_ms (its
+ * activity's booking deadline): its list ends, each entry is tried once
+ * more (refused "closed", it leaves with its e-mail). */
+int gch_wait_closed(const gch_town_t *t, const gch_session_t *s,
+    int64_t now_ms);
 
 
 /* ------------------------------------------------------------------ */

@@ -53,6 +53,8 @@
 #define GCH_N_LOGINS            "logins"            /* hash: login -> id */
 #define GCH_N_HEARTBEAT         "worker:heartbeat"
 #define GCH_N_RECOUNT           "recount"           /* zset: the reaper's */
+#define GCH_N_WAITING           "waiting"           /* set: sessions with
+                                                       a waiting list */
 #define GCH_N_LOGINFAIL         "loginfail:"
 #define GCH_N_LOGINPAUSE        "loginpause:"
 #define GCH_N_LOGINADDR         "loginaddr:"
@@ -78,6 +80,7 @@
 #define GCH_KEY_LOGINS          GCH_KEY_T(GCH_N_LOGINS)
 #define GCH_KEY_HEARTBEAT       GCH_KEY_T(GCH_N_HEARTBEAT)
 #define GCH_KEY_RECOUNT         GCH_KEY_T(GCH_N_RECOUNT)
+#define GCH_KEY_WAITING         GCH_KEY_T(GCH_N_WAITING)
 
 /* login throttling: + "<address>/<login>", or + "<address>" */
 #define GCH_KEY_LOGINFAIL       GCH_KEY_T(GCH_N_LOGINFAIL)
@@ -105,6 +108,9 @@
 #define GCH_KEY_INVOICES        "invoices"
 #define GCH_KEY_CONNECTIONS     "connections"
 #define GCH_KEY_TOKENS          "tokens"
+#define GCH_KEY_WAITS           "waits"        /* hash: "<sid> <cid>" ->
+                                                  booking id, the family's
+                                                  places on waiting lists */
 
 
 /* the keys of a session: {T}:s:<session id>:<name> */
@@ -114,5 +120,11 @@
 #define GCH_KEY_BOOKED          "booked"
 #define GCH_KEY_BOOKED_ONSITE   "booked_onsite"
 #define GCH_KEY_RELEASED        "released"
+#define GCH_KEY_WAIT            "wait"         /* list: child ids, the
+                                                  waiting list in order */
+#define GCH_KEY_WAITERS         "waiters"      /* hash: child id ->
+                                                  "<bid> <fid> <at_ms>" */
+#define GCH_KEY_WAITTRY         "waittry"      /* hash: child id -> the
+                                                  promotions tried */
 
 #endif /* GCH_KEYS_H */

@@ -506,7 +506,11 @@ gch_book_sold_out(gch_book_t *b,
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
-        if (c->reason == GCH_REASON_NONE && !sold_out(c->session, ctx)) {
+        /* a cell asking for the waiting list must reach Redis to join */
+        if (c->reason == GCH_REASON_NONE
+            && (!sold_out(c->session, ctx)
+                || (c->item->waitlist && !b->in.onsite)))
+        {
             return 0;
         }
     }

@@ -54,6 +54,10 @@ typedef struct {
     size_t                needs_at;     /* first GET reply of those */
     int                   took_place;
     int                   price_cents;
+    int                   wl;           /* step one pushed it on the
+                                           session's waiting list */
+    int                   wl_new;       /* ... and it was not there */
+    long long             position;     /* its place there, from 1 */
 
     /* a swap (item->replaces): the booking it replaces, read by step
      * one's HGET, released by step two's guard and step three */
@@ -66,6 +70,10 @@ typedef struct {
     char                 *old_entry;    /* its planning entry, for the */
     size_t                old_entry_len;  /* restore of a fenced swap */
 } gch_cell_t;
+
+/* a cell refused full that stays on the session's waiting list */
+#define GCH_WAITLISTED(c)                                                   \
+    ((c)->reason == GCH_REASON_FULL && (c)->wl && (c)->position > 0)
 
 
 struct gch_book_s {

@@ -141,6 +141,7 @@ gch_dm_of(gch_book_t *b, gch_dm_t *d)
         x->price_cents = c->price_cents;
         x->opens_at = (c->reason == GCH_REASON_NOT_OPEN_YET)
                       ? c->session->activity->opens_at : 0;
+        x->position = GCH_WAITLISTED(c) ? c->position : 0;
 
         x->replaces = NULL;
         x->replaces_len = 0;

@@ -114,6 +114,82 @@ gch_step1_needs(gch_book_t *b, gch_cmdlist_t *l)
 }
 
 
+/* {T}:f:<fid>:waits into key and its field "<sid> <cid>"; -1: too long */
+static int
+gch_waits_field(gch_book_t *b, const gch_cell_t *c, char *key, char *field)
+{
+    size_t  slen, clen;
+
+    slen = strlen(c->session->id);
+    clen = strlen(c->child->id);
+    if (gch_key3(key, GCH_KEY_MAX, b->in.town->keys.f, b->in.family->id,
+                 strlen(b->in.family->id), ":" GCH_KEY_WAITS) < 0
+        || slen + clen + 2 > GCH_KEY_MAX)
+    {
+        return -1;
+    }
+
+    memcpy(field, c->session->id, slen);
+    field[slen] = ' ';
+    memcpy(field + slen + 1, c->child->id, clen + 1);
+
+    return 0;
+}
+
+
+/*
+ * A cell that asked for the waiting list ("waitlist": true), right after
+ * its place's BITFIELD, in the same MULTI: whatever the BITFIELD says,
+ * HSETNX {T}:s:<sid>:waiters <cid> "<bid> <fid> <at_ms>" (0: the child is
+ * on the list already), RPUSH {T}:s:<sid>:wait <cid>, LPOS of the child
+ * (its first place, from 0), SADD {T}:waiting <sid> (the sessions the
+ * worker's promoter watches) and HSET {T}:f:<fid>:waits "<sid> <cid>"
+ * <bid> (the family's places): an attempt whose step two never comes
+ * leaves a list entry that is seen, promoted and shown.  The list's order
+ * is the order in which Redis ran the step ones; step two takes the push
+ * back unless the cell was refused full (a duplicate is taken back too:
+ * the first place stays).
+ */
+static void
+gch_step1_wait(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
+{
+    char         key[GCH_KEY_MAX], val[GCH_KEY_MAX], ms[24];
+    size_t       flen, mlen;
+    const char  *fid;
+
+    fid = b->in.family->id;
+    flen = strlen(fid);
+    mlen = gch_lltoa(ms, (long long) b->in.now_ms);
+
+    if (GCH_BID_LEN + flen + mlen + 3 > sizeof(val)) {
+        l->failed = 1;
+        return;
+    }
+
+    memcpy(val, c->bid, GCH_BID_LEN);
+    val[GCH_BID_LEN] = ' ';
+    memcpy(val + GCH_BID_LEN + 1, fid, flen);
+    val[GCH_BID_LEN + 1 + flen] = ' ';
+    memcpy(val + GCH_BID_LEN + 2 + flen, ms, mlen + 1);
+
+    gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAITERS);
+    gch_cmdlist_cmd(l, "HSETNX", key, c->child->id, val, NULL);
+    gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAIT);
+    gch_cmdlist_cmd(l, "RPUSH", key, c->child->id, NULL);
+    gch_cmdlist_cmd(l, "LPOS", key, c->child->id, NULL);
+    gch_cmdlist_cmd(l, "SADD", b->in.town->keys.waiting, c->session->id,
+                    NULL);
+
+    if (gch_waits_field(b, c, key, val) != 0) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_cmdlist_cmd(l, "HSET", key, val, c->bid, NULL);
+    c->wl = 1;
+}
+
+
 /*
  * An open cell's claims, SET "<sid> <bid>" NX GET EXAT <the day after>,
  * one per quantum, then the decrement of its quota.
@@ -169,6 +245,10 @@ gch_step1_claims(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
     gch_place_key(key, sizeof(key), b, c->session, GCH_LEFT(b));
     gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                     "u32", "0", "-1", NULL);
+
+    if (c->item->waitlist && !b->in.onsite) {
+        gch_step1_wait(b, l, c);
+    }
 }
 
 
@@ -233,6 +313,51 @@ gch_book_step1(gch_book_t *b)
 }
 
 
+/*
+ * Step two's part of the waiting list (gch_step1_wait): a cell refused
+ * full stays as step one left it; otherwise our push is taken back (LREM
+ * ... -1: the last, the child's first place stays) and the entry and the
+ * family's field too when they were ours; a booked cell takes the child
+ * off the list altogether (an earlier place of it too).
+ */
+static void
+gch_undo_wait(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
+{
+    char     key[GCH_KEY_MAX], field[GCH_KEY_MAX];
+
+    if (gch_waits_field(b, c, key, field) != 0) {
+        l->failed = 1;
+        return;
+    }
+
+    if (c->reason == GCH_REASON_NONE) {
+        /* booked: the child leaves the list, an earlier place too */
+        gch_cmdlist_cmd(l, "HDEL", key, field, NULL);
+        gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAIT);
+        gch_cmdlist_cmd(l, "LREM", key, "0", c->child->id, NULL);
+        gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAITERS);
+        gch_cmdlist_cmd(l, "HDEL", key, c->child->id, NULL);
+        return;
+    }
+
+    if (GCH_WAITLISTED(c) && c->wl_new) {
+        return;                          /* it stays, as step one left it */
+    }
+
+    gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAIT);
+    gch_cmdlist_cmd(l, "LREM", key, "-1", c->child->id, NULL);
+
+    if (!GCH_WAITLISTED(c) && c->wl_new) {
+        /* refused otherwise: the entry step one made goes too */
+        gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAITERS);
+        gch_cmdlist_cmd(l, "HDEL", key, c->child->id, NULL);
+        if (gch_waits_field(b, c, key, field) == 0) {
+            gch_cmdlist_cmd(l, "HDEL", key, field, NULL);
+        }
+    }
+}
+
+
 /* Undo what step one took for cell c (claims set, place taken). */
 static void
 gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
@@ -254,7 +379,9 @@ gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
                         "u32", "0", "1", NULL);
     }
 
-    (void) b;
+    if (c->wl) {
+        gch_undo_wait(b, l, c);
+    }
 }
 
 
@@ -324,6 +451,20 @@ gch_cell_outcome(gch_book_t *b, gch_cell_t *c, const redisReply *exec,
     }
 
     c->took_place = (bf->element[0]->type == REDIS_REPLY_INTEGER);
+
+    if (c->wl) {
+        /* HSETNX, RPUSH, LPOS, SADD, HSET (gch_step1_wait) */
+        if (*k + 5 > exec->elements
+            || exec->element[*k]->type != REDIS_REPLY_INTEGER)
+        {
+            return -1;
+        }
+
+        c->wl_new = (exec->element[*k]->integer == 1);
+        r = exec->element[*k + 2];
+        c->position = (r->type == REDIS_REPLY_INTEGER) ? r->integer + 1 : 0;
+        *k += 5;
+    }
 
     if (held && c->reason == GCH_REASON_NONE) {
         c->reason = GCH_REASON_CONFLICT;
@@ -409,6 +550,10 @@ gch_step2_build(gch_book_t *b)
             continue;
         }
 
+        if (c->wl) {
+            gch_undo_wait(b, l, c);      /* booked: off the list */
+        }
+
         gch_place_key(key, sizeof(key), b, c->session, GCH_BOOKED(b));
         gch_cmdlist_cmd(l, "SADD", key, c->bid, NULL);
 
@@ -461,6 +606,7 @@ gch_compensate_all(gch_book_t *b)
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
         if (c->session) {
+            c->position = 0;             /* nothing stays on a list */
             gch_undo_cell(b, &b->step2, c);
         }
     }

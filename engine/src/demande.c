@@ -6,7 +6,8 @@
  * docs/architecture.md, "The compact demande".
  *
  *   ~1 <number> <at_ms> <o|w> <family> <key> <agent> <ncells>
- *      then per cell: <child> <session> +<price> | -<reason>[@<opens>]
+ *      then per cell: <child> <session> +<price>
+ *                     | -<reason>[@<opens>][#<waiting list position>]
  *      and, for a swap, " ><replaced booking>", then when confirmed
  *      " <released session> <0|1 billed>"
  *
@@ -86,6 +87,11 @@ gch_dm_encode(const gch_dm_t *d, const gch_alloc_t *a, size_t *len)
             if (c->reason == GCH_REASON_NOT_OPEN_YET) {
                 gch_buf_lit(&o, "@");
                 gch_buf_addi(&o, c->opens_at);
+            }
+
+            if (c->position > 0) {
+                gch_buf_lit(&o, "#");
+                gch_buf_addi(&o, c->position);
             }
         }
 
@@ -195,7 +201,7 @@ gch_dm_reason(gch_dm_rd_t *r, gch_reason_t *reason)
     const char  *s, *name;
 
     s = r->p;
-    while (r->p < r->end && *r->p != ' ' && *r->p != '@') {
+    while (r->p < r->end && *r->p != ' ' && *r->p != '@' && *r->p != '#') {
         r->p++;
     }
 
@@ -277,6 +283,16 @@ gch_dm_cell(gch_dm_rd_t *r, gch_dm_cell_t *c)
             || gch_dm_int(r, 1, &c->opens_at) != 0))
     {
         return -1;
+    }
+
+    /* a place on the waiting list: "#<position>", full only */
+    if (r->p < r->end && *r->p == '#') {
+        r->p++;
+        if (c->reason != GCH_REASON_FULL
+            || gch_dm_int(r, 0, &c->position) != 0 || c->position <= 0)
+        {
+            return -1;
+        }
     }
 
     return gch_dm_swap(r, c);
@@ -495,6 +511,19 @@ gch_dm_items(gch_buf_t *o, const gch_dm_t *d, const char *fid)
                 } else {
                     gch_buf_lit(o, ",\"billed\":false}");
                 }
+            }
+
+        } else if (c->position > 0) {
+            gch_buf_lit(o, ",\"status\":\"waitlisted\",\"reason\":");
+            gch_buf_jstrz(o, gch_reason_name(c->reason));
+            gch_buf_lit(o, ",\"position\":");
+            gch_buf_addi(o, c->position);
+
+            if (c->replaces_len) {
+                /* a swap waiting: that booking is kept as it was */
+                gch_buf_lit(o, ",\"replaces\":");
+                gch_buf_jstr(o, c->replaces, c->replaces_len);
+                gch_buf_lit(o, ",\"kept\":true");
             }
 
         } else {

@@ -35,6 +35,7 @@ static const gch_jfield_t  gch_staff_fields[] = {
 static const gch_jfield_t  gch_item_fields[] = {
     { "child_id", GCH_J_STRING, 1 },
     { "session_id", GCH_J_STRING, 1 },
+    { "waitlist", GCH_J_BOOL, 0 },
     { "replaces", GCH_J_STRING, 0 }
 };
 
@@ -56,7 +57,7 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     gch_item_t         *it;
     gch_json_t          doc;
     gch_arena_t        *ar;
-    const gch_jnode_t  *v[2], *iv[3], *e;
+    const gch_jnode_t  *v[2], *iv[4], *e;
 
     out->items = NULL;
     out->nitems = 0;
@@ -90,7 +91,7 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     for (i = 0, e = v[0]->child; e; i++, e = e->next) {
         mark2 = gch_jcx_index(&cx, i);
 
-        rc = gch_json_fields(&cx, e, gch_item_fields, 3, iv);
+        rc = gch_json_fields(&cx, e, gch_item_fields, 4, iv);
         if (rc == GCH_OK) {
             rc = gch_json_str(&cx, "child_id", iv[0], 1, GCH_ID_MAX);
         }
@@ -99,8 +100,8 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
             rc = gch_json_str(&cx, "session_id", iv[1], 1, GCH_ID_MAX);
         }
 
-        if (rc == GCH_OK && iv[2]) {
-            rc = gch_json_str(&cx, "replaces", iv[2], 1, GCH_ID_MAX);
+        if (rc == GCH_OK && iv[3]) {
+            rc = gch_json_str(&cx, "replaces", iv[3], 1, GCH_ID_MAX);
         }
 
         if (rc != GCH_OK) {
@@ -127,7 +128,7 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     }
 
     for (i = 0, e = v[0]->child; e; i++, e = e->next) {
-        gch_json_fields(&cx, e, gch_item_fields, 3, iv);
+        gch_json_fields(&cx, e, gch_item_fields, 4, iv);
 
         it[i].child_len = iv[0]->len;
         it[i].child_id = gch_arena_strndup(ar, iv[0]->str, iv[0]->len);
@@ -136,18 +137,20 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
         it[i].replaces = NULL;
         it[i].replaces_len = 0;
 
+        it[i].waitlist = (iv[2] != NULL && iv[2]->len != 0);
+
         if (it[i].child_id == NULL || it[i].session_id == NULL) {
             goto nomem;
         }
 
-        if (iv[2] == NULL) {
+        if (iv[3] == NULL) {
             continue;
         }
 
         /* a swap: one booking is replaced once per request */
         for (j = 0; j < i; j++) {
-            if (it[j].replaces_len == iv[2]->len
-                && memcmp(it[j].replaces, iv[2]->str, iv[2]->len) == 0)
+            if (it[j].replaces_len == iv[3]->len
+                && memcmp(it[j].replaces, iv[3]->str, iv[3]->len) == 0)
             {
                 gch_arena_free(ar);
                 rc = GCH_EINVALID;
@@ -158,8 +161,8 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
             }
         }
 
-        it[i].replaces_len = iv[2]->len;
-        it[i].replaces = gch_arena_strndup(ar, iv[2]->str, iv[2]->len);
+        it[i].replaces_len = iv[3]->len;
+        it[i].replaces = gch_arena_strndup(ar, iv[3]->str, iv[3]->len);
         if (it[i].replaces == NULL) {
             goto nomem;
         }

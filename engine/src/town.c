@@ -370,6 +370,7 @@ gch_town_keys_set(gch_town_t *t)
     gch_town_key(k->stream, t->id, GCH_N_STREAM);
     gch_town_key(k->seq_demande, t->id, GCH_N_SEQ_DEMANDE);
     gch_town_key(k->catalogue_gen, t->id, GCH_N_CATALOGUE_GEN);
+    gch_town_key(k->waiting, t->id, GCH_N_WAITING);
     k->stream_len = strlen(k->stream);
 }
 

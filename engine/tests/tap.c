@@ -187,6 +187,7 @@ void test_throttle(void);
 void test_jsonsuite(void);
 void test_demande(void);
 void test_cluster(void);
+void test_waitlist(void);
 
 
 int
@@ -206,6 +207,7 @@ main(void)
     test_jsonsuite();
     test_demande();
     test_cluster();
+    test_waitlist();
 
     return tap_done();
 }

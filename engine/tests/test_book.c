@@ -30,6 +30,8 @@ typedef struct {
     long long    ttl;           /* its TTL; 0 = 60 */
     const char  *hget;          /* a swap's HGET of the old booking's
                                    planning entry: NULL = nil */
+    long long    wl_pos;        /* LPOS + 1 of the waiting list; 0 = 9 */
+    int          wl_dup;        /* HSETNX says the child was there */
 } tsim_t;
 
 
@@ -69,18 +71,25 @@ tbk_plan(tbk_t *k, const char *fid, const char *key, const char *items,
 
     for (p = strtok_r(buf, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
         char  *gt;
+        int    wl;
 
-        /* "child:session" or, a swap, "child:session>replaced booking" */
+        /* "child:session", "child:session!" (with "waitlist": true) or,
+         * a swap, "child:session>replaced booking" */
         colon = strchr(p, ':');
         *colon = '\0';
         gt = strchr(colon + 1, '>');
         if (gt) {
             *gt++ = '\0';
         }
+        wl = colon[strlen(colon + 1)] == '!';
+        if (wl) {
+            colon[strlen(colon + 1)] = '\0';
+        }
         n += (size_t) snprintf(k->body + n, sizeof(k->body) - n,
-                               "%s{\"child_id\":\"%s\",\"session_id\":\"%s\"",
+                               "%s{\"child_id\":\"%s\","
+                               "\"session_id\":\"%s\"%s",
                                k->body[n - 1] == '[' ? "" : ",", p,
-                               colon + 1);
+                               colon + 1, wl ? ",\"waitlist\":true" : "");
         if (gt) {
             n += (size_t) snprintf(k->body + n, sizeof(k->body) - n,
                                    ",\"replaces\":\"%s\"", gt);
@@ -218,6 +227,15 @@ tstep1_reply(const gch_cmds_t *l, const tsim_t *s)
             } else {
                 tb_int(&b, 5);
             }
+
+        } else if (strncmp(line, "HSETNX ", 7) == 0) {
+            tb_int(&b, s && s->wl_dup ? 0 : 1);
+
+        } else if (strncmp(line, "RPUSH ", 6) == 0) {
+            tb_int(&b, 9);
+
+        } else if (strncmp(line, "LPOS ", 5) == 0) {
+            tb_int(&b, (s && s->wl_pos ? s->wl_pos : 9) - 1);
 
         } else {
             tb_ok(&b);
@@ -2133,6 +2151,142 @@ test_book_swap(void)
 }
 
 
+/* issue 23: "waitlist": true, in the saga's two steps */
+static void
+test_book_waitlist(void)
+{
+    int                rc, ok;
+    long               at;
+    char               got[256];
+    tbk_t              k;
+    tsim_t             s;
+    const gch_cmds_t  *l;
+
+    /* full: on the list, at the position LPOS gives */
+    memset(&s, 0, sizeof(s));
+    s.full[0] = "k-m";
+    s.wl_pos = 3;
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m!", T_NOW,
+                  &gch_alloc_std);
+    l = rc ? NULL : gch_book_step1(k.b);
+    at = l ? tcmds_find(l, 0, "BITFIELD {main}:s:k-m:left") : -1;
+    ok = at > 0
+         && tline_is(l, at + 1, "HSETNX {main}:s:k-m:waiters c-thais")
+            == 0
+         && tcmds_find(l, at + 1, "HSETNX {main}:s:k-m:waiters c-thais b-")
+            == at + 1
+         && tline_is(l, at + 2, "RPUSH {main}:s:k-m:wait c-thais")
+         && tline_is(l, at + 3, "LPOS {main}:s:k-m:wait c-thais")
+         && tline_is(l, at + 4, "SADD {main}:waiting k-m")
+         && tcmds_find(l, at + 5, "HSET {main}:f:f-martin:waits k-m c-thais "
+                       "b-") == at + 5;
+    tap_ok(ok, "waitlist: step one pushes the child after the place's "
+           "BITFIELD (HSETNX, RPUSH, LPOS), names the session for the "
+           "promoter and the place in the family's");
+    if (!ok && l) {
+        tdump_diag("step one", l);
+    }
+
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && strcmp(got, "full") == 0
+         && strstr(tbody(k.b), "\"status\":\"waitlisted\",\"reason\":"
+                   "\"full\",\"position\":3}")
+         && tcmds_count(l, "LREM ") == 0 && tcmds_count(l, "HDEL ") == 0
+         && tcmds_find(l, 0, "DEL {main}:c:c-thais:2021-07-07:q0") >= 0;
+    tap_ok(ok, "waitlist: full, answered waitlisted at 3; step two keeps "
+           "what step one wrote and gives the claim back: %s", tbody(k.b));
+    if (!ok && l) {
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+
+    /* already on the list: the first place stays, our push goes */
+    s.wl_dup = 1;
+    s.wl_pos = 2;
+    rc = tbk_plan(&k, "f-martin", "k2", "c-thais:k-m!", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && strstr(tbody(k.b), "\"position\":2}")
+         && tcmds_find(l, 0, "LREM {main}:s:k-m:wait -1 c-thais") >= 0
+         && tcmds_count(l, "HDEL ") == 0;
+    tap_ok(ok, "waitlist: a child already there keeps its place, the "
+           "duplicate push is taken back: %s", tbody(k.b));
+    tbk_free(&k);
+
+    /* a place was left: booked, and off the list */
+    memset(&s, 0, sizeof(s));
+    rc = tbk_plan(&k, "f-martin", "k3", "c-thais:k-m!", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && strcmp(got, "-") == 0
+         && strstr(tbody(k.b), "\"status\":\"confirmed\"")
+         && tcmds_find(l, 0, "LREM {main}:s:k-m:wait 0 c-thais") >= 0
+         && tcmds_find(l, 0, "HDEL {main}:s:k-m:waiters c-thais") >= 0
+         && tcmds_count(l, "SADD {main}:waiting") == 0;
+    tap_ok(ok, "waitlist: a cell with a place is booked and leaves the "
+           "list: %s", tbody(k.b));
+    tbk_free(&k);
+
+    /* refused for another reason (held): nothing stays */
+    memset(&s, 0, sizeof(s));
+    s.full[0] = "k-m";
+    s.held[0][0] = "{main}:c:c-thais:2021-07-07:q0";
+    s.held[0][1] = "k-x b-00000000000000000000";
+    rc = tbk_plan(&k, "f-martin", "k4", "c-thais:k-m!", T_NOW,
+                  &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && strcmp(got, "conflict") == 0
+         && strstr(tbody(k.b), "waitlisted") == NULL
+         && tcmds_find(l, 0, "LREM {main}:s:k-m:wait -1 c-thais") >= 0
+         && tcmds_find(l, 0, "HDEL {main}:s:k-m:waiters c-thais") >= 0
+         && tcmds_find(l, 0, "HDEL {main}:f:f-martin:waits k-m c-thais")
+            >= 0;
+    tap_ok(ok, "waitlist: a conflict takes the push, the entry and the "
+           "family's field back (%s)", got);
+    tbk_free(&k);
+
+    /* the sold-out cache lets it through to Redis */
+    rc = tbk_plan(&k, "f-martin", "k5", "c-thais:k-m!", T_NOW,
+                  &gch_alloc_std);
+    tap_ok(rc == GCH_OK && gch_book_sold_out(k.b, tfull_km, NULL) == 0,
+           "waitlist: the sold-out cache does not answer it");
+    tbk_free(&k);
+
+    /* the promotion's decision and key */
+    {
+        char  key[64];
+
+        tap_ok(gch_wait_decide(1, GCH_REASON_NONE) == GCH_WAIT_BOOKED
+               && gch_wait_decide(0, GCH_REASON_FULL) == GCH_WAIT_STAY
+               && gch_wait_decide(0, GCH_REASON_CONFLICT) == GCH_WAIT_DROP
+               && gch_wait_decide(0, GCH_REASON_ALREADY_BOOKED)
+                  == GCH_WAIT_DROP
+               && gch_wait_decide(0, GCH_REASON_CLOSED) == GCH_WAIT_DROP
+               && gch_wait_decide(0, GCH_REASON_NOT_ENROLLED)
+                  == GCH_WAIT_DROP,
+               "promotion: booked leaves, full stays first, ineligible "
+               "leaves");
+
+        rc = gch_wait_promotion_key(key, sizeof(key),
+                                    "b-0123456789abcdef0123", 2);
+        tap_ok(rc > 0 && strcmp(key, "wl.b-0123456789abcdef0123.2") == 0
+               && gch_wait_is_promotion(key, (size_t) rc)
+               && !gch_wait_is_promotion("wl-b-1", 6)
+               && gch_wait_promotion_key(key, 10, "b-0123456789abcdef0123",
+                                         2) == -1,
+               "promotion: its key is derived from the entry, with a '.' "
+               "no client key has: %s", key);
+    }
+}
+
+
 /*
  * Required documents count per child (issue 25): a document on file for
  * one child covers that child only; one for the whole family (no
@@ -2246,6 +2400,7 @@ test_book(void)
     test_book_oom();
     test_book_security();
     test_book_swap();
+    test_book_waitlist();
 
     gch_town_free(town);
     town = NULL;

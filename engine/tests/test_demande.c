@@ -19,19 +19,27 @@ void test_demande(void);
 
 
 static gch_dm_cell_t  tdm_cells[] = {
-    { "c-thais", 7, "k-m", 3, GCH_REASON_NONE, 450, 0, NULL, 0, NULL, 0, 0 },
-    { "c-l\xc3\xa9o \"x\"", 10, "unknown session", 15,
-      GCH_REASON_UNKNOWN_SESSION, 0, 0, NULL, 0, NULL, 0, 0 },
-    { "c-thais", 7, "k-r", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000,
+    { "c-thais", 7, "k-m", 3, GCH_REASON_NONE, 450, 0, 0,
       NULL, 0, NULL, 0, 0 },
-    { "c-thais", 7, "k-s", 3, GCH_REASON_FULL, 0, 0, NULL, 0, NULL, 0, 0 },
-    { "c-thais", 7, "k-t", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000,
+    { "c-l\xc3\xa9o \"x\"", 10, "unknown session", 15,
+      GCH_REASON_UNKNOWN_SESSION, 0, 0, 0, NULL, 0, NULL, 0, 0 },
+    { "c-thais", 7, "k-r", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000, 0,
+      NULL, 0, NULL, 0, 0 },
+    { "c-thais", 7, "k-s", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0 },
+    { "c-thais", 7, "k-t", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000, 0,
       NULL, 0, NULL, 0, 0 },
     /* swaps: confirmed (released, billed), refused (kept) */
-    { "c-thais", 7, "k-j", 3, GCH_REASON_NONE, 900, 0,
+    { "c-thais", 7, "k-j", 3, GCH_REASON_NONE, 900, 0, 0,
       "b-0123456789abcdef0123", 22, "k-m", 3, 1 },
-    { "c-thais", 7, "k-u", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000,
+    { "c-thais", 7, "k-u", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000, 0,
       "b-1", 3, NULL, 0, 0 },
+};
+
+
+/* issue 23: a cell refused full that joined the session's waiting list */
+static gch_dm_cell_t  tdm_waiting[] = {
+    { "c-thais", 7, "k-w", 3, GCH_REASON_FULL, 0, 0, 3, NULL, 0, NULL, 0, 0 },
+    { "c-leo", 5, "k-x", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0 },
 };
 
 
@@ -403,11 +411,68 @@ test_dm_planning(void)
 }
 
 
+static void
+test_dm_waitlisted(void)
+{
+    int          i, bad;
+    char        *enc, *js;
+    size_t       n, jn;
+    gch_dm_t     d, back;
+    static const char  *no[] = {
+        "~1 42 1 w 1:f 1:k 0: 1 1:c 1:s -full#",
+        "~1 42 1 w 1:f 1:k 0: 1 1:c 1:s -full#0",
+        "~1 42 1 w 1:f 1:k 0: 1 1:c 1:s -full#-2",
+        "~1 42 1 w 1:f 1:k 0: 1 1:c 1:s -full#02",
+        "~1 42 1 w 1:f 1:k 0: 1 1:c 1:s -conflict#2",
+        "~1 42 1 w 1:f 1:k 0: 1 1:c 1:s +1#2",
+        "~1 42 1 w 1:f 1:k 0: 1 1:c 1:s -full#2#2",
+    };
+
+    tdm_sample(&d, 2);
+    d.cells = tdm_waiting;
+    enc = gch_dm_encode(&d, &gch_alloc_std, &n);
+    tap_ok(enc && strcmp(enc, "~1 42 1623319200123 w 8:f-martin 3:k 1 0: 2 "
+                         "7:c-thais 3:k-w -full#3 5:c-leo 3:k-x -full") == 0,
+           "dm: a place on the waiting list is -full#<position>: %s",
+           enc ? enc : "(null)");
+
+    back.cells = NULL;
+    tap_ok(enc && gch_dm_decode(&back, enc, n, &gch_alloc_std) == GCH_OK
+           && back.cells[0].position == 3 && back.cells[1].position == 0,
+           "dm: the position decodes back");
+    gch_dm_free(&back, &gch_alloc_std);
+
+    js = enc ? gch_dm_json(enc, n, GCH_DM_ANSWER, &gch_alloc_std, &jn)
+             : NULL;
+    tap_ok(js && strstr(js, "{\"child_id\":\"c-thais\",\"session_id\":"
+                        "\"k-w\",\"status\":\"waitlisted\",\"reason\":"
+                        "\"full\",\"position\":3}")
+           && strstr(js, "\"session_id\":\"k-x\",\"status\":\"refused\","
+                     "\"reason\":\"full\"}"),
+           "dm: the answer says waitlisted with the position: %s",
+           js ? js : "(null)");
+    free(js);
+    free(enc);
+
+    bad = 0;
+    for (i = 0; i < (int) (sizeof(no) / sizeof(no[0])); i++) {
+        if (gch_dm_decode(&d, no[i], strlen(no[i]), &gch_alloc_std)
+            != GCH_EINVALID)
+        {
+            tap_diag("accepted: %s", no[i]);
+            bad++;
+        }
+    }
+    tap_ok(bad == 0, "dm: a position only after full, > 0, once");
+}
+
+
 void
 test_demande(void)
 {
     test_dm_roundtrip();
     test_dm_swap();
+    test_dm_waitlisted();
     test_dm_refused();
     test_dm_oom();
     test_dm_planning();

@@ -19,8 +19,9 @@ Environment:
     GUICHET_ASAN=1   start nginx with LD_PRELOAD=libasan (an ASan module)
     GUICHET_KEEP=1   keep the temporary directory after stop()
 
-Run alone, `python3 tests/integration/stack.py serve [TOWN]` starts a stack,
-prints "URL http://127.0.0.1:PORT" and runs until it gets SIGTERM/SIGINT
+Run alone, `python3 tests/integration/stack.py serve [TOWN | --no-town]`
+starts a stack (--no-town: no guichetctl load-town at all), prints "URL
+http://127.0.0.1:PORT" and runs until it gets SIGTERM/SIGINT
 (tests/run-all uses it for the browser tests).
 """
 
@@ -347,11 +348,12 @@ class Stack:
             self.town_file = self._path("town.json")
             with open(self.town_file, "w") as f:
                 jsonlib.dump(self.town, f, ensure_ascii=False, indent=1)
-        else:
+        elif self.town is not None:
             self.town_file = os.path.abspath(self.town)
         self.ctl_run("init-secret", self.secret, conf=False)
         self.ctl_run("migrate")
-        self.ctl_run("load-town", self.town_file)
+        if self.town is not None:       # None: no town file at all
+            self.ctl_run("load-town", self.town_file)
 
     def ctl_run(self, *args, conf=True):
         """Runs guichetctl; its stdout (str).  StackError when it fails."""
@@ -564,6 +566,7 @@ def serve(town):
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "serve":
-        serve(sys.argv[2] if len(sys.argv) > 2 else DEMO_TOWN)
+        arg = sys.argv[2] if len(sys.argv) > 2 else DEMO_TOWN
+        serve(None if arg == "--no-town" else arg)
     else:
-        sys.exit("usage: stack.py serve [TOWN]")
+        sys.exit("usage: stack.py serve [TOWN | --no-town]")

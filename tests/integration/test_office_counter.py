@@ -120,7 +120,7 @@ def test_the_accounting_export(s, regie, agent):
         r.header_all("Content-Disposition")[0]
     text = r.body.decode("utf-8")
     assert text.startswith("type;date;facture;famille;mode;montant;"
-                           "reference;agent\r\n")
+                           "reference;agent;piece\r\n")
     rows = list(csv.reader(io.StringIO(text), delimiter=";"))[1:]
     paid = sorted((x[2], x[3], x[4], x[5], x[6], x[7]) for x in rows
                   if x[0] == "encaissement")

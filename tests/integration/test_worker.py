@@ -609,7 +609,9 @@ def test_invoice_month(worker_conf, rds, worker, tmp_path):
     assert lst == [{"id": martin, "number": 2, "month": "2021-07",
                     "total_cents": 1800, "paid": False,
                     "due_date": lst[0]["due_date"],
-                    "issued_at": lst[0]["issued_at"]}]
+                    "issued_at": lst[0]["issued_at"],
+                    "credited_cents": 0, "due_cents": 1800,
+                    "credit_notes": [], "refunds": []}]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", lst[0]["due_date"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
                         lst[0]["issued_at"])

@@ -5,7 +5,11 @@
  *
  *   the régie finds a family's unpaid invoices, ticks two, records a
  *   cheque for their total, sees it among the month's counter payments
- *   and downloads the month's accounting CSV; an agent has no « Caisse ».
+ *   and downloads the month's accounting CSV; it makes an avoir on an
+ *   unpaid invoice (less to pay; the family sees it in « Mes factures »
+ *   and pays the rest) and on a paid one (owed back), refunds
+ *   it by cheque (more than owed refused), and finds both in the CSV;
+ *   an agent has no « Caisse ».
  *
  * The invoices are rows written with psql, as the integration tests do.
  * Every page checked is axe clean (serious / critical), at desktop width
@@ -34,6 +38,7 @@ let browser;
 const errors = [];
 
 const shot = (name, p) => H.shot("c26-" + name, p);
+const invId = (n) => sql("select id from invoice where number = " + n);
 
 const TOWN = {
     town: { name: "Caisse", timezone: "Europe/Paris" },
@@ -138,7 +143,7 @@ t("the régie records a cheque and exports the month", async () => {
     const [dl] = await Promise.all([p.waitForEvent("download"),
                                     p.click("#export-compta")]);
     const csv = fs.readFileSync(await dl.path(), "utf8");
-    assert.match(csv, /^type;date;facture;famille;mode;montant;reference;agent\r\n/);
+    assert.match(csv, /^type;date;facture;famille;mode;montant;reference;agent;piece\r\n/);
     assert.match(csv, /"encaissement";\d{4}-\d\d-\d\d;1;"f1";"cheque";42,00;"chèque 1234567 Banque Postale";"r\.regie"/);
     /* one régie's export */
     await p.selectOption("#caisse-regie", "principale");
@@ -155,6 +160,93 @@ t("the régie records a cheque and exports the month", async () => {
     await m.waitForSelector("#caisse-paiements table");
     await H.axe("caisse 375", m);
     await shot("caisse-375", m);
+    await m.close();
+    assert.deepEqual(errors, []);
+});
+
+t("the régie makes avoirs and refunds what it owes", async () => {
+    const p = await staffPage("r.regie", 1200);
+    /* f2's invoice n° 3 (7,00) not paid: an avoir lowers what is due */
+    await p.goto(BASE + "/agent/#/caisse?famille=f2");
+    await p.waitForSelector("#avoir-form");
+    await p.waitForSelector("#caisse-avoirs :text('Aucun avoir')");
+    await p.selectOption("#avoir-facture", invId(3));
+    await p.fill("#avoir-montant", "2,50");
+    await p.fill("#avoir-motif", "Séance annulée");
+    await p.click("#avoir-form button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('Avoir AV-1')");
+    assert.match(await p.textContent("main [role=status]"),
+                 /Avoir AV-1 de 2,50\s€ enregistré \(facture n° 3\)/);
+    await p.waitForSelector("#caisse-avoirs table");
+    assert.match(await p.textContent("#caisse-paiement"),
+                 /n° 3.*4,50\s€ \(avoirs : 2,50\s€\)/s);
+    await p.check("input[aria-label='Payer la facture n° 3']");
+    assert.match(await p.textContent("#caisse-total"), /4,50/);
+    /* a refund of more than owed is refused, with what is owed */
+    await p.selectOption("#remb-facture", invId(3));
+    await p.fill("#remb-montant", "1");
+    await p.click("#remboursement-form button[type=submit]");
+    await p.waitForSelector("#remboursement-form [role=alert]");
+    assert.match(await p.textContent("#remboursement-form [role=alert]"),
+                 /0,00\s€/);
+    await H.axe("caisse avoir", p);
+
+    /* the family sees the avoir and pays what is left */
+    const tok = execFileSync(CTL, ["-c", stack.conf, "token", "f2"],
+                             { cwd: ROOT, encoding: "utf8" }).trim();
+    const fctx = await browser.newContext({ locale: "fr-FR" });
+    await fctx.addCookies([{ name: "guichet_session", value: tok,
+                             url: BASE }]);
+    const fam = await fctx.newPage();
+    fam.on("pageerror", (e) => errors.push(e.message));
+    await fam.goto(BASE + "/#/factures");
+    await fam.waitForSelector("h1:has-text('Mes factures')");
+    await fam.waitForSelector("text=avoir AV-1");
+    assert.match(await fam.textContent("main table"),
+                 /N° 0*3.*7,00\s€.*avoir AV-1 : −2,50\s€ \(Séance annulée\).*reste à payer : 4,50\s€/s);
+    await fam.check("#fac-" + invId(3));
+    assert.match(await fam.textContent("#somme-cochee"), /4,50/);
+    await H.axe("factures avec avoir", fam);
+    await fctx.close();
+
+    /* f1's invoice n° 1 was paid by cheque: an avoir is owed back, then
+       refunded by cheque */
+    await p.goto(BASE + "/agent/#/caisse?famille=f1");
+    await p.waitForSelector("#avoir-form");
+    await p.selectOption("#avoir-facture", invId(1));
+    await p.fill("#avoir-montant", "5");
+    await p.fill("#avoir-motif", "Absence justifiée");
+    await p.click("#avoir-form button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('Avoir AV-2')");
+    await p.waitForSelector("#caisse-avoirs :text('(à rembourser)')");
+    await p.selectOption("#remb-facture", invId(1));
+    await p.selectOption("#remb-mode", "cheque");
+    await p.fill("#remb-montant", "5,00");
+    await p.fill("#remb-reference", "chèque du Trésor 77");
+    await p.click("#remboursement-form button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('Remboursement')");
+    assert.match(await p.textContent("main [role=status]"),
+                 /Remboursement RB-1 de 5,00\s€ enregistré \(Chèque, facture n° 1\)/);
+    await p.waitForSelector("#caisse-avoirs :text('RB-1')");
+    assert.match(await p.textContent("#caisse-avoirs"),
+                 /RB-1.*n° 1.*5,00.*Remboursement Chèque – chèque du Trésor 77.*r\.regie/s);
+    assert.equal(sql("select string_agg(number || ':' || amount_cents, ','"
+                     + " order by number) from credit_note"), "1:250,2:500");
+    await H.axe("caisse remboursement", p);
+    await shot("avoirs-1200", p);
+
+    const [dl] = await Promise.all([p.waitForEvent("download"),
+                                    p.click("#export-compta")]);
+    const csv = fs.readFileSync(await dl.path(), "utf8");
+    assert.match(csv, /"avoir";\d{4}-\d\d-\d\d;3;"f2";"";2,50;"Séance annulée";"r\.regie";"AV-1"/);
+    assert.match(csv, /"remboursement";\d{4}-\d\d-\d\d;1;"f1";"cheque";5,00;"chèque du Trésor 77";"r\.regie";"RB-1"/);
+    await p.close();
+
+    const m = await staffPage("r.regie", 375);
+    await m.goto(BASE + "/agent/#/caisse?famille=f1");
+    await m.waitForSelector("#caisse-avoirs table");
+    await H.axe("avoirs 375", m);
+    await shot("avoirs-375", m);
     await m.close();
     assert.deepEqual(errors, []);
 });

@@ -520,6 +520,9 @@ async function api(req, res, url) {
                                 status: "justified", billed: false,
                                 request_id: rid });
     }
+    if (p === "/api/waitlist" && m === "GET" && !MISSING.has("waitlist")) {
+        return send(res, 200, { waitlist: [] });    /* issue 23: none */
+    }
     if (p === "/api/requests" && m === "GET" && !MISSING.has("requests")) {
         return send(res, 200, requests.slice().reverse());
     }

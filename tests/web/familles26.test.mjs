@@ -7,8 +7,9 @@
  *   person of its entourage who may pick the children up, a QF), adds a
  *   person to the entourage and edits her, records a new QF from a day,
  *   makes it non-resident, adds a child, enrols the first child in the
- *   centre; an admin archives it in two clicks; the agent has no
- *   archive button.
+ *   centre; an admin merges a duplicate made at the counter into it (its
+ *   child joins the file, the duplicate archived); an admin archives it
+ *   in two clicks; the agent has no archive button.
  *
  * Every page checked is axe clean (serious / critical), at desktop width
  * and 375 px.  Screenshots in tests/out/web/f26-*.png.
@@ -175,6 +176,45 @@ t("an agent makes a family's file at the counter", async () => {
     await H.axe("dossier 375", m);
     await shot("dossier-375", m);
     await m.close();
+    assert.deepEqual(errors, []);
+});
+
+t("an admin merges a duplicate into the family", async () => {
+    assert.ok(fid);
+    const p = await staffPage("c.chef", 1200);
+    /* the same family made twice at the counter */
+    await p.goto(BASE + "/agent/#/nouvelle-famille");
+    await p.waitForSelector("#nouvelle-famille");
+    await p.fill("#nf-login", "martin-bis");
+    await p.fill("#nf-qf", "450");
+    await p.fill("#nf-enfant-1", "Zoé");
+    await p.fill("#nf-naissance-1", "2020-05-05");
+    await p.click("#nouvelle-famille button[type=submit]");
+    await p.waitForSelector("#dossier #resume");
+    const dup = await p.$eval("#resume dd", (d) => d.textContent);
+    assert.notEqual(dup, fid);
+
+    await p.goto(BASE + "/agent/#/dossier?id=" + fid);
+    await p.waitForSelector("#fusion-form");
+    await p.fill("#doublon", "fam-99999");
+    await p.click("#fusion-form button[type=submit]");
+    await p.waitForSelector("#fusion-form [role=alert]");
+    assert.match(await p.textContent("#fusion-form [role=alert]"),
+                 /n'existe pas/);
+    await p.fill("#doublon", dup);
+    await p.click("#fusion-form button[type=submit]");
+    await p.waitForSelector("main [role=status]:has-text('fusionnée')");
+    assert.match(await p.textContent("main [role=status]"),
+                 new RegExp("Famille " + dup + " fusionnée dans " + fid));
+    await p.waitForSelector("#section-enfants :text('Zoé')");
+    assert.match(await p.textContent("#section-enfants tbody"),
+                 /Léo.*Inès.*Zoé/s);
+    await H.axe("fusion", p);
+    await shot("fusion", p);
+    await p.goto(BASE + "/agent/#/dossier?id=" + dup);
+    await p.waitForSelector("#dossier #resume");
+    assert.match(await p.textContent("#dossier"), /est archivée/);
+    await p.close();
     assert.deepEqual(errors, []);
 });
 

@@ -14,7 +14,8 @@
 
 import * as api from "./api.js";
 import * as F from "./format.js";
-import { REQUEST_STATUS, cancelCost, labelOf, reasonText, unitLabel }
+import { REQUEST_STATUS, cancelCost, labelOf, reasonText, unitLabel,
+         waitWords }
     from "./planning.js";
 import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
@@ -319,6 +320,30 @@ function invoiceAmount(inv) {
     return Math.round((Number(inv.total) || 0) * 100);
 }
 
+/* What is left to pay of an unpaid invoice: its total less its avoirs
+ * (credit notes, due_cents of GET /api/invoices). */
+function invoiceDue(inv) {
+    return Number.isFinite(inv.due_cents) && !invoicePaid(inv)
+        ? inv.due_cents : invoiceAmount(inv);
+}
+
+/* Its avoirs and refunds, in words under its amount (null: none). */
+function invoiceCredits(inv) {
+    const words = [];
+    for (const c of inv.credit_notes || []) {
+        words.push("avoir AV-" + c.number + " : −" + F.euros(c.amount_cents)
+                   + (c.reason ? " (" + c.reason + ")" : ""));
+    }
+    for (const x of inv.refunds || []) {
+        words.push("remboursé : " + F.euros(x.amount_cents));
+    }
+    if (words.length && !invoicePaid(inv) && Number.isFinite(inv.due_cents)) {
+        words.push("reste à payer : " + F.euros(inv.due_cents));
+    }
+    return words.length ? h("small", { class: "avoirs" }, h("br"),
+                            words.join(" · ")) : null;
+}
+
 function invoicePaid(inv) {
     return inv.paid === true || inv.status === "paid"
            || inv.status === "payee";
@@ -574,7 +599,9 @@ async function viewReservations() {
         location.hash = "#/reservations?du=" + du.value + "&au=" + au.value;
     });
 
-    page("Mes réservations", form, out);
+    const wl = h("section", { id: "listes-attente", "aria-live": "polite" });
+    page("Mes réservations", form, out, wl);
+    waitlists(wl);
 
     const r = await api.getSpan("/api/bookings", from, to, "bookings");
     if (r.status === 401) {
@@ -685,6 +712,50 @@ async function viewReservations() {
         h("p", { class: "discret" },
           "Une annulation après le délai reste facturée, sauf absence "
           + "justifiée par un certificat médical."));
+}
+
+/* The family's places on waiting lists (issue 23), and leaving one. */
+async function waitlists(box) {
+    const r = await api.get("/api/waitlist");
+    const list = r.ok && r.data ? r.data.waitlist || [] : [];
+    if (list.length === 0) {
+        box.replaceChildren();
+        return;
+    }
+    const kids = new Map();
+    for (const c of (ctx.me && ctx.me.children) || []) {
+        kids.set(c.id, c.first_name);
+    }
+    const rows = list.map((w) => {
+        const who = kids.get(w.child_id) || w.child_id;
+        const what = (w.activity_name || w.activity_id) + ", "
+                     + F.dayLong(w.date) + " (" + (w.unit_label || w.unit)
+                     + ")";
+        const b = h("button", { class: "bouton danger petit", type: "button",
+                                "aria-label": "Quitter la liste d'attente : "
+                                              + who + ", " + what },
+                    "Quitter la liste");
+        b.addEventListener("click", async () => {
+            b.disabled = true;
+            const x = await api.del("/api/waitlist/"
+                                    + encodeURIComponent(w.session_id) + "/"
+                                    + encodeURIComponent(w.child_id));
+            announce(x.ok ? who + " a quitté la liste d'attente du "
+                            + what + "."
+                          : x.error.message);
+            waitlists(box);
+        });
+        return h("li", { dataset: { session: w.session_id,
+                                    child: w.child_id } },
+                 who + " — " + what + " : ",
+                 h("strong", {}, waitWords(w.position)), " ", b);
+    });
+    box.replaceChildren(h("h2", {}, "Listes d'attente"),
+        h("p", { class: "discret" },
+          "Dès qu'une place se libère, elle est réservée pour le premier "
+          + "enfant de la liste qui remplit encore les conditions ; un "
+          + "e-mail vous le dit."),
+        h("ul", { class: "resultats" }, rows));
 }
 
 function cancelBooking(b, who, what, late) {
@@ -861,7 +932,7 @@ async function viewFactures() {
     const refresh = () => {
         const chosen = boxes.filter((b) => b.box.checked);
         sum.textContent = F.euros(chosen.reduce((s, b) =>
-            s + invoiceAmount(b.inv), 0));
+            s + invoiceDue(b.inv), 0));
         pay.disabled = chosen.length === 0;
     };
 
@@ -881,7 +952,8 @@ async function viewFactures() {
                       "Payer la facture "), "N° " + num)
                 : "N° " + num),
             h("td", {}, periodWords(inv.period || inv.month)),
-            h("td", { class: "montant" }, F.euros(invoiceAmount(inv))),
+            h("td", { class: "montant" }, F.euros(invoiceAmount(inv)),
+              invoiceCredits(inv)),
             h("td", {}, inv.due_date ? F.dayLong(inv.due_date) : "—"),
             h("td", {}, paid ? h("span", { class: "etiquette ok" }, "Payée")
                              : h("span", { class: "etiquette attente" },

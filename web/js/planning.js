@@ -407,3 +407,10 @@ export function knownRefusal(session, child, activity, me, docs) {
     }
     return null;
 }
+
+
+/* "3ᵉ sur la liste d'attente" (issue 23) */
+export function waitWords(position) {
+    const n = Number(position) || 0;
+    return (n === 1 ? "1ᵉʳ" : n + "ᵉ") + " sur la liste d'attente";
+}

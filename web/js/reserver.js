@@ -37,6 +37,10 @@ const R = {
     ticked: false,           /* one child ticked for the family, once */
     seek: false,             /* open on the activity's first sessions */
     index: new Map(),        /* session id -> session, every one seen */
+    waits: new Map(),        /* "child|session" -> place on its waiting
+                                list (GET /api/waitlist) */
+    joined: new Map(),       /* "child|session" -> the answer's item of
+                                "M'inscrire sur liste d'attente" */
     total: null,             /* the summary's period and its bookings */
 };
 
@@ -327,11 +331,16 @@ export async function viewReserver(ctx) {
             return;
         }
         grids.setAttribute("aria-busy", "true");
-        const [s, b] = await Promise.all([
+        const [s, b, w] = await Promise.all([
             api.get("/api/activities/" + encodeURIComponent(a.id)
                     + "/sessions?from=" + p.from + "&to=" + p.to),
             api.get("/api/bookings?from=" + p.from + "&to=" + p.to),
+            api.get("/api/waitlist"),
         ]);
+        R.waits = new Map();
+        for (const x of (w.ok && w.data && w.data.waitlist) || []) {
+            R.waits.set(keyOf(x.child_id, x.session_id), x.position);
+        }
         grids.setAttribute("aria-busy", "false");
         if (s.status === 401 || b.status === 401) {
             return ctx.expired();
@@ -619,9 +628,17 @@ export async function viewReserver(ctx) {
                 word, h("span", { class: "places" },
                         F.euros(st.booking.price_cents))));
         }
+        const wait = R.waits.get(k);
+        if (wait) {
+            data.attente = String(wait);
+        }
         return h("td", {}, h("div", { class: cls, dataset: data,
-                                      "aria-label": what + " : " + word },
-                             word, sub));
+                                      "aria-label": what + " : " + word
+                                          + (wait ? ", " + P.waitWords(wait)
+                                                  : "") },
+                             word, sub,
+                             wait ? h("span", { class: "places attente" },
+                                      P.waitWords(wait)) : null));
     }
 
     /* Public holidays of the period, shown as "Férié" instead of silently
@@ -1226,14 +1243,19 @@ export async function viewReserver(ctx) {
             const s = R.index.get(it.session_id);
             const where = s ? cellWords(s) : it.session_id;
             const ok = it.status === "confirmed";
+            const name = who(it.child_id).first_name;
             return h("li", { class: ok ? "ok" : "ko",
                              dataset: { status: it.status,
                                         reason: it.reason || "" } },
-                who(it.child_id).first_name + " — " + where + " : ",
+                name + " — " + where + " : ",
                 h("strong", {}, ok ? "Réservé" + (it.price_cents !== undefined
                                     ? " (" + F.euros(it.price_cents) + ")"
                                     : "")
-                                   : blocker(it)));
+                    : it.status === "waitlisted"
+                      ? "Complet — " + P.waitWords(it.position)
+                      : blocker(it)),
+                canWait(it, s) ? " " : null,
+                canWait(it, s) ? waitButton(it, name + ", " + where) : null);
         });
         const gone = ans.cancels.map((x) => {
             const s = R.index.get(x.b.session_id) || x.b;
@@ -1289,6 +1311,58 @@ export async function viewReserver(ctx) {
             gone.length ? h("ul", { class: "resultats",
                                     id: "resultat-annulations" }, gone)
                         : null));
+    }
+
+    /*
+     * After a refusal "complet": join the session's waiting list (a
+     * booking request of that one cell with "waitlist": true, issue 23).
+     * The answer replaces the button: the position, or the booking when
+     * a place came back meanwhile.
+     */
+    function waitButton(it, words) {
+        const k = keyOf(it.child_id, it.session_id);
+        const done = R.joined.get(k);
+        if (done) {
+            return h("span", { class: "liste-attente", role: "status",
+                               dataset: { status: done.status || "error" } },
+                     "— " + joinedWords(done));
+        }
+        const b = h("button", { class: "bouton second petit", type: "button",
+                                "aria-label": "M'inscrire sur liste "
+                                              + "d'attente : " + words },
+                    "M'inscrire sur liste d'attente");
+        const key = api.newIdempotencyKey();
+        b.addEventListener("click", async () => {
+            b.disabled = true;
+            const r = await api.submitBookings([{ child_id: it.child_id,
+                                                  session_id: it.session_id,
+                                                  waitlist: true }], key);
+            const x = r.ok && r.data && r.data.items ? r.data.items[0]
+                : { error: r.error ? r.error.message
+                                   : "Inscription impossible." };
+            R.joined.set(k, x);
+            announce(words + " : " + joinedWords(x));
+            drawResults();
+            if (x.status === "confirmed" || x.status === "waitlisted") {
+                load();
+            }
+        });
+        return b;
+    }
+
+    /* A refusal "complet" may join the waiting list, but not a day of
+     * a whole-week activity (a promotion of one day would be refused). */
+    function canWait(it, s) {
+        const a = s ? activities.find((x) => x.id === s.activity_id) : null;
+        return it.status === "refused" && it.reason === "full"
+               && !(a && a.week_required);
+    }
+
+    function joinedWords(x) {
+        return x.status === "waitlisted"
+            ? "Inscrit : " + P.waitWords(x.position)
+            : x.status === "confirmed" ? "Une place s'est libérée : réservé"
+            : x.error ? x.error : P.reasonText(x, F.instant);
     }
 
     /* -- validation ---------------------------------------------------- */

@@ -302,7 +302,33 @@ function generateForm(ctx, aid, units, done) {
     return form;
 }
 
-function sessionRows(ctx, aid, sessions, unitLabel, out) {
+/* A session's waiting list (issue 23), in the order the worker promotes. */
+async function showWaitlist(ctx, s, label, box) {
+    const r = await ctx.call("GET", "/api/staff/sessions/"
+                             + encodeURIComponent(s.id) + "/waitlist");
+    if (!r.ok) {
+        box.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = r.data.waitlist || [];
+    box.replaceChildren(h("h2", { id: "titre-attente", tabindex: "-1" },
+                          "Liste d'attente du " + label),
+        list.length === 0 ? h("p", {}, "Personne sur la liste d'attente.")
+        : h("ol", { class: "liste-attente" }, list.map((w) =>
+            h("li", { dataset: { child: w.child_id } },
+              (w.first_name || w.child_id) + " (famille ",
+              h("a", { href: "#/familles?id="
+                                  + encodeURIComponent(w.family_id) },
+                w.family_id),
+              "), inscrit le " + F.instant(w.joined_at)))),
+        h("p", { class: "discret" },
+          "Dès qu'une place se libère, le premier enfant qui remplit encore "
+          + "les conditions est réservé automatiquement ; les autres "
+          + "quittent la liste avec le motif dans leurs demandes."));
+    box.querySelector("#titre-attente").focus();
+}
+
+function sessionRows(ctx, aid, sessions, unitLabel, out, wl) {
     return sessions.map((s) => {
         const label = F.dayLong(s.date) + " (" + unitLabel(s.unit) + ")";
         const left = (v) => v === null || v === undefined ? "—" : String(v);
@@ -350,7 +376,14 @@ function sessionRows(ctx, aid, sessions, unitLabel, out) {
             h("td", {}, String(s.places_online)),
             h("td", { class: "en-ligne-restant" }, left(s.online_left)),
             h("td", { class: "guichet-restant" }, left(s.onsite_left)),
-            h("td", {}, String(s.booked)));
+            h("td", {}, String(s.booked)),
+            h("td", {}, h("button", { type: "button",
+                                      class: "bouton second petit",
+                                      "aria-label": "Liste d'attente du "
+                                                    + label,
+                                      onclick: () => showWaitlist(
+                                          ctx, s, label, wl) },
+                          "Voir")));
     });
 }
 
@@ -506,6 +539,7 @@ async function viewActivite(ctx, aid) {
     };
     const bands = (a.prices || []).map((p) => (p.qf_max === null
         ? "au-delà" : "QF ≤ " + p.qf_max) + " : " + F.euros(p.cents));
+    const wl = h("section", { id: "liste-attente", "aria-live": "polite" });
     out.replaceChildren(...[
         h("p", {}, h("a", { href: "#/activites" }, "← Toutes les activités")),
         h("dl", { class: "carte fiche", id: "reglages" },
@@ -524,9 +558,11 @@ async function viewActivite(ctx, aid) {
         : cards(ctx.table("Séances de " + a.name + " : places, places restantes "
                     + "en ligne et au guichet",
             ["Séance", "Atelier", "Places", "Dont en ligne",
-             "Restant en ligne", "Restant au guichet", "Réservées"],
-            sessionRows(ctx, aid, r.data.sessions, unitLabel, err),
+             "Restant en ligne", "Restant au guichet", "Réservées",
+             "Liste d'attente"],
+            sessionRows(ctx, aid, r.data.sessions, unitLabel, err, wl),
             { id: "seances" })),
+        wl,
         messageForm(ctx, aid, reload),
         ctx.rank >= 2 ? reminders(ctx, aid, rr.ok ? rr.data.reminders : [],
                                   reload) : null,

@@ -12,8 +12,9 @@
  *         #/quotient #/familles #/familles?id=F #/guichet #/activites
  *         #/activites?id=A #/nouvelle-famille #/dossier?id=F #/caisse
  *         #/listes #/facturation #/paiements #/messagerie #/journal
+ *         #/commune
  * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js;
- * #/caisse: caisse.js; #/listes: listes.js; #/adresses: adresses.js;
+ * #/caisse: caisse.js; #/commune: commune.js; #/listes: listes.js; #/adresses: adresses.js;
  * #/entourage: entourage.js; #/quotient: quotient.js)
  */
 
@@ -26,6 +27,7 @@ import { reasonText, labelOf } from "../../js/planning.js";
 import { viewActivites } from "./activites.js";
 import { viewDossier, viewNouvelleFamille } from "./dossier.js";
 import { viewCaisse } from "./caisse.js";
+import { viewCommune } from "./commune.js";
 import { viewListes } from "./listes.js";
 import { viewAdresses } from "./adresses.js";
 import { viewEntourage } from "./entourage.js";
@@ -1195,6 +1197,7 @@ const routes = {
     "/paiements": viewPaiements,
     "/messagerie": viewMessagerie,
     "/journal": viewJournal,
+    "/commune": () => viewCommune(frame()),
 };
 
 let first = true;

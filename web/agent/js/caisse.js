@@ -1,8 +1,9 @@
 /*
  * caisse.js -- the régie's counter in the back office (issue 26): a
  * family's unpaid invoices, paid at the counter by cash, cheque, CESU or
- * transfer (whole invoices), the month's counter payments, and the
- * month's CSV for the town's accounting.  Routes of office/counter.c,
+ * transfer (whole invoices), its credit notes (avoirs) and refunds, the
+ * month's counter payments, and the month's CSV for the town's
+ * accounting.  Routes of office/counter.c and office/credit.c,
  * docs/api.md (*Payments*).
  *
  * agent.js gives the frame (ctx: call, page, table, loading, flash,
@@ -16,6 +17,133 @@ import { field } from "../../js/espace.js";
 const METHODS = [["cheque", "Chèque"], ["cash", "Espèces"],
                  ["cesu", "CESU"], ["transfer", "Virement"]];
 const WORD = Object.fromEntries(METHODS);
+const DUE = (i) => i.total_cents - (i.credited_cents || 0);
+
+/* "12,50" -> 1250, NaN when it is not an amount */
+function cents(text) {
+    const v = Number(String(text).trim().replace(",", "."));
+    return Number.isFinite(v) && v > 0 ? Math.round(v * 100) : NaN;
+}
+
+/* The family's credit notes and refunds, and the forms that make them:
+ * an avoir on an invoice (what is left of it), a refund of what the
+ * régie owes back (avoirs after payment, overpayments). */
+async function creditPart(ctx, fid, invoices) {
+    const r = await ctx.call("GET", "/api/staff/credits?family_id="
+                             + encodeURIComponent(fid));
+    const notes = r.ok ? r.data.credit_notes : [];
+    const refunds = r.ok ? r.data.refunds : [];
+    const rows = [
+        ...notes.map((c) => h("tr", {},
+            h("td", {}, "AV-" + c.number),
+            h("td", {}, F.instant(c.issued_at)),
+            h("td", {}, "n° " + c.invoice_number),
+            h("td", { class: "montant" }, F.euros(c.amount_cents)),
+            h("td", {}, c.reason + (c.after_payment
+                                    ? " (à rembourser)" : "")),
+            h("td", {}, c.issued_by))),
+        ...refunds.map((x) => h("tr", {},
+            h("td", {}, "RB-" + x.number),
+            h("td", {}, F.instant(x.refunded_at)),
+            h("td", {}, "n° " + x.invoice_number),
+            h("td", { class: "montant" }, F.euros(x.amount_cents)),
+            h("td", {}, "Remboursement " + (WORD[x.method] || x.method)
+                        + (x.reference ? " – " + x.reference : "")),
+            h("td", {}, x.recorded_by)))];
+    const list = !r.ok ? alertBox(r.error.message)
+        : rows.length === 0 ? h("p", {}, "Aucun avoir ni remboursement.")
+        : cards(ctx.table("Avoirs et remboursements de la famille " + fid,
+            ["Pièce", "Le", "Facture", "Montant", "Motif", "Par"], rows));
+    const opts = (pred) => invoices.filter(pred).map((i) =>
+        h("option", { value: String(i.id) }, "n° " + i.number + " ("
+          + F.monthName(String(i.month).slice(0, 10)) + ", "
+          + F.euros(i.total_cents) + ")"));
+
+    const aInv = h("select", { id: "avoir-facture" },
+                   opts((i) => DUE(i) > 0));
+    const aAmt = h("input", { type: "text", id: "avoir-montant",
+                              inputmode: "decimal", required: true });
+    const aWhy = h("input", { type: "text", id: "avoir-motif",
+                              maxlength: "500", required: true });
+    const aMsg = h("div", { "aria-live": "polite" });
+    const aForm = h("form", { class: "carte", id: "avoir-form" },
+        h("h3", {}, "Faire un avoir"),
+        field("Facture", aInv), field("Montant en euros", aAmt),
+        field("Motif", aWhy, "Absence justifiée, séance annulée, erreur "
+              + "de facturation…"), aMsg,
+        h("div", { class: "boutons" }, h("button", { type: "submit",
+                                                    class: "bouton" },
+                                         "Enregistrer l'avoir")));
+    aForm.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const c = cents(aAmt.value);
+        if (Number.isNaN(c) || !aInv.value) {
+            aMsg.replaceChildren(alertBox("Choisissez une facture et un "
+                                          + "montant en euros."));
+            return;
+        }
+        const r2 = await ctx.call("POST", "/api/staff/credit-notes", {
+            invoice_id: Number(aInv.value), amount_cents: c,
+            reason: aWhy.value.trim() });
+        if (!r2.ok) {
+            aMsg.replaceChildren(alertBox(r2.error.message));
+            return;
+        }
+        ctx.flash({ kind: "succes", text: "Avoir AV-" + r2.data.number
+                    + " de " + F.euros(r2.data.amount_cents)
+                    + " enregistré (facture n° " + r2.data.invoice_number
+                    + ")." });
+        ctx.route();
+    });
+
+    const rInv = h("select", { id: "remb-facture" }, opts(() => true));
+    const rMode = h("select", { id: "remb-mode" },
+        METHODS.filter(([v]) => v !== "cesu")
+            .map(([v, w]) => h("option", { value: v }, w)));
+    const rAmt = h("input", { type: "text", id: "remb-montant",
+                              inputmode: "decimal", required: true });
+    const rRef = h("input", { type: "text", id: "remb-reference",
+                              maxlength: "200" });
+    const rMsg = h("div", { "aria-live": "polite" });
+    const rForm = h("form", { class: "carte", id: "remboursement-form" },
+        h("h3", {}, "Rembourser la famille"),
+        field("Facture", rInv), field("Mode", rMode),
+        field("Montant en euros", rAmt),
+        field("Référence", rRef, "Numéro du chèque, libellé du virement."),
+        rMsg,
+        h("div", { class: "boutons" }, h("button", { type: "submit",
+                                                    class: "bouton" },
+                                         "Enregistrer le remboursement")));
+    rForm.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const c = cents(rAmt.value);
+        if (Number.isNaN(c) || !rInv.value) {
+            rMsg.replaceChildren(alertBox("Choisissez une facture et un "
+                                          + "montant en euros."));
+            return;
+        }
+        const r2 = await ctx.call("POST", "/api/staff/refunds", {
+            invoice_id: Number(rInv.value), method: rMode.value,
+            amount_cents: c, reference: rRef.value.trim() });
+        if (!r2.ok) {
+            rMsg.replaceChildren(alertBox(r2.error.message));
+            return;
+        }
+        ctx.flash({ kind: "succes", text: "Remboursement RB-"
+                    + r2.data.number + " de "
+                    + F.euros(r2.data.amount_cents) + " enregistré ("
+                    + WORD[r2.data.method] + ", facture n° "
+                    + r2.data.invoice_number + ")." });
+        ctx.route();
+    });
+
+    return h("section", { id: "caisse-avoirs",
+                          "aria-labelledby": "caisse-avoirs-titre" },
+             h("h2", { id: "caisse-avoirs-titre" },
+               "Avoirs et remboursements"),
+             list, invoices.length ? aForm : null,
+             invoices.length ? rForm : null);
+}
 
 /* An admin creates a régie (its activities are given on their page). */
 function regieForm(ctx) {
@@ -148,17 +276,20 @@ export async function viewCaisse(ctx) {
         out.replaceChildren(alertBox(r.error.message));
         return;
     }
-    const unpaid = (r.data.invoices || []).filter((i) => !i.paid)
+    const all = (r.data.invoices || []).slice()
         .sort((a, b) => a.number - b.number);
+    const unpaid = all.filter((i) => !i.paid);
+    const credits = await creditPart(ctx, fid, all);
     if (unpaid.length === 0) {
         out.replaceChildren(h("p", { class: "info" }, "La famille " + fid
-                                  + " n'a aucune facture à payer."));
+                                  + " n'a aucune facture à payer."),
+                            credits);
         return;
     }
     const total = h("strong", { id: "caisse-total" }, F.euros(0));
     const boxes = unpaid.map((i) => h("input", {
         type: "checkbox", value: String(i.id), dataset: {
-            cents: String(i.total_cents) },
+            cents: String(DUE(i)) },
         "aria-label": "Payer la facture n° " + i.number }));
     const sum = () => boxes.filter((b) => b.checked)
         .reduce((s, b) => s + Number(b.dataset.cents), 0);
@@ -175,12 +306,14 @@ export async function viewCaisse(ctx) {
     const form = h("form", { class: "carte", id: "caisse-paiement" },
         h("h2", {}, "Factures à payer de la famille " + fid),
         cards(ctx.table("Factures non payées",
-            ["Payer", "Facture", "Mois", "Montant", "Échéance"],
+            ["Payer", "Facture", "Mois", "À payer", "Échéance"],
             unpaid.map((i, k) => h("tr", {},
                 h("td", {}, boxes[k]),
                 h("td", {}, "n° " + i.number),
                 h("td", {}, F.monthName(String(i.month).slice(0, 10))),
-                h("td", { class: "montant" }, F.euros(i.total_cents)),
+                h("td", { class: "montant" }, F.euros(DUE(i)),
+                  i.credited_cents ? " (avoirs : "
+                      + F.euros(i.credited_cents) + ")" : ""),
                 h("td", {}, F.dayNum(String(i.due_date).slice(0, 10))))),
             null, true)),
         h("p", {}, "Total reçu : ", total),
@@ -238,5 +371,6 @@ export async function viewCaisse(ctx) {
         a.click();
     });
     out.replaceChildren(form, ...(late ? [h("div", { class: "boutons" },
-                                            letter), letterMsg] : []));
+                                            letter), letterMsg] : []),
+                        credits);
 }

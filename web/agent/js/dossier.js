@@ -5,7 +5,8 @@
  * a QF with the day it takes effect, the resident status and e-mail, a
  * child and its allergies, enrols a child, shows, edits and adds to the
  * family's entourage (the people it declared: who may pick the children
- * up, who to call; removing one is #/entourage's), and (admin) archives
+ * up, who to call; removing one is #/entourage's), (admin) merges a
+ * duplicate family into it (POST .../merge), and (admin) archives
  * the family.  Routes of office/family.c and office/entourage.c,
  * docs/api.md (*Back office*).
  *
@@ -396,6 +397,37 @@ export async function viewDossier(ctx) {
                           h("div", { class: "boutons" }, btn));
     }
 
+    /* merging a duplicate into this family: admin */
+    let merge = null;
+    if (ctx.rank >= 3) {
+        const dup = h("input", { type: "text", id: "doublon",
+                                 required: true, autocomplete: "off" });
+        const mmsg = h("div", { "aria-live": "polite" });
+        const mform = h("form", { id: "fusion-form" },
+            field("Identifiant du doublon", dup, "Ses enfants, "
+                  + "réservations, factures, paiements, documents et "
+                  + "messages passent dans cette famille ; le doublon est "
+                  + "archivé."),
+            mmsg,
+            h("div", { class: "boutons" }, h("button", {
+                type: "submit", class: "bouton danger" },
+                "Fusionner le doublon dans cette famille")));
+        mform.addEventListener("submit", async (ev) => {
+            ev.preventDefault();
+            const r2 = await ctx.call("POST", base + "/merge",
+                                      { from: dup.value.trim() });
+            if (!r2.ok) {
+                mmsg.replaceChildren(alertBox(r2.error.message));
+                return;
+            }
+            ctx.flash({ kind: "succes", text: "Famille " + r2.data.merged
+                        + " fusionnée dans " + r2.data.id + " (enfants : "
+                        + r2.data.children.join(", ") + ")." });
+            ctx.route();
+        });
+        merge = section("Fusionner un doublon", "fusion", mform);
+    }
+
     out.replaceChildren(
         h("p", {}, h("a", { href: "#/familles?id=" + enc(fid) },
                      "← Fiche de la famille")),
@@ -411,5 +443,6 @@ export async function viewDossier(ctx) {
                 enrolForm),
         section("Entourage", "section-entourage", peopleTable, removeLink,
                 addForm),
+        ...(merge ? [merge] : []),
         ...(archive ? [archive] : []));
 }

@@ -1,0 +1,182 @@
+"""test_waitlist_faults.py -- waiting lists (issue 23) when a process dies.
+
+* test_worker_killed_mid_promotion: guichet-worker killed (kill -9) in the
+  middle of a promotion: nothing lost, nothing promoted twice.
+* test_nginx_killed_between_a_joins_steps: the nginx workers die between
+  the two steps of a request that joins a list: its step one already put
+  the child on the list, so the family sees its place and the child is
+  promoted when a place frees; the reaper gives back the claims.
+
+test_worker_killed_mid_promotion in detail:
+
+A session of one online place is full; f-0002's child is first on its
+waiting list.  f-0001 cancels; the worker books f-0002's child through
+the saga (worker/promote.c) and is killed as soon as Redis shows the
+promotion's step one (MONITOR: the SET of its record "...:idem:wl.<...>").
+Depending on where the signal lands, the worker died between the
+promotion's two steps (record "P": the reaper releases it, and the next
+worker books again under the same key) or after its step two, before the
+entry left the list (record "D": the next worker replays the key, finds
+the booking, and only removes the entry).  Both are checked each run;
+which one happened is printed.  Then: exactly one booking of the child,
+the list empty, left + booked = online places, one stream entry and one
+PostgreSQL booking for it.
+"""
+
+import os
+import signal
+import socket
+import sys
+import threading
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from faultlib import (book, child, conf_template, left, online,  # noqa
+                      rush_town, settled)
+from matrix import MatrixStack, wait_until  # noqa: E402
+
+TOWN = rush_town(families=3, sessions=(("w1", 2),))    # 1 place online
+
+
+@pytest.fixture
+def s(tmp_path):
+    tpl = conf_template(tmp_path, "waitlist",
+                        replace=[("guichet_timeout 2s;",
+                                  "guichet_timeout 1s;")])
+    st = MatrixStack(town=TOWN, name="fault-waitlist", nginx_template=tpl,
+                     worker_settings={"reap_after_ms": 2000,
+                                      "recount_after_ms": 2000})
+    st.start()
+    st.killed_nginx = False
+    yield st
+    try:
+        if not st.killed_nginx:      # else: "exited on signal 9" alerts
+            st.assert_clean_error_log()
+    finally:
+        st.stop()
+
+
+def join(s, token, f, sid):
+    r = s.http("POST", "/api/bookings", token=token,
+               headers={"Idempotency-Key": "k-" + f},
+               json={"items": [{"child_id": child(f), "session_id": sid,
+                                "waitlist": True}]})
+    assert r.status == 200, r
+    return r.json()["items"][0]
+
+
+def test_worker_killed_mid_promotion(s):
+    tok = s.tokens()
+    r = book(s, tok["f-0001"], [(child("f-0001"), "w1")])
+    bid = r.json()["items"][0]["booking_id"]
+    assert join(s, tok["f-0002"], "f-0002", "w1")["status"] == "waitlisted"
+
+    # watch Redis for the promotion's step one, then kill the worker
+    worker = s.procs["worker"]
+    seen = threading.Event()
+    mon = s.redis.monitor()
+
+    def watch():
+        with mon as m:
+            for cmd in m.listen():
+                line = cmd.get("command", "")
+                if line.startswith("SET ") and ":f:f-0002:idem:wl." in line:
+                    worker.send_signal(signal.SIGKILL)
+                    seen.set()
+                    return
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    r = s.http("DELETE", "/api/bookings/" + bid, token=tok["f-0001"])
+    assert r.status == 200, r
+    assert seen.wait(20), "the promotion never started"
+    worker.wait(10)
+
+    recs = [k for k in s.redis.keys("{main}:f:f-0002:idem:wl.*")]
+    assert len(recs) == 1, recs
+    state = s.redis.get(recs[0])[:1]
+    print("worker killed with the promotion's record at %r" % state)
+    assert state in ("P", "D")
+    # the entry is still first: nothing removed it
+    assert s.redis.lrange("{main}:s:w1:wait", 0, -1) == [child("f-0002")]
+
+    s.restart_worker()
+
+    wait_until("the list empty",
+               lambda: s.redis.llen("{main}:s:w1:wait") == 0, 30)
+    wait_until("settled", lambda: settled(s), 30)
+    booked = s.redis.smembers("{main}:s:w1:booked")
+    assert len(booked) == 1
+    assert left(s, "w1") + len(booked) == online(2)
+    planning = s.http("GET", "/api/bookings?from=2027-07-08&to=2027-07-08",
+                      token=tok["f-0002"]).json()["bookings"]
+    assert [(b["child_id"], b["booking_id"]) for b in planning] == \
+        [(child("f-0002"), next(iter(booked)))]
+
+    s.wait_worker_drained()
+    assert s.sql("select count(*) from booking where session_id = 'w1'"
+                 " and status = 'confirmed'") == [(1,)]
+    assert s.sql("select count(*) from demande where family_id = 'f-0002'"
+                 " and idem_key like 'wl.%%'"
+                 " and status = 'traitee_positivement'") == [(1,)]
+
+
+def test_nginx_killed_between_a_joins_steps(s):
+    tok = s.tokens()
+    r = book(s, tok["f-0001"], [(child("f-0001"), "w1")])
+    bid = r.json()["items"][0]["booking_id"]
+    wait_until("settled", lambda: settled(s), 10)
+
+    # Redis stopped: nginx sends step one and answers 503 at its deadline;
+    # its workers die; Redis runs step one with nobody left for step two
+    redis = s.procs["redis"]
+    redis.send_signal(signal.SIGSTOP)
+    try:
+        body = ('{"items":[{"child_id":"%s","session_id":"w1",'
+                '"waitlist":true}]}' % child("f-0002")).encode()
+        c = socket.create_connection(("127.0.0.1", s.port), 5)
+        c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: Bearer %s\r\nIdempotency-Key: k-dies\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n"
+                   % (tok["f-0002"], len(body))).encode() + body)
+        c.settimeout(30)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 503"), head
+        s.killed_nginx = True
+        for p in s.nginx_workers():
+            os.kill(p, signal.SIGKILL)
+        c.close()
+    finally:
+        redis.send_signal(signal.SIGCONT)
+
+    rec = "{main}:f:f-0002:idem:k-dies"
+    wait_until("the join's step one", lambda: s.redis.exists(rec), 10)
+    assert s.redis.lrange("{main}:s:w1:wait", 0, -1) == [child("f-0002")]
+
+    # the family sees its place (nginx's master made new workers)
+    def place():
+        r = s.http("GET", "/api/waitlist", token=tok["f-0002"])
+        return r.status == 200 and r.json()["waitlist"]
+    got = wait_until("GET /api/waitlist", place, 10)
+    assert [(w["session_id"], w["position"]) for w in got] == [("w1", 1)]
+
+    # the reaper releases the attempt (its claims: the place was full)
+    wait_until("reaped", lambda: settled(s), 30)
+    assert left(s, "w1") + len(s.redis.smembers("{main}:s:w1:booked")) \
+        == online(2)
+
+    # a place frees: the child is promoted
+    r = s.http("DELETE", "/api/bookings/" + bid, token=tok["f-0001"])
+    assert r.status == 200, r
+    wait_until("promoted", lambda: s.redis.llen("{main}:s:w1:wait") == 0
+               and len(s.redis.smembers("{main}:s:w1:booked")) == 1, 30)
+    planning = s.http("GET", "/api/bookings?from=2027-07-08&to=2027-07-08",
+                      token=tok["f-0002"]).json()["bookings"]
+    assert [b["child_id"] for b in planning] == [child("f-0002")]

@@ -1,0 +1,204 @@
+/*
+ * attente23.test.mjs -- issue 23, a waiting list as a parent lives it, in
+ * a real browser (Debian's chromium driven by playwright-core) on a stack
+ * of its own with town23.py's town (it needs `make build`):
+ *
+ *   a parent picks the last place while another family takes it first:
+ *   the answer says "complet" and offers "M'inscrire sur liste
+ *   d'attente"; the parent joins and reads "1ᵉʳ sur la liste d'attente",
+ *   in the answer, on the planning's cell and in "Mes réservations"; the other family cancels and
+ *   the place appears among the parent's bookings (the worker's
+ *   promotion), the list gone; the back office shows a session's list
+ *   (Activités, "Voir"); a parent leaves a list with "Quitter la liste".
+ *
+ * Every page checked is axe clean (serious / critical).  Screenshots in
+ * tests/out/web/p23-*.png.
+ */
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import * as H from "./helpers.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PY = H.PY;
+const LOGIN = "famille";
+const PASSWORD = "p23-" + Math.random().toString(36).slice(2, 10);
+const CTL = path.join(H.ROOT, "build", "guichetctl");
+const STAFF = "a.attente";
+const STAFF_PASSWORD = "agent-" + Math.random().toString(36).slice(2, 10);
+const READY = fs.existsSync(path.join(H.ROOT, "build", "guichet-office"))
+              && fs.existsSync(path.join(H.ROOT, "build",
+                                         "ngx_http_guichet_module.so"));
+
+let stack = null;
+let BASE;
+let tmp;
+let browser;
+let page;
+let other;
+let town;
+const errors = [];
+
+const shot = (name, p) => H.shot("p23-" + name, p || page);
+const axe = (name, p) => H.axe(name, p || page);
+
+/* A call of the API from a logged-in page (its cookie). */
+async function api(p, method, url, body) {
+    return p.evaluate(async ([m, u, b]) => {
+        const headers = { "Content-Type": "application/json" };
+        if (m === "POST") {
+            headers["Idempotency-Key"] = "k" + Math.random().toString(36)
+                                                    .slice(2);
+        }
+        const r = await fetch(u, { method: m, headers,
+                                   credentials: "same-origin",
+                                   body: b ? JSON.stringify(b) : undefined });
+        return { status: r.status, body: await r.json() };
+    }, [method, url, body]);
+}
+
+before(async () => {
+    if (!READY) {
+        return;
+    }
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-p23-"));
+    const file = path.join(tmp, "town.json");
+    execFileSync(PY, [path.join(HERE, "town23.py"), "--login", LOGIN,
+                      "--password", PASSWORD, file]);
+    town = JSON.parse(fs.readFileSync(file, "utf8"));
+    stack = await H.startStack(file);
+    BASE = stack.base;
+    execFileSync(CTL, ["-c", stack.conf, "staff-add", STAFF, "agent",
+                       "Alex Agent"],
+                 { cwd: H.ROOT, input: STAFF_PASSWORD + "\n",
+                   stdio: ["pipe", "pipe", "pipe"] });
+    browser = await chromium.launch({ executablePath: H.CHROMIUM,
+                                      args: H.ARGS });
+    const opts = { locale: "fr-FR", viewport: { width: 1200, height: 900 } };
+    page = await (await browser.newContext(opts)).newPage();
+    page.on("pageerror", (e) => errors.push(e.message));
+    other = await (await browser.newContext(opts)).newPage();
+    await H.login(page, BASE, LOGIN, PASSWORD);
+    await H.login(other, BASE, "autre", PASSWORD);
+});
+
+after(async () => {
+    await browser?.close();
+    await H.stopStack(stack);
+    if (tmp) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+});
+
+const t = READY ? test : test.skip;
+
+t("complet, the waiting list, and the place that comes back", async () => {
+    const s = town.activities[0].sessions[0];
+    const cell = "[data-key=\"c-lea|" + s.id + "\"]";
+
+    /* the parent picks the last place on the grid ... */
+    await page.goto(BASE + "/#/reserver");
+    await page.waitForSelector("#activite");
+    await page.selectOption("#activite", "camp");
+    await page.click("[data-mode=semaine]");
+    await page.fill("#aller-au", s.date);
+    await page.waitForSelector(cell);
+    await page.click(cell);
+
+    /* ... another family takes it first */
+    const won = await api(other, "POST", "/api/bookings",
+                          { items: [{ child_id: "c-tom",
+                                      session_id: s.id }] });
+    assert.equal(won.body.items[0].status, "confirmed", JSON.stringify(won));
+
+    await page.click("#valider");
+    await page.waitForSelector("#resultat li[data-reason=full]");
+    const join = "#resultat li[data-reason=full] button";
+    assert.match(await page.textContent(join),
+                 /M'inscrire sur liste d'attente/);
+    await axe("complet");
+    await shot("01-complet");
+
+    await page.click(join);
+    await page.waitForSelector(".liste-attente[data-status=waitlisted]");
+    assert.match(await page.textContent(".liste-attente"),
+                 /1ᵉʳ sur la liste d'attente/);
+    /* the grid says it on the full cell */
+    await page.waitForSelector(cell + "[data-attente=\"1\"]");
+    assert.match(await page.textContent(cell),
+                 /1ᵉʳ sur la liste d'attente/);
+    await axe("inscrit");
+    await shot("02-inscrit");
+
+    /* Mes réservations: the position, and the way out */
+    await page.goto(BASE + "/#/reservations");
+    await page.waitForSelector("#listes-attente li");
+    assert.match(await page.textContent("#listes-attente"),
+                 /Léa — .*1ᵉʳ sur la liste d'attente/);
+    assert.ok(await page.$("#listes-attente button"));
+    await axe("reservations-attente");
+    await shot("03-reservations");
+
+    /* the other family cancels: the place is Léa's, the list is gone */
+    const held = await api(other, "GET", "/api/bookings?from=" + s.date
+                                         + "&to=" + s.date);
+    const bid = held.body.bookings[0].booking_id;
+    assert.equal((await api(other, "DELETE", "/api/bookings/" + bid)).status,
+                 200);
+    for (let i = 0; i < 200; i++) {
+        const mine = await api(page, "GET", "/api/bookings?from=" + s.date
+                                            + "&to=" + s.date);
+        if (mine.body.bookings.length) {
+            break;
+        }
+        await new Promise((ok) => setTimeout(ok, 100));
+    }
+    await page.goto(BASE + "/#/reservations?du=" + s.date + "&au="
+                    + s.date);
+    await page.waitForSelector("#liste-reservations tr[data-booking]");
+    assert.match(await page.textContent("#liste-reservations"), /Léa/);
+    await page.waitForFunction(() => !document.querySelector(
+        "#listes-attente li"));
+    await shot("04-promu");
+
+    /* Tom joins the list now that Léa holds the place, then leaves it */
+    const joined = await api(other, "POST", "/api/bookings",
+                             { items: [{ child_id: "c-tom", session_id: s.id,
+                                         waitlist: true }] });
+    assert.equal(joined.body.items[0].status, "waitlisted");
+    /* the back office sees Tom first on the session's list */
+    const ag = await (await browser.newContext({
+        locale: "fr-FR", viewport: { width: 1200, height: 900 } }))
+        .newPage();
+    ag.on("pageerror", (e) => errors.push(e.message));
+    await ag.goto(BASE + "/agent/#/connexion");
+    await ag.waitForSelector("#ag-identifiant");
+    await ag.fill("#ag-identifiant", STAFF);
+    await ag.fill("#ag-motdepasse", STAFF_PASSWORD);
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("h1:has-text('Inscriptions à traiter')");
+    await ag.goto(BASE + "/agent/#/activites?id=camp");
+    await ag.click("tr[data-seance=\"" + s.id + "\"] button:has-text('Voir')");
+    await ag.waitForSelector("#liste-attente li[data-child=c-tom]");
+    assert.match(await ag.textContent("#liste-attente"),
+                 /Liste d'attente du[\s\S]*Tom \(famille f-b\)/);
+    await axe("agent-attente", ag);
+    await shot("05-agent", ag);
+
+    await other.goto(BASE + "/#/reservations");
+    await other.waitForSelector("#listes-attente li button");
+    await axe("quitter", other);
+    await other.click("#listes-attente li button");
+    await other.waitForFunction(() => !document.querySelector(
+        "#listes-attente li"));
+    const after = await api(other, "GET", "/api/waitlist");
+    assert.deepEqual(after.body.waitlist, []);
+
+    assert.deepEqual(errors, []);
+});
