@@ -5,18 +5,37 @@
 -- family's bookings (docs/api.md): confirmed, its item names the booking
 -- released ("released": {"booking_id", "session_id", "billed"}) and no
 -- cancellation e-mail is queued for it (worker/batch.c); refused, the old
--- booking is kept ("replaces", "kept").  demande_mail() (0016) now says
--- so on the cell's line: "..., à la place de Danse, le 07/07/2027
+-- booking is kept ("replaces", "kept").  demande_mail() (0016, with
+-- 0035's waiting lists) now says so on the cell's line: "..., à la place de Danse, le 07/07/2027
 -- (Après-midi), annulée sans frais" (or "... : elle reste facturée"), or
 -- "..., votre réservation précédente est conservée"; and the refusal
 -- replaced_unknown in words.  Other lines are unchanged to the byte.
 
-create or replace function demande_mail(p_ref text, out subject text, out body text)
+create or replace function demande_mail(p_ref text, out subject text,
+    out body text)
 language sql stable as $$
-    select format('Demande N° %s : %s', d.request_id, st.t),
-        format(E'Bonjour,\n\nVotre demande N° %s (réservation de séances)'
-               ' a été %s.\n\n%s\n\nLe service enfance\n',
-               d.request_id, st.t, l.lines)
+    select case
+        when d.idem_key like 'wl.%' and d.status = 'traitee_positivement'
+        then format('Une place s''est libérée : demande N° %s',
+                    d.request_id)
+        when d.idem_key like 'wl.%'
+        then format('Liste d''attente close : demande N° %s', d.request_id)
+        else format('Demande N° %s : %s', d.request_id, st.t) end,
+        case
+        when d.idem_key like 'wl.%' and d.status = 'traitee_positivement'
+        then format(E'Bonjour,\n\nUne place s''est libérée sur la liste'
+                    ' d''attente : la séance ci-dessous est réservée'
+                    ' (demande N° %s).\n\n%s\n\nLe service enfance\n',
+                    d.request_id, l.lines)
+        when d.idem_key like 'wl.%'
+        then format(E'Bonjour,\n\nLe délai de réservation est passé : la'
+                    ' liste d''attente de la séance ci-dessous est close,'
+                    ' aucune place ne s''est libérée à temps (demande N°'
+                    ' %s).\n\n%s\n\nLe service enfance\n',
+                    d.request_id, l.lines)
+        else format(E'Bonjour,\n\nVotre demande N° %s (réservation de'
+                    ' séances) a été %s.\n\n%s\n\nLe service enfance\n',
+                    d.request_id, st.t, l.lines) end
     from demande d
     cross join lateral (select case d.status
         when 'traitee_positivement' then 'traitée positivement'
@@ -35,6 +54,8 @@ language sql stable as $$
         case when t.i->>'status' = 'confirmed' then 'confirmée ('
             || replace(to_char((t.i->>'price_cents')::bigint / 100.0,
                                'FM999999990.00'), '.', ',') || ' €)'
+        when t.i->>'status' = 'waitlisted' then 'complet, sur la liste'
+            || ' d''attente (' || (t.i->>'position') || 'ᵉ)'
         else 'refusée (' || case t.i->>'reason'
             when 'full' then 'complet'
             when 'conflict' then 'conflit avec une autre activité'
