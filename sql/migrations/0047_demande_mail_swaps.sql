@@ -6,8 +6,9 @@
 -- released ("released": {"booking_id", "session_id", "billed"}) and no
 -- cancellation e-mail is queued for it (worker/batch.c); refused, the old
 -- booking is kept ("replaces", "kept").  demande_mail() (0016, with
--- 0035's waiting lists) now says so on the cell's line: "..., à la place de Danse, le 07/07/2027
--- (Après-midi), annulée sans frais" (or "... : elle reste facturée"), or
+-- 0035's waiting lists) now says so on the cell's line: "..., à la
+-- place de Danse, le 07/07/2027 (Après-midi), annulée sans frais" (or
+-- "... : elle reste facturée"), or
 -- "..., votre réservation précédente est conservée"; and the refusal
 -- replaced_unknown in words.  Other lines are unchanged to the byte.
 
