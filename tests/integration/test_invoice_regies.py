@@ -3,7 +3,8 @@
 activities of two régies gets two invoices for the month, each numbered
 in its régie's series without gaps ("CANTINE-000001"); an invoice made
 before the régies had their own series keeps its number and blocks its
-family's month; a counter payment settles one régie's invoice; the
+family's month; a counter payment settles one régie's invoice, a credit
+note on it is its régie's; the
 accounting export of a régie lists its own invoices by reference.
 """
 
@@ -126,6 +127,19 @@ def test_two_regies_two_invoices_each_in_its_series(s):
     assert paid == {"CANTINE-000001": True, "PRINCIPALE-000001": False,
                     "PRINCIPALE-000003": False}
 
+    # a credit note on a régie's invoice is that régie's
+    aug = s.sql("select id from invoice where reference = 'CANTINE-000002'"
+                )[0][0]
+    r = s.http("POST", "/api/staff/credit-notes", token=admin,
+               json={"invoice_id": aug, "amount_cents": 100,
+                     "reason": "x", "regie": "principale"})
+    assert r.status == 400 and \
+        r.json()["error"]["code"] == "invalid_field", r
+    r = s.http("POST", "/api/staff/credit-notes", token=admin,
+               json={"invoice_id": aug, "amount_cents": 100,
+                     "reason": "Geste"})
+    assert r.status == 201 and r.json()["regie"] == "cantine", r
+
     # the canteen's accounting export: its invoices, by reference
     month = s.sql("select to_char(now() at time zone 'Europe/Paris',"
                   " 'YYYY-MM')")[0][0]
@@ -135,6 +149,7 @@ def test_two_regies_two_invoices_each_in_its_series(s):
     rows = list(csv.reader(io.StringIO(r.body.decode()), delimiter=";"))
     assert rows[0][:3] == ["type", "date", "facture"]
     assert sorted((x[0], x[2], x[5]) for x in rows[1:]) == \
-        [("encaissement", "CANTINE-000001", "3,50"),
+        [("avoir", "CANTINE-000002", "1,00"),
+         ("encaissement", "CANTINE-000001", "3,50"),
          ("facture", "CANTINE-000001", "3,50"),
          ("facture", "CANTINE-000002", "3,50")]
