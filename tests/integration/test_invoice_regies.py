@@ -5,16 +5,21 @@ in its régie's series without gaps ("CANTINE-000001"); an invoice made
 before the régies had their own series keeps its number and blocks its
 family's month; a counter payment settles one régie's invoice, a credit
 note on it is its régie's; the
-accounting export of a régie lists its own invoices by reference.
+accounting export of a régie lists its own invoices by reference, and
+the SEPA file names each debit by it.
 """
 
 import csv
 import io
+import os
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from office_town import staff_add, staff_login
+
+NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.008.001.02"}
 
 
 def town():
@@ -153,3 +158,21 @@ def test_two_regies_two_invoices_each_in_its_series(s):
          ("encaissement", "CANTINE-000001", "3,50"),
          ("facture", "CANTINE-000001", "3,50"),
          ("facture", "CANTINE-000002", "3,50")]
+
+    # the month's direct debits: each named by its invoice's reference
+    r = s.http("PUT", "/api/direct-debit", token=s.token("f2"),
+               json={"iban": "FR1420041010050500013M02606",
+                     "bic": "AGRIFRPP", "holder": "Famille Deux"})
+    assert r.status == 200, r
+    out = os.path.join(s.dir, "sdd-regies.xml")
+    s.ctl_run("sepa-export", "--month", "2027-08", "--out", out)
+    txs = ET.parse(out).getroot().findall(".//p:DrctDbtTxInf", NS)
+    assert [(t.find("p:PmtId/p:EndToEndId", NS).text,
+             t.find("p:RmtInf/p:Ustrd", NS).text,
+             t.find("p:InstdAmt", NS).text) for t in txs] == \
+        [("FACT-CANTINE-000002", "Facture CANTINE-000002 du 08/2027",
+          "2.50")]
+    assert s.sql("select reference, paid, paid_by from invoice"
+                 " where month = '2027-08-01' order by 1") == \
+        [("CANTINE-000002", True, "direct_debit"),
+         ("PRINCIPALE-000003", False, None)]
