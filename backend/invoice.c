@@ -12,10 +12,11 @@
  *      invoice of that régie for that month yet, nor one made before
  *      migration 0041 (régie null, all régies): numbered in the régie's
  *      own series (migration 0041) max + 1, 2 ... in family order, its
- *      reference "<RÉGIE>-<number on 6 digits>", issued now, due the last day of the month it is
- *      issued in (town time zone), or of the invoiced month when that
- *      is later (never before the services); then its lines, one per
- *      child x date x unit at the booking's price_cents, and its total.
+ *      reference "<RÉGIE>-<number on 6 digits>", issued now, due the
+ *      last day of the month it is issued in (town time zone), or of the
+ *      invoiced month when that is later (never before the services);
+ *      then its lines, one per child x date x unit of that régie at the
+ *      booking's price_cents, and its total.
  *   2. A PDF (libharu) per invoice of the month whose file is missing:
  *      <invoice_dir>/<family_id>/<invoice_id>.pdf for the town main (as
  *      before towns), <invoice_dir>/towns/<town>/<family_id>/<invoice_id>
@@ -106,7 +107,8 @@ static const char  gchb_sql_paperless_mail[] =
     "   'Votre facture de ' || m.name || ' est disponible',"
     "   'Bonjour,' || chr(10) || chr(10) || 'Votre facture n° '"
     "   || case when i.regie_code is null"
-    "     then lpad(i.number::text, 6, '0') else i.reference end || ' de ' || m.name || ' ('"
+    "     then lpad(i.number::text, 6, '0') else i.reference end"
+    "   || ' de ' || m.name || ' ('"
     "   || euros(i.total_cents) || ') est disponible dans votre Espace"
     " Famille, page Mes factures :' || chr(10) || chr(10) || $2"
     "   || '/#/factures' || chr(10) || chr(10) || 'À payer avant le '"
