@@ -12,6 +12,8 @@ the SEPA file names each debit by it.
 import csv
 import io
 import os
+import subprocess
+import tempfile
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -99,6 +101,21 @@ def test_two_regies_two_invoices_each_in_its_series(s):
     theirs = s.http("GET", "/api/invoices", token=s.token("f2")).json()
     assert [(i["reference"], i["total_cents"]) for i in theirs] == \
         [("PRINCIPALE-000002", 700)]
+    # the canteen's PDF says whose invoice it is and its reference
+    r = s.http("GET", "/api/invoices/%s.pdf" % [
+        i for i in mine if i["regie"] == "cantine"][0]["id"],
+        token=s.token("f1"))
+    assert r.status == 200, r
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(r.body)
+        f.flush()
+        text = subprocess.run(["pdftotext", "-layout", f.name, "-"],
+                              stdout=subprocess.PIPE, check=True
+                              ).stdout.decode()
+    assert "Facture N° CANTINE-000001" in text, text
+    assert "Régie de la restauration" in text, text
+    assert "numéro de facture CANTINE-000001" in text, text
+
     # the old invoice untouched, its month not invoiced again
     assert s.sql("select id, number, reference, regie_code, total_cents"
                  " from invoice where family_id = 'f3'") == \
