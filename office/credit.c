@@ -68,6 +68,7 @@ gcho_crd_regie(gcho_req_t *rq, const char *code)
 #define GCHO_CRD_NOTE_JSON                                                   \
     "json_build_object('id', c.id, 'number', c.number,"                      \
     " 'invoice_id', c.invoice_id, 'invoice_number', i.number,"               \
+    " 'invoice_reference', i.reference,"                                     \
     " 'family_id', i.family_id, 'booking_id', c.booking_id,"                 \
     " 'regie', c.regie_code, 'amount_cents', c.amount_cents,"                \
     " 'reason', c.reason, 'after_payment', c.after_payment,"                 \
@@ -76,6 +77,7 @@ gcho_crd_regie(gcho_req_t *rq, const char *code)
 #define GCHO_CRD_REFUND_JSON                                                 \
     "json_build_object('id', r.id, 'number', r.number,"                      \
     " 'invoice_id', r.invoice_id, 'invoice_number', i.number,"               \
+    " 'invoice_reference', i.reference,"                                     \
     " 'family_id', r.family_id, 'regie', r.regie_code,"                      \
     " 'method', r.method, 'amount_cents', r.amount_cents,"                   \
     " 'reference', r.reference, 'refunded_at', r.refunded_at,"               \
