@@ -5,14 +5,18 @@
  * call gchb_invoice_run():
  *
  *   1. ONE transaction, under an advisory lock (two runs never interleave):
- *      an invoice per family having billable bookings in the month (the
- *      session's date is in the month; confirmed, or cancelled with
- *      billed; never justified; not yet on an invoice) and no invoice for
- *      that month yet (unique (family_id, month)): numbered max + 1, 2 ...
- *      in family order, issued now, due the last day of the month it is
- *      issued in (town time zone), or of the invoiced month when that
- *      is later (never before the services); then its lines, one per
- *      child x date x unit at the booking's price_cents, and its total.
+ *      an invoice per family and régie having billable bookings in the
+ *      month (the session's date is in the month; confirmed, or cancelled
+ *      with billed; never justified; not yet on an invoice) of that
+ *      régie's activities (activity_regie, else 'principale') and no
+ *      invoice of that régie for that month yet, nor one made before
+ *      migration 0041 (régie null, all régies): numbered in the régie's
+ *      own series (migration 0041) max + 1, 2 ... in family order, its
+ *      reference "<RÉGIE>-<number on 6 digits>", issued now, due the
+ *      last day of the month it is issued in (town time zone), or of the
+ *      invoiced month when that is later (never before the services);
+ *      then its lines, one per child x date x unit of that régie at the
+ *      booking's price_cents, and its total.
  *   2. A PDF (libharu) per invoice of the month whose file is missing:
  *      <invoice_dir>/<family_id>/<invoice_id>.pdf for the town main (as
  *      before towns), <invoice_dir>/towns/<town>/<family_id>/<invoice_id>
@@ -44,22 +48,32 @@
     " and not b.justified"                                                    \
     " and not exists (select 1 from invoice_line l where l.booking_id = b.id)"
 
+/* the régie of booking b's activity (s its session), migration 0041 */
+#define GCHB_SQL_REGIE                                                        \
+    "coalesce((select ar.regie_code from activity_regie ar"                   \
+    "   where ar.activity_id = s.activity_id), 'principale')"
+
 static const char  gchb_sql_invoices[] =
-    "insert into invoice (number, family_id, month, total_cents, issued_at,"
-    "   due_date)"
-    " select (select coalesce(max(number), 0) from invoice)"
-    "     + row_number() over (order by f.family_id),"
-    "   f.family_id, $1::date, 0, now(),"
+    "insert into invoice (number, family_id, month, regie_code, total_cents,"
+    "   issued_at, due_date)"
+    " select (select coalesce(max(x.number), 0) from invoice x"
+    "     where x.regie_code = f.regie)"
+    "     + row_number() over (partition by f.regie order by f.family_id),"
+    "   f.family_id, $1::date, f.regie, 0, now(),"
     "   greatest((date_trunc('month', now() at time zone z.tz)"
     "     + interval '1 month - 1 day')::date,"
     "     ($1::date + interval '1 month - 1 day')::date)"
-    " from (select distinct b.family_id from booking b"
+    " from (select distinct b.family_id, " GCHB_SQL_REGIE " regie"
+    "       from booking b"
     "       join session s on s.id = b.session_id"
     "       where" GCHB_SQL_BILLABLE
     "       and not exists (select 1 from invoice i"
-    "         where i.family_id = b.family_id and i.month = $1::date)) f,"
+    "         where i.family_id = b.family_id and i.month = $1::date"
+    "         and (i.regie_code is null"
+    "           or i.regie_code = " GCHB_SQL_REGIE "))) f,"
     "   (select coalesce((select timezone from town where id = 1),"
-    "     'Europe/Paris') tz) z";
+    "     'Europe/Paris') tz) z"
+    " order by f.regie, f.family_id";
 
 static const char  gchb_sql_lines[] =
     "with l as ("
@@ -70,6 +84,7 @@ static const char  gchb_sql_lines[] =
     "  from invoice i join booking b on b.family_id = i.family_id"
     "  join session s on s.id = b.session_id"
     "  where i.month = $1::date and" GCHB_SQL_BILLABLE
+    "    and i.regie_code = " GCHB_SQL_REGIE
     "    and not exists (select 1 from invoice_line x"
     "                    where x.invoice_id = i.id)"
     "  order by i.id, b.child_id, s.date, s.unit_code,"
@@ -91,7 +106,9 @@ static const char  gchb_sql_paperless_mail[] =
     " select i.family_id, 'invoice', i.id::text,"
     "   'Votre facture de ' || m.name || ' est disponible',"
     "   'Bonjour,' || chr(10) || chr(10) || 'Votre facture n° '"
-    "   || lpad(i.number::text, 6, '0') || ' de ' || m.name || ' ('"
+    "   || case when i.regie_code is null"
+    "     then lpad(i.number::text, 6, '0') else i.reference end"
+    "   || ' de ' || m.name || ' ('"
     "   || euros(i.total_cents) || ') est disponible dans votre Espace"
     " Famille, page Mes factures :' || chr(10) || chr(10) || $2"
     "   || '/#/factures' || chr(10) || chr(10) || 'À payer avant le '"
@@ -117,8 +134,11 @@ static const char  gchb_sql_print[] =
     "   coalesce(u.label, l.unit_code), coalesce(a.name, ''),"
     "   l.price_cents, coalesce(t.name, ''),"
     "   coalesce(fc.address_line1, ''), coalesce(fc.address_line2, ''),"
-    "   coalesce(fc.postcode || ' ' || fc.city, '')"
+    "   coalesce(fc.postcode || ' ' || fc.city, ''),"
+    "   case when i.regie_code is null then lpad(i.number::text, 6, '0')"
+    "     else i.reference end, coalesce(rg.name, '')"
     " from invoice i join invoice_line l on l.invoice_id = i.id"
+    " left join regie rg on rg.code = i.regie_code"
     " left join town t on t.id = 1"
     " left join family_contact fc on fc.family_id = i.family_id"
     " left join child c on c.id = l.child_id"
@@ -134,6 +154,7 @@ static const char  gchb_sql_print[] =
 static const char  gchb_sql_list[] =
     "select family_id, json_agg(json_build_object("
     "   'id', id, 'number', number, 'month', to_char(month, 'YYYY-MM'),"
+    "   'reference', reference, 'regie', regie_code,"
     "   'total_cents', total_cents, 'paid', paid,"
     "   'due_date', to_char(due_date, 'YYYY-MM-DD'),"
     "   'issued_at', to_char(issued_at at time zone 'UTC',"
@@ -367,12 +388,18 @@ gchb_invoice_pdf(PGresult *res, int from, int to, const char *path)
     }
     d.y = y;
 
-    snprintf(buf, sizeof(buf), "Facture N° %06lld",
-             atoll(PQgetvalue(res, from, 1)));
+    snprintf(buf, sizeof(buf), "Facture N° %.60s",
+             PQgetvalue(res, from, 17));
     gchb_pdf_text(&d, d.bold, 20, 50, 0, buf);
     d.y -= 28;
 
     month = atoi(PQgetvalue(res, from, 6));
+    if (*PQgetvalue(res, from, 18) != '\0') {
+        snprintf(buf, sizeof(buf), "%.120s", PQgetvalue(res, from, 18));
+        gchb_pdf_text(&d, d.font, 11, 50, 0, buf);
+        d.y -= 16;
+    }
+
     snprintf(buf, sizeof(buf), "Période : %s %s",
              gchb_months[(month - 1) % 12], PQgetvalue(res, from, 7));
     gchb_pdf_text(&d, d.font, 11, 50, 0, buf);
@@ -432,9 +459,9 @@ gchb_invoice_pdf(PGresult *res, int from, int to, const char *path)
                   "votre Espace Famille (page Mes factures) ;");
     d.y -= 13;
     snprintf(buf, sizeof(buf), "- à la régie de la mairie%s%.60s, en "
-             "rappelant le numéro de facture %06lld ;",
+             "rappelant le numéro de facture %.40s ;",
              PQgetvalue(res, from, 13)[0] ? " de " : "",
-             PQgetvalue(res, from, 13), atoll(PQgetvalue(res, from, 1)));
+             PQgetvalue(res, from, 13), PQgetvalue(res, from, 17));
     gchb_pdf_text(&d, d.font, 10, 50, 0, buf);
     d.y -= 13;
     gchb_pdf_text(&d, d.font, 10, 50, 0, "- en prélèvement automatique, "

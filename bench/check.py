@@ -39,6 +39,9 @@ import time
 import psycopg2
 import redis
 
+# the hash tag of the town's keys ({<town id>}, --town)
+TAG = "{main}"
+
 
 class Report:
     def __init__(self, show):
@@ -130,22 +133,22 @@ def wait_drained(r, timeout, rep):
     last = None
     while True:
         try:
-            groups = r.xinfo_groups("{main}:stream")
+            groups = r.xinfo_groups(TAG + ":stream")
         except redis.ResponseError:
             groups = []
         g = next((g for g in groups if g["name"] in ("persist", b"persist")),
                  None)
         if g is None:
-            last = "no consumer group persist on {main}:stream"
+            last = "no consumer group persist on %s:stream" % TAG
         else:
             lag = g.get("lag")
             pending = g.get("pending")
             last = "pending %s lag %s" % (pending, lag)
             if pending == 0 and (lag == 0 or lag is None and
-                                 r.xlen("{main}:stream") == 0 or
+                                 r.xlen(TAG + ":stream") == 0 or
                                  lag is None and
                                  g.get("last-delivered-id") ==
-                                 r.xinfo_stream("{main}:stream")
+                                 r.xinfo_stream(TAG + ":stream")
                                  ["last-generated-id"]):
                 rep.info["drain"] = last
                 return True
@@ -186,7 +189,12 @@ def main():
     ap.add_argument("--drain-timeout", type=float, default=60)
     ap.add_argument("--json", help="write the report here")
     ap.add_argument("--show", type=int, default=20)
+    ap.add_argument("--town", default="main",
+                    help="the town checked: its keys {ID}:..., its schema "
+                    "town_ID (default main, the database's own)")
     a = ap.parse_args()
+    global TAG
+    TAG = "{%s}" % a.town
 
     rep = Report(a.show)
     host, _, port = a.redis.rpartition(":")
@@ -200,6 +208,9 @@ def main():
         return 2
     pg.set_session(readonly=True, autocommit=True)
     cur = pg.cursor()
+    if a.town != "main":
+        cur.execute("select set_config('search_path', %s, false)",
+                    ("town_" + a.town,))
 
     confirmed, keys = read_logs(a.log, rep)
     wait_drained(r, a.drain_timeout, rep)
@@ -318,10 +329,10 @@ def main():
         chunk = sids[i:i + 2000]
         p = r.pipeline(transaction=False)
         for sid in chunk:
-            p.execute_command("BITFIELD", "{main}:s:%s:left" % sid,
+            p.execute_command("BITFIELD", TAG + ":s:%s:left" % sid,
                               "GET", "u32", "0")
-            p.exists("{main}:s:%s:left" % sid)
-            p.scard("{main}:s:%s:booked" % sid)
+            p.exists(TAG + ":s:%s:left" % sid)
+            p.scard(TAG + ":s:%s:booked" % sid)
         res = p.execute()
         for j, sid in enumerate(chunk):
             left, exists, nb = res[3 * j][0], res[3 * j + 1], res[3 * j + 2]
@@ -351,7 +362,7 @@ def main():
     for i in range(0, len(items), 500):
         p = r.pipeline(transaction=False)
         for sid, bids in items[i:i + 500]:
-            p.smismember("{main}:s:%s:booked" % sid, bids)
+            p.smismember(TAG + ":s:%s:booked" % sid, bids)
         for (sid, bids), flags in zip(items[i:i + 500], p.execute()):
             for bid, ok in zip(bids, flags):
                 if not ok:

@@ -8,7 +8,10 @@
  *      1): a month is exported once, so no invoice is ever debited twice
  *      (sepa_export_invoice.invoice_id is unique as well);
  *   2. the month's unpaid invoices (total > 0) of families with an active
- *      mandate, in invoice number order, locked;
+ *      mandate, in number order (the invoices before migration 0041,
+ *      then each régie's), locked; each debit's EndToEndId "FACT-"
+ *      and the invoice's reference ("FACT." and its id when that does
+ *      not fit the 35 characters of the SEPA set);
  *   3. the file from the engine (gch_sepa_pain008: IBANs checked again,
  *      XML escaped, control sum), written to FILE.tmp, fsync'ed and
  *      renamed to FILE before the commit (removed if the commit fails);
@@ -35,14 +38,17 @@ static const char  gchc_sql_debits[] =
     "select i.id, i.number, i.total_cents - i.credited_cents, m.id,"
     "   m.reference,"
     "   to_char(m.signed_on, 'YYYY-MM-DD'), m.holder, m.iban, m.bic,"
-    "   to_char(i.month, 'MM/YYYY')"
+    "   to_char(i.month, 'MM/YYYY'), i.reference,"
+    "   case when length(i.reference) <= 30"
+    "     and i.reference ~ '^[A-Z0-9-]+$' then 'FACT-' || i.reference"
+    "     else 'FACT.' || i.id end"
     " from invoice i join direct_debit_mandate m"
     "   on m.family_id = i.family_id and m.ended_at is null"
     " where i.month = $1::date and not i.paid"
     "   and i.total_cents > i.credited_cents"
     "   and not exists (select 1 from sepa_export_invoice x"
     "                   where x.invoice_id = i.id)"
-    " order by i.number"
+    " order by i.regie_code nulls first, i.number"
     " for update of i";
 
 
@@ -190,9 +196,11 @@ gchc_sepa_batch(gchc_sepa_batch_t *b, PGresult *debits)
             gchb_log("error", "out of memory");
             return -1;
         }
-        snprintf(b->e2e[row], 48, "FACT-%s", PQgetvalue(debits, row, 1));
-        snprintf(b->rmt[row], 96, "Facture %s du %s",
-                 PQgetvalue(debits, row, 1), PQgetvalue(debits, row, 9));
+        /* the invoice's reference (migration 0041), 35 characters at
+         * most of the SEPA set */
+        snprintf(b->e2e[row], 48, "%s", PQgetvalue(debits, row, 11));
+        snprintf(b->rmt[row], 96, "Facture %.50s du %s",
+                 PQgetvalue(debits, row, 10), PQgetvalue(debits, row, 9));
 
         b->tx[row].end_to_end_id = b->e2e[row];
         b->tx[row].amount_cents = strtoll(PQgetvalue(debits, row, 2), NULL,

@@ -133,7 +133,7 @@ gcho_ctr_create(gcho_req_t *rq)
         "  exists (select 1 from payment_operation_invoice oi"
         "    join payment_operation o on o.id = oi.operation_id"
         "    where oi.invoice_id = i.id and o.status = 'pending'),"
-        "  i.total_cents - i.credited_cents, i.number"
+        "  i.total_cents - i.credited_cents, i.reference"
         " from invoice i where i.id = any($1::bigint[])"
         " order by i.id for update of i", 2, p);
     if (res == NULL) {
@@ -241,7 +241,10 @@ gcho_ctr_create(gcho_req_t *rq)
         "  'method', c.method, 'amount_cents', c.amount_cents,"
         "  'reference', c.reference, 'received_at', c.received_at,"
         "  'recorded_by', c.recorded_by,"
-        "  'invoices', (select json_agg(i.number order by i.number)"
+        "  'invoices', (select json_agg(i.number order by i.id)"
+        "    from counter_payment_invoice ci join invoice i"
+        "    on i.id = ci.invoice_id where ci.payment_id = c.id),"
+        "  'invoice_references', (select json_agg(i.reference order by i.id)"
         "    from counter_payment_invoice ci join invoice i"
         "    on i.id = ci.invoice_id where ci.payment_id = c.id))"
         " from counter_payment c where c.id = $1", 1, p,
@@ -269,8 +272,11 @@ gcho_ctr_list(gcho_req_t *rq)
         "    'method', c.method, 'amount_cents', c.amount_cents,"
         "    'reference', c.reference, 'received_at', c.received_at,"
         "    'recorded_by', c.recorded_by,"
-        "    'invoices', (select json_agg(i.number order by i.number)"
+        "    'invoices', (select json_agg(i.number order by i.id)"
         "      from counter_payment_invoice ci join invoice i"
+        "      on i.id = ci.invoice_id where ci.payment_id = c.id),"
+        "    'invoice_references', (select json_agg(i.reference"
+        "      order by i.id) from counter_payment_invoice ci join invoice i"
         "      on i.id = ci.invoice_id where ci.payment_id = c.id))"
         "  order by c.received_at desc, c.id desc), '[]'))"
         " from counter_payment c"
@@ -282,10 +288,14 @@ gcho_ctr_list(gcho_req_t *rq)
 }
 
 
-/* An invoice's amount for the export: its total, or ($2 a régie) the
- * sum of its lines of that régie's activities. */
+/* An invoice's amount for the export: its total, or ($2 a régie) its
+ * total if it is that régie's (migration 0041), 0 if another's, and for
+ * an invoice made before 0041 (all régies) the sum of its lines of that
+ * régie's activities. */
 #define GCHO_CTR_AMOUNT                                                      \
-    "case when $2::text is null then i.total_cents else"                     \
+    "case when $2::text is null then i.total_cents"                          \
+    " when i.regie_code is not null then"                                    \
+    "   case when i.regie_code = $2 then i.total_cents else 0 end else"      \
     " (select coalesce(sum(l.price_cents), 0) from invoice_line l"           \
     "   join booking b on b.id = l.booking_id"                               \
     "   join session s on s.id = b.session_id"                               \
@@ -346,14 +356,15 @@ gcho_ctr_export(gcho_req_t *rq)
         "with m as (select ($1 || '-01')::date f,"
         "   ($1 || '-01')::date + interval '1 month' t),"
         " rows as ("
-        "  select 0 k, i.issued_at at time zone 'Europe/Paris' d, i.number,"
+        "  select 0 k, i.issued_at at time zone 'Europe/Paris' d,"
+        "    i.reference number,"
         "    'facture' ty, i.family_id fam, '' mode, " GCHO_CTR_AMOUNT " c,"
-        "    '' ref, '' who, '' piece"
+        "    '' ref, '' who, '' piece, i.id iid"
         "  from invoice i, m"
         "  where i.issued_at at time zone 'Europe/Paris' >= m.f"
         "    and i.issued_at at time zone 'Europe/Paris' < m.t"
         "  union all"
-        "  select 1, i.paid_at at time zone 'Europe/Paris', i.number,"
+        "  select 1, i.paid_at at time zone 'Europe/Paris', i.reference,"
         "    'encaissement', i.family_id,"
         "    case i.paid_by when 'online' then 'en_ligne'"
         "      when 'direct_debit' then 'prelevement'"
@@ -367,7 +378,7 @@ gcho_ctr_export(gcho_req_t *rq)
         "      sepa_export_invoice ei join sepa_export e"
         "      on e.id = ei.export_id where ei.invoice_id = i.id"
         "      limit 1), ''),"
-        "    coalesce(cp.recorded_by, ''), ''"
+        "    coalesce(cp.recorded_by, ''), '', i.id"
         "  from invoice i cross join m"
         "  left join counter_payment_invoice ci on ci.invoice_id = i.id"
         "  left join counter_payment cp on cp.id = ci.payment_id"
@@ -375,19 +386,20 @@ gcho_ctr_export(gcho_req_t *rq)
         "    and i.paid_at at time zone 'Europe/Paris' >= m.f"
         "    and i.paid_at at time zone 'Europe/Paris' < m.t"
         "  union all"
-        "  select 2, c.issued_at at time zone 'Europe/Paris', i.number,"
+        "  select 2, c.issued_at at time zone 'Europe/Paris', i.reference,"
         "    'avoir', i.family_id, '', c.amount_cents, c.reason,"
-        "    c.issued_by, 'AV-' || c.number"
+        "    c.issued_by, 'AV-' || c.number, i.id"
         "  from credit_note c join invoice i on i.id = c.invoice_id, m"
         "  where c.issued_at at time zone 'Europe/Paris' >= m.f"
         "    and c.issued_at at time zone 'Europe/Paris' < m.t"
         "    and ($2::text is null or c.regie_code = $2)"
         "  union all"
-        "  select 3, r.refunded_at at time zone 'Europe/Paris', i.number,"
+        "  select 3, r.refunded_at at time zone 'Europe/Paris', i.reference,"
         "    'remboursement', r.family_id,"
         "    case r.method when 'cash' then 'especes'"
         "      when 'transfer' then 'virement' else r.method end,"
-        "    r.amount_cents, r.reference, r.recorded_by, 'RB-' || r.number"
+        "    r.amount_cents, r.reference, r.recorded_by, 'RB-' || r.number,"
+        "    i.id"
         "  from refund r join invoice i on i.id = r.invoice_id, m"
         "  where r.refunded_at at time zone 'Europe/Paris' >= m.f"
         "    and r.refunded_at at time zone 'Europe/Paris' < m.t"
@@ -402,7 +414,7 @@ gcho_ctr_export(gcho_req_t *rq)
         "       '\"' || replace(ref, '\"', '\"\"') || '\"',"
         "       '\"' || replace(who, '\"', '\"\"') || '\"',"
         "       '\"' || piece || '\"')"
-        "     || E'\\r\\n', '' order by k, d, number)"
+        "     || E'\\r\\n', '' order by k, d, iid)"
         "     filter (where $2::text is null or c > 0), '')"
         " from rows", 2, p);
     if (res == NULL) {
@@ -603,7 +615,7 @@ gcho_ctr_letter(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     res = gcho_sql(rq,
-        "select i.number, to_char(i.month, 'MM/YYYY'),"
+        "select i.reference, to_char(i.month, 'MM/YYYY'),"
         "  to_char(i.due_date, 'DD/MM/YYYY'),"
         "  i.total_cents - i.credited_cents,"
         "  (select name from town where id = 1),"
@@ -611,7 +623,7 @@ gcho_ctr_letter(gcho_req_t *rq)
         " from invoice i join family f on f.id = i.family_id"
         " where i.family_id = $1 and not i.paid"
         "   and i.due_date < (now() at time zone 'Europe/Paris')::date"
-        " order by i.due_date, i.number", 1, p);
+        " order by i.due_date, i.id", 1, p);
     if (res == NULL) {
         return 0;
     }

@@ -68,6 +68,7 @@ gcho_crd_regie(gcho_req_t *rq, const char *code)
 #define GCHO_CRD_NOTE_JSON                                                   \
     "json_build_object('id', c.id, 'number', c.number,"                      \
     " 'invoice_id', c.invoice_id, 'invoice_number', i.number,"               \
+    " 'invoice_reference', i.reference,"                                     \
     " 'family_id', i.family_id, 'booking_id', c.booking_id,"                 \
     " 'regie', c.regie_code, 'amount_cents', c.amount_cents,"                \
     " 'reason', c.reason, 'after_payment', c.after_payment,"                 \
@@ -76,6 +77,7 @@ gcho_crd_regie(gcho_req_t *rq, const char *code)
 #define GCHO_CRD_REFUND_JSON                                                 \
     "json_build_object('id', r.id, 'number', r.number,"                      \
     " 'invoice_id', r.invoice_id, 'invoice_number', i.number,"               \
+    " 'invoice_reference', i.reference,"                                     \
     " 'family_id', r.family_id, 'regie', r.regie_code,"                      \
     " 'method', r.method, 'amount_cents', r.amount_cents,"                   \
     " 'reference', r.reference, 'refunded_at', r.refunded_at,"               \
@@ -100,10 +102,10 @@ gcho_crd_note_create(gcho_req_t *rq)
         { "regie", GCH_J_STRING | GCH_J_NULL, 0 },
     };
 
-    int                 rc, paid;
+    int                 rc, paid, own;
     char                iid[32], bid[GCHO_ID_MAX], reason[501], regie[33],
-                        amount[32], fid[GCHO_ID_MAX], num[32], cid[32],
-                        msg[256];
+                        amount[32], fid[GCHO_ID_MAX], num[48], cid[32],
+                        msg[320];
     long long           inv, cents, left, price;
     PGresult           *res;
     gch_jcx_t           cx;
@@ -169,13 +171,15 @@ gcho_crd_note_create(gcho_req_t *rq)
     p[0] = iid;
     p[1] = bid[0] ? bid : NULL;
     res = gcho_sql(rq,
-        "select i.family_id, i.number, i.paid,"
+        "select i.family_id, i.reference, i.paid,"
         "  i.total_cents - i.credited_cents,"
         "  exists (select 1 from payment_operation_invoice oi"
         "    join payment_operation o on o.id = oi.operation_id"
         "    where oi.invoice_id = i.id and o.status = 'pending'),"
-        "  l.price_cents, coalesce(ar.regie_code, 'principale'),"
-        "  exists (select 1 from credit_note c where c.booking_id = $2)"
+        "  l.price_cents,"
+        "  coalesce(i.regie_code, ar.regie_code, 'principale'),"
+        "  exists (select 1 from credit_note c where c.booking_id = $2),"
+        "  i.regie_code"
         " from invoice i"
         " left join invoice_line l on l.invoice_id = i.id"
         "   and l.booking_id = $2"
@@ -199,6 +203,22 @@ gcho_crd_note_create(gcho_req_t *rq)
     paid = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
     left = atoll(PQgetvalue(res, 0, 3));
     rc = 0;
+
+    /* an invoice of one régie (migration 0041): its credit notes are
+     * that régie's */
+    own = !PQgetisnull(res, 0, 8);
+    if (own && bid[0] == '\0' && regie[0] != '\0'
+        && strcmp(regie, PQgetvalue(res, 0, 8)) != 0)
+    {
+        PQclear(res);
+        gcho_rollback();
+        return gcho_error(rq, 400, "invalid_field", "$.regie : l'avoir "
+                          "d'une facture compte pour la régie de la "
+                          "facture.");
+    }
+    if (own) {
+        snprintf(regie, sizeof(regie), "%s", PQgetvalue(res, 0, 8));
+    }
 
     if (strcmp(PQgetvalue(res, 0, 4), "t") == 0) {
         rc = 4091;
@@ -248,7 +268,7 @@ gcho_crd_note_create(gcho_req_t *rq)
 
     if (regie[0] == '\0') {
         snprintf(regie, sizeof(regie), "principale");
-    } else if (bid[0] == '\0') {
+    } else if (bid[0] == '\0' && !own) {
         rc = gcho_crd_regie(rq, regie);
         if (rc != 1) {
             return 0;
@@ -325,8 +345,8 @@ gcho_crd_refund_create(gcho_req_t *rq)
     };
 
     char                iid[32], method[16], ref[201], amount[32],
-                        fid[GCHO_ID_MAX], num[32], regie[33], rid[32],
-                        msg[256];
+                        fid[GCHO_ID_MAX], num[48], regie[33], rid[32],
+                        msg[320];
     long long           inv, cents, owed;
     PGresult           *res;
     gch_jcx_t           cx;
@@ -382,7 +402,7 @@ gcho_crd_refund_create(gcho_req_t *rq)
     snprintf(iid, sizeof(iid), "%lld", inv);
     p[0] = iid;
     res = gcho_sql(rq,
-        "select i.family_id, i.number,"
+        "select i.family_id, i.reference,"
         "  coalesce((select sum(c.amount_cents) from credit_note c"
         "    where c.invoice_id = i.id and c.after_payment), 0)"
         "  + coalesce((select sum(o.amount_cents) from payment_overpayment o"
@@ -391,7 +411,7 @@ gcho_crd_refund_create(gcho_req_t *rq)
         "    where r.invoice_id = i.id), 0),"
         "  coalesce((select c.regie_code from credit_note c"
         "    where c.invoice_id = i.id and c.after_payment"
-        "    order by c.id desc limit 1), 'principale')"
+        "    order by c.id desc limit 1), i.regie_code, 'principale')"
         " from invoice i where i.id = $1 for update", 1, p);
     if (res == NULL) {
         return 0;

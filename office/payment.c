@@ -54,6 +54,7 @@
     " 'settled_at', o.settled_at,"                                           \
     " 'invoices', (select coalesce(json_agg(json_build_object('id', i.id,"   \
     "   'number', i.number, 'month', to_char(i.month, 'YYYY-MM'),"           \
+    "   'reference', i.reference, 'regie', i.regie_code,"                   \
     "   'total_cents', i.total_cents) order by i.id), '[]')"                 \
     "   from payment_operation_invoice p join invoice i"                     \
     "   on i.id = p.invoice_id where p.operation_id = o.id))"

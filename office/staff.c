@@ -660,6 +660,7 @@ gcho_staff_family(gcho_req_t *rq)
         "    where b.family_id = f.id),"
         " 'invoices', (select coalesce(json_agg(json_build_object("
         "    'id', i.id, 'number', i.number, 'month', i.month,"
+        "    'reference', i.reference, 'regie', i.regie_code,"
         "    'total_cents', i.total_cents, 'issued_at', i.issued_at,"
         "    'due_date', i.due_date, 'paid', i.paid,"
         "    'credited_cents', i.credited_cents, 'paid_by', i.paid_by)"

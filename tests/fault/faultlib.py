@@ -121,14 +121,19 @@ def child(fid):
     return "c-" + fid[2:]
 
 
+def tag(s):
+    """The hash tag of s's town's keys: {<town id>} ({main} by default)."""
+    return "{%s}" % getattr(s, "town_id", "main")
+
+
 def left(s, sid):
-    v = s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid,
+    v = s.redis.execute_command("BITFIELD", tag(s) + ":s:%s:left" % sid,
                                 "GET", "u32", "0")[0]
     return v
 
 
 def booked(s, sid):
-    return set(s.redis.smembers("{main}:s:%s:booked" % sid))
+    return set(s.redis.smembers(tag(s) + ":s:%s:booked" % sid))
 
 
 def metrics(s):
@@ -155,15 +160,15 @@ def wait_for(what, ok, timeout=15, step=0.05):
 def settled(s):
     """No attempt between its two steps ({main}:inflight empty), no session
     waiting for the reaper's recount ({main}:recount empty)."""
-    return (s.redis.zcard("{main}:inflight") == 0
-            and s.redis.zcard("{main}:recount") == 0)
+    return (s.redis.zcard(tag(s) + ":inflight") == 0
+            and s.redis.zcard(tag(s) + ":recount") == 0)
 
 
 def stream_entries(s):
-    if not s.redis.exists("{main}:stream"):
+    if not s.redis.exists(tag(s) + ":stream"):
         return []
     return [demande.entry(f["d"]) for _, f in
-            s.redis.xrange("{main}:stream", "-", "+")]
+            s.redis.xrange(tag(s) + ":stream", "-", "+")]
 
 
 def assert_consistent(s, town, stream=True):
@@ -182,7 +187,7 @@ def assert_consistent(s, town, stream=True):
     for e in entries:
         if e.get("type") != "book":
             continue
-        demandes.add("{main}:f:%s:idem:%s" % (e["family_id"], e["idem"]))
+        demandes.add(tag(s) + ":f:%s:idem:%s" % (e["family_id"], e["idem"]))
         for it in e["items"]:
             if it["status"] == "confirmed" and it["booking_id"] not in voided:
                 confirmed_in_stream.setdefault(it["session_id"], set()).add(
@@ -203,7 +208,7 @@ def assert_consistent(s, town, stream=True):
     for sess in town["activities"][0]["sessions"]:
         all_booked |= booked(s, sess["id"])
     pending = []
-    for k in r.scan_iter("{main}:f:*:idem:*", count=1000):
+    for k in r.scan_iter(tag(s) + ":f:*:idem:*", count=1000):
         v = r.get(k)
         if v is None:
             continue
@@ -218,7 +223,7 @@ def assert_consistent(s, town, stream=True):
             if it.get("status") == "confirmed":
                 assert it["booking_id"] in all_booked, (k, it)
     assert not pending, pending[:5]
-    assert r.zcard("{main}:inflight") == 0
+    assert r.zcard(tag(s) + ":inflight") == 0
 
 
 def raw_post(port, token, items, idem, close_after=0.0, partial=False,

@@ -72,9 +72,16 @@ The faults (FAULTS below):
 
 On a Redis Cluster (issue 21): the same stack on 3 masters and 3 replicas
 (tests/integration/cluster.py: nginx with guichet_redis_cluster and WAIT for
-one replica, the worker, guichetctl and the office with redis_cluster);
-the town's keys are in one slot, on one master.  A 503 not_replicated (the
+one replica, the worker, guichetctl and the office with redis_cluster)
+serving six towns (TOWNS6), two on each master: each town's keys {<id>}:...
+are in one slot, the ids are picked by their slots and check_spread asserts
+the spread on the live cluster.  The rush books in all six (150 families
+each, on localhost and <id>.localhost), each town has its probe, and the
+checks above run town by town (bench/check.py --town, each town's schema
+town_<id>, guichetctl --town ID check).  "The town" below is the first of
+the six (its master holds a second town too).  A 503 not_replicated (the
 WAIT fell short) is right, like 503 unavailable, and retried with its key.
+make test runs cluster-replica-kill9 (about 30 s); make faults all five.
 
   cluster-master-kill9   kill -9 of the town's master; its replica is
                     promoted; the supervisor restarts the dead one (it
@@ -110,7 +117,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from faultlib import (BUILD, ROOT, Stack, assert_consistent,  # noqa: E402
-                      body_of, conf_template, online, rush_town, settled)
+                      body_of, conf_template, online, rush_town, settled,
+                      tag)
 from stack import NGINX, PGBIN  # noqa: E402
 from cluster import ClusterStack, RedisCluster, key_slot  # noqa: E402
 
@@ -125,6 +133,36 @@ TOWN = rush_town(families=RUSH_FAMILIES + PROBE_FAMILIES, sessions=SESSIONS)
 WORKER_SETTINGS = {"reap_after_ms": 8000, "claim_idle_ms": 3000,
                    "recount_after_ms": 3000}
 OK_REASONS = {"full", "already_booked"}
+# on a Redis Cluster: six towns of CLUSTER_FAMILIES rush families each (and
+# PROBE_FAMILIES), two on each of the three masters (six_towns)
+CLUSTER_FAMILIES = 150
+
+
+def six_towns():
+    """Six town ids whose hash tags {<id>} land two on each master of a
+    fresh 3-master cluster (redis-cli --cluster create gives them the slots
+    0-5460, 5461-10922 and 10923-16383), in turn: a town of each master,
+    then the second of each.  check_spread checks it on the live cluster."""
+    thirds = [[], [], []]
+    i = 0
+    while any(len(x) < 2 for x in thirds):
+        i += 1
+        tid = "ville%d" % i
+        slot = key_slot("{%s}" % tid)
+        x = thirds[0 if slot <= 5460 else 1 if slot <= 10922 else 2]
+        if len(x) < 2:
+            x.append(tid)
+    return [tid for pair in zip(*thirds) for tid in pair]
+
+
+TOWNS6 = six_towns()
+
+
+def six_town(tid):
+    town = rush_town(families=CLUSTER_FAMILIES + PROBE_FAMILIES,
+                     sessions=SESSIONS)
+    town["town"] = dict(town["town"], id=tid, name="Panne " + tid)
+    return town
 
 
 def fam(i):
@@ -296,7 +334,72 @@ class MatrixStack(Stack):
 
 
 class ClusterMatrixStack(MatrixStack, ClusterStack):
-    """A MatrixStack on a Redis Cluster (ClusterStack)."""
+    """A MatrixStack on a Redis Cluster (ClusterStack) serving the six
+    towns of TOWNS6: the first is the stack's own (town_id, on
+    localhost), the five others each on <id>.localhost (extra_towns),
+    made and loaded by start() (guichetctl --town ID migrate, load-town).
+    towns are the six, each a TownView (town_id, redis: a client of its
+    master now)."""
+
+    town_id = TOWNS6[0]
+    extra_towns = " ".join(TOWNS6[1:])
+
+    def start(self):
+        super().start()
+        for tid in TOWNS6[1:]:
+            path = self._path(tid + ".json")
+            with open(path, "w") as f:
+                json.dump(six_town(tid), f)
+            self.ctl_run("--town", tid, "migrate")
+            self.ctl_run("--town", tid, "load-town", path)
+        self.towns = [TownView(self.cluster, tid) for tid in TOWNS6]
+        return self
+
+    def tokens(self):
+        """{"<town>/<family>": token} of every family of the six towns."""
+        out = {}
+        for tid in TOWNS6:
+            for line in self.ctl_run("--town", tid, "tokens").splitlines():
+                if line.strip():
+                    fid, tok = line.split()
+                    out["%s/%s" % (tid, fid)] = tok
+        return out
+
+    def host(self, tid):
+        """The Host header of the town tid's requests."""
+        return {} if tid == self.town_id else {"Host": tid + ".localhost"}
+
+
+class TownView:
+    """One town of a ClusterMatrixStack as faultlib's and the checker's
+    functions see a stack: town_id, redis (a client of the current master
+    of the town's slot)."""
+
+    def __init__(self, cluster, tid):
+        self.cluster = cluster
+        self.town_id = tid
+
+    @property
+    def master(self):
+        return self.cluster.master_of("{%s}" % self.town_id)
+
+    @property
+    def redis(self):
+        return self.master.client()
+
+    _redis = redis
+
+
+def check_spread(cluster, towns):
+    """The six towns are two on each of the three masters; their ports
+    by town id."""
+    where = {tid: cluster.master_of("{%s}" % tid) for tid in towns}
+    per = {}
+    for tid, m in where.items():
+        per.setdefault(m.port, []).append(tid)
+    need(len(per) == 3 and all(len(v) == 2 for v in per.values()),
+         "the towns are not two per master: %r" % per)
+    return {tid: m.port for tid, m in where.items()}
 
 
 # ----- the rush ------------------------------------------------------------
@@ -308,8 +411,17 @@ class Rush:
     kills the process that held the connection)."""
 
     def __init__(self, s, tokens, threads=16, seed=8, pace=0.03,
-                 allow_resets=False):
+                 allow_resets=False, towns=None, families=RUSH_FAMILIES):
         self.s = s
+        # towns: the rush books in each of them (a ClusterMatrixStack's);
+        # its families are then "<town>/<family>" (split)
+        self.towns = towns
+        if towns is None:
+            self.families = [fam(i) for i in range(1, families + 1)]
+        else:
+            self.families = ["%s/%s" % (tid, fam(i))
+                             for i in range(1, families + 1)
+                             for tid in towns]
         self.tok = tokens
         self.threads = threads
         self.pace = pace
@@ -327,14 +439,20 @@ class Rush:
         self.workers = []
         rnd = random.Random(seed)
         self.todo = {}
-        for i in range(1, RUSH_FAMILIES + 1):
+        for f in self.families:
             bulk = BULK[:]
             rnd.shuffle(bulk)
-            self.todo[fam(i)] = ["hot"] + bulk
+            self.todo[f] = ["hot"] + bulk
         self.rnd = [random.Random(seed * 1000 + t) for t in range(threads)]
 
     def now(self):
         return time.monotonic() - self.t0
+
+    @staticmethod
+    def split(f):
+        """(town or None, family id) of a rush family."""
+        tid, _, fid = f.rpartition("/")
+        return tid or None, fid
 
     def start(self):
         for t in range(self.threads):
@@ -352,8 +470,7 @@ class Rush:
                 self.wrong.append("parent %d died: %r" % (t, e))
 
     def _parent_loop(self, t):
-        fams = [fam(i) for i in range(1 + t, RUSH_FAMILIES + 1,
-                                      self.threads)]
+        fams = self.families[t::self.threads]
         rnd = self.rnd[t]
         while not self.stop_ev.is_set():
             fams = [f for f in fams if self.todo[f]]
@@ -370,15 +487,19 @@ class Rush:
         or timeout s); records the final answer.  Returns it."""
         key = key or "m-" + uuid.uuid4().hex
         deadline = time.monotonic() + timeout if timeout else None
-        items = [(child(f), sid) for sid in sids]
+        tid, fid = self.split(f)
+        items = [(child(fid), sid) for sid in sids]
+        headers = {"Idempotency-Key": key,
+                   "Content-Type": "application/json"}
+        if tid is not None:
+            headers.update(self.s.host(tid))
         sent = self.now()
         last = None
         while True:
             try:
                 r = self.s.http("POST", "/api/bookings", token=self.tok[f],
-                                headers={"Idempotency-Key": key,
-                                         "Content-Type": "application/json"},
-                                body=body_of(items), timeout=30)
+                                headers=headers, body=body_of(items),
+                                timeout=30)
             except (OSError, http.client.HTTPException) as e:
                 with self.lock:
                     self.counts["requests"] += 1
@@ -424,7 +545,8 @@ class Rush:
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list) or \
                     [(it.get("child_id"), it.get("session_id"))
-                     for it in items] != [(child(f), s) for s in sids]:
+                     for it in items] != [(child(self.split(f)[1]), s)
+                                          for s in sids]:
                 bad = "200 with other items"
             else:
                 for it in items:
@@ -483,11 +605,15 @@ class Rush:
             for th in self.workers:
                 th.join(60)
 
-    def write_log(self, path):
-        """One JSON line per key, as bench/check.py reads them."""
+    def write_log(self, path, town=None):
+        """One JSON line per key, as bench/check.py reads them (those of
+        the town when given)."""
         with open(path, "w") as f:
             for rec in self.finals:
-                f.write(json.dumps({"k": rec["k"], "f": rec["f"],
+                tid, fid = self.split(rec["f"])
+                if tid != town:
+                    continue
+                f.write(json.dumps({"k": rec["k"], "f": fid,
                                     "s": rec["s"], "b": rec["b"]}) + "\n")
 
 
@@ -802,7 +928,7 @@ def fault_cluster_replica_kill9(ctx):
 
 def fault_cluster_slot_move(ctx):
     s, c = ctx.s, ctx.cluster
-    slot = key_slot("{main}")
+    slot = key_slot(tag(s))
     src = s.town_master
     dst = [n for n in c.masters_now() if n is not src][0]
     c.begin_migration(slot, dst)
@@ -874,7 +1000,7 @@ FAULTS = {
                          False, None, False),
     "cluster-replica-kill9": (fault_cluster_replica_kill9,
                               "kill -9 of the town master's replica", True,
-                              False, None, False),
+                              False, None, True),
     "cluster-slot-move": (fault_cluster_slot_move,
                           "the town's slot moved during the rush (ASK, "
                           "MOVED)", False, False, None, False),
@@ -916,12 +1042,19 @@ def check_error_log(s, allowed):
     need(not bad, "nginx error log:\n" + "\n".join(bad[:10]))
 
 
-def run_checker(s, log, out_json):
+def run_checker(s, log, out_json, town=None):
+    """bench/check.py on the answers of log; town: a TownView of s (a
+    ClusterMatrixStack), checked in its keys and its schema."""
     # on a cluster: the master of the town's slot holds all its keys
-    redis = (s.town_master.address if isinstance(s, ClusterStack)
-             else "127.0.0.1:%d" % s.redis_port)
+    if town is not None:
+        redis = town.master.address
+    elif isinstance(s, ClusterStack):
+        redis = s.town_master.address
+    else:
+        redis = "127.0.0.1:%d" % s.redis_port
     r = subprocess.run([PY, os.path.join(ROOT, "bench", "check.py"),
                         "--redis", redis,
+                        "--town", town.town_id if town else "main",
                         "--pg", s.pg_conninfo, "--log", log,
                         "--json", out_json, "--drain-timeout", "120",
                         "--show", "100000"],
@@ -939,9 +1072,11 @@ def run_checker(s, log, out_json):
 def counters_whole(s):
     """left + SCARD booked = online places, for every session."""
     for sid, places in SESSIONS:
-        left = s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid,
+        left = s.redis.execute_command("BITFIELD",
+                                       tag(s) + ":s:%s:left" % sid,
                                        "GET", "u32", "0")[0]
-        if left + s.redis.scard("{main}:s:%s:booked" % sid) != online(places):
+        if left + s.redis.scard(tag(s) + ":s:%s:booked" % sid) != \
+                online(places):
             return False
     return True
 
@@ -953,6 +1088,48 @@ DOUBLED = ("postgres_duplicate", "child_twice_answers", "booking_id_clash",
            "overlap_postgres")
 OVERSOLD = ("oversold_answers", "oversold_postgres", "oversold_redis",
             "places_mismatch", "redis_postgres_differ")
+
+
+def town_fault_checks(s, v, rush, outdir, name, res):
+    """The checks of one town after the rush: v a TownView of s (a
+    ClusterMatrixStack) or None (s's one town); adds its figures to res."""
+    w = v or s
+    where = " of " + v.town_id if v else ""
+    wait_until("attempts settled%s ({town}:inflight empty)" % where,
+               lambda: settled(w), 120, step=0.2)
+    # the reaper recounts a released attempt's sessions only once no
+    # live attempt touches them (worker/reaper.c): after the rush
+    t = time.monotonic()
+    wait_until("the reaper's recounts%s (left + booked = online)" % where,
+               lambda: counters_whole(w), 60, step=0.2)
+    if time.monotonic() - t > 0.1:
+        res["notes"]["recount waited s" + where] = round(
+            time.monotonic() - t, 1)
+    if v is None or v.town_id == s.town_id:
+        s.wait_worker_drained(120)
+    # (another town's stream: bench/check.py waits for it to drain)
+    sub = os.path.join(outdir, v.town_id) if v else outdir
+    os.makedirs(sub, exist_ok=True)
+    log = os.path.join(sub, "answers.jsonl")
+    rush.write_log(log, v.town_id if v else None)
+    rc, text, rep = run_checker(s, log, os.path.join(sub, "check.json"),
+                                town=v)
+    kinds = rep["by_kind"]
+    res["confirmed"] = res.get("confirmed", 0) + \
+        rep["info"].get("answers_confirmed_cells", 0)
+    # a booking missing from both PostgreSQL and Redis counts once
+    res["lost"] = res.get("lost", 0) + len(
+        {bid for k in LOST for ex in rep["examples"].get(k, [])
+         for bid in re.findall(r"b-[0-9a-f]{20}", ex)})
+    res["doubled"] = res.get("doubled", 0) + \
+        sum(kinds.get(k, 0) for k in DOUBLED)
+    res["oversold"] = res.get("oversold", 0) + \
+        sum(kinds.get(k, 0) for k in OVERSOLD)
+    if v is not None:
+        res["notes"].setdefault("confirmed by town", {})[v.town_id] = \
+            rep["info"].get("answers_confirmed_cells", 0)
+    need(rc == 0, "bench/check.py%s: %s" % (where, "; ".join(
+        "%s %d" % kv for kv in kinds.items())))
 
 
 def run_fault_here(name, outdir):
@@ -972,8 +1149,8 @@ def run_fault_here(name, outdir):
     cluster = None
     if name.startswith("cluster-"):
         cluster = RedisCluster()
-        s = ClusterMatrixStack(cluster, town=TOWN, name="fault-" + name,
-                               nginx_template=tpl)
+        s = ClusterMatrixStack(cluster, town=six_town(TOWNS6[0]),
+                               name="fault-" + name, nginx_template=tpl)
     else:
         s = MatrixStack(town=TOWN, name="fault-" + name, nginx_template=tpl)
     ctx = Ctx()
@@ -991,7 +1168,26 @@ def run_fault_here(name, outdir):
         if name == "nginx-upgrade":
             s.nginx_as_daemon()
         tokens = s.tokens()
-        rush = ctx.rush = Rush(s, tokens, allow_resets=resets).start()
+        if cluster is not None:
+            # six towns, two per master; each served before the rush
+            res["notes"]["towns"] = " ".join(
+                "%s@%d" % kv for kv in check_spread(cluster,
+                                                    TOWNS6).items())
+            for tid in TOWNS6:
+                f = "%s/%s" % (tid, fam(1))
+                wait_until("town %s served" % tid, lambda: s.http(
+                    "GET", "/api/me", headers=s.host(tid),
+                    token=tokens[f]).status == 200, 60, step=0.1)
+            rush = Rush(s, tokens, allow_resets=resets, towns=TOWNS6,
+                        families=CLUSTER_FAMILIES)
+            probes = ["%s/%s" % (tid, fam(CLUSTER_FAMILIES + 1))
+                      for tid in TOWNS6]
+            views = s.towns
+        else:
+            rush = Rush(s, tokens, allow_resets=resets)
+            probes = [fam(RUSH_FAMILIES + 1)]
+            views = [None]
+        rush = ctx.rush = rush.start()
         wait_until("the rush's first 40 confirmed cells",
                    lambda: rush.confirmed >= 40, 120)
         t_fault = rush.now()
@@ -1004,50 +1200,31 @@ def run_fault_here(name, outdir):
                    lambda: rush.answered_since(t_back) >= 100, 120)
         first = rush.first_answer_since(t_back)
         res["resumed_after_s"] = round(first - t_back, 2)
-        probe = rush.one(fam(RUSH_FAMILIES + 1), ["probe"], timeout=120)
-        need(probe["s"] == 200 and
-             probe["b"]["items"][0]["status"] == "confirmed",
-             "the probe booking: %r" % probe)
+        for f in probes:
+            probe = rush.one(f, ["probe"], timeout=120)
+            need(probe["s"] == 200 and
+                 probe["b"]["items"][0]["status"] == "confirmed",
+                 "the probe booking of %s: %r" % (f, probe))
         rush.finish()
         res["counts"] = dict(rush.counts)
 
-        # the invariant checker
-        wait_until("attempts settled ({main}:inflight empty)",
-                   lambda: settled(s), 120, step=0.2)
-        # the reaper recounts a released attempt's sessions only once no
-        # live attempt touches them (worker/reaper.c): after the rush
-        t = time.monotonic()
-        wait_until("the reaper's recounts (left + booked = online)",
-                   lambda: counters_whole(s), 60, step=0.2)
-        if time.monotonic() - t > 0.1:
-            res["notes"]["recount waited s"] = round(time.monotonic() - t,
-                                                     1)
-        s.wait_worker_drained(120)
-        log = os.path.join(outdir, "answers.jsonl")
-        rush.write_log(log)
-        rc, text, rep = run_checker(s, log,
-                                    os.path.join(outdir, "check.json"))
-        kinds = rep["by_kind"]
-        res["confirmed"] = rep["info"].get("answers_confirmed_cells", 0)
-        # a booking missing from both PostgreSQL and Redis counts once
-        res["lost"] = len({bid for k in LOST
-                           for ex in rep["examples"].get(k, [])
-                           for bid in re.findall(r"b-[0-9a-f]{20}", ex)})
-        res["doubled"] = sum(kinds.get(k, 0) for k in DOUBLED)
-        res["oversold"] = sum(kinds.get(k, 0) for k in OVERSOLD)
+        # the invariant checker, town by town
+        for v in views:
+            town_fault_checks(s, v, rush, outdir, name, res)
         res["unanswered"] = sum(1 for r in rush.finals if r["s"] != 200)
-        need(rc == 0, "bench/check.py: %s" % "; ".join(
-            "%s %d" % kv for kv in kinds.items()))
         need(not rush.wrong, "%d wrong answers: %s"
              % (len(rush.wrong), "; ".join(rush.wrong[:5])))
         need(res["unanswered"] == 0,
              "%d requests never answered 200" % res["unanswered"])
         if want_503:
             need(rush.counts["503"] > 0, "the fault caused no 503")
-        assert_consistent(s, TOWN, stream=not name.startswith(
-            "redis-data-lost"))
-        out = s.ctl_run("check")
-        need("agree" in out, "guichetctl check: " + out[-500:])
+        for v in views:
+            assert_consistent(v or s, six_town(v.town_id) if v else TOWN,
+                              stream=not name.startswith("redis-data-lost"))
+            out = s.ctl_run(*(["--town", v.town_id] if v else []),
+                            "check")
+            need("agree" in out, "guichetctl check%s: %s"
+                 % (" of " + v.town_id if v else "", out[-500:]))
         check_error_log(s, allowed_log)
         res["ok"] = True
     except Exception as e:                  # noqa: BLE001 -- reported

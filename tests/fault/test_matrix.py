@@ -4,7 +4,7 @@ Each fault starts its own whole Guichet, runs the rush, applies the fault
 and its recovery, then the invariant checker (bench/check.py and the
 rest, see matrix.py).  make test runs the short subset (matrix.QUICK:
 Redis kill -9, worker kill -9 mid-batch, nginx worker kill -9, the network
-drop); GUICHET_FAULTS=all runs every fault, as `make faults` does (which
+drop, kill -9 of a Redis Cluster replica under six towns); GUICHET_FAULTS=all runs every fault, as `make faults` does (which
 prints one line per fault instead).
 
 Needs root: the network drop makes a network namespace and iptables rules

@@ -8,7 +8,9 @@ and a second nginx instance on another port serving the same town.
   both instances see them; a second town, whose slot is on another
   master, books there (its own Guichet on the same cluster);
 * idempotency, logout revocation and the login lock-out hold across the
-  two instances;
+  two instances, and so does the sold-out cache's staleness bound
+  (guichet_full_cache): a place freed through one instance is sold by the
+  other, whose cache had the session full, once the bound has passed;
 * the town's slot moved to another master during a rush (MOVED): every
   answer is 2xx or 503 with Retry-After, every confirmed booking is
   there afterwards, no place sold twice, and bookings go on;
@@ -314,6 +316,47 @@ def test_an_idempotency_key_holds_across_instances(env, toks):
     assert r2.status == 200, r2
     assert r2.headers.get("idempotent-replayed") == "true", r2
     assert r2.json() == r1.json()
+
+
+def test_the_sold_out_cache_is_bounded_across_instances(env, toks):
+    """guichet_full_cache (200 ms in dev.conf) with two instances: once
+    an instance saw a session full it refuses it from its cache (no
+    request_id, nothing written); a place freed through the other
+    instance is sold by it once the bound has passed (issue 21)."""
+    setup, cluster, (a, b) = env
+    sid = "klub-0707-jeux"                       # one place online
+    (fam1, c1), (fam2, c2) = FAMILIES[0], FAMILIES[2]
+    r = book(a, toks[fam1], sid, c1)
+    assert r.status == 200, r
+    assert r.json()["items"][0]["status"] == "confirmed", r.json()
+    bid = r.json()["items"][0]["booking_id"]
+    # refusals that reach Redis mark the session full in b's workers
+    for _ in range(6):
+        r = book(b, toks[fam2], sid, c2)
+        assert r.status == 200, r
+        assert [(it["status"], it.get("reason"))
+                for it in r.json()["items"]] == [("refused", "full")], r
+    home = cluster.master_of(TOWN_TAG).client()
+    cached = 0
+    for _ in range(20):
+        before = (home.dbsize(), home.xlen(TOWN_TAG + ":stream"))
+        r = book(b, toks[fam2], sid, c2)
+        assert r.status == 200, r
+        assert r.json()["items"][0]["reason"] == "full", r.json()
+        if r.json()["request_id"] is None:
+            cached += 1
+            assert (home.dbsize(),
+                    home.xlen(TOWN_TAG + ":stream")) == before
+    assert cached > 0, "no refusal came from b's sold-out cache"
+    # the place freed through a; b's cache is stale for at most 200 ms
+    assert a.http("DELETE", "/api/bookings/" + bid,
+                  token=toks[fam1]).status == 200
+    time.sleep(0.3)
+    r = book(b, toks[fam2], sid, c2)
+    assert r.status == 200, r
+    assert r.json()["items"][0]["status"] == "confirmed", r.json()
+    assert [x["child_id"] for x in planning(a, toks[fam2])
+            if x["session_id"] == sid] == [c2]
 
 
 def test_logout_on_one_instance_is_refused_by_the_other(env):

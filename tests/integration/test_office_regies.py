@@ -1,8 +1,9 @@
 """test_office_regies.py -- several régies (office/counter.c, issue 26):
 an admin creates a régie and gives it an activity; the month's
-accounting export of each régie counts the lines of its activities (the
-invoices made by the real monthly invoicing of real bookings); only an
-admin changes régies.
+accounting export of each régie counts its invoices, and of an invoice
+made before the régies had their own (migration 0041) the lines of its
+activities (the invoices made by the real monthly invoicing of real
+bookings); only an admin changes régies.
 """
 
 import csv
@@ -70,7 +71,8 @@ def test_one_export_per_regie(s):
     r = s.http("POST", "/api/staff/invoicing", token=regie,
                json={"month": "2027-07"})
     assert r.status == 200 and r.json()["created"] == 1, r
-    number = s.sql("select number from invoice")[0][0]
+    reference = s.sql("select reference from invoice")[0][0]
+    assert reference == "PRINCIPALE-000001"
 
     # the kitchen's own régie, for the canteen
     body = {"code": "cantine", "name": "Régie de la restauration"}
@@ -101,11 +103,25 @@ def test_one_export_per_regie(s):
     url = "/api/staff/exports/accounting?month=%s" % month
     assert [(x[0], x[2], x[5]) for x in rows(s.http("GET", url,
                                                     token=regie))] == \
-        [("facture", str(number), "17,50")]
+        [("facture", reference, "17,50")]
     main = s.http("GET", url + "&regie=principale", token=regie)
     assert "guichet-comptabilite-principale-" in \
         main.header_all("Content-Disposition")[0]
-    assert [(x[0], x[5]) for x in rows(main)] == [("facture", "14,00")]
+    # invoiced before the canteen had its régie: the whole invoice is the
+    # régie principale's (migration 0041)
+    assert [(x[0], x[5]) for x in rows(main)] == [("facture", "17,50")]
+    assert rows(s.http("GET", url + "&regie=cantine", token=regie)) == []
+
+    # an invoice made before 0041 (no régie, all régies' lines): each
+    # régie's export counts its lines of it
+    s.sql("update invoice set regie_code = null")
+    number = s.sql("select number from invoice")[0][0]
+    assert [(x[0], x[2], x[5]) for x in rows(s.http("GET", url,
+                                                    token=regie))] == \
+        [("facture", str(number), "17,50")]
+    assert [(x[0], x[5]) for x in rows(s.http(
+        "GET", url + "&regie=principale", token=regie))] == \
+        [("facture", "14,00")]
     assert [(x[0], x[5]) for x in rows(s.http("GET", url + "&regie=cantine",
                                               token=regie))] == \
         [("facture", "3,50")]

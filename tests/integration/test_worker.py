@@ -594,20 +594,23 @@ def test_invoice_month(worker_conf, rds, worker, tmp_path):
     pdf = tmp_path / "inv" / "f-martin" / ("%d.pdf" % martin)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"],
                           capture_output=True, text=True).stdout
-    for s in ("Facture N° 000002", "Période : juillet 2021", "Enfant",
+    # migration 0041: numbered in the régie principale's series
+    for s in ("Facture N° PRINCIPALE-000002", "Régie principale",
+              "Période : juillet 2021", "Enfant",
               "Date", "Unité", "Montant", "Thaïs", "05/07/2021",
               "9,00 €", "Total : 18,00 €", "À payer avant le",
               # issue 22: who the family is, how to pay, whom to ask
               "Famille de Thaïs (référence f-martin)", "Comment payer",
-              "Espace Famille", "numéro de facture 000002",
+              "Espace Famille", "numéro de facture PRINCIPALE-000002",
               "Une question",
               # issue 25: the family's postal address
               "12 rue des Lilas", "Bâtiment B", "01500 Ambérieu-en-Bugey"):
         assert s in text, s
     assert "07/07/2021" not in text and "08/07/2021" not in text
     lst = json.loads(rds.get("{main}:f:f-martin:invoices"))
-    assert lst == [{"id": martin, "number": 2, "month": "2021-07",
-                    "total_cents": 1800, "paid": False,
+    assert lst == [{"id": martin, "number": 2,
+                    "reference": "PRINCIPALE-000002", "regie": "principale",
+                    "month": "2021-07", "total_cents": 1800, "paid": False,
                     "due_date": lst[0]["due_date"],
                     "issued_at": lst[0]["issued_at"],
                     "credited_cents": 0, "due_cents": 1800,

@@ -299,8 +299,12 @@ function childCard(me, child) {
             : h("p", { class: "discret" }, "Aucune inscription."));
 }
 
-/* An invoice's number as its PDF prints it ("005002"). */
+/* An invoice's number as its PDF prints it: its régie's reference
+ * ("CANTINE-000012", migration 0041), or "005002" for one made before. */
 function invoiceNumber(inv) {
+    if (inv.regie && inv.reference) {
+        return String(inv.reference);
+    }
     return /^\d+$/.test(String(inv.number)) ? String(inv.number)
         .padStart(6, "0") : String(inv.number || inv.id);
 }

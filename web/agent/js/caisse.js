@@ -18,6 +18,9 @@ const METHODS = [["cheque", "Chèque"], ["cash", "Espèces"],
                  ["cesu", "CESU"], ["transfer", "Virement"]];
 const WORD = Object.fromEntries(METHODS);
 const DUE = (i) => i.total_cents - (i.credited_cents || 0);
+/* an invoice's printed number: its reference (CANTINE-000012, migration
+ * 0041), the number of one made before */
+const REF = (i) => i.reference || String(i.number);
 
 /* "12,50" -> 1250, NaN when it is not an amount */
 function cents(text) {
@@ -37,7 +40,7 @@ async function creditPart(ctx, fid, invoices) {
         ...notes.map((c) => h("tr", {},
             h("td", {}, "AV-" + c.number),
             h("td", {}, F.instant(c.issued_at)),
-            h("td", {}, "n° " + c.invoice_number),
+            h("td", {}, "n° " + (c.invoice_reference || c.invoice_number)),
             h("td", { class: "montant" }, F.euros(c.amount_cents)),
             h("td", {}, c.reason + (c.after_payment
                                     ? " (à rembourser)" : "")),
@@ -45,7 +48,7 @@ async function creditPart(ctx, fid, invoices) {
         ...refunds.map((x) => h("tr", {},
             h("td", {}, "RB-" + x.number),
             h("td", {}, F.instant(x.refunded_at)),
-            h("td", {}, "n° " + x.invoice_number),
+            h("td", {}, "n° " + (x.invoice_reference || x.invoice_number)),
             h("td", { class: "montant" }, F.euros(x.amount_cents)),
             h("td", {}, "Remboursement " + (WORD[x.method] || x.method)
                         + (x.reference ? " – " + x.reference : "")),
@@ -55,7 +58,7 @@ async function creditPart(ctx, fid, invoices) {
         : cards(ctx.table("Avoirs et remboursements de la famille " + fid,
             ["Pièce", "Le", "Facture", "Montant", "Motif", "Par"], rows));
     const opts = (pred) => invoices.filter(pred).map((i) =>
-        h("option", { value: String(i.id) }, "n° " + i.number + " ("
+        h("option", { value: String(i.id) }, "n° " + REF(i) + " ("
           + F.monthName(String(i.month).slice(0, 10)) + ", "
           + F.euros(i.total_cents) + ")"));
 
@@ -277,7 +280,7 @@ export async function viewCaisse(ctx) {
         return;
     }
     const all = (r.data.invoices || []).slice()
-        .sort((a, b) => a.number - b.number);
+        .sort((a, b) => a.id - b.id);
     const unpaid = all.filter((i) => !i.paid);
     const credits = await creditPart(ctx, fid, all);
     if (unpaid.length === 0) {
@@ -290,7 +293,7 @@ export async function viewCaisse(ctx) {
     const boxes = unpaid.map((i) => h("input", {
         type: "checkbox", value: String(i.id), dataset: {
             cents: String(DUE(i)) },
-        "aria-label": "Payer la facture n° " + i.number }));
+        "aria-label": "Payer la facture n° " + REF(i) }));
     const sum = () => boxes.filter((b) => b.checked)
         .reduce((s, b) => s + Number(b.dataset.cents), 0);
     for (const b of boxes) {
@@ -309,7 +312,7 @@ export async function viewCaisse(ctx) {
             ["Payer", "Facture", "Mois", "À payer", "Échéance"],
             unpaid.map((i, k) => h("tr", {},
                 h("td", {}, boxes[k]),
-                h("td", {}, "n° " + i.number),
+                h("td", {}, "n° " + REF(i)),
                 h("td", {}, F.monthName(String(i.month).slice(0, 10))),
                 h("td", { class: "montant" }, F.euros(DUE(i)),
                   i.credited_cents ? " (avoirs : "
