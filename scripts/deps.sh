@@ -19,7 +19,7 @@ packages=(
     python3-aiosmtpd python3-icalendar
     poppler-utils iproute2 iptables
     debhelper lintian systemd
-    wrk valgrind clang clang-format gnuplot-nox curl
+    wrk valgrind gdb clang clang-format gnuplot-nox curl
     chromium nodejs npm
 )
 
