@@ -229,7 +229,7 @@ gchb_mig_counter(redisContext *rc, const char *old, const char *new)
 }
 
 
-/* 1 renamed, 0 kept (new name taken), -1 error */
+/* 1 renamed, 0 kept (new name taken), 2 gone meanwhile, -1 error */
 static int
 gchb_mig_rename(redisContext *rc, const char *town, const char *key,
     size_t len)
@@ -254,8 +254,21 @@ gchb_mig_rename(redisContext *rc, const char *town, const char *key,
     argv[1] = key; lens[1] = len;
     argv[2] = new; lens[2] = (size_t) n;
 
-    r = gchb_mig_cmd(rc, 3, argv, lens);
-    if (r == NULL) {
+    r = redisCommandArgv(rc, 3, argv, lens);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR
+        && strncmp(r->str, "ERR no such key", 15) == 0)
+    {
+        /* gone since the SCAN: renamed by another migration running at
+         * the same time (the worker at its start, make run's guichetctl)
+         * or expired; nothing left to do for it */
+        freeReplyObject(r);
+        return 2;
+    }
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        gchb_log("error", "redis: RENAMENX: %s", r ? r->str : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
         return -1;
     }
 
@@ -474,6 +487,8 @@ gchb_migrate_keys(redisContext *rc, const char *town, long *renamed)
             switch (gchb_mig_rename(rc, town, k->str, k->len)) {
             case 1:
                 moved++;
+                break;
+            case 2:
                 break;
             case 0:
                 if (gchb_migrate_name(town, k->str, k->len, NULL, 0) != 0) {
