@@ -174,12 +174,54 @@ gcho_code_invalid(gcho_req_t *rq)
 }
 
 
-static int
+int
 gcho_login_taken(gcho_req_t *rq)
 {
     return gcho_error(rq, 409, "login_taken",
                       "Cet identifiant est déjà pris : choisissez-en un "
                       "autre.");
+}
+
+
+int
+gcho_account_choice_check(gcho_req_t *rq, const char *login, const char *pw,
+    const char *ver)
+{
+    size_t       n;
+    PGresult    *res;
+    const char  *p[1];
+
+    if (!gcho_login_ok(login)) {
+        (void) gcho_error(rq, 400, "invalid_field", "Le champ login doit "
+                          "faire de 3 à 64 caractères : lettres sans "
+                          "accent, chiffres, « . », « _ », « - », « @ ».");
+        return -1;
+    }
+
+    if (gcho_chars(pw) < GCHO_ACT_PW_MIN) {
+        (void) gcho_error(rq, 400, "invalid_field", "Le mot de passe doit "
+                          "faire 10 caractères au moins.");
+        return -1;
+    }
+
+    /* the terms of use: the current version, accepted */
+    p[0] = ver;
+    res = gcho_sql(rq, "select 1 where $1 ~ '^[0-9]{1,9}$' and $1::bigint"
+                       " = (select max(version) from cgu_version)", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = (size_t) PQntuples(res);
+    PQclear(res);
+
+    if (n != 1) {
+        (void) gcho_error(rq, 400, "invalid_field", "Acceptez la version en "
+                          "vigueur des conditions d'utilisation (champ "
+                          "cgu_version).");
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -370,33 +412,7 @@ gcho_account_create(gcho_req_t *rq)
         goto done;
     }
 
-    if (!gcho_login_ok(login)) {
-        rc = gcho_error(rq, 400, "invalid_field", "Le champ login doit "
-                        "faire de 3 à 64 caractères : lettres sans accent, "
-                        "chiffres, « . », « _ », « - », « @ ».");
-        goto done;
-    }
-
-    if (gcho_chars(pw) < GCHO_ACT_PW_MIN) {
-        rc = gcho_error(rq, 400, "invalid_field", "Le mot de passe doit "
-                        "faire 10 caractères au moins.");
-        goto done;
-    }
-
-    /* the terms of use: the current version, accepted */
-    p[0] = ver;
-    res = gcho_sql(rq, "select 1 where $1 ~ '^[0-9]{1,9}$' and $1::bigint"
-                       " = (select max(version) from cgu_version)", 1, p);
-    if (res == NULL) {
-        goto done;
-    }
-    n = (size_t) PQntuples(res);
-    PQclear(res);
-
-    if (n != 1) {
-        rc = gcho_error(rq, 400, "invalid_field", "Acceptez la version en "
-                        "vigueur des conditions d'utilisation (champ "
-                        "cgu_version).");
+    if (gcho_account_choice_check(rq, login, pw, ver) != 0) {
         goto done;
     }
 

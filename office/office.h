@@ -342,6 +342,17 @@ int gcho_catalogue_changed(gcho_req_t *rq);
  * `forbidden` (rolled back), 0 after answering 503. */
 int gcho_family_child(gcho_req_t *rq, const char *child);
 
+/*
+ * The login, password and CGU version a family member chooses, the
+ * family's own account (activation.c) or a co-responsable's (coresp.c):
+ * 3 to 64 of A-Z a-z 0-9 . _ - @, 10 characters at least, the version of
+ * the terms in force.  0, or -1 after answering 400 `invalid_field` or
+ * 503.  gcho_login_taken answers 409 `login_taken`.
+ */
+int gcho_account_choice_check(gcho_req_t *rq, const char *login,
+    const char *pw, const char *ver);
+int gcho_login_taken(gcho_req_t *rq);
+
 /* Sets {T}:logins[login] to "<fid> <hash>" at once, best effort: the
  * worker republishes it from PostgreSQL anyway (account.c). */
 void gcho_login_publish(const char *login, const char *fid,
