@@ -267,9 +267,8 @@ gcho_account_create_end(gcho_req_t *rq)
     job = rq->hash;
 
     if (job->failed) {
-        return gcho_error(rq, 503, "unavailable", "Le service est "
-                          "momentanément indisponible, réessayez dans un "
-                          "instant.");
+        (void) gcho_unavailable(rq);
+        return 0;
     }
 
     if (gcho_begin(rq) != 0) {
