@@ -389,6 +389,13 @@ int gcho_required_missing(gcho_req_t *rq, const char *child,
 PGresult *gcho_decision_open(gcho_req_t *rq, const char *sql,
     const char *pending, const char *not_found, const char *decided);
 
+/* The decision field of a staff decision: accepted (this flow's word,
+ * "validee" or "acceptee") or "refusee", with a reason other than blanks
+ * when refused (decision.c).  0 accepted, 1 refused, -1 after answering
+ * 400 `invalid_field`. */
+int gcho_decision_word(gcho_req_t *rq, const char *decision,
+    const char *accepted, const char *reason);
+
 /* What a kind of decision does; [0] when accepted, [1] when refused. */
 typedef struct {
     const char  *kind;           /* "enrolment": the audit action
