@@ -8,9 +8,7 @@
  *   refused in words, then the right one with a login, a password and the
  *   CGU accepted; the activation link of the e-mail (read from the
  *   outbox) activates the account, once; the family logs in; a new
- *   version of the CGU is announced on the dashboard and accepted; the
- *   family invites a co-responsable, who chooses a login and a password
- *   on the invitation link (the same checks before sending) and logs in.
+ *   version of the CGU is announced on the dashboard and accepted.
  *   axe-clean at 375 px (the creation) and 1200 px.
  *
  * Skipped when build/ has no guichet-office.  Screenshots in
@@ -104,54 +102,5 @@ t("créer mon espace with the town's code, activate it, log in", async () => {
     await p.waitForSelector("text=Vous avez accepté cette version le");
     assert.equal(await p.$("#cgu-accepter"), null);
     await p.context().close();
-    assert.deepEqual(errors, []);
-});
-
-/* the same login, password and CGU on the page of a co-responsable's
- * invitation (web/js/compte.js serves both) */
-t("a co-responsable chooses a login on the invitation link", async () => {
-    const p = await newPage(1200);
-    await p.goto(web.stack.base + "/#/connexion");
-    await p.waitForSelector("#identifiant");
-    await p.fill("#identifiant", "parent.jade");
-    await p.fill("#motdepasse", PASSWORD);
-    await p.click("form button[type=submit]");
-    await p.waitForSelector("h1:has-text('Tableau de bord')");
-    await p.goto(web.stack.base + "/#/co-responsable");
-    await p.waitForSelector("#form-co");
-    await p.fill("#co-prenom", "Sam");
-    await p.fill("#co-nom", "Parent");
-    await p.fill("#co-email", "sam.parent@example.org");
-    await p.click("#form-co button[type=submit]");
-    await p.waitForSelector("#co-invitation");
-    const link = /\/#\/invitation\?jeton=\S+/.exec(
-        await p.inputValue("#co-lien"))[0];
-    await p.context().close();
-
-    const m = await newPage(375);
-    await m.goto(web.stack.base + link);
-    await m.waitForSelector("#form-invitation");
-    await axe("invitation 375", m);
-    await m.fill("#inv-identifiant", "sam.parent");
-    await m.fill("#inv-motdepasse", PASSWORD);
-    await m.fill("#inv-confirmation", PASSWORD + "x");
-    await m.check("#inv-cgu");
-    await m.click("#form-invitation button[type=submit]");
-    await m.waitForSelector("#form-invitation [role=alert]");
-    assert.match(await m.textContent("#form-invitation [role=alert]"),
-                 /mots de passe sont différents/);
-    await m.fill("#inv-confirmation", PASSWORD);
-    await m.click("#form-invitation button[type=submit]");
-    await m.waitForSelector("#inv-ok");
-    assert.match(await m.textContent("#inv-ok"), /« sam\.parent »/);
-    assert.equal(sql("select login from co_responsable"), "sam.parent");
-
-    await m.goto(web.stack.base + "/#/connexion");
-    await m.waitForSelector("#identifiant");
-    await m.fill("#identifiant", "sam.parent");
-    await m.fill("#motdepasse", PASSWORD);
-    await m.click("form button[type=submit]");
-    await m.waitForSelector("h1:has-text('Tableau de bord')");
-    await m.context().close();
     assert.deepEqual(errors, []);
 });
