@@ -86,14 +86,17 @@ export async function login(p, base, who, password) {
 
 /*
  * A file of browser tests on a stack of its own: registers before() and
- * after() and returns what its tests use.  before() writes the town
- * (tests/web/<town> with args, in a temp dir), starts the stack, adds
+ * after() and returns what its tests use.  before() writes the town in a
+ * temp dir (town: a script of tests/web run with args, or the town file's
+ * object; null: a stack without a town), starts the stack, adds
  * each staff login ({login, role, name, password}) with guichetctl and
  * runs setup(web) when given, then launches chromium; after() undoes
  * all of it.  ready: build/ has
  * guichet-office and guichetctl (the file's tests skip otherwise);
  * stack once started; newPage(width, options) a French page of that
  * width in a new context (options for it), its errors in errors;
+ * staffPage(login, password, width, options) such a page with the staff
+ * login logged in the back office;
  * shot(name, p) tests/out/web/<prefix>-<name>.png; ctl(...args)
  * guichetctl on the stack, its output; sql(query) psql on its database.
  */
@@ -115,6 +118,16 @@ export function ownStack(prefix, town, { args = [], staff = [],
         p.on("pageerror", (e) => web.errors.push(e.message));
         return p;
     };
+    web.staffPage = async (login, password, width, options = {}) => {
+        const p = await web.newPage(width, options);
+        await p.goto(web.stack.base + "/agent/#/connexion");
+        await p.waitForSelector("#ag-identifiant");
+        await p.fill("#ag-identifiant", login);
+        await p.fill("#ag-motdepasse", password);
+        await p.click("form button[type=submit]");
+        await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
+        return p;
+    };
     web.shot = (name, p) => shot(prefix + "-" + name, p);
     web.ctl = (...a) => execFileSync(ctlPath, ["-c", web.stack.conf, ...a],
                                      { cwd: ROOT,
@@ -123,17 +136,24 @@ export function ownStack(prefix, town, { args = [], staff = [],
     web.sql = (query) => {
         const conf = fs.readFileSync(web.stack.conf, "utf8");
         const info = /^postgres\s*=\s*"([^"]*)"/m.exec(conf)[1];
-        return execFileSync("psql", ["-X", "-A", "-t", "-d", info, "-c",
-                                     query]).toString().trim();
+        return execFileSync("psql", ["-X", "-q", "-A", "-t", "-d", info,
+                                     "-c", query]).toString().trim();
     };
     before(async () => {
         if (!web.ready) {
             return;
         }
-        web.tmp = fs.mkdtempSync(path.join(os.tmpdir(),
-                                           "guichet-" + prefix + "-"));
-        const file = path.join(web.tmp, "town.json");
-        execFileSync(PY, [path.join(HERE, town), ...args, file]);
+        let file = "--no-town";
+        if (town !== null) {
+            web.tmp = fs.mkdtempSync(path.join(os.tmpdir(),
+                                               "guichet-" + prefix + "-"));
+            file = path.join(web.tmp, "town.json");
+            if (typeof town === "string") {
+                execFileSync(PY, [path.join(HERE, town), ...args, file]);
+            } else {
+                fs.writeFileSync(file, JSON.stringify(town));
+            }
+        }
         web.stack = await startStack(file);
         for (const s of staff) {
             execFileSync(ctlPath, ["-c", web.stack.conf, "staff-add",
