@@ -8,7 +8,9 @@ Two families: f1 (children f1-a, f1-b) and f2 (child f2-a).  Activity
 f1-b in none (the family asks in the office).
 """
 
+import csv
 import http.client
+import io
 import json
 import os
 import subprocess
@@ -126,6 +128,14 @@ def regie(s):
 @pytest.fixture(scope="module")
 def admin(s):
     return staff_token(s, "admin")
+
+
+def csv_rows(r):
+    """The rows of a 200 answer's CSV (;-separated), its header left
+    out."""
+    assert r.status == 200, r
+    return [x for x in csv.reader(io.StringIO(r.body.decode()),
+                                  delimiter=";")][1:]
 
 
 def staff_try(s, login, password, source=None, path="/api/staff/session"):
