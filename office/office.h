@@ -281,6 +281,12 @@ void gcho_rollback(void);
  */
 int gcho_body_json(gcho_req_t *rq, gch_json_t *doc, const gch_jfield_t *f,
     size_t nf, const gch_jnode_t **vals);
+/* The same for obj, an object inside the body at path at
+ * ("$.entourage[2]"): 0 and vals[], or -1 after answering 400
+ * `invalid_field` naming the field under at, or saying an object was
+ * expected there. */
+int gcho_json_object(gcho_req_t *rq, const gch_jnode_t *obj, const char *at,
+    const gch_jfield_t *f, size_t nf, const gch_jnode_t **vals);
 /* Copies a string member (NULL v: "") into out (size bytes with the NUL);
  * -1 after answering 400 `invalid_field` when it is longer, or shorter
  * than min. */
