@@ -184,6 +184,27 @@ gcho_login_taken(gcho_req_t *rq)
 
 
 int
+gcho_login_free(gcho_req_t *rq, const char *login)
+{
+    int          n;
+    PGresult    *res;
+    const char  *p[1];
+
+    p[0] = login;
+    res = gcho_sql(rq, "select 1 from family where login = $1"
+                       " union all select 1 from co_responsable"
+                       " where login = $1", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    PQclear(res);
+
+    return n == 0;
+}
+
+
+int
 gcho_account_choice_check(gcho_req_t *rq, const char *login, const char *pw,
     const char *ver)
 {
@@ -365,7 +386,6 @@ gcho_account_create(gcho_req_t *rq)
     char                chash[crypto_hash_sha256_BYTES * 2 + 1];
     uint8_t             h[crypto_hash_sha256_BYTES];
     size_t              i, n;
-    PGresult           *res;
     gch_json_t          doc;
     gcho_hash_t        *job;
     const char         *p[2], *at;
@@ -445,17 +465,11 @@ gcho_account_create(gcho_req_t *rq)
         goto done;
     }
 
-    p[0] = login;
-    res = gcho_sql(rq, "select 1 from family where login = $1"
-                       " union all select 1 from co_responsable"
-                       " where login = $1", 1, p);
-    if (res == NULL) {
+    rc = gcho_login_free(rq, login);
+    if (rc < 0) {
         goto done;
     }
-    n = (size_t) PQntuples(res);
-    PQclear(res);
-
-    if (n != 0) {
+    if (rc == 0) {
         rc = gcho_login_taken(rq);
         goto done;
     }
@@ -541,17 +555,11 @@ gcho_account_activate(gcho_req_t *rq)
     PQclear(res);
 
     /* the login may have been taken since the link was sent */
-    p[0] = login;
-    res = gcho_sql(rq, "select 1 from family where login = $1"
-                       " union all select 1 from co_responsable"
-                       " where login = $1", 1, p);
-    if (res == NULL) {
+    rc = gcho_login_free(rq, login);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
-
-    if (rc != 0) {
+    if (rc == 0) {
         gcho_rollback();
         return gcho_login_taken(rq);
     }

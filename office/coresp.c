@@ -331,17 +331,12 @@ gcho_cor_open(gcho_req_t *rq, const char *const *p, int lock)
              PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    res = gcho_sql(rq, "select 1 from family where login = $2"
-                       " union all select 1 from co_responsable"
-                       " where login = $2 and $1::text is not null",
-                   2, p);
-    if (res == NULL) {
+    n = gcho_login_free(rq, p[1]);
+    if (n < 0) {
         return 0;
     }
-    n = PQntuples(res);
-    PQclear(res);
 
-    if (n != 0) {
+    if (n == 0) {
         if (lock) {
             gcho_rollback();
         }

@@ -358,6 +358,9 @@ int gcho_family_child(gcho_req_t *rq, const char *child);
 int gcho_account_choice_check(gcho_req_t *rq, const char *login,
     const char *pw, const char *ver);
 int gcho_login_taken(gcho_req_t *rq);
+/* No family and no co-responsable has login: 1, 0 when one has, -1 after
+ * answering 503 (activation.c). */
+int gcho_login_free(gcho_req_t *rq, const char *login);
 
 /* Sets {T}:logins[login] to "<fid> <hash>" at once, best effort: the
  * worker republishes it from PostgreSQL anyway (account.c). */
