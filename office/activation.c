@@ -174,12 +174,75 @@ gcho_code_invalid(gcho_req_t *rq)
 }
 
 
-static int
+int
 gcho_login_taken(gcho_req_t *rq)
 {
     return gcho_error(rq, 409, "login_taken",
                       "Cet identifiant est déjà pris : choisissez-en un "
                       "autre.");
+}
+
+
+int
+gcho_login_free(gcho_req_t *rq, const char *login)
+{
+    int          n;
+    PGresult    *res;
+    const char  *p[1];
+
+    p[0] = login;
+    res = gcho_sql(rq, "select 1 from family where login = $1"
+                       " union all select 1 from co_responsable"
+                       " where login = $1", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = PQntuples(res);
+    PQclear(res);
+
+    return n == 0;
+}
+
+
+int
+gcho_account_choice_check(gcho_req_t *rq, const char *login, const char *pw,
+    const char *ver)
+{
+    size_t       n;
+    PGresult    *res;
+    const char  *p[1];
+
+    if (!gcho_login_ok(login)) {
+        (void) gcho_error(rq, 400, "invalid_field", "Le champ login doit "
+                          "faire de 3 à 64 caractères : lettres sans "
+                          "accent, chiffres, « . », « _ », « - », « @ ».");
+        return -1;
+    }
+
+    if (gcho_chars(pw) < GCHO_ACT_PW_MIN) {
+        (void) gcho_error(rq, 400, "invalid_field", "Le mot de passe doit "
+                          "faire 10 caractères au moins.");
+        return -1;
+    }
+
+    /* the terms of use: the current version, accepted */
+    p[0] = ver;
+    res = gcho_sql(rq, "select 1 where $1 ~ '^[0-9]{1,9}$' and $1::bigint"
+                       " = (select max(version) from cgu_version)", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    n = (size_t) PQntuples(res);
+    PQclear(res);
+
+    if (n != 1) {
+        (void) gcho_error(rq, 400, "invalid_field", "Acceptez la version en "
+                          "vigueur des conditions d'utilisation (champ "
+                          "cgu_version).");
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -225,9 +288,8 @@ gcho_account_create_end(gcho_req_t *rq)
     job = rq->hash;
 
     if (job->failed) {
-        return gcho_error(rq, 503, "unavailable", "Le service est "
-                          "momentanément indisponible, réessayez dans un "
-                          "instant.");
+        (void) gcho_unavailable(rq);
+        return 0;
     }
 
     if (gcho_begin(rq) != 0) {
@@ -324,7 +386,6 @@ gcho_account_create(gcho_req_t *rq)
     char                chash[crypto_hash_sha256_BYTES * 2 + 1];
     uint8_t             h[crypto_hash_sha256_BYTES];
     size_t              i, n;
-    PGresult           *res;
     gch_json_t          doc;
     gcho_hash_t        *job;
     const char         *p[2], *at;
@@ -370,33 +431,7 @@ gcho_account_create(gcho_req_t *rq)
         goto done;
     }
 
-    if (!gcho_login_ok(login)) {
-        rc = gcho_error(rq, 400, "invalid_field", "Le champ login doit "
-                        "faire de 3 à 64 caractères : lettres sans accent, "
-                        "chiffres, « . », « _ », « - », « @ ».");
-        goto done;
-    }
-
-    if (gcho_chars(pw) < GCHO_ACT_PW_MIN) {
-        rc = gcho_error(rq, 400, "invalid_field", "Le mot de passe doit "
-                        "faire 10 caractères au moins.");
-        goto done;
-    }
-
-    /* the terms of use: the current version, accepted */
-    p[0] = ver;
-    res = gcho_sql(rq, "select 1 where $1 ~ '^[0-9]{1,9}$' and $1::bigint"
-                       " = (select max(version) from cgu_version)", 1, p);
-    if (res == NULL) {
-        goto done;
-    }
-    n = (size_t) PQntuples(res);
-    PQclear(res);
-
-    if (n != 1) {
-        rc = gcho_error(rq, 400, "invalid_field", "Acceptez la version en "
-                        "vigueur des conditions d'utilisation (champ "
-                        "cgu_version).");
+    if (gcho_account_choice_check(rq, login, pw, ver) != 0) {
         goto done;
     }
 
@@ -430,17 +465,11 @@ gcho_account_create(gcho_req_t *rq)
         goto done;
     }
 
-    p[0] = login;
-    res = gcho_sql(rq, "select 1 from family where login = $1"
-                       " union all select 1 from co_responsable"
-                       " where login = $1", 1, p);
-    if (res == NULL) {
+    rc = gcho_login_free(rq, login);
+    if (rc < 0) {
         goto done;
     }
-    n = (size_t) PQntuples(res);
-    PQclear(res);
-
-    if (n != 0) {
+    if (rc == 0) {
         rc = gcho_login_taken(rq);
         goto done;
     }
@@ -526,17 +555,11 @@ gcho_account_activate(gcho_req_t *rq)
     PQclear(res);
 
     /* the login may have been taken since the link was sent */
-    p[0] = login;
-    res = gcho_sql(rq, "select 1 from family where login = $1"
-                       " union all select 1 from co_responsable"
-                       " where login = $1", 1, p);
-    if (res == NULL) {
+    rc = gcho_login_free(rq, login);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
-
-    if (rc != 0) {
+    if (rc == 0) {
         gcho_rollback();
         return gcho_login_taken(rq);
     }

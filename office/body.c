@@ -86,6 +86,34 @@ gcho_body_json(gcho_req_t *rq, gch_json_t *doc, const gch_jfield_t *f,
 }
 
 
+/* See office.h. */
+int
+gcho_json_object(gcho_req_t *rq, const gch_jnode_t *obj, const char *at,
+    const gch_jfield_t *f, size_t nf, const gch_jnode_t **vals)
+{
+    char         msg[400];
+    gch_jcx_t    cx;
+    gch_error_t  err;
+
+    memset(&err, 0, sizeof(err));
+    gch_jcx_init(&cx, &err);
+
+    if (obj->type == GCH_J_OBJECT
+        && gch_json_fields(&cx, obj, f, nf, vals) == 0)
+    {
+        return 0;
+    }
+
+    if (err.message[0] == '$') {
+        snprintf(msg, sizeof(msg), "%s%s", at, err.message + 1);
+    } else {
+        snprintf(msg, sizeof(msg), "%s : objet attendu", at);
+    }
+    gcho_error(rq, 400, "invalid_field", msg);
+    return -1;
+}
+
+
 int
 gcho_str(gcho_req_t *rq, const char *field, const gch_jnode_t *v, char *out,
     size_t size, size_t min)

@@ -483,17 +483,9 @@ gcho_address_decide(gcho_req_t *rq)
         return 0;
     }
 
-    if (strcmp(decision, "validee") != 0 && strcmp(decision, "refusee") != 0)
-    {
-        return gcho_error(rq, 400, "invalid_field",
-                          "Le champ decision vaut validee ou refusee.");
-    }
-
-    refused = decision[0] == 'r';
-
-    if (refused && !gcho_filled(reason)) {
-        return gcho_error(rq, 400, "invalid_field",
-                          "Le champ reason est obligatoire pour refuser.");
+    refused = gcho_decision_word(rq, decision, "validee", reason);
+    if (refused < 0) {
+        return 0;
     }
 
     res = gcho_decision_open(rq, "select status, family_id, address_line1,"

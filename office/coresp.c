@@ -41,7 +41,6 @@
     " 'created_at', c.created_at, 'activated_at', c.activated_at,"           \
     " 'invite_expires_at', c.invite_expires_at)"
 
-#define GCHO_COR_PW_MIN  10          /* characters, as account.c */
 
 
 static int
@@ -51,19 +50,6 @@ gcho_cor_id_ok(const char *id)
 
     n = strlen(id);
     return n > 0 && n <= 18 && strspn(id, "0123456789") == n;
-}
-
-
-static size_t
-gcho_cor_chars(const char *s)
-{
-    size_t  n;
-
-    for (n = 0; *s != '\0'; s++) {
-        n += ((unsigned char) *s & 0xc0) != 0x80;
-    }
-
-    return n;
 }
 
 
@@ -313,15 +299,6 @@ gcho_cor_invitation_invalid(gcho_req_t *rq)
 }
 
 
-static int
-gcho_cor_login_taken(gcho_req_t *rq)
-{
-    return gcho_error(rq, 409, "login_taken",
-                      "Cet identifiant est déjà pris : choisissez-en un "
-                      "autre.");
-}
-
-
 /* In the transaction (or not): the invitation p[0] is open and login
  * p[1] is free.  GCHO_GO with the family in rq->family_id, or the
  * answer. */
@@ -354,21 +331,16 @@ gcho_cor_open(gcho_req_t *rq, const char *const *p, int lock)
              PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    res = gcho_sql(rq, "select 1 from family where login = $2"
-                       " union all select 1 from co_responsable"
-                       " where login = $2 and $1::text is not null",
-                   2, p);
-    if (res == NULL) {
+    n = gcho_login_free(rq, p[1]);
+    if (n < 0) {
         return 0;
     }
-    n = PQntuples(res);
-    PQclear(res);
 
-    if (n != 0) {
+    if (n == 0) {
         if (lock) {
             gcho_rollback();
         }
-        return gcho_cor_login_taken(rq);
+        return gcho_login_taken(rq);
     }
 
     return GCHO_GO;
@@ -390,9 +362,8 @@ gcho_cor_accept_end(gcho_req_t *rq)
     job = rq->hash;
 
     if (job->failed) {
-        return gcho_error(rq, 503, "unavailable", "Le service est "
-                          "momentanément indisponible, réessayez dans un "
-                          "instant.");
+        (void) gcho_unavailable(rq);
+        return 0;
     }
 
     if (gcho_begin(rq) != 0) {
@@ -437,20 +408,6 @@ gcho_cor_accept_end(gcho_req_t *rq)
 }
 
 
-/* the account's login: 3 to 64 of A-Z a-z 0-9 . _ - @ (activation.c's) */
-static int
-gcho_cor_login_ok(const char *s)
-{
-    size_t  n;
-
-    n = strlen(s);
-
-    return n >= 3 && n <= 64
-           && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                        "0123456789._-@") == n;
-}
-
-
 static int
 gcho_cor_accept(gcho_req_t *rq)
 {
@@ -458,8 +415,6 @@ gcho_cor_accept(gcho_req_t *rq)
     char                tok[101], login[65], pw[GCHO_PW_BYTES], ver[24];
     char                thash[crypto_hash_sha256_BYTES * 2 + 1];
     uint8_t             h[crypto_hash_sha256_BYTES];
-    size_t              n;
-    PGresult           *res;
     gch_json_t          doc;
     gcho_hash_t        *job;
     const char         *p[2];
@@ -491,32 +446,7 @@ gcho_cor_accept(gcho_req_t *rq)
         goto done;
     }
 
-    if (!gcho_cor_login_ok(login)) {
-        gcho_error(rq, 400, "invalid_field", "Le champ login doit faire de "
-                   "3 à 64 caractères : lettres sans accent, chiffres, "
-                   "« . », « _ », « - », « @ ».");
-        goto done;
-    }
-
-    if (gcho_cor_chars(pw) < GCHO_COR_PW_MIN) {
-        gcho_error(rq, 400, "invalid_field", "Le mot de passe doit faire "
-                   "10 caractères au moins.");
-        goto done;
-    }
-
-    p[0] = ver;
-    res = gcho_sql(rq, "select 1 where $1 ~ '^[0-9]{1,9}$' and $1::bigint"
-                       " = (select max(version) from cgu_version)", 1, p);
-    if (res == NULL) {
-        goto done;
-    }
-    n = (size_t) PQntuples(res);
-    PQclear(res);
-
-    if (n != 1) {
-        gcho_error(rq, 400, "invalid_field", "Acceptez la version en "
-                   "vigueur des conditions d'utilisation (champ "
-                   "cgu_version).");
+    if (gcho_account_choice_check(rq, login, pw, ver) != 0) {
         goto done;
     }
 

@@ -59,6 +59,35 @@ gcho_decision_open(gcho_req_t *rq, const char *sql, const char *pending,
 
 /* See office.h. */
 int
+gcho_decision_word(gcho_req_t *rq, const char *decision,
+    const char *accepted, const char *reason)
+{
+    char  msg[64];
+
+    if (strcmp(decision, accepted) != 0 && strcmp(decision, "refusee") != 0)
+    {
+        snprintf(msg, sizeof(msg), "Le champ decision vaut %s ou refusee.",
+                 accepted);
+        (void) gcho_error(rq, 400, "invalid_field", msg);
+        return -1;
+    }
+
+    if (decision[0] != 'r') {
+        return 0;
+    }
+
+    if (reason[strspn(reason, " \t\r\n")] == '\0') {
+        (void) gcho_error(rq, 400, "invalid_field",
+                          "Le champ reason est obligatoire pour refuser.");
+        return -1;
+    }
+
+    return 1;
+}
+
+
+/* See office.h. */
+int
 gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d, int refused,
     const char *const *params, const char *const *kv, const char *body)
 {

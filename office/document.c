@@ -806,17 +806,9 @@ gcho_doc_decide(gcho_req_t *rq)
         return 0;
     }
 
-    if (strcmp(decision, "acceptee") != 0 && strcmp(decision, "refusee") != 0)
-    {
-        return gcho_error(rq, 400, "invalid_field",
-                          "Le champ decision vaut acceptee ou refusee.");
-    }
-
-    refused = decision[0] == 'r';
-
-    if (refused && reason[strspn(reason, " \t\r\n")] == '\0') {
-        return gcho_error(rq, 400, "invalid_field",
-                          "Le champ reason est obligatoire pour refuser.");
+    refused = gcho_decision_word(rq, decision, "acceptee", reason);
+    if (refused < 0) {
+        return 0;
     }
 
     if (dt < df) {

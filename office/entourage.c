@@ -210,10 +210,8 @@ gcho_entourage_create(gcho_req_t *rq, const char *fid,
     const gch_jnode_t *arr)
 {
     int                 k;
-    char                at[48], msg[400], id[32];
-    gch_jcx_t           cx;
+    char                at[48], id[32];
     gcho_ent_t          e;
-    gch_error_t         err;
     const gch_jnode_t  *o, *v[6];
 
     if (arr == NULL) {
@@ -229,18 +227,8 @@ gcho_entourage_create(gcho_req_t *rq, const char *fid,
     k = 0;
     for (o = arr->child; o != NULL; o = o->next, k++) {
         snprintf(at, sizeof(at), "$.entourage[%d]", k);
-        memset(&err, 0, sizeof(err));
-        gch_jcx_init(&cx, &err);
 
-        if (o->type != GCH_J_OBJECT
-            || gch_json_fields(&cx, o, gcho_ent_fields, 6, v) != 0)
-        {
-            if (err.message[0] == '$') {
-                snprintf(msg, sizeof(msg), "%s%s", at, err.message + 1);
-            } else {
-                snprintf(msg, sizeof(msg), "%s : objet attendu", at);
-            }
-            gcho_error(rq, 400, "invalid_field", msg);
+        if (gcho_json_object(rq, o, at, gcho_ent_fields, 6, v) != 0) {
             return -1;
         }
 

@@ -125,23 +125,9 @@ static int
 gcho_fam_child(gcho_req_t *rq, const gch_jnode_t *obj, const char *at,
     gcho_fam_child_t *c)
 {
-    char                msg[400];
-    gch_jcx_t           cx;
-    gch_error_t         err;
     const gch_jnode_t  *v[3];
 
-    memset(&err, 0, sizeof(err));
-    gch_jcx_init(&cx, &err);
-
-    if (obj->type != GCH_J_OBJECT
-        || gch_json_fields(&cx, obj, gcho_fam_child_fields, 3, v) != 0)
-    {
-        if (err.message[0] == '$') {
-            snprintf(msg, sizeof(msg), "%s%s", at, err.message + 1);
-        } else {
-            snprintf(msg, sizeof(msg), "%s : objet attendu", at);
-        }
-        gcho_error(rq, 400, "invalid_field", msg);
+    if (gcho_json_object(rq, obj, at, gcho_fam_child_fields, 3, v) != 0) {
         return -1;
     }
 

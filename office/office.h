@@ -281,6 +281,12 @@ void gcho_rollback(void);
  */
 int gcho_body_json(gcho_req_t *rq, gch_json_t *doc, const gch_jfield_t *f,
     size_t nf, const gch_jnode_t **vals);
+/* The same for obj, an object inside the body at path at
+ * ("$.entourage[2]"): 0 and vals[], or -1 after answering 400
+ * `invalid_field` naming the field under at, or saying an object was
+ * expected there. */
+int gcho_json_object(gcho_req_t *rq, const gch_jnode_t *obj, const char *at,
+    const gch_jfield_t *f, size_t nf, const gch_jnode_t **vals);
 /* Copies a string member (NULL v: "") into out (size bytes with the NUL);
  * -1 after answering 400 `invalid_field` when it is longer, or shorter
  * than min. */
@@ -342,6 +348,20 @@ int gcho_catalogue_changed(gcho_req_t *rq);
  * `forbidden` (rolled back), 0 after answering 503. */
 int gcho_family_child(gcho_req_t *rq, const char *child);
 
+/*
+ * The login, password and CGU version a family member chooses, the
+ * family's own account (activation.c) or a co-responsable's (coresp.c):
+ * 3 to 64 of A-Z a-z 0-9 . _ - @, 10 characters at least, the version of
+ * the terms in force.  0, or -1 after answering 400 `invalid_field` or
+ * 503.  gcho_login_taken answers 409 `login_taken`.
+ */
+int gcho_account_choice_check(gcho_req_t *rq, const char *login,
+    const char *pw, const char *ver);
+int gcho_login_taken(gcho_req_t *rq);
+/* No family and no co-responsable has login: 1, 0 when one has, -1 after
+ * answering 503 (activation.c). */
+int gcho_login_free(gcho_req_t *rq, const char *login);
+
 /* Sets {T}:logins[login] to "<fid> <hash>" at once, best effort: the
  * worker republishes it from PostgreSQL anyway (account.c). */
 void gcho_login_publish(const char *login, const char *fid,
@@ -377,6 +397,13 @@ int gcho_required_missing(gcho_req_t *rq, const char *child,
  */
 PGresult *gcho_decision_open(gcho_req_t *rq, const char *sql,
     const char *pending, const char *not_found, const char *decided);
+
+/* The decision field of a staff decision: accepted (this flow's word,
+ * "validee" or "acceptee") or "refusee", with a reason other than blanks
+ * when refused (decision.c).  0 accepted, 1 refused, -1 after answering
+ * 400 `invalid_field`. */
+int gcho_decision_word(gcho_req_t *rq, const char *decision,
+    const char *accepted, const char *reason);
 
 /* What a kind of decision does; [0] when accepted, [1] when refused. */
 typedef struct {

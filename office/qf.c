@@ -253,17 +253,9 @@ gcho_qf_decide(gcho_req_t *rq)
         return 0;
     }
 
-    if (strcmp(decision, "validee") != 0 && strcmp(decision, "refusee") != 0)
-    {
-        return gcho_error(rq, 400, "invalid_field",
-                          "Le champ decision vaut validee ou refusee.");
-    }
-
-    refused = decision[0] == 'r';
-
-    if (refused && reason[strspn(reason, " \t\r\n")] == '\0') {
-        return gcho_error(rq, 400, "invalid_field",
-                          "Le champ reason est obligatoire pour refuser.");
+    refused = gcho_decision_word(rq, decision, "validee", reason);
+    if (refused < 0) {
+        return 0;
     }
 
     if (!refused) {

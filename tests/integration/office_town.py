@@ -8,12 +8,16 @@ Two families: f1 (children f1-a, f1-b) and f2 (child f2-a).  Activity
 f1-b in none (the family asks in the office).
 """
 
+import csv
 import http.client
+import io
 import json
 import os
 import subprocess
 import time
 import uuid
+
+import pytest
 
 from stack import Response
 
@@ -86,6 +90,52 @@ def staff_login(s, login, password):
                json={"login": login, "password": password})
     assert r.status == 200, r
     return r.json()["token"]
+
+
+# The usual staff of the office's tests, by role: login, role, name,
+# password.
+STAFF = {"agent": ("agent.a", "agent", "Alex Agent", "agent-pass-1"),
+         "regie": ("regie.r", "regie", "Robin Régie", "regie-pass-2"),
+         "admin": ("chef", "admin", "Camille Chef", "admin-pass-3")}
+
+
+def staffed_stack(make_stack, town_file, name, roles=("agent", "regie")):
+    """make_stack(town_file) with the usual staff of these roles."""
+    st = make_stack(town_file, name=name)
+    for role in roles:
+        staff_add(st, *STAFF[role])
+    return st
+
+
+def staff_token(s, role):
+    """The usual staff of that role logged in: its token."""
+    login, _, _, password = STAFF[role]
+    return staff_login(s, login, password)
+
+
+# Fixtures a test file imports (its own s the stack): the usual staff
+# logged in.
+@pytest.fixture(scope="module")
+def agent(s):
+    return staff_token(s, "agent")
+
+
+@pytest.fixture(scope="module")
+def regie(s):
+    return staff_token(s, "regie")
+
+
+@pytest.fixture(scope="module")
+def admin(s):
+    return staff_token(s, "admin")
+
+
+def csv_rows(r):
+    """The rows of a 200 answer's CSV (;-separated), its header left
+    out."""
+    assert r.status == 200, r
+    return [x for x in csv.reader(io.StringIO(r.body.decode()),
+                                  delimiter=";")][1:]
 
 
 def staff_try(s, login, password, source=None, path="/api/staff/session"):

@@ -144,6 +144,24 @@ def test_creating_the_account(s):
     assert audit(s, "account.cgu")[-1][0] == "family:f2"
 
 
+def test_a_login_taken_before_the_link_is_opened(s):
+    cgu = s.http("GET", "/api/account/cgu").json()["version"]
+    r = create(s, dossier="f4", code=code_of(s, "f4"), login="mae.f4",
+               email="mae@example.org", cgu_version=cgu)
+    assert r.status == 202, r
+    body = [m[3] for m in outbox(s, "activation") if "mae.f4" in m[3]][0]
+    token = re.search(r"/#/activer\?jeton=(\S+)", body).group(1)
+    # meanwhile a co-responsable of f1 chose it
+    s.sql("insert into co_responsable (family_id, first_name, last_name,"
+          " email, invite_hash, invite_expires_at, login,"
+          " password_hash, activated_at)"
+          " values ('f1', 'Mae', 'Autre', 'x@example.org', 'h-mae',"
+          " now(), 'mae.f4', 'x', now())")
+    assert error_code(s.http("POST", "/api/account/activate",
+                             json={"token": token}), 409) == "login_taken"
+    assert s.sql("select login from family where id = 'f4'") == [(None,)]
+
+
 def test_guessing_a_code_is_throttled_like_a_login(s):
     cgu = s.http("GET", "/api/account/cgu").json()["version"]
     got = [create(s, dossier="f3", login="leon.f3", cgu_version=cgu,

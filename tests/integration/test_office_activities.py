@@ -14,31 +14,18 @@ import uuid
 
 import pytest
 
-from office_town import (audit, book, error_code, module_sees, published,
-                         staff_add, staff_login, town)
+from office_town import (agent, audit, book, error_code, module_sees,
+                         published, regie, staffed_stack, town)
 
 
 @pytest.fixture(scope="module")
 def s(make_stack):
-    st = make_stack(town(), name="office-activities")
-    staff_add(st, "agent.a", "agent", "Alex Agent", "agent-pass-1")
-    staff_add(st, "regie.r", "regie", "Robin Régie", "regie-pass-2")
-    return st
+    return staffed_stack(make_stack, town(), "office-activities")
 
 
 @pytest.fixture(scope="module")
 def tok(s):
     return s.tokens()
-
-
-@pytest.fixture(scope="module")
-def agent(s):
-    return staff_login(s, "agent.a", "agent-pass-1")
-
-
-@pytest.fixture(scope="module")
-def regie(s):
-    return staff_login(s, "regie.r", "regie-pass-2")
 
 
 def counters(s, sid):

@@ -180,6 +180,12 @@ def test_a_refusal_says_why(s, tok, agent):
                      "city": "Ambérieu-en-Bugey"})
     assert r.status == 201, r
     cid = r.json()["address_change"]["id"]
+    # a reason of blank lines is no reason, as for the other decisions
+    assert error_code(s.http("POST", "/api/staff/address-changes/%d/"
+                             "decision" % cid, token=agent,
+                             json={"decision": "refusee",
+                                   "reason": " \n\r\n"}), 400) == \
+        "invalid_field"
     r = s.http("POST", "/api/staff/address-changes/%d/decision" % cid,
                token=agent, json={"decision": "refusee",
                                   "reason": "Justificatif de domicile "

@@ -13,25 +13,12 @@ import tempfile
 
 import pytest
 
-from office_town import audit, error_code, staff_add, staff_login, town
+from office_town import agent, audit, error_code, regie, staffed_stack, town
 
 
 @pytest.fixture(scope="module")
 def s(make_stack):
-    st = make_stack(town(), name="office-counter")
-    staff_add(st, "agent.a", "agent", "Alex Agent", "agent-pass-1")
-    staff_add(st, "regie.r", "regie", "Robin Régie", "regie-pass-2")
-    return st
-
-
-@pytest.fixture(scope="module")
-def agent(s):
-    return staff_login(s, "agent.a", "agent-pass-1")
-
-
-@pytest.fixture(scope="module")
-def regie(s):
-    return staff_login(s, "regie.r", "regie-pass-2")
+    return staffed_stack(make_stack, town(), "office-counter")
 
 
 def invoice(s, fid, number, cents, month, issued="2027-08-02 10:00+02"):

@@ -9,29 +9,18 @@ cannot do any of it; refusals write nothing.  Invoices are made by the
 real monthly invoicing of real bookings.
 """
 
-import csv
-import io
 import uuid
 
 import pytest
 
-from office_town import audit, error_code, staff_add, staff_login
+from office_town import audit, csv_rows, error_code, staff_token, staffed_stack
 from test_office_regies import town
 
 
 @pytest.fixture(scope="module")
 def s(make_stack):
-    st = make_stack(town(), name="office-credit")
-    staff_add(st, "agent.a", "agent", "Alex Agent", "agent-pass-1")
-    staff_add(st, "regie.r", "regie", "Robin Régie", "regie-pass-2")
-    staff_add(st, "chef", "admin", "Camille Chef", "admin-pass-3")
-    return st
-
-
-def rows(r):
-    assert r.status == 200, r
-    return [x for x in csv.reader(io.StringIO(r.body.decode()),
-                                  delimiter=";")][1:]
+    return staffed_stack(make_stack, town(), "office-credit",
+                         roles=("agent", "regie", "admin"))
 
 
 def counts(s):
@@ -48,9 +37,9 @@ def family_invoice(s, number):
 
 
 def test_credit_notes_and_refunds(s):
-    agent = staff_login(s, "agent.a", "agent-pass-1")
-    regie = staff_login(s, "regie.r", "regie-pass-2")
-    admin = staff_login(s, "chef", "admin-pass-3")
+    agent = staff_token(s, "agent")
+    regie = staff_token(s, "regie")
+    admin = staff_token(s, "admin")
     r = s.http("POST", "/api/bookings", token=s.token("f1"),
                headers={"Idempotency-Key": uuid.uuid4().hex},
                json={"items": [{"child_id": "f1-a", "session_id": x}
@@ -185,7 +174,7 @@ def test_credit_notes_and_refunds(s):
     assert r.body.decode().startswith("type;date;facture;famille;mode;"
                                       "montant;reference;agent;piece\r\n")
     n = str(number)
-    assert [(x[0], x[2], x[4], x[5], x[6], x[8]) for x in rows(r)] == [
+    assert [(x[0], x[2], x[4], x[5], x[6], x[8]) for x in csv_rows(r)] == [
         ("facture", n, "", "17,50", "", ""),
         ("encaissement", n, "cheque", "14,00", "n° 42", ""),
         ("avoir", n, "", "3,50", "Absence justifiée (certificat médical)",
@@ -194,16 +183,17 @@ def test_credit_notes_and_refunds(s):
         ("remboursement", n, "cheque", "7,00", "chèque du Trésor n° 7",
          "RB-1")]
     assert [(x[0], x[5], x[8]) for x in
-            rows(s.http("GET", url + "&regie=cantine", token=regie))] == \
+            csv_rows(s.http("GET", url + "&regie=cantine", token=regie))] == \
         [("facture", "3,50", ""), ("avoir", "3,50", "AV-1")]
     assert [(x[0], x[5], x[8]) for x in
-            rows(s.http("GET", url + "&regie=principale", token=regie))] == \
+            csv_rows(s.http("GET", url + "&regie=principale",
+                            token=regie))] == \
         [("facture", "14,00", ""), ("encaissement", "14,00", ""),
          ("avoir", "7,00", "AV-2"), ("remboursement", "7,00", "RB-1")]
 
 
 def test_an_invoice_credited_in_full_is_settled(s):
-    regie = staff_login(s, "regie.r", "regie-pass-2")
+    regie = staff_token(s, "regie")
     inv = s.sql("insert into invoice (number, family_id, month,"
                 " total_cents, issued_at, due_date)"
                 " values (900, 'f1', '2027-08-01', 500, now(), '2027-08-01')"
@@ -225,5 +215,5 @@ def test_an_invoice_credited_in_full_is_settled(s):
                   " 'YYYY-MM')")[0][0]
     r = s.http("GET", "/api/staff/exports/accounting?month=" + month,
                token=regie)
-    assert not [x for x in rows(r) if x[0] == "encaissement"
+    assert not [x for x in csv_rows(r) if x[0] == "encaissement"
                 and x[2] == "900"]

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from office_town import error_code, staff_add, staff_login
+from office_town import agent, error_code, regie, staffed_stack
 
 
 def town():
@@ -48,20 +48,7 @@ def town():
 
 @pytest.fixture(scope="module")
 def s(make_stack):
-    st = make_stack(town(), name="office-daily")
-    staff_add(st, "agent.a", "agent", "Alex Agent", "agent-pass-1")
-    staff_add(st, "regie.r", "regie", "Robin Régie", "regie-pass-2")
-    return st
-
-
-@pytest.fixture(scope="module")
-def agent(s):
-    return staff_login(s, "agent.a", "agent-pass-1")
-
-
-@pytest.fixture(scope="module")
-def regie(s):
-    return staff_login(s, "regie.r", "regie-pass-2")
+    return staffed_stack(make_stack, town(), "office-daily")
 
 
 @pytest.fixture(scope="module")

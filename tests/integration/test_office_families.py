@@ -12,32 +12,14 @@ import os
 
 import pytest
 
-from office_town import (PDF, audit, book, error_code, module_sees,
-                         published, staff_add, staff_login, town)
+from office_town import (PDF, admin, agent, audit, book, error_code,
+                         module_sees, published, regie, staffed_stack, town)
 
 
 @pytest.fixture(scope="module")
 def s(make_stack):
-    st = make_stack(town(), name="office-families")
-    staff_add(st, "agent.a", "agent", "Alex Agent", "agent-pass-1")
-    staff_add(st, "regie.r", "regie", "Robin Régie", "regie-pass-2")
-    staff_add(st, "chef", "admin", "Camille Chef", "admin-pass-3")
-    return st
-
-
-@pytest.fixture(scope="module")
-def agent(s):
-    return staff_login(s, "agent.a", "agent-pass-1")
-
-
-@pytest.fixture(scope="module")
-def regie(s):
-    return staff_login(s, "regie.r", "regie-pass-2")
-
-
-@pytest.fixture(scope="module")
-def admin(s):
-    return staff_login(s, "chef", "admin-pass-3")
+    return staffed_stack(make_stack, town(), "office-families",
+                         roles=("agent", "regie", "admin"))
 
 
 NEW = {"login": "martin", "email": "martin@example.org", "qf": 450,
@@ -65,6 +47,10 @@ def test_a_family_made_at_the_counter_books(s, agent):
     for body, path in ((dict(NEW, children=[]), "$.children"),
                        (dict(NEW, children=[{"first_name": "X"}]),
                         "$.children[0].birth_date"),
+                       (dict(NEW, children=[3]),
+                        "$.children[0] : objet attendu"),
+                       (dict(NEW, entourage=[None]),
+                        "$.entourage[0] : objet attendu"),
                        (dict(NEW, qf=-3), "$.qf"),
                        (dict(NEW, entourage=[{"relation": "x"}]),
                         "$.entourage[0].first_name"),

@@ -6,13 +6,11 @@ activities (the invoices made by the real monthly invoicing of real
 bookings); only an admin changes régies.
 """
 
-import csv
-import io
 import uuid
 
 import pytest
 
-from office_town import audit, error_code, staff_add, staff_login
+from office_town import audit, csv_rows, error_code, staff_token, staffed_stack
 
 
 def town():
@@ -46,21 +44,13 @@ def town():
 
 @pytest.fixture(scope="module")
 def s(make_stack):
-    st = make_stack(town(), name="office-regies")
-    staff_add(st, "regie.r", "regie", "Robin Régie", "regie-pass-2")
-    staff_add(st, "chef", "admin", "Camille Chef", "admin-pass-3")
-    return st
-
-
-def rows(r):
-    assert r.status == 200, r
-    return [x for x in csv.reader(io.StringIO(r.body.decode()),
-                                  delimiter=";")][1:]
+    return staffed_stack(make_stack, town(), "office-regies",
+                         roles=("regie", "admin"))
 
 
 def test_one_export_per_regie(s):
-    regie = staff_login(s, "regie.r", "regie-pass-2")
-    admin = staff_login(s, "chef", "admin-pass-3")
+    regie = staff_token(s, "regie")
+    admin = staff_token(s, "admin")
     r = s.http("POST", "/api/bookings", token=s.token("f1"),
                headers={"Idempotency-Key": uuid.uuid4().hex},
                json={"items": [{"child_id": "f1-a", "session_id": x}
@@ -101,7 +91,7 @@ def test_one_export_per_regie(s):
     month = s.sql("select to_char(now() at time zone 'Europe/Paris',"
                   " 'YYYY-MM')")[0][0]
     url = "/api/staff/exports/accounting?month=%s" % month
-    assert [(x[0], x[2], x[5]) for x in rows(s.http("GET", url,
+    assert [(x[0], x[2], x[5]) for x in csv_rows(s.http("GET", url,
                                                     token=regie))] == \
         [("facture", reference, "17,50")]
     main = s.http("GET", url + "&regie=principale", token=regie)
@@ -109,20 +99,20 @@ def test_one_export_per_regie(s):
         main.header_all("Content-Disposition")[0]
     # invoiced before the canteen had its régie: the whole invoice is the
     # régie principale's (migration 0041)
-    assert [(x[0], x[5]) for x in rows(main)] == [("facture", "17,50")]
-    assert rows(s.http("GET", url + "&regie=cantine", token=regie)) == []
+    assert [(x[0], x[5]) for x in csv_rows(main)] == [("facture", "17,50")]
+    assert csv_rows(s.http("GET", url + "&regie=cantine", token=regie)) == []
 
     # an invoice made before 0041 (no régie, all régies' lines): each
     # régie's export counts its lines of it
     s.sql("update invoice set regie_code = null")
     number = s.sql("select number from invoice")[0][0]
-    assert [(x[0], x[2], x[5]) for x in rows(s.http("GET", url,
+    assert [(x[0], x[2], x[5]) for x in csv_rows(s.http("GET", url,
                                                     token=regie))] == \
         [("facture", str(number), "17,50")]
-    assert [(x[0], x[5]) for x in rows(s.http(
+    assert [(x[0], x[5]) for x in csv_rows(s.http(
         "GET", url + "&regie=principale", token=regie))] == \
         [("facture", "14,00")]
-    assert [(x[0], x[5]) for x in rows(s.http("GET", url + "&regie=cantine",
+    assert [(x[0], x[5]) for x in csv_rows(s.http("GET", url + "&regie=cantine",
                                               token=regie))] == \
         [("facture", "3,50")]
     assert error_code(s.http("GET", url + "&regie=piscine", token=regie),

@@ -9,7 +9,7 @@ settings but cannot change them; bad bodies write nothing.
 import pytest
 
 from office_town import (audit, book, error_code, module_sees, published,
-                         staff_add, staff_login)
+                         staff_token, staffed_stack)
 
 
 UNITS = [{"code": "MATIN", "label": "Matin", "starts": "08:30",
@@ -20,15 +20,13 @@ UNITS = [{"code": "MATIN", "label": "Matin", "starts": "08:30",
 
 @pytest.fixture(scope="module")
 def s(make_stack):
-    st = make_stack(None, name="office-town")
-    staff_add(st, "agent.a", "agent", "Alex Agent", "agent-pass-1")
-    staff_add(st, "chef", "admin", "Camille Chef", "admin-pass-3")
-    return st
+    return staffed_stack(make_stack, None, "office-town",
+                         roles=("agent", "admin"))
 
 
 def test_a_town_made_in_the_back_office(s):
-    agent = staff_login(s, "agent.a", "agent-pass-1")
-    admin = staff_login(s, "chef", "admin-pass-3")
+    agent = staff_token(s, "agent")
+    admin = staff_token(s, "admin")
     r = s.http("GET", "/api/staff/town", token=agent)
     assert r.status == 200, r
     assert r.json() == {"loaded": False, "name": None, "timezone": None,

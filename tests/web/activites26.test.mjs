@@ -14,28 +14,12 @@
  * and 375 px.  Screenshots in tests/out/web/a26-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
 import * as H from "./helpers.mjs";
 
-const ROOT = H.ROOT;
-const CTL = path.join(ROOT, "build", "guichetctl");
 const PW = "pw-" + Math.random().toString(36).slice(2, 12);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
-              && fs.existsSync(CTL);
 
-let stack = null;
-let BASE;
-let tmp;
-let browser;
-const errors = [];
-
-const shot = (name, p) => H.shot("a26-" + name, p);
 
 const TOWN = {
     town: { name: "Activités", timezone: "Europe/Paris" },
@@ -56,48 +40,17 @@ const TOWN = {
                                 status: "validee" }] }],
 };
 
-async function staffPage(login, width) {
-    const p = await (await browser.newContext({
-        locale: "fr-FR", viewport: { width, height: 900 } })).newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
-    await p.goto(BASE + "/agent/#/connexion");
-    await p.waitForSelector("#ag-identifiant");
-    await p.fill("#ag-identifiant", login);
-    await p.fill("#ag-motdepasse", PW);
-    await p.click("form button[type=submit]");
-    await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
-    return p;
-}
-
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-a26-"));
-    const file = path.join(tmp, "town.json");
-    fs.writeFileSync(file, JSON.stringify(TOWN));
-    stack = await H.startStack(file);
-    BASE = stack.base;
-    for (const [login, role] of [["r.regie", "regie"], ["a.agent", "agent"],
-                                 ["c.chef", "admin"]]) {
-        execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
-                           "Camille " + role],
-                     { cwd: ROOT, input: PW + "\n",
-                       stdio: ["pipe", "pipe", "pipe"] });
-    }
-    browser = await chromium.launch({ executablePath: H.CHROMIUM,
-                                      args: H.ARGS });
+const web = H.ownStack("a26", TOWN, {
+    staff: [["r.regie", "regie"],
+            ["a.agent", "agent"],
+            ["c.chef", "admin"]]
+        .map(([login, role]) => ({ login, role, name: "Camille " + role,
+                                   password: PW }))
 });
+const { errors, shot, sql } = web;
+const staffPage = (login, width) => web.staffPage(login, PW, width);
 
-after(async () => {
-    await browser?.close();
-    await H.stopStack(stack);
-    if (tmp) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-    }
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 const cells = (p, sel) => p.$$eval("#seances tbody tr " + sel,
                                    (tds) => tds.map((x) => x.textContent));
@@ -194,7 +147,7 @@ t("the régie creates the Wednesday club, its sessions and their places",
 
 t("an agent reads the activities and changes nothing", async () => {
     const p = await staffPage("a.agent", 375);
-    await p.goto(BASE + "/agent/#/activites");
+    await p.goto(web.stack.base + "/agent/#/activites");
     await p.waitForSelector("#activites [data-activite=mercredi]");
     assert.equal(await p.$("#ac-creer"), null);
     await H.axe("activités agent 375", p);
@@ -210,7 +163,7 @@ t("an agent reads the activities and changes nothing", async () => {
 
     /* the centre's families get a message */
     const a = await staffPage("a.agent", 1200);
-    await a.goto(BASE + "/agent/#/activites?id=centre");
+    await a.goto(web.stack.base + "/agent/#/activites?id=centre");
     await a.waitForSelector("#msg-familles");
     assert.equal(await a.$("#rappels"), null);
     await a.fill("#msg-objet", "Sortie au parc");
@@ -223,7 +176,7 @@ t("an agent reads the activities and changes nothing", async () => {
 
     /* an admin gives the club its régie */
     const c = await staffPage("c.chef", 1200);
-    await c.goto(BASE + "/agent/#/activites?id=mercredi");
+    await c.goto(web.stack.base + "/agent/#/activites?id=mercredi");
     await c.waitForSelector("#regie-activite");
     await c.selectOption("#activite-regie", "principale");
     await c.click("#regie-activite button[type=submit]");
@@ -234,7 +187,7 @@ t("an agent reads the activities and changes nothing", async () => {
 
     /* the régie's forms on a phone */
     const r = await staffPage("r.regie", 375);
-    await r.goto(BASE + "/agent/#/activites?id=mercredi");
+    await r.goto(web.stack.base + "/agent/#/activites?id=mercredi");
     await r.waitForSelector("#seances input.places");
     await H.axe("activité régie 375", r);
     await shot("regie-375", r);

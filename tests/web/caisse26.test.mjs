@@ -16,28 +16,14 @@
  * and 375 px.  Screenshots in tests/out/web/c26-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
 import * as H from "./helpers.mjs";
 
-const ROOT = H.ROOT;
-const CTL = path.join(ROOT, "build", "guichetctl");
 const PW = "pw-" + Math.random().toString(36).slice(2, 12);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
-              && fs.existsSync(CTL);
 
-let stack = null;
-let BASE;
-let tmp;
-let browser;
-const errors = [];
-
-const shot = (name, p) => H.shot("c26-" + name, p);
 const invId = (n) => sql("select id from invoice where number = " + n);
 
 const TOWN = {
@@ -49,61 +35,25 @@ const TOWN = {
                { id: "f2", qf: 900, children: [] }],
 };
 
-function sql(query) {
-    const conf = fs.readFileSync(stack.conf, "utf8");
-    const conn = /^postgres = "(.*)"$/m.exec(conf)[1];
-    return execFileSync("psql", [conn, "-qtA", "-c", query],
-                        { encoding: "utf8" }).trim();
-}
-
-async function staffPage(login, width) {
-    const p = await (await browser.newContext({
-        locale: "fr-FR", acceptDownloads: true,
-        viewport: { width, height: 900 } })).newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
-    await p.goto(BASE + "/agent/#/connexion");
-    await p.waitForSelector("#ag-identifiant");
-    await p.fill("#ag-identifiant", login);
-    await p.fill("#ag-motdepasse", PW);
-    await p.click("form button[type=submit]");
-    await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
-    return p;
-}
-
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-c26-"));
-    const file = path.join(tmp, "town.json");
-    fs.writeFileSync(file, JSON.stringify(TOWN));
-    stack = await H.startStack(file);
-    BASE = stack.base;
-    for (const [login, role] of [["r.regie", "regie"], ["a.agent", "agent"],
-                                 ["c.chef", "admin"]]) {
-        execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
-                           "Camille " + role],
-                     { cwd: ROOT, input: PW + "\n",
-                       stdio: ["pipe", "pipe", "pipe"] });
-    }
-    sql("insert into invoice (number, family_id, month, total_cents,"
-        + " issued_at, due_date) values"
-        + " (1, 'f1', '2026-10-01', 4200, now(), '2026-11-15'),"
-        + " (2, 'f1', '2026-11-01', 1350, now(), '2026-12-15'),"
-        + " (3, 'f2', '2026-11-01', 700, now(), '2026-12-15')");
-    browser = await chromium.launch({ executablePath: H.CHROMIUM,
-                                      args: H.ARGS });
+const web = H.ownStack("c26", TOWN, {
+    staff: [["r.regie", "regie"],
+            ["a.agent", "agent"],
+            ["c.chef", "admin"]]
+        .map(([login, role]) => ({ login, role, name: "Camille " + role,
+                                   password: PW })),
+    setup: async () => {
+        sql("insert into invoice (number, family_id, month, total_cents,"
+            + " issued_at, due_date) values"
+            + " (1, 'f1', '2026-10-01', 4200, now(), '2026-11-15'),"
+            + " (2, 'f1', '2026-11-01', 1350, now(), '2026-12-15'),"
+            + " (3, 'f2', '2026-11-01', 700, now(), '2026-12-15')");
+    },
 });
+const { errors, shot, sql } = web;
+const staffPage = (login, width) =>
+    web.staffPage(login, PW, width, { acceptDownloads: true });
 
-after(async () => {
-    await browser?.close();
-    await H.stopStack(stack);
-    if (tmp) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-    }
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 t("the régie records a cheque and exports the month", async () => {
     const p = await staffPage("r.regie", 1200);
@@ -155,7 +105,7 @@ t("the régie records a cheque and exports the month", async () => {
     await p.close();
 
     const m = await staffPage("r.regie", 375);
-    await m.goto(BASE + "/agent/#/caisse?famille=f2");
+    await m.goto(web.stack.base + "/agent/#/caisse?famille=f2");
     await m.waitForSelector("#caisse-paiement");
     await m.waitForSelector("#caisse-paiements table");
     await H.axe("caisse 375", m);
@@ -167,7 +117,7 @@ t("the régie records a cheque and exports the month", async () => {
 t("the régie makes avoirs and refunds what it owes", async () => {
     const p = await staffPage("r.regie", 1200);
     /* f2's invoice n° 3 (7,00) not paid: an avoir lowers what is due */
-    await p.goto(BASE + "/agent/#/caisse?famille=f2");
+    await p.goto(web.stack.base + "/agent/#/caisse?famille=f2");
     await p.waitForSelector("#avoir-form");
     await p.waitForSelector("#caisse-avoirs :text('Aucun avoir')");
     await p.selectOption("#avoir-facture", invId(3));
@@ -192,14 +142,13 @@ t("the régie makes avoirs and refunds what it owes", async () => {
     await H.axe("caisse avoir", p);
 
     /* the family sees the avoir and pays what is left */
-    const tok = execFileSync(CTL, ["-c", stack.conf, "token", "f2"],
-                             { cwd: ROOT, encoding: "utf8" }).trim();
-    const fctx = await browser.newContext({ locale: "fr-FR" });
+    const tok = web.ctl("token", "f2").trim();
+    const fctx = await web.browser.newContext({ locale: "fr-FR" });
     await fctx.addCookies([{ name: "guichet_session", value: tok,
-                             url: BASE }]);
+                             url: web.stack.base }]);
     const fam = await fctx.newPage();
     fam.on("pageerror", (e) => errors.push(e.message));
-    await fam.goto(BASE + "/#/factures");
+    await fam.goto(web.stack.base + "/#/factures");
     await fam.waitForSelector("h1:has-text('Mes factures')");
     await fam.waitForSelector("text=avoir AV-1");
     assert.match(await fam.textContent("main table"),
@@ -211,7 +160,7 @@ t("the régie makes avoirs and refunds what it owes", async () => {
 
     /* f1's invoice n° 1 was paid by cheque: an avoir is owed back, then
        refunded by cheque */
-    await p.goto(BASE + "/agent/#/caisse?famille=f1");
+    await p.goto(web.stack.base + "/agent/#/caisse?famille=f1");
     await p.waitForSelector("#avoir-form");
     await p.selectOption("#avoir-facture", invId(1));
     await p.fill("#avoir-montant", "5");
@@ -243,7 +192,7 @@ t("the régie makes avoirs and refunds what it owes", async () => {
     await p.close();
 
     const m = await staffPage("r.regie", 375);
-    await m.goto(BASE + "/agent/#/caisse?famille=f1");
+    await m.goto(web.stack.base + "/agent/#/caisse?famille=f1");
     await m.waitForSelector("#caisse-avoirs table");
     await H.axe("avoirs 375", m);
     await shot("avoirs-375", m);
@@ -253,7 +202,7 @@ t("the régie makes avoirs and refunds what it owes", async () => {
 
 t("an admin creates a régie", async () => {
     const p = await staffPage("c.chef", 375);
-    await p.goto(BASE + "/agent/#/caisse");
+    await p.goto(web.stack.base + "/agent/#/caisse");
     await p.waitForSelector("#regie-creer");
     await p.fill("#regie-code", "cantine");
     await p.fill("#regie-nom", "Régie de la restauration");
@@ -270,7 +219,7 @@ t("an admin creates a régie", async () => {
 t("an agent has no counter for money", async () => {
     const p = await staffPage("a.agent", 1200);
     assert.equal(await p.isVisible("nav a[href='#/caisse']"), false);
-    await p.goto(BASE + "/agent/#/caisse?famille=f2");
+    await p.goto(web.stack.base + "/agent/#/caisse?famille=f2");
     await p.waitForSelector("#caisse-regie");
     assert.equal(await p.$("#caisse-paiement"), null);
     await p.close();

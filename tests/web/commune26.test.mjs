@@ -13,62 +13,23 @@
  * and 375 px.  Screenshots in tests/out/web/t26-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import path from "node:path";
-import fs from "node:fs";
-import { chromium } from "playwright-core";
 import * as H from "./helpers.mjs";
 
-const ROOT = H.ROOT;
-const CTL = path.join(ROOT, "build", "guichetctl");
 const PW = "pw-" + Math.random().toString(36).slice(2, 12);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
-              && fs.existsSync(CTL);
 
-let stack = null;
-let BASE;
-let browser;
-const errors = [];
 
-const shot = (name, p) => H.shot("t26-" + name, p);
-
-async function staffPage(login, width) {
-    const p = await (await browser.newContext({
-        locale: "fr-FR", viewport: { width, height: 900 } })).newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
-    await p.goto(BASE + "/agent/#/connexion");
-    await p.waitForSelector("#ag-identifiant");
-    await p.fill("#ag-identifiant", login);
-    await p.fill("#ag-motdepasse", PW);
-    await p.click("form button[type=submit]");
-    await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
-    return p;
-}
-
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    stack = await H.startStack("--no-town");
-    BASE = stack.base;
-    for (const [login, role] of [["c.chef", "admin"], ["a.agent", "agent"]]) {
-        execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
-                           "Camille " + role],
-                     { cwd: ROOT, input: PW + "\n",
-                       stdio: ["pipe", "pipe", "pipe"] });
-    }
-    browser = await chromium.launch({ executablePath: H.CHROMIUM,
-                                      args: H.ARGS });
+const web = H.ownStack("t26", null, {
+    staff: [["c.chef", "admin"],
+            ["a.agent", "agent"]]
+        .map(([login, role]) => ({ login, role, name: "Camille " + role,
+                                   password: PW }))
 });
+const { errors, shot, sql } = web;
+const staffPage = (login, width) => web.staffPage(login, PW, width);
 
-after(async () => {
-    await browser?.close();
-    await H.stopStack(stack);
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 async function unit(p, n, code, label, starts, ends) {
     await p.fill(`input[aria-label='Unité ${n} : code']`, code);
@@ -121,7 +82,7 @@ t("the admin makes the town without a town file", async () => {
     await p.close();
 
     const m = await staffPage("c.chef", 375);
-    await m.goto(BASE + "/agent/#/commune");
+    await m.goto(web.stack.base + "/agent/#/commune");
     await m.waitForSelector("#commune-form");
     await H.axe("commune 375", m);
     await shot("commune-375", m);
@@ -132,7 +93,7 @@ t("the admin makes the town without a town file", async () => {
 t("an agent reads the town's settings", async () => {
     const p = await staffPage("a.agent", 1200);
     assert.equal(await p.isVisible("nav a[href='#/commune']"), false);
-    await p.goto(BASE + "/agent/#/commune");
+    await p.goto(web.stack.base + "/agent/#/commune");
     await p.waitForSelector("#commune table");
     assert.equal(await p.$("#commune-form"), null);
     assert.match(await p.textContent("#commune"),

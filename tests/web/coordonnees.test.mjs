@@ -15,73 +15,27 @@
  * tests/out/web/coordonnees-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { ARGS, CHROMIUM, PY, ROOT, axe, login, shot as helperShot,
-         startStack, stopStack } from "./helpers.mjs";
+import { axe, login, ownStack } from "./helpers.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CTL = path.join(ROOT, "build", "guichetctl");
 const LOGIN = "durand";
 const PASSWORD = "coord-" + Math.random().toString(36).slice(2, 10);
 const STAFF = "c.agent";
 const STAFF_PASSWORD = "agent-" + Math.random().toString(36).slice(2, 10);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
-              && fs.existsSync(CTL);
 
-let stack = null;
-let tmp;
-let browser;
-const errors = [];
+const web = ownStack("coordonnees", "pieces_town.py", {
+    args: ["--login", LOGIN, "--password", PASSWORD],
+    staff: [{ login: STAFF, role: "agent", name: "Camille Agent",
+              password: STAFF_PASSWORD }] });
+const { errors, newPage, shot } = web;
 
-function shot(name, p) {
-    return helperShot("coordonnees-" + name, p);
-}
-
-async function newPage(width) {
-    const ctx = await browser.newContext({
-        locale: "fr-FR", viewport: { width, height: 900 } });
-    const p = await ctx.newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
-    return p;
-}
-
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-coord-"));
-    const town = path.join(tmp, "town.json");
-    execFileSync(PY, [path.join(HERE, "pieces_town.py"), "--login", LOGIN,
-                      "--password", PASSWORD, town]);
-    stack = await startStack(town);
-    execFileSync(CTL, ["-c", stack.conf, "staff-add", STAFF, "agent",
-                       "Camille Agent"],
-                 { cwd: ROOT, input: STAFF_PASSWORD + "\n",
-                   stdio: ["pipe", "pipe", "pipe"] });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-});
-
-after(async () => {
-    await browser?.close();
-    await stopStack(stack);
-    if (tmp) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-    }
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 t("the family's contact details, and a new address the town validates",
   async () => {
     const fam = await newPage(1200);
-    await login(fam, stack.base, LOGIN, PASSWORD);
+    await login(fam, web.stack.base, LOGIN, PASSWORD);
     await fam.click("#nav a[href='#/coordonnees']");
     await fam.waitForSelector("#form-contact");
     assert.equal(await fam.textContent("#adresse-actuelle"),
@@ -128,7 +82,7 @@ t("the family's contact details, and a new address the town validates",
 
     /* the agent validates it, non-resident */
     const ag = await newPage(1200);
-    await ag.goto(stack.base + "/agent/#/connexion");
+    await ag.goto(web.stack.base + "/agent/#/connexion");
     await ag.waitForSelector("#ag-identifiant");
     await ag.fill("#ag-identifiant", STAFF);
     await ag.fill("#ag-motdepasse", STAFF_PASSWORD);
@@ -152,7 +106,7 @@ t("the family's contact details, and a new address the town validates",
     /* the family sees it, on a phone */
     await fam.context().close();
     const m = await newPage(375);
-    await login(m, stack.base, LOGIN, PASSWORD);
+    await login(m, web.stack.base, LOGIN, PASSWORD);
     /* the dashboard says when the family came before this session (the
      * module records a login without waiting: read again until it is) */
     for (let tries = 0; ; tries++) {
@@ -167,7 +121,7 @@ t("the family's contact details, and a new address the town validates",
         await m.waitForSelector("h1:has-text('Tableau de bord')");
         await new Promise((ok) => setTimeout(ok, 300));
     }
-    await m.goto(stack.base + "/#/coordonnees");
+    await m.goto(web.stack.base + "/#/coordonnees");
     await m.waitForSelector("#bloc-adresse");
     assert.match(await m.textContent("#adresse-actuelle"),
                  /12 rue des Lilas.*Bâtiment B.*69001 Lyon/s);

@@ -15,29 +15,13 @@
  * and 375 px.  Screenshots in tests/out/web/f26-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
 import * as H from "./helpers.mjs";
 
-const ROOT = H.ROOT;
-const CTL = path.join(ROOT, "build", "guichetctl");
 const PW = "pw-" + Math.random().toString(36).slice(2, 12);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
-              && fs.existsSync(CTL);
 
-let stack = null;
-let BASE;
-let tmp;
-let browser;
 let fid = null;
-const errors = [];
-
-const shot = (name, p) => H.shot("f26-" + name, p);
 
 const TOWN = {
     town: { name: "Familles", timezone: "Europe/Paris" },
@@ -51,53 +35,22 @@ const TOWN = {
     families: [],
 };
 
-async function staffPage(login, width) {
-    const p = await (await browser.newContext({
-        locale: "fr-FR", viewport: { width, height: 900 } })).newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
-    await p.goto(BASE + "/agent/#/connexion");
-    await p.waitForSelector("#ag-identifiant");
-    await p.fill("#ag-identifiant", login);
-    await p.fill("#ag-motdepasse", PW);
-    await p.click("form button[type=submit]");
-    await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
-    return p;
-}
-
 /* Submits a form of the file and waits for its success message. */
 async function save(p, sel, words) {
     await p.click(sel + " button[type=submit]");
     await p.waitForSelector("main [role=status]:has-text('" + words + "')");
 }
 
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-f26-"));
-    const file = path.join(tmp, "town.json");
-    fs.writeFileSync(file, JSON.stringify(TOWN));
-    stack = await H.startStack(file);
-    BASE = stack.base;
-    for (const [login, role] of [["a.agent", "agent"], ["c.chef", "admin"]]) {
-        execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
-                           "Camille " + role],
-                     { cwd: ROOT, input: PW + "\n",
-                       stdio: ["pipe", "pipe", "pipe"] });
-    }
-    browser = await chromium.launch({ executablePath: H.CHROMIUM,
-                                      args: H.ARGS });
+const web = H.ownStack("f26", TOWN, {
+    staff: [["a.agent", "agent"],
+            ["c.chef", "admin"]]
+        .map(([login, role]) => ({ login, role, name: "Camille " + role,
+                                   password: PW }))
 });
+const { errors, shot, sql } = web;
+const staffPage = (login, width) => web.staffPage(login, PW, width);
 
-after(async () => {
-    await browser?.close();
-    await H.stopStack(stack);
-    if (tmp) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-    }
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 t("an agent makes a family's file at the counter", async () => {
     const p = await staffPage("a.agent", 1200);
@@ -171,7 +124,7 @@ t("an agent makes a family's file at the counter", async () => {
     await p.close();
 
     const m = await staffPage("a.agent", 375);
-    await m.goto(BASE + "/agent/#/dossier?id=" + fid);
+    await m.goto(web.stack.base + "/agent/#/dossier?id=" + fid);
     await m.waitForSelector("#dossier #resume");
     await H.axe("dossier 375", m);
     await shot("dossier-375", m);
@@ -183,7 +136,7 @@ t("an admin merges a duplicate into the family", async () => {
     assert.ok(fid);
     const p = await staffPage("c.chef", 1200);
     /* the same family made twice at the counter */
-    await p.goto(BASE + "/agent/#/nouvelle-famille");
+    await p.goto(web.stack.base + "/agent/#/nouvelle-famille");
     await p.waitForSelector("#nouvelle-famille");
     await p.fill("#nf-login", "martin-bis");
     await p.fill("#nf-qf", "450");
@@ -194,7 +147,7 @@ t("an admin merges a duplicate into the family", async () => {
     const dup = await p.$eval("#resume dd", (d) => d.textContent);
     assert.notEqual(dup, fid);
 
-    await p.goto(BASE + "/agent/#/dossier?id=" + fid);
+    await p.goto(web.stack.base + "/agent/#/dossier?id=" + fid);
     await p.waitForSelector("#fusion-form");
     await p.fill("#doublon", "fam-99999");
     await p.click("#fusion-form button[type=submit]");
@@ -211,7 +164,7 @@ t("an admin merges a duplicate into the family", async () => {
                  /Léo.*Inès.*Zoé/s);
     await H.axe("fusion", p);
     await shot("fusion", p);
-    await p.goto(BASE + "/agent/#/dossier?id=" + dup);
+    await p.goto(web.stack.base + "/agent/#/dossier?id=" + dup);
     await p.waitForSelector("#dossier #resume");
     assert.match(await p.textContent("#dossier"), /est archivée/);
     await p.close();
@@ -221,7 +174,7 @@ t("an admin merges a duplicate into the family", async () => {
 t("an admin archives the family in two clicks", async () => {
     assert.ok(fid);
     const p = await staffPage("c.chef", 1200);
-    await p.goto(BASE + "/agent/#/dossier?id=" + fid);
+    await p.goto(web.stack.base + "/agent/#/dossier?id=" + fid);
     await p.waitForSelector("#archiver");
     await p.click("#archiver");
     await p.waitForSelector("#archivage [role=alert]");

@@ -1,14 +1,18 @@
 /*
  * helpers.mjs -- what the browser tests share (parcours22, demo, agent22,
- * annee-famille, espace-famille): the stack, axe, screenshots, the
- * family's login.
+ * annee-famille, espace-famille, ...): the stack, axe, screenshots, the
+ * family's login; ownStack(), the setup of a file on a stack of its own
+ * (premiere, entourage, situation, coordonnees, infos, pieces).
  */
 
+import { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
 import { AxeBuilder } from "@axe-core/playwright";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -78,4 +82,97 @@ export async function login(p, base, who, password) {
     await p.fill("#motdepasse", password);
     await p.click("form button[type=submit]");
     await p.waitForSelector("h1:has-text('Tableau de bord')");
+}
+
+/*
+ * A file of browser tests on a stack of its own: registers before() and
+ * after() and returns what its tests use.  before() writes the town in a
+ * temp dir (town: a script of tests/web run with args, or the town file's
+ * object; null: a stack without a town), starts the stack, adds
+ * each staff login ({login, role, name, password}) with guichetctl and
+ * runs setup(web) when given, then launches chromium; after() undoes
+ * all of it.  ready: build/ has
+ * guichet-office and guichetctl (the file's tests skip otherwise);
+ * stack once started; newPage(width, options) a French page of that
+ * width in a new context (options for it), its errors in errors;
+ * staffPage(login, password, width, options) such a page with the staff
+ * login logged in the back office;
+ * shot(name, p) tests/out/web/<prefix>-<name>.png; ctl(...args)
+ * guichetctl on the stack, its output; sql(query) psql on its database.
+ */
+export function ownStack(prefix, town, { args = [], staff = [],
+                                        setup = null } = {}) {
+    const ctlPath = path.join(ROOT, "build", "guichetctl");
+    const web = {
+        ready: fs.existsSync(path.join(ROOT, "build", "guichet-office"))
+               && fs.existsSync(ctlPath),
+        stack: null,
+        browser: null,
+        errors: [],
+        tmp: null,
+    };
+    web.newPage = async (width, options = {}) => {
+        const ctx = await web.browser.newContext({
+            locale: "fr-FR", viewport: { width, height: 900 }, ...options });
+        const p = await ctx.newPage();
+        p.on("pageerror", (e) => web.errors.push(e.message));
+        return p;
+    };
+    web.staffPage = async (login, password, width, options = {}) => {
+        const p = await web.newPage(width, options);
+        await p.goto(web.stack.base + "/agent/#/connexion");
+        await p.waitForSelector("#ag-identifiant");
+        await p.fill("#ag-identifiant", login);
+        await p.fill("#ag-motdepasse", password);
+        await p.click("form button[type=submit]");
+        await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
+        return p;
+    };
+    web.shot = (name, p) => shot(prefix + "-" + name, p);
+    web.ctl = (...a) => execFileSync(ctlPath, ["-c", web.stack.conf, ...a],
+                                     { cwd: ROOT,
+                                       stdio: ["pipe", "pipe", "pipe"] })
+        .toString();
+    web.sql = (query) => {
+        const conf = fs.readFileSync(web.stack.conf, "utf8");
+        const info = /^postgres\s*=\s*"([^"]*)"/m.exec(conf)[1];
+        return execFileSync("psql", ["-X", "-q", "-A", "-t", "-d", info,
+                                     "-c", query]).toString().trim();
+    };
+    before(async () => {
+        if (!web.ready) {
+            return;
+        }
+        let file = "--no-town";
+        if (town !== null) {
+            web.tmp = fs.mkdtempSync(path.join(os.tmpdir(),
+                                               "guichet-" + prefix + "-"));
+            file = path.join(web.tmp, "town.json");
+            if (typeof town === "string") {
+                execFileSync(PY, [path.join(HERE, town), ...args, file]);
+            } else {
+                fs.writeFileSync(file, JSON.stringify(town));
+            }
+        }
+        web.stack = await startStack(file);
+        for (const s of staff) {
+            execFileSync(ctlPath, ["-c", web.stack.conf, "staff-add",
+                                   s.login, s.role, s.name],
+                         { cwd: ROOT, input: s.password + "\n",
+                           stdio: ["pipe", "pipe", "pipe"] });
+        }
+        if (setup) {
+            await setup(web);
+        }
+        web.browser = await chromium.launch({ executablePath: CHROMIUM,
+                                              args: ARGS });
+    });
+    after(async () => {
+        await web.browser?.close();
+        await stopStack(web.stack);
+        if (web.tmp) {
+            fs.rmSync(web.tmp, { recursive: true, force: true });
+        }
+    });
+    return web;
 }

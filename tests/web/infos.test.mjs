@@ -19,44 +19,27 @@
  * tests/out/web/infos-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { ARGS, CHROMIUM, PY, ROOT, axe, login, shot as helperShot,
-         startStack, stopStack } from "./helpers.mjs";
+import { axe, login, ownStack } from "./helpers.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CTL = path.join(ROOT, "build", "guichetctl");
 const PASSWORD = "infos-" + Math.random().toString(36).slice(2, 10);
 const STAFF_PASSWORD = "agent-" + Math.random().toString(36).slice(2, 10);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
-              && fs.existsSync(CTL);
 
-let stack = null;
-let tmp;
-let browser;
-const errors = [];
-
-function shot(name, p) {
-    return helperShot("infos-" + name, p);
-}
+const web = ownStack("infos", "pieces_town.py", {
+    args: ["--password", PASSWORD],
+    staff: [{ login: "i.agent", role: "agent", name: "Inès Agent",
+              password: STAFF_PASSWORD }] });
+const { errors, shot } = web;
 
 async function newPage(width) {
-    const ctx = await browser.newContext({
-        locale: "fr-FR", viewport: { width, height: 900 },
-        acceptDownloads: true });
+    const p = await web.newPage(width, { acceptDownloads: true });
     /* the site's Content-Security-Policy (headers-site.conf) blocks
      * nothing these pages need */
-    await ctx.addInitScript(() => document.addEventListener(
+    await p.addInitScript(() => document.addEventListener(
         "securitypolicyviolation", (e) => console.error(
             "CSP violation: " + e.violatedDirective + " " + e.blockedURI)));
-    const p = await ctx.newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
     p.on("console", (m) => {
         if (m.text().startsWith("CSP violation")) {
             errors.push(m.text());
@@ -66,7 +49,7 @@ async function newPage(width) {
 }
 
 async function agentLogin(ag) {
-    await ag.goto(stack.base + "/agent/#/connexion");
+    await ag.goto(web.stack.base + "/agent/#/connexion");
     await ag.waitForSelector("#ag-identifiant");
     await ag.fill("#ag-identifiant", "i.agent");
     await ag.fill("#ag-motdepasse", STAFF_PASSWORD);
@@ -74,31 +57,7 @@ async function agentLogin(ag) {
     await ag.waitForSelector("h1:has-text('Inscriptions à traiter')");
 }
 
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-infos-"));
-    const town = path.join(tmp, "town.json");
-    execFileSync(PY, [path.join(HERE, "pieces_town.py"), "--password",
-                      PASSWORD, town]);
-    stack = await startStack(town);
-    execFileSync(CTL, ["-c", stack.conf, "staff-add", "i.agent", "agent",
-                       "Inès Agent"],
-                 { cwd: ROOT, input: STAFF_PASSWORD + "\n",
-                   stdio: ["pipe", "pipe", "pipe"] });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-});
-
-after(async () => {
-    await browser?.close();
-    await stopStack(stack);
-    if (tmp) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-    }
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 const PAGES = [
     ["Mentions légales", "Mentions légales", /Directeur de la publication/],
@@ -112,7 +71,7 @@ const PAGES = [
 t("the footer's pages, logged out and in, phone and desktop", async () => {
     for (const width of [375, 1200]) {
         const p = await newPage(width);
-        await p.goto(stack.base + "/#/connexion");
+        await p.goto(web.stack.base + "/#/connexion");
         await p.waitForSelector("#identifiant");
         for (const [link, title, text] of PAGES) {
             await p.click(".pied a:has-text(\"" + link + "\")");
@@ -124,7 +83,7 @@ t("the footer's pages, logged out and in, phone and desktop", async () => {
         }
         await shot("accessibilite-" + width, p);
         /* logged in: the same footer, the menu still there */
-        await login(p, stack.base, "durand", PASSWORD);
+        await login(p, web.stack.base, "durand", PASSWORD);
         await p.click(".pied a:has-text('Mentions légales')");
         await p.waitForSelector("h1:has-text('Mentions légales')");
         assert.equal(await p.isVisible("#nav"), true);
@@ -140,7 +99,7 @@ t("the footer's pages, logged out and in, phone and desktop", async () => {
 
 t("the family downloads its own data from the dashboard", async () => {
     const p = await newPage(375);
-    await login(p, stack.base, "durand", PASSWORD);
+    await login(p, web.stack.base, "durand", PASSWORD);
     await p.waitForSelector("#mes-donnees");
     await axe("tableau de bord 375", p);
     const [dl] = await Promise.all([p.waitForEvent("download"),
@@ -185,7 +144,7 @@ t("the town publishes news and a document, families read them",
     await shot("agent", ag);
 
     const p = await newPage(375);
-    await login(p, stack.base, "durand", PASSWORD);
+    await login(p, web.stack.base, "durand", PASSWORD);
     await p.waitForSelector("#bloc-actualites:not([hidden])");
     assert.match(await p.textContent("#bloc-actualites"),
                  /Menus de décembre.*Repas de Noël le jeudi 17\./s);
@@ -216,8 +175,8 @@ t("the town publishes news and a document, families read them",
 t("a co-responsable invited, with their own login, then removed",
   async () => {
     const p = await newPage(375);
-    await login(p, stack.base, "durand", PASSWORD);
-    await p.goto(stack.base + "/#/co-responsable");
+    await login(p, web.stack.base, "durand", PASSWORD);
+    await p.goto(web.stack.base + "/#/co-responsable");
     await p.waitForSelector("#form-co");
     await axe("co-responsable 375", p);
     await p.click("#form-co button[type=submit]");
@@ -232,19 +191,24 @@ t("a co-responsable invited, with their own login, then removed",
     assert.match(link, /#\/invitation\?jeton=[\w-]{40,}$/);
 
     const c = await newPage(1200);
-    await c.goto(stack.base + "/" + link.slice(link.indexOf("#")));
+    await c.goto(web.stack.base + "/" + link.slice(link.indexOf("#")));
     await c.waitForSelector("#form-invitation");
     await axe("invitation 1200", c);
     const pw = "paul-" + Math.random().toString(36).slice(2, 10);
     await c.fill("#inv-identifiant", "paul.durand");
     await c.fill("#inv-motdepasse", pw);
+    await c.fill("#inv-confirmation", pw + "x");
+    await c.click("#form-invitation button[type=submit]");
+    await c.waitForSelector("#form-invitation [role=alert]");
+    assert.match(await c.textContent("#form-invitation [role=alert]"),
+                 /mots de passe sont différents/);
     await c.fill("#inv-confirmation", pw);
     await c.click("#form-invitation button[type=submit]");
-    await c.waitForSelector("#form-invitation [role=alert]");  /* CGU */
+    await c.waitForSelector("text=Acceptez les conditions générales");
     await c.check("#inv-cgu");
     await c.click("#form-invitation button[type=submit]");
     await c.waitForSelector("#inv-ok");
-    await login(c, stack.base, "paul.durand", pw);
+    await login(c, web.stack.base, "paul.durand", pw);
     await c.waitForSelector("text=Alice");
     await shot("co-responsable-1200", c);
 
@@ -257,7 +221,7 @@ t("a co-responsable invited, with their own login, then removed",
     await p.click("#co-retirer");
     await p.waitForSelector("text=Co-responsable retiré.");
     await p.waitForSelector("#form-co");
-    await c.goto(stack.base + "/#/connexion");
+    await c.goto(web.stack.base + "/#/connexion");
     await c.fill("#identifiant", "paul.durand");
     await c.fill("#motdepasse", pw);
     await c.click("form button[type=submit]");

@@ -13,29 +13,15 @@
  * and 375 px.  Screenshots in tests/out/web/l26-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
 import * as H from "./helpers.mjs";
 
-const ROOT = H.ROOT;
-const CTL = path.join(ROOT, "build", "guichetctl");
 const PW = "pw-" + Math.random().toString(36).slice(2, 12);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
-              && fs.existsSync(CTL);
 const DAY = "2027-07-05";
 
-let stack = null;
-let BASE;
-let tmp;
-let browser;
-const errors = [];
-
-const shot = (name, p) => H.shot("l26-" + name, p);
 
 const fam = (fid, kids) => ({
     id: fid, qf: 300,
@@ -61,24 +47,9 @@ const TOWN = {
     families: [fam("f1", [["a", "Alice"]]), fam("f2", [["a", "Zoé"]])],
 };
 
-async function staffPage(login, width) {
-    const p = await (await browser.newContext({
-        locale: "fr-FR", acceptDownloads: true,
-        viewport: { width, height: 900 } })).newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
-    await p.goto(BASE + "/agent/#/connexion");
-    await p.waitForSelector("#ag-identifiant");
-    await p.fill("#ag-identifiant", login);
-    await p.fill("#ag-motdepasse", PW);
-    await p.click("form button[type=submit]");
-    await p.waitForSelector("h1:has-text('Inscriptions à traiter')");
-    return p;
-}
-
 async function book(fid, child) {
-    const tok = execFileSync(CTL, ["-c", stack.conf, "token", fid],
-                             { cwd: ROOT, encoding: "utf8" }).trim();
-    const r = await fetch(BASE + "/api/bookings", {
+    const tok = web.ctl("token", fid).trim();
+    const r = await fetch(web.stack.base + "/api/bookings", {
         method: "POST",
         headers: { Authorization: "Bearer " + tok,
                    "Content-Type": "application/json",
@@ -94,9 +65,8 @@ async function book(fid, child) {
 
 /* A person the family declares in its space (its entourage). */
 async function declare(fid, person) {
-    const tok = execFileSync(CTL, ["-c", stack.conf, "token", fid],
-                             { cwd: ROOT, encoding: "utf8" }).trim();
-    const r = await fetch(BASE + "/api/entourage", {
+    const tok = web.ctl("token", fid).trim();
+    const r = await fetch(web.stack.base + "/api/entourage", {
         method: "POST",
         headers: { Authorization: "Bearer " + tok,
                    "Content-Type": "application/json" },
@@ -104,45 +74,31 @@ async function declare(fid, person) {
     assert.equal(r.status, 201);
 }
 
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-l26-"));
-    const file = path.join(tmp, "town.json");
-    fs.writeFileSync(file, JSON.stringify(TOWN));
-    stack = await H.startStack(file);
-    BASE = stack.base;
-    for (const [login, role] of [["a.agent", "agent"], ["r.regie", "regie"]]) {
-        execFileSync(CTL, ["-c", stack.conf, "staff-add", login, role,
-                           "Camille " + role],
-                     { cwd: ROOT, input: PW + "\n",
-                       stdio: ["pipe", "pipe", "pipe"] });
-    }
-    await book("f1", "f1-a");
-    await book("f2", "f2-a");
-    await declare("f1", { first_name: "Paul", last_name: "Martin",
-                          relation: "grand-père", phone: "06 01 02 03 04",
-                          can_pick_up: true, emergency: false });
-    browser = await chromium.launch({ executablePath: H.CHROMIUM,
-                                      args: H.ARGS });
+const web = H.ownStack("l26", TOWN, {
+    staff: [["a.agent", "agent"],
+            ["r.regie", "regie"]]
+        .map(([login, role]) => ({ login, role, name: "Camille " + role,
+                                   password: PW })),
+    setup: async () => {
+        await book("f1", "f1-a");
+        await book("f2", "f2-a");
+        await declare("f1", { first_name: "Paul", last_name: "Martin",
+                              relation: "grand-père",
+                              phone: "06 01 02 03 04",
+                              can_pick_up: true, emergency: false });
+    },
 });
+const { errors, shot, sql } = web;
+const staffPage = (login, width) =>
+    web.staffPage(login, PW, width, { acceptDownloads: true });
 
-after(async () => {
-    await browser?.close();
-    await H.stopStack(stack);
-    if (tmp) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-    }
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 t("an agent's list of the day, ticked and printed", async () => {
     const p = await staffPage("a.agent", 1200);
     /* the family's file: Alice's allergy; her grandfather, whom the
      * family declared in its space */
-    await p.goto(BASE + "/agent/#/dossier?id=f1");
+    await p.goto(web.stack.base + "/agent/#/dossier?id=f1");
     await p.waitForSelector("#section-enfants");
     await p.fill("input[aria-label='Allergies de Alice']", "arachide");
     await p.click("#section-enfants tbody button[type=submit]");
@@ -158,7 +114,7 @@ t("an agent's list of the day, ticked and printed", async () => {
 
     /* the list; the persister may be a moment behind the bookings */
     for (let i = 0; i < 50; i++) {
-        await p.goto(BASE + "/agent/#/listes?date=" + DAY);
+        await p.goto(web.stack.base + "/agent/#/listes?date=" + DAY);
         await p.reload();
         await p.waitForSelector("#listes:not(:has(.chargement))");
         if (await p.$("[data-seance=c-REPAS] [data-enfant=f2-a]")) {
@@ -187,7 +143,7 @@ t("an agent's list of the day, ticked and printed", async () => {
     await p.close();
 
     const m = await staffPage("a.agent", 375);
-    await m.goto(BASE + "/agent/#/listes?date=" + DAY);
+    await m.goto(web.stack.base + "/agent/#/listes?date=" + DAY);
     await m.waitForSelector(matin + "[data-enfant=f1-a]");
     assert.equal(await m.getAttribute(matin + "button[aria-label='Présent "
                                       + ": Alice']", "aria-pressed"),
@@ -201,7 +157,7 @@ t("an agent's list of the day, ticked and printed", async () => {
 
 t("the régie downloads the month's CAF hours", async () => {
     const p = await staffPage("r.regie", 1200);
-    await p.goto(BASE + "/agent/#/listes?date=" + DAY);
+    await p.goto(web.stack.base + "/agent/#/listes?date=" + DAY);
     await p.waitForSelector("#caf-export");
     await p.fill("#caf-mois", "2027-07");
     const [dl] = await Promise.all([p.waitForEvent("download"),

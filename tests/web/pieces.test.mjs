@@ -1,6 +1,6 @@
 /*
  * pieces.test.mjs -- documents ahead (issue 25), in a real browser on a
- * stack of its own (tests/integration/stack.py serve with
+ * stack of its own (tests/integration/web.stack.py serve with
  * pieces_town.py's town):
  *
  *   the dashboard says how many documents are to provide; "Mes
@@ -15,37 +15,20 @@
  * tests/out/web/pieces-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { ARGS, CHROMIUM, PY, ROOT, axe, login, shot as helperShot,
-         startStack, stopStack } from "./helpers.mjs";
+import { axe, login, ownStack } from "./helpers.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const LOGIN = "durand";
 const PASSWORD = "pieces-" + Math.random().toString(36).slice(2, 10);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"));
 
-let stack = null;
-let tmp;
-let browser;
-const errors = [];
-
-function shot(name, p) {
-    return helperShot("pieces-" + name, p);
-}
+const web = ownStack("pieces", "pieces_town.py", {
+    args: ["--login", LOGIN, "--password", PASSWORD] });
+const { errors, shot } = web;
 
 async function familyPage(width) {
-    const ctx = await browser.newContext({
-        locale: "fr-FR", viewport: { width, height: 900 } });
-    const p = await ctx.newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
-    await login(p, stack.base, LOGIN, PASSWORD);
+    const p = await web.newPage(width);
+    await login(p, web.stack.base, LOGIN, PASSWORD);
     return p;
 }
 
@@ -54,27 +37,7 @@ function state(p, key) {
     return p.getAttribute("[data-piece=\"" + key + "\"]", "data-statut");
 }
 
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-pieces-"));
-    const town = path.join(tmp, "town.json");
-    execFileSync(PY, [path.join(HERE, "pieces_town.py"), "--login", LOGIN,
-                      "--password", PASSWORD, town]);
-    stack = await startStack(town);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-});
-
-after(async () => {
-    await browser?.close();
-    await stopStack(stack);
-    if (tmp) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-    }
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 t("the documents to provide, per child and activity, before booking",
   async () => {
@@ -140,7 +103,7 @@ t("the documents to provide, per child and activity, before booking",
 
 t("an enrolment request waits for its required documents", async () => {
     const p = await familyPage(375);
-    await p.goto(stack.base + "/#/inscriptions");
+    await p.goto(web.stack.base + "/#/inscriptions");
     await p.waitForSelector("#form-inscription");
     await p.waitForSelector("#ins-activite option[value=stage]",
                             { state: "attached" });
@@ -173,7 +136,7 @@ t("an enrolment request waits for its required documents", async () => {
     await p.click("#form-document button[type=submit]");
     await p.waitForSelector("[data-piece=\"c-alice/stage/brevet-natation\"]"
                             + "[data-statut=deposee]");
-    await p.goto(stack.base + "/#/inscriptions");
+    await p.goto(web.stack.base + "/#/inscriptions");
     await p.waitForSelector("#ins-activite option[value=stage]",
                             { state: "attached" });
     await p.selectOption("#ins-enfant", "c-alice");

@@ -15,74 +15,18 @@
  * tests/out/web/premiere-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { ARGS, CHROMIUM, PY, ROOT, axe, shot as helperShot, startStack,
-         stopStack } from "./helpers.mjs";
+import { axe, ownStack } from "./helpers.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CTL = path.join(ROOT, "build", "guichetctl");
 const PASSWORD = "premiere-" + Math.random().toString(36).slice(2, 10);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
-              && fs.existsSync(CTL);
 
-let stack = null;
-let tmp;
-let browser;
-const errors = [];
+const web = ownStack("premiere", "pieces_town.py", {
+    setup: (w) => w.ctl("set-email", "f-neuve",
+                        "famille.neuve@example.org") });
+const { ctl, errors, newPage, shot, sql } = web;
 
-function shot(name, p) {
-    return helperShot("premiere-" + name, p);
-}
-
-function ctl(...args) {
-    return execFileSync(CTL, ["-c", stack.conf, ...args],
-                        { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] })
-        .toString();
-}
-
-function sql(query) {
-    const conf = fs.readFileSync(stack.conf, "utf8");
-    const info = /^postgres\s*=\s*"([^"]*)"/m.exec(conf)[1];
-    return execFileSync("psql", ["-X", "-A", "-t", "-d", info, "-c", query])
-        .toString().trim();
-}
-
-async function newPage(width) {
-    const ctx = await browser.newContext({
-        locale: "fr-FR", viewport: { width, height: 900 } });
-    const p = await ctx.newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
-    return p;
-}
-
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-premiere-"));
-    const file = path.join(tmp, "town.json");
-    execFileSync(PY, [path.join(HERE, "pieces_town.py"), file]);
-    stack = await startStack(file);
-    ctl("set-email", "f-neuve", "famille.neuve@example.org");
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-});
-
-after(async () => {
-    await browser?.close();
-    await stopStack(stack);
-    if (tmp) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-    }
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 t("créer mon espace with the town's code, activate it, log in", async () => {
     assert.match(ctl("invite"), /^1 invitations queued/);
@@ -91,9 +35,9 @@ t("créer mon espace with the town's code, activate it, log in", async () => {
     const link = /(\/#\/creer-mon-espace\?dossier=\S+)/.exec(mail)[1];
 
     const m = await newPage(375);
-    await m.goto(stack.base + "/#/connexion");
+    await m.goto(web.stack.base + "/#/connexion");
     await m.waitForSelector("#lien-creer");
-    await m.goto(stack.base + link);
+    await m.goto(web.stack.base + link);
     await m.waitForSelector("#form-creer");
     assert.equal(await m.inputValue("#cr-dossier"), "f-neuve");
     await axe("creer mon espace 375", m);
@@ -119,17 +63,17 @@ t("créer mon espace with the town's code, activate it, log in", async () => {
 
     const act = sql("select body from outbox where kind = 'activation'");
     const token = /jeton=(\S+)/.exec(act)[1];
-    await m.goto(stack.base + "/#/activer?jeton=" + token);
+    await m.goto(web.stack.base + "/#/activer?jeton=" + token);
     await m.waitForSelector("text=Votre Espace Famille est activé");
     await axe("activer 375", m);
-    await m.goto(stack.base + "/#/activer?jeton=" + token + "&x=1");
+    await m.goto(web.stack.base + "/#/activer?jeton=" + token + "&x=1");
     await m.reload();
     await m.waitForSelector("#activation [role=alert]");
     assert.match(await m.textContent("#activation"), /n'est plus valable/);
     await m.context().close();
 
     const p = await newPage(1200);
-    await p.goto(stack.base + "/#/connexion");
+    await p.goto(web.stack.base + "/#/connexion");
     await p.waitForSelector("#identifiant");
     await p.fill("#identifiant", "parent.jade");
     await p.fill("#motdepasse", PASSWORD);
@@ -154,7 +98,7 @@ t("créer mon espace with the town's code, activate it, log in", async () => {
     assert.equal(sql("select cgu_version from family where id = "
                      + "'f-neuve'"), "2");
     /* accepted: the page says so instead of asking again */
-    await p.goto(stack.base + "/#/cgu");
+    await p.goto(web.stack.base + "/#/cgu");
     await p.waitForSelector("text=Vous avez accepté cette version le");
     assert.equal(await p.$("#cgu-accepter"), null);
     await p.context().close();

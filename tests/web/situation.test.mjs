@@ -13,71 +13,25 @@
  * tests/out/web/situation-*.png.
  */
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { ARGS, CHROMIUM, PY, ROOT, axe, login, shot as helperShot,
-         startStack, stopStack } from "./helpers.mjs";
+import { axe, login, ownStack } from "./helpers.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CTL = path.join(ROOT, "build", "guichetctl");
 const PASSWORD = "qf-" + Math.random().toString(36).slice(2, 10);
 const STAFF_PASSWORD = "agent-" + Math.random().toString(36).slice(2, 10);
-const READY = fs.existsSync(path.join(ROOT, "build", "guichet-office"))
-              && fs.existsSync(CTL);
 
-let stack = null;
-let tmp;
-let browser;
-const errors = [];
+const web = ownStack("situation", "pieces_town.py", {
+    args: ["--password", PASSWORD],
+    staff: [{ login: "q.agent", role: "agent", name: "Quentin Agent",
+              password: STAFF_PASSWORD }] });
+const { errors, newPage, shot } = web;
 
-function shot(name, p) {
-    return helperShot("situation-" + name, p);
-}
-
-async function newPage(width) {
-    const ctx = await browser.newContext({
-        locale: "fr-FR", viewport: { width, height: 900 } });
-    const p = await ctx.newPage();
-    p.on("pageerror", (e) => errors.push(e.message));
-    return p;
-}
-
-before(async () => {
-    if (!READY) {
-        return;
-    }
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "guichet-situation-"));
-    const town = path.join(tmp, "town.json");
-    execFileSync(PY, [path.join(HERE, "pieces_town.py"), "--password",
-                      PASSWORD, town]);
-    stack = await startStack(town);
-    execFileSync(CTL, ["-c", stack.conf, "staff-add", "q.agent", "agent",
-                       "Quentin Agent"],
-                 { cwd: ROOT, input: STAFF_PASSWORD + "\n",
-                   stdio: ["pipe", "pipe", "pipe"] });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-});
-
-after(async () => {
-    await browser?.close();
-    await stopStack(stack);
-    if (tmp) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-    }
-});
-
-const t = READY ? test : test.skip;
+const t = web.ready ? test : test.skip;
 
 t("a new quotient familial with the tax notice", async () => {
     const m = await newPage(375);
-    await login(m, stack.base, "durand", PASSWORD);
-    await m.goto(stack.base + "/#/situation");
+    await login(m, web.stack.base, "durand", PASSWORD);
+    await m.goto(web.stack.base + "/#/situation");
     await m.waitForSelector("#form-qf");
     assert.match(await m.textContent("#qf-actuel"),
                  /Votre quotient familial : 650\./);
@@ -96,7 +50,7 @@ t("a new quotient familial with the tax notice", async () => {
     await axe("situation demandee 375", m);
 
     const ag = await newPage(1200);
-    await ag.goto(stack.base + "/agent/#/connexion");
+    await ag.goto(web.stack.base + "/agent/#/connexion");
     await ag.waitForSelector("#ag-identifiant");
     await ag.fill("#ag-identifiant", "q.agent");
     await ag.fill("#ag-motdepasse", STAFF_PASSWORD);

@@ -11,12 +11,7 @@
 import * as api from "./api.js";
 import { h, alertBox, announce } from "./dom.js";
 import { clearOnInput, field, when } from "./espace.js";
-
-const PW_MIN = 10;
-
-function query() {
-    return new URLSearchParams(location.hash.split("?")[1] || "");
-}
+import { accountChecked, accountFields, query } from "./compte.js";
 
 function invitationShown(c) {
     const link = h("input", { type: "text", id: "co-lien", readonly: true,
@@ -137,30 +132,13 @@ export async function viewCoResponsable(ctx) {
 export async function viewInvitation(ctx) {
     const token = query().get("jeton") || "";
     const msg = h("div", { "aria-live": "assertive" });
-    const login = h("input", { type: "text", id: "inv-identifiant",
-                               required: true, autocomplete: "username",
-                               autocapitalize: "none", spellcheck: "false" });
-    const pw = h("input", { type: "password", id: "inv-motdepasse",
-                            required: true, autocomplete: "new-password" });
-    const pw2 = h("input", { type: "password", id: "inv-confirmation",
-                             required: true, autocomplete: "new-password" });
-    const cgu = h("input", { type: "checkbox", id: "inv-cgu",
-                             required: true });
+    const account = accountFields("inv");
+    const { login, pw, pw2 } = account;
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Créer mon accès");
     const form = h("form", { class: "carte", id: "form-invitation",
                              novalidate: true },
-        field("Identifiant choisi", login, "3 à 64 caractères : lettres "
-              + "sans accent, chiffres, « . », « _ », « - », « @ »."),
-        field("Mot de passe", pw, PW_MIN + " caractères au moins."),
-        field("Confirmation du mot de passe", pw2),
-        h("div", { class: "choix" }, h("label", { for: "inv-cgu" }, cgu,
-          " J'ai lu et j'accepte les conditions générales "
-          + "d'utilisation")),
-        h("p", {}, h("a", { href: "#/cgu", target: "_blank",
-                            rel: "noopener" },
-                      "Lire les conditions générales d'utilisation "
-                      + "(nouvel onglet)")),
+        ...account.rows,
         msg, h("div", { class: "boutons" }, ok));
     clearOnInput(form, msg);
     ctx.page("Accès co-responsable",
@@ -173,29 +151,14 @@ export async function viewInvitation(ctx) {
 
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
-        const missing = [login, pw, pw2].find((x) => !x.value.trim());
-        const problem = missing ? "Remplissez tous les champs."
-            : [...pw.value].length < PW_MIN ? "Le mot de passe doit faire "
-              + PW_MIN + " caractères au moins."
-            : pw.value !== pw2.value ? "Les deux mots de passe sont "
-              + "différents."
-            : !cgu.checked ? "Acceptez les conditions générales "
-              + "d'utilisation."
-            : null;
-        if (problem) {
-            msg.replaceChildren(alertBox(problem));
-            (missing || (!cgu.checked ? cgu : pw)).focus();
-            return;
-        }
-        const v = await api.get("/api/account/cgu");
-        if (!v.ok) {
-            msg.replaceChildren(alertBox(v.error.message));
+        const version = await accountChecked(account, [], msg);
+        if (version === null) {
             return;
         }
         ok.disabled = true;
         const r = await api.post("/api/account/co-responsable", {
             token, login: login.value.trim(), password: pw.value,
-            cgu_version: v.data.version });
+            cgu_version: version });
         ok.disabled = false;
         if (!r.ok) {
             msg.replaceChildren(alertBox(r.status === 429

@@ -11,12 +11,7 @@
 import * as api from "./api.js";
 import { h, alertBox } from "./dom.js";
 import { clearOnInput, field, when } from "./espace.js";
-
-const PW_MIN = 10;       /* guichet-office: 10 characters at least */
-
-function query() {
-    return new URLSearchParams(location.hash.split("?")[1] || "");
-}
+import { accountChecked, accountFields, query } from "./compte.js";
 
 /* The terms' text: what the family agrees to (the town's own terms may
  * replace it; the version is the server's). */
@@ -96,15 +91,8 @@ export async function viewCreerEspace(ctx) {
                               "characters", spellcheck: "false" });
     const email = h("input", { type: "email", id: "cr-email",
                                required: true, autocomplete: "email" });
-    const login = h("input", { type: "text", id: "cr-identifiant",
-                               required: true, autocomplete: "username",
-                               autocapitalize: "none", spellcheck: "false" });
-    const pw = h("input", { type: "password", id: "cr-motdepasse",
-                            required: true, autocomplete: "new-password" });
-    const pw2 = h("input", { type: "password", id: "cr-confirmation",
-                             required: true, autocomplete: "new-password" });
-    const cgu = h("input", { type: "checkbox", id: "cr-cgu",
-                             required: true });
+    const account = accountFields("cr");
+    const { login, pw, pw2 } = account;
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Créer mon espace");
     const form = h("form", { class: "carte", id: "form-creer",
@@ -117,17 +105,7 @@ export async function viewCreerEspace(ctx) {
         h("h2", {}, "Votre compte"),
         field("Adresse e-mail", email, "Le lien d'activation y est "
               + "envoyé."),
-        field("Identifiant choisi", login, "3 à 64 caractères : lettres "
-              + "sans accent, chiffres, « . », « _ », « - », « @ »."),
-        field("Mot de passe", pw, PW_MIN + " caractères au moins."),
-        field("Confirmation du mot de passe", pw2),
-        h("div", { class: "choix" }, h("label", { for: "cr-cgu" }, cgu,
-          " J'ai lu et j'accepte les conditions générales "
-          + "d'utilisation")),
-        h("p", {}, h("a", { href: "#/cgu", target: "_blank",
-                            rel: "noopener" },
-                      "Lire les conditions générales d'utilisation "
-                      + "(nouvel onglet)")),
+        ...account.rows,
         msg, h("div", { class: "boutons" }, ok));
     clearOnInput(form, msg);
 
@@ -139,31 +117,16 @@ export async function viewCreerEspace(ctx) {
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
         msg.replaceChildren();
-        const missing = [dossier, code, email, login, pw, pw2]
-            .find((x) => !x.value.trim());
-        const problem = missing ? "Remplissez tous les champs."
-            : [...pw.value].length < PW_MIN ? "Le mot de passe doit faire "
-              + PW_MIN + " caractères au moins."
-            : pw.value !== pw2.value ? "Les deux mots de passe sont "
-              + "différents."
-            : !cgu.checked ? "Acceptez les conditions générales "
-              + "d'utilisation."
-            : null;
-        if (problem) {
-            msg.replaceChildren(alertBox(problem));
-            (missing || (!cgu.checked ? cgu : pw)).focus();
-            return;
-        }
-        const v = await api.get("/api/account/cgu");
-        if (!v.ok) {
-            msg.replaceChildren(alertBox(v.error.message));
+        const version = await accountChecked(account,
+                                             [dossier, code, email], msg);
+        if (version === null) {
             return;
         }
         ok.disabled = true;
         const r = await api.post("/api/account/create", {
             dossier: dossier.value.trim(), code: code.value.trim(),
             email: email.value.trim(), login: login.value.trim(),
-            password: pw.value, cgu_version: v.data.version });
+            password: pw.value, cgu_version: version });
         ok.disabled = false;
         if (!r.ok) {
             msg.replaceChildren(alertBox(r.status === 429
