@@ -607,12 +607,13 @@ t("back office: le guichet prend l'identifiant, dit les refus en "
     await p.click("#contenu form button[type=submit]");
     await p.waitForSelector("#fa-resultat .succes");
 
-    /* the family reads it as the PDF does: number on six digits, the
+    /* the family reads it as the PDF does: its régie's reference, the
+     * number on six digits (PRINCIPALE-000001, migration 0041), the
      * period in words */
     await page.goto(BASE + "/#/factures");
     await page.waitForSelector("#liste-factures table");
     const inv = await page.textContent("#liste-factures tbody");
-    assert.match(inv, /N° \d{6}/);
+    assert.match(inv, /N° [A-Z0-9]+-\d{6}/);
     const words = new Intl.DateTimeFormat("fr-FR", { timeZone: "UTC",
         month: "long", year: "numeric" }).format(
         new Date(seen.week[0] + "T00:00:00Z"));
