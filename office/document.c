@@ -382,12 +382,10 @@ gcho_doc_upload_name(gcho_req_t *rq, const char *type, const char *sniffed,
 }
 
 
-/* In the transaction: the bytes written to tmp, the document's row (p:
- * its 8 columns; rq->param[0] its new id), the file renamed to final in
- * dir. */
-static int
-gcho_doc_store(gcho_req_t *rq, const char *const *p, const char *tmp,
-    const char *final, const char *dir)
+/* See office.h. */
+int
+gcho_doc_store(gcho_req_t *rq, const char *insert, const char *const *p,
+    int np, const char *tmp, const char *final, const char *dir)
 {
     PGresult  *res;
 
@@ -398,11 +396,7 @@ gcho_doc_store(gcho_req_t *rq, const char *const *p, const char *tmp,
                           "réessayez dans un instant.");
     }
 
-    res = gcho_sql(rq, "insert into document (family_id, child_id, type,"
-                       "   filename, content_type, size, sha256,"
-                       "   stored_name)"
-                       " values ($1, $2, $3, $4, $5, $6, $7, $8)"
-                       " returning id", 8, p);
+    res = gcho_sql(rq, insert, np, p);
     if (res == NULL) {
         (void) unlink(tmp);
         return 0;
@@ -477,7 +471,11 @@ gcho_doc_upload(gcho_req_t *rq)
     p[6] = hex;
     p[7] = stored;
 
-    rc = gcho_doc_store(rq, p, tmp, final, dir);
+    rc = gcho_doc_store(rq, "insert into document (family_id, child_id,"
+                            "   type, filename, content_type, size,"
+                            "   sha256, stored_name)"
+                            " values ($1, $2, $3, $4, $5, $6, $7, $8)"
+                            " returning id", p, 8, tmp, final, dir);
     if (rc != GCHO_GO) {
         return rc;
     }

@@ -464,6 +464,11 @@ int gcho_history_connections(gcho_req_t *rq, const char *from,
  * directory after a rename into it. */
 int gcho_doc_write(const char *path, const char *bytes, size_t len);
 void gcho_doc_sync_dir(const char *dir);
+/* In the transaction: rq's body written to tmp, the row inserted (insert
+ * with its np parameters p, "returning id": rq->param[0] the new id), the
+ * file renamed to final in dir: GCHO_GO, or the answer (503, tmp gone). */
+int gcho_doc_store(gcho_req_t *rq, const char *insert, const char *const *p,
+    int np, const char *tmp, const char *final, const char *dir);
 
 /* pdf.c: a printed page (libharu, A4, Helvetica in WinAnsi). */
 typedef struct {

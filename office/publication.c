@@ -228,7 +228,6 @@ gcho_pub_upload(gcho_req_t *rq)
     char         hex[crypto_hash_sha256_BYTES * 2 + 1];
     char         target[GCHO_ID_MAX + 24];
     uint8_t      rnd[16], sum[crypto_hash_sha256_BYTES];
-    PGresult    *res;
     const char  *title, *category, *dir, *p[7];
 
     rc = gcho_pub_upload_check(rq, &title, &category, name, sizeof(name));
@@ -249,14 +248,7 @@ gcho_pub_upload(gcho_req_t *rq)
     snprintf(final, sizeof(final), "%s/%s", dir, stored);
     snprintf(size, sizeof(size), "%zu", rq->body_len);
 
-    if (gcho_doc_write(tmp, rq->body, rq->body_len) != 0) {
-        return gcho_error(rq, 503, "unavailable",
-                          "Le document n'a pas pu être enregistré, "
-                          "réessayez dans un instant.");
-    }
-
     if (gcho_begin(rq) != 0) {
-        (void) unlink(tmp);
         return 0;
     }
 
@@ -268,27 +260,14 @@ gcho_pub_upload(gcho_req_t *rq)
     p[5] = stored;
     p[6] = rq->staff;
 
-    res = gcho_sql(rq, "insert into town_publication (title, category,"
-                       "   filename, size, sha256, stored_name,"
-                       "   published_by)"
-                       " values ($1, $2, $3, $4, $5, $6, $7) returning id",
-                   7, p);
-    if (res == NULL) {
-        (void) unlink(tmp);
-        return 0;
+    rc = gcho_doc_store(rq, "insert into town_publication (title, category,"
+                            "   filename, size, sha256, stored_name,"
+                            "   published_by)"
+                            " values ($1, $2, $3, $4, $5, $6, $7)"
+                            " returning id", p, 7, tmp, final, dir);
+    if (rc != GCHO_GO) {
+        return rc;
     }
-    snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-
-    if (rename(tmp, final) != 0) {
-        gchb_log("error", "office: rename %s: %s", tmp, strerror(errno));
-        (void) unlink(tmp);
-        gcho_rollback();
-        return gcho_error(rq, 503, "unavailable",
-                          "Le document n'a pas pu être enregistré, "
-                          "réessayez dans un instant.");
-    }
-    gcho_doc_sync_dir(dir);
 
     snprintf(target, sizeof(target), "town_document:%s", rq->param[0]);
     p[0] = "title";
