@@ -16,7 +16,7 @@ import * as P from "./planning.js";
 import { h, id, announce, alertBox } from "./dom.js";
 
 const POLL_MS = 5000;
-const MAX_ITEMS = 200;
+const MAX_ITEMS = 400;
 
 const R = {
     children: new Set(),
@@ -1503,9 +1503,9 @@ export async function viewReserver(ctx) {
             return b ? Object.assign({}, it, { replaces: b.booking_id })
                      : it;
         });
-        /* At most MAX_ITEMS cells a request (guichet_max_items), a whole
-         * week never split; a template over a school year for two
-         * children (about 300 cells) is two requests. */
+        /* At most MAX_ITEMS cells a request (guichet_max_items, 400 by
+         * default), a whole week never split; a template over a school
+         * year for two children (about 300 cells) is one request. */
         const parts = P.batches(items, (x) => R.index.get(x), MAX_ITEMS);
 
         R.inFlight = true;
