@@ -105,6 +105,14 @@
 #define GCH_KEY_BUDGET          "budget"
 #define GCH_KEY_IDEM            "idem"         /* + ":<Idempotency-Key>" */
 #define GCH_KEY_CANCEL          "cancel"       /* + ":<booking id>" */
+/*
+ * The same key, taken with SET NX at the first step of whatever may release
+ * the booking -- a DELETE ("c <ms>") or a swap replacing it ("s <ms> <new
+ * bid>") -- then rewritten "C ..."/"S ..." by their step two and deleted by
+ * their last step: one of them at a time (docs/architecture.md, "Swap").
+ * Seconds: a holder that died before its step two keeps it this long.
+ */
+#define GCH_CANCEL_LOCK_TTL     "60"
 #define GCH_KEY_INVOICES        "invoices"
 #define GCH_KEY_CONNECTIONS     "connections"
 #define GCH_KEY_TOKENS          "tokens"

@@ -382,6 +382,8 @@ gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
     if (c->wl) {
         gch_undo_wait(b, l, c);
     }
+
+    gch_swap_unlock(b, l, c);            /* a swap's marker, if taken */
 }
 
 
@@ -639,7 +641,7 @@ gch_scan_taken(gch_book_t *b, const redisReply *exec)
         }
     }
 
-    return 0;
+    return gch_swap_locks(b, exec);
 }
 
 
