@@ -14,7 +14,8 @@
  *   semaine type applied over a school year for two children (more than
  *   200 cells, fewer than guichet_max_items' 400) goes in one request,
  *   with a progress bar, every cell answered; at 375 px no horizontal
- *   scroll.
+ *   scroll; the legend names booked, pending, refused, waiting list,
+ *   closed and full, at 375 px and on a desktop.
  *
  * Every page checked is axe clean (serious / critical).  Screenshots in
  * tests/out/web/p24-*.png.
@@ -479,6 +480,36 @@ t("at 375 px: the grid with a summary has no horizontal scroll",
     await page.waitForFunction(() => /pas d'adresse/.test(
         document.getElementById("ical-etat").textContent));
     await page.setViewportSize({ width: 1200, height: 900 });
+});
+
+/* The legend names every state of a cell the issue lists -- booked,
+ * pending, refused with its reason, waiting list, closed, full -- on a
+ * phone and on a desktop, open, axe clean. */
+t("the legend: booked, pending, refused, waiting list, closed, full",
+  async () => {
+    for (const width of [375, 1200]) {
+        await page.setViewportSize({ width, height: 900 });
+        await grid("stage", sessionsOf("stage")[1].date);
+        const det = await page.$("details:has(> .legende)");
+        if (!await det.evaluate((d) => d.open)) {
+            await page.click("details:has(> .legende) summary");
+        }
+        const words = await page.$$eval(".legende li",
+                                        (l) => l.map((x) => x.textContent));
+        const has = (re, what) => assert.ok(words.some((w) => re.test(w)),
+                                            what + ": " + words.join(" | "));
+        has(/^Déjà réservé/, "booked");
+        has(/^Sélectionné, en attente de validation/, "pending");
+        has(/^Refusé : le motif est écrit/, "refused with its reason");
+        has(/^Complet2ᵉ sur la liste d'attente$/, "waiting list");
+        has(/^Fermé : délai dépassé/, "closed");
+        has(/^Complet$/, "full");
+        assert.equal(await page.evaluate(() =>
+            document.documentElement.scrollWidth
+            > document.documentElement.clientWidth), false);
+        await axe("legende-" + width);
+        await shot("07-legende-" + width);
+    }
 });
 
 t("no JavaScript error", () => {

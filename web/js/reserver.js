@@ -1656,6 +1656,9 @@ function legend() {
           item("reserve annuler", "À annuler : sans frais ou facturée "
                                   + "selon le délai d'annulation"),
           item("complet", "Complet"),
+          h("li", {}, h("span", { class: "case complet" }, "Complet",
+                        h("span", { class: "places attente" },
+                          P.waitWords(2)))),
           item("conflit", "Conflit (i) : déjà inscrit sur ce créneau"),
           item("ferme", "Fermé : délai dépassé"),
           item("pas_ouvert", "Pas encore ouvert"),
