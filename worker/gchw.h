@@ -180,6 +180,10 @@ int gchw_reaper_first_turn(gchw_reaper_t *r);
  * booked, or -1 on a Redis error (after logging).
  */
 int gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms);
+/* The offers' e-mails ({T}:offers:mail, written with the offer) into
+ * the outbox, once each (kind waitlist_offer, ref "offer.<bid>").  Count
+ * or -1. */
+int gchw_offer_mail(PGconn *pg, redisContext *rc);
 
 
 #endif /* GCHW_H */

@@ -289,6 +289,15 @@ gchw_task_publish(gchw_worker_t *w, int64_t now)
 static int
 gchw_task_mail(gchw_worker_t *w, int64_t now)
 {
+    /* the waiting lists' offers' e-mails, from Redis to the outbox */
+    if (gchw_offer_mail(w->pg, w->rc) < 0) {
+        if (w->rc->err) {
+            gchw_redis_lost(w);
+            return -1;
+        }
+        return gchw_pg_task_end(w, now, 1);
+    }
+
     return gchw_pg_task_end(w, now,
                             gchw_mail_send(w->pg, &w->conf, 50) < 0);
 }
