@@ -426,6 +426,43 @@ gchw_offer_hold(redisContext *rc, const gch_town_t *t,
 }
 
 
+/* 1 when child cid holds a claim on a time slot of s (a booking of it
+ * overlapping s, made meanwhile): the offer would be refused "conflict"
+ * when accepted.  -1 Redis. */
+static int
+gchw_offer_claimed(redisContext *rc, const gch_town_t *t,
+    const gch_session_t *s, const char *cid)
+{
+    int          q, n, got;
+    char         key[512];
+    uint32_t     quanta;
+    redisReply  *x;
+
+    quanta = t->units[s->unit].quanta;
+    n = 0;
+
+    for (q = 0; q < 32; q++) {
+        if ((quanta & (1u << q))
+            && gch_claim_key_of(key, sizeof(key), t, cid, s->date, q) > 0)
+        {
+            redisAppendCommand(rc, "EXISTS %s", key);
+            n++;
+        }
+    }
+
+    got = 0;
+    for (q = 0; q < n; q++) {
+        if (redisGetReply(rc, (void **) &x) != REDIS_OK) {
+            return -1;
+        }
+        got |= (x->type == REDIS_REPLY_INTEGER && x->integer > 0);
+        freeReplyObject(x);
+    }
+
+    return got;
+}
+
+
 /* An offer's session: the first eligible children get the places left
  * held.  Offered count or -1. */
 static int
@@ -486,6 +523,16 @@ gchw_offer_session(redisContext *rc, const gch_town_t *t, long long gen,
         }
 
         until = gch_offer_until(t, s, now_ms);
+
+        if (reason == GCH_REASON_NONE && until) {
+            got = gchw_offer_claimed(rc, t, s, cid);
+            if (got < 0) {
+                return -1;
+            }
+            if (got) {
+                reason = GCH_REASON_CONFLICT;
+            }
+        }
 
         if (reason != GCH_REASON_NONE || until == 0) {
             /* not eligible: tried as a booking, refused, its demande
