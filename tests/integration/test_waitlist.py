@@ -41,6 +41,7 @@ def town():
         act("j", [cell("join", "2027-07-07"), cell("dup", "2027-07-08"),
                   cell("join2", "2027-07-23"),
                   cell("leave", "2027-07-09"), cell("free", "2027-07-12"),
+                  cell("leave2", "2027-07-26"),
                   cell("cache", "2027-07-13"), cell("bad", "2027-07-14")]),
         act("p", [cell("promo", "2027-07-15"), cell("skip", "2027-07-16"),
                   cell("busy", "2027-07-19"),
@@ -219,6 +220,30 @@ def test_leave_the_list(s, tok):
 
     # without a token
     assert s.http("GET", "/api/waitlist").status == 401
+
+
+def test_leave_with_the_child_in_the_query(s, tok):
+    """DELETE /api/waitlist/{session_id}?child_id= (/work/shared/API.md's
+    form) is the same as /api/waitlist/{session_id}/{child_id}."""
+    fill(s, tok, "leave2")
+    for f in ("f2", "f4"):
+        book(s, tok[f], [(f + "-c1", "leave2")], wait=True)
+
+    r = s.http("DELETE", "/api/waitlist/leave2?child_id=f2-c1",
+               token=tok["f2"])
+    assert r.status == 200, r
+    assert r.json() == {"session_id": "leave2", "child_id": "f2-c1",
+                        "status": "left"}
+    assert wait_list(s, "leave2") == ["f4-c1"]
+    assert ("leave2", "f4-c1", 1) in positions(s, tok["f4"])
+
+    # again, another family's child, an empty or missing child: not found
+    for q, f in (("?child_id=f2-c1", "f2"), ("?child_id=f4-c1", "f2"),
+                 ("?child_id=", "f4"), ("?other=f4-c1", "f4")):
+        r = s.http("DELETE", "/api/waitlist/leave2" + q, token=tok[f])
+        assert r.status == 404, (q, r)
+        assert r.json()["error"]["code"] == "not_found"
+    assert wait_list(s, "leave2") == ["f4-c1"]
 
 
 def test_waitlist_must_be_a_boolean(s, tok):
