@@ -11,6 +11,13 @@
  *   promotion), the list gone; the back office shows a session's list
  *   (Activités, "Voir"); a parent leaves a list with "Quitter la liste".
  *
+ *   an activity whose list offers (town23.py's "Stage poney"): the other
+ *   family cancels and the parent reads "Une place vous est proposée
+ *   jusqu'au …" in "Mes réservations" and on the planning's cell, presses
+ *   "Accepter la place" and finds the booking among theirs; then the
+ *   other family, offered the place the parent cancels, presses "Refuser"
+ *   and the place is back online.
+ *
  * Every page checked is axe clean (serious / critical).  Screenshots in
  * tests/out/web/p23-*.png.
  */
@@ -199,6 +206,101 @@ t("complet, the waiting list, and the place that comes back", async () => {
         "#listes-attente li"));
     const after = await api(other, "GET", "/api/waitlist");
     assert.deepEqual(after.body.waitlist, []);
+
+    assert.deepEqual(errors, []);
+});
+
+/* Polls the API until pred(body) holds (the worker's turn), else fails. */
+async function until(p, url, pred, what) {
+    for (let i = 0; i < 200; i++) {
+        const r = await api(p, "GET", url);
+        if (pred(r.body)) {
+            return r.body;
+        }
+        await new Promise((ok) => setTimeout(ok, 100));
+    }
+    assert.fail("never happened: " + what);
+}
+
+t("a place offered, accepted, then declined", async () => {
+    const s = town.activities[1].sessions[0];
+    const cell = "[data-key=\"c-lea|" + s.id + "\"]";
+    const offered = (b) => (b.waitlist || []).some(
+        (w) => w.session_id === s.id && w.status === "offered");
+
+    /* Tom holds the only place, Léa waits */
+    const won = await api(other, "POST", "/api/bookings",
+                          { items: [{ child_id: "c-tom",
+                                      session_id: s.id }] });
+    assert.equal(won.body.items[0].status, "confirmed", JSON.stringify(won));
+    const joined = await api(page, "POST", "/api/bookings",
+                             { items: [{ child_id: "c-lea", session_id: s.id,
+                                         waitlist: true }] });
+    assert.equal(joined.body.items[0].status, "waitlisted");
+
+    /* Tom cancels: the place is offered to Léa, not booked */
+    assert.equal((await api(other, "DELETE", "/api/bookings/"
+                            + won.body.items[0].booking_id)).status, 200);
+    await until(page, "/api/waitlist", offered, "the offer to Léa");
+
+    await page.goto(BASE + "/#/reservations");
+    await page.waitForSelector("#listes-attente li.offre");
+    assert.match(await page.textContent("#listes-attente"),
+                 /Léa — Stage poney.*Une place vous est proposée jusqu'au/);
+    await axe("offre");
+    await shot("06-offre");
+
+    /* the planning says it on the cell */
+    await page.goto(BASE + "/#/reserver");
+    await page.waitForSelector("#activite");
+    await page.selectOption("#activite", "stage");
+    await page.click("[data-mode=semaine]");
+    await page.fill("#aller-au", s.date);
+    await page.waitForSelector(cell + "[data-attente=offre]");
+    assert.match(await page.textContent(cell),
+                 /Place proposée jusqu'au/);
+    await shot("07-offre-planning");
+
+    /* accepted: Léa's booking */
+    await page.goto(BASE + "/#/reservations");
+    await page.waitForSelector("#listes-attente li.offre button");
+    await page.click("#listes-attente li.offre button:has-text('Accepter')");
+    await page.waitForFunction(() => /Stage poney/.test(
+        document.querySelector("#liste-reservations tr[data-booking]")
+            ?.closest("#liste-reservations").textContent || ""));
+    assert.match(await page.textContent("main"), /Place réservée : Léa/);
+    await page.waitForFunction(() => !document.querySelector(
+        "#listes-attente li.offre"));
+    const mine = await api(page, "GET", "/api/bookings?from=" + s.date
+                                        + "&to=" + s.date);
+    assert.equal(mine.body.bookings.filter(
+        (b) => b.session_id === s.id).length, 1);
+    await shot("08-acceptee");
+
+    /* Tom waits now; Léa cancels; Tom declines the offer */
+    const tom = await api(other, "POST", "/api/bookings",
+                          { items: [{ child_id: "c-tom", session_id: s.id,
+                                      waitlist: true }] });
+    assert.equal(tom.body.items[0].status, "waitlisted");
+    const lea = mine.body.bookings.find((b) => b.session_id === s.id);
+    assert.equal((await api(page, "DELETE", "/api/bookings/"
+                            + lea.booking_id)).status, 200);
+    await until(other, "/api/waitlist", offered, "the offer to Tom");
+    await other.goto(BASE + "/#/");         /* from the same page */
+    await other.goto(BASE + "/#/reservations");
+    await other.waitForSelector("#listes-attente li.offre button");
+    await axe("offre-refus", other);
+    await other.click("#listes-attente li.offre button:has-text('Refuser')");
+    await other.waitForFunction(() => !document.querySelector(
+        "#listes-attente li"));
+    assert.deepEqual((await api(other, "GET", "/api/waitlist")).body
+                     .waitlist, []);
+    /* nobody else waits: the place is back online */
+    await until(page, "/api/activities/stage/sessions?from=" + s.date
+                      + "&to=" + s.date,
+                (b) => (b.sessions || b).some(
+                    (x) => x.id === s.id && x.places_left === 1),
+                "the place back online");
 
     assert.deepEqual(errors, []);
 });
