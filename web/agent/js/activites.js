@@ -80,6 +80,10 @@ function activityForm(ctx, act, done) {
                               value: dl.working_days ?? 2 });
     const share = inp("part", { type: "number", min: "0", max: "100",
                                 value: a.online_share_percent ?? 50 });
+    const hold = inp("offre-heures", {
+        type: "number", min: "1", max: "720",
+        value: a.waitlist && a.waitlist.mode === "offer"
+               ? a.waitlist.hold_hours : "" });
     const rd = inp("liberation-jour", { type: "date", value: relDay });
     const rt = inp("liberation-heure", { type: "time",
                                          value: relTime || "09:00" });
@@ -123,6 +127,10 @@ function activityForm(ctx, act, done) {
         field("Places du guichet mises en ligne le (jour)", rd,
               "Vide : jamais."),
         field("Places du guichet mises en ligne à (heure)", rt),
+        field("Liste d'attente : place libérée proposée pendant (heures)",
+              hold, "Vide : réservée aussitôt pour le premier enfant de "
+                    + "la liste. Sinon elle lui est proposée ce nombre "
+                    + "d'heures (1 à 720), puis au suivant."),
         h("fieldset", {}, h("legend", {}, "Tarifs par tranche de quotient "
                                          + "familial (QF)"),
           h("div", { class: "tableau-defilant" }, h("table", {},
@@ -165,6 +173,10 @@ function activityForm(ctx, act, done) {
         };
         if (rd.value) {
             body.release_onsite_at = parisInstant(rd.value, rt.value);
+        }
+        if (hold.value !== "") {
+            body.waitlist = { mode: "offer",
+                              hold_hours: Number(hold.value) };
         }
         if (nonRes.value.trim() !== "") {
             body.non_resident_prices = [{ qf_max: null,
