@@ -1,7 +1,9 @@
 /*
  * waitlist.c -- the back office's view of a session's waiting list (issue
  * 23): GET /api/staff/sessions/{id}/waitlist, in the order the worker
- * promotes (docs/architecture.md, "Waiting lists").
+ * promotes (docs/architecture.md, "Waiting lists"); staff move a child on
+ * it (POST .../waitlist/{child}: up, down, first, last or to a position)
+ * or remove it (DELETE), audited (waitlist.move).
  *
  * The list lives in Redis ({T}:s:<sid>:wait, the order; {T}:s:<sid>:waiters,
  * who): read in one MULTI, then PostgreSQL names the children.  A child
@@ -177,8 +179,293 @@ gcho_waitlist_list(gcho_req_t *rq)
 }
 
 
+/*
+ * The list of session sid as GET shows it (a child's first place; a
+ * child without its entry, a leftover, is left out), into ids[] (pointing
+ * into *r, freeReplyObject(*r) after use): their number, or -1 (Redis).
+ * Read under the caller's WATCH.
+ */
+static int
+gcho_waitlist_read(redisContext *redis, const char *sid, redisReply **r,
+    const char **ids, int max)
+{
+    int          n, j;
+    size_t       i;
+    redisReply  *h;
+
+    *r = redisCommand(redis, "LRANGE " GCH_KEY_S(GCH_KEY_WAIT) " 0 -1",
+                      gchb_town, sid);
+    if (*r == NULL || (*r)->type != REDIS_REPLY_ARRAY) {
+        return -1;
+    }
+
+    h = redisCommand(redis, "HGETALL " GCH_KEY_S(GCH_KEY_WAITERS),
+                     gchb_town, sid);
+    if (h == NULL || h->type != REDIS_REPLY_ARRAY) {
+        if (h) {
+            freeReplyObject(h);
+        }
+        return -1;
+    }
+
+    n = 0;
+    for (i = 0; i < (*r)->elements && n < max; i++) {
+        if ((*r)->element[i]->type != REDIS_REPLY_STRING
+            || gcho_waiter(h, (*r)->element[i]->str) == NULL)
+        {
+            continue;
+        }
+        for (j = 0; j < n; j++) {
+            if (strcmp(ids[j], (*r)->element[i]->str) == 0) {
+                break;
+            }
+        }
+        if (j == n) {
+            ids[n++] = (*r)->element[i]->str;
+        }
+    }
+
+    freeReplyObject(h);
+    return n;
+}
+
+
+#define GCHO_WAIT_MOVE_MAX    5000       /* children on one list */
+#define GCHO_WAIT_TRIES       20         /* WATCH retries */
+
+
+/*
+ * POST /api/staff/sessions/{id}/waitlist/{child} {"move": "up" | "down" |
+ * "first" | "last"} or {"position": N}, and DELETE (remove the child):
+ * under WATCH of the list and its entries, the list written again in its
+ * new order in one MULTI (a join or a promotion meanwhile aborts it: read
+ * again), inside the transaction of the audit row (waitlist.move, detail
+ * {"child_id","family_id","from","to"}, "to" null for a removal).  The
+ * answer is the list as GET gives it.  404 not_found: the child is not on
+ * the session's list.
+ */
+static int
+gcho_waitlist_change(gcho_req_t *rq)
+{
+    static const gch_jfield_t  f[] = {
+        { "move", GCH_J_STRING, 0 },
+        { "position", GCH_J_NUMBER, 0 },
+    };
+
+    int                 n, from, to, i, k, tries, remove, ok;
+    char                fid[GCHO_ID_MAX], bid[64], sfrom[16], sto[16],
+                        field[2 * GCHO_ID_MAX + 2];
+    long long           pos;
+    gch_jcx_t           cx;
+    gch_json_t          doc;
+    gch_error_t         err;
+    redisReply         *r, *w, *x;
+    redisContext       *redis;
+    const char         *sid = rq->param[0], *cid = rq->param[1], *tmp;
+    const char        **ids;
+    const char         *kv[8];
+    const gch_jnode_t  *v[2];
+
+    remove = strcmp(rq->method, "DELETE") == 0;
+    to = 0;
+    pos = 0;
+
+    if (!remove) {
+        if (gcho_body_json(rq, &doc, f, 2, v) != 0) {
+            return 0;
+        }
+
+        memset(&err, 0, sizeof(err));
+        gch_jcx_init(&cx, &err);
+
+        if ((v[0] == NULL) == (v[1] == NULL)) {
+            gch_json_free(&doc);
+            return gcho_error(rq, 400, "invalid_field",
+                              "$ : « move » ou « position », l'un des "
+                              "deux.");
+        }
+
+        if (v[1] && gch_json_int(&cx, "position", v[1], 1, 100000, &pos)
+                    != 0)
+        {
+            gch_json_free(&doc);
+            return gcho_error(rq, 400, "invalid_field", err.message);
+        }
+
+        if (v[0]) {
+            to = (v[0]->len == 2 && memcmp(v[0]->str, "up", 2) == 0) ? -1
+                 : (v[0]->len == 4 && memcmp(v[0]->str, "down", 4) == 0)
+                   ? -2
+                 : (v[0]->len == 5 && memcmp(v[0]->str, "first", 5) == 0)
+                   ? -3
+                 : (v[0]->len == 4 && memcmp(v[0]->str, "last", 4) == 0)
+                   ? -4 : 0;
+            if (to == 0) {
+                gch_json_free(&doc);
+                return gcho_error(rq, 400, "invalid_field",
+                                  "$.move : « up », « down », « first » "
+                                  "ou « last ».");
+            }
+        }
+
+        gch_json_free(&doc);
+    }
+
+    redis = gcho_redis(rq);
+    if (redis == NULL) {
+        return 0;
+    }
+
+    ids = malloc(GCHO_WAIT_MOVE_MAX * sizeof(char *));
+    if (ids == NULL) {
+        return -1;
+    }
+
+    for (tries = 0; tries < GCHO_WAIT_TRIES; tries++) {
+
+        freeReplyObject(redisCommand(redis, "WATCH " GCH_KEY_S(GCH_KEY_WAIT)
+                                     " " GCH_KEY_S(GCH_KEY_WAITERS),
+                                     gchb_town, sid, gchb_town, sid));
+
+        n = gcho_waitlist_read(redis, sid, &r, ids, GCHO_WAIT_MOVE_MAX);
+        if (n < 0) {
+            goto redis_failed;
+        }
+
+        for (from = 0; from < n && strcmp(ids[from], cid) != 0; from++) {
+            /* void */
+        }
+
+        w = redisCommand(redis, "HGET " GCH_KEY_S(GCH_KEY_WAITERS) " %s",
+                         gchb_town, sid, cid);
+        if (w == NULL) {
+            freeReplyObject(r);
+            goto redis_failed;
+        }
+
+        if (from == n || w->type != REDIS_REPLY_STRING
+            || sscanf(w->str, "%63s %127s", bid, fid) != 2)
+        {
+            freeReplyObject(w);
+            freeReplyObject(r);
+            freeReplyObject(redisCommand(redis, "UNWATCH"));
+            free(ids);
+            return gcho_error(rq, 404, "not_found",
+                              "Cet enfant n'est pas sur la liste d'attente "
+                              "de cette séance.");
+        }
+        freeReplyObject(w);
+
+        /* the new place, from 0 */
+        k = remove ? -1
+            : to == -1 ? (from > 0 ? from - 1 : 0)
+            : to == -2 ? (from < n - 1 ? from + 1 : n - 1)
+            : to == -3 ? 0
+            : to == -4 ? n - 1
+            : (pos > n ? n - 1 : (int) pos - 1);
+
+        snprintf(sfrom, sizeof(sfrom), "%d", from + 1);
+        snprintf(sto, sizeof(sto), "%d", k + 1);
+
+        if (gcho_begin(rq) != 0) {
+            freeReplyObject(r);
+            freeReplyObject(redisCommand(redis, "UNWATCH"));
+            free(ids);
+            return 0;
+        }
+
+        kv[0] = "child_id"; kv[1] = cid;
+        kv[2] = "family_id"; kv[3] = fid;
+        kv[4] = "from"; kv[5] = sfrom;
+        kv[6] = "to"; kv[7] = remove ? NULL : sto;
+
+        if (gcho_audit_kv(rq, "waitlist.move", sid, kv, 4) != 0) {
+            freeReplyObject(r);
+            freeReplyObject(redisCommand(redis, "UNWATCH"));
+            free(ids);
+            return 0;
+        }
+
+        /* the order: cid taken out, put back at k */
+        tmp = ids[from];
+        for (i = from; i < n - 1; i++) {
+            ids[i] = ids[i + 1];
+        }
+        if (!remove) {
+            for (i = n - 1; i > k; i--) {
+                ids[i] = ids[i - 1];
+            }
+            ids[k] = tmp;
+        }
+
+        redisAppendCommand(redis, "MULTI");
+        redisAppendCommand(redis, "DEL " GCH_KEY_S(GCH_KEY_WAIT), gchb_town,
+                           sid);
+        for (i = 0; i < (remove ? n - 1 : n); i++) {
+            redisAppendCommand(redis, "RPUSH " GCH_KEY_S(GCH_KEY_WAIT) " %s",
+                               gchb_town, sid, ids[i]);
+        }
+        if (remove) {
+            snprintf(field, sizeof(field), "%s %s", sid, cid);
+            redisAppendCommand(redis, "HDEL " GCH_KEY_S(GCH_KEY_WAITERS)
+                               " %s", gchb_town, sid, cid);
+            redisAppendCommand(redis, "HDEL " GCH_KEY_S(GCH_KEY_WAITTRY)
+                               " %s", gchb_town, sid, cid);
+            redisAppendCommand(redis, "HDEL " GCH_KEY_F(GCH_KEY_WAITS) " %s",
+                               gchb_town, fid, field);
+        }
+        redisAppendCommand(redis, "EXEC");
+
+        k = 2 + (remove ? n - 1 + 3 : n) + 1;
+        ok = 0;
+        for (i = 0; i < k; i++) {
+            if (redisGetReply(redis, (void **) &x) != REDIS_OK) {
+                freeReplyObject(r);
+                gcho_rollback();
+                goto redis_failed;
+            }
+            if (i == k - 1) {
+                ok = (x->type == REDIS_REPLY_ARRAY);
+            }
+            freeReplyObject(x);
+        }
+        freeReplyObject(r);
+
+        if (!ok) {
+            gcho_rollback();               /* changed meanwhile: again */
+            continue;
+        }
+
+        free(ids);
+
+        if (gcho_commit(rq) != 0) {
+            return 0;
+        }
+
+        return gcho_waitlist_list(rq);
+    }
+
+    free(ids);
+    return gcho_error(rq, 503, "unavailable",
+                      "La liste d'attente change sans cesse : réessayez.");
+
+redis_failed:
+
+    free(ids);
+    gchb_log("error", "office: redis: waiting list of %s: %s", sid,
+             redis->errstr[0] ? redis->errstr : "?");
+    gcho_redis_drop_broken();
+    return gcho_error(rq, 503, "unavailable",
+                      "Le service est momentanément indisponible.");
+}
+
+
 const gcho_route_t  gcho_waitlist_routes[] = {
     { "GET", "/api/staff/sessions/*/waitlist", GCHO_STAFF, GCHO_AGENT, 0,
       gcho_waitlist_list },
+    { "POST", "/api/staff/sessions/*/waitlist/*", GCHO_STAFF, GCHO_AGENT,
+      GCHO_BODY_JSON, gcho_waitlist_change },
+    { "DELETE", "/api/staff/sessions/*/waitlist/*", GCHO_STAFF, GCHO_AGENT,
+      0, gcho_waitlist_change },
     { NULL, NULL, 0, 0, 0, NULL }
 };
