@@ -9,7 +9,8 @@
  *   in the answer, on the planning's cell and in "Mes réservations"; the other family cancels and
  *   the place appears among the parent's bookings (the worker's
  *   promotion), the list gone; the back office shows a session's list
- *   (Activités, "Voir"); a parent leaves a list with "Quitter la liste".
+ *   (Activités, "Voir"), an agent moves Zoé up ("Monter") and removes her
+ *   ("Retirer"); a parent leaves a list with "Quitter la liste".
  *
  *   an activity whose list offers (town23.py's "Stage poney"): the other
  *   family cancels and the parent reads "Une place vous est proposée
@@ -174,11 +175,14 @@ t("complet, the waiting list, and the place that comes back", async () => {
         "#listes-attente li"));
     await shot("04-promu");
 
-    /* Tom joins the list now that Léa holds the place, then leaves it */
+    /* Tom and Zoé join the list now that Léa holds the place */
     const joined = await api(other, "POST", "/api/bookings",
                              { items: [{ child_id: "c-tom", session_id: s.id,
+                                         waitlist: true },
+                                       { child_id: "c-zoe", session_id: s.id,
                                          waitlist: true }] });
     assert.equal(joined.body.items[0].status, "waitlisted");
+    assert.equal(joined.body.items[1].status, "waitlisted");
     /* the back office sees Tom first on the session's list */
     const ag = await (await browser.newContext({
         locale: "fr-FR", viewport: { width: 1200, height: 900 } }))
@@ -194,9 +198,25 @@ t("complet, the waiting list, and the place that comes back", async () => {
     await ag.click("tr[data-seance=\"" + s.id + "\"] button:has-text('Voir')");
     await ag.waitForSelector("#liste-attente li[data-child=c-tom]");
     assert.match(await ag.textContent("#liste-attente"),
-                 /Liste d'attente du[\s\S]*Tom \(famille f-b\)/);
+                 /Liste d'attente du[\s\S]*Tom \(famille f-b\)[\s\S]*Zoé/);
     await axe("agent-attente", ag);
     await shot("05-agent", ag);
+    /* the agent moves Zoé up, then removes her (audited) */
+    await ag.click("#liste-attente li[data-child=c-zoe] "
+                   + "button:has-text('Monter')");
+    await ag.waitForSelector("#liste-attente li:first-child[data-child=c-zoe]");
+    assert.match(await ag.textContent("#liste-attente"),
+                 /Zoé monte à la place 1/);
+    const order = await api(other, "GET", "/api/waitlist");
+    assert.deepEqual(order.body.waitlist.map((w) => [w.child_id,
+                                                     w.position]),
+                     [["c-tom", 2], ["c-zoe", 1]]);
+    await axe("agent-attente-ordre", ag);
+    await ag.click("#liste-attente li[data-child=c-zoe] "
+                   + "button:has-text('Retirer')");
+    await ag.waitForFunction(() => !document.querySelector(
+        "#liste-attente li[data-child=c-zoe]"));
+    await ag.waitForSelector("#liste-attente li:first-child[data-child=c-tom]");
 
     await other.goto(BASE + "/#/reservations");
     await other.waitForSelector("#listes-attente li button");

@@ -9,7 +9,8 @@ a waiting list, dated from today (Europe/Paris).
 * "Stage poney" (stage): the same day, ONE place, its waiting list in
   offer mode ("waitlist": {"mode": "offer", "hold_hours": 24}).
 * The family f-a (login/password from the options), Léa (8); the family
-  f-b (login "autre", the same password), Tom (8); both enrolled in both.
+  f-b (login "autre", the same password), Tom and Zoé (8); all enrolled
+  in both.
 
 Prints nothing; writes OUT.
 """
@@ -34,17 +35,18 @@ def town(login, password, now=None):
     while day.weekday() >= 5 or day in off:
         day += dt.timedelta(days=1)
 
-    def family(fid, who, cid, name):
+    def family(fid, who, *kids):
         return {
             "id": fid, "login": who, "password": password,
             "qf": 500, "resident": True, "direct_debit": False,
             "children": [{"id": cid, "first_name": name,
-                          "birth_date": "%04d-02-03" % (today.year - 8)}],
+                          "birth_date": "%04d-02-03" % (today.year - 8)}
+                         for cid, name in kids],
             "enrolments": [{"child_id": cid, "activity_id": a,
                             "from": iso(today),
                             "to": iso(today + dt.timedelta(days=60)),
                             "status": "validee"}
-                           for a in ("camp", "stage")]}
+                           for cid, _ in kids for a in ("camp", "stage")]}
 
     return {
         "town": {"name": "Ambérieu-en-Bugey", "timezone": "Europe/Paris"},
@@ -71,8 +73,9 @@ def town(login, password, now=None):
                            "date": iso(day), "unit": "APM",
                            "places": 1}]},
         ],
-        "families": [family("f-a", login, "c-lea", "Léa"),
-                     family("f-b", "autre", "c-tom", "Tom")],
+        "families": [family("f-a", login, ("c-lea", "Léa")),
+                     family("f-b", "autre", ("c-tom", "Tom"),
+                            ("c-zoe", "Zoé"))],
     }
 
 

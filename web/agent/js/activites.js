@@ -315,7 +315,7 @@ function generateForm(ctx, aid, units, done) {
 }
 
 /* A session's waiting list (issue 23), in the order the worker promotes. */
-async function showWaitlist(ctx, s, label, box) {
+async function showWaitlist(ctx, s, label, box, said) {
     const r = await ctx.call("GET", "/api/staff/sessions/"
                              + encodeURIComponent(s.id) + "/waitlist");
     if (!r.ok) {
@@ -323,20 +323,50 @@ async function showWaitlist(ctx, s, label, box) {
         return;
     }
     const list = r.data.waitlist || [];
+    const msg = h("div", { "aria-live": "polite" });
+    /* move a child (up, down) or remove it: audited (waitlist.move) */
+    const change = async (w, method, body, text) => {
+        const x = await ctx.call(method, "/api/staff/sessions/"
+                                 + encodeURIComponent(s.id) + "/waitlist/"
+                                 + encodeURIComponent(w.child_id), body);
+        await showWaitlist(ctx, s, label, box, x.ok ? text
+                                                    : x.error.message);
+    };
+    const act = (w, word, aria, method, body, text, cls) =>
+        h("button", { type: "button", class: cls || "bouton second petit",
+                      "aria-label": aria + " : "
+                                    + (w.first_name || w.child_id),
+                      onclick: () => change(w, method, body, text) }, word);
     box.replaceChildren(h("h2", { id: "titre-attente", tabindex: "-1" },
                           "Liste d'attente du " + label),
+        msg,
         list.length === 0 ? h("p", {}, "Personne sur la liste d'attente.")
-        : h("ol", { class: "liste-attente" }, list.map((w) =>
+        : h("ol", { class: "liste-attente" }, list.map((w, i) =>
             h("li", { dataset: { child: w.child_id } },
               (w.first_name || w.child_id) + " (famille ",
               h("a", { href: "#/familles?id="
                                   + encodeURIComponent(w.family_id) },
                 w.family_id),
-              "), inscrit le " + F.instant(w.joined_at)))),
+              "), inscrit le " + F.instant(w.joined_at) + " ",
+              i > 0 ? act(w, "Monter", "Monter d'une place", "POST",
+                          { move: "up" }, (w.first_name || w.child_id)
+                          + " monte à la place " + i + ".") : null,
+              i < list.length - 1
+                  ? act(w, "Descendre", "Descendre d'une place", "POST",
+                        { move: "down" }, (w.first_name || w.child_id)
+                        + " descend à la place " + (i + 2) + ".") : null,
+              act(w, "Retirer", "Retirer de la liste", "DELETE", undefined,
+                  (w.first_name || w.child_id) + " est retiré de la liste.",
+                  "bouton danger petit")))),
         h("p", { class: "discret" },
           "Dès qu'une place se libère, le premier enfant qui remplit encore "
-          + "les conditions est réservé automatiquement ; les autres "
-          + "quittent la liste avec le motif dans leurs demandes."));
+          + "les conditions est réservé automatiquement (ou la place lui "
+          + "est proposée, selon l'activité) ; les autres quittent la "
+          + "liste avec le motif dans leurs demandes.  Chaque changement "
+          + "d'ordre est inscrit au journal."));
+    if (said) {
+        msg.replaceChildren(h("p", { role: "status" }, said));
+    }
     box.querySelector("#titre-attente").focus();
 }
 
