@@ -303,6 +303,23 @@ gchw_task_mail(gchw_worker_t *w, int64_t now)
 }
 
 
+/* The waiting lists copied to PostgreSQL when they changed
+ * (waitmirror.c). */
+static int
+gchw_task_waitlists(gchw_worker_t *w, int64_t now)
+{
+    if (gchw_waitlist_mirror(w->pg, w->rc) < 0) {
+        if (w->rc->err) {
+            gchw_redis_lost(w);
+            return -1;
+        }
+        return gchw_pg_task_end(w, now, 1);
+    }
+
+    return 0;
+}
+
+
 static int
 gchw_task_invoice(gchw_worker_t *w, int64_t now)
 {
@@ -326,6 +343,8 @@ static const gchw_task_t  gchw_tasks[] = {
       gchw_publish_period, gchw_task_publish },
     { "mail", GCHW_TASK_PG,
       gchw_every_second, gchw_task_mail },
+    { "waitlists", GCHW_TASK_PG,
+      gchw_every_second, gchw_task_waitlists },
     { "invoice", GCHW_TASK_PG,
       gchw_invoice_period, gchw_task_invoice },
 };
