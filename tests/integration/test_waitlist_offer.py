@@ -247,3 +247,44 @@ def test_an_ineligible_family_is_skipped(s, tok):
     assert d["status"] == "traitee_negativement"
     assert d["reasons"] == ["conflict"], d
     assert left(s, "skip") == 0
+
+
+def test_the_bench_checker_sees_a_broken_list(s, tok):
+    """bench/check.py's waiting-list invariants (issue 23) hold on what
+    the tests above left, and catch a child both booked and listed, and a
+    child twice on a list."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+
+    def check():
+        r = subprocess.run(
+            [sys.executable, os.path.join(root, "bench", "check.py"),
+             "--redis", "127.0.0.1:%d" % s.redis_port, "--pg",
+             s.pg_conninfo, "--promote-timeout", "5"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        return r.returncode, r.stdout.decode()
+
+    s.wait_worker_drained()
+    rc, out = check()
+    assert rc == 0, out
+    assert "waitlisted" in out
+
+    # f2-c1 is booked on "acc" (the accepted offer); put it on the list
+    # too, and f3-c1 twice
+    entry = s.redis.hget("{main}:s:acc:waiters", "f3-c1")
+    s.redis.rpush("{main}:s:acc:wait", "f2-c1", "f3-c1")
+    s.redis.hset("{main}:s:acc:waiters", "f2-c1", entry.replace("f3", "f2"))
+    try:
+        rc, out = check()
+        assert rc == 1, out
+        assert "waitlist_and_booked" in out, out
+        assert "waitlist_child_twice" in out, out
+    finally:
+        s.redis.lrem("{main}:s:acc:wait", -1, "f3-c1")
+        s.redis.lrem("{main}:s:acc:wait", 0, "f2-c1")
+        s.redis.hdel("{main}:s:acc:waiters", "f2-c1")
+    assert check()[0] == 0
