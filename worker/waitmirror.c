@@ -30,10 +30,39 @@
 
 
 #define GCHW_MIRROR_SESSIONS  10000      /* sessions with a list, at most */
+#define GCHW_MIRROR_TOWNS     64         /* towns remembered */
 
 
-static uint64_t  gchw_mirror_sum;        /* the last copy's checksum */
-static int       gchw_mirror_done;
+/* the last copy's checksum, per town (one worker serves several) */
+typedef struct {
+    char      town[GCH_TOWN_ID_MAX + 1];
+    uint64_t  sum;
+    int       done;
+} gchw_mirror_t;
+
+static gchw_mirror_t  gchw_mirrors[GCHW_MIRROR_TOWNS];
+
+
+/* The current town's (gchb_town) slot; the last one when all are taken
+ * (its copies are then made each second, never wrong). */
+static gchw_mirror_t *
+gchw_mirror_of_town(void)
+{
+    size_t  i;
+
+    for (i = 0; i < GCHW_MIRROR_TOWNS; i++) {
+        if (gchw_mirrors[i].town[0] == '\0') {
+            snprintf(gchw_mirrors[i].town, sizeof(gchw_mirrors[i].town),
+                     "%s", gchb_town);
+            return &gchw_mirrors[i];
+        }
+        if (strcmp(gchw_mirrors[i].town, gchb_town) == 0) {
+            return &gchw_mirrors[i];
+        }
+    }
+
+    return &gchw_mirrors[GCHW_MIRROR_TOWNS - 1];
+}
 
 
 /* FNV-1a over s, into h */
@@ -171,10 +200,11 @@ gchw_waitlist_mirror(PGconn *pg, redisContext *rc)
     char         *json, *sid, *sp, **sids;
     size_t        i, j, n, len;
     uint64_t      sum;
-    PGresult     *res;
-    redisReply   *x, *y, *e;
-    gch_jout_t    o;
-    const char   *params[1];
+    PGresult       *res;
+    redisReply     *x, *y, *e;
+    gch_jout_t      o;
+    const char     *params[1];
+    gchw_mirror_t  *m;
 
     /* the sessions with a list or an offer, and the generation: none, a
      * Redis that lost its data (or not yet published): nothing copied */
@@ -309,8 +339,10 @@ gchw_waitlist_mirror(PGconn *pg, redisContext *rc)
         return -1;
     }
 
-    sum = gchw_fnv(14695981039346656037ULL, json, len);
-    if (gchw_mirror_done && sum == gchw_mirror_sum) {
+    m = gchw_mirror_of_town();
+    sum = gchw_fnv(gchw_fnv(14695981039346656037ULL, gchb_town,
+                            strlen(gchb_town)), json, len);
+    if (m->done && sum == m->sum) {
         free(json);
         return 0;                          /* nothing changed */
     }
@@ -355,8 +387,8 @@ gchw_waitlist_mirror(PGconn *pg, redisContext *rc)
         return -1;
     }
 
-    gchw_mirror_sum = sum;
-    gchw_mirror_done = 1;
+    m->sum = sum;
+    m->done = 1;
     return 1;
 }
 
@@ -431,7 +463,7 @@ gchw_waitlist_rebuild(PGconn *pg, redisContext *rc)
                  n);
     }
 
-    /* the copy is what Redis has now */
-    gchw_mirror_done = 0;
+    /* copied again at the next turn */
+    gchw_mirror_of_town()->done = 0;
     return n;
 }
