@@ -99,15 +99,65 @@ gcho_waitlist_json(const redisReply *list, const redisReply *h)
 }
 
 
+/* The places offered (issue 23: an activity in offer mode) as JSON
+ * [{"child_id","family_id","until_ms"}], from HGETALL offer and
+ * waiters. */
+static char *
+gcho_offers_json(const redisReply *off, const redisReply *h)
+{
+    char           fid[GCHO_ID_MAX], *out;
+    size_t         i, len;
+    gch_jout_t     o;
+    const char    *w, *sp;
+
+    if (gch_jout_init(&o, &gch_alloc_std) != 0) {
+        return NULL;
+    }
+
+    yajl_gen_array_open(o.g);
+
+    for (i = 0; i + 1 < off->elements; i += 2) {
+        if (off->element[i]->type != REDIS_REPLY_STRING
+            || off->element[i + 1]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        w = gcho_waiter(h, off->element[i]->str);
+        sp = w ? strchr(w, ' ') : NULL;
+        if (sp == NULL || sscanf(sp + 1, "%63s", fid) != 1) {
+            continue;
+        }
+
+        yajl_gen_map_open(o.g);
+        gch_jout_cstr(&o, "child_id");
+        gch_jout_cstr(&o, off->element[i]->str);
+        gch_jout_cstr(&o, "family_id");
+        gch_jout_cstr(&o, fid);
+        gch_jout_cstr(&o, "until_ms");
+        yajl_gen_integer(o.g, strtoll(off->element[i + 1]->str, NULL, 10));
+        yajl_gen_map_close(o.g);
+    }
+
+    yajl_gen_array_close(o.g);
+
+    if (gch_jout_detach(&o, &out, &len) != 0) {
+        return NULL;
+    }
+
+    return out;
+}
+
+
 /* GET /api/staff/sessions/{id}/waitlist */
 static int
 gcho_waitlist_list(gcho_req_t *rq)
 {
     int            rc, i;
-    char          *json;
+    char          *json, *offers;
     redisReply    *r, *x;
     redisContext  *redis;
-    const char    *p[2];
+    const char    *p[3];
 
     redis = gcho_redis(rq);
     if (redis == NULL) {
@@ -119,10 +169,12 @@ gcho_waitlist_list(gcho_req_t *rq)
                        gchb_town, rq->param[0]);
     redisAppendCommand(redis, "HGETALL " GCH_KEY_S(GCH_KEY_WAITERS),
                        gchb_town, rq->param[0]);
+    redisAppendCommand(redis, "HGETALL " GCH_KEY_S(GCH_KEY_OFFER),
+                       gchb_town, rq->param[0]);
     redisAppendCommand(redis, "EXEC");
 
     r = NULL;
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
         if (redisGetReply(redis, (void **) &x) != REDIS_OK) {
             x = NULL;
         }
@@ -135,9 +187,10 @@ gcho_waitlist_list(gcho_req_t *rq)
         }
     }
 
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3
         || r->element[0]->type != REDIS_REPLY_ARRAY
-        || r->element[1]->type != REDIS_REPLY_ARRAY)
+        || r->element[1]->type != REDIS_REPLY_ARRAY
+        || r->element[2]->type != REDIS_REPLY_ARRAY)
     {
         gchb_log("error", "office: redis: waiting list of %s: %s",
                  rq->param[0], redis->errstr[0] ? redis->errstr : "?");
@@ -150,13 +203,17 @@ gcho_waitlist_list(gcho_req_t *rq)
     }
 
     json = gcho_waitlist_json(r->element[0], r->element[1]);
+    offers = gcho_offers_json(r->element[2], r->element[1]);
     freeReplyObject(r);
-    if (json == NULL) {
+    if (json == NULL || offers == NULL) {
+        free(json);
+        free(offers);
         return -1;
     }
 
     p[0] = rq->param[0];
     p[1] = json;
+    p[2] = offers;
 
     rc = gcho_reply_row(rq, 200,
         "select json_build_object('session_id', s.id,"
@@ -170,11 +227,21 @@ gcho_waitlist_list(gcho_req_t *rq)
         "        / 1000.0), 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM'))"
         "      order by (w->>'position')::int)"
         "    from json_array_elements($2::json) w"
+        "    left join child c on c.id = w->>'child_id'), '[]'),"
+        "  'offers', coalesce((select json_agg(json_build_object("
+        "      'child_id', w->>'child_id', 'first_name', c.first_name,"
+        "      'family_id', w->>'family_id',"
+        "      'offer_until', to_char(to_timestamp("
+        "        (w->>'until_ms')::bigint / 1000.0),"
+        "        'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM'))"
+        "      order by (w->>'until_ms')::bigint)"
+        "    from json_array_elements($3::json) w"
         "    left join child c on c.id = w->>'child_id'), '[]'))"
         " from session s where s.id = $1",
-        2, p, "Cette séance n'existe pas.");
+        3, p, "Cette séance n'existe pas.");
 
     free(json);
+    free(offers);
     return rc;
 }
 

@@ -10,6 +10,7 @@ family, also after a restart of the worker (the end is in Redis).
 One custom town on its own Stack; every test uses its own session.
 """
 
+import datetime
 import signal
 import time
 import uuid
@@ -137,6 +138,20 @@ def test_a_freed_place_is_offered_then_accepted(s, tok):
                  " and status = 'confirmed'") == [(0,)]
     # the held place is neither left nor booked: guichetctl check agrees
     assert s.ctl_run("check").strip() == "redis and postgres agree"
+    # the back office sees the offer beside the list
+    from office_town import staff_add, staff_login
+    staff_add(s, "agent.o", "agent", "Agent Offres", "offres-pass-1")
+    st = staff_login(s, "agent.o", "offres-pass-1")
+    r = s.http("GET", "/api/staff/sessions/acc/waitlist", token=st)
+    assert r.status == 200, r
+    assert [(w["child_id"], w["position"]) for w in r.json()["waitlist"]] \
+        == [("f3-c1", 1)]
+    assert [(o["child_id"], o["family_id"], o["first_name"])
+            for o in r.json()["offers"]] == [("f2-c1", "f2", "Enfant2")]
+    seen = datetime.datetime.fromisoformat(r.json()["offers"][0]
+                                           ["offer_until"])
+    told = datetime.datetime.fromisoformat(got[0]["offer_until"])
+    assert abs((seen - told).total_seconds()) < 1, (seen, told)
 
     # nobody else takes it: a fresh request is refused full
     assert outcome(book(s, tok["f4"], "f4-c1", "acc")) == ("refused", "full")

@@ -337,9 +337,19 @@ async function showWaitlist(ctx, s, label, box, said) {
                       "aria-label": aria + " : "
                                     + (w.first_name || w.child_id),
                       onclick: () => change(w, method, body, text) }, word);
+    const offers = r.data.offers || [];
     box.replaceChildren(h("h2", { id: "titre-attente", tabindex: "-1" },
                           "Liste d'attente du " + label),
         msg,
+        offers.length === 0 ? null
+        : h("ul", { class: "offres" }, offers.map((o) =>
+            h("li", { dataset: { child: o.child_id } },
+              "Place proposée à " + (o.first_name || o.child_id)
+              + " (famille ",
+              h("a", { href: "#/familles?id="
+                                  + encodeURIComponent(o.family_id) },
+                o.family_id),
+              ") jusqu'au " + F.instant(o.offer_until)))),
         list.length === 0 ? h("p", {}, "Personne sur la liste d'attente.")
         : h("ol", { class: "liste-attente" }, list.map((w, i) =>
             h("li", { dataset: { child: w.child_id } },
