@@ -270,6 +270,25 @@ t("a place offered, accepted, then declined", async () => {
     await axe("offre");
     await shot("06-offre");
 
+    /* the back office sees the offer above the session's list */
+    const ag = await (await browser.newContext({
+        locale: "fr-FR", viewport: { width: 1200, height: 900 } }))
+        .newPage();
+    ag.on("pageerror", (e) => errors.push(e.message));
+    await ag.goto(BASE + "/agent/#/connexion");
+    await ag.waitForSelector("#ag-identifiant");
+    await ag.fill("#ag-identifiant", STAFF);
+    await ag.fill("#ag-motdepasse", STAFF_PASSWORD);
+    await ag.click("form button[type=submit]");
+    await ag.waitForSelector("h1:has-text('Inscriptions à traiter')");
+    await ag.goto(BASE + "/agent/#/activites?id=stage");
+    await ag.click("tr[data-seance=\"" + s.id + "\"] button:has-text('Voir')");
+    await ag.waitForSelector("#liste-attente .offres li[data-child=c-lea]");
+    assert.match(await ag.textContent("#liste-attente .offres"),
+                 /Place proposée à Léa \(famille f-a\) jusqu'au/);
+    await axe("agent-offre", ag);
+    await ag.context().close();
+
     /* the planning says it on the cell */
     await page.goto(BASE + "/#/reserver");
     await page.waitForSelector("#activite");
