@@ -339,7 +339,15 @@ export async function viewReserver(ctx) {
         ]);
         R.waits = new Map();
         for (const x of (w.ok && w.data && w.data.waitlist) || []) {
-            R.waits.set(keyOf(x.child_id, x.session_id), x.position);
+            /* a position, or the place offered to the child: "Place
+             * proposée jusqu'au …" (accepted in Mes réservations) */
+            R.waits.set(keyOf(x.child_id, x.session_id),
+                        x.status === "offered"
+                            ? { mark: "offre",
+                                text: "Place proposée jusqu'au "
+                                      + F.instantShort(x.offer_until) }
+                            : { mark: String(x.position),
+                                text: P.waitWords(x.position) });
         }
         grids.setAttribute("aria-busy", "false");
         if (s.status === 401 || b.status === 401) {
@@ -630,15 +638,14 @@ export async function viewReserver(ctx) {
         }
         const wait = R.waits.get(k);
         if (wait) {
-            data.attente = String(wait);
+            data.attente = wait.mark;
         }
         return h("td", {}, h("div", { class: cls, dataset: data,
                                       "aria-label": what + " : " + word
-                                          + (wait ? ", " + P.waitWords(wait)
-                                                  : "") },
+                                          + (wait ? ", " + wait.text : "") },
                              word, sub,
                              wait ? h("span", { class: "places attente" },
-                                      P.waitWords(wait)) : null));
+                                      wait.text) : null));
     }
 
     /* Public holidays of the period, shown as "Férié" instead of silently
