@@ -193,7 +193,10 @@ gcho_login_free(gcho_req_t *rq, const char *login)
     p[0] = login;
     res = gcho_sql(rq, "select 1 from family where login = $1"
                        " union all select 1 from co_responsable"
-                       " where login = $1", 1, p);
+                       " where login = $1"
+                       " union all select 1 from family_request"
+                       " where login = $1 and status = 'a_confirmer'"
+                       "   and confirm_expires_at > now()", 1, p);
     if (res == NULL) {
         return -1;
     }

@@ -939,6 +939,12 @@ gcho_fam_enrol(gcho_req_t *rq)
                           : "$.activity_id : activité inconnue");
     }
 
+    /* a file asked online enrols nobody before the town validates it */
+    rc = gcho_family_pending(rq, rq->param[0]);
+    if (rc != GCHO_GO) {
+        return rc;
+    }
+
     p[1] = act;
     p[2] = from;
     p[3] = to;
