@@ -452,10 +452,11 @@ async function viewTableau() {
         const n = r.ok && r.data ? Number(r.data.to_do) || 0 : 0;
         if (n > 0) {
             pieces.replaceChildren(h("p", { class: "info" },
-                n === 1 ? "1 pièce à fournir ou à renouveler pour les "
-                          + "activités de vos enfants. "
-                        : n + " pièces à fournir ou à renouveler pour les "
-                          + "activités de vos enfants. ",
+                n === 1 ? "1 pièce à fournir ou à renouveler pour votre "
+                          + "famille ou les activités de vos enfants. "
+                        : n + " pièces à fournir ou à renouveler pour "
+                          + "votre famille ou les activités de vos "
+                          + "enfants. ",
                 h("a", { href: "#/documents" }, "Voir les pièces à "
                                                 + "fournir")));
         }
