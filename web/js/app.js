@@ -271,6 +271,8 @@ function viewConnexion() {
         btn.textContent = "Connexion";
         if (r.ok) {
             ctx.me = null;
+            /* whose password « Mot de passe » changes */
+            sessionStorage.setItem("guichet.login", login.value.trim());
             const back = sessionStorage.getItem("guichet.retour");
             sessionStorage.removeItem("guichet.retour");
             location.hash = back && back !== "#/connexion"

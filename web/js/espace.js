@@ -1156,10 +1156,21 @@ export function viewMotDePasse(ctx) {
     const old = h("input", { type: "password", id: "mdp-actuel",
                              required: true,
                              autocomplete: "current-password" });
+    /* whose password: the token names the family, not the person; the
+     * login typed at Connexion (the family's own or its
+     * co-responsable's) says it (docs/office.md, *Co-responsable*) */
+    const who = h("input", { type: "text", id: "mdp-identifiant",
+                             autocomplete: "username",
+                             autocapitalize: "none", spellcheck: "false",
+                             value: sessionStorage.getItem("guichet.login")
+                                    || "" });
     const f = newPasswordFields("mdp");
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Changer le mot de passe");
     const form = h("form", { class: "carte" },
+        field("Identifiant", who, "Celui avec lequel vous vous connectez : "
+              + "le second responsable légal change ainsi son propre mot "
+              + "de passe."),
         field("Mot de passe actuel", old), ...f.nodes, msg,
         h("div", { class: "boutons" }, ok),
         h("p", { class: "discret" }, "Vos autres sessions (autres "
@@ -1180,7 +1191,8 @@ export function viewMotDePasse(ctx) {
         ok.disabled = true;
         const r = await api.post("/api/password",
                                  { old_password: old.value,
-                                   new_password: f.a.value });
+                                   new_password: f.a.value,
+                                   login: who.value.trim() || null });
         ok.disabled = false;
         if (r.status === 401 && !(r.error && r.error.code
                                   === "bad_password")) {
