@@ -459,6 +459,8 @@ gcho_rq_create(gcho_req_t *rq)
 
     if (rc == 0) {
         (void) gcho_reply(rq, 202, "{\"status\":\"sent\"}", 17);
+    } else {
+        gcho_rollback();            /* answered; nothing half written */
     }
 
 done:
@@ -564,6 +566,7 @@ gcho_rq_confirm(gcho_req_t *rq)
         || gcho_audit(rq, "family_request.confirm", target, NULL) != 0
         || gcho_commit(rq) != 0)
     {
+        gcho_rollback();
         return 0;
     }
 
@@ -891,6 +894,7 @@ gcho_rq_decide(gcho_req_t *rq)
                              : "Dossier famille validé", body) != 0
         || gcho_commit(rq) != 0)
     {
+        gcho_rollback();
         return 0;
     }
 

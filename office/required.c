@@ -356,6 +356,7 @@ gcho_req_types_put(gcho_req_t *rq)
         || gcho_catalogue_changed(rq) != 0
         || gcho_commit(rq) != 0)
     {
+        gcho_rollback();
         return 0;
     }
 
