@@ -221,7 +221,8 @@ gchc_invite_letter(PGconn *pg, const char *fid, int days)
         gchb_pg_exec(pg, "rollback");
         return -1;
     }
-    rc = PQntuples(res) != 1 ? 1 : strcmp(PQgetvalue(res, 0, 0), "t") != 0;
+    rc = PQntuples(res) != 1 ? 1
+         : strcmp(PQgetvalue(res, 0, 0), "t") != 0 ? 2 : 0;
     PQclear(res);
 
     if (rc != 0) {

@@ -263,3 +263,32 @@ def test_asking_again_and_again_is_throttled_like_a_login(s):
     assert "retry-after" in r.headers
     assert s.sql("select count(*) from family_request"
                  " where email = 'robot@example.org'") == [(0,)]
+
+
+def test_a_letters_code_and_the_outbox_from_guichetctl(s):
+    """guichetctl invite --letter: a code for one family, printed for a
+    letter, that « Créer mon espace » takes; guichetctl outbox prints the
+    e-mails not sent (the README's walk-through uses both)."""
+    from stack import StackError
+    with pytest.raises(StackError, match="already has an account"):
+        s.ctl_run("invite", "--letter", "f1")
+    with pytest.raises(StackError, match="no such family"):
+        s.ctl_run("invite", "--letter", "f-nobody")
+    first = s.ctl_run("invite", "--letter", "f2")
+    out = s.ctl_run("invite", "--letter", "f2")
+    m = re.match(r"dossier f2  code d'activation ([A-Z2-9]{5}-[A-Z2-9]{5})"
+                 r"  \(valable jusqu'au \d\d/\d\d/\d{4}\)\n$", out)
+    assert m, out
+    old = re.search(r"activation (\S+)", first).group(1)
+    body = {"dossier": "f2", "email": "zoe@example.org", "login": "zoe.f2",
+            "password": "un-mot-de-passe-long", "cgu_version": 1}
+    # the second letter's code replaced the first
+    r = s.http("POST", "/api/account/create", json=dict(body, code=old))
+    assert error_code(r, 400) == "activation_code_invalid"
+    r = s.http("POST", "/api/account/create",
+               json=dict(body, code=m.group(1)))
+    assert r.status == 202, r
+    out = s.ctl_run("outbox", "--family", "f2", "--kind", "activation")
+    assert "--- #" in out and "f2 activation to zoe@example.org" in out
+    assert re.search(r"/#/activer\?jeton=\S+", out)
+    assert out.endswith("1 e-mails not sent\n"), out
