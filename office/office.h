@@ -385,9 +385,10 @@ void gcho_login_publish(const char *login, const char *fid,
  * Login throttling (staff.c): the module's policy (gch_login_throttle())
  * and its Redis counters, keyed "<address>/<kind>:<login>" (kind "staff"
  * for staff logins, "dossier" for account creation with a dossier number
- * and code).  gcho_login_throttle counts this attempt: 0 to go on, 1 after
- * answering 429 `rate_limited` or 503.  gcho_login_throttle_clear after a
- * success.
+ * and code, "invite" for a co-responsable's link, "request" for a file
+ * asked online, keyed by its e-mail).  gcho_login_throttle counts this
+ * attempt: 0 to go on, 1 after answering 429 `rate_limited` or 503.
+ * gcho_login_throttle_clear after a success.
  */
 int gcho_login_throttle(gcho_req_t *rq, const char *kind,
     const char *login);
