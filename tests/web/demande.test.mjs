@@ -108,6 +108,20 @@ t("a new family asks for its file, waits, and the town validates it",
                             "Mot de passe"]);
     await axe("en attente 1200", p);
     await shot("attente-1200", p);
+    /* the same on a phone */
+    const n = await newPage(375);
+    await n.goto(web.stack.base + "/#/connexion");
+    await n.waitForSelector("#identifiant");
+    await n.fill("#identifiant", "awa.diallo");
+    await n.fill("#motdepasse", PASSWORD);
+    await n.click("form button[type=submit]");
+    await n.waitForSelector("#etat-dossier");
+    /* nothing wider than the phone (a long e-mail address wraps) */
+    assert.ok(await n.evaluate(() => document.documentElement.scrollWidth
+                                     <= window.innerWidth));
+    await axe("en attente 375", n);
+    await shot("attente-375", n);
+    await n.context().close();
     /* the booking page is not open to it */
     await p.goto(web.stack.base + "/#/reserver");
     await p.waitForSelector("h1:has-text('Mon dossier famille')");
