@@ -111,6 +111,9 @@ gchc_invite(PGconn *pg, const gchb_conf_t *conf, int rate, int days)
         " where f.login is null and not exists (select 1 from family_code c"
         "   where c.family_id = f.id and c.used_at is null"
         "   and c.expires_at > now())"
+        /* a file asked online has its own confirmation (request.c) */
+        "   and not exists (select 1 from family_request r"
+        "     where r.family_id = f.id)"
         " order by f.id for update of f", 1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(fams) != PGRES_TUPLES_OK) {
         gchb_log("error", "invite: %s", PQerrorMessage(pg));
@@ -213,8 +216,11 @@ gchc_invite_letter(PGconn *pg, const char *fid, int days)
     }
 
     p[0] = fid;
-    res = PQexecParams(pg, "select login is null from family where id = $1"
-                           " for update", 1, NULL, p, NULL, NULL, 0);
+    res = PQexecParams(pg, "select login is null and not exists (select 1"
+                           "   from family_request r"
+                           "   where r.family_id = f.id)"
+                           " from family f where f.id = $1"
+                           " for update of f", 1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         gchb_log("error", "invite: %s", PQerrorMessage(pg));
         PQclear(res);
@@ -228,7 +234,9 @@ gchc_invite_letter(PGconn *pg, const char *fid, int days)
     if (rc != 0) {
         gchb_pg_exec(pg, "rollback");
         fprintf(stderr, "guichetctl: %s\n", rc == 1
-                ? "no such family" : "this family already has an account");
+                ? "no such family"
+                : "this family already has an account, or asked its file "
+                  "online");
         return -1;
     }
 

@@ -262,7 +262,9 @@ gcho_code_open(gcho_req_t *rq, const char *const *p)
                        "   on f.id = c.family_id"
                        " where c.family_id = $1 and c.code_hash = $2"
                        "   and c.used_at is null and c.expires_at > now()"
-                       "   and f.login is null"
+                       "   and f.login is null and not exists (select 1"
+                       "     from family_request r"
+                       "     where r.family_id = f.id)"
                        " for update of c", 2, p);
     if (res == NULL) {
         return -1;

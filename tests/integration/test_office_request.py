@@ -274,6 +274,17 @@ def test_a_letters_code_and_the_outbox_from_guichetctl(s):
         s.ctl_run("invite", "--letter", "f1")
     with pytest.raises(StackError, match="no such family"):
         s.ctl_run("invite", "--letter", "f-nobody")
+    # a file asked online, not confirmed: neither the mailing nor a
+    # letter gives it an activation code (it has its own link)
+    r = ask(s, login="noe.martin", email="noe@example.org")
+    assert r.status == 202, r
+    [(pending,)] = s.sql("select family_id from family_request"
+                         " where login = 'noe.martin'")
+    s.ctl_run("set-email", "f2", "zoe@example.org")
+    assert s.ctl_run("invite").startswith("1 invitations queued")
+    assert [m[0] for m in outbox(s, "invitation")] == ["f2"]
+    with pytest.raises(StackError, match="asked its file online"):
+        s.ctl_run("invite", "--letter", pending)
     first = s.ctl_run("invite", "--letter", "f2")
     out = s.ctl_run("invite", "--letter", "f2")
     m = re.match(r"dossier f2  code d'activation ([A-Z2-9]{5}-[A-Z2-9]{5})"
