@@ -126,6 +126,11 @@ gchc_usage(void)
         "                             e-mail an activation code to every\n"
         "                             family without an account (N per\n"
         "                             minute, 30; codes valid D days, 60)\n"
+        "  invite --letter FAMILY_ID [--days D]\n"
+        "                             a new code for that family, printed\n"
+        "                             for a letter (no e-mail)\n"
+        "  outbox [--family F] [--kind K]\n"
+        "                             print the e-mails not sent yet\n"
         "  staff-add LOGIN ROLE NAME  create or update a back-office\n"
         "                             account (agent|regie|admin), the\n"
         "                             password read from stdin\n"
@@ -333,14 +338,20 @@ gchc_cmd_invite(const gchb_conf_t *conf, char **argv, int argc)
     int          i, rc, rate, days;
     char        *end;
     long         v;
+    const char  *letter;
     gchc_conn_t  c;
 
     rate = 30;
     days = 60;
+    letter = NULL;
 
     for (i = 0; i < argc; i += 2) {
         if (i + 1 >= argc) {
             return 2;
+        }
+        if (strcmp(argv[i], "--letter") == 0) {
+            letter = argv[i + 1];
+            continue;
         }
         v = strtol(argv[i + 1], &end, 10);
         if (*end != '\0' || v < 1 || v > 100000) {
@@ -361,7 +372,41 @@ gchc_cmd_invite(const gchb_conf_t *conf, char **argv, int argc)
         return 1;
     }
 
-    rc = gchc_invite(c.pg, conf, rate, days) == 0 ? 0 : 1;
+    rc = (letter != NULL ? gchc_invite_letter(c.pg, letter, days)
+                         : gchc_invite(c.pg, conf, rate, days)) == 0 ? 0 : 1;
+    gchc_close(&c);
+
+    return rc;
+}
+
+
+static int
+gchc_cmd_outbox(const gchb_conf_t *conf, char **argv, int argc)
+{
+    int          i, rc;
+    const char  *fid, *kind;
+    gchc_conn_t  c;
+
+    fid = kind = NULL;
+
+    for (i = 0; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            return 2;
+        }
+        if (strcmp(argv[i], "--family") == 0) {
+            fid = argv[i + 1];
+        } else if (strcmp(argv[i], "--kind") == 0) {
+            kind = argv[i + 1];
+        } else {
+            return 2;
+        }
+    }
+
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
+        return 1;
+    }
+
+    rc = gchc_outbox(c.pg, fid, kind) == 0 ? 0 : 1;
     gchc_close(&c);
 
     return rc;
@@ -912,6 +957,9 @@ gchc_command(const gchb_conf_t *conf, const char *cmd, int argc,
 
     } else if (strcmp(cmd, "invite") == 0) {
         rc = gchc_cmd_invite(conf, argv + i, argc - i);
+
+    } else if (strcmp(cmd, "outbox") == 0) {
+        rc = gchc_cmd_outbox(conf, argv + i, argc - i);
 
     } else if (strcmp(cmd, "set-email") == 0 && i + 2 == argc) {
         rc = gchc_cmd_set_email(conf, argv[i], argv[i + 1]);

@@ -54,6 +54,21 @@ int gchc_sepa_export(PGconn *pg, redisContext *rc, const gchb_conf_t *conf,
  */
 int gchc_invite(PGconn *pg, const gchb_conf_t *conf, int rate, int days);
 
+/*
+ * guichetctl invite --letter FAMILY [--days D]: a new activation code for
+ * that family without an account (replacing one still open), valid D
+ * days, printed with its dossier number for a letter; no e-mail.  0, or
+ * -1 after saying why (nothing written).
+ */
+int gchc_invite_letter(PGconn *pg, const char *fid, int days);
+
+/*
+ * guichetctl outbox [--family F] [--kind K]: the e-mails not sent yet
+ * (without an smtp relay, all of them: docs/worker.md, smtp), each with
+ * its family, kind, address, subject and body.  0, or -1 after logging.
+ */
+int gchc_outbox(PGconn *pg, const char *fid, const char *kind);
+
 
 /* ------------------------------------------------------------------ */
 /* guichetctl check (check.c)                                           */

@@ -111,6 +111,9 @@ gchc_invite(PGconn *pg, const gchb_conf_t *conf, int rate, int days)
         " where f.login is null and not exists (select 1 from family_code c"
         "   where c.family_id = f.id and c.used_at is null"
         "   and c.expires_at > now())"
+        /* a file asked online has its own confirmation (request.c) */
+        "   and not exists (select 1 from family_request r"
+        "     where r.family_id = f.id)"
         " order by f.id for update of f", 1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(fams) != PGRES_TUPLES_OK) {
         gchb_log("error", "invite: %s", PQerrorMessage(pg));
@@ -193,6 +196,123 @@ gchc_invite(PGconn *pg, const gchb_conf_t *conf, int rate, int days)
     }
     PQclear(res);
     PQclear(fams);
+
+    return 0;
+}
+
+
+/* See gchc.h. */
+int
+gchc_invite_letter(PGconn *pg, const char *fid, int days)
+{
+    int          rc;
+    char         code[GCHC_CODE_LEN + 2], hex[crypto_hash_sha256_BYTES * 2 + 1];
+    char         sdays[16];
+    PGresult    *res;
+    const char  *p[3];
+
+    if (gchb_pg_exec(pg, "begin") != 0) {
+        return -1;
+    }
+
+    p[0] = fid;
+    res = PQexecParams(pg, "select login is null and not exists (select 1"
+                           "   from family_request r"
+                           "   where r.family_id = f.id)"
+                           " from family f where f.id = $1"
+                           " for update of f", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchb_log("error", "invite: %s", PQerrorMessage(pg));
+        PQclear(res);
+        gchb_pg_exec(pg, "rollback");
+        return -1;
+    }
+    rc = PQntuples(res) != 1 ? 1
+         : strcmp(PQgetvalue(res, 0, 0), "t") != 0 ? 2 : 0;
+    PQclear(res);
+
+    if (rc != 0) {
+        gchb_pg_exec(pg, "rollback");
+        fprintf(stderr, "guichetctl: %s\n", rc == 1
+                ? "no such family"
+                : "this family already has an account, or asked its file "
+                  "online");
+        return -1;
+    }
+
+    gchc_code_make(code, hex);
+    snprintf(sdays, sizeof(sdays), "%d", days);
+
+    /* a new code replaces one still open: the letter's is the one */
+    p[1] = hex;
+    p[2] = sdays;
+    rc = gchc_invite_exec(pg,
+        "insert into family_code (family_id, code_hash, expires_at)"
+        " values ($1, $2, now() + $3::int * interval '1 day')"
+        " on conflict (family_id) do update"
+        " set code_hash = excluded.code_hash, created_at = now(),"
+        "   expires_at = excluded.expires_at, used_at = null", 3, p);
+
+    if (rc == 0) {
+        res = PQexecParams(pg, "select to_char((now() + $1::int"
+                               "   * interval '1 day') at time zone"
+                               "   'Europe/Paris', 'DD/MM/YYYY')",
+                           1, NULL, p + 2, NULL, NULL, 0);
+        rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
+        if (rc == 0 && gchb_pg_exec(pg, "commit") == 0) {
+            printf("dossier %s  code d'activation %s  (valable jusqu'au "
+                   "%s)\n", fid, code, PQgetvalue(res, 0, 0));
+        } else {
+            rc = -1;
+        }
+        PQclear(res);
+    }
+
+    sodium_memzero(code, sizeof(code));
+
+    if (rc != 0) {
+        gchb_pg_exec(pg, "rollback");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* See gchc.h. */
+int
+gchc_outbox(PGconn *pg, const char *fid, const char *kind)
+{
+    int          row;
+    PGresult    *res;
+    const char  *p[2];
+
+    p[0] = fid;
+    p[1] = kind;
+    res = PQexecParams(pg,
+        "select o.id, o.family_id, o.kind, coalesce(e.address, '-'),"
+        "   o.subject, coalesce(o.body, '(écrit à l''envoi)')"
+        " from outbox o left join family_email e"
+        "   on e.family_id = o.family_id"
+        " where o.sent_at is null"
+        "   and ($1::text is null or o.family_id = $1)"
+        "   and ($2::text is null or o.kind = $2)"
+        " order by o.id", 2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchb_log("error", "outbox: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    for (row = 0; row < PQntuples(res); row++) {
+        printf("--- #%s %s %s to %s\nSubject: %s\n\n%s\n",
+               PQgetvalue(res, row, 0), PQgetvalue(res, row, 1),
+               PQgetvalue(res, row, 2), PQgetvalue(res, row, 3),
+               PQgetvalue(res, row, 4), PQgetvalue(res, row, 5));
+    }
+
+    printf("%d e-mails not sent\n", PQntuples(res));
+    PQclear(res);
 
     return 0;
 }

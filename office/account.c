@@ -3,7 +3,11 @@
  * and payments), password change, forgotten password.
  *
  *   GET  /api/history?from=&to=          (or ?period=week|month&date=)
- *   POST /api/password                   {old_password, new_password}
+ *   POST /api/password                   {old_password, new_password,
+ *                                         login}  (login: whose password,
+ *                                         the family's own or its
+ *                                         co-responsable's; none: the
+ *                                         family's)
  *   POST /api/password/forgot            {login}          always 202
  *   POST /api/password/reset             {token, password}
  *
@@ -185,24 +189,31 @@ gcho_hash_ok(gcho_req_t *rq)
 
 
 /*
- * Sets the family's password hash, ends every reset link still open,
- * marks the catalogue changed, audits action, ends the sessions but keep,
- * commits, then publishes the login.
+ * Sets the family's password hash (or, coresp not NULL, that
+ * co-responsable's: its id), ends every reset link still open, marks the
+ * catalogue changed, audits action, ends the sessions but keep, commits,
+ * then publishes the login.
  * Inside a transaction the caller began; on failure it is rolled back and
  * the answer is set.  0 or -1.
  */
 static int
 gcho_password_set(gcho_req_t *rq, const char *fid, const char *login,
-    const char *hash, const char *action, const char *keep)
+    const char *hash, const char *action, const char *keep,
+    const char *coresp)
 {
     char         target[GCHO_ID_MAX + 16];
     PGresult    *res;
-    const char  *p[2];
+    const char  *p[3], *kv[2];
 
     p[0] = fid;
     p[1] = hash;
-    res = gcho_sql(rq, "update family set password_hash = $2"
-                       " where id = $1", 2, p);
+    p[2] = coresp;
+    res = coresp == NULL
+          ? gcho_sql(rq, "update family set password_hash = $2"
+                         " where id = $1", 2, p)
+          : gcho_sql(rq, "update co_responsable set password_hash = $2"
+                         " where family_id = $1 and id = $3::bigint"
+                         "   and removed_at is null", 3, p);
     if (res == NULL) {
         return -1;
     }
@@ -218,8 +229,14 @@ gcho_password_set(gcho_req_t *rq, const char *fid, const char *login,
 
     snprintf(target, sizeof(target), "family:%s", fid);
 
+    /* whose: the family's own login, or its co-responsable's (the token
+     * names the family only, docs/office.md, *Co-responsable*) */
+    kv[0] = "co_responsable";
+    kv[1] = coresp != NULL ? login : NULL;
+
     if (gcho_catalogue_changed(rq) != 0
-        || gcho_audit(rq, action, target, NULL) != 0
+        || (coresp == NULL ? gcho_audit(rq, action, target, NULL)
+                           : gcho_audit_kv(rq, action, target, kv, 1)) != 0
         || gcho_end_sessions(rq, fid, keep) != 0
         || gcho_commit(rq) != 0)
     {
@@ -277,13 +294,16 @@ gcho_password_change(gcho_req_t *rq)
     char                old[GCHO_PW_MAX + 1], pw[GCHO_PW_MAX + 1];
     PGresult           *res;
     gch_json_t          doc;
-    const char         *p[1];
+    const char         *p[2];
     gcho_hash_t        *h;
-    const gch_jnode_t  *v[2];
+    const gch_jnode_t  *v[3];
+
+    char                login[65];
 
     static const gch_jfield_t  fields[] = {
         { "old_password", GCH_J_STRING, 1 },
         { "new_password", GCH_J_STRING, 1 },
+        { "login", GCH_J_STRING | GCH_J_NULL, 0 },
     };
 
     if (rq->hash != NULL) {
@@ -303,7 +323,8 @@ gcho_password_change(gcho_req_t *rq)
         }
 
         if (gcho_password_set(rq, rq->family_id, h->keep[0], h->made,
-                              "password.change", rq->token_hash) == 0)
+                              "password.change", rq->token_hash,
+                              h->keep[1][0] ? h->keep[1] : NULL) == 0)
         {
             gcho_reply(rq, 204, "", 0);
         }
@@ -311,12 +332,16 @@ gcho_password_change(gcho_req_t *rq)
         return 0;
     }
 
-    if (gcho_body_json(rq, &doc, fields, 2, v) != 0) {
+    if (gcho_body_json(rq, &doc, fields, 3, v) != 0) {
         return 0;
     }
 
+    old[0] = pw[0] = '\0';
     ok = gcho_str(rq, "old_password", v[0], old, sizeof(old), 1) == 0
          && gcho_str(rq, "new_password", v[1], pw, sizeof(pw), 1) == 0
+         && gcho_str(rq, "login", v[2] && v[2]->type == GCH_J_STRING
+                                  ? v[2] : NULL, login, sizeof(login), 0)
+            == 0
          && gcho_password_long_enough(rq, pw) == 0;
     gch_json_free(&doc);
 
@@ -332,9 +357,18 @@ gcho_password_change(gcho_req_t *rq)
         goto done;
     }
 
+    /* "login": the person whose password it is, the family's own login
+     * (or none) or its co-responsable's; another login is answered as a
+     * wrong password, after the same hash */
     p[0] = rq->family_id;
-    res = gcho_sql(rq, "select coalesce(login, ''), password_hash"
-                       " from family where id = $1", 1, p);
+    p[1] = login;
+    res = gcho_sql(rq, "select coalesce(login, ''), password_hash, ''"
+                       " from family where id = $1"
+                       "   and ($2 = '' or login = $2)"
+                       " union all select login, password_hash, id::text"
+                       " from co_responsable where family_id = $1"
+                       "   and $2 <> '' and login = $2"
+                       "   and removed_at is null", 2, p);
     if (res == NULL) {
         goto done;
     }
@@ -348,6 +382,8 @@ gcho_password_change(gcho_req_t *rq)
         snprintf(h->make_pw, sizeof(h->make_pw), "%s", pw);
         snprintf(h->keep[0], sizeof(h->keep[0]), "%s",
                  PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+        snprintf(h->keep[1], sizeof(h->keep[1]), "%s",
+                 PQntuples(res) == 1 ? PQgetvalue(res, 0, 2) : "");
     }
     PQclear(res);
 
@@ -529,7 +565,7 @@ gcho_password_reset(gcho_req_t *rq)
         snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
 
         if (gcho_password_set(rq, fid, login, job->made, "password.reset",
-                              NULL) == 0)
+                              NULL, NULL) == 0)
         {
             gcho_reply(rq, 204, "", 0);
         }

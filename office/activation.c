@@ -193,7 +193,10 @@ gcho_login_free(gcho_req_t *rq, const char *login)
     p[0] = login;
     res = gcho_sql(rq, "select 1 from family where login = $1"
                        " union all select 1 from co_responsable"
-                       " where login = $1", 1, p);
+                       " where login = $1"
+                       " union all select 1 from family_request"
+                       " where login = $1 and status = 'a_confirmer'"
+                       "   and confirm_expires_at > now()", 1, p);
     if (res == NULL) {
         return -1;
     }
@@ -259,7 +262,9 @@ gcho_code_open(gcho_req_t *rq, const char *const *p)
                        "   on f.id = c.family_id"
                        " where c.family_id = $1 and c.code_hash = $2"
                        "   and c.used_at is null and c.expires_at > now()"
-                       "   and f.login is null"
+                       "   and f.login is null and not exists (select 1"
+                       "     from family_request r"
+                       "     where r.family_id = f.id)"
                        " for update of c", 2, p);
     if (res == NULL) {
         return -1;

@@ -67,9 +67,8 @@ gcho_contact_get(gcho_req_t *rq)
 }
 
 
-/* "" or an e-mail address: one '@', something on both sides, no space,
- * no '<' '>' (migration 0005's check), at most 254 bytes. */
-static int
+/* See office.h. */
+int
 gcho_email_ok(const char *s)
 {
     const char  *at;
@@ -86,9 +85,8 @@ gcho_email_ok(const char *s)
 }
 
 
-/* "" or a phone number: 6 to 25 of "+0-9 .()-", '+' first only, 6 digits
- * at least (migration 0022's check). */
-static int
+/* See office.h. */
+int
 gcho_phone_ok(const char *s)
 {
     size_t  i, n, digits;

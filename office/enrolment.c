@@ -272,6 +272,9 @@ gcho_enrol_create(gcho_req_t *rq)
 
     rc = gcho_family_child(rq, child);
     if (rc == GCHO_GO) {
+        rc = gcho_family_pending(rq, rq->family_id);
+    }
+    if (rc == GCHO_GO) {
         rc = gcho_enrol_free(rq, p, name, sizeof(name));
     }
     if (rc == GCHO_GO) {

@@ -186,7 +186,12 @@ gcho_fam_qf(gcho_req_t *rq, const char *fid, const char *qf,
  * "entourage": [{"id", "first_name", "last_name", "relation", "phone",
  *                "can_pick_up", "emergency", ...}] (entourage.c's people,
  *                the removed ones left out),
- * "enrolments": [{"child_id", "activity_id", "from", "to", "status"}]} */
+ * "enrolments": [{"child_id", "activity_id", "from", "to", "status"}],
+ * "co_responsable": {"id", "first_name", "last_name", "email", "login",
+ *                    "invited_at", "invite_expires_at", "activated_at"}
+ *                   or null (coresp.c's, the removed ones left out),
+ * "file_request": {"status", "requested_at", "reason"} or null (a file
+ *                 asked online, request.c)} */
 static int
 gcho_fam_answer(gcho_req_t *rq, int status, const char *fid)
 {
@@ -223,7 +228,18 @@ gcho_fam_answer(gcho_req_t *rq, int status, const char *fid)
         "      'from', e.from_date, 'to', e.to_date, 'status', e.status)"
         "      order by e.from_date, e.id), '[]')"
         "    from enrolment e join child c on c.id = e.child_id"
-        "    where c.family_id = f.id))"
+        "    where c.family_id = f.id),"
+        "  'co_responsable', (select json_build_object('id', k.id,"
+        "      'first_name', k.first_name, 'last_name', k.last_name,"
+        "      'email', k.email, 'login', k.login,"
+        "      'invited_at', k.created_at,"
+        "      'invite_expires_at', k.invite_expires_at,"
+        "      'activated_at', k.activated_at)"
+        "    from co_responsable k where k.family_id = f.id"
+        "      and k.removed_at is null),"
+        "  'file_request', (select json_build_object('status', r.status,"
+        "      'requested_at', r.requested_at, 'reason', r.reason)"
+        "    from family_request r where r.family_id = f.id))"
         " from family f where f.id = $1", 1, p,
         "Cette famille n'existe pas.");
 }
@@ -937,6 +953,12 @@ gcho_fam_enrol(gcho_req_t *rq)
         return gcho_error(rq, 400, "invalid_field", rc == 1
                           ? "$.child_id : enfant inconnu dans cette famille"
                           : "$.activity_id : activité inconnue");
+    }
+
+    /* a file asked online enrols nobody before the town validates it */
+    rc = gcho_family_pending(rq, rq->param[0]);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     p[1] = act;

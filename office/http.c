@@ -73,6 +73,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_coresp_routes,
     gcho_town_routes,
     gcho_waitlist_routes,
+    gcho_request_routes,
     NULL
 };
 

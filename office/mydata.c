@@ -42,6 +42,8 @@ static const char  gcho_my_data_sql[] =
     "   where x.family_id = $1),"
     " 'contact', (select to_jsonb(x) from family_contact x"
     "   where x.family_id = $1),"
+    " 'file_request', (select to_jsonb(x) - 'password_hash'"
+    "   - 'confirm_hash' from family_request x where x.family_id = $1),"
     " 'address_changes', " GCHO_MD_OWN("address_change", "x.id") ","
     " 'children', " GCHO_MD_OWN("child", "x.birth_date, x.id") ","
     " 'entourage', " GCHO_MD_OWN("entourage_person", "x.id") ","

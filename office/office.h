@@ -140,6 +140,7 @@ extern const gcho_route_t  gcho_publication_routes[];
 extern const gcho_route_t  gcho_coresp_routes[];
 extern const gcho_route_t  gcho_town_routes[];
 extern const gcho_route_t  gcho_waitlist_routes[];
+extern const gcho_route_t  gcho_request_routes[];
 
 
 
@@ -358,9 +359,22 @@ int gcho_family_child(gcho_req_t *rq, const char *child);
 int gcho_account_choice_check(gcho_req_t *rq, const char *login,
     const char *pw, const char *ver);
 int gcho_login_taken(gcho_req_t *rq);
-/* No family and no co-responsable has login: 1, 0 when one has, -1 after
- * answering 503 (activation.c). */
+/* No family and no co-responsable has login, and no family's request
+ * not yet confirmed was promised it (request.c): 1, 0 when one has, -1
+ * after answering 503 (activation.c). */
 int gcho_login_free(gcho_req_t *rq, const char *login);
+
+/* contact.c: "" or an e-mail address (one '@', something on both sides,
+ * no space, no '<' '>', at most 254 bytes: migration 0005's check); ""
+ * or a phone number (6 to 25 of "+0-9 .()-", '+' first only, 6 digits at
+ * least: migration 0022's check).  1 when s is one. */
+int gcho_email_ok(const char *s);
+int gcho_phone_ok(const char *s);
+
+/* request.c: in a transaction, rq's family (fid) is not one whose file
+ * asked online is still waiting for the town (or was refused).  GCHO_GO,
+ * or 409 `family_pending` (rolled back), 0 after answering 503. */
+int gcho_family_pending(gcho_req_t *rq, const char *fid);
 
 /* Sets {T}:logins[login] to "<fid> <hash>" at once, best effort: the
  * worker republishes it from PostgreSQL anyway (account.c). */
@@ -371,9 +385,10 @@ void gcho_login_publish(const char *login, const char *fid,
  * Login throttling (staff.c): the module's policy (gch_login_throttle())
  * and its Redis counters, keyed "<address>/<kind>:<login>" (kind "staff"
  * for staff logins, "dossier" for account creation with a dossier number
- * and code).  gcho_login_throttle counts this attempt: 0 to go on, 1 after
- * answering 429 `rate_limited` or 503.  gcho_login_throttle_clear after a
- * success.
+ * and code, "invite" for a co-responsable's link, "request" for a file
+ * asked online, keyed by its e-mail).  gcho_login_throttle counts this
+ * attempt: 0 to go on, 1 after answering 429 `rate_limited` or 503.
+ * gcho_login_throttle_clear after a success.
  */
 int gcho_login_throttle(gcho_req_t *rq, const char *kind,
     const char *login);

@@ -393,6 +393,10 @@ if town["town"]["name"] == sys.argv[2]:
         if f.get("password"):
             kids = ", ".join(c["first_name"] for c in f.get("children", []))
             print(f"    {f['login']:<10} {f['password']:<14} ({kids})")
+    new = [f["id"] for f in town["families"] if not f.get("login")]
+    if new:
+        print("  without an account yet: %s (README, *Try it*: "
+              "guichetctl invite --letter %s)" % (", ".join(new), new[0]))
 else:
     print("The town loaded is %s (its logins are in its town file)."
           % sys.argv[2])

@@ -26,7 +26,8 @@
  * Some e-mails carry a secret (kind password_reset: a single-use link,
  * guichet-office's account.c; activation: the link that activates an
  * account, activation.c; invitation: a dossier's activation code,
- * guichetctl invite).  The claim of step 1 also replaces their
+ * guichetctl invite; family_request: the link that confirms a file asked
+ * online, office/request.c).  The claim of step 1 also replaces their
  * body by a note: once the relay may have it, the outbox keeps no usable
  * link.  The body the worker sends is the one the claim read; when step 3
  * puts the row back for a retry, it puts that body back too.
@@ -61,7 +62,7 @@ static const char  gchw_sql_claim[] =
     "   for update of x skip locked)"
     " update outbox o set sent_at = now(), attempts = o.attempts + 1,"
     "   body = case when o.kind in ('password_reset', 'activation',"
-    "     'invitation')"
+    "     'invitation', 'family_request')"
     "     then '(effacé à l''envoi : ce message portait un lien à usage"
     " unique)' else o.body end"
     " from c left join lateral demande_mail(c.id_ref) m"

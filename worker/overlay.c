@@ -32,6 +32,14 @@
  * the text is written); the parsed town's own arrays are put back before
  * gch_town_free, which owns only those.
  *
+ * and, for every activity,
+ *
+ *   required_documents += the types the town requires of every family
+ *                       and that block bookings (family_document_type,
+ *                       blocks 'reservation', issue 25): only a family's
+ *                       document without a child meets them (the engine
+ *                       counts a family's document for every child);
+ *
  * The engine refuses a catalogue with more than 64 documents or 1000
  * enrolments per family: beyond that, the newest documents and the
  * latest enrolments are kept and a warning is logged.
@@ -47,6 +55,7 @@
 #define GCHW_OV_DOCS_MAX     64
 #define GCHW_OV_ENROL_MAX    1000
 #define GCHW_OV_UNPAID_MAX   100000
+#define GCHW_OV_REQ_MAX      16         /* the engine's per activity */
 
 
 /* What the overlay changed of one family, to put the town's back. */
@@ -58,6 +67,72 @@ typedef struct {
     gch_enrolment_t  *new_enrolments;    /* malloc'ed here */
     gch_document_t   *new_documents;
 } gchw_ov_fam_t;
+
+
+/* What the overlay changed of one activity. */
+typedef struct {
+    const char      **required;          /* the town's (arena) */
+    size_t            nrequired;
+    const char      **new_required;      /* malloc'ed here */
+} gchw_ov_act_t;
+
+
+/*
+ * Rows (type) of the family documents that block bookings: appended to
+ * every activity's required documents, each once, at most
+ * GCHW_OV_REQ_MAX in all (the engine's limit; the rest is left out with a
+ * warning: the office still blocks the enrolment requests).
+ */
+static int
+gchw_ov_required(gch_town_t *t, gchw_ov_act_t *act, PGresult *res)
+{
+    int              row, nrows;
+    size_t           i, j, n;
+    const char      *type;
+    gch_activity_t  *a;
+
+    nrows = PQntuples(res);
+    if (nrows == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < t->nactivities; i++) {
+        a = &t->activities[i];
+        act[i].new_required = malloc((a->nrequired_documents + nrows)
+                                     * sizeof(const char *));
+        if (act[i].new_required == NULL) {
+            return -1;
+        }
+
+        n = a->nrequired_documents;
+        memcpy(act[i].new_required, a->required_documents,
+               n * sizeof(const char *));
+
+        for (row = 0; row < nrows; row++) {
+            type = PQgetvalue(res, row, 0);
+            for (j = 0; j < n; j++) {
+                if (strcmp(act[i].new_required[j], type) == 0) {
+                    break;
+                }
+            }
+            if (j < n) {
+                continue;
+            }
+            if (n == GCHW_OV_REQ_MAX) {
+                gchb_log("warn", "overlay: activity %s requires %d "
+                         "documents, family document %s left out",
+                         a->id, GCHW_OV_REQ_MAX, type);
+                continue;
+            }
+            act[i].new_required[n++] = type;
+        }
+
+        a->required_documents = act[i].new_required;
+        a->nrequired_documents = n;
+    }
+
+    return 0;
+}
 
 
 static PGresult *
@@ -325,10 +400,11 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
 {
     int             rc;
     size_t          i;
-    PGresult       *en, *doc, *money;
+    PGresult       *en, *doc, *money, *req;
     gch_town_t     *t;
     gch_error_t     err;
     gchw_ov_fam_t  *fam;
+    gchw_ov_act_t  *act;
 
     *out = NULL;
     *out_len = 0;
@@ -341,12 +417,20 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
     }
 
     rc = -1;
-    en = doc = money = NULL;
+    en = doc = money = req = NULL;
 
     fam = calloc(t->nfamilies + 1, sizeof(gchw_ov_fam_t));
-    if (fam == NULL) {
+    act = calloc(t->nactivities + 1, sizeof(gchw_ov_act_t));
+    if (fam == NULL || act == NULL) {
+        free(fam);
+        free(act);
         gch_town_free(t);
         return -1;
+    }
+
+    for (i = 0; i < t->nactivities; i++) {
+        act[i].required = t->activities[i].required_documents;
+        act[i].nrequired = t->activities[i].nrequired_documents;
     }
 
     for (i = 0; i < t->nfamilies; i++) {
@@ -381,12 +465,17 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
         "     (now() at time zone 'Europe/Paris')::date"
         "   order by effective_from desc, id desc limit 1) q on true");
 
-    if (en == NULL || doc == NULL || money == NULL) {
+    req = gchw_ov_query(pg,
+        "select type from family_document_type"
+        " where blocks = 'reservation' order by position");
+
+    if (en == NULL || doc == NULL || money == NULL || req == NULL) {
         goto done;
     }
 
     if (gchw_ov_enrolments(t, fam, en) != 0
-        || gchw_ov_documents(t, fam, doc) != 0)
+        || gchw_ov_documents(t, fam, doc) != 0
+        || gchw_ov_required(t, act, req) != 0)
     {
         gchb_log("error", "overlay: out of memory or bad rows");
         goto done;
@@ -415,11 +504,19 @@ done:
         free(fam[i].new_documents);
     }
 
+    for (i = 0; i < t->nactivities; i++) {
+        t->activities[i].required_documents = act[i].required;
+        t->activities[i].nrequired_documents = act[i].nrequired;
+        free(act[i].new_required);
+    }
+
     free(fam);
+    free(act);
     gch_town_free(t);
     PQclear(en);
     PQclear(doc);
     PQclear(money);
+    PQclear(req);
 
     return rc;
 }

@@ -52,7 +52,16 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
 
     assert vctl(conf, "migrate").returncode == 0
     assert vctl(conf, "load-town", str(town)).returncode == 0
+    # documents of the whole family that block bookings: the overlay lays
+    # them over every activity's required documents (issue 25)
+    sql(worker_conf["pg"], "insert into family_document_type (type,"
+        " position, blocks, updated_by) values ('justificatif-domicile', 0,"
+        " 'reservation', 'test'), ('attestation-caf', 1, 'aucun', 'test')")
     assert vctl(conf, "publish").returncode == 0
+    cat = json.loads(rds.get("{main}:catalogue"))
+    assert all("justificatif-domicile" in a["required_documents"]
+               for a in cat["activities"])
+    sql(worker_conf["pg"], "delete from family_document_type")
     assert vctl(conf, "publish", "--rebuild").returncode == 0
     assert vctl(conf, "config").returncode == 0
     assert vctl(conf, "tokens").stdout.startswith("f-martin ")

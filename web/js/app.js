@@ -8,6 +8,9 @@
  *         #/factures  and the family space of espace.js: #/inscriptions
  *         #/documents  #/messagerie  #/historique  #/prelevement
  *         #/mot-de-passe  #/mot-de-passe-oublie  #/nouveau-mot-de-passe
+ *         #/demander-un-dossier  #/confirmer-demande (demande.js: a
+ *         family whose file waits for the town sees only its state,
+ *         documents and password)
  *         (the leading "/" is optional: e-mailed links omit it)
  * The family (GET /api/me) is fetched once per login and kept in `ctx`.
  */
@@ -28,6 +31,8 @@ import { viewActiver, viewCgu, viewCreerEspace } from "./premiere.js";
 import { viewAccessibilite, viewAide, viewMentions } from "./infos.js";
 import { townBlocks } from "./publications.js";
 import { viewCoResponsable, viewInvitation } from "./coresponsable.js";
+import { pendingFile, viewConfirmerDemande, viewDemanderDossier,
+         viewDossierEnAttente } from "./demande.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -57,6 +62,8 @@ const routes = {
     "/entourage": viewEntourage,
     "/situation": viewSituation,
     "/creer-mon-espace": viewCreerEspace,
+    "/demander-un-dossier": viewDemanderDossier,
+    "/confirmer-demande": viewConfirmerDemande,
     "/activer": viewActiver,
     "/cgu": viewCgu,
     "/mentions-legales": viewMentions,
@@ -76,11 +83,18 @@ const routes = {
 const publicViews = new Set([viewConnexion, E.viewMotDePasseOublie,
                              E.viewNouveauMotDePasse, viewCreerEspace,
                              viewActiver, viewCgu, viewMentions,
-                             viewAccessibilite, viewAide, viewInvitation]);
+                             viewAccessibilite, viewAide, viewInvitation,
+                             viewDemanderDossier, viewConfirmerDemande]);
 
 /* Public pages that keep the menu for a family logged in (the footer's). */
 const infoViews = new Set([viewCgu, viewMentions, viewAccessibilite,
                            viewAide]);
+
+/* What a family whose file waits for the town (issue 25, demande.js)
+ * may open: its state, its documents, its password, the footer's pages;
+ * any other route shows its state. */
+const pendingPaths = new Set(["/tableau-de-bord", "/documents",
+                              "/mot-de-passe"]);
 
 /* The unread messages badge of the menu. */
 async function refreshBadge() {
@@ -139,24 +153,46 @@ async function route() {
     if (!path.startsWith("/")) {
         path = "/" + path;
     }
-    const view = routes[path] || viewTableau;
+    let view = routes[path] || viewTableau;
 
     if (!publicViews.has(view) && !ctx.me) {
         const r = await api.get("/api/me");
-        if (r.status === 401 || r.status === 403) {
+        /* a file asked online, not yet validated: the module does not
+         * know the family (403; 503 catalogue_behind just after the
+         * login), guichet-office does */
+        const pending = r.status === 403 || (r.status === 503 && r.error
+                                             && r.error.code
+                                                === "catalogue_behind")
+            ? await pendingFile() : null;
+        if (pending) {
+            ctx.me = { pending, family_id: pending.family_id,
+                       children: pending.children || [] };
+        } else if (r.status === 401 || r.status === 403) {
             sessionStorage.setItem("guichet.retour", location.hash);
             location.hash = "#/connexion";
             return;
-        }
-        if (!r.ok) {
+        } else if (!r.ok) {
             nav.hidden = true;
             page("Espace Famille", alertBox(r.error.message),
                  h("p", {}, h("button", { class: "bouton", type: "button",
                                           onclick: route }, "Réessayer")));
             return;
+        } else {
+            ctx.me = r.data;
+            refreshBadge();
         }
-        ctx.me = r.data;
-        refreshBadge();
+    }
+
+    const waiting = Boolean(ctx.me && ctx.me.pending);
+    if (waiting && !publicViews.has(view) && (!pendingPaths.has(path)
+                                              || path === "/tableau-de-bord"))
+    {
+        view = viewDossierEnAttente;
+    }
+    for (const li of nav.querySelectorAll("li")) {
+        const a = li.querySelector("a");
+        li.hidden = waiting && a !== null
+                    && !pendingPaths.has(a.getAttribute("href").slice(1));
     }
 
     nav.hidden = !ctx.me || (publicViews.has(view) && !infoViews.has(view));
@@ -212,7 +248,10 @@ function viewConnexion() {
         h("p", {}, "Première connexion ? ",
           h("a", { href: "#/creer-mon-espace", id: "lien-creer" },
             "Créer mon espace"),
-          " avec le numéro de dossier et le code envoyés par la mairie."));
+          " avec le numéro de dossier et le code envoyés par la mairie."),
+        h("p", {}, "Pas encore de dossier à la mairie ? ",
+          h("a", { href: "#/demander-un-dossier", id: "lien-demande" },
+            "Demander un dossier famille"), "."));
 
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
@@ -232,6 +271,8 @@ function viewConnexion() {
         btn.textContent = "Connexion";
         if (r.ok) {
             ctx.me = null;
+            /* whose password « Mot de passe » changes */
+            sessionStorage.setItem("guichet.login", login.value.trim());
             const back = sessionStorage.getItem("guichet.retour");
             sessionStorage.removeItem("guichet.retour");
             location.hash = back && back !== "#/connexion"
@@ -413,10 +454,11 @@ async function viewTableau() {
         const n = r.ok && r.data ? Number(r.data.to_do) || 0 : 0;
         if (n > 0) {
             pieces.replaceChildren(h("p", { class: "info" },
-                n === 1 ? "1 pièce à fournir ou à renouveler pour les "
-                          + "activités de vos enfants. "
-                        : n + " pièces à fournir ou à renouveler pour les "
-                          + "activités de vos enfants. ",
+                n === 1 ? "1 pièce à fournir ou à renouveler pour votre "
+                          + "famille ou les activités de vos enfants. "
+                        : n + " pièces à fournir ou à renouveler pour "
+                          + "votre famille ou les activités de vos "
+                          + "enfants. ",
                 h("a", { href: "#/documents" }, "Voir les pièces à "
                                                 + "fournir")));
         }

@@ -64,12 +64,13 @@ export function when(v) {
     return String(v).length > 10 ? F.instantShort(v) : F.dayYear(v);
 }
 
-const DOC_TYPES = {
+export const DOC_TYPES = {
     "fiche-sanitaire": "Fiche sanitaire",
     "certificat_medical": "Certificat médical",
     "justificatif-domicile": "Justificatif de domicile",
     "attestation-assurance": "Attestation d'assurance",
     "avis-imposition": "Avis d'imposition (quotient familial)",
+    "attestation-caf": "Attestation CAF",
     "vaccinations": "Carnet de vaccinations",
 };
 
@@ -506,6 +507,53 @@ function requiredRow(doc, act, child, prepare) {
             : "—"));
 }
 
+/* What a missing document of the whole family stops (the town sets
+ * it). */
+const BLOCKS_WORDS = {
+    aucun: "—",
+    inscription: "les demandes d'inscription",
+    reservation: "les inscriptions et les réservations",
+};
+
+function familyRow(doc, prepare) {
+    const name = docTypeName(doc.type);
+    const help = [REQUIRED_HELP[doc.status] || null,
+                  doc.valid_to ? "Valable jusqu'au " + when(doc.valid_to)
+                                 + "." : null,
+                  doc.reason ? "Motif : " + doc.reason : null]
+        .filter(Boolean).join(" ");
+    const todo = doc.status !== "valide" && doc.status !== "deposee";
+    return h("tr", { dataset: { piece: "famille/" + doc.type,
+                                statut: doc.status } },
+        h("th", { scope: "row" }, name),
+        h("td", {}, BLOCKS_WORDS[doc.blocks] || "—"),
+        h("td", {}, statusTag(doc.status),
+          help ? h("span", { class: "discret" }, " " + help) : null),
+        h("td", {}, todo
+            ? h("button", { class: "bouton petit", type: "button",
+                            "aria-label": "Déposer " + name + " pour "
+                                          + "toute la famille",
+                            onclick: () => prepare(doc.type, "") },
+                "Déposer")
+            : "—"));
+}
+
+/* The documents the town requires of the whole family (issue 25). */
+function familyTable(data, prepare) {
+    const docs = listOf(data, "family");
+    return docs.length
+        ? cards(h("div", { class: "tableau-defilant" },
+            h("table", { id: "pieces-famille" },
+              h("caption", {}, "Pièces demandées pour toute la famille"),
+              h("thead", {}, h("tr", {},
+                h("th", { scope: "col" }, "Pièce"),
+                h("th", { scope: "col" }, "Manquante, elle bloque"),
+                h("th", { scope: "col" }, "État"),
+                h("th", { scope: "col" }, "Action"))),
+              h("tbody", {}, docs.map((d) => familyRow(d, prepare))))))
+        : null;
+}
+
 function requiredTables(data, prepare) {
     const kids = listOf(data, "children");
     const n = Number(data && data.to_do) || 0;
@@ -518,6 +566,7 @@ function requiredTables(data, prepare) {
           + "vaut que pour lui ; choisissez « Toute la famille » pour une "
           + "pièce commune (attestation d'assurance du foyer, par "
           + "exemple)."),
+        familyTable(data, prepare),
         ...kids.map((c) => {
             const rows = (c.activities || []).flatMap((a) =>
                 (a.documents || []).map((d) =>
@@ -591,7 +640,7 @@ export async function viewDocuments(ctx) {
         return ctx.expired();
     }
     ahead.replaceChildren(ahead.firstChild,
-        ...(need.ok ? requiredTables(need.data, prepare)
+        ...(need.ok ? requiredTables(need.data, prepare).filter(Boolean)
             : [api.isMissing(need)
                ? h("p", {}, "La liste des pièces demandées n'est pas "
                    + "encore disponible en ligne.")
@@ -1107,10 +1156,21 @@ export function viewMotDePasse(ctx) {
     const old = h("input", { type: "password", id: "mdp-actuel",
                              required: true,
                              autocomplete: "current-password" });
+    /* whose password: the token names the family, not the person; the
+     * login typed at Connexion (the family's own or its
+     * co-responsable's) says it (docs/office.md, *Co-responsable*) */
+    const who = h("input", { type: "text", id: "mdp-identifiant",
+                             autocomplete: "username",
+                             autocapitalize: "none", spellcheck: "false",
+                             value: sessionStorage.getItem("guichet.login")
+                                    || "" });
     const f = newPasswordFields("mdp");
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Changer le mot de passe");
     const form = h("form", { class: "carte" },
+        field("Identifiant", who, "Celui avec lequel vous vous connectez : "
+              + "le second responsable légal change ainsi son propre mot "
+              + "de passe."),
         field("Mot de passe actuel", old), ...f.nodes, msg,
         h("div", { class: "boutons" }, ok),
         h("p", { class: "discret" }, "Vos autres sessions (autres "
@@ -1131,7 +1191,8 @@ export function viewMotDePasse(ctx) {
         ok.disabled = true;
         const r = await api.post("/api/password",
                                  { old_password: old.value,
-                                   new_password: f.a.value });
+                                   new_password: f.a.value,
+                                   login: who.value.trim() || null });
         ok.disabled = false;
         if (r.status === 401 && !(r.error && r.error.code
                                   === "bad_password")) {

@@ -12,7 +12,7 @@
  *         #/quotient #/familles #/familles?id=F #/guichet #/activites
  *         #/activites?id=A #/nouvelle-famille #/dossier?id=F #/caisse
  *         #/listes #/facturation #/paiements #/messagerie #/journal
- *         #/commune
+ *         #/commune #/demandes (demandes.js: files asked online)
  * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js;
  * #/caisse: caisse.js; #/commune: commune.js; #/listes: listes.js; #/adresses: adresses.js;
  * #/entourage: entourage.js; #/quotient: quotient.js)
@@ -30,6 +30,7 @@ import { viewCaisse } from "./caisse.js";
 import { viewCommune } from "./commune.js";
 import { viewListes } from "./listes.js";
 import { viewAdresses } from "./adresses.js";
+import { viewDemandes } from "./demandes.js";
 import { viewEntourage } from "./entourage.js";
 import { viewQuotient } from "./quotient.js";
 import { viewPublications } from "./publications.js";
@@ -1169,6 +1170,12 @@ const routes = {
     "/documents": viewDocuments,
     "/adresses": () => viewAdresses({
         page, get, post, askReason, familyName,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
+    "/demandes": () => viewDemandes({
+        page, get, post, askReason,
         done: (text) => {
             flash = { kind: "succes", text };
             route();

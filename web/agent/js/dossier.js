@@ -170,6 +170,32 @@ export function viewNouvelleFamille(ctx) {
 /* ---------------------------------------------------------------- */
 /* #/dossier?id=F */
 
+/* The state of a file asked online (office/request.c). */
+const FILE_REQUEST = {
+    a_confirmer: "e-mail pas encore confirmé",
+    en_attente: "en attente de validation",
+    validee: "validé",
+    refusee: "refusé",
+};
+
+/* The family's second legal representative (office/coresp.c): who, and
+ * whether their own login works yet. */
+function coResponsable(c) {
+    if (!c) {
+        return h("p", {}, "Pas de co-responsable : la famille l'invite "
+                 + "depuis son espace (menu « Co-responsable »).");
+    }
+    return h("dl", { class: "fiche", id: "co-responsable" },
+        h("dt", {}, "Nom"), h("dd", {}, c.first_name + " " + c.last_name),
+        h("dt", {}, "E-mail"), h("dd", {}, c.email),
+        h("dt", {}, "Accès"),
+        h("dd", {}, c.activated_at
+            ? "actif depuis le " + F.instant(c.activated_at)
+              + ", identifiant « " + c.login + " »"
+            : "invité le " + F.instant(c.invited_at) + ", invitation "
+              + "valable jusqu'au " + F.instant(c.invite_expires_at)));
+}
+
 function section(title, idName, ...nodes) {
     return h("section", { class: "carte", id: idName },
              h("h2", {}, title), ...nodes);
@@ -226,6 +252,14 @@ export async function viewDossier(ctx) {
                                                        : String(f.qf)),
         h("dt", {}, "Résidence"),
         h("dd", {}, f.resident ? "dans la commune" : "hors commune"),
+        f.file_request ? h("dt", {}, "Dossier demandé en ligne") : null,
+        f.file_request ? h("dd", { id: "dossier-demande" },
+            (FILE_REQUEST[f.file_request.status]
+             || f.file_request.status) + " (le "
+            + F.instant(f.file_request.requested_at) + ")",
+            f.file_request.status === "en_attente"
+                ? [" ", h("a", { href: "#/demandes" }, "Traiter la demande")]
+                : null) : null,
         f.archived_at ? h("dt", {}, "Archivée le") : null,
         f.archived_at ? h("dd", {}, F.instant(f.archived_at)) : null);
     if (f.archived_at) {
@@ -441,6 +475,8 @@ export async function viewDossier(ctx) {
                 kidForm),
         section("Inscriptions", "section-inscriptions", enrolled,
                 enrolForm),
+        section("Co-responsable", "section-coresponsable",
+                coResponsable(f.co_responsable)),
         section("Entourage", "section-entourage", peopleTable, removeLink,
                 addForm),
         ...(merge ? [merge] : []),
