@@ -1,10 +1,12 @@
 /*
  * batch.c -- one batch of the stream {T}:stream into PostgreSQL
- * (persist.c reads, checks and acknowledges the entries): the set-based
- * statements, prepared once per connection, run in ONE transaction under
- * the advisory lock GCHB_LOCK_PERSIST, each only in batches holding the
- * entry types it concerns.  persist.c's comment tells what each type of
- * entry becomes and why a replay changes nothing.
+ * (persist.c reads, checks and acknowledges the entries), in ONE
+ * transaction under the advisory lock GCHB_LOCK_PERSIST: a batch of
+ * compact demandes only with COPY (below, "the rush's batches"), any
+ * other as one JSON array by the set-based statements, prepared once per
+ * connection, each only in batches holding the entry types it concerns.
+ * persist.c's comment tells what each type of entry becomes and why a
+ * replay changes nothing.
  */
 
 #include <stdio.h>
