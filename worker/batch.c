@@ -451,8 +451,8 @@ gchw_keys_cmp(const void *a, const void *b)
 static size_t
 gchw_keys_literal(gchw_keys_t *k, gchb_buf_t *out, gchw_copy_t *c)
 {
-    size_t        i, j, n, distinct;
-    const char  **v;
+    size_t        i, j, distinct;
+    const char   *p, **v;
 
     gchw_copy_add(out, "{", 1, c);
     distinct = 0;
@@ -477,12 +477,14 @@ gchw_keys_literal(gchw_keys_t *k, gchb_buf_t *out, gchw_copy_t *c)
             gchw_copy_add(out, distinct ? ",\"" : "\"",
                           distinct ? 2 : 1, c);
             distinct++;
-            n = strlen(v[i]);
-            for (j = 0; j < n; j++) {
-                if (v[i][j] == '"' || v[i][j] == '\\') {
+            for (p = v[i]; *p != '\0'; p += j) {
+                j = strcspn(p, "\"\\");
+                gchw_copy_add(out, p, j, c);
+                if (p[j] != '\0') {
                     gchw_copy_add(out, "\\", 1, c);
+                    gchw_copy_add(out, p + j, 1, c);
+                    j++;
                 }
-                gchw_copy_add(out, v[i] + j, 1, c);
             }
             gchw_copy_add(out, "\"", 1, c);
         }
