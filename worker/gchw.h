@@ -115,17 +115,27 @@ long long gchw_persist_trim(redisContext *rc, int keep_ms);
 #define GCHW_T_ABSENCE  0x04
 #define GCHW_T_VOID     0x08
 #define GCHW_T_ALL      0xff
+/* One entry of a batch: its field "d" as read from the stream (a
+ * booking's compact demande, or a JSON object), and its GCHW_T_* type. */
+typedef struct {
+    const char  *d;
+    size_t       len;
+    int          type;
+} gchw_entry_t;
 /*
- * Writes the JSON array in one transaction, with the statements its entry
- * types (GCHW_T_* bits) need.  0; -1 when PostgreSQL
+ * Writes the n entries in one transaction, with the statements their
+ * types (GCHW_T_* bits, or'ed in types) need.  position: the stream's
+ * position the batch reaches, written in the same transaction (NULL:
+ * none).  0; -1 when PostgreSQL
  * refused the data (SQLSTATE class 22 data exception or 23 integrity
  * constraint: the entry's own fault, the connection is fine); -2 on any
  * other error (connection lost, server shutting down, a missing table or
  * a bug of ours: not the entry's fault, never dead-lettered; the caller
- * backs off).  PostgreSQL's message is copied to err (errlen bytes).
+ * backs off), or when memory is short.  PostgreSQL's message is copied to
+ * err (errlen bytes).
  */
-int gchw_batch_write(PGconn *pg, const char *json, int types, char *err,
-    size_t errlen);
+int gchw_batch_write(PGconn *pg, const gchw_entry_t *e, size_t n, int types,
+    const char *position, char *err, size_t errlen);
 
 
 

@@ -3,11 +3,11 @@
  *
  * The worker reads with the consumer group "persist" (created at id 0, so
  * nothing written before the group existed is missed).  Each batch is
- * checked entry by entry (a booking's compact demande, rendered as JSON by
- * the engine, gchw_entry_add(); else with yajl, an object with a string
- * "type"), then
- * sent to PostgreSQL as one JSON array and written by a few set-based
- * statements inside ONE transaction (batch.c):
+ * checked entry by entry (a booking's compact demande, decoded by the
+ * engine; else with yajl, an object with a string "type"), then written
+ * inside ONE transaction by batch.c: with COPY when the batch holds
+ * compact demandes only (the rush), else as one JSON array by a few
+ * set-based statements:
  *
  *   void   -> insert into voided_booking, delete those bookings;
  *   book   -> ONE statement: insert into demande ... on conflict do
@@ -122,36 +122,6 @@ gchw_persist_group(redisContext *rc)
     freeReplyObject(r);
 
     return ok ? 0 : -1;
-}
-
-
-/*
- * Appends the JSON of the entry's "d" to json: a booking's compact demande
- * (engine/src/demande.c) rendered as the JSON entry docs/architecture.md
- * shows, anything else as it is.  With json NULL, only checks that a
- * compact demande decodes.  0, or -1 (not a compact demande, or out of
- * memory).  The one place where the worker reads the compact form.
- */
-static int
-gchw_entry_add(gchb_buf_t *json, const char *d, size_t len)
-{
-    int      rc;
-    char    *js;
-    size_t   n;
-
-    if (len == 0 || d[0] != GCH_DM_MAGIC[0]) {
-        return json ? gchb_buf_add(json, d, len) : -1;
-    }
-
-    js = gch_dm_json(d, len, GCH_DM_ENTRY, &gch_alloc_std, &n);
-    if (js == NULL) {
-        return -1;
-    }
-
-    rc = json ? gchb_buf_add(json, js, n) : 0;
-    free(js);
-
-    return rc ? -1 : 0;
 }
 
 
@@ -393,21 +363,16 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
 /*
  * What to do with each entry of list: ok[i] 0 not a demande, 1 to write
  * (ty[i] its type), 2 deleted from the stream.  The ones to write go into
- * json ("[d1,d2...]"), their ids into ids (*nok of them), their types
- * or'ed into *types.  0, or -1 when out of memory.
+ * ents, their ids into ids (*nok of them), their types or'ed into *types.
  */
-static int
+static void
 gchw_entries_sort(const redisReply *list, unsigned char *ok,
     unsigned char *ty, const char **ids, size_t *nok, int *types,
-    gchb_buf_t *json)
+    gchw_entry_t *ents)
 {
     int                 t;
     size_t              i;
     const redisReply   *d, *e;
-
-    if (gchb_buf_add(json, "[", 1)) {
-        return -1;
-    }
 
     for (i = 0; i < list->elements; i++) {
         e = list->element[i];
@@ -429,15 +394,11 @@ gchw_entries_sort(const redisReply *list, unsigned char *ok,
         ok[i] = 1;
         ty[i] = (unsigned char) t;
         *types |= t;
-        if ((*nok && gchb_buf_add(json, ",", 1))
-            || gchw_entry_add(json, d->str, d->len))
-        {
-            return -1;
-        }
+        ents[*nok].d = d->str;
+        ents[*nok].len = d->len;
+        ents[*nok].type = t;
         ids[(*nok)++] = e->element[0]->str;
     }
-
-    return gchb_buf_add(json, "]", 1);
 }
 
 
@@ -449,11 +410,12 @@ gchw_entries_sort(const redisReply *list, unsigned char *ok,
 static int
 gchw_entries_one_by_one(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     const redisReply *list, const unsigned char *ok,
-    const unsigned char *ty, const char **ids, gchb_buf_t *json)
+    const unsigned char *ty, const char **ids)
 {
     int                 rc2, done;
     char                err[512];
     size_t              i;
+    gchw_entry_t        one;
     const redisReply   *d, *e;
 
     done = 0;
@@ -465,15 +427,11 @@ gchw_entries_one_by_one(gchw_persist_t *p, redisContext *rc, PGconn *pg,
 
         e = list->element[i];
         d = gchw_entry_d(e);
-        json->len = 0;
-        if (gchb_buf_add(json, "[", 1)
-            || gchw_entry_add(json, d->str, d->len)
-            || gchb_buf_add(json, "]", 1))
-        {
-            return -1;
-        }
+        one.d = d->str;
+        one.len = d->len;
+        one.type = ty[i];
 
-        rc2 = gchw_batch_write(pg, json->data, ty[i], err, sizeof(err));
+        rc2 = gchw_batch_write(pg, &one, 1, ty[i], NULL, err, sizeof(err));
         if (rc2 == -2) {
             return -2;
         }
@@ -542,8 +500,8 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     int                 rc2, done, types;
     char                err[512];
     size_t              n, nok;
-    gchb_buf_t          json = { 0 };
     const char        **ids;
+    gchw_entry_t       *ents;
     unsigned char      *ok, *ty;
 
     n = list->elements;
@@ -554,20 +512,22 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     ids = calloc(n, sizeof(char *));
     ok = calloc(n, 1);
     ty = calloc(n, 1);
+    ents = calloc(n, sizeof(gchw_entry_t));
     types = 0;
     nok = 0;
 
-    if (ids == NULL || ok == NULL || ty == NULL
-        || gchw_entries_sort(list, ok, ty, ids, &nok, &types, &json) != 0)
-    {
+    if (ids == NULL || ok == NULL || ty == NULL || ents == NULL) {
         rc2 = -1;
         goto done;
     }
 
+    gchw_entries_sort(list, ok, ty, ids, &nok, &types, ents);
+
     done = 0;
 
     if (nok) {
-        rc2 = gchw_batch_write(pg, json.data, types, err, sizeof(err));
+        rc2 = gchw_batch_write(pg, ents, nok, types, NULL, err,
+                               sizeof(err));
 
         if (rc2 == -2) {
             goto done;
@@ -581,8 +541,7 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
             }
 
         } else {
-            rc2 = gchw_entries_one_by_one(p, rc, pg, list, ok, ty, ids,
-                                          &json);
+            rc2 = gchw_entries_one_by_one(p, rc, pg, list, ok, ty, ids);
             if (rc2 < 0) {
                 goto done;
             }
@@ -594,7 +553,7 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
 
 done:
 
-    gchb_buf_free(&json);
+    free(ents);
     free(ids);
     free(ok);
     free(ty);
