@@ -14,10 +14,10 @@
 -- the place again.
 
 create table waitlist_entry (
-    session_id      text        not null,
-    child_id        text        not null,
-    family_id       text        not null,
-    entry_id        text        not null,
+    session_id      text collate "C" not null,
+    child_id        text collate "C" not null,
+    family_id       text collate "C" not null,
+    entry_id        text collate "C" not null,
     joined_ms       bigint      not null,
     rank            integer     not null,
     offer_until_ms  bigint,

@@ -17,7 +17,7 @@
 -- (gcho_login_free).
 
 create table family_request (
-    family_id           text        not null,
+    family_id           text collate "C" not null,
     parent1_first_name  text        not null,
     parent1_last_name   text        not null,
     parent2_first_name  text,
