@@ -463,7 +463,8 @@ gch_book_free(gch_book_t *b)
 size_t
 gch_book_ncells(const gch_book_t *b)
 {
-    return (b->status == 200 && !b->replayed) ? b->ncells : 0;
+    return ((b->status == 200 || b->status == 202) && !b->replayed)
+           ? b->ncells : 0;
 }
 
 

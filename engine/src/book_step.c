@@ -503,6 +503,36 @@ gch_answer_ttl(const gch_book_t *b)
 }
 
 
+/*
+ * A cell entered in a draw (docs/architecture.md, "Opening by draw"):
+ * HSET {T}:a:<aid>:entries "<fid> <cid> <sid>" "<at_ms> <idx> <0|1>",
+ * so that a family's second request for the same cell replaces its
+ * first; with the answer's record, in the same MULTI.
+ */
+static void
+gch_step2_entry(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c, size_t i)
+{
+    int          n;
+    char         key[GCH_KEY_MAX], field[GCH_KEY_MAX], value[64];
+
+    n = snprintf(key, sizeof(key), GCH_KEY_A(GCH_KEY_ENTRIES),
+                 b->in.town->id, c->session->activity->id);
+    if (n < 0 || (size_t) n >= sizeof(key)
+        || gch_draw_field(field, sizeof(field), b->in.family->id,
+                          c->child->id, strlen(c->child->id),
+                          c->session->id, strlen(c->session->id)) < 0)
+    {
+        l->failed = 1;
+        return;
+    }
+
+    snprintf(value, sizeof(value), "%lld %zu %d",
+             (long long) b->in.now_ms, i, c->item->waitlist ? 1 : 0);
+
+    gch_cmdlist_cmd(l, "HSET", key, field, value, NULL);
+}
+
+
 static void
 gch_step2_build(gch_book_t *b)
 {
@@ -542,6 +572,11 @@ gch_step2_build(gch_book_t *b)
         c = &b->cells[i];
 
         if (c->session == NULL) {
+            continue;
+        }
+
+        if (c->reason == GCH_REASON_ENTERED) {
+            gch_step2_entry(b, l, c, i);
             continue;
         }
 
@@ -689,7 +724,7 @@ gch_idem_verdict(gch_book_t *b, const redisReply *r)
         return -1;
     }
 
-    b->status = 200;
+    b->status = gch_dm_all_entered(p, n, b->a) ? 202 : 200;
     b->replayed = 1;
 
     return 0;
@@ -950,6 +985,14 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     }
 
     b->status = 200;
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason != GCH_REASON_ENTERED) {
+            break;
+        }
+    }
+    if (b->ncells && i == b->ncells) {
+        b->status = 202;               /* every item entered in a draw */
+    }
 
     gch_step2_build(b);
 
@@ -1055,7 +1098,9 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
             GCH_FAMILY_BUDGET + 1, exec->element[exec->elements - 1]->integer);
     }
 
-    if (b->replayed || b->status != 200 || b->stored == NULL) {
+    if (b->replayed || (b->status != 200 && b->status != 202)
+        || b->stored == NULL)
+    {
         return GCH_OK;                   /* a compensation: no verdict */
     }
 
