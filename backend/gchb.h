@@ -69,6 +69,8 @@ typedef struct {
     int     batch_wait_ms;
     int     reap_after_ms;
     int     recount_after_ms;
+    int     draw_settle_ms;      /* a draw waits this long after its
+                                    opening (docs/worker.md) */
     int     heartbeat_ms;
     int     claim_idle_ms;
     int     publish_interval_ms;

@@ -1,0 +1,513 @@
+/*
+ * draw.c -- openings by draw (issue 23; docs/rules.md, "Opening by
+ * draw"; docs/architecture.md, "Opening by draw").
+ *
+ * During an activity's entry window the booking saga enters items instead
+ * of deciding them: HSET {T}:a:<aid>:entries "<fid> <cid> <sid>"
+ * "<at_ms> <idx> <0|1 waitlist>" (a second request for the same cell
+ * replaces the first).  From booking_opens_at until its draw is decided,
+ * fresh requests on it are refused not_open_yet (the engine's hold,
+ * gch_draw_phase()).
+ *
+ * This task decides the draw, once the opening has come, draw_settle_ms
+ * have passed and no booking attempt that started before the opening is
+ * still between its steps ({T}:inflight), so that every entry is in:
+ *
+ *   1. the entries are read from Redis and written to PostgreSQL
+ *      (draw_run, draw_entry, one transaction; a draw already started
+ *      keeps the entries it wrote: PostgreSQL's are the draw's);
+ *   2. they are ordered by the public rule (gch_draw_order(): the rank
+ *      SHA-256("<seed>:<family id>"), then each family's request order);
+ *   3. each family's cells are one booking request of that family, run
+ *      through the booking saga as nginx runs it (gch_book_plan with
+ *      in.draw: every rule of a booking, the claims, the BITFIELD, the
+ *      waiting list for an entry that asked for it), with the
+ *      Idempotency-Key "dr.<activity id>": a worker killed mid-draw
+ *      replays the families it had decided (the stored answer) and never
+ *      decides one twice;
+ *   4. draw_run.decided_at is set and the catalogue's version moved, in
+ *      one transaction: the publisher marks the activity "drawn" and
+ *      nginx sells it first come, first served from then on.
+ *
+ * The decisions are demandes like any: a stream entry persisted once, in
+ * the family's demandes, an e-mail ("Résultat du tirage au sort", 0070).
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gchw.h"
+
+
+static uint64_t  gchw_draw_attempts;
+
+
+/* The first entry of a family after e[i]. */
+static size_t
+gchw_draw_group_end(const gch_draw_entry_t *e, size_t n, size_t i)
+{
+    size_t  j;
+
+    for (j = i + 1; j < n && strcmp(e[j].family, e[i].family) == 0; j++) {
+        /* void */
+    }
+
+    return j;
+}
+
+
+/*
+ * One family's entries e[0..n) decided as one booking request.  0 done,
+ * 2 in progress (an earlier try died between its steps: the reaper
+ * releases it, the draw waits), -1 Redis.
+ */
+static int
+gchw_draw_family(redisContext *rc, const gch_town_t *t, long long gen,
+    const gch_family_t *f, const char *key, const gch_draw_entry_t *e,
+    size_t n, int64_t now_ms)
+{
+    int                 ret, st, k;
+    char                item[512];
+    size_t              i;
+    gchb_buf_t          body;
+    redisReply         *x;
+    gch_error_t         err;
+    gch_book_t         *b;
+    gch_book_in_t       in;
+    gch_booking_req_t   req;
+    const gch_cmds_t   *l;
+
+    /* ids are [A-Za-z0-9_.-] (the town file's): nothing to escape */
+    memset(&body, 0, sizeof(body));
+    gchb_buf_add(&body, "{\"items\":[", 10);
+    for (i = 0; i < n; i++) {
+        k = snprintf(item, sizeof(item), "%s{\"child_id\":\"%s\","
+                     "\"session_id\":\"%s\"%s}", i ? "," : "", e[i].child,
+                     e[i].session, e[i].waitlist ? ",\"waitlist\":true" : "");
+        if (k < 0 || (size_t) k >= sizeof(item)) {
+            body.failed = 1;
+            break;
+        }
+        gchb_buf_add(&body, item, (size_t) k);
+    }
+    gchb_buf_add(&body, "]}", 2);
+
+    if (body.failed) {
+        gchb_buf_free(&body);
+        return -1;
+    }
+
+    memset(&err, 0, sizeof(err));
+    if (gch_booking_req_parse(&req, body.data, body.len, n, &gch_alloc_std,
+                              &err)
+        != GCH_OK)
+    {
+        gchb_log("error", "draw: family %s: entries refused by the engine: "
+                 "%s", f->id, err.message);
+        gchb_buf_free(&body);
+        return 0;
+    }
+
+    memset(&in, 0, sizeof(in));
+    in.town = t;
+    in.family = f;
+    in.req = &req;
+    in.now_ms = now_ms;
+    in.idem_key = key;
+    in.idem_len = strlen(key);
+    in.body = body.data;
+    in.body_len = body.len;
+    in.idem_ttl_s = 86400 * 7;
+    in.inflight_ttl_s = 3600;
+    in.catalogue_gen = gen;
+    in.draw = 1;
+    in.attempt = ((uint64_t) getpid() << 32) | ++gchw_draw_attempts;
+
+    b = NULL;
+    ret = -1;
+
+    st = gch_book_plan(&b, &in, &gch_alloc_std, &err);
+    if (st == GCH_EFORBIDDEN) {
+        /* a child no longer the family's: nothing to decide */
+        gchb_log("warn", "draw: family %s: %s", f->id, err.message);
+        ret = 0;
+        goto done;
+    }
+
+    if (st != GCH_OK) {
+        goto done;
+    }
+
+    l = gch_book_step1(b);
+    x = l ? gchw_send_cmds(rc, l) : NULL;
+    if (x == NULL) {
+        goto done;
+    }
+
+    st = gch_book_on_step1(b, x);
+    freeReplyObject(x);
+    if (st != GCH_OK) {
+        goto done;
+    }
+
+    l = gch_book_step2(b);
+    if (l) {
+        x = gchw_send_cmds(rc, l);
+        if (x == NULL) {
+            goto done;
+        }
+
+        st = gch_book_on_step2(b, x);
+        freeReplyObject(x);
+
+        l = gch_book_step3(b);
+        if (l) {
+            x = gchw_send_cmds(rc, l);
+            if (x) {
+                freeReplyObject(x);
+            }
+        }
+
+        if (st != GCH_OK) {
+            goto done;
+        }
+    }
+
+    switch (gch_book_status(b)) {
+    case 200:
+    case 202:
+        ret = 0;
+        break;
+    case 409:
+        ret = 2;
+        break;
+    default:
+        gchb_log("error", "draw: family %s: answered %d", f->id,
+                 gch_book_status(b));
+        ret = (gch_book_status(b) == 503) ? -1 : 0;
+        break;
+    }
+
+done:
+
+    gch_book_free(b);
+    gch_booking_req_free(&req);
+    gchb_buf_free(&body);
+    return ret;
+}
+
+
+/* A PostgreSQL statement without rows; 0 or -1 after logging. */
+static int
+gchw_draw_exec(PGconn *pg, const char *sql, int n, const char **p)
+{
+    PGresult  *res;
+
+    res = PQexecParams(pg, sql, n, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK
+        && PQresultStatus(res) != PGRES_TUPLES_OK)
+    {
+        gchb_log("error", "draw: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    PQclear(res);
+    return 0;
+}
+
+
+/*
+ * Step 1: Redis's entries into PostgreSQL, unless this draw already
+ * started (its entries are those it wrote).  0 or -1.
+ */
+static int
+gchw_draw_snapshot(redisContext *rc, PGconn *pg, const gch_activity_t *act)
+{
+    int                 ok;
+    long                changed;
+    size_t              i;
+    char                count[24];
+    const char         *p[3];
+    redisReply         *x;
+    gchb_arr_t          a[7];
+    gch_draw_entry_t    e;
+    char               *field;
+
+    x = redisCommand(rc, "HGETALL " GCH_KEY_A(GCH_KEY_ENTRIES), gchb_town,
+                     act->id);
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
+        gchb_log("error", "draw: HGETALL entries of %s: %s", act->id,
+                 x ? (x->str ? x->str : "bad reply") : rc->errstr);
+        if (x) {
+            freeReplyObject(x);
+        }
+        return -1;
+    }
+
+    memset(a, 0, sizeof(a));
+    changed = 0;
+
+    for (i = 0; i + 1 < x->elements; i += 2) {
+        field = x->element[i]->str;
+        if (gch_draw_entry_parse(&e, field, x->element[i + 1]->str) != 0) {
+            gchb_log("warn", "draw: %s: entry \"%s\" is not one: skipped",
+                     act->id, x->element[i]->str);
+            continue;
+        }
+
+        gchb_arr_str(&a[0], act->id);
+        gchb_arr_str(&a[1], e.family);
+        gchb_arr_str(&a[2], e.child);
+        gchb_arr_str(&a[3], e.session);
+        gchb_arr_int(&a[4], e.at_ms);
+        gchb_arr_int(&a[5], e.idx);
+        gchb_arr_str(&a[6], e.waitlist ? "true" : "false");
+    }
+
+    snprintf(count, sizeof(count), "%zu", x->elements / 2);
+    freeReplyObject(x);
+
+    ok = gchb_pg_exec(pg, "begin") == 0;
+
+    p[0] = act->id;
+    p[1] = act->draw_seed;
+    p[2] = count;
+
+    ok = ok
+         && gchw_draw_exec(pg,
+                "insert into draw_run (activity_id, seed, entries, families)"
+                " values ($1, $2, $3, 0)", 3, p) == 0
+         && gchb_arr_exec(pg, "draw_entry",
+                "insert into draw_entry (activity_id, family_id, child_id,"
+                "   session_id, at_ms, idx, waitlist)"
+                " select * from unnest($1::text[], $2::text[], $3::text[],"
+                "   $4::text[], $5::bigint[], $6::int[], $7::boolean[])",
+                a, 7, &changed) == 0
+         && gchw_draw_exec(pg,
+                "update draw_run set entries = (select count(*) from"
+                "   draw_entry where activity_id = $1), families = (select"
+                "   count(distinct family_id) from draw_entry"
+                "   where activity_id = $1) where activity_id = $1",
+                1, p) == 0
+         && gchb_pg_exec(pg, "commit") == 0;
+
+    gchb_arr_free(a, 7);
+
+    if (!ok) {
+        gchb_pg_exec(pg, "rollback");
+        return -1;
+    }
+
+    gchb_log("info", "draw of %s: %ld entries persisted, seed %s", act->id,
+             changed, act->draw_seed);
+    return 0;
+}
+
+
+/* Is an attempt that started before the opening still in flight? */
+static int
+gchw_draw_inflight(redisContext *rc, const gch_activity_t *act)
+{
+    int          busy;
+    redisReply  *x;
+
+    x = redisCommand(rc, "ZRANGE " GCH_KEY_INFLIGHT " -inf %lld BYSCORE"
+                     " LIMIT 0 1", gchb_town,
+                     (long long) act->opens_at * 1000);
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
+        if (x) {
+            freeReplyObject(x);
+        }
+        return -1;
+    }
+
+    busy = x->elements > 0;
+    freeReplyObject(x);
+    return busy;
+}
+
+
+/* One activity whose draw is due.  Families decided, or -1. */
+static int
+gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
+    long long gen, const gch_activity_t *act, int64_t now_ms)
+{
+    int                  st, n, nrows, decided;
+    char                 key[256];
+    size_t               i, j;
+    char                *seed;
+    PGresult            *res;
+    const char          *p[1];
+    gch_draw_entry_t    *e;
+    const gch_family_t  *f;
+
+    p[0] = act->id;
+    res = PQexecParams(pg, "select decided_at is not null, seed"
+                       " from draw_run where activity_id = $1",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchb_log("error", "draw: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    if (PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't') {
+        PQclear(res);
+        return 0;                 /* decided: the publisher will say so */
+    }
+
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+
+        /* every entry in: no attempt from before the opening between its
+         * steps (at most reap_after_ms: the reaper ends orphans) */
+        st = gchw_draw_inflight(rc, act);
+        if (st != 0) {
+            return st < 0 ? -1 : 0;
+        }
+
+        if (act->draw_seed == NULL) {
+            gchb_log("error", "draw: %s has no seed (load the town with "
+                     "this guichetctl): not decided", act->id);
+            return 0;
+        }
+
+        if (gchw_draw_snapshot(rc, pg, act) != 0) {
+            return -1;
+        }
+
+    } else {
+        PQclear(res);
+        gchb_log("info", "draw of %s: resumed", act->id);
+    }
+
+    /* PostgreSQL's entries and seed are the draw's */
+    res = PQexecParams(pg, "select e.family_id, e.child_id, e.session_id,"
+                       "   e.at_ms, e.idx, e.waitlist, r.seed"
+                       " from draw_entry e join draw_run r"
+                       "   on r.activity_id = e.activity_id"
+                       " where e.activity_id = $1",
+                       1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchb_log("error", "draw: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+
+    nrows = PQntuples(res);
+    e = calloc(nrows + 1, sizeof(gch_draw_entry_t));
+    if (e == NULL) {
+        PQclear(res);
+        return -1;
+    }
+
+    for (n = 0; n < nrows; n++) {
+        e[n].family = PQgetvalue(res, n, 0);
+        e[n].child = PQgetvalue(res, n, 1);
+        e[n].session = PQgetvalue(res, n, 2);
+        e[n].at_ms = atoll(PQgetvalue(res, n, 3));
+        e[n].idx = atoi(PQgetvalue(res, n, 4));
+        e[n].waitlist = PQgetvalue(res, n, 5)[0] == 't';
+    }
+
+    seed = nrows ? PQgetvalue(res, 0, 6) : "";
+
+    /* families of one sort: those equal ids are next to each other */
+    gch_draw_order(e, (size_t) nrows, seed);
+
+    if (gch_draw_key(key, sizeof(key), act->id) < 0) {
+        free(e);
+        PQclear(res);
+        return -1;
+    }
+
+    decided = 0;
+    st = 0;
+
+    for (i = 0; i < (size_t) nrows; i = j) {
+        j = gchw_draw_group_end(e, (size_t) nrows, i);
+
+        f = gch_town_family(t, e[i].family, strlen(e[i].family));
+        if (f == NULL) {
+            gchb_log("warn", "draw of %s: family %s is gone: not decided",
+                     act->id, e[i].family);
+            continue;
+        }
+
+        st = gchw_draw_family(rc, t, gen, f, key, &e[i], j - i, now_ms);
+        if (st != 0) {
+            break;
+        }
+
+        decided++;
+    }
+
+    free(e);
+    PQclear(res);
+
+    if (st != 0) {
+        /* Redis failed, or a try of a family is between its steps: the
+         * next turn goes on (the decided families replay) */
+        return st < 0 ? -1 : decided;
+    }
+
+    if (gchb_pg_exec(pg, "begin") != 0
+        || gchw_draw_exec(pg, "update draw_run set decided_at = now()"
+                          " where activity_id = $1 and decided_at is null",
+                          1, p) != 0
+        || gchb_pg_exec(pg, "update catalogue set version = version + 1,"
+                        " updated_at = now() where id = 1") != 0
+        || gchb_pg_exec(pg, "commit") != 0)
+    {
+        gchb_pg_exec(pg, "rollback");
+        return -1;
+    }
+
+    freeReplyObject(redisCommand(rc, "UNLINK " GCH_KEY_A(GCH_KEY_ENTRIES),
+                                 gchb_town, act->id));
+
+    gchb_log("info", "draw of %s decided: %d families", act->id, decided);
+    return decided;
+}
+
+
+/* See gchw.h. */
+int
+gchw_draw(gchw_reaper_t *r, redisContext *rc, PGconn *pg, int64_t now_ms,
+    int settle_ms)
+{
+    int                    n, total;
+    size_t                 i;
+    long long              gen;
+    const gch_town_t      *t;
+    const gch_activity_t  *act;
+
+    t = gchw_reaper_catalogue(r, rc, &gen);
+    if (t == NULL) {
+        return rc->err ? -1 : 0;
+    }
+
+    total = 0;
+
+    for (i = 0; i < t->nactivities; i++) {
+        act = &t->activities[i];
+
+        if (!act->draw || act->drawn
+            || now_ms < act->opens_at * 1000 + settle_ms)
+        {
+            continue;
+        }
+
+        n = gchw_draw_activity(rc, pg, t, gen, act, now_ms);
+        if (n < 0) {
+            return -1;
+        }
+
+        total += n;
+    }
+
+    return total;
+}
