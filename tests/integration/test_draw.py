@@ -235,6 +235,13 @@ def test_held_until_the_draw_is_decided(s, tok):
         return [a for a in r.json() if a["id"] == "d"][0][
             "booking_opens_at"] != FAR
     s._wait("the catalogue's new opening", opened)
+
+    # every nginx worker has it (each refreshes its own catalogue): f03's
+    # entry, which a worker still in the window would only enter again
+    def held():
+        return all(book(s, tok["f03"], [("f03-c1", "d1", False)]).json()[
+            "items"][0].get("reason") == "not_open_yet" for _ in range(6))
+    s._wait("every worker holding the draw", held)
     assert seed_of(s)["drawn"] is False
     r = book(s, tok["f01"], [("f01-c1", "d4", False)])
     assert r.status == 200, r
