@@ -1,0 +1,150 @@
+"""test_draw_faults.py -- an opening by draw (issue 23) when the worker
+dies in the middle of deciding it.
+
+200 families enter one session of 20 online places during the entry
+window (some asking for the waiting list).  The opening comes (the town
+file loaded again with booking_opens_at just past, the worker stopped);
+the worker starts, decides the draw through the booking saga, and is
+killed (kill -9) as soon as Redis shows the 5th family's decision
+(MONITOR: the SET of its record "...:idem:dr.rush").  Wherever the signal
+lands -- between a family's two steps (record "P": the reaper releases
+it, the next worker decides it again under the same key) or after (record
+"D": the next worker replays it) -- the restarted worker resumes from the
+entries PostgreSQL kept and finishes the draw: every family decided
+exactly once (one demande "dr.rush" each, in the published order), no
+place sold twice (left + booked = online, 20 confirmed), the waiting list
+holding exactly the refused entries that asked for it, and guichetctl
+draw-verify agreeing.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from faultlib import book, child, left, online, rush_town, settled  # noqa
+from matrix import MatrixStack, wait_until  # noqa: E402
+
+FAMILIES = 200
+FAR = "2036-06-07T18:00:00+02:00"
+
+
+def town(opens=FAR):
+    t = rush_town(families=FAMILIES, sessions=(("d1", 40),))  # 20 online
+    act = t["activities"][0]
+    act["booking_opens_at"] = opens
+    act["opening"] = {"mode": "draw",
+                      "entries_from": "2026-01-01T12:00:00+01:00"}
+    return t
+
+
+@pytest.fixture
+def s():
+    st = MatrixStack(town=town(), name="fault-draw",
+                     worker_settings={"reap_after_ms": 2000,
+                                      "recount_after_ms": 2000})
+    st.start()
+    yield st
+    try:
+        st.assert_clean_error_log()
+    finally:
+        st.stop()
+
+
+def rank(seed, family):
+    return hashlib.sha256((seed + ":" + family).encode()).hexdigest()
+
+
+def test_worker_killed_mid_draw(s):
+    tok = s.tokens()
+    for i in range(1, FAMILIES + 1):
+        f = "f-%04d" % i
+        r = s.http("POST", "/api/bookings", token=tok[f],
+                   headers={"Idempotency-Key": "k-" + f},
+                   json={"items": [{"child_id": child(f), "session_id": "d1",
+                                    "waitlist": i % 3 == 0}]})
+        assert r.status == 202, r
+
+    # the opening comes with the worker stopped
+    s.procs["worker"].terminate()
+    s.procs["worker"].wait(10)
+    past = (datetime.datetime.now(datetime.timezone.utc)
+            - datetime.timedelta(seconds=2)).replace(microsecond=0)
+    with open(s.town_file, "w") as f:
+        json.dump(town(past.isoformat()), f)
+    s.ctl_run("load-town", s.town_file)
+
+    # the worker starts deciding; killed at the 5th family's decision
+    seen = threading.Event()
+    mon = s.redis.monitor()
+    killed = {}
+
+    def watch():
+        n = 0
+        with mon as m:
+            for cmd in m.listen():
+                line = cmd.get("command", "")
+                if line.startswith("SET ") and ":idem:dr.rush" in line:
+                    n += 1
+                    if n == 5:
+                        os.kill(killed["pid"], signal.SIGKILL)
+                        seen.set()
+                        return
+
+    s.restart_worker()
+    killed["pid"] = s.procs["worker"].pid
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    assert seen.wait(30), "the draw never started"
+    s.procs["worker"].wait(10)
+
+    assert s.sql("select decided_at is null from draw_run") == [(True,)]
+    recs = s.redis.keys("{main}:f:*:idem:dr.rush")
+    states = sorted(s.redis.get(k)[:1] for k in recs)
+    print("worker killed with %d decisions recorded (%d P)"
+          % (len(recs), states.count("P")))
+    assert 0 < len(recs) < FAMILIES
+
+    s.restart_worker()
+    wait_until("the draw decided", lambda: s.sql(
+        "select count(*) from draw_run where decided_at is not null")
+        == [(1,)], 60)
+    wait_until("settled", lambda: settled(s), 30)
+    s.wait_worker_drained()
+
+    # every family decided once, in the published order
+    seed = s.sql("select seed from draw_run")[0][0]
+    got = s.sql("select family_id, items from demande"
+                " where idem_key = 'dr.rush' order by number")
+    fams = ["f-%04d" % i for i in range(1, FAMILIES + 1)]
+    assert [g[0] for g in got] == sorted(fams, key=lambda f: rank(seed, f))
+    assert len(s.redis.xrange("{main}:stream")) == FAMILIES * 2
+
+    # the first 20 in that order have the places, the others waited
+    # (those that asked) or were refused full
+    booked = s.redis.smembers("{main}:s:d1:booked")
+    assert len(booked) == online(40) == 20
+    assert left(s, "d1") == 0
+    wait = []
+    for k, (f, items) in enumerate(got):
+        it = items[0]
+        if k < 20:
+            assert it["status"] == "confirmed", (k, f, it)
+        elif int(f[2:]) % 3 == 0:
+            assert it["status"] == "waitlisted", (k, f, it)
+            wait.append(child(f))
+        else:
+            assert (it["status"], it["reason"]) == ("refused", "full")
+    assert s.redis.lrange("{main}:s:d1:wait", 0, -1) == wait
+    assert s.sql("select count(*) from booking where session_id = 'd1'"
+                 " and status = 'confirmed'") == [(20,)]
+
+    out = s.ctl_run("draw-verify", "rush")
+    assert "the decisions follow the order of the seed" in out
