@@ -109,7 +109,8 @@ td_town_file(void)
     tap_ok(t == NULL && strstr(err.message, "opening.seed"),
            "a bad seed is refused: %s", err.message);
 
-    t = td_parse(TD_DRAW ",\"seed\":\"00112233445566778899AABBCCDDEEFF\"", &err);
+    t = td_parse(TD_DRAW ",\"seed\":\"00112233445566778899AABBCCDDEEFF\"",
+                 &err);
     tap_ok(t == NULL && strstr(err.message, "opening.seed"),
            "an upper-case seed is refused: %s", err.message);
 
