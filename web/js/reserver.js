@@ -66,6 +66,8 @@ const STATE_WORDS = {
     complet: "Complet",
     ferme: "Fermé",
     pas_ouvert: "Pas encore ouvert",
+    tirage: "Tirage au sort",
+    tirage_en_cours: "Tirage au sort en cours",
     reserve: "Déjà réservé",
     annuler: "À annuler",
     conflit: "Conflit",
@@ -448,7 +450,8 @@ export async function viewReserver(ctx) {
                 b !== other && R.cancels.get(keyOf(child.id, b.session_id))
                                !== b), actOf(s));
         }
-        if ((st.state === "libre" || st.state === "pas_ouvert")
+        if ((st.state === "libre" || st.state === "pas_ouvert"
+             || st.state === "tirage")
             && !enrolled(child, s)) {
             return { state: "non_inscrit" };
         }
@@ -1253,6 +1256,8 @@ export async function viewReserver(ctx) {
                                     : "")
                     : it.status === "waitlisted"
                       ? "Complet — " + P.waitWords(it.position)
+                      : it.status === "entered"
+                      ? P.drawWords(it, F.instant)
                       : blocker(it)),
                 canWait(it, s) ? " " : null,
                 canWait(it, s) ? waitButton(it, name + ", " + where) : null);
@@ -1659,6 +1664,8 @@ function legend() {
           item("conflit", "Conflit (i) : déjà inscrit sur ce créneau"),
           item("ferme", "Fermé : délai dépassé"),
           item("pas_ouvert", "Pas encore ouvert"),
+          item("tirage", "Tirage au sort : les demandes sont tirées au "
+                         + "sort à l'ouverture"),
           item("hors_age", "Âge hors tranche"),
           item("non_inscrit", "Inscription non validée"),
           item("ferie", "Férié : pas de séance"),
