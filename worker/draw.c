@@ -58,144 +58,246 @@ gchw_draw_group_end(const gch_draw_entry_t *e, size_t n, size_t i)
 }
 
 
-/*
- * One family's entries e[0..n) decided as one booking request.  0 done,
- * 2 in progress (an earlier try died between its steps: the reaper
- * releases it, the draw waits), -1 Redis.
- */
+#define GCHW_DRAW_BATCH  256       /* families pipelined together */
+
+
+/* One family's decision, planned then driven through the saga. */
+typedef struct {
+    const gch_family_t  *f;
+    gchb_buf_t           body;
+    gch_booking_req_t    req;
+    int                  parsed;
+    gch_book_t          *b;
+    int                  st;       /* GCH_OK while it goes on */
+} gchw_draw_one_t;
+
+
+/* Appends a command list; 0 or -1. */
 static int
-gchw_draw_family(redisContext *rc, const gch_town_t *t, long long gen,
-    const gch_family_t *f, const char *key, const gch_draw_entry_t *e,
-    size_t n, int64_t now_ms)
+gchw_draw_append(redisContext *rc, const gch_cmds_t *l)
 {
-    int                 ret, st, k;
-    char                item[512];
-    size_t              i;
-    gchb_buf_t          body;
-    redisReply         *x;
-    gch_error_t         err;
-    gch_book_t         *b;
-    gch_book_in_t       in;
-    gch_booking_req_t   req;
-    const gch_cmds_t   *l;
+    size_t  i;
+
+    for (i = 0; i < l->ncmds; i++) {
+        if (redisAppendFormattedCommand(rc, l->cmds[i].data, l->cmds[i].len)
+            != REDIS_OK)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* Reads a command list's replies; the last (EXEC), or NULL. */
+static redisReply *
+gchw_draw_read(redisContext *rc, const gch_cmds_t *l)
+{
+    size_t       i;
+    void        *x;
+    redisReply  *last;
+
+    last = NULL;
+    for (i = 0; i < l->ncmds; i++) {
+        if (redisGetReply(rc, &x) != REDIS_OK) {
+            if (last) {
+                freeReplyObject(last);
+            }
+            return NULL;
+        }
+
+        if (last) {
+            freeReplyObject(last);
+        }
+        last = x;
+    }
+
+    return last;
+}
+
+
+/* Plans d's request of its entries e[0..n).  0, or -1 (nothing to send:
+ * d->st says why). */
+static int
+gchw_draw_plan(gchw_draw_one_t *d, const gch_town_t *t, long long gen,
+    const char *key, const gch_draw_entry_t *e, size_t n, int64_t now_ms)
+{
+    int             k;
+    char            item[512];
+    size_t          i;
+    gch_error_t     err;
+    gch_book_in_t   in;
 
     /* ids are [A-Za-z0-9_.-] (the town file's): nothing to escape */
-    memset(&body, 0, sizeof(body));
-    gchb_buf_add(&body, "{\"items\":[", 10);
+    gchb_buf_add(&d->body, "{\"items\":[", 10);
     for (i = 0; i < n; i++) {
         k = snprintf(item, sizeof(item), "%s{\"child_id\":\"%s\","
                      "\"session_id\":\"%s\"%s}", i ? "," : "", e[i].child,
                      e[i].session, e[i].waitlist ? ",\"waitlist\":true" : "");
         if (k < 0 || (size_t) k >= sizeof(item)) {
-            body.failed = 1;
+            d->body.failed = 1;
             break;
         }
-        gchb_buf_add(&body, item, (size_t) k);
+        gchb_buf_add(&d->body, item, (size_t) k);
     }
-    gchb_buf_add(&body, "]}", 2);
+    gchb_buf_add(&d->body, "]}", 2);
 
-    if (body.failed) {
-        gchb_buf_free(&body);
+    d->st = GCH_ENOMEM;
+    if (d->body.failed) {
         return -1;
     }
 
     memset(&err, 0, sizeof(err));
-    if (gch_booking_req_parse(&req, body.data, body.len, n, &gch_alloc_std,
-                              &err)
+    if (gch_booking_req_parse(&d->req, d->body.data, d->body.len, n,
+                              &gch_alloc_std, &err)
         != GCH_OK)
     {
         gchb_log("error", "draw: family %s: entries refused by the engine: "
-                 "%s", f->id, err.message);
-        gchb_buf_free(&body);
-        return 0;
+                 "%s", d->f->id, err.message);
+        d->st = GCH_EINVALID;
+        return -1;
     }
+    d->parsed = 1;
 
     memset(&in, 0, sizeof(in));
     in.town = t;
-    in.family = f;
-    in.req = &req;
+    in.family = d->f;
+    in.req = &d->req;
     in.now_ms = now_ms;
     in.idem_key = key;
     in.idem_len = strlen(key);
-    in.body = body.data;
-    in.body_len = body.len;
+    in.body = d->body.data;
+    in.body_len = d->body.len;
     in.idem_ttl_s = 86400 * 7;
     in.inflight_ttl_s = 3600;
     in.catalogue_gen = gen;
     in.draw = 1;
     in.attempt = ((uint64_t) getpid() << 32) | ++gchw_draw_attempts;
 
-    b = NULL;
-    ret = -1;
-
-    st = gch_book_plan(&b, &in, &gch_alloc_std, &err);
-    if (st == GCH_EFORBIDDEN) {
+    d->st = gch_book_plan(&d->b, &in, &gch_alloc_std, &err);
+    if (d->st == GCH_EFORBIDDEN) {
         /* a child no longer the family's: nothing to decide */
-        gchb_log("warn", "draw: family %s: %s", f->id, err.message);
-        ret = 0;
-        goto done;
+        gchb_log("warn", "draw: family %s: %s", d->f->id, err.message);
     }
 
-    if (st != GCH_OK) {
-        goto done;
-    }
+    return d->st == GCH_OK ? 0 : -1;
+}
 
-    l = gch_book_step1(b);
-    x = l ? gchw_send_cmds(rc, l) : NULL;
-    if (x == NULL) {
-        goto done;
-    }
 
-    st = gch_book_on_step1(b, x);
-    freeReplyObject(x);
-    if (st != GCH_OK) {
-        goto done;
-    }
+/*
+ * Decides the families d[0..n) in their order, pipelined: every step one
+ * in one write (Redis runs them in this order, so the places go in the
+ * draw's order and its AOF is written once for them all), then every
+ * step two, then the step threes.  0 all decided, 2 one is in progress
+ * (409: an earlier try died between its steps; the reaper releases it),
+ * -1 Redis.
+ */
+static int
+gchw_draw_batch(redisContext *rc, gchw_draw_one_t *d, size_t n)
+{
+    int                 ret;
+    size_t              i;
+    redisReply         *x;
+    const gch_cmds_t   *l;
 
-    l = gch_book_step2(b);
-    if (l) {
-        x = gchw_send_cmds(rc, l);
-        if (x == NULL) {
-            goto done;
+    /* step one of each */
+    for (i = 0; i < n; i++) {
+        if (d[i].st != GCH_OK) {
+            continue;
         }
+        l = gch_book_step1(d[i].b);
+        if (l == NULL || gchw_draw_append(rc, l) != 0) {
+            return -1;
+        }
+    }
 
-        st = gch_book_on_step2(b, x);
+    for (i = 0; i < n; i++) {
+        if (d[i].st != GCH_OK) {
+            continue;
+        }
+        x = gchw_draw_read(rc, gch_book_step1(d[i].b));
+        if (x == NULL) {
+            return -1;
+        }
+        d[i].st = gch_book_on_step1(d[i].b, x);
+        freeReplyObject(x);
+    }
+
+    /* step two (or a replay's compensation) of each */
+    for (i = 0; i < n; i++) {
+        if (d[i].st == GCH_OK && (l = gch_book_step2(d[i].b)) != NULL
+            && gchw_draw_append(rc, l) != 0)
+        {
+            return -1;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (d[i].st != GCH_OK || (l = gch_book_step2(d[i].b)) == NULL) {
+            continue;
+        }
+        x = gchw_draw_read(rc, l);
+        if (x == NULL) {
+            return -1;
+        }
+        d[i].st = gch_book_on_step2(d[i].b, x);
         freeReplyObject(x);
 
-        l = gch_book_step3(b);
+        l = gch_book_step3(d[i].b);
         if (l) {
             x = gchw_send_cmds(rc, l);
             if (x) {
                 freeReplyObject(x);
             }
         }
+    }
 
-        if (st != GCH_OK) {
-            goto done;
+    ret = 0;
+    for (i = 0; i < n; i++) {
+        if (d[i].b == NULL) {
+            if (d[i].st == GCH_ENOMEM) {
+                return -1;              /* the next turn tries again */
+            }
+            continue;                   /* not planned: nothing to decide */
+        }
+        if (d[i].st != GCH_OK) {
+            return -1;
+        }
+        switch (gch_book_status(d[i].b)) {
+        case 200:
+        case 202:
+            break;
+        case 409:
+            ret = 2;
+            break;
+        default:
+            gchb_log("error", "draw: family %s: answered %d", d[i].f->id,
+                     gch_book_status(d[i].b));
+            if (gch_book_status(d[i].b) == 503) {
+                return -1;
+            }
         }
     }
 
-    switch (gch_book_status(b)) {
-    case 200:
-    case 202:
-        ret = 0;
-        break;
-    case 409:
-        ret = 2;
-        break;
-    default:
-        gchb_log("error", "draw: family %s: answered %d", f->id,
-                 gch_book_status(b));
-        ret = (gch_book_status(b) == 503) ? -1 : 0;
-        break;
+    return ret;
+}
+
+
+static void
+gchw_draw_free(gchw_draw_one_t *d, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        gch_book_free(d[i].b);
+        if (d[i].parsed) {
+            gch_booking_req_free(&d[i].req);
+        }
+        gchb_buf_free(&d[i].body);
     }
 
-done:
-
-    gch_book_free(b);
-    gch_booking_req_free(&req);
-    gchb_buf_free(&body);
-    return ret;
+    memset(d, 0, n * sizeof(gchw_draw_one_t));
 }
 
 
@@ -337,12 +439,13 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
 {
     int                  st, n, nrows, decided;
     char                 key[256];
-    size_t               i, j;
+    size_t               i, j, nb;
     char                *seed;
     PGresult            *res;
     const char          *p[1];
     gch_draw_entry_t    *e;
     const gch_family_t  *f;
+    static gchw_draw_one_t  batch[GCHW_DRAW_BATCH];
 
     p[0] = act->id;
     res = PQexecParams(pg, "select decided_at is not null, seed"
@@ -426,24 +529,41 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
 
     decided = 0;
     st = 0;
+    nb = 0;
+    memset(batch, 0, sizeof(batch));
 
-    for (i = 0; i < (size_t) nrows; i = j) {
-        j = gchw_draw_group_end(e, (size_t) nrows, i);
+    for (i = 0; i <= (size_t) nrows; i = j) {
+        if (i < (size_t) nrows) {
+            j = gchw_draw_group_end(e, (size_t) nrows, i);
 
-        f = gch_town_family(t, e[i].family, strlen(e[i].family));
-        if (f == NULL) {
-            gchb_log("warn", "draw of %s: family %s is gone: not decided",
-                     act->id, e[i].family);
-            continue;
+            f = gch_town_family(t, e[i].family, strlen(e[i].family));
+            if (f == NULL) {
+                gchb_log("warn", "draw of %s: family %s is gone: not "
+                         "decided", act->id, e[i].family);
+                continue;
+            }
+
+            batch[nb].f = f;
+            (void) gchw_draw_plan(&batch[nb], t, gen, key, &e[i], j - i,
+                                  now_ms);
+            nb++;
+
+        } else {
+            j = i + 1;                  /* the end: the last batch */
         }
 
-        st = gchw_draw_family(rc, t, gen, f, key, &e[i], j - i, now_ms);
-        if (st != 0) {
-            break;
+        if (nb == GCHW_DRAW_BATCH || (i >= (size_t) nrows && nb > 0)) {
+            st = gchw_draw_batch(rc, batch, nb);
+            gchw_draw_free(batch, nb);
+            if (st != 0) {
+                break;
+            }
+            decided += (int) nb;
+            nb = 0;
         }
-
-        decided++;
     }
+
+    gchw_draw_free(batch, nb);
 
     free(e);
     PQclear(res);
