@@ -432,6 +432,40 @@ gchw_draw_inflight(redisContext *rc, const gch_activity_t *act)
 }
 
 
+/* Is a decision of this draw between its two steps ({T}:inflight has
+ * an attempt of a "dr.<aid>" key)?  1, 0, or -1. */
+static int
+gchw_draw_caught(redisContext *rc, const gch_activity_t *act)
+{
+    int          busy;
+    char         needle[256];
+    size_t       i;
+    redisReply  *x;
+
+    snprintf(needle, sizeof(needle), ":" GCH_KEY_IDEM ":"
+             GCH_DRAW_KEY_PREFIX "%s#", act->id);
+
+    x = redisCommand(rc, "ZRANGE " GCH_KEY_INFLIGHT " 0 -1", gchb_town);
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
+        if (x) {
+            freeReplyObject(x);
+        }
+        return -1;
+    }
+
+    busy = 0;
+    for (i = 0; i < x->elements; i++) {
+        if (x->element[i]->str && strstr(x->element[i]->str, needle)) {
+            busy = 1;
+            break;
+        }
+    }
+
+    freeReplyObject(x);
+    return busy;
+}
+
+
 /* One activity whose draw is due.  Families decided, or -1. */
 static int
 gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
@@ -484,6 +518,15 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
 
     } else {
         PQclear(res);
+
+        /* a worker died mid-draw: its families caught between their
+         * steps are released by the reaper first, so that none is decided
+         * after a family that comes later in the order */
+        st = gchw_draw_caught(rc, act);
+        if (st != 0) {
+            return st < 0 ? -1 : 0;
+        }
+
         gchb_log("info", "draw of %s: resumed", act->id);
     }
 

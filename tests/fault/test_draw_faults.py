@@ -1,29 +1,31 @@
 """test_draw_faults.py -- an opening by draw (issue 23) when the worker
 dies in the middle of deciding it.
 
-200 families enter one session of 20 online places during the entry
-window (some asking for the waiting list).  The opening comes (the town
-file loaded again with booking_opens_at just past, the worker stopped);
-the worker starts, decides the draw through the booking saga, and is
-killed (kill -9) as soon as Redis shows the 5th family's decision
-(MONITOR: the SET of its record "...:idem:dr.rush").  Wherever the signal
-lands -- between a family's two steps (record "P": the reaper releases
-it, the next worker decides it again under the same key) or after (record
-"D": the next worker replays it) -- the restarted worker resumes from the
-entries PostgreSQL kept and finishes the draw: every family decided
-exactly once (one demande "dr.rush" each, in the published order), no
-place sold twice (left + booked = online, 20 confirmed), the waiting list
-holding exactly the refused entries that asked for it, and guichetctl
-draw-verify agreeing.
+600 families enter one session of 20 online places during the entry
+window (one in three asking for the waiting list).  The worker decides
+families in batches of 256 (worker/draw.c: every step one of a batch,
+then every step two); gdb stops it in the middle of the second batch,
+after its step ones ran in Redis and before its step twos were sent, and
+kills it: 256 families decided (record "D"), 256 between their steps
+(record "P"), the rest not started.  The restarted worker resumes from
+the entries PostgreSQL kept: the first batch replays its stored answers,
+the second waits for the reaper to release its attempts and decides them
+again under the same keys, the rest are decided.  Then every family is
+decided exactly once (one demande "dr.rush" each, in the published
+order), no place is sold twice (left + booked = online, 20 confirmed), the
+waiting list holds exactly the refused entries that asked for it, and
+guichetctl draw-verify agrees.
 """
 
 import datetime
 import hashlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
-import threading
+import time
 
 import pytest
 
@@ -32,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faultlib import book, child, left, online, rush_town, settled  # noqa
 from matrix import MatrixStack, wait_until  # noqa: E402
 
-FAMILIES = 200
+FAMILIES = 600
 FAR = "2036-06-07T18:00:00+02:00"
 
 
@@ -62,6 +64,8 @@ def rank(seed, family):
     return hashlib.sha256((seed + ":" + family).encode()).hexdigest()
 
 
+@pytest.mark.skipif(shutil.which("gdb") is None,
+                    reason="gdb stops the worker in the middle of the draw")
 def test_worker_killed_mid_draw(s):
     tok = s.tokens()
     for i in range(1, FAMILIES + 1):
@@ -72,45 +76,41 @@ def test_worker_killed_mid_draw(s):
                                     "waitlist": i % 3 == 0}]})
         assert r.status == 202, r
 
-    # the opening comes with the worker stopped
-    s.procs["worker"].terminate()
-    s.procs["worker"].wait(10)
-    past = (datetime.datetime.now(datetime.timezone.utc)
-            - datetime.timedelta(seconds=2)).replace(microsecond=0)
-    with open(s.town_file, "w") as f:
-        json.dump(town(past.isoformat()), f)
-    s.ctl_run("load-town", s.town_file)
+    # the worker under gdb, stopped in the middle of the second batch of
+    # families (GCHW_DRAW_BATCH, 256): after their step ones, while their
+    # step twos are queued in hiredis's buffer and not yet sent -- and
+    # killed there
+    gdb = subprocess.Popen(
+        ["gdb", "-q", "-nx", "-batch", "-p", str(s.procs["worker"].pid),
+         "-ex", "set breakpoint pending on",
+         "-ex", "break gch_book_step2", "-ex", "ignore 1 %d" % (2 * 256 + 100),
+         "-ex", "continue", "-ex", "kill"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3)                      # attached, running again
 
-    # the worker starts deciding; killed at the 5th family's decision
-    seen = threading.Event()
-    mon = s.redis.monitor()
-    killed = {}
+        # the opening comes
+        past = (datetime.datetime.now(datetime.timezone.utc)
+                - datetime.timedelta(seconds=2)).replace(microsecond=0)
+        with open(s.town_file, "w") as f:
+            json.dump(town(past.isoformat()), f)
+        s.ctl_run("load-town", s.town_file)
 
-    def watch():
-        n = 0
-        with mon as m:
-            for cmd in m.listen():
-                line = cmd.get("command", "")
-                if line.startswith("SET ") and ":idem:dr.rush" in line:
-                    n += 1
-                    if n == 5:
-                        os.kill(killed["pid"], signal.SIGKILL)
-                        seen.set()
-                        return
-
-    s.restart_worker()
-    killed["pid"] = s.procs["worker"].pid
-    th = threading.Thread(target=watch, daemon=True)
-    th.start()
-    assert seen.wait(30), "the draw never started"
+        wait_until("the worker killed mid-draw",
+                   lambda: gdb.poll() is not None, 60)
+    finally:
+        if gdb.poll() is None:
+            gdb.send_signal(signal.SIGTERM)
+            gdb.wait(10)
     s.procs["worker"].wait(10)
 
     assert s.sql("select decided_at is null from draw_run") == [(True,)]
     recs = s.redis.keys("{main}:f:*:idem:dr.rush")
     states = sorted(s.redis.get(k)[:1] for k in recs)
-    print("worker killed with %d decisions recorded (%d P)"
-          % (len(recs), states.count("P")))
-    assert 0 < len(recs) < FAMILIES
+    # the first batch decided, the second between its steps, the rest
+    # not started
+    assert (states.count("D"), states.count("P")) == (256, 256), \
+        (states.count("D"), states.count("P"))
 
     s.restart_worker()
     wait_until("the draw decided", lambda: s.sql(
