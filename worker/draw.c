@@ -185,21 +185,78 @@ gchw_draw_plan(gchw_draw_one_t *d, const gch_town_t *t, long long gen,
 }
 
 
+/* A fresh decision (not a replay, a 409 or a 422): its step one took
+ * what it decided. */
+static int
+gchw_draw_fresh(const gch_book_t *b)
+{
+    return !gch_book_replayed(b)
+           && (gch_book_status(b) == 200 || gch_book_status(b) == 202);
+}
+
+
+/*
+ * The first family of d[0..n) whose step two gives back a place or a
+ * waiting-list push of a session on which a later family of the batch was
+ * refused full: sequentially, that later family would have seen it.  n
+ * when there is none (the usual case: a place is given back only by a
+ * cell refused for another reason, or a replay, while places are left).
+ */
+static size_t
+gchw_draw_cut(const gch_activity_t *act, const gch_town_t *t,
+    gchw_draw_one_t *d, size_t n)
+{
+    size_t                k, j, i;
+    const gch_session_t  *s;
+
+    for (k = 0; k + 1 < n; k++) {
+        if (d[k].b == NULL || d[k].st != GCH_OK
+            || !gch_book_gives_back(d[k].b, NULL))
+        {
+            continue;
+        }
+
+        for (i = 0; i < t->nsessions; i++) {
+            s = &t->sessions[i];
+            if (s->activity != act || !gch_book_gives_back(d[k].b, s)) {
+                continue;
+            }
+
+            for (j = k + 1; j < n; j++) {
+                if (d[j].b && d[j].st == GCH_OK
+                    && gch_book_wants(d[j].b, s))
+                {
+                    return k;
+                }
+            }
+        }
+    }
+
+    return n;
+}
+
+
 /*
  * Decides the families d[0..n) in their order, pipelined: every step one
- * in one write (Redis runs them in this order, so the places go in the
- * draw's order and its AOF is written once for them all), then every
- * step two, then the step threes.  0 all decided, 2 one is in progress
- * (409: an earlier try died between its steps; the reaper releases it),
- * -1 Redis.
+ * in one write (Redis runs them in this order: the places go in the
+ * draw's order, its AOF is written once for them all), then every step
+ * two.  When a step two would give back what a later family of the batch
+ * was refused for (gchw_draw_cut), the batch is cut there: the families
+ * after the cut take back their step one (gch_book_abandon) and are
+ * decided again in the next batch, as if they had waited.  *done gets the
+ * families decided.  0, 2 when one is in progress (409: an earlier try
+ * died between its steps), -1 Redis.
  */
 static int
-gchw_draw_batch(redisContext *rc, gchw_draw_one_t *d, size_t n)
+gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
+    const gch_town_t *t, gchw_draw_one_t *d, size_t n, size_t *done)
 {
     int                 ret;
-    size_t              i;
+    size_t              i, cut;
     redisReply         *x;
     const gch_cmds_t   *l;
+
+    *done = 0;
 
     /* step one of each */
     for (i = 0; i < n; i++) {
@@ -224,11 +281,24 @@ gchw_draw_batch(redisContext *rc, gchw_draw_one_t *d, size_t n)
         freeReplyObject(x);
     }
 
-    /* step two (or a replay's compensation) of each */
+    cut = gchw_draw_cut(act, t, d, n);
+
+    /* step two (or a replay's compensation) of each up to the cut; after
+     * it, a fresh request takes back its step one (a replay's outcome is
+     * stored already: its compensation is its step two, as ever) */
     for (i = 0; i < n; i++) {
-        if (d[i].st == GCH_OK && (l = gch_book_step2(d[i].b)) != NULL
-            && gchw_draw_append(rc, l) != 0)
-        {
+        if (d[i].st != GCH_OK) {
+            continue;
+        }
+        if (i > cut && gchw_draw_fresh(d[i].b)) {
+            l = gch_book_abandon(d[i].b);
+            if (l == NULL) {
+                return -1;
+            }
+        } else {
+            l = gch_book_step2(d[i].b);
+        }
+        if (l && gchw_draw_append(rc, l) != 0) {
             return -1;
         }
     }
@@ -240,6 +310,10 @@ gchw_draw_batch(redisContext *rc, gchw_draw_one_t *d, size_t n)
         x = gchw_draw_read(rc, l);
         if (x == NULL) {
             return -1;
+        }
+        if (i > cut) {
+            freeReplyObject(x);         /* decided (again) next batch */
+            continue;
         }
         d[i].st = gch_book_on_step2(d[i].b, x);
         freeReplyObject(x);
@@ -254,7 +328,7 @@ gchw_draw_batch(redisContext *rc, gchw_draw_one_t *d, size_t n)
     }
 
     ret = 0;
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n && i <= cut; i++) {
         if (d[i].b == NULL) {
             if (d[i].st == GCH_ENOMEM) {
                 return -1;              /* the next turn tries again */
@@ -269,8 +343,7 @@ gchw_draw_batch(redisContext *rc, gchw_draw_one_t *d, size_t n)
         case 202:
             break;
         case 409:
-            ret = 2;
-            break;
+            return 2;
         default:
             gchb_log("error", "draw: family %s: answered %d", d[i].f->id,
                      gch_book_status(d[i].b));
@@ -280,6 +353,7 @@ gchw_draw_batch(redisContext *rc, gchw_draw_one_t *d, size_t n)
         }
     }
 
+    *done = cut < n ? cut + 1 : n;
     return ret;
 }
 
@@ -473,7 +547,7 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
 {
     int                  st, n, nrows, decided;
     char                 key[256];
-    size_t               i, j, nb;
+    size_t               i, k, nb, nfam, done, size, *fam;
     char                *seed;
     PGresult            *res;
     const char          *p[1];
@@ -570,43 +644,56 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
         return -1;
     }
 
-    decided = 0;
-    st = 0;
-    nb = 0;
-    memset(batch, 0, sizeof(batch));
-
-    for (i = 0; i <= (size_t) nrows; i = j) {
-        if (i < (size_t) nrows) {
-            j = gchw_draw_group_end(e, (size_t) nrows, i);
-
-            f = gch_town_family(t, e[i].family, strlen(e[i].family));
-            if (f == NULL) {
-                gchb_log("warn", "draw of %s: family %s is gone: not "
-                         "decided", act->id, e[i].family);
-                continue;
-            }
-
-            batch[nb].f = f;
-            (void) gchw_draw_plan(&batch[nb], t, gen, key, &e[i], j - i,
-                                  now_ms);
-            nb++;
-
-        } else {
-            j = i + 1;                  /* the end: the last batch */
-        }
-
-        if (nb == GCHW_DRAW_BATCH || (i >= (size_t) nrows && nb > 0)) {
-            st = gchw_draw_batch(rc, batch, nb);
-            gchw_draw_free(batch, nb);
-            if (st != 0) {
-                break;
-            }
-            decided += (int) nb;
-            nb = 0;
-        }
+    /* the families: fam[k] their first entry, fam[nfam] the end */
+    fam = malloc((nrows + 1) * sizeof(size_t));
+    if (fam == NULL) {
+        free(e);
+        PQclear(res);
+        return -1;
     }
 
-    gchw_draw_free(batch, nb);
+    nfam = 0;
+    for (i = 0; i < (size_t) nrows; i = gchw_draw_group_end(e, nrows, i)) {
+        fam[nfam++] = i;
+    }
+    fam[nfam] = (size_t) nrows;
+
+    decided = 0;
+    st = 0;
+    size = GCHW_DRAW_BATCH;
+
+    for (k = 0; k < nfam; k += done) {
+        /* a batch from family k: size families (fewer after a cut) */
+        nb = 0;
+        for (i = k; i < nfam && nb < size; i++) {
+            f = gch_town_family(t, e[fam[i]].family,
+                                strlen(e[fam[i]].family));
+            batch[nb].f = f;
+            if (f == NULL) {
+                gchb_log("warn", "draw of %s: family %s is gone: not "
+                         "decided", act->id, e[fam[i]].family);
+                batch[nb].st = GCH_EINVALID;
+            } else {
+                (void) gchw_draw_plan(&batch[nb], t, gen, key, &e[fam[i]],
+                                      fam[i + 1] - fam[i], now_ms);
+            }
+            nb++;
+        }
+
+        st = gchw_draw_batch(rc, act, t, batch, nb, &done);
+        gchw_draw_free(batch, nb);
+        if (st != 0) {
+            break;
+        }
+
+        decided += (int) done;
+
+        /* cut: smaller batches for a while; else back up to the most */
+        size = (done < nb) ? (done > 1 ? done : 1)
+               : (size * 2 < GCHW_DRAW_BATCH ? size * 2 : GCHW_DRAW_BATCH);
+    }
+
+    free(fam);
 
     free(e);
     PQclear(res);

@@ -808,6 +808,25 @@ typedef struct {
  * requests' order).  Fills each rank. */
 void gch_draw_order(gch_draw_entry_t *e, size_t n, const char *seed);
 
+/*
+ * The worker decides a draw's families in pipelined batches (every step
+ * one, then every step two): exact as long as no step two gives back a
+ * place or a waiting-list push that a later family of the batch was
+ * refused for.  After gch_book_on_step1():
+ *   gch_book_gives_back()  1 when b's step two gives back a place or a
+ *                          waiting-list push of session s (NULL: of any);
+ *   gch_book_wants()       1 when a cell of b on s was refused full (on a
+ *                          list or not);
+ *   gch_book_abandon()     instead of step two: takes back all that step
+ *                          one of a fresh request took, its record and its
+ *                          {T}:inflight member, so that the same key is
+ *                          planned again later (a gap in the demande
+ *                          numbers).  NULL when memory is short.
+ */
+int gch_book_gives_back(const gch_book_t *b, const gch_session_t *s);
+int gch_book_wants(const gch_book_t *b, const gch_session_t *s);
+const gch_cmds_t *gch_book_abandon(gch_book_t *b);
+
 /* The Idempotency-Key of a family's draw decision: "dr.<activity id>"
  * (clients' keys cannot hold a '.'): a worker killed mid-draw replays it
  * and never decides a family twice.  Its length, or -1 when size is too

@@ -1155,3 +1155,91 @@ gch_book_answer_after_step3(const gch_book_t *b)
 {
     return b->swap_step3 && gch_book_step3((gch_book_t *) b) != NULL;
 }
+
+
+/* ----- a draw's batches (worker/draw.c) ------------------------------ */
+
+/* See gch.h. */
+int
+gch_book_gives_back(const gch_book_t *b, const gch_session_t *s)
+{
+    size_t             i;
+    const gch_cell_t  *c;
+    int                fresh;
+
+    fresh = (b->status == 200 || b->status == 202) && !b->replayed;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->session == NULL || (s != NULL && c->session != s)) {
+            continue;
+        }
+
+        if (!fresh) {
+            /* a replay, 409 or 422: step two gives back all it took */
+            if (c->took_place || c->wl) {
+                return 1;
+            }
+            continue;
+        }
+
+        if ((c->reason != GCH_REASON_NONE && c->took_place)
+            || (c->wl && !(GCH_WAITLISTED(c) && c->wl_new)))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* See gch.h. */
+int
+gch_book_wants(const gch_book_t *b, const gch_session_t *s)
+{
+    size_t  i;
+
+    if ((b->status != 200 && b->status != 202) || b->replayed) {
+        return 0;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].session == s
+            && b->cells[i].reason == GCH_REASON_FULL)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* See gch.h. */
+const gch_cmds_t *
+gch_book_abandon(gch_book_t *b)
+{
+    size_t       i;
+    gch_cell_t  *c;
+
+    gch_cmdlist_free(&b->step2);
+    gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->session) {
+            c->position = 0;             /* nothing stays on a list */
+            gch_undo_cell(b, &b->step2, c);
+        }
+    }
+
+    gch_cmdlist_cmd(&b->step2, "DEL", b->idem_rkey, NULL);
+    gch_cmdlist_cmd(&b->step2, "ZREM", b->in.town->keys.inflight, b->member,
+                    NULL);
+    gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+
+    b->state = GCH_BOOK_DONE;
+
+    return b->step2.failed ? NULL : &b->step2.list;
+}

@@ -3,11 +3,11 @@ dies in the middle of deciding it.
 
 600 families enter one session of 20 online places during the entry
 window (one in three asking for the waiting list).  The worker decides
-families in batches of 256 (worker/draw.c: every step one of a batch,
-then every step two); gdb stops it in the middle of the second batch,
-after its step ones ran in Redis and before its step twos were sent, and
-kills it: 256 families decided (record "D"), 256 between their steps
-(record "P"), the rest not started.  The restarted worker resumes from
+families in batches (worker/draw.c: every step one of a batch, then every
+step two); gdb stops it in a later batch, after its step ones ran in
+Redis and before its step twos were sent, and kills it: the first
+families decided (record "D"), that batch's between their steps (record
+"P"), the rest not started.  The restarted worker resumes from
 the entries PostgreSQL kept: the first batch replays its stored answers,
 the second waits for the reaper to release its attempts and decides them
 again under the same keys, the rest are decided.  Then every family is
@@ -76,14 +76,14 @@ def test_worker_killed_mid_draw(s):
                                     "waitlist": i % 3 == 0}]})
         assert r.status == 202, r
 
-    # the worker under gdb, stopped in the middle of the second batch of
-    # families (GCHW_DRAW_BATCH, 256): after their step ones, while their
-    # step twos are queued in hiredis's buffer and not yet sent -- and
-    # killed there
+    # the worker under gdb, stopped in a batch of families after Redis ran
+    # their step ones and before their step twos are sent (when it asks
+    # which one gives something back, gch_book_gives_back: the 400th
+    # time is in the second or third batch) -- and killed there
     gdb = subprocess.Popen(
         ["gdb", "-q", "-nx", "-batch", "-p", str(s.procs["worker"].pid),
          "-ex", "set breakpoint pending on",
-         "-ex", "break gch_book_step2", "-ex", "ignore 1 %d" % (2 * 256 + 100),
+         "-ex", "break gch_book_gives_back", "-ex", "ignore 1 400",
          "-ex", "continue", "-ex", "kill"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -107,10 +107,12 @@ def test_worker_killed_mid_draw(s):
     assert s.sql("select decided_at is null from draw_run") == [(True,)]
     recs = s.redis.keys("{main}:f:*:idem:dr.rush")
     states = sorted(s.redis.get(k)[:1] for k in recs)
-    # the first batch decided, the second between its steps, the rest
-    # not started
-    assert (states.count("D"), states.count("P")) == (256, 256), \
-        (states.count("D"), states.count("P"))
+    # the first batches decided, the one stopped between its steps, the
+    # rest not started
+    print("killed with %d families decided, %d between their steps"
+          % (states.count("D"), states.count("P")))
+    assert states.count("D") > 0 and states.count("P") > 0
+    assert len(states) < FAMILIES
 
     s.restart_worker()
     wait_until("the draw decided", lambda: s.sql(
