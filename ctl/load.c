@@ -467,70 +467,6 @@ gchc_load_guard(PGconn *pg, const gch_town_t *t, const char *path)
 }
 
 
-/*
- * The seed of each draw activity (docs/rules.md, "Opening by draw"):
- * the one stored the first time the activity was loaded -- the town
- * file's "seed" or 32 random bytes in hex -- and never another after, so
- * that the seed the catalogue published before the entries stays the
- * draw's.  Sets act->draw_seed to a copy kept in seeds[] (freed by the
- * caller).  Inside the load's transaction.
- */
-static int
-gchc_load_seeds(PGconn *pg, gch_town_t *t, char **seeds)
-{
-    char             fresh[65];
-    size_t           i;
-    unsigned char    rnd[32];
-    const char      *p[2];
-    PGresult        *res;
-    gch_activity_t  *act;
-
-    for (i = 0; i < t->nactivities; i++) {
-        act = (gch_activity_t *) &t->activities[i];
-        if (!act->draw) {
-            continue;
-        }
-
-        randombytes_buf(rnd, sizeof(rnd));
-        sodium_bin2hex(fresh, sizeof(fresh), rnd, sizeof(rnd));
-
-        p[0] = act->id;
-        p[1] = act->draw_seed ? act->draw_seed : fresh;
-        res = PQexecParams(pg,
-            "with i as (insert into draw_seed (activity_id, seed)"
-            "   values ($1, $2) on conflict (activity_id) do nothing"
-            "   returning seed)"
-            " select seed from i union all"
-            " select seed from draw_seed where activity_id = $1",
-            2, NULL, p, NULL, NULL, 0);
-
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
-            gchb_log("error", "load-town: draw_seed: %s", PQerrorMessage(pg));
-            PQclear(res);
-            return -1;
-        }
-
-        if (act->draw_seed && strcmp(act->draw_seed, PQgetvalue(res, 0, 0))
-                              != 0)
-        {
-            fprintf(stderr, "guichetctl: activity \"%s\": its draw's seed "
-                    "is already %s (published): the file's is not taken\n",
-                    act->id, PQgetvalue(res, 0, 0));
-        }
-
-        seeds[i] = strdup(PQgetvalue(res, 0, 0));
-        PQclear(res);
-        if (seeds[i] == NULL) {
-            return -1;
-        }
-
-        act->draw_seed = seeds[i];
-    }
-
-    return 0;
-}
-
-
 /* See gchc.h. */
 int
 gchc_load_town(PGconn *pg, const char *path, int replace)
@@ -583,7 +519,7 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
     }
 
     /* the draws' seeds, then the catalogue that publishes them */
-    if (gchc_load_seeds(pg, t, seeds) != 0
+    if (gchb_draw_seeds(pg, t, seeds) != 0
         || gch_town_write(t, &cat, &cat_len, &gch_alloc_std) != GCH_OK)
     {
         gchb_pg_exec(pg, "rollback");

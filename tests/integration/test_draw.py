@@ -381,3 +381,32 @@ def test_draw_verify_agrees_and_catches_a_change(s):
     finally:
         s.sql("update draw_run set seed = %s", (seed,))
     assert "the decisions follow" in s.ctl_run("draw-verify", "d")
+
+
+def test_back_office_activity_keeps_its_seed(s):
+    # the régie creates an activity opening by draw without a seed: one is
+    # drawn and published; a change that names another seed keeps it
+    from office_town import STAFF, staff_add, staff_token
+    staff_add(s, *STAFF["regie"])
+    regie = staff_token(s, "regie")
+    act = {"id": "bo", "name": "Séjour du bureau", "age_min": 3,
+           "age_max": 17, "booking_opens_at": "2036-07-01T18:00:00+02:00",
+           "opening": {"mode": "draw",
+                       "entries_from": "2036-06-20T12:00:00+02:00"},
+           "prices": [{"qf_max": None, "cents": 500}]}
+    r = s.http("POST", "/api/staff/activities", token=regie, json=act)
+    assert r.status in (200, 201), r
+    seed = r.json()["activity"]["opening"]["seed"]
+    assert len(seed) == 64
+    assert s.sql("select seed from draw_seed where activity_id = 'bo'") \
+        == [(seed,)]
+    other = dict(act, opening=dict(act["opening"], seed="ab" * 16))
+    r = s.http("PUT", "/api/staff/activities/bo", token=regie, json=other)
+    assert r.status == 200, r
+    assert r.json()["activity"]["opening"]["seed"] == seed
+
+    def published():
+        r = s.http("GET", "/api/activities")
+        return any(a["id"] == "bo" and a["opening"]["seed"] == seed
+                   for a in r.json())
+    s._wait("the activity published with its seed", published)
