@@ -39,3 +39,18 @@ test("an entered item says when the draw is", () => {
                               F.instant);
     assert.match(words, /^Inscrit au tirage au sort du .*7 juin 2026 .*18:00$/);
 });
+
+test("the cells entered in a draw, from the demandes", () => {
+    const got = P.enteredCells([
+        { request_id: "D-000003", status: "traitee_positivement",
+          items: [{ child_id: "c1", session_id: "n1", status: "confirmed" }] },
+        { request_id: "D-000002", status: "deposee",
+          items: [{ child_id: "c1", session_id: "d1", status: "entered",
+                    draw_at: "2026-06-07T18:00:00+02:00" },
+                  { child_id: "c2", session_id: "d1", status: "entered" }] },
+        { request_id: "D-000001", status: "traitee_negativement",
+          items: [{ child_id: "c1", session_id: "d2", status: "refused",
+                    reason: "not_open_yet" }] }]);
+    assert.deepEqual([...got].sort(), ["c1|d1", "c2|d1"]);
+    assert.equal(P.enteredCells(null).size, 0);
+});

@@ -419,6 +419,22 @@ export function knownRefusal(session, child, activity, me, docs) {
 
 
 /* "3ᵉ sur la liste d'attente" (issue 23) */
+/*
+ * The cells entered in a draw not decided yet, from the family's demandes
+ * (GET /api/requests, newest first): a Set of "<child>|<session>".
+ */
+export function enteredCells(requests) {
+    const out = new Set();
+    for (const d of Array.isArray(requests) ? requests : []) {
+        for (const it of d.items || []) {
+            if (it.status === "entered") {
+                out.add(it.child_id + "|" + it.session_id);
+            }
+        }
+    }
+    return out;
+}
+
 /* An item entered in a draw (issue 23): "Inscrit au tirage au sort du
  * dimanche 7 juin 2026 à 18:00". */
 export function drawWords(item, fmtInstant) {

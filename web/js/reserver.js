@@ -42,6 +42,8 @@ const R = {
     joined: new Map(),       /* "child|session" -> the answer's item of
                                 "M'inscrire sur liste d'attente" */
     total: null,             /* the summary's period and its bookings */
+    entered: new Set(),      /* "child|session" entered in a draw not
+                                decided yet (GET /api/requests) */
 };
 
 let activities = null;
@@ -68,6 +70,7 @@ const STATE_WORDS = {
     pas_ouvert: "Pas encore ouvert",
     tirage: "Tirage au sort",
     tirage_en_cours: "Tirage au sort en cours",
+    inscrit_tirage: "Inscrit au tirage au sort",
     reserve: "Déjà réservé",
     annuler: "À annuler",
     conflit: "Conflit",
@@ -333,16 +336,22 @@ export async function viewReserver(ctx) {
             return;
         }
         grids.setAttribute("aria-busy", "true");
-        const [s, b, w] = await Promise.all([
+        const draw23 = a.opening && a.opening.mode === "draw"
+                       && !a.opening.drawn;
+        const [s, b, w, q] = await Promise.all([
             api.get("/api/activities/" + encodeURIComponent(a.id)
                     + "/sessions?from=" + p.from + "&to=" + p.to),
             api.get("/api/bookings?from=" + p.from + "&to=" + p.to),
             api.get("/api/waitlist"),
+            /* an opening by draw not decided yet: the cells entered, from
+             * the demandes (issue 23) */
+            draw23 ? api.get("/api/requests") : Promise.resolve(null),
         ]);
         R.waits = new Map();
         for (const x of (w.ok && w.data && w.data.waitlist) || []) {
             R.waits.set(keyOf(x.child_id, x.session_id), x.position);
         }
+        R.entered = P.enteredCells(q && q.ok ? q.data : []);
         grids.setAttribute("aria-busy", "false");
         if (s.status === 401 || b.status === 401) {
             return ctx.expired();
@@ -440,6 +449,10 @@ export async function viewReserver(ctx) {
 
     function stateOf(s, child) {
         let st = P.cellState(s, child, R.bookings, actOf(s));
+        if ((st.state === "tirage" || st.state === "tirage_en_cours")
+            && R.entered && R.entered.has(keyOf(child.id, sidOf(s)))) {
+            return { state: "inscrit_tirage" };
+        }
         /* the booking it clashes with is to be cancelled (unticked): the
          * cell may take its slot, "Valider" sends it as a swap that
          * replaces that booking (issue 24) */
@@ -1666,6 +1679,8 @@ function legend() {
           item("pas_ouvert", "Pas encore ouvert"),
           item("tirage", "Tirage au sort : les demandes sont tirées au "
                          + "sort à l'ouverture"),
+          item("inscrit_tirage", "Inscrit au tirage au sort : le résultat "
+                                 + "à l'ouverture"),
           item("hors_age", "Âge hors tranche"),
           item("non_inscrit", "Inscription non validée"),
           item("ferie", "Férié : pas de séance"),
