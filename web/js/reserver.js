@@ -255,10 +255,18 @@ export async function viewReserver(ctx) {
         }, POLL_MS + Math.random() * 1000);
     };
 
+    /* an activity opening by draw (issue 23) takes requests from its
+     * entries_from: they are entered, then drawn at booking_opens_at */
+    function drawOf(a) {
+        return a && a.opening && a.opening.mode === "draw"
+               && !a.opening.drawn ? a.opening : null;
+    }
+
     function opensAt() {
         const a = activity();
-        const t = a && a.booking_opens_at ? Date.parse(a.booking_opens_at)
-                                          : NaN;
+        const d = drawOf(a);
+        const at = d ? d.entries_from : a && a.booking_opens_at;
+        const t = at ? Date.parse(at) : NaN;
         return Number.isNaN(t) ? null : t;
     }
 
@@ -272,6 +280,17 @@ export async function viewReserver(ctx) {
         clearTimeout(openTimer);
         countBox.replaceChildren();
         const t = opensAt();
+        const d = drawOf(activity());
+        if (d && t !== null && api.serverNow() >= t) {
+            const a = activity();
+            countBox.replaceChildren(h("div", { class: "compte",
+                                                id: "avis-tirage" },
+                h("p", {}, "Ouverture par tirage au sort : les demandes "
+                           + "envoyées avant le ",
+                  F.instant(a.booking_opens_at), " sont tirées au sort à "
+                  + "cette heure-là ; l'heure d'envoi ne compte pas.")));
+            return;
+        }
         if (t === null || api.serverNow() >= t) {
             return;
         }
@@ -336,8 +355,7 @@ export async function viewReserver(ctx) {
             return;
         }
         grids.setAttribute("aria-busy", "true");
-        const draw23 = a.opening && a.opening.mode === "draw"
-                       && !a.opening.drawn;
+        const draw23 = drawOf(a) !== null;
         const [s, b, w, q] = await Promise.all([
             api.get("/api/activities/" + encodeURIComponent(a.id)
                     + "/sessions?from=" + p.from + "&to=" + p.to),
@@ -571,7 +589,8 @@ export async function viewReserver(ctx) {
             ? h("span", { class: "places" }, P.ownLabel(s)) : null;
         let cls = "case " + st.state;
         if (res) {
-            cls += res.status === "confirmed" ? " resultat-ok" : " resultat-ko";
+            cls += res.status === "confirmed" || res.status === "entered"
+                ? " resultat-ok" : " resultat-ko";
         }
         const data = { key: k, state: st.state, session: sid,
                        child: child.id, date: s.date, unit: s.unit };
@@ -607,7 +626,7 @@ export async function viewReserver(ctx) {
         }
 
         let word = STATE_WORDS[st.state];
-        if (res && res.status !== "confirmed") {
+        if (res && res.status !== "confirmed" && res.status !== "entered") {
             word = P.reasonText(res, F.instant);
         }
         if (st.state === "conflit") {
@@ -1620,6 +1639,9 @@ export async function viewReserver(ctx) {
         R.results.clear();
         for (const it of out.requests.flatMap((x) => x.items || [])) {
             R.results.set(keyOf(it.child_id, it.session_id), it);
+            if (it.status === "entered") {
+                R.entered.add(keyOf(it.child_id, it.session_id));
+            }
             if (it.status === "confirmed") {
                 R.pending.delete(keyOf(it.child_id, it.session_id));
             }
