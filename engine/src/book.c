@@ -507,6 +507,10 @@ gch_book_sold_out(gch_book_t *b,
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
+        /* a cell entered in a draw must reach Redis to be stored */
+        if (c->reason == GCH_REASON_ENTERED) {
+            return 0;
+        }
         /* a cell asking for the waiting list must reach Redis to join */
         if (c->reason == GCH_REASON_NONE
             && (!sold_out(c->session, ctx)

@@ -28,10 +28,15 @@ static const char  td_town[] =
     "\"opening\":{%s},"
     "\"prices\":[{\"qf_max\":null,\"cents\":100}],"
     "\"sessions\":[{\"id\":\"s1\",\"date\":\"2030-07-08\",\"unit\":\"M\","
-    "\"places\":4}]}],"
+    "\"places\":4}]},"
+    "{\"id\":\"n\",\"name\":\"N\",\"prices\":[{\"qf_max\":null,"
+    "\"cents\":100}],\"sessions\":[{\"id\":\"s2\",\"date\":\"2030-07-09\","
+    "\"unit\":\"M\",\"places\":4}]}],"
     "\"families\":[{\"id\":\"f\",\"qf\":100,\"children\":[{\"id\":\"c\","
     "\"first_name\":\"C\",\"birth_date\":\"2022-01-01\"}],"
     "\"enrolments\":[{\"child_id\":\"c\",\"activity_id\":\"d\","
+    "\"from\":\"2030-01-01\",\"to\":\"2030-12-31\","
+    "\"status\":\"validee\"},{\"child_id\":\"c\",\"activity_id\":\"n\","
     "\"from\":\"2030-01-01\",\"to\":\"2030-12-31\","
     "\"status\":\"validee\"}]}]}";
 
@@ -230,11 +235,33 @@ td_order(void)
 
 
 /* The plan's outcome of one item of f's child c on s1 at now (s). */
+static gch_reason_t td_plan_body(const gch_town_t *t, long long now,
+    int draw, const char *key, const char *body, int *sold);
+
+
+/* Its sold-out shortcut says every session is full. */
+static int
+td_all_full(const gch_session_t *s, void *ctx)
+{
+    (void) s;
+    (void) ctx;
+    return 1;
+}
+
+
 static gch_reason_t
 td_plan(const gch_town_t *t, long long now, int draw, const char *key)
 {
-    const char          body[] = "{\"items\":[{\"child_id\":\"c\","
-                                 "\"session_id\":\"s1\"}]}";
+    return td_plan_body(t, now, draw, key,
+                        "{\"items\":[{\"child_id\":\"c\","
+                        "\"session_id\":\"s1\"}]}", NULL);
+}
+
+
+static gch_reason_t
+td_plan_body(const gch_town_t *t, long long now, int draw, const char *key,
+    const char *body, int *sold)
+{
     gch_reason_t        r;
     gch_book_t         *b;
     gch_book_in_t       in;
@@ -242,7 +269,7 @@ td_plan(const gch_town_t *t, long long now, int draw, const char *key)
     gch_booking_req_t   req;
 
     memset(&err, 0, sizeof(err));
-    if (gch_booking_req_parse(&req, body, sizeof(body) - 1, 10,
+    if (gch_booking_req_parse(&req, body, strlen(body), 10,
                               &gch_alloc_std, &err) != GCH_OK)
     {
         return GCH_REASON_COUNT;
@@ -256,7 +283,7 @@ td_plan(const gch_town_t *t, long long now, int draw, const char *key)
     in.idem_key = key;
     in.idem_len = strlen(key);
     in.body = body;
-    in.body_len = sizeof(body) - 1;
+    in.body_len = strlen(body);
     in.idem_ttl_s = 60;
     in.inflight_ttl_s = 60;
     in.draw = draw;
@@ -264,6 +291,9 @@ td_plan(const gch_town_t *t, long long now, int draw, const char *key)
     r = GCH_REASON_COUNT;
     if (gch_book_plan(&b, &in, &gch_alloc_std, &err) == GCH_OK) {
         r = gch_book_cell_outcome(b, 0);
+        if (sold) {
+            *sold = gch_book_sold_out(b, td_all_full, NULL);
+        }
         gch_book_free(b);
     }
 
@@ -275,6 +305,7 @@ td_plan(const gch_town_t *t, long long now, int draw, const char *key)
 static void
 td_book(void)
 {
+    int           sold;
     gch_town_t   *t;
     gch_error_t   err;
 
@@ -297,6 +328,20 @@ td_book(void)
            "the draw's own decision is planned");
     tap_ok(td_plan(t, TD_OPENS, 0, "wl.b-0.0") == GCH_REASON_NONE,
            "a waiting list's promotion is planned");
+
+    /* an entered cell must reach Redis, even beside a cell the sold-out
+     * cache would answer "full" at once */
+    sold = -1;
+    tap_ok(td_plan_body(t, TD_FROM, 0, "k",
+                        "{\"items\":[{\"child_id\":\"c\",\"session_id\":"
+                        "\"s1\"},{\"child_id\":\"c\",\"session_id\":"
+                        "\"s2\"}]}", &sold) == GCH_REASON_ENTERED
+           && sold == 0, "entered and sold out: to Redis");
+    sold = -1;
+    tap_ok(td_plan_body(t, TD_FROM, 0, "k",
+                        "{\"items\":[{\"child_id\":\"c\",\"session_id\":"
+                        "\"s2\"}]}", &sold) == GCH_REASON_NONE && sold == 1,
+           "sold out alone: answered at once");
 
     t->activities[0].drawn = 1;
     tap_ok(td_plan(t, TD_OPENS, 0, "k") == GCH_REASON_NONE,
