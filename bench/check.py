@@ -19,11 +19,20 @@ PostgreSQL, after the worker drained the stream:
      (a booking a swap's confirmed answer "released" counts as cancelled
      since: never confirmed in PostgreSQL, issue 24)
   5. places taken + places left = online places, for every session:
-     SCARD {main}:s:<sid>:booked + BITFIELD {main}:s:<sid>:left GET u32 0 =
+     SCARD {main}:s:<sid>:booked + BITFIELD {main}:s:<sid>:left GET u32 0
+     (+ the places held by waiting lists' offers, {main}:s:<sid>:held) =
      session.places_online; and Redis's booked sets hold what PostgreSQL
-     holds once drained.
-
-  6. draws (issue 23: every activity with a draw_run, or --draw ID): the
+     holds once drained;
+  6. waiting lists (issue 23), once the worker caught up (its promoter
+     is given --promote-timeout to make it so): nobody both booked
+     (PostgreSQL) and listed or offered a place on a session; positions
+     dense (no child twice on a list, every child on a list has its
+     entry in :waiters, every entry is on the list or offered, and the
+     family's {main}:f:<fid>:waits names it); no place online while a
+     list is not empty (an eligible family waits: the promoter books or
+     offers, an ineligible one leaves; a list past its session's booking
+     deadline is emptied too);
+  7. draws (issue 23: every activity with a draw_run, or --draw ID): the
      draw decided; every family with entries (draw_entry) decided exactly
      once (one demande with the Idempotency-Key dr.<activity>), no
      decision without entries; each entry in its family's decision exactly
@@ -35,7 +44,8 @@ Prints every violation (the first --show of each kind, and the count) and
 exits 1 if there is any, 0 otherwise; 2 on a usage or connection error.
 
 Usage: check.py --redis HOST:PORT --pg DSN [--log FILE ...] [--drain-timeout S]
-                [--json OUT] [--show N] [--draw ACTIVITY ...]
+                [--promote-timeout S] [--json OUT] [--show N]
+                [--draw ACTIVITY ...]
 """
 
 import argparse
@@ -190,13 +200,81 @@ def overlaps(cells, sess, units):
     return out
 
 
+def waitlists_now(r):
+    """{sid: (list, waiters {cid: fid}, offered {cid}, left)} of every
+    session with a list or an offer."""
+    sids = set(r.smembers(TAG + ":waiting"))
+    sids |= {m.split(" ")[0] for m in r.zrange(TAG + ":offers", 0, -1)}
+    out = {}
+    sids = sorted(sids)
+    for i in range(0, len(sids), 500):
+        p = r.pipeline(transaction=True)
+        for sid in sids[i:i + 500]:
+            p.lrange(TAG + ":s:%s:wait" % sid, 0, -1)
+            p.hgetall(TAG + ":s:%s:waiters" % sid)
+            p.hkeys(TAG + ":s:%s:offer" % sid)
+            p.execute_command("BITFIELD", TAG + ":s:%s:left" % sid,
+                              "GET", "u32", "0")
+        res = p.execute()
+        for j, sid in enumerate(sids[i:i + 500]):
+            lst, w, off, left = res[4 * j:4 * j + 4]
+            out[sid] = (lst, {c: v.split(" ")[1] for c, v in w.items()
+                              if len(v.split(" ")) > 1},
+                        set(off), left[0])
+    return out
+
+
+def check_waitlists(r, cur, rep, timeout, known):
+    """Invariant 6 (the module docstring).  A list past its session's
+    booking deadline is emptied by the promoter too (each entry refused
+    "closed"), so no session is set aside."""
+    # the promoter catches up: no place online while a list waits
+    deadline = time.monotonic() + timeout
+    while True:
+        lists = waitlists_now(r)
+        waiting_with_place = [sid for sid, (lst, _, _, left)
+                              in lists.items() if lst and left > 0]
+        if not waiting_with_place or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for sid in waiting_with_place:
+        rep.violation("place_free_while_waiting",
+                      "%s: %d online, %d waiting"
+                      % (sid, lists[sid][3], len(lists[sid][0])))
+    cur.execute("""select session_id, child_id from booking
+                    where status = 'confirmed'""")
+    booked = set(cur.fetchall())
+    nlisted = 0
+    for sid, (lst, waiters, offered, left) in lists.items():
+        if sid not in known:
+            rep.violation("waitlist_unknown_session", sid)
+        nlisted += len(lst)
+        if len(set(lst)) != len(lst):
+            rep.violation("waitlist_child_twice", "%s: %s" % (sid, lst))
+        for cid in lst:
+            if cid not in waiters:
+                rep.violation("waitlist_without_entry", "%s %s" % (sid, cid))
+        for cid in set(lst) | offered:
+            if (sid, cid) in booked:
+                rep.violation("waitlist_and_booked", "%s %s" % (sid, cid))
+        for cid, fid in waiters.items():
+            if cid not in lst and cid not in offered:
+                rep.violation("waitlist_entry_off_list", "%s %s"
+                              % (sid, cid))
+            elif not r.hexists(TAG + ":f:%s:waits" % fid, sid + " " + cid):
+                rep.violation("waitlist_family_index", "%s %s (%s)"
+                              % (sid, cid, fid))
+    rep.info["waitlisted"] = nlisted
+    rep.info["offers"] = sum(len(v[2]) for v in lists.values())
+
+
 def draw_rank(seed, family):
     """docs/rules.md, "Opening by draw": SHA-256 of "<seed>:<family id>"."""
     return hashlib.sha256((seed + ":" + family).encode()).hexdigest()
 
 
 def check_draws(cur, only, rep):
-    """Invariant 6: every entry of each draw decided exactly once, in the
+    """Invariant 7: every entry of each draw decided exactly once, in the
     public order."""
     cur.execute("select to_regclass('draw_run') is not null")
     if not cur.fetchone()[0]:
@@ -254,6 +332,9 @@ def main():
     ap.add_argument("--pg", required=True, help="libpq DSN")
     ap.add_argument("--log", action="append", default=[])
     ap.add_argument("--drain-timeout", type=float, default=60)
+    ap.add_argument("--promote-timeout", type=float, default=30,
+                    help="seconds the promoter gets to fill the places "
+                    "online while families wait (a bound, not a measure)")
     ap.add_argument("--json", help="write the report here")
     ap.add_argument("--show", type=int, default=20)
     ap.add_argument("--draw", action="append", default=[],
@@ -408,9 +489,11 @@ def main():
                               "GET", "u32", "0")
             p.exists(TAG + ":s:%s:left" % sid)
             p.scard(TAG + ":s:%s:booked" % sid)
+            p.get(TAG + ":s:%s:held" % sid)
         res = p.execute()
         for j, sid in enumerate(chunk):
-            left, exists, nb = res[3 * j][0], res[3 * j + 1], res[3 * j + 2]
+            left, exists, nb = res[4 * j][0], res[4 * j + 1], res[4 * j + 2]
+            held = int(res[4 * j + 3] or 0)
             booked_total += nb
             if not exists:
                 missing_left += 1
@@ -421,9 +504,10 @@ def main():
             if nb > online[sid]:
                 rep.violation("oversold_redis", "%s: %d booked, %d online"
                               % (sid, nb, online[sid]))
-            if left + nb != online[sid]:
-                rep.violation("places_mismatch", "%s: left %d + booked %d != "
-                              "online %d" % (sid, left, nb, online[sid]))
+            if left + nb + held != online[sid]:
+                rep.violation("places_mismatch", "%s: left %d + booked %d + "
+                              "held %d != online %d"
+                              % (sid, left, nb, held, online[sid]))
             if nb != pg_count.get(sid, 0):
                 rep.violation("redis_postgres_differ",
                               "%s: redis %d booked, postgres %d"
@@ -444,6 +528,7 @@ def main():
                     rep.violation("confirmed_not_in_redis", "%s %s"
                                   % (bid, sid))
 
+    check_waitlists(r, cur, rep, a.promote_timeout, sess)
     check_draws(cur, a.draw, rep)
 
     n = rep.count()

@@ -19,6 +19,11 @@ Writes into OUT (default bench/out/town):
   multi.sessions     session ids of "bench-multi" in date then unit order,
                      whole weeks only: 15 consecutive ids = a week x 3 units.
   full.session       one session with one online place: refusals on their own.
+  year.sessions      session ids of "bench-year" in date order: a school
+                     canteen's year (REPAS on Mondays, Tuesdays, Thursdays
+                     and Fridays, holidays skipped, YEAR_CELLS of them): a
+                     semaine type over a school year, for two children one
+                     request of 2 x YEAR_CELLS cells (issue 24).
   meta.json          sizes, dates, supply and demand of the popular cells.
 
 The rush town: ACTIVITIES activities x DAYS open days x 3 units (MATIN, REPAS,
@@ -53,6 +58,9 @@ UNITS = [
 ]
 UNIT_CODES = [u["code"] for u in UNITS]
 PARIS_SUMMER = dt.timezone(dt.timedelta(hours=2))
+# a school year's canteen days: 36 weeks x 4 days = 144, give or take the
+# holidays; two children make the ~300 cells of issue 24's figure
+YEAR_CELLS = 150
 
 FIRST_NAMES = ["Thaïs", "Lucas", "Emma", "Noé", "Jade", "Léo", "Louise",
                "Gabriel", "Alice", "Raphaël", "Chloé", "Arthur", "Inès",
@@ -166,8 +174,15 @@ def main():
     full_day = monday_on_or_after(multi_weeks[-1][-1] + dt.timedelta(days=1))
     while not is_open(full_day):
         full_day += dt.timedelta(days=1)
+    year_from = monday_on_or_after(full_day + dt.timedelta(days=1))
+    year_days = []
+    d = year_from
+    while len(year_days) < YEAR_CELLS:
+        if is_open(d) and d.isoweekday() in (1, 2, 4, 5):
+            year_days.append(d)
+        d += dt.timedelta(days=1)
     period_from = start - dt.timedelta(days=1)
-    period_to = full_day + dt.timedelta(days=1)
+    period_to = year_days[-1] + dt.timedelta(days=1)
 
     npop = max(1, a.activities // 10)
     activities = []
@@ -242,6 +257,10 @@ def main():
                 sess.append({"id": s, "date": d.isoformat(), "unit": u,
                              "places": big})
     activities.append(bench_activity("bench-multi", "Banc semaine", sess))
+    year_ids = [sid("bench-year", d, "REPAS") for d in year_days]
+    activities.append(bench_activity("bench-year", "Banc année scolaire", [
+        {"id": s, "date": d.isoformat(), "unit": "REPAS", "places": big}
+        for s, d in zip(year_ids, year_days)]))
     full_id = sid("bench-full", full_day, "MATIN")
     activities.append(bench_activity("bench-full", "Banc complet", [
         {"id": full_id, "date": full_day.isoformat(), "unit": "MATIN",
@@ -296,7 +315,8 @@ def main():
             acts |= set(rng.sample(other_ids, min(len(other_ids), 3)))
             acts = sorted(acts)
             child_enrol[cid] = acts
-            for aid in acts + ["bench-single", "bench-multi", "bench-full"]:
+            for aid in acts + ["bench-single", "bench-multi", "bench-full",
+                               "bench-year"]:
                 enrols.append({"child_id": cid, "activity_id": aid,
                                "from": period_from.isoformat(),
                                "to": period_to.isoformat(),
@@ -381,13 +401,15 @@ def main():
     write("single.sessions", "\n".join(single_ids) + "\n")
     write("multi.sessions", "\n".join(multi_ids) + "\n")
     write("full.session", full_id + "\n")
+    write("year.sessions", "\n".join(year_ids) + "\n")
 
     pop_cells = [s for aid in pop_ids for (s, _, _, _) in rush_sessions[aid]]
     pop_supply = sum(places_online[s] for s in pop_cells)
     pop_demand = sum(demand.get(s, 0) for s in pop_cells)
     hot = [s for s in pop_cells if demand.get(s, 0) >= 3 * places_online[s]]
     nsessions = (sum(len(v) for v in rush_sessions.values()) +
-                 len(single_ids) + len(multi_ids) + 1 + 1500 * nbulk_act)
+                 len(single_ids) + len(multi_ids) + 1 + len(year_ids) +
+                 1500 * nbulk_act)
     meta = {
         "seed": a.seed, "families": a.families, "children": a.children,
         "activities": a.activities, "days": a.days, "units": len(UNITS),
@@ -407,6 +429,9 @@ def main():
         "single_sessions": len(single_ids),
         "multi_sessions": len(multi_ids),
         "full_session": full_id,
+        "year_sessions": len(year_ids),
+        "year_first_day": year_days[0].isoformat(),
+        "year_last_day": year_days[-1].isoformat(),
     }
     write("meta.json", json.dumps(meta, indent=1) + "\n")
     print(json.dumps(meta))

@@ -3,7 +3,8 @@
  *
  * Per session (every row of session):
  *   taken  = places - left, places = places_published (what the counter
- *            was built on; places_online when never published), left =
+ *            was built on; places_online when never published) minus
+ *            the places held by offers ({T}:s:<sid>:held), left =
  *            BITFIELD {T}:s:<sid>:left GET u32 0;
  *   booked = SCARD {T}:s:<sid>:booked;
  *   pg     = PostgreSQL's confirmed bookings of the session;
@@ -116,6 +117,9 @@ gchc_check_sessions(PGconn *pg, redisContext *rc)
         snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED), gchb_town,
                  PQgetvalue(res, row, 0));
         redisAppendCommand(rc, "GET %s", key);
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_HELD), gchb_town,
+                 PQgetvalue(res, row, 0));
+        redisAppendCommand(rc, "GET %s", key);
     }
 
     diff = 0;
@@ -157,6 +161,16 @@ gchc_check_sessions(PGconn *pg, redisContext *rc)
         r2 = v;
         if (r2->type == REDIS_REPLY_STRING) {
             places += atoll(r2->str);
+        }
+        freeReplyObject(r2);
+
+        /* places held by waiting lists' offers: not left, not booked */
+        if (redisGetReply(rc, &v) != REDIS_OK) {
+            goto redis_failed;
+        }
+        r2 = v;
+        if (r2->type == REDIS_REPLY_STRING && atoll(r2->str) > 0) {
+            places -= atoll(r2->str);
         }
         freeReplyObject(r2);
 

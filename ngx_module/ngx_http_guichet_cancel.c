@@ -74,7 +74,43 @@ ngx_http_guichet_cancel(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
 }
 
 
-/* GET /api/waitlist (no arg) and DELETE /api/waitlist/{session}/{child} */
+/*
+ * DELETE /api/waitlist/{session}?child_id={child} (/work/shared/API.md's
+ * form) is DELETE /api/waitlist/{session}/{child}: arg becomes
+ * "<session>/<child>" (from r->pool).  Without a child in the path nor in
+ * the query, arg stays as it is (404 not_found).
+ */
+static void
+ngx_http_guichet_waitlist_arg(ngx_http_request_t *r, ngx_str_t *arg)
+{
+    u_char     *p, *d, *s;
+    ngx_str_t   child;
+
+    if (ngx_strlchr(arg->data, arg->data + arg->len, '/') != NULL
+        || ngx_http_arg(r, (u_char *) "child_id", 8, &child) != NGX_OK
+        || child.len == 0)
+    {
+        return;
+    }
+
+    p = ngx_pnalloc(r->pool, arg->len + 1 + child.len + 1);
+    if (p == NULL) {
+        return;
+    }
+
+    d = ngx_cpymem(p, arg->data, arg->len);
+    *d++ = '/';
+    s = child.data;
+    ngx_unescape_uri(&d, &s, child.len, NGX_UNESCAPE_URI);
+    *d = '\0';
+
+    arg->len = d - p;
+    arg->data = p;
+}
+
+
+/* GET /api/waitlist (no arg) and DELETE /api/waitlist/{session}/{child}
+ * or /api/waitlist/{session}?child_id={child} */
 
 ngx_int_t
 ngx_http_guichet_waitlist(ngx_http_request_t *r,
@@ -86,6 +122,10 @@ ngx_http_guichet_waitlist(ngx_http_request_t *r,
     gch_error_t             err;
     const gch_family_t     *family;
     ngx_http_guichet_op_t  *op;
+
+    if (r->method == NGX_HTTP_DELETE) {
+        ngx_http_guichet_waitlist_arg(r, &call->arg);
+    }
 
     rc = ngx_http_guichet_family(r, fid, &town, &family);
     if (family == NULL) {

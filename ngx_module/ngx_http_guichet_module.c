@@ -386,7 +386,7 @@ ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(gmcf->redis_pool, 2);
     ngx_conf_init_msec_value(gmcf->timeout, 2000);
-    ngx_conf_init_uint_value(gmcf->max_items, 200);
+    ngx_conf_init_uint_value(gmcf->max_items, 400);
     ngx_conf_init_value(gmcf->idempotency_ttl, 86400);
     ngx_conf_init_msec_value(gmcf->catalogue_refresh, 1000);
     ngx_conf_init_msec_value(gmcf->full_cache, 200);

@@ -200,4 +200,19 @@ int gchw_draw(gchw_reaper_t *r, redisContext *rc, PGconn *pg, int64_t now_ms,
     int settle_ms);
 
 
+/* The offers' e-mails ({T}:offers:mail, written with the offer) into
+ * the outbox, once each (kind waitlist_offer, ref "offer.<bid>").  Count
+ * or -1. */
+int gchw_offer_mail(PGconn *pg, redisContext *rc);
+
+/* waitmirror.c: the waiting lists copied to PostgreSQL (waitlist_entry)
+ * when they changed, never from a Redis without {T}:catalogue:gen: 1
+ * copied, 0 nothing to do, -1 (logged). */
+int gchw_waitlist_mirror(PGconn *pg, redisContext *rc);
+/* The publisher's rebuild: waitlist_entry pushed back into Redis (the
+ * offered children first, not a child booked on the session): entries
+ * restored or -1. */
+int gchw_waitlist_rebuild(PGconn *pg, redisContext *rc);
+
+
 #endif /* GCHW_H */

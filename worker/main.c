@@ -41,7 +41,7 @@
 #define GCHW_BACKOFF_MIN   100
 #define GCHW_BACKOFF_MAX   5000
 #define GCHW_TOWNS_EVERY   5000
-#define GCHW_NTASKS_MAX    8
+#define GCHW_NTASKS_MAX    10
 
 
 static volatile sig_atomic_t  gchw_stop;
@@ -310,8 +310,34 @@ gchw_task_publish(gchw_worker_t *w, int64_t now)
 static int
 gchw_task_mail(gchw_worker_t *w, int64_t now)
 {
+    /* the waiting lists' offers' e-mails, from Redis to the outbox */
+    if (gchw_offer_mail(w->pg, w->rc) < 0) {
+        if (w->rc->err) {
+            gchw_redis_lost(w);
+            return -1;
+        }
+        return gchw_pg_task_end(w, now, 1);
+    }
+
     return gchw_pg_task_end(w, now,
                             gchw_mail_send(w->pg, &w->conf, 50) < 0);
+}
+
+
+/* The waiting lists copied to PostgreSQL when they changed
+ * (waitmirror.c). */
+static int
+gchw_task_waitlists(gchw_worker_t *w, int64_t now)
+{
+    if (gchw_waitlist_mirror(w->pg, w->rc) < 0) {
+        if (w->rc->err) {
+            gchw_redis_lost(w);
+            return -1;
+        }
+        return gchw_pg_task_end(w, now, 1);
+    }
+
+    return 0;
 }
 
 
@@ -340,6 +366,8 @@ static const gchw_task_t  gchw_tasks[] = {
       gchw_publish_period, gchw_task_publish },
     { "mail", GCHW_TASK_PG,
       gchw_every_second, gchw_task_mail },
+    { "waitlists", GCHW_TASK_PG,
+      gchw_every_second, gchw_task_waitlists },
     { "invoice", GCHW_TASK_PG,
       gchw_invoice_period, gchw_task_invoice },
 };

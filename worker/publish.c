@@ -1092,6 +1092,11 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
             rv = -1;
         }
 
+        /* the waiting lists, in their order (waitmirror.c) */
+        if (rv == 0 && !p.failed && gchw_waitlist_rebuild(pg, rc) < 0) {
+            rv = -1;
+        }
+
         if (rv != 0 || p.failed) {
             PQclear(res);
             free(ov);

@@ -650,7 +650,8 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
     int64_t cutoff)
 {
     int                   tries, done;
-    char                  left[512], booked[512], released[512], val[4];
+    char                  left[512], booked[512], released[512], held[512],
+                          val[4];
     long                  n;
     uint32_t              u;
     redisReply           *x;
@@ -667,10 +668,11 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
     snprintf(booked, sizeof(booked), GCH_KEY_S(GCH_KEY_BOOKED), gchb_town, sid);
     snprintf(released, sizeof(released), GCH_KEY_S(GCH_KEY_RELEASED), gchb_town,
              sid);
+    snprintf(held, sizeof(held), GCH_KEY_S(GCH_KEY_HELD), gchb_town, sid);
 
     for (tries = 0; tries < 5; tries++) {
-        x = redisCommand(rc, "WATCH %s %s %s " GCH_KEY_RECOUNT, left, booked,
-                         released, gchb_town);
+        x = redisCommand(rc, "WATCH %s %s %s %s " GCH_KEY_RECOUNT, left,
+                         booked, released, held, gchb_town);
         if (x == NULL) {
             return 0;
         }
@@ -698,6 +700,16 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
         }
         if (x->type == REDIS_REPLY_STRING) {
             n += atol(x->str);
+        }
+        freeReplyObject(x);
+
+        /* places held by waiting lists' offers (promote.c) are not left */
+        x = redisCommand(rc, "GET %s", held);
+        if (x == NULL) {
+            return 0;
+        }
+        if (x->type == REDIS_REPLY_STRING && atol(x->str) > 0) {
+            n -= atol(x->str);
         }
         freeReplyObject(x);
 

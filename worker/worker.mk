@@ -14,7 +14,8 @@ GCHW_CFLAGS  := $(GCHB_CFLAGS) -Iworker
 GCHW_LIBS    := $(GCHB_LIBS) -lyajl
 GCHW_ASAN    := $(GCHB_ASAN)
 
-GCHW_TASKS   := publish persist batch stream reaper mail overlay promote draw
+GCHW_TASKS   := publish persist batch stream reaper mail overlay promote \
+                waitmirror draw
 GCHW_HDRS    := worker/gchw.h $(GCHB_HDRS)
 
 GCHW_OBJS    := $(GCHW_TASKS:%=build/worker/%.o)

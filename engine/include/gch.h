@@ -223,6 +223,11 @@ typedef struct {
                                             NULL until load-town draws it */
     int              drawn;              /* draw: decided (published by
                                             the worker once it is) */
+    int              offer_hours;        /* "waitlist": {"mode": "offer",
+                                            "hold_hours": N}: a freed place
+                                            is held N hours for the list's
+                                            first family; 0: booked at
+                                            once ("mode": "book") */
 } gch_activity_t;
 
 typedef struct {
@@ -392,6 +397,9 @@ typedef struct {
     size_t       replaces_len;
     int          waitlist;       /* "waitlist": true: join the session's
                                     waiting list when it is full */
+    int          offer;          /* "offer": true: accept the place held
+                                    for this child on this session (an
+                                    activity in offer mode, issue 23) */
 } gch_item_t;
 
 typedef struct {
@@ -765,6 +773,30 @@ int gch_wait_decide(int confirmed, gch_reason_t reason);
  * more (refused "closed", it leaves with its e-mail). */
 int gch_wait_closed(const gch_town_t *t, const gch_session_t *s,
     int64_t now_ms);
+
+/*
+ * Offers (an activity whose "waitlist" is {"mode": "offer", "hold_hours":
+ * N}): a freed place is held for the list's first eligible child, in
+ * {T}:s:<sid>:hold:<cid> (a u32 place counter, 1), until the instant
+ * gch_offer_until() gives; the family accepts with a booking item
+ * "offer": true (that counter is its place instead of {T}:s:<sid>:left)
+ * or declines (DELETE /api/waitlist/...); past that instant the worker
+ * gives the place to the next family.
+ */
+/* The end of an offer made at now_ms on session s: now + hold_hours,
+ * never past the session's booking deadline.  0: s's activity makes no
+ * offer (or its deadline has passed: nothing to hold). */
+int64_t gch_offer_until(const gch_town_t *t, const gch_session_t *s,
+    int64_t now_ms);
+/* 1 when an offer held until until_ms has expired at now_ms. */
+int gch_offer_expired(int64_t until_ms, int64_t now_ms);
+/* The rules of a booking that need no Redis (enrolment, age, documents,
+ * unpaid invoices, deadline, whole weeks) for child cid of f on s at
+ * now_ms: GCH_REASON_NONE when eligible, GCH_REASON_COUNT when memory
+ * is short, else the refusal's reason. */
+gch_reason_t gch_wait_eligible(const gch_town_t *t, const gch_family_t *f,
+    const char *cid, const gch_session_t *s, int64_t now_ms,
+    const gch_alloc_t *a);
 
 
 /* ------------------------------------------------------------------ */

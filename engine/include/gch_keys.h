@@ -55,6 +55,11 @@
 #define GCH_N_RECOUNT           "recount"           /* zset: the reaper's */
 #define GCH_N_WAITING           "waiting"           /* set: sessions with
                                                        a waiting list */
+#define GCH_N_OFFERS            "offers"            /* zset: "<sid> <cid>"
+                                                       -> offer's end, ms */
+#define GCH_N_OFFERMAIL         "offers:mail"       /* hash: outbox ref ->
+                                                       "<fid>\n<subject>\n
+                                                       <body>" to queue */
 #define GCH_N_LOGINFAIL         "loginfail:"
 #define GCH_N_LOGINPAUSE        "loginpause:"
 #define GCH_N_LOGINADDR         "loginaddr:"
@@ -82,6 +87,8 @@
 #define GCH_KEY_HEARTBEAT       GCH_KEY_T(GCH_N_HEARTBEAT)
 #define GCH_KEY_RECOUNT         GCH_KEY_T(GCH_N_RECOUNT)
 #define GCH_KEY_WAITING         GCH_KEY_T(GCH_N_WAITING)
+#define GCH_KEY_OFFERS          GCH_KEY_T(GCH_N_OFFERS)
+#define GCH_KEY_OFFERMAIL       GCH_KEY_T(GCH_N_OFFERMAIL)
 
 /* login throttling: + "<address>/<login>", or + "<address>" */
 #define GCH_KEY_LOGINFAIL       GCH_KEY_T(GCH_N_LOGINFAIL)
@@ -111,6 +118,14 @@
 #define GCH_KEY_BUDGET          "budget"
 #define GCH_KEY_IDEM            "idem"         /* + ":<Idempotency-Key>" */
 #define GCH_KEY_CANCEL          "cancel"       /* + ":<booking id>" */
+/*
+ * The same key, taken with SET NX at the first step of whatever may release
+ * the booking -- a DELETE ("c <ms>") or a swap replacing it ("s <ms> <new
+ * bid>") -- then rewritten "C ..."/"S ..." by their step two and deleted by
+ * their last step: one of them at a time (docs/architecture.md, "Swap").
+ * Seconds: a holder that died before its step two keeps it this long.
+ */
+#define GCH_CANCEL_LOCK_TTL     "60"
 #define GCH_KEY_INVOICES        "invoices"
 #define GCH_KEY_CONNECTIONS     "connections"
 #define GCH_KEY_TOKENS          "tokens"
@@ -132,5 +147,11 @@
                                                   "<bid> <fid> <at_ms>" */
 #define GCH_KEY_WAITTRY         "waittry"      /* hash: child id -> the
                                                   promotions tried */
+#define GCH_KEY_OFFER           "offer"        /* hash: child id -> the
+                                                  end of its offer, ms */
+#define GCH_KEY_HOLD            "hold"         /* + ":<cid>": the place
+                                                  held for it (u32, 1) */
+#define GCH_KEY_HELD            "held"         /* the session's places
+                                                  held by offers (INCR) */
 
 #endif /* GCH_KEYS_H */

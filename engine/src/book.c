@@ -511,10 +511,12 @@ gch_book_sold_out(gch_book_t *b,
         if (c->reason == GCH_REASON_ENTERED) {
             return 0;
         }
-        /* a cell asking for the waiting list must reach Redis to join */
+        /* a cell asking for the waiting list must reach Redis to join,
+         * one accepting an offer to take its held place */
         if (c->reason == GCH_REASON_NONE
             && (!sold_out(c->session, ctx)
-                || (c->item->waitlist && !b->in.onsite)))
+                || ((c->item->waitlist || c->item->offer)
+                    && !b->in.onsite)))
         {
             return 0;
         }

@@ -62,7 +62,9 @@ typedef struct {
     /* a swap (item->replaces): the booking it replaces, read by step
      * one's HGET, released by step two's guard and step three */
     uint32_t              adopted;      /* its claims this cell keeps */
-    size_t                hget_at;      /* step one: the HGET's reply */
+    size_t                hget_at;      /* step one: the HGET's reply,
+                                           the marker's SET NX next */
+    int                   locked;       /* step one took the marker */
     size_t                srem_at;      /* step two: the guard's reply */
     const gch_session_t  *old;          /* NULL: not (or no more) */
     int                   old_onsite;
@@ -147,7 +149,9 @@ char *gch_planning_json(gch_book_t *b, const gch_cell_t *c, size_t *len);
 /* book_swap.c: a swap's old booking (docs/architecture.md, "Swap") */
 void gch_swap_step1(gch_book_t *b, gch_cmdlist_t *l);
 int gch_swap_adopts(const gch_cell_t *c, const char *held, size_t len);
+int gch_swap_locks(gch_book_t *b, const redisReply *exec);
 int gch_swap_outcome(gch_book_t *b, const redisReply *exec);
+void gch_swap_unlock(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c);
 void gch_swap_step2(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c,
     const char *fkey, size_t flen);
 void gch_swap_step3(gch_book_t *b, const redisReply *exec);

@@ -191,6 +191,29 @@ gch_step1_wait(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
 
 
 /*
+ * The counter cell c takes its place from: {T}:s:<sid>:left (online),
+ * :onsite (the counter), or, for an item accepting an offer ("offer":
+ * true, issue 23), the place held for its child, {T}:s:<sid>:hold:<cid>
+ * (1 while the offer stands: an acceptance racing the offer's expiry
+ * takes it once, as any place).
+ */
+static void
+gch_cell_place_key(char *key, size_t size, gch_book_t *b, gch_cell_t *c)
+{
+    char  post[GCH_KEY_MAX];
+
+    if (c->item->offer && !b->in.onsite) {
+        snprintf(post, sizeof(post), ":" GCH_KEY_HOLD ":%s", c->child->id);
+        (void) gch_key3(key, size, b->in.town->keys.s, c->session->id,
+                        strlen(c->session->id), post);
+        return;
+    }
+
+    gch_place_key(key, size, b, c->session, GCH_LEFT(b));
+}
+
+
+/*
  * An open cell's claims, SET "<sid> <bid>" NX GET EXAT <the day after>,
  * one per quantum, then the decrement of its quota.
  */
@@ -242,11 +265,11 @@ gch_step1_claims(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
         gch_cmdlist_argv(l, 7, argv, argvlen);
     }
 
-    gch_place_key(key, sizeof(key), b, c->session, GCH_LEFT(b));
+    gch_cell_place_key(key, sizeof(key), b, c);
     gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                     "u32", "0", "-1", NULL);
 
-    if (c->item->waitlist && !b->in.onsite) {
+    if (c->item->waitlist && !c->item->offer && !b->in.onsite) {
         gch_step1_wait(b, l, c);
     }
 }
@@ -374,7 +397,7 @@ gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
     }
 
     if (c->took_place) {
-        gch_place_key(key, sizeof(key), b, c->session, GCH_LEFT(b));
+        gch_cell_place_key(key, sizeof(key), b, c);
         gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
                         "u32", "0", "1", NULL);
     }
@@ -382,6 +405,8 @@ gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
     if (c->wl) {
         gch_undo_wait(b, l, c);
     }
+
+    gch_swap_unlock(b, l, c);            /* a swap's marker, if taken */
 }
 
 
@@ -533,6 +558,34 @@ gch_step2_entry(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c, size_t i)
 }
 
 
+/*
+ * A confirmed cell that accepted an offer: the offer is over (its place
+ * counter, its end, its member of {T}:offers, the session's count of held
+ * places) and the child leaves the list's entries, in step two's MULTI.
+ */
+static void
+gch_offer_done(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
+{
+    char  key[GCH_KEY_MAX], member[GCH_KEY_MAX];
+
+    gch_cell_place_key(key, sizeof(key), b, c);
+    gch_cmdlist_cmd(l, "DEL", key, NULL);
+    gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_HELD);
+    gch_cmdlist_cmd(l, "DECR", key, NULL);
+    gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_OFFER);
+    gch_cmdlist_cmd(l, "HDEL", key, c->child->id, NULL);
+    gch_place_key(key, sizeof(key), b, c->session, GCH_KEY_WAITTRY);
+    gch_cmdlist_cmd(l, "HDEL", key, c->child->id, NULL);
+    snprintf(key, sizeof(key), GCH_KEY_OFFERS, b->in.town->id);
+    snprintf(member, sizeof(member), "%s %s", c->session->id, c->child->id);
+    gch_cmdlist_cmd(l, "ZREM", key, member, NULL);
+
+    if (!c->wl) {
+        gch_undo_wait(b, l, c);          /* waiters, the family's waits */
+    }
+}
+
+
 static void
 gch_step2_build(gch_book_t *b)
 {
@@ -587,6 +640,10 @@ gch_step2_build(gch_book_t *b)
 
         if (c->wl) {
             gch_undo_wait(b, l, c);      /* booked: off the list */
+        }
+
+        if (c->item->offer && !b->in.onsite) {
+            gch_offer_done(b, l, c);
         }
 
         gch_place_key(key, sizeof(key), b, c->session, GCH_BOOKED(b));
@@ -674,7 +731,7 @@ gch_scan_taken(gch_book_t *b, const redisReply *exec)
         }
     }
 
-    return 0;
+    return gch_swap_locks(b, exec);
 }
 
 

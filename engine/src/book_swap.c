@@ -3,17 +3,23 @@
  * holds (the item's "replaces"), inside the booking saga (book_step.c).
  * See docs/architecture.md, "Swap".
  *
- *   step one    HGET the old booking's planning entry, read only; a claim
- *               the old booking holds is "adopted" by the new cell (the
- *               same afternoon, another workshop) instead of a conflict;
+ *   step one    HGET the old booking's planning entry, read only, and take
+ *               its marker "{T}:f:<fid>:cancel:<old bid>" = "s ..." (SET
+ *               NX GET EX 60): until this swap's step two no DELETE nor
+ *               other swap of the old booking gets past its own step one,
+ *               so none deletes a claim this swap adopts; a claim the old
+ *               booking holds is "adopted" by the new cell (the same
+ *               afternoon, another workshop) instead of a conflict;
  *   decide      the old entry must be the same child's, on a session the
- *               catalogue knows (else "replaced_unknown"); its release is
- *               billed when its cancellation deadline has passed;
+ *               catalogue knows, and the marker ours (else
+ *               "replaced_unknown"); its release is billed when its
+ *               cancellation deadline has passed;
  *   step two    only for a confirmed new cell, with the booking's own
  *               writes: the adopted claims rewritten to the new booking,
  *               the guard of a cancellation (SREM the old booking from
- *               its session, HDEL its planning entry) and a marker
- *               "{T}:f:<fid>:cancel:<old bid>" = "S ..." in {T}:inflight;
+ *               its session, HDEL its planning entry) and the marker
+ *               rewritten "S ..." in {T}:inflight; a refused cell gives
+ *               the marker back (DEL) with the rest of its step one;
  *   step three  the guard's winner gives the old place back, deletes the
  *               old claims not adopted, keeps the billed ones in
  *               {T}:f:<fid>:billed, and drops the marker; a fenced step
@@ -68,16 +74,19 @@ gch_old_key(char *buf, size_t size, const gch_book_t *b,
 }
 
 
-/* Step one: HGET the planning entry of each open swap cell. */
+/*
+ * Step one: HGET the planning entry of each open swap cell, and take the
+ * old booking's marker, "s <ms> <new bid>" (SET NX GET).
+ */
 void
 gch_swap_step1(gch_book_t *b, gch_cmdlist_t *l)
 {
-    int          flen;
-    char         fkey[GCH_KEY_MAX];
-    size_t       i;
+    int          flen, mlen;
+    char         fkey[GCH_KEY_MAX], mark[GCH_KEY_MAX], val[64];
+    size_t       i, n;
     gch_cell_t  *c;
-    const char  *argv[3];
-    size_t       argvlen[3];
+    const char  *argv[7];
+    size_t       argvlen[7];
 
     flen = gch_key3(fkey, sizeof(fkey), b->in.town->keys.f,
                     b->in.family->id, strlen(b->in.family->id),
@@ -101,7 +110,79 @@ gch_swap_step1(gch_book_t *b, gch_cmdlist_t *l)
         argv[1] = fkey; argvlen[1] = (size_t) flen;
         argv[2] = c->item->replaces; argvlen[2] = c->item->replaces_len;
         gch_cmdlist_argv(l, 3, argv, argvlen);
+
+        mlen = gch_swap_marker(mark, sizeof(mark), b, c);
+        n = (size_t) snprintf(val, sizeof(val), "s %lld %s",
+                              (long long) b->in.now_ms, c->bid);
+        if (mlen < 0 || n >= sizeof(val)) {
+            l->failed = 1;
+            return;
+        }
+
+        argv[0] = "SET"; argvlen[0] = 3;
+        argv[1] = mark; argvlen[1] = (size_t) mlen;
+        argv[2] = val; argvlen[2] = n;
+        argv[3] = "NX"; argvlen[3] = 2;
+        argv[4] = "GET"; argvlen[4] = 3;
+        argv[5] = "EX"; argvlen[5] = 2;
+        argv[6] = GCH_CANCEL_LOCK_TTL;
+        argvlen[6] = sizeof(GCH_CANCEL_LOCK_TTL) - 1;
+        gch_cmdlist_argv(l, 7, argv, argvlen);
     }
+}
+
+
+/*
+ * The markers step one asked for: c->locked when this attempt took it
+ * (nil: nobody held it).  0, or -1 on an unexpected reply.  Read on every
+ * path after step one, refusals and compensations included, so that what
+ * was taken is given back.
+ */
+int
+gch_swap_locks(gch_book_t *b, const redisReply *exec)
+{
+    size_t              i;
+    gch_cell_t         *c;
+    const redisReply   *r;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->hget_at == 0) {
+            continue;
+        }
+
+        if (c->hget_at + 1 >= exec->elements) {
+            return -1;
+        }
+
+        r = exec->element[c->hget_at + 1];
+        if (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING) {
+            return -1;
+        }
+
+        c->locked = (r->type == REDIS_REPLY_NIL);
+    }
+
+    return 0;
+}
+
+
+/* Gives back the marker step one took for c (a refusal, an abort). */
+void
+gch_swap_unlock(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
+{
+    char  mark[GCH_KEY_MAX];
+
+    if (!c->locked) {
+        return;
+    }
+
+    if (gch_swap_marker(mark, sizeof(mark), b, c) < 0) {
+        l->failed = 1;
+        return;
+    }
+
+    gch_cmdlist_cmd(l, "DEL", mark, NULL);
 }
 
 
@@ -189,8 +270,10 @@ gch_swap_old(gch_book_t *b, gch_cell_t *c, const redisReply *r)
 
 /*
  * After the cells' outcomes: each open swap cell's old booking.  Not
- * found (cancelled, swapped already, another child's): the cell is
- * refused "replaced_unknown" and what its step one took is undone.
+ * found (cancelled, swapped already, another child's) or held by a
+ * DELETE or another swap between their steps (the marker not ours): the
+ * cell is refused "replaced_unknown" and what its step one took is
+ * undone.
  * 0, -1 on an unexpected reply, GCH_ENOMEM.
  */
 int
@@ -200,18 +283,24 @@ gch_swap_outcome(gch_book_t *b, const redisReply *exec)
     size_t       i;
     gch_cell_t  *c;
 
+    if (gch_swap_locks(b, exec) != 0) {
+        return -1;
+    }
+
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
         if (c->hget_at == 0) {
             continue;
         }
 
-        if (c->hget_at >= exec->elements) {
-            return -1;
-        }
-
         if (c->reason) {
             continue;                    /* refused: the old one stays */
+        }
+
+        if (!c->locked) {
+            /* a DELETE or another swap of the old booking is under way */
+            c->reason = GCH_REASON_REPLACED_UNKNOWN;
+            continue;
         }
 
         rc = gch_swap_old(b, c, exec->element[c->hget_at]);

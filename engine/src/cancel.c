@@ -5,7 +5,11 @@
  * gch_cancel_on_reply() until gch_cancel_next() returns NULL:
  *
  *   1. HGET the family's planning entry (a booking of another family is
- *      simply not found: no id can be probed across families);
+ *      simply not found: no id can be probed across families), and take
+ *      the booking's marker "c <ms>" (SET NX GET): a swap replacing the
+ *      booking that holds it ("s ...") answers 409 request_in_progress,
+ *      nothing done -- its step two would name the new booking in claims
+ *      this cancellation deletes (docs/architecture.md, "Swap");
  *   2. the guard: SREM the booking from its session's booked set (only one
  *      of two concurrent cancellations gets 1), drop it from the planning,
  *      and leave a "C" marker in {T}:inflight for the reaper;
@@ -39,6 +43,7 @@ struct gch_cancel_s {
     const gch_child_t     *child;
     char                   bid[72];
     char                   marker[256];
+    int                    locked;       /* step one took the marker */
     int64_t                now_ms;
     int                    onsite;       /* booked at the counter */
     long long              number;
@@ -84,7 +89,7 @@ gch_cancel_plan(gch_cancel_t **out, const gch_town_t *t,
     const gch_family_t *f, const char *bid, size_t len, int64_t now_ms,
     const gch_alloc_t *a, gch_error_t *err)
 {
-    char           key[256];
+    char           key[256], val[64];
     gch_cancel_t  *c;
 
     *out = NULL;
@@ -119,8 +124,13 @@ gch_cancel_plan(gch_cancel_t **out, const gch_town_t *t,
     c->bid[len] = '\0';
 
     snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BOOKINGS), c->town->id, f->id);
+    snprintf(c->marker, sizeof(c->marker), GCH_KEY_F(GCH_KEY_CANCEL) ":%s",
+             c->town->id, c->family->id, c->bid);
+    snprintf(val, sizeof(val), "c %lld", (long long) c->now_ms);
     gch_cmdlist_cmd(&c->cmds, "MULTI", NULL);
     gch_cmdlist_cmd(&c->cmds, "HGET", key, c->bid, NULL);
+    gch_cmdlist_cmd(&c->cmds, "SET", c->marker, val, "NX", "GET", "EX",
+                    GCH_CANCEL_LOCK_TTL, NULL);
     gch_cmdlist_cmd(&c->cmds, "EXEC", NULL);
 
     if (c->cmds.failed) {
@@ -146,18 +156,56 @@ gch_cancel_next(gch_cancel_t *c)
 
 
 static int
-gch_cancel_lookup(gch_cancel_t *c, const redisReply *r)
+gch_cancel_lookup(gch_cancel_t *c, const redisReply *exec)
 {
-    int          starts;
-    char         key[256], val[256], ms[32];
-    int64_t      deadline;
-    yajl_val     doc;
-    const char  *sid, *cid;
+    int                starts;
+    char               key[256], val[256], ms[32];
+    int64_t            deadline;
+    yajl_val           doc;
+    const char        *sid, *cid;
+    const redisReply  *r, *held;
+
+    if (exec->elements < 2) {
+        return GCH_EREDIS;
+    }
+
+    r = exec->element[0];
+    held = exec->element[1];
+
+    if (held->type == REDIS_REPLY_NIL) {
+        c->locked = 1;
+
+    } else if (held->type != REDIS_REPLY_STRING || held->len == 0) {
+        return GCH_EREDIS;
+    }
 
     if (r->type == REDIS_REPLY_NIL) {
         gch_cancel_answer(c, 404, "not_found",
                           "Cette réservation n'existe pas ou est déjà "
                           "annulée.");
+        if (c->body == NULL) {
+            return GCH_ENOMEM;
+        }
+
+        if (c->locked) {
+            /* the marker taken for nothing: given back, then the 404 */
+            gch_cmdlist_free(&c->cmds);
+            gch_cmdlist_cmd(&c->cmds, "MULTI", NULL);
+            gch_cmdlist_cmd(&c->cmds, "DEL", c->marker, NULL);
+            gch_cmdlist_cmd(&c->cmds, "EXEC", NULL);
+            c->step = GCH_CANCEL_RELEASE;
+            return c->cmds.failed ? GCH_ENOMEM : GCH_OK;
+        }
+
+        return GCH_OK;
+    }
+
+    if (!c->locked && (held->str[0] == 's' || held->str[0] == 'S')) {
+        /* a swap replacing this booking is between its steps: it holds
+         * the booking until its step two; nothing done */
+        gch_cancel_answer(c, 409, "request_in_progress",
+                          "Cette réservation est en cours d'échange par "
+                          "une autre demande. Réessayez dans un instant.");
         return c->body ? GCH_OK : GCH_ENOMEM;
     }
 
@@ -191,8 +239,6 @@ gch_cancel_lookup(gch_cancel_t *c, const redisReply *r)
 
     gch_cmdlist_free(&c->cmds);
     snprintf(ms, sizeof(ms), "%lld", (long long) c->now_ms);
-    snprintf(c->marker, sizeof(c->marker), GCH_KEY_F(GCH_KEY_CANCEL) ":%s",
-             c->town->id, c->family->id, c->bid);
     snprintf(val, sizeof(val), "C %lld %d %s %s %s%s", (long long) c->now_ms,
              c->billed, c->bid, c->child->id, c->session->id,
              c->onsite ? " onsite" : "");
@@ -343,7 +389,7 @@ gch_cancel_on_reply(gch_cancel_t *c, const redisReply *exec)
     switch (c->step) {
 
     case GCH_CANCEL_LOOKUP:
-        return gch_cancel_lookup(c, exec->element[0]);
+        return gch_cancel_lookup(c, exec);
 
     case GCH_CANCEL_GUARD:
         if (exec->element[0]->type != REDIS_REPLY_INTEGER) {

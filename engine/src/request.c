@@ -36,7 +36,8 @@ static const gch_jfield_t  gch_item_fields[] = {
     { "child_id", GCH_J_STRING, 1 },
     { "session_id", GCH_J_STRING, 1 },
     { "waitlist", GCH_J_BOOL, 0 },
-    { "replaces", GCH_J_STRING, 0 }
+    { "replaces", GCH_J_STRING, 0 },
+    { "offer", GCH_J_BOOL, 0 }
 };
 
 
@@ -57,7 +58,7 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     gch_item_t         *it;
     gch_json_t          doc;
     gch_arena_t        *ar;
-    const gch_jnode_t  *v[2], *iv[4], *e;
+    const gch_jnode_t  *v[2], *iv[5], *e;
 
     out->items = NULL;
     out->nitems = 0;
@@ -91,7 +92,7 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     for (i = 0, e = v[0]->child; e; i++, e = e->next) {
         mark2 = gch_jcx_index(&cx, i);
 
-        rc = gch_json_fields(&cx, e, gch_item_fields, 4, iv);
+        rc = gch_json_fields(&cx, e, gch_item_fields, 5, iv);
         if (rc == GCH_OK) {
             rc = gch_json_str(&cx, "child_id", iv[0], 1, GCH_ID_MAX);
         }
@@ -128,7 +129,7 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
     }
 
     for (i = 0, e = v[0]->child; e; i++, e = e->next) {
-        gch_json_fields(&cx, e, gch_item_fields, 4, iv);
+        gch_json_fields(&cx, e, gch_item_fields, 5, iv);
 
         it[i].child_len = iv[0]->len;
         it[i].child_id = gch_arena_strndup(ar, iv[0]->str, iv[0]->len);
@@ -138,6 +139,7 @@ gch_req_parse(gch_booking_req_t *out, const char *body, size_t len,
         it[i].replaces_len = 0;
 
         it[i].waitlist = (iv[2] != NULL && iv[2]->len != 0);
+        it[i].offer = (iv[4] != NULL && iv[4]->len != 0);
 
         if (it[i].child_id == NULL || it[i].session_id == NULL) {
             goto nomem;

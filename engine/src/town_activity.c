@@ -32,13 +32,22 @@ static const gch_jfield_t  gch_activity_fields[] = {
     { "non_resident_prices", GCH_J_ARRAY, 0 },
     { "unit_requires", GCH_J_ARRAY, 0 },
     { "release_onsite_at", GCH_J_STRING | GCH_J_NULL, 0 },
-    { "opening", GCH_J_OBJECT, 0 }
+    { "opening", GCH_J_OBJECT, 0 },
+    { "waitlist", GCH_J_OBJECT, 0 }
 };
 
 enum {
     A_ID, A_NAME, A_SITE, A_AGE_MIN, A_AGE_MAX, A_OPENS, A_DEADLINE,
     A_SHARE, A_WEEK, A_PRICES, A_SESSIONS, A_CALENDAR, A_CANCEL, A_DOCS,
-    A_UNPAID, A_NR_PRICES, A_REQUIRES, A_RELEASE, A_OPENING, A_N
+    A_UNPAID, A_NR_PRICES, A_REQUIRES, A_RELEASE, A_OPENING, A_WAITLIST,
+    A_N
+};
+
+
+/* "waitlist": {"mode": "book" | "offer", "hold_hours": 1..720} */
+static const gch_jfield_t  gch_waitlist_fields[] = {
+    { "mode", GCH_J_STRING, 1 },
+    { "hold_hours", GCH_J_NUMBER, 0 }
 };
 
 
@@ -694,6 +703,8 @@ gch_town_doc_types(gch_tp_t *tp, gch_activity_t *act, const gch_jnode_t *arr)
 
 static int gch_town_activity_fields(gch_tp_t *tp, gch_activity_t *act,
     const gch_jnode_t **v);
+static int gch_town_waitlist(gch_tp_t *tp, const gch_jnode_t *node,
+    int *hours);
 static int gch_town_activity_cells(gch_tp_t *tp, size_t ai,
     const gch_jnode_t **v);
 static int gch_town_cells_unique(gch_tp_t *tp, size_t ai, gch_cell_t *cells,
@@ -808,6 +819,11 @@ gch_town_activity_fields(gch_tp_t *tp, gch_activity_t *act,
 
     act->week_required = v[A_WEEK] ? (int) v[A_WEEK]->len : 0;
 
+    rc = gch_town_waitlist(tp, v[A_WAITLIST], &act->offer_hours);
+    if (rc != GCH_OK) {
+        return rc;
+    }
+
     rc = gch_town_prices(tp, "prices", v[A_PRICES], &act->prices,
                          &act->nprices);
 
@@ -823,6 +839,48 @@ gch_town_activity_fields(gch_tp_t *tp, gch_activity_t *act,
     }
 
     return GCH_OK;
+}
+
+
+/* The activity's waiting list: its promotions book ("mode": "book", the
+ * default) or offer the place for hold_hours ("mode": "offer"). */
+static int
+gch_town_waitlist(gch_tp_t *tp, const gch_jnode_t *node, int *hours)
+{
+    int                 rc;
+    size_t              mark;
+    const gch_jnode_t  *v[2];
+
+    *hours = 0;
+
+    if (node == NULL) {
+        return GCH_OK;
+    }
+
+    mark = gch_jcx_key(&tp->cx, "waitlist", 8);
+
+    rc = gch_json_fields(&tp->cx, node, gch_waitlist_fields, 2, v);
+    if (rc != GCH_OK) {
+        goto done;
+    }
+
+    if (v[0]->len == 5 && memcmp(v[0]->str, "offer", 5) == 0) {
+        rc = gch_tp_int(tp, "hold_hours", v[1], 1, 720, 24, hours);
+
+    } else if (v[0]->len == 4 && memcmp(v[0]->str, "book", 4) == 0) {
+        if (v[1] != NULL) {
+            rc = gch_jcx_fail(&tp->cx, "hold_hours", "seulement avec "
+                              "« mode »: « offer »");
+        }
+
+    } else {
+        rc = gch_jcx_fail(&tp->cx, "mode", "« book » ou « offer »");
+    }
+
+done:
+
+    gch_jcx_pop(&tp->cx, mark);
+    return rc;
 }
 
 

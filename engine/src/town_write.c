@@ -215,6 +215,14 @@ gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
         yajl_gen_map_close(o->g);
     }
 
+    if (act->offer_hours) {
+        gch_jout_cstr(o, "waitlist");
+        yajl_gen_map_open(o->g);
+        gch_w_kv(o, "mode", "offer");
+        gch_w_ki(o, "hold_hours", act->offer_hours);
+        yajl_gen_map_close(o->g);
+    }
+
     gch_jout_cstr(o, "sessions");
     yajl_gen_array_open(o->g);
 

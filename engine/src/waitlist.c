@@ -12,10 +12,12 @@
  */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gch_keys.h"
 #include "resp.h"
+#include "book.h"
 
 
 #define GCH_WAIT_LIST       0     /* GET: HGETALL the family's waits */
@@ -143,6 +145,12 @@ gch_wait_plan(gch_wait_t **out, const gch_town_t *t, const gch_family_t *f,
     snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_WAITS), t->id, f->id);
     snprintf(field, sizeof(field), "%s %s", w->session->id, w->child->id);
     gch_cmdlist_cmd(&w->cmds, "HDEL", key, field, NULL);
+    /* an offer declined: its end is now, the worker gives the held place
+     * to the next family (the offer's place counter stays until then) */
+    gch_wait_key(key, sizeof(key), t, w->session, GCH_KEY_OFFER);
+    gch_cmdlist_cmd(&w->cmds, "HDEL", key, w->child->id, NULL);
+    snprintf(key, sizeof(key), GCH_KEY_OFFERS, t->id);
+    gch_cmdlist_cmd(&w->cmds, "ZADD", key, "XX", "0", field, NULL);
     gch_cmdlist_cmd(&w->cmds, "EXEC", NULL);
     w->step = GCH_WAIT_LEAVE;
 
@@ -226,6 +234,10 @@ gch_wait_entries(gch_wait_t *w, const redisReply *r)
                      GCH_KEY_WAIT);
         gch_cmdlist_cmd(&w->cmds, "LPOS", key, w->entries[i].child->id,
                         NULL);
+        gch_wait_key(key, sizeof(key), w->town, w->entries[i].session,
+                     GCH_KEY_OFFER);
+        gch_cmdlist_cmd(&w->cmds, "HGET", key, w->entries[i].child->id,
+                        NULL);
     }
 
     gch_cmdlist_cmd(&w->cmds, "EXEC", NULL);
@@ -242,12 +254,13 @@ gch_wait_entries(gch_wait_t *w, const redisReply *r)
 static int
 gch_wait_render(gch_wait_t *w, const redisReply *r)
 {
-    char               day[11];
+    char               day[11], until[26];
     size_t             i, j, *order, t;
     yajl_gen           g;
+    const redisReply  *pos, *offer;
     const gch_wait_entry_t  *e;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != w->nentries) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * w->nentries) {
         return GCH_EREDIS;
     }
 
@@ -294,7 +307,11 @@ gch_wait_render(gch_wait_t *w, const redisReply *r)
 
     for (i = 0; i < w->nentries; i++) {
         e = &w->entries[order[i]];
-        if (r->element[order[i]]->type != REDIS_REPLY_INTEGER) {
+        pos = r->element[2 * order[i]];
+        offer = r->element[2 * order[i] + 1];
+        if (pos->type != REDIS_REPLY_INTEGER
+            && offer->type != REDIS_REPLY_STRING)
+        {
             continue;
         }
 
@@ -312,8 +329,19 @@ gch_wait_render(gch_wait_t *w, const redisReply *r)
                                     ? e->session->label
                                     : w->town->units[e->session->unit]
                                       .label);
-        gch_gen_str(g, "position");
-        yajl_gen_integer(g, r->element[order[i]]->integer + 1);
+        if (offer->type == REDIS_REPLY_STRING) {
+            /* a place held for the child: "Une place vous est proposée
+             * jusqu'au ..." */
+            gch_gen_kv(g, "status", "offered");
+            gch_instant_format(strtoll(offer->str, NULL, 10) / 1000,
+                               until);
+            gch_gen_kv(g, "offer_until", until);
+
+        } else {
+            gch_gen_kv(g, "status", "waiting");
+            gch_gen_str(g, "position");
+            yajl_gen_integer(g, pos->integer + 1);
+        }
         yajl_gen_map_close(g);
     }
 
@@ -351,15 +379,17 @@ gch_wait_on_reply(gch_wait_t *w, const redisReply *exec)
         return gch_wait_render(w, exec);
 
     case GCH_WAIT_LEAVE:
-        if (exec->elements != 4
+        if (exec->elements != 6
             || exec->element[0]->type != REDIS_REPLY_INTEGER
-            || exec->element[3]->type != REDIS_REPLY_INTEGER)
+            || exec->element[3]->type != REDIS_REPLY_INTEGER
+            || exec->element[4]->type != REDIS_REPLY_INTEGER)
         {
             return GCH_EREDIS;
         }
 
         if (exec->element[0]->integer == 0
-            && exec->element[3]->integer == 0)
+            && exec->element[3]->integer == 0
+            && exec->element[4]->integer == 0)
         {
             return gch_wait_answer(w, 404, "not_found",
                                    "Cet enfant n'est pas sur cette liste "
@@ -374,7 +404,8 @@ gch_wait_on_reply(gch_wait_t *w, const redisReply *exec)
         yajl_gen_map_open(g);
         gch_gen_kv(g, "session_id", w->session->id);
         gch_gen_kv(g, "child_id", w->child->id);
-        gch_gen_kv(g, "status", "left");
+        gch_gen_kv(g, "status", exec->element[4]->integer
+                                ? "declined" : "left");
         yajl_gen_map_close(g);
 
         w->body = gch_gen_detach(g, w->a, &w->body_len);
@@ -475,4 +506,89 @@ gch_wait_closed(const gch_town_t *t, const gch_session_t *s, int64_t now_ms)
 
     return now_ms / 1000 >= gch_deadline_instant(&s->activity->deadline,
                                                  s->date, starts);
+}
+
+
+/* ----- offers --------------------------------------------------------- */
+
+/* See gch.h. */
+int64_t
+gch_offer_until(const gch_town_t *t, const gch_session_t *s, int64_t now_ms)
+{
+    int64_t  until, deadline;
+
+    if (s->activity->offer_hours <= 0) {
+        return 0;
+    }
+
+    until = now_ms + (int64_t) s->activity->offer_hours * 3600 * 1000;
+
+    /* an offer never outlives the booking deadline: accepted after it,
+     * it would be refused "closed" */
+    deadline = gch_deadline_instant(&s->activity->deadline, s->date,
+                                    t->units[s->unit].starts_min)
+               * 1000;
+    if (deadline <= now_ms) {
+        return 0;
+    }
+
+    return until < deadline ? until : deadline;
+}
+
+
+/* See gch.h. */
+int
+gch_offer_expired(int64_t until_ms, int64_t now_ms)
+{
+    return now_ms >= until_ms;
+}
+
+
+/* See gch.h. */
+gch_reason_t
+gch_wait_eligible(const gch_town_t *t, const gch_family_t *f,
+    const char *cid, const gch_session_t *s, int64_t now_ms,
+    const gch_alloc_t *a)
+{
+    int            rc;
+    gch_book_t     *b;
+    gch_item_t      item;
+    gch_reason_t    reason;
+    gch_error_t     err;
+    gch_book_in_t   in;
+    gch_booking_req_t  req;
+
+    memset(&item, 0, sizeof(item));
+    item.child_id = cid;
+    item.child_len = strlen(cid);
+    item.session_id = s->id;
+    item.session_len = strlen(s->id);
+
+    memset(&req, 0, sizeof(req));
+    req.items = &item;
+    req.nitems = 1;
+
+    memset(&in, 0, sizeof(in));
+    in.town = t;
+    in.family = f;
+    in.req = &req;
+    in.now_ms = now_ms;
+    in.idem_key = GCH_WAIT_KEY_PREFIX "check";
+    in.idem_len = sizeof(GCH_WAIT_KEY_PREFIX "check") - 1;
+    in.body = "";
+
+    memset(&err, 0, sizeof(err));
+    b = NULL;
+
+    rc = gch_book_plan(&b, &in, a, &err);
+    if (rc != GCH_OK) {
+        /* not the family's child now (or memory: tried again later) */
+        return rc == GCH_EFORBIDDEN ? GCH_REASON_NOT_ENROLLED
+                                    : GCH_REASON_COUNT;
+    }
+
+    reason = b->cells[0].reason;
+    gch_book_free(b);
+
+    return reason;
 }

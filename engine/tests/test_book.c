@@ -30,6 +30,8 @@ typedef struct {
     long long    ttl;           /* its TTL; 0 = 60 */
     const char  *hget;          /* a swap's HGET of the old booking's
                                    planning entry: NULL = nil */
+    const char  *marker;        /* a swap's SET NX GET of the old
+                                   booking's marker: NULL = nil (taken) */
     long long    wl_pos;        /* LPOS + 1 of the waiting list; 0 = 9 */
     int          wl_dup;        /* HSETNX says the child was there */
 } tsim_t;
@@ -159,7 +161,16 @@ tstep1_reply(const gch_cmds_t *l, const tsim_t *s)
         line = tcmd_line(l, i);
         key = tcmd_arg(l, i, 1);
 
-        if (strncmp(line, "SET {main}:f:", 13) == 0) {
+        if (strncmp(line, "SET {main}:f:", 13) == 0
+            && strstr(line, ":cancel:") != NULL)
+        {
+            if (s && s->marker) {
+                tb_str(&b, s->marker);
+            } else {
+                tb_nil(&b);
+            }
+
+        } else if (strncmp(line, "SET {main}:f:", 13) == 0) {
             if (s && s->idem) {
                 tb_str(&b, s->idem);
             } else {
@@ -1885,7 +1896,7 @@ static void
 test_book_swap(void)
 {
     int                rc, ok;
-    char               got[256], *stored, *replay;
+    char               got[256], *stored, *replay, *dump;
     size_t             n;
     tbk_t              k;
     tsim_t             s;
@@ -1898,6 +1909,7 @@ test_book_swap(void)
     /* the morning's workshop k-m becomes the day k-j: the new place
      * confirmed, the morning's claim adopted, the old one released */
 
+    dump = NULL;
     memset(&s, 0, sizeof(s));
     s.held[0][0] = "{main}:c:c-thais:2021-07-07:q0";
     s.held[0][1] = "k-m b-0123456789abcdef0123";
@@ -1912,6 +1924,16 @@ test_book_swap(void)
          && tcmds_find(gch_book_step1(k.b), 0,
                        "HGET {main}:f:f-martin:bookings "
                        "b-0123456789abcdef0123") > 0
+         && tcmds_find(gch_book_step1(k.b), 0,
+                       "SET {main}:f:f-martin:cancel:"
+                       "b-0123456789abcdef0123 s ") > 0
+         && tcmds_count(gch_book_step1(k.b), "SET {main}:f:f-martin:cancel:"
+                        "b-0123456789abcdef0123 s ") == 1
+         && (dump = tcmds_dump(gch_book_step1(k.b))) != NULL
+         && strstr(dump, "b-0123456789abcdef0123 s ") != NULL
+         && strstr(strstr(dump, "b-0123456789abcdef0123 s "),
+                   " NX GET EX 60") != NULL
+         && tcmds_count(l, "DEL {main}:f:f-martin:cancel:") == 0
          && strstr(body, "\"status\":\"confirmed\"")
          && strstr(body, "\"released\":{\"booking_id\":"
                          "\"b-0123456789abcdef0123\",\"session_id\":\"k-m\","
@@ -1928,8 +1950,11 @@ test_book_swap(void)
                        "b-0123456789abcdef0123 S ") > 0
          && tcmds_find(l, 0, "ZADD {main}:inflight NX") > 0
          && tcmds_count(l, "BITFIELD {main}:s:k-m:") == 0;
-    tap_ok(ok, "swap, new place confirmed: claim adopted, old booking "
-           "guarded in step two, nothing released yet (%s)", got);
+    free(dump);
+    dump = NULL;
+    tap_ok(ok, "swap, new place confirmed: its marker taken in step one, "
+           "claim adopted, old booking guarded in step two, nothing "
+           "released yet (%s)", got);
     if (!ok) {
         tap_diag("body %s", body);
         tdump_diag("step two", l);
@@ -2020,16 +2045,94 @@ test_book_swap(void)
          && l && tcmds_count(l, "SREM") == 0
          && tcmds_count(l, "HDEL") == 0
          && tcmds_count(l, "SET {main}:f:f-martin:cancel:") == 0
+         && tcmds_find(l, 0, "DEL {main}:f:f-martin:cancel:"
+                       "b-0123456789abcdef0123") > 0
          && tcmds_count(l, "SET {main}:c:") == 0
          && tcmds_count(l, "DEL {main}:c:c-thais:2021-07-07:q0") == 0
          && tcmds_find(l, 0, "DEL {main}:c:c-thais:2021-07-07:q1") > 0
          && tcmds_count(l, "BITFIELD") == 0;
     tap_ok(ok, "swap, new place full: refused, the old booking kept, only "
-           "the new cell's own claims given back (%s)", got);
+           "the new cell's own claims and the marker given back (%s)", got);
     if (!ok) {
         tap_diag("body %s", body);
         tdump_diag("step two", l);
     }
+    tbk_free(&k);
+
+    /* a DELETE of the old booking holds its marker (between its steps):
+     * the swap is refused, the old booking untouched -- the DELETE will
+     * delete the claims, none of them may name the new booking -- and
+     * the marker stays the DELETE's */
+
+    memset(&s, 0, sizeof(s));
+    s.held[0][0] = "{main}:c:c-thais:2021-07-07:q0";
+    s.held[0][1] = "k-m b-0123456789abcdef0123";
+    s.hget = "~p 7:c-thais 3:k-m 300 5 w";
+    s.marker = "c 1623319200000";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-j>b-0123456789abcdef0123",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    body = tbody(k.b);
+    ok = rc == GCH_OK && strcmp(got, "replaced_unknown") == 0
+         && l && tcmds_count(l, "SREM") == 0
+         && tcmds_count(l, "HDEL") == 0
+         && tcmds_count(l, "SET {main}:c:") == 0
+         && tcmds_count(l, "DEL {main}:f:f-martin:cancel:") == 0
+         && tcmds_count(l, "SET {main}:f:f-martin:cancel:") == 0
+         && tcmds_count(l, "DEL {main}:c:c-thais:2021-07-07:q0") == 0
+         && tcmds_find(l, 0, "DEL {main}:c:c-thais:2021-07-07:q1") > 0
+         && tcmds_find(l, 0, "BITFIELD {main}:s:k-j:left OVERFLOW FAIL "
+                       "INCRBY u32 0 1") > 0
+         && tcmds_count(l, "SADD {main}:s:k-j:booked") == 0;
+    tap_ok(ok, "swap while a DELETE of the old booking holds its marker: "
+           "replaced_unknown, the new place and claims given back, the "
+           "adopted claim and the marker untouched (%s)", got);
+    if (!ok) {
+        tap_diag("body %s", body);
+        tdump_diag("step two", l);
+    }
+    tbk_free(&k);
+
+    /* another swap of it holds it: the same */
+
+    s.marker = "s 1623319200000 b-ffffffffffffffffffff";
+    rc = tbk_plan(&k, "f-martin", "k2", "c-thais:k-j>b-0123456789abcdef0123",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    treasons(k.b, got, sizeof(got));
+    l = gch_book_step2(k.b);
+    tap_ok(rc == GCH_OK && strcmp(got, "replaced_unknown") == 0 && l
+           && tcmds_count(l, "SREM") == 0
+           && tcmds_count(l, ":cancel:") == 0,
+           "swap while another swap of the old booking holds its marker: "
+           "replaced_unknown, the marker untouched (%s)", got);
+    tbk_free(&k);
+
+    /* a compensation (the key is another body's: 422) gives the marker
+     * back with the rest of step one, when step one took it */
+
+    memset(&s, 0, sizeof(s));
+    s.hget = "~p 7:c-thais 3:k-m 300 5 w";
+    s.idem = "D 0123456789abcdef0123456789abcdef {\"request_id\":\"D-1\"}";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-j>b-0123456789abcdef0123",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = rc == GCH_OK && strstr(tbody(k.b), "idempotency_key_reused")
+         && l && tcmds_find(l, 0, "DEL {main}:f:f-martin:cancel:"
+                            "b-0123456789abcdef0123") > 0;
+    s.marker = "c 1623319200000";
+    tbk_free(&k);
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-j>b-0123456789abcdef0123",
+                  T_NOW, &gch_alloc_std);
+    rc = rc ? rc : tbk_step1(&k, &s);
+    l = gch_book_step2(k.b);
+    ok = ok && rc == GCH_OK && l
+         && tcmds_count(l, "DEL {main}:f:f-martin:cancel:") == 0;
+    tap_ok(ok, "swap compensated (422): the marker given back only when "
+           "step one took it");
     tbk_free(&k);
 
     /* the booking to replace is gone (cancelled meanwhile): refused, the

@@ -1,9 +1,10 @@
 /*
  * test_cancel.c -- DELETE /api/bookings/{id} without Redis: the lookup
- * (not found), the guard (a lost race answers 404 and undoes its marker
- * only), the winner's release (place back, claims deleted, stream entry,
- * demande, billed after the cancellation deadline), and the failing
- * allocator over every path; POST /api/absences's certificate check.
+ * (not found; the marker taken, or held by a swap: 409), the guard (a lost
+ * race answers 404 and undoes its marker only), the winner's release
+ * (place back, claims deleted, stream entry, demande, billed after the
+ * cancellation deadline), and the failing allocator over every path;
+ * POST /api/absences's certificate check.
  */
 
 #include <stdio.h>
@@ -18,6 +19,8 @@
 
 
 static gch_town_t  *town;
+/* what the marker's SET NX GET of step one finds (NULL: nothing, taken) */
+static const char  *t_held;
 
 
 static const gch_family_t *
@@ -43,9 +46,14 @@ tlookup_reply(const char *entry)
     tb_t  b;
 
     tb_init(&b);
-    tb_arr(&b, 1);
+    tb_arr(&b, 2);
     if (entry) {
         tb_str(&b, entry);
+    } else {
+        tb_nil(&b);
+    }
+    if (t_held) {
+        tb_str(&b, t_held);
     } else {
         tb_nil(&b);
     }
@@ -93,6 +101,7 @@ typedef struct {
     char         body[512];
     int          steps;         /* EXECs sent */
     int          bad_cmds;      /* a step that is not MULTI ... EXEC */
+    char        *lookup;        /* dump of step one (malloc) */
     char        *guard;         /* dump of step two (malloc) */
     char        *release;       /* dump of step three (malloc) */
 } tcres_t;
@@ -130,6 +139,7 @@ tcancel(tcres_t *res, const gch_alloc_t *a, const char *fid,
         res->steps++;
 
         if (res->steps == 1) {
+            res->lookup = tcmds_dump(l);
             r = tlookup_reply(entry);
         } else if (res->steps == 2) {
             res->guard = tcmds_dump(l);
@@ -167,6 +177,7 @@ tcancel(tcres_t *res, const gch_alloc_t *a, const char *fid,
 static void
 tcres_free(tcres_t *res)
 {
+    free(res->lookup);
     free(res->guard);
     free(res->release);
 }
@@ -195,9 +206,32 @@ test_cancel_paths(void)
 
     tcancel(&r, &gch_alloc_std, "f-martin", C_BID, NULL, 1,
             "2021-06-10T12:00:00+02:00");
-    tap_ok(r.rc == GCH_OK && r.status == 404 && r.steps == 1
-           && strstr(r.body, "\"code\":\"not_found\""),
-           "cancel: HGET nil is 404 not_found after one step: %s", r.body);
+    snprintf(line, sizeof(line), "SET {main}:f:f-martin:cancel:%s c %lld NX "
+             "GET EX 60", C_BID,
+             tinstant("2021-06-10T12:00:00+02:00") * 1000 + 5);
+    ok = r.rc == GCH_OK && r.status == 404 && r.steps == 2
+         && strstr(r.body, "\"code\":\"not_found\"")
+         && thas(r.lookup, "HGET {main}:f:f-martin:bookings " C_BID)
+         && thas(r.lookup, line)
+         && thas(r.guard, "DEL {main}:f:f-martin:cancel:" C_BID)
+         && !thas(r.guard, "SREM");
+    tap_ok(ok, "cancel: HGET nil is 404 not_found, the marker step one took "
+           "given back: %s", r.body);
+    if (!ok) {
+        tap_diag("lookup:%s", r.lookup ? r.lookup : "");
+        tap_diag("then:%s", r.guard ? r.guard : "");
+    }
+    tcres_free(&r);
+
+    /* not found, the marker another's: nothing to give back */
+
+    t_held = "C 1623319200000 0 " C_BID " c-thais k-m";
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, NULL, 1,
+            "2021-06-10T12:00:00+02:00");
+    t_held = NULL;
+    tap_ok(r.rc == GCH_OK && r.status == 404 && r.steps == 1,
+           "cancel: HGET nil, the marker a cancellation's: 404 after one "
+           "step");
     tcres_free(&r);
 
     tcancel(&r, &gch_alloc_std, "f-martin", "", NULL, 1,
@@ -324,6 +358,36 @@ test_cancel_paths(void)
     if (!ok) {
         tap_diag("release:%s", r.release ? r.release : "");
     }
+    tcres_free(&r);
+
+    /* a swap replacing the booking holds its marker (between its steps
+     * one and two, or two and three): 409, nothing sent after step one */
+
+    t_held = "s 1623319200000 b-ffffffffffffffffffff";
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-06-10T12:00:00+02:00");
+    ok = r.rc == GCH_OK && r.status == 409 && r.steps == 1
+         && strstr(r.body, "\"code\":\"request_in_progress\"");
+    tcres_free(&r);
+    t_held = "S 1623319200000 0 " C_BID " c-thais k-m";
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-06-10T12:00:00+02:00");
+    t_held = NULL;
+    ok = ok && r.rc == GCH_OK && r.status == 409 && r.steps == 1;
+    tap_ok(ok, "cancel while a swap of the booking holds its marker: 409 "
+           "request_in_progress after step one: %s", r.body);
+    tcres_free(&r);
+
+    /* another cancellation holds it: the guard decides, as before */
+
+    t_held = "c 1623319200000";
+    tcancel(&r, &gch_alloc_std, "f-martin", C_BID, entry, 1,
+            "2021-06-10T12:00:00+02:00");
+    t_held = NULL;
+    tap_ok(r.rc == GCH_OK && r.status == 200 && r.steps == 3
+           && thas(r.guard, "SREM {main}:s:k-m:booked " C_BID),
+           "cancel while another cancellation holds the marker: on to the "
+           "guard: %s", r.body);
     tcres_free(&r);
 
     /* a planning entry naming an unknown session or another child */

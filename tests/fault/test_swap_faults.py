@@ -4,8 +4,9 @@ not confirmed, nor kept alongside a confirmed new one beyond the reaper's
 window (docs/architecture.md, "Swap").
 
 * test_swap_killed_between_steps_one_and_two: step one took the new place
-  (and adopted the old booking's slot), nobody sends step two.  The
-  reaper releases the new place; the old booking was never touched.
+  (and adopted the old booking's slot, and held the old booking's marker),
+  nobody sends step two.  The reaper releases the new place; the old
+  booking was never touched (its marker expires within a minute).
 * test_swap_killed_between_steps_two_and_three: step two confirmed the new
   booking and took the old one out of the planning (the guard), the
   worker dies before step three gives the old place back (gdb stops it at
@@ -13,6 +14,12 @@ window (docs/architecture.md, "Swap").
   finishes: the old place back (a recount), the old claims not adopted
   deleted; PostgreSQL has the old booking cancelled and the new one
   confirmed.
+* test_delete_racing_a_swap_between_its_steps: a DELETE of the booking a
+  swap replaces, sent while the swap's nginx worker is stopped (gdb)
+  between the swap's steps one and two, is refused 409
+  request_in_progress: it would have deleted the slot's claim the swap
+  adopted, and the child could then be booked twice that afternoon.  The
+  swap goes on, its new booking holds the slot, the old place is back.
 """
 
 import json
@@ -21,6 +28,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 import uuid
 
@@ -133,7 +142,12 @@ def test_swap_killed_between_steps_one_and_two(s):
     # the old booking is untouched: booked, planned, its place taken
     assert old in booked(s, "o1") and old in planning(s, f)
     assert left(s, "o1") == online(20) - 1
-    assert not s.redis.exists("{main}:f:%s:cancel:%s" % (f, old))
+    # only the swap's hold on it ("s ...", out of {main}:inflight: no
+    # release pending), for at most a minute
+    marker = "{main}:f:%s:cancel:%s" % (f, old)
+    assert s.redis.get(marker).startswith("s ")
+    assert 0 < s.redis.ttl(marker) <= 60
+    assert s.redis.zscore("{main}:inflight", marker) is None
 
     # the reaper gives the new place back; the old booking stays
     wait_until("settled", lambda: settled(s), 30)
@@ -204,3 +218,86 @@ def test_swap_killed_between_steps_two_and_three(s):
     # the family can book the morning and keeps its afternoon
     r = book(s, tok[f], [(cid, "o3")], idem=uuid.uuid4().hex)
     assert r.json()["items"][0]["status"] == "confirmed", r
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None,
+                    reason="gdb stops the nginx worker between the steps")
+def test_delete_racing_a_swap_between_its_steps(s):
+    tok = s.tokens()
+    f, cid = "f-0003", "c-0003"
+    r = book(s, tok[f], [(cid, "o1")])
+    old = r.json()["items"][0]["booking_id"]
+    wait_until("settled", lambda: settled(s), 10)
+    wait_until("nginx workers ready", lambda: all(
+        s.http("GET", "/api/activities").status == 200 for _ in range(8)),
+        10)
+
+    # every nginx worker under gdb: the one that gets the swap stops
+    # before its step two until the file "go" exists, then goes on
+    tmp = tempfile.mkdtemp(prefix="guichet-swap-race-")
+    go = os.path.join(tmp, "go")
+    logs = [os.path.join(tmp, "gdb-%d" % p) for p in s.nginx_workers()]
+    gdbs = [subprocess.Popen(
+        ["gdb", "-q", "-nx", "-batch", "-p", str(p),
+         "-ex", "set breakpoint pending on",
+         "-ex", "break gch_book_step2", "-ex", "continue",
+         "-ex", "shell while [ ! -e %s ]; do sleep 0.05; done" % go,
+         "-ex", "detach"],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        for p, log in zip(s.nginx_workers(), logs)]
+    swap = []
+    try:
+        time.sleep(3)                      # attached, running again
+        th = threading.Thread(target=lambda: swap.append(s.http(
+            "POST", "/api/bookings", token=tok[f],
+            headers={"Idempotency-Key": "k-swap-3",
+                     "Content-Type": "application/json"},
+            body=swap_body(cid, "o2", old), timeout=60)))
+        th.start()
+        wait_until("the swap stopped before its step two", lambda: any(
+            "Breakpoint 1," in open(log).read() for log in logs), 30)
+        assert left(s, "o2") == online(20) - 1      # step one ran
+
+        # the DELETE, served by the other nginx worker meanwhile
+        d = s.http("DELETE", "/api/bookings/" + old, token=tok[f])
+        with open(go, "w"):
+            pass
+        th.join(60)
+    finally:
+        with open(go, "w"):
+            pass
+        for g in gdbs:
+            try:
+                g.wait(10)
+            except subprocess.TimeoutExpired:
+                g.send_signal(signal.SIGTERM)
+                g.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # the swap: the new booking confirmed, the old one released
+    assert swap and swap[0].status == 200, swap
+    item = swap[0].json()["items"][0]
+    assert item["status"] == "confirmed", item
+    new = item["booking_id"]
+    wait_until("settled", lambda: settled(s), 30)
+    assert booked(s, "o2") == {new} and booked(s, "o1") == set()
+    assert whole(s, "o1") and whole(s, "o2")
+    assert left(s, "o1") == online(20)
+    assert set(planning(s, f)) == {new}
+
+    # the afternoon is the new booking's: the child cannot be booked a
+    # second time on it (the DELETE would have freed the slot)
+    assert claims(s, cid) == ["o2 " + new]
+    r = book(s, tok[f], [(cid, "o1")], idem=uuid.uuid4().hex)
+    assert r.json()["items"][0]["status"] == "refused", r
+    assert r.json()["items"][0]["reason"] == "conflict", r
+
+    # PostgreSQL: the old booking cancelled once, the new one confirmed
+    s.wait_worker_drained()
+    rows = dict(s.sql("select id, status from booking where id in (%s, %s)",
+                      (old, new)))
+    assert rows == {old: "cancelled", new: "confirmed"}
+
+    # the DELETE waited for the swap: refused, nothing of it happened
+    assert d.status == 409, d
+    assert d.json()["error"]["code"] == "request_in_progress", d

@@ -6,6 +6,11 @@
   the two steps of a request that joins a list: its step one already put
   the child on the list, so the family sees its place and the child is
   promoted when a place frees; the reaper gives back the claims.
+* test_redis_data_lost_keeps_the_lists: Redis restarted without its data
+  (killed, its directory removed): the worker's rebuild from PostgreSQL
+  (waitlist_entry, copied by the worker each second) puts the lists back
+  in their order, moves and leaves included, and a cancellation then
+  promotes the first family as before.
 
 test_worker_killed_mid_promotion in detail:
 
@@ -24,6 +29,7 @@ PostgreSQL booking for it.
 """
 
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -180,3 +186,73 @@ def test_nginx_killed_between_a_joins_steps(s):
     planning = s.http("GET", "/api/bookings?from=2027-07-08&to=2027-07-08",
                       token=tok["f-0002"]).json()["bookings"]
     assert [b["child_id"] for b in planning] == [child("f-0002")]
+
+
+TOWN6 = rush_town(families=6, sessions=(("w1", 2), ("w2", 2)))
+
+
+@pytest.fixture
+def s6(tmp_path):
+    st = MatrixStack(town=TOWN6, name="fault-waitlist-lost",
+                     worker_settings={"reap_after_ms": 2000,
+                                      "recount_after_ms": 2000})
+    st.start()
+    yield st
+    st.stop()
+
+
+def test_redis_data_lost_keeps_the_lists(s6):
+    s = s6
+    tok = s.tokens()
+    f = ["f-%04d" % i for i in range(1, 7)]
+
+    r = book(s, tok[f[0]], [(child(f[0]), "w1")])
+    bid = r.json()["items"][0]["booking_id"]
+    assert r.json()["items"][0]["status"] == "confirmed"
+    for x in f[1:5]:
+        assert join(s, tok[x], x, "w1")["position"] >= 1
+    # a family leaves: the copy has the list as it is
+    r = s.http("DELETE", "/api/waitlist/w1/" + child(f[2]), token=tok[f[2]])
+    assert r.status == 200, r
+    order = [child(x) for x in (f[1], f[3], f[4])]
+    assert s.redis.lrange("{main}:s:w1:wait", 0, -1) == order
+
+    # the worker copies the lists to PostgreSQL
+    s.wait_worker_drained()
+    wait_until("the lists in postgres", lambda: s.sql(
+        "select child_id from waitlist_entry where session_id = 'w1'"
+        " order by rank") == [(c,) for c in order], 15)
+
+    # Redis loses its data
+    s.stop_redis(signal.SIGKILL)
+    shutil.rmtree(os.path.join(s.dir, "redis"))
+    s.start_redis()
+
+    # fail closed until the worker rebuilt it, then the same places
+    def seen():
+        r = s.http("GET", "/api/waitlist", token=tok[f[4]])
+        return r.status == 200 and r.json()["waitlist"]
+    got = wait_until("GET /api/waitlist after the rebuild", seen, 60)
+    assert [(w["session_id"], w["position"]) for w in got] == [("w1", 3)]
+    assert s.redis.lrange("{main}:s:w1:wait", 0, -1) == order
+    assert s.redis.sismember("{main}:waiting", "w1")
+    for x in (f[1], f[3], f[4]):
+        assert s.redis.hget("{main}:s:w1:waiters", child(x)).split()[1] \
+            == x
+        assert s.redis.hexists("{main}:f:%s:waits" % x,
+                               "w1 " + child(x))
+    assert not s.redis.hexists("{main}:s:w1:waiters", child(f[2]))
+    assert left(s, "w1") == 0
+
+    # and the list works as before: a cancellation promotes the first
+    r = s.http("DELETE", "/api/bookings/" + bid, token=tok[f[0]])
+    assert r.status == 200, r
+    wait_until("promoted", lambda: s.redis.lrange("{main}:s:w1:wait", 0, -1)
+               == order[1:], 30)
+    planning = s.http("GET", "/api/bookings?from=2027-07-08&to=2027-07-08",
+                      token=tok[f[1]]).json()["bookings"]
+    assert [b["child_id"] for b in planning] == [child(f[1])]
+    # the copy follows
+    wait_until("the copy follows", lambda: s.sql(
+        "select child_id from waitlist_entry where session_id = 'w1'"
+        " order by rank") == [(c,) for c in order[1:]], 15)

@@ -50,7 +50,7 @@ def fam(i):
 def hp(tmp_path_factory):
     tpl = conf_template(tmp_path_factory.mktemp("conf"), "hotpath",
                         replace=[ONE_WORKER,
-                                 ("guichet_max_items 200;",
+                                 ("guichet_max_items 400;",
                                   "guichet_max_items 3;"),
                                  ("guichet_idempotency_ttl 24h;",
                                   "guichet_idempotency_ttl 1h;")])
@@ -74,7 +74,7 @@ BAD_CONFIGS = [
      r'\[emerg\] "guichet_redis_pool" must be between 1 and 64 in '),
     (("guichet_redis_pool 2;", "guichet_redis_pool many;"),
      r'\[emerg\] "guichet_redis_pool" directive invalid number in '),
-    (("guichet_max_items 200;", "guichet_max_items 5000;"),
+    (("guichet_max_items 400;", "guichet_max_items 5000;"),
      r'\[emerg\] "guichet_max_items" must be between 1 and 1000 in '),
     (("guichet_catalogue_refresh 500ms;", "guichet_catalogue_refresh 10ms;"),
      r'\[emerg\] "guichet_catalogue_refresh" must be 50ms or more in '),
@@ -133,7 +133,7 @@ def test_bad_directive_fails_nginx_t(tmp_path, change, message):
 def test_good_directives_pass_nginx_t(tmp_path):
     tpl = conf_template(tmp_path, "good", replace=[
         ("guichet_redis_pool 2;", "guichet_redis_pool 64;"),
-        ("guichet_max_items 200;", "guichet_max_items 1000;"),
+        ("guichet_max_items 400;", "guichet_max_items 1000;"),
         ("guichet_catalogue_refresh 500ms;", "guichet_catalogue_refresh 50ms;"),
         ("guichet_timeout 2s;", "guichet_timeout 750ms;"),
         ("guichet_idempotency_ttl 24h;", "guichet_idempotency_ttl 2d;")])

@@ -314,3 +314,41 @@ def test_after_the_release_the_counter_places_go_online(s, regie):
     published(s)
     assert counters(s, "ete-1") == (4, 0)
     check(s)
+
+
+def test_the_waiting_lists_offer_mode_is_an_activity_setting(s, regie):
+    """An activity's "waitlist" (issue 23): {"mode": "offer",
+    "hold_hours": N} set in the back office, checked by its path, kept in
+    the catalogue and published for the worker's promoter."""
+    post = lambda body: s.http("POST", "/api/staff/activities", token=regie,
+                               json=body)
+    for bad, path in (({"mode": "offre"}, "$.waitlist.mode"),
+                      ({"mode": "offer", "hold_hours": 0},
+                       "$.waitlist.hold_hours"),
+                      ({"mode": "offer", "hold_hours": 721},
+                       "$.waitlist.hold_hours"),
+                      ({"mode": "book", "hold_hours": 3},
+                       "$.waitlist.hold_hours"),
+                      ({"hold_hours": 3}, "$.waitlist.mode")):
+        r = post(dict(MERCREDI, id="poney", waitlist=bad))
+        assert error_code(r, 400) == "invalid_field", (bad, r)
+        assert r.json()["error"]["message"].startswith(path), (bad, r)
+
+    r = post(dict(MERCREDI, id="poney",
+                  waitlist={"mode": "offer", "hold_hours": 48}))
+    assert r.status in (200, 201), r
+    stored = json.loads(s.sql("select json from catalogue")[0][0])
+    act = [a for a in stored["activities"] if a["id"] == "poney"][0]
+    assert act["waitlist"] == {"mode": "offer", "hold_hours": 48}
+    published(s)
+    live = json.loads(s.redis.get("{main}:catalogue"))
+    assert [a for a in live["activities"] if a["id"] == "poney"][0][
+        "waitlist"] == {"mode": "offer", "hold_hours": 48}
+
+    # back to booking at once: the setting goes
+    r = s.http("PUT", "/api/staff/activities/poney", token=regie,
+               json=dict(MERCREDI, id="poney"))
+    assert r.status == 200, r
+    stored = json.loads(s.sql("select json from catalogue")[0][0])
+    assert "waitlist" not in [a for a in stored["activities"]
+                              if a["id"] == "poney"][0]

@@ -41,6 +41,7 @@ def town():
         act("j", [cell("join", "2027-07-07"), cell("dup", "2027-07-08"),
                   cell("join2", "2027-07-23"),
                   cell("leave", "2027-07-09"), cell("free", "2027-07-12"),
+                  cell("leave2", "2027-07-26"), cell("move", "2027-07-27"),
                   cell("cache", "2027-07-13"), cell("bad", "2027-07-14")]),
         act("p", [cell("promo", "2027-07-15"), cell("skip", "2027-07-16"),
                   cell("busy", "2027-07-19"),
@@ -219,6 +220,30 @@ def test_leave_the_list(s, tok):
 
     # without a token
     assert s.http("GET", "/api/waitlist").status == 401
+
+
+def test_leave_with_the_child_in_the_query(s, tok):
+    """DELETE /api/waitlist/{session_id}?child_id= (/work/shared/API.md's
+    form) is the same as /api/waitlist/{session_id}/{child_id}."""
+    fill(s, tok, "leave2")
+    for f in ("f2", "f4"):
+        book(s, tok[f], [(f + "-c1", "leave2")], wait=True)
+
+    r = s.http("DELETE", "/api/waitlist/leave2?child_id=f2-c1",
+               token=tok["f2"])
+    assert r.status == 200, r
+    assert r.json() == {"session_id": "leave2", "child_id": "f2-c1",
+                        "status": "left"}
+    assert wait_list(s, "leave2") == ["f4-c1"]
+    assert ("leave2", "f4-c1", 1) in positions(s, tok["f4"])
+
+    # again, another family's child, an empty or missing child: not found
+    for q, f in (("?child_id=f2-c1", "f2"), ("?child_id=f4-c1", "f2"),
+                 ("?child_id=", "f4"), ("?other=f4-c1", "f4")):
+        r = s.http("DELETE", "/api/waitlist/leave2" + q, token=tok[f])
+        assert r.status == 404, (q, r)
+        assert r.json()["error"]["code"] == "not_found"
+    assert wait_list(s, "leave2") == ["f4-c1"]
 
 
 def test_waitlist_must_be_a_boolean(s, tok):
@@ -401,6 +426,89 @@ def test_staff_see_a_sessions_list(s, tok):
     # families do not see it
     assert s.http("GET", "/api/staff/sessions/join2/waitlist",
                   token=tok["f5"]).status in (401, 403)
+
+
+def staff_lists(s):
+    from office_town import staff_add, staff_login
+    staff_add(s, "agent.m", "agent", "Agent Moves", "attente-pass-2")
+    return staff_login(s, "agent.m", "attente-pass-2")
+
+
+def test_staff_move_a_family_on_a_list(s, tok):
+    fill(s, tok, "move")
+    for f in ("f2", "f4", "f5", "f6"):
+        book(s, tok[f], [(f + "-c1", "move")], wait=True)
+    s.redis.rpush("{main}:s:move:wait", "f7-c1")   # a leftover: not counted
+    st = staff_lists(s)
+
+    def move(cid, body):
+        r = s.http("POST", "/api/staff/sessions/move/waitlist/" + cid,
+                   token=st, json=body)
+        assert r.status == 200, r
+        return [w["child_id"] for w in r.json()["waitlist"]]
+
+    assert move("f5-c1", {"move": "up"}) == \
+        ["f2-c1", "f5-c1", "f4-c1", "f6-c1"]
+    assert move("f6-c1", {"move": "first"}) == \
+        ["f6-c1", "f2-c1", "f5-c1", "f4-c1"]
+    assert move("f6-c1", {"move": "down"}) == \
+        ["f2-c1", "f6-c1", "f5-c1", "f4-c1"]
+    assert move("f2-c1", {"position": 3}) == \
+        ["f6-c1", "f5-c1", "f2-c1", "f4-c1"]
+    assert move("f6-c1", {"move": "last"}) == \
+        ["f5-c1", "f2-c1", "f4-c1", "f6-c1"]
+    assert move("f4-c1", {"position": 99}) == \
+        ["f5-c1", "f2-c1", "f6-c1", "f4-c1"]
+    # the order the worker promotes and the families see
+    assert wait_list(s, "move") == ["f5-c1", "f2-c1", "f6-c1", "f4-c1"]
+    assert ("move", "f4-c1", 4) in positions(s, tok["f4"])
+    assert ("move", "f5-c1", 1) in positions(s, tok["f5"])
+
+    # removed: off the list and off the family's places
+    r = s.http("DELETE", "/api/staff/sessions/move/waitlist/f2-c1",
+               token=st)
+    assert r.status == 200, r
+    assert [w["child_id"] for w in r.json()["waitlist"]] == \
+        ["f5-c1", "f6-c1", "f4-c1"]
+    assert all(e[0] != "move" for e in positions(s, tok["f2"]))
+    assert not s.redis.hexists("{main}:s:move:waiters", "f2-c1")
+
+    # audited, each change
+    rows = s.sql("select actor, target, detail->>'child_id',"
+                 " detail->>'from', detail->>'to' from audit_log"
+                 " where action = 'waitlist.move' and target = 'move'"
+                 " order by id")
+    assert rows == [
+        ("agent.m", "move", "f5-c1", "3", "2"),
+        ("agent.m", "move", "f6-c1", "4", "1"),
+        ("agent.m", "move", "f6-c1", "1", "2"),
+        ("agent.m", "move", "f2-c1", "1", "3"),
+        ("agent.m", "move", "f6-c1", "1", "4"),
+        ("agent.m", "move", "f4-c1", "3", "4"),
+        ("agent.m", "move", "f2-c1", "2", None)], rows
+
+    # refusals: nothing changes
+    for cid, body, code in (("f2-c1", {"move": "up"}, 404),
+                            ("f5-c1", {"move": "sideways"}, 400),
+                            ("f5-c1", {"position": 0}, 400),
+                            ("f5-c1", {"move": "up", "position": 2}, 400),
+                            ("f5-c1", {}, 400)):
+        r = s.http("POST", "/api/staff/sessions/move/waitlist/" + cid,
+                   token=st, json=body)
+        assert r.status == code, (body, r)
+    assert s.http("POST", "/api/staff/sessions/nope/waitlist/f5-c1",
+                  token=st, json={"move": "up"}).status == 404
+    assert s.http("POST", "/api/staff/sessions/move/waitlist/f5-c1",
+                  token=tok["f5"], json={"move": "first"}).status in (401,
+                                                                        403)
+    assert wait_list(s, "move")[:3] == ["f5-c1", "f6-c1", "f4-c1"]
+
+    # the worker promotes in the new order
+    s.wait_worker_drained()
+    bid = booked(s, tok["f1"], "move", "2027-07-27")[0]["booking_id"]
+    cancel(s, tok["f1"], bid)
+    until("f5-c1 promoted", lambda: booked(s, tok["f5"], "move",
+                                           "2027-07-27"))
 
 
 # ----- 4. the list ends with the booking deadline ---------------------------

@@ -749,6 +749,9 @@ async function waitlists(box) {
                           : x.error.message);
             waitlists(box);
         });
+        if (w.status === "offered") {
+            return offerRow(box, w, who, what);
+        }
         return h("li", { dataset: { session: w.session_id,
                                     child: w.child_id } },
                  who + " — " + what + " : ",
@@ -756,10 +759,65 @@ async function waitlists(box) {
     });
     box.replaceChildren(h("h2", {}, "Listes d'attente"),
         h("p", { class: "discret" },
-          "Dès qu'une place se libère, elle est réservée pour le premier "
+          "Dès qu'une place se libère, elle est réservée (ou, selon "
+          + "l'activité, proposée pour un temps limité) pour le premier "
           + "enfant de la liste qui remplit encore les conditions ; un "
           + "e-mail vous le dit."),
         h("ul", { class: "resultats" }, rows));
+}
+
+/*
+ * A place held for a child (an activity whose waiting list offers, issue
+ * 23): "Une place vous est proposée jusqu'au …", accept (a booking of
+ * that cell with "offer": true) or decline (leaving the list).
+ */
+function offerRow(box, w, who, what) {
+    const until = F.instant(w.offer_until);
+    const yes = h("button", { class: "bouton petit", type: "button",
+                              "aria-label": "Accepter la place : " + who
+                                            + ", " + what },
+                  "Accepter la place");
+    const no = h("button", { class: "bouton danger petit", type: "button",
+                             "aria-label": "Refuser la place : " + who
+                                           + ", " + what },
+                 "Refuser");
+    yes.addEventListener("click", async () => {
+        yes.disabled = no.disabled = true;
+        const r = await api.submitBookings(
+            [{ child_id: w.child_id, session_id: w.session_id,
+               offer: true }], api.newIdempotencyKey());
+        if (r.status === 401) {
+            return expired();
+        }
+        const it = r.ok && r.data && r.data.items ? r.data.items[0] : null;
+        if (it && it.status === "confirmed") {
+            ctx.flash = { kind: "succes",
+                          text: "Place réservée : " + who + ", " + what
+                                + "." };
+            route();
+            return;
+        }
+        announce(it ? "La place n'a pas pu être réservée : "
+                      + reasonText(it, F.instant) + "."
+                    : r.error.message);
+        waitlists(box);
+    });
+    no.addEventListener("click", async () => {
+        yes.disabled = no.disabled = true;
+        const x = await api.del("/api/waitlist/"
+                                + encodeURIComponent(w.session_id) + "/"
+                                + encodeURIComponent(w.child_id));
+        announce(x.ok ? "Place refusée : " + who + ", " + what
+                        + ". Elle est proposée à la famille suivante."
+                      : x.error.message);
+        waitlists(box);
+    });
+    return h("li", { class: "offre", dataset: { session: w.session_id,
+                                                child: w.child_id,
+                                                offre: w.offer_until } },
+             who + " — " + what + " : ",
+             h("strong", {}, "Une place vous est proposée jusqu'au "
+                             + until), " ", yes, " ", no);
 }
 
 function cancelBooking(b, who, what, late) {

@@ -16,7 +16,7 @@ import * as P from "./planning.js";
 import { h, id, announce, alertBox } from "./dom.js";
 
 const POLL_MS = 5000;
-const MAX_ITEMS = 200;
+const MAX_ITEMS = 400;
 
 const R = {
     children: new Set(),
@@ -367,7 +367,15 @@ export async function viewReserver(ctx) {
         ]);
         R.waits = new Map();
         for (const x of (w.ok && w.data && w.data.waitlist) || []) {
-            R.waits.set(keyOf(x.child_id, x.session_id), x.position);
+            /* a position, or the place offered to the child: "Place
+             * proposée jusqu'au …" (accepted in Mes réservations) */
+            R.waits.set(keyOf(x.child_id, x.session_id),
+                        x.status === "offered"
+                            ? { mark: "offre",
+                                text: "Place proposée jusqu'au "
+                                      + F.instantShort(x.offer_until) }
+                            : { mark: String(x.position),
+                                text: P.waitWords(x.position) });
         }
         R.entered = P.enteredCells(q && q.ok ? q.data : []);
         grids.setAttribute("aria-busy", "false");
@@ -665,15 +673,14 @@ export async function viewReserver(ctx) {
         }
         const wait = R.waits.get(k);
         if (wait) {
-            data.attente = String(wait);
+            data.attente = wait.mark;
         }
         return h("td", {}, h("div", { class: cls, dataset: data,
                                       "aria-label": what + " : " + word
-                                          + (wait ? ", " + P.waitWords(wait)
-                                                  : "") },
+                                          + (wait ? ", " + wait.text : "") },
                              word, sub,
                              wait ? h("span", { class: "places attente" },
-                                      P.waitWords(wait)) : null));
+                                      wait.text) : null));
     }
 
     /* Public holidays of the period, shown as "Férié" instead of silently
@@ -1540,9 +1547,9 @@ export async function viewReserver(ctx) {
             return b ? Object.assign({}, it, { replaces: b.booking_id })
                      : it;
         });
-        /* At most MAX_ITEMS cells a request (guichet_max_items), a whole
-         * week never split; a template over a school year for two
-         * children (about 300 cells) is two requests. */
+        /* At most MAX_ITEMS cells a request (guichet_max_items, 400 by
+         * default), a whole week never split; a template over a school
+         * year for two children (about 300 cells) is one request. */
         const parts = P.batches(items, (x) => R.index.get(x), MAX_ITEMS);
 
         R.inFlight = true;
@@ -1696,6 +1703,9 @@ function legend() {
           item("reserve annuler", "À annuler : sans frais ou facturée "
                                   + "selon le délai d'annulation"),
           item("complet", "Complet"),
+          h("li", {}, h("span", { class: "case complet" }, "Complet",
+                        h("span", { class: "places attente" },
+                          P.waitWords(2)))),
           item("conflit", "Conflit (i) : déjà inscrit sur ce créneau"),
           item("ferme", "Fermé : délai dépassé"),
           item("pas_ouvert", "Pas encore ouvert"),

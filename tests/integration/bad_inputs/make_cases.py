@@ -201,20 +201,21 @@ invalid = {
     "unknown item field": items('{"child_id":"f1-c1","session_id":"a-m2","price_cents":0}'),
     "unknown item field, empty name": items('{"child_id":"f1-c1","session_id":"a-m2","":1}'),
     "__proto__ field": '{"items":[%s],"__proto__":{}}' % ITEM,
-    "201 items": None,
+    "401 items": None,
     "1000 items": None,
-    "201 empty items": None,
+    "401 empty items": None,
 }
 for n, b in invalid.items():
     if b is None:
         continue
     booking("wrong types and shapes", n, 400, "invalid_field", body=b)
-booking("wrong types and shapes", "201 items", 400, "invalid_field",
-        body_gen={"repeat": ['{"items":[', ITEM + ",", 200, ITEM + "]}"]})
+# one more than guichet_max_items (400 in the shipped configurations)
+booking("wrong types and shapes", "401 items", 400, "invalid_field",
+        body_gen={"repeat": ['{"items":[', ITEM + ",", 400, ITEM + "]}"]})
 booking("wrong types and shapes", "1000 items", 400, "invalid_field",
         body_gen={"repeat": ['{"items":[', ITEM + ",", 999, ITEM + "]}"]})
-booking("wrong types and shapes", "201 empty items", 400, "invalid_field",
-        body_gen={"repeat": ['{"items":[', "{},", 200, "{}]}"]})
+booking("wrong types and shapes", "401 empty items", 400, "invalid_field",
+        body_gen={"repeat": ['{"items":[', "{},", 400, "{}]}"]})
 
 # ----- oversized bodies: 413 body_too_large (client_max_body_size 64k) -------
 

@@ -80,6 +80,10 @@ function activityForm(ctx, act, done) {
                               value: dl.working_days ?? 2 });
     const share = inp("part", { type: "number", min: "0", max: "100",
                                 value: a.online_share_percent ?? 50 });
+    const hold = inp("offre-heures", {
+        type: "number", min: "1", max: "720",
+        value: a.waitlist && a.waitlist.mode === "offer"
+               ? a.waitlist.hold_hours : "" });
     const rd = inp("liberation-jour", { type: "date", value: relDay });
     const rt = inp("liberation-heure", { type: "time",
                                          value: relTime || "09:00" });
@@ -123,6 +127,10 @@ function activityForm(ctx, act, done) {
         field("Places du guichet mises en ligne le (jour)", rd,
               "Vide : jamais."),
         field("Places du guichet mises en ligne à (heure)", rt),
+        field("Liste d'attente : place libérée proposée pendant (heures)",
+              hold, "Vide : réservée aussitôt pour le premier enfant de "
+                    + "la liste. Sinon elle lui est proposée ce nombre "
+                    + "d'heures (1 à 720), puis au suivant."),
         h("fieldset", {}, h("legend", {}, "Tarifs par tranche de quotient "
                                          + "familial (QF)"),
           h("div", { class: "tableau-defilant" }, h("table", {},
@@ -165,6 +173,10 @@ function activityForm(ctx, act, done) {
         };
         if (rd.value) {
             body.release_onsite_at = parisInstant(rd.value, rt.value);
+        }
+        if (hold.value !== "") {
+            body.waitlist = { mode: "offer",
+                              hold_hours: Number(hold.value) };
         }
         if (nonRes.value.trim() !== "") {
             body.non_resident_prices = [{ qf_max: null,
@@ -303,7 +315,7 @@ function generateForm(ctx, aid, units, done) {
 }
 
 /* A session's waiting list (issue 23), in the order the worker promotes. */
-async function showWaitlist(ctx, s, label, box) {
+async function showWaitlist(ctx, s, label, box, said) {
     const r = await ctx.call("GET", "/api/staff/sessions/"
                              + encodeURIComponent(s.id) + "/waitlist");
     if (!r.ok) {
@@ -311,20 +323,60 @@ async function showWaitlist(ctx, s, label, box) {
         return;
     }
     const list = r.data.waitlist || [];
+    const msg = h("div", { "aria-live": "polite" });
+    /* move a child (up, down) or remove it: audited (waitlist.move) */
+    const change = async (w, method, body, text) => {
+        const x = await ctx.call(method, "/api/staff/sessions/"
+                                 + encodeURIComponent(s.id) + "/waitlist/"
+                                 + encodeURIComponent(w.child_id), body);
+        await showWaitlist(ctx, s, label, box, x.ok ? text
+                                                    : x.error.message);
+    };
+    const act = (w, word, aria, method, body, text, cls) =>
+        h("button", { type: "button", class: cls || "bouton second petit",
+                      "aria-label": aria + " : "
+                                    + (w.first_name || w.child_id),
+                      onclick: () => change(w, method, body, text) }, word);
+    const offers = r.data.offers || [];
     box.replaceChildren(h("h2", { id: "titre-attente", tabindex: "-1" },
                           "Liste d'attente du " + label),
+        msg,
+        offers.length === 0 ? null
+        : h("ul", { class: "offres" }, offers.map((o) =>
+            h("li", { dataset: { child: o.child_id } },
+              "Place proposée à " + (o.first_name || o.child_id)
+              + " (famille ",
+              h("a", { href: "#/familles?id="
+                                  + encodeURIComponent(o.family_id) },
+                o.family_id),
+              ") jusqu'au " + F.instant(o.offer_until)))),
         list.length === 0 ? h("p", {}, "Personne sur la liste d'attente.")
-        : h("ol", { class: "liste-attente" }, list.map((w) =>
+        : h("ol", { class: "liste-attente" }, list.map((w, i) =>
             h("li", { dataset: { child: w.child_id } },
               (w.first_name || w.child_id) + " (famille ",
               h("a", { href: "#/familles?id="
                                   + encodeURIComponent(w.family_id) },
                 w.family_id),
-              "), inscrit le " + F.instant(w.joined_at)))),
+              "), inscrit le " + F.instant(w.joined_at) + " ",
+              i > 0 ? act(w, "Monter", "Monter d'une place", "POST",
+                          { move: "up" }, (w.first_name || w.child_id)
+                          + " monte à la place " + i + ".") : null,
+              i < list.length - 1
+                  ? act(w, "Descendre", "Descendre d'une place", "POST",
+                        { move: "down" }, (w.first_name || w.child_id)
+                        + " descend à la place " + (i + 2) + ".") : null,
+              act(w, "Retirer", "Retirer de la liste", "DELETE", undefined,
+                  (w.first_name || w.child_id) + " est retiré de la liste.",
+                  "bouton danger petit")))),
         h("p", { class: "discret" },
           "Dès qu'une place se libère, le premier enfant qui remplit encore "
-          + "les conditions est réservé automatiquement ; les autres "
-          + "quittent la liste avec le motif dans leurs demandes."));
+          + "les conditions est réservé automatiquement (ou la place lui "
+          + "est proposée, selon l'activité) ; les autres quittent la "
+          + "liste avec le motif dans leurs demandes.  Chaque changement "
+          + "d'ordre est inscrit au journal."));
+    if (said) {
+        msg.replaceChildren(h("p", { role: "status" }, said));
+    }
     box.querySelector("#titre-attente").focus();
 }
 
