@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "gchb.h"
 
 
@@ -409,4 +411,70 @@ gchb_catalogue_store(PGconn *pg, const gch_town_t *t, const char *only,
     }
 
     return gchb_cat_sessions(pg, t, only, changed);
+}
+
+
+/*
+ * The seed of each draw activity (docs/rules.md, "Opening by draw"):
+ * the one stored the first time the activity was loaded -- the town
+ * file's "seed" or 32 random bytes in hex -- and never another after, so
+ * that the seed the catalogue published before the entries stays the
+ * draw's.  Sets act->draw_seed to a copy kept in seeds[] (freed by the
+ * caller).  Inside the caller's transaction (load-town's, the office's
+ * activity change).
+ */
+/* See gchb.h. */
+int
+gchb_draw_seeds(PGconn *pg, gch_town_t *t, char **seeds)
+{
+    char             fresh[65];
+    size_t           i;
+    unsigned char    rnd[32];
+    const char      *p[2];
+    PGresult        *res;
+    gch_activity_t  *act;
+
+    for (i = 0; i < t->nactivities; i++) {
+        act = (gch_activity_t *) &t->activities[i];
+        if (!act->draw) {
+            continue;
+        }
+
+        randombytes_buf(rnd, sizeof(rnd));
+        sodium_bin2hex(fresh, sizeof(fresh), rnd, sizeof(rnd));
+
+        p[0] = act->id;
+        p[1] = act->draw_seed ? act->draw_seed : fresh;
+        res = PQexecParams(pg,
+            "with i as (insert into draw_seed (activity_id, seed)"
+            "   values ($1, $2) on conflict (activity_id) do nothing"
+            "   returning seed)"
+            " select seed from i union all"
+            " select seed from draw_seed where activity_id = $1",
+            2, NULL, p, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
+            gchb_log("error", "draw_seed: %s", PQerrorMessage(pg));
+            PQclear(res);
+            return -1;
+        }
+
+        if (act->draw_seed && strcmp(act->draw_seed, PQgetvalue(res, 0, 0))
+                              != 0)
+        {
+            gchb_log("warn", "activity \"%s\": its draw's seed is already "
+                     "%s (published): the new one is not taken", act->id,
+                     PQgetvalue(res, 0, 0));
+        }
+
+        seeds[i] = strdup(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        if (seeds[i] == NULL) {
+            return -1;
+        }
+
+        act->draw_seed = seeds[i];
+    }
+
+    return 0;
 }

@@ -89,6 +89,7 @@ static const gchb_setting_t  gchb_settings[] = {
     { "reap_after_ms",       GCHB_POSINT, GCHB_OFF(reap_after_ms), "30000" },
     { "recount_after_ms",    GCHB_POSINT, GCHB_OFF(recount_after_ms),
       "10000" },
+    { "draw_settle_ms",      GCHB_INT,    GCHB_OFF(draw_settle_ms), "500" },
     { "heartbeat_ms",        GCHB_POSINT, GCHB_OFF(heartbeat_ms), "1000" },
     { "claim_idle_ms",       GCHB_POSINT, GCHB_OFF(claim_idle_ms), "60000" },
     { "publish_interval_ms", GCHB_POSINT, GCHB_OFF(publish_interval_ms),

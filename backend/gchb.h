@@ -69,6 +69,8 @@ typedef struct {
     int     batch_wait_ms;
     int     reap_after_ms;
     int     recount_after_ms;
+    int     draw_settle_ms;      /* a draw waits this long after its
+                                    opening (docs/worker.md) */
     int     heartbeat_ms;
     int     claim_idle_ms;
     int     publish_interval_ms;
@@ -281,6 +283,16 @@ int gchb_arr_exec_raw(PGconn *pg, const char *what, const char *sql,
 /* The same with n arrays, closed here (gchb_arr_end). */
 int gchb_arr_exec(PGconn *pg, const char *what, const char *sql,
     gchb_arr_t *arr, int n, long *changed);
+/*
+ * The seed of each activity of t that opens by draw (issue 23,
+ * docs/rules.md "Opening by draw"): the one stored in draw_seed the first
+ * time the activity was stored -- its own "seed" or 32 random bytes in
+ * hex -- and never another after, so that the seed published before the
+ * entries stays the draw's.  Sets each act->draw_seed to a copy in
+ * seeds[i] (t->nactivities slots, zeroed; the caller frees each).
+ * Inside the caller's transaction.  0 or -1 after logging.
+ */
+int gchb_draw_seeds(PGconn *pg, gch_town_t *t, char **seeds);
 
 
 /* ------------------------------------------------------------------ */

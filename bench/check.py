@@ -31,17 +31,26 @@ PostgreSQL, after the worker drained the stream:
      family's {main}:f:<fid>:waits names it); no place online while a
      list is not empty (an eligible family waits: the promoter books or
      offers, an ineligible one leaves; a list past its session's booking
-     deadline is emptied too).
+     deadline is emptied too);
+  7. draws (issue 23: every activity with a draw_run, or --draw ID): the
+     draw decided; every family with entries (draw_entry) decided exactly
+     once (one demande with the Idempotency-Key dr.<activity>), no
+     decision without entries; each entry in its family's decision exactly
+     once, the family's entries in their order; the decisions numbered in
+     the public order (SHA-256 of "<seed>:<family id>", recomputed here);
+     "dr." bookings are the draw's, not a client's answer.
 
 Prints every violation (the first --show of each kind, and the count) and
 exits 1 if there is any, 0 otherwise; 2 on a usage or connection error.
 
 Usage: check.py --redis HOST:PORT --pg DSN [--log FILE ...] [--drain-timeout S]
                 [--promote-timeout S] [--json OUT] [--show N]
+                [--draw ACTIVITY ...]
 """
 
 import argparse
 import collections
+import hashlib
 import json
 import sys
 import time
@@ -259,6 +268,64 @@ def check_waitlists(r, cur, rep, timeout, known):
     rep.info["offers"] = sum(len(v[2]) for v in lists.values())
 
 
+def draw_rank(seed, family):
+    """docs/rules.md, "Opening by draw": SHA-256 of "<seed>:<family id>"."""
+    return hashlib.sha256((seed + ":" + family).encode()).hexdigest()
+
+
+def check_draws(cur, only, rep):
+    """Invariant 7: every entry of each draw decided exactly once, in the
+    public order."""
+    cur.execute("select to_regclass('draw_run') is not null")
+    if not cur.fetchone()[0]:
+        return
+    cur.execute("select activity_id, seed, decided_at is not null"
+                " from draw_run")
+    runs = [r for r in cur.fetchall() if not only or r[0] in only]
+    for aid in only:
+        if aid not in [r[0] for r in runs]:
+            rep.violation("draw_not_started", aid)
+    for aid, seed, decided in runs:
+        if not decided:
+            rep.violation("draw_not_decided", aid)
+        cur.execute("select family_id, child_id, session_id, at_ms, idx"
+                    " from draw_entry where activity_id = %s", (aid,))
+        fams = collections.defaultdict(list)
+        for fid, cid, sid, at, idx in cur.fetchall():
+            fams[fid].append((at, idx, cid, sid))
+        cur.execute("select number, family_id, items from demande"
+                    " where idem_key = %s order by number", ("dr." + aid,))
+        got = collections.defaultdict(list)
+        order = []
+        for number, fid, items in cur.fetchall():
+            got[fid].append(items)
+            order.append(fid)
+        for fid, cells in fams.items():
+            dec = got.get(fid, [])
+            if len(dec) != 1:
+                rep.violation("draw_decided_%s" % ("never" if not dec
+                                                   else "twice"),
+                              "%s: family %s, %d decisions"
+                              % (aid, fid, len(dec)))
+                continue
+            want = [(c, x) for _, _, c, x in sorted(cells)]
+            have = [(i.get("child_id"), i.get("session_id"))
+                    for i in dec[0]]
+            if have != want:
+                rep.violation("draw_cells_differ", "%s: family %s decided "
+                              "%s, entered %s" % (aid, fid, have, want))
+        for fid in got:
+            if fid not in fams:
+                rep.violation("draw_decision_without_entry",
+                              "%s: family %s" % (aid, fid))
+        want_order = sorted(fams, key=lambda f: (draw_rank(seed, f), f))
+        if [f for f in order if f in fams] != want_order:
+            rep.violation("draw_order", "%s: the decisions do not follow "
+                          "the seed's order" % aid)
+        rep.info["draw_%s_families" % aid] = len(fams)
+        rep.info["draw_%s_entries" % aid] = sum(len(v) for v in fams.values())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--redis", default="127.0.0.1:6390")
@@ -270,6 +337,9 @@ def main():
                     "online while families wait (a bound, not a measure)")
     ap.add_argument("--json", help="write the report here")
     ap.add_argument("--show", type=int, default=20)
+    ap.add_argument("--draw", action="append", default=[],
+                    help="a draw's activity to check (default: every "
+                    "activity with a draw_run)")
     ap.add_argument("--town", default="main",
                     help="the town checked: its keys {ID}:..., its schema "
                     "town_ID (default main, the database's own)")
@@ -357,12 +427,16 @@ def main():
                           % (bid, cell[:3], got[:3]))
     unack = 0
     promoted = 0
+    drawn = 0
     for bid, (fid, cid, sid, key) in pg_by_id.items():
         if bid in confirmed:
             continue
         if key.startswith("wl."):
             promoted += 1       # a waiting list's promotion (issue 23):
             continue            # the worker's request, no client's answer
+        if key.startswith("dr."):
+            drawn += 1          # a draw's decision (issue 23): the same
+            continue
         k = keys.get(key)
         if k is not None and k[0] == fid and k[1] != 200:
             unack += 1          # the client never learnt this one's fate
@@ -372,6 +446,7 @@ def main():
             rep.violation("postgres_not_confirmed",
                           "%s (%s %s key %s) confirmed by no answer"
                           % (bid, cid, sid, key))
+    rep.info["postgres_drawn"] = drawn
     rep.info["postgres_unacknowledged"] = unack
     rep.info["postgres_promoted"] = promoted
     cur.execute("""select v.id from voided_booking v
@@ -454,6 +529,7 @@ def main():
                                   % (bid, sid))
 
     check_waitlists(r, cur, rep, a.promote_timeout, sess)
+    check_draws(cur, a.draw, rep)
 
     n = rep.count()
     for kind, lst in rep.kinds.items():

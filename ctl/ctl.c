@@ -16,6 +16,7 @@
  *   guichetctl [-c FILE] sepa-export --month YYYY-MM [--out FILE]
  *   guichetctl [-c FILE] check
  *   guichetctl [-c FILE] recount SESSION...
+ *   guichetctl [-c FILE] draw-verify ACTIVITY
  *
  * Without -c, the settings are $GUICHET_CONF, else the var/worker.conf of
  * the checkout whose build/ holds this program (make run writes it), else
@@ -140,6 +141,9 @@ gchc_usage(void)
         "  check                      compare redis with postgres\n"
         "  recount SESSION...         have the worker set each session's\n"
         "                             counter from its booked set\n"
+        "  draw-verify ACTIVITY       recompute a draw's order from its\n"
+        "                             seed and entries, compare with its\n"
+        "                             decisions\n"
         "  migrate-keys               rename redis keys of the layout\n"
         "                             before towns to the town's\n");
 }
@@ -527,6 +531,23 @@ gchc_cmd_recount(const gchb_conf_t *conf, char **sids, int n)
     }
 
     rc = gchc_recount_schedule(c.pg, c.redis, sids, n);
+    gchc_close(&c);
+
+    return rc;
+}
+
+
+static int
+gchc_cmd_draw_verify(const gchb_conf_t *conf, const char *aid)
+{
+    int          rc;
+    gchc_conn_t  c;
+
+    if (gchc_open(&c, conf, GCHC_PG) != 0) {
+        return 1;
+    }
+
+    rc = gchc_draw_verify(c.pg, aid);
     gchc_close(&c);
 
     return rc;
@@ -966,6 +987,9 @@ gchc_command(const gchb_conf_t *conf, const char *cmd, int argc,
 
     } else if (strcmp(cmd, "staff-add") == 0 && i + 3 == argc) {
         rc = gchc_cmd_staff_add(conf, argv[i], argv[i + 1], argv[i + 2]);
+
+    } else if (strcmp(cmd, "draw-verify") == 0 && i + 1 == argc) {
+        rc = gchc_cmd_draw_verify(conf, argv[i]);
 
     } else if (strcmp(cmd, "recount") == 0 && i < argc) {
         rc = gchc_cmd_recount(conf, argv + i, argc - i);

@@ -10,7 +10,7 @@
 #   make ctl-asan                       its ASan+UBSan variant
 
 GCHC_CFLAGS  := $(GCHW_CFLAGS) -Ictl
-GCHC_SRCS    := ctl load check sepa invite
+GCHC_SRCS    := ctl load check sepa invite draw
 GCHC_HDRS    := ctl/gchc.h $(GCHW_HDRS)
 
 GCHC_OBJS    := $(GCHC_SRCS:%=build/ctl/%.o)

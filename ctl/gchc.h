@@ -82,5 +82,10 @@ int gchc_check(PGconn *pg, redisContext *rc);
  * scheduled (unknown, or its booked set differs) or on an error. */
 int gchc_recount_schedule(PGconn *pg, redisContext *rc, char **sids, int n);
 
+/* guichetctl draw-verify ACTIVITY (draw.c): the draw's order recomputed
+ * from its seed and entries in PostgreSQL, compared with its decisions;
+ * prints both.  0 when they agree, 1 otherwise. */
+int gchc_draw_verify(PGconn *pg, const char *activity_id);
+
 
 #endif /* GCHC_H */

@@ -472,8 +472,8 @@ int
 gchc_load_town(PGconn *pg, const char *path, int replace)
 {
     int           rc;
-    char         *json, *cat;
-    size_t        len, cat_len;
+    char         *json, *cat, **seeds;
+    size_t        i, len, cat_len;
     long          changed;
     gch_town_t   *t;
     gch_error_t   err;
@@ -506,15 +506,24 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
     }
 
     cat = NULL;
-    if (gch_town_write(t, &cat, &cat_len, &gch_alloc_std) != GCH_OK) {
-        fprintf(stderr, "guichetctl: cannot write the catalogue\n");
+    changed = 0;
+    seeds = calloc(t->nactivities + 1, sizeof(char *));
+    if (seeds == NULL) {
         gch_town_free(t);
         return -1;
     }
 
-    changed = 0;
-
     if (gchb_pg_exec(pg, "begin") != 0) {
+        rc = -1;
+        goto done;
+    }
+
+    /* the draws' seeds, then the catalogue that publishes them */
+    if (gchb_draw_seeds(pg, t, seeds) != 0
+        || gch_town_write(t, &cat, &cat_len, &gch_alloc_std) != GCH_OK)
+    {
+        gchb_pg_exec(pg, "rollback");
+        fprintf(stderr, "guichetctl: cannot write the catalogue\n");
         rc = -1;
         goto done;
     }
@@ -544,6 +553,10 @@ gchc_load_town(PGconn *pg, const char *path, int replace)
 done:
 
     gch_alloc_std.free(gch_alloc_std.ctx, cat);
+    for (i = 0; i < t->nactivities; i++) {
+        free(seeds[i]);
+    }
+    free(seeds);
     gch_town_free(t);
 
     return rc;

@@ -647,6 +647,40 @@ gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat)
 }
 
 
+/*
+ * gch_town_write() of the catalogue t, each activity opening by draw with
+ * the seed it was first given (docs/rules.md, "Opening by draw";
+ * gchb_draw_seeds): the staff's text may lack it or name another.
+ * GCH_OK, or an error (the caller answers 500).
+ */
+static int
+gcho_cat_write(gch_town_t *t, char **cat, size_t *len)
+{
+    int     rc;
+    char  **seeds;
+    size_t  i;
+
+    seeds = calloc(t->nactivities + 1, sizeof(char *));
+    if (seeds == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    rc = gchb_draw_seeds(gcho_ctx.pg, t, seeds) == 0
+         ? gch_town_write(t, cat, len, &gch_alloc_std) : GCH_ENOMEM;
+
+    /* the seeds lent to t, taken back */
+    for (i = 0; i < t->nactivities; i++) {
+        if (seeds[i]) {
+            t->activities[i].draw_seed = NULL;
+            free(seeds[i]);
+        }
+    }
+    free(seeds);
+
+    return rc;
+}
+
+
 /* See office.h. */
 int
 gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
@@ -672,7 +706,7 @@ gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     }
 
     cat = NULL;
-    if (gch_town_write(t, &cat, &len, &gch_alloc_std) != GCH_OK) {
+    if (gcho_cat_write(t, &cat, &len) != GCH_OK) {
         gch_town_free(t);
         gcho_rollback();
         return gcho_error(rq, 500, "internal",
@@ -746,7 +780,7 @@ gcho_act_store(gcho_req_t *rq, const gcho_act_change_t *ch,
     }
 
     cat = NULL;
-    if (gch_town_write(t, &cat, &cat_len, &gch_alloc_std) != GCH_OK) {
+    if (gcho_cat_write(t, &cat, &cat_len) != GCH_OK) {
         gch_town_free(t);
         gcho_rollback();
         return gcho_error(rq, 500, "internal",

@@ -190,6 +190,26 @@ int gchw_reaper_first_turn(gchw_reaper_t *r);
  * booked, or -1 on a Redis error (after logging).
  */
 int gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms);
+/* Sends a MULTI ... EXEC list of the engine; the EXEC reply (the caller
+ * frees it) or NULL.  The promoter's and the draw's. */
+redisReply *gchw_send_cmds(redisContext *rc, const gch_cmds_t *l);
+
+
+/* ------------------------------------------------------------------ */
+/* openings by draw (draw.c)                                           */
+
+/*
+ * Decides the draw of each activity of the catalogue whose opening has
+ * come (plus settle_ms) and whose draw is not decided: its entries from
+ * Redis into PostgreSQL, ordered by the public rule, each family's cells
+ * booked through the saga (Idempotency-Key "dr.<activity id>"), then the
+ * draw marked decided (docs/architecture.md, "Opening by draw").  Returns
+ * the families decided, or -1 on a Redis or PostgreSQL error (logged).
+ */
+int gchw_draw(gchw_reaper_t *r, redisContext *rc, PGconn *pg, int64_t now_ms,
+    int settle_ms);
+
+
 /* The offers' e-mails ({T}:offers:mail, written with the offer) into
  * the outbox, once each (kind waitlist_offer, ref "offer.<bid>").  Count
  * or -1. */

@@ -41,7 +41,7 @@
 #define GCHW_BACKOFF_MIN   100
 #define GCHW_BACKOFF_MAX   5000
 #define GCHW_TOWNS_EVERY   5000
-#define GCHW_NTASKS_MAX    8
+#define GCHW_NTASKS_MAX    10
 
 
 static volatile sig_atomic_t  gchw_stop;
@@ -265,6 +265,27 @@ gchw_task_promote(gchw_worker_t *w, int64_t now)
 }
 
 
+/* Openings by draw whose instant has come are decided (draw.c). */
+static int
+gchw_task_draw(gchw_worker_t *w, int64_t now)
+{
+    if (gchw_draw(w->reaper, w->rc, w->pg, now, w->conf.draw_settle_ms) < 0)
+    {
+        if (w->rc->err) {
+            gchw_redis_lost(w);
+            return -1;
+        }
+
+        if (PQstatus(w->pg) != CONNECTION_OK) {
+            gchw_pg_lost(w, now);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* The end of a PostgreSQL task: when it failed and the connection broke,
  * the connection is closed (-1). */
 static int
@@ -339,6 +360,8 @@ static const gchw_task_t  gchw_tasks[] = {
       gchw_every_second, gchw_task_reap },
     { "promote", 0,
       gchw_every_turn, gchw_task_promote },
+    { "draw", GCHW_TASK_PG,
+      gchw_every_turn, gchw_task_draw },
     { "publish", GCHW_TASK_PG | GCHW_TASK_RETRY,
       gchw_publish_period, gchw_task_publish },
     { "mail", GCHW_TASK_PG,

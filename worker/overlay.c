@@ -22,6 +22,8 @@
  *   direct_debit     := family.direct_debit;
  *   resident         := family.resident (the town file's, or what an
  *                       agent decided validating a new address);
+ *   (per activity) drawn := a draw_run of it was decided (0070: the
+ *                       draw is over, first come, first served begins);
  *   qf               := the latest family_qf whose effective_from has
  *                       come, when the office recorded one (issue 26: the
  *                       back office's QF, or a qf_change an agent
@@ -394,13 +396,32 @@ gchw_ov_money(gch_town_t *t, PGresult *res)
 
 
 /* See gchw.h. */
+/* The draws decided (draw.c): their activities are "drawn". */
+static void
+gchw_ov_drawn(gch_town_t *t, PGresult *res)
+{
+    int     r;
+    size_t  i;
+
+    for (r = 0; r < PQntuples(res); r++) {
+        for (i = 0; i < t->nactivities; i++) {
+            if (t->activities[i].draw
+                && strcmp(t->activities[i].id, PQgetvalue(res, r, 0)) == 0)
+            {
+                t->activities[i].drawn = 1;
+            }
+        }
+    }
+}
+
+
 int
 gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
     size_t *out_len)
 {
     int             rc;
     size_t          i;
-    PGresult       *en, *doc, *money, *req;
+    PGresult       *en, *doc, *money, *req, *drawn;
     gch_town_t     *t;
     gch_error_t     err;
     gchw_ov_fam_t  *fam;
@@ -417,7 +438,7 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
     }
 
     rc = -1;
-    en = doc = money = req = NULL;
+    en = doc = money = req = drawn = NULL;
 
     fam = calloc(t->nfamilies + 1, sizeof(gchw_ov_fam_t));
     act = calloc(t->nactivities + 1, sizeof(gchw_ov_act_t));
@@ -469,7 +490,12 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
         "select type from family_document_type"
         " where blocks = 'reservation' order by position");
 
-    if (en == NULL || doc == NULL || money == NULL || req == NULL) {
+    drawn = gchw_ov_query(pg,
+        "select activity_id from draw_run where decided_at is not null");
+
+    if (en == NULL || doc == NULL || money == NULL || req == NULL
+        || drawn == NULL)
+    {
         goto done;
     }
 
@@ -482,6 +508,7 @@ gchw_overlay(PGconn *pg, const char *json, size_t len, char **out,
     }
 
     gchw_ov_money(t, money);
+    gchw_ov_drawn(t, drawn);
 
     if (gch_town_write(t, out, out_len, &gch_alloc_std) != GCH_OK) {
         gchb_log("error", "overlay: cannot write the catalogue");
@@ -517,6 +544,7 @@ done:
     PQclear(doc);
     PQclear(money);
     PQclear(req);
+    PQclear(drawn);
 
     return rc;
 }

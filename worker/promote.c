@@ -57,8 +57,8 @@
 static uint64_t  gchw_promote_attempts;
 
 
-/* Sends a MULTI ... EXEC list; the EXEC reply (freeReplyObject) or NULL. */
-static redisReply *
+/* See gchw.h. */
+redisReply *
 gchw_send_cmds(redisContext *rc, const gch_cmds_t *l)
 {
     size_t       i;

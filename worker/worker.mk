@@ -15,7 +15,7 @@ GCHW_LIBS    := $(GCHB_LIBS) -lyajl
 GCHW_ASAN    := $(GCHB_ASAN)
 
 GCHW_TASKS   := publish persist batch stream reaper mail overlay promote \
-                waitmirror
+                waitmirror draw
 GCHW_HDRS    := worker/gchw.h $(GCHB_HDRS)
 
 GCHW_OBJS    := $(GCHW_TASKS:%=build/worker/%.o)

@@ -98,6 +98,9 @@ typedef enum {
     GCH_REASON_UNIT_REQUIRED,
     GCH_REASON_REPLACED_UNKNOWN,         /* a swap's booking to replace is
                                             not the child's (any more) */
+    GCH_REASON_ENTERED,                  /* not a refusal: entered in a
+                                            draw, decided at its opening
+                                            (status "entered") */
     GCH_REASON_COUNT
 } gch_reason_t;
 
@@ -213,6 +216,13 @@ typedef struct {
                                             enough; 0 or NULL: none */
     int64_t          release_onsite_at;  /* unix s: unused on-site places
                                             go online; 0: never */
+    int              draw;               /* opens by draw ("opening":
+                                            {"mode": "draw"}, issue 23) */
+    int64_t          entries_from;       /* draw: entries from (unix s) */
+    const char      *draw_seed;          /* draw: the published seed (hex),
+                                            NULL until load-town draws it */
+    int              drawn;              /* draw: decided (published by
+                                            the worker once it is) */
     int              offer_hours;        /* "waitlist": {"mode": "offer",
                                             "hold_hours": N}: a freed place
                                             is held N hours for the list's
@@ -459,6 +469,10 @@ typedef struct {
     const char              *agent;         /* onsite: the staff login
                                                booking (NULL: none), in
                                                the stream entry */
+    int                      draw;          /* the worker deciding a draw
+                                               (draw.c): the hold before
+                                               the draw is decided does
+                                               not apply */
     int                      budget;        /* step one charges the
                                                family's budget
                                                (gch_family_cost(), see
@@ -609,6 +623,9 @@ char *gch_dm_json(const char *p, size_t n, int what, const gch_alloc_t *a,
  * them in. */
 char *gch_dm_json_in(const char *p, size_t n, int what, const char *family,
     const char *key, size_t key_len, const gch_alloc_t *a, size_t *len);
+/* 1 when p (n bytes) is a compact demande every cell of which is entered
+ * in a draw (answered 202), else 0. */
+int gch_dm_all_entered(const char *p, size_t n, const gch_alloc_t *a);
 
 
 /*
@@ -780,6 +797,85 @@ int gch_offer_expired(int64_t until_ms, int64_t now_ms);
 gch_reason_t gch_wait_eligible(const gch_town_t *t, const gch_family_t *f,
     const char *cid, const gch_session_t *s, int64_t now_ms,
     const gch_alloc_t *a);
+
+
+/* ------------------------------------------------------------------ */
+/* opening by draw (draw.c, issue 23; docs/rules.md, "Opening by draw") */
+
+/*
+ * Where an activity stands at now_ms: GCH_DRAW_OPEN (first come, first
+ * served: no opening instant, it has come and any draw is decided),
+ * GCH_DRAW_NOT_OPEN (before the opening, or before a draw's entries),
+ * GCH_DRAW_ENTRIES (a draw's window: items are entered, not decided),
+ * GCH_DRAW_HELD (the opening has come, its draw is not decided yet:
+ * nothing is sold first come).
+ */
+#define GCH_DRAW_OPEN       0
+#define GCH_DRAW_NOT_OPEN   1
+#define GCH_DRAW_ENTRIES    2
+#define GCH_DRAW_HELD       3
+
+int gch_draw_phase(const gch_activity_t *act, int64_t now_ms);
+
+/* A family's rank in a draw: SHA-256 of "<seed>:<family id>", 64 lower
+ * hex digits and a NUL into out.  The lower the rank, the earlier. */
+#define GCH_DRAW_RANK_LEN  64
+void gch_draw_rank(char out[GCH_DRAW_RANK_LEN + 1], const char *seed,
+    const char *family_id);
+
+/* One entry: a family's cell, entered at at_ms as item idx of its
+ * request, with its "waitlist" flag. */
+typedef struct {
+    const char  *family;
+    const char  *child;
+    const char  *session;
+    long long    at_ms;
+    int          idx;
+    int          waitlist;
+    char         rank[GCH_DRAW_RANK_LEN + 1];   /* gch_draw_order's */
+} gch_draw_entry_t;
+
+/* Sorts the entries in the order they are decided: families by rank
+ * (then id), a family's cells by at_ms, idx, child, session (its
+ * requests' order).  Fills each rank. */
+void gch_draw_order(gch_draw_entry_t *e, size_t n, const char *seed);
+
+/*
+ * The worker decides a draw's families in pipelined batches (every step
+ * one, then every step two): exact as long as no step two gives back a
+ * place or a waiting-list push that a later family of the batch was
+ * refused for.  After gch_book_on_step1():
+ *   gch_book_gives_back()  1 when b's step two gives back a place or a
+ *                          waiting-list push of session s (NULL: of any);
+ *   gch_book_wants()       1 when a cell of b on s was refused full (on a
+ *                          list or not);
+ *   gch_book_abandon()     instead of step two: takes back all that step
+ *                          one of a fresh request took, its record and its
+ *                          {T}:inflight member, so that the same key is
+ *                          planned again later (a gap in the demande
+ *                          numbers).  NULL when memory is short.
+ */
+int gch_book_gives_back(const gch_book_t *b, const gch_session_t *s);
+int gch_book_wants(const gch_book_t *b, const gch_session_t *s);
+const gch_cmds_t *gch_book_abandon(gch_book_t *b);
+
+/* The Idempotency-Key of a family's draw decision: "dr.<activity id>"
+ * (clients' keys cannot hold a '.'): a worker killed mid-draw replays it
+ * and never decides a family twice.  Its length, or -1 when size is too
+ * small. */
+#define GCH_DRAW_KEY_PREFIX  "dr."
+int gch_draw_key(char *out, size_t size, const char *activity_id);
+/* The field and value of an entry in {T}:a:<aid>:entries: "<family>
+ * <child> <session>" and "<at_ms> <idx> <0|1 waitlist>".  Their length,
+ * or -1 when size is too small. */
+int gch_draw_field(char *out, size_t size, const char *family,
+    const char *child, size_t child_len, const char *session,
+    size_t session_len);
+/* Parses field and value back into e (e's strings point into field,
+ * which is modified: spaces become NULs).  0, or -1 when they are not an
+ * entry's. */
+int gch_draw_entry_parse(gch_draw_entry_t *e, char *field,
+    const char *value);
 
 
 /* ------------------------------------------------------------------ */

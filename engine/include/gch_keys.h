@@ -68,6 +68,7 @@
 #define GCH_N_F                 "f:"
 #define GCH_N_S                 "s:"
 #define GCH_N_C                 "c:"
+#define GCH_N_A                 "a:"
 
 
 /* a town's global keys: printf formats, the town id first */
@@ -102,6 +103,11 @@
 
 #define GCH_KEY_F(name)         GCH_KEY_T(GCH_N_F "%s:" name)
 #define GCH_KEY_S(name)         GCH_KEY_T(GCH_N_S "%s:" name)
+/* the keys of an activity: {T}:a:<activity id>:<name> */
+#define GCH_KEY_A(name)         GCH_KEY_T(GCH_N_A "%s:" name)
+#define GCH_KEY_ENTRIES         "entries"      /* hash: a draw's entries,
+                                                  "<fid> <cid> <sid>" ->
+                                                  "<at_ms> <idx> <0|1>" */
 /* a child's claim of one elementary interval: (town, child id, day, q) */
 #define GCH_KEY_CLAIM           GCH_KEY_T(GCH_N_C "%s:%s:q%d")
 

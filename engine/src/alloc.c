@@ -92,7 +92,7 @@ static const char  *gch_reasons[GCH_REASON_COUNT] = {
     NULL, "full", "conflict", "already_booked", "not_open_yet", "closed",
     "not_enrolled", "age", "documents_missing", "unpaid_invoices",
     "week_incomplete", "unknown_session", "unit_required",
-    "replaced_unknown"
+    "replaced_unknown", "entered"
 };
 
 

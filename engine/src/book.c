@@ -463,7 +463,8 @@ gch_book_free(gch_book_t *b)
 size_t
 gch_book_ncells(const gch_book_t *b)
 {
-    return (b->status == 200 && !b->replayed) ? b->ncells : 0;
+    return ((b->status == 200 || b->status == 202) && !b->replayed)
+           ? b->ncells : 0;
 }
 
 
@@ -506,6 +507,10 @@ gch_book_sold_out(gch_book_t *b,
 
     for (i = 0; i < b->ncells; i++) {
         c = &b->cells[i];
+        /* a cell entered in a draw must reach Redis to be stored */
+        if (c->reason == GCH_REASON_ENTERED) {
+            return 0;
+        }
         /* a cell asking for the waiting list must reach Redis to join,
          * one accepting an offer to take its held place */
         if (c->reason == GCH_REASON_NONE

@@ -139,7 +139,8 @@ gch_dm_of(gch_book_t *b, gch_dm_t *d)
         x->session_len = c->item->session_len;
         x->reason = c->reason;
         x->price_cents = c->price_cents;
-        x->opens_at = (c->reason == GCH_REASON_NOT_OPEN_YET)
+        x->opens_at = (c->reason == GCH_REASON_NOT_OPEN_YET
+                       || c->reason == GCH_REASON_ENTERED)
                       ? c->session->activity->opens_at : 0;
         x->position = GCH_WAITLISTED(c) ? c->position : 0;
 

@@ -72,7 +72,7 @@ gch_documents_ok(const gch_family_t *f, const gch_activity_t *act,
 void
 gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
 {
-    int                    age, starts;
+    int                    age, starts, entered;
     size_t                 j;
     int64_t                now_s;
     const gch_cell_t      *p;
@@ -110,11 +110,33 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
         return;
     }
 
-    if (act->opens_at && b->in.now_ms < act->opens_at * 1000
-        && !b->in.onsite)
-    {
-        c->reason = GCH_REASON_NOT_OPEN_YET;
-        return;
+    entered = 0;
+
+    switch (gch_draw_phase(act, b->in.now_ms)) {
+    case GCH_DRAW_ENTRIES:
+        entered = 1;                /* decided at the opening (draw.c) */
+        break;
+    case GCH_DRAW_HELD:
+        /* until its draw is decided, nothing first come; a promotion
+         * books a place the draw gave and a cancellation freed */
+        if (b->in.draw
+            || gch_wait_is_promotion(b->in.idem_key, b->in.idem_len))
+        {
+            break;
+        }
+        /* fall through */
+    case GCH_DRAW_NOT_OPEN:
+        if (!b->in.onsite) {
+            c->reason = GCH_REASON_NOT_OPEN_YET;
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+
+    if (entered && b->in.onsite) {
+        entered = 0;                /* the counter books as ever */
     }
 
     if (now_s >= gch_deadline_instant(&act->deadline, s->date, starts)) {
@@ -142,6 +164,10 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
             c->reason = GCH_REASON_CONFLICT;
             return;
         }
+    }
+
+    if (entered) {
+        c->reason = GCH_REASON_ENTERED;
     }
 }
 

@@ -529,6 +529,36 @@ gch_answer_ttl(const gch_book_t *b)
 
 
 /*
+ * A cell entered in a draw (docs/architecture.md, "Opening by draw"):
+ * HSET {T}:a:<aid>:entries "<fid> <cid> <sid>" "<at_ms> <idx> <0|1>",
+ * so that a family's second request for the same cell replaces its
+ * first; with the answer's record, in the same MULTI.
+ */
+static void
+gch_step2_entry(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c, size_t i)
+{
+    int          n;
+    char         key[GCH_KEY_MAX], field[GCH_KEY_MAX], value[64];
+
+    n = snprintf(key, sizeof(key), GCH_KEY_A(GCH_KEY_ENTRIES),
+                 b->in.town->id, c->session->activity->id);
+    if (n < 0 || (size_t) n >= sizeof(key)
+        || gch_draw_field(field, sizeof(field), b->in.family->id,
+                          c->child->id, strlen(c->child->id),
+                          c->session->id, strlen(c->session->id)) < 0)
+    {
+        l->failed = 1;
+        return;
+    }
+
+    snprintf(value, sizeof(value), "%lld %zu %d",
+             (long long) b->in.now_ms, i, c->item->waitlist ? 1 : 0);
+
+    gch_cmdlist_cmd(l, "HSET", key, field, value, NULL);
+}
+
+
+/*
  * A confirmed cell that accepted an offer: the offer is over (its place
  * counter, its end, its member of {T}:offers, the session's count of held
  * places) and the child leaves the list's entries, in step two's MULTI.
@@ -595,6 +625,11 @@ gch_step2_build(gch_book_t *b)
         c = &b->cells[i];
 
         if (c->session == NULL) {
+            continue;
+        }
+
+        if (c->reason == GCH_REASON_ENTERED) {
+            gch_step2_entry(b, l, c, i);
             continue;
         }
 
@@ -746,7 +781,7 @@ gch_idem_verdict(gch_book_t *b, const redisReply *r)
         return -1;
     }
 
-    b->status = 200;
+    b->status = gch_dm_all_entered(p, n, b->a) ? 202 : 200;
     b->replayed = 1;
 
     return 0;
@@ -1007,6 +1042,14 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     }
 
     b->status = 200;
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason != GCH_REASON_ENTERED) {
+            break;
+        }
+    }
+    if (b->ncells && i == b->ncells) {
+        b->status = 202;               /* every item entered in a draw */
+    }
 
     gch_step2_build(b);
 
@@ -1112,7 +1155,9 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
             GCH_FAMILY_BUDGET + 1, exec->element[exec->elements - 1]->integer);
     }
 
-    if (b->replayed || b->status != 200 || b->stored == NULL) {
+    if (b->replayed || (b->status != 200 && b->status != 202)
+        || b->stored == NULL)
+    {
         return GCH_OK;                   /* a compensation: no verdict */
     }
 
@@ -1166,4 +1211,92 @@ int
 gch_book_answer_after_step3(const gch_book_t *b)
 {
     return b->swap_step3 && gch_book_step3((gch_book_t *) b) != NULL;
+}
+
+
+/* ----- a draw's batches (worker/draw.c) ------------------------------ */
+
+/* See gch.h. */
+int
+gch_book_gives_back(const gch_book_t *b, const gch_session_t *s)
+{
+    size_t             i;
+    const gch_cell_t  *c;
+    int                fresh;
+
+    fresh = (b->status == 200 || b->status == 202) && !b->replayed;
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->session == NULL || (s != NULL && c->session != s)) {
+            continue;
+        }
+
+        if (!fresh) {
+            /* a replay, 409 or 422: step two gives back all it took */
+            if (c->took_place || c->wl) {
+                return 1;
+            }
+            continue;
+        }
+
+        if ((c->reason != GCH_REASON_NONE && c->took_place)
+            || (c->wl && !(GCH_WAITLISTED(c) && c->wl_new)))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* See gch.h. */
+int
+gch_book_wants(const gch_book_t *b, const gch_session_t *s)
+{
+    size_t  i;
+
+    if ((b->status != 200 && b->status != 202) || b->replayed) {
+        return 0;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].session == s
+            && b->cells[i].reason == GCH_REASON_FULL)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* See gch.h. */
+const gch_cmds_t *
+gch_book_abandon(gch_book_t *b)
+{
+    size_t       i;
+    gch_cell_t  *c;
+
+    gch_cmdlist_free(&b->step2);
+    gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
+
+    for (i = 0; i < b->ncells; i++) {
+        c = &b->cells[i];
+        if (c->session) {
+            c->position = 0;             /* nothing stays on a list */
+            gch_undo_cell(b, &b->step2, c);
+        }
+    }
+
+    gch_cmdlist_cmd(&b->step2, "DEL", b->idem_rkey, NULL);
+    gch_cmdlist_cmd(&b->step2, "ZREM", b->in.town->keys.inflight, b->member,
+                    NULL);
+    gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
+
+    b->state = GCH_BOOK_DONE;
+
+    return b->step2.failed ? NULL : &b->step2.list;
 }

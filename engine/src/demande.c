@@ -84,7 +84,9 @@ gch_dm_encode(const gch_dm_t *d, const gch_alloc_t *a, size_t *len)
             gch_buf_lit(&o, " -");
             gch_buf_adds(&o, name);
 
-            if (c->reason == GCH_REASON_NOT_OPEN_YET) {
+            if (c->reason == GCH_REASON_NOT_OPEN_YET
+                || c->reason == GCH_REASON_ENTERED)
+            {
                 gch_buf_lit(&o, "@");
                 gch_buf_addi(&o, c->opens_at);
             }
@@ -278,7 +280,8 @@ gch_dm_cell(gch_dm_rd_t *r, gch_dm_cell_t *c)
         return -1;
     }
 
-    if (c->reason == GCH_REASON_NOT_OPEN_YET
+    if ((c->reason == GCH_REASON_NOT_OPEN_YET
+         || c->reason == GCH_REASON_ENTERED)
         && (r->p >= r->end || *r->p++ != '@'
             || gch_dm_int(r, 1, &c->opens_at) != 0))
     {
@@ -382,14 +385,21 @@ gch_dm_free(gch_dm_t *d, const gch_alloc_t *a)
 static const char *
 gch_dm_status(const gch_dm_t *d)
 {
-    size_t  i, ok;
+    size_t  i, ok, entered;
 
     ok = 0;
+    entered = 0;
     for (i = 0; i < d->ncells; i++) {
         ok += (d->cells[i].reason == GCH_REASON_NONE);
+        entered += (d->cells[i].reason == GCH_REASON_ENTERED);
     }
 
-    return ok == d->ncells ? "traitee_positivement"
+    /* entered in a draw: filed, decided at the draw (its own demande) */
+    if (entered == d->ncells && entered > 0) {
+        return "deposee";
+    }
+
+    return ok == d->ncells - entered ? "traitee_positivement"
            : ok == 0 ? "traitee_negativement" : "partielle";
 }
 
@@ -512,6 +522,12 @@ gch_dm_items(gch_buf_t *o, const gch_dm_t *d, const char *fid)
                     gch_buf_lit(o, ",\"billed\":false}");
                 }
             }
+
+        } else if (c->reason == GCH_REASON_ENTERED) {
+            /* entered in a draw, decided at draw_at */
+            gch_instant_format(c->opens_at, opens);
+            gch_buf_lit(o, ",\"status\":\"entered\",\"draw_at\":");
+            gch_buf_jstrz(o, opens);
 
         } else if (c->position > 0) {
             gch_buf_lit(o, ",\"status\":\"waitlisted\",\"reason\":");
@@ -1011,4 +1027,28 @@ gch_dm_plan_json(const char *p, size_t n, const gch_town_t *t,
     }
 
     return out;
+}
+
+
+/* See gch.h. */
+int
+gch_dm_all_entered(const char *p, size_t n, const gch_alloc_t *a)
+{
+    int       all;
+    size_t    i;
+    gch_dm_t  d;
+
+    if (gch_dm_decode(&d, p, n, a) != GCH_OK) {
+        return 0;
+    }
+
+    all = d.ncells > 0;
+    for (i = 0; i < d.ncells; i++) {
+        if (d.cells[i].reason != GCH_REASON_ENTERED) {
+            all = 0;
+        }
+    }
+
+    gch_dm_free(&d, a);
+    return all;
 }

@@ -273,6 +273,19 @@ gch_render_activities(const gch_town_t *t, const gch_alloc_t *a,
             gch_gen_instant(g, "release_onsite_at", act->release_onsite_at);
         }
 
+        if (act->draw) {
+            /* the draw's published seed (docs/rules.md, "Opening by
+             * draw") */
+            gch_gen_str(g, "opening");
+            yajl_gen_map_open(g);
+            gch_gen_kv(g, "mode", "draw");
+            gch_gen_instant(g, "entries_from", act->entries_from);
+            gch_gen_kv(g, "seed", act->draw_seed);
+            gch_gen_str(g, "drawn");
+            yajl_gen_bool(g, act->drawn);
+            yajl_gen_map_close(g);
+        }
+
         gch_gen_deadline(g, "deadline", &act->deadline);
         gch_gen_deadline(g, "cancel_deadline", &act->cancel_deadline);
 
@@ -616,8 +629,15 @@ gch_session_status(const gch_view_t *v, const gch_session_t *s,
         return "closed";
     }
 
-    if (act->opens_at && now_s < act->opens_at) {
+    switch (gch_draw_phase(act, v->now_ms)) {
+    case GCH_DRAW_NOT_OPEN:
         return "not_open_yet";
+    case GCH_DRAW_ENTRIES:
+        return "draw_entries";          /* entered, decided at the draw */
+    case GCH_DRAW_HELD:
+        return "draw_pending";          /* the draw is being decided */
+    default:
+        break;
     }
 
     return left > 0 ? "open" : "full";

@@ -32,13 +32,15 @@ static const gch_jfield_t  gch_activity_fields[] = {
     { "non_resident_prices", GCH_J_ARRAY, 0 },
     { "unit_requires", GCH_J_ARRAY, 0 },
     { "release_onsite_at", GCH_J_STRING | GCH_J_NULL, 0 },
+    { "opening", GCH_J_OBJECT, 0 },
     { "waitlist", GCH_J_OBJECT, 0 }
 };
 
 enum {
     A_ID, A_NAME, A_SITE, A_AGE_MIN, A_AGE_MAX, A_OPENS, A_DEADLINE,
     A_SHARE, A_WEEK, A_PRICES, A_SESSIONS, A_CALENDAR, A_CANCEL, A_DOCS,
-    A_UNPAID, A_NR_PRICES, A_REQUIRES, A_RELEASE, A_WAITLIST, A_N
+    A_UNPAID, A_NR_PRICES, A_REQUIRES, A_RELEASE, A_OPENING, A_WAITLIST,
+    A_N
 };
 
 
@@ -54,6 +56,16 @@ static const gch_jfield_t  gch_deadline_fields[] = {
     { "hours", GCH_J_NUMBER, 0 },
     { "day_before_at", GCH_J_STRING, 0 }
 };
+
+
+static const gch_jfield_t  gch_opening_fields[] = {
+    { "mode", GCH_J_STRING, 1 },
+    { "entries_from", GCH_J_STRING, 0 },
+    { "seed", GCH_J_STRING, 0 },
+    { "drawn", GCH_J_BOOL, 0 }
+};
+
+enum { O_MODE, O_FROM, O_SEED, O_DRAWN, O_N };
 
 
 static const gch_jfield_t  gch_price_fields[] = {
@@ -125,6 +137,100 @@ gch_town_deadline(gch_tp_t *tp, const char *key, const gch_jnode_t *node,
         dl->kind = GCH_DEADLINE_DAY_BEFORE_AT;
         rc = gch_tp_hhmm(tp, "day_before_at", v[2], 0, &dl->n);
     }
+
+done:
+
+    gch_jcx_pop(&tp->cx, mark);
+    return rc;
+}
+
+
+/*
+ * "opening": {"mode": "first_come"} or {"mode": "draw", "entries_from":
+ * instant, "seed": hex (set by load-town), "drawn": bool (the worker's)}.
+ * A draw needs booking_opens_at after entries_from.
+ */
+static int
+gch_town_opening(gch_tp_t *tp, gch_activity_t *act, const gch_jnode_t *node)
+{
+    int                 rc;
+    size_t              i, mark;
+    const gch_jnode_t  *v[O_N];
+
+    act->draw = 0;
+    act->entries_from = 0;
+    act->draw_seed = NULL;
+    act->drawn = 0;
+
+    if (node == NULL) {
+        return GCH_OK;
+    }
+
+    mark = gch_jcx_key(&tp->cx, "opening", 7);
+
+    rc = gch_json_fields(&tp->cx, node, gch_opening_fields, O_N, v);
+    if (rc != GCH_OK) {
+        goto done;
+    }
+
+    if (v[O_MODE]->len == 10 && memcmp(v[O_MODE]->str, "first_come", 10) == 0)
+    {
+        if (v[O_FROM] || v[O_SEED] || v[O_DRAWN]) {
+            rc = gch_jcx_fail(&tp->cx, NULL, "« entries_from », « seed » et "
+                              "« drawn » sont ceux d'un tirage au sort");
+        }
+        goto done;
+    }
+
+    if (v[O_MODE]->len != 4 || memcmp(v[O_MODE]->str, "draw", 4) != 0) {
+        rc = gch_jcx_fail(&tp->cx, "mode", "« draw » ou « first_come »");
+        goto done;
+    }
+
+    act->draw = 1;
+
+    if (v[O_FROM] == NULL
+        || gch_instant_parse(&act->entries_from, v[O_FROM]->str,
+                             v[O_FROM]->len) != GCH_OK)
+    {
+        rc = gch_jcx_fail(&tp->cx, "entries_from", "instant invalide "
+                          "(RFC 3339, ex. 2021-06-07T12:00:00+02:00)");
+        goto done;
+    }
+
+    if (act->opens_at == 0 || act->entries_from >= act->opens_at) {
+        rc = gch_jcx_fail(&tp->cx, "entries_from", "un tirage au sort a "
+                          "besoin de « booking_opens_at » après "
+                          "« entries_from »");
+        goto done;
+    }
+
+    if (v[O_SEED]) {
+        if (v[O_SEED]->len < 32 || v[O_SEED]->len > 128) {
+            rc = gch_jcx_fail(&tp->cx, "seed", "de 32 à 128 chiffres "
+                              "hexadécimaux");
+            goto done;
+        }
+
+        for (i = 0; i < v[O_SEED]->len; i++) {
+            if (!((v[O_SEED]->str[i] >= '0' && v[O_SEED]->str[i] <= '9')
+                  || (v[O_SEED]->str[i] >= 'a' && v[O_SEED]->str[i] <= 'f')))
+            {
+                rc = gch_jcx_fail(&tp->cx, "seed", "chiffres hexadécimaux "
+                                  "en minuscules");
+                goto done;
+            }
+        }
+
+        act->draw_seed = gch_arena_strndup(tp->ar, v[O_SEED]->str,
+                                           v[O_SEED]->len);
+        if (act->draw_seed == NULL) {
+            rc = gch_tp_nomem(tp);
+            goto done;
+        }
+    }
+
+    act->drawn = v[O_DRAWN] ? (int) v[O_DRAWN]->len : 0;
 
 done:
 
@@ -676,6 +782,11 @@ gch_town_activity_fields(gch_tp_t *tp, gch_activity_t *act,
     {
         return gch_jcx_fail(&tp->cx, "release_onsite_at", "instant invalide "
                             "(RFC 3339, ex. 2021-07-01T09:00:00+02:00)");
+    }
+
+    rc = gch_town_opening(tp, act, v[A_OPENING]);
+    if (rc != GCH_OK) {
+        return rc;
     }
 
     rc = gch_town_deadline(tp, "deadline", v[A_DEADLINE], &act->deadline);

@@ -200,6 +200,21 @@ gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
         gch_w_kv(o, "release_onsite_at", when);
     }
 
+    if (act->draw) {
+        gch_jout_cstr(o, "opening");
+        yajl_gen_map_open(o->g);
+        gch_w_kv(o, "mode", "draw");
+        gch_instant_format(act->entries_from, when);
+        gch_w_kv(o, "entries_from", when);
+        if (act->draw_seed) {
+            gch_w_kv(o, "seed", act->draw_seed);
+        }
+        if (act->drawn) {
+            gch_w_kb(o, "drawn", 1);
+        }
+        yajl_gen_map_close(o->g);
+    }
+
     if (act->offer_hours) {
         gch_jout_cstr(o, "waitlist");
         yajl_gen_map_open(o->g);

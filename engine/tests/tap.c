@@ -188,6 +188,7 @@ void test_jsonsuite(void);
 void test_demande(void);
 void test_cluster(void);
 void test_waitlist(void);
+void test_draw(void);
 
 
 int
@@ -208,6 +209,7 @@ main(void)
     test_demande();
     test_cluster();
     test_waitlist();
+    test_draw();
 
     return tap_done();
 }

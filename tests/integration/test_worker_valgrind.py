@@ -141,3 +141,52 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
                    (swap, "confirmed", False)])
     assert sql(worker_conf["pg"], "select billed from booking_cancellation"
                " where booking_id = 'b-x'") == [(True,)]
+
+
+def test_draw_does_not_leak(worker_conf, rds, tmp_path):
+    """An opening by draw (issue 23): load-town drawing the seed, the
+    worker deciding the draw through the saga (worker/draw.c), guichetctl
+    draw-verify, all under valgrind."""
+    import datetime
+    from test_draw import town as draw_town
+
+    conf = worker_conf["conf"]
+    past = (datetime.datetime.now(datetime.timezone.utc)
+            - datetime.timedelta(seconds=5)).replace(microsecond=0)
+    town = tmp_path / "draw.json"
+    t = draw_town(past.isoformat())
+    del t["activities"][0]["opening"]["seed"]      # load-town draws it
+    town.write_text(json.dumps(t))
+    # the entries, as the saga's step two writes them (d1: 2 places)
+    for i in range(1, 11):
+        fid = "f%02d" % i
+        rds.hset("{main}:a:d:entries", "%s %s-c1 d1" % (fid, fid),
+                 "%d 0 %d" % (1000 + i, i % 2))
+        rds.hset("{main}:a:d:entries", "%s %s-c2 d3" % (fid, fid),
+                 "%d 1 0" % (1000 + i))
+    assert vctl(conf, "migrate").returncode == 0
+    assert vctl(conf, "load-town", str(town)).returncode == 0
+
+    log = open(tmp_path / "worker-draw-valgrind.log", "w+")
+    w = subprocess.Popen(VALGRIND + [os.path.join(BIN, "guichet-worker"),
+                                     "-c", conf], stderr=log)
+    try:
+        assert wait_for(lambda: sql(
+            worker_conf["pg"], "select count(*) from draw_run"
+            " where decided_at is not null")[0][0] == 1
+            and pending(rds) == 0 and sql(
+                worker_conf["pg"], "select count(*) from demande"
+                " where idem_key = 'dr.d'")[0][0] == 10, 180)
+    finally:
+        w.send_signal(signal.SIGTERM)
+        rc = w.wait(timeout=120)
+        log.seek(0)
+        report = log.read()
+        log.close()
+    assert rc == 0, "guichet-worker under valgrind (exit %d):\n%s" % (
+        rc, report)
+    assert sql(worker_conf["pg"], "select count(*) from booking"
+               " where session_id = 'd1'")[0][0] == 2
+    p = vctl(conf, "draw-verify", "d")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "the decisions follow the order" in p.stdout

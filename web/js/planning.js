@@ -56,6 +56,9 @@ export function overlaps(a, b) {
  *             "with" is that booking
  *   ferme     deadline passed (status closed)
  *   pas_ouvert booking not open yet (status not_open_yet)
+ *   tirage    an opening by draw's entry window (status draw_entries):
+ *             a request is entered in the draw, decided at the opening
+ *   tirage_en_cours the draw is being decided (status draw_pending)
  *   complet   no online place left (status full, or places_left 0)
  *   hors_age  outside the activity's age band on that day
  *   libre     bookable
@@ -80,6 +83,12 @@ export function cellState(session, child, bookings, activity) {
     if (session.status === "not_open_yet") {
         return { state: "pas_ouvert" };
     }
+    if (session.status === "draw_entries") {
+        return { state: "tirage" };
+    }
+    if (session.status === "draw_pending") {
+        return { state: "tirage_en_cours" };
+    }
     if (session.status === "full" || Number(session.places_left) <= 0) {
         return { state: "complet" };
     }
@@ -96,7 +105,7 @@ export function cellState(session, child, bookings, activity) {
 
 /* Can the family pick this cell now (or before opening, to be ready)? */
 export function selectable(state) {
-    return state === "libre" || state === "pas_ouvert";
+    return state === "libre" || state === "pas_ouvert" || state === "tirage";
 }
 
 /*
@@ -410,6 +419,28 @@ export function knownRefusal(session, child, activity, me, docs) {
 
 
 /* "3ᵉ sur la liste d'attente" (issue 23) */
+/*
+ * The cells entered in a draw not decided yet, from the family's demandes
+ * (GET /api/requests, newest first): a Set of "<child>|<session>".
+ */
+export function enteredCells(requests) {
+    const out = new Set();
+    for (const d of Array.isArray(requests) ? requests : []) {
+        for (const it of d.items || []) {
+            if (it.status === "entered") {
+                out.add(it.child_id + "|" + it.session_id);
+            }
+        }
+    }
+    return out;
+}
+
+/* An item entered in a draw (issue 23): "Inscrit au tirage au sort du
+ * dimanche 7 juin 2026 à 18:00". */
+export function drawWords(item, fmtInstant) {
+    return "Inscrit au tirage au sort du " + fmtInstant(item.draw_at);
+}
+
 export function waitWords(position) {
     const n = Number(position) || 0;
     return (n === 1 ? "1ᵉʳ" : n + "ᵉ") + " sur la liste d'attente";

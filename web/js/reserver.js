@@ -42,6 +42,8 @@ const R = {
     joined: new Map(),       /* "child|session" -> the answer's item of
                                 "M'inscrire sur liste d'attente" */
     total: null,             /* the summary's period and its bookings */
+    entered: new Set(),      /* "child|session" entered in a draw not
+                                decided yet (GET /api/requests) */
 };
 
 let activities = null;
@@ -66,6 +68,9 @@ const STATE_WORDS = {
     complet: "Complet",
     ferme: "Fermé",
     pas_ouvert: "Pas encore ouvert",
+    tirage: "Tirage au sort",
+    tirage_en_cours: "Tirage au sort en cours",
+    inscrit_tirage: "Inscrit au tirage au sort",
     reserve: "Déjà réservé",
     annuler: "À annuler",
     conflit: "Conflit",
@@ -250,10 +255,18 @@ export async function viewReserver(ctx) {
         }, POLL_MS + Math.random() * 1000);
     };
 
+    /* an activity opening by draw (issue 23) takes requests from its
+     * entries_from: they are entered, then drawn at booking_opens_at */
+    function drawOf(a) {
+        return a && a.opening && a.opening.mode === "draw"
+               && !a.opening.drawn ? a.opening : null;
+    }
+
     function opensAt() {
         const a = activity();
-        const t = a && a.booking_opens_at ? Date.parse(a.booking_opens_at)
-                                          : NaN;
+        const d = drawOf(a);
+        const at = d ? d.entries_from : a && a.booking_opens_at;
+        const t = at ? Date.parse(at) : NaN;
         return Number.isNaN(t) ? null : t;
     }
 
@@ -267,6 +280,17 @@ export async function viewReserver(ctx) {
         clearTimeout(openTimer);
         countBox.replaceChildren();
         const t = opensAt();
+        const d = drawOf(activity());
+        if (d && t !== null && api.serverNow() >= t) {
+            const a = activity();
+            countBox.replaceChildren(h("div", { class: "compte",
+                                                id: "avis-tirage" },
+                h("p", {}, "Ouverture par tirage au sort : les demandes "
+                           + "envoyées avant le ",
+                  F.instant(a.booking_opens_at), " sont tirées au sort à "
+                  + "cette heure-là ; l'heure d'envoi ne compte pas.")));
+            return;
+        }
         if (t === null || api.serverNow() >= t) {
             return;
         }
@@ -331,11 +355,15 @@ export async function viewReserver(ctx) {
             return;
         }
         grids.setAttribute("aria-busy", "true");
-        const [s, b, w] = await Promise.all([
+        const draw23 = drawOf(a) !== null;
+        const [s, b, w, q] = await Promise.all([
             api.get("/api/activities/" + encodeURIComponent(a.id)
                     + "/sessions?from=" + p.from + "&to=" + p.to),
             api.get("/api/bookings?from=" + p.from + "&to=" + p.to),
             api.get("/api/waitlist"),
+            /* an opening by draw not decided yet: the cells entered, from
+             * the demandes (issue 23) */
+            draw23 ? api.get("/api/requests") : Promise.resolve(null),
         ]);
         R.waits = new Map();
         for (const x of (w.ok && w.data && w.data.waitlist) || []) {
@@ -349,6 +377,7 @@ export async function viewReserver(ctx) {
                             : { mark: String(x.position),
                                 text: P.waitWords(x.position) });
         }
+        R.entered = P.enteredCells(q && q.ok ? q.data : []);
         grids.setAttribute("aria-busy", "false");
         if (s.status === 401 || b.status === 401) {
             return ctx.expired();
@@ -446,6 +475,10 @@ export async function viewReserver(ctx) {
 
     function stateOf(s, child) {
         let st = P.cellState(s, child, R.bookings, actOf(s));
+        if ((st.state === "tirage" || st.state === "tirage_en_cours")
+            && R.entered && R.entered.has(keyOf(child.id, sidOf(s)))) {
+            return { state: "inscrit_tirage" };
+        }
         /* the booking it clashes with is to be cancelled (unticked): the
          * cell may take its slot, "Valider" sends it as a swap that
          * replaces that booking (issue 24) */
@@ -456,7 +489,8 @@ export async function viewReserver(ctx) {
                 b !== other && R.cancels.get(keyOf(child.id, b.session_id))
                                !== b), actOf(s));
         }
-        if ((st.state === "libre" || st.state === "pas_ouvert")
+        if ((st.state === "libre" || st.state === "pas_ouvert"
+             || st.state === "tirage")
             && !enrolled(child, s)) {
             return { state: "non_inscrit" };
         }
@@ -563,7 +597,8 @@ export async function viewReserver(ctx) {
             ? h("span", { class: "places" }, P.ownLabel(s)) : null;
         let cls = "case " + st.state;
         if (res) {
-            cls += res.status === "confirmed" ? " resultat-ok" : " resultat-ko";
+            cls += res.status === "confirmed" || res.status === "entered"
+                ? " resultat-ok" : " resultat-ko";
         }
         const data = { key: k, state: st.state, session: sid,
                        child: child.id, date: s.date, unit: s.unit };
@@ -599,7 +634,7 @@ export async function viewReserver(ctx) {
         }
 
         let word = STATE_WORDS[st.state];
-        if (res && res.status !== "confirmed") {
+        if (res && res.status !== "confirmed" && res.status !== "entered") {
             word = P.reasonText(res, F.instant);
         }
         if (st.state === "conflit") {
@@ -1260,6 +1295,8 @@ export async function viewReserver(ctx) {
                                     : "")
                     : it.status === "waitlisted"
                       ? "Complet — " + P.waitWords(it.position)
+                      : it.status === "entered"
+                      ? P.drawWords(it, F.instant)
                       : blocker(it)),
                 canWait(it, s) ? " " : null,
                 canWait(it, s) ? waitButton(it, name + ", " + where) : null);
@@ -1609,6 +1646,9 @@ export async function viewReserver(ctx) {
         R.results.clear();
         for (const it of out.requests.flatMap((x) => x.items || [])) {
             R.results.set(keyOf(it.child_id, it.session_id), it);
+            if (it.status === "entered") {
+                R.entered.add(keyOf(it.child_id, it.session_id));
+            }
             if (it.status === "confirmed") {
                 R.pending.delete(keyOf(it.child_id, it.session_id));
             }
@@ -1669,6 +1709,10 @@ function legend() {
           item("conflit", "Conflit (i) : déjà inscrit sur ce créneau"),
           item("ferme", "Fermé : délai dépassé"),
           item("pas_ouvert", "Pas encore ouvert"),
+          item("tirage", "Tirage au sort : les demandes sont tirées au "
+                         + "sort à l'ouverture"),
+          item("inscrit_tirage", "Inscrit au tirage au sort : le résultat "
+                                 + "à l'ouverture"),
           item("hors_age", "Âge hors tranche"),
           item("non_inscrit", "Inscription non validée"),
           item("ferie", "Férié : pas de séance"),

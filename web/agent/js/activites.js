@@ -603,6 +603,14 @@ async function viewActivite(ctx, aid) {
                                          : "ouvertes"),
           h("dt", {}, "Réservable en ligne"),
           h("dd", {}, (a.online_share_percent ?? 50) + " % des places"),
+          /* an opening by draw (issue 23): its window and published seed */
+          ...(a.opening && a.opening.mode === "draw" ? [
+              h("dt", {}, "Tirage au sort"),
+              h("dd", { id: "tirage" }, "demandes enregistrées du "
+                + F.instant(a.opening.entries_from) + " à l'ouverture, "
+                + "tirées au sort à l'ouverture ; graine publiée : ",
+                h("code", { id: "graine" }, a.opening.seed || "—"))]
+            : []),
           h("dt", {}, "Tarifs"), h("dd", {}, bands.join(" ; ") || "—")),
         h("h2", {}, "Séances"),
         err,
