@@ -16,8 +16,10 @@ GCHB_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iengine/include \
 GCHB_LIBS    := -lhiredis -lpq -lsodium -lhpdf -lm -lsystemd -lpthread
 GCHB_ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 
-GCHB_SRCS    := conf util db buf invoice staff migrate catalogue cluster towns
-GCHB_HDRS    := backend/gchb.h engine/include/gch.h engine/include/gch_cluster.h
+GCHB_SRCS    := conf util db buf invoice staff migrate catalogue cluster \
+                cluster_cmd cluster_node towns
+GCHB_HDRS    := backend/gchb.h backend/gchb_cluster.h engine/include/gch.h \
+                engine/include/gch_cluster.h
 
 GCHB_OBJS    := $(GCHB_SRCS:%=build/backend/%.o)
 GCHB_AOBJS   := $(GCHB_SRCS:%=build/asan/backend/%.o)

@@ -1,9 +1,10 @@
 /*
- * test_cluster.c -- Redis Cluster routing (cluster.c): CRC16 and hash
- * tags, the slot of commands and of MULTI plans, the slot map from
- * CLUSTER SLOTS / CLUSTER SHARDS replies recorded on a real 3-master,
- * 3-replica cluster of redis-server 7.0 (engine/tests/cluster/, made by
- * tests/integration/cluster.py), -MOVED and -ASK.
+ * test_cluster.c -- Redis Cluster routing (cluster.c, cluster_map.c,
+ * cluster_resp.c): CRC16 and hash tags, the slot of commands and of MULTI
+ * plans, the slot map from CLUSTER SLOTS / CLUSTER SHARDS replies recorded
+ * on a real 3-master, 3-replica cluster of redis-server 7.0
+ * (engine/tests/cluster/, made by tests/integration/cluster.py), -MOVED
+ * and -ASK.
  */
 
 #include <stdio.h>
