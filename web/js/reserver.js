@@ -299,6 +299,13 @@ export async function viewReserver(ctx) {
 
     /* -- data ---------------------------------------------------------- */
 
+    /* Still the period shown?  An answer for another one (the parent
+     * moved on while it was on its way) is dropped, not drawn. */
+    function shown(p) {
+        const q = P.periodOf(R.mode, R.anchor);
+        return q.from === p.from && q.to === p.to;
+    }
+
     async function refreshPlaces() {
         const a = activity();
         if (!a) {
@@ -310,7 +317,7 @@ export async function viewReserver(ctx) {
         if (r.status === 401) {
             return ctx.expired();
         }
-        if (r.ok && alive && activity() === a) {
+        if (r.ok && alive && activity() === a && shown(p)) {
             R.sessions = listOf(r.data, "sessions");
             for (const s of R.sessions) {
                 R.index.set(sidOf(s), s);
@@ -337,6 +344,9 @@ export async function viewReserver(ctx) {
             api.get("/api/bookings?from=" + p.from + "&to=" + p.to),
             api.get("/api/waitlist"),
         ]);
+        if (alive && activity() === a && !shown(p)) {
+            return;         /* a later load() draws the period shown */
+        }
         R.waits = new Map();
         for (const x of (w.ok && w.data && w.data.waitlist) || []) {
             R.waits.set(keyOf(x.child_id, x.session_id), x.position);
