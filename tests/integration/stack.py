@@ -18,6 +18,9 @@ Environment:
     GUICHET_MODULE   the .so to load (default build/ngx_http_guichet_module.so)
     GUICHET_ASAN=1   start nginx with LD_PRELOAD=libasan (an ASan module)
     GUICHET_KEEP=1   keep the temporary directory after stop()
+    GUICHET_PG_TEMPLATE  a directory `stack.py pg-template DIR` made: the
+                     stack's PostgreSQL starts on a copy of its cluster
+                     (cp -a) instead of initdb + createdb (tests/run-all)
 
 Run alone, `python3 tests/integration/stack.py serve [TOWN | --no-town]`
 starts a stack (--no-town: no guichetctl load-town at all), prints "URL
@@ -274,11 +277,18 @@ class Stack:
         if os.geteuid() == 0:
             for d in (self._path("pg"), self.pg_socket):
                 shutil.chown(d, "postgres", "postgres")
-        r = self._as_postgres([PGBIN + "/initdb", "-D", self.pgdata,
-                               "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                               "--locale=C.UTF-8", "--no-sync"], check=False)
-        if r.returncode != 0:
-            raise StackError("initdb failed: " + r.stdout.decode())
+        template = os.environ.get("GUICHET_PG_TEMPLATE")
+        if template and os.path.exists(os.path.join(template, "data",
+                                                    "PG_VERSION")):
+            # a copy of the cluster pg_template() made once (tests/run-all)
+            r = subprocess.run(["cp", "-a", os.path.join(template, "data"),
+                                self.pgdata], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+            if r.returncode != 0:
+                raise StackError("cp -a of the template cluster failed: " +
+                                 r.stdout.decode())
+        else:
+            initdb(self.pgdata)
         opts = "-p %d -c listen_addresses=127.0.0.1 -k %s" % (
             self.pg_port, self.pg_socket)
         for k, v in self.pg_settings.items():
@@ -292,7 +302,10 @@ class Stack:
         c = psycopg2.connect(host=self.pg_socket, port=self.pg_port,
                              user="postgres", dbname="postgres")
         c.autocommit = True
-        c.cursor().execute("create database guichet")
+        with c.cursor() as cur:
+            cur.execute("select 1 from pg_database where datname = 'guichet'")
+            if not cur.fetchall():      # else the template's, empty
+                cur.execute("create database guichet")
         c.close()
         self.pg_conninfo = ("host=%s port=%d dbname=guichet user=postgres"
                             % (self.pg_socket, self.pg_port))
@@ -548,6 +561,53 @@ class Stack:
         assert not bad, "guichet-office log:\n" + "\n".join(bad[:20])
 
 
+def _as_postgres(argv, check=True, **kw):
+    return Stack._as_postgres(None, argv, check=check, **kw)
+
+
+def initdb(pgdata):
+    """A new PostgreSQL 15 cluster in pgdata (whose parent postgres owns
+    when we are root)."""
+    r = _as_postgres([PGBIN + "/initdb", "-D", pgdata, "-U", "postgres",
+                      "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",
+                      "--no-sync"], check=False)
+    if r.returncode != 0:
+        raise StackError("initdb failed: " + r.stdout.decode())
+
+
+def pg_template(top):
+    """Makes top/data, a cluster as a Stack's own initdb makes it, with its
+    empty database guichet, shut down cleanly.  With GUICHET_PG_TEMPLATE=top
+    in their environment, Stacks start on a copy of it (cp -a) instead of
+    running initdb and createdb each (tests/run-all: a second or more per
+    stack on a loaded machine)."""
+    os.makedirs(top, exist_ok=True)
+    os.chmod(top, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(top, "postgres", "postgres")
+    data = os.path.join(top, "data")
+    initdb(data)
+    sock = tempfile.mkdtemp(prefix="guichet-pgt-")
+    os.chmod(sock, 0o777)
+    port = free_port()
+    r = _as_postgres([PGBIN + "/pg_ctl", "-D", data, "-w", "-t", "60",
+                      "-l", os.path.join(sock, "log"), "-o",
+                      "-p %d -c listen_addresses='' -k %s" % (port, sock),
+                      "start"], check=False)
+    try:
+        if r.returncode != 0:
+            raise StackError("postgres did not start: " + r.stdout.decode())
+        c = psycopg2.connect(host=sock, port=port, user="postgres",
+                             dbname="postgres")
+        c.autocommit = True
+        c.cursor().execute("create database guichet")
+        c.close()
+    finally:
+        _as_postgres([PGBIN + "/pg_ctl", "-D", data, "-m", "fast", "-w",
+                      "stop"], check=False)
+        shutil.rmtree(sock, ignore_errors=True)
+
+
 def serve(town):
     s = Stack(town=town, name="serve").start()
     stop = []
@@ -568,5 +628,8 @@ if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "serve":
         arg = sys.argv[2] if len(sys.argv) > 2 else DEMO_TOWN
         serve(None if arg == "--no-town" else arg)
+    elif len(sys.argv) == 3 and sys.argv[1] == "pg-template":
+        pg_template(sys.argv[2])
     else:
-        sys.exit("usage: stack.py serve [TOWN | --no-town]")
+        sys.exit("usage: stack.py serve [TOWN | --no-town]\n"
+                 "       stack.py pg-template DIR")

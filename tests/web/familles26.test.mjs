@@ -35,10 +35,20 @@ const TOWN = {
     families: [],
 };
 
-/* Submits a form of the file and waits for its success message. */
+/* Waits for the file drawn again after a change: the page shows its
+ * message at once, over "Chargement…", and fills the file (#resume and
+ * every section at once) when the family's record comes back; reading a
+ * list in between saw it empty under load. */
+async function drawn(p, words) {
+    await p.waitForSelector("main [role=status]:has-text('" + words + "')");
+    await p.waitForSelector("#dossier #resume");
+}
+
+/* Submits a form of the file and waits for its success message and the
+ * file drawn again. */
 async function save(p, sel, words) {
     await p.click(sel + " button[type=submit]");
-    await p.waitForSelector("main [role=status]:has-text('" + words + "')");
+    await drawn(p, words);
 }
 
 const web = H.ownStack("f26", TOWN, {
@@ -91,8 +101,7 @@ t("an agent makes a family's file at the counter", async () => {
     const anne = "#section-entourage tbody tr:has(input[value='Anne']) ";
     await p.fill(anne + ".lien", "marraine");
     await p.click(anne + "button");
-    await p.waitForSelector("main [role=status]:has-text('Anne Roux : "
-                            + "enregistré(e).')");
+    await drawn(p, "Anne Roux : enregistré(e).");
     assert.deepEqual(
         await p.$$eval("#section-entourage tbody .lien",
                        (x) => x.map((e) => e.value)),
@@ -181,8 +190,7 @@ t("an admin archives the family in two clicks", async () => {
     assert.match(await p.textContent("#archivage"), /définitif/);
     await H.axe("archivage", p);
     await p.click("#archiver");
-    await p.waitForSelector("main [role=status]:has-text('Famille "
-                            + "archivée.')");
+    await drawn(p, "Famille archivée.");
     assert.match(await p.textContent("#dossier"), /est archivée/);
     assert.match(await p.textContent("#resume"), /Connexion\s*—/);
     await H.axe("famille archivée", p);

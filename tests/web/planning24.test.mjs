@@ -9,6 +9,8 @@
  *   engine's (a non-resident family: 8 €, not the resident band); a
  *   booked afternoon changed for another workshop of the same afternoon
  *   is one swap ("replaces", no DELETE first);
+ *   an answer for a week the parent left while it was on its way is not
+ *   drawn over the week shown;
  *   "Tout / Aucun" of a column and of a row; a required document missing
  *   is said in the summary before sending (and the engine agrees); a
  *   semaine type applied over a school year for two children (more than
@@ -277,6 +279,51 @@ t("grid: changing a booked afternoon for another workshop is one swap",
                                  credentials: "same-origin" })).status,
         now.find((x) => x.child_id === "c-lea").booking_id);
     assert.equal(gone, 200);
+});
+
+t("grid: the answer for a week left while it was on its way is not drawn "
+  + "over the week shown", async () => {
+    /* under load, a slow answer came back after the next week's and drew
+     * the old week under the new week's title (a click then ticked the
+     * wrong days) */
+    const peri = sessionsOf("peri");
+    const monday = (d) => plusDays(d, -((new Date(d).getUTCDay() + 6) % 7));
+    const a = peri.find((s) => s.date >= plusDays(today(), 21)).date;
+    const b = peri.find((s) => s.date >= plusDays(monday(a), 7)).date;
+    const sessionsFrom = (d) => (u) => {
+        const url = new URL(u);
+        return url.pathname.endsWith("/sessions")
+            && url.searchParams.get("from") === monday(d);
+    };
+    await grid("peri", b);
+    /* a's places held back until b's grid is drawn */
+    let release;
+    const held = new Promise((ok) => { release = ok; });
+    const isA = sessionsFrom(a);
+    const hold = async (r) => {
+        await held;
+        await r.continue();
+    };
+    const route = (u) => isA(u.href);
+    await page.route(route, hold);
+    const aAsked = page.waitForRequest((r) => isA(r.url()));
+    await page.fill("#aller-au", a);
+    await aAsked;
+    await page.fill("#aller-au", b);
+    await page.waitForSelector("#plannings[aria-busy=false] [data-date=\""
+                               + b + "\"]");
+    const aDone = page.waitForEvent("requestfinished", (r) => isA(r.url()));
+    release();
+    await aDone;
+    /* the page's own tasks after that answer, then a frame */
+    await page.evaluate(() => new Promise((ok) => requestAnimationFrame(
+        () => setTimeout(ok, 0))));
+    await page.unroute(route, hold);
+    assert.ok(await page.$("[data-date=\"" + b + "\"]"),
+              "the week of " + b + " is still drawn");
+    assert.equal(await page.$("[data-date=\"" + a + "\"]"), null,
+                 "the week of " + a + " is not drawn over it");
+    assert.equal(await page.inputValue("#aller-au"), b);
 });
 
 t("grid: « Tout » ticks a column and a row, « Aucun » unticks them",

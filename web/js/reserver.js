@@ -323,6 +323,13 @@ export async function viewReserver(ctx) {
 
     /* -- data ---------------------------------------------------------- */
 
+    /* Still the period shown?  An answer for another one (the parent
+     * moved on while it was on its way) is dropped, not drawn. */
+    function shown(p) {
+        const q = P.periodOf(R.mode, R.anchor);
+        return q.from === p.from && q.to === p.to;
+    }
+
     async function refreshPlaces() {
         const a = activity();
         if (!a) {
@@ -334,7 +341,7 @@ export async function viewReserver(ctx) {
         if (r.status === 401) {
             return ctx.expired();
         }
-        if (r.ok && alive && activity() === a) {
+        if (r.ok && alive && activity() === a && shown(p)) {
             R.sessions = listOf(r.data, "sessions");
             for (const s of R.sessions) {
                 R.index.set(sidOf(s), s);
@@ -365,6 +372,9 @@ export async function viewReserver(ctx) {
              * the demandes (issue 23) */
             draw23 ? api.get("/api/requests") : Promise.resolve(null),
         ]);
+        if (alive && activity() === a && !shown(p)) {
+            return;         /* a later load() draws the period shown */
+        }
         R.waits = new Map();
         for (const x of (w.ok && w.data && w.data.waitlist) || []) {
             /* a position, or the place offered to the child: "Place
