@@ -86,11 +86,19 @@ static const char  gchw_sql_restore[] =
     "   billed = true"
     " where id in (select b from r) and status = 'cancelled'";
 
+/*
+ * A justification is recorded en_examen (0101): the town accepts or
+ * refuses it in guichet-office (office/absence.c), and only an accepted
+ * one marks the booking justified (gchw_sql_apply_justify and the book
+ * entries' insert below).  Keyed by the booking: a replayed entry, or a
+ * second justification of the same booking, changes nothing.
+ */
 static const char  gchw_sql_justify[] =
     "insert into booking_justification (booking_id, family_id,"
-    "   demande_number, justified_at)"
+    "   demande_number, justified_at, reason, document_id)"
     " select e->>'booking_id', e->>'family_id', (e->>'number')::bigint,"
-    "   to_timestamp((e->>'at_ms')::bigint / 1000.0)"
+    "   to_timestamp((e->>'at_ms')::bigint / 1000.0),"
+    "   coalesce(e->>'reason', 'medical'), e->>'document_id'"
     " from jsonb_array_elements($1::jsonb) e"
     " where e->>'type' = 'absence'"
     " on conflict do nothing";
@@ -134,7 +142,8 @@ static const char  gchw_sql_apply_justify[] =
     " update booking b set justified = true"
     " from booking_justification j"
     " where j.booking_id = any(array(select id from m))"
-    "   and b.id = j.booking_id and not b.justified";
+    "   and b.id = j.booking_id and not b.justified"
+    "   and j.status = 'acceptee'";
 
 /* one e-mail per persisted demande (0005), in the same transaction */
 
@@ -189,7 +198,8 @@ static const char  gchw_sql_apply_justify[] =
     "   (select c from booking_cancellation c"                                \
     "    where c.booking_id = t.i->>'booking_id') c,"                         \
     "   (select true from booking_justification j"                            \
-    "    where j.booking_id = t.i->>'booking_id') justified"                  \
+    "    where j.booking_id = t.i->>'booking_id'"                             \
+    "    and j.status = 'acceptee') justified"                                \
     "  from e, jsonb_array_elements(e.e->'items') with ordinality t(i, o)),"  \
     " f as (select distinct e->>'family_id' f from e),"                       \
     " nof as (select demande_family_missing(f) from f"                        \
