@@ -657,10 +657,15 @@ export function attachmentLinks(m, link) {
              list.map((a) => h("li", {}, link(a))));
 }
 
+/* A file's size in words: "12 Ko", "1,4 Mo". */
+const sizeText = (n) => (n < 1048576
+    ? Math.max(1, Math.round(n / 1024)).toLocaleString("fr-FR") + " Ko"
+    : megabytes(n));
+
 const familyAttachment = (a) => h("a", {
     href: "/api/message-attachments/" + encodeURIComponent(a.id),
     download: a.filename }, a.filename,
-    h("span", { class: "discret" }, " (" + megabytes(a.size || 0) + ")"));
+    h("span", { class: "discret" }, " (" + sizeText(a.size || 0) + ")"));
 
 function messagesList(list) {
     return h("ol", { class: "fil", id: "fil-messages" }, list.map((m) => {

@@ -62,8 +62,8 @@ export async function viewAbsences(env) {
             h("div", { class: "boutons" },
               h("button", { class: "bouton", type: "button",
                             onclick: () => decide({ decision: "acceptee" },
-                                "Justificatif accepté : " + what
-                                + " n'est pas facturée.") },
+                                "Justificatif accepté : la séance de "
+                                + what + " n'est pas facturée.") },
                 "Accepter"),
               h("button", { class: "bouton danger", type: "button",
                             onclick: async () => {
@@ -74,7 +74,8 @@ export async function viewAbsences(env) {
                                     + "messagerie.");
                                 if (reason) {
                                     decide({ decision: "refusee", reason },
-                                           "Justificatif refusé : " + what
+                                           "Justificatif refusé : la séance "
+                                           + "de " + what
                                            + " reste facturée.");
                                 }
                             } },
