@@ -13,6 +13,9 @@
  *   (without proof); the agent's « Absences à examiner » refuses the
  *   first with a reason and accepts the second; the family's bookings say
  *   so, and the refusal is in its messagerie.
+ *   settings: an admin's « Messagerie et absences » takes a service off
+ *   the list, adds a theme and a reason without proof; the family's forms
+ *   follow.
  *
  * axe-clean at each step.  Skipped when build/ has no guichet-office.
  * Screenshots in tests/out/web/messagerie25-*.png.
@@ -51,6 +54,8 @@ const TOWN = {
 
 const web = ownStack("messagerie25", TOWN, {
     staff: [{ login: "m.agent", role: "agent", name: "Maud Agent",
+              password: STAFF_PASSWORD },
+            { login: "m.admin", role: "admin", name: "Marc Admin",
               password: STAFF_PASSWORD }] });
 const { errors, newPage, shot } = web;
 
@@ -246,5 +251,59 @@ t("absences: examined by the town, refused and accepted", async () => {
     assert.equal(web.sql("select string_agg(status, ',' order by status)"
                          + " from booking_justification"),
                  "acceptee,refusee");
+    assert.deepEqual(errors, []);
+});
+
+t("settings: the town's services, themes and reasons", async () => {
+    const ad = await web.staffPage("m.admin", STAFF_PASSWORD, 1200);
+    await ad.click("#nav a[href='#/reglages']");
+    await ad.waitForSelector("#form-services");
+    await axe("réglages", ad);
+    await ad.uncheck("#form-services tr:has(input.code[value=regie]) "
+                     + "input.actif");
+    const themes = "#form-services tr:has(input.code[value=scolaire]) "
+                   + "textarea";
+    await ad.fill(themes, (await ad.inputValue(themes))
+                          + "\nbio : Repas bio");
+    await ad.click("#form-services button[type=submit]");
+    await ad.waitForSelector("text=Services de la messagerie enregistrés.");
+    await ad.uncheck("#form-motifs tr:has(input.code[value=greve]) "
+                     + "input.actif");
+    await ad.click("#form-motifs button:has-text('Ajouter un motif')");
+    const last = "#form-motifs tbody tr:last-child";
+    await ad.fill(last + " input.libelle", "Rendez-vous médical");
+    await ad.uncheck(last + " input.preuve");
+    await ad.click("#form-motifs button[type=submit]");
+    await ad.waitForSelector("text=Motifs d'absence enregistrés.");
+    assert.equal(await ad.isChecked("#form-services tr:has(input.code"
+                                    + "[value=regie]) input.actif"), false);
+    await axe("réglages enregistrés", ad);
+    await shot("reglages", ad);
+    await ad.context().close();
+
+    const m = await newPage(375);
+    await login(m, web.stack.base, "lefebvre", PASSWORD);
+    await m.goto(web.stack.base + "/#/messagerie");
+    await m.waitForSelector("#msg-service option[value=scolaire]",
+                            { state: "attached" });
+    assert.equal(await m.$("#msg-service option[value=regie]"), null);
+    await m.selectOption("#msg-service", "scolaire");
+    await m.selectOption("#msg-theme", "bio");
+    const sessions = await m.evaluate(async (q) =>
+        (await (await fetch("/api/activities/centre/sessions?" + q)).json()),
+        "from=" + iso(start) + "&to="
+        + iso(new Date(start.getTime() + 20 * 86400000)));
+    const c = await book(m, (sessions.sessions || sessions)[2].date);
+    const row = "tr[data-booking=\"" + c + "\"]";
+    await m.goto(web.stack.base + "/#/reservations");
+    await m.waitForSelector(row);
+    await m.click(row + " button:has-text('Justifier')");
+    await m.waitForSelector("#abs-motif option[value=rendez-vous-medical]",
+                            { state: "attached" });
+    assert.equal(await m.$("#abs-motif option[value=greve]"), null);
+    await m.selectOption("#abs-motif", "rendez-vous-medical");
+    assert.equal(await m.$("#abs-doc:invalid"), null);
+    await axe("motifs 375", m);
+    await m.context().close();
     assert.deepEqual(errors, []);
 });

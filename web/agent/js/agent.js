@@ -12,10 +12,10 @@
  *         #/quotient #/familles #/familles?id=F #/guichet #/activites
  *         #/activites?id=A #/nouvelle-famille #/dossier?id=F #/caisse
  *         #/listes #/facturation #/paiements #/messagerie #/absences
- *         #/journal #/commune
+ *         #/journal #/commune #/reglages
  * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js;
  * #/caisse: caisse.js; #/commune: commune.js; #/messagerie: messagerie.js;
- * #/absences: absences.js; #/listes: listes.js; #/adresses: adresses.js;
+ * #/absences: absences.js; #/reglages: reglages.js; #/listes: listes.js; #/adresses: adresses.js;
  * #/entourage: entourage.js; #/quotient: quotient.js)
  */
 
@@ -36,6 +36,7 @@ import { viewQuotient } from "./quotient.js";
 import { viewPublications } from "./publications.js";
 import { viewMessagerie } from "./messagerie.js";
 import { viewAbsences } from "./absences.js";
+import { viewReglages } from "./reglages.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1123,6 +1124,12 @@ const routes = {
     "/messagerie": () => viewMessagerie({
         page, get, post, call, table, loading, familyName,
         token: () => staff && staff.token,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
+    "/reglages": () => viewReglages({
+        page, get, call, loading,
         done: (text) => {
             flash = { kind: "succes", text };
             route();
