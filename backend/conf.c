@@ -50,6 +50,7 @@ gchb_town_set(const char *town)
     snprintf(k->stream_dead, GCHB_KEY_MAX, GCH_KEY_STREAM_DEAD, id);
     snprintf(k->staff, GCHB_KEY_MAX, GCH_KEY_STAFF, id);
     snprintf(k->logins, GCHB_KEY_MAX, GCH_KEY_LOGINS, id);
+    snprintf(k->absence_reasons, GCHB_KEY_MAX, GCH_KEY_ABSENCE_REASONS, id);
     snprintf(k->f, GCHB_KEY_MAX, GCH_KEY_T(GCH_N_F), id);
     k->f_len = strlen(k->f);
 }

@@ -131,6 +131,7 @@ typedef struct {
     char  stream_dead[GCHB_KEY_MAX];
     char  staff[GCHB_KEY_MAX];
     char  logins[GCHB_KEY_MAX];
+    char  absence_reasons[GCHB_KEY_MAX];
     char  f[GCHB_KEY_MAX];       /* "{T}:f:", before a family's id */
     size_t  f_len;
 } gchb_keys_t;

@@ -195,7 +195,7 @@ ngx_http_guichet_absence(ngx_http_request_t *r, ngx_http_guichet_call_t *call)
 static void
 ngx_http_guichet_absence_body(ngx_http_request_t *r)
 {
-    char                    bid[72], doc[72];
+    char                    bid[72], doc[72], reason[40];
     gch_town_t             *town;
     gch_error_t             err;
     const gch_family_t     *family;
@@ -206,7 +206,8 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
     ngx_memzero(&err, sizeof(gch_error_t));
 
     if (gch_absence_req_parse(op->body ? op->body : "", op->body_len, bid,
-                              sizeof(bid), doc, sizeof(doc), &err)
+                              sizeof(bid), reason, sizeof(reason), doc,
+                              sizeof(doc), &err)
         != GCH_OK)
     {
         ngx_http_guichet_op_engine_error(op, &err, GCH_EBADJSON);
@@ -224,7 +225,7 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
     }
 
     if (family == NULL
-        || gch_absence_plan(&op->absence, town, family, bid, doc,
+        || gch_absence_plan(&op->absence, town, family, bid, reason, doc,
                             ngx_http_guichet_now_ms(),
                             &ngx_http_guichet_heap_alloc, &err)
            != GCH_OK)

@@ -111,7 +111,7 @@ gcho_doc_type_ok(const char *t)
 }
 
 
-static const char *
+const char *
 gcho_doc_ext(const char *type)
 {
     return strcmp(type, "application/pdf") == 0 ? ".pdf"
@@ -310,9 +310,6 @@ static int
 gcho_doc_upload_check(gcho_req_t *rq, const char **type, const char **child,
     const char **sniffed)
 {
-    size_t       ctlen;
-    const char  *ct;
-
     *type = gcho_query(rq, "type");
     *child = gcho_query(rq, "child_id");
 
@@ -328,6 +325,17 @@ gcho_doc_upload_check(gcho_req_t *rq, const char **type, const char **child,
         return gcho_error(rq, 400, "invalid_field",
                           "Le paramètre child_id est invalide.");
     }
+
+    return gcho_doc_bytes_check(rq, sniffed);
+}
+
+
+/* See office.h. */
+int
+gcho_doc_bytes_check(gcho_req_t *rq, const char **sniffed)
+{
+    size_t       ctlen;
+    const char  *ct;
 
     ct = gcho_header(rq, "Content-Type");
     ctlen = ct ? strcspn(ct, "; ") : 0;
@@ -361,9 +369,8 @@ gcho_doc_upload_check(gcho_req_t *rq, const char **type, const char **child,
 }
 
 
-/* The name the family sees: X-Filename (or ?name=) cleaned, with the
- * extension of what the file is; else "<type>.<ext>". */
-static void
+/* See office.h. */
+void
 gcho_doc_upload_name(gcho_req_t *rq, const char *type, const char *sniffed,
     char *name, size_t size)
 {

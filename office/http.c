@@ -52,6 +52,8 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_required_routes,       /* before documents' /api/documents/ * */
     gcho_document_routes,
     gcho_message_routes,
+    gcho_attachment_routes,
+    gcho_absence_routes,
     gcho_account_routes,
     gcho_payment_routes,
     gcho_debit_routes,

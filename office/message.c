@@ -3,18 +3,24 @@
  * and the town's services.
  *
  *   family   GET  /api/messages            threads, unread counts
- *            POST /api/messages            {service, subject, body} → 201
+ *            POST /api/messages            {service, theme, subject, body,
+ *                                          attachments} → 201
  *            GET  /api/messages/{id}       the thread; marks it read
- *            POST /api/messages/{id}       {body} → 201
- *   staff    GET  /api/staff/messages?service=&unread=1
+ *            POST /api/messages/{id}       {body, attachments} → 201
+ *            GET  /api/message-services    the town's services, themes
+ *   staff    GET  /api/staff/messages?service=&theme=&unread=1
  *            GET  /api/staff/messages/{id} marks the family's read
- *            POST /api/staff/messages/{id} {body} → 201, e-mail, audit
+ *            POST /api/staff/messages/{id} {body, attachments} → 201,
+ *                                          e-mail, audit
+ *            GET  /api/staff/message-services  (inactive ones too)
+ *            PUT  /api/staff/message-services  admin: the town's list
  *
- * Tables of migration 0010: message_thread (one family, one service) and
- * message (from_staff null: written by the family; read_at: opened by the
- * other side).  The answers are built by PostgreSQL (json_build_object);
- * each write is one transaction.  Another family's thread, like an
- * unknown one, is 404.
+ * Tables of migrations 0010 and 0100: message_thread (one family, one
+ * service and theme of the town's list, message_service and
+ * message_theme) and message (from_staff null: written by the family;
+ * read_at: opened by the other side), message_attachment (attachment.c).
+ * The answers are built by PostgreSQL (json_build_object); each write is
+ * one transaction.  Another family's thread, like an unknown one, is 404.
  */
 
 #include <stdio.h>
@@ -34,7 +40,11 @@
     "json_build_object('id', t.id, 'family_id', t.family_id,"                \
     " 'family_login', (select f.login from family f"                         \
     "   where f.id = t.family_id),"                                          \
-    " 'service', t.service, 'subject', t.subject,"                           \
+    " 'service', t.service, 'service_label', (select ms.label"               \
+    "   from message_service ms where ms.code = t.service),"                 \
+    " 'theme', t.theme, 'theme_label', (select mt.label from message_theme"  \
+    "   mt where mt.service = t.service and mt.code = t.theme),"             \
+    " 'subject', t.subject,"                                                 \
     " 'created_at', t.created_at, 'updated_at', t.updated_at,"               \
     " 'unread', (select count(*) from message m where m.thread_id = t.id"    \
     "   and m.read_at is null and " other "),"                               \
@@ -48,7 +58,11 @@
 #define GCHO_MESSAGE_JSON                                                    \
     "json_build_object('id', m.id,"                                          \
     " 'from', case when m.from_staff is null then 'family' else 'staff' end,"\
-    " 'author_name', s.name, 'body', m.body, 'created_at', m.created_at)"
+    " 'author_name', s.name, 'body', m.body, 'created_at', m.created_at,"   \
+    " 'attachments', (select coalesce(json_agg(json_build_object("          \
+    "   'id', a.id, 'filename', a.filename, 'content_type', a.content_type," \
+    "   'size', a.size) order by a.id), '[]'::json)"                         \
+    "   from message_attachment a where a.message_id = m.id))"
 
 #define GCHO_THREAD_PAGE(other)                                              \
     "select json_build_object('thread', " GCHO_THREAD_JSON(other) ","        \
@@ -106,6 +120,47 @@ gcho_msg_id(gcho_req_t *rq)
 
     if (n == 0 || n > 18 || strspn(rq->param[0], "0123456789") != n) {
         gcho_error(rq, 404, "not_found", gcho_msg_missing);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* See office.h. */
+int
+gcho_msg_topic(gcho_req_t *rq, const char *service, const char *theme,
+    int active)
+{
+    int          ok;
+    char         msg[200];
+    PGresult    *res;
+    const char  *p[3];
+
+    p[0] = service;
+    p[1] = theme;
+    p[2] = active ? "1" : "0";
+
+    res = gcho_sql(rq, "select exists (select 1 from message_service"
+                       "   where code = $1 and (active or $3 = '0')),"
+                       " $2 = '' or exists (select 1 from message_theme"
+                       "   where service = $1 and code = $2"
+                       "   and (active or $3 = '0'))", 3, p);
+    if (res == NULL) {
+        return -1;
+    }
+
+    ok = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    snprintf(msg, sizeof(msg), "%s", !ok
+             ? "$.service : ce n'est pas un des services de la commune "
+               "(GET /api/message-services)."
+             : "$.theme : ce n'est pas un des thèmes de ce service "
+               "(GET /api/message-services).");
+    ok = ok && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    PQclear(res);
+
+    if (!ok) {
+        gcho_error(rq, 400, "invalid_field", msg);
         return -1;
     }
 
@@ -202,13 +257,14 @@ gcho_msg_open(gcho_req_t *rq, const char *family)
 
 /*
  * Adds a message to the locked thread (rq->param[0]) from staff (NULL:
- * the family) and answers it 201; the thread's updated_at moves; mid
- * receives the message's id.  Inside the caller's transaction; 0, or -1
- * after answering.
+ * the family), with the n attachments ids (gcho_attach_parse), and
+ * answers it 201; the thread's updated_at moves; mid receives the
+ * message's id.  Inside the caller's transaction; 0, or -1 after
+ * answering.
  */
 static int
 gcho_msg_add(gcho_req_t *rq, const char *staff, const char *body,
-    char mid[24])
+    const char *ids, int n, char mid[24])
 {
     PGresult    *res;
     const char  *p[3];
@@ -232,6 +288,10 @@ gcho_msg_add(gcho_req_t *rq, const char *staff, const char *body,
     snprintf(mid, 24, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
 
+    if (gcho_attach_bind(rq, mid, ids, n) != 0) {
+        return -1;
+    }
+
     p[0] = mid;
     if (gcho_reply_row(rq, 201, "select " GCHO_MESSAGE_JSON " from message m"
                                 " left join staff_account s"
@@ -247,23 +307,27 @@ gcho_msg_add(gcho_req_t *rq, const char *staff, const char *body,
 }
 
 
-/* Parses {"body"} into body (size bytes); -1 after answering. */
+/* Parses {"body", "attachments"} into body (size bytes) and the ids
+ * (GCHO_ATTACH_IDS_MAX bytes, *n of them); -1 after answering. */
 static int
-gcho_msg_body(gcho_req_t *rq, char *body, size_t size)
+gcho_msg_body(gcho_req_t *rq, char *body, size_t size, char *ids, int *n)
 {
     int                 rc;
     gch_json_t          doc;
-    const gch_jnode_t  *v[1];
+    const gch_jnode_t  *v[2];
 
     static const gch_jfield_t  fields[] = {
         { "body", GCH_J_STRING, 1 },
+        { "attachments", GCH_J_ARRAY, 0 },
     };
 
-    if (gcho_body_json(rq, &doc, fields, 1, v) != 0) {
+    if (gcho_body_json(rq, &doc, fields, 2, v) != 0) {
         return -1;
     }
 
-    rc = gcho_msg_text(rq, "body", v[0], body, size, GCHO_BODY_MAX);
+    rc = gcho_msg_text(rq, "body", v[0], body, size, GCHO_BODY_MAX) == 0
+         && gcho_attach_parse(rq, v[1], ids, GCHO_ATTACH_IDS_MAX, n) == 0
+         ? 0 : -1;
     gch_json_free(&doc);
 
     return rc;
@@ -296,20 +360,22 @@ gcho_msg_list(gcho_req_t *rq)
 static int
 gcho_msg_create(gcho_req_t *rq)
 {
-    int                 ok;
-    char                service[16];
+    int                 ok, n;
+    char                service[40], theme[40];
     char                subject[GCHO_UTF8_MAX * GCHO_SUBJECT_MAX + 1];
-    char                mid[24], *body;
+    char                mid[24], ids[GCHO_ATTACH_IDS_MAX], *body;
     size_t              size;
     PGresult           *res;
     gch_json_t          doc;
-    const char         *p[3];
-    const gch_jnode_t  *v[3];
+    const char         *p[4];
+    const gch_jnode_t  *v[5];
 
     static const gch_jfield_t  fields[] = {
         { "service", GCH_J_STRING, 1 },
         { "subject", GCH_J_STRING, 1 },
         { "body", GCH_J_STRING, 1 },
+        { "theme", GCH_J_STRING | GCH_J_NULL, 0 },
+        { "attachments", GCH_J_ARRAY, 0 },
     };
 
     size = GCHO_UTF8_MAX * GCHO_BODY_MAX + 1;
@@ -318,22 +384,22 @@ gcho_msg_create(gcho_req_t *rq)
         return -1;
     }
 
-    if (gcho_body_json(rq, &doc, fields, 3, v) != 0) {
+    if (gcho_body_json(rq, &doc, fields, 5, v) != 0) {
         free(body);
         return 0;
     }
 
     ok = gcho_str(rq, "service", v[0], service, sizeof(service), 1) == 0
+         && gcho_str(rq, "theme", v[3] && v[3]->type == GCH_J_STRING
+                                  ? v[3] : NULL, theme, sizeof(theme), 0)
+            == 0
          && gcho_msg_text(rq, "subject", v[1], subject, sizeof(subject),
                           GCHO_SUBJECT_MAX) == 0
-         && gcho_msg_text(rq, "body", v[2], body, size, GCHO_BODY_MAX) == 0;
+         && gcho_msg_text(rq, "body", v[2], body, size, GCHO_BODY_MAX) == 0
+         && gcho_attach_parse(rq, v[4], ids, sizeof(ids), &n) == 0;
     gch_json_free(&doc);
 
-    if (ok && strcmp(service, "enfance") != 0
-        && strcmp(service, "scolaire") != 0 && strcmp(service, "regie") != 0)
-    {
-        gcho_error(rq, 400, "invalid_field", "Le champ service vaut "
-                   "enfance, scolaire ou regie.");
+    if (ok && gcho_msg_topic(rq, service, theme, 1) != 0) {
         ok = 0;
     }
 
@@ -345,9 +411,10 @@ gcho_msg_create(gcho_req_t *rq)
     p[0] = rq->family_id;
     p[1] = service;
     p[2] = subject;
+    p[3] = theme[0] ? theme : NULL;
     res = gcho_sql(rq, "insert into message_thread (family_id, service,"
-                       "   subject) values ($1, $2, $3) returning id",
-                   3, p);
+                       "   subject, theme) values ($1, $2, $3, $4)"
+                       " returning id", 4, p);
     if (res == NULL) {
         gcho_rollback();
         free(body);
@@ -358,7 +425,7 @@ gcho_msg_create(gcho_req_t *rq)
              PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    if (gcho_msg_add(rq, NULL, body, mid) != 0) {
+    if (gcho_msg_add(rq, NULL, body, ids, n, mid) != 0) {
         gcho_rollback();
         free(body);
         return 0;
@@ -390,8 +457,9 @@ gcho_msg_read(gcho_req_t *rq)
 static int
 gcho_msg_reply(gcho_req_t *rq)
 {
+    int     n;
     char    fid[GCHO_ID_MAX], subject[4 * GCHO_SUBJECT_MAX + 1], *body;
-    char    mid[24];
+    char    mid[24], ids[GCHO_ATTACH_IDS_MAX];
     size_t  size;
 
     if (gcho_msg_id(rq) != 0) {
@@ -404,11 +472,11 @@ gcho_msg_reply(gcho_req_t *rq)
         return -1;
     }
 
-    if (gcho_msg_body(rq, body, size) == 0 && gcho_begin(rq) == 0
+    if (gcho_msg_body(rq, body, size, ids, &n) == 0 && gcho_begin(rq) == 0
         && gcho_msg_lock(rq, rq->family_id, fid, subject, sizeof(subject))
            == 1)
     {
-        if (gcho_msg_add(rq, NULL, body, mid) != 0
+        if (gcho_msg_add(rq, NULL, body, ids, n, mid) != 0
             || gcho_commit(rq) != 0)
         {
             gcho_rollback();
@@ -426,20 +494,33 @@ gcho_msg_reply(gcho_req_t *rq)
 static int
 gcho_msg_staff_list(gcho_req_t *rq)
 {
-    const char  *service, *unread, *p[2];
+    const char  *service, *theme, *unread, *p[3];
 
     service = gcho_query(rq, "service");
+    theme = gcho_query(rq, "theme");
     unread = gcho_query(rq, "unread");
 
-    if (service != NULL && service[0] && strcmp(service, "enfance") != 0
-        && strcmp(service, "scolaire") != 0 && strcmp(service, "regie") != 0)
-    {
-        return gcho_error(rq, 400, "invalid_field", "Le paramètre service "
-                          "vaut enfance, scolaire ou regie.");
+    service = service ? service : "";
+    theme = theme ? theme : "";
+
+    if (theme[0] && service[0] == '\0') {
+        return gcho_error(rq, 400, "invalid_field", "Le paramètre theme "
+                          "va avec le paramètre service.");
     }
 
-    p[0] = service ? service : "";
+    if (service[0] && (strlen(service) > 32 || strlen(theme) > 32
+                       || gcho_msg_topic(rq, service, theme, 0) != 0))
+    {
+        if (rq->out == NULL) {
+            gcho_error(rq, 400, "invalid_field", "Le paramètre service "
+                       "n'est pas un des services de la commune.");
+        }
+        return 0;
+    }
+
+    p[0] = service;
     p[1] = unread != NULL && strcmp(unread, "1") == 0 ? "1" : "0";
+    p[2] = theme;
 
     return gcho_reply_row(rq, 200,
         "select json_build_object('threads', coalesce(json_agg(x.j"
@@ -447,9 +528,10 @@ gcho_msg_staff_list(gcho_req_t *rq)
         " from (select t.id, t.updated_at, " GCHO_THREAD_JSON(
             GCHO_FROM_FAMILY) " as j"
         "   from message_thread t where ($1 = '' or t.service = $1)"
+        "   and ($3 = '' or t.theme = $3)"
         "   order by t.updated_at desc, t.id desc limit 200) x"
         " where $2 = '0' or (x.j->>'unread')::int > 0",
-        2, p, gcho_msg_missing);
+        3, p, gcho_msg_missing);
 }
 
 
@@ -463,12 +545,13 @@ gcho_msg_staff_read(gcho_req_t *rq)
 static int
 gcho_msg_staff_reply(gcho_req_t *rq)
 {
-    int          rc;
+    int          rc, n;
     char         fid[GCHO_ID_MAX], subject[4 * GCHO_SUBJECT_MAX + 1];
+    char         ids[GCHO_ATTACH_IDS_MAX], natt[12];
     char         title[4 * GCHO_SUBJECT_MAX + 64], mail[512], len[24];
     char         target[GCHO_ID_MAX + 16], mid[24], *body, *saved;
     size_t       size, saved_len;
-    const char  *kv[4];
+    const char  *kv[6];
 
     if (gcho_msg_id(rq) != 0) {
         return 0;
@@ -480,14 +563,14 @@ gcho_msg_staff_reply(gcho_req_t *rq)
         return -1;
     }
 
-    if (gcho_msg_body(rq, body, size) != 0 || gcho_begin(rq) != 0
+    if (gcho_msg_body(rq, body, size, ids, &n) != 0 || gcho_begin(rq) != 0
         || gcho_msg_lock(rq, NULL, fid, subject, sizeof(subject)) != 1)
     {
         free(body);
         return 0;
     }
 
-    rc = gcho_msg_add(rq, rq->staff, body, mid);
+    rc = gcho_msg_add(rq, rq->staff, body, ids, n, mid);
     snprintf(len, sizeof(len), "%zu", gcho_utf8_len(body));
     free(body);
 
@@ -507,6 +590,9 @@ gcho_msg_staff_reply(gcho_req_t *rq)
     kv[1] = fid;
     kv[2] = "length";
     kv[3] = len;
+    kv[4] = "attachments";
+    kv[5] = natt;
+    snprintf(natt, sizeof(natt), "%d", n);
 
     snprintf(title, sizeof(title), "Nouveau message de la mairie : %s",
              subject);
@@ -516,7 +602,7 @@ gcho_msg_staff_reply(gcho_req_t *rq)
              "%s/#/messagerie?fil=%s\n", gcho_site_url(rq),
              rq->param[0]);
 
-    if (gcho_audit_kv(rq, "message.reply", target, kv, 2) != 0
+    if (gcho_audit_kv(rq, "message.reply", target, kv, 3) != 0
         || gcho_mail(rq, fid, "message", mid, title, mail) != 0
         || gcho_commit(rq) != 0)
     {
@@ -535,6 +621,259 @@ gcho_msg_staff_reply(gcho_req_t *rq)
 }
 
 
+/* ------------------------------------------------------------------ */
+/* the town's services and themes (0100)                                */
+
+#define GCHO_SERVICES_JSON(swhere, twhere, sextra, textra)                 \
+    "select json_build_object('services', coalesce(json_agg("               \
+    " json_build_object('code', s.code, 'label', s.label," sextra           \
+    "  'themes', (select coalesce(json_agg(json_build_object("              \
+    "    'code', t.code, 'label', t.label" textra ")"                        \
+    "    order by t.position, t.code), '[]'::json) from message_theme t"    \
+    "    where t.service = s.code" twhere "))"                              \
+    " order by s.position, s.code), '[]'::json))"                           \
+    " from message_service s where true" swhere
+
+#define GCHO_SERVICES_MAX  20
+#define GCHO_LABEL_MAX     80
+
+
+/* GET /api/message-services: what a family may choose */
+static int
+gcho_msg_services(gcho_req_t *rq)
+{
+    return gcho_reply_row(rq, 200,
+                          GCHO_SERVICES_JSON(" and s.active",
+                                             " and t.active", "", ""),
+                          0, NULL, gcho_msg_missing);
+}
+
+
+/* GET /api/staff/message-services: every one, with "active" */
+static int
+gcho_msg_staff_services(gcho_req_t *rq)
+{
+    return gcho_reply_row(rq, 200,
+                          GCHO_SERVICES_JSON("", "", " 'active', s.active,",
+                                             ", 'active', t.active"),
+                          0, NULL, gcho_msg_missing);
+}
+
+
+/* A code of the list at path at: [a-z0-9_-]{1,32}; -1 after answering. */
+static int
+gcho_msg_code(gcho_req_t *rq, const char *at, const gch_jnode_t *v)
+{
+    char  msg[200];
+
+    if (v->len >= 1 && v->len <= 32
+        && strspn(v->str, "abcdefghijklmnopqrstuvwxyz0123456789_-") >= v->len)
+    {
+        return 0;
+    }
+
+    snprintf(msg, sizeof(msg), "%s.code : 1 à 32 lettres minuscules, "
+             "chiffres, _ ou -", at);
+    gcho_error(rq, 400, "invalid_field", msg);
+    return -1;
+}
+
+
+/* A label at path at: 1..80 characters, not only blanks. */
+static int
+gcho_msg_label(gcho_req_t *rq, const char *at, const gch_jnode_t *v)
+{
+    char  msg[200], out[GCHO_UTF8_MAX * GCHO_LABEL_MAX + 1];
+
+    if (v->len < sizeof(out)) {
+        memcpy(out, v->str, v->len);
+        out[v->len] = '\0';
+
+        if (out[strspn(out, " \t\r\n")] != '\0'
+            && gcho_utf8_len(out) <= GCHO_LABEL_MAX)
+        {
+            return 0;
+        }
+    }
+
+    snprintf(msg, sizeof(msg), "%s.label : 1 à %d caractères", at,
+             GCHO_LABEL_MAX);
+    gcho_error(rq, 400, "invalid_field", msg);
+    return -1;
+}
+
+
+/* 1 when the code v is one of the n codes of list. */
+static int
+gcho_msg_dup(const gch_jnode_t *const *list, size_t n, const gch_jnode_t *v)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (list[i]->len == v->len
+            && memcmp(list[i]->str, v->str, v->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * PUT /api/staff/message-services (admin): {"services": [{"code",
+ * "label", "themes": [{"code", "label"}]}]}, the list in its order.  The
+ * services and themes left out become inactive (their threads keep
+ * them); the others active, with these labels and positions.  200 as the
+ * staff's GET, audited (message_services.update).
+ */
+static int
+gcho_msg_services_put(gcho_req_t *rq)
+{
+    static const gch_jfield_t  f[] = {
+        { "services", GCH_J_ARRAY, 1 },
+    };
+    static const gch_jfield_t  sf[] = {
+        { "code", GCH_J_STRING, 1 },
+        { "label", GCH_J_STRING, 1 },
+        { "themes", GCH_J_ARRAY, 1 },
+    };
+    static const gch_jfield_t  tf[] = {
+        { "code", GCH_J_STRING, 1 },
+        { "label", GCH_J_STRING, 1 },
+    };
+
+    int                 ok;
+    char                at[64], tat[96], msg[160], count[12];
+    size_t              i, k;
+    PGresult           *res;
+    gch_json_t          doc;
+    const char         *p[1], *kv[2];
+    const gch_jnode_t  *v[1], *e, *t, *w[3], *x[2];
+    const gch_jnode_t  *codes[GCHO_SERVICES_MAX], *tcodes[GCHO_SERVICES_MAX];
+
+    if (gcho_body_json(rq, &doc, f, 1, v) != 0) {
+        return 0;
+    }
+
+    ok = 1;
+
+    if (v[0]->len < 1 || v[0]->len > GCHO_SERVICES_MAX) {
+        gcho_error(rq, 400, "invalid_field", "$.services : 1 à 20 "
+                   "services");
+        ok = 0;
+    }
+
+    for (e = ok ? v[0]->child : NULL, i = 0; e != NULL && ok;
+         e = e->next, i++)
+    {
+        snprintf(at, sizeof(at), "$.services[%zu]", i);
+
+        if (gcho_json_object(rq, e, at, sf, 3, w) != 0
+            || gcho_msg_code(rq, at, w[0]) != 0
+            || gcho_msg_label(rq, at, w[1]) != 0)
+        {
+            ok = 0;
+            break;
+        }
+
+        if (gcho_msg_dup(codes, i, w[0])) {
+            snprintf(tat, sizeof(tat), "%s.code : déjà dans la liste", at);
+            gcho_error(rq, 400, "invalid_field", tat);
+            ok = 0;
+            break;
+        }
+        codes[i] = w[0];
+
+        if (ok && w[2]->len > GCHO_SERVICES_MAX) {
+            snprintf(tat, sizeof(tat), "%s.themes : 20 thèmes au plus", at);
+            gcho_error(rq, 400, "invalid_field", tat);
+            ok = 0;
+        }
+
+        for (t = ok ? w[2]->child : NULL, k = 0; t != NULL && ok;
+             t = t->next, k++)
+        {
+            snprintf(tat, sizeof(tat), "%s.themes[%zu]", at, k);
+
+            if (gcho_json_object(rq, t, tat, tf, 2, x) != 0
+                || gcho_msg_code(rq, tat, x[0]) != 0
+                || gcho_msg_label(rq, tat, x[1]) != 0)
+            {
+                ok = 0;
+                break;
+            }
+
+            if (gcho_msg_dup(tcodes, k, x[0])) {
+                snprintf(msg, sizeof(msg), "%s.code : déjà dans la liste",
+                         tat);
+                gcho_error(rq, 400, "invalid_field", msg);
+                ok = 0;
+                break;
+            }
+            tcodes[k] = x[0];
+        }
+    }
+
+    snprintf(count, sizeof(count), "%u", ok ? v[0]->len : 0);
+    gch_json_free(&doc);
+
+    if (!ok || gcho_begin(rq) != 0) {
+        return 0;
+    }
+
+    p[0] = rq->body;
+
+    res = gcho_sql(rq, "with s as (update message_service set active ="
+                       "   false returning 1)"
+                       " update message_theme set active = false", 0, NULL);
+    if (res != NULL) {
+        PQclear(res);
+        res = gcho_sql(rq, "insert into message_service (code, label,"
+                       "   position, active)"
+                       " select e->>'code', e->>'label', o, true"
+                       " from jsonb_array_elements($1::jsonb->'services')"
+                       "   with ordinality x(e, o)"
+                       " on conflict (code) do update set"
+                       "   label = excluded.label,"
+                       "   position = excluded.position, active = true",
+                       1, p);
+    }
+    if (res != NULL) {
+        PQclear(res);
+        res = gcho_sql(rq, "insert into message_theme (service, code,"
+                       "   label, position, active)"
+                       " select e->>'code', t->>'code', t->>'label', o,"
+                       "   true"
+                       " from jsonb_array_elements($1::jsonb->'services') e,"
+                       "   jsonb_array_elements(e->'themes')"
+                       "   with ordinality y(t, o)"
+                       " on conflict (service, code) do update set"
+                       "   label = excluded.label,"
+                       "   position = excluded.position, active = true",
+                       1, p);
+    }
+    if (res == NULL) {
+        gcho_rollback();
+        return 0;
+    }
+    PQclear(res);
+
+    kv[0] = "services";
+    kv[1] = count;
+
+    if (gcho_audit_kv(rq, "message_services.update", "town", kv, 1) != 0
+        || gcho_commit(rq) != 0)
+    {
+        gcho_rollback();
+        return 0;
+    }
+
+    return gcho_msg_staff_services(rq);
+}
+
+
 const gcho_route_t  gcho_message_routes[] = {
     { "GET",  "/api/messages", GCHO_FAMILY, 0, 0, gcho_msg_list },
     { "POST", "/api/messages", GCHO_FAMILY, 0, GCHO_BODY_JSON,
@@ -548,5 +887,11 @@ const gcho_route_t  gcho_message_routes[] = {
       gcho_msg_staff_read },
     { "POST", "/api/staff/messages/*", GCHO_STAFF, GCHO_AGENT,
       GCHO_BODY_JSON, gcho_msg_staff_reply },
+    { "GET",  "/api/message-services", GCHO_FAMILY, 0, 0,
+      gcho_msg_services },
+    { "GET",  "/api/staff/message-services", GCHO_STAFF, GCHO_AGENT, 0,
+      gcho_msg_staff_services },
+    { "PUT",  "/api/staff/message-services", GCHO_STAFF, GCHO_ADMIN,
+      GCHO_BODY_JSON, gcho_msg_services_put },
     { NULL, NULL, 0, 0, 0, NULL }
 };

@@ -32,10 +32,12 @@
 
 /* After "with fams as (...),": a thread per family, its first message,
  * its e-mail; one row: the number of threads and the answer's JSON.
- * $2 service, $3 subject, $4 the agent, $5 body, $6 site_url. */
+ * $2 service, $3 subject, $4 the agent, $5 body, $6 site_url, $7 theme
+ * (null: none). */
 #define GCHO_NOTICE_THREADS                                                  \
-    " th as (insert into message_thread (family_id, service, subject)"       \
-    "   select family_id, $2, $3 from fams returning id, family_id),"        \
+    " th as (insert into message_thread (family_id, service, subject,"       \
+    "   theme) select family_id, $2, $3, $7 from fams"                       \
+    "   returning id, family_id),"                                           \
     " ms as (insert into message (thread_id, from_staff, body)"              \
     "   select id, $4, $5 from th returning id, thread_id),"                 \
     " mails as (insert into outbox (family_id, kind, ref, subject, body)"    \
@@ -107,8 +109,8 @@ gcho_notice_text(gcho_req_t *rq, const char *name, const gch_jnode_t *v,
 
 
 /*
- * POST /api/staff/threads: {"family_id" | "activity_id", "service":
- * "enfance" | "scolaire" | "regie", "subject", "body"}: a thread opened
+ * POST /api/staff/threads: {"family_id" | "activity_id", "service", "theme"
+ * (optional; the town's list, message.c), "subject", "body"}: a thread opened
  * to the family, or to every family of the activity, its first message
  * from the agent, an e-mail to each.  201 {"threads", "families"}.
  */
@@ -121,16 +123,18 @@ gcho_notice_threads(gcho_req_t *rq)
         { "service", GCH_J_STRING, 1 },
         { "subject", GCH_J_STRING, 1 },
         { "body", GCH_J_STRING, 1 },
+        { "theme", GCH_J_STRING | GCH_J_NULL, 0 },
     };
 
     int                 rc;
-    char                who[GCHO_ID_MAX], service[16], *subject, *body;
+    char                who[GCHO_ID_MAX], service[40], theme[40], *subject;
+    char               *body;
     PGresult           *res;
     gch_json_t          doc;
-    const char         *p[6], *kv[6];
-    const gch_jnode_t  *v[5];
+    const char         *p[7], *kv[6];
+    const gch_jnode_t  *v[6];
 
-    if (gcho_body_json(rq, &doc, f, 5, v) != 0) {
+    if (gcho_body_json(rq, &doc, f, 6, v) != 0) {
         return 0;
     }
 
@@ -145,16 +149,12 @@ gcho_notice_threads(gcho_req_t *rq)
 
     if (gcho_str(rq, v[0] ? "family_id" : "activity_id", v[0] ? v[0] : v[1],
                  who, sizeof(who), 1) != 0
-        || gcho_str(rq, "service", v[2], service, sizeof(service), 1) != 0)
+        || gcho_str(rq, "service", v[2], service, sizeof(service), 1) != 0
+        || gcho_str(rq, "theme", v[5] && v[5]->type == GCH_J_STRING
+                                 ? v[5] : NULL, theme, sizeof(theme), 0)
+           != 0
+        || gcho_msg_topic(rq, service, theme, 1) != 0)
     {
-        goto done;
-    }
-
-    if (strcmp(service, "enfance") && strcmp(service, "scolaire")
-        && strcmp(service, "regie"))
-    {
-        gcho_error(rq, 400, "invalid_field", "$.service : « enfance », "
-                   "« scolaire » ou « regie »");
         goto done;
     }
 
@@ -174,12 +174,13 @@ gcho_notice_threads(gcho_req_t *rq)
     p[3] = rq->staff;
     p[4] = body;
     p[5] = gcho_ctx.conf.site_url ? gcho_ctx.conf.site_url : "";
+    p[6] = theme[0] ? theme : NULL;
     res = gcho_sql(rq, v[0]
         ? "with fams as (select id family_id from family where id = $1"
           "   and archived_at is null),"
           GCHO_NOTICE_THREADS
         : "with fams as (" GCHO_NOTICE_FAMILIES "),"
-          GCHO_NOTICE_THREADS, 6, p);
+          GCHO_NOTICE_THREADS, 7, p);
     if (res == NULL) {
         goto done;
     }

@@ -141,6 +141,8 @@ extern const gcho_route_t  gcho_coresp_routes[];
 extern const gcho_route_t  gcho_town_routes[];
 extern const gcho_route_t  gcho_waitlist_routes[];
 extern const gcho_route_t  gcho_request_routes[];
+extern const gcho_route_t  gcho_attachment_routes[];
+extern const gcho_route_t  gcho_absence_routes[];
 
 
 
@@ -479,6 +481,43 @@ int gcho_history_connections(gcho_req_t *rq, const char *from,
  * directory after a rename into it. */
 int gcho_doc_write(const char *path, const char *bytes, size_t len);
 void gcho_doc_sync_dir(const char *dir);
+/*
+ * The messagerie's attachments (attachment.c).  gcho_attach_parse: the
+ * "attachments" member v (NULL: none) of a message, an array of at most
+ * GCHO_ATTACH_PER_MESSAGE distinct ids, as a PostgreSQL array text in
+ * out ("{}" for none) and their number in *n; -1 after answering 400.
+ * gcho_attach_bind: inside the message's transaction, binds them to
+ * message mid; each must be the requester's upload not yet sent (the
+ * route's family, or staff member); 0, or -1 after answering (the caller
+ * rolls back).
+ */
+#define GCHO_ATTACH_PER_MESSAGE  5
+#define GCHO_ATTACH_IDS_MAX      (GCHO_ATTACH_PER_MESSAGE * 20 + 3)
+
+int gcho_attach_parse(gcho_req_t *rq, const gch_jnode_t *v, char *out,
+    size_t size, int *n);
+int gcho_attach_bind(gcho_req_t *rq, const char *mid, const char *ids,
+    int n);
+
+/* The messagerie (message.c): service and theme ("": none) must be on
+ * the town's list (migration 0100): active ones for a new thread, any
+ * (active 0) for the staff's filter.  0, or -1 after answering 400 (or
+ * 503). */
+int gcho_msg_topic(gcho_req_t *rq, const char *service, const char *theme,
+    int active);
+
+/* An upload's bytes (document.c): the Content-Type is PDF, JPEG or PNG,
+ * the body not empty, and the bytes are what that type says (the
+ * engine's gch_sniff_document): GCHO_GO and *sniffed, or the answer (415
+ * `unsupported_media_type`, 400 `empty_file`). */
+int gcho_doc_bytes_check(gcho_req_t *rq, const char **sniffed);
+/* The name a file is served under: X-Filename (or ?name=) cleaned, with
+ * the extension of what it is (sniffed); else "<type>.<ext>". */
+void gcho_doc_upload_name(gcho_req_t *rq, const char *type,
+    const char *sniffed, char *name, size_t size);
+/* ".pdf", ".jpg" or ".png" for a sniffed content type. */
+const char *gcho_doc_ext(const char *type);
+
 /* In the transaction: rq's body written to tmp, the row inserted (insert
  * with its np parameters p, "returning id": rq->param[0] the new id), the
  * file renamed to final in dir: GCHO_GO, or the answer (503, tmp gone). */

@@ -15,7 +15,7 @@ GCHO_SRCS    := main http reply body store auth hash decision enrolment document
                 required message account payment debit contact activation \
                 entourage qf staff calendar activity family merge counter \
                 credit daily notice town pdf mydata publication coresp \
-                waitlist request
+                waitlist request attachment absence
 GCHO_HDRS    := office/office.h $(GCHB_HDRS) engine/include/gch_json.h
 
 GCHO_OBJS    := $(GCHO_SRCS:%=build/office/%.o)

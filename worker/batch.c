@@ -89,11 +89,19 @@ static const char  gchw_sql_restore[] =
     "   billed = true"
     " where id in (select b from r) and status = 'cancelled'";
 
+/*
+ * A justification is recorded en_examen (0101): the town accepts or
+ * refuses it in guichet-office (office/absence.c), and only an accepted
+ * one marks the booking justified (gchw_sql_apply_justify and the book
+ * entries' insert below).  Keyed by the booking: a replayed entry, or a
+ * second justification of the same booking, changes nothing.
+ */
 static const char  gchw_sql_justify[] =
     "insert into booking_justification (booking_id, family_id,"
-    "   demande_number, justified_at)"
+    "   demande_number, justified_at, reason, document_id)"
     " select e->>'booking_id', e->>'family_id', (e->>'number')::bigint,"
-    "   to_timestamp((e->>'at_ms')::bigint / 1000.0)"
+    "   to_timestamp((e->>'at_ms')::bigint / 1000.0),"
+    "   coalesce(e->>'reason', 'medical'), e->>'document_id'"
     " from jsonb_array_elements($1::jsonb) e"
     " where e->>'type' = 'absence'"
     " on conflict do nothing";
@@ -137,7 +145,8 @@ static const char  gchw_sql_apply_justify[] =
     " update booking b set justified = true"
     " from booking_justification j"
     " where j.booking_id = any(array(select id from m))"
-    "   and b.id = j.booking_id and not b.justified";
+    "   and b.id = j.booking_id and not b.justified"
+    "   and j.status = 'acceptee'";
 
 /* one e-mail per persisted demande (0005), in the same transaction */
 
@@ -192,7 +201,8 @@ static const char  gchw_sql_apply_justify[] =
     "   (select c from booking_cancellation c"                                \
     "    where c.booking_id = t.i->>'booking_id') c,"                         \
     "   (select true from booking_justification j"                            \
-    "    where j.booking_id = t.i->>'booking_id') justified"                  \
+    "    where j.booking_id = t.i->>'booking_id'"                             \
+    "    and j.status = 'acceptee') justified"                                \
     "  from e, jsonb_array_elements(e.e->'items') with ordinality t(i, o)),"  \
     " f as (select distinct e->>'family_id' f from e),"                       \
     " nof as (select demande_family_missing(f) from f"                        \
@@ -249,7 +259,7 @@ static const char  gchw_sql_mail_cancel[] =
     " %s\\n\\nLe service enfance\\n', " GCHW_SQL_CELL ","
     "     case when coalesce((e->>'billed')::boolean, false)"
     "     then 'Annulée après le délai, elle reste facturée, sauf absence"
-    " justifiée par un certificat médical.'"
+    " justifiée que la mairie accepte (certificat médical...).'"
     "     else 'Elle ne sera pas facturée.' end)"
     " from jsonb_array_elements($1::jsonb) e"
     "   left join child c on c.id = e->>'child_id'"
@@ -262,10 +272,13 @@ static const char  gchw_sql_mail_cancel[] =
 static const char  gchw_sql_mail_absence[] =
     "insert into outbox (family_id, kind, ref, subject, body)"
     " select e->>'family_id', 'justification', e->>'request_id',"
-    "   format('Demande N° %s : absence justifiée', e->>'request_id'),"
+    "   format('Demande N° %s : justificatif d''absence reçu',"
+    "     e->>'request_id'),"
     "   format(E'Bonjour,\\n\\nVotre demande N° %s (justification d''absence)"
-    " a été traitée positivement : la séance %s ne sera pas facturée."
-    "\\n\\nLe service enfance\\n', e->>'request_id', "
+    " est enregistrée : la mairie examine votre justificatif pour la séance"
+    " %s. Une fois qu''elle l''a accepté, la séance ne sera pas facturée ;"
+    " vous recevrez sa décision.\\n\\nLe service enfance\\n',"
+    "   e->>'request_id', "
     "     coalesce((select " GCHW_SQL_CELL " from booking b"
     "       join child c on c.id = b.child_id"
     "       join session s on s.id = b.session_id"

@@ -25,6 +25,7 @@
  *   3. {T}:logins (login -> "<family_id> <hash>"), stale logins removed;
  *      {T}:staff (login -> role) of the active staff accounts, whole
  *      (the counter's bookings need an active account: issue 18);
+ *      {T}:absence_reasons (code -> proof required), whole (issue 25);
  *   4. {T}:catalogue, {T}:catalogue:version, then INCR {T}:catalogue:gen,
  *      last: nginx workers trust the counters once they see a generation.
  */
@@ -977,6 +978,45 @@ gchw_publish_staff(PGconn *pg, gchw_pipe_t *p)
 
 
 /*
+ * Step 3c: {T}:absence_reasons, the town's reasons of absence (office/
+ * absence.c, migration 0101: code -> "1" when a proof is required, else
+ * "0"), replaced as a whole in one MULTI/EXEC; the module checks a POST
+ * /api/absences against it (engine/src/absence.c).  A change of the
+ * reasons marks the catalogue changed, so it is published with it.
+ */
+static int
+gchw_publish_absence_reasons(PGconn *pg, gchw_pipe_t *p)
+{
+    int        row, n;
+    PGresult  *res;
+
+    res = gchw_query(pg,
+        "select code, case when proof_required then '1' else '0' end"
+        " from absence_reason where active");
+    if (res == NULL) {
+        return -1;
+    }
+
+    n = PQntuples(res);
+
+    gchw_pipe_str(p, 1, "MULTI");
+    gchw_pipe_str(p, 2, "DEL", gchb_keys.absence_reasons);
+
+    for (row = 0; row < n; row++) {
+        gchw_pipe_str(p, 4, "HSET", gchb_keys.absence_reasons,
+                      PQgetvalue(res, row, 0), PQgetvalue(res, row, 1));
+    }
+
+    gchw_pipe_str(p, 1, "EXEC");
+
+    PQclear(res);
+    gchw_pipe_flush(p);
+
+    return p->failed ? -1 : 0;
+}
+
+
+/*
  * One publisher at a time (guichetctl load-town and the worker both
  * publish a new catalogue version; two at once each wrote every counter
  * and every session row): a PostgreSQL advisory lock for the session.
@@ -1106,7 +1146,8 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
 
     if (gchw_publish_counters(pg, rc, &p, rebuild) != 0
         || gchw_publish_logins(pg, rc, &p) != 0
-        || gchw_publish_staff(pg, &p) != 0)
+        || gchw_publish_staff(pg, &p) != 0
+        || gchw_publish_absence_reasons(pg, &p) != 0)
     {
         PQclear(res);
         free(ov);

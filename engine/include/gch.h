@@ -883,16 +883,23 @@ int gch_draw_entry_parse(gch_draw_entry_t *e, char *field,
 
 typedef struct gch_absence_s  gch_absence_t;
 
-/* {"booking_id","reason":"medical","document_id"}: copies the ids into
- * the caller's buffers ("" for no document).  GCH_EBADJSON/GCH_EINVALID. */
+/* {"booking_id","reason","document_id"}: copies the ids and the reason
+ * (a code, [a-z0-9_-]{1,32}: one of the town's reasons, checked in
+ * Redis by the saga) into the caller's buffers ("" for no document).
+ * GCH_EBADJSON/GCH_EINVALID. */
 int gch_absence_req_parse(const char *body, size_t len, char *bid,
-    size_t bid_size, char *doc, size_t doc_size, gch_error_t *err);
+    size_t bid_size, char *reason, size_t reason_size, char *doc,
+    size_t doc_size, gch_error_t *err);
 
-/* Driven like a cancellation: 200 {"booking_id","status":"justified",
- * "billed":false,"request_id"} or 404 not_found. */
+/* Driven like a cancellation: 200 {"booking_id","status":"en_examen",
+ * "billed":true,"reason","request_id"} (the town examines it: office/
+ * absence.c), 404 not_found, or 400 invalid_field when the reason is not
+ * one of the town's ({T}:absence_reasons; without that key, only
+ * "medical") or needs a proof and document_id is missing. */
 int gch_absence_plan(gch_absence_t **out, const gch_town_t *t,
-    const gch_family_t *f, const char *bid, const char *doc, int64_t now_ms,
-    const gch_alloc_t *a, gch_error_t *err);
+    const gch_family_t *f, const char *bid, const char *reason,
+    const char *doc, int64_t now_ms, const gch_alloc_t *a,
+    gch_error_t *err);
 const gch_cmds_t *gch_absence_next(gch_absence_t *j);
 int gch_absence_on_reply(gch_absence_t *j, const redisReply *exec);
 int gch_absence_status(const gch_absence_t *j);

@@ -51,6 +51,10 @@
 #define GCH_N_REVOKED_GEN       "revoked:gen"
 #define GCH_N_STAFF             "staff"             /* hash: active agents */
 #define GCH_N_LOGINS            "logins"            /* hash: login -> id */
+#define GCH_N_ABSENCE_REASONS   "absence_reasons"   /* hash: the town's
+                                                       reasons of absence,
+                                                       code -> "1" proof
+                                                       required, or "0" */
 #define GCH_N_HEARTBEAT         "worker:heartbeat"
 #define GCH_N_RECOUNT           "recount"           /* zset: the reaper's */
 #define GCH_N_WAITING           "waiting"           /* set: sessions with
@@ -84,6 +88,7 @@
 #define GCH_KEY_REVOKED_GEN     GCH_KEY_T(GCH_N_REVOKED_GEN)
 #define GCH_KEY_STAFF           GCH_KEY_T(GCH_N_STAFF)
 #define GCH_KEY_LOGINS          GCH_KEY_T(GCH_N_LOGINS)
+#define GCH_KEY_ABSENCE_REASONS GCH_KEY_T(GCH_N_ABSENCE_REASONS)
 #define GCH_KEY_HEARTBEAT       GCH_KEY_T(GCH_N_HEARTBEAT)
 #define GCH_KEY_RECOUNT         GCH_KEY_T(GCH_N_RECOUNT)
 #define GCH_KEY_WAITING         GCH_KEY_T(GCH_N_WAITING)

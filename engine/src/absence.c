@@ -1,17 +1,26 @@
 /*
  * absence.c -- justifying an absence, sans I/O (POST /api/absences).
  *
- * "Signaler / justifier une absence": with a medical certificate, an
- * absence -- or a cancellation made after the deadline -- is not billed.
- * Two MULTI/EXEC steps, driven like cancel.c:
+ * "Signaler / justifier une absence": with a reason the town accepts
+ * (a medical certificate, a death in the family...), an absence -- or a
+ * cancellation made after the deadline -- is sent to the town, which
+ * examines it: accepted, it is not billed (office/absence.c).  Two
+ * MULTI/EXEC steps, driven like cancel.c:
  *
  *   1. find the booking in the family's planning, or among its billed
- *      late cancellations ({f}:billed), take a demande number, and check
- *      that the certificate cited (document_id, optional) is one of the
- *      family's uploads ({f}:documents, written by guichet-office);
- *   2. append an "absence" entry to the stream (the worker marks the
- *      booking justified in PostgreSQL, so no invoice bills it), drop the
- *      billed mark, and add the demande to the family's list.
+ *      late cancellations ({f}:billed), take a demande number, read the
+ *      reason in the town's list ({T}:absence_reasons, published by the
+ *      worker from PostgreSQL: code -> "1" when a proof is required),
+ *      and check that the proof cited (document_id, optional unless the
+ *      reason requires one) is one of the family's uploads
+ *      ({f}:documents, written by guichet-office).  Before the first
+ *      publication of the list (no such key), "medical" alone is
+ *      accepted, its certificate optional, as before issue 25;
+ *   2. append an "absence" entry to the stream (the worker records the
+ *      justification en_examen in PostgreSQL; an invoice made before the
+ *      town accepts it bills the booking), drop the billed mark (a second
+ *      justification of a late cancellation is 404), and add the demande
+ *      to the family's list.
  *
  * A booking of another family is not found: nothing can be probed.
  */
@@ -33,6 +42,7 @@ struct gch_absence_s {
     const gch_town_t      *town;
     const gch_family_t    *family;
     char                   bid[72];
+    char                   reason[40];
     char                   doc[72];
     int64_t                now_ms;
     long long              number;
@@ -47,8 +57,9 @@ struct gch_absence_s {
 /* See gch.h.  GCH_ENOMEM leaves nothing in *out. */
 int
 gch_absence_plan(gch_absence_t **out, const gch_town_t *t,
-    const gch_family_t *f, const char *bid, const char *doc, int64_t now_ms,
-    const gch_alloc_t *a, gch_error_t *err)
+    const gch_family_t *f, const char *bid, const char *reason,
+    const char *doc, int64_t now_ms, const gch_alloc_t *a,
+    gch_error_t *err)
 {
     char            key[256];
     gch_absence_t  *j;
@@ -67,6 +78,7 @@ gch_absence_plan(gch_absence_t **out, const gch_town_t *t,
     j->family = f;
     j->now_ms = now_ms;
     snprintf(j->bid, sizeof(j->bid), "%s", bid);
+    snprintf(j->reason, sizeof(j->reason), "%s", reason);
     snprintf(j->doc, sizeof(j->doc), "%s", doc ? doc : "");
     gch_cmdlist_init(&j->cmds, a);
 
@@ -76,6 +88,9 @@ gch_absence_plan(gch_absence_t **out, const gch_town_t *t,
     snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_BILLED), j->town->id, f->id);
     gch_cmdlist_cmd(&j->cmds, "HGET", key, j->bid, NULL);
     gch_cmdlist_cmd(&j->cmds, "INCR", j->town->keys.seq_demande, NULL);
+    snprintf(key, sizeof(key), GCH_KEY_ABSENCE_REASONS, j->town->id);
+    gch_cmdlist_cmd(&j->cmds, "HGET", key, j->reason, NULL);
+    gch_cmdlist_cmd(&j->cmds, "EXISTS", key, NULL);
     if (j->doc[0]) {
         snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS), j->town->id,
                  f->id);
@@ -128,7 +143,7 @@ gch_absence_record(gch_absence_t *j)
     gch_gen_kv(g, "request_id", rid);
     gch_gen_kv(g, "booking_id", j->bid);
     gch_gen_kv(g, "family_id", j->family->id);
-    gch_gen_kv(g, "reason", "medical");
+    gch_gen_kv(g, "reason", j->reason);
     gch_gen_kv(g, "document_id", j->doc[0] ? j->doc : NULL);
     gch_gen_ki(g, "at_ms", j->now_ms);
     yajl_gen_map_close(g);
@@ -208,6 +223,7 @@ gch_absence_refuse(gch_absence_t *j, int status, const char *code,
 int
 gch_absence_on_reply(gch_absence_t *j, const redisReply *exec)
 {
+    int       proof;
     yajl_gen  g;
 
     if (exec == NULL || exec->type != REDIS_REPLY_ARRAY) {
@@ -216,9 +232,12 @@ gch_absence_on_reply(gch_absence_t *j, const redisReply *exec)
     }
 
     if (j->step == GCH_ABS_LOOKUP) {
-        if (exec->elements != (j->doc[0] ? 4 : 3)
+        if (exec->elements != (j->doc[0] ? 6 : 5)
             || exec->element[2]->type != REDIS_REPLY_INTEGER
-            || (j->doc[0] && exec->element[3]->type != REDIS_REPLY_INTEGER))
+            || (exec->element[3]->type != REDIS_REPLY_STRING
+                && exec->element[3]->type != REDIS_REPLY_NIL)
+            || exec->element[4]->type != REDIS_REPLY_INTEGER
+            || (j->doc[0] && exec->element[5]->type != REDIS_REPLY_INTEGER))
         {
             j->step = GCH_ABS_DONE;
             return GCH_EREDIS;
@@ -235,8 +254,33 @@ gch_absence_on_reply(gch_absence_t *j, const redisReply *exec)
             return j->body ? GCH_OK : GCH_ENOMEM;
         }
 
-        /* the certificate must be one the family uploaded */
-        if (j->doc[0] && exec->element[3]->integer != 1) {
+        /* the reason must be one of the town's; before the list is
+         * published, only "medical" */
+        proof = exec->element[3]->type == REDIS_REPLY_STRING
+                && exec->element[3]->len == 1
+                && exec->element[3]->str[0] == '1';
+
+        if (exec->element[4]->integer
+            ? exec->element[3]->type != REDIS_REPLY_STRING
+            : strcmp(j->reason, "medical") != 0)
+        {
+            gch_absence_refuse(j, 400, "invalid_field",
+                               "reason : ce motif n'est pas un de ceux "
+                               "que la commune accepte "
+                               "(GET /api/absence-reasons).");
+            return j->body ? GCH_OK : GCH_ENOMEM;
+        }
+
+        if (proof && j->doc[0] == '\0') {
+            gch_absence_refuse(j, 400, "invalid_field",
+                               "document_id : ce motif demande un "
+                               "justificatif ; déposez-le d'abord "
+                               "(POST /api/documents).");
+            return j->body ? GCH_OK : GCH_ENOMEM;
+        }
+
+        /* the proof must be one the family uploaded */
+        if (j->doc[0] && exec->element[5]->integer != 1) {
             gch_absence_refuse(j, 400, "invalid_field",
                                "document_id : ce document n'est pas parmi "
                                "ceux déposés par votre famille.");
@@ -260,9 +304,10 @@ gch_absence_on_reply(gch_absence_t *j, const redisReply *exec)
 
         yajl_gen_map_open(g);
         gch_gen_kv(g, "booking_id", j->bid);
-        gch_gen_kv(g, "status", "justified");
+        gch_gen_kv(g, "status", "en_examen");
         gch_gen_str(g, "billed");
-        yajl_gen_bool(g, 0);
+        yajl_gen_bool(g, 1);
+        gch_gen_kv(g, "reason", j->reason);
         gch_gen_kv(g, "request_id", rid);
         yajl_gen_map_close(g);
     }

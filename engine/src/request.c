@@ -320,12 +320,14 @@ static const gch_jfield_t  gch_absence_fields[] = {
 /*
  * {"booking_id": "...", "reason": "medical", "document_id": "..."|null}
  * (POST /api/absences).  Copies into the caller's buffers (document_id ""
- * when absent or null).  Strict like the others; the only reason accepted
- * is "medical" (a medical certificate, DOMAIN.md).
+ * when absent or null).  Strict like the others; the reason is a code
+ * ([a-z0-9_-]{1,32}), which the saga checks against the town's reasons
+ * (absence.c).
  */
 int
 gch_absence_req_parse(const char *body, size_t len, char *bid,
-    size_t bid_size, char *doc, size_t doc_size, gch_error_t *err)
+    size_t bid_size, char *reason, size_t reason_size, char *doc,
+    size_t doc_size, gch_error_t *err)
 {
     int                 rc;
     gch_jcx_t           cx;
@@ -340,6 +342,7 @@ gch_absence_req_parse(const char *body, size_t len, char *bid,
 
     bid[0] = '\0';
     doc[0] = '\0';
+    reason[0] = '\0';
 
     if (len > GCH_LOGIN_BODY_MAX) {
         gch_error_set(err, GCH_ETOOLARGE, NULL);
@@ -364,14 +367,17 @@ gch_absence_req_parse(const char *body, size_t len, char *bid,
     }
 
     if (rc == GCH_OK) {
-        rc = gch_json_str(&cx, "reason", v[1], 1, 32);
+        rc = gch_json_str(&cx, "reason", v[1], 1,
+                          reason_size - 1 < 32 ? reason_size - 1 : 32);
     }
 
     if (rc == GCH_OK
-        && (v[1]->len != 7 || memcmp(v[1]->str, "medical", 7) != 0))
+        && strspn(v[1]->str, "abcdefghijklmnopqrstuvwxyz0123456789_-")
+           < v[1]->len)
     {
-        rc = gch_jcx_fail(&cx, "reason", "seul « medical » (certificat "
-                          "médical) est accepté");
+        rc = gch_jcx_fail(&cx, "reason", "un des motifs de la commune "
+                          "(GET /api/absence-reasons), par exemple "
+                          "« medical »");
     }
 
     if (rc == GCH_OK && v[2] && v[2]->type == GCH_J_STRING) {
@@ -387,6 +393,8 @@ gch_absence_req_parse(const char *body, size_t len, char *bid,
     if (rc == GCH_OK) {
         memcpy(bid, v[0]->str, v[0]->len);
         bid[v[0]->len] = '\0';
+        memcpy(reason, v[1]->str, v[1]->len);
+        reason[v[1]->len] = '\0';
     }
 
     gch_json_free(&doc_);

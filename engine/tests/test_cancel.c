@@ -475,14 +475,16 @@ test_cancel_oom(void)
 
 
 /*
- * POST /api/absences: step one looks the booking up and, when the body
- * cites a certificate, checks it is one of the family's uploads
- * ({T}:f:<fid>:documents).  reply_doc: SISMEMBER's answer (-1: no document_id).
- * The status after step one (0: on to step two).
+ * POST /api/absences: step one looks the booking up, reads the reason in
+ * the town's list ({T}:absence_reasons: proof "1", "0", or NULL when not
+ * there; listed 0: no list published yet) and, when the body cites a
+ * certificate, checks it is one of the family's uploads
+ * ({T}:f:<fid>:documents).  reply_doc: SISMEMBER's answer (-1: no
+ * document_id).  The status after step one (0: on to step two).
  */
 static int
-tabsence(const char *doc, int found, int reply_doc, char **lines,
-    char *body, size_t size)
+tabsence(const char *reason, const char *proof, int listed, const char *doc,
+    int found, int reply_doc, char **lines, char *body, size_t size)
 {
     int                 rc, status;
     tb_t                b;
@@ -492,7 +494,7 @@ tabsence(const char *doc, int found, int reply_doc, char **lines,
     gch_absence_t      *j;
     const gch_cmds_t   *l;
 
-    rc = gch_absence_plan(&j, town, tfam("f-martin"), C_BID, doc,
+    rc = gch_absence_plan(&j, town, tfam("f-martin"), C_BID, reason, doc,
                           tinstant("2031-07-08T10:00:00+02:00") * 1000,
                           &gch_alloc_std, NULL);
     if (rc != GCH_OK) {
@@ -503,7 +505,7 @@ tabsence(const char *doc, int found, int reply_doc, char **lines,
     *lines = tcmds_dump(l);
 
     tb_init(&b);
-    tb_arr(&b, reply_doc < 0 ? 3 : 4);
+    tb_arr(&b, reply_doc < 0 ? 5 : 6);
     if (found) {
         tb_str(&b, "{\"child_id\":\"c-thais\"}");
     } else {
@@ -511,6 +513,12 @@ tabsence(const char *doc, int found, int reply_doc, char **lines,
     }
     tb_nil(&b);
     tb_int(&b, 41);
+    if (proof) {
+        tb_str(&b, proof);
+    } else {
+        tb_nil(&b);
+    }
+    tb_int(&b, listed);
     if (reply_doc >= 0) {
         tb_int(&b, reply_doc);
     }
@@ -542,38 +550,71 @@ test_absence_document(void)
     int    st;
     char  *lines, body[512];
 
-    st = tabsence(NULL, 1, -1, &lines, body, sizeof(body));
+    st = tabsence("medical", NULL, 0, NULL, 1, -1, &lines, body,
+                  sizeof(body));
     tap_ok(st == 0 && lines && strstr(lines, "SISMEMBER") == NULL
-           && strstr(lines, "\"document_id\":null") != NULL,
-           "absence without a certificate: no SISMEMBER, on to step two, "
-           "document_id null in the entry");
+           && strstr(lines, "\"document_id\":null") != NULL
+           && strstr(lines, "\"reason\":\"medical\"") != NULL,
+           "absence without a certificate, no list published: medical "
+           "goes on to step two, document_id null in the entry");
     free(lines);
 
-    st = tabsence("42", 1, 1, &lines, body, sizeof(body));
+    st = tabsence("medical", "1", 1, "42", 1, 1, &lines, body,
+                  sizeof(body));
     tap_ok(st == 0 && lines && strstr(lines, "\"document_id\":\"42\"")
            != NULL,
            "absence citing one of the family's uploads: on to step two, "
            "the entry names it");
     free(lines);
 
-    st = tabsence("42", 1, 0, &lines, body, sizeof(body));
+    st = tabsence("medical", "1", 1, "42", 1, 0, &lines, body,
+                  sizeof(body));
     tap_ok(st == 400 && lines
            && strstr(lines, "SISMEMBER {main}:f:f-martin:documents 42") != NULL
+           && strstr(lines, "HGET {main}:absence_reasons medical") != NULL
            && strstr(body, "\"invalid_field\"") != NULL
            && strstr(body, "document_id") != NULL,
            "absence citing a document the family did not upload: 400 "
            "invalid_field naming document_id, nothing more sent: %s", body);
     free(lines);
 
-    st = tabsence("42", 0, 0, &lines, body, sizeof(body));
+    st = tabsence("medical", "1", 1, "42", 0, 0, &lines, body,
+                  sizeof(body));
     tap_ok(st == 404 && strstr(body, "\"not_found\"") != NULL,
            "absence on an unknown booking: 404 first, whatever the "
            "certificate: %s", body);
     free(lines);
 
-    st = tabsence("42", 1, -1, &lines, body, sizeof(body));
+    st = tabsence("medical", "1", 1, "42", 1, -1, &lines, body,
+                  sizeof(body));
     tap_ok(st == GCH_EREDIS, "absence: a step one reply without the "
            "SISMEMBER answer is GCH_EREDIS (%d)", st);
+    free(lines);
+
+    /* the town's reasons (issue 25) */
+    st = tabsence("medical", "1", 1, NULL, 1, -1, &lines, body,
+                  sizeof(body));
+    tap_ok(st == 400 && strstr(body, "document_id") != NULL,
+           "a reason whose proof is required, without document_id: 400 "
+           "naming document_id: %s", body);
+    free(lines);
+
+    st = tabsence("greve", "0", 1, NULL, 1, -1, &lines, body, sizeof(body));
+    tap_ok(st == 0 && lines && strstr(lines, "\"reason\":\"greve\"") != NULL,
+           "a reason of the town without proof: on to step two, the entry "
+           "names it");
+    free(lines);
+
+    st = tabsence("vacances", NULL, 1, NULL, 1, -1, &lines, body,
+                  sizeof(body));
+    tap_ok(st == 400 && strstr(body, "reason") != NULL,
+           "a reason not on the town's list: 400 naming reason: %s", body);
+    free(lines);
+
+    st = tabsence("deces", NULL, 0, NULL, 1, -1, &lines, body, sizeof(body));
+    tap_ok(st == 400 && strstr(body, "reason") != NULL,
+           "no list published yet: a reason other than medical is 400: %s",
+           body);
     free(lines);
 }
 

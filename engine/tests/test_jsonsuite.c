@@ -170,6 +170,7 @@ test_jsonsuite(void)
 {
     int                rc, big;
     char              *json, path[512], *names[512], bid[72], doc[72];
+    char               reason[40];
     char               login[128], password[128];
     size_t             len, n, i, bad[4];
     DIR               *d;
@@ -244,8 +245,8 @@ test_jsonsuite(void)
                      rc ? err.message : "accepted");
         }
 
-        rc = gch_absence_req_parse(json, len, bid, sizeof(bid), doc,
-                                   sizeof(doc), &err);
+        rc = gch_absence_req_parse(json, len, bid, sizeof(bid), reason,
+                                   sizeof(reason), doc, sizeof(doc), &err);
         if (rc != (big ? GCH_ETOOLARGE : GCH_EBADJSON)) {
             bad[3]++;
             tap_diag("%s: absence %d %s", names[i], rc,

@@ -1,10 +1,13 @@
 """test_invoices.py -- the family's money, end to end: bookings, a late
-cancellation (billed), a justified absence (not billed), the month's
+cancellation (billed), a justified absence (not billed once the town
+accepted its certificate, issue 25), the month's
 invoice made by `guichetctl invoice`, listed by GET /api/invoices and its
 PDF served by nginx to this family only.
 """
 
 import uuid
+
+from office_town import PDF, staff_add, staff_login
 
 
 def town():
@@ -48,8 +51,18 @@ def test_month_invoice_bills_late_cancellations_not_justified_ones(
     for b in bids[1:]:
         r = s.http("DELETE", "/api/bookings/" + b, token=t1)
         assert r.status == 200 and r.json()["billed"] is True, r
+    r = s.http("POST", "/api/documents?type=certificat_medical", token=t1,
+               body=PDF, headers={"Content-Type": "application/pdf"})
+    assert r.status == 201, r
     r = s.http("POST", "/api/absences", token=t1,
-               json={"booking_id": bids[2], "reason": "medical"})
+               json={"booking_id": bids[2], "reason": "medical",
+                     "document_id": str(r.json()["id"])})
+    assert r.status == 200, r
+    s.wait_worker_drained()
+    staff_add(s, "agent.i", "agent", "Iris Agent", "agent-pass-9")
+    r = s.http("POST", "/api/staff/absences/%s/decision" % bids[2],
+               token=staff_login(s, "agent.i", "agent-pass-9"),
+               json={"decision": "acceptee"})
     assert r.status == 200, r
 
     assert s.http("GET", "/api/invoices", token=t1).json() == []

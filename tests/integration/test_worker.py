@@ -461,7 +461,9 @@ def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
                "cancelled_at is not null from booking order by id") == [
         ("b-1", "cancelled", True, False, True),
         ("b-2", "cancelled", False, False, True),
-        ("b-3", "confirmed", True, True, False)]
+        ("b-3", "confirmed", True, False, False)]     # en_examen
+    assert sql(worker_conf["pg"], "select booking_id, status, reason from "
+               "booking_justification") == [("b-3", "en_examen", "medical")]
     assert sql(worker_conf["pg"], "select kind from demande where "
                "number = 10") == [("justification",)]
     rows = sql(worker_conf["pg"], "select kind, ref, subject, body from "
@@ -472,6 +474,7 @@ def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
         ("demande", "D-000003"), ("demande", "D-000004"),
         ("justification", "D-000010")]
     refused = rows[5]
+    justified = rows[6]
     rows = [rows[2], rows[0], rows[1]]
     assert rows[0][2] == "Demande N° D-000001 : traitée positivement"
     assert rows[0][3] == (
@@ -483,6 +486,9 @@ def test_cancel_absence_any_order_and_outbox(worker_conf, rds, worker):
         in refused[3]
     assert "reste facturée" in rows[1][3]
     assert "ne sera pas facturée" in rows[2][3]
+    # the town examines the justification before the session is un-billed
+    assert "la mairie examine votre justificatif" in justified[3]
+    assert "une fois qu'elle l'a accepté" in justified[3].lower()
 
 
 def entry(number, family, child, session, bid, cents):
@@ -532,6 +538,17 @@ def invoice_entries(rds):
     rds.xadd("{main}:stream", {"d": absence_entry(7, "b-4")})
 
 
+def accept_justification(conninfo, bid):
+    """The town accepts the justification of bid, as guichet-office's
+    POST /api/staff/absences/{bid}/decision does (issue 25: a pending one
+    is billed; test_office_absences.py drives the real one)."""
+    sql(conninfo, "update booking_justification set status = 'acceptee',"
+        " decided_at = now(), decided_by = 'agent' where booking_id = %s"
+        " and status = 'en_examen'", (bid,))
+    sql(conninfo, "update booking set justified = true where id = %s",
+        (bid,))
+
+
 def test_invoice_of_a_month_to_come_is_due_after_it(worker_conf, rds,
                                                    worker, tmp_path):
     """Issue 22: invoicing a month not begun gave a due date before the
@@ -565,8 +582,10 @@ def test_invoice_month(worker_conf, rds, worker, tmp_path):
     invoice_entries(rds)
     w = worker()
     assert wait_for(lambda: pending(rds) == 0 and sql(
-        worker_conf["pg"], "select count(*) from booking where justified")
+        worker_conf["pg"], "select count(*) from booking b"
+        " join booking_justification j on j.booking_id = b.id")
         [0][0] == 1, 10)
+    accept_justification(worker_conf["pg"], "b-4")
     w.stop()
 
     out = ctl(worker_conf["conf"], "invoice", "--month", "2021-07").stdout
@@ -651,8 +670,10 @@ def test_invoice_day(worker_conf, rds, worker, tmp_path):
     invoice_entries(rds)
     w = worker()
     assert wait_for(lambda: pending(rds) == 0 and sql(
-        worker_conf["pg"], "select count(*) from booking where justified")
+        worker_conf["pg"], "select count(*) from booking b"
+        " join booking_justification j on j.booking_id = b.id")
         [0][0] == 1, 10)
+    accept_justification(worker_conf["pg"], "b-4")
     w.stop()
     add_settings(worker_conf, "invoice_dir = %s\ninvoice_day = %d\n"
                  % (tmp_path / "inv", today.day))

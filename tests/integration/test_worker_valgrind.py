@@ -137,8 +137,11 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
     assert sql(worker_conf["pg"], "select id, status, justified from "
                "booking where id like 'b-_' or id = %s order by id",
                (swap,)) == sorted([
-                   ("b-1", "cancelled", False), ("b-2", "confirmed", True),
+                   ("b-1", "cancelled", False), ("b-2", "confirmed", False),
                    (swap, "confirmed", False)])
+    # b-2's justification waits for the town's decision (issue 25)
+    assert sql(worker_conf["pg"], "select booking_id, status from"
+               " booking_justification") == [("b-2", "en_examen")]
     assert sql(worker_conf["pg"], "select billed from booking_cancellation"
                " where booking_id = 'b-x'") == [(True,)]
 

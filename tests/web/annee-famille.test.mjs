@@ -8,7 +8,7 @@
  *   requested (family) and validated (staff); booking refused while the
  *   fiche is not accepted; fiche accepted (staff); booking; late
  *   cancellation (billed); absence justified with
- *   a medical certificate upload; on-site place booked at the counter by
+ *   a medical certificate upload, accepted by staff (issue 25); on-site place booked at the counter by
  *   staff while the online quota is full; attendance recorded; monthly
  *   invoicing run by staff; online payment through the payment simulator
  *   (a duplicated notification pays once); direct debit subscribed and the
@@ -418,6 +418,18 @@ t1("agent: place au guichet alors que le quota en ligne est complet",
 });
 
 t1("agent: famille, planning et présence", async () => {
+    /* issue 25: the town examines the certificate before the absence is
+     * un-billed; the worker records the justification first */
+    const abs = "section[data-absence=\"" + seen.bid.b + "\"]";
+    await until("justification to examine", async () => {
+        await open(ag, BASE + "/agent/#/absences");
+        await ag.waitForSelector("#absences section, #aucune-absence");
+        return (await ag.$(abs)) !== null;
+    });
+    assert.match(await ag.textContent(abs), /Ouvrir le justificatif/);
+    await axe("absences à examiner", ag);
+    await ag.click(abs + " button:has-text('Accepter')");
+    await ag.waitForSelector("text=Justificatif accepté");
     await open(ag, BASE + "/agent/#/familles?q=durand");
     await ag.waitForSelector("#familles tr[data-famille=\"f-annee\"]");
     await axe("familles", ag);
@@ -484,7 +496,7 @@ t1("famille et agent: une question par la messagerie, sa réponse",
     await open(ag, BASE + "/agent/#/messagerie");
     const row = "#messagerie tr:has-text('Sortie au lac')";
     await ag.waitForSelector(row);
-    assert.match(await ag.textContent(row), /durand.*enfance.*1$/s);
+    assert.match(await ag.textContent(row), /durand.*Accueil de loisirs.*1$/s);
     await ag.click(row + " a");
     await ag.waitForSelector("#ag-reponse");
     assert.match(await ag.textContent("#messagerie"), /pique-nique/);

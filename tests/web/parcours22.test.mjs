@@ -311,7 +311,7 @@ t("absence: 5 Mo dit avant l'envoi; après l'envoi le dialogue se ferme "
     await page.click("dialog[open] button[type=submit]");
     await page.waitForSelector("dialog[open]", { state: "detached" });
     const said = await page.textContent("main");
-    assert.match(said, /vérifie le certificat/);
+    assert.match(said, /en cours d.examen/);
     assert.doesNotMatch(said, /la séance ne sera pas facturée/);
     await page.waitForSelector(row + " .absence");
     assert.equal(await page.$(row + " button:has-text('Justifier')"), null);

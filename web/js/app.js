@@ -667,13 +667,20 @@ async function viewReservations() {
         return;
     }
 
-    /* Absences already justified: the family's justification demandes. */
+    /* Absences already justified: the family's justification demandes,
+     * and what the town decided (GET /api/justifications, issue 25). */
     const justified = new Set();
     const rq = await api.get("/api/requests");
     for (const d of rq.ok ? listOf(rq.data, "requests") : []) {
         if (d.type === "justification" && d.booking_id) {
             justified.add(d.booking_id);
         }
+    }
+    const examined = new Map();
+    const rj = await api.get("/api/justifications");
+    for (const a of rj.ok ? listOf(rj.data, "absences") : []) {
+        examined.set(a.booking_id, a);
+        justified.add(a.booking_id);
     }
 
     /* Which bookings are past their cancellation deadline: the session's
@@ -719,9 +726,7 @@ async function viewReservations() {
             h("td", { class: "montant" }, F.euros(b.price_cents)),
             h("td", {}, b.request_id ? "N° " + b.request_id : "—",
               justified.has(b.booking_id)
-                  ? h("span", { class: "etiquette attente absence" },
-                      "Absence signalée avec certificat médical (sa "
-                      + "vérification : Mes documents)") : null),
+                  ? justificationTag(examined.get(b.booking_id)) : null),
             h("td", {}, h("div", { class: "boutons" },
                 h("button", { class: "bouton danger petit", type: "button",
                               "aria-label": "Annuler : " + who + ", " + what,
@@ -757,7 +762,8 @@ async function viewReservations() {
                 h("td", { colspan: "2" })))))),
         h("p", { class: "discret" },
           "Une annulation après le délai reste facturée, sauf absence "
-          + "justifiée par un certificat médical."));
+          + "justifiée que la mairie accepte (certificat médical ou autre "
+          + "motif qu'elle reconnaît)."));
 }
 
 /* The family's places on waiting lists (issue 23), and leaving one. */
@@ -906,26 +912,69 @@ function cancelBooking(b, who, what, late) {
     });
 }
 
-function justify(b, who, what) {
+/* What the town made of a booking's justification (a, from GET
+ * /api/justifications; undefined: only the demande is known). */
+function justificationTag(a) {
+    if (a && a.status === "acceptee") {
+        return h("span", { class: "etiquette ok absence" },
+                 "Justificatif accepté : non facturée");
+    }
+    if (a && a.status === "refusee") {
+        return h("span", { class: "etiquette ko absence" },
+                 "Justificatif refusé" + (a.refusal_reason
+                     ? " : " + a.refusal_reason : "")
+                 + " (séance facturée ; voir la messagerie)");
+    }
+    return h("span", { class: "etiquette attente absence" },
+             "Absence signalée : justificatif en cours d'examen "
+             + "par la mairie");
+}
+
+/* The town's reasons of absence (GET /api/absence-reasons); the medical
+ * certificate alone from a server without them. */
+async function absenceReasons() {
+    const r = await api.get("/api/absence-reasons");
+    const list = r.ok ? listOf(r.data, "reasons") : [];
+    return list.length ? list
+        : [{ code: "medical", label: "Maladie (certificat médical)",
+             proof_required: true }];
+}
+
+async function justify(b, who, what) {
+    const reasons = await absenceReasons();
     const msg = h("div", { "aria-live": "polite" });
-    const motif = h("select", { id: "abs-motif" },
-                    h("option", { value: "medical" },
-                      "Maladie (certificat médical)"));
+    const motif = h("select", { id: "abs-motif" }, reasons.map((x) =>
+        h("option", { value: x.code }, x.label
+          + (x.proof_required ? " — justificatif demandé" : ""))));
     const doc = h("input", { type: "file", id: "abs-doc", required: true,
                              accept: E.ACCEPT,
                              "aria-describedby": "abs-doc-aide" });
+    const docLabel = h("label", { for: "abs-doc" }, "Justificatif");
     const bar = E.uploadProgress();
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Envoyer le justificatif");
+    const reason = () => reasons.find((x) => x.code === motif.value)
+                         || reasons[0];
+    const proofNeeded = () => reason().proof_required !== false;
+    const showProof = () => {
+        doc.required = proofNeeded();
+        docLabel.textContent = proofNeeded()
+            ? (motif.value === "medical" ? "Certificat médical"
+                                         : "Justificatif")
+            : "Justificatif (facultatif)";
+    };
+    motif.addEventListener("change", showProof);
+    showProof();
     const form = h("form", {},
         h("p", {}, who + " — " + (b.activity_name || "") + " — " + what),
         h("div", { class: "champ" },
           h("label", { for: "abs-motif" }, "Motif"), motif),
         h("div", { class: "champ" },
-          h("label", { for: "abs-doc" }, "Certificat médical"), doc,
+          docLabel, doc,
           h("span", { id: "abs-doc-aide", class: "discret" },
-            E.UPLOAD_HELP + " Le certificat est joint à vos documents "
-            + "et vérifié par la mairie.")), bar.node,
+            E.UPLOAD_HELP + " Le justificatif est joint à vos documents "
+            + "et examiné par la mairie : l'absence n'est pas facturée "
+            + "une fois qu'elle l'a accepté.")), bar.node,
         msg, h("div", { class: "boutons" }, ok));
     E.clearOnInput(form, msg);
     const dlg = dialog("Justifier une absence", form,
@@ -935,17 +984,21 @@ function justify(b, who, what) {
         ev.preventDefault();
         msg.replaceChildren();
         const file = doc.files && doc.files[0];
-        if (!file) {
-            msg.replaceChildren(alertBox("Joignez le certificat médical."));
+        if (!file && proofNeeded()) {
+            msg.replaceChildren(alertBox(motif.value === "medical"
+                ? "Joignez le certificat médical."
+                : "Joignez le justificatif : ce motif en demande un."));
             doc.focus();
             return;
         }
         ok.disabled = true;
-        /* the certificate first, then the absence that cites it; a
-         * certificate already sent for this booking is reused */
+        /* the proof first, then the absence that cites it; a proof
+         * already sent for this booking is reused */
         let docId = b.__certificat;
-        if (!docId) {
-            const u = await E.uploadDocument(file, "certificat_medical",
+        if (!docId && file) {
+            const u = await E.uploadDocument(file, motif.value === "medical"
+                                             ? "certificat_medical"
+                                             : "justificatif_absence",
                                              b.child_id, bar.set);
             bar.hide();
             if (u.status === 401) {
@@ -964,10 +1017,11 @@ function justify(b, who, what) {
             docId = String(E.pick(u.data, "id", "document_id"));
             b.__certificat = docId;
         }
-        const r = await api.post("/api/absences",
-                                 { booking_id: b.booking_id,
-                                   reason: motif.value,
-                                   document_id: docId });
+        const body = { booking_id: b.booking_id, reason: motif.value };
+        if (docId) {
+            body.document_id = docId;
+        }
+        const r = await api.post("/api/absences", body);
         ok.disabled = false;
         if (r.status === 401) {
             dlg.close();
@@ -976,10 +1030,10 @@ function justify(b, who, what) {
         if (r.ok) {
             dlg.close();
             ctx.flash = { kind: "succes", text: "Absence signalée pour "
-                + who + " (" + what + ") avec le certificat médical. La "
-                + "mairie vérifie le certificat : sa décision apparaîtra "
-                + "dans « Mes documents ». Une absence justifiée par un "
-                + "certificat accepté n'est pas facturée." };
+                + who + " (" + what + "). Justificatif en cours d'examen "
+                + "par la mairie : une fois accepté, l'absence n'est pas "
+                + "facturée ; un refus vous est expliqué dans la "
+                + "messagerie." };
             route();
             return;
         }

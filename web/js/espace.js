@@ -105,7 +105,7 @@ export function uploadProblem(file) {
     return null;
 }
 
-const UPLOAD_WORDS = {
+export const UPLOAD_WORDS = {
     unsupported_media_type: "Ce fichier n'est pas un vrai PDF, JPEG ou "
         + "PNG : son contenu ne correspond pas à son type. Enregistrez-le "
         + "à nouveau en PDF (ou photographiez le document) puis "
@@ -694,6 +694,28 @@ export async function unreadCount() {
         s + (Number(t.unread) || 0), 0);
 }
 
+/* A message's attachments: links to download them (base: the route,
+ * "/api/message-attachments/"); null when there are none. */
+export function attachmentLinks(m, link) {
+    const list = listOf(m, "attachments");
+    if (list.length === 0) {
+        return null;
+    }
+    return h("ul", { class: "pieces-jointes",
+                     "aria-label": "Pièces jointes" },
+             list.map((a) => h("li", {}, link(a))));
+}
+
+/* A file's size in words: "12 Ko", "1,4 Mo". */
+const sizeText = (n) => (n < 1048576
+    ? Math.max(1, Math.round(n / 1024)).toLocaleString("fr-FR") + " Ko"
+    : megabytes(n));
+
+const familyAttachment = (a) => h("a", {
+    href: "/api/message-attachments/" + encodeURIComponent(a.id),
+    download: a.filename }, a.filename,
+    h("span", { class: "discret" }, " (" + sizeText(a.size || 0) + ")"));
+
 function messagesList(list) {
     return h("ol", { class: "fil", id: "fil-messages" }, list.map((m) => {
         const mine = m.from === "family" || m.author === "family"
@@ -703,8 +725,101 @@ function messagesList(list) {
               (mine ? "Vous" : pick(m, "author_name", "staff", "author")
                                || "La mairie")
               + " — " + when(pick(m, "created_at", "at", "sent_at"))),
-            h("p", { class: "corps" }, pick(m, "body", "text") || ""));
+            h("p", { class: "corps" }, pick(m, "body", "text") || ""),
+            attachmentLinks(m, familyAttachment));
     }));
+}
+
+export const ATTACH_MAX = 5;   /* docs/api.md: 5 attachments a message */
+
+/*
+ * A message's attachments field (a file input, several files): node;
+ * problem() (in words, before anything is sent); send(upload) uploads
+ * each file with upload(file) → api answer and gives {ids} or {error}.
+ */
+export function attachmentField(tid) {
+    const input = h("input", { type: "file", id: tid, multiple: true,
+                               accept: ACCEPT,
+                               "aria-describedby": tid + "-aide" });
+    const bar = uploadProgress();
+    const files = () => Array.from(input.files || []);
+    return {
+        input,
+        node: h("div", { class: "champ" },
+                h("label", { for: tid }, "Pièces jointes (facultatif)"),
+                input,
+                h("span", { id: tid + "-aide", class: "discret" },
+                  UPLOAD_HELP + " " + ATTACH_MAX + " fichiers au plus."),
+                bar.node),
+        problem() {
+            if (files().length > ATTACH_MAX) {
+                return "Joignez " + ATTACH_MAX + " fichiers au plus.";
+            }
+            for (const f of files()) {
+                const bad = uploadProblem(f);
+                if (bad) {
+                    return f.name + " : " + bad;
+                }
+            }
+            return null;
+        },
+        async send(upload) {
+            const ids = [];
+            for (const f of files()) {
+                const r = await upload(f, bar.set);
+                bar.hide();
+                if (!r.ok) {
+                    if (r.error && UPLOAD_WORDS[r.error.code]) {
+                        r.error.message = f.name + " : "
+                            + UPLOAD_WORDS[r.error.code];
+                    }
+                    return { error: r };
+                }
+                ids.push(r.data.id);
+            }
+            return { ids };
+        },
+    };
+}
+
+const familyUpload = (f, progress) => api.upload(
+    "/api/message-attachments?name=" + encodeURIComponent(f.name || ""),
+    f, progress);
+
+/* The town's services and their themes (GET /api/message-services); the
+ * three of old from a server without them. */
+async function messageServices() {
+    const r = await api.get("/api/message-services");
+    const list = r.ok ? listOf(r.data, "services") : [];
+    return list.length ? list : [
+        { code: "enfance", label: "Service enfance", themes: [] },
+        { code: "regie", label: "Régie (factures, paiements)", themes: [] },
+        { code: "scolaire", label: "Restauration scolaire", themes: [] }];
+}
+
+/* The service and theme selects of a new message: the themes follow the
+ * service chosen. */
+export function topicFields(services, sid, tid) {
+    const service = h("select", { id: sid }, services.map((x) =>
+        h("option", { value: x.code }, x.label)));
+    const theme = h("select", { id: tid });
+    const fill = () => {
+        const s = services.find((x) => x.code === service.value);
+        const themes = s ? listOf(s, "themes") : [];
+        theme.replaceChildren(...themes.map((t) =>
+            h("option", { value: t.code }, t.label)));
+        theme.disabled = themes.length === 0;
+    };
+    service.addEventListener("change", fill);
+    fill();
+    return { service, theme,
+             value: () => (theme.disabled ? null : theme.value || null) };
+}
+
+/* "Service · Thème" of a thread. */
+export function topicOf(t) {
+    return [pick(t, "service_label", "service"), t.theme_label]
+        .filter(Boolean).join(" · ");
 }
 
 async function viewThread(ctx, tid) {
@@ -724,22 +839,32 @@ async function viewThread(ctx, tid) {
     const msg = h("div", { "aria-live": "polite" });
     const mb = messageBody("msg-reponse", "Votre réponse", "5");
     const body = mb.body;
+    const pj = attachmentField("msg-reponse-pj");
     const ok = h("button", { class: "bouton", type: "submit" }, "Répondre");
-    const form = h("form", { class: "carte" }, mb.node, msg,
+    const form = h("form", { class: "carte" }, mb.node, pj.node, msg,
                    h("div", { class: "boutons" }, ok));
     clearOnInput(form, msg);
     out.replaceChildren(h("h2", {}, pick(t, "subject") || "Conversation"),
+                        topicOf(t) ? h("p", { class: "discret" }, topicOf(t))
+                                   : null,
                         messagesList(list), form);
     form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
-        if (mb.problem()) {
-            msg.replaceChildren(alertBox(mb.problem()));
-            body.focus();
+        const bad = mb.problem() || pj.problem();
+        if (bad) {
+            msg.replaceChildren(alertBox(bad));
+            (mb.problem() ? body : pj.input).focus();
             return;
         }
         ok.disabled = true;
+        const sent = await pj.send(familyUpload);
+        if (sent.error) {
+            ok.disabled = false;
+            return settle(ctx, sent.error, msg);
+        }
         const p = await api.post("/api/messages/" + encodeURIComponent(tid),
-                                 { body: body.value.trim() });
+                                 { body: body.value.trim(),
+                                   attachments: sent.ids });
         ok.disabled = false;
         settle(ctx, p, msg, "Message envoyé.");
     });
@@ -756,18 +881,19 @@ export async function viewMessagerie(ctx) {
     const msg = h("div", { "aria-live": "polite" });
     const subject = h("input", { type: "text", id: "msg-sujet",
                                  required: true, maxlength: "200" });
-    const service = h("select", { id: "msg-service" },
-        h("option", { value: "enfance" }, "Service enfance"),
-        h("option", { value: "regie" }, "Régie (factures, paiements)"),
-        h("option", { value: "scolaire" }, "Restauration scolaire"));
+    const topic = topicFields(await messageServices(), "msg-service",
+                              "msg-theme");
+    const service = topic.service;
     const mb = messageBody("msg-corps", "Message", "6");
     const body = mb.body;
+    const pj = attachmentField("msg-pj");
     const ok = h("button", { class: "bouton", type: "submit" },
                  "Envoyer le message");
     const form = h("form", { class: "carte", "aria-labelledby": "t-nouveau" },
         h("h2", { id: "t-nouveau" }, "Nouveau message"),
-        field("Service", service), field("Objet", subject),
-        mb.node, msg, h("div", { class: "boutons" }, ok));
+        field("Service", service), field("Thème", topic.theme),
+        field("Objet", subject), mb.node, pj.node, msg,
+        h("div", { class: "boutons" }, ok));
     clearOnInput(form, msg);
 
     ctx.page("Messagerie", out, form);
@@ -791,7 +917,7 @@ export async function viewMessagerie(ctx) {
                                    + encodeURIComponent(t.id) },
                       pick(t, "subject") || "Sans objet"),
                     " ", h("span", { class: "discret" },
-                           (t.service ? t.service + " · " : "")
+                           (topicOf(t) ? topicOf(t) + " · " : "")
                            + when(pick(t, "last_at", "updated_at",
                                        "created_at"))),
                     n ? h("span", { class: "etiquette attente pastille" },
@@ -808,16 +934,24 @@ export async function viewMessagerie(ctx) {
             subject.focus();
             return;
         }
-        if (mb.problem()) {
-            msg.replaceChildren(alertBox(mb.problem()));
-            body.focus();
+        const bad = mb.problem() || pj.problem();
+        if (bad) {
+            msg.replaceChildren(alertBox(bad));
+            (mb.problem() ? body : pj.input).focus();
             return;
         }
         ok.disabled = true;
+        const sent = await pj.send(familyUpload);
+        if (sent.error) {
+            ok.disabled = false;
+            return settle(ctx, sent.error, msg);
+        }
         const p = await api.post("/api/messages",
                                  { service: service.value,
+                                   theme: topic.value(),
                                    subject: subject.value.trim(),
-                                   body: body.value.trim() });
+                                   body: body.value.trim(),
+                                   attachments: sent.ids });
         ok.disabled = false;
         settle(ctx, p, msg, "Message envoyé.");
     });

@@ -11,10 +11,12 @@
  * Routes: #/connexion #/inscriptions #/documents #/adresses #/entourage
  *         #/quotient #/familles #/familles?id=F #/guichet #/activites
  *         #/activites?id=A #/nouvelle-famille #/dossier?id=F #/caisse
- *         #/listes #/facturation #/paiements #/messagerie #/journal
- *         #/commune #/demandes (demandes.js: files asked online)
+ *         #/listes #/facturation #/paiements #/messagerie #/absences
+ *         #/journal #/commune #/reglages
+ *         #/demandes (demandes.js: files asked online)
  * (#/activites: activites.js; #/nouvelle-famille, #/dossier: dossier.js;
- * #/caisse: caisse.js; #/commune: commune.js; #/listes: listes.js; #/adresses: adresses.js;
+ * #/caisse: caisse.js; #/commune: commune.js; #/messagerie: messagerie.js;
+ * #/absences: absences.js; #/reglages: reglages.js; #/listes: listes.js; #/adresses: adresses.js;
  * #/entourage: entourage.js; #/quotient: quotient.js)
  */
 
@@ -34,6 +36,9 @@ import { viewDemandes } from "./demandes.js";
 import { viewEntourage } from "./entourage.js";
 import { viewQuotient } from "./quotient.js";
 import { viewPublications } from "./publications.js";
+import { viewMessagerie } from "./messagerie.js";
+import { viewAbsences } from "./absences.js";
+import { viewReglages } from "./reglages.js";
 
 const main = document.getElementById("contenu");
 const nav = document.getElementById("nav");
@@ -1003,84 +1008,6 @@ async function viewPaiements() {
 }
 
 /* ---------------------------------------------------------------- */
-/* Messagerie (staff side) */
-
-async function viewMessagerie() {
-    const q = new URLSearchParams(location.hash.split("?")[1] || "");
-    const tid = q.get("fil");
-    const out = h("div", { id: "messagerie" }, loading());
-    page("Messagerie", out);
-    if (tid) {
-        const r = await get("/api/staff/messages/" + encodeURIComponent(tid));
-        if (!r.ok) {
-            out.replaceChildren(alertBox(r.error.message));
-            return;
-        }
-        const t = r.data.thread || r.data;
-        const body = h("textarea", { id: "ag-reponse", rows: "5" });
-        const err = h("div", { "aria-live": "polite" });
-        const form = h("form", { class: "carte" },
-            field("Réponse à la famille", body), err,
-            h("div", { class: "boutons" },
-              h("button", { class: "bouton", type: "submit" }, "Répondre")));
-        form.addEventListener("submit", async (ev) => {
-            ev.preventDefault();
-            if (!body.value.trim()) {
-                err.replaceChildren(alertBox("Écrivez la réponse."));
-                return;
-            }
-            const p = await post("/api/staff/messages/"
-                                 + encodeURIComponent(tid),
-                                 { body: body.value.trim() });
-            if (!p.ok) {
-                err.replaceChildren(alertBox(p.error.message));
-                return;
-            }
-            flash = { kind: "succes", text: "Réponse envoyée." };
-            route();
-        });
-        out.replaceChildren(
-            h("p", {}, h("a", { href: "#/messagerie" },
-                         "← Toutes les conversations")),
-            h("h2", {}, (t.subject || "Conversation") + " — "
-                        + familyName(t)),
-            h("ol", { class: "fil" }, listOf(r.data, "messages").map((m) => {
-                const fam = m.from === "family" || m.author === "family"
-                            || m.sender === "family";
-                return h("li", { class: "message " + (fam ? "mairie"
-                                                          : "moi") },
-                    h("p", { class: "discret" }, (fam ? "Famille" : (
-                        m.author_name || m.staff || "Mairie"))
-                      + " — " + when(pick(m, "created_at", "at"))),
-                    h("p", { class: "corps" }, m.body || ""));
-            })), form);
-        return;
-    }
-    const r = await get("/api/staff/messages");
-    if (missing(r)) {
-        return notYet("Messagerie", "La messagerie");
-    }
-    if (!r.ok) {
-        out.replaceChildren(alertBox(r.error.message));
-        return;
-    }
-    const list = listOf(r.data, "threads");
-    out.replaceChildren(list.length === 0
-        ? h("p", {}, "Aucune conversation.")
-        : table("Conversations", ["Objet", "Famille", "Service",
-                                  "Dernier message", "Non lus"],
-            list.map((t) => h("tr", { dataset: { fil: String(t.id) } },
-                h("td", {}, h("a", { href: "#/messagerie?fil="
-                                     + encodeURIComponent(t.id) },
-                              t.subject || "Sans objet")),
-                h("td", {}, familyName(t)),
-                h("td", {}, t.service || ""),
-                h("td", {}, when(pick(t, "last_at", "updated_at",
-                                      "created_at"))),
-                h("td", {}, String(Number(t.unread) || 0))))));
-}
-
-/* ---------------------------------------------------------------- */
 /* Journal (admin) */
 
 async function viewJournal() {
@@ -1202,7 +1129,25 @@ const routes = {
     "/publications": () => viewPublications(frame()),
     "/facturation": viewFacturation,
     "/paiements": viewPaiements,
-    "/messagerie": viewMessagerie,
+    "/messagerie": () => viewMessagerie({
+        page, get, post, call, table, loading, familyName,
+        token: () => staff && staff.token,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
+    "/reglages": () => viewReglages({
+        page, get, call, loading,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
+    "/absences": () => viewAbsences({
+        page, get, post, askReason, familyName, openFile,
+        done: (text) => {
+            flash = { kind: "succes", text };
+            route();
+        } }),
     "/journal": viewJournal,
     "/commune": () => viewCommune(frame()),
 };
