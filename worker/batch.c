@@ -282,10 +282,11 @@ static const char  gchw_sql_mail_absence[] =
  * A batch is first written with "new", where a statement has one: the
  * same rows without "on conflict", whose probe of every unique index
  * before each insert was a fifth of the book statement.  Only a replay
- * (a batch redelivered after a crash between COMMIT and XACK, an entry
- * claimed from a dead consumer, a duplicate in the stream) finds rows
- * already there: its unique_violation rolls the batch back, and it is
- * written again with "on conflict do nothing", as every batch once was.
+ * (entries persisted under the consumer group of before 0050, read
+ * again from stream_position's first '0-0'; a duplicate in the stream)
+ * finds rows already there: its unique_violation rolls the batch back,
+ * and it is written again with "on conflict do nothing", as every batch
+ * once was.
  */
 static const struct {
     const char  *sql;
@@ -364,14 +365,13 @@ gchw_prepare(PGconn *pg)
  * is left aborted: the caller rolls back).
  */
 static PGresult *
-gchw_batch_run(PGconn *pg, const char *json, int types, int new)
+gchw_batch_run(PGconn *pg, const char *json, int types, int new,
+    const char *from, const char *to, int *stale)
 {
     char         name[24];
     size_t       i;
     PGresult    *res;
-    const char  *params[1];
-
-    params[0] = json;
+    const char  *params[2];
 
     /*
      * One batch at a time across workers: each statement then sees every
@@ -385,6 +385,26 @@ gchw_batch_run(PGconn *pg, const char *json, int types, int new)
         return res;
     }
     PQclear(res);
+
+    /*
+     * The stream position, compare-and-set (persist.c): committed with
+     * the rows; moved already, another worker wrote these entries.
+     */
+    params[0] = from;
+    params[1] = to;
+    res = PQexecParams(pg, "update stream_position set last_id = $2"
+                       " where id = 1 and last_id = $1", 2, NULL, params,
+                       NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        return res;
+    }
+    if (strcmp(PQcmdTuples(res), "1") != 0) {
+        *stale = 1;
+        return res;
+    }
+    PQclear(res);
+
+    params[0] = json;
 
     for (i = 0; i < GCHW_NSTMTS; i++) {
         if (gchw_stmts[i].types && !(gchw_stmts[i].types & types)) {
@@ -412,10 +432,10 @@ gchw_batch_run(PGconn *pg, const char *json, int types, int new)
 
 /* See gchw.h. */
 int
-gchw_batch_write(PGconn *pg, const char *json, int types, char *err,
-    size_t errlen)
+gchw_batch_write(PGconn *pg, const char *json, int types,
+    const char *from, const char *to, char *err, size_t errlen)
 {
-    int           data, new;
+    int           data, new, stale;
     size_t        i;
     PGresult     *res;
     const char   *state;
@@ -426,11 +446,22 @@ gchw_batch_write(PGconn *pg, const char *json, int types, char *err,
     }
 
     new = 1;
+    stale = 0;
 
     for ( ;; ) {
-        res = gchw_batch_run(pg, json, types, new);
+        res = gchw_batch_run(pg, json, types, new, from, to, &stale);
         if (res == NULL) {
             return 0;
+        }
+
+        if (stale) {
+            PQclear(res);
+            res = PQexec(pg, "rollback");
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                goto failed;
+            }
+            PQclear(res);
+            return -3;
         }
 
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);

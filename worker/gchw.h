@@ -25,8 +25,9 @@
 
 
 #define GCHW_STREAM      GCH_KEY_STREAM
-#define GCHW_GROUP       "persist"
 #define GCHW_DEAD        GCH_KEY_STREAM_DEAD
+/* between two attempts of a stream entry that failed on its own */
+#define GCHW_RETRY_MS    1000
 
 
 /* ------------------------------------------------------------------ */
@@ -75,38 +76,40 @@ typedef struct gchw_persist_s  gchw_persist_t;
 /* Owns nothing of conf (it must outlive the persister). */
 gchw_persist_t *gchw_persist_new(const gchb_conf_t *conf);
 void gchw_persist_free(gchw_persist_t *p);
-/* XGROUP CREATE {T}:stream persist 0 MKSTREAM (BUSYGROUP ignored). */
-int gchw_persist_group(redisContext *rc);
 /*
- * One round: claim idle entries of dead consumers, read up to batch_size
- * new ones (blocking batch_wait_ms), write them in one transaction, XACK
- * after COMMIT.  Returns the number of entries persisted (>= 0), -1 on a
- * Redis error, -2 on a PostgreSQL error (nothing acknowledged; the caller
- * backs off and reconnects).
+ * One round: read up to batch_size entries after the persisted position
+ * (XREAD, blocking batch_wait_ms), write them in one transaction that
+ * moves the position (stream_position, migration 0050) to the last one.
+ * Returns the number of entries persisted (>= 0), -1 on a Redis error, -2
+ * on a PostgreSQL error (nothing written; the caller backs off and
+ * reconnects).
  */
 int gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg);
-/* The next round reads this consumer's pending list from its start: after
- * a new connection to Redis (an XACK lost with the old one leaves
- * committed entries pending, which would otherwise wait claim_idle_ms for
- * XAUTOCLAIM). */
+/* The next round reads the position from PostgreSQL again (a new
+ * connection: its last COMMIT may or may not have happened). */
 void gchw_persist_reread(gchw_persist_t *p);
 /* How long a round blocks waiting for new entries (ms >= 1; 0: the
  * setting batch_wait_ms): the worker shares batch_wait_ms between the
  * towns it serves. */
 void gchw_persist_wait(gchw_persist_t *p, int ms);
-/* now minus the time of the oldest pending or undelivered entry, 0 when
- * caught up, -1 on a Redis error. */
-int64_t gchw_persist_lag(redisContext *rc);
+/* The last stream id persisted, as this persister knows it (NULL until
+ * read from PostgreSQL). */
+const char *gchw_persist_position(gchw_persist_t *p);
+/* SELECT last_id FROM stream_position into out: 0, or -1 after logging. */
+int gchw_position_read(PGconn *pg, char *out, size_t size);
+/* now minus the time of the oldest stream entry after pos (the persisted
+ * position), 0 when caught up, -1 on a Redis error or pos NULL. */
+int64_t gchw_persist_lag(redisContext *rc, const char *pos);
 /* XLEN {T}:stream:dead (entries that failed max_attempts times), -1 on a
  * Redis error. */
 long long gchw_persist_dead(redisContext *rc);
 /*
- * XTRIM {T}:stream MINID m, m = the smallest of: the group's oldest
- * pending entry, its last delivered entry, now - keep_ms.  Nothing not yet
- * acknowledged is ever trimmed.  keep_ms 0: never trims.  Returns the
- * number of entries trimmed, or -1 after logging.
+ * XTRIM {T}:stream MINID m, m = the smaller of: the id after pos (the
+ * persisted position), now - keep_ms.  Nothing not yet persisted is ever
+ * trimmed.  keep_ms 0 or pos NULL: trims nothing.  Returns the number of
+ * entries trimmed, or -1 after logging.
  */
-long long gchw_persist_trim(redisContext *rc, int keep_ms);
+long long gchw_persist_trim(redisContext *rc, const char *pos, int keep_ms);
 
 /* batch.c: what a batch holds, the statements of gchw_batch_write() it
  * needs */
@@ -117,15 +120,18 @@ long long gchw_persist_trim(redisContext *rc, int keep_ms);
 #define GCHW_T_ALL      0xff
 /*
  * Writes the JSON array in one transaction, with the statements its entry
- * types (GCHW_T_* bits) need.  0; -1 when PostgreSQL
+ * types (GCHW_T_* bits) need, and moves stream_position from "from" (the
+ * id the entries were read after) to "to" (the last one's) in it.  0; -3
+ * when the position was not "from" (another worker persisted these
+ * entries: nothing written); -1 when PostgreSQL
  * refused the data (SQLSTATE class 22 data exception or 23 integrity
  * constraint: the entry's own fault, the connection is fine); -2 on any
  * other error (connection lost, server shutting down, a missing table or
  * a bug of ours: not the entry's fault, never dead-lettered; the caller
  * backs off).  PostgreSQL's message is copied to err (errlen bytes).
  */
-int gchw_batch_write(PGconn *pg, const char *json, int types, char *err,
-    size_t errlen);
+int gchw_batch_write(PGconn *pg, const char *json, int types,
+    const char *from, const char *to, char *err, size_t errlen);
 
 
 

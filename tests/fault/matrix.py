@@ -17,8 +17,8 @@ of every fault go to tests/out/faults/<fault>/.
 One fault, run_fault(name):
 
  1. a whole Guichet (stack.py) with guichet_timeout 1s, the worker's
-    reap_after_ms 8000 and claim_idle_ms 3000 (so that orphans and a dead
-    consumer's entries are taken over within the test), and a town of 810
+    reap_after_ms 8000 (so that orphans are taken over within the
+    test), and a town of 810
     one-child families: session "hot" (5 online places, everyone wants it),
     s01..s11 (500 online places each) and "probe" (kept for the probes);
  2. the rush (Rush): 16 parents book 1 or 2 cells per request with a new
@@ -47,9 +47,9 @@ One fault, run_fault(name):
 The faults (FAULTS below):
 
   redis-kill9       kill -9 of Redis for 1.5 s, restarted from its AOF
-  worker-kill9      kill -9 of guichet-worker while a batch is pending (read,
-                    not acknowledged), down 2 s, a new worker (new consumer
-                    name: the dead one's entries are taken over)
+  worker-kill9      kill -9 of guichet-worker while a batch is in flight
+                    (read, its transaction not committed), down 2 s, a new
+                    worker (reads on from stream_position: the batch again)
   postgres-kill9    kill -9 of the postmaster and every backend, down 2 s,
                     pg_ctl start (crash recovery)
   nginx-worker-kill9  kill -9 of one nginx worker process, three times
@@ -638,12 +638,14 @@ def fault_worker_kill9(ctx):
     s = ctx.s
 
     def pending():
-        for g in s.redis.xinfo_groups("{main}:stream"):
-            if g["name"] == "persist" and g["pending"] > 0:
-                return g["pending"]
-        return 0
+        # entries after the persisted position while a transaction of
+        # the worker's has written (a batch read and not yet committed)
+        n = s.stream_unpersisted()
+        return n if n > 0 and s.sql(
+            "select count(*) from pg_stat_activity where backend_xid is"
+            " not null and pid <> pg_backend_pid()")[0][0] else 0
     try:
-        n = wait_until("a batch read and not yet acknowledged", pending, 20,
+        n = wait_until("a batch read and not yet committed", pending, 20,
                        step=0.001)
     except FaultError:
         n = 0
