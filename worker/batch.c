@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gchw.h"
 
@@ -284,9 +285,8 @@ static const char  gchw_sql_mail_absence[] =
  * before each insert was a fifth of the book statement.  Only a replay
  * (entries persisted under the consumer group of before 0050, read
  * again from stream_position's first '0-0'; a duplicate in the stream)
- * finds rows already there: its unique_violation rolls the batch back,
- * and it is written again with "on conflict do nothing", as every batch
- * once was.
+ * finds rows already there: its unique_violation rolls the batch back, and it is
+ * written again with "on conflict do nothing", as every batch once was.
  */
 static const struct {
     const char  *sql;
@@ -306,6 +306,336 @@ static const struct {
 };
 
 #define GCHW_NSTMTS  (sizeof(gchw_stmts) / sizeof(gchw_stmts[0]))
+
+
+/* ----- the rush's batches: COPY ------------------------------------- */
+
+/*
+ * A batch of book entries only, each a compact demande (the rush: every
+ * booking of nginx's saga), is written without JSON and without the
+ * statement above: the worker decodes each demande (engine/src/demande.c)
+ * into the rows gchw_sql_book_new would insert, and sends them with COPY
+ * into demande, booking and outbox.  PostgreSQL then parses no batch
+ * JSON, plans nothing, and probes no unique index before inserting.
+ *
+ * What the statement decides per row is decided here, from the demande
+ * alone, in the cases COPY takes; every other case goes the statement's
+ * way, found by ONE probe first (gchw_sql_probe):
+ *   - a family of the batch is missing (its demande must fail 23503 and
+ *     go to the dead letters, demande_family_missing());
+ *   - a booking id of the batch is in voided_booking,
+ *     booking_cancellation or booking_justification (its entry waited at
+ *     a dead consumer while its cancellation, justification or void was
+ *     persisted: the statement inserts it cancelled, justified, or not).
+ * When the probe finds one, the transaction is rolled back and the batch
+ * written by the statements.  A replayed batch (rows already there) fails
+ * its COPY with a unique_violation, as the statement without "on
+ * conflict" did, and is written again with "on conflict do nothing".
+ */
+static const char  gchw_sql_probe[] =
+    "select exists (select 1 from unnest($1::text[]) f"
+    "   where not exists (select 1 from family where id = f))"
+    " or exists (select 1 from voided_booking where id = any($2::text[]))"
+    " or exists (select 1 from booking_cancellation"
+    "   where booking_id = any($2::text[]))"
+    " or exists (select 1 from booking_justification"
+    "   where booking_id = any($2::text[]))";
+
+#define GCHW_PROBE  "gchw_persist_probe"
+
+/* the columns COPY fills; the others keep their defaults (booking:
+ * status 'confirmed', billed, not justified; outbox: id, times) */
+static const char  gchw_copy_demande[] =
+    "copy demande (number, request_id, family_id, kind, status, idem_key,"
+    " created_at, items) from stdin";
+static const char  gchw_copy_booking[] =
+    "copy booking (id, demande_number, family_id, child_id, session_id,"
+    " price_cents, created_at, channel, booked_by) from stdin";
+static const char  gchw_copy_outbox[] =
+    "copy outbox (family_id, kind, ref) from stdin";
+
+
+typedef struct {
+    gchb_buf_t  demande;       /* COPY text rows */
+    gchb_buf_t  booking;
+    gchb_buf_t  outbox;
+    gchb_buf_t  families;      /* text[] literals of the probe */
+    gchb_buf_t  bids;
+    int         failed;        /* out of memory */
+} gchw_copy_t;
+
+
+static void
+gchw_copy_add(gchb_buf_t *b, const char *s, size_t n, gchw_copy_t *c)
+{
+    if (gchb_buf_add(b, s, n)) {
+        c->failed = 1;
+    }
+}
+
+
+/* One field of a COPY text row, escaped; NULL is \N. */
+static void
+gchw_copy_field(gchb_buf_t *b, const char *s, size_t n, gchw_copy_t *c)
+{
+    size_t       i, j;
+    const char  *esc;
+
+    if (s == NULL) {
+        gchw_copy_add(b, "\\N", 2, c);
+        return;
+    }
+
+    for (i = 0, j = 0; i < n; i++) {
+        switch (s[i]) {
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default: continue;
+        }
+        gchw_copy_add(b, s + j, i - j, c);
+        gchw_copy_add(b, esc, 2, c);
+        j = i + 1;
+    }
+
+    gchw_copy_add(b, s + j, n - j, c);
+}
+
+
+/* One element of a text[] literal ("{...}" around the list). */
+static void
+gchw_copy_elem(gchb_buf_t *b, const char *s, size_t n, gchw_copy_t *c)
+{
+    size_t  i;
+
+    gchw_copy_add(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1, c);
+    for (i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            gchw_copy_add(b, "\\", 1, c);
+        }
+        gchw_copy_add(b, s + i, 1, c);
+    }
+    gchw_copy_add(b, "\"", 1, c);
+}
+
+
+/* what gch_dm_status() of the engine says, as the entry's "status" */
+static const char *
+gchw_copy_status(const gch_dm_t *dm)
+{
+    size_t  i, ok;
+
+    ok = 0;
+    for (i = 0; i < dm->ncells; i++) {
+        ok += (dm->cells[i].reason == GCH_REASON_NONE);
+    }
+
+    return ok == dm->ncells ? "traitee_positivement"
+           : ok == 0 ? "traitee_negativement" : "partielle";
+}
+
+
+/*
+ * The rows of one compact demande, appended to c's buffers.  0; 1 when it
+ * is not a case COPY takes (the batch goes the statements' way); -1 when
+ * memory is short.
+ */
+static int
+gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
+{
+    int                   rc, mail;
+    char                 *js, *items, ts[48], num[24], rid[32], fid[128],
+                          cid[128], sid[128], bid[GCH_BOOKING_ID_MAX],
+                          price[24];
+    size_t                i, n, jlen;
+    time_t                t;
+    struct tm             tm;
+    gch_dm_t              dm;
+    const char           *status, *agent;
+    const gch_dm_cell_t  *cell;
+
+    if (len == 0 || d[0] != GCH_DM_MAGIC[0]) {
+        return 1;                    /* a JSON entry */
+    }
+
+    rc = gch_dm_decode(&dm, d, len, &gch_alloc_std);
+    if (rc != GCH_OK) {
+        return rc == GCH_ENOMEM ? -1 : 1;
+    }
+
+    js = NULL;
+    rc = 1;
+
+    if (dm.number < 0 || dm.at_ms < 0 || dm.family_len >= sizeof(fid)) {
+        goto done;
+    }
+
+    for (i = 0; i < dm.ncells; i++) {
+        cell = &dm.cells[i];
+        if (cell->released_len
+            || (cell->reason == GCH_REASON_NONE
+                && (cell->child_len >= sizeof(cid)
+                    || cell->session_len >= sizeof(sid))))
+        {
+            goto done;               /* a swap's release: a cancellation */
+        }
+    }
+
+    /* the items as the statement copies them: the entry's JSON ends with
+     * ,"items":[...]} (gch_dm_render()); no string of it holds that
+     * sequence, its quotes being escaped */
+    js = gch_dm_render(&dm, GCH_DM_ENTRY, &gch_alloc_std, &jlen);
+    if (js == NULL) {
+        rc = -1;
+        goto done;
+    }
+
+    items = strstr(js, ",\"items\":");
+    if (items == NULL || jlen == 0 || js[jlen - 1] != '}') {
+        goto done;
+    }
+    items += sizeof(",\"items\":") - 1;
+
+    memcpy(fid, dm.family, dm.family_len);
+    fid[dm.family_len] = '\0';
+
+    snprintf(num, sizeof(num), "%lld", dm.number);
+    snprintf(rid, sizeof(rid), "D-%06lld", dm.number);
+
+    /* to_timestamp(at_ms / 1000.0): milliseconds, UTC */
+    t = (time_t) (dm.at_ms / 1000);
+    if (gmtime_r(&t, &tm) == NULL) {
+        goto done;
+    }
+    n = strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(ts + n, sizeof(ts) - n, ".%03d+00", (int) (dm.at_ms % 1000));
+
+    status = gchw_copy_status(&dm);
+
+    /* demande */
+    gchw_copy_add(&c->demande, num, strlen(num), c);
+    gchw_copy_add(&c->demande, "\t", 1, c);
+    gchw_copy_add(&c->demande, rid, strlen(rid), c);
+    gchw_copy_add(&c->demande, "\t", 1, c);
+    gchw_copy_field(&c->demande, dm.family, dm.family_len, c);
+    gchw_copy_add(&c->demande, "\tbook\t", 6, c);
+    gchw_copy_add(&c->demande, status, strlen(status), c);
+    gchw_copy_add(&c->demande, "\t", 1, c);
+    gchw_copy_field(&c->demande, dm.key, dm.key_len, c);
+    gchw_copy_add(&c->demande, "\t", 1, c);
+    gchw_copy_add(&c->demande, ts, strlen(ts), c);
+    gchw_copy_add(&c->demande, "\t", 1, c);
+    gchw_copy_field(&c->demande, items, (size_t) (js + jlen - 1 - items), c);
+    gchw_copy_add(&c->demande, "\n", 1, c);
+
+    gchw_copy_elem(&c->families, dm.family, dm.family_len, c);
+
+    /* booking: the confirmed cells; booked_by the agent at the counter */
+    agent = dm.onsite && dm.agent_len ? dm.agent : NULL;
+
+    for (i = 0; i < dm.ncells; i++) {
+        cell = &dm.cells[i];
+        if (cell->reason != GCH_REASON_NONE) {
+            continue;
+        }
+
+        memcpy(cid, cell->child, cell->child_len);
+        cid[cell->child_len] = '\0';
+        memcpy(sid, cell->session, cell->session_len);
+        sid[cell->session_len] = '\0';
+        gch_book_id(bid, fid, dm.key, dm.key_len, cid, sid);
+        snprintf(price, sizeof(price), "%lld", cell->price_cents);
+
+        gchw_copy_field(&c->booking, bid, strlen(bid), c);
+        gchw_copy_add(&c->booking, "\t", 1, c);
+        gchw_copy_add(&c->booking, num, strlen(num), c);
+        gchw_copy_add(&c->booking, "\t", 1, c);
+        gchw_copy_field(&c->booking, dm.family, dm.family_len, c);
+        gchw_copy_add(&c->booking, "\t", 1, c);
+        gchw_copy_field(&c->booking, cell->child, cell->child_len, c);
+        gchw_copy_add(&c->booking, "\t", 1, c);
+        gchw_copy_field(&c->booking, cell->session, cell->session_len, c);
+        gchw_copy_add(&c->booking, "\t", 1, c);
+        gchw_copy_add(&c->booking, price, strlen(price), c);
+        gchw_copy_add(&c->booking, "\t", 1, c);
+        gchw_copy_add(&c->booking, ts, strlen(ts), c);
+        gchw_copy_add(&c->booking, dm.onsite ? "\tonsite\t" : "\tonline\t",
+                      8, c);
+        gchw_copy_field(&c->booking, agent, dm.agent_len, c);
+        gchw_copy_add(&c->booking, "\n", 1, c);
+
+        gchw_copy_elem(&c->bids, bid, strlen(bid), c);
+    }
+
+    /* outbox: one e-mail per demande, but none for a promotion that did
+     * not book, unless its list closed (gchw_sql_book) */
+    mail = !(dm.key_len >= sizeof(GCH_WAIT_KEY_PREFIX) - 1
+             && memcmp(dm.key, GCH_WAIT_KEY_PREFIX,
+                       sizeof(GCH_WAIT_KEY_PREFIX) - 1) == 0
+             && strcmp(status, "traitee_positivement") != 0
+             && !(dm.ncells && dm.cells[0].reason == GCH_REASON_CLOSED));
+
+    if (mail) {
+        gchw_copy_field(&c->outbox, dm.family, dm.family_len, c);
+        gchw_copy_add(&c->outbox, "\tdemande\t", 9, c);
+        gchw_copy_add(&c->outbox, rid, strlen(rid), c);
+        gchw_copy_add(&c->outbox, "\n", 1, c);
+    }
+
+    rc = c->failed ? -1 : 0;
+
+done:
+
+    free(js);
+    gch_dm_free(&dm, &gch_alloc_std);
+
+    return rc;
+}
+
+
+static void
+gchw_copy_free(gchw_copy_t *c)
+{
+    gchb_buf_free(&c->demande);
+    gchb_buf_free(&c->booking);
+    gchb_buf_free(&c->outbox);
+    gchb_buf_free(&c->families);
+    gchb_buf_free(&c->bids);
+}
+
+
+/* COPY sql FROM STDIN with the rows of b: NULL, or the failed result. */
+static PGresult *
+gchw_copy_send(PGconn *pg, const char *sql, const gchb_buf_t *b)
+{
+    PGresult  *res;
+
+    res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        return res;
+    }
+    PQclear(res);
+
+    if ((b->len && PQputCopyData(pg, b->data, (int) b->len) != 1)
+        || PQputCopyEnd(pg, NULL) != 1)
+    {
+        /* the connection is gone: PQgetResult says so */
+    }
+
+    res = PQgetResult(pg);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        return res;
+    }
+    PQclear(res);
+
+    /* the end of the command */
+    while ((res = PQgetResult(pg)) != NULL) {
+        PQclear(res);
+    }
+
+    return NULL;
+}
 
 
 /* The connection (and its server process) the statements are prepared on. */
@@ -352,6 +682,12 @@ gchw_prepare(PGconn *pg)
         }
     }
 
+    res = PQprepare(pg, GCHW_PROBE, gchw_sql_probe, 2, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        return res;
+    }
+    PQclear(res);
+
     gchw_prepared_pg = pg;
     gchw_prepared_pid = PQbackendPID(pg);
 
@@ -360,61 +696,23 @@ gchw_prepare(PGconn *pg)
 
 
 /*
- * One transaction: the statements of the batch's types, their "new" forms
- * when new.  NULL once committed, else the failed result (the transaction
- * is left aborted: the caller rolls back).
+ * The batch's COMMIT, in both ways of writing it, with the stream's
+ * position moved in the same transaction when there is one
+ * (persist.c: a compare-and-set, SQLSTATE GCHW_STALE when another worker
+ * moved it first).  NULL once committed, else the failed result.
  */
 static PGresult *
-gchw_batch_run(PGconn *pg, const char *json, int types, int new,
-    const char *from, const char *to, int *stale)
+gchw_batch_commit(PGconn *pg, const gchw_position_t *position)
 {
-    char         name[24];
-    size_t       i;
     PGresult    *res;
     const char  *params[2];
 
-    /*
-     * One batch at a time across workers: each statement then sees every
-     * batch committed before this one (a booking's cancellation persisted
-     * by another worker meanwhile), not just those committed before its
-     * own snapshot.  Same round trip as the begin.
-     */
-    res = PQexec(pg, "begin; select pg_advisory_xact_lock("
-                     GCHB_LOCK_PERSIST ")");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        return res;
-    }
-    PQclear(res);
-
-    /*
-     * The stream position, compare-and-set (persist.c): committed with
-     * the rows; moved already, another worker wrote these entries.
-     */
-    params[0] = from;
-    params[1] = to;
-    res = PQexecParams(pg, "update stream_position set last_id = $2"
-                       " where id = 1 and last_id = $1", 2, NULL, params,
-                       NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        return res;
-    }
-    if (strcmp(PQcmdTuples(res), "1") != 0) {
-        *stale = 1;
-        return res;
-    }
-    PQclear(res);
-
-    params[0] = json;
-
-    for (i = 0; i < GCHW_NSTMTS; i++) {
-        if (gchw_stmts[i].types && !(gchw_stmts[i].types & types)) {
-            continue;
-        }
-
-        gchw_stmt_name(name, sizeof(name), i,
-                       new && gchw_stmts[i].new != NULL);
-        res = PQexecPrepared(pg, name, 1, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    if (position != NULL) {
+        params[0] = position->from;
+        params[1] = position->to;
+        res = PQexecParams(pg, "select stream_position_move($1, $2)", 2,
+                           NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             return res;
         }
         PQclear(res);
@@ -430,14 +728,212 @@ gchw_batch_run(PGconn *pg, const char *json, int types, int new,
 }
 
 
+/*
+ * One batch at a time across workers: each statement then sees every
+ * batch committed before this one (a booking's cancellation persisted by
+ * another worker meanwhile), not just those committed before its own
+ * snapshot.  Same round trip as the begin.  NULL, or the failed result.
+ */
+static PGresult *
+gchw_batch_begin(PGconn *pg)
+{
+    PGresult  *res;
+
+    res = PQexec(pg, "begin; select pg_advisory_xact_lock("
+                     GCHB_LOCK_PERSIST ")");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        return res;
+    }
+    PQclear(res);
+
+    return NULL;
+}
+
+
+/*
+ * The rush's way (above): 0 committed; 1 not a batch COPY takes, or the
+ * probe found a case it does not (nothing written, no transaction open);
+ * -1 failed, *res the failed result (the transaction is left aborted: the
+ * caller rolls back); -2 memory is short.
+ */
+static int
+gchw_batch_copy(PGconn *pg, const gchw_entry_t *e, size_t n,
+    const gchw_position_t *position, PGresult **res)
+{
+    int           rc;
+    size_t        i;
+    gchw_copy_t   c;
+    const char   *params[2];
+
+    memset(&c, 0, sizeof(c));
+    gchw_copy_add(&c.families, "{", 1, &c);
+    gchw_copy_add(&c.bids, "{", 1, &c);
+
+    for (i = 0; i < n; i++) {
+        rc = gchw_copy_entry(&c, e[i].d, e[i].len);
+        if (rc != 0) {
+            rc = rc < 0 ? -2 : 1;
+            goto done;
+        }
+    }
+
+    gchw_copy_add(&c.families, "}", 1, &c);
+    gchw_copy_add(&c.bids, "}", 1, &c);
+    if (c.failed) {
+        rc = -2;
+        goto done;
+    }
+
+    rc = -1;
+
+    *res = gchw_batch_begin(pg);
+    if (*res != NULL) {
+        goto done;
+    }
+
+    params[0] = c.families.data;
+    params[1] = c.bids.data;
+    *res = PQexecPrepared(pg, GCHW_PROBE, 2, params, NULL, NULL, 0);
+    if (PQresultStatus(*res) != PGRES_TUPLES_OK || PQntuples(*res) != 1) {
+        goto done;
+    }
+
+    if (PQgetvalue(*res, 0, 0)[0] == 't') {
+        gchb_log("info", "batch of %zu entries written by the statements: "
+                 "a family missing, or a booking voided, cancelled or "
+                 "justified before it was persisted", n);
+        PQclear(*res);
+        *res = PQexec(pg, "rollback");
+        if (PQresultStatus(*res) != PGRES_COMMAND_OK) {
+            goto done;
+        }
+        PQclear(*res);
+        *res = NULL;
+        rc = 1;
+        goto done;
+    }
+    PQclear(*res);
+
+    *res = gchw_copy_send(pg, gchw_copy_demande, &c.demande);
+    if (*res == NULL && c.booking.len) {
+        *res = gchw_copy_send(pg, gchw_copy_booking, &c.booking);
+    }
+    if (*res == NULL && c.outbox.len) {
+        *res = gchw_copy_send(pg, gchw_copy_outbox, &c.outbox);
+    }
+    if (*res == NULL) {
+        *res = gchw_batch_commit(pg, position);
+    }
+
+    rc = *res == NULL ? 0 : -1;
+
+done:
+
+    gchw_copy_free(&c);
+
+    return rc;
+}
+
+
+/*
+ * One transaction: the statements of the batch's types, their "new" forms
+ * when new.  NULL once committed, else the failed result (the transaction
+ * is left aborted: the caller rolls back).
+ */
+static PGresult *
+gchw_batch_run(PGconn *pg, const char *json, int types, int new,
+    const gchw_position_t *position)
+{
+    char         name[24];
+    size_t       i;
+    PGresult    *res;
+    const char  *params[1];
+
+    params[0] = json;
+
+    res = gchw_batch_begin(pg);
+    if (res != NULL) {
+        return res;
+    }
+
+    for (i = 0; i < GCHW_NSTMTS; i++) {
+        if (gchw_stmts[i].types && !(gchw_stmts[i].types & types)) {
+            continue;
+        }
+
+        gchw_stmt_name(name, sizeof(name), i,
+                       new && gchw_stmts[i].new != NULL);
+        res = PQexecPrepared(pg, name, 1, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            return res;
+        }
+        PQclear(res);
+    }
+
+    return gchw_batch_commit(pg, position);
+}
+
+
+/*
+ * Appends the JSON of an entry's "d" to json: a booking's compact demande
+ * (engine/src/demande.c) rendered as the JSON entry docs/architecture.md
+ * shows, anything else as it is.  0, or -1 when memory is short (persist.c
+ * checked that a compact demande decodes).
+ */
+static int
+gchw_entry_add(gchb_buf_t *json, const char *d, size_t len)
+{
+    int      rc;
+    char    *js;
+    size_t   n;
+
+    if (len == 0 || d[0] != GCH_DM_MAGIC[0]) {
+        return gchb_buf_add(json, d, len);
+    }
+
+    js = gch_dm_json(d, len, GCH_DM_ENTRY, &gch_alloc_std, &n);
+    if (js == NULL) {
+        return -1;
+    }
+
+    rc = gchb_buf_add(json, js, n);
+    free(js);
+
+    return rc ? -1 : 0;
+}
+
+
+/* The statements' $1: the entries as one JSON array.  0 or -1. */
+static int
+gchw_batch_json(gchb_buf_t *json, const gchw_entry_t *e, size_t n)
+{
+    size_t  i;
+
+    if (gchb_buf_add(json, "[", 1)) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        if ((i && gchb_buf_add(json, ",", 1))
+            || gchw_entry_add(json, e[i].d, e[i].len))
+        {
+            return -1;
+        }
+    }
+
+    return gchb_buf_add(json, "]", 1);
+}
+
+
 /* See gchw.h. */
 int
-gchw_batch_write(PGconn *pg, const char *json, int types,
-    const char *from, const char *to, char *err, size_t errlen)
+gchw_batch_write(PGconn *pg, const gchw_entry_t *e, size_t n, int types,
+    const gchw_position_t *position, char *err, size_t errlen)
 {
-    int           data, new, stale;
+    int           data, new, rc;
     size_t        i;
     PGresult     *res;
+    gchb_buf_t    json = { 0 };
     const char   *state;
 
     res = gchw_prepare(pg);
@@ -446,22 +942,46 @@ gchw_batch_write(PGconn *pg, const char *json, int types,
     }
 
     new = 1;
-    stale = 0;
 
-    for ( ;; ) {
-        res = gchw_batch_run(pg, json, types, new, from, to, &stale);
-        if (res == NULL) {
+    if (types == GCHW_T_BOOK) {
+        rc = gchw_batch_copy(pg, e, n, position, &res);
+        if (rc == 0) {
             return 0;
         }
 
-        if (stale) {
+        if (rc == -2) {
+            goto nomem;
+        }
+
+        if (rc == -1) {
+            state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            if (state == NULL || strcmp(state, "23505") != 0
+                || PQstatus(pg) != CONNECTION_OK)
+            {
+                goto failed;
+            }
+
+            gchb_log("info", "batch rows already in PostgreSQL (a replay): "
+                     "written again with on conflict do nothing");
             PQclear(res);
             res = PQexec(pg, "rollback");
             if (PQresultStatus(res) != PGRES_COMMAND_OK) {
                 goto failed;
             }
             PQclear(res);
-            return -3;
+            new = 0;
+        }
+    }
+
+    if (gchw_batch_json(&json, e, n) != 0) {
+        goto nomem;
+    }
+
+    for ( ;; ) {
+        res = gchw_batch_run(pg, json.data, types, new, position);
+        if (res == NULL) {
+            gchb_buf_free(&json);
+            return 0;
         }
 
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -484,7 +1004,19 @@ gchw_batch_write(PGconn *pg, const char *json, int types,
 
 failed:
 
+    gchb_buf_free(&json);
+
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state && strcmp(state, GCHW_STALE) == 0
+        && PQstatus(pg) == CONNECTION_OK)
+    {
+        /* another worker persisted these entries: nothing written */
+        PQclear(res);
+        PQclear(PQexec(pg, "rollback"));
+        return -3;
+    }
+
     data = state && (strncmp(state, "22", 2) == 0
                      || strncmp(state, "23", 2) == 0);
 
@@ -496,4 +1028,12 @@ failed:
     PQclear(PQexec(pg, "rollback"));
 
     return data && PQstatus(pg) == CONNECTION_OK ? -1 : -2;
+
+nomem:
+
+    gchb_buf_free(&json);
+    gchb_log("error", "persist: out of memory");
+    snprintf(err, errlen, "out of memory");
+
+    return -2;
 }

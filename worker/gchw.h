@@ -118,20 +118,38 @@ long long gchw_persist_trim(redisContext *rc, const char *pos, int keep_ms);
 #define GCHW_T_ABSENCE  0x04
 #define GCHW_T_VOID     0x08
 #define GCHW_T_ALL      0xff
+/* The stream position a batch moves (persist.c): stream ids, "from" the
+ * one it was read after, "to" its last entry's.  The compare-and-set is
+ * stream_position_move(from, to) (migration 0050), which raises SQLSTATE
+ * GCHW_STALE when the position is no longer "from". */
+typedef struct {
+    const char  *from;
+    const char  *to;
+} gchw_position_t;
+#define GCHW_STALE      "GCH01"
+/* One entry of a batch: its field "d" as read from the stream (a
+ * booking's compact demande, or a JSON object), and its GCHW_T_* type. */
+typedef struct {
+    const char  *d;
+    size_t       len;
+    int          type;
+} gchw_entry_t;
 /*
- * Writes the JSON array in one transaction, with the statements its entry
- * types (GCHW_T_* bits) need, and moves stream_position from "from" (the
- * id the entries were read after) to "to" (the last one's) in it.  0; -3
- * when the position was not "from" (another worker persisted these
- * entries: nothing written); -1 when PostgreSQL
+ * Writes the n entries in one transaction, with the statements their
+ * types (GCHW_T_* bits, or'ed in types) need, and moves stream_position
+ * from position->from (the id the entries were read after) to
+ * position->to (the last one's) in it (NULL: no position).  0; -3 when
+ * the position was not position->from (another worker persisted these
+ * entries: nothing written, SQLSTATE GCHW_STALE); -1 when PostgreSQL
  * refused the data (SQLSTATE class 22 data exception or 23 integrity
  * constraint: the entry's own fault, the connection is fine); -2 on any
  * other error (connection lost, server shutting down, a missing table or
  * a bug of ours: not the entry's fault, never dead-lettered; the caller
- * backs off).  PostgreSQL's message is copied to err (errlen bytes).
+ * backs off), or when memory is short.  PostgreSQL's message is copied to
+ * err (errlen bytes).
  */
-int gchw_batch_write(PGconn *pg, const char *json, int types,
-    const char *from, const char *to, char *err, size_t errlen);
+int gchw_batch_write(PGconn *pg, const gchw_entry_t *e, size_t n, int types,
+    const gchw_position_t *position, char *err, size_t errlen);
 
 
 

@@ -4,10 +4,10 @@
  * The worker reads with plain XREAD after the last id it persisted, kept
  * in PostgreSQL (stream_position, migration 0050).  Each batch is
  * checked entry by entry (a booking's compact demande, rendered as JSON by
- * the engine, gchw_entry_add(); else with yajl, an object with a string
+ * the engine in batch.c; else with yajl, an object with a string
  * "type"), then
- * sent to PostgreSQL as one JSON array and written by a few set-based
- * statements inside ONE transaction (batch.c):
+ * sent to PostgreSQL and written by a few set-based statements (or COPY)
+ * inside ONE transaction (batch.c):
  *
  *   void   -> insert into voided_booking, delete those bookings;
  *   book   -> ONE statement: insert into demande ... on conflict do
@@ -160,36 +160,6 @@ gchw_position_move(PGconn *pg, const char *from, const char *to)
     PQclear(res);
 
     return rc;
-}
-
-
-/*
- * Appends the JSON of the entry's "d" to json: a booking's compact demande
- * (engine/src/demande.c) rendered as the JSON entry docs/architecture.md
- * shows, anything else as it is.  With json NULL, only checks that a
- * compact demande decodes.  0, or -1 (not a compact demande, or out of
- * memory).  The one place where the worker reads the compact form.
- */
-static int
-gchw_entry_add(gchb_buf_t *json, const char *d, size_t len)
-{
-    int      rc;
-    char    *js;
-    size_t   n;
-
-    if (len == 0 || d[0] != GCH_DM_MAGIC[0]) {
-        return json ? gchb_buf_add(json, d, len) : -1;
-    }
-
-    js = gch_dm_json(d, len, GCH_DM_ENTRY, &gch_alloc_std, &n);
-    if (js == NULL) {
-        return -1;
-    }
-
-    rc = json ? gchb_buf_add(json, js, n) : 0;
-    free(js);
-
-    return rc ? -1 : 0;
 }
 
 
@@ -372,18 +342,22 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, PGconn *pg,
 
 
 /*
- * Writes json (the entries up to the one whose id is "to") in one
+ * Writes the n entries (up to the one whose id is "to") in one
  * transaction that moves the position there.  0 written, -1 refused by
  * PostgreSQL (err), -2 PostgreSQL error, -3 the position had moved (read
  * again, nothing written).
  */
 static int
-gchw_write(gchw_persist_t *p, PGconn *pg, const char *json, int types,
-    const char *to, char *err, size_t errlen)
+gchw_write(gchw_persist_t *p, PGconn *pg, const gchw_entry_t *e,
+    size_t n, int types, const char *to, char *err, size_t errlen)
 {
-    int  rc;
+    int              rc;
+    gchw_position_t  pos;
 
-    rc = gchw_batch_write(pg, json, types, p->pos, to, err, errlen);
+    pos.from = p->pos;
+    pos.to = to;
+
+    rc = gchw_batch_write(pg, e, n, types, &pos, err, errlen);
 
     if (rc == 0) {
         snprintf(p->pos, sizeof(p->pos), "%s", to);
@@ -404,22 +378,17 @@ gchw_write(gchw_persist_t *p, PGconn *pg, const char *json, int types,
 
 
 /*
- * What to do with each entry of list: ok[i] 0 not a demande, 1 to write
- * (ty[i] its type).  The ones to write go into json ("[d1,d2...]"), their
- * count into *nok, their types or'ed into *types.  0, or -1 when out of
- * memory.
+ * What to do with each entry of list: ok[i] 0 not a demande, 1 to write.
+ * The ones to write go into ents (*nok of them), their types or'ed into
+ * *types.
  */
-static int
-gchw_entries_sort(const redisReply *list, unsigned char *ok,
-    unsigned char *ty, size_t *nok, int *types, gchb_buf_t *json)
+static void
+gchw_entries_sort(const redisReply *list, unsigned char *ok, size_t *nok,
+    int *types, gchw_entry_t *ents)
 {
     int                 t;
     size_t              i;
     const redisReply   *d, *e;
-
-    if (gchb_buf_add(json, "[", 1)) {
-        return -1;
-    }
 
     for (i = 0; i < list->elements; i++) {
         e = list->element[i];
@@ -430,17 +399,12 @@ gchw_entries_sort(const redisReply *list, unsigned char *ok,
         }
 
         ok[i] = 1;
-        ty[i] = (unsigned char) t;
         *types |= t;
-        if ((*nok && gchb_buf_add(json, ",", 1))
-            || gchw_entry_add(json, d->str, d->len))
-        {
-            return -1;
-        }
+        ents[*nok].d = d->str;
+        ents[*nok].len = d->len;
+        ents[*nok].type = t;
         (*nok)++;
     }
-
-    return gchb_buf_add(json, "]", 1);
 }
 
 
@@ -453,14 +417,15 @@ gchw_entries_sort(const redisReply *list, unsigned char *ok,
 static int
 gchw_entries_one_by_one(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     const redisReply *list, const unsigned char *ok,
-    const unsigned char *ty, gchb_buf_t *json)
+    const gchw_entry_t *ents)
 {
     int                 rc2, done;
     char                err[512];
-    size_t              i;
+    size_t              i, k;
     const redisReply   *d, *e;
 
     done = 0;
+    k = 0;                           /* ents[k]: the next entry to write */
 
     for (i = 0; i < list->elements; i++) {
         e = list->element[i];
@@ -476,16 +441,9 @@ gchw_entries_one_by_one(gchw_persist_t *p, redisContext *rc, PGconn *pg,
             continue;
         }
 
-        json->len = 0;
-        if (gchb_buf_add(json, "[", 1)
-            || gchw_entry_add(json, d->str, d->len)
-            || gchb_buf_add(json, "]", 1))
-        {
-            return -1;
-        }
-
-        rc2 = gchw_write(p, pg, json->data, ty[i], e->element[0]->str, err,
-                         sizeof(err));
+        rc2 = gchw_write(p, pg, &ents[k], 1, ents[k].type,
+                         e->element[0]->str, err, sizeof(err));
+        k++;
         if (rc2 == -2) {
             return -2;
         }
@@ -522,8 +480,8 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     int                 rc2, types;
     char                err[512];
     size_t              n, nok;
-    gchb_buf_t          json = { 0 };
-    unsigned char      *ok, *ty;
+    unsigned char      *ok;
+    gchw_entry_t       *ents;
     const redisReply   *last;
 
     n = list->elements;
@@ -532,20 +490,20 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     }
 
     ok = calloc(n, 1);
-    ty = calloc(n, 1);
+    ents = calloc(n, sizeof(gchw_entry_t));
     types = 0;
     nok = 0;
 
-    if (ok == NULL || ty == NULL
-        || gchw_entries_sort(list, ok, ty, &nok, &types, &json) != 0)
-    {
+    if (ok == NULL || ents == NULL) {
         rc2 = -1;
         goto done;
     }
 
+    gchw_entries_sort(list, ok, &nok, &types, ents);
+
     if (nok == n) {
         last = list->element[n - 1];
-        rc2 = gchw_write(p, pg, json.data, types, last->element[0]->str,
+        rc2 = gchw_write(p, pg, ents, nok, types, last->element[0]->str,
                          err, sizeof(err));
         if (rc2 == 0) {
             rc2 = (int) nok;
@@ -562,13 +520,12 @@ gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
         }
     }
 
-    rc2 = gchw_entries_one_by_one(p, rc, pg, list, ok, ty, &json);
+    rc2 = gchw_entries_one_by_one(p, rc, pg, list, ok, ents);
 
 done:
 
-    gchb_buf_free(&json);
     free(ok);
-    free(ty);
+    free(ents);
 
     return rc2;
 }

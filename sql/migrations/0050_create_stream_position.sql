@@ -26,3 +26,17 @@ create table stream_position (
 );
 
 insert into stream_position (id, last_id) values (1, '0-0');
+
+-- The compare-and-set of a batch (worker/batch.c, before its COMMIT):
+-- raises SQLSTATE GCH01 when another worker moved the position first, so
+-- that the batch rolls back and the worker reads the position again.
+create function stream_position_move(from_id text, to_id text)
+returns void language plpgsql as $$
+begin
+    update stream_position set last_id = to_id
+     where id = 1 and last_id = from_id;
+    if not found then
+        raise exception 'stream position is no longer %', from_id
+            using errcode = 'GCH01';
+    end if;
+end $$;

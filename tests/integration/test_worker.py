@@ -1025,3 +1025,134 @@ def test_swap_entry_cancels_what_it_released_and_a_void_restores_it(
                "booking") == [("b-old", "confirmed", None)]
     assert sql(worker_conf["pg"], "select count(*) from "
                "booking_cancellation where booking_id = 'b-old'") == [(0,)]
+
+
+def compact(number, at_ms, family, key, cells, onsite=False, agent=""):
+    """A booking's compact demande as nginx's engine writes it to the
+    stream (engine/src/demande.c): cells are (child, session, "+<price>")
+    or (child, session, "-<reason>[@<opens>][#<position>]")."""
+    def s(x):
+        b = x.encode()
+        return b"%d:%s" % (len(b), b)
+    out = b"~1 %d %d %s %s %s %s %d" % (
+        number, at_ms, b"o" if onsite else b"w", s(family), s(key),
+        s(agent), len(cells))
+    for child, session, outcome in cells:
+        out += b" %s %s %s" % (s(child), s(session), outcome.encode())
+    return out
+
+
+def test_compact_demandes_copied_as_the_statements_write_them(
+        worker_conf, rds, worker):
+    """A batch of compact demandes only (the rush) is written with COPY:
+    the same demande, booking and outbox rows as the statements write
+    for the same entries in a batch they take (one with a cancellation);
+    a booking cancelled before its demande is persisted is inserted
+    cancelled, and an unknown family still goes to the dead letters."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    add_settings(worker_conf, "max_attempts = 1\n")
+    sql(worker_conf["pg"], """
+        insert into session (id, activity_id, date, unit_code, label,
+            places, places_online)
+            values ('s2', 'alsh', '2031-07-08', 'MATIN', 'Matin', 10, 5);
+        insert into child values ('c-jules', 'f-durand', 'Jules',
+                                  '2023-01-02');""")
+    odd = 'k\t"\\n\\ {a,b} NULL\n\u00e9\u20ac\'x\''
+    entries = [
+        compact(7, 1623081600007, "f-martin", odd,
+                [("c-thais", "s1", "+900"), ("c-thais", "s2", "-full#3"),
+                 ("c-thais", "s9", "-not_open_yet@1625000000")]),
+        compact(8, 1623081601999, "f-durand", "k8",
+                [("c-jules", "s1", "+0"), ("c-jules", "s2", "+450")],
+                onsite=True, agent='agent "un"\\\t'),
+        compact(9, 1623081602000, "f-durand", "wl.b-x.1",
+                [("c-jules", "s2", "-full")]),
+        compact(10, 1623081602001, "f-durand", "wl.b-y.1",
+                [("c-jules", "s2", "-closed")]),
+        compact(11, 1623081602002, "f-martin", "wl.b-z.2",
+                [("c-thais", "s2", "+300")]),
+    ]
+
+    def rows():
+        pg = worker_conf["pg"]
+        return (sql(pg, "select number, request_id, family_id, kind,"
+                    " status, idem_key, created_at, items from demande"
+                    " order by number"),
+                sql(pg, "select id, demande_number, family_id, child_id,"
+                    " session_id, price_cents, status, created_at, channel,"
+                    " cancelled_at, billed, justified, booked_by from booking"
+                    " order by id"),
+                sql(pg, "select family_id, kind, ref, subject, body,"
+                    " sent_at, attempts from outbox where kind = 'demande'"
+                    " order by id"))
+
+    def drain(first=()):
+        """The entries in one batch (the worker started after them)."""
+        sql(worker_conf["pg"], "truncate demande, booking, outbox,"
+            " booking_cancellation cascade")
+        rds.delete("{main}:stream", "{main}:stream:dead")
+        for d in list(first) + entries:
+            rds.xadd("{main}:stream", {"d": d})
+        w = worker()
+        assert wait_for(lambda: sql(worker_conf["pg"], "select count(*)"
+                                    " from demande")[0][0] == len(entries),
+                        15)
+        assert w.stop() == 0
+        return rows()
+
+    copied = drain()
+    # the same entries with a cancellation: the statements write them
+    stated = drain([cancel_entry("b-unknown", False)])
+    assert copied == stated
+    demandes, bookings, mails = copied
+    assert [(d[0], d[1], d[4], d[5], d[6].timestamp()) for d in demandes] \
+        == [(7, "D-000007", "partielle", odd, 1623081600.007),
+            (8, "D-000008", "traitee_positivement", "k8", 1623081601.999),
+            (9, "D-000009", "traitee_negativement", "wl.b-x.1",
+             1623081602.0),
+            (10, "D-000010", "traitee_negativement", "wl.b-y.1",
+             1623081602.001),
+            (11, "D-000011", "traitee_positivement", "wl.b-z.2",
+             1623081602.002)]
+    assert [i["status"] for i in demandes[0][7]] == [
+        "confirmed", "waitlisted", "refused"]
+    assert demandes[0][7][2]["opens_at"]
+    assert sorted((b[1], b[4], b[5], b[6], b[8], b[12]) for b in bookings) \
+        == [(7, "s1", 900, "confirmed", "online", None),
+            (8, "s1", 0, "confirmed", "onsite", 'agent "un"\\\t'),
+            (8, "s2", 450, "confirmed", "onsite", 'agent "un"\\\t'),
+            (11, "s2", 300, "confirmed", "online", None)]
+    # a promotion that did not book mails nothing, but its list's end
+    assert [m[2] for m in mails] == ["D-000007", "D-000008", "D-000010",
+                                     "D-000011"]
+
+    # a booking cancelled before its demande is persisted (its entry
+    # waited at a dead consumer): inserted cancelled, as by the statements
+    bid = [b[0] for b in bookings if b[1] == 7][0]
+    sql(worker_conf["pg"], "truncate demande, booking, outbox,"
+        " booking_cancellation cascade")
+    rds.delete("{main}:stream")
+    rds.xadd("{main}:stream", {"d": cancel_entry(bid, True)})
+    w = worker()
+    assert wait_for(lambda: sql(worker_conf["pg"], "select count(*) from"
+                                " booking_cancellation")[0][0] == 1, 15)
+    for d in entries:
+        rds.xadd("{main}:stream", {"d": d})
+    assert wait_for(lambda: sql(worker_conf["pg"], "select count(*) from"
+                                " demande")[0][0] == len(entries), 15)
+    assert sql(worker_conf["pg"], "select status, billed from booking"
+               " where id = %s", (bid,)) == [("cancelled", True)]
+
+    # an unknown family: that entry to the dead letters, the others written
+    nobody = compact(12, 1623081603000, "f-nobody", "k12",
+                     [("c-thais", "s1", "+900")])
+    for d in [compact(13, 1623081603000, "f-martin", "k13",
+                      [("c-thais", "s1", "+900")]), nobody]:
+        rds.xadd("{main}:stream", {"d": d})
+    assert wait_for(lambda: rds.xlen("{main}:stream:dead") == 1, 15)
+    assert w.stop() == 0
+    dead = rds.xrange("{main}:stream:dead")[0][1]
+    assert dead[b"d"] == nobody and b"foreign key" in dead[b"error"]
+    assert sql(worker_conf["pg"], "select number from demande where number"
+               " > 11 order by number") == [(13,)]
