@@ -285,8 +285,9 @@ static const char  gchw_sql_mail_absence[] =
  * before each insert was a fifth of the book statement.  Only a replay
  * (entries persisted under the consumer group of before 0050, read
  * again from stream_position's first '0-0'; a duplicate in the stream)
- * finds rows already there: its unique_violation rolls the batch back, and it is
- * written again with "on conflict do nothing", as every batch once was.
+ * finds rows already there: its unique_violation rolls the batch back,
+ * and it is written again with "on conflict do nothing", as every batch
+ * once was.
  */
 static const struct {
     const char  *sql;
