@@ -1,10 +1,12 @@
 /*
  * batch.c -- one batch of the stream {T}:stream into PostgreSQL
- * (persist.c reads, checks and acknowledges the entries): the set-based
- * statements, prepared once per connection, run in ONE transaction under
- * the advisory lock GCHB_LOCK_PERSIST, each only in batches holding the
- * entry types it concerns.  persist.c's comment tells what each type of
- * entry becomes and why a replay changes nothing.
+ * (persist.c reads, checks and acknowledges the entries), in ONE
+ * transaction under the advisory lock GCHB_LOCK_PERSIST: a batch of
+ * compact demandes only with COPY (below, "the rush's batches"), any
+ * other as one JSON array by the set-based statements, prepared once per
+ * connection, each only in batches holding the entry types it concerns.
+ * persist.c's comment tells what each type of entry becomes and why a
+ * replay changes nothing.
  */
 
 #include <stdio.h>
@@ -356,13 +358,21 @@ static const char  gchw_copy_outbox[] =
     "copy outbox (family_id, kind, ref) from stdin";
 
 
+/* keys for the probe: NUL-terminated in text, at offsets off[0..n) */
 typedef struct {
-    gchb_buf_t  demande;       /* COPY text rows */
-    gchb_buf_t  booking;
-    gchb_buf_t  outbox;
-    gchb_buf_t  families;      /* text[] literals of the probe */
-    gchb_buf_t  bids;
-    int         failed;        /* out of memory */
+    gchb_buf_t  text;
+    size_t     *off;
+    size_t      n;
+    size_t      cap;
+} gchw_keys_t;
+
+typedef struct {
+    gchb_buf_t   demande;      /* COPY text rows */
+    gchb_buf_t   booking;
+    gchb_buf_t   outbox;
+    gchw_keys_t  families;     /* the probe's */
+    gchw_keys_t  bids;
+    int          failed;       /* out of memory */
 } gchw_copy_t;
 
 
@@ -404,20 +414,88 @@ gchw_copy_field(gchb_buf_t *b, const char *s, size_t n, gchw_copy_t *c)
 }
 
 
-/* One element of a text[] literal ("{...}" around the list). */
 static void
-gchw_copy_elem(gchb_buf_t *b, const char *s, size_t n, gchw_copy_t *c)
+gchw_keys_add(gchw_keys_t *k, const char *s, size_t n, gchw_copy_t *c)
 {
-    size_t  i;
+    size_t  *off;
 
-    gchw_copy_add(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1, c);
-    for (i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            gchw_copy_add(b, "\\", 1, c);
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 256;
+        off = realloc(k->off, k->cap * sizeof(size_t));
+        if (off == NULL) {
+            c->failed = 1;
+            return;
         }
-        gchw_copy_add(b, s + i, 1, c);
+        k->off = off;
     }
-    gchw_copy_add(b, "\"", 1, c);
+
+    k->off[k->n++] = k->text.len;
+    gchw_copy_add(&k->text, s, n, c);
+    gchw_copy_add(&k->text, "", 1, c);
+}
+
+
+static int
+gchw_keys_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+
+/*
+ * The distinct keys as a text[] literal in out, sorted by their bytes:
+ * the order of PostgreSQL's collation too for the usual ids (ASCII
+ * letters of one case, digits, '-'), so that the "= any" index scans of
+ * the probe find their array already sorted.  The number of distinct
+ * keys.
+ */
+static size_t
+gchw_keys_literal(gchw_keys_t *k, gchb_buf_t *out, gchw_copy_t *c)
+{
+    size_t        i, j, distinct;
+    const char   *p, **v;
+
+    gchw_copy_add(out, "{", 1, c);
+    distinct = 0;
+
+    if (k->n && !c->failed) {
+        v = malloc(k->n * sizeof(char *));
+        if (v == NULL) {
+            c->failed = 1;
+            return 0;
+        }
+
+        for (i = 0; i < k->n; i++) {
+            v[i] = k->text.data + k->off[i];
+        }
+        qsort(v, k->n, sizeof(char *), gchw_keys_cmp);
+
+        for (i = 0; i < k->n; i++) {
+            if (i && strcmp(v[i], v[i - 1]) == 0) {
+                continue;
+            }
+
+            gchw_copy_add(out, distinct ? ",\"" : "\"",
+                          distinct ? 2 : 1, c);
+            distinct++;
+            for (p = v[i]; *p != '\0'; p += j) {
+                j = strcspn(p, "\"\\");
+                gchw_copy_add(out, p, j, c);
+                if (p[j] != '\0') {
+                    gchw_copy_add(out, "\\", 1, c);
+                    gchw_copy_add(out, p + j, 1, c);
+                    j++;
+                }
+            }
+            gchw_copy_add(out, "\"", 1, c);
+        }
+
+        free(v);
+    }
+
+    gchw_copy_add(out, "}", 1, c);
+
+    return distinct;
 }
 
 
@@ -468,7 +546,9 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
     js = NULL;
     rc = 1;
 
-    if (dm.number < 0 || dm.at_ms < 0 || dm.family_len >= sizeof(fid)) {
+    if (dm.number < 0 || dm.at_ms < 0 || dm.family_len >= sizeof(fid)
+        || memchr(dm.family, '\0', dm.family_len) != NULL)
+    {
         goto done;
     }
 
@@ -530,7 +610,7 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
     gchw_copy_field(&c->demande, items, (size_t) (js + jlen - 1 - items), c);
     gchw_copy_add(&c->demande, "\n", 1, c);
 
-    gchw_copy_elem(&c->families, dm.family, dm.family_len, c);
+    gchw_keys_add(&c->families, dm.family, dm.family_len, c);
 
     /* booking: the confirmed cells; booked_by the agent at the counter */
     agent = dm.onsite && dm.agent_len ? dm.agent : NULL;
@@ -566,7 +646,7 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
         gchw_copy_field(&c->booking, agent, dm.agent_len, c);
         gchw_copy_add(&c->booking, "\n", 1, c);
 
-        gchw_copy_elem(&c->bids, bid, strlen(bid), c);
+        gchw_keys_add(&c->bids, bid, strlen(bid), c);
     }
 
     /* outbox: one e-mail per demande, but none for a promotion that did
@@ -601,8 +681,10 @@ gchw_copy_free(gchw_copy_t *c)
     gchb_buf_free(&c->demande);
     gchb_buf_free(&c->booking);
     gchb_buf_free(&c->outbox);
-    gchb_buf_free(&c->families);
-    gchb_buf_free(&c->bids);
+    gchb_buf_free(&c->families.text);
+    free(c->families.off);
+    gchb_buf_free(&c->bids.text);
+    free(c->bids.off);
 }
 
 
@@ -763,12 +845,11 @@ gchw_batch_copy(PGconn *pg, const gchw_entry_t *e, size_t n,
 {
     int           rc;
     size_t        i;
+    gchb_buf_t    families = { 0 }, bids = { 0 };
     gchw_copy_t   c;
     const char   *params[2];
 
     memset(&c, 0, sizeof(c));
-    gchw_copy_add(&c.families, "{", 1, &c);
-    gchw_copy_add(&c.bids, "{", 1, &c);
 
     for (i = 0; i < n; i++) {
         rc = gchw_copy_entry(&c, e[i].d, e[i].len);
@@ -778,8 +859,8 @@ gchw_batch_copy(PGconn *pg, const gchw_entry_t *e, size_t n,
         }
     }
 
-    gchw_copy_add(&c.families, "}", 1, &c);
-    gchw_copy_add(&c.bids, "}", 1, &c);
+    gchw_keys_literal(&c.families, &families, &c);
+    gchw_keys_literal(&c.bids, &bids, &c);
     if (c.failed) {
         rc = -2;
         goto done;
@@ -792,8 +873,8 @@ gchw_batch_copy(PGconn *pg, const gchw_entry_t *e, size_t n,
         goto done;
     }
 
-    params[0] = c.families.data;
-    params[1] = c.bids.data;
+    params[0] = families.data;
+    params[1] = bids.data;
     *res = PQexecPrepared(pg, GCHW_PROBE, 2, params, NULL, NULL, 0);
     if (PQresultStatus(*res) != PGRES_TUPLES_OK || PQntuples(*res) != 1) {
         goto done;
@@ -830,6 +911,8 @@ gchw_batch_copy(PGconn *pg, const gchw_entry_t *e, size_t n,
 
 done:
 
+    gchb_buf_free(&families);
+    gchb_buf_free(&bids);
     gchw_copy_free(&c);
 
     return rc;

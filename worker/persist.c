@@ -3,11 +3,11 @@
  *
  * The worker reads with plain XREAD after the last id it persisted, kept
  * in PostgreSQL (stream_position, migration 0050).  Each batch is
- * checked entry by entry (a booking's compact demande, rendered as JSON by
- * the engine in batch.c; else with yajl, an object with a string
- * "type"), then
- * sent to PostgreSQL and written by a few set-based statements (or COPY)
- * inside ONE transaction (batch.c):
+ * checked entry by entry (a booking's compact demande, decoded by the
+ * engine; else with yajl, an object with a string "type"), then written
+ * inside ONE transaction by batch.c: with COPY when the batch holds
+ * compact demandes only (the rush), else as one JSON array by a few
+ * set-based statements:
  *
  *   void   -> insert into voided_booking, delete those bookings;
  *   book   -> ONE statement: insert into demande ... on conflict do
