@@ -86,7 +86,9 @@ void gchw_persist_free(gchw_persist_t *p);
  */
 int gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg);
 /* The next round reads the position from PostgreSQL again (a new
- * connection: its last COMMIT may or may not have happened). */
+ * connection: its last COMMIT may or may not have happened), and checks
+ * the stream against it before reading (a new connection to Redis: the
+ * stream may be another, see persist.c). */
 void gchw_persist_reread(gchw_persist_t *p);
 /* How long a round blocks waiting for new entries (ms >= 1; 0: the
  * setting batch_wait_ms): the worker shares batch_wait_ms between the
@@ -95,6 +97,8 @@ void gchw_persist_wait(gchw_persist_t *p, int ms);
 /* The last stream id persisted, as this persister knows it (NULL until
  * read from PostgreSQL). */
 const char *gchw_persist_position(gchw_persist_t *p);
+/* -1, 0, 1 as a stream id "ms-seq" compares with b (stream.c). */
+int gchw_id_cmp(const char *a, const char *b);
 /* SELECT last_id FROM stream_position into out: 0, or -1 after logging. */
 int gchw_position_read(PGconn *pg, char *out, size_t size);
 /* now minus the time of the oldest stream entry after pos (the persisted

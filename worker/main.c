@@ -395,6 +395,8 @@ gchw_reload_settings(gchw_worker_t *w)
 static int
 gchw_connect_redis(gchw_worker_t *w)
 {
+    int  i;
+
     if (w->rc != NULL) {
         return 0;
     }
@@ -422,6 +424,12 @@ gchw_connect_redis(gchw_worker_t *w)
 
     gchb_log("info", "connected to redis %s", gchb_redis_name(&w->conf));
     w->backoff = GCHW_BACKOFF_MIN;
+
+    /* each town's stream checked against its position before it is read
+     * or trimmed on this connection (persist.c) */
+    for (i = 0; i < w->ntowns; i++) {
+        gchw_persist_reread(w->towns[i]->persist);
+    }
 
     return 0;
 }

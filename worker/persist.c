@@ -55,6 +55,8 @@ struct gchw_persist_s {
     char                fail_id[64];      /* the entry that failed last */
     int                 fails;            /* its attempts so far */
     int64_t             retry_ms;         /* its next attempt, not before */
+    int64_t             check_ms;         /* the stream checked against
+                                             pos, next (0: at once) */
     int                 wait_ms;          /* XREAD's BLOCK, 0: the
                                              setting batch_wait_ms */
 };
@@ -259,6 +261,73 @@ static void
 gchw_position_lost(gchw_persist_t *p)
 {
     p->have_pos = 0;
+}
+
+
+/*
+ * The stream's last generated id below the position: the stream is not
+ * the one the position was taken on.  Redis lost its data and the stream
+ * was made again (its ids come from Redis's clock, which may be behind
+ * the old one's), or a replica that had not every entry was promoted.
+ * Entries with ids below the position would then never be read: the
+ * position goes back to 0-0 and the whole stream is read again.  What
+ * was persisted already (a promoted replica's entries) is a replay, which
+ * writes nothing twice (the "on conflict" statements, batch.c).  Checked
+ * at each new connection to Redis, before the stream is read or trimmed
+ * on it, and once a second.  0, -1 Redis error, -2 PostgreSQL error.
+ */
+static int
+gchw_stream_check(gchw_persist_t *p, redisContext *rc, PGconn *pg)
+{
+    int           moved;
+    char          last[64];
+    size_t        i;
+    redisReply   *r;
+
+    r = redisCommand(rc, "XINFO STREAM " GCHW_STREAM, gchb_town);
+    if (r == NULL) {
+        gchb_log("error", "redis: %s", rc->errstr);
+        return -1;
+    }
+
+    strcpy(last, "0-0");                     /* no stream: none */
+
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i + 1 < r->elements; i += 2) {
+            if (r->element[i]->type == REDIS_REPLY_STRING
+                && strcmp(r->element[i]->str, "last-generated-id") == 0
+                && r->element[i + 1]->type == REDIS_REPLY_STRING)
+            {
+                snprintf(last, sizeof(last), "%s", r->element[i + 1]->str);
+            }
+        }
+
+    } else if (r->type == REDIS_REPLY_ERROR
+               && strstr(r->str, "no such key") == NULL)
+    {
+        gchb_log("error", "redis: XINFO STREAM: %s", r->str);
+        freeReplyObject(r);
+        return -1;
+    }
+
+    freeReplyObject(r);
+
+    if (gchw_id_cmp(last, p->pos) >= 0) {
+        return 0;
+    }
+
+    moved = gchw_position_move(pg, p->pos, "0-0");
+    if (moved != 1) {
+        gchw_position_lost(p);
+        return moved < 0 ? -2 : 0;
+    }
+
+    gchb_log("warn", "stream position %s is past the stream's last id %s "
+             "(Redis lost its data, or a replica was promoted): the stream "
+             "is read again from its start", p->pos, last);
+    strcpy(p->pos, "0-0");
+
+    return 0;
 }
 
 
@@ -536,6 +605,7 @@ void
 gchw_persist_reread(gchw_persist_t *p)
 {
     gchw_position_lost(p);
+    p->check_ms = 0;
 }
 
 
@@ -559,9 +629,20 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
         p->have_pos = 1;
     }
 
+    now = gchb_now_ms();
+    if (now >= p->check_ms) {
+        n = gchw_stream_check(p, rc, pg);
+        if (n != 0) {
+            return n;
+        }
+        p->check_ms = now + 1000;
+        if (!p->have_pos) {
+            return 0;                /* moved by another worker: reread */
+        }
+    }
+
     if (p->fails) {
         /* an entry failed: its next attempt not before retry_ms */
-        now = gchb_now_ms();
         if (now < p->retry_ms) {
             gchb_sleep_ms(p->retry_ms - now < wait
                           ? (int) (p->retry_ms - now) : wait);

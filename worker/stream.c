@@ -72,8 +72,8 @@ gchw_persist_dead(redisContext *rc)
 }
 
 
-/* -1, 0, 1 as a stream id "ms-seq" compares with b. */
-static int
+/* See gchw.h. */
+int
 gchw_id_cmp(const char *a, const char *b)
 {
     unsigned long long  am, as, bm, bs;

@@ -962,6 +962,38 @@ def test_two_workers_booking_and_its_cancellation(worker_conf, rds, worker):
     assert "moved by another worker: read again" in log
 
 
+def test_stream_made_again_behind_the_position_is_read(worker_conf, rds,
+                                                       worker):
+    """Redis lost its data and its stream was made again with ids below the
+    persisted position (a Redis whose clock is behind the old one's): the
+    worker, once reconnected, finds the stream's last id below its
+    position and reads the stream again from its start; nothing is lost,
+    nothing written twice."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    w = worker()
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
+    rds.xadd("{main}:stream", {"d": book_entry(2, "k2", "b-2")})
+    assert wait_for(lambda: pending(rds, worker_conf) == 0 and sql(
+        worker_conf["pg"], "select count(*) from booking")[0][0] == 2, 10)
+    # the data lost, a new stream whose ids are below the position
+    rds.delete("{main}:stream")
+    rds.xadd("{main}:stream", {"d": book_entry(3, "k3", "b-3")}, id="1-1")
+    rds.xadd("{main}:stream", {"d": book_entry(4, "k4", "b-4")}, id="1-2")
+    rds.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert wait_for(lambda: sql(worker_conf["pg"], "select count(*) from"
+                                " booking")[0][0] == 4, 10)
+    assert wait_for(lambda: pending(rds, worker_conf) == 0, 10)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select last_id from stream_position") \
+        == [("1-2",)]
+    assert sql(worker_conf["pg"], "select id from booking order by id") \
+        == [("b-1",), ("b-2",), ("b-3",), ("b-4",)]
+    log = open(str(worker_conf["conf"]).replace("worker.conf",
+                                                "worker.log")).read()
+    assert "is read again from its start" in log
+
+
 def test_persisting_writes_nothing_to_redis(worker_conf, rds, worker):
     """The worker reads the stream with plain XREAD after the position it
     keeps in PostgreSQL: no consumer group, nothing Redis writes to its
