@@ -499,19 +499,34 @@ gchw_keys_literal(gchw_keys_t *k, gchb_buf_t *out, gchw_copy_t *c)
 }
 
 
-/* what gch_dm_status() of the engine says, as the entry's "status" */
-static const char *
-gchw_copy_status(const gch_dm_t *dm)
+/*
+ * The entry's "status" into out (size bytes), as the engine rendered it
+ * (gch_dm_render(), which alone decides it): the first ,"status":" of the
+ * entry's JSON, before its items (no string of it holds that sequence,
+ * its quotes being escaped).  0, or -1 when it is not there.
+ */
+static int
+gchw_copy_status(const char *js, const char *items, char *out, size_t size)
 {
-    size_t  i, ok;
+    const char  *s, *e;
 
-    ok = 0;
-    for (i = 0; i < dm->ncells; i++) {
-        ok += (dm->cells[i].reason == GCH_REASON_NONE);
+    s = strstr(js, ",\"status\":\"");
+    if (s == NULL || s > items) {
+        return -1;
     }
 
-    return ok == dm->ncells ? "traitee_positivement"
-           : ok == 0 ? "traitee_negativement" : "partielle";
+    s += sizeof(",\"status\":\"") - 1;
+    e = strchr(s, '"');
+    if (e == NULL || e > items || (size_t) (e - s) >= size
+        || memchr(s, '\\', (size_t) (e - s)) != NULL)
+    {
+        return -1;
+    }
+
+    memcpy(out, s, (size_t) (e - s));
+    out[e - s] = '\0';
+
+    return 0;
 }
 
 
@@ -526,12 +541,12 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
     int                   rc, mail;
     char                 *js, *items, ts[48], num[24], rid[32], fid[128],
                           cid[128], sid[128], bid[GCH_BOOKING_ID_MAX],
-                          price[24];
+                          price[24], status[32];
     size_t                i, n, jlen;
     time_t                t;
     struct tm             tm;
     gch_dm_t              dm;
-    const char           *status, *agent;
+    const char           *agent;
     const gch_dm_cell_t  *cell;
 
     if (len == 0 || d[0] != GCH_DM_MAGIC[0]) {
@@ -578,6 +593,10 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
     }
     items += sizeof(",\"items\":") - 1;
 
+    if (gchw_copy_status(js, items, status, sizeof(status)) != 0) {
+        goto done;
+    }
+
     memcpy(fid, dm.family, dm.family_len);
     fid[dm.family_len] = '\0';
 
@@ -592,7 +611,6 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
     n = strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
     snprintf(ts + n, sizeof(ts) - n, ".%03d+00", (int) (dm.at_ms % 1000));
 
-    status = gchw_copy_status(&dm);
 
     /* demande */
     gchw_copy_add(&c->demande, num, strlen(num), c);

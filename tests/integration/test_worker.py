@@ -1188,3 +1188,34 @@ def test_compact_demandes_copied_as_the_statements_write_them(
     assert dead[b"d"] == nobody and b"foreign key" in dead[b"error"]
     assert sql(worker_conf["pg"], "select number from demande where number"
                " > 11 order by number") == [(13,)]
+
+
+def test_compact_demande_twice_in_a_batch_written_once(worker_conf, rds,
+                                                       worker):
+    """A compact demande twice in the stream (a replay), with a new one in
+    the same batch: the COPY meets the first one's rows, the batch is
+    written again with on conflict do nothing, each row exists once."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    first = compact(1, 1623081600000, "f-martin", "k1",
+                    [("c-thais", "s1", "+900")])
+    rds.xadd("{main}:stream", {"d": first})
+    w = worker()
+    assert wait_for(lambda: sql(worker_conf["pg"], "select count(*) from"
+                                " demande")[0][0] == 1, 15)
+    assert w.stop() == 0
+    rds.xadd("{main}:stream", {"d": first})
+    rds.xadd("{main}:stream", {"d": compact(2, 1623081600001, "f-martin",
+                                            "k2", [("c-thais", "s1",
+                                                    "+900")])})
+    w = worker()
+    assert wait_for(lambda: sql(worker_conf["pg"], "select count(*) from"
+                                " demande")[0][0] == 2, 15)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select demande_number, count(*) from"
+               " booking group by 1 order by 1") == [(1, 1), (2, 1)]
+    assert sql(worker_conf["pg"], "select ref from outbox order by id") \
+        == [("D-000001",), ("D-000002",)]
+    log = open(str(worker_conf["conf"]).replace("worker.conf",
+                                                "worker.log")).read()
+    assert "already in PostgreSQL (a replay)" in log
