@@ -145,32 +145,20 @@ def read_logs(paths, rep):
     return confirmed, keys
 
 
-def wait_drained(r, timeout, rep):
-    """Wait until the consumer group `persist` has read and acked
-    everything of {main}:stream (bounded)."""
+def wait_drained(r, cur, timeout, rep):
+    """Wait until the worker has persisted everything of {main}:stream:
+    no entry after its position in PostgreSQL (stream_position, 0050)
+    (bounded)."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
-        try:
-            groups = r.xinfo_groups(TAG + ":stream")
-        except redis.ResponseError:
-            groups = []
-        g = next((g for g in groups if g["name"] in ("persist", b"persist")),
-                 None)
-        if g is None:
-            last = "no consumer group persist on %s:stream" % TAG
-        else:
-            lag = g.get("lag")
-            pending = g.get("pending")
-            last = "pending %s lag %s" % (pending, lag)
-            if pending == 0 and (lag == 0 or lag is None and
-                                 r.xlen(TAG + ":stream") == 0 or
-                                 lag is None and
-                                 g.get("last-delivered-id") ==
-                                 r.xinfo_stream(TAG + ":stream")
-                                 ["last-generated-id"]):
-                rep.info["drain"] = last
-                return True
+        cur.execute("select last_id from stream_position")
+        pos = cur.fetchone()[0]
+        left = len(r.xrange(TAG + ":stream", "(" + pos, "+"))
+        last = "position %s, %d entries after it" % (pos, left)
+        if left == 0:
+            rep.info["drain"] = last
+            return True
         if time.monotonic() > deadline:
             rep.violation("worker_not_drained", "after %ss: %s"
                           % (timeout, last))
@@ -364,7 +352,7 @@ def main():
                     ("town_" + a.town,))
 
     confirmed, keys = read_logs(a.log, rep)
-    wait_drained(r, a.drain_timeout, rep)
+    wait_drained(r, cur, a.drain_timeout, rep)
 
     cur.execute("select code, starts_min, ends_min from unit")
     units = {c: (s, e) for c, s, e in cur.fetchall()}

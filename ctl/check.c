@@ -419,10 +419,12 @@ int
 gchc_check(PGconn *pg, redisContext *rc)
 {
     int          a, b;
+    char         pos[64];
     int64_t      lag;
     redisReply  *r;
 
-    lag = gchw_persist_lag(rc);
+    lag = gchw_position_read(pg, pos, sizeof(pos)) == 0
+          ? gchw_persist_lag(rc, pos) : -1;
     if (lag > 0) {
         fprintf(stderr, "guichetctl: note: " GCH_KEY_STREAM " has entries not "
                 "yet persisted (lag %lld ms): differences may be "

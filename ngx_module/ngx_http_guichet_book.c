@@ -263,7 +263,14 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     in.inflight_ttl_s = 3600;
     in.catalogue_gen = op->cat->gen;
     in.onsite = op->staff;
-    /* with now_ms and the body's hash, unique to this attempt */
+    /*
+     * with the body's hash, unique to this attempt: the process, and its
+     * counter from a random start (a later process with the same pid
+     * does not count again from 1)
+     */
+    if (ngx_http_guichet_attempts == 0) {
+        ngx_http_guichet_attempts = (uint32_t) ngx_random();
+    }
     in.attempt = ((uint64_t) (uint32_t) ngx_pid << 32)
                  | ++ngx_http_guichet_attempts;
     in.refused_ttl_s = GCH_REFUSED_TTL_S;

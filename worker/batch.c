@@ -298,10 +298,11 @@ static const char  gchw_sql_mail_absence[] =
  * A batch is first written with "new", where a statement has one: the
  * same rows without "on conflict", whose probe of every unique index
  * before each insert was a fifth of the book statement.  Only a replay
- * (a batch redelivered after a crash between COMMIT and XACK, an entry
- * claimed from a dead consumer, a duplicate in the stream) finds rows
- * already there: its unique_violation rolls the batch back, and it is
- * written again with "on conflict do nothing", as every batch once was.
+ * (entries persisted under the consumer group of before 0050, read
+ * again from stream_position's first '0-0'; a duplicate in the stream)
+ * finds rows already there: its unique_violation rolls the batch back,
+ * and it is written again with "on conflict do nothing", as every batch
+ * once was.
  */
 static const struct {
     const char  *sql;
@@ -809,16 +810,27 @@ gchw_prepare(PGconn *pg)
 
 
 /*
- * The batch's COMMIT, in both ways of writing it (the stream's position,
- * when there is one, is to be written here, in the same transaction).
- * NULL once committed, else the failed result.
+ * The batch's COMMIT, in both ways of writing it, with the stream's
+ * position moved in the same transaction when there is one
+ * (persist.c: a compare-and-set, SQLSTATE GCHW_STALE when another worker
+ * moved it first).  NULL once committed, else the failed result.
  */
 static PGresult *
-gchw_batch_commit(PGconn *pg, const char *position)
+gchw_batch_commit(PGconn *pg, const gchw_position_t *position)
 {
-    PGresult  *res;
+    PGresult    *res;
+    const char  *params[2];
 
-    (void) position;
+    if (position != NULL) {
+        params[0] = position->from;
+        params[1] = position->to;
+        res = PQexecParams(pg, "select stream_position_move($1, $2)", 2,
+                           NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            return res;
+        }
+        PQclear(res);
+    }
 
     res = PQexec(pg, "commit");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -860,7 +872,7 @@ gchw_batch_begin(PGconn *pg)
  */
 static int
 gchw_batch_copy(PGconn *pg, const gchw_entry_t *e, size_t n,
-    const char *position, PGresult **res)
+    const gchw_position_t *position, PGresult **res)
 {
     int           rc;
     size_t        i;
@@ -945,7 +957,7 @@ done:
  */
 static PGresult *
 gchw_batch_run(PGconn *pg, const char *json, int types, int new,
-    const char *position)
+    const gchw_position_t *position)
 {
     char         name[24];
     size_t       i;
@@ -1031,7 +1043,7 @@ gchw_batch_json(gchb_buf_t *json, const gchw_entry_t *e, size_t n)
 /* See gchw.h. */
 int
 gchw_batch_write(PGconn *pg, const gchw_entry_t *e, size_t n, int types,
-    const char *position, char *err, size_t errlen)
+    const gchw_position_t *position, char *err, size_t errlen)
 {
     int           data, new, rc;
     size_t        i;
@@ -1110,6 +1122,16 @@ failed:
     gchb_buf_free(&json);
 
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state && strcmp(state, GCHW_STALE) == 0
+        && PQstatus(pg) == CONNECTION_OK)
+    {
+        /* another worker persisted these entries: nothing written */
+        PQclear(res);
+        PQclear(PQexec(pg, "rollback"));
+        return -3;
+    }
+
     data = state && (strncmp(state, "22", 2) == 0
                      || strncmp(state, "23", 2) == 0);
 

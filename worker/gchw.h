@@ -25,8 +25,9 @@
 
 
 #define GCHW_STREAM      GCH_KEY_STREAM
-#define GCHW_GROUP       "persist"
 #define GCHW_DEAD        GCH_KEY_STREAM_DEAD
+/* between two attempts of a stream entry that failed on its own */
+#define GCHW_RETRY_MS    1000
 
 
 /* ------------------------------------------------------------------ */
@@ -75,38 +76,44 @@ typedef struct gchw_persist_s  gchw_persist_t;
 /* Owns nothing of conf (it must outlive the persister). */
 gchw_persist_t *gchw_persist_new(const gchb_conf_t *conf);
 void gchw_persist_free(gchw_persist_t *p);
-/* XGROUP CREATE {T}:stream persist 0 MKSTREAM (BUSYGROUP ignored). */
-int gchw_persist_group(redisContext *rc);
 /*
- * One round: claim idle entries of dead consumers, read up to batch_size
- * new ones (blocking batch_wait_ms), write them in one transaction, XACK
- * after COMMIT.  Returns the number of entries persisted (>= 0), -1 on a
- * Redis error, -2 on a PostgreSQL error (nothing acknowledged; the caller
- * backs off and reconnects).
+ * One round: read up to batch_size entries after the persisted position
+ * (XREAD, blocking batch_wait_ms), write them in one transaction that
+ * moves the position (stream_position, migration 0050) to the last one.
+ * Returns the number of entries persisted (>= 0), -1 on a Redis error, -2
+ * on a PostgreSQL error (nothing written; the caller backs off and
+ * reconnects).
  */
 int gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg);
-/* The next round reads this consumer's pending list from its start: after
- * a new connection to Redis (an XACK lost with the old one leaves
- * committed entries pending, which would otherwise wait claim_idle_ms for
- * XAUTOCLAIM). */
+/* The next round reads the position from PostgreSQL again (a new
+ * connection: its last COMMIT may or may not have happened), and checks
+ * the stream against it before reading (a new connection to Redis: the
+ * stream may be another, see persist.c). */
 void gchw_persist_reread(gchw_persist_t *p);
 /* How long a round blocks waiting for new entries (ms >= 1; 0: the
  * setting batch_wait_ms): the worker shares batch_wait_ms between the
  * towns it serves. */
 void gchw_persist_wait(gchw_persist_t *p, int ms);
-/* now minus the time of the oldest pending or undelivered entry, 0 when
- * caught up, -1 on a Redis error. */
-int64_t gchw_persist_lag(redisContext *rc);
+/* The last stream id persisted, as this persister knows it (NULL until
+ * read from PostgreSQL). */
+const char *gchw_persist_position(gchw_persist_t *p);
+/* -1, 0, 1 as a stream id "ms-seq" compares with b (stream.c). */
+int gchw_id_cmp(const char *a, const char *b);
+/* SELECT last_id FROM stream_position into out: 0, or -1 after logging. */
+int gchw_position_read(PGconn *pg, char *out, size_t size);
+/* now minus the time of the oldest stream entry after pos (the persisted
+ * position), 0 when caught up, -1 on a Redis error or pos NULL. */
+int64_t gchw_persist_lag(redisContext *rc, const char *pos);
 /* XLEN {T}:stream:dead (entries that failed max_attempts times), -1 on a
  * Redis error. */
 long long gchw_persist_dead(redisContext *rc);
 /*
- * XTRIM {T}:stream MINID m, m = the smallest of: the group's oldest
- * pending entry, its last delivered entry, now - keep_ms.  Nothing not yet
- * acknowledged is ever trimmed.  keep_ms 0: never trims.  Returns the
- * number of entries trimmed, or -1 after logging.
+ * XTRIM {T}:stream MINID m, m = the smaller of: the id after pos (the
+ * persisted position), now - keep_ms.  Nothing not yet persisted is ever
+ * trimmed.  keep_ms 0 or pos NULL: trims nothing.  Returns the number of
+ * entries trimmed, or -1 after logging.
  */
-long long gchw_persist_trim(redisContext *rc, int keep_ms);
+long long gchw_persist_trim(redisContext *rc, const char *pos, int keep_ms);
 
 /* batch.c: what a batch holds, the statements of gchw_batch_write() it
  * needs */
@@ -115,6 +122,15 @@ long long gchw_persist_trim(redisContext *rc, int keep_ms);
 #define GCHW_T_ABSENCE  0x04
 #define GCHW_T_VOID     0x08
 #define GCHW_T_ALL      0xff
+/* The stream position a batch moves (persist.c): stream ids, "from" the
+ * one it was read after, "to" its last entry's.  The compare-and-set is
+ * stream_position_move(from, to) (migration 0050), which raises SQLSTATE
+ * GCHW_STALE when the position is no longer "from". */
+typedef struct {
+    const char  *from;
+    const char  *to;
+} gchw_position_t;
+#define GCHW_STALE      "GCH01"
 /* One entry of a batch: its field "d" as read from the stream (a
  * booking's compact demande, or a JSON object), and its GCHW_T_* type. */
 typedef struct {
@@ -124,9 +140,11 @@ typedef struct {
 } gchw_entry_t;
 /*
  * Writes the n entries in one transaction, with the statements their
- * types (GCHW_T_* bits, or'ed in types) need.  position: the stream's
- * position the batch reaches, written in the same transaction (NULL:
- * none).  0; -1 when PostgreSQL
+ * types (GCHW_T_* bits, or'ed in types) need, and moves stream_position
+ * from position->from (the id the entries were read after) to
+ * position->to (the last one's) in it (NULL: no position).  0; -3 when
+ * the position was not position->from (another worker persisted these
+ * entries: nothing written, SQLSTATE GCHW_STALE); -1 when PostgreSQL
  * refused the data (SQLSTATE class 22 data exception or 23 integrity
  * constraint: the entry's own fault, the connection is fine); -2 on any
  * other error (connection lost, server shutting down, a missing table or
@@ -135,7 +153,7 @@ typedef struct {
  * err (errlen bytes).
  */
 int gchw_batch_write(PGconn *pg, const gchw_entry_t *e, size_t n, int types,
-    const char *position, char *err, size_t errlen);
+    const gchw_position_t *position, char *err, size_t errlen);
 
 
 

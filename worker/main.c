@@ -60,14 +60,14 @@ gchw_on_signal(int sig)
 
 
 static void
-gchw_heartbeat(redisContext *rc, int pg_ok)
+gchw_heartbeat(redisContext *rc, int pg_ok, const char *pos)
 {
     char         buf[192];
     int64_t      lag;
     long long    dead;
     redisReply  *r;
 
-    lag = gchw_persist_lag(rc);
+    lag = gchw_persist_lag(rc, pos);
     dead = gchw_persist_dead(rc);
     snprintf(buf, sizeof(buf),
              "{\"at_ms\":%lld,\"postgres\":\"%s\",\"lag_ms\":%lld,"
@@ -91,8 +91,6 @@ typedef struct {
     char              invoiced[8];   /* the last month invoiced */
     gchw_reaper_t    *reaper;
     gchw_persist_t   *persist;
-    int               grouped;       /* its stream's group made since the
-                                        Redis connection */
     int64_t           next[GCHW_NTASKS_MAX];  /* its tasks' clocks */
 } gchw_town_t;
 
@@ -212,7 +210,8 @@ static int
 gchw_task_heartbeat(gchw_worker_t *w, int64_t now)
 {
     (void) now;
-    gchw_heartbeat(w->rc, w->pg != NULL);
+    gchw_heartbeat(w->rc, w->pg != NULL,
+                   gchw_persist_position(w->persist));
     return 0;
 }
 
@@ -244,7 +243,8 @@ gchw_task_reap(gchw_worker_t *w, int64_t now)
         return -1;
     }
 
-    gchw_persist_trim(w->rc, w->conf.stream_keep_ms);
+    gchw_persist_trim(w->rc, gchw_persist_position(w->persist),
+                      w->conf.stream_keep_ms);
     (void) gchw_release_onsite(w->reaper, w->rc, now);
 
     return 0;
@@ -413,8 +413,8 @@ gchw_tasks_run(gchw_worker_t *w, int64_t now, int64_t next[])
 /* ------------------------------------------------------------------ */
 /* the steps of one turn                                                */
 
-/* SIGHUP: the settings again (the consumer name kept: our pending
- * entries are ours), and new connections with them. */
+/* SIGHUP: the settings again (the consumer name kept: the name the
+ * logs know), and new connections with them. */
 static void
 gchw_reload_settings(gchw_worker_t *w)
 {
@@ -454,7 +454,7 @@ gchw_connect_redis(gchw_worker_t *w)
 
     w->rc = gchb_redis_connect(&w->conf);
 
-    /* once per process, before the stream's group is made: the keys of
+    /* once per process, before the stream is read: the keys of
      * the layout before towns get the names of the configured town's
      * (backend/migrate.c), the one town of those days */
     if (w->rc != NULL && !w->keys_migrated) {
@@ -476,9 +476,10 @@ gchw_connect_redis(gchw_worker_t *w)
     gchb_log("info", "connected to redis %s", gchb_redis_name(&w->conf));
     w->backoff = GCHW_BACKOFF_MIN;
 
-    /* each town's group made again, its pending list read again */
+    /* each town's stream checked against its position before it is read
+     * or trimmed on this connection (persist.c) */
     for (i = 0; i < w->ntowns; i++) {
-        w->towns[i]->grouped = 0;
+        gchw_persist_reread(w->towns[i]->persist);
     }
 
     return 0;
@@ -662,7 +663,7 @@ gchw_persist_step(gchw_worker_t *w)
     n = gchw_persist_round(w->persist, w->rc, w->pg);
 
     if (n == -2) {
-        gchb_log("warn", "postgres failed: batch kept pending, "
+        gchb_log("warn", "postgres failed: batch not persisted, "
                  "retrying in %d ms", w->backoff);
         gchw_pg_lost(w, gchb_now_ms());
         gchw_backoff_more(w);
@@ -780,17 +781,6 @@ main(int argc, char **argv)
                 default:
                     gchw_pg_lost(&w, now);
                 }
-            }
-
-            if (!t->grouped) {
-                if (gchw_persist_group(w.rc) != 0) {
-                    gchw_redis_lost(&w);
-                    gchb_sleep_ms(w.backoff);
-                    gchw_backoff_more(&w);
-                    break;
-                }
-                gchw_persist_reread(t->persist);
-                t->grouped = 1;
             }
 
             w.persist = t->persist;

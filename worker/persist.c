@@ -1,8 +1,8 @@
 /*
  * persist.c -- the stream {T}:stream into PostgreSQL, exactly once.
  *
- * The worker reads with the consumer group "persist" (created at id 0, so
- * nothing written before the group existed is missed).  Each batch is
+ * The worker reads with plain XREAD after the last id it persisted, kept
+ * in PostgreSQL (stream_position, migration 0050).  Each batch is
  * checked entry by entry (a booking's compact demande, decoded by the
  * engine; else with yajl, an object with a string "type"), then written
  * inside ONE transaction by batch.c: with COPY when the batch holds
@@ -20,22 +20,23 @@
  *   and one outbox row (an e-mail) per book, cancel and absence entry,
  *   unique (kind, ref): a replay queues nothing more.
  *
- * Cancellations and justifications are applied whichever of them or the
- * booking arrives first (an entry may wait at a dead consumer while later
- * ones are read).  Batches are serialized across workers by an advisory
- * lock (GCHB_LOCK_PERSIST), so that two workers consuming at once cannot
- * each miss the other's uncommitted booking or cancellation.
+ * The same transaction moves stream_position from the id the batch was
+ * read after to its last entry's (a compare-and-set): the rows and the
+ * position commit together.  A crash before COMMIT reads the batch again
+ * from the old position; after it, from the new one: each entry is
+ * written once, with no pending list in Redis (a consumer group wrote an
+ * XCLAIM per entry read and an XACK per batch to Redis's AOF, 12 % of a
+ * booking's bytes there).  Two workers reading the same entries: the
+ * second finds the position moved (batch.c returns -3), writes nothing,
+ * and reads the position again.  Batches are serialized across workers
+ * by an advisory lock (GCHB_LOCK_PERSIST).
  *
- * XACK is sent only after COMMIT.  A crash between the two redelivers the
- * batch, and the "on conflict do nothing" inserts make the replay a no-op:
- * at-least-once delivery plus idempotent writes = exactly-once effect.
- *
- * Entries first go to this consumer's pending list; after a PostgreSQL
- * error they are read again from there (XREADGROUP ... 0).  Entries of
- * dead consumers come back with XAUTOCLAIM once idle claim_idle_ms.  An
- * entry PostgreSQL refuses on its own (a constraint) or that is not JSON
- * stays pending, is logged, and is retried at each XAUTOCLAIM; it shows
- * in lag_ms (stream.c, with the dead letters and the trimming).
+ * An entry PostgreSQL refuses on its own (a constraint) or that is not a
+ * demande is tried again every GCHW_RETRY_MS, the entries after it
+ * waiting (they are persisted in the stream's order); after max_attempts
+ * attempts it is copied to the dead-letter stream with its error and the
+ * position moves past it.  It shows in lag_ms meanwhile (stream.c, with
+ * the dead letters and the trimming).
  */
 
 #include <stdio.h>
@@ -49,11 +50,14 @@
 
 struct gchw_persist_s {
     const gchb_conf_t  *conf;
-    int                 read_pending;     /* re-read our pending list */
-    char                pending_from[64]; /* cursor in it */
-    int64_t             next_claim_ms;
-    char                claim_from[64];   /* XAUTOCLAIM cursor */
-    int                 wait_ms;          /* XREADGROUP's BLOCK, 0: the
+    int                 have_pos;         /* pos read from PostgreSQL */
+    char                pos[64];          /* the last id persisted */
+    char                fail_id[64];      /* the entry that failed last */
+    int                 fails;            /* its attempts so far */
+    int64_t             retry_ms;         /* its next attempt, not before */
+    int64_t             check_ms;         /* the stream checked against
+                                             pos, next (0: at once) */
+    int                 wait_ms;          /* XREAD's BLOCK, 0: the
                                              setting batch_wait_ms */
 };
 
@@ -70,9 +74,6 @@ gchw_persist_new(const gchb_conf_t *conf)
     }
 
     p->conf = conf;
-    p->read_pending = 1;
-    strcpy(p->pending_from, "0");
-    strcpy(p->claim_from, "0-0");
 
     return p;
 }
@@ -95,33 +96,72 @@ gchw_persist_free(gchw_persist_t *p)
 
 
 /* See gchw.h. */
-int
-gchw_persist_group(redisContext *rc)
+const char *
+gchw_persist_position(gchw_persist_t *p)
 {
-    redisReply  *r;
-    int          ok;
+    return p->have_pos ? p->pos : NULL;
+}
 
-    r = redisCommand(rc, "XGROUP CREATE " GCHW_STREAM " " GCHW_GROUP
-                     " 0 MKSTREAM", gchb_town);
-    if (r == NULL) {
-        gchb_log("error", "redis: %s", rc->errstr);
-        return -1;
+
+/* See gchw.h. */
+int
+gchw_position_read(PGconn *pg, char *out, size_t size)
+{
+    int        rc;
+    PGresult  *res;
+
+    res = PQexec(pg, "select last_id from stream_position where id = 1");
+
+    rc = -1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchb_log("error", "postgres: stream_position: %s",
+                 PQerrorMessage(pg));
+
+    } else if (PQntuples(res) != 1) {
+        gchb_log("error", "postgres: stream_position has no row "
+                 "(guichetctl migrate: 0050)");
+
+    } else {
+        snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+        rc = 0;
     }
 
-    ok = r->type != REDIS_REPLY_ERROR
-         || strncmp(r->str, "BUSYGROUP", 9) == 0;
+    PQclear(res);
 
-    if (!ok) {
-        gchb_log("error", "redis: XGROUP CREATE: %s", r->str);
+    return rc;
+}
 
-    } else if (r->type != REDIS_REPLY_ERROR) {
-        gchb_log("info", "created consumer group " GCHW_GROUP " on "
-                 GCHW_STREAM, gchb_town);
+
+/*
+ * The position moved from "from" to "to" alone (an entry dead-lettered):
+ * 1 moved, 0 moved already by another worker, -2 PostgreSQL error.
+ */
+static int
+gchw_position_move(PGconn *pg, const char *from, const char *to)
+{
+    int           rc;
+    PGresult     *res;
+    const char   *params[2];
+
+    params[0] = from;
+    params[1] = to;
+
+    res = PQexecParams(pg, "update stream_position set last_id = $2"
+                       " where id = 1 and last_id = $1", 2, NULL, params,
+                       NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        gchb_log("error", "postgres: stream_position: %s",
+                 PQerrorMessage(pg));
+        rc = -2;
+
+    } else {
+        rc = strcmp(PQcmdTuples(res), "1") == 0 ? 1 : 0;
     }
 
-    freeReplyObject(r);
+    PQclear(res);
 
-    return ok ? 0 : -1;
+    return rc;
 }
 
 
@@ -216,115 +256,119 @@ gchw_entry_d(const redisReply *e)
     return NULL;
 }
 
-
-static int
-gchw_ack(redisContext *rc, const char **ids, size_t n)
+/* The position is read again from PostgreSQL before the next batch. */
+static void
+gchw_position_lost(gchw_persist_t *p)
 {
-    size_t        i;
-    const char  **argv;
-    redisReply   *r;
-
-    if (n == 0) {
-        return 0;
-    }
-
-    argv = malloc((n + 3) * sizeof(char *));
-    if (argv == NULL) {
-        return -1;
-    }
-
-    argv[0] = "XACK";
-    argv[1] = gchb_keys.stream;
-    argv[2] = GCHW_GROUP;
-    for (i = 0; i < n; i++) {
-        argv[i + 3] = ids[i];
-    }
-
-    r = redisCommandArgv(rc, (int) n + 3, argv, NULL);
-    free(argv);
-
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchb_log("error", "redis: XACK: %s", r ? r->str : rc->errstr);
-        if (r) {
-            freeReplyObject(r);
-        }
-        return -1;
-    }
-
-    freeReplyObject(r);
-    return 0;
+    p->have_pos = 0;
 }
 
 
 /*
- * The delivery counter of a pending entry (XPENDING's extended form), 0
- * when it is not pending (any more), -1 on a Redis error.
+ * The stream's last generated id below the position: the stream is not
+ * the one the position was taken on.  Redis lost its data and the stream
+ * was made again (its ids come from Redis's clock, which may be behind
+ * the old one's), or a replica that had not every entry was promoted.
+ * Entries with ids below the position would then never be read: the
+ * position goes back to 0-0 and the whole stream is read again.  What
+ * was persisted already (a promoted replica's entries) is a replay, which
+ * writes nothing twice (the "on conflict" statements, batch.c).  Checked
+ * at each new connection to Redis, before the stream is read or trimmed
+ * on it, and once a second.  0, -1 Redis error, -2 PostgreSQL error.
  */
-static long long
-gchw_deliveries(redisContext *rc, const char *id)
+static int
+gchw_stream_check(gchw_persist_t *p, redisContext *rc, PGconn *pg)
 {
-    long long    n;
-    redisReply  *r, *e;
+    int           moved;
+    char          last[64];
+    size_t        i;
+    redisReply   *r;
 
-    r = redisCommand(rc, "XPENDING " GCHW_STREAM " " GCHW_GROUP " %s %s 1",
-                     gchb_town, id, id);
+    r = redisCommand(rc, "XINFO STREAM " GCHW_STREAM, gchb_town);
     if (r == NULL) {
         gchb_log("error", "redis: %s", rc->errstr);
         return -1;
     }
 
-    n = 0;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-        e = r->element[0];
-        if (e->type == REDIS_REPLY_ARRAY && e->elements == 4
-            && e->element[3]->type == REDIS_REPLY_INTEGER)
-        {
-            n = e->element[3]->integer;
+    strcpy(last, "0-0");                     /* no stream: none */
+
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i + 1 < r->elements; i += 2) {
+            if (r->element[i]->type == REDIS_REPLY_STRING
+                && strcmp(r->element[i]->str, "last-generated-id") == 0
+                && r->element[i + 1]->type == REDIS_REPLY_STRING)
+            {
+                snprintf(last, sizeof(last), "%s", r->element[i + 1]->str);
+            }
         }
 
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        gchb_log("error", "redis: XPENDING: %s", r->str);
-        n = -1;
+    } else if (r->type == REDIS_REPLY_ERROR
+               && strstr(r->str, "no such key") == NULL)
+    {
+        gchb_log("error", "redis: XINFO STREAM: %s", r->str);
+        freeReplyObject(r);
+        return -1;
     }
 
     freeReplyObject(r);
-    return n;
+
+    if (gchw_id_cmp(last, p->pos) >= 0) {
+        return 0;
+    }
+
+    moved = gchw_position_move(pg, p->pos, "0-0");
+    if (moved != 1) {
+        gchw_position_lost(p);
+        return moved < 0 ? -2 : 0;
+    }
+
+    gchb_log("warn", "stream position %s is past the stream's last id %s "
+             "(Redis lost its data, or a replica was promoted): the stream "
+             "is read again from its start", p->pos, last);
+    strcpy(p->pos, "0-0");
+
+    return 0;
 }
 
 
 /*
- * An entry failed on its own (not a demande, or refused by PostgreSQL).
- * Once delivered max_attempts times, it is copied to the dead-letter
- * stream with its error, then acknowledged: XADD first, XACK second, so a
- * crash in between leaves it pending and it is dead-lettered again (the
- * field "id" names the original entry: a duplicate is recognisable).
- * Returns 1 dead-lettered, 0 left pending, -1 Redis error.
+ * The entry at the head of what is left to persist failed on its own (not
+ * a demande, or refused by PostgreSQL).  Tried again after GCHW_RETRY_MS,
+ * the entries after it waiting; its max_attempts-th failure copies it to
+ * the dead-letter stream with its error, then moves the position past it:
+ * XADD first, the position second, so a crash in between dead-letters it
+ * again (the field "id" names the original entry: a duplicate is
+ * recognisable).  Returns 1 dead-lettered (the position moved), 0 left
+ * for a later attempt (or moved by another worker), -1 Redis error, -2
+ * PostgreSQL error.
  */
 static int
-gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
-    const redisReply *d, const char *error)
+gchw_dead_letter(gchw_persist_t *p, redisContext *rc, PGconn *pg,
+    const redisReply *e, const redisReply *d, const char *error)
 {
-    int           i;
+    int           i, moved;
     char          nbuf[24], tbuf[24];
-    long long     n;
     const char   *id, *argv[13];
     size_t        lens[13];
     redisReply   *r;
 
     id = e->element[0]->str;
 
-    n = gchw_deliveries(rc, id);
-    if (n < 0) {
-        return -1;
+    if (strcmp(p->fail_id, id) != 0) {
+        snprintf(p->fail_id, sizeof(p->fail_id), "%s", id);
+        p->fails = 0;
     }
+    p->fails++;
 
-    if (n < p->conf->max_attempts) {
-        gchb_log("error", "stream entry %s failed (delivery %lld of %d): "
-                 "%s; left pending", id, n, p->conf->max_attempts, error);
+    if (p->fails < p->conf->max_attempts) {
+        gchb_log("error", "stream entry %s failed (attempt %d of %d): "
+                 "%s; tried again in %d ms, the entries after it waiting",
+                 id, p->fails, p->conf->max_attempts, error, GCHW_RETRY_MS);
+        p->retry_ms = gchb_now_ms() + GCHW_RETRY_MS;
         return 0;
     }
 
-    snprintf(nbuf, sizeof(nbuf), "%lld", n);
+    snprintf(nbuf, sizeof(nbuf), "%d", p->fails);
     snprintf(tbuf, sizeof(tbuf), "%lld", (long long) gchb_now_ms());
 
     argv[0] = "XADD";       argv[1] = gchb_keys.stream_dead; argv[2] = "*";
@@ -349,26 +393,67 @@ gchw_dead_letter(gchw_persist_t *p, redisContext *rc, const redisReply *e,
     }
     freeReplyObject(r);
 
-    if (gchw_ack(rc, &id, 1) != 0) {
-        return -1;
+    moved = gchw_position_move(pg, p->pos, id);
+    if (moved != 1) {
+        gchw_position_lost(p);
+        return moved;
     }
 
-    gchb_log("error", "stream entry %s moved to " GCHW_DEAD " after %lld "
-             "deliveries: %s", id, gchb_town, n, error);
+    gchb_log("error", "stream entry %s moved to " GCHW_DEAD " after %d "
+             "attempts: %s", id, gchb_town, p->fails, error);
+
+    snprintf(p->pos, sizeof(p->pos), "%s", id);
+    p->fail_id[0] = '\0';
+    p->fails = 0;
 
     return 1;
 }
 
 
 /*
- * What to do with each entry of list: ok[i] 0 not a demande, 1 to write
- * (ty[i] its type), 2 deleted from the stream.  The ones to write go into
- * ents, their ids into ids (*nok of them), their types or'ed into *types.
+ * Writes the n entries (up to the one whose id is "to") in one
+ * transaction that moves the position there.  0 written, -1 refused by
+ * PostgreSQL (err), -2 PostgreSQL error, -3 the position had moved (read
+ * again, nothing written).
+ */
+static int
+gchw_write(gchw_persist_t *p, PGconn *pg, const gchw_entry_t *e,
+    size_t n, int types, const char *to, char *err, size_t errlen)
+{
+    int              rc;
+    gchw_position_t  pos;
+
+    pos.from = p->pos;
+    pos.to = to;
+
+    rc = gchw_batch_write(pg, e, n, types, &pos, err, errlen);
+
+    if (rc == 0) {
+        snprintf(p->pos, sizeof(p->pos), "%s", to);
+        p->fail_id[0] = '\0';
+        p->fails = 0;
+
+    } else if (rc == -3) {
+        gchb_log("info", "stream position %s moved by another worker: "
+                 "read again", p->pos);
+        gchw_position_lost(p);
+
+    } else if (rc == -2) {
+        gchw_position_lost(p);
+    }
+
+    return rc;
+}
+
+
+/*
+ * What to do with each entry of list: ok[i] 0 not a demande, 1 to write.
+ * The ones to write go into ents (*nok of them), their types or'ed into
+ * *types.
  */
 static void
-gchw_entries_sort(const redisReply *list, unsigned char *ok,
-    unsigned char *ty, const char **ids, size_t *nok, int *types,
-    gchw_entry_t *ents)
+gchw_entries_sort(const redisReply *list, unsigned char *ok, size_t *nok,
+    int *types, gchw_entry_t *ents)
 {
     int                 t;
     size_t              i;
@@ -376,15 +461,6 @@ gchw_entries_sort(const redisReply *list, unsigned char *ok,
 
     for (i = 0; i < list->elements; i++) {
         e = list->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 1) {
-            continue;
-        }
-
-        if (e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY) {
-            ok[i] = 2;               /* deleted: nothing to persist */
-            continue;
-        }
-
         d = gchw_entry_d(e);
         t = d ? gchw_entry_ok(d->str, d->len) : 0;
         if (t == 0) {
@@ -392,61 +468,67 @@ gchw_entries_sort(const redisReply *list, unsigned char *ok,
         }
 
         ok[i] = 1;
-        ty[i] = (unsigned char) t;
         *types |= t;
         ents[*nok].d = d->str;
         ents[*nok].len = d->len;
         ents[*nok].type = t;
-        ids[(*nok)++] = e->element[0]->str;
+        (*nok)++;
     }
 }
 
 
 /*
- * The batch had a data error: one transaction per entry to write, the
- * refused ones to the dead letters.  The number persisted, or -1 (Redis)
- * or -2 (PostgreSQL's connection).
+ * The batch had a data error or an entry that is not a demande: one
+ * transaction per entry, in order, until one fails (tried again later, or
+ * dead-lettered).  The number persisted, or -1 (Redis) or -2
+ * (PostgreSQL's connection).
  */
 static int
 gchw_entries_one_by_one(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     const redisReply *list, const unsigned char *ok,
-    const unsigned char *ty, const char **ids)
+    const gchw_entry_t *ents)
 {
     int                 rc2, done;
     char                err[512];
-    size_t              i;
-    gchw_entry_t        one;
+    size_t              i, k;
     const redisReply   *d, *e;
 
     done = 0;
+    k = 0;                           /* ents[k]: the next entry to write */
 
     for (i = 0; i < list->elements; i++) {
-        if (ok[i] != 1) {
-            continue;
-        }
-
         e = list->element[i];
         d = gchw_entry_d(e);
-        one.d = d->str;
-        one.len = d->len;
-        one.type = ty[i];
 
-        rc2 = gchw_batch_write(pg, &one, 1, ty[i], NULL, err, sizeof(err));
-        if (rc2 == -2) {
-            return -2;
-        }
-
-        if (rc2 == -1) {
-            if (gchw_dead_letter(p, rc, e, d, err) < 0) {
-                return -1;
+        if (ok[i] != 1) {
+            rc2 = gchw_dead_letter(p, rc, pg, e, d,
+                                   "not a demande: field d must be a JSON "
+                                   "object with a string \"type\"");
+            if (rc2 != 1) {
+                return rc2 == 0 ? done : rc2;
             }
             continue;
         }
 
-        ids[0] = e->element[0]->str;
-        if (gchw_ack(rc, ids, 1) != 0) {
-            return -1;
+        rc2 = gchw_write(p, pg, &ents[k], 1, ents[k].type,
+                         e->element[0]->str, err, sizeof(err));
+        k++;
+        if (rc2 == -2) {
+            return -2;
         }
+
+        if (rc2 == -3) {
+            return done;
+        }
+
+        if (rc2 == -1) {
+            rc2 = gchw_dead_letter(p, rc, pg, e, d, err);
+            if (rc2 != 1) {
+                return rc2 == 0 ? done : rc2;
+            }
+            continue;
+        }
+
         done++;
     }
 
@@ -454,109 +536,65 @@ gchw_entries_one_by_one(gchw_persist_t *p, redisContext *rc, PGconn *pg,
 }
 
 
-/* The entries not to write: deleted ones acknowledged, the ones that are
- * not demandes to the dead letters.  0 or -1 (Redis). */
-static int
-gchw_entries_others(gchw_persist_t *p, redisContext *rc,
-    const redisReply *list, const unsigned char *ok, const char **ids)
-{
-    size_t              i;
-    const redisReply   *e;
-
-    for (i = 0; i < list->elements; i++) {
-        e = list->element[i];
-        if (ok[i] == 2) {
-            ids[0] = e->element[0]->str;
-            if (gchw_ack(rc, ids, 1) != 0) {
-                return -1;
-            }
-
-        } else if (ok[i] == 0 && e->type == REDIS_REPLY_ARRAY
-                   && e->elements >= 1)
-        {
-            if (gchw_dead_letter(p, rc, e, gchw_entry_d(e),
-                                 "not a demande: field d must be a JSON "
-                                 "object with a string \"type\"") < 0)
-            {
-                return -1;
-            }
-        }
-    }
-
-    return 0;
-}
-
-
 /*
- * Persists the entries of an array reply (XREADGROUP's or XAUTOCLAIM's
- * entry list): the demandes in one transaction (one by one when it has a
- * data error), acknowledged after COMMIT; then the others.  Returns
- * entries persisted, -1 Redis error, -2 PostgreSQL connection error.
+ * Persists the entries of XREAD's entry list: in one transaction when
+ * every one is a demande and PostgreSQL takes them, else one by one.
+ * Returns entries persisted, -1 Redis error, -2 PostgreSQL connection
+ * error.
  */
 static int
 gchw_persist_entries(gchw_persist_t *p, redisContext *rc, PGconn *pg,
     const redisReply *list)
 {
-    int                 rc2, done, types;
+    int                 rc2, types;
     char                err[512];
     size_t              n, nok;
-    const char        **ids;
+    unsigned char      *ok;
     gchw_entry_t       *ents;
-    unsigned char      *ok, *ty;
+    const redisReply   *last;
 
     n = list->elements;
     if (n == 0) {
         return 0;
     }
 
-    ids = calloc(n, sizeof(char *));
     ok = calloc(n, 1);
-    ty = calloc(n, 1);
     ents = calloc(n, sizeof(gchw_entry_t));
     types = 0;
     nok = 0;
 
-    if (ids == NULL || ok == NULL || ty == NULL || ents == NULL) {
+    if (ok == NULL || ents == NULL) {
         rc2 = -1;
         goto done;
     }
 
-    gchw_entries_sort(list, ok, ty, ids, &nok, &types, ents);
+    gchw_entries_sort(list, ok, &nok, &types, ents);
 
-    done = 0;
+    if (nok == n) {
+        last = list->element[n - 1];
+        rc2 = gchw_write(p, pg, ents, nok, types, last->element[0]->str,
+                         err, sizeof(err));
+        if (rc2 == 0) {
+            rc2 = (int) nok;
+            goto done;
+        }
 
-    if (nok) {
-        rc2 = gchw_batch_write(pg, ents, nok, types, NULL, err,
-                               sizeof(err));
+        if (rc2 == -3) {
+            rc2 = 0;
+            goto done;
+        }
 
         if (rc2 == -2) {
             goto done;
         }
-
-        if (rc2 == 0) {
-            done = (int) nok;
-            if (gchw_ack(rc, ids, nok) != 0) {
-                rc2 = -1;
-                goto done;
-            }
-
-        } else {
-            rc2 = gchw_entries_one_by_one(p, rc, pg, list, ok, ty, ids);
-            if (rc2 < 0) {
-                goto done;
-            }
-            done = rc2;
-        }
     }
 
-    rc2 = gchw_entries_others(p, rc, list, ok, ids) == 0 ? done : -1;
+    rc2 = gchw_entries_one_by_one(p, rc, pg, list, ok, ents);
 
 done:
 
-    free(ents);
-    free(ids);
     free(ok);
-    free(ty);
+    free(ents);
 
     return rc2;
 }
@@ -566,8 +604,8 @@ done:
 void
 gchw_persist_reread(gchw_persist_t *p)
 {
-    p->read_pending = 1;
-    strcpy(p->pending_from, "0");
+    gchw_position_lost(p);
+    p->check_ms = 0;
 }
 
 
@@ -575,33 +613,45 @@ gchw_persist_reread(gchw_persist_t *p)
 int
 gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
 {
-    int                n;
+    int                n, wait;
     int64_t            now;
     redisReply        *r;
     const redisReply  *list;
     const gchb_conf_t *conf;
 
     conf = p->conf;
-    now = gchb_now_ms();
+    wait = p->wait_ms ? p->wait_ms : conf->batch_wait_ms;
 
-    if (p->read_pending) {
-        r = redisCommand(rc, "XREADGROUP GROUP " GCHW_GROUP " %s COUNT %d"
-                         " STREAMS " GCHW_STREAM " %s", conf->consumer,
-                         conf->batch_size, gchb_town, p->pending_from);
-
-    } else if (now >= p->next_claim_ms) {
-        p->next_claim_ms = now + 1000;
-        r = redisCommand(rc, "XAUTOCLAIM " GCHW_STREAM " " GCHW_GROUP
-                         " %s %d %s COUNT %d", gchb_town, conf->consumer,
-                         conf->claim_idle_ms, p->claim_from, conf->batch_size);
-
-    } else {
-        r = redisCommand(rc, "XREADGROUP GROUP " GCHW_GROUP " %s COUNT %d"
-                         " BLOCK %d STREAMS " GCHW_STREAM " >",
-                         conf->consumer, conf->batch_size,
-                         p->wait_ms ? p->wait_ms : conf->batch_wait_ms,
-                         gchb_town);
+    if (!p->have_pos) {
+        if (gchw_position_read(pg, p->pos, sizeof(p->pos)) != 0) {
+            return -2;
+        }
+        p->have_pos = 1;
     }
+
+    now = gchb_now_ms();
+    if (now >= p->check_ms) {
+        n = gchw_stream_check(p, rc, pg);
+        if (n != 0) {
+            return n;
+        }
+        p->check_ms = now + 1000;
+        if (!p->have_pos) {
+            return 0;                /* moved by another worker: reread */
+        }
+    }
+
+    if (p->fails) {
+        /* an entry failed: its next attempt not before retry_ms */
+        if (now < p->retry_ms) {
+            gchb_sleep_ms(p->retry_ms - now < wait
+                          ? (int) (p->retry_ms - now) : wait);
+            return 0;
+        }
+    }
+
+    r = redisCommand(rc, "XREAD COUNT %d BLOCK %d STREAMS " GCHW_STREAM
+                     " %s", conf->batch_size, wait, gchb_town, p->pos);
 
     if (r == NULL) {
         gchb_log("error", "redis: %s", rc->errstr);
@@ -609,10 +659,6 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
     }
 
     if (r->type == REDIS_REPLY_ERROR) {
-        if (strncmp(r->str, "NOGROUP", 7) == 0) {
-            freeReplyObject(r);
-            return gchw_persist_group(rc) == 0 ? 0 : -1;
-        }
         gchb_log("error", "redis: %s", r->str);
         freeReplyObject(r);
         return -1;
@@ -620,56 +666,23 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
 
     list = NULL;
 
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2
-        && r->element[0]->type == REDIS_REPLY_STRING
-        && r->element[1]->type == REDIS_REPLY_ARRAY)
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
+        && r->element[0]->type == REDIS_REPLY_ARRAY
+        && r->element[0]->elements == 2)
     {
-        /* XAUTOCLAIM: [next cursor, entries, (deleted ids)] */
-        snprintf(p->claim_from, sizeof(p->claim_from), "%s",
-                 r->element[0]->str);
-        list = r->element[1];
-        if (list->elements) {
-            gchb_log("info", "claimed %zu idle entries of other consumers",
-                     list->elements);
-        }
-
-    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
-               && r->element[0]->type == REDIS_REPLY_ARRAY
-               && r->element[0]->elements == 2)
-    {
-        /* XREADGROUP: [[stream, entries]] */
+        /* XREAD: [[stream, entries]] */
         list = r->element[0]->element[1];
     }
 
     if (list == NULL || list->type != REDIS_REPLY_ARRAY) {
         /* nil: BLOCK timed out */
-        if (p->read_pending) {
-            p->read_pending = 0;
-        }
         freeReplyObject(r);
         return 0;
     }
 
-    if (p->read_pending) {
-        if (list->elements == 0) {
-            p->read_pending = 0;
-            strcpy(p->pending_from, "0");
-
-        } else {
-            snprintf(p->pending_from, sizeof(p->pending_from), "%s",
-                     list->element[list->elements - 1]->element[0]->str);
-        }
-    }
-
     n = gchw_persist_entries(p, rc, pg, list);
-
-    if (n == -2) {
-        /* everything stays pending: read it again after reconnecting */
-        gchw_persist_reread(p);
-    }
 
     freeReplyObject(r);
 
     return n;
 }
-

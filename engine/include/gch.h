@@ -460,8 +460,10 @@ typedef struct {
     int                      onsite;        /* staff at the counter: the
                                                on-site quota, no opening */
     uint64_t                 attempt;       /* the caller's number for this
-                                               attempt (process, counter):
-                                               its {T}:inflight member */
+                                               attempt, unique (process,
+                                               counter from a random
+                                               start): its {T}:inflight
+                                               member */
     int64_t                  refused_ttl_s; /* the answer of a request
                                                with no cell confirmed is
                                                kept this long (0: as
@@ -699,8 +701,9 @@ int gch_claim_key_of(char *buf, size_t size, const gch_town_t *t,
     const char *cid, gch_day_t day, int q);
 
 /* A booking attempt's {T}:inflight member "<record key>#<id>", id =
- * "<ms>.<attempt>.<8 hex of the body's hash>" (a member without "#" is
- * the record key alone, as written before attempts had ids).  Copies the
+ * "<attempt>.<8 hex of the body's hash>" ("<ms>.<attempt>.<8 hex>" before
+ * issue 20's second pass, read alike; a member without "#" is the record
+ * key alone, as written before attempts had ids).  Copies the
  * record key into rkey (truncated to size); returns the id or NULL. */
 const char *gch_attempt_split(const char *member, char *rkey, size_t size);
 /* 1 when the idempotency record rec ("P <hash> <id> <plan>") was written

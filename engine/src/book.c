@@ -153,8 +153,10 @@ gch_key3(char *buf, size_t size, const char *pre, const char *id,
 
 /*
  * The attempt's member in {T}:inflight, "<idem_rkey>#<id>", id =
- * "<now_ms>.<attempt, hex>.<8 hex of the body's hash>": unique to the
- * attempt, and the P record carries the same id, so that the reaper tells
+ * "<attempt, hex>.<8 hex of the body's hash>": unique to the attempt (the
+ * caller's attempt number is; its time was in the id before, 14 bytes of
+ * the member and of the P record, the score has it), and the P record
+ * carries the same id, so that the reaper tells
  * the first attempt with a key (its record names it) from a retry answered
  * 409, 422 or replayed (its record is another's; the hash says whether it
  * is the same body, hence the same cells).  The hash must be known
@@ -170,14 +172,13 @@ gch_member(gch_book_t *b)
         return 0;
     }
 
-    size = strlen(b->idem_rkey) + 1 + 20 + 1 + 16 + 1 + 8 + 1;
+    size = strlen(b->idem_rkey) + 1 + 16 + 1 + 8 + 1;
     b->member = b->a->alloc(b->a->ctx, size);
     if (b->member == NULL) {
         return -1;
     }
 
-    n = snprintf(b->member, size, "%s#%lld.%llx.%.8s", b->idem_rkey,
-                 (long long) b->in.now_ms,
+    n = snprintf(b->member, size, "%s#%llx.%.8s", b->idem_rkey,
                  (unsigned long long) b->in.attempt, b->hash);
 
     return (n > 0 && (size_t) n < size) ? 0 : -1;

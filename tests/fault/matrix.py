@@ -22,8 +22,8 @@ matrix_faults.py the faults and their table (FAULTS below).
 One fault, run_fault(name):
 
  1. a whole Guichet (stack.py) with guichet_timeout 1s, the worker's
-    reap_after_ms 8000 and claim_idle_ms 3000 (so that orphans and a dead
-    consumer's entries are taken over within the test), and a town of 810
+    reap_after_ms 8000 (so that orphans are taken over within the
+    test), and a town of 810
     one-child families: session "hot" (5 online places, everyone wants it),
     s01..s11 (500 online places each) and "probe" (kept for the probes);
  2. the rush (Rush): 16 parents book 1 or 2 cells per request with a new
@@ -52,9 +52,9 @@ One fault, run_fault(name):
 The faults (FAULTS below):
 
   redis-kill9       kill -9 of Redis for 1.5 s, restarted from its AOF
-  worker-kill9      kill -9 of guichet-worker while a batch is pending (read,
-                    not acknowledged), down 2 s, a new worker (new consumer
-                    name: the dead one's entries are taken over)
+  worker-kill9      kill -9 of guichet-worker while a batch is in flight
+                    (read, its transaction not committed), down 2 s, a new
+                    worker (reads on from stream_position: the batch again)
   postgres-kill9    kill -9 of the postmaster and every backend, down 2 s,
                     pg_ctl start (crash recovery)
   nginx-worker-kill9  kill -9 of one nginx worker process, three times

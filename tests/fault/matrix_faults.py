@@ -44,12 +44,14 @@ def fault_worker_kill9(ctx):
     s = ctx.s
 
     def pending():
-        for g in s.redis.xinfo_groups("{main}:stream"):
-            if g["name"] == "persist" and g["pending"] > 0:
-                return g["pending"]
-        return 0
+        # entries after the persisted position while a transaction of
+        # the worker's has written (a batch read and not yet committed)
+        n = s.stream_unpersisted()
+        return n if n > 0 and s.sql(
+            "select count(*) from pg_stat_activity where backend_xid is"
+            " not null and pid <> pg_backend_pid()")[0][0] else 0
     try:
-        n = wait_until("a batch read and not yet acknowledged", pending, 20,
+        n = wait_until("a batch read and not yet committed", pending, 20,
                        step=0.001)
     except FaultError:
         n = 0

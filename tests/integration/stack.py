@@ -419,22 +419,32 @@ class Stack:
             return os.path.exists(sock)
         self._wait("guichet-office", up)
 
-    def wait_worker_drained(self, timeout=15):
-        """Waits until the worker has persisted and acknowledged every entry
-        of the stream {main}:stream (consumer group persist)."""
-        stream = "{%s}:stream" % self.town_id
+    def stream_position(self):
+        """The last id of {T}:stream the worker has persisted
+        (stream_position, migration 0050), None before the migration."""
+        try:
+            rows = self.sql("select last_id from town_%s.stream_position"
+                            % self.town_id.replace("-", "_"))
+        except psycopg2.Error:
+            self._pg.close()
+            return None
+        return rows[0][0] if rows else None
 
-        def drained():
-            r = self._redis
-            if not r.exists(stream):
-                return True
-            last = r.xinfo_stream(stream)["last-generated-id"]
-            for g in r.xinfo_groups(stream):
-                if g["name"] == "persist":
-                    return (g["last-delivered-id"] == last
-                            and g["pending"] == 0)
-            return False
-        self._wait("the worker draining " + stream, drained, timeout)
+    def stream_unpersisted(self):
+        """How many entries of {T}:stream are after the persisted position
+        (-1 before the migration)."""
+        pos = self.stream_position()
+        if pos is None:
+            return -1
+        return len(self.redis.xrange("{%s}:stream" % self.town_id,
+                                      "(" + pos, "+"))
+
+    def wait_worker_drained(self, timeout=15):
+        """Waits until the worker has persisted every entry of the stream
+        {main}:stream (none after stream_position)."""
+        stream = "{%s}:stream" % self.town_id
+        self._wait("the worker draining " + stream,
+                   lambda: self.stream_unpersisted() == 0, timeout)
 
     # ----- nginx ---------------------------------------------------------
 

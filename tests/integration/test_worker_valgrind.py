@@ -102,7 +102,7 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
         assert rds.hget("{main}:f:f-martin:billed", "b-z") == b"s1"
         # the entry that is not JSON ends in the dead letters
         assert wait_for(lambda: rds.xlen("{main}:stream:dead") == 1
-                        and pending(rds) == 0, 120)
+                        and pending(rds, worker_conf) == 0, 120)
         # a waiting list's promotion (worker/promote.c, issue 23): the
         # first child of s2's list with a place left, booked by the saga;
         # a leftover entry without its waiter is removed
@@ -111,7 +111,7 @@ def test_guichetctl_and_worker_do_not_leak(worker_conf, rds, tmp_path):
                  "b-00000000000000000042 f-martin 1")
         rds.sadd("{main}:waiting", "s2")
         assert wait_for(lambda: not rds.sismember("{main}:waiting", "s2")
-                        and pending(rds) == 0 and sql(
+                        and pending(rds, worker_conf) == 0 and sql(
                             worker_conf["pg"], "select count(*) from booking"
                             " where session_id = 's2'")[0][0] == 1, 120)
         # a second town made while the worker runs: found, served too
@@ -177,7 +177,7 @@ def test_draw_does_not_leak(worker_conf, rds, tmp_path):
         assert wait_for(lambda: sql(
             worker_conf["pg"], "select count(*) from draw_run"
             " where decided_at is not null")[0][0] == 1
-            and pending(rds) == 0 and sql(
+            and pending(rds, worker_conf) == 0 and sql(
                 worker_conf["pg"], "select count(*) from demande"
                 " where idem_key = 'dr.d'")[0][0] == 10, 180)
     finally:
