@@ -34,5 +34,6 @@ test("maskIban keeps the country, the key and the last digits", () => {
 test("docTypeName: known types in French, others readable", () => {
     assert.equal(docTypeName("fiche-sanitaire"), "Fiche sanitaire");
     assert.equal(docTypeName("certificat_medical"), "Certificat médical");
-    assert.equal(docTypeName("attestation-caf"), "attestation caf");
+    assert.equal(docTypeName("attestation-caf"), "Attestation CAF");
+    assert.equal(docTypeName("brevet_natation"), "brevet natation");
 });
