@@ -1196,3 +1196,37 @@ def test_compact_demande_twice_in_a_batch_written_once(worker_conf, rds,
     log = open(str(worker_conf["conf"]).replace("worker.conf",
                                                 "worker.log")).read()
     assert "already in PostgreSQL (a replay)" in log
+
+
+def test_demande_mail_found_by_number_without_request_id_index(
+        worker_conf, rds, worker):
+    """A persisted demande inserts no index entry for its request_id
+    (0130: "D-%06lld" of its number, the primary key), and its e-mail is
+    still found by that ref alone, past a million too; refs that only
+    spell the same number find nothing, as with the unique key."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    rds.xadd("{main}:stream", {"d": book_entry(7, "k7", "b-7")})
+    rds.xadd("{main}:stream", {"d": book_entry(1234567, "k8", "b-8",
+                                               status="refused")})
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from demande")[0][0] == 2, 10)
+    assert w.stop() == 0
+
+    assert sql(worker_conf["pg"], "select indexrelid::regclass::text"
+               " from pg_index where indrelid = 'demande'::regclass"
+               " order by 1") == [("demande_family_idx",),
+                                  ("demande_pkey",)]
+    assert sql(worker_conf["pg"], "select ref, subject from outbox_mail"
+               " where kind = 'demande' order by ref") == [
+        ("D-000007", "Demande N° D-000007 : traitée positivement"),
+        ("D-1234567", "Demande N° D-1234567 : traitée négativement")]
+    body = sql(worker_conf["pg"], "select body from outbox_mail"
+               " where ref = 'D-1234567'")[0][0]
+    assert "Votre demande N° D-1234567 (réservation de séances)" in body
+    assert "Thaïs" in body and "refusée (complet)" in body
+    for ref in ("D-7", "D-0000007", "D-", "7", "D-00000a7",
+                "D-99999999999999999999"):
+        assert sql(worker_conf["pg"], "select subject, body"
+                   " from demande_mail(%s)", (ref,)) == [(None, None)], ref
