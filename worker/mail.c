@@ -53,6 +53,10 @@
 /*
  * A demande's row is queued without its text (0016): demande_mail()
  * writes it from the demande when it is claimed, and the row keeps none.
+ * Oldest first; of the same time (one transaction of the persister),
+ * demandes first: their rows are turned from the batch's row (0131)
+ * after the cancellations and justifications of the same batch were
+ * inserted, which the persister used to insert after them.
  */
 static const char  gchw_sql_claim[] =
     "with c as (select x.id, x.body, x.subject,"
@@ -60,7 +64,7 @@ static const char  gchw_sql_claim[] =
     "   join family_email e on e.family_id = x.family_id"
     "   where x.sent_at is null and x.next_attempt_at <= now()"
     "     and x.attempts < $1::integer"
-    "   order by x.next_attempt_at, x.id limit 1"
+    "   order by x.next_attempt_at, x.kind <> 'demande', x.id limit 1"
     "   for update of x skip locked)"
     " update outbox o set sent_at = now(), attempts = o.attempts + 1,"
     "   body = case when o.kind in ('password_reset', 'activation',"

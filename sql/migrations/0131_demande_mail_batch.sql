@@ -18,8 +18,13 @@
 -- persister's commits (one batch at a time, under its advisory lock):
 -- demande numbers do not (a number is taken before its entry is added to
 -- the stream), so a cursor on numbers would skip some.  A replayed batch
--- queues its numbers again: "on conflict (kind, ref) do nothing", as the
--- persister's insert did, mails each once.  From the outbox row on,
+-- queues nothing (the persister queues only the demandes it inserted),
+-- and the expansion's insert keeps "on conflict (kind, ref) do nothing".
+-- The rows take the batch row's time (its transaction's, as the
+-- persister's rows did), so that a demande's e-mail still goes before a
+-- cancellation persisted after it (the mailer sends the oldest first; of
+-- the same transaction, demandes first: worker/mail.c).  From the outbox
+-- row on,
 -- nothing changes: the claim, the retries, a family without an address
 -- (its row waits), at most once.  Batch rows the cursor has passed are
 -- deleted by the expansion.  A family archived meanwhile gets none: its
@@ -56,15 +61,17 @@ declare
     n   integer := 0;
 begin
     select batch_id, done into c from demande_mail_cursor for update;
-    for b in select id, numbers from demande_mail_batch
+    for b in select id, numbers, created_at from demande_mail_batch
              where id >= c.batch_id order by id
     loop
         exit when n >= p_max;
         k := case when b.id = c.batch_id then c.done else 0 end;
         m := least(cardinality(b.numbers) - k, p_max - n);
         if m > 0 then
-            insert into outbox (family_id, kind, ref)
-            select d.family_id, 'demande', d.request_id
+            insert into outbox (family_id, kind, ref, created_at,
+                next_attempt_at)
+            select d.family_id, 'demande', d.request_id, b.created_at,
+                b.created_at
             from unnest(b.numbers[k + 1 : k + m]) with ordinality u(num, o)
             join demande d on d.number = u.num
             join family f on f.id = d.family_id and f.archived_at is null

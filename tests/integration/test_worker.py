@@ -1270,28 +1270,30 @@ def test_demande_mails_queued_per_batch_sent_once(worker_conf, rds,
     # a replay of demande 2 (JSON: the statements' way) and a new one
     rds.xadd("{main}:stream", {"d": book_entry(2, "k2", "b-2")})
     rds.xadd("{main}:stream", {"d": book_entry(4, "k4", "b-4")})
+    rds.xadd("{main}:stream", {"d": cancel_entry("b-4", True)})
     sink = Sink(port).start()
     try:
         w = worker()
-        assert wait_for(lambda: len(sink.messages) == 4, 15)
+        assert wait_for(lambda: len(sink.messages) == 5, 15)
         time.sleep(1.5)              # another round or two: nothing more
         w.stop()
         w2 = worker()                # a restart sends nothing again
         time.sleep(1.5)
         w2.stop()
-        assert len(sink.messages) == 4
+        assert len(sink.messages) == 5
     finally:
         sink.stop()
-    subjects = sorted(email.message_from_bytes(
+    # in the order they were persisted: a booking's before its cancellation
+    subjects = [email.message_from_bytes(
         m.original_content, policy=email.policy.default)["subject"]
-        for m in sink.messages)
+        for m in sink.messages]
     assert subjects == ["Demande N° D-00000%d : traitée positivement" % n
-                        for n in (1, 2, 3, 4)]
+                        for n in (1, 2, 3, 4)] + ["Annulation de réservation"]
     assert sql(worker_conf["pg"], "select ref, attempts, sent_at is not"
-               " null from outbox order by ref") == [
+               " null from outbox where kind = 'demande' order by ref") == [
         ("D-00000%d" % n, 1, True) for n in (1, 2, 3, 4)]
     assert sql(worker_conf["pg"], "select count(*) from outbox_mail") \
-        == [(4,)]
+        == [(5,)]
     assert sql(worker_conf["pg"], "select count(*) from demande_mail_batch"
                ) == [(0,)]
 
