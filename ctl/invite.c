@@ -290,14 +290,14 @@ gchc_outbox(PGconn *pg, const char *fid, const char *kind)
     p[0] = fid;
     p[1] = kind;
     res = PQexecParams(pg,
-        "select o.id, o.family_id, o.kind, coalesce(e.address, '-'),"
-        "   o.subject, coalesce(o.body, '(écrit à l''envoi)')"
-        " from outbox o left join family_email e"
+        "select coalesce(o.id::text, '-'), o.family_id, o.kind,"
+        "   coalesce(e.address, '-'), o.subject, o.body"
+        " from outbox_mail o left join family_email e"
         "   on e.family_id = o.family_id"
         " where o.sent_at is null"
         "   and ($1::text is null or o.family_id = $1)"
         "   and ($2::text is null or o.kind = $2)"
-        " order by o.id", 2, NULL, p, NULL, NULL, 0);
+        " order by o.id nulls last, o.ref", 2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         gchb_log("error", "outbox: %s", PQerrorMessage(pg));
         PQclear(res);

@@ -148,7 +148,7 @@ static const char  gchw_sql_apply_justify[] =
     "   and b.id = j.booking_id and not b.justified"
     "   and j.status = 'acceptee'";
 
-/* one e-mail per persisted demande (0005), in the same transaction */
+/* one e-mail per persisted demande (0005), queued in the same transaction */
 
 #define GCHW_SQL_CELL                                                         \
     "format('%s, %s, le %s (%s)', coalesce(c.first_name, ''),"               \
@@ -156,9 +156,10 @@ static const char  gchw_sql_apply_justify[] =
 
 /*
  * The book entries of a batch, in ONE statement: the demandes, their
- * bookings and their e-mails (one outbox row per demande, without its
- * text: demande_mail() of 0016 writes it from the demande row when the
- * mailer sends it; rendering it here was an eighth of the statement).
+ * bookings and their e-mails (one demande_mail_batch row, 0131: the
+ * numbers of the demandes that get one, which the mailer turns into
+ * outbox rows at its own pace; demande_mail() of 0016 writes the text
+ * from the demande row when it sends it).
  * $1 is parsed once (it was once per statement, and the demande, booking
  * and outbox statements, with the two updates that followed them, cost a
  * quarter more CPU per booking), and each item is looked at once: its
@@ -181,15 +182,17 @@ static const char  gchw_sql_apply_justify[] =
  * key checks a booking's demande, child or session (0015): the demande is
  * written here, the engine booked the child on the session.  The
  * demande's family is checked once per distinct family of the batch
- * (0017: nof, a one-time filter of the outbox insert, so always run),
+ * (0017: nof, a one-time filter of the e-mails' insert, so always run),
  * without the foreign key's row lock: families are deleted only under the
  * advisory lock this batch holds.  A missing one raises 23503, as the
  * foreign key did.
  *
- * outbox: "on conflict (kind, ref)", the only key a replay can hit (id is
- * an identity), so that its unique index is the only one probed first.
+ * A replay queues no e-mail: only the demandes this statement inserted
+ * (d's "returning") are queued, where the outbox row's "on conflict
+ * (kind, ref) do nothing" did it before; the mailer's insert into outbox
+ * keeps that clause.
  */
-#define GCHW_SQL_BOOK(C, O)                                                   \
+#define GCHW_SQL_BOOK(C)                                                      \
     "with e as materialized ("                                                \
     "  select value e, ordinality n"                                          \
     "  from jsonb_array_elements($1::jsonb) with ordinality"                  \
@@ -214,7 +217,7 @@ static const char  gchw_sql_apply_justify[] =
     "    'book', e->>'status', coalesce(e->>'idem', ''),"                     \
     "    to_timestamp((e->>'at_ms')::bigint / 1000.0), e->'items'"            \
     "  from e"                                                                \
-    C "),"                                                                    \
+    C " returning number),"                                                   \
     " b as ("                                                                 \
     "  insert into booking (id, demande_number, family_id, child_id,"         \
     "    session_id, price_cents, status, created_at, channel,"               \
@@ -231,25 +234,26 @@ static const char  gchw_sql_apply_justify[] =
     "  from i"                                                                \
     "  where i->>'status' = 'confirmed' and voided is null"                   \
     C ")"                                                                     \
-    " insert into outbox (family_id, kind, ref)"                              \
-    " select e->>'family_id', 'demande', e->>'request_id'"                    \
-    " from e"                                                                 \
-    " where n not in (select n from i where voided)"                          \
+    " insert into demande_mail_batch (numbers)"                               \
+    " select array_agg(m.num order by m.n) from ("                            \
+    "  select distinct on (1) (e->>'number')::bigint num, n"                  \
+    "  from e"                                                                \
+    "  where n not in (select n from i where voided)"                         \
+    "   and (e->>'number')::bigint in (select number from d)"                 \
     "   and not exists (select 1 from nof)"                                   \
     /* a promotion that did not book mails nothing, but for the end of */    \
     /* its list at the booking deadline (issue 23, 0035) */                  \
     "   and not (coalesce(e->>'idem', '') like '" GCH_WAIT_KEY_PREFIX "%'"    \
     "     and e->>'status' <> 'traitee_positivement'"                        \
     "     and coalesce(e->'items'->0->>'reason', '') <> 'closed')"           \
-    " order by n"                                                             \
-    O
+    "  order by 1, n) m"                                                      \
+    " having count(*) > 0"
 
 static const char  gchw_sql_book[] =
-    GCHW_SQL_BOOK("  on conflict do nothing",
-                  " on conflict (kind, ref) do nothing");
+    GCHW_SQL_BOOK("  on conflict do nothing");
 
 /* the same for a batch none of whose rows exists yet (see gchw_stmts) */
-static const char  gchw_sql_book_new[] = GCHW_SQL_BOOK("", "");
+static const char  gchw_sql_book_new[] = GCHW_SQL_BOOK("");
 
 static const char  gchw_sql_mail_cancel[] =
     "insert into outbox (family_id, kind, ref, subject, body)"
@@ -331,8 +335,9 @@ static const struct {
  * booking of nginx's saga), is written without JSON and without the
  * statement above: the worker decodes each demande (engine/src/demande.c)
  * into the rows gchw_sql_book_new would insert, and sends them with COPY
- * into demande, booking and outbox.  PostgreSQL then parses no batch
- * JSON, plans nothing, and probes no unique index before inserting.
+ * into demande, booking and demande_mail_batch.  PostgreSQL then parses
+ * no batch JSON, plans nothing, and probes no unique index before
+ * inserting.
  *
  * What the statement decides per row is decided here, from the demande
  * alone, in the cases COPY takes; every other case goes the statement's
@@ -360,15 +365,16 @@ static const char  gchw_sql_probe[] =
 #define GCHW_PROBE  "gchw_persist_probe"
 
 /* the columns COPY fills; the others keep their defaults (booking:
- * status 'confirmed', billed, not justified; outbox: id, times) */
+ * status 'confirmed', billed, not justified; demande_mail_batch: id, time) */
 static const char  gchw_copy_demande[] =
     "copy demande (number, request_id, family_id, kind, status, idem_key,"
     " created_at, items) from stdin";
 static const char  gchw_copy_booking[] =
     "copy booking (id, demande_number, family_id, child_id, session_id,"
     " price_cents, created_at, channel, booked_by) from stdin";
-static const char  gchw_copy_outbox[] =
-    "copy outbox (family_id, kind, ref) from stdin";
+/* one row: the numbers of the batch's demandes that get an e-mail (0131) */
+static const char  gchw_copy_mail[] =
+    "copy demande_mail_batch (numbers) from stdin";
 
 
 /* keys for the probe: NUL-terminated in text, at offsets off[0..n) */
@@ -382,7 +388,7 @@ typedef struct {
 typedef struct {
     gchb_buf_t   demande;      /* COPY text rows */
     gchb_buf_t   booking;
-    gchb_buf_t   outbox;
+    gchb_buf_t   mail;         /* "{n,n,...": the demande_mail_batch row */
     gchw_keys_t  families;     /* the probe's */
     gchw_keys_t  bids;
     int          failed;       /* out of memory */
@@ -680,8 +686,9 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
         gchw_keys_add(&c->bids, bid, strlen(bid), c);
     }
 
-    /* outbox: one e-mail per demande, but none for a promotion that did
-     * not book, unless its list closed (gchw_sql_book) */
+    /* e-mail: one per demande (its number in the batch's row), but none
+     * for a promotion that did not book, unless its list closed
+     * (gchw_sql_book) */
     mail = !(dm.key_len >= sizeof(GCH_WAIT_KEY_PREFIX) - 1
              && memcmp(dm.key, GCH_WAIT_KEY_PREFIX,
                        sizeof(GCH_WAIT_KEY_PREFIX) - 1) == 0
@@ -689,10 +696,8 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
              && !(dm.ncells && dm.cells[0].reason == GCH_REASON_CLOSED));
 
     if (mail) {
-        gchw_copy_field(&c->outbox, dm.family, dm.family_len, c);
-        gchw_copy_add(&c->outbox, "\tdemande\t", 9, c);
-        gchw_copy_add(&c->outbox, rid, strlen(rid), c);
-        gchw_copy_add(&c->outbox, "\n", 1, c);
+        gchw_copy_add(&c->mail, c->mail.len ? "," : "{", 1, c);
+        gchw_copy_add(&c->mail, num, strlen(num), c);
     }
 
     rc = c->failed ? -1 : 0;
@@ -711,7 +716,7 @@ gchw_copy_free(gchw_copy_t *c)
 {
     gchb_buf_free(&c->demande);
     gchb_buf_free(&c->booking);
-    gchb_buf_free(&c->outbox);
+    gchb_buf_free(&c->mail);
     gchb_buf_free(&c->families.text);
     free(c->families.off);
     gchb_buf_free(&c->bids.text);
@@ -890,6 +895,9 @@ gchw_batch_copy(PGconn *pg, const gchw_entry_t *e, size_t n,
         }
     }
 
+    if (c.mail.len) {
+        gchw_copy_add(&c.mail, "}\n", 2, &c);
+    }
     gchw_keys_literal(&c.families, &families, &c);
     gchw_keys_literal(&c.bids, &bids, &c);
     if (c.failed) {
@@ -931,8 +939,8 @@ gchw_batch_copy(PGconn *pg, const gchw_entry_t *e, size_t n,
     if (*res == NULL && c.booking.len) {
         *res = gchw_copy_send(pg, gchw_copy_booking, &c.booking);
     }
-    if (*res == NULL && c.outbox.len) {
-        *res = gchw_copy_send(pg, gchw_copy_outbox, &c.outbox);
+    if (*res == NULL && c.mail.len) {
+        *res = gchw_copy_send(pg, gchw_copy_mail, &c.mail);
     }
     if (*res == NULL) {
         *res = gchw_batch_commit(pg, position);

@@ -1,11 +1,13 @@
 /*
  * mail.c -- the e-mail outbox: PostgreSQL rows out by SMTP.
  *
- * The persister queues one outbox row per persisted demande (persist.c),
- * in the transaction that persists it.  The worker calls gchw_mail_send()
- * every second; for each row due (sent_at null, next_attempt_at passed,
- * attempts below smtp_max_attempts, the family has an address in
- * family_email):
+ * The persister queues the e-mails of a batch's demandes as one row of
+ * demande_mail_batch (batch.c, 0131), in the transaction that persists
+ * them.  The worker calls gchw_mail_send() every second; it first turns
+ * up to max of those into outbox rows (demande_mail_expand(): one
+ * transaction, which advances the expansion's cursor), then for each row
+ * due (sent_at null, next_attempt_at passed, attempts below
+ * smtp_max_attempts, the family has an address in family_email):
  *
  *   1. ONE transaction claims the row (select ... for update skip locked)
  *      and marks it sent (sent_at = now(), attempts + 1): committed before
@@ -51,6 +53,10 @@
 /*
  * A demande's row is queued without its text (0016): demande_mail()
  * writes it from the demande when it is claimed, and the row keeps none.
+ * Oldest first; of the same time (one transaction of the persister),
+ * demandes first: their rows are turned from the batch's row (0131)
+ * after the cancellations and justifications of the same batch were
+ * inserted, which the persister used to insert after them.
  */
 static const char  gchw_sql_claim[] =
     "with c as (select x.id, x.body, x.subject,"
@@ -58,7 +64,7 @@ static const char  gchw_sql_claim[] =
     "   join family_email e on e.family_id = x.family_id"
     "   where x.sent_at is null and x.next_attempt_at <= now()"
     "     and x.attempts < $1::integer"
-    "   order by x.next_attempt_at, x.id limit 1"
+    "   order by x.next_attempt_at, x.kind <> 'demande', x.id limit 1"
     "   for update of x skip locked)"
     " update outbox o set sent_at = now(), attempts = o.attempts + 1,"
     "   body = case when o.kind in ('password_reset', 'activation',"
@@ -73,6 +79,10 @@ static const char  gchw_sql_claim[] =
     "   coalesce(c.body, m.body), o.attempts";
 
 /* $4: the body put back (a demande's, written when sent, is not kept) */
+/* the demandes' e-mails queued by the persister, into the outbox (0131) */
+static const char  gchw_sql_expand[] =
+    "select demande_mail_expand($1::integer)";
+
 static const char  gchw_sql_retry[] =
     "update outbox set sent_at = null, last_error = $2,"
     "   body = case when body is null then null else $4 end,"
@@ -405,7 +415,7 @@ int
 gchw_mail_send(PGconn *pg, const gchb_conf_t *conf, int max)
 {
     int           sent, rc;
-    char          maxa[16], retry[24];
+    char          maxa[16], retry[24], n[16];
     PGresult     *res, *up;
     gchw_smtp_t   s;
     const char   *params[4];
@@ -417,6 +427,16 @@ gchw_mail_send(PGconn *pg, const gchb_conf_t *conf, int max)
     snprintf(maxa, sizeof(maxa), "%d", conf->smtp_max_attempts);
     snprintf(retry, sizeof(retry), "%d", conf->smtp_retry_ms);
     sent = 0;
+
+    snprintf(n, sizeof(n), "%d", max);
+    params[0] = n;
+    res = PQexecParams(pg, gchw_sql_expand, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchb_log("error", "postgres: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
 
     while (sent < max) {
         params[0] = maxa;

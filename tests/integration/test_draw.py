@@ -329,7 +329,7 @@ def test_the_draw_decides_in_the_published_order(s, tok):
 def test_result_mails(s):
     # one e-mail per decision (the outbox, the same transaction as its
     # demande), its text "Résultat du tirage au sort"
-    assert s.sql("select count(*) from outbox o join demande d"
+    assert s.sql("select count(*) from outbox_mail o join demande d"
                  "   on d.request_id = o.ref where d.idem_key = 'dr.d'"
                  ) == [(10,)]
     mails = s.sql("select (demande_mail(d.request_id)).subject,"

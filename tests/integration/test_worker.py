@@ -945,7 +945,7 @@ def test_postgres_stopped_during_bookings(worker_conf, rds, worker,
     assert sql(worker_conf["pg"], "select count(*) from booking where "
                "status = 'cancelled' and billed") == [(4,)]
     assert sql(worker_conf["pg"], "select count(*), count(distinct ref) "
-               "from outbox") == [(224, 224)]
+               "from outbox_mail") == [(224, 224)]
     assert rds.xlen("{main}:stream:dead") == 0
 
 
@@ -1137,13 +1137,13 @@ def test_compact_demandes_copied_as_the_statements_write_them(
                     " cancelled_at, billed, justified, booked_by from booking"
                     " order by id"),
                 sql(pg, "select family_id, kind, ref, subject, body,"
-                    " sent_at, attempts from outbox where kind = 'demande'"
-                    " order by id"))
+                    " sent_at, attempts from outbox_mail"
+                    " where kind = 'demande' order by ref"))
 
     def drain(first=()):
         """The entries in one batch (the worker started after them)."""
         sql(worker_conf["pg"], "truncate demande, booking, outbox,"
-            " booking_cancellation cascade")
+            " demande_mail_batch, booking_cancellation cascade")
         rds.delete("{main}:stream", "{main}:stream:dead")
         for d in list(first) + entries:
             rds.xadd("{main}:stream", {"d": d})
@@ -1184,7 +1184,7 @@ def test_compact_demandes_copied_as_the_statements_write_them(
     # waited at a dead consumer): inserted cancelled, as by the statements
     bid = [b[0] for b in bookings if b[1] == 7][0]
     sql(worker_conf["pg"], "truncate demande, booking, outbox,"
-        " booking_cancellation cascade")
+        " demande_mail_batch, booking_cancellation cascade")
     rds.delete("{main}:stream")
     rds.xadd("{main}:stream", {"d": cancel_entry(bid, True)})
     w = worker()
@@ -1235,8 +1235,132 @@ def test_compact_demande_twice_in_a_batch_written_once(worker_conf, rds,
     assert w.stop() == 0
     assert sql(worker_conf["pg"], "select demande_number, count(*) from"
                " booking group by 1 order by 1") == [(1, 1), (2, 1)]
-    assert sql(worker_conf["pg"], "select ref from outbox order by id") \
-        == [("D-000001",), ("D-000002",)]
+    assert sql(worker_conf["pg"], "select ref from outbox_mail"
+               " order by ref") == [("D-000001",), ("D-000002",)]
     log = open(str(worker_conf["conf"]).replace("worker.conf",
                                                 "worker.log")).read()
     assert "already in PostgreSQL (a replay)" in log
+
+
+def test_demande_mail_found_by_number_without_request_id_index(
+        worker_conf, rds, worker):
+    """A persisted demande inserts no index entry for its request_id
+    (0130: "D-%06lld" of its number, the primary key), and its e-mail is
+    still found by that ref alone, past a million too; refs that only
+    spell the same number find nothing, as with the unique key."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    rds.xadd("{main}:stream", {"d": book_entry(7, "k7", "b-7")})
+    rds.xadd("{main}:stream", {"d": book_entry(1234567, "k8", "b-8",
+                                               status="refused")})
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from demande")[0][0] == 2, 10)
+    assert w.stop() == 0
+
+    assert sql(worker_conf["pg"], "select indexrelid::regclass::text"
+               " from pg_index where indrelid = 'demande'::regclass"
+               " order by 1") == [("demande_family_idx",),
+                                  ("demande_pkey",)]
+    assert sql(worker_conf["pg"], "select ref, subject from outbox_mail"
+               " where kind = 'demande' order by ref") == [
+        ("D-000007", "Demande N° D-000007 : traitée positivement"),
+        ("D-1234567", "Demande N° D-1234567 : traitée négativement")]
+    body = sql(worker_conf["pg"], "select body from outbox_mail"
+               " where ref = 'D-1234567'")[0][0]
+    assert "Votre demande N° D-1234567 (réservation de séances)" in body
+    assert "Thaïs" in body and "refusée (complet)" in body
+    for ref in ("D-7", "D-0000007", "D-", "7", "D-00000a7",
+                "D-99999999999999999999"):
+        assert sql(worker_conf["pg"], "select subject, body"
+                   " from demande_mail(%s)", (ref,)) == [(None, None)], ref
+
+
+def test_demande_mails_queued_per_batch_sent_once(worker_conf, rds,
+                                                  worker):
+    """The persister queues a batch's e-mails as ONE row (0131), not an
+    outbox row per demande; the view shows them at once, the mailer turns
+    them into outbox rows and sends each once: a replayed entry, a second
+    round and a restarted worker send nothing more."""
+    import email
+    import email.policy
+    from worker_fixtures import free_port
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    ctl(worker_conf["conf"], "set-email", "f-martin", "martin@example.org")
+    for n in (1, 2, 3):       # compact: COPY's way
+        rds.xadd("{main}:stream", {"d": compact(
+            n, 1623081600000 + n, "f-martin", "k%d" % n,
+            [("c-thais", "s1", "+900")])})
+    w = worker()              # no relay configured: nothing is sent
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from demande")[0][0] == 3, 10)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select count(*) from outbox") == [(0,)]
+    assert sql(worker_conf["pg"], "select numbers from demande_mail_batch"
+               ) == [([1, 2, 3],)]
+    assert sql(worker_conf["pg"], "select ref, subject from outbox_mail"
+               " order by ref") == [
+        ("D-00000%d" % n, "Demande N° D-00000%d : traitée positivement" % n)
+        for n in (1, 2, 3)]
+    out = ctl(worker_conf["conf"], "outbox", "--kind", "demande").stdout
+    assert out.count("--- #- f-martin demande to martin@example.org\n"
+                     "Subject: Demande N° D-00000") == 3
+    assert out.endswith("3 e-mails not sent\n")
+
+    port = free_port()
+    add_settings(worker_conf, "smtp = 127.0.0.1:%d\nsmtp_from = "
+                 "guichet@mairie.example\nsmtp_retry_ms = 200\n" % port)
+    # a replay of demande 2 (JSON: the statements' way) and a new one
+    rds.xadd("{main}:stream", {"d": book_entry(2, "k2", "b-2")})
+    rds.xadd("{main}:stream", {"d": book_entry(4, "k4", "b-4")})
+    rds.xadd("{main}:stream", {"d": cancel_entry("b-4", True)})
+    sink = Sink(port).start()
+    try:
+        w = worker()
+        assert wait_for(lambda: len(sink.messages) == 5, 15)
+        time.sleep(1.5)              # another round or two: nothing more
+        w.stop()
+        w2 = worker()                # a restart sends nothing again
+        time.sleep(1.5)
+        w2.stop()
+        assert len(sink.messages) == 5
+    finally:
+        sink.stop()
+    # in the order they were persisted: a booking's before its cancellation
+    subjects = [email.message_from_bytes(
+        m.original_content, policy=email.policy.default)["subject"]
+        for m in sink.messages]
+    assert subjects == ["Demande N° D-00000%d : traitée positivement" % n
+                        for n in (1, 2, 3, 4)] + ["Annulation de réservation"]
+    assert sql(worker_conf["pg"], "select ref, attempts, sent_at is not"
+               " null from outbox where kind = 'demande' order by ref") == [
+        ("D-00000%d" % n, 1, True) for n in (1, 2, 3, 4)]
+    assert sql(worker_conf["pg"], "select count(*) from outbox_mail") \
+        == [(5,)]
+    assert sql(worker_conf["pg"], "select count(*) from demande_mail_batch"
+               ) == [(0,)]
+
+
+def test_queued_demande_mail_of_an_archived_family_dropped(
+        worker_conf, rds, worker):
+    """Archiving a family deletes its e-mails not sent (office/family.c):
+    those still queued in a batch row (0131) are dropped as well."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
+    w = worker()
+    assert wait_for(lambda: pending(rds) == 0 and sql(
+        worker_conf["pg"], "select count(*) from demande")[0][0] == 1, 10)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select ref from outbox_mail") \
+        == [("D-000001",)]
+    sql(worker_conf["pg"], "update family set archived_at = now()"
+        " where id = 'f-martin'")
+    assert sql(worker_conf["pg"], "select count(*) from outbox_mail") \
+        == [(0,)]
+    assert sql(worker_conf["pg"], "select demande_mail_expand(50)") \
+        == [(1,)]
+    assert sql(worker_conf["pg"], "select count(*) from outbox") == [(0,)]
+    assert sql(worker_conf["pg"], "select count(*) from demande_mail_batch"
+               ) == [(0,)]
