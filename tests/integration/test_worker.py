@@ -1254,7 +1254,7 @@ def test_demande_mail_found_by_number_without_request_id_index(
     rds.xadd("{main}:stream", {"d": book_entry(1234567, "k8", "b-8",
                                                status="refused")})
     w = worker()
-    assert wait_for(lambda: pending(rds) == 0 and sql(
+    assert wait_for(lambda: pending(rds, worker_conf) == 0 and sql(
         worker_conf["pg"], "select count(*) from demande")[0][0] == 2, 10)
     assert w.stop() == 0
 
@@ -1293,7 +1293,7 @@ def test_demande_mails_queued_per_batch_sent_once(worker_conf, rds,
             n, 1623081600000 + n, "f-martin", "k%d" % n,
             [("c-thais", "s1", "+900")])})
     w = worker()              # no relay configured: nothing is sent
-    assert wait_for(lambda: pending(rds) == 0 and sql(
+    assert wait_for(lambda: pending(rds, worker_conf) == 0 and sql(
         worker_conf["pg"], "select count(*) from demande")[0][0] == 3, 10)
     assert w.stop() == 0
     assert sql(worker_conf["pg"], "select count(*) from outbox") == [(0,)]
@@ -1350,7 +1350,7 @@ def test_queued_demande_mail_of_an_archived_family_dropped(
     seed_rows(worker_conf["pg"])
     rds.xadd("{main}:stream", {"d": book_entry(1, "k1", "b-1")})
     w = worker()
-    assert wait_for(lambda: pending(rds) == 0 and sql(
+    assert wait_for(lambda: pending(rds, worker_conf) == 0 and sql(
         worker_conf["pg"], "select count(*) from demande")[0][0] == 1, 10)
     assert w.stop() == 0
     assert sql(worker_conf["pg"], "select ref from outbox_mail") \
