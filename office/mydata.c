@@ -27,6 +27,11 @@
     "coalesce((select json_agg(to_jsonb(" a ") order by " o ")"              \
     " from " t " " a " where " w "), '[]'::json)"
 
+/* The message attachments where w, without their name on disk. */
+#define GCHO_MD_FILES(w)                                                     \
+    "coalesce((select json_agg(to_jsonb(a) - 'stored_name' order by a.id)"   \
+    " from message_attachment a where " w "), '[]'::json)"
+
 /* The family's own rows of table t. */
 #define GCHO_MD_OWN(t, o)                                                    \
     GCHO_MD_ROWS(t, "x", "x.family_id = $1", o)
@@ -78,11 +83,17 @@ static const char  gcho_my_data_sql[] =
     "   'counter', " GCHO_MD_OWN("counter_payment", "x.id") "),"
     " 'direct_debit_mandates', "
     GCHO_MD_OWN("direct_debit_mandate", "x.id") ","
+    " 'justifications', "
+    GCHO_MD_OWN("booking_justification", "x.justified_at, x.booking_id") ","
     " 'messages', coalesce((select json_agg(to_jsonb(x)"
-    "   || jsonb_build_object('messages', "
-    GCHO_MD_ROWS("message", "m", "m.thread_id = x.id", "m.id") ")"
+    "   || jsonb_build_object('messages', coalesce((select json_agg("
+    "     to_jsonb(m) || jsonb_build_object('attachments', "
+    GCHO_MD_FILES("a.message_id = m.id") ") order by m.id)"
+    "     from message m where m.thread_id = x.id), '[]'::json))"
     "   order by x.id) from message_thread x where x.family_id = $1),"
     "   '[]'::json),"
+    " 'attachments_not_sent', "
+    GCHO_MD_FILES("a.family_id = $1 and a.message_id is null") ","
     " 'calendar_feed', (select to_jsonb(x) - 'token_hash'"
     "   from calendar_feed x where x.family_id = $1),"
     " 'connections', $2::json)::text";

@@ -21,7 +21,7 @@
 -- accepted.
 
 create table absence_reason (
-    code            text        not null,
+    code            text collate "C" not null,
     label           text        not null,
     proof_required  boolean     not null,
     position        int         not null default 0,

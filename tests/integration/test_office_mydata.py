@@ -1,8 +1,8 @@
 """test_office_mydata.py -- the family's right of access (RGPD, issue 25,
 office/mydata.c): GET /api/my-data downloads the whole file of the
 family that asks, as JSON -- identity, children, contacts and entourage,
-enrolments, documents, bookings, demandes, invoices, payments, messages,
-connections -- and nothing of another family's, nor any secret; each
+enrolments, documents, bookings, demandes, absences' justifications,
+invoices, payments, messages and their attachments, connections -- and nothing of another family's, nor any secret; each
 download is audited.
 """
 
@@ -49,9 +49,17 @@ def test_the_family_downloads_its_whole_file(s, tok):
     published(s)
     assert book(s, t, "f1-a", "centre-20270705") == ("confirmed", None)
     doc = upload_pdf(s, t, "attestation-assurance", "f1-b")
+    att = s.http("POST", "/api/message-attachments?name=menu.pdf", token=t,
+                 body=PDF, headers={"Content-Type": "application/pdf"})
+    assert att.status == 201, att
+    kept = s.http("POST", "/api/message-attachments?name=brouillon.pdf",
+                  token=t, body=PDF, headers={"Content-Type":
+                                              "application/pdf"})
+    assert kept.status == 201, kept
     r = s.http("POST", "/api/messages", token=t,
                json={"service": "enfance", "subject": "Cantine",
-                     "body": "Alice ne mange pas de porc."})
+                     "body": "Alice ne mange pas de porc.",
+                     "attachments": [att.json()["id"]]})
     assert r.status == 201, r
     r = s.http("POST", "/api/entourage", token=t,
                json={"first_name": "Marie", "last_name": "Dupont",
@@ -75,6 +83,12 @@ def test_the_family_downloads_its_whole_file(s, tok):
         assert time.monotonic() < deadline, "booking never persisted"
         time.sleep(0.1)
 
+    # an absence justified, as the worker records it from the stream
+    s.sql("insert into booking_justification (booking_id, family_id,"
+          " demande_number, justified_at, reason, document_id)"
+          " select id, family_id, demande_number, now(), 'medical', %s"
+          " from booking where family_id = 'f1'" % ("'%s'" % doc))
+
     d = my_data(s, t)
     assert d["format"] == "guichet-my-data/1"
     assert d["family"]["id"] == "f1" and d["family"]["login"] == "dupont"
@@ -96,6 +110,12 @@ def test_the_family_downloads_its_whole_file(s, tok):
     assert [m["subject"] for m in d["messages"]] == ["Cantine"]
     assert [m["body"] for m in d["messages"][0]["messages"]] == \
         ["Alice ne mange pas de porc."]
+    assert [a["filename"] for a in d["messages"][0]["messages"][0][
+        "attachments"]] == ["menu.pdf"]
+    assert [a["filename"] for a in d["attachments_not_sent"]] == \
+        ["brouillon.pdf"]
+    assert [(j["reason"], j["document_id"], j["status"])
+            for j in d["justifications"]] == [("medical", str(doc), "en_examen")]
     assert d["connections"] and d["connections"][0]["ip"] == "127.0.0.1"
 
     text = json.dumps(d)
