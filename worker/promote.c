@@ -24,6 +24,11 @@
  * A freed place is seen whatever freed it: a cancellation, the reaper's
  * release or recount, the on-site release, places added by the town.
  *
+ * The bookings of a session's first children are pipelined as draw.c
+ * pipelines a batch (gchw_promote_session: every step one, then every
+ * step two, then every removal), cut where the one-at-a-time loop would
+ * have stopped or seen a place given back (docs/architecture.md).
+ *
  * Offers (an activity's "waitlist": {"mode": "offer", "hold_hours": N}):
  * instead of a booking, the first eligible child (gch_wait_eligible: the
  * rules that need no Redis; one that is not is tried as a booking, which
