@@ -317,13 +317,18 @@ gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
         }
         d[i].st = gch_book_on_step2(d[i].b, x);
         freeReplyObject(x);
+    }
 
-        l = gch_book_step3(d[i].b);
-        if (l) {
-            x = gchw_send_cmds(rc, l);
-            if (x) {
-                freeReplyObject(x);
-            }
+    /* step threes (a fenced one's undo, a demande list's LTRIM) once
+     * every step two's reply is read: sent in the loop above, one would
+     * read a later family's step two replies as its own */
+    for (i = 0; i < n && i <= cut; i++) {
+        if (d[i].b == NULL || (l = gch_book_step3(d[i].b)) == NULL) {
+            continue;
+        }
+        x = gchw_send_cmds(rc, l);
+        if (x) {
+            freeReplyObject(x);
         }
     }
 

@@ -1139,13 +1139,20 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
         }
         p[i].st = gch_book_on_step2(p[i].b, x);
         freeReplyObject(x);
+    }
 
-        l = gch_book_step3(p[i].b);
-        if (l) {
-            x = gchw_send_cmds(rc, l);
-            if (x) {
-                freeReplyObject(x);
-            }
+    /* step threes (a fenced one's undo, a demande list's LTRIM) once
+     * every step two's reply is read: sent earlier, they would read a
+     * later booking's replies as theirs */
+    for (i = 0; i < m && i <= cut; i++) {
+        if (p[i].gone || p[i].b == NULL
+            || (l = gch_book_step3(p[i].b)) == NULL)
+        {
+            continue;
+        }
+        x = gchw_send_cmds(rc, l);
+        if (x) {
+            freeReplyObject(x);
         }
     }
 
