@@ -243,20 +243,21 @@ gchw_draw_cut(const gch_activity_t *act, const gch_town_t *t,
  * two.  When a step two would give back what a later family of the batch
  * was refused for (gchw_draw_cut), the batch is cut there: the families
  * after the cut take back their step one (gch_book_abandon) and are
- * decided again in the next batch, as if they had waited.  *done gets the
- * families decided.  0, 2 when one is in progress (409: an earlier try
- * died between its steps), -1 Redis.
+ * decided again in the next batch, as if they had waited.
+ *
+ * gchw_draw_send(): every step one, their replies, the cut (*cutp: n when
+ * none), every step two (or abandon) written but not read; 0 or -1.
+ * gchw_draw_finish(): the rest; *done gets the families decided; 0, 2
+ * when one is in progress (409: an earlier try died between its steps),
+ * -1 Redis.
  */
 static int
-gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
-    const gch_town_t *t, gchw_draw_one_t *d, size_t n, size_t *done)
+gchw_draw_send(redisContext *rc, const gch_activity_t *act,
+    const gch_town_t *t, gchw_draw_one_t *d, size_t n, size_t *cutp)
 {
-    int                 ret;
     size_t              i, cut;
     redisReply         *x;
     const gch_cmds_t   *l;
-
-    *done = 0;
 
     /* step one of each */
     for (i = 0; i < n; i++) {
@@ -282,6 +283,7 @@ gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
     }
 
     cut = gchw_draw_cut(act, t, d, n);
+    *cutp = cut;
 
     /* step two (or a replay's compensation) of each up to the cut; after
      * it, a fresh request takes back its step one (a replay's outcome is
@@ -302,6 +304,26 @@ gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
             return -1;
         }
     }
+
+    return 0;
+}
+
+
+/*
+ * The second half of a batch: the step twos' replies gchw_draw_send()
+ * left in flight (the caller plans the next batch meanwhile: the worker's
+ * CPU and Redis's overlap), the step threes, the outcomes.
+ */
+static int
+gchw_draw_finish(redisContext *rc, gchw_draw_one_t *d, size_t n,
+    size_t cut, size_t *done)
+{
+    int                 ret;
+    size_t              i;
+    redisReply         *x;
+    const gch_cmds_t   *l;
+
+    *done = 0;
 
     for (i = 0; i < n; i++) {
         if (d[i].st != GCH_OK || (l = gch_book_step2(d[i].b)) == NULL) {
@@ -360,6 +382,23 @@ gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
 
     *done = cut < n ? cut + 1 : n;
     return ret;
+}
+
+
+/* Both halves of a batch, nothing between them (the late entries'). */
+static int
+gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
+    const gch_town_t *t, gchw_draw_one_t *d, size_t n, size_t *done)
+{
+    size_t  cut;
+
+    *done = 0;
+
+    if (gchw_draw_send(rc, act, t, d, n, &cut) != 0) {
+        return -1;
+    }
+
+    return gchw_draw_finish(rc, d, n, cut, done);
 }
 
 
@@ -749,6 +788,36 @@ gchw_draw_late(redisContext *rc, const gch_town_t *t, long long gen,
 }
 
 
+/* Plans the batch of up to size families from family k into d; their
+ * number. */
+static size_t
+gchw_draw_plan_batch(gchw_draw_one_t *d, const gch_activity_t *act,
+    const gch_town_t *t, long long gen, const char *key,
+    const gch_draw_entry_t *e, const size_t *fam, size_t nfam, size_t k,
+    size_t size, int64_t now_ms)
+{
+    size_t               i, nb;
+    const gch_family_t  *f;
+
+    nb = 0;
+    for (i = k; i < nfam && nb < size; i++) {
+        f = gch_town_family(t, e[fam[i]].family, strlen(e[fam[i]].family));
+        d[nb].f = f;
+        if (f == NULL) {
+            gchb_log("warn", "draw of %s: family %s is gone: not decided",
+                     act->id, e[fam[i]].family);
+            d[nb].st = GCH_EINVALID;
+        } else {
+            (void) gchw_draw_plan(&d[nb], t, gen, key, &e[fam[i]],
+                                  fam[i + 1] - fam[i], now_ms);
+        }
+        nb++;
+    }
+
+    return nb;
+}
+
+
 /* One activity whose draw is due.  Families decided, or -1. */
 static int
 gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
@@ -761,8 +830,8 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
     PGresult            *res;
     const char          *p[1];
     gch_draw_entry_t    *e;
-    const gch_family_t  *f;
-    static gchw_draw_one_t  batch[GCHW_DRAW_BATCH];
+    size_t               cut, nn, cur;
+    static gchw_draw_one_t  batch[2][GCHW_DRAW_BATCH];
 
     p[0] = act->id;
     res = PQexecParams(pg, "select decided_at is not null, seed"
@@ -872,35 +941,39 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
     st = 0;
     size = GCHW_DRAW_BATCH;
 
-    for (k = 0; k < nfam; k += done) {
-        /* a batch from family k: size families (fewer after a cut) */
-        nb = 0;
-        for (i = k; i < nfam && nb < size; i++) {
-            f = gch_town_family(t, e[fam[i]].family,
-                                strlen(e[fam[i]].family));
-            batch[nb].f = f;
-            if (f == NULL) {
-                gchb_log("warn", "draw of %s: family %s is gone: not "
-                         "decided", act->id, e[fam[i]].family);
-                batch[nb].st = GCH_EINVALID;
-            } else {
-                (void) gchw_draw_plan(&batch[nb], t, gen, key, &e[fam[i]],
-                                      fam[i + 1] - fam[i], now_ms);
-            }
-            nb++;
-        }
+    /* batch cur is sent while the next one is planned into 1 - cur */
+    cur = 0;
+    nb = gchw_draw_plan_batch(batch[cur], act, t, gen, key, e, fam, nfam,
+                              0, size, now_ms);
 
-        st = gchw_draw_batch(rc, act, t, batch, nb, &done);
-        gchw_draw_free(batch, nb);
+    for (k = 0; k < nfam; k += done) {
+        st = gchw_draw_send(rc, act, t, batch[cur], nb, &cut);
         if (st != 0) {
+            gchw_draw_free(batch[cur], nb);
             break;
         }
 
-        decided += (int) done;
+        /* the families this batch decides, unless it fails: the next
+         * batch starts after them */
+        done = cut < nb ? cut + 1 : nb;
 
         /* cut: smaller batches for a while; else back up to the most */
         size = (done < nb) ? (done > 1 ? done : 1)
                : (size * 2 < GCHW_DRAW_BATCH ? size * 2 : GCHW_DRAW_BATCH);
+
+        nn = gchw_draw_plan_batch(batch[1 - cur], act, t, gen, key, e, fam,
+                                  nfam, k + done, size, now_ms);
+
+        st = gchw_draw_finish(rc, batch[cur], nb, cut, &done);
+        gchw_draw_free(batch[cur], nb);
+        if (st != 0) {
+            gchw_draw_free(batch[1 - cur], nn);
+            break;
+        }
+
+        decided += (int) done;
+        cur = 1 - cur;
+        nb = nn;
     }
 
     free(fam);
