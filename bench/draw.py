@@ -153,6 +153,10 @@ def run(a, s):
            for k in ("worker", "redis")}
     s.wait_worker_drained(timeout=600)
     drained_at = time.time()
+    # from the load to every decision persisted (the persister, the
+    # waiting lists' copy in PostgreSQL, the mails queued)
+    cpu_drained = {k: round(proc_cpu(s.procs[k].pid) - cpu0[k], 2)
+                   for k in ("worker", "redis")}
 
     def drawn():
         r = s.http("GET", "/api/activities")
@@ -179,6 +183,7 @@ def run(a, s):
         "opening_to_all_persisted_s": round(drained_at - o, 3),
         "opening_to_first_come_published_s": round(drawn_seen - o, 3),
         "cpu_s_until_decided": cpu,
+        "cpu_s_until_persisted": cpu_drained,
     }
     say("decided: %s" % json.dumps(res))
 

@@ -46,6 +46,13 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import stack as stacklib      # noqa: E402
 
 
+def cpu_s(pid):
+    """A process's CPU time (user + system), in seconds."""
+    with open("/proc/%d/stat" % pid) as fh:
+        f = fh.read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def town(n_sessions, places, waiting):
     kids = places + waiting
     sessions = []
@@ -144,6 +151,7 @@ def main():
             return r.status, time.monotonic()
 
         expected = listed - min(listed, len(bids))
+        cpu0 = {k: cpu_s(s.procs[k].pid) for k in ("worker", "redis")}
         t0 = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(a.conns) as pool:
             answers = list(pool.map(cancel, [b for b, _ in bids]))
@@ -167,6 +175,14 @@ def main():
             time.sleep(0.02)
         t_promoted = time.monotonic()
         promoted = listed - now_listed
+        # CPU from the first cancellation to the last promotion (the
+        # worker: promotions and some persistence; Redis: the
+        # cancellations too), per promotion
+        for k in ("worker", "redis"):
+            used = cpu_s(s.procs[k].pid) - cpu0[k]
+            res["cpu_%s_s" % k] = round(used, 3)
+            res["cpu_%s_ms_per_promotion" % k] = (
+                round(used * 1000 / promoted, 3) if promoted else None)
         res["promotions"] = promoted
         res["promotions_s_from_first_cancel"] = round(t_promoted - t0, 3)
         res["promotions_per_s"] = round(promoted / (t_promoted - t0), 1)

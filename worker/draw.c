@@ -243,20 +243,21 @@ gchw_draw_cut(const gch_activity_t *act, const gch_town_t *t,
  * two.  When a step two would give back what a later family of the batch
  * was refused for (gchw_draw_cut), the batch is cut there: the families
  * after the cut take back their step one (gch_book_abandon) and are
- * decided again in the next batch, as if they had waited.  *done gets the
- * families decided.  0, 2 when one is in progress (409: an earlier try
- * died between its steps), -1 Redis.
+ * decided again in the next batch, as if they had waited.
+ *
+ * gchw_draw_send(): every step one, their replies, the cut (*cutp: n when
+ * none), every step two (or abandon) written but not read; 0 or -1.
+ * gchw_draw_finish(): the rest; *done gets the families decided; 0, 2
+ * when one is in progress (409: an earlier try died between its steps),
+ * -1 Redis.
  */
 static int
-gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
-    const gch_town_t *t, gchw_draw_one_t *d, size_t n, size_t *done)
+gchw_draw_send(redisContext *rc, const gch_activity_t *act,
+    const gch_town_t *t, gchw_draw_one_t *d, size_t n, size_t *cutp)
 {
-    int                 ret;
     size_t              i, cut;
     redisReply         *x;
     const gch_cmds_t   *l;
-
-    *done = 0;
 
     /* step one of each */
     for (i = 0; i < n; i++) {
@@ -282,6 +283,7 @@ gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
     }
 
     cut = gchw_draw_cut(act, t, d, n);
+    *cutp = cut;
 
     /* step two (or a replay's compensation) of each up to the cut; after
      * it, a fresh request takes back its step one (a replay's outcome is
@@ -303,6 +305,26 @@ gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
         }
     }
 
+    return 0;
+}
+
+
+/*
+ * The second half of a batch: the step twos' replies gchw_draw_send()
+ * left in flight (the caller plans the next batch meanwhile: the worker's
+ * CPU and Redis's overlap), the step threes, the outcomes.
+ */
+static int
+gchw_draw_finish(redisContext *rc, gchw_draw_one_t *d, size_t n,
+    size_t cut, size_t *done)
+{
+    int                 ret;
+    size_t              i;
+    redisReply         *x;
+    const gch_cmds_t   *l;
+
+    *done = 0;
+
     for (i = 0; i < n; i++) {
         if (d[i].st != GCH_OK || (l = gch_book_step2(d[i].b)) == NULL) {
             continue;
@@ -317,13 +339,18 @@ gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
         }
         d[i].st = gch_book_on_step2(d[i].b, x);
         freeReplyObject(x);
+    }
 
-        l = gch_book_step3(d[i].b);
-        if (l) {
-            x = gchw_send_cmds(rc, l);
-            if (x) {
-                freeReplyObject(x);
-            }
+    /* step threes (a fenced one's undo, a demande list's LTRIM) once
+     * every step two's reply is read: sent in the loop above, one would
+     * read a later family's step two replies as its own */
+    for (i = 0; i < n && i <= cut; i++) {
+        if (d[i].b == NULL || (l = gch_book_step3(d[i].b)) == NULL) {
+            continue;
+        }
+        x = gchw_send_cmds(rc, l);
+        if (x) {
+            freeReplyObject(x);
         }
     }
 
@@ -355,6 +382,23 @@ gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
 
     *done = cut < n ? cut + 1 : n;
     return ret;
+}
+
+
+/* Both halves of a batch, nothing between them (the late entries'). */
+static int
+gchw_draw_batch(redisContext *rc, const gch_activity_t *act,
+    const gch_town_t *t, gchw_draw_one_t *d, size_t n, size_t *done)
+{
+    size_t  cut;
+
+    *done = 0;
+
+    if (gchw_draw_send(rc, act, t, d, n, &cut) != 0) {
+        return -1;
+    }
+
+    return gchw_draw_finish(rc, d, n, cut, done);
 }
 
 
@@ -396,6 +440,54 @@ gchw_draw_exec(PGconn *pg, const char *sql, int n, const char **p)
 
 
 /*
+ * RENAMENX {T}:a:<aid>:entries to the key fmt names (town, activity):
+ * atomic with respect to every step two, each of which wrote its entry
+ * before (it is in the renamed hash) or writes it after (into a new
+ * {T}:a:<aid>:entries).  1 renamed, 0 nothing to rename (no entries, or
+ * the target is still there from an earlier turn), -1 Redis.
+ */
+static int
+gchw_draw_rename(redisContext *rc, const gch_activity_t *act,
+    const char *fmt)
+{
+    int          ret;
+    char         to[512];
+    redisReply  *x;
+
+    if (snprintf(to, sizeof(to), fmt, gchb_town, act->id)
+        >= (int) sizeof(to))
+    {
+        return -1;
+    }
+
+    x = redisCommand(rc, "RENAMENX " GCH_KEY_A(GCH_KEY_ENTRIES) " %s",
+                     gchb_town, act->id, to);
+    if (x == NULL) {
+        gchb_log("error", "draw: RENAMENX entries of %s: %s", act->id,
+                 rc->errstr);
+        return -1;
+    }
+
+    if (x->type == REDIS_REPLY_INTEGER) {
+        ret = x->integer == 1;
+
+    } else if (x->type == REDIS_REPLY_ERROR && x->str
+               && strstr(x->str, "no such key"))
+    {
+        ret = 0;                        /* no entry (yet) */
+
+    } else {
+        gchb_log("error", "draw: RENAMENX entries of %s: %s", act->id,
+                 x->str ? x->str : "bad reply");
+        ret = -1;
+    }
+
+    freeReplyObject(x);
+    return ret;
+}
+
+
+/*
  * Step 1: Redis's entries into PostgreSQL, unless this draw already
  * started (its entries are those it wrote).  0 or -1.
  */
@@ -412,8 +504,16 @@ gchw_draw_snapshot(redisContext *rc, PGconn *pg, const gch_activity_t *act)
     gch_draw_entry_t    e;
     char               *field;
 
-    x = redisCommand(rc, "HGETALL " GCH_KEY_A(GCH_KEY_ENTRIES), gchb_town,
-                     act->id);
+    /* the entries are the draw's from this instant on: a step two that
+     * comes later writes into a new hash, decided after the draw
+     * (gchw_draw_late); a snapshot taken by a run that failed before
+     * PostgreSQL's commit stays (RENAMENX) */
+    if (gchw_draw_rename(rc, act, GCH_KEY_A(GCH_KEY_ENTRIES_DRAW)) < 0) {
+        return -1;
+    }
+
+    x = redisCommand(rc, "HGETALL " GCH_KEY_A(GCH_KEY_ENTRIES_DRAW),
+                     gchb_town, act->id);
     if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
         gchb_log("error", "draw: HGETALL entries of %s: %s", act->id,
                  x ? (x->str ? x->str : "bad reply") : rc->errstr);
@@ -540,6 +640,184 @@ gchw_draw_caught(redisContext *rc, const gch_activity_t *act)
 }
 
 
+/* Late entries first come, first served: by their request's instant,
+ * then family, then position. */
+static int
+gchw_draw_late_cmp(const void *a, const void *b)
+{
+    int                      c;
+    const gch_draw_entry_t  *x, *y;
+
+    x = a;
+    y = b;
+
+    if (x->at_ms != y->at_ms) {
+        return x->at_ms < y->at_ms ? -1 : 1;
+    }
+
+    c = strcmp(x->family, y->family);
+    if (c != 0) {
+        return c;
+    }
+
+    return x->idx - y->idx;
+}
+
+
+/*
+ * The entries written after the draw took its snapshot: a request planned
+ * in the entry window whose step two reached Redis after the RENAME
+ * (docs/architecture.md, "Opening by draw", "Late entries").  Its parent
+ * was answered "entered", so it is decided, after the draw, first come,
+ * first served: RENAMENX to {T}:a:<aid>:entries:late (a later one goes to
+ * a new hash again, decided next turn), each request (a family's entries
+ * of one instant) in their order through the saga, with the key
+ * "dr.<aid>.late.<at_ms>" (a worker killed here replays them; the key is
+ * not the draw's, so draw-verify's order is the draw's alone), then
+ * UNLINK.  Requests decided, or -1.
+ */
+static int
+gchw_draw_late(redisContext *rc, const gch_town_t *t, long long gen,
+    const gch_activity_t *act, int64_t now_ms)
+{
+    int                  st, decided;
+    char                 key[256];
+    size_t               i, j, n, done;
+    redisReply          *x;
+    gch_draw_entry_t    *e;
+    gchw_draw_one_t      one;
+
+    x = redisCommand(rc, "EXISTS " GCH_KEY_A(GCH_KEY_ENTRIES_LATE),
+                     gchb_town, act->id);
+    if (x == NULL || x->type != REDIS_REPLY_INTEGER) {
+        if (x) {
+            freeReplyObject(x);
+        }
+        return -1;
+    }
+    st = x->integer == 0;
+    freeReplyObject(x);
+
+    if (st) {
+        st = gchw_draw_rename(rc, act, GCH_KEY_A(GCH_KEY_ENTRIES_LATE));
+        if (st <= 0) {
+            return st;                  /* no late entry: the usual case */
+        }
+    }
+
+    x = redisCommand(rc, "HGETALL " GCH_KEY_A(GCH_KEY_ENTRIES_LATE),
+                     gchb_town, act->id);
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
+        if (x) {
+            freeReplyObject(x);
+        }
+        return -1;
+    }
+
+    e = calloc(x->elements / 2 + 1, sizeof(gch_draw_entry_t));
+    if (e == NULL) {
+        freeReplyObject(x);
+        return -1;
+    }
+
+    n = 0;
+    for (i = 0; i + 1 < x->elements; i += 2) {
+        if (gch_draw_entry_parse(&e[n], x->element[i]->str,
+                                 x->element[i + 1]->str) != 0)
+        {
+            gchb_log("warn", "draw: %s: late entry \"%s\" is not one: "
+                     "skipped", act->id, x->element[i]->str);
+            continue;
+        }
+        n++;
+    }
+
+    qsort(e, n, sizeof(gch_draw_entry_t), gchw_draw_late_cmp);
+
+    decided = 0;
+    st = 0;
+
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1;
+             j < n && e[j].at_ms == e[i].at_ms
+             && strcmp(e[j].family, e[i].family) == 0;
+             j++)
+        {
+            /* void */
+        }
+
+        if (snprintf(key, sizeof(key), GCH_DRAW_KEY_PREFIX "%s.late.%lld",
+                     act->id, (long long) e[i].at_ms)
+            >= (int) sizeof(key))
+        {
+            st = -1;
+            break;
+        }
+
+        memset(&one, 0, sizeof(one));
+        one.f = gch_town_family(t, e[i].family, strlen(e[i].family));
+        if (one.f == NULL) {
+            gchb_log("warn", "draw of %s: family %s is gone: late entry "
+                     "not decided", act->id, e[i].family);
+            continue;
+        }
+
+        (void) gchw_draw_plan(&one, t, gen, key, &e[i], j - i, now_ms);
+        st = gchw_draw_batch(rc, act, t, &one, 1, &done);
+        gchw_draw_free(&one, 1);
+        if (st != 0) {
+            break;                      /* the next turn goes on */
+        }
+
+        decided++;
+        gchb_log("info", "draw of %s: late entry of family %s decided",
+                 act->id, e[i].family);
+    }
+
+    free(e);
+    freeReplyObject(x);
+
+    if (st != 0) {
+        return st < 0 ? -1 : decided;
+    }
+
+    freeReplyObject(redisCommand(rc, "UNLINK "
+                                 GCH_KEY_A(GCH_KEY_ENTRIES_LATE),
+                                 gchb_town, act->id));
+    return decided;
+}
+
+
+/* Plans the batch of up to size families from family k into d; their
+ * number. */
+static size_t
+gchw_draw_plan_batch(gchw_draw_one_t *d, const gch_activity_t *act,
+    const gch_town_t *t, long long gen, const char *key,
+    const gch_draw_entry_t *e, const size_t *fam, size_t nfam, size_t k,
+    size_t size, int64_t now_ms)
+{
+    size_t               i, nb;
+    const gch_family_t  *f;
+
+    nb = 0;
+    for (i = k; i < nfam && nb < size; i++) {
+        f = gch_town_family(t, e[fam[i]].family, strlen(e[fam[i]].family));
+        d[nb].f = f;
+        if (f == NULL) {
+            gchb_log("warn", "draw of %s: family %s is gone: not decided",
+                     act->id, e[fam[i]].family);
+            d[nb].st = GCH_EINVALID;
+        } else {
+            (void) gchw_draw_plan(&d[nb], t, gen, key, &e[fam[i]],
+                                  fam[i + 1] - fam[i], now_ms);
+        }
+        nb++;
+    }
+
+    return nb;
+}
+
+
 /* One activity whose draw is due.  Families decided, or -1. */
 static int
 gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
@@ -552,8 +830,8 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
     PGresult            *res;
     const char          *p[1];
     gch_draw_entry_t    *e;
-    const gch_family_t  *f;
-    static gchw_draw_one_t  batch[GCHW_DRAW_BATCH];
+    size_t               cut, nn, cur;
+    static gchw_draw_one_t  batch[2][GCHW_DRAW_BATCH];
 
     p[0] = act->id;
     res = PQexecParams(pg, "select decided_at is not null, seed"
@@ -567,7 +845,8 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
 
     if (PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't') {
         PQclear(res);
-        return 0;                 /* decided: the publisher will say so */
+        /* decided (the publisher will say so): its late entries */
+        return gchw_draw_late(rc, t, gen, act, now_ms);
     }
 
     if (PQntuples(res) == 0) {
@@ -662,35 +941,39 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
     st = 0;
     size = GCHW_DRAW_BATCH;
 
-    for (k = 0; k < nfam; k += done) {
-        /* a batch from family k: size families (fewer after a cut) */
-        nb = 0;
-        for (i = k; i < nfam && nb < size; i++) {
-            f = gch_town_family(t, e[fam[i]].family,
-                                strlen(e[fam[i]].family));
-            batch[nb].f = f;
-            if (f == NULL) {
-                gchb_log("warn", "draw of %s: family %s is gone: not "
-                         "decided", act->id, e[fam[i]].family);
-                batch[nb].st = GCH_EINVALID;
-            } else {
-                (void) gchw_draw_plan(&batch[nb], t, gen, key, &e[fam[i]],
-                                      fam[i + 1] - fam[i], now_ms);
-            }
-            nb++;
-        }
+    /* batch cur is sent while the next one is planned into 1 - cur */
+    cur = 0;
+    nb = gchw_draw_plan_batch(batch[cur], act, t, gen, key, e, fam, nfam,
+                              0, size, now_ms);
 
-        st = gchw_draw_batch(rc, act, t, batch, nb, &done);
-        gchw_draw_free(batch, nb);
+    for (k = 0; k < nfam; k += done) {
+        st = gchw_draw_send(rc, act, t, batch[cur], nb, &cut);
         if (st != 0) {
+            gchw_draw_free(batch[cur], nb);
             break;
         }
 
-        decided += (int) done;
+        /* the families this batch decides, unless it fails: the next
+         * batch starts after them */
+        done = cut < nb ? cut + 1 : nb;
 
         /* cut: smaller batches for a while; else back up to the most */
         size = (done < nb) ? (done > 1 ? done : 1)
                : (size * 2 < GCHW_DRAW_BATCH ? size * 2 : GCHW_DRAW_BATCH);
+
+        nn = gchw_draw_plan_batch(batch[1 - cur], act, t, gen, key, e, fam,
+                                  nfam, k + done, size, now_ms);
+
+        st = gchw_draw_finish(rc, batch[cur], nb, cut, &done);
+        gchw_draw_free(batch[cur], nb);
+        if (st != 0) {
+            gchw_draw_free(batch[1 - cur], nn);
+            break;
+        }
+
+        decided += (int) done;
+        cur = 1 - cur;
+        nb = nn;
     }
 
     free(fam);
@@ -716,7 +999,9 @@ gchw_draw_activity(redisContext *rc, PGconn *pg, const gch_town_t *t,
         return -1;
     }
 
-    freeReplyObject(redisCommand(rc, "UNLINK " GCH_KEY_A(GCH_KEY_ENTRIES),
+    /* the snapshot only: entries written since are decided late */
+    freeReplyObject(redisCommand(rc, "UNLINK "
+                                 GCH_KEY_A(GCH_KEY_ENTRIES_DRAW),
                                  gchb_town, act->id));
 
     gchb_log("info", "draw of %s decided: %d families", act->id, decided);
@@ -745,13 +1030,12 @@ gchw_draw(gchw_reaper_t *r, redisContext *rc, PGconn *pg, int64_t now_ms,
     for (i = 0; i < t->nactivities; i++) {
         act = &t->activities[i];
 
-        if (!act->draw || act->drawn
-            || now_ms < act->opens_at * 1000 + settle_ms)
-        {
+        if (!act->draw || now_ms < act->opens_at * 1000 + settle_ms) {
             continue;
         }
 
-        n = gchw_draw_activity(rc, pg, t, gen, act, now_ms);
+        n = act->drawn ? gchw_draw_late(rc, t, gen, act, now_ms)
+                       : gchw_draw_activity(rc, pg, t, gen, act, now_ms);
         if (n < 0) {
             return -1;
         }

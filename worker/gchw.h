@@ -211,6 +211,10 @@ int gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms);
 /* Sends a MULTI ... EXEC list of the engine; the EXEC reply (the caller
  * frees it) or NULL.  The promoter's and the draw's. */
 redisReply *gchw_send_cmds(redisContext *rc, const gch_cmds_t *l);
+/* Pipelining: appends a command list (0 or -1); reads its replies and
+ * returns the last (EXEC's), or NULL. */
+int gchw_append_cmds(redisContext *rc, const gch_cmds_t *l);
+redisReply *gchw_read_cmds(redisContext *rc, const gch_cmds_t *l);
 
 
 /* ------------------------------------------------------------------ */

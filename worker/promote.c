@@ -24,6 +24,11 @@
  * A freed place is seen whatever freed it: a cancellation, the reaper's
  * release or recount, the on-site release, places added by the town.
  *
+ * The bookings of a session's first children are pipelined as draw.c
+ * pipelines a batch (gchw_promote_session: every step one, then every
+ * step two, then every removal), cut where the one-at-a-time loop would
+ * have stopped or seen a place given back (docs/architecture.md).
+ *
  * Offers (an activity's "waitlist": {"mode": "offer", "hold_hours": N}):
  * instead of a booking, the first eligible child (gch_wait_eligible: the
  * rules that need no Redis; one that is not is tried as a booking, which
@@ -73,6 +78,51 @@ gchw_send_cmds(redisContext *rc, const gch_cmds_t *l)
             return NULL;
         }
     }
+
+    last = NULL;
+    for (i = 0; i < l->ncmds; i++) {
+        if (redisGetReply(rc, &x) != REDIS_OK) {
+            if (last) {
+                freeReplyObject(last);
+            }
+            return NULL;
+        }
+
+        if (last) {
+            freeReplyObject(last);
+        }
+        last = x;
+    }
+
+    return last;
+}
+
+
+/* See gchw.h. */
+int
+gchw_append_cmds(redisContext *rc, const gch_cmds_t *l)
+{
+    size_t  i;
+
+    for (i = 0; i < l->ncmds; i++) {
+        if (redisAppendFormattedCommand(rc, l->cmds[i].data, l->cmds[i].len)
+            != REDIS_OK)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* See gchw.h. */
+redisReply *
+gchw_read_cmds(redisContext *rc, const gch_cmds_t *l)
+{
+    size_t       i;
+    void        *x;
+    redisReply  *last;
 
     last = NULL;
     for (i = 0; i < l->ncmds; i++) {
@@ -714,18 +764,156 @@ gchw_offers_expire(redisContext *rc, int64_t now_ms)
 }
 
 
-/* One session: promotions while a place is left.  Booked count or -1. */
+/* One entry of a session's batch: the list's child, its promotion. */
+typedef struct {
+    char                 cid[128];
+    char                 bid[64];
+    char                 fid[128];
+    char                 key[128];
+    char                 body[512];
+    const gch_family_t  *f;
+    int                  gone;     /* no :waiters entry: a leftover */
+    int                  replay;   /* its key is recorded already */
+    int                  parsed;
+    gch_booking_req_t    req;
+    gch_book_t          *b;
+    int                  st;       /* GCH_OK while it goes on */
+    int                  got;      /* 1 booked, 0 refused, -1 error */
+    gch_reason_t         reason;
+} gchw_promo_t;
+
+
+static void
+gchw_promo_free(gchw_promo_t *p, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        gch_book_free(p[i].b);
+        if (p[i].parsed) {
+            gch_booking_req_free(&p[i].req);
+        }
+    }
+}
+
+
+/* Plans p's promotion; p->st GCH_OK when there is a booking to send,
+ * else p->got and p->reason say the outcome (0: refused), or p->st the
+ * error. */
+static void
+gchw_promo_plan(gchw_promo_t *p, const gch_town_t *t, long long gen,
+    const char *sid, int64_t now_ms)
+{
+    size_t          len;
+    gch_error_t     err;
+    gch_book_in_t   in;
+
+    p->got = -1;
+    len = (size_t) snprintf(p->body, sizeof(p->body),
+                            "{\"items\":[{\"child_id\":\"%s\","
+                            "\"session_id\":\"%s\"}]}", p->cid, sid);
+
+    memset(&err, 0, sizeof(err));
+    if (len >= sizeof(p->body)
+        || gch_booking_req_parse(&p->req, p->body, len, 1, &gch_alloc_std,
+                                 &err)
+           != GCH_OK)
+    {
+        p->reason = GCH_REASON_UNKNOWN_SESSION;
+        p->got = 0;
+        p->st = GCH_EINVALID;
+        return;
+    }
+    p->parsed = 1;
+
+    memset(&in, 0, sizeof(in));
+    in.town = t;
+    in.family = p->f;
+    in.req = &p->req;
+    in.now_ms = now_ms;
+    in.idem_key = p->key;
+    in.idem_len = strlen(p->key);
+    in.body = p->body;
+    in.body_len = len;
+    in.idem_ttl_s = 86400;
+    in.inflight_ttl_s = 3600;
+    in.catalogue_gen = gen;
+    in.attempt = ((uint64_t) getpid() << 32) | ++gchw_promote_attempts;
+
+    p->st = gch_book_plan(&p->b, &in, &gch_alloc_std, &err);
+    if (p->st == GCH_EFORBIDDEN) {
+        p->reason = GCH_REASON_NOT_ENROLLED;   /* not the family's child */
+        p->got = 0;
+    }
+}
+
+
+/* Appends the MULTI that takes an entry off the list (as
+ * gchw_promote_remove); its 6 replies are read by gchw_promo_skip. */
+static void
+gchw_promo_remove_append(redisContext *rc, const char *sid,
+    const char *cid, const char *fid)
+{
+    redisAppendCommand(rc, "MULTI");
+    redisAppendCommand(rc, "LREM " GCH_KEY_S(GCH_KEY_WAIT) " 0 %s",
+                       gchb_town, sid, cid);
+    redisAppendCommand(rc, "HDEL " GCH_KEY_S(GCH_KEY_WAITERS) " %s",
+                       gchb_town, sid, cid);
+    redisAppendCommand(rc, "HDEL " GCH_KEY_S(GCH_KEY_WAITTRY) " %s",
+                       gchb_town, sid, cid);
+    if (fid) {
+        redisAppendCommand(rc, "HDEL " GCH_KEY_F(GCH_KEY_WAITS) " %s %s",
+                           gchb_town, fid, sid, cid);
+    } else {
+        redisAppendCommand(rc, "PING");
+    }
+    redisAppendCommand(rc, "EXEC");
+}
+
+
+/* Reads and drops n replies; 0 or -1. */
+static int
+gchw_promo_skip(redisContext *rc, size_t n)
+{
+    void  *x;
+
+    while (n--) {
+        if (redisGetReply(rc, &x) != REDIS_OK) {
+            return -1;
+        }
+        freeReplyObject(x);
+    }
+
+    return 0;
+}
+
+
+/*
+ * One session: promotions while a place is left, pipelined.  The list's
+ * first GCHW_PROMOTE_MAX children are read in one round trip (with the
+ * places left), their entries and tries in a second, whether each one's
+ * key is recorded (a replay) in a third; the first ones that the places
+ * left can serve (every one when the list is closed, and a replay in any
+ * case) are booked as draw.c books a batch: every step one in one write
+ * (Redis runs them in the list's order), then every step two, then every
+ * removal.  Exact as the one-at-a-time loop was: the batch is cut after
+ * the first child refused full (it stays first: a place freed meanwhile
+ * must not go to a later child of the batch) and after the first whose
+ * step two gives back a place a later one was refused for; a fresh
+ * booking after the cut takes back its step one (gch_book_abandon) and
+ * is tried again next turn with the same key.  Booked count or -1.
+ */
 static int
 gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
     const char *sid, int64_t now_ms)
 {
-    int                   n, k, got, closed;
-    char                  cid[128], bid[64], fid[128], key[128];
-    long long             tries, left;
-    redisReply           *x, *y;
-    gch_reason_t          reason;
-    const gch_family_t   *f;
+    int                   n, closed;
+    size_t                i, j, m, nl, cut, nrm;
+    long long             left, want;
+    redisReply           *x, *y, *w;
+    const gch_cmds_t     *l;
     const gch_session_t  *s;
+    static gchw_promo_t   p[GCHW_PROMOTE_MAX];
 
     s = gch_town_session(t, sid, strlen(sid));
     if (s == NULL) {
@@ -740,29 +928,64 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
         return gchw_offer_session(rc, t, gen, s, now_ms);
     }
 
-    n = 0;
-
-    for (k = 0; k < GCHW_PROMOTE_MAX; k++) {
-
-        x = redisCommand(rc, "LINDEX " GCH_KEY_S(GCH_KEY_WAIT) " 0",
-                         gchb_town, sid);
-        if (x == NULL) {
-            return -1;
-        }
-
-        if (x->type != REDIS_REPLY_STRING || x->len >= sizeof(cid)) {
-            freeReplyObject(x);
-            gchw_promote_forget(rc, sid);
-            return n;
-        }
-
-        memcpy(cid, x->str, x->len + 1);
+    /* 1: the places online and the list's first children */
+    redisAppendCommand(rc, "BITFIELD " GCH_KEY_S(GCH_KEY_LEFT) " GET u32 0",
+                       gchb_town, sid);
+    redisAppendCommand(rc, "LRANGE " GCH_KEY_S(GCH_KEY_WAIT) " 0 %d",
+                       gchb_town, sid, GCHW_PROMOTE_MAX - 1);
+    if (redisGetReply(rc, (void **) &x) != REDIS_OK) {
+        return -1;
+    }
+    if (redisGetReply(rc, (void **) &w) != REDIS_OK) {
         freeReplyObject(x);
+        return -1;
+    }
 
+    left = (x->type == REDIS_REPLY_ARRAY && x->elements == 1
+            && x->element[0]->type == REDIS_REPLY_INTEGER)
+           ? x->element[0]->integer : 0;
+    freeReplyObject(x);
+
+    if (w->type != REDIS_REPLY_ARRAY || w->elements == 0) {
+        freeReplyObject(w);
+        gchw_promote_forget(rc, sid);
+        return 0;
+    }
+
+    /* the batch: the list's order, up to a child seen twice (a stale
+     * duplicate: the first's removal takes it) */
+    memset(p, 0, sizeof(p));
+    nl = 0;
+    for (i = 0; i < w->elements && nl < GCHW_PROMOTE_MAX; i++) {
+        if (w->element[i]->type != REDIS_REPLY_STRING
+            || w->element[i]->len >= sizeof(p[0].cid))
+        {
+            break;
+        }
+        for (j = 0; j < nl; j++) {
+            if (strcmp(p[j].cid, w->element[i]->str) == 0) {
+                break;
+            }
+        }
+        if (j < nl) {
+            break;
+        }
+        memcpy(p[nl++].cid, w->element[i]->str, w->element[i]->len + 1);
+    }
+    freeReplyObject(w);
+
+    if (nl == 0) {
+        return 0;
+    }
+
+    /* 2: their entries "<bid> <fid> <at_ms>" and tries */
+    for (i = 0; i < nl; i++) {
         redisAppendCommand(rc, "HGET " GCH_KEY_S(GCH_KEY_WAITERS) " %s",
-                           gchb_town, sid, cid);
+                           gchb_town, sid, p[i].cid);
         redisAppendCommand(rc, "HGET " GCH_KEY_S(GCH_KEY_WAITTRY) " %s",
-                           gchb_town, sid, cid);
+                           gchb_town, sid, p[i].cid);
+    }
+    for (i = 0; i < nl; i++) {
         if (redisGetReply(rc, (void **) &x) != REDIS_OK) {
             return -1;
         }
@@ -771,95 +994,243 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
             return -1;
         }
 
-        tries = (y->type == REDIS_REPLY_STRING) ? atoll(y->str) : 0;
-        freeReplyObject(y);
-
-        /* "<bid> <fid> <at_ms>"; none: a leftover of a request that died
-         * between its steps, or of a family that left meanwhile */
+        /* none: a leftover of a request that died between its steps,
+         * or of a family that left meanwhile */
         if (x->type != REDIS_REPLY_STRING
-            || sscanf(x->str, "%63s %127s", bid, fid) != 2
-            || (f = gch_town_family(t, fid, strlen(fid))) == NULL)
+            || sscanf(x->str, "%63s %127s", p[i].bid, p[i].fid) != 2
+            || (p[i].f = gch_town_family(t, p[i].fid, strlen(p[i].fid)))
+               == NULL
+            || gch_wait_promotion_key(p[i].key, sizeof(p[i].key), p[i].bid,
+                   y->type == REDIS_REPLY_STRING ? atoll(y->str) : 0) < 0)
         {
-            freeReplyObject(x);
-            gchb_log("info", "waitlist %s: %s has no entry, removed", sid,
-                     cid);
-            if (gchw_promote_remove(rc, sid, cid, NULL) != 0) {
-                return -1;
-            }
+            p[i].gone = 1;
+        }
+        freeReplyObject(x);
+        freeReplyObject(y);
+    }
+
+    /* 3: a promotion of this key already recorded (a worker killed
+     * before the entry left the list: its replay) */
+    for (i = 0; i < nl; i++) {
+        if (!p[i].gone) {
+            redisAppendCommand(rc, "EXISTS " GCH_KEY_F(GCH_KEY_IDEM) ":%s",
+                               gchb_town, p[i].fid, p[i].key);
+        }
+    }
+    for (i = 0; i < nl; i++) {
+        if (p[i].gone) {
             continue;
         }
-
-        freeReplyObject(x);
-
-        if (gch_wait_promotion_key(key, sizeof(key), bid, tries) < 0) {
-            return n;
-        }
-
-        /* a place online, or a promotion of this key already recorded (a
-         * worker killed before the entry left the list: its replay) */
-        redisAppendCommand(rc, "BITFIELD " GCH_KEY_S(GCH_KEY_LEFT)
-                           " GET u32 0", gchb_town, sid);
-        redisAppendCommand(rc, "EXISTS " GCH_KEY_F(GCH_KEY_IDEM) ":%s",
-                           gchb_town, fid, key);
         if (redisGetReply(rc, (void **) &x) != REDIS_OK) {
             return -1;
         }
-        if (redisGetReply(rc, (void **) &y) != REDIS_OK) {
-            freeReplyObject(x);
+        p[i].replay = x->type == REDIS_REPLY_INTEGER && x->integer == 1;
+        freeReplyObject(x);
+    }
+
+    /* the children the places can serve, in order: m of them */
+    want = 0;
+    for (m = 0; m < nl; m++) {
+        if (p[m].gone || p[m].replay || closed) {
+            continue;
+        }
+        if (want >= left) {
+            break;
+        }
+        want++;
+    }
+
+    for (i = 0; i < m; i++) {
+        if (!p[i].gone) {
+            gchw_promo_plan(&p[i], t, gen, sid, now_ms);
+            if (p[i].st != GCH_OK && p[i].got != 0) {
+                m = i;                     /* memory: the rest next turn */
+                break;
+            }
+        }
+    }
+
+    /* 4: every step one */
+    for (i = 0; i < m; i++) {
+        if (p[i].gone || p[i].st != GCH_OK) {
+            continue;
+        }
+        l = gch_book_step1(p[i].b);
+        if (l == NULL || gchw_append_cmds(rc, l) != 0) {
+            gchw_promo_free(p, nl);
             return -1;
         }
-
-        left = (x->type == REDIS_REPLY_ARRAY && x->elements == 1
-                && x->element[0]->type == REDIS_REPLY_INTEGER)
-               ? x->element[0]->integer : 0;
-        if ((y->type == REDIS_REPLY_INTEGER && y->integer == 1) || closed) {
-            left = 1;
+    }
+    for (i = 0; i < m; i++) {
+        if (p[i].gone || p[i].st != GCH_OK) {
+            continue;
         }
+        x = gchw_read_cmds(rc, gch_book_step1(p[i].b));
+        if (x == NULL) {
+            gchw_promo_free(p, nl);
+            return -1;
+        }
+        p[i].st = gch_book_on_step1(p[i].b, x);
         freeReplyObject(x);
-        freeReplyObject(y);
+    }
 
-        if (left <= 0) {
-            return n;
+    /* the cut: after the first child refused full, or the first whose
+     * step two gives back a place a later one was refused for */
+    cut = m;
+    for (i = 0; i < m && cut == m; i++) {
+        if (p[i].gone || p[i].st != GCH_OK || p[i].b == NULL) {
+            continue;
         }
-
-        reason = GCH_REASON_NONE;
-        got = gchw_promote_book(rc, t, gen, f, cid, sid, key, now_ms,
-                                &reason);
-
-        if (got < 0) {
-            return rc->err ? -1 : n;
+        if (gch_book_wants(p[i].b, s) || gch_book_status(p[i].b) == 409) {
+            cut = i;                       /* it stays first */
+            break;
         }
-
-        if (got == 2) {
-            return n;                      /* in progress: the reaper */
+        if (gch_book_gives_back(p[i].b, s)) {
+            for (j = i + 1; j < m; j++) {
+                if (!p[j].gone && p[j].st == GCH_OK && p[j].b
+                    && gch_book_wants(p[j].b, s))
+                {
+                    cut = i;
+                    break;
+                }
+            }
         }
+    }
 
-        switch (gch_wait_decide(got == 1, reason)) {
-
-        case GCH_WAIT_BOOKED:
-            gchb_log("info", "waitlist %s: %s promoted (%s)", sid, cid, key);
-            n++;
-            if (gchw_promote_remove(rc, sid, cid, fid) != 0) {
+    /* 5: every step two (a replay's compensation), or after the cut a
+     * fresh booking's abandon */
+    for (i = 0; i < m; i++) {
+        if (p[i].gone || p[i].st != GCH_OK) {
+            continue;
+        }
+        if (i > cut && !gch_book_replayed(p[i].b)
+            && (gch_book_status(p[i].b) == 200
+                || gch_book_status(p[i].b) == 202))
+        {
+            l = gch_book_abandon(p[i].b);
+            if (l == NULL) {
+                gchw_promo_free(p, nl);
                 return -1;
             }
+        } else {
+            l = gch_book_step2(p[i].b);
+        }
+        if (l && gchw_append_cmds(rc, l) != 0) {
+            gchw_promo_free(p, nl);
+            return -1;
+        }
+    }
+    for (i = 0; i < m; i++) {
+        if (p[i].gone || p[i].st != GCH_OK
+            || (l = gch_book_step2(p[i].b)) == NULL)
+        {
+            continue;
+        }
+        x = gchw_read_cmds(rc, l);
+        if (x == NULL) {
+            gchw_promo_free(p, nl);
+            return -1;
+        }
+        if (i > cut) {
+            freeReplyObject(x);            /* tried again next turn */
+            p[i].st = GCH_EINVALID;
+            p[i].got = -1;
+            continue;
+        }
+        p[i].st = gch_book_on_step2(p[i].b, x);
+        freeReplyObject(x);
+    }
+
+    /* step threes (a fenced one's undo, a demande list's LTRIM) once
+     * every step two's reply is read: sent earlier, they would read a
+     * later booking's replies as theirs */
+    for (i = 0; i < m && i <= cut; i++) {
+        if (p[i].gone || p[i].b == NULL
+            || (l = gch_book_step3(p[i].b)) == NULL)
+        {
+            continue;
+        }
+        x = gchw_send_cmds(rc, l);
+        if (x) {
+            freeReplyObject(x);
+        }
+    }
+
+    /* the outcomes, in the list's order, up to the cut */
+    for (i = 0; i < m && i <= cut; i++) {
+        if (p[i].gone || p[i].st != GCH_OK || p[i].b == NULL) {
+            continue;
+        }
+        if (gch_book_status(p[i].b) == 409) {
+            p[i].got = 2;                  /* in progress: the reaper */
+            continue;
+        }
+        {
+            size_t       len;
+            const char  *ans;
+
+            ans = gch_book_body(p[i].b, &len);
+            if (gch_book_status(p[i].b) == 200 && ans) {
+                p[i].got = gchw_promote_outcome(ans, len, &p[i].reason);
+            }
+        }
+    }
+
+    /* 6: the entries' ends, pipelined, in order; the first child that
+     * stays (full, in progress, an error) ends the turn's batch */
+    n = 0;
+    nrm = 0;
+    for (i = 0; i < nl; i++) {
+        if (p[i].gone) {
+            gchb_log("info", "waitlist %s: %s has no entry, removed", sid,
+                     p[i].cid);
+            gchw_promo_remove_append(rc, sid, p[i].cid, NULL);
+            nrm += 6;
+            continue;
+        }
+        if (i >= m || i > cut || p[i].got < 0 || p[i].got == 2) {
             break;
+        }
+
+        switch (gch_wait_decide(p[i].got == 1, p[i].reason)) {
+
+        case GCH_WAIT_BOOKED:
+            gchb_log("info", "waitlist %s: %s promoted (%s)", sid, p[i].cid,
+                     p[i].key);
+            n++;
+            gchw_promo_remove_append(rc, sid, p[i].cid, p[i].fid);
+            nrm += 6;
+            continue;
 
         case GCH_WAIT_STAY:
-            freeReplyObject(redisCommand(rc, "HINCRBY "
-                                         GCH_KEY_S(GCH_KEY_WAITTRY) " %s 1",
-                                         gchb_town, sid, cid));
-            return n;
+            redisAppendCommand(rc, "HINCRBY " GCH_KEY_S(GCH_KEY_WAITTRY)
+                               " %s 1", gchb_town, sid, p[i].cid);
+            nrm++;
+            break;
 
         default:
             gchb_log("info", "waitlist %s: %s not eligible (%s), removed",
-                     sid, cid,
-                     reason < GCH_REASON_COUNT ? gch_reason_name(reason)
-                                               : "?");
-            if (gchw_promote_remove(rc, sid, cid, fid) != 0) {
-                return -1;
-            }
-            break;
+                     sid, p[i].cid,
+                     p[i].reason < GCH_REASON_COUNT
+                     ? gch_reason_name(p[i].reason) : "?");
+            gchw_promo_remove_append(rc, sid, p[i].cid, p[i].fid);
+            nrm += 6;
+            continue;
         }
+        break;
+    }
+
+    gchw_promo_free(p, nl);
+
+    if (gchw_promo_skip(rc, nrm) != 0) {
+        return -1;
+    }
+
+    /* every child read left the list, and that was all of it: the
+     * session leaves {T}:waiting now (it may have no place left, and
+     * then gchw_promote() would not look at it again) */
+    if (i == nl && nl < GCHW_PROMOTE_MAX) {
+        gchw_promote_forget(rc, sid);
     }
 
     return n;

@@ -80,22 +80,79 @@ gchw_fnv(uint64_t h, const char *s, size_t n)
 }
 
 
-/* "<bid> <fid> <at_ms>" of child cid in the HGETALL reply h, or NULL */
-static const char *
-gchw_mirror_waiter(const redisReply *h, const char *cid)
-{
-    size_t  i;
+/* A child id and what goes with it: its entry in :waiters, or its index
+ * in the list. */
+typedef struct {
+    const char  *cid;
+    const char  *val;
+    size_t       idx;
+} gchw_mirror_kv_t;
 
+
+static int
+gchw_mirror_kv_cmp(const void *a, const void *b)
+{
+    int                      c;
+    const gchw_mirror_kv_t  *x, *y;
+
+    x = a;
+    y = b;
+    c = strcmp(x->cid, y->cid);
+    if (c != 0) {
+        return c;
+    }
+
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+
+/*
+ * The HGETALL reply h as kv[0..*n) sorted by child id (searched with
+ * gchw_mirror_waiter: a session's list and entries can be thousands long
+ * after a draw, and a linear search per child made the copy quadratic).
+ * NULL when memory is short.
+ */
+static gchw_mirror_kv_t *
+gchw_mirror_index(const redisReply *h, size_t *n)
+{
+    size_t             i;
+    gchw_mirror_kv_t  *kv;
+
+    kv = malloc((h->elements / 2 + 1) * sizeof(gchw_mirror_kv_t));
+    if (kv == NULL) {
+        return NULL;
+    }
+
+    *n = 0;
     for (i = 0; i + 1 < h->elements; i += 2) {
         if (h->element[i]->type == REDIS_REPLY_STRING
-            && h->element[i + 1]->type == REDIS_REPLY_STRING
-            && strcmp(h->element[i]->str, cid) == 0)
+            && h->element[i + 1]->type == REDIS_REPLY_STRING)
         {
-            return h->element[i + 1]->str;
+            kv[*n].cid = h->element[i]->str;
+            kv[*n].val = h->element[i + 1]->str;
+            kv[*n].idx = 0;
+            (*n)++;
         }
     }
 
-    return NULL;
+    qsort(kv, *n, sizeof(gchw_mirror_kv_t), gchw_mirror_kv_cmp);
+    return kv;
+}
+
+
+/* "<bid> <fid> <at_ms>" of child cid in the index, or NULL */
+static const char *
+gchw_mirror_waiter(const gchw_mirror_kv_t *kv, size_t n, const char *cid)
+{
+    gchw_mirror_kv_t   key;
+    gchw_mirror_kv_t  *hit;
+
+    key.cid = cid;
+    key.idx = 0;
+    hit = bsearch(&key, kv, n, sizeof(gchw_mirror_kv_t),
+                  gchw_mirror_kv_cmp);
+
+    return hit ? hit->val : NULL;
 }
 
 
@@ -137,23 +194,50 @@ gchw_mirror_row(gch_jout_t *o, const char *sid, const char *cid,
 /*
  * One session's rows from its EXEC reply (LRANGE wait, HGETALL waiters,
  * HGETALL offer): the offered children (rank 0), then the list's, each
- * child once and only with its entry.
+ * child once and only with its entry.  0, or -1 when memory is short.
  */
-static void
+static int
 gchw_mirror_session(gch_jout_t *o, const char *sid, const redisReply *e)
 {
-    size_t             i, j;
+    size_t             i, nw;
     long long          rank;
     const char        *cid, *w;
+    unsigned char     *dup;
+    gchw_mirror_kv_t  *kv, *seen;
     const redisReply  *list, *h, *off;
 
     list = e->element[0];
     h = e->element[1];
     off = e->element[2];
 
+    kv = gchw_mirror_index(h, &nw);
+    seen = malloc((list->elements + 1) * sizeof(gchw_mirror_kv_t));
+    dup = calloc(list->elements + 1, 1);
+    if (kv == NULL || seen == NULL || dup == NULL) {
+        free(kv);
+        free(seen);
+        free(dup);
+        return -1;
+    }
+
+    /* a child twice on the list (an orphan's stale push) counts at its
+     * first place: sorted by (id, index), every later one is a dup */
+    for (i = 0; i < list->elements; i++) {
+        seen[i].cid = list->element[i]->str ? list->element[i]->str : "";
+        seen[i].idx = i;
+    }
+    qsort(seen, list->elements, sizeof(gchw_mirror_kv_t),
+          gchw_mirror_kv_cmp);
+    for (i = 1; i < list->elements; i++) {
+        if (strcmp(seen[i].cid, seen[i - 1].cid) == 0) {
+            dup[seen[i].idx] = 1;
+        }
+    }
+    free(seen);
+
     for (i = 0; i + 1 < off->elements; i += 2) {
         cid = off->element[i]->str;
-        w = gchw_mirror_waiter(h, cid);
+        w = gchw_mirror_waiter(kv, nw, cid);
         if (w) {
             gchw_mirror_row(o, sid, cid, w, 0, off->element[i + 1]->str);
         }
@@ -162,14 +246,15 @@ gchw_mirror_session(gch_jout_t *o, const char *sid, const redisReply *e)
     rank = 0;
     for (i = 0; i < list->elements; i++) {
         cid = list->element[i]->str;
-        for (j = 0; j < i && strcmp(list->element[j]->str, cid) != 0; j++) {
-            /* void */
-        }
-        w = (j == i) ? gchw_mirror_waiter(h, cid) : NULL;
+        w = (!dup[i] && cid) ? gchw_mirror_waiter(kv, nw, cid) : NULL;
         if (w) {
             gchw_mirror_row(o, sid, cid, w, ++rank, NULL);
         }
     }
+
+    free(kv);
+    free(dup);
+    return 0;
 }
 
 
@@ -325,13 +410,20 @@ gchw_waitlist_mirror(PGconn *pg, redisContext *rc)
         part.elements = 3;
         part.element = &x->element[1 + 3 * i];
 
-        if (gchw_mirror_ok(&part)) {
-            gchw_mirror_session(&o, sids[i], &part);
+        if (gchw_mirror_ok(&part) && rc_ == 0
+            && gchw_mirror_session(&o, sids[i], &part) != 0)
+        {
+            rc_ = -1;                   /* nothing half copied */
         }
         free(sids[i]);
     }
     free(sids);
     freeReplyObject(x);
+
+    if (rc_ != 0) {
+        gch_jout_free(&o);
+        return -1;
+    }
 
     yajl_gen_array_close(o.g);
 

@@ -113,6 +113,10 @@
 #define GCH_KEY_ENTRIES         "entries"      /* hash: a draw's entries,
                                                   "<fid> <cid> <sid>" ->
                                                   "<at_ms> <idx> <0|1>" */
+#define GCH_KEY_ENTRIES_DRAW    "entries:draw" /* hash: the entries the
+                                                  draw decides (RENAMEd) */
+#define GCH_KEY_ENTRIES_LATE    "entries:late" /* hash: late entries being
+                                                  decided after the draw */
 /* a child's claim of one elementary interval: (town, child id, day, q) */
 #define GCH_KEY_CLAIM           GCH_KEY_T(GCH_N_C "%s:%s:q%d")
 

@@ -150,3 +150,76 @@ def test_worker_killed_mid_draw(s):
 
     out = s.ctl_run("draw-verify", "rush")
     assert "the decisions follow the order of the seed" in out
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None,
+                    reason="gdb stops the worker in the middle of the draw")
+def test_entry_after_the_draw_read(s, tmp_path):
+    """A request planned in the entry window whose step two reaches Redis
+    after the draw read the entries (its parent is answered "entered"):
+    the entry is written by hand while gdb holds the worker in the draw's
+    first batch, after the draw took its snapshot.  It is decided after
+    the draw, first come, first served: the places are the draw's, so the
+    late family, which asked for the waiting list, is last on it."""
+    tok = s.tokens()
+    late = "f-%04d" % FAMILIES
+    for i in range(1, FAMILIES):
+        f = "f-%04d" % i
+        r = s.http("POST", "/api/bookings", token=tok[f],
+                   headers={"Idempotency-Key": "k-" + f},
+                   json={"items": [{"child_id": child(f), "session_id": "d1",
+                                    "waitlist": i % 3 == 0}]})
+        assert r.status == 202, r
+
+    stopped, go = tmp_path / "stopped", tmp_path / "go"
+    gdb = subprocess.Popen(
+        ["gdb", "-q", "-nx", "-batch", "-p", str(s.procs["worker"].pid),
+         "-ex", "set breakpoint pending on",
+         "-ex", "break gch_book_gives_back", "-ex", "continue",
+         "-ex", "shell touch %s; while [ ! -e %s ]; do sleep 0.1; done"
+         % (stopped, go),
+         "-ex", "delete", "-ex", "detach"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3)                      # attached, running again
+        past = (datetime.datetime.now(datetime.timezone.utc)
+                - datetime.timedelta(seconds=2)).replace(microsecond=0)
+        with open(s.town_file, "w") as f:
+            json.dump(town(past.isoformat()), f)
+        s.ctl_run("load-town", s.town_file)
+
+        wait_until("the worker stopped in the draw", stopped.exists, 60)
+        # the draw has read its entries; the late step two lands now
+        # (planned a second before the opening)
+        s.redis.hset("{main}:a:rush:entries", "%s %s d1" % (late, child(late)),
+                     "%d 0 1" % ((past.timestamp() - 1) * 1000))
+        go.touch()
+        gdb.wait(60)
+    finally:
+        if gdb.poll() is None:
+            gdb.send_signal(signal.SIGTERM)
+            gdb.wait(10)
+
+    wait_until("the draw decided", lambda: s.sql(
+        "select count(*) from draw_run where decided_at is not null")
+        == [(1,)], 60)
+    wait_until("the late entry decided", lambda: s.sql(
+        "select count(*) from demande where family_id = %s"
+        " and idem_key like 'dr.rush.late.%%'", (late,)) == [(1,)], 60)
+    wait_until("settled", lambda: settled(s), 30)
+    s.wait_worker_drained()
+
+    # the draw is the snapshot's: 599 families, in the seed's order
+    assert s.sql("select entries from draw_run") == [(FAMILIES - 1,)]
+    out = s.ctl_run("draw-verify", "rush")
+    assert "the decisions follow the order of the seed" in out
+
+    # the late family decided once, after every family of the draw
+    items = s.sql("select items from demande where family_id = %s"
+                  " and kind = 'book' and idem_key like 'dr.%%'", (late,))
+    assert len(items) == 1
+    assert items[0][0][0]["status"] == "waitlisted", items
+    assert s.redis.lrange("{main}:s:d1:wait", -1, -1) == [child(late)]
+    assert len(s.redis.smembers("{main}:s:d1:booked")) == 20
+    assert left(s, "d1") == 0
+    assert not s.redis.keys("{main}:a:rush:entries*")

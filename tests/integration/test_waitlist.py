@@ -45,8 +45,10 @@ def town():
                   cell("cache", "2027-07-13"), cell("bad", "2027-07-14")]),
         act("p", [cell("promo", "2027-07-15"), cell("skip", "2027-07-16"),
                   cell("busy", "2027-07-19"),
-                  cell("rush", "2027-07-20", places=1)]),
-        act("o", [cell("other", "2027-07-19", "MATIN", 10)]),
+                  cell("rush", "2027-07-20", places=1),
+                  cell("multi", "2027-07-28")]),
+        act("o", [cell("other", "2027-07-19", "MATIN", 10),
+                  cell("other2", "2027-07-28", "MATIN", 10)]),
         act("late", [cell("late", "2027-07-22")]),
         act("doc", [cell("docs", "2027-07-21", places=1)],
             required_documents=["vaccinations"]),
@@ -349,6 +351,39 @@ def test_an_entry_no_longer_eligible_is_skipped(s, tok):
     assert d["status"] == "traitee_negativement"
     assert d["reasons"] == ["conflict"], d
     assert s.redis.scard("{main}:s:busy:booked") == 2
+
+
+def test_places_freed_together_go_down_the_list_in_order(s, tok):
+    """The promoter books a session's first children in one pipelined
+    batch (worker/promote.c): still in the list's order, every rule
+    checked again, the child no longer eligible skipped and the others
+    left in place."""
+    bids = fill(s, tok, "multi")
+    for f in ("f2", "f3", "f4", "f5"):
+        r = book(s, tok[f], [(f + "-c2", "multi")], wait=True)
+        assert items(r)[0][0] == "waitlisted"
+    assert wait_list(s, "multi") == ["f2-c2", "f3-c2", "f4-c2", "f5-c2"]
+    # f3-c2 is booked elsewhere on the same time slot meanwhile
+    r = book(s, tok["f3"], [("f3-c2", "other2")])
+    assert items(r)[0][0] == "confirmed"
+
+    # two places at once: a single DELETE cannot free both, but the
+    # worker may see them together or one by one, the same outcome
+    cancel(s, tok["f1"], bids[0])
+    cancel(s, tok["f1"], bids[1])
+
+    until("f2-c2 and f4-c2 booked", lambda: booked(
+        s, tok["f2"], "multi", "2027-07-28")
+        and booked(s, tok["f4"], "multi", "2027-07-28"))
+    assert until("f5-c2 alone on the list",
+                 lambda: wait_list(s, "multi") == ["f5-c2"])
+    assert booked(s, tok["f3"], "multi", "2027-07-28") == []
+    assert booked(s, tok["f5"], "multi", "2027-07-28") == []
+    assert s.redis.scard("{main}:s:multi:booked") == 2
+    assert left(s, "multi") == 0
+    assert ("multi", "f5-c2", 1) in positions(s, tok["f5"])
+    d = s.http("GET", "/api/requests", token=tok["f3"]).json()[0]
+    assert d["reasons"] == ["conflict"], d
 
 
 def test_a_rush_racing_a_promotion_never_oversells(s, tok):
