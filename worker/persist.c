@@ -332,6 +332,129 @@ gchw_stream_check(gchw_persist_t *p, redisContext *rc, PGconn *pg)
 
 
 /*
+ * The position a worker from before 0050 left in its consumer group
+ * "persist" (XREADGROUP, XACK after COMMIT): every entry up to the
+ * group's last delivered id was acknowledged, so persisted, but for those
+ * still pending (read by a worker that may have died before its COMMIT).
+ * So the position is the id just before the first pending entry, or the
+ * last delivered id when none is pending.  Taken once, when the position
+ * is still 0-0 and the group exists (the first start after the upgrade);
+ * then the group is destroyed (its pending list and the XCLAIMs it would
+ * cost are gone).  Without it the upgrade read the whole stream left (a
+ * day of entries, stream_keep_ms) again as replays: 758,826 entries of a
+ * bench town took minutes, and new bookings waited behind them.
+ * 0, -1 Redis error, -2 PostgreSQL error.
+ */
+static int
+gchw_position_from_group(gchw_persist_t *p, redisContext *rc, PGconn *pg)
+{
+    int                 moved;
+    char                to[64];
+    size_t              i, j;
+    long long           pending;
+    unsigned long long  ms, seq;
+    redisReply         *r, *x;
+    const redisReply   *g;
+    const char         *last;
+
+    r = redisCommand(rc, "XINFO GROUPS " GCHW_STREAM, gchb_town);
+    if (r == NULL) {
+        gchb_log("error", "redis: %s", rc->errstr);
+        return -1;
+    }
+
+    last = NULL;
+    pending = 0;
+
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        g = r->element[i];
+        if (g->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+        for (j = 0; j + 1 < g->elements; j += 2) {
+            if (g->element[j]->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+            if (strcmp(g->element[j]->str, "name") == 0
+                && (g->element[j + 1]->type != REDIS_REPLY_STRING
+                    || strcmp(g->element[j + 1]->str, "persist") != 0))
+            {
+                break;                              /* another group */
+            }
+            if (strcmp(g->element[j]->str, "pending") == 0
+                && g->element[j + 1]->type == REDIS_REPLY_INTEGER)
+            {
+                pending = g->element[j + 1]->integer;
+            }
+            if (strcmp(g->element[j]->str, "last-delivered-id") == 0
+                && g->element[j + 1]->type == REDIS_REPLY_STRING)
+            {
+                last = g->element[j + 1]->str;
+            }
+        }
+        if (last != NULL) {
+            break;
+        }
+    }
+
+    if (last == NULL) {                 /* no stream, or no such group */
+        freeReplyObject(r);
+        return 0;
+    }
+
+    snprintf(to, sizeof(to), "%s", last);
+    freeReplyObject(r);
+
+    if (pending > 0) {
+        x = redisCommand(rc, "XPENDING " GCHW_STREAM " persist", gchb_town);
+        if (x == NULL) {
+            gchb_log("error", "redis: %s", rc->errstr);
+            return -1;
+        }
+        if (x->type != REDIS_REPLY_ARRAY || x->elements < 2
+            || x->element[1]->type != REDIS_REPLY_STRING
+            || sscanf(x->element[1]->str, "%llu-%llu", &ms, &seq) != 2)
+        {
+            gchb_log("error", "redis: XPENDING persist: unexpected reply");
+            freeReplyObject(x);
+            return -1;
+        }
+        freeReplyObject(x);
+
+        /* the id just before the first pending one */
+        if (seq > 0) {
+            snprintf(to, sizeof(to), "%llu-%llu", ms, seq - 1);
+        } else if (ms > 0) {
+            snprintf(to, sizeof(to), "%llu-18446744073709551615", ms - 1);
+        } else {
+            strcpy(to, "0-0");
+        }
+    }
+
+    moved = gchw_position_move(pg, "0-0", to);
+    if (moved != 1) {
+        gchw_position_lost(p);
+        return moved < 0 ? -2 : 0;
+    }
+
+    gchb_log("info", "stream position taken from the consumer group "
+             "persist of the worker before 0050: %s (%lld entries pending "
+             "are read again); the group is destroyed", to, pending);
+    strcpy(p->pos, to);
+
+    x = redisCommand(rc, "XGROUP DESTROY " GCHW_STREAM " persist",
+                     gchb_town);
+    if (x == NULL) {
+        gchb_log("error", "redis: %s", rc->errstr);
+        return -1;
+    }
+    freeReplyObject(x);
+
+    return 0;
+}
+
+
+/*
  * The entry at the head of what is left to persist failed on its own (not
  * a demande, or refused by PostgreSQL).  Tried again after GCHW_RETRY_MS,
  * the entries after it waiting; its max_attempts-th failure copies it to
@@ -627,6 +750,16 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
             return -2;
         }
         p->have_pos = 1;
+
+        if (strcmp(p->pos, "0-0") == 0) {
+            n = gchw_position_from_group(p, rc, pg);
+            if (n != 0) {
+                return n;
+            }
+            if (!p->have_pos) {
+                return 0;            /* moved by another worker: reread */
+            }
+        }
     }
 
     now = gchb_now_ms();

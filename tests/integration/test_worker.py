@@ -1042,6 +1042,36 @@ def test_persisting_writes_nothing_to_redis(worker_conf, rds, worker):
         == [(rds.xrevrange("{main}:stream", count=1)[0][0].decode(),)]
 
 
+def test_upgrade_takes_the_position_from_the_old_consumer_group(
+        worker_conf, rds, worker):
+    """A Redis a worker from before 0050 read with the consumer group
+    "persist": what it acknowledged is persisted, what is pending may not
+    be.  The new worker starts just before the first pending entry (not
+    from the stream's start, which replayed a day of entries after the
+    upgrade), persists the pending ones, and destroys the group."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    ids = [rds.xadd("{main}:stream", {"d": book_entry(i, "k%d" % i,
+                                                      "b-%d" % i)})
+           for i in range(1, 7)]
+    rds.xgroup_create("{main}:stream", "persist", id="0")
+    # the old worker read the first four and acknowledged two of them
+    # (entries 1 and 2 were persisted before this database: they are not
+    # in it, so a replay from the stream's start would write them)
+    rds.xreadgroup("persist", "old", {"{main}:stream": ">"}, count=4)
+    rds.xack("{main}:stream", "persist", ids[0], ids[1])
+    w = worker()
+    assert wait_for(lambda: pending(rds, worker_conf) == 0 and sql(
+        worker_conf["pg"], "select count(*) from booking")[0][0] == 4, 10)
+    assert w.stop() == 0
+    assert sorted(r[0] for r in sql(worker_conf["pg"],
+                                    "select id from booking")) == \
+        ["b-3", "b-4", "b-5", "b-6"]
+    assert rds.xinfo_groups("{main}:stream") == []
+    assert sql(worker_conf["pg"], "select last_id from stream_position") \
+        == [(ids[5].decode(),)]
+
+
 def test_swap_entry_cancels_what_it_released_and_a_void_restores_it(
         worker_conf, rds, worker):
     """A swap's book entry (issue 24, compact: its item names the booking
