@@ -38,6 +38,16 @@ FAMILIES = 600
 FAR = "2036-06-07T18:00:00+02:00"
 
 
+
+def traced_and_running(pid):
+    """gdb has attached to pid (TracerPid), set its breakpoint and let it
+    run again (no longer in tracing stop): a fixed sleep was too short at
+    a load of 14, and the breakpoint's count started mid-draw."""
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(line.split(":", 1) for line in f if ":" in line)
+    return (st.get("TracerPid", "0").strip() != "0"
+            and not st.get("State", "").strip().startswith("t"))
+
 def town(opens=FAR):
     t = rush_town(families=FAMILIES, sessions=(("d1", 40),))  # 20 online
     act = t["activities"][0]
@@ -87,7 +97,8 @@ def test_worker_killed_mid_draw(s):
          "-ex", "continue", "-ex", "kill"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(3)                      # attached, running again
+        wait_until("gdb attached, its breakpoint set, the worker running",
+                   lambda: traced_and_running(s.procs["worker"].pid), 60)
 
         # the opening comes
         past = (datetime.datetime.now(datetime.timezone.utc)
@@ -181,7 +192,8 @@ def test_entry_after_the_draw_read(s, tmp_path):
          "-ex", "delete", "-ex", "detach"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(3)                      # attached, running again
+        wait_until("gdb attached, its breakpoint set, the worker running",
+                   lambda: traced_and_running(s.procs["worker"].pid), 60)
         past = (datetime.datetime.now(datetime.timezone.utc)
                 - datetime.timedelta(seconds=2)).replace(microsecond=0)
         with open(s.town_file, "w") as f:
