@@ -1,6 +1,6 @@
 /*
- * historique.js -- the family space's "Historique" (#/historique): what
- * happened to the family's file, its payments and requests.
+ * historique.js -- the family space's "Historique" (#/historique): the
+ * family's logins and payments (GET /api/history).
  */
 
 import * as api from "./api.js";

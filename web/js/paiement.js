@@ -1,6 +1,7 @@
 /*
- * paiement.js -- the family space's return from an online payment (the
- * provider sends the family back to the dashboard with the operation).
+ * paiement.js -- the family space's return from an online payment: the
+ * provider sends the family back to Mes factures (#/factures?paiement=),
+ * which shows the payment's state above the invoices.
  */
 
 import * as api from "./api.js";

@@ -1,6 +1,7 @@
 /*
  * facturation.js -- the back office's "Facturation" (#/facturation) and
- * "Paiements" (#/paiements): the invoices issued and the online payments.
+ * "Paiements" (#/paiements): a month's invoicing run, the online
+ * payments and the SEPA direct debits exported.
  */
 
 import * as F from "../../js/format.js";

@@ -1,8 +1,8 @@
 /*
  * familles.js -- the back office's "Familles" (#/familles, a family's file
  * #/familles?id=F): the list, 50 at a time, and one family's children,
- * bookings, attendance and invoices; familyName() and findFamily(),
- * which the other views use.
+ * enrolments, documents, planning and attendance; familyName() and
+ * findFamily(), which the other views use.
  */
 
 import * as F from "../../js/format.js";
@@ -12,6 +12,8 @@ import { main, RANK, staff, get, post, missing, page, WORDS, tag, table,
          loading, notYet }
     from "./shell.js";
 
+/* /api/staff/families answers a page of families (offset, limit) and the
+ * total (docs/api.md): the list shows 50 at a time (issue 22) */
 const FAMILIES_PAGE = 50;
 
 /* A family in words: its name, else its login, never its internal id

@@ -1,6 +1,6 @@
 /*
  * journal.js -- the back office's "Journal" (#/journal, admin): the audit
- * rows, filtered by family, action and dates.
+ * rows of a family, or of a target (document:12, ...).
  */
 
 import { h, alertBox } from "../../js/dom.js";
