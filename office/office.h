@@ -457,6 +457,40 @@ int gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat);
 int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     long index, gch_town_t **t);
 
+/*
+ * places.c: the live counters of published sessions whose places a
+ * change of activity.c moves.  gcho_act_shift moves one session's
+ * counters by sh->d_online and sh->d_onsite (pub_*: the published
+ * quotas): 1 moved or nothing to move, 0 refused (sh->booked_* filled),
+ * -1 Redis failed.  gcho_act_unshift moves back what the n shifts moved.
+ * gcho_act_refuse answers the refusal (409 places_below_booked) with the
+ * refused sessions: 0, or -1.  gcho_act_u32: the integer of a reply to
+ * BITFIELD GET u32 0, or -1.  One session's counters to move, and what
+ * moved:
+ */
+typedef struct {
+    const char  *id;
+    long         d_online;               /* new places_online - published */
+    long         d_onsite;               /* new on-site quota - published */
+    long         moved_left;             /* what was added to {s}:left */
+    long         moved_onsite;
+    long         moved_released;         /* to {s}:released */
+    int          done;
+    /* a refusal: what is booked */
+    long         booked_online;
+    long         booked_onsite;
+    int          share;
+    int          date;                   /* gch_day_t */
+    const char  *unit;
+} gcho_act_shift_t;
+
+int gcho_act_shift(redisContext *rc, gcho_act_shift_t *sh, long pub_online,
+    long pub_onsite);
+void gcho_act_unshift(gcho_act_shift_t *sh, size_t n);
+int gcho_act_refuse(gcho_req_t *rq, int status, const char *code,
+    gcho_act_shift_t *sh, size_t n);
+long long gcho_act_u32(redisReply *r);
+
 /* entourage.c: the people of a family the office creates (family.c), in
  * its transaction: arr the body's "entourage" array (NULL: none), each as
  * POST /api/entourage's body.  0, or -1 after answering 400 or 503. */

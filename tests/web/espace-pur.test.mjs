@@ -1,12 +1,13 @@
 /*
- * espace-pur.test.mjs -- the family space's pure helpers (web/js/espace.js)
- * without a browser: the IBAN key check done before sending a mandate,
- * the masked IBAN, document type names.
+ * espace-pur.test.mjs -- the family space's pure helpers (web/js/espace.js,
+ * web/js/prelevement.js) without a browser: the IBAN key check done
+ * before sending a mandate, the masked IBAN, document type names.
  */
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ibanOk, maskIban, docTypeName } from "../../web/js/espace.js";
+import { docTypeName } from "../../web/js/espace.js";
+import { ibanOk, maskIban } from "../../web/js/prelevement.js";
 
 test("ibanOk: ISO 13616 mod-97", () => {
     for (const good of ["FR7630006000011234567890189",

@@ -5,7 +5,9 @@
  *
  * Routes: #/connexion  #/tableau-de-bord  #/reserver  #/reservations
  *         #/agenda (agenda.js)
- *         #/factures  and the family space of espace.js: #/inscriptions
+ *         #/factures  and the family space (espace.js and one module
+ *         a page: inscriptions.js, documents.js, messagerie.js, ...):
+ *         #/inscriptions
  *         #/documents  #/messagerie  #/historique  #/prelevement
  *         #/mot-de-passe  #/mot-de-passe-oublie  #/nouveau-mot-de-passe
  *         #/demander-un-dossier  #/confirmer-demande (demande.js: a
@@ -24,6 +26,14 @@ import { h, id, announce, alertBox, cards, foldingMenu } from "./dom.js";
 import { viewReserver } from "./reserver.js";
 import { viewAgenda } from "./agenda.js";
 import * as E from "./espace.js";
+import { viewInscriptions } from "./inscriptions.js";
+import { viewDocuments } from "./documents.js";
+import { unreadCount, viewMessagerie } from "./messagerie.js";
+import { viewHistorique } from "./historique.js";
+import { paymentReturn } from "./paiement.js";
+import { viewPrelevement } from "./prelevement.js";
+import { viewMotDePasse, viewMotDePasseOublie, viewNouveauMotDePasse }
+    from "./motdepasse.js";
 import { viewCoordonnees } from "./coordonnees.js";
 import { viewEntourage } from "./entourage.js";
 import { viewSituation } from "./situation.js";
@@ -56,8 +66,8 @@ const routes = {
     "/reservations": viewReservations,
     "/agenda": viewAgenda,
     "/factures": viewFactures,
-    "/inscriptions": E.viewInscriptions,
-    "/documents": E.viewDocuments,
+    "/inscriptions": viewInscriptions,
+    "/documents": viewDocuments,
     "/coordonnees": viewCoordonnees,
     "/entourage": viewEntourage,
     "/situation": viewSituation,
@@ -71,17 +81,17 @@ const routes = {
     "/aide": viewAide,
     "/co-responsable": viewCoResponsable,
     "/invitation": viewInvitation,
-    "/messagerie": E.viewMessagerie,
-    "/historique": E.viewHistorique,
-    "/prelevement": E.viewPrelevement,
-    "/mot-de-passe": E.viewMotDePasse,
-    "/mot-de-passe-oublie": E.viewMotDePasseOublie,
-    "/nouveau-mot-de-passe": E.viewNouveauMotDePasse,
+    "/messagerie": viewMessagerie,
+    "/historique": viewHistorique,
+    "/prelevement": viewPrelevement,
+    "/mot-de-passe": viewMotDePasse,
+    "/mot-de-passe-oublie": viewMotDePasseOublie,
+    "/nouveau-mot-de-passe": viewNouveauMotDePasse,
 };
 
 /* Pages shown without a session. */
-const publicViews = new Set([viewConnexion, E.viewMotDePasseOublie,
-                             E.viewNouveauMotDePasse, viewCreerEspace,
+const publicViews = new Set([viewConnexion, viewMotDePasseOublie,
+                             viewNouveauMotDePasse, viewCreerEspace,
                              viewActiver, viewCgu, viewMentions,
                              viewAccessibilite, viewAide, viewInvitation,
                              viewDemanderDossier, viewConfirmerDemande]);
@@ -102,7 +112,7 @@ async function refreshBadge() {
     if (!badge || !ctx.me) {
         return;
     }
-    const n = await E.unreadCount();
+    const n = await unreadCount();
     badge.hidden = !n;
     badge.textContent = n ? String(n) : "";
     badge.setAttribute("aria-label", n ? n + (n > 1 ? " messages non lus"
@@ -1054,7 +1064,7 @@ async function viewFactures() {
     const q = new URLSearchParams(location.hash.split("?")[1] || "");
     const op = q.get("paiement");
     page("Mes factures",
-         op ? await E.paymentReturn(ctx, op) : null,
+         op ? await paymentReturn(ctx, op) : null,
          h("p", { class: "info", id: "regle-paiement" },
            "Le paiement partiel n'est pas autorisé : chaque facture cochée "
            + "est payée en totalité."),

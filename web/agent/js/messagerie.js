@@ -12,8 +12,10 @@
  */
 
 import { h, alertBox, announce } from "../../js/dom.js";
-import { UPLOAD_WORDS, attachmentField, attachmentLinks, field, listOf,
-         pick, topicFields, topicOf, when } from "../../js/espace.js";
+import { UPLOAD_WORDS, field, listOf, pick, when }
+    from "../../js/espace.js";
+import { attachmentField, attachmentLinks, topicFields, topicOf }
+    from "../../js/messagerie.js";
 
 /* The staff's files need the bearer token: sent and read with it. */
 function staffUpload(env) {
