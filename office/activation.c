@@ -497,18 +497,18 @@ done:
 }
 
 
-/* POST /api/account/activate {"token"} (public): the link, once */
-static int
-gcho_account_activate(gcho_req_t *rq)
+/* See office.h. */
+int
+gcho_link_claim(gcho_req_t *rq, const char *claim, const char *invalid,
+    gcho_link_t *k)
 {
     int                 rc;
-    char                tok[101], fid[GCHO_ID_MAX], login[65];
-    char                hash[160], target[GCHO_ID_MAX + 16], ver[24];
+    char                tok[101];
     char                thash[crypto_hash_sha256_BYTES * 2 + 1];
     uint8_t             h[crypto_hash_sha256_BYTES];
     PGresult           *res;
     gch_json_t          doc;
-    const char         *p[1], *q[4];
+    const char         *p[4];
     const gch_jnode_t  *v[1];
 
     static const gch_jfield_t  fields[] = {
@@ -533,13 +533,7 @@ gcho_account_activate(gcho_req_t *rq)
     }
 
     p[0] = thash;
-    res = gcho_sql(rq, "update account_activation a set used_at = now()"
-                       " from family f"
-                       " where a.token_hash = $1 and a.used_at is null"
-                       "   and a.expires_at > now() and f.id = a.family_id"
-                       "   and f.login is null"
-                       " returning a.family_id, a.login, a.password_hash,"
-                       "   a.cgu_version", 1, p);
+    res = gcho_sql(rq, claim, 1, p);
     if (res == NULL) {
         return 0;
     }
@@ -547,20 +541,18 @@ gcho_account_activate(gcho_req_t *rq)
     if (PQntuples(res) != 1) {
         PQclear(res);
         gcho_rollback();
-        return gcho_error(rq, 400, "activation_token_invalid",
-                          "Ce lien d'activation n'est plus valable (déjà "
-                          "utilisé ou expiré) : recommencez « Créer mon "
-                          "espace ».");
+        return gcho_error(rq, 400, "activation_token_invalid", invalid);
     }
 
-    snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
-    snprintf(login, sizeof(login), "%s", PQgetvalue(res, 0, 1));
-    snprintf(hash, sizeof(hash), "%s", PQgetvalue(res, 0, 2));
-    snprintf(ver, sizeof(ver), "%s", PQgetvalue(res, 0, 3));
+    snprintf(k->fid, sizeof(k->fid), "%s", PQgetvalue(res, 0, 0));
+    snprintf(k->login, sizeof(k->login), "%s", PQgetvalue(res, 0, 1));
+    snprintf(k->hash, sizeof(k->hash), "%s", PQgetvalue(res, 0, 2));
+    snprintf(k->ver, sizeof(k->ver), "%s", PQgetvalue(res, 0, 3));
     PQclear(res);
 
-    /* the login may have been taken since the link was sent */
-    rc = gcho_login_free(rq, login);
+    /* the login may have been taken since the link was sent (an account
+     * activated meanwhile takes precedence over a request's promise) */
+    rc = gcho_login_free(rq, k->login);
     if (rc < 0) {
         return 0;
     }
@@ -569,20 +561,74 @@ gcho_account_activate(gcho_req_t *rq)
         return gcho_login_taken(rq);
     }
 
-    q[0] = fid;
-    q[1] = login;
-    q[2] = hash;
-    q[3] = ver;
+    p[0] = k->fid;
+    p[1] = k->login;
+    p[2] = k->hash;
+    p[3] = k->ver;
     res = gcho_sql(rq, "update family set login = $2, password_hash = $3,"
                        "   cgu_version = $4::int, cgu_accepted_at = now(),"
                        "   activated_at = now()"
-                       " where id = $1", 4, q);
+                       " where id = $1", 4, p);
     if (res == NULL) {
         return 0;
     }
     PQclear(res);
 
+    return 1;
+}
+
+
+/* See office.h. */
+int
+gcho_link_finish(gcho_req_t *rq, const char *action, gcho_link_t *k)
+{
+    char  target[GCHO_ID_MAX + 80];
+
+    snprintf(rq->family_id, sizeof(rq->family_id), "%s", k->fid);
+    snprintf(target, sizeof(target), "family:%s", k->fid);
+
+    if (gcho_catalogue_changed(rq) != 0
+        || gcho_audit(rq, action, target, NULL) != 0
+        || gcho_commit(rq) != 0)
+    {
+        gcho_rollback();
+        sodium_memzero(k->hash, sizeof(k->hash));
+        return 0;
+    }
+
+    gcho_login_publish(k->login, k->fid, k->hash);
+    sodium_memzero(k->hash, sizeof(k->hash));
+
+    snprintf(target, sizeof(target), "{\"login\":\"%s\"}", k->login);
+
+    return gcho_reply(rq, 200, target, strlen(target));
+}
+
+
+/* POST /api/account/activate {"token"} (public): the link, once */
+static int
+gcho_account_activate(gcho_req_t *rq)
+{
+    PGresult     *res;
+    gcho_link_t   k;
+    const char   *q[1];
+
+    if (gcho_link_claim(rq,
+            "update account_activation a set used_at = now()"
+            " from family f"
+            " where a.token_hash = $1 and a.used_at is null"
+            "   and a.expires_at > now() and f.id = a.family_id"
+            "   and f.login is null"
+            " returning a.family_id, a.login, a.password_hash,"
+            "   a.cgu_version",
+            "Ce lien d'activation n'est plus valable (déjà utilisé ou "
+            "expiré) : recommencez « Créer mon espace ».", &k) != 1)
+    {
+        return 0;
+    }
+
     /* the code and every other link of the family are used up */
+    q[0] = k.fid;
     res = gcho_sql(rq, "update family_code set used_at = now()"
                        " where family_id = $1 and used_at is null", 1, q);
     if (res == NULL) {
@@ -597,21 +643,7 @@ gcho_account_activate(gcho_req_t *rq)
     }
     PQclear(res);
 
-    snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
-    snprintf(target, sizeof(target), "family:%s", fid);
-
-    if (gcho_catalogue_changed(rq) != 0
-        || gcho_audit(rq, "account.activate", target, NULL) != 0
-        || gcho_commit(rq) != 0)
-    {
-        return 0;
-    }
-
-    gcho_login_publish(login, fid, hash);
-
-    snprintf(target, sizeof(target), "{\"login\":\"%s\"}", login);
-
-    return gcho_reply(rq, 200, target, strlen(target));
+    return gcho_link_finish(rq, "account.activate", &k);
 }
 
 

@@ -366,6 +366,29 @@ int gcho_login_taken(gcho_req_t *rq);
  * after answering 503 (activation.c). */
 int gcho_login_free(gcho_req_t *rq, const char *login);
 
+/*
+ * A link e-mailed to a family that gives it its login (activation.c's
+ * account activation, request.c's confirmation of a file asked online).
+ * gcho_link_claim reads {"token"} from the body, opens a transaction,
+ * runs claim ($1 the token's SHA-256 in hex; it marks the link used and
+ * returns the family's id, the login, the password hash and the CGU
+ * version, or no row: 400 `activation_token_invalid` with the message
+ * invalid), checks the login is still free (409 `login_taken`) and sets
+ * it on the family.  1 with the transaction open and k filled, 0 after
+ * answering.  gcho_link_finish then marks the catalogue changed, audits
+ * action, commits, publishes the login and answers 200 {"login"}.
+ */
+typedef struct {
+    char    fid[GCHO_ID_MAX];
+    char    login[65];
+    char    hash[160];
+    char    ver[24];
+} gcho_link_t;
+
+int gcho_link_claim(gcho_req_t *rq, const char *claim, const char *invalid,
+    gcho_link_t *k);
+int gcho_link_finish(gcho_req_t *rq, const char *action, gcho_link_t *k);
+
 /* contact.c: "" or an e-mail address (one '@', something on both sides,
  * no space, no '<' '>', at most 254 bytes: migration 0005's check); ""
  * or a phone number (6 to 25 of "+0-9 .()-", '+' first only, 6 digits at

@@ -475,107 +475,25 @@ done:
 static int
 gcho_rq_confirm(gcho_req_t *rq)
 {
-    int                 rc;
-    char                tok[101], fid[GCHO_ID_MAX], login[65];
-    char                hash[160], target[GCHO_ID_MAX + 16], ver[24];
-    char                thash[crypto_hash_sha256_BYTES * 2 + 1];
-    uint8_t             h[crypto_hash_sha256_BYTES];
-    PGresult           *res;
-    gch_json_t          doc;
-    const char         *p[4];
-    const gch_jnode_t  *v[1];
+    gcho_link_t  k;
 
-    static const gch_jfield_t  fields[] = {
-        { "token", GCH_J_STRING, 1 },
-    };
-
-    if (gcho_body_json(rq, &doc, fields, 1, v) != 0) {
-        return 0;
-    }
-    rc = gcho_str(rq, "token", v[0], tok, sizeof(tok), 1);
-    gch_json_free(&doc);
-    if (rc != 0) {
-        return 0;
-    }
-
-    crypto_hash_sha256(h, (const uint8_t *) tok, strlen(tok));
-    sodium_bin2hex(thash, sizeof(thash), h, sizeof(h));
-    sodium_memzero(tok, sizeof(tok));
-
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
-
-    p[0] = thash;
-    res = gcho_sql(rq, "update family_request r set status = 'en_attente',"
-                       "   confirmed_at = now()"
-                       " from family f"
-                       " where r.confirm_hash = $1"
-                       "   and r.status = 'a_confirmer'"
-                       "   and r.confirm_expires_at > now()"
-                       "   and f.id = r.family_id and f.login is null"
-                       " returning r.family_id, r.login, r.password_hash,"
-                       "   r.cgu_version", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 400, "activation_token_invalid",
-                          "Ce lien de confirmation n'est plus valable (déjà "
-                          "utilisé ou expiré) : refaites votre demande de "
-                          "dossier.");
-    }
-
-    snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
-    snprintf(login, sizeof(login), "%s", PQgetvalue(res, 0, 1));
-    snprintf(hash, sizeof(hash), "%s", PQgetvalue(res, 0, 2));
-    snprintf(ver, sizeof(ver), "%s", PQgetvalue(res, 0, 3));
-    PQclear(res);
-
-    /* the request's own login is no longer "promised": any other holder
-     * (an account activated meanwhile) takes precedence */
-    rc = gcho_login_free(rq, login);
-    if (rc < 0) {
-        return 0;
-    }
-    if (rc == 0) {
-        gcho_rollback();
-        return gcho_login_taken(rq);
-    }
-
-    p[0] = fid;
-    p[1] = login;
-    p[2] = hash;
-    p[3] = ver;
-    res = gcho_sql(rq, "update family set login = $2, password_hash = $3,"
-                       "   cgu_version = $4::int, cgu_accepted_at = now(),"
-                       "   activated_at = now()"
-                       " where id = $1", 4, p);
-    if (res == NULL) {
-        return 0;
-    }
-    PQclear(res);
-
-    snprintf(rq->family_id, sizeof(rq->family_id), "%s", fid);
-    snprintf(target, sizeof(target), "family:%s", fid);
-
-    if (gcho_catalogue_changed(rq) != 0
-        || gcho_audit(rq, "family_request.confirm", target, NULL) != 0
-        || gcho_commit(rq) != 0)
+    if (gcho_link_claim(rq,
+            "update family_request r set status = 'en_attente',"
+            "   confirmed_at = now()"
+            " from family f"
+            " where r.confirm_hash = $1"
+            "   and r.status = 'a_confirmer'"
+            "   and r.confirm_expires_at > now()"
+            "   and f.id = r.family_id and f.login is null"
+            " returning r.family_id, r.login, r.password_hash,"
+            "   r.cgu_version",
+            "Ce lien de confirmation n'est plus valable (déjà utilisé ou "
+            "expiré) : refaites votre demande de dossier.", &k) != 1)
     {
-        gcho_rollback();
         return 0;
     }
 
-    gcho_login_publish(login, fid, hash);
-    sodium_memzero(hash, sizeof(hash));
-
-    snprintf(target, sizeof(target), "{\"login\":\"%s\"}", login);
-
-    return gcho_reply(rq, 200, target, strlen(target));
+    return gcho_link_finish(rq, "family_request.confirm", &k);
 }
 
 
