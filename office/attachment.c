@@ -153,10 +153,7 @@ gcho_attach_upload(gcho_req_t *rq)
 static int
 gcho_attach_get(gcho_req_t *rq)
 {
-    int          rc, staff;
-    char         path[4096], disp[200];
-    char        *bytes;
-    size_t       len;
+    int          staff;
     PGresult    *res;
     const char  *p[3];
 
@@ -188,32 +185,7 @@ gcho_attach_get(gcho_req_t *rq)
         return gcho_error(rq, 404, "not_found", gcho_attach_missing);
     }
 
-    snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
-             PQgetvalue(res, 0, 0));
-
-    if (gchb_read_file(path, &bytes, &len) != 0) {
-        gchb_log("error", "office: attachment %s: %s", rq->param[0], path);
-        PQclear(res);
-        return gcho_error(rq, 503, "unavailable",
-                          "Le fichier est momentanément illisible.");
-    }
-
-    /* the name is gch_filename_clean's: no quote, no control byte */
-    snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"",
-             PQgetvalue(res, 0, 2));
-
-    rc = gcho_reply_bytes(rq, 200,
-                          strcmp(PQgetvalue(res, 0, 1), "application/pdf")
-                          == 0 ? "application/pdf"
-                          : strcmp(PQgetvalue(res, 0, 1), "image/jpeg") == 0
-                          ? "image/jpeg" : "image/png",
-                          bytes, len);
-    gcho_add_header(rq, "Content-Disposition", disp);
-
-    free(bytes);
-    PQclear(res);
-
-    return rc;
+    return gcho_stored_file_reply(rq, res, "attachment");
 }
 
 

@@ -523,40 +523,20 @@ gcho_doc_list(gcho_req_t *rq)
 }
 
 
-/* Sends the file of document param[0]; family NULL: any family (staff). */
-static int
-gcho_doc_send(gcho_req_t *rq, const char *family)
+/* See office.h. */
+int
+gcho_stored_file_reply(gcho_req_t *rq, PGresult *res, const char *what)
 {
-    int          rc;
-    char         path[4096], disp[200];
-    char        *bytes;
-    size_t       len;
-    PGresult    *res;
-    const char  *p[2];
-
-    if (!gcho_doc_id_ok(rq->param[0])) {
-        return gcho_doc_not_found(rq);
-    }
-
-    p[0] = rq->param[0];
-    p[1] = family;
-    res = gcho_sql(rq, "select stored_name, content_type, filename"
-                       " from document where id = $1"
-                       " and ($2::text is null or family_id = $2)", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_doc_not_found(rq);
-    }
+    int      rc;
+    char     path[4096], disp[200];
+    char    *bytes;
+    size_t   len;
 
     snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
              PQgetvalue(res, 0, 0));
 
     if (gchb_read_file(path, &bytes, &len) != 0) {
-        gchb_log("error", "office: document %s: %s: %s", rq->param[0], path,
+        gchb_log("error", "office: %s %s: %s: %s", what, rq->param[0], path,
                  strerror(errno));
         PQclear(res);
         return gcho_error(rq, 503, "unavailable",
@@ -579,6 +559,35 @@ gcho_doc_send(gcho_req_t *rq, const char *family)
     PQclear(res);
 
     return rc;
+}
+
+
+/* Sends the file of document param[0]; family NULL: any family (staff). */
+static int
+gcho_doc_send(gcho_req_t *rq, const char *family)
+{
+    PGresult    *res;
+    const char  *p[2];
+
+    if (!gcho_doc_id_ok(rq->param[0])) {
+        return gcho_doc_not_found(rq);
+    }
+
+    p[0] = rq->param[0];
+    p[1] = family;
+    res = gcho_sql(rq, "select stored_name, content_type, filename"
+                       " from document where id = $1"
+                       " and ($2::text is null or family_id = $2)", 2, p);
+    if (res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return gcho_doc_not_found(rq);
+    }
+
+    return gcho_stored_file_reply(rq, res, "document");
 }
 
 

@@ -366,6 +366,13 @@ int gcho_login_taken(gcho_req_t *rq);
  * after answering 503 (activation.c). */
 int gcho_login_free(gcho_req_t *rq, const char *login);
 
+/* document.c: answers 200 with the stored file of res's one row
+ * (stored_name, content_type, filename: a document or a message
+ * attachment, `what` in the log), downloaded under its name; 503 when the
+ * file cannot be read.  Clears res. */
+int gcho_stored_file_reply(gcho_req_t *rq, PGresult *res,
+    const char *what);
+
 /*
  * A link e-mailed to a family that gives it its login (activation.c's
  * account activation, request.c's confirmation of a file asked online).
