@@ -31,6 +31,7 @@ http://127.0.0.1:PORT" and runs until it gets SIGTERM/SIGINT
 import http.client
 import json as jsonlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -55,10 +56,20 @@ BAD_LOG = re.compile(r"\[(alert|crit|emerg)\]|AddressSanitizer|"
 
 
 def free_port():
-    """A loopback TCP port nobody listens on (racy by nature, good enough)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port nobody listens on, below Linux's ephemeral range
+    (32768-60999): a port the kernel handed out (bind to 0) is also what
+    it hands to outgoing connections, and with the suites in lanes one of
+    them took an ops stack's port before its nginx bound it.  Racy still
+    between two stacks choosing at once, but over 12,000 ports."""
+    rnd = random.SystemRandom()
+    while True:
+        port = rnd.randrange(20000, 32768)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class StackError(Exception):

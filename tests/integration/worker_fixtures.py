@@ -10,7 +10,6 @@ Environment:
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,12 +22,7 @@ BIN = os.environ.get("GCHW_BIN_DIR", os.path.join(ROOT, "build"))
 PGBIN = "/usr/lib/postgresql/15/bin"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from stack import free_port  # noqa: E402,F401 -- below the ephemeral range
 
 
 def wait_for(pred, timeout=10.0, step=0.05):

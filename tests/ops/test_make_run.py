@@ -29,7 +29,6 @@ import os
 import re
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -91,10 +90,9 @@ def town(name="Opsville", families=FAMILIES):
     }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
+from stack import free_port  # noqa: E402 -- below the ephemeral range
 
 
 def wait_for(what, pred, timeout=60, step=0.05):
