@@ -219,12 +219,20 @@ def audit(s, action):
 
 def module_sees(s, tok, pred, timeout=20):
     """Polls GET /api/me (rendered by the module from the catalogue it
-    holds, reloaded every guichet_catalogue_refresh) until pred(me)."""
+    holds, reloaded every guichet_catalogue_refresh by each nginx worker on
+    its own) until pred(me) eight times in a row on fresh connections, so
+    that the next request, whichever worker takes it, sees it too (one
+    success let a booking reach the other worker, not yet reloaded)."""
     deadline = time.monotonic() + timeout
+    seen = 0
     while time.monotonic() < deadline:
         r = s.http("GET", "/api/me", token=tok)
         if r.status == 200 and pred(r.json()):
-            return r.json()
+            seen += 1
+            if seen == 8:
+                return r.json()
+            continue
+        seen = 0
         time.sleep(0.1)
     raise AssertionError("the module never saw it: %r" % r)
 
