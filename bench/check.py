@@ -526,6 +526,7 @@ def main():
         "%d violation(s)" % n if n else "no violation",
         ", ".join("%s %s" % kv for kv in rep.info.items())))
     if a.json:
+        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as fh:
             json.dump({"violations": n,
                        "by_kind": {k: len(v) for k, v in rep.kinds.items()},
