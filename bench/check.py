@@ -52,6 +52,7 @@ import argparse
 import collections
 import hashlib
 import json
+import os
 import sys
 import time
 
