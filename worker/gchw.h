@@ -232,9 +232,27 @@ int gchw_draw(gchw_reaper_t *r, redisContext *rc, PGconn *pg, int64_t now_ms,
     int settle_ms);
 
 
-/* The offers' e-mails ({T}:offers:mail, written with the offer) into
- * the outbox, once each (kind waitlist_offer, ref "offer.<bid>").  Count
- * or -1. */
+#define GCHW_PROMOTE_MAX  20  /* list entries looked at per session, turn */
+
+/* promote.c, for offer.c: one child booked through the saga (1 booked,
+ * 0 refused *reason, 2 in progress, -1 Redis); its entry off the list;
+ * an emptied list off {T}:waiting. */
+int gchw_promote_book(redisContext *rc, const gch_town_t *t, long long gen,
+    const gch_family_t *f, const char *cid, const char *sid,
+    const char *key, int64_t now_ms, gch_reason_t *reason);
+int gchw_promote_remove(redisContext *rc, const char *sid, const char *cid,
+    const char *fid);
+void gchw_promote_forget(redisContext *rc, const char *sid);
+
+/* offer.c: places offered instead of booked.  An offer activity's
+ * session: its first eligible children get the places left held (count
+ * or -1).  Offers past their end or declined: the place goes back and
+ * down the list (count or -1).  The offers' e-mails ({T}:offers:mail,
+ * written with the offer) into the outbox, once each (kind
+ * waitlist_offer, ref "offer.<bid>"; count or -1). */
+int gchw_offer_session(redisContext *rc, const gch_town_t *t, long long gen,
+    const gch_session_t *s, int64_t now_ms);
+int gchw_offers_expire(redisContext *rc, int64_t now_ms);
 int gchw_offer_mail(PGconn *pg, redisContext *rc);
 
 /* waitmirror.c: the waiting lists copied to PostgreSQL (waitlist_entry)

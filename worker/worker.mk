@@ -14,7 +14,7 @@ GCHW_CFLAGS  := $(GCHB_CFLAGS) -Iworker
 GCHW_LIBS    := $(GCHB_LIBS) -lyajl
 GCHW_ASAN    := $(GCHB_ASAN)
 
-GCHW_TASKS   := publish persist batch stream reaper mail overlay promote \
+GCHW_TASKS   := publish persist batch stream reaper mail overlay promote offer \
                 waitmirror draw
 GCHW_HDRS    := worker/gchw.h $(GCHB_HDRS)
 
