@@ -5,6 +5,8 @@
  *
  *   _module.c     directives, configuration, process start and exit, the
  *                 shared metrics zone;
+ *   _budget.c     a family's booking budget in a shared memory zone
+ *                 (guichet_budget_zone), shared by one host's workers;
  *   _catalogue.c  the worker's catalogue (refcounted), the sold-out cache,
  *                 the revoked tokens, their refresher, the heap allocator;
  *   _redis.c      the hiredis adapter (ngx_http_guichet_redis.h): knows
@@ -46,6 +48,8 @@ typedef struct {
     ngx_str_t                 thread_pool_name;
     ngx_thread_pool_t        *thread_pool;
     ngx_shm_zone_t           *metrics_zone;
+    size_t                    budget_zone_size;
+    ngx_shm_zone_t           *budget_zone;      /* the families' budgets */
     ngx_flag_t                cookie_secure;    /* __Host-, Secure */
     ngx_array_t              *towns;            /* ngx_str_t: the towns the
                                                    locations serve */
@@ -129,6 +133,19 @@ typedef struct {
 extern ngx_http_guichet_worker_t  ngx_http_guichet_worker;
 extern ngx_module_t               ngx_http_guichet_module;
 extern const gch_alloc_t          ngx_http_guichet_heap_alloc;
+
+
+/* _budget.c */
+
+/* the longest "<town>\0<family id>" a budget is kept for */
+#define NGX_HTTP_GUICHET_BUDGET_KEY  256
+
+ngx_int_t ngx_http_guichet_budget_zone_add(ngx_conf_t *cf,
+    ngx_http_guichet_main_conf_t *gmcf);
+/* Charges a family's request of nitems: 0 to go on, else the Retry-After
+ * of its 429 (gch_family_charge()). */
+long long ngx_http_guichet_budget_charge(ngx_str_t *town, const char *fid,
+    size_t nitems, int64_t now_ms);
 
 
 /* _catalogue.c */

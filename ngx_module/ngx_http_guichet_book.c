@@ -243,6 +243,7 @@ static void
 ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
 {
     int                            rc;
+    long long                      retry_after;
     gch_error_t                    err;
     gch_book_in_t                  in;
     ngx_http_guichet_main_conf_t  *gmcf;
@@ -275,8 +276,6 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
                  | ++ngx_http_guichet_attempts;
     in.refused_ttl_s = GCH_REFUSED_TTL_S;
     in.agent = op->staff ? op->agent : NULL;
-    /* what one family can make the system keep is bounded (issue 18) */
-    in.budget = !op->staff;
 
     rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
     if (rc != GCH_OK) {
@@ -298,6 +297,28 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
         }
 
         return;
+    }
+
+    /*
+     * What one family can make the system keep is bounded (issue 18): its
+     * budget, in this host's shared memory, is charged before step one; a
+     * family past it costs Redis nothing.  Not the counter's agents.
+     */
+    if (!op->staff) {
+        retry_after = ngx_http_guichet_budget_charge(&op->town->id,
+                                                     op->family->id,
+                                                     op->req.nitems,
+                                                     in.now_ms);
+        if (retry_after > 0) {
+            if (gch_book_over_budget(op->book, retry_after) == GCH_OK) {
+                ngx_http_guichet_book_answer(op);
+            } else {
+                ngx_http_guichet_op_unavailable(op);
+            }
+
+            ngx_http_guichet_op_free(op);
+            return;
+        }
     }
 
     if (ngx_http_guichet_op_send(op, gch_book_step1(op->book),

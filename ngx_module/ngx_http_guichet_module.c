@@ -127,6 +127,13 @@ static ngx_command_t  ngx_http_guichet_commands[] = {
       offsetof(ngx_http_guichet_main_conf_t, full_cache),
       NULL },
 
+    { ngx_string("guichet_budget_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, budget_zone_size),
+      NULL },
+
     { ngx_string("guichet_token_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -279,6 +286,7 @@ ngx_http_guichet_create_main_conf(ngx_conf_t *cf)
     gmcf->idempotency_ttl = NGX_CONF_UNSET;
     gmcf->catalogue_refresh = NGX_CONF_UNSET_MSEC;
     gmcf->full_cache = NGX_CONF_UNSET_MSEC;
+    gmcf->budget_zone_size = NGX_CONF_UNSET_SIZE;
     gmcf->token_ttl = NGX_CONF_UNSET;
     gmcf->cookie_secure = NGX_CONF_UNSET;
 
@@ -390,6 +398,7 @@ ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(gmcf->idempotency_ttl, 86400);
     ngx_conf_init_msec_value(gmcf->catalogue_refresh, 1000);
     ngx_conf_init_msec_value(gmcf->full_cache, 200);
+    ngx_conf_init_size_value(gmcf->budget_zone_size, 8 * 1024 * 1024);
     ngx_conf_init_value(gmcf->token_ttl, 12 * 3600);
     ngx_conf_init_value(gmcf->cookie_secure, 1);
     /* one replica must hold a confirmed booking in cluster mode */
@@ -410,6 +419,13 @@ ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (gmcf->thread_pool_name.len == 0) {
         ngx_str_set(&gmcf->thread_pool_name, "default");
+    }
+
+    if (gmcf->budget_zone_size < 8 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guichet_budget_zone\" is too small: at least "
+                           "%uz", 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
     }
 
     if (gmcf->redis_pool == 0 || gmcf->redis_pool > 64) {
@@ -678,6 +694,10 @@ ngx_http_guichet_postconfiguration(ngx_conf_t *cf)
     }
 
     gmcf->metrics_zone->init = ngx_http_guichet_init_metrics_zone;
+
+    if (ngx_http_guichet_budget_zone_add(cf, gmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (gmcf->thread_pool_name.len && gmcf->thread_pool == NULL) {
         gmcf->thread_pool = ngx_thread_pool_add(cf, &gmcf->thread_pool_name);

@@ -475,12 +475,6 @@ typedef struct {
                                                (draw.c): the hold before
                                                the draw is decided does
                                                not apply */
-    int                      budget;        /* step one charges the
-                                               family's budget
-                                               (gch_family_cost(), see
-                                               GCH_FAMILY_BUDGET): past
-                                               it, 429 rate_limited and
-                                               step one is undone */
 } gch_book_in_t;
 
 typedef struct gch_book_s  gch_book_t;
@@ -518,6 +512,10 @@ int gch_book_done(const gch_book_t *b);
 int gch_book_status(const gch_book_t *b);
 const char *gch_book_body(const gch_book_t *b, size_t *len);
 int gch_book_replayed(const gch_book_t *b);
+/* Instead of gch_book_step1(), when gch_family_charge() refused the
+ * request (retry_after its answer): the answer is 429 rate_limited, with
+ * nothing sent to Redis.  GCH_ENOMEM when memory is short (answer 503). */
+int gch_book_over_budget(gch_book_t *b, long long retry_after);
 /* After a 429 (the family's budget): its Retry-After in seconds, else 0. */
 long long gch_book_retry_after(const gch_book_t *b);
 void gch_book_free(gch_book_t *b);
@@ -1069,25 +1067,43 @@ void gch_login_throttle(const gch_login_counts_t *c, gch_login_verdict_t *v);
 long long gch_login_paused(const gch_login_verdict_t *v, long long ttl);
 
 /*
- * A family's bookings: every request that reaches Redis is charged
- * GCH_FAMILY_REQUEST_COST plus its number of items against a budget of
- * GCH_FAMILY_BUDGET per GCH_FAMILY_WINDOW_S (INCRBY then EXPIRE NX on
- * {T}:f:<fid>:budget, inside step one: no round trip more); beyond, 429
- * rate_limited and step one is undone, nothing kept.  The
- * answers of wholly refused requests are kept GCH_REFUSED_TTL_S instead of
- * guichet_idempotency_ttl (gch_book_in_t.refused_ttl_s).
+ * A family's bookings: every request that reaches Redis (step one) is
+ * charged GCH_FAMILY_REQUEST_COST plus its number of items against a
+ * budget of GCH_FAMILY_BUDGET per window of GCH_FAMILY_WINDOW_S that
+ * starts with the window's first request; beyond, 429 rate_limited
+ * before step one, nothing sent to Redis and nothing kept.  The caller
+ * keeps the counts (the nginx module: a shared memory zone, one host's
+ * workers; docs/directives.md, guichet_budget_zone) and asks
+ * gch_family_charge().  The answers of wholly refused requests are kept
+ * GCH_REFUSED_TTL_S instead of guichet_idempotency_ttl
+ * (gch_book_in_t.refused_ttl_s).
  */
 #define GCH_FAMILY_REQUEST_COST   10
 #define GCH_FAMILY_BUDGET         6000
 #define GCH_FAMILY_WINDOW_S       60
 #define GCH_REFUSED_TTL_S         600
 
+/* One family's window, kept by the caller (zeroed: no window yet). */
+typedef struct {
+    int64_t     start_ms;       /* the window's first request, Unix ms */
+    long long   spent;          /* what its requests cost, refused ones
+                                   included */
+} gch_family_budget_t;
+
 /* What one request of nitems costs. */
 long long gch_family_cost(size_t nitems);
-/* Pure: 0 when a family whose counter reads spent (this request included,
- * INCRBY's answer) may go on; else the Retry-After (>= 1 s) of its 429,
- * from the counter's TTL ttl (<= 0: unknown). */
+/* Pure: 0 when a family whose counter reads spent (this request included)
+ * may go on; else the Retry-After (>= 1 s) of its 429, from the seconds
+ * ttl left in its window (<= 0: unknown, the whole window). */
 long long gch_family_throttle(long long spent, long long ttl);
+/* Pure: charges one request of nitems at now_ms to fb (a new window when
+ * the last one is over); 0 when it may go on, else the Retry-After (>= 1
+ * s, the window's seconds left, rounded up) of its 429.  A refused request
+ * is charged too, as it was when the counter was in Redis (INCRBY). */
+long long gch_family_charge(gch_family_budget_t *fb, size_t nitems,
+    int64_t now_ms);
+/* Pure: 1 when fb's window is over at now_ms (the caller may forget it). */
+int gch_family_window_over(const gch_family_budget_t *fb, int64_t now_ms);
 
 
 #endif /* GCH_H */

@@ -124,7 +124,6 @@
 #define GCH_KEY_BILLED          "billed"
 #define GCH_KEY_DEMANDES        "demandes"     /* list: GET /api/requests */
 #define GCH_KEY_DOCUMENTS       "documents"
-#define GCH_KEY_BUDGET          "budget"
 #define GCH_KEY_IDEM            "idem"         /* + ":<Idempotency-Key>" */
 #define GCH_KEY_CANCEL          "cancel"       /* + ":<booking id>" */
 /*

@@ -91,7 +91,6 @@ struct gch_book_s {
     long long             number;
     char                  request_id[32];
     size_t                cells_at;     /* first claim reply in step one */
-    size_t                budget_at;    /* the INCRBY of the budget */
     long long             retry_after;  /* 429: seconds */
 
     gch_cmdlist_t         step1;

@@ -11,42 +11,6 @@
 #include "book.h"
 
 
-/* {T}:f:<fid>:budget into key (GCH_KEY_MAX); its length or -1. */
-static int
-gch_budget_key(gch_book_t *b, char *key)
-{
-    return gch_key3(key, GCH_KEY_MAX, b->in.town->keys.f, b->in.family->id,
-                    strlen(b->in.family->id), ":" GCH_KEY_BUDGET);
-}
-
-
-/*
- * The family's budget, last in step one: INCRBY {T}:f:<fid>:budget <cost>,
- * EXPIRE ... NX (the window starts with the first request).  Its TTL, for
- * Retry-After, is read only past the budget, in the compensation that
- * answers 429 (gch_abort): one command less per booking.
- */
-static void
-gch_budget_cmds(gch_book_t *b, gch_cmdlist_t *l)
-{
-    char   key[GCH_KEY_MAX], cost[24], win[24];
-
-    if (gch_budget_key(b, key) < 0) {
-        l->failed = 1;
-        return;
-    }
-
-    gch_lltoa(cost, gch_family_cost(b->ncells));
-    gch_lltoa(win, GCH_FAMILY_WINDOW_S);
-
-    /* replies are numbered without the MULTI */
-    b->budget_at = l->list.ncmds - 1;
-
-    gch_cmdlist_cmd(l, "INCRBY", key, cost, NULL);
-    gch_cmdlist_cmd(l, "EXPIRE", key, win, "NX", NULL);
-}
-
-
 /*
  * Step one's first command: SET the in-flight record "P <hash> <attempt>
  * <plan>" NX GET EX <inflight ttl> on {T}:f:<fid>:idem:<key>.
@@ -309,10 +273,6 @@ gch_step1_build(gch_book_t *b)
     }
 
     gch_swap_step1(b, l);
-
-    if (b->in.budget) {
-        gch_budget_cmds(b, l);
-    }
 
     gch_cmdlist_cmd(l, "EXEC", NULL);
 }
@@ -836,25 +796,6 @@ gch_abort(gch_book_t *b, const redisReply *exec, int status,
         gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
     }
 
-    if (status == 429) {
-        /* the budget's TTL, last: gch_book_on_step2() reads Retry-After */
-        char  key[GCH_KEY_MAX];
-
-        if (b->step2.list.ncmds == 0) {
-            gch_cmdlist_cmd(&b->step2, "MULTI", NULL);
-        } else {
-            b->a->free(b->a->ctx, b->step2.list.cmds[--b->step2.list.ncmds]
-                                      .data);    /* reopen before EXEC */
-        }
-
-        if (gch_budget_key(b, key) < 0) {
-            b->step2.failed = 1;
-        } else {
-            gch_cmdlist_cmd(&b->step2, "TTL", key, NULL);
-        }
-        gch_cmdlist_cmd(&b->step2, "EXEC", NULL);
-    }
-
     gch_error_body(b, status, code, message);
 
     return b->step2.failed ? GCH_ENOMEM : GCH_OK;
@@ -872,28 +813,21 @@ gch_fail_closed(gch_book_t *b, const redisReply *exec)
 
 
 /*
- * The family's budget (gch_budget_cmds): 0 within it, 1 past it
- * (b->retry_after the whole window until step two's TTL says better),
- * -1 on unexpected replies.
+ * See gch.h: instead of step one, the family is past its budget
+ * (gch_family_charge()): 429 rate_limited, nothing sent, nothing kept.
  */
-static int
-gch_over_budget(gch_book_t *b, const redisReply *exec)
+int
+gch_book_over_budget(gch_book_t *b, long long retry_after)
 {
-    const redisReply  *spent;
+    b->state = GCH_BOOK_DONE;
+    b->retry_after = retry_after > 0 ? retry_after : GCH_FAMILY_WINDOW_S;
 
-    if (b->budget_at + 1 >= exec->elements) {
-        return -1;
-    }
+    gch_error_body(b, 429, "rate_limited",
+                   "Trop de demandes de réservation pour cette "
+                   "famille en peu de temps : rien n'a été "
+                   "réservé. Réessayez dans un moment.");
 
-    spent = exec->element[b->budget_at];
-
-    if (spent->type != REDIS_REPLY_INTEGER) {
-        return -1;
-    }
-
-    b->retry_after = gch_family_throttle(spent->integer, 0);
-
-    return b->retry_after > 0;
+    return b->body ? GCH_OK : GCH_ENOMEM;
 }
 
 
@@ -973,21 +907,6 @@ gch_book_on_step1(gch_book_t *b, const redisReply *exec)
     if (exec->element[1]->type != REDIS_REPLY_INTEGER) {
         b->state = GCH_BOOK_DONE;
         return GCH_EREDIS;
-    }
-
-    if (b->in.budget) {
-        switch (gch_over_budget(b, exec)) {
-        case 0:
-            break;
-        case 1:
-            return gch_abort(b, exec, 429, "rate_limited",
-                             "Trop de demandes de réservation pour cette "
-                             "famille en peu de temps : rien n'a été "
-                             "réservé. Réessayez dans un moment.");
-        default:
-            b->state = GCH_BOOK_DONE;
-            return GCH_EREDIS;
-        }
     }
 
     b->number = exec->element[1]->integer;
@@ -1145,15 +1064,6 @@ gch_book_on_step2(gch_book_t *b, const redisReply *exec)
     const redisReply  *r;
 
     b->state = GCH_BOOK_DONE;
-
-    if (b->status == 429 && exec && exec->type == REDIS_REPLY_ARRAY
-        && exec->elements > 0
-        && exec->element[exec->elements - 1]->type == REDIS_REPLY_INTEGER)
-    {
-        /* past the budget: the TTL the compensation read, last */
-        b->retry_after = gch_family_throttle(
-            GCH_FAMILY_BUDGET + 1, exec->element[exec->elements - 1]->integer);
-    }
 
     if (b->replayed || (b->status != 200 && b->status != 202)
         || b->stored == NULL)

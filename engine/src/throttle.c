@@ -2,10 +2,12 @@
  * throttle.c -- the throttling policy: login attempts and the bookings one
  * family may make the system keep.
  *
- * The nginx module keeps the counters in Redis (INCR then EXPIRE NX, before
- * the costly part: the argon2id check, the booking saga) and asks these
- * pure functions what to answer; the numbers are in gch.h and explained in
- * docs/reliability.md ("Security").  No allocation, no I/O, no clock.
+ * The nginx module keeps the login counters in Redis (INCR then EXPIRE NX,
+ * before the costly part: the argon2id check) and a family's booking
+ * budget in its shared memory (before the booking saga's step one), and
+ * asks these pure functions what to answer; the numbers are in gch.h and
+ * explained in docs/reliability.md ("Security").  No allocation, no I/O,
+ * no clock: the caller passes the time.
  */
 
 #include "gch.h"
@@ -84,4 +86,36 @@ gch_family_throttle(long long spent, long long ttl)
     }
 
     return ttl > 0 ? ttl : GCH_FAMILY_WINDOW_S;
+}
+
+
+/* See gch.h. */
+int
+gch_family_window_over(const gch_family_budget_t *fb, int64_t now_ms)
+{
+    return fb->start_ms == 0
+           || now_ms >= fb->start_ms + GCH_FAMILY_WINDOW_S * 1000;
+}
+
+
+/* See gch.h. */
+long long
+gch_family_charge(gch_family_budget_t *fb, size_t nitems, int64_t now_ms)
+{
+    int64_t  left_ms;
+
+    if (gch_family_window_over(fb, now_ms)) {
+        fb->start_ms = now_ms > 0 ? now_ms : 1;
+        fb->spent = 0;
+    }
+
+    fb->spent += gch_family_cost(nitems);
+
+    left_ms = fb->start_ms + GCH_FAMILY_WINDOW_S * 1000 - now_ms;
+
+    if (left_ms > GCH_FAMILY_WINDOW_S * 1000) {
+        left_ms = GCH_FAMILY_WINDOW_S * 1000;    /* the clock went back */
+    }
+
+    return gch_family_throttle(fb->spent, (left_ms + 999) / 1000);
 }

@@ -75,4 +75,50 @@ test_throttle(void)
     /* the finding: 100 requests of 200 items */
     tap_ok(gch_family_throttle(100 * gch_family_cost(200), 60) > 0,
         "family_throttle: 100 requests of 200 items are stopped");
+
+    /* the window, kept by the caller (the module's shared memory) */
+    {
+        gch_family_budget_t  fb;
+        long long            ra;
+        int                  i, n;
+
+        memset(&fb, 0, sizeof(fb));
+        tap_ok(gch_family_window_over(&fb, 1000),
+            "family_window_over: no window yet");
+
+        /* 545 requests of 1 item (11 each) fit, the 546th is refused */
+        for (n = 0, ra = 0; n < 1000 && ra == 0; n++) {
+            ra = gch_family_charge(&fb, 1, 1000000 + n * 10);
+        }
+        tap_ok(n == GCH_FAMILY_BUDGET / 11 + 1 && ra == 55
+                   && fb.start_ms == 1000000,
+            "family_charge: past the budget after %d requests, Retry-After "
+            "%lld = the window left from its first request, rounded up",
+            n, ra);
+
+        /* refused requests count too: still refused to the window's end */
+        tap_ok(gch_family_charge(&fb, 1, 1000000 + 59001) == 1
+                   && gch_family_charge(&fb, 0, 1000000 + 59999) == 1,
+            "family_charge: refused to the window's last millisecond, "
+            "Retry-After >= 1");
+        tap_ok(!gch_family_window_over(&fb, 1000000 + 59999)
+                   && gch_family_window_over(&fb, 1000000 + 60000),
+            "family_window_over: after 60 s from the first request");
+        tap_ok(gch_family_charge(&fb, 3, 1000000 + 60000) == 0
+                   && fb.spent == 13 && fb.start_ms == 1000000 + 60000,
+            "family_charge: a new window starts with the next request");
+
+        /* one request bigger than the whole budget */
+        memset(&fb, 0, sizeof(fb));
+        tap_ok(gch_family_charge(&fb, GCH_FAMILY_BUDGET, 5000) == 60,
+            "family_charge: a request over the budget alone is refused");
+
+        /* the clock went back: never more than the window */
+        memset(&fb, 0, sizeof(fb));
+        for (i = 0; i < 600; i++) {
+            (void) gch_family_charge(&fb, 1, 500000);
+        }
+        tap_ok(gch_family_charge(&fb, 1, 400000) == GCH_FAMILY_WINDOW_S,
+            "family_charge: a clock gone back, Retry-After the window");
+    }
 }

@@ -8,11 +8,18 @@ tests do not depend on their order.
 """
 
 import concurrent.futures
+import http.client
+import json
+import os
 import re
+import signal
+import threading
 import time
 import uuid
 
 import pytest
+
+from stack import Response
 
 MARTIN = ("martin", "secret-demo", "f-martin")
 
@@ -439,3 +446,132 @@ def test_one_family_cannot_fill_redis(make_stack):
     for i in range(19):
         res = book(s, b, [("c-0002", "nope-%d" % i)] * 3)
         assert res.status == 200, res
+
+
+def nginx_workers(s):
+    """The pids of the nginx master's children (its workers)."""
+    pid = s.procs["nginx"].pid
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return {int(p) for p in f.read().split()}
+
+
+def worker_of(s, conn):
+    """The nginx worker serving the keep-alive connection conn: the one
+    holding the socket whose peer is conn's port (/proc/net/tcp)."""
+    peer = "0100007F:%04X" % conn.sock.getsockname()[1]
+    local = "0100007F:%04X" % s.port
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            col = line.split()
+            if col[1] == local and col[2] == peer:
+                inode = col[9]
+    assert inode, "no server socket for %s" % peer
+    for pid in nginx_workers(s):
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == \
+                        "socket:[%s]" % inode:
+                    return pid
+            except OSError:
+                pass
+    raise AssertionError("no worker holds socket %s" % inode)
+
+
+def book_on(conn, token, items):
+    """book() on a keep-alive connection."""
+    conn.request("POST", "/api/bookings", headers={
+        "Idempotency-Key": key(), "Authorization": "Bearer " + token,
+        "Content-Type": "application/json"},
+        body=json.dumps({"items": [{"child_id": c, "session_id": sid}
+                                   for c, sid in items]}))
+    r = conn.getresponse()
+    return Response(r.status, r.getheaders(), r.read())
+
+
+def test_family_budget_shared_by_workers_not_in_redis(make_stack):
+    """A family's budget is kept in the nginx host's shared memory
+    (guichet_budget_zone): both workers charge the same count, a family
+    past it costs Redis nothing (not one command names it), Redis keeps
+    no counter, and a reload keeps the count."""
+    s = make_stack(budget_town(), name="budget-shm")
+    tok = s.tokens()
+    a, b = tok["f-0001"], tok["f-0002"]
+    junk = [("c-0001", "nope-%03d" % i) for i in range(200)]   # costs 210
+
+    # one keep-alive connection on each of the two workers
+    conns = {}
+    for _ in range(200):
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        c.request("GET", "/api/health")
+        c.getresponse().read()
+        pid = worker_of(s, c)
+        if pid in conns:
+            c.close()
+        else:
+            conns[pid] = c
+        if len(conns) == 2:
+            break
+    assert len(conns) == 2, "one worker took every connection"
+    pair = list(conns.values())
+
+    # 28 requests of 210 fit in 6000, the 29th is past it: alternately on
+    # each worker, so that each worker alone charged only half of them
+    statuses = []
+    for i in range(29):
+        res = book_on(pair[i % 2], a, junk)
+        statuses.append(res.status)
+    assert statuses == [200] * 28 + [429], statuses
+    assert_error(res, "rate_limited")
+    assert 1 <= int(res.headers["retry-after"]) <= 60
+    res = book_on(pair[0], a, [("c-0001", "rush-0708-m")])
+    assert res.status == 429, res
+    for c in pair:
+        c.close()
+
+    # no counter in Redis, and a family past its budget sends it nothing
+    assert list(s.redis.scan_iter(match="*budget*")) == []
+    seen, started, ended = [], threading.Event(), threading.Event()
+
+    def watch(m):
+        for cmd in m.listen():
+            seen.append(cmd["command"])
+            if "budget-test-start" in cmd["command"]:
+                started.set()
+            if "budget-test-end" in cmd["command"]:
+                ended.set()
+                return
+
+    with s.redis.monitor() as m:
+        t = threading.Thread(target=watch, args=(m,), daemon=True)
+        t.start()
+        while not started.is_set():     # MONITOR is on before the requests
+            s.redis.echo("budget-test-start")
+            started.wait(0.1)
+        for _ in range(4):
+            res = book(s, a, [("c-0001", "rush-0708-m")])
+            assert res.status == 429, res
+        s.redis.echo("budget-test-end")
+        assert ended.wait(10), "MONITOR saw nothing"
+    assert not [c for c in seen if "f-0001" in c], seen
+
+    # a reload (SIGHUP): new workers, the same zone, the same count
+    old = nginx_workers(s)
+    os.kill(s.procs["nginx"].pid, signal.SIGHUP)
+    for _ in range(300):
+        now = nginx_workers(s)
+        if len(now) == 2 and not now & old:
+            break
+        time.sleep(0.05)
+    assert len(now) == 2 and not now & old, (old, now)
+    for _ in range(100):
+        res = book(s, a, [("c-0001", "rush-0708-m")])
+        if res.status != 503:   # the new workers read the catalogue first
+            break
+        time.sleep(0.1)
+    assert res.status == 429, res
+
+    # the other family is not bothered
+    res = book(s, b, [("c-0002", "rush-0708-m")])
+    assert res.status == 200 and \
+        res.json()["items"][0]["status"] == "confirmed", res
