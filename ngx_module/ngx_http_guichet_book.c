@@ -251,6 +251,7 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     gmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_guichet_module);
     ngx_memzero(&err, sizeof(gch_error_t));
+    ngx_memzero(&in, sizeof(gch_book_in_t));
 
     in.town = op->cat->town;
     in.family = op->family;
