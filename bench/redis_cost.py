@@ -18,8 +18,11 @@ The stream is trimmed by the worker only after trim_keep_ms, so its entries
 are still in used_memory: they are shown apart ("stream").
 
 Bytes and CPU per answer, never throughput: the machine is shared.
+--template runs nginx with another configuration: an older module that does
+not know a newer directive, for an A/B with GUICHET_MODULE.
 
-    bench/redis_cost.py [--bookings 20000] [--conns 64] [--out FILE]
+    bench/redis_cost.py [--bookings 20000] [--conns 64]
+                        [--template FILE] [--out FILE]
 """
 
 import argparse
@@ -120,8 +123,13 @@ def main():
     ap.add_argument("--refusals", type=int, default=20000)
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--families", type=int, default=5000)
+    ap.add_argument("--template", default="loadtest.conf",
+                    help="nginx configuration template (lua-free-config/ "
+                         "or a path)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    CostStack.nginx_template = os.path.abspath(a.template) \
+        if os.sep in a.template else a.template
 
     tmp = tempfile.mkdtemp(prefix="redis-cost-")
     rush = os.path.join(tmp, "rush")
