@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from stack import Response
+from stack import ROOT, Response
 
 MARTIN = ("martin", "secret-demo", "f-martin")
 
@@ -575,3 +575,32 @@ def test_family_budget_shared_by_workers_not_in_redis(make_stack):
     res = book(s, b, [("c-0002", "rush-0708-m")])
     assert res.status == 200 and \
         res.json()["items"][0]["status"] == "confirmed", res
+
+
+def test_family_budget_zone_full_forgets_the_least_recent(make_stack,
+                                                          tmp_path):
+    """A guichet_budget_zone too small for every family charged within the
+    minute forgets the family charged least recently first: its next
+    request starts a new minute; no request fails for want of room."""
+    with open(os.path.join(ROOT, "lua-free-config", "dev.conf")) as f:
+        conf = f.read()
+    assert "guichet_budget_zone 8m;" in conf
+    small = tmp_path / "dev-small-budget.conf"
+    small.write_text(conf.replace("guichet_budget_zone 8m;",
+                                  "guichet_budget_zone 32k;"))
+    s = make_stack(rush_town(), name="budget-full",
+                   nginx_template=str(small))
+    tok = s.tokens()
+    junk = [("c-0001", "nope-%03d" % i) for i in range(200)]   # costs 210
+
+    statuses = [book(s, tok["f-0001"], junk).status for _ in range(29)]
+    assert statuses == [200] * 28 + [429], statuses
+
+    # 299 other families, more than 32k holds (128 bytes each)
+    for i in range(2, RUSH_FAMILIES + 1):
+        res = book(s, tok["f-%04d" % i], [("c-%04d" % i, "nope")])
+        assert res.status == 200, (i, res)
+
+    res = book(s, tok["f-0001"], junk)
+    assert res.status == 200, res
+    assert "not charged" not in s.error_log()
