@@ -441,6 +441,11 @@ def main():
                          "batches, commits, WAL, lag, CPU per booking "
                          "until drained, fsyncs a second of Redis and "
                          "PostgreSQL")
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="a CHECKPOINT before each run: every page's first "
+                         "change in the run is written whole to the WAL "
+                         "(full_page_writes), as after each checkpoint of "
+                         "a long rush")
     ap.add_argument("--waldump", action="store_true",
                     help="with --persist: pg_waldump --stats=record of "
                          "each run's WAL (<tag>.waldump.txt)")
@@ -512,6 +517,8 @@ def main():
                         tag = "%s-m%d-w%d-r%d" % (mode, mi, wi, rep)
                         # the previous run's persistence is not this one's
                         s.wait_worker_drained(120)
+                        if a.checkpoint:
+                            s.sql("checkpoint")
                         row = run(s, a, mode, rush_bin, tokens, town,
                                   offsets, tag)
                         row["module"] = mod
