@@ -26,7 +26,9 @@ unlike answers/s.
 --worker-set gives the worker's settings of a variant ("batch_size=2000,
 batch_gather_ms=100"; "" is the settings file as the stack writes it);
 repeated, the variants are interleaved with the modules (each module with
-each variant in every repetition), the worker restarted between them.
+each variant in every repetition), the worker restarted between them;
+"stopped": the worker as it is, SIGSTOPped during the run (nothing
+persisted until the client is done: the rush without PostgreSQL).
 --persist measures what persisting the run's bookings costs and how it
 interferes, counted from the run's start until the worker has persisted
 its last booking: the worker's batches (updates of stream_position), the
@@ -35,7 +37,8 @@ PostgreSQL and of the worker per confirmed booking (their whole work for
 the run's bookings, not only what fell inside the run), the lag (now minus
 the time of the oldest unpersisted entry, sampled every 50 ms during the
 run), and, during the run, the fsync + fdatasync calls a second of Redis
-and of PostgreSQL (perf stat).
+and of PostgreSQL (perf stat), the mean time of one and the share of the
+run spent in them (perf trace -s).
 
     bench/profile.py --modes single,refusal --conns 256 --seconds 5 --perf
     bench/profile.py --module build/a.so --module build/b.so --reps 3
@@ -174,6 +177,22 @@ def perf_count(csv):
     return n
 
 
+def trace_fsyncs(path):
+    """perf trace -s's summary -> (calls, total ms) of fsync + fdatasync,
+    over every thread traced."""
+    calls, ms = 0, 0.0
+    try:
+        with open(path) as fh:
+            for line in fh:
+                f = line.split()
+                if len(f) >= 4 and f[0] in ("fsync", "fdatasync"):
+                    calls += int(f[1])
+                    ms += float(f[3])
+    except OSError:
+        pass
+    return calls, ms
+
+
 def persist_counters(s):
     """PostgreSQL's counters for the town: batches persisted (updates of
     stream_position), commits, WAL position, checkpoints."""
@@ -254,6 +273,13 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
                 + sum((["-e", e] for e in FSYNC_EVENTS), [])
                 + ["--", "sleep", str(a.seconds)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # how long each took (perf trace's summary at its SIGINT)
+            fsync[k + "-trace"] = subprocess.Popen(
+                ["timeout", "-s", "INT", str(a.seconds), "perf", "trace",
+                 "-s", "-e", "fsync,fdatasync", "-o",
+                 os.path.join(a.out, "%s.fsync-%s.trace" % (tag, k)),
+                 "-p", ",".join(str(p) for p in g[k])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if a.perf:
         perf = subprocess.Popen(
             ["perf", "record", "-a", "--call-graph", a.call_graph,
@@ -261,6 +287,8 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
              os.path.join(a.out, tag + ".perf.data"), "--",
              "sleep", str(a.seconds)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if a.stop_worker:
+        s.procs["worker"].send_signal(signal.SIGSTOP)
     client = subprocess.Popen(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     client_ticks = 0
@@ -271,6 +299,8 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
             lags.append(lag_ms(s))
         time.sleep(0.05)
     out = client.stdout.read().decode()
+    if a.stop_worker:
+        s.procs["worker"].send_signal(signal.SIGCONT)
     if perf:
         perf.wait()
     if stat:
@@ -341,7 +371,16 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
             "fsync_per_s": {
                 k: round(perf_count(os.path.join(
                     a.out, "%s.fsync-%s.csv" % (tag, k))) / a.seconds)
-                for k in fsync}}
+                for k in ("redis", "postgres")},
+            # the mean time of one, and the share of the run spent in them
+            "fsync_ms_avg": {}, "fsync_busy": {}}
+        for k in ("redis", "postgres"):
+            c, ms = trace_fsyncs(os.path.join(a.out, "%s.fsync-%s.trace"
+                                              % (tag, k)))
+            row["persist"]["fsync_ms_avg"][k] = round(ms / c, 3) if c \
+                else None
+            row["persist"]["fsync_busy"][k] = round(ms / 1000 / a.seconds,
+                                                    3)
     if stat:
         # counted over a.seconds from the client's start, as answers/s is
         row["nginx_syscalls_per_answer"] = syscalls_per_answer(
@@ -455,6 +494,7 @@ def main():
                     help="NAME=VALUE, a PostgreSQL setting (repeat)")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "profile"))
     a = ap.parse_args()
+    a.stop_worker = False
     a.out = os.path.abspath(a.out)
     shutil.rmtree(a.out, ignore_errors=True)
     os.makedirs(a.out)
@@ -510,9 +550,11 @@ def main():
                 if len(modules) > 1 or rep == 0:
                     restart_nginx(s, mod)
                 for wi, wset in enumerate(wsets):
-                    if wset is not None and wset != wcur:
+                    if wset is not None and wset != "stopped" \
+                            and wset != wcur:
                         restart_worker(s, base_conf, wset, wi)
                         wcur = wset
+                    a.stop_worker = wset == "stopped"
                     for mode in a.modes.split(","):
                         tag = "%s-m%d-w%d-r%d" % (mode, mi, wi, rep)
                         # the previous run's persistence is not this one's
@@ -591,7 +633,8 @@ def main():
                          for k in sel[0]["persist"]
                          if not isinstance(sel[0]["persist"][k],
                                            (dict, list))}
-                    for k in ("us_per_booking", "fsync_per_s"):
+                    for k in ("us_per_booking", "fsync_per_s",
+                              "fsync_ms_avg", "fsync_busy"):
                         for j in sel[0]["persist"][k]:
                             p[k + "." + j] = med(
                                 sel, lambda r, k=k, j=j: r["persist"][k][j])
