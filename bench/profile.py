@@ -554,6 +554,15 @@ def main():
                             and wset != wcur:
                         restart_worker(s, base_conf, wset, wi)
                         wcur = wset
+                        # a few bookings persisted first: the run meets a
+                        # warm worker and backend, as a rush meets a
+                        # worker that has been running (its first batch
+                        # loads PostgreSQL's caches of the tables)
+                        run(s, argparse.Namespace(**dict(
+                            vars(a), conns=4, seconds=0.5, perf=False,
+                            syscalls=False, persist=False,
+                            stop_worker=False)), "single", rush_bin,
+                            tokens, town, offsets, "warm-w%d-r%d" % (wi, rep))
                     a.stop_worker = wset == "stopped"
                     for mode in a.modes.split(","):
                         tag = "%s-m%d-w%d-r%d" % (mode, mi, wi, rep)
