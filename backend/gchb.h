@@ -67,6 +67,8 @@ typedef struct {
     char   *consumer;
     int     batch_size;
     int     batch_wait_ms;
+    int     batch_gather_ms;     /* a busy stream's batches read this
+                                    far apart (docs/worker.md) */
     int     reap_after_ms;
     int     recount_after_ms;
     int     draw_settle_ms;      /* a draw waits this long after its

@@ -23,8 +23,27 @@ run (all of them, and epoll_ctl, epoll_wait, read/recv, write/writev by
 name), printed per answer: a count that the machine's noise does not move,
 unlike answers/s.
 
+--worker-set gives the worker's settings of a variant ("batch_size=2000,
+batch_gather_ms=100"; "" is the settings file as the stack writes it);
+repeated, the variants are interleaved with the modules (each module with
+each variant in every repetition), the worker restarted between them;
+"stopped": the worker as it is, SIGSTOPped during the run (nothing
+persisted until the client is done: the rush without PostgreSQL).
+--persist measures what persisting the run's bookings costs and how it
+interferes, counted from the run's start until the worker has persisted
+its last booking: the worker's batches (updates of stream_position), the
+database's commits, WAL bytes and checkpoints per booking, the CPU of
+PostgreSQL and of the worker per confirmed booking (their whole work for
+the run's bookings, not only what fell inside the run), the lag (now minus
+the time of the oldest unpersisted entry, sampled every 50 ms during the
+run), and, during the run, the fsync + fdatasync calls a second of Redis
+and of PostgreSQL (perf stat), the mean time of one and the share of the
+run spent in them (perf trace -s).
+
     bench/profile.py --modes single,refusal --conns 256 --seconds 5 --perf
     bench/profile.py --module build/a.so --module build/b.so --reps 3
+    bench/profile.py --modes single --persist --reps 3 \
+        --worker-set "" --worker-set "batch_size=5000,batch_gather_ms=200"
 
 Results in --out (default bench/out/profile/).  A tool for engineers: no
 timing is ever asserted.
@@ -53,6 +72,11 @@ class ProfStack(stacklib.Stack):
     pg_settings = dict(stacklib.Stack.pg_settings, fsync="on",
                        synchronous_commit="on", full_page_writes="on",
                        shared_buffers="256MB")
+    nsql = 0        # statements of ours (each a commit of the database)
+
+    def sql(self, query, params=None):
+        self.nsql += 1
+        return super().sql(query, params)
 
 
 def say(*a):
@@ -139,6 +163,74 @@ def syscalls_per_answer(csv, answers):
             for k, v in out.items()}
 
 
+FSYNC_EVENTS = ("syscalls:sys_enter_fsync", "syscalls:sys_enter_fdatasync")
+
+
+def perf_count(csv):
+    """perf stat's CSV -> the sum of its counts."""
+    n = 0
+    with open(csv) as fh:
+        for line in fh:
+            f = line.strip().split(",")
+            if len(f) >= 3 and f[0].isdigit():
+                n += int(f[0])
+    return n
+
+
+def trace_fsyncs(path):
+    """perf trace -s's summary -> (calls, total ms) of fsync + fdatasync,
+    over every thread traced."""
+    calls, ms = 0, 0.0
+    try:
+        with open(path) as fh:
+            for line in fh:
+                f = line.split()
+                if len(f) >= 4 and f[0] in ("fsync", "fdatasync"):
+                    calls += int(f[1])
+                    ms += float(f[3])
+    except OSError:
+        pass
+    return calls, ms
+
+
+def persist_counters(s):
+    """PostgreSQL's counters for the town: batches persisted (updates of
+    stream_position), commits, WAL position, checkpoints."""
+    schema = "town_" + s.town_id.replace("-", "_")
+    r = s.sql("select (select n_tup_upd from pg_stat_user_tables"
+              "         where schemaname = %s and relname = 'stream_position'),"
+              " (select xact_commit from pg_stat_database"
+              "   where datname = current_database()),"
+              " pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,"
+              " pg_current_wal_lsn()::text,"
+              " (select checkpoints_timed + checkpoints_req"
+              "    from pg_stat_bgwriter)", (schema,))[0]
+    # the commits of the others: ours (this one included) left out
+    return {"batches": r[0] or 0, "commits": r[1] - s.nsql, "wal": r[2],
+            "checkpoints": r[4], "lsn": r[3]}
+
+
+def lag_ms(s):
+    """now minus the time of the oldest entry after the persisted position
+    (0 when caught up), as the worker's lag_ms."""
+    pos = s.stream_position()
+    if pos is None:
+        return None
+    e = s.redis.xrange("{%s}:stream" % s.town_id, "(" + pos, "+", count=1)
+    if not e:
+        return 0
+    eid = e[0][0]
+    eid = eid.decode() if isinstance(eid, bytes) else eid
+    return max(0, int(time.time() * 1000) - int(eid.split("-")[0]))
+
+
+def quantile(v, q):
+    if not v:
+        return None
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
 def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     fam = os.path.join(town, "families.tsv")
     args = []
@@ -170,6 +262,24 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
             + sum((["-e", e] for e in SYSCALL_EVENTS), [])
             + ["--", "sleep", str(a.seconds)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fsync = {}
+    if a.persist:
+        c0 = persist_counters(s)
+        for k in ("redis", "postgres"):
+            fsync[k] = subprocess.Popen(
+                ["perf", "stat", "-x", ",", "-o",
+                 os.path.join(a.out, "%s.fsync-%s.csv" % (tag, k)),
+                 "-p", ",".join(str(p) for p in g[k])]
+                + sum((["-e", e] for e in FSYNC_EVENTS), [])
+                + ["--", "sleep", str(a.seconds)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # how long each took (perf trace's summary at its SIGINT)
+            fsync[k + "-trace"] = subprocess.Popen(
+                ["timeout", "-s", "INT", str(a.seconds), "perf", "trace",
+                 "-s", "-e", "fsync,fdatasync", "-o",
+                 os.path.join(a.out, "%s.fsync-%s.trace" % (tag, k)),
+                 "-p", ",".join(str(p) for p in g[k])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if a.perf:
         perf = subprocess.Popen(
             ["perf", "record", "-a", "--call-graph", a.call_graph,
@@ -177,20 +287,40 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
              os.path.join(a.out, tag + ".perf.data"), "--",
              "sleep", str(a.seconds)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if a.stop_worker:
+        s.procs["worker"].send_signal(signal.SIGSTOP)
     client = subprocess.Popen(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     client_ticks = 0
+    lags = []
     while client.poll() is None:
         client_ticks = max(client_ticks, proc_ticks(client.pid))
+        if a.persist:
+            lags.append(lag_ms(s))
         time.sleep(0.05)
     out = client.stdout.read().decode()
+    if a.stop_worker:
+        s.procs["worker"].send_signal(signal.SIGCONT)
     if perf:
         perf.wait()
     if stat:
         stat.wait()
+    for p in fsync.values():
+        p.wait()
     el = time.monotonic() - t0
     m1 = machine_ticks()
     after = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
+    if a.persist:
+        # the rest of the run's bookings persisted: the whole cost of
+        # persisting them (PostgreSQL's statistics reach its views within
+        # a second of a transaction)
+        t1 = time.monotonic()
+        s.wait_worker_drained(120)
+        drain_s = time.monotonic() - t1
+        drained = {k: sum(proc_ticks(p) for p in g[k])
+                   for k in ("postgres", "guichet-worker")}
+        time.sleep(1.5)
+        c1 = persist_counters(s)
     if client.returncode != 0:
         raise RuntimeError("rush failed: " + out[-2000:])
     with open(summ) as fh:
@@ -209,6 +339,48 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
            # CPU time per answer: steadier than answers/s on a shared box
            "us_per_answer": {k: round(v * 1e6 / rate, 1) if rate else None
                              for k, v in cpu.items()}}
+    if a.persist:
+        n = res["cells_confirmed"]
+        d = {k: c1[k] - c0[k] for k in c0 if k != "lsn"}
+        if a.waldump:
+            # what the run's WAL is made of, by record type
+            with open(os.path.join(a.out, tag + ".waldump.txt"), "w") as fh:
+                subprocess.run([stacklib.PGBIN + "/pg_waldump", "-p",
+                                os.path.join(s.pgdata, "pg_wal"),
+                                "-s", c0["lsn"], "-e", c1["lsn"],
+                                "--stats=record"], stdout=fh,
+                               stderr=subprocess.STDOUT)
+        lags = [x for x in lags if x is not None]
+        row["persist"] = {
+            "bookings": n,
+            "batches": d["batches"],
+            "rows_per_batch": round(n / d["batches"], 1)
+            if d["batches"] else None,
+            "batches_per_s": round(d["batches"] / (el + drain_s), 1),
+            "commits_per_s": round(d["commits"] / (el + drain_s), 1),
+            "wal_bytes_per_booking": round(d["wal"] / n) if n else None,
+            "checkpoints": d["checkpoints"],
+            "drain_after_run_s": round(drain_s, 2),
+            "lag_ms_p50": quantile(lags, 0.5),
+            "lag_ms_p99": quantile(lags, 0.99),
+            "lag_ms_max": max(lags) if lags else None,
+            "lag_ms_samples": lags,
+            "us_per_booking": {
+                k: round((drained[k] - before[k]) / HZ * 1e6 / n, 1)
+                if n else None for k in drained},
+            "fsync_per_s": {
+                k: round(perf_count(os.path.join(
+                    a.out, "%s.fsync-%s.csv" % (tag, k))) / a.seconds)
+                for k in ("redis", "postgres")},
+            # the mean time of one, and the share of the run spent in them
+            "fsync_ms_avg": {}, "fsync_busy": {}}
+        for k in ("redis", "postgres"):
+            c, ms = trace_fsyncs(os.path.join(a.out, "%s.fsync-%s.trace"
+                                              % (tag, k)))
+            row["persist"]["fsync_ms_avg"][k] = round(ms / c, 3) if c \
+                else None
+            row["persist"]["fsync_busy"][k] = round(ms / 1000 / a.seconds,
+                                                    3)
     if stat:
         # counted over a.seconds from the client's start, as answers/s is
         row["nginx_syscalls_per_answer"] = syscalls_per_answer(
@@ -245,6 +417,36 @@ def restart_nginx(s, module):
     time.sleep(1.5)     # the catalogue refresh
 
 
+def restart_worker(s, base_conf, wset, wi):
+    """The worker restarted with the settings file plus wset's
+    KEY=VALUE,... (the settings file as written for "")."""
+    p = s.procs.pop("worker", None)
+    if p is not None:
+        s._end(p, signal.SIGTERM, 10)
+    conf = base_conf
+    if wset:
+        conf = base_conf + ".w%d" % wi
+        with open(base_conf) as fh, open(conf, "w") as out:
+            out.write(fh.read())
+            for kv in wset.split(","):
+                k, v = kv.split("=", 1)
+                out.write("%s = %s\n" % (k.strip(), v.strip()))
+    s.worker_conf = conf
+    old = set(pg_backends(s))
+    s._start_worker()
+    # its PostgreSQL backend counted from the next run on: connected
+    t = time.monotonic()
+    while not set(pg_backends(s)) - old and time.monotonic() - t < 15:
+        time.sleep(0.05)
+
+
+def pg_backends(s):
+    """The pids of the other client backends."""
+    return [r[0] for r in s.sql(
+        "select pid from pg_stat_activity where backend_type ="
+        " 'client backend' and pid <> pg_backend_pid()")]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--module", action="append",
@@ -269,12 +471,30 @@ def main():
     ap.add_argument("--activities", type=int, default=10)
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--template", default="loadtest.conf")
+    ap.add_argument("--worker-set", action="append",
+                    help="the worker's settings of a variant, "
+                         "KEY=VALUE[,KEY=VALUE...] (repeat for A/B; \"\": "
+                         "the stack's settings file as written)")
+    ap.add_argument("--persist", action="store_true",
+                    help="the persistence's cost and interference: "
+                         "batches, commits, WAL, lag, CPU per booking "
+                         "until drained, fsyncs a second of Redis and "
+                         "PostgreSQL")
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="a CHECKPOINT before each run: every page's first "
+                         "change in the run is written whole to the WAL "
+                         "(full_page_writes), as after each checkpoint of "
+                         "a long rush")
+    ap.add_argument("--waldump", action="store_true",
+                    help="with --persist: pg_waldump --stats=record of "
+                         "each run's WAL (<tag>.waldump.txt)")
     ap.add_argument("--pgss", action="store_true",
                     help="pg_stat_statements: PostgreSQL's top statements")
     ap.add_argument("--pg-set", action="append", default=[],
                     help="NAME=VALUE, a PostgreSQL setting (repeat)")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "profile"))
     a = ap.parse_args()
+    a.stop_worker = False
     a.out = os.path.abspath(a.out)
     shutil.rmtree(a.out, ignore_errors=True)
     os.makedirs(a.out)
@@ -322,26 +542,51 @@ def main():
         run(s, argparse.Namespace(**dict(vars(a), conns=1, seconds=0.5,
                                          perf=False)),
             "refusal", rush_bin, tokens, town, offsets, "warm")
+        wsets = a.worker_set or [None]
+        base_conf = s.worker_conf
+        wcur = None
         for rep in range(a.reps):
             for mi, mod in enumerate(modules):
                 if len(modules) > 1 or rep == 0:
                     restart_nginx(s, mod)
-                for mode in a.modes.split(","):
-                    tag = "%s-m%d-r%d" % (mode, mi, rep)
-                    # the previous run's persistence is not this one's
-                    s.wait_worker_drained(120)
-                    row = run(s, a, mode, rush_bin, tokens, town, offsets,
-                              tag)
-                    row["module"] = mod
-                    rows.append(row)
-                    say("%-22s %8.0f/s p50 %5.1f p99 %6.1f ms  cpu %s  "
-                        "us/answer %s  machine %s" % (
-                            tag, row["rate"], row["p50"], row["p99"],
-                            row["cpu_cores"], row["us_per_answer"],
-                            row["machine_cores"]))
-                    if "nginx_syscalls_per_answer" in row:
-                        say("%-22s nginx syscalls/answer %s" % (
-                            tag, row["nginx_syscalls_per_answer"]))
+                for wi, wset in enumerate(wsets):
+                    if wset is not None and wset != "stopped" \
+                            and wset != wcur:
+                        restart_worker(s, base_conf, wset, wi)
+                        wcur = wset
+                        # a few bookings persisted first: the run meets a
+                        # warm worker and backend, as a rush meets a
+                        # worker that has been running (its first batch
+                        # loads PostgreSQL's caches of the tables)
+                        run(s, argparse.Namespace(**dict(
+                            vars(a), conns=4, seconds=0.5, perf=False,
+                            syscalls=False, persist=False,
+                            stop_worker=False)), "single", rush_bin,
+                            tokens, town, offsets, "warm-w%d-r%d" % (wi, rep))
+                    a.stop_worker = wset == "stopped"
+                    for mode in a.modes.split(","):
+                        tag = "%s-m%d-w%d-r%d" % (mode, mi, wi, rep)
+                        # the previous run's persistence is not this one's
+                        s.wait_worker_drained(120)
+                        if a.checkpoint:
+                            s.sql("checkpoint")
+                        row = run(s, a, mode, rush_bin, tokens, town,
+                                  offsets, tag)
+                        row["module"] = mod
+                        row["worker_set"] = wset
+                        rows.append(row)
+                        say("%-22s %8.0f/s p50 %5.1f p99 %6.1f ms  cpu %s  "
+                            "us/answer %s  machine %s" % (
+                                tag, row["rate"], row["p50"], row["p99"],
+                                row["cpu_cores"], row["us_per_answer"],
+                                row["machine_cores"]))
+                        if "nginx_syscalls_per_answer" in row:
+                            say("%-22s nginx syscalls/answer %s" % (
+                                tag, row["nginx_syscalls_per_answer"]))
+                        if "persist" in row:
+                            say("%-22s persist %s" % (tag, {
+                                k: v for k, v in row["persist"].items()
+                                if k != "lag_ms_samples"}))
         s.wait_worker_drained(120)
         with open(os.path.join(a.out, "redis-info.txt"), "w") as fh:
             for sec in ("commandstats", "persistence", "stats", "cpu"):
@@ -370,20 +615,39 @@ def main():
         return {k: round(statistics.median(r[field][k] for r in sel), 2)
                 for k in sel[0][field]}
 
-    for mi, mod in enumerate(modules):
-        for mode in a.modes.split(","):
-            sel = [r for r in rows
-                   if r["module"] == mod and r["mode"] == mode]
-            v = [r["rate"] for r in sel]
-            if v:
-                say("median %-8s m%d %8.0f/s  (%s)  us/answer %s  %s" % (
-                    mode, mi, statistics.median(v),
-                    ", ".join("%.0f" % x for x in v),
-                    medians(sel, "us_per_answer"), mod))
-                if "nginx_syscalls_per_answer" in sel[0]:
-                    say("median %-8s m%d nginx syscalls/answer %s" % (
-                        mode, mi, medians(sel, "nginx_syscalls_per_answer")))
+    def med(sel, get):
+        v = [get(r) for r in sel]
+        v = [x for x in v if x is not None]
+        return round(statistics.median(v), 2) if v else None
 
+    for mi, mod in enumerate(modules):
+        for wi, wset in enumerate(a.worker_set or [None]):
+            for mode in a.modes.split(","):
+                sel = [r for r in rows if r["module"] == mod
+                       and r["worker_set"] == wset and r["mode"] == mode]
+                v = [r["rate"] for r in sel]
+                if not v:
+                    continue
+                say("median %-8s m%d w%d %8.0f/s  (%s)  us/answer %s  %s%s"
+                    % (mode, mi, wi, statistics.median(v),
+                       ", ".join("%.0f" % x for x in v),
+                       medians(sel, "us_per_answer"), mod,
+                       "" if wset is None else "  worker: " + wset))
+                if "nginx_syscalls_per_answer" in sel[0]:
+                    say("median %-8s m%d w%d nginx syscalls/answer %s" % (
+                        mode, mi, wi,
+                        medians(sel, "nginx_syscalls_per_answer")))
+                if "persist" in sel[0]:
+                    p = {k: med(sel, lambda r, k=k: r["persist"][k])
+                         for k in sel[0]["persist"]
+                         if not isinstance(sel[0]["persist"][k],
+                                           (dict, list))}
+                    for k in ("us_per_booking", "fsync_per_s",
+                              "fsync_ms_avg", "fsync_busy"):
+                        for j in sel[0]["persist"][k]:
+                            p[k + "." + j] = med(
+                                sel, lambda r, k=k, j=j: r["persist"][k][j])
+                    say("median %-8s m%d w%d persist %s" % (mode, mi, wi, p))
 
 if __name__ == "__main__":
     main()

@@ -80,9 +80,11 @@ void gchw_persist_free(gchw_persist_t *p);
  * One round: read up to batch_size entries after the persisted position
  * (XREAD, blocking batch_wait_ms), write them in one transaction that
  * moves the position (stream_position, migration 0050) to the last one.
- * Returns the number of entries persisted (>= 0), -1 on a Redis error, -2
- * on a PostgreSQL error (nothing written; the caller backs off and
- * reconnects).
+ * After a read of fewer than batch_size entries, the next round reads
+ * batch_gather_ms after it, sleeping meanwhile (at most its share of
+ * batch_wait_ms a round, and returning 0).  Returns the number of
+ * entries persisted (>= 0), -1 on a Redis error, -2 on a PostgreSQL error
+ * (nothing written; the caller backs off and reconnects).
  */
 int gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg);
 /* The next round reads the position from PostgreSQL again (a new

@@ -59,6 +59,8 @@ struct gchw_persist_s {
                                              pos, next (0: at once) */
     int                 wait_ms;          /* XREAD's BLOCK, 0: the
                                              setting batch_wait_ms */
+    int64_t             gather_ms;        /* the next XREAD, not before
+                                             (batch_gather_ms) */
 };
 
 
@@ -783,6 +785,13 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
         }
     }
 
+    if (now < p->gather_ms) {
+        /* a busy stream: its entries gather into the next batch */
+        gchb_sleep_ms(p->gather_ms - now < wait
+                      ? (int) (p->gather_ms - now) : wait);
+        return 0;
+    }
+
     r = redisCommand(rc, "XREAD COUNT %d BLOCK %d STREAMS " GCHW_STREAM
                      " %s", conf->batch_size, wait, gchb_town, p->pos);
 
@@ -811,6 +820,21 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
         /* nil: BLOCK timed out */
         freeReplyObject(r);
         return 0;
+    }
+
+    /*
+     * Entries came but fewer than a batch: the stream is busy and the
+     * worker keeps up.  The next read waits until batch_gather_ms after
+     * this one, so that a rush is persisted in a few big transactions (a
+     * commit, its WAL flush and fdatasync, a few per second instead of
+     * hundreds) rather than as fast as PostgreSQL commits.  A full batch
+     * (the worker lags) or an idle stream (XREAD blocks) reads at once.
+     */
+    p->gather_ms = 0;
+    if (conf->batch_gather_ms > 0 && list->elements > 0
+        && list->elements < (size_t) conf->batch_size)
+    {
+        p->gather_ms = now + conf->batch_gather_ms;
     }
 
     n = gchw_persist_entries(p, rc, pg, list);

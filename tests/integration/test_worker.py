@@ -127,6 +127,7 @@ def test_config_lists_every_setting(worker_conf):
     out = ctl(worker_conf["conf"], "config").stdout
     for key in ("redis", "redis_password", "postgres", "secret_file",
                 "migrations_dir", "consumer", "batch_size", "batch_wait_ms",
+                "batch_gather_ms",
                 "reap_after_ms", "recount_after_ms", "heartbeat_ms", "claim_idle_ms",
                 "publish_interval_ms", "max_attempts", "stream_keep_ms",
                 "invoice_dir", "invoice_day", "smtp", "smtp_from",
@@ -1270,6 +1271,44 @@ def test_compact_demande_twice_in_a_batch_written_once(worker_conf, rds,
     log = open(str(worker_conf["conf"]).replace("worker.conf",
                                                 "worker.log")).read()
     assert "already in PostgreSQL (a replay)" in log
+
+
+def test_busy_stream_gathered_into_few_transactions(worker_conf, rds,
+                                                   worker):
+    """batch_gather_ms: while entries keep coming (a rush), the worker reads
+    them that far apart and writes each read in one transaction: a steady
+    flow of bookings reaches PostgreSQL in a few commits, not one commit
+    per entry, and every entry once."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    add_settings(worker_conf, "batch_size = 1000\nbatch_gather_ms = 1500\n")
+    w = worker()
+    rds.xadd("{main}:stream", {"d": compact(1, 1623081600000, "f-martin",
+                                            "k1", [("c-thais", "s1",
+                                                    "+900")])})
+    # an idle stream's first entry is read at once
+    assert wait_for(lambda: sql(worker_conf["pg"], "select count(*) from"
+                                " demande")[0][0] == 1, 15)
+    n = 40
+    t0 = time.monotonic()
+    for i in range(2, n + 2):
+        rds.xadd("{main}:stream", {"d": compact(
+            i, 1623081600000 + i, "f-martin", "k%d" % i,
+            [("c-thais", "s1", "+900")])})
+        time.sleep(0.05)
+    spent = time.monotonic() - t0
+    assert wait_for(lambda: pending(rds, worker_conf) == 0, 15)
+    assert w.stop() == 0
+    assert sql(worker_conf["pg"], "select count(*), count(distinct number)"
+               " from demande where number > 1") == [(n, n)]
+    assert sql(worker_conf["pg"], "select count(*) from booking") \
+        == [(n + 1,)]
+    # the rows of one transaction share its xmin: one read at most every
+    # 1.5 s while they came (batch_wait_ms is 20: without the window each
+    # entry was read, and committed, alone), and the last one
+    commits = sql(worker_conf["pg"], "select count(distinct xmin::text)"
+                  " from demande where number > 1")[0][0]
+    assert commits <= 2 + int(spent / 1.5), (commits, spent)
 
 
 def test_demande_mail_found_by_number_without_request_id_index(
