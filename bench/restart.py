@@ -11,9 +11,8 @@ rush of a 20,000-family town serving again within 3 s").
      to open a few seconds ahead, as `make bench` does before its rush;
   2. the rush (rush.c --rush rush.tsv, 256 connections, --resubmit 40,
      from 2 s before the opening), as `make bench` drives it;
-  3. at the peak (--kill-after seconds after the opening: the rush's
-     answers peak in its first seconds, see "kill_second" and the series in
-     the result), SIGKILL redis-server, and at once a new
+  3. at the peak (once the rush has confirmed --kill-cells cells, in the
+     first second after the opening: see the series in the result), SIGKILL redis-server, and at once a new
      redis-server on the same directory: the time until it answers PING
      (not LOADING), and until a booking sent through nginx every 10 ms
      (one cell of an always-open session, a fresh Idempotency-Key each) is
@@ -23,14 +22,16 @@ rush of a 20,000-family town serving again within 3 s").
      account of its load (its log), and during the rush the AOF rewrites
      (auto-aof-rewrite-*: their fork time, the child's CPU, copy-on-write);
   5. the rush goes on against the restarted Redis (its 503s are retried),
-     the worker drains; what the rush got is in the result.
+     the worker drains; what the rush got is in the result;
+  6. the same data after a BGREWRITEAOF (an RDB base, nothing to replay):
+     SIGKILL, restart, the time until PING ("restart_rewritten").
 
 --perf records redis-server while it loads (perf record -g) and adds the
 top symbols.  --redis NAME=VALUE and --worker NAME=VALUE change a setting
 (A/B runs).  A benchmark, never a test: nothing is asserted.  Writes --out
 (default bench/out/restart.json).
 
-    bench/restart.py [--quick] [--kill-after 1] [--perf] [--out FILE]
+    bench/restart.py [--quick] [--kill-cells 20000] [--perf] [--out FILE]
 """
 
 import argparse
@@ -63,6 +64,17 @@ def proc_cpu(pid):
         with open("/proc/%d/stat" % pid) as fh:
             f = fh.read().rsplit(")", 1)[1].split()
         return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def children_cpu(pid):
+    """CPU seconds of the children a process has waited for (its forked
+    AOF rewrites: cutime + cstime in /proc)."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            f = fh.read().rsplit(")", 1)[1].split()
+        return (int(f[13]) + int(f[14])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return 0.0
 
@@ -126,6 +138,8 @@ class Sampler:
         self.child_cpu = {}
         self.rewrites_seen = 0
         self.samples = []
+        self.pid = s.procs["redis"].pid
+        self.cpu0 = children_cpu(self.pid)
         self.th = threading.Thread(target=self.run, daemon=True)
         self.th.start()
 
@@ -154,6 +168,9 @@ class Sampler:
         self.th.join(5)
         return {"rewrite_child_cpu_s": round(sum(self.child_cpu.values()),
                                              2),
+                # the rewrites' children Redis has waited for, exact
+                "children_cpu_s": round(children_cpu(self.pid) - self.cpu0,
+                                        2),
                 "forked_children": len(self.child_cpu),
                 "rewrite_sampled_s": round(
                     0.1 * sum(1 for x in self.samples if x["rewrite"]), 1)}
@@ -235,10 +252,13 @@ def main():
     ap.add_argument("--activities", type=int)
     ap.add_argument("--days", type=int)
     ap.add_argument("--conns", type=int, default=256)
-    ap.add_argument("--kill-after", type=float,
-                    help="seconds after the opening when Redis is killed "
-                    "(default 1, 0.3 with --quick)")
+    ap.add_argument("--kill-cells", type=int,
+                    help="Redis is killed once the rush has confirmed this "
+                    "many cells (default 20,000 of about 33,000, 2,000 with "
+                    "--quick)")
     ap.add_argument("--perf", action="store_true")
+    ap.add_argument("--keep-aof", metavar="DIR",
+                    help="a copy of the AOF's directory at the kill")
     ap.add_argument("--redis", action="append", default=[],
                     help="NAME=VALUE: a redis-server setting")
     ap.add_argument("--worker", action="append", default=[],
@@ -249,7 +269,7 @@ def main():
     d = (dict(families=2000, children=3000, activities=10, days=10)
          if a.quick else
          dict(families=20000, children=30000, activities=40, days=30))
-    d["kill_after"] = 0.3 if a.quick else 1.0
+    d["kill_cells"] = 2000 if a.quick else 20000
     for k, v in d.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
@@ -340,18 +360,25 @@ def main():
              os.path.join(town, "rush.tsv"), "--start-at",
              str(opens_ms - 2000)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        # the rush's answers per second peak in the first seconds after
-        # the opening (the families who came early resubmit at once)
+        # the rush confirms most of its cells in the first second after
+        # the opening: Redis is killed once --kill-cells cells are
+        # confirmed (one HSET of {main}:f:<fid>:bookings each, in INFO
+        # commandstats), whatever the machine's speed
+        def hsets():
+            return r.info("commandstats").get("cmdstat_hset",
+                                              {}).get("calls", 0)
         t_open = opens_ms / 1000.0
         seq0 = int(r.get("{main}:seq:demande") or 0)
-        while time.time() < t_open + a.kill_after:
+        h0 = hsets()
+        while hsets() - h0 < a.kill_cells:
             if rush.poll() is not None:
                 break
-            time.sleep(0.005)
+            time.sleep(0.01)
+        cells = hsets() - h0
         n = int(r.get("{main}:seq:demande") or 0) - seq0
         pid = s.procs["redis"].pid
         mem = r.info("memory")
-        kill = {"demandes_numbered_in_rush": n,
+        kill = {"demandes_numbered_in_rush": n, "cells_confirmed": cells,
                 "rush_requests": meta["requests"],
                 "rush_running": rush.poll() is None,
                 "s_after_opening": round(time.time() - t_open, 2),
@@ -362,7 +389,7 @@ def main():
         rew = sampler.stop()
         pers = r.info("persistence")
         st = r.info("stats")
-        rew.update({"aof_rewrites": pers.get("aof_rewrites"),
+        rew.update({                    "aof_rewrites": pers.get("aof_rewrites"),
                     "latest_fork_usec": st.get("latest_fork_usec"),
                     "total_forks": st.get("total_forks"),
                     "aof_last_cow_size": pers.get("aof_last_cow_size"),
@@ -377,10 +404,15 @@ def main():
         os.kill(pid, signal.SIGKILL)
         s.procs.pop("redis").wait()
         kill["aof"] = aof_files(s)
+        if a.keep_aof:
+            import shutil
+            shutil.rmtree(a.keep_aof, ignore_errors=True)
+            shutil.copytree(os.path.join(s._path("redis"), "appendonlydir"),
+                            a.keep_aof)
         res["at_kill"] = kill
-        say("killed Redis %.1f s after the opening: %d demandes, AOF %.1f MB "
-            "(base %s %.1f MB, incr %.1f MB)" % (
-                kill["s_after_opening"], n,
+        say("killed Redis %.1f s after the opening, %d cells confirmed: "
+            "AOF %.1f MB (base %s %.1f MB, incr %.1f MB)" % (
+                kill["s_after_opening"], cells,
                 kill["aof"]["total_bytes"] / 1e6, kill["aof"]["base_kind"],
                 kill["aof"]["base_bytes"] / 1e6,
                 kill["aof"]["incr_bytes"] / 1e6))
@@ -416,6 +448,7 @@ def main():
                 raise RuntimeError("Redis did not load within 300 s")
             time.sleep(0.005)
         ping_s = time.monotonic() - t0
+        load_cpu = proc_cpu(s.procs["redis"].pid)
         if perf is not None:
             perf.send_signal(signal.SIGINT)
             perf.wait(30)
@@ -426,6 +459,7 @@ def main():
         info = s.redis.info()
         res["restart"] = {
             "ping_s": round(ping_s, 3),
+            "load_cpu_s": round(load_cpu, 2),
             "first_loading_answer_s": (round(first_answer, 3)
                                        if first_answer else None),
             "first_booking_200_s": got.get("first_200_s"),
@@ -440,7 +474,17 @@ def main():
         say("Redis answered PING %.2f s after its restart, a booking 200 "
             "through nginx %s s after" % (ping_s, got.get("first_200_s")))
 
+        # the rest of the rush, on the restarted Redis: its rewrites too
+        sampler2 = Sampler(s)
         out, _ = rush.communicate(timeout=600)
+        rew2 = sampler2.stop()
+        pers = s.redis.info("persistence")
+        st = s.redis.info("stats")
+        rew2.update({                     "aof_rewrites": pers.get("aof_rewrites"),
+                     "latest_fork_usec": st.get("latest_fork_usec"),
+                     "total_forks": st.get("total_forks"),
+                     "aof_last_cow_size": pers.get("aof_last_cow_size")})
+        res["rewrite_rest_of_rush"] = rew2
         try:
             with open(summ) as fh:
                 rs = json.load(fh)
@@ -472,6 +516,48 @@ def main():
                               "stream_entries":
                                   s.redis.xlen("{main}:stream"),
                               "aof": aof_files(s)}
+
+        # the same data once the AOF is rewritten (an RDB base, no
+        # commands to replay): what a rewrite before the crash buys
+        say("the AOF rewritten (BGREWRITEAOF), then SIGKILL and restart")
+        cpu0 = proc_cpu(s.procs["redis"].pid)
+        t = time.monotonic()
+        s.redis.bgrewriteaof()
+        while True:
+            p = s.redis.info("persistence")
+            if (not p["aof_rewrite_in_progress"]
+                    and not p["aof_rewrite_scheduled"]):
+                break
+            time.sleep(0.02)
+        rw = {"rewrite_s": round(time.monotonic() - t, 2),
+              "latest_fork_usec": s.redis.info("stats")["latest_fork_usec"],
+              "aof_last_cow_size": p.get("aof_last_cow_size"),
+              "parent_cpu_s": round(proc_cpu(s.procs["redis"].pid) - cpu0,
+                                    2)}
+        pid = s.procs["redis"].pid
+        os.kill(pid, signal.SIGKILL)
+        s.procs.pop("redis").wait()
+        rw["aof"] = aof_files(s)
+        t0 = time.monotonic()
+        s.procs["redis"] = subprocess.Popen(s.redis_argv(), stdout=log,
+                                            stderr=subprocess.STDOUT)
+        while True:
+            try:
+                rc2.ping()
+                break
+            except (redislib.BusyLoadingError, redislib.ConnectionError):
+                pass
+            if time.monotonic() - t0 > 300:
+                raise RuntimeError("Redis did not load within 300 s")
+            time.sleep(0.005)
+        rw["ping_s"] = round(time.monotonic() - t0, 3)
+        rw["load_cpu_s"] = round(proc_cpu(s.procs["redis"].pid), 2)
+        rw["redis_log"] = redis_load_log(s.read("redis.log"))
+        rw["keys"] = s.redis.dbsize()
+        res["restart_rewritten"] = rw
+        say("rewritten: %.1f MB (base %s), PING %.2f s after the restart"
+            % (rw["aof"]["total_bytes"] / 1e6, rw["aof"]["base_kind"],
+               rw["ping_s"]))
     except Exception as e:      # noqa: BLE001 -- report what was measured
         import traceback
         traceback.print_exc()
