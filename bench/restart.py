@@ -140,6 +140,9 @@ class Sampler:
         self.samples = []
         self.pid = s.procs["redis"].pid
         self.cpu0 = children_cpu(self.pid)
+        self.r = redislib.Redis(host="127.0.0.1", port=s.redis_port,
+                                socket_timeout=5)
+        self.forks0 = self.r.info("stats")["total_forks"]
         self.th = threading.Thread(target=self.run, daemon=True)
         self.th.start()
 
@@ -171,6 +174,7 @@ class Sampler:
                 # the rewrites' children Redis has waited for, exact
                 "children_cpu_s": round(children_cpu(self.pid) - self.cpu0,
                                         2),
+                "forks": self.r.info("stats")["total_forks"] - self.forks0,
                 "forked_children": len(self.child_cpu),
                 "rewrite_sampled_s": round(
                     0.1 * sum(1 for x in self.samples if x["rewrite"]), 1)}
