@@ -12,11 +12,12 @@ rush of a 20,000-family town serving again within 3 s").
   2. the rush (rush.c --rush rush.tsv, 256 connections, --resubmit 40,
      from 2 s before the opening), as `make bench` drives it;
   3. at the peak (once the rush has confirmed --kill-cells cells, in the
-     first second after the opening: see the series in the result), SIGKILL redis-server, and at once a new
-     redis-server on the same directory: the time until it answers PING
-     (not LOADING), and until a booking sent through nginx every 10 ms
-     (one cell of an always-open session, a fresh Idempotency-Key each) is
-     answered 200; every request in between is a 503;
+     first second or two after the opening: see the series in the
+     result), SIGKILL redis-server, and at once a new one on the same
+     directory: the time until it answers PING (not LOADING), and until
+     a booking sent through nginx every 10 ms (one cell of an always-open
+     session, a fresh Idempotency-Key each) is answered 200; every
+     request in between is a 503;
   4. the AOF at the kill (Redis 7's multi-part AOF: the base and incr
      files of appenddirname), the keys and memory once loaded, Redis's own
      account of its load (its log), and during the rush the AOF rewrites
@@ -40,9 +41,11 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -278,7 +281,6 @@ def main():
         if getattr(a, k) is None:
             setattr(a, k, v)
 
-    import tempfile
     tmp = tempfile.mkdtemp(prefix="restart-bench-")
     rush_bin = os.path.join(tmp, "rush")
     subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
@@ -393,7 +395,7 @@ def main():
         rew = sampler.stop()
         pers = r.info("persistence")
         st = r.info("stats")
-        rew.update({                    "aof_rewrites": pers.get("aof_rewrites"),
+        rew.update({"aof_rewrites": pers.get("aof_rewrites"),
                     "latest_fork_usec": st.get("latest_fork_usec"),
                     "total_forks": st.get("total_forks"),
                     "aof_last_cow_size": pers.get("aof_last_cow_size"),
@@ -409,7 +411,6 @@ def main():
         s.procs.pop("redis").wait()
         kill["aof"] = aof_files(s)
         if a.keep_aof:
-            import shutil
             shutil.rmtree(a.keep_aof, ignore_errors=True)
             shutil.copytree(os.path.join(s._path("redis"), "appendonlydir"),
                             a.keep_aof)
@@ -484,7 +485,7 @@ def main():
         rew2 = sampler2.stop()
         pers = s.redis.info("persistence")
         st = s.redis.info("stats")
-        rew2.update({                     "aof_rewrites": pers.get("aof_rewrites"),
+        rew2.update({"aof_rewrites": pers.get("aof_rewrites"),
                      "latest_fork_usec": st.get("latest_fork_usec"),
                      "total_forks": st.get("total_forks"),
                      "aof_last_cow_size": pers.get("aof_last_cow_size")})
@@ -569,6 +570,7 @@ def main():
         rc = 2
     finally:
         s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     text = json.dumps(res, indent=1, sort_keys=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as fh:
