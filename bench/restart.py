@@ -29,10 +29,14 @@ rush of a 20,000-family town serving again within 3 s").
 
 --perf records redis-server while it loads (perf record -g) and adds the
 top symbols.  --redis NAME=VALUE and --worker NAME=VALUE change a setting
-(A/B runs).  A benchmark, never a test: nothing is asserted.  Writes --out
+(A/B runs).  --keep-aof copies the AOF's directory at the kill, and
+--reload loads such copies again on their own (no stack), interleaved.
+A benchmark, never a test: nothing is asserted.  Writes --out
 (default bench/out/restart.json).
 
-    bench/restart.py [--quick] [--kill-cells 20000] [--perf] [--out FILE]
+    bench/restart.py [--quick] [--kill-cells 20000] [--perf]
+                     [--keep-aof DIR] [--out FILE]
+    bench/restart.py --reload DIR [DIR ...] [--reps 3]
 """
 
 import argparse
@@ -250,6 +254,52 @@ def perf_top(data):
     return out[:25]
 
 
+def reload_dirs(dirs, reps):
+    """Each AOF directory (--keep-aof's) loaded by a redis-server of its
+    own (redis.conf, no rewrite), reps times, interleaved: the wall time
+    until PING and redis-server's CPU by then."""
+    out = []
+    for rep in range(reps):
+        for d in dirs:
+            tmp = tempfile.mkdtemp(prefix="restart-reload-")
+            p = None
+            try:
+                shutil.copytree(d, os.path.join(tmp, "appendonlydir"))
+                port = stacklib.free_port()
+                t = time.monotonic()
+                p = subprocess.Popen(
+                    ["redis-server", os.path.join(ROOT, "lua-free-config",
+                                                  "redis.conf"),
+                     "--bind", "127.0.0.1", "--port", str(port), "--dir",
+                     tmp, "--maxmemory", "0",
+                     "--auto-aof-rewrite-percentage", "0"],
+                    stdout=subprocess.DEVNULL)
+                r = redislib.Redis(host="127.0.0.1", port=port)
+                while True:
+                    try:
+                        r.ping()
+                        break
+                    except (redislib.BusyLoadingError,
+                            redislib.ConnectionError):
+                        if p.poll() is not None or \
+                                time.monotonic() - t > 300:
+                            raise RuntimeError("redis-server on %s" % d)
+                        time.sleep(0.005)
+                x = {"dir": d, "rep": rep,
+                     "ping_s": round(time.monotonic() - t, 3),
+                     "cpu_s": round(proc_cpu(p.pid), 2),
+                     "keys": r.dbsize()}
+                say("%s: PING %.2f s, CPU %.2f s, %d keys" % (
+                    d, x["ping_s"], x["cpu_s"], x["keys"]))
+                out.append(x)
+            finally:
+                if p is not None:
+                    p.kill()
+                    p.wait()
+                shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true",
@@ -270,9 +320,16 @@ def main():
                     help="NAME=VALUE: a redis-server setting")
     ap.add_argument("--worker", action="append", default=[],
                     help="NAME=VALUE: a worker setting")
+    ap.add_argument("--reload", nargs="+", metavar="DIR",
+                    help="no stack: load each AOF directory kept by "
+                    "--keep-aof, --reps times interleaved")
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(HERE, "out",
                                                   "restart.json"))
     a = ap.parse_args()
+    if a.reload:
+        print(json.dumps(reload_dirs(a.reload, a.reps), indent=1))
+        return 0
     d = (dict(families=2000, children=3000, activities=10, days=10)
          if a.quick else
          dict(families=20000, children=30000, activities=40, days=30))
