@@ -1118,6 +1118,10 @@ gch_town_session_table(gch_tp_t *tp, size_t total)
             s->label = c->label;
             s->places = c->places;
             s->places_online = (int) ((long long) c->places * share / 100);
+            /* once here rather than for each booking (gch_precheck) */
+            s->book_until = gch_deadline_instant(&t->activities[i].deadline,
+                                                 c->date,
+                                                 t->units[c->unit].starts_min);
 
             old = gch_index_put(&tp->p->sessions, (uint32_t) t->nsessions);
             if (old >= 0) {
