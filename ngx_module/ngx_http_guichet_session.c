@@ -167,7 +167,7 @@ ngx_http_guichet_token(ngx_http_request_t *r, ngx_str_t *tok,
  * (logouts, password changes) like any other, on every request.  A
  * reload's new workers start with an empty cache, and the new secret.
  * NGX_HTTP_GUICHET_TOKC_SETS sets of NGX_HTTP_GUICHET_TOKC_WAYS entries
- * (112 bytes each, 900 kB a worker): a town's whole rush of families.
+ * (a set on 8 cache lines, 1 MB a worker): a town's whole rush of families.
  */
 
 #define NGX_HTTP_GUICHET_TOKC_SETS  2048          /* a power of 2 */
@@ -177,35 +177,47 @@ ngx_http_guichet_token(ngx_http_request_t *r, ngx_str_t *tok,
 typedef struct {
     u_char                        hash[NGX_HTTP_GUICHET_TOKEN_HASH];
     void                         *conf;         /* the secret's http{} */
-    ngx_http_guichet_tenant_t    *town;         /* NULL: an empty entry */
+    ngx_http_guichet_tenant_t    *town;
     int64_t                       expires;
     char                          fid[NGX_HTTP_GUICHET_TOKC_FID];
 } ngx_http_guichet_tokc_t;
 
+/*
+ * A set: the first 8 bytes of each way's hash (0: an empty way) on one
+ * cache line, looked at first, so that a look-up reads the lines of one
+ * way only.
+ */
+typedef struct {
+    uint64_t                      tag[NGX_HTTP_GUICHET_TOKC_WAYS];
+    ngx_http_guichet_tokc_t       way[NGX_HTTP_GUICHET_TOKC_WAYS];
+    u_char                        pad[32];      /* 512 bytes, 8 lines */
+} ngx_http_guichet_tokc_set_t;
 
-static ngx_http_guichet_tokc_t  *ngx_http_guichet_tokc;
+
+static ngx_http_guichet_tokc_set_t  *ngx_http_guichet_tokc;
 
 
 /* The set of hash, or NULL without memory for the cache. */
-static ngx_http_guichet_tokc_t *
+static ngx_http_guichet_tokc_set_t *
 ngx_http_guichet_tokc_set(const u_char *hash)
 {
     uint32_t  h;
 
     if (ngx_http_guichet_tokc == NULL) {
-        ngx_http_guichet_tokc = ngx_calloc(NGX_HTTP_GUICHET_TOKC_SETS
-                                           * NGX_HTTP_GUICHET_TOKC_WAYS
-                                           * sizeof(ngx_http_guichet_tokc_t),
-                                           ngx_cycle->log);
+        ngx_http_guichet_tokc = ngx_memalign(64, NGX_HTTP_GUICHET_TOKC_SETS
+                                       * sizeof(ngx_http_guichet_tokc_set_t),
+                                             ngx_cycle->log);
         if (ngx_http_guichet_tokc == NULL) {
             return NULL;
         }
+
+        ngx_memzero(ngx_http_guichet_tokc, NGX_HTTP_GUICHET_TOKC_SETS
+                                       * sizeof(ngx_http_guichet_tokc_set_t));
     }
 
-    ngx_memcpy(&h, hash, sizeof(h));
+    ngx_memcpy(&h, hash + 8, sizeof(h));
 
-    return &ngx_http_guichet_tokc[(h & (NGX_HTTP_GUICHET_TOKC_SETS - 1))
-                                  * NGX_HTTP_GUICHET_TOKC_WAYS];
+    return &ngx_http_guichet_tokc[h & (NGX_HTTP_GUICHET_TOKC_SETS - 1)];
 }
 
 
@@ -217,10 +229,12 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
     size_t                         n;
     int64_t                        expires;
     u_char                         hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    uint64_t                       tag;
     ngx_str_t                      tok;
     ngx_uint_t                     i;
-    ngx_http_guichet_tokc_t       *set, *c;
+    ngx_http_guichet_tokc_t       *c;
     ngx_http_guichet_tenant_t     *town;
+    ngx_http_guichet_tokc_set_t   *set;
     ngx_http_guichet_main_conf_t  *gmcf;
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
@@ -239,14 +253,18 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
     town = ngx_http_guichet_tenant(r);
 
     ngx_http_guichet_token_hash(tok.data, tok.len, hash);
+    ngx_memcpy(&tag, hash, sizeof(tag));
+    tag |= 1;                                   /* never 0: not empty */
+
     set = ngx_http_guichet_tokc_set(hash);
     c = NULL;
 
     for (i = 0; set && i < NGX_HTTP_GUICHET_TOKC_WAYS; i++) {
-        if (set[i].town == town && set[i].conf == gmcf
-            && sodium_memcmp(set[i].hash, hash, sizeof(hash)) == 0)
+        if (set->tag[i] == tag && set->way[i].town == town
+            && set->way[i].conf == gmcf
+            && sodium_memcmp(set->way[i].hash, hash, sizeof(hash)) == 0)
         {
-            c = &set[i];
+            c = &set->way[i];
             break;
         }
     }
@@ -271,15 +289,19 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
             if (c == NULL) {
                 /* an empty way, else one the hash picks */
                 for (i = 0; i < NGX_HTTP_GUICHET_TOKC_WAYS; i++) {
-                    if (set[i].town == NULL) {
+                    if (set->tag[i] == 0) {
                         break;
                     }
                 }
 
-                c = &set[i < NGX_HTTP_GUICHET_TOKC_WAYS
-                         ? i : hash[4] % NGX_HTTP_GUICHET_TOKC_WAYS];
+                if (i == NGX_HTTP_GUICHET_TOKC_WAYS) {
+                    i = hash[12] % NGX_HTTP_GUICHET_TOKC_WAYS;
+                }
+
+                c = &set->way[i];
             }
 
+            set->tag[c - set->way] = tag;
             ngx_memcpy(c->hash, hash, sizeof(hash));
             c->conf = gmcf;
             c->town = town;
