@@ -15,7 +15,10 @@ each mode asked:
 
 For every run it prints answers/s and the CPU each program took, from
 /proc/<pid>/stat (user + system of its threads) and /proc/stat (the whole
-machine: user, system, softirq, idle), as a share of one core.  With
+machine: user, system, softirq, idle), as a share of one core, and the
+nginx workers' user time alone per answer (the module's and nginx's own
+code: steadier than user + system, whose kernel share moves with how many
+requests a loop turn batches on a busy machine).  With
 --perf, `perf record -a -g` samples the whole machine during the run and
 `perf report --sort comm,dso,sym` is written next to the figures.  With
 --syscalls, `perf stat` counts the nginx workers' system calls during the
@@ -94,12 +97,14 @@ def children(pid):
     return out
 
 
-def proc_ticks(pid):
-    """user + system ticks of every thread of pid."""
+def proc_ticks(pid, user_only=False):
+    """user + system ticks of every thread of pid (user only: its own code
+    and its libraries', without the kernel's work for it, which moves with
+    how many requests a loop turn batches)."""
     try:
         with open("/proc/%d/stat" % pid) as fh:
             f = fh.read().rsplit(")", 1)[1].split()
-        return int(f[11]) + int(f[12])
+        return int(f[11]) + (0 if user_only else int(f[12]))
     except OSError:
         return 0
 
@@ -250,6 +255,7 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     argv += args
     g = groups(s)
     before = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
+    user0 = sum(proc_ticks(p, True) for p in g["nginx"])
     m0 = machine_ticks()
     t0 = time.monotonic()
     perf = None
@@ -310,6 +316,7 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     el = time.monotonic() - t0
     m1 = machine_ticks()
     after = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
+    user1 = sum(proc_ticks(p, True) for p in g["nginx"])
     if a.persist:
         # the rest of the run's bookings persisted: the whole cost of
         # persisting them (PostgreSQL's statistics reach its views within
@@ -338,7 +345,11 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
            "status": res["status"], "cpu_cores": cpu, "machine_cores": mach,
            # CPU time per answer: steadier than answers/s on a shared box
            "us_per_answer": {k: round(v * 1e6 / rate, 1) if rate else None
-                             for k, v in cpu.items()}}
+                             for k, v in cpu.items()},
+           # nginx's user time alone: the module's and nginx's own code
+           "nginx_user_us_per_answer":
+               round((user1 - user0) / HZ / el * 1e6 / rate, 2)
+               if rate else None}
     if a.persist:
         n = res["cells_confirmed"]
         d = {k: c1[k] - c0[k] for k in c0 if k != "lsn"}
@@ -628,10 +639,13 @@ def main():
                 v = [r["rate"] for r in sel]
                 if not v:
                     continue
-                say("median %-8s m%d w%d %8.0f/s  (%s)  us/answer %s  %s%s"
+                say("median %-8s m%d w%d %8.0f/s  (%s)  us/answer %s  "
+                    "nginx user %s  %s%s"
                     % (mode, mi, wi, statistics.median(v),
                        ", ".join("%.0f" % x for x in v),
-                       medians(sel, "us_per_answer"), mod,
+                       medians(sel, "us_per_answer"),
+                       med(sel, lambda r: r["nginx_user_us_per_answer"]),
+                       mod,
                        "" if wset is None else "  worker: " + wset))
                 if "nginx_syscalls_per_answer" in sel[0]:
                     say("median %-8s m%d w%d nginx syscalls/answer %s" % (

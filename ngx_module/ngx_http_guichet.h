@@ -65,9 +65,20 @@ typedef struct {
 } ngx_http_guichet_loc_conf_t;
 
 
-/* Counters shared by all workers (one shared memory zone). */
+/*
+ * Counters shared by all workers (one shared memory zone): one slot of
+ * them per worker (ngx_worker modulo NGX_HTTP_GUICHET_METRICS_SLOTS, each
+ * slot on cache lines of its own), which /metrics adds up.  A worker's
+ * atomic additions then stay in its own core's cache: when the two
+ * workers added to the same lines, each addition waited for the line to
+ * come back from the other core (issue 20, docs/benchmarks.md).  Every
+ * field is an ngx_atomic_t (the sum goes field by field).
+ */
 
 #define NGX_HTTP_GUICHET_NBUCKETS  12
+#define NGX_HTTP_GUICHET_METRICS_SLOTS  32
+#define NGX_HTTP_GUICHET_METRICS_SLOT                                        \
+    ngx_align(sizeof(ngx_http_guichet_metrics_t), 128)
 
 typedef struct {
     ngx_atomic_t              requests[8];      /* by status class, below */

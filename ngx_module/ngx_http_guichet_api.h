@@ -34,6 +34,13 @@
 
 
 typedef struct ngx_http_guichet_op_s  ngx_http_guichet_op_t;
+typedef struct ngx_http_guichet_big_s  ngx_http_guichet_big_t;
+
+/* a piece of an op's memory that did not fit in its block (_op.c) */
+struct ngx_http_guichet_big_s {
+    ngx_http_guichet_big_t       *next;
+    ngx_http_guichet_big_t       *prev;
+};
 
 struct ngx_http_guichet_op_s {
     ngx_http_request_t           *r;            /* NULL once detached */
@@ -80,6 +87,12 @@ struct ngx_http_guichet_op_s {
                                                 /* staff: their login */
     ngx_str_t                     answer;       /* login: 200 body, and */
     ngx_str_t                     cookie;       /* its Set-Cookie (pool) */
+
+    /* the op's memory: its block after the op, then the heap (_op.c) */
+    gch_alloc_t                   alloc;
+    u_char                       *mem_last;     /* the block's free part */
+    u_char                       *mem_prev;     /* its most recent piece */
+    ngx_http_guichet_big_t       *big;          /* pieces on the heap */
 };
 
 

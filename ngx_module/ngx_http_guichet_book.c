@@ -124,7 +124,7 @@ ngx_http_guichet_book_body(ngx_http_request_t *r)
 
     rc = (op->staff ? gch_staff_req_parse : gch_booking_req_parse)
              (&op->req, op->body ? op->body : "", op->body_len,
-              gmcf->max_items, &ngx_http_guichet_heap_alloc, &err);
+              gmcf->max_items, &op->alloc, &err);
     if (rc != GCH_OK) {
         ngx_http_guichet_op_engine_error(op, &err, GCH_EBADJSON);
         ngx_http_guichet_op_free(op);
@@ -278,7 +278,7 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     in.refused_ttl_s = GCH_REFUSED_TTL_S;
     in.agent = op->staff ? op->agent : NULL;
 
-    rc = gch_book_plan(&op->book, &in, &ngx_http_guichet_heap_alloc, &err);
+    rc = gch_book_plan(&op->book, &in, &op->alloc, &err);
     if (rc != GCH_OK) {
         ngx_http_guichet_op_engine_error(op, &err, GCH_ENOMEM);
         ngx_http_guichet_op_free(op);

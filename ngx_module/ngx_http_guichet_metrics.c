@@ -251,14 +251,37 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
     ngx_buf_t                   *b;
     ngx_uint_t                   i, cum;
     ngx_chain_t                  out;
+    ngx_uint_t                   j, k;
+    ngx_atomic_t                *sum, *slot;
     ngx_http_guichet_metrics_t  *m;
     static const char           *classes[] = {
         "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx"
     };
 
-    m = ngx_http_guichet_worker.metrics;
-    if (m == NULL) {
+    if (ngx_http_guichet_worker.metrics == NULL) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    /* the workers' slots added up, field by field */
+
+    m = ngx_pcalloc(r->pool, sizeof(ngx_http_guichet_metrics_t));
+    if (m == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sum = (ngx_atomic_t *) m;
+
+    for (j = 0; j < NGX_HTTP_GUICHET_METRICS_SLOTS; j++) {
+        slot = (ngx_atomic_t *) ((u_char *)
+                   ngx_http_guichet_worker.gmcf->metrics_zone->data
+                   + j * NGX_HTTP_GUICHET_METRICS_SLOT);
+
+        for (k = 0;
+             k < sizeof(ngx_http_guichet_metrics_t) / sizeof(ngx_atomic_t);
+             k++)
+        {
+            sum[k] += slot[k];
+        }
     }
 
     b = ngx_create_temp_buf(r->pool, 8192);

@@ -729,7 +729,8 @@ ngx_http_guichet_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    m = ngx_slab_calloc(shpool, sizeof(ngx_http_guichet_metrics_t));
+    m = ngx_slab_calloc(shpool, NGX_HTTP_GUICHET_METRICS_SLOTS
+                                * NGX_HTTP_GUICHET_METRICS_SLOT);
     if (m == NULL) {
         return NGX_ERROR;
     }
@@ -769,7 +770,11 @@ ngx_http_guichet_init_process(ngx_cycle_t *cycle)
     ngx_memzero(&ngx_http_guichet_worker, sizeof(ngx_http_guichet_worker_t));
     ngx_http_guichet_worker.gmcf = gmcf;
     ngx_http_guichet_worker.log = cycle->log;
-    ngx_http_guichet_worker.metrics = gmcf->metrics_zone->data;
+    /* this worker's slot of the counters */
+    ngx_http_guichet_worker.metrics = (ngx_http_guichet_metrics_t *)
+        ((u_char *) gmcf->metrics_zone->data
+         + (ngx_worker % NGX_HTTP_GUICHET_METRICS_SLOTS)
+           * NGX_HTTP_GUICHET_METRICS_SLOT);
 
     ngx_memzero(&rcf, sizeof(ngx_http_guichet_redis_conf_t));
     rcf.address = gmcf->redis;

@@ -152,17 +152,96 @@ ngx_http_guichet_token(ngx_http_request_t *r, ngx_str_t *tok,
 }
 
 
+/*
+ * Tokens this worker found authentic lately, so that the next request of
+ * the same session does not verify its token again (the HMAC and three
+ * base64 decodings were a tenth of the module's CPU on a refusal: issue
+ * 20, docs/benchmarks.md).  An entry holds the token's BLAKE2b-128 (the
+ * hash the revoked set is made of, computed once for both), its town (the
+ * location's, which the token names), the http{} whose secret verified it
+ * and what gch_token_verify() found in it: the account and the expiry.
+ * Only a token that verified is ever entered, so a token is found only
+ * when its hash is that of an authentic token (a second preimage of
+ * BLAKE2b-128).  A token found is checked for its expiry exactly as
+ * gch_token_verify() does, and against the town's revoked tokens
+ * (logouts, password changes) like any other, on every request.  A
+ * reload's new workers start with an empty cache, and the new secret.
+ * NGX_HTTP_GUICHET_TOKC_SETS sets of NGX_HTTP_GUICHET_TOKC_WAYS entries
+ * (a set on 8 cache lines, 1 MB a worker): a town's whole rush of families.
+ */
+
+#define NGX_HTTP_GUICHET_TOKC_SETS  2048          /* a power of 2 */
+#define NGX_HTTP_GUICHET_TOKC_WAYS  4
+#define NGX_HTTP_GUICHET_TOKC_FID   64
+
+typedef struct {
+    u_char                        hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    void                         *conf;         /* the secret's http{} */
+    ngx_http_guichet_tenant_t    *town;
+    int64_t                       expires;
+    char                          fid[NGX_HTTP_GUICHET_TOKC_FID];
+} ngx_http_guichet_tokc_t;
+
+/*
+ * A set: the first 8 bytes of each way's hash (0: an empty way) on one
+ * cache line, looked at first, so that a look-up reads the lines of one
+ * way only.
+ */
+typedef struct {
+    uint64_t                      tag[NGX_HTTP_GUICHET_TOKC_WAYS];
+    ngx_http_guichet_tokc_t       way[NGX_HTTP_GUICHET_TOKC_WAYS];
+    u_char                        pad[32];      /* 512 bytes, 8 lines */
+} ngx_http_guichet_tokc_set_t;
+
+
+static ngx_http_guichet_tokc_set_t  *ngx_http_guichet_tokc;
+
+
+/* The set of hash, or NULL without memory for the cache. */
+static ngx_http_guichet_tokc_set_t *
+ngx_http_guichet_tokc_set(const u_char *hash)
+{
+    uint32_t  h;
+
+    if (ngx_http_guichet_tokc == NULL) {
+        ngx_http_guichet_tokc = ngx_memalign(64, NGX_HTTP_GUICHET_TOKC_SETS
+                                       * sizeof(ngx_http_guichet_tokc_set_t),
+                                             ngx_cycle->log);
+        if (ngx_http_guichet_tokc == NULL) {
+            return NULL;
+        }
+
+        ngx_memzero(ngx_http_guichet_tokc, NGX_HTTP_GUICHET_TOKC_SETS
+                                       * sizeof(ngx_http_guichet_tokc_set_t));
+    }
+
+    ngx_memcpy(&h, hash + 8, sizeof(h));
+
+    return &ngx_http_guichet_tokc[h & (NGX_HTTP_GUICHET_TOKC_SETS - 1)];
+}
+
+
 /* The family id of a valid token, or NGX_DECLINED. */
 ngx_int_t
 ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
     ngx_uint_t *cookie)
 {
+    size_t                         n;
+    int64_t                        expires;
     u_char                         hash[NGX_HTTP_GUICHET_TOKEN_HASH];
+    uint64_t                       tag;
     ngx_str_t                      tok;
+    ngx_uint_t                     i;
+    ngx_http_guichet_tokc_t       *c;
     ngx_http_guichet_tenant_t     *town;
+    ngx_http_guichet_tokc_set_t   *set;
     ngx_http_guichet_main_conf_t  *gmcf;
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_guichet_module);
+
+    if (size) {
+        fid[0] = '\0';
+    }
 
     if (!gmcf->have_secret
         || ngx_http_guichet_token(r, &tok, cookie) != NGX_OK)
@@ -173,20 +252,70 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
     /* a token of this location's town only, checked against its logouts */
     town = ngx_http_guichet_tenant(r);
 
-    if (gch_token_verify(gmcf->secret, (const char *) town->id.data,
-                         (const char *) tok.data, tok.len, ngx_time(), fid,
-                         size, NULL)
-        != GCH_OK)
-    {
-        return NGX_DECLINED;
+    ngx_http_guichet_token_hash(tok.data, tok.len, hash);
+    ngx_memcpy(&tag, hash, sizeof(tag));
+    tag |= 1;                                   /* never 0: not empty */
+
+    set = ngx_http_guichet_tokc_set(hash);
+    c = NULL;
+
+    for (i = 0; set && i < NGX_HTTP_GUICHET_TOKC_WAYS; i++) {
+        if (set->tag[i] == tag && set->way[i].town == town
+            && set->way[i].conf == gmcf
+            && sodium_memcmp(set->way[i].hash, hash, sizeof(hash)) == 0)
+        {
+            c = &set->way[i];
+            break;
+        }
     }
 
-    if (town->nrevoked) {
-        ngx_http_guichet_token_hash(tok.data, tok.len, hash);
+    if (c && (int64_t) ngx_time() < c->expires
+        && (n = ngx_strlen(c->fid)) < size)
+    {
+        ngx_memcpy(fid, c->fid, n + 1);
 
-        if (ngx_http_guichet_token_revoked(town, hash)) {
-            return NGX_DECLINED;         /* logged out */
+    } else {
+        if (gch_token_verify(gmcf->secret, (const char *) town->id.data,
+                             (const char *) tok.data, tok.len, ngx_time(),
+                             fid, size, &expires)
+            != GCH_OK)
+        {
+            return NGX_DECLINED;
         }
+
+        n = ngx_strlen(fid);
+
+        if (set && n < NGX_HTTP_GUICHET_TOKC_FID) {
+            if (c == NULL) {
+                /* an empty way, else one the hash picks */
+                for (i = 0; i < NGX_HTTP_GUICHET_TOKC_WAYS; i++) {
+                    if (set->tag[i] == 0) {
+                        break;
+                    }
+                }
+
+                if (i == NGX_HTTP_GUICHET_TOKC_WAYS) {
+                    i = hash[12] % NGX_HTTP_GUICHET_TOKC_WAYS;
+                }
+
+                c = &set->way[i];
+            }
+
+            set->tag[c - set->way] = tag;
+            ngx_memcpy(c->hash, hash, sizeof(hash));
+            c->conf = gmcf;
+            c->town = town;
+            c->expires = expires;
+            ngx_memcpy(c->fid, fid, n + 1);
+        }
+    }
+
+    if (town->nrevoked && ngx_http_guichet_token_revoked(town, hash)) {
+        if (size) {
+            fid[0] = '\0';
+        }
+
+        return NGX_DECLINED;             /* logged out */
     }
 
     return NGX_OK;

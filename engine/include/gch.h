@@ -238,6 +238,9 @@ typedef struct {
     const char           *label;         /* unit label when not given */
     int                   places;
     int                   places_online;  /* floor(places * share / 100) */
+    int64_t               book_until;    /* unix s: booking closes (the
+                                            activity's deadline, exclusive;
+                                            set when the town is read) */
 } gch_session_t;
 
 typedef struct {

@@ -299,7 +299,8 @@ int
 gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
     const gch_alloc_t *a, gch_error_t *err)
 {
-    size_t          i, n;
+    char           *p;
+    size_t          i, n, tl, fl;
     gch_book_t     *b;
     gch_cell_t     *c;
     const gch_item_t  *it;
@@ -370,14 +371,24 @@ gch_book_plan(gch_book_t **out, const gch_book_in_t *in,
 
     gch_week_rule(b);
 
-    n = strlen(in->town->id) + strlen(in->family->id) + in->idem_len + 16;
+    /* "{T}:f:<fid>:idem:<key>" (GCH_KEY_F(GCH_KEY_IDEM)), without printf */
+    tl = strlen(in->town->keys.f);
+    fl = strlen(in->family->id);
+    n = tl + fl + sizeof(":" GCH_KEY_IDEM ":") - 1 + in->idem_len + 1;
     b->idem_rkey = a->alloc(a->ctx, n);
     if (b->idem_rkey == NULL) {
         goto nomem;
     }
 
-    snprintf(b->idem_rkey, n, GCH_KEY_F(GCH_KEY_IDEM) ":%.*s", in->town->id,
-             in->family->id, (int) in->idem_len, in->idem_key);
+    p = b->idem_rkey;
+    memcpy(p, in->town->keys.f, tl);
+    p += tl;
+    memcpy(p, in->family->id, fl);
+    p += fl;
+    memcpy(p, ":" GCH_KEY_IDEM ":", sizeof(":" GCH_KEY_IDEM ":") - 1);
+    p += sizeof(":" GCH_KEY_IDEM ":") - 1;
+    memcpy(p, in->idem_key, in->idem_len);
+    p[in->idem_len] = '\0';
 
     /* step one is written when it is asked for: not at all when the
      * sold-out shortcut answers */

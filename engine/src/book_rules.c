@@ -72,7 +72,7 @@ gch_documents_ok(const gch_family_t *f, const gch_activity_t *act,
 void
 gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
 {
-    int                    age, starts, entered;
+    int                    age, entered;
     size_t                 j;
     int64_t                now_s;
     const gch_cell_t      *p;
@@ -87,7 +87,6 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
 
     act = s->activity;
     now_s = b->in.now_ms / 1000;
-    starts = b->in.town->units[s->unit].starts_min;
 
     if (!gch_enrolled(b->in.family, c)) {
         c->reason = GCH_REASON_NOT_ENROLLED;
@@ -139,7 +138,7 @@ gch_precheck(gch_book_t *b, gch_cell_t *c, size_t idx)
         entered = 0;                /* the counter books as ever */
     }
 
-    if (now_s >= gch_deadline_instant(&act->deadline, s->date, starts)) {
+    if (now_s >= s->book_until) {     /* gch_deadline_instant(), read */
         c->reason = GCH_REASON_CLOSED;
         return;
     }

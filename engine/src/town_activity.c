@@ -1078,12 +1078,15 @@ gch_town_session_id(gch_tp_t *tp, const gch_activity_t *act, gch_cell_t *c)
 static int
 gch_town_session_table(gch_tp_t *tp, size_t total)
 {
-    int             rc, share;
-    long            old;
-    size_t          i, j;
-    gch_town_t     *t = tp->t;
-    gch_session_t  *s;
-    gch_cell_t     *c;
+    int                    rc, share, starts, day_starts;
+    long                   old;
+    size_t                 i, j;
+    int64_t                until;
+    gch_day_t              day;
+    gch_town_t            *t = tp->t;
+    gch_session_t         *s;
+    gch_cell_t            *c;
+    const gch_deadline_t  *dl;
 
     t->sessions = gch_arena_alloc(tp->ar, (total + 1) * sizeof(gch_session_t));
     if (t->sessions == NULL
@@ -1094,6 +1097,9 @@ gch_town_session_table(gch_tp_t *tp, size_t total)
     }
 
     t->nsessions = 0;
+    until = 0;
+    day = 0;
+    day_starts = 0;
 
     for (i = 0; i < t->nactivities; i++) {
         tp->p->act_first[i] = t->nsessions;
@@ -1118,6 +1124,25 @@ gch_town_session_table(gch_tp_t *tp, size_t total)
             s->label = c->label;
             s->places = c->places;
             s->places_online = (int) ((long long) c->places * share / 100);
+            /*
+             * once here rather than for each booking (gch_precheck), and
+             * once per day of the activity when the deadline does not
+             * depend on the unit's start (working days, the day before)
+             */
+            dl = &t->activities[i].deadline;
+            starts = t->units[c->unit].starts_min;
+
+            if (j == 0 || c->date != day
+                || ((dl->kind == GCH_DEADLINE_HOURS
+                     || dl->kind == GCH_DEADLINE_NONE)
+                    && starts != day_starts))
+            {
+                until = gch_deadline_instant(dl, c->date, starts);
+                day = c->date;
+                day_starts = starts;
+            }
+
+            s->book_until = until;
 
             old = gch_index_put(&tp->p->sessions, (uint32_t) t->nsessions);
             if (old >= 0) {

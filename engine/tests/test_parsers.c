@@ -395,6 +395,76 @@ test_roundtrip(const char *path)
 }
 
 
+/*
+ * Each session's book_until is its activity's deadline computed for its
+ * day and unit (the town reader computes it once a day of the activity
+ * when the unit's start does not matter): the example town as it is
+ * (working days), then with a deadline in hours and the day before at a
+ * time, over its three units of different starts.
+ */
+static void
+test_book_until(void)
+{
+    int                   rc;
+    char                 *json, *p, *q;
+    size_t                len, n, i, bad;
+    gch_town_t           *t;
+    gch_error_t           err;
+    const gch_session_t  *s;
+    static const char    *was = "{\"working_days\": 9}";
+    static const char    *kinds[] = {
+        "{\"working_days\": 9}", "{\"hours\": 5}",
+        "{\"day_before_at\": \"18:00\"}"
+    };
+
+    json = tread_or_die("golden/town/00-example.json", &len);
+    if (json == NULL) {
+        return;
+    }
+
+    p = strstr(json, was);
+    tap_ok(p != NULL, "book_until: the example's deadline");
+
+    for (i = 0; p && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        /* the example with its deadline replaced by kinds[i] */
+        n = len - strlen(was) + strlen(kinds[i]);
+        q = malloc(n);
+        if (q == NULL) {
+            break;
+        }
+
+        memcpy(q, json, (size_t) (p - json));
+        memcpy(q + (p - json), kinds[i], strlen(kinds[i]));
+        memcpy(q + (p - json) + strlen(kinds[i]), p + strlen(was),
+               len - (size_t) (p - json) - strlen(was));
+        rc = gch_town_parse(&t, q, n, &gch_alloc_std, &err);
+        free(q);
+
+        tap_ok(rc == 0, "book_until: parse with deadline %s", kinds[i]);
+        if (rc != 0) {
+            continue;
+        }
+
+        bad = 0;
+        for (s = t->sessions; s < t->sessions + t->nsessions; s++) {
+            if (s->book_until
+                != gch_deadline_instant(&s->activity->deadline, s->date,
+                                        t->units[s->unit].starts_min))
+            {
+                bad++;
+            }
+        }
+
+        tap_ok(bad == 0 && t->nsessions > 100, "book_until: %zu sessions "
+               "of deadline %s, %zu not their deadline", t->nsessions,
+               kinds[i], bad);
+        gch_town_free(t);
+    }
+
+    free(json);
+}
+
+
 static void
 test_demo(void)
 {
@@ -689,6 +759,7 @@ test_town(void)
     tgolden_dir("golden/town", dump_town);
     test_town_keys();
     test_demo();
+    test_book_until();
     test_prices();
     test_roundtrip("golden/town/00-example.json");
     test_roundtrip("golden/town/01-full.json");

@@ -615,6 +615,26 @@ def test_metrics_count_outcomes(s):
                for ln in text.splitlines())
 
 
+def test_metrics_add_up_every_workers_requests(s):
+    """Each nginx worker counts in a slot of its own: /metrics adds them
+    all up, whichever worker answers the scrape."""
+    def ok_total():
+        r = s.http("GET", "/metrics")
+        assert r.status == 200
+        for ln in r.body.decode().splitlines():
+            if ln.startswith('guichet_requests_total{class="2xx"} '):
+                return int(ln.split()[-1])
+        raise AssertionError("no 2xx counter: " + r.body.decode()[:300])
+
+    before = ok_total()
+    # fresh connections: the workers share them
+    for _ in range(24):
+        assert s.http("GET", "/api/health").status == 200
+    # every scrape, whichever worker answers it, sees all 24
+    for _ in range(6):
+        assert ok_total() == before + 24
+
+
 def test_redis_restarted_empty_fails_closed_then_rebuilds(s, tok):
     """Redis loses everything: bookings answer 503 and write nothing until
     the worker has rebuilt counters and claims from PostgreSQL; then the

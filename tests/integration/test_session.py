@@ -89,6 +89,34 @@ def test_logout_revokes_the_token_in_every_worker(stack):
                       token=r.json()["token"]).status == 200
 
 
+def test_a_known_token_is_refused_once_expired(stack):
+    """A worker that verified a token (and keeps it in its cache of
+    verified tokens) refuses it as soon as it expires, like a worker that
+    never saw it."""
+    tok = stack.ctl_run("token", FAMILY, "--ttl", "6").strip()
+    expires = int(tok.split(".")[3])            # v4.<town>.<fid>.<exp>...
+    assert tok.startswith("v4.")
+    h = {"Authorization": "Bearer " + tok}
+    # one keepalive connection: the same nginx worker every time
+    c = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
+    try:
+        for _ in range(3):
+            c.request("GET", "/api/me", headers=h)
+            r = c.getresponse()
+            assert r.status == 200, r.read()
+            assert json.loads(r.read())["family_id"] == FAMILY
+
+        time.sleep(max(0.0, expires - time.time()) + 1.2)
+
+        c.request("GET", "/api/me", headers=h)
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 401, body
+        assert code(body) == "unauthenticated"
+    finally:
+        c.close()
+
+
 def test_concurrent_guesses_cost_at_most_free_hashes(stack):
     """Finding 1: 30 parallel wrong passwords for one login from one
     address: the count is taken before the check, so at most FREE hashes
