@@ -25,7 +25,8 @@ static gch_dm_cell_t  tdm_cells[] = {
       GCH_REASON_UNKNOWN_SESSION, 0, 0, 0, NULL, 0, NULL, 0, 0, NULL },
     { "c-thais", 7, "k-r", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000, 0,
       NULL, 0, NULL, 0, 0, NULL },
-    { "c-thais", 7, "k-s", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0, NULL },
+    { "c-thais", 7, "k-s", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0,
+      NULL },
     { "c-thais", 7, "k-t", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000, 0,
       NULL, 0, NULL, 0, 0, NULL },
     /* swaps: confirmed (released, billed), refused (kept) */
@@ -38,8 +39,10 @@ static gch_dm_cell_t  tdm_cells[] = {
 
 /* issue 23: a cell refused full that joined the session's waiting list */
 static gch_dm_cell_t  tdm_waiting[] = {
-    { "c-thais", 7, "k-w", 3, GCH_REASON_FULL, 0, 0, 3, NULL, 0, NULL, 0, 0, NULL },
-    { "c-leo", 5, "k-x", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0, NULL },
+    { "c-thais", 7, "k-w", 3, GCH_REASON_FULL, 0, 0, 3, NULL, 0, NULL, 0, 0,
+      NULL },
+    { "c-leo", 5, "k-x", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0,
+      NULL },
 };
 
 
