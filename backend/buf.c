@@ -19,7 +19,7 @@
 
 /* See gchb.h. */
 int
-gchb_buf_add(gchb_buf_t *b, const char *s, size_t n)
+gchb_buf_reserve(gchb_buf_t *b, size_t n)
 {
     char    *nd;
     size_t   cap;
@@ -40,6 +40,18 @@ gchb_buf_add(gchb_buf_t *b, const char *s, size_t n)
         }
         b->data = nd;
         b->cap = cap;
+    }
+
+    return 0;
+}
+
+
+/* See gchb.h. */
+int
+gchb_buf_add(gchb_buf_t *b, const char *s, size_t n)
+{
+    if (gchb_buf_reserve(b, n) != 0) {
+        return -1;
     }
 
     memcpy(b->data + b->len, s, n);

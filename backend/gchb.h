@@ -232,6 +232,10 @@ typedef struct {
  * before (b->failed): nothing more is added.  b->data is the owner's, to
  * release with gchb_buf_free() or free(). */
 int gchb_buf_add(gchb_buf_t *b, const char *s, size_t n);
+/* Room for n more bytes and the NUL after them: b->data + b->len can then
+ * be written up to n bytes (the writer moves b->len and puts the NUL).
+ * 0, or -1 as gchb_buf_add(). */
+int gchb_buf_reserve(gchb_buf_t *b, size_t n);
 /* Releases the bytes; b is empty again. */
 void gchb_buf_free(gchb_buf_t *b);
 

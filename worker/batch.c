@@ -9,6 +9,7 @@
  * replay changes nothing.
  */
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,6 +392,11 @@ typedef struct {
     gchb_buf_t   mail;         /* "{n,n,...": the demande_mail_batch row */
     gchw_keys_t  families;     /* the probe's */
     gchw_keys_t  bids;
+    char        *cbid;         /* an entry's booking ids, computed once */
+    size_t       ncbid;        /* for the rows and gch_dm_render() */
+    long long    ts_sec;       /* ts: the last second formatted, */
+    char         ts[32];       /* "YYYY-MM-DD HH:MM:SS" */
+    size_t       ts_len;       /* 0: none yet */
     int          failed;       /* out of memory */
 } gchw_copy_t;
 
@@ -404,32 +410,105 @@ gchw_copy_add(gchb_buf_t *b, const char *s, size_t n, gchw_copy_t *c)
 }
 
 
-/* One field of a COPY text row, escaped; NULL is \N. */
-static void
-gchw_copy_field(gchb_buf_t *b, const char *s, size_t n, gchw_copy_t *c)
+/* COPY's text format: the bytes escaped with a backslash, and the letter
+ * that follows it */
+static const char  gchw_copy_esc[256] = {
+    ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'
+};
+
+
+/*
+ * A row is written in place: gchw_copy_room() makes room for its longest
+ * form (every byte of its fields escaped) and gives where to write,
+ * gchw_copy_end() closes it.  In a rush's batch the rows were most of the
+ * worker's CPU as a few dozen appends each (docs/worker.md).
+ */
+static char *
+gchw_copy_room(gchb_buf_t *b, size_t n, gchw_copy_t *c)
 {
-    size_t       i, j;
-    const char  *esc;
+    if (gchb_buf_reserve(b, n) != 0) {
+        c->failed = 1;
+        return NULL;
+    }
+
+    return b->data + b->len;
+}
+
+
+static void
+gchw_copy_end(gchb_buf_t *b, char *p)
+{
+    b->len = (size_t) (p - b->data);
+    *p = '\0';
+}
+
+
+static char *
+gchw_copy_put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+
+/* One field of a COPY text row, escaped (2n bytes at most); NULL is \N. */
+static char *
+gchw_copy_field(char *p, const char *s, size_t n)
+{
+    char    e;
+    size_t  i, j;
 
     if (s == NULL) {
-        gchw_copy_add(b, "\\N", 2, c);
-        return;
+        return gchw_copy_put(p, "\\N", 2);
     }
 
     for (i = 0, j = 0; i < n; i++) {
-        switch (s[i]) {
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        default: continue;
+        e = gchw_copy_esc[(unsigned char) s[i]];
+        if (e == 0) {
+            continue;
         }
-        gchw_copy_add(b, s + j, i - j, c);
-        gchw_copy_add(b, esc, 2, c);
+        p = gchw_copy_put(p, s + j, i - j);
+        *p++ = '\\';
+        *p++ = e;
         j = i + 1;
     }
 
-    gchw_copy_add(b, s + j, n - j, c);
+    return gchw_copy_put(p, s + j, n - j);
+}
+
+
+/* v in decimal, at least width digits (zeros before), and a NUL: its
+ * length (v >= 0 here, else its digits after a '-') */
+static size_t
+gchw_copy_int(char *out, long long v, size_t width)
+{
+    char                t[24];
+    size_t              n, i;
+    unsigned long long  u;
+
+    i = 0;
+    u = (unsigned long long) v;
+    if (v < 0) {
+        out[i++] = '-';
+        u = -u;
+    }
+
+    n = 0;
+    do {
+        t[n++] = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    while (n < width) {
+        t[n++] = '0';
+    }
+
+    while (n) {
+        out[i++] = t[--n];
+    }
+    out[i] = '\0';
+
+    return i;
 }
 
 
@@ -454,10 +533,28 @@ gchw_keys_add(gchw_keys_t *k, const char *s, size_t n, gchw_copy_t *c)
 }
 
 
+/* a key to sort: its first 8 bytes as a big-endian number (zeros after
+ * its end), compared first, which orders as strcmp() does */
+typedef struct {
+    uint64_t     pre;
+    const char  *s;
+} gchw_key_t;
+
+
 static int
 gchw_keys_cmp(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *) a, *(const char *const *) b);
+    const gchw_key_t  *x = a, *y = b;
+
+    if (x->pre != y->pre) {
+        return x->pre < y->pre ? -1 : 1;
+    }
+
+    if ((x->pre & 0xff) == 0) {
+        return 0;                    /* both ended in those 8 bytes */
+    }
+
+    return strcmp(x->s + 8, y->s + 8);
 }
 
 
@@ -472,32 +569,41 @@ static size_t
 gchw_keys_literal(gchw_keys_t *k, gchb_buf_t *out, gchw_copy_t *c)
 {
     size_t        i, j, distinct;
-    const char   *p, **v;
+    uint64_t      pre;
+    const char   *p;
+    gchw_key_t   *v;
 
     gchw_copy_add(out, "{", 1, c);
     distinct = 0;
 
     if (k->n && !c->failed) {
-        v = malloc(k->n * sizeof(char *));
+        v = malloc(k->n * sizeof(gchw_key_t));
         if (v == NULL) {
             c->failed = 1;
             return 0;
         }
 
         for (i = 0; i < k->n; i++) {
-            v[i] = k->text.data + k->off[i];
+            p = k->text.data + k->off[i];
+            pre = 0;
+            for (j = 0; j < 8; j++) {
+                pre = pre << 8 | (unsigned char) *p;
+                p += *p != '\0';
+            }
+            v[i].pre = pre;
+            v[i].s = k->text.data + k->off[i];
         }
-        qsort(v, k->n, sizeof(char *), gchw_keys_cmp);
+        qsort(v, k->n, sizeof(gchw_key_t), gchw_keys_cmp);
 
         for (i = 0; i < k->n; i++) {
-            if (i && strcmp(v[i], v[i - 1]) == 0) {
+            if (i && gchw_keys_cmp(&v[i], &v[i - 1]) == 0) {
                 continue;
             }
 
             gchw_copy_add(out, distinct ? ",\"" : "\"",
                           distinct ? 2 : 1, c);
             distinct++;
-            for (p = v[i]; *p != '\0'; p += j) {
+            for (p = v[i].s; *p != '\0'; p += j) {
                 j = strcspn(p, "\"\\");
                 gchw_copy_add(out, p, j, c);
                 if (p[j] != '\0') {
@@ -519,37 +625,6 @@ gchw_keys_literal(gchw_keys_t *k, gchb_buf_t *out, gchw_copy_t *c)
 
 
 /*
- * The entry's "status" into out (size bytes), as the engine rendered it
- * (gch_dm_render(), which alone decides it): the first ,"status":" of the
- * entry's JSON, before its items (no string of it holds that sequence,
- * its quotes being escaped).  0, or -1 when it is not there.
- */
-static int
-gchw_copy_status(const char *js, const char *items, char *out, size_t size)
-{
-    const char  *s, *e;
-
-    s = strstr(js, ",\"status\":\"");
-    if (s == NULL || s > items) {
-        return -1;
-    }
-
-    s += sizeof(",\"status\":\"") - 1;
-    e = strchr(s, '"');
-    if (e == NULL || e > items || (size_t) (e - s) >= size
-        || memchr(s, '\\', (size_t) (e - s)) != NULL)
-    {
-        return -1;
-    }
-
-    memcpy(out, s, (size_t) (e - s));
-    out[e - s] = '\0';
-
-    return 0;
-}
-
-
-/*
  * The rows of one compact demande, appended to c's buffers.  0; 1 when it
  * is not a case COPY takes (the batch goes the statements' way); -1 when
  * memory is short.
@@ -557,16 +632,15 @@ gchw_copy_status(const char *js, const char *items, char *out, size_t size)
 static int
 gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
 {
-    int                   rc, mail;
-    char                 *js, *items, ts[48], num[24], rid[32], fid[128],
-                          cid[128], sid[128], bid[GCH_BOOKING_ID_MAX],
-                          price[24], status[32];
-    size_t                i, n, jlen;
-    time_t                t;
-    struct tm             tm;
-    gch_dm_t              dm;
-    const char           *agent;
-    const gch_dm_cell_t  *cell;
+    int             rc, mail;
+    char           *items, *p, *bid, ts[48], num[24], rid[32], fid[128],
+                    cid[128], sid[128], price[24];
+    size_t          i, n, ilen, numlen, tslen;
+    time_t          t;
+    struct tm       tm;
+    gch_dm_t        dm;
+    const char     *agent, *status;
+    gch_dm_cell_t  *cell;
 
     if (len == 0 || d[0] != GCH_DM_MAGIC[0]) {
         return 1;                    /* a JSON entry */
@@ -577,13 +651,26 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
         return rc == GCH_ENOMEM ? -1 : 1;
     }
 
-    js = NULL;
+    items = NULL;
     rc = 1;
 
     if (dm.number < 0 || dm.at_ms < 0 || dm.family_len >= sizeof(fid)
         || memchr(dm.family, '\0', dm.family_len) != NULL)
     {
         goto done;
+    }
+
+    memcpy(fid, dm.family, dm.family_len);
+    fid[dm.family_len] = '\0';
+
+    if (dm.ncells > c->ncbid) {
+        bid = realloc(c->cbid, dm.ncells * GCH_BOOKING_ID_MAX);
+        if (bid == NULL) {
+            rc = -1;
+            goto done;
+        }
+        c->cbid = bid;
+        c->ncbid = dm.ncells;
     }
 
     for (i = 0; i < dm.ncells; i++) {
@@ -595,57 +682,79 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
         {
             goto done;               /* a swap's release: a cancellation */
         }
+
+        if (cell->reason != GCH_REASON_NONE) {
+            continue;
+        }
+
+        /* its booking id, once: for the items' JSON and the row */
+        memcpy(cid, cell->child, cell->child_len);
+        cid[cell->child_len] = '\0';
+        memcpy(sid, cell->session, cell->session_len);
+        sid[cell->session_len] = '\0';
+        bid = c->cbid + i * GCH_BOOKING_ID_MAX;
+        gch_book_id(bid, fid, dm.key, dm.key_len, cid, sid);
+        cell->bid = bid;
     }
 
-    /* the items as the statement copies them: the entry's JSON ends with
-     * ,"items":[...]} (gch_dm_render()); no string of it holds that
-     * sequence, its quotes being escaped */
-    js = gch_dm_render(&dm, GCH_DM_ENTRY, &gch_alloc_std, &jlen);
-    if (js == NULL) {
+    /* the items and the status as the statement copies them from the
+     * entry's JSON (gch_dm_render(), GCH_DM_ENTRY, renders both so) */
+    items = gch_dm_render(&dm, GCH_DM_ITEMS, &gch_alloc_std, &ilen);
+    if (items == NULL) {
         rc = -1;
         goto done;
     }
+    status = gch_dm_status(&dm);
 
-    items = strstr(js, ",\"items\":");
-    if (items == NULL || jlen == 0 || js[jlen - 1] != '}') {
-        goto done;
+    numlen = gchw_copy_int(num, dm.number, 1);
+    rid[0] = 'D';
+    rid[1] = '-';
+    gchw_copy_int(rid + 2, dm.number, 6);
+
+    /* to_timestamp(at_ms / 1000.0): milliseconds, UTC; the second's text
+     * kept for the next entries (a rush's are of the same seconds) */
+    if (c->ts_len == 0 || c->ts_sec != dm.at_ms / 1000) {
+        t = (time_t) (dm.at_ms / 1000);
+        if (gmtime_r(&t, &tm) == NULL) {
+            goto done;
+        }
+        c->ts_len = strftime(c->ts, sizeof(c->ts), "%Y-%m-%d %H:%M:%S", &tm);
+        if (c->ts_len == 0) {
+            goto done;
+        }
+        c->ts_sec = dm.at_ms / 1000;
     }
-    items += sizeof(",\"items\":") - 1;
-
-    if (gchw_copy_status(js, items, status, sizeof(status)) != 0) {
-        goto done;
-    }
-
-    memcpy(fid, dm.family, dm.family_len);
-    fid[dm.family_len] = '\0';
-
-    snprintf(num, sizeof(num), "%lld", dm.number);
-    snprintf(rid, sizeof(rid), "D-%06lld", dm.number);
-
-    /* to_timestamp(at_ms / 1000.0): milliseconds, UTC */
-    t = (time_t) (dm.at_ms / 1000);
-    if (gmtime_r(&t, &tm) == NULL) {
-        goto done;
-    }
-    n = strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(ts + n, sizeof(ts) - n, ".%03d+00", (int) (dm.at_ms % 1000));
+    memcpy(ts, c->ts, c->ts_len);
+    tslen = c->ts_len;
+    ts[tslen++] = '.';
+    gchw_copy_int(ts + tslen, dm.at_ms % 1000, 3);
+    tslen += 3;
+    memcpy(ts + tslen, "+00", 4);
+    tslen += 3;
 
 
     /* demande */
-    gchw_copy_add(&c->demande, num, strlen(num), c);
-    gchw_copy_add(&c->demande, "\t", 1, c);
-    gchw_copy_add(&c->demande, rid, strlen(rid), c);
-    gchw_copy_add(&c->demande, "\t", 1, c);
-    gchw_copy_field(&c->demande, dm.family, dm.family_len, c);
-    gchw_copy_add(&c->demande, "\tbook\t", 6, c);
-    gchw_copy_add(&c->demande, status, strlen(status), c);
-    gchw_copy_add(&c->demande, "\t", 1, c);
-    gchw_copy_field(&c->demande, dm.key, dm.key_len, c);
-    gchw_copy_add(&c->demande, "\t", 1, c);
-    gchw_copy_add(&c->demande, ts, strlen(ts), c);
-    gchw_copy_add(&c->demande, "\t", 1, c);
-    gchw_copy_field(&c->demande, items, (size_t) (js + jlen - 1 - items), c);
-    gchw_copy_add(&c->demande, "\n", 1, c);
+    n = strlen(rid) + strlen(status) + 2 * (dm.family_len + dm.key_len + ilen);
+    p = gchw_copy_room(&c->demande, numlen + tslen + n + 16, c);
+    if (p == NULL) {
+        rc = -1;
+        goto done;
+    }
+    p = gchw_copy_put(p, num, numlen);
+    *p++ = '\t';
+    p = gchw_copy_put(p, rid, strlen(rid));
+    *p++ = '\t';
+    p = gchw_copy_field(p, dm.family, dm.family_len);
+    p = gchw_copy_put(p, "\tbook\t", 6);
+    p = gchw_copy_put(p, status, strlen(status));
+    *p++ = '\t';
+    p = gchw_copy_field(p, dm.key, dm.key_len);
+    *p++ = '\t';
+    p = gchw_copy_put(p, ts, tslen);
+    *p++ = '\t';
+    p = gchw_copy_field(p, items, ilen);
+    *p++ = '\n';
+    gchw_copy_end(&c->demande, p);
 
     gchw_keys_add(&c->families, dm.family, dm.family_len, c);
 
@@ -658,32 +767,33 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
             continue;
         }
 
-        memcpy(cid, cell->child, cell->child_len);
-        cid[cell->child_len] = '\0';
-        memcpy(sid, cell->session, cell->session_len);
-        sid[cell->session_len] = '\0';
-        gch_book_id(bid, fid, dm.key, dm.key_len, cid, sid);
-        snprintf(price, sizeof(price), "%lld", cell->price_cents);
+        n = gchw_copy_int(price, cell->price_cents, 1);
+        p = gchw_copy_room(&c->booking, 2 * (GCH_BOOKING_ID_MAX
+            + dm.family_len + cell->child_len + cell->session_len
+            + dm.agent_len) + numlen + n + tslen + 24, c);
+        if (p == NULL) {
+            rc = -1;
+            goto done;
+        }
+        p = gchw_copy_field(p, cell->bid, strlen(cell->bid));
+        *p++ = '\t';
+        p = gchw_copy_put(p, num, numlen);
+        *p++ = '\t';
+        p = gchw_copy_field(p, dm.family, dm.family_len);
+        *p++ = '\t';
+        p = gchw_copy_field(p, cell->child, cell->child_len);
+        *p++ = '\t';
+        p = gchw_copy_field(p, cell->session, cell->session_len);
+        *p++ = '\t';
+        p = gchw_copy_put(p, price, n);
+        *p++ = '\t';
+        p = gchw_copy_put(p, ts, tslen);
+        p = gchw_copy_put(p, dm.onsite ? "\tonsite\t" : "\tonline\t", 8);
+        p = gchw_copy_field(p, agent, dm.agent_len);
+        *p++ = '\n';
+        gchw_copy_end(&c->booking, p);
 
-        gchw_copy_field(&c->booking, bid, strlen(bid), c);
-        gchw_copy_add(&c->booking, "\t", 1, c);
-        gchw_copy_add(&c->booking, num, strlen(num), c);
-        gchw_copy_add(&c->booking, "\t", 1, c);
-        gchw_copy_field(&c->booking, dm.family, dm.family_len, c);
-        gchw_copy_add(&c->booking, "\t", 1, c);
-        gchw_copy_field(&c->booking, cell->child, cell->child_len, c);
-        gchw_copy_add(&c->booking, "\t", 1, c);
-        gchw_copy_field(&c->booking, cell->session, cell->session_len, c);
-        gchw_copy_add(&c->booking, "\t", 1, c);
-        gchw_copy_add(&c->booking, price, strlen(price), c);
-        gchw_copy_add(&c->booking, "\t", 1, c);
-        gchw_copy_add(&c->booking, ts, strlen(ts), c);
-        gchw_copy_add(&c->booking, dm.onsite ? "\tonsite\t" : "\tonline\t",
-                      8, c);
-        gchw_copy_field(&c->booking, agent, dm.agent_len, c);
-        gchw_copy_add(&c->booking, "\n", 1, c);
-
-        gchw_keys_add(&c->bids, bid, strlen(bid), c);
+        gchw_keys_add(&c->bids, cell->bid, strlen(cell->bid), c);
     }
 
     /* e-mail: one per demande (its number in the batch's row), but none
@@ -697,14 +807,14 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
 
     if (mail) {
         gchw_copy_add(&c->mail, c->mail.len ? "," : "{", 1, c);
-        gchw_copy_add(&c->mail, num, strlen(num), c);
+        gchw_copy_add(&c->mail, num, numlen, c);
     }
 
     rc = c->failed ? -1 : 0;
 
 done:
 
-    free(js);
+    free(items);
     gch_dm_free(&dm, &gch_alloc_std);
 
     return rc;
@@ -721,6 +831,7 @@ gchw_copy_free(gchw_copy_t *c)
     free(c->families.off);
     gchb_buf_free(&c->bids.text);
     free(c->bids.off);
+    free(c->cbid);
 }
 
 

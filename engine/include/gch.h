@@ -580,6 +580,10 @@ typedef struct {
     const char    *released;          /* confirmed swap: the session of */
     size_t         released_len;      /* the booking released */
     int            billed;            /* its release is billed */
+    const char    *bid;               /* confirmed: its booking id, if the
+                                         caller has it (NUL-terminated;
+                                         gch_dm_render() writes it as is),
+                                         else NULL (decoded: NULL) */
 } gch_dm_cell_t;
 
 typedef struct {
@@ -603,6 +607,9 @@ typedef struct {
 #define GCH_DM_ANSWER     0   /* the API's answer (docs/api.md) */
 #define GCH_DM_ENTRY      1   /* the stream's "book" entry, for the worker */
 #define GCH_DM_DEMANDE    2   /* one element of GET /api/requests */
+#define GCH_DM_ITEMS      3   /* the entry's "items" array alone (the
+                                 worker's COPY of demande.items), for
+                                 gch_dm_render() only */
 
 /* The compact text of d; NULL when memory is short or d is too big. */
 char *gch_dm_encode(const gch_dm_t *d, const gch_alloc_t *a, size_t *len);
@@ -615,6 +622,9 @@ void gch_dm_free(gch_dm_t *d, const gch_alloc_t *a);
  * memory is short. */
 char *gch_dm_render(const gch_dm_t *d, int what, const gch_alloc_t *a,
     size_t *len);
+/* The demande's status as its JSON states it ("traitee_positivement",
+ * "partielle", "traitee_negativement", "deposee"): a static string. */
+const char *gch_dm_status(const gch_dm_t *d);
 /* A stored demande, compact or JSON (written before the compact form, or
  * a cancellation's, which stays JSON), as JSON of what: JSON is copied as
  * it is.  NULL when memory is short or p is neither (*len = 0 then, and

@@ -149,6 +149,7 @@ gch_dm_of(gch_book_t *b, gch_dm_t *d)
         x->released = NULL;
         x->released_len = 0;
         x->billed = 0;
+        x->bid = NULL;
 
         if (c->item->replaces) {
             x->replaces = c->item->replaces;

@@ -382,7 +382,8 @@ gch_dm_free(gch_dm_t *d, const gch_alloc_t *a)
 
 /* ----- rendering ---------------------------------------------------- */
 
-static const char *
+/* See gch.h. */
+const char *
 gch_dm_status(const gch_dm_t *d)
 {
     size_t  i, ok, entered;
@@ -494,13 +495,13 @@ gch_dm_items(gch_buf_t *o, const gch_dm_t *d, const char *fid)
         gch_buf_jstr(o, c->session, c->session_len);
 
         if (c->reason == GCH_REASON_NONE) {
-            if (gch_dm_bid(d, c, fid, bid, o->a) != 0) {
+            if (c->bid == NULL && gch_dm_bid(d, c, fid, bid, o->a) != 0) {
                 o->failed = 1;
                 return;
             }
 
             gch_buf_lit(o, ",\"status\":\"confirmed\",\"booking_id\":");
-            gch_buf_jstrz(o, bid);
+            gch_buf_jstrz(o, c->bid ? c->bid : bid);
             gch_buf_lit(o, ",\"price_cents\":");
             gch_buf_addi(o, c->price_cents);
 
@@ -617,6 +618,12 @@ gch_dm_render(const gch_dm_t *d, int what, const gch_alloc_t *a,
     }
 
     gch_buf_init(&o, a);
+
+    if (what == GCH_DM_ITEMS) {
+        gch_dm_items(&o, d, fid);
+        gch_dm_cstr_free(fid, fb, a);
+        return gch_buf_detach(&o, len);
+    }
 
     switch (what) {
 

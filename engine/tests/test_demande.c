@@ -20,26 +20,29 @@ void test_demande(void);
 
 static gch_dm_cell_t  tdm_cells[] = {
     { "c-thais", 7, "k-m", 3, GCH_REASON_NONE, 450, 0, 0,
-      NULL, 0, NULL, 0, 0 },
+      NULL, 0, NULL, 0, 0, NULL },
     { "c-l\xc3\xa9o \"x\"", 10, "unknown session", 15,
-      GCH_REASON_UNKNOWN_SESSION, 0, 0, 0, NULL, 0, NULL, 0, 0 },
+      GCH_REASON_UNKNOWN_SESSION, 0, 0, 0, NULL, 0, NULL, 0, 0, NULL },
     { "c-thais", 7, "k-r", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000, 0,
-      NULL, 0, NULL, 0, 0 },
-    { "c-thais", 7, "k-s", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0 },
+      NULL, 0, NULL, 0, 0, NULL },
+    { "c-thais", 7, "k-s", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0,
+      NULL },
     { "c-thais", 7, "k-t", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000, 0,
-      NULL, 0, NULL, 0, 0 },
+      NULL, 0, NULL, 0, 0, NULL },
     /* swaps: confirmed (released, billed), refused (kept) */
     { "c-thais", 7, "k-j", 3, GCH_REASON_NONE, 900, 0, 0,
-      "b-0123456789abcdef0123", 22, "k-m", 3, 1 },
+      "b-0123456789abcdef0123", 22, "k-m", 3, 1, NULL },
     { "c-thais", 7, "k-u", 3, GCH_REASON_NOT_OPEN_YET, 0, 1623060000, 0,
-      "b-1", 3, NULL, 0, 0 },
+      "b-1", 3, NULL, 0, 0, NULL },
 };
 
 
 /* issue 23: a cell refused full that joined the session's waiting list */
 static gch_dm_cell_t  tdm_waiting[] = {
-    { "c-thais", 7, "k-w", 3, GCH_REASON_FULL, 0, 0, 3, NULL, 0, NULL, 0, 0 },
-    { "c-leo", 5, "k-x", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0 },
+    { "c-thais", 7, "k-w", 3, GCH_REASON_FULL, 0, 0, 3, NULL, 0, NULL, 0, 0,
+      NULL },
+    { "c-leo", 5, "k-x", 3, GCH_REASON_FULL, 0, 0, 0, NULL, 0, NULL, 0, 0,
+      NULL },
 };
 
 
@@ -106,8 +109,8 @@ static void
 test_dm_roundtrip(void)
 {
     int        rc;
-    char      *enc, *js, bid[GCH_BOOKING_ID_MAX], want[1024];
-    size_t     n, jn;
+    char      *enc, *js, *items, bid[GCH_BOOKING_ID_MAX], want[1024];
+    size_t     n, jn, in;
     gch_dm_t   d, back;
 
     tdm_sample(&d, 4);
@@ -161,7 +164,34 @@ test_dm_roundtrip(void)
                          "\"k 1\",\"at_ms\":1623319200123,\"status\":"
                          "\"partielle\",\"items\":[{", 139) == 0,
            "dm: the stream entry: %s", js ? js : "(null)");
+
+    /* the items alone (the worker's COPY of demande.items): the entry's
+     * to the byte, and its status */
+    items = rc == GCH_OK ? gch_dm_render(&back, GCH_DM_ITEMS,
+                                         &gch_alloc_std, &in)
+                         : NULL;
+    tap_ok(js && items && jn > in + 9 && js[jn - 1] == '}'
+           && memcmp(js + jn - 1 - in - 9, ",\"items\":", 9) == 0
+           && memcmp(js + jn - 1 - in, items, in) == 0
+           && in == strlen(items)
+           && strcmp(gch_dm_status(&back), "partielle") == 0,
+           "dm: the items alone are the entry's: %s",
+           items ? items : "(null)");
+    free(items);
     free(js);
+
+    /* a booking id the caller has is written as it is, not derived */
+    items = NULL;
+    if (rc == GCH_OK) {
+        back.cells[0].bid = "b-given";
+        items = gch_dm_render(&back, GCH_DM_ITEMS, &gch_alloc_std, &in);
+        back.cells[0].bid = NULL;
+    }
+    tap_ok(items && strstr(items, "\"booking_id\":\"b-given\"")
+           && strstr(items, bid) == NULL,
+           "dm: a booking id given with the cell is rendered as given: %s",
+           items ? items : "(null)");
+    free(items);
 
     gch_dm_free(&back, &gch_alloc_std);
     free(enc);
