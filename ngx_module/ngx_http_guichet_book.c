@@ -305,10 +305,10 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     /*
      * What one family can make the system keep is bounded (issue 18): its
      * budget, in this host's shared memory, is charged before step one; a
-     * family past it costs Redis one read and keeps nothing there: a key
-     * Redis knows (a booking that went through while its client got 503)
-     * still gets its answer, like in the sold-out shortcut.  Not the
-     * counter's agents.
+     * family past it costs Redis one read (EXISTS of its key), no write:
+     * only a key Redis knows (a booking that went through while its
+     * client got 503) goes on to step one and gets its replay, like in
+     * the sold-out shortcut.  Not the counter's agents.
      */
     if (!op->staff) {
         retry_after = ngx_http_guichet_budget_charge(&op->town->id,
