@@ -374,8 +374,8 @@ ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,
 
 /*
  * Past the family's budget: 429 rate_limited, unless Redis knows the key
- * (its replay, 409 or 422, the normal way: step one writes nothing new
- * for a known key).
+ * (its replay, 409 or 422, the normal way: step one's claims of a known
+ * key are undone by step two, nothing more is kept).
  */
 static void
 ngx_http_guichet_book_budget_checked(ngx_http_guichet_op_t *op,
