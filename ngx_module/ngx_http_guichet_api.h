@@ -80,6 +80,8 @@ struct ngx_http_guichet_op_s {
     char                          hash[256];
     ngx_uint_t                    verified;
     ngx_uint_t                    retry_after;  /* seconds, 429 */
+    long long                     over_budget;  /* the family's budget:
+                                                   the 429's seconds */
     char                          client[NGX_HTTP_GUICHET_CLIENT_MAX];
     unsigned                      unknown:1;    /* login: dummy hash */
     gch_login_verdict_t           verdict;

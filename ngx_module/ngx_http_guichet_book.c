@@ -30,6 +30,8 @@ static void ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op);
 static void ngx_http_guichet_staff_checked(ngx_http_guichet_op_t *op,
     redisReply *reply);
 static void ngx_http_guichet_book_go(ngx_http_guichet_op_t *op);
+static void ngx_http_guichet_book_budget_checked(ngx_http_guichet_op_t *op,
+    redisReply *reply);
 static void ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,
     redisReply *reply);
 static void ngx_http_guichet_book_step1_done(ngx_http_guichet_op_t *op,
@@ -303,7 +305,10 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
     /*
      * What one family can make the system keep is bounded (issue 18): its
      * budget, in this host's shared memory, is charged before step one; a
-     * family past it costs Redis nothing.  Not the counter's agents.
+     * family past it costs Redis one read (EXISTS of its key), no write:
+     * only a key Redis knows (a booking that went through while its
+     * client got 503) goes on to step one and gets its replay, like in
+     * the sold-out shortcut.  Not the counter's agents.
      */
     if (!op->staff) {
         retry_after = ngx_http_guichet_budget_charge(&op->town->id,
@@ -311,13 +316,16 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
                                                      op->req.nitems,
                                                      in.now_ms);
         if (retry_after > 0) {
-            if (gch_book_over_budget(op->book, retry_after) == GCH_OK) {
-                ngx_http_guichet_book_answer(op);
-            } else {
+            op->over_budget = retry_after;
+
+            if (ngx_http_guichet_op_send(op, gch_book_idem_check(op->book),
+                                       ngx_http_guichet_book_budget_checked)
+                != NGX_OK)
+            {
                 ngx_http_guichet_op_unavailable(op);
+                ngx_http_guichet_op_free(op);
             }
 
-            ngx_http_guichet_op_free(op);
             return;
         }
     }
@@ -361,6 +369,47 @@ ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,
     op->full_checked = 1;
 
     ngx_http_guichet_book_go(op);
+}
+
+
+/*
+ * Past the family's budget: 429 rate_limited, unless Redis knows the key
+ * (its replay, 409 or 422, the normal way: step one's claims of a known
+ * key are undone by step two, nothing more is kept).
+ */
+static void
+ngx_http_guichet_book_budget_checked(ngx_http_guichet_op_t *op,
+    redisReply *reply)
+{
+    if (op->r == NULL) {
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (reply->integer == 0) {
+        if (gch_book_over_budget(op->book, op->over_budget) == GCH_OK) {
+            ngx_http_guichet_book_answer(op);
+        } else {
+            ngx_http_guichet_op_unavailable(op);
+        }
+
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (ngx_http_guichet_op_send(op, gch_book_step1(op->book),
+                                 ngx_http_guichet_book_step1_done)
+        != NGX_OK)
+    {
+        ngx_http_guichet_op_unavailable(op);
+        ngx_http_guichet_op_free(op);
+    }
 }
 
 

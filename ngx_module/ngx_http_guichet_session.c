@@ -252,6 +252,12 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
     /* a token of this location's town only, checked against its logouts */
     town = ngx_http_guichet_tenant(r);
 
+    if (town->id.data == NULL) {
+        /* a town no location serves ($guichet_family on a static page):
+         * no revoked set to check a token against, nobody signed in */
+        return NGX_DECLINED;
+    }
+
     ngx_http_guichet_token_hash(tok.data, tok.len, hash);
     ngx_memcpy(&tag, hash, sizeof(tag));
     tag |= 1;                                   /* never 0: not empty */

@@ -517,7 +517,8 @@ const char *gch_book_body(const gch_book_t *b, size_t *len);
 int gch_book_replayed(const gch_book_t *b);
 /* Instead of gch_book_step1(), when gch_family_charge() refused the
  * request (retry_after its answer): the answer is 429 rate_limited, with
- * nothing sent to Redis.  GCH_ENOMEM when memory is short (answer 503). */
+ * nothing sent to Redis but gch_book_idem_check() (a key Redis knows goes
+ * to step one instead).  GCH_ENOMEM when memory is short (answer 503). */
 int gch_book_over_budget(gch_book_t *b, long long retry_after);
 /* After a 429 (the family's budget): its Retry-After in seconds, else 0. */
 long long gch_book_retry_after(const gch_book_t *b);
@@ -1084,7 +1085,9 @@ long long gch_login_paused(const gch_login_verdict_t *v, long long ttl);
  * charged GCH_FAMILY_REQUEST_COST plus its number of items against a
  * budget of GCH_FAMILY_BUDGET per window of GCH_FAMILY_WINDOW_S that
  * starts with the window's first request; beyond, 429 rate_limited
- * before step one, nothing sent to Redis and nothing kept.  The caller
+ * before step one, nothing written to Redis and nothing kept (the nginx
+ * module reads whether Redis knows the Idempotency-Key: a known one goes
+ * on to step one, which replays its answer).  The caller
  * keeps the counts (the nginx module: a shared memory zone, one host's
  * workers; docs/directives.md, guichet_budget_zone) and asks
  * gch_family_charge().  The answers of wholly refused requests are kept

@@ -448,6 +448,32 @@ def test_one_family_cannot_fill_redis(make_stack):
         assert res.status == 200, res
 
 
+def test_a_family_past_its_budget_still_learns_a_booking_s_fate(make_stack):
+    """A booking that went through (its client got a 503, or lost the
+    answer) is learnt by sending its Idempotency-Key again (docs/api.md).
+    A family past its budget meanwhile gets that answer, replayed, not a
+    429 saying that nothing was booked; a new key still gets the 429."""
+    s = make_stack(budget_town(), name="budget-replay")
+    a = s.tokens()["f-0001"]
+    k = key()
+    res = book(s, a, [("c-0001", "rush-0708-m")], idem=k)
+    assert res.status == 200, res
+    first = res.json()
+    assert first["items"][0]["status"] == "confirmed", first
+
+    junk = [("c-0001", "nope-%03d" % i) for i in range(200)]   # costs 210
+    statuses = [book(s, a, junk).status for _ in range(29)]
+    assert statuses[-1] == 429, statuses
+
+    res = book(s, a, [("c-0001", "rush-0708-m")], idem=k)
+    assert res.status == 200, res
+    assert res.headers.get("idempotent-replayed") == "true", res
+    assert res.json() == first
+
+    res = book(s, a, [("c-0001", "rush-0708-m")])
+    assert_error(res, "rate_limited")
+
+
 def nginx_workers(s):
     """The pids of the nginx master's children (its workers)."""
     pid = s.procs["nginx"].pid
@@ -492,8 +518,9 @@ def book_on(conn, token, items):
 def test_family_budget_shared_by_workers_not_in_redis(make_stack):
     """A family's budget is kept in the nginx host's shared memory
     (guichet_budget_zone): both workers charge the same count, a family
-    past it costs Redis nothing (not one command names it), Redis keeps
-    no counter, and a reload keeps the count."""
+    past it costs Redis one read a request (EXISTS of its Idempotency-Key,
+    whose known answer it still gets) and no write, Redis keeps no
+    counter, and a reload keeps the count."""
     s = make_stack(budget_town(), name="budget-shm")
     tok = s.tokens()
     a, b = tok["f-0001"], tok["f-0002"]
@@ -553,7 +580,11 @@ def test_family_budget_shared_by_workers_not_in_redis(make_stack):
             assert res.status == 429, res
         s.redis.echo("budget-test-end")
         assert ended.wait(10), "MONITOR saw nothing"
-    assert not [c for c in seen if "f-0001" in c], seen
+    # one read each (does Redis know its Idempotency-Key?), no write
+    named = [c for c in seen if "f-0001" in c]
+    assert len(named) == 4, seen
+    assert all(c.startswith("EXISTS {main}:f:f-0001:idem:") for c in named), \
+        seen
 
     # a reload (SIGHUP): new workers, the same zone, the same count
     old = nginx_workers(s)

@@ -281,3 +281,37 @@ def test_production_cookie_is_host_prefixed_and_secure():
     finally:
         s.stop()
         os.unlink(path)
+
+
+def test_a_token_on_a_location_of_a_town_not_served(make_stack, tmp_path):
+    """A location whose guichet_town no guichet_api location serves (a
+    static page, an office proxy of another town) still evaluates
+    $guichet_family in the access log: a request there with a token of
+    any shape, well formed or not, is answered and logged without a
+    family, and no nginx worker dies (the town's state past the end has
+    no id: gch_token_verify() was given a NULL town)."""
+    with open(os.path.join(ROOT, "lua-free-config", "dev.conf")) as f:
+        conf = f.read()
+    anchor = "        server_name localhost;\n"
+    assert anchor in conf and "family=$guichet_family" in conf
+    conf = conf.replace(anchor, anchor +
+                        "        location = /elsewhere {\n"
+                        "            guichet_town elsewhere;\n"
+                        "            return 204;\n"
+                        "        }\n", 1)
+    tpl = tmp_path / "dev-elsewhere.conf"
+    tpl.write_text(conf)
+    s = make_stack(DEMO_TOWN, name="elsewhere", nginx_template=str(tpl))
+    tok = s.ctl_run("token", FAMILY).strip()
+    assert tok.startswith("v4.")
+    for bearer in (tok, "v1.a.b.c.d", "v2.a.b.c.d.e",
+                   "v3.elsewhere.a.b.c.d", "v4.x.a.b.c.d.e"):
+        for _ in range(3):
+            r = s.http("GET", "/elsewhere", token=bearer)
+            assert r.status == 204, (bearer, r)
+    assert "exited on signal" not in s.error_log()
+    assert s.http("GET", "/api/me", token=tok).status == 200
+    logged = [l for l in s.read(os.path.join("nginx", "access.log"))
+              .splitlines() if "/elsewhere" in l]
+    assert len(logged) == 15, logged
+    assert not [l for l in logged if "family=f-" in l], logged
