@@ -785,6 +785,10 @@ gchw_persist_round(gchw_persist_t *p, redisContext *rc, PGconn *pg)
         }
     }
 
+    if (p->gather_ms > now + conf->batch_gather_ms) {
+        p->gather_ms = 0;       /* the clock went back: read at once */
+    }
+
     if (now < p->gather_ms) {
         /* a busy stream: its entries gather into the next batch */
         gchb_sleep_ms(p->gather_ms - now < wait
