@@ -1347,7 +1347,7 @@ export async function viewReserver(ctx) {
             h("h2", { id: "demande-numero" }, ids.length > 1
                 ? "Demandes N° " + ids.join(", ")
                 : ids.length === 1 ? "Demande N° " + ids[0]
-                : ans.requests.length ? unrecordedTitle(all)
+                : ans.requests.length ? P.unrecordedTitle(all)
                 : "Annulations"),
             status ? h("p", {}, (P.REQUEST_STATUS[status] || status)
                        + " — " + ok.length + " séance"
@@ -1687,23 +1687,13 @@ export async function viewReserver(ctx) {
         const ids = out.requests.map((x) => x.request_id).filter(Boolean);
         announce(ids.length ? "Demande N° " + ids.join(", ") + " traitée."
                  : out.error || (out.requests.length
-                     ? unrecordedTitle(out.requests.flatMap((x) =>
+                     ? P.unrecordedTitle(out.requests.flatMap((x) =>
                          x.items || [])) + "."
                      : "Annulations traitées."));
     }
 
     schedulePoll();
     await load();
-}
-
-/* The title of answers without a demande ("request_id": null, nothing
- * recorded, docs/api.md): every cell refused before the opening, or the
- * sold-out shortcut's "full". */
-function unrecordedTitle(items) {
-    return items.length && items.every((i) => i.status === "confirmed"
-                                              || i.reason === "not_open_yet")
-        ? "Pas encore ouvert : réessayez à l'heure d'ouverture"
-        : "Complet : plus de place en ligne";
 }
 
 /* "Valider mes réservations", the last words only visually hidden on a
