@@ -432,6 +432,7 @@ def main():
                                               {}).get("calls", 0)
         t_open = opens_ms / 1000.0
         seq0 = int(r.get("{main}:seq:demande") or 0)
+        cmd0 = r.info("stats")["total_commands_processed"]
         h0 = hsets()
         while hsets() - h0 < a.kill_cells:
             if rush.poll() is not None:
@@ -441,7 +442,11 @@ def main():
         n = int(r.get("{main}:seq:demande") or 0) - seq0
         pid = s.procs["redis"].pid
         mem = r.info("memory")
+        # every command Redis ran from the rush's start to the kill (the
+        # sampler's INFO included, a few a second)
+        cmds = r.info("stats")["total_commands_processed"] - cmd0
         kill = {"demandes_numbered_in_rush": n, "cells_confirmed": cells,
+                "redis_commands_in_rush": cmds,
                 "rush_requests": meta["requests"],
                 "rush_running": rush.poll() is None,
                 "s_after_opening": round(time.time() - t_open, 2),
@@ -472,9 +477,10 @@ def main():
             shutil.copytree(os.path.join(s._path("redis"), "appendonlydir"),
                             a.keep_aof)
         res["at_kill"] = kill
-        say("killed Redis %.1f s after the opening, %d cells confirmed: "
+        say("killed Redis %.1f s after the opening, %d cells confirmed, "
+            "%d demandes numbered, %d Redis commands: "
             "AOF %.1f MB (base %s %.1f MB, incr %.1f MB)" % (
-                kill["s_after_opening"], cells,
+                kill["s_after_opening"], cells, n, cmds,
                 kill["aof"]["total_bytes"] / 1e6, kill["aof"]["base_kind"],
                 kill["aof"]["base_bytes"] / 1e6,
                 kill["aof"]["incr_bytes"] / 1e6))

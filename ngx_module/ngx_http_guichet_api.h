@@ -61,7 +61,8 @@ struct ngx_http_guichet_op_s {
     gch_booking_req_t             req;
     unsigned                      have_req:1;
     unsigned                      staff:1;      /* the counter: on site */
-    unsigned                      full_checked:1;
+    unsigned                      full_checked:1;  /* Redis knows the
+                                                     key: no shortcut */
     gch_book_t                   *book;
     gch_cancel_t                 *cancel;
     gch_absence_t                *absence;

@@ -5,9 +5,10 @@
  * The saga, in the order a request goes through it: book reads the body,
  * book_body parses it (the counter's goes through staff_check first),
  * book_go plans it with the engine and sends step one (or, when the
- * sold-out cache answers, the idempotency check first), step1_done feeds
- * step one's reply and sends step two, step2_done answers, step3_done
- * ends the demande list's occasional trim.  The engine decides; this file
+ * sold-out cache or the not-yet-open shortcut answers, the idempotency
+ * check first), step1_done feeds step one's reply and sends step two,
+ * step2_done answers, step3_done ends the demande list's occasional
+ * trim.  The engine decides; this file
  * only carries its commands and its answers.
  */
 
@@ -287,19 +288,32 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
         return;
     }
 
-    if (gmcf->full_cache && !op->full_checked && !op->staff
-        && gch_book_sold_out(op->book, ngx_http_guichet_sold_out, op->cat)
-           == 1)
-    {
-        if (ngx_http_guichet_op_send(op, gch_book_idem_check(op->book),
-                                     ngx_http_guichet_book_idem_checked)
-            != NGX_OK)
-        {
-            ngx_http_guichet_op_unavailable(op);
-            ngx_http_guichet_op_free(op);
+    /*
+     * Answered at once, after one EXISTS of the idempotency record: a
+     * request before the opening (every cell not_open_yet, whatever
+     * guichet_full_cache says), or one the sold-out cache refuses.  Once
+     * Redis said it knows the key (full_checked), the saga runs.
+     */
+    if (!op->full_checked && !op->staff) {
+        rc = gch_book_not_open_yet(op->book);
+        if (rc == 0 && gmcf->full_cache) {
+            rc = gch_book_sold_out(op->book, ngx_http_guichet_sold_out,
+                                   op->cat);
         }
 
-        return;
+        if (rc != 0) {
+            if (rc != 1
+                || ngx_http_guichet_op_send(op,
+                                            gch_book_idem_check(op->book),
+                                            ngx_http_guichet_book_idem_checked)
+                   != NGX_OK)
+            {
+                ngx_http_guichet_op_unavailable(op);
+                ngx_http_guichet_op_free(op);
+            }
+
+            return;
+        }
     }
 
     /*
@@ -341,10 +355,11 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
 
 
 /*
- * The sold-out cache would answer "full" at once, but only a key Redis
- * does not know may get that answer: a known one (a booking that went
- * through while its client got 503, a concurrent twin) gets its replay,
- * 409 or 422 the normal way.
+ * The sold-out cache would answer "full" at once, the not-yet-open
+ * shortcut "not_open_yet", but only a key Redis does not know may get
+ * that answer: a known one (a booking that went through while its client
+ * got 503, a concurrent twin, a key first sent after the opening) gets
+ * its replay, 409 or 422 the normal way.
  */
 static void
 ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,

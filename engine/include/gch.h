@@ -542,10 +542,22 @@ const gch_session_t *gch_book_cell_session(const gch_book_t *b, size_t i);
  */
 int gch_book_sold_out(gch_book_t *b,
     int (*sold_out)(const gch_session_t *s, void *ctx), void *ctx);
-/* After gch_book_sold_out() returned 1: the one command (EXISTS of the
- * request's idempotency record) telling whether Redis knows its key -- a
- * known key must not be answered from the cache.  Owned by b; NULL when
- * memory is short. */
+/*
+ * The not-yet-open shortcut: right after gch_book_plan(), if every cell of
+ * a family's request is refused not_open_yet by the rules that need no
+ * Redis (the booking has not opened, or its draw is not decided yet), the
+ * request is answered at once -- the same refusal, request_id null, no
+ * demande, nothing sent to Redis, nothing kept for a replay, so that the
+ * same key books once it has opened -- and 1 is returned (gch_book_body()
+ * holds the answer).  0: go on (any other cell outcome, or the counter).
+ * GCH_ENOMEM when memory is short.  Independent of the sold-out cache.
+ */
+int gch_book_not_open_yet(gch_book_t *b);
+/* After gch_book_sold_out() or gch_book_not_open_yet() returned 1: the one
+ * command (EXISTS of the request's idempotency record) telling whether
+ * Redis knows its key -- a known key must not be answered at once: it gets
+ * its replay, 409 or 422 from the saga.  Owned by b; NULL when memory is
+ * short. */
 const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
 
 

@@ -555,8 +555,46 @@ gch_book_sold_out(gch_book_t *b,
 
 
 /*
- * See gch.h: EXISTS {T}:f:<fid>:idem:<key>, after gch_book_sold_out()
- * answered from the cache.  NULL when memory is short.
+ * See gch.h.  Every cell refused not_open_yet by the rules that need no
+ * Redis: the answer is the same refusal, request_id null, and nothing is
+ * written nor kept for a replay, so that the parent who pressed a second
+ * before the opening books with the same key once it has opened.  A cell
+ * with any other outcome (entered in a draw, refused for another reason,
+ * open) keeps the saga; so does the counter (never refused not_open_yet).
+ */
+int
+gch_book_not_open_yet(gch_book_t *b)
+{
+    size_t  i;
+
+    if (b->nopen != 0 || b->ncells == 0 || b->in.onsite
+        || b->state != GCH_BOOK_PLANNED)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < b->ncells; i++) {
+        if (b->cells[i].reason != GCH_REASON_NOT_OPEN_YET) {
+            return 0;
+        }
+    }
+
+    b->request_id[0] = '\0';
+    b->body = gch_answer_json(b, &b->body_len);
+    if (b->body == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    b->status = 200;
+    b->state = GCH_BOOK_DONE;
+
+    return 1;
+}
+
+
+/*
+ * See gch.h: EXISTS {T}:f:<fid>:idem:<key>, after gch_book_sold_out() or
+ * gch_book_not_open_yet() answered.  NULL when memory is short.
  */
 const gch_cmds_t *
 gch_book_idem_check(gch_book_t *b)

@@ -1557,6 +1557,130 @@ test_book_sold_out(void)
 
 
 /*
+ * The not-yet-open shortcut: every cell refused not_open_yet by the
+ * pre-check is answered at once, request_id null, opens_at said; the only
+ * command is the EXISTS of the idempotency record.  Another refusal, an
+ * open cell or the counter keeps the saga, sold-out cache or not.
+ */
+#define T_PRE  "2021-06-07T17:59:59+02:00"
+
+static int
+tnot_open(const gch_alloc_t *a, char *body, size_t size)
+{
+    int                rc;
+    tbk_t              k;
+    size_t             len;
+    const char        *p;
+    const gch_cmds_t  *l;
+
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m c-thais:k-r", T_PRE, a);
+    if (rc == GCH_OK) {
+        rc = gch_book_not_open_yet(k.b);
+        if (rc == 1) {
+            p = gch_book_body(k.b, &len);
+            snprintf(body, size, "%.*s", (int) len, p);
+            l = gch_book_idem_check(k.b);
+            rc = l ? (tline_is(l, 0, "EXISTS {main}:f:f-martin:idem:k1")
+                      && l->ncmds == 1 && gch_book_done(k.b)
+                      && gch_book_status(k.b) == 200
+                      && !gch_book_replayed(k.b) ? 1 : -50)
+                   : GCH_ENOMEM;
+        }
+    }
+
+    tbk_free(&k);
+    return rc;
+}
+
+
+static void
+test_book_not_open_yet(void)
+{
+    int          rc;
+    long         n, leaks, wrong;
+    char         body[1024];
+    size_t       i;
+    tbk_t        k;
+    tcount_t     c;
+    gch_alloc_t  a;
+
+    static const struct {
+        const char  *name;
+        const char  *items;
+        const char  *now;
+    }  saga[] = {
+        { "another refusal with it (age)", "c-thais:k-m c-leo:k-m", T_PRE },
+        { "an unknown session with it", "c-thais:k-m c-thais:nope", T_PRE },
+        { "at the opening instant", "c-thais:k-m",
+          "2021-06-07T18:00:00+02:00" },
+        { "only refused for another reason (age)", "c-leo:k-m", T_PRE },
+    };
+
+    body[0] = '\0';
+    rc = tnot_open(&gch_alloc_std, body, sizeof(body));
+    tap_ok(rc == 1 && strcmp(body, "{\"request_id\":null,\"status\":"
+                             "\"traitee_negativement\",\"items\":["
+                             "{\"child_id\":\"c-thais\",\"session_id\":"
+                             "\"k-m\",\"status\":\"refused\",\"reason\":"
+                             "\"not_open_yet\",\"opens_at\":"
+                             "\"2021-06-07T18:00:00+02:00\"},"
+                             "{\"child_id\":\"c-thais\",\"session_id\":"
+                             "\"k-r\",\"status\":\"refused\",\"reason\":"
+                             "\"not_open_yet\",\"opens_at\":"
+                             "\"2021-06-07T18:00:00+02:00\"}]}") == 0,
+           "not open yet: every cell not_open_yet, request_id null, one "
+           "EXISTS of the record (%d): %s", rc, body);
+
+    for (i = 0; i < sizeof(saga) / sizeof(saga[0]); i++) {
+        rc = tbk_plan(&k, "f-martin", "k1", saga[i].items, saga[i].now,
+                      &gch_alloc_std);
+        rc = rc ? rc : gch_book_not_open_yet(k.b);
+        tap_ok(rc == 0 && gch_book_body(k.b, &(size_t){0}) == NULL
+               && gch_book_step1(k.b) != NULL,
+               "not open yet: %s goes to step one (%d)", saga[i].name, rc);
+        tbk_free(&k);
+    }
+
+    /* the counter books before the opening as ever */
+    tbk_agent = "agent1";
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_PRE, &gch_alloc_std);
+    rc = rc ? rc : gch_book_not_open_yet(k.b);
+    tap_ok(rc == 0 && gch_book_step1(k.b) != NULL,
+           "not open yet: the counter goes to step one (%d)", rc);
+    tbk_free(&k);
+    tbk_agent = NULL;
+
+    /* the sold-out cache, asked first, leaves it to this one */
+    rc = tbk_plan(&k, "f-martin", "k1", "c-thais:k-m", T_PRE, &gch_alloc_std);
+    rc = rc ? rc : gch_book_sold_out(k.b, tfull_km, NULL);
+    rc = rc ? rc : gch_book_not_open_yet(k.b);
+    tap_ok(rc == 1 && strstr(tbody(k.b), "\"reason\":\"not_open_yet\"")
+           && strstr(tbody(k.b), "\"request_id\":null"),
+           "not open yet: not \"full\" from the sold-out cache: %s",
+           tbody(k.b));
+    tbk_free(&k);
+
+    leaks = 0;
+    wrong = 0;
+
+    for (n = 1; ; n++) {
+        tcount_init(&c, &a, n);
+        rc = tnot_open(&a, body, sizeof(body));
+        leaks += c.live != 0;
+        if (c.failed == 0) {
+            wrong += rc != 1;
+            break;
+        }
+        wrong += rc != GCH_ENOMEM;
+    }
+
+    tap_ok(leaks == 0 && wrong == 0 && n > 1, "oom not open yet: each of "
+           "the %ld allocations fails cleanly, no leak (%ld leaks, %ld "
+           "wrong)", n - 1, leaks, wrong);
+}
+
+
+/*
  * The failing allocator: every allocation of one saga fails in turn.
  * Each run must end with GCH_ENOMEM (or a well-formed answer when the
  * failure hit only the error body, which the module answers 503), never
@@ -2455,6 +2579,7 @@ test_book(void)
     test_book_fence();
     test_book_attempts();
     test_book_sold_out();
+    test_book_not_open_yet();
     test_book_oom();
     test_book_security();
     test_book_swap();

@@ -111,3 +111,13 @@ test("knownRefusal: closed, enrolment not validated, document missing", () => {
     /* documents unknown (no guichet-office): nothing said */
     assert.equal(P.knownRefusal(s, child, act, me, null), null);
 });
+
+test("unrecordedTitle: an answer without a demande says why", () => {
+    const early = { status: "refused", reason: "not_open_yet",
+                    opens_at: "2027-06-07T18:00:00+02:00" };
+    assert.match(P.unrecordedTitle([early, early]), /^Pas encore ouvert/);
+    assert.match(P.unrecordedTitle([{ status: "refused", reason: "full" }]),
+                 /^Complet/);
+    assert.match(P.unrecordedTitle([early, { status: "refused",
+                                             reason: "full" }]), /^Complet/);
+});

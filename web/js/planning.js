@@ -271,6 +271,15 @@ export function reasonText(item, fmtInstant) {
     }
 }
 
+/* The title of answers without a demande ("request_id": null: nothing
+ * recorded, docs/api.md): every cell refused before the opening (the
+ * not-yet-open shortcut), else the sold-out shortcut's "full". */
+export function unrecordedTitle(items) {
+    return items.length && items.every((i) => i.reason === "not_open_yet")
+        ? "Pas encore ouvert : réessayez à l'heure d'ouverture"
+        : "Complet : plus de place en ligne";
+}
+
 export const REQUEST_STATUS = {
     deposee: "Envoyée",
     traitee_positivement: "Acceptée",

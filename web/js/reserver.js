@@ -1347,7 +1347,7 @@ export async function viewReserver(ctx) {
             h("h2", { id: "demande-numero" }, ids.length > 1
                 ? "Demandes N° " + ids.join(", ")
                 : ids.length === 1 ? "Demande N° " + ids[0]
-                : ans.requests.length ? "Complet : plus de place en ligne"
+                : ans.requests.length ? P.unrecordedTitle(all)
                 : "Annulations"),
             status ? h("p", {}, (P.REQUEST_STATUS[status] || status)
                        + " — " + ok.length + " séance"
@@ -1686,7 +1686,10 @@ export async function viewReserver(ctx) {
         results.focus();
         const ids = out.requests.map((x) => x.request_id).filter(Boolean);
         announce(ids.length ? "Demande N° " + ids.join(", ") + " traitée."
-                 : out.error || "Annulations traitées.");
+                 : out.error || (out.requests.length
+                     ? P.unrecordedTitle(out.requests.flatMap((x) =>
+                         x.items || [])) + "."
+                     : "Annulations traitées."));
     }
 
     schedulePoll();
