@@ -31,6 +31,7 @@ static void ngx_http_guichet_staff_check(ngx_http_guichet_op_t *op);
 static void ngx_http_guichet_staff_checked(ngx_http_guichet_op_t *op,
     redisReply *reply);
 static void ngx_http_guichet_book_go(ngx_http_guichet_op_t *op);
+static void ngx_http_guichet_book_step1_send(ngx_http_guichet_op_t *op);
 static void ngx_http_guichet_book_budget_checked(ngx_http_guichet_op_t *op,
     redisReply *reply);
 static void ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,
@@ -344,6 +345,14 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
         }
     }
 
+    ngx_http_guichet_book_step1_send(op);
+}
+
+
+/* Step one goes to Redis, or the request is answered 503. */
+static void
+ngx_http_guichet_book_step1_send(ngx_http_guichet_op_t *op)
+{
     if (ngx_http_guichet_op_send(op, gch_book_step1(op->book),
                                  ngx_http_guichet_book_step1_done)
         != NGX_OK)
@@ -418,13 +427,7 @@ ngx_http_guichet_book_budget_checked(ngx_http_guichet_op_t *op,
         return;
     }
 
-    if (ngx_http_guichet_op_send(op, gch_book_step1(op->book),
-                                 ngx_http_guichet_book_step1_done)
-        != NGX_OK)
-    {
-        ngx_http_guichet_op_unavailable(op);
-        ngx_http_guichet_op_free(op);
-    }
+    ngx_http_guichet_book_step1_send(op);
 }
 
 

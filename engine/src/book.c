@@ -502,6 +502,26 @@ gch_book_cell_session(const gch_book_t *b, size_t i)
 
 
 /*
+ * A shortcut's answer: the cells as they stand, no demande (request_id
+ * null), nothing sent to Redis nor kept for a replay.  1, or GCH_ENOMEM.
+ */
+static int
+gch_book_unrecorded(gch_book_t *b)
+{
+    b->request_id[0] = '\0';
+    b->body = gch_answer_json(b, &b->body_len);
+    if (b->body == NULL) {
+        return GCH_ENOMEM;
+    }
+
+    b->status = 200;
+    b->state = GCH_BOOK_DONE;
+
+    return 1;
+}
+
+
+/*
  * See gch.h.  The answer refuses every open cell "full" without a demande
  * (request_id null): nothing was sent, nothing is written, nothing is kept
  * for a replay.
@@ -541,16 +561,7 @@ gch_book_sold_out(gch_book_t *b,
         }
     }
 
-    b->request_id[0] = '\0';
-    b->body = gch_answer_json(b, &b->body_len);
-    if (b->body == NULL) {
-        return GCH_ENOMEM;
-    }
-
-    b->status = 200;
-    b->state = GCH_BOOK_DONE;
-
-    return 1;
+    return gch_book_unrecorded(b);
 }
 
 
@@ -579,16 +590,7 @@ gch_book_not_open_yet(gch_book_t *b)
         }
     }
 
-    b->request_id[0] = '\0';
-    b->body = gch_answer_json(b, &b->body_len);
-    if (b->body == NULL) {
-        return GCH_ENOMEM;
-    }
-
-    b->status = 200;
-    b->state = GCH_BOOK_DONE;
-
-    return 1;
+    return gch_book_unrecorded(b);
 }
 
 
