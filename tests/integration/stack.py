@@ -76,6 +76,21 @@ class StackError(Exception):
     pass
 
 
+class _Procs(dict):
+    """Stack.procs: the running processes by name, remembering every one
+    ever stored (self.every), so that stop() ends even one whose name was
+    given to another since (a worker started again while the first still
+    ran, a test's own process kept under a name stop() does not know)."""
+
+    def __init__(self):
+        super().__init__()
+        self.every = []
+
+    def __setitem__(self, name, p):
+        self.every.append(p)
+        super().__setitem__(name, p)
+
+
 class Response:
     """What s.http() returns: status, headers (lower-case names), body."""
 
@@ -138,7 +153,7 @@ class Stack:
         self.asan = os.environ.get("GUICHET_ASAN") == "1"
         self.name = name
         self.dir = None
-        self.procs = {}
+        self.procs = _Procs()
         self._redis = None
         self._pg = None
         self.pg_started = False
@@ -173,6 +188,11 @@ class Stack:
             p = self.procs.pop(name, None)
             if p is not None:
                 self._end(p, signal.SIGTERM, 10)
+        # whatever else this stack started and is still running: a process
+        # replaced under its name, or one under a name unknown here
+        for p in self.procs.every:
+            self._end(p, signal.SIGTERM, 10)
+        del self.procs.every[:]
         if self._pg is not None:
             self._pg.close()
             self._pg = None
@@ -403,6 +423,12 @@ class Stack:
         return out
 
     def _start_worker(self):
+        w = self.procs.get("worker")
+        if w is not None and w.poll() is None:
+            # two workers on one stack is never what a test means (a test
+            # that stops the worker did not run first: pytest -k, --lf)
+            raise StackError("guichet-worker %d is still running: stop it"
+                             " before starting another" % w.pid)
         self.procs["worker"] = subprocess.Popen(
             [os.path.join(BUILD, "guichet-worker"), "-c", self.worker_conf],
             cwd=ROOT, stdout=self._log("worker"), stderr=subprocess.STDOUT)
