@@ -254,7 +254,17 @@ class Stack:
 
         def up():
             try:
-                return self._redis.ping()
+                # ours: another stack choosing the same free port at the
+                # same time (free_port) would answer the ping while ours
+                # exits, unable to bind
+                if (self._redis.ping()
+                        and self._redis.info("server")["process_id"]
+                        == self.procs["redis"].pid):
+                    return True
+                if self.procs["redis"].poll() is not None:
+                    raise StackError("redis-server exited: " +
+                                     self.read("redis.log"))
+                return False
             except redislib.BusyLoadingError:
                 if loading:
                     return True     # up, still loading its data: enough
