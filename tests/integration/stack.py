@@ -72,6 +72,32 @@ def free_port():
             return port
 
 
+def listens(pid, port):
+    """Does process pid hold a TCP socket listening on port?"""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            col = row.split()
+            if col[3] == "0A" and col[1].endswith(":%04X" % port):
+                inodes.add("socket:[%s]" % col[9])
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 class StackError(Exception):
     pass
 
@@ -552,9 +578,12 @@ class Stack:
                 raise StackError("nginx exited: " + self.error_log())
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
             except OSError:
                 return False
+            # ours: another stack's nginx on the same port (free_port is
+            # racy between stacks starting at once) would answer too,
+            # while ours retries its bind() and exits
+            return listens(self.procs["nginx"].pid, self.port)
         self._wait("nginx", listening)
 
         # the module reads the catalogue from Redis shortly after start
