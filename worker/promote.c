@@ -374,6 +374,8 @@ typedef struct {
     char                 body[512];
     const gch_family_t  *f;
     int                  gone;     /* no :waiters entry: a leftover */
+    long long            at;       /* the entry's request, its start */
+    int                  busy;     /* that request is between its steps */
     int                  replay;   /* its key is recorded already */
     int                  parsed;
     gch_booking_req_t    req;
@@ -446,6 +448,35 @@ gchw_promo_plan(gchw_promo_t *p, const gch_town_t *t, long long gen,
         p->reason = GCH_REASON_NOT_ENROLLED;   /* not the family's child */
         p->got = 0;
     }
+}
+
+
+/* Does the reply of ZRANGE {T}:inflight hold a booking attempt of the
+ * family fid ("{T}:f:<fid>:idem:<key>#<id>")? */
+static int
+gchw_promo_in_flight(const redisReply *r, const char *fid)
+{
+    int     n;
+    char    prefix[256];
+    size_t  i;
+
+    n = snprintf(prefix, sizeof(prefix), GCH_KEY_F(GCH_KEY_IDEM) ":",
+                 gchb_town, fid);
+    if (r->type != REDIS_REPLY_ARRAY || n < 0
+        || (size_t) n >= sizeof(prefix))
+    {
+        return 0;
+    }
+
+    for (i = 0; i < r->elements; i++) {
+        if (r->element[i]->type == REDIS_REPLY_STRING
+            && strncmp(r->element[i]->str, prefix, (size_t) n) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -598,7 +629,8 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
         /* none: a leftover of a request that died between its steps,
          * or of a family that left meanwhile */
         if (x->type != REDIS_REPLY_STRING
-            || sscanf(x->str, "%63s %127s", p[i].bid, p[i].fid) != 2
+            || sscanf(x->str, "%63s %127s %lld", p[i].bid, p[i].fid,
+                      &p[i].at) < 2
             || (p[i].f = gch_town_family(t, p[i].fid, strlen(p[i].fid)))
                == NULL
             || gch_wait_promotion_key(p[i].key, sizeof(p[i].key), p[i].bid,
@@ -611,11 +643,21 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
     }
 
     /* 3: a promotion of this key already recorded (a worker killed
-     * before the entry left the list: its replay) */
+     * before the entry left the list: its replay); the entry's own
+     * request still between its steps: {T}:inflight has an attempt of the
+     * family started at the entry's instant.  A request that asked for
+     * the list pushes its child in its step one whatever it gets, and its
+     * step two takes the child off again when it took a place: seen
+     * between the two, the child is not waiting (promoted, it would be
+     * refused already_booked, a demande and an e-mail the family never
+     * asked for); nor is it known yet whether it waits, so no later child
+     * goes before it either */
     for (i = 0; i < nl; i++) {
         if (!p[i].gone) {
             redisAppendCommand(rc, "EXISTS " GCH_KEY_F(GCH_KEY_IDEM) ":%s",
                                gchb_town, p[i].fid, p[i].key);
+            redisAppendCommand(rc, "ZRANGE " GCH_KEY_INFLIGHT " %lld %lld"
+                               " BYSCORE", gchb_town, p[i].at, p[i].at);
         }
     }
     for (i = 0; i < nl; i++) {
@@ -625,14 +667,28 @@ gchw_promote_session(redisContext *rc, const gch_town_t *t, long long gen,
         if (redisGetReply(rc, (void **) &x) != REDIS_OK) {
             return -1;
         }
+        if (redisGetReply(rc, (void **) &y) != REDIS_OK) {
+            freeReplyObject(x);
+            return -1;
+        }
         p[i].replay = x->type == REDIS_REPLY_INTEGER && x->integer == 1;
+        p[i].busy = p[i].at > 0 && gchw_promo_in_flight(y, p[i].fid);
         freeReplyObject(x);
+        freeReplyObject(y);
     }
 
     /* the children the places can serve, in order: m of them */
     want = 0;
     for (m = 0; m < nl; m++) {
-        if (p[m].gone || p[m].replay || closed) {
+        if (p[m].gone || p[m].replay) {
+            continue;
+        }
+        if (p[m].busy) {
+            gchb_log("info", "waitlist %s: %s's request is between its"
+                     " steps: the list waits", sid, p[m].cid);
+            break;
+        }
+        if (closed) {
             continue;
         }
         if (want >= left) {

@@ -157,6 +157,17 @@ def wait_for(what, ok, timeout=15, step=0.05):
     raise AssertionError("%s: not within %ss" % (what, timeout))
 
 
+def traced_and_running(pid):
+    """gdb has attached to pid (TracerPid), set its breakpoint and let it
+    run again (no longer in tracing stop): a fixed sleep was too short at
+    a load of 14 (test_draw_faults: the breakpoint's count started
+    mid-draw; test_swap_faults: the request ran before the breakpoint)."""
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(line.split(":", 1) for line in f if ":" in line)
+    return (st.get("TracerPid", "0").strip() != "0"
+            and not st.get("State", "").strip().startswith("t"))
+
+
 def settled(s):
     """No attempt between its two steps ({main}:inflight empty), no session
     waiting for the reaper's recount ({main}:recount empty)."""

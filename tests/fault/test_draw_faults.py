@@ -33,7 +33,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from faultlib import book, child, left, online, rush_town, settled  # noqa
+from faultlib import (book, child, left, online, rush_town,  # noqa
+                      settled, traced_and_running)
 from matrix import MatrixStack, wait_until  # noqa: E402
 
 FAMILIES = 600
@@ -41,14 +42,6 @@ FAR = "2036-06-07T18:00:00+02:00"
 
 
 
-def traced_and_running(pid):
-    """gdb has attached to pid (TracerPid), set its breakpoint and let it
-    run again (no longer in tracing stop): a fixed sleep was too short at
-    a load of 14, and the breakpoint's count started mid-draw."""
-    with open("/proc/%d/status" % pid) as f:
-        st = dict(line.split(":", 1) for line in f if ":" in line)
-    return (st.get("TracerPid", "0").strip() != "0"
-            and not st.get("State", "").strip().startswith("t"))
 
 def town(opens=FAR):
     t = rush_town(families=FAMILIES, sessions=(("d1", 40),))  # 20 online

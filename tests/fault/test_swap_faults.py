@@ -35,7 +35,8 @@ import uuid
 
 import pytest
 
-from faultlib import DAY, book, booked, left, online, settled
+from faultlib import (DAY, book, booked, left, online, settled,
+                      traced_and_running)
 from matrix import MatrixStack, wait_until
 
 
@@ -170,14 +171,16 @@ def test_swap_killed_between_steps_two_and_three(s):
         10)
 
     # every nginx worker under gdb: the one that reaches step three dies
+    workers = s.nginx_workers()
     gdbs = [subprocess.Popen(
         ["gdb", "-q", "-nx", "-batch", "-p", str(p),
          "-ex", "set breakpoint pending on",
          "-ex", "break gch_book_step3", "-ex", "continue", "-ex", "kill"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for p in s.nginx_workers()]
+        for p in workers]
     try:
-        time.sleep(3)                      # attached, running again
+        wait_until("gdb attached to every nginx worker, running again",
+                   lambda: all(traced_and_running(p) for p in workers), 60)
         c = send(s, tok[f], swap_body(cid, "o2", old), "k-swap-2")
         wait_until("a worker killed at step three",
                    lambda: any(g.poll() is not None for g in gdbs), 30)
@@ -236,7 +239,8 @@ def test_delete_racing_a_swap_between_its_steps(s):
     # before its step two until the file "go" exists, then goes on
     tmp = tempfile.mkdtemp(prefix="guichet-swap-race-")
     go = os.path.join(tmp, "go")
-    logs = [os.path.join(tmp, "gdb-%d" % p) for p in s.nginx_workers()]
+    workers = s.nginx_workers()
+    logs = [os.path.join(tmp, "gdb-%d" % p) for p in workers]
     gdbs = [subprocess.Popen(
         ["gdb", "-q", "-nx", "-batch", "-p", str(p),
          "-ex", "set breakpoint pending on",
@@ -244,10 +248,11 @@ def test_delete_racing_a_swap_between_its_steps(s):
          "-ex", "shell while [ ! -e %s ]; do sleep 0.05; done" % go,
          "-ex", "detach"],
         stdout=open(log, "w"), stderr=subprocess.STDOUT)
-        for p, log in zip(s.nginx_workers(), logs)]
+        for p, log in zip(workers, logs)]
     swap = []
     try:
-        time.sleep(3)                      # attached, running again
+        wait_until("gdb attached to every nginx worker, running again",
+                   lambda: all(traced_and_running(p) for p in workers), 60)
         th = threading.Thread(target=lambda: swap.append(s.http(
             "POST", "/api/bookings", token=tok[f],
             headers={"Idempotency-Key": "k-swap-3",

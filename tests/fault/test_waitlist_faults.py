@@ -6,6 +6,14 @@
   the two steps of a request that joins a list: its step one already put
   the child on the list, so the family sees its place and the child is
   promoted when a place frees; the reaper gives back the claims.
+* test_no_promotion_of_a_request_between_its_steps: a request that asks
+  for the list on a session with a place left takes the place and puts
+  its child on the list in its step one (its step two takes the child off
+  again); its nginx workers die between the two.  While the attempt is in
+  {main}:inflight the worker does not promote the child (it did: refused
+  already_booked against its own request's claim, a demande the family
+  never asked for, the child off the list); once the reaper released the
+  attempt, the child is promoted like any.
 * test_redis_data_lost_keeps_the_lists: Redis restarted without its data
   (killed, its directory removed): the worker's rebuild from PostgreSQL
   (waitlist_entry, copied by the worker each second) puts the lists back
@@ -43,7 +51,7 @@ from faultlib import (book, child, conf_template, left, online,  # noqa
                       rush_town, settled)
 from matrix import MatrixStack, wait_until  # noqa: E402
 
-TOWN = rush_town(families=3, sessions=(("w1", 2),))    # 1 place online
+TOWN = rush_town(families=3, sessions=(("w1", 2), ("w2", 4)))  # 1 and 2
 
 
 @pytest.fixture
@@ -190,6 +198,61 @@ def test_nginx_killed_between_a_joins_steps(s):
     planning = s.http("GET", "/api/bookings?from=2027-07-08&to=2027-07-08",
                       token=tok["f-0002"]).json()["bookings"]
     assert [b["child_id"] for b in planning] == [child("f-0002")]
+
+
+def test_no_promotion_of_a_request_between_its_steps(s):
+    tok = s.tokens()
+    f, cid = "f-0002", child("f-0002")
+
+    # as above: Redis stopped, the request's step one sent, its nginx
+    # workers killed after the 503; step one runs when Redis goes on
+    redis = s.procs["redis"]
+    redis.send_signal(signal.SIGSTOP)
+    try:
+        body = ('{"items":[{"child_id":"%s","session_id":"w2",'
+                '"waitlist":true}]}' % cid).encode()
+        c = socket.create_connection(("127.0.0.1", s.port), 5)
+        c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: Bearer %s\r\nIdempotency-Key: k-half\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n"
+                   % (tok[f], len(body))).encode() + body)
+        c.settimeout(30)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 503"), head
+        s.killed_nginx = True
+        for p in s.nginx_workers():
+            os.kill(p, signal.SIGKILL)
+        c.close()
+    finally:
+        redis.send_signal(signal.SIGCONT)
+
+    # step one took a place and listed the child: a place is still left,
+    # the child is first on the list, its attempt between the steps
+    rec = "{main}:f:%s:idem:k-half" % f
+    wait_until("the request's step one", lambda: s.redis.exists(rec), 10)
+    assert s.redis.get(rec).startswith("P ")
+    assert left(s, "w2") == online(4) - 1
+    assert s.redis.lrange("{main}:s:w2:wait", 0, -1) == [cid]
+
+    # the reaper releases the attempt; the child is then promoted, once
+    wait_until("promoted", lambda: s.redis.llen("{main}:s:w2:wait") == 0
+               and len(s.redis.smembers("{main}:s:w2:booked")) == 1, 30)
+    wait_until("settled", lambda: settled(s), 30)
+    planning = s.http("GET", "/api/bookings?from=2027-07-08&to=2027-07-08",
+                      token=tok[f]).json()["bookings"]
+    assert [(b["child_id"], b["session_id"]) for b in planning] \
+        == [(cid, "w2")]
+    assert left(s, "w2") + len(s.redis.smembers("{main}:s:w2:booked")) \
+        == online(4)
+    # no demande the family did not ask for: its promotion, confirmed
+    d = s.http("GET", "/api/requests", token=tok[f]).json()
+    assert [[(i["status"], i.get("reason")) for i in x["items"]]
+            for x in d] == [[("confirmed", None)]], d
 
 
 def planning_of(s, token):

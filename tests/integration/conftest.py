@@ -39,6 +39,7 @@ def make_stack():
         return s
 
     yield make
+    # every stack stopped, even when one's log or stop() fails
     errors = []
     for s in started:
         try:
@@ -46,5 +47,8 @@ def make_stack():
         except AssertionError as e:
             errors.append(str(e))
         finally:
-            s.stop()
+            try:
+                s.stop()
+            except Exception as e:
+                errors.append("%s: stop(): %r" % (s.name, e))
     assert not errors, "\n".join(errors)

@@ -72,8 +72,49 @@ def free_port():
             return port
 
 
+def listens(pid, port):
+    """Does process pid hold a TCP socket listening on port?"""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            col = row.split()
+            if col[3] == "0A" and col[1].endswith(":%04X" % port):
+                inodes.add("socket:[%s]" % col[9])
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 class StackError(Exception):
     pass
+
+
+class _Procs(dict):
+    """Stack.procs: the running processes by name, remembering every one
+    ever stored (self.every), so that stop() ends even one whose name was
+    given to another since (a worker started again while the first still
+    ran, a test's own process kept under a name stop() does not know)."""
+
+    def __init__(self):
+        super().__init__()
+        self.every = []
+
+    def __setitem__(self, name, p):
+        self.every.append(p)
+        super().__setitem__(name, p)
 
 
 class Response:
@@ -138,7 +179,7 @@ class Stack:
         self.asan = os.environ.get("GUICHET_ASAN") == "1"
         self.name = name
         self.dir = None
-        self.procs = {}
+        self.procs = _Procs()
         self._redis = None
         self._pg = None
         self.pg_started = False
@@ -173,6 +214,11 @@ class Stack:
             p = self.procs.pop(name, None)
             if p is not None:
                 self._end(p, signal.SIGTERM, 10)
+        # whatever else this stack started and is still running: a process
+        # replaced under its name, or one under a name unknown here
+        for p in self.procs.every:
+            self._end(p, signal.SIGTERM, 10)
+        del self.procs.every[:]
         if self._pg is not None:
             self._pg.close()
             self._pg = None
@@ -234,7 +280,17 @@ class Stack:
 
         def up():
             try:
-                return self._redis.ping()
+                # ours: another stack choosing the same free port at the
+                # same time (free_port) would answer the ping while ours
+                # exits, unable to bind
+                if (self._redis.ping()
+                        and self._redis.info("server")["process_id"]
+                        == self.procs["redis"].pid):
+                    return True
+                if self.procs["redis"].poll() is not None:
+                    raise StackError("redis-server exited: " +
+                                     self.read("redis.log"))
+                return False
             except redislib.BusyLoadingError:
                 if loading:
                     return True     # up, still loading its data: enough
@@ -403,6 +459,12 @@ class Stack:
         return out
 
     def _start_worker(self):
+        w = self.procs.get("worker")
+        if w is not None and w.poll() is None:
+            # two workers on one stack is never what a test means (a test
+            # that stops the worker did not run first: pytest -k, --lf)
+            raise StackError("guichet-worker %d is still running: stop it"
+                             " before starting another" % w.pid)
         self.procs["worker"] = subprocess.Popen(
             [os.path.join(BUILD, "guichet-worker"), "-c", self.worker_conf],
             cwd=ROOT, stdout=self._log("worker"), stderr=subprocess.STDOUT)
@@ -516,9 +578,12 @@ class Stack:
                 raise StackError("nginx exited: " + self.error_log())
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
             except OSError:
                 return False
+            # ours: another stack's nginx on the same port (free_port is
+            # racy between stacks starting at once) would answer too,
+            # while ours retries its bind() and exits
+            return listens(self.procs["nginx"].pid, self.port)
         self._wait("nginx", listening)
 
         # the module reads the catalogue from Redis shortly after start

@@ -285,23 +285,30 @@ def test_routing_thread_under_valgrind(cluster):
          "-c", conf], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE)
 
-    def send(line):
-        p.stdin.write((line + "\n").encode())
-        p.stdin.flush()
-        return json.loads(p.stdout.readline())
+    try:
+        def send(line):
+            p.stdin.write((line + "\n").encode())
+            p.stdin.flush()
+            return json.loads(p.stdout.readline())
 
-    assert send("SET {vga}:n 1") == {"status": "OK"}
-    slot = key_slot("{vga}")
-    src = cluster.master_of_slot(slot)
-    dst = [m for m in cluster.masters_now() if m is not src][0]
-    cluster.move_slot(slot, dst)
-    for line in ["MULTI ; INCR {vga}:n ; EXEC",
-                 "WATCH {vga}:n ; GET {vga}:n ; MULTI ; INCR {vga}:n ; EXEC",
-                 "MULTI ; INCR {vga}:n ; INCR {vgb}:n ; EXEC",
-                 "SCAN 0 COUNT 10",
-                 "XADD {vga}:st * k v ; XRANGE {vga}:st - +",
-                 "FROB {vga}:n", "DEL {vga}:n {vgb}:n"]:
-        p.stdin.write((line + "\n").encode())
-    out, err = p.communicate(timeout=300)
+        assert send("SET {vga}:n 1") == {"status": "OK"}
+        slot = key_slot("{vga}")
+        src = cluster.master_of_slot(slot)
+        dst = [m for m in cluster.masters_now() if m is not src][0]
+        cluster.move_slot(slot, dst)
+        for line in ["MULTI ; INCR {vga}:n ; EXEC",
+                     "WATCH {vga}:n ; GET {vga}:n ; MULTI ; INCR {vga}:n ;"
+                     " EXEC",
+                     "MULTI ; INCR {vga}:n ; INCR {vgb}:n ; EXEC",
+                     "SCAN 0 COUNT 10",
+                     "XADD {vga}:st * k v ; XRANGE {vga}:st - +",
+                     "FROB {vga}:n", "DEL {vga}:n {vgb}:n"]:
+            p.stdin.write((line + "\n").encode())
+        out, err = p.communicate(timeout=300)
+    finally:
+        # the probe under valgrind outlives a failed step otherwise
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     assert p.returncode == 0, err.decode()[-3000:]
     assert b'[{"int":2}]' in out and b'[{"int":3}]' in out

@@ -291,6 +291,14 @@ def test_the_draw_decides_in_the_published_order(s, tok):
     # the outcomes, replayed by hand: places in the draw's order
     places = {"d1": 2, "d2": 1, "d3": 10, "d4": 1}
     waited = {}
+
+    def why(fam, i):
+        # f10 was once refused full on d1 here (never reproduced since, in
+        # some 130 runs under load): what the next failure should show
+        return (fam, i, {k: (s.redis.execute_command(
+                    "BITFIELD", "{main}:s:%s:left" % k, "GET", "u32", "0"),
+                    s.redis.scard("{main}:s:%s:booked" % k)) for k in places},
+                s.read("worker.log")[-3000:])
     for fam, items in got:
         for i in items:
             if fam == "f04" and i["session_id"] == "d1":
@@ -298,14 +306,14 @@ def test_the_draw_decides_in_the_published_order(s, tok):
                 continue
             if places[i["session_id"]] > 0:
                 places[i["session_id"]] -= 1
-                assert i["status"] == "confirmed", (fam, i)
+                assert i["status"] == "confirmed", why(fam, i)
             elif fam in ("f05", "f01", "f02") and i.get("position"):
                 assert i["status"] == "waitlisted", (fam, i)
                 waited[i["session_id"]] = waited.get(i["session_id"], 0) + 1
                 assert i["position"] == waited[i["session_id"]]
             else:
                 assert (i["status"], i["reason"]) == ("refused", "full"), \
-                    (fam, i)
+                    why(fam, i)
     # the waitlist flag was kept: f01-c2 and f02-c1 asked for d1
     asked = {(f, i["child_id"]) for f, items in got for i in items
              if i["session_id"] == "d1" and i["status"] != "confirmed"}
@@ -349,6 +357,12 @@ def test_result_mails(s):
 
 
 def test_first_come_after_the_draw(s, tok):
+    # each nginx worker reloads the catalogue on its own: one answer saying
+    # "drawn" let f09's booking below reach the other worker, still holding
+    # the draw (refused not_open_yet); eight in a row on fresh connections
+    def drawn():
+        return all(seed_of(s)["drawn"] is True for _ in range(8))
+    s._wait("every worker selling first come", drawn)
     r = book(s, tok["f12"], [("f12-c2", "n1", False)])
     assert r.json()["items"][0]["reason"] == "age"
     r = book(s, tok["f09"], [("f09-c2", "d4", False)])

@@ -135,8 +135,7 @@ def test_a_wrong_password_books_nothing(s, tmp_path):
             assert time.monotonic() < deadline, open(err).read()[-2000:]
             time.sleep(0.1)
     finally:
-        p.send_signal(signal.SIGQUIT)
-        p.wait(10)
+        s._end(p, signal.SIGQUIT, 10)   # killed if still there past 10 s
 
 
 def render(template, env_password=None):

@@ -337,24 +337,28 @@ def test_two_towns_in_one_nginx(amb, tmp_path):
                                conf], cwd=ROOT,
                               stdout=open(str(tmp_path / "worker-b.log"), "w"),
                               stderr=subprocess.STDOUT)
-    ndir = tmp_path / "nginx"
-    ndir.mkdir()
-    port_a, port_b = free_port(), free_port()
-    with open(str(ndir / "nginx.conf"), "w") as f:
-        f.write(NGINX_TWO.format(module=amb.module, dir=ndir,
-                                 redis=amb.redis_address, secret=amb.secret,
-                                 port_a=port_a, port_b=port_b))
-    env = dict(os.environ)
-    if amb.asan:                # as stack.py starts it
-        env["LD_PRELOAD"] = subprocess.run(
-            ["gcc", "-print-file-name=libasan.so"], stdout=subprocess.PIPE,
-            check=True).stdout.decode().strip()
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
-    nginx = subprocess.Popen([NGINX, "-p", str(ndir), "-c",
-                              str(ndir / "nginx.conf"), "-e",
-                              str(ndir / "error.log"), "-g", "daemon off;"],
-                             env=env, stderr=open(str(ndir / "stderr"), "w"))
+    nginx = None
     try:
+        ndir = tmp_path / "nginx"
+        ndir.mkdir()
+        port_a, port_b = free_port(), free_port()
+        with open(str(ndir / "nginx.conf"), "w") as f:
+            f.write(NGINX_TWO.format(module=amb.module, dir=ndir,
+                                     redis=amb.redis_address,
+                                     secret=amb.secret,
+                                     port_a=port_a, port_b=port_b))
+        env = dict(os.environ)
+        if amb.asan:                # as stack.py starts it
+            env["LD_PRELOAD"] = subprocess.run(
+                ["gcc", "-print-file-name=libasan.so"], stdout=subprocess.PIPE,
+                check=True).stdout.decode().strip()
+            env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+        nginx = subprocess.Popen([NGINX, "-p", str(ndir), "-c",
+                                  str(ndir / "nginx.conf"), "-e",
+                                  str(ndir / "error.log"), "-g",
+                                  "daemon off;"], env=env,
+                                 stderr=open(str(ndir / "stderr"), "w"))
+
         def call(port, method, path, token=None, json_body=None, key=None):
             h = {"Content-Type": "application/json"}
             if token:
@@ -415,10 +419,11 @@ def test_two_towns_in_one_nginx(amb, tmp_path):
         log = open(str(ndir / "error.log")).read()
         assert not BAD_LOG.search(log), log
     finally:
-        nginx.send_signal(signal.SIGQUIT)
-        nginx.wait(10)
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(10)
+        # both stopped whatever failed (killed past 10 s), nginx's start
+        # included: a failure before left belley's worker running
+        if nginx is not None:
+            amb._end(nginx, signal.SIGQUIT, 10)
+        amb._end(worker, signal.SIGTERM, 10)
     log = open(str(ndir / "error.log")).read() + open(
         str(ndir / "stderr")).read()
     assert not BAD_LOG.search(log), log
