@@ -28,6 +28,7 @@ http://127.0.0.1:PORT" and runs until it gets SIGTERM/SIGINT
 (tests/run-all uses it for the browser tests).
 """
 
+import fcntl
 import http.client
 import json as jsonlib
 import os
@@ -55,21 +56,37 @@ BAD_LOG = re.compile(r"\[(alert|crit|emerg)\]|AddressSanitizer|"
                      r"LeakSanitizer|runtime error:")
 
 
+PORT_LOCKS = os.path.join(tempfile.gettempdir(), "guichet-test-ports")
+_held_ports = []     # the lock of every port this process chose
+
+
 def free_port():
     """A loopback TCP port nobody listens on, below Linux's ephemeral range
     (32768-60999): a port the kernel handed out (bind to 0) is also what
     it hands to outgoing connections, and with the suites in lanes one of
-    them took an ops stack's port before its nginx bound it.  Racy still
-    between two stacks choosing at once, but over 12,000 ports."""
+    them took an ops stack's port before its nginx bound it.  Two stacks
+    choosing at once (lanes, xdist workers) never get the same one: each
+    port chosen is locked (flock of PORT_LOCKS/<port>) until the process
+    that chose it exits, and another process skips a locked port."""
     rnd = random.SystemRandom()
+    os.makedirs(PORT_LOCKS, mode=0o1777, exist_ok=True)
     while True:
         port = rnd.randrange(20000, 32768)
+        fd = os.open(os.path.join(PORT_LOCKS, str(port)),
+                     os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
+                os.close(fd)
                 continue
-            return port
+        _held_ports.append(fd)
+        return port
 
 
 def listens(pid, port):
