@@ -245,6 +245,10 @@ int gchw_promote_book(redisContext *rc, const gch_town_t *t, long long gen,
 int gchw_promote_remove(redisContext *rc, const char *sid, const char *cid,
     const char *fid);
 void gchw_promote_forget(redisContext *rc, const char *sid);
+/* the family's request that put the entry on the list (started at at_ms)
+ * still between its steps: 1, else 0, -1 Redis */
+int gchw_promote_in_flight(redisContext *rc, const char *fid,
+    long long at_ms);
 
 /* offer.c: places offered instead of booked.  An offer activity's
  * session: its first eligible children get the places left held (count

@@ -175,6 +175,7 @@ gchw_offer_session(redisContext *rc, const gch_town_t *t, long long gen,
     int                  n, k, got;
     char                 cid[128], bid[64], fid[128], key[128];
     int64_t              until;
+    long long            at;
     redisReply          *x;
     gch_reason_t         reason;
     const char          *sid = s->id;
@@ -205,8 +206,9 @@ gchw_offer_session(redisContext *rc, const gch_town_t *t, long long gen,
             return -1;
         }
 
+        at = 0;
         if (x->type != REDIS_REPLY_STRING
-            || sscanf(x->str, "%63s %127s", bid, fid) != 2
+            || sscanf(x->str, "%63s %127s %lld", bid, fid, &at) < 2
             || (f = gch_town_family(t, fid, strlen(fid))) == NULL)
         {
             freeReplyObject(x);
@@ -219,6 +221,22 @@ gchw_offer_session(redisContext *rc, const gch_town_t *t, long long gen,
         }
 
         freeReplyObject(x);
+
+        /*
+         * The request that put the child here still between its steps
+         * (as in promote.c): its claims are held and its step two may yet
+         * take the child off with a place, so the child is neither
+         * refused "conflict" nor offered a place now; the list waits for
+         * the next turn.
+         */
+        got = gchw_promote_in_flight(rc, fid, at);
+        if (got != 0) {
+            if (got > 0) {
+                gchb_log("info", "waitlist %s: %s's request is between its"
+                         " steps: the list waits", sid, cid);
+            }
+            return got < 0 ? -1 : n;
+        }
 
         reason = gch_wait_eligible(t, f, cid, s, now_ms, &gch_alloc_std);
         if (reason == GCH_REASON_COUNT) {

@@ -480,6 +480,31 @@ gchw_promo_in_flight(const redisReply *r, const char *fid)
 }
 
 
+/* See gchw.h: one ZRANGE {T}:inflight at_ms at_ms BYSCORE, for offer.c
+ * (the promoter pipelines the same read for a whole list). */
+int
+gchw_promote_in_flight(redisContext *rc, const char *fid, long long at_ms)
+{
+    int          busy;
+    redisReply  *r;
+
+    if (at_ms <= 0) {
+        return 0;
+    }
+
+    r = redisCommand(rc, "ZRANGE " GCH_KEY_INFLIGHT " %lld %lld BYSCORE",
+                     gchb_town, at_ms, at_ms);
+    if (r == NULL) {
+        return -1;
+    }
+
+    busy = gchw_promo_in_flight(r, fid);
+    freeReplyObject(r);
+
+    return busy;
+}
+
+
 /* Appends the MULTI that takes an entry off the list (as
  * gchw_promote_remove); its 6 replies are read by gchw_promo_skip. */
 static void

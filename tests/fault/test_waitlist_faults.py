@@ -14,6 +14,10 @@
   already_booked against its own request's claim, a demande the family
   never asked for, the child off the list); once the reaper released the
   attempt, the child is promoted like any.
+* test_no_offer_to_a_request_between_its_steps: the same in an activity
+  that offers freed places (waitlist mode "offer"): the child is neither
+  refused `conflict` against its own request's claim nor offered a place
+  while the attempt is in flight; then the place is offered to it.
 * test_redis_data_lost_keeps_the_lists: Redis restarted without its data
   (killed, its directory removed): the worker's rebuild from PostgreSQL
   (waitlist_entry, copied by the worker each second) puts the lists back
@@ -200,23 +204,21 @@ def test_nginx_killed_between_a_joins_steps(s):
     assert [b["child_id"] for b in planning] == [child("f-0002")]
 
 
-def test_no_promotion_of_a_request_between_its_steps(s):
-    tok = s.tokens()
-    f, cid = "f-0002", child("f-0002")
-
-    # as above: Redis stopped, the request's step one sent, its nginx
-    # workers killed after the 503; step one runs when Redis goes on
+def half_join(s, token, cid, sid, key):
+    """A request asking for sid's list whose nginx workers die between its
+    steps: Redis stopped, the request's step one sent, the nginx workers
+    killed after the 503; step one runs when Redis goes on."""
     redis = s.procs["redis"]
     redis.send_signal(signal.SIGSTOP)
     try:
-        body = ('{"items":[{"child_id":"%s","session_id":"w2",'
-                '"waitlist":true}]}' % cid).encode()
+        body = ('{"items":[{"child_id":"%s","session_id":"%s",'
+                '"waitlist":true}]}' % (cid, sid)).encode()
         c = socket.create_connection(("127.0.0.1", s.port), 5)
         c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
-                   "Authorization: Bearer %s\r\nIdempotency-Key: k-half\r\n"
+                   "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
                    "Content-Type: application/json\r\n"
                    "Content-Length: %d\r\n\r\n"
-                   % (tok[f], len(body))).encode() + body)
+                   % (token, key, len(body))).encode() + body)
         c.settimeout(30)
         head = b""
         while b"\r\n\r\n" not in head:
@@ -230,6 +232,13 @@ def test_no_promotion_of_a_request_between_its_steps(s):
         c.close()
     finally:
         redis.send_signal(signal.SIGCONT)
+
+
+def test_no_promotion_of_a_request_between_its_steps(s):
+    tok = s.tokens()
+    f, cid = "f-0002", child("f-0002")
+
+    half_join(s, tok[f], cid, "w2", "k-half")
 
     # step one took a place and listed the child: a place is still left,
     # the child is first on the list, its attempt between the steps
@@ -253,6 +262,56 @@ def test_no_promotion_of_a_request_between_its_steps(s):
     d = s.http("GET", "/api/requests", token=tok[f]).json()
     assert [[(i["status"], i.get("reason")) for i in x["items"]]
             for x in d] == [[("confirmed", None)]], d
+
+
+OFFER_TOWN = rush_town(families=3, sessions=(("w1", 2), ("w2", 4)))
+OFFER_TOWN["activities"][0]["waitlist"] = {"mode": "offer", "hold_hours": 24}
+
+
+@pytest.fixture
+def so(tmp_path):
+    tpl = conf_template(tmp_path, "waitlist-offer",
+                        replace=[("guichet_timeout 2s;",
+                                  "guichet_timeout 1s;")])
+    st = MatrixStack(town=OFFER_TOWN, name="fault-waitlist-offer",
+                     nginx_template=tpl,
+                     worker_settings={"reap_after_ms": 2000,
+                                      "recount_after_ms": 2000})
+    st.start()
+    st.killed_nginx = True           # half_join kills nginx's workers
+    yield st
+    st.stop()
+
+
+def test_no_offer_to_a_request_between_its_steps(so):
+    """The same in an activity that offers freed places: while the
+    attempt is in {main}:inflight the worker neither refuses the child
+    (it did: `conflict` against its own request's claim, a demande the
+    family never asked for, the child off the list) nor offers it a
+    place; once the reaper released the attempt, the place left is
+    offered to the child."""
+    s = so
+    tok = s.tokens()
+    f, cid = "f-0002", child("f-0002")
+
+    half_join(s, tok[f], cid, "w2", "k-half")
+    rec = "{main}:f:%s:idem:k-half" % f
+    wait_until("the request's step one", lambda: s.redis.exists(rec), 10)
+    assert s.redis.get(rec).startswith("P ")
+    assert s.redis.lrange("{main}:s:w2:wait", 0, -1) == [cid]
+
+    # the reaper releases the attempt, then the place is held for the child
+    wait_until("offered", lambda: s.redis.exists(
+        "{main}:s:w2:hold:%s" % cid), 30)
+    got = wait_until("GET /api/waitlist", lambda: (lambda r: r.status == 200
+                     and r.json()["waitlist"])(
+        s.http("GET", "/api/waitlist", token=tok[f])), 30)
+    assert [(w["session_id"], w["status"]) for w in got] \
+        == [("w2", "offered")], got
+    # no demande the family did not ask for
+    wait_until("settled", lambda: settled(s), 30)
+    d = s.http("GET", "/api/requests", token=tok[f]).json()
+    assert d == [], d
 
 
 def planning_of(s, token):
