@@ -44,21 +44,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import stack as stacklib                            # noqa: E402
 from cluster import RedisCluster                    # noqa: E402
+from benchlib import say, proc_cpu  # noqa: E402
 
 REDIS_CONF = os.path.join(ROOT, "lua-free-config", "redis.conf")
-
-
-def say(*a):
-    print("[%s]" % time.strftime("%H:%M:%S"), *a, flush=True)
-
-
-def proc_cpu(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            f = fh.read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 def proc_children(pid):

@@ -40,6 +40,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import stack as stacklib      # noqa: E402
+from benchlib import say, proc_cpu  # noqa: E402
 
 
 class DrawStack(stacklib.Stack):
@@ -47,20 +48,6 @@ class DrawStack(stacklib.Stack):
     pg_settings = dict(stacklib.Stack.pg_settings, fsync="on",
                        synchronous_commit="on", full_page_writes="on",
                        shared_buffers="256MB")
-
-
-def proc_cpu(pid):
-    """CPU seconds (user + system) of a process, from /proc."""
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            f = fh.read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def say(*a):
-    print("[%s]" % time.strftime("%H:%M:%S"), *a, flush=True)
 
 
 def town(a, opens):

@@ -66,6 +66,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import stack as stacklib      # noqa: E402
+from benchlib import say  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -80,10 +81,6 @@ class ProfStack(stacklib.Stack):
     def sql(self, query, params=None):
         self.nsql += 1
         return super().sql(query, params)
-
-
-def say(*a):
-    print("[%s]" % time.strftime("%H:%M:%S"), *a, flush=True)
 
 
 def children(pid):

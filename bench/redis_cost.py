@@ -39,10 +39,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import stack as stacklib      # noqa: E402
-
-
-def say(*a):
-    print("[%s]" % time.strftime("%H:%M:%S"), *a, flush=True)
+from benchlib import say  # noqa: E402
 
 
 def proc_cpu(pid):

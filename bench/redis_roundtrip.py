@@ -30,13 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from benchlib import say  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-
-
-def say(*a):
-    print("[%s]" % time.strftime("%H:%M:%S"), *a, flush=True)
 
 
 def free_port():

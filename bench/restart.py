@@ -59,20 +59,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import stack as stacklib      # noqa: E402
 import redis as redislib      # noqa: E402
-
-
-def say(*a):
-    print("[%s]" % time.strftime("%H:%M:%S"), *a, flush=True)
-
-
-def proc_cpu(pid):
-    """CPU seconds (user + system) of a process, from /proc (0: gone)."""
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            f = fh.read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
+from benchlib import say, proc_cpu  # noqa: E402
 
 
 def children_cpu(pid):

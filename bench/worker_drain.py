@@ -47,6 +47,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import stack as stacklib      # noqa: E402
+from benchlib import say, proc_cpu  # noqa: E402
 
 
 class DrainStack(stacklib.Stack):
@@ -57,19 +58,6 @@ class DrainStack(stacklib.Stack):
                        shared_preload_libraries="pg_stat_statements")
     pg_settings["pg_stat_statements.track"] = os.environ.get(
         "GUICHET_DRAIN_TRACK", "top")
-
-
-def say(*a):
-    print("[%s]" % time.strftime("%H:%M:%S"), *a, flush=True)
-
-
-def proc_cpu(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            f = fh.read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 def children(pid):

@@ -153,30 +153,7 @@ def test_nginx_killed_between_a_joins_steps(s):
 
     # Redis stopped: nginx sends step one and answers 503 at its deadline;
     # its workers die; Redis runs step one with nobody left for step two
-    redis = s.procs["redis"]
-    redis.send_signal(signal.SIGSTOP)
-    try:
-        body = ('{"items":[{"child_id":"%s","session_id":"w1",'
-                '"waitlist":true}]}' % child("f-0002")).encode()
-        c = socket.create_connection(("127.0.0.1", s.port), 5)
-        c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
-                   "Authorization: Bearer %s\r\nIdempotency-Key: k-dies\r\n"
-                   "Content-Type: application/json\r\n"
-                   "Content-Length: %d\r\n\r\n"
-                   % (tok["f-0002"], len(body))).encode() + body)
-        c.settimeout(30)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = c.recv(4096)
-            assert chunk, head
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 503"), head
-        s.killed_nginx = True
-        for p in s.nginx_workers():
-            os.kill(p, signal.SIGKILL)
-        c.close()
-    finally:
-        redis.send_signal(signal.SIGCONT)
+    half_join(s, tok["f-0002"], child("f-0002"), "w1", "k-dies")
 
     rec = "{main}:f:f-0002:idem:k-dies"
     wait_until("the join's step one", lambda: s.redis.exists(rec), 10)
