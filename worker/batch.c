@@ -1159,6 +1159,39 @@ gchw_batch_json(gchb_buf_t *json, const gchw_entry_t *e, size_t n)
 }
 
 
+/*
+ * A batch refused with a unique violation holds rows PostgreSQL has
+ * already (a replay): its transaction is rolled back and 1 is returned,
+ * for the batch to be written again with "on conflict do nothing".  0:
+ * another failure, *res unchanged; -1: the rollback failed, *res its
+ * result.
+ */
+static int
+gchw_batch_replayed(PGconn *pg, PGresult **res)
+{
+    const char  *state;
+
+    state = PQresultErrorField(*res, PG_DIAG_SQLSTATE);
+    if (state == NULL || strcmp(state, "23505") != 0
+        || PQstatus(pg) != CONNECTION_OK)
+    {
+        return 0;
+    }
+
+    gchb_log("info", "batch rows already in PostgreSQL (a replay): "
+             "written again with on conflict do nothing");
+    PQclear(*res);
+    *res = PQexec(pg, "rollback");
+    if (PQresultStatus(*res) != PGRES_COMMAND_OK) {
+        return -1;
+    }
+    PQclear(*res);
+    *res = NULL;
+
+    return 1;
+}
+
+
 /* See gchw.h. */
 int
 gchw_batch_write(PGconn *pg, const gchw_entry_t *e, size_t n, int types,
@@ -1188,21 +1221,9 @@ gchw_batch_write(PGconn *pg, const gchw_entry_t *e, size_t n, int types,
         }
 
         if (rc == -1) {
-            state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            if (state == NULL || strcmp(state, "23505") != 0
-                || PQstatus(pg) != CONNECTION_OK)
-            {
+            if (gchw_batch_replayed(pg, &res) != 1) {
                 goto failed;
             }
-
-            gchb_log("info", "batch rows already in PostgreSQL (a replay): "
-                     "written again with on conflict do nothing");
-            PQclear(res);
-            res = PQexec(pg, "rollback");
-            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                goto failed;
-            }
-            PQclear(res);
             new = 0;
         }
     }
@@ -1218,21 +1239,9 @@ gchw_batch_write(PGconn *pg, const gchw_entry_t *e, size_t n, int types,
             return 0;
         }
 
-        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (!new || state == NULL || strcmp(state, "23505") != 0
-            || PQstatus(pg) != CONNECTION_OK)
-        {
+        if (!new || gchw_batch_replayed(pg, &res) != 1) {
             break;
         }
-
-        gchb_log("info", "batch rows already in PostgreSQL (a replay): "
-                 "written again with on conflict do nothing");
-        PQclear(res);
-        res = PQexec(pg, "rollback");
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            goto failed;
-        }
-        PQclear(res);
         new = 0;
     }
 

@@ -90,33 +90,6 @@ gchw_draw_append(redisContext *rc, const gch_cmds_t *l)
 }
 
 
-/* Reads a command list's replies; the last (EXEC), or NULL. */
-static redisReply *
-gchw_draw_read(redisContext *rc, const gch_cmds_t *l)
-{
-    size_t       i;
-    void        *x;
-    redisReply  *last;
-
-    last = NULL;
-    for (i = 0; i < l->ncmds; i++) {
-        if (redisGetReply(rc, &x) != REDIS_OK) {
-            if (last) {
-                freeReplyObject(last);
-            }
-            return NULL;
-        }
-
-        if (last) {
-            freeReplyObject(last);
-        }
-        last = x;
-    }
-
-    return last;
-}
-
-
 /* Plans d's request of its entries e[0..n).  0, or -1 (nothing to send:
  * d->st says why). */
 static int
@@ -274,7 +247,7 @@ gchw_draw_send(redisContext *rc, const gch_activity_t *act,
         if (d[i].st != GCH_OK) {
             continue;
         }
-        x = gchw_draw_read(rc, gch_book_step1(d[i].b));
+        x = gchw_read_cmds(rc, gch_book_step1(d[i].b));
         if (x == NULL) {
             return -1;
         }
@@ -329,7 +302,7 @@ gchw_draw_finish(redisContext *rc, gchw_draw_one_t *d, size_t n,
         if (d[i].st != GCH_OK || (l = gch_book_step2(d[i].b)) == NULL) {
             continue;
         }
-        x = gchw_draw_read(rc, l);
+        x = gchw_read_cmds(rc, l);
         if (x == NULL) {
             return -1;
         }

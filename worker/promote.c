@@ -60,42 +60,6 @@ static uint64_t  gchw_promote_attempts;
 
 
 /* See gchw.h. */
-redisReply *
-gchw_send_cmds(redisContext *rc, const gch_cmds_t *l)
-{
-    size_t       i;
-    void        *x;
-    redisReply  *last;
-
-    for (i = 0; i < l->ncmds; i++) {
-        if (redisAppendFormattedCommand(rc, l->cmds[i].data,
-                                        l->cmds[i].len)
-            != REDIS_OK)
-        {
-            return NULL;
-        }
-    }
-
-    last = NULL;
-    for (i = 0; i < l->ncmds; i++) {
-        if (redisGetReply(rc, &x) != REDIS_OK) {
-            if (last) {
-                freeReplyObject(last);
-            }
-            return NULL;
-        }
-
-        if (last) {
-            freeReplyObject(last);
-        }
-        last = x;
-    }
-
-    return last;
-}
-
-
-/* See gchw.h. */
 int
 gchw_append_cmds(redisContext *rc, const gch_cmds_t *l)
 {
@@ -137,6 +101,18 @@ gchw_read_cmds(redisContext *rc, const gch_cmds_t *l)
     }
 
     return last;
+}
+
+
+/* See gchw.h. */
+redisReply *
+gchw_send_cmds(redisContext *rc, const gch_cmds_t *l)
+{
+    if (gchw_append_cmds(rc, l) != 0) {
+        return NULL;
+    }
+
+    return gchw_read_cmds(rc, l);
 }
 
 

@@ -15,6 +15,7 @@ The invariants, per session of the town:
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import time
@@ -261,3 +262,32 @@ def raw_post(port, token, items, idem, close_after=0.0, partial=False,
 
 BAD_LOG = re.compile(r"\[(alert|crit|emerg)\]|AddressSanitizer|"
                      r"LeakSanitizer|runtime error:")
+
+
+def step_one_alone(s, token, key, body):
+    """POST /api/bookings of body (bytes) with key while Redis is stopped:
+    nginx sends step one and answers 503 at guichet_timeout; every nginx
+    worker is then killed (the master makes new ones) and Redis goes on,
+    so that step one runs with nobody left for step two
+    (docs/architecture.md, orphans)."""
+    redis = s.procs["redis"]
+    redis.send_signal(signal.SIGSTOP)
+    try:
+        c = socket.create_connection(("127.0.0.1", s.port), 5)
+        c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n"
+                   % (token, key, len(body))).encode() + body)
+        c.settimeout(30)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 503"), head
+        for p in s.nginx_workers():
+            os.kill(p, signal.SIGKILL)
+        c.close()
+    finally:
+        redis.send_signal(signal.SIGCONT)

@@ -43,7 +43,7 @@ import time
 import pytest
 
 from faultlib import (body_of, book, booked, child, conf_template, left,
-                      online, rush_town, settled)
+                      online, rush_town, settled, step_one_alone)
 from matrix import MatrixStack, wait_until
 import demande  # noqa: E402 -- on the path faultlib set
 
@@ -72,30 +72,7 @@ def replay_dies(s, token, f, sid, key, record="D "):
     reads its 503, kills every nginx worker, lets Redis run the replay's
     step one; returns once its member is back in {main}:inflight (record "P "
     for a first attempt)."""
-    redis = s.procs["redis"]
-    redis.send_signal(signal.SIGSTOP)
-    try:
-        body = body_of([(child(f), sid)]).encode()
-        c = socket.create_connection(("127.0.0.1", s.port), 5)
-        c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
-                   "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
-                   "Content-Type: application/json\r\n"
-                   "Content-Length: %d\r\n\r\n"
-                   % (token, key, len(body))).encode() + body)
-        # the 503 at guichet_timeout: nginx has sent step one and waits
-        # for its reply (docs/architecture.md)
-        c.settimeout(30)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = c.recv(4096)
-            assert chunk, head
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 503"), head
-        for p in s.nginx_workers():
-            os.kill(p, signal.SIGKILL)
-        c.close()
-    finally:
-        redis.send_signal(signal.SIGCONT)
+    step_one_alone(s, token, key, body_of([(child(f), sid)]).encode())
     rec = "{main}:f:%s:idem:%s" % (f, key)
     wait_until("the replay's step one", lambda: attempts(s, rec), 10)
     assert s.redis.get(rec).startswith(record)

@@ -43,7 +43,6 @@ PostgreSQL booking for it.
 import os
 import shutil
 import signal
-import socket
 import sys
 import threading
 
@@ -52,7 +51,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from faultlib import (book, child, conf_template, left, online,  # noqa
-                      rush_town, settled)
+                      rush_town, settled, step_one_alone)
 from matrix import MatrixStack, wait_until  # noqa: E402
 
 TOWN = rush_town(families=3, sessions=(("w1", 2), ("w2", 4)))  # 1 and 2
@@ -183,32 +182,11 @@ def test_nginx_killed_between_a_joins_steps(s):
 
 def half_join(s, token, cid, sid, key):
     """A request asking for sid's list whose nginx workers die between its
-    steps: Redis stopped, the request's step one sent, the nginx workers
-    killed after the 503; step one runs when Redis goes on."""
-    redis = s.procs["redis"]
-    redis.send_signal(signal.SIGSTOP)
-    try:
-        body = ('{"items":[{"child_id":"%s","session_id":"%s",'
-                '"waitlist":true}]}' % (cid, sid)).encode()
-        c = socket.create_connection(("127.0.0.1", s.port), 5)
-        c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
-                   "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
-                   "Content-Type: application/json\r\n"
-                   "Content-Length: %d\r\n\r\n"
-                   % (token, key, len(body))).encode() + body)
-        c.settimeout(30)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = c.recv(4096)
-            assert chunk, head
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 503"), head
-        s.killed_nginx = True
-        for p in s.nginx_workers():
-            os.kill(p, signal.SIGKILL)
-        c.close()
-    finally:
-        redis.send_signal(signal.SIGCONT)
+    steps (faultlib.step_one_alone)."""
+    s.killed_nginx = True
+    step_one_alone(s, token, key,
+                   ('{"items":[{"child_id":"%s","session_id":"%s",'
+                    '"waitlist":true}]}' % (cid, sid)).encode())
 
 
 def test_no_promotion_of_a_request_between_its_steps(s):
