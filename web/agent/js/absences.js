@@ -11,24 +11,17 @@
  */
 
 import { h, alertBox } from "../../js/dom.js";
-import { listOf, when } from "../../js/espace.js";
+import { when } from "../../js/espace.js";
+import { pendingList } from "./shell.js";
 
 export async function viewAbsences(env) {
-    const out = h("div", { id: "absences" },
-                  h("p", { class: "chargement" }, "Chargement…"));
-    env.page("Absences à examiner", out);
-    const r = await env.get("/api/staff/absences?status=en_examen");
-    if (!r.ok) {
-        out.replaceChildren(alertBox(r.error.message));
-        return;
-    }
-    const list = listOf(r.data, "absences");
-    if (list.length === 0) {
-        out.replaceChildren(h("p", { id: "aucune-absence" },
-                              "Aucun justificatif d'absence à examiner."));
-        return;
-    }
-    out.replaceChildren(...list.map((a) => {
+    await pendingList(env, {
+        id: "absences", title: "Absences à examiner",
+        url: "/api/staff/absences?status=en_examen",
+        key: "absences",
+        emptyId: "aucune-absence",
+        empty: "Aucun justificatif d'absence à examiner.",
+    }, (a) => {
         const what = (a.child_first_name || "?") + ", "
             + (a.activity || "?") + ", le " + when(a.date);
         const err = h("div", { "aria-live": "polite" });
@@ -80,5 +73,5 @@ export async function viewAbsences(env) {
                                 }
                             } },
                 "Refuser")));
-    }));
+    });
 }

@@ -11,7 +11,8 @@
  */
 
 import { h, alertBox } from "../../js/dom.js";
-import { field, listOf, when } from "../../js/espace.js";
+import { field, when } from "../../js/espace.js";
+import { pendingList } from "./shell.js";
 
 function lines(a) {
     return a ? [a.line1, a.line2, (a.postcode || "") + " " + (a.city || "")]
@@ -19,21 +20,12 @@ function lines(a) {
 }
 
 export async function viewAdresses(env) {
-    const out = h("div", { id: "adresses" },
-                  h("p", { class: "chargement" }, "Chargement…"));
-    env.page("Changements d'adresse", out);
-    const r = await env.get("/api/staff/address-changes?status=demandee");
-    if (!r.ok) {
-        out.replaceChildren(alertBox(r.error.message));
-        return;
-    }
-    const list = listOf(r.data, "address_changes");
-    if (list.length === 0) {
-        out.replaceChildren(h("p", {}, "Aucun changement d'adresse en "
-                                       + "attente."));
-        return;
-    }
-    out.replaceChildren(...list.map((c) => {
+    await pendingList(env, {
+        id: "adresses", title: "Changements d'adresse",
+        url: "/api/staff/address-changes?status=demandee",
+        key: "address_changes",
+        empty: "Aucun changement d'adresse en attente.",
+    }, (c) => {
         const who = env.familyName(c);
         const res = h("select", { id: "adr-resident-" + c.id },
             h("option", { value: "" }, "Inchangée ("
@@ -85,5 +77,5 @@ export async function viewAdresses(env) {
                                 }
                             } },
                 "Refuser")));
-    }));
+    });
 }

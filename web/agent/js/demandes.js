@@ -13,7 +13,8 @@
  */
 
 import { h, alertBox } from "../../js/dom.js";
-import { field, listOf, when } from "../../js/espace.js";
+import { field, when } from "../../js/espace.js";
+import { pendingList } from "./shell.js";
 
 function address(a) {
     return a ? [a.line1, a.line2, (a.postcode || "") + " " + (a.city || "")]
@@ -38,21 +39,12 @@ function duplicates(r) {
 }
 
 export async function viewDemandes(env) {
-    const out = h("div", { id: "demandes" },
-                  h("p", { class: "chargement" }, "Chargement…"));
-    env.page("Demandes de dossier", out);
-    const r = await env.get("/api/staff/family-requests?status=en_attente");
-    if (!r.ok) {
-        out.replaceChildren(alertBox(r.error.message));
-        return;
-    }
-    const list = listOf(r.data, "family_requests");
-    if (list.length === 0) {
-        out.replaceChildren(h("p", {}, "Aucune demande de dossier en "
-                                       + "attente."));
-        return;
-    }
-    out.replaceChildren(...list.map((q) => {
+    await pendingList(env, {
+        id: "demandes", title: "Demandes de dossier",
+        url: "/api/staff/family-requests?status=en_attente",
+        key: "family_requests",
+        empty: "Aucune demande de dossier en attente.",
+    }, (q) => {
         const fid = q.family_id;
         const who = (q.parents || []).map((p) => p.first_name + " "
                                                  + p.last_name).join(", ");
@@ -106,5 +98,5 @@ export async function viewDemandes(env) {
                                 }
                             } },
                 "Refuser")));
-    }));
+    });
 }

@@ -12,24 +12,16 @@
 
 import * as F from "../../js/format.js";
 import { h, alertBox } from "../../js/dom.js";
-import { field, listOf, when } from "../../js/espace.js";
+import { field, when } from "../../js/espace.js";
+import { pendingList } from "./shell.js";
 
 export async function viewQuotient(env) {
-    const out = h("div", { id: "quotients" },
-                  h("p", { class: "chargement" }, "Chargement…"));
-    env.page("Quotient familial", out);
-    const r = await env.get("/api/staff/qf-changes?status=demandee");
-    if (!r.ok) {
-        out.replaceChildren(alertBox(r.error.message));
-        return;
-    }
-    const list = listOf(r.data, "qf_changes");
-    if (list.length === 0) {
-        out.replaceChildren(h("p", {}, "Aucune demande de quotient "
-                                       + "familial en attente."));
-        return;
-    }
-    out.replaceChildren(...list.map((q) => {
+    await pendingList(env, {
+        id: "quotients", title: "Quotient familial",
+        url: "/api/staff/qf-changes?status=demandee",
+        key: "qf_changes",
+        empty: "Aucune demande de quotient familial en attente.",
+    }, (q) => {
         const who = env.familyName(q);
         const qf = h("input", { type: "number", id: "qf-" + q.id, min: "0",
                                 max: "1000000", step: "1" });
@@ -92,5 +84,5 @@ export async function viewQuotient(env) {
                                            + who + ".");
                                 }
                             } }, "Refuser")));
-    }));
+    });
 }

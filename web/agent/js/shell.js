@@ -9,7 +9,7 @@
 
 import * as api from "../../js/api.js";
 import { h, id, alertBox } from "../../js/dom.js";
-import { field } from "../../js/espace.js";
+import { field, listOf } from "../../js/espace.js";
 
 export const main = document.getElementById("contenu");
 export const KEY = "guichet.agent";
@@ -119,6 +119,29 @@ export function table(caption, heads, rows, attrs, hideCaption) {
 
 export function loading() {
     return h("p", { class: "chargement" }, "Chargement…");
+}
+
+/*
+ * A page of requests waiting for an agent's decision (absences, quotients,
+ * addresses, new files): q is {id, title, url, key, empty, emptyId}; the
+ * list at url (its array under key) is shown one card(item) each, or the
+ * empty sentence, or the error.
+ */
+export async function pendingList(env, q, card) {
+    const out = h("div", { id: q.id }, loading());
+    env.page(q.title, out);
+    const r = await env.get(q.url);
+    if (!r.ok) {
+        out.replaceChildren(alertBox(r.error.message));
+        return;
+    }
+    const list = listOf(r.data, q.key);
+    if (list.length === 0) {
+        out.replaceChildren(h("p", q.emptyId ? { id: q.emptyId } : {},
+                              q.empty));
+        return;
+    }
+    out.replaceChildren(...list.map(card));
 }
 
 export function notYet(title, what) {
