@@ -171,6 +171,12 @@ typedef void (*ngx_http_guichet_op_pt)(ngx_http_guichet_op_t *op,
 
 ngx_http_guichet_op_t *ngx_http_guichet_op_new(ngx_http_request_t *r);
 void ngx_http_guichet_op_free(ngx_http_guichet_op_t *op);
+/* ngx_http_guichet_opmem.c: an op's block (a spare one, or a new one),
+ * given back; the op's gch_alloc_t (op->alloc), ctx the op. */
+ngx_http_guichet_op_t *ngx_http_guichet_op_block(ngx_log_t *log);
+void ngx_http_guichet_op_release(ngx_http_guichet_op_t *op);
+void *ngx_http_guichet_op_alloc(void *ctx, size_t size);
+void ngx_http_guichet_op_mfree(void *ctx, void *p);
 ngx_http_request_t *ngx_http_guichet_op_detach(ngx_http_guichet_op_t *op);
 void ngx_http_guichet_op_answer(ngx_http_guichet_op_t *op, ngx_uint_t status,
     const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie);
