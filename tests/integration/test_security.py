@@ -136,7 +136,9 @@ def test_office_json_with_a_family_is_nosniff(s):
     assert header(r, "X-Content-Type-Options") == "nosniff"
 
 
-def test_invoice_pdf_is_nosniff(s):
+@pytest.fixture(scope="module")
+def invoice(s):
+    """f1's one invoice (July 2027): (token, invoice id)."""
     tok = s.token("f1")
     r = s.http("POST", "/api/bookings", token=tok,
                headers={"Idempotency-Key": uuid.uuid4().hex},
@@ -147,11 +149,26 @@ def test_invoice_pdf_is_nosniff(s):
     s.ctl_run("invoice", "--month", "2027-07")
     inv = s.http("GET", "/api/invoices", token=tok).json()
     assert len(inv) == 1, inv
-    r = s.http("GET", "/api/invoices/%s.pdf" % inv[0]["id"], token=tok)
+    return tok, inv[0]["id"]
+
+
+def test_invoice_pdf_is_nosniff(s, invoice):
+    tok, iid = invoice
+    r = s.http("GET", "/api/invoices/%s.pdf" % iid, token=tok)
     assert r.status == 200, r
     assert header(r, "Content-Type") == "application/pdf"
     assert r.body.startswith(b"%PDF-")
     assert header(r, "X-Content-Type-Options") == "nosniff"
+
+
+def test_invoice_pdf_is_never_stored_by_a_cache(s, invoice):
+    """An invoice names the family, its address and what it owes: like
+    every JSON answer of the module it must not stay in the browser's disk
+    cache (a family on the town library's computer) nor in a proxy."""
+    tok, iid = invoice
+    r = s.http("GET", "/api/invoices/%s.pdf" % iid, token=tok)
+    assert r.status == 200, r
+    assert header(r, "Cache-Control") == "no-store"
 
 
 # ----- limit_req on guichet-office's password and staff-login routes --------
