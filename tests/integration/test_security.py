@@ -186,6 +186,15 @@ def test_a_missing_invoice_is_a_json_404(s, invoice):
     assert r.json()["error"]["code"] == "not_found"
 
 
+def test_a_missing_invoice_says_nosniff_once(s, invoice):
+    """The module's nosniff goes through its internal redirect to
+    /_invoices/; nginx's 404 there must not add a second one."""
+    tok, iid = invoice
+    r = s.http("GET", "/api/invoices/%s0.pdf" % iid, token=tok)
+    assert r.status == 404, r
+    assert header(r, "X-Content-Type-Options") == "nosniff"
+
+
 def test_invoice_pdf_is_never_stored_by_a_cache(s, invoice):
     """An invoice names the family, its address and what it owes: like
     every JSON answer of the module it must not stay in the browser's disk
