@@ -267,3 +267,40 @@ def test_only_an_admin_archives_and_accounting_is_kept(s, tok_f1, agent,
 @pytest.fixture(scope="module")
 def tok_f1(s):
     return s.token("f1")
+
+
+def test_an_archived_family_s_token_is_refused_by_the_office(s, agent,
+                                                             admin):
+    """docs/office.md: archiving leaves the family's tokens refused.  The
+    module refused them (the family is out of the catalogue), but
+    guichet-office did not: a session opened before the archiving read
+    the family's data and wrote personal data back (contact details, a
+    document) into the file the town had just erased."""
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="durand", email="durand@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    tok = s.ctl_run("token", fid).strip()
+    assert s.http("GET", "/api/my-data", token=tok).status == 200
+
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+
+    assert s.http("GET", "/api/my-data", token=tok).status in (401, 403)
+    assert s.http("GET", "/api/contact", token=tok).status in (401, 403)
+    r = s.http("PUT", "/api/contact", token=tok,
+               json={"email": "durand@example.org",
+                     "phone_mobile": "06 11 22 33 44"})
+    assert r.status in (401, 403), r
+    r = s.http("POST", "/api/documents?type=vaccinations", token=tok,
+               body=PDF, headers={"Content-Type": "application/pdf"})
+    assert r.status in (401, 403), r
+    assert s.sql("select count(*) from family_contact"
+                 " where family_id = %s", (fid,))[0][0] == 0
+    assert s.sql("select count(*) from family_email"
+                 " where family_id = %s", (fid,))[0][0] == 0
+    assert s.sql("select count(*) from document where family_id = %s",
+                 (fid,))[0][0] == 0
+    # the others still work
+    assert s.http("GET", "/api/my-data", token=s.token("f1")).status == 200
