@@ -1009,6 +1009,9 @@ static const char *const  gcho_fam_erase[] = {
     "delete from address_change where family_id = $1",
     "delete from entourage_person where family_id = $1",
     "delete from password_reset where family_id = $1",
+    "delete from calendar_feed where family_id = $1",
+    "delete from family_code where family_id = $1",
+    "delete from account_activation where family_id = $1",
     "delete from message where thread_id in (select id from"
     "   message_thread where family_id = $1)",
     "delete from message_thread where family_id = $1",
@@ -1032,7 +1035,7 @@ gcho_fam_archive(gcho_req_t *rq)
 {
     int          rc, i, n;
     char         path[1024], key[512];
-    PGresult    *cat, *res, *files;
+    PGresult    *cat, *res, *files, *cors;
     gch_town_t  *t;
     const char  *p[2];
 
@@ -1118,10 +1121,21 @@ gcho_fam_archive(gcho_req_t *rq)
         return 0;
     }
 
+    /* the co-responsables, invited or active (their logins leave Redis
+     * after the commit, as the worker would drop them) */
+    cors = gcho_sql(rq, "delete from co_responsable where family_id = $1"
+                        " returning case when removed_at is null"
+                        " then login end", 1, p);
+    if (cors == NULL) {
+        PQclear(files);
+        return 0;
+    }
+
     for (i = 0; gcho_fam_erase[i] != NULL; i++) {
         res = gcho_sql(rq, gcho_fam_erase[i], i == 0 ? 2 : 1, p);
         if (res == NULL) {
             PQclear(files);
+            PQclear(cors);
             return 0;
         }
         PQclear(res);
@@ -1137,6 +1151,7 @@ gcho_fam_archive(gcho_req_t *rq)
             || gcho_commit(rq) != 0)
         {
             PQclear(files);
+            PQclear(cors);
             return 0;
         }
     }
@@ -1160,8 +1175,17 @@ gcho_fam_archive(gcho_req_t *rq)
         snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS),
                  gchb_town, rq->param[0]);
         freeReplyObject(redisCommand(gcho_ctx.redis, "DEL %s", key));
+        for (i = 0; i < PQntuples(cors); i++) {
+            if (!PQgetisnull(cors, i, 0)) {
+                freeReplyObject(redisCommand(gcho_ctx.redis,
+                                             "HDEL " GCH_KEY_LOGINS " %s",
+                                             gchb_town,
+                                             PQgetvalue(cors, i, 0)));
+            }
+        }
         gcho_redis_drop_broken();
     }
+    PQclear(cors);
 
     return gcho_fam_answer(rq, 200, rq->param[0]);
 }

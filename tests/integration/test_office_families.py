@@ -304,3 +304,65 @@ def test_an_archived_family_s_token_is_refused_by_the_office(s, agent,
                  (fid,))[0][0] == 0
     # the others still work
     assert s.http("GET", "/api/my-data", token=s.token("f1")).status == 200
+
+
+def test_archiving_leaves_no_way_back_into_the_file(s, agent, admin):
+    """Archiving erased the family's login but kept its co-responsable
+    (names, e-mail, login, password hash: their login still opened a
+    session), a pending invitation (which could still make a login on
+    the archived file) and its calendar feed (whose address kept serving
+    the family's bookings); merging already erased the feed."""
+    from urllib.parse import parse_qs, urlsplit
+
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="bernard", email="bernard@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    published(s)
+    tok = s.ctl_run("token", fid).strip()
+    version = s.http("GET", "/api/account/cgu").json()["version"]
+
+    def invite(first, email):
+        r = s.http("POST", "/api/co-responsables", token=tok,
+                   json={"first_name": first, "last_name": "Bernard",
+                         "email": email})
+        assert r.status == 201, r
+        url = urlsplit(r.json()["invitation_url"])
+        return parse_qs(url.fragment.split("?", 1)[1])["jeton"][0]
+
+    link = invite("Paul", "paul.bernard@example.org")
+    r = s.http("POST", "/api/account/co-responsable",
+               json={"token": link, "login": "paul.bernard",
+                     "password": "paul-secret-1", "cgu_version": version})
+    assert r.status == 200, r
+    creds = {"login": "paul.bernard", "password": "paul-secret-1"}
+    assert s.http("POST", "/api/session", json=creds).status == 200
+    feed = s.http("POST", "/api/calendar", token=tok)
+    assert feed.status == 201, feed
+    feed = feed.json()["path"]
+    assert s.http("GET", feed).status == 200
+    # a second invitation, not yet used (the first co-responsable
+    # removed: one at a time)
+    cid = s.sql("select id from co_responsable where family_id = %s",
+                (fid,))[0][0]
+    assert s.http("DELETE", "/api/co-responsables/%d" % cid,
+                  token=tok).status in (200, 204)
+    link2 = invite("Anne", "anne.bernard@example.org")
+
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+
+    for table in ("co_responsable", "calendar_feed"):
+        assert s.sql("select count(*) from %s where family_id = %%s"
+                     % table, (fid,))[0][0] == 0, table
+    assert s.http("GET", feed).status == 404
+    r = s.http("POST", "/api/account/co-responsable",
+               json={"token": link2, "login": "anne.bernard",
+                     "password": "anne-secret-1", "cgu_version": version})
+    assert r.status == 400, r
+    assert s.sql("select count(*) from family where id = %s"
+                 " and login is null", (fid,))[0][0] == 1
+    published(s)
+    assert s.redis.hget("{main}:logins", "paul.bernard") is None
+    assert s.http("POST", "/api/session", json=creds).status == 401
