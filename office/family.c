@@ -1035,7 +1035,7 @@ gcho_fam_archive(gcho_req_t *rq)
 {
     int          rc, i, n;
     char         path[1024], key[512];
-    PGresult    *cat, *res, *files, *cors;
+    PGresult    *cat, *res, *files, *atts, *cors;
     gch_town_t  *t;
     const char  *p[2];
 
@@ -1121,6 +1121,20 @@ gcho_fam_archive(gcho_req_t *rq)
         return 0;
     }
 
+    /* the messages' attachments, the family's and the staff's on its
+     * threads, and the family's not yet sent (before the messages they
+     * point at; their files after the commit, as the documents') */
+    atts = gcho_sql(rq, "delete from message_attachment"
+                        " where family_id = $1 or message_id in"
+                        "   (select m.id from message m"
+                        "    join message_thread t on t.id = m.thread_id"
+                        "    where t.family_id = $1)"
+                        " returning stored_name", 1, p);
+    if (atts == NULL) {
+        PQclear(files);
+        return 0;
+    }
+
     /* the co-responsables, invited or active (their logins leave Redis
      * after the commit, as the worker would drop them) */
     cors = gcho_sql(rq, "delete from co_responsable where family_id = $1"
@@ -1128,6 +1142,7 @@ gcho_fam_archive(gcho_req_t *rq)
                         " then login end", 1, p);
     if (cors == NULL) {
         PQclear(files);
+        PQclear(atts);
         return 0;
     }
 
@@ -1135,6 +1150,7 @@ gcho_fam_archive(gcho_req_t *rq)
         res = gcho_sql(rq, gcho_fam_erase[i], i == 0 ? 2 : 1, p);
         if (res == NULL) {
             PQclear(files);
+            PQclear(atts);
             PQclear(cors);
             return 0;
         }
@@ -1151,22 +1167,26 @@ gcho_fam_archive(gcho_req_t *rq)
             || gcho_commit(rq) != 0)
         {
             PQclear(files);
+            PQclear(atts);
             PQclear(cors);
             return 0;
         }
     }
 
     /* after the commit: the files, the family's keys of Redis */
-    n = PQntuples(files);
+    n = PQntuples(files) + PQntuples(atts);
     for (i = 0; i < n; i++) {
         snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
-                 PQgetvalue(files, i, 0));
+                 i < PQntuples(files)
+                 ? PQgetvalue(files, i, 0)
+                 : PQgetvalue(atts, i - PQntuples(files), 0));
         if (unlink(path) != 0 && errno != ENOENT) {
             gchb_log("error", "office: archive %s: unlink %s: %s",
                      rq->param[0], path, strerror(errno));
         }
     }
     PQclear(files);
+    PQclear(atts);
 
     if (gcho_redis(NULL) != NULL) {
         snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_CONNECTIONS),

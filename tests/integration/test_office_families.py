@@ -366,3 +366,42 @@ def test_archiving_leaves_no_way_back_into_the_file(s, agent, admin):
     published(s)
     assert s.redis.hget("{main}:logins", "paul.bernard") is None
     assert s.http("POST", "/api/session", json=creds).status == 401
+
+
+def test_a_family_that_sent_an_attachment_is_archived(s, agent, admin):
+    """The archive deleted the family's messages, but a message's
+    attachments point at it (message_attachment_message_fkey): a family
+    that had once sent a file could not be archived (503, PostgreSQL's
+    foreign key error), and its files stayed on disk."""
+    from office_town import PNG
+
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="petit", email="petit@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    tok = s.ctl_run("token", fid).strip()
+    ids = []
+    for data, ctype, name in ((PDF, "application/pdf", "pai.pdf"),
+                              (PNG, "image/png", "photo.png")):
+        r = s.http("POST", "/api/message-attachments?name=" + name,
+                   token=tok, body=data, headers={"Content-Type": ctype})
+        assert r.status == 201, r
+        ids.append(r.json()["id"])
+    r = s.http("POST", "/api/messages", token=tok,
+               json={"service": "scolaire", "theme": "allergie",
+                     "subject": "PAI", "body": "Voici le PAI.",
+                     "attachments": ids[:1]})
+    assert r.status == 201, r
+    stored = [x[0] for x in s.sql("select stored_name from"
+                                  " message_attachment where family_id = %s",
+                                  (fid,))]
+    assert len(stored) == 2
+    uploads = s._path("uploads")
+    assert all(n in os.listdir(uploads) for n in stored)
+
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+    assert s.sql("select count(*) from message_attachment"
+                 " where family_id = %s", (fid,))[0][0] == 0
+    assert not any(n in os.listdir(uploads) for n in stored)
