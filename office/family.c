@@ -359,6 +359,12 @@ gcho_fam_create(gcho_req_t *rq)
         goto answered;
     }
 
+    if (!gcho_email_ok(mail)) {
+        gcho_error(rq, 400, "invalid_field", "Le champ email n'est pas "
+                   "une adresse e-mail (nom@domaine).");
+        goto answered;
+    }
+
     if (v[2] && v[2]->type == GCH_J_NUMBER) {
         if (gch_json_int(&cx, "qf", v[2], 0, 1000000, &q) != 0) {
             gcho_error(rq, 400, "invalid_field", err.message);
@@ -780,6 +786,12 @@ gcho_fam_update(gcho_req_t *rq)
     {
         gch_json_free(&doc);
         return 0;
+    }
+
+    if (!gcho_email_ok(mail)) {
+        gch_json_free(&doc);
+        return gcho_error(rq, 400, "invalid_field", "Le champ email n'est "
+                          "pas une adresse e-mail (nom@domaine).");
     }
 
     rc = gcho_fam_open(rq);

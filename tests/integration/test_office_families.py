@@ -405,3 +405,26 @@ def test_a_family_that_sent_an_attachment_is_archived(s, agent, admin):
     assert s.sql("select count(*) from message_attachment"
                  " where family_id = %s", (fid,))[0][0] == 0
     assert not any(n in os.listdir(uploads) for n in stored)
+
+
+@pytest.mark.parametrize("email", [
+    "x@example.org>\r\nRCPT TO:<y@example.org",   # a second recipient
+    "x@example.org\nBcc: y@example.org",          # a header of the mail
+    "pas-une-adresse", "a b@example.org", "a@b@example.org"])
+def test_an_agent_cannot_give_a_family_an_address_that_is_not_one(s, agent,
+                                                                  email):
+    """The family's own details check the e-mail (PUT /api/contact, 400
+    invalid_field); the back office passed any string to PostgreSQL, whose
+    check (family_email_address) refused it: 503 unavailable, "try again
+    in a moment", and an error in the log, for a typo.  (The check is what
+    keeps a line break out of guichet-worker's RCPT TO and To:.)"""
+    before = s.sql("select count(*) from family")[0][0]
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="ecrit", email=email, entourage=[]))
+    assert error_code(r, 400) == "invalid_field", r
+    assert s.sql("select count(*) from family")[0][0] == before
+    r = s.http("PUT", "/api/staff/families/f1", token=agent,
+               json={"resident": True, "email": email})
+    assert error_code(r, 400) == "invalid_field", r
+    assert s.sql("select count(*) from family_email where address = %s",
+                 (email,))[0][0] == 0
