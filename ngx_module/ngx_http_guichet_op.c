@@ -90,6 +90,29 @@ ngx_http_guichet_nosniff(ngx_http_request_t *r)
 }
 
 
+/*
+ * Every answer the module makes is a family's own (its bookings, its
+ * invoices) or changes with each booking: no cache keeps it, neither a
+ * proxy nor the browser's disk (a family on a shared computer).
+ */
+ngx_int_t
+ngx_http_guichet_no_store(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie)
@@ -107,15 +130,9 @@ ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-
-    if (ngx_http_guichet_nosniff(r) != NGX_OK) {
+    if (ngx_http_guichet_no_store(r) != NGX_OK
+        || ngx_http_guichet_nosniff(r) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -5,7 +5,8 @@
  * {T}:revoked (BLAKE2b-128 of the token, hex); cookie requests that
  * change something must carry a matching Origin.  Staff tokens
  * ("staff:<login>") are bearer only and need an active staff_account row
- * whose role ranks at least the route's.  http.c calls gcho_authorize()
+ * whose role ranks at least the route's; a family token needs its family
+ * still there, not archived.  http.c calls gcho_authorize()
  * before the handler.
  */
 
@@ -119,6 +120,34 @@ gcho_token(gcho_req_t *rq)
 }
 
 
+/*
+ * A family token's family still has a file: 1, 0 (archived, or merged
+ * into another: archived too, or no such family), -1 after answering 503.
+ * Archiving takes the family out of the catalogue, so the module refuses
+ * its tokens; guichet-office asks PostgreSQL, or a session opened before
+ * would read the file and write personal data back into it.
+ */
+static int
+gcho_family_live(gcho_req_t *rq)
+{
+    int          live;
+    PGresult    *res;
+    const char  *p[1];
+
+    p[0] = rq->family_id;
+    res = gcho_sql(rq, "select 1 from family"
+                       " where id = $1 and archived_at is null", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+
+    live = PQntuples(res) == 1;
+    PQclear(res);
+
+    return live;
+}
+
+
 static int
 gcho_staff_role(gcho_req_t *rq)
 {
@@ -182,6 +211,18 @@ gcho_authorize(gcho_req_t *rq)
         {
             gcho_error(rq, 403, "bad_origin",
                        "Cette demande ne vient pas du site du guichet.");
+            return -1;
+        }
+
+        rc = gcho_family_live(rq);
+        if (rc < 0) {
+            return -1;
+        }
+
+        if (rc == 0) {
+            gcho_error(rq, 401, "unauthenticated",
+                       "Ce compte n'existe plus : votre session est "
+                       "terminée.");
             return -1;
         }
 

@@ -359,6 +359,12 @@ gcho_fam_create(gcho_req_t *rq)
         goto answered;
     }
 
+    if (!gcho_email_ok(mail)) {
+        gcho_error(rq, 400, "invalid_field", "Le champ email n'est pas "
+                   "une adresse e-mail (nom@domaine).");
+        goto answered;
+    }
+
     if (v[2] && v[2]->type == GCH_J_NUMBER) {
         if (gch_json_int(&cx, "qf", v[2], 0, 1000000, &q) != 0) {
             gcho_error(rq, 400, "invalid_field", err.message);
@@ -782,6 +788,12 @@ gcho_fam_update(gcho_req_t *rq)
         return 0;
     }
 
+    if (!gcho_email_ok(mail)) {
+        gch_json_free(&doc);
+        return gcho_error(rq, 400, "invalid_field", "Le champ email n'est "
+                          "pas une adresse e-mail (nom@domaine).");
+    }
+
     rc = gcho_fam_open(rq);
     if (rc != GCHO_GO) {
         gch_json_free(&doc);
@@ -1009,6 +1021,9 @@ static const char *const  gcho_fam_erase[] = {
     "delete from address_change where family_id = $1",
     "delete from entourage_person where family_id = $1",
     "delete from password_reset where family_id = $1",
+    "delete from calendar_feed where family_id = $1",
+    "delete from family_code where family_id = $1",
+    "delete from account_activation where family_id = $1",
     "delete from message where thread_id in (select id from"
     "   message_thread where family_id = $1)",
     "delete from message_thread where family_id = $1",
@@ -1032,7 +1047,7 @@ gcho_fam_archive(gcho_req_t *rq)
 {
     int          rc, i, n;
     char         path[1024], key[512];
-    PGresult    *cat, *res, *files;
+    PGresult    *cat, *res, *files, *atts, *cors;
     gch_town_t  *t;
     const char  *p[2];
 
@@ -1118,10 +1133,37 @@ gcho_fam_archive(gcho_req_t *rq)
         return 0;
     }
 
+    /* the messages' attachments, the family's and the staff's on its
+     * threads, and the family's not yet sent (before the messages they
+     * point at; their files after the commit, as the documents') */
+    atts = gcho_sql(rq, "delete from message_attachment"
+                        " where family_id = $1 or message_id in"
+                        "   (select m.id from message m"
+                        "    join message_thread t on t.id = m.thread_id"
+                        "    where t.family_id = $1)"
+                        " returning stored_name", 1, p);
+    if (atts == NULL) {
+        PQclear(files);
+        return 0;
+    }
+
+    /* the co-responsables, invited or active (their logins leave Redis
+     * after the commit, as the worker would drop them) */
+    cors = gcho_sql(rq, "delete from co_responsable where family_id = $1"
+                        " returning case when removed_at is null"
+                        " then login end", 1, p);
+    if (cors == NULL) {
+        PQclear(files);
+        PQclear(atts);
+        return 0;
+    }
+
     for (i = 0; gcho_fam_erase[i] != NULL; i++) {
         res = gcho_sql(rq, gcho_fam_erase[i], i == 0 ? 2 : 1, p);
         if (res == NULL) {
             PQclear(files);
+            PQclear(atts);
+            PQclear(cors);
             return 0;
         }
         PQclear(res);
@@ -1137,21 +1179,26 @@ gcho_fam_archive(gcho_req_t *rq)
             || gcho_commit(rq) != 0)
         {
             PQclear(files);
+            PQclear(atts);
+            PQclear(cors);
             return 0;
         }
     }
 
     /* after the commit: the files, the family's keys of Redis */
-    n = PQntuples(files);
+    n = PQntuples(files) + PQntuples(atts);
     for (i = 0; i < n; i++) {
         snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
-                 PQgetvalue(files, i, 0));
+                 i < PQntuples(files)
+                 ? PQgetvalue(files, i, 0)
+                 : PQgetvalue(atts, i - PQntuples(files), 0));
         if (unlink(path) != 0 && errno != ENOENT) {
             gchb_log("error", "office: archive %s: unlink %s: %s",
                      rq->param[0], path, strerror(errno));
         }
     }
     PQclear(files);
+    PQclear(atts);
 
     if (gcho_redis(NULL) != NULL) {
         snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_CONNECTIONS),
@@ -1160,8 +1207,17 @@ gcho_fam_archive(gcho_req_t *rq)
         snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS),
                  gchb_town, rq->param[0]);
         freeReplyObject(redisCommand(gcho_ctx.redis, "DEL %s", key));
+        for (i = 0; i < PQntuples(cors); i++) {
+            if (!PQgetisnull(cors, i, 0)) {
+                freeReplyObject(redisCommand(gcho_ctx.redis,
+                                             "HDEL " GCH_KEY_LOGINS " %s",
+                                             gchb_town,
+                                             PQgetvalue(cors, i, 0)));
+            }
+        }
         gcho_redis_drop_broken();
     }
+    PQclear(cors);
 
     return gcho_fam_answer(rq, 200, rq->param[0]);
 }

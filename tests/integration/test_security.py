@@ -130,13 +130,28 @@ def test_nginx_own_json_errors_are_nosniff(s):
     assert header(r, "X-Content-Type-Options") == "nosniff"
 
 
+@pytest.mark.parametrize("path", ["/api/staff/daily.pdf",
+                                  "/api/bookings.html", "/api/x.js"])
+def test_nginx_own_json_errors_are_json_whatever_the_extension(s, path):
+    """nginx picked the error's Content-Type from the path's extension
+    (mime.types), not default_type: a 413 of /api/staff/daily.pdf was
+    JSON sent as application/pdf, of /api/bookings.html as text/html."""
+    r = s.http("POST", path, body=b"x" * (100 * 1024),
+               headers={"Content-Type": "application/json"})
+    assert r.status == 413, r
+    assert header(r, "Content-Type").startswith("application/json"), r
+    assert r.json()["error"]["code"] == "body_too_large"
+
+
 def test_office_json_with_a_family_is_nosniff(s):
     r = s.http("GET", "/api/enrolments", token=s.token("f1"))
     assert r.status == 200, r
     assert header(r, "X-Content-Type-Options") == "nosniff"
 
 
-def test_invoice_pdf_is_nosniff(s):
+@pytest.fixture(scope="module")
+def invoice(s):
+    """f1's one invoice (July 2027): (token, invoice id)."""
     tok = s.token("f1")
     r = s.http("POST", "/api/bookings", token=tok,
                headers={"Idempotency-Key": uuid.uuid4().hex},
@@ -147,11 +162,47 @@ def test_invoice_pdf_is_nosniff(s):
     s.ctl_run("invoice", "--month", "2027-07")
     inv = s.http("GET", "/api/invoices", token=tok).json()
     assert len(inv) == 1, inv
-    r = s.http("GET", "/api/invoices/%s.pdf" % inv[0]["id"], token=tok)
+    return tok, inv[0]["id"]
+
+
+def test_invoice_pdf_is_nosniff(s, invoice):
+    tok, iid = invoice
+    r = s.http("GET", "/api/invoices/%s.pdf" % iid, token=tok)
     assert r.status == 200, r
     assert header(r, "Content-Type") == "application/pdf"
     assert r.body.startswith(b"%PDF-")
     assert header(r, "X-Content-Type-Options") == "nosniff"
+
+
+def test_a_missing_invoice_is_a_json_404(s, invoice):
+    """The file is not there (another family's id, a typo): nginx's 404
+    of /_invoices/, answered by api-errors.conf, was sent as
+    application/pdf (the .pdf of the path): a browser showed a broken
+    PDF instead of the message."""
+    tok, iid = invoice
+    r = s.http("GET", "/api/invoices/%s0.pdf" % iid, token=tok)
+    assert r.status == 404, r
+    assert header(r, "Content-Type").startswith("application/json"), r
+    assert r.json()["error"]["code"] == "not_found"
+
+
+def test_a_missing_invoice_says_nosniff_once(s, invoice):
+    """The module's nosniff goes through its internal redirect to
+    /_invoices/; nginx's 404 there must not add a second one."""
+    tok, iid = invoice
+    r = s.http("GET", "/api/invoices/%s0.pdf" % iid, token=tok)
+    assert r.status == 404, r
+    assert header(r, "X-Content-Type-Options") == "nosniff"
+
+
+def test_invoice_pdf_is_never_stored_by_a_cache(s, invoice):
+    """An invoice names the family, its address and what it owes: like
+    every JSON answer of the module it must not stay in the browser's disk
+    cache (a family on the town library's computer) nor in a proxy."""
+    tok, iid = invoice
+    r = s.http("GET", "/api/invoices/%s.pdf" % iid, token=tok)
+    assert r.status == 200, r
+    assert header(r, "Cache-Control") == "no-store"
 
 
 # ----- limit_req on guichet-office's password and staff-login routes --------

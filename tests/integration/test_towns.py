@@ -423,3 +423,57 @@ def test_office_refuses_a_town_the_database_lacks(two):
             "unknown_town", body
     assert office({"X-Guichet-Town": "alpha"})[0] == 200
     assert office({})[0] == 200
+
+
+def test_the_town_documents_route_serves_the_host_names_town(two):
+    """POST and GET /api/staff/town-documents have a location of their
+    own in office.conf (a 6 MB body): it forgot X-Guichet-Town, so
+    guichet-office took the setting town (alpha) for beta's host name --
+    beta's agents got 401 there -- or whatever town the client's own
+    X-Guichet-Town header named."""
+    r = subprocess.run([two.ctl, "-c", two.worker_conf, "--town", "beta",
+                        "staff-add", "agent.b", "agent", "Agent Beta"],
+                       input=b"agent-beta-1\n", cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr.decode()
+    r = two.http("POST", "/api/staff/session", headers=BETA,
+                 json={"login": "agent.b", "password": "agent-beta-1"})
+    assert r.status == 200, r
+    agent = r.json()["token"]
+    assert agent.split(".")[1] == "beta"
+
+    pdf = (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n"
+           b"<< /Root 1 0 R >>\n%%EOF\n")
+    r = two.http("POST", "/api/staff/town-documents?title=Menus%20beta"
+                 "&category=menus&name=menus.pdf", token=agent, body=pdf,
+                 headers=dict(BETA, **{"Content-Type": "application/pdf"}))
+    assert r.status == 201, r
+    r = two.http("GET", "/api/staff/town-documents", token=agent,
+                 headers=BETA)
+    assert r.status == 200, r
+    assert "Menus beta" in r.body.decode()
+    assert two.sql("select count(*) from town_beta.town_publication")[0][0] \
+        == 1
+    assert two.sql("select count(*) from town_alpha.town_publication"
+                   )[0][0] == 0
+    # the town is the host name's, never the client's header
+    r = two.http("GET", "/api/staff/town-documents", token=agent,
+                 headers=dict(BETA, **{"X-Guichet-Town": "alpha"}))
+    assert r.status == 200, r
+    assert "Menus beta" in r.body.decode()
+
+
+def test_every_office_location_names_the_town_and_the_address():
+    """No stack: each location of office.conf that reaches guichet-office
+    sets X-Guichet-Town and X-Real-IP itself (a location's own
+    proxy_set_header drops the others', and the client's header would
+    pass through)."""
+    with open(os.path.join(ROOT, "lua-free-config", "office.conf")) as f:
+        text = "\n".join(line.split("#")[0] for line in f)
+    blocks = text.split("\nlocation ")[1:]
+    proxied = [b for b in blocks if "proxy_pass" in b]
+    assert len(proxied) >= 5, len(proxied)
+    for b in proxied:
+        where = b.split("{")[0].strip()
+        assert "proxy_set_header X-Guichet-Town $guichet_town;" in b, where
+        assert "proxy_set_header X-Real-IP $remote_addr;" in b, where
