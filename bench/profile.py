@@ -304,6 +304,16 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
         s.procs["worker"].send_signal(signal.SIGSTOP)
     client = subprocess.Popen(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
+    cstat = None
+    if a.syscalls:
+        # the client's own system calls, for its share of the machine
+        cstat = subprocess.Popen(
+            ["perf", "stat", "-x", ",", "-o",
+             os.path.join(a.out, tag + ".rush-syscalls.csv"),
+             "-p", str(client.pid)]
+            + sum((["-e", e] for e in SYSCALL_EVENTS), [])
+            + ["--", "sleep", str(a.seconds)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client_ticks = 0
     lags = []
     while client.poll() is None:
@@ -318,6 +328,8 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
         perf.wait()
     if stat:
         stat.wait()
+    if cstat:
+        cstat.wait()
     for p in fsync.values():
         p.wait()
     el = time.monotonic() - t0
@@ -417,6 +429,10 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
         # counted over a.seconds from the client's start, as answers/s is
         row["nginx_syscalls_per_answer"] = syscalls_per_answer(
             os.path.join(a.out, tag + ".syscalls.csv"), rate * a.seconds)
+    if cstat:
+        row["rush_syscalls_per_answer"] = syscalls_per_answer(
+            os.path.join(a.out, tag + ".rush-syscalls.csv"),
+            rate * a.seconds)
     if perf:
         rep = os.path.join(a.out, tag + ".perf.txt")
         with open(rep, "w") as fh:
@@ -615,6 +631,9 @@ def main():
                         if "nginx_syscalls_per_answer" in row:
                             say("%-22s nginx syscalls/answer %s" % (
                                 tag, row["nginx_syscalls_per_answer"]))
+                        if "rush_syscalls_per_answer" in row:
+                            say("%-22s rush syscalls/answer %s" % (
+                                tag, row["rush_syscalls_per_answer"]))
                         say("%-22s redis commands/answer %s, %.2f usec"
                             % (tag, row["redis_per_answer"],
                                row["redis_usec_per_answer"] or 0))
@@ -675,6 +694,10 @@ def main():
                     say("median %-8s m%d w%d nginx syscalls/answer %s" % (
                         mode, mi, wi,
                         medians(sel, "nginx_syscalls_per_answer")))
+                if "rush_syscalls_per_answer" in sel[0]:
+                    say("median %-8s m%d w%d rush syscalls/answer %s" % (
+                        mode, mi, wi,
+                        medians(sel, "rush_syscalls_per_answer")))
                 say("median %-8s m%d w%d redis commands/answer %s, "
                     "%s usec (INFO commandstats)" % (
                         mode, mi, wi,
