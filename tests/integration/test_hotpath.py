@@ -15,6 +15,8 @@ headers and Redis state expected, and the error log stays free of
     the sold-out refusals of one event-loop turn share one round trip
     (one EXISTS of all their keys), and a known key among them still
     gets its replay
+  * the sold-out cache's entry is renewed by one request in its last
+    quarter, not by every request in flight when it ends
 
 Two stacks of their own (faultlib.py in tests/fault/ holds the helpers
 shared with the failure tests), one nginx worker each so that the
@@ -450,6 +452,50 @@ def test_a_turns_sold_out_refusals_share_one_exists(tmp_path):
                                           % (f, reqs[n][2])), n
         assert left(s, "t1") == 0
         assert len(booked(s, "t1")) == 2
+    finally:
+        finish_stack(s)
+
+
+def test_sold_out_entry_is_renewed_by_one_request_not_a_crowd(tmp_path):
+    """The sold-out cache's entry of a session (guichet_full_cache 12s
+    here) is renewed in its last quarter by one request that goes to
+    Redis and sees the session still full; the requests of the same turn
+    are refused at once, and so are those after the first entry's end.
+    Without the renewal they all went through the saga when the entry
+    ended (each a demande and an idempotency record written)."""
+    tpl = conf_template(tmp_path, "renew", replace=[
+        ONE_WORKER, ("guichet_full_cache 200ms;", "guichet_full_cache 12s;")])
+    s = start_stack(rush_town(families=12, sessions=(("t1", 2),)), "renew",
+                    template=tpl)
+    try:
+        t = s.tokens()
+        r = book(s, t[fam(1)], [(child(fam(1)), "t1")])  # its online place
+        assert r.json()["items"][0]["status"] == "confirmed", r
+        r = book(s, t[fam(2)], [(child(fam(2)), "t1")])  # the saga: full
+        assert r.json()["items"][0]["reason"] == "full", r
+        assert r.json()["request_id"] is not None, r
+        seen = time.monotonic()                 # the entry ends at +12 s
+
+        # +10 s, the entry's last quarter: one of the turn's requests goes
+        # to Redis (refused full by the saga, its request_id), not the
+        # others
+        time.sleep(max(0.0, seen + 10 - time.monotonic()))
+        answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
+                                "renew-" + uuid.uuid4().hex)
+                               for i in range(3, 9)])
+        ids = [json.loads(body)["request_id"] for _, _, body in answers]
+        for status, _, body in answers:
+            assert status == 200, body
+            assert json.loads(body)["items"][0]["reason"] == "full", body
+        assert sum(i is not None for i in ids) == 1, ids
+
+        # +14 s: past the first entry's end, the renewed one refuses at
+        # once
+        time.sleep(max(0.0, seen + 14 - time.monotonic()))
+        r = book(s, t[fam(9)], [(child(fam(9)), "t1")])
+        assert r.json()["items"][0]["reason"] == "full", r
+        assert r.json()["request_id"] is None, r
+        assert len(booked(s, "t1")) == 1
     finally:
         finish_stack(s)
 
