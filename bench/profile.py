@@ -226,6 +226,15 @@ def lag_ms(s):
     return max(0, int(time.time() * 1000) - int(eid.split("-")[0]))
 
 
+def redis_commandstats(s):
+    """{command: (calls, usec)} of INFO commandstats."""
+    out = {}
+    for k, v in s.redis.info("commandstats").items():
+        if k.startswith("cmdstat_") and isinstance(v, dict):
+            out[k[8:]] = (int(v.get("calls", 0)), int(v.get("usec", 0)))
+    return out
+
+
 def quantile(v, q):
     if not v:
         return None
@@ -251,6 +260,7 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
             "--summary", summ, "--quiet", "--prefix", tag.replace(".", "_")]
     argv += args
     g = groups(s)
+    rstats0 = redis_commandstats(s)
     before = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
     user0 = sum(proc_ticks(p, True) for p in g["nginx"])
     m0 = machine_ticks()
@@ -294,6 +304,16 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
         s.procs["worker"].send_signal(signal.SIGSTOP)
     client = subprocess.Popen(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
+    cstat = None
+    if a.syscalls:
+        # the client's own system calls, for its share of the machine
+        cstat = subprocess.Popen(
+            ["perf", "stat", "-x", ",", "-o",
+             os.path.join(a.out, tag + ".rush-syscalls.csv"),
+             "-p", str(client.pid)]
+            + sum((["-e", e] for e in SYSCALL_EVENTS), [])
+            + ["--", "sleep", str(a.seconds)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client_ticks = 0
     lags = []
     while client.poll() is None:
@@ -308,12 +328,15 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
         perf.wait()
     if stat:
         stat.wait()
+    if cstat:
+        cstat.wait()
     for p in fsync.values():
         p.wait()
     el = time.monotonic() - t0
     m1 = machine_ticks()
     after = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
     user1 = sum(proc_ticks(p, True) for p in g["nginx"])
+    rstats1 = redis_commandstats(s)
     if a.persist:
         # the rest of the run's bookings persisted: the whole cost of
         # persisting them (PostgreSQL's statistics reach its views within
@@ -347,6 +370,19 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
            "nginx_user_us_per_answer":
                round((user1 - user0) / HZ / el * 1e6 / rate, 2)
                if rate else None}
+    # Redis's commands per answer (all clients: nginx, the worker), and
+    # the microseconds Redis says it spent executing them: counts the
+    # machine's noise does not move, unlike its CPU from /proc
+    answered = rate * a.seconds if rate else 0
+    row["redis_per_answer"] = {
+        k: round((rstats1.get(k, (0, 0))[0] - rstats0.get(k, (0, 0))[0])
+                 / answered, 3) if answered else None
+        for k in sorted(set(rstats1) | set(rstats0))
+        if rstats1.get(k, (0, 0))[0] != rstats0.get(k, (0, 0))[0]}
+    row["redis_usec_per_answer"] = round(
+        sum(v[1] for v in rstats1.values())
+        - sum(v[1] for v in rstats0.values()), 1) / answered \
+        if answered else None
     if a.persist:
         n = res["cells_confirmed"]
         d = {k: c1[k] - c0[k] for k in c0 if k != "lsn"}
@@ -393,6 +429,10 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
         # counted over a.seconds from the client's start, as answers/s is
         row["nginx_syscalls_per_answer"] = syscalls_per_answer(
             os.path.join(a.out, tag + ".syscalls.csv"), rate * a.seconds)
+    if cstat:
+        row["rush_syscalls_per_answer"] = syscalls_per_answer(
+            os.path.join(a.out, tag + ".rush-syscalls.csv"),
+            rate * a.seconds)
     if perf:
         rep = os.path.join(a.out, tag + ".perf.txt")
         with open(rep, "w") as fh:
@@ -591,6 +631,12 @@ def main():
                         if "nginx_syscalls_per_answer" in row:
                             say("%-22s nginx syscalls/answer %s" % (
                                 tag, row["nginx_syscalls_per_answer"]))
+                        if "rush_syscalls_per_answer" in row:
+                            say("%-22s rush syscalls/answer %s" % (
+                                tag, row["rush_syscalls_per_answer"]))
+                        say("%-22s redis commands/answer %s, %.2f usec"
+                            % (tag, row["redis_per_answer"],
+                               row["redis_usec_per_answer"] or 0))
                         if "persist" in row:
                             say("%-22s persist %s" % (tag, {
                                 k: v for k, v in row["persist"].items()
@@ -648,6 +694,17 @@ def main():
                     say("median %-8s m%d w%d nginx syscalls/answer %s" % (
                         mode, mi, wi,
                         medians(sel, "nginx_syscalls_per_answer")))
+                if "rush_syscalls_per_answer" in sel[0]:
+                    say("median %-8s m%d w%d rush syscalls/answer %s" % (
+                        mode, mi, wi,
+                        medians(sel, "rush_syscalls_per_answer")))
+                say("median %-8s m%d w%d redis commands/answer %s, "
+                    "%s usec (INFO commandstats)" % (
+                        mode, mi, wi,
+                        {k: med(sel, lambda r, k=k:
+                                r["redis_per_answer"].get(k, 0))
+                         for k in sel[0]["redis_per_answer"]},
+                        med(sel, lambda r: r["redis_usec_per_answer"])))
                 if "persist" in sel[0]:
                     p = {k: med(sel, lambda r, k=k: r["persist"][k])
                          for k in sel[0]["persist"]

@@ -81,6 +81,7 @@ typedef struct {
     char      *fid;
     char     **cids;
     int        ncids;
+    char        *body;      /* its grid body, when it has one block */
 } rush_family_t;
 
 typedef struct {
@@ -410,6 +411,7 @@ load_grid(const char *ffile, const char *sfile)
 
         f->cids = xmalloc(sizeof(char *) * cap);
         f->ncids = 0;
+        f->body = NULL;
         f->fid = strtok_r(ls[i], " ", &p);
         for (;;) {
             char  *c = strtok_r(NULL, " ", &p);
@@ -475,6 +477,13 @@ build(rush_conn_t *c, const rush_task_t *t)
         size_t          off = 0;
 
         fid = f->fid;
+        n = cells * kids;
+        if (f->body != NULL) {
+            /* one block (the sold-out session): the family's body is
+             * always the same, formatted once */
+            body = f->body;
+            goto formatted;
+        }
         cap = 64 + (size_t) cells * kids * 160;
         gbody = xmalloc(cap);
         off += snprintf(gbody + off, cap - off, "{\"items\":[");
@@ -488,13 +497,17 @@ build(rush_conn_t *c, const rush_task_t *t)
         }
         snprintf(gbody + off, cap - off, "]}");
         body = gbody;
-        n = cells * kids;
+        if (blocks == 1) {
+            f->body = gbody;
+            gbody = NULL;
+        }
     } else {
         tok = any_token(&fid);
         (void) tok;
         body = fixed_body;
         n = 1;
     }
+formatted:
     tok = token_of(fid);
     if (tok == NULL) {
         die("no token for family %s", fid);

@@ -105,6 +105,8 @@ typedef struct {
     long long                 gen;
     ngx_uint_t                refs;
     int64_t                  *full_until;       /* per session, ms */
+    int64_t                  *full_probe;       /* the full_until a
+                                                   renewal was sent for */
 } ngx_http_guichet_cat_t;
 
 

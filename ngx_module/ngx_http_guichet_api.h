@@ -63,6 +63,8 @@ struct ngx_http_guichet_op_s {
     unsigned                      staff:1;      /* the counter: on site */
     unsigned                      full_checked:1;  /* Redis knows the
                                                      key: no shortcut */
+    ngx_http_guichet_op_t        *idem_next;    /* waiting for the
+                                                   turn's EXISTS (_book.c) */
     gch_book_t                   *book;
     gch_cancel_t                 *cancel;
     gch_absence_t                *absence;

@@ -24,6 +24,28 @@
 static uint32_t  ngx_http_guichet_attempts;
 
 
+/*
+ * The idempotency checks of this turn of the event loop (the requests the
+ * sold-out cache or the not-yet-open shortcut answers), sent together at
+ * its end: one EXISTS of all their keys per town (a town's keys share one
+ * hash tag, one cluster slot).
+ */
+#define NGX_HTTP_GUICHET_IDEM_BATCH  128
+
+typedef struct {
+    ngx_uint_t                    nops;
+    char                         *cmd;          /* hiredis's format */
+    gch_cmd_t                     one;
+    gch_cmds_t                    cmds;
+    ngx_http_guichet_op_t        *ops[1];
+} ngx_http_guichet_idem_batch_t;
+
+static ngx_http_guichet_op_t   *ngx_http_guichet_idem_first;
+static ngx_http_guichet_op_t  **ngx_http_guichet_idem_last;
+static ngx_uint_t               ngx_http_guichet_idem_n;
+static ngx_event_t              ngx_http_guichet_idem_ev;
+
+
 static ngx_int_t ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
     ngx_uint_t staff);
 static void ngx_http_guichet_book_body(ngx_http_request_t *r);
@@ -47,6 +69,11 @@ static void ngx_http_guichet_book_step3_answer(ngx_http_guichet_op_t *op,
 static void ngx_http_guichet_book_answer(ngx_http_guichet_op_t *op);
 static ngx_uint_t ngx_http_guichet_idem_key(ngx_http_request_t *r,
     ngx_http_guichet_op_t *op);
+static void ngx_http_guichet_idem_add(ngx_http_guichet_op_t *op);
+static void ngx_http_guichet_idem_flush(ngx_event_t *ev);
+static void ngx_http_guichet_idem_send(ngx_http_guichet_op_t **ops,
+    ngx_uint_t n);
+static void ngx_http_guichet_idem_done(redisReply *reply, void *data);
 static int ngx_http_guichet_sold_out(const gch_session_t *s, void *ctx);
 static void ngx_http_guichet_remember_full(ngx_http_guichet_op_t *op);
 
@@ -303,16 +330,13 @@ ngx_http_guichet_book_go(ngx_http_guichet_op_t *op)
         }
 
         if (rc != 0) {
-            if (rc != 1
-                || ngx_http_guichet_op_send(op,
-                                            gch_book_idem_check(op->book),
-                                            ngx_http_guichet_book_idem_checked)
-                   != NGX_OK)
-            {
+            if (rc != 1) {
                 ngx_http_guichet_op_unavailable(op);
                 ngx_http_guichet_op_free(op);
+                return;
             }
 
+            ngx_http_guichet_idem_add(op);
             return;
         }
     }
@@ -393,6 +417,198 @@ ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,
     op->full_checked = 1;
 
     ngx_http_guichet_book_go(op);
+}
+
+
+/*
+ * The op waits for the end of this turn of the event loop, when the keys
+ * of every request waiting like it go to Redis in one EXISTS: Redis's
+ * count is the number of those keys it knows, read in one step, so a 0
+ * says of each key what its own EXISTS would have said (0), and each
+ * request is answered at once.  Any other count (a replay, a concurrent
+ * twin among them) sends each request's own EXISTS, as a request alone
+ * in its turn does from the start.  One command and one reply instead of
+ * one each: Redis's, hiredis's and the adapter's work per command is
+ * shared by the turn's refusals.
+ */
+static void
+ngx_http_guichet_idem_add(ngx_http_guichet_op_t *op)
+{
+    ngx_event_t  *ev;
+
+    ev = &ngx_http_guichet_idem_ev;
+
+    if (ev->handler == NULL) {
+        ev->handler = ngx_http_guichet_idem_flush;
+        ev->log = ngx_cycle->log;
+    }
+
+    if (ngx_http_guichet_idem_n == 0) {
+        ngx_http_guichet_idem_first = NULL;
+        ngx_http_guichet_idem_last = &ngx_http_guichet_idem_first;
+    }
+
+    op->idem_next = NULL;
+    *ngx_http_guichet_idem_last = op;
+    ngx_http_guichet_idem_last = &op->idem_next;
+
+    if (++ngx_http_guichet_idem_n >= NGX_HTTP_GUICHET_IDEM_BATCH) {
+        if (ev->posted) {
+            ngx_delete_posted_event(ev);
+        }
+
+        ngx_http_guichet_idem_flush(ev);
+        return;
+    }
+
+    if (!ev->posted) {
+        ngx_post_event(ev, &ngx_posted_events);
+    }
+}
+
+
+/* The turn's end: its waiting requests, one EXISTS per town. */
+static void
+ngx_http_guichet_idem_flush(ngx_event_t *ev)
+{
+    ngx_uint_t                  n, k;
+    ngx_http_guichet_op_t      *op, *next, *rest, **tail;
+    ngx_http_guichet_op_t      *ops[NGX_HTTP_GUICHET_IDEM_BATCH];
+    ngx_http_guichet_tenant_t  *town;
+
+    rest = ngx_http_guichet_idem_n ? ngx_http_guichet_idem_first : NULL;
+    ngx_http_guichet_idem_n = 0;
+
+    while (rest) {
+        town = rest->town;
+        n = 0;
+        tail = &rest;
+
+        for (op = rest; op; op = next) {
+            next = op->idem_next;
+
+            if (op->town == town) {
+                ops[n++] = op;
+                *tail = next;
+
+            } else {
+                tail = &op->idem_next;
+            }
+        }
+
+        for (k = 0; k < n; k++) {
+            ops[k]->idem_next = NULL;
+        }
+
+        ngx_http_guichet_idem_send(ops, n);
+    }
+}
+
+
+static void
+ngx_http_guichet_idem_send(ngx_http_guichet_op_t **ops, ngx_uint_t n)
+{
+    int                             len;
+    ngx_uint_t                      i;
+    const char                     *argv[NGX_HTTP_GUICHET_IDEM_BATCH + 1];
+    size_t                          argvlen[NGX_HTTP_GUICHET_IDEM_BATCH + 1];
+    ngx_http_guichet_idem_batch_t  *batch;
+
+    if (n == 1) {
+        if (ngx_http_guichet_op_send(ops[0], gch_book_idem_check(ops[0]->book),
+                                     ngx_http_guichet_book_idem_checked)
+            != NGX_OK)
+        {
+            ngx_http_guichet_op_unavailable(ops[0]);
+            ngx_http_guichet_op_free(ops[0]);
+        }
+
+        return;
+    }
+
+    batch = ngx_alloc(sizeof(ngx_http_guichet_idem_batch_t)
+                      + (n - 1) * sizeof(ngx_http_guichet_op_t *),
+                      ngx_cycle->log);
+    if (batch == NULL) {
+        goto failed;
+    }
+
+    argv[0] = "EXISTS";
+    argvlen[0] = sizeof("EXISTS") - 1;
+
+    for (i = 0; i < n; i++) {
+        batch->ops[i] = ops[i];
+        argv[i + 1] = gch_book_idem_rkey(ops[i]->book);
+        argvlen[i + 1] = ngx_strlen(argv[i + 1]);
+    }
+
+    batch->nops = n;
+    batch->cmd = NULL;
+
+    len = redisFormatCommandArgv(&batch->cmd, (int) n + 1, argv, argvlen);
+    if (len < 0) {
+        ngx_free(batch);
+        goto failed;
+    }
+
+    batch->one.data = batch->cmd;
+    batch->one.len = (size_t) len;
+    batch->cmds.cmds = &batch->one;
+    batch->cmds.ncmds = 1;
+
+    if (ngx_http_guichet_redis_send(&batch->cmds, ngx_http_guichet_idem_done,
+                                    batch)
+        != NGX_OK)
+    {
+        redisFreeCommand(batch->cmd);
+        ngx_free(batch);
+        goto failed;
+    }
+
+    return;
+
+failed:
+
+    for (i = 0; i < n; i++) {
+        ngx_http_guichet_op_unavailable(ops[i]);
+        ngx_http_guichet_op_free(ops[i]);
+    }
+}
+
+
+/* The turn's EXISTS answered (or the connection failed: NULL). */
+static void
+ngx_http_guichet_idem_done(redisReply *reply, void *data)
+{
+    ngx_http_guichet_idem_batch_t  *batch = data;
+
+    ngx_uint_t              i;
+    ngx_http_guichet_op_t  *op;
+
+    for (i = 0; i < batch->nops; i++) {
+        op = batch->ops[i];
+
+        if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+            || reply->integer == 0)
+        {
+            /* 0: none known, each answered; else 503 */
+            ngx_http_guichet_book_idem_checked(op, reply);
+            continue;
+        }
+
+        /* Redis knows one of the keys at least: each asks alone */
+
+        if (ngx_http_guichet_op_send(op, gch_book_idem_check(op->book),
+                                     ngx_http_guichet_book_idem_checked)
+            != NGX_OK)
+        {
+            ngx_http_guichet_op_unavailable(op);
+            ngx_http_guichet_op_free(op);
+        }
+    }
+
+    redisFreeCommand(batch->cmd);
+    ngx_free(batch);
 }
 
 
@@ -614,10 +830,39 @@ ngx_http_guichet_idem_key(ngx_http_request_t *r, ngx_http_guichet_op_t *op)
 static int
 ngx_http_guichet_sold_out(const gch_session_t *s, void *ctx)
 {
-    ngx_http_guichet_cat_t  *cat = ctx;
+    size_t                         i;
+    int64_t                        now, until;
+    ngx_http_guichet_cat_t        *cat = ctx;
+    ngx_http_guichet_main_conf_t  *gmcf;
 
-    return cat->full_until[s - cat->town->sessions]
-           > ngx_http_guichet_now_ms();
+    i = s - cat->town->sessions;
+    until = cat->full_until[i];
+    now = ngx_http_guichet_now_ms();
+
+    if (until <= now) {
+        return 0;
+    }
+
+    /*
+     * In the entry's last quarter, one request goes on to step one, which
+     * sees the session as it is now: still full, the entry is renewed
+     * before it ends (remember_full); a place free again, that request
+     * takes it and the entry ends at its time.  The others are refused at
+     * once until then, as before.  Without this renewal every request in
+     * flight when the entry ended went through the whole saga (2 to 4 %
+     * of a sold-out rush's requests, each with its writes).
+     */
+    if (cat->full_probe[i] != until) {
+        gmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                   ngx_http_guichet_module);
+
+        if (until - now <= (int64_t) gmcf->full_cache / 4) {
+            cat->full_probe[i] = until;
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -150,13 +150,16 @@ ngx_http_guichet_catalogue_set(ngx_http_guichet_tenant_t *w,
     cat->town = town;
     cat->gen = gen;
     cat->refs = 1;                       /* the worker's own reference */
-    cat->full_until = ngx_calloc((town->nsessions + 1) * sizeof(int64_t),
+    /* full_until, then full_probe: one allocation */
+    cat->full_until = ngx_calloc(2 * (town->nsessions + 1) * sizeof(int64_t),
                                  log);
     if (cat->full_until == NULL) {
         gch_town_free(town);
         ngx_free(cat);
         return;
     }
+
+    cat->full_probe = cat->full_until + town->nsessions + 1;
 
     if (w->cat) {
         ngx_http_guichet_cat_release(w->cat);

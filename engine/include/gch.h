@@ -559,6 +559,10 @@ int gch_book_not_open_yet(gch_book_t *b);
  * its replay, 409 or 422 from the saga.  Owned by b; NULL when memory is
  * short. */
 const gch_cmds_t *gch_book_idem_check(gch_book_t *b);
+/* The key that command asks about ({T}:f:<fid>:idem:<key>, NUL-terminated,
+ * owned by b), for a caller that asks about several requests' keys in one
+ * EXISTS: a count of 0 is each one's 0. */
+const char *gch_book_idem_rkey(const gch_book_t *b);
 
 
 /* ------------------------------------------------------------------ */

@@ -607,3 +607,11 @@ gch_book_idem_check(gch_book_t *b)
 
     return b->check.failed ? NULL : &b->check.list;
 }
+
+
+/* See gch.h: the key gch_book_idem_check() asks about. */
+const char *
+gch_book_idem_rkey(const gch_book_t *b)
+{
+    return b->idem_rkey;
+}

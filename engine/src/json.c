@@ -755,13 +755,21 @@ gch_jcx_key(gch_jcx_t *cx, const char *key, size_t klen)
 size_t
 gch_jcx_index(gch_jcx_t *cx, size_t i)
 {
-    int     n;
-    char    buf[32];
+    char    buf[32], *p;
     size_t  mark;
 
+    /* digits from the end, without snprintf (every item of every
+     * booking's body passes here) */
+    p = buf + sizeof(buf);
+    *--p = ']';
+    do {
+        *--p = (char) ('0' + i % 10);
+        i /= 10;
+    } while (i);
+    *--p = '[';
+
     mark = cx->len;
-    n = snprintf(buf, sizeof(buf), "[%zu]", i);
-    gch_jcx_append(cx, buf, (size_t) n);
+    gch_jcx_append(cx, p, (size_t) (buf + sizeof(buf) - p));
 
     return mark;
 }

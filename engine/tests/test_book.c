@@ -2259,6 +2259,31 @@ test_book_swap(void)
         gch_booking_req_free(&req);
     }
 
+    /* the same, the second at index 11: the path's index in full */
+
+    {
+        char    many[2048];
+        size_t  n, i;
+
+        n = (size_t) snprintf(many, sizeof(many), "{\"items\":[");
+        for (i = 0; i < 12; i++) {
+            n += (size_t) snprintf(many + n, sizeof(many) - n,
+                                   "%s{\"child_id\":\"c-thais\","
+                                   "\"session_id\":\"k-a%zu\"%s}",
+                                   i ? "," : "", i,
+                                   (i == 0 || i == 11)
+                                   ? ",\"replaces\":\"b-1\"" : "");
+        }
+        n += (size_t) snprintf(many + n, sizeof(many) - n, "]}");
+
+        rc = gch_booking_req_parse(&req, many, n, 20, &gch_alloc_std, &err);
+        tap_ok(rc == GCH_EINVALID
+               && strstr(err.message, "$.items[11].replaces "),
+               "two items replacing one booking, the second at index 11: "
+               "invalid_field (%s)", err.message);
+        gch_booking_req_free(&req);
+    }
+
     /* past the old booking's cancellation deadline: released all the
      * same, billed as a late DELETE (libre: 48 hours before) */
 

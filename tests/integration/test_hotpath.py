@@ -11,7 +11,12 @@ headers and Redis state expected, and the error log stays free of
     body, 409 or replay for two concurrent requests with one key, never
     two bookings; the record lives guichet_idempotency_ttl; a confirmed
     booking's key replays even after the session sold out
-  * metrics: an all-confirmed booking is exactly 2 Redis round trips
+  * metrics: an all-confirmed booking is exactly 2 Redis round trips;
+    the sold-out refusals of one event-loop turn share one round trip
+    (one EXISTS of all their keys), and a known key among them still
+    gets its replay
+  * the sold-out cache's entry is renewed by one request in its last
+    quarter, not by every request in flight when it ends
 
 Two stacks of their own (faultlib.py in tests/fault/ holds the helpers
 shared with the failure tests), one nginx worker each so that the
@@ -22,9 +27,12 @@ import concurrent.futures
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import pytest
@@ -35,7 +43,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 import demande  # noqa: E402
 from faultlib import (ROOT, body_of, book, booked, child,  # noqa: E402
                       conf_template, finish_stack, left, metrics, online,
-                      rush_town, settled, start_stack, wait_for)
+                      rush_town, settled, start_stack, tag, wait_for)
 
 TOWN = rush_town(families=30, sessions=(("h1", 4), ("h2", 40), ("h3", 40),
                                         ("h4", 40)))
@@ -310,6 +318,186 @@ def test_all_confirmed_booking_is_two_round_trips(hp, tok):
     assert d['guichet_requests_total{class="2xx"}'] >= 1, d
     assert d["guichet_request_duration_seconds_count"] >= 1, d
     assert after["guichet_in_flight"] == 0
+
+
+def one_turn(s, requests):
+    """Sends requests [(token, items, key)] on connections of their own so
+    that the stack's one nginx worker reads them all in one turn of its
+    event loop: connected first (and accepted), the worker stopped while
+    each request is written, let go once every byte waits in its socket.
+    Their answers, in order: (status, {header: value}, body)."""
+    import http.client
+
+    (worker,) = nginx_workers(s)
+    conns = []
+    for tok_, items, key in requests:
+        body = body_of(items).encode()
+        data = ("POST /api/bookings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
+                "Content-Type: application/json\r\n"
+                "Content-Length: %d\r\n\r\n"
+                % (tok_, key, len(body))).encode() + body
+        conns.append((socket.create_connection(("127.0.0.1", s.port), 30),
+                      data))
+    wait_for("accepted", lambda: listen_backlog(s.port) == 0)
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        # kill() returns before the worker has stopped
+        wait_for("stopped", lambda: proc_state(worker) == "T")
+        for c, data in conns:
+            c.sendall(data)
+        want = {c.getsockname()[1]: len(data) for c, data in conns}
+        wait_for("written", lambda: server_queues(s.port, want) == want)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    out = []
+    for c, _ in conns:
+        r = http.client.HTTPResponse(c)
+        r.begin()
+        out.append((r.status, {k.lower(): v for k, v in r.getheaders()},
+                    r.read()))
+        c.close()
+    return out
+
+
+def proc_state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def nginx_workers(s):
+    pid = s.procs["nginx"].pid
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(p) for p in f.read().split()]
+
+
+def tcp_rows():
+    with open("/proc/net/tcp") as f:
+        return [line.split() for line in f.readlines()[1:]]
+
+
+def listen_backlog(port):
+    """Connections waiting for accept() on 127.0.0.1:port."""
+    local = "0100007F:%04X" % port
+    return sum(int(col[4].split(":")[1], 16) for col in tcp_rows()
+               if col[1] == local and col[3] == "0A")
+
+
+def server_queues(port, peers):
+    """{client port: bytes unread in the server's socket} for peers."""
+    local = "0100007F:%04X" % port
+    out = {}
+    for col in tcp_rows():
+        peer = int(col[2].split(":")[1], 16)
+        if col[1] == local and col[3] == "01" and peer in peers:
+            out[peer] = int(col[4].split(":")[1], 16)
+    return out
+
+
+def test_a_turns_sold_out_refusals_share_one_exists(tmp_path):
+    """Refusals the sold-out cache answers ask Redis whether it knows
+    their keys; those of one turn of the event loop ask in one EXISTS (one
+    round trip for all: 9 requests, 1 round trip), and a key that booked
+    before the session sold out still gets its stored answer when it is
+    among them (Redis's count is not 0: each asks again alone)."""
+    tpl = conf_template(tmp_path, "turn", replace=[
+        ONE_WORKER,
+        # the stopped worker's pause must not outlast the cache
+        ("guichet_full_cache 200ms;", "guichet_full_cache 30s;")])
+    s = start_stack(rush_town(families=12, sessions=(("t1", 4),)), "turn",
+                    template=tpl)
+    try:
+        t = s.tokens()
+        firsts = {}
+        for i in (1, 2):                            # its 2 online places
+            f, k = fam(i), "turn-first-%d-" % i + uuid.uuid4().hex
+            r = book(s, t[f], [(child(f), "t1")], idem=k)
+            assert r.json()["items"][0]["status"] == "confirmed", r
+            firsts[f] = (k, r)
+        # the saga sees it full: the worker's sold-out cache knows it now
+        r = book(s, t[fam(3)], [(child(fam(3)), "t1")])
+        assert r.json()["items"][0]["reason"] == "full", r
+
+        before = metrics(s)
+        answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
+                                "turn-new-" + uuid.uuid4().hex)
+                               for i in range(3, 12)])
+        after = metrics(s)
+        for status, _, body in answers:
+            assert status == 200, body
+            assert json.loads(body)["items"][0]["reason"] == "full", body
+            assert json.loads(body)["request_id"] is None, body
+        d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        assert d["guichet_redis_round_trips_total"] == 1, d
+
+        # a known key among new ones: its replay, the others "full"
+        reqs = [(t[fam(i)], [(child(fam(i)), "t1")],
+                 "turn-new-" + uuid.uuid4().hex) for i in range(3, 8)]
+        k1, first = firsts[fam(1)]
+        reqs.insert(2, (t[fam(1)], [(child(fam(1)), "t1")], k1))
+        i_of = [3, 4, 1, 5, 6, 7]
+        answers = one_turn(s, reqs)
+        for n, (status, headers, body) in enumerate(answers):
+            assert status == 200, (n, body)
+            if n == 2:
+                assert headers.get("idempotent-replayed") == "true", n
+                assert body == first.body
+            else:
+                # refused at once: nothing written, nothing kept
+                assert "idempotent-replayed" not in headers, n
+                assert json.loads(body)["items"][0]["reason"] == "full"
+                assert json.loads(body)["request_id"] is None, body
+                f = fam(i_of[n])
+                assert not s.redis.exists(tag(s) + ":f:%s:idem:%s"
+                                          % (f, reqs[n][2])), n
+        assert left(s, "t1") == 0
+        assert len(booked(s, "t1")) == 2
+    finally:
+        finish_stack(s)
+
+
+def test_sold_out_entry_is_renewed_by_one_request_not_a_crowd(tmp_path):
+    """The sold-out cache's entry of a session (guichet_full_cache 12s
+    here) is renewed in its last quarter by one request that goes to
+    Redis and sees the session still full; the requests of the same turn
+    are refused at once, and so are those after the first entry's end.
+    Without the renewal they all went through the saga when the entry
+    ended (each a demande and an idempotency record written)."""
+    tpl = conf_template(tmp_path, "renew", replace=[
+        ONE_WORKER, ("guichet_full_cache 200ms;", "guichet_full_cache 12s;")])
+    s = start_stack(rush_town(families=12, sessions=(("t1", 2),)), "renew",
+                    template=tpl)
+    try:
+        t = s.tokens()
+        r = book(s, t[fam(1)], [(child(fam(1)), "t1")])  # its online place
+        assert r.json()["items"][0]["status"] == "confirmed", r
+        r = book(s, t[fam(2)], [(child(fam(2)), "t1")])  # the saga: full
+        assert r.json()["items"][0]["reason"] == "full", r
+        assert r.json()["request_id"] is not None, r
+        seen = time.monotonic()                 # the entry ends at +12 s
+
+        # +10 s, the entry's last quarter: one of the turn's requests goes
+        # to Redis (refused full by the saga, its request_id), not the
+        # others
+        time.sleep(max(0.0, seen + 10 - time.monotonic()))
+        answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
+                                "renew-" + uuid.uuid4().hex)
+                               for i in range(3, 9)])
+        ids = [json.loads(body)["request_id"] for _, _, body in answers]
+        for status, _, body in answers:
+            assert status == 200, body
+            assert json.loads(body)["items"][0]["reason"] == "full", body
+        assert sum(i is not None for i in ids) == 1, ids
+
+        # +14 s: past the first entry's end, the renewed one refuses at
+        # once
+        time.sleep(max(0.0, seen + 14 - time.monotonic()))
+        r = book(s, t[fam(9)], [(child(fam(9)), "t1")])
+        assert r.json()["items"][0]["reason"] == "full", r
+        assert r.json()["request_id"] is None, r
+        assert len(booked(s, "t1")) == 1
+    finally:
+        finish_stack(s)
 
 
 # ----- $guichet_family in limit_req_zone -------------------------------------
