@@ -39,8 +39,6 @@ static const char  ngx_http_guichet_dummy_hash[] =
     "KuB/vMTlxoNUeRs0ciFr4jmH+Vw6Jpps0/ZBCUqNv8A";
 
 
-static void ngx_http_guichet_cookie_name(ngx_http_request_t *r,
-    ngx_str_t *name);
 static ngx_int_t ngx_http_guichet_session_cookie(ngx_http_request_t *r,
     const char *token, time_t max_age, ngx_str_t *cookie);
 static void ngx_http_guichet_client_key(ngx_http_request_t *r, char *buf,
@@ -74,9 +72,10 @@ static void ngx_http_guichet_logout_done(ngx_http_guichet_op_t *op,
  * guichet_cookie_secure is on (the default: a browser then sends it only
  * over https, only to this host, and no other site or plain-http page can
  * set it), "guichet_session" without Secure when off (plain http on
- * 127.0.0.1 in development).  Only the configured name is read.
+ * 127.0.0.1 in development).  Only the configured name is read, here and
+ * by guichet-office ($guichet_cookie_name, X-Guichet-Cookie).
  */
-static void
+void
 ngx_http_guichet_cookie_name(ngx_http_request_t *r, ngx_str_t *name)
 {
     ngx_http_guichet_main_conf_t  *gmcf;
