@@ -167,6 +167,11 @@ class Stack:
     # a single host) rather than on 127.0.0.1 (the tests' own client always
     # uses TCP)
     redis_unix = False
+    # a shared object LD_PRELOAD'ed into nginx and the environment it
+    # reads when loaded (test_module_faults.py's faults_preload.c); None:
+    # none
+    nginx_preload = None
+    nginx_env = {}
     # a password Redis requires (requirepass), given to the module
     # (guichet_redis_password through render-conf.sh), the worker, the
     # office and guichetctl (redis_password); None: no password
@@ -584,6 +589,10 @@ class Stack:
             env["LD_PRELOAD"] = libasan
             env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
             env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        if self.nginx_preload:
+            env["LD_PRELOAD"] = " ".join(
+                p for p in (env.get("LD_PRELOAD"), self.nginx_preload) if p)
+            env.update(self.nginx_env)
         self.procs["nginx"] = subprocess.Popen(
             [NGINX, "-p", ndir, "-c", self.nginx_conf, "-e",
              self.error_log_path, "-g", "daemon off;"],

@@ -1,0 +1,179 @@
+/*
+ * faults_preload.c -- LD_PRELOAD'ed into nginx by test_module_faults.py:
+ * failures the module must survive, made deterministic and confined to
+ * the code under test.  Settings, read when nginx loads it (nginx's
+ * workers inherit them; their environment is emptied later):
+ *
+ *   GUICHET_FAIL_MALLOC_IN=f[,g...]  malloc() returns NULL (ENOMEM) when
+ *       one of these exported functions of the module (the engine's
+ *       gch_*: gch_absence_plan, ...) is among its callers; every other
+ *       allocation of the process succeeds.
+ *   GUICHET_PREAD_MAX=n   pread() reads at most n bytes at a time: a
+ *       short read, which POSIX allows (a signal, a network file system).
+ *   GUICHET_PREAD_EOF=n   pread() from offset n on reads nothing (end of
+ *       file): a file that is shorter than what was written to it.
+ *
+ * Built by the test: cc -shared -fPIC -o faults.so faults_preload.c -ldl
+ */
+
+#define _GNU_SOURCE
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+
+#define FAULTS_NAMES_MAX  8
+#define FAULTS_FRAMES     12
+
+
+extern void *__libc_malloc(size_t size);
+
+static char         faults_names_buf[512];
+static const char  *faults_names[FAULTS_NAMES_MAX];
+static int          faults_nnames;
+static long         faults_pread_max;
+static long         faults_pread_eof = -1;
+
+static __thread int  faults_inside;
+
+static ssize_t (*faults_real_pread)(int fd, void *buf, size_t count,
+    off_t offset);
+
+
+static void faults_init(void) __attribute__((constructor));
+
+
+static void
+faults_init(void)
+{
+    char        *p, *save;
+    const char  *v;
+
+    faults_real_pread = (ssize_t (*)(int, void *, size_t, off_t))
+                        dlsym(RTLD_NEXT, "pread");
+
+    v = getenv("GUICHET_PREAD_MAX");
+    if (v != NULL) {
+        faults_pread_max = atol(v);
+    }
+
+    v = getenv("GUICHET_PREAD_EOF");
+    if (v != NULL) {
+        faults_pread_eof = atol(v);
+    }
+
+    v = getenv("GUICHET_FAIL_MALLOC_IN");
+    if (v == NULL || strlen(v) >= sizeof(faults_names_buf)) {
+        return;
+    }
+
+    strcpy(faults_names_buf, v);
+
+    for (p = strtok_r(faults_names_buf, ",", &save);
+         p != NULL && faults_nnames < FAULTS_NAMES_MAX;
+         p = strtok_r(NULL, ",", &save))
+    {
+        faults_names[faults_nnames++] = p;
+    }
+
+    /* backtrace() loads libgcc_s (and allocates) on its first call */
+    faults_inside = 1;
+    {
+        void  *frames[2];
+
+        (void) backtrace(frames, 2);
+    }
+    faults_inside = 0;
+}
+
+
+/* 1 when one of the named functions is among the callers */
+static int
+faults_called_from_named(void)
+{
+    int         i, j, n;
+    void       *frames[FAULTS_FRAMES];
+    Dl_info     info;
+    ElfW(Sym)  *sym;
+
+    n = backtrace(frames, FAULTS_FRAMES);
+
+    for (i = 1; i < n; i++) {
+        sym = NULL;
+
+        if (dladdr1(frames[i], &info, (void **) &sym, RTLD_DL_SYMENT) == 0
+            || info.dli_sname == NULL || sym == NULL)
+        {
+            continue;
+        }
+
+        /* the nearest exported symbol may end before the address (a
+         * static function after it): the address must be inside it */
+        if ((char *) frames[i] > (char *) info.dli_saddr + sym->st_size) {
+            continue;
+        }
+
+        for (j = 0; j < faults_nnames; j++) {
+            if (strcmp(info.dli_sname, faults_names[j]) == 0) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+void *
+malloc(size_t size)
+{
+    int  fail;
+
+    if (faults_nnames == 0 || faults_inside) {
+        return __libc_malloc(size);
+    }
+
+    faults_inside = 1;
+    fail = faults_called_from_named();
+    faults_inside = 0;
+
+    if (fail) {
+        errno = ENOMEM;
+        return NULL;
+    }
+
+    return __libc_malloc(size);
+}
+
+
+ssize_t
+pread(int fd, void *buf, size_t count, off_t offset)
+{
+    if (faults_pread_eof >= 0 && offset >= faults_pread_eof) {
+        return 0;
+    }
+
+    if (faults_pread_eof >= 0 && (off_t) (offset + count) > faults_pread_eof)
+    {
+        count = (size_t) (faults_pread_eof - offset);
+    }
+
+    if (faults_pread_max > 0 && count > (size_t) faults_pread_max) {
+        count = (size_t) faults_pread_max;
+    }
+
+    return faults_real_pread(fd, buf, count, offset);
+}
+
+
+ssize_t
+pread64(int fd, void *buf, size_t count, off_t offset)
+{
+    return pread(fd, buf, count, offset);
+}

@@ -1,0 +1,132 @@
+"""test_module_faults.py -- the module when the process fails under it:
+an allocation refused inside the engine, a request body read back short
+from its temporary file.  nginx runs with faults_preload.c (built here,
+LD_PRELOAD'ed: Stack.nginx_preload), which makes those failures happen
+where the test says and nowhere else; Redis, PostgreSQL, guichet-office
+and the worker are the real ones, untouched.
+
+An allocation failure is the server's: 500 `internal` (docs/errors.md),
+never a refusal that blames the family (403 "compte inconnu"), and
+nothing is written.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from stack import DEMO_TOWN, Stack  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAMILY = "f-martin"
+CHILD = "c-lea"
+SESSION = "klub-0709-jeux"
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("GUICHET_ASAN") == "1",
+    reason="ASan's allocator comes first in LD_PRELOAD: faults_preload.c "
+           "would see no malloc")
+
+
+@pytest.fixture(scope="module")
+def preload(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("preload") / "faults.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror",
+                    "-o", out, os.path.join(HERE, "faults_preload.c"),
+                    "-ldl"], check=True)
+    return out
+
+
+def faulty_stack(preload, name, env, conf=None):
+    s = Stack(town=DEMO_TOWN, name=name, nginx_template=conf)
+    s.nginx_preload = preload
+    s.nginx_env = env
+    return s
+
+
+def book(s, tok, sid=SESSION):
+    r = s.http("POST", "/api/bookings", token=tok,
+               headers={"Idempotency-Key": uuid.uuid4().hex},
+               json={"items": [{"child_id": CHILD, "session_id": sid}]})
+    return r
+
+
+def assert_clean_but_refused_mallocs(s):
+    """The stack's logs are clean but for nginx's own line of each refused
+    allocation (ngx_alloc logs malloc failures at [emerg])."""
+    refused = re.compile(r"\[emerg\] \d+#\d+: malloc\(\d+\) failed "
+                         r"\(12: Cannot allocate memory\)")
+    log = s.error_log()
+    assert refused.search(log), "no allocation was refused"
+    cleaned = "\n".join(l for l in log.splitlines() if not refused.search(l))
+    s.error_log = lambda: cleaned
+    s.assert_clean_error_log()
+
+
+def assert_internal(r, what):
+    assert r.status == 500, (what, r)
+    assert r.headers.get("content-type", "").startswith(
+        "application/json"), (what, r)
+    assert r.json()["error"]["code"] == "internal", (what, r)
+
+
+# the engine functions whose allocations fail, one route each
+PLANS = "gch_absence_plan,gch_cancel_plan,gch_wait_plan,gch_bookings_plan," \
+        "gch_sessions_plan,gch_render_me,gch_render_activities"
+
+
+def test_an_engine_allocation_failure_is_500_never_a_user_error(preload):
+    """gch_absence_plan() out of memory was answered 403 forbidden "Ce
+    compte n'est pas connu de ce guichet." (the family told its account
+    was unknown, the page offering to log in again); every route whose
+    plan or rendering fails to allocate answers 500 internal, nothing
+    written."""
+    s = faulty_stack(preload, "faults-oom",
+                     {"GUICHET_FAIL_MALLOC_IN": PLANS})
+    try:
+        s.start()
+        tok = s.token(FAMILY)
+        # the booking path allocates elsewhere: it works
+        r = book(s, tok)
+        assert r.status == 200, r
+        item = r.json()["items"][0]
+        assert item["status"] == "confirmed", item
+        bid = item["booking_id"]
+        key = "{main}:f:%s:bookings" % FAMILY
+        before = s.redis.hgetall(key)
+        assert bid in before
+        s.wait_worker_drained()
+        stream = s.redis.xlen("{main}:stream")
+        demandes = s.sql("select count(*) from demande")[0][0]
+
+        assert_internal(s.http("POST", "/api/absences", token=tok,
+                               json={"booking_id": bid,
+                                     "reason": "medical"}), "absence")
+        assert_internal(s.http("DELETE", "/api/bookings/" + bid, token=tok),
+                        "cancellation")
+        assert_internal(s.http("GET", "/api/waitlist", token=tok),
+                        "waiting list")
+        assert_internal(s.http("GET", "/api/bookings?from=2027-07-01"
+                               "&to=2027-07-31", token=tok), "planning")
+        assert_internal(s.http("GET", "/api/activities/klub/sessions"
+                               "?from=2027-07-01&to=2027-07-31"),
+                        "sessions")
+        assert_internal(s.http("GET", "/api/me", token=tok), "me")
+        assert_internal(s.http("GET", "/api/activities"), "activities")
+
+        # nothing written: the booking is there, no absence nor
+        # cancellation asked
+        assert s.redis.hgetall(key) == before
+        assert s.redis.xlen("{main}:stream") == stream
+        s.wait_worker_drained()
+        assert s.sql("select status from booking where id = %s",
+                     (bid,))[0][0] == "confirmed"
+        assert s.sql("select count(*) from demande")[0][0] == demandes
+        assert_clean_but_refused_mallocs(s)
+    finally:
+        s.stop()
