@@ -8,10 +8,12 @@
  *       one of these exported functions of the module (the engine's
  *       gch_*: gch_absence_plan, ...) is among its callers; every other
  *       allocation of the process succeeds.
- *   GUICHET_PREAD_MAX=n   pread() reads at most n bytes at a time: a
+ *   GUICHET_PREAD_MAX=n   pread() of a request body's temporary file
+ *       (a path with "/client_body/") reads at most n bytes at a time: a
  *       short read, which POSIX allows (a signal, a network file system).
- *   GUICHET_PREAD_EOF=n   pread() from offset n on reads nothing (end of
- *       file): a file that is shorter than what was written to it.
+ *   GUICHET_PREAD_EOF=n   pread() of such a file from offset n on reads
+ *       nothing (end of file): a file shorter than what was written to it.
+ *   Every other file (nginx's configuration...) is read as it is.
  *
  * Built by the test: cc -shared -fPIC -o faults.so faults_preload.c -ldl
  */
@@ -22,6 +24,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <link.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -152,9 +155,34 @@ malloc(size_t size)
 }
 
 
+/* 1 when fd is a request body's temporary file */
+static int
+faults_body_file(int fd)
+{
+    char     link[64], path[4096];
+    ssize_t  n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0) {
+        return 0;
+    }
+
+    path[n] = '\0';
+
+    return strstr(path, "/client_body/") != NULL;
+}
+
+
 ssize_t
 pread(int fd, void *buf, size_t count, off_t offset)
 {
+    if ((faults_pread_eof < 0 && faults_pread_max <= 0)
+        || !faults_body_file(fd))
+    {
+        return faults_real_pread(fd, buf, count, offset);
+    }
+
     if (faults_pread_eof >= 0 && offset >= faults_pread_eof) {
         return 0;
     }

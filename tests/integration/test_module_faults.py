@@ -130,3 +130,72 @@ def test_an_engine_allocation_failure_is_500_never_a_user_error(preload):
         assert_clean_but_refused_mallocs(s)
     finally:
         s.stop()
+
+
+def small_buffer_conf(tmp_path):
+    """dev.conf with /api/'s client_body_buffer_size at 1k: a larger body
+    is buffered to a temporary file, which the module reads back (an
+    operator may set it so; the shipped configurations keep 64k)."""
+    from stack import ROOT
+    with open(os.path.join(ROOT, "lua-free-config", "dev.conf")) as f:
+        conf = f.read()
+    old = ("            client_max_body_size 64k;\n"
+           "            client_body_buffer_size 64k;\n")
+    assert conf.count(old) == 1
+    path = str(tmp_path / "small-buffer.conf")
+    with open(path, "w") as f:
+        f.write(conf.replace(old, "            client_max_body_size 64k;\n"
+                                  "            client_body_buffer_size 1k;\n"))
+    return path
+
+
+def padded_booking(s, tok, sid=SESSION):
+    """A booking whose body (3 KiB: JSON with spaces) is over the 1k
+    buffer."""
+    body = ('{"items": [{"child_id": "%s", "session_id": "%s"}]%s}'
+            % (CHILD, sid, " " * 3000)).encode()
+    return s.http("POST", "/api/bookings", token=tok, body=body,
+                  headers={"Idempotency-Key": uuid.uuid4().hex,
+                           "Content-Type": "application/json"})
+
+
+def test_a_body_read_back_in_pieces_is_read_whole(preload, tmp_path):
+    """ngx_http_guichet_read_body() read a body buffered to a temporary
+    file with one pread() and counted the size asked for, not the bytes
+    read: a short read (which POSIX allows) left the rest of the buffer
+    unfilled and the engine parsed it (400 bad_json, the family told its
+    request was malformed).  The module reads until it has the whole
+    body."""
+    s = faulty_stack(preload, "faults-short-read",
+                     {"GUICHET_PREAD_MAX": "100"},
+                     conf=small_buffer_conf(tmp_path))
+    try:
+        s.start()
+        tok = s.token(FAMILY)
+        r = padded_booking(s, tok)
+        assert r.status == 200, r
+        assert r.json()["items"][0]["status"] == "confirmed", r
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+
+
+def test_a_body_file_shorter_than_its_size_is_refused(preload, tmp_path):
+    """A temporary file that reads back shorter than the body nginx wrote
+    (truncated under it): the module does not parse bytes it never read;
+    500 internal, logged, nothing booked."""
+    s = faulty_stack(preload, "faults-truncated",
+                     {"GUICHET_PREAD_EOF": "1000"},
+                     conf=small_buffer_conf(tmp_path))
+    try:
+        s.start()
+        tok = s.token(FAMILY)
+        key = "{main}:f:%s:bookings" % FAMILY
+        before = s.redis.hgetall(key)
+        r = padded_booking(s, tok)
+        assert_internal(r, "truncated body")
+        assert s.redis.hgetall(key) == before
+        assert "request body" in s.error_log(), s.error_log()
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
