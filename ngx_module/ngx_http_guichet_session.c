@@ -661,11 +661,16 @@ ngx_http_guichet_login_verify(ngx_http_guichet_op_t *op)
 static void
 ngx_http_guichet_verify_thread(void *data, ngx_log_t *log)
 {
+    int                     rc;
     ngx_http_guichet_op_t  *op = *(ngx_http_guichet_op_t **) data;
 
-    op->verified = crypto_pwhash_str_verify(op->hash, op->password,
-                                            ngx_strlen(op->password)) == 0
-                   && !op->unknown;
+    ngx_set_errno(0);
+    rc = crypto_pwhash_str_verify(op->hash, op->password,
+                                  ngx_strlen(op->password));
+    op->verified = rc == 0 && !op->unknown;
+    /* -1 is a wrong password (EINVAL) or argon2id's memory refused
+     * (ENOMEM): the server's failure, not the family's */
+    op->unchecked = rc != 0 && ngx_errno == NGX_ENOMEM;
     sodium_memzero(op->password, sizeof(op->password));
 
     if (ngx_http_guichet_worker.metrics) {
@@ -713,6 +718,13 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
 
     r = op->r;
     if (r == NULL) {
+        return NGX_OK;
+    }
+
+    if (op->unchecked) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, NGX_ENOMEM,
+                      "guichet: a login's password check had no memory");
+        ngx_http_guichet_op_unavailable(op);
         return NGX_OK;
     }
 

@@ -56,13 +56,15 @@ def book(s, tok, sid=SESSION):
     return r
 
 
-def assert_clean_but_refused_mallocs(s):
+def assert_clean_but_refused_mallocs(s, nginx_logs_it=True):
     """The stack's logs are clean but for nginx's own line of each refused
-    allocation (ngx_alloc logs malloc failures at [emerg])."""
+    allocation (ngx_alloc logs malloc failures at [emerg]; a library's
+    are not)."""
     refused = re.compile(r"\[emerg\] \d+#\d+: malloc\(\d+\) failed "
                          r"\(12: Cannot allocate memory\)")
     log = s.error_log()
-    assert refused.search(log), "no allocation was refused"
+    assert not nginx_logs_it or refused.search(log), \
+        "no allocation was refused"
     cleaned = "\n".join(l for l in log.splitlines() if not refused.search(l))
     s.error_log = lambda: cleaned
     s.assert_clean_error_log()
@@ -196,6 +198,68 @@ def test_a_body_file_shorter_than_its_size_is_refused(preload, tmp_path):
         assert_internal(r, "truncated body")
         assert s.redis.hgetall(key) == before
         assert "request body" in s.error_log(), s.error_log()
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+
+
+def login(s, who="martin", password="secret-demo"):
+    return s.http("POST", "/api/session",
+                  json={"login": who, "password": password})
+
+
+def test_a_password_check_without_memory_is_not_a_wrong_password(preload):
+    """libsodium's argon2id check returns -1 for a wrong password and for
+    memory it could not get (errno EINVAL or ENOMEM): the module answered
+    the rightful owner 401 "Identifiant ou mot de passe incorrect.".  A
+    check that could not run is 503 unavailable (Retry-After), no
+    session, no cookie."""
+    s = faulty_stack(preload, "faults-argon2", {
+        "GUICHET_FAIL_MALLOC_IN": "crypto_pwhash_argon2id_str_verify"})
+    try:
+        s.start()
+        r = login(s)
+        assert r.status == 503, r
+        assert r.json()["error"]["code"] == "unavailable", r
+        assert r.headers.get("retry-after") == "1", r
+        assert "set-cookie" not in r.headers, r
+        # no session recorded (a login's connection and token)
+        assert s.redis.llen("{main}:f:%s:connections" % FAMILY) == 0
+        assert not s.redis.exists("{main}:f:%s:tokens" % FAMILY)
+        # the shim refused argon2id only: without it, the owner logs in
+        assert_clean_but_refused_mallocs(s, nginx_logs_it=False)
+    finally:
+        s.stop()
+
+
+def test_guichet_office_s_password_checks_without_memory(preload):
+    """guichet-office's argon2id checks likewise (office/hash.c): a staff
+    login was answered 401 "wrong password" and a family's password
+    change 403 wrong_password when the check had no memory; both are 503
+    unavailable, nothing changed."""
+    from office_town import staff_add
+    s = faulty_stack(preload, "faults-office-argon2", {})
+    s.office_preload = preload
+    s.office_env = {
+        "GUICHET_FAIL_MALLOC_IN": "crypto_pwhash_argon2id_str_verify"}
+    try:
+        s.start()
+        staff_add(s, "agent.m", "agent", "Morgan Agent", "agent-pass-m1")
+        r = s.http("POST", "/api/staff/session",
+                   json={"login": "agent.m", "password": "agent-pass-m1"})
+        assert r.status == 503, r
+        assert r.json()["error"]["code"] == "unavailable", r
+
+        tok = s.token(FAMILY)
+        hashed = s.sql("select password_hash from family where id = %s",
+                       (FAMILY,))[0][0]
+        r = s.http("POST", "/api/password", token=tok,
+                   json={"old_password": "secret-demo",
+                         "new_password": "nouveau-mot-2027"})
+        assert r.status == 503, r
+        assert r.json()["error"]["code"] == "unavailable", r
+        assert s.sql("select password_hash from family where id = %s",
+                     (FAMILY,))[0][0] == hashed
         s.assert_clean_error_log()
     finally:
         s.stop()
