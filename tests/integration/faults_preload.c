@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 
-#define FAULTS_NAMES_MAX  8
+#define FAULTS_NAMES_MAX  16
 #define FAULTS_FRAMES     12
 
 

@@ -79,7 +79,8 @@ def assert_internal(r, what):
 
 # the engine functions whose allocations fail, one route each
 PLANS = "gch_absence_plan,gch_cancel_plan,gch_wait_plan,gch_bookings_plan," \
-        "gch_sessions_plan,gch_render_me,gch_render_activities"
+        "gch_sessions_plan,gch_requests_plan,gch_render_me," \
+        "gch_render_activities"
 
 
 def test_an_engine_allocation_failure_is_500_never_a_user_error(preload):
@@ -120,6 +121,8 @@ def test_an_engine_allocation_failure_is_500_never_a_user_error(preload):
                         "sessions")
         assert_internal(s.http("GET", "/api/me", token=tok), "me")
         assert_internal(s.http("GET", "/api/activities"), "activities")
+        assert_internal(s.http("GET", "/api/requests", token=tok),
+                        "requests")
 
         # nothing written: the booking is there, no absence nor
         # cancellation asked
