@@ -8,6 +8,10 @@
  *       one of these exported functions of the module (the engine's
  *       gch_*: gch_absence_plan, ...) is among its callers; every other
  *       allocation of the process succeeds.
+ *   GUICHET_FAIL_MALLOC_AT=file:start:size[,...]  likewise for a function
+ *       of an object that does not export it (a program): its offset and
+ *       size in hex, as `nm -S` prints them, in the object whose file name
+ *       ends with "/file".
  *   GUICHET_PREAD_MAX=n   pread() of a request body's temporary file
  *       (a path with "/client_body/") reads at most n bytes at a time: a
  *       short read, which POSIX allows (a signal, a network file system).
@@ -32,14 +36,21 @@
 
 
 #define FAULTS_NAMES_MAX  16
-#define FAULTS_FRAMES     12
+#define FAULTS_FRAMES     24
 
 
 extern void *__libc_malloc(size_t size);
 
 static char         faults_names_buf[512];
+static char         faults_at_buf[512];
 static const char  *faults_names[FAULTS_NAMES_MAX];
 static int          faults_nnames;
+static struct {
+    char            file[64];
+    unsigned long   start;
+    unsigned long   size;
+} faults_at[FAULTS_NAMES_MAX];
+static int          faults_nat;
 static long         faults_pread_max;
 static long         faults_pread_eof = -1;
 
@@ -71,18 +82,38 @@ faults_init(void)
         faults_pread_eof = atol(v);
     }
 
-    v = getenv("GUICHET_FAIL_MALLOC_IN");
-    if (v == NULL || strlen(v) >= sizeof(faults_names_buf)) {
-        return;
+    v = getenv("GUICHET_FAIL_MALLOC_AT");
+    if (v != NULL && strlen(v) < sizeof(faults_at_buf)) {
+        strcpy(faults_at_buf, v);
+
+        for (p = strtok_r(faults_at_buf, ",", &save);
+             p != NULL && faults_nat < FAULTS_NAMES_MAX;
+             p = strtok_r(NULL, ",", &save))
+        {
+            if (sscanf(p, "%63[^:]:%lx:%lx", faults_at[faults_nat].file,
+                       &faults_at[faults_nat].start,
+                       &faults_at[faults_nat].size)
+                == 3)
+            {
+                faults_nat++;
+            }
+        }
     }
 
-    strcpy(faults_names_buf, v);
+    v = getenv("GUICHET_FAIL_MALLOC_IN");
+    if (v != NULL && strlen(v) < sizeof(faults_names_buf)) {
+        strcpy(faults_names_buf, v);
 
-    for (p = strtok_r(faults_names_buf, ",", &save);
-         p != NULL && faults_nnames < FAULTS_NAMES_MAX;
-         p = strtok_r(NULL, ",", &save))
-    {
-        faults_names[faults_nnames++] = p;
+        for (p = strtok_r(faults_names_buf, ",", &save);
+             p != NULL && faults_nnames < FAULTS_NAMES_MAX;
+             p = strtok_r(NULL, ",", &save))
+        {
+            faults_names[faults_nnames++] = p;
+        }
+    }
+
+    if (faults_nnames == 0 && faults_nat == 0) {
+        return;
     }
 
     /* backtrace() loads libgcc_s (and allocates) on its first call */
@@ -100,19 +131,39 @@ faults_init(void)
 static int
 faults_called_from_named(void)
 {
-    int         i, j, n;
-    void       *frames[FAULTS_FRAMES];
-    Dl_info     info;
-    ElfW(Sym)  *sym;
+    int             i, j, n;
+    size_t          len, flen;
+    unsigned long   off;
+    void           *frames[FAULTS_FRAMES];
+    Dl_info         info;
+    ElfW(Sym)      *sym;
 
     n = backtrace(frames, FAULTS_FRAMES);
 
     for (i = 1; i < n; i++) {
         sym = NULL;
 
-        if (dladdr1(frames[i], &info, (void **) &sym, RTLD_DL_SYMENT) == 0
-            || info.dli_sname == NULL || sym == NULL)
-        {
+        if (dladdr1(frames[i], &info, (void **) &sym, RTLD_DL_SYMENT) == 0) {
+            continue;
+        }
+
+        for (j = 0; j < faults_nat; j++) {
+            off = (unsigned long) ((char *) frames[i]
+                                   - (char *) info.dli_fbase);
+            len = strlen(faults_at[j].file);
+            flen = info.dli_fname ? strlen(info.dli_fname) : 0;
+
+            if (flen > len && info.dli_fname[flen - len - 1] == '/'
+                && strcmp(info.dli_fname + flen - len, faults_at[j].file)
+                   == 0
+                && off > faults_at[j].start
+                && off <= faults_at[j].start + faults_at[j].size)
+            {
+                return 1;
+            }
+        }
+
+        if (info.dli_sname == NULL || sym == NULL) {
             continue;
         }
 
@@ -138,7 +189,7 @@ malloc(size_t size)
 {
     int  fail;
 
-    if (faults_nnames == 0 || faults_inside) {
+    if ((faults_nnames == 0 && faults_nat == 0) || faults_inside) {
         return __libc_malloc(size);
     }
 

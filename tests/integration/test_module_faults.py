@@ -266,3 +266,78 @@ def test_guichet_office_s_password_checks_without_memory(preload):
         s.assert_clean_error_log()
     finally:
         s.stop()
+
+
+def program_function(program, name):
+    """"file:start:size" of a function of a program (nm -S), for
+    GUICHET_FAIL_MALLOC_AT: a program exports none of its symbols."""
+    out = subprocess.run(["nm", "-S", program], check=True,
+                         stdout=subprocess.PIPE).stdout.decode()
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[3] == name:
+            return "%s:%s:%s" % (os.path.basename(program), f[0], f[1])
+    raise AssertionError("%s not in %s" % (name, program))
+
+
+def test_guichet_office_s_json_parse_without_memory(preload):
+    """guichet-office answered a JSON body the engine's parser could not
+    allocate for 400 bad_json "Le corps de la demande n'est pas du JSON
+    valide." (the family told its request was malformed): it is 500
+    internal, nothing written.  The allocations refused are
+    gch_json_parse()'s only."""
+    from stack import BUILD
+    s = faulty_stack(preload, "faults-office-json", {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_FAIL_MALLOC_AT": program_function(
+        os.path.join(BUILD, "guichet-office"), "gch_json_parse")}
+    try:
+        s.start()
+        tok = s.token(FAMILY)
+        contact = ("select phone_home, phone_mobile from family_contact"
+                   " where family_id = %s")
+        before = s.sql(contact, (FAMILY,))
+        r = s.http("PUT", "/api/contact", token=tok,
+                   json={"phone_mobile": "06 01 02 03 04"})
+        assert r.status == 500, r
+        assert r.json()["error"]["code"] == "internal", r
+        assert s.sql(contact, (FAMILY,)) == before
+        # a route that reads no JSON is served
+        assert s.http("GET", "/api/contact", token=tok).status == 200
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+
+
+def test_guichet_office_s_activity_check_without_memory(preload):
+    """A new activity is checked by the engine (gch_town_parse()): when
+    that could not allocate, guichet-office answered 400 invalid_field
+    "Activité invalide." (the régie told its activity was wrong); it is
+    500 internal, nothing written."""
+    from stack import BUILD
+    from office_town import staff_add, staff_login
+    s = faulty_stack(preload, "faults-office-activity", {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_FAIL_MALLOC_AT": program_function(
+        os.path.join(BUILD, "guichet-office"), "gch_town_parse")}
+    try:
+        s.start()
+        staff_add(s, "regie.f", "regie", "Régie Faute", "regie-pass-f1")
+        regie = staff_login(s, "regie.f", "regie-pass-f1")
+        before = s.sql("select version, json from catalogue")
+        r = s.http("POST", "/api/staff/activities", token=regie, json={
+            "id": "mercredi", "name": "Club du mercredi", "age_min": 3,
+            "age_max": 11, "booking_opens_at": "2026-06-01T18:00:00+02:00",
+            "deadline": {"working_days": 2},
+            "prices": [{"qf_max": None, "cents": 900}]})
+        assert r.status == 500, r
+        assert r.json()["error"]["code"] == "internal", r
+        # a session's places: the catalogue is checked again once changed
+        r = s.http("PUT", "/api/staff/sessions/" + SESSION, token=regie,
+                   json={"places": 30})
+        assert r.status == 500, r
+        assert r.json()["error"]["code"] == "internal", r
+        assert s.sql("select version, json from catalogue") == before
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
