@@ -1,13 +1,14 @@
 /*
- * faults_preload.c -- LD_PRELOAD'ed into nginx by test_module_faults.py:
- * failures the module must survive, made deterministic and confined to
- * the code under test.  Settings, read when nginx loads it (nginx's
- * workers inherit them; their environment is emptied later):
+ * faults_preload.c -- LD_PRELOAD'ed into nginx or guichet-office by
+ * test_module_faults.py (Stack.nginx_preload, Stack.office_preload):
+ * failures they must survive, made deterministic and confined to the code
+ * under test.  Settings, read when the process loads it (nginx's workers
+ * inherit them; their environment is emptied later):
  *
  *   GUICHET_FAIL_MALLOC_IN=f[,g...]  malloc() returns NULL (ENOMEM) when
- *       one of these exported functions of the module (the engine's
- *       gch_*: gch_absence_plan, ...) is among its callers; every other
- *       allocation of the process succeeds.
+ *       one of these exported functions (the module's engine gch_*, a
+ *       library's: crypto_pwhash_argon2id_str_verify) is among its
+ *       callers; every other allocation of the process succeeds.
  *   GUICHET_FAIL_MALLOC_AT=file:start:size[,...]  likewise for a function
  *       of an object that does not export it (a program): its offset and
  *       size in hex, as `nm -S` prints them, in the object whose file name
