@@ -1,13 +1,15 @@
-"""test_module_faults.py -- the module when the process fails under it:
-an allocation refused inside the engine, a request body read back short
-from its temporary file.  nginx runs with faults_preload.c (built here,
-LD_PRELOAD'ed: Stack.nginx_preload), which makes those failures happen
-where the test says and nowhere else; Redis, PostgreSQL, guichet-office
-and the worker are the real ones, untouched.
+"""test_module_faults.py -- the module and guichet-office when the
+process fails under them: an allocation refused inside the engine or
+libsodium's argon2id, a request body read back short from its temporary
+file.  nginx (or guichet-office) runs with faults_preload.c (built here,
+LD_PRELOAD'ed: Stack.nginx_preload, Stack.office_preload), which makes
+those failures happen where the test says and nowhere else; Redis,
+PostgreSQL and the worker are the real ones, untouched.
 
-An allocation failure is the server's: 500 `internal` (docs/errors.md),
-never a refusal that blames the family (403 "compte inconnu"), and
-nothing is written.
+A failure of the server is the server's: 500 `internal` or 503
+`unavailable` (docs/errors.md), never a refusal that blames the user (403
+"compte inconnu", 401 wrong password, 400 bad_json), and nothing is
+written.
 """
 
 import os
