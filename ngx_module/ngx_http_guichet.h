@@ -196,6 +196,10 @@ ngx_int_t ngx_http_guichet_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_guichet_metrics_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_guichet_family_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+
+/* _session.c: the session cookie's name (guichet_cookie_secure) */
+void ngx_http_guichet_cookie_name(ngx_http_request_t *r, ngx_str_t *name);
+
 /* the Redis adapter's hooks */
 void ngx_http_guichet_metrics_redis_sent(void);
 void ngx_http_guichet_metrics_redis_replied(redisReply *reply);

@@ -87,6 +87,8 @@ struct ngx_http_guichet_op_s {
                                                    the 429's seconds */
     char                          client[NGX_HTTP_GUICHET_CLIENT_MAX];
     unsigned                      unknown:1;    /* login: dummy hash */
+    unsigned                      unchecked:1;  /* login: argon2id
+                                                   had no memory */
     gch_login_verdict_t           verdict;
     char                          agent[NGX_HTTP_GUICHET_LOGIN_MAX];
                                                 /* staff: their login */

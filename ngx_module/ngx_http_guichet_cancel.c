@@ -224,14 +224,20 @@ ngx_http_guichet_absence_body(ngx_http_request_t *r)
         return;
     }
 
-    if (family == NULL
-        || gch_absence_plan(&op->absence, town, family, bid, reason, doc,
-                            ngx_http_guichet_now_ms(),
-                            &ngx_http_guichet_heap_alloc, &err)
-           != GCH_OK)
-    {
+    if (family == NULL) {
         ngx_http_guichet_op_fail(op, GCH_EFORBIDDEN,
                                  NGX_HTTP_GUICHET_UNKNOWN_MSG);
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    /* its only failure is memory's: 500 internal, not the family's fault */
+    if (gch_absence_plan(&op->absence, town, family, bid, reason, doc,
+                         ngx_http_guichet_now_ms(),
+                         &ngx_http_guichet_heap_alloc, &err)
+        != GCH_OK)
+    {
+        ngx_http_guichet_op_engine_error(op, &err, GCH_ENOMEM);
         ngx_http_guichet_op_free(op);
         return;
     }

@@ -213,6 +213,8 @@ ngx_module_t  ngx_http_guichet_module = {
 
 static ngx_str_t  ngx_http_guichet_family_name = ngx_string("guichet_family");
 static ngx_str_t  ngx_http_guichet_town_name = ngx_string("guichet_town");
+static ngx_str_t  ngx_http_guichet_cookie_var = ngx_string(
+    "guichet_cookie_name");
 
 
 /* $guichet_town: the location's guichet_town (for guichet-office) */
@@ -229,6 +231,28 @@ ngx_http_guichet_town_variable(ngx_http_request_t *r,
     v->not_found = 0;
     v->data = glcf->town.data;
     v->len = glcf->town.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $guichet_cookie_name: the session cookie's name the module reads
+ * (guichet_cookie_secure), for guichet-office's X-Guichet-Cookie
+ */
+static ngx_int_t
+ngx_http_guichet_cookie_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  name;
+
+    ngx_http_guichet_cookie_name(r, &name);
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = name.data;
+    v->len = name.len;
 
     return NGX_OK;
 }
@@ -253,6 +277,13 @@ ngx_http_guichet_add_variables(ngx_conf_t *cf)
     }
 
     var->get_handler = ngx_http_guichet_town_variable;
+
+    var = ngx_http_add_variable(cf, &ngx_http_guichet_cookie_var, 0);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_http_guichet_cookie_variable;
 
     return NGX_OK;
 }

@@ -360,12 +360,20 @@ ngx_http_guichet_not_json(ngx_http_request_t *r)
 }
 
 
-/* The whole body, NUL-terminated, in op->body (the op's memory). */
+/*
+ * The whole body, NUL-terminated, in op->body (the op's memory).
+ * NGX_ERROR: no memory; NGX_DECLINED: a body buffered to a temporary file
+ * (client_body_buffer_size smaller than the body) could not be read back
+ * whole (logged).  A read may return less than asked (POSIX allows it):
+ * the rest is read until the file ends; a file that ends before the size
+ * nginx wrote is refused, never parsed with bytes that were not read.
+ */
 static ngx_int_t
 ngx_http_guichet_read_body(ngx_http_request_t *r, ngx_http_guichet_op_t *op)
 {
     u_char       *p;
-    size_t        n;
+    off_t         off;
+    size_t        n, want;
     ssize_t       rd;
     ngx_buf_t    *b;
     ngx_chain_t  *cl;
@@ -406,13 +414,28 @@ ngx_http_guichet_read_body(ngx_http_request_t *r, ngx_http_guichet_op_t *op)
             continue;
         }
 
-        rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                           b->file_pos);
-        if (rd == NGX_ERROR) {
-            return NGX_ERROR;
-        }
+        off = b->file_pos;
+        want = (size_t) (b->file_last - b->file_pos);
 
-        p += rd;
+        while (want > 0) {
+            rd = ngx_read_file(b->file, p, want, off);
+            if (rd == NGX_ERROR) {
+                return NGX_DECLINED;        /* logged by ngx_read_file */
+            }
+
+            if (rd == 0) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "guichet: the request body's temporary file "
+                              "\"%V\" ended after %O of its %O bytes",
+                              &b->file->name, off - b->file_pos,
+                              b->file_last - b->file_pos);
+                return NGX_DECLINED;
+            }
+
+            p += rd;
+            off += rd;
+            want -= (size_t) rd;
+        }
     }
 
     *p = '\0';
@@ -996,6 +1019,7 @@ ngx_http_guichet_op_read_body(ngx_http_request_t *r,
 static void
 ngx_http_guichet_op_body_read(ngx_http_request_t *r)
 {
+    ngx_int_t                         rc;
     ngx_http_guichet_op_t            *op;
     ngx_http_client_body_handler_pt   handler;
 
@@ -1003,7 +1027,17 @@ ngx_http_guichet_op_body_read(ngx_http_request_t *r)
     handler = op->body_handler;
     op->body_handler = NULL;
 
-    if (ngx_http_guichet_read_body(r, op) != NGX_OK) {
+    rc = ngx_http_guichet_read_body(r, op);
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_guichet_op_fail(op, GCH_ENOMEM,
+                                 "La demande n'a pas pu être relue : rien "
+                                 "n'a été réservé.");
+        ngx_http_guichet_op_free(op);
+        return;
+    }
+
+    if (rc != NGX_OK) {
         ngx_http_guichet_op_unavailable(op);
         ngx_http_guichet_op_free(op);
         return;

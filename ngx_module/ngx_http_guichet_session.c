@@ -39,8 +39,6 @@ static const char  ngx_http_guichet_dummy_hash[] =
     "KuB/vMTlxoNUeRs0ciFr4jmH+Vw6Jpps0/ZBCUqNv8A";
 
 
-static void ngx_http_guichet_cookie_name(ngx_http_request_t *r,
-    ngx_str_t *name);
 static ngx_int_t ngx_http_guichet_session_cookie(ngx_http_request_t *r,
     const char *token, time_t max_age, ngx_str_t *cookie);
 static void ngx_http_guichet_client_key(ngx_http_request_t *r, char *buf,
@@ -74,9 +72,10 @@ static void ngx_http_guichet_logout_done(ngx_http_guichet_op_t *op,
  * guichet_cookie_secure is on (the default: a browser then sends it only
  * over https, only to this host, and no other site or plain-http page can
  * set it), "guichet_session" without Secure when off (plain http on
- * 127.0.0.1 in development).  Only the configured name is read.
+ * 127.0.0.1 in development).  Only the configured name is read, here and
+ * by guichet-office ($guichet_cookie_name, X-Guichet-Cookie).
  */
-static void
+void
 ngx_http_guichet_cookie_name(ngx_http_request_t *r, ngx_str_t *name)
 {
     ngx_http_guichet_main_conf_t  *gmcf;
@@ -662,11 +661,16 @@ ngx_http_guichet_login_verify(ngx_http_guichet_op_t *op)
 static void
 ngx_http_guichet_verify_thread(void *data, ngx_log_t *log)
 {
+    int                     rc;
     ngx_http_guichet_op_t  *op = *(ngx_http_guichet_op_t **) data;
 
-    op->verified = crypto_pwhash_str_verify(op->hash, op->password,
-                                            ngx_strlen(op->password)) == 0
-                   && !op->unknown;
+    ngx_set_errno(0);
+    rc = crypto_pwhash_str_verify(op->hash, op->password,
+                                  ngx_strlen(op->password));
+    op->verified = rc == 0 && !op->unknown;
+    /* -1 is a wrong password (EINVAL) or argon2id's memory refused
+     * (ENOMEM): the server's failure, not the family's */
+    op->unchecked = rc != 0 && ngx_errno == NGX_ENOMEM;
     sodium_memzero(op->password, sizeof(op->password));
 
     if (ngx_http_guichet_worker.metrics) {
@@ -714,6 +718,13 @@ ngx_http_guichet_login_answer(ngx_http_guichet_op_t *op)
 
     r = op->r;
     if (r == NULL) {
+        return NGX_OK;
+    }
+
+    if (op->unchecked) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, NGX_ENOMEM,
+                      "guichet: a login's password check had no memory");
+        ngx_http_guichet_op_unavailable(op);
         return NGX_OK;
     }
 

@@ -221,10 +221,17 @@ gcho_act_check(gcho_req_t *rq, const char *units_json, int with_sessions,
 
     memset(&err, 0, sizeof(err));
 
-    if (rq->body == NULL || rq->body_len == 0
-        || gch_json_parse(&doc, rq->body, rq->body_len, 8, &gch_alloc_std,
-                          &err) != 0)
-    {
+    rc = (rq->body == NULL || rq->body_len == 0)
+         ? GCH_EBADJSON
+         : gch_json_parse(&doc, rq->body, rq->body_len, 8, &gch_alloc_std,
+                          &err);
+
+    if (rc == GCH_ENOMEM) {
+        return gcho_error(rq, 500, "internal",
+                          "Mémoire insuffisante : rien n'a été enregistré.");
+    }
+
+    if (rc != GCH_OK) {
         return gcho_error(rq, 400, "bad_json",
                           "Le corps de la demande n'est pas du JSON valide.");
     }
@@ -274,6 +281,11 @@ gcho_act_check(gcho_req_t *rq, const char *units_json, int with_sessions,
     memset(&err, 0, sizeof(err));
     rc = gch_town_parse(&t, town, len, &gch_alloc_std, &err);
     free(town);
+
+    if (rc == GCH_ENOMEM) {
+        return gcho_error(rq, 500, "internal",
+                          "Mémoire insuffisante : rien n'a été enregistré.");
+    }
 
     if (rc != GCH_OK) {
         gcho_cat_path(err.message, "activities", 0, 0);
@@ -376,6 +388,11 @@ gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     t = NULL;
     memset(&err, 0, sizeof(err));
     rc = gch_town_parse(&t, text, strlen(text), &gch_alloc_std, &err);
+    if (rc == GCH_ENOMEM) {
+        gcho_rollback();
+        return gcho_error(rq, 500, "internal",
+                          "Mémoire insuffisante : rien n'a été enregistré.");
+    }
     if (rc != GCH_OK) {
         gcho_rollback();
         gcho_cat_path(err.message, member, index, 0);
@@ -450,6 +467,11 @@ gcho_act_store(gcho_req_t *rq, const gcho_act_change_t *ch,
     t = NULL;
     memset(&err, 0, sizeof(err));
     rc = gch_town_parse(&t, text, strlen(text), &gch_alloc_std, &err);
+    if (rc == GCH_ENOMEM) {
+        gcho_rollback();
+        return gcho_error(rq, 500, "internal",
+                          "Mémoire insuffisante : rien n'a été enregistré.");
+    }
     if (rc != GCH_OK) {
         gcho_rollback();
         gcho_cat_path(err.message, "activities", index, ch->calendar);

@@ -1,9 +1,10 @@
 /*
  * auth.c -- guichet-office's authentication, the module's
- * (ngx_http_guichet_session.c): a bearer token or the guichet_session
- * cookie, checked with gch_token_verify() and against the logout set
- * {T}:revoked (BLAKE2b-128 of the token, hex); cookie requests that
- * change something must carry a matching Origin.  Staff tokens
+ * (ngx_http_guichet_session.c): a bearer token or the session cookie of
+ * the name nginx gives (X-Guichet-Cookie), checked with gch_token_verify()
+ * and against the logout set {T}:revoked (BLAKE2b-128 of the token,
+ * hex); cookie requests that change something must carry a matching
+ * Origin.  Staff tokens
  * ("staff:<login>") are bearer only and need an active staff_account row
  * whose role ranks at least the route's; a family token needs its family
  * still there, not archived.  http.c calls gcho_authorize()
@@ -45,6 +46,30 @@ gcho_origin_ok(gcho_req_t *rq)
 
 
 /*
+ * The session cookie's name, the module's: nginx sends it in
+ * X-Guichet-Cookie ($guichet_cookie_name, office.conf), and only one is
+ * read, as by the module.  "guichet_session" (guichet_cookie_secure off:
+ * plain http in development) only when nginx names it; anything else, no
+ * header included, is production's "__Host-guichet_session", which no
+ * other host of the domain can set (a guichet_session planted by a
+ * sibling subdomain would log the browser into the planter's family).
+ */
+static const char *
+gcho_cookie_name(gcho_req_t *rq)
+{
+    const char  *name;
+
+    name = gcho_header(rq, "X-Guichet-Cookie");
+
+    if (name != NULL && strcmp(name, "guichet_session") == 0) {
+        return "guichet_session";
+    }
+
+    return "__Host-guichet_session";
+}
+
+
+/*
  * Fills rq->family_id or rq->staff from the token.  1: a valid token,
  * 0: none or invalid, -1: Redis unreachable (503 answered).
  */
@@ -62,13 +87,8 @@ gcho_token(gcho_req_t *rq)
     if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
         tok = auth + 7;
     } else {
-        /* guichet_cookie_secure on (production) or off (development) */
         tok = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND,
-                                          "__Host-guichet_session");
-        if (tok == NULL) {
-            tok = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND,
-                                              "guichet_session");
-        }
+                                          gcho_cookie_name(rq));
         if (tok == NULL) {
             return 0;
         }

@@ -44,6 +44,7 @@ int
 gcho_body_json(gcho_req_t *rq, gch_json_t *doc, const gch_jfield_t *f,
     size_t nf, const gch_jnode_t **vals)
 {
+    int           rc;
     const char   *ct;
     gch_jcx_t     cx;
     gch_error_t   err;
@@ -60,11 +61,19 @@ gcho_body_json(gcho_req_t *rq, gch_json_t *doc, const gch_jfield_t *f,
 
     memset(&err, 0, sizeof(err));
 
-    if (rq->body == NULL || rq->body_len == 0
-        || gch_json_parse(doc, rq->body, rq->body_len, 16, &gch_alloc_std,
-                          &err)
-           != 0)
-    {
+    rc = (rq->body == NULL || rq->body_len == 0)
+         ? GCH_EBADJSON
+         : gch_json_parse(doc, rq->body, rq->body_len, 16, &gch_alloc_std,
+                          &err);
+
+    if (rc == GCH_ENOMEM) {
+        /* the server's failure, not a malformed body */
+        gcho_error(rq, 500, "internal",
+                   "Mémoire insuffisante : rien n'a été enregistré.");
+        return -1;
+    }
+
+    if (rc != GCH_OK) {
         gcho_error(rq, 400, "bad_json",
                    "Le corps de la demande n'est pas du JSON valide.");
         return -1;

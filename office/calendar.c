@@ -307,7 +307,6 @@ gcho_cal_feed(gcho_req_t *rq)
         return gcho_error(rq, 500, "internal", "Mémoire insuffisante.");
     }
 
-    gcho_add_header(rq, "Cache-Control", "private, max-age=300");
     rc = gcho_reply_bytes(rq, 200, "text/calendar; charset=utf-8", b.data,
                           b.len);
     gchb_buf_free(&b);

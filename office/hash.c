@@ -23,6 +23,7 @@
  * Counters of hashes made and verified are logged on SIGUSR1 (main.c).
  */
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,11 +90,20 @@ gcho_hash_thread(void *arg)
         ok = 1;
 
         if (h->verify_hash[0]) {
+            errno = 0;
             h->verified = crypto_pwhash_str_verify(h->verify_hash,
                                                    h->verify_pw,
                                                    strlen(h->verify_pw))
                           == 0;
             ok = h->verified;
+
+            /* -1 is a wrong password (EINVAL) or argon2id's memory
+             * refused (ENOMEM): the server's failure, answered 503 by
+             * the handler, never "wrong password" */
+            if (!h->verified && errno == ENOMEM) {
+                gchb_log("error", "office: a password check had no memory");
+                h->failed = 1;
+            }
         }
 
         if (ok && h->make_pw[0]) {

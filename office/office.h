@@ -84,7 +84,8 @@ struct gcho_hash_s {
     char                  keep[2][GCHO_ID_MAX];     /* the handler's own */
     /* out */
     int                   verified;
-    int                   failed;             /* could not hash; stopping */
+    int                   failed;             /* could not hash or check
+                                                 (no memory); stopping */
     char                  made[128];
     int                   done;
     /* hash.c's */

@@ -508,9 +508,17 @@ def main():
                   variables, "a variable of the module",
                   doc_headings("docs/directives.md", "$"),
                   "docs/directives.md (### $heading)")
+    # production.conf and the files of lua-free-config/ it includes
+    # (office.conf's proxy_set_header lines are production's too)
     prod = words_of("lua-free-config/production.conf", True)
-    rep.check("lua-free-config/production.conf uses every directive and "
-              "variable",
+    with open(os.path.join(ROOT, "lua-free-config/production.conf"),
+              encoding="utf-8") as f:
+        for inc in re.findall(r"^[ \t]*include[ \t]+@ROOT@/"
+                              r"(lua-free-config/[A-Za-z0-9_.-]+);",
+                              f.read(), flags=re.M):
+            prod |= words_of(inc, True)
+    rep.check("lua-free-config/production.conf (and what it includes) "
+              "uses every directive and variable",
               ["%s (%s) is not in lua-free-config/production.conf" %
                (n, w) for n, w in sorted(directives.where.items())
                if n not in prod] +

@@ -167,6 +167,13 @@ class Stack:
     # a single host) rather than on 127.0.0.1 (the tests' own client always
     # uses TCP)
     redis_unix = False
+    # a shared object LD_PRELOAD'ed into nginx (guichet-office) and the
+    # environment it reads when loaded (test_module_faults.py's
+    # faults_preload.c); None: none
+    nginx_preload = None
+    nginx_env = {}
+    office_preload = None
+    office_env = {}
     # a password Redis requires (requirepass), given to the module
     # (guichet_redis_password through render-conf.sh), the worker, the
     # office and guichetctl (redis_password); None: no password
@@ -497,8 +504,13 @@ class Stack:
         if self.asan and os.path.exists(os.path.join(BUILD, "asan",
                                                      "guichet-office")):
             office = os.path.join(BUILD, "asan", "guichet-office")
+        env = dict(os.environ)
+        if self.office_preload:
+            env["LD_PRELOAD"] = " ".join(
+                p for p in (env.get("LD_PRELOAD"), self.office_preload) if p)
+            env.update(self.office_env)
         self.procs["office"] = subprocess.Popen(
-            [office, "-c", self.worker_conf],
+            [office, "-c", self.worker_conf], env=env,
             cwd=ROOT, stdout=self._log("office"), stderr=subprocess.STDOUT)
         sock = self._path("office.sock")
 
@@ -584,6 +596,10 @@ class Stack:
             env["LD_PRELOAD"] = libasan
             env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
             env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        if self.nginx_preload:
+            env["LD_PRELOAD"] = " ".join(
+                p for p in (env.get("LD_PRELOAD"), self.nginx_preload) if p)
+            env.update(self.nginx_env)
         self.procs["nginx"] = subprocess.Popen(
             [NGINX, "-p", ndir, "-c", self.nginx_conf, "-e",
              self.error_log_path, "-g", "daemon off;"],

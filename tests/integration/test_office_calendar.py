@@ -202,3 +202,21 @@ def test_recreate_and_revoke(s, tok):
     assert [a for (a,) in s.sql("select action from audit_log where"
                                 " action like 'calendar.%%' and target = 'fa'"
                                 " order by id")][-1] == "calendar.revoke"
+
+
+def test_the_feed_is_never_stored_and_says_so_once(s, tok):
+    """The feed sent two Cache-Control headers, guichet-office's
+    `no-store` and the calendar's `private, max-age=300`: a cache reading
+    the last one kept the family's agenda (children's names, where they
+    are and when) on disk for five minutes, and served it after the
+    address was revoked.  One header, `no-store`, as every other answer of
+    guichet-office and the module; a calendar client polls the address on
+    its own schedule and needs no max-age."""
+    path = s.http("POST", "/api/calendar", token=tok["fa"]).json()["path"]
+    r = s.http("GET", path)
+    assert r.status == 200, r
+    assert r.header_all("Cache-Control") == ["no-store"], r.header_list
+    # its errors too
+    r = s.http("GET", "/api/calendar/" + "y" * 43 + ".ics")
+    assert r.status == 404, r
+    assert r.header_all("Cache-Control") == ["no-store"], r.header_list

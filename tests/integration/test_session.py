@@ -283,6 +283,66 @@ def test_production_cookie_is_host_prefixed_and_secure():
         os.unlink(path)
 
 
+def secure_stack(name):
+    """A stack of dev.conf with guichet_cookie_secure on (production's
+    cookie) and the path of its configuration (the caller unlinks it)."""
+    with open(os.path.join(ROOT, "lua-free-config", "dev.conf")) as f:
+        conf = f.read()
+    assert "guichet_cookie_secure off;" in conf
+    fd, path = tempfile.mkstemp(suffix=".conf", prefix="secure-")
+    with os.fdopen(fd, "w") as f:
+        f.write(conf.replace("guichet_cookie_secure off;",
+                             "guichet_cookie_secure on;"))
+    return Stack(town=DEMO_TOWN, name=name, nginx_template=path), path
+
+
+def test_the_office_reads_only_the_module_s_cookie_name():
+    """guichet-office read both cookie names while the module, in
+    production, reads only __Host-guichet_session: a guichet_session
+    cookie planted by a sibling subdomain (no __Host- protection: any
+    host of the domain may set it) logged the browser into the planter's
+    family space at guichet-office (its documents, messages, contact
+    details went there).  guichet-office reads the name nginx gives it
+    in X-Guichet-Cookie ($guichet_cookie_name), the module's."""
+    s, path = secure_stack("secure-office-cookie")
+    try:
+        s.start()
+        st, _, body = login(s, "martin")
+        assert st == 200, body
+        tok = json.loads(body)["token"]
+        for where in ("/api/me", "/api/enrolments", "/api/contact"):
+            r = s.http("GET", where,
+                       headers={"Cookie": "__Host-guichet_session=" + tok})
+            assert r.status == 200, (where, r)
+            # the unprefixed name: refused by both, as by the module
+            r = s.http("GET", where,
+                       headers={"Cookie": "guichet_session=" + tok})
+            assert r.status == 401, (where, r)
+            assert code(r.body) == "unauthenticated", (where, r)
+            # a client cannot choose the name: nginx sets the header
+            r = s.http("GET", where,
+                       headers={"Cookie": "guichet_session=" + tok,
+                                "X-Guichet-Cookie": "guichet_session"})
+            assert r.status == 401, (where, r)
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+        os.unlink(path)
+
+
+def test_dev_office_reads_only_the_dev_cookie_name(stack):
+    """guichet_cookie_secure off (dev.conf): the module reads
+    guichet_session only, and so does guichet-office."""
+    tok = stack.token(FAMILY)
+    for where in ("/api/me", "/api/enrolments", "/api/contact"):
+        r = stack.http("GET", where,
+                       headers={"Cookie": "guichet_session=" + tok})
+        assert r.status == 200, (where, r)
+        r = stack.http("GET", where,
+                       headers={"Cookie": "__Host-guichet_session=" + tok})
+        assert r.status == 401, (where, r)
+
+
 def test_a_token_on_a_location_of_a_town_not_served(make_stack, tmp_path):
     """A location whose guichet_town no guichet_api location serves (a
     static page, an office proxy of another town) still evaluates

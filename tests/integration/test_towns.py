@@ -465,7 +465,7 @@ def test_the_town_documents_route_serves_the_host_names_town(two):
 
 def test_every_office_location_names_the_town_and_the_address():
     """No stack: each location of office.conf that reaches guichet-office
-    sets X-Guichet-Town and X-Real-IP itself (a location's own
+    sets X-Guichet-Town, X-Real-IP and X-Guichet-Cookie itself (a location's own
     proxy_set_header drops the others', and the client's header would
     pass through)."""
     with open(os.path.join(ROOT, "lua-free-config", "office.conf")) as f:
@@ -477,3 +477,5 @@ def test_every_office_location_names_the_town_and_the_address():
         where = b.split("{")[0].strip()
         assert "proxy_set_header X-Guichet-Town $guichet_town;" in b, where
         assert "proxy_set_header X-Real-IP $remote_addr;" in b, where
+        assert "proxy_set_header X-Guichet-Cookie $guichet_cookie_name;" \
+            in b, where

@@ -1,0 +1,345 @@
+"""test_module_faults.py -- the module and guichet-office when the
+process fails under them: an allocation refused inside the engine or
+libsodium's argon2id, a request body read back short from its temporary
+file.  nginx (or guichet-office) runs with faults_preload.c (built here,
+LD_PRELOAD'ed: Stack.nginx_preload, Stack.office_preload), which makes
+those failures happen where the test says and nowhere else; Redis,
+PostgreSQL and the worker are the real ones, untouched.
+
+A failure of the server is the server's: 500 `internal` or 503
+`unavailable` (docs/errors.md), never a refusal that blames the user (403
+"compte inconnu", 401 wrong password, 400 bad_json), and nothing is
+written.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from stack import DEMO_TOWN, Stack  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAMILY = "f-martin"
+CHILD = "c-lea"
+SESSION = "klub-0709-jeux"
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("GUICHET_ASAN") == "1",
+    reason="ASan's allocator comes first in LD_PRELOAD: faults_preload.c "
+           "would see no malloc")
+
+
+@pytest.fixture(scope="module")
+def preload(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("preload") / "faults.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror",
+                    "-o", out, os.path.join(HERE, "faults_preload.c"),
+                    "-ldl"], check=True)
+    return out
+
+
+def faulty_stack(preload, name, env, conf=None):
+    s = Stack(town=DEMO_TOWN, name=name, nginx_template=conf)
+    s.nginx_preload = preload
+    s.nginx_env = env
+    return s
+
+
+def book(s, tok, sid=SESSION):
+    r = s.http("POST", "/api/bookings", token=tok,
+               headers={"Idempotency-Key": uuid.uuid4().hex},
+               json={"items": [{"child_id": CHILD, "session_id": sid}]})
+    return r
+
+
+def assert_clean_but_refused_mallocs(s, nginx_logs_it=True):
+    """The stack's logs are clean but for nginx's own line of each refused
+    allocation (ngx_alloc logs malloc failures at [emerg]; a library's
+    are not)."""
+    refused = re.compile(r"\[emerg\] \d+#\d+: malloc\(\d+\) failed "
+                         r"\(12: Cannot allocate memory\)")
+    log = s.error_log()
+    assert not nginx_logs_it or refused.search(log), \
+        "no allocation was refused"
+    cleaned = "\n".join(l for l in log.splitlines() if not refused.search(l))
+    s.error_log = lambda: cleaned
+    s.assert_clean_error_log()
+
+
+def assert_internal(r, what):
+    assert r.status == 500, (what, r)
+    assert r.headers.get("content-type", "").startswith(
+        "application/json"), (what, r)
+    assert r.json()["error"]["code"] == "internal", (what, r)
+
+
+# the engine functions whose allocations fail, one route each
+PLANS = "gch_absence_plan,gch_cancel_plan,gch_wait_plan,gch_bookings_plan," \
+        "gch_sessions_plan,gch_requests_plan,gch_render_me," \
+        "gch_render_activities"
+
+
+def test_an_engine_allocation_failure_is_500_never_a_user_error(preload):
+    """gch_absence_plan() out of memory was answered 403 forbidden "Ce
+    compte n'est pas connu de ce guichet." (the family told its account
+    was unknown, the page offering to log in again); every route whose
+    plan or rendering fails to allocate answers 500 internal, nothing
+    written."""
+    s = faulty_stack(preload, "faults-oom",
+                     {"GUICHET_FAIL_MALLOC_IN": PLANS})
+    try:
+        s.start()
+        tok = s.token(FAMILY)
+        # the booking path allocates elsewhere: it works
+        r = book(s, tok)
+        assert r.status == 200, r
+        item = r.json()["items"][0]
+        assert item["status"] == "confirmed", item
+        bid = item["booking_id"]
+        key = "{main}:f:%s:bookings" % FAMILY
+        before = s.redis.hgetall(key)
+        assert bid in before
+        s.wait_worker_drained()
+        stream = s.redis.xlen("{main}:stream")
+        demandes = s.sql("select count(*) from demande")[0][0]
+
+        assert_internal(s.http("POST", "/api/absences", token=tok,
+                               json={"booking_id": bid,
+                                     "reason": "medical"}), "absence")
+        assert_internal(s.http("DELETE", "/api/bookings/" + bid, token=tok),
+                        "cancellation")
+        assert_internal(s.http("GET", "/api/waitlist", token=tok),
+                        "waiting list")
+        assert_internal(s.http("GET", "/api/bookings?from=2027-07-01"
+                               "&to=2027-07-31", token=tok), "planning")
+        assert_internal(s.http("GET", "/api/activities/klub/sessions"
+                               "?from=2027-07-01&to=2027-07-31"),
+                        "sessions")
+        assert_internal(s.http("GET", "/api/me", token=tok), "me")
+        assert_internal(s.http("GET", "/api/activities"), "activities")
+        assert_internal(s.http("GET", "/api/requests", token=tok),
+                        "requests")
+
+        # nothing written: the booking is there, no absence nor
+        # cancellation asked
+        assert s.redis.hgetall(key) == before
+        assert s.redis.xlen("{main}:stream") == stream
+        s.wait_worker_drained()
+        assert s.sql("select status from booking where id = %s",
+                     (bid,))[0][0] == "confirmed"
+        assert s.sql("select count(*) from demande")[0][0] == demandes
+        assert_clean_but_refused_mallocs(s)
+    finally:
+        s.stop()
+
+
+def small_buffer_conf(tmp_path):
+    """dev.conf with /api/'s client_body_buffer_size at 1k: a larger body
+    is buffered to a temporary file, which the module reads back (an
+    operator may set it so; the shipped configurations keep 64k)."""
+    from stack import ROOT
+    with open(os.path.join(ROOT, "lua-free-config", "dev.conf")) as f:
+        conf = f.read()
+    old = ("            client_max_body_size 64k;\n"
+           "            client_body_buffer_size 64k;\n")
+    assert conf.count(old) == 1
+    path = str(tmp_path / "small-buffer.conf")
+    with open(path, "w") as f:
+        f.write(conf.replace(old, "            client_max_body_size 64k;\n"
+                                  "            client_body_buffer_size 1k;\n"))
+    return path
+
+
+def padded_booking(s, tok, sid=SESSION):
+    """A booking whose body (3 KiB: JSON with spaces) is over the 1k
+    buffer."""
+    body = ('{"items": [{"child_id": "%s", "session_id": "%s"}]%s}'
+            % (CHILD, sid, " " * 3000)).encode()
+    return s.http("POST", "/api/bookings", token=tok, body=body,
+                  headers={"Idempotency-Key": uuid.uuid4().hex,
+                           "Content-Type": "application/json"})
+
+
+def test_a_body_read_back_in_pieces_is_read_whole(preload, tmp_path):
+    """ngx_http_guichet_read_body() read a body buffered to a temporary
+    file with one pread() and counted the size asked for, not the bytes
+    read: a short read (which POSIX allows) left the rest of the buffer
+    unfilled and the engine parsed it (400 bad_json, the family told its
+    request was malformed).  The module reads until it has the whole
+    body."""
+    s = faulty_stack(preload, "faults-short-read",
+                     {"GUICHET_PREAD_MAX": "100"},
+                     conf=small_buffer_conf(tmp_path))
+    try:
+        s.start()
+        tok = s.token(FAMILY)
+        r = padded_booking(s, tok)
+        assert r.status == 200, r
+        assert r.json()["items"][0]["status"] == "confirmed", r
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+
+
+def test_a_body_file_shorter_than_its_size_is_refused(preload, tmp_path):
+    """A temporary file that reads back shorter than the body nginx wrote
+    (truncated under it): the module does not parse bytes it never read;
+    500 internal, logged, nothing booked."""
+    s = faulty_stack(preload, "faults-truncated",
+                     {"GUICHET_PREAD_EOF": "1000"},
+                     conf=small_buffer_conf(tmp_path))
+    try:
+        s.start()
+        tok = s.token(FAMILY)
+        key = "{main}:f:%s:bookings" % FAMILY
+        before = s.redis.hgetall(key)
+        r = padded_booking(s, tok)
+        assert_internal(r, "truncated body")
+        assert s.redis.hgetall(key) == before
+        assert "request body" in s.error_log(), s.error_log()
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+
+
+def login(s, who="martin", password="secret-demo"):
+    return s.http("POST", "/api/session",
+                  json={"login": who, "password": password})
+
+
+def test_a_password_check_without_memory_is_not_a_wrong_password(preload):
+    """libsodium's argon2id check returns -1 for a wrong password and for
+    memory it could not get (errno EINVAL or ENOMEM): the module answered
+    the rightful owner 401 "Identifiant ou mot de passe incorrect.".  A
+    check that could not run is 503 unavailable (Retry-After), no
+    session, no cookie."""
+    s = faulty_stack(preload, "faults-argon2", {
+        "GUICHET_FAIL_MALLOC_IN": "crypto_pwhash_argon2id_str_verify"})
+    try:
+        s.start()
+        r = login(s)
+        assert r.status == 503, r
+        assert r.json()["error"]["code"] == "unavailable", r
+        assert r.headers.get("retry-after") == "1", r
+        assert "set-cookie" not in r.headers, r
+        # no session recorded (a login's connection and token)
+        assert s.redis.llen("{main}:f:%s:connections" % FAMILY) == 0
+        assert not s.redis.exists("{main}:f:%s:tokens" % FAMILY)
+        # the shim refused argon2id only: without it, the owner logs in
+        assert_clean_but_refused_mallocs(s, nginx_logs_it=False)
+    finally:
+        s.stop()
+
+
+def test_guichet_office_s_password_checks_without_memory(preload):
+    """guichet-office's argon2id checks likewise (office/hash.c): a staff
+    login was answered 401 "wrong password" and a family's password
+    change 403 wrong_password when the check had no memory; both are 503
+    unavailable, nothing changed."""
+    from office_town import staff_add
+    s = faulty_stack(preload, "faults-office-argon2", {})
+    s.office_preload = preload
+    s.office_env = {
+        "GUICHET_FAIL_MALLOC_IN": "crypto_pwhash_argon2id_str_verify"}
+    try:
+        s.start()
+        staff_add(s, "agent.m", "agent", "Morgan Agent", "agent-pass-m1")
+        r = s.http("POST", "/api/staff/session",
+                   json={"login": "agent.m", "password": "agent-pass-m1"})
+        assert r.status == 503, r
+        assert r.json()["error"]["code"] == "unavailable", r
+
+        tok = s.token(FAMILY)
+        hashed = s.sql("select password_hash from family where id = %s",
+                       (FAMILY,))[0][0]
+        r = s.http("POST", "/api/password", token=tok,
+                   json={"old_password": "secret-demo",
+                         "new_password": "nouveau-mot-2027"})
+        assert r.status == 503, r
+        assert r.json()["error"]["code"] == "unavailable", r
+        assert s.sql("select password_hash from family where id = %s",
+                     (FAMILY,))[0][0] == hashed
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+
+
+def program_function(program, name):
+    """"file:start:size" of a function of a program (nm -S), for
+    GUICHET_FAIL_MALLOC_AT: a program exports none of its symbols."""
+    out = subprocess.run(["nm", "-S", program], check=True,
+                         stdout=subprocess.PIPE).stdout.decode()
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[3] == name:
+            return "%s:%s:%s" % (os.path.basename(program), f[0], f[1])
+    raise AssertionError("%s not in %s" % (name, program))
+
+
+def test_guichet_office_s_json_parse_without_memory(preload):
+    """guichet-office answered a JSON body the engine's parser could not
+    allocate for 400 bad_json "Le corps de la demande n'est pas du JSON
+    valide." (the family told its request was malformed): it is 500
+    internal, nothing written.  The allocations refused are
+    gch_json_parse()'s only."""
+    from stack import BUILD
+    s = faulty_stack(preload, "faults-office-json", {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_FAIL_MALLOC_AT": program_function(
+        os.path.join(BUILD, "guichet-office"), "gch_json_parse")}
+    try:
+        s.start()
+        tok = s.token(FAMILY)
+        contact = ("select phone_home, phone_mobile from family_contact"
+                   " where family_id = %s")
+        before = s.sql(contact, (FAMILY,))
+        r = s.http("PUT", "/api/contact", token=tok,
+                   json={"phone_mobile": "06 01 02 03 04"})
+        assert r.status == 500, r
+        assert r.json()["error"]["code"] == "internal", r
+        assert s.sql(contact, (FAMILY,)) == before
+        # a route that reads no JSON is served
+        assert s.http("GET", "/api/contact", token=tok).status == 200
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+
+
+def test_guichet_office_s_activity_check_without_memory(preload):
+    """A new activity is checked by the engine (gch_town_parse()): when
+    that could not allocate, guichet-office answered 400 invalid_field
+    "Activité invalide." (the régie told its activity was wrong); it is
+    500 internal, nothing written."""
+    from stack import BUILD
+    from office_town import staff_add, staff_login
+    s = faulty_stack(preload, "faults-office-activity", {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_FAIL_MALLOC_AT": program_function(
+        os.path.join(BUILD, "guichet-office"), "gch_town_parse")}
+    try:
+        s.start()
+        staff_add(s, "regie.f", "regie", "Régie Faute", "regie-pass-f1")
+        regie = staff_login(s, "regie.f", "regie-pass-f1")
+        before = s.sql("select version, json from catalogue")
+        r = s.http("POST", "/api/staff/activities", token=regie, json={
+            "id": "mercredi", "name": "Club du mercredi", "age_min": 3,
+            "age_max": 11, "booking_opens_at": "2026-06-01T18:00:00+02:00",
+            "deadline": {"working_days": 2},
+            "prices": [{"qf_max": None, "cents": 900}]})
+        assert r.status == 500, r
+        assert r.json()["error"]["code"] == "internal", r
+        # a session's places: the catalogue is checked again once changed
+        r = s.http("PUT", "/api/staff/sessions/" + SESSION, token=regie,
+                   json={"places": 30})
+        assert r.status == 500, r
+        assert r.json()["error"]["code"] == "internal", r
+        assert s.sql("select version, json from catalogue") == before
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
