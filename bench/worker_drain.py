@@ -161,6 +161,11 @@ class Drain:
         if perf is not None:
             perf.send_signal(signal.SIGINT)
             perf.wait(60)
+            # this cluster's processes and this worker, not the machine's
+            # other PostgreSQL clusters
+            with open(os.path.join(self.s.pgdata, "postmaster.pid")) as fh:
+                pm = int(fh.readline())
+            pids = ",".join(str(x) for x in [pm] + children(pm) + [pid])
         self.stop_worker()
         lsn1 = self.s.sql("select pg_current_wal_insert_lsn()")[0][0]
         wal = int(self.s.sql("select pg_wal_lsn_diff(%s, %s)",
@@ -176,11 +181,13 @@ class Drain:
                                stderr=subprocess.STDOUT)
         if perf is not None:
             with open(self.out_path(tag + ".perf.txt"), "w") as fh:
+                fh.write("# pids %s (the worker: %d)\n" % (pids, pid))
+                fh.flush()
                 subprocess.run(["perf", "report", "-i",
                                 self.out_path(tag + ".perf.data"),
-                                "--no-children", "--comm",
-                                "postgres,guichet-worker", "--sort",
-                                "comm,dso,sym", "-g", "none",
+                                "--no-children", "--pid", pids,
+                                "--percentage", "relative", "--sort",
+                                "pid,sym", "-g", "none",
                                 "--percent-limit", "0.3", "--stdio"],
                                stdout=fh, stderr=subprocess.DEVNULL)
         if variant is not None:
@@ -299,6 +306,7 @@ def main():
     if a.track_all:
         DrainStack.pg_settings["pg_stat_statements.track"] = "all"
     os.makedirs(a.workdir, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     res = Drain(a).run()
     with open(a.out, "w") as fh:
         json.dump(res, fh, indent=1)
