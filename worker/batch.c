@@ -376,22 +376,14 @@ static const char  gchw_sql_probe[] =
 
 #define GCHW_PROBE  "gchw_persist_probe"
 
-/*
- * The columns COPY fills; the others keep their defaults (booking:
- * status 'confirmed', billed, not justified; demande_mail_batch: id, time).
- * demande and booking in COPY's binary format: PostgreSQL then splits no
- * line, unescapes nothing and parses no number or time (timestamptz_in
- * was a third of the parsing: 7.6 -> 6.9 us a row for the two COPYs of
- * the same rows, the backend's CPU); the items are still JSON text
- * (jsonb's binary input is its version and the text).
- */
+/* the columns COPY fills; the others keep their defaults (booking:
+ * status 'confirmed', billed, not justified; demande_mail_batch: id, time) */
 static const char  gchw_copy_demande[] =
     "copy demande (number, request_id, family_id, kind, status, idem_key,"
-    " created_at, items) from stdin with (format binary)";
+    " created_at, items) from stdin";
 static const char  gchw_copy_booking[] =
     "copy booking (id, demande_number, family_id, child_id, session_id,"
-    " price_cents, created_at, channel, booked_by) from stdin"
-    " with (format binary)";
+    " price_cents, created_at, channel, booked_by) from stdin";
 /* one row: the numbers of the batch's demandes that get an e-mail (0131) */
 static const char  gchw_copy_mail[] =
     "copy demande_mail_batch (numbers) from stdin";
@@ -406,13 +398,16 @@ typedef struct {
 } gchw_keys_t;
 
 typedef struct {
-    gchb_buf_t   demande;      /* COPY binary rows, after the header */
+    gchb_buf_t   demande;      /* COPY text rows */
     gchb_buf_t   booking;
     gchb_buf_t   mail;         /* "{n,n,...": the demande_mail_batch row */
     gchw_keys_t  families;     /* the probe's */
     gchw_keys_t  bids;
     char        *cbid;         /* an entry's booking ids, computed once */
     size_t       ncbid;        /* for the rows and gch_dm_render() */
+    long long    ts_sec;       /* ts: the last second formatted, */
+    char         ts[32];       /* "YYYY-MM-DD HH:MM:SS" */
+    size_t       ts_len;       /* 0: none yet */
     int          failed;       /* out of memory */
 } gchw_copy_t;
 
@@ -426,35 +421,25 @@ gchw_copy_add(gchb_buf_t *b, const char *s, size_t n, gchw_copy_t *c)
 }
 
 
-/* COPY's binary format: its signature, flags and header extension (0),
- * then the rows, then -1 as a field count */
-static const char  gchw_copy_header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
-#define GCHW_COPY_TRAILER  "\377\377"
-
-/* 2000-01-01 00:00:00 UTC, PostgreSQL's epoch, in Unix milliseconds; a
- * timestamptz is its microseconds since then */
-#define GCHW_PG_EPOCH_MS   946684800000LL
-/* 9999-12-31 23:59:59.999 UTC: later times go the statements' way */
-#define GCHW_MAX_MS        253402300799999LL
+/* COPY's text format: the bytes escaped with a backslash, and the letter
+ * that follows it */
+static const char  gchw_copy_esc[256] = {
+    ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'
+};
 
 
 /*
- * A row is written in place: gchw_copy_room() makes room for it (after
- * the format's header when the buffer is new) and gives where to write,
+ * A row is written in place: gchw_copy_room() makes room for its longest
+ * form (every byte of its fields escaped) and gives where to write,
  * gchw_copy_end() closes it.  In a rush's batch the rows were most of the
  * worker's CPU as a few dozen appends each (docs/worker.md).
  */
 static char *
 gchw_copy_room(gchb_buf_t *b, size_t n, gchw_copy_t *c)
 {
-    if (gchb_buf_reserve(b, sizeof(gchw_copy_header) + n) != 0) {
+    if (gchb_buf_reserve(b, n) != 0) {
         c->failed = 1;
         return NULL;
-    }
-
-    if (b->len == 0) {
-        memcpy(b->data, gchw_copy_header, sizeof(gchw_copy_header));
-        b->len = sizeof(gchw_copy_header);
     }
 
     return b->data + b->len;
@@ -477,56 +462,29 @@ gchw_copy_put(char *p, const char *s, size_t n)
 }
 
 
-/* v big-endian in n bytes */
-static char *
-gchw_copy_be(char *p, uint64_t v, size_t n)
-{
-    while (n--) {
-        *p++ = (char) (v >> (8 * n));
-    }
-
-    return p;
-}
-
-
-/* a row's field count */
-static char *
-gchw_copy_row(char *p, size_t nfields)
-{
-    return gchw_copy_be(p, nfields, 2);
-}
-
-
-/* a text field (4 + n bytes); NULL is a length of -1 */
+/* One field of a COPY text row, escaped (2n bytes at most); NULL is \N. */
 static char *
 gchw_copy_field(char *p, const char *s, size_t n)
 {
+    char    e;
+    size_t  i, j;
+
     if (s == NULL) {
-        return gchw_copy_be(p, 0xffffffff, 4);
+        return gchw_copy_put(p, "\\N", 2);
     }
 
-    p = gchw_copy_be(p, n, 4);
+    for (i = 0, j = 0; i < n; i++) {
+        e = gchw_copy_esc[(unsigned char) s[i]];
+        if (e == 0) {
+            continue;
+        }
+        p = gchw_copy_put(p, s + j, i - j);
+        *p++ = '\\';
+        *p++ = e;
+        j = i + 1;
+    }
 
-    return gchw_copy_put(p, s, n);
-}
-
-
-/* a bigint (12 bytes), an integer (8) */
-static char *
-gchw_copy_int8(char *p, long long v)
-{
-    p = gchw_copy_be(p, 8, 4);
-
-    return gchw_copy_be(p, (uint64_t) v, 8);
-}
-
-
-static char *
-gchw_copy_int4(char *p, long long v)
-{
-    p = gchw_copy_be(p, 4, 4);
-
-    return gchw_copy_be(p, (uint64_t) v, 4);
+    return gchw_copy_put(p, s + j, n - j);
 }
 
 
@@ -686,10 +644,11 @@ static int
 gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
 {
     int             rc, mail;
-    char           *items, *p, *bid, num[24], rid[32], fid[128], cid[128],
-                    sid[128];
-    size_t          i, n, ilen, numlen, ridlen;
-    long long       us;
+    char           *items, *p, *bid, ts[48], num[24], rid[32], fid[128],
+                    cid[128], sid[128], price[24];
+    size_t          i, n, ilen, numlen, tslen;
+    time_t          t;
+    struct tm       tm;
     gch_dm_t        dm;
     const char     *agent, *status;
     gch_dm_cell_t  *cell;
@@ -706,8 +665,7 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
     items = NULL;
     rc = 1;
 
-    if (dm.number < 0 || dm.at_ms < 0 || dm.at_ms > GCHW_MAX_MS
-        || dm.family_len >= sizeof(fid)
+    if (dm.number < 0 || dm.at_ms < 0 || dm.family_len >= sizeof(fid)
         || memchr(dm.family, '\0', dm.family_len) != NULL)
     {
         goto done;
@@ -731,9 +689,7 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
         if (cell->released_len
             || (cell->reason == GCH_REASON_NONE
                 && (cell->child_len >= sizeof(cid)
-                    || cell->session_len >= sizeof(sid)
-                    || cell->price_cents < INT32_MIN
-                    || cell->price_cents > INT32_MAX)))
+                    || cell->session_len >= sizeof(sid))))
         {
             goto done;               /* a swap's release: a cancellation */
         }
@@ -764,30 +720,51 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
     numlen = gchw_copy_int(num, dm.number, 1);
     rid[0] = 'D';
     rid[1] = '-';
-    ridlen = 2 + gchw_copy_int(rid + 2, dm.number, 6);
+    gchw_copy_int(rid + 2, dm.number, 6);
 
-    /* to_timestamp(at_ms / 1000.0): microseconds since 2000, UTC */
-    us = (dm.at_ms - GCHW_PG_EPOCH_MS) * 1000;
+    /* to_timestamp(at_ms / 1000.0): milliseconds, UTC; the second's text
+     * kept for the next entries (a rush's are of the same seconds) */
+    if (c->ts_len == 0 || c->ts_sec != dm.at_ms / 1000) {
+        t = (time_t) (dm.at_ms / 1000);
+        if (gmtime_r(&t, &tm) == NULL) {
+            goto done;
+        }
+        c->ts_len = strftime(c->ts, sizeof(c->ts), "%Y-%m-%d %H:%M:%S", &tm);
+        if (c->ts_len == 0) {
+            goto done;
+        }
+        c->ts_sec = dm.at_ms / 1000;
+    }
+    memcpy(ts, c->ts, c->ts_len);
+    tslen = c->ts_len;
+    ts[tslen++] = '.';
+    gchw_copy_int(ts + tslen, dm.at_ms % 1000, 3);
+    tslen += 3;
+    memcpy(ts + tslen, "+00", 4);
+    tslen += 3;
 
 
-    /* demande: 8 fields, their lengths, the items' jsonb version (1) */
-    n = ridlen + dm.family_len + 4 + strlen(status) + dm.key_len + ilen;
-    p = gchw_copy_room(&c->demande, 2 + 8 * 4 + 8 + 8 + 1 + n, c);
+    /* demande */
+    n = strlen(rid) + strlen(status) + 2 * (dm.family_len + dm.key_len + ilen);
+    p = gchw_copy_room(&c->demande, numlen + tslen + n + 16, c);
     if (p == NULL) {
         rc = -1;
         goto done;
     }
-    p = gchw_copy_row(p, 8);
-    p = gchw_copy_int8(p, dm.number);
-    p = gchw_copy_field(p, rid, ridlen);
+    p = gchw_copy_put(p, num, numlen);
+    *p++ = '\t';
+    p = gchw_copy_put(p, rid, strlen(rid));
+    *p++ = '\t';
     p = gchw_copy_field(p, dm.family, dm.family_len);
-    p = gchw_copy_field(p, "book", 4);
-    p = gchw_copy_field(p, status, strlen(status));
+    p = gchw_copy_put(p, "\tbook\t", 6);
+    p = gchw_copy_put(p, status, strlen(status));
+    *p++ = '\t';
     p = gchw_copy_field(p, dm.key, dm.key_len);
-    p = gchw_copy_int8(p, us);
-    p = gchw_copy_be(p, 1 + ilen, 4);
-    *p++ = 1;
-    p = gchw_copy_put(p, items, ilen);
+    *p++ = '\t';
+    p = gchw_copy_put(p, ts, tslen);
+    *p++ = '\t';
+    p = gchw_copy_field(p, items, ilen);
+    *p++ = '\n';
     gchw_copy_end(&c->demande, p);
 
     gchw_keys_add(&c->families, dm.family, dm.family_len, c);
@@ -801,24 +778,30 @@ gchw_copy_entry(gchw_copy_t *c, const char *d, size_t len)
             continue;
         }
 
-        /* 9 fields, their lengths */
-        p = gchw_copy_room(&c->booking, 2 + 9 * 4 + GCH_BOOKING_ID_MAX
-            + 8 + dm.family_len + cell->child_len + cell->session_len
-            + 4 + 8 + 6 + dm.agent_len, c);
+        n = gchw_copy_int(price, cell->price_cents, 1);
+        p = gchw_copy_room(&c->booking, 2 * (GCH_BOOKING_ID_MAX
+            + dm.family_len + cell->child_len + cell->session_len
+            + dm.agent_len) + numlen + n + tslen + 24, c);
         if (p == NULL) {
             rc = -1;
             goto done;
         }
-        p = gchw_copy_row(p, 9);
         p = gchw_copy_field(p, cell->bid, strlen(cell->bid));
-        p = gchw_copy_int8(p, dm.number);
+        *p++ = '\t';
+        p = gchw_copy_put(p, num, numlen);
+        *p++ = '\t';
         p = gchw_copy_field(p, dm.family, dm.family_len);
+        *p++ = '\t';
         p = gchw_copy_field(p, cell->child, cell->child_len);
+        *p++ = '\t';
         p = gchw_copy_field(p, cell->session, cell->session_len);
-        p = gchw_copy_int4(p, cell->price_cents);
-        p = gchw_copy_int8(p, us);
-        p = gchw_copy_field(p, dm.onsite ? "onsite" : "online", 6);
+        *p++ = '\t';
+        p = gchw_copy_put(p, price, n);
+        *p++ = '\t';
+        p = gchw_copy_put(p, ts, tslen);
+        p = gchw_copy_put(p, dm.onsite ? "\tonsite\t" : "\tonline\t", 8);
         p = gchw_copy_field(p, agent, dm.agent_len);
+        *p++ = '\n';
         gchw_copy_end(&c->booking, p);
 
         gchw_keys_add(&c->bids, cell->bid, strlen(cell->bid), c);
@@ -1041,12 +1024,6 @@ gchw_batch_copy(PGconn *pg, const gchw_entry_t *e, size_t n,
 
     if (c.mail.len) {
         gchw_copy_add(&c.mail, "}\n", 2, &c);
-    }
-    if (c.demande.len) {
-        gchw_copy_add(&c.demande, GCHW_COPY_TRAILER, 2, &c);
-    }
-    if (c.booking.len) {
-        gchw_copy_add(&c.booking, GCHW_COPY_TRAILER, 2, &c);
     }
     gchw_keys_literal(&c.families, &families, &c);
     gchw_keys_literal(&c.bids, &bids, &c);
