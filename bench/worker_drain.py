@@ -140,8 +140,9 @@ class Drain:
             self.s.sql(open(variant).read())
         last = self.s.redis.xinfo_stream("{main}:stream")["last-generated-id"]
         lsn0 = self.s.sql("select pg_current_wal_insert_lsn()")[0][0]
-        tag = "%s-%d-%d" % ({None: "A"}.get(variant, "B") if self.a.ab or
-                            self.a.ab_worker else "x", batch, self.nrun)
+        tag = "%s-%d-%d" % (
+            ("B" if variant is not None or binary is not None else "A")
+            if self.a.ab or self.a.ab_worker else "x", batch, self.nrun)
         self.nrun += 1
         perf = None
         if self.a.perf:
