@@ -353,16 +353,15 @@ static const struct {
  * written by the statements.  A replayed batch (rows already there) fails
  * its COPY with a unique_violation, as the statement without "on
  * conflict" did, and is written again with "on conflict do nothing".
- */
-/*
- * The booking ids are joined to the three tables rather than compared
- * with "= any($2)": the batch's probe runs with a generic plan (see
- * gchw_batch_begin()), made once per connection instead of planned again
- * for each batch (a custom plan estimates each of the 2,000 elements of
- * each array: 1.3 ms a batch), and a generic plan of "= any($2)" may
+ *
+ * The probe runs with a generic plan (gchw_batch_begin()), made once per
+ * connection: PostgreSQL's plan cache kept a custom plan, made again for
+ * each batch, estimating each of the 2,000 elements of each array
+ * (1.3-1.9 ms a batch).  So the booking ids are joined to the three
+ * tables rather than compared with "= any($2)", whose generic plan may
  * filter a small table by a sequential scan comparing every row with
- * every id (12.6 ms a batch with 300 voided bookings), where the join's
- * is a hash join or an index nested loop, linear either way.
+ * every id (12.6 ms a batch with 300 voided bookings): the join's is a
+ * hash join or an index nested loop, linear either way.
  */
 static const char  gchw_sql_probe[] =
     "select exists (select 1 from unnest($1::text[]) f"
@@ -572,9 +571,9 @@ gchw_keys_cmp(const void *a, const void *b)
 /*
  * The distinct keys as a text[] literal in out, sorted by their bytes:
  * the order of PostgreSQL's collation too for the usual ids (ASCII
- * letters of one case, digits, '-'), so that the "= any" index scans of
- * the probe find their array already sorted.  The number of distinct
- * keys.
+ * letters of one case, digits, '-'), so that the probe's index lookups
+ * go through each index in its order, each key once.  The number of
+ * distinct keys.
  */
 static size_t
 gchw_keys_literal(gchw_keys_t *k, gchb_buf_t *out, gchw_copy_t *c)
