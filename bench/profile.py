@@ -27,7 +27,9 @@ name), printed per answer: a count that the machine's noise does not move,
 unlike answers/s.
 
 --worker-set gives the worker's settings of a variant ("batch_size=2000,
-batch_gather_ms=100"; "" is the settings file as the stack writes it);
+batch_gather_ms=100"; "" is the settings file as the stack writes it;
+"bin=PATH" runs that build of guichet-worker, e.g. main's against a
+branch's: --worker-set "" --worker-set bin=/tmp/w-main);
 repeated, the variants are interleaved with the modules (each module with
 each variant in every repetition), the worker restarted between them;
 "stopped": the worker as it is, SIGSTOPped during the run (nothing
@@ -472,12 +474,16 @@ def restart_worker(s, base_conf, wset, wi):
     if p is not None:
         s._end(p, signal.SIGTERM, 10)
     conf = base_conf
+    s.worker_bin = None
     if wset:
         conf = base_conf + ".w%d" % wi
         with open(base_conf) as fh, open(conf, "w") as out:
             out.write(fh.read())
             for kv in wset.split(","):
                 k, v = kv.split("=", 1)
+                if k.strip() == "bin":      # another build of the worker
+                    s.worker_bin = os.path.abspath(v.strip())
+                    continue
                 out.write("%s = %s\n" % (k.strip(), v.strip()))
     s.worker_conf = conf
     old = set(pg_backends(s))

@@ -82,6 +82,11 @@ class Drain:
     def __init__(self, a):
         self.a = a
         self.s = None
+        self.nrun = 0
+
+    def out_path(self, name):
+        return os.path.join(os.path.dirname(os.path.abspath(self.a.out)),
+                            "worker-drain-" + name)
 
     def pg_cpu(self):
         with open(os.path.join(self.s.pgdata, "postmaster.pid")) as fh:
@@ -134,6 +139,18 @@ class Drain:
         if variant is not None:
             self.s.sql(open(variant).read())
         last = self.s.redis.xinfo_stream("{main}:stream")["last-generated-id"]
+        lsn0 = self.s.sql("select pg_current_wal_insert_lsn()")[0][0]
+        tag = "%s-%d-%d" % (
+            ("B" if variant is not None or binary is not None else "A")
+            if self.a.ab or self.a.ab_worker else "x", batch, self.nrun)
+        self.nrun += 1
+        perf = None
+        if self.a.perf:
+            perf = subprocess.Popen(
+                ["perf", "record", "-a", "-g", "-q", "-o",
+                 self.out_path(tag + ".perf.data")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
         pg0, busy0, t0 = self.pg_cpu(), machine_busy(), time.monotonic()
         pid = self.start_worker(batch, binary)
         while not self.drained(last):
@@ -142,8 +159,38 @@ class Drain:
             time.sleep(0.02)
         t1 = time.monotonic()
         pg1, w1, busy1 = self.pg_cpu(), proc_cpu(pid), machine_busy()
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(60)
+            # this cluster's processes and this worker, not the machine's
+            # other PostgreSQL clusters
+            with open(os.path.join(self.s.pgdata, "postmaster.pid")) as fh:
+                pm = int(fh.readline())
+            pids = ",".join(str(x) for x in [pm] + children(pm) + [pid])
         self.stop_worker()
+        lsn1 = self.s.sql("select pg_current_wal_insert_lsn()")[0][0]
+        wal = int(self.s.sql("select pg_wal_lsn_diff(%s, %s)",
+                             (lsn1, lsn0))[0][0])
         rows = int(self.s.sql("select count(*) from booking")[0][0])
+        if self.a.waldump:
+            self.s.sql("select pg_switch_wal()")
+            with open(self.out_path(tag + ".waldump"), "w") as fh:
+                subprocess.run([os.path.join(stacklib.PGBIN, "pg_waldump"),
+                                "--stats=record", "-p",
+                                os.path.join(self.s.pgdata, "pg_wal"), "-s",
+                                lsn0, "-e", lsn1], stdout=fh,
+                               stderr=subprocess.STDOUT)
+        if perf is not None:
+            with open(self.out_path(tag + ".perf.txt"), "w") as fh:
+                fh.write("# pids %s (the worker: %d)\n" % (pids, pid))
+                fh.flush()
+                subprocess.run(["perf", "report", "-i",
+                                self.out_path(tag + ".perf.data"),
+                                "--no-children", "--pid", pids,
+                                "--percentage", "relative", "--sort",
+                                "pid,sym", "-g", "none",
+                                "--percent-limit", "0.3", "--stdio"],
+                               stdout=fh, stderr=subprocess.DEVNULL)
         if variant is not None:
             self.s.sql("truncate booking, demande, outbox cascade")
             self.s.sql(open(self.a.ab[1]).read())
@@ -157,6 +204,7 @@ class Drain:
                 "rows_per_s": round(rows / el, 1),
                 "postgres_us_per_row": round((pg1 - pg0) * 1e6 / rows, 1),
                 "worker_us_per_row": round(w1 * 1e6 / rows, 1),
+                "wal_bytes_per_row": round(wal / rows, 1),
                 "other_cores": round(other / el, 2),
                 "load1": os.getloadavg()[0],
                 "statements_us_per_row": [
@@ -206,11 +254,12 @@ class Drain:
                     x["variant"] = v
                     runs.append(x)
                     say("%s batch %4d: %6d rows in %6.2f s = %8.0f rows/s; "
-                        "PostgreSQL %5.1f us/row, worker %4.1f us/row; "
-                        "others %.2f cores, load %.1f" % (
+                        "PostgreSQL %5.1f us/row, worker %4.1f us/row, "
+                        "WAL %4.0f B/row; others %.2f cores, load %.1f" % (
                             v, b, x["rows"], x["seconds"], x["rows_per_s"],
                             x["postgres_us_per_row"],
-                            x["worker_us_per_row"], x["other_cores"],
+                            x["worker_us_per_row"], x["wal_bytes_per_row"],
+                            x["other_cores"],
                             x["load1"]))
             return {"entries": n, "runs": runs, "summary": summary(runs),
                     "started": dt.datetime.now().astimezone().isoformat(),
@@ -227,7 +276,8 @@ def summary(runs):
         rs = [r for r in runs if r["batch_size"] == b and r["variant"] == v]
         k0 = str(b) if v == "-" else "%s %d" % (v, b)
         out[k0] = {k: statistics.median(r[k] for r in rs) for k in (
-            "rows_per_s", "postgres_us_per_row", "worker_us_per_row")}
+            "rows_per_s", "postgres_us_per_row", "worker_us_per_row",
+            "wal_bytes_per_row")}
         out[k0]["spread_rows_per_s"] = [r["rows_per_s"] for r in rs]
         out[k0]["spread_postgres_us_per_row"] = [
             r["postgres_us_per_row"] for r in rs]
@@ -246,6 +296,10 @@ def main():
                     help="B: the same schema, this guichet-worker")
     ap.add_argument("--track-all", action="store_true",
                     help="pg_stat_statements.track = all (costs CPU)")
+    ap.add_argument("--waldump", action="store_true",
+                    help="pg_waldump --stats of each run, next to --out")
+    ap.add_argument("--perf", action="store_true",
+                    help="perf record -a -g of each run, next to --out")
     ap.add_argument("--workdir", default=os.path.join(HERE, "out", "drain"))
     ap.add_argument("--out", default=os.path.join(HERE, "out",
                                                   "worker-drain.json"))
@@ -253,16 +307,17 @@ def main():
     if a.track_all:
         DrainStack.pg_settings["pg_stat_statements.track"] = "all"
     os.makedirs(a.workdir, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     res = Drain(a).run()
     with open(a.out, "w") as fh:
         json.dump(res, fh, indent=1)
     print("\n  batch  rows/s (median, runs)            PostgreSQL us/row     "
-          "worker us/row")
+          "worker us/row  WAL B/row")
     for b, x in res["summary"].items():
-        print("%7s  %8.0f %-24s %6.1f %-16s %6.1f" % (
+        print("%7s  %8.0f %-24s %6.1f %-16s %6.1f %6.0f" % (
             b, x["rows_per_s"], x["spread_rows_per_s"],
             x["postgres_us_per_row"], x["spread_postgres_us_per_row"],
-            x["worker_us_per_row"]))
+            x["worker_us_per_row"], x["wal_bytes_per_row"]))
     top = [r for r in res["runs"] if r["batch_size"] == max(a.batch)][-1]
     print("\npg_stat_statements, batch %d, us per row:" % top["batch_size"])
     for s in top["statements_us_per_row"]:

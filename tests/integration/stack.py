@@ -207,6 +207,8 @@ class Stack:
         self._redis = None
         self._pg = None
         self.pg_started = False
+        # another build of guichet-worker (bench/profile.py's A/B)
+        self.worker_bin = None
 
     # ----- life cycle ---------------------------------------------------
 
@@ -490,7 +492,8 @@ class Stack:
             raise StackError("guichet-worker %d is still running: stop it"
                              " before starting another" % w.pid)
         self.procs["worker"] = subprocess.Popen(
-            [os.path.join(BUILD, "guichet-worker"), "-c", self.worker_conf],
+            [self.worker_bin or os.path.join(BUILD, "guichet-worker"), "-c",
+             self.worker_conf],
             cwd=ROOT, stdout=self._log("worker"), stderr=subprocess.STDOUT)
         time.sleep(0.1)
         if self.procs["worker"].poll() is not None:

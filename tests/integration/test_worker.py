@@ -1273,6 +1273,85 @@ def test_compact_demande_twice_in_a_batch_written_once(worker_conf, rds,
     assert "already in PostgreSQL (a replay)" in log
 
 
+def test_compact_demandes_voided_or_justified_before_they_are_persisted(
+        worker_conf, rds, worker):
+    """The rush's probe (one query a batch, before its COPY) finds a
+    booking of the batch already voided, accepted as justified or
+    cancelled (its entry persisted after them) among hundreds of other
+    rows of those tables: that batch is written by the statements (the
+    voided booking not inserted, the justified one justified, the
+    cancelled one cancelled), and a batch with none of them is copied."""
+    ctl(worker_conf["conf"], "migrate")
+    seed_rows(worker_conf["pg"])
+    pg = worker_conf["pg"]
+    # other bookings' rows, and their statistics: the probe's plan is
+    # that of a town whose tables are not empty
+    sql(pg, """
+        insert into voided_booking (id, family_id, idem_key)
+            select 'b-v' || i, 'f-martin', 'k' || i
+            from generate_series(1, 300) i;
+        insert into booking_cancellation
+            select 'b-c' || i, 'f-martin', now(), true
+            from generate_series(1, 300) i;
+        insert into booking_justification (booking_id, family_id,
+                demande_number, justified_at, reason, status)
+            select 'b-j' || i, 'f-martin', 1000000 + i, now(), 'medical',
+                'acceptee'
+            from generate_series(1, 300) i;
+        analyze voided_booking;
+        analyze booking_cancellation;
+        analyze booking_justification""")
+    entries = [compact(n, 1623081600000 + n, "f-martin", "k%d" % n,
+                       [("c-thais", "s1", "+900")]) for n in range(1, 5)]
+    log = str(worker_conf["conf"]).replace("worker.conf", "worker.log")
+
+    def drain():
+        rds.delete("{main}:stream")
+        for d in entries:
+            rds.xadd("{main}:stream", {"d": d})
+        w = worker()
+        assert wait_for(lambda: sql(pg, "select count(*) from demande")[0][0]
+                        == len(entries), 15)
+        assert w.stop() == 0
+        return sql(pg, "select demande_number, id, status, justified"
+                   " from booking order by demande_number")
+
+    copied = drain()
+    assert [(b[0], b[2], b[3]) for b in copied] == [
+        (n, "confirmed", False) for n in range(1, 5)]
+    assert "written by the statements" not in open(log).read()
+    bid = {b[0]: b[1] for b in copied}
+
+    for kind in ("voided", "justified", "cancelled"):
+        # the demandes written again, after a void, a justification or a
+        # cancellation of one of their bookings
+        sql(pg, "truncate demande, booking, demande_mail_batch cascade")
+        if kind == "voided":
+            sql(pg, "insert into voided_booking (id, family_id, idem_key)"
+                " values (%s, 'f-martin', 'k2')", (bid[2],))
+        elif kind == "justified":
+            sql(pg, "insert into booking_justification (booking_id,"
+                " family_id, demande_number, justified_at, reason, status)"
+                " values (%s, 'f-martin', 3, now(), 'medical', 'acceptee')",
+                (bid[3],))
+        else:
+            sql(pg, "insert into booking_cancellation values"
+                " (%s, 'f-martin', now(), false)", (bid[4],))
+        before = open(log).read().count("written by the statements")
+        rows = drain()
+        assert open(log).read().count("written by the statements") \
+            == before + 1, kind
+        # each round keeps the rows of the rounds before it
+        want = {"voided": [(1, "confirmed", False), (3, "confirmed", False),
+                           (4, "confirmed", False)],
+                "justified": [(1, "confirmed", False), (3, "confirmed", True),
+                              (4, "confirmed", False)],
+                "cancelled": [(1, "confirmed", False), (3, "confirmed", True),
+                              (4, "cancelled", False)]}[kind]
+        assert [(b[0], b[2], b[3]) for b in rows] == want, kind
+        assert sql(pg, "select count(*) from demande")[0][0] == 4
+
+
 def test_busy_stream_gathered_into_few_transactions(worker_conf, rds,
                                                    worker):
     """batch_gather_ms: while entries keep coming (a rush), the worker reads
