@@ -37,7 +37,8 @@
  * may wait behind an earlier one: a few ms at most).
  *
  * Output: --log FILE, one JSON line per request (k key, f family, i index,
- * a attempts, s final status, t ms since start, us last attempt latency,
+ * a attempts, s final status, t ms since start (the summary's
+ * t0_monotonic_us, CLOCK_MONOTONIC), us last attempt latency,
  * tot first send to answer, n cells, c confirmed, r refused, b the answer
  * body, embedded when it is a JSON object, else a string); --series FILE,
  * one line a second; --summary FILE, one JSON object.  Every loop is
@@ -1452,7 +1453,8 @@ main(int argc, char **argv)
         die("%s: %s", summaryfile, strerror(errno));
     }
     fprintf(f, "{\"mode\":\"%s\",\"conns\":%d,\"path\":\"%s\","
-        "\"offset\":%ld,\"elapsed_s\":%.3f,\"requests\":%ld,"
+        "\"offset\":%ld,\"t0_monotonic_us\":%lld,\"elapsed_s\":%.3f,"
+        "\"requests\":%ld,"
         "\"answers\":%lu,\"answers_per_s\":%.1f,\"attempts\":%lu,"
         "\"retries\":%lu,\"resubmits\":%lu,\"timeouts\":%lu,"
         "\"connect_errors\":%lu,"
@@ -1461,7 +1463,8 @@ main(int argc, char **argv)
         "\"cells_answered_per_s\":%.1f,"
         "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
         "\"p999\":%.3f,\"max\":%.3f},\"status\":{",
-        mode, nconns, path, (long) offset, el, (long) next_job,
+        mode, nconns, path, (long) offset, (long long) t0_us, el,
+        (long) next_job,
         (unsigned long) n_answers, n_answers / el,
         (unsigned long) n_attempts, (unsigned long) n_retries,
         (unsigned long) n_resubmits,
