@@ -457,8 +457,9 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     delay0 = {k: sum(run_delay_ns(p) for p in v) for k, v in g.items()}
     if a.client_cpu is not None:
         argv = ["taskset", "-c", a.client_cpu] + argv
-    if a.client_nice:
-        argv = ["nice", "-n", str(a.client_nice)] + argv
+    cnice = CLIENT["nice"] if CLIENT["nice"] is not None else a.client_nice
+    if cnice:
+        argv = ["nice", "-n", str(cnice)] + argv
     client = subprocess.Popen(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     client_ticks = 0
@@ -623,6 +624,7 @@ def restart_nginx(s, module):
 
 
 REDIS_SAVED = {}
+CLIENT = {"nice": None}
 
 
 def restart_worker(s, base_conf, wset, wi):
@@ -634,6 +636,7 @@ def restart_worker(s, base_conf, wset, wi):
     conf = base_conf
     nice = 0
     redis_set = {}
+    CLIENT["nice"] = None
     # Redis's settings of the previous variant back to the stack's
     for k, v in REDIS_SAVED.items():
         s.redis.config_set(k, v)
@@ -647,6 +650,10 @@ def restart_worker(s, base_conf, wset, wi):
                     # not a setting: the worker's and PostgreSQL's nice
                     # level (the persistence behind the bookings)
                     nice = int(v)
+                    continue
+                if k.strip() == "client_nice":
+                    # not a setting: rush.c's nice level for this variant
+                    CLIENT["nice"] = int(v)
                     continue
                 if k.strip().startswith("redis."):
                     # not a setting: CONFIG SET of Redis for this variant

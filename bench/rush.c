@@ -28,7 +28,10 @@
  * time it was due, not from its send: the waiting counts.  --conns is then
  * a pool (take several times rate x expected latency).  The summary adds
  * "open_loop": the offered rate, how many requests were sent late and the
- * p99 of that lateness.
+ * p99 of that lateness.  The client sleeps until the next due time to the
+ * microsecond (epoll_pwait2): with epoll_wait's 1 ms it sent requests in
+ * bursts each tick, up to a tick late (lateness p50 0.56 ms against nginx's
+ * `return 200` at 8,626/s, 0.07 ms since).
  *
  * --resubmit N: an answer whose every cell is refused not_open_yet is
  * followed, --resubmit-ms later, by the same cells as a new request (key
@@ -1353,7 +1356,25 @@ main(int argc, char **argv)
                 }
             }
         }
-        n = epoll_wait(ep, evs, nconns, rate > 0 ? 1 : (busy ? 5 : 2));
+        if (rate > 0) {
+            /* open loop: sleep until the next request is due, to the
+             * microsecond (epoll_wait's 1 ms sent every request up to a
+             * tick late, and counted many "late"); when it is due
+             * already, every connection is busy: an answer wakes us */
+            int64_t          due, w;
+            struct timespec  ts;
+
+            due = t0_us + (int64_t) ((double) next_job * 1e6 / rate);
+            w = due - now_us();
+            if (w <= 0 || w > 1000) {
+                w = 1000;
+            }
+            ts.tv_sec = 0;
+            ts.tv_nsec = (long) w * 1000;
+            n = epoll_pwait2(ep, evs, nconns, &ts, NULL);
+        } else {
+            n = epoll_wait(ep, evs, nconns, busy ? 5 : 2);
+        }
         now = now_us();
         for (i = 0; i < n; i++) {
             handle(ep, evs[i].data.ptr, evs[i].events, now);
