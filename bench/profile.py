@@ -249,6 +249,31 @@ def timeline(a, tag, g, res):
     def during(kind):
         return round(sum(1 for b, e in longs if any(
             x < e and y > b for x, y in iv[kind])) / max(1, len(longs)), 2)
+    # Redis's fdatasyncs that overlapped one of our PostgreSQL's fsyncs,
+    # an AOF rewrite, or neither: how many, and their mean duration
+    pgs = sorted(iv["pg_fsync"])
+    pgstarts = [b for b, e in pgs]
+
+    def with_pg(b, e):
+        i = bisect.bisect_left(pgstarts, e)
+        j = i - 1
+        while j >= 0 and pgstarts[j] > b - 1e6:
+            if pgs[j][1] > b:
+                return True
+            j -= 1
+        return False
+    cls = {"with_pg_fsync": [], "in_rewrite": [], "alone": []}
+    for b, e in iv["redis_fsync"]:
+        if with_pg(b, e):
+            cls["with_pg_fsync"].append(e - b)
+        elif any(x < e and y > b for x, y in iv["redis_rewrite"]):
+            cls["in_rewrite"].append(e - b)
+        else:
+            cls["alone"].append(e - b)
+    out["redis_fsync_by_company"] = {
+        k: {"n": len(v), "ms_mean": round(sum(v) / len(v) / 1e3, 2)
+            if v else None, "over_5ms": sum(1 for x in v if x > 5000)}
+        for k, v in cls.items()}
     out["redis_fsync>=5ms_during"] = {
         "n": len(longs), "pg_fsync": during("pg_fsync"),
         "redis_rewrite": during("redis_rewrite"),
@@ -390,15 +415,19 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
         args = ["--grid", fam, os.path.join(town, "single.sessions"),
                 "--offset", str(offsets["single"])]
         if mode.startswith("open="):
-            args += ["--rate", mode[5:]]
+            # open=R@C: C connections as the pool instead of --conns
+            args += ["--rate", mode[5:].partition("@")[0]]
     elif mode == "refusal":
         args = ["--grid", fam, os.path.join(town, "full.session"),
                 "--offset", str(offsets["refusal"])]
     summ = os.path.join(a.out, tag + ".summary.json")
+    conns = a.conns
+    if mode.startswith("open=") and "@" in mode:
+        conns = int(mode.partition("@")[2])
     argv = [rush_bin, "--port", str(s.port), "--tokens", tokens,
-            "--conns", str(a.conns), "--duration", str(a.seconds),
+            "--conns", str(conns), "--duration", str(a.seconds),
             "--summary", summ, "--quiet", "--prefix",
-            tag.replace(".", "_").replace("=", "")]
+            tag.replace(".", "_").replace("=", "").replace("@", "c")]
     argv += args
     g = groups(s)
     before = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
@@ -636,6 +665,7 @@ def restart_worker(s, base_conf, wset, wi):
     conf = base_conf
     nice = 0
     redis_set = {}
+    ionice = "2"
     CLIENT["nice"] = None
     # Redis's settings of the previous variant back to the stack's
     for k, v in REDIS_SAVED.items():
@@ -650,6 +680,11 @@ def restart_worker(s, base_conf, wset, wi):
                     # not a setting: the worker's and PostgreSQL's nice
                     # level (the persistence behind the bookings)
                     nice = int(v)
+                    continue
+                if k.strip() == "ionice":
+                    # not a setting: the worker's and PostgreSQL's I/O
+                    # class (ionice -c: 2 best effort, 3 idle)
+                    ionice = v.strip()
                     continue
                 if k.strip() == "client_nice":
                     # not a setting: rush.c's nice level for this variant
@@ -676,6 +711,8 @@ def restart_worker(s, base_conf, wset, wi):
             os.setpriority(os.PRIO_PROCESS, pid, nice)
         except OSError:
             pass
+        subprocess.run(["ionice", "-c", ionice, "-p", str(pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def pg_backends(s):
