@@ -208,7 +208,8 @@ def timeline(a, tag, g, res):
         return {}
     lat = sorted(r[2] for r in reqs)
     p99 = lat[int(0.99 * (len(lat) - 1))]
-    out = {"requests": len(reqs), "p99_ms": round(p99 / 1e3, 2)}
+    out = {"requests": len(reqs), "p99_ms": round(p99 / 1e3, 2),
+           "pids": {"redis": sorted(redis), "postgres": sorted(pg)}}
     for k, v in iv.items():
         d = sorted(e - b for b, e in v)
         out[k] = {"n": len(v), "ms_p50": round(d[len(d) // 2] / 1e3, 2)
@@ -249,24 +250,25 @@ def timeline(a, tag, g, res):
     def during(kind):
         return round(sum(1 for b, e in longs if any(
             x < e and y > b for x, y in iv[kind])) / max(1, len(longs)), 2)
-    # Redis's fdatasyncs that overlapped one of our PostgreSQL's fsyncs,
-    # an AOF rewrite, or neither: how many, and their mean duration
+    # Redis's fdatasyncs that began while one of our PostgreSQL's fsyncs
+    # was in progress, during an AOF rewrite, or with neither: how many,
+    # and their mean duration (classed by where they began, not by what
+    # they overlapped: a long one overlaps more by its length alone)
     pgs = sorted(iv["pg_fsync"])
     pgstarts = [b for b, e in pgs]
 
-    def with_pg(b, e):
-        i = bisect.bisect_left(pgstarts, e)
-        j = i - 1
-        while j >= 0 and pgstarts[j] > b - 1e6:
-            if pgs[j][1] > b:
+    def in_progress(t):
+        j = bisect.bisect_right(pgstarts, t) - 1
+        while j >= 0 and pgstarts[j] > t - 1e6:
+            if pgs[j][1] > t:
                 return True
             j -= 1
         return False
     cls = {"with_pg_fsync": [], "in_rewrite": [], "alone": []}
     for b, e in iv["redis_fsync"]:
-        if with_pg(b, e):
+        if in_progress(b):
             cls["with_pg_fsync"].append(e - b)
-        elif any(x < e and y > b for x, y in iv["redis_rewrite"]):
+        elif any(x <= b < y for x, y in iv["redis_rewrite"]):
             cls["in_rewrite"].append(e - b)
         else:
             cls["alone"].append(e - b)
@@ -638,6 +640,58 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     return row
 
 
+def others_cores(r):
+    """The CPU the machine's other programs took during run r (the
+    other sessions' work on a shared machine), in cores."""
+    m = r["machine_cores"]
+    return round(m["user"] + m["system"] + m["irq"] + m["softirq"]
+                 - sum(r["cpu_cores"].values()), 2)
+
+
+def open_tail(mode, mi, wi, sel, med):
+    """The open loop's tail of a variant with --timeline: medians over its
+    runs, and over its quiet runs alone (the other programs of the
+    machine under half a core: the tail of a shared machine is mostly
+    theirs)."""
+    def line(what, runs):
+        if not runs:
+            say("median %-8s m%d w%d %s: no run" % (mode, mi, wi, what))
+            return
+        tl = [r["timeline"] for r in runs]
+        say("median %-8s m%d w%d %s (%d runs, others %s cores): p50 %s "
+            "p99 %s p99.9 %s ms; Redis fdatasyncs > 5 ms %s, their p99 %s "
+            "ms; beside our PostgreSQL's fsync %s of them, mean %s ms "
+            "(alone %s ms); PostgreSQL fsync p99 %s ms; tail overlapping "
+            "a Redis fdatasync >= 2 ms %s (all requests %s), a PostgreSQL "
+            "fsync >= 2 ms %s (%s); tail sent late %s; run delay nginx %s "
+            "redis %s ms/s"
+            % (mode, mi, wi, what, len(runs), [others_cores(r) for r in runs],
+               med(runs, lambda r: r["p50"]), med(runs, lambda r: r["p99"]),
+               med(runs, lambda r: r["p999"]),
+               [t["redis_fsync"]["over_5ms"] for t in tl],
+               med(tl, lambda t: t["redis_fsync"]["ms_p99"]),
+               med(tl, lambda t: t["redis_fsync_by_company"]
+                   ["with_pg_fsync"]["n"]),
+               med(tl, lambda t: t["redis_fsync_by_company"]
+                   ["with_pg_fsync"]["ms_mean"]),
+               med(tl, lambda t: t["redis_fsync_by_company"]["alone"]
+                   ["ms_mean"]),
+               med(tl, lambda t: t["pg_fsync"]["ms_p99"]),
+               med(tl, lambda t: t["tail_vs_all_overlapping"]
+                   ["redis_fsync>=2ms"][0]),
+               med(tl, lambda t: t["tail_vs_all_overlapping"]
+                   ["redis_fsync>=2ms"][1]),
+               med(tl, lambda t: t["tail_vs_all_overlapping"]
+                   ["pg_fsync>=2ms"][0]),
+               med(tl, lambda t: t["tail_vs_all_overlapping"]
+                   ["pg_fsync>=2ms"][1]),
+               med(tl, lambda t: t["tail_sent_late_share"]),
+               med(runs, lambda r: r["run_delay_ms_per_s"]["nginx"]),
+               med(runs, lambda r: r["run_delay_ms_per_s"]["redis"])))
+    line("tail", sel)
+    line("tail, quiet runs", [r for r in sel if others_cores(r) < 0.5])
+
+
 def restart_nginx(s, module):
     """module: a .so, or "<.so>@<configuration template>"."""
     p = s.procs.pop("nginx", None)
@@ -949,6 +1003,8 @@ def main():
                        med(sel, lambda r: r["nginx_user_us_per_answer"]),
                        mod,
                        "" if wset is None else "  worker: " + wset))
+                if sel[0].get("open_loop") and sel[0].get("timeline"):
+                    open_tail(mode, mi, wi, sel, med)
                 if sel[0].get("open_loop"):
                     say("median %-8s m%d w%d open loop: p50 %s p99 %s "
                         "p99.9 %s ms (p99s %s, p99.9s %s), sent late %s"
