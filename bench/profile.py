@@ -12,6 +12,9 @@ each mode asked:
   ceiling   rush.c --fixed at /baseline (nginx `return 200`)
   single    single-cell bookings (a fresh child and cell each request)
   refusal   single-cell requests on the sold-out session
+  open=R    single-cell bookings offered at R a second (rush.c --rate:
+            open loop, latency from each request's due time); open=R@C
+            with a pool of C connections instead of --conns
 
 For every run it prints answers/s and the CPU each program took, from
 /proc/<pid>/stat (user + system of its threads) and /proc/stat (the whole
@@ -31,7 +34,23 @@ batch_gather_ms=100"; "" is the settings file as the stack writes it);
 repeated, the variants are interleaved with the modules (each module with
 each variant in every repetition), the worker restarted between them;
 "stopped": the worker as it is, SIGSTOPped during the run (nothing
-persisted until the client is done: the rush without PostgreSQL).
+persisted until the client is done: the rush without PostgreSQL).  A few
+keys of a variant are not the worker's settings: nice=N and ionice=C (the
+worker's and every PostgreSQL process's nice level and I/O class, 2 best
+effort, 3 idle), client_nice=N (rush.c's), redis.NAME=VALUE (CONFIG SET
+of Redis for the variant, set back after it).
+--redis-latency records Redis's latency monitor (events over 1 ms:
+aof-fsync-always, fork, command...) and its slow log (over 1 ms) for each
+run.  Every run records each program's run-queue delay (ms a second it
+was ready to run but waited for a CPU, /proc/<pid>/task/*/schedstat).
+--timeline (open loop) lays each request's interval (due time to answer,
+rush.c --log) over what the stack did meanwhile (perf record -k mono of
+the whole machine): Redis's fdatasyncs and forks (an AOF rewrite, to its
+child's exit), PostgreSQL's fsyncs and the other programs': the share of
+the requests slower than the run's p99, and of all, that overlapped each
+kind; Redis's fdatasyncs by what was in progress when they began; and,
+printed for each variant, the same over the quiet runs alone (the
+machine's other programs under half a core).
 --persist measures what persisting the run's bookings costs and how it
 interferes, counted from the run's start until the worker has persisted
 its last booking: the worker's batches (updates of stream_position), the
@@ -47,6 +66,8 @@ run spent in them (perf trace -s).
     bench/profile.py --module build/a.so --module build/b.so --reps 3
     bench/profile.py --modes single --persist --reps 3 \
         --worker-set "" --worker-set "batch_size=5000,batch_gather_ms=200"
+    bench/profile.py --modes open=8626@1078 --seconds 8 --reps 3 \
+        --timeline --worker-set "" --worker-set stopped
 
 Results in --out (default bench/out/profile/).  A tool for engineers: no
 timing is ever asserted.
