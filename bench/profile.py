@@ -265,6 +265,21 @@ def timeline(a, tag, g, res):
         "redis_rewrite": overlap("redis_rewrite", 0)}
     # the tail's requests sent late (waiting for the client or a free
     # connection) rather than slow once sent
+    # the latency of the requests due during an AOF rewrite against the
+    # others' (the same run, the same machine)
+    rws = sorted(iv["redis_rewrite"])
+    inside = sorted(r[2] for r in reqs
+                    if any(b <= r[0] < e for b, e in rws))
+    outside = sorted(r[2] for r in reqs
+                     if not any(b <= r[0] < e for b, e in rws))
+
+    def p(v, q):
+        return round(v[int(q * (len(v) - 1))] / 1e3, 2) if v else None
+    out["due_in_rewrite"] = {"n": len(inside), "p50_ms": p(inside, 0.5),
+                             "p99_ms": p(inside, 0.99)}
+    out["due_outside_rewrite"] = {"n": len(outside),
+                                  "p50_ms": p(outside, 0.5),
+                                  "p99_ms": p(outside, 0.99)}
     # the long fsyncs of Redis: during what?
     longs = [(b, e) for b, e in iv["redis_fsync"] if e - b >= 5000]
 
