@@ -12,6 +12,9 @@ each mode asked:
   ceiling   rush.c --fixed at /baseline (nginx `return 200`)
   single    single-cell bookings (a fresh child and cell each request)
   refusal   single-cell requests on the sold-out session
+  open=R    single-cell bookings offered at R a second (rush.c --rate:
+            open loop, latency from each request's due time); open=R@C
+            with a pool of C connections instead of --conns
 
 For every run it prints answers/s and the CPU each program took, from
 /proc/<pid>/stat (user + system of its threads) and /proc/stat (the whole
@@ -33,7 +36,23 @@ branch's: --worker-set "" --worker-set bin=/tmp/w-main);
 repeated, the variants are interleaved with the modules (each module with
 each variant in every repetition), the worker restarted between them;
 "stopped": the worker as it is, SIGSTOPped during the run (nothing
-persisted until the client is done: the rush without PostgreSQL).
+persisted until the client is done: the rush without PostgreSQL).  A few
+keys of a variant are not the worker's settings: nice=N and ionice=C (the
+worker's and every PostgreSQL process's nice level and I/O class, 2 best
+effort, 3 idle), client_nice=N (rush.c's), redis.NAME=VALUE (CONFIG SET
+of Redis for the variant, set back after it).
+--redis-latency records Redis's latency monitor (events over 1 ms:
+aof-fsync-always, fork, command...) and its slow log (over 1 ms) for each
+run.  Every run records each program's run-queue delay (ms a second it
+was ready to run but waited for a CPU, /proc/<pid>/task/*/schedstat).
+--timeline (open loop) lays each request's interval (due time to answer,
+rush.c --log) over what the stack did meanwhile (perf record -k mono of
+the whole machine): Redis's fdatasyncs and forks (an AOF rewrite, to its
+child's exit), PostgreSQL's fsyncs and the other programs': the share of
+the requests slower than the run's p99, and of all, that overlapped each
+kind; Redis's fdatasyncs by what was in progress when they began; and,
+printed for each variant, the same over the quiet runs alone (the
+machine's other programs under half a core).
 --persist measures what persisting the run's bookings costs and how it
 interferes, counted from the run's start until the worker has persisted
 its last booking: the worker's batches (updates of stream_position), the
@@ -49,6 +68,8 @@ run spent in them (perf trace -s).
     bench/profile.py --module build/a.so --module build/b.so --reps 3
     bench/profile.py --modes single --persist --reps 3 \
         --worker-set "" --worker-set "batch_size=5000,batch_gather_ms=200"
+    bench/profile.py --modes open=8626@1078 --seconds 8 --reps 3 \
+        --timeline --worker-set "" --worker-set stopped
 
 Results in --out (default bench/out/profile/).  A tool for engineers: no
 timing is ever asserted.
@@ -114,6 +135,193 @@ def proc_name(pid):
             return fh.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def run_delay_ns(pid):
+    """Time pid's threads have waited on a run queue, ready but not
+    running (/proc/<pid>/task/*/schedstat, second field): the CPU
+    starvation a process met, whatever the machine's other load."""
+    n = 0
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, t)) as fh:
+                    n += int(fh.read().split()[1])
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
+TIMELINE_EVENTS = ("syscalls:sys_enter_fdatasync",
+                   "syscalls:sys_exit_fdatasync",
+                   "syscalls:sys_enter_fsync", "syscalls:sys_exit_fsync",
+                   "sched:sched_process_fork", "sched:sched_process_exit")
+
+
+def timeline(a, tag, g, res):
+    """Where the open loop's slow answers were: each request's interval
+    (due time to answer, rush.c's --log) against what the stack did
+    meanwhile (perf record -k mono of the whole machine): Redis's
+    fdatasyncs (appendfsync always: the replies of a loop turn wait for
+    it), PostgreSQL's fsyncs/fdatasyncs (the worker's commits, WAL), and
+    Redis's forks (an AOF rewrite: from the fork to its child's exit).
+    Returns, for the requests slower than the run's p99 and for all, the
+    share that overlapped each kind of event (at least min_ms long)."""
+    import bisect
+    data = os.path.join(a.out, tag + ".tl.data")
+    txt = subprocess.run(["perf", "script", "-i", data, "-F",
+                          "pid,tid,time,event,trace"],
+                         capture_output=True, text=True).stdout
+    redis = set(g["redis"])
+    pg = set(g["postgres"])
+    open_sys = {}
+    iv = {"redis_fsync": [], "pg_fsync": [], "redis_rewrite": [],
+          "other_fsync": []}
+    children = {}
+    for line in txt.splitlines():
+        f = line.split()
+        if len(f) < 4:
+            continue
+        try:
+            pid = int(f[0].split("/")[0])
+            tid = int(f[0].split("/")[1]) if "/" in f[0] else int(f[1])
+        except ValueError:
+            continue
+        # "pid/tid time: event: trace" or "pid tid time: event: ..."
+        rest = line.split(":", 1)
+        if "/" in f[0]:
+            ts = float(f[1].rstrip(":"))
+            ev = f[2].rstrip(":")
+        else:
+            ts = float(f[2].rstrip(":"))
+            ev = f[3].rstrip(":")
+        del rest
+        ts_us = ts * 1e6
+        if ev.startswith("syscalls:sys_enter_f"):
+            open_sys[tid] = ts_us
+        elif ev.startswith("syscalls:sys_exit_f"):
+            t0 = open_sys.pop(tid, None)
+            if t0 is None:
+                continue
+            if pid in redis:
+                iv["redis_fsync"].append((t0, ts_us))
+            elif pid in pg:
+                iv["pg_fsync"].append((t0, ts_us))
+            else:
+                # the machine's other programs (the other stacks)
+                iv["other_fsync"].append((t0, ts_us))
+        elif ev == "sched:sched_process_fork" and pid in redis:
+            for w in f:
+                if w.startswith("child_pid="):
+                    children[int(w[10:])] = ts_us
+        elif ev == "sched:sched_process_exit" and tid in children:
+            iv["redis_rewrite"].append((children.pop(tid), ts_us))
+    for c, t0 in children.items():
+        iv["redis_rewrite"].append((t0, float("inf")))
+    t0 = res["t0_monotonic_us"]
+    reqs = []
+    with open(os.path.join(a.out, tag + ".log")) as fh:
+        for line in fh:
+            r = json.loads(line)
+            end = t0 + r["t"] * 1000
+            reqs.append((end - r["tot"], end, r["tot"], r["us"]))
+    if not reqs:
+        return {}
+    lat = sorted(r[2] for r in reqs)
+    p99 = lat[int(0.99 * (len(lat) - 1))]
+    out = {"requests": len(reqs), "p99_ms": round(p99 / 1e3, 2),
+           "pids": {"redis": sorted(redis), "postgres": sorted(pg)}}
+    for k, v in iv.items():
+        d = sorted(e - b for b, e in v)
+        out[k] = {"n": len(v), "ms_p50": round(d[len(d) // 2] / 1e3, 2)
+                  if d else None,
+                  "ms_p99": round(d[int(0.99 * (len(d) - 1))] / 1e3, 2)
+                  if d else None,
+                  "ms_max": round(d[-1] / 1e3, 2) if d else None,
+                  "over_5ms": sum(1 for x in d if x > 5000),
+                  "over_20ms": sum(1 for x in d if x > 20000)}
+
+    def overlap(kind, min_us):
+        ev = sorted((b, e) for b, e in iv[kind] if e - b >= min_us)
+        starts = [b for b, e in ev]
+
+        def hit(r):
+            # an event that began before the answer and ended after the
+            # due time (events are short and sparse: look back a little)
+            i = bisect.bisect_right(starts, r[1])
+            j = i - 1
+            while j >= 0 and starts[j] > r[0] - 2e6:
+                if ev[j][1] > r[0]:
+                    return True
+                j -= 1
+            return False
+        tail = [r for r in reqs if r[2] >= p99]
+        return (round(sum(map(hit, tail)) / max(1, len(tail)), 3),
+                round(sum(map(hit, reqs)) / len(reqs), 3))
+    out["tail_vs_all_overlapping"] = {
+        "redis_fsync>=2ms": overlap("redis_fsync", 2000),
+        "redis_fsync>=10ms": overlap("redis_fsync", 10000),
+        "pg_fsync>=2ms": overlap("pg_fsync", 2000),
+        "redis_rewrite": overlap("redis_rewrite", 0)}
+    # the tail's requests sent late (waiting for the client or a free
+    # connection) rather than slow once sent
+    # the latency of the requests due during an AOF rewrite against the
+    # others' (the same run, the same machine)
+    rws = sorted(iv["redis_rewrite"])
+    inside = sorted(r[2] for r in reqs
+                    if any(b <= r[0] < e for b, e in rws))
+    outside = sorted(r[2] for r in reqs
+                     if not any(b <= r[0] < e for b, e in rws))
+
+    def p(v, q):
+        return round(v[int(q * (len(v) - 1))] / 1e3, 2) if v else None
+    out["due_in_rewrite"] = {"n": len(inside), "p50_ms": p(inside, 0.5),
+                             "p99_ms": p(inside, 0.99)}
+    out["due_outside_rewrite"] = {"n": len(outside),
+                                  "p50_ms": p(outside, 0.5),
+                                  "p99_ms": p(outside, 0.99)}
+    # the long fsyncs of Redis: during what?
+    longs = [(b, e) for b, e in iv["redis_fsync"] if e - b >= 5000]
+
+    def during(kind):
+        return round(sum(1 for b, e in longs if any(
+            x < e and y > b for x, y in iv[kind])) / max(1, len(longs)), 2)
+    # Redis's fdatasyncs that began while one of our PostgreSQL's fsyncs
+    # was in progress, during an AOF rewrite, or with neither: how many,
+    # and their mean duration (classed by where they began, not by what
+    # they overlapped: a long one overlaps more by its length alone)
+    pgs = sorted(iv["pg_fsync"])
+    pgstarts = [b for b, e in pgs]
+
+    def in_progress(t):
+        j = bisect.bisect_right(pgstarts, t) - 1
+        while j >= 0 and pgstarts[j] > t - 1e6:
+            if pgs[j][1] > t:
+                return True
+            j -= 1
+        return False
+    cls = {"with_pg_fsync": [], "in_rewrite": [], "alone": []}
+    for b, e in iv["redis_fsync"]:
+        if in_progress(b):
+            cls["with_pg_fsync"].append(e - b)
+        elif any(x <= b < y for x, y in iv["redis_rewrite"]):
+            cls["in_rewrite"].append(e - b)
+        else:
+            cls["alone"].append(e - b)
+    out["redis_fsync_by_company"] = {
+        k: {"n": len(v), "ms_mean": round(sum(v) / len(v) / 1e3, 2)
+            if v else None, "over_5ms": sum(1 for x in v if x > 5000)}
+        for k, v in cls.items()}
+    out["redis_fsync>=5ms_during"] = {
+        "n": len(longs), "pg_fsync": during("pg_fsync"),
+        "redis_rewrite": during("redis_rewrite"),
+        "other_fsync": during("other_fsync")}
+    tail = [r for r in reqs if r[2] >= p99]
+    out["tail_sent_late_share"] = round(
+        sum(1 for r in tail if r[2] - r[3] > 1000) / max(1, len(tail)), 3)
+    return out
 
 
 def machine_ticks():
@@ -250,16 +458,25 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     if mode == "ceiling":
         args = ["--fixed", os.path.join(a.out, "baseline.body"),
                 "--path", "/baseline"]
-    elif mode == "single":
+    elif mode == "single" or mode.startswith("open="):
+        # open=R: single-cell bookings offered at R a second (open loop,
+        # latency from each request's due time)
         args = ["--grid", fam, os.path.join(town, "single.sessions"),
                 "--offset", str(offsets["single"])]
+        if mode.startswith("open="):
+            # open=R@C: C connections as the pool instead of --conns
+            args += ["--rate", mode[5:].partition("@")[0]]
     elif mode == "refusal":
         args = ["--grid", fam, os.path.join(town, "full.session"),
                 "--offset", str(offsets["refusal"])]
     summ = os.path.join(a.out, tag + ".summary.json")
+    conns = a.conns
+    if mode.startswith("open=") and "@" in mode:
+        conns = int(mode.partition("@")[2])
     argv = [rush_bin, "--port", str(s.port), "--tokens", tokens,
-            "--conns", str(a.conns), "--duration", str(a.seconds),
-            "--summary", summ, "--quiet", "--prefix", tag.replace(".", "_")]
+            "--conns", str(conns), "--duration", str(a.seconds),
+            "--summary", summ, "--quiet", "--prefix",
+            tag.replace(".", "_").replace("=", "").replace("@", "c")]
     argv += args
     g = groups(s)
     rstats0 = redis_commandstats(s)
@@ -304,6 +521,24 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if a.stop_worker:
         s.procs["worker"].send_signal(signal.SIGSTOP)
+    if a.redis_latency:
+        s.redis.execute_command("LATENCY", "RESET")
+        s.redis.execute_command("SLOWLOG", "RESET")
+    if a.timeline:
+        argv += ["--log", os.path.join(a.out, tag + ".log")]
+        tl = subprocess.Popen(
+            ["perf", "record", "-a", "-k", "mono", "-o",
+             os.path.join(a.out, tag + ".tl.data")]
+            + sum((["-e", e] for e in TIMELINE_EVENTS), [])
+            + ["--", "sleep", str(a.seconds + 1)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+    delay0 = {k: sum(run_delay_ns(p) for p in v) for k, v in g.items()}
+    if a.client_cpu is not None:
+        argv = ["taskset", "-c", a.client_cpu] + argv
+    cnice = CLIENT["nice"] if CLIENT["nice"] is not None else a.client_nice
+    if cnice:
+        argv = ["nice", "-n", str(cnice)] + argv
     client = subprocess.Popen(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     cstat = None
@@ -317,9 +552,11 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
             + ["--", "sleep", str(a.seconds)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client_ticks = 0
+    client_delay = 0
     lags = []
     while client.poll() is None:
         client_ticks = max(client_ticks, proc_ticks(client.pid))
+        client_delay = max(client_delay, run_delay_ns(client.pid))
         if a.persist:
             lags.append(lag_ms(s))
         time.sleep(0.05)
@@ -335,6 +572,9 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     for p in fsync.values():
         p.wait()
     el = time.monotonic() - t0
+    delay1 = {k: sum(run_delay_ns(p) for p in v) for k, v in g.items()}
+    if a.timeline:
+        tl.wait()
     m1 = machine_ticks()
     after = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
     user1 = sum(proc_ticks(p, True) for p in g["nginx"])
@@ -354,7 +594,9 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
         raise RuntimeError("rush failed: " + out[-2000:])
     with open(summ) as fh:
         res = json.load(fh)
-    if mode in offsets:
+    if mode.startswith("open="):
+        offsets["single"] += res["requests"]
+    elif mode in offsets:
         offsets[mode] += res["requests"]
     cpu = {k: round((after[k] - before[k]) / HZ / el, 3) for k in g}
     cpu["rush"] = round(client_ticks / HZ / el, 3)
@@ -364,6 +606,9 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     row = {"tag": tag, "mode": mode, "rate": rate,
            "confirmed_per_s": res.get("cells_confirmed_per_s"),
            "p50": res["latency_ms"]["p50"], "p99": res["latency_ms"]["p99"],
+           "p999": res["latency_ms"].get("p999"),
+           "max": res["latency_ms"].get("max"),
+           "open_loop": res.get("open_loop"),
            "status": res["status"], "cpu_cores": cpu, "machine_cores": mach,
            # CPU time per answer: steadier than answers/s on a shared box
            "us_per_answer": {k: round(v * 1e6 / rate, 1) if rate else None
@@ -427,6 +672,26 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
                 else None
             row["persist"]["fsync_busy"][k] = round(ms / 1000 / a.seconds,
                                                     3)
+    # the time each program waited for a CPU (ready, not running), per
+    # second of the run: the machine's contention as each of ours met it
+    row["run_delay_ms_per_s"] = {
+        k: round((delay1[k] - delay0[k]) / 1e6 / el, 1) for k in g}
+    row["run_delay_ms_per_s"]["rush"] = round(client_delay / 1e6 / el, 1)
+    if a.timeline:
+        row["timeline"] = timeline(a, tag, g, res)
+    if a.redis_latency:
+        # Redis's own view: the events above latency-monitor-threshold
+        # (command, fast-command, aof-fsync-always, aof-write...) and the
+        # slow log's commands, over this run
+        ev = s.redis.execute_command("LATENCY", "LATEST")
+        row["redis_latency"] = {
+            (e[0].decode() if isinstance(e[0], bytes) else e[0]):
+            {"count_events_max_ms": e[3], "last_ms": e[2]} for e in ev}
+        sl = s.redis.execute_command("SLOWLOG", "GET", "20")
+        row["redis_slowlog"] = [
+            {"us": e[2], "cmd": " ".join(
+                (x.decode(errors="replace") if isinstance(x, bytes)
+                 else str(x)) for x in e[3])[:120]} for e in sl]
     if stat:
         # counted over a.seconds from the client's start, as answers/s is
         row["nginx_syscalls_per_answer"] = syscalls_per_answer(
@@ -453,6 +718,58 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     return row
 
 
+def others_cores(r):
+    """The CPU the machine's other programs took during run r (the
+    other sessions' work on a shared machine), in cores."""
+    m = r["machine_cores"]
+    return round(m["user"] + m["system"] + m["irq"] + m["softirq"]
+                 - sum(r["cpu_cores"].values()), 2)
+
+
+def open_tail(mode, mi, wi, sel, med):
+    """The open loop's tail of a variant with --timeline: medians over its
+    runs, and over its quiet runs alone (the other programs of the
+    machine under half a core: the tail of a shared machine is mostly
+    theirs)."""
+    def line(what, runs):
+        if not runs:
+            say("median %-8s m%d w%d %s: no run" % (mode, mi, wi, what))
+            return
+        tl = [r["timeline"] for r in runs]
+        say("median %-8s m%d w%d %s (%d runs, others %s cores): p50 %s "
+            "p99 %s p99.9 %s ms; Redis fdatasyncs > 5 ms %s, their p99 %s "
+            "ms; beside our PostgreSQL's fsync %s of them, mean %s ms "
+            "(alone %s ms); PostgreSQL fsync p99 %s ms; tail overlapping "
+            "a Redis fdatasync >= 2 ms %s (all requests %s), a PostgreSQL "
+            "fsync >= 2 ms %s (%s); tail sent late %s; run delay nginx %s "
+            "redis %s ms/s"
+            % (mode, mi, wi, what, len(runs), [others_cores(r) for r in runs],
+               med(runs, lambda r: r["p50"]), med(runs, lambda r: r["p99"]),
+               med(runs, lambda r: r["p999"]),
+               [t["redis_fsync"]["over_5ms"] for t in tl],
+               med(tl, lambda t: t["redis_fsync"]["ms_p99"]),
+               med(tl, lambda t: t["redis_fsync_by_company"]
+                   ["with_pg_fsync"]["n"]),
+               med(tl, lambda t: t["redis_fsync_by_company"]
+                   ["with_pg_fsync"]["ms_mean"]),
+               med(tl, lambda t: t["redis_fsync_by_company"]["alone"]
+                   ["ms_mean"]),
+               med(tl, lambda t: t["pg_fsync"]["ms_p99"]),
+               med(tl, lambda t: t["tail_vs_all_overlapping"]
+                   ["redis_fsync>=2ms"][0]),
+               med(tl, lambda t: t["tail_vs_all_overlapping"]
+                   ["redis_fsync>=2ms"][1]),
+               med(tl, lambda t: t["tail_vs_all_overlapping"]
+                   ["pg_fsync>=2ms"][0]),
+               med(tl, lambda t: t["tail_vs_all_overlapping"]
+                   ["pg_fsync>=2ms"][1]),
+               med(tl, lambda t: t["tail_sent_late_share"]),
+               med(runs, lambda r: r["run_delay_ms_per_s"]["nginx"]),
+               med(runs, lambda r: r["run_delay_ms_per_s"]["redis"])))
+    line("tail", sel)
+    line("tail, quiet runs", [r for r in sel if others_cores(r) < 0.5])
+
+
 def restart_nginx(s, module):
     """module: a .so, or "<.so>@<configuration template>"."""
     p = s.procs.pop("nginx", None)
@@ -467,6 +784,10 @@ def restart_nginx(s, module):
     time.sleep(1.5)     # the catalogue refresh
 
 
+REDIS_SAVED = {}
+CLIENT = {"nice": None}
+
+
 def restart_worker(s, base_conf, wset, wi):
     """The worker restarted with the settings file plus wset's
     KEY=VALUE,... (the settings file as written for "")."""
@@ -475,6 +796,13 @@ def restart_worker(s, base_conf, wset, wi):
         s._end(p, signal.SIGTERM, 10)
     conf = base_conf
     s.worker_bin = None
+    nice = 0
+    redis_set = {}
+    ionice = "2"
+    CLIENT["nice"] = None
+    # Redis's settings of the previous variant back to the stack's
+    for k, v in REDIS_SAVED.items():
+        s.redis.config_set(k, v)
     if wset:
         conf = base_conf + ".w%d" % wi
         with open(base_conf) as fh, open(conf, "w") as out:
@@ -484,7 +812,29 @@ def restart_worker(s, base_conf, wset, wi):
                 if k.strip() == "bin":      # another build of the worker
                     s.worker_bin = os.path.abspath(v.strip())
                     continue
+                if k.strip() == "nice":
+                    # not a setting: the worker's and PostgreSQL's nice
+                    # level (the persistence behind the bookings)
+                    nice = int(v)
+                    continue
+                if k.strip() == "ionice":
+                    # not a setting: the worker's and PostgreSQL's I/O
+                    # class (ionice -c: 2 best effort, 3 idle)
+                    ionice = v.strip()
+                    continue
+                if k.strip() == "client_nice":
+                    # not a setting: rush.c's nice level for this variant
+                    CLIENT["nice"] = int(v)
+                    continue
+                if k.strip().startswith("redis."):
+                    # not a setting: CONFIG SET of Redis for this variant
+                    redis_set[k.strip()[6:]] = v.strip()
+                    continue
                 out.write("%s = %s\n" % (k.strip(), v.strip()))
+    for k, v in redis_set.items():
+        if k not in REDIS_SAVED:
+            REDIS_SAVED[k] = s.redis.config_get(k)[k]
+        s.redis.config_set(k, v)
     s.worker_conf = conf
     old = set(pg_backends(s))
     s._start_worker()
@@ -492,6 +842,13 @@ def restart_worker(s, base_conf, wset, wi):
     t = time.monotonic()
     while not set(pg_backends(s)) - old and time.monotonic() - t < 15:
         time.sleep(0.05)
+    for pid in groups(s)["postgres"] + [s.procs["worker"].pid]:
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+        except OSError:
+            pass
+        subprocess.run(["ionice", "-c", ionice, "-p", str(pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def pg_backends(s):
@@ -546,6 +903,20 @@ def main():
                     help="pg_stat_statements: PostgreSQL's top statements")
     ap.add_argument("--pg-set", action="append", default=[],
                     help="NAME=VALUE, a PostgreSQL setting (repeat)")
+    ap.add_argument("--redis-latency", action="store_true",
+                    help="Redis's latency monitor (threshold 1 ms) and "
+                         "slow log (1 ms) over each run: LATENCY LATEST "
+                         "and SLOWLOG GET in profile.json")
+    ap.add_argument("--timeline", action="store_true",
+                    help="open loop: each request's interval against "
+                         "Redis's fdatasyncs and forks and PostgreSQL's "
+                         "fsyncs (perf record -k mono, rush.c --log): the "
+                         "share of the slow answers each overlapped")
+    ap.add_argument("--client-cpu", default=None,
+                    help="pin rush.c to these CPUs (taskset -c)")
+    ap.add_argument("--client-nice", type=int, default=0,
+                    help="rush.c's nice level (negative: ahead of the "
+                         "stack; needs root)")
     ap.add_argument("--out", default=os.path.join(HERE, "out", "profile"))
     a = ap.parse_args()
     a.stop_worker = False
@@ -577,6 +948,9 @@ def main():
                   pg_settings=pgs)
     s.redis_unix = a.redis == "unix"
     s.start()
+    if a.redis_latency:
+        s.redis.config_set("latency-monitor-threshold", 1)
+        s.redis.config_set("slowlog-log-slower-than", 1000)
     if a.pgss:
         s.sql("create extension pg_stat_statements")
     rows = []
@@ -634,6 +1008,24 @@ def main():
                                 tag, row["rate"], row["p50"], row["p99"],
                                 row["cpu_cores"], row["us_per_answer"],
                                 row["machine_cores"]))
+                        if row["open_loop"]:
+                            ol = row["open_loop"]
+                            say("%-22s open loop %s/s: p50 %.2f p99 %.2f "
+                                "p99.9 %.2f max %.1f ms, sent late (>1 ms) "
+                                "%d of %d, lateness p99 %.2f max %.1f ms" % (
+                                    tag, ol["rate_per_s"], row["p50"],
+                                    row["p99"], row["p999"], row["max"],
+                                    ol["sent_late_1ms"], ol["due"],
+                                    ol["send_lateness_ms"]["p99"],
+                                    ol["send_lateness_ms"]["max"]))
+                        say("%-22s run delay ms/s %s" % (
+                            tag, row["run_delay_ms_per_s"]))
+                        if row.get("timeline"):
+                            say("%-22s timeline %s" % (tag, row["timeline"]))
+                        if row.get("redis_latency") is not None:
+                            say("%-22s redis latency %s slowlog %s" % (
+                                tag, row["redis_latency"],
+                                row["redis_slowlog"][:5]))
                         if "nginx_syscalls_per_answer" in row:
                             say("%-22s nginx syscalls/answer %s" % (
                                 tag, row["nginx_syscalls_per_answer"]))
@@ -672,8 +1064,11 @@ def main():
 
     def medians(sel, field):
         """{key: median over the runs of sel} of a per-answer dict field"""
-        return {k: round(statistics.median(r[field][k] for r in sel), 2)
-                for k in sel[0][field]}
+        out = {}
+        for k in sel[0][field]:
+            v = [r[field][k] for r in sel if r[field][k] is not None]
+            out[k] = round(statistics.median(v), 2) if v else None
+        return out
 
     def med(sel, get):
         v = [get(r) for r in sel]
@@ -696,6 +1091,16 @@ def main():
                        med(sel, lambda r: r["nginx_user_us_per_answer"]),
                        mod,
                        "" if wset is None else "  worker: " + wset))
+                if sel[0].get("open_loop") and sel[0].get("timeline"):
+                    open_tail(mode, mi, wi, sel, med)
+                if sel[0].get("open_loop"):
+                    say("median %-8s m%d w%d open loop: p50 %s p99 %s "
+                        "p99.9 %s ms (p99s %s, p99.9s %s), sent late %s"
+                        % (mode, mi, wi, med(sel, lambda r: r["p50"]),
+                           med(sel, lambda r: r["p99"]),
+                           med(sel, lambda r: r["p999"]),
+                           [r["p99"] for r in sel], [r["p999"] for r in sel],
+                           [r["open_loop"]["sent_late_1ms"] for r in sel]))
                 if "nginx_syscalls_per_answer" in sel[0]:
                     say("median %-8s m%d w%d nginx syscalls/answer %s" % (
                         mode, mi, wi,
