@@ -38,7 +38,8 @@ def town():
                              "status": "validee"}]}
             for fid, cid, name in (("f1", "f1-a", "Alice"),
                                    ("f2", "f2-b", "Bruno"),
-                                   ("f3", "f3-c", "Chloé"))],
+                                   ("f3", "f3-c", "Chloé"),
+                                   ("f4", "f4-d", "Denis"))],
     }
 
 
@@ -142,3 +143,42 @@ def test_merge_a_duplicate_family(s):
     assert catalogue_family(s, "f1")["children"][1]["id"] == "f2-b"
     assert s.http("GET", "/api/me", token=t2).status == 503
     assert book(s, t1, "f2-b", "centre-6")["status"] == "confirmed"
+
+
+def test_merging_erases_the_duplicate_s_co_responsables(s):
+    """The duplicate's co-responsable, active or invited, kept a login on
+    the archived file after a merge (the worker republished it: the login
+    opened a session the module and guichet-office refuse everywhere,
+    their names and e-mail stayed); archiving erases them, merging must
+    too (they may be invited again by the family kept)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    admin = staff_login(s, "chef", "admin-pass-3")
+    t4 = s.token("f4")
+    version = s.http("GET", "/api/account/cgu").json()["version"]
+
+    def invite(first, email):
+        r = s.http("POST", "/api/co-responsables", token=t4,
+                   json={"first_name": first, "last_name": "Denis",
+                         "email": email})
+        assert r.status == 201, r
+        url = urlsplit(r.json()["invitation_url"])
+        return parse_qs(url.fragment.split("?", 1)[1])["jeton"][0]
+
+    link = invite("Paule", "paule.denis@example.org")
+    r = s.http("POST", "/api/account/co-responsable",
+               json={"token": link, "login": "paule.denis",
+                     "password": "paule-secret-1", "cgu_version": version})
+    assert r.status == 200, r
+    creds = {"login": "paule.denis", "password": "paule-secret-1"}
+    assert s.http("POST", "/api/session", json=creds).status == 200
+
+    r = merge(s, admin, "f1", "f4")
+    assert r.status == 200, r
+    published(s)
+    s.wait_worker_drained()
+    published(s)
+    assert s.http("POST", "/api/session", json=creds).status == 401
+    assert s.redis.hget("{main}:logins", "paule.denis") is None
+    assert s.sql("select count(*) from co_responsable"
+                 " where family_id = 'f4'") == [(0,)]
