@@ -16,6 +16,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "gch_cluster.h"
 #include "gch_keys.h"
 #include "ngx_http_guichet_api.h"
 
@@ -31,6 +32,12 @@ static uint32_t  ngx_http_guichet_attempts;
  * hash tag, one cluster slot).
  */
 #define NGX_HTTP_GUICHET_IDEM_BATCH  128
+
+/* a cluster routes the EXISTS by the slot of its keys, computed from
+ * commands of up to GCH_CLUSTER_ARGV_MAX arguments (more: not sent, 503) */
+#if (NGX_HTTP_GUICHET_IDEM_BATCH + 1 > GCH_CLUSTER_ARGV_MAX)
+#error "NGX_HTTP_GUICHET_IDEM_BATCH: an EXISTS a cluster could not route"
+#endif
 
 typedef struct {
     ngx_uint_t                    nops;
