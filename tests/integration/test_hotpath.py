@@ -506,7 +506,7 @@ def test_a_turns_sold_out_refusals_share_one_exists_on_a_cluster(tmp_path):
     slot of a command of more than 64 arguments was not computed (the
     engine's argv array): a turn of 64 refusals or more was 503
     unavailable for all of them, with an alert in the error log."""
-    from cluster import ClusterStack, RedisCluster
+    from cluster import ClusterStack, RedisCluster, key_slot
 
     tpl = conf_template(tmp_path, "turn-cluster", replace=[
         ONE_WORKER,
@@ -541,6 +541,22 @@ def test_a_turns_sold_out_refusals_share_one_exists_on_a_cluster(tmp_path):
         assert d["guichet_redis_round_trips_total"] < 100, d
         assert len(booked(s, "t1")) == 2
         s.assert_clean_error_log()
+
+        # the town's slot migrating: Redis answers an EXISTS of several
+        # keys it does not hold TRYAGAIN (ASK, then TRYAGAIN at the
+        # target), one key's it answers after ASK: each refusal asks
+        # alone then, as before the batch (they were 503)
+        slot = key_slot(tag(s))
+        src = cluster.master_of(tag(s))
+        dst = [m for m in cluster.masters_now() if m is not src][0]
+        cluster.begin_migration(slot, dst)
+        answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
+                                "turn-mig-" + uuid.uuid4().hex)
+                               for i in range(4, 10)])
+        for status, _, body in answers:
+            assert status == 200, body
+            assert json.loads(body)["items"][0]["reason"] == "full", body
+            assert json.loads(body)["request_id"] is None, body
     finally:
         if s:
             s.stop()
