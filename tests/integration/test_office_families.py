@@ -428,3 +428,48 @@ def test_an_agent_cannot_give_a_family_an_address_that_is_not_one(s, agent,
     assert error_code(r, 400) == "invalid_field", r
     assert s.sql("select count(*) from family_email where address = %s",
                  (email,))[0][0] == 0
+
+
+def test_archiving_a_family_that_asked_online_erases_its_request(s, agent,
+                                                                 admin):
+    """A family whose file was asked online (office/request.c) kept, once
+    archived, its request's row: the parents' names, the e-mail, the
+    login and password hash it chose, listed to the agents among the
+    requests (status=tous).  Archiving erases it with the rest."""
+    import re
+
+    from office_town import outbox
+    from test_office_request import FORM
+
+    form = dict(FORM, login="nadia.benali", email="nadia.benali@example.org",
+                parent1_first_name="Nadia", parent1_last_name="Benali",
+                parent2_first_name=None, parent2_last_name=None,
+                children=[{"first_name": "Sami",
+                           "birth_date": "2018-06-06"}])
+    r = s.http("POST", "/api/account/request", json=form)
+    assert r.status == 202, r
+    [body] = [m[3] for m in outbox(s, "family_request")
+              if "nadia.benali" in m[3]]
+    token = re.search(r"/#/confirmer-demande\?jeton=(\S+)", body).group(1)
+    r = s.http("POST", "/api/account/request/confirm",
+               json={"token": token})
+    assert r.status == 200, r
+    [(fid,)] = s.sql("select family_id from family_request"
+                     " where login = 'nadia.benali'")
+    r = s.http("POST", "/api/staff/family-requests/%s/decision" % fid,
+               token=agent, json={"decision": "validee", "resident": True})
+    assert r.status == 200, r
+
+    def listed():
+        r = s.http("GET", "/api/staff/family-requests?status=tous",
+                   token=agent)
+        assert r.status == 200, r
+        return [x for x in r.json()["family_requests"]
+                if x["family_id"] == fid]
+
+    assert listed()
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+    assert listed() == []
+    assert s.sql("select count(*) from family_request where family_id = %s"
+                 " or email = 'nadia.benali@example.org'", (fid,)) == [(0,)]
