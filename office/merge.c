@@ -63,6 +63,8 @@ static const char *const  gcho_merge_erase[] = {
     "delete from family_code where family_id = $1",
     "delete from account_activation where family_id = $1",
     "delete from password_reset where family_id = $1",
+    /* a file asked online: parents' names, e-mail, login, hash chosen */
+    "delete from family_request where family_id = $1",
     NULL
 };
 
