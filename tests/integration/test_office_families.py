@@ -473,3 +473,45 @@ def test_archiving_a_family_that_asked_online_erases_its_request(s, agent,
     assert listed() == []
     assert s.sql("select count(*) from family_request where family_id = %s"
                  " or email = 'nadia.benali@example.org'", (fid,)) == [(0,)]
+
+
+def test_an_archived_family_gets_no_activation_code(s, agent, admin):
+    """Archiving empties the family's login, which is what guichetctl's
+    letter (invite --letter) and « Créer mon espace » took for "no
+    account yet": a letter for an archived family gave it a code, and the
+    code a new login and e-mail on the erased file (a session the module
+    and guichet-office then refused everywhere)."""
+    import re
+
+    from stack import StackError
+
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="lucas.petit", email="lucas@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+
+    code = None
+    try:
+        out = s.ctl_run("invite", "--letter", fid)
+        code = re.search(r"activation ([A-Z2-9]{5}-[A-Z2-9]{5})",
+                         out).group(1)
+    except StackError as e:
+        assert "archived" in str(e), e
+    if code is not None:
+        r = s.http("POST", "/api/account/create",
+                   json={"dossier": fid, "code": code,
+                         "email": "lucas@example.org",
+                         "login": "lucas.petit2",
+                         "password": "un-mot-de-passe-long",
+                         "cgu_version": 1})
+        assert r.status != 202, r
+    # nor the mailing, should the family have an e-mail again
+    s.ctl_run("set-email", fid, "lucas@example.org")
+    s.ctl_run("invite")
+    assert s.sql("select count(*) from family_code where family_id = %s",
+                 (fid,)) == [(0,)]
+    assert s.sql("select login from family where id = %s", (fid,)) == \
+        [(None,)]
