@@ -39,8 +39,8 @@ int gch_cluster_key_slot(const void *key, size_t len);
 
 /* The most arguments (the command's name included) of a command whose
  * slot is computed from its RESP text or without argvlen: more is
- * _BADCMD.  The module's EXISTS of one turn's refusals has up to 129
- * (ngx_http_guichet_book.c checks it at compile time). */
+ * _BADCMD.  The booking path's EXISTS of one turn's refusals has up to
+ * 129 (its caller checks that at compile time). */
 #define GCH_CLUSTER_ARGV_MAX   256
 
 /* The slot of one command given as arguments (argvlen NULL: strlen), of
