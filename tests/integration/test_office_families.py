@@ -509,9 +509,29 @@ def test_an_archived_family_gets_no_activation_code(s, agent, admin):
                          "cgu_version": 1})
         assert r.status != 202, r
     # nor the mailing, should the family have an e-mail again
-    s.ctl_run("set-email", fid, "lucas@example.org")
+    s.sql("insert into family_email (family_id, address)"
+          " values (%s, 'lucas@example.org')", (fid,))
     s.ctl_run("invite")
     assert s.sql("select count(*) from family_code where family_id = %s",
                  (fid,)) == [(0,)]
     assert s.sql("select login from family where id = %s", (fid,)) == \
         [(None,)]
+
+
+def test_guichetctl_writes_no_e_mail_into_an_archived_file(s, agent, admin):
+    """guichetctl set-email wrote an e-mail address into an archived
+    family's file, whose address archiving had erased (the back office
+    refuses any change to it, 409 family_archived)."""
+    from stack import StackError
+
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="emma.blanc", email="emma@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+    with pytest.raises(StackError, match="archived"):
+        s.ctl_run("set-email", fid, "emma@example.org")
+    assert s.sql("select count(*) from family_email where family_id = %s",
+                 (fid,)) == [(0,)]
