@@ -557,6 +557,7 @@ def test_a_turns_sold_out_refusals_share_one_exists_on_a_cluster(tmp_path):
             assert status == 200, body
             assert json.loads(body)["items"][0]["reason"] == "full", body
             assert json.loads(body)["request_id"] is None, body
+        s.assert_clean_error_log()
     finally:
         if s:
             s.stop()
