@@ -24,9 +24,11 @@
  * and both families' invoices are republished.
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "office.h"
 
@@ -205,7 +207,8 @@ gcho_merge(gcho_req_t *rq)
 
     int                 rc, i;
     char                from[GCHO_ID_MAX], msg[512], *ids;
-    PGresult           *cat, *res, *cors;
+    char                path[1024];
+    PGresult           *cat, *res, *cors, *atts;
     gch_json_t          doc;
     gch_town_t         *t;
     const char         *p[4];
@@ -367,6 +370,16 @@ gcho_merge(gcho_req_t *rq)
         return 0;
     }
 
+    /* B's attachments never sent: nobody may send nor see them now (a
+     * sent one follows its thread); their files after the commit */
+    atts = gcho_sql(rq, "delete from message_attachment"
+                        " where family_id = $1 and message_id is null"
+                        " returning stored_name", 1, p + 1);
+    if (atts == NULL) {
+        PQclear(cors);
+        return 0;
+    }
+
     {
         char         target[GCHO_ID_MAX + 8];
         const char  *kv[2] = { "from", from };
@@ -376,9 +389,20 @@ gcho_merge(gcho_req_t *rq)
             || gcho_commit(rq) != 0)
         {
             PQclear(cors);
+            PQclear(atts);
             return 0;
         }
     }
+
+    for (i = 0; i < PQntuples(atts); i++) {
+        snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
+                 PQgetvalue(atts, i, 0));
+        if (unlink(path) != 0 && errno != ENOENT) {
+            gchb_log("error", "office: merge %s: unlink %s: %s", from, path,
+                     strerror(errno));
+        }
+    }
+    PQclear(atts);
 
     gcho_merge_redis(rq->param[0], from, cors);
     PQclear(cors);

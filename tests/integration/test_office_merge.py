@@ -39,7 +39,8 @@ def town():
             for fid, cid, name in (("f1", "f1-a", "Alice"),
                                    ("f2", "f2-b", "Bruno"),
                                    ("f3", "f3-c", "Chloé"),
-                                   ("f4", "f4-d", "Denis"))],
+                                   ("f4", "f4-d", "Denis"),
+                                   ("f5", "f5-e", "Emma"))],
     }
 
 
@@ -224,3 +225,30 @@ def test_merging_a_file_asked_online_erases_its_request(s):
     assert listed() == []
     assert s.sql("select count(*) from family_request where family_id = %s",
                  (fid,)) == [(0,)]
+
+
+def test_merging_erases_the_duplicate_s_unsent_attachments(s):
+    """A file the duplicate uploaded for a message it never sent stayed
+    (its row, its file on disk: a PAI, a medical certificate) once the
+    duplicate was merged and archived, where nobody can send nor see it;
+    archiving erases them, merging must too.  A sent one follows its
+    thread to the family kept."""
+    import os
+
+    from office_town import PDF
+
+    admin = staff_login(s, "chef", "admin-pass-3")
+    t5 = s.token("f5")
+    r = s.http("POST", "/api/message-attachments?name=pai.pdf", token=t5,
+               body=PDF, headers={"Content-Type": "application/pdf"})
+    assert r.status == 201, r
+    [(stored,)] = s.sql("select stored_name from message_attachment"
+                        " where family_id = 'f5' and message_id is null")
+    uploads = s._path("uploads")
+    assert stored in os.listdir(uploads)
+
+    r = merge(s, admin, "f1", "f5")
+    assert r.status == 200, r
+    assert s.sql("select count(*) from message_attachment"
+                 " where family_id = 'f5' and message_id is null") == [(0,)]
+    assert stored not in os.listdir(uploads)
