@@ -437,7 +437,7 @@ gchc_cmd_set_email(const gchb_conf_t *conf, const char *fid,
     params[1] = address;
     res = PQexecParams(pg,
         "insert into family_email (family_id, address)"
-        " select id, $2 from family where id = $1"
+        " select id, $2 from family where id = $1 and archived_at is null"
         " on conflict (family_id) do update set address = excluded.address,"
         "   updated_at = now()"
         " where family_email.address is distinct from excluded.address",
@@ -450,10 +450,17 @@ gchc_cmd_set_email(const gchb_conf_t *conf, const char *fid,
 
     } else if (strcmp(PQcmdTuples(res), "0") == 0) {
         PQclear(res);
-        res = PQexecParams(pg, "select 1 from family where id = $1", 1,
-                           NULL, params, NULL, NULL, 0);
+        res = PQexecParams(pg, "select archived_at is not null from family"
+                           " where id = $1", 1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0) {
             fprintf(stderr, "guichetctl: no family \"%s\"\n", fid);
+            rc = 1;
+
+        } else if (PQresultStatus(res) == PGRES_TUPLES_OK
+                   && strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+        {
+            /* archiving erased its address: its file changes no more */
+            fprintf(stderr, "guichetctl: family \"%s\" is archived\n", fid);
             rc = 1;
         }
     }

@@ -108,7 +108,8 @@ gchc_invite(PGconn *pg, const gchb_conf_t *conf, int rate, int days)
         "select f.id, to_char((now() + $1::int * interval '1 day')"
         "   at time zone 'Europe/Paris', 'DD/MM/YYYY')"
         " from family f join family_email e on e.family_id = f.id"
-        " where f.login is null and not exists (select 1 from family_code c"
+        " where f.login is null and f.archived_at is null"
+        "   and not exists (select 1 from family_code c"
         "   where c.family_id = f.id and c.used_at is null"
         "   and c.expires_at > now())"
         /* a file asked online has its own confirmation (request.c) */
@@ -218,7 +219,8 @@ gchc_invite_letter(PGconn *pg, const char *fid, int days)
     p[0] = fid;
     res = PQexecParams(pg, "select login is null and not exists (select 1"
                            "   from family_request r"
-                           "   where r.family_id = f.id)"
+                           "   where r.family_id = f.id),"
+                           " archived_at is not null"
                            " from family f where f.id = $1"
                            " for update of f", 1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -227,7 +229,9 @@ gchc_invite_letter(PGconn *pg, const char *fid, int days)
         gchb_pg_exec(pg, "rollback");
         return -1;
     }
+    /* an archived family's login is empty too: its file is erased */
     rc = PQntuples(res) != 1 ? 1
+         : strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? 3
          : strcmp(PQgetvalue(res, 0, 0), "t") != 0 ? 2 : 0;
     PQclear(res);
 
@@ -235,6 +239,7 @@ gchc_invite_letter(PGconn *pg, const char *fid, int days)
         gchb_pg_exec(pg, "rollback");
         fprintf(stderr, "guichetctl: %s\n", rc == 1
                 ? "no such family"
+                : rc == 3 ? "this family is archived"
                 : "this family already has an account, or asked its file "
                   "online");
         return -1;

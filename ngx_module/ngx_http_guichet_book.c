@@ -16,6 +16,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "gch_cluster.h"
 #include "gch_keys.h"
 #include "ngx_http_guichet_api.h"
 
@@ -31,6 +32,12 @@ static uint32_t  ngx_http_guichet_attempts;
  * hash tag, one cluster slot).
  */
 #define NGX_HTTP_GUICHET_IDEM_BATCH  128
+
+/* a cluster routes the EXISTS by the slot of its keys, computed from
+ * commands of up to GCH_CLUSTER_ARGV_MAX arguments (more: not sent, 503) */
+#if (NGX_HTTP_GUICHET_IDEM_BATCH + 1 > GCH_CLUSTER_ARGV_MAX)
+#error "NGX_HTTP_GUICHET_IDEM_BATCH: an EXISTS a cluster could not route"
+#endif
 
 typedef struct {
     ngx_uint_t                    nops;
@@ -426,8 +433,9 @@ ngx_http_guichet_book_idem_checked(ngx_http_guichet_op_t *op,
  * count is the number of those keys it knows, read in one step, so a 0
  * says of each key what its own EXISTS would have said (0), and each
  * request is answered at once.  Any other count (a replay, a concurrent
- * twin among them) sends each request's own EXISTS, as a request alone
- * in its turn does from the start.  One command and one reply instead of
+ * twin among them), or an error (a cluster's TRYAGAIN while the town's
+ * slot migrates), sends each request's own EXISTS, as a request alone in
+ * its turn does from the start.  One command and one reply instead of
  * one each: Redis's, hiredis's and the adapter's work per command is
  * shared by the turn's refusals.
  */
@@ -588,15 +596,20 @@ ngx_http_guichet_idem_done(redisReply *reply, void *data)
     for (i = 0; i < batch->nops; i++) {
         op = batch->ops[i];
 
-        if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
-            || reply->integer == 0)
+        if (reply == NULL
+            || (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0))
         {
-            /* 0: none known, each answered; else 503 */
+            /* 0: none known, each answered; no reply: 503 */
             ngx_http_guichet_book_idem_checked(op, reply);
             continue;
         }
 
-        /* Redis knows one of the keys at least: each asks alone */
+        /*
+         * Redis knows one of the keys at least, or refused the EXISTS of
+         * several keys (TRYAGAIN: the town's slot is migrating and these
+         * keys are on neither node; an EXISTS of one key is answered
+         * after ASK): each asks alone
+         */
 
         if (ngx_http_guichet_op_send(op, gch_book_idem_check(op->book),
                                      ngx_http_guichet_book_idem_checked)

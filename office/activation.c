@@ -262,7 +262,8 @@ gcho_code_open(gcho_req_t *rq, const char *const *p)
                        "   on f.id = c.family_id"
                        " where c.family_id = $1 and c.code_hash = $2"
                        "   and c.used_at is null and c.expires_at > now()"
-                       "   and f.login is null and not exists (select 1"
+                       "   and f.login is null and f.archived_at is null"
+                       "   and not exists (select 1"
                        "     from family_request r"
                        "     where r.family_id = f.id)"
                        " for update of c", 2, p);
@@ -618,7 +619,7 @@ gcho_account_activate(gcho_req_t *rq)
             " from family f"
             " where a.token_hash = $1 and a.used_at is null"
             "   and a.expires_at > now() and f.id = a.family_id"
-            "   and f.login is null"
+            "   and f.login is null and f.archived_at is null"
             " returning a.family_id, a.login, a.password_hash,"
             "   a.cgu_version",
             "Ce lien d'activation n'est plus valable (déjà utilisé ou "

@@ -1024,6 +1024,8 @@ static const char *const  gcho_fam_erase[] = {
     "delete from calendar_feed where family_id = $1",
     "delete from family_code where family_id = $1",
     "delete from account_activation where family_id = $1",
+    /* a file asked online: parents' names, e-mail, login, hash chosen */
+    "delete from family_request where family_id = $1",
     "delete from message where thread_id in (select id from"
     "   message_thread where family_id = $1)",
     "delete from message_thread where family_id = $1",

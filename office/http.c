@@ -424,6 +424,10 @@ gcho_access(void *cls, struct MHD_Connection *c, const char *url,
             return MHD_NO;
         }
         gcho_town_use(rq);
+        /* the family may have been archived while it was hashed */
+        if (gcho_authorize_resumed(rq) != 0) {
+            return gcho_queue(c, rq);
+        }
         if (rq->route->handler(rq) != 0 && rq->out == NULL) {
             gcho_error(rq, 500, "internal",
                        "Une erreur interne est survenue.");

@@ -24,9 +24,11 @@
  * and both families' invoices are republished.
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "office.h"
 
@@ -63,6 +65,8 @@ static const char *const  gcho_merge_erase[] = {
     "delete from family_code where family_id = $1",
     "delete from account_activation where family_id = $1",
     "delete from password_reset where family_id = $1",
+    /* a file asked online: parents' names, e-mail, login, hash chosen */
+    "delete from family_request where family_id = $1",
     NULL
 };
 
@@ -113,10 +117,10 @@ gcho_merge_redis_ids(gcho_req_t *rq, const char *from)
 
 /* After the commit: B's hash of bookings and set of documents in Redis
  * join A's (the booking path's history and the documents an absence may
- * cite); failures are logged (the worker's rebuild makes them from
- * PostgreSQL). */
+ * cite), B's co-responsables' logins (cors) go; failures are logged (the
+ * worker's rebuild makes them from PostgreSQL). */
 static void
-gcho_merge_redis(const char *to, const char *from)
+gcho_merge_redis(const char *to, const char *from, PGresult *cors)
 {
     size_t       i;
     char         kf[512], kt[512];
@@ -177,6 +181,15 @@ gcho_merge_redis(const char *to, const char *from)
     snprintf(kf, sizeof(kf), GCH_KEY_F(GCH_KEY_INVOICES), gchb_town, from);
     freeReplyObject(redisCommand(gcho_ctx.redis, "DEL %s", kf));
 
+    for (i = 0; i < (size_t) PQntuples(cors); i++) {
+        if (!PQgetisnull(cors, (int) i, 0)) {
+            freeReplyObject(redisCommand(gcho_ctx.redis,
+                                         "HDEL " GCH_KEY_LOGINS " %s",
+                                         gchb_town,
+                                         PQgetvalue(cors, (int) i, 0)));
+        }
+    }
+
     gcho_redis_drop_broken();
 }
 
@@ -194,7 +207,8 @@ gcho_merge(gcho_req_t *rq)
 
     int                 rc, i;
     char                from[GCHO_ID_MAX], msg[512], *ids;
-    PGresult           *cat, *res;
+    char                path[1024];
+    PGresult           *cat, *res, *cors, *atts;
     gch_json_t          doc;
     gch_town_t         *t;
     const char         *p[4];
@@ -345,6 +359,27 @@ gcho_merge(gcho_req_t *rq)
         PQclear(res);
     }
 
+    /* B's co-responsables, invited or active, as archiving erases them
+     * (their login opened a session on B's archived file; the family
+     * kept may invite them again); their logins leave Redis after the
+     * commit */
+    cors = gcho_sql(rq, "delete from co_responsable where family_id = $1"
+                        " returning case when removed_at is null"
+                        " then login end", 1, p + 1);
+    if (cors == NULL) {
+        return 0;
+    }
+
+    /* B's attachments never sent: nobody may send nor see them now (a
+     * sent one follows its thread); their files after the commit */
+    atts = gcho_sql(rq, "delete from message_attachment"
+                        " where family_id = $1 and message_id is null"
+                        " returning stored_name", 1, p + 1);
+    if (atts == NULL) {
+        PQclear(cors);
+        return 0;
+    }
+
     {
         char         target[GCHO_ID_MAX + 8];
         const char  *kv[2] = { "from", from };
@@ -353,11 +388,24 @@ gcho_merge(gcho_req_t *rq)
         if (gcho_audit_kv(rq, "family.merge", target, kv, 1) != 0
             || gcho_commit(rq) != 0)
         {
+            PQclear(cors);
+            PQclear(atts);
             return 0;
         }
     }
 
-    gcho_merge_redis(rq->param[0], from);
+    for (i = 0; i < PQntuples(atts); i++) {
+        snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
+                 PQgetvalue(atts, i, 0));
+        if (unlink(path) != 0 && errno != ENOENT) {
+            gchb_log("error", "office: merge %s: unlink %s: %s", from, path,
+                     strerror(errno));
+        }
+    }
+    PQclear(atts);
+
+    gcho_merge_redis(rq->param[0], from, cors);
+    PQclear(cors);
 
     p[0] = rq->param[0];
     p[1] = from;

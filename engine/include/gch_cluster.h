@@ -37,6 +37,12 @@ uint16_t gch_cluster_crc16(const void *buf, size_t len);
  * '}' when that part is not empty, of the whole key otherwise. */
 int gch_cluster_key_slot(const void *key, size_t len);
 
+/* The most arguments (the command's name included) of a command whose
+ * slot is computed from its RESP text or without argvlen: more is
+ * _BADCMD.  The booking path's EXISTS of one turn's refusals has up to
+ * 129 (its caller checks that at compile time). */
+#define GCH_CLUSTER_ARGV_MAX   256
+
 /* The slot of one command given as arguments (argvlen NULL: strlen), of
  * one RESP-formatted command, or of every command of a plan (MULTI/EXEC
  * and the like have no key).  A slot, or GCH_CLUSTER_NOKEY / _CROSS /

@@ -527,19 +527,17 @@ gch_argv_slot(int argc, const char **argv, const size_t *len)
 }
 
 
-#define GCH_ARGV_MAX  64
-
 int
 gch_cluster_argv_slot(int argc, const char **argv, const size_t *argvlen)
 {
     int     i;
-    size_t  len[GCH_ARGV_MAX];
+    size_t  len[GCH_CLUSTER_ARGV_MAX];
 
     if (argvlen != NULL) {
         return gch_argv_slot(argc, argv, argvlen);
     }
 
-    if (argc > GCH_ARGV_MAX) {
+    if (argc > GCH_CLUSTER_ARGV_MAX) {
         return GCH_CLUSTER_BADCMD;
     }
 
@@ -557,14 +555,14 @@ gch_cluster_cmd_slot(const char *resp, size_t len)
     int          i, argc;
     gch_rr_t     r;
     gch_rv_t     v;
-    const char  *argv[GCH_ARGV_MAX];
-    size_t       argvlen[GCH_ARGV_MAX];
+    const char  *argv[GCH_CLUSTER_ARGV_MAX];
+    size_t       argvlen[GCH_CLUSTER_ARGV_MAX];
 
     r.p = resp;
     r.end = resp + len;
 
     if (gch_rr_next(&r, &v) != 0 || v.type != '*' || v.n < 1
-        || v.n > GCH_ARGV_MAX)
+        || v.n > GCH_CLUSTER_ARGV_MAX)
     {
         return GCH_CLUSTER_BADCMD;
     }

@@ -150,6 +150,18 @@ test_cluster_commands(void)
     tap_ok(gch_cluster_cmd_slot("*2\r\n$3\r\nGET\r\n$16\r\n{main}:catalog",
                                 30) == GCH_CLUSTER_BADCMD,
         "resp: cut short is BADCMD");
+    {
+        /* the module's EXISTS of a turn's refusals: 128 keys */
+        char    big[128 * 64 + 64], *q;
+        size_t  j;
+
+        q = big + sprintf(big, "*129\r\n$6\r\nEXISTS\r\n");
+        for (j = 0; j < 128; j++) {
+            q += sprintf(q, "$22\r\n{main}:f:f-%04zu:idem:k\r\n", j);
+        }
+        s = gch_cluster_cmd_slot(big, (size_t) (q - big));
+        tap_ok(s == m, "resp: EXISTS of 128 keys of a town (%d)", s);
+    }
     tap_ok(gch_cluster_cmd_slot("*1\r\n:1\r\n", 8) == GCH_CLUSTER_BADCMD,
         "resp: an integer argument is BADCMD");
     tap_ok(gch_cluster_cmd_slot("*1\r\n$4\r\nPING\r\n*1\r\n", 18)

@@ -19,6 +19,11 @@
  *   GUICHET_PREAD_EOF=n   pread() of such a file from offset n on reads
  *       nothing (end of file): a file shorter than what was written to it.
  *   Every other file (nginx's configuration...) is read as it is.
+ *   GUICHET_PWHASH_GATE=path  while the file "path.armed" exists,
+ *       crypto_pwhash_str_verify() (libsodium's, a password check on its
+ *       thread) makes the file "path.entered", then waits until "path"
+ *       exists: what the process does meanwhile (its other requests) is
+ *       the test's to choose.
  *
  * Built by the test: cc -shared -fPIC -o faults.so faults_preload.c -ldl
  */
@@ -52,6 +57,7 @@ static struct {
     unsigned long   size;
 } faults_at[FAULTS_NAMES_MAX];
 static int          faults_nat;
+static char         faults_gate[256];
 static long         faults_pread_max;
 static long         faults_pread_eof = -1;
 
@@ -81,6 +87,11 @@ faults_init(void)
     v = getenv("GUICHET_PREAD_EOF");
     if (v != NULL) {
         faults_pread_eof = atol(v);
+    }
+
+    v = getenv("GUICHET_PWHASH_GATE");
+    if (v != NULL && strlen(v) < sizeof(faults_gate)) {
+        strcpy(faults_gate, v);
     }
 
     v = getenv("GUICHET_FAIL_MALLOC_AT");
@@ -256,4 +267,36 @@ ssize_t
 pread64(int fd, void *buf, size_t count, off_t offset)
 {
     return pread(fd, buf, count, offset);
+}
+
+
+int
+crypto_pwhash_str_verify(const char *str, const char *passwd,
+    unsigned long long passwdlen)
+{
+    int     err;
+    char    entered[sizeof(faults_gate) + 16];
+    FILE   *f;
+    int   (*real)(const char *, const char *, unsigned long long);
+
+    err = errno;
+    real = (int (*)(const char *, const char *, unsigned long long))
+           dlsym(RTLD_NEXT, "crypto_pwhash_str_verify");
+
+    snprintf(entered, sizeof(entered), "%s.armed", faults_gate);
+
+    if (faults_gate[0] != '\0' && access(entered, F_OK) == 0) {
+        snprintf(entered, sizeof(entered), "%s.entered", faults_gate);
+        f = fopen(entered, "w");
+        if (f != NULL) {
+            fclose(f);
+        }
+
+        while (access(faults_gate, F_OK) != 0) {
+            usleep(10000);
+        }
+    }
+
+    errno = err;
+    return real(str, passwd, passwdlen);
 }

@@ -500,6 +500,70 @@ def test_sold_out_entry_is_renewed_by_one_request_not_a_crowd(tmp_path):
         finish_stack(s)
 
 
+def test_a_turns_sold_out_refusals_share_one_exists_on_a_cluster(tmp_path):
+    """On a Redis Cluster too: a turn's refusals are routed by the slot of
+    their EXISTS, whose keys may be many (up to the batch's size).  The
+    slot of a command of more than 64 arguments was not computed (the
+    engine's argv array): a turn of 64 refusals or more was 503
+    unavailable for all of them, with an alert in the error log."""
+    from cluster import ClusterStack, RedisCluster, key_slot
+
+    tpl = conf_template(tmp_path, "turn-cluster", replace=[
+        ONE_WORKER,
+        ("guichet_full_cache 200ms;", "guichet_full_cache 30s;"),
+        ("    # guichet_redis_wait_replicas 1;",
+         "    guichet_redis_wait_replicas 0;")])
+    cluster = RedisCluster(masters=3, replicas=0).start()
+    s = None
+    try:
+        s = ClusterStack(cluster, town=rush_town(families=104,
+                                                 sessions=(("t1", 4),)),
+                         name="turn-cluster", nginx_template=tpl).start()
+        t = s.tokens()
+        for i in (1, 2):                            # its 2 online places
+            f = fam(i)
+            r = book(s, t[f], [(child(f), "t1")])
+            assert r.json()["items"][0]["status"] == "confirmed", r
+        r = book(s, t[fam(3)], [(child(fam(3)), "t1")])
+        assert r.json()["items"][0]["reason"] == "full", r
+
+        before = metrics(s)
+        answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
+                                "turn-new-" + uuid.uuid4().hex)
+                               for i in range(4, 104)])
+        after = metrics(s)
+        for status, _, body in answers:
+            assert status == 200, body
+            assert json.loads(body)["items"][0]["reason"] == "full", body
+            assert json.loads(body)["request_id"] is None, body
+        d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        # one EXISTS per turn (the worker may read them in a few turns)
+        assert d["guichet_redis_round_trips_total"] < 100, d
+        assert len(booked(s, "t1")) == 2
+        s.assert_clean_error_log()
+
+        # the town's slot migrating: Redis answers an EXISTS of several
+        # keys it does not hold TRYAGAIN (ASK, then TRYAGAIN at the
+        # target), one key's it answers after ASK: each refusal asks
+        # alone then, as before the batch (they were 503)
+        slot = key_slot(tag(s))
+        src = cluster.master_of(tag(s))
+        dst = [m for m in cluster.masters_now() if m is not src][0]
+        cluster.begin_migration(slot, dst)
+        answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
+                                "turn-mig-" + uuid.uuid4().hex)
+                               for i in range(4, 10)])
+        for status, _, body in answers:
+            assert status == 200, body
+            assert json.loads(body)["items"][0]["reason"] == "full", body
+            assert json.loads(body)["request_id"] is None, body
+        s.assert_clean_error_log()
+    finally:
+        if s:
+            s.stop()
+        cluster.stop()
+
+
 # ----- $guichet_family in limit_req_zone -------------------------------------
 
 def test_guichet_family_keys_limit_req(tmp_path):

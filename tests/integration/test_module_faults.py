@@ -9,7 +9,9 @@ PostgreSQL and the worker are the real ones, untouched.
 A failure of the server is the server's: 500 `internal` or 503
 `unavailable` (docs/errors.md), never a refusal that blames the user (403
 "compte inconnu", 401 wrong password, 400 bad_json), and nothing is
-written.
+written.  faults_preload.c also holds guichet-office's password check on
+its thread while the test has other requests served (an archiving during
+a password change).
 """
 
 import os
@@ -340,6 +342,64 @@ def test_guichet_office_s_activity_check_without_memory(preload):
         assert r.status == 500, r
         assert r.json()["error"]["code"] == "internal", r
         assert s.sql("select version, json from catalogue") == before
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+
+
+def test_a_password_change_that_outlived_its_family_s_archiving(preload,
+                                                                 tmp_path):
+    """A password change is checked (its family there, not archived)
+    before its argon2id work, on a thread, while guichet-office serves
+    the others: an admin's archiving then ran, and the change's second
+    half wrote a password hash into the erased file (204).  The second
+    half of a family's request checks again: 401, nothing written.
+    faults_preload.c holds the check until the archiving is done."""
+    import threading
+
+    from office_town import staff_add, staff_login
+    gate = str(tmp_path / "gate")
+    s = faulty_stack(preload, "faults-office-archive-race", {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_PWHASH_GATE": gate}
+    try:
+        s.start()
+        staff_add(s, "chef.r", "admin", "Camille Chef", "admin-pass-r1")
+        admin = staff_login(s, "chef.r", "admin-pass-r1")
+        r = s.http("POST", "/api/staff/families", token=admin,
+                   json={"login": "remi.race", "email": "remi@example.org",
+                         "qf": 450, "resident": True, "entourage": [],
+                         "children": [{"first_name": "Rémi",
+                                       "birth_date": "2019-03-03"}]})
+        assert r.status == 201, r
+        fid = r.json()["id"]
+        # the password of f-martin, secret-demo
+        s.sql("update family set password_hash = (select password_hash"
+              " from family where id = %s) where id = %s", (FAMILY, fid))
+        tok = s.ctl_run("token", fid).strip()
+
+        out = []
+        open(gate + ".armed", "w").close()
+        t = threading.Thread(target=lambda: out.append(s.http(
+            "POST", "/api/password", token=tok,
+            json={"old_password": "secret-demo",
+                  "new_password": "nouveau-mot-2027"}, timeout=60)))
+        t.start()
+        try:
+            while not os.path.exists(gate + ".entered"):
+                assert t.is_alive(), out
+                t.join(0.05)
+            r = s.http("POST", "/api/staff/families/%s/archive" % fid,
+                       token=admin)
+            assert r.status == 200, r
+        finally:
+            open(gate, "w").close()
+            t.join()
+        (r,) = out
+        assert r.status == 401, r
+        assert r.json()["error"]["code"] == "unauthenticated", r
+        assert s.sql("select login, password_hash from family"
+                     " where id = %s", (fid,)) == [(None, None)]
         s.assert_clean_error_log()
     finally:
         s.stop()

@@ -428,3 +428,110 @@ def test_an_agent_cannot_give_a_family_an_address_that_is_not_one(s, agent,
     assert error_code(r, 400) == "invalid_field", r
     assert s.sql("select count(*) from family_email where address = %s",
                  (email,))[0][0] == 0
+
+
+def test_archiving_a_family_that_asked_online_erases_its_request(s, agent,
+                                                                 admin):
+    """A family whose file was asked online (office/request.c) kept, once
+    archived, its request's row: the parents' names, the e-mail, the
+    login and password hash it chose, listed to the agents among the
+    requests (status=tous).  Archiving erases it with the rest."""
+    import re
+
+    from office_town import outbox
+    from test_office_request import FORM
+
+    form = dict(FORM, login="nadia.benali", email="nadia.benali@example.org",
+                parent1_first_name="Nadia", parent1_last_name="Benali",
+                parent2_first_name=None, parent2_last_name=None,
+                children=[{"first_name": "Sami",
+                           "birth_date": "2018-06-06"}])
+    r = s.http("POST", "/api/account/request", json=form)
+    assert r.status == 202, r
+    [body] = [m[3] for m in outbox(s, "family_request")
+              if "nadia.benali" in m[3]]
+    token = re.search(r"/#/confirmer-demande\?jeton=(\S+)", body).group(1)
+    r = s.http("POST", "/api/account/request/confirm",
+               json={"token": token})
+    assert r.status == 200, r
+    [(fid,)] = s.sql("select family_id from family_request"
+                     " where login = 'nadia.benali'")
+    r = s.http("POST", "/api/staff/family-requests/%s/decision" % fid,
+               token=agent, json={"decision": "validee", "resident": True})
+    assert r.status == 200, r
+
+    def listed():
+        r = s.http("GET", "/api/staff/family-requests?status=tous",
+                   token=agent)
+        assert r.status == 200, r
+        return [x for x in r.json()["family_requests"]
+                if x["family_id"] == fid]
+
+    assert listed()
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+    assert listed() == []
+    assert s.sql("select count(*) from family_request where family_id = %s"
+                 " or email = 'nadia.benali@example.org'", (fid,)) == [(0,)]
+
+
+def test_an_archived_family_gets_no_activation_code(s, agent, admin):
+    """Archiving empties the family's login, which is what guichetctl's
+    letter (invite --letter) and « Créer mon espace » took for "no
+    account yet": a letter for an archived family gave it a code, and the
+    code a new login and e-mail on the erased file (a session the module
+    and guichet-office then refused everywhere)."""
+    import re
+
+    from stack import StackError
+
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="lucas.petit", email="lucas@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+
+    code = None
+    try:
+        out = s.ctl_run("invite", "--letter", fid)
+        code = re.search(r"activation ([A-Z2-9]{5}-[A-Z2-9]{5})",
+                         out).group(1)
+    except StackError as e:
+        assert "archived" in str(e), e
+    if code is not None:
+        r = s.http("POST", "/api/account/create",
+                   json={"dossier": fid, "code": code,
+                         "email": "lucas@example.org",
+                         "login": "lucas.petit2",
+                         "password": "un-mot-de-passe-long",
+                         "cgu_version": 1})
+        assert r.status != 202, r
+    # nor the mailing, should the family have an e-mail again
+    s.sql("insert into family_email (family_id, address)"
+          " values (%s, 'lucas@example.org')", (fid,))
+    s.ctl_run("invite")
+    assert s.sql("select count(*) from family_code where family_id = %s",
+                 (fid,)) == [(0,)]
+    assert s.sql("select login from family where id = %s", (fid,)) == \
+        [(None,)]
+
+
+def test_guichetctl_writes_no_e_mail_into_an_archived_file(s, agent, admin):
+    """guichetctl set-email wrote an e-mail address into an archived
+    family's file, whose address archiving had erased (the back office
+    refuses any change to it, 409 family_archived)."""
+    from stack import StackError
+
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="emma.blanc", email="emma@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+    with pytest.raises(StackError, match="archived"):
+        s.ctl_run("set-email", fid, "emma@example.org")
+    assert s.sql("select count(*) from family_email where family_id = %s",
+                 (fid,)) == [(0,)]

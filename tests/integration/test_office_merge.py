@@ -38,7 +38,9 @@ def town():
                              "status": "validee"}]}
             for fid, cid, name in (("f1", "f1-a", "Alice"),
                                    ("f2", "f2-b", "Bruno"),
-                                   ("f3", "f3-c", "Chloé"))],
+                                   ("f3", "f3-c", "Chloé"),
+                                   ("f4", "f4-d", "Denis"),
+                                   ("f5", "f5-e", "Emma"))],
     }
 
 
@@ -142,3 +144,111 @@ def test_merge_a_duplicate_family(s):
     assert catalogue_family(s, "f1")["children"][1]["id"] == "f2-b"
     assert s.http("GET", "/api/me", token=t2).status == 503
     assert book(s, t1, "f2-b", "centre-6")["status"] == "confirmed"
+
+
+def test_merging_erases_the_duplicate_s_co_responsables(s):
+    """The duplicate's co-responsable, active or invited, kept a login on
+    the archived file after a merge (the worker republished it: the login
+    opened a session the module and guichet-office refuse everywhere,
+    their names and e-mail stayed); archiving erases them, merging must
+    too (they may be invited again by the family kept)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    admin = staff_login(s, "chef", "admin-pass-3")
+    t4 = s.token("f4")
+    version = s.http("GET", "/api/account/cgu").json()["version"]
+
+    def invite(first, email):
+        r = s.http("POST", "/api/co-responsables", token=t4,
+                   json={"first_name": first, "last_name": "Denis",
+                         "email": email})
+        assert r.status == 201, r
+        url = urlsplit(r.json()["invitation_url"])
+        return parse_qs(url.fragment.split("?", 1)[1])["jeton"][0]
+
+    link = invite("Paule", "paule.denis@example.org")
+    r = s.http("POST", "/api/account/co-responsable",
+               json={"token": link, "login": "paule.denis",
+                     "password": "paule-secret-1", "cgu_version": version})
+    assert r.status == 200, r
+    creds = {"login": "paule.denis", "password": "paule-secret-1"}
+    assert s.http("POST", "/api/session", json=creds).status == 200
+
+    r = merge(s, admin, "f1", "f4")
+    assert r.status == 200, r
+    published(s)
+    s.wait_worker_drained()
+    published(s)
+    assert s.http("POST", "/api/session", json=creds).status == 401
+    assert s.redis.hget("{main}:logins", "paule.denis") is None
+    assert s.sql("select count(*) from co_responsable"
+                 " where family_id = 'f4'") == [(0,)]
+
+
+def test_merging_a_file_asked_online_erases_its_request(s):
+    """The duplicate is often a file the family asked online (office/
+    request.c) while the town knew it: its request's row (the parents'
+    names, e-mail, login and password hash chosen) stayed after the
+    merge, listed to the agents under status=tous."""
+    import re
+
+    from office_town import outbox
+    from test_office_request import FORM
+
+    admin = staff_login(s, "chef", "admin-pass-3")
+    form = dict(FORM, login="alice.dup", email="alice.dup@example.org",
+                parent1_first_name="Alice", parent1_last_name="Dupont",
+                parent2_first_name=None, parent2_last_name=None,
+                children=[{"first_name": "Alice",
+                           "birth_date": "2018-04-04"}])
+    r = s.http("POST", "/api/account/request", json=form)
+    assert r.status == 202, r
+    [body] = [m[3] for m in outbox(s, "family_request")
+              if "alice.dup" in m[3]]
+    token = re.search(r"/#/confirmer-demande\?jeton=(\S+)", body).group(1)
+    r = s.http("POST", "/api/account/request/confirm",
+               json={"token": token})
+    assert r.status == 200, r
+    [(fid,)] = s.sql("select family_id from family_request"
+                     " where login = 'alice.dup'")
+
+    def listed():
+        r = s.http("GET", "/api/staff/family-requests?status=tous",
+                   token=admin)
+        assert r.status == 200, r
+        return [x for x in r.json()["family_requests"]
+                if x["family_id"] == fid]
+
+    assert listed()
+    r = merge(s, admin, "f1", fid)
+    assert r.status == 200, r
+    assert listed() == []
+    assert s.sql("select count(*) from family_request where family_id = %s",
+                 (fid,)) == [(0,)]
+
+
+def test_merging_erases_the_duplicate_s_unsent_attachments(s):
+    """A file the duplicate uploaded for a message it never sent stayed
+    (its row, its file on disk: a PAI, a medical certificate) once the
+    duplicate was merged and archived, where nobody can send nor see it;
+    archiving erases them, merging must too.  A sent one follows its
+    thread to the family kept."""
+    import os
+
+    from office_town import PDF
+
+    admin = staff_login(s, "chef", "admin-pass-3")
+    t5 = s.token("f5")
+    r = s.http("POST", "/api/message-attachments?name=pai.pdf", token=t5,
+               body=PDF, headers={"Content-Type": "application/pdf"})
+    assert r.status == 201, r
+    [(stored,)] = s.sql("select stored_name from message_attachment"
+                        " where family_id = 'f5' and message_id is null")
+    uploads = s._path("uploads")
+    assert stored in os.listdir(uploads)
+
+    r = merge(s, admin, "f1", "f5")
+    assert r.status == 200, r
+    assert s.sql("select count(*) from message_attachment"
+                 " where family_id = 'f5' and message_id is null") == [(0,)]
+    assert stored not in os.listdir(uploads)
