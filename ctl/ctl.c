@@ -493,12 +493,13 @@ gchc_cmd_check(const gchb_conf_t *conf)
 
 
 /* Redis only: the keys of the layout before towns to the town's
- * (gchb_migrate_keys); prints how many were renamed. */
+ * (gchb_migrate_keys), then the town's old on-site counters into its
+ * :left keys (gchb_merge_counters); prints how many. */
 static int
 gchc_cmd_migrate_keys(const gchb_conf_t *conf)
 {
     int            rc;
-    long           n;
+    long           n, m;
     redisContext  *redis;
 
     redis = gchb_redis_connect_wait(conf);
@@ -506,7 +507,11 @@ gchc_cmd_migrate_keys(const gchb_conf_t *conf)
         return 1;
     }
 
+    m = 0;
     rc = gchb_migrate_keys(redis, gchb_town, &n);
+    if (rc == 0) {
+        rc = gchb_merge_counters(redis, gchb_town, &m);
+    }
     redisFree(redis);
 
     if (rc != 0) {
@@ -515,6 +520,10 @@ gchc_cmd_migrate_keys(const gchb_conf_t *conf)
 
     printf("%ld key%s renamed to the layout of town %s\n", n,
            n == 1 ? "" : "s", gchb_town);
+    if (m) {
+        printf("%ld on-site counter%s merged into " GCH_KEY_S(GCH_KEY_LEFT)
+               "\n", m, m == 1 ? "" : "s", gchb_town, "<sid>");
+    }
 
     return 0;
 }

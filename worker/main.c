@@ -92,6 +92,7 @@ typedef struct {
     gchw_reaper_t    *reaper;
     gchw_persist_t   *persist;
     int64_t           next[GCHW_NTASKS_MAX];  /* its tasks' clocks */
+    int               counters_merged;  /* gchb_merge_counters() done */
 } gchw_town_t;
 
 
@@ -781,6 +782,18 @@ main(int argc, char **argv)
                 default:
                     gchw_pg_lost(&w, now);
                 }
+            }
+
+            /* once per town and process, before its first publication,
+             * reaper or promoter turn: the on-site counters of the layout
+             * before issue 20's fifth pass into the sessions' :left keys
+             * (backend/migrate.c) */
+            if (!t->counters_merged) {
+                if (gchb_merge_counters(w.rc, t->id, NULL) != 0) {
+                    gchw_redis_lost(&w);
+                    break;
+                }
+                t->counters_merged = 1;
             }
 
             w.persist = t->persist;
