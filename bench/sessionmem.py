@@ -33,8 +33,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, HERE)
 
 import stack as stacklib      # noqa: E402
+from benchlib import redis_mem as mem, redis_settle as settle  # noqa: E402
 
 
 def gen(out, bulk, a):
@@ -53,41 +55,6 @@ def reloads(s):
         if line.startswith("guichet_catalogue_reloads_total "):
             return int(line.split()[1])
     return 0
-
-
-def mem(r):
-    m = r.info("memory")
-    p = r.info("persistence")
-    cl = r.client_list()
-    return {"used_memory": m["used_memory"],
-            "used_memory_dataset": m["used_memory_dataset"],
-            "mem_clients_normal": m.get("mem_clients_normal"),
-            "mem_aof_buffer": m.get("mem_aof_buffer"),
-            "clients_omem_max": max([int(c.get("omem", 0)) for c in cl]
-                                    or [0]),
-            "clients_qbuf_max": max([int(c.get("qbuf", 0)) for c in cl]
-                                    or [0]),
-            "aof_rewriting": bool(p.get("aof_rewrite_in_progress")
-                                  or p.get("aof_rewrite_scheduled")),
-            "keys": r.dbsize()}
-
-
-def settle(r, timeout=120):
-    """Memory once nothing transient is left (see the module's doc)."""
-    t = time.monotonic()
-    last = None
-    while time.monotonic() - t < timeout:
-        m = mem(r)
-        quiet = (not m["aof_rewriting"]
-                 and m["clients_omem_max"] <= 65536
-                 and m["clients_qbuf_max"] <= 65536)
-        if quiet and last is not None and \
-                abs(m["used_memory"] - last["used_memory"]) < 65536:
-            m["settle_s"] = round(time.monotonic() - t, 1)
-            return m
-        last = m if quiet else None
-        time.sleep(1)
-    raise RuntimeError("Redis did not settle in %d s" % timeout)
 
 
 def kinds(r, tag):
@@ -164,6 +131,12 @@ def main():
                    round((m1["used_memory"] - m0["used_memory"]) / dn, 1),
                "bytes_per_session_settled":
                    round((m2["used_memory"] - m0["used_memory"]) / dn, 1),
+               "hashtable_bytes_per_session":
+                   round(((m2["hashtable_main"] or 0)
+                          - (m0["hashtable_main"] or 0)) / dn, 1),
+               "dataset_bytes_per_session":
+                   round((m2["used_memory_dataset"]
+                          - m0["used_memory_dataset"]) / dn, 1),
                "memory_usage_by_kind": per_kind}
         print(json.dumps(res, indent=1))
     finally:
