@@ -233,7 +233,13 @@ gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
         gch_w_kv(o, "id", s->id);
         gch_w_day(o, "date", s->date);
         gch_w_kv(o, "unit", t->units[s->unit].code);
-        gch_w_kv(o, "label", s->label);
+
+        /* the unit's label, the parser's default, is not written: 16 to
+         * 21 bytes of the catalogue a session (issue 20, fifth pass) */
+        if (strcmp(s->label, t->units[s->unit].label) != 0) {
+            gch_w_kv(o, "label", s->label);
+        }
+
         gch_w_ki(o, "places", s->places);
         yajl_gen_map_close(o->g);
     }
