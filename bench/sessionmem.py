@@ -19,6 +19,7 @@ on a small bench town, then loads --bulk more sessions (gen_town.py
 
 Prints one JSON document.  Usage:
   bench/sessionmem.py [--bulk 100000] [--families 200] [--module X.so]
+                      [--pad-keys 0]
 """
 
 import argparse
@@ -58,10 +59,25 @@ def reloads(s):
 
 
 def kinds(r, tag):
-    """MEMORY USAGE summed by kind of key: {kind: [keys, bytes]}."""
+    """MEMORY USAGE summed by kind of key: {kind: [keys, bytes]} (the
+    --pad-keys keys left out)."""
     out = {}
+    batch = []
+
+    def flush():
+        p = r.pipeline(transaction=False)
+        for _, k in batch:
+            p.memory_usage(k, samples=0)
+        for (kind, _), n in zip(batch, p.execute()):
+            e = out.setdefault(kind, [0, 0])
+            e[0] += 1
+            e[1] += n or 0
+        del batch[:]
+
     for k in r.scan_iter(count=10000):
         k = k.decode() if isinstance(k, bytes) else k
+        if k.startswith("pad:"):
+            continue
         if k.startswith(tag + ":s:"):
             kind = "s:<sid>:" + k.rsplit(":", 1)[1]
         elif k.startswith(tag + ":f:"):
@@ -70,10 +86,10 @@ def kinds(r, tag):
             kind = "c:<claim>"
         else:
             kind = k[len(tag) + 1:] if k.startswith(tag) else k
-        n = r.memory_usage(k, samples=0) or 0
-        e = out.setdefault(kind, [0, 0])
-        e[0] += 1
-        e[1] += n
+        batch.append((kind, k))
+        if len(batch) >= 10000:
+            flush()
+    flush()
     return out
 
 
@@ -82,6 +98,10 @@ def main():
     ap.add_argument("--bulk", type=int, default=100000)
     ap.add_argument("--families", type=int, default=200)
     ap.add_argument("--module")
+    ap.add_argument("--pad-keys", type=int, default=0,
+                    help="small keys set before (a town with a season's "
+                    "bookings has millions: the main dict's table is "
+                    "bigger when the sessions come)")
     a = ap.parse_args()
     # both loads of the town keep the same cells (bench/run does the same)
     a.base_date = dt.date.today().isoformat()
@@ -98,6 +118,12 @@ def main():
         r = s.redis
         r.config_set("maxmemory", "4gb")
         tag = "{%s}" % s.town_id if hasattr(s, "town_id") else "{main}"
+        p = r.pipeline(transaction=False)
+        for i in range(a.pad_keys):
+            p.set("pad:%d" % i, "x")
+            if i % 10000 == 9999:
+                p.execute()
+        p.execute()
         n0 = int(s.sql("select count(*) from session")[0][0])
         k0 = kinds(r, tag)
         m0 = settle(r)
