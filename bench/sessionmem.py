@@ -51,7 +51,10 @@ def gen(out, bulk, a):
 
 
 def reloads(s):
-    r = s.http("GET", "/metrics", timeout=10)
+    try:
+        r = s.http("GET", "/metrics", timeout=10)
+    except OSError:
+        return 0                # a worker busy parsing the new catalogue
     for line in r.body.decode(errors="replace").splitlines():
         if line.startswith("guichet_catalogue_reloads_total "):
             return int(line.split()[1])
