@@ -387,7 +387,9 @@ gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
  * pipelined chunks: a shift never creates a counter, and a released
  * session's on-site places are online, so its difference goes to the
  * online u32 (bit 0) and to {T}:s:<sid>:released (the on-site places
- * counted online by check and the recount).  0 or -1.
+ * counted online by check and the recount).  A 4-byte :left (the layout
+ * before, its {T}:s:<sid>:onsite not merged yet) has that old key
+ * shifted instead.  0 or -1.
  */
 static int
 gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
@@ -424,7 +426,7 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
         for (c = done; c < nc && c < done + GCHW_PIPE_MAX / 2; c++) {
             snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
                      gchb_town, PQgetvalue(res, cand[c], 0));
-            redisAppendCommand(rc, "EXISTS %s", key);
+            redisAppendCommand(rc, "STRLEN %s", key);
             snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
                      gchb_town, PQgetvalue(res, cand[c], 0));
             redisAppendCommand(rc, "EXISTS %s", key);
@@ -438,8 +440,13 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
                     break;
                 }
                 r = v;
-                if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+                if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
                     state[c] |= 1 << row;   /* 1: counter, 2: released */
+                }
+                if (row == 0 && r->type == REDIS_REPLY_INTEGER
+                    && r->integer == 4)
+                {
+                    state[c] |= 4;          /* 4: the old layout's */
                 }
                 freeReplyObject(r);
             }
@@ -455,10 +462,24 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
         }
 
         row = cand[c];
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), gchb_town,
-                 PQgetvalue(res, row, 0));
         d = atol(PQgetvalue(res, row, 2)) - atol(PQgetvalue(res, row, 3));
         snprintf(delta, sizeof(delta), "%ld", d);
+
+        if ((state[c] & 6) == 4) {
+            /* a 4-byte :left of the layout before, not merged yet
+             * (gchb_merge_counters): its on-site counter is still the
+             * old key, shifted there; the merge adds it to bit 32 later
+             * (a saturating shift of bit 32 first would lose a decrease) */
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD),
+                     gchb_town, PQgetvalue(res, row, 0));
+            gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
+                          "INCRBY", "u32", "0", delta);
+            (*shifted)++;
+            continue;
+        }
+
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), gchb_town,
+                 PQgetvalue(res, row, 0));
         gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT", "INCRBY",
                       "u32", (state[c] & 2) ? GCH_OFF_LEFT : GCH_OFF_ONSITE,
                       delta);
@@ -702,6 +723,14 @@ gchw_counters_set(redisContext *rc, gchw_pipe_t *p, PGresult *res,
         gchw_u32be(val, left);
         gchw_u32be(val + 4, atol(PQgetvalue(ores, row, 1)));
         gchw_pipe_setnx(p, key, val, rebuild);
+
+        if (rebuild) {
+            /* the rebuild sets both counters: an on-site key of the
+             * layout before, merged later, would count twice */
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD),
+                     gchb_town, PQgetvalue(res, row, 0));
+            gchw_pipe_str(p, 2, "DEL", key);
+        }
     }
 
     free(booked);
