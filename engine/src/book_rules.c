@@ -209,8 +209,8 @@ gch_week_complete(gch_book_t *b, const gch_cell_t *c)
     s = c->session;
     monday = s->date - (gch_day_weekday(s->date) - 1);
 
-    /* the activity's sessions only, not the town's (10^6 of them: a
-     * millisecond a cell) */
+    /* the activity's sessions only, not the town's (10^6 of them in a
+     * town with years of calendars) */
     first = gch_town_act_sessions(b->in.town, s->activity, &n);
 
     for (i = 0; i < n; i++) {
