@@ -534,12 +534,14 @@ gchb_migrate_keys(redisContext *rc, const char *town, long *renamed)
  * (nothing was ever published for it) or that is not 4 bytes is left as
  * it is (*kept).  Adding, not setting: an old on-site key written again
  * after a first pass (a module of the old layout still answering) joins
- * what was merged before.  The number merged, or -1.
+ * what was merged before.  The number merged; -2 when a key kept moving
+ * (tries EXECs aborted: a rush books these sessions), nothing merged;
+ * -1 when Redis failed.
  */
 static long
-gchb_merge_batch(redisContext *rc, redisReply *keys, long *kept)
+gchb_merge_batch(redisContext *rc, redisReply *keys, long *kept, int tries)
 {
-    int          tries;
+    int          t;
     long        *ok;
     char         left[GCHB_MIG_KEY_MAX], v[24];
     size_t       i, n, len, base;
@@ -559,7 +561,7 @@ gchb_merge_batch(redisContext *rc, redisReply *keys, long *kept)
         return -1;
     }
 
-    for (tries = 0; tries < 100; tries++) {
+    for (t = 0; t < tries; t++) {
 
         /* WATCH both keys of every session of the batch, then read */
         for (i = 0; i < n; i++) {
@@ -665,10 +667,8 @@ gchb_merge_batch(redisContext *rc, redisReply *keys, long *kept)
         freeReplyObject(r);             /* nil: a key moved: again */
     }
 
-    gchb_log("error", "redis: merging on-site counters: the batch kept "
-             "moving (%d tries)", tries);
     free(ok);
-    return -1;
+    return -2;
 
 failed:
 
@@ -706,12 +706,15 @@ int
 gchb_merge_counters(redisContext *rc, const char *town, long *merged)
 {
     int          rv;
-    long         n, kept, m;
+    long         n, kept, m, m1, busy;
     char         cursor[32], match[GCHB_MIG_KEY_MAX];
-    redisReply  *r;
+    size_t       i;
+    redisReply  *r, one;
 
+    memset(&one, 0, sizeof(one));
     n = 0;
     kept = 0;
+    busy = 0;
     rv = 0;
     strcpy(cursor, "0");
     snprintf(match, sizeof(match), GCH_KEY_T(GCH_N_S "*:" GCH_KEY_ONSITE_OLD),
@@ -734,10 +737,27 @@ gchb_merge_counters(redisContext *rc, const char *town, long *merged)
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
 
         m = gchb_mig_onsite_keys(r->element[1])
-            ? gchb_merge_batch(rc, r->element[1], &kept) : -1;
-        if (m < 0) {
+            ? gchb_merge_batch(rc, r->element[1], &kept, 3) : -1;
+
+        /* a batch that kept moving: one session at a time, and one that
+         * still moves is left for the next run */
+        for (i = 0; m == -2 && i < r->element[1]->elements; i++) {
+            one.type = REDIS_REPLY_ARRAY;
+            one.elements = 1;
+            one.element = &r->element[1]->element[i];
+            m1 = gchb_merge_batch(rc, &one, &kept, 10);
+            if (m1 == -1) {
+                m = -1;
+            } else if (m1 == -2) {
+                busy++;
+            } else {
+                n += m1;
+            }
+        }
+
+        if (m == -1) {
             rv = -1;
-        } else {
+        } else if (m > 0) {
             n += m;
         }
 
@@ -745,16 +765,17 @@ gchb_merge_counters(redisContext *rc, const char *town, long *merged)
 
     } while (rv == 0 && strcmp(cursor, "0") != 0);
 
-    if (n || kept) {
-        gchb_log(kept ? "warn" : "info", "redis: town \"%s\": %ld on-site "
-                 "counters merged into " GCH_KEY_S(GCH_KEY_LEFT) " at bit "
-                 GCH_OFF_ONSITE ", %ld kept (no :left, or not a u32)", town,
-                 n, town, "<sid>", kept);
+    if (n || kept || busy) {
+        gchb_log(kept || busy ? "warn" : "info", "redis: town \"%s\": %ld "
+                 "on-site counters merged into " GCH_KEY_S(GCH_KEY_LEFT)
+                 " at bit " GCH_OFF_ONSITE ", %ld kept (no :left, or not a "
+                 "u32), %ld left for a later run (their sessions kept "
+                 "moving)", town, n, town, "<sid>", kept, busy);
     }
 
     if (merged) {
         *merged = n;
     }
 
-    return rv;
+    return rv < 0 ? -1 : (busy ? 1 : 0);
 }

@@ -498,7 +498,7 @@ gchc_cmd_check(const gchb_conf_t *conf)
 static int
 gchc_cmd_migrate_keys(const gchb_conf_t *conf)
 {
-    int            rc;
+    int            rc, busy;
     long           n, m;
     redisContext  *redis;
 
@@ -508,9 +508,12 @@ gchc_cmd_migrate_keys(const gchb_conf_t *conf)
     }
 
     m = 0;
+    busy = 0;
     rc = gchb_migrate_keys(redis, gchb_town, &n);
     if (rc == 0) {
         rc = gchb_merge_counters(redis, gchb_town, &m);
+        busy = rc == 1;
+        rc = rc == 1 ? 0 : rc;
     }
     redisFree(redis);
 
@@ -523,6 +526,10 @@ gchc_cmd_migrate_keys(const gchb_conf_t *conf)
     if (m) {
         printf("%ld on-site counter%s merged into " GCH_KEY_S(GCH_KEY_LEFT)
                "\n", m, m == 1 ? "" : "s", gchb_town, "<sid>");
+    }
+    if (busy) {
+        fprintf(stderr, "guichetctl: some on-site counters kept moving: "
+                "run migrate-keys again (the worker merges them too)\n");
     }
 
     return 0;

@@ -449,6 +449,22 @@ gchw_release_session(redisContext *rc, const gch_session_t *s)
         return 1;                     /* released before */
     }
 
+    /* an on-site counter of the layout before not merged yet (a rush kept
+     * its session moving, backend/migrate.c): its places are still there,
+     * released once merged */
+    x = redisCommand(rc, "EXISTS " GCH_KEY_S(GCH_KEY_ONSITE_OLD), gchb_town,
+                     s->id);
+    if (x == NULL) {
+        return 0;
+    }
+
+    free_places = (x->type == REDIS_REPLY_INTEGER && x->integer) ? -1 : 0;
+    freeReplyObject(x);
+
+    if (free_places < 0) {
+        return 0;
+    }
+
     freeReplyObject(redisCommand(rc, "WATCH %s", left));
 
     x = redisCommand(rc, "BITFIELD %s GET u32 " GCH_OFF_ONSITE, left);
