@@ -13,6 +13,7 @@ import json
 import signal
 import struct
 import subprocess
+import threading
 import time
 import uuid
 
@@ -171,3 +172,46 @@ def test_a_publication_before_the_merge_shifts_the_old_key(make_stack,
     assert counters(s, "p-2") == (3, 3)         # published 8 bytes
     s._start_worker()
     check(s)
+
+
+def test_the_merge_under_bookings_loses_nothing(make_stack):
+    # bookings and cancellations keep moving both counters of every
+    # session while migrate-keys merges (a rush during the upgrade): each
+    # batch is read again or left for a later run, never half merged; once
+    # they stop, both u32 are what they were plus nothing
+    s = make_stack(town(8), name="counters-merge-busy")
+    s._end(s.procs.pop("worker"), signal.SIGTERM, 10)
+    old = {"p-0": 4, "p-1": 3, "p-2": 1}
+    to_old_layout(s, old)
+    stop = threading.Event()
+    moves = [0]
+
+    def hammer():
+        r = s.redis.__class__(connection_pool=s.redis.connection_pool)
+        while not stop.is_set():
+            for sid in old:
+                p = r.pipeline(transaction=False)
+                # a booking then its cancellation, online and on site
+                # (bit 32 of a 4-byte :left reads 0: +1 first)
+                for off, d in (("0", -1), ("0", 1), ("32", 1), ("32", -1)):
+                    p.execute_command("BITFIELD", "{main}:s:%s:left" % sid,
+                                      "OVERFLOW", "FAIL", "INCRBY", "u32",
+                                      off, d)
+                p.execute()
+                moves[0] += 1
+
+    th = threading.Thread(target=hammer)
+    th.start()
+    try:
+        for _ in range(5):
+            r = subprocess.run([s.ctl, "-c", s.worker_conf, "migrate-keys"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert r.returncode == 0, r.stderr
+    finally:
+        stop.set()
+        th.join()
+    assert moves[0] > 0
+    s.ctl_run("migrate-keys")               # what a rush left, if any
+    assert session_keys(s) == ["{main}:s:p-%d:left" % i for i in range(3)]
+    assert [counters(s, sid) for sid in sorted(old)] == \
+        [(4, old[sid]) for sid in sorted(old)]
