@@ -30,6 +30,14 @@ def redis_mem(r):
     cl = r.client_list()
     st = r.memory_stats()
     db = st.get("db.0") or {}
+    keys = r.dbsize()
+    ht = db.get("overhead.hashtable.main")
+    # Redis 7.0 counts 40 bytes an entry (dictEntry and the value's robj)
+    # and 8 a slot of each table: slots not a power of two are two tables,
+    # a rehash under way (the old one is freed when it ends, up to a
+    # minute after a big load on an idle server: its cron moves ~1 ms of
+    # buckets ten times a second)
+    slots = (ht - 40 * keys) // 8 if ht is not None else None
     return {"used_memory": m["used_memory"],
             "used_memory_dataset": m["used_memory_dataset"],
             "mem_clients_normal": m.get("mem_clients_normal"),
@@ -40,20 +48,23 @@ def redis_mem(r):
                                     or [0]),
             "aof_rewriting": bool(p.get("aof_rewrite_in_progress")
                                   or p.get("aof_rewrite_scheduled")),
-            "keys": r.dbsize()}
+            "main_slots": slots,
+            "rehashing": bool(slots and slots > 0 and slots & (slots - 1)),
+            "keys": keys}
 
 
-def redis_settle(r, timeout=120):
+def redis_settle(r, timeout=180):
     """redis_mem() once nothing transient is left: no AOF rewrite in
     progress or scheduled, no client buffer over 64 KB (a 100 MB
     catalogue's GET by an nginx worker sits in its output buffer until
-    sent), used_memory within 64 KB over one second.  Its "settle_s"
-    says how long that took."""
+    sent), the main dict not rehashing (both tables counted meanwhile),
+    used_memory within 64 KB over one second.  Its "settle_s" says how
+    long that took (None: it did not, in timeout seconds)."""
     t = time.monotonic()
     last = None
     while time.monotonic() - t < timeout:
         m = redis_mem(r)
-        quiet = (not m["aof_rewriting"]
+        quiet = (not m["aof_rewriting"] and not m["rehashing"]
                  and m["clients_omem_max"] <= 65536
                  and m["clients_qbuf_max"] <= 65536)
         if (quiet and last is not None
