@@ -34,9 +34,8 @@ def redis_mem(r):
     ht = db.get("overhead.hashtable.main")
     # Redis 7.0 counts 40 bytes an entry (dictEntry and the value's robj)
     # and 8 a slot of each table: slots not a power of two are two tables,
-    # a rehash under way (the old one is freed when it ends, up to a
-    # minute after a big load on an idle server: its cron moves ~1 ms of
-    # buckets ten times a second)
+    # a rehash under way (the old one is freed when it ends: a bucket a
+    # command, and ~1 ms of buckets in the cron ten times a second)
     slots = (ht - 40 * keys) // 8 if ht is not None else None
     return {"used_memory": m["used_memory"],
             "used_memory_dataset": m["used_memory_dataset"],
