@@ -47,6 +47,17 @@
  * not NULL) gets the count; 0, or -1 after logging a Redis error.
  */
 int gchb_migrate_keys(redisContext *rc, const char *town, long *renamed);
+/*
+ * The on-site counters of the layout before issue 20's fifth pass,
+ * {T}:s:<sid>:onsite, added into the u32 at bit 32 of {T}:s:<sid>:left
+ * (gch_keys.h) and deleted, for town: one SCAN, a MULTI under WATCH per
+ * batch; idempotent, safe to interrupt and run again, and run again
+ * after a module of the old layout wrote such a key again.  Logs what it
+ * did; *merged (if not NULL) gets the count; 0 all merged, 1 some left
+ * for a later run (their sessions kept moving under a rush: safe, the
+ * layout before still reads right), or -1 after logging a Redis error.
+ */
+int gchb_merge_counters(redisContext *rc, const char *town, long *merged);
 /* The new name of one old key (len bytes) into out: its length, 0 when
  * the key is not of the old layout, -1 when out is too small. */
 int gchb_migrate_name(const char *town, const char *key, size_t len,

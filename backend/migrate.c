@@ -522,3 +522,260 @@ gchb_migrate_keys(redisContext *rc, const char *town, long *renamed)
 
     return rv;
 }
+
+
+/*
+ * The on-site counters of the layout before issue 20's fifth pass: one
+ * batch of SCAN's keys ({T}:s:<sid>:onsite, a 4-byte big-endian u32)
+ * added into the u32 at bit 32 of the session's {T}:s:<sid>:left and
+ * deleted, in one MULTI under WATCH of both keys of every session of the
+ * batch: a booking, a cancellation or a publication in between aborts
+ * the EXEC and the batch is read again.  A key whose :left does not exist
+ * (nothing was ever published for it) or that is not 4 bytes is left as
+ * it is (*kept).  Adding, not setting: an old on-site key written again
+ * after a first pass (a module of the old layout still answering) joins
+ * what was merged before.  The number merged; -2 when a key kept moving
+ * (tries EXECs aborted: a rush books these sessions), nothing merged;
+ * -1 when Redis failed.
+ */
+static long
+gchb_merge_batch(redisContext *rc, redisReply *keys, long *kept, int tries)
+{
+    int          t;
+    long        *ok;
+    char         left[GCHB_MIG_KEY_MAX], v[24];
+    size_t       i, n, len, base;
+    long         merged;
+    uint32_t     val;
+    const char  *k;
+    redisReply  *r;
+    void        *p;
+
+    n = keys->elements;
+    if (n == 0) {
+        return 0;
+    }
+
+    ok = calloc(n, sizeof(long));
+    if (ok == NULL) {
+        return -1;
+    }
+
+    for (t = 0; t < tries; t++) {
+
+        /* WATCH both keys of every session of the batch, then read */
+        for (i = 0; i < n; i++) {
+            k = keys->element[i]->str;
+            len = keys->element[i]->len;
+            base = len - (sizeof(GCH_KEY_ONSITE_OLD) - 1);
+            snprintf(left, sizeof(left), "%.*s" GCH_KEY_LEFT, (int) base, k);
+            redisAppendCommand(rc, "WATCH %b %s", k, len, left);
+            redisAppendCommand(rc, "GET %b", k, len);
+            redisAppendCommand(rc, "EXISTS %s", left);
+        }
+
+        for (i = 0; i < n; i++) {
+            if (redisGetReply(rc, &p) != REDIS_OK) {
+                goto failed;
+            }
+            freeReplyObject(p);
+
+            ok[i] = 0;                          /* gone meanwhile */
+            if (redisGetReply(rc, &p) != REDIS_OK) {
+                goto failed;
+            }
+            r = p;
+            if (r->type == REDIS_REPLY_STRING && r->len == 4) {
+                val = ((uint32_t) (unsigned char) r->str[0] << 24)
+                      | ((uint32_t) (unsigned char) r->str[1] << 16)
+                      | ((uint32_t) (unsigned char) r->str[2] << 8)
+                      | (uint32_t) (unsigned char) r->str[3];
+                ok[i] = 1 + (long) val;
+            } else if (r->type == REDIS_REPLY_STRING) {
+                ok[i] = -1;                     /* not a counter: kept */
+            }
+            freeReplyObject(r);
+
+            if (redisGetReply(rc, &p) != REDIS_OK) {
+                goto failed;
+            }
+            r = p;
+            if (ok[i] > 0 && !(r->type == REDIS_REPLY_INTEGER
+                               && r->integer == 1))
+            {
+                ok[i] = -1;                     /* no :left: kept */
+            }
+            freeReplyObject(r);
+        }
+
+        redisAppendCommand(rc, "MULTI");
+        for (i = 0; i < n; i++) {
+            if (ok[i] <= 0) {
+                continue;
+            }
+            k = keys->element[i]->str;
+            len = keys->element[i]->len;
+            base = len - (sizeof(GCH_KEY_ONSITE_OLD) - 1);
+            snprintf(left, sizeof(left), "%.*s" GCH_KEY_LEFT, (int) base, k);
+            snprintf(v, sizeof(v), "%ld", ok[i] - 1);
+            redisAppendCommand(rc, "BITFIELD %s OVERFLOW SAT INCRBY u32 "
+                               GCH_OFF_ONSITE " %s", left, v);
+            redisAppendCommand(rc, "DEL %b", k, len);
+        }
+        redisAppendCommand(rc, "EXEC");
+
+        if (redisGetReply(rc, &p) != REDIS_OK) {            /* MULTI */
+            goto failed;
+        }
+        freeReplyObject(p);
+        for (i = 0; i < n; i++) {
+            if (ok[i] <= 0) {
+                continue;
+            }
+            if (redisGetReply(rc, &p) != REDIS_OK) {        /* QUEUED */
+                goto failed;
+            }
+            freeReplyObject(p);
+            if (redisGetReply(rc, &p) != REDIS_OK) {
+                goto failed;
+            }
+            freeReplyObject(p);
+        }
+        if (redisGetReply(rc, &p) != REDIS_OK) {            /* EXEC */
+            goto failed;
+        }
+        r = p;
+
+        if (r->type == REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);
+            merged = 0;
+            for (i = 0; i < n; i++) {
+                merged += ok[i] > 0;
+                *kept += ok[i] < 0;
+            }
+            free(ok);
+            return merged;
+        }
+
+        if (r->type == REDIS_REPLY_ERROR) {
+            gchb_log("error", "redis: merging on-site counters: %s", r->str);
+            freeReplyObject(r);
+            free(ok);
+            return -1;
+        }
+
+        freeReplyObject(r);             /* nil: a key moved: again */
+    }
+
+    free(ok);
+    return -2;
+
+failed:
+
+    gchb_log("error", "redis: merging on-site counters: %s", rc->errstr);
+    free(ok);
+    return -1;
+}
+
+
+/* 1 when every key of a SCAN MATCH *:onsite batch names a :left that
+ * fits GCHB_MIG_KEY_MAX, else 0 (logged). */
+static int
+gchb_mig_onsite_keys(redisReply *keys)
+{
+    size_t  i, len;
+
+    for (i = 0; i < keys->elements; i++) {
+        len = keys->element[i]->len;
+        if (keys->element[i]->type != REDIS_REPLY_STRING
+            || len < sizeof(GCH_KEY_ONSITE_OLD)
+            || len + sizeof(GCH_KEY_LEFT) >= GCHB_MIG_KEY_MAX)
+        {
+            gchb_log("error", "redis: merging on-site counters: key of "
+                     "%zu bytes", len);
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* See gchb.h. */
+int
+gchb_merge_counters(redisContext *rc, const char *town, long *merged)
+{
+    int          rv;
+    long         n, kept, m, m1, busy;
+    char         cursor[32], match[GCHB_MIG_KEY_MAX];
+    size_t       i;
+    redisReply  *r, one;
+
+    memset(&one, 0, sizeof(one));
+    n = 0;
+    kept = 0;
+    busy = 0;
+    rv = 0;
+    strcpy(cursor, "0");
+    snprintf(match, sizeof(match), GCH_KEY_T(GCH_N_S "*:" GCH_KEY_ONSITE_OLD),
+             town);
+
+    do {
+        r = redisCommand(rc, "SCAN %s MATCH %s COUNT 1000", cursor, match);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+            || r->element[0]->type != REDIS_REPLY_STRING
+            || r->element[1]->type != REDIS_REPLY_ARRAY)
+        {
+            gchb_log("error", "redis: SCAN: %s",
+                     r ? (r->str ? r->str : "bad reply") : rc->errstr);
+            if (r) {
+                freeReplyObject(r);
+            }
+            return -1;
+        }
+
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+
+        m = gchb_mig_onsite_keys(r->element[1])
+            ? gchb_merge_batch(rc, r->element[1], &kept, 3) : -1;
+
+        /* a batch that kept moving: one session at a time, and one that
+         * still moves is left for the next run */
+        for (i = 0; m == -2 && i < r->element[1]->elements; i++) {
+            one.type = REDIS_REPLY_ARRAY;
+            one.elements = 1;
+            one.element = &r->element[1]->element[i];
+            m1 = gchb_merge_batch(rc, &one, &kept, 10);
+            if (m1 == -1) {
+                m = -1;
+            } else if (m1 == -2) {
+                busy++;
+            } else {
+                n += m1;
+            }
+        }
+
+        if (m == -1) {
+            rv = -1;
+        } else if (m > 0) {
+            n += m;
+        }
+
+        freeReplyObject(r);
+
+    } while (rv == 0 && strcmp(cursor, "0") != 0);
+
+    if (n || kept || busy) {
+        gchb_log(kept || busy ? "warn" : "info", "redis: town \"%s\": %ld "
+                 "on-site counters merged into " GCH_KEY_S(GCH_KEY_LEFT)
+                 " at bit " GCH_OFF_ONSITE ", %ld kept (no :left, or not a "
+                 "u32), %ld left for a later run (their sessions kept "
+                 "moving)", town, n, town, "<sid>", kept, busy);
+    }
+
+    if (merged) {
+        *merged = n;
+    }
+
+    return rv < 0 ? -1 : (busy ? 1 : 0);
+}

@@ -858,6 +858,40 @@ def pg_backends(s):
         " 'client backend' and pid <> pg_backend_pid()")]
 
 
+def load_bulk(s, a, town):
+    """a.bulk more sessions (the same town, gen_town.py --bulk-sessions),
+    loaded; back once every nginx worker has the new catalogue and Redis
+    has settled."""
+    import benchlib
+
+    def reloads():
+        try:
+            r = s.http("GET", "/metrics", timeout=10)
+        except OSError:
+            return 0
+        for line in r.body.decode(errors="replace").splitlines():
+            if line.startswith("guichet_catalogue_reloads_total "):
+                return int(line.split()[1])
+        return 0
+
+    n0 = reloads()
+    subprocess.run([sys.executable, os.path.join(HERE, "gen_town.py"),
+                    "--families", str(a.families), "--children",
+                    str(a.families * 3 // 2), "--activities",
+                    str(a.activities), "--days", str(a.days), "--out", town,
+                    "--bulk-sessions", str(a.bulk)],
+                   check=True, stdout=subprocess.DEVNULL)
+    s.redis.config_set("maxmemory", "4gb")
+    t = time.monotonic()
+    s.ctl_run("load-town", os.path.join(town, "town.json"))
+    while (reloads() < n0 + (os.cpu_count() or 1)
+           and time.monotonic() - t < 300):
+        time.sleep(0.2)
+    m = benchlib.redis_settle(s.redis)
+    say("bulk: %d sessions loaded in %.1f s; Redis %d keys, used_memory "
+        "%d" % (a.bulk, time.monotonic() - t, m["keys"], m["used_memory"]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--module", action="append",
@@ -882,6 +916,10 @@ def main():
     ap.add_argument("--activities", type=int, default=10)
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--template", default="loadtest.conf")
+    ap.add_argument("--bulk", type=int, default=0,
+                    help="sessions loaded after the start (gen_town.py "
+                    "--bulk-sessions, load-town), before the runs: the "
+                    "cost growth of issue 20 (10^3 vs 10^6 sessions)")
     ap.add_argument("--worker-set", action="append",
                     help="the worker's settings of a variant, "
                          "KEY=VALUE[,KEY=VALUE...] (repeat for A/B; \"\": "
@@ -951,6 +989,8 @@ def main():
     if a.redis_latency:
         s.redis.config_set("latency-monitor-threshold", 1)
         s.redis.config_set("slowlog-log-slower-than", 1000)
+    if a.bulk:
+        load_bulk(s, a, town)
     if a.pgss:
         s.sql("create extension pg_stat_statements")
     rows = []

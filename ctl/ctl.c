@@ -500,12 +500,13 @@ gchc_cmd_check(const gchb_conf_t *conf)
 
 
 /* Redis only: the keys of the layout before towns to the town's
- * (gchb_migrate_keys); prints how many were renamed. */
+ * (gchb_migrate_keys), then the town's old on-site counters into its
+ * :left keys (gchb_merge_counters); prints how many. */
 static int
 gchc_cmd_migrate_keys(const gchb_conf_t *conf)
 {
-    int            rc;
-    long           n;
+    int            rc, busy;
+    long           n, m;
     redisContext  *redis;
 
     redis = gchb_redis_connect_wait(conf);
@@ -513,7 +514,14 @@ gchc_cmd_migrate_keys(const gchb_conf_t *conf)
         return 1;
     }
 
+    m = 0;
+    busy = 0;
     rc = gchb_migrate_keys(redis, gchb_town, &n);
+    if (rc == 0) {
+        rc = gchb_merge_counters(redis, gchb_town, &m);
+        busy = rc == 1;
+        rc = rc == 1 ? 0 : rc;
+    }
     redisFree(redis);
 
     if (rc != 0) {
@@ -522,6 +530,14 @@ gchc_cmd_migrate_keys(const gchb_conf_t *conf)
 
     printf("%ld key%s renamed to the layout of town %s\n", n,
            n == 1 ? "" : "s", gchb_town);
+    if (m) {
+        printf("%ld on-site counter%s merged into " GCH_KEY_S(GCH_KEY_LEFT)
+               "\n", m, m == 1 ? "" : "s", gchb_town, "<sid>");
+    }
+    if (busy) {
+        fprintf(stderr, "guichetctl: some on-site counters kept moving: "
+                "run migrate-keys again (the worker merges them too)\n");
+    }
 
     return 0;
 }

@@ -83,9 +83,8 @@ gcho_act_answer(gcho_req_t *rq, int status, const char *id, long created)
                  gchb_town, PQgetvalue(res, i, 0));
         redisAppendCommand(rc, "BITFIELD %s GET u32 0", key);
         redisAppendCommand(rc, "EXISTS %s", key);
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE),
-                 gchb_town, PQgetvalue(res, i, 0));
-        redisAppendCommand(rc, "BITFIELD %s GET u32 0", key);
+        /* the on-site one: the same key's u32 at bit 32 */
+        redisAppendCommand(rc, "BITFIELD %s GET u32 " GCH_OFF_ONSITE, key);
         redisAppendCommand(rc, "EXISTS %s", key);
     }
 

@@ -2,7 +2,7 @@
  * places.c -- the live counters of the back office's sessions (issue
  * 26), apart from the activity editor (activity.c): when a change of an
  * activity or a session moves the places of published sessions, each
- * session's two live counters ({s}:left and {s}:onsite, and
+ * session's two live counters (the two u32 of {s}:left, and
  * {s}:released once its on-site places went online) are moved by the
  * differences under WATCH, never set from a copy; the change is refused,
  * 409 `places_below_booked`, when a counter would go below zero, with
@@ -54,7 +54,7 @@ gcho_act_free_replies(redisReply **r, size_t n)
  * sh->d_onsite: WATCH both and the release mark, read them, then one
  * MULTI of relative INCRBYs (a booking in between aborts the EXEC: read
  * again).  A session whose on-site places went online (reaper.c) has
- * both differences added to {s}:left, and the on-site one to
+ * both differences added to the online u32 of {s}:left, the on-site one to
  * {s}:released (the on-site places now online, which guichetctl check
  * and the reaper's recount add to the online quota); the on-site
  * bookings, quota - released, must still fit.  No {s}:left: nothing to
@@ -68,21 +68,19 @@ gcho_act_shift(redisContext *rc, gcho_act_shift_t *sh, long pub_online,
     long pub_onsite)
 {
     int          tries, k;
-    char         left[512], onsite[512], rel[512], dl[32], dn[32], dr[32];
+    char         left[512], rel[512], dl[32], dn[32], dr[32];
     long         d_left, d_onsite, released;
     long long    l, o;
     redisReply  *r[5], *x;
 
     snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), gchb_town, sh->id);
-    snprintf(onsite, sizeof(onsite), GCH_KEY_S(GCH_KEY_ONSITE),
-             gchb_town, sh->id);
     snprintf(rel, sizeof(rel), GCH_KEY_S(GCH_KEY_RELEASED), gchb_town, sh->id);
 
     for (tries = 0; tries < GCHO_ACT_WATCH_TRIES; tries++) {
-        redisAppendCommand(rc, "WATCH %s %s %s", left, onsite, rel);
+        redisAppendCommand(rc, "WATCH %s %s", left, rel);
         redisAppendCommand(rc, "EXISTS %s", left);
-        redisAppendCommand(rc, "BITFIELD %s GET u32 0", left);
-        redisAppendCommand(rc, "BITFIELD %s GET u32 0", onsite);
+        redisAppendCommand(rc, "BITFIELD %s GET u32 " GCH_OFF_LEFT, left);
+        redisAppendCommand(rc, "BITFIELD %s GET u32 " GCH_OFF_ONSITE, left);
         redisAppendCommand(rc, "GET %s", rel);
 
         memset(r, 0, sizeof(r));
@@ -144,10 +142,10 @@ gcho_act_shift(redisContext *rc, gcho_act_shift_t *sh, long pub_online,
         snprintf(dr, sizeof(dr), "%ld", sh->d_onsite);
 
         redisAppendCommand(rc, "MULTI");
-        redisAppendCommand(rc, "BITFIELD %s OVERFLOW FAIL INCRBY u32 0 %s",
-                           left, dl);
-        redisAppendCommand(rc, "BITFIELD %s OVERFLOW FAIL INCRBY u32 0 %s",
-                           onsite, dn);
+        redisAppendCommand(rc, "BITFIELD %s OVERFLOW FAIL INCRBY u32 "
+                           GCH_OFF_LEFT " %s", left, dl);
+        redisAppendCommand(rc, "BITFIELD %s OVERFLOW FAIL INCRBY u32 "
+                           GCH_OFF_ONSITE " %s", left, dn);
         k = 4;
         if (released >= 0) {
             redisAppendCommand(rc, "INCRBY %s %s", rel, dr);
@@ -210,12 +208,10 @@ gcho_act_unshift(gcho_act_shift_t *sh, size_t n)
                  gchb_town, sh[i].id);
         snprintf(d, sizeof(d), "%ld", -sh[i].moved_left);
         freeReplyObject(redisCommand(rc, "BITFIELD %s OVERFLOW SAT INCRBY"
-                                     " u32 0 %s", key, d));
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE),
-                 gchb_town, sh[i].id);
+                                     " u32 " GCH_OFF_LEFT " %s", key, d));
         snprintf(d, sizeof(d), "%ld", -sh[i].moved_onsite);
         freeReplyObject(redisCommand(rc, "BITFIELD %s OVERFLOW SAT INCRBY"
-                                     " u32 0 %s", key, d));
+                                     " u32 " GCH_OFF_ONSITE " %s", key, d));
         if (sh[i].moved_released != 0) {
             snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
                      gchb_town, sh[i].id);

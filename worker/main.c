@@ -92,6 +92,8 @@ typedef struct {
     gchw_reaper_t    *reaper;
     gchw_persist_t   *persist;
     int64_t           next[GCHW_NTASKS_MAX];  /* its tasks' clocks */
+    int               counters_merged;  /* gchb_merge_counters() done */
+    int64_t           merge_at;      /* ms: its next try (some left) */
 } gchw_town_t;
 
 
@@ -780,6 +782,29 @@ main(int argc, char **argv)
                     continue;       /* gone since read: dropped next time */
                 default:
                     gchw_pg_lost(&w, now);
+                }
+            }
+
+            /* once per town and process, before its first publication,
+             * reaper or promoter turn: the on-site counters of the layout
+             * before issue 20's fifth pass into the sessions' :left keys
+             * (backend/migrate.c) */
+            if (!t->counters_merged && gchb_now_ms() >= t->merge_at) {
+                switch (gchb_merge_counters(w.rc, t->id, NULL)) {
+                case 0:
+                    t->counters_merged = 1;
+                    break;
+                case 1:
+                    /* sessions a rush kept moving: again in 10 s, the
+                     * town served meanwhile (its publisher shifts an
+                     * unmerged session's old key, publish.c) */
+                    t->merge_at = gchb_now_ms() + 10000;
+                    break;
+                default:
+                    gchw_redis_lost(&w);
+                }
+                if (w.rc == NULL) {
+                    break;
                 }
             }
 

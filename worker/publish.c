@@ -16,12 +16,13 @@
  *      confirmed bookings, the families' uploaded documents
  *      {T}:f:<id>:documents, and their invoice lists {T}:f:<id>:invoices
  *      (invoice.c);
- *   2. per session {T}:s:<sid>:left = places_online - confirmed bookings as a
- *      4-byte big-endian u32: SET NX (live counters win), or SET when
- *      rebuilding; a session whose places_online changed since the last
- *      publication has its live counter shifted by the difference; the
- *      same for {T}:s:<sid>:onsite and the on-site quota (places -
- *      places_online, recorded in onsite_published);
+ *   2. per session {T}:s:<sid>:left, 8 bytes: places_online - confirmed
+ *      online bookings as a big-endian u32 (bit 0), then the on-site
+ *      quota (places - places_online) - confirmed on-site bookings (bit
+ *      32): SET NX (live counters win), or SET when rebuilding; a session
+ *      whose places_online or on-site quota changed since the last
+ *      publication (places_published, onsite_published) has its live
+ *      u32 shifted by the difference;
  *   3. {T}:logins (login -> "<family_id> <hash>"), stale logins removed;
  *      {T}:staff (login -> role) of the active staff accounts, whole
  *      (the counter's bookings need an active account: issue 18);
@@ -364,27 +365,31 @@ gchw_scard_all(redisContext *rc, PGresult *res, long *out)
 }
 
 
-/* SET key val NX (rebuild: SET key val, unconditionally) down the pipe. */
+/* SET key val NX (rebuild: SET key val, unconditionally) down the pipe;
+ * val is 8 bytes (a session's two u32). */
 static void
 gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
     int rebuild)
 {
     const char  *argv[4] = { "SET", key, val, "NX" };
-    size_t       lens[4] = { 3, strlen(key), 4, 2 };
+    size_t       lens[4] = { 3, strlen(key), 8, 2 };
 
     gchw_pipe_cmd(p, rebuild ? 3 : 4, argv, lens);
 }
 
 
 /*
- * A live on-site counter whose quota (places - places_online) changed
- * since it was published (onsite_published) moves by the difference,
- * saturating at 0: res rows (id, ..., quota, onsite_published).  Ask
- * which counters exist and which sessions released their on-site places
- * online (reaper.c) first, in pipelined chunks: a shift never creates a
- * counter, and a released session's on-site places are online, so its
- * difference goes to {T}:s:<sid>:left and to {T}:s:<sid>:released (the
- * on-site places counted online by check and the recount).  0 or -1.
+ * A live on-site counter (the u32 at bit 32 of {T}:s:<sid>:left) whose
+ * quota (places - places_online) changed since it was published
+ * (onsite_published) moves by the difference, saturating at 0: res rows
+ * (id, ..., quota, onsite_published).  Ask which counters exist and which
+ * sessions released their on-site places online (reaper.c) first, in
+ * pipelined chunks: a shift never creates a counter, and a released
+ * session's on-site places are online, so its difference goes to the
+ * online u32 (bit 0) and to {T}:s:<sid>:released (the on-site places
+ * counted online by check and the recount).  A 4-byte :left (the layout
+ * before, its {T}:s:<sid>:onsite not merged yet) has that old key
+ * shifted instead.  0 or -1.
  */
 static int
 gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
@@ -419,9 +424,9 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
 
     for (done = 0; done < nc && !p->failed; done = c) {
         for (c = done; c < nc && c < done + GCHW_PIPE_MAX / 2; c++) {
-            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE),
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
                      gchb_town, PQgetvalue(res, cand[c], 0));
-            redisAppendCommand(rc, "EXISTS %s", key);
+            redisAppendCommand(rc, "STRLEN %s", key);
             snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
                      gchb_town, PQgetvalue(res, cand[c], 0));
             redisAppendCommand(rc, "EXISTS %s", key);
@@ -435,8 +440,13 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
                     break;
                 }
                 r = v;
-                if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+                if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
                     state[c] |= 1 << row;   /* 1: counter, 2: released */
+                }
+                if (row == 0 && r->type == REDIS_REPLY_INTEGER
+                    && r->integer == 4)
+                {
+                    state[c] |= 4;          /* 4: the old layout's */
                 }
                 freeReplyObject(r);
             }
@@ -452,13 +462,27 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
         }
 
         row = cand[c];
-        snprintf(key, sizeof(key), (state[c] & 2) ? GCH_KEY_S(GCH_KEY_LEFT)
-                                                  : GCH_KEY_S(GCH_KEY_ONSITE),
-                 gchb_town, PQgetvalue(res, row, 0));
         d = atol(PQgetvalue(res, row, 2)) - atol(PQgetvalue(res, row, 3));
         snprintf(delta, sizeof(delta), "%ld", d);
-        gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
-                      "INCRBY", "u32", "0", delta);
+
+        if ((state[c] & 6) == 4) {
+            /* a 4-byte :left of the layout before, not merged yet
+             * (gchb_merge_counters): its on-site counter is still the
+             * old key, shifted there; the merge adds it to bit 32 later
+             * (a saturating shift of bit 32 first would lose a decrease) */
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD),
+                     gchb_town, PQgetvalue(res, row, 0));
+            gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
+                          "INCRBY", "u32", "0", delta);
+            (*shifted)++;
+            continue;
+        }
+
+        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), gchb_town,
+                 PQgetvalue(res, row, 0));
+        gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT", "INCRBY",
+                      "u32", (state[c] & 2) ? GCH_OFF_LEFT : GCH_OFF_ONSITE,
+                      delta);
         if (state[c] & 2) {
             snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
                      gchb_town, PQgetvalue(res, row, 0));
@@ -527,18 +551,18 @@ gchw_onsite_record(PGconn *pg, PGresult *res)
 
 
 /*
- * The on-site quota of each session, {T}:s:<sid>:onsite = places -
- * places_online - confirmed on-site bookings: SET NX (the live counter
- * wins) or SET when rebuilding.  A quota changed since its publication
- * first shifts the live counter (gchw_onsite_shift); then
- * onsite_published records the quota (only the rows that differ).
+ * The on-site quota of each session, places - places_online - confirmed
+ * on-site bookings (rows: id, that, quota, onsite_published; ordered by
+ * id as gchw_publish_counters' rows), the u32 at bit 32 of
+ * {T}:s:<sid>:left: a quota changed since its publication first shifts
+ * the live counter (gchw_onsite_shift); gchw_counters_set() writes it
+ * with the online one; then onsite_published records the quota (only the
+ * rows that differ, gchw_onsite_record).  The rows, or NULL.
  */
-static int
+static PGresult *
 gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
 {
-    int         row, n, shifted;
-    char        key[512], val[4];
-    long        left;
+    int         shifted;
     PGresult   *res;
 
     res = gchw_query(pg,
@@ -546,32 +570,16 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
         "   s.places - s.places_online, s.onsite_published"
         " from session s left join booking b on b.session_id = s.id"
         "   and b.status = 'confirmed' and b.channel = 'onsite'"
-        " group by s.id");
+        " group by s.id order by s.id");
     if (res == NULL) {
-        return -1;
+        return NULL;
     }
 
-    n = PQntuples(res);
     shifted = 0;
 
     if (!rebuild && gchw_onsite_shift(p->rc, p, res, &shifted) != 0) {
         PQclear(res);
-        return -1;
-    }
-
-    for (row = 0; row < n; row++) {
-        snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE), gchb_town,
-                 PQgetvalue(res, row, 0));
-        left = atol(PQgetvalue(res, row, 1));
-        gchw_u32be(val, left < 0 ? 0 : left);
-        gchw_pipe_setnx(p, key, val, rebuild);
-    }
-
-    gchw_pipe_flush(p);
-
-    if (p->failed) {
-        PQclear(res);
-        return -1;
+        return NULL;
     }
 
     if (shifted) {
@@ -579,7 +587,7 @@ gchw_publish_onsite(PGconn *pg, gchw_pipe_t *p, int rebuild)
                  shifted);
     }
 
-    return gchw_onsite_record(pg, res);
+    return res;
 }
 
 
@@ -668,17 +676,19 @@ gchw_counters_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
 
 
 /*
- * Step 2b: every session's counter, places_online minus what is taken:
- * SET NX, or SET when rebuilding, where what is taken is the size of
- * {T}:s:<id>:booked, which now holds PostgreSQL's bookings and any that Redis
- * still had (the union is what is taken).  0 or -1.
+ * Step 2b: every session's counters, {T}:s:<sid>:left: places_online minus
+ * what is taken, then the on-site quota minus what is taken at the
+ * counter (ores, gchw_publish_onsite's rows, in the same order): SET NX,
+ * or SET when rebuilding, where what is taken online is the size of
+ * {T}:s:<id>:booked, which now holds PostgreSQL's bookings and any that
+ * Redis still had (the union is what is taken).  0 or -1.
  */
 static int
 gchw_counters_set(redisContext *rc, gchw_pipe_t *p, PGresult *res,
-    int rebuild)
+    PGresult *ores, int rebuild)
 {
     int    row, n;
-    char   key[512], val[4];
+    char   key[512], val[8];
     long   left, *booked;
 
     n = PQntuples(res);
@@ -692,13 +702,35 @@ gchw_counters_set(redisContext *rc, gchw_pipe_t *p, PGresult *res,
         }
     }
 
+    if (PQntuples(ores) != n) {
+        gchb_log("error", "publish: %d sessions, %d on-site quotas", n,
+                 PQntuples(ores));
+        free(booked);
+        return -1;
+    }
+
     for (row = 0; row < n; row++) {
+        if (strcmp(PQgetvalue(res, row, 0), PQgetvalue(ores, row, 0)) != 0) {
+            gchb_log("error", "publish: session %s, on-site quota of %s",
+                     PQgetvalue(res, row, 0), PQgetvalue(ores, row, 0));
+            free(booked);
+            return -1;
+        }
         snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), gchb_town,
                  PQgetvalue(res, row, 0));
         left = atol(PQgetvalue(res, row, 1))
                - (booked ? booked[row] : atol(PQgetvalue(res, row, 3)));
         gchw_u32be(val, left);
+        gchw_u32be(val + 4, atol(PQgetvalue(ores, row, 1)));
         gchw_pipe_setnx(p, key, val, rebuild);
+
+        if (rebuild) {
+            /* the rebuild sets both counters: an on-site key of the
+             * layout before, merged later, would count twice */
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD),
+                     gchb_town, PQgetvalue(res, row, 0));
+            gchw_pipe_str(p, 2, "DEL", key);
+        }
     }
 
     free(booked);
@@ -827,7 +859,8 @@ gchw_counters_record(PGconn *pg, const char *ids, const char *vals,
 }
 
 
-/* Step 2: counters (2a to 2d above), then the on-site ones.  0 or -1. */
+/* Step 2: counters (2a to 2d above), the on-site ones with them.  0 or
+ * -1. */
 static int
 gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
     int rebuild)
@@ -835,7 +868,7 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
     int        shifted, rv;
     char      *ids, *vals;
     size_t     k;
-    PGresult  *res;
+    PGresult  *res, *ores;
 
     res = gchw_query(pg,
         "select s.id, s.places_online, s.places_published,"
@@ -848,13 +881,15 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
     }
 
     shifted = 0;
+    ores = NULL;
 
     if ((!rebuild && gchw_counters_shift(rc, p, res, &shifted) != 0)
-        || gchw_counters_set(rc, p, res, rebuild) != 0
-        || gchw_publish_onsite(pg, p, rebuild) != 0
+        || (ores = gchw_publish_onsite(pg, p, rebuild)) == NULL
+        || gchw_counters_set(rc, p, res, ores, rebuild) != 0
         || gchw_counters_arrays(res, &ids, &vals, &k) != 0)
     {
         PQclear(res);
+        PQclear(ores);
         return -1;
     }
 
@@ -864,7 +899,10 @@ gchw_publish_counters(PGconn *pg, redisContext *rc, gchw_pipe_t *p,
     free(ids);
     free(vals);
 
-    if (rv != 0) {
+    if (rv != 0 || gchw_onsite_record(pg, ores) != 0) {
+        if (rv != 0) {
+            PQclear(ores);
+        }
         return -1;
     }
 

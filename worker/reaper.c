@@ -422,19 +422,18 @@ gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
 
 /*
  * Releases the unused on-site places of one session to online, once:
- * WATCH its on-site counter, read it, and in one MULTI zero it, add it to
- * {s}:left and mark the session released.  A booking at the counter in
- * between aborts the EXEC: tried again next second.  1 done, 0 retry.
+ * WATCH its counters ({s}:left), read the on-site one (bit 32), and in
+ * one MULTI zero it, add it to the online one (bit 0) and mark the
+ * session released.  A booking in between aborts the EXEC: tried again
+ * next second.  1 done, 0 retry.
  */
 static int
 gchw_release_session(redisContext *rc, const gch_session_t *s)
 {
-    char         onsite[512], left[512], mark[512], n[32];
+    char         left[512], mark[512], n[32];
     redisReply  *x;
     long long    free_places;
 
-    snprintf(onsite, sizeof(onsite), GCH_KEY_S(GCH_KEY_ONSITE), gchb_town,
-             s->id);
     snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), gchb_town, s->id);
     snprintf(mark, sizeof(mark), GCH_KEY_S(GCH_KEY_RELEASED), gchb_town, s->id);
 
@@ -450,9 +449,25 @@ gchw_release_session(redisContext *rc, const gch_session_t *s)
         return 1;                     /* released before */
     }
 
-    freeReplyObject(redisCommand(rc, "WATCH %s", onsite));
+    /* an on-site counter of the layout before not merged yet (a rush kept
+     * its session moving, backend/migrate.c): its places are still there,
+     * released once merged */
+    x = redisCommand(rc, "EXISTS " GCH_KEY_S(GCH_KEY_ONSITE_OLD), gchb_town,
+                     s->id);
+    if (x == NULL) {
+        return 0;
+    }
 
-    x = redisCommand(rc, "BITFIELD %s GET u32 0", onsite);
+    free_places = (x->type == REDIS_REPLY_INTEGER && x->integer) ? -1 : 0;
+    freeReplyObject(x);
+
+    if (free_places < 0) {
+        return 0;
+    }
+
+    freeReplyObject(redisCommand(rc, "WATCH %s", left));
+
+    x = redisCommand(rc, "BITFIELD %s GET u32 " GCH_OFF_ONSITE, left);
     if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != 1) {
         if (x) {
             freeReplyObject(x);
@@ -466,9 +481,9 @@ gchw_release_session(redisContext *rc, const gch_session_t *s)
     snprintf(n, sizeof(n), "%lld", free_places);
 
     freeReplyObject(redisCommand(rc, "MULTI"));
-    freeReplyObject(redisCommand(rc, "BITFIELD %s SET u32 0 0", onsite));
-    freeReplyObject(redisCommand(rc, "BITFIELD %s OVERFLOW SAT INCRBY u32 0 "
-                                 "%s", left, n));
+    freeReplyObject(redisCommand(rc, "BITFIELD %s SET u32 " GCH_OFF_ONSITE
+                                 " 0 OVERFLOW SAT INCRBY u32 " GCH_OFF_LEFT
+                                 " %s", left, n));
     freeReplyObject(redisCommand(rc, "SET %s %s", mark, n));
     x = redisCommand(rc, "EXEC");
 
@@ -641,17 +656,17 @@ gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
 
 
 /*
- * left = places_online - SCARD booked, atomically, and sid leaves
- * {T}:recount in the same MULTI (WATCHed: a release that scheduled it
- * again meanwhile aborts this one).  1 done, 0 not yet.
+ * left (its online u32) = places_online - SCARD booked, atomically, and
+ * sid leaves {T}:recount in the same MULTI (WATCHed: a release that
+ * scheduled it again meanwhile aborts this one).  1 done, 0 not yet.
  */
 static int
 gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
     int64_t cutoff)
 {
     int                   tries, done;
-    char                  left[512], booked[512], released[512], held[512],
-                          val[4];
+    char                  left[512], booked[512], released[512],
+                          held[512];
     long                  n;
     uint32_t              u;
     redisReply           *x;
@@ -714,14 +729,11 @@ gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
         freeReplyObject(x);
 
         u = n < 0 ? 0 : (uint32_t) n;
-        val[0] = (char) (u >> 24);
-        val[1] = (char) (u >> 16);
-        val[2] = (char) (u >> 8);
-        val[3] = (char) u;
 
+        /* the online u32 alone: the on-site one (bit 32) is not ours */
         freeReplyObject(redisCommand(rc, "MULTI"));
-        freeReplyObject(redisCommand(rc, "SET %s %b", left, val,
-                                     (size_t) 4));
+        freeReplyObject(redisCommand(rc, "BITFIELD %s SET u32 " GCH_OFF_LEFT
+                                     " %u", left, (unsigned) u));
         freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s",
                                      gchb_town, sid));
         x = redisCommand(rc, "EXEC");
@@ -997,9 +1009,9 @@ gchw_reap_swap(gchw_reaper_t *r, redisContext *rc, const char *member,
 
     if (onsite) {
         /* the counter's quota has no recount: as a cancellation */
-        freeReplyObject(redisCommand(rc, "BITFIELD " GCH_KEY_S("%s")
-                                     " OVERFLOW FAIL INCRBY u32 0 1",
-                                     gchb_town, sid, GCH_KEY_ONSITE));
+        freeReplyObject(redisCommand(rc, "BITFIELD " GCH_KEY_S(GCH_KEY_LEFT)
+                                     " OVERFLOW FAIL INCRBY u32 "
+                                     GCH_OFF_ONSITE " 1", gchb_town, sid));
     } else {
         gchw_dirty_add(r, rc, sid);
     }
@@ -1106,9 +1118,9 @@ gchw_reap_cancel(gchw_reaper_t *r, redisContext *rc, const char *member)
     yajl_gen_get_buf(g, &buf, &len);
 
     freeReplyObject(redisCommand(rc, "MULTI"));
-    freeReplyObject(redisCommand(rc, "BITFIELD " GCH_KEY_S("%s")
-                                 " OVERFLOW FAIL INCRBY u32 0 1", gchb_town,
-                                 sid, onsite ? GCH_KEY_ONSITE : GCH_KEY_LEFT));
+    freeReplyObject(redisCommand(rc, "BITFIELD " GCH_KEY_S(GCH_KEY_LEFT)
+                                 " OVERFLOW FAIL INCRBY u32 %s 1", gchb_town,
+                                 sid, onsite ? GCH_OFF_ONSITE : GCH_OFF_LEFT));
 
     gch_day_format(s->date, day);
     quanta = r->town->units[s->unit].quanta;

@@ -332,6 +332,11 @@ const gch_session_t *gch_town_session(const gch_town_t *t, const char *id,
     size_t len);
 const gch_activity_t *gch_town_activity(const gch_town_t *t, const char *id,
     size_t len);
+/* The sessions of act (an activity of t), contiguous in t->sessions: the
+ * first, *n of them.  What walks one activity's sessions walks these, not
+ * the town's (10^6 sessions: issue 20, fifth pass). */
+const gch_session_t *gch_town_act_sessions(const gch_town_t *t,
+    const gch_activity_t *act, size_t *n);
 const gch_family_t *gch_town_family(const gch_town_t *t, const char *id,
     size_t len);
 const gch_child_t *gch_family_child(const gch_family_t *f, const char *id,

@@ -144,8 +144,20 @@
 
 /* the keys of a session: {T}:s:<session id>:<name> */
 
-#define GCH_KEY_LEFT            "left"         /* places left, online */
-#define GCH_KEY_ONSITE          "onsite"       /* places left, counter */
+/*
+ * A session's places left, both quotas in one 8-byte string (issue 20,
+ * fifth pass: one key instead of two, ~123 bytes of Redis a session):
+ * BITFIELD u32 at bit GCH_OFF_LEFT (#0) the online places left, u32 at
+ * bit GCH_OFF_ONSITE (#1) the on-site ones (the counter's quota).  Until
+ * then the on-site quota was its own key, GCH_KEY_ONSITE_OLD: a 4-byte
+ * "left" reads 0 at #1 (BITFIELD reads zeros past the end), and
+ * gchb_merge_counters() (backend/migrate.c) adds an old "onsite" into
+ * #1 and deletes it.
+ */
+#define GCH_KEY_LEFT            "left"         /* places left, 8 bytes */
+#define GCH_OFF_LEFT            "0"            /* u32: online */
+#define GCH_OFF_ONSITE          "32"           /* u32: on site */
+#define GCH_KEY_ONSITE_OLD      "onsite"       /* before: the on-site u32 */
 #define GCH_KEY_BOOKED          "booked"
 #define GCH_KEY_BOOKED_ONSITE   "booked_onsite"
 #define GCH_KEY_RELEASED        "released"

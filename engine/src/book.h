@@ -37,8 +37,9 @@
 #define GCH_DEMANDES_LAST   "199"
 #define GCH_DEMANDES_TRIM   250
 
-/* the online quota, or the on-site one for staff at the counter */
-#define GCH_LEFT(b)    ((b)->in.onsite ? GCH_KEY_ONSITE : GCH_KEY_LEFT)
+/* the online quota, or the on-site one for staff at the counter: both
+ * in {T}:s:<sid>:left, at bit 0 or 32 (gch_keys.h) */
+#define GCH_LEFT_OFF(b) ((b)->in.onsite ? GCH_OFF_ONSITE : GCH_OFF_LEFT)
 #define GCH_BOOKED(b)  ((b)->in.onsite ? GCH_KEY_BOOKED_ONSITE : GCH_KEY_BOOKED)
 
 

@@ -201,20 +201,22 @@ gch_week_same(const gch_cell_t *a, const gch_cell_t *c)
 static int
 gch_week_complete(gch_book_t *b, const gch_cell_t *c)
 {
-    size_t                 i, j;
+    size_t                 i, j, n;
     gch_day_t              monday;
-    const gch_session_t   *s, *t;
+    const gch_session_t   *s, *t, *first;
     const gch_cell_t      *o;
 
     s = c->session;
     monday = s->date - (gch_day_weekday(s->date) - 1);
 
-    for (i = 0; i < b->in.town->nsessions; i++) {
-        t = &b->in.town->sessions[i];
+    /* the activity's sessions only, not the town's (10^6 of them in a
+     * town with years of calendars) */
+    first = gch_town_act_sessions(b->in.town, s->activity, &n);
 
-        if (t->activity != s->activity || t->unit != s->unit
-            || t->date < monday || t->date > monday + 6)
-        {
+    for (i = 0; i < n; i++) {
+        t = &first[i];
+
+        if (t->unit != s->unit || t->date < monday || t->date > monday + 6) {
             continue;
         }
 

@@ -155,13 +155,14 @@ gch_step1_wait(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
 
 
 /*
- * The counter cell c takes its place from: {T}:s:<sid>:left (online),
- * :onsite (the counter), or, for an item accepting an offer ("offer":
- * true, issue 23), the place held for its child, {T}:s:<sid>:hold:<cid>
- * (1 while the offer stands: an acceptance racing the offer's expiry
- * takes it once, as any place).
+ * The counter cell c takes its place from: {T}:s:<sid>:left, its u32 at
+ * bit 0 (online) or at bit 32 (the counter), or, for an item accepting an
+ * offer ("offer": true, issue 23), the place held for its child,
+ * {T}:s:<sid>:hold:<cid> (1 while the offer stands: an acceptance racing
+ * the offer's expiry takes it once, as any place).  The key into key, the
+ * u32's bit offset returned.
  */
-static void
+static const char *
 gch_cell_place_key(char *key, size_t size, gch_book_t *b, gch_cell_t *c)
 {
     char  post[GCH_KEY_MAX];
@@ -170,10 +171,11 @@ gch_cell_place_key(char *key, size_t size, gch_book_t *b, gch_cell_t *c)
         snprintf(post, sizeof(post), ":" GCH_KEY_HOLD ":%s", c->child->id);
         (void) gch_key3(key, size, b->in.town->keys.s, c->session->id,
                         strlen(c->session->id), post);
-        return;
+        return "0";
     }
 
-    gch_place_key(key, size, b, c->session, GCH_LEFT(b));
+    gch_place_key(key, size, b, c->session, GCH_KEY_LEFT);
+    return GCH_LEFT_OFF(b);
 }
 
 
@@ -187,7 +189,7 @@ gch_step1_claims(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
     int          q, klen;
     char         key[GCH_KEY_MAX], val[GCH_KEY_MAX], exat[24];
     size_t       n, slen;
-    const char  *argv[7];
+    const char  *argv[7], *off;
     size_t       argvlen[7];
 
     /* claims expire the day after the session's day */
@@ -229,9 +231,9 @@ gch_step1_claims(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
         gch_cmdlist_argv(l, 7, argv, argvlen);
     }
 
-    gch_cell_place_key(key, sizeof(key), b, c);
+    off = gch_cell_place_key(key, sizeof(key), b, c);
     gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
-                    "u32", "0", "-1", NULL);
+                    "u32", off, "-1", NULL);
 
     if (c->item->waitlist && !c->item->offer && !b->in.onsite) {
         gch_step1_wait(b, l, c);
@@ -345,8 +347,9 @@ gch_undo_wait(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
 static void
 gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
 {
-    int   q;
-    char  key[GCH_KEY_MAX];
+    int          q;
+    char         key[GCH_KEY_MAX];
+    const char  *off;
 
     for (q = 0; q < 32; q++) {
         if ((c->claimed & (1u << q))
@@ -357,9 +360,9 @@ gch_undo_cell(gch_book_t *b, gch_cmdlist_t *l, gch_cell_t *c)
     }
 
     if (c->took_place) {
-        gch_cell_place_key(key, sizeof(key), b, c);
+        off = gch_cell_place_key(key, sizeof(key), b, c);
         gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
-                        "u32", "0", "1", NULL);
+                        "u32", off, "1", NULL);
     }
 
     if (c->wl) {

@@ -57,20 +57,23 @@ gch_swap_marker(char *buf, size_t size, const gch_book_t *b,
 }
 
 
-/* The old booking's quota and booked set: online, or the counter's. */
-static void
+/*
+ * The old booking's booked set (booked: 1) or its quota, online or the
+ * counter's: both in {T}:s:<sid>:left, the u32 at the bit returned.
+ */
+static const char *
 gch_old_key(char *buf, size_t size, const gch_book_t *b,
     const gch_cell_t *c, int booked)
 {
-    const char  *what;
-
     if (booked) {
-        what = c->old_onsite ? GCH_KEY_BOOKED_ONSITE : GCH_KEY_BOOKED;
-    } else {
-        what = c->old_onsite ? GCH_KEY_ONSITE : GCH_KEY_LEFT;
+        gch_place_key(buf, size, b, c->old,
+                      c->old_onsite ? GCH_KEY_BOOKED_ONSITE : GCH_KEY_BOOKED);
+        return NULL;
     }
 
-    gch_place_key(buf, size, b, c->old, what);
+    gch_place_key(buf, size, b, c->old, GCH_KEY_LEFT);
+
+    return c->old_onsite ? GCH_OFF_ONSITE : GCH_OFF_LEFT;
 }
 
 
@@ -450,7 +453,7 @@ gch_swap_step3(gch_book_t *b, const redisReply *exec)
     uint32_t        quanta;
     gch_cell_t     *c;
     gch_cmdlist_t  *l;
-    const char     *argv[4];
+    const char     *argv[4], *off;
     size_t          argvlen[4];
 
     /* a booking without a confirmed swap writes nothing here (the hot
@@ -478,9 +481,9 @@ gch_swap_step3(gch_book_t *b, const redisReply *exec)
         if (gch_swap_won(c, exec)) {
             /* the place back online: the same event as a cancellation's
              * (cancel.c); the waiting list of issue 23 takes it here */
-            gch_old_key(key, sizeof(key), b, c, 0);
+            off = gch_old_key(key, sizeof(key), b, c, 0);
             gch_cmdlist_cmd(l, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
-                            "u32", "0", "1", NULL);
+                            "u32", off, "1", NULL);
 
             gch_day_format(c->old->date, day);
             quanta = b->in.town->units[c->old->unit].quanta;

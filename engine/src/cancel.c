@@ -274,10 +274,11 @@ gch_cancel_release(gch_cancel_t *c)
     gch_cmdlist_free(&c->cmds);
     gch_cmdlist_cmd(&c->cmds, "MULTI", NULL);
 
-    snprintf(key, sizeof(key), GCH_KEY_S("%s"), c->town->id, c->session->id,
-             c->onsite ? GCH_KEY_ONSITE : GCH_KEY_LEFT);
+    snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), c->town->id,
+             c->session->id);
     gch_cmdlist_cmd(&c->cmds, "BITFIELD", key, "OVERFLOW", "FAIL", "INCRBY",
-                    "u32", "0", "1", NULL);
+                    "u32", c->onsite ? GCH_OFF_ONSITE : GCH_OFF_LEFT, "1",
+                    NULL);
 
     gch_day_format(c->session->date, day);
     quanta = c->town->units[c->session->unit].quanta;

@@ -398,9 +398,9 @@ gch_sessions_plan(gch_view_t **out, const gch_town_t *t,
 {
     int                   rc;
     char                  key[256];
-    size_t                i, n;
+    size_t                i, n, na;
     gch_view_t           *v;
-    const gch_session_t  *s;
+    const gch_session_t  *s, *first;
 
     *out = NULL;
 
@@ -423,11 +423,13 @@ gch_sessions_plan(gch_view_t **out, const gch_town_t *t,
         return rc;
     }
 
+    /* the activity's sessions only, not the town's */
+    first = gch_town_act_sessions(t, v->activity, &na);
+
     n = 0;
-    for (i = 0; i < t->nsessions; i++) {
-        s = &t->sessions[i];
-        n += (s->activity == v->activity && s->date >= v->from
-              && s->date <= v->to);
+    for (i = 0; i < na; i++) {
+        s = &first[i];
+        n += (s->date >= v->from && s->date <= v->to);
     }
 
     v->sessions = a->alloc(a->ctx, (n ? n : 1) * sizeof(gch_session_t *));
@@ -435,11 +437,9 @@ gch_sessions_plan(gch_view_t **out, const gch_town_t *t,
         goto nomem;
     }
 
-    for (i = 0; i < t->nsessions; i++) {
-        s = &t->sessions[i];
-        if (s->activity == v->activity && s->date >= v->from
-            && s->date <= v->to)
-        {
+    for (i = 0; i < na; i++) {
+        s = &first[i];
+        if (s->date >= v->from && s->date <= v->to) {
             v->sessions[v->nsessions++] = s;
         }
     }

@@ -694,6 +694,21 @@ gch_town_activity(const gch_town_t *t, const char *id, size_t len)
 }
 
 
+/* See town.h. */
+const gch_session_t *
+gch_town_act_sessions(const gch_town_t *t, const gch_activity_t *act,
+    size_t *n)
+{
+    size_t                  ai;
+    const gch_town_priv_t  *p = t->priv;
+
+    ai = (size_t) (act - t->activities);
+    *n = p->act_count[ai];
+
+    return &t->sessions[p->act_first[ai]];
+}
+
+
 const gch_family_t *
 gch_town_family(const gch_town_t *t, const char *id, size_t len)
 {

@@ -85,6 +85,15 @@ int gch_tp_int(gch_tp_t *tp, const char *key, const gch_jnode_t *v,
     long long min, long long max, long long dflt, int *out);
 int gch_tp_unit(gch_tp_t *tp, const char *key, const gch_jnode_t *v, int *out);
 int gch_town_activities(gch_tp_t *tp, const gch_jnode_t *arr);
+/*
+ * The date and unit an id of the calendar's form "<x>-<YYYYMMDD>-<UNIT>"
+ * names (x not empty, UNIT exactly one unit code of t, a real date): 1
+ * with *date and *unit set, else 0.  gch_town_write() leaves out the
+ * "date" and "unit" of a session whose id gives them back; a catalogue's
+ * parse takes them from here (issue 20, fifth pass).
+ */
+int gch_town_id_cell(const gch_town_t *t, const char *id, size_t len,
+    gch_day_t *date, int *unit);
 int gch_town_families(gch_tp_t *tp, const gch_jnode_t *arr);
 
 #endif /* GCH_TOWN_H */

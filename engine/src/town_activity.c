@@ -84,6 +84,16 @@ static const gch_jfield_t  gch_session_fields[] = {
 
 enum { S_ID, S_DATE, S_UNIT, S_LABEL, S_PLACES, S_N };
 
+/* a catalogue's ("catalogue": true): "date" and "unit" may be left out
+ * when the id gives them back (gch_town_id_cell) */
+static const gch_jfield_t  gch_cat_session_fields[] = {
+    { "id", GCH_J_STRING, 1 },
+    { "date", GCH_J_STRING, 0 },
+    { "unit", GCH_J_STRING, 0 },
+    { "label", GCH_J_STRING, 0 },
+    { "places", GCH_J_NUMBER, 1 }
+};
+
 
 static const gch_jfield_t  gch_calendar_fields[] = {
     { "from", GCH_J_STRING, 1 },
@@ -361,6 +371,51 @@ gch_cell_path(gch_tp_t *tp, size_t ai, const gch_cell_t *c)
 }
 
 
+/* See town.h. */
+int
+gch_town_id_cell(const gch_town_t *t, const char *id, size_t len,
+    gch_day_t *date, int *unit)
+{
+    int          u, found;
+    char         ymd[10];
+    size_t       cl;
+    gch_day_t    d;
+    const char  *p;
+
+    found = 0;
+
+    for (u = 0; u < (int) t->nunits; u++) {
+        cl = strlen(t->units[u].code);
+        if (len < cl + 11
+            || memcmp(id + len - cl, t->units[u].code, cl) != 0
+            || id[len - cl - 1] != '-' || id[len - cl - 10] != '-')
+        {
+            continue;
+        }
+
+        p = id + len - cl - 9;                          /* YYYYMMDD */
+        memcpy(ymd, p, 4);
+        ymd[4] = '-';
+        memcpy(ymd + 5, p + 4, 2);
+        ymd[7] = '-';
+        memcpy(ymd + 8, p + 6, 2);
+
+        if (gch_day_parse(&d, ymd, 10) != GCH_OK) {
+            continue;
+        }
+
+        if (found++) {
+            return 0;                   /* two units would fit: neither */
+        }
+
+        *date = d;
+        *unit = u;
+    }
+
+    return found;
+}
+
+
 /* Explicit sessions of one activity into cells[0..] (path: the activity) */
 static int
 gch_town_sessions(gch_tp_t *tp, const gch_jnode_t *arr, gch_cell_t *cells)
@@ -377,17 +432,30 @@ gch_town_sessions(gch_tp_t *tp, const gch_jnode_t *arr, gch_cell_t *cells)
         c->origin = (int) i;
         mark2 = gch_jcx_index(&tp->cx, i);
 
-        rc = gch_json_fields(&tp->cx, e, gch_session_fields, S_N, v);
+        rc = gch_json_fields(&tp->cx, e, tp->p->catalogue
+                                         ? gch_cat_session_fields
+                                         : gch_session_fields, S_N, v);
         if (rc == GCH_OK) {
             rc = gch_tp_id(tp, "id", v[S_ID], &c->id);
         }
 
-        if (rc == GCH_OK) {
-            rc = gch_tp_date(tp, "date", v[S_DATE], &c->date);
-        }
+        if (rc == GCH_OK && v[S_DATE] == NULL && v[S_UNIT] == NULL) {
+            /* a catalogue's session whose id names its date and unit */
+            if (!gch_town_id_cell(tp->t, c->id, strlen(c->id), &c->date,
+                                  &c->unit))
+            {
+                rc = gch_jcx_fail(&tp->cx, "date", "champ manquant (l'id "
+                                  "ne donne ni la date ni l'unité)");
+            }
 
-        if (rc == GCH_OK) {
-            rc = gch_tp_unit(tp, "unit", v[S_UNIT], &c->unit);
+        } else {
+            if (rc == GCH_OK) {
+                rc = gch_tp_date(tp, "date", v[S_DATE], &c->date);
+            }
+
+            if (rc == GCH_OK) {
+                rc = gch_tp_unit(tp, "unit", v[S_UNIT], &c->unit);
+            }
         }
 
         if (rc == GCH_OK) {

@@ -147,8 +147,10 @@ gch_w_deadline(gch_jout_t *o, const char *k, const gch_deadline_t *dl)
 static void
 gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
 {
+    int                      unit;
     char                     when[26];
     size_t                   i;
+    gch_day_t                day;
     const gch_session_t     *s;
     const gch_activity_t    *act = &t->activities[ai];
     const gch_town_priv_t   *p = t->priv;
@@ -231,9 +233,22 @@ gch_w_activity(gch_jout_t *o, const gch_town_t *t, size_t ai)
 
         yajl_gen_map_open(o->g);
         gch_w_kv(o, "id", s->id);
-        gch_w_day(o, "date", s->date);
-        gch_w_kv(o, "unit", t->units[s->unit].code);
-        gch_w_kv(o, "label", s->label);
+
+        /* an id "<activity>-<YYYYMMDD>-<UNIT>" (a calendar's) gives them
+         * back: 35 bytes of the catalogue a session (issue 20) */
+        if (!gch_town_id_cell(t, s->id, strlen(s->id), &day, &unit)
+            || day != s->date || unit != s->unit)
+        {
+            gch_w_day(o, "date", s->date);
+            gch_w_kv(o, "unit", t->units[s->unit].code);
+        }
+
+        /* the unit's label, the parser's default, is not written: 16 to
+         * 21 bytes of the catalogue a session (issue 20, fifth pass) */
+        if (strcmp(s->label, t->units[s->unit].label) != 0) {
+            gch_w_kv(o, "label", s->label);
+        }
+
         gch_w_ki(o, "places", s->places);
         yajl_gen_map_close(o->g);
     }

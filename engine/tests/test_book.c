@@ -1647,6 +1647,16 @@ test_book_not_open_yet(void)
     rc = rc ? rc : gch_book_not_open_yet(k.b);
     tap_ok(rc == 0 && gch_book_step1(k.b) != NULL,
            "not open yet: the counter goes to step one (%d)", rc);
+    /* its place from the on-site u32 of the session's one counter key
+     * (bit 32), the online one (bit 0) untouched */
+    tap_ok(rc == 0
+           && tcmds_count(gch_book_step1(k.b), "BITFIELD {main}:s:k-m:left "
+                          "OVERFLOW FAIL INCRBY u32 32 -1") == 1
+           && tcmds_count(gch_book_step1(k.b), "BITFIELD {main}:s:k-m:left "
+                          "OVERFLOW FAIL INCRBY u32 0 ") == 0
+           && tcmds_count(gch_book_step1(k.b), "BITFIELD {main}:s:k-m:onsite")
+              == 0,
+           "the counter takes its place at bit 32 of {T}:s:<sid>:left");
     tbk_free(&k);
     tbk_agent = NULL;
 

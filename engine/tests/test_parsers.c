@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "tap.h"
+#include "town.h"                    /* gch_town_id_cell() */
 
 
 typedef char *(*tdump_pt)(const char *json, size_t len);
@@ -753,11 +754,69 @@ test_town_keys(void)
 }
 
 
+/*
+ * A catalogue leaves out the date and unit of a session whose id gives
+ * them back ("<activity>-<YYYYMMDD>-<UNIT>", issue 20): its parse takes
+ * them from the id; an id of that form naming another date keeps its
+ * own (golden/town/43: its output keeps that one's date and unit).
+ */
+static void
+test_catalogue_id_cells(void)
+{
+    int                   rc, u;
+    char                 *json, day[11];
+    size_t                len;
+    gch_day_t             d;
+    gch_town_t           *t;
+    gch_error_t           err;
+    const gch_session_t  *a, *b, *c;
+
+    json = tread_or_die("golden/town/43-catalogue-id-cells.json", &len);
+    if (json == NULL) {
+        return;
+    }
+
+    rc = gch_town_parse(&t, json, len, &gch_alloc_std, &err);
+    free(json);
+    tap_ok(rc == 0, "catalogue without dates parses");
+    if (rc != 0) {
+        return;
+    }
+
+    a = gch_town_session(t, "klub-8-12-20210707-MATIN", 24);
+    b = gch_town_session(t, "klub-8-12-20210707-APM", 22);
+    c = gch_town_session(t, "klub-8-12-20210708-MATIN", 24);
+    day[0] = '\0';
+    if (a) {
+        gch_day_format(a->date, day);
+    }
+    tap_ok(a && b && c && strcmp(day, "2021-07-07") == 0
+           && strcmp(t->units[a->unit].code, "MATIN") == 0
+           && strcmp(a->label, "Matin") == 0
+           && b->date == a->date && strcmp(t->units[b->unit].code, "APM") == 0
+           && strcmp(b->label, "Danse") == 0
+           && c->date == a->date + 2 && c->unit == a->unit,
+           "catalogue: date and unit from the id (%s), or its own", day);
+
+    tap_ok(gch_town_id_cell(t, "x-20210707-APM", 14, &d, &u) == 1
+           && d == a->date && strcmp(t->units[u].code, "APM") == 0
+           && !gch_town_id_cell(t, "-20210707-APM", 13, &d, &u)
+           && !gch_town_id_cell(t, "x-20210230-APM", 14, &d, &u)
+           && !gch_town_id_cell(t, "x-2021070-APM", 13, &d, &u)
+           && !gch_town_id_cell(t, "x-20210707-SOIR", 15, &d, &u)
+           && !gch_town_id_cell(t, "x_20210707-APM", 14, &d, &u),
+           "ids that give a date and a unit, and ids that do not");
+
+    gch_town_free(t);
+}
+
+
 void
 test_town(void)
 {
     tgolden_dir("golden/town", dump_town);
     test_town_keys();
+    test_catalogue_id_cells();
     test_demo();
     test_book_until();
     test_prices();

@@ -59,8 +59,9 @@ def left(s, sid):
 
 
 def onsite(s, sid):
-    return s.redis.execute_command("BITFIELD", "{main}:s:%s:onsite" % sid, "GET",
-                                   "u32", "0")[0]
+    # the on-site u32 of the session's counters, at bit 32 of :left
+    return s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid, "GET",
+                                   "u32", "32")[0]
 
 
 def load(s, t, tmp_path, name):
@@ -161,7 +162,8 @@ def test_a_large_load_records_every_new_session(make_stack, tmp_path):
 def test_after_the_release_a_change_of_places_goes_online(make_stack,
                                                           tmp_path):
     # the on-site places were released online (release_onsite_at passed):
-    # their change moves {s}:left and {s}:released, not {s}:onsite
+    # their change moves {s}:left's online u32 and {s}:released, not its
+    # on-site one
     def released_town(places):
         t = town(places)
         t["activities"][0]["release_onsite_at"] = "2026-06-01T09:00:00+02:00"

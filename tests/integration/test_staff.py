@@ -63,8 +63,9 @@ def post(s, path, token, body):
 
 
 def onsite_left(s, sid):
-    return s.redis.execute_command("BITFIELD", "{main}:s:%s:onsite" % sid, "GET",
-                                   "u32", "0")[0]
+    # the on-site u32 of the session's counters, at bit 32 of :left
+    return s.redis.execute_command("BITFIELD", "{main}:s:%s:left" % sid, "GET",
+                                   "u32", "32")[0]
 
 
 def online_left(s, sid):

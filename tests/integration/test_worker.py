@@ -151,9 +151,11 @@ def test_load_town_publishes(worker_conf, rds, tmp_path):
     p = ctl(worker_conf["conf"], "load-town", str(town))
     assert "loaded" in p.stdout
 
+    # one key a session: online places left, then the counter's
     left = rds.get("{main}:s:s1:left")
-    assert left == struct.pack(">I", 5)          # 50 % of 10 online
-    assert rds.get("{main}:s:s2:left") == struct.pack(">I", 2)
+    assert left == struct.pack(">II", 5, 5)      # 50 % of 10 online
+    assert rds.get("{main}:s:s2:left") == struct.pack(">II", 2, 2)
+    assert not rds.exists("{main}:s:s1:onsite")
     assert rds.get("{main}:catalogue:gen") == b"1"
     cat = json.loads(rds.get("{main}:catalogue"))
     assert "password" not in json.dumps(cat)
@@ -174,7 +176,7 @@ def test_load_town_twice_changes_nothing(worker_conf, rds, tmp_path):
                  "select xmin::text, id from family union all "
                  "select xmin::text, id from session order by 2")
     hash1 = sql(worker_conf["pg"], "select password_hash from family")
-    rds.set("{main}:s:s1:left", struct.pack(">I", 3))   # live bookings
+    rds.set("{main}:s:s1:left", struct.pack(">II", 3, 4))  # live bookings
     p = ctl(worker_conf["conf"], "load-town", str(town))
     assert "unchanged" in p.stdout
     after = sql(worker_conf["pg"],
@@ -183,7 +185,7 @@ def test_load_town_twice_changes_nothing(worker_conf, rds, tmp_path):
     assert before == after
     assert sql(worker_conf["pg"], "select password_hash from family") \
         == hash1
-    assert rds.get("{main}:s:s1:left") == struct.pack(">I", 3)
+    assert rds.get("{main}:s:s1:left") == struct.pack(">II", 3, 4)
     assert sql(worker_conf["pg"], "select version from catalogue") == [(1,)]
 
 
