@@ -96,6 +96,8 @@ typedef struct {
     ngx_atomic_t              fenced;
     ngx_atomic_t              catalogue_reloads;
     ngx_atomic_t              password_checks;  /* argon2id verifications */
+    ngx_atomic_t              token_checks;     /* tokens verified, not
+                                                   found in the cache */
 } ngx_http_guichet_metrics_t;
 
 
@@ -179,6 +181,8 @@ void ngx_http_guichet_catalogue_exit(ngx_cycle_t *cycle);
 /* Revoked tokens (logout): BLAKE2b-128 of the token. */
 #define NGX_HTTP_GUICHET_TOKEN_HASH  GCH_TOKEN_HASH_LEN
 void ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out);
+/* The verified-token cache sized for the towns' families. */
+void ngx_http_guichet_tokc_fit(ngx_log_t *log);
 ngx_uint_t ngx_http_guichet_token_revoked(ngx_http_guichet_tenant_t *t,
     const u_char *hash);
 /* This worker refuses the token at once, the others at their refresh. */

@@ -168,6 +168,8 @@ ngx_http_guichet_catalogue_set(ngx_http_guichet_tenant_t *w,
     w->cat = cat;
     w->ready = 1;
 
+    ngx_http_guichet_tokc_fit(log);
+
     /* read with its generation in one MULTI: the newest at that moment */
     tp = ngx_timeofday();
     w->confirmed_ms = (int64_t) tp->sec * 1000 + tp->msec;
