@@ -105,6 +105,7 @@ typedef struct {
 typedef struct {
     gch_town_t               *town;
     long long                 gen;
+    ngx_uint_t                seq;              /* the worker's loads, 1.. */
     ngx_uint_t                refs;
     int64_t                  *full_until;       /* per session, ms */
     int64_t                  *full_probe;       /* the full_until a

@@ -166,8 +166,8 @@ ngx_http_guichet_token(ngx_http_request_t *r, ngx_str_t *tok,
  * gch_token_verify() does, and against the town's revoked tokens
  * (logouts, password changes) like any other, on every request.  A
  * reload's new workers start with an empty cache, and the new secret.
- * Sets of NGX_HTTP_GUICHET_TOKC_WAYS entries (a set of 480 bytes on 8
- * cache lines), as many sets as a power of 2 at least the families of the
+ * Sets of NGX_HTTP_GUICHET_TOKC_WAYS entries (a set of 512 bytes, 8 cache
+ * lines), as many sets as a power of 2 at least the families of the
  * towns' catalogues (ngx_http_guichet_tokc_fit(), at each catalogue load;
  * NGX_HTTP_GUICHET_TOKC_MIN sets before the first): a town's whole rush of
  * families, each set holding one family on average at most (with 4 ways,
@@ -178,7 +178,7 @@ ngx_http_guichet_token(ngx_http_request_t *r, ngx_str_t *tok,
  */
 
 #define NGX_HTTP_GUICHET_TOKC_MIN   2048          /* powers of 2 */
-#define NGX_HTTP_GUICHET_TOKC_MAX   (1 << 20)     /* 480 MB */
+#define NGX_HTTP_GUICHET_TOKC_MAX   (1 << 20)     /* 512 MB */
 #define NGX_HTTP_GUICHET_TOKC_WAYS  4
 #define NGX_HTTP_GUICHET_TOKC_FID   64
 #define NGX_HTTP_GUICHET_TOKC_HUGE  (2 * 1024 * 1024)
@@ -188,6 +188,8 @@ typedef struct {
     void                         *conf;         /* the secret's http{} */
     ngx_http_guichet_tenant_t    *town;
     int64_t                       expires;
+    ngx_uint_t                    seq;          /* family's catalogue */
+    const gch_family_t           *family;       /* fid's there, or NULL */
     char                          fid[NGX_HTTP_GUICHET_TOKC_FID];
 } ngx_http_guichet_tokc_t;
 
@@ -199,12 +201,16 @@ typedef struct {
 typedef struct {
     uint64_t                      tag[NGX_HTTP_GUICHET_TOKC_WAYS];
     ngx_http_guichet_tokc_t       way[NGX_HTTP_GUICHET_TOKC_WAYS];
-    u_char                        pad[32];      /* 480 bytes */
 } ngx_http_guichet_tokc_set_t;
+
+typedef char ngx_http_guichet_tokc_set_fits_t[
+    sizeof(ngx_http_guichet_tokc_set_t) == 512 ? 1 : -1];
 
 
 static ngx_http_guichet_tokc_set_t  *ngx_http_guichet_tokc;
 static ngx_uint_t                    ngx_http_guichet_tokc_nsets;
+/* the entry of the token ngx_http_guichet_auth() found or entered last */
+static ngx_http_guichet_tokc_t      *ngx_http_guichet_tokc_last;
 
 
 /* A cache of nsets sets, with what the current one holds; else NGX_ERROR. */
@@ -264,6 +270,7 @@ ngx_http_guichet_tokc_alloc(ngx_uint_t nsets, ngx_log_t *log)
 
     ngx_http_guichet_tokc = tokc;
     ngx_http_guichet_tokc_nsets = nsets;
+    ngx_http_guichet_tokc_last = NULL;
 
     return NGX_OK;
 }
@@ -334,6 +341,49 @@ ngx_http_guichet_tokc_set(const u_char *hash)
 }
 
 
+/*
+ * The family fid of the request's catalogue town (ngx_http_guichet_town()),
+ * as gch_town_family() finds it; kept next to the token that named fid
+ * (the last one ngx_http_guichet_auth() found or entered), for that
+ * catalogue (its seq: a catalogue loaded later, at whatever address, is
+ * another), so that the next request of the family does not look it up
+ * in the town's index again (a cache miss or two a request in a large
+ * town).
+ */
+const gch_family_t *
+ngx_http_guichet_tokc_family(ngx_http_request_t *r, gch_town_t *town,
+    const char *fid)
+{
+    ngx_http_guichet_cat_t     *cat;
+    ngx_http_guichet_tokc_t    *c;
+    const gch_family_t         *family;
+    ngx_http_guichet_tenant_t  *w;
+
+    w = ngx_http_guichet_tenant(r);
+    cat = w->cat;
+    c = ngx_http_guichet_tokc_last;
+
+    if (c == NULL || cat == NULL || cat->town != town || c->town != w
+        || ngx_strcmp(c->fid, fid) != 0)
+    {
+        return gch_town_family(town, fid, ngx_strlen(fid));
+    }
+
+    if (c->seq == cat->seq) {
+        return c->family;
+    }
+
+    family = gch_town_family(town, fid, ngx_strlen(fid));
+
+    if (family) {
+        c->seq = cat->seq;
+        c->family = family;
+    }
+
+    return family;
+}
+
+
 /* The family id of a valid token, or NGX_DECLINED. */
 ngx_int_t
 ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
@@ -388,10 +438,13 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
         }
     }
 
+    ngx_http_guichet_tokc_last = NULL;
+
     if (c && (int64_t) ngx_time() < c->expires
         && (n = ngx_strlen(c->fid)) < size)
     {
         ngx_memcpy(fid, c->fid, n + 1);
+        ngx_http_guichet_tokc_last = c;
 
     } else {
         if (ngx_http_guichet_worker.metrics) {
@@ -430,7 +483,10 @@ ngx_http_guichet_auth(ngx_http_request_t *r, char *fid, size_t size,
             c->conf = gmcf;
             c->town = town;
             c->expires = expires;
+            c->seq = 0;
+            c->family = NULL;
             ngx_memcpy(c->fid, fid, n + 1);
+            ngx_http_guichet_tokc_last = c;
         }
     }
 

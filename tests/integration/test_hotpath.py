@@ -618,3 +618,44 @@ def test_token_cache_holds_a_whole_town(tmp_path):
         assert "token cache of 65536 entries" in s.error_log()
     finally:
         finish_stack(s)
+
+
+def test_a_familys_cached_look_up_follows_the_catalogue(tmp_path):
+    """The family a token's cache entry keeps is its family in the
+    catalogue it was looked up in: after a catalogue that gives the family
+    a second child, the next booking of the same token for that child is
+    confirmed (a family kept across catalogues would be the old one, freed
+    with it: the child unknown, or worse)."""
+    tpl = conf_template(tmp_path, "tokfam", replace=[ONE_WORKER])
+    t1 = rush_town(families=3, sessions=(("s1", 20), ("s2", 20)))
+    s = start_stack(t1, "tokfam", template=tpl)
+    try:
+        tok = s.tokens()[fam(1)]
+        for sid in ("s1", "s2"):            # entered, then found
+            r = book(s, tok, [(child(fam(1)), sid)])
+            assert r.status == 200, r
+            assert r.json()["items"][0]["status"] == "confirmed", r.json()
+
+        t2 = json.loads(json.dumps(t1))
+        f1 = t2["families"][0]
+        f1["children"].append({"id": "c-0100", "first_name": "Cadet",
+                               "birth_date": "2019-05-01"})
+        f1["enrolments"].append({"child_id": "c-0100", "activity_id": "rush",
+                                 "from": "2027-07-01", "to": "2027-08-31",
+                                 "status": "validee"})
+        path = tmp_path / "t2.json"
+        path.write_text(json.dumps(t2))
+        reloads = metrics(s)["guichet_catalogue_reloads_total"]
+        s.ctl_run("load-town", str(path))
+        wait_for("the worker's catalogue reloaded",
+                 lambda: metrics(s)["guichet_catalogue_reloads_total"]
+                 > reloads)
+
+        r = book(s, tok, [("c-0100", "s1")])
+        assert r.status == 200, r
+        assert r.json()["items"][0]["status"] == "confirmed", r.json()
+        r = book(s, tok, [("c-0100", "s2")])
+        assert r.status == 200, r
+        assert r.json()["items"][0]["status"] == "confirmed", r.json()
+    finally:
+        finish_stack(s)
