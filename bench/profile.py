@@ -24,7 +24,12 @@ requests a loop turn batches on a busy machine).  With
 --syscalls, `perf stat` counts the nginx workers' system calls during the
 run (all of them, and epoll_ctl, epoll_wait, read/recv, write/writev by
 name), printed per answer: a count that the machine's noise does not move,
-unlike answers/s.
+unlike answers/s.  Every run also prints the tokens the nginx workers
+verified per answer (guichet_token_checks_total from /metrics: their
+token caches' misses; None for a module without the counter).  perf's
+samples are the whole machine's, other users' nginx included: to read the
+shares of the stack's own workers, `perf report --pid` with the pids
+whose samples are in the module under test (`--sort pid,dso`).
 
 --worker-set gives the worker's settings of a variant ("batch_size=2000,
 batch_gather_ms=100"; "" is the settings file as the stack writes it);
