@@ -171,10 +171,10 @@ ngx_http_guichet_token(ngx_http_request_t *r, ngx_str_t *tok,
  * towns' catalogues (ngx_http_guichet_tokc_fit(), at each catalogue load;
  * NGX_HTTP_GUICHET_TOKC_MIN sets before the first): a town's whole rush of
  * families, each set holding one family on average at most (with 4 ways,
- * about 0.5 % of a rush's requests then meet their token evicted, against
- * 10 % at 2.4 families a set, the fixed 2,048 sets of a 5,000-family
- * town, and 80 % for 20,000 families).  The cache grows, never shrinks,
- * keeping its entries.
+ * at most about 1 % of a rush's requests then meet their token evicted,
+ * against 10 % at 2.4 families a set, the fixed 2,048 sets of a
+ * 5,000-family town, and 80 % for 20,000 families).  The cache grows,
+ * never shrinks, keeping its entries.
  */
 
 #define NGX_HTTP_GUICHET_TOKC_MIN   2048          /* powers of 2 */
