@@ -27,7 +27,12 @@ requests a loop turn batches on a busy machine).  With
 --syscalls, `perf stat` counts the nginx workers' system calls during the
 run (all of them, and epoll_ctl, epoll_wait, read/recv, write/writev by
 name), printed per answer: a count that the machine's noise does not move,
-unlike answers/s.
+unlike answers/s.  Every run also prints the tokens the nginx workers
+verified per answer (guichet_token_checks_total from /metrics: their
+token caches' misses; None for a module without the counter).  perf's
+samples are the whole machine's, other users' nginx included: to read the
+shares of the stack's own workers, `perf report --pid` with the pids
+whose samples are in the module under test (`--sort pid,dso`).
 
 --worker-set gives the worker's settings of a variant ("batch_size=2000,
 batch_gather_ms=100"; "" is the settings file as the stack writes it;
@@ -436,6 +441,16 @@ def lag_ms(s):
     return max(0, int(time.time() * 1000) - int(eid.split("-")[0]))
 
 
+def token_checks(s):
+    """guichet_token_checks_total (tokens the nginx workers verified, not
+    found in their caches), or None (a module without it)."""
+    r = s.http("GET", "/metrics")
+    for line in r.body.decode().splitlines():
+        if line.startswith("guichet_token_checks_total "):
+            return int(line.split()[1])
+    return None
+
+
 def redis_commandstats(s):
     """{command: (calls, usec)} of INFO commandstats."""
     out = {}
@@ -480,6 +495,7 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     argv += args
     g = groups(s)
     rstats0 = redis_commandstats(s)
+    tc0 = token_checks(s)
     before = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
     user0 = sum(proc_ticks(p, True) for p in g["nginx"])
     m0 = machine_ticks()
@@ -579,6 +595,7 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
     after = {k: sum(proc_ticks(p) for p in v) for k, v in g.items()}
     user1 = sum(proc_ticks(p, True) for p in g["nginx"])
     rstats1 = redis_commandstats(s)
+    tc1 = token_checks(s)
     if a.persist:
         # the rest of the run's bookings persisted: the whole cost of
         # persisting them (PostgreSQL's statistics reach its views within
@@ -626,6 +643,9 @@ def run(s, a, mode, rush_bin, tokens, town, offsets, tag):
                  / answered, 3) if answered else None
         for k in sorted(set(rstats1) | set(rstats0))
         if rstats1.get(k, (0, 0))[0] != rstats0.get(k, (0, 0))[0]}
+    # tokens verified per answer (the workers' token caches missed them)
+    row["token_checks_per_answer"] = round((tc1 - tc0) / answered, 3) \
+        if answered and tc0 is not None and tc1 is not None else None
     row["redis_usec_per_answer"] = round(
         sum(v[1] for v in rstats1.values())
         - sum(v[1] for v in rstats0.values()), 1) / answered \
@@ -1075,6 +1095,8 @@ def main():
                         say("%-22s redis commands/answer %s, %.2f usec"
                             % (tag, row["redis_per_answer"],
                                row["redis_usec_per_answer"] or 0))
+                        say("%-22s token checks/answer %s"
+                            % (tag, row["token_checks_per_answer"]))
                         if "persist" in row:
                             say("%-22s persist %s" % (tag, {
                                 k: v for k, v in row["persist"].items()

@@ -96,6 +96,8 @@ typedef struct {
     ngx_atomic_t              fenced;
     ngx_atomic_t              catalogue_reloads;
     ngx_atomic_t              password_checks;  /* argon2id verifications */
+    ngx_atomic_t              token_checks;     /* tokens verified, not
+                                                   found in the cache */
 } ngx_http_guichet_metrics_t;
 
 
@@ -103,6 +105,7 @@ typedef struct {
 typedef struct {
     gch_town_t               *town;
     long long                 gen;
+    ngx_uint_t                seq;              /* the worker's loads, 1.. */
     ngx_uint_t                refs;
     int64_t                  *full_until;       /* per session, ms */
     int64_t                  *full_probe;       /* the full_until a
@@ -179,6 +182,8 @@ void ngx_http_guichet_catalogue_exit(ngx_cycle_t *cycle);
 /* Revoked tokens (logout): BLAKE2b-128 of the token. */
 #define NGX_HTTP_GUICHET_TOKEN_HASH  GCH_TOKEN_HASH_LEN
 void ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out);
+/* The verified-token cache sized for the towns' families. */
+void ngx_http_guichet_tokc_fit(ngx_log_t *log);
 ngx_uint_t ngx_http_guichet_token_revoked(ngx_http_guichet_tenant_t *t,
     const u_char *hash);
 /* This worker refuses the token at once, the others at their refresh. */

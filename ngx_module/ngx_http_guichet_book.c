@@ -115,7 +115,7 @@ ngx_http_guichet_book(ngx_http_request_t *r, const char *fid,
         return ngx_http_guichet_unavailable(r);
     }
 
-    family = staff ? NULL : gch_town_family(town, fid, ngx_strlen(fid));
+    family = staff ? NULL : ngx_http_guichet_tokc_family(r, town, fid);
     if (family == NULL && !staff) {
         (void) ngx_http_guichet_discard(r);
         return ngx_http_guichet_unknown_family(r, fid);

@@ -24,6 +24,7 @@
 
 static ngx_event_t  ngx_http_guichet_refresh_ev;
 static ngx_uint_t   ngx_http_guichet_exiting;
+static ngx_uint_t   ngx_http_guichet_cat_seq;
 
 
 /* the heap */
@@ -149,6 +150,7 @@ ngx_http_guichet_catalogue_set(ngx_http_guichet_tenant_t *w,
 
     cat->town = town;
     cat->gen = gen;
+    cat->seq = ++ngx_http_guichet_cat_seq;
     cat->refs = 1;                       /* the worker's own reference */
     /* full_until, then full_probe: one allocation */
     cat->full_until = ngx_calloc(2 * (town->nsessions + 1) * sizeof(int64_t),
@@ -167,6 +169,8 @@ ngx_http_guichet_catalogue_set(ngx_http_guichet_tenant_t *w,
 
     w->cat = cat;
     w->ready = 1;
+
+    ngx_http_guichet_tokc_fit(log);
 
     /* read with its generation in one MULTI: the newest at that moment */
     tp = ngx_timeofday();
