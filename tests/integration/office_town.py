@@ -258,3 +258,28 @@ def book_until(s, tok, child, sid, leaving, timeout=20):
         if got != ("refused", leaving) or time.monotonic() > deadline:
             return got
         time.sleep(0.1)
+
+
+def coresp_invite(s, tok, first, last, email):
+    """A co-responsable invited by the family of tok: the invitation
+    link's token (the "jeton" of its URL's fragment)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    r = s.http("POST", "/api/co-responsables", token=tok,
+               json={"first_name": first, "last_name": last, "email": email})
+    assert r.status == 201, r
+    url = urlsplit(r.json()["invitation_url"])
+    return parse_qs(url.fragment.split("?", 1)[1])["jeton"][0]
+
+
+def coresp_accept(s, link, login, password):
+    """The invitation accepted with login and password (the CGU's current
+    version); the co-responsable logs in: their credentials."""
+    version = s.http("GET", "/api/account/cgu").json()["version"]
+    r = s.http("POST", "/api/account/co-responsable",
+               json={"token": link, "login": login, "password": password,
+                     "cgu_version": version})
+    assert r.status == 200, r
+    creds = {"login": login, "password": password}
+    assert s.http("POST", "/api/session", json=creds).status == 200
+    return creds

@@ -312,7 +312,7 @@ def test_archiving_leaves_no_way_back_into_the_file(s, agent, admin):
     session), a pending invitation (which could still make a login on
     the archived file) and its calendar feed (whose address kept serving
     the family's bookings); merging already erased the feed."""
-    from urllib.parse import parse_qs, urlsplit
+    from office_town import coresp_accept, coresp_invite
 
     r = s.http("POST", "/api/staff/families", token=agent,
                json=dict(NEW, login="bernard", email="bernard@example.org",
@@ -323,21 +323,8 @@ def test_archiving_leaves_no_way_back_into_the_file(s, agent, admin):
     tok = s.ctl_run("token", fid).strip()
     version = s.http("GET", "/api/account/cgu").json()["version"]
 
-    def invite(first, email):
-        r = s.http("POST", "/api/co-responsables", token=tok,
-                   json={"first_name": first, "last_name": "Bernard",
-                         "email": email})
-        assert r.status == 201, r
-        url = urlsplit(r.json()["invitation_url"])
-        return parse_qs(url.fragment.split("?", 1)[1])["jeton"][0]
-
-    link = invite("Paul", "paul.bernard@example.org")
-    r = s.http("POST", "/api/account/co-responsable",
-               json={"token": link, "login": "paul.bernard",
-                     "password": "paul-secret-1", "cgu_version": version})
-    assert r.status == 200, r
-    creds = {"login": "paul.bernard", "password": "paul-secret-1"}
-    assert s.http("POST", "/api/session", json=creds).status == 200
+    link = coresp_invite(s, tok, "Paul", "Bernard", "paul.bernard@example.org")
+    creds = coresp_accept(s, link, "paul.bernard", "paul-secret-1")
     feed = s.http("POST", "/api/calendar", token=tok)
     assert feed.status == 201, feed
     feed = feed.json()["path"]
@@ -348,7 +335,8 @@ def test_archiving_leaves_no_way_back_into_the_file(s, agent, admin):
                 (fid,))[0][0]
     assert s.http("DELETE", "/api/co-responsables/%d" % cid,
                   token=tok).status in (200, 204)
-    link2 = invite("Anne", "anne.bernard@example.org")
+    link2 = coresp_invite(s, tok, "Anne", "Bernard",
+                          "anne.bernard@example.org")
 
     r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
     assert r.status == 200, r

@@ -152,27 +152,13 @@ def test_merging_erases_the_duplicate_s_co_responsables(s):
     opened a session the module and guichet-office refuse everywhere,
     their names and e-mail stayed); archiving erases them, merging must
     too (they may be invited again by the family kept)."""
-    from urllib.parse import parse_qs, urlsplit
+    from office_town import coresp_accept, coresp_invite
 
     admin = staff_login(s, "chef", "admin-pass-3")
     t4 = s.token("f4")
-    version = s.http("GET", "/api/account/cgu").json()["version"]
 
-    def invite(first, email):
-        r = s.http("POST", "/api/co-responsables", token=t4,
-                   json={"first_name": first, "last_name": "Denis",
-                         "email": email})
-        assert r.status == 201, r
-        url = urlsplit(r.json()["invitation_url"])
-        return parse_qs(url.fragment.split("?", 1)[1])["jeton"][0]
-
-    link = invite("Paule", "paule.denis@example.org")
-    r = s.http("POST", "/api/account/co-responsable",
-               json={"token": link, "login": "paule.denis",
-                     "password": "paule-secret-1", "cgu_version": version})
-    assert r.status == 200, r
-    creds = {"login": "paule.denis", "password": "paule-secret-1"}
-    assert s.http("POST", "/api/session", json=creds).status == 200
+    link = coresp_invite(s, t4, "Paule", "Denis", "paule.denis@example.org")
+    creds = coresp_accept(s, link, "paule.denis", "paule-secret-1")
 
     r = merge(s, admin, "f1", "f4")
     assert r.status == 200, r
