@@ -320,6 +320,22 @@ def test_all_confirmed_booking_is_two_round_trips(hp, tok):
     assert after["guichet_in_flight"] == 0
 
 
+def refused_in_one_turn(s, t, families):
+    """The families' requests for t1 (sold out) sent in one turn of the
+    worker's loop, each with a new key: every one is refused full at once,
+    nothing kept (request_id null).  What the metrics counted meanwhile."""
+    before = metrics(s)
+    answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
+                            "turn-new-" + uuid.uuid4().hex)
+                           for i in families])
+    after = metrics(s)
+    for status, _, body in answers:
+        assert status == 200, body
+        assert json.loads(body)["items"][0]["reason"] == "full", body
+        assert json.loads(body)["request_id"] is None, body
+    return {k: after.get(k, 0) - before.get(k, 0) for k in after}
+
+
 def one_turn(s, requests):
     """Sends requests [(token, items, key)] on connections of their own so
     that the stack's one nginx worker reads them all in one turn of its
@@ -418,16 +434,7 @@ def test_a_turns_sold_out_refusals_share_one_exists(tmp_path):
         r = book(s, t[fam(3)], [(child(fam(3)), "t1")])
         assert r.json()["items"][0]["reason"] == "full", r
 
-        before = metrics(s)
-        answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
-                                "turn-new-" + uuid.uuid4().hex)
-                               for i in range(3, 12)])
-        after = metrics(s)
-        for status, _, body in answers:
-            assert status == 200, body
-            assert json.loads(body)["items"][0]["reason"] == "full", body
-            assert json.loads(body)["request_id"] is None, body
-        d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        d = refused_in_one_turn(s, t, range(3, 12))
         assert d["guichet_redis_round_trips_total"] == 1, d
 
         # a known key among new ones: its replay, the others "full"
@@ -527,16 +534,7 @@ def test_a_turns_sold_out_refusals_share_one_exists_on_a_cluster(tmp_path):
         r = book(s, t[fam(3)], [(child(fam(3)), "t1")])
         assert r.json()["items"][0]["reason"] == "full", r
 
-        before = metrics(s)
-        answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
-                                "turn-new-" + uuid.uuid4().hex)
-                               for i in range(4, 104)])
-        after = metrics(s)
-        for status, _, body in answers:
-            assert status == 200, body
-            assert json.loads(body)["items"][0]["reason"] == "full", body
-            assert json.loads(body)["request_id"] is None, body
-        d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        d = refused_in_one_turn(s, t, range(4, 104))
         # one EXISTS per turn (the worker may read them in a few turns)
         assert d["guichet_redis_round_trips_total"] < 100, d
         assert len(booked(s, "t1")) == 2
