@@ -126,6 +126,37 @@ gchb_mig_cmd(redisContext *rc, int argc, const char **argv,
 
 /* The old stream, written again after its first rename: its entries are
  * appended to the new one (new ids, the same fields), then it goes. */
+/*
+ * One step of a SCAN (of the keys matching match, NULL: of every key)
+ * from cursor, which it moves on: the reply, whose element[1] is the
+ * step's keys, or NULL after logging.
+ */
+static redisReply *
+gchb_mig_scan(redisContext *rc, char *cursor, size_t len, const char *match)
+{
+    redisReply  *r;
+
+    r = match ? redisCommand(rc, "SCAN %s MATCH %s COUNT 1000", cursor, match)
+              : redisCommand(rc, "SCAN %s COUNT 1000", cursor);
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING
+        || r->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        gchb_log("error", "redis: SCAN: %s",
+                 r ? (r->str ? r->str : "bad reply") : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        return NULL;
+    }
+
+    snprintf(cursor, len, "%s", r->element[0]->str);
+
+    return r;
+}
+
+
 static long
 gchb_mig_stream(redisContext *rc, const char *old, const char *new)
 {
@@ -466,20 +497,10 @@ gchb_migrate_keys(redisContext *rc, const char *town, long *renamed)
     strcpy(cursor, "0");
 
     do {
-        r = redisCommand(rc, "SCAN %s COUNT 1000", cursor);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2
-            || r->element[0]->type != REDIS_REPLY_STRING
-            || r->element[1]->type != REDIS_REPLY_ARRAY)
-        {
-            gchb_log("error", "redis: SCAN: %s",
-                     r ? (r->str ? r->str : "bad reply") : rc->errstr);
-            if (r) {
-                freeReplyObject(r);
-            }
+        r = gchb_mig_scan(rc, cursor, sizeof(cursor), NULL);
+        if (r == NULL) {
             return -1;
         }
-
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
 
         for (i = 0; i < r->element[1]->elements; i++) {
             k = r->element[1]->element[i];
@@ -721,20 +742,10 @@ gchb_merge_counters(redisContext *rc, const char *town, long *merged)
              town);
 
     do {
-        r = redisCommand(rc, "SCAN %s MATCH %s COUNT 1000", cursor, match);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2
-            || r->element[0]->type != REDIS_REPLY_STRING
-            || r->element[1]->type != REDIS_REPLY_ARRAY)
-        {
-            gchb_log("error", "redis: SCAN: %s",
-                     r ? (r->str ? r->str : "bad reply") : rc->errstr);
-            if (r) {
-                freeReplyObject(r);
-            }
+        r = gchb_mig_scan(rc, cursor, sizeof(cursor), match);
+        if (r == NULL) {
             return -1;
         }
-
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
 
         m = gchb_mig_onsite_keys(r->element[1])
             ? gchb_merge_batch(rc, r->element[1], &kept, 3) : -1;
