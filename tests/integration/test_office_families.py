@@ -424,26 +424,10 @@ def test_archiving_a_family_that_asked_online_erases_its_request(s, agent,
     archived, its request's row: the parents' names, the e-mail, the
     login and password hash it chose, listed to the agents among the
     requests (status=tous).  Archiving erases it with the rest."""
-    import re
+    from test_office_request import asked_online
 
-    from office_town import outbox
-    from test_office_request import FORM
-
-    form = dict(FORM, login="nadia.benali", email="nadia.benali@example.org",
-                parent1_first_name="Nadia", parent1_last_name="Benali",
-                parent2_first_name=None, parent2_last_name=None,
-                children=[{"first_name": "Sami",
-                           "birth_date": "2018-06-06"}])
-    r = s.http("POST", "/api/account/request", json=form)
-    assert r.status == 202, r
-    [body] = [m[3] for m in outbox(s, "family_request")
-              if "nadia.benali" in m[3]]
-    token = re.search(r"/#/confirmer-demande\?jeton=(\S+)", body).group(1)
-    r = s.http("POST", "/api/account/request/confirm",
-               json={"token": token})
-    assert r.status == 200, r
-    [(fid,)] = s.sql("select family_id from family_request"
-                     " where login = 'nadia.benali'")
+    fid = asked_online(s, "nadia.benali", "Nadia", "Benali", "Sami",
+                       "2018-06-06")
     r = s.http("POST", "/api/staff/family-requests/%s/decision" % fid,
                token=agent, json={"decision": "validee", "resident": True})
     assert r.status == 200, r

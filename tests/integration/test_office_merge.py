@@ -176,27 +176,11 @@ def test_merging_a_file_asked_online_erases_its_request(s):
     request.c) while the town knew it: its request's row (the parents'
     names, e-mail, login and password hash chosen) stayed after the
     merge, listed to the agents under status=tous."""
-    import re
-
-    from office_town import outbox
-    from test_office_request import FORM
+    from test_office_request import asked_online
 
     admin = staff_login(s, "chef", "admin-pass-3")
-    form = dict(FORM, login="alice.dup", email="alice.dup@example.org",
-                parent1_first_name="Alice", parent1_last_name="Dupont",
-                parent2_first_name=None, parent2_last_name=None,
-                children=[{"first_name": "Alice",
-                           "birth_date": "2018-04-04"}])
-    r = s.http("POST", "/api/account/request", json=form)
-    assert r.status == 202, r
-    [body] = [m[3] for m in outbox(s, "family_request")
-              if "alice.dup" in m[3]]
-    token = re.search(r"/#/confirmer-demande\?jeton=(\S+)", body).group(1)
-    r = s.http("POST", "/api/account/request/confirm",
-               json={"token": token})
-    assert r.status == 200, r
-    [(fid,)] = s.sql("select family_id from family_request"
-                     " where login = 'alice.dup'")
+    fid = asked_online(s, "alice.dup", "Alice", "Dupont", "Alice",
+                       "2018-04-04")
 
     def listed():
         r = s.http("GET", "/api/staff/family-requests?status=tous",

@@ -46,6 +46,22 @@ def confirm_link(s, login):
     return re.search(r"/#/confirmer-demande\?jeton=(\S+)", body).group(1)
 
 
+def asked_online(s, login, first, last, child, birth):
+    """A one-parent family with one child asked online and confirmed by
+    its e-mail's link: its pending file's id."""
+    r = ask(s, login=login, email=login + "@example.org",
+            parent1_first_name=first, parent1_last_name=last,
+            parent2_first_name=None, parent2_last_name=None,
+            children=[{"first_name": child, "birth_date": birth}])
+    assert r.status == 202, r
+    r = s.http("POST", "/api/account/request/confirm",
+               json={"token": confirm_link(s, login)})
+    assert r.status == 200, r
+    [(fid,)] = s.sql("select family_id from family_request"
+                     " where login = %s", (login,))
+    return fid
+
+
 def login(s, who, password="un-mot-de-passe-long"):
     r = s.http("POST", "/api/session",
                json={"login": who, "password": password})
