@@ -368,6 +368,44 @@ def test_archiving_leaves_no_way_back_into_the_file(s, agent, admin):
     assert s.http("POST", "/api/session", json=creds).status == 401
 
 
+def test_the_worker_publishes_no_login_of_an_archived_file(s, agent,
+                                                           admin):
+    """Archiving and merging delete the co-responsables and the family's
+    login, but a row left by an older version or brought back by a
+    restore of the database (a co-responsable with a login, the family's
+    login and hash) was published into {T}:logins by the worker at its
+    next publication, and opened a session on the erased file.  The
+    worker skips archived families and their co-responsables."""
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="restaure", email="restaure@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+
+    # the restore: f1's password (secret-f1) for both logins
+    [(pw,)] = s.sql("select password_hash from family where id = 'f1'")
+    s.sql("update family set login = 'restaure', password_hash = %s"
+          " where id = %s", (pw, fid))
+    s.sql("insert into co_responsable (family_id, first_name, last_name,"
+          "   email, invite_hash, invite_expires_at, login, password_hash,"
+          "   activated_at)"
+          " values (%s, 'Rose', 'Restaure', 'rose@example.org',"
+          "   'restaure-invite', now(), 'rose.restaure', %s, now())",
+          (fid, pw))
+    s.sql("update catalogue set version = version + 1")
+    published(s)
+
+    for who in ("restaure", "rose.restaure"):
+        assert s.redis.hget("{main}:logins", who) is None, who
+        r = s.http("POST", "/api/session",
+                   json={"login": who, "password": "secret-f1"})
+        assert r.status == 401, (who, r)
+    # the live families' logins are still published
+    assert s.redis.hget("{main}:logins", "dupont").startswith("f1 ")
+
+
 def test_a_family_that_sent_an_attachment_is_archived(s, agent, admin):
     """The archive deleted the family's messages, but a message's
     attachments point at it (message_attachment_message_fkey): a family
