@@ -513,6 +513,52 @@ def test_archiving_a_family_that_asked_online_erases_its_request(s, agent,
                  " or email = 'nadia.benali@example.org'", (fid,)) == [(0,)]
 
 
+def test_archiving_erases_the_family_s_qf_requests(s, agent, admin):
+    """Archiving kept the family's requests of a new QF (qf_change): the
+    family's comment on its situation ("reprise d'emploi", a separation)
+    and the agent's refusal reason, listed to the agents by family and
+    given to the family as its own data (my-data), personal data the
+    erasure promises to erase.  The QF that priced its bookings is
+    family_qf's, which stays."""
+    from office_town import upload_pdf
+
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="qfarch", email="qfarch@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    tok = s.ctl_run("token", fid).strip()
+    for comment in ("Séparation depuis mars", "Reprise d'emploi"):
+        doc = upload_pdf(s, tok, "avis-imposition")
+        r = s.http("POST", "/api/qf-changes", token=tok,
+                   json={"document_id": doc, "comment": comment})
+        assert r.status == 201, r
+        if comment.startswith("Sép"):
+            r = s.http("POST", "/api/staff/qf-changes/%d/decision"
+                       % r.json()["id"], token=agent,
+                       json={"decision": "refusee",
+                             "reason": "Avis illisible, Mme Qfarch"})
+            assert r.status == 200, r
+
+    def listed():
+        r = s.http("GET", "/api/staff/qf-changes?family_id=" + fid,
+                   token=agent)
+        assert r.status == 200, r
+        return r.json()["qf_changes"]
+
+    assert len(listed()) == 2
+    qfs = s.sql("select qf from family_qf where family_id = %s", (fid,))
+    assert qfs == [(450,)]
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+    assert listed() == []
+    assert s.sql("select count(*) from qf_change where family_id = %s",
+                 (fid,)) == [(0,)]
+    # the QF history, which justifies a price, is kept
+    assert s.sql("select qf from family_qf where family_id = %s",
+                 (fid,)) == qfs
+
+
 def test_an_archived_family_gets_no_activation_code(s, agent, admin):
     """Archiving empties the family's login, which is what guichetctl's
     letter (invite --letter) and « Créer mon espace » took for "no
