@@ -263,7 +263,9 @@ gcho_authorize(gcho_req_t *rq)
 /*
  * See office.h.  A family's request whose first half ran before its hash
  * (a password change) meets its family's file again after it: an
- * archiving served meanwhile erased it, and nothing is written back.
+ * archiving served meanwhile erased it, and nothing is written back.  No
+ * route of a staff token hashes (the staff login, public, reads its
+ * account again itself); one that ever does must check it here too.
  */
 int
 gcho_authorize_resumed(gcho_req_t *rq)
