@@ -70,6 +70,41 @@ gcho_cookie_name(gcho_req_t *rq)
 
 
 /*
+ * The request's token (rq->token_hash) is in the logout set {T}:revoked:
+ * 1, 0, or -1 after answering 503.
+ */
+static int
+gcho_token_revoked(gcho_req_t *rq)
+{
+    int            revoked;
+    redisReply    *r;
+    redisContext  *rc;
+
+    rc = gcho_redis(rq);
+    if (rc == NULL) {
+        return -1;
+    }
+
+    r = redisCommand(rc, "ZSCORE " GCH_KEY_REVOKED " %s", gchb_town,
+                     rq->token_hash);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        gchb_log("error", "office: redis: ZSCORE {%s}:revoked: %s", gchb_town,
+                 r ? r->str : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        gcho_unavailable(rq);
+        return -1;
+    }
+
+    revoked = r->type != REDIS_REPLY_NIL;
+    freeReplyObject(r);
+
+    return revoked;
+}
+
+
+/*
  * Fills rq->family_id or rq->staff from the token.  1: a valid token,
  * 0: none or invalid, -1: Redis unreachable (503 answered).
  */
@@ -79,8 +114,6 @@ gcho_token(gcho_req_t *rq)
     char            fid[GCHO_ID_MAX];
     uint8_t         hash[GCH_TOKEN_HASH_LEN];
     const char     *auth, *tok;
-    redisReply     *r;
-    redisContext   *rc;
 
     auth = gcho_header(rq, "Authorization");
 
@@ -107,28 +140,12 @@ gcho_token(gcho_req_t *rq)
     sodium_bin2hex(rq->token_hash, sizeof(rq->token_hash), hash,
                    sizeof(hash));
 
-    rc = gcho_redis(rq);
-    if (rc == NULL) {
+    switch (gcho_token_revoked(rq)) {
+    case -1:
         return -1;
-    }
-
-    r = redisCommand(rc, "ZSCORE " GCH_KEY_REVOKED " %s", gchb_town,
-                     rq->token_hash);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        gchb_log("error", "office: redis: ZSCORE {%s}:revoked: %s", gchb_town,
-                 r ? r->str : rc->errstr);
-        if (r) {
-            freeReplyObject(r);
-        }
-        gcho_unavailable(rq);
-        return -1;
-    }
-
-    if (r->type != REDIS_REPLY_NIL) {
-        freeReplyObject(r);
+    case 1:
         return 0;                        /* logged out */
     }
-    freeReplyObject(r);
 
     if (strncmp(fid, "staff:", 6) == 0) {
         snprintf(rq->staff, sizeof(rq->staff), "%s", fid + 6);
@@ -165,6 +182,28 @@ gcho_family_live(gcho_req_t *rq)
     PQclear(res);
 
     return live;
+}
+
+
+/* The family's file is there: 0, or -1 after answering (401, 503). */
+static int
+gcho_family_ok(gcho_req_t *rq)
+{
+    int  rc;
+
+    rc = gcho_family_live(rq);
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
+        gcho_error(rq, 401, "unauthenticated",
+                   "Ce compte n'existe plus : votre session est "
+                   "terminée.");
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -234,7 +273,7 @@ gcho_authorize(gcho_req_t *rq)
             return -1;
         }
 
-        return gcho_authorize_resumed(rq);
+        return gcho_family_ok(rq);
     }
 
     /* GCHO_STAFF: bearer tokens only, an active account of enough rank */
@@ -262,8 +301,12 @@ gcho_authorize(gcho_req_t *rq)
 
 /*
  * See office.h.  A family's request whose first half ran before its hash
- * (a password change) meets its family's file again after it: an
- * archiving served meanwhile erased it, and nothing is written back.
+ * (a password change) meets its session and its family's file again
+ * after it: a removal of the co-responsable, a logout or a password set
+ * elsewhere ended the session meanwhile, or an archiving erased the
+ * file, and nothing is written back.  No route of a staff token hashes
+ * (the staff login, public, reads its account again itself); one that
+ * ever does must check it here too.
  */
 int
 gcho_authorize_resumed(gcho_req_t *rq)
@@ -274,17 +317,16 @@ gcho_authorize_resumed(gcho_req_t *rq)
         return 0;
     }
 
-    rc = gcho_family_live(rq);
+    rc = gcho_token_revoked(rq);
     if (rc < 0) {
         return -1;
     }
 
-    if (rc == 0) {
+    if (rc == 1) {
         gcho_error(rq, 401, "unauthenticated",
-                   "Ce compte n'existe plus : votre session est "
-                   "terminée.");
+                   "Votre session est terminée : reconnectez-vous.");
         return -1;
     }
 
-    return 0;
+    return gcho_family_ok(rq);
 }

@@ -1026,6 +1026,9 @@ static const char *const  gcho_fam_erase[] = {
     "delete from account_activation where family_id = $1",
     /* a file asked online: parents' names, e-mail, login, hash chosen */
     "delete from family_request where family_id = $1",
+    /* its requests of a new QF: its comment on its situation, the
+     * refusal's reason (the QF in effect stays in family_qf) */
+    "delete from qf_change where family_id = $1",
     "delete from message where thread_id in (select id from"
     "   message_thread where family_id = $1)",
     "delete from message_thread where family_id = $1",

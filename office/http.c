@@ -424,7 +424,8 @@ gcho_access(void *cls, struct MHD_Connection *c, const char *url,
             return MHD_NO;
         }
         gcho_town_use(rq);
-        /* the family may have been archived while it was hashed */
+        /* the session may have ended, the family been archived, while
+         * it was hashed */
         if (gcho_authorize_resumed(rq) != 0) {
             return gcho_queue(c, rq);
         }

@@ -214,7 +214,8 @@ void gcho_http_stop(void);
  * handler.  0: go on; -1: the answer (401/403/503) is set. */
 int gcho_authorize(gcho_req_t *rq);
 /* Again before a handler's second half (after its hash, hash.c): the
- * family may have been archived meanwhile.  0 or -1 as above. */
+ * session may have ended, the family been archived meanwhile.  0 or -1
+ * as above. */
 int gcho_authorize_resumed(gcho_req_t *rq);
 
 /* store.c: the site's address of the request's town (no final '/'):

@@ -925,13 +925,18 @@ gchw_publish_logins(PGconn *pg, redisContext *rc, gchw_pipe_t *p)
     redisReply  *r;
 
     /* the families' logins and their co-responsables' (0046), which
-     * name the same family */
+     * name the same family; never an archived family's (archiving and
+     * merging erase them, but a row of an older version or of a restore
+     * would open a session on the erased file) */
     res = gchw_query(pg,
         "select login, id, password_hash from family"
         " where login is not null and password_hash is not null"
+        " and archived_at is null"
         " union all"
         " select c.login, c.family_id, c.password_hash from co_responsable c"
-        " where c.login is not null and c.removed_at is null");
+        " join family f on f.id = c.family_id"
+        " where c.login is not null and c.removed_at is null"
+        " and f.archived_at is null");
     if (res == NULL) {
         return -1;
     }

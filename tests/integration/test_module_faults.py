@@ -403,3 +403,120 @@ def test_a_password_change_that_outlived_its_family_s_archiving(preload,
         s.assert_clean_error_log()
     finally:
         s.stop()
+
+
+def test_a_staff_login_that_outlived_its_account_s_deactivation(preload,
+                                                                 tmp_path):
+    """No staff request hashes but the staff login (public): its second
+    half reads the account again after the argon2id check, so an
+    admin's deactivation served while the password was checked ends it
+    with a 401, no token and no staff.login audit row.  (A regression
+    guard: it passed before; faults_preload.c holds the check.)"""
+    import threading
+
+    from office_town import staff_add, staff_login
+    gate = str(tmp_path / "gate")
+    s = faulty_stack(preload, "faults-office-staff-race", {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_PWHASH_GATE": gate}
+    try:
+        s.start()
+        staff_add(s, "chef.d", "admin", "Camille Chef", "admin-pass-d1")
+        staff_add(s, "agent.d", "agent", "Alex Agent", "agent-pass-d2")
+        admin = staff_login(s, "chef.d", "admin-pass-d1")
+
+        out = []
+        open(gate + ".armed", "w").close()
+        t = threading.Thread(target=lambda: out.append(s.http(
+            "POST", "/api/staff/session",
+            json={"login": "agent.d", "password": "agent-pass-d2"},
+            timeout=60)))
+        t.start()
+        try:
+            while not os.path.exists(gate + ".entered"):
+                assert t.is_alive(), out
+                t.join(0.05)
+            r = s.http("POST", "/api/staff/accounts/agent.d/deactivate",
+                       token=admin)
+            assert r.status in (200, 204), r
+        finally:
+            open(gate, "w").close()
+            t.join()
+        (r,) = out
+        assert r.status == 401, r
+        assert r.json()["error"]["code"] == "unauthenticated", r
+        assert "token" not in r.json(), r
+        assert s.sql("select count(*) from audit_log where action ="
+                     " 'staff.login' and target = 'staff:agent.d'") == [(0,)]
+        s.assert_clean_error_log()
+    finally:
+        s.stop()
+
+
+def test_a_co_responsable_s_password_change_that_outlived_their_removal(
+        preload, tmp_path):
+    """A co-responsable changes their password; while it is checked on
+    its thread, the family removes them (their login out of {T}:logins,
+    their sessions ended).  The change's second half did not look at the
+    session again: 204, a password.change audited, and their login
+    published back into {T}:logins with the new hash, so the removed
+    co-responsable logged in again.  Now 401 `unauthenticated`, nothing
+    written, nothing published.  faults_preload.c holds the check."""
+    import threading
+    from urllib.parse import parse_qs, urlsplit
+
+    gate = str(tmp_path / "gate")
+    s = faulty_stack(preload, "faults-office-coresp-race", {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_PWHASH_GATE": gate}
+    try:
+        s.start()
+        parent = s.ctl_run("token", FAMILY).strip()
+        r = s.http("POST", "/api/co-responsables", token=parent,
+                   json={"first_name": "Paul", "last_name": "Martin",
+                         "email": "paul.martin@example.org"})
+        assert r.status == 201, r
+        cid = r.json()["id"]
+        url = urlsplit(r.json()["invitation_url"])
+        link = parse_qs(url.fragment.split("?", 1)[1])["jeton"][0]
+        version = s.http("GET", "/api/account/cgu").json()["version"]
+        r = s.http("POST", "/api/account/co-responsable",
+                   json={"token": link, "login": "paul.martin",
+                         "password": "paul-secret-1",
+                         "cgu_version": version})
+        assert r.status == 200, r
+        r = s.http("POST", "/api/session",
+                   json={"login": "paul.martin", "password": "paul-secret-1"})
+        assert r.status == 200, r
+        co = r.json()["token"]
+
+        out = []
+        open(gate + ".armed", "w").close()
+        t = threading.Thread(target=lambda: out.append(s.http(
+            "POST", "/api/password", token=co,
+            json={"login": "paul.martin", "old_password": "paul-secret-1",
+                  "new_password": "paul-nouveau-2027"}, timeout=60)))
+        t.start()
+        try:
+            while not os.path.exists(gate + ".entered"):
+                assert t.is_alive(), out
+                t.join(0.05)
+            r = s.http("DELETE", "/api/co-responsables/%d" % cid,
+                       token=parent)
+            assert r.status in (200, 204), r
+        finally:
+            open(gate, "w").close()
+            t.join()
+        (r,) = out
+        assert r.status == 401, r
+        assert r.json()["error"]["code"] == "unauthenticated", r
+        assert s.redis.hget("{main}:logins", "paul.martin") is None
+        r = s.http("POST", "/api/session",
+                   json={"login": "paul.martin",
+                         "password": "paul-nouveau-2027"})
+        assert r.status == 401, r
+        assert s.sql("select count(*) from audit_log"
+                     " where action = 'password.change'") == [(0,)]
+        s.assert_clean_error_log()
+    finally:
+        s.stop()

@@ -356,6 +356,44 @@ def test_archiving_leaves_no_way_back_into_the_file(s, agent, admin):
     assert s.http("POST", "/api/session", json=creds).status == 401
 
 
+def test_the_worker_publishes_no_login_of_an_archived_file(s, agent,
+                                                           admin):
+    """Archiving and merging delete the co-responsables and the family's
+    login, but a row left by an older version or brought back by a
+    restore of the database (a co-responsable with a login, the family's
+    login and hash) was published into {T}:logins by the worker at its
+    next publication, and opened a session on the erased file.  The
+    worker skips archived families and their co-responsables."""
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="restaure", email="restaure@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+
+    # the restore: f1's password (secret-f1) for both logins
+    [(pw,)] = s.sql("select password_hash from family where id = 'f1'")
+    s.sql("update family set login = 'restaure', password_hash = %s"
+          " where id = %s", (pw, fid))
+    s.sql("insert into co_responsable (family_id, first_name, last_name,"
+          "   email, invite_hash, invite_expires_at, login, password_hash,"
+          "   activated_at)"
+          " values (%s, 'Rose', 'Restaure', 'rose@example.org',"
+          "   'restaure-invite', now(), 'rose.restaure', %s, now())",
+          (fid, pw))
+    s.sql("update catalogue set version = version + 1")
+    published(s)
+
+    for who in ("restaure", "rose.restaure"):
+        assert s.redis.hget("{main}:logins", who) is None, who
+        r = s.http("POST", "/api/session",
+                   json={"login": who, "password": "secret-f1"})
+        assert r.status == 401, (who, r)
+    # the live families' logins are still published
+    assert s.redis.hget("{main}:logins", "dupont").startswith("f1 ")
+
+
 def test_a_family_that_sent_an_attachment_is_archived(s, agent, admin):
     """The archive deleted the family's messages, but a message's
     attachments point at it (message_attachment_message_fkey): a family
@@ -445,6 +483,52 @@ def test_archiving_a_family_that_asked_online_erases_its_request(s, agent,
     assert listed() == []
     assert s.sql("select count(*) from family_request where family_id = %s"
                  " or email = 'nadia.benali@example.org'", (fid,)) == [(0,)]
+
+
+def test_archiving_erases_the_family_s_qf_requests(s, agent, admin):
+    """Archiving kept the family's requests of a new QF (qf_change): the
+    family's comment on its situation ("reprise d'emploi", a separation)
+    and the agent's refusal reason, listed to the agents by family and
+    given to the family as its own data (my-data), personal data the
+    erasure promises to erase.  The QF that priced its bookings is
+    family_qf's, which stays."""
+    from office_town import upload_pdf
+
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login="qfarch", email="qfarch@example.org",
+                         entourage=[]))
+    assert r.status == 201, r
+    fid = r.json()["id"]
+    tok = s.ctl_run("token", fid).strip()
+    for comment in ("Séparation depuis mars", "Reprise d'emploi"):
+        doc = upload_pdf(s, tok, "avis-imposition")
+        r = s.http("POST", "/api/qf-changes", token=tok,
+                   json={"document_id": doc, "comment": comment})
+        assert r.status == 201, r
+        if comment.startswith("Sép"):
+            r = s.http("POST", "/api/staff/qf-changes/%d/decision"
+                       % r.json()["id"], token=agent,
+                       json={"decision": "refusee",
+                             "reason": "Avis illisible, Mme Qfarch"})
+            assert r.status == 200, r
+
+    def listed():
+        r = s.http("GET", "/api/staff/qf-changes?family_id=" + fid,
+                   token=agent)
+        assert r.status == 200, r
+        return r.json()["qf_changes"]
+
+    assert len(listed()) == 2
+    qfs = s.sql("select qf from family_qf where family_id = %s", (fid,))
+    assert qfs == [(450,)]
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+    assert listed() == []
+    assert s.sql("select count(*) from qf_change where family_id = %s",
+                 (fid,)) == [(0,)]
+    # the QF history, which justifies a price, is kept
+    assert s.sql("select qf from family_qf where family_id = %s",
+                 (fid,)) == qfs
 
 
 def test_an_archived_family_gets_no_activation_code(s, agent, admin):
