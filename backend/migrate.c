@@ -724,6 +724,46 @@ gchb_mig_onsite_keys(redisReply *keys)
 
 /* See gchb.h. */
 int
+gchb_merge_counter(redisContext *rc, const char *town, const char *sid)
+{
+    int          n;
+    long         kept, m;
+    char         key[GCHB_MIG_KEY_MAX];
+    redisReply   one, el, *elp;
+
+    n = snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD), town, sid);
+    if (n < 0 || (size_t) n + sizeof(GCH_KEY_LEFT) >= sizeof(key)) {
+        gchb_log("error", "redis: merging the on-site counter of session "
+                 "%s: id too long", sid);
+        return -1;
+    }
+
+    memset(&el, 0, sizeof(el));
+    el.type = REDIS_REPLY_STRING;
+    el.str = key;
+    el.len = (size_t) n;
+    elp = &el;
+
+    memset(&one, 0, sizeof(one));
+    one.type = REDIS_REPLY_ARRAY;
+    one.elements = 1;
+    one.element = &elp;
+
+    kept = 0;
+    m = gchb_merge_batch(rc, &one, &kept, 10);
+
+    if (m > 0) {
+        gchb_log("info", "redis: town \"%s\": the on-site counter of "
+                 "session %s merged into " GCH_KEY_S(GCH_KEY_LEFT) " at bit "
+                 GCH_OFF_ONSITE, town, sid, town, sid);
+    }
+
+    return m == -1 ? -1 : (m == -2 ? 1 : 0);
+}
+
+
+/* See gchb.h. */
+int
 gchb_merge_counters(redisContext *rc, const char *town, long *merged)
 {
     int          rv;

@@ -387,9 +387,10 @@ gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
  * pipelined chunks: a shift never creates a counter, and a released
  * session's on-site places are online, so its difference goes to the
  * online u32 (bit 0) and to {T}:s:<sid>:released (the on-site places
- * counted online by check and the recount).  A 4-byte :left (the layout
- * before, its {T}:s:<sid>:onsite not merged yet) has that old key
- * shifted instead.  0 or -1.
+ * counted online by check and the recount).  A session whose
+ * {T}:s:<sid>:onsite of the layout before is not merged yet is merged
+ * first (gchb_merge_counter), then shifted at bit 32; one a rush keeps
+ * moving has that old key shifted instead.  0 or -1.
  */
 static int
 gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
@@ -423,17 +424,20 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
     gchw_pipe_flush(p);
 
     for (done = 0; done < nc && !p->failed; done = c) {
-        for (c = done; c < nc && c < done + GCHW_PIPE_MAX / 2; c++) {
+        for (c = done; c < nc && c < done + GCHW_PIPE_MAX / 3; c++) {
             snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT),
                      gchb_town, PQgetvalue(res, cand[c], 0));
             redisAppendCommand(rc, "STRLEN %s", key);
             snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_RELEASED),
                      gchb_town, PQgetvalue(res, cand[c], 0));
             redisAppendCommand(rc, "EXISTS %s", key);
+            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD),
+                     gchb_town, PQgetvalue(res, cand[c], 0));
+            redisAppendCommand(rc, "EXISTS %s", key);
         }
 
-        for (c = done; c < nc && c < done + GCHW_PIPE_MAX / 2; c++) {
-            for (row = 0; row < 2; row++) {
+        for (c = done; c < nc && c < done + GCHW_PIPE_MAX / 3; c++) {
+            for (row = 0; row < 3; row++) {
                 if (redisGetReply(rc, &v) != REDIS_OK) {
                     gchb_log("error", "redis: %s", rc->errstr);
                     p->failed = 1;
@@ -441,18 +445,39 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
                 }
                 r = v;
                 if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
-                    state[c] |= 1 << row;   /* 1: counter, 2: released */
-                }
-                if (row == 0 && r->type == REDIS_REPLY_INTEGER
-                    && r->integer == 4)
-                {
-                    state[c] |= 4;          /* 4: the old layout's */
+                    /* 1: counter, 2: released, 4: an old :onsite */
+                    state[c] |= 1 << row;
                 }
                 freeReplyObject(r);
             }
             if (p->failed) {
                 break;
             }
+        }
+    }
+
+    /*
+     * A session with an on-site counter of the layout before, not merged
+     * yet: merged first, so that its quota's change moves the sum (the
+     * old key plus whatever bit 32 holds already: a 4-byte :left becomes
+     * 8 bytes at any write there, a counter's booking refused full
+     * included).  Only one a rush keeps moving has its old key shifted.
+     */
+    for (c = 0; c < nc && !p->failed; c++) {
+        if ((state[c] & 7) != 5) {
+            continue;
+        }
+
+        switch (gchb_merge_counter(rc, gchb_town,
+                                   PQgetvalue(res, cand[c], 0)))
+        {
+        case 0:
+            state[c] &= ~4;
+            break;
+        case 1:
+            break;
+        default:
+            p->failed = 1;
         }
     }
 
@@ -466,10 +491,10 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
         snprintf(delta, sizeof(delta), "%ld", d);
 
         if ((state[c] & 6) == 4) {
-            /* a 4-byte :left of the layout before, not merged yet
-             * (gchb_merge_counters): its on-site counter is still the
-             * old key, shifted there; the merge adds it to bit 32 later
-             * (a saturating shift of bit 32 first would lose a decrease) */
+            /* an on-site counter of the layout before that a rush kept
+             * moving, not merged yet (gchb_merge_counter): shifted there;
+             * the merge adds it to bit 32 later (a saturating shift of
+             * bit 32 first would lose a decrease) */
             snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD),
                      gchb_town, PQgetvalue(res, row, 0));
             gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",

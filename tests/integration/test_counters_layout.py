@@ -152,24 +152,54 @@ def test_the_layout_before_is_merged(make_stack):
     check(s)
 
 
-def test_a_publication_before_the_merge_shifts_the_old_key(make_stack,
-                                                           tmp_path):
+def test_a_publication_before_the_merge_merges_what_it_shifts(make_stack,
+                                                              tmp_path):
     # guichetctl load-town (or the office) may publish before the merge:
-    # a quota that went down shifts the old :onsite, which the merge then
-    # adds (bit 32 of a 4-byte :left reads 0: a shift there saturates and
-    # the merge would bring back the place taken away)
+    # a quota that went down merges the session's old :onsite first, then
+    # shifts bit 32 (bit 32 of a 4-byte :left reads 0: a shift there alone
+    # saturates and the merge would bring back the place taken away)
     s = make_stack(town(8), name="counters-shift-old")
     s._end(s.procs.pop("worker"), signal.SIGTERM, 10)
     to_old_layout(s, {"p-0": 4, "p-1": 3})
     path = tmp_path / "fewer.json"
     path.write_text(json.dumps(town(6)))        # 6 places: 3 and 3
     s.ctl_run("load-town", str(path))
-    assert s.redis.strlen("{main}:s:p-0:left") == 4
-    assert s.ctl_run("migrate-keys").splitlines()[1:] == [
-        "2 on-site counters merged into {main}:s:<sid>:left"]
+    assert not s.redis.exists("{main}:s:p-0:onsite", "{main}:s:p-1:onsite")
+    assert s.ctl_run("migrate-keys").splitlines() == [
+        "0 keys renamed to the layout of town main"]
     assert counters(s, "p-0") == (3, 3)
     assert counters(s, "p-1") == (3, 2)
     assert counters(s, "p-2") == (3, 3)         # published 8 bytes
+    s._start_worker()
+    check(s)
+
+
+def test_a_publication_after_a_counter_refusal_keeps_the_decrease(
+        make_stack, tmp_path):
+    # a counter's booking of a session not merged yet reads 0 at bit 32 and
+    # is refused full, but its BITFIELD makes the 4-byte :left 8 bytes (as
+    # a cancellation at the counter does): a quota that then goes down
+    # (load-town before migrate-keys) must still take its place from the
+    # old :onsite, not saturate bit 32 at 0 and let the merge bring the
+    # place back (the counter would sell 4 places of a quota of 3)
+    s = make_stack(town(8), name="counters-shift-grown")
+    agent = agent_token(s)
+    s._end(s.procs.pop("worker"), signal.SIGTERM, 10)
+    to_old_layout(s, {"p-0": 4})
+    it = book(s, agent, "p-0", "f1", staff=True)
+    assert (it["status"], it.get("reason")) == ("refused", "full"), it
+    assert s.redis.strlen("{main}:s:p-0:left") == 8
+    path = tmp_path / "fewer.json"
+    path.write_text(json.dumps(town(6)))        # 6 places: 3 and 3
+    s.ctl_run("load-town", str(path))
+    s.ctl_run("migrate-keys")
+    assert not s.redis.exists("{main}:s:p-0:onsite")
+    assert counters(s, "p-0") == (3, 3)
+    # the counter sells its 3 places, not one more
+    for fid in ("f1", "f2", "f3"):
+        it = book(s, agent, "p-0", fid, staff=True)
+        assert it["status"] == "confirmed", it
+    assert counters(s, "p-0") == (3, 0)
     s._start_worker()
     check(s)
 

@@ -383,6 +383,44 @@ def test_run_again_over_the_layout_before_towns_keeps_everything(ops):
         "select count(*) from booking where family_id = 'f-02'") == "2")
 
 
+def test_run_again_over_two_counter_keys_a_session_keeps_both(ops):
+    """A Redis left by the make run before one counter key a session (a
+    4-byte {T}:s:<sid>:left, the on-site quota in its own 4-byte
+    {T}:s:<sid>:onsite; its worker stopped), in both towns, and the new
+    make run: every session's two counters as they were, in one 8-byte
+    :left, no :onsite left (docs/architecture.md, *Upgrade from two
+    counter keys a session*: guichetctl migrate-keys for the first town,
+    the worker for both)."""
+    subprocess.run([STOPSH, "worker"], env=ops.env(), check=True,
+                   stdout=subprocess.DEVNULL)
+    lefts = [k for k in redis_keys(ops)
+             if re.match(r"^\{[^}]+\}:s:[^:]+:left$", k)]
+    before = {}
+    for k in lefts:
+        both = ops.redis_cli("--raw", "BITFIELD", k, "GET", "u32", "0",
+                             "GET", "u32", "32").split()
+        before[k] = both
+        ops.redis_cli("DEL", k)
+        ops.redis_cli("BITFIELD", k, "SET", "u32", "0", both[0])
+        ops.redis_cli("BITFIELD", k[:-len("left")] + "onsite", "SET", "u32",
+                      "0", both[1])
+    # both towns, and on-site places to keep (bellerive: 75 % online)
+    assert {k.split("}")[0] for k in lefts} == {"{main", "{bellerive"}
+    assert any(int(v[1]) > 0 for v in before.values()), before
+    assert {ops.redis_cli("--raw", "STRLEN", k).strip()
+            for k in lefts} == {"4"}
+
+    out = ops.run_sh()
+
+    wait_for("the on-site counters merged", lambda: not [
+        k for k in redis_keys(ops) if k.endswith(":onsite")])
+    assert {ops.redis_cli("--raw", "STRLEN", k).strip()
+            for k in lefts} == {"8"}, out
+    assert {k: ops.redis_cli("--raw", "BITFIELD", k, "GET", "u32", "0",
+                             "GET", "u32", "32").split()
+            for k in lefts} == before, out
+
+
 # --- make run during a rush ----------------------------------------------------
 
 class Rush:
