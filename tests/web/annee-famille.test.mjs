@@ -672,9 +672,15 @@ t1("famille: prélèvement automatique; export SEPA du mois suivant",
     /* no online payment any more */
     await until("direct debit published", async () =>
         (await apiGet(fam, "/api/me")).data.direct_debit === true);
-    await fam.reload();
-    await open(fam, BASE + "/#/factures");
-    await fam.waitForSelector("text=Vous êtes en prélèvement automatique");
+    /* each nginx worker takes the new catalogue on its own: the page is
+     * read again until the worker that answers it has it too */
+    await until("the invoices say direct debit", async () => {
+        await fam.reload();
+        await open(fam, BASE + "/#/factures");
+        await fam.waitForSelector("#liste-factures table");
+        return fam.locator("text=Vous êtes en prélèvement automatique")
+            .isVisible();
+    });
 
     await open(ag, BASE + "/agent/#/facturation");
     await ag.waitForSelector("#fa-mois");
