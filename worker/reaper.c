@@ -449,9 +449,17 @@ gchw_release_session(redisContext *rc, const gch_session_t *s)
         return 1;                     /* released before */
     }
 
-    /* an on-site counter of the layout before not merged yet (a rush kept
+    /*
+     * An on-site counter of the layout before not merged yet (a rush kept
      * its session moving, backend/migrate.c): its places are still there,
-     * released once merged */
+     * released once merged.  Watched with the counter: a module of the
+     * layout before that recreates it between this check and the EXEC
+     * (a cancellation at the counter) aborts the release, instead of the
+     * merge bringing a place back on site after it.
+     */
+    freeReplyObject(redisCommand(rc, "WATCH %s " GCH_KEY_S(GCH_KEY_ONSITE_OLD),
+                                 left, gchb_town, s->id));
+
     x = redisCommand(rc, "EXISTS " GCH_KEY_S(GCH_KEY_ONSITE_OLD), gchb_town,
                      s->id);
     if (x == NULL) {
@@ -462,10 +470,9 @@ gchw_release_session(redisContext *rc, const gch_session_t *s)
     freeReplyObject(x);
 
     if (free_places < 0) {
+        freeReplyObject(redisCommand(rc, "UNWATCH"));
         return 0;
     }
-
-    freeReplyObject(redisCommand(rc, "WATCH %s", left));
 
     x = redisCommand(rc, "BITFIELD %s GET u32 " GCH_OFF_ONSITE, left);
     if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != 1) {
