@@ -291,8 +291,9 @@ t1("agent: connexion, inscription validée", async () => {
     await shot("02-agent-inscriptions", ag);
     await ag.click(row + " button:has-text('Valider')");
     await ag.waitForSelector("text=Inscription validée");
-    assert.match(await ag.textContent("#inscriptions"),
-                 /Aucune demande d'inscription en attente/);
+    /* the list is loaded again after the decision ("Chargement…" first) */
+    await ag.waitForSelector(
+        "#inscriptions >> text=Aucune demande d'inscription en attente");
 
     await open(fam, BASE + "/#/inscriptions");
     await fam.waitForSelector("#liste-inscriptions table");
