@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -347,6 +348,26 @@ def test_guichet_office_s_activity_check_without_memory(preload):
         s.stop()
 
 
+def while_hashing(gate, request, meanwhile):
+    """request() (an HTTP call to guichet-office) held in its password
+    hashing by GUICHET_PWHASH_GATE=gate (faults_preload.c), meanwhile()
+    run then, the hashing let go: request()'s answer."""
+    out = []
+    open(gate + ".armed", "w").close()
+    t = threading.Thread(target=lambda: out.append(request()))
+    t.start()
+    try:
+        while not os.path.exists(gate + ".entered"):
+            assert t.is_alive(), out
+            t.join(0.05)
+        meanwhile()
+    finally:
+        open(gate, "w").close()
+        t.join()
+    (r,) = out
+    return r
+
+
 def test_a_password_change_that_outlived_its_family_s_archiving(preload,
                                                                  tmp_path):
     """A password change is checked (its family there, not archived)
@@ -355,8 +376,6 @@ def test_a_password_change_that_outlived_its_family_s_archiving(preload,
     half wrote a password hash into the erased file (204).  The second
     half of a family's request checks again: 401, nothing written.
     faults_preload.c holds the check until the archiving is done."""
-    import threading
-
     from office_town import staff_add, staff_login
     gate = str(tmp_path / "gate")
     s = faulty_stack(preload, "faults-office-archive-race", {})
@@ -378,24 +397,15 @@ def test_a_password_change_that_outlived_its_family_s_archiving(preload,
               " from family where id = %s) where id = %s", (FAMILY, fid))
         tok = s.ctl_run("token", fid).strip()
 
-        out = []
-        open(gate + ".armed", "w").close()
-        t = threading.Thread(target=lambda: out.append(s.http(
-            "POST", "/api/password", token=tok,
-            json={"old_password": "secret-demo",
-                  "new_password": "nouveau-mot-2027"}, timeout=60)))
-        t.start()
-        try:
-            while not os.path.exists(gate + ".entered"):
-                assert t.is_alive(), out
-                t.join(0.05)
+        def archive():
             r = s.http("POST", "/api/staff/families/%s/archive" % fid,
                        token=admin)
             assert r.status == 200, r
-        finally:
-            open(gate, "w").close()
-            t.join()
-        (r,) = out
+
+        r = while_hashing(gate, lambda: s.http(
+            "POST", "/api/password", token=tok,
+            json={"old_password": "secret-demo",
+                  "new_password": "nouveau-mot-2027"}, timeout=60), archive)
         assert r.status == 401, r
         assert r.json()["error"]["code"] == "unauthenticated", r
         assert s.sql("select login, password_hash from family"
@@ -412,8 +422,6 @@ def test_a_staff_login_that_outlived_its_account_s_deactivation(preload,
     admin's deactivation served while the password was checked ends it
     with a 401, no token and no staff.login audit row.  (A regression
     guard: it passed before; faults_preload.c holds the check.)"""
-    import threading
-
     from office_town import staff_add, staff_login
     gate = str(tmp_path / "gate")
     s = faulty_stack(preload, "faults-office-staff-race", {})
@@ -425,24 +433,15 @@ def test_a_staff_login_that_outlived_its_account_s_deactivation(preload,
         staff_add(s, "agent.d", "agent", "Alex Agent", "agent-pass-d2")
         admin = staff_login(s, "chef.d", "admin-pass-d1")
 
-        out = []
-        open(gate + ".armed", "w").close()
-        t = threading.Thread(target=lambda: out.append(s.http(
-            "POST", "/api/staff/session",
-            json={"login": "agent.d", "password": "agent-pass-d2"},
-            timeout=60)))
-        t.start()
-        try:
-            while not os.path.exists(gate + ".entered"):
-                assert t.is_alive(), out
-                t.join(0.05)
+        def deactivate():
             r = s.http("POST", "/api/staff/accounts/agent.d/deactivate",
                        token=admin)
             assert r.status in (200, 204), r
-        finally:
-            open(gate, "w").close()
-            t.join()
-        (r,) = out
+
+        r = while_hashing(gate, lambda: s.http(
+            "POST", "/api/staff/session",
+            json={"login": "agent.d", "password": "agent-pass-d2"},
+            timeout=60), deactivate)
         assert r.status == 401, r
         assert r.json()["error"]["code"] == "unauthenticated", r
         assert "token" not in r.json(), r
@@ -462,7 +461,6 @@ def test_a_co_responsable_s_password_change_that_outlived_their_removal(
     published back into {T}:logins with the new hash, so the removed
     co-responsable logged in again.  Now 401 `unauthenticated`, nothing
     written, nothing published.  faults_preload.c holds the check."""
-    import threading
     from urllib.parse import parse_qs, urlsplit
 
     gate = str(tmp_path / "gate")
@@ -490,24 +488,15 @@ def test_a_co_responsable_s_password_change_that_outlived_their_removal(
         assert r.status == 200, r
         co = r.json()["token"]
 
-        out = []
-        open(gate + ".armed", "w").close()
-        t = threading.Thread(target=lambda: out.append(s.http(
-            "POST", "/api/password", token=co,
-            json={"login": "paul.martin", "old_password": "paul-secret-1",
-                  "new_password": "paul-nouveau-2027"}, timeout=60)))
-        t.start()
-        try:
-            while not os.path.exists(gate + ".entered"):
-                assert t.is_alive(), out
-                t.join(0.05)
+        def remove():
             r = s.http("DELETE", "/api/co-responsables/%d" % cid,
                        token=parent)
             assert r.status in (200, 204), r
-        finally:
-            open(gate, "w").close()
-            t.join()
-        (r,) = out
+
+        r = while_hashing(gate, lambda: s.http(
+            "POST", "/api/password", token=co,
+            json={"login": "paul.martin", "old_password": "paul-secret-1",
+                  "new_password": "paul-nouveau-2027"}, timeout=60), remove)
         assert r.status == 401, r
         assert r.json()["error"]["code"] == "unauthenticated", r
         assert s.redis.hget("{main}:logins", "paul.martin") is None
