@@ -41,6 +41,20 @@ def catalogue_family(s, fid):
     return got[0] if got else None
 
 
+def made_by_agent(s, agent, login, email):
+    """A family made at the counter (NEW, without entourage): its id."""
+    r = s.http("POST", "/api/staff/families", token=agent,
+               json=dict(NEW, login=login, email=email, entourage=[]))
+    assert r.status == 201, r
+    return r.json()["id"]
+
+
+def archive(s, admin, fid):
+    """The family archived by an admin (200)."""
+    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
+    assert r.status == 200, r
+
+
 def test_a_family_made_at_the_counter_books(s, agent):
     before = s.sql("select count(*) from family")[0][0]
     # bad bodies first: nothing written
@@ -276,16 +290,11 @@ def test_an_archived_family_s_token_is_refused_by_the_office(s, agent,
     guichet-office did not: a session opened before the archiving read
     the family's data and wrote personal data back (contact details, a
     document) into the file the town had just erased."""
-    r = s.http("POST", "/api/staff/families", token=agent,
-               json=dict(NEW, login="durand", email="durand@example.org",
-                         entourage=[]))
-    assert r.status == 201, r
-    fid = r.json()["id"]
+    fid = made_by_agent(s, agent, "durand", "durand@example.org")
     tok = s.ctl_run("token", fid).strip()
     assert s.http("GET", "/api/my-data", token=tok).status == 200
 
-    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
-    assert r.status == 200, r
+    archive(s, admin, fid)
 
     assert s.http("GET", "/api/my-data", token=tok).status in (401, 403)
     assert s.http("GET", "/api/contact", token=tok).status in (401, 403)
@@ -314,11 +323,7 @@ def test_archiving_leaves_no_way_back_into_the_file(s, agent, admin):
     the family's bookings); merging already erased the feed."""
     from office_town import coresp_accept, coresp_invite
 
-    r = s.http("POST", "/api/staff/families", token=agent,
-               json=dict(NEW, login="bernard", email="bernard@example.org",
-                         entourage=[]))
-    assert r.status == 201, r
-    fid = r.json()["id"]
+    fid = made_by_agent(s, agent, "bernard", "bernard@example.org")
     published(s)
     tok = s.ctl_run("token", fid).strip()
     version = s.http("GET", "/api/account/cgu").json()["version"]
@@ -338,8 +343,7 @@ def test_archiving_leaves_no_way_back_into_the_file(s, agent, admin):
     link2 = coresp_invite(s, tok, "Anne", "Bernard",
                           "anne.bernard@example.org")
 
-    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
-    assert r.status == 200, r
+    archive(s, admin, fid)
 
     for table in ("co_responsable", "calendar_feed"):
         assert s.sql("select count(*) from %s where family_id = %%s"
@@ -364,13 +368,8 @@ def test_the_worker_publishes_no_login_of_an_archived_file(s, agent,
     login and hash) was published into {T}:logins by the worker at its
     next publication, and opened a session on the erased file.  The
     worker skips archived families and their co-responsables."""
-    r = s.http("POST", "/api/staff/families", token=agent,
-               json=dict(NEW, login="restaure", email="restaure@example.org",
-                         entourage=[]))
-    assert r.status == 201, r
-    fid = r.json()["id"]
-    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
-    assert r.status == 200, r
+    fid = made_by_agent(s, agent, "restaure", "restaure@example.org")
+    archive(s, admin, fid)
 
     # the restore: f1's password (secret-f1) for both logins
     [(pw,)] = s.sql("select password_hash from family where id = 'f1'")
@@ -401,11 +400,7 @@ def test_a_family_that_sent_an_attachment_is_archived(s, agent, admin):
     foreign key error), and its files stayed on disk."""
     from office_town import PNG
 
-    r = s.http("POST", "/api/staff/families", token=agent,
-               json=dict(NEW, login="petit", email="petit@example.org",
-                         entourage=[]))
-    assert r.status == 201, r
-    fid = r.json()["id"]
+    fid = made_by_agent(s, agent, "petit", "petit@example.org")
     tok = s.ctl_run("token", fid).strip()
     ids = []
     for data, ctype, name in ((PDF, "application/pdf", "pai.pdf"),
@@ -426,8 +421,7 @@ def test_a_family_that_sent_an_attachment_is_archived(s, agent, admin):
     uploads = s._path("uploads")
     assert all(n in os.listdir(uploads) for n in stored)
 
-    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
-    assert r.status == 200, r
+    archive(s, admin, fid)
     assert s.sql("select count(*) from message_attachment"
                  " where family_id = %s", (fid,))[0][0] == 0
     assert not any(n in os.listdir(uploads) for n in stored)
@@ -478,8 +472,7 @@ def test_archiving_a_family_that_asked_online_erases_its_request(s, agent,
                 if x["family_id"] == fid]
 
     assert listed()
-    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
-    assert r.status == 200, r
+    archive(s, admin, fid)
     assert listed() == []
     assert s.sql("select count(*) from family_request where family_id = %s"
                  " or email = 'nadia.benali@example.org'", (fid,)) == [(0,)]
@@ -494,11 +487,7 @@ def test_archiving_erases_the_family_s_qf_requests(s, agent, admin):
     family_qf's, which stays."""
     from office_town import upload_pdf
 
-    r = s.http("POST", "/api/staff/families", token=agent,
-               json=dict(NEW, login="qfarch", email="qfarch@example.org",
-                         entourage=[]))
-    assert r.status == 201, r
-    fid = r.json()["id"]
+    fid = made_by_agent(s, agent, "qfarch", "qfarch@example.org")
     tok = s.ctl_run("token", fid).strip()
     for comment in ("Séparation depuis mars", "Reprise d'emploi"):
         doc = upload_pdf(s, tok, "avis-imposition")
@@ -521,8 +510,7 @@ def test_archiving_erases_the_family_s_qf_requests(s, agent, admin):
     assert len(listed()) == 2
     qfs = s.sql("select qf from family_qf where family_id = %s", (fid,))
     assert qfs == [(450,)]
-    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
-    assert r.status == 200, r
+    archive(s, admin, fid)
     assert listed() == []
     assert s.sql("select count(*) from qf_change where family_id = %s",
                  (fid,)) == [(0,)]
@@ -541,13 +529,8 @@ def test_an_archived_family_gets_no_activation_code(s, agent, admin):
 
     from stack import StackError
 
-    r = s.http("POST", "/api/staff/families", token=agent,
-               json=dict(NEW, login="lucas.petit", email="lucas@example.org",
-                         entourage=[]))
-    assert r.status == 201, r
-    fid = r.json()["id"]
-    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
-    assert r.status == 200, r
+    fid = made_by_agent(s, agent, "lucas.petit", "lucas@example.org")
+    archive(s, admin, fid)
 
     code = None
     try:
@@ -580,13 +563,8 @@ def test_guichetctl_writes_no_e_mail_into_an_archived_file(s, agent, admin):
     refuses any change to it, 409 family_archived)."""
     from stack import StackError
 
-    r = s.http("POST", "/api/staff/families", token=agent,
-               json=dict(NEW, login="emma.blanc", email="emma@example.org",
-                         entourage=[]))
-    assert r.status == 201, r
-    fid = r.json()["id"]
-    r = s.http("POST", "/api/staff/families/%s/archive" % fid, token=admin)
-    assert r.status == 200, r
+    fid = made_by_agent(s, agent, "emma.blanc", "emma@example.org")
+    archive(s, admin, fid)
     with pytest.raises(StackError, match="archived"):
         s.ctl_run("set-email", fid, "emma@example.org")
     assert s.sql("select count(*) from family_email where family_id = %s",
