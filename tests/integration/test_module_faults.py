@@ -348,6 +348,16 @@ def test_guichet_office_s_activity_check_without_memory(preload):
         s.stop()
 
 
+def gated_stack(preload, tmp_path, name):
+    """A stack whose guichet-office holds its password hashings at the
+    gate (GUICHET_PWHASH_GATE, while_hashing()): the stack, the gate."""
+    gate = str(tmp_path / "gate")
+    s = faulty_stack(preload, name, {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_PWHASH_GATE": gate}
+    return s, gate
+
+
 def while_hashing(gate, request, meanwhile):
     """request() (an HTTP call to guichet-office) held in its password
     hashing by GUICHET_PWHASH_GATE=gate (faults_preload.c), meanwhile()
@@ -377,10 +387,7 @@ def test_a_password_change_that_outlived_its_family_s_archiving(preload,
     half of a family's request checks again: 401, nothing written.
     faults_preload.c holds the check until the archiving is done."""
     from office_town import staff_add, staff_login
-    gate = str(tmp_path / "gate")
-    s = faulty_stack(preload, "faults-office-archive-race", {})
-    s.office_preload = preload
-    s.office_env = {"GUICHET_PWHASH_GATE": gate}
+    s, gate = gated_stack(preload, tmp_path, "faults-office-archive-race")
     try:
         s.start()
         staff_add(s, "chef.r", "admin", "Camille Chef", "admin-pass-r1")
@@ -423,10 +430,7 @@ def test_a_staff_login_that_outlived_its_account_s_deactivation(preload,
     with a 401, no token and no staff.login audit row.  (A regression
     guard: it passed before; faults_preload.c holds the check.)"""
     from office_town import staff_add, staff_login
-    gate = str(tmp_path / "gate")
-    s = faulty_stack(preload, "faults-office-staff-race", {})
-    s.office_preload = preload
-    s.office_env = {"GUICHET_PWHASH_GATE": gate}
+    s, gate = gated_stack(preload, tmp_path, "faults-office-staff-race")
     try:
         s.start()
         staff_add(s, "chef.d", "admin", "Camille Chef", "admin-pass-d1")
@@ -463,10 +467,7 @@ def test_a_co_responsable_s_password_change_that_outlived_their_removal(
     written, nothing published.  faults_preload.c holds the check."""
     from urllib.parse import parse_qs, urlsplit
 
-    gate = str(tmp_path / "gate")
-    s = faulty_stack(preload, "faults-office-coresp-race", {})
-    s.office_preload = preload
-    s.office_env = {"GUICHET_PWHASH_GATE": gate}
+    s, gate = gated_stack(preload, tmp_path, "faults-office-coresp-race")
     try:
         s.start()
         parent = s.ctl_run("token", FAMILY).strip()
