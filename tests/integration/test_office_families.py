@@ -456,7 +456,7 @@ def test_archiving_a_family_that_asked_online_erases_its_request(s, agent,
     archived, its request's row: the parents' names, the e-mail, the
     login and password hash it chose, listed to the agents among the
     requests (status=tous).  Archiving erases it with the rest."""
-    from test_office_request import asked_online
+    from test_office_request import asked_online, requests_listed
 
     fid = asked_online(s, "nadia.benali", "Nadia", "Benali", "Sami",
                        "2018-06-06")
@@ -464,16 +464,9 @@ def test_archiving_a_family_that_asked_online_erases_its_request(s, agent,
                token=agent, json={"decision": "validee", "resident": True})
     assert r.status == 200, r
 
-    def listed():
-        r = s.http("GET", "/api/staff/family-requests?status=tous",
-                   token=agent)
-        assert r.status == 200, r
-        return [x for x in r.json()["family_requests"]
-                if x["family_id"] == fid]
-
-    assert listed()
+    assert requests_listed(s, agent, fid)
     archive(s, admin, fid)
-    assert listed() == []
+    assert requests_listed(s, agent, fid) == []
     assert s.sql("select count(*) from family_request where family_id = %s"
                  " or email = 'nadia.benali@example.org'", (fid,)) == [(0,)]
 

@@ -176,23 +176,16 @@ def test_merging_a_file_asked_online_erases_its_request(s):
     request.c) while the town knew it: its request's row (the parents'
     names, e-mail, login and password hash chosen) stayed after the
     merge, listed to the agents under status=tous."""
-    from test_office_request import asked_online
+    from test_office_request import asked_online, requests_listed
 
     admin = staff_login(s, "chef", "admin-pass-3")
     fid = asked_online(s, "alice.dup", "Alice", "Dupont", "Alice",
                        "2018-04-04")
 
-    def listed():
-        r = s.http("GET", "/api/staff/family-requests?status=tous",
-                   token=admin)
-        assert r.status == 200, r
-        return [x for x in r.json()["family_requests"]
-                if x["family_id"] == fid]
-
-    assert listed()
+    assert requests_listed(s, admin, fid)
     r = merge(s, admin, "f1", fid)
     assert r.status == 200, r
-    assert listed() == []
+    assert requests_listed(s, admin, fid) == []
     assert s.sql("select count(*) from family_request where family_id = %s",
                  (fid,)) == [(0,)]
 

@@ -62,6 +62,14 @@ def asked_online(s, login, first, last, child, birth):
     return fid
 
 
+def requests_listed(s, staff, fid):
+    """The agents' list of online requests (status=tous) as staff sees
+    it, those of the file fid."""
+    r = s.http("GET", "/api/staff/family-requests?status=tous", token=staff)
+    assert r.status == 200, r
+    return [x for x in r.json()["family_requests"] if x["family_id"] == fid]
+
+
 def login(s, who, password="un-mot-de-passe-long"):
     r = s.http("POST", "/api/session",
                json={"login": who, "password": password})
