@@ -241,14 +241,7 @@ def test_module_answers_are_never_sniffed(stack):
 def test_production_cookie_is_host_prefixed_and_secure():
     """Finding 7: guichet_cookie_secure on (the default, production.conf):
     __Host-guichet_session with Secure; only that name is read."""
-    with open(os.path.join(ROOT, "lua-free-config", "dev.conf")) as f:
-        conf = f.read()
-    assert "guichet_cookie_secure off;" in conf
-    fd, path = tempfile.mkstemp(suffix=".conf", prefix="secure-")
-    with os.fdopen(fd, "w") as f:
-        f.write(conf.replace("guichet_cookie_secure off;",
-                             "guichet_cookie_secure on;"))
-    s = Stack(town=DEMO_TOWN, name="secure-cookie", nginx_template=path)
+    s, path = secure_stack("secure-cookie")
     try:
         s.start()
         st, h, body = login(s, "martin")
