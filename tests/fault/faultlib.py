@@ -238,16 +238,30 @@ def assert_consistent(s, town, stream=True):
     assert r.zcard(tag(s) + ":inflight") == 0
 
 
+def booking_head(token, key, length):
+    """The head of a POST /api/bookings of length bytes, for a raw
+    socket."""
+    return ("POST /api/bookings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % (token, key, length)).encode()
+
+
+def send_booking(port, token, key, body):
+    """POST /api/bookings of body (bytes) sent whole on a raw socket: the
+    socket, its answer not read."""
+    c = socket.create_connection(("127.0.0.1", port), 5)
+    c.sendall(booking_head(token, key, len(body)) + body)
+    return c
+
+
 def raw_post(port, token, items, idem, close_after=0.0, partial=False,
              reset=False):
     """Sends POST /api/bookings on a raw socket and closes it without
     reading the answer: after close_after seconds, with only half of the
     body when partial, with a RST instead of a FIN when reset."""
     body = body_of(items).encode()
-    head = ("POST /api/bookings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
-            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-            % (token, idem, len(body))).encode()
+    head = booking_head(token, idem, len(body))
     c = socket.create_connection(("127.0.0.1", port), 5)
     try:
         c.sendall(head + (body[:len(body) // 2] if partial else body))
@@ -273,12 +287,7 @@ def step_one_alone(s, token, key, body):
     redis = s.procs["redis"]
     redis.send_signal(signal.SIGSTOP)
     try:
-        c = socket.create_connection(("127.0.0.1", s.port), 5)
-        c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
-                   "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
-                   "Content-Type: application/json\r\n"
-                   "Content-Length: %d\r\n\r\n"
-                   % (token, key, len(body))).encode() + body)
+        c = send_booking(s.port, token, key, body)
         c.settimeout(30)
         head = b""
         while b"\r\n\r\n" not in head:

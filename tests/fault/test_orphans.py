@@ -37,13 +37,13 @@ runs step one with nobody left to send step two.
 import hashlib
 import os
 import signal
-import socket
 import time
 
 import pytest
 
 from faultlib import (body_of, book, booked, child, conf_template, left,
-                      online, rush_town, settled, step_one_alone)
+                      online, rush_town, send_booking, settled,
+                      step_one_alone)
 from matrix import MatrixStack, wait_until
 import demande  # noqa: E402 -- on the path faultlib set
 
@@ -147,12 +147,7 @@ def test_retry_answered_409_gives_its_place_back_after_the_recount(s):
     redis.send_signal(signal.SIGSTOP)
     try:
         body = body_of([(child(f), "o1")]).encode()
-        c = socket.create_connection(("127.0.0.1", s.port), 5)
-        c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
-                   "Authorization: Bearer %s\r\nIdempotency-Key: k-409\r\n"
-                   "Content-Type: application/json\r\n"
-                   "Content-Length: %d\r\n\r\n"
-                   % (tok[f], len(body))).encode() + body)
+        c = send_booking(s.port, tok[f], "k-409", body)
         time.sleep(0.5)                    # nginx sends step one, waits
         workers = s.nginx_workers()
         for p in workers:

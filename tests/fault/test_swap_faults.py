@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -35,8 +34,8 @@ import uuid
 
 import pytest
 
-from faultlib import (DAY, book, booked, left, online, settled,
-                      traced_and_running)
+from faultlib import (DAY, book, booked, left, online, send_booking,
+                      settled, traced_and_running)
 from matrix import MatrixStack, wait_until
 
 
@@ -90,16 +89,6 @@ def swap_body(cid, sid, old):
                                   "replaces": old}]}).encode()
 
 
-def send(s, token, body, key):
-    c = socket.create_connection(("127.0.0.1", s.port), 5)
-    c.sendall(("POST /api/bookings HTTP/1.1\r\nHost: x\r\n"
-               "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n"
-               "Content-Type: application/json\r\n"
-               "Content-Length: %d\r\n\r\n"
-               % (token, key, len(body))).encode() + body)
-    return c
-
-
 def whole(s, sid):
     return left(s, sid) + len(booked(s, sid)) == online(20)
 
@@ -127,7 +116,7 @@ def test_swap_killed_between_steps_one_and_two(s):
     redis = s.procs["redis"]
     redis.send_signal(signal.SIGSTOP)
     try:
-        c = send(s, tok[f], swap_body(cid, "o2", old), "k-swap-1")
+        c = send_booking(s.port, tok[f], "k-swap-1", swap_body(cid, "o2", old))
         time.sleep(0.5)                    # nginx sends step one, waits
         workers = s.nginx_workers()
         for p in workers:
@@ -181,7 +170,7 @@ def test_swap_killed_between_steps_two_and_three(s):
     try:
         wait_until("gdb attached to every nginx worker, running again",
                    lambda: all(traced_and_running(p) for p in workers), 60)
-        c = send(s, tok[f], swap_body(cid, "o2", old), "k-swap-2")
+        c = send_booking(s.port, tok[f], "k-swap-2", swap_body(cid, "o2", old))
         wait_until("a worker killed at step three",
                    lambda: any(g.poll() is not None for g in gdbs), 30)
         c.close()
