@@ -152,11 +152,7 @@ def test_nginx_killed_between_a_joins_steps(s):
 
     # Redis stopped: nginx sends step one and answers 503 at its deadline;
     # its workers die; Redis runs step one with nobody left for step two
-    half_join(s, tok["f-0002"], child("f-0002"), "w1", "k-dies")
-
-    rec = "{main}:f:f-0002:idem:k-dies"
-    wait_until("the join's step one", lambda: s.redis.exists(rec), 10)
-    assert s.redis.lrange("{main}:s:w1:wait", 0, -1) == [child("f-0002")]
+    half_join(s, tok, "f-0002", "w1", "k-dies")
 
     # the family sees its place (nginx's master made new workers)
     def place():
@@ -180,28 +176,31 @@ def test_nginx_killed_between_a_joins_steps(s):
     assert [b["child_id"] for b in planning] == [child("f-0002")]
 
 
-def half_join(s, token, cid, sid, key):
-    """A request asking for sid's list whose nginx workers die between its
-    steps (faultlib.step_one_alone)."""
+def half_join(s, tok, f, sid, key):
+    """A request of family f asking for sid's list whose nginx workers die
+    between its steps (faultlib.step_one_alone), once Redis has run its
+    step one: its child is alone on the list.  The attempt's idempotency
+    record's key."""
+    cid = child(f)
     s.killed_nginx = True
-    step_one_alone(s, token, key,
+    step_one_alone(s, tok[f], key,
                    ('{"items":[{"child_id":"%s","session_id":"%s",'
                     '"waitlist":true}]}' % (cid, sid)).encode())
+    rec = "{main}:f:%s:idem:%s" % (f, key)
+    wait_until("the request's step one", lambda: s.redis.exists(rec), 10)
+    assert s.redis.lrange("{main}:s:%s:wait" % sid, 0, -1) == [cid]
+    return rec
 
 
 def test_no_promotion_of_a_request_between_its_steps(s):
     tok = s.tokens()
     f, cid = "f-0002", child("f-0002")
 
-    half_join(s, tok[f], cid, "w2", "k-half")
-
     # step one took a place and listed the child: a place is still left,
     # the child is first on the list, its attempt between the steps
-    rec = "{main}:f:%s:idem:k-half" % f
-    wait_until("the request's step one", lambda: s.redis.exists(rec), 10)
+    rec = half_join(s, tok, f, "w2", "k-half")
     assert s.redis.get(rec).startswith("P ")
     assert left(s, "w2") == online(4) - 1
-    assert s.redis.lrange("{main}:s:w2:wait", 0, -1) == [cid]
 
     # the reaper releases the attempt; the child is then promoted, once
     wait_until("promoted", lambda: s.redis.llen("{main}:s:w2:wait") == 0
@@ -249,11 +248,8 @@ def test_no_offer_to_a_request_between_its_steps(so):
     tok = s.tokens()
     f, cid = "f-0002", child("f-0002")
 
-    half_join(s, tok[f], cid, "w2", "k-half")
-    rec = "{main}:f:%s:idem:k-half" % f
-    wait_until("the request's step one", lambda: s.redis.exists(rec), 10)
+    rec = half_join(s, tok, f, "w2", "k-half")
     assert s.redis.get(rec).startswith("P ")
-    assert s.redis.lrange("{main}:s:w2:wait", 0, -1) == [cid]
 
     # the reaper releases the attempt, then the place is held for the child
     wait_until("offered", lambda: s.redis.exists(
