@@ -134,8 +134,7 @@ typedef ngx_int_t (*ngx_http_guichet_route_pt)(ngx_http_request_t *r,
 /* _op.c: answers */
 
 int64_t ngx_http_guichet_now_ms(void);
-ngx_int_t ngx_http_guichet_nosniff(ngx_http_request_t *r);
-ngx_int_t ngx_http_guichet_no_store(ngx_http_request_t *r);
+ngx_int_t ngx_http_guichet_own_answer(ngx_http_request_t *r);
 ngx_int_t ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *body, size_t len, ngx_uint_t replayed, ngx_str_t *cookie);
 /* rc: a GCH_E* of the engine's table of errors (status and code) */

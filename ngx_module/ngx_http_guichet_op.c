@@ -67,47 +67,50 @@ ngx_http_guichet_now_ms(void)
 
 /* answers */
 
-/*
- * Every answer the module makes (JSON, invoice PDFs) says its own type is
- * the real one: a browser never sniffs it into something else, whatever
- * the operator's configuration adds or forgets.
- */
-ngx_int_t
-ngx_http_guichet_nosniff(ngx_http_request_t *r)
+/* A header pushed onto r's answer, value a static string (NULL: set by
+ * the caller); NULL without memory. */
+static ngx_table_elt_t *
+ngx_http_guichet_header_out(ngx_http_request_t *r, const char *key,
+    const char *value)
 {
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     h->hash = 1;
-    ngx_str_set(&h->key, "X-Content-Type-Options");
-    ngx_str_set(&h->value, "nosniff");
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
 
-    return NGX_OK;
+    if (value) {
+        h->value.data = (u_char *) value;
+        h->value.len = ngx_strlen(value);
+    }
+
+    return h;
 }
 
 
 /*
- * Every answer the module makes is a family's own (its bookings, its
- * invoices) or changes with each booking: no cache keeps it, neither a
- * proxy nor the browser's disk (a family on a shared computer).
+ * Every answer the module makes (JSON, invoice PDFs) is a family's own
+ * (its bookings, its invoices) or changes with each booking: no cache
+ * keeps it, neither a proxy nor the browser's disk (a family on a shared
+ * computer); and it says its own type is the real one: a browser never
+ * sniffs it into something else, whatever the operator's configuration
+ * adds or forgets.
  */
 ngx_int_t
-ngx_http_guichet_no_store(ngx_http_request_t *r)
+ngx_http_guichet_own_answer(ngx_http_request_t *r)
 {
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_guichet_header_out(r, "Cache-Control", "no-store") == NULL
+        || ngx_http_guichet_header_out(r, "X-Content-Type-Options",
+                                       "nosniff")
+           == NULL)
+    {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
 
     return NGX_OK;
 }
@@ -130,22 +133,17 @@ ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
-    if (ngx_http_guichet_no_store(r) != NGX_OK
-        || ngx_http_guichet_nosniff(r) != NGX_OK)
-    {
+    if (ngx_http_guichet_own_answer(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (status == NGX_HTTP_SERVICE_UNAVAILABLE
         || status == NGX_HTTP_TOO_MANY_REQUESTS)
     {
-        h = ngx_list_push(&r->headers_out.headers);
+        h = ngx_http_guichet_header_out(r, "Retry-After", "1");
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        h->hash = 1;
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, "1");
 
         op = ngx_http_get_module_ctx(r, ngx_http_guichet_module);
 
@@ -160,22 +158,18 @@ ngx_http_guichet_send(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     if (replayed) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_guichet_header_out(r, "Idempotent-Replayed", "true")
+            == NULL)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        h->hash = 1;
-        ngx_str_set(&h->key, "Idempotent-Replayed");
-        ngx_str_set(&h->value, "true");
     }
 
     if (cookie) {
-        h = ngx_list_push(&r->headers_out.headers);
+        h = ngx_http_guichet_header_out(r, "Set-Cookie", NULL);
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        h->hash = 1;
-        ngx_str_set(&h->key, "Set-Cookie");
         h->value = *cookie;
     }
 

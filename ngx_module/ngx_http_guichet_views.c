@@ -422,9 +422,7 @@ ngx_http_guichet_invoice_pdf(ngx_http_request_t *r,
     uri.len = p - uri.data;
 
     /* kept through the internal redirect, on the file's answer */
-    if (ngx_http_guichet_no_store(r) != NGX_OK
-        || ngx_http_guichet_nosniff(r) != NGX_OK)
-    {
+    if (ngx_http_guichet_own_answer(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
