@@ -162,6 +162,11 @@ ngx_int_t ngx_http_guichet_not_json(ngx_http_request_t *r);
 /* _op.c: the catalogue as a request sees it */
 
 gch_town_t *ngx_http_guichet_town(ngx_http_request_t *r);
+ngx_int_t ngx_http_guichet_tokc_find(const u_char *hash,
+    ngx_http_guichet_tenant_t *town, void *conf, char *fid, size_t size);
+void ngx_http_guichet_tokc_enter(const u_char *hash,
+    ngx_http_guichet_tenant_t *town, void *conf, int64_t expires,
+    const char *fid);
 const gch_family_t *ngx_http_guichet_tokc_family(ngx_http_request_t *r,
     gch_town_t *town, const char *fid);
 ngx_uint_t ngx_http_guichet_behind(ngx_http_request_t *r, const char *fid);
