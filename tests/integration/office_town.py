@@ -217,16 +217,17 @@ def audit(s, action):
                  " where action = %s order by id", (action,))
 
 
-def module_sees(s, tok, pred, timeout=20):
-    """Polls GET /api/me (rendered by the module from the catalogue it
-    holds, reloaded every guichet_catalogue_refresh by each nginx worker on
-    its own) until pred(me) eight times in a row on fresh connections, so
-    that the next request, whichever worker takes it, sees it too (one
-    success let a booking reach the other worker, not yet reloaded)."""
+def module_sees(s, tok, pred, timeout=20, path="/api/me"):
+    """Polls GET path (/api/me or /api/activities, rendered by the module
+    from the catalogue it holds, reloaded every guichet_catalogue_refresh
+    by each nginx worker on its own) until pred(answer) eight times in a
+    row on fresh connections, so that the next request, whichever worker
+    takes it, sees it too (one success let a booking reach the other
+    worker, not yet reloaded)."""
     deadline = time.monotonic() + timeout
     seen = 0
     while time.monotonic() < deadline:
-        r = s.http("GET", "/api/me", token=tok)
+        r = s.http("GET", path, token=tok)
         if r.status == 200 and pred(r.json()):
             seen += 1
             if seen == 8:

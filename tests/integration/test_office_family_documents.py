@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from office_town import (admin, agent, audit, error_code, published,
-                         staffed_stack, town, upload_pdf)
+from office_town import (admin, agent, audit, error_code, module_sees,
+                         published, staffed_stack, town, upload_pdf)
 
 
 @pytest.fixture(scope="module")
@@ -51,20 +51,13 @@ def book(s, tok, child, sid):
 
 
 def module_requires(s, tok, want):
-    """Polls GET /api/activities until the centre's required documents,
-    as the module holds them, are want."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        r = s.http("GET", "/api/activities", token=tok)
-        assert r.status == 200, r
-        acts = r.json()
+    """Waits until the centre's required documents, as every nginx worker's
+    catalogue holds them (GET /api/activities), are want."""
+    def centre(acts):
         acts = acts["activities"] if isinstance(acts, dict) else acts
-        got = [a["required_documents"] for a in acts
-               if a["id"] == "centre"][0]
-        if got == want:
-            return
-        time.sleep(0.1)
-    raise AssertionError("the module never required %r: %r" % (want, got))
+        return [a["required_documents"] for a in acts
+                if a["id"] == "centre"][0] == want
+    module_sees(s, tok, centre, path="/api/activities")
 
 
 def test_the_admin_sets_the_towns_list(s, agent, admin):
