@@ -1033,6 +1033,15 @@ static const char *const  gcho_fam_erase[] = {
     "   message_thread where family_id = $1)",
     "delete from message_thread where family_id = $1",
     "delete from outbox where family_id = $1",
+    /* the staff's free text about it in the rows kept (migration 0140) */
+    "update enrolment set reason = 'effacé à l''archivage'"
+    " where reason is not null and child_id in"
+    "   (select id from child where family_id = $1)",
+    "update booking_justification set refusal_reason ="
+    "   'effacé à l''archivage'"
+    " where family_id = $1 and refusal_reason is not null",
+    "update attendance set note = '' where note <> '' and booking_id in"
+    "   (select id from booking where family_id = $1)",
     NULL
 };
 
@@ -1044,8 +1053,10 @@ static const char *const  gcho_fam_erase[] = {
  * family leaves the catalogue (the booking path no longer knows it, its
  * sessions end), its login, password, e-mail, entourage, reset links,
  * messages, e-mails, documents (rows, then files) and its children's
- * first names and allergies are erased; what accounting needs is kept
- * (docs/office.md, *Families*).
+ * first names and allergies are erased, and its words in the rows kept:
+ * the audit log's free text (audit_log_erase(), migration 0140: who did
+ * what and when stays), refusal reasons and attendance notes; what
+ * accounting needs is kept (docs/office.md, *Families*).
  */
 static int
 gcho_fam_archive(gcho_req_t *rq)
@@ -1174,13 +1185,24 @@ gcho_fam_archive(gcho_req_t *rq)
         PQclear(res);
     }
 
+    /* its words in the audit log: who did what and when stays (0140) */
+    res = gcho_sql(rq, "select audit_log_erase($1)", 1, p);
+    if (res == NULL) {
+        PQclear(files);
+        PQclear(atts);
+        PQclear(cors);
+        return 0;
+    }
+
     {
-        char         target[GCHO_ID_MAX + 8], nd[16];
-        const char  *kv[2] = { "documents_erased", nd };
+        char         target[GCHO_ID_MAX + 8], nd[16], na[24];
+        const char  *kv[4] = { "documents_erased", nd, "audit_erased", na };
 
         snprintf(nd, sizeof(nd), "%d", PQntuples(files));
+        snprintf(na, sizeof(na), "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
         snprintf(target, sizeof(target), "family:%s", rq->param[0]);
-        if (gcho_audit_kv(rq, "family.archive", target, kv, 1) != 0
+        if (gcho_audit_kv(rq, "family.archive", target, kv, 2) != 0
             || gcho_commit(rq) != 0)
         {
             PQclear(files);

@@ -10,6 +10,7 @@ it and keeps the accounting.  Every change is in the audit log.
 import json
 import os
 
+import psycopg2
 import pytest
 
 from office_town import (PDF, admin, agent, audit, book, error_code,
@@ -562,3 +563,158 @@ def test_guichetctl_writes_no_e_mail_into_an_archived_file(s, agent, admin):
         s.ctl_run("set-email", fid, "emma@example.org")
     assert s.sql("select count(*) from family_email where family_id = %s",
                  (fid,)) == [(0,)]
+
+
+MARKER = "effacé à l'archivage"
+
+
+def tables_saying(s, needle):
+    """The tables of the town's schema with a row whose text holds needle
+    (whatever the case): where a family that asked for its erasure would
+    find its words again."""
+    tables = s.sql("select quote_ident(table_name)"
+                   " from information_schema.tables"
+                   " where table_schema = current_schema()"
+                   " and table_type = 'BASE TABLE' order by 1")
+    return [t for (t,) in tables
+            if s.sql("select count(*) from %s x where x::text ilike %%s" % t,
+                     ("%" + needle + "%",))[0][0]]
+
+
+def redis_saying(s, needle):
+    """The Redis keys whose name or value holds needle (whatever the
+    case)."""
+    needle = needle.lower()
+    found = []
+    for key in s.redis.scan_iter(count=1000):
+        kind = s.redis.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind == "string":
+            vals = [s.redis.get(key)]
+        elif kind == "hash":
+            vals = [x for kv in s.redis.hgetall(key).items() for x in kv]
+        elif kind == "list":
+            vals = s.redis.lrange(key, 0, -1)
+        elif kind == "set":
+            vals = list(s.redis.smembers(key))
+        elif kind == "zset":
+            vals = s.redis.zrange(key, 0, -1)
+        elif kind == "stream":
+            vals = [x for _, e in s.redis.xrange(key) for kv in e.items()
+                    for x in kv]
+        else:
+            vals = []
+        text = " ".join(v.decode("utf-8", "replace")
+                        if isinstance(v, bytes) else str(v)
+                        for v in [key] + vals)
+        if needle in text.lower():
+            found.append(key)
+    return found
+
+
+def test_archiving_erases_the_family_s_words_from_the_audit_log(s, agent,
+                                                                 admin):
+    """RGPD: archiving erased the family's file but the audit log, which
+    refused every update, kept the family's words in its rows' detail:
+    its comment on a request of a new QF, the agent's refusal reason, its
+    phone, its people's names, its co-responsable's e-mail and login, its
+    login, its IP addresses.  The town keeps who did what, to what and
+    when; what a family that asked for its erasure checks is that its
+    words are nowhere in the database any more."""
+    from office_town import coresp_accept, coresp_invite, upload_pdf
+
+    fid = made_by_agent(s, agent, "zorglub", "zorglub@example.org")
+    published(s)
+    tok = s.ctl_run("token", fid).strip()
+    r = s.http("PUT", "/api/contact", token=tok,
+               json={"email": "zorglub@example.org",
+                     "phone_mobile": "06 98 76 54 32"})
+    assert r.status == 200, r
+    r = s.http("POST", "/api/entourage", token=tok,
+               json={"first_name": "Mamie", "last_name": "Zorglub-Roux",
+                     "relation": "grand-mère", "phone": "04 98 76 54 31",
+                     "can_pick_up": True, "emergency": True})
+    assert r.status == 201, r
+    doc = upload_pdf(s, tok, "avis-imposition")
+    r = s.http("POST", "/api/qf-changes", token=tok,
+               json={"document_id": doc,
+                     "comment": "Séparation depuis mars, je vis seule"})
+    assert r.status == 201, r
+    r = s.http("POST", "/api/staff/qf-changes/%d/decision" % r.json()["id"],
+               token=agent, json={"decision": "refusee",
+                                  "reason": "Avis illisible, Mme Zorglub"})
+    assert r.status == 200, r
+    link = coresp_invite(s, tok, "Claire", "Zorglub",
+                         "claire.zorglub@example.org")
+    coresp_accept(s, link, "claire.zorglub", "claire-secret-1")
+
+    words = ("zorglub", "Séparation depuis mars", "Avis illisible",
+             "98 76 54")
+    for w in words:
+        assert "audit_log" in tables_saying(s, w), w
+
+    def trail():
+        return s.sql("select id, at, actor, action, target, detail, ip"
+                     " from audit_log where actor = 'family:' || %s"
+                     " or target = 'family:' || %s"
+                     " or detail->>'family_id' = %s"
+                     " or action like 'co_responsable.%%'"
+                     " and target in (select target from audit_log"
+                     "   where actor = 'family:' || %s)"
+                     " order by id", (fid, fid, fid, fid))
+
+    before = trail()
+    assert any(r[6] for r in before if r[2] == "family:" + fid)
+    others = s.sql("select id, detail, ip from audit_log where id not in"
+                   " (select unnest(%s::bigint[])) order by id",
+                   ([r[0] for r in before],))
+
+    archive(s, admin, fid)
+    published(s)
+
+    # its words are nowhere in PostgreSQL nor in Redis
+    for w in words:
+        assert tables_saying(s, w) == [], w
+        assert redis_saying(s, w) == [], w
+
+    # who did what, to what and when stays: the same rows, with the same
+    # actor, action, target and time; the family's addresses gone
+    after = trail()
+    assert [r[:5] for r in after[:-1]] == [r[:5] for r in before]
+    assert all(r[6] is None for r in after[:-1]
+               if r[2] not in ("chef", "agent.a"))
+    byaction = {r[3]: r[5] for r in after}
+    assert byaction["qf.request"] == {"document_id": str(doc),
+                                      "comment": MARKER}
+    refusal = [r for r in after if r[3] == "qf_change.decision"][0]
+    assert not refusal[2].startswith("family:")
+    assert refusal[5]["decision"] == "refusee"
+    assert refusal[5]["reason"] == MARKER
+    assert refusal[5]["family_id"] == fid
+    assert byaction["co_responsable.invite"] == {"email": MARKER}
+    assert byaction["co_responsable.activate"]["login"] == MARKER
+    # the archiving itself: who, what, when, and how many rows it erased
+    last = after[-1]
+    assert (last[2], last[3], last[4]) == ("chef", "family.archive",
+                                           "family:" + fid)
+    changed = [b for b, a in zip(before, after) if b[5:] != a[5:]]
+    assert int(last[5]["audit_erased"]) == len(changed) > 0
+    # the journal still answers the family's filter
+    r = s.http("GET", "/api/staff/audit?family=" + fid, token=admin)
+    assert r.status == 200, r
+    got = {e["action"] for e in r.json()["entries"]}
+    assert {"family.create", "contact.update", "qf.request",
+            "qf_change.decision", "family.archive"} <= got
+    # the other families' rows are untouched
+    assert s.sql("select id, detail, ip from audit_log where id = any(%s)"
+                 " order by id", ([r[0] for r in others],)) == others
+    # and the log stays append-only: nothing but that erasure
+    rid = refusal[0]
+    for q in ("update audit_log set detail = '{}' where id = %d" % rid,
+              "update audit_log set detail = detail, actor = 'x'"
+              " where id = %d" % rid,
+              "update audit_log set ip = '10.0.0.1' where id = %d" % rid,
+              "delete from audit_log where id = %d" % rid):
+        with pytest.raises(psycopg2.Error):
+            s.sql(q)
+    assert trail()[:-1] == after[:-1]
