@@ -647,6 +647,19 @@ def test_archiving_erases_the_family_s_words_from_the_audit_log(s, agent,
     link = coresp_invite(s, tok, "Claire", "Zorglub",
                          "claire.zorglub@example.org")
     coresp_accept(s, link, "claire.zorglub", "claire-secret-1")
+    # an enrolment refused: the row stays (statistics), not its reason
+    child = s.sql("select id from child where family_id = %s order by id",
+                  (fid,))[0][0]
+    upload_pdf(s, tok, "vaccinations", child)
+    r = s.http("POST", "/api/enrolments", token=tok,
+               json={"child_id": child, "activity_id": "piscine",
+                     "from": "2027-08-01", "to": "2027-08-31"})
+    assert r.status in (200, 201), r
+    eid = r.json().get("id") or r.json()["enrolment"]["id"]
+    r = s.http("POST", "/api/staff/enrolments/%d/decision" % int(eid),
+               token=agent, json={"decision": "refusee",
+                                  "reason": "Zorglub : certificat périmé"})
+    assert r.status == 200, r
 
     words = ("zorglub", "Séparation depuis mars", "Avis illisible",
              "98 76 54")
@@ -676,6 +689,9 @@ def test_archiving_erases_the_family_s_words_from_the_audit_log(s, agent,
     for w in words:
         assert tables_saying(s, w) == [], w
         assert redis_saying(s, w) == [], w
+
+    assert s.sql("select status, reason from enrolment where child_id = %s",
+                 (child,)) == [("refusee", MARKER)]
 
     # who did what, to what and when stays: the same rows, with the same
     # actor, action, target and time; the family's addresses gone
@@ -718,3 +734,92 @@ def test_archiving_erases_the_family_s_words_from_the_audit_log(s, agent,
         with pytest.raises(psycopg2.Error):
             s.sql(q)
     assert trail()[:-1] == after[:-1]
+
+
+def test_the_migration_erases_the_families_archived_before(s, tmp_path):
+    """Migration 0140: the families an older version archived kept their
+    words in the audit log; the migration erases them, once, with the same
+    marker, and the family's addresses (not a staff account's).  Not those
+    of a family on file, nor those of a duplicate merged into it (its file
+    lives on in the family kept)."""
+    import glob
+    from stack import ROOT
+
+    pre = "guichet_pre0140"
+    root = psycopg2.connect(s.pg_conninfo.replace("dbname=guichet",
+                                                  "dbname=postgres"))
+    root.autocommit = True
+    root.cursor().execute("drop database if exists " + pre)
+    root.cursor().execute("create database " + pre)
+    older = tmp_path / "older"
+    older.mkdir()
+    for p in glob.glob(os.path.join(ROOT, "sql", "migrations", "*.sql")):
+        if int(os.path.basename(p)[:4]) < 140:
+            os.symlink(p, str(older / os.path.basename(p)))
+    with open(s.worker_conf) as f:
+        text = f.read().replace("dbname=guichet ", "dbname=%s " % pre)
+    assert "dbname=%s " % pre in text
+    confs = {}
+    for name, mdir in (("older", str(older)),
+                       ("now", os.path.join(ROOT, "sql", "migrations"))):
+        confs[name] = str(tmp_path / (name + ".conf"))
+        with open(confs[name], "w") as g:
+            g.write("\n".join("migrations_dir = " + mdir
+                              if line.startswith("migrations_dir") else line
+                              for line in text.split("\n")))
+    s.ctl_run("-c", confs["older"], "migrate", conf=False)
+
+    c = psycopg2.connect(s.pg_conninfo.replace("dbname=guichet",
+                                               "dbname=" + pre))
+    c.autocommit = True
+    try:
+        cur = c.cursor()
+        cur.execute("insert into staff_account (login, name, role) values"
+                    " ('agent.a', 'Alex Agent', 'agent'),"
+                    " ('chef', 'Camille Chef', 'admin')")
+        cur.execute("insert into family (id, resident, direct_debit,"
+                    " archived_at, archived_by) values"
+                    " ('f-gone', true, false, now(), 'chef'),"
+                    " ('f-dup', true, false, now(), 'chef'),"
+                    " ('f-kept', true, false, null, null)")
+        rows = [("family:f-gone", "qf.request", "qf_change:1",
+                 {"document_id": "3", "comment": "Séparation en mars"},
+                 "192.0.2.1"),
+                ("agent.a", "qf_change.decision", "qf_change:1",
+                 {"decision": "refusee", "reason": "Avis de Mme Gone",
+                  "family_id": "f-gone"}, "192.0.2.9"),
+                ("chef", "family.archive", "family:f-gone",
+                 {"documents_erased": "0"}, "192.0.2.8"),
+                ("family:f-dup", "contact.update", "family:f-dup",
+                 {"phone_mobile": "06 10 20 30 40"}, "192.0.2.2"),
+                ("chef", "family.merge", "family:f-kept", {"from": "f-dup"},
+                 "192.0.2.8"),
+                ("family:f-kept", "contact.update", "family:f-kept",
+                 {"phone_mobile": "06 50 60 70 80"}, "192.0.2.3")]
+        for r in rows:
+            cur.execute("insert into audit_log (actor, action, target,"
+                        " detail, ip) values (%s, %s, %s, %s, %s)",
+                        r[:3] + (json.dumps(r[3]), r[4]))
+
+        s.ctl_run("-c", confs["now"], "migrate", conf=False)
+
+        cur.execute("select actor, action, target, detail, ip"
+                    " from audit_log order by id")
+        got = cur.fetchall()
+        assert got[0] == ("family:f-gone", "qf.request", "qf_change:1",
+                          {"document_id": "3", "comment": MARKER}, None)
+        assert got[1] == ("agent.a", "qf_change.decision", "qf_change:1",
+                          {"decision": "refusee", "reason": MARKER,
+                           "family_id": "f-gone"}, "192.0.2.9")
+        assert [tuple(r) for r in got[2:]] == \
+            [r[:3] + (r[3], r[4]) for r in rows[2:]]
+        # a second migrate changes nothing
+        assert s.ctl_run("-c", confs["now"], "migrate",
+                         conf=False).strip() == "0 migrations applied"
+        cur.execute("select actor, action, target, detail, ip"
+                    " from audit_log order by id")
+        assert cur.fetchall() == got
+    finally:
+        c.close()
+        root.cursor().execute("drop database if exists " + pre)
+        root.close()
