@@ -1047,6 +1047,76 @@ static const char *const  gcho_fam_erase[] = {
 
 
 /*
+ * After the archiving's commit (fid, its co-responsables' logins in cors,
+ * or NULL): the files its transaction queued in upload_erasure are
+ * unlinked (their rows deleted), its connection history and document
+ * list leave Redis, the logins leave {T}:logins.  Run again by an
+ * archiving retried (409 family_archived), it finishes what a crash after
+ * the commit left.  Errors are logged: the answer is the archiving's.
+ */
+static void
+gcho_fam_archive_finish(const char *fid, PGresult *cors)
+{
+    int          i;
+    char         path[1024], key[512];
+    PGresult    *res, *del;
+    const char  *p[1];
+
+    if (gcho_ctx.pg == NULL) {
+        return;
+    }
+
+    p[0] = fid;
+    res = PQexecParams(gcho_ctx.pg, "select stored_name from upload_erasure"
+                       " where family_id = $1", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchb_log("error", "office: archive %s: postgres: %s", fid,
+                 PQresultErrorMessage(res));
+    } else {
+        for (i = 0; i < PQntuples(res); i++) {
+            snprintf(path, sizeof(path), "%s/%s",
+                     gcho_ctx.conf.office_upload_dir,
+                     PQgetvalue(res, i, 0));
+            if (unlink(path) != 0 && errno != ENOENT) {
+                gchb_log("error", "office: archive %s: unlink %s: %s",
+                         fid, path, strerror(errno));
+                continue;
+            }
+
+            p[0] = PQgetvalue(res, i, 0);
+            del = PQexecParams(gcho_ctx.pg, "delete from upload_erasure"
+                               " where stored_name = $1", 1, NULL, p, NULL,
+                               NULL, 0);
+            if (PQresultStatus(del) != PGRES_COMMAND_OK) {
+                gchb_log("error", "office: archive %s: postgres: %s", fid,
+                         PQresultErrorMessage(del));
+            }
+            PQclear(del);
+        }
+    }
+    PQclear(res);
+
+    if (gcho_redis(NULL) != NULL) {
+        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_CONNECTIONS),
+                 gchb_town, fid);
+        freeReplyObject(redisCommand(gcho_ctx.redis, "DEL %s", key));
+        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS),
+                 gchb_town, fid);
+        freeReplyObject(redisCommand(gcho_ctx.redis, "DEL %s", key));
+        for (i = 0; cors != NULL && i < PQntuples(cors); i++) {
+            if (!PQgetisnull(cors, i, 0)) {
+                freeReplyObject(redisCommand(gcho_ctx.redis,
+                                             "HDEL " GCH_KEY_LOGINS " %s",
+                                             gchb_town,
+                                             PQgetvalue(cors, i, 0)));
+            }
+        }
+        gcho_redis_drop_broken();
+    }
+}
+
+
+/*
  * POST /api/staff/families/{id}/archive (admin): refused (409
  * family_active) while the family has unpaid invoices, bookings to come
  * or an online payment pending.  Otherwise, in one transaction: the
@@ -1061,8 +1131,7 @@ static const char *const  gcho_fam_erase[] = {
 static int
 gcho_fam_archive(gcho_req_t *rq)
 {
-    int          rc, i, n;
-    char         path[1024], key[512];
+    int          rc, i;
     PGresult    *cat, *res, *files, *atts, *cors;
     gch_town_t  *t;
     const char  *p[2];
@@ -1094,10 +1163,13 @@ gcho_fam_archive(gcho_req_t *rq)
         PQclear(res);
         PQclear(cat);
         gcho_rollback();
-        return rc ? gcho_error(rq, 409, "family_archived",
-                               "Cette famille est déjà archivée.")
-                  : gcho_error(rq, 404, "not_found",
-                               "Cette famille n'existe pas.");
+        if (rc == 0) {
+            return gcho_error(rq, 404, "not_found",
+                              "Cette famille n'existe pas.");
+        }
+        gcho_fam_archive_finish(rq->param[0], NULL);
+        return gcho_error(rq, 409, "family_archived",
+                          "Cette famille est déjà archivée.");
     }
 
     if (strcmp(PQgetvalue(res, 0, 1), "0") || strcmp(PQgetvalue(res, 0, 2),
@@ -1143,8 +1215,16 @@ gcho_fam_archive(gcho_req_t *rq)
     p[0] = rq->param[0];
     p[1] = rq->staff;
 
-    files = gcho_sql(rq, "delete from document where family_id = $1"
-                         " returning stored_name", 1, p);
+    /* the documents' rows; their files are unlinked after the commit,
+     * queued in upload_erasure so that a crash in between leaves them to
+     * the archiving retried (gcho_fam_archive_finish()) */
+    files = gcho_sql(rq, "with d as (delete from document"
+                         "   where family_id = $1 returning stored_name),"
+                         " q as (insert into upload_erasure"
+                         "   (stored_name, family_id)"
+                         "   select stored_name, $1 from d"
+                         "   on conflict do nothing)"
+                         " select stored_name from d", 1, p);
     if (files == NULL) {
         return 0;
     }
@@ -1152,12 +1232,17 @@ gcho_fam_archive(gcho_req_t *rq)
     /* the messages' attachments, the family's and the staff's on its
      * threads, and the family's not yet sent (before the messages they
      * point at; their files after the commit, as the documents') */
-    atts = gcho_sql(rq, "delete from message_attachment"
-                        " where family_id = $1 or message_id in"
-                        "   (select m.id from message m"
-                        "    join message_thread t on t.id = m.thread_id"
-                        "    where t.family_id = $1)"
-                        " returning stored_name", 1, p);
+    atts = gcho_sql(rq, "with d as (delete from message_attachment"
+                        "   where family_id = $1 or message_id in"
+                        "     (select m.id from message m"
+                        "      join message_thread t on t.id = m.thread_id"
+                        "      where t.family_id = $1)"
+                        "   returning stored_name),"
+                        " q as (insert into upload_erasure"
+                        "   (stored_name, family_id)"
+                        "   select stored_name, $1 from d"
+                        "   on conflict do nothing)"
+                        " select stored_name from d", 1, p);
     if (atts == NULL) {
         PQclear(files);
         return 0;
@@ -1213,37 +1298,9 @@ gcho_fam_archive(gcho_req_t *rq)
     }
 
     /* after the commit: the files, the family's keys of Redis */
-    n = PQntuples(files) + PQntuples(atts);
-    for (i = 0; i < n; i++) {
-        snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
-                 i < PQntuples(files)
-                 ? PQgetvalue(files, i, 0)
-                 : PQgetvalue(atts, i - PQntuples(files), 0));
-        if (unlink(path) != 0 && errno != ENOENT) {
-            gchb_log("error", "office: archive %s: unlink %s: %s",
-                     rq->param[0], path, strerror(errno));
-        }
-    }
     PQclear(files);
     PQclear(atts);
-
-    if (gcho_redis(NULL) != NULL) {
-        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_CONNECTIONS),
-                 gchb_town, rq->param[0]);
-        freeReplyObject(redisCommand(gcho_ctx.redis, "DEL %s", key));
-        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS),
-                 gchb_town, rq->param[0]);
-        freeReplyObject(redisCommand(gcho_ctx.redis, "DEL %s", key));
-        for (i = 0; i < PQntuples(cors); i++) {
-            if (!PQgetisnull(cors, i, 0)) {
-                freeReplyObject(redisCommand(gcho_ctx.redis,
-                                             "HDEL " GCH_KEY_LOGINS " %s",
-                                             gchb_town,
-                                             PQgetvalue(cors, i, 0)));
-            }
-        }
-        gcho_redis_drop_broken();
-    }
+    gcho_fam_archive_finish(rq->param[0], cors);
     PQclear(cors);
 
     return gcho_fam_answer(rq, 200, rq->param[0]);

@@ -24,6 +24,10 @@
  *       thread) makes the file "path.entered", then waits until "path"
  *       exists: what the process does meanwhile (its other requests) is
  *       the test's to choose.
+ *   GUICHET_UNLINK_CRASH=path  while the file "path" exists, unlink() of
+ *       a file whose path holds "/uploads/" ends the process at once
+ *       (_exit(137), as a kill -9 would): a crash after a transaction's
+ *       commit, before the files it erased are.
  *
  * Built by the test: cc -shared -fPIC -o faults.so faults_preload.c -ldl
  */
@@ -58,6 +62,7 @@ static struct {
 } faults_at[FAULTS_NAMES_MAX];
 static int          faults_nat;
 static char         faults_gate[256];
+static char         faults_unlink_crash[256];
 static long         faults_pread_max;
 static long         faults_pread_eof = -1;
 
@@ -92,6 +97,11 @@ faults_init(void)
     v = getenv("GUICHET_PWHASH_GATE");
     if (v != NULL && strlen(v) < sizeof(faults_gate)) {
         strcpy(faults_gate, v);
+    }
+
+    v = getenv("GUICHET_UNLINK_CRASH");
+    if (v != NULL && strlen(v) < sizeof(faults_unlink_crash)) {
+        strcpy(faults_unlink_crash, v);
     }
 
     v = getenv("GUICHET_FAIL_MALLOC_AT");
@@ -299,4 +309,20 @@ crypto_pwhash_str_verify(const char *str, const char *passwd,
 
     errno = err;
     return real(str, passwd, passwdlen);
+}
+
+
+int
+unlink(const char *path)
+{
+    int  (*real)(const char *);
+
+    if (faults_unlink_crash[0] != '\0' && strstr(path, "/uploads/") != NULL
+        && access(faults_unlink_crash, F_OK) == 0)
+    {
+        _exit(137);
+    }
+
+    real = (int (*)(const char *)) dlsym(RTLD_NEXT, "unlink");
+    return real(path);
 }

@@ -422,6 +422,71 @@ def test_a_password_change_that_outlived_its_family_s_archiving(preload,
         s.stop()
 
 
+def test_an_archiving_retried_after_a_crash_erases_the_files(preload,
+                                                             tmp_path):
+    """Archiving unlinks the family's files (documents, attachments) and
+    its Redis keys after its commit: guichet-office killed in between
+    left them for good (no row named them any more, and archiving again
+    answered 409 family_archived, doing nothing).  The archiving's
+    transaction queues the files in upload_erasure; the archiving
+    retried unlinks them and deletes the keys, then answers 409.
+    faults_preload.c ends guichet-office at its first unlink."""
+    from office_town import PDF, staff_add, staff_login
+    crash = str(tmp_path / "crash")
+    s = faulty_stack(preload, "faults-office-archive-crash", {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_UNLINK_CRASH": crash}
+    try:
+        s.start()
+        staff_add(s, "chef.c", "admin", "Camille Chef", "admin-pass-c1")
+        admin = staff_login(s, "chef.c", "admin-pass-c1")
+        r = s.http("POST", "/api/staff/families", token=admin,
+                   json={"login": "crash.arch", "email": "c@example.org",
+                         "qf": 450, "resident": True, "entourage": [],
+                         "children": [{"first_name": "Zoé",
+                                       "birth_date": "2019-03-03"}]})
+        assert r.status == 201, r
+        fid = r.json()["id"]
+        tok = s.ctl_run("token", fid).strip()
+        r = s.http("POST", "/api/documents?type=vaccinations", token=tok,
+                   body=PDF, headers={"Content-Type": "application/pdf"})
+        assert r.status == 201, r
+        stored = s.sql("select stored_name from document"
+                       " where family_id = %s", (fid,))[0][0]
+        uploads = s._path("uploads")
+        key = "{%s}:f:%s:documents" % (s.town_id, fid)
+        assert stored in os.listdir(uploads)
+        assert s.redis.exists(key)
+
+        url = "/api/staff/families/%s/archive" % fid
+        open(crash, "w").close()
+        r = s.http("POST", url, token=admin)
+        assert r.status != 200, r
+        s.procs["office"].wait(timeout=30)
+        assert s.procs["office"].returncode == 137
+        # committed: the file erased, but not its file on disk
+        assert s.sql("select archived_at is not null from family"
+                     " where id = %s", (fid,)) == [(True,)]
+        assert s.sql("select count(*) from document where family_id = %s",
+                     (fid,)) == [(0,)]
+        assert stored in os.listdir(uploads)
+
+        os.unlink(crash)
+        os.unlink(s._path("office.sock"))
+        s._start_office()
+        r = s.http("POST", url, token=admin)
+        assert r.status == 409 and r.json()["error"]["code"] == \
+            "family_archived", r
+        assert stored not in os.listdir(uploads)
+        assert not s.redis.exists(key)
+        assert s.sql("select count(*) from upload_erasure") == [(0,)]
+        # and again: nothing left to do
+        r = s.http("POST", url, token=admin)
+        assert r.status == 409, r
+    finally:
+        s.stop()
+
+
 def test_a_staff_login_that_outlived_its_account_s_deactivation(preload,
                                                                  tmp_path):
     """No staff request hashes but the staff login (public): its second

@@ -1,4 +1,4 @@
--- 0140_erase_archived_family_audit.sql -- archiving (RGPD) erases the
+-- 0140_erase_archived_family_words.sql -- archiving (RGPD) erases the
 -- family's words from the audit log, which keeps who did what and when.
 --
 -- audit_log was append-only (0007: a trigger refused every update,
@@ -30,6 +30,11 @@
 -- rows it keeps for the accounting and the statistics: an enrolment's
 -- refusal reason and an absence justification's (the marker), the
 -- attendance notes (empty).
+--
+-- upload_erasure: the files (documents, message attachments) an
+-- archiving's transaction deleted the rows of, unlinked after its commit
+-- and then forgotten; a crash in between leaves the row, and the
+-- archiving retried (409 family_archived) unlinks them.
 --
 -- The families archived before this migration are erased here, once; a
 -- duplicate merged into a family is not (its file lives on in the family
@@ -115,6 +120,15 @@ create trigger audit_log_append_only
 create trigger audit_log_erase_only
     before update on audit_log
     for each row execute function audit_log_erase_only();
+
+create table upload_erasure (
+    stored_name     text        not null,
+    family_id       text        not null,
+    queued_at       timestamptz not null default now(),
+    constraint upload_erasure_pkey primary key (stored_name)
+);
+
+create index upload_erasure_family_idx on upload_erasure (family_id);
 
 create temporary table archived_family on commit drop as
     select f.id from family f
