@@ -11,7 +11,8 @@ A failure of the server is the server's: 500 `internal` or 503
 "compte inconnu", 401 wrong password, 400 bad_json), and nothing is
 written.  faults_preload.c also holds guichet-office's password check on
 its thread while the test has other requests served (an archiving during
-a password change).
+a password change), and ends guichet-office at its first unlink of an
+upload (a crash between an archiving's commit and its files' erasure).
 """
 
 import os
