@@ -14,9 +14,10 @@ GCHW_CFLAGS  := $(GCHB_CFLAGS) -Iworker
 GCHW_LIBS    := $(GCHB_LIBS) -lyajl
 GCHW_ASAN    := $(GCHB_ASAN)
 
-GCHW_TASKS   := publish rebuild counters persist batch stream reaper mail \
-                overlay promote offer waitmirror draw
-GCHW_HDRS    := worker/gchw.h worker/gchw_publish.h $(GCHB_HDRS)
+GCHW_TASKS   := publish rebuild counters persist batch copy stream reaper \
+                mail overlay promote offer waitmirror draw
+GCHW_HDRS    := worker/gchw.h worker/gchw_publish.h worker/gchw_batch.h \
+                $(GCHB_HDRS)
 
 GCHW_OBJS    := $(GCHW_TASKS:%=build/worker/%.o)
 GCHW_AOBJS   := $(GCHW_TASKS:%=build/asan/worker/%.o)
