@@ -85,7 +85,7 @@ gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
  * quota (places - places_online) changed since it was published
  * (onsite_published) moves by the difference, saturating at 0: res rows
  * (id, ..., quota, onsite_published).  Ask which counters exist and which
- * sessions released their on-site places online (reaper.c) first, in
+ * sessions released their on-site places online (release.c) first, in
  * pipelined chunks: a shift never creates a counter, and a released
  * session's on-site places are online, so its difference goes to the
  * online u32 (bit 0) and to {T}:s:<sid>:released (the on-site places

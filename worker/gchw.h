@@ -173,7 +173,7 @@ int gchw_mail_send(PGconn *pg, const gchb_conf_t *conf, int max);
 
 
 /* ------------------------------------------------------------------ */
-/* reaper (reaper.c)                                                    */
+/* reaper (reaper.c, recount.c, release.c)                              */
 
 typedef struct gchw_reaper_s  gchw_reaper_t;
 
