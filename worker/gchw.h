@@ -220,7 +220,7 @@ redisReply *gchw_read_cmds(redisContext *rc, const gch_cmds_t *l);
 
 
 /* ------------------------------------------------------------------ */
-/* openings by draw (draw.c)                                           */
+/* openings by draw (draw.c, drawentries.c)                           */
 
 /*
  * Decides the draw of each activity of the catalogue whose opening has
