@@ -15,7 +15,7 @@ GCHW_LIBS    := $(GCHB_LIBS) -lyajl
 GCHW_ASAN    := $(GCHB_ASAN)
 
 GCHW_TASKS   := publish rebuild counters persist batch copy stream reaper \
-                recount release mail overlay promote offer waitmirror \
+                recount release mail overlay promote cmds offer waitmirror \
                 draw drawentries
 GCHW_HDRS    := worker/gchw.h worker/gchw_publish.h worker/gchw_batch.h \
                 worker/gchw_reaper.h worker/gchw_draw.h $(GCHB_HDRS)
