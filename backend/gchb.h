@@ -62,7 +62,7 @@ int gchb_merge_counters(redisContext *rc, const char *town, long *merged);
  * The same for one session sid of town, its old {T}:s:<sid>:onsite (if
  * any) added into bit 32 of its :left and deleted, under WATCH (ten
  * tries): what a publication shifting that session's on-site quota does
- * first (publish.c).  0 merged or nothing to merge, 1 the session kept
+ * first (counters.c).  0 merged or nothing to merge, 1 the session kept
  * moving (nothing merged), -1 after logging a Redis error.
  */
 int gchb_merge_counter(redisContext *rc, const char *town, const char *sid);

@@ -266,7 +266,7 @@ gcho_doc_sync_dir(const char *dir)
  * /api/absences checks a document_id against, before the upload commits:
  * Redis may then name a document PostgreSQL does not have (the commit
  * failed), never the reverse.  The publisher rebuilds the sets after a
- * loss of Redis's data (worker/publish.c).  0, or -1 after answering 503.
+ * loss of Redis's data (worker/rebuild.c).  0, or -1 after answering 503.
  */
 static int
 gcho_doc_known(gcho_req_t *rq, const char *fid, const char *id)

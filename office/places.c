@@ -53,7 +53,7 @@ gcho_act_free_replies(redisReply **r, size_t n)
  * Moves the live counters of one session by sh->d_online and
  * sh->d_onsite: WATCH both and the release mark, read them, then one
  * MULTI of relative INCRBYs (a booking in between aborts the EXEC: read
- * again).  A session whose on-site places went online (reaper.c) has
+ * again).  A session whose on-site places went online (release.c) has
  * both differences added to the online u32 of {s}:left, the on-site one to
  * {s}:released (the on-site places now online, which guichetctl check
  * and the reaper's recount add to the online quota); the on-site

@@ -173,7 +173,7 @@ int gchw_mail_send(PGconn *pg, const gchb_conf_t *conf, int max);
 
 
 /* ------------------------------------------------------------------ */
-/* reaper (reaper.c)                                                    */
+/* reaper (reaper.c, recount.c, release.c)                              */
 
 typedef struct gchw_reaper_s  gchw_reaper_t;
 
@@ -210,8 +210,8 @@ int gchw_reaper_first_turn(gchw_reaper_t *r);
  * booked, or -1 on a Redis error (after logging).
  */
 int gchw_promote(gchw_reaper_t *r, redisContext *rc, int64_t now_ms);
-/* Sends a MULTI ... EXEC list of the engine; the EXEC reply (the caller
- * frees it) or NULL.  The promoter's and the draw's. */
+/* cmds.c: sends a MULTI ... EXEC list of the engine; the EXEC reply (the
+ * caller frees it) or NULL.  The promoter's and the draw's. */
 redisReply *gchw_send_cmds(redisContext *rc, const gch_cmds_t *l);
 /* Pipelining: appends a command list (0 or -1); reads its replies and
  * returns the last (EXEC's), or NULL. */
@@ -220,7 +220,7 @@ redisReply *gchw_read_cmds(redisContext *rc, const gch_cmds_t *l);
 
 
 /* ------------------------------------------------------------------ */
-/* openings by draw (draw.c)                                           */
+/* openings by draw (draw.c, drawentries.c)                           */
 
 /*
  * Decides the draw of each activity of the catalogue whose opening has

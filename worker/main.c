@@ -797,7 +797,7 @@ main(int argc, char **argv)
                 case 1:
                     /* sessions a rush kept moving: again in 10 s, the
                      * town served meanwhile (its publisher shifts an
-                     * unmerged session's old key, publish.c) */
+                     * unmerged session's old key, counters.c) */
                     t->merge_at = gchb_now_ms() + 10000;
                     break;
                 default:

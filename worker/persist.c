@@ -6,7 +6,7 @@
  * checked entry by entry (a booking's compact demande, decoded by the
  * engine; else with yajl, an object with a string "type"), then written
  * inside ONE transaction by batch.c: with COPY when the batch holds
- * compact demandes only (the rush), else as one JSON array by a few
+ * compact demandes only (the rush, copy.c), else as one JSON array by a few
  * set-based statements:
  *
  *   void   -> insert into voided_booking, delete those bookings;

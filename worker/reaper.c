@@ -20,18 +20,19 @@
  *   "<sid> <bid>", the record and the member, ZADD each session of the plan to
  *   {T}:recount, due recount_after_ms later, EXEC (aborted if a late step
  *   two wrote meanwhile: it wins).
- * recount: each due session of {T}:recount gets left = places_online +
- *   on-site places released online - SCARD booked, under WATCH of those
- *   keys and only when no younger attempt touches the session; otherwise
- *   it stays due, tried again next round.  The delay lets the attempts
- *   that saw the released record (a retry answered 409) give their places
- *   back first.
+ * recount (recount.c): each due session of {T}:recount gets left =
+ *   places_online + on-site places released online - SCARD booked, under
+ *   WATCH of those keys and only when no younger attempt touches the
+ *   session; otherwise it stays due, tried again next round.  The delay
+ *   lets the attempts that saw the released record (a retry answered 409)
+ *   give their places back first.
  * cancellation: finish its third step (place back, claims deleted, cancel
  *   entry on the stream, marker and member removed) in one MULTI, under
  *   WATCH of the marker.
  *
  * places_online comes from the catalogue in Redis, parsed by the engine and
- * re-read when {T}:catalogue:gen changes.
+ * re-read when {T}:catalogue:gen changes.  With it, the reaper's turn also
+ * releases on-site places online (release.c).
  */
 
 #include <stdio.h>
@@ -42,18 +43,10 @@
 #include <yajl/yajl_tree.h>
 
 #include "gchw.h"
+#include "gchw_reaper.h"
 
 
 #define GCHW_REAP_MAX    100
-
-
-struct gchw_reaper_s {
-    gch_town_t   *town;
-    long long     gen;
-    char         *released;                /* per activity: done */
-    int64_t       recount_at;              /* this round's "not before" */
-    int           promoted_once;           /* promote.c: a first turn done */
-};
 
 
 /* See gchw.h. */
@@ -76,19 +69,6 @@ gchw_reaper_free(gchw_reaper_t *r)
 
     gch_town_free(r->town);
     free(r);
-}
-
-
-/*
- * Session sid is to be recounted, not before recount_after_ms from now
- * (kept in Redis, {T}:recount, so that a worker restart forgets nothing).
- * Inside the caller's MULTI when there is one.
- */
-static void
-gchw_dirty_add(gchw_reaper_t *r, redisContext *rc, const char *sid)
-{
-    freeReplyObject(redisCommand(rc, "ZADD " GCH_KEY_RECOUNT " GT %lld %s",
-                                 gchb_town, (long long) r->recount_at, sid));
 }
 
 
@@ -123,7 +103,7 @@ gchw_refused_item(yajl_val item, const char **cid, const char **sid)
  * the compact demande (engine/src/demande.c) rendered, or the JSON answer
  * of a record written before it.  NULL if it is neither.
  */
-static yajl_val
+yajl_val
 gchw_answer_parse(const char *rec, size_t len, char *ebuf, size_t esize)
 {
     char      *js;
@@ -267,47 +247,13 @@ gchw_replay_claims(gchw_reaper_t *r, redisContext *rc, const char *member,
 
 
 /*
- * The sessions of a stored answer "D <hash32> <demande>" are to be
- * recounted: its member in {T}:inflight is a replay (same key, same body)
- * whose nginx worker died between its steps.  The first attempt's step two
- * had removed the member, the replay's step one put it back and took the
- * places its step two would have given back.
- */
-static void
-gchw_dirty_answer(gchw_reaper_t *r, redisContext *rc, const char *rec,
-    size_t len)
-{
-    char         ebuf[128];
-    size_t       i;
-    yajl_val     v, items, sv;
-    const char  *pi[] = { "items", NULL }, *ps[] = { "session_id", NULL };
-
-    if (len <= 35) {
-        return;
-    }
-
-    v = gchw_answer_parse(rec, len, ebuf, sizeof(ebuf));
-    items = v ? yajl_tree_get(v, pi, yajl_t_array) : NULL;
-
-    for (i = 0; items && i < items->u.array.len; i++) {
-        sv = yajl_tree_get(items->u.array.values[i], ps, yajl_t_string);
-        if (sv) {
-            gchw_dirty_add(r, rc, YAJL_GET_STRING(sv));
-        }
-    }
-
-    yajl_tree_free(v);
-}
-
-
-/*
  * The plan of a first attempt's record "P <hash32> <id> <plan>" as the JSON
  * plan [{"s","c","b","q"}] (gch_dm_plan_json(): the compact plan the module
  * writes, with booking ids from rkey "{T}:f:<fid>:idem:<key>" -- none when
  * rkey is NULL -- and claim keys from the catalogue t; a JSON plan as it
  * is).  Freed with free(); NULL if unreadable.
  */
-static char *
+char *
 gchw_plan_text(const gch_town_t *t, const char *rkey, const char *rec,
     size_t len)
 {
@@ -340,34 +286,8 @@ gchw_plan_text(const gch_town_t *t, const char *rkey, const char *rec,
 }
 
 
-/* The sessions of a first attempt's plan "P <hash32> <id> <plan>" are to
- * be recounted: a retry of its body died between its steps. */
-static void
-gchw_dirty_plan(gchw_reaper_t *r, redisContext *rc, const char *rec,
-    size_t len)
-{
-    char         ebuf[128], *plan;
-    size_t       i;
-    yajl_val     v, sv;
-    const char  *ps[] = { "s", NULL };
-
-    plan = gchw_plan_text(NULL, NULL, rec, len);
-    v = plan ? yajl_tree_parse(plan, ebuf, sizeof(ebuf)) : NULL;
-    free(plan);
-
-    for (i = 0; v && YAJL_IS_ARRAY(v) && i < v->u.array.len; i++) {
-        sv = yajl_tree_get(v->u.array.values[i], ps, yajl_t_string);
-        if (sv) {
-            gchw_dirty_add(r, rc, YAJL_GET_STRING(sv));
-        }
-    }
-
-    yajl_tree_free(v);
-}
-
-
 /* Re-reads the catalogue when its generation changed.  0 or -1. */
-static int
+int
 gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
 {
     long long     gen;
@@ -417,345 +337,6 @@ gchw_reaper_town(gchw_reaper_t *r, redisContext *rc)
     r->released = calloc(t->nactivities + 1, 1);
 
     return r->released ? 0 : -1;
-}
-
-
-/*
- * Releases the unused on-site places of one session to online, once:
- * WATCH its counters ({s}:left), read the on-site one (bit 32), and in
- * one MULTI zero it, add it to the online one (bit 0) and mark the
- * session released.  A booking in between aborts the EXEC: tried again
- * next second.  1 done, 0 retry.
- */
-static int
-gchw_release_session(redisContext *rc, const gch_session_t *s)
-{
-    char         left[512], mark[512], n[32];
-    redisReply  *x;
-    long long    free_places;
-
-    snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), gchb_town, s->id);
-    snprintf(mark, sizeof(mark), GCH_KEY_S(GCH_KEY_RELEASED), gchb_town, s->id);
-
-    x = redisCommand(rc, "EXISTS %s", mark);
-    if (x == NULL) {
-        return 0;
-    }
-
-    free_places = (x->type == REDIS_REPLY_INTEGER && x->integer) ? -1 : 0;
-    freeReplyObject(x);
-
-    if (free_places < 0) {
-        return 1;                     /* released before */
-    }
-
-    /*
-     * An on-site counter of the layout before not merged yet (a rush kept
-     * its session moving, backend/migrate.c): its places are still there,
-     * released once merged.  Watched with the counter: a module of the
-     * layout before that recreates it between this check and the EXEC
-     * (a cancellation at the counter) aborts the release, instead of the
-     * merge bringing a place back on site after it.
-     */
-    freeReplyObject(redisCommand(rc, "WATCH %s " GCH_KEY_S(GCH_KEY_ONSITE_OLD),
-                                 left, gchb_town, s->id));
-
-    x = redisCommand(rc, "EXISTS " GCH_KEY_S(GCH_KEY_ONSITE_OLD), gchb_town,
-                     s->id);
-    if (x == NULL) {
-        return 0;
-    }
-
-    free_places = (x->type == REDIS_REPLY_INTEGER && x->integer) ? -1 : 0;
-    freeReplyObject(x);
-
-    if (free_places < 0) {
-        freeReplyObject(redisCommand(rc, "UNWATCH"));
-        return 0;
-    }
-
-    x = redisCommand(rc, "BITFIELD %s GET u32 " GCH_OFF_ONSITE, left);
-    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != 1) {
-        if (x) {
-            freeReplyObject(x);
-        }
-        freeReplyObject(redisCommand(rc, "UNWATCH"));
-        return 0;
-    }
-
-    free_places = x->element[0]->integer;
-    freeReplyObject(x);
-    snprintf(n, sizeof(n), "%lld", free_places);
-
-    freeReplyObject(redisCommand(rc, "MULTI"));
-    freeReplyObject(redisCommand(rc, "BITFIELD %s SET u32 " GCH_OFF_ONSITE
-                                 " 0 OVERFLOW SAT INCRBY u32 " GCH_OFF_LEFT
-                                 " %s", left, n));
-    freeReplyObject(redisCommand(rc, "SET %s %s", mark, n));
-    x = redisCommand(rc, "EXEC");
-
-    if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
-        if (x) {
-            freeReplyObject(x);
-        }
-        return 0;                     /* the counter moved: next time */
-    }
-
-    freeReplyObject(x);
-
-    if (free_places > 0) {
-        gchb_log("info", "session %s: %lld on-site places released online",
-                 s->id, free_places);
-    }
-
-    return 1;
-}
-
-
-/*
- * See gchw.h.  Activities whose release_onsite_at has come give their
- * sessions' unused on-site places to the online quota (sessions still to
- * come only).  After a data loss the rebuild recreates the on-site
- * counters and this releases them again.
- */
-int
-gchw_release_onsite(gchw_reaper_t *r, redisContext *rc, int64_t now_ms)
-{
-    int                    done;
-    size_t                 a, i;
-    gch_day_t              today;
-    int                    minute;
-    const gch_session_t   *s;
-    const gch_activity_t  *act;
-
-    if (gchw_reaper_town(r, rc) != 0 || r->town == NULL) {
-        return 0;
-    }
-
-    gch_unix_to_paris(now_ms / 1000, &today, &minute, NULL);
-
-    for (a = 0; a < r->town->nactivities; a++) {
-        act = &r->town->activities[a];
-
-        if (r->released[a] || act->release_onsite_at == 0
-            || now_ms / 1000 < act->release_onsite_at)
-        {
-            continue;
-        }
-
-        done = 1;
-
-        for (i = 0; i < r->town->nsessions; i++) {
-            s = &r->town->sessions[i];
-
-            if (s->activity == act && s->date >= today
-                && gchw_release_session(rc, s) == 0)
-            {
-                done = 0;
-            }
-        }
-
-        r->released[a] = (char) done;
-    }
-
-    return 0;
-}
-
-
-/*
- * Does the answer of the record "D <hash32> <demande>" contain needle (in
- * its JSON)?  An answer that cannot be read counts as containing it: the
- * recount waits.
- */
-static int
-gchw_answer_has(const char *rec, size_t len, const char *needle)
-{
-    int      has;
-    char    *js;
-    size_t   n;
-
-    if (len <= 35) {
-        return 1;
-    }
-
-    js = gch_dm_json(rec + 35, len - 35, GCH_DM_ANSWER, &gch_alloc_std, &n);
-    if (js == NULL) {
-        return 1;
-    }
-
-    has = strstr(js, needle) != NULL;
-    free(js);
-
-    return has;
-}
-
-
-/*
- * Does an attempt younger than cutoff touch session sid?  1, 0, -1.  "P":
- * a first attempt, its plan (a retry answered 409 has the same body, hence
- * the same sessions); "D": a replay between its steps, the sessions of the
- * stored answer; "C": a cancellation.  An attempt whose cells are not known
- * (another body than the record's, answered 422; a record gone) counts as
- * touching every session: the recount waits for it.
- */
-static int
-gchw_session_busy(redisContext *rc, const char *sid, int64_t cutoff)
-{
-    int          busy;
-    char         pat[600], ans[600], rkey[600], *plan;
-    size_t       i, n, lsid;
-    redisReply  *m, *v;
-    const char  *id;
-
-    m = redisCommand(rc, "ZRANGEBYSCORE " GCH_KEY_INFLIGHT " (%lld +inf",
-                     gchb_town, (long long) cutoff);
-    if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
-        if (m) {
-            freeReplyObject(m);
-        }
-        return -1;
-    }
-
-    snprintf(pat, sizeof(pat), "\"s\":\"%s\"", sid);
-    snprintf(ans, sizeof(ans), "\"session_id\":\"%s\"", sid);
-    lsid = strlen(sid);
-    busy = 0;
-
-    for (i = 0; i < m->elements && !busy; i++) {
-        id = gch_attempt_split(m->element[i]->str, rkey, sizeof(rkey));
-        v = redisCommand(rc, "GET %s", rkey);
-        if (v == NULL) {
-            freeReplyObject(m);
-            return -1;
-        }
-
-        if (id && (v->type != REDIS_REPLY_STRING
-                   || !gch_attempt_same_body(id, v->str, v->len)))
-        {
-            busy = 1;                     /* its cells are not known */
-
-        } else if (v->type == REDIS_REPLY_STRING) {
-            n = v->len;
-            if (v->str[0] == 'P') {
-                plan = gchw_plan_text(NULL, NULL, v->str, v->len);
-                busy = plan == NULL || strstr(plan, pat) != NULL;
-                free(plan);
-
-            } else if (v->str[0] == 'D') {
-                busy = gchw_answer_has(v->str, v->len, ans);
-
-            } else if ((v->str[0] == 'C' || v->str[0] == 'S')
-                       && n > lsid
-                       && v->str[n - lsid - 1] == ' '
-                       && strcmp(v->str + n - lsid, sid) == 0)
-            {
-                busy = 1;
-            }
-        }
-
-        freeReplyObject(v);
-    }
-
-    freeReplyObject(m);
-
-    return busy;
-}
-
-
-/*
- * left (its online u32) = places_online - SCARD booked, atomically, and
- * sid leaves {T}:recount in the same MULTI (WATCHed: a release that
- * scheduled it again meanwhile aborts this one).  1 done, 0 not yet.
- */
-static int
-gchw_recount(gchw_reaper_t *r, redisContext *rc, const char *sid,
-    int64_t cutoff)
-{
-    int                   tries, done;
-    char                  left[512], booked[512], released[512],
-                          held[512];
-    long                  n;
-    uint32_t              u;
-    redisReply           *x;
-    const gch_session_t  *s;
-
-    s = gch_town_session(r->town, sid, strlen(sid));
-    if (s == NULL) {                       /* not bookable any more */
-        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s",
-                                     gchb_town, sid));
-        return 1;
-    }
-
-    snprintf(left, sizeof(left), GCH_KEY_S(GCH_KEY_LEFT), gchb_town, sid);
-    snprintf(booked, sizeof(booked), GCH_KEY_S(GCH_KEY_BOOKED), gchb_town, sid);
-    snprintf(released, sizeof(released), GCH_KEY_S(GCH_KEY_RELEASED), gchb_town,
-             sid);
-    snprintf(held, sizeof(held), GCH_KEY_S(GCH_KEY_HELD), gchb_town, sid);
-
-    for (tries = 0; tries < 5; tries++) {
-        x = redisCommand(rc, "WATCH %s %s %s %s " GCH_KEY_RECOUNT, left,
-                         booked, released, held, gchb_town);
-        if (x == NULL) {
-            return 0;
-        }
-        freeReplyObject(x);
-
-        if (gchw_session_busy(rc, sid, cutoff) != 0) {
-            freeReplyObject(redisCommand(rc, "UNWATCH"));
-            return 0;
-        }
-
-        x = redisCommand(rc, "SCARD %s", booked);
-        if (x == NULL || x->type != REDIS_REPLY_INTEGER) {
-            if (x) {
-                freeReplyObject(x);
-            }
-            return 0;
-        }
-        n = s->places_online - (long) x->integer;
-        freeReplyObject(x);
-
-        /* on-site places moved online (gchw_release_onsite) count too */
-        x = redisCommand(rc, "GET %s", released);
-        if (x == NULL) {
-            return 0;
-        }
-        if (x->type == REDIS_REPLY_STRING) {
-            n += atol(x->str);
-        }
-        freeReplyObject(x);
-
-        /* places held by waiting lists' offers (promote.c) are not left */
-        x = redisCommand(rc, "GET %s", held);
-        if (x == NULL) {
-            return 0;
-        }
-        if (x->type == REDIS_REPLY_STRING && atol(x->str) > 0) {
-            n -= atol(x->str);
-        }
-        freeReplyObject(x);
-
-        u = n < 0 ? 0 : (uint32_t) n;
-
-        /* the online u32 alone: the on-site one (bit 32) is not ours */
-        freeReplyObject(redisCommand(rc, "MULTI"));
-        freeReplyObject(redisCommand(rc, "BITFIELD %s SET u32 " GCH_OFF_LEFT
-                                     " %u", left, (unsigned) u));
-        freeReplyObject(redisCommand(rc, "ZREM " GCH_KEY_RECOUNT " %s",
-                                     gchb_town, sid));
-        x = redisCommand(rc, "EXEC");
-        if (x == NULL) {
-            return 0;
-        }
-        done = x->type == REDIS_REPLY_ARRAY;
-        freeReplyObject(x);
-
-        if (done) {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 

@@ -14,9 +14,11 @@ GCHW_CFLAGS  := $(GCHB_CFLAGS) -Iworker
 GCHW_LIBS    := $(GCHB_LIBS) -lyajl
 GCHW_ASAN    := $(GCHB_ASAN)
 
-GCHW_TASKS   := publish persist batch stream reaper mail overlay promote offer \
-                waitmirror draw
-GCHW_HDRS    := worker/gchw.h $(GCHB_HDRS)
+GCHW_TASKS   := publish rebuild counters persist batch copy stream reaper \
+                recount release mail overlay promote cmds offer waitmirror \
+                draw drawentries
+GCHW_HDRS    := worker/gchw.h worker/gchw_publish.h worker/gchw_batch.h \
+                worker/gchw_reaper.h worker/gchw_draw.h $(GCHB_HDRS)
 
 GCHW_OBJS    := $(GCHW_TASKS:%=build/worker/%.o)
 GCHW_AOBJS   := $(GCHW_TASKS:%=build/asan/worker/%.o)

@@ -205,7 +205,7 @@ def town_fault_checks(s, v, rush, outdir, name, res):
     wait_until("attempts settled%s ({town}:inflight empty)" % where,
                lambda: settled(w), 120, step=0.2)
     # the reaper recounts a released attempt's sessions only once no
-    # live attempt touches them (worker/reaper.c): after the rush
+    # live attempt touches them (worker/recount.c): after the rush
     t = time.monotonic()
     wait_until("the reaper's recounts%s (left + booked = online)" % where,
                lambda: counters_whole(w), 60, step=0.2)
