@@ -74,24 +74,6 @@ typedef struct {
 } gchw_draw_one_t;
 
 
-/* Appends a command list; 0 or -1. */
-static int
-gchw_draw_append(redisContext *rc, const gch_cmds_t *l)
-{
-    size_t  i;
-
-    for (i = 0; i < l->ncmds; i++) {
-        if (redisAppendFormattedCommand(rc, l->cmds[i].data, l->cmds[i].len)
-            != REDIS_OK)
-        {
-            return -1;
-        }
-    }
-
-    return 0;
-}
-
-
 /* Plans d's request of its entries e[0..n).  0, or -1 (nothing to send:
  * d->st says why). */
 static int
@@ -240,7 +222,7 @@ gchw_draw_send(redisContext *rc, const gch_activity_t *act,
             continue;
         }
         l = gch_book_step1(d[i].b);
-        if (l == NULL || gchw_draw_append(rc, l) != 0) {
+        if (l == NULL || gchw_append_cmds(rc, l) != 0) {
             return -1;
         }
     }
@@ -275,7 +257,7 @@ gchw_draw_send(redisContext *rc, const gch_activity_t *act,
         } else {
             l = gch_book_step2(d[i].b);
         }
-        if (l && gchw_draw_append(rc, l) != 0) {
+        if (l && gchw_append_cmds(rc, l) != 0) {
             return -1;
         }
     }
