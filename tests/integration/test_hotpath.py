@@ -714,13 +714,16 @@ def test_token_cache_follows_the_towns_size(tmp_path):
 
         # every token in: the whole table in the worker's memory; a
         # smaller town gives back at least 4 of its 5 MB (what else the
-        # worker holds may move by some hundreds of kB)
+        # worker holds may move by some hundreds of kB; not under
+        # AddressSanitizer, whose quarantine keeps what the catalogues
+        # free, megabytes of it)
         me(s, t, [fam(i) for i in range(1, 10001)])
         rss_big = worker_rss_kb(s)
         load_town(s, tmp_path, small, "small2.json")
         assert cache_bytes(s) == 2048 * 512
-        assert worker_rss_kb(s) < rss_big - 4096, (rss_big,
-                                                   worker_rss_kb(s))
+        if not s.asan:
+            assert worker_rss_kb(s) < rss_big - 4096, (rss_big,
+                                                       worker_rss_kb(s))
     finally:
         finish_stack(s)
 
