@@ -33,26 +33,30 @@
  * (logouts, password changes) like any other, on every request.  A
  * reload's new workers start with an empty cache, and the new secret.
  *
- * Sets of NGX_HTTP_GUICHET_TOKC_WAYS entries (a set of 512 bytes, 8 cache
- * lines), one set a family of the towns' catalogues
- * (ngx_http_guichet_tokc_fit(), at each catalogue load;
- * NGX_HTTP_GUICHET_TOKC_MIN sets before the first and at least), rounded
- * up to 2 MB (a huge page), so 512 bytes a family and worker: a town's
- * whole rush of families, each set holding one family on average at most
- * (with 4 ways, at most about 1 % of a rush's requests then meet their
- * token evicted, against 10 % at 2.4 families a set and 80 % at 9.8).
- * A set is picked by multiplying 32 bits of the hash by the number of
- * sets (no power of 2 needed).  guichet_token_cache_size bounds the table
- * (0: no cache); the table grows at a catalogue that brings more
- * families, shrinks at one that brings a quarter fewer, keeping the
- * unexpired entries its sets still have ways for, and is mapped on its
- * own (mmap) so that what it gives back goes back to the kernel.
- * guichet_token_cache_bytes (/metrics) adds up the workers' tables.
+ * Sets of NGX_HTTP_GUICHET_TOKC_WAYS entries (a set of 1 KB: its 8 tags
+ * on one cache line, then 15 lines of entries), a set for two families
+ * of the towns' catalogues (ngx_http_guichet_tokc_fit(), at each
+ * catalogue load; NGX_HTTP_GUICHET_TOKC_MIN sets before the first and at
+ * least), rounded up to 2 MB (a huge page), so 512 bytes a family and
+ * worker: a town's whole rush of families, each set holding two families
+ * on average at most.  A set of 8 ways rather than two of 4 in the same
+ * memory: a token is evicted when its set is asked to hold more tokens
+ * than it has ways, and 9 of 8 ways at two families a set are much rarer
+ * than 5 of 4 at one (0.02 % of the sets against 0.3 %; with 4 ways,
+ * 0.6 % of a 20,000-family rush's refusals verified their token again:
+ * docs/benchmarks.md).  A set is picked by multiplying 32 bits of the
+ * hash by the number of sets (no power of 2 needed).
+ * guichet_token_cache_size bounds the table (0: no cache); the table
+ * grows at a catalogue that brings more families, shrinks at one that
+ * brings a quarter fewer, keeping the unexpired entries its sets still
+ * have ways for, and is mapped on its own (mmap) so that what it gives
+ * back goes back to the kernel.  guichet_token_cache_bytes (/metrics)
+ * adds up the workers' tables.
  */
 
-#define NGX_HTTP_GUICHET_TOKC_MIN   2048          /* sets: 1 MB */
-#define NGX_HTTP_GUICHET_TOKC_STEP  4096          /* sets: 2 MB, a huge page */
-#define NGX_HTTP_GUICHET_TOKC_WAYS  4
+#define NGX_HTTP_GUICHET_TOKC_MIN   1024          /* sets: 1 MB */
+#define NGX_HTTP_GUICHET_TOKC_STEP  2048          /* sets: 2 MB, a huge page */
+#define NGX_HTTP_GUICHET_TOKC_WAYS  8             /* families a set: 2 */
 #define NGX_HTTP_GUICHET_TOKC_FID   64
 #define NGX_HTTP_GUICHET_TOKC_HUGE  (2 * 1024 * 1024)
 
@@ -77,7 +81,7 @@ typedef struct {
 } ngx_http_guichet_tokc_set_t;
 
 typedef char ngx_http_guichet_tokc_set_fits_t[
-    sizeof(ngx_http_guichet_tokc_set_t) == 512 ? 1 : -1];
+    sizeof(ngx_http_guichet_tokc_set_t) == 1024 ? 1 : -1];
 
 
 static ngx_http_guichet_tokc_set_t  *ngx_http_guichet_tokc;
@@ -108,7 +112,7 @@ ngx_http_guichet_tokc_bound(void)
         return NGX_HTTP_GUICHET_TOKC_MIN;
     }
 
-    /* whole pages of sets */
+    /* whole pages of sets (8 KB) */
     return gmcf->token_cache_size / sizeof(ngx_http_guichet_tokc_set_t)
            / 8 * 8;
 }
@@ -150,7 +154,7 @@ ngx_http_guichet_tokc_unmap(void)
 
 
 /*
- * A cache of nsets sets (a multiple of 8: whole pages) with what the
+ * A cache of nsets sets (a multiple of 4: whole pages) with what the
  * current one holds that is not expired and that the new sets have ways
  * for, the current one unmapped; else NGX_ERROR and the current one kept.
  */
@@ -240,7 +244,7 @@ ngx_http_guichet_tokc_alloc(ngx_uint_t nsets, ngx_log_t *log)
 
 /*
  * At a catalogue's load: the cache sized for the towns' families (a set
- * each, in steps of 2 MB, guichet_token_cache_size at most), if it is
+ * for two, in steps of 2 MB, guichet_token_cache_size at most), if it is
  * smaller, or larger by a third or more (a failed allocation keeps the
  * cache as it is, and says so).
  */
@@ -258,9 +262,10 @@ ngx_http_guichet_tokc_fit(ngx_log_t *log)
         }
     }
 
-    nsets = families <= NGX_HTTP_GUICHET_TOKC_MIN
+    nsets = (families + 1) / 2;
+    nsets = nsets <= NGX_HTTP_GUICHET_TOKC_MIN
             ? NGX_HTTP_GUICHET_TOKC_MIN
-            : ngx_align(families, NGX_HTTP_GUICHET_TOKC_STEP);
+            : ngx_align(nsets, NGX_HTTP_GUICHET_TOKC_STEP);
 
     bound = ngx_http_guichet_tokc_bound();
 

@@ -693,14 +693,14 @@ def test_token_cache_follows_the_towns_size(tmp_path):
     try:
         t = s.tokens()
         few = [fam(i) for i in range(1, 51)]
-        assert cache_bytes(s) == 12288 * 512
+        assert cache_bytes(s) == 6 * 1024 * 1024
         me(s, t, few)
         checks = token_checks(s)
 
-        # 12,288 sets to 2,048: each small set takes six big ones' entries
-        # (50 tokens in all: room for them), nothing verified again
+        # 6,144 sets of 8 to 1,024: each small set takes six big ones'
+        # entries (50 tokens in all: room for them), none verified again
         load_town(s, tmp_path, small, "small.json")
-        assert cache_bytes(s) == 2048 * 512
+        assert cache_bytes(s) == 1024 * 1024
         assert "token cache of 8192 entries (1024 KB) for 1000 families" \
             in s.error_log()
         me(s, t, few)
@@ -708,7 +708,7 @@ def test_token_cache_follows_the_towns_size(tmp_path):
 
         # and back: each big set takes a sixth of a small one's
         load_town(s, tmp_path, big, "big.json")
-        assert cache_bytes(s) == 12288 * 512
+        assert cache_bytes(s) == 6 * 1024 * 1024
         me(s, t, few)
         assert token_checks(s) == checks
 
@@ -720,7 +720,7 @@ def test_token_cache_follows_the_towns_size(tmp_path):
         me(s, t, [fam(i) for i in range(1, 10001)])
         rss_big = worker_rss_kb(s)
         load_town(s, tmp_path, small, "small2.json")
-        assert cache_bytes(s) == 2048 * 512
+        assert cache_bytes(s) == 1024 * 1024
         if not s.asan:
             assert worker_rss_kb(s) < rss_big - 4096, (rss_big,
                                                        worker_rss_kb(s))
@@ -820,14 +820,15 @@ def test_token_cache_holds_a_whole_town(tmp_path):
         assert first == n, first            # every token verified once
         me_all()
         second = token_checks(s) - before - first
-        # a set of 4 ways holds 0.6 families on average: a handful meet
-        # their set full (0.1-0.2 % of them), none would be exact luck
+        # a set of 8 ways holds 1.6 families on average: a set asked for
+        # more than 8 is rare (0.005 % of them), none would be exact luck
         assert second <= n // 100, second
         c.close()
-        # 12,288 sets of 4 (10,000 families in steps of 2 MB), said once
+        # 6,144 sets of 8 (10,000 families, two a set, in steps of 2 MB),
+        # said once
         assert "token cache of 49152 entries (6144 KB) for 10000 " \
             "families" in s.error_log()
-        assert cache_bytes(s) == 12288 * 512
+        assert cache_bytes(s) == 6 * 1024 * 1024
     finally:
         finish_stack(s)
 
