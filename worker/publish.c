@@ -392,7 +392,7 @@ gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
 static int
 gchw_onsite_old_shift(redisContext *rc, const char *sid, const char *delta)
 {
-    int          t, i, exists;
+    int          t, i, exists, error;
     char         key[512];
     void        *v;
     redisReply  *r;
@@ -430,6 +430,8 @@ gchw_onsite_old_shift(redisContext *rc, const char *sid, const char *delta)
                            key, delta);
         redisAppendCommand(rc, "EXEC");
 
+        /* every reply read, an error's too: the context stays in step */
+        error = 0;
         for (i = 0; i < 3; i++) {
             if (redisGetReply(rc, &v) != REDIS_OK) {
                 goto failed;
@@ -437,11 +439,14 @@ gchw_onsite_old_shift(redisContext *rc, const char *sid, const char *delta)
             r = v;
             if (r->type == REDIS_REPLY_ERROR) {
                 gchb_log("error", "redis: %s", r->str);
-                freeReplyObject(r);
-                return -1;
+                error = 1;
             }
             exists = r->type == REDIS_REPLY_ARRAY;
             freeReplyObject(r);
+        }
+
+        if (error) {
+            return -1;
         }
 
         if (exists) {
