@@ -744,6 +744,18 @@ def test_token_cache_size_bounds_the_cache(tmp_path):
         before = token_checks(s)
         me(s, t, [fam(1), fam(1)])      # entered, then found
         assert token_checks(s) == before + 1
+
+        # a reload: the new worker's table in the gauge, the old one's
+        # taken off when it exits (not 4 MB)
+        old = nginx_workers(s)
+        os.kill(s.procs["nginx"].pid, signal.SIGHUP)
+        wait_for("the new worker, the old one gone",
+                 lambda: len(nginx_workers(s)) == 1
+                 and not nginx_workers(s) & old, timeout=30)
+        wait_for("the new worker's catalogue and table",
+                 lambda: s.error_log().count(
+                     "token cache of 16384 entries") == 2, timeout=30)
+        assert cache_bytes(s) == 2 * 1024 * 1024
     finally:
         finish_stack(s)
 
@@ -767,10 +779,10 @@ def test_token_cache_size_0_verifies_every_token(tmp_path):
         finish_stack(s)
 
 
-def worker_rss_kb(s):
-    """VmRSS of the stack's one nginx worker (a child of its master)."""
+def nginx_workers(s):
+    """The pids of the stack's nginx workers (its master's children)."""
     master = s.procs["nginx"].pid
-    kids = []
+    kids = set()
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -780,7 +792,13 @@ def worker_rss_kb(s):
         except (OSError, ValueError, IndexError):
             continue
         if ppid == master:
-            kids.append(int(pid))
+            kids.add(int(pid))
+    return kids
+
+
+def worker_rss_kb(s):
+    """VmRSS of the stack's one nginx worker."""
+    kids = list(nginx_workers(s))
     assert len(kids) == 1, kids
     with open("/proc/%d/status" % kids[0]) as f:
         for line in f:
