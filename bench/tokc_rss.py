@@ -15,6 +15,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -99,6 +100,7 @@ def main():
         report(s, "catalogue of %d families" % a.shrink_to)
     finally:
         s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
