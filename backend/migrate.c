@@ -699,12 +699,20 @@ failed:
 }
 
 
-/* 1 when every key of a SCAN MATCH *:onsite batch names a :left that
- * fits GCHB_MIG_KEY_MAX, else 0 (logged). */
-static int
-gchb_mig_onsite_keys(redisReply *keys)
+/*
+ * The keys of a SCAN MATCH *:onsite batch that name a :left fitting
+ * GCHB_MIG_KEY_MAX, into fit (its element, keys->elements long, given
+ * by the caller); the others are counted in *kept and logged, so that
+ * one key of the pattern that no session ever had (a name of 1 KB or
+ * more) does not stop the merge of the others.
+ */
+static void
+gchb_mig_onsite_keys(redisReply *keys, redisReply *fit, long *kept)
 {
     size_t  i, len;
+
+    fit->type = REDIS_REPLY_ARRAY;
+    fit->elements = 0;
 
     for (i = 0; i < keys->elements; i++) {
         len = keys->element[i]->len;
@@ -712,13 +720,14 @@ gchb_mig_onsite_keys(redisReply *keys)
             || len < sizeof(GCH_KEY_ONSITE_OLD)
             || len + sizeof(GCH_KEY_LEFT) >= GCHB_MIG_KEY_MAX)
         {
-            gchb_log("error", "redis: merging on-site counters: key of "
-                     "%zu bytes", len);
-            return 0;
+            gchb_log("warn", "redis: merging on-site counters: a key of "
+                     "%zu bytes kept as it is (not a session's)", len);
+            (*kept)++;
+            continue;
         }
-    }
 
-    return 1;
+        fit->element[fit->elements++] = keys->element[i];
+    }
 }
 
 
@@ -770,9 +779,10 @@ gchb_merge_counters(redisContext *rc, const char *town, long *merged)
     long         n, kept, m, m1, busy;
     char         cursor[32], match[GCHB_MIG_KEY_MAX];
     size_t       i;
-    redisReply  *r, one;
+    redisReply  *r, one, fit;
 
     memset(&one, 0, sizeof(one));
+    memset(&fit, 0, sizeof(fit));
     n = 0;
     kept = 0;
     busy = 0;
@@ -787,15 +797,24 @@ gchb_merge_counters(redisContext *rc, const char *town, long *merged)
             return -1;
         }
 
-        m = gchb_mig_onsite_keys(r->element[1])
-            ? gchb_merge_batch(rc, r->element[1], &kept, 3) : -1;
+        fit.element = r->element[1]->elements
+                      ? malloc(r->element[1]->elements
+                               * sizeof(redisReply *))
+                      : NULL;
+        if (r->element[1]->elements && fit.element == NULL) {
+            freeReplyObject(r);
+            return -1;
+        }
+
+        gchb_mig_onsite_keys(r->element[1], &fit, &kept);
+        m = gchb_merge_batch(rc, &fit, &kept, 3);
 
         /* a batch that kept moving: one session at a time, and one that
          * still moves is left for the next run */
-        for (i = 0; m == -2 && i < r->element[1]->elements; i++) {
+        for (i = 0; m == -2 && i < fit.elements; i++) {
             one.type = REDIS_REPLY_ARRAY;
             one.elements = 1;
-            one.element = &r->element[1]->element[i];
+            one.element = &fit.element[i];
             m1 = gchb_merge_batch(rc, &one, &kept, 10);
             if (m1 == -1) {
                 m = -1;
@@ -812,6 +831,7 @@ gchb_merge_counters(redisContext *rc, const char *town, long *merged)
             n += m;
         }
 
+        free(fit.element);
         freeReplyObject(r);
 
     } while (rv == 0 && strcmp(cursor, "0") != 0);

@@ -49,6 +49,7 @@ typedef struct {
     ngx_thread_pool_t        *thread_pool;
     ngx_shm_zone_t           *metrics_zone;
     size_t                    budget_zone_size;
+    size_t                    token_cache_size; /* a worker's, at most */
     ngx_shm_zone_t           *budget_zone;      /* the families' budgets */
     ngx_flag_t                cookie_secure;    /* __Host-, Secure */
     ngx_array_t              *towns;            /* ngx_str_t: the towns the
@@ -98,6 +99,8 @@ typedef struct {
     ngx_atomic_t              password_checks;  /* argon2id verifications */
     ngx_atomic_t              token_checks;     /* tokens verified, not
                                                    found in the cache */
+    ngx_atomic_t              token_cache_bytes;  /* gauge: the workers'
+                                                     caches, mapped */
 } ngx_http_guichet_metrics_t;
 
 
@@ -184,6 +187,7 @@ void ngx_http_guichet_catalogue_exit(ngx_cycle_t *cycle);
 void ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out);
 /* The verified-token cache sized for the towns' families. */
 void ngx_http_guichet_tokc_fit(ngx_log_t *log);
+void ngx_http_guichet_tokc_exit(void);
 ngx_uint_t ngx_http_guichet_token_revoked(ngx_http_guichet_tenant_t *t,
     const u_char *hash);
 /* This worker refuses the token at once, the others at their refresh. */

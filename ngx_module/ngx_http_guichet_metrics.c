@@ -327,12 +327,14 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "# TYPE guichet_password_checks_total counter\n"
                      "guichet_password_checks_total %uA\n"
                      "# TYPE guichet_token_checks_total counter\n"
-                     "guichet_token_checks_total %uA\n",
+                     "guichet_token_checks_total %uA\n"
+                     "# TYPE guichet_token_cache_bytes gauge\n"
+                     "guichet_token_cache_bytes %uA\n",
                      m->redis_round_trips, m->redis_errors,
                      m->redis_reconnects, m->redis_moved, m->redis_ask,
                      m->in_flight, m->fenced,
                      m->catalogue_reloads, m->password_checks,
-                     m->token_checks);
+                     m->token_checks, m->token_cache_bytes);
 
     p = ngx_slprintf(p, last,
                      "# TYPE guichet_request_duration_seconds histogram\n");

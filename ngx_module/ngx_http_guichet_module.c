@@ -134,6 +134,13 @@ static ngx_command_t  ngx_http_guichet_commands[] = {
       offsetof(ngx_http_guichet_main_conf_t, budget_zone_size),
       NULL },
 
+    { ngx_string("guichet_token_cache_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_guichet_main_conf_t, token_cache_size),
+      NULL },
+
     { ngx_string("guichet_token_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
@@ -318,6 +325,7 @@ ngx_http_guichet_create_main_conf(ngx_conf_t *cf)
     gmcf->catalogue_refresh = NGX_CONF_UNSET_MSEC;
     gmcf->full_cache = NGX_CONF_UNSET_MSEC;
     gmcf->budget_zone_size = NGX_CONF_UNSET_SIZE;
+    gmcf->token_cache_size = NGX_CONF_UNSET_SIZE;
     gmcf->token_ttl = NGX_CONF_UNSET;
     gmcf->cookie_secure = NGX_CONF_UNSET;
 
@@ -430,6 +438,7 @@ ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(gmcf->catalogue_refresh, 1000);
     ngx_conf_init_msec_value(gmcf->full_cache, 200);
     ngx_conf_init_size_value(gmcf->budget_zone_size, 8 * 1024 * 1024);
+    ngx_conf_init_size_value(gmcf->token_cache_size, 64 * 1024 * 1024);
     ngx_conf_init_value(gmcf->token_ttl, 12 * 3600);
     ngx_conf_init_value(gmcf->cookie_secure, 1);
     /* one replica must hold a confirmed booking in cluster mode */
@@ -456,6 +465,15 @@ ngx_http_guichet_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"guichet_budget_zone\" is too small: at least "
                            "%uz", 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    if (gmcf->token_cache_size != 0
+        && gmcf->token_cache_size < 1024 * 1024)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"guichet_token_cache_size\" must be 0 (no "
+                           "cache) or at least 1m");
         return NGX_CONF_ERROR;
     }
 
@@ -830,4 +848,5 @@ ngx_http_guichet_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_guichet_redis_exit(cycle);
     ngx_http_guichet_catalogue_exit(cycle);
+    ngx_http_guichet_tokc_exit();
 }

@@ -20,30 +20,43 @@
  * Tokens this worker found authentic lately, so that the next request of
  * the same session does not verify its token again (the HMAC and three
  * base64 decodings were a tenth of the module's CPU on a refusal: issue
- * 20, docs/benchmarks.md).  An entry holds the token's BLAKE2b-128 (the
- * hash the revoked set is made of, computed once for both), its town (the
- * location's, which the token names), the http{} whose secret verified it
- * and what gch_token_verify() found in it: the account and the expiry.
+ * 20, docs/benchmarks.md).  An entry (120 bytes) holds the token's
+ * BLAKE2b-128 (the hash the revoked set is made of, computed once for
+ * both), its town (the location's, which the token names), the http{}
+ * whose secret verified it, what gch_token_verify() found in it: the
+ * expiry and the account (its id copied, up to 63 bytes: the request
+ * needs it whatever the catalogue), and the family last found for it.
  * Only a token that verified is ever entered, so a token is found only
  * when its hash is that of an authentic token (a second preimage of
  * BLAKE2b-128).  A token found is checked for its expiry exactly as
  * gch_token_verify() does, and against the town's revoked tokens
  * (logouts, password changes) like any other, on every request.  A
  * reload's new workers start with an empty cache, and the new secret.
- * Sets of NGX_HTTP_GUICHET_TOKC_WAYS entries (a set of 512 bytes, 8 cache
- * lines), as many sets as a power of 2 at least the families of the
- * towns' catalogues (ngx_http_guichet_tokc_fit(), at each catalogue load;
- * NGX_HTTP_GUICHET_TOKC_MIN sets before the first): a town's whole rush of
- * families, each set holding one family on average at most (with 4 ways,
- * at most about 1 % of a rush's requests then meet their token evicted,
- * against 10 % at 2.4 families a set, the fixed 2,048 sets of a
- * 5,000-family town, and 80 % for 20,000 families).  The cache grows,
- * never shrinks, keeping its entries.
+ *
+ * Sets of NGX_HTTP_GUICHET_TOKC_WAYS entries (a set of 1 KB: its 8 tags
+ * on one cache line, then 15 lines of entries), a set for two families
+ * of the towns' catalogues (ngx_http_guichet_tokc_fit(), at each
+ * catalogue load; NGX_HTTP_GUICHET_TOKC_MIN sets before the first and at
+ * least), rounded up to 2 MB (a huge page), so 512 bytes a family and
+ * worker: a town's whole rush of families, each set holding two families
+ * on average at most.  A set of 8 ways rather than two of 4 in the same
+ * memory: a token is evicted when its set is asked to hold more tokens
+ * than it has ways, and 9 of 8 ways at two families a set are much rarer
+ * than 5 of 4 at one (0.02 % of the sets against 0.3 %; with 4 ways,
+ * 0.6 % of a 20,000-family rush's refusals verified their token again:
+ * docs/benchmarks.md).  A set is picked by multiplying 32 bits of the
+ * hash by the number of sets (no power of 2 needed).
+ * guichet_token_cache_size bounds the table (0: no cache); the table
+ * grows at a catalogue that brings more families, shrinks at one that
+ * brings a quarter fewer, keeping the unexpired entries its sets still
+ * have ways for, and is mapped on its own (mmap) so that what it gives
+ * back goes back to the kernel.  guichet_token_cache_bytes (/metrics)
+ * adds up the workers' tables.
  */
 
-#define NGX_HTTP_GUICHET_TOKC_MIN   2048          /* powers of 2 */
-#define NGX_HTTP_GUICHET_TOKC_MAX   (1 << 20)     /* 512 MB */
-#define NGX_HTTP_GUICHET_TOKC_WAYS  4
+#define NGX_HTTP_GUICHET_TOKC_MIN   1024          /* sets: 1 MB */
+#define NGX_HTTP_GUICHET_TOKC_STEP  2048          /* sets: 2 MB, a huge page */
+#define NGX_HTTP_GUICHET_TOKC_WAYS  8             /* families a set: 2 */
 #define NGX_HTTP_GUICHET_TOKC_FID   64
 #define NGX_HTTP_GUICHET_TOKC_HUGE  (2 * 1024 * 1024)
 
@@ -68,7 +81,7 @@ typedef struct {
 } ngx_http_guichet_tokc_set_t;
 
 typedef char ngx_http_guichet_tokc_set_fits_t[
-    sizeof(ngx_http_guichet_tokc_set_t) == 512 ? 1 : -1];
+    sizeof(ngx_http_guichet_tokc_set_t) == 1024 ? 1 : -1];
 
 
 static ngx_http_guichet_tokc_set_t  *ngx_http_guichet_tokc;
@@ -77,12 +90,80 @@ static ngx_uint_t                    ngx_http_guichet_tokc_nsets;
 static ngx_http_guichet_tokc_t      *ngx_http_guichet_tokc_last;
 
 
-/* A cache of nsets sets, with what the current one holds; else NGX_ERROR. */
+/* The set of nsets that hash falls in: 32 bits of it, times nsets. */
+static ngx_inline ngx_uint_t
+ngx_http_guichet_tokc_index(const u_char *hash, ngx_uint_t nsets)
+{
+    uint32_t  h;
+
+    ngx_memcpy(&h, hash + 8, sizeof(h));
+
+    return (ngx_uint_t) (((uint64_t) h * nsets) >> 32);
+}
+
+
+/* The most sets guichet_token_cache_size allows (0: no cache). */
+static ngx_uint_t
+ngx_http_guichet_tokc_bound(void)
+{
+    ngx_http_guichet_main_conf_t  *gmcf = ngx_http_guichet_worker.gmcf;
+
+    if (gmcf == NULL) {
+        return NGX_HTTP_GUICHET_TOKC_MIN;
+    }
+
+    /* whole pages of sets (8 KB) */
+    return gmcf->token_cache_size / sizeof(ngx_http_guichet_tokc_set_t)
+           / 8 * 8;
+}
+
+
+/* This worker's part of guichet_token_cache_bytes moves by delta. */
+static void
+ngx_http_guichet_tokc_count(ssize_t delta)
+{
+    if (ngx_http_guichet_worker.metrics) {
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_guichet_worker.metrics->token_cache_bytes,
+                   (ngx_atomic_int_t) delta);
+    }
+}
+
+
+/*
+ * The table unmapped, if there is one; its bytes taken off
+ * guichet_token_cache_bytes.
+ */
+static void
+ngx_http_guichet_tokc_unmap(void)
+{
+    size_t  size;
+
+    if (ngx_http_guichet_tokc == NULL) {
+        return;
+    }
+
+    size = ngx_http_guichet_tokc_nsets * sizeof(ngx_http_guichet_tokc_set_t);
+    (void) munmap(ngx_http_guichet_tokc, size);
+    ngx_http_guichet_tokc_count(-(ssize_t) size);
+
+    ngx_http_guichet_tokc = NULL;
+    ngx_http_guichet_tokc_nsets = 0;
+    ngx_http_guichet_tokc_last = NULL;
+}
+
+
+/*
+ * A cache of nsets sets (a multiple of 4: whole pages) with what the
+ * current one holds that is not expired and that the new sets have ways
+ * for, the current one unmapped; else NGX_ERROR and the current one kept.
+ */
 static ngx_int_t
 ngx_http_guichet_tokc_alloc(ngx_uint_t nsets, ngx_log_t *log)
 {
-    size_t                        size, align;
-    uint32_t                      h;
+    size_t                        size, map, head;
+    u_char                       *p, *start;
+    int64_t                       now;
     ngx_uint_t                    i, j, k;
     ngx_http_guichet_tokc_set_t  *tokc, *from, *to;
 
@@ -91,63 +172,86 @@ ngx_http_guichet_tokc_alloc(ngx_uint_t nsets, ngx_log_t *log)
     /*
      * A cache larger than the processor's caches is read at random, a
      * page a request: on huge pages (2 MB, where the kernel has them on
-     * request) its look-ups do not miss the TLB as well.
+     * request) its look-ups do not miss the TLB as well.  The mapping is
+     * made 2 MB larger, and trimmed to the 2 MB boundary in it.
      */
-    align = size >= NGX_HTTP_GUICHET_TOKC_HUGE ? NGX_HTTP_GUICHET_TOKC_HUGE
-                                               : 64;
+    map = size >= NGX_HTTP_GUICHET_TOKC_HUGE
+          ? size + NGX_HTTP_GUICHET_TOKC_HUGE : size;
 
-    tokc = ngx_memalign(align, size, log);
-    if (tokc == NULL) {
+    p = mmap(NULL, map, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS,
+             -1, 0);
+    if (p == MAP_FAILED) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "guichet: mmap(%uz) of the token cache failed", map);
         return NGX_ERROR;
     }
 
-#if (NGX_LINUX && defined MADV_HUGEPAGE)
-    if (align == NGX_HTTP_GUICHET_TOKC_HUGE) {
-        (void) madvise(tokc, size, MADV_HUGEPAGE);
-    }
-#endif
+    start = p;
 
-    ngx_memzero(tokc, size);
+    if (map != size) {
+        start = ngx_align_ptr(p, NGX_HTTP_GUICHET_TOKC_HUGE);
+        head = start - p;
+
+        if (head) {
+            (void) munmap(p, head);
+        }
+
+        if (map - head > size) {
+            (void) munmap(start + size, map - head - size);
+        }
+
+#if (NGX_LINUX && defined MADV_HUGEPAGE)
+        (void) madvise(start, size, MADV_HUGEPAGE);
+#endif
+    }
+
+    /* anonymous pages read 0: every way empty */
+    tokc = (ngx_http_guichet_tokc_set_t *) start;
+    now = (int64_t) ngx_time();
 
     for (i = 0; i < ngx_http_guichet_tokc_nsets; i++) {
         from = &ngx_http_guichet_tokc[i];
 
         for (j = 0; j < NGX_HTTP_GUICHET_TOKC_WAYS; j++) {
-            if (from->tag[j] == 0) {
+            if (from->tag[j] == 0 || from->way[j].expires <= now) {
                 continue;
             }
 
-            ngx_memcpy(&h, from->way[j].hash + 8, sizeof(h));
-            to = &tokc[h & (nsets - 1)];
+            to = &tokc[ngx_http_guichet_tokc_index(from->way[j].hash,
+                                                   nsets)];
 
-            /* nsets a multiple of the old: at most the old set's ways */
-            for (k = 0; to->tag[k] != 0; k++) { /* void */ }
+            for (k = 0; k < NGX_HTTP_GUICHET_TOKC_WAYS; k++) {
+                if (to->tag[k] == 0) {
+                    to->tag[k] = from->tag[j];
+                    to->way[k] = from->way[j];
+                    break;
+                }
+            }
 
-            to->tag[k] = from->tag[j];
-            to->way[k] = from->way[j];
+            /* no way left (a smaller table): verified again when seen */
         }
     }
 
-    if (ngx_http_guichet_tokc) {
-        ngx_free(ngx_http_guichet_tokc);
-    }
+    ngx_http_guichet_tokc_unmap();
 
     ngx_http_guichet_tokc = tokc;
     ngx_http_guichet_tokc_nsets = nsets;
-    ngx_http_guichet_tokc_last = NULL;
+    ngx_http_guichet_tokc_count((ssize_t) size);
 
     return NGX_OK;
 }
 
 
 /*
- * At a catalogue's load: the cache grown to the towns' families, if it is
- * smaller (a failed allocation keeps the cache as it is, and says so).
+ * At a catalogue's load: the cache sized for the towns' families (a set
+ * for two, in steps of 2 MB, guichet_token_cache_size at most), if it is
+ * smaller, or larger by a third or more (a failed allocation keeps the
+ * cache as it is, and says so).
  */
 void
 ngx_http_guichet_tokc_fit(ngx_log_t *log)
 {
-    ngx_uint_t                  i, families, nsets;
+    ngx_uint_t                  i, families, nsets, bound, cur;
     ngx_http_guichet_worker_t  *w = &ngx_http_guichet_worker;
 
     families = 0;
@@ -158,22 +262,32 @@ ngx_http_guichet_tokc_fit(ngx_log_t *log)
         }
     }
 
-    nsets = ngx_http_guichet_tokc_nsets ? ngx_http_guichet_tokc_nsets
-                                        : NGX_HTTP_GUICHET_TOKC_MIN;
+    nsets = (families + 1) / 2;
+    nsets = nsets <= NGX_HTTP_GUICHET_TOKC_MIN
+            ? NGX_HTTP_GUICHET_TOKC_MIN
+            : ngx_align(nsets, NGX_HTTP_GUICHET_TOKC_STEP);
 
-    while (nsets < families && nsets < NGX_HTTP_GUICHET_TOKC_MAX) {
-        nsets *= 2;
+    bound = ngx_http_guichet_tokc_bound();
+
+    if (nsets > bound) {
+        nsets = bound;
     }
 
-    if (nsets == ngx_http_guichet_tokc_nsets) {
+    cur = ngx_http_guichet_tokc_nsets;
+
+    if (nsets == 0) {
+        ngx_http_guichet_tokc_unmap();          /* no cache */
+        return;
+    }
+
+    if (nsets == cur || (nsets < cur && nsets > cur / 4 * 3)) {
         return;
     }
 
     if (ngx_http_guichet_tokc_alloc(nsets, log) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "guichet: no memory for a token cache of %ui "
-                      "families, %ui kept", families,
-                      ngx_http_guichet_tokc_nsets);
+                      "families, %ui sets kept", families, cur);
         return;
     }
 
@@ -185,23 +299,37 @@ ngx_http_guichet_tokc_fit(ngx_log_t *log)
 }
 
 
-/* The set of hash, or NULL without memory for the cache. */
+/* The worker's exit: the table unmapped, its bytes no longer counted. */
+void
+ngx_http_guichet_tokc_exit(void)
+{
+    ngx_http_guichet_tokc_unmap();
+}
+
+
+/* The set of hash, or NULL without a cache (none, or no memory). */
 static ngx_http_guichet_tokc_set_t *
 ngx_http_guichet_tokc_set(const u_char *hash)
 {
-    uint32_t  h;
+    ngx_uint_t  nsets;
 
-    if (ngx_http_guichet_tokc == NULL
-        && ngx_http_guichet_tokc_alloc(NGX_HTTP_GUICHET_TOKC_MIN,
-                                       ngx_cycle->log)
-           != NGX_OK)
-    {
-        return NULL;
+    if (ngx_http_guichet_tokc == NULL) {
+        nsets = ngx_http_guichet_tokc_bound();
+
+        if (nsets > NGX_HTTP_GUICHET_TOKC_MIN) {
+            nsets = NGX_HTTP_GUICHET_TOKC_MIN;
+        }
+
+        if (nsets == 0
+            || ngx_http_guichet_tokc_alloc(nsets, ngx_cycle->log) != NGX_OK)
+        {
+            return NULL;
+        }
     }
 
-    ngx_memcpy(&h, hash + 8, sizeof(h));
-
-    return &ngx_http_guichet_tokc[h & (ngx_http_guichet_tokc_nsets - 1)];
+    return &ngx_http_guichet_tokc[
+               ngx_http_guichet_tokc_index(hash,
+                                           ngx_http_guichet_tokc_nsets)];
 }
 
 

@@ -81,6 +81,98 @@ gchw_pipe_setnx(gchw_pipe_t *p, const char *key, const char *val,
 
 
 /*
+ * The on-site counter of the layout before of session sid, which a rush
+ * kept its merge from (gchb_merge_counter), moved by delta if it is still
+ * there: WATCH, EXISTS, then the BITFIELD in a MULTI, so that a merge of
+ * another process (guichetctl migrate-keys, a worker) that deletes it in
+ * between aborts the EXEC rather than have the BITFIELD make it again
+ * (at 0 for a decrease: saturated, the place taken away sold again).  The
+ * pipe is flushed.  0 moved; 1 gone (merged: the caller moves bit 32 of
+ * :left instead); -1 Redis failed.  A key still written after ten tries
+ * (a module of the layout before answering) is moved without the check.
+ */
+static int
+gchw_onsite_old_shift(redisContext *rc, const char *sid, const char *delta)
+{
+    int          t, i, exists, error;
+    char         key[512];
+    void        *v;
+    redisReply  *r;
+
+    snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD), gchb_town,
+             sid);
+
+    for (t = 0; t < 10; t++) {
+        redisAppendCommand(rc, "WATCH %s", key);
+        redisAppendCommand(rc, "EXISTS %s", key);
+
+        exists = 0;
+        for (i = 0; i < 2; i++) {
+            if (redisGetReply(rc, &v) != REDIS_OK) {
+                goto failed;
+            }
+            r = v;
+            if (i == 1) {
+                exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+            }
+            freeReplyObject(r);
+        }
+
+        if (!exists) {
+            r = redisCommand(rc, "UNWATCH");
+            if (r == NULL) {
+                goto failed;
+            }
+            freeReplyObject(r);
+            return 1;
+        }
+
+        redisAppendCommand(rc, "MULTI");
+        redisAppendCommand(rc, "BITFIELD %s OVERFLOW SAT INCRBY u32 0 %s",
+                           key, delta);
+        redisAppendCommand(rc, "EXEC");
+
+        /* every reply read, an error's too: the context stays in step */
+        error = 0;
+        for (i = 0; i < 3; i++) {
+            if (redisGetReply(rc, &v) != REDIS_OK) {
+                goto failed;
+            }
+            r = v;
+            if (r->type == REDIS_REPLY_ERROR) {
+                gchb_log("error", "redis: %s", r->str);
+                error = 1;
+            }
+            exists = r->type == REDIS_REPLY_ARRAY;
+            freeReplyObject(r);
+        }
+
+        if (error) {
+            return -1;
+        }
+
+        if (exists) {
+            return 0;                   /* EXEC ran; nil: moved, again */
+        }
+    }
+
+    r = redisCommand(rc, "BITFIELD %s OVERFLOW SAT INCRBY u32 0 %s", key,
+                     delta);
+    if (r == NULL) {
+        goto failed;
+    }
+    freeReplyObject(r);
+
+    return 0;
+
+failed:
+
+    gchb_log("error", "redis: %s", rc->errstr);
+    return -1;
+}
+
+
+/*
  * A live on-site counter (the u32 at bit 32 of {T}:s:<sid>:left) whose
  * quota (places - places_online) changed since it was published
  * (onsite_published) moves by the difference, saturating at 0: res rows
@@ -196,13 +288,25 @@ gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
             /* an on-site counter of the layout before that a rush kept
              * moving, not merged yet (gchb_merge_counter): shifted there;
              * the merge adds it to bit 32 later (a saturating shift of
-             * bit 32 first would lose a decrease) */
-            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD),
-                     gchb_town, PQgetvalue(res, row, 0));
-            gchw_pipe_str(p, 8, "BITFIELD", key, "OVERFLOW", "SAT",
-                          "INCRBY", "u32", "0", delta);
-            (*shifted)++;
-            continue;
+             * bit 32 first would lose a decrease).  Unless another
+             * process merged it meanwhile: then bit 32, below. */
+            gchw_pipe_flush(p);
+            if (p->failed) {
+                break;
+            }
+
+            switch (gchw_onsite_old_shift(rc, PQgetvalue(res, row, 0),
+                                          delta))
+            {
+            case 0:
+                (*shifted)++;
+                continue;
+            case 1:
+                break;
+            default:
+                p->failed = 1;
+                continue;
+            }
         }
 
         snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_LEFT), gchb_town,
@@ -415,7 +519,7 @@ gchw_counters_set(redisContext *rc, gchw_pipe_t *p, PGresult *res,
     PGresult *ores, int rebuild)
 {
     int    row, n;
-    char   key[512], val[8];
+    char   key[512], okey[512], val[8];
     long   left, *booked;
 
     n = PQntuples(res);
@@ -449,15 +553,23 @@ gchw_counters_set(redisContext *rc, gchw_pipe_t *p, PGresult *res,
                - (booked ? booked[row] : atol(PQgetvalue(res, row, 3)));
         gchw_u32be(val, left);
         gchw_u32be(val + 4, atol(PQgetvalue(ores, row, 1)));
-        gchw_pipe_setnx(p, key, val, rebuild);
 
         if (rebuild) {
-            /* the rebuild sets both counters: an on-site key of the
-             * layout before, merged later, would count twice */
-            snprintf(key, sizeof(key), GCH_KEY_S(GCH_KEY_ONSITE_OLD),
+            /*
+             * The rebuild sets both counters: an on-site key of the
+             * layout before, merged later, would count twice.  Deleted
+             * before the SET, not after: a merge of another process
+             * (guichetctl migrate-keys) that ran between the two would
+             * have added the old key to the new :left; this way it finds
+             * either no old key, or the old :left, which the SET then
+             * replaces (its WATCH aborts it if the DEL comes in between).
+             */
+            snprintf(okey, sizeof(okey), GCH_KEY_S(GCH_KEY_ONSITE_OLD),
                      gchb_town, PQgetvalue(res, row, 0));
-            gchw_pipe_str(p, 2, "DEL", key);
+            gchw_pipe_str(p, 2, "DEL", okey);
         }
+
+        gchw_pipe_setnx(p, key, val, rebuild);
     }
 
     free(booked);

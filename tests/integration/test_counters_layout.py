@@ -152,6 +152,36 @@ def test_the_layout_before_is_merged(make_stack):
     check(s)
 
 
+def test_a_key_of_1_kb_does_not_stop_the_merge(make_stack):
+    # a key of the pattern {main}:s:*:onsite whose name is 1 KB or more
+    # (no session's: a :left of that name does not fit the merge's
+    # buffers) is kept as it is, and the others of its SCAN batch are
+    # merged; before, it failed the whole merge: guichetctl migrate-keys
+    # exited 1 and the worker took it for Redis lost, again and again
+    s = make_stack(town(8), name="counters-long-key")
+    r = s.redis
+    s._end(s.procs.pop("worker"), signal.SIGTERM, 10)
+    to_old_layout(s, {"p-0": 3, "p-1": 4})
+    long_key = "{main}:s:" + "x" * 1100 + ":onsite"
+    r.set(long_key, struct.pack(">I", 7))
+
+    assert s.ctl_run("migrate-keys").splitlines() == [
+        "0 keys renamed to the layout of town main",
+        "2 on-site counters merged into {main}:s:<sid>:left"]
+    assert [counters(s, "p-%d" % i) for i in range(3)] == \
+        [(4, 3), (4, 4), (4, 4)]
+    assert r.get(long_key) == struct.pack(">I", 7).decode()
+
+    # the worker's own merge at its start, the long key still there
+    to_old_layout(s, {"p-2": 2})
+    s._start_worker()
+    wait_until("the worker's merge", lambda: not r.exists(
+        "{main}:s:p-2:onsite"))
+    assert counters(s, "p-2") == (4, 2)
+    assert "key of 1116 bytes kept" in s.read("worker.log")
+    check(s)
+
+
 def test_a_publication_before_the_merge_merges_what_it_shifts(make_stack,
                                                               tmp_path):
     # guichetctl load-town (or the office) may publish before the merge:
@@ -170,6 +200,67 @@ def test_a_publication_before_the_merge_merges_what_it_shifts(make_stack,
     assert counters(s, "p-0") == (3, 3)
     assert counters(s, "p-1") == (3, 2)
     assert counters(s, "p-2") == (3, 3)         # published 8 bytes
+    s._start_worker()
+    check(s)
+
+
+def test_a_shift_of_an_old_key_merged_meanwhile_keeps_the_decrease(
+        make_stack, tmp_path):
+    # a publication that finds a session's old :onsite still moving (its
+    # merge busy: a rush) shifts the old key; if a merge of another
+    # process (guichetctl migrate-keys, the worker) merges and deletes it
+    # in between, the shift must go to bit 32 of :left, where the quota
+    # now is: a BITFIELD of the old key, gone, would make it again at 0
+    # (a decrease saturates), and the counter would sell the place taken
+    # away.  gdb holds guichetctl load-town in its merge of p-0, runs the
+    # other merge there, and has its merge answer "busy".
+    s = make_stack(town(8), name="counters-shift-race")
+    s._end(s.procs.pop("worker"), signal.SIGTERM, 10)
+    to_old_layout(s, {"p-0": 4})
+    path = tmp_path / "fewer.json"
+    path.write_text(json.dumps(town(6)))        # 6 places: 3 and 3
+    other = tmp_path / "other-merge.out"
+
+    def load_busy(path, meanwhile):
+        """guichetctl load-town path, its merges answering busy, each
+        after the shell command meanwhile (if any)."""
+        script = tmp_path / "race.gdb"
+        script.write_text("\n".join([
+            "set confirm off",
+            "set pagination off",
+            "break gchb_merge_counter",
+            "commands",
+            "  silent"]
+            + (["  shell " + meanwhile] if meanwhile else [])
+            + ["  return (int) 1",
+               "  continue",
+               "end",
+               "run",
+               ""]))
+        r = subprocess.run(["gdb", "-q", "-nx", "-batch", "-x", str(script),
+                            "--args", s.ctl, "-c", s.worker_conf,
+                            "load-town", str(path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=120)
+        assert "exited normally" in r.stdout.decode(), r.stdout.decode()
+
+    load_busy(path, "%s -c %s migrate-keys > %s 2>&1"
+              % (s.ctl, s.worker_conf, other))
+    assert "1 on-site counter merged" in other.read_text(), \
+        other.read_text()
+    s.ctl_run("migrate-keys")
+    assert not s.redis.exists("{main}:s:p-0:onsite")
+    assert counters(s, "p-0") == (3, 3)
+
+    # no merge meanwhile: the old key itself moves (3 to 2), then merged
+    to_old_layout(s, {"p-1": 3})
+    path = tmp_path / "fewer2.json"
+    path.write_text(json.dumps(town(4)))        # 4 places: 2 and 2
+    load_busy(path, None)
+    assert s.redis.get("{main}:s:p-1:onsite") == \
+        struct.pack(">I", 2).decode()
+    s.ctl_run("migrate-keys")
+    assert counters(s, "p-1") == (2, 2)
     s._start_worker()
     check(s)
 

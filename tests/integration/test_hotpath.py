@@ -101,6 +101,9 @@ BAD_CONFIGS = [
     (("guichet_secret_file @SECRET@;", "guichet_secret_file @VAR@/short;"),
      r'\[emerg\] guichet secret file "@VAR@/short" must hold 32 bytes or '
      r'64 hex digits in '),
+    (("guichet_token_cache_size 64m;", "guichet_token_cache_size 512k;"),
+     r'\[emerg\] "guichet_token_cache_size" must be 0 \(no cache\) or at '
+     r'least 1m in '),
     (("guichet_api;", "guichet_api; guichet_api;"),
      r'\[emerg\] "guichet_api" directive is duplicate in '),
 ]
@@ -641,6 +644,169 @@ def token_checks(s):
     return metrics(s).get("guichet_token_checks_total", 0)
 
 
+def cache_bytes(s):
+    """guichet_token_cache_bytes: the workers' token caches, in bytes (a
+    module without the gauge fails here)."""
+    m = metrics(s)
+    assert "guichet_token_cache_bytes" in m, sorted(m)
+    return m["guichet_token_cache_bytes"]
+
+
+def load_town(s, tmp_path, town, name):
+    """guichetctl load-town of town; returns once the worker loaded it."""
+    path = tmp_path / name
+    path.write_text(json.dumps(town))
+    reloads = metrics(s)["guichet_catalogue_reloads_total"]
+    s.ctl_run("load-town", str(path))
+    wait_for("the worker's catalogue reloaded",
+             lambda: metrics(s)["guichet_catalogue_reloads_total"]
+             > reloads, timeout=30)
+
+
+def me(s, tokens, fids):
+    """GET /api/me of each family of fids, on one connection: all 200."""
+    import http.client
+
+    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+    try:
+        for fid in fids:
+            c.request("GET", "/api/me",
+                      headers={"Authorization": "Bearer " + tokens[fid]})
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 200, (r.status, body)
+            assert json.loads(body)["family_id"] == fid, body
+    finally:
+        c.close()
+
+
+def test_token_cache_follows_the_towns_size(tmp_path):
+    """The cache is sized again at each catalogue load: a town that
+    shrinks from 10,000 families to 1,000 gives back its cache's memory
+    (6 MB to 1 MB: guichet_token_cache_bytes, and the worker's RSS),
+    keeping the tokens it holds (not verified again), and it grows again
+    with the town.  On main the 8 MB of 10,000 families stayed (no gauge
+    there: it fails at the first read)."""
+    tpl = conf_template(tmp_path, "tokshrink", replace=[ONE_WORKER])
+    big, small = rush_town(families=10000), rush_town(families=1000)
+    s = start_stack(big, "tokshrink", template=tpl)
+    try:
+        t = s.tokens()
+        few = [fam(i) for i in range(1, 51)]
+        assert cache_bytes(s) == 6 * 1024 * 1024
+        me(s, t, few)
+        checks = token_checks(s)
+
+        # 6,144 sets of 8 to 1,024: each small set takes six big ones'
+        # entries (50 tokens in all: room for them), none verified again
+        load_town(s, tmp_path, small, "small.json")
+        assert cache_bytes(s) == 1024 * 1024
+        assert "token cache of 8192 entries (1024 KB) for 1000 families" \
+            in s.error_log()
+        me(s, t, few)
+        assert token_checks(s) == checks
+
+        # and back: each big set takes a sixth of a small one's
+        load_town(s, tmp_path, big, "big.json")
+        assert cache_bytes(s) == 6 * 1024 * 1024
+        me(s, t, few)
+        assert token_checks(s) == checks
+
+        # every token in: the whole table in the worker's memory; a
+        # smaller town gives back at least 4 of its 5 MB (what else the
+        # worker holds may move by some hundreds of kB; not under
+        # AddressSanitizer, whose quarantine keeps what the catalogues
+        # free, megabytes of it)
+        me(s, t, [fam(i) for i in range(1, 10001)])
+        rss_big = worker_rss_kb(s)
+        load_town(s, tmp_path, small, "small2.json")
+        assert cache_bytes(s) == 1024 * 1024
+        if not s.asan:
+            assert worker_rss_kb(s) < rss_big - 4096, (rss_big,
+                                                       worker_rss_kb(s))
+    finally:
+        finish_stack(s)
+
+
+def test_token_cache_size_bounds_the_cache(tmp_path):
+    """guichet_token_cache_size 2m: a town of 10,000 families gets a cache
+    of 2 MB, not 6 (on main the directive is unknown: nginx does not
+    start)."""
+    tpl = conf_template(tmp_path, "tokbound", replace=[
+        ONE_WORKER, ("guichet_token_cache_size 64m;",
+                     "guichet_token_cache_size 2m;")])
+    s = start_stack(rush_town(families=10000), "tokbound", template=tpl)
+    try:
+        assert cache_bytes(s) == 2 * 1024 * 1024
+        assert "token cache of 16384 entries (2048 KB) for 10000 " \
+            "families" in s.error_log()
+        t = s.tokens()
+        before = token_checks(s)
+        me(s, t, [fam(1), fam(1)])      # entered, then found
+        assert token_checks(s) == before + 1
+
+        # a reload: the new worker's table in the gauge, the old one's
+        # taken off when it exits (not 4 MB)
+        old = nginx_workers(s)
+        os.kill(s.procs["nginx"].pid, signal.SIGHUP)
+        wait_for("the new worker, the old one gone",
+                 lambda: len(nginx_workers(s)) == 1
+                 and not nginx_workers(s) & old, timeout=30)
+        wait_for("the new worker's catalogue and table",
+                 lambda: s.error_log().count(
+                     "token cache of 16384 entries") == 2, timeout=30)
+        assert cache_bytes(s) == 2 * 1024 * 1024
+    finally:
+        finish_stack(s)
+
+
+def test_token_cache_size_0_verifies_every_token(tmp_path):
+    """guichet_token_cache_size 0: no cache, no memory for it; every
+    request verifies its token, and is answered as with a cache."""
+    tpl = conf_template(tmp_path, "tokoff", replace=[
+        ONE_WORKER, ("guichet_token_cache_size 64m;",
+                     "guichet_token_cache_size 0;")])
+    s = start_stack(rush_town(families=3), "tokoff", template=tpl)
+    try:
+        t = s.tokens()
+        before = token_checks(s)
+        me(s, t, [fam(1), fam(1), fam(2)])
+        # dev.conf's access log names $guichet_family: a second check
+        assert token_checks(s) == before + 6
+        assert cache_bytes(s) == 0
+        assert "token cache of" not in s.error_log()
+    finally:
+        finish_stack(s)
+
+
+def nginx_workers(s):
+    """The pids of the stack's nginx workers (its master's children)."""
+    master = s.procs["nginx"].pid
+    kids = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == master:
+            kids.add(int(pid))
+    return kids
+
+
+def worker_rss_kb(s):
+    """VmRSS of the stack's one nginx worker."""
+    kids = list(nginx_workers(s))
+    assert len(kids) == 1, kids
+    with open("/proc/%d/status" % kids[0]) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % kids[0])
+
+
 def test_token_cache_holds_a_whole_town(tmp_path):
     """A town of 10,000 families (more than the 8,192 tokens the cache held
     whatever the town): each family's token is verified once, on its first
@@ -672,12 +838,15 @@ def test_token_cache_holds_a_whole_town(tmp_path):
         assert first == n, first            # every token verified once
         me_all()
         second = token_checks(s) - before - first
-        # a set of 4 ways holds 0.6 families on average: a handful meet
-        # their set full (0.1-0.2 % of them), none would be exact luck
+        # a set of 8 ways holds 1.6 families on average: a set asked for
+        # more than 8 is rare (0.005 % of them), none would be exact luck
         assert second <= n // 100, second
         c.close()
-        # 16,384 sets of 4 for 10,000 families, said once
-        assert "token cache of 65536 entries" in s.error_log()
+        # 6,144 sets of 8 (10,000 families, two a set, in steps of 2 MB),
+        # said once
+        assert "token cache of 49152 entries (6144 KB) for 10000 " \
+            "families" in s.error_log()
+        assert cache_bytes(s) == 6 * 1024 * 1024
     finally:
         finish_stack(s)
 
