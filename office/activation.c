@@ -186,24 +186,22 @@ gcho_login_taken(gcho_req_t *rq)
 int
 gcho_login_free(gcho_req_t *rq, const char *login)
 {
-    int          n;
-    PGresult    *res;
+    int          taken;
     const char  *p[1];
 
     p[0] = login;
-    res = gcho_sql(rq, "select 1 from family where login = $1"
-                       " union all select 1 from co_responsable"
-                       " where login = $1"
-                       " union all select 1 from family_request"
-                       " where login = $1 and status = 'a_confirmer'"
-                       "   and confirm_expires_at > now()", 1, p);
-    if (res == NULL) {
+    taken = gcho_sql_exists(rq, "select 1 from family where login = $1"
+                                " union all select 1 from co_responsable"
+                                " where login = $1"
+                                " union all select 1 from family_request"
+                                " where login = $1"
+                                "   and status = 'a_confirmer'"
+                                "   and confirm_expires_at > now()", 1, p);
+    if (taken < 0) {
         return -1;
     }
-    n = PQntuples(res);
-    PQclear(res);
 
-    return n == 0;
+    return !taken;
 }
 
 
@@ -211,8 +209,7 @@ int
 gcho_account_choice_check(gcho_req_t *rq, const char *login, const char *pw,
     const char *ver)
 {
-    size_t       n;
-    PGresult    *res;
+    int          rc;
     const char  *p[1];
 
     if (!gcho_login_ok(login)) {
@@ -230,15 +227,14 @@ gcho_account_choice_check(gcho_req_t *rq, const char *login, const char *pw,
 
     /* the terms of use: the current version, accepted */
     p[0] = ver;
-    res = gcho_sql(rq, "select 1 where $1 ~ '^[0-9]{1,9}$' and $1::bigint"
-                       " = (select max(version) from cgu_version)", 1, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 where $1 ~ '^[0-9]{1,9}$'"
+                             " and $1::bigint = (select max(version)"
+                             "   from cgu_version)", 1, p);
+    if (rc < 0) {
         return -1;
     }
-    n = (size_t) PQntuples(res);
-    PQclear(res);
 
-    if (n != 1) {
+    if (rc == 0) {
         (void) gcho_error(rq, 400, "invalid_field", "Acceptez la version en "
                           "vigueur des conditions d'utilisation (champ "
                           "cgu_version).");
@@ -255,25 +251,19 @@ gcho_account_choice_check(gcho_req_t *rq, const char *login, const char *pw,
 static int
 gcho_code_open(gcho_req_t *rq, const char *const *p)
 {
-    int        n;
-    PGresult  *res;
-
-    res = gcho_sql(rq, "select 1 from family_code c join family f"
-                       "   on f.id = c.family_id"
-                       " where c.family_id = $1 and c.code_hash = $2"
-                       "   and c.used_at is null and c.expires_at > now()"
-                       "   and f.login is null and f.archived_at is null"
-                       "   and not exists (select 1"
-                       "     from family_request r"
-                       "     where r.family_id = f.id)"
-                       " for update of c", 2, p);
-    if (res == NULL) {
-        return -1;
-    }
-    n = PQntuples(res);
-    PQclear(res);
-
-    return n == 1;
+    /* family_code's key is family_id: one row at the most */
+    return gcho_sql_exists(rq, "select 1 from family_code c join family f"
+                               "   on f.id = c.family_id"
+                               " where c.family_id = $1"
+                               "   and c.code_hash = $2"
+                               "   and c.used_at is null"
+                               "   and c.expires_at > now()"
+                               "   and f.login is null"
+                               "   and f.archived_at is null"
+                               "   and not exists (select 1"
+                               "     from family_request r"
+                               "     where r.family_id = f.id)"
+                               " for update of c", 2, p);
 }
 
 

@@ -249,13 +249,11 @@ gcho_cal_feed(gcho_req_t *rq)
         PQclear(res);
         /* no booking yet, or an unknown (revoked) address */
         p[0] = thash;
-        res = gcho_sql(rq, "select 1 from calendar_feed"
-                           " where token_hash = $1", 1, p);
-        if (res == NULL) {
+        rc = gcho_sql_exists(rq, "select 1 from calendar_feed"
+                                 " where token_hash = $1", 1, p);
+        if (rc < 0) {
             return 0;
         }
-        rc = PQntuples(res);
-        PQclear(res);
         if (rc == 0) {
             return gcho_error(rq, 404, "not_found", "Agenda inconnu.");
         }

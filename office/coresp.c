@@ -122,16 +122,15 @@ gcho_cor_invite(gcho_req_t *rq)
 
     /* one at a time: the family's row locked, then the partial index */
     p[0] = rq->family_id;
-    res = gcho_sql(rq, "select 1 from co_responsable c"
-                       " join family f on f.id = c.family_id"
-                       " where f.id = $1 and c.removed_at is null", 1, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 from co_responsable c"
+                             " join family f on f.id = c.family_id"
+                             " where f.id = $1 and c.removed_at is null",
+                         1, p);
+    if (rc < 0) {
         return 0;
     }
-    n = (size_t) PQntuples(res);
-    PQclear(res);
 
-    if (n != 0) {
+    if (rc != 0) {
         gcho_rollback();
         return gcho_error(rq, 409, "co_responsable_exists",
                           "Votre dossier a déjà un co-responsable (invité "

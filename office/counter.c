@@ -340,13 +340,12 @@ gcho_ctr_export(gcho_req_t *rq)
     }
 
     if (p[1] != NULL) {
-        res = gcho_sql(rq, "select 1 from regie where code = $1", 1, p + 1);
-        if (res == NULL) {
+        rc = gcho_sql_exists(rq, "select 1 from regie where code = $1",
+                             1, p + 1);
+        if (rc < 0) {
             return 0;
         }
-        rc = PQntuples(res);
-        PQclear(res);
-        if (rc != 1) {
+        if (rc == 0) {
             return gcho_error(rq, 404, "not_found",
                               "Cette régie n'existe pas.");
         }

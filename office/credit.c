@@ -44,18 +44,15 @@ static int
 gcho_crd_regie(gcho_req_t *rq, const char *code)
 {
     int          n;
-    PGresult    *res;
     const char  *p[1];
 
     p[0] = code;
-    res = gcho_sql(rq, "select 1 from regie where code = $1", 1, p);
-    if (res == NULL) {
+    n = gcho_sql_exists(rq, "select 1 from regie where code = $1", 1, p);
+    if (n < 0) {
         return -1;
     }
-    n = PQntuples(res);
-    PQclear(res);
 
-    if (n != 1) {
+    if (n == 0) {
         gcho_rollback();
         gcho_error(rq, 404, "not_found", "Cette régie n'existe pas.");
         return 0;

@@ -175,17 +175,15 @@ gcho_enrol_free(gcho_req_t *rq, const char *const *p, char *name,
                           "Le champ activity_id ne désigne aucune activité.");
     }
 
-    res = gcho_sql(rq, "select id from enrolment"
-                       " where child_id = $1 and activity_id = $2"
-                       " and status in ('demandee', 'validee')"
-                       " and daterange(from_date, to_date, '[]') &&"
-                       "     daterange($3::date, $4::date, '[]')"
-                       " for update", 4, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select id from enrolment"
+                             " where child_id = $1 and activity_id = $2"
+                             " and status in ('demandee', 'validee')"
+                             " and daterange(from_date, to_date, '[]') &&"
+                             "     daterange($3::date, $4::date, '[]')"
+                             " for update", 4, p);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
 
     if (rc != 0) {
         gcho_rollback();

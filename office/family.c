@@ -977,14 +977,12 @@ gcho_fam_enrol(gcho_req_t *rq)
     p[2] = from;
     p[3] = to;
     p[4] = rq->staff;
-    res = gcho_sql(rq, "select 1 from enrolment where child_id = $1"
-                       " and activity_id = $2 and status <> 'refusee'"
-                       " and from_date <= $4 and to_date >= $3", 4, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 from enrolment where child_id = $1"
+                             " and activity_id = $2 and status <> 'refusee'"
+                             " and from_date <= $4 and to_date >= $3", 4, p);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
 
     if (rc != 0) {
         gcho_rollback();

@@ -275,6 +275,36 @@ void gcho_redis_drop_broken(void);
  * answer).  A connection left in a failed transaction is rolled back. */
 PGresult *gcho_sql(gcho_req_t *rq, const char *sql, int n,
     const char *const *params);
+/*
+ * The shapes statements come in (store.c), each over gcho_sql(): a
+ * database error is answered 503 `unavailable` there and is never read
+ * as "no row".
+ *
+ * gcho_sql_do: sql for its effect alone (insert, update, lock...): 0, or
+ * -1 after answering 503.
+ *
+ * gcho_sql_exists: sql (a "select 1 from ... where ...") finds a row: 1,
+ * 0 when it finds none, -1 after answering 503.
+ *
+ * gcho_sql_value: the first column of sql's first row copied into out
+ * (size bytes with the NUL; a NULL value is ""): 1, 0 when there is no
+ * row (out ""), -1 after answering 503.
+ *
+ * gcho_sql_row: sql's one row, for a handler's step: GCHO_GO and *res
+ * (the caller PQclear()s it); or, *res NULL, what the handler returns
+ * after answering 503, or, when sql finds no row (or more than one),
+ * after rolling back the transaction the caller was in and answering
+ * 404 `not_found` with the message missing.
+ */
+int gcho_sql_do(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params);
+int gcho_sql_exists(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params);
+int gcho_sql_value(gcho_req_t *rq, char *out, size_t size, const char *sql,
+    int n, const char *const *params);
+int gcho_sql_row(gcho_req_t *rq, PGresult **res, const char *missing,
+    const char *sql, int n, const char *const *params);
+
 /* begin / commit / rollback: 0, or -1 after answering 503. */
 int gcho_begin(gcho_req_t *rq);
 int gcho_commit(gcho_req_t *rq);

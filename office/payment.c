@@ -580,15 +580,14 @@ gcho_pay_lock(gcho_req_t *rq, const char *ids, size_t n, char *total,
                           "Une de ces factures est déjà payée.");
     }
 
-    res = gcho_sql(rq, "select 1 from payment_operation_invoice p"
-                       " join payment_operation o on o.id = p.operation_id"
-                       " where p.invoice_id = any($1::bigint[])"
-                       " and o.status = 'pending'", 1, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 from payment_operation_invoice p"
+                             " join payment_operation o"
+                             "   on o.id = p.operation_id"
+                             " where p.invoice_id = any($1::bigint[])"
+                             " and o.status = 'pending'", 1, p);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
 
     if (rc > 0) {
         gcho_rollback();

@@ -540,17 +540,15 @@ int
 gcho_family_pending(gcho_req_t *rq, const char *fid)
 {
     int          n;
-    PGresult    *res;
     const char  *p[1];
 
     p[0] = fid;
-    res = gcho_sql(rq, "select 1 from family_request where family_id = $1"
-                       " and status <> 'validee'", 1, p);
-    if (res == NULL) {
+    n = gcho_sql_exists(rq, "select 1 from family_request"
+                            " where family_id = $1 and status <> 'validee'",
+                        1, p);
+    if (n < 0) {
         return 0;
     }
-    n = PQntuples(res);
-    PQclear(res);
 
     if (n != 0) {
         gcho_rollback();

@@ -184,12 +184,16 @@ gcho_sql(gcho_req_t *rq, const char *sql, int n, const char *const *params)
 }
 
 
+/* ------------------------------------------------------------------ */
+/* the shapes of statements (see office.h): one place that tells a     */
+/* database error (answered 503) from "no row"                          */
+
 int
-gcho_begin(gcho_req_t *rq)
+gcho_sql_do(gcho_req_t *rq, const char *sql, int n, const char *const *params)
 {
     PGresult  *res;
 
-    res = gcho_sql(rq, "begin", 0, NULL);
+    res = gcho_sql(rq, sql, n, params);
     if (res == NULL) {
         return -1;
     }
@@ -200,17 +204,79 @@ gcho_begin(gcho_req_t *rq)
 
 
 int
-gcho_commit(gcho_req_t *rq)
+gcho_sql_exists(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params)
 {
+    int        found;
     PGresult  *res;
 
-    res = gcho_sql(rq, "commit", 0, NULL);
+    res = gcho_sql(rq, sql, n, params);
     if (res == NULL) {
         return -1;
     }
 
+    found = PQntuples(res) > 0;
     PQclear(res);
-    return 0;
+
+    return found;
+}
+
+
+int
+gcho_sql_value(gcho_req_t *rq, char *out, size_t size, const char *sql,
+    int n, const char *const *params)
+{
+    int        found;
+    PGresult  *res;
+
+    out[0] = '\0';
+
+    res = gcho_sql(rq, sql, n, params);
+    if (res == NULL) {
+        return -1;
+    }
+
+    found = PQntuples(res) > 0 && PQnfields(res) > 0;
+    if (found) {
+        snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+    }
+
+    PQclear(res);
+    return found;
+}
+
+
+int
+gcho_sql_row(gcho_req_t *rq, PGresult **res, const char *missing,
+    const char *sql, int n, const char *const *params)
+{
+    *res = gcho_sql(rq, sql, n, params);
+    if (*res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(*res) != 1) {
+        PQclear(*res);
+        *res = NULL;
+        gcho_rollback();
+        return gcho_error(rq, 404, "not_found", missing);
+    }
+
+    return GCHO_GO;
+}
+
+
+int
+gcho_begin(gcho_req_t *rq)
+{
+    return gcho_sql_do(rq, "begin", 0, NULL);
+}
+
+
+int
+gcho_commit(gcho_req_t *rq)
+{
+    return gcho_sql_do(rq, "commit", 0, NULL);
 }
 
 
@@ -357,20 +423,17 @@ int
 gcho_family_child(gcho_req_t *rq, const char *child)
 {
     int          rc;
-    PGresult    *res;
     const char  *p[2];
 
     p[0] = child;
     p[1] = rq->family_id;
-    res = gcho_sql(rq, "select 1 from child where id = $1"
-                       " and family_id = $2", 2, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 from child where id = $1"
+                             " and family_id = $2", 2, p);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
 
-    if (rc != 1) {
+    if (rc == 0) {
         gcho_rollback();
         return gcho_error(rq, 403, "forbidden",
                           "Cet enfant n'appartient pas à votre famille.");
