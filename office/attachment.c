@@ -153,7 +153,7 @@ gcho_attach_upload(gcho_req_t *rq)
 static int
 gcho_attach_get(gcho_req_t *rq)
 {
-    int          staff;
+    int          rc, staff;
     PGresult    *res;
     const char  *p[3];
 
@@ -166,23 +166,19 @@ gcho_attach_get(gcho_req_t *rq)
     p[0] = rq->param[0];
     p[1] = staff ? NULL : rq->family_id;
     p[2] = staff ? rq->staff : NULL;
-    res = gcho_sql(rq, "select a.stored_name, a.content_type, a.filename"
-                       " from message_attachment a"
-                       " left join message m on m.id = a.message_id"
-                       " left join message_thread t on t.id = m.thread_id"
-                       " where a.id = $1"
-                       " and (case when a.message_id is null"
-                       "   then a.family_id is not distinct from $2"
-                       "     and a.from_staff is not distinct from $3"
-                       "   else $2::text is null or t.family_id = $2 end)",
-                   3, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found", gcho_attach_missing);
+    rc = gcho_sql_row(rq, &res, gcho_attach_missing,
+                      "select a.stored_name, a.content_type, a.filename"
+                      " from message_attachment a"
+                      " left join message m on m.id = a.message_id"
+                      " left join message_thread t on t.id = m.thread_id"
+                      " where a.id = $1"
+                      " and (case when a.message_id is null"
+                      "   then a.family_id is not distinct from $2"
+                      "     and a.from_staff is not distinct from $3"
+                      "   else $2::text is null or t.family_id = $2 end)",
+                      3, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     return gcho_stored_file_reply(rq, res, "attachment");

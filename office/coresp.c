@@ -202,6 +202,7 @@ gcho_cor_invite(gcho_req_t *rq)
 static int
 gcho_cor_remove(gcho_req_t *rq)
 {
+    int            go;
     char           login[65], target[GCHO_ID_MAX + 24];
     PGresult      *res;
     redisReply    *r;
@@ -218,18 +219,13 @@ gcho_cor_remove(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     p[1] = rq->family_id;
-    res = gcho_sql(rq, "update co_responsable set removed_at = now()"
-                       " where id = $1 and family_id = $2"
-                       " and removed_at is null"
-                       " returning coalesce(login, '')", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Co-responsable introuvable.");
+    go = gcho_sql_row(rq, &res, "Co-responsable introuvable.",
+                      "update co_responsable set removed_at = now()"
+                      " where id = $1 and family_id = $2"
+                      " and removed_at is null"
+                      " returning coalesce(login, '')", 2, p);
+    if (go != GCHO_GO) {
+        return go;
     }
     snprintf(login, sizeof(login), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);

@@ -167,7 +167,7 @@ gcho_crd_note_create(gcho_req_t *rq)
     snprintf(iid, sizeof(iid), "%lld", inv);
     p[0] = iid;
     p[1] = bid[0] ? bid : NULL;
-    res = gcho_sql(rq,
+    rc = gcho_sql_row(rq, &res, "Cette facture n'existe pas.",
         "select i.family_id, i.reference, i.paid,"
         "  i.total_cents - i.credited_cents,"
         "  exists (select 1 from payment_operation_invoice oi"
@@ -184,15 +184,8 @@ gcho_crd_note_create(gcho_req_t *rq)
         " left join session s on s.id = b.session_id"
         " left join activity_regie ar on ar.activity_id = s.activity_id"
         " where i.id = $1 for update of i", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette facture n'existe pas.");
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
@@ -341,6 +334,7 @@ gcho_crd_refund_create(gcho_req_t *rq)
         { "reference", GCH_J_STRING | GCH_J_NULL, 0 },
     };
 
+    int                 rc;
     char                iid[32], method[16], ref[201], amount[32],
                         fid[GCHO_ID_MAX], num[48], regie[33], rid[32],
                         msg[320];
@@ -398,7 +392,7 @@ gcho_crd_refund_create(gcho_req_t *rq)
 
     snprintf(iid, sizeof(iid), "%lld", inv);
     p[0] = iid;
-    res = gcho_sql(rq,
+    rc = gcho_sql_row(rq, &res, "Cette facture n'existe pas.",
         "select i.family_id, i.reference,"
         "  coalesce((select sum(c.amount_cents) from credit_note c"
         "    where c.invoice_id = i.id and c.after_payment), 0)"
@@ -410,15 +404,8 @@ gcho_crd_refund_create(gcho_req_t *rq)
         "    where c.invoice_id = i.id and c.after_payment"
         "    order by c.id desc limit 1), i.regie_code, 'principale')"
         " from invoice i where i.id = $1 for update", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette facture n'existe pas.");
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));

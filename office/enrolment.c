@@ -48,25 +48,8 @@ static int
 gcho_enrol_json(gcho_req_t *rq, int status, const char *sql, int n,
     const char *const *p)
 {
-    int        rc;
-    PGresult  *res;
-
-    res = gcho_sql(rq, sql, n, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found",
+    return gcho_reply_row(rq, status, sql, n, p,
                           "Cette inscription n'existe pas.");
-    }
-
-    rc = gcho_reply(rq, status, PQgetvalue(res, 0, 0),
-                    PQgetlength(res, 0, 0));
-    PQclear(res);
-
-    return rc;
 }
 
 

@@ -573,7 +573,7 @@ gcho_fam_add_child(gcho_req_t *rq)
     p[1] = rq->param[0];
     p[2] = c.first_name;
     p[3] = c.birth_date;
-    res = gcho_sql(rq,
+    rc = gcho_sql_row(rq, &res, "Cette famille n'existe pas.",
         "select jsonb_set(c, array['families', (t.i - 1)::text, 'children'],"
         "     coalesce(t.f -> 'children', '[]') || jsonb_build_array("
         "       jsonb_build_object('id', $2 || '-' || n.k,"
@@ -588,15 +588,8 @@ gcho_fam_add_child(gcho_req_t *rq)
         "       and substring(y.id from length($2) + 2) ~ '^[0-9]{1,9}$') n"
         " where t.f ->> 'id' = $2", 4, p);
     PQclear(cat);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette famille n'existe pas.");
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(cid, sizeof(cid), "%s", PQgetvalue(res, 0, 2));
@@ -646,7 +639,7 @@ gcho_fam_add_child(gcho_req_t *rq)
 static int
 gcho_fam_open(gcho_req_t *rq)
 {
-    int          archived;
+    int          rc, archived;
     PGresult    *res;
     const char  *p[1];
 
@@ -655,17 +648,11 @@ gcho_fam_open(gcho_req_t *rq)
     }
 
     p[0] = rq->param[0];
-    res = gcho_sql(rq, "select archived_at is not null from family"
-                       " where id = $1 for no key update", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette famille n'existe pas.");
+    rc = gcho_sql_row(rq, &res, "Cette famille n'existe pas.",
+                      "select archived_at is not null from family"
+                      " where id = $1 for no key update", 1, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     archived = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -843,6 +830,7 @@ gcho_fam_child_update(gcho_req_t *rq)
         { "allergies", GCH_J_STRING | GCH_J_NULL, 1 },
     };
 
+    int                 rc;
     char                text[1001], fid[GCHO_ID_MAX];
     PGresult           *res;
     gch_json_t          doc;
@@ -868,18 +856,13 @@ gcho_fam_child_update(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     p[1] = text[0] ? text : NULL;
-    res = gcho_sql(rq, "update child set allergies = $2 where id = $1"
-                       " and family_id in (select id from family"
-                       "   where archived_at is null)"
-                       " returning family_id", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Cet enfant n'existe pas.");
+    rc = gcho_sql_row(rq, &res, "Cet enfant n'existe pas.",
+                      "update child set allergies = $2 where id = $1"
+                      " and family_id in (select id from family"
+                      "   where archived_at is null)"
+                      " returning family_id", 2, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));

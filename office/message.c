@@ -170,9 +170,8 @@ gcho_msg_topic(gcho_req_t *rq, const char *service, const char *theme,
 
 /*
  * Locks thread id (rq->param[0]) for this transaction; family (NULL: any)
- * must own it.  1 found (its family id and subject copied), 0 after
- * answering 404, -1 after answering 503.  The transaction is rolled back
- * unless found.
+ * must own it.  1 found (its family id and subject copied), or 0 after
+ * answering 404 or 503.  The transaction is rolled back unless found.
  */
 static int
 gcho_msg_lock(gcho_req_t *rq, const char *family, char *fid,
@@ -184,18 +183,13 @@ gcho_msg_lock(gcho_req_t *rq, const char *family, char *fid,
     p[0] = rq->param[0];
     p[1] = family ? family : "";
 
-    res = gcho_sql(rq, "select family_id, subject from message_thread"
-                       " where id = $1 and ($2 = '' or family_id = $2)"
-                       " for update", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_row(rq, &res, gcho_msg_missing,
+                     "select family_id, subject from message_thread"
+                     " where id = $1 and ($2 = '' or family_id = $2)"
+                     " for update", 2, p)
+        != GCHO_GO)
+    {
         gcho_rollback();
-        return -1;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        gcho_error(rq, 404, "not_found", gcho_msg_missing);
         return 0;
     }
 

@@ -809,6 +809,7 @@ gcho_pay_id_ok(const char *s, size_t len)
 static int
 gcho_pay_notify(gcho_req_t *rq)
 {
+    int                rc;
     char               id[33], status[16];
     size_t             n;
     PGresult          *res;
@@ -848,15 +849,12 @@ gcho_pay_notify(gcho_req_t *rq)
 
     /* a known operation; a settled one is answered as it is (duplicate) */
     p[0] = id;
-    res = gcho_sql(rq, "select status from payment_operation"
-                       " where id = $1", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found", "Cette opération de "
-                          "paiement n'existe pas.");
+    rc = gcho_sql_row(rq, &res,
+                      "Cette opération de paiement n'existe pas.",
+                      "select status from payment_operation"
+                      " where id = $1", 1, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
     snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -913,7 +911,7 @@ gcho_pay_list(gcho_req_t *rq)
 static int
 gcho_pay_get(gcho_req_t *rq)
 {
-    int                 pending;
+    int                 rc, pending;
     char                status[16];
     PGresult           *res;
     const char         *p[2];
@@ -925,14 +923,11 @@ gcho_pay_get(gcho_req_t *rq)
     p[0] = rq->param[0];
     p[1] = rq->family_id;
 
-    res = gcho_sql(rq, "select status = 'pending' from payment_operation"
-                       " where id = $1 and family_id = $2", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found", missing);
+    rc = gcho_sql_row(rq, &res, missing,
+                      "select status = 'pending' from payment_operation"
+                      " where id = $1 and family_id = $2", 2, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
     pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);

@@ -725,21 +725,15 @@ gcho_rq_decide(gcho_req_t *rq)
     }
 
     p[0] = rq->param[0];
-    res = gcho_sql(rq, "select r.status, r.parent1_first_name,"
-                       "   r.parent1_last_name, r.login"
-                       " from family_request r where r.family_id = $1"
-                       " for update", 1, p);
-    if (res == NULL) {
+    rc = gcho_sql_row(rq, &res,
+                      "Cette demande de dossier n'existe pas.",
+                      "select r.status, r.parent1_first_name,"
+                      "   r.parent1_last_name, r.login"
+                      " from family_request r where r.family_id = $1"
+                      " for update", 1, p);
+    if (rc != GCHO_GO) {
         PQclear(cat);
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        PQclear(cat);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Cette demande de dossier "
-                          "n'existe pas.");
+        return rc;
     }
 
     status = PQgetvalue(res, 0, 0);
