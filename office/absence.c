@@ -164,14 +164,14 @@ static const gcho_decision_t  gcho_abs_decision = {
 static int
 gcho_abs_refusal_thread(gcho_req_t *rq, const char *text, char tid[24])
 {
-    PGresult    *res;
+    int          rc;
     const char  *p[3];
 
     p[0] = rq->family_id;
     p[1] = rq->staff;
     p[2] = text;
 
-    res = gcho_sql(rq,
+    rc = gcho_sql_value(rq, tid, 24,
         "with t as (insert into message_thread (family_id, service,"
         "   subject)"
         "   select $1, code, 'Justificatif d''absence refusé'"
@@ -180,20 +180,16 @@ gcho_abs_refusal_thread(gcho_req_t *rq, const char *text, char tid[24])
         " m as (insert into message (thread_id, from_staff, body)"
         "   select id, $2, $3 from t returning thread_id)"
         " select thread_id from m", 3, p);
-    if (res == NULL) {
+    if (rc < 0) {
         return -1;
     }
 
-    if (PQntuples(res) != 1) {
-        PQclear(res);
+    if (rc == 0) {
         gcho_rollback();
         gcho_error(rq, 409, "no_town", "La messagerie de la commune n'a "
                    "aucun service.");
         return -1;
     }
-
-    snprintf(tid, 24, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     return 0;
 }

@@ -430,23 +430,20 @@ gcho_password_forgot(gcho_req_t *rq)
     snprintf(fid, sizeof(fid), "%d", GCHO_RESET_PER_H);
     p[0] = login;
     p[1] = fid;
-    res = gcho_sql(rq, "select f.id from family f"
+    n = gcho_sql_value(rq, fid, sizeof(fid),
+                       "select f.id from family f"
                        " join family_email e on e.family_id = f.id"
                        " where f.login = $1 and (select count(*)"
                        "   from password_reset r where r.family_id = f.id"
                        "   and r.created_at > now() - interval '1 hour')"
                        "   < $2::int", 2, p);
-    if (res == NULL) {
+    if (n < 0) {
         return 0;
     }
 
-    if (PQntuples(res) != 1) {
-        PQclear(res);
+    if (n == 0) {
         return gcho_reply(rq, 202, sent, sizeof(sent) - 1);
     }
-
-    snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     randombytes_buf(raw, sizeof(raw));
     sodium_bin2base64(tok, sizeof(tok), raw, sizeof(raw),

@@ -142,16 +142,16 @@ gcho_cor_invite(gcho_req_t *rq)
     p[2] = last;
     p[3] = email;
     p[4] = thash;
-    res = gcho_sql(rq, "insert into co_responsable (family_id, first_name,"
-                       "   last_name, email, invite_hash,"
-                       "   invite_expires_at)"
-                       " values ($1, $2, $3, $4, $5,"
-                       "   now() + interval '7 days') returning id", 5, p);
-    if (res == NULL) {
+    rc = gcho_sql_value(rq, rq->param[0], GCHO_ID_MAX,
+                        "insert into co_responsable (family_id,"
+                        "   first_name, last_name, email, invite_hash,"
+                        "   invite_expires_at)"
+                        " values ($1, $2, $3, $4, $5,"
+                        "   now() + interval '7 days') returning id",
+                        5, p);
+    if (rc < 0) {
         return 0;
     }
-    snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     snprintf(target, sizeof(target), "co_responsable:%s", rq->param[0]);
     kv[0] = "email";
@@ -350,7 +350,6 @@ gcho_cor_accept_end(gcho_req_t *rq)
     int           rc;
     char          target[GCHO_ID_MAX + 24], id[24];
     char          body[GCHO_ID_MAX + 16];
-    PGresult     *res;
     gcho_hash_t  *job;
     const char   *p[3], *kv[4];
 
@@ -373,14 +372,14 @@ gcho_cor_accept_end(gcho_req_t *rq)
     }
 
     p[2] = job->made;
-    res = gcho_sql(rq, "update co_responsable set login = $2,"
+    if (gcho_sql_value(rq, id, sizeof(id),
+                       "update co_responsable set login = $2,"
                        " password_hash = $3, activated_at = now()"
-                       " where invite_hash = $1 returning id", 3, p);
-    if (res == NULL) {
+                       " where invite_hash = $1 returning id", 3, p)
+        < 0)
+    {
         return 0;
     }
-    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     snprintf(target, sizeof(target), "co_responsable:%s", id);
     kv[0] = "login";

@@ -270,7 +270,7 @@ gcho_crd_note_create(gcho_req_t *rq)
     p[3] = amount;
     p[4] = reason;
     p[5] = rq->staff;
-    res = gcho_sql(rq,
+    rc = gcho_sql_value(rq, cid, sizeof(cid),
         "with c as (insert into credit_note (number, invoice_id,"
         "     booking_id, regie_code, amount_cents, reason, after_payment,"
         "     issued_by)"
@@ -286,11 +286,9 @@ gcho_crd_note_create(gcho_req_t *rq)
         "     and i.credited_cents + $4 = i.total_cents"
         "     then now() else i.paid_at end"
         " from c where i.id = $1 returning c.id", 6, p);
-    if (res == NULL) {
+    if (rc < 0) {
         return 0;
     }
-    snprintf(cid, sizeof(cid), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     {
         char         target[64];
@@ -431,16 +429,14 @@ gcho_crd_refund_create(gcho_req_t *rq)
     p[4] = amount;
     p[5] = ref;
     p[6] = rq->staff;
-    res = gcho_sql(rq,
+    rc = gcho_sql_value(rq, rid, sizeof(rid),
         "insert into refund (number, family_id, invoice_id, regie_code,"
         "   method, amount_cents, reference, recorded_by)"
         " select coalesce((select max(number) from refund), 0) + 1,"
         "   $2, $1, $3, $4, $5, $6, $7 returning id", 7, p);
-    if (res == NULL) {
+    if (rc < 0) {
         return 0;
     }
-    snprintf(rid, sizeof(rid), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     if (cents == owed) {
         res = gcho_sql(rq, "update payment_overpayment set refunded_at ="

@@ -102,17 +102,18 @@ gcho_dd_put(gcho_req_t *rq)
 
     /* the RUM: "GCH-<family>-<n>", or "GCH-<md5 of family, 16>-<n>" when
      * that is over SEPA's 35 characters */
-    res = gcho_sql(rq, "select case when length(r) <= 35 then r"
-                       "   else 'GCH-' || left(md5($1), 16) || '-' || n end"
+    if (gcho_sql_value(rq, ref, sizeof(ref),
+                       "select case when length(r) <= 35 then r"
+                       "   else 'GCH-' || left(md5($1), 16) || '-' || n"
+                       "   end"
                        " from (select n, 'GCH-' || $1 || '-' || n r"
                        "   from (select count(*) + 1 n"
                        "     from direct_debit_mandate"
-                       "     where family_id = $1) c) x", 1, p);
-    if (res == NULL) {
+                       "     where family_id = $1) c) x", 1, p)
+        < 0)
+    {
         return 0;
     }
-    snprintf(ref, sizeof(ref), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     p[1] = ref;
     p[2] = iban;

@@ -380,8 +380,6 @@ int
 gcho_doc_store(gcho_req_t *rq, const char *insert, const char *const *p,
     int np, const char *tmp, const char *final, const char *dir)
 {
-    PGresult  *res;
-
     if (gcho_doc_write(tmp, rq->body, rq->body_len) != 0) {
         gcho_rollback();
         return gcho_error(rq, 503, "unavailable",
@@ -389,13 +387,10 @@ gcho_doc_store(gcho_req_t *rq, const char *insert, const char *const *p,
                           "réessayez dans un instant.");
     }
 
-    res = gcho_sql(rq, insert, np, p);
-    if (res == NULL) {
+    if (gcho_sql_value(rq, rq->param[0], GCHO_ID_MAX, insert, np, p) < 0) {
         (void) unlink(tmp);
         return 0;
     }
-    snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     if (rename(tmp, final) != 0) {
         gchb_log("error", "office: rename %s: %s", tmp, strerror(errno));

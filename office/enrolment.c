@@ -140,19 +140,14 @@ gcho_enrol_free(gcho_req_t *rq, const char *const *p, char *name,
     size_t size)
 {
     int        rc;
-    PGresult  *res;
 
-    res = gcho_sql(rq, "select name from activity where id = $1", 1, p + 1);
-    if (res == NULL) {
+    rc = gcho_sql_value(rq, name, size,
+                        "select name from activity where id = $1", 1, p + 1);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    if (rc == 1) {
-        snprintf(name, size, "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
 
-    if (rc != 1) {
+    if (rc == 0) {
         gcho_rollback();
         return gcho_error(rq, 400, "invalid_field",
                           "Le champ activity_id ne désigne aucune activité.");

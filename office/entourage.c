@@ -175,7 +175,6 @@ static int
 gcho_ent_insert(gcho_req_t *rq, const char *fid, const gcho_ent_t *e,
     char *id)
 {
-    PGresult    *res;
     const char  *p[7];
 
     p[0] = fid;
@@ -185,16 +184,16 @@ gcho_ent_insert(gcho_req_t *rq, const char *fid, const gcho_ent_t *e,
     p[4] = e->phone;
     p[5] = e->pick;
     p[6] = e->emergency;
-    res = gcho_sql(rq, "insert into entourage_person (family_id,"
+    if (gcho_sql_value(rq, id, 32,
+                       "insert into entourage_person (family_id,"
                        "   first_name, last_name, relation, phone,"
                        "   can_pick_up, emergency)"
                        " values ($1, $2, $3, $4, $5, $6::boolean,"
-                       "   $7::boolean) returning id", 7, p);
-    if (res == NULL) {
+                       "   $7::boolean) returning id", 7, p)
+        < 0)
+    {
         return -1;
     }
-    snprintf(id, 32, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     return 0;
 }

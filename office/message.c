@@ -260,27 +260,21 @@ static int
 gcho_msg_add(gcho_req_t *rq, const char *staff, const char *body,
     const char *ids, int n, char mid[24])
 {
-    PGresult    *res;
     const char  *p[3];
 
     p[0] = rq->param[0];
     p[1] = staff;
     p[2] = body;
 
-    res = gcho_sql(rq, "update message_thread set updated_at = now()"
-                       " where id = $1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update message_thread set updated_at = now()"
+                        " where id = $1", 1, p) != 0
+        || gcho_sql_value(rq, mid, 24,
+                          "insert into message (thread_id, from_staff,"
+                          "   body) values ($1, $2, $3) returning id",
+                          3, p) < 0)
+    {
         return -1;
     }
-    PQclear(res);
-
-    res = gcho_sql(rq, "insert into message (thread_id, from_staff, body)"
-                       " values ($1, $2, $3) returning id", 3, p);
-    if (res == NULL) {
-        return -1;
-    }
-    snprintf(mid, 24, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     if (gcho_attach_bind(rq, mid, ids, n) != 0) {
         return -1;
@@ -359,7 +353,6 @@ gcho_msg_create(gcho_req_t *rq)
     char                subject[GCHO_UTF8_MAX * GCHO_SUBJECT_MAX + 1];
     char                mid[24], ids[GCHO_ATTACH_IDS_MAX], *body;
     size_t              size;
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[4];
     const gch_jnode_t  *v[5];
@@ -406,18 +399,16 @@ gcho_msg_create(gcho_req_t *rq)
     p[1] = service;
     p[2] = subject;
     p[3] = theme[0] ? theme : NULL;
-    res = gcho_sql(rq, "insert into message_thread (family_id, service,"
+    if (gcho_sql_value(rq, rq->param[0], sizeof(rq->param[0]),
+                       "insert into message_thread (family_id, service,"
                        "   subject, theme) values ($1, $2, $3, $4)"
-                       " returning id", 4, p);
-    if (res == NULL) {
+                       " returning id", 4, p)
+        < 0)
+    {
         gcho_rollback();
         free(body);
         return 0;
     }
-
-    snprintf(rq->param[0], sizeof(rq->param[0]), "%s",
-             PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     if (gcho_msg_add(rq, NULL, body, ids, n, mid) != 0) {
         gcho_rollback();

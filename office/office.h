@@ -287,8 +287,8 @@ PGresult *gcho_sql(gcho_req_t *rq, const char *sql, int n,
  * 0 when it finds none, -1 after answering 503.
  *
  * gcho_sql_value: the first column of sql's first row copied into out
- * (size bytes with the NUL; a NULL value is ""): 1, 0 when there is no
- * row (out ""), -1 after answering 503.
+ * (size bytes with the NUL; a NULL value is ""; out may be one of
+ * params): 1, 0 when there is no row (out ""), -1 after answering 503.
  *
  * gcho_sql_row: sql's one row, for a handler's step: GCHO_GO and *res
  * (the caller PQclear()s it); or, *res NULL, what the handler returns

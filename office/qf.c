@@ -286,14 +286,14 @@ gcho_qf_decide(gcho_req_t *rq)
 
     if (!refused) {
         if (from[0] == '\0') {
-            res = gcho_sql(rq, "select to_char((now() at time zone"
+            if (gcho_sql_value(rq, from, sizeof(from),
+                               "select to_char((now() at time zone"
                                " 'Europe/Paris')::date, 'YYYY-MM-DD')",
-                           0, NULL);
-            if (res == NULL) {
+                               0, NULL)
+                < 0)
+            {
                 return 0;
             }
-            snprintf(from, sizeof(from), "%s", PQgetvalue(res, 0, 0));
-            PQclear(res);
         }
 
         /*

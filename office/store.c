@@ -229,17 +229,15 @@ gcho_sql_value(gcho_req_t *rq, char *out, size_t size, const char *sql,
     int        found;
     PGresult  *res;
 
-    out[0] = '\0';
-
+    /* out may be one of params: written once the statement has run */
     res = gcho_sql(rq, sql, n, params);
     if (res == NULL) {
+        out[0] = '\0';
         return -1;
     }
 
     found = PQntuples(res) > 0 && PQnfields(res) > 0;
-    if (found) {
-        snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
-    }
+    snprintf(out, size, "%s", found ? PQgetvalue(res, 0, 0) : "");
 
     PQclear(res);
     return found;
