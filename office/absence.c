@@ -322,7 +322,6 @@ gcho_abs_reasons_put(gcho_req_t *rq)
     int                 ok;
     char                at[64], msg[200], count[12], label[4 * 80 + 1];
     size_t              i, k, n;
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[1], *kv[2];
     const gch_jnode_t  *v[1], *e, *w[3], *codes[GCHO_REASONS_MAX];
@@ -395,26 +394,23 @@ gcho_abs_reasons_put(gcho_req_t *rq)
 
     p[0] = rq->body;
 
-    res = gcho_sql(rq, "update absence_reason set active = false", 0, NULL);
-    if (res != NULL) {
-        PQclear(res);
-        res = gcho_sql(rq, "insert into absence_reason (code, label,"
-                       "   proof_required, position, active)"
-                       " select e->>'code', e->>'label',"
-                       "   (e->>'proof_required')::boolean, o, true"
-                       " from jsonb_array_elements($1::jsonb->'reasons')"
-                       "   with ordinality x(e, o)"
-                       " on conflict (code) do update set"
-                       "   label = excluded.label,"
-                       "   proof_required = excluded.proof_required,"
-                       "   position = excluded.position, active = true",
-                       1, p);
-    }
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update absence_reason set active = false",
+                    0, NULL) != 0
+        || gcho_sql_do(rq, "insert into absence_reason (code, label,"
+                           "   proof_required, position, active)"
+                           " select e->>'code', e->>'label',"
+                           "   (e->>'proof_required')::boolean, o, true"
+                           " from jsonb_array_elements($1::jsonb->'reasons')"
+                           "   with ordinality x(e, o)"
+                           " on conflict (code) do update set"
+                           "   label = excluded.label,"
+                           "   proof_required = excluded.proof_required,"
+                           "   position = excluded.position, active = true",
+                       1, p) != 0)
+    {
         gcho_rollback();
         return 0;
     }
-    PQclear(res);
 
     kv[0] = "reasons";
     kv[1] = count;

@@ -277,7 +277,6 @@ gcho_account_create_end(gcho_req_t *rq)
     char          tok[64], thash[crypto_hash_sha256_BYTES * 2 + 1];
     char          body[1400], target[GCHO_ID_MAX + 16];
     uint8_t       raw[32], h[crypto_hash_sha256_BYTES];
-    PGresult     *res;
     gcho_hash_t  *job;
     const char   *p[6], *kv[4];
 
@@ -314,25 +313,23 @@ gcho_account_create_end(gcho_req_t *rq)
     p[2] = rq->param[0];
     p[3] = job->made;
     p[4] = rq->param[2];
-    res = gcho_sql(rq, "insert into account_activation (token_hash,"
-                       "   family_id, login, password_hash, cgu_version,"
-                       "   expires_at)"
-                       " values ($1, $2, $3, $4, $5::int,"
-                       "   now() + interval '24 hours')", 5, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into account_activation (token_hash,"
+                        "   family_id, login, password_hash, cgu_version,"
+                        "   expires_at)"
+                        " values ($1, $2, $3, $4, $5::int,"
+                        "   now() + interval '24 hours')", 5, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     p[0] = job->keep[0];
     p[1] = rq->param[1];
-    res = gcho_sql(rq, "insert into family_email (family_id, address)"
-                       " values ($1, $2) on conflict (family_id) do update"
-                       " set address = excluded.address", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family_email (family_id, address)"
+                        " values ($1, $2) on conflict (family_id) do update"
+                        " set address = excluded.address", 2, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(body, sizeof(body),
              "Bonjour,\n\n"
@@ -556,14 +553,13 @@ gcho_link_claim(gcho_req_t *rq, const char *claim, const char *invalid,
     p[1] = k->login;
     p[2] = k->hash;
     p[3] = k->ver;
-    res = gcho_sql(rq, "update family set login = $2, password_hash = $3,"
-                       "   cgu_version = $4::int, cgu_accepted_at = now(),"
-                       "   activated_at = now()"
-                       " where id = $1", 4, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family set login = $2, password_hash = $3,"
+                        "   cgu_version = $4::int, cgu_accepted_at = now(),"
+                        "   activated_at = now()"
+                        " where id = $1", 4, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     return 1;
 }
@@ -600,7 +596,6 @@ gcho_link_finish(gcho_req_t *rq, const char *action, gcho_link_t *k)
 static int
 gcho_account_activate(gcho_req_t *rq)
 {
-    PGresult     *res;
     gcho_link_t   k;
     const char   *q[1];
 
@@ -620,19 +615,17 @@ gcho_account_activate(gcho_req_t *rq)
 
     /* the code and every other link of the family are used up */
     q[0] = k.fid;
-    res = gcho_sql(rq, "update family_code set used_at = now()"
-                       " where family_id = $1 and used_at is null", 1, q);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family_code set used_at = now()"
+                        " where family_id = $1 and used_at is null", 1, q) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
-    res = gcho_sql(rq, "update account_activation set used_at = now()"
-                       " where family_id = $1 and used_at is null", 1, q);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update account_activation set used_at = now()"
+                        " where family_id = $1 and used_at is null", 1, q) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     return gcho_link_finish(rq, "account.activate", &k);
 }

@@ -309,13 +309,12 @@ gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat)
         return 0;
     }
 
-    res = gcho_sql(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_INVOICE
-                       "), pg_advisory_xact_lock(" GCHB_LOCK_PUBLISH ")",
-                   0, NULL);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_INVOICE
+                        "), pg_advisory_xact_lock(" GCHB_LOCK_PUBLISH ")",
+                    0, NULL) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     res = gcho_sql(rq, "select json, (json::jsonb -> 'units')::text"
                        " from catalogue where id = 1 for update", 0, NULL);
@@ -379,7 +378,6 @@ gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     int           rc;
     char         *cat;
     size_t        len;
-    PGresult     *res;
     gch_town_t   *t;
     gch_error_t   err;
     const char   *p[1];
@@ -409,16 +407,15 @@ gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     }
 
     p[0] = cat;
-    res = gcho_sql(rq, "update catalogue set json = $1,"
-                       " version = version + 1, updated_at = now()"
-                       " where id = 1", 1, p);
+    rc = gcho_sql_do(rq, "update catalogue set json = $1,"
+                         " version = version + 1, updated_at = now()"
+                         " where id = 1", 1, p);
     gch_alloc_std.free(gch_alloc_std.ctx, cat);
-    if (res == NULL) {
+    if (rc != 0) {
         gch_town_free(t);
         gcho_rollback();
         return 0;
     }
-    PQclear(res);
 
     *out = t;
     return GCHO_GO;
@@ -609,13 +606,12 @@ gcho_act_store(gcho_req_t *rq, const gcho_act_change_t *ch,
     PQclear(res);
 
     p[0] = cat;
-    res = gcho_sql(rq, "update catalogue set json = $1,"
-                       " version = version + 1, updated_at = now()"
-                       " where id = 1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update catalogue set json = $1,"
+                        " version = version + 1, updated_at = now()"
+                        " where id = 1", 1, p) != 0)
+    {
         goto undo;
     }
-    PQclear(res);
 
     if (strncmp(ch->action, "session.", 8) == 0) {
         snprintf(target, sizeof(target), "session:%s", rq->param[0]);

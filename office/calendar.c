@@ -53,7 +53,6 @@ gcho_cal_post(gcho_req_t *rq)
     char            thash[crypto_hash_sha256_BYTES * 2 + 1];
     char            body[512];
     uint8_t         raw[GCHO_CAL_BYTES], h[crypto_hash_sha256_BYTES];
-    PGresult       *res;
     const char     *p[2];
 
     randombytes_buf(raw, sizeof(raw));
@@ -69,14 +68,13 @@ gcho_cal_post(gcho_req_t *rq)
 
     p[0] = rq->family_id;
     p[1] = thash;
-    res = gcho_sql(rq, "insert into calendar_feed (family_id, token_hash)"
-                       " values ($1, $2) on conflict (family_id) do update"
-                       " set token_hash = excluded.token_hash,"
-                       " created_at = now()", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into calendar_feed (family_id, token_hash)"
+                        " values ($1, $2) on conflict (family_id) do update"
+                        " set token_hash = excluded.token_hash,"
+                        " created_at = now()", 2, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     if (gcho_audit(rq, "calendar.create", rq->family_id, NULL) != 0
         || gcho_commit(rq) != 0)

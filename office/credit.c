@@ -157,12 +157,11 @@ gcho_crd_note_create(gcho_req_t *rq)
         return 0;
     }
 
-    res = gcho_sql(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_CREDIT ")",
-                   0, NULL);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_CREDIT ")",
+                    0, NULL) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(iid, sizeof(iid), "%lld", inv);
     p[0] = iid;
@@ -381,12 +380,11 @@ gcho_crd_refund_create(gcho_req_t *rq)
         return 0;
     }
 
-    res = gcho_sql(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_CREDIT ")",
-                   0, NULL);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_CREDIT ")",
+                    0, NULL) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(iid, sizeof(iid), "%lld", inv);
     p[0] = iid;
@@ -439,13 +437,12 @@ gcho_crd_refund_create(gcho_req_t *rq)
     }
 
     if (cents == owed) {
-        res = gcho_sql(rq, "update payment_overpayment set refunded_at ="
-                           " now() where invoice_id = $1"
-                           " and refunded_at is null", 1, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "update payment_overpayment set refunded_at ="
+                            " now() where invoice_id = $1"
+                            " and refunded_at is null", 1, p) != 0)
+        {
             return 0;
         }
-        PQclear(res);
     }
 
     {

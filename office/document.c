@@ -627,11 +627,9 @@ gcho_doc_delete(gcho_req_t *rq)
     snprintf(type, sizeof(type), "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
 
-    res = gcho_sql(rq, "delete from document where id = $1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "delete from document where id = $1", 1, p) != 0) {
         return 0;
     }
-    PQclear(res);
 
     kv[0] = "type";
     kv[1] = type;

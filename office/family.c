@@ -142,20 +142,18 @@ gcho_fam_qf(gcho_req_t *rq, const char *fid, const char *qf,
     const char *day)
 {
     char         today[11];
-    PGresult    *res;
     const char  *p[4];
 
     p[0] = fid;
     p[1] = qf;
     p[2] = day;
     p[3] = rq->staff;
-    res = gcho_sql(rq, "insert into family_qf (family_id, qf,"
-                       "   effective_from, recorded_by)"
-                       " values ($1, $2, $3, $4)", 4, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family_qf (family_id, qf,"
+                        "   effective_from, recorded_by)"
+                        " values ($1, $2, $3, $4)", 4, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     gcho_fam_today(today);
     if (strcmp(day, today) > 0) {
@@ -163,15 +161,14 @@ gcho_fam_qf(gcho_req_t *rq, const char *fid, const char *qf,
     }
 
     /* the QF in effect: the latest whose day has come (as overlay.c) */
-    res = gcho_sql(rq, "update family set qf = (select q.qf from family_qf q"
-                       "   where q.family_id = $1 and q.effective_from <="
-                       "     (now() at time zone 'Europe/Paris')::date"
-                       "   order by q.effective_from desc, q.id desc"
-                       "   limit 1) where id = $1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family set qf = (select q.qf from family_qf q"
+                        "   where q.family_id = $1 and q.effective_from <="
+                        "     (now() at time zone 'Europe/Paris')::date"
+                        "   order by q.effective_from desc, q.id desc"
+                        "   limit 1) where id = $1", 1, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     return 0;
 }
@@ -465,13 +462,12 @@ gcho_fam_create(gcho_req_t *rq)
     p[1] = login[0] ? login : NULL;
     p[2] = qf[0] ? qf : NULL;
     p[3] = resident ? "true" : "false";
-    res = gcho_sql(rq, "insert into family (id, login, qf, resident,"
-                       "   direct_debit) values ($1, $2, $3, $4, false)",
-                   4, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family (id, login, qf, resident,"
+                        "   direct_debit) values ($1, $2, $3, $4, false)",
+                    4, p) != 0)
+    {
         goto answered;
     }
-    PQclear(res);
 
     for (i = 0; i < nc; i++) {
         snprintf(cid, sizeof(cid), "%s-%zu", fid, i + 1);
@@ -481,24 +477,22 @@ gcho_fam_create(gcho_req_t *rq)
         p[3] = c[i].birth_date;
         p[4] = c[i].has_allergies && c[i].allergies[0] ? c[i].allergies
                                                        : NULL;
-        res = gcho_sql(rq, "insert into child (id, family_id, first_name,"
-                           "   birth_date, allergies)"
-                           " values ($1, $2, $3, $4, $5)", 5, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "insert into child (id, family_id, first_name,"
+                            "   birth_date, allergies)"
+                            " values ($1, $2, $3, $4, $5)", 5, p) != 0)
+        {
             goto answered;
         }
-        PQclear(res);
     }
 
     p[0] = fid;
     p[1] = mail;
     if (mail[0]) {
-        res = gcho_sql(rq, "insert into family_email (family_id, address)"
-                           " values ($1, $2)", 2, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "insert into family_email (family_id, address)"
+                            " values ($1, $2)", 2, p) != 0)
+        {
             goto answered;
         }
-        PQclear(res);
     }
 
     if ((qf[0] && gcho_fam_qf(rq, fid, qf, day) != 0)
@@ -607,13 +601,12 @@ gcho_fam_add_child(gcho_req_t *rq)
     p[2] = c.first_name;
     p[3] = c.birth_date;
     p[4] = c.has_allergies && c.allergies[0] ? c.allergies : NULL;
-    res = gcho_sql(rq, "insert into child (id, family_id, first_name,"
-                       "   birth_date, allergies)"
-                       " values ($1, $2, $3, $4, $5)", 5, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into child (id, family_id, first_name,"
+                        "   birth_date, allergies)"
+                        " values ($1, $2, $3, $4, $5)", 5, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     {
         char         target[GCHO_ID_MAX + 8];
@@ -758,7 +751,6 @@ gcho_fam_update(gcho_req_t *rq)
 
     int                 rc;
     char                mail[255];
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[2];
     const gch_jnode_t  *v[2];
@@ -791,29 +783,29 @@ gcho_fam_update(gcho_req_t *rq)
 
     if (v[0] != NULL) {
         p[1] = v[0]->len ? "true" : "false";
-        res = gcho_sql(rq, "update family set resident = $2 where id = $1",
-                       2, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "update family set resident = $2 where id = $1",
+                        2, p) != 0)
+        {
             gch_json_free(&doc);
             return 0;
         }
-        PQclear(res);
     }
 
     if (v[1] != NULL) {
         p[1] = mail;
-        res = mail[0]
-              ? gcho_sql(rq, "insert into family_email (family_id, address)"
-                             " values ($1, $2) on conflict (family_id) do"
-                             " update set address = excluded.address,"
-                             "   updated_at = now()", 2, p)
-              : gcho_sql(rq, "delete from family_email"
-                             " where family_id = $1", 1, p);
-        if (res == NULL) {
+        if ((mail[0]
+             ? gcho_sql_do(rq, "insert into family_email (family_id,"
+                               "   address) values ($1, $2)"
+                               " on conflict (family_id) do update"
+                               " set address = excluded.address,"
+                               "   updated_at = now()", 2, p)
+             : gcho_sql_do(rq, "delete from family_email"
+                               " where family_id = $1", 1, p))
+            != 0)
+        {
             gch_json_free(&doc);
             return 0;
         }
-        PQclear(res);
     }
 
     gch_json_free(&doc);
@@ -974,15 +966,14 @@ gcho_fam_enrol(gcho_req_t *rq)
                           "cette activité sur une partie de ces dates.");
     }
 
-    res = gcho_sql(rq, "insert into enrolment (child_id, activity_id,"
-                       "   from_date, to_date, status, origin, requested_at,"
-                       "   decided_at, decided_by)"
-                       " values ($1, $2, $3, $4, 'validee', 'office', now(),"
-                       "   now(), $5)", 5, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into enrolment (child_id, activity_id,"
+                        "   from_date, to_date, status, origin, requested_at,"
+                        "   decided_at, decided_by)"
+                        " values ($1, $2, $3, $4, 'validee', 'office', now(),"
+                        "   now(), $5)", 5, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     return gcho_fam_close(rq, "enrolment.create", 1);
 }
@@ -1145,14 +1136,12 @@ gcho_fam_archive(gcho_req_t *rq)
     }
 
     for (i = 0; gcho_fam_erase[i] != NULL; i++) {
-        res = gcho_sql(rq, gcho_fam_erase[i], i == 0 ? 2 : 1, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, gcho_fam_erase[i], i == 0 ? 2 : 1, p) != 0) {
             PQclear(files);
             PQclear(atts);
             PQclear(cors);
             return 0;
         }
-        PQclear(res);
     }
 
     {

@@ -209,7 +209,6 @@ static int
 gcho_msg_open(gcho_req_t *rq, const char *family)
 {
     char         fid[GCHO_ID_MAX], subject[4 * GCHO_SUBJECT_MAX + 1];
-    PGresult    *res;
     const char  *p[1];
 
     if (gcho_msg_id(rq) != 0 || gcho_begin(rq) != 0) {
@@ -221,18 +220,17 @@ gcho_msg_open(gcho_req_t *rq, const char *family)
     }
 
     p[0] = rq->param[0];
-    res = gcho_sql(rq, family
-                       ? "update message m set read_at = now()"
-                         " where m.thread_id = $1 and m.read_at is null"
-                         " and " GCHO_FROM_STAFF
-                       : "update message m set read_at = now()"
-                         " where m.thread_id = $1 and m.read_at is null"
-                         " and " GCHO_FROM_FAMILY, 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, family
+                        ? "update message m set read_at = now()"
+                          " where m.thread_id = $1 and m.read_at is null"
+                          " and " GCHO_FROM_STAFF
+                        : "update message m set read_at = now()"
+                          " where m.thread_id = $1 and m.read_at is null"
+                          " and " GCHO_FROM_FAMILY, 1, p) != 0)
+    {
         gcho_rollback();
         return 0;
     }
-    PQclear(res);
 
     if (gcho_reply_row(rq, 200, family ? GCHO_THREAD_PAGE(GCHO_FROM_STAFF)
                                        : GCHO_THREAD_PAGE(GCHO_FROM_FAMILY),
@@ -732,7 +730,6 @@ gcho_msg_services_put(gcho_req_t *rq)
     int                 ok;
     char                at[64], tat[96], msg[160], count[12];
     size_t              i, k;
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[1], *kv[2];
     const gch_jnode_t  *v[1], *e, *t, *w[3], *x[2];
@@ -810,40 +807,34 @@ gcho_msg_services_put(gcho_req_t *rq)
 
     p[0] = rq->body;
 
-    res = gcho_sql(rq, "with s as (update message_service set active ="
-                       "   false returning 1)"
-                       " update message_theme set active = false", 0, NULL);
-    if (res != NULL) {
-        PQclear(res);
-        res = gcho_sql(rq, "insert into message_service (code, label,"
-                       "   position, active)"
-                       " select e->>'code', e->>'label', o, true"
-                       " from jsonb_array_elements($1::jsonb->'services')"
-                       "   with ordinality x(e, o)"
-                       " on conflict (code) do update set"
-                       "   label = excluded.label,"
-                       "   position = excluded.position, active = true",
-                       1, p);
-    }
-    if (res != NULL) {
-        PQclear(res);
-        res = gcho_sql(rq, "insert into message_theme (service, code,"
-                       "   label, position, active)"
-                       " select e->>'code', t->>'code', t->>'label', o,"
-                       "   true"
-                       " from jsonb_array_elements($1::jsonb->'services') e,"
-                       "   jsonb_array_elements(e->'themes')"
-                       "   with ordinality y(t, o)"
-                       " on conflict (service, code) do update set"
-                       "   label = excluded.label,"
-                       "   position = excluded.position, active = true",
-                       1, p);
-    }
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "with s as (update message_service set active ="
+                        "   false returning 1)"
+                        " update message_theme set active = false",
+                    0, NULL) != 0
+        || gcho_sql_do(rq, "insert into message_service (code, label,"
+                           "   position, active)"
+                           " select e->>'code', e->>'label', o, true"
+                           " from jsonb_array_elements($1::jsonb->'services')"
+                           "   with ordinality x(e, o)"
+                           " on conflict (code) do update set"
+                           "   label = excluded.label,"
+                           "   position = excluded.position, active = true",
+                       1, p) != 0
+        || gcho_sql_do(rq, "insert into message_theme (service, code,"
+                           "   label, position, active)"
+                           " select e->>'code', t->>'code', t->>'label', o,"
+                           "   true"
+                           " from jsonb_array_elements($1::jsonb->'services')"
+                           "   e, jsonb_array_elements(e->'themes')"
+                           "   with ordinality y(t, o)"
+                           " on conflict (service, code) do update set"
+                           "   label = excluded.label,"
+                           "   position = excluded.position, active = true",
+                       1, p) != 0)
+    {
         gcho_rollback();
         return 0;
     }
-    PQclear(res);
 
     kv[0] = "services";
     kv[1] = count;

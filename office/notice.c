@@ -443,13 +443,12 @@ gcho_notice_cancel(gcho_req_t *rq)
     }
     PQclear(res);
 
-    res = gcho_sql(rq, "delete from outbox where kind = 'reminder'"
-                       " and sent_at is null and ref like $1 || ':%'",
-                   1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "delete from outbox where kind = 'reminder'"
+                        " and sent_at is null and ref like $1 || ':%'",
+                    1, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     {
         char  target[GCHO_ID_MAX + 16];

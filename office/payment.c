@@ -251,45 +251,41 @@ static int
 gcho_pay_apply(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
     int paid)
 {
-    PGresult    *res;
     const char  *p[3];
 
     p[0] = id;
     p[1] = r->status;
     p[2] = r->ref[0] ? r->ref : NULL;
-    res = gcho_sql(rq, "update payment_operation set status = $2,"
-                       " settled_at = now(), provider_ref = $3"
-                       " where id = $1 and status = 'pending'", 3, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update payment_operation set status = $2,"
+                        " settled_at = now(), provider_ref = $3"
+                        " where id = $1 and status = 'pending'", 3, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     if (!paid) {
         return 0;
     }
 
-    res = gcho_sql(rq, "insert into payment_overpayment (operation_id,"
-                       "   invoice_id, amount_cents)"
-                       " select p.operation_id, i.id,"
-                       "   i.total_cents - i.credited_cents"
-                       " from payment_operation_invoice p"
-                       " join invoice i on i.id = p.invoice_id"
-                       " where p.operation_id = $1 and i.paid", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into payment_overpayment (operation_id,"
+                        "   invoice_id, amount_cents)"
+                        " select p.operation_id, i.id,"
+                        "   i.total_cents - i.credited_cents"
+                        " from payment_operation_invoice p"
+                        " join invoice i on i.id = p.invoice_id"
+                        " where p.operation_id = $1 and i.paid", 1, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
-    res = gcho_sql(rq, "update invoice set paid = true,"
-                       " paid_by = 'online', paid_at = now()"
-                       " where not paid and id in (select invoice_id"
-                       "   from payment_operation_invoice"
-                       "   where operation_id = $1)", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update invoice set paid = true,"
+                        " paid_by = 'online', paid_at = now()"
+                        " where not paid and id in (select invoice_id"
+                        "   from payment_operation_invoice"
+                        "   where operation_id = $1)", 1, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     return 0;
 }
@@ -616,7 +612,6 @@ gcho_pay_insert(gcho_req_t *rq, const char *ids, const char *total,
 {
     size_t       i;
     uint8_t      rnd[16];
-    PGresult    *res;
     const char  *p[3];
 
     randombytes_buf(rnd, sizeof(rnd));
@@ -627,21 +622,19 @@ gcho_pay_insert(gcho_req_t *rq, const char *ids, const char *total,
     p[0] = opid;
     p[1] = rq->family_id;
     p[2] = total;
-    res = gcho_sql(rq, "insert into payment_operation (id, family_id,"
-                       "   amount_cents) values ($1, $2, $3)", 3, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into payment_operation (id, family_id,"
+                        "   amount_cents) values ($1, $2, $3)", 3, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     p[1] = ids;
-    res = gcho_sql(rq, "insert into payment_operation_invoice"
-                       " (operation_id, invoice_id)"
-                       " select $1, unnest($2::bigint[])", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into payment_operation_invoice"
+                        " (operation_id, invoice_id)"
+                        " select $1, unnest($2::bigint[])", 2, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     return GCHO_GO;
 }

@@ -745,16 +745,15 @@ gcho_staff_attendance(gcho_req_t *rq)
     p[1] = status;
     p[2] = note;
     p[3] = rq->staff;
-    res = gcho_sql(rq, "insert into attendance (booking_id, status, note,"
-                       "   recorded_by) values ($1, $2, $3, $4)"
-                       " on conflict (booking_id) do update"
-                       "   set status = excluded.status,"
-                       "   note = excluded.note, recorded_at = now(),"
-                       "   recorded_by = excluded.recorded_by", 4, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into attendance (booking_id, status, note,"
+                        "   recorded_by) values ($1, $2, $3, $4)"
+                        " on conflict (booking_id) do update"
+                        "   set status = excluded.status,"
+                        "   note = excluded.note, recorded_at = now(),"
+                        "   recorded_by = excluded.recorded_by", 4, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     kv[0] = "status";
     kv[1] = status;

@@ -297,7 +297,6 @@ gcho_audit(gcho_req_t *rq, const char *action, const char *target,
     const char *detail_json)
 {
     char         who[GCHO_ID_MAX + 8];
-    PGresult    *res;
     const char  *p[5];
 
     if (rq->staff[0]) {
@@ -314,15 +313,9 @@ gcho_audit(gcho_req_t *rq, const char *action, const char *target,
     p[3] = detail_json ? detail_json : "{}";
     p[4] = rq->ip[0] ? rq->ip : NULL;
 
-    res = gcho_sql(rq,
-              "insert into audit_log (actor, action, target, detail, ip)"
-              " values ($1, $2, $3, $4::jsonb, $5)", 5, p);
-    if (res == NULL) {
-        return -1;
-    }
-
-    PQclear(res);
-    return 0;
+    return gcho_sql_do(rq,
+               "insert into audit_log (actor, action, target, detail, ip)"
+               " values ($1, $2, $3, $4::jsonb, $5)", 5, p);
 }
 
 
@@ -394,7 +387,6 @@ int
 gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
     const char *ref, const char *subject, const char *body)
 {
-    PGresult    *res;
     const char  *p[5];
 
     p[0] = family_id;
@@ -403,16 +395,10 @@ gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
     p[3] = subject;
     p[4] = body;
 
-    res = gcho_sql(rq,
-              "insert into outbox (family_id, kind, ref, subject, body)"
-              " values ($1, $2, $3, $4, $5)"
-              " on conflict (kind, ref) do nothing", 5, p);
-    if (res == NULL) {
-        return -1;
-    }
-
-    PQclear(res);
-    return 0;
+    return gcho_sql_do(rq,
+               "insert into outbox (family_id, kind, ref, subject, body)"
+               " values ($1, $2, $3, $4, $5)"
+               " on conflict (kind, ref) do nothing", 5, p);
 }
 
 
@@ -444,14 +430,6 @@ gcho_family_child(gcho_req_t *rq, const char *child)
 int
 gcho_catalogue_changed(gcho_req_t *rq)
 {
-    PGresult  *res;
-
-    res = gcho_sql(rq, "update catalogue set version = version + 1,"
-                       " updated_at = now() where id = 1", 0, NULL);
-    if (res == NULL) {
-        return -1;
-    }
-
-    PQclear(res);
-    return 0;
+    return gcho_sql_do(rq, "update catalogue set version = version + 1,"
+                           " updated_at = now() where id = 1", 0, NULL);
 }
