@@ -81,7 +81,6 @@ gcho_cgu_accept(gcho_req_t *rq)
 {
     int                 n;
     char                ver[24], target[GCHO_ID_MAX + 16];
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[2], *kv[2];
     const gch_jnode_t  *v[1];
@@ -102,16 +101,14 @@ gcho_cgu_accept(gcho_req_t *rq)
 
     p[0] = rq->family_id;
     p[1] = ver;
-    res = gcho_sql(rq, "update family set cgu_version = $2::int,"
-                       "   cgu_accepted_at = now()"
-                       " where id = $1 and $2 ~ '^[0-9]{1,9}$'"
-                       " and $2::bigint = (select max(version)"
-                       "   from cgu_version)", 2, p);
-    if (res == NULL) {
+    n = gcho_sql_changed(rq, "update family set cgu_version = $2::int,"
+                             "   cgu_accepted_at = now()"
+                             " where id = $1 and $2 ~ '^[0-9]{1,9}$'"
+                             " and $2::bigint = (select max(version)"
+                             "   from cgu_version)", 2, p);
+    if (n < 0) {
         return 0;
     }
-    n = atoi(PQcmdTuples(res));
-    PQclear(res);
 
     if (n != 1) {
         gcho_rollback();

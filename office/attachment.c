@@ -253,7 +253,7 @@ gcho_attach_parse(gcho_req_t *rq, const gch_jnode_t *v, char *out,
 int
 gcho_attach_bind(gcho_req_t *rq, const char *mid, const char *ids, int n)
 {
-    PGresult    *res;
+    int          bound;
     const char  *p[4];
 
     if (n == 0) {
@@ -265,22 +265,23 @@ gcho_attach_bind(gcho_req_t *rq, const char *mid, const char *ids, int n)
     p[2] = rq->route->auth == GCHO_STAFF ? rq->staff : NULL;
     p[3] = rq->route->auth == GCHO_STAFF ? NULL : rq->family_id;
 
-    res = gcho_sql(rq, "update message_attachment set message_id = $1"
-                       " where id = any($2::bigint[]) and message_id is null"
-                       " and from_staff is not distinct from $3"
-                       " and family_id is not distinct from $4", 4, p);
-    if (res == NULL) {
+    bound = gcho_sql_changed(rq, "update message_attachment"
+                                 " set message_id = $1"
+                                 " where id = any($2::bigint[])"
+                                 " and message_id is null"
+                                 " and from_staff is not distinct from $3"
+                                 " and family_id is not distinct from $4",
+                             4, p);
+    if (bound < 0) {
         return -1;
     }
 
-    if (atoi(PQcmdTuples(res)) != n) {
-        PQclear(res);
+    if (bound != n) {
         gcho_error(rq, 400, "invalid_field", "$.attachments : une pièce "
                    "jointe n'existe pas, n'est pas la vôtre ou est déjà "
                    "envoyée");
         return -1;
     }
-    PQclear(res);
 
     return 0;
 }

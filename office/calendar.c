@@ -96,7 +96,6 @@ static int
 gcho_cal_delete(gcho_req_t *rq)
 {
     int          n;
-    PGresult    *res;
     const char  *p[1];
 
     if (gcho_begin(rq) != 0) {
@@ -104,13 +103,11 @@ gcho_cal_delete(gcho_req_t *rq)
     }
 
     p[0] = rq->family_id;
-    res = gcho_sql(rq, "delete from calendar_feed where family_id = $1",
-                   1, p);
-    if (res == NULL) {
+    n = gcho_sql_changed(rq, "delete from calendar_feed where family_id = $1",
+                         1, p);
+    if (n < 0) {
         return 0;
     }
-    n = atoi(PQcmdTuples(res));
-    PQclear(res);
 
     if (n == 0) {
         gcho_rollback();

@@ -161,7 +161,6 @@ static int
 gcho_dd_delete(gcho_req_t *rq)
 {
     int          n;
-    PGresult    *res;
     const char  *p[1];
 
     static const char  off[] = "{\"active\":false,\"mandate\":null}";
@@ -171,13 +170,12 @@ gcho_dd_delete(gcho_req_t *rq)
     }
 
     p[0] = rq->family_id;
-    res = gcho_sql(rq, "update direct_debit_mandate set ended_at = now()"
-                       " where family_id = $1 and ended_at is null", 1, p);
-    if (res == NULL) {
+    n = gcho_sql_changed(rq, "update direct_debit_mandate set ended_at ="
+                             " now() where family_id = $1"
+                             " and ended_at is null", 1, p);
+    if (n < 0) {
         return 0;
     }
-    n = atoi(PQcmdTuples(res));
-    PQclear(res);
 
     if (n == 0) {
         gcho_rollback();

@@ -286,6 +286,9 @@ PGresult *gcho_sql(gcho_req_t *rq, const char *sql, int n,
  * gcho_sql_exists: sql (a "select 1 from ... where ...") finds a row: 1,
  * 0 when it finds none, -1 after answering 503.
  *
+ * gcho_sql_changed: the number of rows sql (an update, a delete...)
+ * changed, or -1 after answering 503.
+ *
  * gcho_sql_value: the first column of sql's first row copied into out
  * (size bytes with the NUL; a NULL value is ""; out may be one of
  * params): 1, 0 when there is no row (out ""), -1 after answering 503.
@@ -299,6 +302,8 @@ PGresult *gcho_sql(gcho_req_t *rq, const char *sql, int n,
 int gcho_sql_do(gcho_req_t *rq, const char *sql, int n,
     const char *const *params);
 int gcho_sql_exists(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params);
+int gcho_sql_changed(gcho_req_t *rq, const char *sql, int n,
     const char *const *params);
 int gcho_sql_value(gcho_req_t *rq, char *out, size_t size, const char *sql,
     int n, const char *const *params);

@@ -223,6 +223,25 @@ gcho_sql_exists(gcho_req_t *rq, const char *sql, int n,
 
 
 int
+gcho_sql_changed(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params)
+{
+    int        changed;
+    PGresult  *res;
+
+    res = gcho_sql(rq, sql, n, params);
+    if (res == NULL) {
+        return -1;
+    }
+
+    changed = atoi(PQcmdTuples(res));
+    PQclear(res);
+
+    return changed;
+}
+
+
+int
 gcho_sql_value(gcho_req_t *rq, char *out, size_t size, const char *sql,
     int n, const char *const *params)
 {
