@@ -65,6 +65,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_calendar_routes,
     gcho_activity_routes,
     gcho_merge_routes,          /* before families' /api/staff/families/ * */
+    gcho_archive_routes,
     gcho_family_routes,
     gcho_counter_routes,
     gcho_credit_routes,

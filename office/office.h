@@ -18,8 +18,8 @@
  * body.c request data and bodies, store.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
  * account.c, payment.c, debit.c, staff.c, activity.c, family.c,
- * merge.c, counter.c, credit.c, daily.c, notice.c, town.c) owns a
- * table of routes and its handlers.
+ * archive.c, merge.c, counter.c, credit.c, daily.c, notice.c, town.c)
+ * owns a table of routes and its handlers.
  * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
 
@@ -131,6 +131,7 @@ extern const gcho_route_t  gcho_staff_routes[];
 extern const gcho_route_t  gcho_calendar_routes[];
 extern const gcho_route_t  gcho_activity_routes[];
 extern const gcho_route_t  gcho_family_routes[];
+extern const gcho_route_t  gcho_archive_routes[];
 extern const gcho_route_t  gcho_merge_routes[];
 extern const gcho_route_t  gcho_counter_routes[];
 extern const gcho_route_t  gcho_credit_routes[];
@@ -560,6 +561,11 @@ void gcho_act_unshift(gcho_act_shift_t *sh, size_t n);
 int gcho_act_refuse(gcho_req_t *rq, int status, const char *code,
     gcho_act_shift_t *sh, size_t n);
 long long gcho_act_u32(redisReply *r);
+
+/* family.c: answers the family fid's record (GET
+ * /api/staff/families/{id}/record) with status (archive.c's answer too).
+ * 0, or -1 (see handlers). */
+int gcho_fam_answer(gcho_req_t *rq, int status, const char *fid);
 
 /* entourage.c: the people of a family the office creates (family.c), in
  * its transaction: arr the body's "entourage" array (NULL: none), each as

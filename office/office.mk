@@ -13,7 +13,7 @@ GCHO_LIBS    := $(GCHB_LIBS) -lyajl -lmicrohttpd -lcurl -pthread
 
 GCHO_SRCS    := main http reply body store auth hash decision enrolment document \
                 required message account payment debit contact activation \
-                entourage qf staff calendar activity places family merge \
+                entourage qf staff calendar activity places family archive merge \
                 counter credit daily notice town pdf mydata publication coresp \
                 waitlist request attachment absence
 GCHO_HDRS    := office/office.h $(GCHB_HDRS) engine/include/gch_json.h
