@@ -56,6 +56,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_absence_routes,
     gcho_account_routes,
     gcho_payment_routes,
+    gcho_invoicing_routes,
     gcho_debit_routes,
     gcho_contact_routes,
     gcho_activation_routes,

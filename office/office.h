@@ -17,9 +17,9 @@
  * Layers: http.c owns the server and routing, auth.c authentication,
  * body.c request data and bodies, store.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
- * account.c, payment.c, debit.c, staff.c, activity.c, family.c,
- * archive.c, merge.c, counter.c, credit.c, daily.c, notice.c, town.c)
- * owns a table of routes and its handlers.
+ * account.c, payment.c, invoicing.c, debit.c, staff.c, activity.c,
+ * family.c, archive.c, merge.c, counter.c, credit.c, daily.c, notice.c,
+ * town.c) owns a table of routes and its handlers.
  * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
 
@@ -122,6 +122,7 @@ extern const gcho_route_t  gcho_document_routes[];
 extern const gcho_route_t  gcho_message_routes[];
 extern const gcho_route_t  gcho_account_routes[];
 extern const gcho_route_t  gcho_payment_routes[];
+extern const gcho_route_t  gcho_invoicing_routes[];
 extern const gcho_route_t  gcho_debit_routes[];
 extern const gcho_route_t  gcho_contact_routes[];
 extern const gcho_route_t  gcho_activation_routes[];
