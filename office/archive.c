@@ -6,7 +6,7 @@
  * erases rather than changes.  Refused while the family still has
  * business with the town (unpaid invoices, bookings to come, an online
  * payment pending).  Otherwise one transaction under the catalogue's
- * locks (gcho_catalogue_lock/_put of activity.c) takes the family out of
+ * locks (gcho_catalogue_lock/_put of catalogue.c) takes the family out of
  * the catalogue, so that the booking path no longer knows it, and erases
  * what identifies it and its people, keeping what accounting needs; after
  * the commit the files of its documents and attachments go, and its keys

@@ -11,7 +11,7 @@
  * What the booking path must know of a family is in the catalogue: a new
  * family and a new child are added to the catalogue's text (jsonb, then
  * the engine parses and writes it again: gcho_catalogue_lock/_put of
- * activity.c) and to PostgreSQL's rows in the same transaction; the QF
+ * catalogue.c) and to PostgreSQL's rows in the same transaction; the QF
  * (family_qf, the latest whose date has come), the resident status and
  * the enrolments are laid over the catalogue by the publisher
  * (worker/overlay.c) once gcho_catalogue_changed() moved its version.

@@ -516,18 +516,33 @@ int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d,
     const char *body);
 
 /*
- * The catalogue's text changed by the back office (activity.c,
- * family.c).  gcho_catalogue_lock: BEGIN, the locks of town loading and
- * publication, the catalogue's row FOR UPDATE: GCHO_GO and *cat (columns
- * json, units as JSON text; the caller clears it), or the answer (409
- * `no_town`, 503; rolled back).  gcho_catalogue_put: the new text parsed
- * by the engine (400 `invalid_field` with the path from "$.member[index]"
- * made "$"), written again and stored with catalogue.version + 1: GCHO_GO
- * and *t (the parsed town; gch_town_free), or the answer (rolled back).
+ * catalogue.c: the catalogue's text changed by the back office
+ * (activity.c, family.c, ...).  gcho_catalogue_lock: BEGIN, the locks of
+ * town loading and publication, the catalogue's row FOR UPDATE: GCHO_GO
+ * and *cat (columns json, units as JSON text; the caller clears it), or
+ * the answer (409 `no_town`, 503; rolled back).  gcho_catalogue_put: the
+ * new text parsed by the engine (400 `invalid_field` with the path from
+ * "$.member[index]" made "$"), written again and stored with
+ * catalogue.version + 1: GCHO_GO and *t (the parsed town;
+ * gch_town_free), or the answer (rolled back).
  */
 int gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat);
 int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     long index, gch_town_t **t);
+
+/*
+ * catalogue.c, for the changes that parse and write the text themselves
+ * (activity.c).  gcho_cat_path: "$.<member>[<index>]..." of an engine
+ * message becomes "$..." (the path from the staff's activity or family);
+ * with calendar, a "$.calendar[k]" after it becomes "$" too (the staff's
+ * calendar is one object).  gcho_cat_write: gch_town_write() of t, each
+ * activity opening by draw with the seed it was first given
+ * (docs/rules.md, "Opening by draw"; gchb_draw_seeds): the staff's text
+ * may lack it or name another; GCH_OK, or an error (the caller answers
+ * 500).
+ */
+void gcho_cat_path(char *msg, const char *member, long index, int calendar);
+int gcho_cat_write(gch_town_t *t, char **cat, size_t *len);
 
 /*
  * places.c: the live counters of published sessions whose places a
