@@ -164,14 +164,14 @@ static const gcho_decision_t  gcho_abs_decision = {
 static int
 gcho_abs_refusal_thread(gcho_req_t *rq, const char *text, char tid[24])
 {
-    PGresult    *res;
+    int          rc;
     const char  *p[3];
 
     p[0] = rq->family_id;
     p[1] = rq->staff;
     p[2] = text;
 
-    res = gcho_sql(rq,
+    rc = gcho_sql_value(rq, tid, 24,
         "with t as (insert into message_thread (family_id, service,"
         "   subject)"
         "   select $1, code, 'Justificatif d''absence refusé'"
@@ -180,20 +180,16 @@ gcho_abs_refusal_thread(gcho_req_t *rq, const char *text, char tid[24])
         " m as (insert into message (thread_id, from_staff, body)"
         "   select id, $2, $3 from t returning thread_id)"
         " select thread_id from m", 3, p);
-    if (res == NULL) {
+    if (rc < 0) {
         return -1;
     }
 
-    if (PQntuples(res) != 1) {
-        PQclear(res);
+    if (rc == 0) {
         gcho_rollback();
         gcho_error(rq, 409, "no_town", "La messagerie de la commune n'a "
                    "aucun service.");
         return -1;
     }
-
-    snprintf(tid, 24, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     return 0;
 }
@@ -326,7 +322,6 @@ gcho_abs_reasons_put(gcho_req_t *rq)
     int                 ok;
     char                at[64], msg[200], count[12], label[4 * 80 + 1];
     size_t              i, k, n;
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[1], *kv[2];
     const gch_jnode_t  *v[1], *e, *w[3], *codes[GCHO_REASONS_MAX];
@@ -399,26 +394,23 @@ gcho_abs_reasons_put(gcho_req_t *rq)
 
     p[0] = rq->body;
 
-    res = gcho_sql(rq, "update absence_reason set active = false", 0, NULL);
-    if (res != NULL) {
-        PQclear(res);
-        res = gcho_sql(rq, "insert into absence_reason (code, label,"
-                       "   proof_required, position, active)"
-                       " select e->>'code', e->>'label',"
-                       "   (e->>'proof_required')::boolean, o, true"
-                       " from jsonb_array_elements($1::jsonb->'reasons')"
-                       "   with ordinality x(e, o)"
-                       " on conflict (code) do update set"
-                       "   label = excluded.label,"
-                       "   proof_required = excluded.proof_required,"
-                       "   position = excluded.position, active = true",
-                       1, p);
-    }
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update absence_reason set active = false",
+                    0, NULL) != 0
+        || gcho_sql_do(rq, "insert into absence_reason (code, label,"
+                           "   proof_required, position, active)"
+                           " select e->>'code', e->>'label',"
+                           "   (e->>'proof_required')::boolean, o, true"
+                           " from jsonb_array_elements($1::jsonb->'reasons')"
+                           "   with ordinality x(e, o)"
+                           " on conflict (code) do update set"
+                           "   label = excluded.label,"
+                           "   proof_required = excluded.proof_required,"
+                           "   position = excluded.position, active = true",
+                       1, p) != 0)
+    {
         gcho_rollback();
         return 0;
     }
-    PQclear(res);
 
     kv[0] = "reasons";
     kv[1] = count;

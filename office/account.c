@@ -202,30 +202,28 @@ gcho_password_set(gcho_req_t *rq, const char *fid, const char *login,
     const char *coresp)
 {
     char         target[GCHO_ID_MAX + 16];
-    PGresult    *res;
     const char  *p[3], *kv[2];
 
     p[0] = fid;
     p[1] = hash;
     p[2] = coresp;
-    res = coresp == NULL
-          ? gcho_sql(rq, "update family set password_hash = $2"
-                         " where id = $1", 2, p)
-          : gcho_sql(rq, "update co_responsable set password_hash = $2"
-                         " where family_id = $1 and id = $3::bigint"
-                         "   and removed_at is null", 3, p);
-    if (res == NULL) {
+    if ((coresp == NULL
+         ? gcho_sql_do(rq, "update family set password_hash = $2"
+                           " where id = $1", 2, p)
+         : gcho_sql_do(rq, "update co_responsable set password_hash = $2"
+                           " where family_id = $1 and id = $3::bigint"
+                           "   and removed_at is null", 3, p))
+        != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     /* the links e-mailed before (a thief may read the mailbox) */
-    res = gcho_sql(rq, "update password_reset set used_at = now()"
-                       " where family_id = $1 and used_at is null", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update password_reset set used_at = now()"
+                        " where family_id = $1 and used_at is null", 1, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     snprintf(target, sizeof(target), "family:%s", fid);
 
@@ -406,7 +404,6 @@ gcho_password_forgot(gcho_req_t *rq)
     char                tok[64], thash[crypto_hash_sha256_BYTES * 2 + 1];
     char                target[GCHO_ID_MAX + 16];
     uint8_t             raw[32], h[crypto_hash_sha256_BYTES];
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[2];
     const gch_jnode_t  *v[1];
@@ -430,23 +427,20 @@ gcho_password_forgot(gcho_req_t *rq)
     snprintf(fid, sizeof(fid), "%d", GCHO_RESET_PER_H);
     p[0] = login;
     p[1] = fid;
-    res = gcho_sql(rq, "select f.id from family f"
+    n = gcho_sql_value(rq, fid, sizeof(fid),
+                       "select f.id from family f"
                        " join family_email e on e.family_id = f.id"
                        " where f.login = $1 and (select count(*)"
                        "   from password_reset r where r.family_id = f.id"
                        "   and r.created_at > now() - interval '1 hour')"
                        "   < $2::int", 2, p);
-    if (res == NULL) {
+    if (n < 0) {
         return 0;
     }
 
-    if (PQntuples(res) != 1) {
-        PQclear(res);
+    if (n == 0) {
         return gcho_reply(rq, 202, sent, sizeof(sent) - 1);
     }
-
-    snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     randombytes_buf(raw, sizeof(raw));
     sodium_bin2base64(tok, sizeof(tok), raw, sizeof(raw),
@@ -474,13 +468,13 @@ gcho_password_forgot(gcho_req_t *rq)
         goto done;
     }
 
-    res = gcho_sql(rq, "insert into password_reset (token_hash, family_id,"
-                       "   expires_at)"
-                       " values ($1, $2, now() + interval '1 hour')", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into password_reset (token_hash, family_id,"
+                        "   expires_at)"
+                        " values ($1, $2, now() + interval '1 hour')",
+                    2, p) != 0)
+    {
         goto done;
     }
-    PQclear(res);
 
     if (gcho_mail(rq, fid, "password_reset", thash,
                   "Votre nouveau mot de passe", body) != 0

@@ -81,7 +81,6 @@ gcho_cgu_accept(gcho_req_t *rq)
 {
     int                 n;
     char                ver[24], target[GCHO_ID_MAX + 16];
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[2], *kv[2];
     const gch_jnode_t  *v[1];
@@ -102,16 +101,14 @@ gcho_cgu_accept(gcho_req_t *rq)
 
     p[0] = rq->family_id;
     p[1] = ver;
-    res = gcho_sql(rq, "update family set cgu_version = $2::int,"
-                       "   cgu_accepted_at = now()"
-                       " where id = $1 and $2 ~ '^[0-9]{1,9}$'"
-                       " and $2::bigint = (select max(version)"
-                       "   from cgu_version)", 2, p);
-    if (res == NULL) {
+    n = gcho_sql_changed(rq, "update family set cgu_version = $2::int,"
+                             "   cgu_accepted_at = now()"
+                             " where id = $1 and $2 ~ '^[0-9]{1,9}$'"
+                             " and $2::bigint = (select max(version)"
+                             "   from cgu_version)", 2, p);
+    if (n < 0) {
         return 0;
     }
-    n = atoi(PQcmdTuples(res));
-    PQclear(res);
 
     if (n != 1) {
         gcho_rollback();
@@ -186,24 +183,22 @@ gcho_login_taken(gcho_req_t *rq)
 int
 gcho_login_free(gcho_req_t *rq, const char *login)
 {
-    int          n;
-    PGresult    *res;
+    int          taken;
     const char  *p[1];
 
     p[0] = login;
-    res = gcho_sql(rq, "select 1 from family where login = $1"
-                       " union all select 1 from co_responsable"
-                       " where login = $1"
-                       " union all select 1 from family_request"
-                       " where login = $1 and status = 'a_confirmer'"
-                       "   and confirm_expires_at > now()", 1, p);
-    if (res == NULL) {
+    taken = gcho_sql_exists(rq, "select 1 from family where login = $1"
+                                " union all select 1 from co_responsable"
+                                " where login = $1"
+                                " union all select 1 from family_request"
+                                " where login = $1"
+                                "   and status = 'a_confirmer'"
+                                "   and confirm_expires_at > now()", 1, p);
+    if (taken < 0) {
         return -1;
     }
-    n = PQntuples(res);
-    PQclear(res);
 
-    return n == 0;
+    return !taken;
 }
 
 
@@ -211,8 +206,7 @@ int
 gcho_account_choice_check(gcho_req_t *rq, const char *login, const char *pw,
     const char *ver)
 {
-    size_t       n;
-    PGresult    *res;
+    int          rc;
     const char  *p[1];
 
     if (!gcho_login_ok(login)) {
@@ -230,15 +224,14 @@ gcho_account_choice_check(gcho_req_t *rq, const char *login, const char *pw,
 
     /* the terms of use: the current version, accepted */
     p[0] = ver;
-    res = gcho_sql(rq, "select 1 where $1 ~ '^[0-9]{1,9}$' and $1::bigint"
-                       " = (select max(version) from cgu_version)", 1, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 where $1 ~ '^[0-9]{1,9}$'"
+                             " and $1::bigint = (select max(version)"
+                             "   from cgu_version)", 1, p);
+    if (rc < 0) {
         return -1;
     }
-    n = (size_t) PQntuples(res);
-    PQclear(res);
 
-    if (n != 1) {
+    if (rc == 0) {
         (void) gcho_error(rq, 400, "invalid_field", "Acceptez la version en "
                           "vigueur des conditions d'utilisation (champ "
                           "cgu_version).");
@@ -255,25 +248,19 @@ gcho_account_choice_check(gcho_req_t *rq, const char *login, const char *pw,
 static int
 gcho_code_open(gcho_req_t *rq, const char *const *p)
 {
-    int        n;
-    PGresult  *res;
-
-    res = gcho_sql(rq, "select 1 from family_code c join family f"
-                       "   on f.id = c.family_id"
-                       " where c.family_id = $1 and c.code_hash = $2"
-                       "   and c.used_at is null and c.expires_at > now()"
-                       "   and f.login is null and f.archived_at is null"
-                       "   and not exists (select 1"
-                       "     from family_request r"
-                       "     where r.family_id = f.id)"
-                       " for update of c", 2, p);
-    if (res == NULL) {
-        return -1;
-    }
-    n = PQntuples(res);
-    PQclear(res);
-
-    return n == 1;
+    /* family_code's key is family_id: one row at the most */
+    return gcho_sql_exists(rq, "select 1 from family_code c join family f"
+                               "   on f.id = c.family_id"
+                               " where c.family_id = $1"
+                               "   and c.code_hash = $2"
+                               "   and c.used_at is null"
+                               "   and c.expires_at > now()"
+                               "   and f.login is null"
+                               "   and f.archived_at is null"
+                               "   and not exists (select 1"
+                               "     from family_request r"
+                               "     where r.family_id = f.id)"
+                               " for update of c", 2, p);
 }
 
 
@@ -287,7 +274,6 @@ gcho_account_create_end(gcho_req_t *rq)
     char          tok[64], thash[crypto_hash_sha256_BYTES * 2 + 1];
     char          body[1400], target[GCHO_ID_MAX + 16];
     uint8_t       raw[32], h[crypto_hash_sha256_BYTES];
-    PGresult     *res;
     gcho_hash_t  *job;
     const char   *p[6], *kv[4];
 
@@ -324,25 +310,23 @@ gcho_account_create_end(gcho_req_t *rq)
     p[2] = rq->param[0];
     p[3] = job->made;
     p[4] = rq->param[2];
-    res = gcho_sql(rq, "insert into account_activation (token_hash,"
-                       "   family_id, login, password_hash, cgu_version,"
-                       "   expires_at)"
-                       " values ($1, $2, $3, $4, $5::int,"
-                       "   now() + interval '24 hours')", 5, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into account_activation (token_hash,"
+                        "   family_id, login, password_hash, cgu_version,"
+                        "   expires_at)"
+                        " values ($1, $2, $3, $4, $5::int,"
+                        "   now() + interval '24 hours')", 5, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     p[0] = job->keep[0];
     p[1] = rq->param[1];
-    res = gcho_sql(rq, "insert into family_email (family_id, address)"
-                       " values ($1, $2) on conflict (family_id) do update"
-                       " set address = excluded.address", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family_email (family_id, address)"
+                        " values ($1, $2) on conflict (family_id) do update"
+                        " set address = excluded.address", 2, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(body, sizeof(body),
              "Bonjour,\n\n"
@@ -566,14 +550,13 @@ gcho_link_claim(gcho_req_t *rq, const char *claim, const char *invalid,
     p[1] = k->login;
     p[2] = k->hash;
     p[3] = k->ver;
-    res = gcho_sql(rq, "update family set login = $2, password_hash = $3,"
-                       "   cgu_version = $4::int, cgu_accepted_at = now(),"
-                       "   activated_at = now()"
-                       " where id = $1", 4, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family set login = $2, password_hash = $3,"
+                        "   cgu_version = $4::int, cgu_accepted_at = now(),"
+                        "   activated_at = now()"
+                        " where id = $1", 4, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     return 1;
 }
@@ -610,7 +593,6 @@ gcho_link_finish(gcho_req_t *rq, const char *action, gcho_link_t *k)
 static int
 gcho_account_activate(gcho_req_t *rq)
 {
-    PGresult     *res;
     gcho_link_t   k;
     const char   *q[1];
 
@@ -630,19 +612,17 @@ gcho_account_activate(gcho_req_t *rq)
 
     /* the code and every other link of the family are used up */
     q[0] = k.fid;
-    res = gcho_sql(rq, "update family_code set used_at = now()"
-                       " where family_id = $1 and used_at is null", 1, q);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family_code set used_at = now()"
+                        " where family_id = $1 and used_at is null", 1, q) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
-    res = gcho_sql(rq, "update account_activation set used_at = now()"
-                       " where family_id = $1 and used_at is null", 1, q);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update account_activation set used_at = now()"
+                        " where family_id = $1 and used_at is null", 1, q) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     return gcho_link_finish(rq, "account.activate", &k);
 }

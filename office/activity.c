@@ -30,6 +30,10 @@
  *   5. the new text and catalogue.version + 1 (the worker republishes),
  *      the audit row, COMMIT.  A failed commit moves the counters back.
  *
+ * The locks of step 1 and the catalogue's text parsed, written and
+ * stored are catalogue.c's, shared with the other rooms that change the
+ * catalogue; the counters of step 4 are places.c's.
+ *
  * Agents read (GET); creating and changing take the régie's role.
  */
 
@@ -173,33 +177,6 @@ gcho_act_answer(gcho_req_t *rq, int status, const char *id, long created)
 /* checking the staff's activity, applying a change                     */
 
 /*
- * "$.<member>[<index>]..." of an engine message becomes "$..." (the path
- * from the staff's activity or family); with calendar, a "$.calendar[k]"
- * after it becomes "$" too (the staff's calendar is one object).
- */
-static void
-gcho_cat_path(char *msg, const char *member, long index, int calendar)
-{
-    char    prefix[48], *rest;
-    size_t  n;
-
-    n = snprintf(prefix, sizeof(prefix), "$.%s[%ld]", member, index);
-    if (strncmp(msg, prefix, n) != 0) {
-        return;
-    }
-
-    rest = msg + n;
-    if (calendar && strncmp(rest, ".calendar[", 10) == 0
-        && strchr(rest, ']') != NULL)
-    {
-        rest = strchr(rest, ']') + 1;
-    }
-
-    memmove(msg + 1, rest, strlen(rest) + 1);
-}
-
-
-/*
  * The staff's activity (the body, one JSON object) checked on its own by
  * the engine, as the only activity of a town with the catalogue's units
  * (units_json): unknown, duplicate and missing fields, types, ranges,
@@ -295,132 +272,6 @@ gcho_act_check(gcho_req_t *rq, const char *units_json, int with_sessions,
 
     gch_town_free(t);
 
-    return GCHO_GO;
-}
-
-
-/* See office.h. */
-int
-gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat)
-{
-    PGresult  *res;
-
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
-
-    res = gcho_sql(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_INVOICE
-                       "), pg_advisory_xact_lock(" GCHB_LOCK_PUBLISH ")",
-                   0, NULL);
-    if (res == NULL) {
-        return 0;
-    }
-    PQclear(res);
-
-    res = gcho_sql(rq, "select json, (json::jsonb -> 'units')::text"
-                       " from catalogue where id = 1 for update", 0, NULL);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 409, "no_town",
-                          "Aucune commune n'est chargée : le premier "
-                          "chargement (guichetctl load-town) donne son nom "
-                          "et ses unités horaires.");
-    }
-
-    *cat = res;
-    return GCHO_GO;
-}
-
-
-/*
- * gch_town_write() of the catalogue t, each activity opening by draw with
- * the seed it was first given (docs/rules.md, "Opening by draw";
- * gchb_draw_seeds): the staff's text may lack it or name another.
- * GCH_OK, or an error (the caller answers 500).
- */
-static int
-gcho_cat_write(gch_town_t *t, char **cat, size_t *len)
-{
-    int     rc;
-    char  **seeds;
-    size_t  i;
-
-    seeds = calloc(t->nactivities + 1, sizeof(char *));
-    if (seeds == NULL) {
-        return GCH_ENOMEM;
-    }
-
-    rc = gchb_draw_seeds(gcho_ctx.pg, t, seeds) == 0
-         ? gch_town_write(t, cat, len, &gch_alloc_std) : GCH_ENOMEM;
-
-    /* the seeds lent to t, taken back */
-    for (i = 0; i < t->nactivities; i++) {
-        if (seeds[i]) {
-            t->activities[i].draw_seed = NULL;
-            free(seeds[i]);
-        }
-    }
-    free(seeds);
-
-    return rc;
-}
-
-
-/* See office.h. */
-int
-gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
-    long index, gch_town_t **out)
-{
-    int           rc;
-    char         *cat;
-    size_t        len;
-    PGresult     *res;
-    gch_town_t   *t;
-    gch_error_t   err;
-    const char   *p[1];
-
-    t = NULL;
-    memset(&err, 0, sizeof(err));
-    rc = gch_town_parse(&t, text, strlen(text), &gch_alloc_std, &err);
-    if (rc == GCH_ENOMEM) {
-        gcho_rollback();
-        return gcho_error(rq, 500, "internal",
-                          "Mémoire insuffisante : rien n'a été enregistré.");
-    }
-    if (rc != GCH_OK) {
-        gcho_rollback();
-        gcho_cat_path(err.message, member, index, 0);
-        return gcho_error(rq, 400, "invalid_field",
-                          err.message[0] ? err.message
-                                         : "Catalogue invalide.");
-    }
-
-    cat = NULL;
-    if (gcho_cat_write(t, &cat, &len) != GCH_OK) {
-        gch_town_free(t);
-        gcho_rollback();
-        return gcho_error(rq, 500, "internal",
-                          "Une erreur interne est survenue.");
-    }
-
-    p[0] = cat;
-    res = gcho_sql(rq, "update catalogue set json = $1,"
-                       " version = version + 1, updated_at = now()"
-                       " where id = 1", 1, p);
-    gch_alloc_std.free(gch_alloc_std.ctx, cat);
-    if (res == NULL) {
-        gch_town_free(t);
-        gcho_rollback();
-        return 0;
-    }
-    PQclear(res);
-
-    *out = t;
     return GCHO_GO;
 }
 
@@ -609,13 +460,12 @@ gcho_act_store(gcho_req_t *rq, const gcho_act_change_t *ch,
     PQclear(res);
 
     p[0] = cat;
-    res = gcho_sql(rq, "update catalogue set json = $1,"
-                       " version = version + 1, updated_at = now()"
-                       " where id = 1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update catalogue set json = $1,"
+                        " version = version + 1, updated_at = now()"
+                        " where id = 1", 1, p) != 0)
+    {
         goto undo;
     }
-    PQclear(res);
 
     if (strncmp(ch->action, "session.", 8) == 0) {
         snprintf(target, sizeof(target), "session:%s", rq->param[0]);

@@ -153,7 +153,7 @@ gcho_attach_upload(gcho_req_t *rq)
 static int
 gcho_attach_get(gcho_req_t *rq)
 {
-    int          staff;
+    int          rc, staff;
     PGresult    *res;
     const char  *p[3];
 
@@ -166,23 +166,19 @@ gcho_attach_get(gcho_req_t *rq)
     p[0] = rq->param[0];
     p[1] = staff ? NULL : rq->family_id;
     p[2] = staff ? rq->staff : NULL;
-    res = gcho_sql(rq, "select a.stored_name, a.content_type, a.filename"
-                       " from message_attachment a"
-                       " left join message m on m.id = a.message_id"
-                       " left join message_thread t on t.id = m.thread_id"
-                       " where a.id = $1"
-                       " and (case when a.message_id is null"
-                       "   then a.family_id is not distinct from $2"
-                       "     and a.from_staff is not distinct from $3"
-                       "   else $2::text is null or t.family_id = $2 end)",
-                   3, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found", gcho_attach_missing);
+    rc = gcho_sql_row(rq, &res, gcho_attach_missing,
+                      "select a.stored_name, a.content_type, a.filename"
+                      " from message_attachment a"
+                      " left join message m on m.id = a.message_id"
+                      " left join message_thread t on t.id = m.thread_id"
+                      " where a.id = $1"
+                      " and (case when a.message_id is null"
+                      "   then a.family_id is not distinct from $2"
+                      "     and a.from_staff is not distinct from $3"
+                      "   else $2::text is null or t.family_id = $2 end)",
+                      3, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     return gcho_stored_file_reply(rq, res, "attachment");
@@ -257,7 +253,7 @@ gcho_attach_parse(gcho_req_t *rq, const gch_jnode_t *v, char *out,
 int
 gcho_attach_bind(gcho_req_t *rq, const char *mid, const char *ids, int n)
 {
-    PGresult    *res;
+    int          bound;
     const char  *p[4];
 
     if (n == 0) {
@@ -269,22 +265,23 @@ gcho_attach_bind(gcho_req_t *rq, const char *mid, const char *ids, int n)
     p[2] = rq->route->auth == GCHO_STAFF ? rq->staff : NULL;
     p[3] = rq->route->auth == GCHO_STAFF ? NULL : rq->family_id;
 
-    res = gcho_sql(rq, "update message_attachment set message_id = $1"
-                       " where id = any($2::bigint[]) and message_id is null"
-                       " and from_staff is not distinct from $3"
-                       " and family_id is not distinct from $4", 4, p);
-    if (res == NULL) {
+    bound = gcho_sql_changed(rq, "update message_attachment"
+                                 " set message_id = $1"
+                                 " where id = any($2::bigint[])"
+                                 " and message_id is null"
+                                 " and from_staff is not distinct from $3"
+                                 " and family_id is not distinct from $4",
+                             4, p);
+    if (bound < 0) {
         return -1;
     }
 
-    if (atoi(PQcmdTuples(res)) != n) {
-        PQclear(res);
+    if (bound != n) {
         gcho_error(rq, 400, "invalid_field", "$.attachments : une pièce "
                    "jointe n'existe pas, n'est pas la vôtre ou est déjà "
                    "envoyée");
         return -1;
     }
-    PQclear(res);
 
     return 0;
 }

@@ -167,21 +167,13 @@ gcho_token(gcho_req_t *rq)
 static int
 gcho_family_live(gcho_req_t *rq)
 {
-    int          live;
-    PGresult    *res;
     const char  *p[1];
 
     p[0] = rq->family_id;
-    res = gcho_sql(rq, "select 1 from family"
-                       " where id = $1 and archived_at is null", 1, p);
-    if (res == NULL) {
-        return -1;
-    }
 
-    live = PQntuples(res) == 1;
-    PQclear(res);
-
-    return live;
+    return gcho_sql_exists(rq, "select 1 from family"
+                               " where id = $1 and archived_at is null",
+                           1, p);
 }
 
 

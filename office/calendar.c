@@ -53,7 +53,6 @@ gcho_cal_post(gcho_req_t *rq)
     char            thash[crypto_hash_sha256_BYTES * 2 + 1];
     char            body[512];
     uint8_t         raw[GCHO_CAL_BYTES], h[crypto_hash_sha256_BYTES];
-    PGresult       *res;
     const char     *p[2];
 
     randombytes_buf(raw, sizeof(raw));
@@ -69,14 +68,13 @@ gcho_cal_post(gcho_req_t *rq)
 
     p[0] = rq->family_id;
     p[1] = thash;
-    res = gcho_sql(rq, "insert into calendar_feed (family_id, token_hash)"
-                       " values ($1, $2) on conflict (family_id) do update"
-                       " set token_hash = excluded.token_hash,"
-                       " created_at = now()", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into calendar_feed (family_id, token_hash)"
+                        " values ($1, $2) on conflict (family_id) do update"
+                        " set token_hash = excluded.token_hash,"
+                        " created_at = now()", 2, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     if (gcho_audit(rq, "calendar.create", rq->family_id, NULL) != 0
         || gcho_commit(rq) != 0)
@@ -98,7 +96,6 @@ static int
 gcho_cal_delete(gcho_req_t *rq)
 {
     int          n;
-    PGresult    *res;
     const char  *p[1];
 
     if (gcho_begin(rq) != 0) {
@@ -106,13 +103,11 @@ gcho_cal_delete(gcho_req_t *rq)
     }
 
     p[0] = rq->family_id;
-    res = gcho_sql(rq, "delete from calendar_feed where family_id = $1",
-                   1, p);
-    if (res == NULL) {
+    n = gcho_sql_changed(rq, "delete from calendar_feed where family_id = $1",
+                         1, p);
+    if (n < 0) {
         return 0;
     }
-    n = atoi(PQcmdTuples(res));
-    PQclear(res);
 
     if (n == 0) {
         gcho_rollback();
@@ -249,13 +244,11 @@ gcho_cal_feed(gcho_req_t *rq)
         PQclear(res);
         /* no booking yet, or an unknown (revoked) address */
         p[0] = thash;
-        res = gcho_sql(rq, "select 1 from calendar_feed"
-                           " where token_hash = $1", 1, p);
-        if (res == NULL) {
+        rc = gcho_sql_exists(rq, "select 1 from calendar_feed"
+                                 " where token_hash = $1", 1, p);
+        if (rc < 0) {
             return 0;
         }
-        rc = PQntuples(res);
-        PQclear(res);
         if (rc == 0) {
             return gcho_error(rq, 404, "not_found", "Agenda inconnu.");
         }

@@ -135,7 +135,6 @@ gcho_contact_put(gcho_req_t *rq)
     char                v[4][256], msg[128];
     char                target[GCHO_ID_MAX + 16];
     size_t              i;
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[5], *q[4], *kv[8];
     const gch_jnode_t  *n[4];
@@ -186,29 +185,28 @@ gcho_contact_put(gcho_req_t *rq)
     q[1] = p[2];
     q[2] = p[3];
     q[3] = p[4];
-    res = gcho_sql(rq, "insert into family_contact (family_id, phone_home,"
-                       "   phone_mobile, phone_work)"
-                       " values ($1, $2, $3, $4)"
-                       " on conflict (family_id) do update"
-                       "   set phone_home = excluded.phone_home,"
-                       "   phone_mobile = excluded.phone_mobile,"
-                       "   phone_work = excluded.phone_work,"
-                       "   updated_at = now()", 4, q);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family_contact (family_id, phone_home,"
+                        "   phone_mobile, phone_work)"
+                        " values ($1, $2, $3, $4)"
+                        " on conflict (family_id) do update"
+                        "   set phone_home = excluded.phone_home,"
+                        "   phone_mobile = excluded.phone_mobile,"
+                        "   phone_work = excluded.phone_work,"
+                        "   updated_at = now()", 4, q) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
-    res = p[1] != NULL
-          ? gcho_sql(rq, "insert into family_email (family_id, address)"
-                         " values ($1, $2) on conflict (family_id) do update"
-                         " set address = excluded.address", 2, p)
-          : gcho_sql(rq, "delete from family_email where family_id = $1",
-                     1, p);
-    if (res == NULL) {
+    if ((p[1] != NULL
+         ? gcho_sql_do(rq, "insert into family_email (family_id, address)"
+                           " values ($1, $2) on conflict (family_id) do"
+                           " update set address = excluded.address", 2, p)
+         : gcho_sql_do(rq, "delete from family_email where family_id = $1",
+                       1, p))
+        != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(target, sizeof(target), "family:%s", rq->family_id);
 
@@ -293,20 +291,18 @@ gcho_address_request(gcho_req_t *rq)
     p[4] = city;
 
     /* the family's lock: one request waits at a time */
-    res = gcho_sql(rq, "select 1 from family where id = $1 for update",
-                   1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "select 1 from family where id = $1 for update",
+                    1, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
-    res = gcho_sql(rq, "update address_change set status = 'annulee'"
-                       " where family_id = $1 and status = 'demandee'",
-                   1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update address_change set status = 'annulee'"
+                        " where family_id = $1 and status = 'demandee'",
+                    1, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     res = gcho_sql(rq, "insert into address_change (family_id,"
                        "   address_line1, address_line2, postcode, city)"
@@ -402,7 +398,6 @@ static const gcho_decision_t  gcho_address_decision = {
 static int
 gcho_address_apply(gcho_req_t *rq, PGresult *row, const char *resident)
 {
-    PGresult    *res;
     const char  *p[6];
 
     p[0] = rq->family_id;
@@ -412,31 +407,29 @@ gcho_address_apply(gcho_req_t *rq, PGresult *row, const char *resident)
     p[4] = PQgetvalue(row, 0, 5);
     p[5] = resident;
 
-    res = gcho_sql(rq, "insert into family_contact (family_id,"
-                       "   address_line1, address_line2, postcode, city)"
-                       " values ($1, $2, $3, $4, $5)"
-                       " on conflict (family_id) do update"
-                       "   set address_line1 = excluded.address_line1,"
-                       "   address_line2 = excluded.address_line2,"
-                       "   postcode = excluded.postcode,"
-                       "   city = excluded.city, updated_at = now()",
-                   5, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family_contact (family_id,"
+                        "   address_line1, address_line2, postcode, city)"
+                        " values ($1, $2, $3, $4, $5)"
+                        " on conflict (family_id) do update"
+                        "   set address_line1 = excluded.address_line1,"
+                        "   address_line2 = excluded.address_line2,"
+                        "   postcode = excluded.postcode,"
+                        "   city = excluded.city, updated_at = now()",
+                    5, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     if (resident == NULL) {
         return 0;
     }
 
     p[1] = resident;
-    res = gcho_sql(rq, "update family set resident = $2::boolean"
-                       " where id = $1", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family set resident = $2::boolean"
+                        " where id = $1", 2, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     return 0;
 }
@@ -554,7 +547,6 @@ static int
 gcho_paperless_put(gcho_req_t *rq)
 {
     char                target[GCHO_ID_MAX + 16];
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[2], *kv[2];
     const gch_jnode_t  *v[1];
@@ -574,13 +566,13 @@ gcho_paperless_put(gcho_req_t *rq)
         return 0;
     }
 
-    res = gcho_sql(rq, "update family set paperless = $2::boolean,"
-                       "   paperless_changed_at = now()"
-                       " where id = $1 and paperless <> $2::boolean", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family set paperless = $2::boolean,"
+                        "   paperless_changed_at = now()"
+                        " where id = $1 and paperless <> $2::boolean",
+                    2, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(target, sizeof(target), "family:%s", rq->family_id);
     kv[0] = "paperless";

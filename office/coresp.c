@@ -122,16 +122,15 @@ gcho_cor_invite(gcho_req_t *rq)
 
     /* one at a time: the family's row locked, then the partial index */
     p[0] = rq->family_id;
-    res = gcho_sql(rq, "select 1 from co_responsable c"
-                       " join family f on f.id = c.family_id"
-                       " where f.id = $1 and c.removed_at is null", 1, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 from co_responsable c"
+                             " join family f on f.id = c.family_id"
+                             " where f.id = $1 and c.removed_at is null",
+                         1, p);
+    if (rc < 0) {
         return 0;
     }
-    n = (size_t) PQntuples(res);
-    PQclear(res);
 
-    if (n != 0) {
+    if (rc != 0) {
         gcho_rollback();
         return gcho_error(rq, 409, "co_responsable_exists",
                           "Votre dossier a déjà un co-responsable (invité "
@@ -143,16 +142,16 @@ gcho_cor_invite(gcho_req_t *rq)
     p[2] = last;
     p[3] = email;
     p[4] = thash;
-    res = gcho_sql(rq, "insert into co_responsable (family_id, first_name,"
-                       "   last_name, email, invite_hash,"
-                       "   invite_expires_at)"
-                       " values ($1, $2, $3, $4, $5,"
-                       "   now() + interval '7 days') returning id", 5, p);
-    if (res == NULL) {
+    rc = gcho_sql_value(rq, rq->param[0], GCHO_ID_MAX,
+                        "insert into co_responsable (family_id,"
+                        "   first_name, last_name, email, invite_hash,"
+                        "   invite_expires_at)"
+                        " values ($1, $2, $3, $4, $5,"
+                        "   now() + interval '7 days') returning id",
+                        5, p);
+    if (rc < 0) {
         return 0;
     }
-    snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     snprintf(target, sizeof(target), "co_responsable:%s", rq->param[0]);
     kv[0] = "email";
@@ -203,6 +202,7 @@ gcho_cor_invite(gcho_req_t *rq)
 static int
 gcho_cor_remove(gcho_req_t *rq)
 {
+    int            go;
     char           login[65], target[GCHO_ID_MAX + 24];
     PGresult      *res;
     redisReply    *r;
@@ -219,18 +219,13 @@ gcho_cor_remove(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     p[1] = rq->family_id;
-    res = gcho_sql(rq, "update co_responsable set removed_at = now()"
-                       " where id = $1 and family_id = $2"
-                       " and removed_at is null"
-                       " returning coalesce(login, '')", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Co-responsable introuvable.");
+    go = gcho_sql_row(rq, &res, "Co-responsable introuvable.",
+                      "update co_responsable set removed_at = now()"
+                      " where id = $1 and family_id = $2"
+                      " and removed_at is null"
+                      " returning coalesce(login, '')", 2, p);
+    if (go != GCHO_GO) {
+        return go;
     }
     snprintf(login, sizeof(login), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -355,7 +350,6 @@ gcho_cor_accept_end(gcho_req_t *rq)
     int           rc;
     char          target[GCHO_ID_MAX + 24], id[24];
     char          body[GCHO_ID_MAX + 16];
-    PGresult     *res;
     gcho_hash_t  *job;
     const char   *p[3], *kv[4];
 
@@ -378,14 +372,14 @@ gcho_cor_accept_end(gcho_req_t *rq)
     }
 
     p[2] = job->made;
-    res = gcho_sql(rq, "update co_responsable set login = $2,"
+    if (gcho_sql_value(rq, id, sizeof(id),
+                       "update co_responsable set login = $2,"
                        " password_hash = $3, activated_at = now()"
-                       " where invite_hash = $1 returning id", 3, p);
-    if (res == NULL) {
+                       " where invite_hash = $1 returning id", 3, p)
+        < 0)
+    {
         return 0;
     }
-    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     snprintf(target, sizeof(target), "co_responsable:%s", id);
     kv[0] = "login";

@@ -194,7 +194,7 @@ gcho_ctr_create(gcho_req_t *rq)
     p[3] = amount;
     p[4] = ref;
     p[5] = rq->staff;
-    res = gcho_sql(rq,
+    rc = gcho_sql_value(rq, pid, sizeof(pid),
         "with pay as (insert into counter_payment (family_id, method,"
         "     amount_cents, reference, recorded_by)"
         "   values ($2, $3, $4, $5, $6) returning id),"
@@ -205,11 +205,9 @@ gcho_ctr_create(gcho_req_t *rq)
         " from pay where invoice.id = any($1::bigint[])"
         " returning pay.id", 6, p);
     gchb_arr_free(&ids, 1);
-    if (res == NULL) {
+    if (rc < 0) {
         return 0;
     }
-    snprintf(pid, sizeof(pid), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     {
         char         target[64];
@@ -340,13 +338,12 @@ gcho_ctr_export(gcho_req_t *rq)
     }
 
     if (p[1] != NULL) {
-        res = gcho_sql(rq, "select 1 from regie where code = $1", 1, p + 1);
-        if (res == NULL) {
+        rc = gcho_sql_exists(rq, "select 1 from regie where code = $1",
+                             1, p + 1);
+        if (rc < 0) {
             return 0;
         }
-        rc = PQntuples(res);
-        PQclear(res);
-        if (rc != 1) {
+        if (rc == 0) {
             return gcho_error(rq, 404, "not_found",
                               "Cette régie n'existe pas.");
         }

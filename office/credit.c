@@ -44,18 +44,15 @@ static int
 gcho_crd_regie(gcho_req_t *rq, const char *code)
 {
     int          n;
-    PGresult    *res;
     const char  *p[1];
 
     p[0] = code;
-    res = gcho_sql(rq, "select 1 from regie where code = $1", 1, p);
-    if (res == NULL) {
+    n = gcho_sql_exists(rq, "select 1 from regie where code = $1", 1, p);
+    if (n < 0) {
         return -1;
     }
-    n = PQntuples(res);
-    PQclear(res);
 
-    if (n != 1) {
+    if (n == 0) {
         gcho_rollback();
         gcho_error(rq, 404, "not_found", "Cette régie n'existe pas.");
         return 0;
@@ -160,17 +157,16 @@ gcho_crd_note_create(gcho_req_t *rq)
         return 0;
     }
 
-    res = gcho_sql(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_CREDIT ")",
-                   0, NULL);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_CREDIT ")",
+                    0, NULL) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(iid, sizeof(iid), "%lld", inv);
     p[0] = iid;
     p[1] = bid[0] ? bid : NULL;
-    res = gcho_sql(rq,
+    rc = gcho_sql_row(rq, &res, "Cette facture n'existe pas.",
         "select i.family_id, i.reference, i.paid,"
         "  i.total_cents - i.credited_cents,"
         "  exists (select 1 from payment_operation_invoice oi"
@@ -187,15 +183,8 @@ gcho_crd_note_create(gcho_req_t *rq)
         " left join session s on s.id = b.session_id"
         " left join activity_regie ar on ar.activity_id = s.activity_id"
         " where i.id = $1 for update of i", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette facture n'existe pas.");
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
@@ -280,7 +269,7 @@ gcho_crd_note_create(gcho_req_t *rq)
     p[3] = amount;
     p[4] = reason;
     p[5] = rq->staff;
-    res = gcho_sql(rq,
+    rc = gcho_sql_value(rq, cid, sizeof(cid),
         "with c as (insert into credit_note (number, invoice_id,"
         "     booking_id, regie_code, amount_cents, reason, after_payment,"
         "     issued_by)"
@@ -296,11 +285,9 @@ gcho_crd_note_create(gcho_req_t *rq)
         "     and i.credited_cents + $4 = i.total_cents"
         "     then now() else i.paid_at end"
         " from c where i.id = $1 returning c.id", 6, p);
-    if (res == NULL) {
+    if (rc < 0) {
         return 0;
     }
-    snprintf(cid, sizeof(cid), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     {
         char         target[64];
@@ -344,6 +331,7 @@ gcho_crd_refund_create(gcho_req_t *rq)
         { "reference", GCH_J_STRING | GCH_J_NULL, 0 },
     };
 
+    int                 rc;
     char                iid[32], method[16], ref[201], amount[32],
                         fid[GCHO_ID_MAX], num[48], regie[33], rid[32],
                         msg[320];
@@ -392,16 +380,15 @@ gcho_crd_refund_create(gcho_req_t *rq)
         return 0;
     }
 
-    res = gcho_sql(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_CREDIT ")",
-                   0, NULL);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_CREDIT ")",
+                    0, NULL) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(iid, sizeof(iid), "%lld", inv);
     p[0] = iid;
-    res = gcho_sql(rq,
+    rc = gcho_sql_row(rq, &res, "Cette facture n'existe pas.",
         "select i.family_id, i.reference,"
         "  coalesce((select sum(c.amount_cents) from credit_note c"
         "    where c.invoice_id = i.id and c.after_payment), 0)"
@@ -413,15 +400,8 @@ gcho_crd_refund_create(gcho_req_t *rq)
         "    where c.invoice_id = i.id and c.after_payment"
         "    order by c.id desc limit 1), i.regie_code, 'principale')"
         " from invoice i where i.id = $1 for update", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette facture n'existe pas.");
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
@@ -447,25 +427,22 @@ gcho_crd_refund_create(gcho_req_t *rq)
     p[4] = amount;
     p[5] = ref;
     p[6] = rq->staff;
-    res = gcho_sql(rq,
+    rc = gcho_sql_value(rq, rid, sizeof(rid),
         "insert into refund (number, family_id, invoice_id, regie_code,"
         "   method, amount_cents, reference, recorded_by)"
         " select coalesce((select max(number) from refund), 0) + 1,"
         "   $2, $1, $3, $4, $5, $6, $7 returning id", 7, p);
-    if (res == NULL) {
+    if (rc < 0) {
         return 0;
     }
-    snprintf(rid, sizeof(rid), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     if (cents == owed) {
-        res = gcho_sql(rq, "update payment_overpayment set refunded_at ="
-                           " now() where invoice_id = $1"
-                           " and refunded_at is null", 1, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "update payment_overpayment set refunded_at ="
+                            " now() where invoice_id = $1"
+                            " and refunded_at is null", 1, p) != 0)
+        {
             return 0;
         }
-        PQclear(res);
     }
 
     {

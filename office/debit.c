@@ -52,7 +52,6 @@ gcho_dd_put(gcho_req_t *rq)
     char                raw[64], iban[GCH_IBAN_MAX + 1], bic[16];
     char                holder[71], ref[GCHO_ID_MAX + 32], body[512];
     size_t              i, n;
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[5];
     const gch_jnode_t  *v[3];
@@ -93,47 +92,46 @@ gcho_dd_put(gcho_req_t *rq)
     }
 
     p[0] = rq->family_id;
-    res = gcho_sql(rq, "update direct_debit_mandate set ended_at = now()"
-                       " where family_id = $1 and ended_at is null", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update direct_debit_mandate set ended_at = now()"
+                        " where family_id = $1 and ended_at is null",
+                    1, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     /* the RUM: "GCH-<family>-<n>", or "GCH-<md5 of family, 16>-<n>" when
      * that is over SEPA's 35 characters */
-    res = gcho_sql(rq, "select case when length(r) <= 35 then r"
-                       "   else 'GCH-' || left(md5($1), 16) || '-' || n end"
+    if (gcho_sql_value(rq, ref, sizeof(ref),
+                       "select case when length(r) <= 35 then r"
+                       "   else 'GCH-' || left(md5($1), 16) || '-' || n"
+                       "   end"
                        " from (select n, 'GCH-' || $1 || '-' || n r"
                        "   from (select count(*) + 1 n"
                        "     from direct_debit_mandate"
-                       "     where family_id = $1) c) x", 1, p);
-    if (res == NULL) {
+                       "     where family_id = $1) c) x", 1, p)
+        < 0)
+    {
         return 0;
     }
-    snprintf(ref, sizeof(ref), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     p[1] = ref;
     p[2] = iban;
     p[3] = bic;
     p[4] = holder;
-    res = gcho_sql(rq, "insert into direct_debit_mandate (family_id,"
-                       "   reference, iban, bic, holder, signed_on)"
-                       " values ($1, $2, $3, $4, $5,"
-                       "   (now() at time zone 'Europe/Paris')::date)",
-                   5, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into direct_debit_mandate (family_id,"
+                        "   reference, iban, bic, holder, signed_on)"
+                        " values ($1, $2, $3, $4, $5,"
+                        "   (now() at time zone 'Europe/Paris')::date)",
+                    5, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
-    res = gcho_sql(rq, "update family set direct_debit = true"
-                       " where id = $1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family set direct_debit = true"
+                        " where id = $1", 1, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(body, sizeof(body), "Bonjour,\n\nVotre mandat de prélèvement "
              "automatique %s est enregistré (IBAN se terminant par %s).\n"
@@ -163,7 +161,6 @@ static int
 gcho_dd_delete(gcho_req_t *rq)
 {
     int          n;
-    PGresult    *res;
     const char  *p[1];
 
     static const char  off[] = "{\"active\":false,\"mandate\":null}";
@@ -173,13 +170,12 @@ gcho_dd_delete(gcho_req_t *rq)
     }
 
     p[0] = rq->family_id;
-    res = gcho_sql(rq, "update direct_debit_mandate set ended_at = now()"
-                       " where family_id = $1 and ended_at is null", 1, p);
-    if (res == NULL) {
+    n = gcho_sql_changed(rq, "update direct_debit_mandate set ended_at ="
+                             " now() where family_id = $1"
+                             " and ended_at is null", 1, p);
+    if (n < 0) {
         return 0;
     }
-    n = atoi(PQcmdTuples(res));
-    PQclear(res);
 
     if (n == 0) {
         gcho_rollback();
@@ -187,12 +183,11 @@ gcho_dd_delete(gcho_req_t *rq)
                           "Vous n'avez pas de prélèvement automatique.");
     }
 
-    res = gcho_sql(rq, "update family set direct_debit = false"
-                       " where id = $1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family set direct_debit = false"
+                        " where id = $1", 1, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     if (gcho_catalogue_changed(rq) != 0 || gcho_commit(rq) != 0) {
         gcho_rollback();

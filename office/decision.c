@@ -31,15 +31,7 @@ gcho_decision_open(gcho_req_t *rq, const char *sql, const char *pending,
     }
 
     p[0] = rq->param[0];
-    res = gcho_sql(rq, sql, 1, p);
-    if (res == NULL) {
-        return NULL;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        gcho_error(rq, 404, "not_found", not_found);
+    if (gcho_sql_row(rq, &res, not_found, sql, 1, p) != GCHO_GO) {
         return NULL;
     }
 

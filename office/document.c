@@ -57,10 +57,13 @@
     " 'decided_at', d.decided_at, 'decided_by', d.decided_by)"
 
 
+static const char  gcho_doc_missing[] = "Ce document n'existe pas.";
+
+
 static int
 gcho_doc_not_found(gcho_req_t *rq)
 {
-    return gcho_error(rq, 404, "not_found", "Ce document n'existe pas.");
+    return gcho_error(rq, 404, "not_found", gcho_doc_missing);
 }
 
 
@@ -69,24 +72,7 @@ static int
 gcho_doc_json(gcho_req_t *rq, int status, const char *sql, int n,
     const char *const *p)
 {
-    int        rc;
-    PGresult  *res;
-
-    res = gcho_sql(rq, sql, n, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_doc_not_found(rq);
-    }
-
-    rc = gcho_reply(rq, status, PQgetvalue(res, 0, 0),
-                    PQgetlength(res, 0, 0));
-    PQclear(res);
-
-    return rc;
+    return gcho_reply_row(rq, status, sql, n, p, gcho_doc_missing);
 }
 
 
@@ -394,8 +380,6 @@ int
 gcho_doc_store(gcho_req_t *rq, const char *insert, const char *const *p,
     int np, const char *tmp, const char *final, const char *dir)
 {
-    PGresult  *res;
-
     if (gcho_doc_write(tmp, rq->body, rq->body_len) != 0) {
         gcho_rollback();
         return gcho_error(rq, 503, "unavailable",
@@ -403,13 +387,10 @@ gcho_doc_store(gcho_req_t *rq, const char *insert, const char *const *p,
                           "réessayez dans un instant.");
     }
 
-    res = gcho_sql(rq, insert, np, p);
-    if (res == NULL) {
+    if (gcho_sql_value(rq, rq->param[0], GCHO_ID_MAX, insert, np, p) < 0) {
         (void) unlink(tmp);
         return 0;
     }
-    snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     if (rename(tmp, final) != 0) {
         gchb_log("error", "office: rename %s: %s", tmp, strerror(errno));
@@ -566,6 +547,7 @@ gcho_stored_file_reply(gcho_req_t *rq, PGresult *res, const char *what)
 static int
 gcho_doc_send(gcho_req_t *rq, const char *family)
 {
+    int          rc;
     PGresult    *res;
     const char  *p[2];
 
@@ -575,16 +557,12 @@ gcho_doc_send(gcho_req_t *rq, const char *family)
 
     p[0] = rq->param[0];
     p[1] = family;
-    res = gcho_sql(rq, "select stored_name, content_type, filename"
-                       " from document where id = $1"
-                       " and ($2::text is null or family_id = $2)", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_doc_not_found(rq);
+    rc = gcho_sql_row(rq, &res, gcho_doc_missing,
+                      "select stored_name, content_type, filename"
+                      " from document where id = $1"
+                      " and ($2::text is null or family_id = $2)", 2, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     return gcho_stored_file_reply(rq, res, "document");
@@ -611,6 +589,7 @@ gcho_doc_get(gcho_req_t *rq)
 static int
 gcho_doc_delete(gcho_req_t *rq)
 {
+    int            go;
     char           path[4096], stored[256], type[80];
     char           target[GCHO_ID_MAX + 16];
     PGresult      *res;
@@ -628,17 +607,12 @@ gcho_doc_delete(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     p[1] = rq->family_id;
-    res = gcho_sql(rq, "select status, stored_name, type from document"
-                       " where id = $1 and family_id = $2 for update",
-                   2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_doc_not_found(rq);
+    go = gcho_sql_row(rq, &res, gcho_doc_missing,
+                      "select status, stored_name, type from document"
+                      " where id = $1 and family_id = $2 for update",
+                      2, p);
+    if (go != GCHO_GO) {
+        return go;
     }
 
     if (strcmp(PQgetvalue(res, 0, 0), "acceptee") == 0) {
@@ -653,11 +627,9 @@ gcho_doc_delete(gcho_req_t *rq)
     snprintf(type, sizeof(type), "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
 
-    res = gcho_sql(rq, "delete from document where id = $1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "delete from document where id = $1", 1, p) != 0) {
         return 0;
     }
-    PQclear(res);
 
     kv[0] = "type";
     kv[1] = type;

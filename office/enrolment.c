@@ -48,25 +48,8 @@ static int
 gcho_enrol_json(gcho_req_t *rq, int status, const char *sql, int n,
     const char *const *p)
 {
-    int        rc;
-    PGresult  *res;
-
-    res = gcho_sql(rq, sql, n, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found",
+    return gcho_reply_row(rq, status, sql, n, p,
                           "Cette inscription n'existe pas.");
-    }
-
-    rc = gcho_reply(rq, status, PQgetvalue(res, 0, 0),
-                    PQgetlength(res, 0, 0));
-    PQclear(res);
-
-    return rc;
 }
 
 
@@ -157,35 +140,28 @@ gcho_enrol_free(gcho_req_t *rq, const char *const *p, char *name,
     size_t size)
 {
     int        rc;
-    PGresult  *res;
 
-    res = gcho_sql(rq, "select name from activity where id = $1", 1, p + 1);
-    if (res == NULL) {
+    rc = gcho_sql_value(rq, name, size,
+                        "select name from activity where id = $1", 1, p + 1);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    if (rc == 1) {
-        snprintf(name, size, "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
 
-    if (rc != 1) {
+    if (rc == 0) {
         gcho_rollback();
         return gcho_error(rq, 400, "invalid_field",
                           "Le champ activity_id ne désigne aucune activité.");
     }
 
-    res = gcho_sql(rq, "select id from enrolment"
-                       " where child_id = $1 and activity_id = $2"
-                       " and status in ('demandee', 'validee')"
-                       " and daterange(from_date, to_date, '[]') &&"
-                       "     daterange($3::date, $4::date, '[]')"
-                       " for update", 4, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select id from enrolment"
+                             " where child_id = $1 and activity_id = $2"
+                             " and status in ('demandee', 'validee')"
+                             " and daterange(from_date, to_date, '[]') &&"
+                             "     daterange($3::date, $4::date, '[]')"
+                             " for update", 4, p);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
 
     if (rc != 0) {
         gcho_rollback();

@@ -175,7 +175,6 @@ static int
 gcho_ent_insert(gcho_req_t *rq, const char *fid, const gcho_ent_t *e,
     char *id)
 {
-    PGresult    *res;
     const char  *p[7];
 
     p[0] = fid;
@@ -185,16 +184,16 @@ gcho_ent_insert(gcho_req_t *rq, const char *fid, const gcho_ent_t *e,
     p[4] = e->phone;
     p[5] = e->pick;
     p[6] = e->emergency;
-    res = gcho_sql(rq, "insert into entourage_person (family_id,"
+    if (gcho_sql_value(rq, id, 32,
+                       "insert into entourage_person (family_id,"
                        "   first_name, last_name, relation, phone,"
                        "   can_pick_up, emergency)"
                        " values ($1, $2, $3, $4, $5, $6::boolean,"
-                       "   $7::boolean) returning id", 7, p);
-    if (res == NULL) {
+                       "   $7::boolean) returning id", 7, p)
+        < 0)
+    {
         return -1;
     }
-    snprintf(id, 32, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     return 0;
 }
@@ -278,7 +277,7 @@ gcho_ent_close(gcho_req_t *rq, const char *action, const char *fid,
 static int
 gcho_ent_add_to(gcho_req_t *rq, const char *fid, const gcho_ent_t *e)
 {
-    int          n, archived;
+    int          rc, n, archived;
     char         id[32];
     PGresult    *res;
     const char  *p[1];
@@ -288,19 +287,13 @@ gcho_ent_add_to(gcho_req_t *rq, const char *fid, const gcho_ent_t *e)
     }
 
     p[0] = fid;
-    res = gcho_sql(rq, "select (select count(*) from entourage_person"
-                       "   where family_id = f.id and removed_at is null),"
-                       "   f.archived_at is not null"
-                       " from family f where f.id = $1 for update", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette famille n'existe pas.");
+    rc = gcho_sql_row(rq, &res, "Cette famille n'existe pas.",
+                      "select (select count(*) from entourage_person"
+                      "   where family_id = f.id and removed_at is null),"
+                      "   f.archived_at is not null"
+                      " from family f where f.id = $1 for update", 1, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     n = atoi(PQgetvalue(res, 0, 0));
@@ -382,6 +375,7 @@ gcho_ent_id_ok(const char *id)
 static int
 gcho_ent_edit(gcho_req_t *rq)
 {
+    int          rc;
     char         fid[GCHO_ID_MAX];
     PGresult    *res;
     gcho_ent_t   e;
@@ -405,25 +399,19 @@ gcho_ent_edit(gcho_req_t *rq)
     p[5] = e.phone;
     p[6] = e.pick;
     p[7] = e.emergency;
-    res = gcho_sql(rq, "update entourage_person set first_name = $3,"
-                       "   last_name = $4, relation = $5, phone = $6,"
-                       "   can_pick_up = $7::boolean,"
-                       "   emergency = $8::boolean, updated_at = now()"
-                       " where id = $1::bigint"
-                       "   and ($2::text is null or family_id = $2)"
-                       "   and removed_at is null returning family_id",
-                   8, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", rq->staff[0]
-                          ? "Personne introuvable (ou retirée)."
-                          : "Cette personne n'est pas dans votre "
-                            "entourage.");
+    rc = gcho_sql_row(rq, &res,
+                      rq->staff[0] ? "Personne introuvable (ou retirée)."
+                                   : "Cette personne n'est pas dans votre "
+                                     "entourage.",
+                      "update entourage_person set first_name = $3,"
+                      "   last_name = $4, relation = $5, phone = $6,"
+                      "   can_pick_up = $7::boolean,"
+                      "   emergency = $8::boolean, updated_at = now()"
+                      " where id = $1::bigint"
+                      "   and ($2::text is null or family_id = $2)"
+                      "   and removed_at is null returning family_id", 8, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
     snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -500,22 +488,16 @@ gcho_ent_remove(gcho_req_t *rq)
     p[0] = rq->param[0];
     p[1] = rq->staff;
     p[2] = reason;
-    res = gcho_sql(rq, "update entourage_person set removed_at = now(),"
-                       "   removed_by = $2, removal_reason = $3"
-                       " where id = $1::bigint and removed_at is null"
-                       " returning family_id,"
-                       "   first_name || ' ' || last_name,"
-                       "   (extract(epoch from removed_at) * 1000000)"
-                       "   ::bigint", 3, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Personne introuvable (ou déjà retirée).");
+    rc = gcho_sql_row(rq, &res, "Personne introuvable (ou déjà retirée).",
+                      "update entourage_person set removed_at = now(),"
+                      "   removed_by = $2, removal_reason = $3"
+                      " where id = $1::bigint and removed_at is null"
+                      " returning family_id,"
+                      "   first_name || ' ' || last_name,"
+                      "   (extract(epoch from removed_at) * 1000000)"
+                      "   ::bigint", 3, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(rq->family_id, sizeof(rq->family_id), "%s",

@@ -2,29 +2,25 @@
  * family.c -- the back office's families (issue 26): an agent creates a
  * family at the counter with its children, e-mail, entourage and QF;
  * records a new QF with the date it takes effect, the resident status,
- * a child's allergies, adds a child, enrols a child; an admin archives a
- * family (RGPD).  The family's people (who may pick the children up, who
- * to call in an emergency) are entourage.c's: the record shows them, an
- * agent adds, edits and removes them by its routes.
+ * a child's allergies, adds a child, enrols a child.  An admin archives
+ * a family (RGPD) by archive.c's route.  The family's people (who may
+ * pick the children up, who to call in an emergency) are entourage.c's:
+ * the record shows them, an agent adds, edits and removes them by its
+ * routes.
  *
  * What the booking path must know of a family is in the catalogue: a new
  * family and a new child are added to the catalogue's text (jsonb, then
  * the engine parses and writes it again: gcho_catalogue_lock/_put of
- * activity.c) and to PostgreSQL's rows in the same transaction; the QF
+ * catalogue.c) and to PostgreSQL's rows in the same transaction; the QF
  * (family_qf, the latest whose date has come), the resident status and
  * the enrolments are laid over the catalogue by the publisher
  * (worker/overlay.c) once gcho_catalogue_changed() moved its version.
  * Every change writes its audit row in its transaction.
- *
- * Archiving erases what identifies the family and keeps what accounting
- * needs (docs/office.md, *Families*).
  */
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "office.h"
 
@@ -142,20 +138,18 @@ gcho_fam_qf(gcho_req_t *rq, const char *fid, const char *qf,
     const char *day)
 {
     char         today[11];
-    PGresult    *res;
     const char  *p[4];
 
     p[0] = fid;
     p[1] = qf;
     p[2] = day;
     p[3] = rq->staff;
-    res = gcho_sql(rq, "insert into family_qf (family_id, qf,"
-                       "   effective_from, recorded_by)"
-                       " values ($1, $2, $3, $4)", 4, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family_qf (family_id, qf,"
+                        "   effective_from, recorded_by)"
+                        " values ($1, $2, $3, $4)", 4, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     gcho_fam_today(today);
     if (strcmp(day, today) > 0) {
@@ -163,15 +157,14 @@ gcho_fam_qf(gcho_req_t *rq, const char *fid, const char *qf,
     }
 
     /* the QF in effect: the latest whose day has come (as overlay.c) */
-    res = gcho_sql(rq, "update family set qf = (select q.qf from family_qf q"
-                       "   where q.family_id = $1 and q.effective_from <="
-                       "     (now() at time zone 'Europe/Paris')::date"
-                       "   order by q.effective_from desc, q.id desc"
-                       "   limit 1) where id = $1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family set qf = (select q.qf from family_qf q"
+                        "   where q.family_id = $1 and q.effective_from <="
+                        "     (now() at time zone 'Europe/Paris')::date"
+                        "   order by q.effective_from desc, q.id desc"
+                        "   limit 1) where id = $1", 1, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     return 0;
 }
@@ -192,7 +185,7 @@ gcho_fam_qf(gcho_req_t *rq, const char *fid, const char *qf,
  *                   or null (coresp.c's, the removed ones left out),
  * "file_request": {"status", "requested_at", "reason"} or null (a file
  *                 asked online, request.c)} */
-static int
+int
 gcho_fam_answer(gcho_req_t *rq, int status, const char *fid)
 {
     const char  *p[1];
@@ -465,13 +458,12 @@ gcho_fam_create(gcho_req_t *rq)
     p[1] = login[0] ? login : NULL;
     p[2] = qf[0] ? qf : NULL;
     p[3] = resident ? "true" : "false";
-    res = gcho_sql(rq, "insert into family (id, login, qf, resident,"
-                       "   direct_debit) values ($1, $2, $3, $4, false)",
-                   4, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family (id, login, qf, resident,"
+                        "   direct_debit) values ($1, $2, $3, $4, false)",
+                    4, p) != 0)
+    {
         goto answered;
     }
-    PQclear(res);
 
     for (i = 0; i < nc; i++) {
         snprintf(cid, sizeof(cid), "%s-%zu", fid, i + 1);
@@ -481,24 +473,22 @@ gcho_fam_create(gcho_req_t *rq)
         p[3] = c[i].birth_date;
         p[4] = c[i].has_allergies && c[i].allergies[0] ? c[i].allergies
                                                        : NULL;
-        res = gcho_sql(rq, "insert into child (id, family_id, first_name,"
-                           "   birth_date, allergies)"
-                           " values ($1, $2, $3, $4, $5)", 5, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "insert into child (id, family_id, first_name,"
+                            "   birth_date, allergies)"
+                            " values ($1, $2, $3, $4, $5)", 5, p) != 0)
+        {
             goto answered;
         }
-        PQclear(res);
     }
 
     p[0] = fid;
     p[1] = mail;
     if (mail[0]) {
-        res = gcho_sql(rq, "insert into family_email (family_id, address)"
-                           " values ($1, $2)", 2, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "insert into family_email (family_id, address)"
+                            " values ($1, $2)", 2, p) != 0)
+        {
             goto answered;
         }
-        PQclear(res);
     }
 
     if ((qf[0] && gcho_fam_qf(rq, fid, qf, day) != 0)
@@ -573,7 +563,7 @@ gcho_fam_add_child(gcho_req_t *rq)
     p[1] = rq->param[0];
     p[2] = c.first_name;
     p[3] = c.birth_date;
-    res = gcho_sql(rq,
+    rc = gcho_sql_row(rq, &res, "Cette famille n'existe pas.",
         "select jsonb_set(c, array['families', (t.i - 1)::text, 'children'],"
         "     coalesce(t.f -> 'children', '[]') || jsonb_build_array("
         "       jsonb_build_object('id', $2 || '-' || n.k,"
@@ -588,15 +578,8 @@ gcho_fam_add_child(gcho_req_t *rq)
         "       and substring(y.id from length($2) + 2) ~ '^[0-9]{1,9}$') n"
         " where t.f ->> 'id' = $2", 4, p);
     PQclear(cat);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette famille n'existe pas.");
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(cid, sizeof(cid), "%s", PQgetvalue(res, 0, 2));
@@ -614,13 +597,12 @@ gcho_fam_add_child(gcho_req_t *rq)
     p[2] = c.first_name;
     p[3] = c.birth_date;
     p[4] = c.has_allergies && c.allergies[0] ? c.allergies : NULL;
-    res = gcho_sql(rq, "insert into child (id, family_id, first_name,"
-                       "   birth_date, allergies)"
-                       " values ($1, $2, $3, $4, $5)", 5, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into child (id, family_id, first_name,"
+                        "   birth_date, allergies)"
+                        " values ($1, $2, $3, $4, $5)", 5, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     {
         char         target[GCHO_ID_MAX + 8];
@@ -646,7 +628,7 @@ gcho_fam_add_child(gcho_req_t *rq)
 static int
 gcho_fam_open(gcho_req_t *rq)
 {
-    int          archived;
+    int          rc, archived;
     PGresult    *res;
     const char  *p[1];
 
@@ -655,17 +637,11 @@ gcho_fam_open(gcho_req_t *rq)
     }
 
     p[0] = rq->param[0];
-    res = gcho_sql(rq, "select archived_at is not null from family"
-                       " where id = $1 for no key update", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette famille n'existe pas.");
+    rc = gcho_sql_row(rq, &res, "Cette famille n'existe pas.",
+                      "select archived_at is not null from family"
+                      " where id = $1 for no key update", 1, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     archived = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -771,7 +747,6 @@ gcho_fam_update(gcho_req_t *rq)
 
     int                 rc;
     char                mail[255];
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[2];
     const gch_jnode_t  *v[2];
@@ -804,29 +779,29 @@ gcho_fam_update(gcho_req_t *rq)
 
     if (v[0] != NULL) {
         p[1] = v[0]->len ? "true" : "false";
-        res = gcho_sql(rq, "update family set resident = $2 where id = $1",
-                       2, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "update family set resident = $2 where id = $1",
+                        2, p) != 0)
+        {
             gch_json_free(&doc);
             return 0;
         }
-        PQclear(res);
     }
 
     if (v[1] != NULL) {
         p[1] = mail;
-        res = mail[0]
-              ? gcho_sql(rq, "insert into family_email (family_id, address)"
-                             " values ($1, $2) on conflict (family_id) do"
-                             " update set address = excluded.address,"
-                             "   updated_at = now()", 2, p)
-              : gcho_sql(rq, "delete from family_email"
-                             " where family_id = $1", 1, p);
-        if (res == NULL) {
+        if ((mail[0]
+             ? gcho_sql_do(rq, "insert into family_email (family_id,"
+                               "   address) values ($1, $2)"
+                               " on conflict (family_id) do update"
+                               " set address = excluded.address,"
+                               "   updated_at = now()", 2, p)
+             : gcho_sql_do(rq, "delete from family_email"
+                               " where family_id = $1", 1, p))
+            != 0)
+        {
             gch_json_free(&doc);
             return 0;
         }
-        PQclear(res);
     }
 
     gch_json_free(&doc);
@@ -843,6 +818,7 @@ gcho_fam_child_update(gcho_req_t *rq)
         { "allergies", GCH_J_STRING | GCH_J_NULL, 1 },
     };
 
+    int                 rc;
     char                text[1001], fid[GCHO_ID_MAX];
     PGresult           *res;
     gch_json_t          doc;
@@ -868,18 +844,13 @@ gcho_fam_child_update(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     p[1] = text[0] ? text : NULL;
-    res = gcho_sql(rq, "update child set allergies = $2 where id = $1"
-                       " and family_id in (select id from family"
-                       "   where archived_at is null)"
-                       " returning family_id", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Cet enfant n'existe pas.");
+    rc = gcho_sql_row(rq, &res, "Cet enfant n'existe pas.",
+                      "update child set allergies = $2 where id = $1"
+                      " and family_id in (select id from family"
+                      "   where archived_at is null)"
+                      " returning family_id", 2, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(fid, sizeof(fid), "%s", PQgetvalue(res, 0, 0));
@@ -977,14 +948,12 @@ gcho_fam_enrol(gcho_req_t *rq)
     p[2] = from;
     p[3] = to;
     p[4] = rq->staff;
-    res = gcho_sql(rq, "select 1 from enrolment where child_id = $1"
-                       " and activity_id = $2 and status <> 'refusee'"
-                       " and from_date <= $4 and to_date >= $3", 4, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 from enrolment where child_id = $1"
+                             " and activity_id = $2 and status <> 'refusee'"
+                             " and from_date <= $4 and to_date >= $3", 4, p);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
 
     if (rc != 0) {
         gcho_rollback();
@@ -993,317 +962,16 @@ gcho_fam_enrol(gcho_req_t *rq)
                           "cette activité sur une partie de ces dates.");
     }
 
-    res = gcho_sql(rq, "insert into enrolment (child_id, activity_id,"
-                       "   from_date, to_date, status, origin, requested_at,"
-                       "   decided_at, decided_by)"
-                       " values ($1, $2, $3, $4, 'validee', 'office', now(),"
-                       "   now(), $5)", 5, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into enrolment (child_id, activity_id,"
+                        "   from_date, to_date, status, origin, requested_at,"
+                        "   decided_at, decided_by)"
+                        " values ($1, $2, $3, $4, 'validee', 'office', now(),"
+                        "   now(), $5)", 5, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     return gcho_fam_close(rq, "enrolment.create", 1);
-}
-
-
-/* ------------------------------------------------------------------ */
-/* archiving (RGPD)                                                     */
-
-/* What archiving erases ($1 the family; the first also $2 the staff). */
-static const char *const  gcho_fam_erase[] = {
-    "update family set login = null, password_hash = null,"
-    "   archived_at = now(), archived_by = $2 where id = $1",
-    "update child set first_name = 'Archivé', allergies = null"
-    " where family_id = $1",
-    "delete from family_email where family_id = $1",
-    "delete from family_contact where family_id = $1",
-    "delete from address_change where family_id = $1",
-    "delete from entourage_person where family_id = $1",
-    "delete from password_reset where family_id = $1",
-    "delete from calendar_feed where family_id = $1",
-    "delete from family_code where family_id = $1",
-    "delete from account_activation where family_id = $1",
-    /* a file asked online: parents' names, e-mail, login, hash chosen */
-    "delete from family_request where family_id = $1",
-    /* its requests of a new QF: its comment on its situation, the
-     * refusal's reason (the QF in effect stays in family_qf) */
-    "delete from qf_change where family_id = $1",
-    "delete from message where thread_id in (select id from"
-    "   message_thread where family_id = $1)",
-    "delete from message_thread where family_id = $1",
-    "delete from outbox where family_id = $1",
-    /* the staff's free text about it in the rows kept (migration 0140) */
-    "update enrolment set reason = 'effacé à l''archivage'"
-    " where reason is not null and child_id in"
-    "   (select id from child where family_id = $1)",
-    "update booking_justification set refusal_reason ="
-    "   'effacé à l''archivage'"
-    " where family_id = $1 and refusal_reason is not null",
-    "update attendance set note = '' where note <> '' and booking_id in"
-    "   (select id from booking where family_id = $1)",
-    NULL
-};
-
-
-/*
- * After the archiving's commit (fid, its co-responsables' logins in cors,
- * or NULL): the files its transaction queued in upload_erasure are
- * unlinked (their rows deleted), its connection history and document
- * list leave Redis, the logins leave {T}:logins.  Run again by an
- * archiving retried (409 family_archived), it finishes what a crash after
- * the commit left.  Errors are logged: the answer is the archiving's.
- */
-static void
-gcho_fam_archive_finish(const char *fid, PGresult *cors)
-{
-    int          i;
-    char         path[1024], key[512];
-    PGresult    *res, *del;
-    const char  *p[1];
-
-    if (gcho_ctx.pg == NULL) {
-        return;
-    }
-
-    p[0] = fid;
-    res = PQexecParams(gcho_ctx.pg, "select stored_name from upload_erasure"
-                       " where family_id = $1", 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchb_log("error", "office: archive %s: postgres: %s", fid,
-                 PQresultErrorMessage(res));
-    } else {
-        for (i = 0; i < PQntuples(res); i++) {
-            snprintf(path, sizeof(path), "%s/%s",
-                     gcho_ctx.conf.office_upload_dir,
-                     PQgetvalue(res, i, 0));
-            if (unlink(path) != 0 && errno != ENOENT) {
-                gchb_log("error", "office: archive %s: unlink %s: %s",
-                         fid, path, strerror(errno));
-                continue;
-            }
-
-            p[0] = PQgetvalue(res, i, 0);
-            del = PQexecParams(gcho_ctx.pg, "delete from upload_erasure"
-                               " where stored_name = $1", 1, NULL, p, NULL,
-                               NULL, 0);
-            if (PQresultStatus(del) != PGRES_COMMAND_OK) {
-                gchb_log("error", "office: archive %s: postgres: %s", fid,
-                         PQresultErrorMessage(del));
-            }
-            PQclear(del);
-        }
-    }
-    PQclear(res);
-
-    if (gcho_redis(NULL) != NULL) {
-        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_CONNECTIONS),
-                 gchb_town, fid);
-        freeReplyObject(redisCommand(gcho_ctx.redis, "DEL %s", key));
-        snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_DOCUMENTS),
-                 gchb_town, fid);
-        freeReplyObject(redisCommand(gcho_ctx.redis, "DEL %s", key));
-        for (i = 0; cors != NULL && i < PQntuples(cors); i++) {
-            if (!PQgetisnull(cors, i, 0)) {
-                freeReplyObject(redisCommand(gcho_ctx.redis,
-                                             "HDEL " GCH_KEY_LOGINS " %s",
-                                             gchb_town,
-                                             PQgetvalue(cors, i, 0)));
-            }
-        }
-        gcho_redis_drop_broken();
-    }
-}
-
-
-/*
- * POST /api/staff/families/{id}/archive (admin): refused (409
- * family_active) while the family has unpaid invoices, bookings to come
- * or an online payment pending.  Otherwise, in one transaction: the
- * family leaves the catalogue (the booking path no longer knows it, its
- * sessions end), its login, password, e-mail, entourage, reset links,
- * messages, e-mails, documents (rows, then files) and its children's
- * first names and allergies are erased, and its words in the rows kept:
- * the audit log's free text (audit_log_erase(), migration 0140: who did
- * what and when stays), refusal reasons and attendance notes; what
- * accounting needs is kept (docs/office.md, *Families*).
- */
-static int
-gcho_fam_archive(gcho_req_t *rq)
-{
-    int          rc, i;
-    PGresult    *cat, *res, *files, *atts, *cors;
-    gch_town_t  *t;
-    const char  *p[2];
-
-    rc = gcho_catalogue_lock(rq, &cat);
-    if (rc != GCHO_GO) {
-        return rc;
-    }
-
-    p[0] = rq->param[0];
-    res = gcho_sql(rq,
-        "select f.archived_at is not null,"
-        "  (select count(*) from invoice i where i.family_id = f.id"
-        "     and not i.paid),"
-        "  (select count(*) from booking b join session s"
-        "     on s.id = b.session_id where b.family_id = f.id"
-        "     and b.status = 'confirmed' and s.date >="
-        "       (now() at time zone 'Europe/Paris')::date),"
-        "  (select count(*) from payment_operation o"
-        "     where o.family_id = f.id and o.status = 'pending')"
-        " from family f where f.id = $1 for no key update", 1, p);
-    if (res == NULL) {
-        PQclear(cat);
-        return 0;
-    }
-
-    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
-        rc = PQntuples(res);
-        PQclear(res);
-        PQclear(cat);
-        gcho_rollback();
-        if (rc == 0) {
-            return gcho_error(rq, 404, "not_found",
-                              "Cette famille n'existe pas.");
-        }
-        gcho_fam_archive_finish(rq->param[0], NULL);
-        return gcho_error(rq, 409, "family_archived",
-                          "Cette famille est déjà archivée.");
-    }
-
-    if (strcmp(PQgetvalue(res, 0, 1), "0") || strcmp(PQgetvalue(res, 0, 2),
-                                                     "0")
-        || strcmp(PQgetvalue(res, 0, 3), "0"))
-    {
-        char  msg[256];
-
-        snprintf(msg, sizeof(msg), "Cette famille a encore %s facture(s) "
-                 "non payée(s), %s réservation(s) à venir et %s paiement(s) "
-                 "en cours : réglez-les avant de l'archiver.",
-                 PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-                 PQgetvalue(res, 0, 3));
-        PQclear(res);
-        PQclear(cat);
-        gcho_rollback();
-        return gcho_error(rq, 409, "family_active", msg);
-    }
-    PQclear(res);
-
-    /* out of the catalogue */
-    p[0] = PQgetvalue(cat, 0, 0);
-    p[1] = rq->param[0];
-    res = gcho_sql(rq, "select jsonb_set(c, '{families}', coalesce(("
-                       "   select jsonb_agg(e order by i) from"
-                       "   jsonb_array_elements(c -> 'families')"
-                       "     with ordinality t(e, i)"
-                       "   where e ->> 'id' <> $2), '[]'))::text"
-                       " from (select $1::jsonb c) x", 2, p);
-    PQclear(cat);
-    if (res == NULL) {
-        return 0;
-    }
-
-    t = NULL;
-    rc = gcho_catalogue_put(rq, PQgetvalue(res, 0, 0), "families", -1, &t);
-    PQclear(res);
-    if (rc != GCHO_GO) {
-        return rc;
-    }
-    gch_town_free(t);
-
-    p[0] = rq->param[0];
-    p[1] = rq->staff;
-
-    /* the documents' rows; their files are unlinked after the commit,
-     * queued in upload_erasure so that a crash in between leaves them to
-     * the archiving retried (gcho_fam_archive_finish()) */
-    files = gcho_sql(rq, "with d as (delete from document"
-                         "   where family_id = $1 returning stored_name),"
-                         " q as (insert into upload_erasure"
-                         "   (stored_name, family_id)"
-                         "   select stored_name, $1 from d"
-                         "   on conflict do nothing)"
-                         " select stored_name from d", 1, p);
-    if (files == NULL) {
-        return 0;
-    }
-
-    /* the messages' attachments, the family's and the staff's on its
-     * threads, and the family's not yet sent (before the messages they
-     * point at; their files after the commit, as the documents') */
-    atts = gcho_sql(rq, "with d as (delete from message_attachment"
-                        "   where family_id = $1 or message_id in"
-                        "     (select m.id from message m"
-                        "      join message_thread t on t.id = m.thread_id"
-                        "      where t.family_id = $1)"
-                        "   returning stored_name),"
-                        " q as (insert into upload_erasure"
-                        "   (stored_name, family_id)"
-                        "   select stored_name, $1 from d"
-                        "   on conflict do nothing)"
-                        " select stored_name from d", 1, p);
-    if (atts == NULL) {
-        PQclear(files);
-        return 0;
-    }
-
-    /* the co-responsables, invited or active (their logins leave Redis
-     * after the commit, as the worker would drop them) */
-    cors = gcho_sql(rq, "delete from co_responsable where family_id = $1"
-                        " returning case when removed_at is null"
-                        " then login end", 1, p);
-    if (cors == NULL) {
-        PQclear(files);
-        PQclear(atts);
-        return 0;
-    }
-
-    for (i = 0; gcho_fam_erase[i] != NULL; i++) {
-        res = gcho_sql(rq, gcho_fam_erase[i], i == 0 ? 2 : 1, p);
-        if (res == NULL) {
-            PQclear(files);
-            PQclear(atts);
-            PQclear(cors);
-            return 0;
-        }
-        PQclear(res);
-    }
-
-    /* its words in the audit log: who did what and when stays (0140) */
-    res = gcho_sql(rq, "select audit_log_erase($1)", 1, p);
-    if (res == NULL) {
-        PQclear(files);
-        PQclear(atts);
-        PQclear(cors);
-        return 0;
-    }
-
-    {
-        char         target[GCHO_ID_MAX + 8], nd[16], na[24];
-        const char  *kv[4] = { "documents_erased", nd, "audit_erased", na };
-
-        snprintf(nd, sizeof(nd), "%d", PQntuples(files));
-        snprintf(na, sizeof(na), "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
-        snprintf(target, sizeof(target), "family:%s", rq->param[0]);
-        if (gcho_audit_kv(rq, "family.archive", target, kv, 2) != 0
-            || gcho_commit(rq) != 0)
-        {
-            PQclear(files);
-            PQclear(atts);
-            PQclear(cors);
-            return 0;
-        }
-    }
-
-    /* after the commit: the files, the family's keys of Redis */
-    PQclear(files);
-    PQclear(atts);
-    gcho_fam_archive_finish(rq->param[0], cors);
-    PQclear(cors);
-
-    return gcho_fam_answer(rq, 200, rq->param[0]);
 }
 
 
@@ -1322,7 +990,5 @@ const gcho_route_t  gcho_family_routes[] = {
       GCHO_BODY_JSON, gcho_fam_child_update },
     { "POST", "/api/staff/families/*/enrolments", GCHO_STAFF, GCHO_AGENT,
       GCHO_BODY_JSON, gcho_fam_enrol },
-    { "POST", "/api/staff/families/*/archive", GCHO_STAFF, GCHO_ADMIN, 0,
-      gcho_fam_archive },
     { NULL, NULL, 0, 0, 0, NULL }
 };

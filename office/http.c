@@ -56,6 +56,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_absence_routes,
     gcho_account_routes,
     gcho_payment_routes,
+    gcho_invoicing_routes,
     gcho_debit_routes,
     gcho_contact_routes,
     gcho_activation_routes,
@@ -65,6 +66,7 @@ static const gcho_route_t *const  gcho_tables[] = {
     gcho_calendar_routes,
     gcho_activity_routes,
     gcho_merge_routes,          /* before families' /api/staff/families/ * */
+    gcho_archive_routes,
     gcho_family_routes,
     gcho_counter_routes,
     gcho_credit_routes,

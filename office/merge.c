@@ -241,14 +241,13 @@ gcho_merge(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     p[1] = from;
-    res = gcho_sql(rq, "select 1 from family where id in ($1, $2)"
-                       " order by id for no key update", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "select 1 from family where id in ($1, $2)"
+                        " order by id for no key update", 2, p) != 0)
+    {
         free(ids);
         PQclear(cat);
         return 0;
     }
-    PQclear(res);
 
     p[2] = ids;
     res = gcho_sql(rq,
@@ -345,18 +344,14 @@ gcho_merge(gcho_req_t *rq)
     p[1] = from;
     p[2] = rq->staff;
     for (i = 0; gcho_merge_moves[i] != NULL; i++) {
-        res = gcho_sql(rq, gcho_merge_moves[i], 2, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, gcho_merge_moves[i], 2, p) != 0) {
             return 0;
         }
-        PQclear(res);
     }
     for (i = 0; gcho_merge_erase[i] != NULL; i++) {
-        res = gcho_sql(rq, gcho_merge_erase[i], i == 0 ? 2 : 1, p + 1);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, gcho_merge_erase[i], i == 0 ? 2 : 1, p + 1) != 0) {
             return 0;
         }
-        PQclear(res);
     }
 
     /* B's co-responsables, invited or active, as archiving erases them

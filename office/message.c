@@ -170,9 +170,8 @@ gcho_msg_topic(gcho_req_t *rq, const char *service, const char *theme,
 
 /*
  * Locks thread id (rq->param[0]) for this transaction; family (NULL: any)
- * must own it.  1 found (its family id and subject copied), 0 after
- * answering 404, -1 after answering 503.  The transaction is rolled back
- * unless found.
+ * must own it.  1 found (its family id and subject copied), or 0 after
+ * answering 404 or 503.  The transaction is rolled back unless found.
  */
 static int
 gcho_msg_lock(gcho_req_t *rq, const char *family, char *fid,
@@ -184,18 +183,13 @@ gcho_msg_lock(gcho_req_t *rq, const char *family, char *fid,
     p[0] = rq->param[0];
     p[1] = family ? family : "";
 
-    res = gcho_sql(rq, "select family_id, subject from message_thread"
-                       " where id = $1 and ($2 = '' or family_id = $2)"
-                       " for update", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_row(rq, &res, gcho_msg_missing,
+                     "select family_id, subject from message_thread"
+                     " where id = $1 and ($2 = '' or family_id = $2)"
+                     " for update", 2, p)
+        != GCHO_GO)
+    {
         gcho_rollback();
-        return -1;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        gcho_error(rq, 404, "not_found", gcho_msg_missing);
         return 0;
     }
 
@@ -215,7 +209,6 @@ static int
 gcho_msg_open(gcho_req_t *rq, const char *family)
 {
     char         fid[GCHO_ID_MAX], subject[4 * GCHO_SUBJECT_MAX + 1];
-    PGresult    *res;
     const char  *p[1];
 
     if (gcho_msg_id(rq) != 0 || gcho_begin(rq) != 0) {
@@ -227,18 +220,17 @@ gcho_msg_open(gcho_req_t *rq, const char *family)
     }
 
     p[0] = rq->param[0];
-    res = gcho_sql(rq, family
-                       ? "update message m set read_at = now()"
-                         " where m.thread_id = $1 and m.read_at is null"
-                         " and " GCHO_FROM_STAFF
-                       : "update message m set read_at = now()"
-                         " where m.thread_id = $1 and m.read_at is null"
-                         " and " GCHO_FROM_FAMILY, 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, family
+                        ? "update message m set read_at = now()"
+                          " where m.thread_id = $1 and m.read_at is null"
+                          " and " GCHO_FROM_STAFF
+                        : "update message m set read_at = now()"
+                          " where m.thread_id = $1 and m.read_at is null"
+                          " and " GCHO_FROM_FAMILY, 1, p) != 0)
+    {
         gcho_rollback();
         return 0;
     }
-    PQclear(res);
 
     if (gcho_reply_row(rq, 200, family ? GCHO_THREAD_PAGE(GCHO_FROM_STAFF)
                                        : GCHO_THREAD_PAGE(GCHO_FROM_FAMILY),
@@ -266,27 +258,21 @@ static int
 gcho_msg_add(gcho_req_t *rq, const char *staff, const char *body,
     const char *ids, int n, char mid[24])
 {
-    PGresult    *res;
     const char  *p[3];
 
     p[0] = rq->param[0];
     p[1] = staff;
     p[2] = body;
 
-    res = gcho_sql(rq, "update message_thread set updated_at = now()"
-                       " where id = $1", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update message_thread set updated_at = now()"
+                        " where id = $1", 1, p) != 0
+        || gcho_sql_value(rq, mid, 24,
+                          "insert into message (thread_id, from_staff,"
+                          "   body) values ($1, $2, $3) returning id",
+                          3, p) < 0)
+    {
         return -1;
     }
-    PQclear(res);
-
-    res = gcho_sql(rq, "insert into message (thread_id, from_staff, body)"
-                       " values ($1, $2, $3) returning id", 3, p);
-    if (res == NULL) {
-        return -1;
-    }
-    snprintf(mid, 24, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     if (gcho_attach_bind(rq, mid, ids, n) != 0) {
         return -1;
@@ -365,7 +351,6 @@ gcho_msg_create(gcho_req_t *rq)
     char                subject[GCHO_UTF8_MAX * GCHO_SUBJECT_MAX + 1];
     char                mid[24], ids[GCHO_ATTACH_IDS_MAX], *body;
     size_t              size;
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[4];
     const gch_jnode_t  *v[5];
@@ -412,18 +397,16 @@ gcho_msg_create(gcho_req_t *rq)
     p[1] = service;
     p[2] = subject;
     p[3] = theme[0] ? theme : NULL;
-    res = gcho_sql(rq, "insert into message_thread (family_id, service,"
+    if (gcho_sql_value(rq, rq->param[0], sizeof(rq->param[0]),
+                       "insert into message_thread (family_id, service,"
                        "   subject, theme) values ($1, $2, $3, $4)"
-                       " returning id", 4, p);
-    if (res == NULL) {
+                       " returning id", 4, p)
+        < 0)
+    {
         gcho_rollback();
         free(body);
         return 0;
     }
-
-    snprintf(rq->param[0], sizeof(rq->param[0]), "%s",
-             PQgetvalue(res, 0, 0));
-    PQclear(res);
 
     if (gcho_msg_add(rq, NULL, body, ids, n, mid) != 0) {
         gcho_rollback();
@@ -747,7 +730,6 @@ gcho_msg_services_put(gcho_req_t *rq)
     int                 ok;
     char                at[64], tat[96], msg[160], count[12];
     size_t              i, k;
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[1], *kv[2];
     const gch_jnode_t  *v[1], *e, *t, *w[3], *x[2];
@@ -825,40 +807,34 @@ gcho_msg_services_put(gcho_req_t *rq)
 
     p[0] = rq->body;
 
-    res = gcho_sql(rq, "with s as (update message_service set active ="
-                       "   false returning 1)"
-                       " update message_theme set active = false", 0, NULL);
-    if (res != NULL) {
-        PQclear(res);
-        res = gcho_sql(rq, "insert into message_service (code, label,"
-                       "   position, active)"
-                       " select e->>'code', e->>'label', o, true"
-                       " from jsonb_array_elements($1::jsonb->'services')"
-                       "   with ordinality x(e, o)"
-                       " on conflict (code) do update set"
-                       "   label = excluded.label,"
-                       "   position = excluded.position, active = true",
-                       1, p);
-    }
-    if (res != NULL) {
-        PQclear(res);
-        res = gcho_sql(rq, "insert into message_theme (service, code,"
-                       "   label, position, active)"
-                       " select e->>'code', t->>'code', t->>'label', o,"
-                       "   true"
-                       " from jsonb_array_elements($1::jsonb->'services') e,"
-                       "   jsonb_array_elements(e->'themes')"
-                       "   with ordinality y(t, o)"
-                       " on conflict (service, code) do update set"
-                       "   label = excluded.label,"
-                       "   position = excluded.position, active = true",
-                       1, p);
-    }
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "with s as (update message_service set active ="
+                        "   false returning 1)"
+                        " update message_theme set active = false",
+                    0, NULL) != 0
+        || gcho_sql_do(rq, "insert into message_service (code, label,"
+                           "   position, active)"
+                           " select e->>'code', e->>'label', o, true"
+                           " from jsonb_array_elements($1::jsonb->'services')"
+                           "   with ordinality x(e, o)"
+                           " on conflict (code) do update set"
+                           "   label = excluded.label,"
+                           "   position = excluded.position, active = true",
+                       1, p) != 0
+        || gcho_sql_do(rq, "insert into message_theme (service, code,"
+                           "   label, position, active)"
+                           " select e->>'code', t->>'code', t->>'label', o,"
+                           "   true"
+                           " from jsonb_array_elements($1::jsonb->'services')"
+                           "   e, jsonb_array_elements(e->'themes')"
+                           "   with ordinality y(t, o)"
+                           " on conflict (service, code) do update set"
+                           "   label = excluded.label,"
+                           "   position = excluded.position, active = true",
+                       1, p) != 0)
+    {
         gcho_rollback();
         return 0;
     }
-    PQclear(res);
 
     kv[0] = "services";
     kv[1] = count;

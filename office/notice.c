@@ -424,6 +424,7 @@ gcho_notice_list(gcho_req_t *rq)
 static int
 gcho_notice_cancel(gcho_req_t *rq)
 {
+    int          rc;
     PGresult    *res;
     const char  *p[1];
 
@@ -432,27 +433,22 @@ gcho_notice_cancel(gcho_req_t *rq)
     }
 
     p[0] = rq->param[0];
-    res = gcho_sql(rq, "update reminder set cancelled_at = now()"
-                       " where id::text = $1 and cancelled_at is null"
-                       " returning id", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Ce rappel n'existe pas "
-                          "(ou est déjà annulé).");
+    rc = gcho_sql_row(rq, &res,
+                      "Ce rappel n'existe pas (ou est déjà annulé).",
+                      "update reminder set cancelled_at = now()"
+                      " where id::text = $1 and cancelled_at is null"
+                      " returning id", 1, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
     PQclear(res);
 
-    res = gcho_sql(rq, "delete from outbox where kind = 'reminder'"
-                       " and sent_at is null and ref like $1 || ':%'",
-                   1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "delete from outbox where kind = 'reminder'"
+                        " and sent_at is null and ref like $1 || ':%'",
+                    1, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     {
         char  target[GCHO_ID_MAX + 16];

@@ -17,9 +17,9 @@
  * Layers: http.c owns the server and routing, auth.c authentication,
  * body.c request data and bodies, store.c PostgreSQL and Redis, reply.c
  * answers; each feature file (enrolment.c, document.c, message.c,
- * account.c, payment.c, debit.c, staff.c, activity.c, family.c,
- * merge.c, counter.c, credit.c, daily.c, notice.c, town.c) owns a
- * table of routes and its handlers.
+ * account.c, payment.c, invoicing.c, debit.c, staff.c, activity.c,
+ * family.c, archive.c, merge.c, counter.c, credit.c, daily.c, notice.c,
+ * town.c) owns a table of routes and its handlers.
  * Settings are guichet-worker's file (backend/conf.c, docs/worker.md).
  */
 
@@ -122,6 +122,7 @@ extern const gcho_route_t  gcho_document_routes[];
 extern const gcho_route_t  gcho_message_routes[];
 extern const gcho_route_t  gcho_account_routes[];
 extern const gcho_route_t  gcho_payment_routes[];
+extern const gcho_route_t  gcho_invoicing_routes[];
 extern const gcho_route_t  gcho_debit_routes[];
 extern const gcho_route_t  gcho_contact_routes[];
 extern const gcho_route_t  gcho_activation_routes[];
@@ -131,6 +132,7 @@ extern const gcho_route_t  gcho_staff_routes[];
 extern const gcho_route_t  gcho_calendar_routes[];
 extern const gcho_route_t  gcho_activity_routes[];
 extern const gcho_route_t  gcho_family_routes[];
+extern const gcho_route_t  gcho_archive_routes[];
 extern const gcho_route_t  gcho_merge_routes[];
 extern const gcho_route_t  gcho_counter_routes[];
 extern const gcho_route_t  gcho_credit_routes[];
@@ -275,6 +277,41 @@ void gcho_redis_drop_broken(void);
  * answer).  A connection left in a failed transaction is rolled back. */
 PGresult *gcho_sql(gcho_req_t *rq, const char *sql, int n,
     const char *const *params);
+/*
+ * The shapes statements come in (store.c), each over gcho_sql(): a
+ * database error is answered 503 `unavailable` there and is never read
+ * as "no row".
+ *
+ * gcho_sql_do: sql for its effect alone (insert, update, lock...): 0, or
+ * -1 after answering 503.
+ *
+ * gcho_sql_exists: sql (a "select 1 from ... where ...") finds a row: 1,
+ * 0 when it finds none, -1 after answering 503.
+ *
+ * gcho_sql_changed: the number of rows sql (an update, a delete...)
+ * changed, or -1 after answering 503.
+ *
+ * gcho_sql_value: the first column of sql's first row copied into out
+ * (size bytes with the NUL; a NULL value is ""; out may be one of
+ * params): 1, 0 when there is no row (out ""), -1 after answering 503.
+ *
+ * gcho_sql_row: sql's one row, for a handler's step: GCHO_GO and *res
+ * (the caller PQclear()s it); or, *res NULL, what the handler returns
+ * after answering 503, or, when sql finds no row (or more than one),
+ * after rolling back the transaction the caller was in and answering
+ * 404 `not_found` with the message missing.
+ */
+int gcho_sql_do(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params);
+int gcho_sql_exists(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params);
+int gcho_sql_changed(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params);
+int gcho_sql_value(gcho_req_t *rq, char *out, size_t size, const char *sql,
+    int n, const char *const *params);
+int gcho_sql_row(gcho_req_t *rq, PGresult **res, const char *missing,
+    const char *sql, int n, const char *const *params);
+
 /* begin / commit / rollback: 0, or -1 after answering 503. */
 int gcho_begin(gcho_req_t *rq);
 int gcho_commit(gcho_req_t *rq);
@@ -479,18 +516,33 @@ int gcho_decision_close(gcho_req_t *rq, const gcho_decision_t *d,
     const char *body);
 
 /*
- * The catalogue's text changed by the back office (activity.c,
- * family.c).  gcho_catalogue_lock: BEGIN, the locks of town loading and
- * publication, the catalogue's row FOR UPDATE: GCHO_GO and *cat (columns
- * json, units as JSON text; the caller clears it), or the answer (409
- * `no_town`, 503; rolled back).  gcho_catalogue_put: the new text parsed
- * by the engine (400 `invalid_field` with the path from "$.member[index]"
- * made "$"), written again and stored with catalogue.version + 1: GCHO_GO
- * and *t (the parsed town; gch_town_free), or the answer (rolled back).
+ * catalogue.c: the catalogue's text changed by the back office
+ * (activity.c, family.c, ...).  gcho_catalogue_lock: BEGIN, the locks of
+ * town loading and publication, the catalogue's row FOR UPDATE: GCHO_GO
+ * and *cat (columns json, units as JSON text; the caller clears it), or
+ * the answer (409 `no_town`, 503; rolled back).  gcho_catalogue_put: the
+ * new text parsed by the engine (400 `invalid_field` with the path from
+ * "$.member[index]" made "$"), written again and stored with
+ * catalogue.version + 1: GCHO_GO and *t (the parsed town;
+ * gch_town_free), or the answer (rolled back).
  */
 int gcho_catalogue_lock(gcho_req_t *rq, PGresult **cat);
 int gcho_catalogue_put(gcho_req_t *rq, const char *text, const char *member,
     long index, gch_town_t **t);
+
+/*
+ * catalogue.c, for the changes that parse and write the text themselves
+ * (activity.c).  gcho_cat_path: "$.<member>[<index>]..." of an engine
+ * message becomes "$..." (the path from the staff's activity or family);
+ * with calendar, a "$.calendar[k]" after it becomes "$" too (the staff's
+ * calendar is one object).  gcho_cat_write: gch_town_write() of t, each
+ * activity opening by draw with the seed it was first given
+ * (docs/rules.md, "Opening by draw"; gchb_draw_seeds): the staff's text
+ * may lack it or name another; GCH_OK, or an error (the caller answers
+ * 500).
+ */
+void gcho_cat_path(char *msg, const char *member, long index, int calendar);
+int gcho_cat_write(gch_town_t *t, char **cat, size_t *len);
 
 /*
  * places.c: the live counters of published sessions whose places a
@@ -525,6 +577,11 @@ void gcho_act_unshift(gcho_act_shift_t *sh, size_t n);
 int gcho_act_refuse(gcho_req_t *rq, int status, const char *code,
     gcho_act_shift_t *sh, size_t n);
 long long gcho_act_u32(redisReply *r);
+
+/* family.c: answers the family fid's record (GET
+ * /api/staff/families/{id}/record) with status (archive.c's answer too).
+ * 0, or -1 (see handlers). */
+int gcho_fam_answer(gcho_req_t *rq, int status, const char *fid);
 
 /* entourage.c: the people of a family the office creates (family.c), in
  * its transaction: arr the body's "entourage" array (NULL: none), each as

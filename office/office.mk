@@ -12,10 +12,11 @@ GCHO_CFLAGS  := $(GCHB_CFLAGS) -pthread
 GCHO_LIBS    := $(GCHB_LIBS) -lyajl -lmicrohttpd -lcurl -pthread
 
 GCHO_SRCS    := main http reply body store auth hash decision enrolment document \
-                required message account payment debit contact activation \
-                entourage qf staff calendar activity places family merge \
-                counter credit daily notice town pdf mydata publication coresp \
-                waitlist request attachment absence
+                required message account payment invoicing debit contact \
+                activation entourage qf staff calendar activity catalogue \
+                places family archive merge counter credit daily notice town \
+                pdf mydata publication coresp waitlist request attachment \
+                absence
 GCHO_HDRS    := office/office.h $(GCHB_HDRS) engine/include/gch_json.h
 
 GCHO_OBJS    := $(GCHO_SRCS:%=build/office/%.o)

@@ -1,7 +1,7 @@
 /*
- * payment.c -- guichet-office: online payments (PayFiP-like) and the
- * régie's invoicing, payments and SEPA exports (direct-debit mandates are
- * debit.c's).
+ * payment.c -- guichet-office: a family's online payments (PayFiP-like;
+ * the régie's invoicing run and its lists of these payments and of the
+ * SEPA exports are invoicing.c's, direct-debit mandates debit.c's).
  *
  * Online payment, shaped like the DGFiP's PayFiP:
  *
@@ -251,45 +251,41 @@ static int
 gcho_pay_apply(gcho_req_t *rq, const char *id, const gcho_pay_result_t *r,
     int paid)
 {
-    PGresult    *res;
     const char  *p[3];
 
     p[0] = id;
     p[1] = r->status;
     p[2] = r->ref[0] ? r->ref : NULL;
-    res = gcho_sql(rq, "update payment_operation set status = $2,"
-                       " settled_at = now(), provider_ref = $3"
-                       " where id = $1 and status = 'pending'", 3, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update payment_operation set status = $2,"
+                        " settled_at = now(), provider_ref = $3"
+                        " where id = $1 and status = 'pending'", 3, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     if (!paid) {
         return 0;
     }
 
-    res = gcho_sql(rq, "insert into payment_overpayment (operation_id,"
-                       "   invoice_id, amount_cents)"
-                       " select p.operation_id, i.id,"
-                       "   i.total_cents - i.credited_cents"
-                       " from payment_operation_invoice p"
-                       " join invoice i on i.id = p.invoice_id"
-                       " where p.operation_id = $1 and i.paid", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into payment_overpayment (operation_id,"
+                        "   invoice_id, amount_cents)"
+                        " select p.operation_id, i.id,"
+                        "   i.total_cents - i.credited_cents"
+                        " from payment_operation_invoice p"
+                        " join invoice i on i.id = p.invoice_id"
+                        " where p.operation_id = $1 and i.paid", 1, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
-    res = gcho_sql(rq, "update invoice set paid = true,"
-                       " paid_by = 'online', paid_at = now()"
-                       " where not paid and id in (select invoice_id"
-                       "   from payment_operation_invoice"
-                       "   where operation_id = $1)", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update invoice set paid = true,"
+                        " paid_by = 'online', paid_at = now()"
+                        " where not paid and id in (select invoice_id"
+                        "   from payment_operation_invoice"
+                        "   where operation_id = $1)", 1, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     return 0;
 }
@@ -580,15 +576,14 @@ gcho_pay_lock(gcho_req_t *rq, const char *ids, size_t n, char *total,
                           "Une de ces factures est déjà payée.");
     }
 
-    res = gcho_sql(rq, "select 1 from payment_operation_invoice p"
-                       " join payment_operation o on o.id = p.operation_id"
-                       " where p.invoice_id = any($1::bigint[])"
-                       " and o.status = 'pending'", 1, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 from payment_operation_invoice p"
+                             " join payment_operation o"
+                             "   on o.id = p.operation_id"
+                             " where p.invoice_id = any($1::bigint[])"
+                             " and o.status = 'pending'", 1, p);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
 
     if (rc > 0) {
         gcho_rollback();
@@ -617,7 +612,6 @@ gcho_pay_insert(gcho_req_t *rq, const char *ids, const char *total,
 {
     size_t       i;
     uint8_t      rnd[16];
-    PGresult    *res;
     const char  *p[3];
 
     randombytes_buf(rnd, sizeof(rnd));
@@ -628,21 +622,19 @@ gcho_pay_insert(gcho_req_t *rq, const char *ids, const char *total,
     p[0] = opid;
     p[1] = rq->family_id;
     p[2] = total;
-    res = gcho_sql(rq, "insert into payment_operation (id, family_id,"
-                       "   amount_cents) values ($1, $2, $3)", 3, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into payment_operation (id, family_id,"
+                        "   amount_cents) values ($1, $2, $3)", 3, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     p[1] = ids;
-    res = gcho_sql(rq, "insert into payment_operation_invoice"
-                       " (operation_id, invoice_id)"
-                       " select $1, unnest($2::bigint[])", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into payment_operation_invoice"
+                        " (operation_id, invoice_id)"
+                        " select $1, unnest($2::bigint[])", 2, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     return GCHO_GO;
 }
@@ -810,6 +802,7 @@ gcho_pay_id_ok(const char *s, size_t len)
 static int
 gcho_pay_notify(gcho_req_t *rq)
 {
+    int                rc;
     char               id[33], status[16];
     size_t             n;
     PGresult          *res;
@@ -849,15 +842,12 @@ gcho_pay_notify(gcho_req_t *rq)
 
     /* a known operation; a settled one is answered as it is (duplicate) */
     p[0] = id;
-    res = gcho_sql(rq, "select status from payment_operation"
-                       " where id = $1", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found", "Cette opération de "
-                          "paiement n'existe pas.");
+    rc = gcho_sql_row(rq, &res,
+                      "Cette opération de paiement n'existe pas.",
+                      "select status from payment_operation"
+                      " where id = $1", 1, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
     snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -914,7 +904,7 @@ gcho_pay_list(gcho_req_t *rq)
 static int
 gcho_pay_get(gcho_req_t *rq)
 {
-    int                 pending;
+    int                 rc, pending;
     char                status[16];
     PGresult           *res;
     const char         *p[2];
@@ -926,14 +916,11 @@ gcho_pay_get(gcho_req_t *rq)
     p[0] = rq->param[0];
     p[1] = rq->family_id;
 
-    res = gcho_sql(rq, "select status = 'pending' from payment_operation"
-                       " where id = $1 and family_id = $2", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found", missing);
+    rc = gcho_sql_row(rq, &res, missing,
+                      "select status = 'pending' from payment_operation"
+                      " where id = $1 and family_id = $2", 2, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
     pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
@@ -953,171 +940,11 @@ gcho_pay_get(gcho_req_t *rq)
 }
 
 
-/* ------------------------------------------------------------------ */
-/* staff (régie)                                                        */
-
-static const gch_jfield_t  gcho_inv_fields[] = {
-    { "month", GCH_J_STRING, 1 }
-};
-
-
-/* "YYYY-MM" with a month 01..12 */
-static int
-gcho_pay_month_ok(const char *m)
-{
-    return strlen(m) == 7 && m[0] >= '1' && m[0] <= '9'
-           && m[1] >= '0' && m[1] <= '9' && m[2] >= '0' && m[2] <= '9'
-           && m[3] >= '0' && m[3] <= '9' && m[4] == '-'
-           && ((m[5] == '0' && m[6] >= '1' && m[6] <= '9')
-               || (m[5] == '1' && m[6] >= '0' && m[6] <= '2'));
-}
-
-
-/* POST /api/staff/invoicing {"month": "YYYY-MM"} */
-static int
-gcho_staff_invoicing(gcho_req_t *rq)
-{
-    int                 rc, created;
-    char                month[8], detail[96];
-    PGconn             *pg;
-    gch_json_t          doc;
-    gch_jout_t          o;
-    redisContext       *redis;
-    const gch_jnode_t  *v[1];
-
-    if (gcho_body_json(rq, &doc, gcho_inv_fields, 1, v) != 0) {
-        return 0;
-    }
-
-    rc = gcho_str(rq, "month", v[0], month, sizeof(month), 7);
-    gch_json_free(&doc);
-
-    if (rc != 0) {
-        return 0;
-    }
-
-    if (!gcho_pay_month_ok(month)) {
-        return gcho_error(rq, 400, "invalid_field",
-                          "Le champ month doit être un mois AAAA-MM.");
-    }
-
-    pg = gcho_pg(rq);
-    if (pg == NULL) {
-        return 0;
-    }
-
-    redis = gcho_redis(NULL);           /* NULL: published by the worker */
-
-    created = 0;
-    if (gchb_invoice_run(pg, redis, &gcho_ctx.conf, month, &created) != 0)
-    {
-        return gcho_error(rq, 503, "unavailable", "La facturation n'a pas "
-                          "pu aboutir ; rien n'a été facturé, réessayez.");
-    }
-
-    /* the run is its own transaction; its audit row and the catalogue
-     * (due invoices block booking) follow in another */
-    snprintf(detail, sizeof(detail), "{\"month\": \"%s\", \"created\": %d}",
-             month, created);
-
-    if (gcho_begin(rq) != 0) {
-        return 0;
-    }
-
-    if (gcho_audit(rq, "invoicing.run", month, detail) != 0
-        || gcho_catalogue_changed(rq) != 0
-        || gcho_commit(rq) != 0)
-    {
-        gcho_rollback();
-        return 0;
-    }
-
-    if (gch_jout_init(&o, &gch_alloc_std) != GCH_OK) {
-        return -1;
-    }
-    yajl_gen_map_open(o.g);
-    gch_jout_cstr(&o, "month");
-    gch_jout_cstr(&o, month);
-    gch_jout_cstr(&o, "created");
-    yajl_gen_integer(o.g, created);
-    yajl_gen_map_close(o.g);
-
-    return gcho_reply_jout(rq, 200, &o);
-}
-
-
-/* GET /api/staff/payments?month=YYYY-MM (default: every month) */
-static int
-gcho_staff_payments(gcho_req_t *rq)
-{
-    const char  *month, *p[1];
-    char         first[11];
-
-    month = gcho_query(rq, "month");
-
-    if (month != NULL && !gcho_pay_month_ok(month)) {
-        return gcho_error(rq, 400, "invalid_field",
-                          "Le paramètre month doit être un mois AAAA-MM.");
-    }
-
-    if (month != NULL) {
-        snprintf(first, sizeof(first), "%s-01", month);
-        p[0] = first;
-    } else {
-        p[0] = NULL;
-    }
-
-    return gcho_reply_row(rq, 200,
-        "select json_build_object("
-        " 'operations', coalesce(json_agg(json_build_object("
-        "   'operation_id', o.id, 'family_id', o.family_id,"
-        "   'family_login', (select f.login from family f"
-        "     where f.id = o.family_id),"
-        "   'amount_cents', o.amount_cents, 'status', o.status,"
-        "   'created_at', o.created_at, 'settled_at', o.settled_at,"
-        "   'provider_ref', o.provider_ref,"
-        "   'invoice_ids', (select json_agg(p.invoice_id order by"
-        "     p.invoice_id) from payment_operation_invoice p"
-        "     where p.operation_id = o.id))"
-        "   order by o.created_at desc, o.id), '[]'),"
-        " 'paid_cents', coalesce(sum(o.amount_cents)"
-        "   filter (where o.status = 'paid'), 0),"
-        " 'overpayments', (select coalesce(json_agg(json_build_object("
-        "   'operation_id', v.operation_id, 'invoice_id', v.invoice_id,"
-        "   'amount_cents', v.amount_cents, 'refunded_at', v.refunded_at)"
-        "   order by v.created_at), '[]') from payment_overpayment v))"
-        " from payment_operation o"
-        " where $1::date is null or (o.created_at >= $1::date"
-        "   and o.created_at < $1::date + interval '1 month')", 1, p,
-        "Aucun paiement.");
-}
-
-
-/* GET /api/staff/sepa-exports */
-static int
-gcho_staff_sepa(gcho_req_t *rq)
-{
-    return gcho_reply_row(rq, 200,
-        "select json_build_object('exports', coalesce(json_agg("
-        " json_build_object('id', e.id, 'month', to_char(e.month,"
-        "   'YYYY-MM'), 'msg_id', e.msg_id, 'count', e.count,"
-        "   'total_cents', e.total_cents, 'created_at', e.created_at,"
-        "   'created_by', e.created_by) order by e.month desc), '[]'))"
-        " from sepa_export e", 0, NULL, "Aucun export.");
-}
-
-
 const gcho_route_t  gcho_payment_routes[] = {
     { "POST", GCHO_PAY_NOTIFY_PATH, GCHO_PUBLIC, 0, 4096, gcho_pay_notify },
     { "GET", "/api/payments", GCHO_FAMILY, 0, 0, gcho_pay_list },
     { "POST", "/api/payments", GCHO_FAMILY, 0, GCHO_BODY_JSON,
       gcho_pay_create },
     { "GET", "/api/payments/*", GCHO_FAMILY, 0, 0, gcho_pay_get },
-    { "POST", "/api/staff/invoicing", GCHO_STAFF, GCHO_REGIE,
-      GCHO_BODY_JSON, gcho_staff_invoicing },
-    { "GET", "/api/staff/payments", GCHO_STAFF, GCHO_REGIE, 0,
-      gcho_staff_payments },
-    { "GET", "/api/staff/sepa-exports", GCHO_STAFF, GCHO_REGIE, 0,
-      gcho_staff_sepa },
     { NULL, NULL, 0, 0, 0, NULL }
 };

@@ -55,6 +55,10 @@
 #define GCHO_NEWS_MAX   5000
 
 
+static const char  gcho_pub_missing[] = "Ce document n'existe pas.";
+static const char  gcho_news_missing[] = "Cette actualité n'existe pas.";
+
+
 static int
 gcho_pub_id_ok(const char *id)
 {
@@ -106,19 +110,15 @@ gcho_pub_get(gcho_req_t *rq)
     const char  *p[1];
 
     if (!gcho_pub_id_ok(rq->param[0])) {
-        return gcho_error(rq, 404, "not_found", "Ce document n'existe pas.");
+        return gcho_error(rq, 404, "not_found", gcho_pub_missing);
     }
 
     p[0] = rq->param[0];
-    res = gcho_sql(rq, "select stored_name, filename from town_publication"
-                       " where id = $1 and removed_at is null", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return gcho_error(rq, 404, "not_found", "Ce document n'existe pas.");
+    rc = gcho_sql_row(rq, &res, gcho_pub_missing,
+                      "select stored_name, filename from town_publication"
+                      " where id = $1 and removed_at is null", 1, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
@@ -285,7 +285,7 @@ gcho_pub_upload(gcho_req_t *rq)
     p[0] = rq->param[0];
     return gcho_reply_row(rq, 201, "select " GCHO_PUB_JSON "::text"
                           " from town_publication d where d.id = $1", 1, p,
-                          "Ce document n'existe pas.");
+                          gcho_pub_missing);
 }
 
 
@@ -293,12 +293,13 @@ gcho_pub_upload(gcho_req_t *rq)
 static int
 gcho_pub_delete(gcho_req_t *rq)
 {
+    int          rc;
     char         path[4096], target[GCHO_ID_MAX + 24];
     PGresult    *res;
     const char  *p[2];
 
     if (!gcho_pub_id_ok(rq->param[0])) {
-        return gcho_error(rq, 404, "not_found", "Ce document n'existe pas.");
+        return gcho_error(rq, 404, "not_found", gcho_pub_missing);
     }
 
     if (gcho_begin(rq) != 0) {
@@ -307,18 +308,12 @@ gcho_pub_delete(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     p[1] = rq->staff;
-    res = gcho_sql(rq, "update town_publication set removed_at = now(),"
-                       " removed_by = $2 where id = $1"
-                       " and removed_at is null returning stored_name",
-                   2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Ce document n'existe pas.");
+    rc = gcho_sql_row(rq, &res, gcho_pub_missing,
+                      "update town_publication set removed_at = now(),"
+                      " removed_by = $2 where id = $1"
+                      " and removed_at is null returning stored_name", 2, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
@@ -466,7 +461,7 @@ done:
 static int
 gcho_news_write(gcho_req_t *rq)
 {
-    int           put;
+    int           rc, put;
     char          target[GCHO_ID_MAX + 16];
     PGresult     *res;
     gcho_news_t  *n;
@@ -475,8 +470,7 @@ gcho_news_write(gcho_req_t *rq)
     put = strcmp(rq->method, "PUT") == 0;
 
     if (put && !gcho_pub_id_ok(rq->param[0])) {
-        return gcho_error(rq, 404, "not_found", "Cette actualité n'existe "
-                          "pas.");
+        return gcho_error(rq, 404, "not_found", gcho_news_missing);
     }
 
     n = malloc(sizeof(gcho_news_t));
@@ -496,7 +490,7 @@ gcho_news_write(gcho_req_t *rq)
     p[4] = rq->staff;
     p[5] = rq->param[0];
 
-    res = gcho_sql(rq, put
+    rc = gcho_sql_row(rq, &res, gcho_news_missing, put
         ? "update town_news set title = $1, body = $2, show_from = $3,"
           " show_until = $4, updated_at = now(), updated_by = $5"
           " where id = $6 and removed_at is null returning id"
@@ -505,17 +499,9 @@ gcho_news_write(gcho_req_t *rq)
           " returning id",
         put ? 6 : 5, p);
 
-    if (res == NULL) {
+    if (rc != GCHO_GO) {
         free(n);
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        free(n);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Cette actualité n'existe "
-                          "pas.");
+        return rc;
     }
 
     snprintf(rq->param[0], GCHO_ID_MAX, "%s", PQgetvalue(res, 0, 0));
@@ -539,8 +525,7 @@ gcho_news_write(gcho_req_t *rq)
     p[0] = rq->param[0];
     return gcho_reply_row(rq, put ? 200 : 201,
                           "select " GCHO_NEWS_JSON "::text from town_news n"
-                          " where n.id = $1", 1, p,
-                          "Cette actualité n'existe pas.");
+                          " where n.id = $1", 1, p, gcho_news_missing);
 }
 
 
@@ -548,13 +533,13 @@ gcho_news_write(gcho_req_t *rq)
 static int
 gcho_news_delete(gcho_req_t *rq)
 {
+    int          rc;
     char         target[GCHO_ID_MAX + 16];
     PGresult    *res;
     const char  *p[2];
 
     if (!gcho_pub_id_ok(rq->param[0])) {
-        return gcho_error(rq, 404, "not_found", "Cette actualité n'existe "
-                          "pas.");
+        return gcho_error(rq, 404, "not_found", gcho_news_missing);
     }
 
     if (gcho_begin(rq) != 0) {
@@ -563,18 +548,12 @@ gcho_news_delete(gcho_req_t *rq)
 
     p[0] = rq->param[0];
     p[1] = rq->staff;
-    res = gcho_sql(rq, "update town_news set removed_at = now(),"
-                       " removed_by = $2 where id = $1"
-                       " and removed_at is null returning id", 2, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Cette actualité n'existe "
-                          "pas.");
+    rc = gcho_sql_row(rq, &res, gcho_news_missing,
+                      "update town_news set removed_at = now(),"
+                      " removed_by = $2 where id = $1"
+                      " and removed_at is null returning id", 2, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
     PQclear(res);
 

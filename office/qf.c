@@ -120,13 +120,12 @@ gcho_qf_request(gcho_req_t *rq)
                           "d'abord votre avis d'imposition.");
     }
 
-    res = gcho_sql(rq, "update qf_change set status = 'annulee'"
-                       " where family_id = $1 and status = 'demandee'",
-                   1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update qf_change set status = 'annulee'"
+                        " where family_id = $1 and status = 'demandee'",
+                    1, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     p[2] = comment[0] ? comment : NULL;
     res = gcho_sql(rq, "insert into qf_change (family_id, document_id,"
@@ -286,14 +285,14 @@ gcho_qf_decide(gcho_req_t *rq)
 
     if (!refused) {
         if (from[0] == '\0') {
-            res = gcho_sql(rq, "select to_char((now() at time zone"
+            if (gcho_sql_value(rq, from, sizeof(from),
+                               "select to_char((now() at time zone"
                                " 'Europe/Paris')::date, 'YYYY-MM-DD')",
-                           0, NULL);
-            if (res == NULL) {
+                               0, NULL)
+                < 0)
+            {
                 return 0;
             }
-            snprintf(from, sizeof(from), "%s", PQgetvalue(res, 0, 0));
-            PQclear(res);
         }
 
         /*
@@ -305,24 +304,22 @@ gcho_qf_decide(gcho_req_t *rq)
         p[1] = sqf;
         p[2] = from;
         p[3] = rq->staff;
-        res = gcho_sql(rq, "insert into family_qf (family_id, qf,"
-                           "   effective_from, recorded_by)"
-                           " values ($1, $2::int, $3::date, $4)", 4, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "insert into family_qf (family_id, qf,"
+                            "   effective_from, recorded_by)"
+                            " values ($1, $2::int, $3::date, $4)", 4, p) != 0)
+        {
             return 0;
         }
-        PQclear(res);
 
-        res = gcho_sql(rq, "update family set qf = coalesce((select q.qf"
-                           "   from family_qf q where q.family_id = $1"
-                           "   and q.effective_from <="
-                           "     (now() at time zone 'Europe/Paris')::date"
-                           "   order by q.effective_from desc, q.id desc"
-                           "   limit 1), qf) where id = $1", 1, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "update family set qf = coalesce((select q.qf"
+                            "   from family_qf q where q.family_id = $1"
+                            "   and q.effective_from <="
+                            "     (now() at time zone 'Europe/Paris')::date"
+                            "   order by q.effective_from desc, q.id desc"
+                            "   limit 1), qf) where id = $1", 1, p) != 0)
+        {
             return 0;
         }
-        PQclear(res);
     }
 
     if (refused) {

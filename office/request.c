@@ -280,12 +280,11 @@ gcho_rq_insert(gcho_req_t *rq, gcho_rq_form_t *f, const char *hash,
     }
 
     p[0] = fid;
-    res = gcho_sql(rq, "insert into family (id, resident, direct_debit)"
-                       " values ($1, false, false)", 1, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family (id, resident, direct_debit)"
+                        " values ($1, false, false)", 1, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     for (k = 0; k < f->nc; k++) {
         snprintf(cid, sizeof(cid), "%s-%zu", fid, k + 1);
@@ -293,36 +292,34 @@ gcho_rq_insert(gcho_req_t *rq, gcho_rq_form_t *f, const char *hash,
         p[1] = fid;
         p[2] = f->cf[k];
         p[3] = f->cb[k];
-        res = gcho_sql(rq, "insert into child (id, family_id, first_name,"
-                           "   birth_date) values ($1, $2, $3, $4)", 4, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "insert into child (id, family_id, first_name,"
+                            "   birth_date) values ($1, $2, $3, $4)",
+                        4, p) != 0)
+        {
             return -1;
         }
-        PQclear(res);
     }
 
     p[0] = fid;
     p[1] = f->email;
-    res = gcho_sql(rq, "insert into family_email (family_id, address)"
-                       " values ($1, $2)", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family_email (family_id, address)"
+                        " values ($1, $2)", 2, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     p[1] = f->phone;
     p[2] = f->l1;
     p[3] = f->l2[0] ? f->l2 : NULL;
     p[4] = f->pc;
     p[5] = f->city;
-    res = gcho_sql(rq, "insert into family_contact (family_id,"
-                       "   phone_mobile, address_line1, address_line2,"
-                       "   postcode, city) values ($1, $2, $3, $4, $5, $6)",
-                   6, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family_contact (family_id,"
+                        "   phone_mobile, address_line1, address_line2,"
+                        "   postcode, city) values ($1, $2, $3, $4, $5, $6)",
+                    6, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     p[1] = f->p1f;
     p[2] = f->p1l;
@@ -333,17 +330,16 @@ gcho_rq_insert(gcho_req_t *rq, gcho_rq_form_t *f, const char *hash,
     p[7] = hash;
     p[8] = f->ver;
     p[9] = thash;
-    res = gcho_sql(rq, "insert into family_request (family_id,"
-                       "   parent1_first_name, parent1_last_name,"
-                       "   parent2_first_name, parent2_last_name, email,"
-                       "   login, password_hash, cgu_version, confirm_hash,"
-                       "   confirm_expires_at)"
-                       " values ($1, $2, $3, $4, $5, $6, $7, $8, $9::int,"
-                       "   $10, now() + interval '24 hours')", 10, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into family_request (family_id,"
+                        "   parent1_first_name, parent1_last_name,"
+                        "   parent2_first_name, parent2_last_name, email,"
+                        "   login, password_hash, cgu_version, confirm_hash,"
+                        "   confirm_expires_at)"
+                        " values ($1, $2, $3, $4, $5, $6, $7, $8, $9::int,"
+                        "   $10, now() + interval '24 hours')", 10, p) != 0)
+    {
         return -1;
     }
-    PQclear(res);
 
     snprintf(body, sizeof(body),
              "Bonjour %s %s,\n\n"
@@ -540,17 +536,15 @@ int
 gcho_family_pending(gcho_req_t *rq, const char *fid)
 {
     int          n;
-    PGresult    *res;
     const char  *p[1];
 
     p[0] = fid;
-    res = gcho_sql(rq, "select 1 from family_request where family_id = $1"
-                       " and status <> 'validee'", 1, p);
-    if (res == NULL) {
+    n = gcho_sql_exists(rq, "select 1 from family_request"
+                            " where family_id = $1 and status <> 'validee'",
+                        1, p);
+    if (n < 0) {
         return 0;
     }
-    n = PQntuples(res);
-    PQclear(res);
 
     if (n != 0) {
         gcho_rollback();
@@ -655,12 +649,11 @@ gcho_rq_admit(gcho_req_t *rq, PGresult *cat, const char *fid,
 
     p[0] = fid;
     p[1] = resident;
-    res = gcho_sql(rq, "update family set resident = $2::boolean"
-                       " where id = $1", 2, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "update family set resident = $2::boolean"
+                        " where id = $1", 2, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     return GCHO_GO;
 }
@@ -727,21 +720,15 @@ gcho_rq_decide(gcho_req_t *rq)
     }
 
     p[0] = rq->param[0];
-    res = gcho_sql(rq, "select r.status, r.parent1_first_name,"
-                       "   r.parent1_last_name, r.login"
-                       " from family_request r where r.family_id = $1"
-                       " for update", 1, p);
-    if (res == NULL) {
+    rc = gcho_sql_row(rq, &res,
+                      "Cette demande de dossier n'existe pas.",
+                      "select r.status, r.parent1_first_name,"
+                      "   r.parent1_last_name, r.login"
+                      " from family_request r where r.family_id = $1"
+                      " for update", 1, p);
+    if (rc != GCHO_GO) {
         PQclear(cat);
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        PQclear(cat);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found", "Cette demande de dossier "
-                          "n'existe pas.");
+        return rc;
     }
 
     status = PQgetvalue(res, 0, 0);

@@ -249,7 +249,6 @@ gcho_req_types_put(gcho_req_t *rq)
     char                blocks[GCHO_REQ_TYPES_MAX][16], at[128], pos[24];
     char                all[GCHO_REQ_TYPES_MAX * 90 + 4];
     size_t              i, j, n, len;
-    PGresult           *res;
     gch_json_t          doc;
     const char         *p[4], *kv[2];
     const gch_jnode_t  *v[1], *e, *f[2];
@@ -324,11 +323,9 @@ gcho_req_types_put(gcho_req_t *rq)
         return 0;
     }
 
-    res = gcho_sql(rq, "delete from family_document_type", 0, NULL);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "delete from family_document_type", 0, NULL) != 0) {
         return 0;
     }
-    PQclear(res);
 
     all[0] = '\0';
     for (i = 0; i < n; i++) {
@@ -337,13 +334,12 @@ gcho_req_types_put(gcho_req_t *rq)
         p[1] = blocks[i];
         p[2] = pos;
         p[3] = rq->staff;
-        res = gcho_sql(rq, "insert into family_document_type (type, blocks,"
-                           "   position, updated_by)"
-                           " values ($1, $2, $3::int, $4)", 4, p);
-        if (res == NULL) {
+        if (gcho_sql_do(rq, "insert into family_document_type (type, blocks,"
+                            "   position, updated_by)"
+                            " values ($1, $2, $3::int, $4)", 4, p) != 0)
+        {
             return 0;
         }
-        PQclear(res);
         len = strlen(all);
         snprintf(all + len, sizeof(all) - len, "%s%s:%s", i ? ", " : "",
                  type[i], blocks[i]);

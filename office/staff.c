@@ -720,19 +720,13 @@ gcho_staff_attendance(gcho_req_t *rq)
     }
 
     p[0] = bid;
-    res = gcho_sql(rq, "select b.status, b.family_id, t.status"
-                       " from booking b"
-                       " left join attendance t on t.booking_id = b.id"
-                       " where b.id = $1 for update of b", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Cette réservation n'existe pas.");
+    rc = gcho_sql_row(rq, &res, "Cette réservation n'existe pas.",
+                      "select b.status, b.family_id, t.status"
+                      " from booking b"
+                      " left join attendance t on t.booking_id = b.id"
+                      " where b.id = $1 for update of b", 1, p);
+    if (rc != GCHO_GO) {
+        return rc;
     }
 
     if (strcmp(PQgetvalue(res, 0, 0), "confirmed") != 0) {
@@ -751,16 +745,15 @@ gcho_staff_attendance(gcho_req_t *rq)
     p[1] = status;
     p[2] = note;
     p[3] = rq->staff;
-    res = gcho_sql(rq, "insert into attendance (booking_id, status, note,"
-                       "   recorded_by) values ($1, $2, $3, $4)"
-                       " on conflict (booking_id) do update"
-                       "   set status = excluded.status,"
-                       "   note = excluded.note, recorded_at = now(),"
-                       "   recorded_by = excluded.recorded_by", 4, p);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into attendance (booking_id, status, note,"
+                        "   recorded_by) values ($1, $2, $3, $4)"
+                        " on conflict (booking_id) do update"
+                        "   set status = excluded.status,"
+                        "   note = excluded.note, recorded_at = now(),"
+                        "   recorded_by = excluded.recorded_by", 4, p) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     kv[0] = "status";
     kv[1] = status;
@@ -845,6 +838,7 @@ gcho_staff_audit(gcho_req_t *rq)
 static int
 gcho_staff_deactivate(gcho_req_t *rq)
 {
+    int            go;
     char           target[GCHO_ID_MAX + 8];
     PGresult      *res;
     const char    *p[1];
@@ -863,17 +857,11 @@ gcho_staff_deactivate(gcho_req_t *rq)
         return 0;
     }
 
-    res = gcho_sql(rq, "update staff_account set active = false"
-                       " where login = $1 returning login", 1, p);
-    if (res == NULL) {
-        return 0;
-    }
-
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        gcho_rollback();
-        return gcho_error(rq, 404, "not_found",
-                          "Ce compte d'agent n'existe pas.");
+    go = gcho_sql_row(rq, &res, "Ce compte d'agent n'existe pas.",
+                      "update staff_account set active = false"
+                      " where login = $1 returning login", 1, p);
+    if (go != GCHO_GO) {
+        return go;
     }
     PQclear(res);
 

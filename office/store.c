@@ -184,12 +184,16 @@ gcho_sql(gcho_req_t *rq, const char *sql, int n, const char *const *params)
 }
 
 
+/* ------------------------------------------------------------------ */
+/* the shapes of statements (see office.h): one place that tells a     */
+/* database error (answered 503) from "no row"                          */
+
 int
-gcho_begin(gcho_req_t *rq)
+gcho_sql_do(gcho_req_t *rq, const char *sql, int n, const char *const *params)
 {
     PGresult  *res;
 
-    res = gcho_sql(rq, "begin", 0, NULL);
+    res = gcho_sql(rq, sql, n, params);
     if (res == NULL) {
         return -1;
     }
@@ -200,17 +204,96 @@ gcho_begin(gcho_req_t *rq)
 
 
 int
-gcho_commit(gcho_req_t *rq)
+gcho_sql_exists(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params)
 {
+    int        found;
     PGresult  *res;
 
-    res = gcho_sql(rq, "commit", 0, NULL);
+    res = gcho_sql(rq, sql, n, params);
     if (res == NULL) {
         return -1;
     }
 
+    found = PQntuples(res) > 0;
     PQclear(res);
-    return 0;
+
+    return found;
+}
+
+
+int
+gcho_sql_changed(gcho_req_t *rq, const char *sql, int n,
+    const char *const *params)
+{
+    int        changed;
+    PGresult  *res;
+
+    res = gcho_sql(rq, sql, n, params);
+    if (res == NULL) {
+        return -1;
+    }
+
+    changed = atoi(PQcmdTuples(res));
+    PQclear(res);
+
+    return changed;
+}
+
+
+int
+gcho_sql_value(gcho_req_t *rq, char *out, size_t size, const char *sql,
+    int n, const char *const *params)
+{
+    int        found;
+    PGresult  *res;
+
+    /* out may be one of params: written once the statement has run */
+    res = gcho_sql(rq, sql, n, params);
+    if (res == NULL) {
+        out[0] = '\0';
+        return -1;
+    }
+
+    found = PQntuples(res) > 0 && PQnfields(res) > 0;
+    snprintf(out, size, "%s", found ? PQgetvalue(res, 0, 0) : "");
+
+    PQclear(res);
+    return found;
+}
+
+
+int
+gcho_sql_row(gcho_req_t *rq, PGresult **res, const char *missing,
+    const char *sql, int n, const char *const *params)
+{
+    *res = gcho_sql(rq, sql, n, params);
+    if (*res == NULL) {
+        return 0;
+    }
+
+    if (PQntuples(*res) != 1) {
+        PQclear(*res);
+        *res = NULL;
+        gcho_rollback();
+        return gcho_error(rq, 404, "not_found", missing);
+    }
+
+    return GCHO_GO;
+}
+
+
+int
+gcho_begin(gcho_req_t *rq)
+{
+    return gcho_sql_do(rq, "begin", 0, NULL);
+}
+
+
+int
+gcho_commit(gcho_req_t *rq)
+{
+    return gcho_sql_do(rq, "commit", 0, NULL);
 }
 
 
@@ -233,7 +316,6 @@ gcho_audit(gcho_req_t *rq, const char *action, const char *target,
     const char *detail_json)
 {
     char         who[GCHO_ID_MAX + 8];
-    PGresult    *res;
     const char  *p[5];
 
     if (rq->staff[0]) {
@@ -250,15 +332,9 @@ gcho_audit(gcho_req_t *rq, const char *action, const char *target,
     p[3] = detail_json ? detail_json : "{}";
     p[4] = rq->ip[0] ? rq->ip : NULL;
 
-    res = gcho_sql(rq,
-              "insert into audit_log (actor, action, target, detail, ip)"
-              " values ($1, $2, $3, $4::jsonb, $5)", 5, p);
-    if (res == NULL) {
-        return -1;
-    }
-
-    PQclear(res);
-    return 0;
+    return gcho_sql_do(rq,
+               "insert into audit_log (actor, action, target, detail, ip)"
+               " values ($1, $2, $3, $4::jsonb, $5)", 5, p);
 }
 
 
@@ -330,7 +406,6 @@ int
 gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
     const char *ref, const char *subject, const char *body)
 {
-    PGresult    *res;
     const char  *p[5];
 
     p[0] = family_id;
@@ -339,16 +414,10 @@ gcho_mail(gcho_req_t *rq, const char *family_id, const char *kind,
     p[3] = subject;
     p[4] = body;
 
-    res = gcho_sql(rq,
-              "insert into outbox (family_id, kind, ref, subject, body)"
-              " values ($1, $2, $3, $4, $5)"
-              " on conflict (kind, ref) do nothing", 5, p);
-    if (res == NULL) {
-        return -1;
-    }
-
-    PQclear(res);
-    return 0;
+    return gcho_sql_do(rq,
+               "insert into outbox (family_id, kind, ref, subject, body)"
+               " values ($1, $2, $3, $4, $5)"
+               " on conflict (kind, ref) do nothing", 5, p);
 }
 
 
@@ -357,20 +426,17 @@ int
 gcho_family_child(gcho_req_t *rq, const char *child)
 {
     int          rc;
-    PGresult    *res;
     const char  *p[2];
 
     p[0] = child;
     p[1] = rq->family_id;
-    res = gcho_sql(rq, "select 1 from child where id = $1"
-                       " and family_id = $2", 2, p);
-    if (res == NULL) {
+    rc = gcho_sql_exists(rq, "select 1 from child where id = $1"
+                             " and family_id = $2", 2, p);
+    if (rc < 0) {
         return 0;
     }
-    rc = PQntuples(res);
-    PQclear(res);
 
-    if (rc != 1) {
+    if (rc == 0) {
         gcho_rollback();
         return gcho_error(rq, 403, "forbidden",
                           "Cet enfant n'appartient pas à votre famille.");
@@ -383,14 +449,6 @@ gcho_family_child(gcho_req_t *rq, const char *child)
 int
 gcho_catalogue_changed(gcho_req_t *rq)
 {
-    PGresult  *res;
-
-    res = gcho_sql(rq, "update catalogue set version = version + 1,"
-                       " updated_at = now() where id = 1", 0, NULL);
-    if (res == NULL) {
-        return -1;
-    }
-
-    PQclear(res);
-    return 0;
+    return gcho_sql_do(rq, "update catalogue set version = version + 1,"
+                           " updated_at = now() where id = 1", 0, NULL);
 }

@@ -134,32 +134,30 @@ gcho_town_put(gcho_req_t *rq)
         return 0;
     }
 
-    res = gcho_sql(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_INVOICE
-                       "), pg_advisory_xact_lock(" GCHB_LOCK_PUBLISH ")",
-                   0, NULL);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "select pg_advisory_xact_lock(" GCHB_LOCK_INVOICE
+                        "), pg_advisory_xact_lock(" GCHB_LOCK_PUBLISH ")",
+                    0, NULL) != 0)
+    {
         gchb_arr_free(a, 4);
         return 0;
     }
-    PQclear(res);
 
     /* no town yet: the catalogue's first text (version 0, made 1 below);
      * its town.id is the request's town (none for "main", as the engine
      * writes it) */
     q[0] = name;
     q[1] = rq->town;
-    res = gcho_sql(rq,
+    if (gcho_sql_do(rq,
         "insert into catalogue (id, version, json) values (1, 0,"
         "  json_build_object('town', jsonb_strip_nulls(jsonb_build_object("
         "    'id', nullif($2::text, 'main'), 'name', $1::text,"
         "    'timezone', 'Europe/Paris')), 'units', '[]'::json,"
         "    'activities', '[]'::json, 'families', '[]'::json)::text)"
-        " on conflict (id) do nothing", 2, q);
-    if (res == NULL) {
+        " on conflict (id) do nothing", 2, q) != 0)
+    {
         gchb_arr_free(a, 4);
         return 0;
     }
-    PQclear(res);
 
     res = gcho_sql(rq,
         "select jsonb_set(jsonb_set(c.json::jsonb, '{town,name}',"
@@ -183,14 +181,13 @@ gcho_town_put(gcho_req_t *rq)
 
     q[0] = name;
     q[1] = rq->town;
-    res = gcho_sql(rq, "insert into town (id, name, timezone, town_id)"
-                       " values (1, $1, 'Europe/Paris', $2)"
-                       " on conflict (id) do update set name = $1", 2, q);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "insert into town (id, name, timezone, town_id)"
+                        " values (1, $1, 'Europe/Paris', $2)"
+                        " on conflict (id) do update set name = $1", 2, q) != 0)
+    {
         gch_town_free(t);
         return 0;
     }
-    PQclear(res);
 
     rc = 0;
     for (u = 0; u < t->nunits && rc == 0; u++) {
@@ -203,31 +200,25 @@ gcho_town_put(gcho_req_t *rq)
         q[1] = t->units[u].label;
         q[2] = s0;
         q[3] = s1;
-        res = gcho_sql(rq, "insert into unit (code, label, starts_min,"
-                           "   ends_min) values ($1, $2, $3, $4)"
-                           " on conflict (code) do update set label = $2,"
-                           "   starts_min = $3, ends_min = $4", 4, q);
-        if (res == NULL) {
-            rc = -1;
-        } else {
-            PQclear(res);
-        }
+        rc = gcho_sql_do(rq, "insert into unit (code, label, starts_min,"
+                             "   ends_min) values ($1, $2, $3, $4)"
+                             " on conflict (code) do update set label = $2,"
+                             "   starts_min = $3, ends_min = $4", 4, q);
     }
     gch_town_free(t);
     if (rc != 0) {
         return 0;
     }
 
-    res = gcho_sql(rq, "delete from unit u where not exists (select 1"
-                       "   from jsonb_array_elements((select json::jsonb"
-                       "     -> 'units' from catalogue where id = 1)) e"
-                       "   where e ->> 'code' = u.code)"
-                       " and not exists (select 1 from session s"
-                       "   where s.unit_code = u.code)", 0, NULL);
-    if (res == NULL) {
+    if (gcho_sql_do(rq, "delete from unit u where not exists (select 1"
+                        "   from jsonb_array_elements((select json::jsonb"
+                        "     -> 'units' from catalogue where id = 1)) e"
+                        "   where e ->> 'code' = u.code)"
+                        " and not exists (select 1 from session s"
+                        "   where s.unit_code = u.code)", 0, NULL) != 0)
+    {
         return 0;
     }
-    PQclear(res);
 
     snprintf(msg, sizeof(msg), "%d", i);
     {

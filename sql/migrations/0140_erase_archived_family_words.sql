@@ -19,7 +19,7 @@
 -- merged into it (family.merge, recursively); the address (ip) of the
 -- rows not written by a staff account is emptied.  It returns how many
 -- rows it rewrote.  guichet-office calls it in the archiving's
--- transaction (office/family.c).
+-- transaction (office/archive.c).
 --
 -- The trigger still refuses delete and truncate; an update passes only
 -- when it keeps id, at, actor, action and target, sets detail to

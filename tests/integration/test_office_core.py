@@ -146,3 +146,42 @@ def test_office_down_is_503_and_bookings_still_go_through():
         assert not bad, bad
     finally:
         s.stop()
+
+
+def test_a_database_error_is_503_never_an_absent_row():
+    """office/store.c's shapes of statements (gcho_sql_exists, _row,
+    _changed): a statement PostgreSQL refuses is 503 `unavailable`, never
+    read as "no such row" -- not a 401 for a family whose file is there,
+    not a 404 for a payment or a calendar feed."""
+    s = Stack(name="office-sql-error").start()
+    try:
+        tok = s.token("f-martin")
+
+        def refused(table, method, path):
+            """path answers 503 while table is missing."""
+            s.sql("alter table %s rename to %s_away" % (table, table))
+            try:
+                r = s.http(method, path, token=tok)
+            finally:
+                s.sql("alter table %s_away rename to %s" % (table, table))
+            assert_error(r, 503, "unavailable")
+            assert r.headers.get("retry-after"), r
+
+        # the family's file is live (auth.c, gcho_sql_exists): not 401
+        refused("family", "GET", OWN_PATH)
+        assert s.http("GET", OWN_PATH, token=tok).status == 200
+
+        # a payment of the family (payment.c, gcho_sql_row): not 404
+        unknown = "/api/payments/" + "0" * 32
+        refused("payment_operation", "GET", unknown)
+        assert_error(s.http("GET", unknown, token=tok), 404, "not_found")
+
+        # the calendar feed ended (calendar.c, gcho_sql_changed): not 404,
+        # and the feed is still there to end afterwards
+        assert s.http("POST", "/api/calendar", token=tok).status == 201
+        refused("calendar_feed", "DELETE", "/api/calendar")
+        assert s.http("DELETE", "/api/calendar", token=tok).status == 204
+        assert_error(s.http("DELETE", "/api/calendar", token=tok),
+                     404, "not_found")
+    finally:
+        s.stop()

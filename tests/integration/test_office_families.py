@@ -3,8 +3,9 @@ issue 26): an agent creates a family at the counter with its children,
 e-mail, entourage and QF, enrols a child, records a new QF with the day it
 takes effect and the resident status (the booking path prices with them
 once the publisher laid them over the catalogue), adds a child and its
-allergies; only an admin archives a family, which erases what identifies
-it and keeps the accounting.  Every change is in the audit log.
+allergies; only an admin archives a family (office/archive.c), which
+erases what identifies it and keeps the accounting.  Every change is in
+the audit log.
 """
 
 import json

@@ -1,7 +1,7 @@
 """test_office_payments.py -- online payments through the PayFiP-like
 simulator, direct-debit mandates, the SEPA export and the régie's routes
-(office/payment.c, office/paysim/paysim.py, ctl/sepa.c), on a whole
-stack (Redis, PostgreSQL, worker, office, nginx, simulator).
+(office/payment.c, invoicing.c, office/paysim/paysim.py, ctl/sepa.c), on a
+whole stack (Redis, PostgreSQL, worker, office, nginx, simulator).
 
 The simulator is driven over HTTP as a browser would: the redirect_url page,
 then its form (choix=payer|payer_double|refuser|abandonner), whose answer

@@ -1494,7 +1494,7 @@ def test_demande_mails_queued_per_batch_sent_once(worker_conf, rds,
 
 def test_queued_demande_mail_of_an_archived_family_dropped(
         worker_conf, rds, worker):
-    """Archiving a family deletes its e-mails not sent (office/family.c):
+    """Archiving a family deletes its e-mails not sent (office/archive.c):
     those still queued in a batch row (0131) are dropped as well."""
     ctl(worker_conf["conf"], "migrate")
     seed_rows(worker_conf["pg"])
