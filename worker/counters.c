@@ -173,6 +173,39 @@ failed:
 
 
 /*
+ * The rows of res whose column now differs from column was (not NULL):
+ * an array of their numbers, *nc of them, and in *flags as many ints at
+ * 0 for the caller; NULL when memory runs out.  The caller frees both.
+ */
+static int *
+gchw_changed_rows(PGresult *res, int now, int was, int *nc, int **flags)
+{
+    int   row, n, *rows;
+
+    n = PQntuples(res);
+
+    rows = calloc(n ? n : 1, sizeof(int));
+    *flags = calloc(n ? n : 1, sizeof(int));
+    if (rows == NULL || *flags == NULL) {
+        free(rows);
+        free(*flags);
+        return NULL;
+    }
+
+    *nc = 0;
+    for (row = 0; row < n; row++) {
+        if (!PQgetisnull(res, row, was)
+            && strcmp(PQgetvalue(res, row, now), PQgetvalue(res, row, was)))
+        {
+            rows[(*nc)++] = row;
+        }
+    }
+
+    return rows;
+}
+
+
+/*
  * A live on-site counter (the u32 at bit 32 of {T}:s:<sid>:left) whose
  * quota (places - places_online) changed since it was published
  * (onsite_published) moves by the difference, saturating at 0: res rows
@@ -190,29 +223,15 @@ static int
 gchw_onsite_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
     int *shifted)
 {
-    int          row, n, *cand, nc, c, done, *state;
+    int          row, *cand, nc, c, done, *state;
     char         key[512], delta[32];
     long         d;
     void        *v;
     redisReply  *r;
 
-    n = PQntuples(res);
-
-    cand = calloc(n ? n : 1, sizeof(int));
-    state = calloc(n ? n : 1, sizeof(int));
-    if (cand == NULL || state == NULL) {
-        free(cand);
-        free(state);
+    cand = gchw_changed_rows(res, 2, 3, &nc, &state);
+    if (cand == NULL) {
         return -1;
-    }
-
-    nc = 0;
-    for (row = 0; row < n; row++) {
-        if (!PQgetisnull(res, row, 3)
-            && strcmp(PQgetvalue(res, row, 2), PQgetvalue(res, row, 3)))
-        {
-            cand[nc++] = row;
-        }
     }
 
     gchw_pipe_flush(p);
@@ -436,29 +455,15 @@ static int
 gchw_counters_shift(redisContext *rc, gchw_pipe_t *p, PGresult *res,
     int *shifted)
 {
-    int          row, n, *cand, nc, c, done, *exists;
+    int          row, *cand, nc, c, done, *exists;
     char         key[512], delta[32];
     long         d;
     void        *v;
     redisReply  *r;
 
-    n = PQntuples(res);
-
-    cand = calloc(n ? n : 1, sizeof(int));
-    exists = calloc(n ? n : 1, sizeof(int));
-    if (cand == NULL || exists == NULL) {
-        free(cand);
-        free(exists);
+    cand = gchw_changed_rows(res, 1, 2, &nc, &exists);
+    if (cand == NULL) {
         return -1;
-    }
-
-    nc = 0;
-    for (row = 0; row < n; row++) {
-        if (!PQgetisnull(res, row, 2)
-            && strcmp(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2)))
-        {
-            cand[nc++] = row;
-        }
     }
 
     gchw_pipe_flush(p);
