@@ -48,6 +48,9 @@ typedef struct {
     ngx_str_t                 thread_pool_name;
     ngx_thread_pool_t        *thread_pool;
     ngx_shm_zone_t           *metrics_zone;
+    ngx_shm_zone_t           *catalogues_zone;  /* the catalogue generation
+                                                   each worker holds, per
+                                                   town: below */
     size_t                    budget_zone_size;
     ngx_shm_zone_t           *budget_zone;      /* the families' budgets */
     ngx_flag_t                cookie_secure;    /* __Host-, Secure */
@@ -99,6 +102,19 @@ typedef struct {
     ngx_atomic_t              token_checks;     /* tokens verified, not
                                                    found in the cache */
 } ngx_http_guichet_metrics_t;
+
+
+/*
+ * The catalogue generation each worker process holds of each town (0:
+ * none), /metrics' guichet_catalogue_generation: an operator sees a
+ * worker left behind, a test waits until every worker took a publication.
+ * The zone "guichet_catalogues" is made anew at each configuration load
+ * (its size follows the towns), an array of ngx_atomic_t: town i, worker
+ * slot j at [i * NGX_HTTP_GUICHET_METRICS_SLOTS + j].
+ */
+#define ngx_http_guichet_catalogue_gen(gmcf, town, slot)                     \
+    (((ngx_atomic_t *) (gmcf)->catalogues_zone->data)                         \
+     + (town) * NGX_HTTP_GUICHET_METRICS_SLOTS + (slot))
 
 
 /* A published catalogue, counted: ops in flight keep theirs alive. */

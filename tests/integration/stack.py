@@ -633,6 +633,43 @@ class Stack:
         except StackError:
             pass    # the tests will say what is wrong
 
+    def catalogue_generations(self, town=None):
+        """{worker: the generation of town's catalogue (default the
+        stack's) that nginx worker holds}, from /metrics
+        (guichet_catalogue_generation)."""
+        town = town or self.town_id
+        r = self.http("GET", "/metrics")
+        assert r.status == 200, r
+        pat = re.compile(r'^guichet_catalogue_generation\{town="%s",'
+                         r'worker="(\d+)"\} (\d+)$' % re.escape(town))
+        gens = {}
+        for line in r.body.decode().splitlines():
+            m = pat.match(line)
+            if m:
+                gens[int(m.group(1))] = int(m.group(2))
+        assert gens, "no guichet_catalogue_generation of town " + town
+        return gens
+
+    def wait_catalogue_everywhere(self, town=None, timeout=20):
+        """Waits until every nginx worker holds the catalogue generation
+        Redis holds ({T}:catalogue:gen) or a newer one, and returns it:
+        each worker reloads on its own every guichet_catalogue_refresh,
+        so a change one answer showed may not yet be the other worker's;
+        after this, whichever worker takes a request answers from it."""
+        town = town or self.town_id
+        gen = int(self.redis.get("{%s}:catalogue:gen" % town) or 0)
+        last = {}
+
+        def everywhere():
+            last.update(self.catalogue_generations(town))
+            return min(last.values()) >= gen
+        try:
+            self._wait("every nginx worker holding catalogue generation %d"
+                       % gen, everywhere, timeout)
+        except StackError as e:
+            raise AssertionError("%s: %r" % (e, last))
+        return gen
+
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.port
