@@ -259,6 +259,7 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
     ngx_core_conf_t             *ccf;
     ngx_http_guichet_metrics_t  *m;
     ngx_http_guichet_main_conf_t  *gmcf;
+    static const char           *held[] = { "catalogue", "revoked" };
     static const char           *classes[] = {
         "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx"
     };
@@ -289,7 +290,8 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
         }
     }
 
-    /* each town's generation per worker: its line at most 64 + its id */
+    /* each town's two generations per worker: a line at most 64 + its
+       id */
     ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
                                            ngx_core_module);
     workers = ngx_min((ngx_uint_t) ccf->worker_processes,
@@ -301,7 +303,7 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
     size = 8192;
 
     for (i = 0; i < ntowns; i++) {
-        size += workers * (64 + ids[i].len);
+        size += 2 * workers * (64 + ids[i].len);
     }
 
     b = ngx_create_temp_buf(r->pool, size);
@@ -377,16 +379,19 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "guichet_request_duration_seconds_count %uA\n",
                      m->latency_sum_us / 1e6, m->latency_count);
 
-    /* the generation of each town's catalogue each worker holds */
-    p = ngx_slprintf(p, last,
-                     "# TYPE guichet_catalogue_generation gauge\n");
-    for (i = 0; i < ntowns; i++) {
-        for (j = 0; j < workers; j++) {
-            p = ngx_slprintf(p, last,
-                             "guichet_catalogue_generation"
-                             "{town=\"%V\",worker=\"%ui\"} %uA\n",
-                             &ids[i], j,
-                             *ngx_http_guichet_catalogue_gen(gmcf, i, j));
+    /* the generations of each town's catalogue and revoked set each
+       worker holds */
+    for (k = 0; k < 2; k++) {
+        p = ngx_slprintf(p, last, "# TYPE guichet_%s_generation gauge\n",
+                         held[k]);
+        for (i = 0; i < ntowns; i++) {
+            for (j = 0; j < workers; j++) {
+                p = ngx_slprintf(p, last,
+                                 "guichet_%s_generation"
+                                 "{town=\"%V\",worker=\"%ui\"} %uA\n",
+                                 held[k], &ids[i], j,
+                                 *ngx_http_guichet_held_gen(gmcf, i, j, k));
+            }
         }
     }
 

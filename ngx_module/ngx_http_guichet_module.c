@@ -729,11 +729,11 @@ ngx_http_guichet_postconfiguration(ngx_conf_t *cf)
 
     gmcf->metrics_zone->init = ngx_http_guichet_init_metrics_zone;
 
-    /* one generation per town and worker slot, made anew at each load */
+    /* two generations per town and worker slot, made anew at each load */
     ngx_str_set(&name, "guichet_catalogues");
 
     size = (gmcf->towns ? gmcf->towns->nelts : 0)
-           * NGX_HTTP_GUICHET_METRICS_SLOTS * sizeof(ngx_atomic_t);
+           * NGX_HTTP_GUICHET_METRICS_SLOTS * 2 * sizeof(ngx_atomic_t);
 
     gmcf->catalogues_zone = ngx_shared_memory_add(cf, &name,
                                                   8 * ngx_pagesize + 2 * size,
@@ -794,8 +794,9 @@ ngx_http_guichet_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 /*
- * The workers' catalogue generations: zeros (no catalogue yet), the size
- * of this configuration's towns (shm_zone->noreuse: never an old zone's).
+ * The workers' catalogue and revoked set generations: zeros (none yet),
+ * the size of this configuration's towns (shm_zone->noreuse: never an old
+ * zone's).
  */
 static ngx_int_t
 ngx_http_guichet_init_catalogues_zone(ngx_shm_zone_t *shm_zone, void *data)
@@ -809,7 +810,7 @@ ngx_http_guichet_init_catalogues_zone(ngx_shm_zone_t *shm_zone, void *data)
     gmcf = shm_zone->data;
 
     size = (gmcf->towns ? gmcf->towns->nelts : 0)
-           * NGX_HTTP_GUICHET_METRICS_SLOTS * sizeof(ngx_atomic_t);
+           * NGX_HTTP_GUICHET_METRICS_SLOTS * 2 * sizeof(ngx_atomic_t);
 
     gens = ngx_slab_calloc(shpool, ngx_max(size, sizeof(ngx_atomic_t)));
     if (gens == NULL) {

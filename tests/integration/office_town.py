@@ -186,11 +186,14 @@ def book(s, tok, child, sid):
 
 def published(s):
     """Waits until Redis holds the catalogue version of PostgreSQL (the
-    worker republished after the last change)."""
+    worker republished after the last change) and every nginx worker holds
+    that catalogue (stack.wait_catalogue_everywhere: each reloads on its
+    own, and the next request may reach either)."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         v = s.sql("select version from catalogue")[0][0]
         if s.redis.get("{main}:catalogue:version") == str(v):
+            s.wait_catalogue_everywhere()
             return v
         time.sleep(0.05)
     raise AssertionError("catalogue version %s never published" % v)

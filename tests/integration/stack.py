@@ -633,42 +633,52 @@ class Stack:
         except StackError:
             pass    # the tests will say what is wrong
 
-    def catalogue_generations(self, town=None):
+    def catalogue_generations(self, town=None, what="catalogue"):
         """{worker: the generation of town's catalogue (default the
-        stack's) that nginx worker holds}, from /metrics
-        (guichet_catalogue_generation)."""
+        stack's town; what="revoked": of its set of revoked tokens) that
+        nginx worker holds}, from /metrics (guichet_catalogue_generation,
+        guichet_revoked_generation)."""
         town = town or self.town_id
         r = self.http("GET", "/metrics")
         assert r.status == 200, r
-        pat = re.compile(r'^guichet_catalogue_generation\{town="%s",'
-                         r'worker="(\d+)"\} (\d+)$' % re.escape(town))
+        pat = re.compile(r'^guichet_%s_generation\{town="%s",'
+                         r'worker="(\d+)"\} (\d+)$'
+                         % (what, re.escape(town)))
         gens = {}
         for line in r.body.decode().splitlines():
             m = pat.match(line)
             if m:
                 gens[int(m.group(1))] = int(m.group(2))
-        assert gens, "no guichet_catalogue_generation of town " + town
+        assert gens, "no guichet_%s_generation of town %s" % (what, town)
         return gens
 
-    def wait_catalogue_everywhere(self, town=None, timeout=20):
+    def wait_catalogue_everywhere(self, town=None, timeout=20,
+                                  what="catalogue"):
         """Waits until every nginx worker holds the catalogue generation
-        Redis holds ({T}:catalogue:gen) or a newer one, and returns it:
-        each worker reloads on its own every guichet_catalogue_refresh,
-        so a change one answer showed may not yet be the other worker's;
-        after this, whichever worker takes a request answers from it."""
+        Redis holds ({T}:catalogue:gen; what="revoked": the revoked
+        tokens', {T}:revoked:gen) or a newer one, and returns it: each
+        worker reloads on its own every guichet_catalogue_refresh, so a
+        change one answer showed may not yet be the other worker's; after
+        this, whichever worker takes a request answers from it."""
         town = town or self.town_id
-        gen = int(self.redis.get("{%s}:catalogue:gen" % town) or 0)
+        gen = int(self.redis.get("{%s}:%s:gen" % (town, what)) or 0)
         last = {}
 
         def everywhere():
-            last.update(self.catalogue_generations(town))
+            last.update(self.catalogue_generations(town, what))
             return min(last.values()) >= gen
         try:
-            self._wait("every nginx worker holding catalogue generation %d"
-                       % gen, everywhere, timeout)
+            self._wait("every nginx worker holding %s generation %d"
+                       % (what, gen), everywhere, timeout)
         except StackError as e:
             raise AssertionError("%s: %r" % (e, last))
         return gen
+
+    def wait_revoked_everywhere(self, town=None, timeout=20):
+        """Waits until every nginx worker holds the revoked tokens Redis
+        holds (a logout's {T}:revoked:gen or newer): a token logged out is
+        then refused by each."""
+        return self.wait_catalogue_everywhere(town, timeout, "revoked")
 
     @property
     def url(self):

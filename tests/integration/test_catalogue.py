@@ -88,10 +88,11 @@ def test_validation_and_capacity_reach_the_booking_path(make_stack):
 
 
 def test_metrics_say_which_catalogue_each_worker_holds(make_stack):
-    """/metrics' guichet_catalogue_generation{town,worker}: the generation
-    of the town's catalogue each nginx worker holds (dev.conf runs two):
-    what a test or an operator reads to know that every worker took a
-    publication."""
+    """/metrics' guichet_catalogue_generation{town,worker} and
+    guichet_revoked_generation: the generation of the town's catalogue and
+    revoked set each nginx worker holds (dev.conf runs two): what a test or
+    an operator reads to know that every worker took a publication or a
+    logout."""
     s = make_stack(town(), name="generations")
     gen = s.wait_catalogue_everywhere()
     assert gen >= 1
@@ -101,3 +102,13 @@ def test_metrics_say_which_catalogue_each_worker_holds(make_stack):
     new = s.wait_catalogue_everywhere()
     assert new > gen
     assert s.catalogue_generations() == {0: new, 1: new}
+
+    # a logout: both workers move to its revoked set and refuse the token
+    assert set(s.catalogue_generations(what="revoked").values()) == {0}
+    tok = s.token("f1")
+    assert s.http("DELETE", "/api/session", token=tok).status == 204
+    gen = s.wait_revoked_everywhere()
+    assert gen >= 1
+    assert s.catalogue_generations(what="revoked") == {0: gen, 1: gen}
+    for _ in range(4):
+        assert s.http("GET", "/api/me", token=tok).status == 401

@@ -673,7 +673,7 @@ def test_redis_restarted_empty_fails_closed_then_rebuilds(s, tok):
     deadline = time.time() + 30
     while time.time() < deadline and not s.redis.exists("{main}:catalogue:gen"):
         time.sleep(0.1)
-    time.sleep(1.5)          # every nginx worker sees the new generation
+    s.wait_catalogue_everywhere()   # every nginx worker holds the rebuild's
 
     # the rebuilt truth: a-20270707-APM was sold out by f3's two children
     assert left(s, "a-20270707-APM") == 0
