@@ -118,7 +118,7 @@ ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat)
 
 /*
  * The generation of w's catalogue or revoked set (what) this worker holds,
- * for /metrics (0: none).
+ * for /metrics (0: none), or its pid.
  */
 static void
 ngx_http_guichet_held(ngx_http_guichet_tenant_t *w, ngx_uint_t what,
@@ -548,6 +548,7 @@ ngx_http_guichet_catalogue_init(ngx_cycle_t *cycle)
     for (i = 0; i < n; i++) {
         ngx_http_guichet_held(&t[i], NGX_HTTP_GUICHET_HELD_CATALOGUE, 0);
         ngx_http_guichet_held(&t[i], NGX_HTTP_GUICHET_HELD_REVOKED, 0);
+        ngx_http_guichet_held(&t[i], NGX_HTTP_GUICHET_HELD_PID, ngx_pid);
     }
 
     ngx_http_guichet_refresh_ev.handler = ngx_http_guichet_refresh_handler;

@@ -290,7 +290,7 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
         }
     }
 
-    /* each town's two generations per worker: a line at most 64 + its
+    /* each town's two generations per worker: a line at most 96 + its
        id */
     ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
                                            ngx_core_module);
@@ -303,7 +303,7 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
     size = 8192;
 
     for (i = 0; i < ntowns; i++) {
-        size += 2 * workers * (64 + ids[i].len);
+        size += 2 * workers * (96 + ids[i].len);
     }
 
     b = ngx_create_temp_buf(r->pool, size);
@@ -387,9 +387,11 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
         for (i = 0; i < ntowns; i++) {
             for (j = 0; j < workers; j++) {
                 p = ngx_slprintf(p, last,
-                                 "guichet_%s_generation"
-                                 "{town=\"%V\",worker=\"%ui\"} %uA\n",
+                                 "guichet_%s_generation{town=\"%V\","
+                                 "worker=\"%ui\",pid=\"%uA\"} %uA\n",
                                  held[k], &ids[i], j,
+                                 *ngx_http_guichet_held_gen(gmcf, i, j,
+                                     NGX_HTTP_GUICHET_HELD_PID),
                                  *ngx_http_guichet_held_gen(gmcf, i, j, k));
             }
         }

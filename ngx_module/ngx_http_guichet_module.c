@@ -729,11 +729,11 @@ ngx_http_guichet_postconfiguration(ngx_conf_t *cf)
 
     gmcf->metrics_zone->init = ngx_http_guichet_init_metrics_zone;
 
-    /* two generations per town and worker slot, made anew at each load */
+    /* two generations and a pid per town and worker slot, anew each load */
     ngx_str_set(&name, "guichet_catalogues");
 
     size = (gmcf->towns ? gmcf->towns->nelts : 0)
-           * NGX_HTTP_GUICHET_METRICS_SLOTS * 2 * sizeof(ngx_atomic_t);
+           * NGX_HTTP_GUICHET_METRICS_SLOTS * 3 * sizeof(ngx_atomic_t);
 
     gmcf->catalogues_zone = ngx_shared_memory_add(cf, &name,
                                                   8 * ngx_pagesize + 2 * size,
@@ -810,7 +810,7 @@ ngx_http_guichet_init_catalogues_zone(ngx_shm_zone_t *shm_zone, void *data)
     gmcf = shm_zone->data;
 
     size = (gmcf->towns ? gmcf->towns->nelts : 0)
-           * NGX_HTTP_GUICHET_METRICS_SLOTS * 2 * sizeof(ngx_atomic_t);
+           * NGX_HTTP_GUICHET_METRICS_SLOTS * 3 * sizeof(ngx_atomic_t);
 
     gens = ngx_slab_calloc(shpool, ngx_max(size, sizeof(ngx_atomic_t)));
     if (gens == NULL) {

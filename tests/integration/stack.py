@@ -633,24 +633,51 @@ class Stack:
         except StackError:
             pass    # the tests will say what is wrong
 
-    def catalogue_generations(self, town=None, what="catalogue"):
-        """{worker: the generation of town's catalogue (default the
-        stack's town; what="revoked": of its set of revoked tokens) that
-        nginx worker holds}, from /metrics (guichet_catalogue_generation,
+    def held_generations(self, town=None, what="catalogue"):
+        """{worker: (pid, generation)}: the generation of town's catalogue
+        (default the stack's town; what="revoked": of its set of revoked
+        tokens) the nginx worker of that slot holds, and that worker's
+        pid, from /metrics (guichet_catalogue_generation,
         guichet_revoked_generation)."""
         town = town or self.town_id
         r = self.http("GET", "/metrics")
         assert r.status == 200, r
         pat = re.compile(r'^guichet_%s_generation\{town="%s",'
-                         r'worker="(\d+)"\} (\d+)$'
+                         r'worker="(\d+)",pid="(\d+)"\} (\d+)$'
                          % (what, re.escape(town)))
-        gens = {}
+        held = {}
         for line in r.body.decode().splitlines():
             m = pat.match(line)
             if m:
-                gens[int(m.group(1))] = int(m.group(2))
-        assert gens, "no guichet_%s_generation of town %s" % (what, town)
-        return gens
+                held[int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
+        assert held, "no guichet_%s_generation of town %s" % (what, town)
+        return held
+
+    def catalogue_generations(self, town=None, what="catalogue"):
+        """{worker: generation} of held_generations()."""
+        return {w: g for w, (_, g) in
+                self.held_generations(town, what).items()}
+
+    def nginx_worker_pids(self):
+        """The pids of the nginx master's worker processes (None when this
+        stack's nginx is not its child: a test replaced it)."""
+        p = self.procs.get("nginx")
+        if p is None or p.poll() is not None:
+            return None
+        try:
+            with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+                kids = [int(x) for x in f.read().split()]
+        except OSError:
+            return None
+        pids = set()
+        for k in kids:
+            try:
+                with open("/proc/%d/cmdline" % k, "rb") as f:
+                    if b"worker process" in f.read():
+                        pids.add(k)
+            except OSError:
+                pass
+        return pids
 
     def wait_catalogue_everywhere(self, town=None, timeout=20,
                                   what="catalogue"):
@@ -659,14 +686,20 @@ class Stack:
         tokens', {T}:revoked:gen) or a newer one, and returns it: each
         worker reloads on its own every guichet_catalogue_refresh, so a
         change one answer showed may not yet be the other worker's; after
-        this, whichever worker takes a request answers from it."""
+        this, whichever worker takes a request answers from it.  Each
+        slot's pid must be one of the master's workers: a worker killed
+        leaves its values until the one respawned in its slot starts."""
         town = town or self.town_id
         gen = int(self.redis.get("{%s}:%s:gen" % (town, what)) or 0)
         last = {}
 
         def everywhere():
-            last.update(self.catalogue_generations(town, what))
-            return min(last.values()) >= gen
+            last.clear()
+            last.update(self.held_generations(town, what))
+            live = self.nginx_worker_pids()
+            return (min(g for _, g in last.values()) >= gen
+                    and (live is None
+                         or {p for p, _ in last.values()} == live))
         try:
             self._wait("every nginx worker holding %s generation %d"
                        % (what, gen), everywhere, timeout)
