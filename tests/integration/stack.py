@@ -60,6 +60,23 @@ PORT_LOCKS = os.path.join(tempfile.gettempdir(), "guichet-test-ports")
 _held_ports = []     # the lock of every port this process chose
 
 
+def lock_port(port):
+    """Takes port for this process (flock of PORT_LOCKS/<port>, held until
+    it exits), as free_port() does for the ports it chooses: False when
+    another process holds it.  For ports chosen elsewhere (cluster.py's
+    node ports and their bus ports)."""
+    os.makedirs(PORT_LOCKS, mode=0o1777, exist_ok=True)
+    fd = os.open(os.path.join(PORT_LOCKS, str(port)),
+                 os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_ports.append(fd)
+    return True
+
+
 def free_port():
     """A loopback TCP port nobody listens on, below Linux's ephemeral range
     (32768-60999): a port the kernel handed out (bind to 0) is also what

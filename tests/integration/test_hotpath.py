@@ -275,7 +275,7 @@ def test_same_key_twice_at_once_books_once(hp, tok):
             assert o.headers.get("idempotent-replayed") == "true", o
             assert o.body == fresh[0].body
         assert len(booked(hp, "h4")) == before + 1
-        wait_for("settled", lambda: settled(hp), 5)
+        wait_for("settled", lambda: settled(hp), 30)
         r = book(hp, tok[f], items, idem=k)
         assert r.headers.get("idempotent-replayed") == "true", r
         assert r.body == fresh[0].body
