@@ -43,7 +43,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 import demande  # noqa: E402
 from faultlib import (ROOT, body_of, book, booked, child,  # noqa: E402
                       conf_template, finish_stack, left, metrics, online,
-                      rush_town, settled, start_stack, tag, wait_for)
+                      rush_town, send_booking, settled, start_stack, tag,
+                      wait_for)
 
 TOWN = rush_town(families=30, sessions=(("h1", 4), ("h2", 40), ("h3", 40),
                                         ("h4", 40)))
@@ -607,27 +608,51 @@ def test_guichet_family_keys_limit_req(tmp_path):
 
 # ----- $guichet_family in limit_conn_zone ------------------------------------
 
+def read_by_nginx(port, c):
+    """nginx has read everything client socket c sent to port (the
+    server's end of the connection has nothing left to read, from
+    /proc/net/tcp): a request that arrives whole is read and run through
+    its phases in one go, up to its wait for Redis."""
+    me = "%04X" % c.getsockname()[1]
+    with open("/proc/net/tcp") as f:
+        for row in f.read().splitlines()[1:]:
+            col = row.split()
+            if (col[1].endswith(":%04X" % port) and col[2].endswith(":" + me)
+                    and col[3] == "01"):
+                return int(col[4].split(":")[1], 16) == 0
+    return False
+
+
 def test_guichet_family_caps_concurrent_requests(tmp_path):
     """limit_conn on $guichet_family: while one request of a family waits
     (Redis paused), its next one is refused 429 at once; another family is
-    not affected."""
+    not affected.
+
+    The first request is sent on a raw socket and the second only once
+    nginx has read it (a thread's request slept 0.5 s for; a stalled
+    machine had not sent it yet); guichet_timeout is 60 s here, so that
+    the first still waits when the second comes, however late (at 2 s it
+    could have answered 503 and left limit_conn before)."""
     import signal
-    import time
 
     tpl = conf_template(
-        tmp_path, "conn", replace=[ONE_WORKER],
+        tmp_path, "conn",
+        replace=[ONE_WORKER, ("guichet_timeout 2s;", "guichet_timeout 60s;")],
         http_extra="    limit_conn_zone $guichet_family zone=famc:1m;\n"
                    "    limit_conn_status 429;",
         api_extra="            limit_conn famc 1;")
     s = start_stack(rush_town(families=3), "conn", template=tpl)
     redis_pid = int(s.redis.info("server")["process_id"])
+    first = None
     try:
         t = s.tokens()
-        pool = concurrent.futures.ThreadPoolExecutor(2)
+        pool = concurrent.futures.ThreadPoolExecutor(1)
         os.kill(redis_pid, signal.SIGSTOP)
         try:
-            first = pool.submit(book, s, t[fam(1)], [(child(fam(1)), "s1")])
-            time.sleep(0.5)              # the first one waits for Redis
+            first = send_booking(s.port, t[fam(1)], uuid.uuid4().hex,
+                                 body_of([(child(fam(1)), "s1")]).encode())
+            wait_for("nginx reading the first request",
+                     lambda: read_by_nginx(s.port, first), 60)
             r = book(s, t[fam(1)], [(child(fam(1)), "s1")])
             assert r.status == 429, r
             assert r.json()["error"]["code"] == "rate_limited"
@@ -635,10 +660,18 @@ def test_guichet_family_caps_concurrent_requests(tmp_path):
             time.sleep(0.3)
         finally:
             os.kill(redis_pid, signal.SIGCONT)
-        assert first.result().status in (200, 503)
+        first.settimeout(60)
+        head = b""
+        while b"\r\n" not in head:
+            got = first.recv(4096)
+            assert got, head
+            head += got
+        assert head.split(b" ")[1] in (b"200", b"503"), head
         assert other.result().status in (200, 503)
         assert "limiting connections" in s.error_log()
     finally:
+        if first is not None:
+            first.close()
         pool.shutdown()
         finish_stack(s)
 
