@@ -534,11 +534,22 @@ class Stack:
             cwd=ROOT, stdout=self._log("office"), stderr=subprocess.STDOUT)
         sock = self._path("office.sock")
 
+        # listening, not only there: the office binds the socket, sets its
+        # mode and group, then listens; nginx's workers (not root) cannot
+        # connect before, and a request right after a restart was 503
+        # (test_office_core's office-down test on a loaded machine)
         def up():
             if self.procs["office"].poll() is not None:
                 raise StackError("guichet-office exited: " +
                                  self.read("office.log"))
-            return os.path.exists(sock)
+            if not os.path.exists(sock):
+                return False
+            with socket.socket(socket.AF_UNIX) as c:
+                try:
+                    c.connect(sock)
+                except OSError:
+                    return False
+            return True
         self._wait("guichet-office", up)
 
     def stream_position(self):
