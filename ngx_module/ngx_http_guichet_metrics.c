@@ -294,8 +294,9 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
        id */
     ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
                                            ngx_core_module);
-    workers = ngx_min((ngx_uint_t) ccf->worker_processes,
-                      NGX_HTTP_GUICHET_METRICS_SLOTS);
+    workers = (ngx_process == NGX_PROCESS_SINGLE)
+              ? 1 : ngx_min((ngx_uint_t) ccf->worker_processes,
+                            NGX_HTTP_GUICHET_METRICS_SLOTS);
     gmcf = ngx_http_guichet_worker.gmcf;
     ids = gmcf->towns ? gmcf->towns->elts : NULL;
     ntowns = gmcf->catalogues_zone && gmcf->catalogues_zone->data
