@@ -48,6 +48,9 @@ typedef struct {
     ngx_str_t                 thread_pool_name;
     ngx_thread_pool_t        *thread_pool;
     ngx_shm_zone_t           *metrics_zone;
+    ngx_shm_zone_t           *catalogues_zone;  /* the catalogue generation
+                                                   each worker holds, per
+                                                   town: below */
     size_t                    budget_zone_size;
     size_t                    token_cache_size; /* a worker's, at most */
     ngx_shm_zone_t           *budget_zone;      /* the families' budgets */
@@ -102,6 +105,26 @@ typedef struct {
     ngx_atomic_t              token_cache_bytes;  /* gauge: the workers'
                                                      caches, mapped */
 } ngx_http_guichet_metrics_t;
+
+
+/*
+ * The generations of each town's catalogue and revoked set each worker
+ * process holds (0: none), /metrics' guichet_catalogue_generation and
+ * guichet_revoked_generation: an operator sees a worker left behind, a
+ * test waits until every worker took a publication or a logout; with the
+ * pid of the worker that wrote them (a worker killed leaves its values
+ * until the one respawned in its slot starts).  The zone
+ * "guichet_catalogues" is made anew at each configuration load (its size
+ * follows the towns), an array of ngx_atomic_t: town i, worker slot j,
+ * what k (NGX_HTTP_GUICHET_HELD_*) at [(i * SLOTS + j) * 3 + k].
+ */
+#define NGX_HTTP_GUICHET_HELD_CATALOGUE  0
+#define NGX_HTTP_GUICHET_HELD_REVOKED    1
+#define NGX_HTTP_GUICHET_HELD_PID        2
+
+#define ngx_http_guichet_held_gen(gmcf, town, slot, what)                     \
+    (((ngx_atomic_t *) (gmcf)->catalogues_zone->data)                         \
+     + ((town) * NGX_HTTP_GUICHET_METRICS_SLOTS + (slot)) * 3 + (what))
 
 
 /* A published catalogue, counted: ops in flight keep theirs alive. */

@@ -117,6 +117,28 @@ ngx_http_guichet_cat_release(ngx_http_guichet_cat_t *cat)
 
 
 /*
+ * The generation of w's catalogue or revoked set (what) this worker holds,
+ * for /metrics (0: none), or its pid.
+ */
+static void
+ngx_http_guichet_held(ngx_http_guichet_tenant_t *w, ngx_uint_t what,
+    long long gen)
+{
+    ngx_http_guichet_main_conf_t  *gmcf = ngx_http_guichet_worker.gmcf;
+
+    if (gmcf->catalogues_zone == NULL || gmcf->catalogues_zone->data == NULL)
+    {
+        return;
+    }
+
+    *ngx_http_guichet_held_gen(gmcf, w - ngx_http_guichet_worker.towns,
+                               ngx_worker % NGX_HTTP_GUICHET_METRICS_SLOTS,
+                               what)
+        = (ngx_atomic_t) (gen > 0 ? gen : 0);
+}
+
+
+/*
  * Installs a freshly parsed catalogue (taking ownership) or, with NULL,
  * records that Redis has none: bookings then answer 503 (fail closed).
  */
@@ -139,6 +161,7 @@ ngx_http_guichet_catalogue_set(ngx_http_guichet_tenant_t *w,
         }
 
         w->ready = 0;
+        ngx_http_guichet_held(w, NGX_HTTP_GUICHET_HELD_CATALOGUE, 0);
         return;
     }
 
@@ -169,6 +192,7 @@ ngx_http_guichet_catalogue_set(ngx_http_guichet_tenant_t *w,
 
     w->cat = cat;
     w->ready = 1;
+    ngx_http_guichet_held(w, NGX_HTTP_GUICHET_HELD_CATALOGUE, gen);
 
     ngx_http_guichet_tokc_fit(log);
 
@@ -229,6 +253,7 @@ ngx_http_guichet_revoked_set(ngx_http_guichet_tenant_t *w, u_char *hashes,
     w->revoked = hashes;
     w->nrevoked = n;
     w->revoked_gen = gen;
+    ngx_http_guichet_held(w, NGX_HTTP_GUICHET_HELD_REVOKED, gen);
 }
 
 
@@ -337,6 +362,7 @@ ngx_http_guichet_gen_checked(redisReply *reply, void *data)
         tp = ngx_timeofday();
         w->refreshing = 0;
         w->ready = 1;
+        ngx_http_guichet_held(w, NGX_HTTP_GUICHET_HELD_CATALOGUE, gen);
         w->ready_checked = ngx_current_msec;
         w->confirmed_ms = (int64_t) tp->sec * 1000 + tp->msec;
         return;
@@ -517,6 +543,13 @@ ngx_http_guichet_catalogue_init(ngx_cycle_t *cycle)
 
     ngx_http_guichet_worker.towns = t;
     ngx_http_guichet_worker.ntowns = n;
+
+    /* none yet (a worker respawned in the same slot starts from nothing) */
+    for (i = 0; i < n; i++) {
+        ngx_http_guichet_held(&t[i], NGX_HTTP_GUICHET_HELD_CATALOGUE, 0);
+        ngx_http_guichet_held(&t[i], NGX_HTTP_GUICHET_HELD_REVOKED, 0);
+        ngx_http_guichet_held(&t[i], NGX_HTTP_GUICHET_HELD_PID, ngx_pid);
+    }
 
     ngx_http_guichet_refresh_ev.handler = ngx_http_guichet_refresh_handler;
     ngx_http_guichet_refresh_ev.log = cycle->log;

@@ -252,8 +252,14 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
     ngx_uint_t                   i, cum;
     ngx_chain_t                  out;
     ngx_uint_t                   j, k;
+    ngx_uint_t                   ntowns, workers;
+    size_t                       size;
+    ngx_str_t                   *ids;
     ngx_atomic_t                *sum, *slot;
+    ngx_core_conf_t             *ccf;
     ngx_http_guichet_metrics_t  *m;
+    ngx_http_guichet_main_conf_t  *gmcf;
+    static const char           *held[] = { "catalogue", "revoked" };
     static const char           *classes[] = {
         "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx"
     };
@@ -284,7 +290,24 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
         }
     }
 
-    b = ngx_create_temp_buf(r->pool, 8192);
+    /* each town's two generations per worker: a line at most 96 + its
+       id */
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+    workers = (ngx_process == NGX_PROCESS_SINGLE)
+              ? 1 : ngx_min((ngx_uint_t) ccf->worker_processes,
+                            NGX_HTTP_GUICHET_METRICS_SLOTS);
+    gmcf = ngx_http_guichet_worker.gmcf;
+    ids = gmcf->towns ? gmcf->towns->elts : NULL;
+    ntowns = gmcf->catalogues_zone && gmcf->catalogues_zone->data
+             ? ngx_http_guichet_worker.ntowns : 0;
+    size = 8192;
+
+    for (i = 0; i < ntowns; i++) {
+        size += 2 * workers * (96 + ids[i].len);
+    }
+
+    b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -358,6 +381,24 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "guichet_request_duration_seconds_sum %.6f\n"
                      "guichet_request_duration_seconds_count %uA\n",
                      m->latency_sum_us / 1e6, m->latency_count);
+
+    /* the generations of each town's catalogue and revoked set each
+       worker holds */
+    for (k = 0; k < 2; k++) {
+        p = ngx_slprintf(p, last, "# TYPE guichet_%s_generation gauge\n",
+                         held[k]);
+        for (i = 0; i < ntowns; i++) {
+            for (j = 0; j < workers; j++) {
+                p = ngx_slprintf(p, last,
+                                 "guichet_%s_generation{town=\"%V\","
+                                 "worker=\"%ui\",pid=\"%uA\"} %uA\n",
+                                 held[k], &ids[i], j,
+                                 *ngx_http_guichet_held_gen(gmcf, i, j,
+                                     NGX_HTTP_GUICHET_HELD_PID),
+                                 *ngx_http_guichet_held_gen(gmcf, i, j, k));
+            }
+        }
+    }
 
     p = ngx_http_guichet_metrics_redis(p, last, redis);
 

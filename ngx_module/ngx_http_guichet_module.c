@@ -32,6 +32,8 @@ static char *ngx_http_guichet_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_guichet_redis_cluster(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_guichet_init_catalogues_zone(
+    ngx_shm_zone_t *shm_zone, void *data);
 static ngx_int_t ngx_http_guichet_init_metrics_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_guichet_init_process(ngx_cycle_t *cycle);
@@ -729,6 +731,7 @@ ngx_http_guichet_redis_cluster(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_http_guichet_postconfiguration(ngx_conf_t *cf)
 {
+    size_t                         size;
     ngx_str_t                      name;
     ngx_http_guichet_main_conf_t  *gmcf;
 
@@ -743,6 +746,23 @@ ngx_http_guichet_postconfiguration(ngx_conf_t *cf)
     }
 
     gmcf->metrics_zone->init = ngx_http_guichet_init_metrics_zone;
+
+    /* two generations and a pid per town and worker slot, anew each load */
+    ngx_str_set(&name, "guichet_catalogues");
+
+    size = (gmcf->towns ? gmcf->towns->nelts : 0)
+           * NGX_HTTP_GUICHET_METRICS_SLOTS * 3 * sizeof(ngx_atomic_t);
+
+    gmcf->catalogues_zone = ngx_shared_memory_add(cf, &name,
+                                                  8 * ngx_pagesize + 2 * size,
+                                                  &ngx_http_guichet_module);
+    if (gmcf->catalogues_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    gmcf->catalogues_zone->noreuse = 1;
+    gmcf->catalogues_zone->data = gmcf;     /* for its init, then the array */
+    gmcf->catalogues_zone->init = ngx_http_guichet_init_catalogues_zone;
 
     if (ngx_http_guichet_budget_zone_add(cf, gmcf) != NGX_OK) {
         return NGX_ERROR;
@@ -786,6 +806,37 @@ ngx_http_guichet_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     shpool->data = m;
     shm_zone->data = m;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The workers' catalogue and revoked set generations: zeros (none yet),
+ * the size of this configuration's towns (shm_zone->noreuse: never an old
+ * zone's).
+ */
+static ngx_int_t
+ngx_http_guichet_init_catalogues_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    size_t                         size;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_guichet_main_conf_t  *gmcf;
+    void                          *gens;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    gmcf = shm_zone->data;
+
+    size = (gmcf->towns ? gmcf->towns->nelts : 0)
+           * NGX_HTTP_GUICHET_METRICS_SLOTS * 3 * sizeof(ngx_atomic_t);
+
+    gens = ngx_slab_calloc(shpool, ngx_max(size, sizeof(ngx_atomic_t)));
+    if (gens == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = gens;
+    shm_zone->data = gens;
 
     return NGX_OK;
 }

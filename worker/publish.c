@@ -27,8 +27,10 @@
  *      {T}:staff (login -> role) of the active staff accounts, whole
  *      (the counter's bookings need an active account: issue 18);
  *      {T}:absence_reasons (code -> proof required), whole (issue 25);
- *   4. {T}:catalogue, {T}:catalogue:version, then INCR {T}:catalogue:gen,
- *      last: nginx workers trust the counters once they see a generation.
+ *   4. {T}:catalogue, then INCR {T}:catalogue:gen: nginx workers trust
+ *      the counters once they see a generation; then, last,
+ *      {T}:catalogue:version: seen equal to PostgreSQL's, the publication
+ *      is whole, its generation given.
  */
 
 #include <stdarg.h>
@@ -331,6 +333,7 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
     gch_error_t   err;
     char         *ov;
     size_t        ov_len;
+    long long     gen;
     const char   *json, *version;
     redisReply   *r;
 
@@ -405,7 +408,6 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
     }
 
     gchw_pipe_str(&p, 3, "SET", gchb_keys.catalogue, json);
-    gchw_pipe_str(&p, 3, "SET", gchb_keys.catalogue_version, version);
     gchw_pipe_flush(&p);
 
     if (p.failed) {
@@ -414,7 +416,7 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
         return -1;
     }
 
-    /* last: the generation tells nginx the counters are there */
+    /* the generation tells nginx the counters are there */
     r = redisCommand(rc, "INCR " GCH_KEY_CATALOGUE_GEN, gchb_town);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
         gchb_log("error", "redis: INCR {%s}:catalogue:gen: %s", gchb_town,
@@ -427,8 +429,29 @@ gchw_publish_locked(PGconn *pg, redisContext *rc, int rebuild)
         return -1;
     }
 
+    gen = r->integer;
+    freeReplyObject(r);
+
+    /*
+     * the version after the generation: whoever reads PostgreSQL's version
+     * here (the worker's next check, a test) knows the generation of this
+     * publication is given; a failover that loses the generation loses
+     * the version too, and the worker's next check publishes again
+     */
+    r = redisCommand(rc, "SET %s %s", gchb_keys.catalogue_version, version);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        gchb_log("error", "redis: SET {%s}:catalogue:version: %s", gchb_town,
+                 r ? r->str : rc->errstr);
+        if (r) {
+            freeReplyObject(r);
+        }
+        PQclear(res);
+        free(ov);
+        return -1;
+    }
+
     gchb_log("info", "published catalogue version %s as generation %lld%s "
-             "in %lld ms", version, (long long) r->integer,
+             "in %lld ms", version, gen,
              rebuild ? " (rebuilt from postgres)" : "",
              (long long) (gchb_now_ms() - t0));
 

@@ -41,7 +41,7 @@ import redis as redislib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from stack import Stack  # noqa: E402
+from stack import Stack, lock_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -77,12 +77,16 @@ def free_cluster_port(taken=()):
     kernel's ephemeral range: an outgoing connection (the cluster bus's
     own among them) can take an ephemeral port between our check and
     redis-server's bind, and the node then exits "Address already in
-    use".  Racy against other listeners, good enough."""
+    use".  Both are locked as stack.free_port() locks its ports (a
+    stack's port chosen at the same time, in another xdist worker or
+    lane, is in the same range: [20000, 32768)), so two choosers never
+    take the same one; a listener that is no test's stays a race."""
     lo, _ = _ephemeral_range()
     top = min(lo, 65536) - 10000        # p + 10000 < lo
     for _ in range(500):
         p = random.randrange(max(1024, top - 12000), top)
-        if p not in taken and _port_free(p) and _port_free(p + 10000):
+        if (p not in taken and _port_free(p) and _port_free(p + 10000)
+                and lock_port(p) and lock_port(p + 10000)):
             return p
     raise ClusterError("no free port pair for a cluster node")
 

@@ -186,11 +186,14 @@ def book(s, tok, child, sid):
 
 def published(s):
     """Waits until Redis holds the catalogue version of PostgreSQL (the
-    worker republished after the last change)."""
+    worker republished after the last change) and every nginx worker holds
+    that catalogue (stack.wait_catalogue_everywhere: each reloads on its
+    own, and the next request may reach either)."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         v = s.sql("select version from catalogue")[0][0]
         if s.redis.get("{main}:catalogue:version") == str(v):
+            s.wait_catalogue_everywhere()
             return v
         time.sleep(0.05)
     raise AssertionError("catalogue version %s never published" % v)
@@ -218,24 +221,29 @@ def audit(s, action):
 
 
 def module_sees(s, tok, pred, timeout=20, path="/api/me"):
-    """Polls GET path (/api/me or /api/activities, rendered by the module
-    from the catalogue it holds, reloaded every guichet_catalogue_refresh
-    by each nginx worker on its own) until pred(answer) eight times in a
-    row on fresh connections, so that the next request, whichever worker
-    takes it, sees it too (one success let a booking reach the other
-    worker, not yet reloaded)."""
+    """Waits until GET path (/api/me or /api/activities, rendered by the
+    module from the catalogue it holds) satisfies pred(answer) with every
+    nginx worker holding that catalogue: each worker reloads on its own
+    every guichet_catalogue_refresh, so one answer (or eight in a row on
+    fresh connections, which may all reach the same worker) let the next
+    request reach the other worker, not yet reloaded.  Each turn waits
+    until every worker holds Redis's generation G (/metrics'
+    guichet_catalogue_generation, stack.wait_catalogue_everywhere), asks,
+    and takes the answer if Redis still holds G: every worker then
+    answers from the catalogue the answer came from.  The answer's
+    JSON."""
     deadline = time.monotonic() + timeout
-    seen = 0
-    while time.monotonic() < deadline:
+    while True:
+        gen = s.wait_catalogue_everywhere(
+            timeout=max(1, deadline - time.monotonic()))
         r = s.http("GET", path, token=tok)
-        if r.status == 200 and pred(r.json()):
-            seen += 1
-            if seen == 8:
-                return r.json()
-            continue
-        seen = 0
+        if (r.status == 200 and pred(r.json())
+                and int(s.redis.get("{%s}:catalogue:gen" % s.town_id))
+                == gen):
+            return r.json()
+        if time.monotonic() > deadline:
+            raise AssertionError("the module never saw it: %r" % r)
         time.sleep(0.1)
-    raise AssertionError("the module never saw it: %r" % r)
 
 
 def enrolment_status(child, activity, frm):

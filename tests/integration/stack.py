@@ -60,6 +60,23 @@ PORT_LOCKS = os.path.join(tempfile.gettempdir(), "guichet-test-ports")
 _held_ports = []     # the lock of every port this process chose
 
 
+def lock_port(port):
+    """Takes port for this process (flock of PORT_LOCKS/<port>, held until
+    it exits), as free_port() does for the ports it chooses: False when
+    another process holds it.  For ports chosen elsewhere (cluster.py's
+    node ports and their bus ports)."""
+    os.makedirs(PORT_LOCKS, mode=0o1777, exist_ok=True)
+    fd = os.open(os.path.join(PORT_LOCKS, str(port)),
+                 os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_ports.append(fd)
+    return True
+
+
 def free_port():
     """A loopback TCP port nobody listens on, below Linux's ephemeral range
     (32768-60999): a port the kernel handed out (bind to 0) is also what
@@ -517,11 +534,22 @@ class Stack:
             cwd=ROOT, stdout=self._log("office"), stderr=subprocess.STDOUT)
         sock = self._path("office.sock")
 
+        # listening, not only there: the office binds the socket, sets its
+        # mode and group, then listens; nginx's workers (not root) cannot
+        # connect before, and a request right after a restart was 503
+        # (test_office_core's office-down test on a loaded machine)
         def up():
             if self.procs["office"].poll() is not None:
                 raise StackError("guichet-office exited: " +
                                  self.read("office.log"))
-            return os.path.exists(sock)
+            if not os.path.exists(sock):
+                return False
+            with socket.socket(socket.AF_UNIX) as c:
+                try:
+                    c.connect(sock)
+                except OSError:
+                    return False
+            return True
         self._wait("guichet-office", up)
 
     def stream_position(self):
@@ -632,6 +660,86 @@ class Stack:
             self._wait("GET /api/health = 200", healthy, 10)
         except StackError:
             pass    # the tests will say what is wrong
+
+    def held_generations(self, town=None, what="catalogue"):
+        """{worker: (pid, generation)}: the generation of town's catalogue
+        (default the stack's town; what="revoked": of its set of revoked
+        tokens) the nginx worker of that slot holds, and that worker's
+        pid, from /metrics (guichet_catalogue_generation,
+        guichet_revoked_generation)."""
+        town = town or self.town_id
+        r = self.http("GET", "/metrics")
+        assert r.status == 200, r
+        pat = re.compile(r'^guichet_%s_generation\{town="%s",'
+                         r'worker="(\d+)",pid="(\d+)"\} (\d+)$'
+                         % (what, re.escape(town)))
+        held = {}
+        for line in r.body.decode().splitlines():
+            m = pat.match(line)
+            if m:
+                held[int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
+        assert held, "no guichet_%s_generation of town %s" % (what, town)
+        return held
+
+    def catalogue_generations(self, town=None, what="catalogue"):
+        """{worker: generation} of held_generations()."""
+        return {w: g for w, (_, g) in
+                self.held_generations(town, what).items()}
+
+    def nginx_worker_pids(self):
+        """The pids of the nginx master's worker processes (None when this
+        stack's nginx is not its child: a test replaced it)."""
+        p = self.procs.get("nginx")
+        if p is None or p.poll() is not None:
+            return None
+        try:
+            with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+                kids = [int(x) for x in f.read().split()]
+        except OSError:
+            return None
+        pids = set()
+        for k in kids:
+            try:
+                with open("/proc/%d/cmdline" % k, "rb") as f:
+                    if b"worker process" in f.read():
+                        pids.add(k)
+            except OSError:
+                pass
+        return pids
+
+    def wait_catalogue_everywhere(self, town=None, timeout=20,
+                                  what="catalogue"):
+        """Waits until every nginx worker holds the catalogue generation
+        Redis holds ({T}:catalogue:gen; what="revoked": the revoked
+        tokens', {T}:revoked:gen) or a newer one, and returns it: each
+        worker reloads on its own every guichet_catalogue_refresh, so a
+        change one answer showed may not yet be the other worker's; after
+        this, whichever worker takes a request answers from it.  Each
+        slot's pid must be one of the master's workers: a worker killed
+        leaves its values until the one respawned in its slot starts."""
+        town = town or self.town_id
+        gen = int(self.redis.get("{%s}:%s:gen" % (town, what)) or 0)
+        last = {}
+
+        def everywhere():
+            last.clear()
+            last.update(self.held_generations(town, what))
+            live = self.nginx_worker_pids()
+            return (min(g for _, g in last.values()) >= gen
+                    and (live is None
+                         or {p for p, _ in last.values()} == live))
+        try:
+            self._wait("every nginx worker holding %s generation %d"
+                       % (what, gen), everywhere, timeout)
+        except StackError as e:
+            raise AssertionError("%s: %r" % (e, last))
+        return gen
+
+    def wait_revoked_everywhere(self, town=None, timeout=20):
+        """Waits until every nginx worker holds the revoked tokens Redis
+        holds (a logout's {T}:revoked:gen or newer): a token logged out is
+        then refused by each."""
+        return self.wait_catalogue_everywhere(town, timeout, "revoked")
 
     @property
     def url(self):

@@ -189,7 +189,7 @@ def make_tokens(s):
     r = s.http("DELETE", "/api/session", token=rev)
     assert r.status == 204, r
     t["revoked"] = rev
-    time.sleep(1.5)     # the other worker learns it within catalogue_refresh
+    s.wait_revoked_everywhere()     # the other worker learns it too
 
     return t
 

@@ -43,7 +43,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 import demande  # noqa: E402
 from faultlib import (ROOT, body_of, book, booked, child,  # noqa: E402
                       conf_template, finish_stack, left, metrics, online,
-                      rush_town, settled, start_stack, tag, wait_for)
+                      rush_town, send_booking, settled, start_stack, tag,
+                      wait_for)
 
 TOWN = rush_town(families=30, sessions=(("h1", 4), ("h2", 40), ("h3", 40),
                                         ("h4", 40)))
@@ -278,7 +279,7 @@ def test_same_key_twice_at_once_books_once(hp, tok):
             assert o.headers.get("idempotent-replayed") == "true", o
             assert o.body == fresh[0].body
         assert len(booked(hp, "h4")) == before + 1
-        wait_for("settled", lambda: settled(hp), 5)
+        wait_for("settled", lambda: settled(hp), 30)
         r = book(hp, tok[f], items, idem=k)
         assert r.headers.get("idempotent-replayed") == "true", r
         assert r.body == fresh[0].body
@@ -467,14 +468,21 @@ def test_a_turns_sold_out_refusals_share_one_exists(tmp_path):
 
 
 def test_sold_out_entry_is_renewed_by_one_request_not_a_crowd(tmp_path):
-    """The sold-out cache's entry of a session (guichet_full_cache 12s
+    """The sold-out cache's entry of a session (guichet_full_cache 20s
     here) is renewed in its last quarter by one request that goes to
     Redis and sees the session still full; the requests of the same turn
     are refused at once, and so are those after the first entry's end.
     Without the renewal they all went through the saga when the entry
-    ended (each a demande and an idempotency record written)."""
+    ended (each a demande and an idempotency record written).
+
+    The times are bounds, not aims: the entry starts before the saga's
+    answer is read (seen), so a turn sent after seen + 15 s is in the
+    last quarter, and stays there for a stall of up to about 5 s (it was
+    a 12 s entry and a turn at +10 s: a 2 s stall of a loaded machine
+    sent the turn past the entry's end, every request through the
+    saga)."""
     tpl = conf_template(tmp_path, "renew", replace=[
-        ONE_WORKER, ("guichet_full_cache 200ms;", "guichet_full_cache 12s;")])
+        ONE_WORKER, ("guichet_full_cache 200ms;", "guichet_full_cache 20s;")])
     s = start_stack(rush_town(families=12, sessions=(("t1", 2),)), "renew",
                     template=tpl)
     try:
@@ -484,27 +492,31 @@ def test_sold_out_entry_is_renewed_by_one_request_not_a_crowd(tmp_path):
         r = book(s, t[fam(2)], [(child(fam(2)), "t1")])  # the saga: full
         assert r.json()["items"][0]["reason"] == "full", r
         assert r.json()["request_id"] is not None, r
-        seen = time.monotonic()                 # the entry ends at +12 s
+        seen = time.monotonic()         # the entry ends before seen + 20 s
 
-        # +10 s, the entry's last quarter: one of the turn's requests goes
-        # to Redis (refused full by the saga, its request_id), not the
-        # others
-        time.sleep(max(0.0, seen + 10 - time.monotonic()))
+        # from +15 s on, the entry's last quarter: one of the turn's
+        # requests goes to Redis (refused full by the saga, its
+        # request_id), not the others
+        time.sleep(max(0.0, seen + 15.2 - time.monotonic()))
+        sent = time.monotonic() - seen
         answers = one_turn(s, [(t[fam(i)], [(child(fam(i)), "t1")],
                                 "renew-" + uuid.uuid4().hex)
                                for i in range(3, 9)])
+        back = time.monotonic() - seen
         ids = [json.loads(body)["request_id"] for _, _, body in answers]
         for status, _, body in answers:
             assert status == 200, body
             assert json.loads(body)["items"][0]["reason"] == "full", body
-        assert sum(i is not None for i in ids) == 1, ids
+        assert sum(i is not None for i in ids) == 1, \
+            (ids, "turn sent at +%.1f s, answered at +%.1f s" % (sent, back))
 
-        # +14 s: past the first entry's end, the renewed one refuses at
-        # once
-        time.sleep(max(0.0, seen + 14 - time.monotonic()))
+        # from +20 s on: past the first entry's end, the renewed one (from
+        # +15 s at least, its last quarter from +30 s) refuses at once
+        time.sleep(max(0.0, seen + 20.2 - time.monotonic()))
         r = book(s, t[fam(9)], [(child(fam(9)), "t1")])
         assert r.json()["items"][0]["reason"] == "full", r
-        assert r.json()["request_id"] is None, r
+        assert r.json()["request_id"] is None, \
+            (r, "sent at +%.1f s" % (time.monotonic() - seen))
         assert len(booked(s, "t1")) == 1
     finally:
         finish_stack(s)
@@ -599,27 +611,51 @@ def test_guichet_family_keys_limit_req(tmp_path):
 
 # ----- $guichet_family in limit_conn_zone ------------------------------------
 
+def read_by_nginx(port, c):
+    """nginx has read everything client socket c sent to port (the
+    server's end of the connection has nothing left to read, from
+    /proc/net/tcp): a request that arrives whole is read and run through
+    its phases in one go, up to its wait for Redis."""
+    me = "%04X" % c.getsockname()[1]
+    with open("/proc/net/tcp") as f:
+        for row in f.read().splitlines()[1:]:
+            col = row.split()
+            if (col[1].endswith(":%04X" % port) and col[2].endswith(":" + me)
+                    and col[3] == "01"):
+                return int(col[4].split(":")[1], 16) == 0
+    return False
+
+
 def test_guichet_family_caps_concurrent_requests(tmp_path):
     """limit_conn on $guichet_family: while one request of a family waits
     (Redis paused), its next one is refused 429 at once; another family is
-    not affected."""
+    not affected.
+
+    The first request is sent on a raw socket and the second only once
+    nginx has read it (a thread's request slept 0.5 s for; a stalled
+    machine had not sent it yet); guichet_timeout is 60 s here, so that
+    the first still waits when the second comes, however late (at 2 s it
+    could have answered 503 and left limit_conn before)."""
     import signal
-    import time
 
     tpl = conf_template(
-        tmp_path, "conn", replace=[ONE_WORKER],
+        tmp_path, "conn",
+        replace=[ONE_WORKER, ("guichet_timeout 2s;", "guichet_timeout 60s;")],
         http_extra="    limit_conn_zone $guichet_family zone=famc:1m;\n"
                    "    limit_conn_status 429;",
         api_extra="            limit_conn famc 1;")
     s = start_stack(rush_town(families=3), "conn", template=tpl)
     redis_pid = int(s.redis.info("server")["process_id"])
+    first = None
     try:
         t = s.tokens()
-        pool = concurrent.futures.ThreadPoolExecutor(2)
+        pool = concurrent.futures.ThreadPoolExecutor(1)
         os.kill(redis_pid, signal.SIGSTOP)
         try:
-            first = pool.submit(book, s, t[fam(1)], [(child(fam(1)), "s1")])
-            time.sleep(0.5)              # the first one waits for Redis
+            first = send_booking(s.port, t[fam(1)], uuid.uuid4().hex,
+                                 body_of([(child(fam(1)), "s1")]).encode())
+            wait_for("nginx reading the first request",
+                     lambda: read_by_nginx(s.port, first), 60)
             r = book(s, t[fam(1)], [(child(fam(1)), "s1")])
             assert r.status == 429, r
             assert r.json()["error"]["code"] == "rate_limited"
@@ -627,10 +663,18 @@ def test_guichet_family_caps_concurrent_requests(tmp_path):
             time.sleep(0.3)
         finally:
             os.kill(redis_pid, signal.SIGCONT)
-        assert first.result().status in (200, 503)
+        first.settimeout(60)
+        head = b""
+        while b"\r\n" not in head:
+            got = first.recv(4096)
+            assert got, head
+            head += got
+        assert head.split(b" ")[1] in (b"200", b"503"), head
         assert other.result().status in (200, 503)
         assert "limiting connections" in s.error_log()
     finally:
+        if first is not None:
+            first.close()
         pool.shutdown()
         finish_stack(s)
 

@@ -74,8 +74,10 @@ def test_logout_revokes_the_token_in_every_worker(stack):
     assert r.status == 204, r
     assert any("Max-Age=0" in c for c in r.header_all("Set-Cookie"))
 
-    # every nginx worker refuses it within guichet_catalogue_refresh (1 s)
-    time.sleep(1.5)
+    # every nginx worker refuses it once it reloaded the revoked set (each
+    # on its own, within guichet_catalogue_refresh): waited for on
+    # /metrics (guichet_revoked_generation), not slept for
+    stack.wait_revoked_everywhere()
     for _ in range(8):           # fresh connections: several workers
         r = stack.http("GET", "/api/me", token=tok)
         assert r.status == 401, r

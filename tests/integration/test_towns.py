@@ -105,6 +105,8 @@ def two():
         wait_until("beta served", lambda: s.http(
             "GET", "/api/me", headers=BETA,
             token=s.beta_token("f1")).status == 200)
+        # by every nginx worker (one answer came from one of them)
+        s.wait_catalogue_everywhere("beta")
         yield s
         s.assert_clean_error_log()
     finally:

@@ -26,7 +26,13 @@ from stack import free_port  # noqa: E402,F401 -- below the ephemeral range
 
 
 def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.time() + timeout
+    """pred()'s first true value, polled until timeout s (then its last
+    value).  The timeout is a bound for a worker that never does it, never
+    a measure: at least 30 s, since the worker shares a loaded machine
+    with the other suites (xdist, ASan, the lanes), where 5 or 10 s of a
+    busy worker and PostgreSQL's fsyncs ran out while nothing was
+    wrong."""
+    end = time.time() + max(timeout, 30.0)
     while time.time() < end:
         v = pred()
         if v:

@@ -25,6 +25,31 @@ export const ARGS = ["--no-sandbox", "--headless", "--disable-gpu",
                      "--disable-background-networking",
                      "--disable-component-update", "--disable-sync"];
 
+/* Waits until every nginx worker of the stack at base holds the same
+ * catalogue generation of each town (/metrics'
+ * guichet_catalogue_generation): a change one answer showed (its worker's
+ * generation or an older one) is then every worker's.  Each worker
+ * reloads on its own every guichet_catalogue_refresh, and the next
+ * request may reach either. */
+export async function everyWorker(base) {
+    const line = new RegExp("^guichet_catalogue_generation\\{town=\"([^\"]*)\","
+                            + "worker=\"\\d+\",pid=\"\\d+\"\\} (\\d+)$", "gm");
+    for (;;) {
+        const r = await fetch(base + "/metrics");
+        assert.equal(r.status, 200, "GET /metrics");
+        const gens = new Map();
+        for (const m of (await r.text()).matchAll(line)) {
+            gens.set(m[1], (gens.get(m[1]) || []).concat([Number(m[2])]));
+        }
+        assert.ok(gens.size > 0, "no guichet_catalogue_generation");
+        if ([...gens.values()].every((g) => Math.min(...g) === Math.max(...g)))
+        {
+            return;
+        }
+        await new Promise((ok) => setTimeout(ok, 100));
+    }
+}
+
 /* tests/integration/stack.py serve FILE: {proc, base, conf} once it
  * prints its URL and CONF. */
 export async function startStack(file) {
