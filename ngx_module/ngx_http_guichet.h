@@ -126,6 +126,25 @@ typedef struct {
     (((ngx_atomic_t *) (gmcf)->catalogues_zone->data)                         \
      + ((town) * NGX_HTTP_GUICHET_METRICS_SLOTS + (slot)) * 3 + (what))
 
+/*
+ * After the towns' array, one cell per worker number (ngx_worker, below
+ * NGX_MAX_PROCESSES): the bytes of the token cache the worker of that
+ * number holds in this configuration.  A worker respawned after a crash
+ * (its exit handler did not run) finds there what its predecessor left in
+ * guichet_token_cache_bytes and takes it off (tokcache.c).
+ */
+#define ngx_http_guichet_held_towns(gmcf)                                     \
+    ((gmcf)->towns ? (gmcf)->towns->nelts : 0)
+
+#define ngx_http_guichet_held_size(gmcf)                                      \
+    ((ngx_http_guichet_held_towns(gmcf) * NGX_HTTP_GUICHET_METRICS_SLOTS * 3 \
+      + NGX_MAX_PROCESSES) * sizeof(ngx_atomic_t))
+
+#define ngx_http_guichet_held_tokc(gmcf, worker)                              \
+    (((ngx_atomic_t *) (gmcf)->catalogues_zone->data)                         \
+     + ngx_http_guichet_held_towns(gmcf) * NGX_HTTP_GUICHET_METRICS_SLOTS * 3 \
+     + (worker))
+
 
 /* A published catalogue, counted: ops in flight keep theirs alive. */
 typedef struct {
@@ -210,6 +229,7 @@ void ngx_http_guichet_catalogue_exit(ngx_cycle_t *cycle);
 void ngx_http_guichet_token_hash(const u_char *tok, size_t len, u_char *out);
 /* The verified-token cache sized for the towns' families. */
 void ngx_http_guichet_tokc_fit(ngx_log_t *log);
+void ngx_http_guichet_tokc_init(void);
 void ngx_http_guichet_tokc_exit(void);
 ngx_uint_t ngx_http_guichet_token_revoked(ngx_http_guichet_tenant_t *t,
     const u_char *hash);

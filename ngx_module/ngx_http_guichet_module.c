@@ -747,11 +747,11 @@ ngx_http_guichet_postconfiguration(ngx_conf_t *cf)
 
     gmcf->metrics_zone->init = ngx_http_guichet_init_metrics_zone;
 
-    /* two generations and a pid per town and worker slot, anew each load */
+    /* two generations and a pid per town and worker slot, and each
+       worker's token cache bytes, anew each load */
     ngx_str_set(&name, "guichet_catalogues");
 
-    size = (gmcf->towns ? gmcf->towns->nelts : 0)
-           * NGX_HTTP_GUICHET_METRICS_SLOTS * 3 * sizeof(ngx_atomic_t);
+    size = ngx_http_guichet_held_size(gmcf);
 
     gmcf->catalogues_zone = ngx_shared_memory_add(cf, &name,
                                                   8 * ngx_pagesize + 2 * size,
@@ -812,9 +812,9 @@ ngx_http_guichet_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 /*
- * The workers' catalogue and revoked set generations: zeros (none yet),
- * the size of this configuration's towns (shm_zone->noreuse: never an old
- * zone's).
+ * The workers' catalogue and revoked set generations and token cache
+ * bytes: zeros (none yet), the size of this configuration's towns
+ * (shm_zone->noreuse: never an old zone's).
  */
 static ngx_int_t
 ngx_http_guichet_init_catalogues_zone(ngx_shm_zone_t *shm_zone, void *data)
@@ -827,10 +827,9 @@ ngx_http_guichet_init_catalogues_zone(ngx_shm_zone_t *shm_zone, void *data)
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
     gmcf = shm_zone->data;
 
-    size = (gmcf->towns ? gmcf->towns->nelts : 0)
-           * NGX_HTTP_GUICHET_METRICS_SLOTS * 3 * sizeof(ngx_atomic_t);
+    size = ngx_http_guichet_held_size(gmcf);
 
-    gens = ngx_slab_calloc(shpool, ngx_max(size, sizeof(ngx_atomic_t)));
+    gens = ngx_slab_calloc(shpool, size);
     if (gens == NULL) {
         return NGX_ERROR;
     }
@@ -875,6 +874,7 @@ ngx_http_guichet_init_process(ngx_cycle_t *cycle)
         ((u_char *) gmcf->metrics_zone->data
          + (ngx_worker % NGX_HTTP_GUICHET_METRICS_SLOTS)
            * NGX_HTTP_GUICHET_METRICS_SLOT);
+    ngx_http_guichet_tokc_init();
 
     ngx_memzero(&rcf, sizeof(ngx_http_guichet_redis_conf_t));
     rcf.address = gmcf->redis;

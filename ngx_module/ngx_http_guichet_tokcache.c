@@ -118,15 +118,73 @@ ngx_http_guichet_tokc_bound(void)
 }
 
 
+/*
+ * This worker's cell of the zone guichet_catalogues (its bytes, this
+ * configuration's), or NULL.
+ */
+static ngx_atomic_t *
+ngx_http_guichet_tokc_cell(void)
+{
+    ngx_http_guichet_main_conf_t  *gmcf = ngx_http_guichet_worker.gmcf;
+
+    if (gmcf == NULL || gmcf->catalogues_zone == NULL
+        || gmcf->catalogues_zone->data == NULL
+        || ngx_worker >= NGX_MAX_PROCESSES)
+    {
+        return NULL;
+    }
+
+    return ngx_http_guichet_held_tokc(gmcf, ngx_worker);
+}
+
+
 /* This worker's part of guichet_token_cache_bytes moves by delta. */
 static void
 ngx_http_guichet_tokc_count(ssize_t delta)
 {
+    ngx_atomic_t  *cell;
+
     if (ngx_http_guichet_worker.metrics) {
         (void) ngx_atomic_fetch_add(
                    &ngx_http_guichet_worker.metrics->token_cache_bytes,
                    (ngx_atomic_int_t) delta);
     }
+
+    cell = ngx_http_guichet_tokc_cell();
+
+    if (cell) {
+        *cell += (ngx_atomic_uint_t) delta;
+    }
+}
+
+
+/*
+ * The worker's start, its metrics slot known: a predecessor of the same
+ * number in this configuration was killed with its table mapped (a
+ * crash, SIGKILL: no exit handler); the master respawned this worker in
+ * its place.  Its bytes are taken off guichet_token_cache_bytes (in the
+ * slot they were added to: the same, ngx_worker's).  A worker of a
+ * reload starts with a zone of its own, all zeros: the old workers take
+ * their tables off themselves when they exit.
+ */
+void
+ngx_http_guichet_tokc_init(void)
+{
+    ngx_atomic_t  *cell;
+
+    cell = ngx_http_guichet_tokc_cell();
+
+    if (cell == NULL || *cell == 0) {
+        return;
+    }
+
+    if (ngx_http_guichet_worker.metrics) {
+        (void) ngx_atomic_fetch_add(
+                   &ngx_http_guichet_worker.metrics->token_cache_bytes,
+                   -(ngx_atomic_int_t) *cell);
+    }
+
+    *cell = 0;
 }
 
 

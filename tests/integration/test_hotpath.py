@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "fault"))
 
 import demande  # noqa: E402
+from stack import BAD_LOG  # noqa: E402
 from faultlib import (ROOT, body_of, book, booked, child,  # noqa: E402
                       conf_template, finish_stack, left, metrics, online,
                       rush_town, send_booking, settled, start_stack, tag,
@@ -802,6 +803,35 @@ def test_token_cache_size_bounds_the_cache(tmp_path):
         assert cache_bytes(s) == 2 * 1024 * 1024
     finally:
         finish_stack(s)
+
+
+def test_token_cache_bytes_after_a_worker_killed(tmp_path):
+    """A worker killed (SIGKILL: its exit handler does not run) and
+    respawned by the master: guichet_token_cache_bytes counts the new
+    worker's table, not the dead one's as well (6 MB, not 12 MB for
+    ever; on main the dead worker's bytes stayed in its slot)."""
+    tpl = conf_template(tmp_path, "tokkill", replace=[ONE_WORKER])
+    s = start_stack(rush_town(families=10000), "tokkill", template=tpl)
+    try:
+        assert cache_bytes(s) == 6 * 1024 * 1024
+        old = nginx_workers(s)
+        assert len(old) == 1, old
+        os.kill(old.pop(), signal.SIGKILL)
+        wait_for("the worker respawned",
+                 lambda: len(nginx_workers(s)) == 1
+                 and not nginx_workers(s) & old, timeout=30)
+        wait_for("the respawned worker's catalogue and table",
+                 lambda: s.error_log().count(
+                     "token cache of 49152 entries") == 2, timeout=30)
+        assert cache_bytes(s) == 6 * 1024 * 1024
+    finally:
+        try:
+            # the kill's own alert, and nothing else
+            bad = [l for l in s.error_log().splitlines()
+                   if BAD_LOG.search(l) and "exited on signal 9" not in l]
+            assert not bad, "nginx error log:\n" + "\n".join(bad[:20])
+        finally:
+            s.stop()
 
 
 def test_token_cache_size_0_verifies_every_token(tmp_path):
