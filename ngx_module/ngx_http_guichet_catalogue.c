@@ -126,7 +126,11 @@ ngx_http_guichet_held(ngx_http_guichet_tenant_t *w, ngx_uint_t what,
 {
     ngx_http_guichet_main_conf_t  *gmcf = ngx_http_guichet_worker.gmcf;
 
-    if (gmcf->catalogues_zone == NULL || gmcf->catalogues_zone->data == NULL)
+    /* the empty state past the end (a location serving no town) has no
+       cell: the token cache's bytes follow the towns' */
+    if (gmcf->catalogues_zone == NULL || gmcf->catalogues_zone->data == NULL
+        || (ngx_uint_t) (w - ngx_http_guichet_worker.towns)
+           >= ngx_http_guichet_worker.ntowns)
     {
         return;
     }
