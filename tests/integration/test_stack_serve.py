@@ -62,10 +62,10 @@ def wait_for(what, ok, timeout=120):
 
 
 def processes_of(d):
-    """The processes whose command line or working directory names the
-    stack's directory d (redis-server, postgres, guichet-worker,
-    guichet-office, nginx, the payment simulator), with postgres'
-    postmaster."""
+    """The processes whose command line, working directory or an open
+    file names the stack's directory d (postgres' postmaster,
+    redis-server, guichet-worker, guichet-office, nginx; the payment
+    simulator by its log)."""
     left = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -73,10 +73,13 @@ def processes_of(d):
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            cwd = os.readlink("/proc/%s/cwd" % pid)
+            names = [os.readlink("/proc/%s/cwd" % pid)]
+            fds = "/proc/%s/fd" % pid
+            names += [os.readlink(os.path.join(fds, n))
+                      for n in os.listdir(fds)]
         except OSError:
             continue
-        if d in cmd or cwd.startswith(d):
+        if d in cmd or any(n.startswith(d) for n in names):
             left.append((int(pid), cmd))
     return left
 
