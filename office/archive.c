@@ -19,11 +19,9 @@
  * merge.c archives the duplicate it merges its own way.
  */
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "office.h"
 
@@ -75,44 +73,10 @@ static const char *const  gcho_fam_erase[] = {
 static void
 gcho_fam_archive_finish(const char *fid, PGresult *cors)
 {
-    int          i;
-    char         path[1024], key[512];
-    PGresult    *res, *del;
-    const char  *p[1];
+    int    i;
+    char   key[512];
 
-    if (gcho_ctx.pg == NULL) {
-        return;
-    }
-
-    p[0] = fid;
-    res = PQexecParams(gcho_ctx.pg, "select stored_name from upload_erasure"
-                       " where family_id = $1", 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gchb_log("error", "office: archive %s: postgres: %s", fid,
-                 PQresultErrorMessage(res));
-    } else {
-        for (i = 0; i < PQntuples(res); i++) {
-            snprintf(path, sizeof(path), "%s/%s",
-                     gcho_ctx.conf.office_upload_dir,
-                     PQgetvalue(res, i, 0));
-            if (unlink(path) != 0 && errno != ENOENT) {
-                gchb_log("error", "office: archive %s: unlink %s: %s",
-                         fid, path, strerror(errno));
-                continue;
-            }
-
-            p[0] = PQgetvalue(res, i, 0);
-            del = PQexecParams(gcho_ctx.pg, "delete from upload_erasure"
-                               " where stored_name = $1", 1, NULL, p, NULL,
-                               NULL, 0);
-            if (PQresultStatus(del) != PGRES_COMMAND_OK) {
-                gchb_log("error", "office: archive %s: postgres: %s", fid,
-                         PQresultErrorMessage(del));
-            }
-            PQclear(del);
-        }
-    }
-    PQclear(res);
+    gcho_upload_erase(fid, "archive");
 
     if (gcho_redis(NULL) != NULL) {
         snprintf(key, sizeof(key), GCH_KEY_F(GCH_KEY_CONNECTIONS),

@@ -376,6 +376,52 @@ gcho_doc_upload_name(gcho_req_t *rq, const char *type, const char *sniffed,
 
 
 /* See office.h. */
+void
+gcho_upload_erase(const char *fid, const char *what)
+{
+    int          i;
+    char         path[1024];
+    PGresult    *res, *del;
+    const char  *p[1];
+
+    if (gcho_ctx.pg == NULL) {
+        return;
+    }
+
+    p[0] = fid;
+    res = PQexecParams(gcho_ctx.pg, "select stored_name from upload_erasure"
+                       " where family_id = $1", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gchb_log("error", "office: %s %s: postgres: %s", what, fid,
+                 PQresultErrorMessage(res));
+        PQclear(res);
+        return;
+    }
+
+    for (i = 0; i < PQntuples(res); i++) {
+        snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
+                 PQgetvalue(res, i, 0));
+        if (unlink(path) != 0 && errno != ENOENT) {
+            gchb_log("error", "office: %s %s: unlink %s: %s", what, fid,
+                     path, strerror(errno));
+            continue;
+        }
+
+        p[0] = PQgetvalue(res, i, 0);
+        del = PQexecParams(gcho_ctx.pg, "delete from upload_erasure"
+                           " where stored_name = $1", 1, NULL, p, NULL,
+                           NULL, 0);
+        if (PQresultStatus(del) != PGRES_COMMAND_OK) {
+            gchb_log("error", "office: %s %s: postgres: %s", what, fid,
+                     PQresultErrorMessage(del));
+        }
+        PQclear(del);
+    }
+    PQclear(res);
+}
+
+
+/* See office.h. */
 int
 gcho_doc_store(gcho_req_t *rq, const char *insert, const char *const *p,
     int np, const char *tmp, const char *final, const char *dir)

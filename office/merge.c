@@ -20,15 +20,16 @@
  * moment), an online payment pending, or an invoice of a month A was
  * invoiced for too (one invoice per family and month).  One
  * transaction, under the catalogue's locks, with its audit row; after
- * the commit B's Redis records of past bookings and documents move to A,
- * and both families' invoices are republished.
+ * the commit B's attachments never sent are unlinked (queued in
+ * upload_erasure by the transaction: a merge retried after a crash,
+ * answered 409 family_archived, unlinks them), B's Redis records of past
+ * bookings and documents move to A, and both families' invoices are
+ * republished.
  */
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "office.h"
 
@@ -207,8 +208,7 @@ gcho_merge(gcho_req_t *rq)
 
     int                 rc, i;
     char                from[GCHO_ID_MAX], msg[512], *ids;
-    char                path[1024];
-    PGresult           *cat, *res, *cors, *atts;
+    PGresult           *cat, *res, *cors;
     gch_json_t          doc;
     gch_town_t         *t;
     const char         *p[4];
@@ -305,6 +305,13 @@ gcho_merge(gcho_req_t *rq)
     if (rc != 0) {
         PQclear(cat);
         gcho_rollback();
+        if (rc == 4090) {
+            /* a merge retried after a crash between its commit and its
+             * unlinks: the files it queued go (either family's, the
+             * archived one's) */
+            gcho_upload_erase(rq->param[0], "merge");
+            gcho_upload_erase(from, "merge");
+        }
         return rc == 404 ? gcho_error(rq, 404, "not_found", msg)
                : rc == 4090 ? gcho_error(rq, 409, "family_archived", msg)
                : gcho_error(rq, 409, "merge_refused", msg);
@@ -366,11 +373,16 @@ gcho_merge(gcho_req_t *rq)
     }
 
     /* B's attachments never sent: nobody may send nor see them now (a
-     * sent one follows its thread); their files after the commit */
-    atts = gcho_sql(rq, "delete from message_attachment"
-                        " where family_id = $1 and message_id is null"
-                        " returning stored_name", 1, p + 1);
-    if (atts == NULL) {
+     * sent one follows its thread); their files after the commit, queued
+     * in upload_erasure so that a crash in between leaves them to the
+     * merge retried (as archive.c's) */
+    if (gcho_sql_do(rq, "with d as (delete from message_attachment"
+                        "   where family_id = $1 and message_id is null"
+                        "   returning stored_name)"
+                        " insert into upload_erasure (stored_name, family_id)"
+                        " select stored_name, $1 from d"
+                        " on conflict do nothing", 1, p + 1) != 0)
+    {
         PQclear(cors);
         return 0;
     }
@@ -384,20 +396,11 @@ gcho_merge(gcho_req_t *rq)
             || gcho_commit(rq) != 0)
         {
             PQclear(cors);
-            PQclear(atts);
             return 0;
         }
     }
 
-    for (i = 0; i < PQntuples(atts); i++) {
-        snprintf(path, sizeof(path), "%s/%s", gcho_ctx.conf.office_upload_dir,
-                 PQgetvalue(atts, i, 0));
-        if (unlink(path) != 0 && errno != ENOENT) {
-            gchb_log("error", "office: merge %s: unlink %s: %s", from, path,
-                     strerror(errno));
-        }
-    }
-    PQclear(atts);
+    gcho_upload_erase(from, "merge");
 
     gcho_merge_redis(rq->param[0], from, cors);
     PQclear(cors);

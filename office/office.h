@@ -650,6 +650,12 @@ const char *gcho_doc_ext(const char *type);
 int gcho_doc_store(gcho_req_t *rq, const char *insert, const char *const *p,
     int np, const char *tmp, const char *final, const char *dir);
 
+/* After a commit that queued files in upload_erasure (archive.c,
+ * merge.c): the family fid's queued files are unlinked from
+ * office_upload_dir and their rows deleted; a file that cannot be
+ * unlinked stays queued.  Errors are logged ("office: <what> <fid>"). */
+void gcho_upload_erase(const char *fid, const char *what);
+
 /* pdf.c: a printed page (libharu, A4, Helvetica in WinAnsi). */
 typedef struct {
     HPDF_Doc     pdf;

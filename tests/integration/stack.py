@@ -24,8 +24,9 @@ Environment:
 
 Run alone, `python3 tests/integration/stack.py serve [TOWN | --no-town]`
 starts a stack (--no-town: no guichetctl load-town at all), prints "URL
-http://127.0.0.1:PORT" and runs until it gets SIGTERM/SIGINT
-(tests/run-all uses it for the browser tests).
+http://127.0.0.1:PORT" and runs until it gets SIGTERM/SIGINT/SIGHUP or
+its parent ends, then stops the stack (tests/run-all and
+tests/web/helpers.mjs use it for the browser tests).
 """
 
 import fcntl
@@ -403,12 +404,17 @@ class Stack:
             self.pg_port, self.pg_socket)
         for k, v in self.pg_settings.items():
             opts += " -c %s=%s" % (k, v)
+        # stop() stops it even when pg_ctl did not see it up; pg_ctl in a
+        # session of its own, as the postmaster it starts: a signal to
+        # this process group (a timeout's) does not end it before
+        # postmaster.pid names the server (stack.py serve)
+        self.pg_started = True
         r = self._as_postgres([PGBIN + "/pg_ctl", "-D", self.pgdata, "-w",
                                "-t", "30", "-l", self._path("pg", "log"),
-                               "-o", opts, "start"], check=False)
+                               "-o", opts, "start"], check=False,
+                              start_new_session=True)
         if r.returncode != 0:
             raise StackError("postgres did not start: " + r.stdout.decode())
-        self.pg_started = True
         c = psycopg2.connect(host=self.pg_socket, port=self.pg_port,
                              user="postgres", dbname="postgres")
         c.autocommit = True
@@ -838,18 +844,41 @@ def pg_template(top):
         shutil.rmtree(sock, ignore_errors=True)
 
 
+def _die_with_parent(sig):
+    """sig comes to this process when its parent ends (PR_SET_PDEATHSIG):
+    False when the parent has already ended."""
+    import ctypes
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(1, int(sig), 0, 0, 0) != 0:       # PR_SET_PDEATHSIG
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    return os.getppid() == parent
+
+
 def serve(town):
-    s = Stack(town=town, name="serve").start()
+    """Whatever ends serve short of SIGKILL stops what it started:
+    SIGTERM (a timeout's, tests/web/helpers.mjs' stopStack), SIGINT or
+    SIGHUP, at any time (while the stack starts too: start() goes on to
+    its end, then everything stops), and its parent's end (a node test
+    file or a shell killed: SIGTERM by PR_SET_PDEATHSIG).  Its
+    PostgreSQL is in a session of its own (pg_ctl setsid()s it): no
+    signal to serve's process group reaches it, only stop() does
+    (tests/integration/test_stack_serve.py)."""
     stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    print("URL " + s.url, flush=True)
-    # the browser tests run guichetctl (staff-add, invoice, sepa-export)
-    print("CONF " + s.worker_conf, flush=True)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda n, _: stop.append(n))
+    if not _die_with_parent(signal.SIGTERM):
+        return
+    s = Stack(town=town, name="serve")
     try:
+        s.start()
+        if not stop:
+            print("URL " + s.url, flush=True)
+            # the browser tests run guichetctl (staff-add, invoice,
+            # sepa-export)
+            print("CONF " + s.worker_conf, flush=True)
         while not stop:
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
     finally:
         s.stop()
 

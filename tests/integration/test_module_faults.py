@@ -488,6 +488,74 @@ def test_an_archiving_retried_after_a_crash_erases_the_files(preload,
         s.stop()
 
 
+def test_a_merge_retried_after_a_crash_erases_the_files(preload, tmp_path):
+    """A merge erases the duplicate's attachments never sent (their rows
+    in its transaction) and unlinked their files after its commit:
+    guichet-office killed in between left the files for good (no row
+    named them any more, and merging again answered 409
+    family_archived, doing nothing).  The merge's transaction queues
+    them in upload_erasure, as archiving's does; the merge retried
+    unlinks them before its 409.  faults_preload.c ends guichet-office
+    at its first unlink."""
+    from office_town import PDF, staff_add, staff_login
+    crash = str(tmp_path / "crash")
+    s = faulty_stack(preload, "faults-office-merge-crash", {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_UNLINK_CRASH": crash}
+    try:
+        s.start()
+        staff_add(s, "chef.m", "admin", "Camille Chef", "admin-pass-m1")
+        admin = staff_login(s, "chef.m", "admin-pass-m1")
+        fids = []
+        for login, name in (("crash.kept", "Zoé"), ("crash.dup", "Zoe")):
+            r = s.http("POST", "/api/staff/families", token=admin,
+                       json={"login": login, "email": "c@example.org",
+                             "qf": 450, "resident": True, "entourage": [],
+                             "children": [{"first_name": name,
+                                           "birth_date": "2019-03-03"}]})
+            assert r.status == 201, r
+            fids.append(r.json()["id"])
+        kept, dup = fids
+        tok = s.ctl_run("token", dup).strip()
+        r = s.http("POST", "/api/message-attachments?name=pai.pdf",
+                   token=tok, body=PDF,
+                   headers={"Content-Type": "application/pdf"})
+        assert r.status == 201, r
+        stored = s.sql("select stored_name from message_attachment"
+                       " where family_id = %s and message_id is null",
+                       (dup,))[0][0]
+        uploads = s._path("uploads")
+        assert stored in os.listdir(uploads)
+
+        url = "/api/staff/families/%s/merge" % kept
+        open(crash, "w").close()
+        r = s.http("POST", url, token=admin, json={"from": dup})
+        assert r.status != 200, r
+        s.procs["office"].wait(timeout=30)
+        assert s.procs["office"].returncode == 137
+        # committed: the duplicate merged and its attachment's row
+        # erased, but not its file on disk
+        assert s.sql("select archived_at is not null from family"
+                     " where id = %s", (dup,)) == [(True,)]
+        assert s.sql("select count(*) from message_attachment"
+                     " where family_id = %s", (dup,)) == [(0,)]
+        assert stored in os.listdir(uploads)
+
+        os.unlink(crash)
+        os.unlink(s._path("office.sock"))
+        s._start_office()
+        r = s.http("POST", url, token=admin, json={"from": dup})
+        assert r.status == 409 and r.json()["error"]["code"] == \
+            "family_archived", r
+        assert stored not in os.listdir(uploads)
+        assert s.sql("select count(*) from upload_erasure") == [(0,)]
+        # and again: nothing left to do
+        r = s.http("POST", url, token=admin, json={"from": dup})
+        assert r.status == 409, r
+    finally:
+        s.stop()
+
+
 def test_a_staff_login_that_outlived_its_account_s_deactivation(preload,
                                                                  tmp_path):
     """No staff request hashes but the staff login (public): its second
