@@ -379,6 +379,17 @@ def while_hashing(gate, request, meanwhile):
     return r
 
 
+def new_family(s, admin, login, first_name, email="c@example.org"):
+    """An admin adds a family (login, one child first_name): its id."""
+    r = s.http("POST", "/api/staff/families", token=admin,
+               json={"login": login, "email": email, "qf": 450,
+                     "resident": True, "entourage": [],
+                     "children": [{"first_name": first_name,
+                                   "birth_date": "2019-03-03"}]})
+    assert r.status == 201, r
+    return r.json()["id"]
+
+
 def test_a_password_change_that_outlived_its_family_s_archiving(preload,
                                                                  tmp_path):
     """A password change is checked (its family there, not archived)
@@ -393,13 +404,7 @@ def test_a_password_change_that_outlived_its_family_s_archiving(preload,
         s.start()
         staff_add(s, "chef.r", "admin", "Camille Chef", "admin-pass-r1")
         admin = staff_login(s, "chef.r", "admin-pass-r1")
-        r = s.http("POST", "/api/staff/families", token=admin,
-                   json={"login": "remi.race", "email": "remi@example.org",
-                         "qf": 450, "resident": True, "entourage": [],
-                         "children": [{"first_name": "Rémi",
-                                       "birth_date": "2019-03-03"}]})
-        assert r.status == 201, r
-        fid = r.json()["id"]
+        fid = new_family(s, admin, "remi.race", "Rémi", "remi@example.org")
         # the password of f-martin, secret-demo
         s.sql("update family set password_hash = (select password_hash"
               " from family where id = %s) where id = %s", (FAMILY, fid))
@@ -441,13 +446,7 @@ def test_an_archiving_retried_after_a_crash_erases_the_files(preload,
         s.start()
         staff_add(s, "chef.c", "admin", "Camille Chef", "admin-pass-c1")
         admin = staff_login(s, "chef.c", "admin-pass-c1")
-        r = s.http("POST", "/api/staff/families", token=admin,
-                   json={"login": "crash.arch", "email": "c@example.org",
-                         "qf": 450, "resident": True, "entourage": [],
-                         "children": [{"first_name": "Zoé",
-                                       "birth_date": "2019-03-03"}]})
-        assert r.status == 201, r
-        fid = r.json()["id"]
+        fid = new_family(s, admin, "crash.arch", "Zoé")
         tok = s.ctl_run("token", fid).strip()
         r = s.http("POST", "/api/documents?type=vaccinations", token=tok,
                    body=PDF, headers={"Content-Type": "application/pdf"})
@@ -506,16 +505,8 @@ def test_a_merge_retried_after_a_crash_erases_the_files(preload, tmp_path):
         s.start()
         staff_add(s, "chef.m", "admin", "Camille Chef", "admin-pass-m1")
         admin = staff_login(s, "chef.m", "admin-pass-m1")
-        fids = []
-        for login, name in (("crash.kept", "Zoé"), ("crash.dup", "Zoe")):
-            r = s.http("POST", "/api/staff/families", token=admin,
-                       json={"login": login, "email": "c@example.org",
-                             "qf": 450, "resident": True, "entourage": [],
-                             "children": [{"first_name": name,
-                                           "birth_date": "2019-03-03"}]})
-            assert r.status == 201, r
-            fids.append(r.json()["id"])
-        kept, dup = fids
+        kept = new_family(s, admin, "crash.kept", "Zoé")
+        dup = new_family(s, admin, "crash.dup", "Zoe")
         tok = s.ctl_run("token", dup).strip()
         r = s.http("POST", "/api/message-attachments?name=pai.pdf",
                    token=tok, body=PDF,
