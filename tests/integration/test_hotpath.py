@@ -794,15 +794,21 @@ def test_token_cache_size_bounds_the_cache(tmp_path):
         # taken off when it exits (not 4 MB)
         old = nginx_workers(s)
         os.kill(s.procs["nginx"].pid, signal.SIGHUP)
-        wait_for("the new worker, the old one gone",
-                 lambda: len(nginx_workers(s)) == 1
-                 and not nginx_workers(s) & old, timeout=30)
-        wait_for("the new worker's catalogue and table",
-                 lambda: s.error_log().count(
-                     "token cache of 16384 entries") == 2, timeout=30)
+        worker_replaced(s, old, "token cache of 16384 entries")
         assert cache_bytes(s) == 2 * 1024 * 1024
     finally:
         finish_stack(s)
+
+
+def worker_replaced(s, old, table):
+    """Waits until the stack's one nginx worker is a new one (none of the
+    pids old) that has sized its token cache (its log line table, said
+    once by each worker)."""
+    wait_for("the new worker, the old one gone",
+             lambda: len(nginx_workers(s)) == 1
+             and not nginx_workers(s) & old, timeout=30)
+    wait_for("the new worker's catalogue and table",
+             lambda: s.error_log().count(table) == 2, timeout=30)
 
 
 def test_token_cache_bytes_after_a_worker_killed(tmp_path):
@@ -817,12 +823,7 @@ def test_token_cache_bytes_after_a_worker_killed(tmp_path):
         old = nginx_workers(s)
         assert len(old) == 1, old
         os.kill(old.pop(), signal.SIGKILL)
-        wait_for("the worker respawned",
-                 lambda: len(nginx_workers(s)) == 1
-                 and not nginx_workers(s) & old, timeout=30)
-        wait_for("the respawned worker's catalogue and table",
-                 lambda: s.error_log().count(
-                     "token cache of 49152 entries") == 2, timeout=30)
+        worker_replaced(s, old, "token cache of 49152 entries")
         assert cache_bytes(s) == 6 * 1024 * 1024
     finally:
         try:
