@@ -666,6 +666,14 @@ class Stack:
             self._wait("GET /api/health = 200", healthy, 10)
         except StackError:
             pass    # the tests will say what is wrong
+        # and by every worker, not only the one that answered: on a loaded
+        # machine the other could still be without it (503 unavailable
+        # for the test's next request)
+        if self.town is not None:
+            try:
+                self.wait_catalogue_everywhere(timeout=10)
+            except Exception:
+                pass    # no /metrics here, no Redis yet...: as above
 
     def held_generations(self, town=None, what="catalogue"):
         """{worker: (pid, generation)}: the generation of town's catalogue
