@@ -428,6 +428,33 @@ def test_a_password_change_that_outlived_its_family_s_archiving(preload,
         s.stop()
 
 
+def unlink_crashing_stack(preload, tmp_path, name):
+    """A stack whose guichet-office ends (SIGKILL, faults_preload.c) at its
+    first unlink while the file crash exists: (stack, crash)."""
+    crash = str(tmp_path / "crash")
+    s = faulty_stack(preload, name, {})
+    s.office_preload = preload
+    s.office_env = {"GUICHET_UNLINK_CRASH": crash}
+    return s, crash
+
+
+def crashed_at_unlink(s, crash, request):
+    """request() sent with the crash armed: no 200, guichet-office killed
+    at its first unlink, after its commit."""
+    open(crash, "w").close()
+    r = request()
+    assert r.status != 200, r
+    s.procs["office"].wait(timeout=30)
+    assert s.procs["office"].returncode == 137
+
+
+def office_restarted(s, crash):
+    """guichet-office started again, the crash disarmed."""
+    os.unlink(crash)
+    os.unlink(s._path("office.sock"))
+    s._start_office()
+
+
 def test_an_archiving_retried_after_a_crash_erases_the_files(preload,
                                                              tmp_path):
     """Archiving unlinks the family's files (documents, attachments) and
@@ -438,10 +465,8 @@ def test_an_archiving_retried_after_a_crash_erases_the_files(preload,
     retried unlinks them and deletes the keys, then answers 409.
     faults_preload.c ends guichet-office at its first unlink."""
     from office_town import PDF, staff_add, staff_login
-    crash = str(tmp_path / "crash")
-    s = faulty_stack(preload, "faults-office-archive-crash", {})
-    s.office_preload = preload
-    s.office_env = {"GUICHET_UNLINK_CRASH": crash}
+    s, crash = unlink_crashing_stack(preload, tmp_path,
+                                     "faults-office-archive-crash")
     try:
         s.start()
         staff_add(s, "chef.c", "admin", "Camille Chef", "admin-pass-c1")
@@ -459,11 +484,7 @@ def test_an_archiving_retried_after_a_crash_erases_the_files(preload,
         assert s.redis.exists(key)
 
         url = "/api/staff/families/%s/archive" % fid
-        open(crash, "w").close()
-        r = s.http("POST", url, token=admin)
-        assert r.status != 200, r
-        s.procs["office"].wait(timeout=30)
-        assert s.procs["office"].returncode == 137
+        crashed_at_unlink(s, crash, lambda: s.http("POST", url, token=admin))
         # committed: the file erased, but not its file on disk
         assert s.sql("select archived_at is not null from family"
                      " where id = %s", (fid,)) == [(True,)]
@@ -471,9 +492,7 @@ def test_an_archiving_retried_after_a_crash_erases_the_files(preload,
                      (fid,)) == [(0,)]
         assert stored in os.listdir(uploads)
 
-        os.unlink(crash)
-        os.unlink(s._path("office.sock"))
-        s._start_office()
+        office_restarted(s, crash)
         r = s.http("POST", url, token=admin)
         assert r.status == 409 and r.json()["error"]["code"] == \
             "family_archived", r
@@ -497,10 +516,8 @@ def test_a_merge_retried_after_a_crash_erases_the_files(preload, tmp_path):
     unlinks them before its 409.  faults_preload.c ends guichet-office
     at its first unlink."""
     from office_town import PDF, staff_add, staff_login
-    crash = str(tmp_path / "crash")
-    s = faulty_stack(preload, "faults-office-merge-crash", {})
-    s.office_preload = preload
-    s.office_env = {"GUICHET_UNLINK_CRASH": crash}
+    s, crash = unlink_crashing_stack(preload, tmp_path,
+                                     "faults-office-merge-crash")
     try:
         s.start()
         staff_add(s, "chef.m", "admin", "Camille Chef", "admin-pass-m1")
@@ -519,11 +536,8 @@ def test_a_merge_retried_after_a_crash_erases_the_files(preload, tmp_path):
         assert stored in os.listdir(uploads)
 
         url = "/api/staff/families/%s/merge" % kept
-        open(crash, "w").close()
-        r = s.http("POST", url, token=admin, json={"from": dup})
-        assert r.status != 200, r
-        s.procs["office"].wait(timeout=30)
-        assert s.procs["office"].returncode == 137
+        crashed_at_unlink(s, crash, lambda: s.http("POST", url, token=admin,
+                                                   json={"from": dup}))
         # committed: the duplicate merged and its attachment's row
         # erased, but not its file on disk
         assert s.sql("select archived_at is not null from family"
@@ -532,9 +546,7 @@ def test_a_merge_retried_after_a_crash_erases_the_files(preload, tmp_path):
                      " where family_id = %s", (dup,)) == [(0,)]
         assert stored in os.listdir(uploads)
 
-        os.unlink(crash)
-        os.unlink(s._path("office.sock"))
-        s._start_office()
+        office_restarted(s, crash)
         r = s.http("POST", url, token=admin, json={"from": dup})
         assert r.status == 409 and r.json()["error"]["code"] == \
             "family_archived", r
