@@ -239,6 +239,82 @@ ngx_http_guichet_metrics_done(ngx_http_guichet_op_t *op, redisReply *reply)
 
 
 /*
+ * The towns whose generations the zone guichet_catalogues holds (0
+ * without it) and the worker slots /metrics shows: worker_processes, at
+ * most NGX_HTTP_GUICHET_METRICS_SLOTS, 1 without a master.
+ */
+static void
+ngx_http_guichet_held_shape(ngx_uint_t *ntowns, ngx_uint_t *workers)
+{
+    ngx_core_conf_t               *ccf;
+    ngx_http_guichet_main_conf_t  *gmcf = ngx_http_guichet_worker.gmcf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+    *workers = (ngx_process == NGX_PROCESS_SINGLE)
+               ? 1 : ngx_min((ngx_uint_t) ccf->worker_processes,
+                             NGX_HTTP_GUICHET_METRICS_SLOTS);
+    *ntowns = gmcf->catalogues_zone && gmcf->catalogues_zone->data
+              ? ngx_http_guichet_worker.ntowns : 0;
+}
+
+
+/* The bytes ngx_http_guichet_held_print() writes at most: each town's two
+   generations per worker, a line at most 96 + the town's id. */
+static size_t
+ngx_http_guichet_held_bytes(void)
+{
+    size_t                         size;
+    ngx_str_t                     *ids;
+    ngx_uint_t                     i, ntowns, workers;
+    ngx_http_guichet_main_conf_t  *gmcf = ngx_http_guichet_worker.gmcf;
+
+    ngx_http_guichet_held_shape(&ntowns, &workers);
+    ids = gmcf->towns ? gmcf->towns->elts : NULL;
+    size = 0;
+
+    for (i = 0; i < ntowns; i++) {
+        size += 2 * workers * (96 + ids[i].len);
+    }
+
+    return size;
+}
+
+
+/* The generations of each town's catalogue and revoked set each worker
+   holds, with its pid. */
+static u_char *
+ngx_http_guichet_held_print(u_char *p, u_char *last)
+{
+    ngx_str_t                     *ids;
+    ngx_uint_t                     i, j, k, ntowns, workers;
+    ngx_http_guichet_main_conf_t  *gmcf = ngx_http_guichet_worker.gmcf;
+    static const char             *held[] = { "catalogue", "revoked" };
+
+    ngx_http_guichet_held_shape(&ntowns, &workers);
+    ids = gmcf->towns ? gmcf->towns->elts : NULL;
+
+    for (k = 0; k < 2; k++) {
+        p = ngx_slprintf(p, last, "# TYPE guichet_%s_generation gauge\n",
+                         held[k]);
+        for (i = 0; i < ntowns; i++) {
+            for (j = 0; j < workers; j++) {
+                p = ngx_slprintf(p, last,
+                                 "guichet_%s_generation{town=\"%V\","
+                                 "worker=\"%ui\",pid=\"%uA\"} %uA\n",
+                                 held[k], &ids[i], j,
+                                 *ngx_http_guichet_held_gen(gmcf, i, j,
+                                     NGX_HTTP_GUICHET_HELD_PID),
+                                 *ngx_http_guichet_held_gen(gmcf, i, j, k));
+            }
+        }
+    }
+
+    return p;
+}
+
+
+/*
  * The counters of the shared zone, plus what Redis says of the stream
  * (XLEN {T}:stream) and of the worker (its heartbeat: lag, dead
  * letters) when the EXEC reply is there; without Redis those are absent.
@@ -252,14 +328,8 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
     ngx_uint_t                   i, cum;
     ngx_chain_t                  out;
     ngx_uint_t                   j, k;
-    ngx_uint_t                   ntowns, workers;
-    size_t                       size;
-    ngx_str_t                   *ids;
     ngx_atomic_t                *sum, *slot;
-    ngx_core_conf_t             *ccf;
     ngx_http_guichet_metrics_t  *m;
-    ngx_http_guichet_main_conf_t  *gmcf;
-    static const char           *held[] = { "catalogue", "revoked" };
     static const char           *classes[] = {
         "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx"
     };
@@ -290,24 +360,7 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
         }
     }
 
-    /* each town's two generations per worker: a line at most 96 + its
-       id */
-    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
-                                           ngx_core_module);
-    workers = (ngx_process == NGX_PROCESS_SINGLE)
-              ? 1 : ngx_min((ngx_uint_t) ccf->worker_processes,
-                            NGX_HTTP_GUICHET_METRICS_SLOTS);
-    gmcf = ngx_http_guichet_worker.gmcf;
-    ids = gmcf->towns ? gmcf->towns->elts : NULL;
-    ntowns = gmcf->catalogues_zone && gmcf->catalogues_zone->data
-             ? ngx_http_guichet_worker.ntowns : 0;
-    size = 8192;
-
-    for (i = 0; i < ntowns; i++) {
-        size += 2 * workers * (96 + ids[i].len);
-    }
-
-    b = ngx_create_temp_buf(r->pool, size);
+    b = ngx_create_temp_buf(r->pool, 8192 + ngx_http_guichet_held_bytes());
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -382,24 +435,7 @@ ngx_http_guichet_metrics_send(ngx_http_request_t *r, redisReply *redis)
                      "guichet_request_duration_seconds_count %uA\n",
                      m->latency_sum_us / 1e6, m->latency_count);
 
-    /* the generations of each town's catalogue and revoked set each
-       worker holds */
-    for (k = 0; k < 2; k++) {
-        p = ngx_slprintf(p, last, "# TYPE guichet_%s_generation gauge\n",
-                         held[k]);
-        for (i = 0; i < ntowns; i++) {
-            for (j = 0; j < workers; j++) {
-                p = ngx_slprintf(p, last,
-                                 "guichet_%s_generation{town=\"%V\","
-                                 "worker=\"%ui\",pid=\"%uA\"} %uA\n",
-                                 held[k], &ids[i], j,
-                                 *ngx_http_guichet_held_gen(gmcf, i, j,
-                                     NGX_HTTP_GUICHET_HELD_PID),
-                                 *ngx_http_guichet_held_gen(gmcf, i, j, k));
-            }
-        }
-    }
-
+    p = ngx_http_guichet_held_print(p, last);
     p = ngx_http_guichet_metrics_redis(p, last, redis);
 
     b->last = p;
